@@ -1,0 +1,186 @@
+"""Simplification and proof for expressions with class-axis sums.
+
+``sympy.simplify`` cannot be used on the cross-entropy expressions: on a ``Sum`` of
+``KroneckerDelta`` terms it raises ``StopIteration`` inside ``sum_simplify`` (SymPy 1.14), and
+``Sum.doit`` answers with a ``Piecewise`` over whether ``i`` lies in ``1..C``. The rules here are
+the few a derivation needs, each an identity that holds for a class index ``i`` in ``1..C``:
+
+* ``Σ_k δ_{ik} f(k) = f(i)``;
+* ``Σ_k (a_k + b_k) = Σ_k a_k + Σ_k b_k`` and ``Σ_k c·a_k = c·Σ_k a_k`` for ``c`` free of ``k``;
+* ``Σ_{k=1}^{C} c = C·c``.
+
+A difference is *proved* zero only when these rules, followed by ``expand`` (and, for an
+expression without sums, ``sympy.simplify`` on its ``exp`` form), reduce it to exactly 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sympy as sp
+from sympy import KroneckerDelta, Sum
+
+from .primitives import (
+    SUM_INDEX,
+    clamp_min,
+    clamped_log,
+    log_softmax,     sigmoid,
+    softmax,
+    softmax_complement,
+    softplus,
+)
+
+__all__ = ["is_zero", "normalize", "reduce_sums", "tidy"]
+
+Assumption = tuple[sp.Expr, sp.Expr]
+
+
+def _split_factors(term: sp.Expr, k: sp.Symbol) -> tuple[sp.Expr, list[sp.Expr]]:
+    const: list[sp.Expr] = []
+    dependent: list[sp.Expr] = []
+    for factor in sp.Mul.make_args(term):
+        (dependent if factor.has(k) else const).append(factor)
+    return sp.Mul(*const), dependent
+
+
+def _reduce_one_sum(summand: sp.Expr, k: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
+    """Apply the rules to ``Σ_{k=lo}^{hi} summand`` whose summand has no inner sums left."""
+    total = sp.S.Zero
+    for term in sp.Add.make_args(sp.expand(summand)):
+        const, dependent = _split_factors(term, k)
+        if not dependent:
+            total += const * (hi - lo + 1)
+            continue
+        deltas = [f for f in dependent if isinstance(f, KroneckerDelta)]
+        if deltas:
+            delta = deltas[0]
+            other = delta.args[0] if delta.args[1] == k else delta.args[1]
+            if not other.has(k):
+                rest = sp.Mul(*(f for f in dependent if f is not delta))
+                # Σ_k δ_{ik} f(k) = f(i): i is a class index, so it lies in lo..hi.
+                total += const * rest.subs(k, other)
+                continue
+        rest = sp.Mul(*dependent)
+        # Name every summation index k so that equal sums compare equal.
+        if k != SUM_INDEX and not rest.has(SUM_INDEX):
+            rest = rest.subs(k, SUM_INDEX)
+            k = SUM_INDEX
+        total += const * Sum(rest, (k, lo, hi))
+    return total
+
+
+def reduce_sums(expr: sp.Expr) -> sp.Expr:
+    """Apply the sum rules bottom-up until nothing changes.
+
+    >>> from sympy import IndexedBase, Sum, KroneckerDelta, Symbol
+    >>> from symloss.primitives import CLASS_INDEX as i, SUM_INDEX as k, NUM_CLASSES as C
+    >>> y = IndexedBase("y")
+    >>> reduce_sums(Sum(y[k] * (KroneckerDelta(i, k) - 2), (k, 1, C)))
+    -2*Sum(y[k], (k, 1, C)) + y[i]
+    """
+
+    def rebuild(e: sp.Expr) -> sp.Expr:
+        if not e.args:
+            return e
+        args = [rebuild(a) for a in e.args]
+        if isinstance(e, Sum):
+            (k, lo, hi), *more = e.limits
+            if more:
+                raise ValueError("only single sums are supported")
+            return _reduce_one_sum(args[0], k, lo, hi)
+        return e.func(*args)
+
+    previous = None
+    while previous != expr:
+        previous, expr = expr, rebuild(expr)
+    return expr
+
+
+def normalize(expr: sp.Expr) -> sp.Expr:
+    """Write every primitive in one canonical orientation.
+
+    ``σ(-x) → 1 - σ(x)``, ``1 - softmax`` for ``softmax_complement`` and ``log(softmax)`` for
+    ``log_softmax``, so that expressions
+    that are equal by these identities become equal term by term.
+    """
+
+    def flip(e: sp.Expr) -> sp.Expr:
+        (x,) = e.args
+        if x.could_extract_minus_sign():
+            return 1 - sigmoid(-x)
+        return e
+
+    def log_sigmoid(e: sp.Expr) -> sp.Expr:
+        # log σ(x) = −softplus(−x) and log(1 − σ(x)) = log σ(−x) = −softplus(x)
+        (arg,) = e.args
+        if isinstance(arg, sigmoid):
+            return -softplus(-arg.args[0])
+        rest = sp.expand(1 - arg)
+        if isinstance(rest, sigmoid):
+            return -softplus(rest.args[0])
+        return e
+
+    expr = expr.replace(lambda e: isinstance(e, sp.log), log_sigmoid)
+    expr = expr.replace(lambda e: isinstance(e, sigmoid), flip)
+    expr = expr.replace(
+        lambda e: isinstance(e, softmax_complement), lambda e: 1 - softmax(*e.args)
+    )
+    expr = expr.replace(lambda e: isinstance(e, log_softmax), lambda e: sp.log(softmax(*e.args)))
+    expr = expr.replace(lambda e: isinstance(e, clamped_log), lambda e: sp.log(e.args[0]))
+    expr = expr.replace(lambda e: isinstance(e, clamp_min), lambda e: e.args[0])
+    return expr
+
+
+def _apply(expr: sp.Expr, assumptions: Iterable[Assumption]) -> sp.Expr:
+    for lhs, rhs in assumptions:
+        expr = expr.subs(lhs, rhs)
+    return expr
+
+
+def tidy(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> sp.Expr:
+    """Simplify for display: normalize, reduce sums, expand, and collect on the primitives."""
+    expr = sp.expand(reduce_sums(normalize(expr)))
+    expr = sp.expand(_apply(expr, assumptions))
+    if not expr.has(Sum):
+        expr = sp.cancel(expr)
+        numer, denom = sp.fraction(expr)
+        if denom != 1:
+            return sp.factor(expr)
+        expr = sp.expand(expr)
+    atoms = sorted(
+        expr.atoms(sigmoid, softmax), key=sp.default_sort_key
+    )
+    if atoms:
+        expr = sp.collect(expr, atoms, func=sp.factor_terms)
+    return sp.factor_terms(expr)
+
+
+def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
+    """True only when the rules reduce ``expr`` to exactly 0.
+
+    >>> from sympy import Symbol
+    >>> from symloss.primitives import sigmoid
+    >>> z, y = Symbol("z"), Symbol("y")
+    >>> is_zero(-y * sigmoid(-z) + (1 - y) * sigmoid(z) - (sigmoid(z) - y))
+    True
+    >>> is_zero(sigmoid(z) - y)
+    False
+    """
+    assumptions = list(assumptions)
+    reduced = sp.expand(_apply(sp.expand(reduce_sums(normalize(expr))), assumptions))
+    reduced = sp.expand(reduce_sums(reduced))
+    if reduced == 0:
+        return True
+    if reduced.has(Sum):
+        # Last resort for definitions such as softmax = exp(z_i) / Σ_j exp(z_j): both sides
+        # rewritten to exponentials must agree term by term.
+        return bool(sp.expand(reduce_sums(reduced.rewrite(sp.exp))) == 0)
+    candidate = sp.simplify(reduced.rewrite(sp.exp))
+    return bool(candidate == 0)
+
+
+def equal(a: sp.Expr, b: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
+    """True only when SymPy proves ``a == b`` (see :func:`is_zero`)."""
+    if isinstance(a, sp.Eq) or isinstance(b, sp.Eq):
+        raise TypeError("equal() compares expressions, not equations")
+    return is_zero(a - b, assumptions)

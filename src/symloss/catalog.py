@@ -1,0 +1,426 @@
+"""The catalogue: one short declaration per loss.
+
+Each entry names its torch.nn.functional twin and options and builds a
+:class:`~symloss.declaration.Declaration` for one option set. The entries say *what* a loss is;
+:mod:`symloss.derive` and :mod:`symloss.numeric` do the rest, the same way for every loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+from sympy import IndexedBase, Symbol, log
+
+from .declaration import Assumption, Declaration, Definition, Link
+from .errors import SymlossTypeError, SymlossValueError, UnknownLossError, choice_error
+from .primitives import (
+    CLASS_INDEX,
+    NUM_CLASSES,
+    SUM_INDEX,
+    clamp_min,
+    class_sum,
+    clamped_log,
+    log_softmax,
+    sigmoid,
+    softmax,
+    softmax_complement,
+    softplus,
+)
+
+__all__ = ["ALIASES", "CATALOG", "LossSpec", "losses", "resolve"]
+
+REDUCTIONS = ("none", "mean", "sum")
+
+#: Symbol names shared by the element-wise losses.
+_Z = Symbol("z", real=True)
+_P = Symbol("p", positive=True)
+_Y = Symbol("y", real=True)
+_W = Symbol("w", real=True)
+_WPOS = Symbol("w_+", positive=True)
+_EPS = Symbol("epsilon", nonnegative=True)
+_N = Symbol("n", integer=True, positive=True)
+
+_BERNOULLI_WHY = (
+    "Bernoulli negative log-likelihood with its canonical (logit) link: the gradient with "
+    "respect to the natural parameter z is mean minus target, σ(z) − y."
+)
+_CATEGORICAL_WHY = (
+    "Categorical negative log-likelihood with its canonical (softmax) link: the gradient with "
+    "respect to the natural parameters z is mean minus target, softmax(z)ᵢ − yᵢ."
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option: its default, what it accepts, and one line for ``--help``."""
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    kind: str = "choice"  # choice | array | int | unit_interval
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A catalogue entry.
+
+    Attributes:
+        name: the torch.nn.functional name.
+        summary: one line for ``symloss list``.
+        options: the keyword options, torch's names, plus ``link``.
+        declare: builds the declaration for validated options.
+        family: how numbers are laid out: ``"elementwise"`` or ``"class_axis"``.
+        input_domain: ``"real"`` for logits, ``"probability"`` for ``[0, 1]``.
+        torch_link: the torch function applied to the input before torch's twin is called
+            (``"sigmoid"`` for ``binary_cross_entropy`` with ``link="sigmoid"``).
+    """
+
+    name: str
+    summary: str
+    options: tuple[Option, ...]
+    declare: Callable[[Mapping[str, Any]], Declaration]
+    family: str
+    input_domain: Callable[[Mapping[str, Any]], str] = field(default=lambda o: "real")
+    torch_link: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
+
+    def option(self, name: str) -> Option:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        raise KeyError(name)
+
+    def validate(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill defaults and check every option; raise a clear error naming the valid choices."""
+        names = [o.name for o in self.options]
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise SymlossTypeError(
+                f"{self.name} got unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"valid options: {', '.join(names)}"
+            )
+        out: dict[str, Any] = {}
+        for opt in self.options:
+            value = given.get(opt.name, opt.default)
+            out[opt.name] = _check(self.name, opt, value)
+        return out
+
+
+def _as_array(loss: str, name: str, value: Any) -> Any:
+    import numpy as np
+
+    if value is None:
+        return None
+    if hasattr(value, "detach"):  # a torch tensor; torch itself is never imported here
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SymlossTypeError(
+            f"{loss}: {name} must be None or an array of real numbers, got {value!r}"
+        ) from exc
+    if not np.all(np.isfinite(arr)):
+        raise SymlossValueError(f"{loss}: {name} must be finite, got {value!r}")
+    return arr
+
+
+def _check(loss: str, opt: Option, value: Any) -> Any:
+    if opt.kind == "array":
+        return _as_array(loss, opt.name, value)
+    if opt.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int | sp.Integer):
+            try:
+                import numpy as np
+
+                if isinstance(value, np.integer):
+                    return int(value)
+            except ImportError:  # pragma: no cover
+                pass
+            raise SymlossTypeError(f"{loss}: {opt.name} must be an integer, got {value!r}")
+        return int(value)
+    if opt.kind == "unit_interval":
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise SymlossTypeError(
+                f"{loss}: {opt.name} must be a number in [0, 1], got {value!r}"
+            ) from exc
+        if not 0.0 <= number <= 1.0:
+            raise SymlossValueError(f"{loss}: {opt.name} must be in [0, 1], got {value!r}")
+        return number
+    assert opt.choices is not None
+    if value not in opt.choices:
+        raise choice_error(f"{opt.name} for {loss}", value, opt.choices)
+    return value
+
+
+def _reduction_option() -> Option:
+    return Option("reduction", "mean", "how per-element losses are combined", REDUCTIONS)
+
+
+def _weight_option(help: str) -> Option:
+    return Option("weight", None, help, kind="array")
+
+
+def _mean_why_elementwise() -> str:
+    return "reduction='mean' averages the per-element losses over all n elements."
+
+
+# --------------------------------------------------------------------------- binary cross-entropy
+def _bernoulli_terms(opts: Mapping[str, Any], pos_weight: bool) -> tuple[sp.Expr, sp.Expr, dict[str, sp.Basic]]:
+    """The weighted Bernoulli loss, in the prediction p and in the logit z (stable form)."""
+    symbols: dict[str, sp.Basic] = {"input": _Z, "target": _Y}
+    w = _W if opts.get("weight") is not None else sp.S.One
+    if opts.get("weight") is not None:
+        symbols["weight"] = _W
+    r = _WPOS if pos_weight else sp.S.One
+    if pos_weight:
+        symbols["pos_weight"] = _WPOS
+    in_p = -w * (r * _Y * log(_P) + (1 - _Y) * log(1 - _P))
+    # log σ(z) = −softplus(−z) and log(1 − σ(z)) = −softplus(z): no exp overflow, no log(0).
+    in_z = w * (r * _Y * softplus(-_Z) + (1 - _Y) * softplus(_Z))
+    return in_p, in_z, symbols
+
+
+def _sigmoid_link() -> Link:
+    return Link(
+        name="sigmoid",
+        var=_P,
+        expr=sigmoid(_Z),
+        definition=1 / (1 + sp.exp(-_Z)),
+        why="The sigmoid maps the logit z to the probability p = P(y = 1 | x).",
+    )
+
+
+def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
+    if opts["link"] == "sigmoid":
+        return _declare_bce_logits(opts, pos_weight=False)
+    symbols: dict[str, sp.Basic] = {"input": _P, "target": _Y}
+    w = sp.S.One
+    if opts.get("weight") is not None:
+        symbols["weight"] = _W
+        w = _W
+    # torch clamps each log at −100 so that p = 0 or 1 gives a finite loss.
+    loss = -w * (_Y * clamped_log(_P) + (1 - _Y) * clamped_log(1 - _P))
+    return Declaration(
+        input=_P,
+        target=_Y,
+        loss=loss,
+        canonical=w * (_P - _Y) / (_P * (1 - _P)),
+        # torch's guard is the float32 constant 1e-12 (9.99999996e-13), whatever the dtype.
+        stable_gradient=w * (_P - _Y) / clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17)),
+        stable_why=(
+            "Evaluated as torch does, w (p − y) / max(p(1 − p), 10⁻¹²), finite at p = 0 and 1."
+        ),
+        canonical_why=(
+            "In the probability p the gradient is prediction minus target over the Bernoulli "
+            "variance p(1 − p); with link='sigmoid' that variance cancels."
+        ),
+        loss_why="Binary cross-entropy of a probability p (torch clamps each log at −100).",
+        mean_denominator=_N,
+        mean_why=_mean_why_elementwise(),
+        symbols=symbols,
+    )
+
+
+def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaration:
+    in_p, in_z, symbols = _bernoulli_terms(opts, pos_weight)
+    w = _W if "weight" in symbols else sp.S.One
+    r = _WPOS if pos_weight else sp.S.One
+    return Declaration(
+        input=_Z,
+        target=_Y,
+        loss=in_z,
+        canonical=w * ((1 + (r - 1) * _Y) * sigmoid(_Z) - r * _Y),
+        canonical_why=_BERNOULLI_WHY
+        + (" With pos_weight w₊ the positive term is scaled by w₊." if pos_weight else ""),
+        loss_why=(
+            "Per-element binary cross-entropy of p = σ(z); log σ(z) = −softplus(−z) is the "
+            "form evaluated."
+        ),
+        link=_sigmoid_link(),
+        loss_in_link=in_p,
+        stable_why=_BCE_STABLE,
+        mean_denominator=_N,
+        mean_why=_mean_why_elementwise(),
+        symbols=symbols,
+    )
+
+
+_BCE_STABLE = (
+    "Evaluated as the derivative of the softplus form: for a hard label one term vanishes, "
+    "so σ(z) − 1 is computed as −σ(−z), with no cancellation."
+)
+
+
+# --------------------------------------------------------------------------- cross-entropy
+def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
+    z, y, p = IndexedBase("z"), IndexedBase("y"), IndexedBase("p")
+    i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
+    symbols: dict[str, sp.Basic] = {"input": z, "target": y, "num_classes": c}
+    definitions: list[Definition] = []
+    target = y
+    if opts["label_smoothing"]:
+        q = IndexedBase("q")
+        definitions.append(
+            Definition(
+                q[k],
+                (1 - _EPS) * y[k] + _EPS / c,
+                "label_smoothing ε mixes the target with the uniform distribution over C classes.",
+            )
+        )
+        symbols["label_smoothing"] = _EPS
+        target = q
+    weighted = opts.get("weight") is not None
+    w = IndexedBase("w")
+    if weighted:
+        symbols["weight"] = w
+
+    def a(idx: sp.Expr) -> sp.Expr:
+        return (w[idx] if weighted else sp.S.One) * target[idx]
+
+    link = Link(
+        name="softmax",
+        var=p,
+        expr=softmax(z, k, c),
+        definition=softmax(z, k, c).rewrite(sp.exp),
+        why="The softmax maps the C logits z to class probabilities pₖ.",
+    )
+    loss_in_link = -class_sum(a(k) * log(p[k]))
+    loss = -class_sum(a(k) * log_softmax(z, k, c))
+    total = class_sum(a(k))
+    p_i = softmax(z, i, c)
+    if weighted:
+        canonical = p_i * total - a(i)
+        canonical_why = (
+            _CATEGORICAL_WHY + " With class weights the target side is weighted: "
+            "(Σₖ wₖ yₖ) pᵢ − wᵢ yᵢ, which is wₜ (pᵢ − yᵢ) for a hard label t."
+        )
+        assumptions: tuple[Assumption, ...] = ()
+    else:
+        canonical = p_i - target[i]
+        canonical_why = _CATEGORICAL_WHY
+        assumptions = (
+            Assumption(class_sum(y[k]), sp.S.One, "the target is a distribution, Σₖ yₖ = 1"),
+        )
+    if weighted:
+        denominator: sp.Expr = sp.Sum(w[IndexedBase("t")[Symbol("m")]], (Symbol("m"), 1, _N))
+        mean_why = (
+            "reduction='mean' with class-index targets divides by the total weight Σₘ w(tₘ) "
+            "of the non-ignored samples (tₘ is sample m's class); with probability targets, "
+            "by the number of samples."
+        )
+    else:
+        denominator = _N
+        mean_why = (
+            "reduction='mean' divides by n, the number of samples (non-ignored ones, for "
+            "class-index targets)."
+        )
+    # For evaluation: a_i (p_i − 1) = −a_i (1 − p_i) with 1 − p_i summed over the other classes.
+    stable = p_i * (total - a(i)) - a(i) * softmax_complement(z, i, c)
+    return Declaration(
+        input=z[i],
+        target=y[i],
+        loss=loss,
+        canonical=canonical,
+        canonical_why=canonical_why,
+        loss_why=(
+            "Cross-entropy of the target distribution y against p = softmax(z); for a class "
+            "index t, y is one-hot at t. log softmax is the form evaluated."
+        ),
+        link=link,
+        loss_in_link=loss_in_link,
+        stable_gradient=stable,
+        stable_why=_CE_STABLE,
+        definitions=tuple(definitions),
+        assumptions=assumptions,
+        mean_denominator=denominator,
+        mean_why=mean_why,
+        symbols=symbols,
+    )
+
+
+_CE_STABLE = (
+    "Evaluated as pᵢ (Σₖ aₖ − aᵢ) − aᵢ (1 − pᵢ), aₖ the weighted target, with 1 − pᵢ "
+    "summed over the other classes: for a hard label nothing cancels where pᵢ → 1."
+)
+
+
+# --------------------------------------------------------------------------- the catalogue
+_BCE = LossSpec(
+    name="binary_cross_entropy",
+    summary="Binary cross-entropy of probabilities; link='sigmoid' takes logits (BCELoss∘Sigmoid).",
+    options=(
+        _weight_option("per-element rescaling weight, broadcast to the input"),
+        _reduction_option(),
+        Option("link", None, "None: input is a probability; 'sigmoid': input is a logit",
+               (None, "sigmoid")),
+    ),
+    declare=_declare_bce,
+    family="elementwise",
+    input_domain=lambda o: "real" if o.get("link") == "sigmoid" else "probability",
+    torch_link=lambda o: o.get("link"),
+)
+
+_BCE_LOGITS = LossSpec(
+    name="binary_cross_entropy_with_logits",
+    summary="Binary cross-entropy of logits, sigmoid fused in (BCEWithLogitsLoss).",
+    options=(
+        _weight_option("per-element rescaling weight, broadcast to the input"),
+        Option("pos_weight", None, "weight of positive examples, broadcast along the last axis",
+               kind="array"),
+        _reduction_option(),
+        Option("link", "sigmoid", "the sigmoid is part of this loss", ("sigmoid",)),
+    ),
+    declare=lambda o: _declare_bce_logits(o, pos_weight=o.get("pos_weight") is not None),
+    family="elementwise",
+)
+
+_CE = LossSpec(
+    name="cross_entropy",
+    summary="Softmax cross-entropy with class-index or probability targets (CrossEntropyLoss).",
+    options=(
+        _weight_option("per-class rescaling weight, shape (C,)"),
+        Option("ignore_index", -100, "class-index target value that is ignored", kind="int"),
+        _reduction_option(),
+        Option("label_smoothing", 0.0, "ε in [0, 1]: target becomes (1 − ε) y + ε/C",
+               kind="unit_interval"),
+        Option("link", "softmax", "the softmax is part of this loss", ("softmax",)),
+    ),
+    declare=_declare_ce,
+    family="class_axis",
+)
+
+#: Every loss by its torch.nn.functional name.
+CATALOG: dict[str, LossSpec] = {spec.name: spec for spec in (_BCE, _BCE_LOGITS, _CE)}
+
+#: Short names for the command line: alias -> (name, preset options).
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "bce": ("binary_cross_entropy", {"link": "sigmoid"}),
+    "bce_with_logits": ("binary_cross_entropy_with_logits", {}),
+    "ce": ("cross_entropy", {}),
+}
+
+
+def losses() -> list[str]:
+    """The names of every loss in the catalogue (torch names), sorted.
+
+    >>> losses()
+    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy']
+    """
+    return sorted(CATALOG)
+
+
+def resolve(name: str) -> tuple[LossSpec, dict[str, Any]]:
+    """The catalogue entry and preset options for a name or alias."""
+    if not isinstance(name, str):
+        raise SymlossTypeError(f"a loss name must be a string, got {name!r}")
+    if name in CATALOG:
+        return CATALOG[name], {}
+    if name in ALIASES:
+        target, preset = ALIASES[name]
+        return CATALOG[target], dict(preset)
+    raise UnknownLossError(name, [*CATALOG, *ALIASES])

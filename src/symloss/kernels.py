@@ -1,0 +1,64 @@
+"""Stable NumPy evaluation of the class-axis primitives (the class axis is the last one).
+
+The element-wise primitives print straight to ``scipy.special.expit`` and ``numpy.logaddexp``.
+The class-axis ones need one idea SciPy's ``logsumexp`` and ``softmax`` do not use: with
+``m = max_j z_j`` and ``s`` the sum of ``exp(z_j - m)`` over every class *but the arg-max*,
+
+* ``log softmax(z)_k = (z_k - m) - log1p(s)``   (both terms ≤ 0: nothing cancels),
+* ``1 - softmax(z)_k`` is ``s / (1 + s)`` at the arg-max, summed from the small terms, and
+  ``(1 + s - e_k) / (1 + s)`` elsewhere, where ``e_k ≤ (1 + s) / 2``.
+
+So a log-probability or a complement near 0 keeps its full relative accuracy instead of
+rounding to 0, which is what ``log(sum(exp(z - m)))`` does once ``s`` < machine epsilon.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["log_softmax", "softmax", "softmax_complement"]
+
+Array = npt.NDArray[np.floating]
+
+
+def _parts(z: Array) -> tuple[Array, Array, Array, Array]:
+    """``(z - m, e = exp(z - m), s, is_argmax)`` along the last axis."""
+    m = np.max(z, axis=-1, keepdims=True)
+    shifted = z - m
+    e = np.exp(shifted)
+    # One arg-max per row (the first), so that ties are still counted in s.
+    first = np.argmax(z, axis=-1)[..., None]
+    is_argmax = np.zeros(z.shape, dtype=bool)
+    np.put_along_axis(is_argmax, first, True, axis=-1)
+    s = np.sum(np.where(is_argmax, 0.0, e), axis=-1, keepdims=True)
+    return shifted, e, s, is_argmax
+
+
+def log_softmax(z: Array) -> Array:
+    """``log softmax(z)`` along the last axis, accurate also where it is close to 0.
+
+    >>> import numpy as np
+    >>> float(log_softmax(np.array([40.0, 0.0]))[0])  # exact: -log1p(exp(-40))
+    -4.248354255291589e-18
+    """
+    shifted, _, s, _ = _parts(z)
+    return shifted - np.log1p(s)
+
+
+def softmax(z: Array) -> Array:
+    """``softmax(z)`` along the last axis."""
+    _, e, s, _ = _parts(z)
+    return e / (1.0 + s)
+
+
+def softmax_complement(z: Array) -> Array:
+    """``1 - softmax(z)`` along the last axis, without cancellation where softmax → 1.
+
+    >>> import numpy as np
+    >>> float(softmax_complement(np.array([40.0, 0.0]))[0])
+    4.248354255291589e-18
+    """
+    _, e, s, is_argmax = _parts(z)
+    total = 1.0 + s
+    return np.where(is_argmax, s, total - e) / total

@@ -1,0 +1,337 @@
+"""SymPy primitives that carry their own derivative, definition and printing.
+
+Each primitive is a :class:`sympy.Function` subclass in the style of
+``sympy.codegen.numpy_nodes.logaddexp``: the mathematics lives with the object, so
+``sympy.diff``, ``rewrite``, ``evalf`` and the printers need no special cases.
+
+Scalar primitives act on one logit:
+
+* :class:`sigmoid`  -- :math:`\\sigma(x) = 1 / (1 + e^{-x})`, with :math:`\\sigma' = \\sigma(1-\\sigma)`.
+* :class:`softplus` -- :math:`\\log(1 + e^{x})`, with derivative :math:`\\sigma(x)`;
+  :math:`\\log\\sigma(x) = -\\operatorname{softplus}(-x)`.
+
+Class-axis primitives act on a vector of ``C`` logits, ``C`` symbolic, written with an
+:class:`~sympy.IndexedBase` ``z``:
+
+* :class:`softmax`     -- ``softmax(z, i, C)`` is :math:`e^{z_i} / \\sum_{j=1}^{C} e^{z_j}`.
+* :class:`log_softmax` -- ``log_softmax(z, i, C)`` is :math:`z_i - \\log\\sum_j e^{z_j}`.
+* :class:`softmax_complement` -- :math:`1 - \\operatorname{softmax}(z)_i`, the quantity a
+  stable kernel needs where :math:`p_i \\to 1` (it is computed without cancellation).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import S, Function, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
+from sympy.printing.pretty.stringpict import prettyForm
+
+__all__ = [
+    "CLASS_INDEX",
+    "clamp_min",
+    "clamped_log",
+    "class_sum",
+    "NUM_CLASSES",
+    "SUM_INDEX",
+    "log_softmax",
+    "sigmoid",
+    "softmax",
+    "softmax_complement",
+    "softplus",
+]
+
+#: The number of classes, a symbol: cross-entropy is derived for every C at once.
+NUM_CLASSES = sp.Symbol("C", integer=True, positive=True)
+#: The free class index of a per-class gradient.
+CLASS_INDEX = sp.Symbol("i", integer=True, positive=True)
+#: The summation index over classes.
+SUM_INDEX = sp.Symbol("k", integer=True, positive=True)
+#: A second, internal summation index (inside log-sum-exp).
+_J = sp.Symbol("j", integer=True, positive=True)
+
+
+class sigmoid(Function):  # noqa: N801 - named like the mathematical function
+    """The logistic sigmoid :math:`\\sigma(x) = 1/(1+e^{-x})`.
+
+    >>> from sympy import Symbol, diff
+    >>> x = Symbol("x")
+    >>> diff(sigmoid(x), x)
+    (1 - sigmoid(x))*sigmoid(x)
+    >>> sigmoid(0)
+    1/2
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        return self * (1 - self)
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return S.Half
+        if x is S.Infinity:
+            return S.One
+        if x is S.NegativeInfinity:
+            return S.Zero
+        return None
+
+    def _eval_rewrite_as_exp(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return 1 / (1 + exp(-x))
+
+    _eval_rewrite_as_tractable = _eval_rewrite_as_exp
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.rewrite(exp)._eval_evalf(prec)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _eval_is_positive(self) -> bool | None:
+        return True if self.args[0].is_real else None
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\sigma\left({printer._print(self.args[0])}\right)"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return _pretty_call("σ", self.args[0], printer)
+
+    def _numpycode(self, printer: object) -> str:
+        # expit is correctly rounded to a few ulp over the whole real line, with no overflow.
+        return f"scipy.special.expit({printer._print(self.args[0])})"  # type: ignore[attr-defined]
+
+    _scipycode = _numpycode
+
+
+class softplus(Function):  # noqa: N801
+    """:math:`\\operatorname{softplus}(x) = \\log(1 + e^{x})`; :math:`\\log\\sigma(x) = -\\operatorname{softplus}(-x)`.
+
+    >>> from sympy import Symbol, diff
+    >>> x = Symbol("x")
+    >>> diff(softplus(x), x)
+    sigmoid(x)
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        return sigmoid(self.args[0])
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return log(2)
+        return None
+
+    def _eval_rewrite_as_log(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return log(1 + exp(x))
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_log
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.rewrite(log)._eval_evalf(prec)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return _pretty_call("softplus", self.args[0], printer)
+
+    def _numpycode(self, printer: object) -> str:
+        # logaddexp(0, x) = log(1 + e^x) without overflow for large x or loss for small x.
+        return f"numpy.logaddexp(0, {printer._print(self.args[0])})"  # type: ignore[attr-defined]
+
+    _scipycode = _numpycode
+
+
+def _pretty_call(name: str, arg: sp.Expr, printer: object) -> prettyForm:
+    inner = printer._print(arg)  # type: ignore[attr-defined]
+    return prettyForm(*prettyForm(*inner.parens()).left(name))
+
+
+def _pretty_indexed(text: str, printer: object) -> prettyForm:
+    return printer._print(sp.Symbol(text))  # type: ignore[attr-defined]
+
+
+class _ClassAxisFunction(Function):
+    """Base of the class-axis primitives: arguments ``(z, i, C)``."""
+
+    nargs = 3
+    _name = ""
+    _pretty_name = ""
+    _latex_name = ""
+
+    @property
+    def logits(self) -> IndexedBase:
+        return self.args[0]  # type: ignore[return-value]
+
+    @property
+    def index(self) -> sp.Expr:
+        return self.args[1]
+
+    @property
+    def classes(self) -> sp.Expr:
+        return self.args[2]
+
+    def _dlogit(self, s: sp.Expr) -> sp.Expr | None:
+        """The index ``k`` when ``s`` is the logit ``z_k`` of this function's vector."""
+        if isinstance(s, Indexed) and s.base == self.logits:
+            return s.indices[0]
+        return None
+
+    def _eval_derivative(self, s: sp.Expr) -> sp.Expr:
+        k = self._dlogit(s)
+        if k is None:
+            return S.Zero
+        return self._d_dlogit(k)
+
+    def _d_dlogit(self, k: sp.Expr) -> sp.Expr:
+        raise NotImplementedError
+
+    def _sympystr(self, printer: object) -> str:
+        return f"{self._name}({self.logits})[{self.index}]"
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"{self._latex_name}\left({printer._print(self.logits)}\right)_{{{printer._print(self.index)}}}"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        name = self._pretty_name or self._name
+        return _pretty_indexed(f"{name}({self.logits})_{self.index}", printer)
+
+
+class softmax(_ClassAxisFunction):  # noqa: N801
+    """:math:`\\operatorname{softmax}(z)_i = e^{z_i} / \\sum_{j=1}^{C} e^{z_j}`.
+
+    >>> from sympy import IndexedBase, diff
+    >>> z = IndexedBase("z")
+    >>> p = softmax(z, CLASS_INDEX, NUM_CLASSES)
+    >>> diff(p, z[SUM_INDEX])
+    (-softmax(z)[k] + KroneckerDelta(i, k))*softmax(z)[i]
+    """
+
+    _name = "softmax"
+    _latex_name = r"\operatorname{softmax}"
+
+    def _d_dlogit(self, k: sp.Expr) -> sp.Expr:
+        return self * (KroneckerDelta(self.index, k) - softmax(self.logits, k, self.classes))
+
+    def _eval_rewrite_as_exp(self, z: sp.Expr, i: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return exp(z[i]) / Sum(exp(z[_J]), (_J, 1, c))  # type: ignore[index]
+
+    def _eval_is_positive(self) -> bool:
+        return True
+
+    def _numpycode(self, printer: object) -> str:
+        return f"kernels.softmax({printer._print(self.logits)})"  # type: ignore[attr-defined]
+
+
+class log_softmax(_ClassAxisFunction):  # noqa: N801
+    """:math:`\\log\\operatorname{softmax}(z)_i = z_i - \\log\\sum_{j=1}^{C} e^{z_j}`.
+
+    >>> from sympy import IndexedBase, diff
+    >>> z = IndexedBase("z")
+    >>> diff(log_softmax(z, SUM_INDEX, NUM_CLASSES), z[CLASS_INDEX])
+    -softmax(z)[i] + KroneckerDelta(i, k)
+    """
+
+    _name = "log_softmax"
+    _pretty_name = "log softmax"
+    _latex_name = r"\log\operatorname{softmax}"
+
+    def _d_dlogit(self, k: sp.Expr) -> sp.Expr:
+        return KroneckerDelta(self.index, k) - softmax(self.logits, k, self.classes)
+
+    def _eval_rewrite_as_exp(self, z: sp.Expr, i: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return z[i] - log(Sum(exp(z[_J]), (_J, 1, c)))  # type: ignore[index]
+
+    def _eval_rewrite_as_softmax(self, z: sp.Expr, i: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return log(softmax(z, i, c))
+
+    def _numpycode(self, printer: object) -> str:
+        return f"kernels.log_softmax({printer._print(self.logits)})"  # type: ignore[attr-defined]
+
+
+class softmax_complement(_ClassAxisFunction):  # noqa: N801
+    """:math:`1 - \\operatorname{softmax}(z)_i = \\sum_{j \\ne i} \\operatorname{softmax}(z)_j`.
+
+    Symbolically it is just ``1 - softmax``; numerically it is summed over the other classes,
+    so it keeps full relative accuracy where ``softmax(z)_i`` rounds to 1.
+    """
+
+    _name = "softmax_complement"
+    _latex_name = r"\overline{\operatorname{softmax}}"
+
+    def _d_dlogit(self, k: sp.Expr) -> sp.Expr:
+        return -softmax(self.logits, self.index, self.classes)._d_dlogit(k)
+
+    def _eval_rewrite_as_softmax(self, z: sp.Expr, i: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return 1 - softmax(z, i, c)
+
+    def _numpycode(self, printer: object) -> str:
+        return f"kernels.softmax_complement({printer._print(self.logits)})"  # type: ignore[attr-defined]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        inner = _pretty_indexed(f"softmax({self.logits})_{self.index}", printer)
+        return prettyForm(*prettyForm(*inner.left("1 - ")).parens())
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\left(1 - \operatorname{{softmax}}\left({printer._print(self.logits)}\right)_{{{printer._print(self.index)}}}\right)"
+
+
+def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:
+    """:math:`\\sum_{k=1}^{C}` of ``expr`` over the class axis."""
+    return Sum(expr, (index, 1, NUM_CLASSES))
+
+
+class clamped_log(Function):  # noqa: N801
+    """:math:`\\log x` as torch's ``binary_cross_entropy`` evaluates it: clamped at −100.
+
+    Symbolically it is ``log``; the clamp only matters at ``x = 0``, where the loss stays finite.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return 1 / self.args[0]
+
+    def _eval_rewrite_as_log(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return log(x)
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\log\left({printer._print(self.args[0])}\right)"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return _pretty_call("log", self.args[0], printer)
+
+    def _sympystr(self, printer: object) -> str:
+        return f"log({printer._print(self.args[0])})"  # type: ignore[attr-defined]
+
+    def _numpycode(self, printer: object) -> str:
+        return f"numpy.maximum(numpy.log({printer._print(self.args[0])}), -100.0)"  # type: ignore[attr-defined]
+
+    _scipycode = _numpycode
+
+
+class clamp_min(Function):  # noqa: N801
+    """``clamp_min(x, lo)`` is ``x`` symbolically and ``max(x, lo)`` numerically (torch's guard)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return S.One if argindex == 1 else S.Zero
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        x, lo = (printer._print(a) for a in self.args)
+        return rf"\max\left({x}, {lo}\right)"
+
+    def _numpycode(self, printer: object) -> str:
+        x, lo = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"numpy.maximum({x}, {lo})"
+
+    _scipycode = _numpycode

@@ -1,0 +1,206 @@
+"""LaTeX, Markdown and Unicode text from a derivation's steps, with SymPy's printers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.pretty.pretty import PrettyPrinter
+from sympy.printing.pretty.stringpict import prettyForm
+
+if TYPE_CHECKING:
+    from .derive import Derivation, Step
+
+__all__ = ["expr_latex", "expr_text", "latex", "markdown", "text"]
+
+_SYMBOL_NAMES = {"ℓ": r"\ell", "w_+": r"w_{+}"}
+
+# Unicode in the words of a step, as pdflatex wants it. Anything else non-ASCII is a bug here,
+# and a test keeps the LaTeX output ASCII.
+_TEX = {
+    "σ": r"\sigma", "Σ": r"\Sigma", "ε": r"\varepsilon", "ℓ": r"\ell", "−": "-", "→": r"\to",
+    "≤": r"\le", "≥": r"\ge", "≠": r"\ne", "∂": r"\partial", "δ": r"\delta", "·": r"\cdot",
+    "×": r"\times", "∘": r"\circ", "′": "'", "…": r"\ldots", "₊": "_{+}", "ᵢ": "_{i}",
+    "ₖ": "_{k}", "ₘ": "_{m}", "ₙ": "_{n}", "ₜ": "_{t}", "ⱼ": "_{j}", "⁻": "^{-}", "¹": "^{1}",
+    "²": "^{2}", "⁰": "^{0}", "μ": r"\mu", "λ": r"\lambda", "β": r"\beta", "α": r"\alpha",
+    "γ": r"\gamma", "Δ": r"\Delta", "√": r"\surd", "≈": r"\approx", "∈": r"\in",
+}
+_TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+               "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+               "\\": r"\textbackslash{}"}
+
+
+def words_tex(words: str) -> str:
+    """Plain words (with a little Unicode math) as LaTeX text that pdflatex compiles.
+
+    >>> words_tex("σ(z) − yᵢ for label_smoothing")
+    '\\\\ensuremath{\\\\sigma}(z) - y\\\\ensuremath{_{i}} for label\\\\_smoothing'
+    """
+    out = []
+    for ch in words:
+        if ch in _TEX_ESCAPE:
+            out.append(_TEX_ESCAPE[ch])
+        elif ch in _TEX:
+            tex = _TEX[ch]
+            out.append(tex if ch == "−" or ch == "′" else rf"\ensuremath{{{tex}}}")
+        elif ord(ch) < 128:
+            out.append(ch)
+        else:
+            raise ValueError(f"no LaTeX for character {ch!r} in {words!r}")
+    return "".join(out)
+
+
+class _Latex(LatexPrinter):
+    def __init__(self) -> None:
+        super().__init__({"order": "rev-lex", "symbol_names": {}})
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        name = _SYMBOL_NAMES.get(expr.name)
+        return name if name is not None else super()._print_Symbol(expr, style=style)
+
+
+class _Pretty(PrettyPrinter):
+    def __init__(self) -> None:
+        super().__init__({"use_unicode": True, "order": "rev-lex", "wrap_line": False})
+
+    def _print_Indexed(self, expr: sp.Indexed) -> prettyForm:
+        subscript = "".join(str(i) for i in expr.indices)
+        base = expr.base.label
+        if isinstance(base, sp.Symbol) and "_" not in base.name and subscript.isalnum():
+            return self._print(sp.Symbol(f"{base.name}_{subscript}"))
+        return prettyForm(sp.sstr(expr))
+
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> prettyForm:
+        return self._print(sp.Symbol("δ_" + "".join(str(a) for a in expr.args)))
+
+
+def expr_latex(expr: sp.Basic) -> str:
+    """``expr`` in LaTeX (σ(z) − y order, ℓ as ``\\ell``)."""
+    return _Latex().doprint(expr)
+
+
+def expr_text(expr: sp.Basic) -> str:
+    """``expr`` as Unicode 2-D text, with indices as subscripts."""
+    return _Pretty().doprint(expr)
+
+
+def _status(step: Step) -> str:
+    if step.checked is None:
+        return "definition"
+    return "checked by SymPy" if step.checked else "NOT PROVED"
+
+
+def _title(d: Derivation) -> str:
+    opts = ", ".join(f"{k}={v!r}" for k, v in d.display_options.items())
+    return f"{d.name}({opts})"
+
+
+def _summary(d: Derivation) -> tuple[str, str]:
+    verdict = "proved" if d.proved else "NOT PROVED"
+    return verdict, f"∂ℓ/∂{d.input}"
+
+
+def _chain_latex(step: Step, newline: str = r"\\") -> list[str]:
+    lhs = expr_latex(step.lhs)
+    lines = []
+    for j, rhs in enumerate(step.rhs):
+        lines.append((lhs if j == 0 else "") + " &= " + expr_latex(rhs))
+    return [line + " " + newline for line in lines]
+
+
+def latex(d: Derivation, document: bool = False, environment: bool = False) -> str:
+    """The derivation as LaTeX: an ``align*`` body, or a full document (``document=True``).
+
+    ``environment=True`` gives the ``align*`` environment with the words in ``\\text{}``, the
+    form notebooks (MathJax) display.
+    """
+    body: list[str] = []
+    for n, step in enumerate(d.steps, 1):
+        head = f"{n}.~\\textbf{{{step.title}.}} "
+        if environment:
+            body.append(rf"&\text{{{n}. {step.title}. {step.why} ({_status(step)})}} \\")
+        else:
+            body.append(rf"\intertext{{{head}{words_tex(step.why)} \emph{{({_status(step)})}}}}")
+        body += _chain_latex(step)
+    if body and body[-1].endswith(r"\\"):
+        body[-1] = body[-1][:-2].rstrip()
+    align = "\n".join(body)
+    if environment:
+        return "\\begin{align*}\n" + align + "\n\\end{align*}"
+    if not document:
+        return align
+    verdict, _ = _summary(d)
+    title = words_tex(_title(d))
+    return "\n".join(
+        [
+            r"\documentclass[11pt]{article}",
+            r"\usepackage[margin=2cm]{geometry}",
+            r"\usepackage{amsmath,amssymb}",
+            r"\allowdisplaybreaks",
+            r"\begin{document}",
+            rf"\section*{{\texttt{{{title}}}}}",
+            words_tex(d.spec.summary) + r"\par",
+            rf"The gradient is \emph{{{verdict}}} equal to its canonical form:",
+            r"\[",
+            rf"{expr_latex(_partial(d))} = {expr_latex(d.canonical)}",
+            r"\]",
+            r"\begin{align*}",
+            align,
+            r"\end{align*}",
+            r"\end{document}",
+            "",
+        ]
+    )
+
+
+def _partial(d: Derivation) -> sp.Expr:
+    from .declaration import Partial
+    from .derive import _ELL
+
+    return Partial(_ELL, d.input)
+
+
+def markdown(d: Derivation) -> str:
+    """The derivation as GitHub Markdown: words as text, each chain in a ``$$`` block."""
+    verdict, _ = _summary(d)
+    out = [
+        f"# `{_title(d)}`",
+        "",
+        d.spec.summary,
+        "",
+        f"**Result ({verdict} by SymPy):** $`{expr_latex(_partial(d))} = {expr_latex(d.canonical)}`$",
+        "",
+    ]
+    for n, step in enumerate(d.steps, 1):
+        out += [f"### {n}. {step.title}", "", f"{step.why} *({_status(step)})*", "", "$$",
+                r"\begin{aligned}"]
+        out += _chain_latex(step)
+        out[-1] = out[-1][:-2].rstrip()
+        out += [r"\end{aligned}", "$$", ""]
+    return "\n".join(out)
+
+
+def _chain_text(printer: _Pretty, lhs: sp.Basic, rhs: tuple[sp.Basic, ...]) -> list[str]:
+    """``lhs = r0`` then ``= r1`` … on rows below, the ``=`` signs aligned."""
+    left = printer._print(lhs)
+    lines: list[str] = []
+    for j, r in enumerate(rhs):
+        head = left if j == 0 else prettyForm(" " * left.width())
+        row = prettyForm(*head.right(" = ", printer._print(r)))
+        lines += [line.rstrip() for line in row.render(wrap_line=False).splitlines()]
+    return lines
+
+
+def text(d: Derivation) -> str:
+    """The derivation as Unicode text for a terminal."""
+    verdict, _ = _summary(d)
+    printer = _Pretty()
+    out = [_title(d), d.spec.summary, ""]
+    for n, step in enumerate(d.steps, 1):
+        out.append(f"{n}. {step.title}: {step.why} [{_status(step)}]")
+        out += ["    " + line for line in _chain_text(printer, step.lhs, step.rhs)]
+        out.append("")
+    out.append(f"Result ({verdict} by SymPy):")
+    out += ["    " + line for line in _chain_text(printer, _partial(d), (d.canonical,))]
+    return "\n".join(out) + "\n"
