@@ -76,7 +76,7 @@ def derive(name: str, **options: Any) -> Derivation:
 
     >>> d = derive("ce", label_smoothing=0.1)
     >>> d.canonical
-    -q[i] + softmax(z)[i]
+    softmax(z)[i] - q[i]
     >>> d.proved
     True
     """

@@ -24,7 +24,8 @@ from .primitives import (
     SUM_INDEX,
     clamp_min,
     clamped_log,
-    log_softmax,     sigmoid,
+    log_softmax,
+    sigmoid,
     softmax,
     softmax_complement,
     softplus,
@@ -76,7 +77,7 @@ def reduce_sums(expr: sp.Expr) -> sp.Expr:
     >>> from symloss.primitives import CLASS_INDEX as i, SUM_INDEX as k, NUM_CLASSES as C
     >>> y = IndexedBase("y")
     >>> reduce_sums(Sum(y[k] * (KroneckerDelta(i, k) - 2), (k, 1, C)))
-    -2*Sum(y[k], (k, 1, C)) + y[i]
+    y[i] - 2*Sum(y[k], (k, 1, C))
     """
 
     def rebuild(e: sp.Expr) -> sp.Expr:
@@ -143,7 +144,7 @@ def tidy(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> sp.Expr:
     expr = sp.expand(_apply(expr, assumptions))
     if not expr.has(Sum):
         expr = sp.cancel(expr)
-        numer, denom = sp.fraction(expr)
+        _, denom = sp.fraction(expr)
         if denom != 1:
             return sp.factor(expr)
         expr = sp.expand(expr)

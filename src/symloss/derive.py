@@ -7,6 +7,7 @@ by SymPy (:func:`symloss.algebra.equal`); nothing here is a typed-in result.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -66,7 +67,7 @@ def _all_equal(
 ) -> bool:
     """True when SymPy proves every neighbouring pair equal (after ``substitute``)."""
     items = tuple(substitute(e) for e in items)
-    return all(equal(a, b) for a, b in zip(items, items[1:]))
+    return all(equal(a, b) for a, b in itertools.pairwise(items))
 
 
 class Derivation:

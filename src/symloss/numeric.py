@@ -109,7 +109,8 @@ class _Adapter:
 
     def _reduce_loss(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> Any:
         if self.reduction == "none":
-            return per_element.astype(dtype)
+            with np.errstate(under="ignore", over="ignore"):
+                return per_element.astype(dtype)
         total = float(np.sum(per_element))
         if self.reduction == "sum":
             return dtype.type(total)
@@ -118,10 +119,11 @@ class _Adapter:
             return dtype.type(np.float64(total) / np.float64(denominator))
 
     def _reduce_grad(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> np.ndarray:
-        if self.reduction == "mean":
-            with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
+            if self.reduction == "mean":
                 per_element = per_element / np.float64(denominator)
-        return per_element.astype(dtype)
+            # float64 -> the input's dtype: one rounding; subnormal results may flush to 0.
+            return per_element.astype(dtype)
 
     def loss(self, input: Any, target: Any) -> Any:
         values, denominator, dtype, finish = self.prepare(input, target)
@@ -252,7 +254,7 @@ class _ClassAxis(_Adapter):
 
         def finish(per_element: np.ndarray, loss: bool) -> np.ndarray:
             if loss:
-                out = np.where(valid, np.broadcast_to(per_element, z.shape[:-1] + (1,))[..., 0], 0.0)
+                out = np.where(valid, np.broadcast_to(per_element, (*z.shape[:-1], 1))[..., 0], 0.0)
                 return out
             out = np.where(valid[..., None], np.broadcast_to(per_element, z.shape), 0.0)
             return np.moveaxis(out, -1, class_dim)

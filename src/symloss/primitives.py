@@ -22,16 +22,16 @@ Class-axis primitives act on a vector of ``C`` logits, ``C`` symbolic, written w
 from __future__ import annotations
 
 import sympy as sp
-from sympy import S, Function, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
+from sympy import Function, Indexed, IndexedBase, KroneckerDelta, S, Sum, exp, log
 from sympy.printing.pretty.stringpict import prettyForm
 
 __all__ = [
     "CLASS_INDEX",
+    "NUM_CLASSES",
+    "SUM_INDEX",
     "clamp_min",
     "clamped_log",
     "class_sum",
-    "NUM_CLASSES",
-    "SUM_INDEX",
     "log_softmax",
     "sigmoid",
     "softmax",
@@ -49,7 +49,7 @@ SUM_INDEX = sp.Symbol("k", integer=True, positive=True)
 _J = sp.Symbol("j", integer=True, positive=True)
 
 
-class sigmoid(Function):  # noqa: N801 - named like the mathematical function
+class sigmoid(Function):
     """The logistic sigmoid :math:`\\sigma(x) = 1/(1+e^{-x})`.
 
     >>> from sympy import Symbol, diff
@@ -104,7 +104,7 @@ class sigmoid(Function):  # noqa: N801 - named like the mathematical function
     _scipycode = _numpycode
 
 
-class softplus(Function):  # noqa: N801
+class softplus(Function):
     """:math:`\\operatorname{softplus}(x) = \\log(1 + e^{x})`; :math:`\\log\\sigma(x) = -\\operatorname{softplus}(-x)`.
 
     >>> from sympy import Symbol, diff
@@ -205,14 +205,14 @@ class _ClassAxisFunction(Function):
         return _pretty_indexed(f"{name}({self.logits})_{self.index}", printer)
 
 
-class softmax(_ClassAxisFunction):  # noqa: N801
+class softmax(_ClassAxisFunction):
     """:math:`\\operatorname{softmax}(z)_i = e^{z_i} / \\sum_{j=1}^{C} e^{z_j}`.
 
     >>> from sympy import IndexedBase, diff
     >>> z = IndexedBase("z")
     >>> p = softmax(z, CLASS_INDEX, NUM_CLASSES)
     >>> diff(p, z[SUM_INDEX])
-    (-softmax(z)[k] + KroneckerDelta(i, k))*softmax(z)[i]
+    (KroneckerDelta(i, k) - softmax(z)[k])*softmax(z)[i]
     """
 
     _name = "softmax"
@@ -231,13 +231,13 @@ class softmax(_ClassAxisFunction):  # noqa: N801
         return f"kernels.softmax({printer._print(self.logits)})"  # type: ignore[attr-defined]
 
 
-class log_softmax(_ClassAxisFunction):  # noqa: N801
+class log_softmax(_ClassAxisFunction):
     """:math:`\\log\\operatorname{softmax}(z)_i = z_i - \\log\\sum_{j=1}^{C} e^{z_j}`.
 
     >>> from sympy import IndexedBase, diff
     >>> z = IndexedBase("z")
     >>> diff(log_softmax(z, SUM_INDEX, NUM_CLASSES), z[CLASS_INDEX])
-    -softmax(z)[i] + KroneckerDelta(i, k)
+    KroneckerDelta(i, k) - softmax(z)[i]
     """
 
     _name = "log_softmax"
@@ -257,7 +257,7 @@ class log_softmax(_ClassAxisFunction):  # noqa: N801
         return f"kernels.log_softmax({printer._print(self.logits)})"  # type: ignore[attr-defined]
 
 
-class softmax_complement(_ClassAxisFunction):  # noqa: N801
+class softmax_complement(_ClassAxisFunction):
     """:math:`1 - \\operatorname{softmax}(z)_i = \\sum_{j \\ne i} \\operatorname{softmax}(z)_j`.
 
     Symbolically it is just ``1 - softmax``; numerically it is summed over the other classes,
@@ -281,7 +281,8 @@ class softmax_complement(_ClassAxisFunction):  # noqa: N801
         return prettyForm(*prettyForm(*inner.left("1 - ")).parens())
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        return rf"\left(1 - \operatorname{{softmax}}\left({printer._print(self.logits)}\right)_{{{printer._print(self.index)}}}\right)"
+        z, i = printer._print(self.logits), printer._print(self.index)
+        return rf"\left(1 - \operatorname{{softmax}}\left({z}\right)_{{{i}}}\right)"
 
 
 def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:
@@ -289,7 +290,7 @@ def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:
     return Sum(expr, (index, 1, NUM_CLASSES))
 
 
-class clamped_log(Function):  # noqa: N801
+class clamped_log(Function):
     """:math:`\\log x` as torch's ``binary_cross_entropy`` evaluates it: clamped at −100.
 
     Symbolically it is ``log``; the clamp only matters at ``x = 0``, where the loss stays finite.
@@ -318,7 +319,7 @@ class clamped_log(Function):  # noqa: N801
     _scipycode = _numpycode
 
 
-class clamp_min(Function):  # noqa: N801
+class clamp_min(Function):
     """``clamp_min(x, lo)`` is ``x`` symbolically and ``max(x, lo)`` numerically (torch's guard)."""
 
     nargs = 2

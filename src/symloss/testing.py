@@ -95,7 +95,7 @@ def term_scale(derivation: Derivation, case: Case) -> tuple[float, float]:
 def torch_function(derivation: Derivation) -> Callable[[Any, Any], Any]:
     """torch.nn.functional's twin of ``derivation`` as ``fn(input, target)`` on tensors."""
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     spec = derivation.spec
     fn = getattr(F, spec.name)
