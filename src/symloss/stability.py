@@ -123,11 +123,13 @@ def _grid(center: float, end: float, bounded: bool, points: int, dtype: str) -> 
     """Points from ``center`` (excluded) to ``end`` (included), dense near both ends."""
     span = abs(end - center)
     sign = 1.0 if end > center else -1.0
-    dist = [np.geomspace(min(1e-3, span / 2), span, points)]
+    with np.errstate(all="ignore"):
+        dist = [np.geomspace(min(1e-3, span / 2), span, points)]
     if bounded:
         tiny = float(np.finfo(dtype).eps) * max(abs(end), 1e-300)
         tiny = max(tiny, float(np.finfo(dtype).smallest_normal))
-        dist.append(span - np.geomspace(tiny, span / 2, points))
+        with np.errstate(all="ignore"):
+            dist.append(span - np.geomspace(tiny, span / 2, points))
     t = center + sign * np.concatenate(dist)
     t = np.unique(t.astype(dtype).astype(np.float64))
     t = t[(t != center) & (np.sign(t - center) == sign)]

@@ -106,7 +106,7 @@ def ulp_error(
     scale = max(largest, scale)
     tiny = float(np.finfo(dtype).smallest_normal)
     unit = float(np.spacing(np.asarray(max(scale, tiny), dtype=dtype)))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(got - expected) / unit
     same = (got == expected) | (np.isnan(got) & np.isnan(expected))
     return np.where(same, 0.0, np.where(np.isnan(err), np.inf, err))
@@ -625,7 +625,8 @@ def _fit_ratio(got: np.ndarray, ref: np.ndarray) -> float | None:
     if np.count_nonzero(ref[ok]) == 0:
         return None
     g, r = got[ok].astype(np.float64), ref[ok].astype(np.float64)
-    return float(np.dot(g, r) / np.dot(r, r))
+    with np.errstate(all="ignore"):
+        return float(np.dot(g, r) / np.dot(r, r))
 
 
 def diagnose(derivation: Derivation, rows: Sequence[Row], what: str = "grad") -> list[str]:
