@@ -9,7 +9,7 @@ import pytest
 
 from symloss.cli import main
 
-IMPL = '''
+IMPL = """
 import torch
 import torch.nn.functional as F
 
@@ -17,7 +17,7 @@ def bce_of_sigmoid(z, y):
     return F.binary_cross_entropy(torch.sigmoid(z), y)
 
 NOT_CALLABLE = 3
-'''
+"""
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 pytest_plugins = ["pytester"]
 
-USER_TESTS = '''
+USER_TESTS = """
 import torch
 import torch.nn.functional as F
 import pytest
@@ -18,7 +18,7 @@ def test_marker(symloss_check):
 
 def test_sign_flipped(symloss_check):
     symloss_check("bce_with_logits", lambda z, y: -F.binary_cross_entropy_with_logits(z, y))
-'''
+"""
 
 
 def test_plugin_fixture_passes_and_fails_with_the_report(pytester):

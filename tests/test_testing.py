@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import symloss
 from symloss.stability import stability_map
 from symloss.testing import assert_grad_matches, battery
-import symloss
 
 
 def _as(value, like):
@@ -36,23 +36,34 @@ WEIGHT3 = [0.2, 1.0, 3.0]
 
 PASSING = [
     ("bce_with_logits", F.binary_cross_entropy_with_logits, {}),
-    ("bce_with_logits",
-     lambda z, y: F.binary_cross_entropy_with_logits(z, y, pos_weight=_as(POS_WEIGHT, z),
-                                                     weight=_as(POS_WEIGHT[::-1], z)),
-     {"pos_weight": POS_WEIGHT, "weight": POS_WEIGHT[::-1]}),
-    ("bce_with_logits", lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="sum"),
-     {"reduction": "sum"}),
+    (
+        "bce_with_logits",
+        lambda z, y: F.binary_cross_entropy_with_logits(
+            z, y, pos_weight=_as(POS_WEIGHT, z), weight=_as(POS_WEIGHT[::-1], z)
+        ),
+        {"pos_weight": POS_WEIGHT, "weight": POS_WEIGHT[::-1]},
+    ),
+    (
+        "bce_with_logits",
+        lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="sum"),
+        {"reduction": "sum"},
+    ),
     ("ce", F.cross_entropy, {}),
-    ("ce", lambda z, t: F.cross_entropy(z, t, weight=_as(WEIGHT3, z), ignore_index=1,
-                                        label_smoothing=0.1),
-     {"weight": WEIGHT3, "ignore_index": 1, "label_smoothing": 0.1}),
+    (
+        "ce",
+        lambda z, t: F.cross_entropy(
+            z, t, weight=_as(WEIGHT3, z), ignore_index=1, label_smoothing=0.1
+        ),
+        {"weight": WEIGHT3, "ignore_index": 1, "label_smoothing": 0.1},
+    ),
     ("ce", lambda z, t: F.cross_entropy(z, t, reduction="none"), {"reduction": "none"}),
     ("bce_with_logits", GoodBCE.apply, {}),
 ]
 
 
-@pytest.mark.parametrize(("name", "fn", "options"), PASSING,
-                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(PASSING)])
+@pytest.mark.parametrize(
+    ("name", "fn", "options"), PASSING, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(PASSING)]
+)
 def test_correct_implementations_pass_in_both_dtypes(name, fn, options):
     result = assert_grad_matches(name, fn, **options)
     assert {r.case.dtype for r in result.rows} == {"float32", "float64"}
@@ -71,7 +82,7 @@ def _bce_function(backward_rule):
         @staticmethod
         def backward(ctx, g):
             z, y = ctx.saved_tensors
-            return g * backward_rule(z, y) , None
+            return g * backward_rule(z, y), None
 
     return Impl.apply
 
@@ -87,32 +98,63 @@ def _pos_weight_dropped(z, y):
 
 
 def _ce_without(**keep):
-    return lambda z, t: F.cross_entropy(z, t, **{k: (_as(v, z) if isinstance(v, list) else v)
-                                                 for k, v in keep.items()})
+    return lambda z, t: F.cross_entropy(
+        z, t, **{k: (_as(v, z) if isinstance(v, list) else v) for k, v in keep.items()}
+    )
 
 
 MISTAKES = [
-    ("sign", "bce_with_logits", _bce_function(lambda z, y: (y - torch.sigmoid(z)) / z.numel()),
-     {}, "sign flipped"),
-    ("missing 1/n", "bce_with_logits", _bce_function(lambda z, y: torch.sigmoid(z) - y), {},
-     "missing 1/n"),
-    ("extra factor", "bce_with_logits",
-     _bce_function(lambda z, y: 2 * (torch.sigmoid(z) - y) / z.numel()), {}, "factor 2"),
-    ("sigma prime", "bce_with_logits",
-     _bce_function(lambda z, y: torch.sigmoid(z) * (1 - torch.sigmoid(z)) / z.numel()), {},
-     "derivative of the sigmoid"),
+    (
+        "sign",
+        "bce_with_logits",
+        _bce_function(lambda z, y: (y - torch.sigmoid(z)) / z.numel()),
+        {},
+        "sign flipped",
+    ),
+    (
+        "missing 1/n",
+        "bce_with_logits",
+        _bce_function(lambda z, y: torch.sigmoid(z) - y),
+        {},
+        "missing 1/n",
+    ),
+    (
+        "extra factor",
+        "bce_with_logits",
+        _bce_function(lambda z, y: 2 * (torch.sigmoid(z) - y) / z.numel()),
+        {},
+        "factor 2",
+    ),
+    (
+        "sigma prime",
+        "bce_with_logits",
+        _bce_function(lambda z, y: torch.sigmoid(z) * (1 - torch.sigmoid(z)) / z.numel()),
+        {},
+        "derivative of the sigmoid",
+    ),
     ("saturation", "bce_with_logits", _bce_function(_sat), {}, "goes to 0 beyond"),
-    ("pos_weight", "bce_with_logits", _pos_weight_dropped, {"pos_weight": POS_WEIGHT},
-     "pos_weight not applied"),
+    (
+        "pos_weight",
+        "bce_with_logits",
+        _pos_weight_dropped,
+        {"pos_weight": POS_WEIGHT},
+        "pos_weight not applied",
+    ),
     ("weight", "ce", _ce_without(), {"weight": WEIGHT3}, "weight not applied"),
-    ("label_smoothing", "ce", _ce_without(), {"label_smoothing": 0.2},
-     "label_smoothing not applied"),
+    (
+        "label_smoothing",
+        "ce",
+        _ce_without(),
+        {"label_smoothing": 0.2},
+        "label_smoothing not applied",
+    ),
     ("ignore_index", "ce", _ce_without(), {"ignore_index": 2}, "ignore_index not applied"),
 ]
 
 
-@pytest.mark.parametrize(("label", "name", "fn", "options", "diagnosis"), MISTAKES,
-                         ids=[m[0] for m in MISTAKES])
+@pytest.mark.parametrize(
+    ("label", "name", "fn", "options", "diagnosis"), MISTAKES, ids=[m[0] for m in MISTAKES]
+)
 def test_each_mistake_is_caught_and_named(label, name, fn, options, diagnosis):
     with pytest.raises(AssertionError) as info:
         assert_grad_matches(name, fn, **options)
@@ -180,7 +222,8 @@ def test_stability_map_bce_of_sigmoid():
     up = next(b for b in m32.boundaries if b.side == "upper")
     assert up.got == 0.0 and up.expected > 0.99
     assert np.nextafter(np.float32(up.last_agreeing), np.float32(np.inf)) == np.float32(
-        up.first_disagreeing)
+        up.first_disagreeing
+    )
     m64 = stability_map("bce", dtype="float64")
     assert 27.6 < m64.upper < 27.7 and -27.7 < m64.lower < -27.6
 

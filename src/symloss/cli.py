@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 from .catalog import ALIASES, CATALOG, REDUCTIONS
 from .errors import SymlossError
 
-
 __all__ = ["main"]
 
 FORMATS = ("text", "latex", "markdown")
@@ -151,7 +150,9 @@ def _load_impl(spec: str | None) -> Any:
     except ModuleNotFoundError as exc:
         raise UsageError(f"--impl: no module named {exc.name!r} (from {spec!r})") from None
     except Exception as exc:  # the user's module failed to import: say so in one line
-        raise UsageError(f"--impl: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+        raise UsageError(
+            f"--impl: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
     fn: Any = module
     for part in attr.split("."):
         if not hasattr(fn, part):

@@ -20,13 +20,13 @@ from typing import Any
 
 import sympy as sp
 
-from .catalog import LossSpec, Option, _check, _reduction_option
+from .catalog import LossSpec, _check, _reduction_option
 from .declaration import Declaration
 from .derive import Derivation
 from .errors import SymlossTypeError, SymlossValueError
 from .primitives import clamped_log, sigmoid, softplus
 
-__all__ = ["CustomDerivation", "FUNCTIONS", "custom_loss", "parse_loss"]
+__all__ = ["FUNCTIONS", "CustomDerivation", "custom_loss", "parse_loss"]
 
 Z = sp.Symbol("z", real=True)
 P = sp.Symbol("p", positive=True)
@@ -65,14 +65,18 @@ class CustomDerivation(Derivation):
         return bool(self._prove(self.gradient, self.canonical))
 
 
-def _spec(name: str, loss: sp.Expr, input: sp.Symbol, target: sp.Symbol, canonical: Any) -> LossSpec:
+def _spec(
+    name: str, loss: sp.Expr, input: sp.Symbol, target: sp.Symbol, canonical: Any
+) -> LossSpec:
     probability = bool(input.is_positive)
 
     def declare(opts: Mapping[str, Any]) -> Declaration:
         notes: tuple[str, ...] = ()
         if canonical is None:
-            notes = ("no canonical form was given, so there is nothing to prove the gradient "
-                     "equal to; pass canonical=... to prove one",)
+            notes = (
+                "no canonical form was given, so there is nothing to prove the gradient "
+                "equal to; pass canonical=... to prove one",
+            )
         return Declaration(
             input=input,
             target=target,
@@ -134,7 +138,9 @@ def custom_loss(
     if input is None:
         found = [s for s in (Z, P) if loss.has(s)]
         if len(found) > 1:
-            raise SymlossValueError("a loss uses one input, z (a logit) or p (a probability), not both")
+            raise SymlossValueError(
+                "a loss uses one input, z (a logit) or p (a probability), not both"
+            )
         input = found[0] if found else Z
     extra = loss.free_symbols - {input, target}
     if extra:
@@ -171,14 +177,18 @@ def parse_loss(text: str) -> sp.Expr:
 
 
 def _allowed() -> str:
-    return (f"numbers, the names {', '.join(_NAMES)}, + - * / **, parentheses and the functions "
-            f"{', '.join(FUNCTIONS)}")
+    return (
+        f"numbers, the names {', '.join(_NAMES)}, + - * / **, parentheses and the functions "
+        f"{', '.join(FUNCTIONS)}"
+    )
 
 
 def _build(node: ast.AST, text: str) -> sp.Expr:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-            raise SymlossValueError(f"{node.value!r} is not allowed in a formula; allowed: {_allowed()}")
+            raise SymlossValueError(
+                f"{node.value!r} is not allowed in a formula; allowed: {_allowed()}"
+            )
         return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(node.value)
     if isinstance(node, ast.Name):
         if node.id in _NAMES:
@@ -203,8 +213,9 @@ def _build(node: ast.AST, text: str) -> sp.Expr:
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             shown = ast.unparse(node.func)
-            raise SymlossValueError(f"{shown!r} is not a function a formula may call; allowed: "
-                                    f"{', '.join(FUNCTIONS)}")
+            raise SymlossValueError(
+                f"{shown!r} is not a function a formula may call; allowed: {', '.join(FUNCTIONS)}"
+            )
         if node.keywords or len(node.args) != 1:
             raise SymlossValueError(f"{node.func.id} takes exactly one argument")
         return FUNCTIONS[node.func.id](_build(node.args[0], text))

@@ -57,7 +57,9 @@ def plot(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SymlossValueError("symloss plot needs matplotlib: pip install 'symloss[plot]'") from None
+        raise SymlossValueError(
+            "symloss plot needs matplotlib: pip install 'symloss[plot]'"
+        ) from None
     from .stability import stability_map
     from .testing import Case, _autograd, _variant, torch_function
 
@@ -90,8 +92,12 @@ def plot(
                     for b in smap.boundaries:
                         if b.target == f"y={label:g}" and lo <= b.first_disagreeing <= hi:
                             ax.axvline(b.first_disagreeing, color="tab:red", lw=0.8, ls=":")
-                            ax.annotate(f"breakdown z={b.first_disagreeing:.4g}",
-                                        (b.first_disagreeing, 0.5), fontsize=8, color="tab:red")
+                            ax.annotate(
+                                f"breakdown z={b.first_disagreeing:.4g}",
+                                (b.first_disagreeing, 0.5),
+                                fontsize=8,
+                                color="tab:red",
+                            )
                 ax.legend(fontsize=8)
             ax.set_ylabel(titles[row])
             if row == 0:

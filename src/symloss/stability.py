@@ -17,13 +17,13 @@ import numpy as np
 from .derive import Derivation
 from .testing import (
     TOLERANCE_ULPS,
+    Case,
     _as_derivation,
     _autograd,
     _check_domain,
     _effective_domain,
     _family,
     _neutral,
-    Case,
     torch_function,
 )
 
@@ -67,10 +67,14 @@ class StabilityMap:
     def __str__(self) -> str:
         lo, hi = self.scanned
         if self.whole_range:
-            return (f"{self.loss} [{self.dtype}]: the gradient agrees over the whole scanned range "
-                    f"[{lo:.7g}, {hi:.7g}]")
-        lines = [f"{self.loss} [{self.dtype}]: the gradient agrees for inputs in "
-                 f"[{self.lower:.9g}, {self.upper:.9g}] (scanned [{lo:.7g}, {hi:.7g}])"]
+            return (
+                f"{self.loss} [{self.dtype}]: the gradient agrees over the whole scanned range "
+                f"[{lo:.7g}, {hi:.7g}]"
+            )
+        lines = [
+            f"{self.loss} [{self.dtype}]: the gradient agrees for inputs in "
+            f"[{self.lower:.9g}, {self.upper:.9g}] (scanned [{lo:.7g}, {hi:.7g}])"
+        ]
         digits = 9 if self.dtype == "float32" else 17
         for b in self.boundaries:
             lines.append(
@@ -102,12 +106,17 @@ def _row_agreement(
         got = np.full(x.shape, np.nan)
     with np.errstate(all="ignore"):
         ref = np.asarray(derivation.grad_fn(x, y), dtype=np.float64)
-        neutral = np.abs(np.asarray(
-            derivation.grad_fn(np.full_like(x, _neutral(derivation)), y), dtype=np.float64))
+        neutral = np.abs(
+            np.asarray(
+                derivation.grad_fn(np.full_like(x, _neutral(derivation)), y), dtype=np.float64
+            )
+        )
     m = x.shape[0]
     ref2, got2 = ref.reshape(m, -1), np.asarray(got, dtype=np.float64).reshape(m, -1)
-    scale = np.maximum(np.nanmax(np.abs(np.where(np.isfinite(ref2), ref2, 0)), axis=1),
-                       np.nanmax(neutral.reshape(m, -1), axis=1))
+    scale = np.maximum(
+        np.nanmax(np.abs(np.where(np.isfinite(ref2), ref2, 0)), axis=1),
+        np.nanmax(neutral.reshape(m, -1), axis=1),
+    )
     tiny = float(np.finfo(dtype).smallest_normal)
     unit = np.spacing(np.maximum(scale, tiny).astype(dtype)).astype(np.float64)
     with np.errstate(all="ignore"):
@@ -204,7 +213,9 @@ def stability_map(
     boundaries: list[Boundary] = []
     for which, label in enumerate(labels):
 
-        def agree_at(t: np.ndarray, which: int = which) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def agree_at(
+            t: np.ndarray, which: int = which
+        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _, x, y = ray(derivation, t, dtype)[which]
             return _row_agreement(derivation, fn, x, y, dtype)
 

@@ -147,7 +147,9 @@ def _check_domain(domain: Any) -> Domain | None:
     try:
         lo, hi = (float(v) for v in domain)
     except (TypeError, ValueError):
-        raise SymlossTypeError(f"domain must be a pair (lo, hi) of numbers, got {domain!r}") from None
+        raise SymlossTypeError(
+            f"domain must be a pair (lo, hi) of numbers, got {domain!r}"
+        ) from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise SymlossValueError(f"domain must be finite with lo < hi, got ({lo!r}, {hi!r})")
     return (lo, hi)
@@ -160,7 +162,8 @@ def _effective_domain(derivation: Derivation, dtype: str, domain: Domain | None)
     a, b = max(lo, domain[0]), min(hi, domain[1])
     if a >= b:
         raise SymlossValueError(
-            f"domain ({domain[0]:g}, {domain[1]:g}) does not meet the loss's inputs [{lo:g}, {hi:g}]"
+            f"domain ({domain[0]:g}, {domain[1]:g}) does not meet the loss's inputs "
+            f"[{lo:g}, {hi:g}]"
         )
     return (a, b)
 
@@ -241,7 +244,9 @@ def _in_domain(values: np.ndarray, domain: Domain) -> np.ndarray:
     return values[(values >= domain[0]) & (values <= domain[1])]
 
 
-def _typical(rng: np.random.Generator, shape: tuple[int, ...], domain: Domain, prob: bool) -> np.ndarray:
+def _typical(
+    rng: np.random.Generator, shape: tuple[int, ...], domain: Domain, prob: bool
+) -> np.ndarray:
     lo, hi = domain
     if prob:
         return rng.uniform(max(lo, 0.01), min(hi, 0.99), size=shape)
@@ -571,10 +576,16 @@ def _hypotheses(derivation: Derivation) -> list[Hypothesis]:
         inner = sp.diff(link.expr, z)
         canonical = derivation.canonical
         for expr, rule in (
-            (inner, f"the derivative of the {link.name}, {sp.sstr(inner)}, in place of "
-                    f"{sp.sstr(canonical)}"),
-            (canonical * inner, f"{sp.sstr(canonical)} multiplied again by the {link.name}'s "
-                                f"derivative {sp.sstr(inner)} (chain rule applied twice)"),
+            (
+                inner,
+                f"the derivative of the {link.name}, {sp.sstr(inner)}, in place of "
+                f"{sp.sstr(canonical)}",
+            ),
+            (
+                canonical * inner,
+                f"{sp.sstr(canonical)} multiplied again by the {link.name}'s "
+                f"derivative {sp.sstr(inner)} (chain rule applied twice)",
+            ),
         ):
             twin = _with_kernel(derivation, derivation.declaration.substitute_definitions(expr))
             out.append(Hypothesis(rule, None, _quiet(twin.grad_fn)))
@@ -599,8 +610,7 @@ def _scale_rule(ratio: float) -> str:
     if ratio == -1.0:
         return "sign flipped (it is exactly −1 times the exact value)"
     sign = "; and the sign is flipped" if ratio < 0 else ""
-    return (f"an extra constant factor {abs(ratio):.9g} (relative error {abs(ratio) - 1:+.3g})"
-            f"{sign}")
+    return f"an extra constant factor {abs(ratio):.9g} (relative error {abs(ratio) - 1:+.3g}){sign}"
 
 
 def _mean_counts(derivation: Derivation, cases: Sequence[Case]) -> list[float] | None:
@@ -657,8 +667,12 @@ def diagnose(derivation: Derivation, rows: Sequence[Row], what: str = "grad") ->
     # a factor: constant (a sign, anything else) fitted to the data, or the mean's 1/n per case
     def fits_all(factors: Sequence[float]) -> bool:
         return all(
-            _fits(r.arrays[got_key], f * r.arrays[ref_key], r.case,
-                  float(r.arrays["scales"][scale_index]) * abs(f))
+            _fits(
+                r.arrays[got_key],
+                f * r.arrays[ref_key],
+                r.case,
+                float(r.arrays["scales"][scale_index]) * abs(f),
+            )
             for r, f in zip(typical, factors, strict=True)
         )
 
@@ -673,8 +687,10 @@ def diagnose(derivation: Derivation, rows: Sequence[Row], what: str = "grad") ->
     if not found and counts and any(c != 1 for c in counts):
         shown = ", ".join(dict.fromkeys(f"{c:g}" for c in counts))
         if fits_all(counts):
-            found.append(f"a missing 1/n: reduction='mean' is not divided by its denominator "
-                         f"n (n = {shown} in the disagreeing cases)")
+            found.append(
+                f"a missing 1/n: reduction='mean' is not divided by its denominator "
+                f"n (n = {shown} in the disagreeing cases)"
+            )
         elif fits_all([1 / c for c in counts]):
             found.append(f"divided by the mean's denominator n twice (n = {shown})")
 
@@ -802,8 +818,12 @@ def _region(rows: Sequence[Row], what: str) -> tuple[int, int, str]:
             bad_x += list(np.asarray(r.case.input, dtype=np.float64).ravel())
     if not bad_x:
         return 0, total, ""
-    count = len(bad_x) if what == "grad" else sum(
-        int(np.count_nonzero(r.arrays[key] > TOLERANCE_ULPS)) for r in rows if r.error is None
+    count = (
+        len(bad_x)
+        if what == "grad"
+        else sum(
+            int(np.count_nonzero(r.arrays[key] > TOLERANCE_ULPS)) for r in rows if r.error is None
+        )
     )
     return count, total, f"inputs in [{min(bad_x):.4g}, {max(bad_x):.4g}]"
 
@@ -826,7 +846,11 @@ def _report(result: CheckResult, implementation: str) -> str:
             if r.error:
                 lines.append(f"  case {r.case.description!r}: {implementation} raised {r.error}")
         for what, label in (("loss", "loss value"), ("grad", "gradient")):
-            bad = [r for r in rows if r.error is None and not (r.loss_ok if what == "loss" else r.grad_ok)]
+            bad = [
+                r
+                for r in rows
+                if r.error is None and not (r.loss_ok if what == "loss" else r.grad_ok)
+            ]
             if not bad:
                 lines.append(f"  {label}: agrees")
                 continue
@@ -846,7 +870,8 @@ def _report(result: CheckResult, implementation: str) -> str:
                     f"{_fmt(family.target_at(worst.case, index))}"
                 )
             lines.append(
-                f"      got {_fmt(got)}, expected {_fmt(expected)}, error {float(err.flat[flat]):.3g} ulps"
+                f"      got {_fmt(got)}, expected {_fmt(expected)}, "
+                f"error {float(err.flat[flat]):.3g} ulps"
             )
             if region:
                 lines.append(f"    where: {region}")
