@@ -68,11 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--out", type=Path, help="folder for --all (Markdown and .tex files)")
     _add_loss_options(derive)
 
-    check = sub.add_parser("check", help="compare torch autograd with the exact reference")
-    check.add_argument("name", help="loss name or alias")
+    check = sub.add_parser("check", help="compare an implementation with the exact reference")
+    _add_impl_arguments(check)
     check.add_argument("--dtype", choices=("float32", "float64"), help="only this dtype")
+    check.add_argument("--domain", type=float, nargs=2, metavar=("LO", "HI"),
+                       help="check inputs in [LO, HI] only (default: the whole finite range)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     _add_loss_options(check)
+
+    plot = sub.add_parser("plot", help="draw the loss, gradient and 2nd derivative (matplotlib)")
+    _add_impl_arguments(plot)
+    plot.add_argument("-o", "--out", type=Path, required=True, help="image file (.png, .pdf)")
+    plot.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    plot.add_argument("--range", type=float, nargs=2, metavar=("LO", "HI"), default=(-40.0, 40.0),
+                      dest="span", help="the range of z (default -40 40)")
+    _add_loss_options(plot)
     return parser
 
 
@@ -116,64 +126,115 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    from . import derive
-    from .testing import TOLERANCE_ULPS, battery, compare
+def _add_impl_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="loss name or alias (see `symloss list`)")
+    parser.add_argument("--impl", metavar="MODULE:FUNCTION",
+                        help="the implementation fn(input, target) to check (default: torch's)")
+    parser.add_argument("--expr", metavar="FORMULA",
+                        help="a loss of your own, e.g. 'y*softplus(-z) + (1-y)*softplus(z)'")
 
-    derivation = derive(args.name, **_loss_options(args))
+
+def _load_impl(spec: str | None) -> Any:
+    """``module:function`` -> the function; every failure is a usage error (one line)."""
+    if spec is None:
+        return None
+    import importlib
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--impl must be MODULE:FUNCTION, got {spec!r}")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"--impl: no module named {exc.name!r} (from {spec!r})") from None
+    except Exception as exc:  # the user's module failed to import: say so in one line
+        raise UsageError(
+            f"--impl: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    fn: Any = module
+    for part in attr.split("."):
+        if not hasattr(fn, part):
+            raise UsageError(f"--impl: module {module_name!r} has no attribute {attr!r}")
+        fn = getattr(fn, part)
+    if not callable(fn):
+        raise UsageError(f"--impl: {spec!r} is not callable")
+    return fn
+
+
+def _derivation_for(args: argparse.Namespace) -> Any:
+    options = _loss_options(args)
+    if args.expr is not None:
+        from .custom import custom_loss
+
+        extra = sorted(set(options) - {"reduction"})
+        if extra:
+            raise UsageError(f"a --expr loss takes only --reduction, not {', '.join(extra)}")
+        return custom_loss(args.expr, name=args.name or "custom", **options)
+    if not args.name:
+        raise UsageError("give a loss name (see `symloss list`) or --expr FORMULA")
+    from . import derive
+
+    return derive(args.name, **options)
+
+
+def _need_torch(impl: Any, derivation: Any) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise UsageError("symloss check needs torch: pip install 'symloss[torch]'") from None
-    cases = [c for c in battery(derivation) if args.dtype in (None, c.dtype)]
-    rows = compare(derivation, cases=cases)
-    failed = [r for r in rows if not r.ok]
+        raise UsageError("this command needs torch: pip install 'symloss[torch]'") from None
+    if impl is None and args_is_custom(derivation):
+        raise UsageError("a --expr loss has no torch twin: give --impl MODULE:FUNCTION")
+
+
+def args_is_custom(derivation: Any) -> bool:
+    from .custom import CustomDerivation
+
+    return isinstance(derivation, CustomDerivation)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .stability import stability_map
+    from .testing import DTYPES, TOLERANCE_ULPS, check
+
+    derivation = _derivation_for(args)
+    impl = _load_impl(args.impl)
+    _need_torch(impl, derivation)
+    dtypes = [args.dtype] if args.dtype else list(DTYPES)
+    domain = tuple(args.domain) if args.domain else None
+    result = check(derivation, impl, domain=domain, dtypes=dtypes)
+    maps = [stability_map(derivation, impl, dtype=dt, domain=domain) for dt in dtypes]
+    label = args.impl or f"torch.nn.functional.{derivation.name}"
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "loss": derivation.name,
-                    "options": {k: str(v) for k, v in derivation.display_options.items()},
-                    "tolerance_ulps": TOLERANCE_ULPS,
-                    "agree": not failed,
-                    "cases": [
-                        {
-                            "case": r.case.description,
-                            "dtype": r.case.dtype,
-                            "loss_ulps": r.loss_ulps,
-                            "grad_ulps": r.grad_ulps,
-                            "ok": r.ok,
-                            "worst": r.worst,
-                            "error": r.error,
-                        }
-                        for r in rows
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return 1 if failed else 0
-    print(f"torch.nn.functional.{derivation.name} against symloss "
-          f"({', '.join(f'{k}={v!r}' for k, v in derivation.display_options.items())})")
-    print(f"tolerance: {TOLERANCE_ULPS:g} ulps of the terms combined")
-    header = f"{'case':<46} {'dtype':<8} {'loss ulps':>10} {'grad ulps':>12}  result"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        verdict = "ok" if r.ok else "FAIL"
-        print(f"{r.case.description:<46} {r.case.dtype:<8} {r.loss_ulps:>10.3g} "
-              f"{r.grad_ulps:>12.3g}  {verdict}")
-    if failed:
-        print(f"\n{len(failed)} of {len(rows)} cases disagree:")
-        for r in failed:
-            if r.error:
-                print(f"  {r.case.description} [{r.case.dtype}]: torch raised {r.error}")
-            else:
-                w = r.worst
-                print(f"  {r.case.description} [{r.case.dtype}]: at index {r.worst_index}, "
-                      f"input {w['input']:.6g}: torch {w['got']:.9g}, exact {w['expected']:.9g}")
-        return 1
-    print(f"\nall {len(rows)} cases agree")
+        out = result.to_json()
+        out["implementation"] = label
+        out["stability"] = [m.to_json() for m in maps]
+        print(json.dumps(out, indent=2, default=float))
+        return 0 if result.ok else 1
+    shown = ", ".join(f"{k}={v!r}" for k, v in derivation.display_options.items())
+    print(f"{label} against symloss's exact {derivation.name}({shown})")
+    if result.ok:
+        print(f"agrees: all {len(result.rows)} cases, loss value and gradient, within "
+              f"{TOLERANCE_ULPS:g} ulps")
+    else:
+        print(result.report(label))
+    print("\nstability map (where the gradient is exact):")
+    for m in maps:
+        print(str(m))
+    return 0 if result.ok else 1
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot
+
+    derivation = _derivation_for(args)
+    impl = _load_impl(args.impl)
+    _need_torch(impl, derivation)
+    lo, hi = args.span
+    if not lo < hi:
+        raise UsageError(f"--range needs LO < HI, got {lo:g} {hi:g}")
+    print(plot(derivation, args.out, impl, dtype=args.dtype, span=(lo, hi)))
     return 0
 
 
@@ -186,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "derive":
             return _cmd_derive(args)
+        if args.command == "plot":
+            return _cmd_plot(args)
         return _cmd_check(args)
     except SymlossError as exc:
         print(f"symloss: error: {exc}", file=sys.stderr)
