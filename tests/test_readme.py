@@ -56,3 +56,15 @@ def test_cli_examples_run(command, shown, capsys, tmp_path, monkeypatch):
     assert code == expected_code, out + err
     for line in shown:
         assert line in out + err
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_the_pytest_example_passes_as_written(pytester):
+    pytest.importorskip("torch")
+    block = re.search(r"<!-- example:pytest -->\n```python\n(.*?)```\n<!-- /example -->", README, re.S)
+    assert block is not None
+    pytester.makepyfile(test_user_loss=block.group(1))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

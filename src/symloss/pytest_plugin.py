@@ -41,7 +41,9 @@ def symloss_check(request: pytest.FixtureRequest) -> Callable[..., Any]:
     def check(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         if marker is not None and len(args) == 1:
-            return assert_grad_matches(*marker.args, args[0], **{**marker.kwargs, **kwargs})
-        return assert_grad_matches(*args, **kwargs)
+            (name,) = marker.args
+            return assert_grad_matches(name, args[0], **{**marker.kwargs, **kwargs})
+        name, fn = args
+        return assert_grad_matches(name, fn, **kwargs)
 
     return check

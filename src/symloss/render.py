@@ -28,7 +28,8 @@ _TEX = {
 }
 _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-               "\\": r"\textbackslash{}"}
+               "\\": r"\textbackslash{}", "|": r"\ensuremath{|}", "<": r"\ensuremath{<}",
+               ">": r"\ensuremath{>}"}
 
 
 def words_tex(words: str) -> str:
