@@ -16,6 +16,7 @@ from typing import Any
 from .catalog import ALIASES, losses, resolve
 from .derive import Derivation, Step
 from .errors import SymlossError, SymlossTypeError, SymlossValueError, UnknownLossError
+from .objective import objective
 
 __all__ = [
     "ALIASES",
@@ -27,6 +28,7 @@ __all__ = [
     "UnknownLossError",
     "derive",
     "losses",
+    "objective",
 ]
 
 __version__ = "0.1.0"

@@ -30,6 +30,9 @@ from .primitives import (
     softplus,
 )
 
+#: The second class index of a Hessian (the same symbol as derive.HESSIAN_INDEX).
+_HJ = Symbol("j", integer=True, positive=True)
+
 __all__ = ["ALIASES", "CATALOG", "LossSpec", "losses", "resolve"]
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -220,6 +223,14 @@ def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
             "variance p(1 − p); with link='sigmoid' that variance cancels."
         ),
         loss_why="Binary cross-entropy of a probability p (torch clamps each log at −100).",
+        canonical_hessian=w * (_Y / _P**2 + (1 - _Y) / (1 - _P) ** 2),
+        hessian_why="Each log term contributes the square of its reciprocal.",
+        stable_hessian=w * (_P**2 - 2 * _P * _Y + _Y)
+        / clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17)) ** 2,
+        stable_hessian_why=(
+            "Evaluated over one denominator guarded like the gradient's, "
+            "w (p² − 2py + y) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1."
+        ),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
@@ -244,6 +255,11 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
         link=_sigmoid_link(),
         loss_in_link=in_p,
         stable_why=_BCE_STABLE,
+        canonical_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * (1 - sigmoid(_Z)),
+        hessian_why=(
+            "The derivative of the mean σ(z) is the Bernoulli variance σ(z)(1 − σ(z)), free of "
+            "the target" + (" except through the pos_weight factor." if pos_weight else ".")
+        ),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
@@ -335,6 +351,11 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         loss_in_link=loss_in_link,
         stable_gradient=stable,
         stable_why=_CE_STABLE,
+        canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
+        hessian_why=(
+            "The C × C block (Σₖ aₖ)(diag(p) − p pᵀ): the softmax's Jacobian, the covariance of "
+            "the categorical distribution, scaled by the total target weight."
+        ),
         definitions=tuple(definitions),
         assumptions=assumptions,
         mean_denominator=denominator,

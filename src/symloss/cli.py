@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     derive = sub.add_parser("derive", help="print the derivation of a loss's gradient")
     derive.add_argument("name", nargs="?", help="loss name or alias (see `symloss list`)")
     derive.add_argument("--format", choices=FORMATS, default="text")
+    derive.add_argument("--order", type=int, choices=(1, 2), default=1,
+                        help="1: the gradient (default); 2: the second derivative (Hessian)")
     derive.add_argument("--document", action="store_true", help="a complete LaTeX document")
     derive.add_argument("--all", action="store_true", help="every loss, written to --out")
     derive.add_argument("--out", type=Path, help="folder for --all (Markdown and .tex files)")
@@ -88,12 +90,14 @@ def _cmd_list() -> int:
     return 0
 
 
-def _render(derivation: Any, fmt: str, document: bool) -> str:
+def _render(derivation: Any, fmt: str, document: bool, order: int = 1) -> str:
     if fmt == "latex":
-        return str(derivation.latex(document=document))
+        return str(derivation.latex(document=document, order=order))
     if document:
         raise UsageError("--document goes with --format latex")
-    return str(derivation.markdown() if fmt == "markdown" else derivation.text())
+    if fmt == "markdown":
+        return str(derivation.markdown(order=order))
+    return str(derivation.text(order=order))
 
 
 def _cmd_derive(args: argparse.Namespace) -> int:
@@ -112,7 +116,8 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     if not args.name:
         raise UsageError("give a loss name (see `symloss list`) or --all --out DIR")
     derivation = derive(args.name, **_loss_options(args))
-    sys.stdout.write(_render(derivation, args.format, args.document).rstrip("\n") + "\n")
+    text = _render(derivation, args.format, args.document, args.order)
+    sys.stdout.write(text.rstrip("\n") + "\n")
     return 0
 
 

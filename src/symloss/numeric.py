@@ -71,10 +71,12 @@ def _out_dtype(arr: np.ndarray) -> np.dtype:
 
 @dataclass
 class Numeric:
-    """The compiled ``loss`` and ``grad`` functions of one derivation."""
+    """The compiled functions of one derivation, with torch's bookkeeping around them."""
 
-    loss: Callable[[Any, Any], Any]
-    grad: Callable[[Any, Any], Any]
+    loss: Callable[..., Any]
+    grad: Callable[..., Any]
+    hvp: Callable[..., Any]
+    hess_diag: Callable[..., Any]
 
 
 def build(derivation: Derivation) -> Numeric:
@@ -86,7 +88,9 @@ def build(derivation: Derivation) -> Numeric:
         adapter = _ClassAxis(derivation)
     else:  # pragma: no cover - a catalogue entry with an unknown family is a bug here
         raise AssertionError(family)
-    return Numeric(loss=adapter.loss, grad=adapter.grad)
+    return Numeric(
+        loss=adapter.loss, grad=adapter.grad, hvp=adapter.hvp, hess_diag=adapter.hess_diag
+    )
 
 
 class _Adapter:
@@ -99,13 +103,55 @@ class _Adapter:
         self.reduction: str = derivation.options.get("reduction", "mean")
         self.names = list(d.symbols)
         args = [d.symbols[n] for n in self.names]
+        self._args = args
         subst = d.substitute_definitions
         self._loss = compile_expr(subst(d.loss), args)
         self._grad = compile_expr(subst(derivation.kernel_gradient), args)
+        self._second: dict[str, Callable[..., Any]] = {}
+
+    def _second_kernel(self, which: str) -> Callable[..., Any]:
+        """The Hessian kernels, compiled on first use (most callers never need them)."""
+        if which not in self._second:
+            d = self.derivation
+            subst = d.declaration.substitute_definitions
+            if which == "hvp":
+                v = sp.IndexedBase("v") if d.declaration.class_axis else sp.Symbol("v", real=True)
+                self._second[which] = compile_expr(subst(d.hvp_expr), [*self._args, v])
+            else:
+                self._second[which] = compile_expr(subst(d.hessian_diagonal), self._args)
+        return self._second[which]
 
     def _call(self, kernel: Callable[..., Any], values: Mapping[str, Any]) -> np.ndarray:
         with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
             return np.asarray(kernel(*(values[n] for n in self.names)), dtype=np.float64)
+
+    def _direction(self, v: Any, shape: tuple[int, ...]) -> np.ndarray:
+        arr = _as_float(v, f"{self.derivation.name}: v")
+        if arr.shape != shape:
+            raise SymlossValueError(
+                f"{self.derivation.name}: v must have the input's shape {shape}, got {arr.shape}"
+            )
+        return arr.astype(np.float64)
+
+    def hvp(self, input: Any, target: Any, v: Any) -> np.ndarray:
+        values, denominator, dtype, finish = self.prepare(input, target)
+        shape = np.shape(input.detach().cpu().numpy() if hasattr(input, "detach") else input)
+        values["v"] = self.to_kernel_layout(self._direction(v, shape))
+        kernel = self._second_kernel("hvp")
+        names = [*self.names, "v"]
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            raw = np.asarray(kernel(*(values[n] for n in names)), dtype=np.float64)
+        return self._reduce_grad(finish(raw, loss=False), denominator, dtype)
+
+    def hess_diag(self, input: Any, target: Any) -> np.ndarray:
+        """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
+        values, _, dtype, finish = self.prepare(input, target)
+        raw = self._call(self._second_kernel("hess_diag"), values)
+        return finish(raw, loss=False).astype(dtype)
+
+    def to_kernel_layout(self, arr: np.ndarray) -> np.ndarray:
+        """An array of the input's shape in the layout the kernels take."""
+        return arr
 
     def _reduce_loss(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> Any:
         if self.reduction == "none":
@@ -182,6 +228,9 @@ class _Elementwise(_Adapter):
 
 class _ClassAxis(_Adapter):
     """Losses over a class axis: input (C), (N, C) or (N, C, d1, …, dk), as in torch."""
+
+    def to_kernel_layout(self, arr: np.ndarray) -> np.ndarray:
+        return np.moveaxis(arr, 0 if arr.ndim == 1 else 1, -1)
 
     def prepare(
         self, input: Any, target: Any
