@@ -16,7 +16,7 @@ from typing import Any
 from .catalog import ALIASES, losses, resolve
 from .derive import Derivation, Step
 from .errors import SymlossError, SymlossTypeError, SymlossValueError, UnknownLossError
-from .objective import objective
+from .boosting import objective
 
 __all__ = [
     "ALIASES",
