@@ -42,7 +42,9 @@ def torch_value_grad_hvp(
     if v is not None:
         if g.requires_grad:
             (h_t,) = torch.autograd.grad(g, xt, grad_outputs=torch.tensor(v), allow_unused=True)
-            h = np.zeros_like(x) if h_t is None else h_t.detach().numpy()
+            # l1's double backward returns an "efficient zero tensor" (exactly 0).
+            zero = h_t is None or h_t._is_zerotensor()
+            h = np.zeros_like(x) if zero else h_t.detach().numpy()
         else:  # the gradient is piecewise constant: autograd has nothing to differentiate
             h = np.zeros_like(x)
     return out.detach().numpy(), g.detach().numpy(), h

@@ -14,7 +14,7 @@ from typing import Any
 import sympy as sp
 from sympy import IndexedBase, Symbol, log
 
-from .declaration import Assumption, Declaration, Definition, Link
+from .declaration import Assumption, Declaration, Definition, Kink, Link
 from .errors import SymlossTypeError, SymlossValueError, UnknownLossError, choice_error
 from .primitives import (
     CLASS_INDEX,
@@ -64,7 +64,7 @@ class Option:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
-    kind: str = "choice"  # choice | array | int | unit_interval
+    kind: str = "choice"  # choice | array | int | unit_interval | real | nonnegative | positive
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,24 @@ def _check(loss: str, opt: Option, value: Any) -> Any:
                 pass
             raise SymlossTypeError(f"{loss}: {opt.name} must be an integer, got {value!r}")
         return int(value)
+    if opt.kind in ("real", "nonnegative", "positive"):
+        if isinstance(value, bool):
+            raise SymlossTypeError(f"{loss}: {opt.name} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise SymlossTypeError(f"{loss}: {opt.name} must be a number, got {value!r}") from exc
+        bad = (
+            not np_isfinite(number)
+            or (opt.kind == "nonnegative" and number < 0)
+            or (opt.kind == "positive" and number <= 0)
+        )
+        if bad:
+            need = {"real": "finite", "nonnegative": "finite and ≥ 0", "positive": "finite and > 0"}
+            raise SymlossValueError(
+                f"{loss}: {opt.name} must be {need[opt.kind]}, got {value!r}"
+            )
+        return number
     if opt.kind == "unit_interval":
         try:
             number = float(value)
@@ -158,6 +176,12 @@ def _check(loss: str, opt: Option, value: Any) -> Any:
     if value not in opt.choices:
         raise choice_error(f"{opt.name} for {loss}", value, opt.choices)
     return value
+
+
+def np_isfinite(number: float) -> bool:
+    import math
+
+    return math.isfinite(number)
 
 
 def _reduction_option() -> Option:
@@ -445,3 +469,302 @@ def resolve(name: str) -> tuple[LossSpec, dict[str, Any]]:
         target, preset = ALIASES[name]
         return CATALOG[target], dict(preset)
     raise UnknownLossError(name, [*CATALOG, *ALIASES])
+
+
+# =========================================================================== regression & margins
+_BETA = Symbol("beta", positive=True)
+_DELTA = Symbol("delta", positive=True)
+_MARGIN = Symbol("margin", real=True)
+_EPS_LOG = Symbol("epsilon", positive=True)
+_BATCH = Symbol("N", integer=True, positive=True)
+
+
+def _real_option(name: str, default: float, help: str, kind: str = "real") -> Option:
+    return Option(name, default, help, kind=kind)
+
+
+def _bool_option(name: str, default: bool, help: str) -> Option:
+    return Option(name, default, help, (False, True))
+
+
+def _elementwise(
+    loss: sp.Expr,
+    canonical: sp.Expr,
+    canonical_why: str,
+    loss_why: str,
+    symbols: dict[str, sp.Basic],
+    **more: Any,
+) -> Declaration:
+    """A declaration of an element-wise loss in z (input) and y (target), mean over n."""
+    return Declaration(
+        input=_Z,
+        target=_Y,
+        loss=loss,
+        canonical=canonical,
+        canonical_why=canonical_why,
+        loss_why=loss_why,
+        mean_denominator=more.pop("mean_denominator", _N),
+        mean_why=more.pop("mean_why", _mean_why_elementwise()),
+        symbols={"input": _Z, "target": _Y, **symbols},
+        **more,
+    )
+
+
+def _declare_mse(opts: Mapping[str, Any]) -> Declaration:
+    return _elementwise(
+        (_Z - _Y) ** 2,
+        2 * (_Z - _Y),
+        "The Gaussian negative log-likelihood with unit variance (up to the factor 2) in its "
+        "canonical (identity) link: twice the residual.",
+        "Squared error of the prediction z against the target y.",
+        {},
+        canonical_hessian=sp.Integer(2),
+        hessian_why="A quadratic has a constant second derivative.",
+    )
+
+
+_D = _Z - _Y
+_ABS_KINK = "At z = y, |z − y| has no derivative; torch's backward takes sign(0) = 0, and so does sympy's sign."
+
+
+def _declare_l1(opts: Mapping[str, Any]) -> Declaration:
+    return _elementwise(
+        sp.Abs(_D),
+        sp.sign(_D),
+        "The derivative of |d| is sign(d) away from the kink.",
+        "Absolute error of the prediction z against the target y.",
+        {},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Piecewise linear: the second derivative is 0 away from the kink.",
+        kinks=(Kink(((_Z, _Y),), sp.S.Zero, _ABS_KINK + " The second derivative there is 0 too.",
+                    sp.S.Zero),),
+    )
+
+
+def _declare_smooth_l1(opts: Mapping[str, Any]) -> Declaration:
+    if opts["beta"] == 0:
+        d = _declare_l1(opts)
+        return Declaration(
+            **{**d.__dict__,
+               "loss_why": "With beta = 0, torch computes smooth_l1_loss as l1_loss: |z − y|."}
+        )
+    b = _BETA
+    inside = sp.Abs(_D) < b
+    return _elementwise(
+        sp.Piecewise((_D**2 / (2 * b), inside), (sp.Abs(_D) - b / 2, True)),
+        sp.Piecewise((_D / b, inside), (sp.sign(_D), True)),
+        "Quadratic within β of the target, linear outside: the residual over β, clipped to ±1.",
+        "Smooth L1: (z − y)²/(2β) where |z − y| < β, else |z − y| − β/2.",
+        {"beta": b},
+        canonical_hessian=sp.Piecewise((1 / b, inside), (0, True)),
+        hessian_why="1/β on the quadratic piece, 0 on the linear pieces.",
+        kinks=(
+            Kink(((_Z, _Y + b),), sp.S.One,
+                 "At |z − y| = β the first derivative is continuous (±1 from both sides); torch "
+                 "takes the linear side for the second derivative, 0, as the strict |d| < β does.",
+                 sp.S.Zero),
+        ),
+    )
+
+
+def _declare_huber(opts: Mapping[str, Any]) -> Declaration:
+    dl = _DELTA
+    inside = sp.Abs(_D) < dl
+    return _elementwise(
+        sp.Piecewise((_D**2 / 2, inside), (dl * (sp.Abs(_D) - dl / 2), True)),
+        sp.Piecewise((_D, inside), (dl * sp.sign(_D), True)),
+        "Quadratic within δ of the target, linear outside: the residual clipped to ±δ.",
+        "Huber: (z − y)²/2 where |z − y| < δ, else δ(|z − y| − δ/2).",
+        {"delta": dl},
+        canonical_hessian=sp.Piecewise((1, inside), (0, True)),
+        hessian_why="1 on the quadratic piece, 0 on the linear pieces.",
+        kinks=(
+            Kink(((_Z, _Y + dl),), dl,
+                 "At |z − y| = δ the first derivative is continuous (±δ); torch takes the linear "
+                 "side for the second derivative, 0, as the strict |d| < δ does.",
+                 sp.S.Zero),
+        ),
+    )
+
+
+def _declare_soft_margin(opts: Mapping[str, Any]) -> Declaration:
+    return _elementwise(
+        softplus(-_Y * _Z),
+        -_Y * sigmoid(-_Y * _Z),
+        "The logistic loss of the margin y z: −y σ(−y z), the Bernoulli mean-minus-target "
+        "written for labels ±1.",
+        "Soft margin (logistic) loss log(1 + exp(−y z)) for labels y = ±1, as softplus(−y z).",
+        {},
+        stable_gradient=-_Y * sigmoid(-_Y * _Z),
+        stable_why="Evaluated as −y σ(−y z): no 1 − σ cancellation where y z is large.",
+        canonical_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
+        hessian_why="y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.",
+    )
+
+
+def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
+    stirling = sp.Piecewise(
+        (_Y * log(_Y) - _Y + log(2 * sp.pi * _Y) / 2, _Y > 1), (0, True)
+    )
+    extra = stirling if opts["full"] else sp.S.Zero
+    symbols: dict[str, sp.Basic] = {}
+    stirling_why = (
+        " With full=True torch adds Stirling's approximation of log(y!), "
+        "y log y − y + log(2πy)/2, only where y > 1; it does not depend on the input."
+        if opts["full"] else ""
+    )
+    if opts["log_input"]:
+        return _elementwise(
+            sp.exp(_Z) - _Y * _Z + extra,
+            sp.exp(_Z) - _Y,
+            "Poisson negative log-likelihood with its canonical (log) link: the gradient with "
+            "respect to the natural parameter z = log λ is mean minus target, exp(z) − y.",
+            "Poisson negative log-likelihood of the rate λ = exp(z)." + stirling_why,
+            symbols,
+            canonical_hessian=sp.exp(_Z),
+            hessian_why="The variance of the Poisson distribution, its mean exp(z).",
+        )
+    symbols["eps"] = _EPS_LOG
+    return _elementwise(
+        _Z - _Y * log(_Z + _EPS_LOG) + extra,
+        1 - _Y / (_Z + _EPS_LOG),
+        "In the rate z itself (no canonical link) the gradient is 1 − y/(z + ε).",
+        "Poisson negative log-likelihood of the rate z; torch adds ε inside the log."
+        + stirling_why,
+        symbols,
+        canonical_hessian=_Y / (_Z + _EPS_LOG) ** 2,
+        hessian_why="The derivative of −y/(z + ε).",
+    )
+
+
+def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
+    batchmean = dict(
+        mean_denominator=_BATCH,
+        mean_why="reduction='batchmean' divides the sum by N, the size of the first dimension.",
+    ) if opts["reduction"] == "batchmean" else {}
+    if opts["log_target"]:
+        return _elementwise(
+            sp.exp(_Y) * (_Y - _Z),
+            -sp.exp(_Y),
+            "Linear in the log-probability z: the gradient is minus the target probability.",
+            "KL divergence term of the target log-probability y against the log-probability z: "
+            "exp(y)(y − z).",
+            {},
+            canonical_hessian=sp.S.Zero,
+            hessian_why="Linear in z.",
+            **batchmean,
+        )
+    # torch evaluates y log y as xlogy(y, y): 0 where y = 0.
+    ylogy = sp.Piecewise((0, sp.Eq(_Y, 0)), (_Y * log(_Y), True))
+    return _elementwise(
+        ylogy - _Y * _Z,
+        -_Y,
+        "Linear in the log-probability z: the gradient is minus the target probability.",
+        "KL divergence term of the target probability y against the log-probability z: "
+        "y log y − y z (0 where y = 0).",
+        {},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Linear in z.",
+        **batchmean,
+    )
+
+
+def _declare_hinge_embedding(opts: Mapping[str, Any]) -> Declaration:
+    m = _MARGIN
+    hinge = sp.Piecewise((m - _Z, _Z <= m), (0, True))
+    loss = sp.Piecewise((_Z, sp.Eq(_Y, 1)), (hinge, sp.Eq(_Y, -1)), (_Z + hinge, True))
+    dhinge = sp.Piecewise((-1, _Z <= m), (0, True))
+    return _elementwise(
+        loss,
+        sp.Piecewise((1, sp.Eq(_Y, 1)), (dhinge, sp.Eq(_Y, -1)), (1 + dhinge, True)),
+        "1 for a similar pair (y = 1); for a dissimilar pair (y = −1), −1 inside the margin and "
+        "0 outside.",
+        "Hinge embedding loss: z for y = 1, max(0, margin − z) for y = −1 (torch adds both "
+        "terms for any other target value).",
+        {"margin": m},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Piecewise linear: 0 away from the kink.",
+        kinks=(
+            Kink(((_Z, m), (_Y, -1)), sp.S.NegativeOne,
+                 "At z = margin (y = −1) torch's backward of clamp_min(margin − z, 0) passes the "
+                 "gradient (the hinge counts as active): −1. The derivation's z ≤ margin does "
+                 "the same.", sp.S.Zero),
+        ),
+    )
+
+
+def _reduction_option_kl() -> Option:
+    return Option("reduction", "mean", "how per-element losses are combined",
+                  ("none", "mean", "sum", "batchmean"))
+
+
+_ELEMENTWISE_NEW = (
+    LossSpec(
+        name="mse_loss",
+        summary="Mean squared error (MSELoss).",
+        options=(_reduction_option(),),
+        declare=_declare_mse,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="l1_loss",
+        summary="Mean absolute error (L1Loss); sign(0) = 0 at the kink, as torch.",
+        options=(_reduction_option(),),
+        declare=_declare_l1,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="smooth_l1_loss",
+        summary="Smooth L1 (SmoothL1Loss): quadratic within beta, linear outside; beta=0 is L1.",
+        options=(_reduction_option(),
+                 _real_option("beta", 1.0, "width of the quadratic zone, ≥ 0", "nonnegative")),
+        declare=_declare_smooth_l1,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="huber_loss",
+        summary="Huber loss (HuberLoss): quadratic within delta, delta-scaled linear outside.",
+        options=(_reduction_option(),
+                 _real_option("delta", 1.0, "threshold of the quadratic zone, > 0", "positive")),
+        declare=_declare_huber,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="soft_margin_loss",
+        summary="Logistic loss of the margin y·z for labels ±1 (SoftMarginLoss).",
+        options=(_reduction_option(),),
+        declare=_declare_soft_margin,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="poisson_nll_loss",
+        summary="Poisson negative log-likelihood (PoissonNLLLoss), log or rate input.",
+        options=(
+            _bool_option("log_input", True, "True: input is log λ; False: input is λ"),
+            _bool_option("full", False, "add the Stirling term for y > 1"),
+            _real_option("eps", 1e-8, "added inside log when log_input=False, > 0", "positive"),
+            _reduction_option(),
+        ),
+        declare=_declare_poisson,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="kl_div",
+        summary="KL divergence with log-probability input (KLDivLoss); reduction='batchmean'.",
+        options=(
+            _reduction_option_kl(),
+            _bool_option("log_target", False, "True: the target is a log-probability"),
+        ),
+        declare=_declare_kl_div,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="hinge_embedding_loss",
+        summary="Hinge embedding loss (HingeEmbeddingLoss) for targets ±1.",
+        options=(_real_option("margin", 1.0, "the margin for y = −1"), _reduction_option()),
+        declare=_declare_hinge_embedding,
+        family="elementwise",
+    ),
+)
+for _spec in _ELEMENTWISE_NEW:
+    CATALOG[_spec.name] = _spec

@@ -283,7 +283,7 @@ class Derivation:
         reduction = self.options.get("reduction", "mean")
         ell_m = sp.IndexedBase(_ELL)[_M]
         total = sp.Sum(ell_m, (_M, 1, _SAMPLES))
-        if reduction == "mean":
+        if reduction in ("mean", "batchmean"):
             return Step("Reduction", d.mean_why, _L, (total / d.mean_denominator,), None)
         if reduction == "sum":
             return Step("Reduction", "reduction='sum' adds the per-element losses.", _L, (total,), None)
@@ -368,7 +368,7 @@ class Derivation:
                 (per_element, self.canonical.subs(at_m)),
                 True,
             )
-        denominator = d.mean_denominator if reduction == "mean" else sp.S.One
+        denominator = d.mean_denominator if reduction in ("mean", "batchmean") else sp.S.One
         # The bookkeeping is linear: check with SymPy that ∂/∂ζ_t Σ_m F(ζ_m) / D = F'(ζ_t) / D
         # for a denominator D that does not depend on the input.
         f = sp.Function("F")
@@ -382,7 +382,7 @@ class Derivation:
         why = (
             "Each ℓₘ depends only on its own input, so the reduced gradient is the "
             "per-element gradient"
-            + (" divided by the mean's denominator." if reduction == "mean" else ".")
+            + (" divided by the mean's denominator." if reduction != "sum" else ".")
         )
         return Step(
             "Reduced gradient",
@@ -562,7 +562,10 @@ class Derivation:
     def _hvp_step(self) -> Step:
         z = self.input
         reduction = self.options.get("reduction", "mean")
-        denominator = self.declaration.mean_denominator if reduction == "mean" else sp.S.One
+        denominator = (
+            self.declaration.mean_denominator
+            if reduction in ("mean", "batchmean") else sp.S.One
+        )
         hv = sp.Symbol("(Hv)")
         if isinstance(z, sp.Indexed):
             v = sp.IndexedBase("v")
@@ -585,7 +588,7 @@ class Derivation:
                 "reduced loss is diagonal and its product with a direction v is elementwise"
             )
         why += (
-            ", divided by the mean's denominator." if reduction == "mean"
+            ", divided by the mean's denominator." if reduction in ("mean", "batchmean")
             else " (reduction='none': the HVP of the sum, i.e. backward with ones)."
             if reduction == "none" else "."
         )

@@ -164,7 +164,7 @@ class _Adapter:
             return dtype.type(np.float64(total) / np.float64(denominator))
 
     def _reduce_grad(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> np.ndarray:
-        if self.reduction == "mean":
+        if self.reduction in ("mean", "batchmean"):
             with np.errstate(divide="ignore", invalid="ignore"):
                 per_element = per_element / np.float64(denominator)
         return per_element.astype(dtype)
@@ -216,14 +216,23 @@ class _Elementwise(_Adapter):
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
                 )
         values: dict[str, Any] = {"input": x64, "target": y.astype(np.float64)}
-        for option in ("weight", "pos_weight"):
-            if option in self.names:
-                values[option] = _broadcast(self.options[option], x.shape, option, name)
+        for option in self.names:
+            if option in values:
+                continue
+            value = self.options[option]
+            if hasattr(value, "shape"):  # weight, pos_weight: broadcast like torch
+                values[option] = _broadcast(value, x.shape, option, name)
+            else:  # a scalar option (beta, delta, margin, eps)
+                values[option] = np.float64(value)
 
         def finish(per_element: np.ndarray, loss: bool) -> np.ndarray:
             return np.broadcast_to(per_element, x.shape)
 
-        return values, float(x.size), dtype, finish
+        if self.reduction == "batchmean":
+            denominator = float(x.shape[0]) if x.ndim else 1.0
+        else:
+            denominator = float(x.size)
+        return values, denominator, dtype, finish
 
 
 class _ClassAxis(_Adapter):

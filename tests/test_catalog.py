@@ -1,0 +1,250 @@
+"""The catalogue's element-wise losses against torch.nn.functional: value, gradient, HVP.
+
+A table of cases in the style of PyTorch's module tests: every option, every reduction, the
+shapes torch accepts, float32 and float64, typical and extreme inputs, and exactly at the kinks.
+The truth is torch's autograd in float64 (double backward for the HVP); float32 results must be
+that value correctly rounded to float32 tolerance, and torch itself is also run in float32 to
+check that it accepts the same inputs and returns the same dtype.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+import symloss
+from symloss.testing import torch_function
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the helper module
+from _torch_ref import assert_close, torch_value_grad_hvp  # noqa: E402
+
+SHAPES = [(7,), (3, 4), (2, 3, 4)]
+DTYPES = ["float32", "float64"]
+
+
+def _normal(rng, shape, scale=2.0):
+    return scale * rng.standard_normal(shape)
+
+
+def _signs(rng, shape):
+    return rng.choice([-1.0, 1.0], size=shape)
+
+
+def _counts(rng, shape):
+    return rng.poisson(2.0, size=shape).astype(float)
+
+
+def _probs(rng, shape):
+    p = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])
+    p.flat[0] = 0.0  # a zero target probability: y log y = 0
+    return p
+
+
+def _log_probs(rng, shape, scale=1.0):
+    x = scale * rng.standard_normal(shape)
+    return x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+
+
+def _positive(rng, shape):
+    return rng.uniform(0.05, 5.0, size=shape)
+
+
+# name -> (option sets, input(rng, shape, extreme), target(rng, shape))
+LOSSES = {
+    "mse_loss": ([{}], lambda r, s, e: _normal(r, s, 1e4 if e else 2.0), _normal),
+    "l1_loss": ([{}], lambda r, s, e: _normal(r, s, 1e4 if e else 2.0), _normal),
+    "smooth_l1_loss": (
+        [{}, {"beta": 0.5}, {"beta": 0.0}, {"beta": 3.0}],
+        lambda r, s, e: _normal(r, s, 1e4 if e else 2.0),
+        _normal,
+    ),
+    "huber_loss": (
+        [{}, {"delta": 0.5}, {"delta": 4.0}],
+        lambda r, s, e: _normal(r, s, 1e4 if e else 2.0),
+        _normal,
+    ),
+    "soft_margin_loss": ([{}], lambda r, s, e: _normal(r, s, 40.0 if e else 2.0), _signs),
+    "poisson_nll_loss": (
+        [{}, {"full": True}, {"eps": 1e-3}],
+        lambda r, s, e: _normal(r, s, 8.0 if e else 1.0),
+        _counts,
+    ),
+    "poisson_nll_loss-rate": (
+        [{"log_input": False}, {"log_input": False, "full": True},
+         {"log_input": False, "eps": 0.1}],
+        lambda r, s, e: _positive(r, s) * (1e3 if e else 1.0),
+        _counts,
+    ),
+    "kl_div": (
+        [{}, {"reduction": "batchmean"}],
+        lambda r, s, e: _log_probs(r, s, 30.0 if e else 1.0),
+        _probs,
+    ),
+    "kl_div-log_target": (
+        [{"log_target": True}, {"log_target": True, "reduction": "batchmean"}],
+        lambda r, s, e: _log_probs(r, s, 30.0 if e else 1.0),
+        lambda r, s: _log_probs(r, s),
+    ),
+    "hinge_embedding_loss": (
+        [{}, {"margin": 0.5}, {"margin": -1.0}],
+        lambda r, s, e: _normal(r, s, 1e3 if e else 2.0),
+        _signs,
+    ),
+}
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _cases():
+    for key, (option_sets, _, _) in LOSSES.items():
+        for options in option_sets:
+            reductions = [options["reduction"]] if "reduction" in options else REDUCTIONS
+            for reduction in reductions:
+                opts = {**options, "reduction": reduction}
+                yield pytest.param(key, opts, id=f"{key}-{opts}")
+
+
+def _run(key, options, x, t, v, dtype):
+    name = key.split("-")[0]
+    d = symloss.derive(name, **options)
+    fn = torch_function(d)
+    t64 = torch.tensor(t, dtype=torch.float64)
+    loss, grad, hv = torch_value_grad_hvp(lambda a: fn(a, t64), x.astype(np.float64),
+                                          v.astype(np.float64))
+    xd, td, vd = x.astype(dtype), t.astype(dtype), v.astype(dtype)
+    ours_loss, ours_grad, ours_hvp = d.loss_fn(xd, td), d.grad_fn(xd, td), d.hvp_fn(xd, td, vd)
+    # torch in the same dtype accepts the inputs and gives the same dtype and shape.
+    torch_loss = fn(torch.tensor(xd), torch.tensor(td))
+    assert np.asarray(ours_loss).dtype == torch_loss.detach().numpy().dtype
+    assert np.shape(ours_loss) == tuple(torch_loss.shape)
+    assert ours_grad.shape == x.shape and ours_grad.dtype == np.dtype(dtype)
+    return d, (loss, grad, hv), (ours_loss, ours_grad, ours_hvp)
+
+
+@pytest.mark.parametrize("extreme", [False, True], ids=["typical", "extreme"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize(("key", "options"), list(_cases()))
+def test_against_torch(key, options, shape, dtype, extreme):
+    rng = np.random.default_rng(abs(hash((key, str(options), shape, dtype, extreme))) % 2**32)
+    _, make_x, make_t = LOSSES[key]
+    x = make_x(rng, shape, extreme).astype(dtype).astype(np.float64)  # representable in dtype
+    t = make_t(rng, shape).astype(dtype).astype(np.float64)
+    v = rng.standard_normal(shape)
+    _, ref, ours = _run(key, options, x, t, v, dtype)
+    for what, r, o in zip(("loss", "grad", "hvp"), ref, ours, strict=True):
+        assert_close(o, r, dtype, f"{key} {options} {what}")
+
+
+# ------------------------------------------------------------------ kinks, exactly
+# (name, options, input, target): the input sits exactly on the kink.
+KINKS = [
+    ("l1_loss", {}, [0.0, 1.5, -2.0], [0.0, 1.5, -2.0]),
+    ("smooth_l1_loss", {"beta": 1.0}, [1.0, -1.0, 3.0, 1.0], [0.0, 0.0, 2.0, 2.0]),
+    ("smooth_l1_loss", {"beta": 0.0}, [0.0, 2.0], [0.0, 2.0]),
+    ("smooth_l1_loss", {"beta": 0.5}, [0.5, -0.5], [0.0, 0.0]),
+    ("huber_loss", {"delta": 1.0}, [1.0, -1.0, 3.0], [0.0, 0.0, 2.0]),
+    ("huber_loss", {"delta": 2.5}, [2.5, -2.5], [0.0, 0.0]),
+    ("hinge_embedding_loss", {"margin": 1.0}, [1.0, 1.0, 0.0], [-1.0, 1.0, -1.0]),
+    ("hinge_embedding_loss", {"margin": 0.5}, [0.5], [-1.0]),
+]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(("name", "options", "x", "t"), KINKS)
+def test_at_kinks_equals_torch_exactly(name, options, x, t, reduction):
+    x, t = np.array(x), np.array(t)
+    v = np.linspace(-1.0, 2.0, x.size)
+    d = symloss.derive(name, reduction=reduction, **options)
+    fn = torch_function(d)
+    loss, grad, hv = torch_value_grad_hvp(lambda a: fn(a, torch.tensor(t)), x, v)
+    np.testing.assert_array_equal(d.grad_fn(x, t), grad)
+    np.testing.assert_array_equal(d.hvp_fn(x, t, v), hv)
+    np.testing.assert_allclose(d.loss_fn(x, t), loss, rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("l1_loss", {}), ("smooth_l1_loss", {}), ("smooth_l1_loss", {"beta": 0.0}),
+     ("huber_loss", {}), ("hinge_embedding_loss", {})],
+)
+def test_kink_is_stated_and_checked(name, options):
+    d = symloss.derive(name, **options)
+    kinks = [s for s in d.steps if s.title == "Kink"]
+    assert kinks and all(s.checked for s in kinks)
+    assert "torch" in kinks[0].why
+    assert all(s.checked for s in d.hessian_steps if s.title == "Kink")
+    assert "Kink" in d.text() and "Kink" in d.markdown()
+
+
+def test_torch_kink_values_are_what_the_declarations_say():
+    # The one-sided values the declarations state, measured from torch's backward.
+    def g(fn, x):
+        xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        (gx,) = torch.autograd.grad(fn(xt), xt, create_graph=True)
+        h = torch.autograd.grad(gx, xt)[0] if gx.requires_grad else torch.tensor(0.0)
+        return float(gx), float(h)
+
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    assert g(lambda a: F.l1_loss(a, zero), 0.0) == (0.0, 0.0)
+    assert g(lambda a: F.smooth_l1_loss(a, zero, beta=1.0), 1.0) == (1.0, 0.0)
+    assert g(lambda a: F.smooth_l1_loss(a, zero, beta=0.0), 0.0) == (0.0, 0.0)
+    assert g(lambda a: F.huber_loss(a, zero, delta=2.0), -2.0) == (-2.0, 0.0)
+    minus = torch.tensor(-1.0, dtype=torch.float64)
+    assert g(lambda a: F.hinge_embedding_loss(a, minus, margin=1.0), 1.0) == (-1.0, 0.0)
+
+
+# ------------------------------------------------------------------ proofs and listing
+PROVED = [
+    ("mse_loss", {}), ("l1_loss", {}), ("smooth_l1_loss", {}), ("smooth_l1_loss", {"beta": 0.0}),
+    ("huber_loss", {}), ("soft_margin_loss", {}), ("poisson_nll_loss", {}),
+    ("poisson_nll_loss", {"log_input": False, "full": True}), ("kl_div", {}),
+    ("kl_div", {"log_target": True, "reduction": "batchmean"}), ("hinge_embedding_loss", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), PROVED)
+def test_gradient_and_hessian_proved(name, options):
+    d = symloss.derive(name, **options)
+    assert d.proved and d.hessian_proved and d.kernel_proved
+    assert all(s.checked is not False for s in d.steps + d.hessian_steps)
+
+
+def test_poisson_log_input_canonical_is_exp_minus_target():
+    import sympy as sp
+
+    d = symloss.derive("poisson_nll_loss", log_input=True)
+    z, y = d.input, d.declaration.target
+    assert sp.simplify(d.gradient - (sp.exp(z) - y)) == 0
+
+
+def test_list_shows_new_losses(capsys):
+    from symloss.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "soft_margin_loss",
+                 "poisson_nll_loss", "kl_div", "hinge_embedding_loss"):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        ("smooth_l1_loss", {"beta": -1.0}, "beta must be finite and ≥ 0"),
+        ("huber_loss", {"delta": 0.0}, "delta must be finite and > 0"),
+        ("poisson_nll_loss", {"eps": "x"}, "eps must be a number"),
+        ("poisson_nll_loss", {"log_input": "yes"}, "valid values: False, True"),
+        ("kl_div", {"reduction": "avg"}, "'batchmean'"),
+        ("mse_loss", {"reduction": "batchmean"}, "valid values: 'none', 'mean', 'sum'"),
+        ("hinge_embedding_loss", {"margin": float("inf")}, "margin must be finite"),
+        ("mse_loss", {"beta": 1.0}, "valid options: reduction"),
+    ],
+)
+def test_bad_options_name_the_valid_choices(name, options, match):
+    with pytest.raises(symloss.SymlossError, match=match):
+        symloss.derive(name, **options)
