@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 import symloss
 from symloss.testing import torch_function
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the helper module
-from _torch_ref import assert_close, torch_value_grad_hvp  # noqa: E402
+from _torch_ref import assert_close, torch_value_grad_hvp
 
 SHAPES = [(7,), (3, 4), (2, 3, 4)]
 DTYPES = ["float32", "float64"]
