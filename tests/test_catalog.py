@@ -248,3 +248,60 @@ def test_list_shows_new_losses(capsys):
 def test_bad_options_name_the_valid_choices(name, options, match):
     with pytest.raises(symloss.SymlossError, match=match):
         symloss.derive(name, **options)
+
+
+# ------------------------------------------------------------------ nll_loss (class axis)
+NLL_LAYOUTS = [((5,), ()), ((4, 5), (4,)), ((2, 5, 3, 2), (2, 3, 2))]
+NLL_OPTIONS = [{}, {"weight": "w"}, {"ignore_index": 2}, {"weight": "w", "ignore_index": 0},
+               {"link": "log_softmax"}, {"link": "log_softmax", "weight": "w"}]
+
+
+@pytest.mark.parametrize("extreme", [False, True], ids=["typical", "extreme"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", NLL_LAYOUTS, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", NLL_OPTIONS, ids=str)
+def test_nll_loss_against_torch(options, reduction, layout, dtype, extreme):
+    rng = np.random.default_rng(abs(hash((str(options), reduction, layout, dtype, extreme))) % 2**32)
+    shape, tshape = layout
+    class_dim = 0 if len(shape) == 1 else 1
+    logits = (30.0 if extreme else 2.0) * rng.standard_normal(shape)
+    link = options.get("link")
+    x = logits if link else torch.log_softmax(torch.tensor(logits), class_dim).numpy()
+    x = x.astype(dtype).astype(np.float64)
+    t = rng.integers(0, 5, size=tshape)
+    if t.ndim and "ignore_index" in options:
+        t.flat[0] = options["ignore_index"]
+    opts = {k: (rng.uniform(0.5, 2.0, 5) if v == "w" else v) for k, v in options.items()}
+    d = symloss.derive("nll_loss", reduction=reduction, **opts)
+    torch_opts = {k: v for k, v in opts.items() if k != "link"}
+    if "weight" in torch_opts:
+        torch_opts["weight"] = torch.tensor(torch_opts["weight"])
+
+    def fn(a):
+        inp = torch.log_softmax(a, class_dim) if link else a
+        return F.nll_loss(inp, torch.tensor(t), reduction=reduction, **torch_opts)
+
+    v = rng.standard_normal(shape)
+    ref = torch_value_grad_hvp(fn, x, v)
+    xd, vd = x.astype(dtype), v.astype(dtype)
+    ours = (d.loss_fn(xd, t), d.grad_fn(xd, t), d.hvp_fn(xd, t, vd))
+    assert ours[1].dtype == np.dtype(dtype)
+    for what, r, o in zip(("loss", "grad", "hvp"), ref, ours, strict=True):
+        assert_close(o, r, dtype, f"nll_loss {options} {what}")
+
+
+def test_nll_with_log_softmax_is_cross_entropy():
+    nll = symloss.derive("nll_loss", link="log_softmax")
+    ce = symloss.derive("cross_entropy")
+    assert "cross_entropy" in nll.declaration.loss_why and "cross_entropy" in nll.text()
+    assert nll.gradient == ce.gradient and nll.hessian == ce.hessian
+    assert nll.proved and nll.hessian_proved
+    plain = symloss.derive("nll_loss")
+    assert plain.proved and plain.hessian == 0
+
+
+def test_nll_rejects_probability_targets():
+    d = symloss.derive("nll_loss")
+    with pytest.raises(symloss.SymlossValueError, match="class indices"):
+        d.loss_fn(np.zeros((2, 3)), np.full((2, 3), 1 / 3))

@@ -80,6 +80,8 @@ class LossSpec:
         input_domain: ``"real"`` for logits, ``"probability"`` for ``[0, 1]``.
         torch_link: the torch function applied to the input before torch's twin is called
             (``"sigmoid"`` for ``binary_cross_entropy`` with ``link="sigmoid"``).
+        index_targets_only: a class-axis loss whose targets are class indices only
+            (``nll_loss``), not probabilities.
     """
 
     name: str
@@ -89,6 +91,7 @@ class LossSpec:
     family: str
     input_domain: Callable[[Mapping[str, Any]], str] = field(default=lambda o: "real")
     torch_link: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
+    index_targets_only: bool = False
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -768,3 +771,64 @@ _ELEMENTWISE_NEW = (
 )
 for _spec in _ELEMENTWISE_NEW:
     CATALOG[_spec.name] = _spec
+
+
+# =========================================================================== nll_loss
+def _declare_nll(opts: Mapping[str, Any]) -> Declaration:
+    if opts["link"] == "log_softmax":
+        ce = _declare_ce({**opts, "label_smoothing": 0.0})
+        return Declaration(
+            **{
+                **ce.__dict__,
+                "loss_why": "nll_loss of log_softmax(z) is cross_entropy: the negative "
+                "log-likelihood of the target class under p = softmax(z). " + ce.loss_why,
+            }
+        )
+    x, y = IndexedBase("x"), IndexedBase("y")
+    i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
+    symbols: dict[str, sp.Basic] = {"input": x, "target": y, "num_classes": c}
+    weighted = opts.get("weight") is not None
+    w = IndexedBase("w")
+    if weighted:
+        symbols["weight"] = w
+
+    def a(idx: sp.Expr) -> sp.Expr:
+        return (w[idx] if weighted else sp.S.One) * y[idx]
+
+    ce = _declare_ce({**opts, "label_smoothing": 0.0})
+    return Declaration(
+        input=x[i],
+        target=y[i],
+        loss=-class_sum(a(k) * x[k]),
+        canonical=-a(i),
+        canonical_why=(
+            "Linear in the log-probabilities: minus the (weighted) one-hot target, "
+            "−w_t δᵢₜ for a class index t."
+        ),
+        loss_why=(
+            "Negative log-likelihood of the target class t given log-probabilities x: "
+            "−w_t x_t, written as a sum against the one-hot y."
+        ),
+        mean_denominator=ce.mean_denominator,
+        mean_why=ce.mean_why,
+        symbols=symbols,
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Linear in x: the Hessian is 0 (curvature enters only through a link).",
+    )
+
+
+CATALOG["nll_loss"] = LossSpec(
+    name="nll_loss",
+    summary="Negative log-likelihood of log-probabilities (NLLLoss); link='log_softmax' is "
+    "cross_entropy.",
+    options=(
+        _weight_option("per-class rescaling weight, shape (C,)"),
+        Option("ignore_index", -100, "class-index target value that is ignored", kind="int"),
+        _reduction_option(),
+        Option("link", None, "None: input is log-probabilities; 'log_softmax': input is logits",
+               (None, "log_softmax")),
+    ),
+    declare=_declare_nll,
+    family="class_axis",
+    index_targets_only=True,
+)

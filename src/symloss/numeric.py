@@ -141,7 +141,8 @@ class _Adapter:
         names = [*self.names, "v"]
         with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
             raw = np.asarray(kernel(*(values[n] for n in names)), dtype=np.float64)
-        return self._reduce_grad(finish(raw, loss=False), denominator, dtype)
+        reduced = self._reduce_grad(raw, denominator, np.dtype(np.float64))
+        return finish(reduced, loss=False).astype(dtype)
 
     def hess_diag(self, input: Any, target: Any) -> np.ndarray:
         """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
@@ -176,8 +177,10 @@ class _Adapter:
 
     def grad(self, input: Any, target: Any) -> np.ndarray:
         values, denominator, dtype, finish = self.prepare(input, target)
-        per_element = finish(self._call(self._grad, values), loss=False)
-        return self._reduce_grad(per_element, denominator, dtype)
+        # Reduce, then mask: an ignored element's gradient is 0 even when every element is
+        # ignored (torch never writes it), not 0/0.
+        reduced = self._reduce_grad(self._call(self._grad, values), denominator, np.dtype(np.float64))
+        return finish(reduced, loss=False).astype(dtype)
 
     def prepare(
         self, input: Any, target: Any
@@ -262,6 +265,11 @@ class _ClassAxis(_Adapter):
                 f"got {weight.shape}"
             )
         ignore_index = self.options.get("ignore_index", -100)
+        if t.shape == x.shape and self.derivation.spec.index_targets_only:
+            raise SymlossValueError(
+                f"{name}: targets are class indices of shape "
+                f"{x.shape[:class_dim] + x.shape[class_dim + 1:]}, got the input's shape {t.shape}"
+            )
         if t.shape == x.shape:
             if t.dtype.kind != "f":
                 raise SymlossTypeError(
