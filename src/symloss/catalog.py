@@ -832,3 +832,55 @@ CATALOG["nll_loss"] = LossSpec(
     family="class_axis",
     index_targets_only=True,
 )
+
+
+# =========================================================================== sigmoid focal loss
+_ALPHA = Symbol("alpha", real=True)
+_GAMMA = Symbol("gamma", nonnegative=True)
+
+
+def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
+    symbols: dict[str, sp.Basic] = {}
+    ce = _Y * softplus(-_Z) + (1 - _Y) * softplus(_Z)
+    # 1 − p_t with p_t = p y + (1 − p)(1 − y), p = σ(z): written without 1 − σ cancellation.
+    q = _Y * sigmoid(-_Z) + (1 - _Y) * sigmoid(_Z)
+    if opts["gamma"] == 0:
+        modulating = sp.S.One
+    else:
+        modulating = q**_GAMMA
+        symbols["gamma"] = _GAMMA
+    if opts["alpha"] >= 0:
+        alpha_t = _ALPHA * _Y + (1 - _ALPHA) * (1 - _Y)
+        symbols["alpha"] = _ALPHA
+    else:
+        alpha_t = sp.S.One
+    loss = alpha_t * ce * modulating
+    dq = (1 - 2 * _Y) * sigmoid(_Z) * sigmoid(-_Z)
+    # γ(1 − p_t)^(γ−1) written as γ(1 − p_t)^γ / (1 − p_t), the form SymPy matches term by term.
+    dmod = _GAMMA * q**_GAMMA / q * dq if opts["gamma"] != 0 else sp.S.Zero
+    canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
+    return _elementwise(
+        loss,
+        canonical,
+        "Product rule: the binary cross-entropy's gradient σ(z) − y scaled by the modulating "
+        "factor (1 − p_t)^γ, plus the cross-entropy times the factor's derivative, "
+        "γ(1 − p_t)^(γ−1)(1 − 2y)σ(z)σ(−z); all times α_t.",
+        "torchvision's sigmoid_focal_loss: α_t (1 − p_t)^γ times the binary cross-entropy of "
+        "p = σ(z), with p_t = p y + (1 − p)(1 − y) and α_t = α y + (1 − α)(1 − y) (no α_t "
+        "when α < 0); 1 − p_t is evaluated as y σ(−z) + (1 − y) σ(z).",
+        symbols,
+    )
+
+
+CATALOG["sigmoid_focal_loss"] = LossSpec(
+    name="sigmoid_focal_loss",
+    summary="torchvision.ops.sigmoid_focal_loss: focal loss of logits (alpha, gamma).",
+    options=(
+        _real_option("alpha", 0.25, "weight of positives in [0, 1]; negative: no weighting"),
+        _real_option("gamma", 2.0, "focusing exponent, ≥ 0", "nonnegative"),
+        Option("reduction", "none", "how per-element losses are combined (torchvision: none)",
+               REDUCTIONS),
+    ),
+    declare=_declare_focal,
+    family="elementwise",
+)
