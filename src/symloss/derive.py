@@ -610,11 +610,11 @@ class Derivation:
 
         return latex(self, document=document, order=order)
 
-    def markdown(self, order: int = 1) -> str:
-        """The derivation as GitHub-flavoured Markdown with ``$$`` math."""
+    def markdown(self, order: int = 1, heading: str = "#") -> str:
+        """The derivation as GitHub-flavoured Markdown with ``$$`` math (title at ``heading``)."""
         from .render import markdown
 
-        return markdown(self, order=order)
+        return markdown(self, order=order, heading=heading)
 
     def text(self, order: int = 1) -> str:
         """The derivation as Unicode text for a terminal."""

@@ -25,7 +25,8 @@ _TEX = {
     "ₖ": "_{k}", "ₘ": "_{m}", "ₙ": "_{n}", "ₜ": "_{t}", "ⱼ": "_{j}", "⁻": "^{-}", "¹": "^{1}",
     "²": "^{2}", "⁰": "^{0}", "μ": r"\mu", "λ": r"\lambda", "β": r"\beta", "α": r"\alpha",
     "γ": r"\gamma", "Δ": r"\Delta", "√": r"\surd", "≈": r"\approx", "∈": r"\in",
-    "ᵀ": "^{T}", "₁": "_{1}", "₂": "_{2}", "³": "^{3}",
+    "ᵀ": "^{T}", "₁": "_{1}", "₂": "_{2}", "³": "^{3}", "±": r"\pm", "π": r"\pi",
+    "ζ": r"\zeta",
 }
 _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -55,6 +56,15 @@ def words_tex(words: str) -> str:
 class _Latex(LatexPrinter):
     def __init__(self) -> None:
         super().__init__({"order": "rev-lex", "symbol_names": {}})
+
+    def _print_Pow(self, expr: sp.Pow) -> str:
+        base, exp = expr.args
+        # SymPy passes ``exp=`` to a function's own _latex; the primitives take no such keyword.
+        if isinstance(base, sp.Function) and hasattr(base, "_latex") and exp.is_positive:
+            if exp == sp.S.Half:
+                return rf"\sqrt{{{self._print(base)}}}"
+            return rf"\left({self._print(base)}\right)^{{{self._print(exp)}}}"
+        return super()._print_Pow(expr)
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         name = _SYMBOL_NAMES.get(expr.name)
