@@ -363,3 +363,32 @@ def test_sigmoid_focal_gradient_proved_hessian_reported_not_proved():
     closed = next(s for s in d.hessian_steps if s.title == "Closed form")
     assert closed.checked is None and "No closed form" in closed.why
     assert "NOT PROVED" in d.text(order=2)
+
+
+# ------------------------------------------------------------------ multilabel_soft_margin_loss
+@pytest.mark.parametrize("extreme", [False, True], ids=["typical", "extreme"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5,), (4, 5)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weight"])
+@pytest.mark.parametrize("soft", [False, True], ids=["multi-hot", "soft"])
+def test_multilabel_soft_margin_against_torch(soft, weighted, reduction, shape, dtype, extreme):
+    rng = np.random.default_rng(_seed("mlsm", soft, weighted, reduction, shape, dtype, extreme))
+    x = ((40.0 if extreme else 2.0) * rng.standard_normal(shape)).astype(dtype).astype(float)
+    t = rng.uniform(0, 1, shape) if soft else rng.integers(0, 2, shape).astype(float)
+    t = t.astype(dtype).astype(float)
+    v = rng.standard_normal(shape)
+    opts = {"weight": rng.uniform(0.5, 2.0, shape[-1])} if weighted else {}
+    d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, **opts)
+    fn = torch_function(d)
+    ref = torch_value_grad_hvp(lambda a: fn(a, torch.tensor(t)), x, v)
+    xd, td, vd = x.astype(dtype), t.astype(dtype), v.astype(dtype)
+    ours = (d.loss_fn(xd, td), d.grad_fn(xd, td), d.hvp_fn(xd, td, vd))
+    for what, r, o in zip(("loss", "grad", "hvp"), ref, ours, strict=True):
+        assert_close(o, r, dtype, f"multilabel {opts} {what}")
+
+
+def test_multilabel_soft_margin_rejects_index_targets():
+    d = symloss.derive("multilabel_soft_margin_loss")
+    with pytest.raises(symloss.SymlossValueError, match="one label per class"):
+        d.loss_fn(np.zeros((2, 3)), np.array([0, 1]))

@@ -82,6 +82,8 @@ class LossSpec:
             (``"sigmoid"`` for ``binary_cross_entropy`` with ``link="sigmoid"``).
         index_targets_only: a class-axis loss whose targets are class indices only
             (``nll_loss``), not probabilities.
+        multi_hot_targets: a class-axis loss whose targets have the input's shape, one
+            number per class (``multilabel_soft_margin_loss``), not class indices.
     """
 
     name: str
@@ -92,6 +94,7 @@ class LossSpec:
     input_domain: Callable[[Mapping[str, Any]], str] = field(default=lambda o: "real")
     torch_link: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
     index_targets_only: bool = False
+    multi_hot_targets: bool = False
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -883,4 +886,53 @@ CATALOG["sigmoid_focal_loss"] = LossSpec(
     ),
     declare=_declare_focal,
     family="elementwise",
+)
+
+
+# =========================================================================== multilabel soft margin
+def _declare_multilabel_soft_margin(opts: Mapping[str, Any]) -> Declaration:
+    x, y, w = IndexedBase("x"), IndexedBase("y"), IndexedBase("w")
+    i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
+    symbols: dict[str, sp.Basic] = {"input": x, "target": y, "num_classes": c}
+    weighted = opts.get("weight") is not None
+    if weighted:
+        symbols["weight"] = w
+
+    def wt(idx: sp.Expr) -> sp.Expr:
+        return w[idx] if weighted else sp.S.One
+
+    term = wt(k) * (y[k] * softplus(-x[k]) + (1 - y[k]) * softplus(x[k]))
+    return Declaration(
+        input=x[i],
+        target=y[i],
+        loss=class_sum(term) / c,
+        canonical=wt(i) * (sigmoid(x[i]) - y[i]) / c,
+        canonical_why=(
+            "An average of C independent Bernoulli losses with the logit link: each class's "
+            "gradient is its own σ(xᵢ) − yᵢ, weighted and divided by C."
+        ),
+        loss_why=(
+            "Per sample, the mean over the C classes of the (weighted) binary cross-entropy of "
+            "p = σ(x) against the multi-hot target y; log σ = −softplus(−x) is evaluated."
+        ),
+        mean_denominator=_N,
+        mean_why="reduction='mean' averages the per-sample losses over the n samples.",
+        symbols=symbols,
+        canonical_hessian=sp.KroneckerDelta(i, _HJ) * wt(i) * sigmoid(x[i]) * (1 - sigmoid(x[i]))
+        / c,
+        hessian_why=(
+            "Diagonal: class i's loss depends on xᵢ alone; each entry is the Bernoulli variance "
+            "σ(xᵢ)(1 − σ(xᵢ)), weighted and divided by C."
+        ),
+    )
+
+
+CATALOG["multilabel_soft_margin_loss"] = LossSpec(
+    name="multilabel_soft_margin_loss",
+    summary="Multi-label one-versus-all logistic loss, averaged over classes "
+    "(MultiLabelSoftMarginLoss).",
+    options=(_weight_option("per-class rescaling weight, shape (C,)"), _reduction_option()),
+    declare=_declare_multilabel_soft_margin,
+    family="class_axis",
+    multi_hot_targets=True,
 )

@@ -270,7 +270,14 @@ class _ClassAxis(_Adapter):
                 f"{name}: targets are class indices of shape "
                 f"{x.shape[:class_dim] + x.shape[class_dim + 1:]}, got the input's shape {t.shape}"
             )
+        if self.derivation.spec.multi_hot_targets and t.shape != x.shape:
+            raise SymlossValueError(
+                f"{name}: the target must have the input's shape {x.shape} (one label per "
+                f"class), got {t.shape}"
+            )
         if t.shape == x.shape:
+            if self.derivation.spec.multi_hot_targets and t.dtype.kind in "iub":
+                t = t.astype(np.float64)
             if t.dtype.kind != "f":
                 raise SymlossTypeError(
                     f"{name}: a target of the input's shape holds class probabilities and must "
