@@ -392,3 +392,107 @@ def test_multilabel_soft_margin_rejects_index_targets():
     d = symloss.derive("multilabel_soft_margin_loss")
     with pytest.raises(symloss.SymlossValueError, match="one label per class"):
         d.loss_fn(np.zeros((2, 3)), np.array([0, 1]))
+
+
+# ------------------------------------------------------------------ gaussian_nll_loss (var too)
+def _torch_grads(fn, arrays, wrt, v):
+    """Value, gradients for the arguments in ``wrt`` and the input HVP, by torch autograd."""
+    tensors = [torch.tensor(a, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
+    out = fn(*tensors)
+    total = out.sum() if out.ndim else out
+    grads = torch.autograd.grad(total, [tensors[i] for i in wrt], create_graph=True)
+    g0 = grads[0]
+    if g0.requires_grad:
+        (h,) = torch.autograd.grad(g0, tensors[wrt[0]], grad_outputs=torch.tensor(v),
+                                   allow_unused=True)
+        h = np.zeros_like(arrays[0]) if h is None or h._is_zerotensor() else h.detach().numpy()
+    else:
+        h = np.zeros_like(arrays[0])
+    return out.detach().numpy(), [g.detach().numpy() for g in grads], h
+
+
+VAR_SHAPES = ["same", "no last dim", "last dim 1"]
+
+
+@pytest.mark.parametrize("extreme", [False, True], ids=["typical", "extreme"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("var_shape", VAR_SHAPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", [{}, {"full": True}, {"eps": 0.5}], ids=str)
+def test_gaussian_nll_against_torch(options, reduction, var_shape, dtype, extreme):
+    rng = np.random.default_rng(_seed("gnll", options, reduction, var_shape, dtype, extreme))
+    shape = (4, 3)
+    x = ((1e3 if extreme else 2.0) * rng.standard_normal(shape)).astype(dtype).astype(float)
+    y = rng.standard_normal(shape).astype(dtype).astype(float)
+    vshape = {"same": shape, "no last dim": (4,), "last dim 1": (4, 1)}[var_shape]
+    var = rng.uniform(0.0, 3.0, vshape)
+    var.flat[0] = 1e-9  # below eps: clamped without gradient
+    var = var.astype(dtype).astype(float)
+    v = rng.standard_normal(shape)
+    d = symloss.derive("gaussian_nll_loss", reduction=reduction, **options)
+    o = d.options
+
+    def fn(a, b, c):
+        return F.gaussian_nll_loss(a, b, c, full=o["full"], eps=o["eps"], reduction=reduction)
+
+    loss, (gx, gvar), hv = _torch_grads(fn, [x, y, var], [0, 2], v)
+    xd, yd, vard = x.astype(dtype), y.astype(dtype), var.astype(dtype)
+    assert_close(d.loss_fn(xd, yd, vard), loss, dtype, "loss")
+    assert_close(d.grad_fn(xd, yd, vard), gx, dtype, "grad input")
+    ours_var = d.grad_fn(xd, yd, vard, wrt="var")
+    assert ours_var.shape == vshape
+    assert_close(ours_var, gvar, dtype, "grad var")
+    assert_close(d.hvp_fn(xd, yd, vard, v.astype(dtype)), hv, dtype, "hvp")
+
+
+def test_gaussian_nll_rejects_negative_var_and_unknown_wrt():
+    d = symloss.derive("gaussian_nll_loss")
+    with pytest.raises(symloss.SymlossValueError, match="negative"):
+        d.loss_fn(np.zeros(3), np.zeros(3), np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(symloss.SymlossValueError, match="'input', 'var'"):
+        d.grad_fn(np.zeros(3), np.zeros(3), np.ones(3), wrt="target")
+    with pytest.raises(symloss.SymlossTypeError, match=r"takes \(input, target, var\)"):
+        d.loss_fn(np.zeros(3), np.zeros(3))
+
+
+# ------------------------------------------------------------------ margin_ranking_loss
+@pytest.mark.parametrize("extreme", [False, True], ids=["typical", "extreme"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(7,), (3, 4)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("margin", [0.0, 0.5, -1.0])
+def test_margin_ranking_against_torch(margin, reduction, shape, dtype, extreme):
+    rng = np.random.default_rng(_seed("mr", margin, reduction, shape, dtype, extreme))
+    scale = 1e3 if extreme else 2.0
+    x1 = (scale * rng.standard_normal(shape)).astype(dtype).astype(float)
+    x2 = (scale * rng.standard_normal(shape)).astype(dtype).astype(float)
+    y = _signs(rng, shape)
+    v = rng.standard_normal(shape)
+    d = symloss.derive("margin_ranking_loss", margin=margin, reduction=reduction)
+
+    def fn(a, b, t):
+        return F.margin_ranking_loss(a, b, t, margin=margin, reduction=reduction)
+
+    loss, (g1, g2), hv = _torch_grads(fn, [x1, x2, y], [0, 1], v)
+    args = (x1.astype(dtype), x2.astype(dtype), y.astype(dtype))
+    assert_close(d.loss_fn(*args), loss, dtype, "loss")
+    assert_close(d.grad_fn(*args), g1, dtype, "grad input1")
+    assert_close(d.grad_fn(*args, wrt="input2"), g2, dtype, "grad input2")
+    assert_close(d.hvp_fn(*args, v.astype(dtype)), hv, dtype, "hvp")
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("margin", [0.0, 1.0, 0.25])
+def test_margin_ranking_at_the_kink_equals_torch_exactly(margin, reduction):
+    # −y(x1 − x2) + margin = 0 exactly, for y = 1 and y = −1.
+    x2 = np.array([0.0, 1.0, -2.0, 0.5])
+    y = np.array([1.0, 1.0, -1.0, -1.0])
+    x1 = x2 + margin / y
+    d = symloss.derive("margin_ranking_loss", margin=margin, reduction=reduction)
+    loss, (g1, g2), _ = _torch_grads(
+        lambda a, b, t: F.margin_ranking_loss(a, b, t, margin=margin, reduction=reduction),
+        [x1, x2, y], [0, 1], np.ones(4),
+    )
+    np.testing.assert_array_equal(d.grad_fn(x1, x2, y), g1)
+    np.testing.assert_array_equal(d.grad_fn(x1, x2, y, wrt="input2"), g2)
+    assert [s.checked for s in d.steps if s.title == "Kink"] == [True]

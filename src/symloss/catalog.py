@@ -84,6 +84,9 @@ class LossSpec:
             (``nll_loss``), not probabilities.
         multi_hot_targets: a class-axis loss whose targets have the input's shape, one
             number per class (``multilabel_soft_margin_loss``), not class indices.
+        arguments: the positional arrays, in torch's order, by their symbol names
+            (``("input", "target", "var")``; ``margin_ranking_loss`` has ``input2``).
+        argument_check: validation of an extra argument's values (``var`` ≥ 0).
     """
 
     name: str
@@ -95,6 +98,8 @@ class LossSpec:
     torch_link: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
     index_targets_only: bool = False
     multi_hot_targets: bool = False
+    arguments: tuple[str, ...] = ("input", "target")
+    argument_check: Mapping[str, Callable[[str, Any], None]] = field(default_factory=dict)
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -935,4 +940,103 @@ CATALOG["multilabel_soft_margin_loss"] = LossSpec(
     declare=_declare_multilabel_soft_margin,
     family="class_axis",
     multi_hot_targets=True,
+)
+
+
+# =========================================================================== gaussian NLL, ranking
+_VAR = Symbol("sigma^2", positive=True)
+_VAR_EPS = Symbol("epsilon", positive=True)
+_Z1 = Symbol("z_1", real=True)
+_Z2 = Symbol("z_2", real=True)
+
+
+def _check_var(loss: str, var: Any) -> None:
+    import numpy as np
+
+    if np.any(var < 0):
+        raise SymlossValueError(f"{loss}: var has negative entries; a variance must be ≥ 0")
+
+
+def _declare_gaussian_nll(opts: Mapping[str, Any]) -> Declaration:
+    from .declaration import AlsoWrt
+
+    v = clamp_min(_VAR, _VAR_EPS)
+    const = log(2 * sp.pi) / 2 if opts["full"] else sp.S.Zero
+    return _elementwise(
+        (log(v) + (_Z - _Y) ** 2 / v) / 2 + const,
+        (_Z - _Y) / _VAR,
+        "The Gaussian negative log-likelihood in its mean: the residual over the variance.",
+        "Gaussian negative log-likelihood of the target y with mean z and variance σ², "
+        "(log σ² + (z − y)²/σ²)/2"
+        + (" + log(2π)/2 (full=True)" if opts["full"] else "")
+        + "; torch clamps σ² at ε without gradient (a clamp under no_grad), so the "
+        "derivatives are taken at max(σ², ε) as if unclamped.",
+        {"var": _VAR, "eps": _VAR_EPS},
+        canonical_hessian=1 / _VAR,
+        hessian_why="The precision 1/σ², free of the input.",
+        also_wrt=(
+            AlsoWrt(
+                "var",
+                (1 - (_Z - _Y) ** 2 / _VAR) / (2 * _VAR),
+                "Half the precision times one minus the squared standardised residual.",
+            ),
+        ),
+    )
+
+
+def _declare_margin_ranking(opts: Mapping[str, Any]) -> Declaration:
+    from .declaration import AlsoWrt
+
+    m = _MARGIN
+    inner = -_Y * (_Z1 - _Z2) + m
+    active = inner >= 0
+    return Declaration(
+        input=_Z1,
+        target=_Y,
+        loss=sp.Piecewise((inner, active), (0, True)),
+        canonical=sp.Piecewise((-_Y, active), (0, True)),
+        canonical_why="−y while the pair violates the margin, 0 once it is satisfied.",
+        loss_why=(
+            "Margin ranking loss max(0, −y(z₁ − z₂) + margin) for y = ±1 (y = 1: z₁ should "
+            "rank higher)."
+        ),
+        mean_denominator=_N,
+        mean_why=_mean_why_elementwise(),
+        symbols={"input": _Z1, "input2": _Z2, "target": _Y, "margin": m},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Piecewise linear: 0 away from the kink.",
+        also_wrt=(
+            AlsoWrt("input2", sp.Piecewise((_Y, active), (0, True)),
+                    "The mirror image: +y while the margin is violated."),
+        ),
+        kinks=(
+            Kink(((_Z1, _Z2 + m), (_Y, 1)), sp.S.NegativeOne,
+                 "At −y(z₁ − z₂) + margin = 0 torch's clamp_min(·, 0) passes the gradient (the "
+                 "hinge counts as active): −y. The derivation's ≥ 0 does the same.", sp.S.Zero),
+        ),
+    )
+
+
+CATALOG["gaussian_nll_loss"] = LossSpec(
+    name="gaussian_nll_loss",
+    summary="Gaussian negative log-likelihood with a predicted variance (GaussianNLLLoss).",
+    options=(
+        _bool_option("full", False, "add the constant log(2π)/2"),
+        _real_option("eps", 1e-6, "the variance is clamped at eps (no gradient), > 0",
+                     "positive"),
+        _reduction_option(),
+    ),
+    declare=_declare_gaussian_nll,
+    family="elementwise",
+    arguments=("input", "target", "var"),
+    argument_check={"var": _check_var},
+)
+
+CATALOG["margin_ranking_loss"] = LossSpec(
+    name="margin_ranking_loss",
+    summary="Margin ranking loss of a pair of scores (MarginRankingLoss); gradients for both.",
+    options=(_real_option("margin", 0.0, "the margin"), _reduction_option()),
+    declare=_declare_margin_ranking,
+    family="elementwise",
+    arguments=("input", "input2", "target"),
 )

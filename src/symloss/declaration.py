@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.printing.pretty.stringpict import prettyForm
 
-__all__ = ["Assumption", "Declaration", "Definition", "Kink", "Link", "Partial"]
+__all__ = ["AlsoWrt", "Assumption", "Declaration", "Definition", "Kink", "Link", "Partial"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,15 @@ class Assumption:
 
     lhs: sp.Expr
     rhs: sp.Expr
+    why: str
+
+
+@dataclass(frozen=True)
+class AlsoWrt:
+    """Another argument the loss is differentiated with respect to, and its closed form."""
+
+    name: str
+    canonical: sp.Expr
     why: str
 
 
@@ -145,7 +154,7 @@ class Declaration:
     stable_hessian: sp.Expr | None = None
     stable_hessian_why: str = ""
     kinks: tuple[Kink, ...] = ()
-    also_wrt: tuple[str, ...] = ()
+    also_wrt: tuple[AlsoWrt, ...] = ()
 
     @property
     def class_axis(self) -> bool:

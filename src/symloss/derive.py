@@ -274,6 +274,7 @@ class Derivation:
                     self.kernel_proved,
                 )
             )
+        steps += self._also_wrt_steps()
         steps += self._kink_steps(order=1)
         steps.append(self._reduced_gradient_step())
         return steps
@@ -391,6 +392,41 @@ class Derivation:
             _chain([per_element / denominator, self.canonical.subs(at_m) / denominator]),
             checked,
         )
+
+    # ------------------------------------------------------------------ other arguments
+    def gradient_wrt(self, name: str) -> sp.Expr:
+        """∂ℓ/∂(argument ``name``) per element, by ``sympy.diff``; ``"input"`` is :attr:`gradient`.
+
+        >>> import symloss
+        >>> symloss.derive("gaussian_nll_loss").gradient_wrt("var")
+        (-(y - z)**2 + sigma^2)/(2*sigma^2**2)
+        """
+        if name == "input":
+            return self.gradient
+        cache = self.__dict__.setdefault("_wrt_cache", {})
+        if name not in cache:
+            symbol = self.declaration.symbols[name]
+            cache[name] = tidy(sp.diff(self.declaration.loss, symbol))
+        return cache[name]  # type: ignore[no-any-return]
+
+    def _also_wrt_steps(self) -> list[Step]:
+        steps = []
+        for other in self.declaration.also_wrt:
+            symbol = self.declaration.symbols[other.name]
+            raw = sp.diff(self.declaration.loss, symbol)
+            derived = self.gradient_wrt(other.name)
+            checked = equal(raw, derived) and self._prove(derived, other.canonical)
+            steps.append(
+                Step(
+                    f"Derivative with respect to {other.name}",
+                    "sympy.diff of the per-element loss in " + other.name + ", simplified. "
+                    + other.why,
+                    Partial(_ELL, symbol),
+                    _chain([raw, derived, other.canonical]),
+                    checked,
+                )
+            )
+        return steps
 
     # ------------------------------------------------------------------ kinks
     def _kink_steps(self, order: int) -> list[Step]:
@@ -644,7 +680,11 @@ class Derivation:
 
     @property
     def grad_fn(self) -> Callable[[npt.ArrayLike, npt.ArrayLike], Any]:
-        """``grad_fn(input, target)``: ∂(reduced loss)/∂input, with the input's shape and dtype."""
+        """``grad_fn(input, target, ...)``: ∂(reduced loss)/∂input, the input's shape and dtype.
+
+        The arrays are torch's positional arguments (``spec.arguments``). ``wrt="var"`` (or
+        ``"input2"``) gives the gradient with respect to that argument, in its shape.
+        """
         return self._numeric.grad  # type: ignore[no-any-return]
 
     @property

@@ -133,8 +133,19 @@ class _Adapter:
             )
         return arr.astype(np.float64)
 
-    def hvp(self, input: Any, target: Any, v: Any) -> np.ndarray:
-        values, denominator, dtype, finish = self.prepare(input, target)
+    def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
+        names = self.derivation.spec.arguments
+        if len(arrays) != len(names):
+            shown = ", ".join([*names, *([extra] if extra else [])])
+            raise SymlossTypeError(
+                f"{self.derivation.name} takes ({shown}); got {len(arrays) + bool(extra)} arrays"
+            )
+
+    def hvp(self, *arrays: Any) -> np.ndarray:
+        *arrays, v = arrays  # type: ignore[assignment]
+        self._arity(tuple(arrays), "v")
+        values, denominator, dtype, finish = self.prepare(*arrays)
+        input = arrays[0]
         shape = np.shape(input.detach().cpu().numpy() if hasattr(input, "detach") else input)
         values["v"] = self.to_kernel_layout(self._direction(v, shape))
         kernel = self._second_kernel("hvp")
@@ -144,9 +155,10 @@ class _Adapter:
         reduced = self._reduce_grad(raw, denominator, np.dtype(np.float64))
         return finish(reduced, loss=False).astype(dtype)
 
-    def hess_diag(self, input: Any, target: Any) -> np.ndarray:
+    def hess_diag(self, *arrays: Any) -> np.ndarray:
         """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
-        values, _, dtype, finish = self.prepare(input, target)
+        self._arity(arrays)
+        values, _, dtype, finish = self.prepare(*arrays)
         raw = self._call(self._second_kernel("hess_diag"), values)
         return finish(raw, loss=False).astype(dtype)
 
@@ -170,22 +182,59 @@ class _Adapter:
                 per_element = per_element / np.float64(denominator)
         return per_element.astype(dtype)
 
-    def loss(self, input: Any, target: Any) -> Any:
-        values, denominator, dtype, finish = self.prepare(input, target)
+    def loss(self, *arrays: Any) -> Any:
+        self._arity(arrays)
+        values, denominator, dtype, finish = self.prepare(*arrays)
         per_element = finish(self._call(self._loss, values), loss=True)
         return self._reduce_loss(per_element, denominator, dtype)
 
-    def grad(self, input: Any, target: Any) -> np.ndarray:
-        values, denominator, dtype, finish = self.prepare(input, target)
+    def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
+        self._arity(arrays)
+        spec = self.derivation.spec
+        differentiable = ["input", *(w.name for w in self.derivation.declaration.also_wrt)]
+        if wrt not in differentiable:
+            from .errors import choice_error
+
+            raise choice_error(f"wrt for {spec.name}", wrt, differentiable)
+        values, denominator, dtype, finish = self.prepare(*arrays)
+        kernel = self._grad if wrt == "input" else self._wrt_kernel(wrt)
         # Reduce, then mask: an ignored element's gradient is 0 even when every element is
         # ignored (torch never writes it), not 0/0.
-        reduced = self._reduce_grad(self._call(self._grad, values), denominator, np.dtype(np.float64))
-        return finish(reduced, loss=False).astype(dtype)
+        reduced = self._reduce_grad(self._call(kernel, values), denominator, np.dtype(np.float64))
+        out = finish(reduced, loss=False)
+        if wrt != "input":  # the gradient of a broadcast argument sums over the broadcast axes
+            arg = arrays[spec.arguments.index(wrt)]
+            arg = _as_float(arg, f"{spec.name}: {wrt}")
+            return _unbroadcast(out, arg.shape).astype(_out_dtype(arg))
+        return out.astype(dtype)
+
+    def _wrt_kernel(self, wrt: str) -> Callable[..., Any]:
+        key = f"wrt:{wrt}"
+        if key not in self._second:
+            d = self.derivation
+            subst = d.declaration.substitute_definitions
+            # The raw sympy.diff, like the input's kernel: tidy() drops the numeric guards
+            # (clamp_min), which the evaluated form must keep.
+            raw = sp.diff(d.declaration.loss, d.declaration.symbols[wrt])
+            self._second[key] = compile_expr(subst(raw), self._args)
+        return self._second[key]
 
     def prepare(
-        self, input: Any, target: Any
+        self, *arrays: Any
     ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
         raise NotImplementedError
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes an argument of ``shape`` was broadcast along."""
+    if grad.shape == shape:
+        return grad
+    if len(shape) == grad.ndim - 1 and shape == grad.shape[:-1]:  # var of shape input[:-1]
+        return grad.sum(axis=-1)
+    lead = grad.ndim - len(shape)
+    out = grad.sum(axis=tuple(range(lead))) if lead else grad
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
+    return out.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def _broadcast(value: np.ndarray, shape: tuple[int, ...], what: str, loss: str) -> np.ndarray:
@@ -201,15 +250,29 @@ class _Elementwise(_Adapter):
     """Losses with one prediction per element: input, target (and weights) of one shape."""
 
     def prepare(
-        self, input: Any, target: Any
+        self, *arrays: Any
     ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
         name = self.derivation.name
-        x = _as_float(input, f"{name}: input")
-        y = _as_float(target, f"{name}: target")
+        spec = self.derivation.spec
+        given = dict(zip(spec.arguments, arrays, strict=True))
+        x = _as_float(given["input"], f"{name}: input")
+        y = _as_float(given["target"], f"{name}: target")
         if x.shape != y.shape:
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {x.shape}"
             )
+        extra: dict[str, np.ndarray] = {}
+        for arg in spec.arguments:
+            if arg in ("input", "target"):
+                continue
+            arr = _as_float(given[arg], f"{name}: {arg}").astype(np.float64)
+            if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
+                arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
+            arr = np.asarray(_broadcast(arr, x.shape, arg, name))
+            check = spec.argument_check.get(arg)
+            if check is not None:
+                check(name, arr)
+            extra[arg] = arr
         dtype = _out_dtype(x)
         x64 = x.astype(np.float64)
         if self.derivation.spec.input_domain(self.options) == "probability":
@@ -218,7 +281,7 @@ class _Elementwise(_Adapter):
                     f"{name}: every input must be a probability in [0, 1] "
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
                 )
-        values: dict[str, Any] = {"input": x64, "target": y.astype(np.float64)}
+        values: dict[str, Any] = {"input": x64, "target": y.astype(np.float64), **extra}
         for option in self.names:
             if option in values:
                 continue
@@ -245,9 +308,10 @@ class _ClassAxis(_Adapter):
         return np.moveaxis(arr, 0 if arr.ndim == 1 else 1, -1)
 
     def prepare(
-        self, input: Any, target: Any
+        self, *arrays: Any
     ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
         name = self.derivation.name
+        input, target = arrays
         x = _as_float(input, f"{name}: input")
         if x.ndim == 0:
             raise SymlossValueError(
