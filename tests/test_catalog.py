@@ -489,7 +489,7 @@ def test_margin_ranking_at_the_kink_equals_torch_exactly(margin, reduction):
     y = np.array([1.0, 1.0, -1.0, -1.0])
     x1 = x2 + margin / y
     d = symloss.derive("margin_ranking_loss", margin=margin, reduction=reduction)
-    loss, (g1, g2), _ = _torch_grads(
+    _, (g1, g2), _ = _torch_grads(
         lambda a, b, t: F.margin_ranking_loss(a, b, t, margin=margin, reduction=reduction),
         [x1, x2, y], [0, 1], np.ones(4),
     )
