@@ -496,3 +496,66 @@ def test_margin_ranking_at_the_kink_equals_torch_exactly(margin, reduction):
     np.testing.assert_array_equal(d.grad_fn(x1, x2, y), g1)
     np.testing.assert_array_equal(d.grad_fn(x1, x2, y, wrt="input2"), g2)
     assert [s.checked for s in d.steps if s.title == "Kink"] == [True]
+
+
+# ------------------------------------------------------------------ multi_margin_loss
+MM_OPTIONS = [{"p": 1}, {"p": 2}, {"p": 1, "margin": 0.5, "weight": "w"},
+              {"p": 2, "margin": 2.0, "weight": "w"}, {"p": 2, "margin": -0.5}]
+
+
+@pytest.mark.parametrize("extreme", [False, True], ids=["typical", "extreme"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", [((5,), ()), ((4, 5), (4,))], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("options", MM_OPTIONS, ids=str)
+def test_multi_margin_against_torch(options, reduction, layout, dtype, extreme):
+    rng = np.random.default_rng(_seed("mm", options, reduction, layout, dtype, extreme))
+    shape, tshape = layout
+    x = ((1e3 if extreme else 1.0) * rng.standard_normal(shape)).astype(dtype).astype(float)
+    t = rng.integers(0, 5, size=tshape)
+    opts = {k: (rng.uniform(0.5, 2.0, 5) if v == "w" else v) for k, v in options.items()}
+    d = symloss.derive("multi_margin_loss", reduction=reduction, **opts)
+    kw = {k: (torch.tensor(v) if k == "weight" else v) for k, v in opts.items()}
+
+    def fn(a):
+        return F.multi_margin_loss(a, torch.tensor(t), reduction=reduction, **kw)
+
+    loss, grad, _ = torch_value_grad_hvp(fn, x, None)
+    xd = x.astype(dtype)
+    assert_close(d.loss_fn(xd, t), loss, dtype, "loss")
+    assert_close(d.grad_fn(xd, t), grad, dtype, "grad")
+    # torch has no double backward for multi_margin_loss: the HVP is checked against central
+    # differences of torch's gradient (exact up to rounding for a piecewise quadratic loss,
+    # with a step far smaller than the distance to any kink).
+    v = rng.standard_normal(shape)
+    h = 1e-7 * (1e3 if extreme else 1.0)
+
+    def g(a):
+        return torch_value_grad_hvp(fn, a, None)[1]
+
+    fd = (g(x + h * v) - g(x - h * v)) / (2 * h)
+    ours = d.hvp_fn(x, t, v)
+    np.testing.assert_allclose(ours, fd, rtol=1e-6, atol=1e-6 * max(1.0, np.max(np.abs(fd))))
+    if options["p"] == 1:
+        assert np.all(ours == 0)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_multi_margin_at_the_kink_equals_torch_exactly(p):
+    # margin − x_t + x_k = 0 exactly for k = 0: torch counts it inactive, and so do we.
+    x = np.array([[0.0, 1.0, 0.5], [2.0, 1.0, 3.0]])
+    t = np.array([1, 2])
+    d = symloss.derive("multi_margin_loss", p=p, margin=1.0)
+    _, grad, _ = torch_value_grad_hvp(
+        lambda a: F.multi_margin_loss(a, torch.tensor(t), p=p, margin=1.0), x, None
+    )
+    np.testing.assert_array_equal(d.grad_fn(x, t), grad)
+    assert grad[0, 0] == 0.0 and grad[1, 0] == 0.0  # both on the kink
+    assert "inactive" in d.declaration.canonical_why
+
+
+def test_multi_margin_proved_both_orders():
+    for p in (1, 2):
+        d = symloss.derive("multi_margin_loss", p=p, weight=np.ones(3))
+        assert d.proved and d.hessian_proved
+        assert all(s.checked is not False for s in d.steps + d.hessian_steps)

@@ -1040,3 +1040,80 @@ CATALOG["margin_ranking_loss"] = LossSpec(
     family="elementwise",
     arguments=("input", "input2", "target"),
 )
+
+
+# =========================================================================== multi_margin_loss
+def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
+    from .hinges import at_target, hinge, step
+
+    x, y, w = IndexedBase("x"), IndexedBase("y"), IndexedBase("w")
+    i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
+    symbols: dict[str, sp.Basic] = {"input": x, "target": y, "num_classes": c, "margin": _MARGIN}
+    weighted = opts.get("weight") is not None
+    if weighted:
+        symbols["weight"] = w
+    p = int(opts["p"])
+    # The target's score x_t and weight w_t, written against the one-hot target y.
+    x_t = at_target(x, y)
+    w_t = at_target(w, y) if weighted else sp.S.One
+
+    def u(idx: sp.Expr) -> sp.Expr:
+        return _MARGIN - x_t + x[idx]
+
+    loss = w_t * class_sum((1 - y[k]) * hinge(u(k)) ** p) / c
+
+    def d(idx: sp.Expr) -> sp.Expr:
+        return p * hinge(u(idx)) ** (p - 1) * step(u(idx))
+
+    canonical = w_t * ((1 - y[i]) * d(i) - y[i] * class_sum((1 - y[k]) * d(k))) / c
+    if p == 1:
+        canonical_hessian: sp.Expr = sp.S.Zero
+        hessian_why = "Piecewise linear (p = 1): 0 away from the kinks."
+    else:
+        canonical_hessian = 2 * w_t * class_sum(
+            (1 - y[k]) * step(u(k))
+            * (sp.KroneckerDelta(i, k) - y[i]) * (sp.KroneckerDelta(_HJ, k) - y[_HJ])
+        ) / c
+        hessian_why = (
+            "A sum of rank-one terms, one per violated margin: 2 (w_t / C) Σ_(k≠t) 1[u_k > 0] "
+            "(e_k − e_t)(e_k − e_t)ᵀ, written with the one-hot y as δ_ik − y_i. torch has no "
+            "double backward for multi_margin_loss; the HVP is checked against finite "
+            "differences of torch's gradient."
+        )
+    return Declaration(
+        input=x[i],
+        target=y[i],
+        loss=loss,
+        canonical=canonical,
+        canonical_why=(
+            "Each violated margin u_k = margin − x_t + x_k > 0 (k ≠ t) pushes x_k up and x_t "
+            "down by p·max(0, u_k)^(p−1), weighted by w_t and divided by C. At a kink "
+            "(u_k = 0) torch's backward counts the term as inactive, 0, and so does the "
+            "step 1[u > 0] here (tested at the kink)."
+        ),
+        loss_why=(
+            f"Multi-class margin loss with p = {p}: (w_t / C) Σ_(k≠t) max(0, margin − x_t + "
+            "x_k)^p, with x_t = Σ_m y_m x_m the target's score and w_t its weight (y one-hot; "
+            "the factor 1 − y_k drops k = t)."
+        ),
+        mean_denominator=_N,
+        mean_why="reduction='mean' averages the per-sample losses over the n samples.",
+        symbols=symbols,
+        canonical_hessian=canonical_hessian,
+        hessian_why=hessian_why,
+    )
+
+
+CATALOG["multi_margin_loss"] = LossSpec(
+    name="multi_margin_loss",
+    summary="Multi-class hinge loss (MultiMarginLoss), p = 1 or 2, margin, weight.",
+    options=(
+        Option("p", 1, "the exponent, 1 or 2", (1, 2)),
+        _real_option("margin", 1.0, "the margin"),
+        _weight_option("per-class rescaling weight, shape (C,)"),
+        _reduction_option(),
+    ),
+    declare=_declare_multi_margin,
+    family="class_axis",
+    index_targets_only=True,
+)

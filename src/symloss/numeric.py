@@ -377,7 +377,13 @@ class _ClassAxis(_Adapter):
             y = np.zeros(z.shape, dtype=np.float64)
             np.put_along_axis(y, safe[..., None], 1.0, axis=-1)
             y[~valid] = 0.0
-            if weight is not None:
+            # The declaration says what the mean divides by: the targets' total weight
+            # (cross_entropy, nll_loss) or the number of samples (multi_margin_loss).
+            declared = self.derivation.declaration
+            by_weight = "weight" in declared.symbols and declared.mean_denominator.has(
+                declared.symbols["weight"]
+            )
+            if weight is not None and by_weight:
                 denominator = float(np.sum(np.where(valid, weight[safe], 0.0)))
             else:
                 denominator = float(np.count_nonzero(valid))
@@ -386,6 +392,9 @@ class _ClassAxis(_Adapter):
             values["weight"] = weight
         if "label_smoothing" in self.names:
             values["label_smoothing"] = self.options["label_smoothing"]
+        for option in self.names:  # scalar options (margin)
+            if option not in values:
+                values[option] = np.float64(self.options[option])
 
         def finish(per_element: np.ndarray, loss: bool) -> np.ndarray:
             if loss:
