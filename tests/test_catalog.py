@@ -559,3 +559,24 @@ def test_multi_margin_proved_both_orders():
         d = symloss.derive("multi_margin_loss", p=p, weight=np.ones(3))
         assert d.proved and d.hessian_proved
         assert all(s.checked is not False for s in d.steps + d.hessian_steps)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["sigmoid_focal_loss"], ["sigmoid_focal_loss", "--gamma", "3", "--reduction", "mean"],
+     ["nll_loss", "--link", "log_softmax"], ["nll_loss", "--weight", "1", "2", "3", "4", "5"],
+     ["smooth_l1_loss", "--beta", "0"], ["poisson_nll_loss", "--no-log-input", "--full"]],
+    ids=" ".join,
+)
+def test_cli_check_agrees_for_new_losses(argv, capsys):
+    from symloss.cli import main
+
+    assert main(["check", *argv]) == 0, capsys.readouterr().out
+    assert "cases agree" in capsys.readouterr().out
+
+
+def test_cli_check_names_the_api_for_losses_with_more_arguments(capsys):
+    from symloss.cli import main
+
+    assert main(["check", "gaussian_nll_loss"]) == 2
+    assert "input, target, var" in capsys.readouterr().err

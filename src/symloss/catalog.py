@@ -87,6 +87,9 @@ class LossSpec:
         arguments: the positional arrays, in torch's order, by their symbol names
             (``("input", "target", "var")``; ``margin_ranking_loss`` has ``input2``).
         argument_check: validation of an extra argument's values (``var`` ≥ 0).
+        torch_twin: the torch twin ``fn(input, target)`` for options where it is not simply
+            ``torch.nn.functional.<name>`` (torchvision's focal loss, nll_loss∘log_softmax);
+            ``None`` otherwise. torch is imported only when the twin is called.
     """
 
     name: str
@@ -100,6 +103,9 @@ class LossSpec:
     multi_hot_targets: bool = False
     arguments: tuple[str, ...] = ("input", "target")
     argument_check: Mapping[str, Callable[[str, Any], None]] = field(default_factory=dict)
+    torch_twin: Callable[[Mapping[str, Any]], Callable[[Any, Any], Any] | None] = field(
+        default=lambda o: None
+    )
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -839,7 +845,22 @@ CATALOG["nll_loss"] = LossSpec(
     declare=_declare_nll,
     family="class_axis",
     index_targets_only=True,
+    torch_twin=lambda o: _nll_log_softmax_twin(o) if o.get("link") == "log_softmax" else None,
 )
+
+
+def _nll_log_softmax_twin(opts: Mapping[str, Any]) -> Callable[[Any, Any], Any]:
+    def twin(input: Any, target: Any) -> Any:
+        import torch
+
+        weight = opts.get("weight")
+        w = None if weight is None else torch.as_tensor(weight, dtype=input.dtype)
+        logp = torch.log_softmax(input, 0 if input.dim() == 1 else 1)
+        return torch.nn.functional.nll_loss(
+            logp, target, weight=w, ignore_index=opts["ignore_index"], reduction=opts["reduction"]
+        )
+
+    return twin
 
 
 # =========================================================================== sigmoid focal loss
@@ -848,24 +869,26 @@ _GAMMA = Symbol("gamma", nonnegative=True)
 
 
 def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
+    from .hinges import power
+
     symbols: dict[str, sp.Basic] = {}
     ce = _Y * softplus(-_Z) + (1 - _Y) * softplus(_Z)
     # 1 − p_t with p_t = p y + (1 − p)(1 − y), p = σ(z): written without 1 − σ cancellation.
     q = _Y * sigmoid(-_Z) + (1 - _Y) * sigmoid(_Z)
     if opts["gamma"] == 0:
-        modulating = sp.S.One
+        modulating: sp.Expr = sp.S.One
+        dmod: sp.Expr = sp.S.Zero
     else:
-        modulating = q**_GAMMA
+        # power(q, γ) is q^γ differentiated as γ q^(γ−1): finite where q underflows to 0.
+        modulating = power(q, _GAMMA)
         symbols["gamma"] = _GAMMA
+        dmod = _GAMMA * power(q, _GAMMA - 1) * (1 - 2 * _Y) * sigmoid(_Z) * sigmoid(-_Z)
     if opts["alpha"] >= 0:
         alpha_t = _ALPHA * _Y + (1 - _ALPHA) * (1 - _Y)
         symbols["alpha"] = _ALPHA
     else:
         alpha_t = sp.S.One
     loss = alpha_t * ce * modulating
-    dq = (1 - 2 * _Y) * sigmoid(_Z) * sigmoid(-_Z)
-    # γ(1 − p_t)^(γ−1) written as γ(1 − p_t)^γ / (1 − p_t), the form SymPy matches term by term.
-    dmod = _GAMMA * q**_GAMMA / q * dq if opts["gamma"] != 0 else sp.S.Zero
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
     return _elementwise(
         loss,
@@ -891,7 +914,29 @@ CATALOG["sigmoid_focal_loss"] = LossSpec(
     ),
     declare=_declare_focal,
     family="elementwise",
+    torch_twin=lambda o: _focal_twin(o),
 )
+
+
+def _focal_twin(opts: Mapping[str, Any]) -> Callable[[Any, Any], Any]:
+    """torchvision.ops.sigmoid_focal_loss, line by line, with torch operations."""
+
+    def twin(inputs: Any, targets: Any) -> Any:
+        import torch
+
+        p = torch.sigmoid(inputs)
+        ce = torch.nn.functional.binary_cross_entropy_with_logits(
+            inputs, targets, reduction="none"
+        )
+        p_t = p * targets + (1 - p) * (1 - targets)
+        loss = ce * ((1 - p_t) ** opts["gamma"])
+        if opts["alpha"] >= 0:
+            loss = (opts["alpha"] * targets + (1 - opts["alpha"]) * (1 - targets)) * loss
+        if opts["reduction"] == "mean":
+            return loss.mean()
+        return loss.sum() if opts["reduction"] == "sum" else loss
+
+    return twin
 
 
 # =========================================================================== multilabel soft margin

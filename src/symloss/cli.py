@@ -34,17 +34,35 @@ class UsageError(SymlossError):
 
 def _add_loss_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("loss options (torch.nn.functional keyword arguments)")
-    group.add_argument("--reduction", choices=REDUCTIONS, help="none, mean (default) or sum")
+    group.add_argument("--reduction", choices=(*REDUCTIONS, "batchmean"),
+                       help="none, mean (default) or sum; kl_div also batchmean")
     group.add_argument("--link", help="binary_cross_entropy: 'sigmoid' takes logits")
     group.add_argument("--weight", type=float, nargs="+", metavar="W", help="weight values")
     group.add_argument("--pos-weight", type=float, nargs="+", metavar="W", help="pos_weight values")
     group.add_argument("--ignore-index", type=int, metavar="N", help="ignored class index")
     group.add_argument("--label-smoothing", type=float, metavar="EPS", help="in [0, 1]")
+    group.add_argument("--beta", type=float, help="smooth_l1_loss: quadratic zone, ≥ 0")
+    group.add_argument("--delta", type=float, help="huber_loss: threshold, > 0")
+    group.add_argument("--margin", type=float, help="hinge/ranking/multi-margin losses")
+    group.add_argument("--eps", type=float, help="poisson_nll_loss, gaussian_nll_loss")
+    group.add_argument("--p", type=int, choices=(1, 2), help="multi_margin_loss exponent")
+    group.add_argument("--alpha", type=float, help="sigmoid_focal_loss (negative: off)")
+    group.add_argument("--gamma", type=float, help="sigmoid_focal_loss, ≥ 0")
+    for flag, help in (("full", "poisson/gaussian NLL: add the constant terms"),
+                       ("log-input", "poisson_nll_loss: input is log λ"),
+                       ("log-target", "kl_div: target is a log-probability")):
+        group.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=help)
+
+
+_OPTION_NAMES = (
+    "reduction", "link", "weight", "pos_weight", "ignore_index", "label_smoothing", "beta",
+    "delta", "margin", "eps", "p", "alpha", "gamma", "full", "log_input", "log_target",
+)
 
 
 def _loss_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in ("reduction", "link", "weight", "pos_weight", "ignore_index", "label_smoothing"):
+    for name in _OPTION_NAMES:
         value = getattr(args, name, None)
         if value is not None:
             options[name] = None if (name == "link" and value == "none") else value
@@ -126,6 +144,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .testing import TOLERANCE_ULPS, battery, compare
 
     derivation = derive(args.name, **_loss_options(args))
+    if derivation.spec.arguments != ("input", "target"):
+        raise UsageError(
+            f"symloss check drives losses of (input, target); {derivation.name} takes "
+            f"({', '.join(derivation.spec.arguments)}): use the Python API (grad_fn, wrt=)"
+        )
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -98,8 +98,11 @@ def torch_function(derivation: Derivation) -> Callable[[Any, Any], Any]:
     import torch.nn.functional as F  # noqa: N812
 
     spec = derivation.spec
-    fn = getattr(F, spec.name)
     options = derivation.options
+    twin = spec.torch_twin(options)
+    if twin is not None:  # torchvision's focal loss, nll_loss of log_softmax
+        return twin
+    fn = getattr(F, spec.name)
     link = spec.torch_link(options)
     kwargs: dict[str, Any] = {}
     for opt in spec.options:
@@ -181,7 +184,7 @@ def _class_axis_cases(derivation: Derivation, rng: np.random.Generator) -> Itera
             elif t == ignore:  # torch cannot ignore a no-batch target with label smoothing
                 t = (t + 1) % c
             yield Case(f"{shape} class indices", x, np.asarray(t, dtype=np.int64), dtype)
-            if ignore < 0:
+            if ignore < 0 and not derivation.spec.index_targets_only:  # nll_loss: indices only
                 probs = rng.dirichlet(np.ones(c), size=tshape or None)
                 probs = np.moveaxis(np.asarray(probs), -1, 1 if len(shape) > 1 else 0)
                 yield Case(f"{shape} class probabilities", x, probs.astype(dtype), dtype)
