@@ -201,3 +201,18 @@ def test_cli_order_rejects_three(capsys):
 def test_steps_for_rejects_other_orders():
     with pytest.raises(symloss.SymlossValueError, match="valid values: 1, 2"):
         symloss.derive("bce").steps_for(3)
+
+
+def test_import_and_second_order_never_import_torch():
+    import subprocess
+
+    code = (
+        "import sys, numpy as np, symloss\n"
+        "symloss.derive('multi_margin_loss', p=2).hvp_fn(np.ones((2, 3)), np.array([0, 1]),"
+        " np.ones((2, 3)))\n"
+        "symloss.objective('ce')(np.zeros((2, 3)), np.array([0.0, 2.0]))\n"
+        "symloss.derive('gaussian_nll_loss').grad_fn(np.ones(2), np.zeros(2), np.ones(2),"
+        " wrt='var')\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -473,7 +473,10 @@ class Derivation:
         >>> symloss.derive("bce").hessian
         (1 - sigmoid(z))*sigmoid(z)
         """
-        return tidy(drop_distributions(self.raw_hessian))
+        dropped = drop_distributions(self.raw_hessian)
+        # tidy() expands; for a long product (the focal loss) that is longer than what it
+        # started from, so the shorter of the two is kept (SymPy's own measure, count_ops).
+        return min((tidy(dropped), dropped), key=sp.count_ops)
 
     @property
     def canonical_hessian(self) -> sp.Expr | None:

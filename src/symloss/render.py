@@ -129,11 +129,29 @@ def _result(d: Derivation, order: int) -> tuple[sp.Expr, sp.Expr]:
     return lhs, rhs
 
 
+_LONG = 400  # characters of LaTeX after which a sum is broken across lines
+
+
+def _rhs_latex(rhs: sp.Basic) -> list[str]:
+    """``rhs`` in LaTeX, a long sum split into one line per term (TeX cannot break a line
+    inside an align row, and a very long one overflows its dimensions)."""
+    text = expr_latex(rhs)
+    if len(text) <= _LONG or not isinstance(rhs, sp.Add):
+        return [text]
+    terms = [expr_latex(t) for t in sp.Add.make_args(rhs)]
+    lines = [terms[0]]
+    for term in terms[1:]:
+        lines.append(("" if term.startswith("-") else "+ ") + term)
+    return lines
+
+
 def _chain_latex(step: Step, newline: str = r"\\") -> list[str]:
     lhs = expr_latex(step.lhs)
     lines = []
     for j, rhs in enumerate(step.rhs):
-        lines.append((lhs if j == 0 else "") + " &= " + expr_latex(rhs))
+        parts = _rhs_latex(rhs)
+        lines.append((lhs if j == 0 else "") + " &= " + parts[0])
+        lines += [r" &\quad " + part for part in parts[1:]]
     return [line + " " + newline for line in lines]
 
 
