@@ -399,7 +399,7 @@ class Derivation:
 
         >>> import symloss
         >>> symloss.derive("gaussian_nll_loss").gradient_wrt("var")
-        (-(y - z)**2 + sigma^2)/(2*sigma^2**2)
+        -(-sigma^2 + y**2 - 2*y*z + z**2)/(2*sigma^2**2)
         """
         if name == "input":
             return self.gradient
