@@ -359,6 +359,10 @@ class Derivation:
             # For an element-wise loss, element m's gradient is the per-element one at (z_m, y_m).
             y = d.target
             at_m = {z: z_m, y: sp.IndexedBase(y)[_M]}
+            for arg in self.spec.arguments:  # var, input2: one value per element too
+                symbol = d.symbols.get(arg)
+                if symbol is not None and symbol not in at_m:
+                    at_m[symbol] = sp.IndexedBase(symbol)[_M]
         ell_m = sp.IndexedBase(_ELL)[_M]
         per_element = Partial(ell_m, z_m)
         if reduction == "none":
