@@ -108,17 +108,6 @@ def test_console_script_runs_without_traceback():
     assert run_.stderr.count("\n") == 1
 
 
-def test_derivations_folder_is_current():
-    expected = render_all()
-    folder = ROOT / "derivations"
-    stale = [name for name, content in expected.items()
-             if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != content]
-    extra = sorted(p.name for p in folder.iterdir() if p.name not in expected)
-    assert not stale and not extra, (
-        f"derivations/ is stale ({stale}, extra {extra}): run `symloss derive --all --out derivations/`"
-    )
-
-
 def test_derive_all_writes_the_folder(tmp_path, capsys):
     code, _, _ = run(capsys, "derive", "--all", "--out", str(tmp_path))
     assert code == 0

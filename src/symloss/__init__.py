@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from .boosting import objective
 from .catalog import ALIASES, losses, resolve
 from .derive import Derivation, Step
 from .errors import SymlossError, SymlossTypeError, SymlossValueError, UnknownLossError
@@ -27,6 +28,7 @@ __all__ = [
     "UnknownLossError",
     "derive",
     "losses",
+    "objective",
 ]
 
 __version__ = "0.1.0"

@@ -40,7 +40,8 @@ def _split_factors(term: sp.Expr, k: sp.Symbol) -> tuple[sp.Expr, list[sp.Expr]]
     const: list[sp.Expr] = []
     dependent: list[sp.Expr] = []
     for factor in sp.Mul.make_args(term):
-        (dependent if factor.has(k) else const).append(factor)
+        # free_symbols, not has(): a factor whose k is bound by an inner sum is constant in k.
+        (dependent if k in factor.free_symbols else const).append(factor)
     return sp.Mul(*const), dependent
 
 
@@ -62,11 +63,13 @@ def _reduce_one_sum(summand: sp.Expr, k: sp.Symbol, lo: sp.Expr, hi: sp.Expr) ->
                 total += const * rest.subs(k, other)
                 continue
         rest = sp.Mul(*dependent)
-        # Name every summation index k so that equal sums compare equal.
+        # Name every summation index k so that equal sums compare equal. (A local name: the
+        # loop's k must stay the index of the sum being reduced for the following terms.)
+        index = k
         if k != SUM_INDEX and not rest.has(SUM_INDEX):
             rest = rest.subs(k, SUM_INDEX)
-            k = SUM_INDEX
-        total += const * Sum(rest, (k, lo, hi))
+            index = SUM_INDEX
+        total += const * Sum(rest, (index, lo, hi))
     return total
 
 

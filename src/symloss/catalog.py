@@ -14,7 +14,7 @@ from typing import Any
 import sympy as sp
 from sympy import IndexedBase, Symbol, log
 
-from .declaration import Assumption, Declaration, Definition, Link
+from .declaration import Assumption, Declaration, Definition, Kink, Link
 from .errors import SymlossTypeError, SymlossValueError, UnknownLossError, choice_error
 from .primitives import (
     CLASS_INDEX,
@@ -29,6 +29,9 @@ from .primitives import (
     softmax_complement,
     softplus,
 )
+
+#: The second class index of a Hessian (the same symbol as derive.HESSIAN_INDEX).
+_HJ = Symbol("j", integer=True, positive=True)
 
 __all__ = ["ALIASES", "CATALOG", "LossSpec", "losses", "resolve"]
 
@@ -61,7 +64,7 @@ class Option:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
-    kind: str = "choice"  # choice | array | int | unit_interval
+    kind: str = "choice"  # choice | array | int | unit_interval | real | nonnegative | positive
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,17 @@ class LossSpec:
         input_domain: ``"real"`` for logits, ``"probability"`` for ``[0, 1]``.
         torch_link: the torch function applied to the input before torch's twin is called
             (``"sigmoid"`` for ``binary_cross_entropy`` with ``link="sigmoid"``).
+        index_targets_only: a class-axis loss whose targets are class indices only
+            (``nll_loss``), not probabilities.
+        spatial: a class-axis loss that also takes (N, C, d1, …, dk) inputs, as cross_entropy.
+        multi_hot_targets: a class-axis loss whose targets have the input's shape, one
+            number per class (``multilabel_soft_margin_loss``), not class indices.
+        arguments: the positional arrays, in torch's order, by their symbol names
+            (``("input", "target", "var")``; ``margin_ranking_loss`` has ``input2``).
+        argument_check: validation of an extra argument's values (``var`` ≥ 0).
+        torch_twin: the torch twin ``fn(input, target)`` for options where it is not simply
+            ``torch.nn.functional.<name>`` (torchvision's focal loss, nll_loss∘log_softmax);
+            ``None`` otherwise. torch is imported only when the twin is called.
     """
 
     name: str
@@ -86,6 +100,14 @@ class LossSpec:
     family: str
     input_domain: Callable[[Mapping[str, Any]], str] = field(default=lambda o: "real")
     torch_link: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
+    index_targets_only: bool = False
+    multi_hot_targets: bool = False
+    spatial: bool = True
+    arguments: tuple[str, ...] = ("input", "target")
+    argument_check: Mapping[str, Callable[[str, Any], None]] = field(default_factory=dict)
+    torch_twin: Callable[[Mapping[str, Any]], Callable[[Any, Any], Any] | None] = field(
+        default=lambda o: None
+    )
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -141,6 +163,24 @@ def _check(loss: str, opt: Option, value: Any) -> Any:
                 pass
             raise SymlossTypeError(f"{loss}: {opt.name} must be an integer, got {value!r}")
         return int(value)
+    if opt.kind in ("real", "nonnegative", "positive"):
+        if isinstance(value, bool):
+            raise SymlossTypeError(f"{loss}: {opt.name} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise SymlossTypeError(f"{loss}: {opt.name} must be a number, got {value!r}") from exc
+        bad = (
+            not np_isfinite(number)
+            or (opt.kind == "nonnegative" and number < 0)
+            or (opt.kind == "positive" and number <= 0)
+        )
+        if bad:
+            need = {"real": "finite", "nonnegative": "finite and ≥ 0", "positive": "finite and > 0"}
+            raise SymlossValueError(
+                f"{loss}: {opt.name} must be {need[opt.kind]}, got {value!r}"
+            )
+        return number
     if opt.kind == "unit_interval":
         try:
             number = float(value)
@@ -155,6 +195,12 @@ def _check(loss: str, opt: Option, value: Any) -> Any:
     if value not in opt.choices:
         raise choice_error(f"{opt.name} for {loss}", value, opt.choices)
     return value
+
+
+def np_isfinite(number: float) -> bool:
+    import math
+
+    return math.isfinite(number)
 
 
 def _reduction_option() -> Option:
@@ -220,6 +266,14 @@ def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
             "variance p(1 − p); with link='sigmoid' that variance cancels."
         ),
         loss_why="Binary cross-entropy of a probability p (torch clamps each log at −100).",
+        canonical_hessian=w * (_Y / _P**2 + (1 - _Y) / (1 - _P) ** 2),
+        hessian_why="Each log term contributes the square of its reciprocal.",
+        stable_hessian=w * (_P**2 - 2 * _P * _Y + _Y)
+        / clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17)) ** 2,
+        stable_hessian_why=(
+            "Evaluated over one denominator guarded like the gradient's, "
+            "w (p² − 2py + y) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1."
+        ),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
@@ -244,6 +298,11 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
         link=_sigmoid_link(),
         loss_in_link=in_p,
         stable_why=_BCE_STABLE,
+        canonical_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * (1 - sigmoid(_Z)),
+        hessian_why=(
+            "The derivative of the mean σ(z) is the Bernoulli variance σ(z)(1 − σ(z)), free of "
+            "the target" + (" except through the pos_weight factor." if pos_weight else ".")
+        ),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
@@ -335,6 +394,11 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         loss_in_link=loss_in_link,
         stable_gradient=stable,
         stable_why=_CE_STABLE,
+        canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
+        hessian_why=(
+            "The C × C block (Σₖ aₖ)(diag(p) − p pᵀ): the softmax's Jacobian, the covariance of "
+            "the categorical distribution, scaled by the total target weight."
+        ),
         definitions=tuple(definitions),
         assumptions=assumptions,
         mean_denominator=denominator,
@@ -408,8 +472,10 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
 def losses() -> list[str]:
     """The names of every loss in the catalogue (torch names), sorted.
 
-    >>> losses()
-    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy']
+    >>> losses()[:4]
+    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy', 'gaussian_nll_loss']
+    >>> len(losses())
+    17
     """
     return sorted(CATALOG)
 
@@ -424,3 +490,681 @@ def resolve(name: str) -> tuple[LossSpec, dict[str, Any]]:
         target, preset = ALIASES[name]
         return CATALOG[target], dict(preset)
     raise UnknownLossError(name, [*CATALOG, *ALIASES])
+
+
+# =========================================================================== regression & margins
+_BETA = Symbol("beta", positive=True)
+_DELTA = Symbol("delta", positive=True)
+_MARGIN = Symbol("margin", real=True)
+_EPS_LOG = Symbol("epsilon", positive=True)
+_BATCH = Symbol("N", integer=True, positive=True)
+
+
+def _real_option(name: str, default: float, help: str, kind: str = "real") -> Option:
+    return Option(name, default, help, kind=kind)
+
+
+def _bool_option(name: str, default: bool, help: str) -> Option:
+    return Option(name, default, help, (False, True))
+
+
+def _elementwise(
+    loss: sp.Expr,
+    canonical: sp.Expr,
+    canonical_why: str,
+    loss_why: str,
+    symbols: dict[str, sp.Basic],
+    **more: Any,
+) -> Declaration:
+    """A declaration of an element-wise loss in z (input) and y (target), mean over n."""
+    return Declaration(
+        input=_Z,
+        target=_Y,
+        loss=loss,
+        canonical=canonical,
+        canonical_why=canonical_why,
+        loss_why=loss_why,
+        mean_denominator=more.pop("mean_denominator", _N),
+        mean_why=more.pop("mean_why", _mean_why_elementwise()),
+        symbols={"input": _Z, "target": _Y, **symbols},
+        **more,
+    )
+
+
+def _declare_mse(opts: Mapping[str, Any]) -> Declaration:
+    return _elementwise(
+        (_Z - _Y) ** 2,
+        2 * (_Z - _Y),
+        "The Gaussian negative log-likelihood with unit variance (up to the factor 2) in its "
+        "canonical (identity) link: twice the residual.",
+        "Squared error of the prediction z against the target y.",
+        {},
+        canonical_hessian=sp.Integer(2),
+        hessian_why="A quadratic has a constant second derivative.",
+    )
+
+
+_D = _Z - _Y
+_ABS_KINK = "At z = y, |z − y| has no derivative; torch's backward takes sign(0) = 0, and so does sympy's sign."
+
+
+def _declare_l1(opts: Mapping[str, Any]) -> Declaration:
+    return _elementwise(
+        sp.Abs(_D),
+        sp.sign(_D),
+        "The derivative of |d| is sign(d) away from the kink.",
+        "Absolute error of the prediction z against the target y.",
+        {},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Piecewise linear: the second derivative is 0 away from the kink.",
+        kinks=(Kink(((_Z, _Y),), sp.S.Zero, _ABS_KINK + " The second derivative there is 0 too.",
+                    sp.S.Zero),),
+    )
+
+
+def _declare_smooth_l1(opts: Mapping[str, Any]) -> Declaration:
+    if opts["beta"] == 0:
+        d = _declare_l1(opts)
+        return Declaration(
+            **{**d.__dict__,
+               "loss_why": "With beta = 0, torch computes smooth_l1_loss as l1_loss: |z − y|."}
+        )
+    b = _BETA
+    inside = sp.Abs(_D) < b
+    return _elementwise(
+        sp.Piecewise((_D**2 / (2 * b), inside), (sp.Abs(_D) - b / 2, True)),
+        sp.Piecewise((_D / b, inside), (sp.sign(_D), True)),
+        "Quadratic within β of the target, linear outside: the residual over β, clipped to ±1.",
+        "Smooth L1: (z − y)²/(2β) where |z − y| < β, else |z − y| − β/2.",
+        {"beta": b},
+        canonical_hessian=sp.Piecewise((1 / b, inside), (0, True)),
+        hessian_why="1/β on the quadratic piece, 0 on the linear pieces.",
+        kinks=(
+            Kink(((_Z, _Y + b),), sp.S.One,
+                 "At |z − y| = β the first derivative is continuous (±1 from both sides); torch "
+                 "takes the linear side for the second derivative, 0, as the strict |d| < β does.",
+                 sp.S.Zero),
+        ),
+    )
+
+
+def _declare_huber(opts: Mapping[str, Any]) -> Declaration:
+    dl = _DELTA
+    inside = sp.Abs(_D) < dl
+    return _elementwise(
+        sp.Piecewise((_D**2 / 2, inside), (dl * (sp.Abs(_D) - dl / 2), True)),
+        sp.Piecewise((_D, inside), (dl * sp.sign(_D), True)),
+        "Quadratic within δ of the target, linear outside: the residual clipped to ±δ.",
+        "Huber: (z − y)²/2 where |z − y| < δ, else δ(|z − y| − δ/2).",
+        {"delta": dl},
+        canonical_hessian=sp.Piecewise((1, inside), (0, True)),
+        hessian_why="1 on the quadratic piece, 0 on the linear pieces.",
+        kinks=(
+            Kink(((_Z, _Y + dl),), dl,
+                 "At |z − y| = δ the first derivative is continuous (±δ); torch takes the linear "
+                 "side for the second derivative, 0, as the strict |d| < δ does.",
+                 sp.S.Zero),
+        ),
+    )
+
+
+def _declare_soft_margin(opts: Mapping[str, Any]) -> Declaration:
+    return _elementwise(
+        softplus(-_Y * _Z),
+        -_Y * sigmoid(-_Y * _Z),
+        "The logistic loss of the margin y z: −y σ(−y z), the Bernoulli mean-minus-target "
+        "written for labels ±1.",
+        "Soft margin (logistic) loss log(1 + exp(−y z)) for labels y = ±1, as softplus(−y z).",
+        {},
+        stable_gradient=-_Y * sigmoid(-_Y * _Z),
+        stable_why="Evaluated as −y σ(−y z): no 1 − σ cancellation where y z is large.",
+        canonical_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
+        hessian_why="y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.",
+    )
+
+
+def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
+    stirling = sp.Piecewise(
+        (_Y * log(_Y) - _Y + log(2 * sp.pi * _Y) / 2, _Y > 1), (0, True)
+    )
+    extra = stirling if opts["full"] else sp.S.Zero
+    symbols: dict[str, sp.Basic] = {}
+    stirling_why = (
+        " With full=True torch adds Stirling's approximation of log(y!), "
+        "y log y − y + log(2πy)/2, only where y > 1; it does not depend on the input."
+        if opts["full"] else ""
+    )
+    if opts["log_input"]:
+        return _elementwise(
+            sp.exp(_Z) - _Y * _Z + extra,
+            sp.exp(_Z) - _Y,
+            "Poisson negative log-likelihood with its canonical (log) link: the gradient with "
+            "respect to the natural parameter z = log λ is mean minus target, exp(z) − y.",
+            "Poisson negative log-likelihood of the rate λ = exp(z)." + stirling_why,
+            symbols,
+            canonical_hessian=sp.exp(_Z),
+            hessian_why="The variance of the Poisson distribution, its mean exp(z).",
+        )
+    symbols["eps"] = _EPS_LOG
+    return _elementwise(
+        _Z - _Y * log(_Z + _EPS_LOG) + extra,
+        1 - _Y / (_Z + _EPS_LOG),
+        "In the rate z itself (no canonical link) the gradient is 1 − y/(z + ε).",
+        "Poisson negative log-likelihood of the rate z; torch adds ε inside the log."
+        + stirling_why,
+        symbols,
+        canonical_hessian=_Y / (_Z + _EPS_LOG) ** 2,
+        hessian_why="The derivative of −y/(z + ε).",
+    )
+
+
+def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
+    batchmean = dict(
+        mean_denominator=_BATCH,
+        mean_why="reduction='batchmean' divides the sum by N, the size of the first dimension.",
+    ) if opts["reduction"] == "batchmean" else {}
+    if opts["log_target"]:
+        return _elementwise(
+            sp.exp(_Y) * (_Y - _Z),
+            -sp.exp(_Y),
+            "Linear in the log-probability z: the gradient is minus the target probability.",
+            "KL divergence term of the target log-probability y against the log-probability z: "
+            "exp(y)(y − z).",
+            {},
+            canonical_hessian=sp.S.Zero,
+            hessian_why="Linear in z.",
+            **batchmean,
+        )
+    # torch evaluates y log y as xlogy(y, y): 0 where y = 0.
+    ylogy = sp.Piecewise((0, sp.Eq(_Y, 0)), (_Y * log(_Y), True))
+    return _elementwise(
+        ylogy - _Y * _Z,
+        -_Y,
+        "Linear in the log-probability z: the gradient is minus the target probability.",
+        "KL divergence term of the target probability y against the log-probability z: "
+        "y log y − y z (0 where y = 0).",
+        {},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Linear in z.",
+        **batchmean,
+    )
+
+
+def _declare_hinge_embedding(opts: Mapping[str, Any]) -> Declaration:
+    m = _MARGIN
+    hinge = sp.Piecewise((m - _Z, _Z <= m), (0, True))
+    loss = sp.Piecewise((_Z, sp.Eq(_Y, 1)), (hinge, sp.Eq(_Y, -1)), (_Z + hinge, True))
+    dhinge = sp.Piecewise((-1, _Z <= m), (0, True))
+    return _elementwise(
+        loss,
+        sp.Piecewise((1, sp.Eq(_Y, 1)), (dhinge, sp.Eq(_Y, -1)), (1 + dhinge, True)),
+        "1 for a similar pair (y = 1); for a dissimilar pair (y = −1), −1 inside the margin and "
+        "0 outside.",
+        "Hinge embedding loss: z for y = 1, max(0, margin − z) for y = −1 (torch adds both "
+        "terms for any other target value).",
+        {"margin": m},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Piecewise linear: 0 away from the kink.",
+        kinks=(
+            Kink(((_Z, m), (_Y, -1)), sp.S.NegativeOne,
+                 "At z = margin (y = −1) torch's backward of clamp_min(margin − z, 0) passes the "
+                 "gradient (the hinge counts as active): −1. The derivation's z ≤ margin does "
+                 "the same.", sp.S.Zero),
+        ),
+    )
+
+
+def _reduction_option_kl() -> Option:
+    return Option("reduction", "mean", "how per-element losses are combined",
+                  ("none", "mean", "sum", "batchmean"))
+
+
+_ELEMENTWISE_NEW = (
+    LossSpec(
+        name="mse_loss",
+        summary="Mean squared error (MSELoss).",
+        options=(_reduction_option(),),
+        declare=_declare_mse,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="l1_loss",
+        summary="Mean absolute error (L1Loss); sign(0) = 0 at the kink, as torch.",
+        options=(_reduction_option(),),
+        declare=_declare_l1,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="smooth_l1_loss",
+        summary="Smooth L1 (SmoothL1Loss): quadratic within beta, linear outside; beta=0 is L1.",
+        options=(_reduction_option(),
+                 _real_option("beta", 1.0, "width of the quadratic zone, ≥ 0", "nonnegative")),
+        declare=_declare_smooth_l1,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="huber_loss",
+        summary="Huber loss (HuberLoss): quadratic within delta, delta-scaled linear outside.",
+        options=(_reduction_option(),
+                 _real_option("delta", 1.0, "threshold of the quadratic zone, > 0", "positive")),
+        declare=_declare_huber,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="soft_margin_loss",
+        summary="Logistic loss of the margin y·z for labels ±1 (SoftMarginLoss).",
+        options=(_reduction_option(),),
+        declare=_declare_soft_margin,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="poisson_nll_loss",
+        summary="Poisson negative log-likelihood (PoissonNLLLoss), log or rate input.",
+        options=(
+            _bool_option("log_input", True, "True: input is log λ; False: input is λ"),
+            _bool_option("full", False, "add the Stirling term for y > 1"),
+            _real_option("eps", 1e-8, "added inside log when log_input=False, > 0", "positive"),
+            _reduction_option(),
+        ),
+        declare=_declare_poisson,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="kl_div",
+        summary="KL divergence with log-probability input (KLDivLoss); reduction='batchmean'.",
+        options=(
+            _reduction_option_kl(),
+            _bool_option("log_target", False, "True: the target is a log-probability"),
+        ),
+        declare=_declare_kl_div,
+        family="elementwise",
+    ),
+    LossSpec(
+        name="hinge_embedding_loss",
+        summary="Hinge embedding loss (HingeEmbeddingLoss) for targets ±1.",
+        options=(_real_option("margin", 1.0, "the margin for y = −1"), _reduction_option()),
+        declare=_declare_hinge_embedding,
+        family="elementwise",
+    ),
+)
+for _spec in _ELEMENTWISE_NEW:
+    CATALOG[_spec.name] = _spec
+
+
+# =========================================================================== nll_loss
+def _declare_nll(opts: Mapping[str, Any]) -> Declaration:
+    if opts["link"] == "log_softmax":
+        ce = _declare_ce({**opts, "label_smoothing": 0.0})
+        return Declaration(
+            **{
+                **ce.__dict__,
+                "loss_why": "nll_loss of log_softmax(z) is cross_entropy: the negative "
+                "log-likelihood of the target class under p = softmax(z). " + ce.loss_why,
+            }
+        )
+    x, y = IndexedBase("x"), IndexedBase("y")
+    i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
+    symbols: dict[str, sp.Basic] = {"input": x, "target": y, "num_classes": c}
+    weighted = opts.get("weight") is not None
+    w = IndexedBase("w")
+    if weighted:
+        symbols["weight"] = w
+
+    def a(idx: sp.Expr) -> sp.Expr:
+        return (w[idx] if weighted else sp.S.One) * y[idx]
+
+    ce = _declare_ce({**opts, "label_smoothing": 0.0})
+    return Declaration(
+        input=x[i],
+        target=y[i],
+        loss=-class_sum(a(k) * x[k]),
+        canonical=-a(i),
+        canonical_why=(
+            "Linear in the log-probabilities: minus the (weighted) one-hot target, "
+            "−w_t δᵢₜ for a class index t."
+        ),
+        loss_why=(
+            "Negative log-likelihood of the target class t given log-probabilities x: "
+            "−w_t x_t, written as a sum against the one-hot y."
+        ),
+        mean_denominator=ce.mean_denominator,
+        mean_why=ce.mean_why,
+        symbols=symbols,
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Linear in x: the Hessian is 0 (curvature enters only through a link).",
+    )
+
+
+CATALOG["nll_loss"] = LossSpec(
+    name="nll_loss",
+    summary="Negative log-likelihood of log-probabilities (NLLLoss); link='log_softmax' is "
+    "cross_entropy.",
+    options=(
+        _weight_option("per-class rescaling weight, shape (C,)"),
+        Option("ignore_index", -100, "class-index target value that is ignored", kind="int"),
+        _reduction_option(),
+        Option("link", None, "None: input is log-probabilities; 'log_softmax': input is logits",
+               (None, "log_softmax")),
+    ),
+    declare=_declare_nll,
+    family="class_axis",
+    index_targets_only=True,
+    torch_twin=lambda o: _nll_log_softmax_twin(o) if o.get("link") == "log_softmax" else None,
+)
+
+
+def _nll_log_softmax_twin(opts: Mapping[str, Any]) -> Callable[[Any, Any], Any]:
+    def twin(input: Any, target: Any) -> Any:
+        import torch
+
+        weight = opts.get("weight")
+        w = None if weight is None else torch.as_tensor(weight, dtype=input.dtype)
+        logp = torch.log_softmax(input, 0 if input.dim() == 1 else 1)
+        return torch.nn.functional.nll_loss(
+            logp, target, weight=w, ignore_index=opts["ignore_index"], reduction=opts["reduction"]
+        )
+
+    return twin
+
+
+# =========================================================================== sigmoid focal loss
+_ALPHA = Symbol("alpha", real=True)
+_GAMMA = Symbol("gamma", nonnegative=True)
+
+
+def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
+    from .hinges import power
+
+    symbols: dict[str, sp.Basic] = {}
+    ce = _Y * softplus(-_Z) + (1 - _Y) * softplus(_Z)
+    # 1 − p_t with p_t = p y + (1 − p)(1 − y), p = σ(z): written without 1 − σ cancellation.
+    q = _Y * sigmoid(-_Z) + (1 - _Y) * sigmoid(_Z)
+    if opts["gamma"] == 0:
+        modulating: sp.Expr = sp.S.One
+        dmod: sp.Expr = sp.S.Zero
+    else:
+        # power(q, γ) is q^γ differentiated as γ q^(γ−1): finite where q underflows to 0.
+        modulating = power(q, _GAMMA)
+        symbols["gamma"] = _GAMMA
+        dmod = _GAMMA * power(q, _GAMMA - 1) * (1 - 2 * _Y) * sigmoid(_Z) * sigmoid(-_Z)
+    if opts["alpha"] >= 0:
+        alpha_t = _ALPHA * _Y + (1 - _ALPHA) * (1 - _Y)
+        symbols["alpha"] = _ALPHA
+    else:
+        alpha_t = sp.S.One
+    loss = alpha_t * ce * modulating
+    canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
+    return _elementwise(
+        loss,
+        canonical,
+        "Product rule: the binary cross-entropy's gradient σ(z) − y scaled by the modulating "
+        "factor (1 − p_t)^γ, plus the cross-entropy times the factor's derivative, "
+        "γ(1 − p_t)^(γ−1)(1 − 2y)σ(z)σ(−z); all times α_t.",
+        "torchvision's sigmoid_focal_loss: α_t (1 − p_t)^γ times the binary cross-entropy of "
+        "p = σ(z), with p_t = p y + (1 − p)(1 − y) and α_t = α y + (1 − α)(1 − y) (no α_t "
+        "when α < 0); 1 − p_t is evaluated as y σ(−z) + (1 − y) σ(z).",
+        symbols,
+    )
+
+
+CATALOG["sigmoid_focal_loss"] = LossSpec(
+    name="sigmoid_focal_loss",
+    summary="torchvision.ops.sigmoid_focal_loss: focal loss of logits (alpha, gamma).",
+    options=(
+        _real_option("alpha", 0.25, "weight of positives in [0, 1]; negative: no weighting"),
+        _real_option("gamma", 2.0, "focusing exponent, ≥ 0", "nonnegative"),
+        Option("reduction", "none", "how per-element losses are combined (torchvision: none)",
+               REDUCTIONS),
+    ),
+    declare=_declare_focal,
+    family="elementwise",
+    torch_twin=lambda o: _focal_twin(o),
+)
+
+
+def _focal_twin(opts: Mapping[str, Any]) -> Callable[[Any, Any], Any]:
+    """torchvision.ops.sigmoid_focal_loss, line by line, with torch operations."""
+
+    def twin(inputs: Any, targets: Any) -> Any:
+        import torch
+
+        p = torch.sigmoid(inputs)
+        ce = torch.nn.functional.binary_cross_entropy_with_logits(
+            inputs, targets, reduction="none"
+        )
+        p_t = p * targets + (1 - p) * (1 - targets)
+        loss = ce * ((1 - p_t) ** opts["gamma"])
+        if opts["alpha"] >= 0:
+            loss = (opts["alpha"] * targets + (1 - opts["alpha"]) * (1 - targets)) * loss
+        if opts["reduction"] == "mean":
+            return loss.mean()
+        return loss.sum() if opts["reduction"] == "sum" else loss
+
+    return twin
+
+
+# =========================================================================== multilabel soft margin
+def _declare_multilabel_soft_margin(opts: Mapping[str, Any]) -> Declaration:
+    x, y, w = IndexedBase("x"), IndexedBase("y"), IndexedBase("w")
+    i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
+    symbols: dict[str, sp.Basic] = {"input": x, "target": y, "num_classes": c}
+    weighted = opts.get("weight") is not None
+    if weighted:
+        symbols["weight"] = w
+
+    def wt(idx: sp.Expr) -> sp.Expr:
+        return w[idx] if weighted else sp.S.One
+
+    term = wt(k) * (y[k] * softplus(-x[k]) + (1 - y[k]) * softplus(x[k]))
+    return Declaration(
+        input=x[i],
+        target=y[i],
+        loss=class_sum(term) / c,
+        canonical=wt(i) * (sigmoid(x[i]) - y[i]) / c,
+        canonical_why=(
+            "An average of C independent Bernoulli losses with the logit link: each class's "
+            "gradient is its own σ(xᵢ) − yᵢ, weighted and divided by C."
+        ),
+        loss_why=(
+            "Per sample, the mean over the C classes of the (weighted) binary cross-entropy of "
+            "p = σ(x) against the multi-hot target y; log σ = −softplus(−x) is evaluated."
+        ),
+        mean_denominator=_N,
+        mean_why="reduction='mean' averages the per-sample losses over the n samples.",
+        symbols=symbols,
+        canonical_hessian=sp.KroneckerDelta(i, _HJ) * wt(i) * sigmoid(x[i]) * (1 - sigmoid(x[i]))
+        / c,
+        hessian_why=(
+            "Diagonal: class i's loss depends on xᵢ alone; each entry is the Bernoulli variance "
+            "σ(xᵢ)(1 − σ(xᵢ)), weighted and divided by C."
+        ),
+    )
+
+
+CATALOG["multilabel_soft_margin_loss"] = LossSpec(
+    name="multilabel_soft_margin_loss",
+    summary="Multi-label one-versus-all logistic loss, averaged over classes "
+    "(MultiLabelSoftMarginLoss).",
+    options=(_weight_option("per-class rescaling weight, shape (C,)"), _reduction_option()),
+    declare=_declare_multilabel_soft_margin,
+    family="class_axis",
+    multi_hot_targets=True,
+    spatial=False,
+)
+
+
+# =========================================================================== gaussian NLL, ranking
+_VAR = Symbol("sigma^2", positive=True)
+_VAR_EPS = Symbol("epsilon", positive=True)
+_Z1 = Symbol("z_1", real=True)
+_Z2 = Symbol("z_2", real=True)
+
+
+def _check_var(loss: str, var: Any) -> None:
+    import numpy as np
+
+    if np.any(var < 0):
+        raise SymlossValueError(f"{loss}: var has negative entries; a variance must be ≥ 0")
+
+
+def _declare_gaussian_nll(opts: Mapping[str, Any]) -> Declaration:
+    from .declaration import AlsoWrt
+
+    v = clamp_min(_VAR, _VAR_EPS)
+    const = log(2 * sp.pi) / 2 if opts["full"] else sp.S.Zero
+    return _elementwise(
+        (log(v) + (_Z - _Y) ** 2 / v) / 2 + const,
+        (_Z - _Y) / _VAR,
+        "The Gaussian negative log-likelihood in its mean: the residual over the variance.",
+        "Gaussian negative log-likelihood of the target y with mean z and variance σ², "
+        "(log σ² + (z − y)²/σ²)/2"
+        + (" + log(2π)/2 (full=True)" if opts["full"] else "")
+        + "; torch clamps σ² at ε without gradient (a clamp under no_grad), so the "
+        "derivatives are taken at max(σ², ε) as if unclamped.",
+        {"var": _VAR, "eps": _VAR_EPS},
+        canonical_hessian=1 / _VAR,
+        hessian_why="The precision 1/σ², free of the input.",
+        also_wrt=(
+            AlsoWrt(
+                "var",
+                (1 - (_Z - _Y) ** 2 / _VAR) / (2 * _VAR),
+                "Half the precision times one minus the squared standardised residual.",
+            ),
+        ),
+    )
+
+
+def _declare_margin_ranking(opts: Mapping[str, Any]) -> Declaration:
+    from .declaration import AlsoWrt
+
+    m = _MARGIN
+    inner = -_Y * (_Z1 - _Z2) + m
+    active = inner >= 0
+    return Declaration(
+        input=_Z1,
+        target=_Y,
+        loss=sp.Piecewise((inner, active), (0, True)),
+        canonical=sp.Piecewise((-_Y, active), (0, True)),
+        canonical_why="−y while the pair violates the margin, 0 once it is satisfied.",
+        loss_why=(
+            "Margin ranking loss max(0, −y(z₁ − z₂) + margin) for y = ±1 (y = 1: z₁ should "
+            "rank higher)."
+        ),
+        mean_denominator=_N,
+        mean_why=_mean_why_elementwise(),
+        symbols={"input": _Z1, "input2": _Z2, "target": _Y, "margin": m},
+        canonical_hessian=sp.S.Zero,
+        hessian_why="Piecewise linear: 0 away from the kink.",
+        also_wrt=(
+            AlsoWrt("input2", sp.Piecewise((_Y, active), (0, True)),
+                    "The mirror image: +y while the margin is violated."),
+        ),
+        kinks=(
+            Kink(((_Z1, _Z2 + m), (_Y, 1)), sp.S.NegativeOne,
+                 "At −y(z₁ − z₂) + margin = 0 torch's clamp_min(·, 0) passes the gradient (the "
+                 "hinge counts as active): −y. The derivation's ≥ 0 does the same.", sp.S.Zero),
+        ),
+    )
+
+
+CATALOG["gaussian_nll_loss"] = LossSpec(
+    name="gaussian_nll_loss",
+    summary="Gaussian negative log-likelihood with a predicted variance (GaussianNLLLoss).",
+    options=(
+        _bool_option("full", False, "add the constant log(2π)/2"),
+        _real_option("eps", 1e-6, "the variance is clamped at eps (no gradient), > 0",
+                     "positive"),
+        _reduction_option(),
+    ),
+    declare=_declare_gaussian_nll,
+    family="elementwise",
+    arguments=("input", "target", "var"),
+    argument_check={"var": _check_var},
+)
+
+CATALOG["margin_ranking_loss"] = LossSpec(
+    name="margin_ranking_loss",
+    summary="Margin ranking loss of a pair of scores (MarginRankingLoss); gradients for both.",
+    options=(_real_option("margin", 0.0, "the margin"), _reduction_option()),
+    declare=_declare_margin_ranking,
+    family="elementwise",
+    arguments=("input", "input2", "target"),
+)
+
+
+# =========================================================================== multi_margin_loss
+def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
+    from .hinges import at_target, hinge, step
+
+    x, y, w = IndexedBase("x"), IndexedBase("y"), IndexedBase("w")
+    i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
+    symbols: dict[str, sp.Basic] = {"input": x, "target": y, "num_classes": c, "margin": _MARGIN}
+    weighted = opts.get("weight") is not None
+    if weighted:
+        symbols["weight"] = w
+    p = int(opts["p"])
+    # The target's score x_t and weight w_t, written against the one-hot target y.
+    x_t = at_target(x, y)
+    w_t = at_target(w, y) if weighted else sp.S.One
+
+    def u(idx: sp.Expr) -> sp.Expr:
+        return _MARGIN - x_t + x[idx]
+
+    loss = w_t * class_sum((1 - y[k]) * hinge(u(k)) ** p) / c
+
+    def d(idx: sp.Expr) -> sp.Expr:
+        return p * hinge(u(idx)) ** (p - 1) * step(u(idx))
+
+    canonical = w_t * ((1 - y[i]) * d(i) - y[i] * class_sum((1 - y[k]) * d(k))) / c
+    if p == 1:
+        canonical_hessian: sp.Expr = sp.S.Zero
+        hessian_why = "Piecewise linear (p = 1): 0 away from the kinks."
+    else:
+        canonical_hessian = 2 * w_t * class_sum(
+            (1 - y[k]) * step(u(k))
+            * (sp.KroneckerDelta(i, k) - y[i]) * (sp.KroneckerDelta(_HJ, k) - y[_HJ])
+        ) / c
+        hessian_why = (
+            "A sum of rank-one terms, one per violated margin: 2 (w_t / C) Σ_(k≠t) 1[u_k > 0] "
+            "(e_k − e_t)(e_k − e_t)ᵀ, written with the one-hot y as δ_ik − y_i. torch has no "
+            "double backward for multi_margin_loss; the HVP is checked against finite "
+            "differences of torch's gradient."
+        )
+    return Declaration(
+        input=x[i],
+        target=y[i],
+        loss=loss,
+        canonical=canonical,
+        canonical_why=(
+            "Each violated margin u_k = margin − x_t + x_k > 0 (k ≠ t) pushes x_k up and x_t "
+            "down by p·max(0, u_k)^(p−1), weighted by w_t and divided by C. At a kink "
+            "(u_k = 0) torch's backward counts the term as inactive, 0, and so does the "
+            "step 1[u > 0] here (tested at the kink)."
+        ),
+        loss_why=(
+            f"Multi-class margin loss with p = {p}: (w_t / C) Σ_(k≠t) max(0, margin − x_t + "
+            "x_k)^p, with x_t = Σ_m y_m x_m the target's score and w_t its weight (y one-hot; "
+            "the factor 1 − y_k drops k = t)."
+        ),
+        mean_denominator=_N,
+        mean_why="reduction='mean' averages the per-sample losses over the n samples.",
+        symbols=symbols,
+        canonical_hessian=canonical_hessian,
+        hessian_why=hessian_why,
+    )
+
+
+CATALOG["multi_margin_loss"] = LossSpec(
+    name="multi_margin_loss",
+    summary="Multi-class hinge loss (MultiMarginLoss), p = 1 or 2, margin, weight.",
+    options=(
+        Option("p", 1, "the exponent, 1 or 2", (1, 2)),
+        _real_option("margin", 1.0, "the margin"),
+        _weight_option("per-class rescaling weight, shape (C,)"),
+        _reduction_option(),
+    ),
+    declare=_declare_multi_margin,
+    family="class_axis",
+    index_targets_only=True,
+    spatial=False,
+)

@@ -34,17 +34,35 @@ class UsageError(SymlossError):
 
 def _add_loss_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("loss options (torch.nn.functional keyword arguments)")
-    group.add_argument("--reduction", choices=REDUCTIONS, help="none, mean (default) or sum")
+    group.add_argument("--reduction", choices=(*REDUCTIONS, "batchmean"),
+                       help="none, mean (default) or sum; kl_div also batchmean")
     group.add_argument("--link", help="binary_cross_entropy: 'sigmoid' takes logits")
     group.add_argument("--weight", type=float, nargs="+", metavar="W", help="weight values")
     group.add_argument("--pos-weight", type=float, nargs="+", metavar="W", help="pos_weight values")
     group.add_argument("--ignore-index", type=int, metavar="N", help="ignored class index")
     group.add_argument("--label-smoothing", type=float, metavar="EPS", help="in [0, 1]")
+    group.add_argument("--beta", type=float, help="smooth_l1_loss: quadratic zone, ≥ 0")
+    group.add_argument("--delta", type=float, help="huber_loss: threshold, > 0")
+    group.add_argument("--margin", type=float, help="hinge/ranking/multi-margin losses")
+    group.add_argument("--eps", type=float, help="poisson_nll_loss, gaussian_nll_loss")
+    group.add_argument("--p", type=int, choices=(1, 2), help="multi_margin_loss exponent")
+    group.add_argument("--alpha", type=float, help="sigmoid_focal_loss (negative: off)")
+    group.add_argument("--gamma", type=float, help="sigmoid_focal_loss, ≥ 0")
+    for flag, help in (("full", "poisson/gaussian NLL: add the constant terms"),
+                       ("log-input", "poisson_nll_loss: input is log λ"),
+                       ("log-target", "kl_div: target is a log-probability")):
+        group.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=help)
+
+
+_OPTION_NAMES = (
+    "reduction", "link", "weight", "pos_weight", "ignore_index", "label_smoothing", "beta",
+    "delta", "margin", "eps", "p", "alpha", "gamma", "full", "log_input", "log_target",
+)
 
 
 def _loss_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in ("reduction", "link", "weight", "pos_weight", "ignore_index", "label_smoothing"):
+    for name in _OPTION_NAMES:
         value = getattr(args, name, None)
         if value is not None:
             options[name] = None if (name == "link" and value == "none") else value
@@ -63,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     derive = sub.add_parser("derive", help="print the derivation of a loss's gradient")
     derive.add_argument("name", nargs="?", help="loss name or alias (see `symloss list`)")
     derive.add_argument("--format", choices=FORMATS, default="text")
+    derive.add_argument("--order", type=int, choices=(1, 2), default=1,
+                        help="1: the gradient (default); 2: the second derivative (Hessian)")
     derive.add_argument("--document", action="store_true", help="a complete LaTeX document")
     derive.add_argument("--all", action="store_true", help="every loss, written to --out")
     derive.add_argument("--out", type=Path, help="folder for --all (Markdown and .tex files)")
@@ -98,12 +118,14 @@ def _cmd_list() -> int:
     return 0
 
 
-def _render(derivation: Any, fmt: str, document: bool) -> str:
+def _render(derivation: Any, fmt: str, document: bool, order: int = 1) -> str:
     if fmt == "latex":
-        return str(derivation.latex(document=document))
+        return str(derivation.latex(document=document, order=order))
     if document:
         raise UsageError("--document goes with --format latex")
-    return str(derivation.markdown() if fmt == "markdown" else derivation.text())
+    if fmt == "markdown":
+        return str(derivation.markdown(order=order))
+    return str(derivation.text(order=order))
 
 
 def _cmd_derive(args: argparse.Namespace) -> int:
@@ -122,7 +144,8 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     if not args.name:
         raise UsageError("give a loss name (see `symloss list`) or --all --out DIR")
     derivation = derive(args.name, **_loss_options(args))
-    sys.stdout.write(_render(derivation, args.format, args.document).rstrip("\n") + "\n")
+    text = _render(derivation, args.format, args.document, args.order)
+    sys.stdout.write(text.rstrip("\n") + "\n")
     return 0
 
 
@@ -176,7 +199,13 @@ def _derivation_for(args: argparse.Namespace) -> Any:
         raise UsageError("give a loss name (see `symloss list`) or --expr FORMULA")
     from . import derive
 
-    return derive(args.name, **options)
+    derivation = derive(args.name, **options)
+    if derivation.spec.arguments != ("input", "target"):
+        raise UsageError(
+            f"symloss check drives losses of (input, target); {derivation.name} takes "
+            f"({', '.join(derivation.spec.arguments)}): use the Python API (grad_fn, wrt=)"
+        )
+    return derivation
 
 
 def _need_torch(impl: Any, derivation: Any) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.printing.pretty.stringpict import prettyForm
 
-__all__ = ["Assumption", "Declaration", "Definition", "Link", "Partial"]
+__all__ = ["AlsoWrt", "Assumption", "Declaration", "Definition", "Kink", "Link", "Partial"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,31 @@ class Assumption:
 
 
 @dataclass(frozen=True)
+class AlsoWrt:
+    """Another argument the loss is differentiated with respect to, and its closed form."""
+
+    name: str
+    canonical: sp.Expr
+    why: str
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the loss is not differentiable, and the one-sided values taken there.
+
+    ``at`` substitutes the kink (``{z: y}``); ``value`` and ``hessian_value`` are what torch's
+    backward and double backward return there (measured with torch 2.13; the tests check them
+    at the kink). The derivation evaluates its own derivatives at ``at`` and checks that they
+    equal these values; ``why`` says which side that is.
+    """
+
+    at: tuple[tuple[sp.Basic, sp.Basic], ...]
+    value: sp.Expr
+    why: str
+    hessian_value: sp.Expr | None = None
+
+
+@dataclass(frozen=True)
 class Declaration:
     """One loss with one set of options, written symbolically.
 
@@ -98,6 +123,14 @@ class Declaration:
         mean_why: one line saying what that denominator is.
         symbols: which torch argument each free symbol stands for
             (``{"input": z, "target": y, "weight": w, ...}``).
+        canonical_hessian: the form the second derivative is proved equal to, if one is known.
+        hessian_why: one line on that form.
+        stable_hessian: a form of the second derivative for evaluation, proved equal to the
+            derived one; ``None`` means the derived one is evaluated.
+        stable_hessian_why: one line on that form.
+        kinks: the points where the loss is not differentiable, with torch's one-sided values.
+        also_wrt: other torch arguments the loss is differentiated with respect to (``var``
+            of ``gaussian_nll_loss``, ``input2`` of ``margin_ranking_loss``).
     """
 
     input: sp.Expr
@@ -116,6 +149,12 @@ class Declaration:
     definitions: tuple[Definition, ...] = ()
     assumptions: tuple[Assumption, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    canonical_hessian: sp.Expr | None = None
+    hessian_why: str = ""
+    stable_hessian: sp.Expr | None = None
+    stable_hessian_why: str = ""
+    kinks: tuple[Kink, ...] = ()
+    also_wrt: tuple[AlsoWrt, ...] = ()
 
     @property
     def class_axis(self) -> bool:

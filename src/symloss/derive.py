@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from .algebra import equal, is_zero, reduce_sums, tidy
-from .declaration import Declaration, Partial
+from .declaration import Declaration, Kink, Partial
 from .primitives import SUM_INDEX
 
 if TYPE_CHECKING:
@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
     from .catalog import LossSpec
 
-__all__ = ["Derivation", "Step"]
+__all__ = ["HESSIAN_INDEX", "Derivation", "Kink", "Step"]
+
+#: The second free class index of a class-axis Hessian, ∂²ℓ/∂zᵢ∂zⱼ.
+HESSIAN_INDEX = sp.Symbol("j", integer=True, positive=True)
 
 _ELL = sp.Symbol("ℓ")
 _L = sp.Symbol("L")
@@ -51,6 +54,46 @@ class Step:
     def equations(self) -> list[sp.Eq]:
         """The chain as SymPy equations ``Eq(lhs, r)``, unevaluated."""
         return [sp.Eq(self.lhs, r, evaluate=False) for r in self.rhs]
+
+
+def drop_distributions(expr: sp.Expr) -> sp.Expr:
+    """``expr`` without its ``DiracDelta`` terms: the derivative almost everywhere.
+
+    At a kink, ``sympy.diff`` of ``sign`` or ``Heaviside`` gives a Dirac delta (a measure
+    concentrated on the kink). The almost-everywhere derivative drops it, as autograd's double
+    backward does.
+    """
+    return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+
+
+def _class_count(derivation: Derivation) -> sp.Expr:
+    """The symbolic number of classes of a class-axis derivation."""
+    from .primitives import NUM_CLASSES
+
+    return derivation.declaration.symbols.get("num_classes", NUM_CLASSES)  # type: ignore[return-value]
+
+
+class _Mixed(sp.Expr):
+    """The display of a mixed second partial ``∂²num/∂a∂b``."""
+
+    def __new__(cls, num: sp.Basic, a: sp.Basic, b: sp.Basic) -> _Mixed:
+        return sp.Expr.__new__(cls, num, a, b)
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        num, a, b = (printer._print(x) for x in self.args)
+        return rf"\frac{{\partial^{{2}} {num}}}{{\partial {a}\,\partial {b}}}"
+
+    def _sympystr(self, printer: object) -> str:
+        num, a, b = (printer._print(x) for x in self.args)  # type: ignore[attr-defined]
+        return f"∂^2{num}/∂{a}∂{b}"
+
+    def _pretty(self, printer: object) -> Any:
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        num, a, b = (printer._print(x) for x in self.args)  # type: ignore[attr-defined]
+        top = prettyForm(*num.left("∂²"))
+        bottom = prettyForm(*prettyForm(*a.left("∂")).right(prettyForm(*b.left(" ∂"))))
+        return top / bottom
 
 
 def _chain(items: list[sp.Expr]) -> tuple[sp.Expr, ...]:
@@ -232,6 +275,8 @@ class Derivation:
                     self.kernel_proved,
                 )
             )
+        steps += self._also_wrt_steps()
+        steps += self._kink_steps(order=1)
         steps.append(self._reduced_gradient_step())
         return steps
 
@@ -240,7 +285,7 @@ class Derivation:
         reduction = self.options.get("reduction", "mean")
         ell_m = sp.IndexedBase(_ELL)[_M]
         total = sp.Sum(ell_m, (_M, 1, _SAMPLES))
-        if reduction == "mean":
+        if reduction in ("mean", "batchmean"):
             return Step("Reduction", d.mean_why, _L, (total / d.mean_denominator,), None)
         if reduction == "sum":
             return Step("Reduction", "reduction='sum' adds the per-element losses.", _L, (total,), None)
@@ -315,6 +360,10 @@ class Derivation:
             # For an element-wise loss, element m's gradient is the per-element one at (z_m, y_m).
             y = d.target
             at_m = {z: z_m, y: sp.IndexedBase(y)[_M]}
+            for arg in self.spec.arguments:  # var, input2: one value per element too
+                symbol = d.symbols.get(arg)
+                if symbol is not None and symbol not in at_m:
+                    at_m[symbol] = sp.IndexedBase(symbol)[_M]
         ell_m = sp.IndexedBase(_ELL)[_M]
         per_element = Partial(ell_m, z_m)
         if reduction == "none":
@@ -325,7 +374,7 @@ class Derivation:
                 (per_element, self.canonical.subs(at_m)),
                 True,
             )
-        denominator = d.mean_denominator if reduction == "mean" else sp.S.One
+        denominator = d.mean_denominator if reduction in ("mean", "batchmean") else sp.S.One
         # The bookkeeping is linear: check with SymPy that ∂/∂ζ_t Σ_m F(ζ_m) / D = F'(ζ_t) / D
         # for a denominator D that does not depend on the input.
         f = sp.Function("F")
@@ -339,7 +388,7 @@ class Derivation:
         why = (
             "Each ℓₘ depends only on its own input, so the reduced gradient is the "
             "per-element gradient"
-            + (" divided by the mean's denominator." if reduction == "mean" else ".")
+            + (" divided by the mean's denominator." if reduction != "sum" else ".")
         )
         return Step(
             "Reduced gradient",
@@ -349,24 +398,273 @@ class Derivation:
             checked,
         )
 
+    # ------------------------------------------------------------------ other arguments
+    def gradient_wrt(self, name: str) -> sp.Expr:
+        """∂ℓ/∂(argument ``name``) per element, by ``sympy.diff``; ``"input"`` is :attr:`gradient`.
+
+        >>> import symloss
+        >>> symloss.derive("gaussian_nll_loss").gradient_wrt("var")
+        -(-sigma^2 + y**2 - 2*y*z + z**2)/(2*sigma^2**2)
+        """
+        if name == "input":
+            return self.gradient
+        cache = self.__dict__.setdefault("_wrt_cache", {})
+        if name not in cache:
+            symbol = self.declaration.symbols[name]
+            cache[name] = tidy(sp.diff(self.declaration.loss, symbol))
+        return cache[name]  # type: ignore[no-any-return]
+
+    def _also_wrt_steps(self) -> list[Step]:
+        steps = []
+        for other in self.declaration.also_wrt:
+            symbol = self.declaration.symbols[other.name]
+            raw = sp.diff(self.declaration.loss, symbol)
+            derived = self.gradient_wrt(other.name)
+            checked = equal(raw, derived) and self._prove(derived, other.canonical)
+            steps.append(
+                Step(
+                    f"Derivative with respect to {other.name}",
+                    "sympy.diff of the per-element loss in " + other.name + ", simplified. "
+                    + other.why,
+                    Partial(_ELL, symbol),
+                    _chain([raw, derived, other.canonical]),
+                    checked,
+                )
+            )
+        return steps
+
+    # ------------------------------------------------------------------ kinks
+    def _kink_steps(self, order: int) -> list[Step]:
+        steps = []
+        ell = _ELL
+        z = self.input
+        for kink in self.declaration.kinks:
+            at = dict(kink.at)
+            if order == 1:
+                expected, derived, what = kink.value, self.gradient, Partial(ell, z)
+            else:
+                if kink.hessian_value is None:
+                    continue
+                expected, derived = kink.hessian_value, self.hessian
+                what = Partial(ell, z, 2)
+            value = sp.piecewise_fold(derived.subs(at))
+            checked = is_zero(value - expected)
+            lhs = sp.Subs(what, tuple(at), tuple(at.values()))
+            steps.append(Step("Kink", kink.why, lhs, _chain([value, expected]), checked))
+        return steps
+
+    # ------------------------------------------------------------------ second order
+    @property
+    def second_input(self) -> sp.Expr:
+        """The second variable of the Hessian: ``z[j]`` on a class axis, else the input."""
+        z = self.input
+        if isinstance(z, sp.Indexed):
+            return z.base[HESSIAN_INDEX]
+        return z
+
+    @cached_property
+    def raw_hessian(self) -> sp.Expr:
+        """``sympy.diff`` of :attr:`raw_gradient` with respect to :attr:`second_input`."""
+        return sp.diff(self.raw_gradient, self.second_input)
+
+    @cached_property
+    def hessian(self) -> sp.Expr:
+        """∂²ℓ/∂input² per element (∂²ℓ/∂zᵢ∂zⱼ on a class axis), derived and simplified.
+
+        Dirac deltas at kinks are dropped: this is the second derivative almost everywhere,
+        which is what autograd's double backward returns.
+
+        >>> import symloss
+        >>> symloss.derive("bce").hessian
+        (1 - sigmoid(z))*sigmoid(z)
+        """
+        dropped = drop_distributions(self.raw_hessian)
+        # tidy() expands; for a long product (the focal loss) that is longer than what it
+        # started from, so the shorter of the two is kept (SymPy's own measure, count_ops).
+        return min((tidy(dropped), dropped), key=sp.count_ops)
+
+    @property
+    def canonical_hessian(self) -> sp.Expr | None:
+        """The declared closed form of the Hessian, if the loss declares one."""
+        return self.declaration.canonical_hessian
+
+    @cached_property
+    def hessian_proved(self) -> bool:
+        """True only when SymPy reduces ``hessian - canonical_hessian`` to 0.
+
+        False when the loss declares no closed form for its Hessian (then the Hessian is
+        derived and simplified, but there is nothing it is proved equal to).
+        """
+        if self.canonical_hessian is None:
+            return False
+        return self._prove(self.hessian, self.canonical_hessian)
+
+    @cached_property
+    def kernel_hessian(self) -> sp.Expr:
+        """The form of the Hessian the NumPy kernel evaluates (proved equal to the Hessian)."""
+        declared = self.declaration.stable_hessian
+        return drop_distributions(self.raw_hessian) if declared is None else declared
+
+    @cached_property
+    def kernel_hessian_proved(self) -> bool:
+        return self._prove(self.kernel_hessian, drop_distributions(self.raw_hessian))
+
+    @cached_property
+    def hvp_expr(self) -> sp.Expr:
+        """The per-sample Hessian-vector product: ``Σⱼ Hᵢⱼ vⱼ`` on a class axis, ``h v`` else.
+
+        Written with the kernel's Hessian and the direction ``v`` (an IndexedBase on a class
+        axis), sums over the class index reduced by :func:`~symloss.algebra.reduce_sums`.
+        """
+        h = self.kernel_hessian
+        if isinstance(self.input, sp.Indexed):
+            v = sp.IndexedBase("v")
+            fresh = sp.Symbol("m", integer=True, positive=True)
+            body = h.subs(HESSIAN_INDEX, fresh) * v[fresh]
+            return reduce_sums(sp.Sum(sp.expand(body), (fresh, 1, _class_count(self))))
+        return h * sp.Symbol("v", real=True)
+
+    @cached_property
+    def hessian_diagonal(self) -> sp.Expr:
+        """∂²ℓ/∂zᵢ² (the kernel's form): what gradient-boosting libraries take as ``hess``."""
+        h = self.kernel_hessian
+        if isinstance(self.input, sp.Indexed):
+            return h.subs(HESSIAN_INDEX, self.input.indices[0])
+        return h
+
+    @cached_property
+    def hessian_steps(self) -> list[Step]:
+        """The derivation of the second derivative, each step produced and checked by SymPy."""
+        d = self.declaration
+        ell = _ELL
+        z, z2 = self.input, self.second_input
+        steps: list[Step] = [
+            Step(
+                "Gradient",
+                "The first derivative, derived by sympy.diff and simplified (order 1).",
+                Partial(ell, z),
+                _chain([self.raw_gradient, self.gradient]),
+                equal(self.raw_gradient, self.gradient),
+            )
+        ]
+        second = Partial(ell, z, 2) if z2 == z else _Mixed(ell, z, z2)
+        why = "sympy.diff of the gradient"
+        if z2 != z:
+            why += f" with respect to a second logit {z2}, j a second class index"
+        raw = self.raw_hessian
+        dropped = drop_distributions(raw)
+        if dropped != raw:
+            why += (
+                "; the Dirac delta at the kink is dropped (the derivative almost everywhere, "
+                "which is what autograd's double backward returns)"
+            )
+        steps.append(
+            Step(
+                "Second derivative",
+                why + ", then simplified.",
+                second,
+                _chain([raw, dropped, self.hessian]),
+                equal(dropped, self.hessian),
+            )
+        )
+        if self.canonical_hessian is not None:
+            hwhy = d.hessian_why
+            steps.append(
+                Step(
+                    "Closed form",
+                    hwhy,
+                    second,
+                    _chain([self.hessian, self.canonical_hessian]),
+                    self.hessian_proved,
+                )
+            )
+        else:
+            steps.append(
+                Step(
+                    "Closed form",
+                    "No closed form is declared for this Hessian, so none is proved; the "
+                    "derived form above is the result.",
+                    second,
+                    (self.hessian,),
+                    None,
+                )
+            )
+        if d.stable_hessian is not None:
+            steps.append(
+                Step(
+                    "Evaluated as",
+                    d.stable_hessian_why or "The form the NumPy kernel evaluates.",
+                    second,
+                    (self.kernel_hessian,),
+                    self.kernel_hessian_proved,
+                )
+            )
+        steps += self._kink_steps(order=2)
+        steps.append(self._hvp_step())
+        return steps
+
+    def _hvp_step(self) -> Step:
+        z = self.input
+        reduction = self.options.get("reduction", "mean")
+        denominator = (
+            self.declaration.mean_denominator
+            if reduction in ("mean", "batchmean") else sp.S.One
+        )
+        hv = sp.Symbol("(Hv)")
+        if isinstance(z, sp.Indexed):
+            v = sp.IndexedBase("v")
+            m = sp.Symbol("m", integer=True, positive=True)
+            body = self.hessian.subs(HESSIAN_INDEX, m) * v[m]
+            contraction = sp.Sum(body, (m, 1, _class_count(self)))
+            reduced = tidy(contraction)
+            checked = is_zero(contraction - reduced)
+            why = (
+                "The Hessian-vector product contracts the second index with a direction v; "
+                "each sample's block is its own, so the reduced loss's HVP is this per sample"
+            )
+            chain = [contraction, reduced]
+        else:
+            v = sp.Symbol("v", real=True)
+            chain = [self.hessian * v]
+            checked = True
+            why = (
+                "Each element's loss depends only on its own input, so the Hessian of the "
+                "reduced loss is diagonal and its product with a direction v is elementwise"
+            )
+        why += (
+            ", divided by the mean's denominator." if reduction in ("mean", "batchmean")
+            else " (reduction='none': the HVP of the sum, i.e. backward with ones)."
+            if reduction == "none" else "."
+        )
+        return Step(
+            "Hessian-vector product",
+            why,
+            hv,
+            _chain([c / denominator for c in chain]),
+            checked,
+        )
+
     # ------------------------------------------------------------------ rendering
-    def latex(self, document: bool = False) -> str:
-        """The derivation as an ``align*`` body, or a complete document pdflatex compiles."""
+    def latex(self, document: bool = False, order: int = 1) -> str:
+        """The derivation as an ``align*`` body, or a complete document pdflatex compiles.
+
+        ``order=2`` renders the derivation of the second derivative (:attr:`hessian_steps`).
+        """
         from .render import latex
 
-        return latex(self, document=document)
+        return latex(self, document=document, order=order)
 
-    def markdown(self) -> str:
-        """The derivation as GitHub-flavoured Markdown with ``$$`` math."""
+    def markdown(self, order: int = 1, heading: str = "#") -> str:
+        """The derivation as GitHub-flavoured Markdown with ``$$`` math (title at ``heading``)."""
         from .render import markdown
 
-        return markdown(self)
+        return markdown(self, order=order, heading=heading)
 
-    def text(self) -> str:
+    def text(self, order: int = 1) -> str:
         """The derivation as Unicode text for a terminal."""
         from .render import text
 
-        return text(self)
+        return text(self, order=order)
 
     def _repr_latex_(self) -> str:
         from .render import latex
@@ -390,5 +688,33 @@ class Derivation:
 
     @property
     def grad_fn(self) -> Callable[[npt.ArrayLike, npt.ArrayLike], Any]:
-        """``grad_fn(input, target)``: ∂(reduced loss)/∂input, with the input's shape and dtype."""
+        """``grad_fn(input, target, ...)``: ∂(reduced loss)/∂input, the input's shape and dtype.
+
+        The arrays are torch's positional arguments (``spec.arguments``). ``wrt="var"`` (or
+        ``"input2"``) gives the gradient with respect to that argument, in its shape.
+        """
         return self._numeric.grad  # type: ignore[no-any-return]
+
+    @property
+    def hvp_fn(self) -> Callable[..., Any]:
+        """``hvp_fn(input, target, v)``: the Hessian of the reduced loss times ``v``.
+
+        The Hessian is with respect to the input; the result has the input's shape and dtype
+        and equals ``torch.autograd.functional.hvp`` of torch's reduced loss.
+
+        >>> import numpy as np, symloss
+        >>> d = symloss.derive("bce", reduction="sum")
+        >>> d.hvp_fn(np.array([0.0]), np.array([1.0]), np.array([2.0]))
+        array([0.5])
+        """
+        return self._numeric.hvp  # type: ignore[no-any-return]
+
+    def steps_for(self, order: int) -> list[Step]:
+        """:attr:`steps` for ``order=1``, :attr:`hessian_steps` for ``order=2``."""
+        if order == 1:
+            return self.steps
+        if order == 2:
+            return self.hessian_steps
+        from .errors import choice_error
+
+        raise choice_error("derivative order", order, (1, 2))

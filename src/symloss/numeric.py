@@ -65,16 +65,24 @@ def _as_float(value: Any, what: str) -> np.ndarray:
     return arr
 
 
+def _cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float64 -> the input's dtype: one rounding; a subnormal result may flush to 0, quietly."""
+    with np.errstate(under="ignore", over="ignore"):
+        return arr.astype(dtype)
+
+
 def _out_dtype(arr: np.ndarray) -> np.dtype:
     return arr.dtype if arr.dtype in (np.float32, np.float64, np.float16) else np.dtype(np.float64)
 
 
 @dataclass
 class Numeric:
-    """The compiled ``loss`` and ``grad`` functions of one derivation."""
+    """The compiled functions of one derivation, with torch's bookkeeping around them."""
 
-    loss: Callable[[Any, Any], Any]
-    grad: Callable[[Any, Any], Any]
+    loss: Callable[..., Any]
+    grad: Callable[..., Any]
+    hvp: Callable[..., Any]
+    hess_diag: Callable[..., Any]
 
 
 def build(derivation: Derivation) -> Numeric:
@@ -86,7 +94,9 @@ def build(derivation: Derivation) -> Numeric:
         adapter = _ClassAxis(derivation)
     else:  # pragma: no cover - a catalogue entry with an unknown family is a bug here
         raise AssertionError(family)
-    return Numeric(loss=adapter.loss, grad=adapter.grad)
+    return Numeric(
+        loss=adapter.loss, grad=adapter.grad, hvp=adapter.hvp, hess_diag=adapter.hess_diag
+    )
 
 
 class _Adapter:
@@ -99,18 +109,72 @@ class _Adapter:
         self.reduction: str = derivation.options.get("reduction", "mean")
         self.names = list(d.symbols)
         args = [d.symbols[n] for n in self.names]
+        self._args = args
         subst = d.substitute_definitions
         self._loss = compile_expr(subst(d.loss), args)
         self._grad = compile_expr(subst(derivation.kernel_gradient), args)
+        self._second: dict[str, Callable[..., Any]] = {}
+
+    def _second_kernel(self, which: str) -> Callable[..., Any]:
+        """The Hessian kernels, compiled on first use (most callers never need them)."""
+        if which not in self._second:
+            d = self.derivation
+            subst = d.declaration.substitute_definitions
+            if which == "hvp":
+                v = sp.IndexedBase("v") if d.declaration.class_axis else sp.Symbol("v", real=True)
+                self._second[which] = compile_expr(subst(d.hvp_expr), [*self._args, v])
+            else:
+                self._second[which] = compile_expr(subst(d.hessian_diagonal), self._args)
+        return self._second[which]
 
     def _call(self, kernel: Callable[..., Any], values: Mapping[str, Any]) -> np.ndarray:
         with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
             return np.asarray(kernel(*(values[n] for n in self.names)), dtype=np.float64)
 
+    def _direction(self, v: Any, shape: tuple[int, ...]) -> np.ndarray:
+        arr = _as_float(v, f"{self.derivation.name}: v")
+        if arr.shape != shape:
+            raise SymlossValueError(
+                f"{self.derivation.name}: v must have the input's shape {shape}, got {arr.shape}"
+            )
+        return arr.astype(np.float64)
+
+    def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
+        names = self.derivation.spec.arguments
+        if len(arrays) != len(names):
+            shown = ", ".join([*names, *([extra] if extra else [])])
+            raise SymlossTypeError(
+                f"{self.derivation.name} takes ({shown}); got {len(arrays) + bool(extra)} arrays"
+            )
+
+    def hvp(self, *arrays: Any) -> np.ndarray:
+        *arrays, v = arrays  # type: ignore[assignment]
+        self._arity(tuple(arrays), "v")
+        values, denominator, dtype, finish = self.prepare(*arrays)
+        input = arrays[0]
+        shape = np.shape(input.detach().cpu().numpy() if hasattr(input, "detach") else input)
+        values["v"] = self.to_kernel_layout(self._direction(v, shape))
+        kernel = self._second_kernel("hvp")
+        names = [*self.names, "v"]
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            raw = np.asarray(kernel(*(values[n] for n in names)), dtype=np.float64)
+        reduced = self._reduce_grad(raw, denominator, np.dtype(np.float64))
+        return _cast(finish(reduced, loss=False), dtype)
+
+    def hess_diag(self, *arrays: Any) -> np.ndarray:
+        """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
+        self._arity(arrays)
+        values, _, dtype, finish = self.prepare(*arrays)
+        raw = self._call(self._second_kernel("hess_diag"), values)
+        return _cast(finish(raw, loss=False), dtype)
+
+    def to_kernel_layout(self, arr: np.ndarray) -> np.ndarray:
+        """An array of the input's shape in the layout the kernels take."""
+        return arr
+
     def _reduce_loss(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> Any:
         if self.reduction == "none":
-            with np.errstate(under="ignore", over="ignore"):
-                return per_element.astype(dtype)
+            return _cast(per_element, dtype)
         total = float(np.sum(per_element))
         if self.reduction == "sum":
             return dtype.type(total)
@@ -120,25 +184,63 @@ class _Adapter:
 
     def _reduce_grad(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
-            if self.reduction == "mean":
+            if self.reduction in ("mean", "batchmean"):
                 per_element = per_element / np.float64(denominator)
-            # float64 -> the input's dtype: one rounding; subnormal results may flush to 0.
-            return per_element.astype(dtype)
+            return _cast(per_element, dtype)
 
-    def loss(self, input: Any, target: Any) -> Any:
-        values, denominator, dtype, finish = self.prepare(input, target)
+    def loss(self, *arrays: Any) -> Any:
+        self._arity(arrays)
+        values, denominator, dtype, finish = self.prepare(*arrays)
         per_element = finish(self._call(self._loss, values), loss=True)
         return self._reduce_loss(per_element, denominator, dtype)
 
-    def grad(self, input: Any, target: Any) -> np.ndarray:
-        values, denominator, dtype, finish = self.prepare(input, target)
-        per_element = finish(self._call(self._grad, values), loss=False)
-        return self._reduce_grad(per_element, denominator, dtype)
+    def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
+        self._arity(arrays)
+        spec = self.derivation.spec
+        differentiable = ["input", *(w.name for w in self.derivation.declaration.also_wrt)]
+        if wrt not in differentiable:
+            from .errors import choice_error
+
+            raise choice_error(f"wrt for {spec.name}", wrt, differentiable)
+        values, denominator, dtype, finish = self.prepare(*arrays)
+        kernel = self._grad if wrt == "input" else self._wrt_kernel(wrt)
+        # Reduce, then mask: an ignored element's gradient is 0 even when every element is
+        # ignored (torch never writes it), not 0/0.
+        reduced = self._reduce_grad(self._call(kernel, values), denominator, np.dtype(np.float64))
+        out = finish(reduced, loss=False)
+        if wrt != "input":  # the gradient of a broadcast argument sums over the broadcast axes
+            arg = arrays[spec.arguments.index(wrt)]
+            arg = _as_float(arg, f"{spec.name}: {wrt}")
+            return _cast(_unbroadcast(out, arg.shape), _out_dtype(arg))
+        return _cast(out, dtype)
+
+    def _wrt_kernel(self, wrt: str) -> Callable[..., Any]:
+        key = f"wrt:{wrt}"
+        if key not in self._second:
+            d = self.derivation
+            subst = d.declaration.substitute_definitions
+            # The raw sympy.diff, like the input's kernel: tidy() drops the numeric guards
+            # (clamp_min), which the evaluated form must keep.
+            raw = sp.diff(d.declaration.loss, d.declaration.symbols[wrt])
+            self._second[key] = compile_expr(subst(raw), self._args)
+        return self._second[key]
 
     def prepare(
-        self, input: Any, target: Any
+        self, *arrays: Any
     ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
         raise NotImplementedError
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes an argument of ``shape`` was broadcast along."""
+    if grad.shape == shape:
+        return grad
+    if len(shape) == grad.ndim - 1 and shape == grad.shape[:-1]:  # var of shape input[:-1]
+        return grad.sum(axis=-1)
+    lead = grad.ndim - len(shape)
+    out = grad.sum(axis=tuple(range(lead))) if lead else grad
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
+    return out.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def _broadcast(value: np.ndarray, shape: tuple[int, ...], what: str, loss: str) -> np.ndarray:
@@ -154,15 +256,29 @@ class _Elementwise(_Adapter):
     """Losses with one prediction per element: input, target (and weights) of one shape."""
 
     def prepare(
-        self, input: Any, target: Any
+        self, *arrays: Any
     ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
         name = self.derivation.name
-        x = _as_float(input, f"{name}: input")
-        y = _as_float(target, f"{name}: target")
+        spec = self.derivation.spec
+        given = dict(zip(spec.arguments, arrays, strict=True))
+        x = _as_float(given["input"], f"{name}: input")
+        y = _as_float(given["target"], f"{name}: target")
         if x.shape != y.shape:
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {x.shape}"
             )
+        extra: dict[str, np.ndarray] = {}
+        for arg in spec.arguments:
+            if arg in ("input", "target"):
+                continue
+            arr = _as_float(given[arg], f"{name}: {arg}").astype(np.float64)
+            if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
+                arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
+            arr = np.asarray(_broadcast(arr, x.shape, arg, name))
+            check = spec.argument_check.get(arg)
+            if check is not None:
+                check(name, arr)
+            extra[arg] = arr
         dtype = _out_dtype(x)
         x64 = x.astype(np.float64)
         if self.derivation.spec.input_domain(self.options) == "probability":
@@ -171,24 +287,37 @@ class _Elementwise(_Adapter):
                     f"{name}: every input must be a probability in [0, 1] "
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
                 )
-        values: dict[str, Any] = {"input": x64, "target": y.astype(np.float64)}
-        for option in ("weight", "pos_weight"):
-            if option in self.names:
-                values[option] = _broadcast(self.options[option], x.shape, option, name)
+        values: dict[str, Any] = {"input": x64, "target": y.astype(np.float64), **extra}
+        for option in self.names:
+            if option in values:
+                continue
+            value = self.options[option]
+            if hasattr(value, "shape"):  # weight, pos_weight: broadcast like torch
+                values[option] = _broadcast(value, x.shape, option, name)
+            else:  # a scalar option (beta, delta, margin, eps)
+                values[option] = np.float64(value)
 
         def finish(per_element: np.ndarray, loss: bool) -> np.ndarray:
             return np.broadcast_to(per_element, x.shape)
 
-        return values, float(x.size), dtype, finish
+        if self.reduction == "batchmean":
+            denominator = float(x.shape[0]) if x.ndim else 1.0
+        else:
+            denominator = float(x.size)
+        return values, denominator, dtype, finish
 
 
 class _ClassAxis(_Adapter):
     """Losses over a class axis: input (C), (N, C) or (N, C, d1, …, dk), as in torch."""
 
+    def to_kernel_layout(self, arr: np.ndarray) -> np.ndarray:
+        return np.moveaxis(arr, 0 if arr.ndim == 1 else 1, -1)
+
     def prepare(
-        self, input: Any, target: Any
+        self, *arrays: Any
     ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
         name = self.derivation.name
+        input, target = arrays
         x = _as_float(input, f"{name}: input")
         if x.ndim == 0:
             raise SymlossValueError(
@@ -206,7 +335,19 @@ class _ClassAxis(_Adapter):
                 f"got {weight.shape}"
             )
         ignore_index = self.options.get("ignore_index", -100)
+        if t.shape == x.shape and self.derivation.spec.index_targets_only:
+            raise SymlossValueError(
+                f"{name}: targets are class indices of shape "
+                f"{x.shape[:class_dim] + x.shape[class_dim + 1:]}, got the input's shape {t.shape}"
+            )
+        if self.derivation.spec.multi_hot_targets and t.shape != x.shape:
+            raise SymlossValueError(
+                f"{name}: the target must have the input's shape {x.shape} (one label per "
+                f"class), got {t.shape}"
+            )
         if t.shape == x.shape:
+            if self.derivation.spec.multi_hot_targets and t.dtype.kind in "iub":
+                t = t.astype(np.float64)
             if t.dtype.kind != "f":
                 raise SymlossTypeError(
                     f"{name}: a target of the input's shape holds class probabilities and must "
@@ -242,7 +383,13 @@ class _ClassAxis(_Adapter):
             y = np.zeros(z.shape, dtype=np.float64)
             np.put_along_axis(y, safe[..., None], 1.0, axis=-1)
             y[~valid] = 0.0
-            if weight is not None:
+            # The declaration says what the mean divides by: the targets' total weight
+            # (cross_entropy, nll_loss) or the number of samples (multi_margin_loss).
+            declared = self.derivation.declaration
+            by_weight = "weight" in declared.symbols and declared.mean_denominator.has(
+                declared.symbols["weight"]
+            )
+            if weight is not None and by_weight:
                 denominator = float(np.sum(np.where(valid, weight[safe], 0.0)))
             else:
                 denominator = float(np.count_nonzero(valid))
@@ -251,6 +398,9 @@ class _ClassAxis(_Adapter):
             values["weight"] = weight
         if "label_smoothing" in self.names:
             values["label_smoothing"] = self.options["label_smoothing"]
+        for option in self.names:  # scalar options (margin)
+            if option not in values:
+                values[option] = np.float64(self.options[option])
 
         def finish(per_element: np.ndarray, loss: bool) -> np.ndarray:
             if loss:

@@ -25,6 +25,8 @@ _TEX = {
     "ₖ": "_{k}", "ₘ": "_{m}", "ₙ": "_{n}", "ₜ": "_{t}", "ⱼ": "_{j}", "⁻": "^{-}", "¹": "^{1}",
     "²": "^{2}", "⁰": "^{0}", "μ": r"\mu", "λ": r"\lambda", "β": r"\beta", "α": r"\alpha",
     "γ": r"\gamma", "Δ": r"\Delta", "√": r"\surd", "≈": r"\approx", "∈": r"\in",
+    "ᵀ": "^{T}", "₁": "_{1}", "₂": "_{2}", "³": "^{3}", "±": r"\pm", "π": r"\pi",
+    "ζ": r"\zeta",
 }
 _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -55,6 +57,15 @@ def words_tex(words: str) -> str:
 class _Latex(LatexPrinter):
     def __init__(self) -> None:
         super().__init__({"order": "rev-lex", "symbol_names": {}})
+
+    def _print_Pow(self, expr: sp.Pow) -> str:
+        base, exp = expr.args
+        # SymPy passes ``exp=`` to a function's own _latex; the primitives take no such keyword.
+        if isinstance(base, sp.Function) and hasattr(base, "_latex") and exp.is_positive:
+            if exp == sp.S.Half:
+                return rf"\sqrt{{{self._print(base)}}}"
+            return rf"\left({self._print(base)}\right)^{{{self._print(exp)}}}"
+        return super()._print_Pow(expr)
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         name = _SYMBOL_NAMES.get(expr.name)
@@ -97,27 +108,64 @@ def _title(d: Derivation) -> str:
     return f"{d.name}({opts})"
 
 
-def _summary(d: Derivation) -> tuple[str, str]:
+def _summary(d: Derivation, order: int = 1) -> tuple[str, str]:
+    if order == 2:
+        if d.canonical_hessian is None:
+            return "derived; no closed form declared, so NOT PROVED", "hessian"
+        return ("proved" if d.hessian_proved else "NOT PROVED"), "hessian"
     verdict = "proved" if d.proved else "NOT PROVED"
     return verdict, f"∂ℓ/∂{d.input}"
+
+
+def _result(d: Derivation, order: int) -> tuple[sp.Expr, sp.Expr]:
+    """The headline equation: ``∂ℓ/∂z = canonical`` or ``∂²ℓ/∂z² = Hessian``."""
+    if order == 1:
+        return _partial(d), d.canonical
+    from .declaration import Partial
+    from .derive import _ELL, _Mixed
+
+    z, z2 = d.input, d.second_input
+    lhs = Partial(_ELL, z, 2) if z == z2 else _Mixed(_ELL, z, z2)
+    rhs = d.canonical_hessian if d.canonical_hessian is not None else d.hessian
+    return lhs, rhs
+
+
+_LONG = 400  # characters of LaTeX after which a sum is broken across lines
+
+
+def _rhs_latex(rhs: sp.Basic) -> list[str]:
+    """``rhs`` in LaTeX, a long sum split into one line per term (TeX cannot break a line
+    inside an align row, and a very long one overflows its dimensions)."""
+    text = expr_latex(rhs)
+    if len(text) <= _LONG or not isinstance(rhs, sp.Add):
+        return [text]
+    terms = [expr_latex(t) for t in sp.Add.make_args(rhs)]
+    lines = [terms[0]]
+    for term in terms[1:]:
+        lines.append(("" if term.startswith("-") else "+ ") + term)
+    return lines
 
 
 def _chain_latex(step: Step, newline: str = r"\\") -> list[str]:
     lhs = expr_latex(step.lhs)
     lines = []
     for j, rhs in enumerate(step.rhs):
-        lines.append((lhs if j == 0 else "") + " &= " + expr_latex(rhs))
+        parts = _rhs_latex(rhs)
+        lines.append((lhs if j == 0 else "") + " &= " + parts[0])
+        lines += [r" &\quad " + part for part in parts[1:]]
     return [line + " " + newline for line in lines]
 
 
-def latex(d: Derivation, document: bool = False, environment: bool = False) -> str:
+def latex(
+    d: Derivation, document: bool = False, environment: bool = False, order: int = 1
+) -> str:
     """The derivation as LaTeX: an ``align*`` body, or a full document (``document=True``).
 
     ``environment=True`` gives the ``align*`` environment with the words in ``\\text{}``, the
     form notebooks (MathJax) display.
     """
     body: list[str] = []
-    for n, step in enumerate(d.steps, 1):
+    for n, step in enumerate(d.steps_for(order), 1):
         head = f"{n}.~\\textbf{{{step.title}.}} "
         if environment:
             body.append(rf"&\text{{{n}. {step.title}. {step.why} ({_status(step)})}} \\")
@@ -131,8 +179,10 @@ def latex(d: Derivation, document: bool = False, environment: bool = False) -> s
         return "\\begin{align*}\n" + align + "\n\\end{align*}"
     if not document:
         return align
-    verdict, _ = _summary(d)
+    verdict, _ = _summary(d, order)
     title = words_tex(_title(d))
+    lhs, rhs = _result(d, order)
+    what = "gradient" if order == 1 else "second derivative"
     return "\n".join(
         [
             r"\documentclass[11pt]{article}",
@@ -142,9 +192,9 @@ def latex(d: Derivation, document: bool = False, environment: bool = False) -> s
             r"\begin{document}",
             rf"\section*{{\texttt{{{title}}}}}",
             words_tex(d.spec.summary) + r"\par",
-            rf"The gradient is \emph{{{verdict}}} equal to its canonical form:",
+            rf"The {what} is \emph{{{words_tex(verdict)}}} equal to its closed form:",
             r"\[",
-            rf"{expr_latex(_partial(d))} = {expr_latex(d.canonical)}",
+            rf"{expr_latex(lhs)} = {expr_latex(rhs)}",
             r"\]",
             r"\begin{align*}",
             align,
@@ -162,19 +212,21 @@ def _partial(d: Derivation) -> sp.Expr:
     return Partial(_ELL, d.input)
 
 
-def markdown(d: Derivation) -> str:
+def markdown(d: Derivation, order: int = 1, heading: str = "#") -> str:
     """The derivation as GitHub Markdown: words as text, each chain in a ``$$`` block."""
-    verdict, _ = _summary(d)
+    verdict, _ = _summary(d, order)
+    lhs, rhs = _result(d, order)
+    title = f"`{_title(d)}`" + ("" if order == 1 else ": second derivative")
     out = [
-        f"# `{_title(d)}`",
+        f"{heading} {title}",
         "",
         d.spec.summary,
         "",
-        f"**Result ({verdict} by SymPy):** $`{expr_latex(_partial(d))} = {expr_latex(d.canonical)}`$",
+        f"**Result ({verdict} by SymPy):** $`{expr_latex(lhs)} = {expr_latex(rhs)}`$",
         "",
     ]
-    for n, step in enumerate(d.steps, 1):
-        out += [f"### {n}. {step.title}", "", f"{step.why} *({_status(step)})*", "", "$$",
+    for n, step in enumerate(d.steps_for(order), 1):
+        out += [f"{heading}## {n}. {step.title}", "", f"{step.why} *({_status(step)})*", "", "$$",
                 r"\begin{aligned}"]
         out += _chain_latex(step)
         out[-1] = out[-1][:-2].rstrip()
@@ -193,15 +245,17 @@ def _chain_text(printer: _Pretty, lhs: sp.Basic, rhs: tuple[sp.Basic, ...]) -> l
     return lines
 
 
-def text(d: Derivation) -> str:
+def text(d: Derivation, order: int = 1) -> str:
     """The derivation as Unicode text for a terminal."""
-    verdict, _ = _summary(d)
+    verdict, _ = _summary(d, order)
     printer = _Pretty()
-    out = [_title(d), d.spec.summary, ""]
-    for n, step in enumerate(d.steps, 1):
+    title = _title(d) + ("" if order == 1 else ": second derivative")
+    out = [title, d.spec.summary, ""]
+    for n, step in enumerate(d.steps_for(order), 1):
         out.append(f"{n}. {step.title}: {step.why} [{_status(step)}]")
         out += ["    " + line for line in _chain_text(printer, step.lhs, step.rhs)]
         out.append("")
     out.append(f"Result ({verdict} by SymPy):")
-    out += ["    " + line for line in _chain_text(printer, _partial(d), (d.canonical,))]
+    lhs, rhs = _result(d, order)
+    out += ["    " + line for line in _chain_text(printer, lhs, (rhs,))]
     return "\n".join(out) + "\n"

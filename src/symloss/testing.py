@@ -15,6 +15,7 @@ The pieces are public too: :func:`battery` (the cases, from a registry keyed by
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,11 +120,23 @@ def term_scale(derivation: Derivation, case: Case) -> tuple[float, float]:
     logit, 1/2 for a probability): there predictions and targets are O(1), so this is the size
     of ``prediction`` and ``target`` after weights and reduction. Subtracting two such terms,
     a correct implementation errs by a few ulps of it even where the exact result is tiny.
+
+    A reduced loss is also a sum of the per-element losses at the *actual* input, so its scale
+    is at least their absolute values reduced the same way: the sum of ±10³⁰ terms is exactly 0
+    but rounds, in any correct implementation, to some multiple of eps·10³⁰.
     """
     x0 = np.full_like(case.input, _neutral(derivation))
+    reduction = derivation.options.get("reduction", "mean")
     with np.errstate(all="ignore"):
         loss = np.abs(np.asarray(derivation.loss_fn(x0, case.target), dtype=np.float64))
         grad = np.abs(np.asarray(derivation.grad_fn(x0, case.target), dtype=np.float64))
+        if reduction != "none":
+            per_element = derivation._with_options({**derivation.options, "reduction": "none"})
+            terms = np.abs(np.asarray(per_element.loss_fn(case.input, case.target), dtype=np.float64))
+            terms = terms[np.isfinite(terms)]
+            if terms.size:
+                combined = np.sum(terms) if reduction == "sum" else np.mean(terms)
+                loss = np.append(loss, combined)
     loss, grad = loss[np.isfinite(loss)], grad[np.isfinite(grad)]
     return (float(np.max(loss)) if loss.size else 0.0, float(np.max(grad)) if grad.size else 0.0)
 
@@ -175,12 +188,15 @@ def torch_function(derivation: Derivation) -> Callable[[Any, Any], Any]:
     import torch.nn.functional as F
 
     spec = derivation.spec
+    options = derivation.options
+    twin = spec.torch_twin(options)
+    if twin is not None:  # torchvision's focal loss, nll_loss of log_softmax
+        return twin
     fn = getattr(F, spec.name, None)
     if fn is None:
         raise SymlossValueError(
             f"{spec.name} has no torch.nn.functional twin; pass the implementation to check"
         )
-    options = derivation.options
     link = spec.torch_link(options)
     kwargs: dict[str, Any] = {}
     for opt in spec.options:
@@ -197,7 +213,11 @@ def torch_function(derivation: Derivation) -> Callable[[Any, Any], Any]:
             for k, v in kwargs.items()
         }
         x = getattr(torch, link)(input) if link else input
-        return fn(x, target, **args)
+        with warnings.catch_warnings():
+            # kl_div(reduction='mean') warns about its own semantics on every call; symloss
+            # follows those semantics, so the warning says nothing here.
+            warnings.filterwarnings("ignore", message="reduction: 'mean' divides the total loss")
+            return fn(x, target, **args)
 
     return call
 
@@ -333,33 +353,54 @@ def _class_count(derivation: Derivation) -> int:
 def _class_axis_cases(
     derivation: Derivation, rng: np.random.Generator, dtype: str, domain: Domain
 ) -> Iterator[Case]:
+    spec = derivation.spec
     c = _class_count(derivation)
+    # torch's default ignore_index (-100) is exercised too, where the loss has the option.
+    has_ignore = any(opt.name == "ignore_index" for opt in spec.options)
     ignore = derivation.options.get("ignore_index", -100)
     layouts = [((c,), ()), ((4, c), (4,)), ((2, c, 3, 2), (2, 3, 2))]
+    if not spec.spatial:  # (C) and (N, C) only, as torch's multi_margin_loss
+        layouts = layouts[:2]
     for shape, tshape in layouts:
         x = _typical(rng, shape, domain, prob=False).astype(dtype)
+        if spec.multi_hot_targets:  # one 0/1 label per class, the input's shape
+            yield Case(f"{shape} multi-hot labels", x, _multi_hot(rng, shape, dtype), dtype)
+            continue
         t = rng.integers(0, c, size=tshape)
-        if t.ndim:
+        if t.ndim and has_ignore:
             t.flat[0] = ignore  # exercise ignore_index
             if ignore >= 0 and t.size > 1:
                 t.flat[1] = (ignore + 1) % c  # and a class next to it that counts
-        elif t == ignore:  # torch cannot ignore a no-batch target with label smoothing
+        elif has_ignore and t == ignore:  # torch cannot ignore a no-batch target with smoothing
             t = (t + 1) % c
         yield Case(f"{shape} class indices", x, np.asarray(t, dtype=np.int64), dtype)
-        if ignore < 0:
+        if ignore < 0 and not derivation.spec.index_targets_only:  # nll_loss: indices only
             probs = rng.dirichlet(np.ones(c), size=tshape or None)
             probs = np.moveaxis(np.asarray(probs), -1, 1 if len(shape) > 1 else 0)
             yield Case(f"{shape} class probabilities", x, probs.astype(dtype), dtype)
     shape, tshape = layouts[1]
     lo, hi = domain
     x = np.clip(1e4 * rng.standard_normal(size=shape), lo, hi).astype(dtype)
-    yield Case(f"{shape} extreme logits, target = arg-max", x, np.argmax(x, 1), dtype, True)
-    yield Case(f"{shape} extreme logits, target = arg-min", x, np.argmin(x, 1), dtype, True)
+    if spec.multi_hot_targets:
+        yield Case(f"{shape} extreme logits, multi-hot labels", x, _multi_hot(rng, shape, dtype),
+                   dtype, True)
+    else:
+        yield Case(f"{shape} extreme logits, target = arg-max", x, np.argmax(x, 1), dtype, True)
+        yield Case(f"{shape} extreme logits, target = arg-min", x, np.argmin(x, 1), dtype, True)
     for big in _in_domain(np.array([40.0, 1e30, -1e30]), domain):
         x = np.zeros(shape, dtype=dtype)
         x[:, 0] = big
         t = np.arange(4) % c
-        yield Case(f"{shape} one logit at {big:g}", x, t.astype(np.int64), dtype, True)
+        target = _one_hot(t, c, dtype) if spec.multi_hot_targets else t.astype(np.int64)
+        yield Case(f"{shape} one logit at {big:g}", x, target, dtype, True)
+
+
+def _multi_hot(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    return rng.integers(0, 2, size=shape).astype(dtype)
+
+
+def _one_hot(t: np.ndarray, c: int, dtype: str) -> np.ndarray:
+    return np.eye(c, dtype=dtype)[t]
 
 
 def _class_axis_ray(
@@ -371,7 +412,10 @@ def _class_axis_ray(
     out = []
     for cls in (0, 1):
         label = f"z = (t, 0, …), target {cls}"
-        out.append((label, x, np.full(t.size, cls, dtype=np.int64)))
+        target = np.full(t.size, cls, dtype=np.int64)
+        if derivation.spec.multi_hot_targets:
+            target = _one_hot(target, c, dtype)
+        out.append((label, x, target))
     return out
 
 

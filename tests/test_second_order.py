@@ -1,0 +1,218 @@
+"""Second order: Hessians derived and proved, hvp_fn against torch, objective(), --order 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+import torch.nn.functional as F
+from torch.autograd.functional import hvp as torch_hvp
+
+import symloss
+from symloss.cli import main
+from symloss.derive import HESSIAN_INDEX
+from symloss.primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, sigmoid, softmax
+from symloss.testing import torch_function
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the helper module
+from _torch_ref import assert_close, torch_value_grad_hvp
+from _torch_ref import seed as _seed
+
+# (name, options, input kind) -- every option of the three losses, every reduction.
+CASES = [
+    ("bce", {}),
+    ("bce", {"weight": "w"}),
+    ("binary_cross_entropy", {"link": None}),
+    ("binary_cross_entropy", {"link": None, "weight": "w"}),
+    ("binary_cross_entropy_with_logits", {}),
+    ("binary_cross_entropy_with_logits", {"pos_weight": "w"}),
+    ("binary_cross_entropy_with_logits", {"weight": "w", "pos_weight": "w"}),
+    ("ce", {}),
+    ("ce", {"weight": "w"}),
+    ("ce", {"label_smoothing": 0.2}),
+    ("ce", {"weight": "w", "label_smoothing": 0.1, "ignore_index": 1}),
+]
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _inputs(name: str, options: dict, dtype: str, rng: np.random.Generator, extreme: bool):
+    spec, _ = symloss.catalog.resolve(name)
+    if spec.family == "class_axis":
+        shape = (4, 5)
+        scale = 30.0 if extreme else 3.0
+        x = (scale * rng.standard_normal(shape)).astype(dtype)
+        t = rng.integers(0, 5, size=4)
+        opts = {k: (rng.uniform(0.5, 2.0, 5) if v == "w" else v) for k, v in options.items()}
+    else:
+        shape = (3, 4)
+        if options.get("link", "sigmoid" if name != "binary_cross_entropy" else None) is None:
+            x = rng.uniform(1e-3 if extreme else 0.05, 1 - (1e-3 if extreme else 0.05), shape)
+        else:
+            # torch's composite BCE(sigmoid(z)) clamps p(1 - p) at 1e-12 (|z| > 27); the exact
+            # reference does not, so the composite is compared where it is exact.
+            # Its double backward is guarded with ε = 1e-12 and is 5% off at |z| = 12 with the
+            # wrong-side label (measured, torch 2.13), so the composite is held to |z| ≤ 6.
+            composite = name != "binary_cross_entropy_with_logits"
+            x = (8.0 if composite else 25.0 if extreme else 3.0) * rng.standard_normal(shape)
+            if composite:
+                x = np.clip(x, -6.0, 6.0) if extreme else x / 8.0 * 3.0
+        x = x.astype(dtype)
+        t = rng.integers(0, 2, size=shape).astype(dtype)
+        opts = {k: (rng.uniform(0.5, 2.0, 4) if v == "w" else v) for k, v in options.items()}
+    v = rng.standard_normal(shape).astype(dtype)
+    return x, t, v, opts
+
+
+@pytest.mark.parametrize("extreme", [False, True], ids=["typical", "extreme"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(("name", "options"), CASES, ids=lambda c: str(c))
+def test_hvp_matches_torch(name, options, reduction, dtype, extreme):
+    rng = np.random.default_rng(_seed((name, str(options), reduction, dtype, extreme)))
+    x, t, v, opts = _inputs(name, options, dtype, rng, extreme)
+    d = symloss.derive(name, reduction=reduction, **opts)
+    fn = torch_function(d)
+    # The truth is torch's autograd in float64; float32 results are held to float32 rounding.
+    t64 = torch.from_numpy(t.astype(np.float64) if t.dtype.kind == "f" else t)
+    loss, grad, hv = torch_value_grad_hvp(
+        lambda a: fn(a, t64), x.astype(np.float64), v.astype(np.float64)
+    )
+    assert_close(d.loss_fn(x, t), loss, dtype, "loss")
+    assert_close(d.grad_fn(x, t), grad, dtype, "grad")
+    ours = d.hvp_fn(x, t, v)
+    assert ours.shape == x.shape and ours.dtype == x.dtype
+    # torch's double backward of binary_cross_entropy evaluates (p² − 2py + y) over
+    # (p + ε)²(1 − p + ε)², ε = 1e-12: a relative perturbation ε/p that the exact HVP lacks.
+    perturbed = name in ("bce", "binary_cross_entropy")
+    tol = 1e-6 if perturbed else None
+    assert_close(ours, hv, dtype, "hvp", rtol=tol, atol=tol)
+
+
+def test_hvp_equals_torch_functional_hvp():
+    rng = np.random.default_rng(1)
+    x, v = rng.standard_normal((3, 6)), rng.standard_normal((3, 6))
+    t = rng.integers(0, 6, 3)
+    d = symloss.derive("ce", reduction="mean")
+    _, ref = torch_hvp(lambda a: F.cross_entropy(a, torch.from_numpy(t)), torch.tensor(x),
+                       torch.tensor(v))
+    np.testing.assert_allclose(d.hvp_fn(x, t, v), ref.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_bce_hessian_is_bernoulli_variance():
+    d = symloss.derive("bce")
+    z = d.input
+    assert d.hessian_proved
+    assert sp.simplify((d.hessian - sigmoid(z) * (1 - sigmoid(z))).rewrite(sp.exp)) == 0
+
+
+def test_ce_hessian_is_diag_p_minus_ppt_for_symbolic_c():
+    d = symloss.derive("ce")
+    assert d.hessian_proved
+    assert d.second_input == sp.IndexedBase("z")[HESSIAN_INDEX]
+    z, y = sp.IndexedBase("z"), sp.IndexedBase("y")
+    i, j, k, c = CLASS_INDEX, HESSIAN_INDEX, SUM_INDEX, NUM_CLASSES
+    block = softmax(z, i, c) * sp.KroneckerDelta(i, j) - softmax(z, i, c) * softmax(z, j, c)
+    expected = sp.Sum(y[k], (k, 1, c)) * block
+    assert sp.expand(d.hessian - expected) == 0
+    # The same block, numerically, for C = 4 against torch's Jacobian of the softmax.
+    zz = torch.tensor([0.3, -1.0, 2.0, 0.5], dtype=torch.float64)
+    p = torch.softmax(zz, 0)
+    ref = torch.autograd.functional.hessian(lambda a: F.cross_entropy(a, torch.tensor(2)), zz)
+    np.testing.assert_allclose(ref.numpy(), (torch.diag(p) - torch.outer(p, p)).numpy(),
+                               atol=1e-15)
+
+
+def test_not_proved_when_wrong_closed_form_is_declared():
+    # The proof is not a formality: a wrong closed form is reported as not proved.
+    d = symloss.derive("bce")
+    z = d.input
+    assert not d._prove(d.hessian, sigmoid(z) ** 2)
+
+
+@pytest.mark.parametrize("name", ["bce", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+                                  "ce"])
+def test_hessian_steps_are_checked(name):
+    steps = symloss.derive(name).hessian_steps
+    titles = [s.title for s in steps]
+    assert titles[:3] == ["Gradient", "Second derivative", "Closed form"]
+    assert titles[-1] == "Hessian-vector product"
+    assert all(s.checked is not False for s in steps), [(s.title, s.checked) for s in steps]
+
+
+@pytest.mark.parametrize(
+    ("name", "preds", "labels"),
+    [
+        ("binary_cross_entropy_with_logits", np.array([-3.0, 0.0, 4.0]), np.array([0.0, 1.0, 1.0])),
+        ("ce", np.array([[1.0, 2.0, -1.0], [0.0, 0.0, 5.0]]), np.array([2.0, 0.0])),
+        ("ce", np.array([[1.0, 2.0, -1.0], [0.0, 0.0, 5.0]]), np.array([2, 1])),
+    ],
+)
+def test_objective_gives_per_sample_grad_and_diagonal_hessian(name, preds, labels):
+    grad, hess = symloss.objective(name)(preds, labels)
+    x = torch.tensor(preds, requires_grad=True)
+    if name == "ce":
+        t = torch.tensor(labels.astype(np.int64))
+        per_sample = F.cross_entropy(x, t, reduction="none")
+        p = torch.softmax(x, 1).detach().numpy()
+        ref_hess = p * (1 - p)
+    else:
+        per_sample = F.binary_cross_entropy_with_logits(x, torch.tensor(labels), reduction="none")
+        s = torch.sigmoid(x).detach().numpy()
+        ref_hess = s * (1 - s)
+    (ref_grad,) = torch.autograd.grad(per_sample.sum(), x)
+    np.testing.assert_allclose(grad, ref_grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(hess, ref_hess, rtol=1e-12, atol=1e-15)
+    assert grad.shape == hess.shape == preds.shape
+
+
+def test_objective_rejects_reduction_and_fractional_labels():
+    with pytest.raises(symloss.SymlossValueError, match="unreduced"):
+        symloss.objective("ce", reduction="mean")
+    with pytest.raises(symloss.SymlossValueError, match="class indices"):
+        symloss.objective("ce")(np.zeros((2, 3)), np.array([0.5, 1.0]))
+
+
+def test_hvp_rejects_direction_of_wrong_shape():
+    d = symloss.derive("bce")
+    with pytest.raises(symloss.SymlossValueError, match="input's shape"):
+        d.hvp_fn(np.zeros(3), np.zeros(3), np.zeros(2))
+
+
+def test_cli_order_two(capsys):
+    assert main(["derive", "bce", "--order", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "second derivative" in out and "Hessian-vector product" in out
+    assert "NOT PROVED" not in out
+    assert main(["derive", "ce", "--order", "2", "--format", "latex", "--document"]) == 0
+    assert r"\partial^{2}" in capsys.readouterr().out
+
+
+def test_cli_order_rejects_three(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["derive", "bce", "--order", "3"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_steps_for_rejects_other_orders():
+    with pytest.raises(symloss.SymlossValueError, match="valid values: 1, 2"):
+        symloss.derive("bce").steps_for(3)
+
+
+def test_import_and_second_order_never_import_torch():
+    import subprocess
+
+    code = (
+        "import sys, numpy as np, symloss\n"
+        "symloss.derive('multi_margin_loss', p=2).hvp_fn(np.ones((2, 3)), np.array([0, 1]),"
+        " np.ones((2, 3)))\n"
+        "symloss.objective('ce')(np.zeros((2, 3)), np.array([0.0, 2.0]))\n"
+        "symloss.derive('gaussian_nll_loss').grad_fn(np.ones(2), np.zeros(2), np.ones(2),"
+        " wrt='var')\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
