@@ -102,6 +102,17 @@ class _Adapter:
         subst = d.substitute_definitions
         self._loss = compile_expr(subst(d.loss), args)
         self._grad = compile_expr(subst(derivation.kernel_gradient), args)
+        self._fast: Any = None  # symloss.fast kernels, built on first call when enabled
+
+    def _fast_kernels(self) -> Any:
+        """The fused numba kernels (:mod:`symloss.fast`), or ``None``: take the NumPy path."""
+        from . import fast
+
+        if not fast.enabled():
+            return None
+        if self._fast is None:
+            self._fast = fast.build(self.derivation) or False
+        return self._fast or None
 
     def _call(self, kernel: Callable[..., Any], values: Mapping[str, Any]) -> np.ndarray:
         with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
@@ -124,11 +135,19 @@ class _Adapter:
         return per_element.astype(dtype)
 
     def loss(self, input: Any, target: Any) -> Any:
+        kernels = self._fast_kernels()
+        done = kernels.loss(input, target) if kernels is not None else None
+        if done is not None:
+            return self._reduce_loss(*done)
         values, denominator, dtype, finish = self.prepare(input, target)
         per_element = finish(self._call(self._loss, values), loss=True)
         return self._reduce_loss(per_element, denominator, dtype)
 
     def grad(self, input: Any, target: Any) -> np.ndarray:
+        kernels = self._fast_kernels()
+        done = kernels.grad(input, target) if kernels is not None else None
+        if done is not None:
+            return done  # type: ignore[no-any-return]
         values, denominator, dtype, finish = self.prepare(input, target)
         per_element = finish(self._call(self._grad, values), loss=False)
         return self._reduce_grad(per_element, denominator, dtype)

@@ -1,0 +1,160 @@
+"""Scalar float64 building blocks for the numba kernels of :mod:`symloss.fast`.
+
+Imported only by the kernels that :mod:`symloss.fast` generates (so only when numba is
+installed and a kernel is first built). Two flavours of each primitive:
+
+* ``*_v``: ``exp`` is :func:`exp_v`, a branch-free float64 exponential that LLVM vectorizes
+  (libm's ``exp`` is an opaque call it cannot). Its relative error is below 1e-15, far below a
+  float32 ulp (6e-8), so float32 results computed with it and rounded once stay correctly
+  rounded up to double rounding: this flavour is used for float32 arrays.
+* ``*_m``: ``exp`` is libm's (``math.exp``, < 1 float64 ulp): used for float64 arrays, whose
+  results need every bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k·ln2_hi is exact for |k| < 2^11
+_LN2_LO = 1.90821492927058770002e-10
+_LOG2E = 1.4426950408889634
+
+
+@intrinsic
+def _bits_to_float64(typingctx, bits):  # type: ignore[no-untyped-def]
+    """Reinterpret an int64 as the float64 with those bits (a no-op LLVM bitcast)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@njit(inline="always", error_model="numpy")
+def exp_v(x: float) -> float:
+    """``exp(x)`` in float64, vectorizable: Cody–Waite reduction, degree-13 Taylor polynomial."""
+    # Clamp so that 2^k stays representable; a NaN passes both tests untouched.
+    x = -746.0 if x < -746.0 else x
+    x = 710.0 if x > 710.0 else x
+    kf = math.floor(x * _LOG2E + 0.5)
+    r = (x - kf * _LN2_HI) - kf * _LN2_LO  # |r| <= ln2/2: the series converges fast
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    k = np.int64(kf)
+    # 2^k as two normal powers of two, so that results in the subnormal range and 2^1024·p<1
+    # still come out right (a single 2^k would leave the exponent range).
+    k1 = k >> 1
+    k2 = k - k1
+    return p * _bits_to_float64((k1 + 1023) << 52) * _bits_to_float64((k2 + 1023) << 52)
+
+
+@njit(inline="always", error_model="numpy")
+def exp_m(x: float) -> float:
+    return math.exp(x)
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_v(x: float) -> float:
+    # exp(−|x|) never overflows; σ(x) = 1/(1+t) for x ≥ 0 and t/(1+t) for x < 0: no cancellation.
+    t = exp_v(-abs(x))
+    return (1.0 if x >= 0.0 else t) / (1.0 + t)
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_m(x: float) -> float:
+    t = math.exp(-abs(x))
+    return (1.0 if x >= 0.0 else t) / (1.0 + t)
+
+
+@njit(inline="always", error_model="numpy")
+def softplus_v(x: float) -> float:
+    # log(1 + e^x) = max(x, 0) + log1p(e^−|x|): no overflow, full accuracy for x ≪ 0.
+    return (x if x > 0.0 else 0.0) + math.log1p(exp_v(-abs(x)))
+
+
+@njit(inline="always", error_model="numpy")
+def softplus_m(x: float) -> float:
+    return (x if x > 0.0 else 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@njit(inline="always", error_model="numpy")
+def maximum(a: float, b: float) -> float:
+    """``numpy.maximum``: a NaN in either argument is the result."""
+    if a != a:
+        return a
+    return a if a >= b else b
+
+
+@njit(inline="always", error_model="numpy")
+def clamped_log(x: float) -> float:
+    # torch's binary_cross_entropy clamps each log at −100 so that log(0) gives a finite loss.
+    return maximum(math.log(x), -100.0)
+
+
+@njit(fastmath={"nnan", "nsz"}, error_model="numpy")
+def _row_max(zr: np.ndarray) -> float:
+    # nnan lets LLVM vectorize the reduction; a NaN in the row still reaches every output
+    # through exp(z − m) below, which is computed without fast-math.
+    m = -np.inf
+    for j in range(zr.shape[0]):
+        v = np.float64(zr[j])
+        m = v if v > m else m
+    return m
+
+
+@njit(fastmath={"reassoc", "nsz"}, error_model="numpy")
+def _sum_except(buf: np.ndarray, skip: int) -> float:
+    # reassoc lets LLVM vectorize the sum (a tree of partial sums, like numpy's pairwise sum).
+    s = 0.0
+    for j in range(buf.shape[0]):
+        s += buf[j] if j != skip else 0.0
+    return s
+
+
+@njit(inline="always", error_model="numpy")
+def row_parts_v(zr: np.ndarray, buf: np.ndarray) -> tuple[float, int, float]:
+    """``(m, argmax, s)`` of one row, ``buf[j] = exp(z_j − m)``; ``s`` sums all but the arg-max.
+
+    As in :mod:`symloss.kernels`: leaving the arg-max out of ``s`` keeps ``log1p(s)`` and
+    ``1 − softmax`` accurate where the largest probability rounds to 1.
+    """
+    m = _row_max(zr)
+    am = 0
+    for j in range(zr.shape[0]):
+        if np.float64(zr[j]) == m:
+            am = j
+            break
+    for j in range(zr.shape[0]):
+        buf[j] = exp_v(np.float64(zr[j]) - m)
+    return m, am, _sum_except(buf, am)
+
+
+@njit(inline="always", error_model="numpy")
+def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, int, float]:
+    m = _row_max(zr)
+    am = 0
+    for j in range(zr.shape[0]):
+        if np.float64(zr[j]) == m:
+            am = j
+            break
+    for j in range(zr.shape[0]):
+        buf[j] = math.exp(np.float64(zr[j]) - m)
+    return m, am, _sum_except(buf, am)
