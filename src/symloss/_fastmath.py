@@ -156,5 +156,13 @@ def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, int, float]:
             am = j
             break
     for j in range(zr.shape[0]):
-        buf[j] = math.exp(np.float64(zr[j]) - m)
+        # z − m rounds by up to half an ulp of |z − m|, which exp turns into a relative error
+        # of |z − m|·2⁻⁵³ (8 ulp at z − m = −13): recover the rounding error e (TwoSum) and
+        # use exp(d + e) = exp(d)·(1 + e).
+        a = np.float64(zr[j])
+        d = a - m
+        a1 = d + m
+        b1 = d - a1
+        e = (a - a1) - (m + b1)
+        buf[j] = math.exp(d) * (1.0 + e)
     return m, am, _sum_except(buf, am)

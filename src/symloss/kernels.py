@@ -27,6 +27,12 @@ def _parts(z: Array) -> tuple[Array, Array, Array, Array]:
     m = np.max(z, axis=-1, keepdims=True)
     shifted = z - m
     e = np.exp(shifted)
+    if z.dtype == np.float64:
+        # z − m rounds by up to half an ulp of |z − m|, which exp amplifies to a relative
+        # error of |z − m|·2⁻⁵³; TwoSum recovers that rounding error r, exp(d + r) = e·(1 + r).
+        back = shifted + m
+        r = (z - back) - (m + (shifted - back))
+        e = e * (1.0 + r)
     # One arg-max per row (the first), so that ties are still counted in s.
     first = np.argmax(z, axis=-1)[..., None]
     is_argmax = np.zeros(z.shape, dtype=bool)
