@@ -186,6 +186,10 @@ class FastKernels:
         return out
 
 
+def _suffix(size: int) -> str:
+    return "" if size >= PARALLEL_MIN else "_s"
+
+
 def _as_array(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
@@ -223,7 +227,7 @@ class _ElementwiseKernels(FastKernels):
         reduction = self.derivation.options.get("reduction", "mean")
         scale = 1.0 / x.size if reduction == "mean" else 1.0
         out = np.empty(x.size, dtype=x.dtype)
-        getattr(self.module, f"grad_{self._flavour(x.dtype)}")(out, scale, *args)
+        getattr(self.module, f"grad_{self._flavour(x.dtype)}{_suffix(x.size)}")(out, scale, *args)
         return out.reshape(x.shape)
 
     def loss(self, input: Any, target: Any) -> tuple[np.ndarray, float, np.dtype] | None:
@@ -232,7 +236,7 @@ class _ElementwiseKernels(FastKernels):
             return None
         x, args = prepared
         out = np.empty(x.size, dtype=np.float64)
-        getattr(self.module, f"loss_{self._flavour(x.dtype)}")(out, 1.0, *args)
+        getattr(self.module, f"loss_{self._flavour(x.dtype)}{_suffix(x.size)}")(out, 1.0, *args)
         return out.reshape(x.shape), float(x.size), x.dtype
 
 
@@ -298,7 +302,7 @@ class _ClassAxisKernels(FastKernels):
             scale = 1.0
         out = np.empty(rows.shape, dtype=rows.dtype)
         tag = "hard" if hard else "soft"
-        kernel = getattr(self.module, f"grad_{tag}_{self._flavour(rows.dtype)}")
+        kernel = getattr(self.module, f"grad_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
         kernel(out, scale, self._chunks(rows.shape[0]), *args)
         return np.moveaxis(out.reshape((*row_shape, rows.shape[1])), -1, class_dim)
 
@@ -309,7 +313,7 @@ class _ClassAxisKernels(FastKernels):
         rows, row_shape, _, hard, args, denominator = prepared
         out = np.empty(rows.shape[0], dtype=np.float64)
         tag = "hard" if hard else "soft"
-        kernel = getattr(self.module, f"loss_{tag}_{self._flavour(rows.dtype)}")
+        kernel = getattr(self.module, f"loss_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
         kernel(out, 1.0, self._chunks(rows.shape[0]), *args)
         return out.reshape(row_shape), denominator, rows.dtype
 
@@ -328,7 +332,21 @@ from symloss._fastmath import (
 )
 
 _OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True)
+_SERIAL = dict(parallel=False, cache=True, error_model="numpy", nogil=True)
 """
+
+#: Below this many elements a kernel runs on one thread: starting threads costs more.
+PARALLEL_MIN = 100_000
+
+
+def _serial_twins(source: str) -> str:
+    """Each ``@njit(**_OPTS)`` kernel again as ``<name>_s``, single-threaded."""
+    out = [source]
+    for block in source.split("\n\n@njit(**_OPTS)\n")[1:]:
+        name = block.split("(", 1)[0].removeprefix("def ")
+        out.append("\n\n@njit(**_SERIAL)\n" + block.replace(f"def {name}(", f"def {name}_s(", 1)
+                   .replace("prange(", "range("))
+    return "".join(out)
 
 
 def _flavoured(code: str) -> dict[str, str]:
@@ -441,6 +459,7 @@ def _load(source: str) -> Any:
     name = f"symloss_fast_{digest}"
     if name in sys.modules:
         return sys.modules[name]
+    source = _serial_twins(source)
     path = _cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -464,6 +483,12 @@ def build(derivation: Derivation) -> FastKernels | None:
     if not available():
         last_reason = "numba is not installed (pip install symloss[fast])"
         return None
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        import numba
+
+        # numba's OpenMP layer spin-waits after each kernel, and so does torch's: in one
+        # process they starve each other. The workqueue layer sleeps when idle.
+        numba.config.THREADING_LAYER = "workqueue"
     d = derivation.declaration
     family = derivation.spec.family
     loss = d.substitute_definitions(d.loss)
