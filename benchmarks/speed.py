@@ -34,6 +34,8 @@ import scipy.special
 import symloss
 from symloss import fast
 
+THREADS = os.cpu_count() or 1
+
 
 def _measure(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
     for fn in fns.values():  # warm up: JIT, caches, first-touch page faults
@@ -55,8 +57,20 @@ def _cell(ts: list[float]) -> str:
 def _torch() -> Any:
     import torch
 
-    torch.set_num_threads(int(os.environ.get("SYMLOSS_BENCH_THREADS", os.cpu_count() or 1)))
+    torch.set_num_threads(THREADS)
     return torch
+
+
+def _set_threads(n: int) -> None:
+    """The same number of threads for torch and for symloss's numba kernels."""
+    global THREADS
+    THREADS = n
+    _torch()
+    if fast.available():
+        import numba
+
+        fast.build(symloss.derive("bce_with_logits"))  # sets numba's threading layer first
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def bce_contenders(n: int, dtype: str) -> dict[str, Callable[[], Any]]:
@@ -175,17 +189,25 @@ def cli_ratio(repeats: int) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="threads for torch and for symloss's kernels (default: all CPUs)")
+    parser.add_argument("--only", choices=("bce", "ce"), help="time one loss only")
     args = parser.parse_args(argv)
+    _set_threads(args.threads)
     sizes = [1000, 100_000] if args.quick else [1000, 100_000, 1_000_000, 4_000_000, 10_000_000]
     rounds = 3 if args.quick else 15
     torch = _torch()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{platform.platform()}; numpy {np.__version__}, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}; fast path: "
+          f"threads {torch.get_num_threads()} (torch and numba); fast path: "
           f"{'numba' if fast.available() and fast.enabled() else 'off (NumPy)'}")
     print("Times in ms: median over rounds (min–max); all contenders interleaved.\n")
-    for title, make in (("binary_cross_entropy_with_logits, n elements", bce_contenders),
-                        ("cross_entropy, (n/200)×200, class-index targets", ce_contenders)):
+    for key, title, make in (
+        ("bce", "binary_cross_entropy_with_logits, n elements", bce_contenders),
+        ("ce", "cross_entropy, (n/200)×200, class-index targets", ce_contenders),
+    ):
+        if args.only not in (None, key):
+            continue
         for dtype in ("float32", "float64"):
             print(f"### {title}, {dtype}\n")
             names: list[str] | None = None
