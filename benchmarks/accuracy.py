@@ -283,12 +283,20 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small battery (smoke run)")
+    parser.add_argument("--numpy-path", action="store_true",
+                        help="measure symloss's NumPy fallback instead of the numba fast path")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = run(args.quick)
     from symloss import fast
 
-    path = "numba fast path" if fast.available() and fast.enabled() else "NumPy path"
+    if args.numpy_path:
+        with fast.disabled():
+            rows = run(args.quick)
+    else:
+        rows = run(args.quick)
+
+    path = ("numba fast path" if fast.available() and not args.numpy_path and fast.enabled()
+            else "NumPy path")
     print(f"Gradient error in ulps against mpmath at {DPS} digits (reduction='sum'); "
           f"symloss evaluated on its {path}.\n")
     print(table(rows))

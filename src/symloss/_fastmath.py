@@ -126,7 +126,11 @@ def sigmoid_v(x: float) -> float:
 @njit(inline="always", error_model="numpy")
 def sigmoid_m(x: float) -> float:
     t = math.exp(-abs(x))
-    return (1.0 if x >= 0.0 else t) / (1.0 + t)
+    u = 1.0 + t
+    lo = t - (u - 1.0)  # exact rounding error of 1 + t (Fast2Sum: 1 ≥ t)
+    q = (1.0 if x >= 0.0 else t) / u
+    # num/(u + lo) = q·(1 − lo/u) to first order: the rounding of 1 + t no longer counts.
+    return q - q * (lo / u)
 
 
 @njit(inline="always", error_model="numpy")

@@ -353,8 +353,8 @@ def _flavoured(code: str) -> dict[str, str]:
     return {f: code.replace("_F(", f"_{f}(") for f in ("v", "m")}
 
 
-def _elementwise_source(loss: sp.Expr, grad: sp.Expr, arrays: list[sp.Basic],
-                        scalars: list[sp.Basic]) -> str:
+def _elementwise_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
+                        arrays: list[sp.Basic], scalars: list[sp.Basic]) -> str:
     names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
     params = ", ".join([f"a{n}" for n in range(len(arrays))]
@@ -363,6 +363,11 @@ def _elementwise_source(loss: sp.Expr, grad: sp.Expr, arrays: list[sp.Basic],
     src = [_HEADER]
     for what, expr in (("loss", loss), ("grad", grad)):
         code = _Printer(names, {}).doprint(expr)
+        if what == "grad" and soft_grad != grad:
+            # A hard label takes the stable kernel form (nothing cancels); a soft one the
+            # derived gradient (σ(z) − y: one rounding in the cancellation, as few as torch's).
+            soft = _Printer(names, {}).doprint(soft_grad)
+            code = f"({code}) if (x1 == 0.0 or x1 == 1.0) else ({soft})"
         for flavour, body in _flavoured(code).items():
             src.append(
                 f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, scale, {params}):\n"
@@ -372,8 +377,8 @@ def _elementwise_source(loss: sp.Expr, grad: sp.Expr, arrays: list[sp.Basic],
     return "".join(src)
 
 
-def _class_axis_source(loss: sp.Expr, grad: sp.Expr, symbols: Mapping[str, sp.Basic],
-                       scalars: list[sp.Basic]) -> str:
+def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
+                       symbols: Mapping[str, sp.Basic], scalars: list[sp.Basic]) -> str:
     z, y = symbols["input"], symbols["target"]
     label = sp.Symbol("t", integer=True)  # the row's class index
     w = symbols.get("weight")
@@ -390,7 +395,9 @@ def _class_axis_source(loss: sp.Expr, grad: sp.Expr, symbols: Mapping[str, sp.Ba
         }
         if w is not None:
             indexed[str(w.label)] = lambda x: f"w[{x}]"
-        for what, expr in (("loss", loss), ("grad", grad)):
+        # Class probabilities take the derived gradient pᵢ·Σₖ aₖ − aᵢ (one cancellation where
+        # pᵢ ≈ aᵢ); class indices the stable kernel form, reduced for y = δ(·, t).
+        for what, expr in (("loss", loss), ("grad", grad if hard else soft_grad)):
             if hard:  # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically
                 expr = reduce_sums(expr.replace(
                     lambda e: isinstance(e, sp.Indexed) and e.base == y,
@@ -499,13 +506,15 @@ def build(derivation: Derivation) -> FastKernels | None:
     family = derivation.spec.family
     loss = d.substitute_definitions(d.loss)
     grad = d.substitute_definitions(derivation.kernel_gradient)
+    soft_grad = d.substitute_definitions(derivation.gradient)
     array_kinds = {"input", "target", "weight", "pos_weight"}
     try:
         if family == "elementwise":
             arrays = [n for n in ("input", "target", "weight", "pos_weight") if n in d.symbols]
             scalar_names = [n for n in d.symbols if n not in array_kinds]
             source = _elementwise_source(
-                reduce_sums(loss), reduce_sums(grad), [d.symbols[n] for n in arrays],
+                reduce_sums(loss), reduce_sums(grad), reduce_sums(soft_grad),
+                [d.symbols[n] for n in arrays],
                 [d.symbols[n] for n in scalar_names],
             )
             kernels: FastKernels = _ElementwiseKernels(
@@ -513,7 +522,7 @@ def build(derivation: Derivation) -> FastKernels | None:
         elif family == "class_axis":
             scalar_names = [n for n in d.symbols if n not in array_kinds | {"num_classes"}]
             source = _class_axis_source(
-                loss, grad, d.symbols, [d.symbols[n] for n in scalar_names])
+                loss, grad, soft_grad, d.symbols, [d.symbols[n] for n in scalar_names])
             kernels = _ClassAxisKernels(derivation, None, tuple(scalar_names), ())
         else:
             last_reason = f"family {family!r} has no fast kernels yet"
