@@ -405,10 +405,20 @@ def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
                 ))
             printer = _Printer(names, indexed, logits=str(z.label))
             code = printer.doprint(expr)
+            # Sums over the classes are compensated (Neumaier), as kernels.class_sum: a sum of
+            # probabilities 1 ulp off 1 costs hundreds of ulps where p·Σy − y nearly cancels.
             hoisted = "".join(
                 f"                {acc} = 0.0\n"
+                f"                {acc}_c = 0.0\n"
                 f"                for {k} in range(n_classes):\n"
-                f"                    {acc} += {body}\n"
+                f"                    v = {body}\n"
+                f"                    tot = {acc} + v\n"
+                f"                    if abs({acc}) >= abs(v):\n"
+                f"                        {acc}_c += ({acc} - tot) + v\n"
+                f"                    else:\n"
+                f"                        {acc}_c += (v - tot) + {acc}\n"
+                f"                    {acc} = tot\n"
+                f"                {acc} += {acc}_c\n"
                 for acc, k, body in printer.hoisted
             )
             if what == "grad":

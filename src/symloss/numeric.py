@@ -43,7 +43,7 @@ class _Printer(SciPyPrinter):
     def _print_Sum(self, expr: sp.Sum) -> str:
         if len(expr.limits) != 1:
             raise NotImplementedError("only single sums over the class axis print")
-        return f"numpy.sum({self._print(expr.function)}, axis=-1, keepdims=True)"
+        return f"kernels.class_sum({self._print(expr.function)})"  # compensated sum
 
 
 def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
@@ -102,6 +102,7 @@ class _Adapter:
         subst = d.substitute_definitions
         self._loss = compile_expr(subst(d.loss), args)
         self._grad = compile_expr(subst(derivation.kernel_gradient), args)
+        self._soft_grad = compile_expr(subst(derivation.gradient), args)
         self._fast: Any = None  # symloss.fast kernels, built on first call when enabled
 
     def _fast_kernels(self) -> Any:
@@ -149,7 +150,16 @@ class _Adapter:
         if done is not None:
             return done  # type: ignore[no-any-return]
         values, denominator, dtype, finish = self.prepare(input, target)
-        per_element = finish(self._call(self._grad, values), loss=False)
+        per_element = self._call(self._grad, values)
+        # Hard labels take the stable kernel form (nothing cancels); soft targets the derived
+        # gradient, whose one cancellation where it is ≈ 0 loses no more than torch's p − y.
+        y = np.asarray(values["target"])
+        soft = (y != 0) & (y != 1)
+        if self.derivation.spec.family == "class_axis":
+            soft = np.any(soft, axis=-1, keepdims=True)
+        if np.any(soft):
+            per_element = np.where(soft, self._call(self._soft_grad, values), per_element)
+        per_element = finish(per_element, loss=False)
         return self._reduce_grad(per_element, denominator, dtype)
 
     def prepare(
