@@ -170,40 +170,36 @@ def _row_max(zr: np.ndarray) -> float:
 
 
 @njit(fastmath={"reassoc", "nsz"}, error_model="numpy")
-def _sum_except(buf: np.ndarray, skip: int) -> float:
+def _sum_below_one(buf: np.ndarray) -> float:
+    """``s = Σ_{j ≠ argmax} e_j`` from ``e_j = exp(z_j − m)``: the terms below 1, plus one 1
+    for each tie of the maximum beyond the first. Branch-free, so it vectorizes."""
     # reassoc lets LLVM vectorize the sum (a tree of partial sums, like numpy's pairwise sum).
     s = 0.0
+    ones = 0.0
     for j in range(buf.shape[0]):
-        s += buf[j] if j != skip else 0.0
-    return s
+        e = buf[j]
+        s += e if e != 1.0 else 0.0
+        ones += 1.0 if e == 1.0 else 0.0
+    return s + (ones - 1.0)
 
 
 @njit(inline="always", error_model="numpy")
-def row_parts_v(zr: np.ndarray, buf: np.ndarray) -> tuple[float, int, float]:
-    """``(m, argmax, s)`` of one row, ``buf[j] = exp(z_j − m)``; ``s`` sums all but the arg-max.
+def row_parts_v(zr: np.ndarray, buf: np.ndarray) -> tuple[float, float]:
+    """``(m, s)`` of one row and ``buf[j] = exp(z_j − m)``; ``s`` sums all but one maximum.
 
     As in :mod:`symloss.kernels`: leaving the arg-max out of ``s`` keeps ``log1p(s)`` and
-    ``1 − softmax`` accurate where the largest probability rounds to 1.
+    ``1 − softmax`` accurate where the largest probability rounds to 1. The arg-max is where
+    ``buf`` is exactly 1 (``exp(0)``), so no separate arg-max search is needed.
     """
     m = _row_max(zr)
-    am = 0
-    for j in range(zr.shape[0]):
-        if np.float64(zr[j]) == m:
-            am = j
-            break
     for j in range(zr.shape[0]):
         buf[j] = exp_v(np.float64(zr[j]) - m)
-    return m, am, _sum_except(buf, am)
+    return m, _sum_below_one(buf)
 
 
 @njit(inline="always", error_model="numpy")
-def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, int, float]:
+def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, float]:
     m = _row_max(zr)
-    am = 0
-    for j in range(zr.shape[0]):
-        if np.float64(zr[j]) == m:
-            am = j
-            break
     for j in range(zr.shape[0]):
         # z − m rounds by up to half an ulp of |z − m|, which exp turns into a relative error
         # of |z − m|·2⁻⁵³ (8 ulp at z − m = −13): recover the rounding error e (TwoSum) and
@@ -214,4 +210,4 @@ def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, int, float]:
         b1 = d - a1
         e = (a - a1) - (m + b1)
         buf[j] = math.exp(d) * (1.0 + e)
-    return m, am, _sum_except(buf, am)
+    return m, _sum_below_one(buf)
