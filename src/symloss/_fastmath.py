@@ -170,17 +170,27 @@ def _row_max(zr: np.ndarray) -> float:
 
 
 @njit(fastmath={"reassoc", "nsz"}, error_model="numpy")
-def _sum_below_one(buf: np.ndarray) -> float:
-    """``s = Σ_{j ≠ argmax} e_j`` from ``e_j = exp(z_j − m)``: the terms below 1, plus one 1
-    for each tie of the maximum beyond the first. Branch-free, so it vectorizes."""
-    # reassoc lets LLVM vectorize the sum (a tree of partial sums, like numpy's pairwise sum).
+def _sum_below_one(buf: np.ndarray) -> tuple[float, float]:
+    """``(Σ_{e_j < 1} e_j, #{e_j = 1})`` from ``e_j = exp(z_j − m)``. Branch-free: vectorizes.
+
+    reassoc lets LLVM vectorize the sums (a tree of partial sums, like numpy's pairwise sum);
+    the caller adds the ties, ``#ones − 1``, outside this function so that no reassociation
+    can fold the −1 into the small terms.
+    """
     s = 0.0
     ones = 0.0
     for j in range(buf.shape[0]):
         e = buf[j]
         s += e if e != 1.0 else 0.0
         ones += 1.0 if e == 1.0 else 0.0
-    return s + (ones - 1.0)
+    return s, ones
+
+
+@njit(inline="always", error_model="numpy")
+def _except_one_max(buf: np.ndarray) -> float:
+    """``s = Σ_{j ≠ argmax} e_j``: the terms below 1, plus 1 for each tie beyond the first."""
+    small, ones = _sum_below_one(buf)
+    return small + (ones - 1.0)
 
 
 @njit(inline="always", error_model="numpy")
@@ -194,7 +204,7 @@ def row_parts_v(zr: np.ndarray, buf: np.ndarray) -> tuple[float, float]:
     m = _row_max(zr)
     for j in range(zr.shape[0]):
         buf[j] = exp_v(np.float64(zr[j]) - m)
-    return m, _sum_below_one(buf)
+    return m, _except_one_max(buf)
 
 
 @njit(inline="always", error_model="numpy")
@@ -210,4 +220,4 @@ def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, float]:
         b1 = d - a1
         e = (a - a1) - (m + b1)
         buf[j] = math.exp(d) * (1.0 + e)
-    return m, _sum_below_one(buf)
+    return m, _except_one_max(buf)
