@@ -158,58 +158,59 @@ def clamped_log(x: float) -> float:
     return maximum(math.log(x), -100.0)
 
 
+#: Rows handled together: one call of the max and sum helpers per block, not per row.
+BLOCK = 16
+
+
 @njit(fastmath={"nnan", "nsz"}, error_model="numpy")
-def _row_max(zr: np.ndarray) -> float:
-    # nnan lets LLVM vectorize the reduction; a NaN in the row still reaches every output
-    # through exp(z − m) below, which is computed without fast-math.
-    m = zr[0]  # in the array's dtype: float32 rows compare 16 to a vector
-    for j in range(1, zr.shape[0]):
-        v = zr[j]
-        m = v if v > m else m
-    return np.float64(m)
+def block_max(z: np.ndarray, r0: int, r1: int, ms: np.ndarray) -> None:
+    """``ms[r − r0] = max_j z[r, j]`` for rows ``r0 ≤ r < r1``.
+
+    nnan lets LLVM vectorize the reduction; a NaN in a row still reaches every output of the
+    row through exp(z − m), which is computed without fast-math.
+    """
+    for r in range(r0, r1):
+        zr = z[r]
+        m = zr[0]  # in the array's dtype: float32 rows compare 16 to a vector
+        for j in range(1, zr.shape[0]):
+            v = zr[j]
+            m = v if v > m else m
+        ms[r - r0] = np.float64(m)
 
 
 @njit(fastmath={"reassoc", "nsz"}, error_model="numpy")
-def _sum_below_one(buf: np.ndarray) -> tuple[float, float]:
-    """``(Σ_{e_j < 1} e_j, #{e_j = 1})`` from ``e_j = exp(z_j − m)``. Branch-free: vectorizes.
+def block_sums(ebuf: np.ndarray, n: int, smalls: np.ndarray, ones: np.ndarray) -> None:
+    """Per row of ``ebuf[:n]`` (``e_j = exp(z_j − m)``): ``Σ_{e_j < 1} e_j`` and ``#{e_j = 1}``.
 
-    reassoc lets LLVM vectorize the sums (a tree of partial sums, like numpy's pairwise sum);
-    the caller adds the ties, ``#ones − 1``, outside this function so that no reassociation
-    can fold the −1 into the small terms.
+    ``s = Σ_{j ≠ argmax} e_j`` is ``smalls + (ones − 1)``: the arg-max is where ``e`` is exactly
+    ``exp(0) = 1``, each further tie adds 1. As in :mod:`symloss.kernels`, leaving the arg-max
+    out of ``s`` keeps ``log1p(s)`` and ``1 − softmax`` accurate where the largest probability
+    rounds to 1. reassoc lets LLVM vectorize the sums (a tree of partial sums, like numpy's
+    pairwise sum); the caller adds ``ones − 1`` outside, so no reassociation can fold the −1
+    into the small terms.
     """
-    s = 0.0
-    ones = 0.0
-    for j in range(buf.shape[0]):
-        e = buf[j]
-        s += e if e != 1.0 else 0.0
-        ones += 1.0 if e == 1.0 else 0.0
-    return s, ones
+    for r in range(n):
+        b = ebuf[r]
+        s = 0.0
+        o = 0.0
+        for j in range(b.shape[0]):
+            e = b[j]
+            s += e if e != 1.0 else 0.0
+            o += 1.0 if e == 1.0 else 0.0
+        smalls[r] = s
+        ones[r] = o
 
 
 @njit(inline="always", error_model="numpy")
-def _except_one_max(buf: np.ndarray) -> float:
-    """``s = Σ_{j ≠ argmax} e_j``: the terms below 1, plus 1 for each tie beyond the first."""
-    small, ones = _sum_below_one(buf)
-    return small + (ones - 1.0)
-
-
-@njit(inline="always", error_model="numpy")
-def row_parts_v(zr: np.ndarray, buf: np.ndarray) -> tuple[float, float]:
-    """``(m, s)`` of one row and ``buf[j] = exp(z_j − m)``; ``s`` sums all but one maximum.
-
-    As in :mod:`symloss.kernels`: leaving the arg-max out of ``s`` keeps ``log1p(s)`` and
-    ``1 − softmax`` accurate where the largest probability rounds to 1. The arg-max is where
-    ``buf`` is exactly 1 (``exp(0)``), so no separate arg-max search is needed.
-    """
-    m = _row_max(zr)
+def fill_exp_v(zr: np.ndarray, m: float, b: np.ndarray) -> None:
+    """``b[j] = exp(z_j − m)`` (float32 rows: z − m is exact in float64)."""
     for j in range(zr.shape[0]):
-        buf[j] = exp_v(np.float64(zr[j]) - m)
-    return m, _except_one_max(buf)
+        b[j] = exp_v(np.float64(zr[j]) - m)
 
 
 @njit(inline="always", error_model="numpy")
-def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, float]:
-    m = _row_max(zr)
+def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray) -> None:
+    """``b[j] = exp(z_j − m)`` for float64 rows."""
     for j in range(zr.shape[0]):
         # z − m rounds by up to half an ulp of |z − m|, which exp turns into a relative error
         # of |z − m|·2⁻⁵³ (8 ulp at z − m = −13): recover the rounding error e (TwoSum) and
@@ -219,5 +220,4 @@ def row_parts_m(zr: np.ndarray, buf: np.ndarray) -> tuple[float, float]:
         a1 = d + m
         b1 = d - a1
         e = (a - a1) - (m + b1)
-        buf[j] = math.exp(d) * (1.0 + e)
-    return m, _except_one_max(buf)
+        b[j] = math.exp(d) * (1.0 + e)

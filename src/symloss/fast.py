@@ -328,8 +328,8 @@ import numpy as np
 from numba import njit, prange
 
 from symloss._fastmath import (
-    clamped_log, exp_m, exp_v, maximum, row_parts_m, row_parts_v, sigmoid_m, sigmoid_v,
-    softplus_m, softplus_v,
+    BLOCK, block_max, block_sums, clamped_log, exp_m, exp_v, fill_exp_m, fill_exp_v, maximum,
+    sigmoid_m, sigmoid_v, softplus_m, softplus_v,
 )
 
 _OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
@@ -426,10 +426,10 @@ def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
             if what == "grad":
                 write = ("                for i in range(n_classes):\n"
                          "                    out[r, i] = scale * ({body})\n")
-                skip = "                out[r, :] = 0.0\n"
+                skip = "                    out[r, :] = 0.0\n"
             else:
                 write = "                out[r] = scale * ({body})\n"
-                skip = "                out[r] = 0.0\n"
+                skip = "                    out[r] = 0.0\n"
             tag = "hard" if hard else "soft"
             for flavour, body in _flavoured(code).items():
                 hoisted_f = _flavoured(hoisted)[flavour]
@@ -443,15 +443,27 @@ def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
                     f"def {what}_{tag}_{flavour}(out, scale, chunks, {params}):\n"
                     "    n_rows, n_classes = z.shape\n"
                     "    for c in prange(chunks):\n"
-                    "        buf = np.empty(n_classes)\n"
-                    "        for r in range(c * n_rows // chunks, (c + 1) * n_rows // chunks):\n"
-                    "            zr = z[r]\n"
-                    + ("            tr = t[r]\n"
-                       "            if tr == ignore:\n" + skip +
-                       "                continue\n" if hard else
-                       "            yr = y[r]\n")
-                    + "            if True:\n"
-                    f"                m, s = row_parts_{flavour}(zr, buf)\n"
+                    "        ebuf = np.empty((BLOCK, n_classes))\n"
+                    "        ms = np.empty(BLOCK)\n"
+                    "        smalls = np.empty(BLOCK)\n"
+                    "        ones = np.empty(BLOCK)\n"
+                    "        hi = (c + 1) * n_rows // chunks\n"
+                    "        for r0 in range(c * n_rows // chunks, hi, BLOCK):\n"
+                    "            r1 = min(r0 + BLOCK, hi)\n"
+                    "            block_max(z, r0, r1, ms)\n"
+                    "            for q in range(r1 - r0):\n"
+                    f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
+                    "            block_sums(ebuf, r1 - r0, smalls, ones)\n"
+                    "            for q in range(r1 - r0):\n"
+                    "                r = r0 + q\n"
+                    "                zr = z[r]\n"
+                    "                buf = ebuf[q]\n"
+                    + ("                tr = t[r]\n"
+                       "                if tr == ignore:\n" + skip +
+                       "                    continue\n" if hard else
+                       "                yr = y[r]\n")
+                    + "                m = ms[q]\n"
+                    "                s = smalls[q] + (ones[q] - 1.0)\n"
                     "                one_s = 1.0 + s\n"
                     "                lse = math.log1p(s)\n"
                     "                inv_s = 1.0 / one_s\n"
