@@ -3,7 +3,7 @@
 One workload, the BCE-with-logits hard-label gradient ``(σ(z) − y)/n`` in its stable form
 ``(−y·σ(−z) + (1 − y)·σ(z))/n`` at 4M float32 elements, evaluated by:
 
-* NumPy as symloss did before (float64 upcast, lambdify, one temporary per operation);
+* symloss's NumPy path (float64 upcast, lambdify, one temporary per operation; the fallback);
 * NumPy by hand, ``(expit(z) − y)/n`` in float32 (no stable form);
 * numexpr on the float64 stable form (threads = CPUs);
 * numba ``vectorize(target="parallel")`` over the lambdified scalar kernel, libm ``exp``;
@@ -32,7 +32,10 @@ from symloss import fast
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k elements, 3 rounds")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="threads for every contender (default: all CPUs)")
     args = parser.parse_args(argv)
+    threads = args.threads
     n = 100_000 if args.quick else 4_000_000
     rounds = 3 if args.quick else 15
     rng = np.random.default_rng(0)
@@ -45,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         with fast.disabled():
             return d.grad_fn(z, y)
 
-    contenders["NumPy path (before)"] = numpy_path
+    contenders["symloss NumPy path (the fallback)"] = numpy_path
     contenders["hand NumPy, float32"] = lambda: (scipy.special.expit(z) - y) / np.float32(n)
     try:
         import numexpr
 
-        numexpr.set_num_threads(os.cpu_count() or 1)
+        numexpr.set_num_threads(threads)
         expr = ("(where(z >= 0, -y * exp(-z) / (1 + exp(-z)) + (1 - y) / (1 + exp(-z)),"
                 " -y / (1 + exp(z)) + (1 - y) * exp(z) / (1 + exp(z)))) * s")
         z64, y64 = z.astype(np.float64), y.astype(np.float64)
@@ -74,11 +77,15 @@ def main(argv: list[str] | None = None) -> int:
             return (-float64(yy) * sm + (1.0 - float64(yy)) * sp) * s
 
         contenders["numba vectorize, libm exp"] = lambda: numba_vectorize(z, y, 1.0 / n)
+        fast.build(d)  # sets numba's threading layer before the first parallel launch
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         contenders["symloss.fast (numba prange, own exp)"] = lambda: d.grad_fn(z, y)
     try:
         import torch
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(threads)
         zt, yt = torch.from_numpy(z), torch.from_numpy(y)
 
         def torch_fb() -> object:
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t)
-    print(f"BCE-with-logits gradient, {n} float32 elements, {os.cpu_count()} CPUs; ms, "
+    print(f"BCE-with-logits gradient, {n} float32 elements, {threads} thread(s) each; ms, "
           f"median (min–max) of {rounds} interleaved rounds\n")
     print("| strategy | time (ms) |\n|---|---|")
     for k, ts in times.items():
