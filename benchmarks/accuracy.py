@@ -235,7 +235,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
             worst: dict[tuple[str, str], tuple[float, str]] = {}
             for what, x, y in battery(d, dtype, quick):
                 group = "soft" if ("soft" in what or "probabilities" in what) else "hard"
-                exact = truth(x, y)
+                try:
+                    exact = truth(x, y)
+                except Exception as exc:  # a primitive mpmath cannot evaluate yet
+                    print(f"skipped {name} {dtype} {what}: exact value: "
+                          f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                    continue
                 for who, grad in (("symloss", lambda x=x, y=y, d=d: d.grad_fn(x, y)),
                                   ("torch", lambda x=x, y=y, d=d: _torch_grad(d, x, y))):
                     try:

@@ -145,6 +145,7 @@ def hvp_rows(n: int, dtype: str, rounds: int, classes: int = 200) -> str:
     v = rng.standard_normal((rows, classes)).astype(dtype)
     t = rng.integers(0, classes, rows)
     zt, vt, tt = torch.from_numpy(z), torch.from_numpy(v), torch.from_numpy(t)
+    # hvp_fn(input, target, v): the Hessian-vector product of the loss at input, as torch's hvp.
     times = _measure({
         "symloss hvp_fn": lambda: d.hvp_fn(z, t, v),
         "torch hvp": lambda: torch.autograd.functional.hvp(

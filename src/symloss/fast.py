@@ -510,6 +510,11 @@ def _load(source: str) -> Any:
     return module
 
 
+#: Kernels by declaration (kept alive here, so its id is not reused): derive() shares one
+#: declaration between the derivations that differ only in array values.
+_BUILT: dict[int, tuple[Any, type, Any, tuple[str, ...], tuple[str, ...]]] = {}
+
+
 def build(derivation: Derivation) -> FastKernels | None:
     """Generate and load the fused kernels for ``derivation``; ``None`` where not supported.
 
@@ -528,6 +533,11 @@ def build(derivation: Derivation) -> FastKernels | None:
         numba.config.THREADING_LAYER = "workqueue"
     d = derivation.declaration
     family = derivation.spec.family
+    cached = _BUILT.get(id(d))
+    if cached is not None and cached[0] is d:  # same symbolic derivation, other array values
+        _, kind, module, scalar_names, arrays = cached
+        last_reason = None
+        return kind(derivation, module, scalar_names, arrays)  # type: ignore[no-any-return]
     loss = d.substitute_definitions(d.loss)
     grad = d.substitute_definitions(derivation.kernel_gradient)
     soft_grad = d.substitute_definitions(derivation.gradient)
@@ -555,5 +565,6 @@ def build(derivation: Derivation) -> FastKernels | None:
     except (_Unsupported, NotImplementedError, TypeError) as exc:
         last_reason = f"{derivation.name}: {exc}"
         return None
+    _BUILT[id(d)] = (d, type(kernels), kernels.module, kernels.scalars, kernels.arrays)
     last_reason = None
     return kernels

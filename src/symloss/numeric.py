@@ -102,7 +102,7 @@ class _Adapter:
         subst = d.substitute_definitions
         self._loss = compile_expr(subst(d.loss), args)
         self._grad = compile_expr(subst(derivation.kernel_gradient), args)
-        self._soft_grad = compile_expr(subst(derivation.gradient), args)
+        self._soft_grad: Callable[..., Any] | None = None  # compiled on first soft target
         self._fast: Any = None  # symloss.fast kernels, built on first call when enabled
 
     def _fast_kernels(self) -> Any:
@@ -158,6 +158,12 @@ class _Adapter:
         if self.derivation.spec.family == "class_axis":
             soft = np.any(soft, axis=-1, keepdims=True)
         if np.any(soft):
+            if self._soft_grad is None:
+                d = self.derivation.declaration
+                self._soft_grad = compile_expr(
+                    d.substitute_definitions(self.derivation.gradient),
+                    [d.symbols[n] for n in self.names],
+                )
             per_element = np.where(soft, self._call(self._soft_grad, values), per_element)
         per_element = finish(per_element, loss=False)
         return self._reduce_grad(per_element, denominator, dtype)
