@@ -49,8 +49,9 @@ def class_sum(x: Array) -> Array:
     ``p·Σy − y`` turns that into hundreds of ulps where it nearly cancels.
 
     >>> import numpy as np
-    >>> float(class_sum(np.array([0.1] * 10))[0]), float(np.sum([0.1] * 10))
-    (1.0, 0.9999999999999999)
+    >>> x = np.array([1.0, 1e-16, 1e-16])
+    >>> float(class_sum(x)[0]), float(np.sum(x))
+    (1.0000000000000002, 1.0)
     """
     x = np.asarray(x)
     total = np.zeros(x.shape[:-1], dtype=np.result_type(x.dtype, np.float64))
