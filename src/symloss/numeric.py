@@ -153,11 +153,13 @@ class _Adapter:
         per_element = self._call(self._grad, values)
         # Hard labels take the stable kernel form (nothing cancels); soft targets the derived
         # gradient, whose one cancellation where it is ≈ 0 loses no more than torch's p − y.
+        if self._soft_grad is None and self.derivation.gradient == self.derivation.kernel_gradient:
+            self._soft_grad = self._grad  # one form for every target: nothing to choose
         y = np.asarray(values["target"])
         soft = (y != 0) & (y != 1)
         if self.derivation.spec.family == "class_axis":
             soft = np.any(soft, axis=-1, keepdims=True)
-        if np.any(soft):
+        if self._soft_grad is not self._grad and np.any(soft):
             if self._soft_grad is None:
                 d = self.derivation.declaration
                 self._soft_grad = compile_expr(
