@@ -45,11 +45,23 @@ def _split_factors(term: sp.Expr, k: sp.Symbol) -> tuple[sp.Expr, list[sp.Expr]]
     return sp.Mul(*const), dependent
 
 
-def _reduce_one_sum(summand: sp.Expr, k: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
-    """Apply the rules to ``Σ_{k=lo}^{hi} summand`` whose summand has no inner sums left."""
+def _reduce_one_sum(
+    summand: sp.Expr, k: sp.Symbol, lo: sp.Expr, hi: sp.Expr, expand: bool = True
+) -> sp.Expr:
+    """Apply the rules to ``Σ_{k=lo}^{hi} summand`` whose summand has no inner sums left.
+
+    With ``expand=False`` a term is expanded only where a δ hides inside a factor, so that a
+    stable form such as ``(1 − y_k) σ(z_k)`` reaches the kernel as written, not as
+    ``σ(z_k) − y_k σ(z_k)``.
+    """
     total = sp.S.Zero
-    for term in sp.Add.make_args(sp.expand(summand)):
+    for term in sp.Add.make_args(sp.expand(summand) if expand else summand):
         const, dependent = _split_factors(term, k)
+        if not expand and not any(isinstance(f, KroneckerDelta) for f in dependent) and any(
+            f.has(KroneckerDelta) for f in dependent
+        ):
+            total += const * _reduce_one_sum(sp.Mul(*dependent), k, lo, hi, expand=True)
+            continue
         if not dependent:
             total += const * (hi - lo + 1)
             continue
@@ -73,8 +85,11 @@ def _reduce_one_sum(summand: sp.Expr, k: sp.Symbol, lo: sp.Expr, hi: sp.Expr) ->
     return total
 
 
-def reduce_sums(expr: sp.Expr) -> sp.Expr:
+def reduce_sums(expr: sp.Expr, expand: bool = True) -> sp.Expr:
     """Apply the sum rules bottom-up until nothing changes.
+
+    ``expand=False`` keeps each summand's form where no δ needs it expanded (for printing
+    stable kernels); the proofs use the default, which expands every summand.
 
     >>> from sympy import IndexedBase, Sum, KroneckerDelta, Symbol
     >>> from symloss.primitives import CLASS_INDEX as i, SUM_INDEX as k, NUM_CLASSES as C
@@ -91,7 +106,7 @@ def reduce_sums(expr: sp.Expr) -> sp.Expr:
             (k, lo, hi), *more = e.limits
             if more:
                 raise ValueError("only single sums are supported")
-            return _reduce_one_sum(args[0], k, lo, hi)
+            return _reduce_one_sum(args[0], k, lo, hi, expand)
         return e.func(*args)
 
     previous = None

@@ -83,6 +83,8 @@ class LossSpec:
         index_targets_only: a class-axis loss whose targets are class indices only
             (``nll_loss``), not probabilities.
         spatial: a class-axis loss that also takes (N, C, d1, …, dk) inputs, as cross_entropy.
+        fast_kernels: :mod:`symloss.fast` mirrors this loss's bookkeeping (its reductions,
+            weights, ignore_index) and its tests compare the two paths; others take NumPy.
         multi_hot_targets: a class-axis loss whose targets have the input's shape, one
             number per class (``multilabel_soft_margin_loss``), not class indices.
         arguments: the positional arrays, in torch's order, by their symbol names
@@ -103,6 +105,7 @@ class LossSpec:
     index_targets_only: bool = False
     multi_hot_targets: bool = False
     spatial: bool = True
+    fast_kernels: bool = False
     arguments: tuple[str, ...] = ("input", "target")
     argument_check: Mapping[str, Callable[[str, Any], None]] = field(default_factory=dict)
     torch_twin: Callable[[Mapping[str, Any]], Callable[[Any, Any], Any] | None] = field(
@@ -297,6 +300,7 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
         ),
         link=_sigmoid_link(),
         loss_in_link=in_p,
+        soft_targets_take_gradient=True,
         stable_why=_BCE_STABLE,
         canonical_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * (1 - sigmoid(_Z)),
         hessian_why=(
@@ -393,6 +397,7 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         link=link,
         loss_in_link=loss_in_link,
         stable_gradient=stable,
+        soft_targets_take_gradient=True,
         stable_why=_CE_STABLE,
         canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
         hessian_why=(
@@ -425,6 +430,7 @@ _BCE = LossSpec(
     ),
     declare=_declare_bce,
     family="elementwise",
+    fast_kernels=True,
     input_domain=lambda o: "real" if o.get("link") == "sigmoid" else "probability",
     torch_link=lambda o: o.get("link"),
 )
@@ -441,6 +447,7 @@ _BCE_LOGITS = LossSpec(
     ),
     declare=lambda o: _declare_bce_logits(o, pos_weight=o.get("pos_weight") is not None),
     family="elementwise",
+    fast_kernels=True,
 )
 
 _CE = LossSpec(
@@ -456,6 +463,7 @@ _CE = LossSpec(
     ),
     declare=_declare_ce,
     family="class_axis",
+    fast_kernels=True,
 )
 
 #: Every loss by its torch.nn.functional name.

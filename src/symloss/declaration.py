@@ -117,6 +117,9 @@ class Declaration:
         stable_gradient: a form of the gradient for evaluation, proved equal to the derived one;
             ``None`` means the raw ``sympy.diff`` of ``loss`` is already stable.
         stable_why: one line on how the evaluated form avoids cancellation or overflow.
+        soft_targets_take_gradient: the kernel form is exact for hard labels y ∈ {0, 1} but
+            cancels twice for a soft target, where the simplified gradient (σ(z) − y,
+            softmax(z)ᵢ − yᵢ) cancels once: evaluate soft targets with the gradient.
         definitions: readability symbols, substituted before numbers are computed.
         assumptions: stated facts the canonical form needs.
         mean_denominator: what ``reduction="mean"`` divides by, symbolically.
@@ -146,6 +149,7 @@ class Declaration:
     loss_in_link: sp.Expr | None = None
     stable_gradient: sp.Expr | None = None
     stable_why: str = ""
+    soft_targets_take_gradient: bool = False
     definitions: tuple[Definition, ...] = ()
     assumptions: tuple[Assumption, ...] = ()
     notes: tuple[str, ...] = field(default=())

@@ -24,11 +24,16 @@ from sympy.printing.numpy import SciPyPrinter
 from . import kernels
 from .algebra import reduce_sums
 from .errors import SymlossTypeError, SymlossValueError
+from .primitives import clamp_min, clamped_log, log_softmax
 
 if TYPE_CHECKING:
     from .derive import Derivation
 
 __all__ = ["Numeric", "build", "compile_expr"]
+
+#: Primitives that carry torch's numeric guards; ``tidy`` drops them, so a kernel form that
+#: has one is the only faithful form to evaluate.
+_GUARDS = (clamp_min, clamped_log)
 
 _NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels}
 
@@ -40,15 +45,24 @@ class _Printer(SciPyPrinter):
     def _print_Indexed(self, expr: sp.Indexed) -> str:
         return self._print(expr.base.label)
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # 0 · log p = 0, the convention of entropy (torch's nll_loss only gathers the target
+        # class): a class of zero target weight adds nothing, even where log p = −inf.
+        logs = [f for f in expr.args if isinstance(f, log_softmax)]
+        if len(logs) == 1:
+            weight = sp.Mul(*(f for f in expr.args if f is not logs[0]))
+            return f"kernels.xlog({self._print(weight)}, {self._print(logs[0])})"
+        return str(super()._print_Mul(expr))
+
     def _print_Sum(self, expr: sp.Sum) -> str:
         if len(expr.limits) != 1:
             raise NotImplementedError("only single sums over the class axis print")
-        return f"numpy.sum({self._print(expr.function)}, axis=-1, keepdims=True)"
+        return f"kernels.class_sum({self._print(expr.function)})"  # compensated sum
 
 
 def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
     """Compile ``expr`` to a NumPy function of ``args`` (Symbols or IndexedBases, by name)."""
-    expr = reduce_sums(expr)
+    expr = reduce_sums(expr, expand=False)  # keep the stable forms as they are written
     symbols = [sp.Symbol(str(a.label)) if isinstance(a, sp.IndexedBase) else a for a in args]
     renamed = expr.subs(
         {a: s for a, s in zip(args, symbols, strict=True) if not isinstance(a, sp.IndexedBase)}
@@ -114,6 +128,8 @@ class _Adapter:
         self._loss = compile_expr(subst(d.loss), args)
         self._grad = compile_expr(subst(derivation.kernel_gradient), args)
         self._second: dict[str, Callable[..., Any]] = {}
+        self._soft_grad: Callable[..., Any] | None = None  # compiled on first soft target
+        self._fast: Any = None  # symloss.fast kernels, built on first call when enabled
 
     def _second_kernel(self, which: str) -> Callable[..., Any]:
         """The Hessian kernels, compiled on first use (most callers never need them)."""
@@ -126,6 +142,17 @@ class _Adapter:
             else:
                 self._second[which] = compile_expr(subst(d.hessian_diagonal), self._args)
         return self._second[which]
+
+    def _fast_kernels(self, arrays: tuple[Any, ...]) -> Any:
+        """The fused numba kernels (:mod:`symloss.fast`) for these arrays, or ``None``: take
+        the NumPy path (small arrays, a loss without fast kernels, numba not installed)."""
+        from . import fast
+
+        if len(arrays) != 2 or not fast.worth_it(self.derivation, arrays[0]):
+            return None
+        if self._fast is None:
+            self._fast = fast.build(self.derivation) or False
+        return self._fast or None
 
     def _call(self, kernel: Callable[..., Any], values: Mapping[str, Any]) -> np.ndarray:
         with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
@@ -176,10 +203,11 @@ class _Adapter:
         if self.reduction == "none":
             return _cast(per_element, dtype)
         total = float(np.sum(per_element))
-        if self.reduction == "sum":
-            return dtype.type(total)
-        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        # A loss beyond the dtype's range rounds to inf, quietly, as any other rounding.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            if self.reduction == "sum":
+                return dtype.type(total)
             return dtype.type(np.float64(total) / np.float64(denominator))
 
     def _reduce_grad(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> np.ndarray:
@@ -190,6 +218,10 @@ class _Adapter:
 
     def loss(self, *arrays: Any) -> Any:
         self._arity(arrays)
+        kernels = self._fast_kernels(arrays)
+        done = kernels.loss(*arrays) if kernels is not None else None
+        if done is not None:
+            return self._reduce_loss(*done)
         values, denominator, dtype, finish = self.prepare(*arrays)
         per_element = finish(self._call(self._loss, values), loss=True)
         return self._reduce_loss(per_element, denominator, dtype)
@@ -202,17 +234,56 @@ class _Adapter:
             from .errors import choice_error
 
             raise choice_error(f"wrt for {spec.name}", wrt, differentiable)
+        if wrt == "input":
+            kernels = self._fast_kernels(arrays)
+            done = kernels.grad(*arrays) if kernels is not None else None
+            if done is not None:
+                return done  # type: ignore[no-any-return]
         values, denominator, dtype, finish = self.prepare(*arrays)
-        kernel = self._grad if wrt == "input" else self._wrt_kernel(wrt)
+        if wrt == "input":
+            per_element = self._input_gradient(values)
+        else:
+            per_element = self._call(self._wrt_kernel(wrt), values)
         # Reduce, then mask: an ignored element's gradient is 0 even when every element is
         # ignored (torch never writes it), not 0/0.
-        reduced = self._reduce_grad(self._call(kernel, values), denominator, np.dtype(np.float64))
+        reduced = self._reduce_grad(per_element, denominator, np.dtype(np.float64))
         out = finish(reduced, loss=False)
         if wrt != "input":  # the gradient of a broadcast argument sums over the broadcast axes
             arg = arrays[spec.arguments.index(wrt)]
             arg = _as_float(arg, f"{spec.name}: {wrt}")
             return _cast(_unbroadcast(out, arg.shape), _out_dtype(arg))
         return _cast(out, dtype)
+
+    def _input_gradient(self, values: Mapping[str, Any]) -> np.ndarray:
+        """∂ℓ/∂input per element, in the kernel layout.
+
+        Where the declaration says so (``soft_targets_take_gradient``: the Bernoulli and
+        categorical losses), hard labels take the kernel form, where nothing cancels, and soft
+        targets the derived gradient, whose one cancellation where it is ≈ 0 loses no more than
+        torch's p − y. A kernel form that carries torch's numeric guards (clamps) is used for
+        every target: the simplified gradient does not keep them.
+        """
+        per_element = self._call(self._grad, values)
+        d = self.derivation
+        if self._soft_grad is None and (
+            not d.declaration.soft_targets_take_gradient
+            or d.gradient == d.kernel_gradient
+            or d.kernel_gradient.has(*_GUARDS)
+        ):
+            self._soft_grad = self._grad  # one form for every target: nothing to choose
+        if self._soft_grad is self._grad or "target" not in values:
+            return per_element
+        y = np.asarray(values["target"])
+        soft = (y != 0) & (y != 1)
+        if d.spec.family == "class_axis":
+            soft = np.any(soft, axis=-1, keepdims=True)
+        if np.any(soft):
+            if self._soft_grad is None:
+                self._soft_grad = compile_expr(
+                    d.declaration.substitute_definitions(d.gradient), self._args
+                )
+            per_element = np.where(soft, self._call(self._soft_grad, values), per_element)
+        return per_element
 
     def _wrt_kernel(self, wrt: str) -> Callable[..., Any]:
         key = f"wrt:{wrt}"

@@ -98,8 +98,8 @@ class sigmoid(Function):
         return _pretty_call("σ", self.args[0], printer)
 
     def _numpycode(self, printer: object) -> str:
-        # expit is correctly rounded to a few ulp over the whole real line, with no overflow.
-        return f"scipy.special.expit({printer._print(self.args[0])})"  # type: ignore[attr-defined]
+        # kernels.sigmoid: e^{−|x|} never overflows, nothing cancels, 1 + t is compensated.
+        return f"kernels.sigmoid({printer._print(self.args[0])})"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
 

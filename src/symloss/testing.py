@@ -584,7 +584,9 @@ def _with_kernel(derivation: Derivation, expr: sp.Expr) -> Derivation:
     twin = copy.copy(derivation)
     twin.__dict__ = dict(derivation.__dict__)
     twin.__dict__.pop("_numeric", None)
+    # Both forms the numbers may take (hard and soft targets) become the hypothesis.
     twin.__dict__["kernel_gradient"] = expr
+    twin.__dict__["gradient"] = expr
     return twin
 
 

@@ -1,0 +1,590 @@
+"""The fast path: the derived expressions compiled to fused, parallel numba kernels.
+
+The NumPy path in :mod:`symloss.numeric` evaluates a kernel expression one NumPy call per
+operation, in float64, with a temporary array per step (and a dense one-hot target for
+class-index targets). Here the same SymPy expression is printed as the body of one loop that
+reads each input once and writes each output once:
+
+* element-wise losses: one ``prange`` loop over the elements;
+* class-axis losses: one pass per row that finds the max, the arg-max and
+  ``s = Σ_{j ≠ argmax} exp(z_j − m)`` (the stable parts of :mod:`symloss.kernels`), then writes
+  the row. Class-index targets are substituted symbolically (``y_k = δ(k, t)``) and the sums
+  over ``k`` reduced by SymPy before printing, so no one-hot array is ever built.
+
+Arithmetic is float64 whatever the input dtype; the result is rounded once to the input's
+dtype, as on the NumPy path. For float32 the exponential is :func:`symloss._fastmath.exp_v`
+(vectorized, relative error < 1e-15); for float64 it is libm's.
+
+numba is an optional dependency (``pip install symloss[fast]``): without it, or for any case the
+generator does not handle (an unknown primitive, a shape it does not lay out, an input it would
+have to reject), :func:`build` or the kernel returns ``None`` and the NumPy path answers. Both
+paths give the same answers (``tests/test_fast.py``). Set ``SYMLOSS_FAST=0`` (or use
+:func:`disabled`) to force the NumPy path.
+
+Compiled kernels are cached on disk (numba ``cache=True``) in ``$SYMLOSS_CACHE_DIR`` or
+``~/.cache/symloss``: the first use of a loss in a fresh cache compiles for about a second,
+later processes load the machine code in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from .algebra import reduce_sums
+from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX
+
+if TYPE_CHECKING:
+    from .derive import Derivation
+
+__all__ = ["MIN_SIZE", "FastKernels", "available", "build", "disabled", "enabled", "worth_it"]
+
+_ENABLED = os.environ.get("SYMLOSS_FAST", "1").strip().lower() not in ("0", "false", "no", "off")
+#: Why the last :func:`build` returned ``None`` (for diagnostics and the benchmark's notes).
+last_reason: str | None = None
+
+
+def available() -> bool:
+    """Whether numba can be imported (the ``[fast]`` extra is installed)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled() -> bool:
+    """Whether the fast path is used when available (``SYMLOSS_FAST=0`` turns it off)."""
+    return _ENABLED
+
+
+#: Below this many input elements the NumPy path answers: compiling a kernel (about a second
+#: in a fresh cache) only pays off on large arrays, and small calls never import numba.
+MIN_SIZE = 1 << 16
+
+
+def worth_it(derivation: Derivation, input: Any) -> bool:
+    """Whether a call with ``input`` should try the fast kernels (cheap: imports nothing)."""
+    return (
+        _ENABLED
+        and derivation.spec.fast_kernels
+        and int(np.size(input)) >= MIN_SIZE
+        and derivation.options.get("reduction", "mean") in ("none", "mean", "sum")
+    )
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within the block, every ``loss_fn``/``grad_fn`` takes the NumPy path."""
+    global _ENABLED
+    before, _ENABLED = _ENABLED, False
+    try:
+        yield
+    finally:
+        _ENABLED = before
+
+
+class _Unsupported(Exception):
+    """The generator does not handle this expression; the NumPy path will."""
+
+
+class _Printer(PythonCodePrinter):
+    """Prints one scalar float64 expression of the loop variables of a generated kernel.
+
+    ``names`` maps Symbols to the code for their value; ``indexed`` maps IndexedBase labels to
+    a function of the printed index. ``_F`` in a helper name is replaced by the flavour.
+    """
+
+    def __init__(self, names: Mapping[sp.Basic, str], indexed: Mapping[str, Callable[[str], str]],
+                 logits: str | None = None) -> None:
+        super().__init__({"strict": True, "fully_qualified_modules": True})
+        self.names = names
+        self.indexed = indexed
+        self.logits = logits
+        self.hoisted: list[tuple[str, str, str]] = []  # (accumulator, index, body)
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        if expr in self.names:
+            return self.names[expr]
+        raise _Unsupported(f"free symbol {expr}")
+
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        label = str(expr.base.label)
+        if label not in self.indexed:
+            raise _Unsupported(f"indexed {label}")
+        return self.indexed[label](self._print(expr.indices[0]))
+
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
+        a, b = (self._print(x) for x in expr.args)
+        return f"(1.0 if {a} == {b} else 0.0)"
+
+    def _print_exp(self, expr: sp.Expr) -> str:
+        return f"exp_F({self._print(expr.args[0])})"
+
+    def _print_sigmoid(self, expr: sp.Expr) -> str:
+        return f"sigmoid_F({self._print(expr.args[0])})"
+
+    def _print_softplus(self, expr: sp.Expr) -> str:
+        return f"softplus_F({self._print(expr.args[0])})"
+
+    def _print_clamped_log(self, expr: sp.Expr) -> str:
+        return f"clamped_log({self._print(expr.args[0])})"
+
+    def _print_clamp_min(self, expr: sp.Expr) -> str:
+        x, lo = (self._print(a) for a in expr.args)
+        return f"maximum({x}, {lo})"
+
+    def _class_axis(self, expr: sp.Expr) -> str:
+        if self.logits is None or str(expr.args[0].label) != self.logits:
+            raise _Unsupported(f"{type(expr).__name__} outside a class-axis kernel")
+        return self._print(expr.args[1])
+
+    def _print_softmax(self, expr: sp.Expr) -> str:
+        return f"(buf[{self._class_axis(expr)}] / one_s)"
+
+    def _print_log_softmax(self, expr: sp.Expr) -> str:
+        x = self._class_axis(expr)
+        # log softmax = (z − m) − log1p(s): both terms ≤ 0, nothing cancels.
+        return f"((np.float64(zr[{x}]) - m) - lse)"
+
+    def _print_softmax_complement(self, expr: sp.Expr) -> str:
+        x = self._class_axis(expr)
+        # 1 − p is s/(1+s) at the arg-max (e = 1; s summed from the small terms), else
+        # (1+s−e)/(1+s).
+        return f"((s if buf[{x}] == 1.0 else one_s - buf[{x}]) / one_s)"
+
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        if len(expr.limits) != 1:
+            raise _Unsupported("nested sum")
+        k, lo, hi = expr.limits[0]
+        if (lo, hi) != (sp.S.One, NUM_CLASSES) or CLASS_INDEX in expr.function.free_symbols:
+            raise _Unsupported(f"sum {expr}")
+        name = f"acc{len(self.hoisted)}"
+        self.hoisted.append((name, self._print(k), self._print(expr.function)))
+        return name
+
+    def _print_Function(self, expr: sp.Expr) -> str:
+        raise _Unsupported(f"function {type(expr).__name__}")
+
+
+@dataclass
+class FastKernels:
+    """The compiled kernels of one derivation, with torch's bookkeeping for the common cases.
+
+    ``grad``/``loss`` return ``None`` for anything they do not handle (odd dtypes, broadcasting
+    errors, invalid targets...): the caller then takes the NumPy path, which also raises the
+    errors, so both paths fail the same way.
+    """
+
+    derivation: Derivation
+    module: Any
+    scalars: tuple[str, ...]
+    arrays: tuple[str, ...]
+
+    def _flavour(self, dtype: np.dtype) -> str:
+        return "v" if dtype == np.float32 else "m"
+
+    def _scalar_values(self) -> list[float] | None:
+        out = []
+        for name in self.scalars:
+            value = self.derivation.options.get(name)
+            if value is None or hasattr(value, "shape"):
+                return None
+            out.append(float(value))
+        return out
+
+
+def _suffix(size: int) -> str:
+    return "" if size >= PARALLEL_MIN else "_s"
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class _ElementwiseKernels(FastKernels):
+    def _prepare(self, input: Any, target: Any) -> tuple[np.ndarray, list[Any]] | None:
+        x, y = _as_array(input), _as_array(target)
+        if x.dtype not in (np.float32, np.float64) or y.dtype not in (np.float32, np.float64):
+            return None
+        if x.shape != y.shape or x.size == 0:
+            return None
+        if self.derivation.spec.input_domain(self.derivation.options) != "real":
+            return None  # the NumPy path checks the domain and raises
+        scalars = self._scalar_values()
+        if scalars is None:
+            return None
+        args: list[Any] = [np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1)]
+        for name in self.arrays[2:]:
+            value = self.derivation.options.get(name)
+            if value is None:
+                return None
+            try:
+                args.append(np.ascontiguousarray(np.broadcast_to(value, x.shape)).reshape(-1))
+            except ValueError:
+                return None
+        return x, [*args, *scalars]
+
+    def grad(self, input: Any, target: Any) -> np.ndarray | None:
+        prepared = self._prepare(input, target)
+        if prepared is None:
+            return None
+        x, args = prepared
+        reduction = self.derivation.options.get("reduction", "mean")
+        scale = 1.0 / x.size if reduction == "mean" else 1.0
+        out = np.empty(x.size, dtype=x.dtype)
+        getattr(self.module, f"grad_{self._flavour(x.dtype)}{_suffix(x.size)}")(out, scale, *args)
+        return out.reshape(x.shape)
+
+    def loss(self, input: Any, target: Any) -> tuple[np.ndarray, float, np.dtype] | None:
+        prepared = self._prepare(input, target)
+        if prepared is None:
+            return None
+        x, args = prepared
+        out = np.empty(x.size, dtype=np.float64)
+        getattr(self.module, f"loss_{self._flavour(x.dtype)}{_suffix(x.size)}")(out, 1.0, *args)
+        return out.reshape(x.shape), float(x.size), x.dtype
+
+
+class _ClassAxisKernels(FastKernels):
+    def _prepare(
+        self, input: Any, target: Any
+    ) -> tuple[np.ndarray, tuple[int, ...], int, bool, list[Any], float] | None:
+        """``(z rows, row shape, class_dim, hard, args, denominator)`` or ``None``."""
+        x, t = _as_array(input), _as_array(target)
+        if x.dtype not in (np.float32, np.float64) or x.ndim == 0 or x.size == 0:
+            return None
+        class_dim = 0 if x.ndim == 1 else 1
+        n_classes = x.shape[class_dim]
+        z = np.moveaxis(x, class_dim, -1)
+        row_shape = z.shape[:-1]
+        rows = np.ascontiguousarray(z).reshape(-1, n_classes)
+        opts = self.derivation.options
+        weight = opts.get("weight")
+        if weight is not None and weight.shape != (n_classes,):
+            return None
+        weight_arg = np.ascontiguousarray(weight if weight is not None else np.ones(1))
+        scalars = self._scalar_values()
+        if scalars is None:
+            return None
+        ignore_index = int(opts.get("ignore_index", -100))
+        if t.shape == x.shape:
+            if t.dtype not in (np.float32, np.float64) or ignore_index >= 0:
+                return None
+            hard = False
+            y = np.ascontiguousarray(np.moveaxis(t, class_dim, -1)).reshape(-1, n_classes)
+            labels = np.zeros(1, dtype=np.int64)
+            denominator = float(rows.shape[0])
+        else:
+            if t.shape != row_shape or t.dtype.kind not in "iu":
+                return None
+            hard = True
+            labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+            valid = labels != ignore_index
+            if np.any(valid & ((labels < 0) | (labels >= n_classes))):
+                return None  # out of bounds: the NumPy path raises the error
+            y = np.zeros((1, 1), dtype=x.dtype)
+            if weight is not None:
+                denominator = float(np.sum(weight[labels[valid]]))
+            else:
+                denominator = float(np.count_nonzero(valid))
+        args = [rows, labels, y, weight_arg, ignore_index, *scalars]
+        return rows, row_shape, class_dim, hard, args, denominator
+
+    def _chunks(self, rows: int) -> int:
+        import numba
+
+        return max(1, min(rows, 8 * numba.get_num_threads()))
+
+    def grad(self, input: Any, target: Any) -> np.ndarray | None:
+        prepared = self._prepare(input, target)
+        if prepared is None:
+            return None
+        rows, row_shape, class_dim, hard, args, denominator = prepared
+        if self.derivation.options.get("reduction", "mean") == "mean":
+            with np.errstate(divide="ignore"):
+                scale = float(np.float64(1.0) / np.float64(denominator))
+        else:
+            scale = 1.0
+        out = np.empty(rows.shape, dtype=rows.dtype)
+        tag = "hard" if hard else "soft"
+        kernel = getattr(self.module, f"grad_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
+        kernel(out, scale, self._chunks(rows.shape[0]), *args)
+        return np.moveaxis(out.reshape((*row_shape, rows.shape[1])), -1, class_dim)
+
+    def loss(self, input: Any, target: Any) -> tuple[np.ndarray, float, np.dtype] | None:
+        prepared = self._prepare(input, target)
+        if prepared is None:
+            return None
+        rows, row_shape, _, hard, args, denominator = prepared
+        out = np.empty(rows.shape[0], dtype=np.float64)
+        tag = "hard" if hard else "soft"
+        kernel = getattr(self.module, f"loss_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
+        kernel(out, 1.0, self._chunks(rows.shape[0]), *args)
+        return out.reshape(row_shape), denominator, rows.dtype
+
+
+# --------------------------------------------------------------------------- code generation
+_HEADER = """\
+# Generated by symloss.fast from a derived SymPy expression; do not edit.
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from symloss._fastmath import (
+    BLOCK, block_max, block_sums, clamped_log, exp_m, exp_v, fill_exp_m, fill_exp_v, maximum,
+    sigmoid_m, sigmoid_v, softplus_m, softplus_v,
+)
+
+_OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
+_SERIAL = dict(parallel=False, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
+"""
+
+#: Below this many elements a kernel runs on one thread: waking the workers costs more
+#: (measured on 2 CPUs: a serial 1M-element BCE gradient takes ~1.1 ms, about as long).
+PARALLEL_MIN = 1_000_000
+
+
+def _serial_twins(source: str) -> str:
+    """Each ``@njit(**_OPTS)`` kernel again as ``<name>_s``, single-threaded."""
+    out = [source]
+    for block in source.split("\n\n@njit(**_OPTS)\n")[1:]:
+        name = block.split("(", 1)[0].removeprefix("def ")
+        out.append("\n\n@njit(**_SERIAL)\n" + block.replace(f"def {name}(", f"def {name}_s(", 1)
+                   .replace("prange(", "range("))
+    return "".join(out)
+
+
+def _flavoured(code: str) -> dict[str, str]:
+    return {f: code.replace("_F(", f"_{f}(") for f in ("v", "m")}
+
+
+def _elementwise_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
+                        arrays: list[sp.Basic], scalars: list[sp.Basic]) -> str:
+    names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
+    names.update({s: f"c{n}" for n, s in enumerate(scalars)})
+    params = ", ".join([f"a{n}" for n in range(len(arrays))]
+                       + [f"c{n}" for n in range(len(scalars))])
+    loads = "".join(f"        x{n} = np.float64(a{n}[j])\n" for n in range(len(arrays)))
+    src = [_HEADER]
+    for what, expr in (("loss", loss), ("grad", grad)):
+        code = _Printer(names, {}).doprint(expr)
+        if what == "grad" and soft_grad != grad:
+            # A hard label takes the stable kernel form (nothing cancels); a soft one the
+            # derived gradient (σ(z) − y: one rounding in the cancellation, as few as torch's).
+            soft = _Printer(names, {}).doprint(soft_grad)
+            code = f"({code}) if (x1 == 0.0 or x1 == 1.0) else ({soft})"
+        for flavour, body in _flavoured(code).items():
+            src.append(
+                f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, scale, {params}):\n"
+                f"    for j in prange(out.size):\n{loads}"
+                f"        out[j] = scale * ({body})\n"
+            )
+    return "".join(src)
+
+
+def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
+                       symbols: Mapping[str, sp.Basic], scalars: list[sp.Basic]) -> str:
+    z, y = symbols["input"], symbols["target"]
+    label = sp.Symbol("t", integer=True)  # the row's class index
+    w = symbols.get("weight")
+    names: dict[sp.Basic, str] = {
+        CLASS_INDEX: "i", SUM_INDEX: "k", NUM_CLASSES: "n_classes", label: "tr",
+    }
+    names.update({s: f"c{n}" for n, s in enumerate(scalars)})
+    params = ", ".join(["z", "t", "y", "w", "ignore", *(f"c{n}" for n in range(len(scalars)))])
+    src = [_HEADER]
+    for hard in (True, False):
+        indexed: dict[str, Callable[[str], str]] = {
+            str(z.label): lambda x: f"np.float64(zr[{x}])",
+            str(y.label): lambda x: f"np.float64(yr[{x}])",
+        }
+        if w is not None:
+            indexed[str(w.label)] = lambda x: f"w[{x}]"
+        # Class probabilities take the derived gradient pᵢ·Σₖ aₖ − aᵢ (one cancellation where
+        # pᵢ ≈ aᵢ); class indices the stable kernel form, reduced for y = δ(·, t).
+        for what, expr in (("loss", loss), ("grad", grad if hard else soft_grad)):
+            if hard:  # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically
+                expr = reduce_sums(expr.replace(
+                    lambda e: isinstance(e, sp.Indexed) and e.base == y,
+                    lambda e: sp.KroneckerDelta(e.indices[0], label),
+                ))
+            printer = _Printer(names, indexed, logits=str(z.label))
+            code = printer.doprint(expr)
+            # Sums over the classes are compensated (Neumaier), as kernels.class_sum: a sum of
+            # probabilities 1 ulp off 1 costs hundreds of ulps where p·Σy − y nearly cancels.
+            hoisted = "".join(
+                f"                {acc} = 0.0\n"
+                f"                {acc}_c = 0.0\n"
+                f"                for {k} in range(n_classes):\n"
+                f"                    v = {body}\n"
+                f"                    tot = {acc} + v\n"
+                f"                    if abs({acc}) >= abs(v):\n"
+                f"                        {acc}_c += ({acc} - tot) + v\n"
+                f"                    else:\n"
+                f"                        {acc}_c += (v - tot) + {acc}\n"
+                f"                    {acc} = tot\n"
+                f"                {acc} += {acc}_c\n"
+                for acc, k, body in printer.hoisted
+            )
+            if what == "grad":
+                write = ("                for i in range(n_classes):\n"
+                         "                    out[r, i] = scale * ({body})\n")
+                skip = "                    out[r, :] = 0.0\n"
+            else:
+                write = "                out[r] = scale * ({body})\n"
+                skip = "                    out[r] = 0.0\n"
+            tag = "hard" if hard else "soft"
+            for flavour, body in _flavoured(code).items():
+                hoisted_f = _flavoured(hoisted)[flavour]
+                if flavour == "v":
+                    # float32 results: x·(1/(1+s)) is as good as x/(1+s) (1e-16 vs 6e-8) and
+                    # a multiply is several times cheaper than a divide.
+                    body = body.replace(" / one_s)", " * inv_s)")
+                    hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
+                src.append(
+                    f"\n\n@njit(**_OPTS)\n"
+                    f"def {what}_{tag}_{flavour}(out, scale, chunks, {params}):\n"
+                    "    n_rows, n_classes = z.shape\n"
+                    "    for c in prange(chunks):\n"
+                    "        ebuf = np.empty((BLOCK, n_classes))\n"
+                    "        ms = np.empty(BLOCK)\n"
+                    "        smalls = np.empty(BLOCK)\n"
+                    "        ones = np.empty(BLOCK)\n"
+                    "        hi = (c + 1) * n_rows // chunks\n"
+                    "        for r0 in range(c * n_rows // chunks, hi, BLOCK):\n"
+                    "            r1 = min(r0 + BLOCK, hi)\n"
+                    "            block_max(z, r0, r1, ms)\n"
+                    "            for q in range(r1 - r0):\n"
+                    f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
+                    "            block_sums(ebuf, r1 - r0, smalls, ones)\n"
+                    "            for q in range(r1 - r0):\n"
+                    "                r = r0 + q\n"
+                    "                zr = z[r]\n"
+                    "                buf = ebuf[q]\n"
+                    + ("                tr = t[r]\n"
+                       "                if tr == ignore:\n" + skip +
+                       "                    continue\n" if hard else
+                       "                yr = y[r]\n")
+                    + "                m = ms[q]\n"
+                    "                s = smalls[q] + (ones[q] - 1.0)\n"
+                    "                one_s = 1.0 + s\n"
+                    "                lse = math.log1p(s)\n"
+                    "                inv_s = 1.0 / one_s\n"
+                    + hoisted_f + write.format(body=body)
+                )
+    return "".join(src)
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SYMLOSS_CACHE_DIR")
+    if root:
+        path = Path(root)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        path = Path(base) / "symloss"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+        return path
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="symloss-"))
+
+
+def _load(source: str) -> Any:
+    """Write ``source`` to a file named by its hash (and the helpers'), import it."""
+    helpers = Path(__file__).with_name("_fastmath.py").read_bytes()
+    digest = hashlib.sha256(source.encode() + helpers).hexdigest()[:20]
+    name = f"symloss_fast_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    source = _serial_twins(source)
+    path = _cache_dir() / f"{name}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)  # atomic: another process never imports half a file
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+#: Kernels by declaration (kept alive here, so its id is not reused): derive() shares one
+#: declaration between the derivations that differ only in array values.
+_BUILT: dict[tuple[int, int, int], tuple[Any, ...]] = {}
+
+
+def build(derivation: Derivation) -> FastKernels | None:
+    """Generate and load the fused kernels for ``derivation``; ``None`` where not supported.
+
+    numba compiles each kernel for its argument types on first call (or loads it from the
+    on-disk cache).
+    """
+    global last_reason
+    if not available():
+        last_reason = "numba is not installed (pip install symloss[fast])"
+        return None
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        import numba
+
+        # numba's OpenMP layer spin-waits after each kernel, and so does torch's: in one
+        # process they starve each other. The workqueue layer sleeps when idle.
+        numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+    d = derivation.declaration
+    family = derivation.spec.family
+    # Keyed by the expressions evaluated, not only the declaration: a twin derivation may
+    # evaluate another kernel form (symloss.testing's hypotheses do).
+    key = (id(d), id(derivation.kernel_gradient), id(derivation.gradient))
+    cached = _BUILT.get(key)
+    if cached is not None and cached[:3] == (d, derivation.kernel_gradient, derivation.gradient):
+        # the same symbolic derivation (the entry keeps them alive), other array values
+        _, _, _, kind, module, scalar_names, arrays = cached
+        last_reason = None
+        return kind(derivation, module, scalar_names, arrays)  # type: ignore[no-any-return]
+    loss = d.substitute_definitions(d.loss)
+    grad = d.substitute_definitions(derivation.kernel_gradient)
+    soft_grad = d.substitute_definitions(derivation.gradient)
+    array_kinds = {"input", "target", "weight", "pos_weight"}
+    try:
+        if family == "elementwise":
+            arrays = [n for n in ("input", "target", "weight", "pos_weight") if n in d.symbols]
+            scalar_names = [n for n in d.symbols if n not in array_kinds]
+            source = _elementwise_source(
+                reduce_sums(loss), reduce_sums(grad), reduce_sums(soft_grad),
+                [d.symbols[n] for n in arrays],
+                [d.symbols[n] for n in scalar_names],
+            )
+            kernels: FastKernels = _ElementwiseKernels(
+                derivation, None, tuple(scalar_names), tuple(arrays))
+        elif family == "class_axis":
+            scalar_names = [n for n in d.symbols if n not in array_kinds | {"num_classes"}]
+            source = _class_axis_source(
+                loss, grad, soft_grad, d.symbols, [d.symbols[n] for n in scalar_names])
+            kernels = _ClassAxisKernels(derivation, None, tuple(scalar_names), ())
+        else:
+            last_reason = f"family {family!r} has no fast kernels yet"
+            return None
+        kernels.module = _load(source)
+    except (_Unsupported, NotImplementedError, TypeError) as exc:
+        last_reason = f"{derivation.name}: {exc}"
+        return None
+    _BUILT[key] = (d, derivation.kernel_gradient, derivation.gradient,
+                   type(kernels), kernels.module, kernels.scalars, kernels.arrays)
+    last_reason = None
+    return kernels
