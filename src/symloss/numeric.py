@@ -67,7 +67,7 @@ def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
     renamed = expr.subs(
         {a: s for a, s in zip(args, symbols, strict=True) if not isinstance(a, sp.IndexedBase)}
     )
-    return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"], printer=_Printer)  # type: ignore[no-any-return]
+    return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"], printer=_Printer, cse=True)  # type: ignore[no-any-return]
 
 
 def _as_float(value: Any, what: str) -> np.ndarray:
