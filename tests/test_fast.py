@@ -112,3 +112,104 @@ def test_import_symloss_does_not_import_numba():
     code = "import sys, symloss; print('numba' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+HVP_CASES = [
+    ("ce", {}, False),
+    ("ce", {}, True),
+    ("ce", {"weight": np.array([1.0, 2.0, 0.5])}, False),
+    ("ce", {"weight": np.array([1.0, 2.0, 0.5])}, True),
+    ("ce", {"label_smoothing": 0.2}, False),
+    ("ce", {"label_smoothing": 0.2}, True),
+    ("ce", {"ignore_index": 1}, False),
+    ("ce", {"weight": np.array([1.0, 2.0, 0.5]), "ignore_index": 1, "label_smoothing": 0.1}, False),
+    ("bce_with_logits", {}, False),
+    ("bce_with_logits", {}, True),
+    ("bce_with_logits", {"pos_weight": np.array([0.5, 2.0, 3.0])}, False),
+    ("bce_with_logits", {"weight": np.array([1.0, 0.0, 2.0])}, True),
+    ("bce_with_logits", {"pos_weight": np.array([0.5, 2.0, 3.0]),
+                         "weight": np.array([1.0, 0.0, 2.0])}, True),
+    ("binary_cross_entropy", {"link": "sigmoid"}, False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize(("name", "options", "soft"), HVP_CASES)
+def test_fast_hvp_equals_numpy(name, options, soft, reduction, dtype):
+    """The hvp kernels printed from hvp_expr give the NumPy path's Hessian-vector product."""
+    d = symloss.derive(name, reduction=reduction, **options)
+    x, y = _inputs(d, dtype, soft, n=40)
+    v = np.random.default_rng(RNG_SEED + 1).standard_normal(x.shape).astype(dtype)
+    kernels = d._numeric.hvp.__self__._fast_kernels((x, y))
+    assert kernels is not None and kernels.hvp(x, y, v) is not None, fast.last_reason
+    h = d.hvp_fn(x, y, v)
+    with fast.disabled():
+        h0 = d.hvp_fn(x, y, v)
+    assert h.dtype == h0.dtype == dtype and h.shape == h0.shape == x.shape
+    scale = np.max(np.abs(h0)) + np.finfo(dtype).tiny
+    np.testing.assert_allclose(h, h0, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+    if "ignore_index" in options:
+        ignored = y == options["ignore_index"]
+        assert ignored.any() and np.all(h[ignored] == 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_hvp_parallel_nd_layout_and_float64_direction(dtype, monkeypatch):
+    """The parallel kernels, a (N, C, d1, d2) input and a direction of another dtype."""
+    monkeypatch.setattr(fast, "PARALLEL_MIN", 1000)
+    rng = np.random.default_rng(RNG_SEED)
+    d = symloss.derive("ce")
+    x = rng.standard_normal((6, 5, 10, 10)).astype(dtype)
+    t = rng.integers(0, 5, (6, 10, 10))
+    t[0, 0, 0] = -100
+    v = rng.standard_normal(x.shape)  # float64 whatever the input's dtype
+    h = d.hvp_fn(x, t, v)
+    with fast.disabled():
+        h0 = d.hvp_fn(x, t, v)
+    np.testing.assert_allclose(h, h0, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(h0).max())
+    e = symloss.derive("bce_with_logits")
+    z = rng.standard_normal(5003).astype(dtype)
+    y = (rng.random(z.size) < 0.5).astype(dtype)
+    w = rng.standard_normal(z.size).astype(dtype)
+    h = e.hvp_fn(z, y, w)
+    with fast.disabled():
+        h0 = e.hvp_fn(z, y, w)
+    np.testing.assert_allclose(h, h0, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(h0).max())
+
+
+def test_fast_hvp_leaves_odd_directions_to_the_numpy_path():
+    """An integer direction or one of the wrong shape: the NumPy path converts or raises."""
+    d = symloss.derive("ce")
+    x = np.random.default_rng(RNG_SEED).standard_normal((4, 3))
+    t = np.array([0, 1, 2, 0])
+    kernels = d._numeric.hvp.__self__._fast_kernels((x, t))
+    v = np.ones((4, 3), dtype=np.int64)
+    assert kernels.hvp(x, t, v) is None
+    with fast.disabled():
+        expected = d.hvp_fn(x, t, v)
+    np.testing.assert_allclose(d.hvp_fn(x, t, v), expected, rtol=1e-15)
+    assert kernels.hvp(x, t, np.ones((4, 2))) is None
+    with pytest.raises(SymlossError) as fast_err:
+        d.hvp_fn(x, t, np.ones((4, 2)))
+    with fast.disabled(), pytest.raises(SymlossError) as numpy_err:
+        d.hvp_fn(x, t, np.ones((4, 2)))
+    assert str(fast_err.value) == str(numpy_err.value)
+
+
+def test_fast_hvp_unsupported_expression_falls_back(monkeypatch):
+    """Where the generator cannot print hvp_expr, hvp returns None and the NumPy path answers."""
+    d = symloss.derive("bce_with_logits")
+    x, y = _inputs(d, np.float64, soft=False)
+    kernels = d._numeric.hvp.__self__._fast_kernels((x, y))
+
+    def unsupported() -> str:
+        raise fast._Unsupported("test")
+
+    monkeypatch.setattr(kernels, "hvp_module", None)
+    monkeypatch.setattr(kernels, "_hvp_source", unsupported)
+    assert kernels.hvp(x, y, x) is None
+    assert "test" in (fast.last_reason or "")
+    with fast.disabled():
+        expected = d.hvp_fn(x, y, x)
+    np.testing.assert_allclose(d.hvp_fn(x, y, x), expected, rtol=1e-15)

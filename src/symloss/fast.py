@@ -110,6 +110,7 @@ class _Printer(PythonCodePrinter):
         self.indexed = indexed
         self.logits = logits
         self.hoisted: list[tuple[str, str, str]] = []  # (accumulator, index, body)
+        self._sums: dict[sp.Sum, str] = {}  # a sum written twice is accumulated once
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         if expr in self.names:
@@ -167,8 +168,11 @@ class _Printer(PythonCodePrinter):
         k, lo, hi = expr.limits[0]
         if (lo, hi) != (sp.S.One, NUM_CLASSES) or CLASS_INDEX in expr.function.free_symbols:
             raise _Unsupported(f"sum {expr}")
+        if expr in self._sums:
+            return self._sums[expr]
         name = f"acc{len(self.hoisted)}"
         self.hoisted.append((name, self._print(k), self._print(expr.function)))
+        self._sums[expr] = name
         return name
 
     def _print_Function(self, expr: sp.Expr) -> str:
@@ -188,6 +192,30 @@ class FastKernels:
     module: Any
     scalars: tuple[str, ...]
     arrays: tuple[str, ...]
+    #: The hvp kernels' module: ``None`` until the first hvp, ``False`` where not supported.
+    hvp_module: Any = None
+
+    def _hvp_source(self) -> str:
+        raise NotImplementedError
+
+    def _hvp_kernels(self) -> Any:
+        """The kernels printed from ``derivation.hvp_expr``, or ``None``: the NumPy path answers.
+
+        Generated and loaded on the first hvp, not in :func:`build`: deriving the Hessian costs
+        SymPy time that callers of ``loss_fn``/``grad_fn`` alone should not pay.
+        """
+        global last_reason
+        if self.hvp_module is None:
+            try:
+                self.hvp_module = _load(self._hvp_source())
+            except (_Unsupported, NotImplementedError, TypeError) as exc:
+                last_reason = f"{self.derivation.name} hvp: {exc}"
+                self.hvp_module = False
+        return self.hvp_module or None
+
+    def _hvp_expr(self) -> sp.Expr:
+        d = self.derivation
+        return reduce_sums(d.declaration.substitute_definitions(d.hvp_expr))
 
     def _flavour(self, dtype: np.dtype) -> str:
         return "v" if dtype == np.float32 else "m"
@@ -210,6 +238,24 @@ def _as_array(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+def _direction(v: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The hvp direction as a float32/float64 array of the input's ``shape``, or ``None``
+    (another dtype or shape: the NumPy path converts it or raises the error)."""
+    arr = _as_array(v)
+    if arr.dtype not in (np.float32, np.float64) or arr.shape != shape:
+        return None
+    return arr
+
+
+def _mean_scale(reduction: str, denominator: float) -> float:
+    """What each per-element value is multiplied by: ``1/denominator`` for ``mean``, as the
+    NumPy path divides (a denominator of 0 gives inf, then nan or ±inf, as there)."""
+    if reduction != "mean":
+        return 1.0
+    with np.errstate(divide="ignore"):
+        return float(np.float64(1.0) / np.float64(denominator))
 
 
 class _ElementwiseKernels(FastKernels):
@@ -254,6 +300,29 @@ class _ElementwiseKernels(FastKernels):
         out = np.empty(x.size, dtype=np.float64)
         getattr(self.module, f"loss_{self._flavour(x.dtype)}{_suffix(x.size)}")(out, 1.0, *args)
         return out.reshape(x.shape), float(x.size), x.dtype
+
+    def _hvp_source(self) -> str:
+        d = self.derivation.declaration
+        hvp = self._hvp_expr()
+        return _elementwise_source([("hvp", hvp, hvp)], [d.symbols[n] for n in self.arrays],
+                                   [d.symbols[n] for n in self.scalars])
+
+    def hvp(self, input: Any, target: Any, v: Any) -> np.ndarray | None:
+        """``h·v`` per element, scaled as the reduction says, in the input's dtype."""
+        prepared = self._prepare(input, target)
+        if prepared is None:
+            return None
+        x, args = prepared
+        dv = _direction(v, x.shape)
+        module = self._hvp_kernels() if dv is not None else None
+        if dv is None or module is None:
+            return None
+        scale = _mean_scale(self.derivation.options.get("reduction", "mean"), float(x.size))
+        out = np.empty(x.size, dtype=x.dtype)
+        n = len(self.arrays)
+        kernel = getattr(module, f"hvp_{self._flavour(x.dtype)}{_suffix(x.size)}")
+        kernel(out, scale, *args[:n], np.ascontiguousarray(dv).reshape(-1), *args[n:])
+        return out.reshape(x.shape)
 
 
 class _ClassAxisKernels(FastKernels):
@@ -311,11 +380,7 @@ class _ClassAxisKernels(FastKernels):
         if prepared is None:
             return None
         rows, row_shape, class_dim, hard, args, denominator = prepared
-        if self.derivation.options.get("reduction", "mean") == "mean":
-            with np.errstate(divide="ignore"):
-                scale = float(np.float64(1.0) / np.float64(denominator))
-        else:
-            scale = 1.0
+        scale = _mean_scale(self.derivation.options.get("reduction", "mean"), denominator)
         out = np.empty(rows.shape, dtype=rows.dtype)
         tag = "hard" if hard else "soft"
         kernel = getattr(self.module, f"grad_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
@@ -332,6 +397,36 @@ class _ClassAxisKernels(FastKernels):
         kernel = getattr(self.module, f"loss_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
         kernel(out, 1.0, self._chunks(rows.shape[0]), *args)
         return out.reshape(row_shape), denominator, rows.dtype
+
+    def _hvp_source(self) -> str:
+        d = self.derivation.declaration
+        hvp = self._hvp_expr()
+        return _class_axis_source([("hvp", hvp, hvp)], d.symbols,
+                                  [d.symbols[n] for n in self.scalars])
+
+    def hvp(self, input: Any, target: Any, v: Any) -> np.ndarray | None:
+        """``Σⱼ Hᵢⱼ vⱼ`` per row (0 for an ignored target), scaled as the reduction says.
+
+        One pass per row for the max and the exponential sum, one for the hoisted sums of the
+        derived expression (for cross-entropy ``p·v``), one to write the row.
+        """
+        prepared = self._prepare(input, target)
+        if prepared is None:
+            return None
+        rows, row_shape, class_dim, hard, args, denominator = prepared
+        n_classes = rows.shape[1]
+        shape = (*row_shape[:class_dim], n_classes, *row_shape[class_dim:])
+        dv = _direction(v, shape)
+        module = self._hvp_kernels() if dv is not None else None
+        if dv is None or module is None:
+            return None
+        dv_rows = np.ascontiguousarray(np.moveaxis(dv, class_dim, -1)).reshape(-1, n_classes)
+        scale = _mean_scale(self.derivation.options.get("reduction", "mean"), denominator)
+        out = np.empty(rows.shape, dtype=rows.dtype)
+        tag = "hard" if hard else "soft"
+        kernel = getattr(module, f"hvp_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
+        kernel(out, scale, self._chunks(rows.shape[0]), *args[:5], dv_rows, *args[5:])
+        return np.moveaxis(out.reshape((*row_shape, n_classes)), -1, class_dim)
 
 
 # --------------------------------------------------------------------------- code generation
@@ -370,32 +465,93 @@ def _flavoured(code: str) -> dict[str, str]:
     return {f: code.replace("_F(", f"_{f}(") for f in ("v", "m")}
 
 
-def _elementwise_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
+#: The direction ``v`` of a Hessian-vector product, as :attr:`Derivation.hvp_expr` writes it:
+#: a Symbol for element-wise losses, an IndexedBase on a class axis. In the generated code it
+#: is the array ``dv`` (``dr``: its row), so it never clashes with a loop temporary.
+_DIRECTION = sp.Symbol("v", real=True)
+_DIRECTION_LABEL = "v"
+
+
+def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                         arrays: list[sp.Basic], scalars: list[sp.Basic]) -> str:
+    """The element-wise kernels ``<what>_F`` for each ``(what, hard, soft)``.
+
+    Each is one ``prange`` loop ``out[j] = scale * (expr)`` over the flattened arrays, where
+    ``expr`` is ``hard`` for a target of 0 or 1 and ``soft`` else (one form when they are the
+    same). An expression with the direction ``v`` (the hvp) takes its array ``dv`` after the
+    arrays.
+    """
     names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
-    params = ", ".join([f"a{n}" for n in range(len(arrays))]
-                       + [f"c{n}" for n in range(len(scalars))])
+    names[_DIRECTION] = "xv"
+    array_params = [f"a{n}" for n in range(len(arrays))]
+    scalar_params = [f"c{n}" for n in range(len(scalars))]
     loads = "".join(f"        x{n} = np.float64(a{n}[j])\n" for n in range(len(arrays)))
     src = [_HEADER]
-    for what, expr in (("loss", loss), ("grad", grad)):
-        code = _Printer(names, {}).doprint(expr)
-        if what == "grad" and soft_grad != grad:
+    for what, hard, soft in kernels:
+        code = _Printer(names, {}).doprint(hard)
+        if soft != hard:
             # A hard label takes the stable kernel form (nothing cancels); a soft one the
             # derived gradient (σ(z) − y: one rounding in the cancellation, as few as torch's).
-            soft = _Printer(names, {}).doprint(soft_grad)
-            code = f"({code}) if (x1 == 0.0 or x1 == 1.0) else ({soft})"
+            soft_code = _Printer(names, {}).doprint(soft)
+            code = f"({code}) if (x1 == 0.0 or x1 == 1.0) else ({soft_code})"
+        direction = _DIRECTION in hard.free_symbols | soft.free_symbols
+        params = ", ".join([*array_params, *(["dv"] if direction else []), *scalar_params])
+        load_v = "        xv = np.float64(dv[j])\n" if direction else ""
         for flavour, body in _flavoured(code).items():
             src.append(
                 f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, scale, {params}):\n"
-                f"    for j in prange(out.size):\n{loads}"
+                f"    for j in prange(out.size):\n{loads}{load_v}"
                 f"        out[j] = scale * ({body})\n"
             )
     return "".join(src)
 
 
-def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
+#: Independent partial sums in a float32 kernel's class sums: one chain of adds is latency
+#: bound (each add waits for the previous one); interleaved chains run several times faster.
+SUM_LANES = 8
+
+
+def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
+    """Code that sets ``acc`` to Σ_k ``body`` over the classes, as accurate as the flavour needs.
+
+    ``m`` (float64 results): one compensated (Neumaier) chain, as :func:`kernels.class_sum`:
+    a sum of probabilities 1 ulp off 1 costs hundreds of ulps where p·Σy − y nearly cancels.
+    ``v`` (float32 results): :data:`SUM_LANES` plain float64 partial sums. Their error, at
+    most about n·2⁻⁵³ of Σ|terms|, is of the order of the exponential's own (exp_v, 1e-15)
+    and 10⁶ times under a float32 ulp, so compensating would only cost time.
+    """
+    pad, inner = " " * 16, " " * 20
+    if flavour == "m":
+        return (f"{pad}{acc} = 0.0\n"
+                f"{pad}{acc}_c = 0.0\n"
+                f"{pad}for {k} in range(n_classes):\n"
+                f"{inner}v = {body}\n"
+                f"{inner}tot = {acc} + v\n"
+                f"{inner}if abs({acc}) >= abs(v):\n"
+                f"{inner}    {acc}_c += ({acc} - tot) + v\n"
+                f"{inner}else:\n"
+                f"{inner}    {acc}_c += (v - tot) + {acc}\n"
+                f"{inner}{acc} = tot\n"
+                f"{pad}{acc} += {acc}_c\n")
+    lanes = range(SUM_LANES)
+    code = "".join(f"{pad}{acc}_{j} = 0.0\n" for j in lanes)
+    code += f"{pad}for {k}0 in range(0, n_classes - {SUM_LANES - 1}, {SUM_LANES}):\n"
+    for j in lanes:
+        code += f"{inner}{k} = {k}0 + {j}\n{inner}{acc}_{j} += {body}\n"
+    code += (f"{pad}for {k} in range(n_classes - n_classes % {SUM_LANES}, n_classes):\n"
+             f"{inner}{acc}_0 += {body}\n")
+    return code + f"{pad}{acc} = " + " + ".join(f"{acc}_{j}" for j in lanes) + "\n"
+
+
+def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                        symbols: Mapping[str, sp.Basic], scalars: list[sp.Basic]) -> str:
+    """The class-axis kernels ``<what>_<hard|soft>_F`` for each ``(what, hard, soft)``.
+
+    ``hard`` is the expression evaluated for class-index targets, ``soft`` for class
+    probabilities. ``loss`` writes one value per row; any other kernel one per class. An
+    expression with the direction ``v`` (the hvp) takes its array ``dv`` after ``ignore``.
+    """
     z, y = symbols["input"], symbols["target"]
     label = sp.Symbol("t", integer=True)  # the row's class index
     w = symbols.get("weight")
@@ -403,18 +559,21 @@ def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
         CLASS_INDEX: "i", SUM_INDEX: "k", NUM_CLASSES: "n_classes", label: "tr",
     }
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
-    params = ", ".join(["z", "t", "y", "w", "ignore", *(f"c{n}" for n in range(len(scalars)))])
     src = [_HEADER]
     for hard in (True, False):
         indexed: dict[str, Callable[[str], str]] = {
             str(z.label): lambda x: f"np.float64(zr[{x}])",
             str(y.label): lambda x: f"np.float64(yr[{x}])",
+            _DIRECTION_LABEL: lambda x: f"np.float64(dr[{x}])",
         }
         if w is not None:
             indexed[str(w.label)] = lambda x: f"w[{x}]"
-        # Class probabilities take the derived gradient pᵢ·Σₖ aₖ − aᵢ (one cancellation where
-        # pᵢ ≈ aᵢ); class indices the stable kernel form, reduced for y = δ(·, t).
-        for what, expr in (("loss", loss), ("grad", grad if hard else soft_grad)):
+        for what, hard_expr, soft_expr in kernels:
+            expr = hard_expr if hard else soft_expr
+            direction = any(isinstance(e, sp.Indexed) and str(e.base.label) == _DIRECTION_LABEL
+                            for e in expr.atoms(sp.Indexed))
+            params = ", ".join(["z", "t", "y", "w", "ignore", *(["dv"] if direction else []),
+                                *(f"c{n}" for n in range(len(scalars)))])
             if hard:  # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically
                 expr = reduce_sums(expr.replace(
                     lambda e: isinstance(e, sp.Indexed) and e.base == y,
@@ -422,32 +581,17 @@ def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
                 ))
             printer = _Printer(names, indexed, logits=str(z.label))
             code = printer.doprint(expr)
-            # Sums over the classes are compensated (Neumaier), as kernels.class_sum: a sum of
-            # probabilities 1 ulp off 1 costs hundreds of ulps where p·Σy − y nearly cancels.
-            hoisted = "".join(
-                f"                {acc} = 0.0\n"
-                f"                {acc}_c = 0.0\n"
-                f"                for {k} in range(n_classes):\n"
-                f"                    v = {body}\n"
-                f"                    tot = {acc} + v\n"
-                f"                    if abs({acc}) >= abs(v):\n"
-                f"                        {acc}_c += ({acc} - tot) + v\n"
-                f"                    else:\n"
-                f"                        {acc}_c += (v - tot) + {acc}\n"
-                f"                    {acc} = tot\n"
-                f"                {acc} += {acc}_c\n"
-                for acc, k, body in printer.hoisted
-            )
-            if what == "grad":
+            if what == "loss":
+                write = "                out[r] = scale * ({body})\n"
+                skip = "                    out[r] = 0.0\n"
+            else:
                 write = ("                for i in range(n_classes):\n"
                          "                    out[r, i] = scale * ({body})\n")
                 skip = "                    out[r, :] = 0.0\n"
-            else:
-                write = "                out[r] = scale * ({body})\n"
-                skip = "                    out[r] = 0.0\n"
             tag = "hard" if hard else "soft"
             for flavour, body in _flavoured(code).items():
-                hoisted_f = _flavoured(hoisted)[flavour]
+                hoisted_f = "".join(_class_sum(acc, k, _flavoured(b)[flavour], flavour)
+                                    for acc, k, b in printer.hoisted)
                 if flavour == "v":
                     # float32 results: x·(1/(1+s)) is as good as x/(1+s) (1e-16 vs 6e-8) and
                     # a multiply is several times cheaper than a divide.
@@ -473,6 +617,7 @@ def _class_axis_source(loss: sp.Expr, grad: sp.Expr, soft_grad: sp.Expr,
                     "                r = r0 + q\n"
                     "                zr = z[r]\n"
                     "                buf = ebuf[q]\n"
+                    + ("                dr = dv[r]\n" if direction else "")
                     + ("                tr = t[r]\n"
                        "                if tr == ignore:\n" + skip +
                        "                    continue\n" if hard else
@@ -566,7 +711,8 @@ def build(derivation: Derivation) -> FastKernels | None:
             arrays = [n for n in ("input", "target", "weight", "pos_weight") if n in d.symbols]
             scalar_names = [n for n in d.symbols if n not in array_kinds]
             source = _elementwise_source(
-                reduce_sums(loss), reduce_sums(grad), reduce_sums(soft_grad),
+                [("loss", reduce_sums(loss), reduce_sums(loss)),
+                 ("grad", reduce_sums(grad), reduce_sums(soft_grad))],
                 [d.symbols[n] for n in arrays],
                 [d.symbols[n] for n in scalar_names],
             )
@@ -575,7 +721,8 @@ def build(derivation: Derivation) -> FastKernels | None:
         elif family == "class_axis":
             scalar_names = [n for n in d.symbols if n not in array_kinds | {"num_classes"}]
             source = _class_axis_source(
-                loss, grad, soft_grad, d.symbols, [d.symbols[n] for n in scalar_names])
+                [("loss", loss, loss), ("grad", grad, soft_grad)],
+                d.symbols, [d.symbols[n] for n in scalar_names])
             kernels = _ClassAxisKernels(derivation, None, tuple(scalar_names), ())
         else:
             last_reason = f"family {family!r} has no fast kernels yet"

@@ -177,6 +177,10 @@ class _Adapter:
     def hvp(self, *arrays: Any) -> np.ndarray:
         *arrays, v = arrays  # type: ignore[assignment]
         self._arity(tuple(arrays), "v")
+        kernels = self._fast_kernels(tuple(arrays))
+        done = kernels.hvp(*arrays, v) if kernels is not None else None
+        if done is not None:
+            return done  # type: ignore[no-any-return]
         values, denominator, dtype, finish = self.prepare(*arrays)
         input = arrays[0]
         shape = np.shape(input.detach().cpu().numpy() if hasattr(input, "detach") else input)
