@@ -79,7 +79,9 @@ _NAMESPACE: dict[str, Any] = {
 def exact_gradient(d: symloss.Derivation) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The derived gradient ``d.kernel_gradient`` as an mpmath function over arrays."""
     decl = d.declaration
-    expr = reduce_sums(decl.substitute_definitions(d.kernel_gradient))
+    # expand=False: the stable form as derived (an expanded σ(z) − y σ(z) would cancel even
+    # at 60 digits once σ(z) is within 10⁻⁶⁰ of 1).
+    expr = reduce_sums(decl.substitute_definitions(d.kernel_gradient), expand=False)
     names = list(decl.symbols)
     args = [decl.symbols[n] for n in names]
     plain = [sp.Symbol(str(a.label)) if isinstance(a, sp.IndexedBase) else a for a in args]
