@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the h
 from _torch_ref import assert_close, torch_value_grad_hvp
 from _torch_ref import seed as _seed
 
-SHAPES = [(7,), (3, 4), (2, 3, 4)]
+SHAPES = [(7,), (2, 3, 4)]  # 1-D and N-D; (3, 4) added nothing the two do not cover
 DTYPES = ["float32", "float64"]
 
 
