@@ -209,3 +209,43 @@ def test_fast_hvp_unsupported_expression_falls_back(monkeypatch):
     with fast.disabled():
         expected = d.hvp_fn(x, y, x)
     np.testing.assert_allclose(d.hvp_fn(x, y, x), expected, rtol=1e-15)
+
+
+def test_vectorized_helpers():
+    """exp_v (float32 kernels' exponential) and the vector row max of block_max."""
+    from symloss._fastmath import block_max, exp_v
+
+    x = np.concatenate([np.linspace(-708.0, 709.7, 200_001), np.linspace(-0.5, 0.5, 100_001)])
+    got = np.array([exp_v(v) for v in x[::7]])
+    ref = np.exp(x[::7].astype(np.longdouble))
+    assert np.max(np.abs((got - ref) / ref)) < 1e-10
+    assert exp_v(0.0) == 1.0  # the arg-max test of the class-axis kernels relies on it
+    assert exp_v(-709.0) == exp_v(-np.inf) == 0.0 and exp_v(710.0) == exp_v(np.inf) == np.inf
+    assert np.isnan(exp_v(np.nan))
+    rng = np.random.default_rng(RNG_SEED)
+    for dtype in (np.float32, np.float64):
+        for n in (1, 7, 8, 16, 17, 37, 200):
+            z = rng.standard_normal((11, n)).astype(dtype)
+            ms = np.empty(16)
+            block_max(z, 2, 11, ms)
+            np.testing.assert_array_equal(ms[:9], z[2:].max(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_classes", [16, 37, 300])
+def test_fast_ce_wide_rows(n_classes, dtype):
+    """Rows of 16+ classes: the vector max, several rows per block or one, p·v in the sum pass."""
+    rng = np.random.default_rng(RNG_SEED)
+    x = (rng.standard_normal((29, n_classes)) * 6).astype(dtype)
+    x[0, 3] = 80.0
+    v = rng.standard_normal(x.shape).astype(dtype)
+    p = rng.random(x.shape)
+    for y in (rng.integers(0, n_classes, 29), (p / p.sum(axis=1, keepdims=True)).astype(dtype)):
+        d = symloss.derive("ce", reduction="sum")
+        assert d._numeric.grad.__self__._fast_kernels((x, y)) is not None, fast.last_reason
+        g, h = d.grad_fn(x, y), d.hvp_fn(x, y, v)
+        with fast.disabled():
+            g0, h0 = d.grad_fn(x, y), d.hvp_fn(x, y, v)
+        for a, a0 in ((g, g0), (h, h0)):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, a0, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(a0).max())

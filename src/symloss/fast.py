@@ -13,7 +13,7 @@ reads each input once and writes each output once:
 
 Arithmetic is float64 whatever the input dtype; the result is rounded once to the input's
 dtype, as on the NumPy path. For float32 the exponential is :func:`symloss._fastmath.exp_v`
-(vectorized, relative error < 1e-15); for float64 it is libm's.
+(vectorized, relative error < 6e-11); for float64 it is libm's.
 
 numba is an optional dependency (``pip install symloss[fast]``): without it, or for any case the
 generator does not handle (an unknown primitive, a shape it does not lay out, an input it would
@@ -44,7 +44,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from .algebra import reduce_sums
-from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX
+from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, softmax
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -104,12 +104,14 @@ class _Printer(PythonCodePrinter):
     """
 
     def __init__(self, names: Mapping[sp.Basic, str], indexed: Mapping[str, Callable[[str], str]],
-                 logits: str | None = None) -> None:
+                 logits: str | None = None, rows: Mapping[str, str] | None = None) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
         self.names = names
         self.indexed = indexed
         self.logits = logits
+        self.rows = rows or {}  # IndexedBase label -> its 2-D array (one row per row of z)
         self.hoisted: list[tuple[str, str, str]] = []  # (accumulator, index, body)
+        self.dots: dict[str, str] = {}  # accumulator of Σ_k softmax_k·x_k -> x's 2-D array
         self._sums: dict[sp.Sum, str] = {}  # a sum written twice is accumulated once
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
@@ -173,7 +175,26 @@ class _Printer(PythonCodePrinter):
         name = f"acc{len(self.hoisted)}"
         self.hoisted.append((name, self._print(k), self._print(expr.function)))
         self._sums[expr] = name
+        array = self._dot_array(expr.function, k)
+        if array is not None:
+            self.dots[name] = array
         return name
+
+    def _dot_array(self, body: sp.Expr, k: sp.Basic) -> str | None:
+        """The 2-D array ``x`` where ``body`` is ``softmax(z)[k]·x[k]``, else ``None``.
+
+        Such a sum is ``Σ_k e_k·x_k / (1 + s)``: the kernel can accumulate ``Σ e_k·x_k`` in its
+        exp-sum pass (:func:`symloss._fastmath.block_sums_dot`) instead of a pass of its own.
+        """
+        if self.logits is None or not isinstance(body, sp.Mul) or len(body.args) != 2:
+            return None
+        p, x = body.args
+        if isinstance(x, softmax):
+            p, x = x, p
+        if not (isinstance(p, softmax) and str(p.args[0].label) == self.logits
+                and p.args[1] == k and isinstance(x, sp.Indexed) and x.indices == (k,)):
+            return None
+        return self.rows.get(str(x.base.label))
 
     def _print_Function(self, expr: sp.Expr) -> str:
         raise _Unsupported(f"function {type(expr).__name__}")
@@ -407,8 +428,9 @@ class _ClassAxisKernels(FastKernels):
     def hvp(self, input: Any, target: Any, v: Any) -> np.ndarray | None:
         """``Σⱼ Hᵢⱼ vⱼ`` per row (0 for an ignored target), scaled as the reduction says.
 
-        One pass per row for the max and the exponential sum, one for the hoisted sums of the
-        derived expression (for cross-entropy ``p·v``), one to write the row.
+        Per block of rows: a vector max pass, the exponentials, one pass for the exponential
+        sum (float32: with ``Σ e·v``, so cross-entropy's ``p·v`` needs no pass of its own; the
+        other hoisted sums of the derived expression take one each), one to write the row.
         """
         prepared = self._prepare(input, target)
         if prepared is None:
@@ -438,8 +460,8 @@ import numpy as np
 from numba import njit, prange
 
 from symloss._fastmath import (
-    BLOCK, block_max, block_sums, clamped_log, exp_m, exp_v, fill_exp_m, fill_exp_v, maximum,
-    sigmoid_m, sigmoid_v, softplus_m, softplus_v,
+    block_max, block_rows, block_sums, block_sums_dot, clamped_log, exp_m, exp_v, fill_exp_m,
+    fill_exp_v, maximum, sigmoid_m, sigmoid_v, softplus_m, softplus_v,
 )
 
 _OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
@@ -579,7 +601,8 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     lambda e: isinstance(e, sp.Indexed) and e.base == y,
                     lambda e: sp.KroneckerDelta(e.indices[0], label),
                 ))
-            printer = _Printer(names, indexed, logits=str(z.label))
+            printer = _Printer(names, indexed, logits=str(z.label),
+                               rows={str(y.label): "y", _DIRECTION_LABEL: "dv"})
             code = printer.doprint(expr)
             if what == "loss":
                 write = "                out[r] = scale * ({body})\n"
@@ -590,8 +613,16 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 skip = "                    out[r, :] = 0.0\n"
             tag = "hard" if hard else "soft"
             for flavour, body in _flavoured(code).items():
-                hoisted_f = "".join(_class_sum(acc, k, _flavoured(b)[flavour], flavour)
-                                    for acc, k, b in printer.hoisted)
+                # float32 results: the first Σ softmax·x rides along the exp-sum pass (a float64
+                # dot of e and x, as accurate as the lane sums); float64: compensated sums.
+                dot = next(iter(printer.dots.items())) if flavour == "v" and printer.dots else None
+                sums = (f"            block_sums_dot(ebuf, r1 - r0, smalls, ones, {dot[1]}, r0, "
+                        "dots)\n" if dot else
+                        "            block_sums(ebuf, r1 - r0, smalls, ones)\n")
+                hoisted_f = "".join(
+                    f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
+                    _class_sum(acc, k, _flavoured(b)[flavour], flavour)
+                    for acc, k, b in printer.hoisted)
                 if flavour == "v":
                     # float32 results: x·(1/(1+s)) is as good as x/(1+s) (1e-16 vs 6e-8) and
                     # a multiply is several times cheaper than a divide.
@@ -601,19 +632,21 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     f"\n\n@njit(**_OPTS)\n"
                     f"def {what}_{tag}_{flavour}(out, scale, chunks, {params}):\n"
                     "    n_rows, n_classes = z.shape\n"
+                    "    nb = block_rows(n_classes)\n"
                     "    for c in prange(chunks):\n"
-                    "        ebuf = np.empty((BLOCK, n_classes))\n"
-                    "        ms = np.empty(BLOCK)\n"
-                    "        smalls = np.empty(BLOCK)\n"
-                    "        ones = np.empty(BLOCK)\n"
-                    "        hi = (c + 1) * n_rows // chunks\n"
-                    "        for r0 in range(c * n_rows // chunks, hi, BLOCK):\n"
-                    "            r1 = min(r0 + BLOCK, hi)\n"
+                    "        ebuf = np.empty((nb, n_classes))\n"
+                    "        ms = np.empty(nb)\n"
+                    "        smalls = np.empty(nb)\n"
+                    "        ones = np.empty(nb)\n"
+                    + ("        dots = np.empty(nb)\n" if dot else "")
+                    + "        hi = (c + 1) * n_rows // chunks\n"
+                    "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
+                    "            r1 = min(r0 + nb, hi)\n"
                     "            block_max(z, r0, r1, ms)\n"
                     "            for q in range(r1 - r0):\n"
                     f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
-                    "            block_sums(ebuf, r1 - r0, smalls, ones)\n"
-                    "            for q in range(r1 - r0):\n"
+                    + sums
+                    + "            for q in range(r1 - r0):\n"
                     "                r = r0 + q\n"
                     "                zr = z[r]\n"
                     "                buf = ebuf[q]\n"
