@@ -234,7 +234,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     domain = tuple(args.domain) if args.domain else None
     result = check(derivation, impl, domain=domain, dtypes=dtypes)
     maps = [stability_map(derivation, impl, dtype=dt, domain=domain) for dt in dtypes]
-    label = args.impl or f"torch.nn.functional.{derivation.name}"
+    if args.impl:
+        label = args.impl
+    elif derivation.spec.torch_twin(derivation.options) is not None:  # torchvision's focal loss
+        label = f"torch's {derivation.name} (written with torch operations)"
+    else:
+        label = f"torch.nn.functional.{derivation.name}"
     if args.json:
         out = result.to_json()
         out["implementation"] = label
