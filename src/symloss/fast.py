@@ -44,6 +44,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from .algebra import reduce_sums
+from .numeric import class_index_denominator
 from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, softmax
 
 if TYPE_CHECKING:
@@ -384,10 +385,7 @@ class _ClassAxisKernels(FastKernels):
             if np.any(valid & ((labels < 0) | (labels >= n_classes))):
                 return None  # out of bounds: the NumPy path raises the error
             y = np.zeros((1, 1), dtype=x.dtype)
-            if weight is not None:
-                denominator = float(np.sum(weight[labels[valid]]))
-            else:
-                denominator = float(np.count_nonzero(valid))
+            denominator = class_index_denominator(self.derivation, labels, valid)
         args = [rows, labels, y, weight_arg, ignore_index, *scalars]
         return rows, row_shape, class_dim, hard, args, denominator
 

@@ -386,6 +386,22 @@ class _Elementwise(_Adapter):
         return values, denominator, dtype, finish
 
 
+def class_index_denominator(derivation: Derivation, labels: np.ndarray, valid: np.ndarray) -> float:
+    """What ``reduction='mean'`` divides by for class-index targets (``valid``: not ignored).
+
+    The declaration says which: the targets' total weight (cross_entropy, nll_loss) or the
+    number of samples counted (multi_margin_loss). Shared by the NumPy and numba paths.
+    """
+    declared = derivation.declaration
+    weight = derivation.options.get("weight")
+    by_weight = "weight" in declared.symbols and declared.mean_denominator.has(
+        declared.symbols["weight"]
+    )
+    if weight is not None and by_weight:
+        return float(np.sum(weight[np.where(valid, labels, 0)][valid]))
+    return float(np.count_nonzero(valid))
+
+
 class _ClassAxis(_Adapter):
     """Losses over a class axis: input (C), (N, C) or (N, C, d1, …, dk), as in torch."""
 
@@ -463,16 +479,7 @@ class _ClassAxis(_Adapter):
             y = np.zeros(z.shape, dtype=work)
             np.put_along_axis(y, safe[..., None], 1.0, axis=-1)
             y[~valid] = 0.0
-            # The declaration says what the mean divides by: the targets' total weight
-            # (cross_entropy, nll_loss) or the number of samples (multi_margin_loss).
-            declared = self.derivation.declaration
-            by_weight = "weight" in declared.symbols and declared.mean_denominator.has(
-                declared.symbols["weight"]
-            )
-            if weight is not None and by_weight:
-                denominator = float(np.sum(np.where(valid, weight[safe], 0.0)))
-            else:
-                denominator = float(np.count_nonzero(valid))
+            denominator = class_index_denominator(self.derivation, t, valid)
         values: dict[str, Any] = {"input": z, "target": y, "num_classes": n_classes}
         if "weight" in self.names:
             values["weight"] = weight
