@@ -677,7 +677,7 @@ class Derivation:
     # ------------------------------------------------------------------ numbers
     @cached_property
     def _numeric(self) -> Any:
-        from .numeric import build
+        from .evaluate import build
 
         return build(self)
 

@@ -35,7 +35,6 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from .algebra import reduce_sums
-from .numeric import class_index_denominator
+from .layout import ARRAY_OPTIONS, Layout, forms
 from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, softmax
 
 if TYPE_CHECKING:
@@ -67,19 +66,15 @@ def enabled() -> bool:
     return _ENABLED
 
 
-#: Below this many input elements the NumPy path answers: compiling a kernel (about a second
-#: in a fresh cache) only pays off on large arrays, and small calls never import numba.
-MIN_SIZE = 1 << 16
+#: Below this many input elements the NumPy evaluator would answer. 0: the numba kernels
+#: answer at every size (serial below :data:`PARALLEL_MIN`), so one call never gives another
+#: answer than the same call on a larger array. Kept settable for experiments.
+MIN_SIZE = 0
 
 
 def worth_it(derivation: Derivation, input: Any) -> bool:
-    """Whether a call with ``input`` should try the fast kernels (cheap: imports nothing)."""
-    return (
-        _ENABLED
-        and derivation.spec.fast_kernels
-        and int(np.size(input)) >= MIN_SIZE
-        and derivation.options.get("reduction", "mean") in ("none", "mean", "sum")
-    )
+    """Whether a call with ``input`` should try the numba kernels (cheap: imports nothing)."""
+    return _ENABLED and (MIN_SIZE == 0 or int(np.size(input)) >= MIN_SIZE)
 
 
 @contextlib.contextmanager
@@ -105,8 +100,10 @@ class _Printer(PythonCodePrinter):
     """
 
     def __init__(self, names: Mapping[sp.Basic, str], indexed: Mapping[str, Callable[[str], str]],
-                 logits: str | None = None, rows: Mapping[str, str] | None = None) -> None:
+                 logits: str | None = None, rows: Mapping[str, str] | None = None,
+                 label: str | None = None) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
+        self.label = label  # the row's class index variable (class-index targets)
         self.names = names
         self.indexed = indexed
         self.logits = logits
@@ -145,6 +142,24 @@ class _Printer(PythonCodePrinter):
     def _print_clamp_min(self, expr: sp.Expr) -> str:
         x, lo = (self._print(a) for a in expr.args)
         return f"maximum({x}, {lo})"
+
+    def _print_step(self, expr: sp.Expr) -> str:
+        # numpy.heaviside(u, 0): 1 for u > 0, 0 for u ≤ 0, NaN for NaN.
+        u = self._print(expr.args[0])
+        return f"(1.0 if {u} > 0.0 else (0.0 if {u} <= 0.0 else {u}))"
+
+    def _print_hinge(self, expr: sp.Expr) -> str:
+        return f"maximum({self._print(expr.args[0])}, 0.0)"
+
+    def _print_power(self, expr: sp.Expr) -> str:
+        q, exponent = (self._print(a) for a in expr.args)
+        return f"(({q}) ** ({exponent}))"
+
+    def _print_at_target(self, expr: sp.Expr) -> str:
+        base, onehot = expr.args
+        if self.label is not None:  # a class index: the entry at the target's class
+            return self.indexed[str(base.label)]("tr")
+        return self._print(sp.Sum(onehot[SUM_INDEX] * base[SUM_INDEX], (SUM_INDEX, 1, NUM_CLASSES)))
 
     def _class_axis(self, expr: sp.Expr) -> str:
         if self.logits is None or str(expr.args[0].label) != self.logits:
@@ -201,29 +216,29 @@ class _Printer(PythonCodePrinter):
         raise _Unsupported(f"function {type(expr).__name__}")
 
 
-@dataclass
 class FastKernels:
-    """The compiled kernels of one derivation, with torch's bookkeeping for the common cases.
-
-    ``grad``/``loss`` return ``None`` for anything they do not handle (odd dtypes, broadcasting
-    errors, invalid targets...): the caller then takes the NumPy path, which also raises the
-    errors, so both paths fail the same way.
+    """The compiled kernels of one derivation. Each takes a :class:`~symloss.layout.Layout`
+    (the one bookkeeping) and returns per-element results in its kernel layout, or ``None``
+    where the generator does not handle the expression (the NumPy evaluator answers).
     """
 
-    derivation: Derivation
-    module: Any
-    scalars: tuple[str, ...]
-    arrays: tuple[str, ...]
-    #: The hvp kernels' module: ``None`` until the first hvp, ``False`` where not supported.
-    hvp_module: Any = None
+    def __init__(self, derivation: Derivation, module: Any, arrays: tuple[str, ...],
+                 scalars: tuple[str, ...]) -> None:
+        self.derivation = derivation
+        self.module = module
+        self.arrays = arrays  # element-wise: the array arguments' names, in kernel order
+        self.scalars = scalars
+        #: The second-order kernels' module: ``None`` until the first use, ``False`` where
+        #: the generator does not handle them.
+        self.hvp_module: Any = None
 
     def _hvp_source(self) -> str:
         raise NotImplementedError
 
     def _hvp_kernels(self) -> Any:
-        """The kernels printed from ``derivation.hvp_expr``, or ``None``: the NumPy path answers.
+        """The kernels printed from ``hvp_expr`` and ``hessian_diagonal``, or ``None``.
 
-        Generated and loaded on the first hvp, not in :func:`build`: deriving the Hessian costs
+        Generated and loaded on first use, not in :func:`build`: deriving the Hessian costs
         SymPy time that callers of ``loss_fn``/``grad_fn`` alone should not pay.
         """
         global last_reason
@@ -235,218 +250,141 @@ class FastKernels:
                 self.hvp_module = False
         return self.hvp_module or None
 
-    def _hvp_expr(self) -> sp.Expr:
+    def _second_exprs(self) -> tuple[sp.Expr, sp.Expr]:
         d = self.derivation
-        return reduce_sums(d.declaration.substitute_definitions(d.hvp_expr))
+        subst = d.declaration.substitute_definitions
+        return reduce_sums(subst(d.hvp_expr)), reduce_sums(subst(d.hessian_diagonal))
 
-    def _flavour(self, dtype: np.dtype) -> str:
-        return "v" if dtype == np.float32 else "m"
+    @staticmethod
+    def _name(what: str, layout: Layout, size: int) -> str:
+        return f"{what}_{'v' if layout.work == np.float32 else 'm'}{_suffix(size)}"
 
-    def _scalar_values(self) -> list[float] | None:
-        out = []
-        for name in self.scalars:
-            value = self.derivation.options.get(name)
-            if value is None or hasattr(value, "shape"):
-                return None
-            out.append(float(value))
-        return out
+    def loss(self, layout: Layout) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def grad(self, layout: Layout) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def hvp(self, layout: Layout, v: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def hess(self, layout: Layout) -> np.ndarray | None:
+        raise NotImplementedError
 
 
 def _suffix(size: int) -> str:
     return "" if size >= PARALLEL_MIN else "_s"
 
 
-def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _direction(v: Any, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The hvp direction as a float32/float64 array of the input's ``shape``, or ``None``
-    (another dtype or shape: the NumPy path converts it or raises the error)."""
-    arr = _as_array(v)
-    if arr.dtype not in (np.float32, np.float64) or arr.shape != shape:
-        return None
-    return arr
-
-
-def _mean_scale(reduction: str, denominator: float) -> float:
-    """What each per-element value is multiplied by: ``1/denominator`` for ``mean``, as the
-    NumPy path divides (a denominator of 0 gives inf, then nan or ±inf, as there)."""
-    if reduction != "mean":
-        return 1.0
-    with np.errstate(divide="ignore"):
-        return float(np.float64(1.0) / np.float64(denominator))
-
-
 class _ElementwiseKernels(FastKernels):
-    def _prepare(self, input: Any, target: Any) -> tuple[np.ndarray, list[Any]] | None:
-        x, y = _as_array(input), _as_array(target)
-        if x.dtype not in (np.float32, np.float64) or y.dtype not in (np.float32, np.float64):
-            return None
-        if x.shape != y.shape or x.size == 0:
-            return None
-        if self.derivation.spec.input_domain(self.derivation.options) != "real":
-            return None  # the NumPy path checks the domain and raises
-        scalars = self._scalar_values()
-        if scalars is None:
-            return None
-        args: list[Any] = [np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1)]
-        for name in self.arrays[2:]:
-            value = self.derivation.options.get(name)
-            if value is None:
-                return None
-            try:
-                args.append(np.ascontiguousarray(np.broadcast_to(value, x.shape)).reshape(-1))
-            except ValueError:
-                return None
-        return x, [*args, *scalars]
+    """One loop over the flat arrays: ``out[j] = expr / divisor``."""
 
-    def grad(self, input: Any, target: Any) -> np.ndarray | None:
-        prepared = self._prepare(input, target)
-        if prepared is None:
-            return None
-        x, args = prepared
-        reduction = self.derivation.options.get("reduction", "mean")
-        scale = 1.0 / x.size if reduction == "mean" else 1.0
-        out = np.empty(x.size, dtype=x.dtype)
-        getattr(self.module, f"grad_{self._flavour(x.dtype)}{_suffix(x.size)}")(out, scale, *args)
-        return out.reshape(x.shape)
+    def _call(self, module: Any, what: str, layout: Layout, out_dtype: Any, divisor: float,
+              extra: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+        arrays = layout.arrays
+        n = arrays["input"].size
+        out = np.empty(n, dtype=out_dtype)
+        getattr(module, self._name(what, layout, n))(
+            out, divisor, *(arrays[a] for a in self.arrays), *extra,
+            *(layout.scalars[s] for s in self.scalars))
+        return out
 
-    def loss(self, input: Any, target: Any) -> tuple[np.ndarray, float, np.dtype] | None:
-        prepared = self._prepare(input, target)
-        if prepared is None:
-            return None
-        x, args = prepared
-        out = np.empty(x.size, dtype=np.float64)
-        getattr(self.module, f"loss_{self._flavour(x.dtype)}{_suffix(x.size)}")(out, 1.0, *args)
-        return out.reshape(x.shape), float(x.size), x.dtype
+    def loss(self, layout: Layout) -> np.ndarray | None:
+        return self._call(self.module, "loss", layout, np.float64, 1.0)
+
+    def grad(self, layout: Layout) -> np.ndarray | None:
+        return self._call(self.module, "grad", layout, layout.work, layout.divisor)
 
     def _hvp_source(self) -> str:
         d = self.derivation.declaration
-        hvp = self._hvp_expr()
-        return _elementwise_source([("hvp", hvp, hvp)], [d.symbols[n] for n in self.arrays],
+        hvp, hess = self._second_exprs()
+        return _elementwise_source([("hvp", hvp, hvp), ("hess", hess, hess)],
+                                   [d.symbols[n] for n in self.arrays],
                                    [d.symbols[n] for n in self.scalars])
 
-    def hvp(self, input: Any, target: Any, v: Any) -> np.ndarray | None:
-        """``h·v`` per element, scaled as the reduction says, in the input's dtype."""
-        prepared = self._prepare(input, target)
-        if prepared is None:
+    def hvp(self, layout: Layout, v: np.ndarray) -> np.ndarray | None:
+        module = self._hvp_kernels()
+        if module is None:
             return None
-        x, args = prepared
-        dv = _direction(v, x.shape)
-        module = self._hvp_kernels() if dv is not None else None
-        if dv is None or module is None:
+        return self._call(module, "hvp", layout, layout.work, layout.divisor, (v,))
+
+    def hess(self, layout: Layout) -> np.ndarray | None:
+        module = self._hvp_kernels()
+        if module is None:
             return None
-        scale = _mean_scale(self.derivation.options.get("reduction", "mean"), float(x.size))
-        out = np.empty(x.size, dtype=x.dtype)
-        n = len(self.arrays)
-        kernel = getattr(module, f"hvp_{self._flavour(x.dtype)}{_suffix(x.size)}")
-        kernel(out, scale, *args[:n], np.ascontiguousarray(dv).reshape(-1), *args[n:])
-        return out.reshape(x.shape)
+        return self._call(module, "hess", layout, layout.work, 1.0)
+
+
+_NO_LABELS = np.zeros(1, dtype=np.int64)
+_NO_WEIGHT = np.ones(1)
 
 
 class _ClassAxisKernels(FastKernels):
-    def _prepare(
-        self, input: Any, target: Any
-    ) -> tuple[np.ndarray, tuple[int, ...], int, bool, list[Any], float] | None:
-        """``(z rows, row shape, class_dim, hard, args, denominator)`` or ``None``."""
-        x, t = _as_array(input), _as_array(target)
-        if x.dtype not in (np.float32, np.float64) or x.ndim == 0 or x.size == 0:
-            return None
-        class_dim = 0 if x.ndim == 1 else 1
-        n_classes = x.shape[class_dim]
-        z = np.moveaxis(x, class_dim, -1)
-        row_shape = z.shape[:-1]
-        rows = np.ascontiguousarray(z).reshape(-1, n_classes)
-        opts = self.derivation.options
-        weight = opts.get("weight")
-        if weight is not None and weight.shape != (n_classes,):
-            return None
-        weight_arg = np.ascontiguousarray(weight if weight is not None else np.ones(1))
-        scalars = self._scalar_values()
-        if scalars is None:
-            return None
-        ignore_index = int(opts.get("ignore_index", -100))
-        if t.shape == x.shape:
-            if t.dtype not in (np.float32, np.float64) or ignore_index >= 0:
-                return None
-            hard = False
-            y = np.ascontiguousarray(np.moveaxis(t, class_dim, -1)).reshape(-1, n_classes)
-            labels = np.zeros(1, dtype=np.int64)
-            denominator = float(rows.shape[0])
+    """Per block of rows: the max, the exponentials, their sum, then each row's outputs."""
+
+    def _call(self, module: Any, what: str, layout: Layout, out_shape: tuple[int, ...],
+              out_dtype: Any, divisor: float, extra: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+        arrays = layout.arrays
+        z = arrays["input"]
+        if layout.hard:
+            tag, labels, y = "hard", layout.labels, np.zeros((1, 1), dtype=z.dtype)
         else:
-            if t.shape != row_shape or t.dtype.kind not in "iu":
-                return None
-            hard = True
-            labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-            valid = labels != ignore_index
-            if np.any(valid & ((labels < 0) | (labels >= n_classes))):
-                return None  # out of bounds: the NumPy path raises the error
-            y = np.zeros((1, 1), dtype=x.dtype)
-            denominator = class_index_denominator(self.derivation, labels, valid)
-        args = [rows, labels, y, weight_arg, ignore_index, *scalars]
-        return rows, row_shape, class_dim, hard, args, denominator
+            tag, labels, y = "soft", _NO_LABELS, arrays["target"]
+        name = self._name(f"{what}_{tag}", layout, z.size)
+        chunks = _chunks(z.shape[0]) if z.size >= PARALLEL_MIN else 1
+        out = np.empty(out_shape, dtype=out_dtype)
+        getattr(module, name)(out, divisor, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
+                              layout.ignore_index, *extra,
+                              *(layout.scalars[s] for s in self.scalars))
+        return out
 
-    def _chunks(self, rows: int) -> int:
-        import numba
+    def loss(self, layout: Layout) -> np.ndarray | None:
+        return self._call(self.module, "loss", layout, (layout.n_rows,), np.float64, 1.0)
 
-        return max(1, min(rows, 8 * numba.get_num_threads()))
-
-    def grad(self, input: Any, target: Any) -> np.ndarray | None:
-        prepared = self._prepare(input, target)
-        if prepared is None:
-            return None
-        rows, row_shape, class_dim, hard, args, denominator = prepared
-        scale = _mean_scale(self.derivation.options.get("reduction", "mean"), denominator)
-        out = np.empty(rows.shape, dtype=rows.dtype)
-        tag = "hard" if hard else "soft"
-        kernel = getattr(self.module, f"grad_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
-        kernel(out, scale, self._chunks(rows.shape[0]), *args)
-        return np.moveaxis(out.reshape((*row_shape, rows.shape[1])), -1, class_dim)
-
-    def loss(self, input: Any, target: Any) -> tuple[np.ndarray, float, np.dtype] | None:
-        prepared = self._prepare(input, target)
-        if prepared is None:
-            return None
-        rows, row_shape, _, hard, args, denominator = prepared
-        out = np.empty(rows.shape[0], dtype=np.float64)
-        tag = "hard" if hard else "soft"
-        kernel = getattr(self.module, f"loss_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
-        kernel(out, 1.0, self._chunks(rows.shape[0]), *args)
-        return out.reshape(row_shape), denominator, rows.dtype
+    def grad(self, layout: Layout) -> np.ndarray | None:
+        z = layout.arrays["input"]
+        return self._call(self.module, "grad", layout, z.shape, z.dtype, layout.divisor)
 
     def _hvp_source(self) -> str:
         d = self.derivation.declaration
-        hvp = self._hvp_expr()
-        return _class_axis_source([("hvp", hvp, hvp)], d.symbols,
-                                  [d.symbols[n] for n in self.scalars])
+        hvp, hess = self._second_exprs()
+        return _class_axis_source([("hvp", hvp, hvp), ("hess", hess, hess)], d.symbols,
+                                  [d.symbols[n] for n in self.scalars], _tags(self.derivation))
 
-    def hvp(self, input: Any, target: Any, v: Any) -> np.ndarray | None:
-        """``Σⱼ Hᵢⱼ vⱼ`` per row (0 for an ignored target), scaled as the reduction says.
+    def hvp(self, layout: Layout, v: np.ndarray) -> np.ndarray | None:
+        """``Σⱼ Hᵢⱼ vⱼ`` per row (0 for an ignored target), divided as the reduction says.
 
         Per block of rows: a vector max pass, the exponentials, one pass for the exponential
         sum (float32: with ``Σ e·v``, so cross-entropy's ``p·v`` needs no pass of its own; the
         other hoisted sums of the derived expression take one each), one to write the row.
         """
-        prepared = self._prepare(input, target)
-        if prepared is None:
+        module = self._hvp_kernels()
+        if module is None:
             return None
-        rows, row_shape, class_dim, hard, args, denominator = prepared
-        n_classes = rows.shape[1]
-        shape = (*row_shape[:class_dim], n_classes, *row_shape[class_dim:])
-        dv = _direction(v, shape)
-        module = self._hvp_kernels() if dv is not None else None
-        if dv is None or module is None:
+        z = layout.arrays["input"]
+        return self._call(module, "hvp", layout, z.shape, z.dtype, layout.divisor, (v,))
+
+    def hess(self, layout: Layout) -> np.ndarray | None:
+        module = self._hvp_kernels()
+        if module is None:
             return None
-        dv_rows = np.ascontiguousarray(np.moveaxis(dv, class_dim, -1)).reshape(-1, n_classes)
-        scale = _mean_scale(self.derivation.options.get("reduction", "mean"), denominator)
-        out = np.empty(rows.shape, dtype=rows.dtype)
-        tag = "hard" if hard else "soft"
-        kernel = getattr(module, f"hvp_{tag}_{self._flavour(rows.dtype)}{_suffix(rows.size)}")
-        kernel(out, scale, self._chunks(rows.shape[0]), *args[:5], dv_rows, *args[5:])
-        return np.moveaxis(out.reshape((*row_shape, n_classes)), -1, class_dim)
+        z = layout.arrays["input"]
+        return self._call(module, "hess", layout, z.shape, z.dtype, 1.0)
+
+
+def _tags(derivation: Derivation) -> tuple[bool, ...]:
+    """The class-axis kernels a loss needs: class indices (True), probabilities (False)."""
+    if derivation.spec.index_targets_only:
+        return (True,)
+    if derivation.spec.multi_hot_targets:
+        return (False,)
+    return (True, False)
+
+
+def _chunks(rows: int) -> int:
+    import numba
+
+    return max(1, min(rows, 8 * numba.get_num_threads()))
 
 
 # --------------------------------------------------------------------------- code generation
@@ -462,8 +400,10 @@ from symloss._fastmath import (
     fill_exp_v, maximum, sigmoid_m, sigmoid_v, softplus_m, softplus_v,
 )
 
-_OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
-_SERIAL = dict(parallel=False, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
+# No fast-math, not even contraction into FMAs: each +, −, ×, ÷ rounds as NumPy's does, so
+# the NumPy evaluator, printing the same expression, does the same arithmetic.
+_OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True)
+_SERIAL = dict(parallel=False, cache=True, error_model="numpy", nogil=True)
 """
 
 #: Below this many elements a kernel runs on one thread: waking the workers costs more
@@ -496,10 +436,10 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                         arrays: list[sp.Basic], scalars: list[sp.Basic]) -> str:
     """The element-wise kernels ``<what>_F`` for each ``(what, hard, soft)``.
 
-    Each is one ``prange`` loop ``out[j] = scale * (expr)`` over the flattened arrays, where
-    ``expr`` is ``hard`` for a target of 0 or 1 and ``soft`` else (one form when they are the
-    same). An expression with the direction ``v`` (the hvp) takes its array ``dv`` after the
-    arrays.
+    Each is one ``prange`` loop ``out[j] = (expr) / divisor`` over the flattened arrays, where
+    ``expr`` is ``hard`` for a target (``arrays[1]``) of 0 or 1 and ``soft`` else (one form
+    when they are the same). An expression with the direction ``v`` (the hvp) takes its array
+    ``dv`` after the arrays.
     """
     names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
@@ -515,14 +455,15 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # derived gradient (σ(z) − y: one rounding in the cancellation, as few as torch's).
             soft_code = _Printer(names, {}).doprint(soft)
             code = f"({code}) if (x1 == 0.0 or x1 == 1.0) else ({soft_code})"
-        direction = _DIRECTION in hard.free_symbols | soft.free_symbols
+        # the hvp takes its direction even where the Hessian is 0 (a piecewise-linear loss)
+        direction = what == "hvp" or _DIRECTION in hard.free_symbols | soft.free_symbols
         params = ", ".join([*array_params, *(["dv"] if direction else []), *scalar_params])
         load_v = "        xv = np.float64(dv[j])\n" if direction else ""
         for flavour, body in _flavoured(code).items():
             src.append(
-                f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, scale, {params}):\n"
+                f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
                 f"    for j in prange(out.size):\n{loads}{load_v}"
-                f"        out[j] = scale * ({body})\n"
+                f"        out[j] = ({body}) / divisor\n"
             )
     return "".join(src)
 
@@ -565,7 +506,8 @@ def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
 
 
 def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
-                       symbols: Mapping[str, sp.Basic], scalars: list[sp.Basic]) -> str:
+                       symbols: Mapping[str, sp.Basic], scalars: list[sp.Basic],
+                       tags: tuple[bool, ...] = (True, False)) -> str:
     """The class-axis kernels ``<what>_<hard|soft>_F`` for each ``(what, hard, soft)``.
 
     ``hard`` is the expression evaluated for class-index targets, ``soft`` for class
@@ -580,7 +522,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     }
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
     src = [_HEADER]
-    for hard in (True, False):
+    for hard in tags:
         indexed: dict[str, Callable[[str], str]] = {
             str(z.label): lambda x: f"np.float64(zr[{x}])",
             str(y.label): lambda x: f"np.float64(yr[{x}])",
@@ -590,8 +532,9 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             indexed[str(w.label)] = lambda x: f"w[{x}]"
         for what, hard_expr, soft_expr in kernels:
             expr = hard_expr if hard else soft_expr
-            direction = any(isinstance(e, sp.Indexed) and str(e.base.label) == _DIRECTION_LABEL
-                            for e in expr.atoms(sp.Indexed))
+            direction = what == "hvp" or any(
+                isinstance(e, sp.Indexed) and str(e.base.label) == _DIRECTION_LABEL
+                for e in expr.atoms(sp.Indexed))
             params = ", ".join(["z", "t", "y", "w", "ignore", *(["dv"] if direction else []),
                                 *(f"c{n}" for n in range(len(scalars)))])
             if hard:  # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically
@@ -599,15 +542,24 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     lambda e: isinstance(e, sp.Indexed) and e.base == y,
                     lambda e: sp.KroneckerDelta(e.indices[0], label),
                 ))
+            else:
+                expr = reduce_sums(expr, expand=False)
             printer = _Printer(names, indexed, logits=str(z.label),
-                               rows={str(y.label): "y", _DIRECTION_LABEL: "dv"})
+                               rows={str(y.label): "y", _DIRECTION_LABEL: "dv"},
+                               label="tr" if hard else None)
             code = printer.doprint(expr)
+            choose = not hard and hard_expr != soft_expr
+            if choose:
+                # Probability targets: a one-hot row takes the hard form, as a class index
+                # does (the layout's rule), any other row the soft one.
+                hard_code = printer.doprint(reduce_sums(hard_expr, expand=False))
+                code = f"({hard_code}) if onehot else ({code})"
             if what == "loss":
-                write = "                out[r] = scale * ({body})\n"
+                write = "                out[r] = ({body}) / divisor\n"
                 skip = "                    out[r] = 0.0\n"
             else:
                 write = ("                for i in range(n_classes):\n"
-                         "                    out[r, i] = scale * ({body})\n")
+                         "                    out[r, i] = ({body}) / divisor\n")
                 skip = "                    out[r, :] = 0.0\n"
             tag = "hard" if hard else "soft"
             for flavour, body in _flavoured(code).items():
@@ -628,7 +580,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
                 src.append(
                     f"\n\n@njit(**_OPTS)\n"
-                    f"def {what}_{tag}_{flavour}(out, scale, chunks, {params}):\n"
+                    f"def {what}_{tag}_{flavour}(out, divisor, chunks, {params}):\n"
                     "    n_rows, n_classes = z.shape\n"
                     "    nb = block_rows(n_classes)\n"
                     "    for c in prange(chunks):\n"
@@ -653,6 +605,11 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                        "                if tr == ignore:\n" + skip +
                        "                    continue\n" if hard else
                        "                yr = y[r]\n")
+                    + ("                onehot = True\n"
+                       "                for k in range(n_classes):\n"
+                       "                    if yr[k] != 0.0 and yr[k] != 1.0:\n"
+                       "                        onehot = False\n"
+                       "                        break\n" if choose else "")
                     + "                m = ms[q]\n"
                     "                s = smalls[q] + (ones[q] - 1.0)\n"
                     "                one_s = 1.0 + s\n"
@@ -710,7 +667,8 @@ def build(derivation: Derivation) -> FastKernels | None:
     """Generate and load the fused kernels for ``derivation``; ``None`` where not supported.
 
     numba compiles each kernel for its argument types on first call (or loads it from the
-    on-disk cache).
+    on-disk cache). The expressions are :func:`symloss.layout.forms`' -- the ones the NumPy
+    evaluator evaluates -- for every loss: nothing lists which losses are "fast".
     """
     global last_reason
     if not available():
@@ -730,39 +688,39 @@ def build(derivation: Derivation) -> FastKernels | None:
     cached = _BUILT.get(key)
     if cached is not None and cached[:3] == (d, derivation.kernel_gradient, derivation.gradient):
         # the same symbolic derivation (the entry keeps them alive), other array values
-        _, _, _, kind, module, scalar_names, arrays = cached
+        _, _, _, kind, module, arrays, scalar_names = cached
         last_reason = None
-        return kind(derivation, module, scalar_names, arrays)  # type: ignore[no-any-return]
-    loss = d.substitute_definitions(d.loss)
-    grad = d.substitute_definitions(derivation.kernel_gradient)
-    soft_grad = d.substitute_definitions(derivation.gradient)
-    array_kinds = {"input", "target", "weight", "pos_weight"}
+        return kind(derivation, module, arrays, scalar_names)  # type: ignore[no-any-return]
+    f = forms(derivation)
     try:
         if family == "elementwise":
-            arrays = [n for n in ("input", "target", "weight", "pos_weight") if n in d.symbols]
-            scalar_names = [n for n in d.symbols if n not in array_kinds]
+            taken = {*derivation.spec.arguments, *ARRAY_OPTIONS}
+            arrays = ["input", "target", *(n for n in d.symbols
+                                           if n in taken and n not in ("input", "target"))]
+            scalar_names = [n for n in d.symbols if n not in taken]
             source = _elementwise_source(
-                [("loss", reduce_sums(loss), reduce_sums(loss)),
-                 ("grad", reduce_sums(grad), reduce_sums(soft_grad))],
+                [("loss", reduce_sums(f.loss), reduce_sums(f.loss)),
+                 ("grad", reduce_sums(f.grad_hard), reduce_sums(f.grad_soft))],
                 [d.symbols[n] for n in arrays],
                 [d.symbols[n] for n in scalar_names],
             )
-            kernels: FastKernels = _ElementwiseKernels(
-                derivation, None, tuple(scalar_names), tuple(arrays))
+            kind: type[FastKernels] = _ElementwiseKernels
         elif family == "class_axis":
-            scalar_names = [n for n in d.symbols if n not in array_kinds | {"num_classes"}]
+            arrays = []
+            scalar_names = [n for n in d.symbols
+                            if n not in ("input", "target", "weight", "num_classes")]
             source = _class_axis_source(
-                [("loss", loss, loss), ("grad", grad, soft_grad)],
-                d.symbols, [d.symbols[n] for n in scalar_names])
-            kernels = _ClassAxisKernels(derivation, None, tuple(scalar_names), ())
+                [("loss", f.loss, f.loss), ("grad", f.grad_hard, f.grad_soft)],
+                d.symbols, [d.symbols[n] for n in scalar_names], _tags(derivation))
+            kind = _ClassAxisKernels
         else:
-            last_reason = f"family {family!r} has no fast kernels yet"
+            last_reason = f"family {family!r} has no numba kernels yet"
             return None
-        kernels.module = _load(source)
+        module = _load(source)
     except (_Unsupported, NotImplementedError, TypeError) as exc:
         last_reason = f"{derivation.name}: {exc}"
         return None
     _BUILT[key] = (d, derivation.kernel_gradient, derivation.gradient,
-                   type(kernels), kernels.module, kernels.scalars, kernels.arrays)
+                   kind, module, tuple(arrays), tuple(scalar_names))
     last_reason = None
-    return kernels
+    return kind(derivation, module, tuple(arrays), tuple(scalar_names))

@@ -1,19 +1,20 @@
-"""NumPy kernels made from the symbolic results, with torch's semantics around them.
+"""The NumPy evaluator: the derived expressions printed for NumPy, one array call per operation.
 
-The per-element loss and the kernel form of the gradient are printed by SymPy's NumPy printer
-(each primitive carries its own stable printing) and compiled with ``lambdify``. Everything
-torch does *around* the per-element math -- shapes, broadcasting, class axis, ``ignore_index``,
-and ``reduction`` -- is linear bookkeeping and lives here, once, for every loss.
+The per-element loss and the forms of the gradient (:func:`symloss.layout.forms`) are printed
+by SymPy's NumPy printer (each primitive carries its own stable printing) and compiled with
+``lambdify``. Everything torch does *around* the per-element math -- shapes, the class axis,
+targets, ``ignore_index``, weights, denominators and reductions -- is :mod:`symloss.layout`'s:
+this module gets a :class:`~symloss.layout.Layout` and returns per-element results in its
+kernel layout.
 
-Arithmetic is done in float64 and the result is returned in the input's dtype, so float32 in
-gives float32 out, correctly rounded from a float64 value.
+It is the fallback where numba is missing or turned off (:func:`symloss.fast.disabled`). The
+arithmetic is float64 for every input dtype, as in the numba kernels, and the same form is
+chosen for the same element, so the two evaluators agree (``tests/test_fast.py``).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,17 +24,13 @@ from sympy.printing.numpy import SciPyPrinter
 
 from . import kernels
 from .algebra import reduce_sums
-from .errors import SymlossTypeError, SymlossValueError
-from .primitives import clamp_min, clamped_log, log_softmax
+from .layout import Layout, forms
+from .primitives import log_softmax
 
 if TYPE_CHECKING:
     from .derive import Derivation
 
-__all__ = ["Numeric", "build", "compile_expr"]
-
-#: Primitives that carry torch's numeric guards; ``tidy`` drops them, so a kernel form that
-#: has one is the only faithful form to evaluate.
-_GUARDS = (clamp_min, clamped_log)
+__all__ = ["NumpyEvaluator", "compile_expr"]
 
 _NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels}
 
@@ -70,430 +67,115 @@ def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
     return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"], printer=_Printer, cse=True)  # type: ignore[no-any-return]
 
 
-def _as_float(value: Any, what: str) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "fiub":
-        raise SymlossTypeError(f"{what} must be a real array, got dtype {arr.dtype}")
-    return arr
+def _direction_symbol(derivation: Derivation) -> sp.Basic:
+    return sp.IndexedBase("v") if derivation.declaration.class_axis else sp.Symbol("v", real=True)
 
 
-def _cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float64 -> the input's dtype: one rounding; a subnormal result may flush to 0, quietly."""
-    with np.errstate(under="ignore", over="ignore"):
-        return arr.astype(dtype)
-
-
-def _out_dtype(arr: np.ndarray) -> np.dtype:
-    return arr.dtype if arr.dtype in (np.float32, np.float64, np.float16) else np.dtype(np.float64)
-
-
-@dataclass
-class Numeric:
-    """The compiled functions of one derivation, with torch's bookkeeping around them."""
-
-    loss: Callable[..., Any]
-    grad: Callable[..., Any]
-    hvp: Callable[..., Any]
-    hess_diag: Callable[..., Any]
-
-
-def build(derivation: Derivation) -> Numeric:
-    """Compile the kernels for ``derivation`` and wrap them with torch's bookkeeping."""
-    family = derivation.spec.family
-    if family == "elementwise":
-        adapter: _Adapter = _Elementwise(derivation)
-    elif family == "class_axis":
-        adapter = _ClassAxis(derivation)
-    else:  # pragma: no cover - a catalogue entry with an unknown family is a bug here
-        raise AssertionError(family)
-    return Numeric(
-        loss=adapter.loss, grad=adapter.grad, hvp=adapter.hvp, hess_diag=adapter.hess_diag
-    )
-
-
-class _Adapter:
-    """Shared: compile the two kernels; reduce; return in the input's dtype."""
+class NumpyEvaluator:
+    """The compiled NumPy functions of one derivation; each compiled on first use."""
 
     def __init__(self, derivation: Derivation) -> None:
-        d = derivation.declaration
         self.derivation = derivation
-        self.options: Mapping[str, Any] = derivation.options
-        self.reduction: str = derivation.options.get("reduction", "mean")
-        self.names = list(d.symbols)
-        args = [d.symbols[n] for n in self.names]
-        self._args = args
-        subst = d.substitute_definitions
-        self._loss = compile_expr(subst(d.loss), args)
-        self._grad = compile_expr(subst(derivation.kernel_gradient), args)
-        self._second: dict[str, Callable[..., Any]] = {}
-        self._soft_grad: Callable[..., Any] | None = None  # compiled on first soft target
-        self._fast: Any = None  # symloss.fast kernels, built on first call when enabled
+        self.names = list(derivation.declaration.symbols)
+        self._args = [derivation.declaration.symbols[n] for n in self.names]
+        self._compiled: dict[str, Callable[..., Any]] = {}
 
-    def _second_kernel(self, which: str) -> Callable[..., Any]:
-        """The Hessian kernels, compiled on first use (most callers never need them)."""
-        if which not in self._second:
+    def _kernel(self, what: str) -> Callable[..., Any]:
+        """``loss``, ``grad_hard``, ``grad_soft``, ``hvp``, ``hess`` or ``wrt:<name>``."""
+        if what not in self._compiled:
             d = self.derivation
             subst = d.declaration.substitute_definitions
-            if which == "hvp":
-                v = sp.IndexedBase("v") if d.declaration.class_axis else sp.Symbol("v", real=True)
-                self._second[which] = compile_expr(subst(d.hvp_expr), [*self._args, v])
-            else:
-                self._second[which] = compile_expr(subst(d.hessian_diagonal), self._args)
-        return self._second[which]
+            args = self._args
+            if what in ("loss", "grad_hard", "grad_soft"):
+                f = forms(d)
+                expr = {"loss": f.loss, "grad_hard": f.grad_hard, "grad_soft": f.grad_soft}[what]
+                if what == "grad_soft" and expr is f.grad_hard:
+                    self._compiled[what] = self._kernel("grad_hard")
+                    return self._compiled[what]
+            elif what == "hvp":
+                expr, args = subst(d.hvp_expr), [*args, _direction_symbol(d)]
+            elif what == "hess":
+                expr = subst(d.hessian_diagonal)
+            else:  # wrt:<name>: the raw sympy.diff, which keeps torch's guards (clamp_min)
+                declared = d.declaration
+                expr = subst(sp.diff(declared.loss, declared.symbols[what.removeprefix("wrt:")]))
+            self._compiled[what] = compile_expr(expr, args)
+        return self._compiled[what]
 
-    def _fast_kernels(self, arrays: tuple[Any, ...]) -> Any:
-        """The fused numba kernels (:mod:`symloss.fast`) for these arrays, or ``None``: take
-        the NumPy path (small arrays, a loss without fast kernels, numba not installed)."""
-        from . import fast
+    # ------------------------------------------------------------------ values
+    def _values(self, layout: Layout) -> dict[str, Any]:
+        """The arrays by symbol name, float64, as the printed expressions take them."""
+        values: dict[str, Any] = {
+            n: np.asarray(a, dtype=np.float64) for n, a in layout.arrays.items()
+        }
+        values.update({n: np.float64(v) for n, v in layout.scalars.items()})
+        if layout.family == "class_axis":
+            z = values["input"]
+            values["num_classes"] = z.shape[1]
+            if layout.labels is not None:  # class indices: the one-hot rows (0 where ignored)
+                y = np.zeros(z.shape)
+                rows = np.flatnonzero(layout.valid)
+                y[rows, layout.labels[rows]] = 1.0
+                values["target"] = y
+        return values
 
-        if len(arrays) != 2 or not fast.worth_it(self.derivation, arrays[0]):
+    def _run(self, what: str, values: Mapping[str, Any], extra: tuple[Any, ...] = ()) -> np.ndarray:
+        kernel = self._kernel(what)
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            return np.asarray(kernel(*(values[n] for n in self.names), *extra), dtype=np.float64)
+
+    def _soft(self, layout: Layout, values: Mapping[str, Any]) -> np.ndarray | None:
+        """Where the soft form is evaluated (``None``: nowhere); by row on a class axis."""
+        if layout.family == "class_axis" and layout.labels is not None:
             return None
-        if self._fast is None:
-            self._fast = fast.build(self.derivation) or False
-        return self._fast or None
-
-    def _call(self, kernel: Callable[..., Any], values: Mapping[str, Any]) -> np.ndarray:
-        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
-            return np.asarray(kernel(*(values[n] for n in self.names)), dtype=np.float64)
-
-    def _direction(self, v: Any, shape: tuple[int, ...]) -> np.ndarray:
-        arr = _as_float(v, f"{self.derivation.name}: v")
-        if arr.shape != shape:
-            raise SymlossValueError(
-                f"{self.derivation.name}: v must have the input's shape {shape}, got {arr.shape}"
-            )
-        return arr.astype(np.float64)
-
-    def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
-        names = self.derivation.spec.arguments
-        if len(arrays) != len(names):
-            shown = ", ".join([*names, *([extra] if extra else [])])
-            raise SymlossTypeError(
-                f"{self.derivation.name} takes ({shown}); got {len(arrays) + bool(extra)} arrays"
-            )
-
-    def hvp(self, *arrays: Any) -> np.ndarray:
-        *arrays, v = arrays  # type: ignore[assignment]
-        self._arity(tuple(arrays), "v")
-        kernels = self._fast_kernels(tuple(arrays))
-        done = kernels.hvp(*arrays, v) if kernels is not None else None
-        if done is not None:
-            return done  # type: ignore[no-any-return]
-        values, denominator, dtype, finish = self.prepare(*arrays)
-        input = arrays[0]
-        shape = np.shape(input.detach().cpu().numpy() if hasattr(input, "detach") else input)
-        values["v"] = self.to_kernel_layout(self._direction(v, shape))
-        kernel = self._second_kernel("hvp")
-        names = [*self.names, "v"]
-        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
-            raw = np.asarray(kernel(*(values[n] for n in names)), dtype=np.float64)
-        reduced = self._reduce_grad(raw, denominator, np.dtype(np.float64))
-        return _cast(finish(reduced, loss=False), dtype)
-
-    def hess_diag(self, *arrays: Any) -> np.ndarray:
-        """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
-        self._arity(arrays)
-        values, _, dtype, finish = self.prepare(*arrays)
-        raw = self._call(self._second_kernel("hess_diag"), values)
-        return _cast(finish(raw, loss=False), dtype)
-
-    def to_kernel_layout(self, arr: np.ndarray) -> np.ndarray:
-        """An array of the input's shape in the layout the kernels take."""
-        return arr
-
-    def _reduce_loss(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> Any:
-        if self.reduction == "none":
-            return _cast(per_element, dtype)
-        total = float(np.sum(per_element))
-        # A loss beyond the dtype's range rounds to inf, quietly, as any other rounding.
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if self.reduction == "sum":
-                return dtype.type(total)
-            return dtype.type(np.float64(total) / np.float64(denominator))
-
-    def _reduce_grad(self, per_element: np.ndarray, denominator: float, dtype: np.dtype) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
-            if self.reduction in ("mean", "batchmean"):
-                per_element = per_element / np.float64(denominator)
-            return _cast(per_element, dtype)
-
-    def loss(self, *arrays: Any) -> Any:
-        self._arity(arrays)
-        kernels = self._fast_kernels(arrays)
-        done = kernels.loss(*arrays) if kernels is not None else None
-        if done is not None:
-            return self._reduce_loss(*done)
-        values, denominator, dtype, finish = self.prepare(*arrays)
-        per_element = finish(self._call(self._loss, values), loss=True)
-        return self._reduce_loss(per_element, denominator, dtype)
-
-    def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
-        self._arity(arrays)
-        spec = self.derivation.spec
-        differentiable = ["input", *(w.name for w in self.derivation.declaration.also_wrt)]
-        if wrt not in differentiable:
-            from .errors import choice_error
-
-            raise choice_error(f"wrt for {spec.name}", wrt, differentiable)
-        if wrt == "input":
-            kernels = self._fast_kernels(arrays)
-            done = kernels.grad(*arrays) if kernels is not None else None
-            if done is not None:
-                return done  # type: ignore[no-any-return]
-        values, denominator, dtype, finish = self.prepare(*arrays)
-        if wrt == "input":
-            per_element = self._input_gradient(values)
-        else:
-            per_element = self._call(self._wrt_kernel(wrt), values)
-        # Reduce, then mask: an ignored element's gradient is 0 even when every element is
-        # ignored (torch never writes it), not 0/0.
-        reduced = self._reduce_grad(per_element, denominator, np.dtype(np.float64))
-        out = finish(reduced, loss=False)
-        if wrt != "input":  # the gradient of a broadcast argument sums over the broadcast axes
-            arg = arrays[spec.arguments.index(wrt)]
-            arg = _as_float(arg, f"{spec.name}: {wrt}")
-            return _cast(_unbroadcast(out, arg.shape), _out_dtype(arg))
-        return _cast(out, dtype)
-
-    def _input_gradient(self, values: Mapping[str, Any]) -> np.ndarray:
-        """∂ℓ/∂input per element, in the kernel layout.
-
-        Where the declaration says so (``soft_targets_take_gradient``: the Bernoulli and
-        categorical losses), hard labels take the kernel form, where nothing cancels, and soft
-        targets the derived gradient, whose one cancellation where it is ≈ 0 loses no more than
-        torch's p − y. A kernel form that carries torch's numeric guards (clamps) is used for
-        every target: the simplified gradient does not keep them.
-        """
-        per_element = self._call(self._grad, values)
-        d = self.derivation
-        if self._soft_grad is None and (
-            not d.declaration.soft_targets_take_gradient
-            or d.gradient == d.kernel_gradient
-            or d.kernel_gradient.has(*_GUARDS)
-        ):
-            self._soft_grad = self._grad  # one form for every target: nothing to choose
-        if self._soft_grad is self._grad or "target" not in values:
-            return per_element
-        y = np.asarray(values["target"])
+        y = values["target"]
         soft = (y != 0) & (y != 1)
-        if d.spec.family == "class_axis":
+        if layout.family == "class_axis":
             soft = np.any(soft, axis=-1, keepdims=True)
-        if np.any(soft):
-            if self._soft_grad is None:
-                self._soft_grad = compile_expr(
-                    d.declaration.substitute_definitions(d.gradient), self._args
-                )
-            per_element = np.where(soft, self._call(self._soft_grad, values), per_element)
-        return per_element
+        return soft if np.any(soft) else None
 
-    def _wrt_kernel(self, wrt: str) -> Callable[..., Any]:
-        key = f"wrt:{wrt}"
-        if key not in self._second:
-            d = self.derivation
-            subst = d.declaration.substitute_definitions
-            # The raw sympy.diff, like the input's kernel: tidy() drops the numeric guards
-            # (clamp_min), which the evaluated form must keep.
-            raw = sp.diff(d.declaration.loss, d.declaration.symbols[wrt])
-            self._second[key] = compile_expr(subst(raw), self._args)
-        return self._second[key]
+    def _finish(self, layout: Layout, raw: np.ndarray, divide: bool) -> np.ndarray:
+        """Broadcast to the layout's shape, divide by the mean's denominator, zero the ignored."""
+        out = np.broadcast_to(raw, layout.arrays["input"].shape)
+        if divide:
+            with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
+                out = out / np.float64(layout.divisor)
+        if layout.valid is not None:
+            # Reduce, then mask: an ignored row's derivative is 0 even when every row is
+            # ignored (torch never writes it), not 0/0.
+            out = np.where(layout.valid[:, None], out, 0.0)
+        return np.array(out, dtype=np.float64)
 
-    def prepare(
-        self, *arrays: Any
-    ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
-        raise NotImplementedError
+    # ------------------------------------------------------------------ results
+    def loss(self, layout: Layout) -> np.ndarray:
+        """Per-element (class axis: per-row) float64 losses, 0 for an ignored row."""
+        raw = self._run("loss", self._values(layout))
+        if layout.family == "elementwise":
+            return np.array(np.broadcast_to(raw, layout.arrays["input"].shape), dtype=np.float64)
+        per_row = np.broadcast_to(raw, (layout.n_rows, 1))[:, 0]
+        if layout.valid is not None:
+            per_row = np.where(layout.valid, per_row, 0.0)
+        return np.array(per_row, dtype=np.float64)
 
+    def grad(self, layout: Layout) -> np.ndarray:
+        """∂(reduced loss)/∂input per element, float64, in the kernel layout."""
+        values = self._values(layout)
+        raw = self._run("grad_hard", values)
+        soft = self._soft(layout, values)
+        if soft is not None and self._kernel("grad_soft") is not self._kernel("grad_hard"):
+            raw = np.where(soft, self._run("grad_soft", values), raw)
+        return self._finish(layout, raw, divide=True)
 
-def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes an argument of ``shape`` was broadcast along."""
-    if grad.shape == shape:
-        return grad
-    if len(shape) == grad.ndim - 1 and shape == grad.shape[:-1]:  # var of shape input[:-1]
-        return grad.sum(axis=-1)
-    lead = grad.ndim - len(shape)
-    out = grad.sum(axis=tuple(range(lead))) if lead else grad
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
-    return out.sum(axis=axes, keepdims=True).reshape(shape)
+    def hvp(self, layout: Layout, v: np.ndarray) -> np.ndarray:
+        """The Hessian of the reduced loss times ``v`` (kernel layout), float64."""
+        values = self._values(layout)
+        raw = self._run("hvp", values, (np.asarray(v, dtype=np.float64),))
+        return self._finish(layout, raw, divide=True)
 
+    def hess(self, layout: Layout) -> np.ndarray:
+        """The unreduced diagonal of the Hessian, per element (the reduction is ignored)."""
+        return self._finish(layout, self._run("hess", self._values(layout)), divide=False)
 
-def _broadcast(value: np.ndarray, shape: tuple[int, ...], what: str, loss: str) -> np.ndarray:
-    try:
-        return np.broadcast_to(value, shape)
-    except ValueError:
-        raise SymlossValueError(
-            f"{loss}: {what} of shape {value.shape} does not broadcast to the input's shape {shape}"
-        ) from None
-
-
-class _Elementwise(_Adapter):
-    """Losses with one prediction per element: input, target (and weights) of one shape."""
-
-    def prepare(
-        self, *arrays: Any
-    ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
-        name = self.derivation.name
-        spec = self.derivation.spec
-        given = dict(zip(spec.arguments, arrays, strict=True))
-        x = _as_float(given["input"], f"{name}: input")
-        y = _as_float(given["target"], f"{name}: target")
-        if x.shape != y.shape:
-            raise SymlossValueError(
-                f"{name}: target shape {y.shape} must equal input shape {x.shape}"
-            )
-        extra: dict[str, np.ndarray] = {}
-        for arg in spec.arguments:
-            if arg in ("input", "target"):
-                continue
-            arr = _as_float(given[arg], f"{name}: {arg}").astype(np.float64)
-            if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
-                arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
-            arr = np.asarray(_broadcast(arr, x.shape, arg, name))
-            check = spec.argument_check.get(arg)
-            if check is not None:
-                check(name, arr)
-            extra[arg] = arr
-        dtype = _out_dtype(x)
-        # float32 is computed in float64; float64 in the platform's extended precision where it
-        # has one (x86: 64-bit mantissa), so that a cancellation inherent to the loss
-        # (e^z ≈ y in Poisson's e^z − y) costs 2¹¹ times less. Either way one final rounding.
-        work = np.longdouble if dtype == np.float64 else np.float64
-        x64 = x.astype(work)
-        if self.derivation.spec.input_domain(self.options) == "probability":
-            if np.any((x64 < 0) | (x64 > 1)) or np.any(np.isnan(x64)):
-                raise SymlossValueError(
-                    f"{name}: every input must be a probability in [0, 1] "
-                    "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
-                )
-        values: dict[str, Any] = {"input": x64, "target": y.astype(work), **extra}
-        for option in self.names:
-            if option in values:
-                continue
-            value = self.options[option]
-            if hasattr(value, "shape"):  # weight, pos_weight: broadcast like torch
-                values[option] = _broadcast(value, x.shape, option, name)
-            else:  # a scalar option (beta, delta, margin, eps)
-                values[option] = np.float64(value)
-
-        def finish(per_element: np.ndarray, loss: bool) -> np.ndarray:
-            return np.broadcast_to(per_element, x.shape)
-
-        if self.reduction == "batchmean":
-            denominator = float(x.shape[0]) if x.ndim else 1.0
-        else:
-            denominator = float(x.size)
-        return values, denominator, dtype, finish
-
-
-def class_index_denominator(derivation: Derivation, labels: np.ndarray, valid: np.ndarray) -> float:
-    """What ``reduction='mean'`` divides by for class-index targets (``valid``: not ignored).
-
-    The declaration says which: the targets' total weight (cross_entropy, nll_loss) or the
-    number of samples counted (multi_margin_loss). Shared by the NumPy and numba paths.
-    """
-    declared = derivation.declaration
-    weight = derivation.options.get("weight")
-    by_weight = "weight" in declared.symbols and declared.mean_denominator.has(
-        declared.symbols["weight"]
-    )
-    if weight is not None and by_weight:
-        return float(np.sum(weight[np.where(valid, labels, 0)][valid]))
-    return float(np.count_nonzero(valid))
-
-
-class _ClassAxis(_Adapter):
-    """Losses over a class axis: input (C), (N, C) or (N, C, d1, …, dk), as in torch."""
-
-    def to_kernel_layout(self, arr: np.ndarray) -> np.ndarray:
-        return np.moveaxis(arr, 0 if arr.ndim == 1 else 1, -1)
-
-    def prepare(
-        self, *arrays: Any
-    ) -> tuple[dict[str, Any], float, np.dtype, Callable[..., np.ndarray]]:
-        name = self.derivation.name
-        input, target = arrays
-        x = _as_float(input, f"{name}: input")
-        if x.ndim == 0:
-            raise SymlossValueError(
-                f"{name}: input must have shape (C), (N, C) or (N, C, d1, ..., dk); got a scalar"
-            )
-        t = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
-        dtype = _out_dtype(x)
-        class_dim = 0 if x.ndim == 1 else 1
-        n_classes = x.shape[class_dim]
-        work = np.longdouble if dtype == np.float64 else np.float64  # as in _Elementwise
-        z = np.moveaxis(x.astype(work), class_dim, -1)
-        weight = self.options.get("weight")
-        if weight is not None and weight.shape != (n_classes,):
-            raise SymlossValueError(
-                f"{name}: weight must have shape ({n_classes},) for {n_classes} classes, "
-                f"got {weight.shape}"
-            )
-        ignore_index = self.options.get("ignore_index", -100)
-        if t.shape == x.shape and self.derivation.spec.index_targets_only:
-            raise SymlossValueError(
-                f"{name}: targets are class indices of shape "
-                f"{x.shape[:class_dim] + x.shape[class_dim + 1:]}, got the input's shape {t.shape}"
-            )
-        if self.derivation.spec.multi_hot_targets and t.shape != x.shape:
-            raise SymlossValueError(
-                f"{name}: the target must have the input's shape {x.shape} (one label per "
-                f"class), got {t.shape}"
-            )
-        if t.shape == x.shape:
-            if self.derivation.spec.multi_hot_targets and t.dtype.kind in "iub":
-                t = t.astype(np.float64)
-            if t.dtype.kind != "f":
-                raise SymlossTypeError(
-                    f"{name}: a target of the input's shape holds class probabilities and must "
-                    f"be floating point, got dtype {t.dtype}"
-                )
-            if ignore_index >= 0:
-                raise SymlossValueError(
-                    f"{name}: ignore_index is not supported for probability targets "
-                    f"(got ignore_index={ignore_index})"
-                )
-            y = np.moveaxis(t.astype(work), class_dim, -1)
-            valid = np.ones(z.shape[:-1], dtype=bool)
-            denominator = float(valid.size)
-        else:
-            expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
-            if t.shape != expected:
-                raise SymlossValueError(
-                    f"{name}: target must have shape {expected} (class indices) or "
-                    f"{x.shape} (class probabilities), got {t.shape}"
-                )
-            if t.dtype.kind not in "iu":
-                raise SymlossTypeError(
-                    f"{name}: class-index targets must be integers, got dtype {t.dtype}"
-                )
-            valid = t != ignore_index
-            bad = valid & ((t < 0) | (t >= n_classes))
-            if np.any(bad):
-                raise SymlossValueError(
-                    f"{name}: target {int(t[bad].flat[0])} is out of bounds; class indices are "
-                    f"0..{n_classes - 1} (or ignore_index={ignore_index})"
-                )
-            safe = np.where(valid, t, 0)
-            y = np.zeros(z.shape, dtype=work)
-            np.put_along_axis(y, safe[..., None], 1.0, axis=-1)
-            y[~valid] = 0.0
-            denominator = class_index_denominator(self.derivation, t, valid)
-        values: dict[str, Any] = {"input": z, "target": y, "num_classes": n_classes}
-        if "weight" in self.names:
-            values["weight"] = weight
-        if "label_smoothing" in self.names:
-            values["label_smoothing"] = self.options["label_smoothing"]
-        for option in self.names:  # scalar options (margin)
-            if option not in values:
-                values[option] = np.float64(self.options[option])
-
-        def finish(per_element: np.ndarray, loss: bool) -> np.ndarray:
-            if loss:
-                out = np.where(valid, np.broadcast_to(per_element, (*z.shape[:-1], 1))[..., 0], 0.0)
-                return out
-            out = np.where(valid[..., None], np.broadcast_to(per_element, z.shape), 0.0)
-            return np.moveaxis(out, -1, class_dim)
-
-        return values, denominator, dtype, finish
+    def grad_wrt(self, layout: Layout, wrt: str) -> np.ndarray:
+        """∂(reduced loss)/∂``wrt`` per element of the input's layout, float64."""
+        return self._finish(layout, self._run(f"wrt:{wrt}", self._values(layout)), divide=True)

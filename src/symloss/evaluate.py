@@ -1,0 +1,110 @@
+"""``loss_fn`` / ``grad_fn`` / ``hvp_fn`` of a derivation: lay out, evaluate, finish.
+
+The layers, arrows pointing down only::
+
+    derive ──► evaluate ──► fast (numba evaluator)  ──► layout (the one bookkeeping)
+                       └──► numeric (NumPy evaluator) ─┘
+
+Every call is laid out once by :func:`symloss.layout.lay_out` (validation, kernel layout,
+mask, denominator), evaluated by one evaluator, and finished by the layout (reduction, shape,
+dtype). The numba kernels answer at every size when numba is installed and enabled; the NumPy
+evaluator answers otherwise -- and for a derivation whose expressions the numba printer does
+not handle, at every size, so one derivation never gives two answers on the same path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import fast
+from .layout import Layout, cast, check_arity, check_wrt, lay_out, unbroadcast
+from .numeric import NumpyEvaluator
+
+if TYPE_CHECKING:
+    from .derive import Derivation
+
+__all__ = ["Numeric", "build"]
+
+
+@dataclass
+class Numeric:
+    """The numeric functions of one derivation, with torch's bookkeeping around them."""
+
+    loss: Callable[..., Any]
+    grad: Callable[..., Any]
+    hvp: Callable[..., Any]
+    hess_diag: Callable[..., Any]
+
+
+def build(derivation: Derivation) -> Numeric:
+    """The numeric functions of ``derivation`` (kernels are compiled on first use)."""
+    evaluator = _Evaluator(derivation)
+    return Numeric(loss=evaluator.loss, grad=evaluator.grad, hvp=evaluator.hvp,
+                   hess_diag=evaluator.hess_diag)
+
+
+class _Evaluator:
+    def __init__(self, derivation: Derivation) -> None:
+        self.derivation = derivation
+        self.numpy = NumpyEvaluator(derivation)
+        self._fast: Any = None  # fast.FastKernels, False where not available
+
+    def _fast_kernels(self, arrays: tuple[Any, ...]) -> Any:
+        """The numba kernels for these arrays, or ``None``: the NumPy evaluator answers."""
+        if not arrays or not fast.worth_it(self.derivation, arrays[0]):
+            return None
+        if self._fast is None:
+            self._fast = fast.build(self.derivation) or False
+        return self._fast or None
+
+    def loss(self, *arrays: Any) -> Any:
+        layout = lay_out(self.derivation, arrays)
+        kernels = self._fast_kernels(arrays)
+        per_element = kernels.loss(layout) if kernels is not None else None
+        if per_element is None:
+            per_element = self.numpy.loss(layout)
+        return layout.reduce_loss(per_element)
+
+    def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
+        check_arity(self.derivation, arrays)
+        check_wrt(self.derivation, wrt)
+        layout = lay_out(self.derivation, arrays)
+        if wrt != "input":
+            return self._grad_wrt(layout, arrays, wrt)
+        kernels = self._fast_kernels(arrays)
+        out = kernels.grad(layout) if kernels is not None else None
+        if out is None:
+            out = self.numpy.grad(layout)
+        return layout.from_kernel(out)
+
+    def _grad_wrt(self, layout: Layout, arrays: tuple[Any, ...], wrt: str) -> np.ndarray:
+        """The gradient of a broadcast argument: summed over the axes it was broadcast along."""
+        spec = self.derivation.spec
+        per_element = layout.from_kernel(self.numpy.grad_wrt(layout, wrt), np.dtype(np.float64))
+        arg = np.asarray(arrays[spec.arguments.index(wrt)])
+        dtype = arg.dtype if arg.dtype in (np.float32, np.float64, np.float16) else np.float64
+        return cast(unbroadcast(per_element, arg.shape), np.dtype(dtype))
+
+    def hvp(self, *arrays: Any) -> np.ndarray:
+        *given, v = arrays
+        check_arity(self.derivation, tuple(given), "v")
+        layout = lay_out(self.derivation, tuple(given))
+        dv = layout.direction(v, self.derivation.name)
+        kernels = self._fast_kernels(tuple(given))
+        out = kernels.hvp(layout, dv) if kernels is not None else None
+        if out is None:
+            out = self.numpy.hvp(layout, dv)
+        return layout.from_kernel(out)
+
+    def hess_diag(self, *arrays: Any) -> np.ndarray:
+        """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
+        layout = lay_out(self.derivation, arrays)
+        kernels = self._fast_kernels(arrays)
+        out = kernels.hess(layout) if kernels is not None else None
+        if out is None:
+            out = self.numpy.hess(layout)
+        return layout.from_kernel(out)

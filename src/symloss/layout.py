@@ -1,0 +1,421 @@
+"""The one bookkeeping layer: torch's semantics *around* the per-element math, written once.
+
+Every evaluator (:mod:`symloss.numeric`: NumPy; :mod:`symloss.fast`: numba) gets its arrays from
+:func:`lay_out` and its expressions from :func:`forms`, and only evaluates expressions printed
+from the derivation. What lives here, for every loss:
+
+* validation: arity, dtypes, shapes, broadcasting, the input's domain, class indices in bounds;
+* the kernel layout: element-wise losses take flat, contiguous arrays of one length; class-axis
+  losses take ``(rows, classes)`` arrays (the class axis moved last), class indices as int64
+  labels with their ``ignore_index`` mask -- never a dense one-hot array;
+* the working dtype (float32 arrays stay float32 in memory, everything else is float64; the
+  arithmetic is float64 on every path) and the result's dtype (the input's);
+* the mean's denominator (the element count, ``batchmean``'s batch size, the targets' total
+  weight) and the reductions;
+* which derived form is evaluated where (:func:`forms`): the kernel form for hard targets
+  (0/1 labels, class indices, one-hot rows), the derived gradient for soft ones.
+
+This module imports no evaluator and nothing above it (arrows point down).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sympy as sp
+
+from .errors import SymlossTypeError, SymlossValueError, choice_error
+from .primitives import clamp_min, clamped_log
+
+if TYPE_CHECKING:
+    from .derive import Derivation
+
+__all__ = ["Forms", "Layout", "class_index_denominator", "forms", "lay_out"]
+
+#: The default ``ignore_index`` of torch's class-index losses (written here only).
+IGNORE_INDEX = -100
+
+#: Primitives that carry torch's numeric guards; ``tidy`` drops them, so a kernel form that
+#: has one is the only faithful form to evaluate.
+_GUARDS = (clamp_min, clamped_log)
+
+#: Options that are arrays broadcast against the input (the rest are scalars).
+ARRAY_OPTIONS = ("weight", "pos_weight")
+
+
+@dataclass(frozen=True)
+class Forms:
+    """The substituted expressions an evaluator evaluates for one derivation.
+
+    ``grad_hard`` is evaluated where the target is hard (a 0/1 label, a class index, a one-hot
+    row), ``grad_soft`` elsewhere; they are the same object when there is nothing to choose.
+    """
+
+    loss: sp.Expr
+    grad_hard: sp.Expr
+    grad_soft: sp.Expr
+    symbols: Mapping[str, sp.Basic]
+
+
+def forms(derivation: Derivation) -> Forms:
+    """The expressions of ``derivation`` each evaluator prints (first order).
+
+    Where the declaration says so (``soft_targets_take_gradient``: the Bernoulli and categorical
+    losses), hard labels take the kernel form, where nothing cancels, and soft targets the
+    derived gradient, whose one cancellation where it is ≈ 0 loses no more than torch's p − y.
+    A kernel form that carries torch's numeric guards (clamps) is used for every target: the
+    simplified gradient does not keep them.
+    """
+    d = derivation.declaration
+    subst = d.substitute_definitions
+    hard = subst(derivation.kernel_gradient)
+    choose = (
+        d.soft_targets_take_gradient
+        and derivation.gradient != derivation.kernel_gradient
+        and not derivation.kernel_gradient.has(*_GUARDS)
+    )
+    soft = subst(derivation.gradient) if choose else hard
+    return Forms(loss=subst(d.loss), grad_hard=hard, grad_soft=soft, symbols=d.symbols)
+
+
+def _as_real(value: Any, what: str) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor; torch itself is never imported here
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise SymlossTypeError(f"{what} must be a real array, got dtype {arr.dtype}")
+    return arr
+
+
+def _kernel_dtype(arr: np.ndarray) -> np.dtype:
+    """float32 stays float32 in memory (the kernels compute in float64); all else is float64."""
+    return arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _result_dtype(arr: np.ndarray) -> np.dtype:
+    return arr.dtype if arr.dtype in (np.float32, np.float64, np.float16) else np.dtype(np.float64)
+
+
+def _flat(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``arr`` as a flat C-contiguous array of ``dtype`` (a view when it already is one)."""
+    return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+
+
+def _companion_dtype(arr: np.ndarray, work: np.dtype) -> np.dtype:
+    """A target-like array keeps the input's working dtype when that loses nothing."""
+    if arr.dtype == work or arr.dtype.kind in "biu" or work == np.float64:
+        return work
+    return np.dtype(np.float64)  # float64 targets with float32 input: keep every bit
+
+
+def _broadcast(value: np.ndarray, shape: tuple[int, ...], what: str, loss: str) -> np.ndarray:
+    try:
+        return np.broadcast_to(value, shape)
+    except ValueError:
+        raise SymlossValueError(
+            f"{loss}: {what} of shape {value.shape} does not broadcast to the input's shape {shape}"
+        ) from None
+
+
+def class_index_denominator(derivation: Derivation, labels: np.ndarray, valid: np.ndarray) -> float:
+    """What ``reduction='mean'`` divides by for class-index targets (``valid``: not ignored).
+
+    The declaration says which: the targets' total weight (cross_entropy, nll_loss) or the
+    number of samples counted (multi_margin_loss).
+    """
+    declared = derivation.declaration
+    weight = derivation.options.get("weight")
+    by_weight = "weight" in declared.symbols and declared.mean_denominator.has(
+        declared.symbols["weight"]
+    )
+    if weight is not None and by_weight:
+        return float(np.sum(weight[np.where(valid, labels, 0)][valid]))
+    return float(np.count_nonzero(valid))
+
+
+@dataclass(eq=False)
+class Layout:
+    """One call's arrays in the kernels' layout, with everything needed to finish the result.
+
+    Attributes:
+        family: ``"elementwise"`` or ``"class_axis"``.
+        shape: the input's shape (the shape of a gradient).
+        dtype: the result's dtype (the input's; float64 for integer input).
+        work: the dtype of the kernel arrays in memory (float32 or float64).
+        reduction: ``"none"``, ``"mean"``, ``"sum"`` or ``"batchmean"``.
+        denominator: what the mean divides by (1 for other reductions' gradients).
+        arrays: element-wise: flat arrays by symbol name (input, target, the other positional
+            arrays, weight/pos_weight broadcast); class axis: ``input`` as ``(rows, C)`` and,
+            for probability targets, ``target`` likewise.
+        scalars: scalar options by symbol name (``beta``, ``margin``, ``label_smoothing``, ...).
+        labels: class axis, index targets: int64 class per row (``ignore_index`` where ignored).
+        valid: class axis, index targets: the rows not ignored.
+        ignore_index: the class index whose rows are ignored.
+        class_dim: class axis: the input's class dimension.
+    """
+
+    family: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    work: np.dtype
+    reduction: str
+    denominator: float
+    arrays: dict[str, np.ndarray]
+    scalars: dict[str, float] = field(default_factory=dict)
+    labels: np.ndarray | None = None
+    valid: np.ndarray | None = None
+    ignore_index: int = IGNORE_INDEX
+    class_dim: int = -1
+
+    @property
+    def hard(self) -> bool:
+        """Class axis: the targets are class indices (``labels``), not probabilities."""
+        return self.labels is not None
+
+    @property
+    def divisor(self) -> float:
+        """What each per-element derivative is divided by: the mean's denominator, else 1."""
+        return self.denominator if self.reduction in ("mean", "batchmean") else 1.0
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.arrays["input"].shape[0])
+
+    # ------------------------------------------------------------- layout <-> input shape
+    def to_kernel(self, arr: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+        """An array of the input's shape in the kernel layout (flat, or ``(rows, C)``)."""
+        dtype = self.work if dtype is None else dtype
+        if self.family == "elementwise":
+            return _flat(arr, dtype)
+        moved = np.moveaxis(arr, self.class_dim, -1)
+        return np.ascontiguousarray(moved, dtype=dtype).reshape(-1, moved.shape[-1])
+
+    def from_kernel(self, out: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+        """A per-element result in the kernel layout, back in the input's shape and dtype."""
+        if self.family == "elementwise":
+            out = out.reshape(self.shape)
+        else:
+            row_shape = self.shape[: self.class_dim] + self.shape[self.class_dim + 1 :]
+            out = np.moveaxis(out.reshape(*row_shape, self.shape[self.class_dim]), -1,
+                              self.class_dim)
+        return cast(out, self.dtype if dtype is None else dtype)
+
+    def direction(self, v: Any, name: str) -> np.ndarray:
+        """The Hessian-vector product's direction ``v``, checked, in the kernel layout."""
+        arr = _as_real(v, f"{name}: v")
+        if arr.shape != self.shape:
+            raise SymlossValueError(
+                f"{name}: v must have the input's shape {self.shape}, got {arr.shape}"
+            )
+        return self.to_kernel(arr, _companion_dtype(arr, self.work))  # a float64 v keeps its bits
+
+    # ------------------------------------------------------------- reductions
+    def reduce_loss(self, per_element: np.ndarray) -> Any:
+        """Per-element (per-row) float64 losses in the kernel layout -> the reduced loss."""
+        if self.reduction == "none":
+            if self.family == "elementwise":
+                return cast(per_element.reshape(self.shape), self.dtype)
+            row_shape = self.shape[: self.class_dim] + self.shape[self.class_dim + 1 :]
+            return cast(per_element.reshape(row_shape), self.dtype)
+        total = float(np.sum(per_element))
+        # A loss beyond the dtype's range rounds to inf, quietly, as any other rounding.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if self.reduction == "sum":
+                return self.dtype.type(total)
+            return self.dtype.type(np.float64(total) / np.float64(self.denominator))
+
+
+def cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float64 -> the result's dtype: one rounding; a subnormal result may flush to 0, quietly."""
+    if arr.dtype == dtype:
+        return arr
+    with np.errstate(under="ignore", over="ignore"):
+        return arr.astype(dtype)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes an argument of ``shape`` was broadcast along."""
+    if grad.shape == shape:
+        return grad
+    if len(shape) == grad.ndim - 1 and shape == grad.shape[:-1]:  # var of shape input[:-1]
+        return grad.sum(axis=-1)
+    lead = grad.ndim - len(shape)
+    out = grad.sum(axis=tuple(range(lead))) if lead else grad
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1)
+    return out.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def check_arity(derivation: Derivation, arrays: tuple[Any, ...], extra: str = "") -> None:
+    names = derivation.spec.arguments
+    if len(arrays) != len(names):
+        shown = ", ".join([*names, *([extra] if extra else [])])
+        raise SymlossTypeError(
+            f"{derivation.name} takes ({shown}); got {len(arrays) + bool(extra)} arrays"
+        )
+
+
+def check_wrt(derivation: Derivation, wrt: str) -> None:
+    differentiable = ["input", *(w.name for w in derivation.declaration.also_wrt)]
+    if wrt not in differentiable:
+        raise choice_error(f"wrt for {derivation.spec.name}", wrt, differentiable)
+
+
+def lay_out(derivation: Derivation, arrays: tuple[Any, ...]) -> Layout:
+    """Check the user's arrays against ``derivation`` and lay them out for the kernels."""
+    check_arity(derivation, arrays)
+    family = derivation.spec.family
+    if family == "elementwise":
+        return _elementwise(derivation, arrays)
+    if family == "class_axis":
+        return _class_axis(derivation, arrays)
+    raise AssertionError(f"no layout for family {family!r}")  # pragma: no cover
+
+
+def _scalars(derivation: Derivation, taken: set[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in derivation.declaration.symbols:
+        if name in taken:
+            continue
+        value = derivation.options.get(name)
+        if value is None or hasattr(value, "shape"):
+            raise AssertionError(f"{derivation.name}: no value for option {name!r}")
+        out[name] = float(value)
+    return out
+
+
+def _elementwise(derivation: Derivation, given_arrays: tuple[Any, ...]) -> Layout:
+    name = derivation.name
+    spec = derivation.spec
+    options = derivation.options
+    given = dict(zip(spec.arguments, given_arrays, strict=True))
+    x = _as_real(given["input"], f"{name}: input")
+    y = _as_real(given["target"], f"{name}: target")
+    if x.shape != y.shape:
+        raise SymlossValueError(f"{name}: target shape {y.shape} must equal input shape {x.shape}")
+    work = _kernel_dtype(x)
+    out: dict[str, np.ndarray] = {"input": _flat(x, work)}
+    if spec.input_domain(options) == "probability":
+        xi = out["input"]
+        if np.any((xi < 0) | (xi > 1)) or np.any(np.isnan(xi)):
+            raise SymlossValueError(
+                f"{name}: every input must be a probability in [0, 1] "
+                "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
+            )
+    out["target"] = _flat(y, _companion_dtype(y, work))
+    for arg in spec.arguments:
+        if arg in ("input", "target"):
+            continue
+        arr = _as_real(given[arg], f"{name}: {arg}")
+        if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
+            arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
+        arr = _broadcast(arr, x.shape, arg, name)
+        check = spec.argument_check.get(arg)
+        if check is not None:
+            check(name, arr)
+        out[arg] = _flat(arr, _companion_dtype(arr, work))
+    symbols = derivation.declaration.symbols
+    for option in ARRAY_OPTIONS:
+        if option in symbols and option not in out:
+            value = options.get(option)
+            if value is None:  # pragma: no cover - a declaration with weight has its value
+                raise AssertionError(f"{name}: no value for {option}")
+            out[option] = _flat(_broadcast(value, x.shape, option, name), np.dtype(np.float64))
+    reduction = options.get("reduction", "mean")
+    if reduction == "batchmean":
+        denominator = float(x.shape[0]) if x.ndim else 1.0
+    else:
+        denominator = float(x.size)
+    return Layout(
+        family="elementwise", shape=x.shape, dtype=_result_dtype(x), work=work,
+        reduction=reduction, denominator=denominator, arrays=out,
+        scalars=_scalars(derivation, set(out)),
+    )
+
+
+def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...]) -> Layout:
+    name = derivation.name
+    spec = derivation.spec
+    options = derivation.options
+    input, target = given_arrays
+    x = _as_real(input, f"{name}: input")
+    if x.ndim == 0:
+        raise SymlossValueError(
+            f"{name}: input must have shape (C), (N, C) or (N, C, d1, ..., dk); got a scalar"
+        )
+    t = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
+    class_dim = 0 if x.ndim == 1 else 1
+    n_classes = x.shape[class_dim]
+    work = _kernel_dtype(x)
+    weight = options.get("weight")
+    if weight is not None and weight.shape != (n_classes,):
+        raise SymlossValueError(
+            f"{name}: weight must have shape ({n_classes},) for {n_classes} classes, "
+            f"got {weight.shape}"
+        )
+    ignore_index = int(options.get("ignore_index", IGNORE_INDEX))
+    if t.shape == x.shape and spec.index_targets_only:
+        raise SymlossValueError(
+            f"{name}: targets are class indices of shape "
+            f"{x.shape[:class_dim] + x.shape[class_dim + 1:]}, got the input's shape {t.shape}"
+        )
+    if spec.multi_hot_targets and t.shape != x.shape:
+        raise SymlossValueError(
+            f"{name}: the target must have the input's shape {x.shape} (one label per "
+            f"class), got {t.shape}"
+        )
+
+    def rows(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        moved = np.moveaxis(arr, class_dim, -1)
+        return np.ascontiguousarray(moved, dtype=dtype).reshape(-1, n_classes)
+
+    arrays: dict[str, np.ndarray] = {"input": rows(x, work)}
+    labels = valid = None
+    if t.shape == x.shape:
+        if spec.multi_hot_targets and t.dtype.kind in "iub":
+            t = t.astype(work)
+        if t.dtype.kind != "f":
+            raise SymlossTypeError(
+                f"{name}: a target of the input's shape holds class probabilities and must "
+                f"be floating point, got dtype {t.dtype}"
+            )
+        if ignore_index >= 0:
+            raise SymlossValueError(
+                f"{name}: ignore_index is not supported for probability targets "
+                f"(got ignore_index={ignore_index})"
+            )
+        arrays["target"] = rows(t, _companion_dtype(t, work))
+        denominator = float(arrays["input"].shape[0])
+    else:
+        expected = x.shape[:class_dim] + x.shape[class_dim + 1 :]
+        if t.shape != expected:
+            raise SymlossValueError(
+                f"{name}: target must have shape {expected} (class indices) or "
+                f"{x.shape} (class probabilities), got {t.shape}"
+            )
+        if t.dtype.kind not in "iu":
+            raise SymlossTypeError(
+                f"{name}: class-index targets must be integers, got dtype {t.dtype}"
+            )
+        labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+        valid = labels != ignore_index
+        bad = valid & ((labels < 0) | (labels >= n_classes))
+        if np.any(bad):
+            raise SymlossValueError(
+                f"{name}: target {int(labels[bad][0])} is out of bounds; class indices are "
+                f"0..{n_classes - 1} (or ignore_index={ignore_index})"
+            )
+        denominator = class_index_denominator(derivation, labels, valid)
+    if "weight" in derivation.declaration.symbols:
+        arrays["weight"] = np.ascontiguousarray(weight, dtype=np.float64)
+    taken = {"input", "target", "weight", "num_classes"}
+    return Layout(
+        family="class_axis", shape=x.shape, dtype=_result_dtype(x), work=work,
+        reduction=options.get("reduction", "mean"), denominator=denominator, arrays=arrays,
+        scalars=_scalars(derivation, taken), labels=labels, valid=valid,
+        ignore_index=ignore_index, class_dim=class_dim,
+    )
