@@ -1,19 +1,23 @@
-"""Speed of symloss's ``grad_fn``/``loss_fn`` (and ``hvp_fn``) against torch, in one process.
+"""Speed, memory and first-call time of every loss's ``grad_fn`` and ``hvp_fn`` against torch.
 
-Every contender runs on the same arrays, interleaved (one call of each per round), and the
-table gives the median over rounds with the spread (min–max) as the noise. Contenders:
+For every catalogue loss × n elements ∈ {1e2 … 1e7} × {float32, float64} (class-axis losses:
+``(n/10) × 10``, class-index targets where the loss takes them):
 
-* ``symloss grad_fn`` / ``symloss loss_fn`` (the numba fast path when installed; see
-  ``symloss.fast``), and ``grad_fn`` on the NumPy fallback path;
-* torch CPU forward+backward (``loss.backward()`` on a leaf tensor);
-* the plain NumPy a person would write by hand;
-* the memory floor: one ``np.subtract`` over the same input arrays.
+* ``grad_fn`` / torch forward+backward (``loss.backward()`` on a leaf), 1 thread, and with every
+  CPU (torch's and numba's default thread count);
+* ``hvp_fn`` / torch's double backward (``torch.autograd.grad`` of the gradient's dot with v),
+  1 thread;
+* peak extra memory of ``grad_fn`` (tracemalloc: NumPy's allocations) / the input's bytes;
+* per-call time at n = 100 (symloss ``grad_fn`` and torch fwd+bwd, µs);
+* first ``grad_fn`` call in a fresh process: empty caches (cold) and warm caches.
 
-Then ``hvp_fn`` against ``torch.autograd.functional.hvp`` (when ``Derivation`` has ``hvp_fn``),
-and ``derive`` time per loss, cold (fresh process) and warm (cached).
+Contenders run on the same arrays, interleaved (one call of each per round); times are medians
+over rounds. The summary prints each loss's worst ratio over every size and dtype against the
+issue's goals (grad ≤ 1.0× torch at 1 thread, hvp ≤ 0.5×, per call ≤ 15 µs, memory ≤ 2×,
+first call ≤ 1 s cold and ≤ 0.2 s warm); a goal not met says so.
 
-    python benchmarks/speed.py           # sizes 1e3 .. 1e7, float32 and float64
-    python benchmarks/speed.py --quick   # small sizes, few rounds (a smoke run)
+    python benchmarks/speed.py           # every loss, 1e2 .. 1e7 (tens of minutes)
+    python benchmarks/speed.py --quick   # 3 losses, 1e2 and 1e4, few rounds (a smoke run)
 """
 
 from __future__ import annotations
@@ -24,218 +28,228 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.special
 
 import symloss
 from symloss import fast
 
-THREADS = os.cpu_count() or 1
-
-
-def _measure(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    for fn in fns.values():  # warm up: JIT, caches, first-touch page faults
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return times
-
-
-def _cell(ts: list[float]) -> str:
-    med = statistics.median(ts) * 1e3
-    return f"{med:.3g} ({min(ts) * 1e3:.3g}–{max(ts) * 1e3:.3g})"
+CLASSES = 10
+SIZES = [100, 1000, 10_000, 100_000, 1_000_000, 10_000_000]
+QUICK_SIZES = [100, 10_000]
+QUICK_LOSSES = ["binary_cross_entropy_with_logits", "cross_entropy", "mse_loss"]
+GOALS = {"grad": 1.0, "hvp": 0.5, "call_us": 15.0, "memory": 2.0, "cold": 1.0, "warm": 0.2}
 
 
 def _torch() -> Any:
     import torch
 
-    torch.set_num_threads(THREADS)
     return torch
 
 
-def _set_threads(n: int) -> None:
+def set_threads(n: int) -> None:
     """The same number of threads for torch and for symloss's numba kernels."""
-    global THREADS
-    THREADS = n
-    _torch()
+    torch = _torch()
+    torch.set_num_threads(n)
     if fast.available():
         import numba
 
-        fast.build(symloss.derive("bce_with_logits"))  # sets numba's threading layer first
+        fast.build(symloss.derive("mse_loss"))  # sets numba's threading layer first
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
-def bce_contenders(n: int, dtype: str) -> dict[str, Callable[[], Any]]:
+def inputs(name: str, n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Valid arrays of about ``n`` input elements for ``name`` (the loss's own target kind)."""
+    rng = np.random.default_rng(seed)
+    d = symloss.derive(name)
+    if d.spec.family == "class_axis":
+        rows = max(1, n // CLASSES)
+        z = (rng.standard_normal((rows, CLASSES)) * 3).astype(dtype)
+        if d.spec.multi_hot_targets:
+            return z, (rng.random((rows, CLASSES)) < 0.3).astype(dtype)
+        return z, rng.integers(0, CLASSES, rows)
+    x = (rng.standard_normal(n) * 3).astype(dtype)
+    if d.spec.input_domain(d.options) == "probability":
+        x = rng.uniform(0.01, 0.99, n).astype(dtype)
+    if name in ("soft_margin_loss", "hinge_embedding_loss", "margin_ranking_loss"):
+        y = rng.choice([-1.0, 1.0], n).astype(dtype)
+    elif name == "poisson_nll_loss":
+        y = rng.poisson(2.0, n).astype(dtype)
+    elif name == "kl_div":
+        y = rng.random(n).astype(dtype)
+    elif name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "gaussian_nll_loss"):
+        y = rng.standard_normal(n).astype(dtype)
+    else:  # Bernoulli labels
+        y = (rng.random(n) < 0.5).astype(dtype)
+    if name == "gaussian_nll_loss":
+        return x, y, rng.uniform(0.1, 3.0, n).astype(dtype)
+    if name == "margin_ranking_loss":
+        return x, rng.standard_normal(n).astype(dtype), y
+    return x, y
+
+
+def torch_loss(d: symloss.Derivation) -> Callable[..., Any]:
+    """torch's loss of the same arrays (tensors, torch's argument order)."""
+    import torch.nn.functional as F
+
+    from symloss.testing import torch_function
+
+    if d.spec.arguments == ("input", "target"):
+        return torch_function(d)
+    kwargs = {k: v for k, v in d.options.items() if k != "link"}
+    return lambda *arrays: getattr(F, d.name)(*arrays, **kwargs)
+
+
+def _measure(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    for fn in fns.values():  # warm up: JIT, caches, first-touch page faults
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _rounds(n: int, quick: bool) -> int:
+    if quick:
+        return 3
+    return 5 if n >= 1_000_000 else 15 if n >= 100_000 else 50
+
+
+def peak_memory(fn: Callable[[], Any]) -> int:
+    """Peak bytes NumPy allocates during ``fn()`` (the result included)."""
+    fn()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
+             with_hvp: bool) -> dict[str, float]:
+    """Median seconds of grad_fn, torch fwd+bwd (and hvp_fn, torch double backward)."""
     torch = _torch()
-    rng = np.random.default_rng(0)
-    z = (rng.standard_normal(n) * 3).astype(dtype)
-    y = (rng.random(n) < 0.5).astype(dtype)
-    zt, yt = torch.from_numpy(z), torch.from_numpy(y)
-    d = symloss.derive("binary_cross_entropy_with_logits")
+    set_threads(threads)
+    d = symloss.derive(name)
+    arrays = inputs(name, n, dtype)
+    x = arrays[0]
+    v = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+    tensors = [torch.from_numpy(a) for a in arrays]
+    fn = torch_loss(d)
 
     def torch_fb() -> Any:
-        leaf = zt.detach().requires_grad_()
-        torch.nn.functional.binary_cross_entropy_with_logits(leaf, yt).backward()
+        leaf = tensors[0].detach().requires_grad_()
+        fn(leaf, *tensors[1:]).backward()
         return leaf.grad
 
-    def numpy_path() -> Any:
-        with fast.disabled():
-            return d.grad_fn(z, y)
+    vt = torch.from_numpy(v)
 
-    return {
-        "symloss grad_fn": lambda: d.grad_fn(z, y),
-        "symloss loss_fn": lambda: d.loss_fn(z, y),
-        "torch fwd+bwd": torch_fb,
-        "hand NumPy": lambda: (scipy.special.expit(z) - y) / np.asarray(n, dtype),
-        "grad_fn, NumPy path": numpy_path,
-        "floor (np.subtract)": lambda: np.subtract(z, y),
-    }
+    def torch_hvp() -> Any:
+        leaf = tensors[0].detach().requires_grad_()
+        (g,) = torch.autograd.grad(fn(leaf, *tensors[1:]), leaf, create_graph=True)
+        return torch.autograd.grad(g, leaf, vt)[0]
 
-
-def ce_contenders(n: int, dtype: str, classes: int = 200) -> dict[str, Callable[[], Any]]:
-    torch = _torch()
-    rng = np.random.default_rng(0)
-    rows = max(1, n // classes)
-    z = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
-    t = rng.integers(0, classes, rows)
-    zt, tt = torch.from_numpy(z), torch.from_numpy(t)
-    d = symloss.derive("cross_entropy")
-
-    def torch_fb() -> Any:
-        leaf = zt.detach().requires_grad_()
-        torch.nn.functional.cross_entropy(leaf, tt).backward()
-        return leaf.grad
-
-    def hand() -> Any:
-        p = scipy.special.softmax(z, axis=1)
-        p[np.arange(rows), t] -= 1
-        return p / rows
-
-    def numpy_path() -> Any:
-        with fast.disabled():
-            return d.grad_fn(z, t)
-
-    return {
-        "symloss grad_fn": lambda: d.grad_fn(z, t),
-        "symloss loss_fn": lambda: d.loss_fn(z, t),
-        "torch fwd+bwd": torch_fb,
-        "hand NumPy": hand,
-        "grad_fn, NumPy path": numpy_path,
-        "floor (np.subtract)": lambda: np.subtract(z, z),
-    }
-
-
-def hvp_rows(n: int, dtype: str, rounds: int, classes: int = 200) -> str:
-    """``hvp_fn`` against ``torch.autograd.functional.hvp`` for cross-entropy (a hook)."""
-    d = symloss.derive("cross_entropy")
-    if not hasattr(d, "hvp_fn"):
-        return "skipped: Derivation has no hvp_fn yet (issue 3 adds it)"
-    torch = _torch()
-    rng = np.random.default_rng(0)
-    rows = max(1, n // classes)
-    z = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
-    v = rng.standard_normal((rows, classes)).astype(dtype)
-    t = rng.integers(0, classes, rows)
-    zt, vt, tt = torch.from_numpy(z), torch.from_numpy(v), torch.from_numpy(t)
-    # hvp_fn(input, target, v): the Hessian-vector product of the loss at input, as torch's hvp.
-    times = _measure({
-        "symloss hvp_fn": lambda: d.hvp_fn(z, t, v),
-        "torch hvp": lambda: torch.autograd.functional.hvp(
-            lambda x: torch.nn.functional.cross_entropy(x, tt), zt, vt),
-    }, rounds)
-    ratio = statistics.median(times["symloss hvp_fn"]) / statistics.median(times["torch hvp"])
-    return (f"cross_entropy {rows}×{classes} {dtype}: symloss hvp_fn "
-            f"{_cell(times['symloss hvp_fn'])} ms, torch hvp {_cell(times['torch hvp'])} ms, "
-            f"ratio {ratio:.2f} (goal ≤ 0.2)")
-
-
-def derive_times() -> list[tuple[str, float, float]]:
-    """``(loss, cold s, warm s)``: cold in a fresh process (imports excluded), warm cached."""
-    out = []
-    code = ("import time, symloss; t = time.perf_counter(); d = symloss.derive({!r}); "
-            "d.gradient; d.proved; print(time.perf_counter() - t)")
-    for name in symloss.losses():
-        cold = float(subprocess.run([sys.executable, "-c", code.format(name)], check=True,
-                                    capture_output=True, text=True).stdout)
-        assert symloss.derive(name).proved  # derive once: later calls hit the cache
-        t = time.perf_counter()
-        for _ in range(100):
-            symloss.derive(name)
-        out.append((name, cold, (time.perf_counter() - t) / 100))
+    fns: dict[str, Callable[[], Any]] = {"grad": lambda: d.grad_fn(*arrays), "torch": torch_fb}
+    if with_hvp:
+        fns["hvp"] = lambda: d.hvp_fn(*arrays, v)
+        fns["torch_hvp"] = torch_hvp
+    out = _measure(fns, _rounds(n, quick))
+    if with_hvp:
+        out["memory"] = peak_memory(lambda: d.grad_fn(*arrays)) / x.nbytes
     return out
 
 
-def cli_ratio(repeats: int) -> tuple[float, float]:
-    """Median wall time of ``symloss derive bce`` and of ``python -c "import sympy"``."""
-    def wall(cmd: list[str]) -> float:
-        ts = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
-            ts.append(time.perf_counter() - t)
-        return statistics.median(ts)
+FIRST_CALL = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from speed import inputs
+import symloss
+d = symloss.derive({name!r})
+arrays = inputs({name!r}, 1000, "float32")
+t = time.perf_counter()
+d.grad_fn(*arrays)
+print(time.perf_counter() - t)
+"""
 
-    cli = [sys.executable, "-m", "symloss.cli", "derive", "bce"]
-    return wall(cli), wall([sys.executable, "-c", "import sympy"])
+
+def first_call(name: str) -> tuple[float, float]:
+    """Seconds of the first ``grad_fn`` in a fresh process: empty caches, then warm ones."""
+    bench = os.path.dirname(os.path.abspath(__file__))
+    code = FIRST_CALL.format(bench=bench, name=name)
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "SYMLOSS_CACHE_DIR": cache, "NUMBA_CACHE_DIR": cache}
+        out = []
+        for _ in range(2):
+            run = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                 capture_output=True, text=True)
+            out.append(float(run.stdout.split()[-1]))
+    return out[0], out[1]
+
+
+def _flag(value: float, goal: float) -> str:
+    return f"{value:.2f}" if value <= goal else f"**{value:.2f}** (goal ≤ {goal:g})"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="threads for torch and for symloss's kernels (default: all CPUs)")
-    parser.add_argument("--only", choices=("bce", "ce"), help="time one loss only")
+    parser.add_argument("--quick", action="store_true", help="3 losses, 2 sizes, few rounds")
+    parser.add_argument("--only", nargs="*", help="these losses only")
+    parser.add_argument("--sizes", nargs="*", type=int, help="these sizes only")
     args = parser.parse_args(argv)
-    _set_threads(args.threads)
-    sizes = [1000, 100_000] if args.quick else [1000, 100_000, 1_000_000, 4_000_000, 10_000_000]
-    rounds = 3 if args.quick else 15
+    losses = args.only or (QUICK_LOSSES if args.quick else symloss.losses())
+    sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
+    cpus = os.cpu_count() or 1
     torch = _torch()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{platform.platform()}; numpy {np.__version__}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()} (torch and numba); fast path: "
-          f"{'numba' if fast.available() and fast.enabled() else 'off (NumPy)'}")
-    print("Times in ms: median over rounds (min–max); all contenders interleaved.\n")
-    for key, title, make in (
-        ("bce", "binary_cross_entropy_with_logits, n elements", bce_contenders),
-        ("ce", "cross_entropy, (n/200)×200, class-index targets", ce_contenders),
-    ):
-        if args.only not in (None, key):
-            continue
+    print(f"machine: {platform.machine()}, {cpus} CPUs, {platform.platform()}; numpy "
+          f"{np.__version__}, torch {torch.__version__}; symloss evaluator: "
+          f"{'numba' if fast.available() and fast.enabled() else 'NumPy'}")
+    print("Ratios are symloss / torch (median over interleaved rounds; < 1: symloss faster). "
+          f"Class-axis losses: (n/{CLASSES})×{CLASSES}.\n")
+    summary = []
+    for name in losses:
+        print(f"### {name}\n")
+        print("| dtype | n | grad_fn ms | torch fwd+bwd ms | ratio 1 thread | ratio "
+              f"{cpus} threads | hvp_fn ms | torch double bwd ms | hvp ratio | peak mem / input |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        worst = {"grad": 0.0, "grad_all": 0.0, "hvp": 0.0, "memory": 0.0}
         for dtype in ("float32", "float64"):
-            print(f"### {title}, {dtype}\n")
-            names: list[str] | None = None
-            lines = []
             for n in sizes:
-                times = _measure(make(n, dtype), rounds)
-                if names is None:
-                    names = list(times)
-                    lines.append("| n | " + " | ".join(names) + " | grad_fn / torch |")
-                    lines.append("|---" * (len(names) + 2) + "|")
-                ratio = (statistics.median(times["symloss grad_fn"])
-                         / statistics.median(times["torch fwd+bwd"]))
-                lines.append(f"| {n:.0e} | " + " | ".join(_cell(times[k]) for k in names)
-                             + f" | {ratio:.2f} |")
-            print("\n".join(lines) + "\n")
-    print("### hvp_fn\n")
-    print(hvp_rows(20_000 if args.quick else 4_000_000, "float32", rounds) + "\n")
-    print("### derive\n")
-    print("| loss | cold (s) | warm (ms) |\n|---|---|---|")
-    total_warm = 0.0
-    for name, cold, warm in derive_times():
-        total_warm += warm
-        print(f"| {name} | {cold:.2f} | {warm * 1e3:.3f} |")
-    print(f"\nwhole catalogue warm: {total_warm * 1e3:.2f} ms (goal < 200 ms)")
-    cli, sympy_import = cli_ratio(3 if args.quick else 7)
-    print(f"`symloss derive bce`: {cli:.2f} s; `python -c \"import sympy\"`: {sympy_import:.2f} s;"
-          f" ratio {cli / sympy_import:.2f} (goal ≤ 4)")
+                one = time_one(name, n, dtype, 1, args.quick, with_hvp=True)
+                every = time_one(name, n, dtype, cpus, args.quick, with_hvp=False)
+                r1, rall = one["grad"] / one["torch"], every["grad"] / every["torch"]
+                rh = one["hvp"] / one["torch_hvp"]
+                worst = {"grad": max(worst["grad"], r1), "grad_all": max(worst["grad_all"], rall),
+                         "hvp": max(worst["hvp"], rh),
+                         "memory": max(worst["memory"], one["memory"])}
+                print(f"| {dtype} | {n:.0e} | {one['grad'] * 1e3:.3g} | {one['torch'] * 1e3:.3g}"
+                      f" | {r1:.2f} | {rall:.2f} | {one['hvp'] * 1e3:.3g} | "
+                      f"{one['torch_hvp'] * 1e3:.3g} | {rh:.2f} | {one['memory']:.2f} |",
+                      flush=True)
+        call = time_one(name, 100, "float64", 1, args.quick, with_hvp=False)
+        cold, warm = first_call(name)
+        summary.append((name, worst, call["grad"] * 1e6, call["torch"] * 1e6, cold, warm))
+        print()
+    print("### Summary: worst over every size and dtype\n")
+    print(f"| loss | grad / torch, 1 thread | grad / torch, {cpus} threads | hvp / torch | "
+          "µs per call, n = 100 (torch) | peak mem / input | first call cold s | warm s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, worst, us, torch_us, cold, warm in summary:
+        print(f"| {name} | {_flag(worst['grad'], GOALS['grad'])} | {worst['grad_all']:.2f} | "
+              f"{_flag(worst['hvp'], GOALS['hvp'])} | {_flag(us, GOALS['call_us'])} "
+              f"({torch_us:.0f}) | {_flag(worst['memory'], GOALS['memory'])} | "
+              f"{_flag(cold, GOALS['cold'])} | {_flag(warm, GOALS['warm'])} |")
+    print(f"\ncommand: python benchmarks/speed.py {' '.join(argv or sys.argv[1:])}".rstrip())
     return 0
 
 

@@ -10,12 +10,6 @@ from symloss import fast
 from symloss.errors import SymlossError
 
 
-@pytest.fixture(autouse=True)
-def _fast_at_every_size(monkeypatch):
-    """These tests compare the two paths on small arrays: lift the fast path's size floor."""
-    monkeypatch.setattr(fast, "MIN_SIZE", 0)
-
-
 pytestmark = pytest.mark.skipif(not fast.available(), reason="numba not installed")
 
 RNG_SEED = 5
@@ -54,7 +48,7 @@ def _inputs(d: symloss.Derivation, dtype: type, soft: bool, n: int = 8):
 def test_fast_equals_numpy(name, options, soft, dtype):
     d = symloss.derive(name, **options)
     x, y = _inputs(d, dtype, soft)
-    assert d._numeric.grad.__self__._fast_kernels((x, y)) is not None, fast.last_reason
+    assert fast.build(d) is not None, fast.last_reason
     g, loss = d.grad_fn(x, y), d.loss_fn(x, y)
     with fast.disabled():
         g0, loss0 = d.grad_fn(x, y), d.loss_fn(x, y)
@@ -137,8 +131,8 @@ def test_fast_hvp_equals_numpy(name, options, soft, reduction, dtype):
     d = symloss.derive(name, reduction=reduction, **options)
     x, y = _inputs(d, dtype, soft, n=40)
     v = np.random.default_rng(RNG_SEED + 1).standard_normal(x.shape).astype(dtype)
-    kernels = d._numeric.hvp.__self__._fast_kernels((x, y))
-    assert kernels is not None and kernels.hvp(x, y, v) is not None, fast.last_reason
+    kernels = fast.build(d)
+    assert kernels is not None and kernels._hvp_kernels() is not None, fast.last_reason
     h = d.hvp_fn(x, y, v)
     with fast.disabled():
         h0 = d.hvp_fn(x, y, v)
@@ -174,43 +168,6 @@ def test_fast_hvp_parallel_nd_layout_and_float64_direction(dtype, monkeypatch):
     np.testing.assert_allclose(h, h0, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(h0).max())
 
 
-def test_fast_hvp_leaves_odd_directions_to_the_numpy_path():
-    """An integer direction or one of the wrong shape: the NumPy path converts or raises."""
-    d = symloss.derive("ce")
-    x = np.random.default_rng(RNG_SEED).standard_normal((4, 3))
-    t = np.array([0, 1, 2, 0])
-    kernels = d._numeric.hvp.__self__._fast_kernels((x, t))
-    v = np.ones((4, 3), dtype=np.int64)
-    assert kernels.hvp(x, t, v) is None
-    with fast.disabled():
-        expected = d.hvp_fn(x, t, v)
-    np.testing.assert_allclose(d.hvp_fn(x, t, v), expected, rtol=1e-15)
-    assert kernels.hvp(x, t, np.ones((4, 2))) is None
-    with pytest.raises(SymlossError) as fast_err:
-        d.hvp_fn(x, t, np.ones((4, 2)))
-    with fast.disabled(), pytest.raises(SymlossError) as numpy_err:
-        d.hvp_fn(x, t, np.ones((4, 2)))
-    assert str(fast_err.value) == str(numpy_err.value)
-
-
-def test_fast_hvp_unsupported_expression_falls_back(monkeypatch):
-    """Where the generator cannot print hvp_expr, hvp returns None and the NumPy path answers."""
-    d = symloss.derive("bce_with_logits")
-    x, y = _inputs(d, np.float64, soft=False)
-    kernels = d._numeric.hvp.__self__._fast_kernels((x, y))
-
-    def unsupported() -> str:
-        raise fast._Unsupported("test")
-
-    monkeypatch.setattr(kernels, "hvp_module", None)
-    monkeypatch.setattr(kernels, "_hvp_source", unsupported)
-    assert kernels.hvp(x, y, x) is None
-    assert "test" in (fast.last_reason or "")
-    with fast.disabled():
-        expected = d.hvp_fn(x, y, x)
-    np.testing.assert_allclose(d.hvp_fn(x, y, x), expected, rtol=1e-15)
-
-
 def test_vectorized_helpers():
     """exp_v (float32 kernels' exponential) and the vector row max of block_max."""
     from symloss._fastmath import block_max, exp_v
@@ -242,10 +199,198 @@ def test_fast_ce_wide_rows(n_classes, dtype):
     p = rng.random(x.shape)
     for y in (rng.integers(0, n_classes, 29), (p / p.sum(axis=1, keepdims=True)).astype(dtype)):
         d = symloss.derive("ce", reduction="sum")
-        assert d._numeric.grad.__self__._fast_kernels((x, y)) is not None, fast.last_reason
+        assert fast.build(d) is not None, fast.last_reason
         g, h = d.grad_fn(x, y), d.hvp_fn(x, y, v)
         with fast.disabled():
             g0, h0 = d.grad_fn(x, y), d.hvp_fn(x, y, v)
         for a, a0 in ((g, g0), (h, h0)):
             assert a.dtype == dtype
             np.testing.assert_allclose(a, a0, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(a0).max())
+
+
+# --------------------------------------------------------------------------- every loss
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from symloss.catalog import CATALOG  # noqa: E402
+
+#: Options that change the declaration (and so the printed kernels), per loss.
+OPTION_SETS: dict[str, list[dict]] = {
+    "binary_cross_entropy": [{}, {"link": "sigmoid"}],
+    "binary_cross_entropy_with_logits": [{}, {"pos_weight": "array"}, {"weight": "array"}],
+    "cross_entropy": [{}, {"label_smoothing": 0.2}, {"weight": "classes", "ignore_index": 1}],
+    "smooth_l1_loss": [{"beta": 0.5}],
+    "huber_loss": [{"delta": 2.0}],
+    "poisson_nll_loss": [{}, {"log_input": False}, {"full": True}],
+    "kl_div": [{}, {"log_target": True}, {"reduction": "batchmean"}],
+    "hinge_embedding_loss": [{"margin": 0.5}],
+    "nll_loss": [{}, {"weight": "classes"}],
+    "sigmoid_focal_loss": [{}, {"alpha": -1, "gamma": 0.5}],
+    "multilabel_soft_margin_loss": [{}, {"weight": "classes"}],
+    "gaussian_nll_loss": [{}, {"full": True}],
+    "margin_ranking_loss": [{"margin": 0.3}],
+    "multi_margin_loss": [{}, {"p": 2, "margin": 0.5}],
+}
+CLASSES = 5
+
+
+def _case(name: str, options: dict, rows: int, dtype: type, soft: bool, scale: float, seed: int):
+    """(derivation, arrays, direction) for ``name`` on ``rows`` rows of valid inputs."""
+    rng = np.random.default_rng(seed)
+    spec = CATALOG[name]
+    class_axis = spec.family == "class_axis"
+    shape = (rows, CLASSES) if class_axis else (rows, 3)
+    opts = dict(options)
+    for key, value in options.items():
+        if value == "array":
+            opts[key] = rng.uniform(0.2, 3.0, shape[-1])
+        elif value == "classes":
+            opts[key] = rng.uniform(0.2, 3.0, CLASSES)
+    d = symloss.derive(name, **opts)
+    x = rng.standard_normal(shape) * scale
+    if d.spec.input_domain(d.options) == "probability":
+        x = rng.random(shape)
+    if class_axis:
+        if spec.multi_hot_targets:
+            y = rng.random(shape) if soft else (rng.random(shape) < 0.4).astype(float)
+        elif soft and not spec.index_targets_only:
+            p = rng.random(shape)
+            p[0] = np.eye(CLASSES)[1]  # a one-hot probability row takes the class index's form
+            y = p / p.sum(axis=1, keepdims=True)
+        else:
+            y = rng.integers(0, CLASSES, rows)
+            y[0] = opts.get("ignore_index", y[0])
+        y = y.astype(dtype) if y.dtype.kind == "f" else y
+    elif name in ("soft_margin_loss", "hinge_embedding_loss", "margin_ranking_loss"):
+        y = rng.choice([-1.0, 1.0], shape).astype(dtype)
+    elif name in ("poisson_nll_loss",):
+        y = rng.poisson(2.0, shape).astype(dtype)
+    elif name == "kl_div" and options.get("log_target"):
+        y = np.log(rng.random(shape)).astype(dtype)
+    elif soft or name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+                          "gaussian_nll_loss", "kl_div"):
+        y = rng.random(shape).astype(dtype)
+    else:
+        y = (rng.random(shape) < 0.5).astype(dtype)
+    if name == "poisson_nll_loss" and options.get("log_input") is False:
+        x = rng.uniform(0.01, 5.0, shape)
+    x = x.astype(dtype)
+    if name == "gaussian_nll_loss":
+        arrays = (x, y, rng.uniform(0.1, 3.0, shape).astype(dtype))
+    elif name == "margin_ranking_loss":
+        arrays = (x, rng.standard_normal(shape).astype(dtype), y)
+    else:
+        arrays = (x, y)
+    v = rng.standard_normal(shape).astype(dtype)
+    return d, arrays, v
+
+
+def _agree(a, b, dtype) -> None:
+    """Within 1 ulp of each other, or -- where the result is a difference of nearly equal
+    terms -- within 8 float64 rounding errors of the array's largest value: both evaluators do
+    the same arithmetic in the same order, but NumPy's exp/log1p are not libm's (they differ
+    by 1 ulp on a few percent of arguments) and a cancellation magnifies that."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape
+    both_nan = np.isnan(a) & np.isnan(b)
+    one_ulp = np.abs(a - b) <= np.spacing(np.maximum(np.abs(a), np.abs(b)).astype(dtype))
+    scale = np.max(np.abs(np.where(np.isfinite(b), b, 0.0)), initial=0.0)
+    near = np.abs(a - b) <= 8 * np.finfo(np.float64).eps * scale
+    ok = (a == b) | both_nan | one_ulp | near
+    assert ok.all(), (a[~ok][:5], b[~ok][:5])
+
+
+CASES_ALL = [(n, o) for n in CATALOG for o in OPTION_SETS.get(n, [{}])]
+
+
+@pytest.mark.parametrize(("name", "options"), CASES_ALL, ids=[f"{n}-{o}" for n, o in CASES_ALL])
+def test_every_loss_has_numba_kernels(name, options):
+    """No list says which losses are fast: every catalogue loss prints and loads."""
+    d, arrays, v = _case(name, options, 4, np.float64, False, 1.0, 0)
+    kernels = fast.build(d)
+    assert kernels is not None, fast.last_reason
+    assert kernels._hvp_kernels() is not None, fast.last_reason
+
+
+@pytest.mark.parametrize(("name", "options"), CASES_ALL, ids=[f"{n}-{o}" for n, o in CASES_ALL])
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.sampled_from([1, 3, 40, 700]), dtype=st.sampled_from([np.float32, np.float64]),
+       soft=st.booleans(), scale=st.sampled_from([0.5, 3.0, 30.0]),
+       reduction=st.sampled_from(["mean", "sum", "none"]), seed=st.integers(0, 2**16))
+def test_both_evaluators_give_the_same_answer(name, options, rows, dtype, soft, scale, reduction,
+                                              seed, monkeypatch):
+    """numba and NumPy evaluators: same loss, gradient and hvp, same dtype and shape, on small
+    arrays and (PARALLEL_MIN lowered) on the parallel kernels."""
+    monkeypatch.setattr(fast, "PARALLEL_MIN", 1000)
+    if options.get("reduction"):
+        reduction = options["reduction"]
+    d, arrays, v = _case(name, {**options, "reduction": reduction}, rows, dtype, soft, scale,
+                         seed)
+    got = (d.loss_fn(*arrays), d.grad_fn(*arrays), d.hvp_fn(*arrays, v))
+    with fast.disabled():
+        want = (d.loss_fn(*arrays), d.grad_fn(*arrays), d.hvp_fn(*arrays, v))
+    for a, b in zip(got, want, strict=True):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        _agree(a, b, dtype)
+
+
+def test_one_hot_probability_target_takes_the_class_index_form():
+    """CE with a one-hot *probability* target and one logit at 40: both evaluators give the
+    class index's answer (the exact −4.2e-18, not 0), on small and large arrays alike."""
+    d = symloss.derive("ce", reduction="sum")
+    x = np.array([[40.0, 0.0, 0.0]])
+    y = np.array([[1.0, 0.0, 0.0]])
+    exact_first = -2 * np.exp(-40.0) / (1 + 2 * np.exp(-40.0))
+    g_index = d.grad_fn(x, np.array([0]))
+    g = d.grad_fn(x, y)
+    with fast.disabled():
+        g0 = d.grad_fn(x, y)
+    np.testing.assert_array_equal(g, g_index)
+    np.testing.assert_array_equal(g, g0)
+    np.testing.assert_allclose(g[0, 0], exact_first, rtol=1e-15)
+    big = np.repeat(x, 70_000, axis=0)
+    np.testing.assert_array_equal(d.grad_fn(big, np.repeat(y, 70_000, axis=0))[-1], g[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_size_cliff_one_answer_at_every_size(dtype, monkeypatch):
+    """An element's gradient does not depend on the array's size (serial or parallel)."""
+    monkeypatch.setattr(fast, "PARALLEL_MIN", 50_000)
+    rng = np.random.default_rng(RNG_SEED)
+    for name in ("bce_with_logits", "ce", "mse_loss", "smooth_l1_loss", "kl_div", "nll_loss"):
+        d = symloss.derive(name, reduction="sum")
+        n = 30_000
+        if d.spec.family == "class_axis":
+            x = rng.standard_normal((n, 4)).astype(dtype)
+            y = rng.integers(0, 4, n)
+        else:
+            x = rng.standard_normal(4 * n).astype(dtype)
+            y = rng.random(4 * n).astype(dtype)
+        whole = d.grad_fn(x, y)  # parallel kernels
+        np.testing.assert_array_equal(d.grad_fn(x[:7], y[:7]), whole[:7])  # serial
+
+
+def test_layers_import_downwards_only():
+    """layout imports no evaluator; the evaluators import neither each other nor derive."""
+    import ast
+    from pathlib import Path
+
+    src = Path(symloss.__file__).parent
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((src / f"{module}.py").read_text())
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    out.add(node.module)
+                else:
+                    out.update(a.name for a in node.names)
+        return out
+
+    # derive is imported for type hints only (under TYPE_CHECKING), never at run time
+    assert imports("layout") <= {"errors", "primitives", "derive"}
+    assert imports("numeric") <= {"kernels", "algebra", "layout", "primitives", "derive"}
+    assert imports("fast") <= {"algebra", "layout", "primitives", "derive"}
+    assert "evaluate" in imports("derive") and "numeric" not in imports("derive")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import fast
-from .layout import Layout, cast, check_arity, check_wrt, lay_out, unbroadcast
+from .layout import Layout, Planner, cast, check_arity, check_wrt, unbroadcast
 from .numeric import NumpyEvaluator
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class _Evaluator:
     def __init__(self, derivation: Derivation) -> None:
         self.derivation = derivation
         self.numpy = NumpyEvaluator(derivation)
+        self.lay_out = Planner(derivation)
         self._fast: Any = None  # fast.FastKernels, False where not available
 
     def _fast_kernels(self, arrays: tuple[Any, ...]) -> Any:
@@ -62,7 +63,7 @@ class _Evaluator:
         return self._fast or None
 
     def loss(self, *arrays: Any) -> Any:
-        layout = lay_out(self.derivation, arrays)
+        layout = self.lay_out(arrays)
         kernels = self._fast_kernels(arrays)
         per_element = kernels.loss(layout) if kernels is not None else None
         if per_element is None:
@@ -70,9 +71,9 @@ class _Evaluator:
         return layout.reduce_loss(per_element)
 
     def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
-        check_arity(self.derivation, arrays)
-        check_wrt(self.derivation, wrt)
-        layout = lay_out(self.derivation, arrays)
+        if wrt != "input":
+            check_wrt(self.derivation, wrt)
+        layout = self.lay_out(arrays)
         if wrt != "input":
             return self._grad_wrt(layout, arrays, wrt)
         kernels = self._fast_kernels(arrays)
@@ -92,7 +93,7 @@ class _Evaluator:
     def hvp(self, *arrays: Any) -> np.ndarray:
         *given, v = arrays
         check_arity(self.derivation, tuple(given), "v")
-        layout = lay_out(self.derivation, tuple(given))
+        layout = self.lay_out(tuple(given))
         dv = layout.direction(v, self.derivation.name)
         kernels = self._fast_kernels(tuple(given))
         out = kernels.hvp(layout, dv) if kernels is not None else None
@@ -102,7 +103,7 @@ class _Evaluator:
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:
         """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
-        layout = lay_out(self.derivation, arrays)
+        layout = self.lay_out(arrays)
         kernels = self._fast_kernels(arrays)
         out = kernels.hess(layout) if kernels is not None else None
         if out is None:

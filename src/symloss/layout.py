@@ -102,6 +102,8 @@ def _result_dtype(arr: np.ndarray) -> np.dtype:
 
 def _flat(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``arr`` as a flat C-contiguous array of ``dtype`` (a view when it already is one)."""
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr.reshape(-1)
     return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
 
 
@@ -137,7 +139,7 @@ def class_index_denominator(derivation: Derivation, labels: np.ndarray, valid: n
     return float(np.count_nonzero(valid))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Layout:
     """One call's arrays in the kernels' layout, with everything needed to finish the result.
 
@@ -267,13 +269,75 @@ def check_wrt(derivation: Derivation, wrt: str) -> None:
 
 def lay_out(derivation: Derivation, arrays: tuple[Any, ...]) -> Layout:
     """Check the user's arrays against ``derivation`` and lay them out for the kernels."""
-    check_arity(derivation, arrays)
-    family = derivation.spec.family
-    if family == "elementwise":
-        return _elementwise(derivation, arrays)
-    if family == "class_axis":
-        return _class_axis(derivation, arrays)
-    raise AssertionError(f"no layout for family {family!r}")  # pragma: no cover
+    return Planner(derivation)(arrays)
+
+
+class Planner:
+    """:func:`lay_out` for one derivation, with what does not depend on the arrays (names,
+    options, scalars, checks) worked out once: a call then costs a few microseconds."""
+
+    def __init__(self, derivation: Derivation) -> None:
+        spec = derivation.spec
+        self.derivation = derivation
+        self.name = derivation.name
+        self.family = spec.family
+        self.arguments = spec.arguments
+        self.extra = tuple(a for a in spec.arguments if a not in ("input", "target"))
+        self.checks = spec.argument_check
+        self.options = derivation.options
+        self.reduction: str = derivation.options.get("reduction", "mean")
+        self.probability = spec.input_domain(derivation.options) == "probability"
+        symbols = derivation.declaration.symbols
+        self.array_options = tuple(o for o in ARRAY_OPTIONS
+                                   if o in symbols and o not in spec.arguments)
+        taken = {*spec.arguments, *self.array_options, "weight", "num_classes"}
+        self.scalars = _scalars(derivation, taken)
+
+    def __call__(self, arrays: tuple[Any, ...]) -> Layout:
+        if len(arrays) != len(self.arguments):
+            check_arity(self.derivation, arrays)
+        if self.family == "elementwise":
+            return self._elementwise(arrays)
+        if self.family == "class_axis":
+            return _class_axis(self.derivation, arrays, self.scalars)
+        raise AssertionError(f"no layout for family {self.family!r}")  # pragma: no cover
+
+    def _elementwise(self, given_arrays: tuple[Any, ...]) -> Layout:
+        name = self.name
+        given = dict(zip(self.arguments, given_arrays, strict=True))
+        x = _as_real(given["input"], f"{name}: input")
+        y = _as_real(given["target"], f"{name}: target")
+        if x.shape != y.shape:
+            raise SymlossValueError(
+                f"{name}: target shape {y.shape} must equal input shape {x.shape}")
+        work = _kernel_dtype(x)
+        out: dict[str, np.ndarray] = {"input": _flat(x, work)}
+        if self.probability:
+            xi = out["input"]
+            if np.any((xi < 0) | (xi > 1)) or np.any(np.isnan(xi)):
+                raise SymlossValueError(
+                    f"{name}: every input must be a probability in [0, 1] "
+                    "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
+                )
+        out["target"] = _flat(y, _companion_dtype(y, work))
+        for arg in self.extra:
+            arr = _as_real(given[arg], f"{name}: {arg}")
+            if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
+                arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
+            arr = _broadcast(arr, x.shape, arg, name)
+            check = self.checks.get(arg)
+            if check is not None:
+                check(name, arr)
+            out[arg] = _flat(arr, _companion_dtype(arr, work))
+        for option in self.array_options:
+            value = self.options[option]
+            out[option] = _flat(_broadcast(value, x.shape, option, name), np.dtype(np.float64))
+        if self.reduction == "batchmean":
+            denominator = float(x.shape[0]) if x.ndim else 1.0
+        else:
+            denominator = float(x.size)
+        return Layout("elementwise", x.shape, _result_dtype(x), work, self.reduction,
+                      denominator, out, self.scalars)
 
 
 def _scalars(derivation: Derivation, taken: set[str]) -> dict[str, float]:
@@ -288,56 +352,8 @@ def _scalars(derivation: Derivation, taken: set[str]) -> dict[str, float]:
     return out
 
 
-def _elementwise(derivation: Derivation, given_arrays: tuple[Any, ...]) -> Layout:
-    name = derivation.name
-    spec = derivation.spec
-    options = derivation.options
-    given = dict(zip(spec.arguments, given_arrays, strict=True))
-    x = _as_real(given["input"], f"{name}: input")
-    y = _as_real(given["target"], f"{name}: target")
-    if x.shape != y.shape:
-        raise SymlossValueError(f"{name}: target shape {y.shape} must equal input shape {x.shape}")
-    work = _kernel_dtype(x)
-    out: dict[str, np.ndarray] = {"input": _flat(x, work)}
-    if spec.input_domain(options) == "probability":
-        xi = out["input"]
-        if np.any((xi < 0) | (xi > 1)) or np.any(np.isnan(xi)):
-            raise SymlossValueError(
-                f"{name}: every input must be a probability in [0, 1] "
-                "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
-            )
-    out["target"] = _flat(y, _companion_dtype(y, work))
-    for arg in spec.arguments:
-        if arg in ("input", "target"):
-            continue
-        arr = _as_real(given[arg], f"{name}: {arg}")
-        if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
-            arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
-        arr = _broadcast(arr, x.shape, arg, name)
-        check = spec.argument_check.get(arg)
-        if check is not None:
-            check(name, arr)
-        out[arg] = _flat(arr, _companion_dtype(arr, work))
-    symbols = derivation.declaration.symbols
-    for option in ARRAY_OPTIONS:
-        if option in symbols and option not in out:
-            value = options.get(option)
-            if value is None:  # pragma: no cover - a declaration with weight has its value
-                raise AssertionError(f"{name}: no value for {option}")
-            out[option] = _flat(_broadcast(value, x.shape, option, name), np.dtype(np.float64))
-    reduction = options.get("reduction", "mean")
-    if reduction == "batchmean":
-        denominator = float(x.shape[0]) if x.ndim else 1.0
-    else:
-        denominator = float(x.size)
-    return Layout(
-        family="elementwise", shape=x.shape, dtype=_result_dtype(x), work=work,
-        reduction=reduction, denominator=denominator, arrays=out,
-        scalars=_scalars(derivation, set(out)),
-    )
-
-
-def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...]) -> Layout:
+def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
+                scalars: dict[str, float]) -> Layout:
     name = derivation.name
     spec = derivation.spec
     options = derivation.options
@@ -412,10 +428,9 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...]) -> Layout
         denominator = class_index_denominator(derivation, labels, valid)
     if "weight" in derivation.declaration.symbols:
         arrays["weight"] = np.ascontiguousarray(weight, dtype=np.float64)
-    taken = {"input", "target", "weight", "num_classes"}
     return Layout(
         family="class_axis", shape=x.shape, dtype=_result_dtype(x), work=work,
         reduction=options.get("reduction", "mean"), denominator=denominator, arrays=arrays,
-        scalars=_scalars(derivation, taken), labels=labels, valid=valid,
+        scalars=scalars, labels=labels, valid=valid,
         ignore_index=ignore_index, class_dim=class_dim,
     )
