@@ -43,3 +43,30 @@ def test_exact_reference_is_not_fooled_by_cancellation():
     # σ(1e4) − 1 = −e^{−1e4}: far below float range, still exact in mpmath
     assert mpmath.almosteq(exact[0], -mpmath.exp(-10000), rel_eps=mpmath.mpf(10) ** -50)
     assert mpmath.almosteq(exact[1], mpmath.exp(-10000), rel_eps=mpmath.mpf(10) ** -50)
+
+
+def test_speed_quick_run_prints_every_table(capsys):
+    """benchmarks/speed.py in reduced form: one loss, both dtypes, and the summary row."""
+    speed = _load("speed")
+    assert speed.main(["--quick", "--only", "mse_loss", "--sizes", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "| float32 | 1e+02 |" in out and "| float64 | 1e+02 |" in out
+    assert "### Summary: worst over every size and dtype" in out
+    assert "| mse_loss |" in out.split("### Summary")[1]
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "gaussian_nll_loss", "margin_ranking_loss",
+                                  "multilabel_soft_margin_loss", "binary_cross_entropy"])
+def test_speed_inputs_are_valid_for_symloss_and_torch(name):
+    """The benchmark's arrays are valid for the loss, and torch's twin takes them."""
+    import numpy as np
+    import torch
+
+    import symloss
+
+    speed = _load("speed")
+    d = symloss.derive(name)
+    arrays = speed.inputs(name, 100, "float64")
+    ours = d.loss_fn(*arrays)
+    theirs = speed.torch_loss(d)(*(torch.from_numpy(a) for a in arrays))
+    np.testing.assert_allclose(ours, theirs.item(), rtol=1e-12)

@@ -9,7 +9,6 @@ import symloss
 from symloss import fast
 from symloss.errors import SymlossError
 
-
 pytestmark = pytest.mark.skipif(not fast.available(), reason="numba not installed")
 
 RNG_SEED = 5
@@ -285,17 +284,30 @@ def _case(name: str, options: dict, rows: int, dtype: type, soft: bool, scale: f
     return d, arrays, v
 
 
-def _agree(a, b, dtype) -> None:
-    """Within 1 ulp of each other, or -- where the result is a difference of nearly equal
-    terms -- within 8 float64 rounding errors of the array's largest value: both evaluators do
-    the same arithmetic in the same order, but NumPy's exp/log1p are not libm's (they differ
-    by 1 ulp on a few percent of arguments) and a cancellation magnifies that."""
+#: Losses whose printed expressions are arithmetic only (no exp, log, pow): there the two
+#: evaluators do the same IEEE operations in the same order and agree to the bit.
+ARITHMETIC = {"mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "hinge_embedding_loss",
+              "margin_ranking_loss", "multi_margin_loss", "nll_loss"}
+
+
+def _agree(a, b, dtype, exact: bool) -> None:
+    """Within 1 ulp of each other, or within 4 ulp of the array's largest value.
+
+    Both evaluators do the same arithmetic in the same order (no FMA contraction), but NumPy's
+    exp/log1p are not libm's (1 ulp apart on a few percent of float64 arguments; float32 kernels
+    use a polynomial exp within 6e-11), and where the printed form cancels (σ(z) − y with
+    σ(z) ≈ y, 1 − σ(−z) at z ≪ 0) that difference grows. The exact forms for those points are
+    issue 8's accuracy half; this test pins the evaluators to each other.
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape
+    if exact:
+        np.testing.assert_array_equal(a, b)
+        return
     both_nan = np.isnan(a) & np.isnan(b)
     one_ulp = np.abs(a - b) <= np.spacing(np.maximum(np.abs(a), np.abs(b)).astype(dtype))
     scale = np.max(np.abs(np.where(np.isfinite(b), b, 0.0)), initial=0.0)
-    near = np.abs(a - b) <= 8 * np.finfo(np.float64).eps * scale
+    near = np.abs(a - b) <= 4 * np.finfo(dtype).eps * scale
     ok = (a == b) | both_nan | one_ulp | near
     assert ok.all(), (a[~ok][:5], b[~ok][:5])
 
@@ -306,7 +318,7 @@ CASES_ALL = [(n, o) for n in CATALOG for o in OPTION_SETS.get(n, [{}])]
 @pytest.mark.parametrize(("name", "options"), CASES_ALL, ids=[f"{n}-{o}" for n, o in CASES_ALL])
 def test_every_loss_has_numba_kernels(name, options):
     """No list says which losses are fast: every catalogue loss prints and loads."""
-    d, arrays, v = _case(name, options, 4, np.float64, False, 1.0, 0)
+    d, _arrays, _v = _case(name, options, 4, np.float64, False, 1.0, 0)
     kernels = fast.build(d)
     assert kernels is not None, fast.last_reason
     assert kernels._hvp_kernels() is not None, fast.last_reason
@@ -332,7 +344,7 @@ def test_both_evaluators_give_the_same_answer(name, options, rows, dtype, soft, 
         want = (d.loss_fn(*arrays), d.grad_fn(*arrays), d.hvp_fn(*arrays, v))
     for a, b in zip(got, want, strict=True):
         assert np.asarray(a).dtype == np.asarray(b).dtype
-        _agree(a, b, dtype)
+        _agree(a, b, dtype, exact=name in ARITHMETIC)
 
 
 def test_one_hot_probability_target_takes_the_class_index_form():

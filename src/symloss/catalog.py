@@ -2,7 +2,7 @@
 
 Each entry names its torch.nn.functional twin and options and builds a
 :class:`~symloss.declaration.Declaration` for one option set. The entries say *what* a loss is;
-:mod:`symloss.derive` and :mod:`symloss.numeric` do the rest, the same way for every loss.
+:mod:`symloss.derive` and :mod:`symloss.layout` (with its evaluators) do the rest, the same way for every loss.
 """
 
 from __future__ import annotations
@@ -83,8 +83,6 @@ class LossSpec:
         index_targets_only: a class-axis loss whose targets are class indices only
             (``nll_loss``), not probabilities.
         spatial: a class-axis loss that also takes (N, C, d1, …, dk) inputs, as cross_entropy.
-        fast_kernels: :mod:`symloss.fast` mirrors this loss's bookkeeping (its reductions,
-            weights, ignore_index) and its tests compare the two paths; others take NumPy.
         multi_hot_targets: a class-axis loss whose targets have the input's shape, one
             number per class (``multilabel_soft_margin_loss``), not class indices.
         arguments: the positional arrays, in torch's order, by their symbol names
@@ -105,7 +103,6 @@ class LossSpec:
     index_targets_only: bool = False
     multi_hot_targets: bool = False
     spatial: bool = True
-    fast_kernels: bool = False
     arguments: tuple[str, ...] = ("input", "target")
     argument_check: Mapping[str, Callable[[str, Any], None]] = field(default_factory=dict)
     torch_twin: Callable[[Mapping[str, Any]], Callable[[Any, Any], Any] | None] = field(
@@ -430,7 +427,6 @@ _BCE = LossSpec(
     ),
     declare=_declare_bce,
     family="elementwise",
-    fast_kernels=True,
     input_domain=lambda o: "real" if o.get("link") == "sigmoid" else "probability",
     torch_link=lambda o: o.get("link"),
 )
@@ -447,7 +443,6 @@ _BCE_LOGITS = LossSpec(
     ),
     declare=lambda o: _declare_bce_logits(o, pos_weight=o.get("pos_weight") is not None),
     family="elementwise",
-    fast_kernels=True,
 )
 
 _CE = LossSpec(
@@ -463,7 +458,6 @@ _CE = LossSpec(
     ),
     declare=_declare_ce,
     family="class_axis",
-    fast_kernels=True,
 )
 
 #: Every loss by its torch.nn.functional name.

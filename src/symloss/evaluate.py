@@ -22,10 +22,10 @@ import numpy as np
 
 from . import fast
 from .layout import Layout, Planner, cast, check_arity, check_wrt, unbroadcast
-from .numeric import NumpyEvaluator
 
 if TYPE_CHECKING:
     from .derive import Derivation
+    from .numeric import NumpyEvaluator
 
 __all__ = ["Numeric", "build"]
 
@@ -50,9 +50,18 @@ def build(derivation: Derivation) -> Numeric:
 class _Evaluator:
     def __init__(self, derivation: Derivation) -> None:
         self.derivation = derivation
-        self.numpy = NumpyEvaluator(derivation)
+        self._numpy: NumpyEvaluator | None = None  # imported on first use (scipy: 0.3 s)
         self.lay_out = Planner(derivation)
         self._fast: Any = None  # fast.FastKernels, False where not available
+
+    @property
+    def numpy(self) -> NumpyEvaluator:
+        """The NumPy evaluator: where numba is off or missing, and for ``wrt`` gradients."""
+        if self._numpy is None:
+            from .numeric import NumpyEvaluator
+
+            self._numpy = NumpyEvaluator(self.derivation)
+        return self._numpy
 
     def _fast_kernels(self, arrays: tuple[Any, ...]) -> Any:
         """The numba kernels for these arrays, or ``None``: the NumPy evaluator answers."""

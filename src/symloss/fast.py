@@ -1,29 +1,30 @@
-"""The fast path: the derived expressions compiled to fused, parallel numba kernels.
+"""The numba evaluator: the derived expressions compiled to fused loops, for every loss.
 
-The NumPy path in :mod:`symloss.numeric` evaluates a kernel expression one NumPy call per
-operation, in float64, with a temporary array per step (and a dense one-hot target for
-class-index targets). Here the same SymPy expression is printed as the body of one loop that
-reads each input once and writes each output once:
+:mod:`symloss.layout` lays the arrays out and says which form is evaluated where
+(:func:`symloss.layout.forms`); here the same SymPy expressions the NumPy evaluator prints are
+printed as the body of one loop that reads each input once and writes each output once:
 
-* element-wise losses: one ``prange`` loop over the elements;
-* class-axis losses: one pass per row that finds the max, the arg-max and
+* element-wise losses: one loop over the flat arrays, ``out[j] = expr / divisor``;
+* class-axis losses: one pass per block of rows that finds each row's max and
   ``s = Σ_{j ≠ argmax} exp(z_j − m)`` (the stable parts of :mod:`symloss.kernels`), then writes
   the row. Class-index targets are substituted symbolically (``y_k = δ(k, t)``) and the sums
   over ``k`` reduced by SymPy before printing, so no one-hot array is ever built.
 
-Arithmetic is float64 whatever the input dtype; the result is rounded once to the input's
-dtype, as on the NumPy path. For float32 the exponential is :func:`symloss._fastmath.exp_v`
-(vectorized, relative error < 6e-11); for float64 it is libm's.
+Every catalogue loss (and any loss added later) gets its kernels this way: nothing lists which
+losses are "fast". The kernels answer at every size -- serial below :data:`PARALLEL_MIN`
+elements, parallel above, the same arithmetic either way -- so a result never depends on the
+array's size. Arithmetic is float64 whatever the input dtype, without fast-math (not even FMA
+contraction), as in the NumPy evaluator; the result is rounded once to the input's dtype. For
+float32 the exponential is :func:`symloss._fastmath.exp_v` (vectorized, relative error < 6e-11);
+for float64 it is libm's.
 
-numba is an optional dependency (``pip install symloss[fast]``): without it, or for any case the
-generator does not handle (an unknown primitive, a shape it does not lay out, an input it would
-have to reject), :func:`build` or the kernel returns ``None`` and the NumPy path answers. Both
-paths give the same answers (``tests/test_fast.py``). Set ``SYMLOSS_FAST=0`` (or use
-:func:`disabled`) to force the NumPy path.
+numba is a core dependency. Where it is missing, or for an expression the printer does not
+handle, :func:`build` returns ``None`` and the NumPy evaluator answers, for that derivation at
+every size. ``SYMLOSS_FAST=0`` (or :func:`disabled`) forces the NumPy evaluator.
 
 Compiled kernels are cached on disk (numba ``cache=True``) in ``$SYMLOSS_CACHE_DIR`` or
-``~/.cache/symloss``: the first use of a loss in a fresh cache compiles for about a second,
-later processes load the machine code in tens of milliseconds.
+``~/.cache/symloss``: a kernel compiles once per dtype and serial/parallel variant, on first use;
+later processes load the machine code.
 """
 
 from __future__ import annotations
@@ -231,6 +232,7 @@ class FastKernels:
         #: The second-order kernels' module: ``None`` until the first use, ``False`` where
         #: the generator does not handle them.
         self.hvp_module: Any = None
+        self._kernels: dict[tuple[int, str, str, bool], Any] = {}
 
     def _hvp_source(self) -> str:
         raise NotImplementedError
@@ -255,9 +257,15 @@ class FastKernels:
         subst = d.declaration.substitute_definitions
         return reduce_sums(subst(d.hvp_expr)), reduce_sums(subst(d.hessian_diagonal))
 
-    @staticmethod
-    def _name(what: str, layout: Layout, size: int) -> str:
-        return f"{what}_{'v' if layout.work == np.float32 else 'm'}{_suffix(size)}"
+    def _kernel(self, module: Any, what: str, layout: Layout, size: int) -> Any:
+        """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once)."""
+        key = (id(module), what, layout.work.char, size >= PARALLEL_MIN)
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            flavour = "v" if layout.work == np.float32 else "m"
+            kernel = getattr(module, f"{what}_{flavour}{_suffix(size)}")
+            self._kernels[key] = kernel
+        return kernel
 
     def loss(self, layout: Layout) -> np.ndarray | None:
         raise NotImplementedError
@@ -284,7 +292,7 @@ class _ElementwiseKernels(FastKernels):
         arrays = layout.arrays
         n = arrays["input"].size
         out = np.empty(n, dtype=out_dtype)
-        getattr(module, self._name(what, layout, n))(
+        self._kernel(module, what, layout, n)(
             out, divisor, *(arrays[a] for a in self.arrays), *extra,
             *(layout.scalars[s] for s in self.scalars))
         return out
@@ -330,10 +338,10 @@ class _ClassAxisKernels(FastKernels):
             tag, labels, y = "hard", layout.labels, np.zeros((1, 1), dtype=z.dtype)
         else:
             tag, labels, y = "soft", _NO_LABELS, arrays["target"]
-        name = self._name(f"{what}_{tag}", layout, z.size)
+        kernel = self._kernel(module, f"{what}_{tag}", layout, z.size)
         chunks = _chunks(z.shape[0]) if z.size >= PARALLEL_MIN else 1
         out = np.empty(out_shape, dtype=out_dtype)
-        getattr(module, name)(out, divisor, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
+        kernel(out, divisor, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
                               layout.ignore_index, *extra,
                               *(layout.scalars[s] for s in self.scalars))
         return out
@@ -688,9 +696,8 @@ def build(derivation: Derivation) -> FastKernels | None:
     cached = _BUILT.get(key)
     if cached is not None and cached[:3] == (d, derivation.kernel_gradient, derivation.gradient):
         # the same symbolic derivation (the entry keeps them alive), other array values
-        _, _, _, kind, module, arrays, scalar_names = cached
         last_reason = None
-        return kind(derivation, module, arrays, scalar_names)  # type: ignore[no-any-return]
+        return cached[3](derivation, *cached[4:])  # type: ignore[no-any-return]
     f = forms(derivation)
     try:
         if family == "elementwise":

@@ -82,22 +82,29 @@ def forms(derivation: Derivation) -> Forms:
     return Forms(loss=subst(d.loss), grad_hard=hard, grad_soft=soft, symbols=d.symbols)
 
 
-def _as_real(value: Any, what: str) -> np.ndarray:
+def _as_real(value: Any, loss: str, what: str) -> np.ndarray:
+    if type(value) is np.ndarray and value.dtype.kind == "f":
+        return value
     if hasattr(value, "detach"):  # a torch tensor; torch itself is never imported here
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiub":
-        raise SymlossTypeError(f"{what} must be a real array, got dtype {arr.dtype}")
+        raise SymlossTypeError(f"{loss}: {what} must be a real array, got dtype {arr.dtype}")
     return arr
+
+
+F32, F64, F16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
 
 
 def _kernel_dtype(arr: np.ndarray) -> np.dtype:
     """float32 stays float32 in memory (the kernels compute in float64); all else is float64."""
-    return arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    dtype = arr.dtype
+    return F32 if dtype == F32 else F64
 
 
 def _result_dtype(arr: np.ndarray) -> np.dtype:
-    return arr.dtype if arr.dtype in (np.float32, np.float64, np.float16) else np.dtype(np.float64)
+    dtype = arr.dtype
+    return F32 if dtype == F32 else F16 if dtype == F16 else F64
 
 
 def _flat(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -109,9 +116,9 @@ def _flat(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def _companion_dtype(arr: np.ndarray, work: np.dtype) -> np.dtype:
     """A target-like array keeps the input's working dtype when that loses nothing."""
-    if arr.dtype == work or arr.dtype.kind in "biu" or work == np.float64:
+    if work == F64 or arr.dtype == work or arr.dtype.kind in "biu":
         return work
-    return np.dtype(np.float64)  # float64 targets with float32 input: keep every bit
+    return F64  # float64 targets with float32 input: keep every bit
 
 
 def _broadcast(value: np.ndarray, shape: tuple[int, ...], what: str, loss: str) -> np.ndarray:
@@ -123,17 +130,23 @@ def _broadcast(value: np.ndarray, shape: tuple[int, ...], what: str, loss: str) 
         ) from None
 
 
-def class_index_denominator(derivation: Derivation, labels: np.ndarray, valid: np.ndarray) -> float:
+def _mean_by_weight(derivation: Derivation) -> bool:
+    """Whether the declaration's mean divides by the targets' total weight."""
+    declared = derivation.declaration
+    return "weight" in declared.symbols and bool(
+        declared.mean_denominator.has(declared.symbols["weight"]))
+
+
+def class_index_denominator(derivation: Derivation, labels: np.ndarray, valid: np.ndarray,
+                            by_weight: bool | None = None) -> float:
     """What ``reduction='mean'`` divides by for class-index targets (``valid``: not ignored).
 
     The declaration says which: the targets' total weight (cross_entropy, nll_loss) or the
     number of samples counted (multi_margin_loss).
     """
-    declared = derivation.declaration
     weight = derivation.options.get("weight")
-    by_weight = "weight" in declared.symbols and declared.mean_denominator.has(
-        declared.symbols["weight"]
-    )
+    if by_weight is None:
+        by_weight = _mean_by_weight(derivation)
     if weight is not None and by_weight:
         return float(np.sum(weight[np.where(valid, labels, 0)][valid]))
     return float(np.count_nonzero(valid))
@@ -208,7 +221,7 @@ class Layout:
 
     def direction(self, v: Any, name: str) -> np.ndarray:
         """The Hessian-vector product's direction ``v``, checked, in the kernel layout."""
-        arr = _as_real(v, f"{name}: v")
+        arr = _as_real(v, name, "v")
         if arr.shape != self.shape:
             raise SymlossValueError(
                 f"{name}: v must have the input's shape {self.shape}, got {arr.shape}"
@@ -292,6 +305,7 @@ class Planner:
                                    if o in symbols and o not in spec.arguments)
         taken = {*spec.arguments, *self.array_options, "weight", "num_classes"}
         self.scalars = _scalars(derivation, taken)
+        self.by_weight = _mean_by_weight(derivation)
 
     def __call__(self, arrays: tuple[Any, ...]) -> Layout:
         if len(arrays) != len(self.arguments):
@@ -299,14 +313,18 @@ class Planner:
         if self.family == "elementwise":
             return self._elementwise(arrays)
         if self.family == "class_axis":
-            return _class_axis(self.derivation, arrays, self.scalars)
+            return _class_axis(self.derivation, arrays, self.scalars, self.by_weight)
         raise AssertionError(f"no layout for family {self.family!r}")  # pragma: no cover
 
     def _elementwise(self, given_arrays: tuple[Any, ...]) -> Layout:
         name = self.name
-        given = dict(zip(self.arguments, given_arrays, strict=True))
-        x = _as_real(given["input"], f"{name}: input")
-        y = _as_real(given["target"], f"{name}: target")
+        given = dict(zip(self.arguments, given_arrays, strict=True)) if self.extra else None
+        if given is None:
+            x, y = given_arrays
+        else:
+            x, y = given["input"], given["target"]
+        x = _as_real(x, name, "input")
+        y = _as_real(y, name, "target")
         if x.shape != y.shape:
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {x.shape}")
@@ -321,7 +339,8 @@ class Planner:
                 )
         out["target"] = _flat(y, _companion_dtype(y, work))
         for arg in self.extra:
-            arr = _as_real(given[arg], f"{name}: {arg}")
+            assert given is not None
+            arr = _as_real(given[arg], name, arg)
             if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
                 arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
             arr = _broadcast(arr, x.shape, arg, name)
@@ -353,17 +372,18 @@ def _scalars(derivation: Derivation, taken: set[str]) -> dict[str, float]:
 
 
 def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
-                scalars: dict[str, float]) -> Layout:
+                scalars: dict[str, float], by_weight: bool) -> Layout:
     name = derivation.name
     spec = derivation.spec
     options = derivation.options
     input, target = given_arrays
-    x = _as_real(input, f"{name}: input")
+    x = _as_real(input, name, "input")
     if x.ndim == 0:
         raise SymlossValueError(
             f"{name}: input must have shape (C), (N, C) or (N, C, d1, ..., dk); got a scalar"
         )
-    t = np.asarray(target.detach().cpu().numpy() if hasattr(target, "detach") else target)
+    t = target if type(target) is np.ndarray else np.asarray(
+        target.detach().cpu().numpy() if hasattr(target, "detach") else target)
     class_dim = 0 if x.ndim == 1 else 1
     n_classes = x.shape[class_dim]
     work = _kernel_dtype(x)
@@ -386,8 +406,11 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
         )
 
     def rows(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        moved = np.moveaxis(arr, class_dim, -1)
-        return np.ascontiguousarray(moved, dtype=dtype).reshape(-1, n_classes)
+        if class_dim != arr.ndim - 1:
+            arr = np.moveaxis(arr, class_dim, -1)
+        if arr.dtype != dtype or not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+        return arr.reshape(-1, n_classes)
 
     arrays: dict[str, np.ndarray] = {"input": rows(x, work)}
     labels = valid = None
@@ -419,13 +442,16 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
             )
         labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
         valid = labels != ignore_index
-        bad = valid & ((labels < 0) | (labels >= n_classes))
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            bad = valid & ((labels < 0) | (labels >= n_classes))
+        else:
+            bad = np.zeros(0, dtype=bool)
         if np.any(bad):
             raise SymlossValueError(
                 f"{name}: target {int(labels[bad][0])} is out of bounds; class indices are "
                 f"0..{n_classes - 1} (or ignore_index={ignore_index})"
             )
-        denominator = class_index_denominator(derivation, labels, valid)
+        denominator = class_index_denominator(derivation, labels, valid, by_weight)
     if "weight" in derivation.declaration.symbols:
         arrays["weight"] = np.ascontiguousarray(weight, dtype=np.float64)
     return Layout(

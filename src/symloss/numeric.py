@@ -112,7 +112,8 @@ class NumpyEvaluator:
         if layout.family == "class_axis":
             z = values["input"]
             values["num_classes"] = z.shape[1]
-            if layout.labels is not None:  # class indices: the one-hot rows (0 where ignored)
+            if layout.labels is not None and layout.valid is not None:
+                # class indices: the one-hot rows (0 where ignored)
                 y = np.zeros(z.shape)
                 rows = np.flatnonzero(layout.valid)
                 y[rows, layout.labels[rows]] = 1.0
