@@ -259,11 +259,12 @@ class FastKernels:
 
     def _kernel(self, module: Any, what: str, layout: Layout, size: int) -> Any:
         """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once)."""
-        key = (id(module), what, layout.work.char, size >= PARALLEL_MIN)
+        parallel = _parallel(size)
+        key = (id(module), what, layout.work.char, parallel)
         kernel = self._kernels.get(key)
         if kernel is None:
             flavour = "v" if layout.work == np.float32 else "m"
-            kernel = getattr(module, f"{what}_{flavour}{_suffix(size)}")
+            kernel = getattr(module, f"{what}_{flavour}{'' if parallel else '_s'}")
             self._kernels[key] = kernel
         return kernel
 
@@ -280,8 +281,14 @@ class FastKernels:
         raise NotImplementedError
 
 
-def _suffix(size: int) -> str:
-    return "" if size >= PARALLEL_MIN else "_s"
+def _parallel(size: int) -> bool:
+    """The parallel kernels: from :data:`PARALLEL_MIN` elements, and only with more than one
+    numba thread (with one, launching the pool costs ~10x the work on a busy machine)."""
+    if size < PARALLEL_MIN:
+        return False
+    import numba
+
+    return bool(numba.get_num_threads() > 1)
 
 
 class _ElementwiseKernels(FastKernels):
@@ -339,7 +346,7 @@ class _ClassAxisKernels(FastKernels):
         else:
             tag, labels, y = "soft", _NO_LABELS, arrays["target"]
         kernel = self._kernel(module, f"{what}_{tag}", layout, z.size)
-        chunks = _chunks(z.shape[0]) if z.size >= PARALLEL_MIN else 1
+        chunks = _chunks(z.shape[0]) if _parallel(z.size) else 1
         out = np.empty(out_shape, dtype=out_dtype)
         kernel(out, divisor, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
                               layout.ignore_index, *extra,
