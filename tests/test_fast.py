@@ -252,7 +252,7 @@ def _case(name: str, options: dict, rows: int, dtype: type, soft: bool, scale: f
     if class_axis:
         if spec.multi_hot_targets:
             y = rng.random(shape) if soft else (rng.random(shape) < 0.4).astype(float)
-        elif soft and not spec.index_targets_only:
+        elif soft and not spec.index_targets_only and "ignore_index" not in options:
             p = rng.random(shape)
             p[0] = np.eye(CLASSES)[1]  # a one-hot probability row takes the class index's form
             y = p / p.sum(axis=1, keepdims=True)
