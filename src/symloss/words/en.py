@@ -1,0 +1,152 @@
+"""English: every title and sentence symloss prints, by key (see :mod:`symloss.words`)."""
+
+from __future__ import annotations
+
+WORDS: dict[str, str] = {
+    # ---- step titles (derive.py)
+    "title.link": "Link",
+    "title.definition": "Definition",
+    "title.per_element_loss": "Per-element loss",
+    "title.reduction": "Reduction",
+    "title.derivative": "Derivative",
+    "title.canonical": "Canonical form",
+    "title.evaluated": "Evaluated as",
+    "title.chain_rule": "Chain rule",
+    "title.outer": "Outer factor",
+    "title.inner": "Inner factor",
+    "title.product": "Product",
+    "title.gradient": "Gradient",
+    "title.reduced_gradient": "Reduced gradient",
+    "title.wrt": "Derivative with respect to {name}",
+    "title.kink": "Kink",
+    "title.second_derivative": "Second derivative",
+    "title.closed_form": "Closed form",
+    "title.hvp": "Hessian-vector product",
+    # ---- step reasons (derive.py)
+    "why.reduction_sum": "reduction='sum' adds the per-element losses.",
+    "why.reduction_none": "reduction='none' keeps one loss per element.",
+    "why.derivative": "sympy.diff of the per-element loss, then simplified.",
+    "why.assuming": "{why} Assuming {facts}.",
+    "why.kernel_form": "The form the NumPy kernel evaluates.",
+    "why.chain_rule_class": "ℓ depends on zᵢ through every pₖ.",
+    "why.chain_rule": "ℓ depends on z through p.",
+    "why.outer": "sympy.diff of the loss with respect to the prediction.",
+    "why.inner": "The derivative of the {link}, which each primitive carries (fdiff).",
+    "why.product": (
+        "Multiply the factors, cancel each term against the inner factor, and simplify; "
+        "equal to sympy.diff of ℓ in z directly."
+    ),
+    "why.gradient_none": (
+        "With reduction='none' each element's gradient is its own (backward with ones)."
+    ),
+    "why.reduced_mean": (
+        "Each ℓₘ depends only on its own input, so the reduced gradient is the per-element "
+        "gradient divided by the mean's denominator."
+    ),
+    "why.reduced_sum": (
+        "Each ℓₘ depends only on its own input, so the reduced gradient is the per-element "
+        "gradient."
+    ),
+    "why.wrt": "sympy.diff of the per-element loss in {name}, simplified. {why}",
+    "why.first_derivative": "The first derivative, derived by sympy.diff and simplified (order 1).",
+    "why.second": "sympy.diff of the gradient, then simplified.",
+    "why.second_dirac": (
+        "sympy.diff of the gradient; the Dirac delta at the kink is dropped (the derivative "
+        "almost everywhere, which is what autograd's double backward returns), then simplified."
+    ),
+    "why.second_class": (
+        "sympy.diff of the gradient with respect to a second logit {z2}, j a second class index, "
+        "then simplified."
+    ),
+    "why.second_class_dirac": (
+        "sympy.diff of the gradient with respect to a second logit {z2}, j a second class index; "
+        "the Dirac delta at the kink is dropped (the derivative almost everywhere, which is what "
+        "autograd's double backward returns), then simplified."
+    ),
+    "why.no_closed_form": (
+        "No closed form is declared for this Hessian, so none is proved; the derived form above "
+        "is the result."
+    ),
+    "why.hvp_class_mean": (
+        "The Hessian-vector product contracts the second index with a direction v; each sample's "
+        "block is its own, so the reduced loss's HVP is this per sample, divided by the mean's "
+        "denominator."
+    ),
+    "why.hvp_class_sum": (
+        "The Hessian-vector product contracts the second index with a direction v; each sample's "
+        "block is its own, so the reduced loss's HVP is this per sample."
+    ),
+    "why.hvp_class_none": (
+        "The Hessian-vector product contracts the second index with a direction v; each sample's "
+        "block is its own, so the reduced loss's HVP is this per sample (reduction='none': the "
+        "HVP of the sum, i.e. backward with ones)."
+    ),
+    "why.hvp_mean": (
+        "Each element's loss depends only on its own input, so the Hessian of the reduced loss "
+        "is diagonal and its product with a direction v is elementwise, divided by the mean's "
+        "denominator."
+    ),
+    "why.hvp_sum": (
+        "Each element's loss depends only on its own input, so the Hessian of the reduced loss "
+        "is diagonal and its product with a direction v is elementwise."
+    ),
+    "why.hvp_none": (
+        "Each element's loss depends only on its own input, so the Hessian of the reduced loss "
+        "is diagonal and its product with a direction v is elementwise (reduction='none': the "
+        "HVP of the sum, i.e. backward with ones)."
+    ),
+    # ---- the renderers (render.py)
+    "status.definition": "definition",
+    "status.checked": "checked by SymPy",
+    "status.not_proved": "NOT PROVED",
+    "verdict.proved": "proved",
+    "verdict.not_proved": "NOT PROVED",
+    "verdict.no_closed_form": "derived; no closed form declared, so NOT PROVED",
+    "result": "Result ({verdict} by SymPy):",
+    "second_derivative": "second derivative",
+    "gradient": "gradient",
+    "heading.second_derivative": "{title}: second derivative",
+    "document.result": "The {what} is {verdict} equal to its closed form:",
+    "colon": ": ",
+    # ---- relations (relations.py)
+    "relation.title": "{left} and {right}",
+    "relation.claim": "Claim",
+    "relation.proved": "proved: SymPy reduced every difference to 0",
+    "relation.not_proved": "NOT PROVED: SymPy did not reduce every difference to 0",
+    "relation.verdict": "Relation ({verdict}):",
+    "relation.unknown": (
+        "no relation between {a} and {b} is known; the relations: {known}"
+    ),
+    "relation.options": "{slug} takes no options, got {given}",
+    "title.declared": "Declared",
+    "title.substitute": "Substitute",
+    "title.equal": "Equal",
+    "title.gradients": "Gradients",
+    "title.two_classes": "Two classes",
+    "title.softmax_is_sigmoid": "The sigmoid is the two-class softmax",
+    "title.entropy": "Entropy",
+    "title.kl": "KL divergence",
+    "title.labels": "Labels ±1",
+    "why.declared": "The per-element loss of {name}, as its declaration writes it.",
+    "why.declared_in": "The per-element loss of {name} written in its prediction {var}, as declared.",
+    "why.equal": "The difference reduces to 0 (SymPy).",
+    "why.equal_clamp": (
+        "The difference reduces to 0 (SymPy), where torch's clamp of each log at −100 is "
+        "inactive, i.e. for log p > −100."
+    ),
+    "why.gradient_equal": "sympy.diff of both sides in {var}; the difference reduces to 0.",
+    # ---- worked examples (example.py)
+    "example.title": "{title}: a worked example",
+    "example.inputs": "The numbers",
+    "example.values": "numbers",
+    "example.value_of": "value",
+    "example.unavailable": "(no numbers: a rule, not a value)",
+    # ---- symloss list
+    "list.losses": "losses:",
+    "list.aliases": "aliases:",
+    "list.relations": "relations (symloss relate A B):",
+}
+
+#: How sentences are joined (English: with a space).
+SENTENCE_JOIN = " "
+WORDS["example.inputs_why"] = "The arrays of this example; every number below is computed by symloss."
