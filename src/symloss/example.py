@@ -177,13 +177,13 @@ class Example:
             steps.append(step)
         return _Shown(d, steps)
 
-    def text(self, lang: str = "en") -> str:
+    def text(self, order: int = 1, lang: str = "en") -> str:
         """The example as Unicode text for a terminal."""
         from .render import text
 
         return text(self._shown(), lang=check_lang(lang))  # type: ignore[arg-type]
 
-    def markdown(self, heading: str = "#", lang: str = "en") -> str:
+    def markdown(self, order: int = 1, heading: str = "#", lang: str = "en") -> str:
         """The example as Markdown with ``$$`` math."""
         from .render import markdown
 

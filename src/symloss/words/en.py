@@ -150,3 +150,77 @@ WORDS: dict[str, str] = {
 #: How sentences are joined (English: with a space).
 SENTENCE_JOIN = " "
 WORDS["example.inputs_why"] = "The arrays of this example; every number below is computed by symloss."
+WORDS.update({
+    "why.substitute_sigmoid": "Put the sigmoid's probability p = σ(z) into BCE.",
+    "why.substitute_log_softmax": "Put the log-probabilities x = log_softmax(z) into nll_loss.",
+    "why.two_classes": (
+        "Two classes: the target (1 − y, y) against the prediction (1 − p, p), as the notebook "
+        "compares (yᵢ, 1 − yᵢ) with its prediction."
+    ),
+    "why.softmax_is_sigmoid": (
+        "With C = 2, the softmax of (z₁, z₂) is the sigmoid of the difference of the logits."
+    ),
+    "why.ce_two_classes": (
+        "Softmax cross-entropy with C = 2 is BCE-with-logits of z₂ − z₁ against y₂, for a "
+        "target distribution (y₁ = 1 − y₂); log σ = −softplus(−·)."
+    ),
+    "why.ce_two_gradients": (
+        "sympy.diff of the two-class cross-entropy: BCE-with-logits' gradient σ(z₂ − z₁) − y₂ "
+        "at z₂ − z₁, with the sign of z₂ − z₁ in this logit."
+    ),
+    "why.entropy": "The entropy of the target, the cross-entropy of y with itself (0·log 0 = 0).",
+    "why.kl": (
+        "kl_div of the log-probabilities log_softmax(z) against y, summed over the classes "
+        "(0·log 0 = 0)."
+    ),
+    "why.ce_entropy_kl": "Cross-entropy is the target's entropy plus KL(y‖p); the difference reduces to 0.",
+    "why.entropy_free": "The entropy does not depend on the logits.",
+    "why.kl_gradient": (
+        "So the gradients of cross_entropy and of kl_div through log_softmax agree, for a "
+        "target distribution (Σₖ yₖ = 1)."
+    ),
+    "why.soft_margin": (
+        "soft_margin_loss is BCE-with-logits of the margin y z against the label 1."
+    ),
+    "why.soft_margin_labels": (
+        "With the label y = {value}, soft_margin_loss is BCE-with-logits of z against "
+        "(1 + y)/2 ∈ {{0, 1}}."
+    ),
+    "why.soft_margin_gradient": (
+        "sympy.diff of both sides in z: the chain rule brings the factor y."
+    ),
+    "why.focal": (
+        "With γ = 0 the modulating factor (1 − p_t)^γ is 1: the focal loss is BCE-with-logits "
+        "weighted by α_t = α y + (1 − α)(1 − y)."
+    ),
+    "why.multilabel": (
+        "multilabel_soft_margin_loss is the mean over the C classes of BCE-with-logits of each "
+        "class's logit."
+    ),
+    "why.multilabel_gradient": (
+        "sympy.diff in xᵢ: only class i's term depends on xᵢ, so the gradient is "
+        "BCE-with-logits' gradient divided by C."
+    ),
+    "relation.bce_with_logits-bce": (
+        "BCEWithLogitsLoss is BCELoss of the sigmoid: BCE-with-logits(z, y) = BCE(σ(z), y)."
+    ),
+    "relation.bce-ce": (
+        "Binary cross-entropy is the cross-entropy H of two outcomes, and softmax cross-entropy "
+        "with C = 2 is BCE-with-logits of z₂ − z₁: the sigmoid is the two-class softmax."
+    ),
+    "relation.ce-kl_div": (
+        "Cross-entropy is the target's entropy plus KL(y‖p): CE = H(y) + KL(y‖p), so their "
+        "gradients in the logits agree."
+    ),
+    "relation.nll_loss-ce": "cross_entropy is nll_loss of log_softmax: CE(z, y) = NLL(log_softmax(z), y).",
+    "relation.soft_margin-bce_with_logits": (
+        "soft_margin_loss(z, y) is BCE-with-logits(y z, 1); for labels ±1 it is BCE-with-logits "
+        "of z against (1 + y)/2."
+    ),
+    "relation.focal-bce_with_logits": (
+        "sigmoid_focal_loss with γ = 0 is BCE-with-logits weighted by α_t."
+    ),
+    "relation.multilabel-bce_with_logits": (
+        "multilabel_soft_margin_loss is the class-mean of BCE-with-logits."
+    ),
+})
