@@ -27,8 +27,8 @@ __all__ = ["LANGS", "Phrase", "check_lang", "say", "translate", "untranslated", 
 #: The languages symloss speaks.
 LANGS = ("en", "zh")
 
-# A sentence ends at ". " before a capital letter, a digit or a bracket (not "i.e. b", "e.g.").
-_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z0-9(|−σ∂])")
+# A sentence ends at ". " (not after "i.e." or "e.g.").
+_SENTENCE_END = re.compile(r"(?<!i\.e\.)(?<!e\.g\.)(?<=\.)\s+")
 
 
 def check_lang(lang: str) -> str:
@@ -107,8 +107,8 @@ def say(text: str, lang: str = "en") -> str:
 
 def untranslated(text: str, lang: str) -> list[str]:
     """The sentences of ``text`` that ``lang``'s ``SENTENCES`` table does not have."""
-    if check_lang(lang) == "en" or isinstance(text, Phrase):
-        return []
+    if check_lang(lang) == "en" or isinstance(text, Phrase) or " " not in text:
+        return []  # a name (var, sigmoid, x[j]) is said as it is
     table: Mapping[str, str] = _module(lang).SENTENCES
     if text in table:
         return []
