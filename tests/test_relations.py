@@ -234,3 +234,12 @@ def test_relation_document_compiles_with_pdflatex(tmp_path):
     run = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "r.tex"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_readme_carries_the_rendered_bce_ce_relation():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- relation bce-ce -->\n", "<!-- end relation -->"
+    shown = readme[readme.index(start) + len(start):readme.index(end)]
+    assert shown == symloss.relate("bce", "ce").markdown(heading="###")

@@ -35,7 +35,7 @@ from .words import Phrase, check_lang
 if TYPE_CHECKING:
     from .derive import Derivation, Step
 
-__all__ = ["Example", "Numbers"]
+__all__ = ["Example", "Numbers", "Shown", "notebook_markdown"]
 
 #: The most numbers an example evaluates (it prints every one of them).
 MAX_NUMBERS = 64
@@ -82,6 +82,22 @@ def _format(value: Any, digits: int) -> Numbers:
         return rf"\left[{inner}\right]" if tex else f"[{inner}]"
 
     return Numbers(rec(arr, False), rec(arr, True))
+
+
+def notebook_markdown(markdown: str) -> str:
+    """Markdown whose inline math is ``$…$``, which Jupyter, nbconvert and GitHub all render
+    (GitHub's own ``$`…`$`` shows stray quote marks under MathJax)."""
+    return markdown.replace("$`", "$").replace("`$", "$")
+
+
+class Shown:
+    """Markdown a notebook displays (``_repr_markdown_``)."""
+
+    def __init__(self, markdown: str) -> None:
+        self.text = notebook_markdown(markdown)
+
+    def _repr_markdown_(self) -> str:
+        return self.text
 
 
 class _Shown:
@@ -201,7 +217,11 @@ class Example:
         return "$$" + latex(self._shown(), environment=True) + "$$"  # type: ignore[arg-type]
 
     def _repr_markdown_(self) -> str:
-        return self.markdown()
+        return notebook_markdown(self.markdown())
+
+    def show(self, lang: str = "en") -> Shown:
+        """For a notebook: the example displayed in ``lang`` (``ex.show("zh")``)."""
+        return Shown(self.markdown(lang=lang))
 
     def __repr__(self) -> str:
         return f"<Example {self.derivation.name}: loss {float(np.sum(self.loss)):.{self.digits}f}>"

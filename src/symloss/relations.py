@@ -395,7 +395,15 @@ class Relation:
         return "$$" + self.latex(environment=True) + "$$"
 
     def _repr_markdown_(self) -> str:
-        return self.markdown()
+        from .example import notebook_markdown
+
+        return notebook_markdown(self.markdown())
+
+    def show(self, lang: str = "en") -> Any:
+        """For a notebook: the relation displayed in ``lang`` (``r.show("zh")``)."""
+        from .example import Shown
+
+        return Shown(self.markdown(lang=lang))
 
 
 def relations() -> list[str]:
