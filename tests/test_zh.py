@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 import symloss
-from symloss.catalog import CATALOG
 from symloss.cli import main
 from symloss.documents import documents
 from symloss.words import Phrase, en, untranslated, zh
@@ -19,7 +18,7 @@ CASES = [(name, options) for _, name, options in documents()] + [
     ("bce_with_logits", {"pos_weight": [2.0], "weight": [1.0]}),
     ("ce", {"weight": [1.0, 2.0], "label_smoothing": 0.1}),
     ("nll_loss", {"weight": [1.0, 2.0]}),
-] + [(name, {"reduction": r}) for name in CATALOG for r in ("none", "sum")]
+] + [(name, {"reduction": r}) for name in ("bce", "ce", "mse_loss") for r in ("none", "sum")]
 
 _MATH = re.compile(r"\$\$.*?\$\$", re.S)
 
@@ -111,7 +110,7 @@ def test_zh_document_compiles_with_xelatex(tmp_path, what):
         tex = symloss.derive("bce").latex(document=True, lang="zh")
     else:
         tex = symloss.relate("ce", "kl_div").latex(document=True, lang="zh")
-    assert "ctexart" in tex and "链式法则" in tex or "熵" in tex
+    assert "ctexart" in tex and ("链式法则" in tex or "熵" in tex)
     (tmp_path / "d.tex").write_text(tex, encoding="utf-8")
     run = subprocess.run([xelatex, "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)

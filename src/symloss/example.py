@@ -295,7 +295,7 @@ class _Environment:
         scalars = {s: float(self.values[k]) for k, s in self.symbols.items()
                    if k in self.values and k not in ("input", "target", "weight")
                    and isinstance(s, sp.Symbol) and self.values[k].ndim == 0}
-        rows = []
+        rows: list[Any] = []
         for row in range(n):
             def number_at(e: sp.Indexed, row: int = row) -> sp.Expr:
                 j = int(e.indices[0]) - 1

@@ -18,9 +18,10 @@ True
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import sympy as sp
@@ -59,7 +60,7 @@ def _proved_step(
     """``lhs = chain[0] = chain[1] ...``; checked when every neighbouring difference reduces to 0."""
     items = _chain(chain)
     checked = all(
-        is_zero(a - b, assumptions or []) for a, b in zip(items, items[1:], strict=False)
+        is_zero(a - b, assumptions or []) for a, b in itertools.pairwise(items)
     )
     return Step(title, why, lhs, items, checked)
 
@@ -420,7 +421,7 @@ def pairs() -> list[tuple[str, str, str]]:
     return [(e.slug, e.left, e.right) for e in _ENTRIES]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _relation(slug: str) -> Relation:
     return Relation(next(e for e in _ENTRIES if e.slug == slug))
 
