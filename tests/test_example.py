@@ -109,3 +109,20 @@ def test_cli_worked_example(capsys):
     assert capsys.readouterr().out.count(r"\left[") >= 3
     assert main(["derive", "bce", "--input", "1"]) == 2
     assert "needs both --input and --target" in capsys.readouterr().err
+
+
+def test_example_document_compiles_with_pdflatex(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("pdflatex is missing on CI")
+        pytest.skip("pdflatex not installed")
+    ex = symloss.derive("bce").example(Z, Y)
+    (tmp_path / "e.tex").write_text(ex.latex(document=True))
+    run = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "e.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]

@@ -101,16 +101,20 @@ def _xelatex() -> str | None:
     return found
 
 
-@pytest.mark.parametrize("what", ["derivation", "relation"])
+@pytest.mark.parametrize("what", ["derivation", "relation", "example"])
 def test_zh_document_compiles_with_xelatex(tmp_path, what):
     xelatex = _xelatex()
     if xelatex is None:
         pytest.skip("xelatex not installed")
     if what == "derivation":
         tex = symloss.derive("bce").latex(document=True, lang="zh")
-    else:
+    elif what == "relation":
         tex = symloss.relate("ce", "kl_div").latex(document=True, lang="zh")
+    else:
+        ex = symloss.derive("ce").example([[1.0, 2.0, 0.5], [0.1, 0.2, -1.0]], [2, 0])
+        tex = ex.latex(document=True, lang="zh")
     assert "ctexart" in tex and ("链式法则" in tex or "熵" in tex)
+    tex.encode("utf-8")
     (tmp_path / "d.tex").write_text(tex, encoding="utf-8")
     run = subprocess.run([xelatex, "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)

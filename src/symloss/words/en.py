@@ -110,7 +110,6 @@ WORDS: dict[str, str] = {
     "colon": ": ",
     # ---- relations (relations.py)
     "relation.title": "{left} and {right}",
-    "relation.claim": "Claim",
     "relation.proved": "proved: SymPy reduced every difference to 0",
     "relation.not_proved": "NOT PROVED: SymPy did not reduce every difference to 0",
     "relation.verdict": "Relation ({verdict}):",
@@ -136,21 +135,13 @@ WORDS: dict[str, str] = {
     ),
     "why.gradient_equal": "sympy.diff of both sides in {var}; the difference reduces to 0.",
     # ---- worked examples (example.py)
-    "example.title": "{title}: a worked example",
     "example.inputs": "The numbers",
-    "example.values": "numbers",
-    "example.value_of": "value",
-    "example.unavailable": "(no numbers: a rule, not a value)",
+    "example.inputs_why": "The arrays of this example; every number below is computed by symloss.",
     # ---- symloss list
     "list.losses": "losses:",
     "list.aliases": "aliases:",
     "list.relations": "relations (symloss relate A B):",
-}
-
-#: How sentences are joined (English: with a space).
-SENTENCE_JOIN = " "
-WORDS["example.inputs_why"] = "The arrays of this example; every number below is computed by symloss."
-WORDS.update({
+    # ---- relations: the reasons and statements (relations.py)
     "why.substitute_sigmoid": "Put the sigmoid's probability p = σ(z) into BCE.",
     "why.substitute_log_softmax": "Put the log-probabilities x = log_softmax(z) into nll_loss.",
     "why.two_classes": (
@@ -223,4 +214,7 @@ WORDS.update({
     "relation.multilabel-bce_with_logits": (
         "multilabel_soft_margin_loss is the class-mean of BCE-with-logits."
     ),
-})
+}
+
+#: How sentences are joined (English: with a space).
+SENTENCE_JOIN = " "

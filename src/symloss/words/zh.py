@@ -68,7 +68,6 @@ WORDS: dict[str, str] = {
     "colon": "：",
     # ---- 关系
     "relation.title": "{left} 与 {right}",
-    "relation.claim": "命题",
     "relation.proved": "已证明：SymPy 把每个差都化简为 0",
     "relation.not_proved": "未证明：SymPy 没能把每个差都化简为 0",
     "relation.verdict": "关系（{verdict}）：",
@@ -113,12 +112,8 @@ WORDS: dict[str, str] = {
     "relation.focal-bce_with_logits": "γ = 0 的 sigmoid_focal_loss 就是以 α_t 加权的 BCE-with-logits。",
     "relation.multilabel-bce_with_logits": "multilabel_soft_margin_loss 是 BCE-with-logits 在类别上的平均。",
     # ---- 算例
-    "example.title": "{title}：算例",
     "example.inputs": "数据",
     "example.inputs_why": "本例的数组；下面的每个数都由 symloss 计算。",
-    "example.values": "数值",
-    "example.value_of": "值",
-    "example.unavailable": "（没有数值：这是法则，不是值）",
     # ---- symloss list
     "list.losses": "损失函数：",
     "list.aliases": "别名：",
@@ -233,7 +228,6 @@ SENTENCES: dict[str, str] = {
     "torchvision.ops.sigmoid_focal_loss: focal loss of logits (alpha, gamma).": "torchvision.ops.sigmoid_focal_loss：logit 的 focal 损失（alpha、gamma）。",
     "y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.": "y² σ(y z) σ(−y z)；对标签 ±1 这就是 Bernoulli 方差。",
     "−y while the pair violates the margin, 0 once it is satisfied.": "这对样本违反间隔时为 −y，满足间隔后为 0。",
-    "The arrays of this example; every number below is computed by symloss.": "本例的数组；下面的每个数都由 symloss 计算。",
 }
 
 #: 句子之间直接相连（中文句号后不加空格）。
