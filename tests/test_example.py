@@ -126,3 +126,10 @@ def test_example_document_compiles_with_pdflatex(tmp_path):
     run = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "e.tex"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_a_long_array_wraps_in_rows():
+    ex = symloss.derive("bce").example(np.linspace(-2, 2, 14), np.ones(14))
+    numbers = [line for line in ex.text().splitlines() if "0.0629" in line or "0.0085" in line]
+    assert len(numbers) == 2 and all(len(line) < 80 for line in numbers)
+    assert r"\begin{array}{rrrrrr}" in ex.latex()

@@ -63,10 +63,17 @@ class Numbers(sp.Expr):
     def _pretty(self, printer: object) -> Any:
         from sympy.printing.pretty.stringpict import prettyForm
 
-        return prettyForm(self._text)
+        lines = self._text.split("\n")
+        width = max(len(line) for line in lines)  # left-aligned rows (prettyForm centres them)
+        return prettyForm("\n".join(line.ljust(width) for line in lines))
+
+
+#: Numbers per printed row: a long array wraps rather than running off the page.
+ROW = 6
 
 
 def _format(value: Any, digits: int) -> Numbers:
+    """The numbers as text (rows of :data:`ROW`) and as LaTeX (an ``array`` past :data:`ROW`)."""
     arr = np.asarray(value)
     integers = arr.dtype.kind in "iu"
     arr = arr.astype(np.float64)
@@ -74,14 +81,24 @@ def _format(value: Any, digits: int) -> Numbers:
     def one(x: float) -> str:
         return "nan" if np.isnan(x) else f"{x:.0f}" if integers else f"{x:.{digits}f}"
 
-    def rec(a: np.ndarray, tex: bool) -> str:
-        if a.ndim == 0:
-            return one(float(a))
-        sep = r",\ " if tex else ", "
-        inner = sep.join(rec(x, tex) for x in a)
-        return rf"\left[{inner}\right]" if tex else f"[{inner}]"
-
-    return Numbers(rec(arr, False), rec(arr, True))
+    if arr.ndim == 0:
+        return Numbers(one(float(arr)), one(float(arr)))
+    rows = arr.reshape(1, -1) if arr.ndim == 1 else arr.reshape(arr.shape[0], -1)
+    if arr.ndim == 1 and arr.size > ROW:
+        rows = [arr[i:i + ROW] for i in range(0, arr.size, ROW)]  # type: ignore[assignment]
+    cells = [[one(float(x)) for x in row] for row in rows]
+    inner = [", ".join(row) for row in cells]
+    if arr.ndim == 1:
+        text = "[" + ",\n ".join(inner) + "]"
+    else:
+        text = "[" + ",\n ".join(f"[{row}]" for row in inner) + "]"
+    if arr.ndim == 1 and arr.size <= ROW:
+        tex = r"\left[" + r",\ ".join(cells[0]) + r"\right]"
+    else:
+        width = max(len(row) for row in cells)
+        body = r" \\ ".join(" & ".join(row) for row in cells)
+        tex = r"\left[\begin{array}{" + "r" * width + "}" + body + r"\end{array}\right]"
+    return Numbers(text, tex)
 
 
 def notebook_markdown(markdown: str) -> str:
