@@ -120,3 +120,34 @@ def test_zh_document_compiles_with_xelatex(tmp_path, what):
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:]
     assert (tmp_path / "d.pdf").stat().st_size > 1000
+
+
+_QUOTED = re.compile(r"'[^']*'|\([^()]*=[^()]*\)")
+
+
+def test_zh_check_report(tmp_path, monkeypatch, capsys):
+    """symloss check --lang zh: the report of a wrong implementation, every line in Chinese."""
+    pytest.importorskip("torch")
+    (tmp_path / "halved.py").write_text(
+        "import torch.nn.functional as F\n"
+        "def half(z, y):\n"
+        "    return 0.5 * F.binary_cross_entropy_with_logits(z, y)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["check", "bce_with_logits", "--impl", "halved:half", "--dtype", "float64",
+                 "--lang", "zh"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "可能原因：多了一个常数因子 0.5" in out and "稳定性图" in out
+    for line in out.splitlines():
+        words = _QUOTED.sub("", line)  # case labels and option lists are names, not sentences
+        assert not _ENGLISH.search(words), line
+    import importlib
+
+    from symloss.testing import check
+
+    halved = importlib.import_module("halved")  # the module written above
+    result = check(symloss.derive("bce_with_logits"), halved.half, dtypes=["float64"])
+    report = result.report("half", lang="zh")
+    assert "不一致" in report and "容差" in report
+    assert result.report("half") == result.report("half", lang="en")

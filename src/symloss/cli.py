@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--domain", type=float, nargs=2, metavar=("LO", "HI"),
                        help="check inputs in [LO, HI] only (default: the whole finite range)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_lang(check)
     _add_loss_options(check)
 
     plot = sub.add_parser("plot", help="draw the loss, gradient and 2nd derivative (matplotlib)")
@@ -176,6 +177,25 @@ def _add_relate_parser(sub: Any) -> None:
     relate.add_argument("--format", choices=FORMATS, default="text")
     relate.add_argument("--document", action="store_true", help="a complete LaTeX document")
     _add_lang(relate)
+
+
+def _in_language(command: Any, args: argparse.Namespace) -> int:
+    """Run ``command``; with ``--lang zh`` its printed report is said in Chinese, line by line
+    (JSON stays as it is: it is data)."""
+    lang = getattr(args, "lang", "en")
+    if lang == "en" or getattr(args, "json", False):
+        return int(command(args))
+    import contextlib
+    import io
+
+    from .words import translate_lines
+
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            return int(command(args))
+    finally:
+        sys.stdout.write(translate_lines(buffer.getvalue(), lang))
 
 
 def _cmd_relate(args: argparse.Namespace) -> int:
@@ -372,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_derive(args)
         if args.command == "plot":
             return _cmd_plot(args)
-        return _cmd_check(args)
+        return _in_language(_cmd_check, args)
     except SymlossError as exc:
         print(f"symloss: error: {exc}", file=sys.stderr)
         return 2

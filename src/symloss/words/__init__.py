@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from importlib import import_module
 from typing import Any
 
-__all__ = ["LANGS", "Phrase", "check_lang", "say", "translate", "untranslated", "word"]
+__all__ = ["LANGS", "Phrase", "check_lang", "say", "translate", "translate_lines", "untranslated", "word"]
 
 #: The languages symloss speaks.
 LANGS = ("en", "zh")
@@ -116,3 +116,39 @@ def untranslated(text: str, lang: str) -> list[str]:
     if len(parts) == 1:
         return [text]
     return [missing for part in parts for missing in untranslated(part, lang)]
+
+
+def translate_lines(text: str, lang: str) -> str:
+    """A report printed in English (``symloss check``'s), line by line, in ``lang``.
+
+    The language's ``LINES`` table holds ``(pattern, template)`` pairs: a line (its indentation
+    kept) that matches a pattern is written with the template, each ``{n}`` filled with the
+    n-th group, itself said in ``lang`` when it matches a pattern too (a likely cause inside
+    ``likely cause: …``). Numbers, names and case labels stay as they are.
+    """
+    if check_lang(lang) == "en":
+        return text
+    patterns = _patterns(lang)
+
+    def one(piece: str) -> str:
+        for pattern, template in patterns:
+            m = pattern.fullmatch(piece)
+            if m:
+                return template.format(*(one(g) if g else "" for g in m.groups()))
+        return piece
+
+    out = []
+    for line in text.split("\n"):
+        body = line.lstrip(" ")
+        out.append(line[: len(line) - len(body)] + one(body))
+    return "\n".join(out)
+
+
+def _patterns(lang: str) -> list[tuple[re.Pattern[str], str]]:
+    cache = _PATTERNS.setdefault(lang, [])
+    if not cache:
+        cache += [(re.compile(p), t) for p, t in _module(lang).LINES]
+    return cache
+
+
+_PATTERNS: dict[str, list[tuple[re.Pattern[str], str]]] = {}

@@ -232,3 +232,60 @@ SENTENCES: dict[str, str] = {
 
 #: 句子之间直接相连（中文句号后不加空格）。
 SENTENCE_JOIN = ""
+
+#: ``symloss check`` 的报告，逐行：(英文行的正则, 中文模板)；``{n}`` 是第 n 个分组（也会被翻译）。
+LINES: list[tuple[str, str]] = [
+    (r"(.+) against symloss's exact (.+)", "{0} 对照 symloss 的精确 {1}"),
+    (r"torch's (\w+) \(written with torch operations\)", "torch 的 {0}（用 torch 运算写成）"),
+    (r"agrees: all (\d+) cases, loss value and gradient, within (\S+) ulps",
+     "一致：全部 {0} 个用例的损失值和梯度都在 {1} ulp 以内"),
+    (r"(.+) disagrees with symloss's exact (.+) on the domain (\[.+\])",
+     "{0} 与 symloss 的精确 {1} 在定义域 {2} 上不一致"),
+    (r"(.+) disagrees with symloss's exact (.+)", "{0} 与 symloss 的精确 {1} 不一致"),
+    (r"tolerance: (\S+) ulps of the terms combined, per dtype", "容差：各项合计 {0} ulp，按 dtype 分别计"),
+    (r"\[(\w+)\] all (\d+) cases agree", "[{0}] 全部 {1} 个用例一致"),
+    (r"\[(\w+)\] (\d+) of (\d+) cases disagree", "[{0}] {2} 个用例中有 {1} 个不一致"),
+    (r"case ('.*'): (.+) raised (.+)", "用例 {0}：{1} 抛出了 {2}"),
+    (r"(loss value|gradient): agrees", "{0}：一致"),
+    (r"(loss value|gradient): (\d+) cases disagree, (\d+) of (\d+) elements",
+     "{0}：{1} 个用例不一致，{3} 个元素中有 {2} 个"),
+    (r"loss value", "损失值"),
+    (r"gradient", "梯度"),
+    (r"worst: case ('.*'), index (.*)", "最差：用例 {0}，下标 {1}"),
+    (r"input (\S+), target (\S+)", "输入 {0}，目标 {1}"),
+    (r"got (\S+), expected (\S+), error (\S+) ulps", "得到 {0}，应为 {1}，误差 {2} ulp"),
+    (r"where: (.+)", "位置：{0}"),
+    (r"inputs in (\[.*\])", "输入在 {0} 内"),
+    (r"likely cause: (.+)", "可能原因：{0}"),
+    (r"an extra constant factor (\S+) \(relative error (\S+)\); and the sign is flipped",
+     "多了一个常数因子 {0}（相对误差 {1}）；而且符号反了"),
+    (r"an extra constant factor (\S+) \(relative error (\S+)\)", "多了一个常数因子 {0}（相对误差 {1}）"),
+    (r"sign flipped \(it is exactly −1 times the exact value\)", "符号反了（恰好是精确值的 −1 倍）"),
+    (r"a missing 1/n: reduction='mean' is not divided by its denominator n \(n = (.+) in the "
+     r"disagreeing cases\)", "缺少 1/n：reduction='mean' 没有除以它的分母 n（不一致的用例中 n = {0}）"),
+    (r"divided by the mean's denominator n twice \(n = (.+)\)", "除以了两次均值的分母 n（n = {0}）"),
+    (r"(\w+) not applied \(it matches symloss's result without (\w+)\)",
+     "没有应用 {0}（与 symloss 不带 {1} 的结果一致）"),
+    (r"the derivative of the (\w+), (.+), in place of (.+)", "用 {0} 的导数 {1} 代替了 {2}"),
+    (r"(.+) multiplied again by the (\w+)'s derivative (.+) \(chain rule applied twice\)",
+     "{0} 又乘了一次 {1} 的导数 {2}（链式法则用了两次）"),
+    (r"the gradient goes to 0 beyond \|input\| ≈ (\S+): it agrees for every \|input\| < (\S+), and "
+     r"beyond it is 0 at (\d+) of the (\d+) disagreeing elements where the exact gradient is not "
+     r"-- a saturated intermediate, such as σ\(z\) rounded to 1 before its log or its derivative "
+     r"is taken \(compute from the logit instead\)",
+     "|input| ≈ {0} 之外梯度变成 0：对所有 |input| < {1} 都一致；在 {3} 个不一致的元素中，有 {2} "
+     "个在精确梯度不为 0 的地方为 0 —— 这是中间量饱和，例如 σ(z) 在取 log 或求导之前就被舍入成 1"
+     "（应改为直接从 logit 计算）"),
+    (r"the forward value is wrong while the gradient is right: the forward computes another "
+     r"function \(a dropped or changed term\)",
+     "前向的值错了而梯度是对的：前向计算的是另一个函数（漏掉或改动了一项）"),
+    (r"stability map \(where the gradient is exact\):", "稳定性图（梯度精确的范围）："),
+    (r"(\w+) \[(\w+)\]: the gradient agrees over the whole scanned range (\[.*\])",
+     "{0} [{1}]：在整个扫描范围 {2} 内梯度都一致"),
+    (r"(\w+) \[(\w+)\]: the gradient agrees for inputs in (\[.*\]) \(scanned (\[.*\])\)",
+     "{0} [{1}]：输入在 {2} 内梯度一致（扫描范围 {3}）"),
+    (r"(lower|upper) boundary, (.+): agrees at (\S+), not at (\S+) \(gradient (\S+), exact (\S+)\)",
+     "{0}边界，{1}：在 {2} 处一致，在 {3} 处不一致（梯度 {4}，精确值 {5}）"),
+    (r"lower", "下"),
+    (r"upper", "上"),
+]
