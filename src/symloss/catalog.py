@@ -93,6 +93,8 @@ class LossSpec:
         torch_twin: the torch twin ``fn(input, target)`` for options where it is not simply
             ``torch.nn.functional.<name>`` (torchvision's focal loss, nll_loss∘log_softmax);
             ``None`` otherwise. torch is imported only when the twin is called.
+        has_torch_twin: False for a loss torch does not have (the boosting losses of
+            :mod:`symloss.catalog_boosting`): checking it needs an implementation.
     """
 
     name: str
@@ -111,6 +113,7 @@ class LossSpec:
     torch_twin: Callable[[Mapping[str, Any]], Callable[[Any, Any], Any] | None] = field(
         default=lambda o: None
     )
+    has_torch_twin: bool = True
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -1176,3 +1179,9 @@ CATALOG["multi_margin_loss"] = LossSpec(
     index_targets_only=True,
     spatial=False,
 )
+
+
+# =========================================================================== boosting losses
+from .catalog_boosting import register as _register_boosting  # noqa: E402
+
+_register_boosting(CATALOG)

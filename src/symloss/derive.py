@@ -709,6 +709,18 @@ class Derivation:
         """
         return self._numeric.hvp  # type: ignore[no-any-return]
 
+    @property
+    def hess_diag_fn(self) -> Callable[..., Any]:
+        """``hess_diag_fn(input, target)``: ∂²ℓ/∂zᵢ² per element, unreduced: the Hessian's
+        diagonal (:attr:`hessian_diagonal`), the input's shape and dtype. It is the ``hess``
+        of a gradient-boosting objective (:func:`symloss.objective`).
+
+        >>> import numpy as np, symloss
+        >>> symloss.derive("bce_with_logits").hess_diag_fn(np.array([0.0]), np.array([1.0]))
+        array([0.25])
+        """
+        return self._numeric.hess_diag  # type: ignore[no-any-return]
+
     def steps_for(self, order: int) -> list[Step]:
         """:attr:`steps` for ``order=1``, :attr:`hessian_steps` for ``order=2``."""
         if order == 1:

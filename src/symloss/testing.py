@@ -189,6 +189,11 @@ def torch_function(derivation: Derivation) -> Callable[[Any, Any], Any]:
 
     spec = derivation.spec
     options = derivation.options
+    if not spec.has_torch_twin:
+        raise SymlossValueError(
+            f"{spec.name} has no torch twin (torch does not have this loss): pass the "
+            "implementation to check (fn=..., or --impl MODULE:FUNCTION on the command line)"
+        )
     twin = spec.torch_twin(options)
     if twin is not None:  # torchvision's focal loss, nll_loss of log_softmax
         return twin
