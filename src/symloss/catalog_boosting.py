@@ -245,7 +245,7 @@ def _declare_tweedie(opts: Mapping[str, Any]) -> Declaration:
     power = float(opts["power"])
     if not 1.0 < power < 2.0:
         raise SymlossValueError(
-            f"tweedie_loss: power must be in the open interval (1, 2) (compound Poisson–Gamma; "
+            f"tweedie_loss: power must be in the open interval (1, 2) (compound Poisson-Gamma; "
             f"power=1 is poisson_nll_loss, power=2 is gamma_loss), got {opts['power']!r}"
         )
     r = _RHO
@@ -258,7 +258,7 @@ def _declare_tweedie(opts: Mapping[str, Any]) -> Declaration:
         loss_in_link=in_mu,
         link=_log_link(),
         loss_why=(
-            "Tweedie half deviance with variance power ρ ∈ (1, 2) (compound Poisson–Gamma) and "
+            "Tweedie half deviance with variance power ρ ∈ (1, 2) (compound Poisson-Gamma) and "
             "the log link μ = e^z. " + _SKLEARN_HALF
         ),
         canonical=exp((2 - r) * _Z) - _Y * exp((1 - r) * _Z),
