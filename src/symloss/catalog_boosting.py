@@ -30,7 +30,7 @@ import sympy as sp
 from sympy import Function, S, Symbol, exp, log
 from sympy.printing.pretty.stringpict import prettyForm
 
-from .declaration import Declaration, Kink, Link
+from .declaration import REALS, Argument, Declaration, Domain, Kink, Link
 from .errors import SymlossValueError
 from .primitives import sigmoid, softplus
 
@@ -363,6 +363,8 @@ def _declare_quantile(opts: Mapping[str, Any]) -> Declaration:
                 "(regression_objective.hpp: delta ≥ 0) and scikit-learn (y_true > raw_prediction "
                 "gives −τ, else 1 − τ) all take the right-hand value 1 − τ, as z ≥ y does here.",
                 S.Zero,
+                left=-t,
+                right=1 - t,
             ),
         ),
         symbols={"input": _Z, "target": _Y, "quantile": t},
@@ -393,6 +395,20 @@ def _declare_log_cosh(opts: Mapping[str, Any]) -> Declaration:
     )
 
 
+#: Tweedie targets: amounts ≥ 0, zeros included (compound Poisson-Gamma).
+AMOUNTS = Domain("amounts", "a non-negative amount (0 included: the compound Poisson-Gamma's "
+                 "point mass)", 0.0, float("inf"), points=(0.0, 0.5, 1.0, 3.0))
+#: Gamma targets: positive reals (log y enters the loss).
+POSITIVE = Domain("positive reals", "a real > 0", 5e-324, float("inf"), points=(0.25, 1.0, 4.0))
+
+_INPUT = Argument("input", (REALS,), differentiable=True, why="the raw margin (log μ for a log link)")
+
+
+def _signature(target: Domain, why: str) -> Any:
+    arguments = (_INPUT, Argument("target", (target,), why=why))
+    return lambda options: arguments
+
+
 def register(catalog: dict[str, Any]) -> None:
     """Add the boosting losses to ``catalog`` (the catalogue's hook calls this once)."""
     from .catalog import LossSpec, Option, _reduction_option
@@ -404,6 +420,8 @@ def register(catalog: dict[str, Any]) -> None:
             "no torch twin.",
             options=(_reduction_option(),),
             declare=_declare_gamma,
+            signature=_signature(POSITIVE, "the positive target"),
+            short=("gamma",),
             family="elementwise",
             has_torch_twin=False,
         ),
@@ -412,6 +430,8 @@ def register(catalog: dict[str, Any]) -> None:
             summary="Log-cosh loss log cosh(z − y); no torch twin.",
             options=(_reduction_option(),),
             declare=_declare_log_cosh,
+            signature=_signature(REALS, "the regression target"),
+            short=("log_cosh", "logcosh"),
             family="elementwise",
             has_torch_twin=False,
         ),
@@ -421,10 +441,12 @@ def register(catalog: dict[str, Any]) -> None:
             "reg:pseudohubererror); no torch twin.",
             options=(
                 Option("delta", 1.0, "the slope far from the target (huber_slope), > 0",
-                       kind="positive"),
+                       kind="positive", examples=(0.25, 3.0)),
                 _reduction_option(),
             ),
             declare=_declare_pseudo_huber,
+            signature=_signature(REALS, "the regression target"),
+            short=("pseudo_huber", "pseudohuber"),
             family="elementwise",
             has_torch_twin=False,
         ),
@@ -433,10 +455,13 @@ def register(catalog: dict[str, Any]) -> None:
             summary="Pinball (quantile) loss (XGBoost reg:quantileerror, LightGBM quantile); "
             "no torch twin.",
             options=(
-                Option("quantile", 0.5, "the quantile τ, in (0, 1)", kind="unit_interval"),
+                Option("quantile", 0.5, "the quantile τ, in (0, 1)", kind="unit_interval",
+                       examples=(0.1, 0.9)),
                 _reduction_option(),
             ),
             declare=_declare_quantile,
+            signature=_signature(REALS, "the regression target"),
+            short=("quantile", "pinball", "pinball_loss"),
             family="elementwise",
             has_torch_twin=False,
         ),
@@ -445,10 +470,13 @@ def register(catalog: dict[str, Any]) -> None:
             summary="Tweedie half deviance, log link, 1 < power < 2 (XGBoost reg:tweedie, "
             "LightGBM tweedie); no torch twin.",
             options=(
-                Option("power", 1.5, "the variance power ρ, in (1, 2)", kind="real"),
+                Option("power", 1.5, "the variance power ρ, in (1, 2)", kind="real",
+                       examples=(1.1, 1.9)),
                 _reduction_option(),
             ),
             declare=_declare_tweedie,
+            signature=_signature(AMOUNTS, "the non-negative amount"),
+            short=("tweedie",),
             family="elementwise",
             has_torch_twin=False,
         ),
