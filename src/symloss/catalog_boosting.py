@@ -60,7 +60,7 @@ class xexp(Function):
         return None
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        y, a = self.args
+        _, a = self.args
         if argindex == 1:
             return exp(a)
         if argindex == 2:
@@ -143,7 +143,7 @@ class hypot1(Function):
         return printer._print(sp.sqrt(1 + self.args[0] ** 2))  # type: ignore[attr-defined,no-any-return]
 
     def _mpmathcode(self, printer: object) -> str:
-        return f"mpmath.sqrt(1 + ({printer._print(self.args[0])})**2)"  # type: ignore[attr-defined]
+        return str(printer._print(sp.sqrt(1 + self.args[0] ** 2)))  # type: ignore[attr-defined]
 
     def _numpycode(self, printer: object) -> str:
         return f"numpy.hypot(1, {printer._print(self.args[0])})"  # type: ignore[attr-defined]
@@ -193,8 +193,8 @@ class hypot1m1(Function):
         return prettyForm(*prettyForm(*inner.right(" - 1")).parens())
 
     def _mpmathcode(self, printer: object) -> str:
-        x = printer._print(self.args[0])  # type: ignore[attr-defined]
-        return f"(({x})**2/(1 + mpmath.sqrt(1 + ({x})**2)))"
+        x = self.args[0]
+        return str(printer._print(x**2 / (1 + sp.sqrt(1 + x**2))))  # type: ignore[attr-defined]
 
     def _numpycode(self, printer: object) -> str:
         x = printer._print(self.args[0])  # type: ignore[attr-defined]
