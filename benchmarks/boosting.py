@@ -54,6 +54,10 @@ CASES = [
          "binary"),
     Case("xgboost", "cross_entropy", {}, {"objective": "multi:softprob"}, "classes",
          shared={"num_class": CLASSES}),
+    Case("xgboost", "binary_cross_entropy", {"link": "sigmoid"}, {"objective": "binary:logistic"},
+         "binary"),
+    Case("xgboost", "nll_loss", {"link": "log_softmax"}, {"objective": "multi:softprob"},
+         "classes", shared={"num_class": CLASSES}),
     # count:poisson's safeguard: the Hessian times e^max_delta_step and every leaf clipped at
     # max_delta_step (0.7 by default). Off (0) for the exact Hessian; then at its default.
     Case("xgboost", "poisson_nll_loss", {}, {"objective": "count:poisson"}, "counts",
@@ -69,6 +73,10 @@ CASES = [
     Case("lightgbm", "binary_cross_entropy_with_logits", {}, {"objective": "binary"}, "binary"),
     Case("lightgbm", "cross_entropy", {}, {"objective": "multiclass"}, "classes",
          shared={"num_class": CLASSES}),
+    Case("lightgbm", "nll_loss", {"link": "log_softmax"}, {"objective": "multiclass"}, "classes",
+         shared={"num_class": CLASSES}),
+    Case("lightgbm", "binary_cross_entropy", {"link": "sigmoid"}, {"objective": "binary"},
+         "binary"),
     # LightGBM's poisson requires poisson_max_delta_step > 0 (default 0.7): the Hessian is
     # e^(z + 0.7); symloss's objective takes the same max_delta_step.
     Case("lightgbm", "poisson_nll_loss", {},

@@ -325,3 +325,46 @@ def test_check_with_an_implementation(name):
 
     fn = tweedie if name == "tweedie_loss" else log_cosh
     assert assert_grad_matches(name, fn, domain=(-20.0, 20.0)).ok
+
+
+# --------------------------------------------------------------------------- command line
+def test_cli_check_without_a_twin_is_a_usage_error(capsys):
+    pytest.importorskip("torch")
+    from symloss.cli import main
+
+    assert main(["check", "tweedie_loss"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no torch twin" in err and "--impl" in err
+
+
+def test_cli_check_with_an_implementation(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    from symloss.cli import main
+
+    (tmp_path / "my_losses.py").write_text(
+        "import torch\n\n\n"
+        "def log_cosh(z, y):\n"
+        "    r = z - y\n"
+        "    return (r + torch.nn.functional.softplus(-2 * r, threshold=1e9)"
+        " - torch.log(torch.tensor(2.0, dtype=z.dtype))).mean()\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["check", "log_cosh", "--impl", "my_losses:log_cosh", "--domain", "-20", "20"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "agrees" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [(["derive", "tweedie", "--power", "1.2", "--format", "text"], "power=1.2"),
+     (["derive", "quantile_loss", "--quantile", "0.9", "--format", "text"], "Kink"),
+     (["derive", "pseudo_huber_loss", "--delta", "2", "--order", "2", "--format", "text"],
+      "proved")],
+)
+def test_cli_derive_takes_the_new_options(argv, shown, capsys):
+    from symloss.cli import main
+
+    assert main(argv) == 0
+    assert shown in capsys.readouterr().out

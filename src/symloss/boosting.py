@@ -187,6 +187,20 @@ BUILTINS: dict[str, dict[str, BuiltIn]] = {
 }
 
 
+# The same losses under their other names: BCELoss∘Sigmoid ("bce") is BCE-with-logits,
+# nll_loss of log_softmax is cross_entropy.
+for _table in BUILTINS.values():
+    _bce, _ce = _table["binary_cross_entropy_with_logits"], _table["cross_entropy"]
+    _table["binary_cross_entropy"] = BuiltIn(**{
+        **_bce.__dict__,
+        "supports": lambda o: o.get("link") == "sigmoid" and o.get("weight") is None,
+    })
+    _table["nll_loss"] = BuiltIn(**{
+        **_ce.__dict__,
+        "supports": lambda o: o.get("link") == "log_softmax" and o.get("weight") is None,
+    })
+
+
 def _check_library(library: Any) -> str:
     if library not in LIBRARIES:
         raise choice_error("library", library, LIBRARIES)
@@ -233,7 +247,7 @@ def builtin_params(name: str, library: str, **options: Any) -> dict[str, Any]:
     return {"objective": entry.objective, **entry.params(derive(name, **options).options)}
 
 
-def _library_options(library: str | None, name: str, extra: dict[str, Any]) -> float | None:
+def _library_options(library: str | None, extra: dict[str, Any]) -> float | None:
     """Validate ``max_delta_step`` (the one library-side option) and return it."""
     if "max_delta_step" not in extra:
         return None
@@ -324,7 +338,7 @@ def objective(
     extra = {k: options.pop(k) for k in ("max_delta_step",) if k in options}
     if library is not None:
         library = _check_library(library)
-    mds = _library_options(library, name, extra)
+    mds = _library_options(library, extra)
     d = derive(name, reduction="none", **options)
     class_axis = d.spec.family == "class_axis"
     entry = _builtin(name, library, options) if library is not None else None
