@@ -309,22 +309,53 @@ def test_no_torch_twin_is_a_clear_error(name):
         check(symloss.derive(name))
 
 
-@pytest.mark.parametrize("name", ["tweedie_loss", "log_cosh_loss"])
-def test_check_with_an_implementation(name):
-    torch = pytest.importorskip("torch")
-    from symloss.testing import assert_grad_matches
+def _torch_implementations():
+    """Straightforward torch versions of the boosting losses, for the checker."""
+    import torch
 
-    def tweedie(z, y):
-        rho = 1.5
+    def tweedie(z, y, rho=1.5):
         return (y ** (2 - rho) / ((1 - rho) * (2 - rho)) - y * torch.exp((1 - rho) * z) / (1 - rho)
                 + torch.exp((2 - rho) * z) / (2 - rho)).mean()
 
+    def gamma(z, y):
+        return (z - torch.log(y) + y * torch.exp(-z) - 1).mean()
+
+    def pseudo_huber(z, y):  # delta = 1, √(1 + r²) − 1 as r²/(1 + √(1 + r²))
+        r = z - y
+        return (r * r / (1 + torch.sqrt(1 + r * r))).mean()
+
+    def quantile(z, y, tau=0.5):
+        return torch.where(z >= y, (1 - tau) * (z - y), tau * (y - z)).mean()
+
     def log_cosh(z, y):
         r = z - y
-        return (r + torch.nn.functional.softplus(-2 * r, threshold=1e9) - np.log(2)).mean()
+        return (r + torch.nn.functional.softplus(-2 * r, threshold=1e9)
+                - torch.log(torch.tensor(2.0, dtype=z.dtype))).mean()
 
-    fn = tweedie if name == "tweedie_loss" else log_cosh
+    return {"tweedie_loss": tweedie, "gamma_loss": gamma, "pseudo_huber_loss": pseudo_huber,
+            "quantile_loss": quantile, "log_cosh_loss": log_cosh}
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_check_with_an_implementation(name):
+    # The checker's battery reads the declarations: AMOUNTS (zeros included) for Tweedie,
+    # POSITIVE for Gamma, elements on the pinball kink (either one-sided derivative accepted).
+    pytest.importorskip("torch")
+    from symloss.testing import assert_grad_matches
+
+    fn = _torch_implementations()[name]
     assert assert_grad_matches(name, fn, domain=(-20.0, 20.0)).ok
+
+
+def test_check_catches_a_wrong_implementation():
+    torch = pytest.importorskip("torch")
+    from symloss.testing import assert_grad_matches
+
+    def gamma_without_half(z, y):  # the full deviance: twice the loss
+        return 2 * (z - torch.log(y) + y * torch.exp(-z) - 1).mean()
+
+    with pytest.raises(AssertionError, match="disagrees"):
+        assert_grad_matches("gamma_loss", gamma_without_half, domain=(-20.0, 20.0))
 
 
 # --------------------------------------------------------------------------- command line
