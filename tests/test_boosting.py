@@ -293,6 +293,18 @@ def test_tweedie_small_target_where_only_the_exponential_overflows():
     assert abs(grad[0] - float(exact)) <= 1e-12 * abs(float(exact))
 
 
+def test_quantile_kink_side_of_each_library():
+    # symloss, XGBoost and LightGBM take the right-hand 1 − τ at z = y (their sources: d ≥ 0);
+    # scikit-learn's PinballLoss the left-hand −τ. Both are in the subdifferential [−τ, 1 − τ].
+    d = symloss.derive("quantile_loss", reduction="none", quantile=0.3)
+    (kink,) = d.declaration.kinks
+    assert kink.convention == "right"
+    assert d.grad_fn(np.array([0.0]), np.array([0.0])).tolist() == [0.7]
+    sk = _sk().PinballLoss(quantile=0.3).gradient(y_true=np.array([0.0]),
+                                                   raw_prediction=np.array([0.0]))
+    assert sk.tolist() == [-0.3]
+
+
 def test_quantile_kink_states_both_sides():
     d = symloss.derive("quantile_loss", quantile=0.25)
     (kink,) = d.declaration.kinks

@@ -359,9 +359,10 @@ def _declare_quantile(opts: Mapping[str, Any]) -> Declaration:
                 ((_Z, _Y),),
                 1 - t,
                 "At z = y the one-sided derivatives are −τ (from the left) and 1 − τ (from the "
-                "right); XGBoost (quantile_obj.cu: d = predt − label ≥ 0), LightGBM "
-                "(regression_objective.hpp: delta ≥ 0) and scikit-learn (y_true > raw_prediction "
-                "gives −τ, else 1 − τ) all take the right-hand value 1 − τ, as z ≥ y does here.",
+                "right); XGBoost (quantile_obj.cu: d = predt − label ≥ 0 gives 1 − α) and "
+                "LightGBM (regression_objective.hpp: delta ≥ 0 gives 1 − α) take the right-hand "
+                "value 1 − τ, as z ≥ y does here; scikit-learn's PinballLoss takes the left-hand "
+                "−τ (y_true ≥ raw_prediction gives −τ, measured with 1.9). Both are subgradients.",
                 S.Zero,
                 left=-t,
                 right=1 - t,
