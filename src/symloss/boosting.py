@@ -104,8 +104,10 @@ BUILTINS: dict[str, dict[str, BuiltIn]] = {
             supports=lambda o: o.get("weight") is None and not o.get("label_smoothing"),
             note="K classes need params['num_class'] = K.",
         ),
-        # poisson_obj.h / regression_obj.cu PoissonRegression: grad (e^z − y) w,
-        # hess e^(z + max_delta_step) w; count:poisson also clips each leaf at max_delta_step.
+        # regression_obj.cu PoissonRegression: grad (e^z − y) w, hess e^(z + max_delta_step) w;
+        # count:poisson also clips each leaf at max_delta_step (both measured with 3.2.0).
+        # XGBoost's development branch (poisson_obj.h, 2026) replaces the Hessian with the
+        # pseudo-Hessian (e^z + y)/2 w (a Halley step): a later version needs a new entry.
         "poisson_nll_loss": BuiltIn(
             "count:poisson", _XGB + "regression_obj.cu (PoissonRegression)",
             max_delta_step=0.7,
