@@ -67,12 +67,8 @@ def test_builtin_params_name_the_builtin(case):
     assert params == {k: v for k, v in case.builtin.items() if k not in safeguards}
 
 
-@pytest.mark.parametrize(
-    ("library", "convention"),
-    [("xgboost", {"factor": 1.0}), ("lightgbm", {"factor": 1.0}), ("xgboost", {"plain": True})],
-    ids=["xgboost-no-factor", "lightgbm-no-factor", "xgboost-exact"],
-)
-def test_without_the_conventions_training_differs(library, convention, monkeypatch):
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_without_the_multiclass_factor_training_differs(library, monkeypatch):
     # The comparison can fail: the multiclass Hessian without the library's factor (the
     # issue's 1.34 and 1.83) gives other margins.
     pytest.importorskip(library)
@@ -85,6 +81,13 @@ def test_without_the_conventions_training_differs(library, convention, monkeypat
         type(entry)(**{**entry.__dict__, "multiclass_factor": lambda k: 1.0}),
     )
     assert BENCH.margin_difference(case, weighted=False) > 0.1
+
+
+@pytest.mark.parametrize("case", [c for c in BENCH.CASES if c.loss == "mse_loss"], ids=lambda c: c.id)
+def test_the_old_readme_wrapper_differs_with_weights(case):
+    # fn(p, d.get_label()) with the exact derivatives ignores the sample weights.
+    pytest.importorskip(case.library)
+    assert BENCH.margin_difference(case, weighted=True, ours="before") > 0.1
 
 
 def test_weights_are_applied():
