@@ -42,12 +42,14 @@ def _add_loss_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ignore-index", type=int, metavar="N", help="ignored class index")
     group.add_argument("--label-smoothing", type=float, metavar="EPS", help="in [0, 1]")
     group.add_argument("--beta", type=float, help="smooth_l1_loss: quadratic zone, ≥ 0")
-    group.add_argument("--delta", type=float, help="huber_loss: threshold, > 0")
+    group.add_argument("--delta", type=float, help="huber_loss: threshold; pseudo_huber_loss: slope")
     group.add_argument("--margin", type=float, help="hinge/ranking/multi-margin losses")
     group.add_argument("--eps", type=float, help="poisson_nll_loss, gaussian_nll_loss")
     group.add_argument("--p", type=int, choices=(1, 2), help="multi_margin_loss exponent")
     group.add_argument("--alpha", type=float, help="sigmoid_focal_loss (negative: off)")
     group.add_argument("--gamma", type=float, help="sigmoid_focal_loss, ≥ 0")
+    group.add_argument("--power", type=float, help="tweedie_loss: variance power in (1, 2)")
+    group.add_argument("--quantile", type=float, help="quantile_loss: the quantile in (0, 1)")
     for flag, help in (("full", "poisson/gaussian NLL: add the constant terms"),
                        ("log-input", "poisson_nll_loss: input is log λ"),
                        ("log-target", "kl_div: target is a log-probability")):
@@ -57,6 +59,7 @@ def _add_loss_options(parser: argparse.ArgumentParser) -> None:
 _OPTION_NAMES = (
     "reduction", "link", "weight", "pos_weight", "ignore_index", "label_smoothing", "beta",
     "delta", "margin", "eps", "p", "alpha", "gamma", "full", "log_input", "log_target",
+    "power", "quantile",
 )
 
 
@@ -322,6 +325,11 @@ def _need_torch(impl: Any, derivation: Any) -> None:
         raise UsageError("this command needs torch: pip install 'symloss[torch]'") from None
     if impl is None and args_is_custom(derivation):
         raise UsageError("a --expr loss has no torch twin: give --impl MODULE:FUNCTION")
+    if impl is None and not getattr(derivation.spec, "has_torch_twin", True):
+        raise UsageError(
+            f"{derivation.name} has no torch twin (torch does not have this loss): give "
+            "--impl MODULE:FUNCTION"
+        )
 
 
 def args_is_custom(derivation: Any) -> bool:
@@ -343,7 +351,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     maps = [stability_map(derivation, impl, dtype=dt, domain=domain) for dt in dtypes]
     if args.impl:
         label = args.impl
-    elif derivation.spec.torch_twin(derivation.options) is not None:  # torchvision's focal loss
+    elif derivation.spec.twin(derivation.options) is not None:  # torchvision's focal loss
         label = f"torch's {derivation.name} (written with torch operations)"
     else:
         label = f"torch.nn.functional.{derivation.name}"
