@@ -39,6 +39,7 @@ __all__ = [
     "battery",
     "check",
     "compare",
+    "coverage",
     "diagnose",
     "register_family",
     "term_scale",
@@ -67,6 +68,7 @@ class Case:
         others: the further positional arrays by torch's name (``var``, ``input2``).
         on_kink: a mask of the elements that sit exactly on a declared kink, where any value
             in the subdifferential is accepted; ``None`` when none does.
+        kink: which of the declaration's kinks (1, 2, …; 0: none).
     """
 
     description: str
@@ -76,6 +78,7 @@ class Case:
     extreme: bool = False
     others: tuple[tuple[str, np.ndarray], ...] = ()
     on_kink: np.ndarray | None = None
+    kink: int = 0
 
     def arrays(self, spec: LossSpec) -> list[np.ndarray]:
         """The positional arrays in torch's order for ``spec``."""
@@ -505,7 +508,7 @@ def _kink_cases(derivation: Derivation, rng: np.random.Generator, dtype: str) ->
         where = ", ".join(f"{s} = {sp.sstr(e)}" for s, e in kink.at)
         others = tuple((keys[k].name, v) for k, v in arrays.items() if k not in ("input", "target"))
         yield Case(f"({n},) on kink {number + 1}: {where}", arrays["input"], arrays["target"],
-                   dtype, others=others, on_kink=np.ones(n, dtype=bool))
+                   dtype, others=others, on_kink=np.ones(n, dtype=bool), kink=number + 1)
 
 
 def _elementwise_ray(
@@ -663,6 +666,78 @@ def battery(
             raise SymlossValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         cases += family.cases(derivation, rng, dtype, _effective_domain(derivation, dtype, domain))
     return cases
+
+
+def coverage(derivation: Derivation, seed: int = 0) -> dict[str, str]:
+    """What the battery for ``derivation`` covers, read off the cases it builds.
+
+    Returns:
+        ``{"arrays": …, "targets": …, "kinks": …, "extremes": …, "cases": …}``: the arrays whose
+        gradients are compared, the target values tried (per declared domain), the declared
+        kinks and how many elements sit on each, the range of the extreme values.
+
+    >>> import symloss
+    >>> coverage(symloss.derive("hinge_embedding_loss"))["targets"]
+    '±1: -1, 1'
+    """
+    spec = derivation.spec
+    cases = battery(derivation, seed, dtypes=["float64"])
+    out: dict[str, str] = {}
+    args = spec.arguments_for(derivation.options)
+    out["arrays"] = ", ".join(
+        f"{a.name}{' (gradient)' if a.differentiable else ''}" for a in args
+    )
+    targets = [np.asarray(c.target, dtype=np.float64) for c in cases]
+    parts = []
+    for domain in spec.target_domains(derivation.options):
+        if domain.layout == "class_index":
+            seen = np.unique(np.concatenate([t.ravel() for t in targets if t.dtype.kind in "iuf"
+                                             and np.all(t == np.round(t))] or [np.zeros(0)]))
+            ignored = [v for v in seen if v < 0]
+            parts.append(f"{domain.name}: {', '.join(f'{v:g}' for v in seen if v >= 0)}"
+                         + (f" and ignored {', '.join(f'{v:g}' for v in ignored)}" if ignored
+                            else ""))
+            continue
+        if domain.layout == "class_distribution":
+            n = sum(1 for c in cases if "class probabilities" in c.description)
+            parts.append(f"{domain.name}: {n} cases")
+            continue
+        if domain.layout == "class_index_set":
+            parts.append(f"{domain.name}: {sum('sets' in c.description for c in cases)} cases")
+            continue
+        values = np.unique(np.concatenate([t.ravel() for t in targets]))
+        inside = [v for v in values if domain.contains(float(v))]
+        discrete = domain.values is not None or domain.integer
+        if discrete or len(inside) <= 8:
+            parts.append(f"{domain.name}: {', '.join(f'{v:g}' for v in inside)}")
+        else:
+            points = [p for p in domain.points if p in inside]
+            parts.append(
+                f"{domain.name}: {len(inside)} values in [{min(inside):g}, {max(inside):g}]"
+                + (f", including {', '.join(f'{p:g}' for p in points)}" if points else "")
+            )
+    out["targets"] = "; ".join(parts)
+    kinks = []
+    for number, kink in enumerate(derivation.declaration.kinks, start=1):
+        where = ", ".join(f"{s} = {sp.sstr(e)}" for s, e in kink.at)
+        on = sum(int(np.count_nonzero(np.asarray(c.on_kink))) for c in cases
+                 if c.kink == number)
+        sides = f"left {sp.sstr(kink.left)}, right {sp.sstr(kink.right)}"
+        kinks.append(f"{where} ({sides}; {on} elements)" if on else f"{where} (not laid out)")
+    out["kinks"] = "; ".join(kinks) or "none declared"
+    extreme = [c for c in cases if c.extreme]
+    ranges = []
+    for arg in args:
+        if arg.name == "target":
+            continue
+        vals = [np.asarray(c.arrays(spec)[list(args).index(arg)], dtype=np.float64)
+                for c in extreme]
+        if vals:
+            v = np.concatenate([x.ravel() for x in vals])
+            ranges.append(f"{arg.name} in [{v.min():.3g}, {v.max():.3g}]")
+    out["extremes"] = "; ".join(ranges)
+    out["cases"] = f"{len(cases)} per dtype"
+    return out
 
 
 # --------------------------------------------------------------------------- comparison
@@ -926,7 +1001,7 @@ def _hypotheses(derivation: Derivation) -> list[Hypothesis]:
     for opt in spec.options:
         value = options.get(opt.name)
         if opt.name in ("link", "reduction") or value is None or value is False:
-            continue
+            continue  # nothing to leave out
         if opt.kind == "array":
             change: Any = None
             said = f"without {opt.name}"
@@ -936,6 +1011,9 @@ def _hypotheses(derivation: Derivation) -> list[Hypothesis]:
         elif opt.kind == "unit_interval" and float(value) != 0.0:
             change = 0.0
             said = f"without {opt.name}"
+        elif opt.choices == (False, True) and value is True:
+            change = False  # full=True computed as full=False, say
+            said = f"with {opt.name}=False"
         elif opt.kind in ("real", "nonnegative", "positive") and value != opt.default:
             change = opt.default  # a scalar option left at its default
             said = f"with {opt.name}={opt.default!r}, its default"
@@ -1249,34 +1327,33 @@ class CheckResult:
         """The cases where the implementation raised or returned the wrong shape."""
         return [r for r in self.rows if r.error is not None]
 
-    @property
-    def kink_sides(self) -> dict[str, int]:
-        """At the kink elements: how often the implementation took each one-sided derivative
-        (``left``, ``right``, ``between``, ``outside``)."""
+    def kink_sides(self, kink: int = 0) -> dict[str, int]:
+        """At the elements on kink number ``kink`` (1, 2, …; 0: every kink): how often the
+        implementation took each one-sided derivative (``left``, ``right``, ``between``,
+        ``outside``)."""
         out: dict[str, int] = {}
         for r in self.rows:
+            if kink and r.case.kink != kink:
+                continue
             for side, n in r.sides.items():
                 out[side] = out.get(side, 0) + n
         return out
 
     def conventions(self) -> list[str]:
-        """One line per declared kink: symloss's choice there, and the implementation's."""
-        d = self.derivation
+        """One line per declared kink: its one-sided derivatives, symloss's choice, and which
+        side the implementation took there (any value between the sides is correct)."""
         lines = []
-        for kink in d.declaration.kinks:
+        for number, kink in enumerate(self.derivation.declaration.kinks, start=1):
             if kink.left is None or kink.right is None or kink.left == kink.right:
                 continue
             where = ", ".join(f"{s} = {sp.sstr(e)}" for s, e in kink.at)
+            sides = self.kink_sides(number)
+            took = ", ".join(f"{k} ({v} elements)" for k, v in sorted(sides.items()))
             lines.append(
-                f"at the kink {where}: one-sided derivatives {sp.sstr(kink.left)} (left) and "
-                f"{sp.sstr(kink.right)} (right); symloss returns {sp.sstr(kink.value)} "
-                f"({kink.convention})"
+                f"kink {where}: one-sided derivatives {sp.sstr(kink.left)} (left) and "
+                f"{sp.sstr(kink.right)} (right); symloss takes {sp.sstr(kink.value)} "
+                f"({kink.convention}); the implementation: {took or 'not tried'}"
             )
-        sides = self.kink_sides
-        if lines and sides:
-            shown = ", ".join(f"{k} {v}" for k, v in sorted(sides.items()))
-            lines.append(f"the implementation at the kink elements: {shown} "
-                         "(any value between the sides is correct)")
         return lines
 
     def report(self, implementation: str = "the implementation") -> str:
@@ -1290,7 +1367,7 @@ class CheckResult:
             "tolerance_ulps": TOLERANCE_ULPS,
             "agree": self.ok,
             "likely_causes": self.causes,
-            "kink_sides": self.kink_sides,
+            "kink_sides": self.kink_sides(),
             "cases": [
                 {
                     "case": r.case.description,
@@ -1337,8 +1414,11 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _region(rows: Sequence[Row], stem: str) -> tuple[int, int, str]:
-    """How many elements disagree, of how many, and the input range where they do."""
+def _region(
+    rows: Sequence[Row], stem: str, spec: LossSpec | None = None, name: str = "input"
+) -> tuple[int, int, str]:
+    """How many elements disagree, of how many, and the range of the array ``name`` (the
+    input, or the array differentiated) where they do."""
     key = f"{stem}_err"
     bad_x: list[float] = []
     total = 0
@@ -1348,7 +1428,10 @@ def _region(rows: Sequence[Row], stem: str) -> tuple[int, int, str]:
         err = r.arrays[key]
         total += err.size
         if stem != "loss":
-            x = np.broadcast_to(np.asarray(r.case.input, dtype=np.float64), err.shape)
+            source = r.case.input
+            if spec is not None and name != "input":
+                source = r.case.arrays(spec)[list(spec.torch_arguments).index(name)]
+            x = np.broadcast_to(np.asarray(source, dtype=np.float64), err.shape)
             bad_x += list(x[err > TOLERANCE_ULPS])
         elif np.any(err > TOLERANCE_ULPS):
             bad_x += list(np.asarray(r.case.input, dtype=np.float64).ravel())
@@ -1362,7 +1445,8 @@ def _region(rows: Sequence[Row], stem: str) -> tuple[int, int, str]:
             for r in rows if r.error is None and key in r.arrays
         )
     )
-    return count, total, f"inputs in [{min(bad_x):.4g}, {max(bad_x):.4g}]"
+    label = "inputs" if name in ("input", spec.torch_arguments[0] if spec else "input") else name
+    return count, total, f"{label} in [{min(bad_x):.4g}, {max(bad_x):.4g}]"
 
 
 def _report(result: CheckResult, implementation: str) -> str:
@@ -1370,10 +1454,8 @@ def _report(result: CheckResult, implementation: str) -> str:
     shown = ", ".join(f"{k}={v!r}" for k, v in d.display_options.items())
     raised = result.raised
     if raised and len(raised) == len([r for r in result.rows if not r.ok]):
-        verb = "raised or returned the wrong shape on" if any(
-            not (r.error or "").startswith("raised") for r in raised) else "raised on"
-        head = f"{implementation} {verb} {len(raised)} of {len(result.rows)} cases"
-        lines = [f"{head} of symloss's {d.name}({shown}): {raised[0].error}"]
+        head = f"{implementation} failed on {len(raised)} of {len(result.rows)} cases"
+        lines = [f"{head} of symloss's {d.name}({shown}): it {raised[0].error}"]
     else:
         lines = [f"{implementation} disagrees with symloss's exact {d.name}({shown})"]
     if result.domain:
@@ -1390,7 +1472,8 @@ def _report(result: CheckResult, implementation: str) -> str:
         if not failed:
             lines.append(f"\n[{dtype}] all {len(rows)} cases agree")
             continue
-        lines.append(f"\n[{dtype}] {len(failed)} of {len(rows)} cases disagree")
+        verb = "fail" if all(r.error for r in failed) else "disagree"
+        lines.append(f"\n[{dtype}] {len(failed)} of {len(rows)} cases {verb}")
         for r in failed:
             if r.error:
                 lines.append(f"  case {r.case.description!r}: {implementation} {r.error}")
@@ -1414,7 +1497,8 @@ def _report(result: CheckResult, implementation: str) -> str:
             got = float(np.asarray(worst.arrays[f"got_{stem}"])[index])
             expected = float(np.asarray(worst.arrays[f"ref_{stem}"])[index])
             family = _family(d)
-            count, total, region = _region(bad, stem)
+            array = what.split(":", 1)[1] if ":" in what else "input"
+            count, total, region = _region(bad, stem, d.spec, array)
             lines.append(f"  {label}: {len(bad)} cases disagree, {count} of {total} elements")
             lines.append(f"    worst: case {worst.case.description!r}, index {index}")
             if what != "loss":
