@@ -39,7 +39,9 @@ __all__ = [
     "battery",
     "check",
     "compare",
+    "coverage",
     "diagnose",
+    "draw",
     "register_family",
     "term_scale",
     "torch_function",
@@ -67,6 +69,7 @@ class Case:
         others: the further positional arrays by torch's name (``var``, ``input2``).
         on_kink: a mask of the elements that sit exactly on a declared kink, where any value
             in the subdifferential is accepted; ``None`` when none does.
+        kink: which of the declaration's kinks (1, 2, …; 0: none).
     """
 
     description: str
@@ -76,6 +79,7 @@ class Case:
     extreme: bool = False
     others: tuple[tuple[str, np.ndarray], ...] = ()
     on_kink: np.ndarray | None = None
+    kink: int = 0
 
     def arrays(self, spec: LossSpec) -> list[np.ndarray]:
         """The positional arrays in torch's order for ``spec``."""
@@ -364,8 +368,16 @@ def _fit(shape: tuple[int, ...], trailing: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(lead) + tuple(trailing)
 
 
-def _sample(domain: DeclaredDomain, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Values drawn from an element-wise domain, its ``points`` among them (when room)."""
+def draw(domain: DeclaredDomain, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Values drawn from an element-wise domain (float64), its ``points`` among them (where
+    there is room): labels ±1 both, counts 0, 1 and above, probabilities 0 and 1.
+
+    >>> import numpy as np
+    >>> from symloss.declaration import COUNTS
+    >>> y = draw(COUNTS, np.random.default_rng(0), (20,))
+    >>> bool(np.all(y == np.round(y))), {0.0, 1.0, 40.0} <= set(y)
+    (True, True)
+    """
     size = int(np.prod(shape))
     if domain.values is not None:
         out = rng.choice(np.asarray(domain.values, dtype=np.float64), size=size)
@@ -400,8 +412,8 @@ def _target_draws(
         hard = rng.choice(np.asarray(domain.points, dtype=np.float64), size=shape)
         return [(f"{domain.name}: {_points(domain)} only", hard),
                 (f"{domain.name}: drawn from [{domain.lo:g}, {domain.hi:g}]",
-                 _sample(domain, rng, shape))]
-    return [(f"target {domain.name}", _sample(domain, rng, shape))]
+                 draw(domain, rng, shape))]
+    return [(f"target {domain.name}", draw(domain, rng, shape))]
 
 
 def _points(domain: DeclaredDomain) -> str:
@@ -416,7 +428,7 @@ def _extra_arrays(
     for arg in derivation.spec.arguments_for(derivation.options):
         if arg.symbol_key in ("input", "target"):
             continue
-        out.append((arg.name, _sample(arg.domains[0], rng, shape).astype(dtype)))
+        out.append((arg.name, draw(arg.domains[0], rng, shape).astype(dtype)))
     return tuple(out)
 
 
@@ -448,7 +460,7 @@ def _elementwise_cases(
                        others=others)
     # each further differentiable array at its extremes (var, input2), typical input
     typical_x = _typical(rng, x.shape, domain, prob).astype(dtype)
-    target = _sample(targets[0], rng, x.shape).astype(dtype)
+    target = draw(targets[0], rng, x.shape).astype(dtype)
     for arg in derivation.spec.arguments_for(derivation.options):
         if arg.symbol_key in ("input", "target") or not arg.differentiable:
             continue
@@ -506,11 +518,11 @@ def _kink_cases(derivation: Derivation, rng: np.random.Generator, dtype: str) ->
             if key in columns:
                 arrays[key] = columns[key].astype(dtype)
             else:
-                arrays[key] = _sample(arg.domains[0], rng, (n,)).astype(dtype)
+                arrays[key] = draw(arg.domains[0], rng, (n,)).astype(dtype)
         where = ", ".join(f"{s} = {sp.sstr(e)}" for s, e in kink.at)
         others = tuple((keys[k].name, v) for k, v in arrays.items() if k not in ("input", "target"))
         yield Case(f"({n},) on kink {number + 1}: {where}", arrays["input"], arrays["target"],
-                   dtype, others=others, on_kink=np.ones(n, dtype=bool))
+                   dtype, others=others, on_kink=np.ones(n, dtype=bool), kink=number + 1)
 
 
 def _elementwise_ray(
@@ -670,6 +682,78 @@ def battery(
     return cases
 
 
+def coverage(derivation: Derivation, seed: int = 0) -> dict[str, str]:
+    """What the battery for ``derivation`` covers, read off the cases it builds.
+
+    Returns:
+        ``{"arrays": …, "targets": …, "kinks": …, "extremes": …, "cases": …}``: the arrays whose
+        gradients are compared, the target values tried (per declared domain), the declared
+        kinks and how many elements sit on each, the range of the extreme values.
+
+    >>> import symloss
+    >>> coverage(symloss.derive("hinge_embedding_loss"))["targets"]
+    '±1: -1, 1'
+    """
+    spec = derivation.spec
+    cases = battery(derivation, seed, dtypes=["float64"])
+    out: dict[str, str] = {}
+    args = spec.arguments_for(derivation.options)
+    out["arrays"] = ", ".join(
+        f"{a.name}{' (gradient)' if a.differentiable else ''}" for a in args
+    )
+    targets = [np.asarray(c.target, dtype=np.float64) for c in cases]
+    parts = []
+    for domain in spec.target_domains(derivation.options):
+        if domain.layout == "class_index":
+            seen = np.unique(np.concatenate([t.ravel() for t in targets if t.dtype.kind in "iuf"
+                                             and np.all(t == np.round(t))] or [np.zeros(0)]))
+            ignored = [v for v in seen if v < 0]
+            parts.append(f"{domain.name}: {', '.join(f'{v:g}' for v in seen if v >= 0)}"
+                         + (f" and ignored {', '.join(f'{v:g}' for v in ignored)}" if ignored
+                            else ""))
+            continue
+        if domain.layout == "class_distribution":
+            n = sum(1 for c in cases if "class probabilities" in c.description)
+            parts.append(f"{domain.name}: {n} cases")
+            continue
+        if domain.layout == "class_index_set":
+            parts.append(f"{domain.name}: {sum('sets' in c.description for c in cases)} cases")
+            continue
+        values = np.unique(np.concatenate([t.ravel() for t in targets]))
+        inside = [v for v in values if domain.contains(float(v))]
+        discrete = domain.values is not None or domain.integer
+        if discrete or len(inside) <= 8:
+            parts.append(f"{domain.name}: {', '.join(f'{v:g}' for v in inside)}")
+        else:
+            points = [p for p in domain.points if p in inside]
+            parts.append(
+                f"{domain.name}: {len(inside)} values in [{min(inside):g}, {max(inside):g}]"
+                + (f", including {', '.join(f'{p:g}' for p in points)}" if points else "")
+            )
+    out["targets"] = "; ".join(parts)
+    kinks = []
+    for number, kink in enumerate(derivation.declaration.kinks, start=1):
+        where = ", ".join(f"{s} = {sp.sstr(e)}" for s, e in kink.at)
+        on = sum(int(np.count_nonzero(np.asarray(c.on_kink))) for c in cases
+                 if c.kink == number)
+        sides = f"left {sp.sstr(kink.left)}, right {sp.sstr(kink.right)}"
+        kinks.append(f"{where} ({sides}; {on} elements)" if on else f"{where} (not laid out)")
+    out["kinks"] = "; ".join(kinks) or "none declared"
+    extreme = [c for c in cases if c.extreme]
+    ranges = []
+    for arg in args:
+        if arg.name == "target":
+            continue
+        vals = [np.asarray(c.arrays(spec)[list(args).index(arg)], dtype=np.float64)
+                for c in extreme]
+        if vals:
+            v = np.concatenate([x.ravel() for x in vals])
+            ranges.append(f"{arg.name} in [{v.min():.3g}, {v.max():.3g}]")
+    out["extremes"] = "; ".join(ranges)
+    out["cases"] = f"{len(cases)} per dtype"
+    return out
+
+
 # --------------------------------------------------------------------------- comparison
 def _autograd(fn: Callable[..., Any], case: Case) -> tuple[np.ndarray, np.ndarray]:
     """``fn``'s loss and its gradient with respect to the input, for a two-array case."""
@@ -749,14 +833,15 @@ def _kink_sides(
     one-sided derivatives of a piecewise-linear hinge, and their span is the
     subdifferential. ``None`` when the case has no kink or both sides agree.
     """
-    if case.on_kink is None or not _has_two_sided_kink(derivation.declaration.kinks):
+    on_kink = _kink_mask(derivation, case)
+    if on_kink is None:
         return None
     arrays = [np.asarray(a, dtype=np.float64) for a in case.arrays(derivation.spec)]
     x = arrays[0]
     step = np.maximum(np.abs(x), 1.0) * 2.0**-20
     sides = []
     for sign in (-1.0, 1.0):
-        moved = [np.where(case.on_kink, x + sign * step, x), *arrays[1:]]
+        moved = [np.where(on_kink, x + sign * step, x), *arrays[1:]]
         with np.errstate(all="ignore"):
             sides.append([
                 np.asarray(derivation.grad_fn(*moved, wrt=key), dtype=np.float64)
@@ -767,6 +852,53 @@ def _kink_sides(
 
 def _has_two_sided_kink(kinks: Sequence[Kink]) -> bool:
     return any(k.left is not None and k.right is not None and k.left != k.right for k in kinks)
+
+
+def _kink_mask(derivation: Derivation, case: Case) -> np.ndarray | None:
+    """The elements of ``case`` exactly on a kink whose one-sided derivatives differ: the
+    battery's kink cases say so; in any other case (an extreme input that happens to equal the
+    margin) each element is tested against every declared kink's equations."""
+    d = derivation.declaration
+    if not _has_two_sided_kink(d.kinks):
+        return None
+    if case.on_kink is not None:
+        return case.on_kink
+    if derivation.spec.family != "elementwise":
+        return None
+    tests = derivation.__dict__.get("_kink_tests")
+    if tests is None:
+        by_symbol = {sym: key for key, sym in d.symbols.items()}
+        keys = [a.symbol_key for a in derivation.spec.arguments_for(derivation.options)]
+        scalars = {
+            sym: float(derivation.options[key]) for key, sym in d.symbols.items()
+            if key in derivation.options and key not in keys
+            and isinstance(derivation.options[key], int | float)
+        }
+        tests = []
+        for kink in d.kinks:
+            if kink.left is None or kink.right is None or kink.left == kink.right:
+                continue
+            equations = []
+            for sym, expr in kink.at:
+                expr = sp.sympify(expr).subs(scalars)
+                free = sorted(expr.free_symbols, key=str)
+                if by_symbol.get(sym) not in keys or any(by_symbol.get(f) not in keys for f in free):
+                    break
+                equations.append((keys.index(by_symbol[sym]),
+                                  [keys.index(by_symbol[f]) for f in free],
+                                  sp.lambdify(free, expr, "numpy")))
+            else:
+                tests.append(equations)
+        derivation.__dict__["_kink_tests"] = tests
+    arrays = [np.asarray(a, dtype=np.float64) for a in case.arrays(derivation.spec)]
+    mask = np.zeros(np.shape(arrays[0]), dtype=bool)
+    for equations in tests:
+        on = np.ones_like(mask)
+        for lhs, free, fn in equations:
+            with np.errstate(all="ignore"):
+                on &= arrays[lhs] == np.asarray(fn(*(arrays[i] for i in free)), dtype=np.float64)
+        mask |= on
+    return mask if np.any(mask) else None
 
 
 def compare(
@@ -833,10 +965,11 @@ def compare(
             if sides is not None:
                 lo, hi = np.minimum(sides[0][i], sides[1][i]), np.maximum(sides[0][i], sides[1][i])
                 inside = np.clip(np.asarray(got, dtype=np.float64), lo, hi)
-                expected = np.where(np.asarray(case.on_kink), inside, ref)
+                expected = np.where(np.asarray(_kink_mask(derivation, case)), inside, ref)
             err = ulp_error(got, expected, dtype, scales[i + 1])
             if sides is not None and i == 0:
-                for which in _which_side(got, sides[0][0], sides[1][0], case, dtype, scales[1]):
+                mask = np.asarray(_kink_mask(derivation, case))
+                for which in _which_side(got, sides[0][0], sides[1][0], mask, dtype, scales[1]):
                     counts[which] = counts.get(which, 0) + 1
             key = _grad_key(name, first)
             row_arrays[f"got_{key}"] = got
@@ -868,14 +1001,13 @@ def compare(
 
 
 def _which_side(
-    got: np.ndarray, left: np.ndarray, right: np.ndarray, case: Case, dtype: np.dtype,
+    got: np.ndarray, left: np.ndarray, right: np.ndarray, on_kink: np.ndarray, dtype: np.dtype,
     scale: float,
 ) -> list[str]:
     """At each kink element: which one-sided derivative ``got`` is (``left``/``right``/…)."""
-    assert case.on_kink is not None
     out = []
-    g = np.asarray(got, dtype=np.float64)[case.on_kink]
-    a, b = left[case.on_kink], right[case.on_kink]
+    g = np.asarray(got, dtype=np.float64)[on_kink]
+    a, b = left[on_kink], right[on_kink]
     on_a = ulp_error(g, a, dtype, scale) <= TOLERANCE_ULPS
     on_b = ulp_error(g, b, dtype, scale) <= TOLERANCE_ULPS
     for ga, gb, va, vb, gv in zip(on_a, on_b, a, b, g, strict=True):
@@ -931,7 +1063,7 @@ def _hypotheses(derivation: Derivation) -> list[Hypothesis]:
     for opt in spec.options:
         value = options.get(opt.name)
         if opt.name in ("link", "reduction") or value is None or value is False:
-            continue
+            continue  # nothing to leave out
         if opt.kind == "array":
             change: Any = None
             said = f"without {opt.name}"
@@ -941,6 +1073,9 @@ def _hypotheses(derivation: Derivation) -> list[Hypothesis]:
         elif opt.kind == "unit_interval" and float(value) != 0.0:
             change = 0.0
             said = f"without {opt.name}"
+        elif opt.choices == (False, True) and value is True:
+            change = False  # full=True computed as full=False, say
+            said = f"with {opt.name}=False"
         elif opt.kind in ("real", "nonnegative", "positive") and value != opt.default:
             change = opt.default  # a scalar option left at its default
             said = f"with {opt.name}={opt.default!r}, its default"
@@ -1254,34 +1389,33 @@ class CheckResult:
         """The cases where the implementation raised or returned the wrong shape."""
         return [r for r in self.rows if r.error is not None]
 
-    @property
-    def kink_sides(self) -> dict[str, int]:
-        """At the kink elements: how often the implementation took each one-sided derivative
-        (``left``, ``right``, ``between``, ``outside``)."""
+    def kink_sides(self, kink: int = 0) -> dict[str, int]:
+        """At the elements on kink number ``kink`` (1, 2, …; 0: every kink): how often the
+        implementation took each one-sided derivative (``left``, ``right``, ``between``,
+        ``outside``)."""
         out: dict[str, int] = {}
         for r in self.rows:
+            if kink and r.case.kink != kink:
+                continue
             for side, n in r.sides.items():
                 out[side] = out.get(side, 0) + n
         return out
 
     def conventions(self) -> list[str]:
-        """One line per declared kink: symloss's choice there, and the implementation's."""
-        d = self.derivation
+        """One line per declared kink: its one-sided derivatives, symloss's choice, and which
+        side the implementation took there (any value between the sides is correct)."""
         lines = []
-        for kink in d.declaration.kinks:
+        for number, kink in enumerate(self.derivation.declaration.kinks, start=1):
             if kink.left is None or kink.right is None or kink.left == kink.right:
                 continue
             where = ", ".join(f"{s} = {sp.sstr(e)}" for s, e in kink.at)
+            sides = self.kink_sides(number)
+            took = ", ".join(f"{k} ({v} elements)" for k, v in sorted(sides.items()))
             lines.append(
-                f"at the kink {where}: one-sided derivatives {sp.sstr(kink.left)} (left) and "
-                f"{sp.sstr(kink.right)} (right); symloss returns {sp.sstr(kink.value)} "
-                f"({kink.convention})"
+                f"kink {where}: one-sided derivatives {sp.sstr(kink.left)} (left) and "
+                f"{sp.sstr(kink.right)} (right); symloss takes {sp.sstr(kink.value)} "
+                f"({kink.convention}); the implementation: {took or 'not tried'}"
             )
-        sides = self.kink_sides
-        if lines and sides:
-            shown = ", ".join(f"{k} {v}" for k, v in sorted(sides.items()))
-            lines.append(f"the implementation at the kink elements: {shown} "
-                         "(any value between the sides is correct)")
         return lines
 
 
@@ -1299,7 +1433,7 @@ class CheckResult:
             "tolerance_ulps": TOLERANCE_ULPS,
             "agree": self.ok,
             "likely_causes": self.causes,
-            "kink_sides": self.kink_sides,
+            "kink_sides": self.kink_sides(),
             "cases": [
                 {
                     "case": r.case.description,
@@ -1346,8 +1480,11 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _region(rows: Sequence[Row], stem: str) -> tuple[int, int, str]:
-    """How many elements disagree, of how many, and the input range where they do."""
+def _region(
+    rows: Sequence[Row], stem: str, spec: LossSpec | None = None, name: str = "input"
+) -> tuple[int, int, str]:
+    """How many elements disagree, of how many, and the range of the array ``name`` (the
+    input, or the array differentiated) where they do."""
     key = f"{stem}_err"
     bad_x: list[float] = []
     total = 0
@@ -1357,7 +1494,10 @@ def _region(rows: Sequence[Row], stem: str) -> tuple[int, int, str]:
         err = r.arrays[key]
         total += err.size
         if stem != "loss":
-            x = np.broadcast_to(np.asarray(r.case.input, dtype=np.float64), err.shape)
+            source = r.case.input
+            if spec is not None and name != "input":
+                source = r.case.arrays(spec)[list(spec.torch_arguments).index(name)]
+            x = np.broadcast_to(np.asarray(source, dtype=np.float64), err.shape)
             bad_x += list(x[err > TOLERANCE_ULPS])
         elif np.any(err > TOLERANCE_ULPS):
             bad_x += list(np.asarray(r.case.input, dtype=np.float64).ravel())
@@ -1371,7 +1511,8 @@ def _region(rows: Sequence[Row], stem: str) -> tuple[int, int, str]:
             for r in rows if r.error is None and key in r.arrays
         )
     )
-    return count, total, f"inputs in [{min(bad_x):.4g}, {max(bad_x):.4g}]"
+    label = "inputs" if name in ("input", spec.torch_arguments[0] if spec else "input") else name
+    return count, total, f"{label} in [{min(bad_x):.4g}, {max(bad_x):.4g}]"
 
 
 def _report(result: CheckResult, implementation: str) -> str:
@@ -1379,10 +1520,8 @@ def _report(result: CheckResult, implementation: str) -> str:
     shown = ", ".join(f"{k}={v!r}" for k, v in d.display_options.items())
     raised = result.raised
     if raised and len(raised) == len([r for r in result.rows if not r.ok]):
-        verb = "raised or returned the wrong shape on" if any(
-            not (r.error or "").startswith("raised") for r in raised) else "raised on"
-        head = f"{implementation} {verb} {len(raised)} of {len(result.rows)} cases"
-        lines = [f"{head} of symloss's {d.name}({shown}): {raised[0].error}"]
+        head = f"{implementation} failed on {len(raised)} of {len(result.rows)} cases"
+        lines = [f"{head} of symloss's {d.name}({shown}): it {raised[0].error}"]
     else:
         lines = [f"{implementation} disagrees with symloss's exact {d.name}({shown})"]
     if result.domain:
@@ -1399,7 +1538,8 @@ def _report(result: CheckResult, implementation: str) -> str:
         if not failed:
             lines.append(f"\n[{dtype}] all {len(rows)} cases agree")
             continue
-        lines.append(f"\n[{dtype}] {len(failed)} of {len(rows)} cases disagree")
+        verb = "fail" if all(r.error for r in failed) else "disagree"
+        lines.append(f"\n[{dtype}] {len(failed)} of {len(rows)} cases {verb}")
         for r in failed:
             if r.error:
                 lines.append(f"  case {r.case.description!r}: {implementation} {r.error}")
@@ -1423,7 +1563,8 @@ def _report(result: CheckResult, implementation: str) -> str:
             got = float(np.asarray(worst.arrays[f"got_{stem}"])[index])
             expected = float(np.asarray(worst.arrays[f"ref_{stem}"])[index])
             family = _family(d)
-            count, total, region = _region(bad, stem)
+            array = what.split(":", 1)[1] if ":" in what else "input"
+            count, total, region = _region(bad, stem, d.spec, array)
             lines.append(f"  {label}: {len(bad)} cases disagree, {count} of {total} elements")
             lines.append(f"    worst: case {worst.case.description!r}, index {index}")
             if what != "loss":
