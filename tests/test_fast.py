@@ -260,6 +260,8 @@ def _case(name: str, options: dict, rows: int, dtype: type, soft: bool, scale: f
             y = rng.integers(0, CLASSES, rows)
             y[0] = opts.get("ignore_index", y[0])
         y = y.astype(dtype) if y.dtype.kind == "f" else y
+    elif not spec.has_torch_twin:  # the boosting losses: positive targets (gamma, tweedie)
+        y = rng.uniform(0.1, 3.0, shape).astype(dtype)
     elif name in ("soft_margin_loss", "hinge_embedding_loss", "margin_ranking_loss"):
         y = rng.choice([-1.0, 1.0], shape).astype(dtype)
     elif name in ("poisson_nll_loss",):

@@ -156,6 +156,19 @@ class _Printer(PythonCodePrinter):
         q, exponent = (self._print(a) for a in expr.args)
         return f"(({q}) ** ({exponent}))"
 
+    def _print_xexp(self, expr: sp.Expr) -> str:
+        # y·e^a, 0 for y = 0; where e^a alone overflows, sign(y)·e^(a + log|y|) (as NumPy's).
+        y, a = (self._print(x) for x in expr.args)
+        return (f"(0.0 if ({y}) == 0.0 else (math.copysign(1.0, {y}) * exp_F(({a}) + "
+                f"math.log(abs({y}))) if ({a}) > 700.0 else ({y}) * exp_F({a})))")
+
+    def _print_hypot1(self, expr: sp.Expr) -> str:
+        return f"math.hypot(1.0, {self._print(expr.args[0])})"
+
+    def _print_hypot1m1(self, expr: sp.Expr) -> str:
+        x = self._print(expr.args[0])
+        return f"(abs({x}) * (abs({x}) / (1 + math.hypot(1.0, {x}))))"
+
     def _print_at_target(self, expr: sp.Expr) -> str:
         base, onehot = expr.args
         if self.label is not None:  # a class index: the entry at the target's class
