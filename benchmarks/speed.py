@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
           f"Class-axis losses: (n/{CLASSES})×{CLASSES}.\n")
     summary = []
     for name in losses:
+        if not getattr(symloss.derive(name).spec, "has_torch_twin", True):
+            print(f"### {name}\n\nskipped: torch has no twin of this loss to time against.\n")
+            continue
         print(f"### {name}\n")
         print("| dtype | n | grad_fn ms | torch fwd+bwd ms | ratio 1 thread | ratio "
               f"{cpus} threads | hvp_fn ms | torch double bwd ms | hvp ratio | peak mem / input |")
