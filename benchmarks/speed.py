@@ -10,7 +10,9 @@ For every catalogue loss × n elements ∈ {1e2 … 1e7} × {float32, float64} (
 * peak extra memory of ``grad_fn`` (tracemalloc: NumPy's allocations, the result included) /
   the input's bytes, from 1e5 elements up (below, a few kB of fixed overhead is all there is);
 * per-call time at n = 100 (symloss ``grad_fn`` and torch fwd+bwd, µs);
-* first ``grad_fn`` call in a fresh process: empty caches (cold) and warm caches.
+* first ``grad_fn`` call in a fresh process: empty caches (cold) and warm caches;
+* ``derive`` time per loss, cold (fresh process) and warm (cached), and ``symloss derive bce``
+  against ``python -c "import sympy"`` (without ``--only``).
 
 Contenders run on the same arrays, interleaved (one call of each per round); times are medians
 over rounds. The summary prints each loss's worst ratio over every size and dtype against the
@@ -209,6 +211,49 @@ def first_call(name: str) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def derive_times() -> list[tuple[str, float, float]]:
+    """``(loss, cold s, warm s)``: cold in a fresh process (imports excluded), warm cached."""
+    out = []
+    code = ("import time, symloss; t = time.perf_counter(); d = symloss.derive({!r}); "
+            "d.gradient; d.proved; print(time.perf_counter() - t)")
+    for name in symloss.losses():
+        cold = float(subprocess.run([sys.executable, "-c", code.format(name)], check=True,
+                                    capture_output=True, text=True).stdout)
+        assert symloss.derive(name).proved  # derive once: later calls hit the cache
+        t = time.perf_counter()
+        for _ in range(100):
+            symloss.derive(name)
+        out.append((name, cold, (time.perf_counter() - t) / 100))
+    return out
+
+
+def cli_ratio(repeats: int) -> tuple[float, float]:
+    """Median wall time of ``symloss derive bce`` and of ``python -c "import sympy"``."""
+    def wall(cmd: list[str]) -> float:
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    cli = [sys.executable, "-m", "symloss.cli", "derive", "bce"]
+    return wall(cli), wall([sys.executable, "-c", "import sympy"])
+
+
+def print_derive_times(repeats: int) -> None:
+    print("\n### derive\n")
+    print("| loss | cold (s) | warm (ms) |\n|---|---|---|")
+    total_warm = 0.0
+    for name, cold, warm in derive_times():
+        total_warm += warm
+        print(f"| {name} | {cold:.2f} | {warm * 1e3:.3f} |")
+    print(f"\nwhole catalogue warm: {total_warm * 1e3:.2f} ms (goal < 200 ms)")
+    cli, sympy_import = cli_ratio(repeats)
+    print(f"`symloss derive bce`: {cli:.2f} s; `python -c \"import sympy\"`: {sympy_import:.2f} s;"
+          f" ratio {cli / sympy_import:.2f} (goal ≤ 4)")
+
+
 def _flag(value: float, goal: float) -> str:
     return f"{value:.2f}" if value <= goal else f"**{value:.2f}** (goal ≤ {goal:g})"
 
@@ -265,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{_flag(worst['hvp'], GOALS['hvp'])} | {_flag(us, GOALS['call_us'])} "
               f"({torch_us:.0f}) | {_flag(worst['memory'], GOALS['memory'])} | "
               f"{_flag(cold, GOALS['cold'])} | {_flag(warm, GOALS['warm'])} |")
+    if not args.only:
+        print_derive_times(3 if args.quick else 7)
     print(f"\ncommand: python benchmarks/speed.py {' '.join(argv or sys.argv[1:])}".rstrip())
     return 0
 
