@@ -300,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         call = time_one(name, 100, "float64", 1, args.quick, with_hvp=False)
         cold, warm = first_call(name)
         summary.append((name, worst, call["grad"] * 1e6, call["torch"] * 1e6, cold, warm))
-        print()
+        print(f"\nworst: grad {worst['grad']:.2f}× (1 thread), {worst['grad_all']:.2f}× ({cpus} "
+              f"threads); hvp {worst['hvp']:.2f}×; {call['grad'] * 1e6:.0f} µs per call at n = 100 "
+              f"(torch {call['torch'] * 1e6:.0f}); peak memory {worst['memory']:.2f}× the input; "
+              f"first call {cold:.2f} s cold, {warm:.2f} s warm\n", flush=True)
     print("### Summary: worst over every size and dtype\n")
     print(f"| loss | grad / torch, 1 thread | grad / torch, {cpus} threads | hvp / torch | "
           "µs per call, n = 100 (torch) | peak mem / input | first call cold s | warm s |")
