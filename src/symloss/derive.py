@@ -113,6 +113,30 @@ def _all_equal(
     return all(equal(a, b) for a, b in itertools.pairwise(items))
 
 
+class _ShownArray(str):
+    """An array option as a reader sees it: its values (the first and last few when long),
+    a ``str`` whose ``repr`` is itself, so ``f"{k}={v!r}"`` prints ``weight=[1.0, 2.0]``."""
+
+    #: Arrays with more values than this show their first 3 and last 2 values.
+    LONG = 8
+
+    def __new__(cls, value: Any) -> _ShownArray:
+        import numpy as np
+
+        flat = np.asarray(value).ravel().tolist()
+        if len(flat) <= cls.LONG and np.ndim(value) == 1:
+            return super().__new__(cls, repr(flat))
+        if len(flat) <= cls.LONG:
+            return super().__new__(cls, repr(np.asarray(value).tolist()))
+        head = ", ".join(repr(v) for v in flat[:3])
+        tail = ", ".join(repr(v) for v in flat[-2:])
+        shape = "" if np.ndim(value) == 1 else f", shape {tuple(np.shape(value))}"
+        return super().__new__(cls, f"[{head}, …, {tail}] ({len(flat)} values{shape})")
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 class Derivation:
     """The derivation of one loss with one set of options.
 
@@ -155,13 +179,19 @@ class Derivation:
 
     @property
     def display_options(self) -> dict[str, Any]:
-        """The options as a reader wants to see them (arrays summarised)."""
+        """The options as a reader wants to see them: an array by its values, abbreviated
+        when long (its ``repr`` is ``[1.0, 2.0, 3.0]``, ``[0.1, 0.2, 0.3, …, 9.9] (100 values)``).
+
+        >>> import symloss
+        >>> symloss.derive("ce", weight=[1.0, 2.0, 3.0]).display_options["weight"]
+        [1.0, 2.0, 3.0]
+        """
         shown: dict[str, Any] = {}
         for key, value in self.options.items():
             if value is None:
                 continue
             if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
-                value = f"array{tuple(value.shape)}"
+                value = _ShownArray(value)
             shown[key] = value
         return shown
 
@@ -311,14 +341,14 @@ class Derivation:
             dp_dz = link.to_var(sp.diff(link.expr, z))
             rule = sp.Sum(Partial(ell, p_k) * Partial(p_k, z), (k, 1, link.expr.args[2]))
             product = sp.Sum(d_loss_dp * dp_dz, (k, 1, link.expr.args[2]))
-            rule_why = "Chain rule: ℓ depends on zᵢ through every pₖ."
+            rule_why = "ℓ depends on zᵢ through every pₖ."
         else:
             p_k = link.var
             d_loss_dp = sp.diff(d.loss_in_link, link.var)
             dp_dz = link.to_var(sp.diff(link.expr, z))
             rule = Partial(ell, p_k) * Partial(p_k, z)
             product = d_loss_dp * dp_dz
-            rule_why = "Chain rule: ℓ depends on z through p."
+            rule_why = "ℓ depends on z through p."
         d_loss_dp_tidy = tidy(d_loss_dp)
         product_tidy = tidy(link.from_var(product))
         direct = self.raw_gradient
@@ -654,17 +684,23 @@ class Derivation:
 
         return latex(self, document=document, order=order)
 
-    def markdown(self, order: int = 1, heading: str = "#") -> str:
-        """The derivation as GitHub-flavoured Markdown with ``$$`` math (title at ``heading``)."""
+    def markdown(self, order: int = 1, heading: str = "#", math: str = "github") -> str:
+        """The derivation as Markdown with ``$$`` math (title at ``heading``).
+
+        ``math="github"`` (the files in derivations/) may write a one-row headline in GitHub's
+        inline ``$`…`$``; ``math="portable"`` uses only ``$$…$$``, which Jupyter, nbconvert and
+        GitHub all render (what a notebook displays).
+        """
         from .render import markdown
 
-        return markdown(self, order=order, heading=heading)
+        return markdown(self, order=order, heading=heading, math=math)
 
-    def text(self, order: int = 1) -> str:
-        """The derivation as Unicode text for a terminal."""
+    def text(self, order: int = 1, width: int | None = None) -> str:
+        """The derivation as Unicode text for a terminal, wrapped to ``width`` columns
+        (default: ``COLUMNS`` or the terminal's width)."""
         from .render import text
 
-        return text(self, order=order)
+        return text(self, order=order, width=width)
 
     def _repr_latex_(self) -> str:
         from .render import latex
@@ -672,7 +708,9 @@ class Derivation:
         return "$$" + latex(self, document=False, environment=True) + "$$"
 
     def _repr_markdown_(self) -> str:
-        return self.markdown()
+        # Jupyter, nbconvert (MathJax 3) and GitHub all render $…$ / $$…$$; GitHub's own
+        # $`…`$ shows stray quote marks elsewhere, so it stays in derivations/*.md only.
+        return self.markdown(math="portable")
 
     # ------------------------------------------------------------------ numbers
     @cached_property
