@@ -145,3 +145,23 @@ def test_latex_document_compiles_with_pdflatex(tmp_path, name, options):
     )
     assert run.returncode == 0, run.stdout[-2000:]
     assert (tmp_path / "d.pdf").stat().st_size > 1000
+
+
+def test_an_abbreviation_sympy_cannot_check_is_not_shown(monkeypatch):
+    """A name whose replacement does not stand for what it replaces (here σ(z) read as q) is
+    refused: the expression is shown in full."""
+    import sympy as sp
+
+    from symloss.primitives import sigmoid
+    from symloss.render import _Name, _names
+
+    d = symloss.derive("sigmoid_focal_loss")
+    z = d.input
+    names = _names(d)
+    q = next(n for n in names.names if str(n.symbol) == "q")
+    expr = d.canonical
+    assert names.abbreviate(expr)[1]  # the true names are used
+    monkeypatch.setattr(_Name, "forms", property(lambda self: {sigmoid(z): self.symbol}))
+    shown, used = names.abbreviate(expr)
+    assert (shown, used) == (expr, [])
+    assert q.symbol not in shown.free_symbols and isinstance(shown, sp.Expr)

@@ -146,6 +146,8 @@ MIN_COLUMNS = 60
 #: The width of a LaTeX row in columns of the 2-D text printer: with 11pt type and 2cm margins
 #: (a 483pt text width) a column is about 5pt of mathematics.
 LATEX_COLUMNS = 80
+#: Characters of words per ``\text{}`` row in notebook display (MathJax cannot break them).
+LATEX_WORDS = 90
 
 
 def terminal_width() -> int:
@@ -571,8 +573,9 @@ def latex(
     body: list[str] = []
     for n, step in enumerate(d.steps_for(order), 1):
         head = f"{n}.~\\textbf{{{step.title}.}} "
-        if environment:
-            body.append(rf"&\text{{{n}. {step.title}. {step.why} ({_status(step)})}} \\")
+        if environment:  # MathJax cannot break inside \text{}: one row per line of words
+            words = f"{n}. {step.title}. {step.why} ({_status(step)})"
+            body += [rf"&\text{{{line}}} \\" for line in _words(words, LATEX_WORDS)]
         else:
             body.append(rf"\intertext{{{head}{words_tex(step.why)} \emph{{({_status(step)})}}}}")
         body += _chain_latex(step, names=names, layout=layout)
