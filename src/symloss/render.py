@@ -75,8 +75,9 @@ class _Latex(LatexPrinter):
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         name = _SYMBOL_NAMES.get(expr.name)
-        if name is None and expr.name.startswith("ℓ_"):  # a named loss such as ℓ_BCE
-            return r"\ell_{\mathrm{" + expr.name[2:] + "}}"
+        if name is None and expr.name.startswith("ℓ_"):  # a named loss such as ℓ_BCE, ℓ_BCE'
+            label = expr.name[2:].rstrip("'")
+            return r"\ell_{\mathrm{" + label + "}}" + "'" * (len(expr.name) - 2 - len(label))
         return name if name is not None else super()._print_Symbol(expr, style=style)
 
 
@@ -156,6 +157,10 @@ def terminal_width() -> int:
     return max(MIN_COLUMNS, columns)
 
 
+#: Sub-expressions of at most this many operations (σ(z) − y) are never replaced by a name.
+_SHORT = 3
+
+
 @dataclass(frozen=True)
 class _Name:
     """A sub-expression the printed derivation names (``q``, ``α_t``, ``u_k``).
@@ -181,13 +186,21 @@ class _Name:
         cache: dict[sp.Expr, sp.Expr] | None = self.__dict__.get("_forms")
         if cache is None:
             tidied = tidy(self.expr)
-            cache = {self.expr: self.symbol, tidied: self.symbol, sp.expand(tidied): self.symbol}
+            # A form as short as σ(z) − y is kept as it is: it says more than a name.
+            cache = {f: self.symbol for f in (self.expr, tidied, sp.expand(tidied))
+                     if sp.count_ops(f) > _SHORT}
             object.__setattr__(self, "_forms", cache)
         return cache
 
     def abbreviate(self, expr: sp.Expr) -> sp.Expr:
         if self.index is None:
-            return expr.xreplace(self.forms)
+            expr = expr.xreplace(self.forms)
+            # A sum written another way (SymPy distributes −1 over (1 − σ) in one place and not
+            # in another): a sum whose expansion is the name's expansion.
+            same = [a for a in expr.atoms(sp.Add) if self._same(a)]
+            if same and "_shown" not in self.__dict__:  # define it as the derivation wrote it
+                object.__setattr__(self, "_shown", min(same, key=sp.default_sort_key))
+            return expr.xreplace({a: self.symbol for a in same})
 
         def named(e: sp.Expr) -> sp.Expr | None:
             for atom in e.atoms(sp.Indexed):
@@ -198,6 +211,21 @@ class _Name:
             return None
 
         return expr.replace(lambda e: isinstance(e, sp.Add) and named(e) is not None, named)
+
+    @property
+    def shown(self) -> sp.Expr:
+        """What the ``where`` line shows: the sum as the derivation wrote it, if it was found
+        written another way, else the declared expression."""
+        return self.__dict__.get("_shown", self.expr)  # type: ignore[no-any-return]
+
+    def _same(self, candidate: sp.Expr) -> bool:
+        if candidate.free_symbols != self.expr.free_symbols or sp.count_ops(candidate) <= _SHORT:
+            return False
+        expanded = self.__dict__.get("_expanded")
+        if expanded is None:
+            expanded = sp.expand(self.expr)
+            object.__setattr__(self, "_expanded", expanded)
+        return bool(sp.expand(candidate) == expanded)
 
     def occurs(self, expr: sp.Expr) -> bool:
         if self.index is None:
@@ -499,7 +527,7 @@ def _equations_latex(
     for n, name in enumerate(introduced):
         where = r"\text{where } " if n == 0 else ""
         name_avail = columns - layout.width(name.symbol) - 10
-        for i, row in enumerate(layout.rows(name.expr, name_avail)):
+        for i, row in enumerate(layout.rows(name.shown, name_avail)):
             head = where + printer._print(name.symbol) + " &= " if i == 0 else r" &\quad "
             lines.append(head + _row_latex(row, printer))
     return [line + " " + newline for line in lines]
@@ -526,7 +554,7 @@ def _equations_text(
     for n, name in enumerate(introduced):
         symbol = layout.form(name.symbol)
         where = prettyForm(*symbol.left("where " if n == 0 else "      "))
-        rows = _rows_text(where, where.width(), name.expr, width, layout)
+        rows = _rows_text(where, where.width(), name.shown, width, layout)
         why = f"  ({name.why})" if name.why else ""
         if len(rows) == 1 and len(rows[0]) + len(why) <= width:
             rows[0] += why
