@@ -124,6 +124,13 @@ def test_focal_loss_names_its_sub_expressions_and_sympy_checks_them():
     assert shortened >= 5
     # the headline names (1 − p_t) q, as the notebook writes the focal factor
     assert "q = 1 − p_t" in text
+    # the derivatives read as the product rule, with the derivatives named (sympy.diff's)
+    assert "αₜ⋅ℓ_BCE'⋅q" in text
+    hessian = d.text(order=2, width=120)
+    assert "αₜ⋅ℓ_BCE''⋅q" in hessian and "2⋅αₜ⋅γ⋅q'⋅ℓ_BCE'⋅q" in hessian
+    assert "q'' = " in hessian
+    # σ(z) − y is short: it keeps its own symbols (the canonical-link gradient stays visible)
+    assert "αₜ⋅(σ(z) - y)" in symloss.derive("sigmoid_focal_loss", gamma=0.0).text(width=120)
 
 
 def _pdflatex() -> str | None:
