@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,6 +15,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
+
+from .words import say, word
 
 if TYPE_CHECKING:
     from .declaration import Definition
@@ -32,7 +36,7 @@ _TEX = {
     "²": "^{2}", "⁰": "^{0}", "μ": r"\mu", "λ": r"\lambda", "β": r"\beta", "α": r"\alpha",
     "γ": r"\gamma", "Δ": r"\Delta", "√": r"\surd", "≈": r"\approx", "∈": r"\in",
     "ᵀ": "^{T}", "₁": "_{1}", "₂": "_{2}", "³": "^{3}", "±": r"\pm", "π": r"\pi",
-    "ζ": r"\zeta",
+    "ζ": r"\zeta", "‖": r"\|",
 }
 _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -40,8 +44,10 @@ _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": 
                ">": r"\ensuremath{>}"}
 
 
-def words_tex(words: str) -> str:
+def words_tex(words: str, lang: str = "en") -> str:
     """Plain words (with a little Unicode math) as LaTeX text that pdflatex compiles.
+
+    With ``lang="zh"`` the Chinese characters pass through (xelatex with ctex typesets them).
 
     >>> words_tex("σ(z) − yᵢ for label_smoothing")
     '\\\\ensuremath{\\\\sigma}(z) - y\\\\ensuremath{_{i}} for label\\\\_smoothing'
@@ -53,11 +59,17 @@ def words_tex(words: str) -> str:
         elif ch in _TEX:
             tex = _TEX[ch]
             out.append(tex if ch == "−" or ch == "′" else rf"\ensuremath{{{tex}}}")
-        elif ord(ch) < 128:
+        elif ord(ch) < 128 or (lang != "en" and not _is_math_unicode(ch)):
             out.append(ch)
         else:
             raise ValueError(f"no LaTeX for character {ch!r} in {words!r}")
     return "".join(out)
+
+
+def _is_math_unicode(ch: str) -> bool:
+    """A letter or symbol of the mathematical blocks (Greek, arrows, operators, sub/superscripts),
+    which must be mapped for LaTeX in every language."""
+    return "\u0370" <= ch <= "\u03ff" or "\u2070" <= ch <= "\u22ff"
 
 
 class _Latex(LatexPrinter):
@@ -106,10 +118,10 @@ def expr_text(expr: sp.Basic) -> str:
     return _Pretty().doprint(expr)
 
 
-def _status(step: Step) -> str:
+def _status(step: Step, lang: str = "en") -> str:
     if step.checked is None:
-        return "definition"
-    return "checked by SymPy" if step.checked else "NOT PROVED"
+        return word("status.definition", lang)
+    return word("status.checked" if step.checked else "status.not_proved", lang)
 
 
 def _title(d: Derivation) -> str:
@@ -117,12 +129,12 @@ def _title(d: Derivation) -> str:
     return f"{d.name}({opts})"
 
 
-def _summary(d: Derivation, order: int = 1) -> tuple[str, str]:
+def _summary(d: Derivation, order: int = 1, lang: str = "en") -> tuple[str, str]:
     if order == 2:
         if d.canonical_hessian is None:
-            return "derived; no closed form declared, so NOT PROVED", "hessian"
-        return ("proved" if d.hessian_proved else "NOT PROVED"), "hessian"
-    verdict = "proved" if d.proved else "NOT PROVED"
+            return word("verdict.no_closed_form", lang), "hessian"
+        return word("verdict.proved" if d.hessian_proved else "verdict.not_proved", lang), "hessian"
+    verdict = word("verdict.proved" if d.proved else "verdict.not_proved", lang)
     return verdict, f"∂ℓ/∂{d.input}"
 
 
@@ -251,7 +263,8 @@ class _Names:
     shown in full.
     """
 
-    def __init__(self, definitions: Sequence[Definition]) -> None:
+    def __init__(self, definitions: Sequence[Definition], lang: str = "en") -> None:
+        self.lang = lang
         self.names: list[_Name] = []
         for d in definitions:
             index = d.symbol.indices[0] if isinstance(d.symbol, sp.Indexed) else None
@@ -285,8 +298,8 @@ class _Names:
         return fresh
 
 
-def _names(d: Derivation) -> _Names:
-    return _Names(getattr(d.declaration, "names", ()))
+def _names(d: Derivation, lang: str = "en") -> _Names:
+    return _Names(getattr(d.declaration, "names", ()), lang)
 
 
 # ------------------------------------------------------------------ layout
@@ -524,8 +537,9 @@ def _equations_latex(
         for i, row in enumerate(layout.rows(r, avail)):
             head = (left if j == 0 else "") + " &= " if i == 0 else r" &\quad "
             lines.append(head + _row_latex(row, printer))
+    lang = names.lang if names is not None else "en"
     for n, name in enumerate(introduced):
-        where = r"\text{where } " if n == 0 else ""
+        where = r"\text{" + word("where", lang) + r"}\quad " if n == 0 else ""
         name_avail = columns - layout.width(name.symbol) - 10
         for i, row in enumerate(layout.rows(name.shown, name_avail)):
             head = where + printer._print(name.symbol) + " &= " if i == 0 else r" &\quad "
@@ -553,14 +567,15 @@ def _equations_text(
         lines += _rows_text(left if j == 0 else None, left.width(), r, width, layout)
     for n, name in enumerate(introduced):
         symbol = layout.form(name.symbol)
-        where = prettyForm(*symbol.left("where " if n == 0 else "      "))
+        lang = names.lang if names is not None else "en"
+        label = word("where", lang) + " "
+        where = prettyForm(*symbol.left(label if n == 0 else " " * _display_width(label)))
         rows = _rows_text(where, where.width(), name.shown, width, layout)
-        why = f"  ({name.why})" if name.why else ""
-        if len(rows) == 1 and len(rows[0]) + len(why) <= width:
+        why = f"  ({say(name.why, lang)})" if name.why else ""
+        if len(rows) == 1 and _display_width(rows[0] + why) <= width:
             rows[0] += why
         elif why:
-            rows += textwrap.wrap(why.strip(), width, initial_indent=" " * 6,
-                                  subsequent_indent=" " * 7, break_on_hyphens=False)
+            rows += _words(" " * 6 + why.strip(), width, " " * 7)
         lines += rows
     return lines
 
@@ -580,13 +595,34 @@ def _rows_text(
     return lines
 
 
+def _display_width(text_: str) -> int:
+    """Terminal columns of ``text_``: a CJK character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text_)
+
+
+_CHUNKS = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+|\s+")
+
+
 def _words(text_: str, width: int, indent: str = "") -> list[str]:
-    """Words wrapped to ``width`` columns, continuation lines indented by ``indent``."""
-    return textwrap.wrap(text_, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+    """Words wrapped to ``width`` columns, continuation lines indented by ``indent``; Chinese
+    breaks between any two characters and counts two columns a character."""
+    if _display_width(text_) == len(text_):
+        return textwrap.wrap(text_, width, subsequent_indent=indent,
+                             break_on_hyphens=False) or [""]
+    lines: list[str] = []
+    current = ""
+    for chunk in _CHUNKS.findall(text_):
+        if current.strip() and _display_width(current + chunk.rstrip()) > width:
+            lines.append(current.rstrip())
+            current = indent + chunk.lstrip()
+        else:
+            current += chunk
+    return [*lines, current.rstrip()] if current.strip() else lines or [""]
 
 
 def latex(
-    d: Derivation, document: bool = False, environment: bool = False, order: int = 1
+    d: Derivation, document: bool = False, environment: bool = False, order: int = 1,
+    lang: str = "en",
 ) -> str:
     """The derivation as LaTeX: an ``align*`` body, or a full document (``document=True``).
 
@@ -594,18 +630,19 @@ def latex(
     form notebooks (MathJax) display. Long right-hand sides are broken across rows and long
     sub-expressions named (``where q = …``), so no row is wider than the page.
     """
-    names, layout = _names(d), _Layout()
+    names, layout = _names(d, lang), _Layout()
     lhs, rhs = _result(d, order)
     # A document opens with the result: the names are defined there first.
     headline = _equations_latex(lhs, (rhs,), names=names, layout=layout) if document else []
     body: list[str] = []
     for n, step in enumerate(d.steps_for(order), 1):
-        head = f"{n}.~\\textbf{{{step.title}.}} "
+        title, why, status = say(step.title, lang), say(step.why, lang), _status(step, lang)
+        head = f"{n}.~\\textbf{{{words_tex(title, lang)}.}} "
         if environment:  # MathJax cannot break inside \text{}: one row per line of words
-            words = f"{n}. {step.title}. {step.why} ({_status(step)})"
+            words = f"{n}. {title}. {why} ({status})"
             body += [rf"&\text{{{line}}} \\" for line in _words(words, LATEX_WORDS)]
         else:
-            body.append(rf"\intertext{{{head}{words_tex(step.why)} \emph{{({_status(step)})}}}}")
+            body.append(rf"\intertext{{{head}{words_tex(why, lang)} \emph{{({status})}}}}")
         body += _chain_latex(step, names=names, layout=layout)
     if body and body[-1].endswith(r"\\"):
         body[-1] = body[-1][:-2].rstrip()
@@ -614,21 +651,19 @@ def latex(
         return "\\begin{align*}\n" + align + "\n\\end{align*}"
     if not document:
         return align
-    verdict, _ = _summary(d, order)
+    verdict, _ = _summary(d, order, lang)
     title = words_tex(_title(d))
-    what = "gradient" if order == 1 else "second derivative"
+    what = word("gradient" if order == 1 else "second_derivative", lang)
+    sentence = words_tex(word("document.result", lang, what=what, verdict="\0"), lang)
     headline[-1] = headline[-1][:-2].rstrip()
     return "\n".join(
         [
-            r"\documentclass[11pt]{article}",
-            r"\usepackage[margin=2cm]{geometry}",
-            r"\usepackage{amsmath,amssymb}",
-            r"\allowdisplaybreaks",
+            *document_preamble(lang),
             r"\begin{document}",
             # A typewriter title has no stretchable space: set it ragged so it can break.
             rf"\section*{{\raggedright\texttt{{{_breakable(title)}}}}}",
-            words_tex(d.spec.summary) + r"\par",
-            rf"The {what} is \emph{{{words_tex(verdict)}}} equal to its closed form:",
+            words_tex(say(d.spec.summary, lang), lang) + r"\par",
+            sentence.replace("\0", rf"\emph{{{words_tex(verdict, lang)}}}"),
             r"\begin{align*}",
             *headline,
             r"\end{align*}",
@@ -646,6 +681,13 @@ def _breakable(tex: str) -> str:
     return tex.replace(", ", r", \allowbreak{}")
 
 
+def document_preamble(lang: str = "en") -> list[str]:
+    """The lines before ``\\begin{document}``: pdflatex's article, or xelatex's ctexart for zh."""
+    head = [r"\documentclass[11pt]{ctexart}"] if lang == "zh" else [r"\documentclass[11pt]{article}"]
+    return [*head, r"\usepackage[margin=2cm]{geometry}", r"\usepackage{amsmath,amssymb}",
+            r"\allowdisplaybreaks"]
+
+
 def _partial(d: Derivation) -> sp.Expr:
     from .declaration import Partial
     from .derive import _ELL
@@ -654,7 +696,7 @@ def _partial(d: Derivation) -> sp.Expr:
 
 
 def markdown(
-    d: Derivation, order: int = 1, heading: str = "#", math: str = "github"
+    d: Derivation, order: int = 1, heading: str = "#", lang: str = "en", math: str = "github"
 ) -> str:
     """The derivation as Markdown: words as text, each chain in a ``$$`` block.
 
@@ -666,21 +708,25 @@ def markdown(
         from .errors import choice_error
 
         raise choice_error("Markdown math", math, ("github", "portable"))
-    names, layout = _names(d), _Layout()
-    verdict, _ = _summary(d, order)
+    names, layout = _names(d, lang), _Layout()
+    verdict, _ = _summary(d, order, lang)
     lhs, rhs = _result(d, order)
-    title = f"`{_title(d)}`" + ("" if order == 1 else ": second derivative")
+    title = f"`{_title(d)}`"
+    if order != 1:
+        title = word("heading.second_derivative", lang, title=title)
+    result = word("result", lang, verdict=verdict)
     headline = _equations_latex(lhs, (rhs,), names=names, layout=layout)
-    out = [f"{heading} {title}", "", d.spec.summary, ""]
+    out = [f"{heading} {title}", "", say(d.spec.summary, lang), ""]
     if math == "github" and len(headline) == 1:
         one = headline[0][:-2].rstrip().replace(" &= ", " = ", 1)
-        out += [f"**Result ({verdict} by SymPy):** $`{one}`$", ""]
+        out += [f"**{result}** $`{one}`$", ""]
     else:
         headline[-1] = headline[-1][:-2].rstrip()
-        out += [f"**Result ({verdict} by SymPy):**", "", "$$", r"\begin{aligned}", *headline,
-                r"\end{aligned}", "$$", ""]
+        out += [f"**{result}**", "", "$$", r"\begin{aligned}", *headline, r"\end{aligned}", "$$",
+                ""]
     for n, step in enumerate(d.steps_for(order), 1):
-        out += [f"{heading}## {n}. {step.title}", "", f"{step.why} *({_status(step)})*", "", "$$",
+        out += [f"{heading}## {n}. {say(step.title, lang)}", "",
+                f"{say(step.why, lang)} *({_status(step, lang)})*", "", "$$",
                 r"\begin{aligned}"]
         out += _chain_latex(step, names=names, layout=layout)
         out[-1] = out[-1][:-2].rstrip()
@@ -688,20 +734,32 @@ def markdown(
     return "\n".join(out)
 
 
-def text(d: Derivation, order: int = 1, width: int | None = None) -> str:
+def _chain_text(
+    printer: _Pretty, lhs: sp.Basic, rhs: tuple[sp.Basic, ...], width: int | None = None
+) -> list[str]:
+    """``lhs = r0`` then ``= r1`` … on rows below, the ``=`` signs aligned, broken to ``width``
+    columns (default: the terminal's, less the 4 columns of indentation text() adds)."""
+    return _equations_text(lhs, rhs, (width or terminal_width()) - 4)  # type: ignore[arg-type]
+
+
+def text(d: Derivation, order: int = 1, lang: str = "en", width: int | None = None) -> str:
     """The derivation as Unicode text for a terminal, no line wider than ``width`` columns
     (default: :func:`terminal_width`, i.e. ``COLUMNS`` or the terminal's width)."""
     width = max(MIN_COLUMNS, width) if width is not None else terminal_width()
-    verdict, _ = _summary(d, order)
-    names, layout = _names(d), _Layout()
-    title = _title(d) + ("" if order == 1 else ": second derivative")
-    out = [*_words(title, width, "    "), *_words(d.spec.summary, width), ""]
+    verdict, _ = _summary(d, order, lang)
+    names, layout = _names(d, lang), _Layout()
+    title = _title(d)
+    if order != 1:
+        title = word("heading.second_derivative", lang, title=title)
+    out = [*_words(title, width, "    "), *_words(say(d.spec.summary, lang), width), ""]
+    colon = word("colon", lang)
     for n, step in enumerate(d.steps_for(order), 1):
-        out += _words(f"{n}. {step.title}: {step.why} [{_status(step)}]", width, "   ")
+        out += _words(f"{n}. {say(step.title, lang)}{colon}{say(step.why, lang)} "
+                      f"[{_status(step, lang)}]", width, "   ")
         out += ["    " + line
                 for line in _equations_text(step.lhs, step.rhs, width - 4, names, layout)]
         out.append("")
-    out.append(f"Result ({verdict} by SymPy):")
+    out.append(word("result", lang, verdict=verdict))
     lhs, rhs = _result(d, order)
     out += ["    " + line for line in _equations_text(lhs, (rhs,), width - 4, names, layout)]
     return "\n".join(line.rstrip() for line in out) + "\n"
