@@ -2,7 +2,7 @@
 
 Each entry names its torch.nn.functional twin and options and builds a
 :class:`~symloss.declaration.Declaration` for one option set. The entries say *what* a loss is;
-:mod:`symloss.derive` and :mod:`symloss.numeric` do the rest, the same way for every loss.
+:mod:`symloss.derive` and :mod:`symloss.layout` (with its evaluators) do the rest, the same way for every loss.
 """
 
 from __future__ import annotations
