@@ -254,6 +254,11 @@ def print_derive_times(repeats: int) -> None:
           f" ratio {cli / sympy_import:.2f} (goal ≤ 4)")
 
 
+def _nanmax(a: float, b: float) -> float:
+    """The larger, ignoring NaN (nothing measured); NaN when both are."""
+    return b if a != a else a if b != b else max(a, b)
+
+
 def _flag(value: float, goal: float) -> str:
     if value != value:  # NaN: nothing to compare (torch has no double backward of the loss)
         return "–"
@@ -293,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                 r1, rall = one["grad"] / one["torch"], every["grad"] / every["torch"]
                 rh = one["hvp"] / one["torch_hvp"]
                 worst = {"grad": max(worst["grad"], r1), "grad_all": max(worst["grad_all"], rall),
-                         "hvp": np.nanmax([worst["hvp"], rh]),
-                         "memory": np.nanmax([worst["memory"], one["memory"]])}
+                         "hvp": _nanmax(worst["hvp"], rh),
+                         "memory": _nanmax(worst["memory"], one["memory"])}
                 print(f"| {dtype} | {n:.0e} | {one['grad'] * 1e3:.3g} | {one['torch'] * 1e3:.3g}"
                       f" | {r1:.2f} | {rall:.2f} | {one['hvp'] * 1e3:.3g} | "
                       f"{one['torch_hvp'] * 1e3:.3g} | {rh:.2f} | {one['memory']:.2f} |"

@@ -286,20 +286,22 @@ def _case(name: str, options: dict, rows: int, dtype: type, soft: bool, scale: f
     return d, arrays, v
 
 
-#: Losses whose printed expressions are arithmetic only (no exp, log, pow): there the two
-#: evaluators do the same IEEE operations in the same order and agree to the bit.
+#: Element-wise losses whose printed expressions are arithmetic only (no exp, log, pow, no
+#: class sums): there the two evaluators do the same IEEE operations in the same order and
+#: agree to the bit.
 ARITHMETIC = {"mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "hinge_embedding_loss",
-              "margin_ranking_loss", "multi_margin_loss", "nll_loss"}
+              "margin_ranking_loss"}
 
 
 def _agree(a, b, dtype, exact: bool) -> None:
-    """Within 1 ulp of each other, or within 4 ulp of the array's largest value.
+    """Within 1 ulp of each other, or within 16 rounding errors of the array's largest value.
 
     Both evaluators do the same arithmetic in the same order (no FMA contraction), but NumPy's
     exp/log1p are not libm's (1 ulp apart on a few percent of float64 arguments; float32 kernels
     use a polynomial exp within 6e-11), and where the printed form cancels (σ(z) − y with
-    σ(z) ≈ y, 1 − σ(−z) at z ≪ 0) that difference grows. The exact forms for those points are
-    issue 8's accuracy half; this test pins the evaluators to each other.
+    σ(z) ≈ y, 1 − σ(−z) at z ≪ 0, the multilabel Hessian's σ(1 − σ): 10–16 ulp measured) that
+    difference grows; class sums are accumulated in another order. The exact forms for those
+    points are issue 8's accuracy half; this test pins the evaluators to each other.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape
@@ -309,7 +311,7 @@ def _agree(a, b, dtype, exact: bool) -> None:
     both_nan = np.isnan(a) & np.isnan(b)
     one_ulp = np.abs(a - b) <= np.spacing(np.maximum(np.abs(a), np.abs(b)).astype(dtype))
     scale = np.max(np.abs(np.where(np.isfinite(b), b, 0.0)), initial=0.0)
-    near = np.abs(a - b) <= 4 * np.finfo(dtype).eps * scale
+    near = np.abs(a - b) <= 16 * np.finfo(dtype).eps * scale
     ok = (a == b) | both_nan | one_ulp | near
     assert ok.all(), (a[~ok][:5], b[~ok][:5])
 
