@@ -165,6 +165,9 @@ def _check(loss: str, opt: Option, value: Any) -> Any:
             except ImportError:  # pragma: no cover
                 pass
             raise SymlossTypeError(f"{loss}: {opt.name} must be an integer, got {value!r}")
+        if not -(2**63) <= int(value) < 2**63:  # torch takes a 64-bit integer
+            raise SymlossValueError(
+                f"{loss}: {opt.name} must fit in 64 bits ([-2**63, 2**63 - 1]), got {value!r}")
         return int(value)
     if opt.kind in ("real", "nonnegative", "positive"):
         if isinstance(value, bool):

@@ -73,8 +73,8 @@ class _Latex(LatexPrinter):
 
 
 class _Pretty(PrettyPrinter):
-    def __init__(self) -> None:
-        super().__init__({"use_unicode": True, "order": "rev-lex", "wrap_line": False})
+    def __init__(self, use_unicode: bool = True) -> None:
+        super().__init__({"use_unicode": use_unicode, "order": "rev-lex", "wrap_line": False})
 
     def _print_Indexed(self, expr: sp.Indexed) -> prettyForm:
         subscript = "".join(str(i) for i in expr.indices)
@@ -245,10 +245,12 @@ def _chain_text(printer: _Pretty, lhs: sp.Basic, rhs: tuple[sp.Basic, ...]) -> l
     return lines
 
 
-def text(d: Derivation, order: int = 1) -> str:
-    """The derivation as Unicode text for a terminal."""
+def text(d: Derivation, order: int = 1, use_unicode: bool = True) -> str:
+    """The derivation as Unicode text for a terminal (``use_unicode=False``: SymPy's ASCII
+    pretty printer, for a terminal that cannot show Unicode; the words are left to the
+    caller)."""
     verdict, _ = _summary(d, order)
-    printer = _Pretty()
+    printer = _Pretty(use_unicode)
     title = _title(d) + ("" if order == 1 else ": second derivative")
     out = [title, d.spec.summary, ""]
     for n, step in enumerate(d.steps_for(order), 1):

@@ -178,6 +178,11 @@ def _effective_domain(derivation: Derivation, dtype: str, domain: Domain | None)
             f"domain ({domain[0]:g}, {domain[1]:g}) does not meet the loss's inputs "
             f"[{lo:g}, {hi:g}]"
         )
+    if not np.dtype(dtype).type(a) < np.dtype(dtype).type(b):  # (0, 1e-300) in float32
+        raise SymlossValueError(
+            f"domain ({domain[0]:g}, {domain[1]:g}) holds no two distinct {dtype} values; "
+            "widen it or choose --dtype float64"
+        )
     return (a, b)
 
 
