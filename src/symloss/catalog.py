@@ -436,6 +436,7 @@ _BCE = LossSpec(
     fast_kernels=True,
     input_domain=lambda o: "real" if o.get("link") == "sigmoid" else "probability",
     torch_link=lambda o: o.get("link"),
+    argument_check={"target": lambda loss, y: _check_unit_target(loss, y)},
 )
 
 _BCE_LOGITS = LossSpec(
@@ -1009,6 +1010,15 @@ _VAR = Symbol("sigma^2", positive=True)
 _VAR_EPS = Symbol("epsilon", positive=True)
 _Z1 = Symbol("z_1", real=True)
 _Z2 = Symbol("z_2", real=True)
+
+
+def _check_unit_target(loss: str, target: Any) -> None:
+    import numpy as np
+
+    # torch raises "all elements of target should be between 0 and 1" (NaN included)
+    if not np.all((target >= 0) & (target <= 1)):
+        raise SymlossValueError(
+            f"{loss}: all elements of target should be between 0 and 1 (torch raises too)")
 
 
 def _check_var(loss: str, var: Any) -> None:

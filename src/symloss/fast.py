@@ -285,6 +285,9 @@ class _ElementwiseKernels(FastKernels):
             return None
         if x.shape != y.shape or x.size == 0:
             return None
+        target_check = self.derivation.spec.argument_check.get("target")
+        if target_check is not None:  # the NumPy path's check, so both paths fail alike
+            target_check(self.derivation.name, y)
         if self.derivation.spec.input_domain(self.derivation.options) != "real":
             return None  # the NumPy path checks the domain and raises
         scalars = self._scalar_values()

@@ -54,6 +54,21 @@ class _Printer(SciPyPrinter):
             return f"kernels.xlog({self._print(weight)}, {self._print(logs[0])})"
         return str(super()._print_Mul(expr))
 
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # NaN in, NaN out: a comparison with NaN is False, so numpy.select would fall through
+        # to the last branch (0 for a hinge). NaN in a condition's operands gives NaN, as
+        # torch's clamp_min does for the value.
+        text = str(super()._print_Piecewise(expr))
+        operands: list[sp.Expr] = []
+        for _, cond in expr.args:
+            for rel in sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key):
+                operands += [side for side in (rel.lhs, rel.rhs)
+                             if not side.is_number and side not in operands]
+        if not operands:
+            return text
+        tests = " | ".join(f"numpy.isnan({self._print(side)})" for side in operands)
+        return f"numpy.where({tests}, numpy.nan, {text})"
+
     def _print_Sum(self, expr: sp.Sum) -> str:
         if len(expr.limits) != 1:
             raise NotImplementedError("only single sums over the class axis print")
@@ -342,6 +357,9 @@ class _Elementwise(_Adapter):
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {x.shape}"
             )
+        target_check = spec.argument_check.get("target")
+        if target_check is not None:  # binary_cross_entropy: targets in [0, 1], as torch
+            target_check(name, y)
         extra: dict[str, np.ndarray] = {}
         for arg in spec.arguments:
             if arg in ("input", "target"):
@@ -430,7 +448,13 @@ class _ClassAxis(_Adapter):
                 f"{name}: weight must have shape ({n_classes},) for {n_classes} classes, "
                 f"got {weight.shape}"
             )
-        ignore_index = self.options.get("ignore_index", -100)
+        # A loss without an ignore_index option (multi_margin_loss) ignores no target.
+        ignore_index = self.options.get("ignore_index")
+        spec = self.derivation.spec
+        if x.ndim > 2 and not spec.spatial and spec.index_targets_only:
+            raise SymlossValueError(  # torch's multi_margin_loss: (C) or (N, C) only
+                f"{name}: input must have shape (C) or (N, C), got {x.shape} (torch: expected "
+                "non-empty vector or matrix)")
         if t.shape == x.shape and self.derivation.spec.index_targets_only:
             raise SymlossValueError(
                 f"{name}: targets are class indices of shape "
@@ -449,7 +473,7 @@ class _ClassAxis(_Adapter):
                     f"{name}: a target of the input's shape holds class probabilities and must "
                     f"be floating point, got dtype {t.dtype}"
                 )
-            if ignore_index >= 0:
+            if ignore_index is not None and ignore_index >= 0:
                 raise SymlossValueError(
                     f"{name}: ignore_index is not supported for probability targets "
                     f"(got ignore_index={ignore_index})"
@@ -468,12 +492,13 @@ class _ClassAxis(_Adapter):
                 raise SymlossTypeError(
                     f"{name}: class-index targets must be integers, got dtype {t.dtype}"
                 )
-            valid = t != ignore_index
+            valid = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
             bad = valid & ((t < 0) | (t >= n_classes))
             if np.any(bad):
+                also = f" (or ignore_index={ignore_index})" if ignore_index is not None else ""
                 raise SymlossValueError(
                     f"{name}: target {int(t[bad].flat[0])} is out of bounds; class indices are "
-                    f"0..{n_classes - 1} (or ignore_index={ignore_index})"
+                    f"0..{n_classes - 1}{also}"
                 )
             safe = np.where(valid, t, 0)
             y = np.zeros(z.shape, dtype=work)
