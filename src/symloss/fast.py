@@ -131,6 +131,14 @@ class _Printer(PythonCodePrinter):
     def _print_exp(self, expr: sp.Expr) -> str:
         return f"exp_F({self._print(expr.args[0])})"
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # 0 · softplus(±inf) = 0, as on the NumPy path (symloss.numeric's printer)
+        logs = [f for f in expr.args if type(f).__name__ == "softplus"]
+        if len(logs) == 1:
+            weight = self._print(sp.Mul(*(f for f in expr.args if f is not logs[0])))
+            return f"(0.0 if {weight} == 0.0 else ({weight}) * {self._print(logs[0])})"
+        return str(super()._print_Mul(expr))
+
     def _print_sigmoid(self, expr: sp.Expr) -> str:
         return f"sigmoid_F({self._print(expr.args[0])})"
 

@@ -24,7 +24,7 @@ from sympy.printing.numpy import SciPyPrinter
 from . import kernels
 from .algebra import reduce_sums
 from .errors import SymlossTypeError, SymlossValueError
-from .primitives import clamp_min, clamped_log, log_softmax
+from .primitives import clamp_min, clamped_log, log_softmax, softplus
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -48,7 +48,9 @@ class _Printer(SciPyPrinter):
     def _print_Mul(self, expr: sp.Mul) -> str:
         # 0 · log p = 0, the convention of entropy (torch's nll_loss only gathers the target
         # class): a class of zero target weight adds nothing, even where log p = −inf.
-        logs = [f for f in expr.args if isinstance(f, log_softmax)]
+        # softplus(x) = −log σ(−x) is a log too: 0 · softplus(±inf) = 0 (BCE of a hard label
+        # at an infinite logit is 0 for the class it does not take, as its limit).
+        logs = [f for f in expr.args if isinstance(f, log_softmax | softplus)]
         if len(logs) == 1:
             weight = sp.Mul(*(f for f in expr.args if f is not logs[0]))
             return f"kernels.xlog({self._print(weight)}, {self._print(logs[0])})"
@@ -88,7 +90,10 @@ def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
 def _as_float(value: Any, what: str) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise SymlossTypeError(f"{what} must be a real array: {exc}") from None
     if arr.dtype.kind not in "fiub":
         raise SymlossTypeError(f"{what} must be a real array, got dtype {arr.dtype}")
     return arr
