@@ -412,7 +412,9 @@ def parse_loss(text: str, *, limits: FormulaLimits | None = None) -> sp.Expr:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise SymlossValueError(f"not a formula: {exc.msg} in {text!r}") from None
+        raise SymlossValueError(f"not a formula: {exc.msg} in {text[:80]!r}") from None
+    except ValueError as exc:  # a NUL character, on some Pythons
+        raise SymlossValueError(f"not a formula: {exc}") from None
     except (RecursionError, MemoryError):
         raise SymlossValueError(
             f"the formula is nested too deeply (at most {limits.max_depth} levels)") from None
