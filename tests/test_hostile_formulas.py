@@ -87,8 +87,8 @@ FORMULAS: list[tuple[str, tuple[str, str | None]]] = [
     ("abs(z-y) + tanh(z)*y + sqrt(1 + z**2)", ("ok", None)),
     ("clamped_log(p)*y + log(1 - p)*(1 - y)", ("ok", None)),
     ("1_000*z + 0x10*y", ("ok", None)),
-    ("ｚ*y", ("ok", None)),
-    ("(" * 150 + "z" + ")" * 150, ("ok", None)),  # parentheses alone add no depth  # Python reads the full-width letter as z (NFKC)
+    ("ｚ*y", ("ok", None)),  # Python reads the full-width letter as z (NFKC)
+    ("(" * 150 + "z" + ")" * 150, ("ok", None)),  # parentheses alone add no depth
 ]
 
 

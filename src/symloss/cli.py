@@ -186,6 +186,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
         from .documents import render_all
 
         _check_folder(args.out)
+        _make_folder(args.out)  # before the minutes of rendering: fail first
         for path in _write_files(args.out, render_all(), args.force):
             print(path)
         return 0
@@ -219,6 +220,13 @@ def _os_reason(exc: OSError) -> str:
 def _check_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file, not a folder")
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandFailed(f"cannot create the folder {folder}: {_os_reason(exc)}") from None
 
 
 def _check_new_file(path: Path, force: bool, flag: str = "--out") -> None:
@@ -261,10 +269,7 @@ def _write_files(folder: Path, files: dict[str, str], force: bool) -> list[Path]
     """Write ``files`` into ``folder``; never over a file symloss did not write, unless
     ``force``: an existing file is overwritten only when identical, or when the folder is one
     ``derive --all`` wrote (its README.md is symloss's index)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CommandFailed(f"cannot create the folder {folder}: {_os_reason(exc)}") from None
+    _make_folder(folder)
     ours = _written_by_symloss(folder)
     clashes = []
     for name, text in files.items():
