@@ -136,7 +136,7 @@ class _Printer(PythonCodePrinter):
         logs = [f for f in expr.args if type(f).__name__ == "softplus"]
         if len(logs) == 1:
             weight = self._print(sp.Mul(*(f for f in expr.args if f is not logs[0])))
-            return f"(0.0 if {weight} == 0.0 else ({weight}) * {self._print(logs[0])})"
+            return f"({weight}) * ({self._print(logs[0])} if {weight} != 0.0 else 0.0)"
         return str(super()._print_Mul(expr))
 
     def _print_sigmoid(self, expr: sp.Expr) -> str:
