@@ -238,7 +238,16 @@ def test_ctrl_c_is_one_line_and_exit_1(impls):
     proc = subprocess.Popen(
         [sys.executable, "-m", "symloss.cli", *_CHECK, "--impl", "sleeper:f", "--timeout", "300"],
         cwd=impls, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(8)  # into the check: the implementation's process sleeps
+    # Wait until the check is under way: the implementation's process has been started.
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if children.exists() and children.read_text().strip():
+            break
+        if not children.exists() and time.monotonic() > deadline - 110:
+            break  # no /proc here: ten seconds is well into the check
+        time.sleep(0.2)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, (out, err)
