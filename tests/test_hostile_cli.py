@@ -171,7 +171,7 @@ PROCESS_TABLE: list[tuple[list[str], dict[str, str], int, str, str]] = [
     ([*_CHECK, "--impl", "sleeper:f", "--timeout", "3"], {}, 1, "", "did not finish within 3 s"),
     ([*_CHECK, "--impl", "exiter:f"], {}, 1, "", "sys.exit(3)"),
     ([*_CHECK, "--impl", "crasher:f"], {}, 1, "", "SIGSEGV"),
-    ([*_CHECK, "--impl", "shape:f"], {}, 1, "", "FAILED"),
+    ([*_CHECK, "--impl", "shape:f"], {}, 1, "", "the loss has shape (7,), not ()"),
     ([*_CHECK, "--impl", "printer:f", "--json"], {}, 0, "", "json"),
     ([*_CHECK, "--impl", "crasher:f", "--json"], {}, 1, "", "json"),
 ]

@@ -547,12 +547,15 @@ def compare(
         with np.errstate(all="ignore"):
             ref_loss = np.asarray(derivation.loss_fn(case.input, case.target))
             ref_grad = np.asarray(derivation.grad_fn(case.input, case.target))
+        if np.shape(got_loss) != np.shape(ref_loss):  # e.g. reduction='none' for 'mean'
+            reduction = derivation.options.get("reduction", "mean")
+            rows.append(Row(case, np.inf, np.inf, error=(
+                f"the loss has shape {np.shape(got_loss)}, not {np.shape(ref_loss)} "
+                f"(reduction={reduction!r})")))
+            continue
         loss_scale, grad_scale = term_scale(derivation, case)
         loss_scale = max(loss_scale, _link_rounding(derivation, case))
-        if np.shape(got_loss) != np.shape(ref_loss):
-            loss_err = np.full(np.shape(ref_loss), np.inf)
-        else:
-            loss_err = ulp_error(got_loss, ref_loss, dtype, loss_scale)
+        loss_err = ulp_error(got_loss, ref_loss, dtype, loss_scale)
         grad_err = ulp_error(got_grad, ref_grad, dtype, grad_scale)
         worst = int(np.argmax(grad_err)) if grad_err.size else 0
         index = np.unravel_index(worst, grad_err.shape) if grad_err.ndim else ()
