@@ -293,7 +293,9 @@ class _ElementwiseKernels(FastKernels):
             return None
         if x.shape != y.shape or x.size == 0:
             return None
-        target_check = self.derivation.spec.argument_check.get("target")
+        from .catalog import TARGET_CHECKS
+
+        target_check = TARGET_CHECKS.get(self.derivation.spec.name)
         if target_check is not None:  # the NumPy path's check, so both paths fail alike
             target_check(self.derivation.name, y)
         if self.derivation.spec.input_domain(self.derivation.options) != "real":

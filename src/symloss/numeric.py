@@ -362,7 +362,9 @@ class _Elementwise(_Adapter):
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {x.shape}"
             )
-        target_check = spec.argument_check.get("target")
+        from .catalog import TARGET_CHECKS
+
+        target_check = TARGET_CHECKS.get(spec.name)
         if target_check is not None:  # binary_cross_entropy: targets in [0, 1], as torch
             target_check(name, y)
         extra: dict[str, np.ndarray] = {}
