@@ -271,6 +271,13 @@ AT_INFINITY: dict[str, dict[str, str]] = {
     "sigmoid_focal_loss": {"-inf": "exact", "+inf": "exact"},
     "smooth_l1_loss": {"-inf": "exact", "+inf": "exact"},
     "soft_margin_loss": {"-inf": "exact", "+inf": "exact"},
+    # the boosting losses (no torch twin): the limit, or NaN where the stable form meets
+    # inf − inf (log cosh as r + softplus(−2r)) or inf/inf (pseudo-Huber's hypot): recorded
+    "gamma_loss": {"-inf": "nan", "+inf": "exact"},
+    "log_cosh_loss": {"-inf": "nan", "+inf": "exact"},
+    "pseudo_huber_loss": {"-inf": "nan", "+inf": "nan"},
+    "quantile_loss": {"-inf": "exact", "+inf": "exact"},
+    "tweedie_loss": {"-inf": "exact", "+inf": "exact"},
     # inputs are probabilities: ±inf is rejected, as torch rejects it
     "binary_cross_entropy": {"-inf": "rejected", "+inf": "rejected"},
 }
