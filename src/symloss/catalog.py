@@ -323,6 +323,9 @@ def _check(loss: str, opt: Option, value: Any) -> Any:
             except ImportError:  # pragma: no cover
                 pass
             raise SymlossTypeError(f"{loss}: {opt.name} must be an integer, got {value!r}")
+        if not -(2**63) <= int(value) < 2**63:  # torch takes a 64-bit integer
+            raise SymlossValueError(
+                f"{loss}: {opt.name} must fit in 64 bits ([-2**63, 2**63 - 1]), got {value!r}")
         return int(value)
     if opt.kind in ("real", "nonnegative", "positive"):
         if isinstance(value, bool):
@@ -1282,6 +1285,21 @@ _VAR = Symbol("sigma^2", positive=True)
 _VAR_EPS = Symbol("epsilon", positive=True)
 _Z1 = Symbol("z_1", real=True)
 _Z2 = Symbol("z_2", real=True)
+
+
+def _check_unit_target(loss: str, target: Any) -> None:
+    import numpy as np
+
+    # torch raises "all elements of target should be between 0 and 1" (NaN included)
+    if not np.all((target >= 0) & (target <= 1)):
+        raise SymlossValueError(
+            f"{loss}: all elements of target should be between 0 and 1 (torch raises too)")
+
+
+#: Checks of the target's values where torch makes one (by loss name).
+TARGET_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "binary_cross_entropy": _check_unit_target,
+}
 
 
 def _declare_gaussian_nll(opts: Mapping[str, Any]) -> Declaration:

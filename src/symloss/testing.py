@@ -221,6 +221,21 @@ def _check_domain(domain: Any) -> Domain | None:
     return (lo, hi)
 
 
+def _check_dtypes(dtypes: Sequence[str]) -> list[str]:
+    """A non-empty list of dtype names: a check of no dtype cannot fail, so it is an error."""
+    if isinstance(dtypes, str):
+        raise SymlossTypeError(f"dtypes must be a list such as [{dtypes!r}], not a string")
+    try:
+        listed = list(dtypes)
+    except TypeError:
+        raise SymlossTypeError(f"dtypes must be a list of {', '.join(DTYPES)}, "
+                               f"got {dtypes!r}") from None
+    if not listed:
+        raise SymlossValueError(f"dtypes is empty: a check of nothing cannot fail; give some "
+                                f"of {', '.join(DTYPES)}")
+    return listed
+
+
 def _effective_domain(derivation: Derivation, dtype: str, domain: Domain | None) -> Domain:
     lo, hi = natural_domain(derivation, dtype)
     if domain is None:
@@ -230,6 +245,11 @@ def _effective_domain(derivation: Derivation, dtype: str, domain: Domain | None)
         raise SymlossValueError(
             f"domain ({domain[0]:g}, {domain[1]:g}) does not meet the loss's inputs "
             f"[{lo:g}, {hi:g}]"
+        )
+    if not np.dtype(dtype).type(a) < np.dtype(dtype).type(b):  # (0, 1e-300) in float32
+        raise SymlossValueError(
+            f"domain ({domain[0]:g}, {domain[1]:g}) holds no two distinct {dtype} values; "
+            "widen it or choose --dtype float64"
         )
     return (a, b)
 
@@ -675,6 +695,7 @@ def battery(
     domain = _check_domain(domain)
     rng = np.random.default_rng(seed)
     cases: list[Case] = []
+    dtypes = _check_dtypes(dtypes)
     for dtype in dtypes:
         if dtype not in DTYPES:
             raise SymlossValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -1458,10 +1479,23 @@ def check(
     domain: Domain | None = None,
     dtypes: Sequence[str] = DTYPES,
     seed: int = 0,
+    timeout: float | None = None,
 ) -> CheckResult:
-    """Run ``fn`` (torch's twin by default) over the battery and diagnose what disagrees."""
+    """Run ``fn`` (torch's twin by default) over the battery and diagnose what disagrees.
+
+    ``timeout`` (seconds, default :data:`symloss.isolate.DEFAULT_TIMEOUT`): past it,
+    :class:`symloss.isolate.ImplementationTimeout` is raised (``fn`` runs in a thread that is
+    then abandoned; ``symloss check --impl`` runs it in a process it can stop).
+    """
+    from .isolate import DEFAULT_TIMEOUT, call_with_timeout
+
     domain = _check_domain(domain)
-    rows = compare(derivation, fn, battery(derivation, seed, dtypes=dtypes, domain=domain))
+    dtypes = _check_dtypes(dtypes)
+    cases = battery(derivation, seed, dtypes=dtypes, domain=domain)
+    if not cases:
+        raise SymlossValueError(f"the battery for {derivation.name} is empty: nothing to check")
+    rows = call_with_timeout(compare, derivation, fn, cases,
+                             timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
     causes: dict[str, list[str]] = {}
     wrt = _differentiable(derivation)
     whats = ["loss", "grad", *(f"grad:{name}" for name, _ in wrt[1:])]
@@ -1605,6 +1639,7 @@ def assert_grad_matches(
     domain: tuple[float, float] | None = None,
     dtypes: Sequence[str] = DTYPES,
     seed: int = 0,
+    timeout: float | None = None,
     **options: Any,
 ) -> CheckResult:
     """Assert that ``fn`` computes the loss ``name`` and its gradients, as exactly as its dtype
@@ -1630,6 +1665,7 @@ def assert_grad_matches(
         domain: ``(lo, hi)``: only inputs in that interval; default the whole finite range.
         dtypes: the dtypes to check.
         seed: the battery's seed.
+        timeout: seconds the whole check may take (default 300); past it, AssertionError.
         **options: the loss's options, as ``derive`` takes them (arrays or tensors).
 
     Returns:
@@ -1648,8 +1684,13 @@ def assert_grad_matches(
         assert_grad_matches("gaussian_nll_loss", F.gaussian_nll_loss, full=True)
     """
     __tracebackhide__ = True
+    from .isolate import ImplementationTimeout
+
     derivation = _as_derivation(name, options)
-    result = check(derivation, fn, domain=domain, dtypes=dtypes, seed=seed)
+    try:
+        result = check(derivation, fn, domain=domain, dtypes=dtypes, seed=seed, timeout=timeout)
+    except ImplementationTimeout as exc:
+        raise AssertionError(f"{derivation.name}: {exc}") from None
     if not result.ok:
         label = getattr(fn, "__qualname__", None) or type(fn).__name__
         raise AssertionError(result.report(label))
