@@ -103,10 +103,11 @@ def reduce_sums(expr: sp.Expr, expand: bool = True) -> sp.Expr:
             return e
         args = [rebuild(a) for a in e.args]
         if isinstance(e, Sum):
-            (k, lo, hi), *more = e.limits
-            if more:
-                raise ValueError("only single sums are supported")
-            return _reduce_one_sum(args[0], k, lo, hi, expand)
+            # Σ_{k,l} f = Σ_l (Σ_k f): the first limit is the innermost sum.
+            body = args[0]
+            for k, lo, hi in e.limits:
+                body = _reduce_one_sum(body, k, lo, hi, expand)
+            return body
         return e.func(*args)
 
     previous = None

@@ -1176,3 +1176,9 @@ CATALOG["multi_margin_loss"] = LossSpec(
     index_targets_only=True,
     spatial=False,
 )
+
+
+# =========================================================================== row-wise losses
+# cosine_embedding_loss, triplet_margin_loss, multilabel_margin_loss: declared in their own
+# module (the row family, symloss.rows), which registers them here.
+from . import row_losses  # noqa: E402, F401

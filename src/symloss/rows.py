@@ -1,0 +1,452 @@
+"""The row family: losses that reduce each row of their arrays to one number.
+
+A row-wise loss -- ``cosine_embedding_loss``, ``triplet_margin_loss``,
+``multilabel_margin_loss`` -- takes arrays of shape ``(*B, D)`` (``B`` the rows, often ``(N,)``
+or ``()``, ``D`` features or classes) and computes one loss per row from dot products, norms or
+sums over pairs of classes. Its declaration writes the per-row loss with
+:class:`~sympy.IndexedBase` arrays (``a[k]``) and sums ``Σ_{k=1}^{D}`` over a symbolic ``D``;
+this module evaluates such expressions with NumPy, with torch's bookkeeping around them:
+
+* every index symbol of an expression (the free index ``i`` of a gradient, ``j`` of a Hessian,
+  each summation index) gets its own trailing axis, so ``a[i]`` and ``a[k]`` are the same row
+  laid along two axes and ``Σ_k f(a_i, a_k)`` is a (compensated) sum over ``k``'s axis: pairwise
+  sums need no special case;
+* the positional arrays are torch's (``spec.arguments``): an :class:`~sympy.IndexedBase` symbol
+  is a row of ``D`` numbers, a :class:`~sympy.Symbol` one number per row; the target is decoded
+  from its domain (:data:`TARGET_DOMAINS`: ``±1`` per row, or sets of class indices padded
+  with −1) and checked;
+* arrays broadcast as in torch, and the gradient of a broadcast array sums over the broadcast
+  axes; ``reduction='mean'`` divides by the number of rows.
+
+A new row-wise loss is a declaration (a :class:`RowLossSpec` in the catalogue); nothing here
+names a loss.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import SciPyPrinter
+
+from . import kernels
+from .algebra import reduce_sums
+from .catalog import LossSpec
+from .errors import SymlossTypeError, SymlossValueError, choice_error
+
+if TYPE_CHECKING:
+    from .derive import Derivation
+    from .numeric import Numeric
+
+__all__ = ["TARGET_DOMAINS", "RowLossSpec", "axis_sum", "build", "compile_rows"]
+
+
+@dataclass(frozen=True)
+class RowLossSpec(LossSpec):
+    """A catalogue entry of the row family (``family="rows"``).
+
+    Attributes:
+        target_domain: how the ``target`` argument is read, a key of :data:`TARGET_DOMAINS`
+            (``"sign"``: one ±1 per row; ``"index_sets"``: per row, class indices padded with
+            −1); ``None`` for a loss without a target (``triplet_margin_loss``).
+        row_dims: how many leading (row) axes the arrays may have, as torch allows
+            (``(0, 1)``: ``(D)`` or ``(N, D)``); ``None``: any number.
+    """
+
+    target_domain: str | None = "sign"
+    row_dims: tuple[int, ...] | None = (0, 1)
+
+
+# --------------------------------------------------------------------------- targets
+def _sign_target(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> np.ndarray:
+    """One ±1 per row: 1 for a similar pair, −1 for a dissimilar one."""
+    if t.shape != rows:
+        raise SymlossValueError(
+            f"{loss}: target must have shape {rows} (one 1 or -1 per row of the inputs), "
+            f"got {t.shape}"
+        )
+    if t.dtype.kind not in "fiub":
+        raise SymlossTypeError(f"{loss}: target must hold numbers 1 or -1, got dtype {t.dtype}")
+    bad = (t != 1) & (t != -1)
+    if np.any(bad):
+        raise SymlossValueError(
+            f"{loss}: target entries must be 1 or -1, got {np.asarray(t)[bad].flat[0]!r}"
+        )
+    return t.astype(np.float64)
+
+
+def _index_sets(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> np.ndarray:
+    """Per row, the class indices of its targets, padded with −1: the first −1 ends the list.
+
+    Decoded to the count of each class in the list (a class listed twice counts twice, as in
+    torch's kernel), shape ``(*rows, C)``.
+    """
+    if t.shape != (*rows, width):
+        raise SymlossValueError(
+            f"{loss}: target must have the input's shape {(*rows, width)} (class indices "
+            f"padded with -1), got {t.shape}"
+        )
+    if t.dtype.kind not in "iu":
+        raise SymlossTypeError(f"{loss}: target class indices must be integers, got dtype {t.dtype}")
+    bad = (t < -1) | (t >= width)
+    if np.any(bad):
+        raise SymlossValueError(
+            f"{loss}: target {int(t[bad].flat[0])} is out of range; entries are class indices "
+            f"0..{width - 1}, padded with -1"
+        )
+    flat = t.reshape(-1, width)
+    listed = np.cumprod(flat != -1, axis=-1).astype(bool)  # before the first −1
+    counts = np.zeros(flat.shape, dtype=np.float64)
+    row, col = np.nonzero(listed)
+    np.add.at(counts, (row, flat[row, col]), 1.0)
+    return counts.reshape(t.shape)
+
+
+#: How a row-wise loss reads its target: ``domain -> decode(loss, target, rows, width)``.
+TARGET_DOMAINS: dict[str, Callable[[str, np.ndarray, tuple[int, ...], int], np.ndarray]] = {
+    "sign": _sign_target,
+    "index_sets": _index_sets,
+}
+
+
+# --------------------------------------------------------------------------- compiling
+def axis_sum(x: Any, axis: int) -> np.ndarray:
+    """Σ over ``axis`` (kept, length 1), compensated like :func:`symloss.kernels.class_sum`.
+
+    >>> import numpy as np
+    >>> axis_sum(np.array([[1.0, 1e-16, 1e-16]]), -1).tolist()
+    [[1.0000000000000002]]
+    """
+    x = np.asarray(x)
+    if x.ndim == 0 or x.shape[axis] == 1:
+        return x
+    return np.moveaxis(kernels.class_sum(np.moveaxis(x, axis, -1)), -1, axis)
+
+
+class _AxisSum(sp.Function):
+    """``Σ`` over one axis of the row layout (printed as :func:`axis_sum`)."""
+
+    nargs = 2
+
+    def _numpycode(self, printer: Any) -> str:
+        body, axis = self.args
+        return f"axis_sum({printer._print(body)}, {int(axis)})"  # type: ignore[call-overload]
+
+    _scipycode = _numpycode
+
+
+class _Printer(SciPyPrinter):
+    """SciPy printer whose Min and Max broadcast (NumPy's amin of a tuple does not)."""
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        out = self._print(expr.args[0])
+        for arg in expr.args[1:]:
+            out = f"numpy.minimum({out}, {self._print(arg)})"
+        return out
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        out = self._print(expr.args[0])
+        for arg in expr.args[1:]:
+            out = f"numpy.maximum({out}, {self._print(arg)})"
+        return out
+
+
+_NAMESPACE = {"numpy": np, "kernels": kernels, "axis_sum": axis_sum}
+
+
+@dataclass(frozen=True)
+class RowKernel:
+    """A compiled per-row expression: call it with the arrays by name.
+
+    ``views`` lists the placeholders in argument order: ``(array name, slot)`` for an array
+    element laid along a slot's axis, ``(name, None)`` for a per-row number or a scalar option.
+    ``free`` is the slot of the result's free index (``i``), if it has one.
+    """
+
+    fn: Callable[..., Any]
+    views: tuple[tuple[str, int | None], ...]
+    slots: int
+    free: int | None
+
+    def __call__(self, values: Mapping[str, np.ndarray], rows: tuple[int, ...], width: int) -> np.ndarray:
+        """The result, shape ``(*rows, width)`` with a free index, ``rows`` without."""
+        args = []
+        for name, slot in self.views:
+            value = np.asarray(values[name])
+            if value.ndim == 0:  # a scalar option
+                args.append(value)
+                continue
+            lead = value.shape[: len(rows)]
+            if slot is None:  # one number per row
+                args.append(value.reshape((*lead, *([1] * self.slots))))
+            else:
+                shape = [1] * self.slots
+                shape[slot] = value.shape[-1]
+                args.append(value.reshape((*lead, *shape)))
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            out = np.asarray(self.fn(*args))
+        full = [1] * self.slots
+        if self.free is not None:
+            full[self.free] = width
+        tail = (width,) if self.free is not None else ()
+        return np.broadcast_to(out, (*rows, *full)).reshape((*rows, *tail))
+
+
+def compile_rows(
+    expr: sp.Expr, symbols: Mapping[str, sp.Basic], free: sp.Symbol | None = None
+) -> RowKernel:
+    """Compile a per-row expression of the arrays ``symbols`` (name -> symbol) for NumPy.
+
+    Args:
+        expr: the expression; Indexed elements of the IndexedBase symbols and Sums over their
+            feature index (nested sums too).
+        symbols: every free symbol of ``expr`` by the name its value is given under.
+        free: the free index of the result (``i`` of a gradient), if any.
+
+    Returns:
+        A :class:`RowKernel`.
+    """
+    expr = reduce_sums(expr, expand=False)  # Σ_k δ_ik f(k) = f(i): no δ is evaluated
+    index_symbols: set[sp.Basic] = set()
+    for element in expr.atoms(sp.Indexed):
+        index_symbols |= set(element.indices)
+    for total in expr.atoms(sp.Sum):
+        index_symbols |= {limit[0] for limit in total.limits}
+    if free is not None:
+        index_symbols.add(free)
+    order = sorted(index_symbols, key=sp.default_sort_key)
+    slot = {s: n for n, s in enumerate(order)}
+    nslots = len(order)
+
+    def rebuild(e: sp.Basic) -> sp.Basic:
+        if not e.args:
+            return e
+        args = [rebuild(a) for a in e.args]
+        if isinstance(e, sp.Sum):
+            (index, _, _), *more = e.limits
+            if more:
+                raise NotImplementedError("one index per Sum")
+            return _AxisSum(args[0], sp.Integer(slot[index] - nslots))
+        return e.func(*args)
+
+    expr = rebuild(expr)
+    label = {str(s.label): name for name, s in symbols.items() if isinstance(s, sp.IndexedBase)}
+    placeholders: dict[sp.Basic, sp.Symbol] = {}
+    views: list[tuple[str, int | None]] = []
+    for element in sorted(expr.atoms(sp.Indexed), key=sp.default_sort_key):
+        (index,) = element.indices
+        placeholders[element] = sp.Symbol(f"_r{len(views)}", real=True)
+        views.append((label[str(element.base.label)], slot[index]))
+    expr = expr.xreplace(placeholders)
+    args: list[sp.Basic] = list(placeholders.values())
+    for name, symbol in symbols.items():
+        if isinstance(symbol, sp.Symbol) and symbol in expr.free_symbols:
+            placeholder = sp.Symbol(f"_r{len(views)}", real=True)
+            expr = expr.xreplace({symbol: placeholder})
+            args.append(placeholder)
+            views.append((name, None))
+    left = expr.free_symbols - set(args)
+    if left:
+        raise ValueError(f"no value for {sorted(map(str, left))} in a row kernel")
+    fn = sp.lambdify(args, expr, modules=[_NAMESPACE, "numpy"], printer=_Printer(), cse=True)
+    return RowKernel(fn, tuple(views), nslots, None if free is None else slot[free])
+
+
+# --------------------------------------------------------------------------- bookkeeping
+def _as_array(value: Any, what: str) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, on any device; torch is not imported here
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise SymlossTypeError(f"{what} must be a real array, got dtype {arr.dtype}")
+    return arr
+
+
+def _out_dtype(arr: np.ndarray) -> np.dtype:
+    return arr.dtype if arr.dtype in (np.float32, np.float64, np.float16) else np.dtype(np.float64)
+
+
+def _cast(arr: Any, dtype: np.dtype) -> Any:
+    with np.errstate(under="ignore", over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(arr).astype(dtype)
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes an array of ``shape`` was broadcast along."""
+    lead = grad.ndim - len(shape)
+    out = grad.sum(axis=tuple(range(lead))) if lead else grad
+    axes = tuple(n for n, size in enumerate(shape) if size == 1 and out.shape[n] != 1)
+    return out.sum(axis=axes, keepdims=True).reshape(shape) if axes else out.reshape(shape)
+
+
+@dataclass
+class _Prepared:
+    values: dict[str, Any]
+    rows: tuple[int, ...]
+    width: int
+    dtype: np.dtype
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, np.dtype]
+
+
+class RowAdapter:
+    """The row family's functions for one derivation: loss, gradient (any array), HVP."""
+
+    def __init__(self, derivation: Derivation) -> None:
+        d = derivation.declaration
+        self.derivation = derivation
+        self.spec: LossSpec = derivation.spec
+        self.name = derivation.name
+        self.reduction: str = derivation.options.get("reduction", "mean")
+        self.symbols = dict(d.symbols)
+        self.index = d.input.indices[0]  # type: ignore[attr-defined]
+        self.differentiable = [self.spec.arguments[0], *(w.name for w in d.also_wrt)]
+        self._kernels: dict[str, RowKernel] = {}
+
+    # ------------------------------------------------------------------ kernels
+    def _kernel(self, key: str) -> RowKernel:
+        if key not in self._kernels:
+            d = self.derivation
+            subst = d.declaration.substitute_definitions
+            free: sp.Symbol | None = self.index
+            symbols = dict(self.symbols)
+            if key == "loss":
+                expr, free = d.declaration.loss, None
+            elif key == "hvp":
+                expr = d.hvp_expr
+                symbols["v"] = sp.IndexedBase("v")
+            elif key == "hess_diag":
+                expr = d.hessian_diagonal
+            else:  # "grad:<name>": the raw sympy.diff, like numeric's (tidy drops guards)
+                wrt = key.split(":", 1)[1]
+                expr = d.kernel_gradient if wrt == self.spec.arguments[0] else sp.diff(
+                    d.declaration.loss, d.wrt_variable(wrt)
+                )
+            self._kernels[key] = compile_rows(subst(expr), symbols, free)
+        return self._kernels[key]
+
+    # ------------------------------------------------------------------ inputs
+    def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
+        names = self.spec.arguments
+        if len(arrays) != len(names):
+            shown = ", ".join([*names, *([extra] if extra else [])])
+            raise SymlossTypeError(
+                f"{self.name} takes ({shown}); got {len(arrays) + bool(extra)} arrays"
+            )
+
+    def prepare(self, *arrays: Any) -> _Prepared:
+        """Check and lay out torch's positional arrays; the kernels' values by name."""
+        self._arity(arrays)
+        spec = self.spec
+        given = dict(zip(spec.arguments, arrays, strict=True))
+        vectors = [n for n in spec.arguments if n != "target"]
+        raw = {n: _as_array(given[n], f"{self.name}: {n}") for n in vectors}
+        for n, arr in raw.items():
+            if arr.dtype.kind not in "f":
+                raise SymlossTypeError(
+                    f"{self.name}: {n} must be a floating-point array, got dtype {arr.dtype}"
+                )
+        first = raw[vectors[0]]
+        try:
+            shape = np.broadcast_shapes(*(a.shape for a in raw.values()))
+        except ValueError:
+            shown = ", ".join(f"{n} {a.shape}" for n, a in raw.items())
+            raise SymlossValueError(f"{self.name}: the arrays do not broadcast: {shown}") from None
+        if len({a.ndim for a in raw.values()}) > 1:
+            shown = ", ".join(f"{n} {a.ndim}-D" for n, a in raw.items())
+            raise SymlossValueError(f"{self.name}: the arrays must have the same number of dimensions, got {shown}")
+        allowed = getattr(spec, "row_dims", None)
+        if len(shape) == 0 or (allowed is not None and len(shape) - 1 not in allowed):
+            dims = "any number of" if allowed is None else " or ".join(
+                str(n + 1) for n in allowed
+            )
+            raise SymlossValueError(
+                f"{self.name}: the inputs must have {dims} dimensions (rows, then the "
+                f"{'feature' if 'num_features' in self.symbols else 'class'} axis), got shape "
+                f"{shape}"
+            )
+        rows, width = tuple(shape[:-1]), int(shape[-1])
+        dtype = _out_dtype(first)
+        # float32 is evaluated in float64, float64 in the platform's extended precision:
+        # one final rounding to the input's dtype, as in symloss.numeric.
+        work = np.longdouble if dtype == np.float64 else np.float64
+        values: dict[str, Any] = {
+            n: np.broadcast_to(a.astype(work), shape) for n, a in raw.items()
+        }
+        if "target" in spec.arguments:
+            domain = getattr(spec, "target_domain", None)
+            if domain not in TARGET_DOMAINS:  # pragma: no cover - a declaration bug
+                raise AssertionError(f"{self.name}: unknown target domain {domain!r}")
+            t = _as_array(given["target"], f"{self.name}: target")
+            values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width).astype(work)
+        for option, symbol in self.symbols.items():
+            if option in values or not isinstance(symbol, sp.Symbol):
+                continue
+            if option in ("num_features", "num_classes"):
+                values[option] = np.float64(width)
+            else:
+                values[option] = np.float64(self.derivation.options[option])
+        return _Prepared(
+            values, rows, width, dtype,
+            {n: a.shape for n, a in raw.items()}, {n: _out_dtype(a) for n, a in raw.items()},
+        )
+
+    def _denominator(self, rows: tuple[int, ...]) -> float:
+        return float(np.prod(rows)) if self.reduction == "mean" else 1.0
+
+    # ------------------------------------------------------------------ functions
+    def loss(self, *arrays: Any) -> Any:
+        """The reduced loss (per row for ``reduction='none'``), in the first array's dtype."""
+        p = self.prepare(*arrays)
+        per_row = self._kernel("loss")(p.values, p.rows, p.width).astype(np.float64)
+        if self.reduction == "none":
+            return _cast(per_row, p.dtype)
+        total = float(kernels.class_sum(per_row.reshape(1, -1))[0, 0]) if per_row.size else 0.0
+        return p.dtype.type(_cast(np.float64(total) / np.float64(self._denominator(p.rows)), p.dtype))
+
+    def grad(self, *arrays: Any, wrt: str | None = None) -> np.ndarray:
+        """∂(reduced loss)/∂(array ``wrt``, torch's name; the first array by default)."""
+        first = self.spec.arguments[0]
+        wrt = first if wrt is None or wrt == "input" else wrt
+        if wrt not in self.differentiable:
+            raise choice_error(f"wrt for {self.name}", wrt, self.differentiable)
+        p = self.prepare(*arrays)
+        per_element = self._kernel(f"grad:{wrt}")(p.values, p.rows, p.width)
+        per_element = per_element / np.float64(self._denominator(p.rows))
+        return _cast(_unbroadcast(np.asarray(per_element), p.shapes[wrt]), p.dtypes[wrt])
+
+    def hvp(self, *arrays: Any) -> np.ndarray:
+        """The Hessian of the reduced loss with respect to the first array, times ``v``."""
+        *given, v = arrays
+        self._arity(tuple(given), "v")
+        p = self.prepare(*given)
+        first = self.spec.arguments[0]
+        direction = _as_array(v, f"{self.name}: v")
+        full = (*p.rows, p.width)
+        if direction.shape != p.shapes[first] or p.shapes[first] != full:
+            raise SymlossValueError(
+                f"{self.name}: v must have the shape {full} of {first} (not broadcast), got "
+                f"{direction.shape}"
+            )
+        values = {**p.values, "v": direction.astype(np.asarray(p.values[first]).dtype)}
+        out = self._kernel("hvp")(values, p.rows, p.width) / np.float64(self._denominator(p.rows))
+        return _cast(out, p.dtype)  # type: ignore[no-any-return]
+
+    def hess_diag(self, *arrays: Any) -> np.ndarray:
+        """∂²ℓ/∂xᵢ² per element of the first array (reduction ignored)."""
+        p = self.prepare(*arrays)
+        out = self._kernel("hess_diag")(p.values, p.rows, p.width)
+        return _cast(out, p.dtype)  # type: ignore[no-any-return]
+
+
+def build(derivation: Derivation) -> Numeric:
+    """The row family's :class:`~symloss.numeric.Numeric` for ``derivation``."""
+    from .numeric import Numeric
+
+    adapter = RowAdapter(derivation)
+    return Numeric(loss=adapter.loss, grad=adapter.grad, hvp=adapter.hvp, hess_diag=adapter.hess_diag)
