@@ -127,7 +127,7 @@ _DP, _DN, _DS = Symbol("d_+", positive=True), Symbol("d_-", positive=True), Symb
 
 
 def _distance(x: IndexedBase, y: IndexedBase, p: sp.Expr) -> sp.Expr:
-    """torch's pairwise_distance: ‖x − y + ε‖_p over the feature axis."""
+    """torch's pairwise_distance: |x − y + ε|_p over the feature axis."""
     u = x[_K] - y[_K] + _EPS
     if p == 2:
         return sp.sqrt(_sum(u**2))
@@ -137,7 +137,7 @@ def _distance(x: IndexedBase, y: IndexedBase, p: sp.Expr) -> sp.Expr:
 
 
 def _distance_gradient(x: IndexedBase, y: IndexedBase, d: sp.Symbol, p: sp.Expr) -> sp.Expr:
-    """∂‖x − y + ε‖_p/∂xᵢ in its closed form, with d the distance."""
+    """∂|x − y + ε|_p/∂xᵢ in its closed form, with d the distance."""
     u = x[_I] - y[_I] + _EPS
     if p == 2:
         return u / d
@@ -147,7 +147,7 @@ def _distance_gradient(x: IndexedBase, y: IndexedBase, d: sp.Symbol, p: sp.Expr)
 
 
 def _distance_hessian(x: IndexedBase, y: IndexedBase, d: sp.Symbol, p: sp.Expr) -> sp.Expr | None:
-    """∂²‖x − y + ε‖_p/∂xᵢ∂xⱼ (p = 2: (δᵢⱼ − uᵢuⱼ/d²)/d; p = 1: 0 a.e.)."""
+    """∂²|x − y + ε|_p/∂xᵢ∂xⱼ (p = 2: (δᵢⱼ − uᵢuⱼ/d²)/d; p = 1: 0 a.e.)."""
     if p == 2:
         return (KroneckerDelta(_I, _J) - (x[_I] - y[_I] + _EPS) * (x[_J] - y[_J] + _EPS) / d**2) / d
     if p == 1:
@@ -172,7 +172,7 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
     g_pos = _distance_gradient(_XA, _XP, _DP, p)
     g_neg = _distance_gradient(_XA, _XN, _DN, p)
     g_swap = _distance_gradient(_XP, _XN, _DS, p)
-    # ∂min(d₋, d_s): θ(d_s − d₋) and θ(d₋ − d_s), θ(0) = 1/2 -- torch's min splits a tie evenly.
+    # ∂min(d_-, d_s): H(d_s − d_-) and H(d_- − d_s), H(0) = 1/2: torch's min splits a tie evenly.
     to_neg = sp.Heaviside(_DS - _DN) if swap else sp.S.One
     to_swap = sp.Heaviside(_DN - _DS) if swap else sp.S.Zero
     h_pos, h_neg = _distance_hessian(_XA, _XP, _DP, p), _distance_hessian(_XA, _XN, _DN, p)
@@ -187,13 +187,14 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
         canonical=active * (g_pos - to_neg * g_neg),
         canonical_why=(
             f"While the margin is violated, the gradient of the {norm} distance to the positive "
-            "minus that to the negative; ∂‖u‖_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/‖u‖_p^(p−1)"
-            + ("; with swap the negative distance is the smaller of d₋ and d_s, and its "
-               "derivative θ(d_s − d₋) picks the one that is smaller (θ(0) = 1/2)." if swap else ".")
+            "minus that to the negative; ∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1)"
+            + ("; with swap the negative distance is the smaller of d_- and d_s, and its "
+               "derivative, the Heaviside step H(d_s − d_-), picks the smaller one (H(0) = 1/2: "
+               "torch's minimum splits a tie evenly)." if swap else ".")
         ),
         loss_why=(
             f"Triplet margin loss max(0, margin + d(a, p) − d(a, n)) with the {norm} distance "
-            "d(x, y) = ‖x − y + ε‖_p of torch's pairwise_distance"
+            "d(x, y) = |x − y + ε|_p of torch's pairwise_distance"
             + (" and, with swap, d(a, n) replaced by min(d(a, n), d(p, n))." if swap else ".")
         ),
         definitions=tuple(definitions),
@@ -221,16 +222,6 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
     )
 
 
-def _check_triplet_margin(opts: Mapping[str, Any]) -> Declaration:
-    if opts["margin"] <= 0:
-        from .errors import SymlossValueError
-
-        raise SymlossValueError(
-            f"triplet_margin_loss: margin must be greater than 0, got {opts['margin']!r}"
-        )
-    return _declare_triplet(opts)
-
-
 _TRIPLET = RowLossSpec(
     name="triplet_margin_loss",
     summary="Triplet margin loss of anchor, positive, negative rows (TripletMarginLoss): "
@@ -242,7 +233,7 @@ _TRIPLET = RowLossSpec(
         Option("swap", False, "use min(d(a, n), d(p, n)) as the negative distance", (False, True)),
         _reduction(),
     ),
-    declare=_check_triplet_margin,
+    declare=_declare_triplet,
     family="rows",
     arguments=("anchor", "positive", "negative"),
     target_domain=None,
@@ -302,7 +293,7 @@ _MULTILABEL_MARGIN = RowLossSpec(
     family="rows",
     arguments=("input", "target"),
     target_domain="index_sets",
-    row_dims=(0, 1),
+    row_dims=(-1, 0, 1),
 )
 
 for _spec in (_COSINE, _TRIPLET, _MULTILABEL_MARGIN):

@@ -54,7 +54,8 @@ class RowLossSpec(LossSpec):
             (``"sign"``: one ±1 per row; ``"index_sets"``: per row, class indices padded with
             −1); ``None`` for a loss without a target (``triplet_margin_loss``).
         row_dims: how many leading (row) axes the arrays may have, as torch allows
-            (``(0, 1)``: ``(D)`` or ``(N, D)``); ``None``: any number.
+            (``(0, 1)``: ``(D)`` or ``(N, D)``; ``-1`` also takes a 0-d input as one row of
+            one class, as ``multilabel_margin_loss`` does); ``None``: any number (at least 1-D).
     """
 
     target_domain: str | None = "sign"
@@ -346,6 +347,10 @@ class RowAdapter:
         given = dict(zip(spec.arguments, arrays, strict=True))
         vectors = [n for n in spec.arguments if n != "target"]
         raw = {n: _as_array(given[n], f"{self.name}: {n}") for n in vectors}
+        allowed = getattr(spec, "row_dims", None)
+        scalar_row = allowed is not None and -1 in allowed and all(a.ndim == 0 for a in raw.values())
+        if scalar_row:  # a 0-d input: one row of one class
+            raw = {n: a.reshape(1) for n, a in raw.items()}
         for n, arr in raw.items():
             if arr.dtype.kind not in "f":
                 raise SymlossTypeError(
@@ -360,9 +365,8 @@ class RowAdapter:
         if len({a.ndim for a in raw.values()}) > 1:
             shown = ", ".join(f"{n} {a.ndim}-D" for n, a in raw.items())
             raise SymlossValueError(f"{self.name}: the arrays must have the same number of dimensions, got {shown}")
-        allowed = getattr(spec, "row_dims", None)
         if len(shape) == 0 or (allowed is not None and len(shape) - 1 not in allowed):
-            dims = "any number of" if allowed is None else " or ".join(
+            dims = "1 or more" if allowed is None else " or ".join(
                 str(n + 1) for n in allowed
             )
             raise SymlossValueError(
@@ -383,6 +387,8 @@ class RowAdapter:
             if domain not in TARGET_DOMAINS:  # pragma: no cover - a declaration bug
                 raise AssertionError(f"{self.name}: unknown target domain {domain!r}")
             t = _as_array(given["target"], f"{self.name}: target")
+            if scalar_row and t.ndim == 0:
+                t = t.reshape(1)
             values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width).astype(work)
         for option, symbol in self.symbols.items():
             if option in values or not isinstance(symbol, sp.Symbol):
@@ -391,10 +397,8 @@ class RowAdapter:
                 values[option] = np.float64(width)
             else:
                 values[option] = np.float64(self.derivation.options[option])
-        return _Prepared(
-            values, rows, width, dtype,
-            {n: a.shape for n, a in raw.items()}, {n: _out_dtype(a) for n, a in raw.items()},
-        )
+        shapes = {n: () if scalar_row else a.shape for n, a in raw.items()}
+        return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()})
 
     def _denominator(self, rows: tuple[int, ...]) -> float:
         return float(np.prod(rows)) if self.reduction == "mean" else 1.0
@@ -428,20 +432,21 @@ class RowAdapter:
         first = self.spec.arguments[0]
         direction = _as_array(v, f"{self.name}: v")
         full = (*p.rows, p.width)
-        if direction.shape != p.shapes[first] or p.shapes[first] != full:
+        if direction.shape != p.shapes[first] or direction.size != int(np.prod(full)):
             raise SymlossValueError(
-                f"{self.name}: v must have the shape {full} of {first} (not broadcast), got "
-                f"{direction.shape}"
+                f"{self.name}: v must have the shape {p.shapes[first]} of {first} (not "
+                f"broadcast), got {direction.shape}"
             )
-        values = {**p.values, "v": direction.astype(np.asarray(p.values[first]).dtype)}
+        work = np.asarray(p.values[first]).dtype
+        values = {**p.values, "v": direction.reshape(full).astype(work)}
         out = self._kernel("hvp")(values, p.rows, p.width) / np.float64(self._denominator(p.rows))
-        return _cast(out, p.dtype)  # type: ignore[no-any-return]
+        return _cast(out.reshape(p.shapes[first]), p.dtype)  # type: ignore[no-any-return]
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:
         """∂²ℓ/∂xᵢ² per element of the first array (reduction ignored)."""
         p = self.prepare(*arrays)
         out = self._kernel("hess_diag")(p.values, p.rows, p.width)
-        return _cast(out, p.dtype)  # type: ignore[no-any-return]
+        return _cast(out.reshape(p.shapes[self.spec.arguments[0]]), p.dtype)  # type: ignore[no-any-return]
 
 
 def build(derivation: Derivation) -> Numeric:
