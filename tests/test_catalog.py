@@ -495,7 +495,7 @@ def test_margin_ranking_at_the_kink_equals_torch_exactly(margin, reduction):
     )
     np.testing.assert_array_equal(d.grad_fn(x1, x2, y), g1)
     np.testing.assert_array_equal(d.grad_fn(x1, x2, y, wrt="input2"), g2)
-    assert [s.checked for s in d.steps if s.title == "Kink"] == [True]
+    assert [s.checked for s in d.steps if s.title == "Kink"] == [True, True]  # y = 1 and y = −1
 
 
 # ------------------------------------------------------------------ multi_margin_loss

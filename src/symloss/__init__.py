@@ -34,13 +34,15 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def _symbolic_key(options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """What the symbolic derivation depends on: an array option only by its presence."""
+def _symbolic_key(options: dict[str, Any], spec: Any = None) -> tuple[tuple[str, Any], ...]:
+    """What the symbolic derivation depends on, as each option declares it
+    (``Option.symbolic``): an array only by its presence, label_smoothing only by being 0."""
+    how = {o.name: o.symbolic for o in spec.options} if spec is not None else {}
     key = []
     for name, value in sorted(options.items()):
-        if hasattr(value, "shape"):
+        if hasattr(value, "shape") or (how.get(name) == "presence" and value is not None):
             value = "<array>"
-        elif name == "label_smoothing":
+        elif how.get(name) == "nonzero":
             value = bool(value)
         key.append((name, value))
     return tuple(key)
@@ -89,5 +91,5 @@ def derive(name: str, **options: Any) -> Derivation:
                 f"{name} is {spec.name} with {key}={value!r}; use {spec.name!r} for another {key}"
             )
     merged = spec.validate({**preset, **options})
-    symbolic = _derive_symbolic(spec.name, _symbolic_key(merged))
+    symbolic = _derive_symbolic(spec.name, _symbolic_key(merged, spec))
     return symbolic._with_options(merged)

@@ -236,7 +236,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     maps = [stability_map(derivation, impl, dtype=dt, domain=domain) for dt in dtypes]
     if args.impl:
         label = args.impl
-    elif derivation.spec.torch_twin(derivation.options) is not None:  # torchvision's focal loss
+    elif derivation.spec.twin(derivation.options) is not None:  # torchvision's focal loss
         label = f"torch's {derivation.name} (written with torch operations)"
     else:
         label = f"torch.nn.functional.{derivation.name}"

@@ -189,7 +189,7 @@ def torch_function(derivation: Derivation) -> Callable[[Any, Any], Any]:
 
     spec = derivation.spec
     options = derivation.options
-    twin = spec.torch_twin(options)
+    twin = spec.twin(options)
     if twin is not None:  # torchvision's focal loss, nll_loss of log_softmax
         return twin
     fn = getattr(F, spec.name, None)
