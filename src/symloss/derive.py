@@ -456,11 +456,30 @@ class Derivation:
                     continue
                 expected, derived = kink.hessian_value, self.hessian
                 what = Partial(ell, z, 2)
-            value = sp.piecewise_fold(derived.subs(at))
+            value = sp.piecewise_fold(self._settle(derived.subs(at)))
             checked = is_zero(value - expected)
             lhs = sp.Subs(what, tuple(at), tuple(at.values()))
             steps.append(Step("Kink", kink.why, lhs, _chain([value, expected]), checked))
         return steps
+
+    def _settle(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with each step or Heaviside whose argument SymPy proves 0 evaluated at 0.
+
+        A row-wise loss's kink is where a sum-valued argument vanishes (``margin = c``, the
+        cosine); ``subs`` alone does not see that the argument is 0.
+        """
+        from .hinges import step
+
+        subst = self.declaration.substitute_definitions
+
+        def at_zero(e: sp.Basic) -> bool:
+            return (
+                isinstance(e, step | sp.Heaviside)
+                and not e.args[0].is_number
+                and is_zero(subst(e.args[0]))
+            )
+
+        return expr.replace(at_zero, lambda e: e.func(sp.S.Zero, *e.args[1:]))
 
     # ------------------------------------------------------------------ second order
     @property

@@ -15,7 +15,7 @@ import sympy as sp
 from sympy import IndexedBase, KroneckerDelta, Symbol
 
 from .catalog import CATALOG, REDUCTIONS, Option
-from .declaration import AlsoWrt, Declaration, Definition
+from .declaration import CLASS_INDEX_SETS, REALS, SIGNS, AlsoWrt, Argument, Declaration, Definition, Kink
 from .hinges import hinge, step
 from .primitives import CLASS_INDEX, SUM_INDEX
 from .rows import RowLossSpec
@@ -93,6 +93,14 @@ def _declare_cosine(opts: Mapping[str, Any]) -> Declaration:
         mean_denominator=_ROWS,
         mean_why=_MEAN_WHY,
         symbols={"input1": _A, "input2": _B, "target": _Y, "margin": _MARGIN, "num_features": _D},
+        kinks=(
+            Kink(((_MARGIN, _COS), (_Y, -1)), sp.S.Zero,
+                 "A dissimilar pair with c = margin: the derivative jumps from 0 (c < margin) to "
+                 "∂c/∂aᵢ (c > margin); any value between is a subgradient. symloss counts the "
+                 "hinge as inactive (1[u > 0]), 0, as torch 2.14's clamp_min does; torch 2.13 "
+                 "passes the gradient (the other side).", sp.S.Zero,
+                 left=sp.S.Zero, right=d_a),
+        ),
         canonical_hessian=factor * hess,
         hessian_why=(
             "The Hessian of the cosine, −(aᵢbⱼ + aⱼbᵢ)/(s_a √(s_a s_b)) + 3c aᵢaⱼ/s_a² − "
@@ -114,8 +122,13 @@ _COSINE = RowLossSpec(
     options=(Option("margin", 0.0, "the margin of dissimilar pairs", kind="real"), _reduction()),
     declare=_declare_cosine,
     family="rows",
-    arguments=("input1", "input2", "target"),
-    target_domain="sign",
+    signature=lambda o: (
+        Argument("input1", (REALS,), True, why="the first row of each pair, (N, D) or (D)"),
+        Argument("input2", (REALS,), True, why="the second row of each pair"),
+        Argument("target", (SIGNS,), why="1: the pair is similar; −1: dissimilar"),
+    ),
+    module="CosineEmbeddingLoss",
+    short=("cosine_embedding", "cosine"),
     row_dims=(0, 1),
 )
 
@@ -204,6 +217,14 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
             "anchor": _XA, "positive": _XP, "negative": _XN, "margin": _MARGIN, "eps": _EPS,
             "num_features": _D,
         },
+        kinks=(
+            Kink(((_MARGIN, shown_negative - _DP),), sp.S.Zero,
+                 "At margin + d_+ − d_- = 0 the derivative jumps from 0 (the margin is met) to "
+                 "the distance gradients (it is violated); any value between is a subgradient. "
+                 "symloss counts the hinge as inactive (1[u > 0]), 0, as torch 2.14's clamp_min "
+                 "does; torch 2.13 passes the gradient (the other side).", sp.S.Zero,
+                 left=sp.S.Zero, right=g_pos - to_neg * g_neg),
+        ),
         canonical_hessian=canonical_hessian,
         hessian_why=(
             "While the margin is violated, the Hessians of the distances, "
@@ -235,8 +256,13 @@ _TRIPLET = RowLossSpec(
     ),
     declare=_declare_triplet,
     family="rows",
-    arguments=("anchor", "positive", "negative"),
-    target_domain=None,
+    signature=lambda o: (
+        Argument("anchor", (REALS,), True, why="the anchor rows, (N, D) or (D)"),
+        Argument("positive", (REALS,), True, why="rows that should be close to the anchor"),
+        Argument("negative", (REALS,), True, why="rows that should be far from it"),
+    ),
+    module="TripletMarginLoss",
+    short=("triplet_margin", "triplet"),
     row_dims=None,
 )
 
@@ -291,8 +317,12 @@ _MULTILABEL_MARGIN = RowLossSpec(
     options=(_reduction(),),
     declare=_declare_multilabel_margin,
     family="rows",
-    arguments=("input", "target"),
-    target_domain="index_sets",
+    signature=lambda o: (
+        Argument("input", (REALS,), True, why="the class scores, (N, C), (C) or a 0-d score"),
+        Argument("target", (CLASS_INDEX_SETS,), why="per row, target class indices, then −1"),
+    ),
+    module="MultiLabelMarginLoss",
+    short=("multilabel_margin",),
     row_dims=(-1, 0, 1),
 )
 

@@ -11,10 +11,10 @@ this module evaluates such expressions with NumPy, with torch's bookkeeping arou
   each summation index) gets its own trailing axis, so ``a[i]`` and ``a[k]`` are the same row
   laid along two axes and ``Σ_k f(a_i, a_k)`` is a (compensated) sum over ``k``'s axis: pairwise
   sums need no special case;
-* the positional arrays are torch's (``spec.arguments``): an :class:`~sympy.IndexedBase` symbol
-  is a row of ``D`` numbers, a :class:`~sympy.Symbol` one number per row; the target is decoded
-  from its domain (:data:`TARGET_DOMAINS`: ``±1`` per row, or sets of class indices padded
-  with −1) and checked;
+* the positional arrays are the declared signature's (torch's names and order): an
+  :class:`~sympy.IndexedBase` symbol is a row of ``D`` numbers, a :class:`~sympy.Symbol` one
+  number per row; the target is decoded from its declared domain (:data:`TARGET_DOMAINS`:
+  ``±1`` per row, or sets of class indices padded with −1) and checked;
 * arrays broadcast as in torch, and the gradient of a broadcast array sums over the broadcast
   axes; ``reduction='mean'`` divides by the number of rows.
 
@@ -36,6 +36,7 @@ from sympy.printing.numpy import SciPyPrinter
 from . import kernels
 from .algebra import reduce_sums
 from .catalog import LossSpec
+from .declaration import CLASS_INDEX_SETS, SIGNS
 from .errors import SymlossTypeError, SymlossValueError, choice_error
 
 if TYPE_CHECKING:
@@ -49,16 +50,15 @@ __all__ = ["TARGET_DOMAINS", "RowLossSpec", "axis_sum", "build", "compile_rows"]
 class RowLossSpec(LossSpec):
     """A catalogue entry of the row family (``family="rows"``).
 
+    Its arrays and their domains are the :class:`LossSpec`'s signature; the target's domain
+    says how it is read (:data:`TARGET_DOMAINS`).
+
     Attributes:
-        target_domain: how the ``target`` argument is read, a key of :data:`TARGET_DOMAINS`
-            (``"sign"``: one ±1 per row; ``"index_sets"``: per row, class indices padded with
-            −1); ``None`` for a loss without a target (``triplet_margin_loss``).
         row_dims: how many leading (row) axes the arrays may have, as torch allows
             (``(0, 1)``: ``(D)`` or ``(N, D)``; ``-1`` also takes a 0-d input as one row of
             one class, as ``multilabel_margin_loss`` does); ``None``: any number (at least 1-D).
     """
 
-    target_domain: str | None = "sign"
     row_dims: tuple[int, ...] | None = (0, 1)
 
 
@@ -107,10 +107,11 @@ def _index_sets(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> 
     return counts.reshape(t.shape)
 
 
-#: How a row-wise loss reads its target: ``domain -> decode(loss, target, rows, width)``.
+#: How a row-wise loss reads its target, by the target's declared domain:
+#: ``domain name -> decode(loss, target, rows, width)``.
 TARGET_DOMAINS: dict[str, Callable[[str, np.ndarray, tuple[int, ...], int], np.ndarray]] = {
-    "sign": _sign_target,
-    "index_sets": _index_sets,
+    SIGNS.name: _sign_target,  # one ±1 per row
+    CLASS_INDEX_SETS.name: _index_sets,  # per row, class indices padded with −1
 }
 
 
@@ -306,7 +307,7 @@ class RowAdapter:
         self.reduction: str = derivation.options.get("reduction", "mean")
         self.symbols = dict(d.symbols)
         self.index = d.input.indices[0]  # type: ignore[attr-defined]
-        self.differentiable = [self.spec.arguments[0], *(w.name for w in d.also_wrt)]
+        self.differentiable = list(self.spec.differentiable())
         self._kernels: dict[str, RowKernel] = {}
 
     # ------------------------------------------------------------------ kernels
@@ -383,9 +384,9 @@ class RowAdapter:
             n: np.broadcast_to(a.astype(work), shape) for n, a in raw.items()
         }
         if "target" in spec.arguments:
-            domain = getattr(spec, "target_domain", None)
+            domain = spec.target_domains()[0].name
             if domain not in TARGET_DOMAINS:  # pragma: no cover - a declaration bug
-                raise AssertionError(f"{self.name}: unknown target domain {domain!r}")
+                raise AssertionError(f"{self.name}: no row layout for target domain {domain!r}")
             t = _as_array(given["target"], f"{self.name}: target")
             if scalar_row and t.ndim == 0:
                 t = t.reshape(1)
