@@ -172,7 +172,8 @@ class LossSpec:
 
     def __post_init__(self) -> None:
         if self.signature is None:  # a custom loss: input and target, from input_domain
-            legacy = self.input_domain or (lambda o: "real")
+            given = self.input_domain
+            legacy = given if given is not None else (lambda o: "real")
             object.__setattr__(
                 self,
                 "signature",

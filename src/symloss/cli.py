@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .catalog import ALIASES, CATALOG, REDUCTIONS
+from .catalog import ALIASES, CATALOG
 from .errors import SymlossError
 
 __all__ = ["main"]
@@ -32,37 +32,46 @@ class UsageError(SymlossError):
     """A command-line usage error (exit code 2)."""
 
 
+def _option_flags() -> dict[str, list[tuple[str, Any]]]:
+    """Every option of every loss, by name: [(loss, Option), ...] (the flags' single source)."""
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for spec in CATALOG.values():
+        for opt in spec.options:
+            out.setdefault(opt.name, []).append((spec.name, opt))
+    return out
+
+
 def _add_loss_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per catalogue option (``--pos-weight`` for ``pos_weight``), generated from the
+    declarations: its type from the option's kind, its help from the losses that take it."""
     group = parser.add_argument_group("loss options (torch.nn.functional keyword arguments)")
-    group.add_argument("--reduction", choices=(*REDUCTIONS, "batchmean"),
-                       help="none, mean (default) or sum; kl_div also batchmean")
-    group.add_argument("--link", help="binary_cross_entropy: 'sigmoid' takes logits")
-    group.add_argument("--weight", type=float, nargs="+", metavar="W", help="weight values")
-    group.add_argument("--pos-weight", type=float, nargs="+", metavar="W", help="pos_weight values")
-    group.add_argument("--ignore-index", type=int, metavar="N", help="ignored class index")
-    group.add_argument("--label-smoothing", type=float, metavar="EPS", help="in [0, 1]")
-    group.add_argument("--beta", type=float, help="smooth_l1_loss: quadratic zone, ≥ 0")
-    group.add_argument("--delta", type=float, help="huber_loss: threshold, > 0")
-    group.add_argument("--margin", type=float, help="hinge/ranking/multi-margin losses")
-    group.add_argument("--eps", type=float, help="poisson_nll_loss, gaussian_nll_loss")
-    group.add_argument("--p", type=int, choices=(1, 2), help="multi_margin_loss exponent")
-    group.add_argument("--alpha", type=float, help="sigmoid_focal_loss (negative: off)")
-    group.add_argument("--gamma", type=float, help="sigmoid_focal_loss, ≥ 0")
-    for flag, help in (("full", "poisson/gaussian NLL: add the constant terms"),
-                       ("log-input", "poisson_nll_loss: input is log λ"),
-                       ("log-target", "kl_div: target is a log-probability")):
-        group.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=help)
-
-
-_OPTION_NAMES = (
-    "reduction", "link", "weight", "pos_weight", "ignore_index", "label_smoothing", "beta",
-    "delta", "margin", "eps", "p", "alpha", "gamma", "full", "log_input", "log_target",
-)
+    for name, owners in sorted(_option_flags().items()):
+        opt = owners[0][1]
+        losses = sorted({loss for loss, _ in owners})
+        where = "every loss" if len(losses) == len(CATALOG) else ", ".join(losses)
+        helps = list(dict.fromkeys(o.help for _, o in owners))
+        help = f"{where}: {helps[0]}" if len(helps) == 1 else f"{where} (see `symloss list`)"
+        flag, dest = opt.flag, name
+        if opt.kind == "array":
+            group.add_argument(flag, dest=dest, type=float, nargs="+", metavar="W", help=help)
+        elif opt.kind == "int":
+            group.add_argument(flag, dest=dest, type=int, metavar="N", help=help)
+        elif opt.kind in ("real", "nonnegative", "positive", "unit_interval"):
+            group.add_argument(flag, dest=dest, type=float, metavar="X", help=help)
+        elif all(set(o.choices or ()) <= {False, True} for _, o in owners):
+            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, help=help)
+        else:
+            choices = list(dict.fromkeys(c for _, o in owners for c in (o.choices or ())))
+            if all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
+                group.add_argument(flag, dest=dest, type=int, choices=choices, help=help)
+            else:
+                shown = ["none" if c is None else str(c) for c in choices]
+                group.add_argument(flag, dest=dest, metavar="|".join(shown), help=help)
 
 
 def _loss_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in _OPTION_NAMES:
+    for name in _option_flags():
         value = getattr(args, name, None)
         if value is not None:
             options[name] = None if (name == "link" and value == "none") else value
@@ -199,13 +208,7 @@ def _derivation_for(args: argparse.Namespace) -> Any:
         raise UsageError("give a loss name (see `symloss list`) or --expr FORMULA")
     from . import derive
 
-    derivation = derive(args.name, **options)
-    if derivation.spec.arguments != ("input", "target"):
-        raise UsageError(
-            f"symloss check drives losses of (input, target); {derivation.name} takes "
-            f"({', '.join(derivation.spec.arguments)}): use the Python API (grad_fn, wrt=)"
-        )
-    return derivation
+    return derive(args.name, **options)
 
 
 def _need_torch(impl: Any, derivation: Any) -> None:
@@ -233,7 +236,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     dtypes = [args.dtype] if args.dtype else list(DTYPES)
     domain = tuple(args.domain) if args.domain else None
     result = check(derivation, impl, domain=domain, dtypes=dtypes)
-    maps = [stability_map(derivation, impl, dtype=dt, domain=domain) for dt in dtypes]
+    two_arrays = len(derivation.spec.arguments) == 2  # the stability map moves one input
+    maps = [stability_map(derivation, impl, dtype=dt, domain=domain) for dt in dtypes
+            if two_arrays]
     if args.impl:
         label = args.impl
     elif derivation.spec.twin(derivation.options) is not None:  # torchvision's focal loss
@@ -248,14 +253,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 0 if result.ok else 1
     shown = ", ".join(f"{k}={v!r}" for k, v in derivation.display_options.items())
     print(f"{label} against symloss's exact {derivation.name}({shown})")
+    arrays = ", ".join(derivation.spec.differentiable())
     if result.ok:
-        print(f"agrees: all {len(result.rows)} cases, loss value and gradient, within "
-              f"{TOLERANCE_ULPS:g} ulps")
+        print(f"agrees: all {len(result.rows)} cases, loss value and gradient "
+              f"(w.r.t. {arrays}), within {TOLERANCE_ULPS:g} ulps")
+        for line in result.conventions():
+            print(line)
     else:
         print(result.report(label))
-    print("\nstability map (where the gradient is exact):")
-    for m in maps:
-        print(str(m))
+    if maps:
+        print("\nstability map (where the gradient is exact):")
+        for m in maps:
+            print(str(m))
     return 0 if result.ok else 1
 
 

@@ -20,7 +20,6 @@ from .declaration import Declaration, Kink, Partial
 from .primitives import SUM_INDEX
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
 
     from .catalog import LossSpec
 
@@ -107,6 +106,28 @@ def _chain(items: list[sp.Expr]) -> tuple[sp.Expr, ...]:
     return tuple(out)
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for an option value (an array by its shape and bytes)."""
+    import numpy as np
+
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    arr = np.asarray(to_numpy(value), dtype=np.float64)
+    return ("array", arr.shape, arr.tobytes())
+
+
+def to_numpy(value: Any) -> Any:
+    """A torch tensor (on any device) as a NumPy array on the CPU; anything else unchanged.
+
+    The one conversion at the API boundary: ``loss_fn``, ``grad_fn`` and ``hvp_fn`` take
+    tensors (detached, moved to the CPU) and return NumPy. torch is never imported here: a
+    tensor is recognised by its type's module.
+    """
+    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value
+
+
 def _all_equal(
     items: tuple[sp.Expr, ...], substitute: Callable[[sp.Expr], sp.Expr] = lambda e: e
 ) -> bool:
@@ -142,8 +163,44 @@ class Derivation:
         """
         twin = copy.copy(self)
         twin.__dict__.pop("_numeric", None)
+        twin.__dict__.pop("_variants", None)
         twin.options = dict(options)
         return twin
+
+    def with_options(self, **changes: Any) -> Derivation:
+        """This loss with some options changed: the explicit way to make a variant.
+
+        The options are validated; the declaration is made afresh only where the change alters
+        the symbolic derivation (otherwise the symbolic results are shared); a variant is
+        built once: asking again for the same changes returns the same derivation, with the
+        kernels it has already compiled.
+
+        Args:
+            **changes: options to change (torch's keywords, as :func:`symloss.derive` takes).
+
+        Returns:
+            A :class:`Derivation` of the same loss with those options.
+
+        >>> import symloss
+        >>> d = symloss.derive("bce_with_logits")
+        >>> d.with_options(reduction="sum").options["reduction"]
+        'sum'
+        >>> d.with_options(reduction="sum") is d.with_options(reduction="sum")
+        True
+        """
+        variants = self.__dict__.setdefault("_variants", {})
+        key = tuple(sorted((k, _frozen(v)) for k, v in changes.items()))
+        if key not in variants:
+            options = self.spec.validate({**self.options, **changes})
+            from . import _derive_symbolic, _symbolic_key
+            from .catalog import CATALOG
+
+            if CATALOG.get(self.spec.name) is self.spec:
+                symbolic = _derive_symbolic(self.spec.name, _symbolic_key(options, self.spec))
+            else:  # a loss of the user's own (symloss.custom): declared here
+                symbolic = type(self)(self.spec, options, self.spec.declare(options))
+            variants[key] = symbolic._with_options(options)
+        return variants[key]  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.display_options.items())
@@ -710,32 +767,65 @@ class Derivation:
         return build(self)
 
     @property
-    def loss_fn(self) -> Callable[[npt.ArrayLike, npt.ArrayLike], Any]:
-        """``loss_fn(input, target)``: the reduced loss, with torch's semantics, in NumPy."""
-        return self._numeric.loss  # type: ignore[no-any-return]
+    def loss_fn(self) -> Callable[..., Any]:
+        """``loss_fn(input, target, ...)``: the reduced loss, with torch's semantics, in NumPy.
+
+        The arrays are torch's positional arguments (``spec.torch_arguments``); NumPy arrays or
+        torch tensors on any device (detached and moved to the CPU; the result is NumPy).
+        """
+        loss = self._numeric.loss
+
+        def loss_fn(*arrays: Any) -> Any:
+            return loss(*(to_numpy(a) for a in arrays))
+
+        return loss_fn
 
     @property
-    def grad_fn(self) -> Callable[[npt.ArrayLike, npt.ArrayLike], Any]:
-        """``grad_fn(input, target, ...)``: ∂(reduced loss)/∂input, the input's shape and dtype.
+    def grad_fn(self) -> Callable[..., Any]:
+        """``grad_fn(input, target, ..., wrt="input")``: ∂(reduced loss)/∂(array ``wrt``), in
+        that array's shape and dtype.
 
-        The arrays are torch's positional arguments (``spec.arguments``). ``wrt="var"`` (or
-        ``"input2"``) gives the gradient with respect to that argument, in its shape.
+        The arrays are torch's positional arguments (``spec.torch_arguments``), NumPy or torch
+        tensors (any device; the result is NumPy). ``wrt`` is torch's name of a differentiable
+        array: ``"var"`` of ``gaussian_nll_loss``, ``"input1"`` or ``"input2"`` of
+        ``margin_ranking_loss``.
+
+        >>> import numpy as np, symloss
+        >>> d = symloss.derive("margin_ranking_loss", reduction="sum")
+        >>> d.grad_fn(np.array([0.0]), np.array([1.0]), np.array([1.0]), wrt="input2")
+        array([1.])
         """
-        return self._numeric.grad  # type: ignore[no-any-return]
+        grad = self._numeric.grad
+        spec = self.spec
+
+        def grad_fn(*arrays: Any, wrt: str = "input") -> Any:
+            key = wrt
+            for arg in spec.arguments_for(self.options):
+                if wrt == arg.name and arg.differentiable:
+                    key = arg.symbol_key
+            return grad(*(to_numpy(a) for a in arrays), wrt=key)
+
+        return grad_fn
 
     @property
     def hvp_fn(self) -> Callable[..., Any]:
         """``hvp_fn(input, target, v)``: the Hessian of the reduced loss times ``v``.
 
         The Hessian is with respect to the input; the result has the input's shape and dtype
-        and equals ``torch.autograd.functional.hvp`` of torch's reduced loss.
+        and equals ``torch.autograd.functional.hvp`` of torch's reduced loss. Tensors are
+        accepted as for :attr:`grad_fn`.
 
         >>> import numpy as np, symloss
         >>> d = symloss.derive("bce", reduction="sum")
         >>> d.hvp_fn(np.array([0.0]), np.array([1.0]), np.array([2.0]))
         array([0.5])
         """
-        return self._numeric.hvp  # type: ignore[no-any-return]
+        hvp = self._numeric.hvp
+
+        def hvp_fn(*arrays: Any) -> Any:
+            return hvp(*(to_numpy(a) for a in arrays))
+
+        return hvp_fn
 
     def steps_for(self, order: int) -> list[Step]:
         """:attr:`steps` for ``order=1``, :attr:`hessian_steps` for ``order=2``."""
