@@ -65,7 +65,7 @@ CASES = [
 def _torch(name: str, arrays: list[Any], options: dict[str, Any]) -> tuple[list[torch.Tensor], torch.Tensor]:
     tensors = [
         torch.tensor(a, requires_grad=np.asarray(a).dtype.kind == "f" and n in DIFFERENTIABLE[name])
-        for a, n in zip(arrays, symloss.derive(name).spec.arguments, strict=True)
+        for a, n in zip(arrays, symloss.derive(name).spec.torch_arguments, strict=True)
     ]
     return tensors, getattr(F, name)(*tensors, **options)
 
@@ -271,3 +271,51 @@ def test_the_rows_are_rendered():
         assert "NOT PROVED" not in d.markdown()
         assert d.latex(document=True).isascii()
         assert "╲" in d.text()  # a sum over the row, drawn
+
+
+# --------------------------------------------------------------------------- the checker
+def _cosine_ignores_margin(a, b, y):
+    return F.cosine_embedding_loss(a, b, y)  # claimed: margin=0.5
+
+
+def _triplet_negative_detached(a, p, n):
+    return F.triplet_margin_loss(a, p, n.detach() + 0 * n)  # no gradient for the negative
+
+
+def _multilabel_reads_past_the_padding(x, t):
+    # every listed class counts, also after the first −1 (torch stops at the first −1)
+    hot = torch.zeros_like(x).scatter(-1, t.clamp(min=0), 1.0) * 0 + torch.zeros_like(x)
+    for idx in range(t.shape[-1]):
+        col = t[..., idx : idx + 1]
+        hot = hot + torch.zeros_like(x).scatter(-1, col.clamp(min=0), (col >= 0).to(x.dtype))
+    is_target = (hot > 0).to(x.dtype)
+    u = (1 - x.unsqueeze(-1) + x.unsqueeze(-2)).clamp(min=0)  # [l, k]: 1 − x_l + x_k
+    per_row = (hot.unsqueeze(-1) * (1 - is_target).unsqueeze(-2) * u).sum((-1, -2)) / x.shape[-1]
+    return per_row.mean()
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "fn", "said"),
+    [
+        (COSINE, {"margin": 0.5}, _cosine_ignores_margin, "disagree"),
+        (TRIPLET, {}, _triplet_negative_detached, "negative"),
+        (MULTILABEL, {}, _multilabel_reads_past_the_padding, "disagree"),
+    ],
+    ids=["cosine-margin", "triplet-negative", "multilabel-padding"],
+)
+def test_the_battery_catches_a_wrong_implementation(name, options, fn, said):
+    from symloss.testing import assert_grad_matches
+
+    with pytest.raises(AssertionError) as info:
+        assert_grad_matches(symloss.derive(name, **options), fn, dtypes=["float64"])
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize("name", [COSINE, TRIPLET, MULTILABEL])
+def test_torch_passes_the_battery(name):
+    from symloss.testing import assert_grad_matches, coverage, torch_function
+
+    d = symloss.derive(name)
+    result = assert_grad_matches(d, torch_function(d))
+    assert {k for r in result.rows for k in r.grad_ulps_by} == set(DIFFERENTIABLE[name])
+    assert "input" in coverage(d)["arrays"] or "anchor" in coverage(d)["arrays"]

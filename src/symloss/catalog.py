@@ -221,8 +221,8 @@ class LossSpec:
         raise choice_error(f"array of {self.name}", name, self.torch_arguments)
 
     def target_domains(self, options: Mapping[str, Any] | None = None) -> tuple[Domain, ...]:
-        """The domains of the ``target`` array."""
-        return next(a.domains for a in self.arguments_for(options) if a.name == "target")
+        """The domains of the ``target`` array; ``()`` for a loss without one (triplet)."""
+        return next((a.domains for a in self.arguments_for(options) if a.name == "target"), ())
 
     @property
     def index_targets_only(self) -> bool:

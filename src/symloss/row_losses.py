@@ -92,7 +92,7 @@ def _declare_cosine(opts: Mapping[str, Any]) -> Declaration:
         ),
         mean_denominator=_ROWS,
         mean_why=_MEAN_WHY,
-        symbols={"input1": _A, "input2": _B, "target": _Y, "margin": _MARGIN, "num_features": _D},
+        symbols={"input": _A, "input2": _B, "target": _Y, "margin": _MARGIN, "num_features": _D},
         kinks=(
             Kink(((_MARGIN, _COS), (_Y, -1)), sp.S.Zero,
                  "A dissimilar pair with c = margin: the derivative jumps from 0 (c < margin) to "
@@ -123,7 +123,7 @@ _COSINE = RowLossSpec(
     declare=_declare_cosine,
     family="rows",
     signature=lambda o: (
-        Argument("input1", (REALS,), True, why="the first row of each pair, (N, D) or (D)"),
+        Argument("input1", (REALS,), True, key="input", why="the first row of each pair, (N, D) or (D)"),
         Argument("input2", (REALS,), True, why="the second row of each pair"),
         Argument("target", (SIGNS,), why="1: the pair is similar; −1: dissimilar"),
     ),
@@ -214,7 +214,7 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
         mean_denominator=_ROWS,
         mean_why=_MEAN_WHY,
         symbols={
-            "anchor": _XA, "positive": _XP, "negative": _XN, "margin": _MARGIN, "eps": _EPS,
+            "input": _XA, "positive": _XP, "negative": _XN, "margin": _MARGIN, "eps": _EPS,
             "num_features": _D,
         },
         kinks=(
@@ -257,7 +257,7 @@ _TRIPLET = RowLossSpec(
     declare=_declare_triplet,
     family="rows",
     signature=lambda o: (
-        Argument("anchor", (REALS,), True, why="the anchor rows, (N, D) or (D)"),
+        Argument("anchor", (REALS,), True, key="input", why="the anchor rows, (N, D) or (D)"),
         Argument("positive", (REALS,), True, why="rows that should be close to the anchor"),
         Argument("negative", (REALS,), True, why="rows that should be far from it"),
     ),

@@ -307,7 +307,10 @@ class RowAdapter:
         self.reduction: str = derivation.options.get("reduction", "mean")
         self.symbols = dict(d.symbols)
         self.index = d.input.indices[0]  # type: ignore[attr-defined]
-        self.differentiable = list(self.spec.differentiable())
+        args = self.spec.arguments_for(derivation.options)
+        #: kernel keys of the differentiable arrays (grad_fn maps torch's names to them)
+        self.differentiable = [a.symbol_key for a in args if a.differentiable]
+        self.torch_names = {a.symbol_key: a.name for a in args}
         self._kernels: dict[str, RowKernel] = {}
 
     # ------------------------------------------------------------------ kernels
@@ -334,7 +337,7 @@ class RowAdapter:
 
     # ------------------------------------------------------------------ inputs
     def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
-        names = self.spec.arguments
+        names = self.spec.torch_arguments
         if len(arrays) != len(names):
             shown = ", ".join([*names, *([extra] if extra else [])])
             raise SymlossTypeError(
@@ -347,7 +350,8 @@ class RowAdapter:
         spec = self.spec
         given = dict(zip(spec.arguments, arrays, strict=True))
         vectors = [n for n in spec.arguments if n != "target"]
-        raw = {n: _as_array(given[n], f"{self.name}: {n}") for n in vectors}
+        shown = self.torch_names
+        raw = {n: _as_array(given[n], f"{self.name}: {shown[n]}") for n in vectors}
         allowed = getattr(spec, "row_dims", None)
         scalar_row = allowed is not None and -1 in allowed and all(a.ndim == 0 for a in raw.values())
         if scalar_row:  # a 0-d input: one row of one class
@@ -355,17 +359,19 @@ class RowAdapter:
         for n, arr in raw.items():
             if arr.dtype.kind not in "f":
                 raise SymlossTypeError(
-                    f"{self.name}: {n} must be a floating-point array, got dtype {arr.dtype}"
+                    f"{self.name}: {shown[n]} must be a floating-point array, got dtype {arr.dtype}"
                 )
         first = raw[vectors[0]]
         try:
             shape = np.broadcast_shapes(*(a.shape for a in raw.values()))
         except ValueError:
-            shown = ", ".join(f"{n} {a.shape}" for n, a in raw.items())
-            raise SymlossValueError(f"{self.name}: the arrays do not broadcast: {shown}") from None
+            sizes = ", ".join(f"{shown[n]} {a.shape}" for n, a in raw.items())
+            raise SymlossValueError(f"{self.name}: the arrays do not broadcast: {sizes}") from None
         if len({a.ndim for a in raw.values()}) > 1:
-            shown = ", ".join(f"{n} {a.ndim}-D" for n, a in raw.items())
-            raise SymlossValueError(f"{self.name}: the arrays must have the same number of dimensions, got {shown}")
+            dims = ", ".join(f"{shown[n]} {a.ndim}-D" for n, a in raw.items())
+            raise SymlossValueError(
+                f"{self.name}: the arrays must have the same number of dimensions, got {dims}"
+            )
         if len(shape) == 0 or (allowed is not None and len(shape) - 1 not in allowed):
             dims = "1 or more" if allowed is None else " or ".join(
                 str(n + 1) for n in allowed
@@ -416,10 +422,10 @@ class RowAdapter:
 
     def grad(self, *arrays: Any, wrt: str | None = None) -> np.ndarray:
         """∂(reduced loss)/∂(array ``wrt``, torch's name; the first array by default)."""
-        first = self.spec.arguments[0]
-        wrt = first if wrt is None or wrt == "input" else wrt
+        wrt = self.spec.arguments[0] if wrt is None else wrt
+        wrt = next((k for k, n in self.torch_names.items() if wrt == n), wrt)  # torch's name
         if wrt not in self.differentiable:
-            raise choice_error(f"wrt for {self.name}", wrt, self.differentiable)
+            raise choice_error(f"wrt for {self.name}", wrt, self.spec.differentiable())
         p = self.prepare(*arrays)
         per_element = self._kernel(f"grad:{wrt}")(p.values, p.rows, p.width)
         per_element = per_element / np.float64(self._denominator(p.rows))
@@ -435,8 +441,8 @@ class RowAdapter:
         full = (*p.rows, p.width)
         if direction.shape != p.shapes[first] or direction.size != int(np.prod(full)):
             raise SymlossValueError(
-                f"{self.name}: v must have the shape {p.shapes[first]} of {first} (not "
-                f"broadcast), got {direction.shape}"
+                f"{self.name}: v must have the shape {p.shapes[first]} of "
+                f"{self.torch_names[first]} (not broadcast), got {direction.shape}"
             )
         work = np.asarray(p.values[first]).dtype
         values = {**p.values, "v": direction.reshape(full).astype(work)}
@@ -456,3 +462,128 @@ def build(derivation: Derivation) -> Numeric:
 
     adapter = RowAdapter(derivation)
     return Numeric(loss=adapter.loss, grad=adapter.grad, hvp=adapter.hvp, hess_diag=adapter.hess_diag)
+
+
+# --------------------------------------------------------------------------- the checker's battery
+#: The row width of the battery's cases (features or classes).
+_WIDTH = 5
+
+
+def _row_shapes(spec: LossSpec) -> list[tuple[int, ...]]:
+    allowed = getattr(spec, "row_dims", None)
+    shapes: list[tuple[int, ...]] = []
+    if allowed is None or 0 in allowed:
+        shapes.append((_WIDTH,))  # one row, unbatched
+    shapes.append((4, _WIDTH))
+    if allowed is None:
+        shapes.append((2, 3, _WIDTH))
+    return shapes
+
+
+def _index_lists(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Per row, class indices then −1: repeats, an empty list, a full one, and entries after
+    the first −1 (which torch ignores)."""
+    width = shape[-1]
+    rows = np.full((int(np.prod(shape[:-1])), width), -1, dtype=np.int64)
+    for r in range(rows.shape[0]):
+        kind = r % 4
+        if kind == 0 and rows.shape[0] > 1:
+            rows[r, 1:] = rng.integers(-1, width, size=width - 1)  # empty list, junk after −1
+            continue
+        count = width if kind == 3 else int(rng.integers(1, width))
+        rows[r, :count] = rng.integers(0, width, size=count)  # repeats allowed
+        if count < width - 1:
+            rows[r, count + 1:] = rng.integers(-1, width, size=width - count - 1)
+    return rows.reshape(shape)
+
+
+def _target_draws(
+    spec: LossSpec, options: Mapping[str, Any], rng: np.random.Generator, shape: tuple[int, ...]
+) -> list[tuple[str, np.ndarray | None]]:
+    """(label, target) pairs covering the declared target domain, ``None`` without a target."""
+    domains = spec.target_domains(options)
+    if not domains:
+        return [("", None)]
+    name = domains[0].name
+    rows = shape[:-1]
+    if name == SIGNS.name:
+        if not rows:  # one row: each label in turn
+            return [(f"target {v:g}", np.array(v)) for v in (1.0, -1.0)]
+        signs = np.where(np.arange(int(np.prod(rows))) % 2 == 0, 1.0, -1.0)
+        return [("targets ±1", rng.permutation(signs).reshape(rows))]
+    if name == CLASS_INDEX_SETS.name:
+        return [("sets of class indices (repeats, -1 padding, entries after it)",
+                 _index_lists(rng, shape))]
+    raise AssertionError(f"{spec.name}: no battery for target domain {name!r}")  # pragma: no cover
+
+
+def battery_cases(derivation: Derivation, rng: np.random.Generator, dtype: str, domain: Any) -> Any:
+    """The row family's battery: every row layout torch takes, every target of the declared
+    domain (both labels ±1; index lists with repeats, padding and ignored entries), typical
+    rows and rows scaled to 10⁻⁶ and 10⁶ (where ``eps`` and the norms' rounding matter)."""
+    from .testing import Case
+
+    spec = derivation.spec
+    args = spec.arguments_for(derivation.options)
+    lo, hi = domain
+
+    def case(label: str, arrays: dict[str, np.ndarray], target: Any, extreme: bool = False) -> Any:
+        others = tuple(
+            (a.name, arrays[a.symbol_key]) for a in args if a.symbol_key not in ("input", "target")
+        )
+        t = np.zeros(0, dtype=dtype) if target is None else target
+        if target is not None and t.dtype.kind == "f":
+            t = t.astype(dtype)
+        return Case(label, arrays["input"], t, dtype, extreme=extreme, others=others)
+
+    for shape in _row_shapes(spec):
+        arrays = {
+            a.symbol_key: np.clip(2.0 * rng.standard_normal(shape), lo, hi).astype(dtype)
+            for a in args if a.symbol_key != "target"
+        }
+        for label, target in _target_draws(spec, derivation.options, rng, shape):
+            yield case(f"{shape} {label}".strip(), arrays, target)
+    shape = (4, _WIDTH)
+    for scale in (1e-6, 1e6):
+        arrays = {
+            a.symbol_key: np.clip(scale * rng.standard_normal(shape), lo, hi).astype(dtype)
+            for a in args if a.symbol_key != "target"
+        }
+        for label, target in _target_draws(spec, derivation.options, rng, shape):
+            yield case(f"{shape} rows of size {scale:g} {label}".strip(), arrays, target, True)
+
+
+def battery_ray(derivation: Derivation, t: np.ndarray, dtype: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """For the stability map of a two-array row loss: row r is ``(t[r], 0, …, 0)`` and its
+    target the first (then the second) class alone."""
+    spec = derivation.spec
+    if len(spec.arguments) != 2:
+        raise SymlossValueError(
+            f"{derivation.name}: the stability map moves the input of a two-array loss; "
+            f"{derivation.name} takes {', '.join(spec.torch_arguments)}"
+        )
+    x = np.zeros((t.size, _WIDTH), dtype=dtype)
+    x[:, 0] = t
+    out = []
+    for cls in (0, 1):
+        target = np.full((t.size, _WIDTH), -1, dtype=np.int64)
+        target[:, 0] = cls
+        out.append((f"x = (t, 0, …), target class {cls}", x, target))
+    return out
+
+
+def battery_target_at(case: Any, index: tuple[int, ...]) -> Any:
+    """The target of the row holding the element at ``index`` (a label, or its index list)."""
+    target = np.asarray(case.target)
+    if target.size == 0:
+        return None
+    row = index[: np.ndim(case.input) - 1]
+    value = target[row] if target.ndim == np.ndim(case.input) - 1 else target[row]
+    return value.tolist() if np.ndim(value) else float(value)
+
+
+def family() -> Any:
+    """The row family's :class:`symloss.testing.Family` (registered by :mod:`symloss.testing`)."""
+    from .testing import Family
+
+    return Family(battery_cases, battery_ray, battery_target_at)

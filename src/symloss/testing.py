@@ -633,6 +633,15 @@ register_family("elementwise", Family(_elementwise_cases, _elementwise_ray, _ele
 register_family("class_axis", Family(_class_axis_cases, _class_axis_ray, _class_axis_target))
 
 
+def _register_rows() -> None:
+    from .rows import family  # the row family (cosine, triplet, multilabel margin) owns its battery
+
+    register_family("rows", family())
+
+
+_register_rows()
+
+
 def battery(
     derivation: Derivation,
     seed: int = 0,
