@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the helper module
-from _torch_ref import assert_close, seed  # noqa: E402
-
 import symloss
+from _torch_ref import assert_close, seed
 from symloss.errors import SymlossTypeError, SymlossValueError
 
 COSINE, TRIPLET, MULTILABEL = "cosine_embedding_loss", "triplet_margin_loss", "multilabel_margin_loss"

@@ -134,7 +134,8 @@ _COSINE = RowLossSpec(
 
 
 # =========================================================================== triplet margin
-_XA, _XP, _XN = (IndexedBase(f"x^{s}", real=True) for s in ("a", "p", "n"))
+# anchor a, positive p, negative n: the names of torch's TripletMarginLoss documentation
+_XA, _XP, _XN = (IndexedBase(s, real=True) for s in ("a", "p", "n"))
 _EPS = Symbol("epsilon", real=True)
 _DP, _DN, _DS = Symbol("d_+", positive=True), Symbol("d_-", positive=True), Symbol("d_s", positive=True)
 

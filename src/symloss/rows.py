@@ -551,6 +551,132 @@ def battery_cases(derivation: Derivation, rng: np.random.Generator, dtype: str, 
         }
         for label, target in _target_draws(spec, derivation.options, rng, shape):
             yield case(f"{shape} rows of size {scale:g} {label}".strip(), arrays, target, True)
+    yield from _kink_cases(derivation, rng, dtype)
+
+
+def _kink_cases(derivation: Derivation, rng: np.random.Generator, dtype: str) -> Any:
+    """Rows on each declared kink: for a hinge of one number per row, ``max(0, u)``, the input
+    row is moved along a random direction to the root of ``u`` (bisection on the compiled
+    ``u``), the target set as the kink says (``y = −1``); a hinge over pairs of classes is not
+    laid out."""
+    from .hinges import hinge
+    from .testing import Case
+
+    d = derivation.declaration
+    spec = derivation.spec
+    args = spec.arguments_for(derivation.options)
+    hinges = [h.args[0] for h in d.loss.atoms(hinge)]
+    if len(hinges) != 1:
+        return
+    u = d.substitute_definitions(hinges[0])
+    if any(not e.free_symbols.isdisjoint({s for s in e.indices}) for e in u.atoms(sp.Indexed)
+           if not _bound(e, u)):
+        return  # a hinge per pair of classes: no single number per row
+    adapter = RowAdapter(derivation)
+    kernel = compile_rows(u, adapter.symbols, None)
+    target_symbol = d.symbols.get("target")
+    shape = (4, _WIDTH)
+    for number, kink in enumerate(d.kinks, 1):
+        label = next((v for sym, v in kink.at if sym == target_symbol), None)
+        arrays = {a.symbol_key: rng.standard_normal(shape) for a in args if a.symbol_key != "target"}
+        target = None if target_symbol is None else np.full(shape[:-1], float(label or 0))
+        vectors = [k for k in arrays]  # the input first
+        grid = np.concatenate([-np.geomspace(1e3, 1e-2, 41), [0.0], np.geomspace(1e-2, 1e3, 41)])
+
+        def u_at(
+            key: str, t: np.ndarray, direction: np.ndarray,
+            arrays: dict[str, np.ndarray] = arrays, target: np.ndarray | None = target,
+        ) -> np.ndarray:
+            moved = {**arrays, key: arrays[key] + t[:, None] * direction}
+            given = [moved[a.symbol_key] if a.symbol_key != "target" else target for a in args]
+            prep = adapter.prepare(*given)
+            return np.asarray(kernel(prep.values, prep.rows, prep.width), dtype=np.float64)
+
+        # Move one array's rows along a line until u changes sign: first toward the other
+        # arrays and their differences (b for a cosine, n − p for a triplet: along those u
+        # sweeps its range), then at random; the input first, then the others (with swap, a
+        # triplet's kink is reached by moving the negative).
+        placed = False
+        for key in vectors:
+            rest = [v for k, v in arrays.items() if k != key]
+            toward = [*rest, *(x - y for n, x in enumerate(rest) for y in rest[n + 1:])]
+            found = np.zeros(shape[0], dtype=bool)
+            direction = np.zeros(shape)
+            lo_t, hi_t = np.zeros(shape[0]), np.zeros(shape[0])
+            for trial in [*toward, *(rng.standard_normal(shape) for _ in range(8))]:
+                signs = np.array([np.sign(u_at(key, np.full(shape[0], t), trial)) for t in grid])
+                cross = signs[:-1] * signs[1:] <= 0
+                ok = cross.any(axis=0) & ~found
+                first = np.argmax(cross, axis=0)
+                direction[ok], lo_t[ok], hi_t[ok] = trial[ok], grid[first][ok], grid[first + 1][ok]
+                found |= ok
+                if found[:2].all():
+                    break
+            if not found[:2].all():
+                continue
+            u_lo = u_at(key, lo_t, direction)
+            for _ in range(80):
+                mid = (lo_t + hi_t) / 2
+                same = np.sign(u_at(key, mid, direction)) == np.sign(u_lo)
+                lo_t, hi_t = np.where(same, mid, lo_t), np.where(same, hi_t, mid)
+            arrays[key] = arrays[key] + lo_t[:, None] * direction
+            placed = True
+            break
+        if not placed:
+            continue  # the hinge never reaches 0 near these rows (a margin out of reach)
+        # the last two rows stay off the kink (the other label): a loss of ordinary size
+        on = np.arange(shape[0]) < 2
+        arrays["input"] = np.where(on[:, None], arrays["input"], rng.standard_normal(shape))
+        if target is not None:
+            target = np.where(on, target, -target)
+        others = tuple((a.name, arrays[a.symbol_key].astype(dtype)) for a in args
+                       if a.symbol_key not in ("input", "target"))
+        where = ", ".join(f"{sym} = {sp.sstr(v)}" for sym, v in kink.at)
+        yield Case(f"{shape} on kink {number}: {where}", arrays["input"].astype(dtype),
+                   np.zeros(0, dtype=dtype) if target is None else target.astype(dtype), dtype,
+                   others=others, on_kink=np.broadcast_to(on[:, None], shape).copy(), kink=number)
+
+
+def battery_sides(derivation: Derivation, case: Any, wrt: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The one-sided derivatives at a row's kink, exactly: each gradient with the kink's step
+    set to 0 (the hinge inactive) and to 1 (active), on the rows the case puts on the kink.
+
+    Moving the input a little to each side (the element-wise losses' way) would change a
+    row loss's gradient itself, which is not piecewise constant (a cosine, a distance).
+    """
+    from .hinges import hinge, step
+
+    d = derivation.declaration
+    cache = derivation.__dict__.setdefault("_row_sides", {})
+    arrays = case.arrays(derivation.spec)
+    adapter = RowAdapter(derivation)
+    prep = adapter.prepare(*arrays)
+    rows_on = np.asarray(np.asarray(case.on_kink).reshape((*prep.rows, prep.width)).any(axis=-1))
+    (u,) = [h.args[0] for h in d.loss.atoms(hinge)]
+    denominator = np.float64(adapter._denominator(prep.rows))
+    sides: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for _, key in wrt:
+        with np.errstate(all="ignore"):
+            normal = np.asarray(derivation.grad_fn(*arrays, wrt=key), dtype=np.float64)
+        for side, value in enumerate((sp.S.Zero, sp.S.One)):
+            if (key, side) not in cache:
+                raw = d.loss.diff(derivation.wrt_variable(key))
+                forced = raw.replace(
+                    lambda e: isinstance(e, step) and e.args[0] == u,
+                    lambda e, value=value: value,
+                )
+                cache[key, side] = compile_rows(
+                    d.substitute_definitions(forced), adapter.symbols, adapter.index
+                )
+            one = cache[key, side](prep.values, prep.rows, prep.width) / denominator
+            sides[side].append(np.where(rows_on[..., None], np.asarray(one, dtype=np.float64), normal))
+    return sides
+
+
+def _bound(element: sp.Indexed, expr: sp.Expr) -> bool:
+    """Whether every index of ``element`` is a summation index somewhere in ``expr``."""
+    bound = {limit[0] for total in expr.atoms(sp.Sum) for limit in total.limits}
+    return set(element.indices) <= bound
 
 
 def battery_ray(derivation: Derivation, t: np.ndarray, dtype: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -578,7 +704,7 @@ def battery_target_at(case: Any, index: tuple[int, ...]) -> Any:
     if target.size == 0:
         return None
     row = index[: np.ndim(case.input) - 1]
-    value = target[row] if target.ndim == np.ndim(case.input) - 1 else target[row]
+    value = target[row]  # a label (0-d) or the row's index list
     return value.tolist() if np.ndim(value) else float(value)
 
 
@@ -586,4 +712,4 @@ def family() -> Any:
     """The row family's :class:`symloss.testing.Family` (registered by :mod:`symloss.testing`)."""
     from .testing import Family
 
-    return Family(battery_cases, battery_ray, battery_target_at)
+    return Family(battery_cases, battery_ray, battery_target_at, sides=battery_sides)

@@ -292,6 +292,9 @@ class Family:
     cases: Callable[[Derivation, np.random.Generator, str, Domain], Iterator[Case]]
     ray: Callable[[Derivation, np.ndarray, str], list[tuple[str, np.ndarray, np.ndarray]]]
     target_at: Callable[[Case, tuple[int, ...]], Any]
+    #: the one-sided derivatives at a case's kink elements, where the family computes them
+    #: itself (the row family: the hinge's step forced to 0 and 1); ``None``: move the input
+    sides: Callable[..., tuple[list[np.ndarray], list[np.ndarray]]] | None = None
 
 
 #: The battery's families, keyed by ``LossSpec.family``; add one with :func:`register_family`.
@@ -830,6 +833,8 @@ def _kink_sides(
     """
     if case.on_kink is None or not _has_two_sided_kink(derivation.declaration.kinks):
         return None
+    if _family(derivation).sides is not None:
+        return _family(derivation).sides(derivation, case, wrt)  # type: ignore[misc]
     arrays = [np.asarray(a, dtype=np.float64) for a in case.arrays(derivation.spec)]
     x = arrays[0]
     step = np.maximum(np.abs(x), 1.0) * 2.0**-20
