@@ -194,7 +194,7 @@ class LossSpec:
     def arguments_for(self, options: Mapping[str, Any] | None = None) -> tuple[Argument, ...]:
         """The positional arrays for these options (the defaults when ``None``)."""
         assert self.signature is not None
-        return self.signature(self.defaults() if options is None else options)
+        return self.signature({**self.defaults(), **(options or {})})
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}

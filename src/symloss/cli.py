@@ -64,9 +64,11 @@ def _add_loss_options(parser: argparse.ArgumentParser) -> None:
             choices = list(dict.fromkeys(c for _, o in owners for c in (o.choices or ())))
             if all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
                 group.add_argument(flag, dest=dest, type=int, choices=choices, help=help)
-            else:
+            elif None in choices:  # `--link none`; the loss names its own valid values
                 shown = ["none" if c is None else str(c) for c in choices]
                 group.add_argument(flag, dest=dest, metavar="|".join(shown), help=help)
+            else:
+                group.add_argument(flag, dest=dest, choices=[str(c) for c in choices], help=help)
 
 
 def _loss_options(args: argparse.Namespace) -> dict[str, Any]:
