@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sympy as sp
 import torch
 import torch.nn.functional as F
 
@@ -318,3 +319,31 @@ def test_torch_passes_the_battery(name):
     result = assert_grad_matches(d, torch_function(d))
     assert {k for r in result.rows for k in r.grad_ulps_by} == set(DIFFERENTIABLE[name])
     assert "input" in coverage(d)["arrays"] or "anchor" in coverage(d)["arrays"]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [(COSINE, {}), (COSINE, {"margin": 0.5}), (TRIPLET, {}),
+                          (TRIPLET, {"swap": True}), (TRIPLET, {"p": 1.0})],
+)
+def test_declared_one_sided_derivatives_hold_on_the_laid_out_kink(name, options):
+    """Kink.left / Kink.right (∂ℓ/∂input per row), compiled, equal the gradient on either side
+    of the kink -- sympy.diff's gradient with the hinge's step forced to 0 and to 1 -- on the
+    battery's rows laid out on the kink; and the two sides differ there."""
+    from symloss.rows import RowAdapter, battery_sides, compile_rows
+    from symloss.testing import battery
+
+    d = symloss.derive(name, reduction="sum", **options)
+    (kink,) = d.declaration.kinks
+    (case,) = [c for c in battery(d, dtypes=["float64"]) if c.on_kink is not None]
+    arrays = case.arrays(d.spec)
+    adapter = RowAdapter(d)
+    prep = adapter.prepare(*arrays)
+    on = case.on_kink.any(axis=-1)
+    left, right = battery_sides(d, case, [(DIFFERENTIABLE[name][0], "input")])
+    for stated, side in ((kink.left, left[0]), (kink.right, right[0])):
+        kernel = compile_rows(d.declaration.substitute_definitions(sp.sympify(stated)),
+                              adapter.symbols, adapter.index)
+        np.testing.assert_allclose(kernel(prep.values, prep.rows, prep.width)[on], side[on],
+                                   rtol=1e-12, atol=1e-14)
+    assert not np.allclose(left[0][on], right[0][on])  # a real jump
+    assert kink.convention == "left" and d.declaration.kinks[0].value == 0  # symloss's choice
