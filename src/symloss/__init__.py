@@ -17,10 +17,12 @@ from .boosting import objective
 from .catalog import ALIASES, losses, resolve
 from .derive import Derivation, Step
 from .errors import SymlossError, SymlossTypeError, SymlossValueError, UnknownLossError
+from .relations import Relation, relate, relations
 
 __all__ = [
     "ALIASES",
     "Derivation",
+    "Relation",
     "Step",
     "SymlossError",
     "SymlossTypeError",
@@ -29,6 +31,8 @@ __all__ = [
     "derive",
     "losses",
     "objective",
+    "relate",
+    "relations",
 ]
 
 __version__ = "0.1.0"

@@ -1427,8 +1427,11 @@ class CheckResult:
             )
         return lines
 
-    def report(self, implementation: str = "the implementation") -> str:
-        return _report(self, implementation)
+    def report(self, implementation: str = "the implementation", lang: str = "en") -> str:
+        """The report; ``lang="zh"``: in Chinese (see :func:`symloss.words.translate_lines`)."""
+        from .words import translate_lines
+
+        return translate_lines(_report(self, implementation), lang)
 
     def to_json(self) -> dict[str, Any]:
         return {
