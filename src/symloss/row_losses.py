@@ -193,21 +193,20 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
     canonical_hessian = None
     if h_pos is not None and h_neg is not None:
         canonical_hessian = active * (h_pos - to_neg * h_neg)
-    norm = "Euclidean" if p == 2 else "L1" if p == 1 else f"L{p}"
     return Declaration(
         input=_XA[_I],
         target=sp.S.Zero,  # no target: the loss compares three arrays
         loss=loss,
         canonical=active * (g_pos - to_neg * g_neg),
         canonical_why=(
-            f"While the margin is violated, the gradient of the {norm} distance to the positive "
+            "While the margin is violated, the gradient of the distance to the positive "
             "minus that to the negative; ∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1)"
             + ("; with swap the negative distance is the smaller of d_- and d_s, and its "
                "derivative, the Heaviside step H(d_s − d_-), picks the smaller one (H(0) = 1/2: "
                "torch's minimum splits a tie evenly)." if swap else ".")
         ),
         loss_why=(
-            f"Triplet margin loss max(0, margin + d(a, p) − d(a, n)) with the {norm} distance "
+            "Triplet margin loss max(0, margin + d(a, p) − d(a, n)) with the p-norm distance "
             "d(x, y) = |x − y + ε|_p of torch's pairwise_distance"
             + (" and, with swap, d(a, n) replaced by min(d(a, n), d(p, n))." if swap else ".")
         ),

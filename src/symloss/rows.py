@@ -150,6 +150,28 @@ class _Printer(SciPyPrinter):
             out = f"numpy.minimum({out}, {self._print(arg)})"
         return out
 
+    def _print_And(self, expr: sp.And) -> str:
+        return self._chain("numpy.logical_and", expr.args)
+
+    def _print_Or(self, expr: sp.Or) -> str:
+        return self._chain("numpy.logical_or", expr.args)
+
+    def _chain(self, func: str, args: tuple[sp.Basic, ...]) -> str:
+        out = self._print(args[0])
+        for arg in args[1:]:  # pairwise: the operands broadcast (reduce over a tuple does not)
+            out = f"{func}({out}, {self._print(arg)})"
+        return out
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # nested where: the pieces broadcast (numpy.select wants one shape for every condition)
+        out = "numpy.nan"
+        for value, cond in reversed(expr.args):
+            if cond == sp.true:
+                out = self._print(value)
+            else:
+                out = f"numpy.where({self._print(cond)}, {self._print(value)}, {out})"
+        return out
+
     def _print_Max(self, expr: sp.Max) -> str:
         out = self._print(expr.args[0])
         for arg in expr.args[1:]:
@@ -228,11 +250,11 @@ def compile_rows(
         if not e.args:
             return e
         args = [rebuild(a) for a in e.args]
-        if isinstance(e, sp.Sum):
-            (index, _, _), *more = e.limits
-            if more:
-                raise NotImplementedError("one index per Sum")
-            return _AxisSum(args[0], sp.Integer(slot[index] - nslots))
+        if isinstance(e, sp.Sum):  # Σ_{k,l}: the first limit is the innermost sum
+            body = args[0]
+            for index, _, _ in e.limits:
+                body = _AxisSum(body, sp.Integer(slot[index] - nslots))
+            return body
         return e.func(*args)
 
     expr = rebuild(expr)
@@ -454,6 +476,18 @@ class RowAdapter:
         p = self.prepare(*arrays)
         out = self._kernel("hess_diag")(p.values, p.rows, p.width)
         return _cast(out.reshape(p.shapes[self.spec.arguments[0]]), p.dtype)  # type: ignore[no-any-return]
+
+
+def evaluate(derivation: Derivation, expr: sp.Expr, arrays: tuple[Any, ...]) -> np.ndarray:
+    """The numbers of a per-row expression (a step of the derivation) at torch's arrays: one
+    per row, or one per element where ``expr`` has the free index (a worked example's values).
+    """
+    adapter = RowAdapter(derivation)
+    prep = adapter.prepare(*arrays)
+    expr = derivation.declaration.substitute_definitions(expr)
+    free = adapter.index if adapter.index in expr.free_symbols else None
+    kernel = compile_rows(expr, adapter.symbols, free)
+    return np.asarray(kernel(prep.values, prep.rows, prep.width), dtype=np.float64)
 
 
 def build(derivation: Derivation) -> Numeric:
