@@ -46,6 +46,16 @@ def test_every_format_prints_the_numbers(fmt):
         out.encode("ascii")
 
 
+def _draw(domain, rng, n):
+    """n values inside ``domain`` (read from the declaration), away from its ends."""
+    if domain.values is not None:
+        return np.resize(np.array(domain.values), n)
+    lo, hi = max(domain.lo, -2.0), min(domain.hi, 2.0)
+    if domain.integer:
+        return rng.integers(int(lo), int(hi) + 1, size=n).astype(np.float64)
+    return rng.uniform(lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo), size=n)
+
+
 def _arrays(d, rng):
     name = d.name
     if d.spec.family == "rows":  # rows of 3 features (class scores for multilabel_margin_loss)
@@ -55,19 +65,10 @@ def _arrays(d, rng):
         return vectors + ([np.array([1.0, -1.0])] if "target" in d.spec.arguments else [])
     if d.spec.family != "elementwise":
         z = rng.normal(size=(2, 3))
-        if name == "multilabel_soft_margin_loss":
+        if d.name == "multilabel_soft_margin_loss":
             return [z, np.array([[0.0, 1, 1], [1, 0, 0]])]
         return [z, np.array([2, 0])]
-    n = 3
-    arrays = [rng.normal(size=n) for _ in d.spec.arguments]
-    if str(d.input) == "p" or (name == "poisson_nll_loss" and not d.options.get("log_input")):
-        arrays[0] = rng.uniform(0.1, 0.9, size=n)
-    if name == "gaussian_nll_loss":
-        arrays[2] = rng.uniform(0.5, 2.0, size=n)
-        return arrays
-    pm = name in ("hinge_embedding_loss", "soft_margin_loss", "margin_ranking_loss")
-    arrays[-1] = np.array([1.0, -1.0, 1.0]) if pm else np.array([0.0, 1.0, 1.0])
-    return arrays
+    return [_draw(a.domains[0], rng, 3) for a in d.spec.arguments_for(d.options)]
 
 
 CASES = [(stem, name, options) for stem, name, options in documents()]

@@ -154,6 +154,8 @@ class LossSpec:
             (torchvision's focal loss, nll_loss∘log_softmax); ``""`` otherwise.
         input_domain: ``"probability"`` or ``"real"`` from the input's declared domain (a
             :class:`LossSpec` made without a signature may give it instead).
+        has_torch_twin: False for a loss torch does not have (the boosting losses of
+            :mod:`symloss.catalog_boosting`): checking it needs an implementation.
     """
 
     name: str
@@ -168,6 +170,7 @@ class LossSpec:
     spatial: bool = True
     fast_kernels: bool = False
     torch_twin: str = ""
+    has_torch_twin: bool = True
     input_domain: Callable[[Mapping[str, Any]], str] = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -657,9 +660,9 @@ def losses() -> list[str]:
     """The names of every loss in the catalogue (torch names), sorted.
 
     >>> losses()[:4]
-    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cosine_embedding_loss', 'cross_entropy']
+    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy', 'gamma_loss']
     >>> len(losses())
-    20
+    22
     """
     return sorted(CATALOG)
 
@@ -1453,6 +1456,12 @@ CATALOG["multi_margin_loss"] = LossSpec(
     short=("multi_margin",),
     spatial=False,
 )
+
+
+# =========================================================================== boosting losses
+from .catalog_boosting import register as _register_boosting  # noqa: E402
+
+_register_boosting(CATALOG)
 
 
 # =========================================================================== row-wise losses

@@ -327,6 +327,11 @@ def _need_torch(impl: Any, derivation: Any) -> None:
         raise UsageError("this command needs torch: pip install 'symloss[torch]'") from None
     if impl is None and args_is_custom(derivation):
         raise UsageError("a --expr loss has no torch twin: give --impl MODULE:FUNCTION")
+    if impl is None and not getattr(derivation.spec, "has_torch_twin", True):
+        raise UsageError(
+            f"{derivation.name} has no torch twin (torch does not have this loss): give "
+            "--impl MODULE:FUNCTION"
+        )
 
 
 def args_is_custom(derivation: Any) -> bool:

@@ -107,6 +107,16 @@ def _chain(items: list[sp.Expr]) -> tuple[sp.Expr, ...]:
     return tuple(out)
 
 
+def _cancelled(product: sp.Expr, outer: sp.Expr, inner: sp.Expr) -> list[sp.Expr]:
+    """The product of the chain rule with each outer term multiplied into the inner factor (an
+    element-wise loss; SymPy cancels p against 1/p as it multiplies), then simplified in p."""
+    in_var = tidy(product)
+    if isinstance(product, sp.Sum):
+        return [in_var]
+    terms = sp.Add.make_args(sp.expand(outer, deep=False))
+    return [sp.Add(*(t * inner for t in terms)), in_var]
+
+
 def _frozen(value: Any) -> Any:
     """A hashable stand-in for an option value (an array by its shape and bytes)."""
     import numpy as np
@@ -127,16 +137,6 @@ def to_numpy(value: Any) -> Any:
     if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
         return value.detach().cpu().numpy()
     return value
-
-
-def _cancelled(product: sp.Expr, outer: sp.Expr, inner: sp.Expr) -> list[sp.Expr]:
-    """The product of the chain rule with each outer term multiplied into the inner factor (an
-    element-wise loss; SymPy cancels p against 1/p as it multiplies), then simplified in p."""
-    in_var = tidy(product)
-    if isinstance(product, sp.Sum):
-        return [in_var]
-    terms = sp.Add.make_args(sp.expand(outer, deep=False))
-    return [sp.Add(*(t * inner for t in terms)), in_var]
 
 
 def _all_equal(
@@ -844,6 +844,18 @@ class Derivation:
             return hvp(*(to_numpy(a) for a in arrays))
 
         return hvp_fn
+
+    @property
+    def hess_diag_fn(self) -> Callable[..., Any]:
+        """``hess_diag_fn(input, target)``: ∂²ℓ/∂zᵢ² per element, unreduced: the Hessian's
+        diagonal (:attr:`hessian_diagonal`), the input's shape and dtype. It is the ``hess``
+        of a gradient-boosting objective (:func:`symloss.objective`).
+
+        >>> import numpy as np, symloss
+        >>> symloss.derive("bce_with_logits").hess_diag_fn(np.array([0.0]), np.array([1.0]))
+        array([0.25])
+        """
+        return self._numeric.hess_diag  # type: ignore[no-any-return]
 
     def steps_for(self, order: int) -> list[Step]:
         """:attr:`steps` for ``order=1``, :attr:`hessian_steps` for ``order=2``."""

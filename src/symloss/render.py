@@ -29,6 +29,7 @@ _TEX = {
     "γ": r"\gamma", "Δ": r"\Delta", "√": r"\surd", "≈": r"\approx", "∈": r"\in",
     "ᵀ": "^{T}", "₁": "_{1}", "₂": "_{2}", "³": "^{3}", "±": r"\pm", "π": r"\pi",
     "ζ": r"\zeta", "‖": r"\|",
+    "ρ": r"\rho", "τ": r"\tau",  # the boosting losses' power and quantile
 }
 _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",

@@ -243,6 +243,11 @@ def torch_function(derivation: Derivation) -> Callable[..., Any]:
 
     spec = derivation.spec
     options = derivation.options
+    if not spec.has_torch_twin:
+        raise SymlossValueError(
+            f"{spec.name} has no torch twin (torch does not have this loss): pass the "
+            "implementation to check (fn=..., or --impl MODULE:FUNCTION on the command line)"
+        )
     twin = spec.twin(options)
     if twin is not None:  # torchvision's focal loss, nll_loss of log_softmax
         return twin
@@ -1426,6 +1431,7 @@ class CheckResult:
                 f"({kink.convention}); the implementation: {took or 'not tried'}"
             )
         return lines
+
 
     def report(self, implementation: str = "the implementation", lang: str = "en") -> str:
         """The report; ``lang="zh"``: in Chinese (see :func:`symloss.words.translate_lines`)."""
