@@ -224,8 +224,8 @@ class LossSpec:
         raise choice_error(f"array of {self.name}", name, self.torch_arguments)
 
     def target_domains(self, options: Mapping[str, Any] | None = None) -> tuple[Domain, ...]:
-        """The domains of the ``target`` array."""
-        return next(a.domains for a in self.arguments_for(options) if a.name == "target")
+        """The domains of the ``target`` array; ``()`` for a loss without one (triplet)."""
+        return next((a.domains for a in self.arguments_for(options) if a.name == "target"), ())
 
     @property
     def index_targets_only(self) -> bool:
@@ -663,9 +663,9 @@ def losses() -> list[str]:
     """The names of every loss in the catalogue (torch names), sorted.
 
     >>> losses()[:4]
-    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy', 'gamma_loss']
+    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cosine_embedding_loss', 'cross_entropy']
     >>> len(losses())
-    22
+    25
     """
     return sorted(CATALOG)
 
@@ -1492,3 +1492,9 @@ CATALOG["multi_margin_loss"] = LossSpec(
 from .catalog_boosting import register as _register_boosting  # noqa: E402
 
 _register_boosting(CATALOG)
+
+
+# =========================================================================== row-wise losses
+# cosine_embedding_loss, triplet_margin_loss, multilabel_margin_loss: declared in their own
+# module (the row family, symloss.rows), which registers them here.
+from . import row_losses  # noqa: E402, F401

@@ -126,6 +126,10 @@ def build(derivation: Derivation) -> Numeric:
         adapter: _Adapter = _Elementwise(derivation)
     elif family == "class_axis":
         adapter = _ClassAxis(derivation)
+    elif family == "rows":  # row-wise losses (norms, dot products per row): symloss.rows
+        from .rows import build as build_rows
+
+        return build_rows(derivation)
     else:  # pragma: no cover - a catalogue entry with an unknown family is a bug here
         raise AssertionError(family)
     return Numeric(

@@ -318,6 +318,9 @@ class Family:
     cases: Callable[[Derivation, np.random.Generator, str, Domain], Iterator[Case]]
     ray: Callable[[Derivation, np.ndarray, str], list[tuple[str, np.ndarray, np.ndarray]]]
     target_at: Callable[[Case, tuple[int, ...]], Any]
+    #: the one-sided derivatives at a case's kink elements, where the family computes them
+    #: itself (the row family: the hinge's step forced to 0 and 1); ``None``: move the input
+    sides: Callable[..., tuple[list[np.ndarray], list[np.ndarray]]] | None = None
 
 
 #: The battery's families, keyed by ``LossSpec.family``; add one with :func:`register_family`.
@@ -667,6 +670,15 @@ register_family("elementwise", Family(_elementwise_cases, _elementwise_ray, _ele
 register_family("class_axis", Family(_class_axis_cases, _class_axis_ray, _class_axis_target))
 
 
+def _register_rows() -> None:
+    from .rows import family  # the row family (cosine, triplet, multilabel margin) owns its battery
+
+    register_family("rows", family())
+
+
+_register_rows()
+
+
 def battery(
     derivation: Derivation,
     seed: int = 0,
@@ -857,6 +869,8 @@ def _kink_sides(
     on_kink = _kink_mask(derivation, case)
     if on_kink is None:
         return None
+    if _family(derivation).sides is not None:
+        return _family(derivation).sides(derivation, case, wrt)  # type: ignore[misc]
     arrays = [np.asarray(a, dtype=np.float64) for a in case.arrays(derivation.spec)]
     x = arrays[0]
     step = np.maximum(np.abs(x), 1.0) * 2.0**-20

@@ -333,3 +333,99 @@ LINES: list[tuple[str, str]] = [
     (r"lower", "下"),
     (r"upper", "上"),
 ]
+
+# ---- 逐行损失（symloss.row_losses）：cosine_embedding_loss、triplet_margin_loss、multilabel_margin_loss
+SENTENCES.update({
+    "aten's EPSILON, the float 1e-12, in double.": "aten 的 EPSILON：单精度浮点数 1e-12，以双精度表示。",
+    "The squared norm of a, plus ε.": "a 的范数平方，加上 ε。",
+    "The squared norm of b, plus ε.": "b 的范数平方，加上 ε。",
+    "The cosine of a and b.": "a 与 b 的余弦。",
+    "Cosine embedding loss of a pair of rows a, b with y = ±1: 1 − c for y = 1 and max(0, c − margin) "
+    "for y = −1, c = a·b / √((|a|² + ε)(|b|² + ε)) with aten's ε = 1e-12 (a float) added to each "
+    "squared norm; written with (1 ± y)/2.":
+        "一对行向量 a、b 的余弦嵌入损失，y = ±1：y = 1 时为 1 − c，y = −1 时为 max(0, c − margin)；"
+        "c = a·b / √((|a|² + ε)(|b|² + ε))，每个范数平方都加上 aten 的 ε = 1e-12（单精度）；用 (1 ± y)/2 写成一个式子。",
+    "reduction='mean' averages the per-row losses over the N rows.":
+        "reduction='mean' 对 N 行的逐行损失取平均。",
+    "The derivative of the cosine, ∂c/∂aᵢ = bᵢ/√(s_a s_b) − c aᵢ/s_a (the part of b orthogonal to a, "
+    "over the norms), times −1 for a similar pair (y = 1) and times 1[c − margin > 0] for a "
+    "dissimilar one (y = −1).":
+        "余弦的导数 ∂c/∂aᵢ = bᵢ/√(s_a s_b) − c aᵢ/s_a（b 中与 a 正交的部分，除以范数），"
+        "相似的一对（y = 1）乘以 −1，不相似的一对（y = −1）乘以 1[c − margin > 0]。",
+    "The mirror image: ∂c/∂bᵢ = aᵢ/√(s_a s_b) − c bᵢ/s_b, times the same factor.":
+        "镜像：∂c/∂bᵢ = aᵢ/√(s_a s_b) − c bᵢ/s_b，乘以同一个因子。",
+    "A dissimilar pair with c = margin: the derivative jumps from 0 (c < margin) to ∂c/∂aᵢ "
+    "(c > margin); any value between is a subgradient.":
+        "c = margin 的不相似的一对：导数从 0（c < margin）跳到 ∂c/∂aᵢ（c > margin）；两者之间的任何值都是次梯度。",
+    "symloss counts the hinge as inactive (1[u > 0]), 0, as torch 2.14's clamp_min does; torch 2.13 "
+    "passes the gradient (the other side).":
+        "symloss 把铰链算作未激活（1[u > 0]），取 0，与 torch 2.14 的 clamp_min 相同；torch 2.13 让梯度通过（另一侧）。",
+    "The Hessian of the cosine, −(aᵢbⱼ + aⱼbᵢ)/(s_a √(s_a s_b)) + 3c aᵢaⱼ/s_a² − c δᵢⱼ/s_a, times "
+    "the same factor (the step's Dirac delta at the kink dropped).":
+        "余弦的 Hessian，−(aᵢbⱼ + aⱼbᵢ)/(s_a √(s_a s_b)) + 3c aᵢaⱼ/s_a² − c δᵢⱼ/s_a，乘以同一个因子"
+        "（阶跃函数在不可导点处的狄拉克 δ 已舍去）。",
+    "Cosine embedding loss of row pairs with y = ±1 (CosineEmbeddingLoss); gradients for both inputs.":
+        "行向量对的余弦嵌入损失，y = ±1（CosineEmbeddingLoss）；两个输入的梯度都给出。",
+    "Multi-label margin loss: (1/C) Σ over target classes l and non-target classes k of "
+    "max(0, 1 − x_l + x_k).":
+        "多标签间隔损失：对目标类 l 与非目标类 k 求和 (1/C) Σ max(0, 1 − x_l + x_k)。",
+    "yₖ counts class k in the row's target list (the class indices before the first −1; one listed "
+    "twice counts twice, as in torch's kernel), so 1 − 1[yₖ > 0] marks a class that is not a target.":
+        "yₖ 是类 k 在该行目标列表中出现的次数（第一个 −1 之前的类下标；列出两次就计两次，与 torch 的内核相同），"
+        "因此 1 − 1[yₖ > 0] 标出不是目标的类。",
+    "Each violated pair (target class l, other class k, 1 − x_l + x_k > 0) pushes x_k up and x_l "
+    "down by 1/C: a class that is not a target gains the count of targets whose margin it violates, "
+    "a target loses the number of classes violating it.":
+        "每个违反间隔的对（目标类 l、其他类 k，1 − x_l + x_k > 0）把 x_k 推高、把 x_l 压低 1/C："
+        "非目标类得到它所违反的目标个数，目标类失去违反它的类的个数。",
+    "At a kink (1 − x_l + x_k = 0) torch's kernel counts the pair as inactive (z > 0), as the step "
+    "1[u > 0] does.":
+        "在不可导点（1 − x_l + x_k = 0）torch 的内核把这一对算作未激活（z > 0），与阶跃函数 1[u > 0] 相同。",
+    "Piecewise linear: 0 away from the kinks.": "分段线性：不可导点之外为 0。",
+    "torch has no double backward for multilabel_margin_loss.":
+        "torch 的 multilabel_margin_loss 没有二阶反向传播。",
+    "Multi-label hinge loss over target-class lists padded with -1 (MultiLabelMarginLoss).":
+        "以 -1 补齐的目标类列表上的多标签铰链损失（MultiLabelMarginLoss）。",
+    "The anchor's distance to the positive, torch's pairwise_distance.":
+        "锚点到正样本的距离，即 torch 的 pairwise_distance。",
+    "The anchor's distance to the negative.": "锚点到负样本的距离。",
+    "The positive's distance to the negative.": "正样本到负样本的距离。",
+    "Triplet margin loss max(0, margin + d(a, p) − d(a, n)) with the p-norm distance d(x, y) = "
+    "|x − y + ε|_p of torch's pairwise_distance.":
+        "三元组间隔损失 max(0, margin + d(a, p) − d(a, n))，距离为 torch 的 pairwise_distance 的 p 范数距离 "
+        "d(x, y) = |x − y + ε|_p。",
+    "Triplet margin loss max(0, margin + d(a, p) − d(a, n)) with the p-norm distance d(x, y) = "
+    "|x − y + ε|_p of torch's pairwise_distance and, with swap, d(a, n) replaced by "
+    "min(d(a, n), d(p, n)).":
+        "三元组间隔损失 max(0, margin + d(a, p) − d(a, n))，距离为 torch 的 pairwise_distance 的 p 范数距离 "
+        "d(x, y) = |x − y + ε|_p；swap 时 d(a, n) 换成 min(d(a, n), d(p, n))。",
+    "While the margin is violated, the gradient of the distance to the positive minus that to the "
+    "negative; ∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1).":
+        "间隔被违反时，为到正样本距离的梯度减去到负样本距离的梯度；∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1)。",
+    "While the margin is violated, the gradient of the distance to the positive minus that to the "
+    "negative; ∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1); with swap the negative distance is the "
+    "smaller of d_- and d_s, and its derivative, the Heaviside step H(d_s − d_-), picks the smaller "
+    "one (H(0) = 1/2: torch's minimum splits a tie evenly).":
+        "间隔被违反时，为到正样本距离的梯度减去到负样本距离的梯度；∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1)；"
+        "swap 时负样本距离取 d_- 与 d_s 中较小者，其导数即 Heaviside 阶跃 H(d_s − d_-)，选出较小者"
+        "（H(0) = 1/2：torch 的 minimum 在相等时平分梯度）。",
+    "Minus the distance gradient to the positive.": "到正样本距离的梯度取负。",
+    "The distance gradient to the negative, with a plus sign.": "到负样本距离的梯度，取正号。",
+    "Minus the distance gradient to the positive, and the swap distance's where it is the smaller.":
+        "到正样本距离的梯度取负，并在 swap 距离较小处加上它的梯度。",
+    "The distance gradient to the negative, with a plus sign, and the swap distance's where it is "
+    "the smaller.":
+        "到负样本距离的梯度，取正号，并在 swap 距离较小处加上它的梯度。",
+    "At margin + d_+ − d_- = 0 the derivative jumps from 0 (the margin is met) to the distance "
+    "gradients (it is violated); any value between is a subgradient.":
+        "在 margin + d_+ − d_- = 0 处，导数从 0（满足间隔）跳到距离的梯度（违反间隔）；两者之间的任何值都是次梯度。",
+    "While the margin is violated, the Hessians of the distances, (δᵢⱼ − uᵢuⱼ/d²)/d for p = 2 "
+    "(Dirac deltas at the kinks dropped).":
+        "间隔被违反时，为各距离的 Hessian，p = 2 时为 (δᵢⱼ − uᵢuⱼ/d²)/d（不可导点处的狄拉克 δ 已舍去）。",
+    "While the margin is violated, the Hessians of the distances, 0 almost everywhere for p = 1 "
+    "(Dirac deltas at the kinks dropped).":
+        "间隔被违反时，为各距离的 Hessian，p = 1 时几乎处处为 0（不可导点处的狄拉克 δ 已舍去）。",
+    "Triplet margin loss of anchor, positive, negative rows (TripletMarginLoss): p-norm, eps, swap; "
+    "gradients for all three.":
+        "锚点、正样本、负样本三行的三元组间隔损失（TripletMarginLoss）：p 范数、eps、swap；三个输入的梯度都给出。",
+})
