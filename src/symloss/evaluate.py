@@ -14,14 +14,12 @@ not handle, at every size, so one derivation never gives two answers on the same
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import fast
-from .layout import Layout, Planner, cast, check_arity, check_wrt, unbroadcast
+from .layout import Layout, Numeric, Planner, cast, check_arity, check_wrt, unbroadcast
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -30,18 +28,12 @@ if TYPE_CHECKING:
 __all__ = ["Numeric", "build"]
 
 
-@dataclass
-class Numeric:
-    """The numeric functions of one derivation, with torch's bookkeeping around them."""
-
-    loss: Callable[..., Any]
-    grad: Callable[..., Any]
-    hvp: Callable[..., Any]
-    hess_diag: Callable[..., Any]
-
-
 def build(derivation: Derivation) -> Numeric:
     """The numeric functions of ``derivation`` (kernels are compiled on first use)."""
+    if derivation.spec.family == "rows":  # row-wise losses (norms, dot products): symloss.rows
+        from .rows import build as build_rows
+
+        return build_rows(derivation)
     evaluator = _Evaluator(derivation)
     return Numeric(loss=evaluator.loss, grad=evaluator.grad, hvp=evaluator.hvp,
                    hess_diag=evaluator.hess_diag)

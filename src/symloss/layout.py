@@ -21,7 +21,7 @@ This module imports no evaluator and nothing above it (arrows point down).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +34,13 @@ from .primitives import clamp_min, clamped_log
 if TYPE_CHECKING:
     from .derive import Derivation
 
-__all__ = ["Forms", "Layout", "class_index_denominator", "forms", "lay_out"]
+__all__ = ["Forms", "Layout", "Numeric", "class_index_denominator", "forms", "lay_out"]
 
 #: The default ``ignore_index`` of torch's class-index losses (written here only).
 IGNORE_INDEX = -100
+
+#: The kernels' ``ignore`` for a loss without the option: no int64 class index equals it.
+NO_IGNORE = np.iinfo(np.int64).min
 
 #: Primitives that carry torch's numeric guards; ``tidy`` drops them, so a kernel form that
 #: has one is the only faithful form to evaluate.
@@ -45,6 +48,16 @@ _GUARDS = (clamp_min, clamped_log)
 
 #: Options that are arrays broadcast against the input (the rest are scalars).
 ARRAY_OPTIONS = ("weight", "pos_weight")
+
+
+@dataclass
+class Numeric:
+    """The numeric functions of one derivation, with torch's bookkeeping around them."""
+
+    loss: Callable[..., Any]
+    grad: Callable[..., Any]
+    hvp: Callable[..., Any]
+    hess_diag: Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,10 @@ def _as_real(value: Any, loss: str, what: str) -> np.ndarray:
         return value
     if hasattr(value, "detach"):  # a torch tensor; torch itself is never imported here
         value = value.detach().cpu().numpy()
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise SymlossTypeError(f"{loss}: {what} must be a real array: {exc}") from None
     if arr.dtype.kind not in "fiub":
         raise SymlossTypeError(f"{loss}: {what} must be a real array, got dtype {arr.dtype}")
     return arr
@@ -306,6 +322,9 @@ class Planner:
         taken = {*spec.arguments, *self.array_options, "weight", "num_classes"}
         self.scalars = _scalars(derivation, taken)
         self.by_weight = _mean_by_weight(derivation)
+        from .catalog import TARGET_CHECKS
+
+        self.target_check = TARGET_CHECKS.get(spec.name)
 
     def __call__(self, arrays: tuple[Any, ...]) -> Layout:
         if len(arrays) != len(self.arguments):
@@ -337,6 +356,8 @@ class Planner:
                     f"{name}: every input must be a probability in [0, 1] "
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
                 )
+        if self.target_check is not None:  # binary_cross_entropy: targets in [0, 1], as torch
+            self.target_check(name, y)
         out["target"] = _flat(y, _companion_dtype(y, work))
         for arg in self.extra:
             assert given is not None
@@ -393,7 +414,13 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
             f"{name}: weight must have shape ({n_classes},) for {n_classes} classes, "
             f"got {weight.shape}"
         )
-    ignore_index = int(options.get("ignore_index", IGNORE_INDEX))
+    # A loss without an ignore_index option (multi_margin_loss) ignores no target.
+    given_ignore = options.get("ignore_index")
+    ignore_index = int(given_ignore) if given_ignore is not None else NO_IGNORE
+    if x.ndim > 2 and not spec.spatial and spec.index_targets_only:
+        raise SymlossValueError(  # torch's multi_margin_loss: (C) or (N, C) only
+            f"{name}: input must have shape (C) or (N, C), got {x.shape} (torch: expected "
+            "non-empty vector or matrix)")
     if t.shape == x.shape and spec.index_targets_only:
         raise SymlossValueError(
             f"{name}: targets are class indices of shape "
@@ -422,7 +449,7 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
                 f"{name}: a target of the input's shape holds class probabilities and must "
                 f"be floating point, got dtype {t.dtype}"
             )
-        if ignore_index >= 0:
+        if given_ignore is not None and ignore_index >= 0:
             raise SymlossValueError(
                 f"{name}: ignore_index is not supported for probability targets "
                 f"(got ignore_index={ignore_index})"
@@ -441,15 +468,17 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
                 f"{name}: class-index targets must be integers, got dtype {t.dtype}"
             )
         labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-        valid = labels != ignore_index
+        valid = (labels != ignore_index if given_ignore is not None
+                 else np.ones(labels.shape, dtype=bool))
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             bad = valid & ((labels < 0) | (labels >= n_classes))
         else:
             bad = np.zeros(0, dtype=bool)
         if np.any(bad):
+            also = f" (or ignore_index={ignore_index})" if given_ignore is not None else ""
             raise SymlossValueError(
                 f"{name}: target {int(labels[bad][0])} is out of bounds; class indices are "
-                f"0..{n_classes - 1} (or ignore_index={ignore_index})"
+                f"0..{n_classes - 1}{also}"
             )
         denominator = class_index_denominator(derivation, labels, valid, by_weight)
     if "weight" in derivation.declaration.symbols:

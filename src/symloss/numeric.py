@@ -24,13 +24,13 @@ from sympy.printing.numpy import SciPyPrinter
 
 from . import kernels
 from .algebra import reduce_sums
-from .layout import Layout, forms
-from .primitives import log_softmax
+from .layout import Layout, Numeric, forms
+from .primitives import log_softmax, softplus
 
 if TYPE_CHECKING:
     from .derive import Derivation
 
-__all__ = ["NumpyEvaluator", "compile_expr"]
+__all__ = ["Numeric", "NumpyEvaluator", "compile_expr"]
 
 _NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels}
 
@@ -45,11 +45,28 @@ class _Printer(SciPyPrinter):
     def _print_Mul(self, expr: sp.Mul) -> str:
         # 0 · log p = 0, the convention of entropy (torch's nll_loss only gathers the target
         # class): a class of zero target weight adds nothing, even where log p = −inf.
-        logs = [f for f in expr.args if isinstance(f, log_softmax)]
+        # softplus(x) = −log σ(−x) is a log too: 0 · softplus(±inf) = 0 (BCE of a hard label
+        # at an infinite logit is 0 for the class it does not take, as its limit).
+        logs = [f for f in expr.args if isinstance(f, log_softmax | softplus)]
         if len(logs) == 1:
             weight = sp.Mul(*(f for f in expr.args if f is not logs[0]))
             return f"kernels.xlog({self._print(weight)}, {self._print(logs[0])})"
         return str(super()._print_Mul(expr))
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # NaN in, NaN out: a comparison with NaN is False, so numpy.select would fall through
+        # to the last branch (0 for a hinge). NaN in a condition's operands gives NaN, as
+        # torch's clamp_min does for the value.
+        text = str(super()._print_Piecewise(expr))
+        operands: list[sp.Expr] = []
+        for _, cond in expr.args:
+            for rel in sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key):
+                operands += [side for side in (rel.lhs, rel.rhs)
+                             if not side.is_number and side not in operands]
+        if not operands:
+            return text
+        tests = " | ".join(f"numpy.isnan({self._print(side)})" for side in operands)
+        return f"numpy.where({tests}, numpy.nan, {text})"
 
     def _print_Sum(self, expr: sp.Sum) -> str:
         if len(expr.limits) != 1:
