@@ -150,6 +150,20 @@ class _Printer(PythonCodePrinter):
         x, lo = (self._print(a) for a in expr.args)
         return f"maximum({x}, {lo})"
 
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # NaN in, NaN out, as the NumPy evaluator's printer: a comparison with NaN is False and
+        # would fall through to the last branch.
+        text = str(super()._print_Piecewise(expr))
+        operands: list[sp.Expr] = []
+        for _, cond in expr.args:
+            for rel in sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key):
+                operands += [side for side in (rel.lhs, rel.rhs)
+                             if not side.is_number and side not in operands]
+        if not operands:
+            return text
+        tests = " or ".join(f"math.isnan({self._print(side)})" for side in operands)
+        return f"(math.nan if ({tests}) else ({text}))"
+
     def _print_step(self, expr: sp.Expr) -> str:
         # numpy.heaviside(u, 0): 1 for u > 0, 0 for u ≤ 0, NaN for NaN.
         u = self._print(expr.args[0])
