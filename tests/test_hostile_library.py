@@ -164,6 +164,16 @@ def _valid_case(name: str) -> tuple[symloss.Derivation, list[np.ndarray]]:
         return d, [np.array(case.input, dtype=np.float64), np.array(case.target)]
     rng = np.random.default_rng(0)
     arrays = []
+    if d.spec.family == "rows":  # (4, 3) feature rows; targets from the declared domain
+        for a in d.spec.arguments_for(d.options):
+            domain = a.domains[0]
+            if domain.layout == "class_index_set":
+                arrays.append(np.array([[0, 2, -1]] * 4))
+            elif domain.values is not None:
+                arrays.append(np.resize(np.array(domain.values), 4))
+            else:
+                arrays.append(rng.standard_normal((4, 3)))
+        return d, arrays
     for arg in d.spec.arguments:
         if arg == "target" and name == "margin_ranking_loss":
             arrays.append(np.array([1.0, -1.0, 1.0, -1.0]))
