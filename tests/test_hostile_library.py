@@ -288,6 +288,12 @@ AT_INFINITY: dict[str, dict[str, str]] = {
     "pseudo_huber_loss": {"-inf": "nan", "+inf": "nan"},
     "quantile_loss": {"-inf": "exact", "+inf": "exact"},
     "tweedie_loss": {"-inf": "exact", "+inf": "exact"},
+    # the row losses: torch gives NaN for cosine and triplet at an infinite element (inf/inf in
+    # the cosine, inf − inf in the distance difference) and so does symloss; multilabel_margin's
+    # stable form meets 0·inf where torch gives the limit: recorded, open
+    "cosine_embedding_loss": {"-inf": "torch", "+inf": "torch"},
+    "triplet_margin_loss": {"-inf": "torch", "+inf": "torch"},
+    "multilabel_margin_loss": {"-inf": "nan", "+inf": "nan"},
     # inputs are probabilities: ±inf is rejected, as torch rejects it
     "binary_cross_entropy": {"-inf": "rejected", "+inf": "rejected"},
 }
