@@ -359,11 +359,11 @@ SENTENCES.update({
         "c = margin 的不相似的一对：导数从 0（c < margin）跳到 ∂c/∂aᵢ（c > margin）；两者之间的任何值都是次梯度。",
     "symloss counts the hinge as inactive (1[u > 0]), 0, as torch 2.14's clamp_min does; torch 2.13 "
     "passes the gradient (the other side).":
-        "symloss 把铰链算作未激活（1[u > 0]），取 0，与 torch 2.14 的 clamp_min 相同；torch 2.13 让梯度通过（另一侧）。",
+        "symloss 把 hinge 算作未激活（1[u > 0]），取 0，与 torch 2.14 的 clamp_min 相同；torch 2.13 让梯度通过（另一侧）。",
     "The Hessian of the cosine, −(aᵢbⱼ + aⱼbᵢ)/(s_a √(s_a s_b)) + 3c aᵢaⱼ/s_a² − c δᵢⱼ/s_a, times "
     "the same factor (the step's Dirac delta at the kink dropped).":
         "余弦的 Hessian，−(aᵢbⱼ + aⱼbᵢ)/(s_a √(s_a s_b)) + 3c aᵢaⱼ/s_a² − c δᵢⱼ/s_a，乘以同一个因子"
-        "（阶跃函数在不可导点处的狄拉克 δ 已舍去）。",
+        "（阶跃函数在不可导点处的Dirac δ 已舍去）。",
     "Cosine embedding loss of row pairs with y = ±1 (CosineEmbeddingLoss); gradients for both inputs.":
         "行向量对的余弦嵌入损失，y = ±1（CosineEmbeddingLoss）；两个输入的梯度都给出。",
     "Multi-label margin loss: (1/C) Σ over target classes l and non-target classes k of "
@@ -383,9 +383,9 @@ SENTENCES.update({
         "在不可导点（1 − x_l + x_k = 0）torch 的内核把这一对算作未激活（z > 0），与阶跃函数 1[u > 0] 相同。",
     "Piecewise linear: 0 away from the kinks.": "分段线性：不可导点之外为 0。",
     "torch has no double backward for multilabel_margin_loss.":
-        "torch 的 multilabel_margin_loss 没有二阶反向传播。",
+        "torch 的 multilabel_margin_loss 没有二次 backward。",
     "Multi-label hinge loss over target-class lists padded with -1 (MultiLabelMarginLoss).":
-        "以 -1 补齐的目标类列表上的多标签铰链损失（MultiLabelMarginLoss）。",
+        "以 -1 补齐的目标类列表上的多标签 hinge 损失（MultiLabelMarginLoss）。",
     "The anchor's distance to the positive, torch's pairwise_distance.":
         "锚点到正样本的距离，即 torch 的 pairwise_distance。",
     "The anchor's distance to the negative.": "锚点到负样本的距离。",
@@ -412,19 +412,19 @@ SENTENCES.update({
     "Minus the distance gradient to the positive.": "到正样本距离的梯度取负。",
     "The distance gradient to the negative, with a plus sign.": "到负样本距离的梯度，取正号。",
     "Minus the distance gradient to the positive, and the swap distance's where it is the smaller.":
-        "到正样本距离的梯度取负，并在 swap 距离较小处加上它的梯度。",
+        "到正样本距离的梯度取负；在 swap 距离较小处，swap 距离的梯度也取负计入。",
     "The distance gradient to the negative, with a plus sign, and the swap distance's where it is "
     "the smaller.":
-        "到负样本距离的梯度，取正号，并在 swap 距离较小处加上它的梯度。",
+        "到负样本距离的梯度，取正号；在 swap 距离较小处则取 swap 距离的梯度（同样取正号）。",
     "At margin + d_+ − d_- = 0 the derivative jumps from 0 (the margin is met) to the distance "
     "gradients (it is violated); any value between is a subgradient.":
         "在 margin + d_+ − d_- = 0 处，导数从 0（满足间隔）跳到距离的梯度（违反间隔）；两者之间的任何值都是次梯度。",
     "While the margin is violated, the Hessians of the distances, (δᵢⱼ − uᵢuⱼ/d²)/d for p = 2 "
     "(Dirac deltas at the kinks dropped).":
-        "间隔被违反时，为各距离的 Hessian，p = 2 时为 (δᵢⱼ − uᵢuⱼ/d²)/d（不可导点处的狄拉克 δ 已舍去）。",
+        "间隔被违反时，为各距离的 Hessian，p = 2 时为 (δᵢⱼ − uᵢuⱼ/d²)/d（不可导点处的Dirac δ 已舍去）。",
     "While the margin is violated, the Hessians of the distances, 0 almost everywhere for p = 1 "
     "(Dirac deltas at the kinks dropped).":
-        "间隔被违反时，为各距离的 Hessian，p = 1 时几乎处处为 0（不可导点处的狄拉克 δ 已舍去）。",
+        "间隔被违反时，为各距离的 Hessian，p = 1 时几乎处处为 0（不可导点处的Dirac δ 已舍去）。",
     "Triplet margin loss of anchor, positive, negative rows (TripletMarginLoss): p-norm, eps, swap; "
     "gradients for all three.":
         "锚点、正样本、负样本三行的三元组间隔损失（TripletMarginLoss）：p 范数、eps、swap；三个输入的梯度都给出。",
