@@ -26,6 +26,7 @@ from .primitives import (
     clamped_log,
     log_softmax,
     sigmoid,
+    sigmoid_pow,
     softmax,
     softmax_complement,
     softplus,
@@ -147,6 +148,9 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     expr = expr.replace(lambda e: isinstance(e, log_softmax), lambda e: sp.log(softmax(*e.args)))
     expr = expr.replace(lambda e: isinstance(e, clamped_log), lambda e: sp.log(e.args[0]))
     expr = expr.replace(lambda e: isinstance(e, clamp_min), lambda e: e.args[0])
+    from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
+
+    expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
     return expr
 
 
@@ -174,6 +178,26 @@ def tidy(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> sp.Expr:
     return sp.factor_terms(expr)
 
 
+def _by_cases(expr: sp.Expr, assumptions: list[Assumption]) -> bool | None:
+    """Zero case by case, for a ``Piecewise`` on values of a symbol (``Eq(y, 0)``, ...): each
+    branch with its value substituted, the default branch for every value. ``None`` when
+    there is no such ``Piecewise``."""
+    for piece in expr.atoms(sp.Piecewise):
+        conds = [c for _, c in piece.args]
+        if conds[-1] is not sp.true or not all(
+            isinstance(c, sp.Eq) and c.lhs.is_Symbol and c.rhs.is_number for c in conds[:-1]
+        ):
+            continue
+        for value, cond in piece.args:
+            case = expr.xreplace({piece: value})
+            if cond is not sp.true:
+                case = case.subs(cond.lhs, cond.rhs)
+            if not is_zero(case, assumptions):
+                return False
+        return True
+    return None
+
+
 def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
     """True only when the rules reduce ``expr`` to exactly 0.
 
@@ -186,6 +210,9 @@ def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
     False
     """
     assumptions = list(assumptions)
+    cases = _by_cases(expr, assumptions)
+    if cases is not None:
+        return cases
     reduced = sp.expand(_apply(sp.expand(reduce_sums(normalize(expr))), assumptions))
     reduced = sp.expand(reduce_sums(reduced))
     if reduced == 0:

@@ -25,6 +25,7 @@ from .primitives import (
     class_sum,
     log_softmax,
     sigmoid,
+    sigmoid_pow,
     softmax,
     softmax_complement,
     softplus,
@@ -307,11 +308,18 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
             "The derivative of the mean σ(z) is the Bernoulli variance σ(z)(1 − σ(z)), free of "
             "the target" + (" except through the pos_weight factor." if pos_weight else ".")
         ),
+        stable_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * sigmoid(-_Z),
+        stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
     )
 
+
+_BERNOULLI_VARIANCE_STABLE = (
+    "Evaluated as σ(z) σ(−z): both factors keep their relative accuracy, so the variance "
+    "does not round to 0 (or lose digits) where σ(z) → 1, as σ(z)(1 − σ(z)) does."
+)
 
 _BCE_STABLE = (
     "Evaluated as the derivative of the softplus form: for a hard label one term vanishes, "
@@ -400,6 +408,16 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         soft_targets_take_gradient=True,
         stable_why=_CE_STABLE,
         canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
+        # pᵢ(δᵢⱼ − pⱼ) with δᵢⱼ written as δᵢⱼ((1 − pᵢ) + pᵢ): on the diagonal (j = i) SymPy
+        # cancels pᵢ − pⱼ symbolically, leaving pᵢ(1 − pᵢ) with 1 − pᵢ summed over the others.
+        stable_hessian=total * p_i * (
+            sp.KroneckerDelta(i, _HJ) * (softmax_complement(z, i, c) + p_i) - softmax(z, _HJ, c)
+        ),
+        stable_hessian_why=(
+            "Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the "
+            "diagonal with 1 − pᵢ summed over the other classes: it keeps its digits where "
+            "pᵢ → 1."
+        ),
         hessian_why=(
             "The C × C block (Σₖ aₖ)(diag(p) − p pᵀ): the softmax's Jacobian, the covariance of "
             "the categorical distribution, scaled by the total target weight."
@@ -628,6 +646,8 @@ def _declare_soft_margin(opts: Mapping[str, Any]) -> Declaration:
         stable_why="Evaluated as −y σ(−y z): no 1 − σ cancellation where y z is large.",
         canonical_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
         hessian_why="y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.",
+        stable_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
+        stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
     )
 
 
@@ -902,6 +922,7 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         alpha_t = sp.S.One
     loss = alpha_t * ce * modulating
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
+    stable_gradient, stable_hessian = _focal_stable(loss)
     return _elementwise(
         loss,
         canonical,
@@ -912,7 +933,49 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         "p = σ(z), with p_t = p y + (1 − p)(1 − y) and α_t = α y + (1 − α)(1 − y) (no α_t "
         "when α < 0); 1 − p_t is evaluated as y σ(−z) + (1 − y) σ(z).",
         symbols,
+        stable_gradient=stable_gradient,
+        stable_why=_FOCAL_STABLE,
+        stable_hessian=stable_hessian,
+        stable_hessian_why=_FOCAL_STABLE,
     )
+
+
+_FOCAL_STABLE = (
+    "Evaluated per label: for y = 0 or 1, 1 − p_t is σ(±z) and its power σ(±z)^γ is "
+    "differentiated as γ σ(±z)^γ σ(∓z) (sigmoid_pow, evaluated as e^(−γ softplus(∓z))): no "
+    "σ^(γ−1) that is ∞ · 0 where σ underflows; each 1 − σ(x) is σ(−x). A soft label, whose "
+    "1 − p_t never underflows, takes the derived form with the same complements."
+)
+
+
+def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every ``1 − σ(x)`` written ``σ(−x)``, which does not cancel as σ(x) → 1."""
+
+    def is_complement(e: sp.Basic) -> bool:
+        return (isinstance(e, sp.Add) and len(e.args) == 2 and sp.S.One in e.args
+                and isinstance(-(e - 1), sigmoid))
+
+    return expr.replace(is_complement, lambda e: sigmoid(-(-(e - 1)).args[0]))
+
+
+def _focal_stable(loss: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """The focal loss's evaluated gradient and Hessian, by ``sympy.diff`` of its form at each
+    hard label (``(1 − p_t)^γ`` as :class:`~symloss.primitives.sigmoid_pow`) and of the
+    general form for a soft label."""
+    from .hinges import power
+
+    def at_label(label: int) -> sp.Expr:
+        hard = loss.subs(_Y, label)
+        return hard.replace(lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
+                            lambda e: sigmoid_pow(e.args[0].args[0], e.args[1]))
+
+    forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1)), (loss, True)]
+    derivatives = []
+    for order in (1, 2):
+        derivatives.append(sp.Piecewise(*(
+            (_sigmoid_complements(sp.diff(form, _Z, order)), cond) for form, cond in forms
+        )))
+    return derivatives[0], derivatives[1]
 
 
 CATALOG["sigmoid_focal_loss"] = LossSpec(
@@ -986,6 +1049,8 @@ def _declare_multilabel_soft_margin(opts: Mapping[str, Any]) -> Declaration:
             "Diagonal: class i's loss depends on xᵢ alone; each entry is the Bernoulli variance "
             "σ(xᵢ)(1 − σ(xᵢ)), weighted and divided by C."
         ),
+        stable_hessian=sp.KroneckerDelta(i, _HJ) * wt(i) * sigmoid(x[i]) * sigmoid(-x[i]) / c,
+        stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
     )
 
 

@@ -139,6 +139,11 @@ class _Printer(PythonCodePrinter):
     def _print_softplus(self, expr: sp.Expr) -> str:
         return f"softplus_F({self._print(expr.args[0])})"
 
+    def _print_sigmoid_pow(self, expr: sp.Expr) -> str:
+        x, exponent = (self._print(a) for a in expr.args)
+        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows.
+        return f"exp_F(-({exponent}) * softplus_F(-({x})))"
+
     def _print_clamped_log(self, expr: sp.Expr) -> str:
         return f"clamped_log({self._print(expr.args[0])})"
 
