@@ -85,6 +85,7 @@ _NAMESPACE: dict[str, Any] = {
     "heaviside": lambda u, h0: mpmath.mpf(1) if u > 0 else (mpmath.mpf(h0) if u == 0 else 0),
     "step": lambda u: mpmath.mpf(1) if u > 0 else mpmath.mpf(0),
     "hinge": lambda u: max(u, 0),
+    "at_target": lambda x, y: mpmath.fsum(a * b for a, b in zip(x[1:], y[1:], strict=True)),
     "KroneckerDelta": lambda a, b: 1 if a == b else 0,
     **_row_functions(),
 }
@@ -529,7 +530,12 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
         else:
             v = np.zeros(x.shape, dt)
             v[..., 0] = 1  # e₀: the column of the swept logit
-        ex = truth(x, y, v) if order == 2 else truth(x, y)
+        try:
+            ex = truth(x, y, v) if order == 2 else truth(x, y)
+        except Exception as exc:  # noqa: BLE001 - a primitive mpmath cannot evaluate yet
+            print(f"search {case.name} order {order}: exact value: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            return []
         found = []
         for e in evaluators:
             try:

@@ -272,11 +272,12 @@ def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
         loss_why="Binary cross-entropy of a probability p (torch clamps each log at −100).",
         canonical_hessian=w * (_Y / _P**2 + (1 - _Y) / (1 - _P) ** 2),
         hessian_why="Each log term contributes the square of its reciprocal.",
-        stable_hessian=w * (_P**2 - 2 * _P * _Y + _Y)
+        stable_hessian=w * ((_P - _Y) ** 2 + _Y * (1 - _Y))
         / clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17)) ** 2,
         stable_hessian_why=(
             "Evaluated over one denominator guarded like the gradient's, "
-            "w (p² − 2py + y) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1."
+            "w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1; the "
+            "numerator p² − 2py + y written as a sum of two terms ≥ 0, which cannot cancel."
         ),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
@@ -952,10 +953,16 @@ def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
     """``expr`` with every ``1 − σ(x)`` written ``σ(−x)``, which does not cancel as σ(x) → 1."""
 
     def is_complement(e: sp.Basic) -> bool:
-        return (isinstance(e, sp.Add) and len(e.args) == 2 and sp.S.One in e.args
-                and isinstance(-(e - 1), sigmoid))
+        return (isinstance(e, sp.Add) and len(e.args) == 2
+                and (sp.S.One in e.args and isinstance(-(e - 1), sigmoid)
+                     or sp.S.NegativeOne in e.args and isinstance(e + 1, sigmoid)))
 
-    return expr.replace(is_complement, lambda e: sigmoid(-(-(e - 1)).args[0]))
+    def complement(e: sp.Expr) -> sp.Expr:
+        if sp.S.One in e.args:  # 1 − σ(x) = σ(−x)
+            return sigmoid(-(-(e - 1)).args[0])
+        return -sigmoid(-(e + 1).args[0])  # σ(x) − 1 = −σ(−x)
+
+    return expr.replace(is_complement, complement)
 
 
 def _focal_stable(loss: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
@@ -969,12 +976,35 @@ def _focal_stable(loss: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
         return hard.replace(lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
                             lambda e: sigmoid_pow(e.args[0].args[0], e.args[1]))
 
-    forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1)), (loss, True)]
+    # A soft label: 1 − p_t = q differentiated as an opaque Q(z), then Q' and Q'' by
+    # sympy.diff, factored, so that their (1 − 2y) stays one factor (0 at y = ½, not a
+    # difference of two rounded terms) and σ(−z) − σ(z) is −tanh(z/2) (no cancellation at 0).
+    q = _Y * sigmoid(-_Z) + (1 - _Y) * sigmoid(_Z)
+    opaque = sp.Function("Q")(_Z)
+    soft = loss.replace(lambda e: isinstance(e, power) and e.args[0] == q,
+                        lambda e: power(opaque, e.args[1]))
+
+    first = sp.factor(_sigmoid_complements(sp.diff(q, _Z)))  # (1 − 2y) σ(z) σ(−z)
+    second = sp.factor(_sigmoid_complements(sp.diff(first, _Z))).replace(
+        lambda e: isinstance(e, sp.Add) and sp.expand(e - (sigmoid(-_Z) - sigmoid(_Z))) == 0,
+        lambda e: -sp.tanh(_Z / 2))  # σ(−z) − σ(z) = −tanh(z/2)
+
+    def derivative_of_q(order: int) -> sp.Expr:
+        return first if order == 1 else second
+
+    def soft_derivative(order: int) -> sp.Expr:
+        d = sp.diff(soft, _Z, order)
+        d = d.subs(sp.Derivative(opaque, (_Z, 2)), derivative_of_q(2))
+        d = d.subs(sp.Derivative(opaque, _Z), derivative_of_q(1))
+        return _sigmoid_complements(d.subs(opaque, q))
+
+    forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
     derivatives = []
     for order in (1, 2):
-        derivatives.append(sp.Piecewise(*(
-            (_sigmoid_complements(sp.diff(form, _Z, order)), cond) for form, cond in forms
-        )))
+        derivatives.append(sp.Piecewise(
+            *((_sigmoid_complements(sp.diff(form, _Z, order)), cond) for form, cond in forms),
+            (soft_derivative(order), True),
+        ))
     return derivatives[0], derivatives[1]
 
 

@@ -377,7 +377,12 @@ class clamped_log(Function):
         return f"log({printer._print(self.args[0])})"  # type: ignore[attr-defined]
 
     def _numpycode(self, printer: object) -> str:
-        return f"numpy.maximum(numpy.log({printer._print(self.args[0])}), -100.0)"  # type: ignore[attr-defined]
+        x = self.args[0]
+        rest = sp.expand(1 - x)
+        if rest.could_extract_minus_sign() is False and rest != 0 and not rest.is_number:
+            # log(1 − p) as log1p(−p): no rounding of 1 − p where p is tiny.
+            return f"numpy.maximum(numpy.log1p(-({printer._print(rest)})), -100.0)"  # type: ignore[attr-defined]
+        return f"numpy.maximum(numpy.log({printer._print(x)}), -100.0)"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
 
