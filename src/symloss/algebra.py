@@ -24,9 +24,11 @@ from .primitives import (
     SUM_INDEX,
     clamp_min,
     clamped_log,
+    exp_sub,
     log_softmax,
     sigmoid,
     sigmoid_pow,
+    sigmoid_sub,
     softmax,
     softmax_complement,
     softplus,
@@ -151,6 +153,8 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
 
     expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
+    expr = expr.replace(lambda e: isinstance(e, (sigmoid_sub, exp_sub)),
+                        lambda e: e.rewrite(sp.Add))  # f(x) − y evaluated in double-double
     return expr
 
 

@@ -23,9 +23,11 @@ from .primitives import (
     clamp_min,
     clamped_log,
     class_sum,
+    exp_sub,
     log_softmax,
     sigmoid,
     sigmoid_pow,
+    sigmoid_sub,
     softmax,
     softmax_complement,
     softplus,
@@ -311,6 +313,8 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
         ),
         stable_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * sigmoid(-_Z),
         stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
+        # σ(z) − y next to its root: one rounding of a double-double value
+        stable_soft_gradient=None if pos_weight else w * sigmoid_sub(_Z, _Y),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
@@ -673,6 +677,11 @@ def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
             symbols,
             canonical_hessian=sp.exp(_Z),
             hessian_why="The variance of the Poisson distribution, its mean exp(z).",
+            stable_gradient=exp_sub(_Z, _Y),
+            stable_why=(
+                "Evaluated as exp(z) − y rounded once from a double-double value: it keeps its "
+                "digits next to exp(z) = y, where a float64 difference cancels."
+            ),
         )
     symbols["eps"] = _EPS_LOG
     return _elementwise(
@@ -1081,6 +1090,8 @@ def _declare_multilabel_soft_margin(opts: Mapping[str, Any]) -> Declaration:
         ),
         stable_hessian=sp.KroneckerDelta(i, _HJ) * wt(i) * sigmoid(x[i]) * sigmoid(-x[i]) / c,
         stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
+        soft_targets_take_gradient=True,
+        stable_soft_gradient=wt(i) * sigmoid_sub(x[i], y[i]) / c,
     )
 
 

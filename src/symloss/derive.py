@@ -211,6 +211,16 @@ class Derivation:
         return self.raw_gradient if declared is None else declared
 
     @cached_property
+    def soft_gradient(self) -> sp.Expr:
+        """The form a soft target's gradient is evaluated in (proved equal to the gradient)."""
+        declared = self.declaration.stable_soft_gradient
+        return self.gradient if declared is None else declared
+
+    @cached_property
+    def soft_gradient_proved(self) -> bool:
+        return self._prove(self.soft_gradient, self.raw_gradient)
+
+    @cached_property
     def kernel_proved(self) -> bool:
         """True when the kernel's form is proved equal to the derived gradient."""
         return self._prove(self.kernel_gradient, self.raw_gradient)

@@ -144,6 +144,12 @@ class _Printer(PythonCodePrinter):
         # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows.
         return f"exp_F(-({exponent}) * softplus_F(-({x})))"
 
+    def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
+        return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_exp_sub(self, expr: sp.Expr) -> str:
+        return f"dd_exp_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_clamped_log(self, expr: sp.Expr) -> str:
         rest = sp.expand(1 - expr.args[0])
         if rest.could_extract_minus_sign() is False and rest != 0 and not rest.is_number:
@@ -470,6 +476,10 @@ from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, clamped_log, exp_m, exp_v, fill_exp_m,
     fill_exp_v, maximum, sigmoid_m, sigmoid_v, softplus_m, softplus_v,
 )
+from symloss.ddouble import jitted as _ddouble
+
+dd_sigmoid_sub = _ddouble()["sigmoid_sub"]
+dd_exp_sub = _ddouble()["exp_sub"]
 
 _OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 _SERIAL = dict(parallel=False, cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
@@ -744,7 +754,7 @@ def build(derivation: Derivation) -> FastKernels | None:
         return kind(derivation, module, scalar_names, arrays)  # type: ignore[no-any-return]
     loss = d.substitute_definitions(d.loss)
     grad = d.substitute_definitions(derivation.kernel_gradient)
-    soft_grad = d.substitute_definitions(derivation.gradient)
+    soft_grad = d.substitute_definitions(derivation.soft_gradient)
     array_kinds = {"input", "target", "weight", "pos_weight"}
     try:
         if family == "elementwise":

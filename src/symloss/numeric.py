@@ -21,7 +21,7 @@ import scipy.special
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
-from . import kernels
+from . import ddouble, kernels
 from .algebra import reduce_sums
 from .errors import SymlossTypeError, SymlossValueError
 from .primitives import clamp_min, clamped_log, log_softmax
@@ -35,7 +35,7 @@ __all__ = ["Numeric", "build", "compile_expr"]
 #: has one is the only faithful form to evaluate.
 _GUARDS = (clamp_min, clamped_log)
 
-_NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels}
+_NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels, "ddouble": ddouble}
 
 
 class _Printer(SciPyPrinter):
@@ -271,7 +271,7 @@ class _Adapter:
         d = self.derivation
         if self._soft_grad is None and (
             not d.declaration.soft_targets_take_gradient
-            or d.gradient == d.kernel_gradient
+            or d.soft_gradient == d.kernel_gradient
             or d.kernel_gradient.has(*_GUARDS)
         ):
             self._soft_grad = self._grad  # one form for every target: nothing to choose
@@ -284,7 +284,7 @@ class _Adapter:
         if np.any(soft):
             if self._soft_grad is None:
                 self._soft_grad = compile_expr(
-                    d.declaration.substitute_definitions(d.gradient), self._args
+                    d.declaration.substitute_definitions(d.soft_gradient), self._args
                 )
             per_element = np.where(soft, self._call(self._soft_grad, values), per_element)
         return per_element

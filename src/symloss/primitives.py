@@ -34,7 +34,9 @@ __all__ = [
     "class_sum",
     "log_softmax",
     "sigmoid",
+    "exp_sub",
     "sigmoid_pow",
+    "sigmoid_sub",
     "softmax",
     "softmax_complement",
     "softplus",
@@ -211,6 +213,86 @@ class sigmoid_pow(Function):
         return f"numpy.exp(-({exponent}) * numpy.logaddexp(0, -({x})))"
 
     _scipycode = _numpycode
+
+
+class _Difference(Function):
+    """Base of ``f(x) − y`` primitives evaluated in double-double (:mod:`symloss.ddouble`):
+    symbolically the difference, numerically one rounding of a 106-bit value, so the result
+    keeps its digits next to the root ``f(x) = y`` where float64 cancels."""
+
+    nargs = 2
+    _fn = "sigmoid_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        raise NotImplementedError
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex == 2:
+            return S.NegativeOne
+        u = sp.Dummy("u")
+        return sp.diff(self._head(u), u).subs(u, self.args[0])
+
+    def _eval_rewrite_as_Add(self, x: sp.Expr, y: sp.Expr, **kw: object) -> sp.Expr:
+        return self._head(x) - y
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return (self._head(self.args[0]) - self.args[1])._eval_evalf(prec)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real and self.args[1].is_real
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))  # type: ignore[attr-defined]
+
+    def _sympystr(self, printer: object) -> str:
+        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"{self._fn}({x}, {y})"
+
+    def _numpycode(self, printer: object) -> str:
+        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"ddouble.np_{self._fn}({x}, {y})"
+
+    _scipycode = _numpycode
+
+
+class sigmoid_sub(_Difference):
+    """:math:`\\sigma(x) - y`, evaluated in double-double (:func:`symloss.ddouble.sigmoid_sub`).
+
+    >>> from sympy import Symbol, diff
+    >>> x, y = Symbol("x"), Symbol("y")
+    >>> diff(sigmoid_sub(x, y), x), diff(sigmoid_sub(x, y), y)
+    ((1 - sigmoid(x))*sigmoid(x), -1)
+    """
+
+    _fn = "sigmoid_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        return sigmoid(x)
+
+    _eval_rewrite_as_sigmoid = _Difference._eval_rewrite_as_Add
+
+    def _eval_rewrite_as_exp(self, x: sp.Expr, y: sp.Expr, **kw: object) -> sp.Expr:
+        return 1 / (1 + exp(-x)) - y
+
+
+class exp_sub(_Difference):
+    """:math:`e^x - y`, evaluated in double-double (:func:`symloss.ddouble.exp_sub`).
+
+    >>> from sympy import Symbol, diff
+    >>> x, y = Symbol("x"), Symbol("y")
+    >>> diff(exp_sub(x, y), x)
+    exp(x)
+    """
+
+    _fn = "exp_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        return exp(x)
+
+    _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
 
 
 def _pretty_call(name: str, arg: sp.Expr, printer: object) -> prettyForm:
