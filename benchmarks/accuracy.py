@@ -36,6 +36,7 @@ import sympy as sp
 import symloss
 from symloss.algebra import reduce_sums
 from symloss.catalog import ALIASES
+from symloss.primitives import clamped_log
 
 DPS = 60
 
@@ -79,8 +80,11 @@ _NAMESPACE: dict[str, Any] = {
     "sigmoid": _mp_sigmoid,
     "softplus": _mp_softplus,
     "clamped_log": lambda x: max(mpmath.log(x), -100) if x > 0 else mpmath.mpf(-100),
+    "clamped_log1m": lambda x: max(mpmath.log1p(-x), -100) if x < 1 else mpmath.mpf(-100),
     "clamp_min": lambda x, lo: max(x, lo),
     "sigmoid_pow": lambda x, g: mpmath.exp(-g * _mp_softplus(-x)),
+    "sigmoid_sub": lambda x, y: _mp_sigmoid(x) - y,  # 60 digits: ample next to the root
+    "exp_sub": lambda x, y: mpmath.exp(x) - y,
     "power": lambda q, g: q**g,
     "heaviside": lambda u, h0: mpmath.mpf(1) if u > 0 else (mpmath.mpf(h0) if u == 0 else 0),
     "step": lambda u: mpmath.mpf(1) if u > 0 else mpmath.mpf(0),
@@ -114,6 +118,10 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     # expand=False: the stable form as derived (an expanded σ(z) − y σ(z) would cancel even
     # at 60 digits once σ(z) is within 10⁻⁶⁰ of 1).
     expr = reduce_sums(decl.substitute_definitions(source), expand=False)
+    # log(1 − p) as log1p(−p): 1 − 10⁻⁸³ is 1 at 60 digits
+    expr = expr.replace(
+        lambda e: isinstance(e, clamped_log) and sp.expand(1 - e.args[0]).is_Symbol,
+        lambda e: sp.Function("clamped_log1m")(sp.expand(1 - e.args[0])))
     names = list(decl.symbols)
     args = [decl.symbols[n] for n in names]
     if direction:
