@@ -133,9 +133,9 @@ def _horner_step(ph: Any, pl: Any, rh: Any, rl: Any, ch: float, cl: float) -> tu
 
 
 def dd_exp(x: Any) -> tuple[Any, Any]:
-    """``eˣ`` as a pair ``(hi, lo)``; ``x`` is clamped to [−800, 709.79] (0 and +inf beyond:
+    """``eˣ`` as a pair ``(hi, lo)``; ``x`` is clamped to [−800, log(float64 max)] (0 and +inf beyond:
     the callers never need more)."""
-    x = np.minimum(np.maximum(x, -800.0), 709.79)
+    x = np.minimum(np.maximum(x, -800.0), 709.782712893384)
     k = np.floor(x * INV_LN2 + 0.5)
     r1 = x - k * LN2_A  # exact: k·LN2_A is exact and within a factor 2 of x (or k = 0)
     p, e = two_prod(k, LN2_B)
@@ -206,7 +206,7 @@ def exp_sub(z: Any, y: Any) -> Any:
 def exp_sub_pair(z: Any, y: Any) -> tuple[Any, Any]:
     """``eᶻ − y`` as a double-double pair (``hi`` is +inf where eᶻ overflows)."""
     over = 1.0 * (z > 709.782712893384)  # past log(float64 max) the answer is +inf
-    eh, el = dd_exp(np.minimum(z, 709.78))
+    eh, el = dd_exp(np.minimum(z, 709.782712893384))
     sh, sl = dd_add(eh, el, -y, 0.0 * y)
     keep = 1.0 - over
     return sh * keep + (over * 1e308) * 10.0, sl * keep
