@@ -1001,11 +1001,24 @@ def _focal_stable(loss: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     def derivative_of_q(order: int) -> sp.Expr:
         return first if order == 1 else second
 
+    from .algebra import normalize
+
+    mean_minus_target = sigmoid(_Z) - _Y
+
+    def as_difference(e: sp.Expr) -> sp.Expr:
+        # ±(σ(z) − y), however written, as sigmoid_sub (double-double next to σ(z) = y)
+        if sp.expand(normalize(e - mean_minus_target)) == 0:
+            return sigmoid_sub(_Z, _Y)
+        if sp.expand(normalize(e + mean_minus_target)) == 0:
+            return -sigmoid_sub(_Z, _Y)
+        return e
+
     def soft_derivative(order: int) -> sp.Expr:
         d = sp.diff(soft, _Z, order)
         d = d.subs(sp.Derivative(opaque, (_Z, 2)), derivative_of_q(2))
         d = d.subs(sp.Derivative(opaque, _Z), derivative_of_q(1))
-        return _sigmoid_complements(d.subs(opaque, q))
+        d = _sigmoid_complements(d.subs(opaque, q))
+        return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
 
     forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
     derivatives = []
