@@ -951,10 +951,11 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
 
 
 _FOCAL_STABLE = (
-    "Evaluated per label: for y = 0 or 1, 1 − p_t is σ(±z) and its power σ(±z)^γ is "
-    "differentiated as γ σ(±z)^γ σ(∓z) (sigmoid_pow, evaluated as e^(−γ softplus(∓z))): no "
-    "σ^(γ−1) that is ∞ · 0 where σ underflows; each 1 − σ(x) is σ(−x). A soft label, whose "
-    "1 − p_t never underflows, takes the derived form with the same complements."
+    "Evaluated per label: for y = 0 (y = 1) 1 − p_t is σ(s) with s = z (s = −z), and its "
+    "power σ(s)^γ is differentiated as γ σ(s)^γ σ(−s) (sigmoid_pow, evaluated as "
+    "e^(−γ softplus(−s))): no σ(s)^(γ−1) that overflows while σ(s)σ(−s) underflows, whose "
+    "product is NaN; each 1 − σ(x) is σ(−x). A soft label, whose 1 − p_t never underflows, "
+    "takes the derived form with 1 − 2y kept as a factor and σ(z) − y in double-double."
 )
 
 
