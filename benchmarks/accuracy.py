@@ -540,7 +540,7 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
             v[..., 0] = 1  # e₀: the column of the swept logit
         try:
             ex = truth(x, y, v) if order == 2 else truth(x, y)
-        except Exception as exc:  # noqa: BLE001 - a primitive mpmath cannot evaluate yet
+        except Exception as exc:
             print(f"search {case.name} order {order}: exact value: {type(exc).__name__}: {exc}",
                   file=sys.stderr)
             return []
@@ -549,7 +549,7 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
             try:
                 got = case.symloss(order, e, x, y, v)
                 err = ulps(got, ex, dt)
-            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+            except Exception as exc:
                 print(f"search {case.name} order {order} {e}: {type(exc).__name__}: {exc}",
                       file=sys.stderr)
                 continue
@@ -602,7 +602,7 @@ def run_search(quick: bool, only: list[str] | None = None) -> list[dict[str, Any
         for dtype in ("float32", "float64"):
             try:
                 case = _Case(name, opts, dtype)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 print(f"not searched {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
                 break
             if len(case.d.spec.arguments) != 2:

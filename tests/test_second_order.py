@@ -308,7 +308,7 @@ def test_focal_gamma_below_one_is_finite_and_exact(label, dtype):
     z = np.array([-800.0, 800.0, -746.0, 746.0, -12000.0, 12000.0, 3.0, -0.5], dtype)
     y = np.full(z.shape, label, dtype)
     d = symloss.derive("sigmoid_focal_loss", alpha=-1, gamma=0.5, reduction="sum")
-    zz, yy, g = sp.symbols("zz yy g")
+    zz, yy = sp.symbols("zz yy")
     q = yy * (1 / (1 + sp.exp(zz))) + (1 - yy) * (1 / (1 + sp.exp(-zz)))
     ce = yy * sp.log(1 + sp.exp(-zz)) + (1 - yy) * sp.log(1 + sp.exp(zz))
     loss = ce * q ** sp.Rational(1, 2)

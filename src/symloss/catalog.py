@@ -964,8 +964,8 @@ def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
 
     def is_complement(e: sp.Basic) -> bool:
         return (isinstance(e, sp.Add) and len(e.args) == 2
-                and (sp.S.One in e.args and isinstance(-(e - 1), sigmoid)
-                     or sp.S.NegativeOne in e.args and isinstance(e + 1, sigmoid)))
+                and ((sp.S.One in e.args and isinstance(-(e - 1), sigmoid))
+                     or (sp.S.NegativeOne in e.args and isinstance(e + 1, sigmoid))))
 
     def complement(e: sp.Expr) -> sp.Expr:
         if sp.S.One in e.args:  # 1 − σ(x) = σ(−x)
