@@ -526,6 +526,17 @@ class Derivation:
         Written with the kernel's Hessian and the direction ``v`` (an IndexedBase on a class
         axis), sums over the class index reduced by :func:`~symloss.algebra.reduce_sums`.
         """
+        if self.declaration.stable_hvp is not None:
+            return self.declaration.stable_hvp
+        return self._formed_hvp
+
+    @cached_property
+    def kernel_hvp_proved(self) -> bool:
+        """True when the evaluated HVP form is proved equal to the one formed from the Hessian."""
+        return self._prove(self.hvp_expr, self._formed_hvp)
+
+    @cached_property
+    def _formed_hvp(self) -> sp.Expr:
         h = self.kernel_hessian
         if isinstance(self.input, sp.Indexed):
             v = sp.IndexedBase("v")

@@ -144,6 +144,23 @@ class _Printer(PythonCodePrinter):
         # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows.
         return f"exp_F(-({exponent}) * softplus_F(-({x})))"
 
+    def _print_is_max(self, expr: sp.Expr) -> str:
+        return f"(1.0 if {self._print(expr.args[0])} == m else 0.0)"  # m: the row's max
+
+    def _print_argmax_mean(self, expr: sp.Expr) -> str:
+        z, v, c = expr.args
+        k = SUM_INDEX
+        top = sp.Function("is_max")(z[k])
+        return (f"({self._print(sp.Sum(top * v[k], (k, 1, c)))} "
+                f"/ {self._print(sp.Sum(top, (k, 1, c)))})")
+
+    def _print_softmax_centered(self, expr: sp.Expr) -> str:
+        z, v, i, c = expr.args
+        k = SUM_INDEX
+        center = sp.Function("argmax_mean")(z, v, c)
+        spread = self._print(sp.Sum(softmax(z, k, c) * (center - v[k]), (k, 1, c)))
+        return f"(({self._print(v[i])} - {self._print(center)}) + {spread})"
+
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 

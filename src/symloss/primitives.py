@@ -29,6 +29,7 @@ __all__ = [
     "CLASS_INDEX",
     "NUM_CLASSES",
     "SUM_INDEX",
+    "argmax_mean",
     "clamp_min",
     "clamped_log",
     "class_sum",
@@ -38,6 +39,7 @@ __all__ = [
     "sigmoid_pow",
     "sigmoid_sub",
     "softmax",
+    "softmax_centered",
     "softmax_complement",
     "softplus",
 ]
@@ -428,6 +430,72 @@ class softmax_complement(_ClassAxisFunction):
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         z, i = printer._print(self.logits), printer._print(self.index)
         return rf"\left(1 - \operatorname{{softmax}}\left({z}\right)_{{{i}}}\right)"
+
+
+class argmax_mean(Function):
+    """``argmax_mean(z, v, C)``: the mean of ``v`` over the classes where ``z`` is largest.
+
+    A row constant c for :class:`softmax_centered`; any c gives the same product
+    :math:`v_i - \\sum_k p_k v_k = (v_i - c) + \\sum_k p_k (c - v_k)`, and the arg-max's
+    makes every term of the sum small where :math:`p_{argmax} \\to 1`. Constant in ``z``
+    (piecewise) and linear in ``v``; symbolically it stays opaque.
+    """
+
+    nargs = 3
+
+    def _eval_derivative(self, s: sp.Expr) -> sp.Expr:
+        return S.Zero  # only ever differentiated after the Hessian is formed
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\bar{{{printer._print(self.args[1])}}}"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return _pretty_indexed(f"{self.args[1]}_argmax", printer)
+
+    def _sympystr(self, printer: object) -> str:
+        return f"argmax_mean({self.args[0]}, {self.args[1]})"
+
+    def _numpycode(self, printer: object) -> str:
+        z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
+        top = f"({z} == numpy.max({z}, axis=-1, keepdims=True))"
+        return (f"(numpy.sum(numpy.where({top}, {v}, 0.0), axis=-1, keepdims=True) "
+                f"/ numpy.sum({top}, axis=-1, keepdims=True))")
+
+
+class softmax_centered(Function):
+    """``softmax_centered(z, v, i, C)`` is :math:`v_i - \\sum_k p_k v_k`,
+    :math:`p = \\operatorname{softmax}(z)`: the bracket of cross-entropy's Hessian-vector
+    product :math:`p_i (v_i - \\sum_k p_k v_k)`.
+
+    Evaluated as :math:`(v_i - c) + \\sum_k p_k (c - v_k)` with ``c = argmax_mean(z, v, C)``
+    (equal for any c, as :math:`\\sum_k p_k = 1`): the arg-max's own term is 0, so no term is
+    within rounding of another where :math:`p_{argmax} \\to 1`, as :math:`v_i - \\sum_k p_k v_k`
+    is.
+    """
+
+    nargs = 4
+
+    def _eval_derivative(self, s: sp.Expr) -> sp.Expr:
+        return S.Zero  # only ever differentiated after the Hessian is formed
+
+    def _eval_rewrite_as_Sum(self, z: sp.Expr, v: sp.Expr, i: sp.Expr, c: sp.Expr,
+                             **kw: object) -> sp.Expr:
+        return v[i] - Sum(softmax(z, _J, c) * v[_J], (_J, 1, c))  # type: ignore[index]
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.rewrite(Sum))
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
+
+    def _sympystr(self, printer: object) -> str:
+        z, v, i = self.args[:3]
+        return f"softmax_centered({z}, {v})[{i}]"
+
+    def _numpycode(self, printer: object) -> str:
+        z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
+        center = printer._print(argmax_mean(self.args[0], self.args[1], self.args[3]))  # type: ignore[attr-defined]
+        return f"(({v} - {center}) + kernels.class_sum(kernels.softmax({z}) * ({center} - {v})))"
 
 
 def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:
