@@ -330,3 +330,23 @@ def test_stable_second_derivatives_are_proved():
         d = symloss.derive(name, **options)
         assert d.declaration.stable_hessian is not None
         assert d.kernel_hessian_proved, name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_hvp_does_not_cancel(dtype, evaluator):
+    """hvp with v = e₀ is column 0 of the Hessian, p₀(1 − p₀) on the diagonal as p₀ → 1."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    z = np.array([[40.0, 0.0, 0.0], [700.0, 1.0, -2.0], [3.0, 2.5, -1.0]], dtype)
+    v = np.zeros_like(z)
+    v[:, 0] = 1
+    d = symloss.derive("cross_entropy", reduction="sum")
+    got = d.hvp_fn(z, np.array([0, 1, 2]), v)
+    exact = []
+    for row in z:
+        e = [mpmath.exp(mpmath.mpf(float(a))) for a in row]
+        p = [x / mpmath.fsum(e) for x in e]
+        exact += [p[i] * ((1 if i == 0 else 0) - p[0]) if i else p[0] * mpmath.fsum(p[1:])
+                  for i in range(3)]
+    assert _second_ulps(got, exact, dtype).max() <= 4
