@@ -587,6 +587,7 @@ def _with_kernel(derivation: Derivation, expr: sp.Expr) -> Derivation:
     # Both forms the numbers may take (hard and soft targets) become the hypothesis.
     twin.__dict__["kernel_gradient"] = expr
     twin.__dict__["gradient"] = expr
+    twin.__dict__["soft_gradient"] = expr
     return twin
 
 
