@@ -564,8 +564,8 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
             w, where, n = worst[e]
             n += err.size
             if flat[j] > w or not where:
-                where = (f"input={np.array2string(x[j], precision=17, max_line_width=200)}, "
-                         f"target={np.array2string(np.asarray(y[j]), precision=17)}")
+                where = (f"input={np.array2string(x[j], precision=17, max_line_width=10**6)}, "
+                         f"target={np.array2string(np.asarray(y[j]), precision=17, max_line_width=10**6)}")
                 w = float(flat[j])
             worst[e] = (w, where, n)
 
