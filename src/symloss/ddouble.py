@@ -18,8 +18,8 @@ scalars inside numba kernels (the fast path): one algorithm, both evaluators.
 >>> import numpy as np
 >>> float(sigmoid_sub(np.float64(1e-9), np.float64(0.5)))  # exact: 2.5e-10 − 2.1e-28 …
 2.5e-10
->>> float(exp_sub(np.float64(1e-9), np.float64(1.0)))  # exact: 1.0000000005e-09
-1.0000000005e-09
+>>> float(exp_sub(np.float64(1e-9), np.float64(1.0)))  # exact: 1.0000000005000000000166…e-09
+1.0000000005000001e-09
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .algebra import reduce_sums
 from .numeric import class_index_denominator
-from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, softmax
+from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, softmax
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -144,22 +144,27 @@ class _Printer(PythonCodePrinter):
         # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows.
         return f"exp_F(-({exponent}) * softplus_F(-({x})))"
 
-    def _print_is_max(self, expr: sp.Expr) -> str:
-        return f"(1.0 if {self._print(expr.args[0])} == m else 0.0)"  # m: the row's max
-
     def _print_argmax_mean(self, expr: sp.Expr) -> str:
-        z, v, c = expr.args
-        k = SUM_INDEX
-        top = sp.Function("is_max")(z[k])
-        return (f"({self._print(sp.Sum(top * v[k], (k, 1, c)))} "
-                f"/ {self._print(sp.Sum(top, (k, 1, c)))})")
+        # Σ_k [z_k = m] v_k / Σ_k [z_k = m], m the row's max: two hoisted class sums.
+        z, v, _ = expr.args
+        if self.logits is None or str(z.label) != self.logits:
+            raise _Unsupported("argmax_mean outside a class-axis kernel")
+        if expr in self._sums:  # type: ignore[comparison-overlap]
+            return self._sums[expr]  # type: ignore[index]
+        top = f"(1.0 if {self._print(z[SUM_INDEX])} == m else 0.0)"
+        num, count = f"acc{len(self.hoisted)}", f"acc{len(self.hoisted) + 1}"
+        self.hoisted.append((num, "k", f"{top} * {self._print(v[SUM_INDEX])}"))
+        self.hoisted.append((count, "k", top))
+        self._sums[expr] = f"({num} / {count})"  # type: ignore[index]
+        return f"({num} / {count})"
 
     def _print_softmax_centered(self, expr: sp.Expr) -> str:
         z, v, i, c = expr.args
         k = SUM_INDEX
-        center = sp.Function("argmax_mean")(z, v, c)
+        center = argmax_mean(z, v, c)
+        mean = self._print(center)  # hoisted first: the spread's sum reads it
         spread = self._print(sp.Sum(softmax(z, k, c) * (center - v[k]), (k, 1, c)))
-        return f"(({self._print(v[i])} - {self._print(center)}) + {spread})"
+        return f"(({self._print(v[i])} - {mean}) + {spread})"
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -626,8 +631,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             indexed[str(w.label)] = lambda x: f"w[{x}]"
         for what, hard_expr, soft_expr in kernels:
             expr = hard_expr if hard else soft_expr
-            direction = any(isinstance(e, sp.Indexed) and str(e.base.label) == _DIRECTION_LABEL
-                            for e in expr.atoms(sp.Indexed))
+            direction = any(str(e.label) == _DIRECTION_LABEL for e in expr.atoms(sp.IndexedBase))
             params = ", ".join(["z", "t", "y", "w", "ignore", *(["dv"] if direction else []),
                                 *(f"c{n}" for n in range(len(scalars)))])
             if hard:  # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically
