@@ -700,8 +700,8 @@ def main(argv: list[str] | None = None) -> int:
               "(symloss.fast.disabled()); numba: the fast path forced on every size (losses "
               "without fast kernels answer on the NumPy path there).\n")
         print(search_table(found))
-        above = [r for r in found if not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP
-                 or r["n"] == 0 and r["order"] != "-"]  # unmeasured counts as not met
+        above = [r for r in found if (not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
+                 or (r["n"] == 0 and r["order"] != "-")]  # unmeasured counts as not met
     print(f"\nmachine: {platform.machine()}, {platform.processor() or platform.platform()}, "
           f"numpy {np.__version__}; {time.perf_counter() - start:.1f} s")
     code = 0
