@@ -111,7 +111,8 @@ def test_console_script_runs_without_traceback():
 def test_derive_all_writes_the_folder(tmp_path, capsys):
     code, _, _ = run(capsys, "derive", "--all", "--out", str(tmp_path))
     assert code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(render_all())
+    written = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()]
+    assert sorted(written) == sorted(render_all())
 
 
 def test_import_symloss_does_not_import_torch():

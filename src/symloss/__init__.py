@@ -17,10 +17,12 @@ from .boosting import objective
 from .catalog import ALIASES, losses, resolve
 from .derive import Derivation, Step
 from .errors import SymlossError, SymlossTypeError, SymlossValueError, UnknownLossError
+from .relations import Relation, relate, relations
 
 __all__ = [
     "ALIASES",
     "Derivation",
+    "Relation",
     "Step",
     "SymlossError",
     "SymlossTypeError",
@@ -29,18 +31,22 @@ __all__ = [
     "derive",
     "losses",
     "objective",
+    "relate",
+    "relations",
 ]
 
 __version__ = "0.1.0"
 
 
-def _symbolic_key(options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """What the symbolic derivation depends on: an array option only by its presence."""
+def _symbolic_key(options: dict[str, Any], spec: Any = None) -> tuple[tuple[str, Any], ...]:
+    """What the symbolic derivation depends on, as each option declares it
+    (``Option.symbolic``): an array only by its presence, label_smoothing only by being 0."""
+    how = {o.name: o.symbolic for o in spec.options} if spec is not None else {}
     key = []
     for name, value in sorted(options.items()):
-        if hasattr(value, "shape"):
+        if hasattr(value, "shape") or (how.get(name) == "presence" and value is not None):
             value = "<array>"
-        elif name == "label_smoothing":
+        elif how.get(name) == "nonzero":
             value = bool(value)
         key.append((name, value))
     return tuple(key)
@@ -89,5 +95,5 @@ def derive(name: str, **options: Any) -> Derivation:
                 f"{name} is {spec.name} with {key}={value!r}; use {spec.name!r} for another {key}"
             )
     merged = spec.validate({**preset, **options})
-    symbolic = _derive_symbolic(spec.name, _symbolic_key(merged))
+    symbolic = _derive_symbolic(spec.name, _symbolic_key(merged, spec))
     return symbolic._with_options(merged)

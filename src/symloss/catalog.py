@@ -7,6 +7,7 @@ Each entry names its torch.nn.functional twin and options and builds a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,23 @@ from typing import Any
 import sympy as sp
 from sympy import IndexedBase, Symbol, log
 
-from .declaration import Assumption, Declaration, Definition, Kink, Link
+from .declaration import (
+    CLASS_INDICES,
+    CLASS_PROBABILITIES,
+    COUNTS,
+    LOG_PROBABILITIES,
+    NONNEGATIVE,
+    PROBABILITIES,
+    REALS,
+    SIGNS,
+    Argument,
+    Assumption,
+    Declaration,
+    Definition,
+    Domain,
+    Kink,
+    Link,
+)
 from .errors import SymlossTypeError, SymlossValueError, UnknownLossError, choice_error
 from .primitives import (
     CLASS_INDEX,
@@ -62,41 +79,87 @@ _CATEGORICAL_WHY = (
 
 @dataclass(frozen=True)
 class Option:
-    """One keyword option: its default, what it accepts, and one line for ``--help``."""
+    """One keyword option: its default, what it accepts, and one line for ``--help``.
+
+    Attributes:
+        name: torch's keyword (``pos_weight``); the CLI flag is ``--pos-weight``.
+        default: torch's default.
+        help: one line for ``--help`` and ``symloss list``.
+        choices: the finite set of valid values (``kind="choice"``).
+        kind: ``choice`` | ``array`` | ``int`` | ``unit_interval`` | ``real`` |
+            ``nonnegative`` | ``positive``: the range :meth:`LossSpec.validate` enforces.
+        examples: non-default values the tests and the checker's battery try (the option's
+            range, sampled); arrays take ``shape`` instead.
+        shape: for an array option, how it is laid out: ``"class"`` (one number per class,
+            shape (C,)), ``"last"`` (broadcast along the input's last axis).
+        symbolic: what the symbolic derivation depends on (the derivation cache's key):
+            ``"value"``, ``"presence"`` (an array: only whether it is given) or ``"nonzero"``
+            (``label_smoothing``: only whether it is 0).
+    """
 
     name: str
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
     kind: str = "choice"  # choice | array | int | unit_interval | real | nonnegative | positive
+    examples: tuple[Any, ...] = ()
+    shape: str = ""
+    symbolic: str = "value"
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, ``--pos-weight`` for ``pos_weight``."""
+        return "--" + self.name.replace("_", "-")
+
+    def tried(self) -> tuple[Any, ...]:
+        """The non-default values worth trying: ``examples``, else the other ``choices``."""
+        if self.examples:
+            return self.examples
+        return tuple(c for c in (self.choices or ()) if c != self.default)
+
+
+def _signature(*arguments: Argument) -> Callable[[Mapping[str, Any]], tuple[Argument, ...]]:
+    """A signature that does not depend on the options."""
+    return lambda options: arguments
+
+
+_INPUT = Argument("input", (REALS,), differentiable=True, why="the prediction (logits, scores)")
+_REAL_TARGET = Argument("target", (REALS,), why="the regression target")
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A catalogue entry.
+    """A catalogue entry: the single source of what a loss accepts.
+
+    The checker's battery, the CLI's flags, the derivation cache and the tests' case tables
+    read these fields; nothing else names a loss's options, arrays or target domains.
 
     Attributes:
         name: the torch.nn.functional name.
         summary: one line for ``symloss list``.
-        options: the keyword options, torch's names, plus ``link``.
-        declare: builds the declaration for validated options.
+        options: the keyword options, torch's names and ranges, plus ``link``.
+        declare: builds the declaration (formula, kinks with their one-sided derivatives)
+            for validated options.
         family: how numbers are laid out: ``"elementwise"`` or ``"class_axis"``.
-        input_domain: ``"real"`` for logits, ``"probability"`` for ``[0, 1]``.
+        signature: ``signature(options)``: the positional arrays in torch's order
+            (:class:`~symloss.declaration.Argument`: torch's name, domains, differentiable),
+            e.g. ``gaussian_nll_loss(input, target, var)``,
+            ``margin_ranking_loss(input1, input2, target)``. Options may change a domain
+            (``kl_div``'s target with ``log_target``).
+        module: torch.nn's class name (``"BCELoss"``); names resolve from it, any case.
+        short: other names it is known by (``"mse"``), resolved like aliases.
         torch_link: the torch function applied to the input before torch's twin is called
             (``"sigmoid"`` for ``binary_cross_entropy`` with ``link="sigmoid"``).
-        index_targets_only: a class-axis loss whose targets are class indices only
-            (``nll_loss``), not probabilities.
         spatial: a class-axis loss that also takes (N, C, d1, …, dk) inputs, as cross_entropy.
         fast_kernels: :mod:`symloss.fast` mirrors this loss's bookkeeping (its reductions,
             weights, ignore_index) and its tests compare the two paths; others take NumPy.
-        multi_hot_targets: a class-axis loss whose targets have the input's shape, one
-            number per class (``multilabel_soft_margin_loss``), not class indices.
-        arguments: the positional arrays, in torch's order, by their symbol names
-            (``("input", "target", "var")``; ``margin_ranking_loss`` has ``input2``).
-        argument_check: validation of an extra argument's values (``var`` ≥ 0).
-        torch_twin: the torch twin ``fn(input, target)`` for options where it is not simply
-            ``torch.nn.functional.<name>`` (torchvision's focal loss, nll_loss∘log_softmax);
-            ``None`` otherwise. torch is imported only when the twin is called.
+        torch_twin: the name of a function in :mod:`symloss.torch_twins` that gives the torch
+            twin for options where it is not simply ``torch.nn.functional.<name>``
+            (torchvision's focal loss, nll_loss∘log_softmax); ``""`` otherwise.
+        input_domain: ``"probability"`` or ``"real"`` from the input's declared domain (a
+            :class:`LossSpec` made without a signature may give it instead).
+        has_torch_twin: False for a loss torch does not have (the boosting losses of
+            :mod:`symloss.catalog_boosting`): checking it needs an implementation.
     """
 
     name: str
@@ -104,17 +167,101 @@ class LossSpec:
     options: tuple[Option, ...]
     declare: Callable[[Mapping[str, Any]], Declaration]
     family: str
-    input_domain: Callable[[Mapping[str, Any]], str] = field(default=lambda o: "real")
+    signature: Callable[[Mapping[str, Any]], tuple[Argument, ...]] | None = None
+    module: str = ""
+    short: tuple[str, ...] = ()
     torch_link: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
-    index_targets_only: bool = False
-    multi_hot_targets: bool = False
     spatial: bool = True
     fast_kernels: bool = False
-    arguments: tuple[str, ...] = ("input", "target")
-    argument_check: Mapping[str, Callable[[str, Any], None]] = field(default_factory=dict)
-    torch_twin: Callable[[Mapping[str, Any]], Callable[[Any, Any], Any] | None] = field(
-        default=lambda o: None
-    )
+    torch_twin: str = ""
+    has_torch_twin: bool = True
+    input_domain: Callable[[Mapping[str, Any]], str] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.signature is None:  # a custom loss: input and target, from input_domain
+            given = self.input_domain
+            legacy = given if given is not None else (lambda o: "real")
+            object.__setattr__(
+                self,
+                "signature",
+                lambda o: (
+                    Argument("input", (PROBABILITIES if legacy(o) == "probability" else REALS,),
+                             differentiable=True),
+                    Argument("target", (PROBABILITIES,)),
+                ),
+            )
+        if self.input_domain is None:
+            object.__setattr__(self, "input_domain", self._input_domain)
+
+    # ------------------------------------------------------------------ read from the signature
+    def _input_domain(self, options: Mapping[str, Any]) -> str:
+        first = self.arguments_for(options)[0].domains[0]
+        return "probability" if first is PROBABILITIES else "real"
+
+    def arguments_for(self, options: Mapping[str, Any] | None = None) -> tuple[Argument, ...]:
+        """The positional arrays for these options (the defaults when ``None``)."""
+        assert self.signature is not None
+        return self.signature({**self.defaults(), **(options or {})})
+
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        """The positional arrays' keys, in torch's order (``("input", "target", "var")``)."""
+        return tuple(a.symbol_key for a in self.arguments_for())
+
+    @property
+    def torch_arguments(self) -> tuple[str, ...]:
+        """torch's parameter names, in order (``("input1", "input2", "target")``)."""
+        return tuple(a.name for a in self.arguments_for())
+
+    def differentiable(self) -> tuple[str, ...]:
+        """torch's names of the arrays symloss differentiates with respect to."""
+        return tuple(a.name for a in self.arguments_for() if a.differentiable)
+
+    def argument(self, name: str) -> Argument:
+        """An array by torch's name or its kernel key; a clear error names the valid ones."""
+        for a in self.arguments_for():
+            if name in (a.name, a.symbol_key):
+                return a
+        raise choice_error(f"array of {self.name}", name, self.torch_arguments)
+
+    def target_domains(self, options: Mapping[str, Any] | None = None) -> tuple[Domain, ...]:
+        """The domains of the ``target`` array."""
+        return next(a.domains for a in self.arguments_for(options) if a.name == "target")
+
+    @property
+    def index_targets_only(self) -> bool:
+        """A class-axis loss whose targets are class indices only (``nll_loss``)."""
+        return self.target_domains() == (CLASS_INDICES,)
+
+    @property
+    def multi_hot_targets(self) -> bool:
+        """A class-axis loss whose target has the input's shape, one number per class."""
+        return self.family == "class_axis" and all(
+            d.layout == "elementwise" for d in self.target_domains()
+        )
+
+    @property
+    def argument_check(self) -> dict[str, Callable[[str, Any], None]]:
+        """Validation of an extra array's values by its key (``var`` ≥ 0), from its domain."""
+        out: dict[str, Callable[[str, Any], None]] = {}
+        for a in self.arguments_for():
+            if a.name in ("input", "target") or a.symbol_key == "input":
+                continue
+            lo = min(d.lo for d in a.domains)
+            if lo > -float("inf"):
+                out[a.symbol_key] = _lower_bound_check(a.name, lo, a.domains[0].description)
+        return out
+
+    def twin(self, options: Mapping[str, Any]) -> Callable[..., Any] | None:
+        """The torch twin for options where it is not ``torch.nn.functional.<name>``."""
+        if not self.torch_twin:
+            return None
+        from . import torch_twins
+
+        return getattr(torch_twins, self.torch_twin)(options)  # type: ignore[no-any-return]
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -136,6 +283,17 @@ class LossSpec:
             value = given.get(opt.name, opt.default)
             out[opt.name] = _check(self.name, opt, value)
         return out
+
+
+def _lower_bound_check(name: str, lo: float, what: str) -> Callable[[str, Any], None]:
+    def check(loss: str, values: Any) -> None:
+        import numpy as np
+
+        if np.any(np.asarray(values) < lo):
+            below = "negative entries" if lo == 0 else f"entries below {lo:g}"
+            raise SymlossValueError(f"{loss}: {name} has {below}; it must be {what}")
+
+    return check
 
 
 def _as_array(loss: str, name: str, value: Any) -> Any:
@@ -214,8 +372,13 @@ def _reduction_option() -> Option:
     return Option("reduction", "mean", "how per-element losses are combined", REDUCTIONS)
 
 
-def _weight_option(help: str) -> Option:
-    return Option("weight", None, help, kind="array")
+def _weight_option(help: str, shape: str = "class") -> Option:
+    return Option("weight", None, help, kind="array", shape=shape, symbolic="presence")
+
+
+def _ignore_index_option() -> Option:
+    return Option("ignore_index", -100, "class-index target value that is ignored", kind="int",
+                  examples=(1,))
 
 
 def _mean_why_elementwise() -> str:
@@ -450,7 +613,7 @@ _BCE = LossSpec(
     name="binary_cross_entropy",
     summary="Binary cross-entropy of probabilities; link='sigmoid' takes logits (BCELoss∘Sigmoid).",
     options=(
-        _weight_option("per-element rescaling weight, broadcast to the input"),
+        _weight_option("per-element rescaling weight, broadcast to the input", "last"),
         _reduction_option(),
         Option("link", None, "None: input is a probability; 'sigmoid': input is a logit",
                (None, "sigmoid")),
@@ -458,7 +621,12 @@ _BCE = LossSpec(
     declare=_declare_bce,
     family="elementwise",
     fast_kernels=True,
-    input_domain=lambda o: "real" if o.get("link") == "sigmoid" else "probability",
+    signature=lambda o: (
+        _INPUT if o.get("link") == "sigmoid"
+        else Argument("input", (PROBABILITIES,), True, why="the predicted probability"),
+        Argument("target", (PROBABILITIES,), why="hard 0/1 or soft labels"),
+    ),
+    module="BCELoss",
     torch_link=lambda o: o.get("link"),
 )
 
@@ -466,15 +634,17 @@ _BCE_LOGITS = LossSpec(
     name="binary_cross_entropy_with_logits",
     summary="Binary cross-entropy of logits, sigmoid fused in (BCEWithLogitsLoss).",
     options=(
-        _weight_option("per-element rescaling weight, broadcast to the input"),
+        _weight_option("per-element rescaling weight, broadcast to the input", "last"),
         Option("pos_weight", None, "weight of positive examples, broadcast along the last axis",
-               kind="array"),
+               kind="array", shape="last", symbolic="presence"),
         _reduction_option(),
         Option("link", "sigmoid", "the sigmoid is part of this loss", ("sigmoid",)),
     ),
     declare=lambda o: _declare_bce_logits(o, pos_weight=o.get("pos_weight") is not None),
     family="elementwise",
     fast_kernels=True,
+    signature=_signature(_INPUT, Argument("target", (PROBABILITIES,), why="hard 0/1 or soft labels")),
+    module="BCEWithLogitsLoss",
 )
 
 _CE = LossSpec(
@@ -482,21 +652,30 @@ _CE = LossSpec(
     summary="Softmax cross-entropy with class-index or probability targets (CrossEntropyLoss).",
     options=(
         _weight_option("per-class rescaling weight, shape (C,)"),
-        Option("ignore_index", -100, "class-index target value that is ignored", kind="int"),
+        _ignore_index_option(),
         _reduction_option(),
         Option("label_smoothing", 0.0, "ε in [0, 1]: target becomes (1 − ε) y + ε/C",
-               kind="unit_interval"),
+               kind="unit_interval", examples=(0.1,), symbolic="nonzero"),
         Option("link", "softmax", "the softmax is part of this loss", ("softmax",)),
     ),
     declare=_declare_ce,
     family="class_axis",
     fast_kernels=True,
+    signature=_signature(
+        _INPUT,
+        Argument("target", (CLASS_INDICES, CLASS_PROBABILITIES),
+                 why="class indices, or class probabilities along the class axis"),
+    ),
+    module="CrossEntropyLoss",
+    short=("ce",),
 )
 
 #: Every loss by its torch.nn.functional name.
 CATALOG: dict[str, LossSpec] = {spec.name: spec for spec in (_BCE, _BCE_LOGITS, _CE)}
 
-#: Short names for the command line: alias -> (name, preset options).
+#: Short names for the command line: alias -> (name, preset options). Every other form of a
+#: name (torch.nn's class name ``BCEWithLogitsLoss``, ``nn.CrossEntropyLoss``, any case, the
+#: ``short`` forms of an entry) resolves through :func:`resolve` too.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "bce": ("binary_cross_entropy", {"link": "sigmoid"}),
     "bce_with_logits": ("binary_cross_entropy_with_logits", {}),
@@ -508,15 +687,70 @@ def losses() -> list[str]:
     """The names of every loss in the catalogue (torch names), sorted.
 
     >>> losses()[:4]
-    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy', 'gaussian_nll_loss']
+    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy', 'gamma_loss']
     >>> len(losses())
-    17
+    22
     """
     return sorted(CATALOG)
 
 
+_PREFIXES = ("torch.nn.functional.", "torch.nn.modules.loss.", "torch.nn.", "nn.functional.",
+             "functional.", "torchvision.ops.", "nn.", "f.", "torch.")
+
+
+def _normal(name: str) -> str:
+    """A name as :func:`resolve` compares it: lower case, no module prefix, no underscores."""
+    key = name.strip().lower()
+    for prefix in _PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+            break
+    return key.replace("_", "").replace("-", "").replace(" ", "")
+
+
+def names() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every name a loss resolves from, in :func:`resolve`'s normal form -> (loss, preset).
+
+    The torch.nn.functional name, torch.nn's class name (with and without its ``Loss``), the
+    aliases and each entry's ``short`` forms; ``"BCELoss"`` is ``binary_cross_entropy`` of
+    probabilities, ``"bce"`` the alias with ``link='sigmoid'``.
+
+    >>> names()["bceloss"], names()["mse"]
+    (('binary_cross_entropy', {}), ('mse_loss', {}))
+    """
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for spec in CATALOG.values():
+        forms = [spec.name, *spec.short]
+        if spec.name.endswith("_loss"):
+            forms.append(spec.name[: -len("_loss")])
+        else:
+            forms.append(spec.name + "_loss")
+        if spec.module:
+            forms += [spec.module, spec.module[: -len("Loss")]]
+        for form in forms:
+            out.setdefault(_normal(form), (spec.name, {}))
+    for alias, (target, preset) in ALIASES.items():
+        out[_normal(alias)] = (target, dict(preset))
+    for spec in CATALOG.values():  # the torch name itself always wins
+        out[_normal(spec.name)] = (spec.name, {})
+    return out
+
+
 def resolve(name: str) -> tuple[LossSpec, dict[str, Any]]:
-    """The catalogue entry and preset options for a name or alias."""
+    """The catalogue entry and preset options for a name, alias or torch class name.
+
+    Names resolve from the torch.nn.functional name, an alias, torch.nn's class name
+    (``"BCELoss"``, ``"nn.CrossEntropyLoss"``, ``"torch.nn.BCEWithLogitsLoss"``), in any case,
+    and short forms (``"CE"``, ``"nll"``, ``"mse"``, ``"l1"``, ``"huber"``, ``"kl"``).
+
+    >>> resolve("nn.CrossEntropyLoss")[0].name, resolve("BCELoss")[0].name
+    ('cross_entropy', 'binary_cross_entropy')
+    >>> resolve("BCE")
+    (LossSpec(name='binary_cross_entropy', ...), {'link': 'sigmoid'})
+
+    Raises:
+        UnknownLossError: the message lists the names and suggests the closest form.
+    """
     if not isinstance(name, str):
         raise SymlossTypeError(f"a loss name must be a string, got {name!r}")
     if name in CATALOG:
@@ -524,7 +758,22 @@ def resolve(name: str) -> tuple[LossSpec, dict[str, Any]]:
     if name in ALIASES:
         target, preset = ALIASES[name]
         return CATALOG[target], dict(preset)
-    raise UnknownLossError(name, [*CATALOG, *ALIASES])
+    table = names()
+    key = _normal(name)
+    if key in table:
+        target, preset = table[key]
+        return CATALOG[target], dict(preset)
+    import difflib
+
+    close = difflib.get_close_matches(key, list(table), n=1, cutoff=0.6)
+    suggestion = None
+    if close:
+        target, preset = table[close[0]]
+        # the torch name, or the alias that carries a preset (bce: link='sigmoid')
+        suggestion = target if not preset else next(
+            (a for a, v in ALIASES.items() if v == (target, preset)), target
+        )
+    raise UnknownLossError(name, [*CATALOG, *ALIASES], suggestion=suggestion)
 
 
 # =========================================================================== regression & margins
@@ -535,8 +784,10 @@ _EPS_LOG = Symbol("epsilon", positive=True)
 _BATCH = Symbol("N", integer=True, positive=True)
 
 
-def _real_option(name: str, default: float, help: str, kind: str = "real") -> Option:
-    return Option(name, default, help, kind=kind)
+def _real_option(
+    name: str, default: float, help: str, kind: str = "real", examples: tuple[float, ...] = ()
+) -> Option:
+    return Option(name, default, help, kind=kind, examples=examples)
 
 
 def _bool_option(name: str, default: bool, help: str) -> Option:
@@ -593,16 +844,15 @@ def _declare_l1(opts: Mapping[str, Any]) -> Declaration:
         canonical_hessian=sp.S.Zero,
         hessian_why="Piecewise linear: the second derivative is 0 away from the kink.",
         kinks=(Kink(((_Z, _Y),), sp.S.Zero, _ABS_KINK + " The second derivative there is 0 too.",
-                    sp.S.Zero),),
+                    sp.S.Zero, left=sp.S.NegativeOne, right=sp.S.One),),
     )
 
 
 def _declare_smooth_l1(opts: Mapping[str, Any]) -> Declaration:
     if opts["beta"] == 0:
-        d = _declare_l1(opts)
-        return Declaration(
-            **{**d.__dict__,
-               "loss_why": "With beta = 0, torch computes smooth_l1_loss as l1_loss: |z − y|."}
+        return dataclasses.replace(
+            _declare_l1(opts),
+            loss_why="With beta = 0, torch computes smooth_l1_loss as l1_loss: |z − y|.",
         )
     b = _BETA
     inside = sp.Abs(_D) < b
@@ -618,7 +868,7 @@ def _declare_smooth_l1(opts: Mapping[str, Any]) -> Declaration:
             Kink(((_Z, _Y + b),), sp.S.One,
                  "At |z − y| = β the first derivative is continuous (±1 from both sides); torch "
                  "takes the linear side for the second derivative, 0, as the strict |d| < β does.",
-                 sp.S.Zero),
+                 sp.S.Zero, left=sp.S.One, right=sp.S.One),
         ),
     )
 
@@ -638,7 +888,7 @@ def _declare_huber(opts: Mapping[str, Any]) -> Declaration:
             Kink(((_Z, _Y + dl),), dl,
                  "At |z − y| = δ the first derivative is continuous (±δ); torch takes the linear "
                  "side for the second derivative, 0, as the strict |d| < δ does.",
-                 sp.S.Zero),
+                 sp.S.Zero, left=dl, right=dl),
         ),
     )
 
@@ -749,9 +999,10 @@ def _declare_hinge_embedding(opts: Mapping[str, Any]) -> Declaration:
         hessian_why="Piecewise linear: 0 away from the kink.",
         kinks=(
             Kink(((_Z, m), (_Y, -1)), sp.S.NegativeOne,
-                 "At z = margin (y = −1) torch's backward of clamp_min(margin − z, 0) passes the "
-                 "gradient (the hinge counts as active): −1. The derivation's z ≤ margin does "
-                 "the same.", sp.S.Zero),
+                 "At z = margin (y = −1) the derivative jumps from −1 (inside the margin) to 0: "
+                 "every value in [−1, 0] is a subgradient. symloss counts the hinge as active "
+                 "(z ≤ margin), −1, the left side, as torch 2.13 does; torch 2.14 returns 0, "
+                 "the right side.", sp.S.Zero, left=sp.S.NegativeOne, right=sp.S.Zero),
         ),
     )
 
@@ -768,6 +1019,8 @@ _ELEMENTWISE_NEW = (
         options=(_reduction_option(),),
         declare=_declare_mse,
         family="elementwise",
+        signature=_signature(_INPUT, _REAL_TARGET),
+        module="MSELoss",
     ),
     LossSpec(
         name="l1_loss",
@@ -775,22 +1028,30 @@ _ELEMENTWISE_NEW = (
         options=(_reduction_option(),),
         declare=_declare_l1,
         family="elementwise",
+        signature=_signature(_INPUT, _REAL_TARGET),
+        module="L1Loss",
     ),
     LossSpec(
         name="smooth_l1_loss",
         summary="Smooth L1 (SmoothL1Loss): quadratic within beta, linear outside; beta=0 is L1.",
         options=(_reduction_option(),
-                 _real_option("beta", 1.0, "width of the quadratic zone, ≥ 0", "nonnegative")),
+                 _real_option("beta", 1.0, "width of the quadratic zone, ≥ 0", "nonnegative",
+                              examples=(0.5, 0.0, 3.0))),
         declare=_declare_smooth_l1,
         family="elementwise",
+        signature=_signature(_INPUT, _REAL_TARGET),
+        module="SmoothL1Loss",
     ),
     LossSpec(
         name="huber_loss",
         summary="Huber loss (HuberLoss): quadratic within delta, delta-scaled linear outside.",
         options=(_reduction_option(),
-                 _real_option("delta", 1.0, "threshold of the quadratic zone, > 0", "positive")),
+                 _real_option("delta", 1.0, "threshold of the quadratic zone, > 0", "positive",
+                              examples=(0.5, 4.0))),
         declare=_declare_huber,
         family="elementwise",
+        signature=_signature(_INPUT, _REAL_TARGET),
+        module="HuberLoss",
     ),
     LossSpec(
         name="soft_margin_loss",
@@ -798,6 +1059,8 @@ _ELEMENTWISE_NEW = (
         options=(_reduction_option(),),
         declare=_declare_soft_margin,
         family="elementwise",
+        signature=_signature(_INPUT, Argument("target", (SIGNS,), why="labels ±1")),
+        module="SoftMarginLoss",
     ),
     LossSpec(
         name="poisson_nll_loss",
@@ -805,11 +1068,19 @@ _ELEMENTWISE_NEW = (
         options=(
             _bool_option("log_input", True, "True: input is log λ; False: input is λ"),
             _bool_option("full", False, "add the Stirling term for y > 1"),
-            _real_option("eps", 1e-8, "added inside log when log_input=False, > 0", "positive"),
+            _real_option("eps", 1e-8, "added inside log when log_input=False, > 0", "positive",
+                         examples=(1e-3,)),
             _reduction_option(),
         ),
         declare=_declare_poisson,
         family="elementwise",
+        signature=lambda o: (
+            _INPUT if o["log_input"]
+            else Argument("input", (NONNEGATIVE,), True, why="the Poisson rate λ ≥ 0"),
+            Argument("target", (COUNTS,), why="observed counts"),
+        ),
+        module="PoissonNLLLoss",
+        short=("poisson",),
     ),
     LossSpec(
         name="kl_div",
@@ -820,13 +1091,28 @@ _ELEMENTWISE_NEW = (
         ),
         declare=_declare_kl_div,
         family="elementwise",
+        signature=lambda o: (
+            Argument("input", (REALS,), True,
+                     why="log-probabilities (the loss is linear in them: any real is accepted)"),
+            Argument("target", (LOG_PROBABILITIES if o["log_target"] else PROBABILITIES,),
+                     why="the target distribution's probabilities (log_target: their logs)"),
+        ),
+        module="KLDivLoss",
+        short=("kl", "kld"),
     ),
     LossSpec(
         name="hinge_embedding_loss",
         summary="Hinge embedding loss (HingeEmbeddingLoss) for targets ±1.",
-        options=(_real_option("margin", 1.0, "the margin for y = −1"), _reduction_option()),
+        options=(_real_option("margin", 1.0, "the margin for y = −1", examples=(0.5, -1.0)),
+                 _reduction_option()),
         declare=_declare_hinge_embedding,
         family="elementwise",
+        signature=_signature(
+            Argument("input", (REALS,), True, why="distances (or any scores)"),
+            Argument("target", (SIGNS,), why="1 for a similar pair, −1 for a dissimilar one"),
+        ),
+        module="HingeEmbeddingLoss",
+        short=("hinge_embedding",),
     ),
 )
 for _spec in _ELEMENTWISE_NEW:
@@ -837,12 +1123,10 @@ for _spec in _ELEMENTWISE_NEW:
 def _declare_nll(opts: Mapping[str, Any]) -> Declaration:
     if opts["link"] == "log_softmax":
         ce = _declare_ce({**opts, "label_smoothing": 0.0})
-        return Declaration(
-            **{
-                **ce.__dict__,
-                "loss_why": "nll_loss of log_softmax(z) is cross_entropy: the negative "
-                "log-likelihood of the target class under p = softmax(z). " + ce.loss_why,
-            }
+        return dataclasses.replace(
+            ce,
+            loss_why="nll_loss of log_softmax(z) is cross_entropy: the negative "
+            "log-likelihood of the target class under p = softmax(z). " + ce.loss_why,
         )
     x, y = IndexedBase("x"), IndexedBase("y")
     i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
@@ -883,30 +1167,23 @@ CATALOG["nll_loss"] = LossSpec(
     "cross_entropy.",
     options=(
         _weight_option("per-class rescaling weight, shape (C,)"),
-        Option("ignore_index", -100, "class-index target value that is ignored", kind="int"),
+        _ignore_index_option(),
         _reduction_option(),
         Option("link", None, "None: input is log-probabilities; 'log_softmax': input is logits",
                (None, "log_softmax")),
     ),
     declare=_declare_nll,
     family="class_axis",
-    index_targets_only=True,
-    torch_twin=lambda o: _nll_log_softmax_twin(o) if o.get("link") == "log_softmax" else None,
+    signature=lambda o: (
+        _INPUT if o.get("link") == "log_softmax"
+        else Argument("input", (REALS,), True,
+                      why="log-probabilities (the loss is linear in them: any real is accepted)"),
+        Argument("target", (CLASS_INDICES,), why="class indices"),
+    ),
+    module="NLLLoss",
+    short=("nll",),
+    torch_twin="nll_loss",
 )
-
-
-def _nll_log_softmax_twin(opts: Mapping[str, Any]) -> Callable[[Any, Any], Any]:
-    def twin(input: Any, target: Any) -> Any:
-        import torch
-
-        weight = opts.get("weight")
-        w = None if weight is None else torch.as_tensor(weight, dtype=input.dtype)
-        logp = torch.log_softmax(input, 0 if input.dim() == 1 else 1)
-        return torch.nn.functional.nll_loss(
-            logp, target, weight=w, ignore_index=opts["ignore_index"], reduction=opts["reduction"]
-        )
-
-    return twin
 
 
 # =========================================================================== sigmoid focal loss
@@ -1039,36 +1316,19 @@ CATALOG["sigmoid_focal_loss"] = LossSpec(
     name="sigmoid_focal_loss",
     summary="torchvision.ops.sigmoid_focal_loss: focal loss of logits (alpha, gamma).",
     options=(
-        _real_option("alpha", 0.25, "weight of positives in [0, 1]; negative: no weighting"),
-        _real_option("gamma", 2.0, "focusing exponent, ≥ 0", "nonnegative"),
+        _real_option("alpha", 0.25, "weight of positives in [0, 1]; negative: no weighting",
+                     examples=(0.75, -1.0)),
+        _real_option("gamma", 2.0, "focusing exponent, ≥ 0", "nonnegative",
+                     examples=(0.5, 0.0, 3.0)),
         Option("reduction", "none", "how per-element losses are combined (torchvision: none)",
                REDUCTIONS),
     ),
     declare=_declare_focal,
     family="elementwise",
-    torch_twin=lambda o: _focal_twin(o),
+    signature=_signature(_INPUT, Argument("target", (PROBABILITIES,), why="hard 0/1 or soft labels")),
+    short=("focal", "focal_loss"),
+    torch_twin="sigmoid_focal_loss",
 )
-
-
-def _focal_twin(opts: Mapping[str, Any]) -> Callable[[Any, Any], Any]:
-    """torchvision.ops.sigmoid_focal_loss, line by line, with torch operations."""
-
-    def twin(inputs: Any, targets: Any) -> Any:
-        import torch
-
-        p = torch.sigmoid(inputs)
-        ce = torch.nn.functional.binary_cross_entropy_with_logits(
-            inputs, targets, reduction="none"
-        )
-        p_t = p * targets + (1 - p) * (1 - targets)
-        loss = ce * ((1 - p_t) ** opts["gamma"])
-        if opts["alpha"] >= 0:
-            loss = (opts["alpha"] * targets + (1 - opts["alpha"]) * (1 - targets)) * loss
-        if opts["reduction"] == "mean":
-            return loss.mean()
-        return loss.sum() if opts["reduction"] == "sum" else loss
-
-    return twin
 
 
 # =========================================================================== multilabel soft margin
@@ -1120,7 +1380,12 @@ CATALOG["multilabel_soft_margin_loss"] = LossSpec(
     options=(_weight_option("per-class rescaling weight, shape (C,)"), _reduction_option()),
     declare=_declare_multilabel_soft_margin,
     family="class_axis",
-    multi_hot_targets=True,
+    signature=_signature(
+        _INPUT,
+        Argument("target", (PROBABILITIES,),
+                 why="one label per class, the input's shape: multi-hot 0/1 or soft"),
+    ),
+    module="MultiLabelSoftMarginLoss",
     spatial=False,
 )
 
@@ -1130,13 +1395,6 @@ _VAR = Symbol("sigma^2", positive=True)
 _VAR_EPS = Symbol("epsilon", positive=True)
 _Z1 = Symbol("z_1", real=True)
 _Z2 = Symbol("z_2", real=True)
-
-
-def _check_var(loss: str, var: Any) -> None:
-    import numpy as np
-
-    if np.any(var < 0):
-        raise SymlossValueError(f"{loss}: var has negative entries; a variance must be ≥ 0")
 
 
 def _declare_gaussian_nll(opts: Mapping[str, Any]) -> Declaration:
@@ -1193,8 +1451,15 @@ def _declare_margin_ranking(opts: Mapping[str, Any]) -> Declaration:
         ),
         kinks=(
             Kink(((_Z1, _Z2 + m), (_Y, 1)), sp.S.NegativeOne,
-                 "At −y(z₁ − z₂) + margin = 0 torch's clamp_min(·, 0) passes the gradient (the "
-                 "hinge counts as active): −y. The derivation's ≥ 0 does the same.", sp.S.Zero),
+                 "At −y(z₁ − z₂) + margin = 0 (y = 1) the derivative jumps from −1 to 0: every "
+                 "value in [−1, 0] is a subgradient. symloss counts the hinge as active (≥ 0), "
+                 "−y = −1, as torch 2.13 does; torch 2.14 returns 0.", sp.S.Zero,
+                 left=sp.S.NegativeOne, right=sp.S.Zero),
+            Kink(((_Z1, _Z2 - m), (_Y, -1)), sp.S.One,
+                 "At −y(z₁ − z₂) + margin = 0 (y = −1) the derivative jumps from 0 to 1: every "
+                 "value in [0, 1] is a subgradient. symloss counts the hinge as active, −y = 1, "
+                 "as torch 2.13 does; torch 2.14 returns 0.", sp.S.Zero,
+                 left=sp.S.Zero, right=sp.S.One),
         ),
     )
 
@@ -1205,22 +1470,35 @@ CATALOG["gaussian_nll_loss"] = LossSpec(
     options=(
         _bool_option("full", False, "add the constant log(2π)/2"),
         _real_option("eps", 1e-6, "the variance is clamped at eps (no gradient), > 0",
-                     "positive"),
+                     "positive", examples=(0.5,)),
         _reduction_option(),
     ),
     declare=_declare_gaussian_nll,
     family="elementwise",
-    arguments=("input", "target", "var"),
-    argument_check={"var": _check_var},
+    signature=_signature(
+        Argument("input", (REALS,), True, why="the predicted mean"),
+        _REAL_TARGET,
+        Argument("var", (NONNEGATIVE,), True,
+                 why="the predicted variance, the input's shape or one fewer trailing dimension"),
+    ),
+    module="GaussianNLLLoss",
+    short=("gaussian_nll",),
 )
 
 CATALOG["margin_ranking_loss"] = LossSpec(
     name="margin_ranking_loss",
     summary="Margin ranking loss of a pair of scores (MarginRankingLoss); gradients for both.",
-    options=(_real_option("margin", 0.0, "the margin"), _reduction_option()),
+    options=(_real_option("margin", 0.0, "the margin", examples=(0.5, -1.0)),
+             _reduction_option()),
     declare=_declare_margin_ranking,
     family="elementwise",
-    arguments=("input", "input2", "target"),
+    signature=_signature(
+        Argument("input1", (REALS,), True, key="input", why="the first score of each pair"),
+        Argument("input2", (REALS,), True, why="the second score of each pair"),
+        Argument("target", (SIGNS,), why="1: input1 should rank higher; −1: input2"),
+    ),
+    module="MarginRankingLoss",
+    short=("margin_ranking", "ranking"),
 )
 
 
@@ -1291,12 +1569,20 @@ CATALOG["multi_margin_loss"] = LossSpec(
     summary="Multi-class hinge loss (MultiMarginLoss), p = 1 or 2, margin, weight.",
     options=(
         Option("p", 1, "the exponent, 1 or 2", (1, 2)),
-        _real_option("margin", 1.0, "the margin"),
+        _real_option("margin", 1.0, "the margin", examples=(0.5, 2.0, -0.5)),
         _weight_option("per-class rescaling weight, shape (C,)"),
         _reduction_option(),
     ),
     declare=_declare_multi_margin,
     family="class_axis",
-    index_targets_only=True,
+    signature=_signature(_INPUT, Argument("target", (CLASS_INDICES,), why="class indices")),
+    module="MultiMarginLoss",
+    short=("multi_margin",),
     spatial=False,
 )
+
+
+# =========================================================================== boosting losses
+from .catalog_boosting import register as _register_boosting  # noqa: E402
+
+_register_boosting(CATALOG)

@@ -8,11 +8,136 @@ by :mod:`symloss.derive` and :mod:`symloss.numeric`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 from sympy.printing.pretty.stringpict import prettyForm
 
-__all__ = ["AlsoWrt", "Assumption", "Declaration", "Definition", "Kink", "Link", "Partial"]
+__all__ = [
+    "CLASS_INDEX_SETS",
+    "CLASS_INDICES",
+    "CLASS_PROBABILITIES",
+    "COUNTS",
+    "LOG_PROBABILITIES",
+    "NONNEGATIVE",
+    "PROBABILITIES",
+    "REALS",
+    "SIGNS",
+    "AlsoWrt",
+    "Argument",
+    "Assumption",
+    "Declaration",
+    "Definition",
+    "Domain",
+    "Kink",
+    "Link",
+    "Partial",
+]
+
+
+# --------------------------------------------------------------------------- what arrays hold
+@dataclass(frozen=True)
+class Domain:
+    """The values one positional array of a loss may hold, as data the battery reads.
+
+    A domain is either *element-wise* -- every element on its own in ``[lo, hi]`` (integers
+    only with ``integer``; only the listed ``values`` when they are given) -- or *structured*
+    along the class axis (``layout``): class indices, one distribution per sample, sets of
+    class indices. ``points`` are values every battery includes whatever it draws at random,
+    so that each branch of a loss is tried (y = −1 as well as y = 1; counts 0, 1 *and* > 1).
+
+    Attributes:
+        name: a short name for reports (``"±1"``, ``"counts"``).
+        description: one line for the reader.
+        lo, hi: the closed range of every element (``±inf``: unbounded).
+        integer: only integers (counts, class indices).
+        values: the complete finite set, if there is one (``(-1.0, 1.0)`` for labels ±1).
+        points: values each battery includes.
+        layout: ``"elementwise"`` (the input's shape), ``"class_index"`` (the input's shape
+            without the class axis, integers in ``[0, C)``; ``ignore_index`` as well),
+            ``"class_distribution"`` (the input's shape, each sample's entries ≥ 0 summing
+            to 1 along the class axis), ``"class_index_set"`` (the input's shape, each row a
+            set of class indices padded with −1, as ``multilabel_margin_loss`` takes them).
+
+    >>> SIGNS.contains(-1.0), SIGNS.contains(0.5), COUNTS.contains(3.0)
+    (True, False, True)
+    """
+
+    name: str
+    description: str
+    lo: float = -float("inf")
+    hi: float = float("inf")
+    integer: bool = False
+    values: tuple[float, ...] | None = None
+    points: tuple[float, ...] = ()
+    layout: str = "elementwise"
+
+    def contains(self, value: float) -> bool:
+        """Whether one element value lies in this (element-wise) domain."""
+        if self.values is not None:
+            return value in self.values
+        if self.integer and value != int(value):
+            return False
+        return self.lo <= value <= self.hi
+
+
+_INF = float("inf")
+
+#: Every finite real (regression targets, logits).
+REALS = Domain("reals", "any finite real number", points=(-2.0, 0.0, 1.5))
+#: Probabilities: hard labels {0, 1} and soft labels in between.
+PROBABILITIES = Domain("probabilities", "a probability in [0, 1]: hard 0/1 labels and soft ones",
+                       0.0, 1.0, points=(0.0, 1.0))
+#: Labels ±1 (hinge_embedding_loss, soft_margin_loss, margin_ranking_loss).
+SIGNS = Domain("±1", "a label −1 or +1", -1.0, 1.0, integer=True, values=(-1.0, 1.0),
+               points=(-1.0, 1.0))
+#: Poisson counts: non-negative integers, including values > 1 (Stirling's term).
+COUNTS = Domain("counts", "a non-negative integer count (0, 1 and counts > 1)", 0.0, _INF,
+                integer=True, points=(0.0, 1.0, 2.0, 7.0, 40.0))
+#: Log-probabilities (kl_div with log_target=True).
+LOG_PROBABILITIES = Domain("log-probabilities", "a log-probability ≤ 0", -_INF, 0.0,
+                           points=(0.0, -1.0, -30.0))
+#: Non-negative reals (gaussian_nll_loss's var; values below eps are clamped).
+NONNEGATIVE = Domain("non-negative reals", "a real ≥ 0 (below eps it is clamped)", 0.0, _INF,
+                     points=(0.0, 1e-9, 1.0, 4.0))
+#: Class indices in [0, C), and ignore_index (cross_entropy, nll_loss, multi_margin_loss).
+CLASS_INDICES = Domain("class indices", "an integer class index in [0, C) (or ignore_index)",
+                       0.0, _INF, integer=True, layout="class_index")
+#: One probability distribution over the C classes per sample (cross_entropy's soft targets).
+CLASS_PROBABILITIES = Domain("class probabilities",
+                             "per sample, C probabilities summing to 1 along the class axis",
+                             0.0, 1.0, layout="class_distribution")
+#: Sets of class indices padded with −1 (multilabel_margin_loss).
+CLASS_INDEX_SETS = Domain("sets of class indices",
+                          "per sample, distinct class indices, then −1 padding",
+                          -1.0, _INF, integer=True, layout="class_index_set")
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One positional array of a loss, in torch's order, under torch's parameter name.
+
+    Attributes:
+        name: torch's parameter name (``input``, ``target``, ``var``; ``input1`` and
+            ``input2`` for ``margin_ranking_loss``). ``grad_fn(..., wrt=name)`` takes it.
+        domains: the values it may hold; several when torch accepts several kinds
+            (``cross_entropy``'s target: class indices or class probabilities).
+        differentiable: whether symloss gives (and the checker compares) a gradient for it.
+        key: the name the declaration's ``symbols`` and the kernels use for it, when not
+            ``name`` (``margin_ranking_loss``'s ``input1`` is the kernels' ``"input"``).
+        why: one line on what the array is.
+    """
+
+    name: str
+    domains: tuple[Domain, ...]
+    differentiable: bool = False
+    key: str = ""
+    why: str = ""
+
+    @property
+    def symbol_key(self) -> str:
+        """The key of this array in :attr:`Declaration.symbols` and the kernels."""
+        return self.key or self.name
 
 
 @dataclass(frozen=True)
@@ -87,18 +212,60 @@ class AlsoWrt:
 
 @dataclass(frozen=True)
 class Kink:
-    """A point where the loss is not differentiable, and the one-sided values taken there.
+    """A point where the loss is not differentiable: its one-sided derivatives and the value
+    symloss takes there.
 
-    ``at`` substitutes the kink (``{z: y}``); ``value`` and ``hessian_value`` are what torch's
-    backward and double backward return there (measured with torch 2.13; the tests check them
-    at the kink). The derivation evaluates its own derivatives at ``at`` and checks that they
-    equal these values; ``why`` says which side that is.
+    At a kink the derivative is a *set*, the subdifferential ``[min(left, right), max(left,
+    right)]``; any value in it is a correct subgradient (torch itself changed its choice at
+    ``hinge_embedding_loss``'s and ``margin_ranking_loss``'s hinge between 2.13 and 2.14).
+    The checker accepts every value in the set and says which side an implementation took.
+
+    Attributes:
+        at: the substitution that puts an element on the kink, the input first
+            (``((z, y),)``; ``((z, margin), (y, -1))``). Symbols not given stay free: the
+            battery puts several values there.
+        value: the derivative symloss's own kernels return at the kink (its stated choice;
+            the derivation evaluates its gradient at ``at`` and checks it equals this).
+        why: one line: which side ``value`` is, and why.
+        hessian_value: the second derivative symloss returns at the kink (checked likewise).
+        left: ∂ℓ/∂input approached from below (the input a little less than at the kink).
+        right: ∂ℓ/∂input approached from above. The tests check both against the derived
+            gradient evaluated just beside the kink.
     """
 
     at: tuple[tuple[sp.Basic, sp.Basic], ...]
     value: sp.Expr
     why: str
     hessian_value: sp.Expr | None = None
+    left: sp.Expr | None = None
+    right: sp.Expr | None = None
+
+    @property
+    def convention(self) -> str:
+        """Which one-sided derivative :attr:`value` is: ``"left"``, ``"right"``, ``"both"``
+        (the derivative is continuous there), or ``"between"``."""
+        return side_of(self.value, self.left, self.right)
+
+
+def side_of(value: Any, left: Any, right: Any) -> str:
+    """``"left"``, ``"right"``, ``"both"`` or ``"between"``: which one-sided derivative a value
+    at a kink equals (``"outside"`` when it is not in the subdifferential at all).
+
+    >>> side_of(-1, -1, 0), side_of(0, -1, 0), side_of(1, 1, 1), side_of(-0.5, -1, 0)
+    ('left', 'right', 'both', 'between')
+    """
+    if left is None or right is None:
+        return "unknown"
+    v, a, b = (sp.sympify(x) for x in (value, left, right))
+    at_left, at_right = sp.simplify(v - a) == 0, sp.simplify(v - b) == 0
+    if at_left and at_right:
+        return "both"
+    if at_left:
+        return "left"
+    if at_right:
+        return "right"
+    inside = sp.And(sp.Min(a, b) <= v, v <= sp.Max(a, b))
+    return "between" if inside == sp.true else "outside"
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import sympy as sp
 from .algebra import equal, is_zero, reduce_sums, tidy
 from .declaration import Declaration, Kink, Partial
 from .primitives import SUM_INDEX
+from .words import Phrase
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
 
     from .catalog import LossSpec
 
@@ -105,6 +105,38 @@ def _chain(items: list[sp.Expr]) -> tuple[sp.Expr, ...]:
     return tuple(out)
 
 
+def _cancelled(product: sp.Expr, outer: sp.Expr, inner: sp.Expr) -> list[sp.Expr]:
+    """The product of the chain rule with each outer term multiplied into the inner factor (an
+    element-wise loss; SymPy cancels p against 1/p as it multiplies), then simplified in p."""
+    in_var = tidy(product)
+    if isinstance(product, sp.Sum):
+        return [in_var]
+    terms = sp.Add.make_args(sp.expand(outer, deep=False))
+    return [sp.Add(*(t * inner for t in terms)), in_var]
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for an option value (an array by its shape and bytes)."""
+    import numpy as np
+
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    arr = np.asarray(to_numpy(value), dtype=np.float64)
+    return ("array", arr.shape, arr.tobytes())
+
+
+def to_numpy(value: Any) -> Any:
+    """A torch tensor (on any device) as a NumPy array on the CPU; anything else unchanged.
+
+    The one conversion at the API boundary: ``loss_fn``, ``grad_fn`` and ``hvp_fn`` take
+    tensors (detached, moved to the CPU) and return NumPy. torch is never imported here: a
+    tensor is recognised by its type's module.
+    """
+    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value
+
+
 def _all_equal(
     items: tuple[sp.Expr, ...], substitute: Callable[[sp.Expr], sp.Expr] = lambda e: e
 ) -> bool:
@@ -140,8 +172,44 @@ class Derivation:
         """
         twin = copy.copy(self)
         twin.__dict__.pop("_numeric", None)
+        twin.__dict__.pop("_variants", None)
         twin.options = dict(options)
         return twin
+
+    def with_options(self, **changes: Any) -> Derivation:
+        """This loss with some options changed: the explicit way to make a variant.
+
+        The options are validated; the declaration is made afresh only where the change alters
+        the symbolic derivation (otherwise the symbolic results are shared); a variant is
+        built once: asking again for the same changes returns the same derivation, with the
+        kernels it has already compiled.
+
+        Args:
+            **changes: options to change (torch's keywords, as :func:`symloss.derive` takes).
+
+        Returns:
+            A :class:`Derivation` of the same loss with those options.
+
+        >>> import symloss
+        >>> d = symloss.derive("bce_with_logits")
+        >>> d.with_options(reduction="sum").options["reduction"]
+        'sum'
+        >>> d.with_options(reduction="sum") is d.with_options(reduction="sum")
+        True
+        """
+        variants = self.__dict__.setdefault("_variants", {})
+        key = tuple(sorted((k, _frozen(v)) for k, v in changes.items()))
+        if key not in variants:
+            options = self.spec.validate({**self.options, **changes})
+            from . import _derive_symbolic, _symbolic_key
+            from .catalog import CATALOG
+
+            if CATALOG.get(self.spec.name) is self.spec:
+                symbolic = _derive_symbolic(self.spec.name, _symbolic_key(options, self.spec))
+            else:  # a loss of the user's own (symloss.custom): declared here
+                symbolic = type(self)(self.spec, options, self.spec.declare(options))
+            variants[key] = symbolic._with_options(options)
+        return variants[key]  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.display_options.items())
@@ -237,9 +305,9 @@ class Derivation:
             var_elem = link.var[SUM_INDEX] if link.class_axis else link.var  # type: ignore[index]
             expr_elem = link.expr
             chain = _chain([expr_elem, link.definition])
-            steps.append(Step("Link", link.why, var_elem, chain, _all_equal(chain)))
+            steps.append(Step(Phrase("title.link"), link.why, var_elem, chain, _all_equal(chain)))
         for definition in d.definitions:
-            steps.append(Step("Definition", definition.why, definition.symbol, (definition.expr,), None))
+            steps.append(Step(Phrase("title.definition"), definition.why, definition.symbol, (definition.expr,), None))
 
         ell = _ELL
         loss_chain: list[sp.Expr] = []
@@ -249,7 +317,7 @@ class Derivation:
         chain = _chain(loss_chain)
         in_input = link.from_var if link is not None else (lambda e: e)
         steps.append(
-            Step("Per-element loss", d.loss_why, ell, chain, _all_equal(chain, in_input))
+            Step(Phrase("title.per_element_loss"), d.loss_why, ell, chain, _all_equal(chain, in_input))
         )
         steps.append(self._reduction_step())
 
@@ -260,8 +328,8 @@ class Derivation:
             chain = _chain([raw, self.gradient])
             steps.append(
                 Step(
-                    "Derivative",
-                    "sympy.diff of the per-element loss, then simplified.",
+                    Phrase("title.derivative"),
+                    Phrase("why.derivative"),
                     Partial(ell, z),
                     chain,
                     _all_equal(chain),
@@ -271,15 +339,15 @@ class Derivation:
         canonical_chain = _chain([self.gradient, self.canonical])
         why = d.canonical_why
         if d.assumptions:
-            why += " Assuming " + "; ".join(a.why for a in d.assumptions) + "."
+            why = Phrase("why.assuming", why=why, facts="; ".join(a.why for a in d.assumptions))
         steps.append(
-            Step("Canonical form", why, Partial(ell, z), canonical_chain, self.proved)
+            Step(Phrase("title.canonical"), why, Partial(ell, z), canonical_chain, self.proved)
         )
         if d.stable_gradient is not None or self.raw_gradient != self.gradient:
             steps.append(
                 Step(
-                    "Evaluated as",
-                    d.stable_why or "The form the NumPy kernel evaluates.",
+                    Phrase("title.evaluated"),
+                    d.stable_why or Phrase("why.kernel_form"),
                     Partial(ell, z),
                     (self.kernel_gradient,),
                     self.kernel_proved,
@@ -296,12 +364,12 @@ class Derivation:
         ell_m = sp.IndexedBase(_ELL)[_M]
         total = sp.Sum(ell_m, (_M, 1, _SAMPLES))
         if reduction in ("mean", "batchmean"):
-            return Step("Reduction", d.mean_why, _L, (total / d.mean_denominator,), None)
+            return Step(Phrase("title.reduction"), d.mean_why, _L, (total / d.mean_denominator,), None)
         if reduction == "sum":
-            return Step("Reduction", "reduction='sum' adds the per-element losses.", _L, (total,), None)
+            return Step(Phrase("title.reduction"), Phrase("why.reduction_sum"), _L, (total,), None)
         return Step(
-            "Reduction",
-            "reduction='none' keeps one loss per element.",
+            Phrase("title.reduction"),
+            Phrase("why.reduction_none"),
             sp.IndexedBase(_L)[_M],
             (ell_m,),
             None,
@@ -321,39 +389,44 @@ class Derivation:
             dp_dz = link.to_var(sp.diff(link.expr, z))
             rule = sp.Sum(Partial(ell, p_k) * Partial(p_k, z), (k, 1, link.expr.args[2]))
             product = sp.Sum(d_loss_dp * dp_dz, (k, 1, link.expr.args[2]))
-            rule_why = "Chain rule: ℓ depends on zᵢ through every pₖ."
+            rule_why = Phrase("why.chain_rule_class")
         else:
             p_k = link.var
             d_loss_dp = sp.diff(d.loss_in_link, link.var)
             dp_dz = link.to_var(sp.diff(link.expr, z))
             rule = Partial(ell, p_k) * Partial(p_k, z)
             product = d_loss_dp * dp_dz
-            rule_why = "Chain rule: ℓ depends on z through p."
+            rule_why = Phrase("why.chain_rule")
         d_loss_dp_tidy = tidy(d_loss_dp)
         product_tidy = tidy(link.from_var(product))
         direct = self.raw_gradient
-        product_ok = equal(link.from_var(product), direct) and equal(product_tidy, self.gradient)
+        # The cancellation the notebook writes by hand: each term of the outer factor times the
+        # inner one, where SymPy cancels the prediction's powers, then the sum in p.
+        product_chain = _chain([product, *_cancelled(product, d_loss_dp, dp_dz), product_tidy])
+        product_ok = _all_equal(product_chain, link.from_var) and equal(
+            link.from_var(product), direct
+        ) and equal(product_tidy, self.gradient)
         return [
-            Step("Chain rule", rule_why, Partial(ell, z), (rule,), None),
+            Step(Phrase("title.chain_rule"), rule_why, Partial(ell, z), (rule,), None),
             Step(
-                "Outer factor",
-                "sympy.diff of the loss with respect to the prediction.",
+                Phrase("title.outer"),
+                Phrase("why.outer"),
                 Partial(ell, p_k),
                 _chain([d_loss_dp, d_loss_dp_tidy]),
                 equal(d_loss_dp, d_loss_dp_tidy),
             ),
             Step(
-                "Inner factor",
-                f"The derivative of the {link.name}, which each primitive carries (fdiff).",
+                Phrase("title.inner"),
+                Phrase("why.inner", link=link.name),
                 Partial(p_k, z),
                 _chain([sp.diff(link.expr, z), dp_dz]),
                 equal(link.from_var(dp_dz), sp.diff(link.expr, z)),
             ),
             Step(
-                "Product",
-                "Multiply the factors and simplify; equal to sympy.diff of ℓ in z directly.",
+                Phrase("title.product"),
+                Phrase("why.product"),
                 Partial(ell, z),
-                _chain([product, product_tidy]),
+                product_chain,
                 product_ok,
             ),
         ]
@@ -378,8 +451,8 @@ class Derivation:
         per_element = Partial(ell_m, z_m)
         if reduction == "none":
             return Step(
-                "Gradient",
-                "With reduction='none' each element's gradient is its own (backward with ones).",
+                Phrase("title.gradient"),
+                Phrase("why.gradient_none"),
                 Partial(sp.IndexedBase(_L)[_M], z_m),
                 (per_element, self.canonical.subs(at_m)),
                 True,
@@ -395,13 +468,9 @@ class Derivation:
         checked = not denominator.has(zz) and not denominator.has(z) and bool(
             sp.simplify(lhs - sp.diff(f(zz[_T]), zz[_T]) / big_d) == 0
         )
-        why = (
-            "Each ℓₘ depends only on its own input, so the reduced gradient is the "
-            "per-element gradient"
-            + (" divided by the mean's denominator." if reduction != "sum" else ".")
-        )
+        why = Phrase("why.reduced_mean" if reduction != "sum" else "why.reduced_sum")
         return Step(
-            "Reduced gradient",
+            Phrase("title.reduced_gradient"),
             why,
             Partial(_L, z_m),
             _chain([per_element / denominator, self.canonical.subs(at_m) / denominator]),
@@ -433,9 +502,8 @@ class Derivation:
             checked = equal(raw, derived) and self._prove(derived, other.canonical)
             steps.append(
                 Step(
-                    f"Derivative with respect to {other.name}",
-                    "sympy.diff of the per-element loss in " + other.name + ", simplified. "
-                    + other.why,
+                    Phrase("title.wrt", name=other.name),
+                    Phrase("why.wrt", name=other.name, why=other.why),
                     Partial(_ELL, symbol),
                     _chain([raw, derived, other.canonical]),
                     checked,
@@ -460,7 +528,7 @@ class Derivation:
             value = sp.piecewise_fold(derived.subs(at))
             checked = is_zero(value - expected)
             lhs = sp.Subs(what, tuple(at), tuple(at.values()))
-            steps.append(Step("Kink", kink.why, lhs, _chain([value, expected]), checked))
+            steps.append(Step(Phrase("title.kink"), kink.why, lhs, _chain([value, expected]), checked))
         return steps
 
     # ------------------------------------------------------------------ second order
@@ -561,28 +629,22 @@ class Derivation:
         z, z2 = self.input, self.second_input
         steps: list[Step] = [
             Step(
-                "Gradient",
-                "The first derivative, derived by sympy.diff and simplified (order 1).",
+                Phrase("title.gradient"),
+                Phrase("why.first_derivative"),
                 Partial(ell, z),
                 _chain([self.raw_gradient, self.gradient]),
                 equal(self.raw_gradient, self.gradient),
             )
         ]
         second = Partial(ell, z, 2) if z2 == z else _Mixed(ell, z, z2)
-        why = "sympy.diff of the gradient"
-        if z2 != z:
-            why += f" with respect to a second logit {z2}, j a second class index"
         raw = self.raw_hessian
         dropped = drop_distributions(raw)
-        if dropped != raw:
-            why += (
-                "; the Dirac delta at the kink is dropped (the derivative almost everywhere, "
-                "which is what autograd's double backward returns)"
-            )
+        key = "why.second" + ("_class" if z2 != z else "") + ("_dirac" if dropped != raw else "")
+        why = Phrase(key, z2=str(z2)) if z2 != z else Phrase(key)
         steps.append(
             Step(
-                "Second derivative",
-                why + ", then simplified.",
+                Phrase("title.second_derivative"),
+                why,
                 second,
                 _chain([raw, dropped, self.hessian]),
                 equal(dropped, self.hessian),
@@ -592,7 +654,7 @@ class Derivation:
             hwhy = d.hessian_why
             steps.append(
                 Step(
-                    "Closed form",
+                    Phrase("title.closed_form"),
                     hwhy,
                     second,
                     _chain([self.hessian, self.canonical_hessian]),
@@ -602,9 +664,8 @@ class Derivation:
         else:
             steps.append(
                 Step(
-                    "Closed form",
-                    "No closed form is declared for this Hessian, so none is proved; the "
-                    "derived form above is the result.",
+                    Phrase("title.closed_form"),
+                    Phrase("why.no_closed_form"),
                     second,
                     (self.hessian,),
                     None,
@@ -613,8 +674,8 @@ class Derivation:
         if d.stable_hessian is not None:
             steps.append(
                 Step(
-                    "Evaluated as",
-                    d.stable_hessian_why or "The form the NumPy kernel evaluates.",
+                    Phrase("title.evaluated"),
+                    d.stable_hessian_why or Phrase("why.kernel_form"),
                     second,
                     (self.kernel_hessian,),
                     self.kernel_hessian_proved,
@@ -639,26 +700,16 @@ class Derivation:
             contraction = sp.Sum(body, (m, 1, _class_count(self)))
             reduced = tidy(contraction)
             checked = is_zero(contraction - reduced)
-            why = (
-                "The Hessian-vector product contracts the second index with a direction v; "
-                "each sample's block is its own, so the reduced loss's HVP is this per sample"
-            )
+            kind = "why.hvp_class_"
             chain = [contraction, reduced]
         else:
             v = sp.Symbol("v", real=True)
             chain = [self.hessian * v]
             checked = True
-            why = (
-                "Each element's loss depends only on its own input, so the Hessian of the "
-                "reduced loss is diagonal and its product with a direction v is elementwise"
-            )
-        why += (
-            ", divided by the mean's denominator." if reduction in ("mean", "batchmean")
-            else " (reduction='none': the HVP of the sum, i.e. backward with ones)."
-            if reduction == "none" else "."
-        )
+            kind = "why.hvp_"
+        why = Phrase(kind + ("mean" if reduction in ("mean", "batchmean") else reduction))
         return Step(
-            "Hessian-vector product",
+            Phrase("title.hvp"),
             why,
             hv,
             _chain([c / denominator for c in chain]),
@@ -666,26 +717,50 @@ class Derivation:
         )
 
     # ------------------------------------------------------------------ rendering
-    def latex(self, document: bool = False, order: int = 1) -> str:
-        """The derivation as an ``align*`` body, or a complete document pdflatex compiles.
+    def latex(self, document: bool = False, order: int = 1, lang: str = "en") -> str:
+        """The derivation as an ``align*`` body, or a complete document pdflatex compiles
+        (``lang="zh"``: in Chinese, a ctex document xelatex compiles).
 
         ``order=2`` renders the derivation of the second derivative (:attr:`hessian_steps`).
         """
         from .render import latex
+        from .words import check_lang
 
-        return latex(self, document=document, order=order)
+        return latex(self, document=document, order=order, lang=check_lang(lang))
 
-    def markdown(self, order: int = 1, heading: str = "#") -> str:
+    def markdown(self, order: int = 1, heading: str = "#", lang: str = "en") -> str:
         """The derivation as GitHub-flavoured Markdown with ``$$`` math (title at ``heading``)."""
         from .render import markdown
+        from .words import check_lang
 
-        return markdown(self, order=order, heading=heading)
+        return markdown(self, order=order, heading=heading, lang=check_lang(lang))
 
-    def text(self, order: int = 1) -> str:
-        """The derivation as Unicode text for a terminal."""
+    def text(self, order: int = 1, lang: str = "en") -> str:
+        """The derivation as Unicode text for a terminal (``lang="zh"``: in Chinese)."""
         from .render import text
+        from .words import check_lang
 
-        return text(self, order=order)
+        return text(self, order=order, lang=check_lang(lang))
+
+    def example(self, *arrays: Any, digits: int = 4) -> Any:
+        """A worked example: every step of the derivation with its numbers beside its symbols.
+
+        Args:
+            *arrays: the loss's positional arrays in torch's order (``input, target``, ...).
+            digits: decimals shown.
+
+        Returns:
+            A :class:`symloss.example.Example` with ``.text()``, ``.markdown()``, ``.latex()``
+            (each takes ``lang=``) and notebook display.
+
+        >>> import symloss
+        >>> ex = symloss.derive("bce").example([-1.7723, -1.5965, 0.8863], [0, 1, 0])
+        >>> ex.value("Reduction")
+        '1.0565'
+        """
+        from .example import Example
+
+        return Example(self, arrays, digits=digits)
 
     def _repr_latex_(self) -> str:
         from .render import latex
@@ -703,32 +778,77 @@ class Derivation:
         return build(self)
 
     @property
-    def loss_fn(self) -> Callable[[npt.ArrayLike, npt.ArrayLike], Any]:
-        """``loss_fn(input, target)``: the reduced loss, with torch's semantics, in NumPy."""
-        return self._numeric.loss  # type: ignore[no-any-return]
+    def loss_fn(self) -> Callable[..., Any]:
+        """``loss_fn(input, target, ...)``: the reduced loss, with torch's semantics, in NumPy.
+
+        The arrays are torch's positional arguments (``spec.torch_arguments``); NumPy arrays or
+        torch tensors on any device (detached and moved to the CPU; the result is NumPy).
+        """
+        loss = self._numeric.loss
+
+        def loss_fn(*arrays: Any) -> Any:
+            return loss(*(to_numpy(a) for a in arrays))
+
+        return loss_fn
 
     @property
-    def grad_fn(self) -> Callable[[npt.ArrayLike, npt.ArrayLike], Any]:
-        """``grad_fn(input, target, ...)``: ∂(reduced loss)/∂input, the input's shape and dtype.
+    def grad_fn(self) -> Callable[..., Any]:
+        """``grad_fn(input, target, ..., wrt="input")``: ∂(reduced loss)/∂(array ``wrt``), in
+        that array's shape and dtype.
 
-        The arrays are torch's positional arguments (``spec.arguments``). ``wrt="var"`` (or
-        ``"input2"``) gives the gradient with respect to that argument, in its shape.
+        The arrays are torch's positional arguments (``spec.torch_arguments``), NumPy or torch
+        tensors (any device; the result is NumPy). ``wrt`` is torch's name of a differentiable
+        array: ``"var"`` of ``gaussian_nll_loss``, ``"input1"`` or ``"input2"`` of
+        ``margin_ranking_loss``.
+
+        >>> import numpy as np, symloss
+        >>> d = symloss.derive("margin_ranking_loss", reduction="sum")
+        >>> d.grad_fn(np.array([0.0]), np.array([1.0]), np.array([1.0]), wrt="input2")
+        array([1.])
         """
-        return self._numeric.grad  # type: ignore[no-any-return]
+        grad = self._numeric.grad
+        spec = self.spec
+
+        def grad_fn(*arrays: Any, wrt: str = "input") -> Any:
+            key = wrt
+            for arg in spec.arguments_for(self.options):
+                if wrt == arg.name and arg.differentiable:
+                    key = arg.symbol_key
+            return grad(*(to_numpy(a) for a in arrays), wrt=key)
+
+        return grad_fn
 
     @property
     def hvp_fn(self) -> Callable[..., Any]:
         """``hvp_fn(input, target, v)``: the Hessian of the reduced loss times ``v``.
 
         The Hessian is with respect to the input; the result has the input's shape and dtype
-        and equals ``torch.autograd.functional.hvp`` of torch's reduced loss.
+        and equals ``torch.autograd.functional.hvp`` of torch's reduced loss. Tensors are
+        accepted as for :attr:`grad_fn`.
 
         >>> import numpy as np, symloss
         >>> d = symloss.derive("bce", reduction="sum")
         >>> d.hvp_fn(np.array([0.0]), np.array([1.0]), np.array([2.0]))
         array([0.5])
         """
-        return self._numeric.hvp  # type: ignore[no-any-return]
+        hvp = self._numeric.hvp
+
+        def hvp_fn(*arrays: Any) -> Any:
+            return hvp(*(to_numpy(a) for a in arrays))
+
+        return hvp_fn
+
+    @property
+    def hess_diag_fn(self) -> Callable[..., Any]:
+        """``hess_diag_fn(input, target)``: ∂²ℓ/∂zᵢ² per element, unreduced: the Hessian's
+        diagonal (:attr:`hessian_diagonal`), the input's shape and dtype. It is the ``hess``
+        of a gradient-boosting objective (:func:`symloss.objective`).
+
+        >>> import numpy as np, symloss
+        >>> symloss.derive("bce_with_logits").hess_diag_fn(np.array([0.0]), np.array([1.0]))
+        array([0.25])
+        """
+        return self._numeric.hess_diag  # type: ignore[no-any-return]
 
     def steps_for(self, order: int) -> list[Step]:
         """:attr:`steps` for ``order=1``, :attr:`hessian_steps` for ``order=2``."""

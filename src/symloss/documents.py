@@ -80,7 +80,34 @@ def render_all() -> dict[str, str]:
             f"{'yes' if d.proved else 'NO'} | $`{expr_latex(hess)}`$ | {hess_proved} | "
             f"[md]({stem}.md) · [tex]({stem}.tex) · [hessian tex]({stem}-hessian.tex) |"
         )
+    files.update(_relation_files(index))
     files["README.md"] = "\n".join(index) + "\n"
+    return files
+
+
+def _relation_files(index: list[str]) -> dict[str, str]:
+    """``relations/<name>.md`` and ``.tex`` for every relation, and their rows in the index."""
+    from .relations import relate, relations
+
+    files: dict[str, str] = {}
+    index += [
+        "",
+        "## Relations",
+        "",
+        "Generated with the derivations (`symloss relate A B`); each is built from the two "
+        "losses' declarations and proved by SymPy reducing every difference to 0.",
+        "",
+        "| relation | losses | proved | files |",
+        "|---|---|---|---|",
+    ]
+    for slug in relations():
+        r = relate(slug, "")
+        files[f"relations/{slug}.md"] = r.markdown() + "\n"
+        files[f"relations/{slug}.tex"] = r.latex(document=True)
+        index.append(
+            f"| {r.statement} | `{r.left}` · `{r.right}` | {'yes' if r.proved else 'NO'} | "
+            f"[md](relations/{slug}.md) · [tex](relations/{slug}.tex) |"
+        )
     return files
 
 
@@ -90,6 +117,7 @@ def write_all(out: Path) -> list[Path]:
     written = []
     for filename, content in render_all().items():
         path = out / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
         written.append(path)
     return written

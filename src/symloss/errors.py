@@ -23,9 +23,9 @@ class SymlossTypeError(SymlossError, TypeError):
 class UnknownLossError(SymlossValueError, KeyError):
     """A loss name symloss does not know; the message lists the names and the closest one."""
 
-    def __init__(self, name: str, valid: Iterable[str]) -> None:
+    def __init__(self, name: str, valid: Iterable[str], suggestion: str | None = None) -> None:
         valid = sorted(valid)
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        close = [suggestion] if suggestion else difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         super().__init__(f"unknown loss {name!r}.{hint} Valid names: {', '.join(valid)}")
         self.name = name

@@ -9,6 +9,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm
 
+from .words import say, word
+
 if TYPE_CHECKING:
     from .derive import Derivation, Step
 
@@ -26,7 +28,8 @@ _TEX = {
     "²": "^{2}", "⁰": "^{0}", "μ": r"\mu", "λ": r"\lambda", "β": r"\beta", "α": r"\alpha",
     "γ": r"\gamma", "Δ": r"\Delta", "√": r"\surd", "≈": r"\approx", "∈": r"\in",
     "ᵀ": "^{T}", "₁": "_{1}", "₂": "_{2}", "³": "^{3}", "±": r"\pm", "π": r"\pi",
-    "ζ": r"\zeta",
+    "ζ": r"\zeta", "‖": r"\|",
+    "ρ": r"\rho", "τ": r"\tau",  # the boosting losses' power and quantile
 }
 _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -34,8 +37,10 @@ _TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": 
                ">": r"\ensuremath{>}"}
 
 
-def words_tex(words: str) -> str:
+def words_tex(words: str, lang: str = "en") -> str:
     """Plain words (with a little Unicode math) as LaTeX text that pdflatex compiles.
+
+    With ``lang="zh"`` the Chinese characters pass through (xelatex with ctex typesets them).
 
     >>> words_tex("σ(z) − yᵢ for label_smoothing")
     '\\\\ensuremath{\\\\sigma}(z) - y\\\\ensuremath{_{i}} for label\\\\_smoothing'
@@ -47,11 +52,17 @@ def words_tex(words: str) -> str:
         elif ch in _TEX:
             tex = _TEX[ch]
             out.append(tex if ch == "−" or ch == "′" else rf"\ensuremath{{{tex}}}")
-        elif ord(ch) < 128:
+        elif ord(ch) < 128 or (lang != "en" and not _is_math_unicode(ch)):
             out.append(ch)
         else:
             raise ValueError(f"no LaTeX for character {ch!r} in {words!r}")
     return "".join(out)
+
+
+def _is_math_unicode(ch: str) -> bool:
+    """A letter or symbol of the mathematical blocks (Greek, arrows, operators, sub/superscripts),
+    which must be mapped for LaTeX in every language."""
+    return "\u0370" <= ch <= "\u03ff" or "\u2070" <= ch <= "\u22ff"
 
 
 class _Latex(LatexPrinter):
@@ -97,10 +108,10 @@ def expr_text(expr: sp.Basic) -> str:
     return _Pretty().doprint(expr)
 
 
-def _status(step: Step) -> str:
+def _status(step: Step, lang: str = "en") -> str:
     if step.checked is None:
-        return "definition"
-    return "checked by SymPy" if step.checked else "NOT PROVED"
+        return word("status.definition", lang)
+    return word("status.checked" if step.checked else "status.not_proved", lang)
 
 
 def _title(d: Derivation) -> str:
@@ -108,12 +119,12 @@ def _title(d: Derivation) -> str:
     return f"{d.name}({opts})"
 
 
-def _summary(d: Derivation, order: int = 1) -> tuple[str, str]:
+def _summary(d: Derivation, order: int = 1, lang: str = "en") -> tuple[str, str]:
     if order == 2:
         if d.canonical_hessian is None:
-            return "derived; no closed form declared, so NOT PROVED", "hessian"
-        return ("proved" if d.hessian_proved else "NOT PROVED"), "hessian"
-    verdict = "proved" if d.proved else "NOT PROVED"
+            return word("verdict.no_closed_form", lang), "hessian"
+        return word("verdict.proved" if d.hessian_proved else "verdict.not_proved", lang), "hessian"
+    verdict = word("verdict.proved" if d.proved else "verdict.not_proved", lang)
     return verdict, f"∂ℓ/∂{d.input}"
 
 
@@ -157,7 +168,8 @@ def _chain_latex(step: Step, newline: str = r"\\") -> list[str]:
 
 
 def latex(
-    d: Derivation, document: bool = False, environment: bool = False, order: int = 1
+    d: Derivation, document: bool = False, environment: bool = False, order: int = 1,
+    lang: str = "en",
 ) -> str:
     """The derivation as LaTeX: an ``align*`` body, or a full document (``document=True``).
 
@@ -166,11 +178,12 @@ def latex(
     """
     body: list[str] = []
     for n, step in enumerate(d.steps_for(order), 1):
-        head = f"{n}.~\\textbf{{{step.title}.}} "
+        title, why, status = say(step.title, lang), say(step.why, lang), _status(step, lang)
+        head = f"{n}.~\\textbf{{{words_tex(title, lang)}.}} "
         if environment:
-            body.append(rf"&\text{{{n}. {step.title}. {step.why} ({_status(step)})}} \\")
+            body.append(rf"&\text{{{n}. {title}. {why} ({status})}} \\")
         else:
-            body.append(rf"\intertext{{{head}{words_tex(step.why)} \emph{{({_status(step)})}}}}")
+            body.append(rf"\intertext{{{head}{words_tex(why, lang)} \emph{{({status})}}}}")
         body += _chain_latex(step)
     if body and body[-1].endswith(r"\\"):
         body[-1] = body[-1][:-2].rstrip()
@@ -179,20 +192,18 @@ def latex(
         return "\\begin{align*}\n" + align + "\n\\end{align*}"
     if not document:
         return align
-    verdict, _ = _summary(d, order)
+    verdict, _ = _summary(d, order, lang)
     title = words_tex(_title(d))
     lhs, rhs = _result(d, order)
-    what = "gradient" if order == 1 else "second derivative"
+    what = word("gradient" if order == 1 else "second_derivative", lang)
+    sentence = words_tex(word("document.result", lang, what=what, verdict="\0"), lang)
     return "\n".join(
         [
-            r"\documentclass[11pt]{article}",
-            r"\usepackage[margin=2cm]{geometry}",
-            r"\usepackage{amsmath,amssymb}",
-            r"\allowdisplaybreaks",
+            *document_preamble(lang),
             r"\begin{document}",
             rf"\section*{{\texttt{{{title}}}}}",
-            words_tex(d.spec.summary) + r"\par",
-            rf"The {what} is \emph{{{words_tex(verdict)}}} equal to its closed form:",
+            words_tex(say(d.spec.summary, lang), lang) + r"\par",
+            sentence.replace("\0", rf"\emph{{{words_tex(verdict, lang)}}}"),
             r"\[",
             rf"{expr_latex(lhs)} = {expr_latex(rhs)}",
             r"\]",
@@ -205,6 +216,13 @@ def latex(
     )
 
 
+def document_preamble(lang: str = "en") -> list[str]:
+    """The lines before ``\\begin{document}``: pdflatex's article, or xelatex's ctexart for zh."""
+    head = [r"\documentclass[11pt]{ctexart}"] if lang == "zh" else [r"\documentclass[11pt]{article}"]
+    return [*head, r"\usepackage[margin=2cm]{geometry}", r"\usepackage{amsmath,amssymb}",
+            r"\allowdisplaybreaks"]
+
+
 def _partial(d: Derivation) -> sp.Expr:
     from .declaration import Partial
     from .derive import _ELL
@@ -212,21 +230,25 @@ def _partial(d: Derivation) -> sp.Expr:
     return Partial(_ELL, d.input)
 
 
-def markdown(d: Derivation, order: int = 1, heading: str = "#") -> str:
+def markdown(d: Derivation, order: int = 1, heading: str = "#", lang: str = "en") -> str:
     """The derivation as GitHub Markdown: words as text, each chain in a ``$$`` block."""
-    verdict, _ = _summary(d, order)
+    verdict, _ = _summary(d, order, lang)
     lhs, rhs = _result(d, order)
-    title = f"`{_title(d)}`" + ("" if order == 1 else ": second derivative")
+    title = f"`{_title(d)}`"
+    if order != 1:
+        title = word("heading.second_derivative", lang, title=title)
+    result = word("result", lang, verdict=verdict)
     out = [
         f"{heading} {title}",
         "",
-        d.spec.summary,
+        say(d.spec.summary, lang),
         "",
-        f"**Result ({verdict} by SymPy):** $`{expr_latex(lhs)} = {expr_latex(rhs)}`$",
+        f"**{result}** $`{expr_latex(lhs)} = {expr_latex(rhs)}`$",
         "",
     ]
     for n, step in enumerate(d.steps_for(order), 1):
-        out += [f"{heading}## {n}. {step.title}", "", f"{step.why} *({_status(step)})*", "", "$$",
+        out += [f"{heading}## {n}. {say(step.title, lang)}", "",
+                f"{say(step.why, lang)} *({_status(step, lang)})*", "", "$$",
                 r"\begin{aligned}"]
         out += _chain_latex(step)
         out[-1] = out[-1][:-2].rstrip()
@@ -245,17 +267,21 @@ def _chain_text(printer: _Pretty, lhs: sp.Basic, rhs: tuple[sp.Basic, ...]) -> l
     return lines
 
 
-def text(d: Derivation, order: int = 1) -> str:
+def text(d: Derivation, order: int = 1, lang: str = "en") -> str:
     """The derivation as Unicode text for a terminal."""
-    verdict, _ = _summary(d, order)
+    verdict, _ = _summary(d, order, lang)
     printer = _Pretty()
-    title = _title(d) + ("" if order == 1 else ": second derivative")
-    out = [title, d.spec.summary, ""]
+    title = _title(d)
+    if order != 1:
+        title = word("heading.second_derivative", lang, title=title)
+    out = [title, say(d.spec.summary, lang), ""]
+    colon = word("colon", lang)
     for n, step in enumerate(d.steps_for(order), 1):
-        out.append(f"{n}. {step.title}: {step.why} [{_status(step)}]")
+        out.append(f"{n}. {say(step.title, lang)}{colon}{say(step.why, lang)} "
+                   f"[{_status(step, lang)}]")
         out += ["    " + line for line in _chain_text(printer, step.lhs, step.rhs)]
         out.append("")
-    out.append(f"Result ({verdict} by SymPy):")
+    out.append(word("result", lang, verdict=verdict))
     lhs, rhs = _result(d, order)
     out += ["    " + line for line in _chain_text(printer, lhs, (rhs,))]
     return "\n".join(out) + "\n"

@@ -1,0 +1,486 @@
+"""The losses gradient-boosting users ask for beyond torch.nn: Tweedie, Gamma, pseudo-Huber,
+quantile (pinball) and log-cosh.
+
+Each is one declaration, like every catalogue entry; :func:`register` adds them to the catalogue
+(``catalog.py`` calls it once). They have no torch twin (``has_torch_twin=False``): their
+references are scikit-learn's ``sklearn._loss`` (``HalfTweedieLoss``, ``HalfGammaLoss``,
+``PinballLoss``) and the built-in objectives of XGBoost and LightGBM (``reg:tweedie``,
+``reg:gamma``, ``reg:pseudohubererror``, ``tweedie``, ``gamma``, ``quantile``), which the tests
+compare them with.
+
+scikit-learn's "half" convention: ``HalfTweedieLoss`` and ``HalfGammaLoss`` are half the unit
+deviance, ``d(y, μ)/2``; that is the loss declared here, so the values agree too, and it differs
+from the negative log-likelihood the boosting libraries differentiate only by a term free of the
+margin, so every derivative agrees with theirs.
+
+Two small primitives keep the kernels finite wherever the exact value is finite:
+
+* :class:`xexp` -- ``y·e^a``, 0 for ``y = 0`` even where ``e^a`` overflows (Tweedie and Gamma at
+  extreme margins), and evaluated as ``sign(y)·e^(a + log|y|)`` where only ``e^a`` overflows;
+* :class:`hypot1` and :class:`hypot1m1` -- ``√(1 + x²)`` and ``√(1 + x²) − 1`` (pseudo-Huber),
+  as ``hypot(1, x)`` and ``x²/(1 + hypot(1, x))``: no overflow of ``x²``, no cancellation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sympy as sp
+from sympy import Function, S, Symbol, exp, log
+from sympy.printing.pretty.stringpict import prettyForm
+
+from .declaration import REALS, Argument, Declaration, Domain, Kink, Link
+from .errors import SymlossValueError
+from .primitives import sigmoid, softplus
+
+__all__ = ["hypot1", "hypot1m1", "register", "xexp"]
+
+
+# --------------------------------------------------------------------------- primitives
+class xexp(Function):
+    """:math:`y\\,e^{a}`, exactly 0 for :math:`y = 0` (no ``0·∞``).
+
+    >>> from sympy import Symbol, diff, exp
+    >>> y, a = Symbol("y"), Symbol("a")
+    >>> diff(xexp(y, a), a), diff(xexp(y, a), y)
+    (xexp(y, a), exp(a))
+    >>> xexp(0, a), xexp(y, 0)
+    (0, y)
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, y: sp.Expr, a: sp.Expr) -> sp.Expr | None:
+        if y.is_zero:
+            return S.Zero
+        if a.is_zero:
+            return y
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        _, a = self.args
+        if argindex == 1:
+            return exp(a)
+        if argindex == 2:
+            return self
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def _eval_rewrite_as_exp(self, y: sp.Expr, a: sp.Expr, **kwargs: object) -> sp.Expr:
+        return y * exp(a)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.rewrite(exp)._eval_evalf(prec)
+
+    def _eval_is_real(self) -> bool | None:
+        y, a = self.args
+        return True if (y.is_real and a.is_real) else None
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return str(printer._print(self.rewrite(exp)))
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.rewrite(exp))  # type: ignore[attr-defined,no-any-return]
+
+    def _mpmathcode(self, printer: object) -> str:
+        return str(printer._print(self.rewrite(exp)))  # type: ignore[attr-defined]
+
+    def _numpycode(self, printer: object) -> str:
+        y = printer._print(self.args[0])  # type: ignore[attr-defined]
+        a = printer._print(self.args[1])  # type: ignore[attr-defined]
+        # y·e^a with y = 0 → 0 (not 0·inf = nan); where e^a alone overflows (a beyond the
+        # dtype's exp range) but y·e^a does not, sign(y)·e^(a + log|y|).
+        return (
+            f"numpy.where(({y}) == 0, 0.0, numpy.where(({a}) > 700, "
+            f"numpy.sign({y})*numpy.exp(({a}) + numpy.log(numpy.abs({y}))), "
+            f"({y})*numpy.exp({a})))"
+        )
+
+    _scipycode = _numpycode
+
+
+class hypot1(Function):
+    """:math:`\\sqrt{1 + x^2}`, evaluated as ``hypot(1, x)`` (no overflow of ``x²``).
+
+    >>> from sympy import Symbol, diff
+    >>> x = Symbol("x", real=True)
+    >>> diff(hypot1(x), x)
+    x/hypot1(x)
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return S.One
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        return self.args[0] / self
+
+    def _eval_rewrite_as_sqrt(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return sp.sqrt(1 + x**2)
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_sqrt
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return sp.sqrt(1 + self.args[0] ** 2)._eval_evalf(prec)
+
+    def _eval_is_positive(self) -> bool | None:
+        return True if self.args[0].is_real else None
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return str(printer._print(sp.sqrt(1 + self.args[0] ** 2)))
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(sp.sqrt(1 + self.args[0] ** 2))  # type: ignore[attr-defined,no-any-return]
+
+    def _mpmathcode(self, printer: object) -> str:
+        return str(printer._print(sp.sqrt(1 + self.args[0] ** 2)))  # type: ignore[attr-defined]
+
+    def _numpycode(self, printer: object) -> str:
+        return f"numpy.hypot(1, {printer._print(self.args[0])})"  # type: ignore[attr-defined]
+
+    _scipycode = _numpycode
+
+
+class hypot1m1(Function):
+    """:math:`\\sqrt{1 + x^2} - 1`, evaluated as ``|x|·(|x| / (1 + hypot(1, x)))``: no
+    cancellation for small ``x``, no overflow of ``x²`` for large ``x``.
+
+    >>> from sympy import Symbol, diff
+    >>> x = Symbol("x", real=True)
+    >>> diff(hypot1m1(x), x)
+    x/hypot1(x)
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex != 1:
+            raise sp.ArgumentIndexError(self, argindex)
+        return self.args[0] / hypot1(self.args[0])
+
+    def _eval_rewrite_as_sqrt(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return sp.sqrt(1 + x**2) - 1
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_sqrt
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return (sp.sqrt(1 + self.args[0] ** 2) - 1)._eval_evalf(prec)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\left({printer._print(sp.sqrt(1 + self.args[0] ** 2))} - 1\right)"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        inner = printer._print(sp.sqrt(1 + self.args[0] ** 2))  # type: ignore[attr-defined]
+        return prettyForm(*prettyForm(*inner.right(" - 1")).parens())
+
+    def _mpmathcode(self, printer: object) -> str:
+        x = self.args[0]
+        return str(printer._print(x**2 / (1 + sp.sqrt(1 + x**2))))  # type: ignore[attr-defined]
+
+    def _numpycode(self, printer: object) -> str:
+        x = printer._print(self.args[0])  # type: ignore[attr-defined]
+        return f"(numpy.abs({x})*(numpy.abs({x})/(1 + numpy.hypot(1, {x}))))"
+
+    _scipycode = _numpycode
+
+
+# --------------------------------------------------------------------------- declarations
+_Z = Symbol("z", real=True)
+_Y = Symbol("y", real=True)
+_N = Symbol("n", integer=True, positive=True)
+_MU = Symbol("mu", positive=True)
+_RHO = Symbol("rho", positive=True)
+_DELTA = Symbol("delta", positive=True)
+_TAU = Symbol("tau", positive=True)
+
+_MEAN_WHY = "reduction='mean' averages the per-element losses over all n elements."
+
+_SKLEARN_HALF = (
+    "scikit-learn's convention: half the unit deviance, d(y, μ)/2, zero where μ = y; the "
+    "boosting libraries differentiate the negative log-likelihood, which differs from it by "
+    "a term free of z, so their gradients and Hessians are these."
+)
+
+
+def _log_link() -> Link:
+    return Link(
+        name="exponential (log link)",
+        var=_MU,
+        expr=exp(_Z),
+        definition=exp(_Z),
+        why="The log link: the margin z is log μ, so the mean is μ = e^z > 0.",
+    )
+
+
+def _declaration(**fields: Any) -> Declaration:
+    return Declaration(
+        input=_Z,
+        target=_Y,
+        mean_denominator=_N,
+        mean_why=_MEAN_WHY,
+        **fields,
+    )
+
+
+def _declare_tweedie(opts: Mapping[str, Any]) -> Declaration:
+    power = float(opts["power"])
+    if not 1.0 < power < 2.0:
+        raise SymlossValueError(
+            f"tweedie_loss: power must be in the open interval (1, 2) (compound Poisson-Gamma; "
+            f"power=1 is poisson_nll_loss, power=2 is gamma_loss), got {opts['power']!r}"
+        )
+    r = _RHO
+    constant = _Y ** (2 - r) / ((1 - r) * (2 - r))
+    in_mu = constant - _Y * _MU ** (1 - r) / (1 - r) + _MU ** (2 - r) / (2 - r)
+    # y·e^((1−ρ)z) as xexp: 0 for y = 0 where e^((1−ρ)z) overflows (z → −∞).
+    loss = constant - xexp(_Y, (1 - r) * _Z) / (1 - r) + exp((2 - r) * _Z) / (2 - r)
+    return _declaration(
+        loss=loss,
+        loss_in_link=in_mu,
+        link=_log_link(),
+        loss_why=(
+            "Tweedie half deviance with variance power ρ ∈ (1, 2) (compound Poisson-Gamma) and "
+            "the log link μ = e^z. " + _SKLEARN_HALF
+        ),
+        canonical=exp((2 - r) * _Z) - _Y * exp((1 - r) * _Z),
+        canonical_why=(
+            "Mean minus target over the variance function V(μ) = μ^ρ, times dμ/dz = μ: "
+            "(μ − y) μ^(1−ρ) = e^((2−ρ)z) − y e^((1−ρ)z), the form XGBoost's reg:tweedie and "
+            "LightGBM's tweedie compute."
+        ),
+        stable_gradient=exp((2 - r) * _Z) - xexp(_Y, (1 - r) * _Z),
+        stable_why=(
+            "Evaluated as e^((2−ρ)z) − y e^((1−ρ)z) with y e^((1−ρ)z) as xexp: 0 for y = 0 "
+            "where e^((1−ρ)z) overflows; the two terms cancel only near μ = y, where both are "
+            "about y^(2−ρ)."
+        ),
+        canonical_hessian=(2 - r) * exp((2 - r) * _Z) - (1 - r) * _Y * exp((1 - r) * _Z),
+        hessian_why=(
+            "(2 − ρ) e^((2−ρ)z) + (ρ − 1) y e^((1−ρ)z): both terms ≥ 0 for y ≥ 0, so nothing "
+            "cancels; y e^((1−ρ)z) is evaluated as xexp, 0 at y = 0 for every z."
+        ),
+        symbols={"input": _Z, "target": _Y, "power": r},
+    )
+
+
+def _declare_gamma(opts: Mapping[str, Any]) -> Declaration:
+    in_mu = log(_MU) - log(_Y) + _Y / _MU - 1
+    # y·e^(−z) as xexp: finite (and exact) where e^(−z) overflows but y e^(−z) does not.
+    loss = _Z - log(_Y) + xexp(_Y, -_Z) - 1
+    return _declaration(
+        loss=loss,
+        loss_in_link=in_mu,
+        link=_log_link(),
+        loss_why=(
+            "Gamma half deviance log(μ/y) + y/μ − 1 with the log link μ = e^z (y > 0). "
+            + _SKLEARN_HALF
+        ),
+        canonical=1 - _Y * exp(-_Z),
+        canonical_why=(
+            "Mean minus target over the variance function V(μ) = μ², times dμ/dz = μ: "
+            "(μ − y)/μ = 1 − y e^(−z), the form XGBoost's reg:gamma and LightGBM's gamma compute."
+        ),
+        canonical_hessian=_Y * exp(-_Z),
+        hessian_why="y e^(−z) = y/μ, positive for y > 0.",
+        symbols={"input": _Z, "target": _Y},
+    )
+
+
+def _declare_pseudo_huber(opts: Mapping[str, Any]) -> Declaration:
+    d = _DELTA
+    u = (_Z - _Y) / d
+    return _declaration(
+        loss=d**2 * hypot1m1(u),
+        loss_why=(
+            "Pseudo-Huber loss δ²(√(1 + ((z − y)/δ)²) − 1): quadratic near the target, linear "
+            "with slope δ far from it, smooth everywhere (XGBoost's reg:pseudohubererror with "
+            "huber_slope = δ). √(1 + u²) − 1 is evaluated as u²/(1 + hypot(1, u))."
+        ),
+        canonical=(_Z - _Y) / sp.sqrt(1 + (_Z - _Y) ** 2 / d**2),
+        canonical_why=(
+            "The residual divided by √(1 + (r/δ)²): about r near the target, tending to ±δ far "
+            "from it."
+        ),
+        stable_gradient=(_Z - _Y) / hypot1(u),
+        stable_why="Evaluated as r / hypot(1, r/δ): finite for every finite residual.",
+        canonical_hessian=(1 + (_Z - _Y) ** 2 / d**2) ** sp.Rational(-3, 2),
+        hessian_why="(1 + (r/δ)²)^(−3/2): 1 at the target, decaying like (δ/|r|)³.",
+        stable_hessian=1 / hypot1(u) ** 3,
+        stable_hessian_why=(
+            "Evaluated as 1 / hypot(1, r/δ)³: the derived form's (1 + u²) − u² cancels."
+        ),
+        symbols={"input": _Z, "target": _Y, "delta": d},
+    )
+
+
+def _declare_quantile(opts: Mapping[str, Any]) -> Declaration:
+    q = float(opts["quantile"])
+    if not 0.0 < q < 1.0:
+        raise SymlossValueError(
+            f"quantile_loss: quantile must be in the open interval (0, 1), got {opts['quantile']!r}"
+        )
+    t = _TAU
+    above = _Z >= _Y
+    return _declaration(
+        loss=sp.Piecewise(((1 - t) * (_Z - _Y), above), (t * (_Y - _Z), True)),
+        loss_why=(
+            "Pinball (quantile) loss for the quantile τ ∈ (0, 1): τ (y − z) below the target, "
+            "(1 − τ)(z − y) above it; scikit-learn's PinballLoss (no half), XGBoost's "
+            "reg:quantileerror (quantile_alpha = τ), LightGBM's quantile (alpha = τ)."
+        ),
+        canonical=sp.Piecewise((1 - t, above), (-t, True)),
+        canonical_why="−τ below the target, 1 − τ above it.",
+        canonical_hessian=S.Zero,
+        hessian_why=(
+            "Piecewise linear: 0 away from the kink. XGBoost, LightGBM and scikit-learn use the "
+            "constant 1 as the Hessian instead (symloss.objective(..., library=...) does too)."
+        ),
+        kinks=(
+            Kink(
+                ((_Z, _Y),),
+                1 - t,
+                "At z = y the one-sided derivatives are −τ (from the left) and 1 − τ (from the "
+                "right); XGBoost (quantile_obj.cu: d = predt − label ≥ 0 gives 1 − α) and "
+                "LightGBM (regression_objective.hpp: delta ≥ 0 gives 1 − α) take the right-hand "
+                "value 1 − τ, as z ≥ y does here; scikit-learn's PinballLoss takes the left-hand "
+                "−τ (y_true ≥ raw_prediction gives −τ, measured with 1.9). Both are subgradients.",
+                S.Zero,
+                left=-t,
+                right=1 - t,
+            ),
+        ),
+        symbols={"input": _Z, "target": _Y, "quantile": t},
+    )
+
+
+def _declare_log_cosh(opts: Mapping[str, Any]) -> Declaration:
+    r = _Z - _Y
+    return _declaration(
+        # log cosh r = r + log(1 + e^(−2r)) − log 2 = |r| + log1p(e^(−2|r|)) − log 2: softplus
+        # is evaluated as logaddexp(0, ·), so cosh never overflows.
+        loss=r + softplus(-2 * r) - log(2),
+        loss_why=(
+            "Log-cosh loss log cosh(z − y), written r + softplus(−2r) − log 2 with r = z − y: "
+            "no overflow of cosh for large |r|."
+        ),
+        canonical=sp.tanh(r),
+        canonical_why="The derivative of log cosh r is tanh r: about r near 0, ±1 far away.",
+        stable_gradient=sp.tanh(r),
+        stable_why="Evaluated as tanh(z − y): no 2σ(2r) − 1 cancellation near r = 0.",
+        canonical_hessian=1 - sp.tanh(r) ** 2,
+        hessian_why="sech² r = 1 − tanh² r.",
+        stable_hessian=4 * sigmoid(2 * r) * sigmoid(-2 * r),
+        stable_hessian_why=(
+            "Evaluated as 4σ(2r)σ(−2r): 1 − tanh² r would cancel to 0 where tanh r rounds to ±1."
+        ),
+        symbols={"input": _Z, "target": _Y},
+    )
+
+
+#: Tweedie targets: amounts ≥ 0, zeros included (compound Poisson-Gamma).
+AMOUNTS = Domain("amounts", "a non-negative amount (0 included: the compound Poisson-Gamma's "
+                 "point mass)", 0.0, float("inf"), points=(0.0, 0.5, 1.0, 3.0))
+#: Gamma targets: positive reals (log y enters the loss).
+POSITIVE = Domain("positive reals", "a real > 0", 5e-324, float("inf"), points=(0.25, 1.0, 4.0))
+
+_INPUT = Argument("input", (REALS,), differentiable=True, why="the raw margin (log μ for a log link)")
+
+
+def _signature(target: Domain, why: str) -> Any:
+    arguments = (_INPUT, Argument("target", (target,), why=why))
+    return lambda options: arguments
+
+
+def register(catalog: dict[str, Any]) -> None:
+    """Add the boosting losses to ``catalog`` (the catalogue's hook calls this once)."""
+    from .catalog import LossSpec, Option, _reduction_option
+
+    specs = (
+        LossSpec(
+            name="gamma_loss",
+            summary="Gamma half deviance with the log link (XGBoost reg:gamma, LightGBM gamma); "
+            "no torch twin.",
+            options=(_reduction_option(),),
+            declare=_declare_gamma,
+            signature=_signature(POSITIVE, "the positive target"),
+            short=("gamma",),
+            family="elementwise",
+            has_torch_twin=False,
+        ),
+        LossSpec(
+            name="log_cosh_loss",
+            summary="Log-cosh loss log cosh(z − y); no torch twin.",
+            options=(_reduction_option(),),
+            declare=_declare_log_cosh,
+            signature=_signature(REALS, "the regression target"),
+            short=("log_cosh", "logcosh"),
+            family="elementwise",
+            has_torch_twin=False,
+        ),
+        LossSpec(
+            name="pseudo_huber_loss",
+            summary="Pseudo-Huber loss δ²(√(1 + ((z − y)/δ)²) − 1) (XGBoost "
+            "reg:pseudohubererror); no torch twin.",
+            options=(
+                Option("delta", 1.0, "the slope far from the target (huber_slope), > 0",
+                       kind="positive", examples=(0.25, 3.0)),
+                _reduction_option(),
+            ),
+            declare=_declare_pseudo_huber,
+            signature=_signature(REALS, "the regression target"),
+            short=("pseudo_huber", "pseudohuber"),
+            family="elementwise",
+            has_torch_twin=False,
+        ),
+        LossSpec(
+            name="quantile_loss",
+            summary="Pinball (quantile) loss (XGBoost reg:quantileerror, LightGBM quantile); "
+            "no torch twin.",
+            options=(
+                Option("quantile", 0.5, "the quantile τ, in (0, 1)", kind="unit_interval",
+                       examples=(0.1, 0.9)),
+                _reduction_option(),
+            ),
+            declare=_declare_quantile,
+            signature=_signature(REALS, "the regression target"),
+            short=("quantile", "pinball", "pinball_loss"),
+            family="elementwise",
+            has_torch_twin=False,
+        ),
+        LossSpec(
+            name="tweedie_loss",
+            summary="Tweedie half deviance, log link, 1 < power < 2 (XGBoost reg:tweedie, "
+            "LightGBM tweedie); no torch twin.",
+            options=(
+                Option("power", 1.5, "the variance power ρ, in (1, 2)", kind="real",
+                       examples=(1.1, 1.9)),
+                _reduction_option(),
+            ),
+            declare=_declare_tweedie,
+            signature=_signature(AMOUNTS, "the non-negative amount"),
+            short=("tweedie",),
+            family="elementwise",
+            has_torch_twin=False,
+        ),
+    )
+    for spec in specs:
+        catalog[spec.name] = spec
