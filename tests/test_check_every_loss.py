@@ -30,7 +30,10 @@ def _id(name, options):
 
 
 # ---------------------------------------------------------------- torch's own functions pass
-TORCH_CASES = [pytest.param(n, o, id=_id(n, o)) for n, o in every_loss_and_option()]
+# (the boosting losses have no torch twin: tests/test_boosting.py checks them with hand-written
+# torch versions and against scikit-learn, XGBoost and LightGBM)
+TORCH_CASES = [pytest.param(n, o, id=_id(n, o)) for n, o in every_loss_and_option()
+               if CATALOG[n].has_torch_twin]
 
 
 @pytest.mark.parametrize(("name", "options"), TORCH_CASES)

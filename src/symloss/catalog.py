@@ -1214,6 +1214,16 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
     loss = alpha_t * ce * modulating
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
     stable_gradient, stable_hessian = _focal_stable(loss)
+    # The names the printed derivation uses, as the notebook writes them (display only).
+    # The derivatives are sympy.diff's, in the form they take inside the derived gradient.
+    names = [Definition(Symbol("ℓ_BCE"), ce, "the binary cross-entropy of σ(z)"),
+             Definition(Symbol("ℓ_BCE'"), sp.diff(ce, _Z), "∂ℓ_BCE/∂z, by sympy.diff"),
+             Definition(Symbol("ℓ_BCE''"), sp.diff(ce, _Z, 2), "∂²ℓ_BCE/∂z², by sympy.diff"),
+             Definition(Symbol("q"), q, "q = 1 − p_t, the probability given to the wrong label"),
+             Definition(Symbol("q'"), sp.diff(q, _Z), "∂q/∂z, by sympy.diff"),
+             Definition(Symbol("q''"), sp.diff(q, _Z, 2), "∂²q/∂z², by sympy.diff")]
+    if opts["alpha"] >= 0:
+        names.insert(0, Definition(Symbol("alpha_t"), alpha_t, "the weight of y's class"))
     return _elementwise(
         loss,
         canonical,
@@ -1228,6 +1238,7 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         stable_why=_FOCAL_STABLE,
         stable_hessian=stable_hessian,
         stable_hessian_why=_FOCAL_STABLE,
+        names=tuple(names),
     )
 
 
@@ -1561,6 +1572,7 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
         symbols=symbols,
         canonical_hessian=canonical_hessian,
         hessian_why=hessian_why,
+        names=(Definition(IndexedBase("u")[k], u(k), "the margin of class k"),),
     )
 
 

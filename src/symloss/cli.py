@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="draw the loss, gradient and 2nd derivative (matplotlib)")
     _add_impl_arguments(plot)
+    plot.add_argument("--torch", action="store_true",
+                      help="draw torch's own gradient over the exact one (needs torch)")
     plot.add_argument("-o", "--out", type=Path, required=True, help="image file (.png, .pdf)")
     plot.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     plot.add_argument("--range", type=float, nargs=2, metavar=("LO", "HI"), default=(-40.0, 40.0),
@@ -388,12 +390,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot
 
     derivation = _derivation_for(args)
+    if args.impl and args.torch:
+        raise UsageError("give --impl MODULE:FUNCTION or --torch, not both")
     impl = _load_impl(args.impl)
-    _need_torch(impl, derivation)
+    if impl is not None or args.torch:  # only the overlay needs torch
+        _need_torch(impl, derivation)
     lo, hi = args.span
     if not lo < hi:
         raise UsageError(f"--range needs LO < HI, got {lo:g} {hi:g}")
-    print(plot(derivation, args.out, impl, dtype=args.dtype, span=(lo, hi)))
+    overlay = "torch" if args.torch else impl
+    print(plot(derivation, args.out, overlay, dtype=args.dtype, span=(lo, hi)))
     return 0
 
 

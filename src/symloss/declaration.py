@@ -306,6 +306,9 @@ class Declaration:
         kinks: the points where the loss is not differentiable, with torch's one-sided values.
         also_wrt: other torch arguments the loss is differentiated with respect to (``var``
             of ``gaussian_nll_loss``, ``input2`` of ``margin_ranking_loss``).
+        names: sub-expressions the printed derivation names, as the notebook would (``q``,
+            ``α_t``; ``u[k]`` names an expression at every class index). Display only: the
+            mathematics keeps the full expressions, and each abbreviation is checked by SymPy.
     """
 
     input: sp.Expr
@@ -333,6 +336,7 @@ class Declaration:
     stable_hvp: sp.Expr | None = None
     kinks: tuple[Kink, ...] = ()
     also_wrt: tuple[AlsoWrt, ...] = ()
+    names: tuple[Definition, ...] = ()
 
     @property
     def class_axis(self) -> bool:

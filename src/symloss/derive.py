@@ -145,6 +145,30 @@ def _all_equal(
     return all(equal(a, b) for a, b in itertools.pairwise(items))
 
 
+class _ShownArray(str):
+    """An array option as a reader sees it: its values (the first and last few when long),
+    a ``str`` whose ``repr`` is itself, so ``f"{k}={v!r}"`` prints ``weight=[1.0, 2.0]``."""
+
+    #: Arrays with more values than this show their first 3 and last 2 values.
+    LONG = 8
+
+    def __new__(cls, value: Any) -> _ShownArray:
+        import numpy as np
+
+        flat = np.asarray(value).ravel().tolist()
+        if len(flat) <= cls.LONG and np.ndim(value) == 1:
+            return super().__new__(cls, repr(flat))
+        if len(flat) <= cls.LONG:
+            return super().__new__(cls, repr(np.asarray(value).tolist()))
+        head = ", ".join(repr(v) for v in flat[:3])
+        tail = ", ".join(repr(v) for v in flat[-2:])
+        shape = "" if np.ndim(value) == 1 else f", shape {tuple(np.shape(value))}"
+        return super().__new__(cls, f"[{head}, …, {tail}] ({len(flat)} values{shape})")
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 class Derivation:
     """The derivation of one loss with one set of options.
 
@@ -223,13 +247,19 @@ class Derivation:
 
     @property
     def display_options(self) -> dict[str, Any]:
-        """The options as a reader wants to see them (arrays summarised)."""
+        """The options as a reader wants to see them: an array by its values, abbreviated
+        when long (its ``repr`` is ``[1.0, 2.0, 3.0]``, ``[0.1, 0.2, 0.3, …, 9.9] (100 values)``).
+
+        >>> import symloss
+        >>> symloss.derive("ce", weight=[1.0, 2.0, 3.0]).display_options["weight"]
+        [1.0, 2.0, 3.0]
+        """
         shown: dict[str, Any] = {}
         for key, value in self.options.items():
             if value is None:
                 continue
             if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
-                value = f"array{tuple(value.shape)}"
+                value = _ShownArray(value)
             shown[key] = value
         return shown
 
@@ -728,19 +758,27 @@ class Derivation:
 
         return latex(self, document=document, order=order, lang=check_lang(lang))
 
-    def markdown(self, order: int = 1, heading: str = "#", lang: str = "en") -> str:
-        """The derivation as GitHub-flavoured Markdown with ``$$`` math (title at ``heading``)."""
+    def markdown(
+        self, order: int = 1, heading: str = "#", lang: str = "en", math: str = "github"
+    ) -> str:
+        """The derivation as Markdown with ``$$`` math (title at ``heading``).
+
+        ``math="github"`` (the files in derivations/) may write a one-row headline in GitHub's
+        inline ``$`…`$``; ``math="portable"`` uses only ``$$…$$``, which Jupyter, nbconvert and
+        GitHub all render (what a notebook displays).
+        """
         from .render import markdown
         from .words import check_lang
 
-        return markdown(self, order=order, heading=heading, lang=check_lang(lang))
+        return markdown(self, order=order, heading=heading, lang=check_lang(lang), math=math)
 
-    def text(self, order: int = 1, lang: str = "en") -> str:
-        """The derivation as Unicode text for a terminal (``lang="zh"``: in Chinese)."""
+    def text(self, order: int = 1, lang: str = "en", width: int | None = None) -> str:
+        """The derivation as Unicode text for a terminal (``lang="zh"``: in Chinese), wrapped
+        to ``width`` columns (default: ``COLUMNS`` or the terminal's width)."""
         from .render import text
         from .words import check_lang
 
-        return text(self, order=order, lang=check_lang(lang))
+        return text(self, order=order, lang=check_lang(lang), width=width)
 
     def example(self, *arrays: Any, digits: int = 4) -> Any:
         """A worked example: every step of the derivation with its numbers beside its symbols.
@@ -768,7 +806,9 @@ class Derivation:
         return "$$" + latex(self, document=False, environment=True) + "$$"
 
     def _repr_markdown_(self) -> str:
-        return self.markdown()
+        # Jupyter, nbconvert (MathJax 3) and GitHub all render $…$ / $$…$$; GitHub's own
+        # $`…`$ shows stray quote marks elsewhere, so it stays in derivations/*.md only.
+        return self.markdown(math="portable")
 
     # ------------------------------------------------------------------ numbers
     @cached_property

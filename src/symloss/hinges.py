@@ -158,6 +158,8 @@ class power(Function):
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         q, exponent = (printer._print(a) for a in self.args)
+        if self.args[0].is_Atom:  # a name such as q needs no parentheses
+            return rf"{q}^{{{exponent}}}"
         return rf"\left({q}\right)^{{{exponent}}}"
 
     def _pretty(self, printer: object) -> prettyForm:

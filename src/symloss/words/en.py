@@ -108,6 +108,7 @@ WORDS: dict[str, str] = {
     "heading.second_derivative": "{title}: second derivative",
     "document.result": "The {what} is {verdict} equal to its closed form:",
     "colon": ": ",
+    "where": "where",
     # ---- relations (relations.py)
     "relation.title": "{left} and {right}",
     "relation.proved": "proved: SymPy reduced every difference to 0",

@@ -66,6 +66,7 @@ WORDS: dict[str, str] = {
     "heading.second_derivative": "{title}：二阶导数",
     "document.result": "{what}与其闭式相等，{verdict}：",
     "colon": "：",
+    "where": "其中",
     # ---- 关系
     "relation.title": "{left} 与 {right}",
     "relation.proved": "已证明：SymPy 把每个差都化简为 0",
@@ -236,6 +237,15 @@ SENTENCES: dict[str, str] = {
     "torchvision.ops.sigmoid_focal_loss: focal loss of logits (alpha, gamma).": "torchvision.ops.sigmoid_focal_loss：logit 的 focal 损失（alpha、gamma）。",
     "y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.": "y² σ(y z) σ(−y z)；对标签 ±1 这就是 Bernoulli 方差。",
     "−y while the pair violates the margin, 0 once it is satisfied.": "这对样本违反间隔时为 −y，满足间隔后为 0。",
+    # ---- the names a printed derivation uses (render.py, "where q = …")
+    "the weight of y's class": "y 所属类别的权重",
+    "the binary cross-entropy of σ(z)": "σ(z) 的二元交叉熵",
+    "∂ℓ_BCE/∂z, by sympy.diff": "∂ℓ_BCE/∂z，由 sympy.diff 求得",
+    "∂²ℓ_BCE/∂z², by sympy.diff": "∂²ℓ_BCE/∂z²，由 sympy.diff 求得",
+    "q = 1 − p_t, the probability given to the wrong label": "q = 1 − p_t，模型给错误标签的概率",
+    "∂q/∂z, by sympy.diff": "∂q/∂z，由 sympy.diff 求得",
+    "∂²q/∂z², by sympy.diff": "∂²q/∂z²，由 sympy.diff 求得",
+    "the margin of class k": "类别 k 的间隔",
 }
 
 #: 句子之间直接相连（中文句号后不加空格）。
