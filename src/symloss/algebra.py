@@ -185,23 +185,33 @@ def tidy(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> sp.Expr:
 
 
 def _by_cases(expr: sp.Expr, assumptions: list[Assumption]) -> bool | None:
-    """Zero case by case, for a ``Piecewise`` on values of a symbol (``Eq(y, 0)``, ...): each
-    branch with its value substituted, the default branch for every value. ``None`` when
-    there is no such ``Piecewise``."""
-    for piece in expr.atoms(sp.Piecewise):
-        conds = [c for _, c in piece.args]
-        if conds[-1] is not sp.true or not all(
-            isinstance(c, sp.Eq) and c.lhs.is_Symbol and c.rhs.is_number for c in conds[:-1]
+    """Zero case by case, for ``Piecewise`` terms on values of one symbol (``Eq(y, 0)``, ...):
+    at each value the symbol is substituted (every such ``Piecewise`` takes its branch), and
+    every default branch for all other values. ``None`` when there is no such ``Piecewise``."""
+
+    def equalities(piece: sp.Piecewise) -> list[sp.Eq]:
+        # Eq(y, 0) | Eq(y, 1) (SymPy merges equal branches) counts as its two equalities
+        return [e for _, c in piece.args[:-1] for e in (c.args if isinstance(c, sp.Or) else (c,))]
+
+    def on_values(piece: sp.Piecewise) -> sp.Symbol | None:
+        eqs = equalities(piece)
+        if piece.args[-1][1] is not sp.true or not eqs or not all(
+            isinstance(c, sp.Eq) and c.lhs.is_Symbol and c.rhs.is_number for c in eqs
         ):
-            continue
-        for value, cond in piece.args:
-            case = expr.xreplace({piece: value})
-            if cond is not sp.true:
-                case = case.subs(cond.lhs, cond.rhs)
-            if not is_zero(case, assumptions):
-                return False
-        return True
-    return None
+            return None
+        symbols = {c.lhs for c in eqs}
+        return symbols.pop() if len(symbols) == 1 else None
+
+    pieces = [p for p in expr.atoms(sp.Piecewise) if on_values(p) is not None]
+    if not pieces:
+        return None
+    symbol = on_values(pieces[0])
+    pieces = [p for p in pieces if on_values(p) == symbol]
+    values = {c.rhs for p in pieces for c in equalities(p)}
+    for value in sorted(values, key=sp.default_sort_key):
+        if not is_zero(expr.subs(symbol, value), assumptions):
+            return False
+    return is_zero(expr.xreplace({p: p.args[-1][0] for p in pieces}), assumptions)
 
 
 def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:

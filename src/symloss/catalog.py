@@ -1213,7 +1213,7 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         alpha_t = sp.S.One
     loss = alpha_t * ce * modulating
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
-    stable_gradient, stable_hessian = _focal_stable(loss)
+    stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating)
     # The names the printed derivation uses, as the notebook writes them (display only).
     # The derivatives are sympy.diff's, in the form they take inside the derived gradient.
     names = [Definition(Symbol("ℓ_BCE"), ce, "the binary cross-entropy of σ(z)"),
@@ -1238,7 +1238,7 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         stable_why=_FOCAL_STABLE,
         stable_hessian=stable_hessian,
         stable_hessian_why=_FOCAL_STABLE,
-        names=tuple(names),
+        names=(*names, *stable_names),
     )
 
 
@@ -1267,7 +1267,8 @@ def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
     return expr.replace(is_complement, complement)
 
 
-def _focal_stable(loss: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.Expr
+                  ) -> tuple[sp.Expr, sp.Expr, tuple[Definition, ...]]:
     """The focal loss's evaluated gradient and Hessian, by ``sympy.diff`` of its form at each
     hard label (``(1 − p_t)^γ`` as :class:`~symloss.primitives.sigmoid_pow`) and of the
     general form for a soft label."""
@@ -1314,13 +1315,44 @@ def _focal_stable(loss: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
         return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
 
     forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
-    derivatives = []
-    for order in (1, 2):
-        derivatives.append(sp.Piecewise(
-            *((_sigmoid_complements(sp.diff(form, _Z, order)), cond) for form, cond in forms),
-            (soft_derivative(order), True),
-        ))
-    return derivatives[0], derivatives[1]
+    gradient = sp.Piecewise(
+        *((_sigmoid_complements(sp.diff(form, _Z)), cond) for form, cond in forms),
+        (soft_derivative(1), True),
+    )
+
+    # The Hessian as α_t (ℓ_BCE″ M + 2 ℓ_BCE′ M′ + ℓ_BCE M″), M = (1 − p_t)^γ, each product-rule
+    # term by label: a sum of three short cases rather than one case of three long sums.
+    def modulating_at(label: int) -> sp.Expr:
+        return modulating.subs(_Y, label).replace(
+            lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
+            lambda e: sigmoid_pow(e.args[0].args[0], e.args[1]))
+
+    def soft_term(expr: sp.Expr) -> sp.Expr:
+        d = expr.subs(sp.Derivative(opaque, (_Z, 2)), second)
+        d = d.subs(sp.Derivative(opaque, _Z), first)
+        d = _sigmoid_complements(d.subs(opaque, q))
+        return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
+
+    soft_m = modulating.replace(lambda e: isinstance(e, power) and e.args[0] == q,
+                                lambda e: power(opaque, e.args[1]))
+    pairs = [(ce.subs(_Y, 0), modulating_at(0)), (ce.subs(_Y, 1), modulating_at(1))]
+    terms = []
+    for a, b, factor in ((2, 0, 1), (1, 1, 2), (0, 2, 1)):
+        hard = [(_sigmoid_complements(factor * sp.diff(c, _Z, a) * sp.diff(m, _Z, b)), cond)
+                for (c, m), (_, cond) in zip(pairs, forms, strict=True)]
+        # M″ = γ(γ−1) q^(γ−2) q′² + γ q^(γ−1) q″: one case each (the hard labels' in the first)
+        parts = (sp.Add.make_args(sp.expand_mul(sp.diff(soft_m, _Z, b))) if b == 2
+                 else (sp.diff(soft_m, _Z, b),))
+        for n, part in enumerate(parts):
+            general = soft_term(factor * sp.diff(ce, _Z, a) * part)
+            terms.append(sp.Piecewise(*(hard if n == 0 else [(0, cond) for _, cond in hard]),
+                                      (general, True)))
+    derivatives = [gradient, alpha_t * sp.Add(*terms)]
+    shown = (  # the evaluated forms' own q′ and q″, named in the printed derivation
+        Definition(Symbol("q_1"), first, "q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y"),
+        Definition(Symbol("q_2"), second, "q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)"),
+    )
+    return derivatives[0], derivatives[1], shown
 
 
 CATALOG["sigmoid_focal_loss"] = LossSpec(

@@ -244,10 +244,12 @@ class _Difference(Function):
         return self.args[0].is_real and self.args[1].is_real
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        return printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))
+        inner = printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))
+        return rf"\left({inner}\right)"  # a difference: parenthesized inside a product
 
     def _pretty(self, printer: object) -> prettyForm:
-        return printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))  # type: ignore[attr-defined]
+        inner = printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))  # type: ignore[attr-defined]
+        return prettyForm(*inner.parens())
 
     def _sympystr(self, printer: object) -> str:
         x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]

@@ -123,6 +123,8 @@ WORDS: dict[str, str] = {
 
 #: 目录中声明的英文句子 → 中文。
 SENTENCES: dict[str, str] = {
+    'q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y': '计算时的 q′：(1 − 2y) σ(z) σ(−z)，1 − 2y 为一个因子',
+    'q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)': '计算时的 q″，其中 σ(−z) − σ(z) 写成 −tanh(z/2)',
     "Evaluated over one denominator guarded like the gradient's, w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1; the numerator p² − 2py + y written as a sum of two terms ≥ 0, which cannot cancel.": '在与梯度同样加了保护的公分母上计算，w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)²，在 p = 0 和 1 处有限；分子 p² − 2py + y 写成两个 ≥ 0 的项之和，不会相消。',
     'Evaluated as σ(z) σ(−z): both factors keep their relative accuracy, so the variance does not round to 0 (or lose digits) where σ(z) → 1, as σ(z)(1 − σ(z)) does.': '按 σ(z) σ(−z) 计算：两个因子都保持相对精度，所以在 σ(z) → 1 处方差不会像 σ(z)(1 − σ(z)) 那样舍入为 0（或丢失有效数字）。',
     'Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the diagonal with 1 − pᵢ summed over the other classes: it keeps its digits where pᵢ → 1.': '按 (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ) 计算，在对角线上即 pᵢ(1 − pᵢ)，其中 1 − pᵢ 由其余类别求和得到：在 pᵢ → 1 处保持有效数字。',
