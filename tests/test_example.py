@@ -57,6 +57,12 @@ def _draw(domain, rng, n):
 
 
 def _arrays(d, rng):
+    name = d.name
+    if d.spec.family == "rows":  # rows of 3 features (class scores for multilabel_margin_loss)
+        if name == "multilabel_margin_loss":
+            return [rng.normal(size=(2, 3)), np.array([[2, -1, 0], [0, 1, 1]])]
+        vectors = [rng.normal(size=(2, 3)) for a in d.spec.arguments if a != "target"]
+        return vectors + ([np.array([1.0, -1.0])] if "target" in d.spec.arguments else [])
     if d.spec.family != "elementwise":
         z = rng.normal(size=(2, 3))
         if d.name == "multilabel_soft_margin_loss":

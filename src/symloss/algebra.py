@@ -107,10 +107,11 @@ def reduce_sums(expr: sp.Expr, expand: bool = True) -> sp.Expr:
             return e
         args = [rebuild(a) for a in e.args]
         if isinstance(e, Sum):
-            (k, lo, hi), *more = e.limits
-            if more:
-                raise ValueError("only single sums are supported")
-            return _reduce_one_sum(args[0], k, lo, hi, expand)
+            # Σ_{k,l} f = Σ_l (Σ_k f): the first limit is the innermost sum.
+            body = args[0]
+            for k, lo, hi in e.limits:
+                body = _reduce_one_sum(body, k, lo, hi, expand)
+            return body
         return e.func(*args)
 
     previous = None
@@ -236,7 +237,12 @@ def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
     if reduced.has(Sum):
         # Last resort for definitions such as softmax = exp(z_i) / Σ_j exp(z_j): both sides
         # rewritten to exponentials must agree term by term.
-        return bool(sp.expand(reduce_sums(reduced.rewrite(sp.exp))) == 0)
+        if sp.expand(reduce_sums(reduced.rewrite(sp.exp))) == 0:
+            return True
+        # Or, each sum an opaque quantity (equal sums, one symbol), a rational function of them
+        # that cancels to 0 (norms of a row: d³ = d·Σ uₖ² only cancels over one denominator).
+        opaque = reduced.xreplace({s: sp.Dummy("S", real=True) for s in reduced.atoms(Sum)})
+        return bool(sp.cancel(sp.together(opaque)) == 0)
     candidate = sp.simplify(reduced.rewrite(sp.exp))
     return bool(candidate == 0)
 

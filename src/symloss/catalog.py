@@ -228,8 +228,8 @@ class LossSpec:
         raise choice_error(f"array of {self.name}", name, self.torch_arguments)
 
     def target_domains(self, options: Mapping[str, Any] | None = None) -> tuple[Domain, ...]:
-        """The domains of the ``target`` array."""
-        return next(a.domains for a in self.arguments_for(options) if a.name == "target")
+        """The domains of the ``target`` array; ``()`` for a loss without one (triplet)."""
+        return next((a.domains for a in self.arguments_for(options) if a.name == "target"), ())
 
     @property
     def index_targets_only(self) -> bool:
@@ -327,6 +327,9 @@ def _check(loss: str, opt: Option, value: Any) -> Any:
             except ImportError:  # pragma: no cover
                 pass
             raise SymlossTypeError(f"{loss}: {opt.name} must be an integer, got {value!r}")
+        if not -(2**63) <= int(value) < 2**63:  # torch takes a 64-bit integer
+            raise SymlossValueError(
+                f"{loss}: {opt.name} must fit in 64 bits ([-2**63, 2**63 - 1]), got {value!r}")
         return int(value)
     if opt.kind in ("real", "nonnegative", "positive"):
         if isinstance(value, bool):
@@ -687,9 +690,9 @@ def losses() -> list[str]:
     """The names of every loss in the catalogue (torch names), sorted.
 
     >>> losses()[:4]
-    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cross_entropy', 'gamma_loss']
+    ['binary_cross_entropy', 'binary_cross_entropy_with_logits', 'cosine_embedding_loss', 'cross_entropy']
     >>> len(losses())
-    22
+    25
     """
     return sorted(CATALOG)
 
@@ -1440,6 +1443,21 @@ _Z1 = Symbol("z_1", real=True)
 _Z2 = Symbol("z_2", real=True)
 
 
+def _check_unit_target(loss: str, target: Any) -> None:
+    import numpy as np
+
+    # torch raises "all elements of target should be between 0 and 1" (NaN included)
+    if not np.all((target >= 0) & (target <= 1)):
+        raise SymlossValueError(
+            f"{loss}: all elements of target should be between 0 and 1 (torch raises too)")
+
+
+#: Checks of the target's values where torch makes one (by loss name).
+TARGET_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "binary_cross_entropy": _check_unit_target,
+}
+
+
 def _declare_gaussian_nll(opts: Mapping[str, Any]) -> Declaration:
     from .declaration import AlsoWrt
 
@@ -1630,3 +1648,9 @@ CATALOG["multi_margin_loss"] = LossSpec(
 from .catalog_boosting import register as _register_boosting  # noqa: E402
 
 _register_boosting(CATALOG)
+
+
+# =========================================================================== row-wise losses
+# cosine_embedding_loss, triplet_margin_loss, multilabel_margin_loss: declared in their own
+# module (the row family, symloss.rows), which registers them here.
+from . import row_losses  # noqa: E402, F401

@@ -70,7 +70,9 @@ def _class_count(derivation: Derivation) -> sp.Expr:
     """The symbolic number of classes of a class-axis derivation."""
     from .primitives import NUM_CLASSES
 
-    return derivation.declaration.symbols.get("num_classes", NUM_CLASSES)  # type: ignore[return-value]
+    symbols = derivation.declaration.symbols
+    # A row-wise loss (symloss.rows) names its axis by what it holds: classes or features.
+    return symbols.get("num_classes", symbols.get("num_features", NUM_CLASSES))  # type: ignore[return-value]
 
 
 class _Mixed(sp.Expr):
@@ -515,18 +517,25 @@ class Derivation:
         >>> symloss.derive("gaussian_nll_loss").gradient_wrt("var")
         -(-sigma^2 + y**2 - 2*y*z + z**2)/(2*sigma^2**2)
         """
-        if name == "input":
+        if name == "input" or self.wrt_variable(name) == self.input:
             return self.gradient
         cache = self.__dict__.setdefault("_wrt_cache", {})
         if name not in cache:
-            symbol = self.declaration.symbols[name]
-            cache[name] = tidy(sp.diff(self.declaration.loss, symbol))
+            cache[name] = tidy(sp.diff(self.declaration.loss, self.wrt_variable(name)))
         return cache[name]  # type: ignore[no-any-return]
+
+    def wrt_variable(self, name: str) -> sp.Expr:
+        """The variable of argument ``name`` that ``sympy.diff`` takes: its symbol, or its
+        element at the input's index (``b[i]``) for an array of a row-wise loss."""
+        symbol = self.declaration.symbols[name]
+        if isinstance(symbol, sp.IndexedBase) and isinstance(self.input, sp.Indexed):
+            return symbol[self.input.indices]
+        return symbol  # type: ignore[return-value]
 
     def _also_wrt_steps(self) -> list[Step]:
         steps = []
         for other in self.declaration.also_wrt:
-            symbol = self.declaration.symbols[other.name]
+            symbol = self.wrt_variable(other.name)
             raw = sp.diff(self.declaration.loss, symbol)
             derived = self.gradient_wrt(other.name)
             checked = equal(raw, derived) and self._prove(derived, other.canonical)
@@ -555,11 +564,30 @@ class Derivation:
                     continue
                 expected, derived = kink.hessian_value, self.hessian
                 what = Partial(ell, z, 2)
-            value = sp.piecewise_fold(derived.subs(at))
+            value = sp.piecewise_fold(self._settle(derived.subs(at)))
             checked = is_zero(value - expected)
             lhs = sp.Subs(what, tuple(at), tuple(at.values()))
             steps.append(Step(Phrase("title.kink"), kink.why, lhs, _chain([value, expected]), checked))
         return steps
+
+    def _settle(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with each step or Heaviside whose argument SymPy proves 0 evaluated at 0.
+
+        A row-wise loss's kink is where a sum-valued argument vanishes (``margin = c``, the
+        cosine); ``subs`` alone does not see that the argument is 0.
+        """
+        from .hinges import step
+
+        subst = self.declaration.substitute_definitions
+
+        def at_zero(e: sp.Basic) -> bool:
+            return (
+                isinstance(e, step | sp.Heaviside)
+                and not e.args[0].is_number
+                and is_zero(subst(e.args[0]))
+            )
+
+        return expr.replace(at_zero, lambda e: e.func(sp.S.Zero, *e.args[1:]))
 
     # ------------------------------------------------------------------ second order
     @property

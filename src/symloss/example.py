@@ -249,8 +249,10 @@ class _Environment:
 
     def __init__(self, derivation: Derivation, arrays: tuple[np.ndarray, ...]) -> None:
         self.d = derivation
+        self.arrays = arrays
         decl = derivation.declaration
-        self.class_axis = decl.class_axis
+        self.rows = derivation.spec.family == "rows"  # per-row sums: evaluated by symloss.rows
+        self.class_axis = decl.class_axis and not self.rows
         self.symbols = decl.symbols
         self.values: dict[str, np.ndarray] = dict(zip(derivation.spec.arguments, arrays, strict=True))
         for opt in derivation.spec.options:
@@ -281,6 +283,10 @@ class _Environment:
     def evaluate(self, expr: sp.Expr) -> np.ndarray | None:
         try:
             expr = self._prepare(expr)
+            if self.rows:
+                from .rows import evaluate
+
+                return evaluate(self.d, expr, self.arrays)
             return self._class_axis(expr) if self.class_axis else self._elementwise(expr)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError):
             return None

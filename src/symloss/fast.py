@@ -29,11 +29,8 @@ later processes load the machine code in tens of milliseconds.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import os
-import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +40,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from . import cache
 from .algebra import reduce_sums
 from .numeric import class_index_denominator
 from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, softmax
@@ -132,6 +130,14 @@ class _Printer(PythonCodePrinter):
 
     def _print_exp(self, expr: sp.Expr) -> str:
         return f"exp_F({self._print(expr.args[0])})"
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # 0 · softplus(±inf) = 0, as on the NumPy path (symloss.numeric's printer)
+        logs = [f for f in expr.args if type(f).__name__ == "softplus"]
+        if len(logs) == 1:
+            weight = self._print(sp.Mul(*(f for f in expr.args if f is not logs[0])))
+            return f"({weight}) * ({self._print(logs[0])} if {weight} != 0.0 else 0.0)"
+        return str(super()._print_Mul(expr))
 
     def _print_sigmoid(self, expr: sp.Expr) -> str:
         return f"sigmoid_F({self._print(expr.args[0])})"
@@ -324,6 +330,11 @@ class _ElementwiseKernels(FastKernels):
             return None
         if x.shape != y.shape or x.size == 0:
             return None
+        from .catalog import TARGET_CHECKS
+
+        target_check = TARGET_CHECKS.get(self.derivation.spec.name)
+        if target_check is not None:  # the NumPy path's check, so both paths fail alike
+            target_check(self.derivation.name, y)
         if self.derivation.spec.input_domain(self.derivation.options) != "real":
             return None  # the NumPy path checks the domain and raises
         scalars = self._scalar_values()
@@ -704,41 +715,15 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("SYMLOSS_CACHE_DIR")
-    if root:
-        path = Path(root)
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        path = Path(base) / "symloss"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-        return path
-    except OSError:
-        return Path(tempfile.mkdtemp(prefix="symloss-"))
+    return cache.cache_dir()
 
 
 def _load(source: str) -> Any:
-    """Write ``source`` to a file named by its hash (and the helpers'), import it."""
+    """Write ``source`` to a file named by its hash (and the helpers'), import it (see
+    :mod:`symloss.cache`: atomic per-writer files, parallel kernels gated for threads)."""
     helpers = Path(__file__).with_name("_fastmath.py").read_bytes()
-    digest = hashlib.sha256(source.encode() + helpers).hexdigest()[:20]
-    name = f"symloss_fast_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    source = _serial_twins(source)
-    path = _cache_dir() / f"{name}.py"
-    if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)  # atomic: another process never imports half a file
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
+    name = f"symloss_fast_{cache.digest(source.encode(), helpers)}"
+    return cache.load_module(_serial_twins(source), name)
 
 
 #: Kernels by declaration (kept alive here, so its id is not reused): derive() shares one
@@ -756,12 +741,7 @@ def build(derivation: Derivation) -> FastKernels | None:
     if not available():
         last_reason = "numba is not installed (pip install symloss[fast])"
         return None
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        import numba
-
-        # numba's OpenMP layer spin-waits after each kernel, and so does torch's: in one
-        # process they starve each other. The workqueue layer sleeps when idle.
-        numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+    cache.select_threading_layer()
     d = derivation.declaration
     family = derivation.spec.family
     # Keyed by the expressions evaluated, not only the declaration: a twin derivation may

@@ -24,7 +24,7 @@ from sympy.printing.numpy import SciPyPrinter
 from . import ddouble, kernels
 from .algebra import reduce_sums
 from .errors import SymlossTypeError, SymlossValueError
-from .primitives import clamp_min, clamped_log, log_softmax
+from .primitives import clamp_min, clamped_log, log_softmax, softplus
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -48,11 +48,28 @@ class _Printer(SciPyPrinter):
     def _print_Mul(self, expr: sp.Mul) -> str:
         # 0 · log p = 0, the convention of entropy (torch's nll_loss only gathers the target
         # class): a class of zero target weight adds nothing, even where log p = −inf.
-        logs = [f for f in expr.args if isinstance(f, log_softmax)]
+        # softplus(x) = −log σ(−x) is a log too: 0 · softplus(±inf) = 0 (BCE of a hard label
+        # at an infinite logit is 0 for the class it does not take, as its limit).
+        logs = [f for f in expr.args if isinstance(f, log_softmax | softplus)]
         if len(logs) == 1:
             weight = sp.Mul(*(f for f in expr.args if f is not logs[0]))
             return f"kernels.xlog({self._print(weight)}, {self._print(logs[0])})"
         return str(super()._print_Mul(expr))
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # NaN in, NaN out: a comparison with NaN is False, so numpy.select would fall through
+        # to the last branch (0 for a hinge). NaN in a condition's operands gives NaN, as
+        # torch's clamp_min does for the value.
+        text = str(super()._print_Piecewise(expr))
+        operands: list[sp.Expr] = []
+        for _, cond in expr.args:
+            for rel in sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key):
+                operands += [side for side in (rel.lhs, rel.rhs)
+                             if not side.is_number and side not in operands]
+        if not operands:
+            return text
+        tests = " | ".join(f"numpy.isnan({self._print(side)})" for side in operands)
+        return f"numpy.where({tests}, numpy.nan, {text})"
 
     def _print_Sum(self, expr: sp.Sum) -> str:
         if len(expr.limits) != 1:
@@ -73,7 +90,10 @@ def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
 def _as_float(value: Any, what: str) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise SymlossTypeError(f"{what} must be a real array: {exc}") from None
     if arr.dtype.kind not in "fiub":
         raise SymlossTypeError(f"{what} must be a real array, got dtype {arr.dtype}")
     return arr
@@ -106,6 +126,10 @@ def build(derivation: Derivation) -> Numeric:
         adapter: _Adapter = _Elementwise(derivation)
     elif family == "class_axis":
         adapter = _ClassAxis(derivation)
+    elif family == "rows":  # row-wise losses (norms, dot products per row): symloss.rows
+        from .rows import build as build_rows
+
+        return build_rows(derivation)
     else:  # pragma: no cover - a catalogue entry with an unknown family is a bug here
         raise AssertionError(family)
     return Numeric(
@@ -342,6 +366,11 @@ class _Elementwise(_Adapter):
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {x.shape}"
             )
+        from .catalog import TARGET_CHECKS
+
+        target_check = TARGET_CHECKS.get(spec.name)
+        if target_check is not None:  # binary_cross_entropy: targets in [0, 1], as torch
+            target_check(name, y)
         extra: dict[str, np.ndarray] = {}
         for arg in spec.arguments:
             if arg in ("input", "target"):
@@ -430,7 +459,13 @@ class _ClassAxis(_Adapter):
                 f"{name}: weight must have shape ({n_classes},) for {n_classes} classes, "
                 f"got {weight.shape}"
             )
-        ignore_index = self.options.get("ignore_index", -100)
+        # A loss without an ignore_index option (multi_margin_loss) ignores no target.
+        ignore_index = self.options.get("ignore_index")
+        spec = self.derivation.spec
+        if x.ndim > 2 and not spec.spatial and spec.index_targets_only:
+            raise SymlossValueError(  # torch's multi_margin_loss: (C) or (N, C) only
+                f"{name}: input must have shape (C) or (N, C), got {x.shape} (torch: expected "
+                "non-empty vector or matrix)")
         if t.shape == x.shape and self.derivation.spec.index_targets_only:
             raise SymlossValueError(
                 f"{name}: targets are class indices of shape "
@@ -449,7 +484,7 @@ class _ClassAxis(_Adapter):
                     f"{name}: a target of the input's shape holds class probabilities and must "
                     f"be floating point, got dtype {t.dtype}"
                 )
-            if ignore_index >= 0:
+            if ignore_index is not None and ignore_index >= 0:
                 raise SymlossValueError(
                     f"{name}: ignore_index is not supported for probability targets "
                     f"(got ignore_index={ignore_index})"
@@ -468,12 +503,13 @@ class _ClassAxis(_Adapter):
                 raise SymlossTypeError(
                     f"{name}: class-index targets must be integers, got dtype {t.dtype}"
                 )
-            valid = t != ignore_index
+            valid = t != ignore_index if ignore_index is not None else np.ones(t.shape, bool)
             bad = valid & ((t < 0) | (t >= n_classes))
             if np.any(bad):
+                also = f" (or ignore_index={ignore_index})" if ignore_index is not None else ""
                 raise SymlossValueError(
                     f"{name}: target {int(t[bad].flat[0])} is out of bounds; class indices are "
-                    f"0..{n_classes - 1} (or ignore_index={ignore_index})"
+                    f"0..{n_classes - 1}{also}"
                 )
             safe = np.where(valid, t, 0)
             y = np.zeros(z.shape, dtype=work)

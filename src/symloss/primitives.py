@@ -100,7 +100,8 @@ class sigmoid(Function):
         return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
     def _pretty(self, printer: object) -> prettyForm:
-        return _pretty_call("σ", self.args[0], printer)
+        name = "σ" if getattr(printer, "_use_unicode", True) else "sigmoid"
+        return _pretty_call(name, self.args[0], printer)
 
     def _numpycode(self, printer: object) -> str:
         # kernels.sigmoid: e^{−|x|} never overflows, nothing cancels, 1 + t is compensated.

@@ -14,6 +14,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pretty.pretty import PrettyPrinter
+from sympy.printing.pretty.pretty_symbology import pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
 from .words import say, word
@@ -95,8 +96,8 @@ class _Latex(LatexPrinter):
 
 
 class _Pretty(PrettyPrinter):
-    def __init__(self) -> None:
-        super().__init__({"use_unicode": True, "order": "rev-lex", "wrap_line": False})
+    def __init__(self, use_unicode: bool = True) -> None:
+        super().__init__({"use_unicode": use_unicode, "order": "rev-lex", "wrap_line": False})
 
     def _print_Indexed(self, expr: sp.Indexed) -> prettyForm:
         subscript = "".join(str(i) for i in expr.indices)
@@ -322,13 +323,19 @@ class _Layout:
     """Breaks expressions into rows; one per rendering, so that each sub-expression is
     pretty-printed once (SymPy's 2-D printer is the slow part)."""
 
-    def __init__(self) -> None:
-        self.printer = _Pretty()
+    def __init__(self, use_unicode: bool = True) -> None:
+        self.printer = _Pretty(use_unicode)
         self._forms: dict[sp.Basic, prettyForm] = {}
 
     def form(self, expr: sp.Basic) -> prettyForm:
         if expr not in self._forms:
-            self._forms[expr] = self.printer._print(expr)
+            # SymPy's symbol tables follow a global flag (set from stdout's encoding at import),
+            # not the printer's setting: set it for this printer, as sympy.pretty() does.
+            before = pretty_use_unicode(self.printer._use_unicode)
+            try:
+                self._forms[expr] = self.printer._print(expr)
+            finally:
+                pretty_use_unicode(before)
         return self._forms[expr]
 
     def width(self, expr: sp.Basic) -> int:
@@ -743,12 +750,15 @@ def _chain_text(
     return _equations_text(lhs, rhs, (width or terminal_width()) - 4)  # type: ignore[arg-type]
 
 
-def text(d: Derivation, order: int = 1, lang: str = "en", width: int | None = None) -> str:
+def text(d: Derivation, order: int = 1, lang: str = "en", width: int | None = None,
+         use_unicode: bool = True) -> str:
     """The derivation as Unicode text for a terminal, no line wider than ``width`` columns
-    (default: :func:`terminal_width`, i.e. ``COLUMNS`` or the terminal's width)."""
+    (default: :func:`terminal_width`, i.e. ``COLUMNS`` or the terminal's width);
+    ``use_unicode=False``: SymPy's ASCII pretty printer, for a terminal that cannot show
+    Unicode (the words are left to the caller)."""
     width = max(MIN_COLUMNS, width) if width is not None else terminal_width()
     verdict, _ = _summary(d, order, lang)
-    names, layout = _names(d, lang), _Layout()
+    names, layout = _names(d, lang), _Layout(use_unicode)
     title = _title(d)
     if order != 1:
         title = word("heading.second_derivative", lang, title=title)

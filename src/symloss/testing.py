@@ -221,6 +221,21 @@ def _check_domain(domain: Any) -> Domain | None:
     return (lo, hi)
 
 
+def _check_dtypes(dtypes: Sequence[str]) -> list[str]:
+    """A non-empty list of dtype names: a check of no dtype cannot fail, so it is an error."""
+    if isinstance(dtypes, str):
+        raise SymlossTypeError(f"dtypes must be a list such as [{dtypes!r}], not a string")
+    try:
+        listed = list(dtypes)
+    except TypeError:
+        raise SymlossTypeError(f"dtypes must be a list of {', '.join(DTYPES)}, "
+                               f"got {dtypes!r}") from None
+    if not listed:
+        raise SymlossValueError(f"dtypes is empty: a check of nothing cannot fail; give some "
+                                f"of {', '.join(DTYPES)}")
+    return listed
+
+
 def _effective_domain(derivation: Derivation, dtype: str, domain: Domain | None) -> Domain:
     lo, hi = natural_domain(derivation, dtype)
     if domain is None:
@@ -230,6 +245,11 @@ def _effective_domain(derivation: Derivation, dtype: str, domain: Domain | None)
         raise SymlossValueError(
             f"domain ({domain[0]:g}, {domain[1]:g}) does not meet the loss's inputs "
             f"[{lo:g}, {hi:g}]"
+        )
+    if not np.dtype(dtype).type(a) < np.dtype(dtype).type(b):  # (0, 1e-300) in float32
+        raise SymlossValueError(
+            f"domain ({domain[0]:g}, {domain[1]:g}) holds no two distinct {dtype} values; "
+            "widen it or choose --dtype float64"
         )
     return (a, b)
 
@@ -298,6 +318,9 @@ class Family:
     cases: Callable[[Derivation, np.random.Generator, str, Domain], Iterator[Case]]
     ray: Callable[[Derivation, np.ndarray, str], list[tuple[str, np.ndarray, np.ndarray]]]
     target_at: Callable[[Case, tuple[int, ...]], Any]
+    #: the one-sided derivatives at a case's kink elements, where the family computes them
+    #: itself (the row family: the hinge's step forced to 0 and 1); ``None``: move the input
+    sides: Callable[..., tuple[list[np.ndarray], list[np.ndarray]]] | None = None
 
 
 #: The battery's families, keyed by ``LossSpec.family``; add one with :func:`register_family`.
@@ -647,6 +670,15 @@ register_family("elementwise", Family(_elementwise_cases, _elementwise_ray, _ele
 register_family("class_axis", Family(_class_axis_cases, _class_axis_ray, _class_axis_target))
 
 
+def _register_rows() -> None:
+    from .rows import family  # the row family (cosine, triplet, multilabel margin) owns its battery
+
+    register_family("rows", family())
+
+
+_register_rows()
+
+
 def battery(
     derivation: Derivation,
     seed: int = 0,
@@ -675,6 +707,7 @@ def battery(
     domain = _check_domain(domain)
     rng = np.random.default_rng(seed)
     cases: list[Case] = []
+    dtypes = _check_dtypes(dtypes)
     for dtype in dtypes:
         if dtype not in DTYPES:
             raise SymlossValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -836,6 +869,8 @@ def _kink_sides(
     on_kink = _kink_mask(derivation, case)
     if on_kink is None:
         return None
+    if _family(derivation).sides is not None:
+        return _family(derivation).sides(derivation, case, wrt)  # type: ignore[misc]
     arrays = [np.asarray(a, dtype=np.float64) for a in case.arrays(derivation.spec)]
     x = arrays[0]
     step = np.maximum(np.abs(x), 1.0) * 2.0**-20
@@ -1459,10 +1494,23 @@ def check(
     domain: Domain | None = None,
     dtypes: Sequence[str] = DTYPES,
     seed: int = 0,
+    timeout: float | None = None,
 ) -> CheckResult:
-    """Run ``fn`` (torch's twin by default) over the battery and diagnose what disagrees."""
+    """Run ``fn`` (torch's twin by default) over the battery and diagnose what disagrees.
+
+    ``timeout`` (seconds, default :data:`symloss.isolate.DEFAULT_TIMEOUT`): past it,
+    :class:`symloss.isolate.ImplementationTimeout` is raised (``fn`` runs in a thread that is
+    then abandoned; ``symloss check --impl`` runs it in a process it can stop).
+    """
+    from .isolate import DEFAULT_TIMEOUT, call_with_timeout
+
     domain = _check_domain(domain)
-    rows = compare(derivation, fn, battery(derivation, seed, dtypes=dtypes, domain=domain))
+    dtypes = _check_dtypes(dtypes)
+    cases = battery(derivation, seed, dtypes=dtypes, domain=domain)
+    if not cases:
+        raise SymlossValueError(f"the battery for {derivation.name} is empty: nothing to check")
+    rows = call_with_timeout(compare, derivation, fn, cases,
+                             timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
     causes: dict[str, list[str]] = {}
     wrt = _differentiable(derivation)
     whats = ["loss", "grad", *(f"grad:{name}" for name, _ in wrt[1:])]
@@ -1606,6 +1654,7 @@ def assert_grad_matches(
     domain: tuple[float, float] | None = None,
     dtypes: Sequence[str] = DTYPES,
     seed: int = 0,
+    timeout: float | None = None,
     **options: Any,
 ) -> CheckResult:
     """Assert that ``fn`` computes the loss ``name`` and its gradients, as exactly as its dtype
@@ -1631,6 +1680,7 @@ def assert_grad_matches(
         domain: ``(lo, hi)``: only inputs in that interval; default the whole finite range.
         dtypes: the dtypes to check.
         seed: the battery's seed.
+        timeout: seconds the whole check may take (default 300); past it, AssertionError.
         **options: the loss's options, as ``derive`` takes them (arrays or tensors).
 
     Returns:
@@ -1649,8 +1699,13 @@ def assert_grad_matches(
         assert_grad_matches("gaussian_nll_loss", F.gaussian_nll_loss, full=True)
     """
     __tracebackhide__ = True
+    from .isolate import ImplementationTimeout
+
     derivation = _as_derivation(name, options)
-    result = check(derivation, fn, domain=domain, dtypes=dtypes, seed=seed)
+    try:
+        result = check(derivation, fn, domain=domain, dtypes=dtypes, seed=seed, timeout=timeout)
+    except ImplementationTimeout as exc:
+        raise AssertionError(f"{derivation.name}: {exc}") from None
     if not result.ok:
         label = getattr(fn, "__qualname__", None) or type(fn).__name__
         raise AssertionError(result.report(label))

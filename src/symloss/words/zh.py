@@ -239,6 +239,38 @@ SENTENCES: dict[str, str] = {
     "torchvision.ops.sigmoid_focal_loss: focal loss of logits (alpha, gamma).": "torchvision.ops.sigmoid_focal_loss：logit 的 focal 损失（alpha、gamma）。",
     "y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.": "y² σ(y z) σ(−y z)；对标签 ±1 这就是 Bernoulli 方差。",
     "−y while the pair violates the margin, 0 once it is satisfied.": "这对样本违反间隔时为 −y，满足间隔后为 0。",
+    # ---- 提升（boosting）损失（catalog_boosting.py）
+    "exponential (log link)": "指数函数（log 联系函数）",
+    "The log link: the margin z is log μ, so the mean is μ = e^z > 0.": "log 联系函数：原始得分（margin）z 就是 log μ，所以均值为 μ = e^z > 0。",
+    "scikit-learn's convention: half the unit deviance, d(y, μ)/2, zero where μ = y; the boosting libraries differentiate the negative log-likelihood, which differs from it by a term free of z, so their gradients and Hessians are these.": "这是 scikit-learn 的约定：单位偏差的一半 d(y, μ)/2，在 μ = y 处为 0；提升（boosting）库对负对数似然求导，它与此式只相差一个与 z 无关的项，所以它们的梯度和 Hessian 就是这里的这些。",
+    "Gamma half deviance with the log link (XGBoost reg:gamma, LightGBM gamma); no torch twin.": "采用 log 联系函数的 Gamma 半偏差（XGBoost reg:gamma、LightGBM gamma）；没有 torch 对应实现。",
+    "Gamma half deviance log(μ/y) + y/μ − 1 with the log link μ = e^z (y > 0).": "Gamma 半偏差 log(μ/y) + y/μ − 1，采用 log 联系函数 μ = e^z（y > 0）。",
+    "Mean minus target over the variance function V(μ) = μ², times dμ/dz = μ: (μ − y)/μ = 1 − y e^(−z), the form XGBoost's reg:gamma and LightGBM's gamma compute.": "均值减目标，除以方差函数 V(μ) = μ²，再乘以 dμ/dz = μ：(μ − y)/μ = 1 − y e^(−z)，即 XGBoost 的 reg:gamma 和 LightGBM 的 gamma 所计算的形式。",
+    "y e^(−z) = y/μ, positive for y > 0.": "y e^(−z) = y/μ，y > 0 时为正。",
+    "Log-cosh loss log cosh(z − y); no torch twin.": "Log-cosh 损失 log cosh(z − y)；没有 torch 对应实现。",
+    "Log-cosh loss log cosh(z − y), written r + softplus(−2r) − log 2 with r = z − y: no overflow of cosh for large |r|.": "Log-cosh 损失 log cosh(z − y)，写作 r + softplus(−2r) − log 2，其中 r = z − y：|r| 很大时 cosh 也不会溢出。",
+    "The derivative of log cosh r is tanh r: about r near 0, ±1 far away.": "log cosh r 的导数是 tanh r：在 0 附近约等于 r，远离 0 时趋于 ±1。",
+    "Evaluated as tanh(z − y): no 2σ(2r) − 1 cancellation near r = 0.": "按 tanh(z − y) 计算：在 r = 0 附近没有 2σ(2r) − 1 的相消。",
+    "sech² r = 1 − tanh² r.": "sech² r = 1 − tanh² r。",
+    "Evaluated as 4σ(2r)σ(−2r): 1 − tanh² r would cancel to 0 where tanh r rounds to ±1.": "按 4σ(2r)σ(−2r) 计算：在 tanh r 被舍入为 ±1 的地方，1 − tanh² r 会相消为 0。",
+    "Pseudo-Huber loss δ²(√(1 + ((z − y)/δ)²) − 1) (XGBoost reg:pseudohubererror); no torch twin.": "Pseudo-Huber 损失 δ²(√(1 + ((z − y)/δ)²) − 1)（XGBoost reg:pseudohubererror）；没有 torch 对应实现。",
+    "Pseudo-Huber loss δ²(√(1 + ((z − y)/δ)²) − 1): quadratic near the target, linear with slope δ far from it, smooth everywhere (XGBoost's reg:pseudohubererror with huber_slope = δ).": "Pseudo-Huber 损失 δ²(√(1 + ((z − y)/δ)²) − 1)：在目标附近为二次，远离目标时为斜率为 δ 的线性，处处光滑（即 XGBoost 的 reg:pseudohubererror，取 huber_slope = δ）。",
+    "√(1 + u²) − 1 is evaluated as u²/(1 + hypot(1, u)).": "√(1 + u²) − 1 按 u²/(1 + hypot(1, u)) 计算。",
+    "The residual divided by √(1 + (r/δ)²): about r near the target, tending to ±δ far from it.": "残差除以 √(1 + (r/δ)²)：在目标附近约等于 r，远离目标时趋于 ±δ。",
+    "Evaluated as r / hypot(1, r/δ): finite for every finite residual.": "按 r / hypot(1, r/δ) 计算：对每个有限的残差都是有限值。",
+    "(1 + (r/δ)²)^(−3/2): 1 at the target, decaying like (δ/|r|)³.": "(1 + (r/δ)²)^(−3/2)：在目标处为 1，远离目标时按 (δ/|r|)³ 衰减。",
+    "Evaluated as 1 / hypot(1, r/δ)³: the derived form's (1 + u²) − u² cancels.": "按 1 / hypot(1, r/δ)³ 计算：推导出的形式中 (1 + u²) − u² 会发生相消。",
+    "Pinball (quantile) loss (XGBoost reg:quantileerror, LightGBM quantile); no torch twin.": "Pinball（分位数）损失（XGBoost reg:quantileerror、LightGBM quantile）；没有 torch 对应实现。",
+    "Pinball (quantile) loss for the quantile τ ∈ (0, 1): τ (y − z) below the target, (1 − τ)(z − y) above it; scikit-learn's PinballLoss (no half), XGBoost's reg:quantileerror (quantile_alpha = τ), LightGBM's quantile (alpha = τ).": "分位数 τ ∈ (0, 1) 的 Pinball（分位数）损失：z 低于目标时为 τ (y − z)，高于目标时为 (1 − τ)(z − y)；即 scikit-learn 的 PinballLoss（不取一半）、XGBoost 的 reg:quantileerror（quantile_alpha = τ）、LightGBM 的 quantile（alpha = τ）。",
+    "−τ below the target, 1 − τ above it.": "z 低于目标时为 −τ，高于目标时为 1 − τ。",
+    "At z = y the one-sided derivatives are −τ (from the left) and 1 − τ (from the right); XGBoost (quantile_obj.cu: d = predt − label ≥ 0 gives 1 − α) and LightGBM (regression_objective.hpp: delta ≥ 0 gives 1 − α) take the right-hand value 1 − τ, as z ≥ y does here; scikit-learn's PinballLoss takes the left-hand −τ (y_true ≥ raw_prediction gives −τ, measured with 1.9).": "在 z = y 处，单侧导数为 −τ（左侧）和 1 − τ（右侧）；XGBoost（quantile_obj.cu：d = predt − label ≥ 0 时取 1 − α）和 LightGBM（regression_objective.hpp：delta ≥ 0 时取 1 − α）取右侧的值 1 − τ，与这里的 z ≥ y 一致；scikit-learn 的 PinballLoss 取左侧的 −τ（y_true ≥ raw_prediction 时为 −τ，在 1.9 版上实测）。",
+    "Both are subgradients.": "两者都是次梯度。",
+    "XGBoost, LightGBM and scikit-learn use the constant 1 as the Hessian instead (symloss.objective(..., library=...) does too).": "XGBoost、LightGBM 和 scikit-learn 则改用常数 1 作为 Hessian（symloss.objective(..., library=...) 也是如此）。",
+    "Tweedie half deviance, log link, 1 < power < 2 (XGBoost reg:tweedie, LightGBM tweedie); no torch twin.": "Tweedie 半偏差，log 联系函数，1 < power < 2（XGBoost reg:tweedie、LightGBM tweedie）；没有 torch 对应实现。",
+    "Tweedie half deviance with variance power ρ ∈ (1, 2) (compound Poisson-Gamma) and the log link μ = e^z.": "方差幂 ρ ∈ (1, 2)（复合泊松-Gamma 分布）、采用 log 联系函数 μ = e^z 的 Tweedie 半偏差。",
+    "Mean minus target over the variance function V(μ) = μ^ρ, times dμ/dz = μ: (μ − y) μ^(1−ρ) = e^((2−ρ)z) − y e^((1−ρ)z), the form XGBoost's reg:tweedie and LightGBM's tweedie compute.": "均值减目标，除以方差函数 V(μ) = μ^ρ，再乘以 dμ/dz = μ：(μ − y) μ^(1−ρ) = e^((2−ρ)z) − y e^((1−ρ)z)，即 XGBoost 的 reg:tweedie 和 LightGBM 的 tweedie 所计算的形式。",
+    "Evaluated as e^((2−ρ)z) − y e^((1−ρ)z) with y e^((1−ρ)z) as xexp: 0 for y = 0 where e^((1−ρ)z) overflows; the two terms cancel only near μ = y, where both are about y^(2−ρ).": "按 e^((2−ρ)z) − y e^((1−ρ)z) 计算，其中 y e^((1−ρ)z) 用 xexp 计算：y = 0 时即使 e^((1−ρ)z) 溢出，结果也为 0；两项只在 μ = y 附近相消，那里两者都约为 y^(2−ρ)。",
+    "(2 − ρ) e^((2−ρ)z) + (ρ − 1) y e^((1−ρ)z): both terms ≥ 0 for y ≥ 0, so nothing cancels; y e^((1−ρ)z) is evaluated as xexp, 0 at y = 0 for every z.": "(2 − ρ) e^((2−ρ)z) + (ρ − 1) y e^((1−ρ)z)：y ≥ 0 时两项都 ≥ 0，所以不发生相消；y e^((1−ρ)z) 用 xexp 计算，y = 0 时对任何 z 都为 0。",
     # ---- the names a printed derivation uses (render.py, "where q = …")
     "the weight of y's class": "y 所属类别的权重",
     "the binary cross-entropy of σ(z)": "σ(z) 的二元交叉熵",
@@ -309,3 +341,99 @@ LINES: list[tuple[str, str]] = [
     (r"lower", "下"),
     (r"upper", "上"),
 ]
+
+# ---- 逐行损失（symloss.row_losses）：cosine_embedding_loss、triplet_margin_loss、multilabel_margin_loss
+SENTENCES.update({
+    "aten's EPSILON, the float 1e-12, in double.": "aten 的 EPSILON：单精度浮点数 1e-12，以双精度表示。",
+    "The squared norm of a, plus ε.": "a 的范数平方，加上 ε。",
+    "The squared norm of b, plus ε.": "b 的范数平方，加上 ε。",
+    "The cosine of a and b.": "a 与 b 的余弦。",
+    "Cosine embedding loss of a pair of rows a, b with y = ±1: 1 − c for y = 1 and max(0, c − margin) "
+    "for y = −1, c = a·b / √((|a|² + ε)(|b|² + ε)) with aten's ε = 1e-12 (a float) added to each "
+    "squared norm; written with (1 ± y)/2.":
+        "一对行向量 a、b 的余弦嵌入损失，y = ±1：y = 1 时为 1 − c，y = −1 时为 max(0, c − margin)；"
+        "c = a·b / √((|a|² + ε)(|b|² + ε))，每个范数平方都加上 aten 的 ε = 1e-12（单精度）；用 (1 ± y)/2 写成一个式子。",
+    "reduction='mean' averages the per-row losses over the N rows.":
+        "reduction='mean' 对 N 行的逐行损失取平均。",
+    "The derivative of the cosine, ∂c/∂aᵢ = bᵢ/√(s_a s_b) − c aᵢ/s_a (the part of b orthogonal to a, "
+    "over the norms), times −1 for a similar pair (y = 1) and times 1[c − margin > 0] for a "
+    "dissimilar one (y = −1).":
+        "余弦的导数 ∂c/∂aᵢ = bᵢ/√(s_a s_b) − c aᵢ/s_a（b 中与 a 正交的部分，除以范数），"
+        "相似的一对（y = 1）乘以 −1，不相似的一对（y = −1）乘以 1[c − margin > 0]。",
+    "The mirror image: ∂c/∂bᵢ = aᵢ/√(s_a s_b) − c bᵢ/s_b, times the same factor.":
+        "镜像：∂c/∂bᵢ = aᵢ/√(s_a s_b) − c bᵢ/s_b，乘以同一个因子。",
+    "A dissimilar pair with c = margin: the derivative jumps from 0 (c < margin) to ∂c/∂aᵢ "
+    "(c > margin); any value between is a subgradient.":
+        "c = margin 的不相似的一对：导数从 0（c < margin）跳到 ∂c/∂aᵢ（c > margin）；两者之间的任何值都是次梯度。",
+    "symloss counts the hinge as inactive (1[u > 0]), 0, as torch 2.14's clamp_min does; torch 2.13 "
+    "passes the gradient (the other side).":
+        "symloss 把铰链算作未激活（1[u > 0]），取 0，与 torch 2.14 的 clamp_min 相同；torch 2.13 让梯度通过（另一侧）。",
+    "The Hessian of the cosine, −(aᵢbⱼ + aⱼbᵢ)/(s_a √(s_a s_b)) + 3c aᵢaⱼ/s_a² − c δᵢⱼ/s_a, times "
+    "the same factor (the step's Dirac delta at the kink dropped).":
+        "余弦的 Hessian，−(aᵢbⱼ + aⱼbᵢ)/(s_a √(s_a s_b)) + 3c aᵢaⱼ/s_a² − c δᵢⱼ/s_a，乘以同一个因子"
+        "（阶跃函数在不可导点处的狄拉克 δ 已舍去）。",
+    "Cosine embedding loss of row pairs with y = ±1 (CosineEmbeddingLoss); gradients for both inputs.":
+        "行向量对的余弦嵌入损失，y = ±1（CosineEmbeddingLoss）；两个输入的梯度都给出。",
+    "Multi-label margin loss: (1/C) Σ over target classes l and non-target classes k of "
+    "max(0, 1 − x_l + x_k).":
+        "多标签间隔损失：对目标类 l 与非目标类 k 求和 (1/C) Σ max(0, 1 − x_l + x_k)。",
+    "yₖ counts class k in the row's target list (the class indices before the first −1; one listed "
+    "twice counts twice, as in torch's kernel), so 1 − 1[yₖ > 0] marks a class that is not a target.":
+        "yₖ 是类 k 在该行目标列表中出现的次数（第一个 −1 之前的类下标；列出两次就计两次，与 torch 的内核相同），"
+        "因此 1 − 1[yₖ > 0] 标出不是目标的类。",
+    "Each violated pair (target class l, other class k, 1 − x_l + x_k > 0) pushes x_k up and x_l "
+    "down by 1/C: a class that is not a target gains the count of targets whose margin it violates, "
+    "a target loses the number of classes violating it.":
+        "每个违反间隔的对（目标类 l、其他类 k，1 − x_l + x_k > 0）把 x_k 推高、把 x_l 压低 1/C："
+        "非目标类得到它所违反的目标个数，目标类失去违反它的类的个数。",
+    "At a kink (1 − x_l + x_k = 0) torch's kernel counts the pair as inactive (z > 0), as the step "
+    "1[u > 0] does.":
+        "在不可导点（1 − x_l + x_k = 0）torch 的内核把这一对算作未激活（z > 0），与阶跃函数 1[u > 0] 相同。",
+    "Piecewise linear: 0 away from the kinks.": "分段线性：不可导点之外为 0。",
+    "torch has no double backward for multilabel_margin_loss.":
+        "torch 的 multilabel_margin_loss 没有二阶反向传播。",
+    "Multi-label hinge loss over target-class lists padded with -1 (MultiLabelMarginLoss).":
+        "以 -1 补齐的目标类列表上的多标签铰链损失（MultiLabelMarginLoss）。",
+    "The anchor's distance to the positive, torch's pairwise_distance.":
+        "锚点到正样本的距离，即 torch 的 pairwise_distance。",
+    "The anchor's distance to the negative.": "锚点到负样本的距离。",
+    "The positive's distance to the negative.": "正样本到负样本的距离。",
+    "Triplet margin loss max(0, margin + d(a, p) − d(a, n)) with the p-norm distance d(x, y) = "
+    "|x − y + ε|_p of torch's pairwise_distance.":
+        "三元组间隔损失 max(0, margin + d(a, p) − d(a, n))，距离为 torch 的 pairwise_distance 的 p 范数距离 "
+        "d(x, y) = |x − y + ε|_p。",
+    "Triplet margin loss max(0, margin + d(a, p) − d(a, n)) with the p-norm distance d(x, y) = "
+    "|x − y + ε|_p of torch's pairwise_distance and, with swap, d(a, n) replaced by "
+    "min(d(a, n), d(p, n)).":
+        "三元组间隔损失 max(0, margin + d(a, p) − d(a, n))，距离为 torch 的 pairwise_distance 的 p 范数距离 "
+        "d(x, y) = |x − y + ε|_p；swap 时 d(a, n) 换成 min(d(a, n), d(p, n))。",
+    "While the margin is violated, the gradient of the distance to the positive minus that to the "
+    "negative; ∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1).":
+        "间隔被违反时，为到正样本距离的梯度减去到负样本距离的梯度；∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1)。",
+    "While the margin is violated, the gradient of the distance to the positive minus that to the "
+    "negative; ∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1); with swap the negative distance is the "
+    "smaller of d_- and d_s, and its derivative, the Heaviside step H(d_s − d_-), picks the smaller "
+    "one (H(0) = 1/2: torch's minimum splits a tie evenly).":
+        "间隔被违反时，为到正样本距离的梯度减去到负样本距离的梯度；∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1)；"
+        "swap 时负样本距离取 d_- 与 d_s 中较小者，其导数即 Heaviside 阶跃 H(d_s − d_-)，选出较小者"
+        "（H(0) = 1/2：torch 的 minimum 在相等时平分梯度）。",
+    "Minus the distance gradient to the positive.": "到正样本距离的梯度取负。",
+    "The distance gradient to the negative, with a plus sign.": "到负样本距离的梯度，取正号。",
+    "Minus the distance gradient to the positive, and the swap distance's where it is the smaller.":
+        "到正样本距离的梯度取负，并在 swap 距离较小处加上它的梯度。",
+    "The distance gradient to the negative, with a plus sign, and the swap distance's where it is "
+    "the smaller.":
+        "到负样本距离的梯度，取正号，并在 swap 距离较小处加上它的梯度。",
+    "At margin + d_+ − d_- = 0 the derivative jumps from 0 (the margin is met) to the distance "
+    "gradients (it is violated); any value between is a subgradient.":
+        "在 margin + d_+ − d_- = 0 处，导数从 0（满足间隔）跳到距离的梯度（违反间隔）；两者之间的任何值都是次梯度。",
+    "While the margin is violated, the Hessians of the distances, (δᵢⱼ − uᵢuⱼ/d²)/d for p = 2 "
+    "(Dirac deltas at the kinks dropped).":
+        "间隔被违反时，为各距离的 Hessian，p = 2 时为 (δᵢⱼ − uᵢuⱼ/d²)/d（不可导点处的狄拉克 δ 已舍去）。",
+    "While the margin is violated, the Hessians of the distances, 0 almost everywhere for p = 1 "
+    "(Dirac deltas at the kinks dropped).":
+        "间隔被违反时，为各距离的 Hessian，p = 1 时几乎处处为 0（不可导点处的狄拉克 δ 已舍去）。",
+    "Triplet margin loss of anchor, positive, negative rows (TripletMarginLoss): p-norm, eps, swap; "
+    "gradients for all three.":
+        "锚点、正样本、负样本三行的三元组间隔损失（TripletMarginLoss）：p 范数、eps、swap；三个输入的梯度都给出。",
+})

@@ -1,0 +1,749 @@
+"""The row family: losses that reduce each row of their arrays to one number.
+
+A row-wise loss -- ``cosine_embedding_loss``, ``triplet_margin_loss``,
+``multilabel_margin_loss`` -- takes arrays of shape ``(*B, D)`` (``B`` the rows, often ``(N,)``
+or ``()``, ``D`` features or classes) and computes one loss per row from dot products, norms or
+sums over pairs of classes. Its declaration writes the per-row loss with
+:class:`~sympy.IndexedBase` arrays (``a[k]``) and sums ``Σ_{k=1}^{D}`` over a symbolic ``D``;
+this module evaluates such expressions with NumPy, with torch's bookkeeping around them:
+
+* every index symbol of an expression (the free index ``i`` of a gradient, ``j`` of a Hessian,
+  each summation index) gets its own trailing axis, so ``a[i]`` and ``a[k]`` are the same row
+  laid along two axes and ``Σ_k f(a_i, a_k)`` is a (compensated) sum over ``k``'s axis: pairwise
+  sums need no special case;
+* the positional arrays are the declared signature's (torch's names and order): an
+  :class:`~sympy.IndexedBase` symbol is a row of ``D`` numbers, a :class:`~sympy.Symbol` one
+  number per row; the target is decoded from its declared domain (:data:`TARGET_DOMAINS`:
+  ``±1`` per row, or sets of class indices padded with −1) and checked;
+* arrays broadcast as in torch, and the gradient of a broadcast array sums over the broadcast
+  axes; ``reduction='mean'`` divides by the number of rows.
+
+A new row-wise loss is a declaration (a :class:`RowLossSpec` in the catalogue); nothing here
+names a loss.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import SciPyPrinter
+
+from . import kernels
+from .algebra import reduce_sums
+from .catalog import LossSpec
+from .declaration import CLASS_INDEX_SETS, SIGNS
+from .errors import SymlossTypeError, SymlossValueError, choice_error
+
+if TYPE_CHECKING:
+    from .derive import Derivation
+    from .numeric import Numeric
+
+__all__ = ["TARGET_DOMAINS", "RowLossSpec", "axis_sum", "build", "compile_rows"]
+
+
+@dataclass(frozen=True)
+class RowLossSpec(LossSpec):
+    """A catalogue entry of the row family (``family="rows"``).
+
+    Its arrays and their domains are the :class:`LossSpec`'s signature; the target's domain
+    says how it is read (:data:`TARGET_DOMAINS`).
+
+    Attributes:
+        row_dims: how many leading (row) axes the arrays may have, as torch allows
+            (``(0, 1)``: ``(D)`` or ``(N, D)``; ``-1`` also takes a 0-d input as one row of
+            one class, as ``multilabel_margin_loss`` does); ``None``: any number (at least 1-D).
+    """
+
+    row_dims: tuple[int, ...] | None = (0, 1)
+
+
+# --------------------------------------------------------------------------- targets
+def _sign_target(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> np.ndarray:
+    """One ±1 per row: 1 for a similar pair, −1 for a dissimilar one."""
+    if t.shape != rows:
+        raise SymlossValueError(
+            f"{loss}: target must have shape {rows} (one 1 or -1 per row of the inputs), "
+            f"got {t.shape}"
+        )
+    if t.dtype.kind not in "fiub":
+        raise SymlossTypeError(f"{loss}: target must hold numbers 1 or -1, got dtype {t.dtype}")
+    bad = (t != 1) & (t != -1)
+    if np.any(bad):
+        raise SymlossValueError(
+            f"{loss}: target entries must be 1 or -1, got {np.asarray(t)[bad].flat[0]!r}"
+        )
+    return t.astype(np.float64)
+
+
+def _index_sets(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> np.ndarray:
+    """Per row, the class indices of its targets, padded with −1: the first −1 ends the list.
+
+    Decoded to the count of each class in the list (a class listed twice counts twice, as in
+    torch's kernel), shape ``(*rows, C)``.
+    """
+    if t.shape != (*rows, width):
+        raise SymlossValueError(
+            f"{loss}: target must have the input's shape {(*rows, width)} (class indices "
+            f"padded with -1), got {t.shape}"
+        )
+    if t.dtype.kind not in "iu":
+        raise SymlossTypeError(f"{loss}: target class indices must be integers, got dtype {t.dtype}")
+    bad = (t < -1) | (t >= width)
+    if np.any(bad):
+        raise SymlossValueError(
+            f"{loss}: target {int(t[bad].flat[0])} is out of range; entries are class indices "
+            f"0..{width - 1}, padded with -1"
+        )
+    flat = t.reshape(-1, width)
+    listed = np.cumprod(flat != -1, axis=-1).astype(bool)  # before the first −1
+    counts = np.zeros(flat.shape, dtype=np.float64)
+    row, col = np.nonzero(listed)
+    np.add.at(counts, (row, flat[row, col]), 1.0)
+    return counts.reshape(t.shape)
+
+
+#: How a row-wise loss reads its target, by the target's declared domain:
+#: ``domain name -> decode(loss, target, rows, width)``.
+TARGET_DOMAINS: dict[str, Callable[[str, np.ndarray, tuple[int, ...], int], np.ndarray]] = {
+    SIGNS.name: _sign_target,  # one ±1 per row
+    CLASS_INDEX_SETS.name: _index_sets,  # per row, class indices padded with −1
+}
+
+
+# --------------------------------------------------------------------------- compiling
+def axis_sum(x: Any, axis: int) -> np.ndarray:
+    """Σ over ``axis`` (kept, length 1), compensated like :func:`symloss.kernels.class_sum`.
+
+    >>> import numpy as np
+    >>> axis_sum(np.array([[1.0, 1e-16, 1e-16]]), -1).tolist()
+    [[1.0000000000000002]]
+    """
+    x = np.asarray(x)
+    if x.ndim == 0 or x.shape[axis] == 1:
+        return x
+    return np.moveaxis(kernels.class_sum(np.moveaxis(x, axis, -1)), -1, axis)
+
+
+class _AxisSum(sp.Function):
+    """``Σ`` over one axis of the row layout (printed as :func:`axis_sum`)."""
+
+    nargs = 2
+
+    def _numpycode(self, printer: Any) -> str:
+        body, axis = self.args
+        return f"axis_sum({printer._print(body)}, {int(axis)})"  # type: ignore[call-overload]
+
+    _scipycode = _numpycode
+
+
+class _Printer(SciPyPrinter):
+    """SciPy printer whose Min and Max broadcast (NumPy's amin of a tuple does not)."""
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        out = self._print(expr.args[0])
+        for arg in expr.args[1:]:
+            out = f"numpy.minimum({out}, {self._print(arg)})"
+        return out
+
+    def _print_And(self, expr: sp.And) -> str:
+        return self._chain("numpy.logical_and", expr.args)
+
+    def _print_Or(self, expr: sp.Or) -> str:
+        return self._chain("numpy.logical_or", expr.args)
+
+    def _chain(self, func: str, args: tuple[sp.Basic, ...]) -> str:
+        out = self._print(args[0])
+        for arg in args[1:]:  # pairwise: the operands broadcast (reduce over a tuple does not)
+            out = f"{func}({out}, {self._print(arg)})"
+        return out
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # nested where: the pieces broadcast (numpy.select wants one shape for every condition)
+        out = "numpy.nan"
+        for value, cond in reversed(expr.args):
+            if cond == sp.true:
+                out = self._print(value)
+            else:
+                out = f"numpy.where({self._print(cond)}, {self._print(value)}, {out})"
+        return out
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        out = self._print(expr.args[0])
+        for arg in expr.args[1:]:
+            out = f"numpy.maximum({out}, {self._print(arg)})"
+        return out
+
+
+_NAMESPACE = {"numpy": np, "kernels": kernels, "axis_sum": axis_sum}
+
+
+@dataclass(frozen=True)
+class RowKernel:
+    """A compiled per-row expression: call it with the arrays by name.
+
+    ``views`` lists the placeholders in argument order: ``(array name, slot)`` for an array
+    element laid along a slot's axis, ``(name, None)`` for a per-row number or a scalar option.
+    ``free`` is the slot of the result's free index (``i``), if it has one.
+    """
+
+    fn: Callable[..., Any]
+    views: tuple[tuple[str, int | None], ...]
+    slots: int
+    free: int | None
+
+    def __call__(self, values: Mapping[str, np.ndarray], rows: tuple[int, ...], width: int) -> np.ndarray:
+        """The result, shape ``(*rows, width)`` with a free index, ``rows`` without."""
+        args = []
+        for name, slot in self.views:
+            value = np.asarray(values[name])
+            if value.ndim == 0:  # a scalar option
+                args.append(value)
+                continue
+            lead = value.shape[: len(rows)]
+            if slot is None:  # one number per row
+                args.append(value.reshape((*lead, *([1] * self.slots))))
+            else:
+                shape = [1] * self.slots
+                shape[slot] = value.shape[-1]
+                args.append(value.reshape((*lead, *shape)))
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            out = np.asarray(self.fn(*args))
+        full = [1] * self.slots
+        if self.free is not None:
+            full[self.free] = width
+        tail = (width,) if self.free is not None else ()
+        return np.broadcast_to(out, (*rows, *full)).reshape((*rows, *tail))
+
+
+def compile_rows(
+    expr: sp.Expr, symbols: Mapping[str, sp.Basic], free: sp.Symbol | None = None
+) -> RowKernel:
+    """Compile a per-row expression of the arrays ``symbols`` (name -> symbol) for NumPy.
+
+    Args:
+        expr: the expression; Indexed elements of the IndexedBase symbols and Sums over their
+            feature index (nested sums too).
+        symbols: every free symbol of ``expr`` by the name its value is given under.
+        free: the free index of the result (``i`` of a gradient), if any.
+
+    Returns:
+        A :class:`RowKernel`.
+    """
+    expr = reduce_sums(expr, expand=False)  # Σ_k δ_ik f(k) = f(i): no δ is evaluated
+    index_symbols: set[sp.Basic] = set()
+    for element in expr.atoms(sp.Indexed):
+        index_symbols |= set(element.indices)
+    for total in expr.atoms(sp.Sum):
+        index_symbols |= {limit[0] for limit in total.limits}
+    if free is not None:
+        index_symbols.add(free)
+    order = sorted(index_symbols, key=sp.default_sort_key)
+    slot = {s: n for n, s in enumerate(order)}
+    nslots = len(order)
+
+    def rebuild(e: sp.Basic) -> sp.Basic:
+        if not e.args:
+            return e
+        args = [rebuild(a) for a in e.args]
+        if isinstance(e, sp.Sum):  # Σ_{k,l}: the first limit is the innermost sum
+            body = args[0]
+            for index, _, _ in e.limits:
+                body = _AxisSum(body, sp.Integer(slot[index] - nslots))
+            return body
+        return e.func(*args)
+
+    expr = rebuild(expr)
+    label = {str(s.label): name for name, s in symbols.items() if isinstance(s, sp.IndexedBase)}
+    placeholders: dict[sp.Basic, sp.Symbol] = {}
+    views: list[tuple[str, int | None]] = []
+    for element in sorted(expr.atoms(sp.Indexed), key=sp.default_sort_key):
+        (index,) = element.indices
+        placeholders[element] = sp.Symbol(f"_r{len(views)}", real=True)
+        views.append((label[str(element.base.label)], slot[index]))
+    expr = expr.xreplace(placeholders)
+    args: list[sp.Basic] = list(placeholders.values())
+    for name, symbol in symbols.items():
+        if isinstance(symbol, sp.Symbol) and symbol in expr.free_symbols:
+            placeholder = sp.Symbol(f"_r{len(views)}", real=True)
+            expr = expr.xreplace({symbol: placeholder})
+            args.append(placeholder)
+            views.append((name, None))
+    left = expr.free_symbols - set(args)
+    if left:
+        raise ValueError(f"no value for {sorted(map(str, left))} in a row kernel")
+    fn = sp.lambdify(args, expr, modules=[_NAMESPACE, "numpy"], printer=_Printer(), cse=True)
+    return RowKernel(fn, tuple(views), nslots, None if free is None else slot[free])
+
+
+# --------------------------------------------------------------------------- bookkeeping
+def _as_array(value: Any, what: str) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, on any device; torch is not imported here
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiub":
+        raise SymlossTypeError(f"{what} must be a real array, got dtype {arr.dtype}")
+    return arr
+
+
+def _out_dtype(arr: np.ndarray) -> np.dtype:
+    return arr.dtype if arr.dtype in (np.float32, np.float64, np.float16) else np.dtype(np.float64)
+
+
+def _cast(arr: Any, dtype: np.dtype) -> Any:
+    with np.errstate(under="ignore", over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(arr).astype(dtype)
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes an array of ``shape`` was broadcast along."""
+    lead = grad.ndim - len(shape)
+    out = grad.sum(axis=tuple(range(lead))) if lead else grad
+    axes = tuple(n for n, size in enumerate(shape) if size == 1 and out.shape[n] != 1)
+    return out.sum(axis=axes, keepdims=True).reshape(shape) if axes else out.reshape(shape)
+
+
+@dataclass
+class _Prepared:
+    values: dict[str, Any]
+    rows: tuple[int, ...]
+    width: int
+    dtype: np.dtype
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, np.dtype]
+
+
+class RowAdapter:
+    """The row family's functions for one derivation: loss, gradient (any array), HVP."""
+
+    def __init__(self, derivation: Derivation) -> None:
+        d = derivation.declaration
+        self.derivation = derivation
+        self.spec: LossSpec = derivation.spec
+        self.name = derivation.name
+        self.reduction: str = derivation.options.get("reduction", "mean")
+        self.symbols = dict(d.symbols)
+        self.index = d.input.indices[0]  # type: ignore[attr-defined]
+        args = self.spec.arguments_for(derivation.options)
+        #: kernel keys of the differentiable arrays (grad_fn maps torch's names to them)
+        self.differentiable = [a.symbol_key for a in args if a.differentiable]
+        self.torch_names = {a.symbol_key: a.name for a in args}
+        self._kernels: dict[str, RowKernel] = {}
+
+    # ------------------------------------------------------------------ kernels
+    def _kernel(self, key: str) -> RowKernel:
+        if key not in self._kernels:
+            d = self.derivation
+            subst = d.declaration.substitute_definitions
+            free: sp.Symbol | None = self.index
+            symbols = dict(self.symbols)
+            if key == "loss":
+                expr, free = d.declaration.loss, None
+            elif key == "hvp":
+                expr = d.hvp_expr
+                symbols["v"] = sp.IndexedBase("v")
+            elif key == "hess_diag":
+                expr = d.hessian_diagonal
+            else:  # "grad:<name>": the raw sympy.diff, like numeric's (tidy drops guards)
+                wrt = key.split(":", 1)[1]
+                expr = d.kernel_gradient if wrt == self.spec.arguments[0] else sp.diff(
+                    d.declaration.loss, d.wrt_variable(wrt)
+                )
+            self._kernels[key] = compile_rows(subst(expr), symbols, free)
+        return self._kernels[key]
+
+    # ------------------------------------------------------------------ inputs
+    def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
+        names = self.spec.torch_arguments
+        if len(arrays) != len(names):
+            shown = ", ".join([*names, *([extra] if extra else [])])
+            raise SymlossTypeError(
+                f"{self.name} takes ({shown}); got {len(arrays) + bool(extra)} arrays"
+            )
+
+    def prepare(self, *arrays: Any) -> _Prepared:
+        """Check and lay out torch's positional arrays; the kernels' values by name."""
+        self._arity(arrays)
+        spec = self.spec
+        given = dict(zip(spec.arguments, arrays, strict=True))
+        vectors = [n for n in spec.arguments if n != "target"]
+        shown = self.torch_names
+        raw = {n: _as_array(given[n], f"{self.name}: {shown[n]}") for n in vectors}
+        allowed = getattr(spec, "row_dims", None)
+        scalar_row = allowed is not None and -1 in allowed and all(a.ndim == 0 for a in raw.values())
+        if scalar_row:  # a 0-d input: one row of one class
+            raw = {n: a.reshape(1) for n, a in raw.items()}
+        for n, arr in raw.items():
+            if arr.dtype.kind not in "f":
+                raise SymlossTypeError(
+                    f"{self.name}: {shown[n]} must be a floating-point array, got dtype {arr.dtype}"
+                )
+        first = raw[vectors[0]]
+        try:
+            shape = np.broadcast_shapes(*(a.shape for a in raw.values()))
+        except ValueError:
+            sizes = ", ".join(f"{shown[n]} {a.shape}" for n, a in raw.items())
+            raise SymlossValueError(f"{self.name}: the arrays do not broadcast: {sizes}") from None
+        if len({a.ndim for a in raw.values()}) > 1:
+            dims = ", ".join(f"{shown[n]} {a.ndim}-D" for n, a in raw.items())
+            raise SymlossValueError(
+                f"{self.name}: the arrays must have the same number of dimensions, got {dims}"
+            )
+        if len(shape) == 0 or (allowed is not None and len(shape) - 1 not in allowed):
+            dims = "1 or more" if allowed is None else " or ".join(
+                str(n + 1) for n in allowed
+            )
+            raise SymlossValueError(
+                f"{self.name}: the inputs must have {dims} dimensions (rows, then the "
+                f"{'feature' if 'num_features' in self.symbols else 'class'} axis), got shape "
+                f"{shape}"
+            )
+        rows, width = tuple(shape[:-1]), int(shape[-1])
+        dtype = _out_dtype(first)
+        # float32 is evaluated in float64, float64 in the platform's extended precision:
+        # one final rounding to the input's dtype, as in symloss.numeric.
+        work = np.longdouble if dtype == np.float64 else np.float64
+        values: dict[str, Any] = {
+            n: np.broadcast_to(a.astype(work), shape) for n, a in raw.items()
+        }
+        if "target" in spec.arguments:
+            domain = spec.target_domains()[0].name
+            if domain not in TARGET_DOMAINS:  # pragma: no cover - a declaration bug
+                raise AssertionError(f"{self.name}: no row layout for target domain {domain!r}")
+            t = _as_array(given["target"], f"{self.name}: target")
+            if scalar_row and t.ndim == 0:
+                t = t.reshape(1)
+            values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width).astype(work)
+        for option, symbol in self.symbols.items():
+            if option in values or not isinstance(symbol, sp.Symbol):
+                continue
+            if option in ("num_features", "num_classes"):
+                values[option] = np.float64(width)
+            else:
+                values[option] = np.float64(self.derivation.options[option])
+        shapes = {n: () if scalar_row else a.shape for n, a in raw.items()}
+        return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()})
+
+    def _denominator(self, rows: tuple[int, ...]) -> float:
+        return float(np.prod(rows)) if self.reduction == "mean" else 1.0
+
+    # ------------------------------------------------------------------ functions
+    def loss(self, *arrays: Any) -> Any:
+        """The reduced loss (per row for ``reduction='none'``), in the first array's dtype."""
+        p = self.prepare(*arrays)
+        per_row = self._kernel("loss")(p.values, p.rows, p.width).astype(np.float64)
+        if self.reduction == "none":
+            return _cast(per_row, p.dtype)
+        total = float(kernels.class_sum(per_row.reshape(1, -1))[0, 0]) if per_row.size else 0.0
+        return p.dtype.type(_cast(np.float64(total) / np.float64(self._denominator(p.rows)), p.dtype))
+
+    def grad(self, *arrays: Any, wrt: str | None = None) -> np.ndarray:
+        """∂(reduced loss)/∂(array ``wrt``, torch's name; the first array by default)."""
+        wrt = self.spec.arguments[0] if wrt is None else wrt
+        wrt = next((k for k, n in self.torch_names.items() if wrt == n), wrt)  # torch's name
+        if wrt not in self.differentiable:
+            raise choice_error(f"wrt for {self.name}", wrt, self.spec.differentiable())
+        p = self.prepare(*arrays)
+        per_element = self._kernel(f"grad:{wrt}")(p.values, p.rows, p.width)
+        per_element = per_element / np.float64(self._denominator(p.rows))
+        return _cast(_unbroadcast(np.asarray(per_element), p.shapes[wrt]), p.dtypes[wrt])
+
+    def hvp(self, *arrays: Any) -> np.ndarray:
+        """The Hessian of the reduced loss with respect to the first array, times ``v``."""
+        *given, v = arrays
+        self._arity(tuple(given), "v")
+        p = self.prepare(*given)
+        first = self.spec.arguments[0]
+        direction = _as_array(v, f"{self.name}: v")
+        full = (*p.rows, p.width)
+        if direction.shape != p.shapes[first] or direction.size != int(np.prod(full)):
+            raise SymlossValueError(
+                f"{self.name}: v must have the shape {p.shapes[first]} of "
+                f"{self.torch_names[first]} (not broadcast), got {direction.shape}"
+            )
+        work = np.asarray(p.values[first]).dtype
+        values = {**p.values, "v": direction.reshape(full).astype(work)}
+        out = self._kernel("hvp")(values, p.rows, p.width) / np.float64(self._denominator(p.rows))
+        return _cast(out.reshape(p.shapes[first]), p.dtype)  # type: ignore[no-any-return]
+
+    def hess_diag(self, *arrays: Any) -> np.ndarray:
+        """∂²ℓ/∂xᵢ² per element of the first array (reduction ignored)."""
+        p = self.prepare(*arrays)
+        out = self._kernel("hess_diag")(p.values, p.rows, p.width)
+        return _cast(out.reshape(p.shapes[self.spec.arguments[0]]), p.dtype)  # type: ignore[no-any-return]
+
+
+def evaluate(derivation: Derivation, expr: sp.Expr, arrays: tuple[Any, ...]) -> np.ndarray:
+    """The numbers of a per-row expression (a step of the derivation) at torch's arrays: one
+    per row, or one per element where ``expr`` has the free index (a worked example's values).
+    """
+    adapter = RowAdapter(derivation)
+    prep = adapter.prepare(*arrays)
+    expr = derivation.declaration.substitute_definitions(expr)
+    free = adapter.index if adapter.index in expr.free_symbols else None
+    kernel = compile_rows(expr, adapter.symbols, free)
+    return np.asarray(kernel(prep.values, prep.rows, prep.width), dtype=np.float64)
+
+
+def build(derivation: Derivation) -> Numeric:
+    """The row family's :class:`~symloss.numeric.Numeric` for ``derivation``."""
+    from .numeric import Numeric
+
+    adapter = RowAdapter(derivation)
+    return Numeric(loss=adapter.loss, grad=adapter.grad, hvp=adapter.hvp, hess_diag=adapter.hess_diag)
+
+
+# --------------------------------------------------------------------------- the checker's battery
+#: The row width of the battery's cases (features or classes).
+_WIDTH = 5
+
+
+def _row_shapes(spec: LossSpec) -> list[tuple[int, ...]]:
+    allowed = getattr(spec, "row_dims", None)
+    shapes: list[tuple[int, ...]] = []
+    if allowed is None or 0 in allowed:
+        shapes.append((_WIDTH,))  # one row, unbatched
+    shapes.append((4, _WIDTH))
+    if allowed is None:
+        shapes.append((2, 3, _WIDTH))
+    return shapes
+
+
+def _index_lists(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Per row, class indices then −1: repeats, an empty list, a full one, and entries after
+    the first −1 (which torch ignores)."""
+    width = shape[-1]
+    rows = np.full((int(np.prod(shape[:-1])), width), -1, dtype=np.int64)
+    for r in range(rows.shape[0]):
+        kind = r % 4
+        if kind == 0 and rows.shape[0] > 1:
+            rows[r, 1:] = rng.integers(-1, width, size=width - 1)  # empty list, junk after −1
+            continue
+        count = width if kind == 3 else int(rng.integers(1, width))
+        rows[r, :count] = rng.integers(0, width, size=count)  # repeats allowed
+        if count < width - 1:
+            rows[r, count + 1:] = rng.integers(-1, width, size=width - count - 1)
+    return rows.reshape(shape)
+
+
+def _target_draws(
+    spec: LossSpec, options: Mapping[str, Any], rng: np.random.Generator, shape: tuple[int, ...]
+) -> list[tuple[str, np.ndarray | None]]:
+    """(label, target) pairs covering the declared target domain, ``None`` without a target."""
+    domains = spec.target_domains(options)
+    if not domains:
+        return [("", None)]
+    name = domains[0].name
+    rows = shape[:-1]
+    if name == SIGNS.name:
+        if not rows:  # one row: each label in turn
+            return [(f"target {v:g}", np.array(v)) for v in (1.0, -1.0)]
+        signs = np.where(np.arange(int(np.prod(rows))) % 2 == 0, 1.0, -1.0)
+        return [("targets ±1", rng.permutation(signs).reshape(rows))]
+    if name == CLASS_INDEX_SETS.name:
+        return [("sets of class indices (repeats, -1 padding, entries after it)",
+                 _index_lists(rng, shape))]
+    raise AssertionError(f"{spec.name}: no battery for target domain {name!r}")  # pragma: no cover
+
+
+def battery_cases(derivation: Derivation, rng: np.random.Generator, dtype: str, domain: Any) -> Any:
+    """The row family's battery: every row layout torch takes, every target of the declared
+    domain (both labels ±1; index lists with repeats, padding and ignored entries), typical
+    rows and rows scaled to 10⁻⁶ and 10⁶ (where ``eps`` and the norms' rounding matter)."""
+    from .testing import Case
+
+    spec = derivation.spec
+    args = spec.arguments_for(derivation.options)
+    lo, hi = domain
+
+    def case(label: str, arrays: dict[str, np.ndarray], target: Any, extreme: bool = False) -> Any:
+        others = tuple(
+            (a.name, arrays[a.symbol_key]) for a in args if a.symbol_key not in ("input", "target")
+        )
+        t = np.zeros(0, dtype=dtype) if target is None else target
+        if target is not None and t.dtype.kind == "f":
+            t = t.astype(dtype)
+        return Case(label, arrays["input"], t, dtype, extreme=extreme, others=others)
+
+    for shape in _row_shapes(spec):
+        arrays = {
+            a.symbol_key: np.clip(2.0 * rng.standard_normal(shape), lo, hi).astype(dtype)
+            for a in args if a.symbol_key != "target"
+        }
+        for label, target in _target_draws(spec, derivation.options, rng, shape):
+            yield case(f"{shape} {label}".strip(), arrays, target)
+    shape = (4, _WIDTH)
+    for scale in (1e-6, 1e6):
+        arrays = {
+            a.symbol_key: np.clip(scale * rng.standard_normal(shape), lo, hi).astype(dtype)
+            for a in args if a.symbol_key != "target"
+        }
+        for label, target in _target_draws(spec, derivation.options, rng, shape):
+            yield case(f"{shape} rows of size {scale:g} {label}".strip(), arrays, target, True)
+    yield from _kink_cases(derivation, rng, dtype)
+
+
+def _kink_cases(derivation: Derivation, rng: np.random.Generator, dtype: str) -> Any:
+    """Rows on each declared kink: for a hinge of one number per row, ``max(0, u)``, the input
+    row is moved along a random direction to the root of ``u`` (bisection on the compiled
+    ``u``), the target set as the kink says (``y = −1``); a hinge over pairs of classes is not
+    laid out."""
+    from .hinges import hinge
+    from .testing import Case
+
+    d = derivation.declaration
+    spec = derivation.spec
+    args = spec.arguments_for(derivation.options)
+    hinges = [h.args[0] for h in d.loss.atoms(hinge)]
+    if len(hinges) != 1:
+        return
+    u = d.substitute_definitions(hinges[0])
+    if any(not e.free_symbols.isdisjoint({s for s in e.indices}) for e in u.atoms(sp.Indexed)
+           if not _bound(e, u)):
+        return  # a hinge per pair of classes: no single number per row
+    adapter = RowAdapter(derivation)
+    kernel = compile_rows(u, adapter.symbols, None)
+    target_symbol = d.symbols.get("target")
+    shape = (4, _WIDTH)
+    for number, kink in enumerate(d.kinks, 1):
+        label = next((v for sym, v in kink.at if sym == target_symbol), None)
+        arrays = {a.symbol_key: rng.standard_normal(shape) for a in args if a.symbol_key != "target"}
+        target = None if target_symbol is None else np.full(shape[:-1], float(label or 0))
+        vectors = [k for k in arrays]  # the input first
+        grid = np.concatenate([-np.geomspace(1e3, 1e-2, 41), [0.0], np.geomspace(1e-2, 1e3, 41)])
+
+        def u_at(
+            key: str, t: np.ndarray, direction: np.ndarray,
+            arrays: dict[str, np.ndarray] = arrays, target: np.ndarray | None = target,
+        ) -> np.ndarray:
+            moved = {**arrays, key: arrays[key] + t[:, None] * direction}
+            given = [moved[a.symbol_key] if a.symbol_key != "target" else target for a in args]
+            prep = adapter.prepare(*given)
+            return np.asarray(kernel(prep.values, prep.rows, prep.width), dtype=np.float64)
+
+        # Move one array's rows along a line until u changes sign: first toward the other
+        # arrays and their differences (b for a cosine, n − p for a triplet: along those u
+        # sweeps its range), then at random; the input first, then the others (with swap, a
+        # triplet's kink is reached by moving the negative).
+        placed = False
+        for key in vectors:
+            rest = [v for k, v in arrays.items() if k != key]
+            toward = [*rest, *(x - y for n, x in enumerate(rest) for y in rest[n + 1:])]
+            found = np.zeros(shape[0], dtype=bool)
+            direction = np.zeros(shape)
+            lo_t, hi_t = np.zeros(shape[0]), np.zeros(shape[0])
+            for trial in [*toward, *(rng.standard_normal(shape) for _ in range(8))]:
+                signs = np.array([np.sign(u_at(key, np.full(shape[0], t), trial)) for t in grid])
+                cross = signs[:-1] * signs[1:] <= 0
+                ok = cross.any(axis=0) & ~found
+                first = np.argmax(cross, axis=0)
+                direction[ok], lo_t[ok], hi_t[ok] = trial[ok], grid[first][ok], grid[first + 1][ok]
+                found |= ok
+                if found[:2].all():
+                    break
+            if not found[:2].all():
+                continue
+            u_lo = u_at(key, lo_t, direction)
+            for _ in range(80):
+                mid = (lo_t + hi_t) / 2
+                same = np.sign(u_at(key, mid, direction)) == np.sign(u_lo)
+                lo_t, hi_t = np.where(same, mid, lo_t), np.where(same, hi_t, mid)
+            arrays[key] = arrays[key] + lo_t[:, None] * direction
+            placed = True
+            break
+        if not placed:
+            continue  # the hinge never reaches 0 near these rows (a margin out of reach)
+        # the last two rows stay off the kink (the other label): a loss of ordinary size
+        on = np.arange(shape[0]) < 2
+        arrays["input"] = np.where(on[:, None], arrays["input"], rng.standard_normal(shape))
+        if target is not None:
+            target = np.where(on, target, -target)
+        others = tuple((a.name, arrays[a.symbol_key].astype(dtype)) for a in args
+                       if a.symbol_key not in ("input", "target"))
+        where = ", ".join(f"{sym} = {sp.sstr(v)}" for sym, v in kink.at)
+        yield Case(f"{shape} on kink {number}: {where}", arrays["input"].astype(dtype),
+                   np.zeros(0, dtype=dtype) if target is None else target.astype(dtype), dtype,
+                   others=others, on_kink=np.broadcast_to(on[:, None], shape).copy(), kink=number)
+
+
+def battery_sides(derivation: Derivation, case: Any, wrt: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The one-sided derivatives at a row's kink, exactly: each gradient with the kink's step
+    set to 0 (the hinge inactive) and to 1 (active), on the rows the case puts on the kink.
+
+    Moving the input a little to each side (the element-wise losses' way) would change a
+    row loss's gradient itself, which is not piecewise constant (a cosine, a distance).
+    """
+    from .hinges import hinge, step
+
+    d = derivation.declaration
+    cache = derivation.__dict__.setdefault("_row_sides", {})
+    arrays = case.arrays(derivation.spec)
+    adapter = RowAdapter(derivation)
+    prep = adapter.prepare(*arrays)
+    rows_on = np.asarray(np.asarray(case.on_kink).reshape((*prep.rows, prep.width)).any(axis=-1))
+    (u,) = [h.args[0] for h in d.loss.atoms(hinge)]
+    denominator = np.float64(adapter._denominator(prep.rows))
+    sides: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for _, key in wrt:
+        with np.errstate(all="ignore"):
+            normal = np.asarray(derivation.grad_fn(*arrays, wrt=key), dtype=np.float64)
+        for side, value in enumerate((sp.S.Zero, sp.S.One)):
+            if (key, side) not in cache:
+                raw = d.loss.diff(derivation.wrt_variable(key))
+                forced = raw.replace(
+                    lambda e: isinstance(e, step) and e.args[0] == u,
+                    lambda e, value=value: value,
+                )
+                cache[key, side] = compile_rows(
+                    d.substitute_definitions(forced), adapter.symbols, adapter.index
+                )
+            one = cache[key, side](prep.values, prep.rows, prep.width) / denominator
+            sides[side].append(np.where(rows_on[..., None], np.asarray(one, dtype=np.float64), normal))
+    return sides
+
+
+def _bound(element: sp.Indexed, expr: sp.Expr) -> bool:
+    """Whether every index of ``element`` is a summation index somewhere in ``expr``."""
+    bound = {limit[0] for total in expr.atoms(sp.Sum) for limit in total.limits}
+    return set(element.indices) <= bound
+
+
+def battery_ray(derivation: Derivation, t: np.ndarray, dtype: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """For the stability map of a two-array row loss: row r is ``(t[r], 0, …, 0)`` and its
+    target the first (then the second) class alone."""
+    spec = derivation.spec
+    if len(spec.arguments) != 2:
+        raise SymlossValueError(
+            f"{derivation.name}: the stability map moves the input of a two-array loss; "
+            f"{derivation.name} takes {', '.join(spec.torch_arguments)}"
+        )
+    x = np.zeros((t.size, _WIDTH), dtype=dtype)
+    x[:, 0] = t
+    out = []
+    for cls in (0, 1):
+        target = np.full((t.size, _WIDTH), -1, dtype=np.int64)
+        target[:, 0] = cls
+        out.append((f"x = (t, 0, …), target class {cls}", x, target))
+    return out
+
+
+def battery_target_at(case: Any, index: tuple[int, ...]) -> Any:
+    """The target of the row holding the element at ``index`` (a label, or its index list)."""
+    target = np.asarray(case.target)
+    if target.size == 0:
+        return None
+    row = index[: np.ndim(case.input) - 1]
+    value = target[row]  # a label (0-d) or the row's index list
+    return value.tolist() if np.ndim(value) else float(value)
+
+
+def family() -> Any:
+    """The row family's :class:`symloss.testing.Family` (registered by :mod:`symloss.testing`)."""
+    from .testing import Family
+
+    return Family(battery_cases, battery_ray, battery_target_at, sides=battery_sides)

@@ -1,0 +1,349 @@
+"""The row family: cosine_embedding_loss, triplet_margin_loss, multilabel_margin_loss.
+
+One table of cases (options × shapes × dtypes), one comparison with torch autograd: the loss,
+the gradient with respect to every differentiable array, and the Hessian-vector product where
+torch has a double backward. Then PyTorch's own module samples, the kinks, and bad inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the helper module
+import symloss
+from _torch_ref import assert_close, seed
+from symloss.errors import SymlossTypeError, SymlossValueError
+
+COSINE, TRIPLET, MULTILABEL = "cosine_embedding_loss", "triplet_margin_loss", "multilabel_margin_loss"
+DIFFERENTIABLE = {
+    COSINE: ("input1", "input2"),
+    TRIPLET: ("anchor", "positive", "negative"),
+    MULTILABEL: ("input",),
+}
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _targets(rng: np.random.Generator, name: str, rows: tuple[int, ...], width: int) -> Any:
+    if name == COSINE:
+        return np.where(rng.random(rows) < 0.5, 1.0, -1.0)
+    # class indices padded with -1; repeats count twice, entries after the first -1 are unused
+    t = rng.integers(-1, width, size=(*rows, width))
+    return t
+
+
+def _arrays(name: str, rows: tuple[int, ...], width: int, dtype: str, key: Any) -> list[Any]:
+    rng = np.random.default_rng(seed(key))
+    n_vectors = {COSINE: 2, TRIPLET: 3, MULTILABEL: 1}[name]
+    vectors = [rng.standard_normal((*rows, width)).astype(dtype) for _ in range(n_vectors)]
+    if name == TRIPLET:
+        return vectors
+    return [*vectors, _targets(rng, name, rows, width)]
+
+
+#: (loss, options, shape of the rows' arrays): every option, 1-D (unbatched) and batched.
+CASES = [
+    *((COSINE, {"reduction": r}, s) for r in REDUCTIONS for s in ((6, 5), (7,))),
+    (COSINE, {"margin": 0.3}, (8, 4)),
+    (COSINE, {"margin": -0.4, "reduction": "sum"}, (8, 4)),
+    *((TRIPLET, {"p": p, "swap": swap, "reduction": r}, (6, 4))
+      for p in (1.0, 2.0) for swap in (False, True) for r in REDUCTIONS),
+    (TRIPLET, {"margin": 0.5, "eps": 0.0}, (5,)),
+    (TRIPLET, {"p": 3.0, "margin": 2.0}, (4, 3)),
+    (TRIPLET, {"p": 1.5, "swap": True, "reduction": "sum"}, (2, 3, 4)),
+    *((MULTILABEL, {"reduction": r}, s) for r in REDUCTIONS for s in ((5, 6), (6,))),
+]
+
+
+def _torch(name: str, arrays: list[Any], options: dict[str, Any]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    tensors = [
+        torch.tensor(a, requires_grad=np.asarray(a).dtype.kind == "f" and n in DIFFERENTIABLE[name])
+        for a, n in zip(arrays, symloss.derive(name).spec.torch_arguments, strict=True)
+    ]
+    return tensors, getattr(F, name)(*tensors, **options)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("name", "options", "shape"), CASES)
+def test_loss_and_every_gradient_match_torch_autograd(name, options, shape, dtype):
+    d = symloss.derive(name, **options)
+    arrays = _arrays(name, shape[:-1], shape[-1], dtype, (name, options, shape, dtype))
+    tensors, out = _torch(name, arrays, options)
+    loss = d.loss_fn(*arrays)
+    assert np.shape(loss) == tuple(out.shape) and np.asarray(loss).dtype == np.dtype(dtype)
+    assert_close(loss, out.detach().numpy(), dtype, f"{name} loss")
+    wanted = [t for t in tensors if t.requires_grad]
+    grads = torch.autograd.grad(out.sum(), wanted)
+    for wrt, ref in zip(DIFFERENTIABLE[name], grads, strict=True):
+        got = d.grad_fn(*arrays, wrt=wrt)
+        assert got.shape == ref.shape and got.dtype == np.dtype(dtype), wrt
+        assert_close(got, ref.numpy(), dtype, f"{name} ∂/∂{wrt}")
+
+
+HVP_CASES = [
+    (COSINE, {}, (5, 4)),
+    (COSINE, {"margin": -0.2, "reduction": "sum"}, (6,)),
+    (TRIPLET, {}, (5, 3)),
+    (TRIPLET, {"swap": True, "reduction": "none"}, (5, 3)),
+    (TRIPLET, {"p": 1.0}, (4, 3)),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "shape"), HVP_CASES)
+def test_hvp_matches_torch_double_backward(name, options, shape):
+    d = symloss.derive(name, **options)
+    arrays = _arrays(name, shape[:-1], shape[-1], "float64", ("hvp", name, options, shape))
+    v = np.random.default_rng(seed("v", name, shape)).standard_normal(shape)
+    tensors, out = _torch(name, arrays, options)
+    (g,) = torch.autograd.grad(out.sum(), tensors[0], create_graph=True)
+    (ref,) = torch.autograd.grad(g, tensors[0], torch.tensor(v))
+    assert_close(d.hvp_fn(*arrays, v), ref.numpy(force=True), "float64", f"{name} hvp")
+
+
+def test_multilabel_hessian_is_zero_and_torch_has_no_double_backward():
+    d = symloss.derive(MULTILABEL)
+    assert d.hessian == 0 and d.hessian_proved
+    x, t = _arrays(MULTILABEL, (3,), 4, "float64", "hess")
+    assert not np.any(d.hvp_fn(x, t, np.ones_like(x)))
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [(COSINE, {}), (TRIPLET, {}), (TRIPLET, {"p": 1.0}), (TRIPLET, {"swap": True}),
+     (TRIPLET, {"p": 1.5}), (MULTILABEL, {})],
+)
+def test_every_gradient_is_proved_equal_to_its_closed_form(name, options):
+    d = symloss.derive(name, **options)
+    assert d.proved
+    titles = {s.title: s.checked for s in d.steps}
+    for wrt in DIFFERENTIABLE[name][1:]:
+        assert titles[f"Derivative with respect to {wrt}"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "proved"),
+    [(COSINE, {}, True), (TRIPLET, {}, True), (TRIPLET, {"p": 1.0}, True),
+     (TRIPLET, {"swap": True}, True), (MULTILABEL, {}, True), (TRIPLET, {"p": 1.5}, False)],
+)
+def test_hessians(name, options, proved):
+    d = symloss.derive(name, **options)
+    assert d.hessian_proved is proved
+    if not proved:  # no closed form declared for a general p: derived, not proved
+        assert d.canonical_hessian is None
+
+
+# --------------------------------------------------------------------------- PyTorch's samples
+def test_pytorch_module_samples():
+    """common_modules' inputs for CosineEmbeddingLoss and MultiLabelMarginLoss (its targets are
+    class indices in [0, 10) with repeats and no -1), loss and gradient of every input."""
+    from torch.testing._internal import common_modules as cm
+
+    torch.manual_seed(0)
+    samples = [
+        (COSINE, cm.module_inputs_torch_nn_CosineEmbeddingLoss),
+        (MULTILABEL, cm.module_inputs_torch_nn_MultiLabelMarginLoss),
+    ]
+    count = 0
+    for name, make in samples:
+        for dtype in (torch.float64, torch.float32):
+            for sample in make(None, "cpu", dtype, True, False):
+                kwargs = sample.constructor_input.kwargs
+                tensors = list(sample.forward_input.args)
+                out = getattr(F, name)(*tensors, **kwargs)
+                arrays = [t.detach().numpy() for t in tensors]
+                d = symloss.derive(name, **kwargs)
+                key = str(dtype).split(".")[-1]
+                assert_close(d.loss_fn(*arrays), out.detach().numpy(), key, f"{name} {sample.desc}")
+                diff = [t for t in tensors if t.requires_grad]
+                for wrt, ref in zip(DIFFERENTIABLE[name], torch.autograd.grad(out.sum(), diff), strict=True):
+                    assert_close(d.grad_fn(*arrays, wrt=wrt), ref.numpy(), key, f"{name} {sample.desc} {wrt}")
+                count += 1
+    assert count == 2 * (5 + 8)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_pytorch_no_batch_dim_samples(reduction):
+    """common_nn's classification_criterion_no_batch rows for the three losses (1-D inputs, a
+    0-d cosine target; MultiLabelMarginLoss's target [3, 0, -1, 1]) and its 0-d multilabel case."""
+    rng = np.random.default_rng(seed("no batch", reduction))
+    cases = [
+        (COSINE, [rng.standard_normal(9), rng.standard_normal(9), np.array(1.0)]),
+        (TRIPLET, [rng.standard_normal(9) for _ in range(3)]),
+        (MULTILABEL, [rng.standard_normal(4), np.array([3, 0, -1, 1])]),
+        (MULTILABEL, [np.array(rng.standard_normal()), np.array(0)]),
+    ]
+    for name, arrays in cases:
+        tensors, out = _torch(name, arrays, {"reduction": reduction})
+        d = symloss.derive(name, reduction=reduction)
+        assert_close(d.loss_fn(*arrays), out.detach().numpy(), "float64", name)
+        grads = torch.autograd.grad(out.sum(), [t for t in tensors if t.requires_grad])
+        for wrt, ref in zip(DIFFERENTIABLE[name], grads, strict=True):
+            got = d.grad_fn(*arrays, wrt=wrt)
+            assert got.shape == ref.shape
+            assert_close(got, ref.numpy(), "float64", f"{name} {wrt}")
+
+
+# --------------------------------------------------------------------------- kinks
+def test_triplet_kink_takes_the_inactive_side_and_torch_is_in_the_subdifferential():
+    """margin + d(a, p) − d(a, n) = 0 exactly (eps = 0, distances 1 and 3, margin 2): symloss's
+    step takes 0 (the inactive side, as torch ≥ 2.14's clamp_min); torch 2.13 passes the
+    gradient (the active side). Both are one-sided derivatives."""
+    a, p, n = np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]]), np.array([[3.0, 0.0]])
+    d = symloss.derive(TRIPLET, margin=2.0, eps=0.0)
+    active = {"anchor": np.array([[0.0, 0.0]]), "positive": np.array([[1.0, 0.0]]),
+              "negative": np.array([[-1.0, 0.0]])}
+    tensors, out = _torch(TRIPLET, [a, p, n], {"margin": 2.0, "eps": 0.0})
+    grads = torch.autograd.grad(out, tensors)
+    for wrt, ref in zip(DIFFERENTIABLE[TRIPLET], grads, strict=True):
+        assert not np.any(d.grad_fn(a, p, n, wrt=wrt))
+        assert np.array_equal(ref.numpy(), active[wrt]) or not np.any(ref.numpy())
+
+
+def test_multilabel_kink_is_inactive_as_in_torch():
+    x, t = np.array([0.0, 1.0]), np.array([1, -1])  # 1 − x₁ + x₀ = 0: the pair sits at its kink
+    tensors, out = _torch(MULTILABEL, [x, t], {})
+    (ref,) = torch.autograd.grad(out, tensors[0])
+    got = symloss.derive(MULTILABEL).grad_fn(x, t)
+    assert np.array_equal(got, ref.numpy()) and not np.any(got)
+
+
+def test_multilabel_repeated_and_trailing_targets_follow_torch():
+    x = np.array([[0.3, -0.2, 0.5, 0.1]])
+    for t in ([[2, 2, -1, 0]], [[1, -1, 3, 3]], [[-1, 0, 1, 2]], [[0, 1, 2, 3]]):
+        tensors, out = _torch(MULTILABEL, [x, np.array(t)], {"reduction": "sum"})
+        (ref,) = torch.autograd.grad(out, tensors[0])
+        d = symloss.derive(MULTILABEL, reduction="sum")
+        assert_close(d.loss_fn(x, np.array(t)), out.detach().numpy(), "float64", str(t))
+        assert_close(d.grad_fn(x, np.array(t)), ref.numpy(), "float64", str(t))
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("call", "exc", "message"),
+    [
+        (lambda: symloss.derive(TRIPLET, margin=0.0), SymlossValueError, "margin must be finite and > 0"),
+        (lambda: symloss.derive(TRIPLET, p=-1.0), SymlossValueError, "p must be"),
+        (lambda: symloss.derive(TRIPLET, swap=2), SymlossValueError, "False, True"),
+        (lambda: symloss.derive(COSINE, p=2.0), SymlossTypeError, "valid options: margin"),
+        (lambda: symloss.derive(COSINE).loss_fn(np.ones((2, 3)), np.ones((2, 3)), np.array([1.0, 0.0])),
+         SymlossValueError, "must be 1 or -1"),
+        (lambda: symloss.derive(COSINE).loss_fn(np.ones((2, 3)), np.ones((2, 3)), np.ones(3)),
+         SymlossValueError, "target must have shape (2,)"),
+        (lambda: symloss.derive(COSINE).loss_fn(np.ones((2, 2, 3)), np.ones((2, 2, 3)), np.ones((2, 2))),
+         SymlossValueError, "1 or 2 dimensions"),
+        (lambda: symloss.derive(COSINE).loss_fn(np.ones((2, 3)), np.ones((2, 3))), SymlossTypeError,
+         "takes (input1, input2, target)"),
+        (lambda: symloss.derive(TRIPLET).loss_fn(np.ones((2, 3)), np.ones((2, 4)), np.ones((2, 3))),
+         SymlossValueError, "do not broadcast"),
+        (lambda: symloss.derive(TRIPLET).grad_fn(*[np.ones((2, 3))] * 3, wrt="target"),
+         SymlossValueError, "'anchor', 'positive', 'negative'"),
+        (lambda: symloss.derive(MULTILABEL).loss_fn(np.ones((2, 3)), np.array([[0, 3, -1], [0, 1, 2]])),
+         SymlossValueError, "out of range"),
+        (lambda: symloss.derive(MULTILABEL).loss_fn(np.ones((2, 3)), np.ones((2, 3))),
+         SymlossTypeError, "must be integers"),
+        (lambda: symloss.derive(MULTILABEL).loss_fn(np.ones((2, 3)), np.zeros((2,), dtype=int)),
+         SymlossValueError, "padded with -1"),
+    ],
+)
+def test_bad_input_is_a_clear_error(call, exc, message):
+    with pytest.raises(exc, match=None) as info:
+        call()
+    assert message in str(info.value)
+
+
+def test_torch_tensors_are_accepted():
+    a, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0, 1.0])
+    d = symloss.derive(COSINE)
+    assert_close(d.loss_fn(a, b, y), F.cosine_embedding_loss(a, b, y).numpy(), "float64", "loss")
+
+
+def test_the_rows_are_rendered():
+    for name in (COSINE, TRIPLET, MULTILABEL):
+        d = symloss.derive(name)
+        assert "NOT PROVED" not in d.markdown()
+        assert d.latex(document=True).isascii()
+        assert "╲" in d.text()  # a sum over the row, drawn
+
+
+# --------------------------------------------------------------------------- the checker
+def _cosine_ignores_margin(a, b, y):
+    return F.cosine_embedding_loss(a, b, y)  # claimed: margin=0.5
+
+
+def _triplet_negative_detached(a, p, n):
+    return F.triplet_margin_loss(a, p, n.detach() + 0 * n)  # no gradient for the negative
+
+
+def _multilabel_reads_past_the_padding(x, t):
+    # every listed class counts, also after the first −1 (torch stops at the first −1)
+    hot = torch.zeros_like(x).scatter(-1, t.clamp(min=0), 1.0) * 0 + torch.zeros_like(x)
+    for idx in range(t.shape[-1]):
+        col = t[..., idx : idx + 1]
+        hot = hot + torch.zeros_like(x).scatter(-1, col.clamp(min=0), (col >= 0).to(x.dtype))
+    is_target = (hot > 0).to(x.dtype)
+    u = (1 - x.unsqueeze(-1) + x.unsqueeze(-2)).clamp(min=0)  # [l, k]: 1 − x_l + x_k
+    per_row = (hot.unsqueeze(-1) * (1 - is_target).unsqueeze(-2) * u).sum((-1, -2)) / x.shape[-1]
+    return per_row.mean()
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "fn", "said"),
+    [
+        (COSINE, {"margin": 0.5}, _cosine_ignores_margin, "disagree"),
+        (TRIPLET, {}, _triplet_negative_detached, "negative"),
+        (MULTILABEL, {}, _multilabel_reads_past_the_padding, "disagree"),
+    ],
+    ids=["cosine-margin", "triplet-negative", "multilabel-padding"],
+)
+def test_the_battery_catches_a_wrong_implementation(name, options, fn, said):
+    from symloss.testing import assert_grad_matches
+
+    with pytest.raises(AssertionError) as info:
+        assert_grad_matches(symloss.derive(name, **options), fn, dtypes=["float64"])
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize("name", [COSINE, TRIPLET, MULTILABEL])
+def test_torch_passes_the_battery(name):
+    from symloss.testing import assert_grad_matches, coverage, torch_function
+
+    d = symloss.derive(name)
+    result = assert_grad_matches(d, torch_function(d))
+    assert {k for r in result.rows for k in r.grad_ulps_by} == set(DIFFERENTIABLE[name])
+    assert "input" in coverage(d)["arrays"] or "anchor" in coverage(d)["arrays"]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [(COSINE, {}), (COSINE, {"margin": 0.5}), (TRIPLET, {}),
+                          (TRIPLET, {"swap": True}), (TRIPLET, {"p": 1.0})],
+)
+def test_declared_one_sided_derivatives_hold_on_the_laid_out_kink(name, options):
+    """Kink.left / Kink.right (∂ℓ/∂input per row), compiled, equal the gradient on either side
+    of the kink -- sympy.diff's gradient with the hinge's step forced to 0 and to 1 -- on the
+    battery's rows laid out on the kink; and the two sides differ there."""
+    from symloss.rows import RowAdapter, battery_sides, compile_rows
+    from symloss.testing import battery
+
+    d = symloss.derive(name, reduction="sum", **options)
+    (kink,) = d.declaration.kinks
+    (case,) = [c for c in battery(d, dtypes=["float64"]) if c.on_kink is not None]
+    arrays = case.arrays(d.spec)
+    adapter = RowAdapter(d)
+    prep = adapter.prepare(*arrays)
+    on = case.on_kink.any(axis=-1)
+    left, right = battery_sides(d, case, [(DIFFERENTIABLE[name][0], "input")])
+    for stated, side in ((kink.left, left[0]), (kink.right, right[0])):
+        kernel = compile_rows(d.declaration.substitute_definitions(sp.sympify(stated)),
+                              adapter.symbols, adapter.index)
+        np.testing.assert_allclose(kernel(prep.values, prep.rows, prep.width)[on], side[on],
+                                   rtol=1e-12, atol=1e-14)
+    assert not np.allclose(left[0][on], right[0][on])  # a real jump
+    assert kink.convention == "left" and d.declaration.kinks[0].value == 0  # symloss's choice
