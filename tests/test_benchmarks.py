@@ -21,13 +21,37 @@ def _load(name: str):
     return module
 
 
-@pytest.mark.parametrize("flags", [["--quick"], ["--quick", "--numpy-path"]])
+@pytest.mark.parametrize("flags", [["--quick", "--no-search"], ["--quick", "--numpy-path", "--no-search"]])
 def test_accuracy_quick_run_passes(flags, capsys):
     accuracy = _load("accuracy")
     assert accuracy.main(flags) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
     assert "| cross_entropy | float32 | hard |" in out
     assert "LESS accurate" not in out
+
+
+def test_accuracy_search_passes_where_the_goal_is_met(capsys):
+    """The adversarial search: losses without a transcendental difference meet 4 ulp (exit 0)."""
+    accuracy = _load("accuracy")
+    assert accuracy.main(["--quick", "--only", "mse_loss", "huber_loss"]) == 0
+    out = capsys.readouterr().out
+    assert "| mse_loss | float64 | hvp | numpy |" in out and "ABOVE" not in out
+    assert accuracy.main(["--quick", "--no-search"]) == 0
+    capsys.readouterr()
+
+
+def test_search_finds_the_cancellation_next_to_a_root():
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    case = accuracy._Case("binary_cross_entropy_with_logits", {}, "float64")
+    # torch's σ(z) − y in float64, evaluated the naive way, as a stand-in evaluator
+    with np.errstate(over="ignore"):
+        case.symloss = lambda order, e, x, y, v: 1 / (1 + np.exp(-x)) - y  # type: ignore[method-assign]
+        worst = accuracy.search(case, 1, ["naive"], quick=True)
+    assert worst["naive"][0] > 1e6, worst  # the search lands next to σ(z) = y
 
 
 def test_exact_reference_is_not_fooled_by_cancellation():

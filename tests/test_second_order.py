@@ -216,3 +216,141 @@ def test_import_and_second_order_never_import_torch():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Second derivatives that do not cancel (issue 8): against mpmath at 60 digits, both evaluators.
+def _mp_sig(x):
+    import mpmath
+
+    return 1 / (1 + mpmath.exp(-x))
+
+
+def _second_ulps(got, exact, dtype):
+    import mpmath
+
+    got = np.asarray(got, dtype=np.float64).ravel()
+    out = []
+    for g, e in zip(got, exact, strict=True):
+        if abs(float(e)) < np.finfo(dtype).tiny and abs(g) < np.finfo(dtype).tiny:
+            out.append(0.0)  # a subnormal result may flush
+            continue
+        out.append(float(abs(mpmath.mpf(float(g)) - e)) / float(np.spacing(dtype(abs(float(e))))))
+    return np.array(out)
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def evaluator(request, monkeypatch):
+    from symloss import fast
+
+    if request.param == "numpy":
+        monkeypatch.setattr(fast, "_ENABLED", False)
+    else:
+        if not fast.available():
+            pytest.skip("numba not installed")
+        monkeypatch.setattr(fast, "MIN_SIZE", 0)
+    return request.param
+
+
+SIGMA_VARIANCE = [  # (loss, target): the Hessian is σ(yz)σ(−yz)·y², whatever a 0/1/soft y is
+    ("binary_cross_entropy_with_logits", 0.0),
+    ("binary_cross_entropy_with_logits", 1.0),
+    ("binary_cross_entropy_with_logits", 0.5),
+    ("soft_margin_loss", 1.0),
+    ("soft_margin_loss", -1.0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "label"), SIGMA_VARIANCE)
+def test_bernoulli_variance_does_not_cancel(name, label, dtype, evaluator):
+    import mpmath
+
+    mpmath.mp.dps = 60
+    z = np.array([40.0, 100.0, -40.0, 700.0, -30.0, 1e-9, 2.5], dtype)
+    y = np.full(z.shape, label, dtype)
+    d = symloss.derive(name, reduction="sum")
+    s = label if name == "soft_margin_loss" else 1.0  # BCE: σ(z)σ(−z), free of y
+    exact = [s**2 * _mp_sig(s * mpmath.mpf(float(a))) * _mp_sig(-s * mpmath.mpf(float(a)))
+             for a in z]
+    assert _second_ulps(d.hvp_fn(z, y, np.ones_like(z)), exact, dtype).max() <= 4
+    if name == "binary_cross_entropy_with_logits":
+        _, hess = symloss.objective(name)(z, y)
+        assert _second_ulps(hess, exact, dtype).max() <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_diagonal_does_not_cancel(dtype, evaluator):
+    import mpmath
+
+    mpmath.mp.dps = 60
+    z = np.array([[40.0, 0.0, 0.0], [100.0, -3.0, 1.0], [17.0, 0.5, -2.0]], dtype)
+    labels = np.array([0, 1, 2])
+    _, hess = symloss.objective("cross_entropy")(z, labels)
+    exact = []
+    for row in z:
+        e = [mpmath.exp(mpmath.mpf(float(a))) for a in row]
+        total = mpmath.fsum(e)
+        exact += [e[i] / total * mpmath.fsum(e[:i] + e[i + 1:]) / total for i in range(3)]
+    assert _second_ulps(hess, exact, dtype).max() <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("label", [0.0, 1.0, 0.25])
+def test_focal_gamma_below_one_is_finite_and_exact(label, dtype):
+    """alpha=-1, gamma=0.5: σ(−|z|) underflows beyond |z| ≈ 745; the derivatives stay finite
+    and match mpmath (a result below the smallest normal may flush to 0)."""
+    import mpmath
+
+    # The reference is the naive sympy.diff of the textbook form: at |z| = 800 its terms
+    # cancel to e^(−800) ≈ 10^(−348), so it needs that many digits (|z| = 12000: finite only).
+    mpmath.mp.dps = 420
+    z = np.array([-800.0, 800.0, -746.0, 746.0, -12000.0, 12000.0, 3.0, -0.5], dtype)
+    y = np.full(z.shape, label, dtype)
+    d = symloss.derive("sigmoid_focal_loss", alpha=-1, gamma=0.5, reduction="sum")
+    zz, yy = sp.symbols("zz yy")
+    q = yy * (1 / (1 + sp.exp(zz))) + (1 - yy) * (1 / (1 + sp.exp(-zz)))
+    ce = yy * sp.log(1 + sp.exp(-zz)) + (1 - yy) * sp.log(1 + sp.exp(zz))
+    loss = ce * q ** sp.Rational(1, 2)
+    d1 = sp.lambdify([zz, yy], sp.diff(loss, zz), "mpmath")
+    d2 = sp.lambdify([zz, yy], sp.diff(loss, zz, 2), "mpmath")
+    grad = d.grad_fn(z, y)
+    hvp = d.hvp_fn(z, y, np.ones_like(z))
+    assert np.all(np.isfinite(grad)) and np.all(np.isfinite(hvp))
+    near = np.abs(z) < 1000
+    for got, fn in ((grad, d1), (hvp, d2)):
+        exact = [fn(mpmath.mpf(float(a)), mpmath.mpf(float(label))) for a in z[near]]
+        assert _second_ulps(got[near], exact, dtype).max() <= 4
+
+
+def test_stable_second_derivatives_are_proved():
+    for name, options in [("binary_cross_entropy_with_logits", {}), ("soft_margin_loss", {}),
+                          ("multilabel_soft_margin_loss", {}), ("cross_entropy", {}),
+                          ("sigmoid_focal_loss", {"alpha": -1, "gamma": 0.5})]:
+        d = symloss.derive(name, **options)
+        assert d.declaration.stable_hessian is not None
+        assert d.kernel_hessian_proved, name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_hvp_does_not_cancel(dtype, evaluator):
+    """hvp with v = e₀ is column 0 of the Hessian, p₀(1 − p₀) on the diagonal as p₀ → 1."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    z = np.array([[40.0, 0.0, 0.0], [700.0, 1.0, -2.0], [3.0, 2.5, -1.0]], dtype)
+    v = np.zeros_like(z)
+    v[:, 0] = 1
+    d = symloss.derive("cross_entropy", reduction="sum")
+    if evaluator == "numba":  # the fused kernels print this hvp (no fallback to NumPy)
+        from symloss import fast
+
+        assert fast.build(d)._hvp_kernels() is not None, fast.last_reason
+    got = d.hvp_fn(z, np.array([0, 1, 2]), v)
+    exact = []
+    for row in z:
+        e = [mpmath.exp(mpmath.mpf(float(a))) for a in row]
+        p = [x / mpmath.fsum(e) for x in e]
+        exact += [p[i] * ((1 if i == 0 else 0) - p[0]) if i else p[0] * mpmath.fsum(p[1:])
+                  for i in range(3)]
+    assert _second_ulps(got, exact, dtype).max() <= 4

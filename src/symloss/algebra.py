@@ -24,9 +24,13 @@ from .primitives import (
     SUM_INDEX,
     clamp_min,
     clamped_log,
+    exp_sub,
     log_softmax,
     sigmoid,
+    sigmoid_pow,
+    sigmoid_sub,
     softmax,
+    softmax_centered,
     softmax_complement,
     softplus,
 )
@@ -148,6 +152,12 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     expr = expr.replace(lambda e: isinstance(e, log_softmax), lambda e: sp.log(softmax(*e.args)))
     expr = expr.replace(lambda e: isinstance(e, clamped_log), lambda e: sp.log(e.args[0]))
     expr = expr.replace(lambda e: isinstance(e, clamp_min), lambda e: e.args[0])
+    from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
+
+    expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
+    expr = expr.replace(lambda e: isinstance(e, softmax_centered), lambda e: e.rewrite(Sum))
+    expr = expr.replace(lambda e: isinstance(e, (sigmoid_sub, exp_sub)),
+                        lambda e: e.rewrite(sp.Add))  # f(x) − y evaluated in double-double
     return expr
 
 
@@ -175,6 +185,36 @@ def tidy(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> sp.Expr:
     return sp.factor_terms(expr)
 
 
+def _by_cases(expr: sp.Expr, assumptions: list[Assumption]) -> bool | None:
+    """Zero case by case, for ``Piecewise`` terms on values of one symbol (``Eq(y, 0)``, ...):
+    at each value the symbol is substituted (every such ``Piecewise`` takes its branch), and
+    every default branch for all other values. ``None`` when there is no such ``Piecewise``."""
+
+    def equalities(piece: sp.Piecewise) -> list[sp.Eq]:
+        # Eq(y, 0) | Eq(y, 1) (SymPy merges equal branches) counts as its two equalities
+        return [e for _, c in piece.args[:-1] for e in (c.args if isinstance(c, sp.Or) else (c,))]
+
+    def on_values(piece: sp.Piecewise) -> sp.Symbol | None:
+        eqs = equalities(piece)
+        if piece.args[-1][1] is not sp.true or not eqs or not all(
+            isinstance(c, sp.Eq) and c.lhs.is_Symbol and c.rhs.is_number for c in eqs
+        ):
+            return None
+        symbols = {c.lhs for c in eqs}
+        return symbols.pop() if len(symbols) == 1 else None
+
+    pieces = [p for p in expr.atoms(sp.Piecewise) if on_values(p) is not None]
+    if not pieces:
+        return None
+    symbol = on_values(pieces[0])
+    pieces = [p for p in pieces if on_values(p) == symbol]
+    values = {c.rhs for p in pieces for c in equalities(p)}
+    for value in sorted(values, key=sp.default_sort_key):
+        if not is_zero(expr.subs(symbol, value), assumptions):
+            return False
+    return is_zero(expr.xreplace({p: p.args[-1][0] for p in pieces}), assumptions)
+
+
 def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
     """True only when the rules reduce ``expr`` to exactly 0.
 
@@ -187,6 +227,9 @@ def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
     False
     """
     assumptions = list(assumptions)
+    cases = _by_cases(expr, assumptions)
+    if cases is not None:
+        return cases
     reduced = sp.expand(_apply(sp.expand(reduce_sums(normalize(expr))), assumptions))
     reduced = sp.expand(reduce_sums(reduced))
     if reduced == 0:

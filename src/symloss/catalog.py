@@ -40,9 +40,13 @@ from .primitives import (
     clamp_min,
     clamped_log,
     class_sum,
+    exp_sub,
     log_softmax,
     sigmoid,
+    sigmoid_pow,
+    sigmoid_sub,
     softmax,
+    softmax_centered,
     softmax_complement,
     softplus,
 )
@@ -434,11 +438,12 @@ def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
         loss_why="Binary cross-entropy of a probability p (torch clamps each log at −100).",
         canonical_hessian=w * (_Y / _P**2 + (1 - _Y) / (1 - _P) ** 2),
         hessian_why="Each log term contributes the square of its reciprocal.",
-        stable_hessian=w * (_P**2 - 2 * _P * _Y + _Y)
+        stable_hessian=w * ((_P - _Y) ** 2 + _Y * (1 - _Y))
         / clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17)) ** 2,
         stable_hessian_why=(
             "Evaluated over one denominator guarded like the gradient's, "
-            "w (p² − 2py + y) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1."
+            "w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1; the "
+            "numerator p² − 2py + y written as a sum of two terms ≥ 0, which cannot cancel."
         ),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
@@ -470,11 +475,20 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
             "The derivative of the mean σ(z) is the Bernoulli variance σ(z)(1 − σ(z)), free of "
             "the target" + (" except through the pos_weight factor." if pos_weight else ".")
         ),
+        stable_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * sigmoid(-_Z),
+        stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
+        # σ(z) − y next to its root: one rounding of a double-double value
+        stable_soft_gradient=None if pos_weight else w * sigmoid_sub(_Z, _Y),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
     )
 
+
+_BERNOULLI_VARIANCE_STABLE = (
+    "Evaluated as σ(z) σ(−z): both factors keep their relative accuracy, so the variance "
+    "does not round to 0 (or lose digits) where σ(z) → 1, as σ(z)(1 − σ(z)) does."
+)
 
 _BCE_STABLE = (
     "Evaluated as the derivative of the softplus form: for a hard label one term vanishes, "
@@ -563,6 +577,19 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         soft_targets_take_gradient=True,
         stable_why=_CE_STABLE,
         canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
+        # pᵢ(δᵢⱼ − pⱼ) with δᵢⱼ written as δᵢⱼ((1 − pᵢ) + pᵢ): on the diagonal (j = i) SymPy
+        # cancels pᵢ − pⱼ symbolically, leaving pᵢ(1 − pᵢ) with 1 − pᵢ summed over the others.
+        stable_hessian=total * p_i * (
+            sp.KroneckerDelta(i, _HJ) * (softmax_complement(z, i, c) + p_i) - softmax(z, _HJ, c)
+        ),
+        # pᵢ(vᵢ − Σₖ pₖvₖ) = pᵢ((vᵢ − c) + Σₖ pₖ(c − vₖ)), c = v at the arg-max: no term within
+        # rounding of another as p_argmax → 1.
+        stable_hvp=total * p_i * softmax_centered(z, IndexedBase("v"), i, c),
+        stable_hessian_why=(
+            "Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the "
+            "diagonal with 1 − pᵢ summed over the other classes: it keeps its digits where "
+            "pᵢ → 1."
+        ),
         hessian_why=(
             "The C × C block (Σₖ aₖ)(diag(p) − p pᵀ): the softmax's Jacobian, the covariance of "
             "the categorical distribution, scaled by the total target weight."
@@ -875,6 +902,8 @@ def _declare_soft_margin(opts: Mapping[str, Any]) -> Declaration:
         stable_why="Evaluated as −y σ(−y z): no 1 − σ cancellation where y z is large.",
         canonical_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
         hessian_why="y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.",
+        stable_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
+        stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
     )
 
 
@@ -899,6 +928,11 @@ def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
             symbols,
             canonical_hessian=sp.exp(_Z),
             hessian_why="The variance of the Poisson distribution, its mean exp(z).",
+            stable_gradient=exp_sub(_Z, _Y),
+            stable_why=(
+                "Evaluated as exp(z) − y rounded once from a double-double value: it keeps its "
+                "digits next to exp(z) = y, where a float64 difference cancels."
+            ),
         )
     symbols["eps"] = _EPS_LOG
     return _elementwise(
@@ -1176,6 +1210,7 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         alpha_t = sp.S.One
     loss = alpha_t * ce * modulating
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
+    stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating)
     # The names the printed derivation uses, as the notebook writes them (display only).
     # The derivatives are sympy.diff's, in the form they take inside the derived gradient.
     names = [Definition(Symbol("ℓ_BCE"), ce, "the binary cross-entropy of σ(z)"),
@@ -1196,8 +1231,125 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         "p = σ(z), with p_t = p y + (1 − p)(1 − y) and α_t = α y + (1 − α)(1 − y) (no α_t "
         "when α < 0); 1 − p_t is evaluated as y σ(−z) + (1 − y) σ(z).",
         symbols,
-        names=tuple(names),
+        stable_gradient=stable_gradient,
+        stable_why=_FOCAL_STABLE,
+        stable_hessian=stable_hessian,
+        stable_hessian_why=_FOCAL_STABLE,
+        names=(*names, *stable_names),
     )
+
+
+_FOCAL_STABLE = (
+    "Evaluated per label: for y = 0 (y = 1) 1 − p_t is σ(s) with s = z (s = −z), and its "
+    "power σ(s)^γ is differentiated as γ σ(s)^γ σ(−s) (sigmoid_pow, evaluated as "
+    "e^(−γ softplus(−s))): no σ(s)^(γ−1) that overflows while σ(s)σ(−s) underflows, whose "
+    "product is NaN; each 1 − σ(x) is σ(−x). A soft label, whose 1 − p_t never underflows, "
+    "takes the derived form with 1 − 2y kept as a factor and σ(z) − y in double-double."
+)
+
+
+def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every ``1 − σ(x)`` written ``σ(−x)``, which does not cancel as σ(x) → 1."""
+
+    def is_complement(e: sp.Basic) -> bool:
+        return (isinstance(e, sp.Add) and len(e.args) == 2
+                and ((sp.S.One in e.args and isinstance(-(e - 1), sigmoid))
+                     or (sp.S.NegativeOne in e.args and isinstance(e + 1, sigmoid))))
+
+    def complement(e: sp.Expr) -> sp.Expr:
+        if sp.S.One in e.args:  # 1 − σ(x) = σ(−x)
+            return sigmoid(-(-(e - 1)).args[0])
+        return -sigmoid(-(e + 1).args[0])  # σ(x) − 1 = −σ(−x)
+
+    return expr.replace(is_complement, complement)
+
+
+def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.Expr
+                  ) -> tuple[sp.Expr, sp.Expr, tuple[Definition, ...]]:
+    """The focal loss's evaluated gradient and Hessian, by ``sympy.diff`` of its form at each
+    hard label (``(1 − p_t)^γ`` as :class:`~symloss.primitives.sigmoid_pow`) and of the
+    general form for a soft label."""
+    from .hinges import power
+
+    def at_label(label: int) -> sp.Expr:
+        hard = loss.subs(_Y, label)
+        return hard.replace(lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
+                            lambda e: sigmoid_pow(e.args[0].args[0], e.args[1]))
+
+    # A soft label: 1 − p_t = q differentiated as an opaque Q(z), then Q' and Q'' by
+    # sympy.diff, factored, so that their (1 − 2y) stays one factor (0 at y = ½, not a
+    # difference of two rounded terms) and σ(−z) − σ(z) is −tanh(z/2) (no cancellation at 0).
+    q = _Y * sigmoid(-_Z) + (1 - _Y) * sigmoid(_Z)
+    opaque = sp.Function("Q")(_Z)
+    soft = loss.replace(lambda e: isinstance(e, power) and e.args[0] == q,
+                        lambda e: power(opaque, e.args[1]))
+
+    first = sp.factor(_sigmoid_complements(sp.diff(q, _Z)))  # (1 − 2y) σ(z) σ(−z)
+    second = sp.factor(_sigmoid_complements(sp.diff(first, _Z))).replace(
+        lambda e: isinstance(e, sp.Add) and sp.expand(e - (sigmoid(-_Z) - sigmoid(_Z))) == 0,
+        lambda e: -sp.tanh(_Z / 2))  # σ(−z) − σ(z) = −tanh(z/2)
+
+    def derivative_of_q(order: int) -> sp.Expr:
+        return first if order == 1 else second
+
+    from .algebra import normalize
+
+    mean_minus_target = sigmoid(_Z) - _Y
+
+    def as_difference(e: sp.Expr) -> sp.Expr:
+        # ±(σ(z) − y), however written, as sigmoid_sub (double-double next to σ(z) = y)
+        if sp.expand(normalize(e - mean_minus_target)) == 0:
+            return sigmoid_sub(_Z, _Y)
+        if sp.expand(normalize(e + mean_minus_target)) == 0:
+            return -sigmoid_sub(_Z, _Y)
+        return e
+
+    def soft_derivative(order: int) -> sp.Expr:
+        d = sp.diff(soft, _Z, order)
+        d = d.subs(sp.Derivative(opaque, (_Z, 2)), derivative_of_q(2))
+        d = d.subs(sp.Derivative(opaque, _Z), derivative_of_q(1))
+        d = _sigmoid_complements(d.subs(opaque, q))
+        return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
+
+    forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
+    gradient = sp.Piecewise(
+        *((_sigmoid_complements(sp.diff(form, _Z)), cond) for form, cond in forms),
+        (soft_derivative(1), True),
+    )
+
+    # The Hessian as α_t (ℓ_BCE″ M + 2 ℓ_BCE′ M′ + ℓ_BCE M″), M = (1 − p_t)^γ, each product-rule
+    # term by label: a sum of three short cases rather than one case of three long sums.
+    def modulating_at(label: int) -> sp.Expr:
+        return modulating.subs(_Y, label).replace(
+            lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
+            lambda e: sigmoid_pow(e.args[0].args[0], e.args[1]))
+
+    def soft_term(expr: sp.Expr) -> sp.Expr:
+        d = expr.subs(sp.Derivative(opaque, (_Z, 2)), second)
+        d = d.subs(sp.Derivative(opaque, _Z), first)
+        d = _sigmoid_complements(d.subs(opaque, q))
+        return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
+
+    soft_m = modulating.replace(lambda e: isinstance(e, power) and e.args[0] == q,
+                                lambda e: power(opaque, e.args[1]))
+    pairs = [(ce.subs(_Y, 0), modulating_at(0)), (ce.subs(_Y, 1), modulating_at(1))]
+    terms = []
+    for a, b, factor in ((2, 0, 1), (1, 1, 2), (0, 2, 1)):
+        hard = [(_sigmoid_complements(factor * sp.diff(c, _Z, a) * sp.diff(m, _Z, b)), cond)
+                for (c, m), (_, cond) in zip(pairs, forms, strict=True)]
+        # M″ = γ(γ−1) q^(γ−2) q′² + γ q^(γ−1) q″: one case each (the hard labels' in the first)
+        parts = (sp.Add.make_args(sp.expand_mul(sp.diff(soft_m, _Z, b))) if b == 2
+                 else (sp.diff(soft_m, _Z, b),))
+        for n, part in enumerate(parts):
+            general = soft_term(factor * sp.diff(ce, _Z, a) * part)
+            terms.append(sp.Piecewise(*(hard if n == 0 else [(0, cond) for _, cond in hard]),
+                                      (general, True)))
+    derivatives = [gradient, alpha_t * sp.Add(*terms)]
+    shown = (  # the evaluated forms' own q′ and q″, named in the printed derivation
+        Definition(Symbol("q_1"), first, "q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y"),
+        Definition(Symbol("q_2"), second, "q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)"),
+    )
+    return derivatives[0], derivatives[1], shown
 
 
 CATALOG["sigmoid_focal_loss"] = LossSpec(
@@ -1254,6 +1406,10 @@ def _declare_multilabel_soft_margin(opts: Mapping[str, Any]) -> Declaration:
             "Diagonal: class i's loss depends on xᵢ alone; each entry is the Bernoulli variance "
             "σ(xᵢ)(1 − σ(xᵢ)), weighted and divided by C."
         ),
+        stable_hessian=sp.KroneckerDelta(i, _HJ) * wt(i) * sigmoid(x[i]) * sigmoid(-x[i]) / c,
+        stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
+        soft_targets_take_gradient=True,
+        stable_soft_gradient=wt(i) * sigmoid_sub(x[i], y[i]) / c,
     )
 
 

@@ -298,6 +298,11 @@ class Declaration:
         stable_hessian: a form of the second derivative for evaluation, proved equal to the
             derived one; ``None`` means the derived one is evaluated.
         stable_hessian_why: one line on that form.
+        stable_soft_gradient: with ``soft_targets_take_gradient``, the form a soft target's
+            gradient is evaluated in (e.g. ``σ(z) − y`` in double-double), proved equal to the
+            derived one; ``None``: the simplified gradient.
+        stable_hvp: the per-sample Hessian-vector product as evaluated (direction ``v``),
+            proved equal to the one formed from the Hessian; ``None``: that one.
         kinks: the points where the loss is not differentiable, with torch's one-sided values.
         also_wrt: other torch arguments the loss is differentiated with respect to (``var``
             of ``gaussian_nll_loss``, ``input2`` of ``margin_ranking_loss``).
@@ -327,6 +332,8 @@ class Declaration:
     hessian_why: str = ""
     stable_hessian: sp.Expr | None = None
     stable_hessian_why: str = ""
+    stable_soft_gradient: sp.Expr | None = None
+    stable_hvp: sp.Expr | None = None
     kinks: tuple[Kink, ...] = ()
     also_wrt: tuple[AlsoWrt, ...] = ()
     names: tuple[Definition, ...] = ()

@@ -311,6 +311,16 @@ class Derivation:
         return self.raw_gradient if declared is None else declared
 
     @cached_property
+    def soft_gradient(self) -> sp.Expr:
+        """The form a soft target's gradient is evaluated in (proved equal to the gradient)."""
+        declared = self.declaration.stable_soft_gradient
+        return self.gradient if declared is None else declared
+
+    @cached_property
+    def soft_gradient_proved(self) -> bool:
+        return self._prove(self.soft_gradient, self.raw_gradient)
+
+    @cached_property
     def kernel_proved(self) -> bool:
         """True when the kernel's form is proved equal to the derived gradient."""
         return self._prove(self.kernel_gradient, self.raw_gradient)
@@ -642,6 +652,17 @@ class Derivation:
         Written with the kernel's Hessian and the direction ``v`` (an IndexedBase on a class
         axis), sums over the class index reduced by :func:`~symloss.algebra.reduce_sums`.
         """
+        if self.declaration.stable_hvp is not None:
+            return self.declaration.stable_hvp
+        return self._formed_hvp
+
+    @cached_property
+    def kernel_hvp_proved(self) -> bool:
+        """True when the evaluated HVP form is proved equal to the one formed from the Hessian."""
+        return self._prove(self.hvp_expr, self._formed_hvp)
+
+    @cached_property
+    def _formed_hvp(self) -> sp.Expr:
         h = self.kernel_hessian
         if isinstance(self.input, sp.Indexed):
             v = sp.IndexedBase("v")

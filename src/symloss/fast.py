@@ -43,7 +43,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import cache
 from .algebra import reduce_sums
 from .layout import ARRAY_OPTIONS, Layout, forms
-from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, softmax
+from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, softmax
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -143,7 +143,44 @@ class _Printer(PythonCodePrinter):
     def _print_softplus(self, expr: sp.Expr) -> str:
         return f"softplus_F({self._print(expr.args[0])})"
 
+    def _print_sigmoid_pow(self, expr: sp.Expr) -> str:
+        x, exponent = (self._print(a) for a in expr.args)
+        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows.
+        return f"exp_F(-({exponent}) * softplus_F(-({x})))"
+
+    def _print_argmax_mean(self, expr: sp.Expr) -> str:
+        # Σ_k [z_k = m] v_k / Σ_k [z_k = m], m the row's max: two hoisted class sums.
+        z, v, _ = expr.args
+        if self.logits is None or str(z.label) != self.logits:
+            raise _Unsupported("argmax_mean outside a class-axis kernel")
+        if expr in self._sums:  # type: ignore[comparison-overlap]
+            return self._sums[expr]  # type: ignore[index]
+        top = f"(1.0 if {self._print(z[SUM_INDEX])} == m else 0.0)"
+        num, count = f"acc{len(self.hoisted)}", f"acc{len(self.hoisted) + 1}"
+        self.hoisted.append((num, "k", f"{top} * {self._print(v[SUM_INDEX])}"))
+        self.hoisted.append((count, "k", top))
+        self._sums[expr] = f"({num} / {count})"  # type: ignore[index]
+        return f"({num} / {count})"
+
+    def _print_softmax_centered(self, expr: sp.Expr) -> str:
+        z, v, i, c = expr.args
+        k = SUM_INDEX
+        center = argmax_mean(z, v, c)
+        mean = self._print(center)  # hoisted first: the spread's sum reads it
+        spread = self._print(sp.Sum(softmax(z, k, c) * (center - v[k]), (k, 1, c)))
+        return f"(({self._print(v[i])} - {mean}) + {spread})"
+
+    def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
+        return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_exp_sub(self, expr: sp.Expr) -> str:
+        return f"dd_exp_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_clamped_log(self, expr: sp.Expr) -> str:
+        rest = sp.expand(1 - expr.args[0])
+        if rest.could_extract_minus_sign() is False and rest != 0 and not rest.is_number:
+            # log(1 − p) as log1p(−p): no rounding of 1 − p where p is tiny.
+            return f"max(math.log1p(-({self._print(rest)})), -100.0)"
         return f"clamped_log({self._print(expr.args[0])})"
 
     def _print_clamp_min(self, expr: sp.Expr) -> str:
@@ -447,6 +484,10 @@ from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, clamped_log, exp_m, exp_v, fill_exp_m,
     fill_exp_v, maximum, sigmoid_m, sigmoid_v, softplus_m, softplus_v,
 )
+from symloss.ddouble import jitted as _ddouble
+
+dd_sigmoid_sub = _ddouble()["sigmoid_sub"]
+dd_exp_sub = _ddouble()["exp_sub"]
 
 # No fast-math, not even contraction into FMAs: each +, −, ×, ÷ rounds as NumPy's does, so
 # the NumPy evaluator, printing the same expression, does the same arithmetic.
@@ -580,9 +621,9 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             indexed[str(w.label)] = lambda x: f"w[{x}]"
         for what, hard_expr, soft_expr in kernels:
             expr = hard_expr if hard else soft_expr
+            # the direction appears as v[k] or, inside softmax_centered/argmax_mean, as v itself
             direction = what == "hvp" or any(
-                isinstance(e, sp.Indexed) and str(e.base.label) == _DIRECTION_LABEL
-                for e in expr.atoms(sp.Indexed))
+                str(e.label) == _DIRECTION_LABEL for e in expr.atoms(sp.IndexedBase))
             params = ", ".join(["z", "t", "y", "w", "ignore", *(["dv"] if direction else []),
                                 *(f"c{n}" for n in range(len(scalars)))])
             if hard:  # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically

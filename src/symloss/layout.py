@@ -88,10 +88,10 @@ def forms(derivation: Derivation) -> Forms:
     hard = subst(derivation.kernel_gradient)
     choose = (
         d.soft_targets_take_gradient
-        and derivation.gradient != derivation.kernel_gradient
+        and derivation.soft_gradient != derivation.kernel_gradient
         and not derivation.kernel_gradient.has(*_GUARDS)
     )
-    soft = subst(derivation.gradient) if choose else hard
+    soft = subst(derivation.soft_gradient) if choose else hard
     return Forms(loss=subst(d.loss), grad_hard=hard, grad_soft=soft, symbols=d.symbols)
 
 

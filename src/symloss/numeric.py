@@ -22,7 +22,7 @@ import scipy.special
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
-from . import kernels
+from . import ddouble, kernels
 from .algebra import reduce_sums
 from .layout import Layout, Numeric, forms
 from .primitives import log_softmax, softplus
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Numeric", "NumpyEvaluator", "compile_expr"]
 
-_NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels}
+_NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels, "ddouble": ddouble}
 
 
 class _Printer(SciPyPrinter):

@@ -29,12 +29,17 @@ __all__ = [
     "CLASS_INDEX",
     "NUM_CLASSES",
     "SUM_INDEX",
+    "argmax_mean",
     "clamp_min",
     "clamped_log",
     "class_sum",
+    "exp_sub",
     "log_softmax",
     "sigmoid",
+    "sigmoid_pow",
+    "sigmoid_sub",
     "softmax",
+    "softmax_centered",
     "softmax_complement",
     "softplus",
 ]
@@ -149,6 +154,150 @@ class softplus(Function):
         return f"numpy.logaddexp(0, {printer._print(self.args[0])})"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
+
+
+class sigmoid_pow(Function):
+    """:math:`\\sigma(x)^\\gamma` for :math:`\\gamma \\ge 0`, differentiated as
+    :math:`\\gamma\\,\\sigma(x)^\\gamma\\,\\sigma(-x)` rather than the chain rule's
+    :math:`\\gamma\\,\\sigma(x)^{\\gamma-1}\\,\\sigma(x)(1-\\sigma(x))`.
+
+    The two are equal, but the second is :math:`\\infty \\cdot 0` for :math:`\\gamma < 1` where
+    :math:`\\sigma(x)` underflows (the focal loss's modulating factor at a confident
+    prediction); the first is a product of factors in [0, 1]. Evaluated as
+    :math:`e^{-\\gamma \\operatorname{softplus}(-x)}` (log space: finite and accurate where
+    :math:`\\sigma(x)` itself underflows).
+
+    >>> from sympy import Symbol, diff
+    >>> x, g = Symbol("x"), Symbol("gamma", positive=True)
+    >>> diff(sigmoid_pow(x, g), x)
+    gamma*sigmoid(-x)*sigmoid_pow(x, gamma)
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x: sp.Expr, exponent: sp.Expr) -> sp.Expr | None:
+        if exponent.is_zero:
+            return S.One
+        if exponent == 1:
+            return sigmoid(x)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, exponent = self.args
+        if argindex == 1:
+            return exponent * self * sigmoid(-x)
+        return -self * softplus(-x)  # ∂/∂γ e^{−γ softplus(−x)}
+
+    def _eval_rewrite_as_Pow(self, x: sp.Expr, exponent: sp.Expr, **kw: object) -> sp.Expr:
+        return sigmoid(x) ** exponent
+
+    _eval_rewrite_as_sigmoid = _eval_rewrite_as_Pow
+
+    def _eval_rewrite_as_exp(self, x: sp.Expr, exponent: sp.Expr, **kw: object) -> sp.Expr:
+        return exp(-exponent * log(1 + exp(-x)))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.rewrite(exp)._eval_evalf(prec)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        x, exponent = (printer._print(a) for a in self.args)
+        return rf"\sigma\left({x}\right)^{{{exponent}}}"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(sp.Pow(sigmoid(self.args[0]), self.args[1], evaluate=False))  # type: ignore[attr-defined]
+
+    def _numpycode(self, printer: object) -> str:
+        x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        # log σ(x) = −softplus(−x): no underflow of σ(x), no 0^(γ−1)
+        return f"numpy.exp(-({exponent}) * numpy.logaddexp(0, -({x})))"
+
+    _scipycode = _numpycode
+
+
+class _Difference(Function):
+    """Base of ``f(x) − y`` primitives evaluated in double-double (:mod:`symloss.ddouble`):
+    symbolically the difference, numerically one rounding of a 106-bit value, so the result
+    keeps its digits next to the root ``f(x) = y`` where float64 cancels."""
+
+    nargs = 2
+    _fn = "sigmoid_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        raise NotImplementedError
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex == 2:
+            return S.NegativeOne
+        u = sp.Dummy("u")
+        return sp.diff(self._head(u), u).subs(u, self.args[0])
+
+    def _eval_rewrite_as_Add(self, x: sp.Expr, y: sp.Expr, **kw: object) -> sp.Expr:
+        return self._head(x) - y
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return (self._head(self.args[0]) - self.args[1])._eval_evalf(prec)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real and self.args[1].is_real
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        inner = printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))
+        return rf"\left({inner}\right)"  # a difference: parenthesized inside a product
+
+    def _pretty(self, printer: object) -> prettyForm:
+        inner = printer._print(sp.Add(self._head(self.args[0]), -self.args[1], evaluate=False))  # type: ignore[attr-defined]
+        return prettyForm(*inner.parens())
+
+    def _sympystr(self, printer: object) -> str:
+        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"{self._fn}({x}, {y})"
+
+    def _numpycode(self, printer: object) -> str:
+        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"ddouble.np_{self._fn}({x}, {y})"
+
+    _scipycode = _numpycode
+
+
+class sigmoid_sub(_Difference):
+    """:math:`\\sigma(x) - y`, evaluated in double-double (:func:`symloss.ddouble.sigmoid_sub`).
+
+    >>> from sympy import Symbol, diff
+    >>> x, y = Symbol("x"), Symbol("y")
+    >>> diff(sigmoid_sub(x, y), x), diff(sigmoid_sub(x, y), y)
+    ((1 - sigmoid(x))*sigmoid(x), -1)
+    """
+
+    _fn = "sigmoid_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        return sigmoid(x)
+
+    _eval_rewrite_as_sigmoid = _Difference._eval_rewrite_as_Add
+
+    def _eval_rewrite_as_exp(self, x: sp.Expr, y: sp.Expr, **kw: object) -> sp.Expr:
+        return 1 / (1 + exp(-x)) - y
+
+
+class exp_sub(_Difference):
+    """:math:`e^x - y`, evaluated in double-double (:func:`symloss.ddouble.exp_sub`).
+
+    >>> from sympy import Symbol, diff
+    >>> x, y = Symbol("x"), Symbol("y")
+    >>> diff(exp_sub(x, y), x)
+    exp(x)
+    """
+
+    _fn = "exp_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        return exp(x)
+
+    _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
 
 
 def _pretty_call(name: str, arg: sp.Expr, printer: object) -> prettyForm:
@@ -286,6 +435,72 @@ class softmax_complement(_ClassAxisFunction):
         return rf"\left(1 - \operatorname{{softmax}}\left({z}\right)_{{{i}}}\right)"
 
 
+class argmax_mean(Function):
+    """``argmax_mean(z, v, C)``: the mean of ``v`` over the classes where ``z`` is largest.
+
+    A row constant c for :class:`softmax_centered`; any c gives the same product
+    :math:`v_i - \\sum_k p_k v_k = (v_i - c) + \\sum_k p_k (c - v_k)`, and the arg-max's
+    makes every term of the sum small where :math:`p_{argmax} \\to 1`. Constant in ``z``
+    (piecewise) and linear in ``v``; symbolically it stays opaque.
+    """
+
+    nargs = 3
+
+    def _eval_derivative(self, s: sp.Expr) -> sp.Expr:
+        return S.Zero  # only ever differentiated after the Hessian is formed
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\bar{{{printer._print(self.args[1])}}}"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return _pretty_indexed(f"{self.args[1]}_argmax", printer)
+
+    def _sympystr(self, printer: object) -> str:
+        return f"argmax_mean({self.args[0]}, {self.args[1]})"
+
+    def _numpycode(self, printer: object) -> str:
+        z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
+        top = f"({z} == numpy.max({z}, axis=-1, keepdims=True))"
+        return (f"(numpy.sum(numpy.where({top}, {v}, 0.0), axis=-1, keepdims=True) "
+                f"/ numpy.sum({top}, axis=-1, keepdims=True))")
+
+
+class softmax_centered(Function):
+    """``softmax_centered(z, v, i, C)`` is :math:`v_i - \\sum_k p_k v_k`,
+    :math:`p = \\operatorname{softmax}(z)`: the bracket of cross-entropy's Hessian-vector
+    product :math:`p_i (v_i - \\sum_k p_k v_k)`.
+
+    Evaluated as :math:`(v_i - c) + \\sum_k p_k (c - v_k)` with ``c = argmax_mean(z, v, C)``
+    (equal for any c, as :math:`\\sum_k p_k = 1`): the arg-max's own term is 0, so no term is
+    within rounding of another where :math:`p_{argmax} \\to 1`, as :math:`v_i - \\sum_k p_k v_k`
+    is.
+    """
+
+    nargs = 4
+
+    def _eval_derivative(self, s: sp.Expr) -> sp.Expr:
+        return S.Zero  # only ever differentiated after the Hessian is formed
+
+    def _eval_rewrite_as_Sum(self, z: sp.Expr, v: sp.Expr, i: sp.Expr, c: sp.Expr,
+                             **kw: object) -> sp.Expr:
+        return v[i] - Sum(softmax(z, _J, c) * v[_J], (_J, 1, c))  # type: ignore[index]
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.rewrite(Sum))
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
+
+    def _sympystr(self, printer: object) -> str:
+        z, v, i = self.args[:3]
+        return f"softmax_centered({z}, {v})[{i}]"
+
+    def _numpycode(self, printer: object) -> str:
+        z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
+        center = printer._print(argmax_mean(self.args[0], self.args[1], self.args[3]))  # type: ignore[attr-defined]
+        return f"(({v} - {center}) + kernels.class_sum(kernels.softmax({z}) * ({center} - {v})))"
+
+
 def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:
     """:math:`\\sum_{k=1}^{C}` of ``expr`` over the class axis."""
     return Sum(expr, (index, 1, NUM_CLASSES))
@@ -315,7 +530,12 @@ class clamped_log(Function):
         return f"log({printer._print(self.args[0])})"  # type: ignore[attr-defined]
 
     def _numpycode(self, printer: object) -> str:
-        return f"numpy.maximum(numpy.log({printer._print(self.args[0])}), -100.0)"  # type: ignore[attr-defined]
+        x = self.args[0]
+        rest = sp.expand(1 - x)
+        if rest.could_extract_minus_sign() is False and rest != 0 and not rest.is_number:
+            # log(1 − p) as log1p(−p): no rounding of 1 − p where p is tiny.
+            return f"numpy.maximum(numpy.log1p(-({printer._print(rest)})), -100.0)"  # type: ignore[attr-defined]
+        return f"numpy.maximum(numpy.log({printer._print(x)}), -100.0)"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
 

@@ -1083,7 +1083,8 @@ def _with_kernel(derivation: Derivation, expr: sp.Expr) -> Derivation:
     cache = derivation.__dict__.setdefault("_kernel_twins", {})
     if expr not in cache:
         declaration = dataclasses.replace(
-            derivation.declaration, stable_gradient=expr, soft_targets_take_gradient=False
+            derivation.declaration, stable_gradient=expr, soft_targets_take_gradient=False,
+            stable_soft_gradient=expr,  # the fast path's soft-target form too
         )
         cache[expr] = Derivation(derivation.spec, derivation.options, declaration)
     return cache[expr]  # type: ignore[no-any-return]

@@ -123,6 +123,14 @@ WORDS: dict[str, str] = {
 
 #: 目录中声明的英文句子 → 中文。
 SENTENCES: dict[str, str] = {
+    'q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y': '计算时的 q′：(1 − 2y) σ(z) σ(−z)，1 − 2y 为一个因子',
+    'q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)': '计算时的 q″，其中 σ(−z) − σ(z) 写成 −tanh(z/2)',
+    "Evaluated over one denominator guarded like the gradient's, w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1; the numerator p² − 2py + y written as a sum of two terms ≥ 0, which cannot cancel.": '在与梯度同样加了保护的公分母上计算，w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)²，在 p = 0 和 1 处有限；分子 p² − 2py + y 写成两个 ≥ 0 的项之和，不会相消。',
+    'Evaluated as σ(z) σ(−z): both factors keep their relative accuracy, so the variance does not round to 0 (or lose digits) where σ(z) → 1, as σ(z)(1 − σ(z)) does.': '按 σ(z) σ(−z) 计算：两个因子都保持相对精度，所以在 σ(z) → 1 处方差不会像 σ(z)(1 − σ(z)) 那样舍入为 0（或丢失有效数字）。',
+    'Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the diagonal with 1 − pᵢ summed over the other classes: it keeps its digits where pᵢ → 1.': '按 (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ) 计算，在对角线上即 pᵢ(1 − pᵢ)，其中 1 − pᵢ 由其余类别求和得到：在 pᵢ → 1 处保持有效数字。',
+    'Evaluated as exp(z) − y rounded once from a double-double value: it keeps its digits next to exp(z) = y, where a float64 difference cancels.': '按 exp(z) − y 计算，由双双精度（double-double）值只舍入一次：在 exp(z) = y 附近（float64 的差会相消）保持有效数字。',
+    'Evaluated per label: for y = 0 (y = 1) 1 − p_t is σ(s) with s = z (s = −z), and its power σ(s)^γ is differentiated as γ σ(s)^γ σ(−s) (sigmoid_pow, evaluated as e^(−γ softplus(−s))): no σ(s)^(γ−1) that overflows while σ(s)σ(−s) underflows, whose product is NaN; each 1 − σ(x) is σ(−x).': '按标签分别计算：y = 0（y = 1）时 1 − p_t 为 σ(s)，s = z（s = −z），其幂 σ(s)^γ 的导数取 γ σ(s)^γ σ(−s)（sigmoid_pow，按 e^(−γ softplus(−s)) 计算）：不会出现 σ(s)^(γ−1) 上溢而 σ(s)σ(−s) 下溢、乘积为 NaN 的情况；每个 1 − σ(x) 都写成 σ(−x)。',
+    'A soft label, whose 1 − p_t never underflows, takes the derived form with 1 − 2y kept as a factor and σ(z) − y in double-double.': '软标签的 1 − p_t 不会下溢，使用推导出的形式，其中 1 − 2y 保留为一个因子，σ(z) − y 用双双精度计算。',
     "1 for a similar pair (y = 1); for a dissimilar pair (y = −1), −1 inside the margin and 0 outside.": "相似对 (y = 1) 为 1；不相似对 (y = −1) 在间隔内为 −1，在间隔外为 0。",
     "1 on the quadratic piece, 0 on the linear pieces.": "二次段上为 1，线性段上为 0。",
     "1/β on the quadratic piece, 0 on the linear pieces.": "二次段上为 1/β，线性段上为 0。",
