@@ -122,6 +122,25 @@ class _Printer(PythonCodePrinter):
             raise _Unsupported(f"indexed {label}")
         return self.indexed[label](self._print(expr.indices[0]))
 
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        if abs(int(expr)) <= 2**53:  # exact in float64, and an int64 literal for numba
+            return str(int(expr))
+        return self._print_exact_number(expr)
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        if max(abs(int(expr.p)), int(expr.q)) <= 2**53:
+            return f"{int(expr.p)}/{int(expr.q)}"
+        return self._print_exact_number(expr)
+
+    @staticmethod
+    def _print_exact_number(expr: sp.Rational) -> str:
+        """A number beyond int64 as the nearest float64 (Python's int/int rounds once), as
+        NumPy does with a Python int in float arithmetic; past float64's range, ±inf."""
+        try:
+            return repr(int(expr.p) / int(expr.q))
+        except OverflowError:
+            return "math.inf" if expr > 0 else "-math.inf"
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         a, b = (self._print(x) for x in expr.args)
         return f"(1.0 if {a} == {b} else 0.0)"
@@ -583,7 +602,9 @@ def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
                 f"{inner}else:\n"
                 f"{inner}    {acc}_c += (v - tot) + {acc}\n"
                 f"{inner}{acc} = tot\n"
-                f"{pad}{acc} += {acc}_c\n")
+                # an infinite term leaves a NaN compensation (inf − inf): the sum is the term's
+                f"{pad}if math.isfinite({acc}):\n"
+                f"{pad}    {acc} += {acc}_c\n")
     lanes = range(SUM_LANES)
     code = "".join(f"{pad}{acc}_{j} = 0.0\n" for j in lanes)
     code += f"{pad}for {k}0 in range(0, n_classes - {SUM_LANES - 1}, {SUM_LANES}):\n"
