@@ -16,6 +16,7 @@ expression without sums, ``sympy.simplify`` on its ``exp`` form), reduce it to e
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import sympy as sp
 from sympy import KroneckerDelta, Sum
@@ -90,7 +91,8 @@ def _reduce_one_sum(
 
 
 def reduce_sums(expr: sp.Expr, expand: bool = True) -> sp.Expr:
-    """Apply the sum rules bottom-up until nothing changes.
+    """Apply the sum rules bottom-up until nothing changes (memoized: a pure function of an
+    immutable expression, asked again by every renderer and proof).
 
     ``expand=False`` keeps each summand's form where no δ needs it expanded (for printing
     stable kernels); the proofs use the default, which expands every summand.
@@ -101,6 +103,11 @@ def reduce_sums(expr: sp.Expr, expand: bool = True) -> sp.Expr:
     >>> reduce_sums(Sum(y[k] * (KroneckerDelta(i, k) - 2), (k, 1, C)))
     y[i] - 2*Sum(y[k], (k, 1, C))
     """
+    return _reduce_sums(expr, expand)
+
+
+@lru_cache(maxsize=8192)
+def _reduce_sums(expr: sp.Expr, expand: bool) -> sp.Expr:
 
     def rebuild(e: sp.Expr) -> sp.Expr:
         if not e.args:
@@ -169,6 +176,11 @@ def _apply(expr: sp.Expr, assumptions: Iterable[Assumption]) -> sp.Expr:
 
 def tidy(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> sp.Expr:
     """Simplify for display: normalize, reduce sums, expand, and collect on the primitives."""
+    return _tidy(expr, tuple(assumptions))
+
+
+@lru_cache(maxsize=4096)
+def _tidy(expr: sp.Expr, assumptions: tuple[Assumption, ...]) -> sp.Expr:
     expr = sp.expand(reduce_sums(normalize(expr)))
     expr = sp.expand(_apply(expr, assumptions))
     if not expr.has(Sum):
@@ -226,7 +238,13 @@ def is_zero(expr: sp.Expr, assumptions: Iterable[Assumption] = ()) -> bool:
     >>> is_zero(sigmoid(z) - y)
     False
     """
-    assumptions = list(assumptions)
+    return _is_zero(expr, tuple(assumptions))
+
+
+@lru_cache(maxsize=4096)
+def _is_zero(expr: sp.Expr, assumptions_: tuple[Assumption, ...]) -> bool:
+    # memoized: every twin of a derivation (other option values, other threads) asks again
+    assumptions = list(assumptions_)
     cases = _by_cases(expr, assumptions)
     if cases is not None:
         return cases

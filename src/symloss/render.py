@@ -319,13 +319,21 @@ def _needs_parens(factor: sp.Expr) -> bool:
     return bool(precedence_traditional(factor) < PRECEDENCE["Mul"])
 
 
+#: 2-D forms of sub-expressions, by printer setting, shared by every rendering in the process
+#: (the renderers of a loss's twins, the folder's documents): SymPy's 2-D printer is the slow
+#: part, and an expression and its form never change. Bounded: cleared when it grows past this.
+_FORMS: dict[bool, dict[sp.Basic, prettyForm]] = {True: {}, False: {}}
+_FORMS_MAX = 50_000
+
+
 class _Layout:
-    """Breaks expressions into rows; one per rendering, so that each sub-expression is
-    pretty-printed once (SymPy's 2-D printer is the slow part)."""
+    """Breaks expressions into rows, each sub-expression pretty-printed once per process."""
 
     def __init__(self, use_unicode: bool = True) -> None:
         self.printer = _Pretty(use_unicode)
-        self._forms: dict[sp.Basic, prettyForm] = {}
+        self._forms = _FORMS[bool(use_unicode)]
+        if len(self._forms) > _FORMS_MAX:
+            self._forms.clear()
 
     def form(self, expr: sp.Basic) -> prettyForm:
         if expr not in self._forms:
