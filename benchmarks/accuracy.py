@@ -35,7 +35,7 @@ import sympy as sp
 
 import symloss
 from symloss.algebra import reduce_sums
-from symloss.catalog import ALIASES
+from symloss.catalog import ALIASES, IGNORE_INDEX
 from symloss.primitives import clamped_log
 
 DPS = 60
@@ -171,7 +171,7 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
         hard = t.shape != x.shape
         y = None if hard else np.moveaxis(t, class_dim, -1)
         w = opts.get("weight")
-        ignore = opts.get("ignore_index", -100)
+        ignore = opts.get("ignore_index", IGNORE_INDEX)
         scalars = scalar_options()
         out = np.empty(z.shape[:-1] if per_row else z.shape, dtype=object)
         for row in np.ndindex(z.shape[:-1]):

@@ -376,8 +376,12 @@ def _weight_option(help: str, shape: str = "class") -> Option:
     return Option("weight", None, help, kind="array", shape=shape, symbolic="presence")
 
 
+#: torch's default ``ignore_index`` for its class-index losses (written here only).
+IGNORE_INDEX = -100
+
+
 def _ignore_index_option() -> Option:
-    return Option("ignore_index", -100, "class-index target value that is ignored", kind="int",
+    return Option("ignore_index", IGNORE_INDEX, "class-index target value that is ignored", kind="int",
                   examples=(1,))
 
 

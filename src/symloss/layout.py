@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
+from .catalog import IGNORE_INDEX
 from .errors import SymlossTypeError, SymlossValueError, choice_error
 from .primitives import clamp_min, clamped_log
 
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Forms", "Layout", "Numeric", "class_index_denominator", "forms", "lay_out"]
 
-#: The default ``ignore_index`` of torch's class-index losses (written here only).
-IGNORE_INDEX = -100
 
 #: The kernels' ``ignore`` for a loss without the option: no int64 class index equals it.
 NO_IGNORE = np.iinfo(np.int64).min

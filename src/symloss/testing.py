@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .catalog import LossSpec
+from .catalog import IGNORE_INDEX, LossSpec
 from .declaration import CLASS_INDICES, CLASS_PROBABILITIES, Kink
 from .declaration import Domain as DeclaredDomain
 from .derive import Derivation
@@ -575,7 +575,7 @@ def _class_axis_cases(
     c = _class_count(derivation)
     # torch's default ignore_index (-100) is exercised too, where the loss has the option.
     has_ignore = any(opt.name == "ignore_index" for opt in spec.options)
-    ignore = derivation.options.get("ignore_index", -100)
+    ignore = derivation.options.get("ignore_index", IGNORE_INDEX)
     layouts = [((c,), ()), ((4, c), (4,)), ((2, c, 3, 2), (2, 3, 2))]
     if not spec.spatial:  # (C) and (N, C) only, as torch's multi_margin_loss
         layouts = layouts[:2]
@@ -1104,7 +1104,7 @@ def _hypotheses(derivation: Derivation) -> list[Hypothesis]:
             change: Any = None
             said = f"without {opt.name}"
         elif opt.name == "ignore_index" and int(value) >= 0:
-            change = -100  # the ignored class then counts as an ordinary class
+            change = IGNORE_INDEX  # the ignored class then counts as an ordinary class
             said = f"without {opt.name}"
         elif opt.kind == "unit_interval" and float(value) != 0.0:
             change = 0.0
