@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -667,46 +668,61 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     # a multiply is several times cheaper than a divide.
                     body = body.replace(" / one_s)", " * inv_s)")
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
-                src.append(
-                    f"\n\n@njit(**_OPTS)\n"
-                    f"def {what}_{tag}_{flavour}(out, divisor, chunks, {params}):\n"
-                    "    n_rows, n_classes = z.shape\n"
-                    "    nb = block_rows(n_classes)\n"
-                    "    for c in prange(chunks):\n"
-                    "        ebuf = np.empty((nb, n_classes))\n"
-                    "        ms = np.empty(nb)\n"
-                    "        smalls = np.empty(nb)\n"
-                    "        ones = np.empty(nb)\n"
-                    + ("        dots = np.empty(nb)\n" if dot else "")
-                    + "        hi = (c + 1) * n_rows // chunks\n"
-                    "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
-                    "            r1 = min(r0 + nb, hi)\n"
-                    "            block_max(z, r0, r1, ms)\n"
-                    "            for q in range(r1 - r0):\n"
-                    f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
-                    + sums
-                    + "            for q in range(r1 - r0):\n"
-                    "                r = r0 + q\n"
-                    "                zr = z[r]\n"
-                    "                buf = ebuf[q]\n"
-                    + ("                dr = dv[r]\n" if direction else "")
-                    + ("                tr = t[r]\n"
-                       "                if tr == ignore:\n" + skip +
-                       "                    continue\n" if hard else
-                       "                yr = y[r]\n")
-                    + ("                onehot = True\n"
-                       "                for k in range(n_classes):\n"
-                       "                    if yr[k] != 0.0 and yr[k] != 1.0:\n"
-                       "                        onehot = False\n"
-                       "                        break\n" if choose else "")
-                    + "                m = ms[q]\n"
-                    "                s = smalls[q] + (ones[q] - 1.0)\n"
-                    "                one_s = 1.0 + s\n"
-                    "                lse = math.log1p(s)\n"
-                    "                inv_s = 1.0 / one_s\n"
-                    + hoisted_f + write.format(body=body)
-                )
+                src.append(_class_axis_kernel(
+                    f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
+                    choose, hoisted_f + write.format(body=body), skip))
     return "".join(src)
+
+
+#: What the softmax passes of a class-axis kernel define for the row's code: a row that reads
+#: none of them (nll_loss, multi_margin_loss, multilabel_soft_margin_loss) skips the passes.
+_SOFTMAX_STATE = re.compile(r"\b(m|s|one_s|lse|inv_s|buf|dots)\b")
+
+
+def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: bool,
+                       direction: bool, hard: bool, choose: bool, row: str, skip: str) -> str:
+    """One class-axis kernel: per block of rows, the softmax passes (the max, ``e = exp(z −
+    m)``, ``s``) where ``row`` -- the code that writes row ``r`` -- reads them, then ``row``."""
+    softmax = bool(_SOFTMAX_STATE.search(row))
+    return (
+        f"\n\n@njit(**_OPTS)\n"
+        f"def {name}(out, divisor, chunks, {params}):\n"
+        "    n_rows, n_classes = z.shape\n"
+        "    nb = block_rows(n_classes)\n"
+        "    for c in prange(chunks):\n"
+        + ("        ebuf = np.empty((nb, n_classes))\n"
+           "        ms = np.empty(nb)\n"
+           "        smalls = np.empty(nb)\n"
+           "        ones = np.empty(nb)\n" if softmax else "")
+        + ("        dots = np.empty(nb)\n" if softmax and dot else "")
+        + "        hi = (c + 1) * n_rows // chunks\n"
+        "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
+        "            r1 = min(r0 + nb, hi)\n"
+        + ("            block_max(z, r0, r1, ms)\n"
+           "            for q in range(r1 - r0):\n"
+           f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
+           + sums if softmax else "")
+        + "            for q in range(r1 - r0):\n"
+        "                r = r0 + q\n"
+        "                zr = z[r]\n"
+        + ("                buf = ebuf[q]\n" if softmax else "")
+        + ("                dr = dv[r]\n" if direction else "")
+        + ("                tr = t[r]\n"
+           "                if tr == ignore:\n" + skip +
+           "                    continue\n" if hard else
+           "                yr = y[r]\n")
+        + ("                onehot = True\n"
+           "                for k in range(n_classes):\n"
+           "                    if yr[k] != 0.0 and yr[k] != 1.0:\n"
+           "                        onehot = False\n"
+           "                        break\n" if choose else "")
+        + ("                m = ms[q]\n"
+           "                s = smalls[q] + (ones[q] - 1.0)\n"
+           "                one_s = 1.0 + s\n"
+           "                lse = math.log1p(s)\n"
+           "                inv_s = 1.0 / one_s\n" if softmax else "")
+        + row
+    )
 
 
 def _cache_dir() -> Path:
