@@ -134,7 +134,8 @@ def to_numpy(value: Any) -> Any:
     tensors (detached, moved to the CPU) and return NumPy. torch is never imported here: a
     tensor is recognised by its type's module.
     """
-    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+    module = type(value).__module__
+    if (module == "torch" or module.startswith("torch.")) and hasattr(value, "detach"):
         return value.detach().cpu().numpy()
     return value
 
@@ -845,7 +846,7 @@ class Derivation:
 
         return build(self)
 
-    @property
+    @cached_property
     def loss_fn(self) -> Callable[..., Any]:
         """``loss_fn(input, target, ...)``: the reduced loss, with torch's semantics, in NumPy.
 
@@ -855,11 +856,11 @@ class Derivation:
         loss = self._numeric.loss
 
         def loss_fn(*arrays: Any) -> Any:
-            return loss(*(to_numpy(a) for a in arrays))
+            return loss(*map(to_numpy, arrays))
 
         return loss_fn
 
-    @property
+    @cached_property
     def grad_fn(self) -> Callable[..., Any]:
         """``grad_fn(input, target, ..., wrt="input")``: ∂(reduced loss)/∂(array ``wrt``), in
         that array's shape and dtype.
@@ -875,18 +876,16 @@ class Derivation:
         array([1.])
         """
         grad = self._numeric.grad
-        spec = self.spec
+        # torch's name of each differentiable array -> its kernel key (worked out once)
+        keys = {arg.name: arg.symbol_key
+                for arg in self.spec.arguments_for(self.options) if arg.differentiable}
 
         def grad_fn(*arrays: Any, wrt: str = "input") -> Any:
-            key = wrt
-            for arg in spec.arguments_for(self.options):
-                if wrt == arg.name and arg.differentiable:
-                    key = arg.symbol_key
-            return grad(*(to_numpy(a) for a in arrays), wrt=key)
+            return grad(*map(to_numpy, arrays), wrt=keys.get(wrt, wrt))
 
         return grad_fn
 
-    @property
+    @cached_property
     def hvp_fn(self) -> Callable[..., Any]:
         """``hvp_fn(input, target, v)``: the Hessian of the reduced loss times ``v``.
 
@@ -902,7 +901,7 @@ class Derivation:
         hvp = self._numeric.hvp
 
         def hvp_fn(*arrays: Any) -> Any:
-            return hvp(*(to_numpy(a) for a in arrays))
+            return hvp(*map(to_numpy, arrays))
 
         return hvp_fn
 

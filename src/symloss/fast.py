@@ -403,6 +403,7 @@ class _ElementwiseKernels(FastKernels):
 
 _NO_LABELS = np.zeros(1, dtype=np.int64)
 _NO_WEIGHT = np.ones(1)
+_NO_TARGET = {t.char: np.zeros((1, 1), dtype=t) for t in (np.dtype(np.float32), np.dtype(np.float64))}
 
 
 class _ClassAxisKernels(FastKernels):
@@ -413,7 +414,7 @@ class _ClassAxisKernels(FastKernels):
         arrays = layout.arrays
         z = arrays["input"]
         if layout.hard:
-            tag, labels, y = "hard", layout.labels, np.zeros((1, 1), dtype=z.dtype)
+            tag, labels, y = "hard", layout.labels, _NO_TARGET[z.dtype.char]
         else:
             tag, labels, y = "soft", _NO_LABELS, arrays["target"]
         kernel = self._kernel(module, f"{what}_{tag}", layout, z.size)
