@@ -203,6 +203,22 @@ class Derivation:
         twin.options = dict(options)
         return twin
 
+    @property
+    def symbolic_key(self) -> tuple[Any, ...] | None:
+        """``(loss name, the options the symbolic derivation reads)`` for a catalogue
+        derivation: with symloss's code, all its expressions depend on (the fast path keeps
+        its printed kernels on disk by it). ``None`` for a loss of the user's own, or a
+        derivation that evaluates other forms than its name's (a twin)."""
+        from . import _derive_symbolic, _symbolic_key
+        from .catalog import CATALOG
+
+        if CATALOG.get(self.spec.name) is not self.spec:
+            return None
+        key = _symbolic_key(self.options, self.spec)
+        if _derive_symbolic(self.spec.name, key).declaration is not self.declaration:
+            return None
+        return (self.spec.name, key)
+
     def with_options(self, **changes: Any) -> Derivation:
         """This loss with some options changed: the explicit way to make a variant.
 

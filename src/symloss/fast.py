@@ -317,7 +317,13 @@ class FastKernels:
         global last_reason
         if self.hvp_module is None:
             try:
-                self.hvp_module = _load(self._hvp_source())
+                key = _plan_key(self.derivation, "second")
+                plan = cache.read_plan(key) if key is not None else None
+                if plan is None:
+                    plan = {"source": self._hvp_source()}
+                    if key is not None:
+                        cache.write_plan(key, plan)
+                self.hvp_module = _load(plan["source"])
             except (_Unsupported, NotImplementedError, TypeError) as exc:
                 last_reason = f"{self.derivation.name} hvp: {exc}"
                 self.hvp_module = False
@@ -754,7 +760,9 @@ def build(derivation: Derivation) -> FastKernels | None:
 
     numba compiles each kernel for its argument types on first call (or loads it from the
     on-disk cache). The expressions are :func:`symloss.layout.forms`' -- the ones the NumPy
-    evaluator evaluates -- for every loss: nothing lists which losses are "fast".
+    evaluator evaluates -- for every loss: nothing lists which losses are "fast". A catalogue
+    derivation's printed kernels are kept on disk too (:func:`_plan_key`), so that a later
+    process loads them without SymPy deriving and printing them again.
     """
     global last_reason
     if not available():
@@ -763,44 +771,81 @@ def build(derivation: Derivation) -> FastKernels | None:
     cache.select_threading_layer()
     d = derivation.declaration
     family = derivation.spec.family
-    # Keyed by the expressions evaluated, not only the declaration: a twin derivation may
-    # evaluate another kernel form (symloss.testing's hypotheses do).
-    key = (id(d), id(derivation.kernel_gradient), id(derivation.gradient))
-    cached = _BUILT.get(key)
-    if cached is not None and cached[:3] == (d, derivation.kernel_gradient, derivation.gradient):
-        # the same symbolic derivation (the entry keeps them alive), other array values
+    plan_key = _plan_key(derivation, "first")
+    if plan_key is not None:  # a catalogue derivation: its expressions are its name's
+        key: tuple[Any, ...] = (plan_key,)
+        cached = _BUILT.get(key)
+    else:
+        # Keyed by the expressions evaluated, not only the declaration: a twin derivation may
+        # evaluate another kernel form (symloss.testing's hypotheses do).
+        key = (id(d), id(derivation.kernel_gradient), id(derivation.gradient))
+        cached = _BUILT.get(key)
+        if cached is not None and cached[:3] != (d, derivation.kernel_gradient,
+                                                 derivation.gradient):
+            cached = None
+    if cached is not None:
+        # the same symbolic derivation (the entry keeps it alive), other array values
         last_reason = None
         return cached[3](derivation, *cached[4:])  # type: ignore[no-any-return]
-    f = forms(derivation)
+    plan = cache.read_plan(plan_key) if plan_key is not None else None
     try:
-        if family == "elementwise":
-            taken = {*derivation.spec.arguments, *ARRAY_OPTIONS}
-            arrays = ["input", "target", *(n for n in d.symbols
-                                           if n in taken and n not in ("input", "target"))]
-            scalar_names = [n for n in d.symbols if n not in taken]
-            source = _elementwise_source(
-                [("loss", reduce_sums(f.loss), reduce_sums(f.loss)),
-                 ("grad", reduce_sums(f.grad_hard), reduce_sums(f.grad_soft))],
-                [d.symbols[n] for n in arrays],
-                [d.symbols[n] for n in scalar_names],
-            )
-            kind: type[FastKernels] = _ElementwiseKernels
-        elif family == "class_axis":
-            arrays = []
-            scalar_names = [n for n in d.symbols
-                            if n not in ("input", "target", "weight", "num_classes")]
-            source = _class_axis_source(
-                [("loss", f.loss, f.loss), ("grad", f.grad_hard, f.grad_soft)],
-                d.symbols, [d.symbols[n] for n in scalar_names], _tags(derivation))
-            kind = _ClassAxisKernels
-        else:
-            last_reason = f"family {family!r} has no numba kernels yet"
-            return None
-        module = _load(source)
+        if plan is None:
+            plan = _generate(derivation)
+            if plan is None:
+                last_reason = f"family {family!r} has no numba kernels yet"
+                return None
+            if plan_key is not None:
+                cache.write_plan(plan_key, plan)
+        module = _load(plan["source"])
     except (_Unsupported, NotImplementedError, TypeError) as exc:
         last_reason = f"{derivation.name}: {exc}"
         return None
-    _BUILT[key] = (d, derivation.kernel_gradient, derivation.gradient,
-                   kind, module, tuple(arrays), tuple(scalar_names))
+    kind = _ElementwiseKernels if plan["kind"] == "elementwise" else _ClassAxisKernels
+    arrays, scalar_names = tuple(plan["arrays"]), tuple(plan["scalars"])
+    _BUILT[key] = ((d, derivation.kernel_gradient, derivation.gradient) if plan_key is None
+                   else (d, None, None)) + (kind, module, arrays, scalar_names)
     last_reason = None
-    return kind(derivation, module, tuple(arrays), tuple(scalar_names))
+    return kind(derivation, module, arrays, scalar_names)
+
+
+def _generate(derivation: Derivation) -> dict[str, Any] | None:
+    """The first-order kernels' source, with the names of their array and scalar arguments
+    (``None`` for a family without kernels)."""
+    d = derivation.declaration
+    family = derivation.spec.family
+    f = forms(derivation)
+    if family == "elementwise":
+        taken = {*derivation.spec.arguments, *ARRAY_OPTIONS}
+        arrays = ["input", "target", *(n for n in d.symbols
+                                       if n in taken and n not in ("input", "target"))]
+        scalar_names = [n for n in d.symbols if n not in taken]
+        source = _elementwise_source(
+            [("loss", reduce_sums(f.loss), reduce_sums(f.loss)),
+             ("grad", reduce_sums(f.grad_hard), reduce_sums(f.grad_soft))],
+            [d.symbols[n] for n in arrays],
+            [d.symbols[n] for n in scalar_names],
+        )
+    elif family == "class_axis":
+        arrays = []
+        scalar_names = [n for n in d.symbols
+                        if n not in ("input", "target", "weight", "num_classes")]
+        source = _class_axis_source(
+            [("loss", f.loss, f.loss), ("grad", f.grad_hard, f.grad_soft)],
+            d.symbols, [d.symbols[n] for n in scalar_names], _tags(derivation))
+    else:
+        return None
+    return {"kind": family, "source": source, "arrays": arrays, "scalars": scalar_names}
+
+
+def _plan_key(derivation: Derivation, order: str) -> str | None:
+    """The on-disk name of a catalogue derivation's printed kernels of ``order``, or ``None``.
+
+    A catalogue derivation's expressions are determined by its loss name and the options the
+    symbolic derivation reads (:attr:`Derivation.symbolic_key`) -- and by symloss's own code,
+    whose digest is part of the name. A loss of the user's own, or a twin that evaluates
+    other forms, has no such name: it is generated in every process.
+    """
+    symbolic = getattr(derivation, "symbolic_key", None)
+    if symbolic is None:
+        return None
+    return cache.digest(repr((symbolic, order)).encode(), cache.code_digest().encode())
