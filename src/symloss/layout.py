@@ -224,8 +224,11 @@ class Layout:
         dtype = self.work if dtype is None else dtype
         if self.family == "elementwise":
             return _flat(arr, dtype)
-        moved = np.moveaxis(arr, self.class_dim, -1)
-        return np.ascontiguousarray(moved, dtype=dtype).reshape(-1, moved.shape[-1])
+        if self.class_dim != arr.ndim - 1:
+            arr = np.moveaxis(arr, self.class_dim, -1)
+        if arr.dtype != dtype or not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+        return arr.reshape(-1, arr.shape[-1])
 
     def from_kernel(self, out: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
         """A per-element result in the kernel layout, back in the input's shape and dtype."""
