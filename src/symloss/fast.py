@@ -529,6 +529,10 @@ _DIRECTION = sp.Symbol("v", real=True)
 _DIRECTION_LABEL = "v"
 
 
+#: Elements per block of an element-wise kernel's soft-target pass.
+SOFT_BLOCK = 4096
+
+
 def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                         arrays: list[sp.Basic], scalars: list[sp.Basic]) -> str:
     """The element-wise kernels ``<what>_F`` for each ``(what, hard, soft)``.
@@ -547,27 +551,47 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     src = [_HEADER]
     for what, hard, soft in kernels:
         code = _Printer(names, {}).doprint(hard)
-        if soft != hard:
-            # A hard label takes the stable kernel form (nothing cancels); a soft one the
-            # derived gradient (σ(z) − y: one rounding in the cancellation, as few as torch's).
-            soft_code = _Printer(names, {}).doprint(soft)
-            code = f"({code}) if (x1 == 0.0 or x1 == 1.0) else ({soft_code})"
+        # A hard label takes the stable kernel form (nothing cancels); a soft one the derived
+        # gradient (σ(z) − y: one rounding in the cancellation, as few as torch's). The hard
+        # form is written for every element by a branch-free loop (LLVM vectorizes it), then
+        # a second loop rewrites the elements whose target is soft: a per-element choice in
+        # one loop would keep it scalar (1e6 float32 bce_with_logits: 12 -> 2 ms).
+        soft_code = _Printer(names, {}).doprint(soft) if soft != hard else None
         # the hvp takes its direction even where the Hessian is 0 (a piecewise-linear loss)
         direction = what == "hvp" or _DIRECTION in hard.free_symbols | soft.free_symbols
         params = ", ".join([*array_params, *(["dv"] if direction else []), *scalar_params])
         load_v = "        xv = np.float64(dv[j])\n" if direction else ""
         flavours = _flavoured(code)
         if what == "grad" and "x1 ==" in code:
-            # A form chosen per element by the target's value is a branch LLVM cannot vectorize
-            # around; scalar, libm's exp is 2.5-3x faster than the polynomial exp_v (measured,
-            # 1e6 float32: focal 92 -> 37 ms, bce_with_logits 31 -> 12 ms) and no less exact.
+            # A form chosen per element by the target's value (a Piecewise on it) is a branch
+            # LLVM cannot vectorize around; scalar, libm's exp is 2.5-3x faster than the
+            # polynomial exp_v (measured, 1e6 float32 focal: 92 -> 37 ms) and no less exact.
             flavours["v"] = flavours["m"]
         for flavour, body in flavours.items():
-            src.append(
-                f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
-                f"    for j in prange(out.size):\n{loads}{load_v}"
-                f"        out[j] = ({body}) / divisor\n"
-            )
+            text = (f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
+                    f"    for j in prange(out.size):\n{loads}{load_v}"
+                    f"        out[j] = ({body}) / divisor\n")
+            if soft_code is not None:
+                # the soft form always with libm's helpers, as the NumPy path (it may cancel)
+                soft_body = _flavoured(soft_code)["m"]
+                # per block of SOFT_BLOCK: a vectorized count of soft targets, and the soft
+                # form only in blocks that have one (a short-circuit test per element is a
+                # branch on the labels, mispredicted half the time: 5 ms per 1e6, not 0.5)
+                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
+                         f"        lo = b * {SOFT_BLOCK}\n"
+                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
+                         "        n_soft = 0\n"
+                         "        for j in range(lo, hi):\n"
+                         "            x1 = np.float64(a1[j])\n"
+                         "            n_soft += (x1 != 0.0) & (x1 != 1.0)\n"
+                         "        if n_soft == 0:\n"
+                         "            continue\n"
+                         "        for j in range(lo, hi):\n"
+                         "            x1 = np.float64(a1[j])\n"
+                         "            if (x1 != 0.0) & (x1 != 1.0):\n"
+                         + "".join(f"        {line}" for line in (loads + load_v).splitlines(True))
+                         + f"                out[j] = ({soft_body}) / divisor\n")
+            src.append(text)
     return "".join(src)
 
 
