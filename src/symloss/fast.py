@@ -529,6 +529,31 @@ _DIRECTION = sp.Symbol("v", real=True)
 _DIRECTION_LABEL = "v"
 
 
+def _at_labels(expr: sp.Expr, target: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]] | None:
+    """``[(label, expr at that label), ...]``: each Piecewise of ``expr`` whose conditions read
+    only the target (``Eq(y, 0)``, ``Eq(y, 0) | Eq(y, 1)``) replaced by the arm it takes where
+    the target is the label; the rest of ``expr`` is untouched (the same arithmetic, with
+    ``y`` still read). ``None`` where ``expr`` has no such Piecewise."""
+    pieces = [p for p in expr.atoms(sp.Piecewise)
+              if p.args[-1][1] == sp.true
+              and all(c.free_symbols == {target} for _, c in p.args[:-1])]
+    labels = sorted({e.rhs if e.lhs == target else e.lhs
+                     for p in pieces for _, c in p.args[:-1] for e in c.atoms(sp.Eq)
+                     if target in (e.lhs, e.rhs)}, key=sp.default_sort_key)
+    if not pieces or not labels or not all(c.is_number for c in labels):
+        return None
+    out = []
+    for label in labels:
+        chosen = {}
+        for p in pieces:
+            taken = [arm for arm, c in p.args if c.subs(target, label) == sp.true]
+            if not taken:
+                return None
+            chosen[p] = taken[0]
+        out.append((label, expr.xreplace(chosen)))
+    return out
+
+
 #: Elements per block of an element-wise kernel's soft-target pass.
 SOFT_BLOCK = 4096
 
@@ -551,44 +576,61 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     src = [_HEADER]
     for what, hard, soft in kernels:
         code = _Printer(names, {}).doprint(hard)
+        pre = ""  # lines before the write (the label arms of a split Piecewise)
         # A hard label takes the stable kernel form (nothing cancels); a soft one the derived
         # gradient (σ(z) − y: one rounding in the cancellation, as few as torch's). The hard
         # form is written for every element by a branch-free loop (LLVM vectorizes it), then
         # a second loop rewrites the elements whose target is soft: a per-element choice in
         # one loop would keep it scalar (1e6 float32 bce_with_logits: 12 -> 2 ms).
         soft_code = _Printer(names, {}).doprint(soft) if soft != hard else None
+        labels: tuple[str, ...] = ("0.0", "1.0")
+        arms = _at_labels(hard, arrays[1]) if len(arrays) > 1 and soft == hard else None
+        if arms is not None:
+            # A Piecewise on the target's value (sigmoid_focal_loss: Eq(y, 0), Eq(y, 1), else
+            # the soft form): the expression at each label computed and one chosen (a select,
+            # vectorized); the whole expression, as printed, for the other targets.
+            labels = tuple(str(float(c)) for c, _ in arms)
+            pre = "".join(f"        h{n} = {_Printer(names, {}).doprint(e)}\n"
+                          for n, (_, e) in enumerate(arms))
+            soft_code = code
+            code = f"h{len(arms) - 1}"
+            for n, (c, _) in reversed(list(enumerate(arms[:-1]))):
+                code = f"(h{n} if x1 == {float(c)} else {code})"
         # the hvp takes its direction even where the Hessian is 0 (a piecewise-linear loss)
         direction = what == "hvp" or _DIRECTION in hard.free_symbols | soft.free_symbols
         params = ", ".join([*array_params, *(["dv"] if direction else []), *scalar_params])
         load_v = "        xv = np.float64(dv[j])\n" if direction else ""
-        flavours = _flavoured(code)
-        if what == "grad" and "x1 ==" in code:
+        flavours = _flavoured(pre + code)
+        if what == "grad" and "x1 ==" in code and not pre:
             # A form chosen per element by the target's value (a Piecewise on it) is a branch
             # LLVM cannot vectorize around; scalar, libm's exp is 2.5-3x faster than the
             # polynomial exp_v (measured, 1e6 float32 focal: 92 -> 37 ms) and no less exact.
             flavours["v"] = flavours["m"]
-        for flavour, body in flavours.items():
+        soft_test = " & ".join(f"(x1 != {c})" for c in labels)
+        for flavour, text in flavours.items():
+            *lines, body = text.split("\n") if pre else ("", text)
             text = (f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
                     f"    for j in prange(out.size):\n{loads}{load_v}"
-                    f"        out[j] = ({body}) / divisor\n")
+                    + "".join(f"{line}\n" for line in lines if line)
+                    + f"        out[j] = ({body}) / divisor\n")
             if soft_code is not None:
-                # the soft form always with libm's helpers, as the NumPy path (it may cancel)
-                soft_body = _flavoured(soft_code)["m"]
+                # the soft form always with libm's helpers, as the NumPy path (it may cancel);
                 # per block of SOFT_BLOCK: a vectorized count of soft targets, and the soft
                 # form only in blocks that have one (a short-circuit test per element is a
                 # branch on the labels, mispredicted half the time: 5 ms per 1e6, not 0.5)
+                soft_body = _flavoured(soft_code)["m"]
                 text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
                          f"        lo = b * {SOFT_BLOCK}\n"
                          f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
                          "        n_soft = 0\n"
                          "        for j in range(lo, hi):\n"
                          "            x1 = np.float64(a1[j])\n"
-                         "            n_soft += (x1 != 0.0) & (x1 != 1.0)\n"
+                         f"            n_soft += {soft_test}\n"
                          "        if n_soft == 0:\n"
                          "            continue\n"
                          "        for j in range(lo, hi):\n"
                          "            x1 = np.float64(a1[j])\n"
-                         "            if (x1 != 0.0) & (x1 != 1.0):\n"
+                         f"            if {soft_test}:\n"
                          + "".join(f"        {line}" for line in (loads + load_v).splitlines(True))
                          + f"                out[j] = ({soft_body}) / divisor\n")
             src.append(text)
