@@ -303,6 +303,8 @@ class FastKernels:
         #: The second-order kernels' module: ``None`` until the first use, ``False`` where
         #: the generator does not handle them.
         self.hvp_module: Any = None
+        #: The Hessian-vector product is 0 as an expression (a piecewise-linear loss, nll_loss).
+        self.hvp_zero = False
         self._kernels: dict[tuple[int, str, str, bool], Any] = {}
 
     def _hvp_source(self) -> str:
@@ -320,9 +322,10 @@ class FastKernels:
                 key = _plan_key(self.derivation, "second")
                 plan = cache.read_plan(key) if key is not None else None
                 if plan is None:
-                    plan = {"source": self._hvp_source()}
+                    plan = {"source": self._hvp_source(), "zero": self._second_exprs()[0] == 0}
                     if key is not None:
                         cache.write_plan(key, plan)
+                self.hvp_zero = bool(plan.get("zero", False))
                 self.hvp_module = _load(plan["source"])
             except (_Unsupported, NotImplementedError, TypeError) as exc:
                 last_reason = f"{self.derivation.name} hvp: {exc}"
@@ -398,6 +401,8 @@ class _ElementwiseKernels(FastKernels):
         module = self._hvp_kernels()
         if module is None:
             return None
+        if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
+            return np.zeros(layout.arrays["input"].size, dtype=layout.work)
         return self._call(module, "hvp", layout, layout.work, layout.divisor, (v,))
 
     def hess(self, layout: Layout) -> np.ndarray | None:
@@ -455,6 +460,8 @@ class _ClassAxisKernels(FastKernels):
         if module is None:
             return None
         z = layout.arrays["input"]
+        if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
+            return np.zeros(z.shape, dtype=z.dtype)
         return self._call(module, "hvp", layout, z.shape, z.dtype, layout.divisor, (v,))
 
     def hess(self, layout: Layout) -> np.ndarray | None:
