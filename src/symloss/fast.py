@@ -123,6 +123,16 @@ class _Printer(PythonCodePrinter):
             raise _Unsupported(f"indexed {label}")
         return self.indexed[label](self._print(expr.indices[0]))
 
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        # numba types an integer literal as int64 (and refuses a larger one): such a constant
+        # is its float64 value, as NumPy makes of a Python int beside a float array.
+        if abs(int(expr)) < 2**63:
+            return str(super()._print_Integer(expr))
+        try:
+            return repr(float(expr))
+        except OverflowError:
+            return "math.inf" if expr > 0 else "-math.inf"
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         a, b = (self._print(x) for x in expr.args)
         return f"(1.0 if {a} == {b} else 0.0)"
