@@ -594,6 +594,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     for what, hard, soft in kernels:
         code = _Printer(names, {}).doprint(hard)
         pre = ""  # lines before the write (the label arms of a split Piecewise)
+        branchy = code
         # A hard label takes the stable kernel form (nothing cancels); a soft one the derived
         # gradient (σ(z) − y: one rounding in the cancellation, as few as torch's). The hard
         # form is written for every element by a branch-free loop (LLVM vectorizes it), then
@@ -607,17 +608,21 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # the soft form): the expression at each label computed and one chosen (a select,
             # vectorized); the whole expression, as printed, for the other targets.
             labels = tuple(str(float(c)) for c, _ in arms)
-            pre = "".join(f"        h{n} = {_Printer(names, {}).doprint(e)}\n"
-                          for n, (_, e) in enumerate(arms))
+            printed = [_Printer(names, {}).doprint(e) for _, e in arms]
+            pre = "".join(f"        h{n} = {e}\n" for n, e in enumerate(printed))
             soft_code = code
             code = f"h{len(arms) - 1}"
+            branchy = printed[-1]  # libm's helpers are calls: there one arm only, branching
             for n, (c, _) in reversed(list(enumerate(arms[:-1]))):
                 code = f"(h{n} if x1 == {float(c)} else {code})"
+                branchy = f"(({printed[n]}) if x1 == {float(c)} else ({branchy}))"
         # the hvp takes its direction even where the Hessian is 0 (a piecewise-linear loss)
         direction = what == "hvp" or _DIRECTION in hard.free_symbols | soft.free_symbols
         params = ", ".join([*array_params, *(["dv"] if direction else []), *scalar_params])
         load_v = "        xv = np.float64(dv[j])\n" if direction else ""
         flavours = _flavoured(pre + code)
+        if pre:
+            flavours["m"] = _flavoured(branchy)["m"]
         if what == "grad" and "x1 ==" in code and not pre:
             # A form chosen per element by the target's value (a Piecewise on it) is a branch
             # LLVM cannot vectorize around; scalar, libm's exp is 2.5-3x faster than the
@@ -625,7 +630,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             flavours["v"] = flavours["m"]
         soft_test = " & ".join(f"(x1 != {c})" for c in labels)
         for flavour, text in flavours.items():
-            *lines, body = text.split("\n") if pre else ("", text)
+            *lines, body = text.split("\n") if pre and flavour == "v" else ("", text)
             text = (f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
                     f"    for j in prange(out.size):\n{loads}{load_v}"
                     + "".join(f"{line}\n" for line in lines if line)
