@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import stat
@@ -34,7 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_dir", "load_module", "select_threading_layer"]
+__all__ = ["cache_dir", "code_digest", "load_module", "read_plan", "select_threading_layer",
+           "write_plan"]
 
 _dir_lock = threading.Lock()
 _dirs: dict[tuple[str | None, ...], Path] = {}
@@ -212,3 +214,38 @@ def load_module(source: str, name: str) -> Any:
 def digest(*parts: bytes) -> str:
     """A short hex name for generated code."""
     return hashlib.sha256(b"".join(parts)).hexdigest()[:20]
+
+
+_code_digest: list[str] = []
+
+
+def code_digest() -> str:
+    """A digest of symloss's own source files: a saved plan is only read by the code that
+    wrote it (computed once per process, ~1 ms)."""
+    if not _code_digest:
+        root = Path(__file__).parent
+        h = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+        _code_digest.append(h.hexdigest()[:20])
+    return _code_digest[0]
+
+
+def read_plan(key: str) -> dict[str, Any] | None:
+    """The kernels' plan saved under ``key`` (:func:`write_plan`), or ``None``."""
+    try:
+        with open(cache_dir() / f"plan_{key}.json", encoding="utf-8") as f:
+            plan = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return plan if isinstance(plan, dict) and isinstance(plan.get("source"), str) else None
+
+
+def write_plan(key: str, plan: dict[str, Any]) -> None:
+    """Save a derivation's printed kernels (and their argument names) under ``key``, atomically;
+    a folder that cannot be written only means the next process prints them again."""
+    try:
+        _write_atomic(cache_dir() / f"plan_{key}.json", json.dumps(plan))
+    except OSError:
+        pass

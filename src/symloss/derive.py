@@ -134,7 +134,8 @@ def to_numpy(value: Any) -> Any:
     tensors (detached, moved to the CPU) and return NumPy. torch is never imported here: a
     tensor is recognised by its type's module.
     """
-    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+    module = type(value).__module__
+    if (module == "torch" or module.startswith("torch.")) and hasattr(value, "detach"):
         return value.detach().cpu().numpy()
     return value
 
@@ -201,6 +202,22 @@ class Derivation:
         twin.__dict__.pop("_variants", None)
         twin.options = dict(options)
         return twin
+
+    @property
+    def symbolic_key(self) -> tuple[Any, ...] | None:
+        """``(loss name, the options the symbolic derivation reads)`` for a catalogue
+        derivation: with symloss's code, all its expressions depend on (the fast path keeps
+        its printed kernels on disk by it). ``None`` for a loss of the user's own, or a
+        derivation that evaluates other forms than its name's (a twin)."""
+        from . import _derive_symbolic, _symbolic_key
+        from .catalog import CATALOG
+
+        if CATALOG.get(self.spec.name) is not self.spec:
+            return None
+        key = _symbolic_key(self.options, self.spec)
+        if _derive_symbolic(self.spec.name, key).declaration is not self.declaration:
+            return None
+        return (self.spec.name, key)
 
     def with_options(self, **changes: Any) -> Derivation:
         """This loss with some options changed: the explicit way to make a variant.
@@ -845,7 +862,7 @@ class Derivation:
 
         return build(self)
 
-    @property
+    @cached_property
     def loss_fn(self) -> Callable[..., Any]:
         """``loss_fn(input, target, ...)``: the reduced loss, with torch's semantics, in NumPy.
 
@@ -855,11 +872,11 @@ class Derivation:
         loss = self._numeric.loss
 
         def loss_fn(*arrays: Any) -> Any:
-            return loss(*(to_numpy(a) for a in arrays))
+            return loss(*map(to_numpy, arrays))
 
         return loss_fn
 
-    @property
+    @cached_property
     def grad_fn(self) -> Callable[..., Any]:
         """``grad_fn(input, target, ..., wrt="input")``: ∂(reduced loss)/∂(array ``wrt``), in
         that array's shape and dtype.
@@ -875,18 +892,16 @@ class Derivation:
         array([1.])
         """
         grad = self._numeric.grad
-        spec = self.spec
+        # torch's name of each differentiable array -> its kernel key (worked out once)
+        keys = {arg.name: arg.symbol_key
+                for arg in self.spec.arguments_for(self.options) if arg.differentiable}
 
         def grad_fn(*arrays: Any, wrt: str = "input") -> Any:
-            key = wrt
-            for arg in spec.arguments_for(self.options):
-                if wrt == arg.name and arg.differentiable:
-                    key = arg.symbol_key
-            return grad(*(to_numpy(a) for a in arrays), wrt=key)
+            return grad(*map(to_numpy, arrays), wrt=keys.get(wrt, wrt))
 
         return grad_fn
 
-    @property
+    @cached_property
     def hvp_fn(self) -> Callable[..., Any]:
         """``hvp_fn(input, target, v)``: the Hessian of the reduced loss times ``v``.
 
@@ -902,7 +917,7 @@ class Derivation:
         hvp = self._numeric.hvp
 
         def hvp_fn(*arrays: Any) -> Any:
-            return hvp(*(to_numpy(a) for a in arrays))
+            return hvp(*map(to_numpy, arrays))
 
         return hvp_fn
 

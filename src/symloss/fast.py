@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -321,6 +322,8 @@ class FastKernels:
         #: The second-order kernels' module: ``None`` until the first use, ``False`` where
         #: the generator does not handle them.
         self.hvp_module: Any = None
+        #: The Hessian-vector product is 0 as an expression (a piecewise-linear loss, nll_loss).
+        self.hvp_zero = False
         self._kernels: dict[tuple[int, str, str, bool], Any] = {}
 
     def _hvp_source(self) -> str:
@@ -335,7 +338,14 @@ class FastKernels:
         global last_reason
         if self.hvp_module is None:
             try:
-                self.hvp_module = _load(self._hvp_source())
+                key = _plan_key(self.derivation, "second")
+                plan = cache.read_plan(key) if key is not None else None
+                if plan is None:
+                    plan = {"source": self._hvp_source(), "zero": self._second_exprs()[0] == 0}
+                    if key is not None:
+                        cache.write_plan(key, plan)
+                self.hvp_zero = bool(plan.get("zero", False))
+                self.hvp_module = _load(plan["source"])
             except (_Unsupported, NotImplementedError, TypeError) as exc:
                 last_reason = f"{self.derivation.name} hvp: {exc}"
                 self.hvp_module = False
@@ -410,6 +420,8 @@ class _ElementwiseKernels(FastKernels):
         module = self._hvp_kernels()
         if module is None:
             return None
+        if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
+            return np.zeros(layout.arrays["input"].size, dtype=layout.work)
         return self._call(module, "hvp", layout, layout.work, layout.divisor, (v,))
 
     def hess(self, layout: Layout) -> np.ndarray | None:
@@ -421,6 +433,7 @@ class _ElementwiseKernels(FastKernels):
 
 _NO_LABELS = np.zeros(1, dtype=np.int64)
 _NO_WEIGHT = np.ones(1)
+_NO_TARGET = {t.char: np.zeros((1, 1), dtype=t) for t in (np.dtype(np.float32), np.dtype(np.float64))}
 
 
 class _ClassAxisKernels(FastKernels):
@@ -431,7 +444,7 @@ class _ClassAxisKernels(FastKernels):
         arrays = layout.arrays
         z = arrays["input"]
         if layout.hard:
-            tag, labels, y = "hard", layout.labels, np.zeros((1, 1), dtype=z.dtype)
+            tag, labels, y = "hard", layout.labels, _NO_TARGET[z.dtype.char]
         else:
             tag, labels, y = "soft", _NO_LABELS, arrays["target"]
         kernel = self._kernel(module, f"{what}_{tag}", layout, z.size)
@@ -466,6 +479,8 @@ class _ClassAxisKernels(FastKernels):
         if module is None:
             return None
         z = layout.arrays["input"]
+        if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
+            return np.zeros(z.shape, dtype=z.dtype)
         return self._call(module, "hvp", layout, z.shape, z.dtype, layout.divisor, (v,))
 
     def hess(self, layout: Layout) -> np.ndarray | None:
@@ -540,6 +555,35 @@ _DIRECTION = sp.Symbol("v", real=True)
 _DIRECTION_LABEL = "v"
 
 
+def _at_labels(expr: sp.Expr, target: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]] | None:
+    """``[(label, expr at that label), ...]``: each Piecewise of ``expr`` whose conditions read
+    only the target (``Eq(y, 0)``, ``Eq(y, 0) | Eq(y, 1)``) replaced by the arm it takes where
+    the target is the label; the rest of ``expr`` is untouched (the same arithmetic, with
+    ``y`` still read). ``None`` where ``expr`` has no such Piecewise."""
+    pieces = [p for p in expr.atoms(sp.Piecewise)
+              if p.args[-1][1] == sp.true
+              and all(c.free_symbols == {target} for _, c in p.args[:-1])]
+    labels = sorted({e.rhs if e.lhs == target else e.lhs
+                     for p in pieces for _, c in p.args[:-1] for e in c.atoms(sp.Eq)
+                     if target in (e.lhs, e.rhs)}, key=sp.default_sort_key)
+    if not pieces or not labels or not all(c.is_number for c in labels):
+        return None
+    out = []
+    for label in labels:
+        chosen = {}
+        for p in pieces:
+            taken = [arm for arm, c in p.args if c.subs(target, label) == sp.true]
+            if not taken:
+                return None
+            chosen[p] = taken[0]
+        out.append((label, expr.xreplace(chosen)))
+    return out
+
+
+#: Elements per block of an element-wise kernel's soft-target pass.
+SOFT_BLOCK = 4096
+
+
 def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                         arrays: list[sp.Basic], scalars: list[sp.Basic]) -> str:
     """The element-wise kernels ``<what>_F`` for each ``(what, hard, soft)``.
@@ -558,21 +602,69 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     src = [_HEADER]
     for what, hard, soft in kernels:
         code = _Printer(names, {}).doprint(hard)
-        if soft != hard:
-            # A hard label takes the stable kernel form (nothing cancels); a soft one the
-            # derived gradient (σ(z) − y: one rounding in the cancellation, as few as torch's).
-            soft_code = _Printer(names, {}).doprint(soft)
-            code = f"({code}) if (x1 == 0.0 or x1 == 1.0) else ({soft_code})"
+        pre = ""  # lines before the write (the label arms of a split Piecewise)
+        branchy = code
+        # A hard label takes the stable kernel form (nothing cancels); a soft one the derived
+        # gradient (σ(z) − y: one rounding in the cancellation, as few as torch's). The hard
+        # form is written for every element by a branch-free loop (LLVM vectorizes it), then
+        # a second loop rewrites the elements whose target is soft: a per-element choice in
+        # one loop would keep it scalar (1e6 float32 bce_with_logits: 12 -> 2 ms).
+        soft_code = _Printer(names, {}).doprint(soft) if soft != hard else None
+        labels: tuple[str, ...] = ("0.0", "1.0")
+        arms = _at_labels(hard, arrays[1]) if len(arrays) > 1 and soft == hard else None
+        if arms is not None:
+            # A Piecewise on the target's value (sigmoid_focal_loss: Eq(y, 0), Eq(y, 1), else
+            # the soft form): the expression at each label computed and one chosen (a select,
+            # vectorized); the whole expression, as printed, for the other targets.
+            labels = tuple(str(float(c)) for c, _ in arms)
+            printed = [_Printer(names, {}).doprint(e) for _, e in arms]
+            pre = "".join(f"        h{n} = {e}\n" for n, e in enumerate(printed))
+            soft_code = code
+            code = f"h{len(arms) - 1}"
+            branchy = printed[-1]  # libm's helpers are calls: there one arm only, branching
+            for n, (c, _) in reversed(list(enumerate(arms[:-1]))):
+                code = f"(h{n} if x1 == {float(c)} else {code})"
+                branchy = f"(({printed[n]}) if x1 == {float(c)} else ({branchy}))"
         # the hvp takes its direction even where the Hessian is 0 (a piecewise-linear loss)
         direction = what == "hvp" or _DIRECTION in hard.free_symbols | soft.free_symbols
         params = ", ".join([*array_params, *(["dv"] if direction else []), *scalar_params])
         load_v = "        xv = np.float64(dv[j])\n" if direction else ""
-        for flavour, body in _flavoured(code).items():
-            src.append(
-                f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
-                f"    for j in prange(out.size):\n{loads}{load_v}"
-                f"        out[j] = ({body}) / divisor\n"
-            )
+        flavours = _flavoured(pre + code)
+        if pre:
+            flavours["m"] = _flavoured(branchy)["m"]
+        if what == "grad" and "x1 ==" in code and not pre:
+            # A form chosen per element by the target's value (a Piecewise on it) is a branch
+            # LLVM cannot vectorize around; scalar, libm's exp is 2.5-3x faster than the
+            # polynomial exp_v (measured, 1e6 float32 focal: 92 -> 37 ms) and no less exact.
+            flavours["v"] = flavours["m"]
+        soft_test = " & ".join(f"(x1 != {c})" for c in labels)
+        for flavour, text in flavours.items():
+            *lines, body = text.split("\n") if pre and flavour == "v" else ("", text)
+            text = (f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
+                    f"    for j in prange(out.size):\n{loads}{load_v}"
+                    + "".join(f"{line}\n" for line in lines if line)
+                    + f"        out[j] = ({body}) / divisor\n")
+            if soft_code is not None:
+                # the soft form always with libm's helpers, as the NumPy path (it may cancel);
+                # per block of SOFT_BLOCK: a vectorized count of soft targets, and the soft
+                # form only in blocks that have one (a short-circuit test per element is a
+                # branch on the labels, mispredicted half the time: 5 ms per 1e6, not 0.5)
+                soft_body = _flavoured(soft_code)["m"]
+                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
+                         f"        lo = b * {SOFT_BLOCK}\n"
+                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
+                         "        n_soft = 0\n"
+                         "        for j in range(lo, hi):\n"
+                         "            x1 = np.float64(a1[j])\n"
+                         f"            n_soft += {soft_test}\n"
+                         "        if n_soft == 0:\n"
+                         "            continue\n"
+                         "        for j in range(lo, hi):\n"
+                         "            x1 = np.float64(a1[j])\n"
+                         f"            if {soft_test}:\n"
+                         + "".join(f"        {line}" for line in (loads + load_v).splitlines(True))
+                         + f"                out[j] = ({soft_body}) / divisor\n")
+            src.append(text)
     return "".join(src)
 
 
@@ -688,46 +780,61 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     # a multiply is several times cheaper than a divide.
                     body = body.replace(" / one_s)", " * inv_s)")
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
-                src.append(
-                    f"\n\n@njit(**_OPTS)\n"
-                    f"def {what}_{tag}_{flavour}(out, divisor, chunks, {params}):\n"
-                    "    n_rows, n_classes = z.shape\n"
-                    "    nb = block_rows(n_classes)\n"
-                    "    for c in prange(chunks):\n"
-                    "        ebuf = np.empty((nb, n_classes))\n"
-                    "        ms = np.empty(nb)\n"
-                    "        smalls = np.empty(nb)\n"
-                    "        ones = np.empty(nb)\n"
-                    + ("        dots = np.empty(nb)\n" if dot else "")
-                    + "        hi = (c + 1) * n_rows // chunks\n"
-                    "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
-                    "            r1 = min(r0 + nb, hi)\n"
-                    "            block_max(z, r0, r1, ms)\n"
-                    "            for q in range(r1 - r0):\n"
-                    f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
-                    + sums
-                    + "            for q in range(r1 - r0):\n"
-                    "                r = r0 + q\n"
-                    "                zr = z[r]\n"
-                    "                buf = ebuf[q]\n"
-                    + ("                dr = dv[r]\n" if direction else "")
-                    + ("                tr = t[r]\n"
-                       "                if tr == ignore:\n" + skip +
-                       "                    continue\n" if hard else
-                       "                yr = y[r]\n")
-                    + ("                onehot = True\n"
-                       "                for k in range(n_classes):\n"
-                       "                    if yr[k] != 0.0 and yr[k] != 1.0:\n"
-                       "                        onehot = False\n"
-                       "                        break\n" if choose else "")
-                    + "                m = ms[q]\n"
-                    "                s = smalls[q] + (ones[q] - 1.0)\n"
-                    "                one_s = 1.0 + s\n"
-                    "                lse = math.log1p(s)\n"
-                    "                inv_s = 1.0 / one_s\n"
-                    + hoisted_f + write.format(body=body)
-                )
+                src.append(_class_axis_kernel(
+                    f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
+                    choose, hoisted_f + write.format(body=body), skip))
     return "".join(src)
+
+
+#: What the softmax passes of a class-axis kernel define for the row's code: a row that reads
+#: none of them (nll_loss, multi_margin_loss, multilabel_soft_margin_loss) skips the passes.
+_SOFTMAX_STATE = re.compile(r"\b(m|s|one_s|lse|inv_s|buf|dots)\b")
+
+
+def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: bool,
+                       direction: bool, hard: bool, choose: bool, row: str, skip: str) -> str:
+    """One class-axis kernel: per block of rows, the softmax passes (the max, ``e = exp(z −
+    m)``, ``s``) where ``row`` -- the code that writes row ``r`` -- reads them, then ``row``."""
+    softmax = bool(_SOFTMAX_STATE.search(row))
+    return (
+        f"\n\n@njit(**_OPTS)\n"
+        f"def {name}(out, divisor, chunks, {params}):\n"
+        "    n_rows, n_classes = z.shape\n"
+        "    nb = block_rows(n_classes)\n"
+        "    for c in prange(chunks):\n"
+        + ("        ebuf = np.empty((nb, n_classes))\n"
+           "        ms = np.empty(nb)\n"
+           "        smalls = np.empty(nb)\n"
+           "        ones = np.empty(nb)\n" if softmax else "")
+        + ("        dots = np.empty(nb)\n" if softmax and dot else "")
+        + "        hi = (c + 1) * n_rows // chunks\n"
+        "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
+        "            r1 = min(r0 + nb, hi)\n"
+        + ("            block_max(z, r0, r1, ms)\n"
+           "            for q in range(r1 - r0):\n"
+           f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
+           + sums if softmax else "")
+        + "            for q in range(r1 - r0):\n"
+        "                r = r0 + q\n"
+        "                zr = z[r]\n"
+        + ("                buf = ebuf[q]\n" if softmax else "")
+        + ("                dr = dv[r]\n" if direction else "")
+        + ("                tr = t[r]\n"
+           "                if tr == ignore:\n" + skip +
+           "                    continue\n" if hard else
+           "                yr = y[r]\n")
+        + ("                onehot = True\n"
+           "                for k in range(n_classes):\n"
+           "                    if yr[k] != 0.0 and yr[k] != 1.0:\n"
+           "                        onehot = False\n"
+           "                        break\n" if choose else "")
+        + ("                m = ms[q]\n"
+           "                s = smalls[q] + (ones[q] - 1.0)\n"
+           "                one_s = 1.0 + s\n"
+           "                lse = math.log1p(s)\n"
+           "                inv_s = 1.0 / one_s\n" if softmax else "")
+        + row
+    )
 
 
 def _cache_dir() -> Path:
@@ -752,7 +859,9 @@ def build(derivation: Derivation) -> FastKernels | None:
 
     numba compiles each kernel for its argument types on first call (or loads it from the
     on-disk cache). The expressions are :func:`symloss.layout.forms`' -- the ones the NumPy
-    evaluator evaluates -- for every loss: nothing lists which losses are "fast".
+    evaluator evaluates -- for every loss: nothing lists which losses are "fast". A catalogue
+    derivation's printed kernels are kept on disk too (:func:`_plan_key`), so that a later
+    process loads them without SymPy deriving and printing them again.
     """
     global last_reason
     if not available():
@@ -761,44 +870,81 @@ def build(derivation: Derivation) -> FastKernels | None:
     cache.select_threading_layer()
     d = derivation.declaration
     family = derivation.spec.family
-    # Keyed by the expressions evaluated, not only the declaration: a twin derivation may
-    # evaluate another kernel form (symloss.testing's hypotheses do).
-    key = (id(d), id(derivation.kernel_gradient), id(derivation.gradient))
-    cached = _BUILT.get(key)
-    if cached is not None and cached[:3] == (d, derivation.kernel_gradient, derivation.gradient):
-        # the same symbolic derivation (the entry keeps them alive), other array values
+    plan_key = _plan_key(derivation, "first")
+    if plan_key is not None:  # a catalogue derivation: its expressions are its name's
+        key: tuple[Any, ...] = (plan_key,)
+        cached = _BUILT.get(key)
+    else:
+        # Keyed by the expressions evaluated, not only the declaration: a twin derivation may
+        # evaluate another kernel form (symloss.testing's hypotheses do).
+        key = (id(d), id(derivation.kernel_gradient), id(derivation.gradient))
+        cached = _BUILT.get(key)
+        if cached is not None and cached[:3] != (d, derivation.kernel_gradient,
+                                                 derivation.gradient):
+            cached = None
+    if cached is not None:
+        # the same symbolic derivation (the entry keeps it alive), other array values
         last_reason = None
         return cached[3](derivation, *cached[4:])  # type: ignore[no-any-return]
-    f = forms(derivation)
+    plan = cache.read_plan(plan_key) if plan_key is not None else None
     try:
-        if family == "elementwise":
-            taken = {*derivation.spec.arguments, *ARRAY_OPTIONS}
-            arrays = ["input", "target", *(n for n in d.symbols
-                                           if n in taken and n not in ("input", "target"))]
-            scalar_names = [n for n in d.symbols if n not in taken]
-            source = _elementwise_source(
-                [("loss", reduce_sums(f.loss), reduce_sums(f.loss)),
-                 ("grad", reduce_sums(f.grad_hard), reduce_sums(f.grad_soft))],
-                [d.symbols[n] for n in arrays],
-                [d.symbols[n] for n in scalar_names],
-            )
-            kind: type[FastKernels] = _ElementwiseKernels
-        elif family == "class_axis":
-            arrays = []
-            scalar_names = [n for n in d.symbols
-                            if n not in ("input", "target", "weight", "num_classes")]
-            source = _class_axis_source(
-                [("loss", f.loss, f.loss), ("grad", f.grad_hard, f.grad_soft)],
-                d.symbols, [d.symbols[n] for n in scalar_names], _tags(derivation))
-            kind = _ClassAxisKernels
-        else:
-            last_reason = f"family {family!r} has no numba kernels yet"
-            return None
-        module = _load(source)
+        if plan is None:
+            plan = _generate(derivation)
+            if plan is None:
+                last_reason = f"family {family!r} has no numba kernels yet"
+                return None
+            if plan_key is not None:
+                cache.write_plan(plan_key, plan)
+        module = _load(plan["source"])
     except (_Unsupported, NotImplementedError, TypeError) as exc:
         last_reason = f"{derivation.name}: {exc}"
         return None
-    _BUILT[key] = (d, derivation.kernel_gradient, derivation.gradient,
-                   kind, module, tuple(arrays), tuple(scalar_names))
+    kind = _ElementwiseKernels if plan["kind"] == "elementwise" else _ClassAxisKernels
+    arrays, scalar_names = tuple(plan["arrays"]), tuple(plan["scalars"])
+    _BUILT[key] = ((d, derivation.kernel_gradient, derivation.gradient) if plan_key is None
+                   else (d, None, None)) + (kind, module, arrays, scalar_names)
     last_reason = None
-    return kind(derivation, module, tuple(arrays), tuple(scalar_names))
+    return kind(derivation, module, arrays, scalar_names)
+
+
+def _generate(derivation: Derivation) -> dict[str, Any] | None:
+    """The first-order kernels' source, with the names of their array and scalar arguments
+    (``None`` for a family without kernels)."""
+    d = derivation.declaration
+    family = derivation.spec.family
+    f = forms(derivation)
+    if family == "elementwise":
+        taken = {*derivation.spec.arguments, *ARRAY_OPTIONS}
+        arrays = ["input", "target", *(n for n in d.symbols
+                                       if n in taken and n not in ("input", "target"))]
+        scalar_names = [n for n in d.symbols if n not in taken]
+        source = _elementwise_source(
+            [("loss", reduce_sums(f.loss), reduce_sums(f.loss)),
+             ("grad", reduce_sums(f.grad_hard), reduce_sums(f.grad_soft))],
+            [d.symbols[n] for n in arrays],
+            [d.symbols[n] for n in scalar_names],
+        )
+    elif family == "class_axis":
+        arrays = []
+        scalar_names = [n for n in d.symbols
+                        if n not in ("input", "target", "weight", "num_classes")]
+        source = _class_axis_source(
+            [("loss", f.loss, f.loss), ("grad", f.grad_hard, f.grad_soft)],
+            d.symbols, [d.symbols[n] for n in scalar_names], _tags(derivation))
+    else:
+        return None
+    return {"kind": family, "source": source, "arrays": arrays, "scalars": scalar_names}
+
+
+def _plan_key(derivation: Derivation, order: str) -> str | None:
+    """The on-disk name of a catalogue derivation's printed kernels of ``order``, or ``None``.
+
+    A catalogue derivation's expressions are determined by its loss name and the options the
+    symbolic derivation reads (:attr:`Derivation.symbolic_key`) -- and by symloss's own code,
+    whose digest is part of the name. A loss of the user's own, or a twin that evaluates
+    other forms, has no such name: it is generated in every process.
+    """
+    symbolic = getattr(derivation, "symbolic_key", None)
+    if symbolic is None:
+        return None
+    return cache.digest(repr((symbolic, order)).encode(), cache.code_digest().encode())

@@ -137,6 +137,8 @@ def _companion_dtype(arr: np.ndarray, work: np.dtype) -> np.dtype:
 
 
 def _broadcast(value: np.ndarray, shape: tuple[int, ...], what: str, loss: str) -> np.ndarray:
+    if value.shape == shape:
+        return value
     try:
         return np.broadcast_to(value, shape)
     except ValueError:
@@ -221,8 +223,11 @@ class Layout:
         dtype = self.work if dtype is None else dtype
         if self.family == "elementwise":
             return _flat(arr, dtype)
-        moved = np.moveaxis(arr, self.class_dim, -1)
-        return np.ascontiguousarray(moved, dtype=dtype).reshape(-1, moved.shape[-1])
+        if self.class_dim != arr.ndim - 1:
+            arr = np.moveaxis(arr, self.class_dim, -1)
+        if arr.dtype != dtype or not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+        return arr.reshape(-1, arr.shape[-1])
 
     def from_kernel(self, out: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
         """A per-element result in the kernel layout, back in the input's shape and dtype."""
@@ -230,8 +235,9 @@ class Layout:
             out = out.reshape(self.shape)
         else:
             row_shape = self.shape[: self.class_dim] + self.shape[self.class_dim + 1 :]
-            out = np.moveaxis(out.reshape(*row_shape, self.shape[self.class_dim]), -1,
-                              self.class_dim)
+            out = out.reshape(*row_shape, self.shape[self.class_dim])
+            if self.class_dim != len(self.shape) - 1:  # (N, C, d1, ...): the class axis back
+                out = np.moveaxis(out, -1, self.class_dim)
         return cast(out, self.dtype if dtype is None else dtype)
 
     def direction(self, v: Any, name: str) -> np.ndarray:
@@ -324,6 +330,10 @@ class Planner:
         from .catalog import TARGET_CHECKS
 
         self.target_check = TARGET_CHECKS.get(spec.name)
+        if self.family == "class_axis":  # read from the spec once, not per call
+            self.class_axis = _ClassAxisFacts(
+                index_only=spec.index_targets_only, multi_hot=spec.multi_hot_targets,
+                spatial=spec.spatial, has_weight="weight" in symbols)
 
     def __call__(self, arrays: tuple[Any, ...]) -> Layout:
         if len(arrays) != len(self.arguments):
@@ -331,7 +341,8 @@ class Planner:
         if self.family == "elementwise":
             return self._elementwise(arrays)
         if self.family == "class_axis":
-            return _class_axis(self.derivation, arrays, self.scalars, self.by_weight)
+            return _class_axis(self.derivation, arrays, self.scalars, self.by_weight,
+                               self.class_axis)
         raise AssertionError(f"no layout for family {self.family!r}")  # pragma: no cover
 
     def _elementwise(self, given_arrays: tuple[Any, ...]) -> Layout:
@@ -350,7 +361,8 @@ class Planner:
         out: dict[str, np.ndarray] = {"input": _flat(x, work)}
         if self.probability:
             xi = out["input"]
-            if np.any((xi < 0) | (xi > 1)) or np.any(np.isnan(xi)):
+            # two reductions, no temporaries; NaN fails both comparisons (min/max keep it)
+            if xi.size and not (np.minimum.reduce(xi) >= 0 and np.maximum.reduce(xi) <= 1):
                 raise SymlossValueError(
                     f"{name}: every input must be a probability in [0, 1] "
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
@@ -391,10 +403,19 @@ def _scalars(derivation: Derivation, taken: set[str]) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class _ClassAxisFacts:
+    """What a class-axis layout needs from the spec (worked out once per derivation)."""
+
+    index_only: bool
+    multi_hot: bool
+    spatial: bool
+    has_weight: bool
+
+
 def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
-                scalars: dict[str, float], by_weight: bool) -> Layout:
+                scalars: dict[str, float], by_weight: bool, spec: _ClassAxisFacts) -> Layout:
     name = derivation.name
-    spec = derivation.spec
     options = derivation.options
     input, target = given_arrays
     x = _as_real(input, name, "input")
@@ -416,16 +437,16 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
     # A loss without an ignore_index option (multi_margin_loss) ignores no target.
     given_ignore = options.get("ignore_index")
     ignore_index = int(given_ignore) if given_ignore is not None else NO_IGNORE
-    if x.ndim > 2 and not spec.spatial and spec.index_targets_only:
+    if x.ndim > 2 and not spec.spatial and spec.index_only:
         raise SymlossValueError(  # torch's multi_margin_loss: (C) or (N, C) only
             f"{name}: input must have shape (C) or (N, C), got {x.shape} (torch: expected "
             "non-empty vector or matrix)")
-    if t.shape == x.shape and spec.index_targets_only:
+    if t.shape == x.shape and spec.index_only:
         raise SymlossValueError(
             f"{name}: targets are class indices of shape "
             f"{x.shape[:class_dim] + x.shape[class_dim + 1:]}, got the input's shape {t.shape}"
         )
-    if spec.multi_hot_targets and t.shape != x.shape:
+    if spec.multi_hot and t.shape != x.shape:
         raise SymlossValueError(
             f"{name}: the target must have the input's shape {x.shape} (one label per "
             f"class), got {t.shape}"
@@ -441,7 +462,7 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
     arrays: dict[str, np.ndarray] = {"input": rows(x, work)}
     labels = valid = None
     if t.shape == x.shape:
-        if spec.multi_hot_targets and t.dtype.kind in "iub":
+        if spec.multi_hot and t.dtype.kind in "iub":
             t = t.astype(work)
         if t.dtype.kind != "f":
             raise SymlossTypeError(
@@ -469,18 +490,17 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
         labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
         valid = (labels != ignore_index if given_ignore is not None
                  else np.ones(labels.shape, dtype=bool))
-        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        # one reduction: a negative label is a huge unsigned one
+        if labels.size and int(labels.view(np.uint64).max()) >= n_classes:
             bad = valid & ((labels < 0) | (labels >= n_classes))
-        else:
-            bad = np.zeros(0, dtype=bool)
-        if np.any(bad):
-            also = f" (or ignore_index={ignore_index})" if given_ignore is not None else ""
-            raise SymlossValueError(
-                f"{name}: target {int(labels[bad][0])} is out of bounds; class indices are "
-                f"0..{n_classes - 1}{also}"
-            )
+            if bad.any():
+                also = f" (or ignore_index={ignore_index})" if given_ignore is not None else ""
+                raise SymlossValueError(
+                    f"{name}: target {int(labels[bad][0])} is out of bounds; class indices "
+                    f"are 0..{n_classes - 1}{also}"
+                )
         denominator = class_index_denominator(derivation, labels, valid, by_weight)
-    if "weight" in derivation.declaration.symbols:
+    if spec.has_weight:
         arrays["weight"] = np.ascontiguousarray(weight, dtype=np.float64)
     return Layout(
         family="class_axis", shape=x.shape, dtype=_result_dtype(x), work=work,
