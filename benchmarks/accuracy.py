@@ -130,27 +130,30 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     args = [decl.symbols[n] for n in names]
     if direction:
         names.append("v")
-        args.append(sp.IndexedBase("v") if d.spec.family == "class_axis"
+        args.append(sp.IndexedBase("v") if d.spec.family in ("class_axis", "rows")
                     else sp.Symbol("v", real=True))
-    per_row = kind == "loss" and d.spec.family == "class_axis"
+    per_row = kind == "loss" and d.spec.family in ("class_axis", "rows")
     plain = [sp.Symbol(str(a.label)) if isinstance(a, sp.IndexedBase) else a for a in args]
     renamed = expr.subs({a: s for a, s in zip(args, plain, strict=True)
                          if not isinstance(a, sp.IndexedBase)})
     index = sp.Symbol("i", integer=True)
-    extra = [index] if d.spec.family == "class_axis" and not per_row else []
+    extra = [index] if d.spec.family in ("class_axis", "rows") and not per_row else []
     fn = sp.lambdify([*plain, *extra], renamed, modules=[_NAMESPACE, "mpmath"])
     opts = d.options
 
     def scalar_options() -> dict[str, Any]:
         out = {}
         for n in names:
-            if n in ("input", "target", "weight", "pos_weight", "num_classes", "v"):
+            if n in ("input", "target", "weight", "pos_weight", "num_classes", "v",
+                     *d.spec.arguments):
                 continue
             out[n] = mpmath.mpf(float(opts[n]))
         return out
 
-    def elementwise(x: np.ndarray, y: np.ndarray, v: np.ndarray | None = None) -> np.ndarray:
-        arrays = {"input": x, "target": y}
+    def elementwise(x: np.ndarray, y: np.ndarray, v: np.ndarray | None = None,
+                    **others: np.ndarray) -> np.ndarray:
+        # others: the further arrays by key (var, input2), the input's shape
+        arrays = {"input": x, "target": y, **others}
         if v is not None:
             arrays["v"] = v
         for n in ("weight", "pos_weight"):
@@ -199,7 +202,84 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
         return elementwise
     if d.spec.family == "class_axis":
         return class_axis
+    if d.spec.family == "rows":
+        return _exact_rows(d, renamed, [*plain, *extra], names, per_row)
     raise NotImplementedError(f"family {d.spec.family!r}")
+
+
+def _settled(call: Callable[[], Any]) -> Any:
+    """``call()`` at ``DPS`` digits, then at twice as many until two agree to 40 digits: a row
+    loss cancels where rows are parallel (1 − cos ≈ ε/|a|², below 10⁻⁶⁰ for |a| ≳ 10²⁴)."""
+    prev: Any = None
+    value: Any = None
+    for dps in (DPS, 2 * DPS, 4 * DPS, 8 * DPS):
+        with mpmath.workdps(dps):
+            try:
+                value = call()
+            except ZeroDivisionError:  # a difference that is 0 at these digits (|a − p|²)
+                prev = None
+                continue
+        if prev is not None:
+            pairs = zip(prev, value, strict=True) if isinstance(value, list) else [(prev, value)]
+            if all(abs(a - b) <= mpmath.mpf(10) ** -40 * abs(b) for a, b in pairs):
+                return value
+        prev = value
+    return value
+
+
+def _exact_rows(d: symloss.Derivation, expr: sp.Expr, args: list[sp.Basic], names: list[str],
+                per_row: bool) -> Callable[..., np.ndarray]:
+    """The row family's exact function: ``fn(arrays, v=None)`` with ``arrays`` torch's
+    positional arrays (in ``spec.arguments`` order); one value per row for the loss, the
+    input's shape otherwise. Targets are decoded as the evaluator does (:mod:`symloss.rows`).
+
+    A per-row target of a few values (y = ±1) is substituted before evaluating: the derived
+    forms carry (1 ± y)/2 expanded, whose terms cancel exactly only symbolically.
+    """
+    from symloss.rows import RowAdapter
+
+    adapter = RowAdapter(d)
+    sizes = ("num_features", "num_classes")
+    symbols = d.declaration.symbols
+    discrete = {a.symbol_key: a.domains[0].values for a in d.spec.arguments_for(d.options)
+                if isinstance(symbols.get(a.symbol_key), sp.Symbol) and a.domains[0].values}
+    fns: dict[tuple[float, ...], Callable[..., Any]] = {}
+
+    def fn(*vals: Any) -> Any:
+        key = tuple(float(vals[names.index(n)]) for n in discrete)
+        if key not in fns:
+            at = {args[names.index(n)]: sp.nsimplify(t) for n, t in zip(discrete, key, strict=True)}
+            fns[key] = sp.lambdify(args, expr.subs(at), modules=[_NAMESPACE, "mpmath"])
+        return fns[key](*vals)
+
+    def rows_fn(arrays: list[np.ndarray], v: np.ndarray | None = None) -> np.ndarray:
+        prep = adapter.prepare(*arrays)
+        width = prep.width
+        values = dict(prep.values)
+        if v is not None:
+            values["v"] = np.asarray(v).reshape((*prep.rows, width))
+        out = np.empty(prep.rows if per_row else (*prep.rows, width), dtype=object)
+        for row in np.ndindex(prep.rows):
+            def call(row: tuple[int, ...] = row) -> Any:
+                vals: list[Any] = []
+                for n in names:
+                    value = values[n]
+                    if n in sizes:
+                        vals.append(width)
+                    elif isinstance(symbols.get(n), sp.IndexedBase) or n == "v":  # a row, 1-based
+                        vals.append([None, *(mpmath.mpf(float(t)) for t in value[row])])
+                    elif np.ndim(value) == 0:  # an option
+                        vals.append(mpmath.mpf(float(value)))
+                    else:  # one number per row (y = ±1)
+                        vals.append(mpmath.mpf(float(value[row])))
+                if per_row:
+                    return fn(*vals)
+                return [fn(*vals, i) for i in range(1, width + 1)]
+
+            out[row] = _settled(call)
+        return out
+
+    return rows_fn
 
 
 def ulps(got: np.ndarray, exact: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -290,6 +370,16 @@ def variants() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _grid_not_measured(d: symloss.Derivation) -> list[dict[str, Any]]:
+    """The grid's row for a loss whose arrays are not (input, target): said, not dropped."""
+    why = (f"NOT MEASURED by the grid: it draws (input, target), {d.name} takes "
+           f"{', '.join(d.spec.torch_arguments)} (see the search table)")
+    return [{"loss": d.name, "dtype": dtype, "targets": "-", "exact_hard": False, "n": 0,
+             "symloss_max": float("nan"), "symloss_median": float("nan"),
+             "torch_max": float("nan"), "torch_median": float("nan"),
+             "symloss_worst": "", "torch_worst": why} for dtype in ("float32", "float64")]
+
+
 def run(quick: bool, only: list[str] | None = None) -> list[dict[str, Any]]:
     mpmath.mp.dps = DPS
     rows = []
@@ -298,6 +388,9 @@ def run(quick: bool, only: list[str] | None = None) -> list[dict[str, Any]]:
             continue
         try:
             d = symloss.derive(name, reduction="sum", **opts)
+            if d.spec.family == "rows" or d.spec.arguments != ("input", "target"):
+                rows += _grid_not_measured(d)
+                continue
             truth = exact_gradient(d)
         except Exception as exc:  # a new loss this script cannot evaluate yet
             print(f"skipped {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -598,6 +691,255 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
     return worst
 
 
+# ----------------------------------------------------------- losses of more than (input, target)
+def _torch_order(d: symloss.Derivation, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The arrays by key (``input``, ``input2``, ``var``, …) in torch's positional order."""
+    return [arrays[k] for k in d.spec.arguments]
+
+
+def _multi_call(case: _Case, order: int, evaluator: str, arrays: dict[str, np.ndarray],
+                v: np.ndarray) -> np.ndarray:
+    """symloss's loss (reduction='none'), gradient w.r.t. the input or HVP at ``arrays``."""
+    from symloss import fast
+
+    d = case.by_order[order]
+    given = _torch_order(d, arrays)
+    calls = {0: lambda: d.loss_fn(*given), 1: lambda: d.grad_fn(*given),
+             2: lambda: d.hvp_fn(*given, v)}
+    if evaluator == "numpy":
+        with fast.disabled():
+            return np.asarray(calls[order]())
+    floor, fast.MIN_SIZE = fast.MIN_SIZE, 0
+    try:
+        return np.asarray(calls[order]())
+    finally:
+        fast.MIN_SIZE = floor
+
+
+def _multi_exact(case: _Case, order: int, arrays: dict[str, np.ndarray],
+                 v: np.ndarray) -> np.ndarray:
+    truth, d = case.truth[order], case.d
+    if case.family == "rows":
+        return truth(_torch_order(d, arrays), v) if order == 2 \
+            else truth(_torch_order(d, arrays))
+    others = {k: a for k, a in arrays.items() if k not in ("input", "target")}
+    if order == 2:
+        return truth(arrays["input"], arrays["target"], v, **others)
+    return truth(arrays["input"], arrays["target"], **others)
+
+
+def _side_values(case: _Case, key: str, rng: np.random.Generator, quick: bool) -> list[float]:
+    """Values an element-wise loss's further array (``var``, ``input2``, the ±1 target) takes in
+    the search: its domain's listed values, its declared points, tiny and huge ones, the
+    clamps of the loss (``clamp_min(σ², ε)``: ε ± a few ulps), random draws."""
+    d, dt = case.d, case.dt
+    arg = next(a for a in d.spec.arguments_for(d.options) if a.symbol_key == key)
+    dom = arg.domains[0]
+    if dom.values:
+        return [float(t) for t in dom.values]
+    big = 1e30 if dt == np.float32 else 1e200
+    out = [*dom.points, 1e-30, 1e-3, 1e3, big]
+    if dom.lo < 0:
+        out += [-t for t in out if t > 0]
+    symbol = d.declaration.symbols[key]
+    for clamp in d.declaration.loss.atoms(sp.Function):
+        if type(clamp).__name__ == "clamp_min" and clamp.args[0] == symbol:
+            lo = float(sp.sympify(clamp.args[1]).subs(
+                {d.declaration.symbols[n]: float(d.options[n]) for n in d.declaration.symbols
+                 if n in d.options and not isinstance(d.options[n], bool)}))
+            out += [float(_ulp_steps(np.array([lo], dt), k)[0]) for k in (-2, -1, 0, 1, 2)]
+    out += list(np.abs(rng.standard_normal(1 if quick else 3)) * 3)
+    return [t for t in out if dom.lo <= t <= dom.hi]
+
+
+def _multi_elementwise_points(case: _Case, order: int, quick: bool,
+                              rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """:func:`_elementwise_points` for a loss of further arrays: each combination of the
+    other arrays' values (:func:`_side_values`), the input swept over a grid with every root
+    of the exact value bisected (± a few ulps), the declared kinks ± a few ulps, huge inputs
+    (squares overflow), random restarts."""
+    d, dt = case.d, case.dt
+    keys = [k for k in d.spec.arguments if k != "input"]
+    labels = d.declaration.symbols
+    choices = [_side_values(case, k, rng, quick) for k in keys]
+    combos = [dict(zip(keys, c, strict=True)) for c in np.array(np.meshgrid(*choices)).reshape(
+        len(keys), -1).T.tolist()]
+    if quick:
+        combos = [combos[j] for j in rng.choice(len(combos), min(12, len(combos)), replace=False)]
+    g = np.logspace(-9, 4, 10 if quick else 30)
+    huge = [1e15, 1e30] if dt == np.float32 else [1e15, 1e100, 1e200, 1e300]
+    grid = np.unique(np.concatenate([-g[::-1], [0.0], g, huge, -np.array(huge)]).astype(dt)
+                     ).astype(float)
+    offsets = range(-2, 3) if quick else range(-4, 5)
+    pts: list[tuple[float, dict[str, float]]] = []
+
+    def f(z: float, combo: dict[str, float]) -> Any:
+        arrays = {"input": np.array([z], dt),
+                  **{k: np.array([t], dt) for k, t in combo.items()}}
+        return _multi_exact(case, order, arrays, np.ones(1, dt))[0]
+
+    for combo in combos:
+        vals = [f(z, combo) for z in grid]
+        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
+            if fa * fb < 0:
+                def along(z: float, c: dict[str, float] = combo) -> Any:
+                    return f(z, c)
+
+                root = _bisect_root(along, a, b, dt)
+                pts += [(float(_ulp_steps(np.array([root], dt), k)[0]), combo) for k in offsets]
+        pts += [(z, combo) for z in grid]
+        for kink in d.declaration.kinks:
+            at = dict(kink.at)
+            given = {labels[k]: t for k, t in combo.items()}
+            if any(given.get(s, t) != t for s, t in at.items() if s != labels["input"]):
+                continue  # the kink is at another target
+            subs = {**given, **{labels[n]: float(d.options[n]) for n in labels
+                                if n in d.options and not isinstance(d.options[n], bool)}}
+            try:
+                z0 = float(sp.sympify(at[labels["input"]]).subs(subs))
+            except (TypeError, ValueError, KeyError):
+                continue
+            pts += [(float(_ulp_steps(np.array([z0], dt), k)[0]), combo) for k in offsets]
+    n = 20 if quick else 400
+    rx = rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-10, 4, n)
+    pts += [(float(z), combos[int(rng.integers(len(combos)))]) for z in rx]
+    out = {"input": np.array([z for z, _ in pts], dt)}
+    for k in keys:
+        out[k] = np.array([c[k] for _, c in pts], dt)
+    return out
+
+
+def _row_points(case: _Case, quick: bool,
+                rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
+    """Batches of rows where a row-wise loss is hard: the checker's row battery (its rows on
+    each declared kink found by bisection: c = margin, d(a, p) + margin = d(a, n)) and those
+    rows' input moved ± a few ulps; second arrays nearly parallel / antiparallel to the input
+    (cos ≈ ±1: 1 − c cancels; a ≈ p: d(a, p) ≈ ε), permuted differences (d(a, p) = d(a, n)),
+    rows scaled from 10⁻³⁰ to 10³⁰; classes one margin apart (1 − x_l + x_k ≈ 0)."""
+    from symloss.rows import _index_lists, battery_cases
+
+    d, dt = case.d, case.dt
+    args = d.spec.arguments_for(d.options)
+    vectors = [a.symbol_key for a in args if a.symbol_key != "target" and a.differentiable]
+    has_target = "target" in d.spec.arguments
+    domain = d.spec.target_domains(d.options)[0].name if has_target else ""
+    out: list[dict[str, np.ndarray]] = []
+
+    def targets(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+        if not has_target:
+            return {}
+        if domain == "±1":
+            return {"target": np.where(np.arange(shape[0]) % 2 == 0, 1.0, -1.0).astype(dt)}
+        return {"target": _index_lists(rng, shape)}
+
+    for c in battery_cases(d, rng, str(dt), (-np.inf, np.inf)):
+        arrays = dict(zip(d.spec.arguments, c.arrays(d.spec), strict=True))
+        if np.ndim(arrays["input"]) != 2:
+            continue
+        out.append(arrays)
+        if c.kink:
+            for k in (-2, -1, 1, 2):
+                out.append({**arrays, "input": _ulp_steps(arrays["input"], k)})
+    n = 8 if quick else 64
+    for width in (3,) if quick else (2, 3, 16):
+        shape = (n, width)
+        a = rng.standard_normal(shape)
+        scale = 10.0 ** rng.uniform(-30, 30, (n, 1))
+        base = {"input": (a * scale).astype(dt)}
+        for sign in (1.0, -1.0):
+            for rel in (0.0, 1e-12, 1e-6, 1e-3):
+                near = {"input": base["input"]}
+                for key in vectors[1:]:  # parallel (+1) / antiparallel (−1), nearly
+                    near[key] = ((sign * a + rel * rng.standard_normal(shape)) * scale).astype(dt)
+                out.append({**near, **targets(shape)})
+        if len(vectors) == 3:  # |a − n| a permutation of |a − p|: d(a, p) = d(a, n)
+            diff = rng.standard_normal(shape)
+            p = a + diff
+            nn = a + rng.permuted(diff, axis=1) * (1 + 10.0 ** rng.uniform(-12, -1, (n, 1)))
+            for s in (1e-3, 1.0, 1e3):
+                out.append({"input": (a * s).astype(dt), vectors[1]: (p * s).astype(dt),
+                            vectors[2]: (nn * s).astype(dt)})
+        if len(vectors) == 1:  # one margin apart: x_k = x_l − 1 (± ulps)
+            x = np.round(rng.standard_normal(shape) * 4).astype(dt)
+            x[:, 1] = x[:, 0] - 1
+            t = _index_lists(rng, shape)
+            t[:, 0], t[:, 1] = 0, -1
+            for k in (-2, -1, 0, 1, 2):
+                out.append({"input": _ulp_steps(x, k), "target": t})
+            out.append({"input": (x * 1e20).astype(dt), "target": t})
+        out.append({**{k: (rng.standard_normal(shape) * scale).astype(dt) for k in vectors},
+                    **targets(shape)})
+    return out
+
+
+def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
+                 seed: int = 0) -> dict[str, tuple[float, str, int]]:
+    """:func:`search` for an element-wise loss of further arrays (``var``, ``input2``) and for
+    the row family: the worst error per evaluator with its inputs (all arrays, one element /
+    row); element-wise points refined by moving the worst inputs ±1…4 ulps."""
+    rng = np.random.default_rng(seed)
+    dt = case.dt
+    worst: dict[str, tuple[float, str, int]] = {e: (0.0, "", 0) for e in evaluators}
+
+    def direction(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        x = arrays["input"]
+        if case.family == "rows":
+            return np.random.default_rng(1).standard_normal(x.shape).astype(dt)
+        return np.ones(x.shape, dt)
+
+    def measure(arrays: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        v = direction(arrays)
+        try:
+            ex = _multi_exact(case, order, arrays, v)
+        except Exception as exc:
+            print(f"search {case.name} order {order}: exact value: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            return []
+        found = []
+        for e in evaluators:
+            try:
+                err = ulps(_multi_call(case, order, e, arrays, v), ex, dt)
+            except Exception as exc:
+                print(f"search {case.name} order {order} {e}: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
+                continue
+            found.append((e, err))
+        return found
+
+    def show(a: np.ndarray) -> str:
+        return np.array2string(np.asarray(a), precision=17, max_line_width=10**6)
+
+    def record(arrays: dict[str, np.ndarray], found: list[tuple[str, np.ndarray]]) -> None:
+        rows = arrays["input"].shape[0]
+        for e, err in found:
+            flat = np.nan_to_num(err.reshape(rows, -1).max(axis=1), nan=np.inf)
+            j = int(np.argmax(flat))
+            w, where, n = worst[e]
+            if flat[j] > w or not where:
+                where = ", ".join(f"{k}={show(np.broadcast_to(t, arrays['input'].shape[:1] + np.shape(t)[1:])[j])}"
+                                  for k, t in arrays.items())
+                w = float(flat[j])
+            worst[e] = (w, where, n + err.size)
+
+    if case.family == "rows":
+        for arrays in _row_points(case, quick, rng):
+            record(arrays, measure(arrays))
+        return worst
+    arrays = _multi_elementwise_points(case, order, quick, rng)
+    found = measure(arrays)
+    record(arrays, found)
+    picks: set[int] = set()
+    for _, err in found:
+        picks.update(np.argsort(np.nan_to_num(err, nan=np.inf))[-8:].tolist())
+    idx = np.array(sorted(picks), dtype=np.int64)
+    if idx.size:
+        steps = (-4, -3, -2, -1, 1, 2, 3, 4)
+        moved = {k: np.concatenate([_ulp_steps(t[idx], s) if k == "input" else t[idx]
+                                    for s in steps]) for k, t in arrays.items()}
+        record(moved, measure(moved))
+    return worst
+
+
 def run_search(quick: bool, only: list[str] | None = None) -> list[dict[str, Any]]:
     """The worst point per loss × order × dtype × evaluator."""
     from symloss import fast
@@ -614,13 +956,23 @@ def run_search(quick: bool, only: list[str] | None = None) -> list[dict[str, Any
             except Exception as exc:
                 print(f"not searched {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
                 break
-            if len(case.d.spec.arguments) != 2:
+            multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
+            if case.family not in ("elementwise", "class_axis", "rows") or (
+                    multi and case.family == "class_axis"):
                 rows.append({"loss": name, "dtype": dtype, "order": "-", "evaluator": "-",
-                             "worst": float("nan"), "where": "not searched: the search "
-                             f"draws (input, target) only, {name} takes "
+                             "worst": float("nan"), "where": "NOT MEASURED: the search has no "
+                             f"points for family {case.family!r} with arrays "
                              f"{', '.join(case.d.spec.arguments)}", "n": 0})
                 break
             for order in ORDERS:
+                if multi:
+                    # the row family has one evaluator (NumPy) today
+                    found = search_multi(case, order, ["numpy"] if case.family == "rows"
+                                         else evaluators, quick)
+                    for e, (w, where, n) in found.items():
+                        rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
+                                     "evaluator": e, "worst": w, "where": where, "n": n})
+                    continue
                 found = search(case, order, evaluators, quick)
                 for e, (w, where, n) in found.items():
                     rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
@@ -700,10 +1052,14 @@ def main(argv: list[str] | None = None) -> int:
         found = run_search(args.quick, args.only)
         print(f"\nWorst point found per loss × order × dtype × evaluator (error in ulps against "
               f"mpmath at {DPS} digits; loss: reduction='none', grad and hvp: reduction='sum', "
-              "hvp direction 1 (element-wise) or e₀ (class axis)). Points: roots of the exact "
+              "hvp direction 1 (element-wise), e₀ (class axis) or a seeded normal row (rows)). "
+              "Points: roots of the exact "
               "value found by bisection ± a few ulps (where it is a difference of nearly equal "
               "terms), kinks ± a few ulps, exp's over/underflow boundaries, a grid, random "
-              "restarts; then the worst ones moved by ±1…4 ulps. numpy: the NumPy path "
+              "restarts; then the worst ones moved by ±1…4 ulps; for a loss of further arrays (var, "
+              "input2) each combination of their values; for row losses the checker's rows "
+              "on each kink, nearly (anti)parallel rows, equal distances, rows scaled "
+              "10⁻³⁰…10³⁰ (only the NumPy evaluator exists for rows). numpy: the NumPy path "
               "(symloss.fast.disabled()); numba: the fast path forced on every size (losses "
               "without fast kernels answer on the NumPy path there).\n")
         print(search_table(found))

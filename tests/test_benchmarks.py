@@ -69,6 +69,53 @@ def test_exact_reference_is_not_fooled_by_cancellation():
     assert mpmath.almosteq(exact[1], mpmath.exp(-10000), rel_eps=mpmath.mpf(10) ** -50)
 
 
+def test_search_covers_losses_of_further_arrays(capsys):
+    """margin_ranking_loss (input1, input2, target): every order, both evaluators, no longer
+    "not searched"; its hinge is exact to the last bit (exit 0)."""
+    accuracy = _load("accuracy")
+    assert accuracy.main(["--quick", "--only", "margin_ranking_loss"]) == 0
+    out = capsys.readouterr().out
+    for order in ("loss", "grad", "hvp"):
+        assert f"| margin_ranking_loss | float64 | {order} | numpy |" in out
+    assert "not searched" not in out and "ABOVE" not in out
+    assert "| margin_ranking_loss | float32 | - | 0 |" in out  # the grid says it does not measure it
+    assert "NOT MEASURED by the grid" in out
+
+
+def test_search_covers_row_losses():
+    """multilabel_margin_loss (the row family): the quick search measures value, gradient and
+    HVP on the NumPy evaluator and finds them within the goal."""
+    import mpmath
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    case = accuracy._Case("multilabel_margin_loss", {}, "float64")
+    for order in accuracy.ORDERS:
+        worst, where, points = accuracy.search_multi(case, order, ["numpy"], quick=True)["numpy"]
+        assert points > 100 and "target=" in where
+        assert worst <= accuracy.GOAL_ULP, (order, worst, where)
+
+
+def test_exact_row_reference_is_not_fooled_by_cancellation():
+    """1 − cos of equal rows is ε/(|a|² + ε) (aten's ε added to each squared norm): about
+    10⁻⁷² for |a| ≈ 10³⁰, below 60 digits; the reference raises its precision until it
+    settles."""
+    import mpmath
+    import numpy as np
+
+    import symloss
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    d = symloss.derive("cosine_embedding_loss", reduction="none")
+    a = np.array([[1.0, 2.0, 3.0], [1e30, 2e30, 3e30]])
+    got = accuracy.exact(d, "loss")([a, a, np.array([1.0, 1.0])])
+    eps = mpmath.mpf(float(np.float32(1e-12)))
+    for row, value in zip(a, got, strict=True):
+        s = mpmath.fsum(mpmath.mpf(float(t)) ** 2 for t in row)
+        assert mpmath.almosteq(value, eps / (s + eps), rel_eps=mpmath.mpf(10) ** -30)
+
+
 def test_speed_quick_run_prints_every_table(capsys):
     """benchmarks/speed.py in reduced form: one loss, both dtypes, and the summary row."""
     speed = _load("speed")
