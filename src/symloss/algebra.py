@@ -22,6 +22,7 @@ from sympy import KroneckerDelta, Sum
 
 from .primitives import (
     SUM_INDEX,
+    accurate,
     clamp_min,
     clamped_log,
     exp_sub,
@@ -144,6 +145,7 @@ def normalize(expr: sp.Expr) -> sp.Expr:
             return -softplus(rest.args[0])
         return e
 
+    expr = expr.replace(lambda e: isinstance(e, accurate), lambda e: e.args[0])
     expr = expr.replace(lambda e: isinstance(e, sp.log), log_sigmoid)
     expr = expr.replace(lambda e: isinstance(e, sigmoid), flip)
     expr = expr.replace(

@@ -37,6 +37,7 @@ from .primitives import (
     CLASS_INDEX,
     NUM_CLASSES,
     SUM_INDEX,
+    accurate,
     clamp_min,
     clamped_log,
     class_sum,
@@ -920,7 +921,8 @@ def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
     )
     if opts["log_input"]:
         return _elementwise(
-            sp.exp(_Z) - _Y * _Z + extra,
+            # eᶻ − y z (+ Stirling's term) cancels next to its minimum: in double-double
+            accurate(sp.exp(_Z) - _Y * _Z + extra),
             sp.exp(_Z) - _Y,
             "Poisson negative log-likelihood with its canonical (log) link: the gradient with "
             "respect to the natural parameter z = log λ is mean minus target, exp(z) − y.",
@@ -967,7 +969,8 @@ def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
     # torch evaluates y log y as xlogy(y, y): 0 where y = 0.
     ylogy = sp.Piecewise((0, sp.Eq(_Y, 0)), (_Y * log(_Y), True))
     return _elementwise(
-        ylogy - _Y * _Z,
+        # y log y − y z cancels where z ≈ log y: in double-double (accurate)
+        accurate(ylogy - _Y * _Z),
         -_Y,
         "Linear in the log-probability z: the gradient is minus the target probability.",
         "KL divergence term of the target probability y against the log-probability z: "
@@ -1312,9 +1315,11 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
         return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
 
     forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
+    # A soft label's gradient crosses 0 where its two product-rule terms cancel (σ(z) ≈ y is
+    # only one of its roots): evaluated in double-double (accurate).
     gradient = sp.Piecewise(
         *((_sigmoid_complements(sp.diff(form, _Z)), cond) for form, cond in forms),
-        (soft_derivative(1), True),
+        (accurate(soft_derivative(1)), True),
     )
 
     # The Hessian as α_t (ℓ_BCE″ M + 2 ℓ_BCE′ M′ + ℓ_BCE M″), M = (1 − p_t)^γ, each product-rule
@@ -1344,7 +1349,9 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
             general = soft_term(factor * sp.diff(ce, _Z, a) * part)
             terms.append(sp.Piecewise(*(hard if n == 0 else [(0, cond) for _, cond in hard]),
                                       (general, True)))
-    derivatives = [gradient, alpha_t * sp.Add(*terms)]
+    # The Hessian crosses 0 for hard labels too (y = 0, γ = ½: near z = 4, where
+    # σ(z)(1 + 2γ) = γ softplus(z)(σ(z) − γσ(−z))): its terms in double-double (accurate).
+    derivatives = [gradient, alpha_t * accurate(sp.Add(*terms))]
     shown = (  # the evaluated forms' own q′ and q″, named in the printed derivation
         Definition(Symbol("q_1"), first, "q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y"),
         Definition(Symbol("q_2"), second, "q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)"),

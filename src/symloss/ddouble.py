@@ -135,6 +135,28 @@ def _horner_step(ph: Any, pl: Any, rh: Any, rl: Any, ch: float, cl: float) -> tu
 def dd_exp(x: Any) -> tuple[Any, Any]:
     """``eˣ`` as a pair ``(hi, lo)``; ``x`` is clamped to [−800, log(float64 max)] (0 and +inf beyond:
     the callers never need more)."""
+    uh, ul, k = _exp_parts(x)
+    hi, lo = fast_two_sum(1.0, uh)
+    lo = lo + ul
+    hi, lo = fast_two_sum(hi, lo)
+    # × 2ᵏ in two exact steps (2ᵏ alone underflows for k < −1022)
+    half = np.floor(k * 0.5)
+    s1 = 2.0 ** half
+    s2 = 2.0 ** (k - half)
+    return hi * s1 * s2, lo * s1 * s2
+
+
+def dd_expm1(x: Any) -> tuple[Any, Any]:
+    """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
+    (``x`` in [−800, 709.78]): ``2ᵏ u + (2ᵏ − 1)`` from ``eˣ = 2ᵏ(1 + u)``."""
+    uh, ul, k = _exp_parts(x)
+    scale = 2.0 ** k
+    mh, ml = two_sum(scale, -1.0)
+    return dd_add(uh * scale, ul * scale, mh, ml)
+
+
+def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
+    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``|u| < 0.42``."""
     x = np.minimum(np.maximum(x, -800.0), 709.782712893384)
     k = np.floor(x * INV_LN2 + 0.5)
     r1 = x - k * LN2_A  # exact: k·LN2_A is exact and within a factor 2 of x (or k = 0)
@@ -161,14 +183,7 @@ def dd_exp(x: Any) -> tuple[Any, Any]:
     for _ in range(5):
         th, tl = dd_add(uh, ul, 2.0, 0.0)
         uh, ul = dd_mul(uh, ul, th, tl)
-    hi, lo = fast_two_sum(1.0, uh)
-    lo = lo + ul
-    hi, lo = fast_two_sum(hi, lo)
-    # × 2ᵏ in two exact steps (2ᵏ alone underflows for k < −1022)
-    half = np.floor(k * 0.5)
-    s1 = 2.0 ** half
-    s2 = 2.0 ** (k - half)
-    return hi * s1 * s2, lo * s1 * s2
+    return uh, ul, k
 
 
 def sigmoid_sub(z: Any, y: Any) -> Any:
@@ -212,6 +227,173 @@ def exp_sub_pair(z: Any, y: Any) -> tuple[Any, Any]:
     return sh * keep + (over * 1e308) * 10.0, sl * keep
 
 
+# --------------------------------------------------------------------------- expressions
+# A double-double value as a tuple ``(hi, lo)``: what :mod:`symloss.accurate` prints a whole
+# expression into, one nested call per operation, so that it is one expression for both
+# evaluators (NumPy arrays, numba scalars). ``_sel`` is NumPy's ``where`` here and a plain
+# conditional in the compiled twins (:func:`jitted`), so an unused branch's inf/NaN never
+# reaches the other one.
+
+
+def _sel(c: Any, a: Any, b: Any) -> Any:
+    return np.where(c, a, b)
+
+
+def _sel_scalar(c: Any, a: Any, b: Any) -> Any:
+    return a if c else b
+
+
+def t_lift(x: Any) -> tuple[Any, Any]:
+    """A float as a pair (its low part 0)."""
+    return x, 0.0 * x
+
+
+def t_neg(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    return -a[0], -a[1]
+
+
+def t_add(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_add(a[0], a[1], b[0], b[1])
+
+
+def t_sub(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_add(a[0], a[1], -b[0], -b[1])
+
+
+def t_mul(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_mul(a[0], a[1], b[0], b[1])
+
+
+def t_div(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_div(a[0], a[1], b[0], b[1])
+
+
+def t_where(c: Any, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``a`` where ``c``, else ``b`` (Piecewise)."""
+    return _sel(c, a[0], b[0]), _sel(c, a[1], b[1])
+
+
+def t_exp(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``e^(hi + lo) = e^hi (1 + lo + lo²/2)``; +inf past float64's range."""
+    over = a[0] > 709.782712893384
+    eh, el = dd_exp(a[0])
+    ch, cl = fast_two_sum(1.0, a[1] + 0.5 * a[1] * a[1])
+    rh, rl = dd_mul(eh, el, ch, cl)
+    return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
+
+
+def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``e^(hi + lo) − 1`` with its relative accuracy where it is tiny."""
+    over = a[0] > 709.782712893384
+    mh, ml = dd_expm1(a[0])
+    eh, el = dd_exp(a[0])
+    # e^(h + l) − 1 = (e^h − 1) + e^h (e^l − 1), e^l − 1 = l (1 + l/2)
+    ch, cl = dd_mul(eh, el, a[1] * (1.0 + 0.5 * a[1]), 0.0 * a[1])
+    rh, rl = dd_add(mh, ml, ch, cl)
+    return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
+
+
+def t_log1p(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``log(1 + a)``, relative accuracy where ``a`` is tiny: one Newton step from
+    ``x = log1p(hi)`` on ``expm1(x) = a``."""
+    x = np.log1p(np.maximum(a[0], -1.0))
+    finite = np.abs(x) < 700.0
+    xs = _sel(finite, x, 0.0)
+    e = t_expm1(t_lift(xs))
+    c = t_div(t_sub(a, e), t_add(t_lift(1.0 + 0.0 * xs), e))
+    rh, rl = t_add(t_lift(xs), c)
+    return _sel(finite, rh, x), _sel(finite, rl, 0.0 * x)
+
+
+def t_log(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``log a``: ``log1p(a − 1)`` for ``a`` in (½, 2) (relative accuracy next to 1), else
+    one Newton step from ``x = log(hi)`` on ``eˣ = a``."""
+    near = (a[0] > 0.5) & (a[0] < 2.0)
+    ah = _sel(near, 1.5, a[0])  # the Newton branch's operand: any value where unused
+    x = np.log(np.maximum(ah, 0.0))
+    finite = np.abs(x) < 700.0
+    xs = _sel(finite, x, 0.0)
+    r = t_sub(t_mul((ah, _sel(near, 0.0, a[1])), t_exp(t_lift(-xs))), t_lift(1.0 + 0.0 * xs))
+    nh, nl = t_add(t_lift(xs), r)
+    one = t_lift(1.0 + 0.0 * a[0])
+    lh, ll = t_log1p(t_sub((_sel(near, a[0], 1.0), _sel(near, a[1], 0.0)), one))
+    return (_sel(near, lh, _sel(finite, nh, x)), _sel(near, ll, _sel(finite, nl, 0.0 * x)))
+
+
+def t_sigmoid(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``σ(a) = 1/(1 + e^{−a})`` or ``e^{a}/(1 + e^{a})``: e^{−|a|} ≤ 1 never overflows."""
+    pos = a[0] >= 0.0
+    e = t_exp((-np.abs(a[0]), _sel(pos, -a[1], a[1])))
+    one = t_lift(1.0 + 0.0 * a[0])
+    num = (_sel(pos, 1.0, e[0]), _sel(pos, 0.0, e[1]))
+    return t_div(num, t_add(one, e))
+
+
+def t_softplus(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``log(1 + e^a) = max(a, 0) + log1p(e^{−|a|})``."""
+    pos = a[0] >= 0.0
+    e = t_exp((-np.abs(a[0]), _sel(pos, -a[1], a[1])))
+    top = (_sel(pos, a[0], 0.0), _sel(pos, a[1], 0.0))
+    return t_add(top, t_log1p(e))
+
+
+def t_tanh(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``tanh a = sign(a) m/(m + 2)``, ``m = expm1(2|a|)``; ±1 past |a| = 40 (there 1 − tanh
+    is below 2⁻¹¹⁴)."""
+    pos = a[0] >= 0.0
+    big = np.abs(a[0]) > 40.0
+    x = (_sel(big, 0.0, 2.0 * np.abs(a[0])), _sel(big | pos, 2.0 * a[1], -2.0 * a[1]))
+    x = (x[0], _sel(big, 0.0, x[1]))
+    m = t_expm1(x)
+    th, tl = t_div(m, t_add(m, t_lift(2.0 + 0.0 * a[0])))
+    sign = _sel(pos, 1.0, -1.0)
+    return _sel(big, sign, sign * th), _sel(big, 0.0, sign * tl)
+
+
+def t_pow(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``a^b = e^{b log a}`` for ``a > 0``; ``0^b`` is 0 (b > 0), 1 (b = 0) or inf (b < 0)."""
+    zero = a[0] == 0.0
+    safe = (_sel(zero, 1.0, a[0]), _sel(zero, 0.0, a[1]))
+    rh, rl = t_exp(t_mul(b, t_log(safe)))
+    at0 = _sel(b[0] > 0.0, 0.0, _sel(b[0] == 0.0, 1.0, np.inf))
+    return _sel(zero, at0, rh), _sel(zero, 0.0, rl)
+
+
+def t_sigmoid_pow(a: tuple[Any, Any], g: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``σ(a)^γ = e^{−γ softplus(−a)}``."""
+    return t_exp(t_neg(t_mul(g, t_softplus(t_neg(a)))))
+
+
+def t_sigmoid_sub(a: tuple[Any, Any], y: tuple[Any, Any]) -> tuple[Any, Any]:
+    return t_sub(t_sigmoid(a), y)
+
+
+def t_exp_sub(a: tuple[Any, Any], y: tuple[Any, Any]) -> tuple[Any, Any]:
+    return t_sub(t_exp(a), y)
+
+
+def t_plain_v() -> bool:
+    """Compiled kernels for float32 results skip the pair (float64 is 2⁻²⁹ of their ulp)."""
+    return True
+
+
+def t_plain_m() -> bool:
+    """Compiled kernels for float64 results evaluate the pair."""
+    return False
+
+
+def t_final(a: tuple[Any, Any], plain: Any) -> Any:
+    """``hi + lo`` rounded once; the plain float evaluation where the pair is not finite (an
+    intermediate beyond double-double's range: there the stable float form is the answer)."""
+    r = a[0] + a[1]
+    return np.where(np.isfinite(r), r, plain)
+
+
+def _t_final_scalar(a: tuple[Any, Any], plain: Any) -> Any:
+    r = a[0] + a[1]
+    return r if np.isfinite(r) else plain
+
+
 def _on_arrays(pair: Any, z: Any, y: Any) -> Any:
     """Apply ``pair`` to float64 copies of NumPy arrays; the result in their working dtype
     (long double on the NumPy path's float64: ``hi + lo`` rounded once to its 64 bits)."""
@@ -233,7 +415,12 @@ def np_exp_sub(z: Any, y: Any) -> Any:
 
 
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_horner_step",
-          "dd_exp", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub")
+          "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
+          "exp_sub", "_sel", "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where",
+          "t_exp", "t_expm1", "t_log1p", "t_log", "t_sigmoid", "t_softplus", "t_tanh", "t_pow",
+          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "t_plain_v", "t_plain_m")
+#: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
+_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar"}
 _JITTED: dict[str, Any] = {}
 
 
@@ -249,7 +436,7 @@ def jitted() -> dict[str, Any]:
         namespace: dict[str, Any] = {k: v for k, v in globals().items() if k.isupper()}
         namespace["np"] = np
         for name in _ORDER:
-            source = globals()[name]
+            source = globals()[_SCALAR.get(name, name)]
             fn = types.FunctionType(source.__code__, namespace, name, source.__defaults__)
             namespace[name] = numba.njit(fastmath=False, error_model="numpy")(fn)
         _JITTED.update({name: namespace[name] for name in _ORDER})

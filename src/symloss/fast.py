@@ -30,6 +30,7 @@ later processes load the machine code.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -43,7 +44,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import cache
 from .algebra import reduce_sums
 from .layout import ARRAY_OPTIONS, Layout, forms
-from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, softmax
+from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, dd_code, softmax
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -169,6 +170,17 @@ class _Printer(PythonCodePrinter):
         mean = self._print(center)  # hoisted first: the spread's sum reads it
         spread = self._print(sp.Sum(softmax(z, k, c) * (center - v[k]), (k, 1, c)))
         return f"(({self._print(v[i])} - {mean}) + {spread})"
+
+    def _print_accurate(self, expr: sp.Expr) -> str:
+        # float64 results: the inner expression in double-double (symloss.ddouble's pair
+        # functions), the plain form where the pair is not finite; float32 results: the plain
+        # float64 evaluation, 2⁻²⁹ of their ulp (dd_t_plain_v() is True, dd_t_plain_m() False).
+        plain = self._print(expr.args[0])
+        try:
+            pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
+        except NotImplementedError:
+            return plain
+        return f"(({plain}) if dd_t_plain_F() else dd_t_final({pair}, {plain}))"
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -488,12 +500,17 @@ from symloss.ddouble import jitted as _ddouble
 
 dd_sigmoid_sub = _ddouble()["sigmoid_sub"]
 dd_exp_sub = _ddouble()["exp_sub"]
+globals().update({"dd_" + _k: _f for _k, _f in _ddouble().items() if _k.startswith("t_")})
+# ddouble.py: {ddouble} (the compiled pair functions are cached inside the kernels)
 
 # No fast-math, not even contraction into FMAs: each +, −, ×, ÷ rounds as NumPy's does, so
 # the NumPy evaluator, printing the same expression, does the same arithmetic.
 _OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True)
 _SERIAL = dict(parallel=False, cache=True, error_model="numpy", nogil=True)
 """
+
+_HEADER = _HEADER.replace("{ddouble}", hashlib.sha256(
+    Path(__file__).with_name("ddouble.py").read_bytes()).hexdigest()[:16])
 
 #: Below this many elements a kernel runs on one thread: waking the workers costs more
 #: (measured on 2 CPUs: a serial 1M-element BCE gradient takes ~1.1 ms, about as long).

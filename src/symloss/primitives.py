@@ -21,6 +21,8 @@ Class-axis primitives act on a vector of ``C`` logits, ``C`` symbolic, written w
 
 from __future__ import annotations
 
+from typing import Any
+
 import sympy as sp
 from sympy import Function, Indexed, IndexedBase, KroneckerDelta, S, Sum, exp, log
 from sympy.printing.pretty.stringpict import prettyForm
@@ -29,10 +31,12 @@ __all__ = [
     "CLASS_INDEX",
     "NUM_CLASSES",
     "SUM_INDEX",
+    "accurate",
     "argmax_mean",
     "clamp_min",
     "clamped_log",
     "class_sum",
+    "dd_code",
     "exp_sub",
     "log_softmax",
     "sigmoid",
@@ -298,6 +302,154 @@ class exp_sub(_Difference):
         return exp(x)
 
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
+
+
+class accurate(Function):
+    """``accurate(e)`` is ``e``; numerically, ``e`` evaluated in double-double arithmetic
+    (:mod:`symloss.ddouble`: every +, −, ×, ÷ and primitive on ~106-bit pairs, one rounding at
+    the end), for a form whose terms cancel near a root of the exact value where no float64
+    form keeps its digits (a value, gradient or Hessian crossing 0).
+
+    Symbolically transparent: its derivative is the inner expression's, it prints as the
+    inner expression, and :func:`symloss.algebra.normalize` unwraps it, so a form with it is
+    proved equal exactly as without. Where the pair is not finite (beyond double-double's
+    range) the plain float64 evaluation of ``e`` answers.
+
+    >>> from sympy import Symbol, diff, exp
+    >>> z = Symbol("z")
+    >>> diff(accurate(exp(z) - z), z)
+    exp(z) - 1
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_number or x.is_Symbol:
+            return x
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return S.One
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(self.args[0], s)  # type: ignore[no-any-return]
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.args[0]._eval_evalf(prec)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real  # type: ignore[no-any-return]
+
+    @property
+    def precedence(self) -> int:
+        """The inner expression's: a printer parenthesizes the wrapper as it would the sum."""
+        from sympy.printing.precedence import precedence
+
+        return precedence(self.args[0])  # type: ignore[no-any-return]
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.args[0])  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.args[0])  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        return printer._print(self.args[0])  # type: ignore[attr-defined,no-any-return]
+
+    def _numpycode(self, printer: object) -> str:
+        plain = printer._print(self.args[0])  # type: ignore[attr-defined]
+        try:
+            pair = dd_code(self.args[0], printer._print, "ddouble.",  # type: ignore[attr-defined]
+                           lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
+        except NotImplementedError:
+            return str(plain)
+        return f"ddouble.t_final({pair}, {plain})"
+
+    _scipycode = _numpycode
+
+
+def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
+    """``expr`` as one nested expression of :mod:`symloss.ddouble`'s pair functions
+    (``t_add``, ``t_mul``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
+    input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
+    selects a pair. Raises :class:`NotImplementedError` for what has no pair function."""
+    unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh",
+                              sigmoid: "t_sigmoid", softplus: "t_softplus"}
+    binary: dict[type, str] = {sigmoid_pow: "t_sigmoid_pow", sigmoid_sub: "t_sigmoid_sub",
+                               exp_sub: "t_exp_sub"}
+    from .hinges import power
+
+    def lift(code: str) -> str:
+        return f"{prefix}t_lift({code})"
+
+    def mul(parts: list[str]) -> str:
+        out = parts[0]
+        for p in parts[1:]:
+            out = f"{prefix}t_mul({out}, {p})"
+        return out
+
+    def rec(e: Any) -> str:
+        if e.is_Integer or e.is_Float:
+            return f"({float(e)!r}, 0.0)"
+        if e.is_number:  # 1/3, π, log 2: the constant's two leading float64 parts
+            value = sp.N(e, 40)
+            hi = float(value)
+            return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
+        if e.is_Symbol or isinstance(e, sp.Indexed):
+            return lift(leaf(e))
+        if isinstance(e, sp.Add):
+            terms = list(e.args)
+            out = rec(terms[0])
+            for t in terms[1:]:
+                if t.could_extract_minus_sign():
+                    out = f"{prefix}t_sub({out}, {rec(-t)})"
+                else:
+                    out = f"{prefix}t_add({out}, {rec(t)})"
+            return out
+        if isinstance(e, sp.Mul):
+            coeff, rest = e.as_coeff_Mul()
+            if coeff == -1:
+                return f"{prefix}t_neg({rec(rest)})"
+            num, den = [], []
+            for f in sp.Mul.make_args(e):
+                if f.is_Pow and f.exp.is_Integer and f.exp < 0:
+                    den.append(rec(f.base ** -f.exp))
+                else:
+                    num.append(rec(f))
+            top = mul(num) if num else "(1.0, 0.0)"
+            return f"{prefix}t_div({top}, {mul(den)})" if den else top
+        if e.is_Pow:
+            base, n = e.args
+            if n.is_Integer and n > 0:
+                return mul([rec(base)] * int(n))
+            if n.is_Integer and n < 0:
+                return f"{prefix}t_div((1.0, 0.0), {rec(base ** -n)})"
+            return f"{prefix}t_pow({rec(base)}, {rec(n)})"
+        if isinstance(e, sp.Piecewise):
+            chosen: str | None = None
+            for value, cond in reversed(e.args):
+                if cond is sp.true and chosen is None:
+                    chosen = rec(value)
+                    continue
+                if chosen is None:
+                    raise NotImplementedError("Piecewise without a default")
+                chosen = where(leaf(cond), rec(value), chosen)
+            if chosen is None:
+                raise NotImplementedError("empty Piecewise")
+            return chosen
+        args = e.args
+        for kind, name in unary.items():
+            if isinstance(e, kind):
+                return f"{prefix}{name}({rec(args[0])})"
+        for kind, name in binary.items():
+            if isinstance(e, kind):
+                return f"{prefix}{name}({rec(args[0])}, {rec(args[1])})"
+        if isinstance(e, power):
+            return f"{prefix}t_pow({rec(e.args[0])}, {rec(e.args[1])})"
+        raise NotImplementedError(f"no double-double form for {type(e).__name__}")
+
+    return rec(expr)
 
 
 def _pretty_call(name: str, arg: sp.Expr, printer: object) -> prettyForm:

@@ -17,6 +17,7 @@ from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.pretty_symbology import pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
+from .primitives import accurate
 from .words import say, word
 
 if TYPE_CHECKING:
@@ -110,14 +111,20 @@ class _Pretty(PrettyPrinter):
         return self._print(sp.Symbol("δ_" + "".join(str(a) for a in expr.args)))
 
 
+def _shown(expr: sp.Basic) -> sp.Basic:
+    """``expr`` as a reader sees it: :class:`~symloss.primitives.accurate` (how a form is
+    evaluated, not what it is) unwrapped, so sums break and parenthesize as sums."""
+    return expr.replace(lambda e: isinstance(e, accurate), lambda e: e.args[0])
+
+
 def expr_latex(expr: sp.Basic) -> str:
     """``expr`` in LaTeX (σ(z) − y order, ℓ as ``\\ell``)."""
-    return _Latex().doprint(expr)
+    return _Latex().doprint(_shown(expr))
 
 
 def expr_text(expr: sp.Basic) -> str:
     """``expr`` as Unicode 2-D text, with indices as subscripts."""
-    return _Pretty().doprint(expr)
+    return _Pretty().doprint(_shown(expr))
 
 
 def _status(step: Step, lang: str = "en") -> str:
@@ -539,6 +546,7 @@ def _equations_latex(
     lines: list[str] = []
     introduced: list[_Name] = []
     for j, r in enumerate(rhs):
+        r = _shown(r)
         if names is not None:
             r, used = names.abbreviate(r)
             introduced += names.new(used)
@@ -569,6 +577,7 @@ def _equations_text(
     lines: list[str] = []
     introduced: list[_Name] = []
     for j, r in enumerate(rhs):
+        r = _shown(r)
         if names is not None:
             r, used = names.abbreviate(r)
             introduced += names.new(used)
