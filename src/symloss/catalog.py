@@ -1211,7 +1211,8 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         symbols["alpha"] = _ALPHA
     else:
         alpha_t = sp.S.One
-    loss = alpha_t * ce * modulating
+    # a product of rounded factors (up to 7 ulp): in double-double (accurate)
+    loss = accurate(alpha_t * ce * modulating)
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
     stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating)
     # The names the printed derivation uses, as the notebook writes them (display only).

@@ -372,25 +372,19 @@ def t_exp_sub(a: tuple[Any, Any], y: tuple[Any, Any]) -> tuple[Any, Any]:
     return t_sub(t_exp(a), y)
 
 
-def t_plain_v() -> bool:
-    """Compiled kernels for float32 results skip the pair (float64 is 2⁻²⁹ of their ulp)."""
-    return True
-
-
-def t_plain_m() -> bool:
-    """Compiled kernels for float64 results evaluate the pair."""
-    return False
-
-
 def t_final(a: tuple[Any, Any], plain: Any) -> Any:
     """``hi + lo`` rounded once; the plain float evaluation where the pair is not finite (an
     intermediate beyond double-double's range: there the stable float form is the answer)."""
     r = a[0] + a[1]
+    # below the smallest normal number the pair has lost its low part: flush to 0 (allowed)
+    r = np.where(np.abs(r) < 2.2250738585072014e-308, 0.0 * r, r)
     return np.where(np.isfinite(r), r, plain)
 
 
 def _t_final_scalar(a: tuple[Any, Any], plain: Any) -> Any:
     r = a[0] + a[1]
+    if abs(r) < 2.2250738585072014e-308:
+        return 0.0 * r
     return r if np.isfinite(r) else plain
 
 
@@ -418,7 +412,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
           "exp_sub", "_sel", "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where",
           "t_exp", "t_expm1", "t_log1p", "t_log", "t_sigmoid", "t_softplus", "t_tanh", "t_pow",
-          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "t_plain_v", "t_plain_m")
+          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar"}
 _JITTED: dict[str, Any] = {}

@@ -146,8 +146,11 @@ class _Printer(PythonCodePrinter):
 
     def _print_sigmoid_pow(self, expr: sp.Expr) -> str:
         x, exponent = (self._print(a) for a in expr.args)
-        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows.
-        return f"exp_F(-({exponent}) * softplus_F(-({x})))"
+        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows; in
+        # double-double (e^u amplifies u's rounding |u|-fold), the float form as fallback.
+        plain = f"exp_F(-({exponent}) * softplus_F(-({x})))"
+        pair = dd_code(expr, self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
+        return f"dd_t_final({pair}, {plain})"
 
     def _print_argmax_mean(self, expr: sp.Expr) -> str:
         # Σ_k [z_k = m] v_k / Σ_k [z_k = m], m the row's max: two hoisted class sums.
@@ -172,15 +175,15 @@ class _Printer(PythonCodePrinter):
         return f"(({self._print(v[i])} - {mean}) + {spread})"
 
     def _print_accurate(self, expr: sp.Expr) -> str:
-        # float64 results: the inner expression in double-double (symloss.ddouble's pair
-        # functions), the plain form where the pair is not finite; float32 results: the plain
-        # float64 evaluation, 2⁻²⁹ of their ulp (dd_t_plain_v() is True, dd_t_plain_m() False).
+        # The inner expression in double-double (symloss.ddouble's pair functions), the plain
+        # form where the pair is not finite. float32 results too: with two float32 inputs
+        # free, eᶻ − y·z can cancel by ~48 bits, more than float64's 29 to spare.
         plain = self._print(expr.args[0])
         try:
             pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
         except NotImplementedError:
             return plain
-        return f"(({plain}) if dd_t_plain_F() else dd_t_final({pair}, {plain}))"
+        return f"dd_t_final({pair}, {plain})"
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"

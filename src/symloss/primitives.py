@@ -216,8 +216,13 @@ class sigmoid_pow(Function):
 
     def _numpycode(self, printer: object) -> str:
         x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        # log σ(x) = −softplus(−x): no underflow of σ(x), no 0^(γ−1)
-        return f"numpy.exp(-({exponent}) * numpy.logaddexp(0, -({x})))"
+        # log σ(x) = −softplus(−x): no underflow of σ(x), no 0^(γ−1). The exponent
+        # −γ softplus(−x) in double-double: e^u turns u's rounding (|u| ulp) into a relative
+        # error of |u|·2⁻⁵³, 32 ulp at σ(−32)² (the float64 form is the fallback).
+        plain = f"numpy.exp(-({exponent}) * numpy.logaddexp(0, -({x})))"
+        pair = dd_code(self, printer._print, "ddouble.",  # type: ignore[attr-defined]
+                       lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
+        return f"ddouble.t_final({pair}, {plain})"
 
     _scipycode = _numpycode
 
@@ -380,6 +385,11 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
                                exp_sub: "t_exp_sub"}
     from .hinges import power
 
+    # y·eᵃ as e^(a + log y): a difference 1 − y e^(−z) becomes −expm1(log y − z), which keeps
+    # its digits next to z = log y where log y is small (y ≤ 0: not finite, the plain form).
+    expr = expr.replace(lambda e: type(e).__name__ == "xexp",
+                        lambda e: sp.exp(e.args[1] + sp.log(e.args[0]), evaluate=False))
+
     def lift(code: str) -> str:
         return f"{prefix}t_lift({code})"
 
@@ -400,6 +410,14 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             return lift(leaf(e))
         if isinstance(e, sp.Add):
             terms = list(e.args)
+            for one in (sp.S.NegativeOne, sp.S.One):
+                exps = [t for t in terms if isinstance(-one * t, sp.exp)]
+                if one in terms and len(exps) == 1:
+                    # ±(eᵘ − 1) as expm1(u): its relative accuracy where u is tiny
+                    rest = [t for t in terms if t is not one and t is not exps[0]]
+                    m = f"{prefix}t_expm1({rec((-one * exps[0]).args[0])})"
+                    m = m if one == -1 else f"{prefix}t_neg({m})"
+                    return f"{prefix}t_add({m}, {rec(sp.Add(*rest))})" if rest else m
             out = rec(terms[0])
             for t in terms[1:]:
                 if t.could_extract_minus_sign():
@@ -439,6 +457,10 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
                 raise NotImplementedError("empty Piecewise")
             return chosen
         args = e.args
+        if isinstance(e, sp.log) and isinstance(args[0], sp.Add) and sp.S.One in args[0].args:
+            return f"{prefix}t_log1p({rec(args[0] - 1)})"  # log(1 + x) as log1p(x)
+        if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
+            return f"{prefix}t_mul({rec(args[0])}, {prefix}t_exp({rec(args[1])}))"
         for kind, name in unary.items():
             if isinstance(e, kind):
                 return f"{prefix}{name}({rec(args[0])})"

@@ -117,6 +117,17 @@ def _shown(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, accurate), lambda e: e.args[0])
 
 
+def _shown_chain(rhs: Sequence[sp.Expr]) -> list[sp.Expr]:
+    """The right-hand sides as shown, a repeat of the previous one (a form that differs only
+    in how it is evaluated) dropped."""
+    out: list[sp.Expr] = []
+    for r in rhs:
+        shown = _shown(r)
+        if not out or shown != out[-1]:
+            out.append(shown)  # type: ignore[arg-type]
+    return out
+
+
 def expr_latex(expr: sp.Basic) -> str:
     """``expr`` in LaTeX (σ(z) − y order, ℓ as ``\\ell``)."""
     return _Latex().doprint(_shown(expr))
@@ -545,8 +556,7 @@ def _equations_latex(
     avail = columns - layout.width(lhs) - 3
     lines: list[str] = []
     introduced: list[_Name] = []
-    for j, r in enumerate(rhs):
-        r = _shown(r)
+    for j, r in enumerate(_shown_chain(rhs)):
         if names is not None:
             r, used = names.abbreviate(r)
             introduced += names.new(used)
@@ -576,8 +586,7 @@ def _equations_text(
     left = layout.form(lhs)
     lines: list[str] = []
     introduced: list[_Name] = []
-    for j, r in enumerate(rhs):
-        r = _shown(r)
+    for j, r in enumerate(_shown_chain(rhs)):
         if names is not None:
             r, used = names.abbreviate(r)
             introduced += names.new(used)
