@@ -33,6 +33,7 @@ from .primitives import (
     softmax,
     softmax_centered,
     softmax_complement,
+    softmax_sub,
     softplus,
 )
 
@@ -157,7 +158,8 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
 
     expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
-    expr = expr.replace(lambda e: isinstance(e, softmax_centered), lambda e: e.rewrite(Sum))
+    expr = expr.replace(lambda e: isinstance(e, (softmax_centered, softmax_sub)),
+                        lambda e: e.rewrite(Sum))
     expr = expr.replace(lambda e: isinstance(e, (sigmoid_sub, exp_sub)),
                         lambda e: e.rewrite(sp.Add))  # f(x) − y evaluated in double-double
     return expr

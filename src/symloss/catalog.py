@@ -49,6 +49,7 @@ from .primitives import (
     softmax,
     softmax_centered,
     softmax_complement,
+    softmax_sub,
     softplus,
 )
 
@@ -576,6 +577,9 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         loss_in_link=loss_in_link,
         stable_gradient=stable,
         soft_targets_take_gradient=True,
+        # a target distribution: pᵢ Σy − yᵢ in double-double (softmax_sub)
+        stable_soft_gradient=(softmax_sub(z, y, i, c)
+                              if not weighted and not opts["label_smoothing"] else None),
         stable_why=_CE_STABLE,
         canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
         # pᵢ(δᵢⱼ − pⱼ) with δᵢⱼ written as δᵢⱼ((1 − pᵢ) + pᵢ): on the diagonal (j = i) SymPy

@@ -277,8 +277,8 @@ def t_exp(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``e^(hi + lo) = e^hi (1 + lo + lo²/2)``; +inf past float64's range."""
     over = a[0] > 709.782712893384
     eh, el = dd_exp(a[0])
-    ch, cl = fast_two_sum(1.0, a[1] + 0.5 * a[1] * a[1])
-    rh, rl = dd_mul(eh, el, ch, cl)
+    c = a[1] + 0.5 * a[1] * a[1]  # e^lo − 1, |c| < 2⁻⁴³: eh·c needs no exact product
+    rh, rl = fast_two_sum(eh, el + eh * c)  # (no Dekker split, which overflows past 1e300)
     return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
 
 
@@ -408,11 +408,54 @@ def np_exp_sub(z: Any, y: Any) -> Any:
     return _on_arrays(exp_sub_pair, z, y)
 
 
+# --------------------------------------------------------------------------- softmax − target
+def softmax_row_sums(z: Any, y: Any, m: Any, which: int) -> Any:
+    """One part of a row's double-double sums (compiled twin: ``z``, ``y`` one row, ``m`` its
+    max): ``which`` 0/1 the high/low part of ``D = Σⱼ e^(zⱼ − m)``, 2/3 of ``T = Σⱼ yⱼ``."""
+    dh, dl, th, tl = 0.0, 0.0, 0.0, 0.0
+    for j in range(z.shape[0]):
+        xh, xl = two_sum(z[j], -m)
+        eh, el = t_exp((xh, xl))
+        dh, dl = dd_add(dh, dl, eh, el)
+        th, tl = dd_add(th, tl, y[j], 0.0)
+    return dh if which == 0 else dl if which == 1 else th if which == 2 else tl
+
+
+def softmax_sub_at(zi: Any, m: Any, yi: Any, dh: Any, dl: Any, th: Any, tl: Any,
+                   plain: Any) -> Any:
+    """``softmax(z)ᵢ·T − yᵢ = (eᵢ T − yᵢ D)/D`` from a row's double-double sums, rounded once
+    (``plain`` where the pair is not finite)."""
+    xh, xl = two_sum(zi, -m)
+    e = t_exp((xh, xl))
+    n = t_sub(t_mul(e, (th, tl)), t_mul((yi, 0.0 * yi), (dh, dl)))
+    return t_final(t_div(n, (dh, dl)), plain)
+
+
+def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
+    """``softmax(z)ᵢ Σₖ yₖ − yᵢ`` along the last axis (the NumPy path's printing of
+    :class:`symloss.primitives.softmax_sub`): every exponential and both sums in
+    double-double, so that the result keeps its digits where pᵢ·Σy ≈ yᵢ."""
+    z = np.asarray(z, dtype=np.float64)
+    y = np.broadcast_to(np.asarray(y, dtype=np.float64), z.shape)
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        xh, xl = two_sum(z, -m)
+        eh, el = t_exp((xh, xl))
+        dh, dl = eh[..., :1] * 0.0, eh[..., :1] * 0.0
+        th, tl = dh.copy(), dl.copy()
+        for j in range(z.shape[-1]):
+            dh, dl = dd_add(dh, dl, eh[..., j:j + 1], el[..., j:j + 1])
+            th, tl = dd_add(th, tl, y[..., j:j + 1], 0.0)
+        n = t_sub(t_mul((eh, el), (th, tl)), t_mul((y, 0.0 * y), (dh, dl)))
+        return t_final(t_div(n, (dh, dl)), plain)
+
+
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_horner_step",
           "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
           "exp_sub", "_sel", "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where",
           "t_exp", "t_expm1", "t_log1p", "t_log", "t_sigmoid", "t_softplus", "t_tanh", "t_pow",
-          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final")
+          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
+          "softmax_sub_at")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar"}
 _JITTED: dict[str, Any] = {}

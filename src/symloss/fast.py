@@ -185,6 +185,25 @@ class _Printer(PythonCodePrinter):
             return plain
         return f"dd_t_final({pair}, {plain})"
 
+    def _print_softmax_sub(self, expr: sp.Expr) -> str:
+        # The row's D = Σ e^(z_j − m) and T = Σ y_j as double-double pairs: four row values,
+        # each hoisted as a "sum" whose only nonzero term (k = 0) is the whole row's part
+        # (ddouble.softmax_row_sums); then (eᵢT − yᵢD)/D in double-double per class.
+        z, y, i, _ = expr.args
+        if self.logits is None or str(z.label) != self.logits:
+            raise _Unsupported("softmax_sub outside a class-axis kernel")
+        if expr not in self._sums:  # type: ignore[comparison-overlap]
+            parts = []
+            for which in range(4):
+                name = f"acc{len(self.hoisted)}"
+                self.hoisted.append((name, "k", f"(dd_softmax_row_sums(zr, yr, m, {which}) "
+                                                f"if k == 0 else 0.0)"))
+                parts.append(name)
+            self._sums[expr] = ", ".join(parts)  # type: ignore[index]
+        plain = self._print(expr.rewrite(sp.Sum))
+        return (f"dd_softmax_sub_at(np.float64(zr[{self._print(i)}]), m, "
+                f"{self._print(y[i])}, {self._sums[expr]}, {plain})")  # type: ignore[index]
+
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
@@ -229,10 +248,10 @@ class _Printer(PythonCodePrinter):
         return f"(({q}) ** ({exponent}))"
 
     def _print_xexp(self, expr: sp.Expr) -> str:
-        # y·e^a, 0 for y = 0; where e^a alone overflows, sign(y)·e^(a + log|y|) (as NumPy's).
+        # y·e^a, 0 for y = 0; where e^a alone overflows, (y·e^(a/2))·e^(a/2) (as NumPy's).
         y, a = (self._print(x) for x in expr.args)
-        return (f"(0.0 if ({y}) == 0.0 else (math.copysign(1.0, {y}) * exp_F(({a}) + "
-                f"math.log(abs({y}))) if ({a}) > 700.0 else ({y}) * exp_F({a})))")
+        return (f"(0.0 if ({y}) == 0.0 else ((({y}) * exp_F(0.5 * ({a}))) * exp_F(0.5 * ({a})) "
+                f"if ({a}) > 700.0 else ({y}) * exp_F({a})))")
 
     def _print_hypot1(self, expr: sp.Expr) -> str:
         return f"math.hypot(1.0, {self._print(expr.args[0])})"
@@ -503,7 +522,7 @@ from symloss.ddouble import jitted as _ddouble
 
 dd_sigmoid_sub = _ddouble()["sigmoid_sub"]
 dd_exp_sub = _ddouble()["exp_sub"]
-globals().update({"dd_" + _k: _f for _k, _f in _ddouble().items() if _k.startswith("t_")})
+globals().update({"dd_" + _k: _f for _k, _f in _ddouble().items()})
 # ddouble.py: {ddouble} (the compiled pair functions are cached inside the kernels)
 
 # No fast-math, not even contraction into FMAs: each +, −, ×, ÷ rounds as NumPy's does, so

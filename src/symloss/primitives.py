@@ -45,6 +45,7 @@ __all__ = [
     "softmax",
     "softmax_centered",
     "softmax_complement",
+    "softmax_sub",
     "softplus",
 ]
 
@@ -673,6 +674,42 @@ class softmax_centered(Function):
         z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
         center = printer._print(argmax_mean(self.args[0], self.args[1], self.args[3]))  # type: ignore[attr-defined]
         return f"(({v} - {center}) + kernels.class_sum(kernels.softmax({z}) * ({center} - {v})))"
+
+
+class softmax_sub(Function):
+    """``softmax_sub(z, y, i, C)`` is :math:`\\operatorname{softmax}(z)_i \\sum_k y_k - y_i`:
+    cross-entropy's gradient for a target distribution ``y`` (mean minus target).
+
+    Evaluated in double-double (:func:`symloss.ddouble.np_softmax_sub`, and in the compiled
+    kernels the row sums :func:`~symloss.ddouble.softmax_row_sums` with
+    :func:`~symloss.ddouble.softmax_sub_at`): every ``e^(z_j − m)``, ``D = Σ e``, ``T = Σ y``
+    and ``(eᵢ T − yᵢ D)/D`` on ~106-bit pairs, one rounding at the end, so that the result
+    keeps its digits where ``pᵢ T ≈ yᵢ`` (a soft target equal to the rounded prediction).
+    """
+
+    nargs = 4
+
+    def _eval_rewrite_as_Sum(self, z: sp.Expr, y: sp.Expr, i: sp.Expr, c: sp.Expr,
+                             **kw: object) -> sp.Expr:
+        return softmax(z, i, c) * Sum(y[SUM_INDEX], (SUM_INDEX, 1, c)) - y[i]  # type: ignore[index]
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(self.rewrite(Sum), s)  # type: ignore[no-any-return]
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.rewrite(Sum))  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.rewrite(Sum))  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        z, y, i = self.args[:3]
+        return f"softmax_sub({z}, {y})[{i}]"
+
+    def _numpycode(self, printer: object) -> str:
+        z, y = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
+        plain = printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
+        return f"ddouble.np_softmax_sub({z}, {y}, {plain})"
 
 
 def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:
