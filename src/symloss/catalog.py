@@ -989,7 +989,10 @@ def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
 def _declare_hinge_embedding(opts: Mapping[str, Any]) -> Declaration:
     m = _MARGIN
     hinge = sp.Piecewise((m - _Z, _Z <= m), (0, True))
-    loss = sp.Piecewise((_Z, sp.Eq(_Y, 1)), (hinge, sp.Eq(_Y, -1)), (_Z + hinge, True))
+    # z + max(0, m − z) of a target other than ±1 is m where the hinge is active: a float
+    # z + (m − z) keeps m − z's rounding (32 ulp at z = −63); in double-double (accurate).
+    loss = accurate(sp.Piecewise((_Z, sp.Eq(_Y, 1)), (hinge, sp.Eq(_Y, -1)),
+                                 (_Z + hinge, True)))
     dhinge = sp.Piecewise((-1, _Z <= m), (0, True))
     return _elementwise(
         loss,
