@@ -409,45 +409,80 @@ def np_exp_sub(z: Any, y: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- softmax − target
+# pᵢ T − yᵢ = (eᵢ Aᵢ − yᵢ Bᵢ)/D with Aᵢ = Σ_{k≠i} yₖ and Bᵢ = Σ_{j≠i} eⱼ (T = Σ y, e = e^(z − m),
+# D = Σ e): a difference of two small terms where both pᵢ and yᵢ are ≈ 1 (not of two terms ≈ 1).
+# Aᵢ is T − yᵢ except at the largest y, where it is U = the sum of the others; Bᵢ is D − eᵢ
+# except at the arg-max of z, where it is S = the sum of the others (there eᵢ = 1). T − yᵢ and
+# D − eᵢ elsewhere are at least half of T and D: no cancellation.
 def softmax_row_sums(z: Any, y: Any, m: Any, which: int) -> Any:
-    """One part of a row's double-double sums (compiled twin: ``z``, ``y`` one row, ``m`` its
-    max): ``which`` 0/1 the high/low part of ``D = Σⱼ e^(zⱼ − m)``, 2/3 of ``T = Σⱼ yⱼ``."""
-    dh, dl, th, tl = 0.0, 0.0, 0.0, 0.0
-    for j in range(z.shape[0]):
-        xh, xl = two_sum(z[j], -m)
-        eh, el = t_exp((xh, xl))
-        dh, dl = dd_add(dh, dl, eh, el)
-        th, tl = dd_add(th, tl, y[j], 0.0)
-    return dh if which == 0 else dl if which == 1 else th if which == 2 else tl
+    """One row value for :func:`softmax_sub_at` (compiled twin: ``z``, ``y`` one row, ``m`` its
+    max): ``which`` 0/1 the high/low part of ``S = Σ_{j≠argmax z} e^(zⱼ − m)``, 2/3 of
+    ``T = Σ y``, 4/5 of ``U = Σ_{k≠argmax y} yₖ``, 6 the arg-max of z, 7 that of y (first)."""
+    n = z.shape[0]
+    zmax, ymax = 0, 0
+    for j in range(n):
+        if z[j] > z[zmax]:
+            zmax = j
+        if y[j] > y[ymax]:
+            ymax = j
+    if which == 6:
+        return float(zmax)
+    if which == 7:
+        return float(ymax)
+    hi, lo = 0.0, 0.0
+    for j in range(n):
+        if which < 2:
+            if j != zmax:
+                xh, xl = two_sum(z[j], -m)
+                eh, el = t_exp((xh, xl))
+                hi, lo = dd_add(hi, lo, eh, el)
+        elif which < 4 or j != ymax:
+            hi, lo = dd_add(hi, lo, y[j], 0.0)
+    return hi if which % 2 == 0 else lo
 
 
-def softmax_sub_at(zi: Any, m: Any, yi: Any, dh: Any, dl: Any, th: Any, tl: Any,
-                   plain: Any) -> Any:
-    """``softmax(z)ᵢ·T − yᵢ = (eᵢ T − yᵢ D)/D`` from a row's double-double sums, rounded once
+def softmax_sub_at(zi: Any, m: Any, yi: Any, i: Any, sh: Any, sl: Any, th: Any, tl: Any,
+                   uh: Any, ul: Any, zmax: Any, ymax: Any, plain: Any) -> Any:
+    """``softmax(z)ᵢ·T − yᵢ`` from a row's values (:func:`softmax_row_sums`), rounded once
     (``plain`` where the pair is not finite)."""
     xh, xl = two_sum(zi, -m)
     e = t_exp((xh, xl))
-    n = t_sub(t_mul(e, (th, tl)), t_mul((yi, 0.0 * yi), (dh, dl)))
-    return t_final(t_div(n, (dh, dl)), plain)
+    d = t_add((1.0, 0.0), (sh, sl))
+    a = (uh, ul) if i == ymax else t_sub((th, tl), (yi, 0.0))
+    b = (sh, sl) if i == zmax else t_sub(d, e)
+    n = t_sub(t_mul(e, a), t_mul((yi, 0.0), b))
+    return t_final(t_div(n, d), plain)
 
 
 def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
     """``softmax(z)ᵢ Σₖ yₖ − yᵢ`` along the last axis (the NumPy path's printing of
-    :class:`symloss.primitives.softmax_sub`): every exponential and both sums in
-    double-double, so that the result keeps its digits where pᵢ·Σy ≈ yᵢ."""
+    :class:`symloss.primitives.softmax_sub`): ``(eᵢ Aᵢ − yᵢ Bᵢ)/D`` with every exponential and
+    sum in double-double, so that the result keeps its digits where pᵢ·Σy ≈ yᵢ."""
     z = np.asarray(z, dtype=np.float64)
-    y = np.broadcast_to(np.asarray(y, dtype=np.float64), z.shape)
+    y = np.array(np.broadcast_to(np.asarray(y, dtype=np.float64), z.shape))
     with np.errstate(all="ignore"):
         m = np.max(z, axis=-1, keepdims=True)
         xh, xl = two_sum(z, -m)
         eh, el = t_exp((xh, xl))
-        dh, dl = eh[..., :1] * 0.0, eh[..., :1] * 0.0
-        th, tl = dh.copy(), dl.copy()
+        top_z = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(top_z, np.argmax(z, axis=-1)[..., None], True, axis=-1)
+        top_y = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(top_y, np.argmax(y, axis=-1)[..., None], True, axis=-1)
+        zero = 0.0 * eh[..., :1]
+        sh, sl, th, tl, uh, ul = zero, zero, zero, zero, zero, zero
         for j in range(z.shape[-1]):
-            dh, dl = dd_add(dh, dl, eh[..., j:j + 1], el[..., j:j + 1])
+            keep_z, keep_y = ~top_z[..., j:j + 1], ~top_y[..., j:j + 1]
+            sh, sl = dd_add(sh, sl, np.where(keep_z, eh[..., j:j + 1], 0.0),
+                            np.where(keep_z, el[..., j:j + 1], 0.0))
             th, tl = dd_add(th, tl, y[..., j:j + 1], 0.0)
-        n = t_sub(t_mul((eh, el), (th, tl)), t_mul((y, 0.0 * y), (dh, dl)))
-        return t_final(t_div(n, (dh, dl)), plain)
+            uh, ul = dd_add(uh, ul, np.where(keep_y, y[..., j:j + 1], 0.0), 0.0)
+        d = t_add((1.0 + zero, zero), (sh, sl))
+        rest_t = t_sub((th, tl), (y, 0.0 * y))
+        a = (np.where(top_y, uh, rest_t[0]), np.where(top_y, ul, rest_t[1]))
+        rest_d = t_sub(d, (eh, el))
+        b = (np.where(top_z, sh, rest_d[0]), np.where(top_z, sl, rest_d[1]))
+        n = t_sub(t_mul((eh, el), a), t_mul((y, 0.0 * y), b))
+        return t_final(t_div(n, d), plain)
 
 
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_horner_step",

@@ -186,15 +186,15 @@ class _Printer(PythonCodePrinter):
         return f"dd_t_final({pair}, {plain})"
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
-        # The row's D = Σ e^(z_j − m) and T = Σ y_j as double-double pairs: four row values,
-        # each hoisted as a "sum" whose only nonzero term (k = 0) is the whole row's part
-        # (ddouble.softmax_row_sums); then (eᵢT − yᵢD)/D in double-double per class.
+        # The row's values for ddouble.softmax_sub_at (the pairs S, T, U and the arg-maxes of z
+        # and y), each hoisted as a "sum" whose only nonzero term (k = 0) is the whole row's
+        # value (ddouble.softmax_row_sums); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class.
         z, y, i, _ = expr.args
         if self.logits is None or str(z.label) != self.logits:
             raise _Unsupported("softmax_sub outside a class-axis kernel")
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             parts = []
-            for which in range(4):
+            for which in range(8):
                 name = f"acc{len(self.hoisted)}"
                 self.hoisted.append((name, "k", f"(dd_softmax_row_sums(zr, yr, m, {which}) "
                                                 f"if k == 0 else 0.0)"))
@@ -202,7 +202,7 @@ class _Printer(PythonCodePrinter):
             self._sums[expr] = ", ".join(parts)  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
         return (f"dd_softmax_sub_at(np.float64(zr[{self._print(i)}]), m, "
-                f"{self._print(y[i])}, {self._sums[expr]}, {plain})")  # type: ignore[index]
+                f"{self._print(y[i])}, {self._print(i)}, {self._sums[expr]}, {plain})")  # type: ignore[index]
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
