@@ -378,10 +378,14 @@ def t_final(a: tuple[Any, Any], plain: Any) -> Any:
     r = a[0] + a[1]
     # below the smallest normal number the pair has lost its low part: flush to 0 (allowed)
     r = np.where(np.abs(r) < 2.2250738585072014e-308, 0.0 * r, r)
-    return np.where(np.isfinite(r), r, plain)
+    # NaN in, NaN out: the plain form's printing propagates NaN through a Piecewise, the
+    # pair's selection does not
+    return np.where(np.isfinite(r) & ~np.isnan(plain), r, plain)
 
 
 def _t_final_scalar(a: tuple[Any, Any], plain: Any) -> Any:
+    if plain != plain:
+        return plain
     r = a[0] + a[1]
     if abs(r) < 2.2250738585072014e-308:
         return 0.0 * r
