@@ -149,3 +149,134 @@ def test_ddouble_compiled_is_the_same_algorithm():
             vec = arrays(z, y)
         one = np.array([compiled[name](a, b) for a, b in zip(z, y, strict=True)])
         np.testing.assert_array_equal(one, vec)  # bit for bit
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole forms in double-double (primitives.accurate, softmax_sub; issue 8): points where the
+# exact value crosses 0 and the float64 form was 10⁵–10²³ ulp off (benchmarks/accuracy.py's
+# search, 2026-11-28), each within 4 ulp on both paths, on one element and on 4096 of them.
+def _focal_d1(z, y, alpha=0.25, gamma=2.0):
+    s, t = 1 / (1 + mpmath.exp(-z)), 1 / (1 + mpmath.exp(z))
+    q, ce = y * t + (1 - y) * s, y * mpmath.log1p(mpmath.exp(-z)) + (1 - y) * mpmath.log1p(
+        mpmath.exp(z))
+    a = alpha * y + (1 - alpha) * (1 - y)
+    return a, q, ce, s, t
+
+
+def _exact_focal(order: int, alpha: float = 0.25, gamma: float = 2.0):
+    def value(z, y):
+        def f(u):
+            a, q, ce, _, _ = _focal_d1(u, y, alpha, gamma)
+            return (a if alpha >= 0 else 1) * ce * q**gamma
+        return mpmath.diff(f, z, order)
+    return value
+
+
+ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath numbers)
+    ("kl_div", {}, 0, -1.310123581180606, 0.2697867137638703,  # 1.55e14 ulp before
+     lambda z, y: y * (mpmath.log(y) - z)),
+    ("poisson_nll_loss", {}, 0, 0.8837950233937827, 2.738266731833165,  # 3.77e13
+     lambda z, y: mpmath.exp(z) - y * z),
+    ("sigmoid_focal_loss", {}, 1, 1.3339358121441816, 0.6369616873214543,  # 2.12e13
+     _exact_focal(1)),
+    ("sigmoid_focal_loss", {}, 0, 1.0000000000000006e-05, 0.2697867137638703, _exact_focal(0)),
+    ("sigmoid_focal_loss", {}, 1, -32.24590545296398, 0.0, _exact_focal(1)),  # σ(−32)²: 38 ulp
+    ("sigmoid_focal_loss", {"alpha": -1.0, "gamma": 0.5}, 2, 4.0, 0.0,  # next to the Hessian's
+     _exact_focal(2, -1.0, 0.5)),                                        # root at z ≈ 4.02
+    ("gamma_loss", {}, 0, -708.3959999999997, 0.5,  # 495 ulp (e^(a + log y))
+     lambda z, y: z - mpmath.log(y) + y * mpmath.exp(-z) - 1),
+    ("gamma_loss", {}, 2, -708.3959999999997, 0.5, lambda z, y: y * mpmath.exp(-z)),
+    ("tweedie_loss", {}, 1, -0.00100050033358353, 0.999,  # 1.16e3
+     lambda z, y: mpmath.exp(z / 2) - y * mpmath.exp(-z / 2)),
+    ("log_cosh_loss", {}, 2, 189.26072813699014, 0.01652763552852909,  # 183 (σ(−2r), r rounded)
+     lambda z, y: 1 / mpmath.cosh(z - y) ** 2),
+]
+
+
+@pytest.mark.parametrize("size", [1, 4096])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "options", "order", "z", "y", "exact"), ACCURATE)
+def test_double_double_forms_are_exact_next_to_roots(name, options, order, z, y, exact, dtype,
+                                                     size):
+    mpmath.mp.dps = 80
+    d = symloss.derive(name, reduction="none" if order == 0 else "sum", **options)
+    x, t = np.full(size, z, dtype), np.full(size, y, dtype)
+    v = np.ones(size, dtype)
+    want = exact(mpmath.mpf(float(x[0])), mpmath.mpf(float(t[0])))
+    calls = {0: lambda: d.loss_fn(x, t), 1: lambda: d.grad_fn(x, t), 2: lambda: d.hvp_fn(x, t, v)}
+    got = {}
+    for path in PATHS:
+        if path == "numpy":
+            with fast.disabled():
+                got[path] = np.asarray(calls[order]())
+        else:
+            got[path] = np.asarray(calls[order]())
+        if abs(want) > np.finfo(dtype).max:  # y e^708 overflows float32: inf is its rounding
+            assert np.all(np.isposinf(got[path]))
+            continue
+        assert _ulps(got[path], [want] * size, dtype).max() <= 4, (path, got[path][:1], want)
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+
+
+@pytest.mark.parametrize("rows", [1, 2048])
+@pytest.mark.parametrize("path", PATHS)
+def test_cross_entropy_soft_target_equal_to_the_rounded_prediction(path, rows):
+    """pᵢ Σy − yᵢ with y the float32 rounding of p (1.64e7 ulp before): softmax_sub."""
+    mpmath.mp.dps = 80
+    z = np.tile(np.array([[-18.321796, -5.8696485, 18.274763]], np.float32), (rows, 1))
+    y = np.tile(np.array([[1.2773683e-16, 3.2674977e-11, 1.0]], np.float32), (rows, 1))
+    d = symloss.derive("ce", reduction="sum")
+    got = _grad(d, z, y, path)
+    e = [mpmath.exp(mpmath.mpf(float(v))) for v in z[0]]
+    total, mass = mpmath.fsum(e), mpmath.fsum(mpmath.mpf(float(v)) for v in y[0])
+    exact = [e[i] / total * mass - mpmath.mpf(float(y[0, i])) for i in range(3)]
+    assert _ulps(got, exact * rows, np.float32).max() <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_soft_targets_keep_the_double_double_digits(dtype):
+    """Random rows whose soft target is the rounded softmax: float32 within 4 ulp; float64
+    at double-double's floor (≈2⁻¹⁰⁴ of the terms), far from float64's 10²³ ulp."""
+    mpmath.mp.dps = 80
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((12, 5)) * 10.0 ** rng.uniform(-2, 1.5, (12, 1))).astype(dtype)
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    y = (e / e.sum(axis=1, keepdims=True)).astype(dtype)
+    d = symloss.derive("ce", reduction="sum")
+    exact = []
+    for zr, yr in zip(x, y, strict=True):
+        ez = [mpmath.exp(mpmath.mpf(float(v))) for v in zr]
+        total, mass = mpmath.fsum(ez), mpmath.fsum(mpmath.mpf(float(v)) for v in yr)
+        exact += [ez[i] / total * mass - mpmath.mpf(float(yr[i])) for i in range(5)]
+    got = {path: _grad(d, x, y, path) for path in PATHS}
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+    errors = _ulps(got["numpy"], exact, dtype)
+    if dtype == np.float32:
+        assert errors.max() <= 4
+    else:
+        terms = np.abs(y.astype(np.float64)).ravel()
+        absolute = errors * np.array([np.spacing(abs(float(v))) for v in exact])
+        assert np.all(absolute <= 2.0**-100 * np.maximum(terms, 1e-300))
+
+
+def test_ddouble_pair_functions_match_mpmath():
+    from symloss import ddouble as dd
+
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(12)
+    x = np.concatenate([rng.standard_normal(40) * 5, 10.0 ** rng.uniform(-20, 2, 40)
+                        * rng.choice([-1.0, 1.0], 40)])
+    ax = np.abs(x)
+    m, ma = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in ax]
+    cases = [(dd.t_exp, x, [mpmath.exp(v) for v in m]),
+             (dd.t_expm1, x, [mpmath.expm1(v) for v in m]),
+             (dd.t_sigmoid, x, [1 / (1 + mpmath.exp(-v)) for v in m]),
+             (dd.t_softplus, x, [mpmath.log1p(mpmath.exp(v)) for v in m]),
+             (dd.t_tanh, x, [mpmath.tanh(v) for v in m]),
+             (dd.t_log, ax, [mpmath.log(v) for v in ma]),
+             (dd.t_log1p, ax, [mpmath.log1p(v) for v in ma])]
+    with np.errstate(all="ignore"):
+        for fn, arg, want in cases:
+            hi, lo = fn(dd.t_lift(arg))
+            for h, g, w in zip(hi, lo, want, strict=True):
+                assert abs(mpmath.mpf(float(h)) + mpmath.mpf(float(g)) - w) <= 2.0**-100 * abs(w), fn

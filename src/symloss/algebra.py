@@ -23,6 +23,7 @@ from sympy import KroneckerDelta, Sum
 
 from .primitives import (
     SUM_INDEX,
+    accurate,
     clamp_min,
     clamped_log,
     exp_sub,
@@ -33,6 +34,7 @@ from .primitives import (
     softmax,
     softmax_centered,
     softmax_complement,
+    softmax_sub,
     softplus,
 )
 
@@ -151,6 +153,7 @@ def normalize(expr: sp.Expr) -> sp.Expr:
             return -softplus(rest.args[0])
         return e
 
+    expr = expr.replace(lambda e: isinstance(e, accurate), lambda e: e.args[0])
     expr = expr.replace(lambda e: isinstance(e, sp.log), log_sigmoid)
     expr = expr.replace(lambda e: isinstance(e, sigmoid), flip)
     expr = expr.replace(
@@ -162,7 +165,8 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
 
     expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
-    expr = expr.replace(lambda e: isinstance(e, softmax_centered), lambda e: e.rewrite(Sum))
+    expr = expr.replace(lambda e: isinstance(e, (softmax_centered, softmax_sub)),
+                        lambda e: e.rewrite(Sum))
     expr = expr.replace(lambda e: isinstance(e, (sigmoid_sub, exp_sub)),
                         lambda e: e.rewrite(sp.Add))  # f(x) − y evaluated in double-double
     return expr

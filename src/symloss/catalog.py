@@ -37,6 +37,7 @@ from .primitives import (
     CLASS_INDEX,
     NUM_CLASSES,
     SUM_INDEX,
+    accurate,
     clamp_min,
     clamped_log,
     class_sum,
@@ -48,6 +49,7 @@ from .primitives import (
     softmax,
     softmax_centered,
     softmax_complement,
+    softmax_sub,
     softplus,
 )
 
@@ -579,6 +581,9 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         loss_in_link=loss_in_link,
         stable_gradient=stable,
         soft_targets_take_gradient=True,
+        # a target distribution: pᵢ Σy − yᵢ in double-double (softmax_sub)
+        stable_soft_gradient=(softmax_sub(z, y, i, c)
+                              if not weighted and not opts["label_smoothing"] else None),
         stable_why=_CE_STABLE,
         canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
         # pᵢ(δᵢⱼ − pⱼ) with δᵢⱼ written as δᵢⱼ((1 − pᵢ) + pᵢ): on the diagonal (j = i) SymPy
@@ -924,7 +929,8 @@ def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
     )
     if opts["log_input"]:
         return _elementwise(
-            sp.exp(_Z) - _Y * _Z + extra,
+            # eᶻ − y z (+ Stirling's term) cancels next to its minimum: in double-double
+            accurate(sp.exp(_Z) - _Y * _Z + extra),
             sp.exp(_Z) - _Y,
             "Poisson negative log-likelihood with its canonical (log) link: the gradient with "
             "respect to the natural parameter z = log λ is mean minus target, exp(z) − y.",
@@ -971,7 +977,8 @@ def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
     # torch evaluates y log y as xlogy(y, y): 0 where y = 0.
     ylogy = sp.Piecewise((0, sp.Eq(_Y, 0)), (_Y * log(_Y), True))
     return _elementwise(
-        ylogy - _Y * _Z,
+        # y log y − y z cancels where z ≈ log y: in double-double (accurate)
+        accurate(ylogy - _Y * _Z),
         -_Y,
         "Linear in the log-probability z: the gradient is minus the target probability.",
         "KL divergence term of the target probability y against the log-probability z: "
@@ -986,7 +993,10 @@ def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
 def _declare_hinge_embedding(opts: Mapping[str, Any]) -> Declaration:
     m = _MARGIN
     hinge = sp.Piecewise((m - _Z, _Z <= m), (0, True))
-    loss = sp.Piecewise((_Z, sp.Eq(_Y, 1)), (hinge, sp.Eq(_Y, -1)), (_Z + hinge, True))
+    # z + max(0, m − z) of a target other than ±1 is m where the hinge is active: a float
+    # z + (m − z) keeps m − z's rounding (32 ulp at z = −63); in double-double (accurate).
+    loss = accurate(sp.Piecewise((_Z, sp.Eq(_Y, 1)), (hinge, sp.Eq(_Y, -1)),
+                                 (_Z + hinge, True)))
     dhinge = sp.Piecewise((-1, _Z <= m), (0, True))
     return _elementwise(
         loss,
@@ -1212,7 +1222,8 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
         symbols["alpha"] = _ALPHA
     else:
         alpha_t = sp.S.One
-    loss = alpha_t * ce * modulating
+    # a product of rounded factors (up to 7 ulp): in double-double (accurate)
+    loss = accurate(alpha_t * ce * modulating)
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
     stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating)
     # The names the printed derivation uses, as the notebook writes them (display only).
@@ -1316,9 +1327,11 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
         return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
 
     forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
+    # A soft label's gradient crosses 0 where its two product-rule terms cancel (σ(z) ≈ y is
+    # only one of its roots): evaluated in double-double (accurate).
     gradient = sp.Piecewise(
         *((_sigmoid_complements(sp.diff(form, _Z)), cond) for form, cond in forms),
-        (soft_derivative(1), True),
+        (accurate(soft_derivative(1)), True),
     )
 
     # The Hessian as α_t (ℓ_BCE″ M + 2 ℓ_BCE′ M′ + ℓ_BCE M″), M = (1 − p_t)^γ, each product-rule
@@ -1348,7 +1361,9 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
             general = soft_term(factor * sp.diff(ce, _Z, a) * part)
             terms.append(sp.Piecewise(*(hard if n == 0 else [(0, cond) for _, cond in hard]),
                                       (general, True)))
-    derivatives = [gradient, alpha_t * sp.Add(*terms)]
+    # The Hessian crosses 0 for hard labels too (y = 0, γ = ½: near z = 4, where
+    # σ(z)(1 + 2γ) = γ softplus(z)(σ(z) − γσ(−z))): its terms in double-double (accurate).
+    derivatives = [gradient, alpha_t * accurate(sp.Add(*terms))]
     shown = (  # the evaluated forms' own q′ and q″, named in the printed derivation
         Definition(Symbol("q_1"), first, "q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y"),
         Definition(Symbol("q_2"), second, "q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)"),

@@ -135,6 +135,28 @@ def _horner_step(ph: Any, pl: Any, rh: Any, rl: Any, ch: float, cl: float) -> tu
 def dd_exp(x: Any) -> tuple[Any, Any]:
     """``eˣ`` as a pair ``(hi, lo)``; ``x`` is clamped to [−800, log(float64 max)] (0 and +inf beyond:
     the callers never need more)."""
+    uh, ul, k = _exp_parts(x)
+    hi, lo = fast_two_sum(1.0, uh)
+    lo = lo + ul
+    hi, lo = fast_two_sum(hi, lo)
+    # × 2ᵏ in two exact steps (2ᵏ alone underflows for k < −1022)
+    half = np.floor(k * 0.5)
+    s1 = 2.0 ** half
+    s2 = 2.0 ** (k - half)
+    return hi * s1 * s2, lo * s1 * s2
+
+
+def dd_expm1(x: Any) -> tuple[Any, Any]:
+    """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
+    (``x`` in [−800, 709.78]): ``2ᵏ u + (2ᵏ − 1)`` from ``eˣ = 2ᵏ(1 + u)``."""
+    uh, ul, k = _exp_parts(x)
+    scale = 2.0 ** k
+    mh, ml = two_sum(scale, -1.0)
+    return dd_add(uh * scale, ul * scale, mh, ml)
+
+
+def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
+    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``|u| < 0.42``."""
     x = np.minimum(np.maximum(x, -800.0), 709.782712893384)
     k = np.floor(x * INV_LN2 + 0.5)
     r1 = x - k * LN2_A  # exact: k·LN2_A is exact and within a factor 2 of x (or k = 0)
@@ -161,14 +183,7 @@ def dd_exp(x: Any) -> tuple[Any, Any]:
     for _ in range(5):
         th, tl = dd_add(uh, ul, 2.0, 0.0)
         uh, ul = dd_mul(uh, ul, th, tl)
-    hi, lo = fast_two_sum(1.0, uh)
-    lo = lo + ul
-    hi, lo = fast_two_sum(hi, lo)
-    # × 2ᵏ in two exact steps (2ᵏ alone underflows for k < −1022)
-    half = np.floor(k * 0.5)
-    s1 = 2.0 ** half
-    s2 = 2.0 ** (k - half)
-    return hi * s1 * s2, lo * s1 * s2
+    return uh, ul, k
 
 
 def sigmoid_sub(z: Any, y: Any) -> Any:
@@ -212,6 +227,171 @@ def exp_sub_pair(z: Any, y: Any) -> tuple[Any, Any]:
     return sh * keep + (over * 1e308) * 10.0, sl * keep
 
 
+# --------------------------------------------------------------------------- expressions
+# A double-double value as a tuple ``(hi, lo)``: what :mod:`symloss.accurate` prints a whole
+# expression into, one nested call per operation, so that it is one expression for both
+# evaluators (NumPy arrays, numba scalars). ``_sel`` is NumPy's ``where`` here and a plain
+# conditional in the compiled twins (:func:`jitted`), so an unused branch's inf/NaN never
+# reaches the other one.
+
+
+def _sel(c: Any, a: Any, b: Any) -> Any:
+    return np.where(c, a, b)
+
+
+def _sel_scalar(c: Any, a: Any, b: Any) -> Any:
+    return a if c else b
+
+
+def t_lift(x: Any) -> tuple[Any, Any]:
+    """A float as a pair (its low part 0)."""
+    return x, 0.0 * x
+
+
+def t_neg(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    return -a[0], -a[1]
+
+
+def t_add(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_add(a[0], a[1], b[0], b[1])
+
+
+def t_sub(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_add(a[0], a[1], -b[0], -b[1])
+
+
+def t_mul(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_mul(a[0], a[1], b[0], b[1])
+
+
+def t_div(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    return dd_div(a[0], a[1], b[0], b[1])
+
+
+def t_where(c: Any, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``a`` where ``c``, else ``b`` (Piecewise)."""
+    return _sel(c, a[0], b[0]), _sel(c, a[1], b[1])
+
+
+def t_exp(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``e^(hi + lo) = e^hi (1 + lo + lo²/2)``; +inf past float64's range."""
+    over = a[0] > 709.782712893384
+    eh, el = dd_exp(a[0])
+    c = a[1] + 0.5 * a[1] * a[1]  # e^lo − 1, |c| < 2⁻⁴³: eh·c needs no exact product
+    rh, rl = fast_two_sum(eh, el + eh * c)  # (no Dekker split, which overflows past 1e300)
+    return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
+
+
+def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``e^(hi + lo) − 1`` with its relative accuracy where it is tiny."""
+    over = a[0] > 709.782712893384
+    mh, ml = dd_expm1(a[0])
+    eh, el = dd_exp(a[0])
+    # e^(h + l) − 1 = (e^h − 1) + e^h (e^l − 1), e^l − 1 = l (1 + l/2)
+    ch, cl = dd_mul(eh, el, a[1] * (1.0 + 0.5 * a[1]), 0.0 * a[1])
+    rh, rl = dd_add(mh, ml, ch, cl)
+    return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
+
+
+def t_log1p(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``log(1 + a)``, relative accuracy where ``a`` is tiny: one Newton step from
+    ``x = log1p(hi)`` on ``expm1(x) = a``."""
+    x = np.log1p(np.maximum(a[0], -1.0))
+    finite = np.abs(x) < 700.0
+    xs = _sel(finite, x, 0.0)
+    e = t_expm1(t_lift(xs))
+    c = t_div(t_sub(a, e), t_add(t_lift(1.0 + 0.0 * xs), e))
+    rh, rl = t_add(t_lift(xs), c)
+    return _sel(finite, rh, x), _sel(finite, rl, 0.0 * x)
+
+
+def t_log(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``log a``: ``log1p(a − 1)`` for ``a`` in (½, 2) (relative accuracy next to 1), else
+    one Newton step from ``x = log(hi)`` on ``eˣ = a``."""
+    near = (a[0] > 0.5) & (a[0] < 2.0)
+    ah = _sel(near, 1.5, a[0])  # the Newton branch's operand: any value where unused
+    x = np.log(np.maximum(ah, 0.0))
+    finite = np.abs(x) < 700.0
+    xs = _sel(finite, x, 0.0)
+    r = t_sub(t_mul((ah, _sel(near, 0.0, a[1])), t_exp(t_lift(-xs))), t_lift(1.0 + 0.0 * xs))
+    nh, nl = t_add(t_lift(xs), r)
+    one = t_lift(1.0 + 0.0 * a[0])
+    lh, ll = t_log1p(t_sub((_sel(near, a[0], 1.0), _sel(near, a[1], 0.0)), one))
+    return (_sel(near, lh, _sel(finite, nh, x)), _sel(near, ll, _sel(finite, nl, 0.0 * x)))
+
+
+def t_sigmoid(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``σ(a) = 1/(1 + e^{−a})`` or ``e^{a}/(1 + e^{a})``: e^{−|a|} ≤ 1 never overflows."""
+    pos = a[0] >= 0.0
+    e = t_exp((-np.abs(a[0]), _sel(pos, -a[1], a[1])))
+    one = t_lift(1.0 + 0.0 * a[0])
+    num = (_sel(pos, 1.0, e[0]), _sel(pos, 0.0, e[1]))
+    return t_div(num, t_add(one, e))
+
+
+def t_softplus(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``log(1 + e^a) = max(a, 0) + log1p(e^{−|a|})``."""
+    pos = a[0] >= 0.0
+    e = t_exp((-np.abs(a[0]), _sel(pos, -a[1], a[1])))
+    top = (_sel(pos, a[0], 0.0), _sel(pos, a[1], 0.0))
+    return t_add(top, t_log1p(e))
+
+
+def t_tanh(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``tanh a = sign(a) m/(m + 2)``, ``m = expm1(2|a|)``; ±1 past |a| = 40 (there 1 − tanh
+    is below 2⁻¹¹⁴)."""
+    pos = a[0] >= 0.0
+    big = np.abs(a[0]) > 40.0
+    x = (_sel(big, 0.0, 2.0 * np.abs(a[0])), _sel(big | pos, 2.0 * a[1], -2.0 * a[1]))
+    x = (x[0], _sel(big, 0.0, x[1]))
+    m = t_expm1(x)
+    th, tl = t_div(m, t_add(m, t_lift(2.0 + 0.0 * a[0])))
+    sign = _sel(pos, 1.0, -1.0)
+    return _sel(big, sign, sign * th), _sel(big, 0.0, sign * tl)
+
+
+def t_pow(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``a^b = e^{b log a}`` for ``a > 0``; ``0^b`` is 0 (b > 0), 1 (b = 0) or inf (b < 0)."""
+    zero = a[0] == 0.0
+    safe = (_sel(zero, 1.0, a[0]), _sel(zero, 0.0, a[1]))
+    rh, rl = t_exp(t_mul(b, t_log(safe)))
+    at0 = _sel(b[0] > 0.0, 0.0, _sel(b[0] == 0.0, 1.0, np.inf))
+    return _sel(zero, at0, rh), _sel(zero, 0.0, rl)
+
+
+def t_sigmoid_pow(a: tuple[Any, Any], g: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``σ(a)^γ = e^{−γ softplus(−a)}``."""
+    return t_exp(t_neg(t_mul(g, t_softplus(t_neg(a)))))
+
+
+def t_sigmoid_sub(a: tuple[Any, Any], y: tuple[Any, Any]) -> tuple[Any, Any]:
+    return t_sub(t_sigmoid(a), y)
+
+
+def t_exp_sub(a: tuple[Any, Any], y: tuple[Any, Any]) -> tuple[Any, Any]:
+    return t_sub(t_exp(a), y)
+
+
+def t_final(a: tuple[Any, Any], plain: Any) -> Any:
+    """``hi + lo`` rounded once; the plain float evaluation where the pair is not finite (an
+    intermediate beyond double-double's range: there the stable float form is the answer)."""
+    r = a[0] + a[1]
+    # below the smallest normal number the pair has lost its low part: flush to 0 (allowed)
+    r = np.where(np.abs(r) < 2.2250738585072014e-308, 0.0 * r, r)
+    # NaN in, NaN out: the plain form's printing propagates NaN through a Piecewise, the
+    # pair's selection does not
+    return np.where(np.isfinite(r) & ~np.isnan(plain), r, plain)
+
+
+def _t_final_scalar(a: tuple[Any, Any], plain: Any) -> Any:
+    if plain != plain:
+        return plain
+    r = a[0] + a[1]
+    if abs(r) < 2.2250738585072014e-308:
+        return 0.0 * r
+    return r if np.isfinite(r) else plain
+
+
 def _on_arrays(pair: Any, z: Any, y: Any) -> Any:
     """Apply ``pair`` to float64 copies of NumPy arrays; the result in their working dtype
     (long double on the NumPy path's float64: ``hi + lo`` rounded once to its 64 bits)."""
@@ -232,8 +412,91 @@ def np_exp_sub(z: Any, y: Any) -> Any:
     return _on_arrays(exp_sub_pair, z, y)
 
 
+# --------------------------------------------------------------------------- softmax − target
+# pᵢ T − yᵢ = (eᵢ Aᵢ − yᵢ Bᵢ)/D with Aᵢ = Σ_{k≠i} yₖ and Bᵢ = Σ_{j≠i} eⱼ (T = Σ y, e = e^(z − m),
+# D = Σ e): a difference of two small terms where both pᵢ and yᵢ are ≈ 1 (not of two terms ≈ 1).
+# Aᵢ is T − yᵢ except at the largest y, where it is U = the sum of the others; Bᵢ is D − eᵢ
+# except at the arg-max of z, where it is S = the sum of the others (there eᵢ = 1). T − yᵢ and
+# D − eᵢ elsewhere are at least half of T and D: no cancellation.
+def softmax_row_sums(z: Any, y: Any, m: Any, which: int) -> Any:
+    """One row value for :func:`softmax_sub_at` (compiled twin: ``z``, ``y`` one row, ``m`` its
+    max): ``which`` 0/1 the high/low part of ``S = Σ_{j≠argmax z} e^(zⱼ − m)``, 2/3 of
+    ``T = Σ y``, 4/5 of ``U = Σ_{k≠argmax y} yₖ``, 6 the arg-max of z, 7 that of y (first)."""
+    n = z.shape[0]
+    zmax, ymax = 0, 0
+    for j in range(n):
+        if z[j] > z[zmax]:
+            zmax = j
+        if y[j] > y[ymax]:
+            ymax = j
+    if which == 6:
+        return float(zmax)
+    if which == 7:
+        return float(ymax)
+    hi, lo = 0.0, 0.0
+    for j in range(n):
+        if which < 2:
+            if j != zmax:
+                xh, xl = two_sum(z[j], -m)
+                eh, el = t_exp((xh, xl))
+                hi, lo = dd_add(hi, lo, eh, el)
+        elif which < 4 or j != ymax:
+            hi, lo = dd_add(hi, lo, y[j], 0.0)
+    return hi if which % 2 == 0 else lo
+
+
+def softmax_sub_at(zi: Any, m: Any, yi: Any, i: Any, sh: Any, sl: Any, th: Any, tl: Any,
+                   uh: Any, ul: Any, zmax: Any, ymax: Any, plain: Any) -> Any:
+    """``softmax(z)ᵢ·T − yᵢ`` from a row's values (:func:`softmax_row_sums`), rounded once
+    (``plain`` where the pair is not finite)."""
+    xh, xl = two_sum(zi, -m)
+    e = t_exp((xh, xl))
+    d = t_add((1.0, 0.0), (sh, sl))
+    a = (uh, ul) if i == ymax else t_sub((th, tl), (yi, 0.0))
+    b = (sh, sl) if i == zmax else t_sub(d, e)
+    n = t_sub(t_mul(e, a), t_mul((yi, 0.0), b))
+    return t_final(t_div(n, d), plain)
+
+
+def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
+    """``softmax(z)ᵢ Σₖ yₖ − yᵢ`` along the last axis (the NumPy path's printing of
+    :class:`symloss.primitives.softmax_sub`): ``(eᵢ Aᵢ − yᵢ Bᵢ)/D`` with every exponential and
+    sum in double-double, so that the result keeps its digits where pᵢ·Σy ≈ yᵢ."""
+    z = np.asarray(z, dtype=np.float64)
+    y = np.array(np.broadcast_to(np.asarray(y, dtype=np.float64), z.shape))
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        xh, xl = two_sum(z, -m)
+        eh, el = t_exp((xh, xl))
+        top_z = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(top_z, np.argmax(z, axis=-1)[..., None], True, axis=-1)
+        top_y = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(top_y, np.argmax(y, axis=-1)[..., None], True, axis=-1)
+        zero = 0.0 * eh[..., :1]
+        sh, sl, th, tl, uh, ul = zero, zero, zero, zero, zero, zero
+        for j in range(z.shape[-1]):
+            keep_z, keep_y = ~top_z[..., j:j + 1], ~top_y[..., j:j + 1]
+            sh, sl = dd_add(sh, sl, np.where(keep_z, eh[..., j:j + 1], 0.0),
+                            np.where(keep_z, el[..., j:j + 1], 0.0))
+            th, tl = dd_add(th, tl, y[..., j:j + 1], 0.0)
+            uh, ul = dd_add(uh, ul, np.where(keep_y, y[..., j:j + 1], 0.0), 0.0)
+        d = t_add((1.0 + zero, zero), (sh, sl))
+        rest_t = t_sub((th, tl), (y, 0.0 * y))
+        a = (np.where(top_y, uh, rest_t[0]), np.where(top_y, ul, rest_t[1]))
+        rest_d = t_sub(d, (eh, el))
+        b = (np.where(top_z, sh, rest_d[0]), np.where(top_z, sl, rest_d[1]))
+        n = t_sub(t_mul((eh, el), a), t_mul((y, 0.0 * y), b))
+        return t_final(t_div(n, d), plain)
+
+
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_horner_step",
-          "dd_exp", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub")
+          "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
+          "exp_sub", "_sel", "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where",
+          "t_exp", "t_expm1", "t_log1p", "t_log", "t_sigmoid", "t_softplus", "t_tanh", "t_pow",
+          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
+          "softmax_sub_at")
+#: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
+_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar"}
 _JITTED: dict[str, Any] = {}
 
 
@@ -249,7 +512,7 @@ def jitted() -> dict[str, Any]:
         namespace: dict[str, Any] = {k: v for k, v in globals().items() if k.isupper()}
         namespace["np"] = np
         for name in _ORDER:
-            source = globals()[name]
+            source = globals()[_SCALAR.get(name, name)]
             fn = types.FunctionType(source.__code__, namespace, name, source.__defaults__)
             namespace[name] = numba.njit(fastmath=False, error_model="numpy")(fn)
         _JITTED.update({name: namespace[name] for name in _ORDER})

@@ -30,6 +30,7 @@ later processes load the machine code.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import re
@@ -44,7 +45,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from . import cache
 from .algebra import reduce_sums
 from .layout import ARRAY_OPTIONS, Layout, forms
-from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, softmax
+from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, dd_code, softmax
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -165,8 +166,11 @@ class _Printer(PythonCodePrinter):
 
     def _print_sigmoid_pow(self, expr: sp.Expr) -> str:
         x, exponent = (self._print(a) for a in expr.args)
-        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows.
-        return f"exp_F(-({exponent}) * softplus_F(-({x})))"
+        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows; in
+        # double-double (e^u amplifies u's rounding |u|-fold), the float form as fallback.
+        plain = f"exp_F(-({exponent}) * softplus_F(-({x})))"
+        pair = dd_code(expr, self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
+        return f"dd_t_final({pair}, {plain})"
 
     def _print_argmax_mean(self, expr: sp.Expr) -> str:
         # Σ_k [z_k = m] v_k / Σ_k [z_k = m], m the row's max: two hoisted class sums.
@@ -189,6 +193,36 @@ class _Printer(PythonCodePrinter):
         mean = self._print(center)  # hoisted first: the spread's sum reads it
         spread = self._print(sp.Sum(softmax(z, k, c) * (center - v[k]), (k, 1, c)))
         return f"(({self._print(v[i])} - {mean}) + {spread})"
+
+    def _print_accurate(self, expr: sp.Expr) -> str:
+        # The inner expression in double-double (symloss.ddouble's pair functions), the plain
+        # form where the pair is not finite. float32 results too: with two float32 inputs
+        # free, eᶻ − y·z can cancel by ~48 bits, more than float64's 29 to spare.
+        plain = self._print(expr.args[0])
+        try:
+            pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
+        except NotImplementedError:
+            return plain
+        return f"dd_t_final({pair}, {plain})"
+
+    def _print_softmax_sub(self, expr: sp.Expr) -> str:
+        # The row's values for ddouble.softmax_sub_at (the pairs S, T, U and the arg-maxes of z
+        # and y), each hoisted as a "sum" whose only nonzero term (k = 0) is the whole row's
+        # value (ddouble.softmax_row_sums); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class.
+        z, y, i, _ = expr.args
+        if self.logits is None or str(z.label) != self.logits:
+            raise _Unsupported("softmax_sub outside a class-axis kernel")
+        if expr not in self._sums:  # type: ignore[comparison-overlap]
+            parts = []
+            for which in range(8):
+                name = f"acc{len(self.hoisted)}"
+                self.hoisted.append((name, "k", f"(dd_softmax_row_sums(zr, yr, m, {which}) "
+                                                f"if k == 0 else 0.0)"))
+                parts.append(name)
+            self._sums[expr] = ", ".join(parts)  # type: ignore[index]
+        plain = self._print(expr.rewrite(sp.Sum))
+        return (f"dd_softmax_sub_at(np.float64(zr[{self._print(i)}]), m, "
+                f"{self._print(y[i])}, {self._print(i)}, {self._sums[expr]}, {plain})")  # type: ignore[index]
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -234,10 +268,10 @@ class _Printer(PythonCodePrinter):
         return f"(({q}) ** ({exponent}))"
 
     def _print_xexp(self, expr: sp.Expr) -> str:
-        # y·e^a, 0 for y = 0; where e^a alone overflows, sign(y)·e^(a + log|y|) (as NumPy's).
+        # y·e^a, 0 for y = 0; where e^a alone overflows, (y·e^(a/2))·e^(a/2) (as NumPy's).
         y, a = (self._print(x) for x in expr.args)
-        return (f"(0.0 if ({y}) == 0.0 else (math.copysign(1.0, {y}) * exp_F(({a}) + "
-                f"math.log(abs({y}))) if ({a}) > 700.0 else ({y}) * exp_F({a})))")
+        return (f"(0.0 if ({y}) == 0.0 else ((({y}) * exp_F(0.5 * ({a}))) * exp_F(0.5 * ({a})) "
+                f"if ({a}) > 700.0 else ({y}) * exp_F({a})))")
 
     def _print_hypot1(self, expr: sp.Expr) -> str:
         return f"math.hypot(1.0, {self._print(expr.args[0])})"
@@ -522,12 +556,17 @@ from symloss.ddouble import jitted as _ddouble
 
 dd_sigmoid_sub = _ddouble()["sigmoid_sub"]
 dd_exp_sub = _ddouble()["exp_sub"]
+globals().update({"dd_" + _k: _f for _k, _f in _ddouble().items()})
+# ddouble.py: {ddouble} (the compiled pair functions are cached inside the kernels)
 
 # No fast-math, not even contraction into FMAs: each +, −, ×, ÷ rounds as NumPy's does, so
 # the NumPy evaluator, printing the same expression, does the same arithmetic.
 _OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True)
 _SERIAL = dict(parallel=False, cache=True, error_model="numpy", nogil=True)
 """
+
+_HEADER = _HEADER.replace("{ddouble}", hashlib.sha256(
+    Path(__file__).with_name("ddouble.py").read_bytes()).hexdigest()[:16])
 
 #: Below this many elements a kernel runs on one thread: waking the workers costs more
 #: (measured on 2 CPUs: a serial 1M-element BCE gradient takes ~1.1 ms, about as long).

@@ -25,7 +25,7 @@ from sympy.printing.numpy import SciPyPrinter
 from . import ddouble, kernels
 from .algebra import reduce_sums
 from .layout import Layout, Numeric, forms
-from .primitives import log_softmax, softplus
+from .primitives import accurate, log_softmax, softplus
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -81,7 +81,22 @@ def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
     renamed = expr.subs(
         {a: s for a, s in zip(args, symbols, strict=True) if not isinstance(a, sp.IndexedBase)}
     )
-    return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"], printer=_Printer, cse=True)  # type: ignore[no-any-return]
+    return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"], printer=_Printer, cse=_cse)  # type: ignore[no-any-return]
+
+
+def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:
+    """SymPy's ``cse``, blind to the inside of :class:`~symloss.primitives.accurate`: a common
+    subexpression taken out of it would be evaluated in float64, not in its double-double."""
+    hidden: dict[sp.Dummy, sp.Expr] = {}
+
+    def hide(e: sp.Expr) -> sp.Dummy:
+        d = sp.Dummy("accurate")
+        hidden[d] = e
+        return d
+
+    veiled = sp.sympify(expr).replace(lambda e: isinstance(e, accurate), hide)
+    subs, reduced = sp.cse(veiled, list=False)
+    return ([(s, v.xreplace(hidden)) for s, v in subs], sp.sympify(reduced).xreplace(hidden))
 
 
 def _direction_symbol(derivation: Derivation) -> sp.Basic:

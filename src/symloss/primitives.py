@@ -21,6 +21,8 @@ Class-axis primitives act on a vector of ``C`` logits, ``C`` symbolic, written w
 
 from __future__ import annotations
 
+from typing import Any
+
 import sympy as sp
 from sympy import Function, Indexed, IndexedBase, KroneckerDelta, S, Sum, exp, log
 from sympy.printing.pretty.stringpict import prettyForm
@@ -29,10 +31,12 @@ __all__ = [
     "CLASS_INDEX",
     "NUM_CLASSES",
     "SUM_INDEX",
+    "accurate",
     "argmax_mean",
     "clamp_min",
     "clamped_log",
     "class_sum",
+    "dd_code",
     "exp_sub",
     "log_softmax",
     "sigmoid",
@@ -41,6 +45,7 @@ __all__ = [
     "softmax",
     "softmax_centered",
     "softmax_complement",
+    "softmax_sub",
     "softplus",
 ]
 
@@ -212,8 +217,13 @@ class sigmoid_pow(Function):
 
     def _numpycode(self, printer: object) -> str:
         x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        # log σ(x) = −softplus(−x): no underflow of σ(x), no 0^(γ−1)
-        return f"numpy.exp(-({exponent}) * numpy.logaddexp(0, -({x})))"
+        # log σ(x) = −softplus(−x): no underflow of σ(x), no 0^(γ−1). The exponent
+        # −γ softplus(−x) in double-double: e^u turns u's rounding (|u| ulp) into a relative
+        # error of |u|·2⁻⁵³, 32 ulp at σ(−32)² (the float64 form is the fallback).
+        plain = f"numpy.exp(-({exponent}) * numpy.logaddexp(0, -({x})))"
+        pair = dd_code(self, printer._print, "ddouble.",  # type: ignore[attr-defined]
+                       lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
+        return f"ddouble.t_final({pair}, {plain})"
 
     _scipycode = _numpycode
 
@@ -298,6 +308,171 @@ class exp_sub(_Difference):
         return exp(x)
 
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
+
+
+class accurate(Function):
+    """``accurate(e)`` is ``e``; numerically, ``e`` evaluated in double-double arithmetic
+    (:mod:`symloss.ddouble`: every +, −, ×, ÷ and primitive on ~106-bit pairs, one rounding at
+    the end), for a form whose terms cancel near a root of the exact value where no float64
+    form keeps its digits (a value, gradient or Hessian crossing 0).
+
+    Symbolically transparent: its derivative is the inner expression's, it prints as the
+    inner expression, and :func:`symloss.algebra.normalize` unwraps it, so a form with it is
+    proved equal exactly as without. Where the pair is not finite (beyond double-double's
+    range) the plain float64 evaluation of ``e`` answers.
+
+    >>> from sympy import Symbol, diff, exp
+    >>> z = Symbol("z")
+    >>> diff(accurate(exp(z) - z), z)
+    exp(z) - 1
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_number or x.is_Symbol:
+            return x
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return S.One
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(self.args[0], s)  # type: ignore[no-any-return]
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.args[0]._eval_evalf(prec)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real  # type: ignore[no-any-return]
+
+    @property
+    def precedence(self) -> int:
+        """The inner expression's: a printer parenthesizes the wrapper as it would the sum."""
+        from sympy.printing.precedence import precedence
+
+        return precedence(self.args[0])  # type: ignore[no-any-return]
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.args[0])  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.args[0])  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        return printer._print(self.args[0])  # type: ignore[attr-defined,no-any-return]
+
+    def _numpycode(self, printer: object) -> str:
+        plain = printer._print(self.args[0])  # type: ignore[attr-defined]
+        try:
+            pair = dd_code(self.args[0], printer._print, "ddouble.",  # type: ignore[attr-defined]
+                           lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
+        except NotImplementedError:
+            return str(plain)
+        return f"ddouble.t_final({pair}, {plain})"
+
+    _scipycode = _numpycode
+
+
+def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
+    """``expr`` as one nested expression of :mod:`symloss.ddouble`'s pair functions
+    (``t_add``, ``t_mul``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
+    input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
+    selects a pair. Raises :class:`NotImplementedError` for what has no pair function."""
+    unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh",
+                              sigmoid: "t_sigmoid", softplus: "t_softplus"}
+    binary: dict[type, str] = {sigmoid_pow: "t_sigmoid_pow", sigmoid_sub: "t_sigmoid_sub",
+                               exp_sub: "t_exp_sub"}
+    from .hinges import power
+
+    # y·eᵃ as e^(a + log y): a difference 1 − y e^(−z) becomes −expm1(log y − z), which keeps
+    # its digits next to z = log y where log y is small (y ≤ 0: not finite, the plain form).
+    expr = expr.replace(lambda e: type(e).__name__ == "xexp",
+                        lambda e: sp.exp(e.args[1] + sp.log(e.args[0]), evaluate=False))
+
+    def lift(code: str) -> str:
+        return f"{prefix}t_lift({code})"
+
+    def mul(parts: list[str]) -> str:
+        out = parts[0]
+        for p in parts[1:]:
+            out = f"{prefix}t_mul({out}, {p})"
+        return out
+
+    def rec(e: Any) -> str:
+        if e.is_Integer or e.is_Float:
+            return f"({float(e)!r}, 0.0)"
+        if e.is_number:  # 1/3, π, log 2: the constant's two leading float64 parts
+            value = sp.N(e, 40)
+            hi = float(value)
+            return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
+        if e.is_Symbol or isinstance(e, sp.Indexed):
+            return lift(leaf(e))
+        if isinstance(e, sp.Add):
+            terms = list(e.args)
+            for one in (sp.S.NegativeOne, sp.S.One):
+                exps = [t for t in terms if isinstance(-one * t, sp.exp)]
+                if one in terms and len(exps) == 1:
+                    # ±(eᵘ − 1) as expm1(u): its relative accuracy where u is tiny
+                    rest = [t for t in terms if t is not one and t is not exps[0]]
+                    m = f"{prefix}t_expm1({rec((-one * exps[0]).args[0])})"
+                    m = m if one == -1 else f"{prefix}t_neg({m})"
+                    return f"{prefix}t_add({m}, {rec(sp.Add(*rest))})" if rest else m
+            out = rec(terms[0])
+            for t in terms[1:]:
+                if t.could_extract_minus_sign():
+                    out = f"{prefix}t_sub({out}, {rec(-t)})"
+                else:
+                    out = f"{prefix}t_add({out}, {rec(t)})"
+            return out
+        if isinstance(e, sp.Mul):
+            coeff, rest = e.as_coeff_Mul()
+            if coeff == -1:
+                return f"{prefix}t_neg({rec(rest)})"
+            num, den = [], []
+            for f in sp.Mul.make_args(e):
+                if f.is_Pow and f.exp.is_Integer and f.exp < 0:
+                    den.append(rec(f.base ** -f.exp))
+                else:
+                    num.append(rec(f))
+            top = mul(num) if num else "(1.0, 0.0)"
+            return f"{prefix}t_div({top}, {mul(den)})" if den else top
+        if e.is_Pow:
+            base, n = e.args
+            if n.is_Integer and n > 0:
+                return mul([rec(base)] * int(n))
+            if n.is_Integer and n < 0:
+                return f"{prefix}t_div((1.0, 0.0), {rec(base ** -n)})"
+            return f"{prefix}t_pow({rec(base)}, {rec(n)})"
+        if isinstance(e, sp.Piecewise):
+            chosen: str | None = None
+            for value, cond in reversed(e.args):
+                if cond is sp.true and chosen is None:
+                    chosen = rec(value)
+                    continue
+                if chosen is None:
+                    raise NotImplementedError("Piecewise without a default")
+                chosen = where(leaf(cond), rec(value), chosen)
+            if chosen is None:
+                raise NotImplementedError("empty Piecewise")
+            return chosen
+        args = e.args
+        if isinstance(e, sp.log) and isinstance(args[0], sp.Add) and sp.S.One in args[0].args:
+            return f"{prefix}t_log1p({rec(args[0] - 1)})"  # log(1 + x) as log1p(x)
+        if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
+            return f"{prefix}t_mul({rec(args[0])}, {prefix}t_exp({rec(args[1])}))"
+        for kind, name in unary.items():
+            if isinstance(e, kind):
+                return f"{prefix}{name}({rec(args[0])})"
+        for kind, name in binary.items():
+            if isinstance(e, kind):
+                return f"{prefix}{name}({rec(args[0])}, {rec(args[1])})"
+        if isinstance(e, power):
+            return f"{prefix}t_pow({rec(e.args[0])}, {rec(e.args[1])})"
+        raise NotImplementedError(f"no double-double form for {type(e).__name__}")
+
+    return rec(expr)
 
 
 def _pretty_call(name: str, arg: sp.Expr, printer: object) -> prettyForm:
@@ -499,6 +674,42 @@ class softmax_centered(Function):
         z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
         center = printer._print(argmax_mean(self.args[0], self.args[1], self.args[3]))  # type: ignore[attr-defined]
         return f"(({v} - {center}) + kernels.class_sum(kernels.softmax({z}) * ({center} - {v})))"
+
+
+class softmax_sub(Function):
+    """``softmax_sub(z, y, i, C)`` is :math:`\\operatorname{softmax}(z)_i \\sum_k y_k - y_i`:
+    cross-entropy's gradient for a target distribution ``y`` (mean minus target).
+
+    Evaluated in double-double (:func:`symloss.ddouble.np_softmax_sub`, and in the compiled
+    kernels the row sums :func:`~symloss.ddouble.softmax_row_sums` with
+    :func:`~symloss.ddouble.softmax_sub_at`): every ``e^(z_j − m)``, ``D = Σ e``, ``T = Σ y``
+    and ``(eᵢ T − yᵢ D)/D`` on ~106-bit pairs, one rounding at the end, so that the result
+    keeps its digits where ``pᵢ T ≈ yᵢ`` (a soft target equal to the rounded prediction).
+    """
+
+    nargs = 4
+
+    def _eval_rewrite_as_Sum(self, z: sp.Expr, y: sp.Expr, i: sp.Expr, c: sp.Expr,
+                             **kw: object) -> sp.Expr:
+        return softmax(z, i, c) * Sum(y[SUM_INDEX], (SUM_INDEX, 1, c)) - y[i]  # type: ignore[index]
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(self.rewrite(Sum), s)  # type: ignore[no-any-return]
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.rewrite(Sum))  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.rewrite(Sum))  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        z, y, i = self.args[:3]
+        return f"softmax_sub({z}, {y})[{i}]"
+
+    def _numpycode(self, printer: object) -> str:
+        z, y = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
+        plain = printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
+        return f"ddouble.np_softmax_sub({z}, {y}, {plain})"
 
 
 def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:

@@ -17,6 +17,7 @@ from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.pretty_symbology import pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
+from .primitives import accurate
 from .words import say, word
 
 if TYPE_CHECKING:
@@ -110,14 +111,31 @@ class _Pretty(PrettyPrinter):
         return self._print(sp.Symbol("δ_" + "".join(str(a) for a in expr.args)))
 
 
+def _shown(expr: sp.Basic) -> sp.Basic:
+    """``expr`` as a reader sees it: :class:`~symloss.primitives.accurate` (how a form is
+    evaluated, not what it is) unwrapped, so sums break and parenthesize as sums."""
+    return expr.replace(lambda e: isinstance(e, accurate), lambda e: e.args[0])
+
+
+def _shown_chain(rhs: Sequence[sp.Expr]) -> list[sp.Expr]:
+    """The right-hand sides as shown, a repeat of the previous one (a form that differs only
+    in how it is evaluated) dropped."""
+    out: list[sp.Expr] = []
+    for r in rhs:
+        shown = _shown(r)
+        if not out or shown != out[-1]:
+            out.append(shown)  # type: ignore[arg-type]
+    return out
+
+
 def expr_latex(expr: sp.Basic) -> str:
     """``expr`` in LaTeX (σ(z) − y order, ℓ as ``\\ell``)."""
-    return _Latex().doprint(expr)
+    return _Latex().doprint(_shown(expr))
 
 
 def expr_text(expr: sp.Basic) -> str:
     """``expr`` as Unicode 2-D text, with indices as subscripts."""
-    return _Pretty().doprint(expr)
+    return _Pretty().doprint(_shown(expr))
 
 
 def _status(step: Step, lang: str = "en") -> str:
@@ -546,7 +564,7 @@ def _equations_latex(
     avail = columns - layout.width(lhs) - 3
     lines: list[str] = []
     introduced: list[_Name] = []
-    for j, r in enumerate(rhs):
+    for j, r in enumerate(_shown_chain(rhs)):
         if names is not None:
             r, used = names.abbreviate(r)
             introduced += names.new(used)
@@ -576,7 +594,7 @@ def _equations_text(
     left = layout.form(lhs)
     lines: list[str] = []
     introduced: list[_Name] = []
-    for j, r in enumerate(rhs):
+    for j, r in enumerate(_shown_chain(rhs)):
         if names is not None:
             r, used = names.abbreviate(r)
             introduced += names.new(used)

@@ -271,6 +271,7 @@ SENTENCES: dict[str, str] = {
     "Mean minus target over the variance function V(μ) = μ^ρ, times dμ/dz = μ: (μ − y) μ^(1−ρ) = e^((2−ρ)z) − y e^((1−ρ)z), the form XGBoost's reg:tweedie and LightGBM's tweedie compute.": "均值减目标，除以方差函数 V(μ) = μ^ρ，再乘以 dμ/dz = μ：(μ − y) μ^(1−ρ) = e^((2−ρ)z) − y e^((1−ρ)z)，即 XGBoost 的 reg:tweedie 和 LightGBM 的 tweedie 所计算的形式。",
     "Evaluated as e^((2−ρ)z) − y e^((1−ρ)z) with y e^((1−ρ)z) as xexp: 0 for y = 0 where e^((1−ρ)z) overflows; the two terms cancel only near μ = y, where both are about y^(2−ρ).": "按 e^((2−ρ)z) − y e^((1−ρ)z) 计算，其中 y e^((1−ρ)z) 用 xexp 计算：y = 0 时即使 e^((1−ρ)z) 溢出，结果也为 0；两项只在 μ = y 附近相消，那里两者都约为 y^(2−ρ)。",
     "(2 − ρ) e^((2−ρ)z) + (ρ − 1) y e^((1−ρ)z): both terms ≥ 0 for y ≥ 0, so nothing cancels; y e^((1−ρ)z) is evaluated as xexp, 0 at y = 0 for every z.": "(2 − ρ) e^((2−ρ)z) + (ρ − 1) y e^((1−ρ)z)：y ≥ 0 时两项都 ≥ 0，所以不发生相消；y e^((1−ρ)z) 用 xexp 计算，y = 0 时对任何 z 都为 0。",
+    "Evaluated as 1 − y e^(−z) in double-double: it cancels next to z = log y.": "以双倍双精度（double-double）计算 1 − y e^(−z)：它在 z = log y 附近相消。",
     # ---- the names a printed derivation uses (render.py, "where q = …")
     "the weight of y's class": "y 所属类别的权重",
     "the binary cross-entropy of σ(z)": "σ(z) 的二元交叉熵",
