@@ -625,6 +625,28 @@ def _class_points(case: _Case, quick: bool,
     return out
 
 
+def _errors(case: _Case, order: int, evaluators: list[str], exact_value: Callable[[], Any],
+            evaluate: Callable[[str], Any]) -> list[tuple[str, np.ndarray]]:
+    """Each evaluator's error in ulps against ``exact_value()``; a failure is said on stderr
+    (the exact value's: nothing is measured; an evaluator's: that evaluator is left out)."""
+    try:
+        ex = exact_value()
+    except Exception as exc:
+        print(f"search {case.name} order {order}: exact value: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return []
+    found = []
+    for e in evaluators:
+        try:
+            err = ulps(evaluate(e), ex, case.dt)
+        except Exception as exc:
+            print(f"search {case.name} order {order} {e}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            continue
+        found.append((e, err))
+    return found
+
+
 def search(case: _Case, order: int, evaluators: list[str], quick: bool,
            seed: int = 0) -> dict[str, tuple[float, str, int]]:
     """The worst error (ulps) each evaluator makes on the points :func:`_elementwise_points`
@@ -635,33 +657,18 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
     truth = case.truth[order]
     worst: dict[str, tuple[float, str, int]] = {e: (0.0, "", 0) for e in evaluators}
 
-    def measure(x: np.ndarray, y: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    def measure(x: np.ndarray, y: np.ndarray) -> list[tuple[str, np.ndarray]]:
         if case.family == "elementwise":
             v = np.ones(x.shape, dt)
         else:
             v = np.zeros(x.shape, dt)
             v[..., 0] = 1  # e₀: the column of the swept logit
-        try:
-            ex = truth(x, y, v) if order == 2 else truth(x, y)
-        except Exception as exc:
-            print(f"search {case.name} order {order}: exact value: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
-            return []
-        found = []
-        for e in evaluators:
-            try:
-                got = case.symloss(order, e, x, y, v)
-                err = ulps(got, ex, dt)
-            except Exception as exc:
-                print(f"search {case.name} order {order} {e}: {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
-                continue
-            found.append((e, err, got))
-        return found
+        return _errors(case, order, evaluators,
+                       lambda: truth(x, y, v) if order == 2 else truth(x, y),
+                       lambda e: case.symloss(order, e, x, y, v))
 
-    def record(x: np.ndarray, y: np.ndarray, found: list[tuple[str, np.ndarray, np.ndarray]]
-               ) -> None:
-        for e, err, _ in found:
+    def record(x: np.ndarray, y: np.ndarray, found: list[tuple[str, np.ndarray]]) -> None:
+        for e, err in found:
             flat = np.nan_to_num(err.reshape(err.shape[0], -1).max(axis=1), nan=np.inf)
             j = int(np.argmax(flat))
             w, where, n = worst[e]
@@ -678,7 +685,7 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
         record(x, y, found)
         # refine: around the 8 worst points of each evaluator, ±1…4 ulps in the input
         picks: set[int] = set()
-        for _, err, _ in found:
+        for _, err in found:
             picks.update(np.argsort(np.nan_to_num(err, nan=np.inf))[-8:].tolist())
         idx = np.array(sorted(picks), dtype=np.int64)
         if idx.size:
@@ -893,22 +900,8 @@ def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
 
     def measure(arrays: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
         v = direction(arrays)
-        try:
-            ex = _multi_exact(case, order, arrays, v)
-        except Exception as exc:
-            print(f"search {case.name} order {order}: exact value: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
-            return []
-        found = []
-        for e in evaluators:
-            try:
-                err = ulps(_multi_call(case, order, e, arrays, v), ex, dt)
-            except Exception as exc:
-                print(f"search {case.name} order {order} {e}: {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
-                continue
-            found.append((e, err))
-        return found
+        return _errors(case, order, evaluators, lambda: _multi_exact(case, order, arrays, v),
+                       lambda e: _multi_call(case, order, e, arrays, v))
 
     def show(a: np.ndarray) -> str:
         return np.array2string(np.asarray(a), precision=17, max_line_width=10**6)
