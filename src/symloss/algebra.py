@@ -274,3 +274,15 @@ def equal(a: sp.Expr, b: sp.Expr, assumptions: Iterable[Assumption] = ()) -> boo
     if isinstance(a, sp.Eq) or isinstance(b, sp.Eq):
         raise TypeError("equal() compares expressions, not equations")
     return is_zero(a - b, assumptions)
+
+
+def compared_operands(piecewise: sp.Piecewise) -> list[sp.Expr]:
+    """The non-constant sides of every comparison in ``piecewise``'s conditions, each once, in
+    a fixed order: what the evaluators test for NaN (a comparison with NaN is False, and would
+    fall through to the last branch)."""
+    operands: list[sp.Expr] = []
+    for _, cond in piecewise.args:
+        for rel in sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key):
+            operands += [side for side in (rel.lhs, rel.rhs)
+                         if not side.is_number and side not in operands]
+    return operands

@@ -43,7 +43,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import cache
-from .algebra import reduce_sums
+from .algebra import compared_operands, reduce_sums
 from .layout import ARRAY_OPTIONS, Layout, forms
 from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, dd_code, softmax
 
@@ -245,11 +245,7 @@ class _Printer(PythonCodePrinter):
         # NaN in, NaN out, as the NumPy evaluator's printer: a comparison with NaN is False and
         # would fall through to the last branch.
         text = str(super()._print_Piecewise(expr))
-        operands: list[sp.Expr] = []
-        for _, cond in expr.args:
-            for rel in sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key):
-                operands += [side for side in (rel.lhs, rel.rhs)
-                             if not side.is_number and side not in operands]
+        operands = compared_operands(expr)
         if not operands:
             return text
         tests = " or ".join(f"math.isnan({self._print(side)})" for side in operands)

@@ -23,7 +23,7 @@ import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
 from . import ddouble, kernels
-from .algebra import reduce_sums
+from .algebra import compared_operands, reduce_sums
 from .layout import Layout, Numeric, forms
 from .primitives import accurate, log_softmax, softplus
 
@@ -58,11 +58,7 @@ class _Printer(SciPyPrinter):
         # to the last branch (0 for a hinge). NaN in a condition's operands gives NaN, as
         # torch's clamp_min does for the value.
         text = str(super()._print_Piecewise(expr))
-        operands: list[sp.Expr] = []
-        for _, cond in expr.args:
-            for rel in sorted(cond.atoms(sp.core.relational.Relational), key=sp.default_sort_key):
-                operands += [side for side in (rel.lhs, rel.rhs)
-                             if not side.is_number and side not in operands]
+        operands = compared_operands(expr)
         if not operands:
             return text
         tests = " | ".join(f"numpy.isnan({self._print(side)})" for side in operands)
