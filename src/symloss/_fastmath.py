@@ -158,6 +158,71 @@ def softplus_m(x: float) -> float:
 
 
 @njit(inline="always", error_model="numpy")
+def sigmoid_pow_v(x: float, g: float) -> float:
+    # σ(x)^γ = e^(−γ softplus(−x)); for float32 results the float64 exponent's rounding
+    # (|γ softplus| · 2⁻⁵³ relative, ≤ 2⁻⁴³ for finite results) is far under an ulp.
+    return exp_v(-g * softplus_v(-x))
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_pow_m(x: float, g: float) -> float:
+    """``σ(x)^γ = e^(−γ softplus(−x))`` with the exponent as an exact pair: ``softplus(−x) =
+    a + b``, ``a = max(−x, 0)`` exact and ``b = log1p(e^(−|x|)) ≤ ln 2``; ``γa`` and ``γb`` by
+    Dekker's product, their sum by TwoSum, and ``e^(−(hi + lo)) = e^(−hi)(1 − lo)``. So ``e^u``
+    no longer turns the rounding of a large exponent ``u`` into ``|u|`` ulps: about 1 + γ/2
+    ulp at every ``x``, without double-double's cost (:func:`symloss.kernels.sigmoid_pow`
+    is the same arithmetic on arrays)."""
+    a = -x if x < 0.0 else 0.0
+    b = math.log1p(math.exp(-abs(x)))
+    p = g * a
+    t = 134217729.0 * g
+    gh = t - (t - g)
+    gl = g - gh
+    t = 134217729.0 * a
+    ah = t - (t - a)
+    al = a - ah
+    pe = ((gh * ah - p) + gh * al + gl * ah) + gl * al
+    q = g * b
+    t = 134217729.0 * b
+    bh = t - (t - b)
+    bl = b - bh
+    qe = ((gh * bh - q) + gh * bl + gl * bh) + gl * bl
+    s = p + q
+    bb = s - p
+    se = (p - (s - bb)) + (q - bb)
+    lo = se + (pe + qe)
+    e = math.exp(-s)
+    if not abs(s) <= 700.0:  # e^(−s) under/overflows (or NaN): the pair's low part is moot
+        return e
+    return e * (1.0 - lo)
+
+
+@njit(inline="always", error_model="numpy")
+def fits_v(p: float, m: float) -> bool:
+    """Whether a float64 form ``p`` whose terms' magnitudes sum to ``m`` keeps a float32
+    result's digits: cancelling at most 6 bits, its rounding (≲ 2⁻⁴⁰·m) stays 2⁻¹⁰ of an ulp."""
+    return abs(p) >= 0.015625 * m
+
+
+@njit(inline="always", error_model="numpy")
+def fits_m(p: float, m: float) -> bool:
+    """float64 results: a form that may cancel is always evaluated in double-double."""
+    return False
+
+
+@njit(inline="always", error_model="numpy")
+def fits1_v(p: float, m: float) -> bool:
+    return abs(p) >= 0.015625 * m
+
+
+@njit(inline="always", error_model="numpy")
+def fits1_m(p: float, m: float) -> bool:
+    """A difference ``h − y`` of a head ``h`` good to 1 ulp and an input ``y``: where it is at
+    least half of ``|h| + |y|``, ``ulp(h) ≤ 2 ulp(p)`` and the float64 form is within 2.5 ulp."""
+    return abs(p) >= 0.5 * m
+
+
+@njit(inline="always", error_model="numpy")
 def maximum(a: float, b: float) -> float:
     """``numpy.maximum``: a NaN in either argument is the result."""
     if a != a:

@@ -38,7 +38,7 @@ from .primitives import (
     softplus,
 )
 
-__all__ = ["is_zero", "normalize", "reduce_sums", "tidy"]
+__all__ = ["compared_operands", "is_zero", "magnitude", "normalize", "reduce_sums", "tidy"]
 
 Assumption = tuple[sp.Expr, sp.Expr]
 
@@ -286,3 +286,25 @@ def compared_operands(piecewise: sp.Piecewise) -> list[sp.Expr]:
             operands += [side for side in (rel.lhs, rel.rhs)
                          if not side.is_number and side not in operands]
     return operands
+
+
+def magnitude(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every sum's terms in absolute value (through products, integer powers and
+    Piecewise arms): the scale of a float evaluation's rounding, ``|expr|`` where nothing
+    cancels and larger by the factor the sums cancel by. A function's value is taken whole
+    (``|f(x)|``): its argument's own cancellation is the function form's business.
+
+    >>> from sympy import Symbol, exp
+    >>> z, y = Symbol("z", real=True), Symbol("y", real=True)
+    >>> magnitude(exp(z) - y*z)
+    exp(z) + Abs(y*z)
+    """
+    if isinstance(expr, sp.Add):
+        return sp.Add(*(magnitude(t) for t in expr.args))
+    if isinstance(expr, sp.Mul):
+        return sp.Mul(*(magnitude(f) for f in expr.args))
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
+        return magnitude(expr.base) ** expr.exp
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*((magnitude(e), c) for e, c in expr.args))
+    return sp.Abs(expr)

@@ -43,7 +43,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import cache
-from .algebra import compared_operands, reduce_sums
+from .algebra import compared_operands, magnitude, reduce_sums
 from .layout import ARRAY_OPTIONS, Layout, forms
 from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, dd_code, softmax
 
@@ -165,12 +165,17 @@ class _Printer(PythonCodePrinter):
         return f"softplus_F({self._print(expr.args[0])})"
 
     def _print_sigmoid_pow(self, expr: sp.Expr) -> str:
+        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows; the
+        # exponent as an exact pair (e^u amplifies u's rounding |u|-fold), see sigmoid_pow_m.
         x, exponent = (self._print(a) for a in expr.args)
-        # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows; in
-        # double-double (e^u amplifies u's rounding |u|-fold), the float form as fallback.
-        plain = f"exp_F(-({exponent}) * softplus_F(-({x})))"
-        pair = dd_code(expr, self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
-        return f"dd_t_final({pair}, {plain})"
+        return f"sigmoid_pow_F({x}, {exponent})"
+
+    def _float_first(self, inner: sp.Expr, exact: str, test: str = "fits_F") -> str:
+        """``inner`` in float64 where the flavour's ``test`` says its cancellation leaves the
+        result's digits (see ``_fastmath.fits_v``), else ``exact`` (double-double): the float
+        form's magnitude ``M`` is ``inner`` with every sum's terms taken in absolute value."""
+        plain = self._print(inner)
+        return f"(({plain}) if {test}({plain}, {self._print(magnitude(inner))}) else {exact})"
 
     def _print_argmax_mean(self, expr: sp.Expr) -> str:
         # Σ_k [z_k = m] v_k / Σ_k [z_k = m], m the row's max: two hoisted class sums.
@@ -196,14 +201,15 @@ class _Printer(PythonCodePrinter):
 
     def _print_accurate(self, expr: sp.Expr) -> str:
         # The inner expression in double-double (symloss.ddouble's pair functions), the plain
-        # form where the pair is not finite. float32 results too: with two float32 inputs
-        # free, eᶻ − y·z can cancel by ~48 bits, more than float64's 29 to spare.
+        # form where the pair is not finite. float32 results first try the float64 form (its
+        # cancellation measured by fits_v): with two float32 inputs free, eᶻ − y·z can cancel
+        # by ~48 bits, more than float64's 29 to spare, but nearly all elements cancel little.
         plain = self._print(expr.args[0])
         try:
             pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
         except NotImplementedError:
             return plain
-        return f"dd_t_final({pair}, {plain})"
+        return self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})")
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at (the pairs S, T, U and the arg-maxes of z
@@ -225,10 +231,12 @@ class _Printer(PythonCodePrinter):
                 f"{self._print(y[i])}, {self._print(i)}, {self._sums[expr]}, {plain})")  # type: ignore[index]
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
-        return f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        exact = f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return self._float_first(expr.rewrite(sp.Add), exact)
 
     def _print_exp_sub(self, expr: sp.Expr) -> str:
-        return f"dd_exp_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        exact = f"dd_exp_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return self._float_first(expr.rewrite(sp.Add), exact, "fits1_F")
 
     def _print_clamped_log(self, expr: sp.Expr) -> str:
         rest = sp.expand(1 - expr.args[0])
@@ -546,7 +554,8 @@ from numba import njit, prange
 
 from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, clamped_log, exp_m, exp_v, fill_exp_m,
-    fill_exp_v, maximum, sigmoid_m, sigmoid_v, softplus_m, softplus_v,
+    fill_exp_v, fits1_m, fits1_v, fits_m, fits_v, maximum, sigmoid_m, sigmoid_pow_m,
+    sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -581,6 +590,13 @@ def _serial_twins(source: str) -> str:
 
 def _flavoured(code: str) -> dict[str, str]:
     return {f: code.replace("_F(", f"_{f}(") for f in ("v", "m")}
+
+
+def _fits_for(code: str, flavour: str) -> str:
+    """``code`` (printed in either flavour's helpers) with its float-first tests for results
+    of ``flavour``'s dtype: a float32 kernel that evaluates with libm's helpers still keeps the
+    float64 form wherever it leaves a float32 result's digits."""
+    return code.replace("fits_m(", f"fits_{flavour}(").replace("fits1_m(", f"fits1_{flavour}(")
 
 
 #: The direction ``v`` of a Hessian-vector product, as :attr:`Derivation.hvp_expr` writes it:
@@ -674,6 +690,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             flavours["v"] = flavours["m"]
         soft_test = " & ".join(f"(x1 != {c})" for c in labels)
         for flavour, text in flavours.items():
+            text = _fits_for(text, flavour)
             *lines, body = text.split("\n") if pre and flavour == "v" else ("", text)
             text = (f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
                     f"    for j in prange(out.size):\n{loads}{load_v}"
@@ -684,7 +701,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 # per block of SOFT_BLOCK: a vectorized count of soft targets, and the soft
                 # form only in blocks that have one (a short-circuit test per element is a
                 # branch on the labels, mispredicted half the time: 5 ms per 1e6, not 0.5)
-                soft_body = _flavoured(soft_code)["m"]
+                soft_body = _fits_for(_flavoured(soft_code)["m"], flavour)
                 text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
                          f"        lo = b * {SOFT_BLOCK}\n"
                          f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"

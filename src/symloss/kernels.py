@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["class_sum", "log_softmax", "sigmoid", "softmax", "softmax_complement", "xlog"]
+__all__ = ["class_sum", "exp_sub", "log_softmax", "sigmoid", "sigmoid_pow", "softmax",
+           "softmax_complement", "xlog"]
 
 Array = npt.NDArray[np.floating]
 
@@ -125,3 +126,50 @@ def xlog(weight: Array, log_p: Array) -> Array:
     """
     with np.errstate(invalid="ignore"):
         return np.where(weight == 0, 0.0, weight * log_p)
+
+
+def sigmoid_pow(x: Array, g: Array) -> Array:
+    """``σ(x)^γ = e^(−γ softplus(−x))`` with the exponent as an exact pair (the arithmetic of
+    the float64 kernels' ``symloss._fastmath.sigmoid_pow_m``): ``softplus(−x) = a + b`` with
+    ``a = max(−x, 0)`` exact and ``b = log1p(e^(−|x|)) ≤ ln 2``, ``γa + γb`` by Dekker's product
+    and TwoSum, then ``e^(−hi)(1 − lo)``: about 1 + γ/2 ulp where ``e^u`` would amplify the
+    rounding of a large exponent ``u`` ``|u|``-fold.
+
+    >>> import numpy as np
+    >>> float(sigmoid_pow(np.float64(-700.0), np.float64(0.5)))  # e^(−350 − ½ log1p(e^−700))
+    9.85967654375977e-153
+    """
+    from .ddouble import two_prod, two_sum
+
+    x = np.asarray(x, dtype=np.result_type(x, np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = np.where(x < 0.0, -x, 0.0)
+        b = np.log1p(np.exp(-np.abs(x)))
+        p, pe = two_prod(g, a)
+        q, qe = two_prod(g, b)
+        s, se = two_sum(p, q)
+        lo = se + (pe + qe)
+        e = np.exp(-s)
+        return np.where(np.abs(s) <= 700.0, e * (1.0 - lo), e)
+
+
+def exp_sub(z: Array, y: Array) -> Array:
+    """``eᶻ − y``: the float64 difference where it is at least half of ``eᶻ + |y|`` (there the
+    rounding of ``eᶻ`` costs at most 2 ulp of the result), else double-double
+    (:func:`symloss.ddouble.np_exp_sub`), the rule of the float64 kernels (``fits1_m``).
+
+    >>> import numpy as np
+    >>> exp_sub(np.array([0.0, 1e-9]), np.array([0.0, 1.0])).tolist()  # 1, then no cancellation
+    [1.0, 1.0000000005000001e-09]
+    """
+    from .ddouble import np_exp_sub
+
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(z)
+        d = e - y
+        fits = np.abs(d) >= 0.5 * (e + np.abs(y))
+    if np.all(fits):
+        return d
+    return np.where(fits, d, np_exp_sub(z, y))

@@ -217,13 +217,10 @@ class sigmoid_pow(Function):
 
     def _numpycode(self, printer: object) -> str:
         x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        # log σ(x) = −softplus(−x): no underflow of σ(x), no 0^(γ−1). The exponent
-        # −γ softplus(−x) in double-double: e^u turns u's rounding (|u| ulp) into a relative
-        # error of |u|·2⁻⁵³, 32 ulp at σ(−32)² (the float64 form is the fallback).
-        plain = f"numpy.exp(-({exponent}) * numpy.logaddexp(0, -({x})))"
-        pair = dd_code(self, printer._print, "ddouble.",  # type: ignore[attr-defined]
-                       lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
-        return f"ddouble.t_final({pair}, {plain})"
+        # log σ(x) = −softplus(−x): no underflow of σ(x), no 0^(γ−1); the exponent
+        # −γ softplus(−x) as an exact pair (kernels.sigmoid_pow): e^u would turn u's rounding
+        # (|u| ulp) into a relative error of |u|·2⁻⁵³, 32 ulp at σ(−32)².
+        return f"kernels.sigmoid_pow({x}, {exponent})"
 
     _scipycode = _numpycode
 
@@ -306,6 +303,13 @@ class exp_sub(_Difference):
 
     def _head(self, x: sp.Expr) -> sp.Expr:
         return exp(x)
+
+    def _numpycode(self, printer: object) -> str:
+        # float64 where the difference keeps its digits, double-double else (kernels.exp_sub)
+        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"kernels.exp_sub({x}, {y})"
+
+    _scipycode = _numpycode
 
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
 
