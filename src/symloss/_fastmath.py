@@ -198,6 +198,48 @@ def sigmoid_pow_m(x: float, g: float) -> float:
 
 
 @njit(inline="always", error_model="numpy")
+def prod_err(a: float, b: float) -> float:
+    """``a·b − fl(a·b)`` exactly (Dekker's product, as :func:`symloss.ddouble.two_prod`); 0
+    where the product or the split is not finite (:func:`symloss.kernels.prod_err`)."""
+    p = a * b
+    t = 134217729.0 * a
+    ah = t - (t - a)
+    al = a - ah
+    t = 134217729.0 * b
+    bh = t - (t - b)
+    bl = b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return e if abs(e) < math.inf else 0.0
+
+
+@njit(inline="always", error_model="numpy")
+def cmp_sum(a: float, b: float, s: float) -> float:
+    """The sign of the exact ``(a + b) − s`` (−1.0, 0.0 or 1.0): rounding is monotonic, so
+    ``fl(a + b)`` compares with the float ``s`` as ``a + b`` does unless they are equal, and
+    there the sign of TwoSum's error decides (:func:`symloss.kernels.cmp_sum`)."""
+    d = a + b
+    bb = d - a
+    e = (a - (d - bb)) + (b - bb)
+    if d != s:
+        return 1.0 if d > s else -1.0
+    return 1.0 if e > 0.0 else (-1.0 if e < 0.0 else 0.0)
+
+
+@njit(inline="always", error_model="numpy")
+def cmp_abs_sum(a: float, b: float, s: float) -> float:
+    """The sign of the exact ``|a + b| − s`` (:func:`cmp_sum` of the absolute value)."""
+    d = a + b
+    bb = d - a
+    e = (a - (d - bb)) + (b - bb)
+    if d < 0.0:
+        d = -d
+        e = -e
+    if d != s:
+        return 1.0 if d > s else -1.0
+    return 1.0 if e > 0.0 else (-1.0 if e < 0.0 else 0.0)
+
+
+@njit(inline="always", error_model="numpy")
 def fits_v(p: float, m: float) -> bool:
     """Whether a float64 form ``p`` whose terms' magnitudes sum to ``m`` keeps a float32
     result's digits: cancelling at most 6 bits, its rounding (≲ 2⁻⁴⁰·m) stays 2⁻¹⁰ of an ulp."""

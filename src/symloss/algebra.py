@@ -38,7 +38,8 @@ from .primitives import (
     softplus,
 )
 
-__all__ = ["compared_operands", "is_zero", "magnitude", "normalize", "reduce_sums", "tidy"]
+__all__ = ["compared_operands", "exact_comparison", "is_zero", "magnitude", "normalize",
+           "ratio_powers", "reduce_sums", "tidy"]
 
 Assumption = tuple[sp.Expr, sp.Expr]
 
@@ -308,3 +309,67 @@ def magnitude(expr: sp.Expr) -> sp.Expr:
     if isinstance(expr, sp.Piecewise):
         return sp.Piecewise(*((magnitude(e), c) for e, c in expr.args))
     return sp.Abs(expr)
+
+
+#: A relation's operator with its sides swapped.
+_SWAPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _exact_input(e: sp.Expr) -> bool:
+    """An input (a Symbol, its negation) or a number that float64 holds exactly."""
+    if e.is_Symbol or (isinstance(e, sp.Mul) and e.args[0] == -1 and len(e.args) == 2
+                       and e.args[1].is_Symbol):
+        return True
+    if e.is_Integer:
+        return abs(int(e)) <= 2**53
+    if e.is_Rational:  # a dyadic fraction: q a power of 2
+        q = int(e.q)
+        return q & (q - 1) == 0 and abs(int(e.p)) <= 2**53
+    return bool(e.is_Float)
+
+
+def exact_comparison(rel: sp.Basic) -> tuple[str, sp.Expr, sp.Expr, sp.Expr, str] | None:
+    """``(function, a, b, s, op)`` where ``rel`` compares a sum of two inputs ``a + b`` (or its
+    absolute value) with an input or exact number ``s``: the evaluators then test
+    ``function(a, b, s) op 0`` with ``function`` the exact sign of ``(a + b) − s``
+    (``cmp_sum``) or ``|a + b| − s`` (``cmp_abs_sum``), so that a kink such as huber's
+    ``|z − y| < δ`` is on the side the exact inputs put it, not the side ``z − y``'s
+    rounding does (Hessian 1 where the exact one is 0). ``None`` for any other relation.
+
+    >>> from sympy import Abs, Symbol
+    >>> z, y, d = Symbol("z"), Symbol("y"), Symbol("delta")
+    >>> exact_comparison(d > Abs(y - z))
+    ('cmp_abs_sum', y, -z, delta, '<')
+    """
+    if not isinstance(rel, sp.core.relational.Relational) or rel.rel_op not in _SWAPPED:
+        return None
+    for x, s, op in ((rel.lhs, rel.rhs, rel.rel_op), (rel.rhs, rel.lhs, _SWAPPED[rel.rel_op])):
+        inner = x.args[0] if isinstance(x, sp.Abs) else x
+        if (isinstance(inner, sp.Add) and len(inner.args) == 2
+                and all(_exact_input(t) for t in inner.args) and _exact_input(s)):
+            name = "cmp_abs_sum" if isinstance(x, sp.Abs) else "cmp_sum"
+            return name, inner.args[0], inner.args[1], s, op
+    return None
+
+
+def ratio_powers(expr: sp.Mul) -> tuple[list[tuple[sp.Expr, sp.Expr, int]], sp.Expr] | None:
+    """``([(x, c, n), ...], rest)`` where the product ``expr`` has factors ``xⁿ·c⁻ⁿ`` (n ≥ 2),
+    else ``None``: the evaluators print such a pair as ``(x/c)ⁿ``, which stays in range where
+    ``xⁿ`` underflows or overflows and the quotient does not (BCE's Hessian (p − y)²/c² at
+    p = 1e-164: p² is subnormal, (p/c)² is 6.6e-305).
+
+    >>> from sympy import Symbol
+    >>> p, c = Symbol("p"), Symbol("c")
+    >>> ratio_powers(3*p**2/c**2)
+    ([(p, c, 2)], 3)
+    """
+    ups = {f.exp: f for f in expr.args
+           if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp >= 2}
+    downs = {-f.exp: f for f in expr.args
+             if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp <= -2}
+    shared = sorted(set(ups) & set(downs))
+    if not shared:
+        return None
+    used = {ups[n] for n in shared} | {downs[n] for n in shared}
+    rest = sp.Mul(*(f for f in expr.args if f not in used))
+    return [(ups[n].base, downs[n].base, int(n)) for n in shared], rest

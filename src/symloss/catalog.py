@@ -417,6 +417,10 @@ def _sigmoid_link() -> Link:
     )
 
 
+#: torch's guard of BCE's Bernoulli variance: max(p(1 − p), 1e-12 as float32).
+_BCE_GUARD = clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17))
+
+
 def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
     if opts["link"] == "sigmoid":
         return _declare_bce_logits(opts, pos_weight=False)
@@ -444,12 +448,12 @@ def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
         loss_why="Binary cross-entropy of a probability p (torch clamps each log at −100).",
         canonical_hessian=w * (_Y / _P**2 + (1 - _Y) / (1 - _P) ** 2),
         hessian_why="Each log term contributes the square of its reciprocal.",
-        stable_hessian=w * ((_P - _Y) ** 2 + _Y * (1 - _Y))
-        / clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17)) ** 2,
+        stable_hessian=w * ((_P - _Y) ** 2 / _BCE_GUARD**2 + _Y * (1 - _Y) / _BCE_GUARD**2),
         stable_hessian_why=(
             "Evaluated over one denominator guarded like the gradient's, "
             "w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1; the "
-            "numerator p² − 2py + y written as a sum of two terms ≥ 0, which cannot cancel."
+            "numerator p² − 2py + y written as a sum of two terms ≥ 0, which cannot cancel, "
+            "each over the square (((p − y)/c)² stays normal where (p − y)² alone underflows)."
         ),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),

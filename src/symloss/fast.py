@@ -43,9 +43,17 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import cache
-from .algebra import compared_operands, magnitude, reduce_sums
+from .algebra import compared_operands, exact_comparison, magnitude, ratio_powers, reduce_sums
 from .layout import ARRAY_OPTIONS, Layout, forms
-from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, argmax_mean, dd_code, softmax
+from .primitives import (
+    CLASS_INDEX,
+    NUM_CLASSES,
+    SUM_INDEX,
+    argmax_mean,
+    dd_code,
+    product_of_inputs,
+    softmax,
+)
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -156,12 +164,34 @@ class _Printer(PythonCodePrinter):
         if len(logs) == 1:
             weight = self._print(sp.Mul(*(f for f in expr.args if f is not logs[0])))
             return f"({weight}) * ({self._print(logs[0])} if {weight} != 0.0 else 0.0)"
+        ratios = ratio_powers(expr)
+        if ratios is not None:  # xⁿ·c⁻ⁿ as (x/c)ⁿ: no under/overflow of xⁿ alone
+            pairs, rest = ratios
+            parts = [f"(({self._print(x)}) / ({self._print(c)})) ** {n}" for x, c, n in pairs]
+            return " * ".join([f"({self._print(rest)})", *parts])
         return str(super()._print_Mul(expr))
 
+    def _product(self, arg: sp.Expr) -> tuple[str, str] | None:
+        """``(p, err)``: the printed product and its exact rounding error, where ``arg`` is a
+        product of two inputs (``algebra.product_of_inputs``)."""
+        pair = product_of_inputs(arg)
+        if pair is None:
+            return None
+        a, b = (self._print(x) for x in pair)
+        return f"(({a}) * ({b}))", f"prod_err({a}, {b})"
+
     def _print_sigmoid(self, expr: sp.Expr) -> str:
+        product = self._product(expr.args[0])
+        if product is not None:  # σ(p + e) = σ(p)(1 + σ(−p)e) to first order
+            p, err = product
+            return f"(sigmoid_F({p}) * (1.0 + sigmoid_F(-{p}) * {err}))"
         return f"sigmoid_F({self._print(expr.args[0])})"
 
     def _print_softplus(self, expr: sp.Expr) -> str:
+        product = self._product(expr.args[0])
+        if product is not None:  # softplus(p + e) = softplus(p) + σ(p)e to first order
+            p, err = product
+            return f"(softplus_F({p}) + sigmoid_F({p}) * {err})"
         return f"softplus_F({self._print(expr.args[0])})"
 
     def _print_sigmoid_pow(self, expr: sp.Expr) -> str:
@@ -258,6 +288,13 @@ class _Printer(PythonCodePrinter):
             return text
         tests = " or ".join(f"math.isnan({self._print(side)})" for side in operands)
         return f"(math.nan if ({tests}) else ({text}))"
+
+    def _print_Relational(self, expr: sp.Expr) -> str:
+        exact = exact_comparison(expr)
+        if exact is None:
+            return str(super()._print_Relational(expr))
+        name, a, b, side, op = exact
+        return f"({name}({self._print(a)}, {self._print(b)}, {self._print(side)}) {op} 0.0)"
 
     def _print_step(self, expr: sp.Expr) -> str:
         # numpy.heaviside(u, 0): 1 for u > 0, 0 for u ≤ 0, NaN for NaN.
@@ -553,9 +590,9 @@ import numpy as np
 from numba import njit, prange
 
 from symloss._fastmath import (
-    block_max, block_rows, block_sums, block_sums_dot, clamped_log, exp_m, exp_v, fill_exp_m,
-    fill_exp_v, fits1_m, fits1_v, fits_m, fits_v, maximum, sigmoid_m, sigmoid_pow_m,
-    sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
+    block_max, block_rows, block_sums, block_sums_dot, clamped_log, cmp_abs_sum, cmp_sum, exp_m,
+    exp_v, fill_exp_m, fill_exp_v, fits1_m, fits1_v, fits_m, fits_v, maximum, prod_err,
+    sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
 )
 from symloss.ddouble import jitted as _ddouble
 

@@ -23,7 +23,7 @@ import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
 from . import ddouble, kernels
-from .algebra import compared_operands, reduce_sums
+from .algebra import compared_operands, exact_comparison, ratio_powers, reduce_sums
 from .layout import Layout, Numeric, forms
 from .primitives import accurate, log_softmax, softplus
 
@@ -51,6 +51,11 @@ class _Printer(SciPyPrinter):
         if len(logs) == 1:
             weight = sp.Mul(*(f for f in expr.args if f is not logs[0]))
             return f"kernels.xlog({self._print(weight)}, {self._print(logs[0])})"
+        ratios = ratio_powers(expr)
+        if ratios is not None:  # xⁿ·c⁻ⁿ as (x/c)ⁿ: no under/overflow of xⁿ alone
+            pairs, rest = ratios
+            parts = [f"(({self._print(x)}) / ({self._print(c)})) ** {n}" for x, c, n in pairs]
+            return " * ".join([f"({self._print(rest)})", *parts])
         return str(super()._print_Mul(expr))
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
@@ -63,6 +68,18 @@ class _Printer(SciPyPrinter):
             return text
         tests = " | ".join(f"numpy.isnan({self._print(side)})" for side in operands)
         return f"numpy.where({tests}, numpy.nan, {text})"
+
+    def _print_Relational(self, expr: sp.Expr) -> str:
+        # a sum of two inputs against a threshold: compared exactly (algebra.exact_comparison)
+        exact = exact_comparison(expr)
+        if exact is None:
+            return str(super()._print_Relational(expr))
+        name, a, b, side, op = exact
+        return f"(kernels.{name}({self._print(a)}, {self._print(b)}, {self._print(side)}) {op} 0.0)"
+
+    def _print__RatioPow(self, expr: sp.Expr) -> str:
+        x, c, n = expr.args
+        return f"((({self._print(x)}) / ({self._print(c)})) ** {int(n)})"
 
     def _print_Sum(self, expr: sp.Sum) -> str:
         if len(expr.limits) != 1:
@@ -91,8 +108,20 @@ def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:
         return d
 
     veiled = sp.sympify(expr).replace(lambda e: isinstance(e, accurate), hide)
+    # xⁿ·c⁻ⁿ kept one quotient (a common c⁻ⁿ taken out would be xⁿ·x0 again: see _RatioPow)
+    veiled = veiled.replace(
+        lambda e: isinstance(e, sp.Mul) and ratio_powers(e) is not None,
+        lambda e: ratio_powers(e)[1] * sp.Mul(*(_RatioPow(x, c, n)  # type: ignore[index]
+                                                for x, c, n in ratio_powers(e)[0])))  # type: ignore[index]
     subs, reduced = sp.cse(veiled, list=False)
     return ([(s, v.xreplace(hidden)) for s, v in subs], sp.sympify(reduced).xreplace(hidden))
+
+
+class _RatioPow(sp.Function):
+    """``(x/c)ⁿ``, printed as one quotient raised to ``n`` (:func:`symloss.algebra.ratio_powers`);
+    only ever inside :func:`_cse`'s printing."""
+
+    nargs = 3
 
 
 def _direction_symbol(derivation: Derivation) -> sp.Basic:

@@ -39,6 +39,7 @@ __all__ = [
     "dd_code",
     "exp_sub",
     "log_softmax",
+    "product_of_inputs",
     "sigmoid",
     "sigmoid_pow",
     "sigmoid_sub",
@@ -110,9 +111,44 @@ class sigmoid(Function):
 
     def _numpycode(self, printer: object) -> str:
         # kernels.sigmoid: e^{−|x|} never overflows, nothing cancels, 1 + t is compensated.
+        product = _printed_product(self.args[0], printer)
+        if product is not None:  # σ(p + e) = σ(p)(1 + σ(−p)e): a product's rounding corrected
+            p, err = product
+            return f"(kernels.sigmoid({p}) * (1.0 + kernels.sigmoid(-{p}) * {err}))"
         return f"kernels.sigmoid({printer._print(self.args[0])})"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
+
+
+def product_of_inputs(arg: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """``(a, b)`` where ``arg`` is a product of two inputs ``a·b`` (a sign on ``a``), else
+    ``None``: the evaluators correct ``f(a·b)`` by the product's exact rounding error.
+
+    >>> from sympy import Symbol
+    >>> y, z = Symbol("y"), Symbol("z")
+    >>> product_of_inputs(-y*z)
+    (-y, z)
+    """
+    if not isinstance(arg, sp.Mul):
+        return None
+    sign = sp.S.One
+    factors = list(arg.args)
+    if factors[0] == -1:
+        sign, factors = sp.S.NegativeOne, factors[1:]
+    if len(factors) != 2 or not all(f.is_Symbol for f in factors):
+        return None
+    return sp.Mul(sign, factors[0], evaluate=False) if sign == -1 else factors[0], factors[1]
+
+
+def _printed_product(arg: sp.Expr, printer: Any) -> tuple[str, str] | None:
+    """The NumPy code of a product of two inputs and of its exact rounding error
+    (:func:`symloss.kernels.prod_err`), or ``None``: ``f(y·z)`` is corrected to first order
+    where ``f`` amplifies the rounding of ``y·z`` (softplus(−yz) at yz ≈ 700: 450 ulp)."""
+    pair = product_of_inputs(arg)
+    if pair is None:
+        return None
+    a, b = (printer._print(x) for x in pair)
+    return f"(({a}) * ({b}))", f"kernels.prod_err({a}, {b})"
 
 
 class softplus(Function):
@@ -156,6 +192,10 @@ class softplus(Function):
 
     def _numpycode(self, printer: object) -> str:
         # logaddexp(0, x) = log(1 + e^x) without overflow for large x or loss for small x.
+        product = _printed_product(self.args[0], printer)
+        if product is not None:  # softplus(p + e) = softplus(p) + σ(p)e: the product's rounding
+            p, err = product
+            return f"(numpy.logaddexp(0, {p}) + kernels.sigmoid({p}) * {err})"
         return f"numpy.logaddexp(0, {printer._print(self.args[0])})"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
