@@ -280,3 +280,89 @@ def test_ddouble_pair_functions_match_mpmath():
             hi, lo = fn(dd.t_lift(arg))
             for h, g, w in zip(hi, lo, want, strict=True):
                 assert abs(mpmath.mpf(float(h)) + mpmath.mpf(float(g)) - w) <= 2.0**-100 * abs(w), fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Float first, double-double where it cancels; kinks on the exact inputs' side; f(y·z) with the
+# product's rounding corrected; xⁿ/cⁿ as (x/c)ⁿ.
+def _both(call):
+    with fast.disabled():
+        slow = np.asarray(call())
+    return {"fast": np.asarray(call()), "numpy": slow}
+
+
+@pytest.mark.parametrize("size", [1, 4096])
+def test_poisson_gradient_float_first_stays_exact_on_both_sides_of_the_switch(size):
+    """eᶻ − y in float64 where it is at least half of eᶻ + |y|, in double-double elsewhere:
+    within 2.5 ulp on either side of the switch (y from e^z/4 to 4e^z), on both evaluators."""
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(21)
+    z = rng.uniform(-5, 5, 400)
+    y = np.exp(z) * 2.0 ** rng.uniform(-2, 2, 400)
+    d = symloss.derive("poisson_nll_loss", reduction="sum")
+    reps = max(1, size // 400)
+    zz, yy = np.tile(z, reps), np.tile(y, reps)
+    exact = [mpmath.exp(mpmath.mpf(float(a))) - mpmath.mpf(float(b)) for a, b in zip(zz, yy,
+                                                                                     strict=True)]
+    for path, got in _both(lambda: d.grad_fn(zz, yy)).items():
+        assert _ulps(got, exact, np.float64).max() <= 2.5, path
+
+
+@pytest.mark.parametrize(("name", "beta"), [("huber_loss", "delta"), ("smooth_l1_loss", "beta")])
+def test_kink_is_decided_on_the_exact_inputs(name, beta):
+    """|z − y| = 0.99999999999999999913… < 1 for z = −0.001, y = 0.999, though z − y rounds to
+    −1: the Hessian is 1/β there (it was 0), and 0 just past the kink."""
+    d = symloss.derive(name, reduction="sum", **{beta: 1.0})
+    z = np.array([-0.001, 0.001, 1.0 + 2.0**-52, -3.0])
+    y = np.array([0.999, -0.999, 0.0, -1.5])
+    v = np.array([1.0, 2.0, 3.0, 4.0])
+    for path, got in _both(lambda: d.hvp_fn(z, y, v)).items():
+        np.testing.assert_array_equal(got, [1.0, 2.0, 0.0, 0.0], err_msg=path)
+
+
+def test_exact_comparison_signs_match_mpmath():
+    from symloss import kernels
+
+    pytest.importorskip("numba")
+    from symloss._fastmath import cmp_abs_sum, cmp_sum
+
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(22)
+    a = rng.standard_normal(300) * 10.0 ** rng.integers(-3, 3, 300)
+    s = rng.standard_normal(300)
+    b = s - a  # a + b rounds to s or next to it: the ties are the cases that matter
+    for fn, scalar, absolute in ((kernels.cmp_sum, cmp_sum, False),
+                                 (kernels.cmp_abs_sum, cmp_abs_sum, True)):
+        t = np.abs(s) if absolute else s
+        got = fn(a, b, t)
+        for i in range(300):
+            x = mpmath.mpf(float(a[i])) + mpmath.mpf(float(b[i]))
+            x = abs(x) if absolute else x
+            want = float(mpmath.sign(x - mpmath.mpf(float(t[i]))))
+            assert got[i] == want == scalar(a[i], b[i], t[i]), (fn, i)
+
+
+def test_function_of_a_product_is_corrected_by_its_rounding():
+    """softplus(−y·z) at y·z ≈ 576: the rounding of y·z was 438 ulp of the loss."""
+    mpmath.mp.dps = 60
+    z, y = np.array([708.3959999999997]), np.array([0.8132702392002724])
+    d = symloss.derive("soft_margin_loss", reduction="none")
+    g = symloss.derive("soft_margin_loss", reduction="sum")
+    u = -mpmath.mpf(float(y[0])) * mpmath.mpf(float(z[0]))
+    loss = mpmath.log1p(mpmath.exp(u))
+    grad = -mpmath.mpf(float(y[0])) / (1 + mpmath.exp(-u))
+    for path, got in _both(lambda: d.loss_fn(z, y)).items():
+        assert _ulps(got, [loss], np.float64).max() <= 1, path
+    for path, got in _both(lambda: g.grad_fn(z, y)).items():
+        assert _ulps(got, [grad], np.float64).max() <= 2, path
+
+
+def test_bce_hessian_stays_normal_where_its_numerator_underflows():
+    """((p − y)/c)² for p = 8.1e-165: 6.58e-305, where (p − y)² alone is subnormal (it was 0)."""
+    mpmath.mp.dps = 60
+    p, y = np.array([8.111308307896826e-165]), np.array([0.0])
+    d = symloss.derive("binary_cross_entropy", reduction="sum")
+    c = mpmath.mpf(float(np.float32(1e-12)))
+    want = (mpmath.mpf(float(p[0])) / c) ** 2
+    for path, got in _both(lambda: d.hvp_fn(p, y, np.ones(1))).items():
+        assert _ulps(got, [want], np.float64).max() <= 2, path
