@@ -48,24 +48,26 @@ def _parts(value: Any, bits: tuple[int, ...]) -> tuple[float, ...]:
 
 
 with mpmath.workprec(300):
-    #: ln 2 in three parts; the first has 32 bits so that k·LN2_A is exact for |k| < 2²¹.
-    LN2_A, LN2_B, LN2_C = _parts(mpmath.log(2), (32, 53, 53))
-    INV_LN2 = float(1 / mpmath.log(2))
-    #: 1/n! for n = 1 … 13 as double-double pairs (hi, lo).
-    _FACT = [_parts(1 / mpmath.factorial(n), (53, 53)) for n in range(1, 14)]
-C1H, C1L = _FACT[0]
-C2H, C2L = _FACT[1]
+    #: ln 2/64 in three parts; the first two have 36 bits so that N·L64_A and N·L64_B are exact
+    #: for |N| < 2¹⁷ (|x| ≤ 800 gives |N| ≤ 73 866).
+    L64_A, L64_B, L64_C = _parts(mpmath.log(2) / 64, (36, 36, 53))
+    INV_LN2_64 = float(64 / mpmath.log(2))
+    #: 1/n! for n = 1 … 11 as double-double pairs (hi, lo).
+    _FACT = [_parts(1 / mpmath.factorial(n), (53, 53)) for n in range(1, 12)]
+    #: 2^(j/64) and 2^(j/64) − 1 for j = −32 … 31 as double-double pairs, indexed by j + 32.
+    _TABLE = [(_parts(mpmath.power(2, mpmath.mpf(j) / 64), (53, 53)),
+               _parts(mpmath.power(2, mpmath.mpf(j) / 64) - 1, (53, 53))) for j in range(-32, 32)]
+EXP_TH = np.array([t[0][0] for t in _TABLE])
+EXP_TL = np.array([t[0][1] for t in _TABLE])
+EXP_DH = np.array([t[1][0] for t in _TABLE])
+EXP_DL = np.array([t[1][1] for t in _TABLE])
+#: 2ⁱ for i = −600 … 512, indexed by i + 600 (a table lookup is cheaper than ``ldexp``).
+POW2 = np.array([2.0 ** i for i in range(-600, 513)])
 C3H, C3L = _FACT[2]
 C4H, C4L = _FACT[3]
 C5H, C5L = _FACT[4]
 C6H, C6L = _FACT[5]
-C7H, C7L = _FACT[6]
-C8H, C8L = _FACT[7]
-C9H, C9L = _FACT[8]
-C10H, C10L = _FACT[9]
-C11H, C11L = _FACT[10]
-C12H, C12L = _FACT[11]
-C13H, C13L = _FACT[12]
+C7, C8, C9, C10, C11 = (c[0] for c in _FACT[6:11])
 SPLIT = 134217729.0  # 2²⁷ + 1, Dekker's splitter
 
 
@@ -127,9 +129,30 @@ def dd_div(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
     return dd_add(s, e, q3, 0.0 * q3)
 
 
-def _horner_step(ph: Any, pl: Any, rh: Any, rl: Any, ch: float, cl: float) -> tuple[Any, Any]:
-    ph, pl = dd_mul(ph, pl, rh, rl)
-    return dd_add(ph, pl, ch, cl)
+def _split_mul(a: Any, b: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`two_prod` with ``b`` already split (``b = bh + bl``, Dekker's halves)."""
+    p = a * b
+    t = SPLIT * a
+    ah = t - (t - a)
+    al = a - ah
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def _horner_step(ph: Any, pl: Any, r: Any, rh: Any, rl: Any, ch: float,
+                 cl: float) -> tuple[Any, Any]:
+    """``c + r·p`` as a pair, ``r`` a float (split ``rh + rl``), ``|r·p| < |c|/64``."""
+    q, e = _split_mul(ph, r, rh, rl)
+    e = e + pl * r
+    s, f = fast_two_sum(ch, q)
+    return fast_two_sum(s, f + (e + cl))
+
+
+def _pow2(k: Any) -> tuple[Any, Any]:
+    """``(s1, s2)`` with ``s1·s2 = 2ᵏ``, each a normal float (``k`` an integral float in
+    [−1200, 1024]): ``(v·s1)·s2`` is ``v·2ᵏ`` rounded once for ``|v|`` in [2⁻⁴²², 2]."""
+    k1 = np.floor(k * 0.5)
+    return POW2[np.int64(k1) + 600], POW2[np.int64(k - k1) + 600]
 
 
 def dd_exp(x: Any) -> tuple[Any, Any]:
@@ -139,50 +162,69 @@ def dd_exp(x: Any) -> tuple[Any, Any]:
     hi, lo = fast_two_sum(1.0, uh)
     lo = lo + ul
     hi, lo = fast_two_sum(hi, lo)
-    # × 2ᵏ in two exact steps (2ᵏ alone underflows for k < −1022)
-    half = np.floor(k * 0.5)
-    s1 = 2.0 ** half
-    s2 = 2.0 ** (k - half)
+    s1, s2 = _pow2(k)  # × 2ᵏ in two steps, rounded once also below 2⁻¹⁰²²
     return hi * s1 * s2, lo * s1 * s2
 
 
 def dd_expm1(x: Any) -> tuple[Any, Any]:
     """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
-    (``x`` in [−800, 709.78]): ``2ᵏ u + (2ᵏ − 1)`` from ``eˣ = 2ᵏ(1 + u)``."""
+    (``x`` in [−800, 709.78]): ``2ᵏ u + (2ᵏ − 1)`` from ``eˣ = 2ᵏ(1 + u)``, written as
+    ``2ᵃ (2ᵇ u + (2ᵇ − 2⁻ᵃ))`` with ``a = max(k, 0)``, ``b = min(k, 0)`` so that no power of 2
+    overflows (``k`` reaches 1024) and ``2ᵇ − 2⁻ᵃ`` is an exact pair."""
     uh, ul, k = _exp_parts(x)
-    scale = 2.0 ** k
-    mh, ml = two_sum(scale, -1.0)
-    return dd_add(uh * scale, ul * scale, mh, ml)
+    a = np.maximum(k, 0.0)
+    b1, b2 = _pow2(np.minimum(k, 0.0))
+    sb = b1 * b2
+    a1, a2 = _pow2(-a)
+    mh, ml = two_sum(sb, -(a1 * a2))
+    hi, lo = dd_add(uh * b1 * b2, ul * b1 * b2, mh, ml)
+    a1, a2 = _pow2(a)
+    return hi * a1 * a2, lo * a1 * a2
 
 
 def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
-    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``|u| < 0.42``."""
+    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``−0.3 < u < 0.43`` (``k`` a float, not
+    NaN: −1200 where ``x`` is NaN, and then ``u`` is NaN).
+
+    ``x = k ln 2 + j ln 2/64 + r`` with ``j`` in [−32, 31] and ``|r| ≤ ln 2/128``; then
+    ``u = (2^(j/64) − 1) + 2^(j/64) expm1(r)`` from a table of both as pairs, and ``expm1(r)``
+    by its series to r¹¹: Horner steps in double-double down from r⁶ (the terms above
+    2⁻⁵⁴ r), in float64 beyond (each below 2⁻⁵⁷ r).
+    """
     x = np.minimum(np.maximum(x, -800.0), 709.782712893384)
-    k = np.floor(x * INV_LN2 + 0.5)
-    r1 = x - k * LN2_A  # exact: k·LN2_A is exact and within a factor 2 of x (or k = 0)
-    p, e = two_prod(k, LN2_B)
-    rh, rl = dd_add(r1, 0.0 * r1, -p, -e)
-    rh, rl = dd_add(rh, rl, -k * LN2_C, 0.0 * rh)
-    rh = rh * 0.03125  # r/32, exact
-    rl = rl * 0.03125
-    # expm1(r/32) = r(1/1! + r(1/2! + … r/13!)): Horner in double-double
-    ph, pl = _horner_step(C13H + 0.0 * rh, C13L + 0.0 * rh, rh, rl, C12H, C12L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C11H, C11L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C10H, C10L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C9H, C9L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C8H, C8L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C7H, C7L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C6H, C6L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C5H, C5L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C4H, C4L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C3H, C3L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C2H, C2L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C1H, C1L)
-    uh, ul = dd_mul(ph, pl, rh, rl)
-    # (1 + u)² − 1 = u(2 + u), five times: expm1(r)
-    for _ in range(5):
-        th, tl = dd_add(uh, ul, 2.0, 0.0)
-        uh, ul = dd_mul(uh, ul, th, tl)
+    n = np.floor(x * INV_LN2_64 + 0.5)
+    k = np.floor((n + 32.0) * 0.015625)
+    jf = np.fmin(np.fmax(n - 64.0 * k + 32.0, 0.0), 63.0)  # j + 32; a valid index also for NaN
+    j = np.int64(jf)
+    k = np.fmax(k, -1200.0)
+    r1 = x - n * L64_A  # exact: n·L64_A is exact, and x − n·L64_A is a multiple of ulp(x) or
+    # of n·L64_A's last bit below 2⁻⁷
+    rh, rl = two_sum(r1, -(n * L64_B))  # n·L64_B exact
+    rl = rl - n * L64_C
+    rh, rl = two_sum(rh, rl)
+    # expm1(rh) = rh(1 + rh(1/2 + rh(1/3! + … rh(1/6! + rh·s)))), s = 1/7! + … + rh⁴/11!
+    s = C7 + rh * (C8 + rh * (C9 + rh * (C10 + rh * C11)))
+    t = SPLIT * rh
+    hh = t - (t - rh)  # rh's halves for the exact products
+    hl = rh - hh
+    ph, pl = fast_two_sum(C6H, rh * s)
+    pl = pl + C6L
+    ph, pl = _horner_step(ph, pl, rh, hh, hl, C5H, C5L)
+    ph, pl = _horner_step(ph, pl, rh, hh, hl, C4H, C4L)
+    ph, pl = _horner_step(ph, pl, rh, hh, hl, C3H, C3L)
+    ph, pl = _horner_step(ph, pl, rh, hh, hl, 0.5, 0.0)
+    ph, pl = _horner_step(ph, pl, rh, hh, hl, 1.0, 0.0)
+    q, e = _split_mul(ph, rh, hh, hl)
+    # expm1(rh + rl) = expm1(rh) + rl·e^rh (+ rl²/2…, below 2⁻¹⁰⁶ r): e^rh ≈ 1 + q
+    e = e + pl * rh + (rl + rl * q)
+    ph, pl = fast_two_sum(q, e)
+    # u = D + T·expm1(r): |T·expm1(r)| < |D|/1.4 where j ≠ 0 (D = 0 where j = 0)
+    th, tl = EXP_TH[j], EXP_TL[j]
+    qh, ql = dd_mul(th, tl, ph, pl)
+    dh = EXP_DH[j]
+    s, f = fast_two_sum(dh, qh)
+    f = f + (ql + EXP_DL[j])
+    uh, ul = fast_two_sum(s, f)
     return uh, ul, k
 
 
@@ -489,8 +531,8 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
         return t_final(t_div(n, d), plain)
 
 
-_ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_horner_step",
-          "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
+_ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
+          "_horner_step", "_pow2", "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
           "exp_sub", "_sel", "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where",
           "t_exp", "t_expm1", "t_log1p", "t_log", "t_sigmoid", "t_softplus", "t_tanh", "t_pow",
           "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
