@@ -158,7 +158,17 @@ def _pow2(k: Any) -> tuple[Any, Any]:
 def dd_exp(x: Any) -> tuple[Any, Any]:
     """``eˣ`` as a pair ``(hi, lo)``; ``x`` is clamped to [−800, log(float64 max)] (0 and +inf beyond:
     the callers never need more)."""
-    uh, ul, k = _exp_parts(x)
+    return _exp_of_parts(*_exp_parts(x))
+
+
+def dd_expm1(x: Any) -> tuple[Any, Any]:
+    """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
+    (``x`` in [−800, 709.78])."""
+    return _expm1_of_parts(*_exp_parts(x))
+
+
+def _exp_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
+    """``eˣ = 2ᵏ (1 + u)`` from :func:`_exp_parts`."""
     hi, lo = fast_two_sum(1.0, uh)
     lo = lo + ul
     hi, lo = fast_two_sum(hi, lo)
@@ -166,12 +176,10 @@ def dd_exp(x: Any) -> tuple[Any, Any]:
     return hi * s1 * s2, lo * s1 * s2
 
 
-def dd_expm1(x: Any) -> tuple[Any, Any]:
-    """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
-    (``x`` in [−800, 709.78]): ``2ᵏ u + (2ᵏ − 1)`` from ``eˣ = 2ᵏ(1 + u)``, written as
+def _expm1_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
+    """``eˣ − 1 = 2ᵏ u + (2ᵏ − 1)`` from :func:`_exp_parts`, written as
     ``2ᵃ (2ᵇ u + (2ᵇ − 2⁻ᵃ))`` with ``a = max(k, 0)``, ``b = min(k, 0)`` so that no power of 2
     overflows (``k`` reaches 1024) and ``2ᵇ − 2⁻ᵃ`` is an exact pair."""
-    uh, ul, k = _exp_parts(x)
     a = np.maximum(k, 0.0)
     b1, b2 = _pow2(np.minimum(k, 0.0))
     sb = b1 * b2
@@ -327,8 +335,9 @@ def t_exp(a: tuple[Any, Any]) -> tuple[Any, Any]:
 def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``e^(hi + lo) − 1`` with its relative accuracy where it is tiny."""
     over = a[0] > 709.782712893384
-    mh, ml = dd_expm1(a[0])
-    eh, el = dd_exp(a[0])
+    uh, ul, k = _exp_parts(a[0])
+    mh, ml = _expm1_of_parts(uh, ul, k)
+    eh, el = _exp_of_parts(uh, ul, k)
     # e^(h + l) − 1 = (e^h − 1) + e^h (e^l − 1), e^l − 1 = l (1 + l/2)
     ch, cl = dd_mul(eh, el, a[1] * (1.0 + 0.5 * a[1]), 0.0 * a[1])
     rh, rl = dd_add(mh, ml, ch, cl)
@@ -337,29 +346,52 @@ def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
 
 def t_log1p(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``log(1 + a)``, relative accuracy where ``a`` is tiny: one Newton step from
-    ``x = log1p(hi)`` on ``expm1(x) = a``."""
+    ``x = log1p(hi)`` on ``expm1(x) = a``: ``x + (a − expm1 x)/(1 + expm1 x)``, the quotient
+    (about 2⁻⁵³ x) to two digits."""
     x = np.log1p(np.maximum(a[0], -1.0))
     finite = np.abs(x) < 700.0
     xs = _sel(finite, x, 0.0)
-    e = t_expm1(t_lift(xs))
-    c = t_div(t_sub(a, e), t_add(t_lift(1.0 + 0.0 * xs), e))
-    rh, rl = t_add(t_lift(xs), c)
+    eh, el = dd_expm1(xs)
+    nh, nl = dd_add(a[0], a[1], -eh, -el)
+    dh, dl = dd_add(1.0, 0.0, eh, el)
+    ch = nh / dh
+    ph, pl = two_prod(ch, dh)
+    cl = ((((nh - ph) - pl) + nl) - ch * dl) / dh
+    rh, rl = dd_add(xs, 0.0 * xs, ch, cl)
     return _sel(finite, rh, x), _sel(finite, rl, 0.0 * x)
+
+
+def _t_log_near(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_log` for ``a`` in (½, 2): ``log1p(a − 1)``."""
+    return t_log1p(t_sub(a, t_lift(1.0 + 0.0 * a[0])))
+
+
+def _t_log_far(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_log` elsewhere: ``x + (a e⁻ˣ − 1)`` from ``x = log(hi)``."""
+    x = np.log(np.maximum(a[0], 0.0))
+    finite = np.abs(x) < 700.0
+    xs = _sel(finite, x, 0.0)
+    eh, el = dd_exp(-xs)
+    rh, rl = t_sub(t_mul(a, (eh, el)), t_lift(1.0 + 0.0 * xs))
+    nh, nl = t_add(t_lift(xs), (rh, rl))
+    return _sel(finite, nh, x), _sel(finite, nl, 0.0 * x)
 
 
 def t_log(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``log a``: ``log1p(a − 1)`` for ``a`` in (½, 2) (relative accuracy next to 1), else
     one Newton step from ``x = log(hi)`` on ``eˣ = a``."""
     near = (a[0] > 0.5) & (a[0] < 2.0)
-    ah = _sel(near, 1.5, a[0])  # the Newton branch's operand: any value where unused
-    x = np.log(np.maximum(ah, 0.0))
-    finite = np.abs(x) < 700.0
-    xs = _sel(finite, x, 0.0)
-    r = t_sub(t_mul((ah, _sel(near, 0.0, a[1])), t_exp(t_lift(-xs))), t_lift(1.0 + 0.0 * xs))
-    nh, nl = t_add(t_lift(xs), r)
-    one = t_lift(1.0 + 0.0 * a[0])
-    lh, ll = t_log1p(t_sub((_sel(near, a[0], 1.0), _sel(near, a[1], 0.0)), one))
-    return (_sel(near, lh, _sel(finite, nh, x)), _sel(near, ll, _sel(finite, nl, 0.0 * x)))
+    # each branch's operand: a where it is used, any value elsewhere
+    lh, ll = _t_log_near((_sel(near, a[0], 1.0), _sel(near, a[1], 0.0)))
+    fh, fl = _t_log_far((_sel(near, 1.5, a[0]), _sel(near, 0.0, a[1])))
+    return _sel(near, lh, fh), _sel(near, ll, fl)
+
+
+def _t_log_scalar(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_log` in the compiled twins: only the branch that is used."""
+    if (a[0] > 0.5) & (a[0] < 2.0):
+        return _t_log_near(a)
+    return _t_log_far(a)
 
 
 def t_sigmoid(a: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -532,13 +564,14 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
 
 
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
-          "_horner_step", "_pow2", "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
-          "exp_sub", "_sel", "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where",
-          "t_exp", "t_expm1", "t_log1p", "t_log", "t_sigmoid", "t_softplus", "t_tanh", "t_pow",
-          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
+          "_horner_step", "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
+          "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
+          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
+          "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
+          "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
           "softmax_sub_at")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
-_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar"}
+_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar"}
 _JITTED: dict[str, Any] = {}
 
 
