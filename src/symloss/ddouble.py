@@ -324,23 +324,32 @@ def t_where(c: Any, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 def t_exp(a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """``e^(hi + lo) = e^hi (1 + lo + lo²/2)``; +inf past float64's range."""
+    """``e^(hi + lo) = 2ᵏ v (1 + c)`` with ``e^hi = 2ᵏ v`` and ``c = e^lo − 1 = lo + lo²/2``
+    (``|lo| < 2⁻⁴³``); +inf past float64's range."""
     over = a[0] > 709.782712893384
-    eh, el = dd_exp(a[0])
-    c = a[1] + 0.5 * a[1] * a[1]  # e^lo − 1, |c| < 2⁻⁴³: eh·c needs no exact product
-    rh, rl = fast_two_sum(eh, el + eh * c)  # (no Dekker split, which overflows past 1e300)
-    return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
+    uh, ul, k = _exp_parts(a[0])
+    vh, vl = fast_two_sum(1.0, uh)
+    vl = vl + ul
+    p, e = two_prod(vh, a[1])  # v·c before the scaling: its Dekker split cannot overflow
+    e = e + (vl * a[1] + vh * (0.5 * a[1] * a[1]))
+    s, f = fast_two_sum(vh, p)
+    f = f + (vl + e)
+    hi, lo = fast_two_sum(s, f)
+    s1, s2 = _pow2(k)
+    return _sel(over, np.inf, hi * s1 * s2), _sel(over, 0.0, lo * s1 * s2)
 
 
 def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """``e^(hi + lo) − 1`` with its relative accuracy where it is tiny."""
+    """``e^(hi + lo) − 1 = (e^hi − 1) + 2ᵏ v c`` (as in :func:`t_exp`), with its relative
+    accuracy where it is tiny."""
     over = a[0] > 709.782712893384
     uh, ul, k = _exp_parts(a[0])
     mh, ml = _expm1_of_parts(uh, ul, k)
-    eh, el = _exp_of_parts(uh, ul, k)
-    # e^(h + l) − 1 = (e^h − 1) + e^h (e^l − 1), e^l − 1 = l (1 + l/2)
-    ch, cl = dd_mul(eh, el, a[1] * (1.0 + 0.5 * a[1]), 0.0 * a[1])
-    rh, rl = dd_add(mh, ml, ch, cl)
+    vh, vl = fast_two_sum(1.0, uh)
+    p, e = two_prod(vh, a[1])
+    e = e + ((vl + ul) * a[1] + vh * (0.5 * a[1] * a[1]))
+    s1, s2 = _pow2(k)
+    rh, rl = dd_add(mh, ml, p * s1 * s2, e * s1 * s2)
     return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
 
 
@@ -367,13 +376,17 @@ def _t_log_near(a: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 def _t_log_far(a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """:func:`t_log` elsewhere: ``x + (a e⁻ˣ − 1)`` from ``x = log(hi)``."""
+    """:func:`t_log` elsewhere: ``x + (a e⁻ˣ − 1)`` from ``x = log(hi)``, with ``e⁻ˣ = 2ᵏ v``
+    and ``a e⁻ˣ = (a 2ᵏ) v`` (``a 2ᵏ`` ≈ 1: no pair's low part is subnormal)."""
     x = np.log(np.maximum(a[0], 0.0))
     finite = np.abs(x) < 700.0
     xs = _sel(finite, x, 0.0)
-    eh, el = dd_exp(-xs)
-    rh, rl = t_sub(t_mul(a, (eh, el)), t_lift(1.0 + 0.0 * xs))
-    nh, nl = t_add(t_lift(xs), (rh, rl))
+    uh, ul, k = _exp_parts(-xs)
+    vh, vl = fast_two_sum(1.0, uh)
+    s1, s2 = _pow2(k)
+    bh, bl = dd_mul(a[0] * s1 * s2, a[1] * s1 * s2, vh, vl + ul)
+    rh, rl = dd_add(bh, bl, -1.0, 0.0)
+    nh, nl = dd_add(xs, 0.0 * xs, rh, rl)
     return _sel(finite, nh, x), _sel(finite, nl, 0.0 * x)
 
 
