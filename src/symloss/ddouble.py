@@ -210,28 +210,36 @@ def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
     rh, rl = two_sum(r1, -(n * L64_B))  # n·L64_B exact
     rl = rl - n * L64_C
     rh, rl = two_sum(rh, rl)
-    # expm1(rh) = rh(1 + rh(1/2 + rh(1/3! + … rh(1/6! + rh·s)))), s = 1/7! + … + rh⁴/11!
-    s = C7 + rh * (C8 + rh * (C9 + rh * (C10 + rh * C11)))
+    # expm1(rh) = rh + rh²/2 + rh·X, X = rh²(1/3! + rh/4!) + rh⁴(1/5! + rh/6! + rh² s) with
+    # s = 1/7! + … + rh⁴/11! (Estrin's scheme: short chains of dependent operations)
     t = SPLIT * rh
     hh = t - (t - rh)  # rh's halves for the exact products
     hl = rh - hh
-    ph, pl = fast_two_sum(C6H, rh * s)
-    pl = pl + C6L
-    ph, pl = _horner_step(ph, pl, rh, hh, hl, C5H, C5L)
-    ph, pl = _horner_step(ph, pl, rh, hh, hl, C4H, C4L)
-    ph, pl = _horner_step(ph, pl, rh, hh, hl, C3H, C3L)
-    ph, pl = _horner_step(ph, pl, rh, hh, hl, 0.5, 0.0)
-    ph, pl = _horner_step(ph, pl, rh, hh, hl, 1.0, 0.0)
-    q, e = _split_mul(ph, rh, hh, hl)
-    # expm1(rh + rl) = expm1(rh) + rl·e^rh (+ rl²/2…, below 2⁻¹⁰⁶ r): e^rh ≈ 1 + q
-    e = e + pl * rh + (rl + rl * q)
-    ph, pl = fast_two_sum(q, e)
+    sh, sl = _split_mul(rh, rh, hh, hl)  # rh², exact
+    fh, fl = two_prod(sh, sh)
+    fl = fl + 2.0 * sh * sl  # rh⁴
+    p, e = _split_mul(C4H, rh, hh, hl)
+    bh, bl = fast_two_sum(C3H, p)
+    bh, bl = fast_two_sum(bh, bl + (e + C4L * rh + C3L))
+    s = C7 + rh * (C8 + rh * (C9 + rh * (C10 + rh * C11)))
+    p, e = _split_mul(C6H, rh, hh, hl)
+    ch, cl = fast_two_sum(C5H, p)
+    cl = cl + (e + (C6L * rh + sh * s) + C5L)
+    bh, bl = dd_mul(sh, sl, bh, bl)
+    ch, cl = dd_mul(fh, fl, ch, cl)
+    xh, e = fast_two_sum(bh, ch)  # X, |X| < rh²/5
+    xl = e + (bl + cl)
+    q, e = _split_mul(xh, rh, hh, hl)
+    s, f = fast_two_sum(0.5 * sh, q)
+    ph, g = fast_two_sum(rh, s)
+    # expm1(rh + rl) = expm1(rh) + rl·e^rh (+ rl²/2…, below 2⁻¹⁰⁶ r): e^rh ≈ 1 + ph
+    pl = g + (((f + (e + xl * rh)) + 0.5 * sl) + (rl + rl * ph))
+    ph, pl = fast_two_sum(ph, pl)
     # u = D + T·expm1(r): |T·expm1(r)| < |D|/1.4 where j ≠ 0 (D = 0 where j = 0)
-    th, tl = EXP_TH[j], EXP_TL[j]
-    qh, ql = dd_mul(th, tl, ph, pl)
-    dh = EXP_DH[j]
-    s, f = fast_two_sum(dh, qh)
-    f = f + (ql + EXP_DL[j])
+    th = EXP_TH[j]
+    q, e = two_prod(th, ph)
+    s, f = fast_two_sum(EXP_DH[j], q)
+    f = f + ((e + (th * pl + EXP_TL[j] * ph)) + EXP_DL[j])
     uh, ul = fast_two_sum(s, f)
     return uh, ul, k
 
