@@ -8,9 +8,11 @@ scalars inside numba kernels (the fast path): one algorithm, both evaluators.
 * error-free transforms: :func:`two_sum`, :func:`fast_two_sum`, :func:`two_prod` (Dekker's
   split, no FMA needed);
 * double-double ``+``, ``×``, ``÷``: :func:`dd_add`, :func:`dd_mul`, :func:`dd_div`;
-* :func:`dd_exp`: ``eˣ`` as a pair, relative error about 2⁻¹⁰⁰ (Cody–Waite reduction by a
-  three-part ln 2, ``expm1`` of ``r/32`` by a degree-13 series, five squarings written as
-  ``u ↦ u(2 + u)`` so that ``eʳ − 1`` keeps its relative accuracy);
+* :func:`dd_exp`, :func:`dd_expm1`: ``eˣ`` and ``eˣ − 1`` as pairs, relative error below 2⁻¹⁰⁴
+  (Cody–Waite reduction by a three-part ln 2/64 to ``|r| ≤ ln 2/128``, a table of ``2^(j/64)``
+  and ``2^(j/64) − 1`` as pairs, ``expm1(r)`` by its series to r¹¹ in Estrin's scheme, in
+  double-double only where a term is above 2⁻⁵⁴ r; the scaling by ``2ᵏ`` through a table of
+  powers of 2, so the two forms share every operation and no libm call);
 * the primitives' kernels :func:`sigmoid_sub` (``σ(z) − y``) and :func:`exp_sub` (``eᶻ − y``):
   one rounding of a 106-bit value, so the result keeps its digits unless it cancels by more
   than about 50 bits beyond float64's.
@@ -139,15 +141,6 @@ def _split_mul(a: Any, b: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
     return p, e
 
 
-def _horner_step(ph: Any, pl: Any, r: Any, rh: Any, rl: Any, ch: float,
-                 cl: float) -> tuple[Any, Any]:
-    """``c + r·p`` as a pair, ``r`` a float (split ``rh + rl``), ``|r·p| < |c|/64``."""
-    q, e = _split_mul(ph, r, rh, rl)
-    e = e + pl * r
-    s, f = fast_two_sum(ch, q)
-    return fast_two_sum(s, f + (e + cl))
-
-
 def _pow2(k: Any) -> tuple[Any, Any]:
     """``(s1, s2)`` with ``s1·s2 = 2ᵏ``, each a normal float (``k`` an integral float in
     [−1200, 1024]): ``(v·s1)·s2`` is ``v·2ᵏ`` rounded once for ``|v|`` in [2⁻⁴²², 2]."""
@@ -157,7 +150,12 @@ def _pow2(k: Any) -> tuple[Any, Any]:
 
 def dd_exp(x: Any) -> tuple[Any, Any]:
     """``eˣ`` as a pair ``(hi, lo)``; ``x`` is clamped to [−800, log(float64 max)] (0 and +inf beyond:
-    the callers never need more)."""
+    the callers never need more).
+
+    >>> hi, lo = dd_exp(np.float64(1.0))  # e = 2.71828182845904523536028747135…
+    >>> float(hi), float(lo)
+    (2.718281828459045, 1.4456468917292502e-16)
+    """
     return _exp_of_parts(*_exp_parts(x))
 
 
@@ -191,13 +189,14 @@ def _expm1_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
 
 
 def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
-    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``−0.3 < u < 0.43`` (``k`` a float, not
+    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``−0.3 < u < 0.41`` (``k`` a float, not
     NaN: −1200 where ``x`` is NaN, and then ``u`` is NaN).
 
     ``x = k ln 2 + j ln 2/64 + r`` with ``j`` in [−32, 31] and ``|r| ≤ ln 2/128``; then
-    ``u = (2^(j/64) − 1) + 2^(j/64) expm1(r)`` from a table of both as pairs, and ``expm1(r)``
-    by its series to r¹¹: Horner steps in double-double down from r⁶ (the terms above
-    2⁻⁵⁴ r), in float64 beyond (each below 2⁻⁵⁷ r).
+    ``u = (2^(j/64) − 1) + 2^(j/64) expm1(r)`` from a table of both as pairs (``u`` keeps its
+    relative accuracy where it is tiny, for :func:`dd_expm1`), and ``expm1(r)`` by its series
+    to r¹¹ (the rest is below 2⁻¹¹¹ r): the terms above 2⁻⁵⁴ r (to r⁶) in double-double,
+    the others in float64.
     """
     x = np.minimum(np.maximum(x, -800.0), 709.782712893384)
     n = np.floor(x * INV_LN2_64 + 0.5)
@@ -235,7 +234,7 @@ def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
     # expm1(rh + rl) = expm1(rh) + rl·e^rh (+ rl²/2…, below 2⁻¹⁰⁶ r): e^rh ≈ 1 + ph
     pl = g + (((f + (e + xl * rh)) + 0.5 * sl) + (rl + rl * ph))
     ph, pl = fast_two_sum(ph, pl)
-    # u = D + T·expm1(r): |T·expm1(r)| < |D|/1.4 where j ≠ 0 (D = 0 where j = 0)
+    # u = D + T·expm1(r): |T·expm1(r)| < |D|/1.9 where j ≠ 0 (D = 0 where j = 0)
     th = EXP_TH[j]
     q, e = two_prod(th, ph)
     s, f = fast_two_sum(EXP_DH[j], q)
@@ -585,7 +584,7 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
 
 
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
-          "_horner_step", "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
+          "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
