@@ -9,9 +9,9 @@ scalars inside numba kernels (the fast path): one algorithm, both evaluators.
   split, no FMA needed);
 * double-double ``+``, ``×``, ``÷``: :func:`dd_add`, :func:`dd_mul`, :func:`dd_div`;
 * :func:`dd_exp`, :func:`dd_expm1`: ``eˣ`` and ``eˣ − 1`` as pairs, relative error below 2⁻¹⁰⁴
-  (Cody–Waite reduction by a three-part ln 2/64 to ``|r| ≤ ln 2/128``, a table of ``2^(j/64)``
-  and ``2^(j/64) − 1`` as pairs, ``expm1(r)`` by its series to r¹¹ in Estrin's scheme, in
-  double-double only where a term is above 2⁻⁵⁴ r; the scaling by ``2ᵏ`` through a table of
+  (Cody–Waite reduction by a three-part ln 2/256 to ``|r| ≤ ln 2/512``, a table of
+  ``2^(j/256)`` and ``2^(j/256) − 1`` as pairs, ``expm1(r)`` by its series to r¹⁰ in Estrin's
+  scheme, in double-double only where a term is above 2⁻⁵⁴ r; the scaling by ``2ᵏ`` through a table of
   powers of 2, so the two forms share every operation and no libm call);
 * the primitives' kernels :func:`sigmoid_sub` (``σ(z) − y``) and :func:`exp_sub` (``eᶻ − y``):
   one rounding of a 106-bit value, so the result keeps its digits unless it cancels by more
@@ -50,15 +50,15 @@ def _parts(value: Any, bits: tuple[int, ...]) -> tuple[float, ...]:
 
 
 with mpmath.workprec(300):
-    #: ln 2/64 in three parts; the first two have 36 bits so that N·L64_A and N·L64_B are exact
-    #: for |N| < 2¹⁷ (|x| ≤ 800 gives |N| ≤ 73 866).
-    L64_A, L64_B, L64_C = _parts(mpmath.log(2) / 64, (36, 36, 53))
-    INV_LN2_64 = float(64 / mpmath.log(2))
-    #: 1/n! for n = 1 … 11 as double-double pairs (hi, lo).
-    _FACT = [_parts(1 / mpmath.factorial(n), (53, 53)) for n in range(1, 12)]
-    #: 2^(j/64) and 2^(j/64) − 1 for j = −32 … 31 as double-double pairs, indexed by j + 32.
-    _TABLE = [(_parts(mpmath.power(2, mpmath.mpf(j) / 64), (53, 53)),
-               _parts(mpmath.power(2, mpmath.mpf(j) / 64) - 1, (53, 53))) for j in range(-32, 32)]
+    #: ln 2/256 in three parts; the first two have 34 bits so that N·L256_A and N·L256_B are
+    #: exact for |N| < 2¹⁹ (|x| ≤ 800 gives |N| ≤ 295 464).
+    L256_A, L256_B, L256_C = _parts(mpmath.log(2) / 256, (34, 34, 53))
+    INV_LN2_256 = float(256 / mpmath.log(2))
+    #: 1/n! for n = 1 … 10 as double-double pairs (hi, lo).
+    _FACT = [_parts(1 / mpmath.factorial(n), (53, 53)) for n in range(1, 11)]
+    #: 2^(j/256) and 2^(j/256) − 1 for j = −128 … 127 as double-double pairs, indexed by j + 128.
+    _TABLE = [(_parts(mpmath.power(2, mpmath.mpf(j) / 256), (53, 53)),
+               _parts(mpmath.power(2, mpmath.mpf(j) / 256) - 1, (53, 53))) for j in range(-128, 128)]
 EXP_TH = np.array([t[0][0] for t in _TABLE])
 EXP_TL = np.array([t[0][1] for t in _TABLE])
 EXP_DH = np.array([t[1][0] for t in _TABLE])
@@ -68,8 +68,8 @@ POW2 = np.array([2.0 ** i for i in range(-600, 513)])
 C3H, C3L = _FACT[2]
 C4H, C4L = _FACT[3]
 C5H, C5L = _FACT[4]
-C6H, C6L = _FACT[5]
-C7, C8, C9, C10, C11 = (c[0] for c in _FACT[6:11])
+C6H = _FACT[5][0]
+C7, C8, C9, C10 = (c[0] for c in _FACT[6:10])
 SPLIT = 134217729.0  # 2²⁷ + 1, Dekker's splitter
 
 
@@ -189,28 +189,28 @@ def _expm1_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
 
 
 def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
-    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``−0.3 < u < 0.41`` (``k`` a float, not
+    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``−0.3 < u < 0.42`` (``k`` a float, not
     NaN: −1200 where ``x`` is NaN, and then ``u`` is NaN).
 
-    ``x = k ln 2 + j ln 2/64 + r`` with ``j`` in [−32, 31] and ``|r| ≤ ln 2/128``; then
-    ``u = (2^(j/64) − 1) + 2^(j/64) expm1(r)`` from a table of both as pairs (``u`` keeps its
-    relative accuracy where it is tiny, for :func:`dd_expm1`), and ``expm1(r)`` by its series
-    to r¹¹ (the rest is below 2⁻¹¹¹ r): the terms above 2⁻⁵⁴ r (to r⁶) in double-double,
-    the others in float64.
+    ``x = k ln 2 + j ln 2/256 + r`` with ``j`` in [−128, 127] and ``|r| ≤ ln 2/512``; then
+    ``u = (2^(j/256) − 1) + 2^(j/256) expm1(r)`` from a table of both as pairs (``u`` keeps
+    its relative accuracy where it is tiny, for :func:`dd_expm1`), and ``expm1(r)`` by its
+    series to r¹⁰ (the rest is below 2⁻¹¹⁹ r): the terms above 2⁻⁵⁴ r (to r⁵) in
+    double-double, the others in float64.
     """
     x = np.minimum(np.maximum(x, -800.0), 709.782712893384)
-    n = np.floor(x * INV_LN2_64 + 0.5)
-    k = np.floor((n + 32.0) * 0.015625)
-    jf = np.fmin(np.fmax(n - 64.0 * k + 32.0, 0.0), 63.0)  # j + 32; a valid index also for NaN
+    n = np.floor(x * INV_LN2_256 + 0.5)
+    k = np.floor((n + 128.0) * 0.00390625)
+    jf = np.fmin(np.fmax(n - 256.0 * k + 128.0, 0.0), 255.0)  # j + 128, an index also for NaN
     j = np.int64(jf)
     k = np.fmax(k, -1200.0)
-    r1 = x - n * L64_A  # exact: n·L64_A is exact, and x − n·L64_A is a multiple of ulp(x) or
-    # of n·L64_A's last bit below 2⁻⁷
-    rh, rl = two_sum(r1, -(n * L64_B))  # n·L64_B exact
-    rl = rl - n * L64_C
+    r1 = x - n * L256_A  # exact: n·L256_A is exact, and x − n·L256_A is a multiple of ulp(x) or
+    # of n·L256_A's last bit below 2⁻⁹
+    rh, rl = two_sum(r1, -(n * L256_B))  # n·L256_B exact
+    rl = rl - n * L256_C
     rh, rl = two_sum(rh, rl)
-    # expm1(rh) = rh + rh²/2 + rh·X, X = rh²(1/3! + rh/4!) + rh⁴(1/5! + rh/6! + rh² s) with
-    # s = 1/7! + … + rh⁴/11! (Estrin's scheme: short chains of dependent operations)
+    # expm1(rh) = rh + rh²/2 + rh·X, X = rh²(1/3! + rh/4!) + rh⁴(1/5! + rh·s) with
+    # s = 1/6! + … + rh⁴/10! (Estrin's scheme: short chains of dependent operations)
     t = SPLIT * rh
     hh = t - (t - rh)  # rh's halves for the exact products
     hl = rh - hh
@@ -220,10 +220,9 @@ def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
     p, e = _split_mul(C4H, rh, hh, hl)
     bh, bl = fast_two_sum(C3H, p)
     bh, bl = fast_two_sum(bh, bl + (e + C4L * rh + C3L))
-    s = C7 + rh * (C8 + rh * (C9 + rh * (C10 + rh * C11)))
-    p, e = _split_mul(C6H, rh, hh, hl)
-    ch, cl = fast_two_sum(C5H, p)
-    cl = cl + (e + (C6L * rh + sh * s) + C5L)
+    s = C6H + rh * (C7 + rh * (C8 + rh * (C9 + rh * C10)))
+    ch, cl = fast_two_sum(C5H, rh * s)
+    cl = cl + C5L
     bh, bl = dd_mul(sh, sl, bh, bl)
     ch, cl = dd_mul(fh, fl, ch, cl)
     xh, e = fast_two_sum(bh, ch)  # X, |X| < rh²/5
