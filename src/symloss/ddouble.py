@@ -237,7 +237,9 @@ def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
     th = EXP_TH[j]
     q, e = two_prod(th, ph)
     s, f = fast_two_sum(EXP_DH[j], q)
-    f = f + ((e + (th * pl + EXP_TL[j] * ph)) + EXP_DL[j])
+    f, g = two_sum(f, EXP_DL[j])  # the two largest low parts, added exactly and
+    s, f = fast_two_sum(s, f)  # taken into s: the last rounding is of a part below ulp(u)
+    f = f + (g + (e + (th * pl + EXP_TL[j] * ph)))
     uh, ul = fast_two_sum(s, f)
     return uh, ul, k
 
