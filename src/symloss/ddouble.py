@@ -11,8 +11,8 @@ scalars inside numba kernels (the fast path): one algorithm, both evaluators.
 * :func:`dd_exp`, :func:`dd_expm1`: ``eˣ`` and ``eˣ − 1`` as pairs, relative error below 2⁻¹⁰⁴
   (Cody–Waite reduction by a three-part ln 2/256 to ``|r| ≤ ln 2/512``, a table of
   ``2^(j/256)`` and ``2^(j/256) − 1`` as pairs, ``expm1(r)`` by its series to r¹⁰ in Estrin's
-  scheme, in double-double only where a term is above 2⁻⁵⁴ r; the scaling by ``2ᵏ`` through a table of
-  powers of 2, so the two forms share every operation and no libm call);
+  scheme, in double-double only where a term is above 2⁻⁵⁴ r; the scaling by ``2ᵏ`` through
+  a table of powers of 2: the two forms share every operation, and no libm call);
 * the primitives' kernels :func:`sigmoid_sub` (``σ(z) − y``) and :func:`exp_sub` (``eᶻ − y``):
   one rounding of a 106-bit value, so the result keeps its digits unless it cancels by more
   than about 50 bits beyond float64's.
@@ -58,7 +58,8 @@ with mpmath.workprec(300):
     _FACT = [_parts(1 / mpmath.factorial(n), (53, 53)) for n in range(1, 11)]
     #: 2^(j/256) and 2^(j/256) − 1 for j = −128 … 127 as double-double pairs, indexed by j + 128.
     _TABLE = [(_parts(mpmath.power(2, mpmath.mpf(j) / 256), (53, 53)),
-               _parts(mpmath.power(2, mpmath.mpf(j) / 256) - 1, (53, 53))) for j in range(-128, 128)]
+               _parts(mpmath.power(2, mpmath.mpf(j) / 256) - 1, (53, 53)))
+              for j in range(-128, 128)]
 EXP_TH = np.array([t[0][0] for t in _TABLE])
 EXP_TL = np.array([t[0][1] for t in _TABLE])
 EXP_DH = np.array([t[1][0] for t in _TABLE])
