@@ -8,9 +8,11 @@ scalars inside numba kernels (the fast path): one algorithm, both evaluators.
 * error-free transforms: :func:`two_sum`, :func:`fast_two_sum`, :func:`two_prod` (Dekker's
   split, no FMA needed);
 * double-double ``+``, ``×``, ``÷``: :func:`dd_add`, :func:`dd_mul`, :func:`dd_div`;
-* :func:`dd_exp`: ``eˣ`` as a pair, relative error about 2⁻¹⁰⁰ (Cody–Waite reduction by a
-  three-part ln 2, ``expm1`` of ``r/32`` by a degree-13 series, five squarings written as
-  ``u ↦ u(2 + u)`` so that ``eʳ − 1`` keeps its relative accuracy);
+* :func:`dd_exp`, :func:`dd_expm1`: ``eˣ`` and ``eˣ − 1`` as pairs, relative error below 2⁻¹⁰⁴
+  (Cody–Waite reduction by a three-part ln 2/256 to ``|r| ≤ ln 2/512``, a table of
+  ``2^(j/256)`` and ``2^(j/256) − 1`` as pairs, ``expm1(r)`` by its series to r¹⁰ in Estrin's
+  scheme, in double-double only where a term is above 2⁻⁵⁴ r; the scaling by ``2ᵏ`` through
+  a table of powers of 2: the two forms share every operation, and no libm call);
 * the primitives' kernels :func:`sigmoid_sub` (``σ(z) − y``) and :func:`exp_sub` (``eᶻ − y``):
   one rounding of a 106-bit value, so the result keeps its digits unless it cancels by more
   than about 50 bits beyond float64's.
@@ -48,24 +50,27 @@ def _parts(value: Any, bits: tuple[int, ...]) -> tuple[float, ...]:
 
 
 with mpmath.workprec(300):
-    #: ln 2 in three parts; the first has 32 bits so that k·LN2_A is exact for |k| < 2²¹.
-    LN2_A, LN2_B, LN2_C = _parts(mpmath.log(2), (32, 53, 53))
-    INV_LN2 = float(1 / mpmath.log(2))
-    #: 1/n! for n = 1 … 13 as double-double pairs (hi, lo).
-    _FACT = [_parts(1 / mpmath.factorial(n), (53, 53)) for n in range(1, 14)]
-C1H, C1L = _FACT[0]
-C2H, C2L = _FACT[1]
+    #: ln 2/256 in three parts; the first two have 34 bits so that N·L256_A and N·L256_B are
+    #: exact for |N| < 2¹⁹ (|x| ≤ 800 gives |N| ≤ 295 464).
+    L256_A, L256_B, L256_C = _parts(mpmath.log(2) / 256, (34, 34, 53))
+    INV_LN2_256 = float(256 / mpmath.log(2))
+    #: 1/n! for n = 1 … 10 as double-double pairs (hi, lo).
+    _FACT = [_parts(1 / mpmath.factorial(n), (53, 53)) for n in range(1, 11)]
+    #: 2^(j/256) and 2^(j/256) − 1 for j = −128 … 127 as double-double pairs, indexed by j + 128.
+    _TABLE = [(_parts(mpmath.power(2, mpmath.mpf(j) / 256), (53, 53)),
+               _parts(mpmath.power(2, mpmath.mpf(j) / 256) - 1, (53, 53)))
+              for j in range(-128, 128)]
+EXP_TH = np.array([t[0][0] for t in _TABLE])
+EXP_TL = np.array([t[0][1] for t in _TABLE])
+EXP_DH = np.array([t[1][0] for t in _TABLE])
+EXP_DL = np.array([t[1][1] for t in _TABLE])
+#: 2ⁱ for i = −600 … 512, indexed by i + 600 (a table lookup is cheaper than ``ldexp``).
+POW2 = np.array([2.0 ** i for i in range(-600, 513)])
 C3H, C3L = _FACT[2]
 C4H, C4L = _FACT[3]
 C5H, C5L = _FACT[4]
-C6H, C6L = _FACT[5]
-C7H, C7L = _FACT[6]
-C8H, C8L = _FACT[7]
-C9H, C9L = _FACT[8]
-C10H, C10L = _FACT[9]
-C11H, C11L = _FACT[10]
-C12H, C12L = _FACT[11]
-C13H, C13L = _FACT[12]
+C6H = _FACT[5][0]
+C7, C8, C9, C10 = (c[0] for c in _FACT[6:10])
 SPLIT = 134217729.0  # 2²⁷ + 1, Dekker's splitter
 
 
@@ -127,62 +132,116 @@ def dd_div(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
     return dd_add(s, e, q3, 0.0 * q3)
 
 
-def _horner_step(ph: Any, pl: Any, rh: Any, rl: Any, ch: float, cl: float) -> tuple[Any, Any]:
-    ph, pl = dd_mul(ph, pl, rh, rl)
-    return dd_add(ph, pl, ch, cl)
+def _split_mul(a: Any, b: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`two_prod` with ``b`` already split (``b = bh + bl``, Dekker's halves)."""
+    p = a * b
+    t = SPLIT * a
+    ah = t - (t - a)
+    al = a - ah
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def _pow2(k: Any) -> tuple[Any, Any]:
+    """``(s1, s2)`` with ``s1·s2 = 2ᵏ``, each a normal float (``k`` an integral float in
+    [−1200, 1024]): ``(v·s1)·s2`` is ``v·2ᵏ`` rounded once for ``|v|`` in [2⁻⁴²², 2]."""
+    k1 = np.floor(k * 0.5)
+    return POW2[np.int64(k1) + 600], POW2[np.int64(k - k1) + 600]
 
 
 def dd_exp(x: Any) -> tuple[Any, Any]:
     """``eˣ`` as a pair ``(hi, lo)``; ``x`` is clamped to [−800, log(float64 max)] (0 and +inf beyond:
-    the callers never need more)."""
-    uh, ul, k = _exp_parts(x)
-    hi, lo = fast_two_sum(1.0, uh)
-    lo = lo + ul
-    hi, lo = fast_two_sum(hi, lo)
-    # × 2ᵏ in two exact steps (2ᵏ alone underflows for k < −1022)
-    half = np.floor(k * 0.5)
-    s1 = 2.0 ** half
-    s2 = 2.0 ** (k - half)
-    return hi * s1 * s2, lo * s1 * s2
+    the callers never need more).
+
+    >>> hi, lo = dd_exp(np.float64(1.0))  # e = 2.71828182845904523536028747135…
+    >>> float(hi), float(lo)
+    (2.718281828459045, 1.4456468917292502e-16)
+    """
+    return _exp_of_parts(*_exp_parts(x))
 
 
 def dd_expm1(x: Any) -> tuple[Any, Any]:
     """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
-    (``x`` in [−800, 709.78]): ``2ᵏ u + (2ᵏ − 1)`` from ``eˣ = 2ᵏ(1 + u)``."""
-    uh, ul, k = _exp_parts(x)
-    scale = 2.0 ** k
-    mh, ml = two_sum(scale, -1.0)
-    return dd_add(uh * scale, ul * scale, mh, ml)
+    (``x`` in [−800, 709.78])."""
+    return _expm1_of_parts(*_exp_parts(x))
+
+
+def _exp_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
+    """``eˣ = 2ᵏ (1 + u)`` from :func:`_exp_parts`."""
+    hi, lo = fast_two_sum(1.0, uh)
+    lo = lo + ul
+    hi, lo = fast_two_sum(hi, lo)
+    s1, s2 = _pow2(k)  # × 2ᵏ in two steps, rounded once also below 2⁻¹⁰²²
+    return hi * s1 * s2, lo * s1 * s2
+
+
+def _expm1_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
+    """``eˣ − 1 = 2ᵏ u + (2ᵏ − 1)`` from :func:`_exp_parts`, written as
+    ``2ᵃ (2ᵇ u + (2ᵇ − 2⁻ᵃ))`` with ``a = max(k, 0)``, ``b = min(k, 0)`` so that no power of 2
+    overflows (``k`` reaches 1024) and ``2ᵇ − 2⁻ᵃ`` is an exact pair."""
+    a = np.maximum(k, 0.0)
+    b1, b2 = _pow2(np.minimum(k, 0.0))
+    sb = b1 * b2
+    a1, a2 = _pow2(-a)
+    mh, ml = two_sum(sb, -(a1 * a2))
+    hi, lo = dd_add(uh * b1 * b2, ul * b1 * b2, mh, ml)
+    a1, a2 = _pow2(a)
+    return hi * a1 * a2, lo * a1 * a2
 
 
 def _exp_parts(x: Any) -> tuple[Any, Any, Any]:
-    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``|u| < 0.42``."""
+    """``(uh, ul, k)`` with ``eˣ = 2ᵏ (1 + uh + ul)``, ``−0.3 < u < 0.42`` (``k`` a float, not
+    NaN: −1200 where ``x`` is NaN, and then ``u`` is NaN).
+
+    ``x = k ln 2 + j ln 2/256 + r`` with ``j`` in [−128, 127] and ``|r| ≤ ln 2/512``; then
+    ``u = (2^(j/256) − 1) + 2^(j/256) expm1(r)`` from a table of both as pairs (``u`` keeps
+    its relative accuracy where it is tiny, for :func:`dd_expm1`), and ``expm1(r)`` by its
+    series to r¹⁰ (the rest is below 2⁻¹¹⁹ r): the terms above 2⁻⁵⁴ r (to r⁵) in
+    double-double, the others in float64.
+    """
     x = np.minimum(np.maximum(x, -800.0), 709.782712893384)
-    k = np.floor(x * INV_LN2 + 0.5)
-    r1 = x - k * LN2_A  # exact: k·LN2_A is exact and within a factor 2 of x (or k = 0)
-    p, e = two_prod(k, LN2_B)
-    rh, rl = dd_add(r1, 0.0 * r1, -p, -e)
-    rh, rl = dd_add(rh, rl, -k * LN2_C, 0.0 * rh)
-    rh = rh * 0.03125  # r/32, exact
-    rl = rl * 0.03125
-    # expm1(r/32) = r(1/1! + r(1/2! + … r/13!)): Horner in double-double
-    ph, pl = _horner_step(C13H + 0.0 * rh, C13L + 0.0 * rh, rh, rl, C12H, C12L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C11H, C11L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C10H, C10L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C9H, C9L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C8H, C8L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C7H, C7L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C6H, C6L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C5H, C5L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C4H, C4L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C3H, C3L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C2H, C2L)
-    ph, pl = _horner_step(ph, pl, rh, rl, C1H, C1L)
-    uh, ul = dd_mul(ph, pl, rh, rl)
-    # (1 + u)² − 1 = u(2 + u), five times: expm1(r)
-    for _ in range(5):
-        th, tl = dd_add(uh, ul, 2.0, 0.0)
-        uh, ul = dd_mul(uh, ul, th, tl)
+    n = np.floor(x * INV_LN2_256 + 0.5)
+    k = np.floor((n + 128.0) * 0.00390625)
+    jf = np.fmin(np.fmax(n - 256.0 * k + 128.0, 0.0), 255.0)  # j + 128, an index also for NaN
+    j = np.int64(jf)
+    k = np.fmax(k, -1200.0)
+    r1 = x - n * L256_A  # exact: n·L256_A is exact, and x − n·L256_A is a multiple of ulp(x) or
+    # of n·L256_A's last bit below 2⁻⁹
+    rh, rl = two_sum(r1, -(n * L256_B))  # n·L256_B exact
+    rl = rl - n * L256_C
+    rh, rl = two_sum(rh, rl)
+    # expm1(rh) = rh + rh²/2 + rh·X, X = rh²(1/3! + rh/4!) + rh⁴(1/5! + rh·s) with
+    # s = 1/6! + … + rh⁴/10! (Estrin's scheme: short chains of dependent operations)
+    t = SPLIT * rh
+    hh = t - (t - rh)  # rh's halves for the exact products
+    hl = rh - hh
+    sh, sl = _split_mul(rh, rh, hh, hl)  # rh², exact
+    fh, fl = two_prod(sh, sh)
+    fl = fl + 2.0 * sh * sl  # rh⁴
+    p, e = _split_mul(C4H, rh, hh, hl)
+    bh, bl = fast_two_sum(C3H, p)
+    bh, bl = fast_two_sum(bh, bl + (e + C4L * rh + C3L))
+    s = C6H + rh * (C7 + rh * (C8 + rh * (C9 + rh * C10)))
+    ch, cl = fast_two_sum(C5H, rh * s)
+    cl = cl + C5L
+    bh, bl = dd_mul(sh, sl, bh, bl)
+    ch, cl = dd_mul(fh, fl, ch, cl)
+    xh, e = fast_two_sum(bh, ch)  # X, |X| < rh²/5
+    xl = e + (bl + cl)
+    q, e = _split_mul(xh, rh, hh, hl)
+    s, f = fast_two_sum(0.5 * sh, q)
+    ph, g = fast_two_sum(rh, s)
+    # expm1(rh + rl) = expm1(rh) + rl·e^rh (+ rl²/2…, below 2⁻¹⁰⁶ r): e^rh ≈ 1 + ph
+    pl = g + (((f + (e + xl * rh)) + 0.5 * sl) + (rl + rl * ph))
+    ph, pl = fast_two_sum(ph, pl)
+    # u = D + T·expm1(r): |T·expm1(r)| < |D|/1.9 where j ≠ 0 (D = 0 where j = 0)
+    th = EXP_TH[j]
+    q, e = two_prod(th, ph)
+    s, f = fast_two_sum(EXP_DH[j], q)
+    f, g = two_sum(f, EXP_DL[j])  # the two largest low parts, added exactly and
+    s, f = fast_two_sum(s, f)  # taken into s: the last rounding is of a part below ulp(u)
+    f = f + (g + (e + (th * pl + EXP_TL[j] * ph)))
+    uh, ul = fast_two_sum(s, f)
     return uh, ul, k
 
 
@@ -274,50 +333,87 @@ def t_where(c: Any, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 def t_exp(a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """``e^(hi + lo) = e^hi (1 + lo + lo²/2)``; +inf past float64's range."""
+    """``e^(hi + lo) = 2ᵏ v (1 + c)`` with ``e^hi = 2ᵏ v`` and ``c = e^lo − 1 = lo + lo²/2``
+    (``|lo| < 2⁻⁴³``); +inf past float64's range."""
     over = a[0] > 709.782712893384
-    eh, el = dd_exp(a[0])
-    c = a[1] + 0.5 * a[1] * a[1]  # e^lo − 1, |c| < 2⁻⁴³: eh·c needs no exact product
-    rh, rl = fast_two_sum(eh, el + eh * c)  # (no Dekker split, which overflows past 1e300)
-    return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
+    uh, ul, k = _exp_parts(a[0])
+    vh, vl = fast_two_sum(1.0, uh)
+    vl = vl + ul
+    p, e = two_prod(vh, a[1])  # v·c before the scaling: its Dekker split cannot overflow
+    e = e + (vl * a[1] + vh * (0.5 * a[1] * a[1]))
+    s, f = fast_two_sum(vh, p)
+    f = f + (vl + e)
+    hi, lo = fast_two_sum(s, f)
+    s1, s2 = _pow2(k)
+    return _sel(over, np.inf, hi * s1 * s2), _sel(over, 0.0, lo * s1 * s2)
 
 
 def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """``e^(hi + lo) − 1`` with its relative accuracy where it is tiny."""
+    """``e^(hi + lo) − 1 = (e^hi − 1) + 2ᵏ v c`` (as in :func:`t_exp`), with its relative
+    accuracy where it is tiny."""
     over = a[0] > 709.782712893384
-    mh, ml = dd_expm1(a[0])
-    eh, el = dd_exp(a[0])
-    # e^(h + l) − 1 = (e^h − 1) + e^h (e^l − 1), e^l − 1 = l (1 + l/2)
-    ch, cl = dd_mul(eh, el, a[1] * (1.0 + 0.5 * a[1]), 0.0 * a[1])
-    rh, rl = dd_add(mh, ml, ch, cl)
+    uh, ul, k = _exp_parts(a[0])
+    mh, ml = _expm1_of_parts(uh, ul, k)
+    vh, vl = fast_two_sum(1.0, uh)
+    p, e = two_prod(vh, a[1])
+    e = e + ((vl + ul) * a[1] + vh * (0.5 * a[1] * a[1]))
+    s1, s2 = _pow2(k)
+    rh, rl = dd_add(mh, ml, p * s1 * s2, e * s1 * s2)
     return _sel(over, np.inf, rh), _sel(over, 0.0, rl)
 
 
 def t_log1p(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``log(1 + a)``, relative accuracy where ``a`` is tiny: one Newton step from
-    ``x = log1p(hi)`` on ``expm1(x) = a``."""
+    ``x = log1p(hi)`` on ``expm1(x) = a``: ``x + (a − expm1 x)/(1 + expm1 x)``, the quotient
+    (about 2⁻⁵³ x) to two digits."""
     x = np.log1p(np.maximum(a[0], -1.0))
     finite = np.abs(x) < 700.0
     xs = _sel(finite, x, 0.0)
-    e = t_expm1(t_lift(xs))
-    c = t_div(t_sub(a, e), t_add(t_lift(1.0 + 0.0 * xs), e))
-    rh, rl = t_add(t_lift(xs), c)
+    eh, el = dd_expm1(xs)
+    nh, nl = dd_add(a[0], a[1], -eh, -el)
+    dh, dl = dd_add(1.0, 0.0, eh, el)
+    ch = nh / dh
+    ph, pl = two_prod(ch, dh)
+    cl = ((((nh - ph) - pl) + nl) - ch * dl) / dh
+    rh, rl = dd_add(xs, 0.0 * xs, ch, cl)
     return _sel(finite, rh, x), _sel(finite, rl, 0.0 * x)
+
+
+def _t_log_near(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_log` for ``a`` in (½, 2): ``log1p(a − 1)``."""
+    return t_log1p(t_sub(a, t_lift(1.0 + 0.0 * a[0])))
+
+
+def _t_log_far(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_log` elsewhere: ``x + (a e⁻ˣ − 1)`` from ``x = log(hi)``, with ``e⁻ˣ = 2ᵏ v``
+    and ``a e⁻ˣ = (a 2ᵏ) v`` (``a 2ᵏ`` ≈ 1: no pair's low part is subnormal)."""
+    x = np.log(np.maximum(a[0], 0.0))
+    finite = np.abs(x) < 700.0
+    xs = _sel(finite, x, 0.0)
+    uh, ul, k = _exp_parts(-xs)
+    vh, vl = fast_two_sum(1.0, uh)
+    s1, s2 = _pow2(k)
+    bh, bl = dd_mul(a[0] * s1 * s2, a[1] * s1 * s2, vh, vl + ul)
+    rh, rl = dd_add(bh, bl, -1.0, 0.0)
+    nh, nl = dd_add(xs, 0.0 * xs, rh, rl)
+    return _sel(finite, nh, x), _sel(finite, nl, 0.0 * x)
 
 
 def t_log(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``log a``: ``log1p(a − 1)`` for ``a`` in (½, 2) (relative accuracy next to 1), else
     one Newton step from ``x = log(hi)`` on ``eˣ = a``."""
     near = (a[0] > 0.5) & (a[0] < 2.0)
-    ah = _sel(near, 1.5, a[0])  # the Newton branch's operand: any value where unused
-    x = np.log(np.maximum(ah, 0.0))
-    finite = np.abs(x) < 700.0
-    xs = _sel(finite, x, 0.0)
-    r = t_sub(t_mul((ah, _sel(near, 0.0, a[1])), t_exp(t_lift(-xs))), t_lift(1.0 + 0.0 * xs))
-    nh, nl = t_add(t_lift(xs), r)
-    one = t_lift(1.0 + 0.0 * a[0])
-    lh, ll = t_log1p(t_sub((_sel(near, a[0], 1.0), _sel(near, a[1], 0.0)), one))
-    return (_sel(near, lh, _sel(finite, nh, x)), _sel(near, ll, _sel(finite, nl, 0.0 * x)))
+    # each branch's operand: a where it is used, any value elsewhere
+    lh, ll = _t_log_near((_sel(near, a[0], 1.0), _sel(near, a[1], 0.0)))
+    fh, fl = _t_log_far((_sel(near, 1.5, a[0]), _sel(near, 0.0, a[1])))
+    return _sel(near, lh, fh), _sel(near, ll, fl)
+
+
+def _t_log_scalar(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_log` in the compiled twins: only the branch that is used."""
+    if (a[0] > 0.5) & (a[0] < 2.0):
+        return _t_log_near(a)
+    return _t_log_far(a)
 
 
 def t_sigmoid(a: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -489,14 +585,15 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
         return t_final(t_div(n, d), plain)
 
 
-_ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_horner_step",
-          "_exp_parts", "dd_exp", "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair",
-          "exp_sub", "_sel", "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where",
-          "t_exp", "t_expm1", "t_log1p", "t_log", "t_sigmoid", "t_softplus", "t_tanh", "t_pow",
-          "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
+_ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
+          "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
+          "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
+          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
+          "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
+          "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
           "softmax_sub_at")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
-_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar"}
+_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar"}
 _JITTED: dict[str, Any] = {}
 
 
