@@ -366,3 +366,15 @@ def test_bce_hessian_stays_normal_where_its_numerator_underflows():
     want = (mpmath.mpf(float(p[0])) / c) ** 2
     for path, got in _both(lambda: d.hvp_fn(p, y, np.ones(1))).items():
         assert _ulps(got, [want], np.float64).max() <= 2, path
+
+
+def test_hessian_of_a_product_argument_is_corrected_on_both_evaluators():
+    """y²σ(−yz)σ(yz) at yz ≈ 646: the NumPy evaluator's common-subexpression pass took y·z out
+    of both σ's and lost the correction (473 ulp)."""
+    mpmath.mp.dps = 60
+    z, y = np.array([708.3959999999996]), np.array([0.9127555772777217])
+    d = symloss.derive("soft_margin_loss", reduction="sum")
+    u = mpmath.mpf(float(y[0])) * mpmath.mpf(float(z[0]))
+    want = mpmath.mpf(float(y[0])) ** 2 / ((1 + mpmath.exp(u)) * (1 + mpmath.exp(-u)))
+    for path, got in _both(lambda: d.hvp_fn(z, y, np.ones(1))).items():
+        assert _ulps(got, [want], np.float64).max() <= 2, path

@@ -25,7 +25,7 @@ from sympy.printing.numpy import SciPyPrinter
 from . import ddouble, kernels
 from .algebra import compared_operands, exact_comparison, ratio_powers, reduce_sums
 from .layout import Layout, Numeric, forms
-from .primitives import accurate, log_softmax, softplus
+from .primitives import accurate, log_softmax, product_of_inputs, sigmoid, softplus
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -98,8 +98,9 @@ def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
 
 
 def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:
-    """SymPy's ``cse``, blind to the inside of :class:`~symloss.primitives.accurate`: a common
-    subexpression taken out of it would be evaluated in float64, not in its double-double."""
+    """SymPy's ``cse``, blind to the inside of :class:`~symloss.primitives.accurate` (a common
+    subexpression taken out of it would be evaluated in float64, not in its double-double) and
+    of σ/softplus of a product of inputs (see :func:`symloss.primitives.product_of_inputs`)."""
     hidden: dict[sp.Dummy, sp.Expr] = {}
 
     def hide(e: sp.Expr) -> sp.Dummy:
@@ -107,7 +108,12 @@ def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:
         hidden[d] = e
         return d
 
-    veiled = sp.sympify(expr).replace(lambda e: isinstance(e, accurate), hide)
+    # inside accurate(), and σ/softplus of a product of two inputs (corrected by the product's
+    # rounding error: a common y·z taken out would hide the product from the printer)
+    veiled = sp.sympify(expr).replace(
+        lambda e: isinstance(e, accurate) or (isinstance(e, sigmoid | softplus)
+                                              and product_of_inputs(e.args[0]) is not None),
+        hide)
     # xⁿ·c⁻ⁿ kept one quotient (a common c⁻ⁿ taken out would be xⁿ·x0 again: see _RatioPow)
     veiled = veiled.replace(
         lambda e: isinstance(e, sp.Mul) and ratio_powers(e) is not None,
