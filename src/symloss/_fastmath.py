@@ -213,16 +213,22 @@ def prod_err(a: float, b: float) -> float:
 
 
 @njit(inline="always", error_model="numpy")
-def cmp_sum(a: float, b: float, s: float) -> float:
-    """The sign of the exact ``(a + b) − s`` (−1.0, 0.0 or 1.0): rounding is monotonic, so
-    ``fl(a + b)`` compares with the float ``s`` as ``a + b`` does unless they are equal, and
-    there the sign of TwoSum's error decides (:func:`symloss.kernels.cmp_sum`)."""
-    d = a + b
-    bb = d - a
-    e = (a - (d - bb)) + (b - bb)
+def _sign_against(d: float, e: float, s: float) -> float:
+    """The sign of the exact ``(d + e) − s`` for ``d = fl(d + e)``: rounding is monotonic, so
+    ``d`` compares with the float ``s`` as ``d + e`` does unless they are equal; there the sign
+    of ``e`` decides."""
     if d != s:
         return 1.0 if d > s else -1.0
     return 1.0 if e > 0.0 else (-1.0 if e < 0.0 else 0.0)
+
+
+@njit(inline="always", error_model="numpy")
+def cmp_sum(a: float, b: float, s: float) -> float:
+    """The sign of the exact ``(a + b) − s`` (−1.0, 0.0 or 1.0), by TwoSum's error
+    (:func:`symloss.kernels.cmp_sum`)."""
+    d = a + b
+    bb = d - a
+    return _sign_against(d, (a - (d - bb)) + (b - bb), s)
 
 
 @njit(inline="always", error_model="numpy")
@@ -231,12 +237,7 @@ def cmp_abs_sum(a: float, b: float, s: float) -> float:
     d = a + b
     bb = d - a
     e = (a - (d - bb)) + (b - bb)
-    if d < 0.0:
-        d = -d
-        e = -e
-    if d != s:
-        return 1.0 if d > s else -1.0
-    return 1.0 if e > 0.0 else (-1.0 if e < 0.0 else 0.0)
+    return _sign_against(-d, -e, s) if d < 0.0 else _sign_against(d, e, s)
 
 
 @njit(inline="always", error_model="numpy")

@@ -15,7 +15,7 @@ expression without sums, ``sympy.simplify`` on its ``exp`` form), reduce it to e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import sympy as sp
@@ -39,7 +39,7 @@ from .primitives import (
 )
 
 __all__ = ["compared_operands", "exact_comparison", "is_zero", "magnitude", "normalize",
-           "ratio_powers", "reduce_sums", "tidy"]
+           "printed_comparison", "printed_ratios", "ratio_powers", "reduce_sums", "tidy"]
 
 Assumption = tuple[sp.Expr, sp.Expr]
 
@@ -298,7 +298,7 @@ def magnitude(expr: sp.Expr) -> sp.Expr:
     >>> from sympy import Symbol, exp
     >>> z, y = Symbol("z", real=True), Symbol("y", real=True)
     >>> magnitude(exp(z) - y*z)
-    exp(z) + Abs(y*z)
+    exp(z) + Abs(y)*Abs(z)
     """
     if isinstance(expr, sp.Add):
         return sp.Add(*(magnitude(t) for t in expr.args))
@@ -373,3 +373,24 @@ def ratio_powers(expr: sp.Mul) -> tuple[list[tuple[sp.Expr, sp.Expr, int]], sp.E
     used = {ups[n] for n in shared} | {downs[n] for n in shared}
     rest = sp.Mul(*(f for f in expr.args if f not in used))
     return [(ups[n].base, downs[n].base, int(n)) for n in shared], rest
+
+
+def printed_comparison(rel: sp.Basic, show: Callable[[sp.Expr], str], prefix: str = "") -> str | None:
+    """The code of :func:`exact_comparison`'s test for ``rel`` (``show`` prints a side in the
+    host printer's language, ``prefix`` qualifies the sign function), or ``None``."""
+    exact = exact_comparison(rel)
+    if exact is None:
+        return None
+    name, a, b, side, op = exact
+    return f"({prefix}{name}({show(a)}, {show(b)}, {show(side)}) {op} 0.0)"
+
+
+def printed_ratios(expr: sp.Mul, show: Callable[[sp.Expr], str]) -> str | None:
+    """The code of the product ``expr`` with each pair of :func:`ratio_powers` as ``(x/c)ⁿ``
+    (``show`` prints a factor), or ``None`` where it has no such pair."""
+    ratios = ratio_powers(expr)
+    if ratios is None:
+        return None
+    pairs, rest = ratios
+    return " * ".join([f"({show(rest)})", *(f"(({show(x)}) / ({show(c)})) ** {n}"
+                                            for x, c, n in pairs)])

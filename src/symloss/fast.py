@@ -43,7 +43,13 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import cache
-from .algebra import compared_operands, exact_comparison, magnitude, ratio_powers, reduce_sums
+from .algebra import (
+    compared_operands,
+    magnitude,
+    printed_comparison,
+    printed_ratios,
+    reduce_sums,
+)
 from .layout import ARRAY_OPTIONS, Layout, forms
 from .primitives import (
     CLASS_INDEX,
@@ -164,12 +170,8 @@ class _Printer(PythonCodePrinter):
         if len(logs) == 1:
             weight = self._print(sp.Mul(*(f for f in expr.args if f is not logs[0])))
             return f"({weight}) * ({self._print(logs[0])} if {weight} != 0.0 else 0.0)"
-        ratios = ratio_powers(expr)
-        if ratios is not None:  # xⁿ·c⁻ⁿ as (x/c)ⁿ: no under/overflow of xⁿ alone
-            pairs, rest = ratios
-            parts = [f"(({self._print(x)}) / ({self._print(c)})) ** {n}" for x, c, n in pairs]
-            return " * ".join([f"({self._print(rest)})", *parts])
-        return str(super()._print_Mul(expr))
+        # xⁿ·c⁻ⁿ as (x/c)ⁿ: no under/overflow of xⁿ alone
+        return printed_ratios(expr, self._print) or str(super()._print_Mul(expr))
 
     def _product(self, arg: sp.Expr) -> tuple[str, str] | None:
         """``(p, err)``: the printed product and its exact rounding error, where ``arg`` is a
@@ -290,11 +292,8 @@ class _Printer(PythonCodePrinter):
         return f"(math.nan if ({tests}) else ({text}))"
 
     def _print_Relational(self, expr: sp.Expr) -> str:
-        exact = exact_comparison(expr)
-        if exact is None:
-            return str(super()._print_Relational(expr))
-        name, a, b, side, op = exact
-        return f"({name}({self._print(a)}, {self._print(b)}, {self._print(side)}) {op} 0.0)"
+        # a sum of two inputs against a threshold: compared exactly (algebra.exact_comparison)
+        return printed_comparison(expr, self._print) or str(super()._print_Relational(expr))
 
     def _print_step(self, expr: sp.Expr) -> str:
         # numpy.heaviside(u, 0): 1 for u > 0, 0 for u ≤ 0, NaN for NaN.

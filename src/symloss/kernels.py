@@ -137,7 +137,7 @@ def sigmoid_pow(x: Array, g: Array) -> Array:
 
     >>> import numpy as np
     >>> float(sigmoid_pow(np.float64(-700.0), np.float64(0.5)))  # e^(−350 − ½ log1p(e^−700))
-    9.85967654375977e-153
+    9.92959039626498e-153
     """
     from .ddouble import two_prod, two_sum
 
@@ -181,8 +181,9 @@ def cmp_sum(a: Array, b: Array, s: Array) -> Array:
     error decides. So a kink ``|z − y| < δ`` is on the side the exact inputs put it.
 
     >>> import numpy as np
-    >>> cmp_sum(np.array([-0.001]), np.array([-0.999]), np.array([-1.0])).tolist()  # fl: −1.0
-    [-1.0]
+    >>> # −0.001 − 0.999 rounds to −1.0; exactly it is −0.99999999999999999913…
+    >>> cmp_sum(np.array([-0.001]), np.array([-0.999]), np.array([-1.0])).tolist()
+    [1.0]
     """
     from .ddouble import two_sum
 
@@ -196,7 +197,7 @@ def cmp_abs_sum(a: Array, b: Array, s: Array) -> Array:
 
     >>> import numpy as np
     >>> cmp_abs_sum(np.array([-0.001]), np.array([-0.999]), np.array([1.0])).tolist()
-    [1.0]
+    [-1.0]
     """
     from .ddouble import two_sum
 
@@ -213,8 +214,8 @@ def prod_err(a: Array, b: Array) -> Array:
     amplifies the product's rounding (``softplus(−y·z)`` with ``y·z`` ≈ 700: 450 ulp).
 
     >>> import numpy as np
-    >>> float(prod_err(np.float64(0.1), np.float64(3.0)))
-    -1.6653345369377348e-17
+    >>> float(prod_err(np.float64(0.1), np.float64(3.0)))  # 0.1·3 = 0.3000000000000000166…
+    -2.7755575615628914e-17
     """
     from .ddouble import two_prod
 

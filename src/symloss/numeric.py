@@ -23,7 +23,13 @@ import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
 from . import ddouble, kernels
-from .algebra import compared_operands, exact_comparison, ratio_powers, reduce_sums
+from .algebra import (
+    compared_operands,
+    printed_comparison,
+    printed_ratios,
+    ratio_powers,
+    reduce_sums,
+)
 from .layout import Layout, Numeric, forms
 from .primitives import accurate, log_softmax, product_of_inputs, sigmoid, softplus
 
@@ -51,12 +57,8 @@ class _Printer(SciPyPrinter):
         if len(logs) == 1:
             weight = sp.Mul(*(f for f in expr.args if f is not logs[0]))
             return f"kernels.xlog({self._print(weight)}, {self._print(logs[0])})"
-        ratios = ratio_powers(expr)
-        if ratios is not None:  # xⁿ·c⁻ⁿ as (x/c)ⁿ: no under/overflow of xⁿ alone
-            pairs, rest = ratios
-            parts = [f"(({self._print(x)}) / ({self._print(c)})) ** {n}" for x, c, n in pairs]
-            return " * ".join([f"({self._print(rest)})", *parts])
-        return str(super()._print_Mul(expr))
+        # xⁿ·c⁻ⁿ as (x/c)ⁿ: no under/overflow of xⁿ alone
+        return printed_ratios(expr, self._print) or str(super()._print_Mul(expr))
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         # NaN in, NaN out: a comparison with NaN is False, so numpy.select would fall through
@@ -71,11 +73,8 @@ class _Printer(SciPyPrinter):
 
     def _print_Relational(self, expr: sp.Expr) -> str:
         # a sum of two inputs against a threshold: compared exactly (algebra.exact_comparison)
-        exact = exact_comparison(expr)
-        if exact is None:
-            return str(super()._print_Relational(expr))
-        name, a, b, side, op = exact
-        return f"(kernels.{name}({self._print(a)}, {self._print(b)}, {self._print(side)}) {op} 0.0)"
+        return (printed_comparison(expr, self._print, "kernels.")
+                or str(super()._print_Relational(expr)))
 
     def _print__RatioPow(self, expr: sp.Expr) -> str:
         x, c, n = expr.args
