@@ -7,6 +7,7 @@ by SymPy (:func:`symloss.algebra.equal`); nothing here is a typed-in result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,48 @@ def drop_distributions(expr: sp.Expr) -> sp.Expr:
     backward does.
     """
     return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+
+
+def _has_root_of_sums(expr: sp.Expr) -> bool:
+    return any(p.exp.is_Rational and p.exp.q == 2 and p.base.has(sp.Sum)
+               for p in expr.atoms(sp.Pow))
+
+
+def _zero_by_radicals(expr: sp.Expr) -> bool:
+    """True when ``expr`` is 0 as a rational function once each square root of sums is named.
+
+    Sums become symbols; for each root √X, X linear in one of those symbols S, S is replaced by
+    its value r² − (X − S) (r a positive symbol, so √X = r): norms such as
+    √(Σaₖ² + ε) and their squares then cancel as polynomials do (``is_zero`` treats √X and X
+    as unrelated). False where a root is left that no sum solves.
+
+    >>> import sympy as sp
+    >>> a, k, n = sp.IndexedBase("a"), sp.Symbol("k", integer=True), sp.Symbol("n")
+    >>> s = sp.Sum(a[k] ** 2, (k, 1, n)) + sp.Symbol("epsilon", positive=True)
+    >>> _zero_by_radicals(1 / sp.sqrt(s) - sp.sqrt(s) / s)
+    True
+    """
+    from .algebra import normalize
+
+    e = sp.expand(reduce_sums(sp.expand(reduce_sums(normalize(expr)))))
+    e = e.xreplace({s: sp.Dummy("S", real=True) for s in e.atoms(sp.Sum)})
+    for _ in range(16):
+        roots = sorted((p for p in e.atoms(sp.Pow) if p.exp.is_Rational and p.exp.q == 2
+                        and p.base.free_symbols), key=sp.default_sort_key)
+        if not roots:
+            return bool(sp.cancel(sp.together(e)) == 0)
+        base = sp.expand(roots[0].base)
+        for s in sorted(base.free_symbols, key=sp.default_sort_key):
+            if not isinstance(s, sp.Dummy) or s.name != "S":
+                continue
+            poly = sp.Poly(base, s)
+            if poly.degree() == 1 and poly.LC().is_number:
+                r = sp.Dummy("r", positive=True)
+                e = e.subs(s, sp.expand((r**2 - (base - poly.LC() * s)) / poly.LC()))
+                break
+        else:
+            return False
+    return False
 
 
 def _class_count(derivation: Derivation) -> sp.Expr:
@@ -312,14 +355,64 @@ class Derivation:
     def assumptions(self) -> list[tuple[sp.Expr, sp.Expr]]:
         return [(a.lhs, a.rhs) for a in self.declaration.assumptions]
 
-    def _prove(self, a: sp.Expr, b: sp.Expr) -> bool:
-        subst = self.declaration.substitute_definitions
-        return is_zero(subst(a) - subst(b), self.assumptions)
+    def _prove(self, a: sp.Expr, b: sp.Expr, radicals: bool | None = None) -> bool:
+        """``a == b`` proved by SymPy (:func:`~symloss.algebra.is_zero`); where square roots
+        of sums appear (norms of rows), first with the numeric definitions kept as symbols and
+        each such root named (:func:`_zero_by_radicals`)."""
+        d = self.declaration
+        if radicals is None:
+            subst = d.substitute_definitions
+            if _has_root_of_sums(subst(a) - subst(b)) and self._prove(a, b, True):
+                return True
+            return self._prove(a, b, False)
+        if radicals:  # ε stays a symbol: an identity for every ε holds for aten's
+            d = dataclasses.replace(d, definitions=tuple(
+                x for x in d.definitions if not x.expr.is_number))
+
+            def zero(e: sp.Expr) -> bool:
+                return _zero_by_radicals(e)
+        else:
+            def zero(e: sp.Expr) -> bool:
+                return is_zero(e, self.assumptions)
+        a, b = d.substitute_definitions(a), d.substitute_definitions(b)
+        if zero(a - b):
+            return True
+        # Congruence: a step or hinge of ``a`` whose argument is proved equal to that of one
+        # in ``b`` is that one (an evaluated form writes the argument without cancellation).
+        from .hinges import hinge, step
+
+        swap: dict[sp.Basic, sp.Basic] = {}
+        for kind in (step, hinge, sp.Heaviside):
+            theirs = list(b.atoms(kind))
+            for f in a.atoms(kind) - set(theirs):
+                same = next((g for g in theirs if g.args[1:] == f.args[1:]
+                             and zero(f.args[0] - g.args[0])), None)
+                if same is not None:
+                    swap[f] = same
+        a = a.xreplace(swap)
+        # A Piecewise of ``a`` alone (a form chosen by the sign of a value): every branch must
+        # be equal, whichever condition holds.
+        pieces = sorted(a.atoms(sp.Piecewise) - b.atoms(sp.Piecewise), key=sp.default_sort_key)
+        if pieces:
+            return all(self._prove(a.xreplace({pieces[0]: value}), b, radicals)
+                       for value, _ in pieces[0].args)
+        return bool(swap) and zero(a - b)
 
     @cached_property
     def proved(self) -> bool:
         """True only when SymPy reduces ``gradient - canonical`` to 0 (under the assumptions)."""
         return self._prove(self.gradient, self.canonical)
+
+    @cached_property
+    def kernel_loss(self) -> sp.Expr:
+        """The form of the loss the kernel evaluates (proved equal to :attr:`loss`)."""
+        declared = self.declaration.stable_loss
+        return self.declaration.loss if declared is None else declared
+
+    @cached_property
+    def kernel_loss_proved(self) -> bool:
+        """True when the evaluated loss is proved equal to the declared one."""
+        return self._prove(self.kernel_loss, self.declaration.loss)
 
     @cached_property
     def kernel_gradient(self) -> sp.Expr:
@@ -368,6 +461,9 @@ class Derivation:
         steps.append(
             Step(Phrase("title.per_element_loss"), d.loss_why, ell, chain, _all_equal(chain, in_input))
         )
+        if d.stable_loss is not None:
+            steps.append(Step(Phrase("title.evaluated"), d.stable_loss_why or Phrase("why.kernel_form"),
+                              ell, (self.kernel_loss,), self.kernel_loss_proved))
         steps.append(self._reduction_step())
 
         if link is not None and d.loss_in_link is not None:
