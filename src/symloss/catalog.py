@@ -1471,13 +1471,69 @@ TARGET_CHECKS: dict[str, Callable[[str, Any], None]] = {
 }
 
 
+class square_over(sp.Function):
+    """``square_over(r, v, c)`` is :math:`r^2/(c v)`, evaluated as :math:`r (r/v)/c`: finite
+    wherever the quotient is (``(z − y)²`` overflows for |z − y| > 10¹⁵⁴ while
+    ``(z − y)²/σ²`` need not).
+
+    Symbolically the quotient: its derivatives are ``2r/(c v)`` and ``−r²/(c v²)`` (the latter
+    as ``−square_over(r, v, c)/v``), it prints as ``r²/(c v)`` and rewrites to it.
+
+    >>> from sympy import Symbol, diff
+    >>> r, v = Symbol("r"), Symbol("v", positive=True)
+    >>> diff(square_over(r, v, 2), r), diff(square_over(r, v, 2), v)
+    (r/v, -r**2/(2*v**2))
+    """
+
+    nargs = 3
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        r, v, c = self.args
+        if argindex == 1:
+            return 2 * r / (c * v)
+        if argindex == 2:
+            return -square_over(r, v, c) / v
+        return -square_over(r, v, c) / c
+
+    def _quotient(self) -> sp.Expr:
+        r, v, c = self.args
+        return r**2 / (c * v)
+
+    def _eval_rewrite_as_Pow(self, r: sp.Expr, v: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return r**2 / (c * v)
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_Pow  # what is_zero's last resort rewrites to
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self._quotient()._eval_evalf(prec)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return all(a.is_real for a in self.args)  # type: ignore[no-any-return]
+
+    def _latex(self, printer: Any) -> str:
+        return printer._print(self._quotient())  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: Any) -> Any:
+        return printer._print(self._quotient())
+
+    def _sympystr(self, printer: Any) -> str:
+        return printer._print(self._quotient())  # type: ignore[no-any-return]
+
+    def _code(self, printer: Any) -> str:
+        r, v, c = (printer._print(a) for a in self.args)
+        return f"((({r}) * (({r}) / ({v}))) / ({c}))"
+
+    _numpycode = _scipycode = _pythoncode = _mpmathcode = _code
+
+
 def _declare_gaussian_nll(opts: Mapping[str, Any]) -> Declaration:
     from .declaration import AlsoWrt
 
     v = clamp_min(_VAR, _VAR_EPS)
     const = log(2 * sp.pi) / 2 if opts["full"] else sp.S.Zero
     return _elementwise(
-        (log(v) + (_Z - _Y) ** 2 / v) / 2 + const,
+        # (z − y)²/σ² as (z − y)·((z − y)/σ²): no overflow of the square (square_over)
+        log(v) / 2 + square_over(_Z - _Y, v, 2) + const,
         (_Z - _Y) / _VAR,
         "The Gaussian negative log-likelihood in its mean: the residual over the variance.",
         "Gaussian negative log-likelihood of the target y with mean z and variance σ², "

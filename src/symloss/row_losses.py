@@ -101,15 +101,16 @@ def _declare_cosine(opts: Mapping[str, Any]) -> Declaration:
         loss=loss,
         stable_loss=similar * one_minus + dissimilar * hinge(_COS - _MARGIN),
         stable_loss_why=(
-            "1 − c = |â − b̂|²/2 + ε/(2s_a) + ε/(2s_b) with â = a/√s_a, b̂ = b/√s_b (a sum of "
-            "terms ≥ 0; ε/s is what is left of 1 − c for equal rows), âᵢ − b̂ᵢ = (aᵢ − bᵢ − "
-            "bᵢq)/√s_a, q = √s_a/√s_b − 1 = Σₗ(aₗ − bₗ)(aₗ + bₗ)/(√s_b(√s_a + √s_b))."
+            "1 − c = |A − B|²/2 + ε/(2s_a) + ε/(2s_b) with A = a/√s_a, B = b/√s_b (a sum of "
+            "terms ≥ 0; ε/s is what is left of 1 − c for equal rows), Aᵢ − Bᵢ = (aᵢ − bᵢ − "
+            "bᵢq)/√s_a, q = √s_a/√s_b − 1 = Σₖ(aₖ − bₖ)(aₖ + bₖ)/(√s_b(√s_a + √s_b))."
         ),
         stable_gradient=factor * stable_d_a,
         stable_why=(
-            "∂c/∂aᵢ = (b̂ᵢ − c âᵢ)/√s_a written as (âᵢ(1 − c) − (âᵢ − b̂ᵢ))/√s_a for c ≥ 0 and "
-            "((âᵢ + b̂ᵢ) − âᵢ(1 + c))/√s_a for c < 0, with 1 ∓ c and âᵢ ∓ b̂ᵢ as in the loss: "
-            "no cancellation of nearly (anti)parallel rows."
+            "∂c/∂aᵢ = (Bᵢ − c Aᵢ)/√s_a written as (Aᵢ(1 − c) − (Aᵢ − Bᵢ))/√s_a for c ≥ 0 and "
+            "((Aᵢ + Bᵢ) − Aᵢ(1 + c))/√s_a for c < 0, with 1 − c, 1 + c, Aᵢ − Bᵢ and Aᵢ + Bᵢ "
+            "as in the loss (1 + c = |A + B|²/2 + ε/(2s_a) + ε/(2s_b)): no cancellation of "
+            "nearly parallel or antiparallel rows."
         ),
         stable_hvp=factor * hvp,
         canonical=factor * d_a,
