@@ -72,40 +72,59 @@ def _has_root_of_sums(expr: sp.Expr) -> bool:
                for p in expr.atoms(sp.Pow))
 
 
-def _zero_by_radicals(expr: sp.Expr) -> bool:
+def _zero_by_radicals(expr: sp.Expr, squares: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()) -> bool:
     """True when ``expr`` is 0 as a rational function once each square root of sums is named.
 
-    Sums become symbols; for each root √X, X linear in one of those symbols S, S is replaced by
-    its value r² − (X − S) (r a positive symbol, so √X = r): norms such as
-    √(Σaₖ² + ε) and their squares then cancel as polynomials do (``is_zero`` treats √X and X
-    as unrelated). False where a root is left that no sum solves.
+    Sums become symbols; for each root √X (and each named root d with d² = X in ``squares``),
+    X linear in one of those symbols S, S is replaced by its value r² − (X − S) (r a positive
+    symbol, so √X = r): norms such as √(Σaₖ² + ε) and their squares then cancel as polynomials
+    do (``is_zero`` treats √X and X as unrelated). False where a root is left that no sum
+    solves.
 
     >>> import sympy as sp
     >>> a, k, n = sp.IndexedBase("a"), sp.Symbol("k", integer=True), sp.Symbol("n")
     >>> s = sp.Sum(a[k] ** 2, (k, 1, n)) + sp.Symbol("epsilon", positive=True)
     >>> _zero_by_radicals(1 / sp.sqrt(s) - sp.sqrt(s) / s)
     True
+    >>> d = sp.Symbol("d", positive=True)
+    >>> _zero_by_radicals(d**3 - d * s, ((d, s),))
+    True
     """
     from .algebra import normalize
 
-    e = sp.expand(reduce_sums(sp.expand(reduce_sums(normalize(expr)))))
-    e = e.xreplace({s: sp.Dummy("S", real=True) for s in e.atoms(sp.Sum)})
-    for _ in range(16):
-        roots = sorted((p for p in e.atoms(sp.Pow) if p.exp.is_Rational and p.exp.q == 2
-                        and p.base.free_symbols), key=sp.default_sort_key)
-        if not roots:
-            return bool(sp.cancel(sp.together(e)) == 0)
-        base = sp.expand(roots[0].base)
+    def prepared(e: sp.Expr) -> sp.Expr:
+        return sp.expand(reduce_sums(sp.expand(reduce_sums(normalize(e)))))
+
+    e = prepared(expr)
+    relations = [(r, prepared(x)) for r, x in squares if e.has(r)]
+    sums = set(e.atoms(sp.Sum)).union(*(x.atoms(sp.Sum) for _, x in relations))
+    named = {s: sp.Dummy("S", real=True) for s in sums}
+    e = e.xreplace(named)
+    relations = [(r, x.xreplace(named)) for r, x in relations]
+
+    def solve(base: sp.Expr, root: sp.Expr) -> dict[sp.Basic, sp.Expr] | None:
+        """S ↦ (root² − (base − c·S))/c for a symbol S of ``base`` (c·S its only S-term)."""
         for s in sorted(base.free_symbols, key=sp.default_sort_key):
-            if not isinstance(s, sp.Dummy) or s.name != "S":
-                continue
-            poly = sp.Poly(base, s)
-            if poly.degree() == 1 and poly.LC().is_number:
-                r = sp.Dummy("r", positive=True)
-                e = e.subs(s, sp.expand((r**2 - (base - poly.LC() * s)) / poly.LC()))
-                break
+            if isinstance(s, sp.Dummy) and s.name == "S":
+                poly = sp.Poly(base, s)
+                if poly.degree() == 1 and poly.LC().is_number:
+                    return {s: sp.expand((root**2 - (base - poly.LC() * s)) / poly.LC())}
+        return None
+
+    for _ in range(16):
+        if relations:
+            root, base = relations.pop(0)
+            value = solve(sp.expand(base), root)
         else:
+            pows = sorted((p for p in e.atoms(sp.Pow) if p.exp.is_Rational and p.exp.q == 2
+                           and p.base.free_symbols), key=sp.default_sort_key)
+            if not pows:
+                return bool(sp.expand(sp.numer(sp.together(e))) == 0)
+            value = solve(sp.expand(pows[0].base), sp.Dummy("r", positive=True))
+        if value is None:
             return False
+        e = e.subs(value)
+        relations = [(r, x.subs(value)) for r, x in relations]
     return False
 
 
@@ -365,12 +384,20 @@ class Derivation:
             if _has_root_of_sums(subst(a) - subst(b)) and self._prove(a, b, True):
                 return True
             return self._prove(a, b, False)
-        if radicals:  # ε stays a symbol: an identity for every ε holds for aten's
-            d = dataclasses.replace(d, definitions=tuple(
+        if radicals:
+            # ε stays a symbol (an identity for every ε holds for aten's), and so does a norm
+            # d = √X of a definition, known by d² = X (no square root of sums is expanded)
+            roots = [x for x in d.definitions
+                     if x.expr.is_Pow and x.expr.exp == sp.Rational(1, 2) and x.symbol.is_positive]
+            kept = dataclasses.replace(d, definitions=tuple(
+                x for x in d.definitions if not x.expr.is_number and x not in roots))
+            plain = dataclasses.replace(d, definitions=tuple(
                 x for x in d.definitions if not x.expr.is_number))
+            squares = tuple((x.symbol, plain.substitute_definitions(x.expr.base)) for x in roots)
+            d = kept
 
             def zero(e: sp.Expr) -> bool:
-                return _zero_by_radicals(e)
+                return _zero_by_radicals(e, squares)
         else:
             def zero(e: sp.Expr) -> bool:
                 return is_zero(e, self.assumptions)

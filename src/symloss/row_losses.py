@@ -247,10 +247,14 @@ def _triplet_stable(p: sp.Expr) -> dict[str, Any]:
             "the loss (also in the step): the two unit vectors do not cancel where the rows are "
             "close to each other."
         ),
-        # H v = (v − u (u·v)/d²)/d per distance, with the loss's step (a form written as
-        # differences that vanish with n − p, as the gradient, is not proved in reasonable time)
-        "stable_hvp": step(_MARGIN + delta)
-        * ((v[_I] - ui * uv / _DP**2) / _DP - (v[_I] - wi * wv / _DN**2) / _DN),
+        # H_+v − H_-v, H v = (v − u (u·v)/d²)/d, as differences that vanish with n − p and
+        # d_+ − d_-: 1/d_+ − 1/d_- = −Δ/(d_+ d_-), 1/d_+³ − 1/d_-³ = −Δ(d_+² + d_+d_- + d_-²)/(d_+d_-)³
+        "stable_hvp": step(_MARGIN + delta) * (
+            -v[_I] * delta / (_DP * _DN)
+            - (_XN[_I] - _XP[_I]) * uv / _DP**3
+            - wi * (_sum((_XN[_K] - _XP[_K]) * v[_K]) / _DP**3
+                    - wv * delta * (_DP**2 + _DP * _DN + _DN**2) / (_DP * _DN) ** 3)
+        ),
     }
 
 
