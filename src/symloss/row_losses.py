@@ -230,7 +230,7 @@ def _triplet_stable(p: sp.Expr) -> dict[str, Any]:
     # of the two squared sums (their ε-sized parts cancel exactly).
     squares = _sum((_XN[_K] - _XP[_K]) * (u + w))
     delta = squares / (_DP + _DN)  # d_+ − d_-
-    ui, wi = (x.subs(_K, _I) for x in (u, w))
+    wi = w.subs(_K, _I)
     v = IndexedBase("v")
     uv, wv = _sum(u * v[_K]), _sum(w * v[_K])
     return {
