@@ -374,16 +374,17 @@ class Derivation:
     def assumptions(self) -> list[tuple[sp.Expr, sp.Expr]]:
         return [(a.lhs, a.rhs) for a in self.declaration.assumptions]
 
-    def _prove(self, a: sp.Expr, b: sp.Expr, radicals: bool | None = None) -> bool:
+    def _prove(self, a: sp.Expr, b: sp.Expr) -> bool:
         """``a == b`` proved by SymPy (:func:`~symloss.algebra.is_zero`); where square roots
         of sums appear (norms of rows), first with the numeric definitions kept as symbols and
         each such root named (:func:`_zero_by_radicals`)."""
+        subst = self.declaration.substitute_definitions
+        if _has_root_of_sums(subst(a) - subst(b)) and self._prove_with(a, b, True):
+            return True
+        return self._prove_with(a, b, False)
+
+    def _prove_with(self, a: sp.Expr, b: sp.Expr, radicals: bool) -> bool:
         d = self.declaration
-        if radicals is None:
-            subst = d.substitute_definitions
-            if _has_root_of_sums(subst(a) - subst(b)) and self._prove(a, b, True):
-                return True
-            return self._prove(a, b, False)
         if radicals:
             # ε stays a symbol (an identity for every ε holds for aten's), and so does a norm
             # d = √X of a definition, known by d² = X (no square root of sums is expanded)
@@ -421,7 +422,7 @@ class Derivation:
         # be equal, whichever condition holds.
         pieces = sorted(a.atoms(sp.Piecewise) - b.atoms(sp.Piecewise), key=sp.default_sort_key)
         if pieces:
-            return all(self._prove(a.xreplace({pieces[0]: value}), b, radicals)
+            return all(self._prove_with(a.xreplace({pieces[0]: value}), b, radicals)
                        for value, _ in pieces[0].args)
         return bool(swap) and zero(a - b)
 
