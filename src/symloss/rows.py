@@ -228,13 +228,18 @@ def _grouped_add(terms: tuple[sp.Expr, ...]) -> sp.Expr:
 
 
 def _dot_factors(body: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
-    """``(c, x, y)`` for a summand ``c·x·y`` of two factors (neither a square of the other's
-    kind, nor a constant), else ``None``."""
+    """``(c, x, y)`` for a summand ``c·x·y`` of two factors (neither a constant nor a step), else
+    ``None``."""
     if not isinstance(body, sp.Mul):
         return None
     coeff, rest = body.as_coeff_Mul()
     factors = sp.Mul.make_args(rest)
     if len(factors) != 2 or any(f.is_number for f in factors):
+        return None
+    # a factor of steps or hinges (class counts times indicators, multilabel margins): the
+    # products are of whole numbers and indicators, and the exact dot only costs memory
+    if any(f.has(sp.Heaviside, sp.Piecewise, sp.Max, sp.Min) or any(
+            type(g).__name__ in ("step", "hinge") for g in f.atoms(sp.Function)) for f in factors):
         return None
     return coeff, factors[0], factors[1]
 
