@@ -378,3 +378,36 @@ def test_hessian_of_a_product_argument_is_corrected_on_both_evaluators():
     want = mpmath.mpf(float(y[0])) ** 2 / ((1 + mpmath.exp(u)) * (1 + mpmath.exp(-u)))
     for path, got in _both(lambda: d.hvp_fn(z, y, np.ones(1))).items():
         assert _ulps(got, [want], np.float64).max() <= 2, path
+
+
+#: gaussian_nll_loss's value where (z − y)² overflows though (z − y)²/σ² does not, and where
+#: log σ²/2 and (z − y)²/(2σ²) cancel (the value crosses 0).
+GAUSSIAN_POINTS = [
+    (-1e200, -2.0, 1e200),
+    (1e300, -1e300, 1e300),
+    (-0.22599744073860456, 0.3771906632801799, 0.3147003514591191),
+    (0.5, 0.5 + 0.6 ** 0.5 * 0.3, 0.3),
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("z", "y", "var"), GAUSSIAN_POINTS)
+def test_gaussian_nll_value_is_finite_and_accurate(z, y, var, path):
+    mpmath.mp.dps = 60
+    d = symloss.derive("gaussian_nll_loss", reduction="none")
+    arrays = [np.array([t]) for t in (z, y, var)]
+    if path == "numpy":
+        with fast.disabled():
+            got = d.loss_fn(*arrays)
+            wrt_var = d.grad_fn(*arrays, wrt="var")
+    else:
+        got, wrt_var = d.loss_fn(*arrays), d.grad_fn(*arrays, wrt="var")
+    zm, ym, vm = (mpmath.mpf(t) for t in (z, y, var))
+    exact = mpmath.log(vm) / 2 + (zm - ym) ** 2 / (2 * vm)
+    assert _ulps(got, [exact], np.float64).max() <= 4.0, (got, exact)
+    # ∂/∂σ²: finite where the square overflows (it is a float64 difference, not exact at the
+    # value's root, where it cancels by a few bits: not part of this check)
+    assert np.all(np.isfinite(wrt_var))
+    if abs(z - y) > 1e150:
+        exact_var = 1 / (2 * vm) - (zm - ym) ** 2 / (2 * vm**2)
+        assert _ulps(wrt_var, [exact_var], np.float64).max() <= 4.0, (wrt_var, exact_var)

@@ -347,3 +347,152 @@ def test_declared_one_sided_derivatives_hold_on_the_laid_out_kink(name, options)
                                    rtol=1e-12, atol=1e-14)
     assert not np.allclose(left[0][on], right[0][on])  # a real jump
     assert kink.convention == "left" and d.declaration.kinks[0].value == 0  # symloss's choice
+
+
+# --------------------------------------------------------------------------- evaluated forms
+@pytest.mark.parametrize(("name", "options", "forms"), [
+    (COSINE, {}, ("kernel_loss_proved", "kernel_proved", "kernel_hvp_proved")),
+    (TRIPLET, {}, ("kernel_loss_proved", "kernel_proved", "kernel_hvp_proved")),
+    (TRIPLET, {"p": 1.0}, ("kernel_loss_proved",)),
+])
+def test_evaluated_forms_are_proved_equal(name, options, forms):
+    d = symloss.derive(name, **options)
+    assert d.declaration.stable_loss is not None
+    for form in forms:
+        assert getattr(d, form) is True, form
+
+
+def _mp_rows(*rows: np.ndarray) -> list[list[Any]]:
+    import mpmath
+
+    return [[mpmath.mpf(float(t)) for t in r] for r in rows]
+
+
+def _cosine_exact(a: np.ndarray, b: np.ndarray, y: float) -> tuple[Any, list[Any]]:
+    """1 − c (y = 1) or max(0, c) (y = −1) and its gradient in a, from the textbook formula at
+    400 digits (1 − c for equal rows of norm 10³⁰ is ε/|a|² ≈ 10⁻⁷², below any fixed 60 digits)."""
+    import mpmath
+
+    eps = mpmath.mpf(float(np.float32(1e-12)))  # aten's EPSILON, a float
+    with mpmath.workdps(400):
+        (ra, rb) = _mp_rows(a, b)
+        sa = sum(x * x for x in ra) + eps
+        sb = sum(x * x for x in rb) + eps
+        c = sum(x * z for x, z in zip(ra, rb, strict=True)) / mpmath.sqrt(sa * sb)
+        dc = [z / mpmath.sqrt(sa * sb) - c * x / sa for x, z in zip(ra, rb, strict=True)]
+        if y == 1:
+            return 1 - c, [-g for g in dc]
+        return max(c, 0), (dc if c > 0 else [mpmath.mpf(0)] * len(dc))
+
+
+def _ulps_of(got: Any, exact: Any, dtype: str) -> float:
+    import mpmath
+
+    g = float(got)
+    assert np.isfinite(g), got
+    e = float(exact)
+    unit = float(np.spacing(np.dtype(dtype).type(abs(e)))) if e else float(np.finfo(dtype).smallest_subnormal)
+    return float(abs(mpmath.mpf(g) - exact)) / unit
+
+
+#: Rows where 1 − c, c or ∂c/∂a cancel: equal and nearly (anti)parallel rows at norms from
+#: 10⁻⁷ (below ε's square root) to 10³⁰, orthogonal rows (c = 0, the dissimilar kink).
+COSINE_ROWS = [
+    ("equal, norm 3e28", [2.3080157832978823e28, -2.1606710831313449e28], "same", 1.0),
+    ("equal, norm 1e-7", [-2.9880215e-07, -1.5957636e-07, 7.9583918e-07], "same", 1.0),
+    ("antiparallel, norm 1e-7", [-2.9880215e-07, -1.5957636e-07, 7.9583918e-07], "negated", 1.0),
+    ("1e-9 apart, norm 1e5", [1.2e5, -3.4e5, 0.7e5], "nearly", 1.0),
+    ("1e-9 apart, dissimilar", [1.2e5, -3.4e5, 0.7e5], "nearly", -1.0),
+    ("antiparallel, 1e-9 apart", [1.2e5, -3.4e5, 0.7e5], "nearly negated", 1.0),
+    ("orthogonal", [3.0, 4.0, 1e-3], "orthogonal", -1.0),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("label", "row", "second", "y"), COSINE_ROWS)
+def test_cosine_value_and_gradient_are_accurate_where_they_cancel(label, row, second, y, dtype):
+    a = np.array(row, dtype=dtype)
+    nudge = np.array([1e-9, -2e-9, 3e-9])[: a.size] * np.abs(a).max()
+    b = {"same": a, "negated": -a, "nearly": a + nudge, "nearly negated": -(a + nudge),
+         "orthogonal": np.array([-4.0, 3.0, 0.0], dtype=dtype)}[second].astype(dtype)
+    d = symloss.derive(COSINE, reduction="sum")
+    target = np.array(y, dtype=dtype)
+    value = d.with_options(reduction="none").loss_fn(a, b, target)
+    grad = d.grad_fn(a, b, target)
+    exact_value, exact_grad = _cosine_exact(a, b, y)
+    assert _ulps_of(value, exact_value, dtype) <= 4.0, (value, exact_value)
+    errors = [_ulps_of(g, e, dtype) for g, e in zip(grad, exact_grad, strict=True)]
+    assert max(errors) <= 4.0, (grad, exact_grad)
+    assert np.all(np.isfinite(d.hvp_fn(a, b, target, np.ones_like(a))))
+
+
+def _triplet_exact(a: np.ndarray, p: np.ndarray, n: np.ndarray, eps: float = 1e-6,
+                   margin: float = 1.0) -> tuple[Any, list[Any]]:
+    import mpmath
+
+    with mpmath.workdps(200):
+        ra, rp, rn = _mp_rows(a, p, n)
+        e = mpmath.mpf(eps)
+        u = [x - z + e for x, z in zip(ra, rp, strict=True)]
+        w = [x - z + e for x, z in zip(ra, rn, strict=True)]
+        dp, dn = mpmath.sqrt(sum(t * t for t in u)), mpmath.sqrt(sum(t * t for t in w))
+        value = margin + dp - dn
+        if value <= 0:
+            return mpmath.mpf(0), [mpmath.mpf(0)] * len(u)
+        return value, [s / dp - t / dn for s, t in zip(u, w, strict=True)]
+
+
+#: The triplet's hard rows: the anchor's distances equal (d_+ = d_-: the loss is the margin),
+#: rows so close that ε dominates both distances, equal rows of norm 10²¹ (torch's (a − p) + ε
+#: keeps ε; ε + a − p loses it and divides 0 by 0).
+TRIPLET_ROWS = [
+    ("d+ = d-, norm 3e21", [6.466321e19, 8.456612e20, 2.761191e21], "mirror", "mirror"),
+    ("equal rows, norm 3e21", [6.466321e19, 8.456612e20, 2.761191e21], "same", "same"),
+    ("equal rows, norm 1e5", [105449.08, 87017.59, -4392.373], "same", "same"),
+    ("rows 1e-25 apart around 1e-20", [-4.9297812e-20, -1.0570152e-19, -2.8330464e-20],
+     "near", "near2"),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("label", "row", "positive", "negative"), TRIPLET_ROWS)
+def test_triplet_value_and_gradient_are_accurate_where_they_cancel(label, row, positive, negative,
+                                                                   dtype):
+    a = np.array(row, dtype=dtype)
+
+    def other(kind: str) -> np.ndarray:
+        scale = np.abs(a).max()
+        return {"mirror": -a, "same": a, "near": a + np.array([3e-6, -1e-6, 2e-6]) * scale,
+                "near2": a - np.array([1e-6, 4e-6, -2e-6]) * scale}[kind].astype(dtype)
+
+    p, n = other(positive), other(negative)
+    d = symloss.derive(TRIPLET, reduction="sum")
+    value = d.with_options(reduction="none").loss_fn(a, p, n)
+    exact_value, exact_grad = _triplet_exact(a, p, n)
+    assert _ulps_of(value, exact_value, dtype) <= 4.0, (value, exact_value)
+    grad = d.grad_fn(a, p, n)
+    errors = [_ulps_of(g, e, dtype) for g, e in zip(grad, exact_grad, strict=True)]
+    assert max(errors) <= 4.0, (grad, exact_grad)
+    # every gradient and the HVP finite where torch's are
+    tensors = [torch.tensor(x, requires_grad=True) for x in (a, p, n)]
+    F.triplet_margin_loss(*tensors, reduction="sum").backward()
+    for t, wrt in zip(tensors, ("anchor", "positive", "negative"), strict=True):
+        ours = d.grad_fn(a, p, n, wrt=wrt)
+        assert np.all(np.isfinite(ours)) == bool(torch.isfinite(t.grad).all()), wrt
+    assert np.all(np.isfinite(d.hvp_fn(a, p, n, np.ones_like(a))))
+
+
+def test_row_printer_subtracts_elements_first_and_takes_exact_products():
+    from symloss.rows import axis_dot, compile_rows
+
+    x, y = sp.IndexedBase("x", real=True), sp.IndexedBase("y", real=True)
+    k, eps = sp.Symbol("k", integer=True), sp.Symbol("eps", real=True)
+    kernel = compile_rows(x[k] - y[k] + eps, {"input": x, "other": y, "eps": eps}, k)
+    big = np.array([[1e21, -3e20]])
+    got = kernel({"input": big, "other": big, "eps": np.float64(1e-6)}, (1,), 2)
+    assert got.tolist() == [[1e-6, 1e-6]]  # (x − y) + ε, not (ε + x) − y = 0
+    # 1·1 − (1 + 2⁻³⁰)(1 − 2⁻³⁰) = 2⁻⁶⁰: each product exact before the sum
+    left = np.array([[1.0, 1.0 + 2.0**-30]])
+    right = np.array([[1.0, -(1.0 - 2.0**-30)]])
+    assert float(axis_dot(left, right, -1)[0, 0]) == 2.0**-60
+    assert float(np.sum(left * right)) != 2.0**-60

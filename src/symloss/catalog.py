@@ -1475,13 +1475,146 @@ TARGET_CHECKS: dict[str, Callable[[str, Any], None]] = {
 }
 
 
+class square_over(sp.Function):
+    """``square_over(r, v, c)`` is :math:`r^2/(c v)`, evaluated as :math:`r (r/v)/c`: finite
+    wherever the quotient is (``(z − y)²`` overflows for |z − y| > 10¹⁵⁴ while
+    ``(z − y)²/σ²`` need not).
+
+    Symbolically the quotient: its derivatives are ``2r/(c v)`` and ``−r²/(c v²)`` (the latter
+    as ``−square_over(r, v, c)/v``), it prints as ``r²/(c v)`` and rewrites to it.
+
+    >>> from sympy import Symbol, diff
+    >>> r, v = Symbol("r"), Symbol("v", positive=True)
+    >>> diff(square_over(r, v, 2), r), diff(square_over(r, v, 2), v)
+    (r/v, -r**2/(2*v**2))
+    """
+
+    nargs = 3
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        r, v, c = self.args
+        if argindex == 1:
+            return 2 * r / (c * v)
+        if argindex == 2:
+            return -square_over(r, v, c) / v
+        return -square_over(r, v, c) / c
+
+    def _quotient(self) -> sp.Expr:
+        r, v, c = self.args
+        return r**2 / (c * v)
+
+    def _eval_rewrite_as_Pow(self, r: sp.Expr, v: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return r**2 / (c * v)
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_Pow  # what is_zero's last resort rewrites to
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self._quotient()._eval_evalf(prec)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return all(a.is_real for a in self.args)  # type: ignore[no-any-return]
+
+    def _latex(self, printer: Any) -> str:
+        return printer._print(self._quotient())  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: Any) -> Any:
+        return printer._print(self._quotient())
+
+    def _sympystr(self, printer: Any) -> str:
+        return printer._print(self._quotient())  # type: ignore[no-any-return]
+
+    def _code(self, printer: Any) -> str:
+        r, v, c = (printer._print(a) for a in self.args)
+        return f"((({r}) * (({r}) / ({v}))) / ({c}))"
+
+    _numpycode = _scipycode = _pythoncode = _mpmathcode = _code
+
+
+class gaussian_half_nll(sp.Function):
+    """``gaussian_half_nll(z, y, v)`` is :math:`\\log(v)/2 + (z - y)^2/(2v)`, the Gaussian NLL
+    without its constant, evaluated in double-double (:mod:`symloss.ddouble`, ``z − y`` by an
+    exact TwoSum) where the two terms cancel (the loss crosses 0 at log v = −(z − y)²/v), and
+    as ``log(v)/2 + (z − y)·((z − y)/v)/2`` (:class:`square_over`) where the pair is not finite.
+
+    Symbolically the expression: it prints as it and its derivatives are its derivatives
+    (``∂/∂v`` with :class:`square_over`, finite where ``(z − y)²`` overflows).
+
+    >>> from sympy import Symbol, diff
+    >>> z, y, v = Symbol("z"), Symbol("y"), Symbol("v", positive=True)
+    >>> diff(gaussian_half_nll(z, y, v), z)
+    (-y + z)/v
+    """
+
+    nargs = 3
+
+    def _value(self) -> sp.Expr:
+        z, y, v = self.args
+        return log(v) / 2 + square_over(z - y, v, 2)
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        z, y, v = self.args
+        if argindex == 1:
+            return (z - y) / v
+        if argindex == 2:
+            return -(z - y) / v
+        return 1 / (2 * v) - square_over(z - y, v, 2) / v
+
+    def _eval_rewrite_as_Pow(self, z: sp.Expr, y: sp.Expr, v: sp.Expr, **kw: object) -> sp.Expr:
+        return log(v) / 2 + (z - y) ** 2 / (2 * v)
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_Pow  # what is_zero's last resort rewrites to
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.rewrite(sp.Pow)._eval_evalf(prec)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return all(a.is_real for a in self.args)  # type: ignore[no-any-return]
+
+    @property
+    def precedence(self) -> int:
+        """A sum's: a printer parenthesizes it as it would the sum."""
+        from sympy.printing.precedence import PRECEDENCE
+
+        return PRECEDENCE["Add"]  # type: ignore[no-any-return]
+
+    def _latex(self, printer: Any) -> str:
+        return printer._print(self.rewrite(sp.Pow))  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: Any) -> Any:
+        return printer._print(self.rewrite(sp.Pow))
+
+    def _sympystr(self, printer: Any) -> str:
+        return printer._print(self.rewrite(sp.Pow))  # type: ignore[no-any-return]
+
+    def _pair(self, printer: Any, prefix: str) -> str:
+        z, y, v = (printer._print(a) for a in self.args)
+        r = f"{prefix}two_sum({z}, -({y}))"
+        w = f"{prefix}t_lift({v})"
+        total = (f"{prefix}t_add({prefix}t_log({w}), "
+                 f"{prefix}t_mul({r}, {prefix}t_div({r}, {w})))")
+        plain = printer._print(self._value())
+        return f"{prefix}t_final({prefix}t_mul((0.5, 0.0), {total}), {plain})"
+
+    def _numpycode(self, printer: Any) -> str:
+        return self._pair(printer, "ddouble.")
+
+    _scipycode = _numpycode
+
+    def _pythoncode(self, printer: Any) -> str:  # the fast path's (numba) printer
+        return self._pair(printer, "dd_")
+
+    def _mpmathcode(self, printer: Any) -> str:
+        return printer._print(self._value())  # type: ignore[no-any-return]
+
+
 def _declare_gaussian_nll(opts: Mapping[str, Any]) -> Declaration:
     from .declaration import AlsoWrt
 
     v = clamp_min(_VAR, _VAR_EPS)
     const = log(2 * sp.pi) / 2 if opts["full"] else sp.S.Zero
     return _elementwise(
-        (log(v) + (_Z - _Y) ** 2 / v) / 2 + const,
+        # log σ²/2 + (z − y)²/(2σ²) in double-double, no overflow of the square
+        gaussian_half_nll(_Z, _Y, v) + const,
         (_Z - _Y) / _VAR,
         "The Gaussian negative log-likelihood in its mean: the residual over the variance.",
         "Gaussian negative log-likelihood of the target y with mean z and variance σ², "

@@ -281,6 +281,9 @@ class Declaration:
         link: the link from input to prediction, if the likelihood is written in a prediction.
         loss_in_link: the textbook loss in terms of ``link.var``.
         loss_why: one line on what the loss is.
+        stable_loss: a form of the loss for evaluation, proved equal to ``loss`` (which stays the
+            form the derivation differentiates and shows); ``None``: ``loss`` is evaluated.
+        stable_loss_why: one line on how that form avoids cancellation or overflow.
         stable_gradient: a form of the gradient for evaluation, proved equal to the derived one;
             ``None`` means the raw ``sympy.diff`` of ``loss`` is already stable.
         stable_why: one line on how the evaluated form avoids cancellation or overflow.
@@ -324,6 +327,8 @@ class Declaration:
     loss_in_link: sp.Expr | None = None
     stable_gradient: sp.Expr | None = None
     stable_why: str = ""
+    stable_loss: sp.Expr | None = None
+    stable_loss_why: str = ""
     soft_targets_take_gradient: bool = False
     definitions: tuple[Definition, ...] = ()
     assumptions: tuple[Assumption, ...] = ()

@@ -7,6 +7,7 @@ by SymPy (:func:`symloss.algebra.equal`); nothing here is a typed-in result.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,67 @@ def drop_distributions(expr: sp.Expr) -> sp.Expr:
     backward does.
     """
     return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+
+
+def _has_root_of_sums(expr: sp.Expr) -> bool:
+    return any(p.exp.is_Rational and p.exp.q == 2 and p.base.has(sp.Sum)
+               for p in expr.atoms(sp.Pow))
+
+
+def _zero_by_radicals(expr: sp.Expr, squares: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()) -> bool:
+    """True when ``expr`` is 0 as a rational function once each square root of sums is named.
+
+    Sums become symbols; for each root √X (and each named root d with d² = X in ``squares``),
+    X linear in one of those symbols S, S is replaced by its value r² − (X − S) (r a positive
+    symbol, so √X = r): norms such as √(Σaₖ² + ε) and their squares then cancel as polynomials
+    do (``is_zero`` treats √X and X as unrelated). False where a root is left that no sum
+    solves.
+
+    >>> import sympy as sp
+    >>> a, k, n = sp.IndexedBase("a"), sp.Symbol("k", integer=True), sp.Symbol("n")
+    >>> s = sp.Sum(a[k] ** 2, (k, 1, n)) + sp.Symbol("epsilon", positive=True)
+    >>> _zero_by_radicals(1 / sp.sqrt(s) - sp.sqrt(s) / s)
+    True
+    >>> d = sp.Symbol("d", positive=True)
+    >>> _zero_by_radicals(d**3 - d * s, ((d, s),))
+    True
+    """
+    from .algebra import normalize
+
+    def prepared(e: sp.Expr) -> sp.Expr:
+        return sp.expand(reduce_sums(sp.expand(reduce_sums(normalize(e)))))
+
+    e = prepared(expr)
+    relations = [(r, prepared(x)) for r, x in squares if e.has(r)]
+    sums = set(e.atoms(sp.Sum)).union(*(x.atoms(sp.Sum) for _, x in relations))
+    named = {s: sp.Dummy("S", real=True) for s in sums}
+    e = e.xreplace(named)
+    relations = [(r, x.xreplace(named)) for r, x in relations]
+
+    def solve(base: sp.Expr, root: sp.Expr) -> dict[sp.Basic, sp.Expr] | None:
+        """S ↦ (root² − (base − c·S))/c for a symbol S of ``base`` (c·S its only S-term)."""
+        for s in sorted(base.free_symbols, key=sp.default_sort_key):
+            if isinstance(s, sp.Dummy) and s.name == "S":
+                poly = sp.Poly(base, s)
+                if poly.degree() == 1 and poly.LC().is_number:
+                    return {s: sp.expand((root**2 - (base - poly.LC() * s)) / poly.LC())}
+        return None
+
+    for _ in range(16):
+        if relations:
+            root, base = relations.pop(0)
+            value = solve(sp.expand(base), root)
+        else:
+            pows = sorted((p for p in e.atoms(sp.Pow) if p.exp.is_Rational and p.exp.q == 2
+                           and p.base.free_symbols), key=sp.default_sort_key)
+            if not pows:
+                return bool(sp.expand(sp.numer(sp.together(e))) == 0)
+            value = solve(sp.expand(pows[0].base), sp.Dummy("r", positive=True))
+        if value is None:
+            return False
+        e = e.subs(value)
+        relations = [(r, x.subs(value)) for r, x in relations]
+    return False
 
 
 def _class_count(derivation: Derivation) -> sp.Expr:
@@ -313,13 +375,72 @@ class Derivation:
         return [(a.lhs, a.rhs) for a in self.declaration.assumptions]
 
     def _prove(self, a: sp.Expr, b: sp.Expr) -> bool:
+        """``a == b`` proved by SymPy (:func:`~symloss.algebra.is_zero`); where square roots
+        of sums appear (norms of rows), first with the numeric definitions kept as symbols and
+        each such root named (:func:`_zero_by_radicals`)."""
         subst = self.declaration.substitute_definitions
-        return is_zero(subst(a) - subst(b), self.assumptions)
+        if _has_root_of_sums(subst(a) - subst(b)) and self._prove_with(a, b, True):
+            return True
+        return self._prove_with(a, b, False)
+
+    def _prove_with(self, a: sp.Expr, b: sp.Expr, radicals: bool) -> bool:
+        d = self.declaration
+        if radicals:
+            # ε stays a symbol (an identity for every ε holds for aten's), and so does a norm
+            # d = √X of a definition, known by d² = X (no square root of sums is expanded)
+            roots = [x for x in d.definitions
+                     if x.expr.is_Pow and x.expr.exp == sp.Rational(1, 2) and x.symbol.is_positive]
+            kept = dataclasses.replace(d, definitions=tuple(
+                x for x in d.definitions if not x.expr.is_number and x not in roots))
+            plain = dataclasses.replace(d, definitions=tuple(
+                x for x in d.definitions if not x.expr.is_number))
+            squares = tuple((x.symbol, plain.substitute_definitions(x.expr.base)) for x in roots)
+            d = kept
+
+            def zero(e: sp.Expr) -> bool:
+                return _zero_by_radicals(e, squares)
+        else:
+            def zero(e: sp.Expr) -> bool:
+                return is_zero(e, self.assumptions)
+        a, b = d.substitute_definitions(a), d.substitute_definitions(b)
+        if zero(a - b):
+            return True
+        # Congruence: a step or hinge of ``a`` whose argument is proved equal to that of one
+        # in ``b`` is that one (an evaluated form writes the argument without cancellation).
+        from .hinges import hinge, step
+
+        swap: dict[sp.Basic, sp.Basic] = {}
+        for kind in (step, hinge, sp.Heaviside):
+            theirs = list(b.atoms(kind))
+            for f in a.atoms(kind) - set(theirs):
+                same = next((g for g in theirs if g.args[1:] == f.args[1:]
+                             and zero(f.args[0] - g.args[0])), None)
+                if same is not None:
+                    swap[f] = same
+        a = a.xreplace(swap)
+        # A Piecewise of ``a`` alone (a form chosen by the sign of a value): every branch must
+        # be equal, whichever condition holds.
+        pieces = sorted(a.atoms(sp.Piecewise) - b.atoms(sp.Piecewise), key=sp.default_sort_key)
+        if pieces:
+            return all(self._prove_with(a.xreplace({pieces[0]: value}), b, radicals)
+                       for value, _ in pieces[0].args)
+        return bool(swap) and zero(a - b)
 
     @cached_property
     def proved(self) -> bool:
         """True only when SymPy reduces ``gradient - canonical`` to 0 (under the assumptions)."""
         return self._prove(self.gradient, self.canonical)
+
+    @cached_property
+    def kernel_loss(self) -> sp.Expr:
+        """The form of the loss the kernel evaluates (proved equal to :attr:`loss`)."""
+        declared = self.declaration.stable_loss
+        return self.declaration.loss if declared is None else declared
+
+    @cached_property
+    def kernel_loss_proved(self) -> bool:
+        """True when the evaluated loss is proved equal to the declared one."""
+        return self._prove(self.kernel_loss, self.declaration.loss)
 
     @cached_property
     def kernel_gradient(self) -> sp.Expr:
@@ -368,6 +489,9 @@ class Derivation:
         steps.append(
             Step(Phrase("title.per_element_loss"), d.loss_why, ell, chain, _all_equal(chain, in_input))
         )
+        if d.stable_loss is not None:
+            steps.append(Step(Phrase("title.evaluated"), d.stable_loss_why or Phrase("why.kernel_form"),
+                              ell, (self.kernel_loss,), self.kernel_loss_proved))
         steps.append(self._reduction_step())
 
         if link is not None and d.loss_in_link is not None:

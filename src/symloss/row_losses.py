@@ -69,10 +69,50 @@ def _declare_cosine(opts: Mapping[str, Any]) -> Declaration:
         + 3 * _COS * _A[_I] * _A[_J] / _SA**2
         - _COS * KroneckerDelta(_I, _J) / _SA
     )
+    # Evaluated forms. With â = a/√s_a, b̂ = b/√s_b: |â|² = 1 − ε/s_a, so
+    # 1 ∓ c = |â ∓ b̂|²/2 + ε/(2s_a) + ε/(2s_b), a sum of terms ≥ 0: no cancellation of c ≈ ±1.
+    # â ∓ b̂ without the rounding of two nearly equal unit vectors: b̂ = (b/√s_a)(1 + q) with
+    # q = √s_a/√s_b − 1 = Σₗ(aₗ − bₗ)(aₗ + bₗ)/(√s_b(√s_a + √s_b)) (s_a − s_b: ε cancels).
+    ra, rb = sp.sqrt(_SA), sp.sqrt(_SB)
+    q = _sum((_A[_L] - _B[_L]) * (_A[_L] + _B[_L]), _L) / (rb * (ra + rb))
+
+    def minus(i: sp.Symbol) -> sp.Expr:  # âᵢ − b̂ᵢ
+        return (_A[i] - _B[i] - _B[i] * q) / ra
+
+    def plus(i: sp.Symbol) -> sp.Expr:  # âᵢ + b̂ᵢ
+        return (_A[i] + _B[i] + _B[i] * q) / ra
+
+    tail = _EPS_COS / (2 * _SA) + _EPS_COS / (2 * _SB)
+    one_minus = _sum(minus(_K) ** 2) / 2 + tail  # 1 − c
+    one_plus = _sum(plus(_K) ** 2) / 2 + tail  # 1 + c
+    # ∂c/∂aᵢ = (b̂ᵢ − c âᵢ)/√s_a = (âᵢ(1 − c) − (âᵢ − b̂ᵢ))/√s_a = ((âᵢ + b̂ᵢ) − âᵢ(1 + c))/√s_a
+    unit = _A[_I] / ra
+    stable_d_a = sp.Piecewise(((unit * one_minus - minus(_I)) / ra, _COS >= 0),
+                              ((plus(_I) - unit * one_plus) / ra, True))
+    v = IndexedBase("v")
+    hvp = (
+        -(_A[_I] * _sum(_B[_K] * v[_K]) + _B[_I] * _sum(_A[_K] * v[_K])) / (_SA * root)
+        + 3 * _COS * _A[_I] * _sum(_A[_K] * v[_K]) / _SA**2
+        - _COS * v[_I] / _SA
+    )
     return Declaration(
         input=_A[_I],
         target=_Y,
         loss=loss,
+        stable_loss=similar * one_minus + dissimilar * hinge(_COS - _MARGIN),
+        stable_loss_why=(
+            "1 − c = |A − B|²/2 + ε/(2s_a) + ε/(2s_b) with A = a/√s_a, B = b/√s_b (a sum of "
+            "terms ≥ 0; ε/s is what is left of 1 − c for equal rows), Aᵢ − Bᵢ = (aᵢ − bᵢ − "
+            "bᵢq)/√s_a, q = √s_a/√s_b − 1 = Σₖ(aₖ − bₖ)(aₖ + bₖ)/(√s_b(√s_a + √s_b))."
+        ),
+        stable_gradient=factor * stable_d_a,
+        stable_why=(
+            "∂c/∂aᵢ = (Bᵢ − c Aᵢ)/√s_a written as (Aᵢ(1 − c) − (Aᵢ − Bᵢ))/√s_a for c ≥ 0 and "
+            "((Aᵢ + Bᵢ) − Aᵢ(1 + c))/√s_a for c < 0, with 1 − c, 1 + c, Aᵢ − Bᵢ and Aᵢ + Bᵢ "
+            "as in the loss (1 + c = |A + B|²/2 + ε/(2s_a) + ε/(2s_b)): no cancellation of "
+            "nearly parallel or antiparallel rows."
+        ),
+        stable_hvp=factor * hvp,
         canonical=factor * d_a,
         canonical_why=(
             "The derivative of the cosine, ∂c/∂aᵢ = bᵢ/√(s_a s_b) − c aᵢ/s_a (the part of b "
@@ -169,6 +209,55 @@ def _distance_hessian(x: IndexedBase, y: IndexedBase, d: sp.Symbol, p: sp.Expr) 
     return None
 
 
+def _triplet_stable(p: sp.Expr) -> dict[str, Any]:
+    """The evaluated forms of the triplet loss without swap (p = 1, 2): ``d_+ − d_-`` without
+    the cancellation of two nearly equal distances (next to the kink, and where ε dominates
+    both), and for p = 2 the gradient and the Hessian-vector product in those terms."""
+    u = _XA[_K] - _XP[_K] + _EPS  # the anchor's difference to the positive, (a − p) + ε
+    w = _XA[_K] - _XN[_K] + _EPS
+    if p == 1:
+        # |u| − |w| per feature: a difference of two nearly equal numbers is exact
+        return {
+            "stable_loss": hinge(_MARGIN + _sum(sp.Abs(u) - sp.Abs(w))),
+            "stable_loss_why": (
+                "d_+ − d_- summed per feature, Σₖ(|uₖ| − |wₖ|): no difference of two large "
+                "nearly equal sums next to the kink."
+            ),
+        }
+    if p != 2:
+        return {}
+    # d_+² − d_-² = Σₖ (uₖ − wₖ)(uₖ + wₖ), uₖ − wₖ = nₖ − pₖ: exact products, no cancellation
+    # of the two squared sums (their ε-sized parts cancel exactly).
+    squares = _sum((_XN[_K] - _XP[_K]) * (u + w))
+    delta = squares / (_DP + _DN)  # d_+ − d_-
+    wi = w.subs(_K, _I)
+    v = IndexedBase("v")
+    uv, wv = _sum(u * v[_K]), _sum(w * v[_K])
+    return {
+        "stable_loss": hinge(_MARGIN + delta),
+        "stable_loss_why": (
+            "d_+ − d_- = (d_+² − d_-²)/(d_+ + d_-) with d_+² − d_-² = Σₖ (nₖ − pₖ)(uₖ + wₖ) "
+            "(uₖ = aₖ − pₖ + ε, wₖ = aₖ − nₖ + ε): no difference of two nearly equal "
+            "distances next to the kink or where ε dominates both."
+        ),
+        "stable_gradient": step(_MARGIN + delta)
+        * ((_XN[_I] - _XP[_I]) / _DP - wi * delta / (_DP * _DN)),
+        "stable_why": (
+            "uᵢ/d_+ − wᵢ/d_- = (nᵢ − pᵢ)/d_+ − wᵢ (d_+ − d_-)/(d_+ d_-), with d_+ − d_- as in "
+            "the loss (also in the step): the two unit vectors do not cancel where the rows are "
+            "close to each other."
+        ),
+        # H_+v − H_-v, H v = (v − u (u·v)/d²)/d, as differences that vanish with n − p and
+        # d_+ − d_-: 1/d_+ − 1/d_- = −Δ/(d_+ d_-), 1/d_+³ − 1/d_-³ = −Δ(d_+² + d_+d_- + d_-²)/(d_+d_-)³
+        "stable_hvp": step(_MARGIN + delta) * (
+            -v[_I] * delta / (_DP * _DN)
+            - (_XN[_I] - _XP[_I]) * uv / _DP**3
+            - wi * (_sum((_XN[_K] - _XP[_K]) * v[_K]) / _DP**3
+                    - wv * delta * (_DP**2 + _DP * _DN + _DN**2) / (_DP * _DN) ** 3)
+        ),
+    }
+
+
 def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
     p = sp.nsimplify(opts["p"])
     swap = bool(opts["swap"])
@@ -193,7 +282,9 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
     canonical_hessian = None
     if h_pos is not None and h_neg is not None:
         canonical_hessian = active * (h_pos - to_neg * h_neg)
+    stable = {} if swap else _triplet_stable(p)
     return Declaration(
+        **stable,
         input=_XA[_I],
         target=sp.S.Zero,  # no target: the loss compares three arrays
         loss=loss,

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .derive import Derivation
     from .numeric import Numeric
 
-__all__ = ["TARGET_DOMAINS", "RowLossSpec", "axis_sum", "build", "compile_rows"]
+__all__ = ["TARGET_DOMAINS", "RowLossSpec", "axis_dot", "axis_sum", "build", "compile_rows"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,38 @@ def axis_sum(x: Any, axis: int) -> np.ndarray:
     return np.moveaxis(kernels.class_sum(np.moveaxis(x, axis, -1)), -1, axis)
 
 
+def axis_dot(x: Any, y: Any, axis: int) -> np.ndarray:
+    """Σ ``x·y`` over ``axis`` (kept, length 1) with every product exact: Dekker's two-product
+    in the arrays' own precision (float64, or long double), then one compensated sum of the
+    products and their rounding errors. A dot product of nearly orthogonal rows (a cosine at
+    its margin, a difference of squared distances) keeps its digits.
+
+    >>> import numpy as np
+    >>> x = np.array([[1.0 + 2.0**-30, -1.0]])
+    >>> float(axis_dot(x, np.array([[1.0 - 2.0**-30, 1.0]]), -1)[0, 0]) == -2.0**-60
+    True
+    """
+    x, y = np.broadcast_arrays(np.asarray(x), np.asarray(y))
+    product = x * y
+    if product.dtype.kind != "f" or product.ndim == 0:
+        return axis_sum(product, axis)
+    kind = product.dtype.type
+    splitter = kind(2.0 ** ((np.finfo(product.dtype).nmant + 2) // 2) + 1)
+
+    def split(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = splitter * v
+        hi = t - (t - v)
+        return hi, v - hi
+
+    with np.errstate(all="ignore"):
+        xh, xl = split(x)
+        yh, yl = split(y)
+        error = ((xh * yh - product) + xh * yl + xl * yh) + xl * yl
+        # past the splitter's range (or an inf/NaN factor) the plain product is the answer
+        error = np.where(np.isfinite(error), error, kind(0))
+    return axis_sum(np.concatenate([product, error], axis=axis), axis)
+
+
 class _AxisSum(sp.Function):
     """``Σ`` over one axis of the row layout (printed as :func:`axis_sum`)."""
 
@@ -139,6 +171,77 @@ class _AxisSum(sp.Function):
         return f"axis_sum({printer._print(body)}, {int(axis)})"  # type: ignore[call-overload]
 
     _scipycode = _numpycode
+
+
+class _AxisDot(sp.Function):
+    """``Σ x·y`` over one axis with exact products (printed as :func:`axis_dot`)."""
+
+    nargs = 3
+
+    def _numpycode(self, printer: Any) -> str:
+        x, y, axis = self.args
+        return f"axis_dot({printer._print(x)}, {printer._print(y)}, {int(axis)})"  # type: ignore[call-overload]
+
+    _scipycode = _numpycode
+
+
+class _Group(sp.Function):
+    """A sub-sum evaluated on its own, before the terms around it (printed parenthesized)."""
+
+    nargs = 1
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"({printer._print(self.args[0])})"
+
+    _scipycode = _numpycode
+
+
+def _element(term: sp.Expr) -> tuple[int, sp.Expr] | None:
+    """``(n, x)`` for a term ``n·x`` of an integer ``n`` and an array element ``x``."""
+    coeff, rest = term.as_coeff_Mul()
+    if isinstance(rest, sp.Indexed) and coeff.is_Integer and coeff != 0:
+        return int(coeff), rest
+    return None
+
+
+def _grouped_add(terms: tuple[sp.Expr, ...]) -> sp.Expr:
+    """A sum whose array elements are subtracted pairwise first, then added to the rest.
+
+    ``2a − p − n + 2ε`` is evaluated ``((a − p) + (a − n)) + 2ε``: the difference of two
+    nearly equal elements is exact, so the sum keeps the digits a flat left-to-right
+    evaluation (``2a + 2ε − p − n``) loses, and ``a − p + ε`` is torch's ``(a − p) + ε``
+    (pairwise_distance), whose ε survives where |a| is huge.
+    """
+    elements = [(_element(t), t) for t in terms]
+    plus = [x for found, _ in elements if found and found[0] > 0 for x in [found[1]] * found[0]]
+    minus = [x for found, _ in elements if found and found[0] < 0 for x in [found[1]] * -found[0]]
+    rest = [t for found, t in elements if not found]
+    if len(plus) + len(minus) < 2 or not (rest or (plus and minus)):
+        return sp.Add(*terms)
+    pairs = [_Group(x - y) for x, y in zip(plus, minus, strict=False)]
+    n = len(pairs)
+    single = [*plus[n:], *(-y for y in minus[n:])]
+    inner = sp.Add(*pairs, *single)
+    if not rest:
+        return inner
+    return sp.Add(_Group(inner) if len(pairs) + len(single) > 1 else inner, *rest)
+
+
+def _dot_factors(body: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """``(c, x, y)`` for a summand ``c·x·y`` of two factors (neither a constant nor a step), else
+    ``None``."""
+    if not isinstance(body, sp.Mul):
+        return None
+    coeff, rest = body.as_coeff_Mul()
+    factors = sp.Mul.make_args(rest)
+    if len(factors) != 2 or any(f.is_number for f in factors):
+        return None
+    # a factor of steps or hinges (class counts times indicators, multilabel margins): the
+    # products are of whole numbers and indicators, and the exact dot only costs memory
+    if any(f.has(sp.Heaviside, sp.Piecewise, sp.Max, sp.Min) or any(
+            type(g).__name__ in ("step", "hinge") for g in f.atoms(sp.Function)) for f in factors):
+        return None
+    return coeff, factors[0], factors[1]
 
 
 class _Printer(SciPyPrinter):
@@ -179,7 +282,7 @@ class _Printer(SciPyPrinter):
         return out
 
 
-_NAMESPACE = {"numpy": np, "kernels": kernels, "axis_sum": axis_sum}
+_NAMESPACE = {"numpy": np, "kernels": kernels, "axis_sum": axis_sum, "axis_dot": axis_dot}
 
 
 @dataclass(frozen=True)
@@ -252,9 +355,15 @@ def compile_rows(
         args = [rebuild(a) for a in e.args]
         if isinstance(e, sp.Sum):  # Σ_{k,l}: the first limit is the innermost sum
             body = args[0]
+            dot = _dot_factors(body) if len(e.limits) == 1 else None
+            if dot is not None:  # Σ c·x·y: exact products (a dot product may cancel)
+                coeff, x, y = dot
+                return coeff * _AxisDot(x, y, sp.Integer(slot[e.limits[0][0]] - nslots))
             for index, _, _ in e.limits:
                 body = _AxisSum(body, sp.Integer(slot[index] - nslots))
             return body
+        if isinstance(e, sp.Add):
+            return _grouped_add(tuple(args))
         return e.func(*args)
 
     expr = rebuild(expr)
@@ -343,7 +452,7 @@ class RowAdapter:
             free: sp.Symbol | None = self.index
             symbols = dict(self.symbols)
             if key == "loss":
-                expr, free = d.declaration.loss, None
+                expr, free = d.kernel_loss, None
             elif key == "hvp":
                 expr = d.hvp_expr
                 symbols["v"] = sp.IndexedBase("v")

@@ -438,3 +438,34 @@ SENTENCES.update({
     "gradients for all three.":
         "锚点、正样本、负样本三行的三元组间隔损失（TripletMarginLoss）：p 范数、eps、swap；三个输入的梯度都给出。",
 })
+
+# ---- 逐行损失的数值计算形式（symloss.row_losses 的 stable_loss / stable_gradient）
+SENTENCES.update({
+    "1 − c = |A − B|²/2 + ε/(2s_a) + ε/(2s_b) with A = a/√s_a, B = b/√s_b (a sum of terms ≥ 0; "
+    "ε/s is what is left of 1 − c for equal rows), Aᵢ − Bᵢ = (aᵢ − bᵢ − bᵢq)/√s_a, "
+    "q = √s_a/√s_b − 1 = Σₖ(aₖ − bₖ)(aₖ + bₖ)/(√s_b(√s_a + √s_b)).":
+        "1 − c = |A − B|²/2 + ε/(2s_a) + ε/(2s_b)，其中 A = a/√s_a，B = b/√s_b（各项都 ≥ 0；"
+        "两行相等时 1 − c 只剩 ε/s），Aᵢ − Bᵢ = (aᵢ − bᵢ − bᵢq)/√s_a，"
+        "q = √s_a/√s_b − 1 = Σₖ(aₖ − bₖ)(aₖ + bₖ)/(√s_b(√s_a + √s_b))。",
+    "∂c/∂aᵢ = (Bᵢ − c Aᵢ)/√s_a written as (Aᵢ(1 − c) − (Aᵢ − Bᵢ))/√s_a for c ≥ 0 and "
+    "((Aᵢ + Bᵢ) − Aᵢ(1 + c))/√s_a for c < 0, with 1 − c, 1 + c, Aᵢ − Bᵢ and Aᵢ + Bᵢ as in the "
+    "loss (1 + c = |A + B|²/2 + ε/(2s_a) + ε/(2s_b)): no cancellation of nearly parallel or "
+    "antiparallel rows.":
+        "∂c/∂aᵢ = (Bᵢ − c Aᵢ)/√s_a：c ≥ 0 时写成 (Aᵢ(1 − c) − (Aᵢ − Bᵢ))/√s_a，c < 0 时写成 "
+        "((Aᵢ + Bᵢ) − Aᵢ(1 + c))/√s_a，其中 1 − c、1 + c、Aᵢ − Bᵢ 与 Aᵢ + Bᵢ 按损失中的方式计算"
+        "（1 + c = |A + B|²/2 + ε/(2s_a) + ε/(2s_b)）：几乎平行或反平行的两行不会相消。",
+    "d_+ − d_- = (d_+² − d_-²)/(d_+ + d_-) with d_+² − d_-² = Σₖ (nₖ − pₖ)(uₖ + wₖ) "
+    "(uₖ = aₖ − pₖ + ε, wₖ = aₖ − nₖ + ε): no difference of two nearly equal distances next to "
+    "the kink or where ε dominates both.":
+        "d_+ − d_- = (d_+² − d_-²)/(d_+ + d_-)，其中 d_+² − d_-² = Σₖ (nₖ − pₖ)(uₖ + wₖ)"
+        "（uₖ = aₖ − pₖ + ε，wₖ = aₖ − nₖ + ε）：在不可导点附近、或 ε 在两个距离中占主导时，"
+        "都不必把两个几乎相等的距离相减。",
+    "uᵢ/d_+ − wᵢ/d_- = (nᵢ − pᵢ)/d_+ − wᵢ (d_+ − d_-)/(d_+ d_-), with d_+ − d_- as in the loss "
+    "(also in the step): the two unit vectors do not cancel where the rows are close to each "
+    "other.":
+        "uᵢ/d_+ − wᵢ/d_- = (nᵢ − pᵢ)/d_+ − wᵢ (d_+ − d_-)/(d_+ d_-)，d_+ − d_- 按损失中的方式计算"
+        "（阶跃函数中也是）：各行彼此接近时，两个单位向量不会相消。",
+    "d_+ − d_- summed per feature, Σₖ(|uₖ| − |wₖ|): no difference of two large nearly equal sums "
+    "next to the kink.":
+        "d_+ − d_- 按特征逐项求和，Σₖ(|uₖ| − |wₖ|)：在不可导点附近不必把两个很大且几乎相等的和相减。",
+})
