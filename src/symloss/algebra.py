@@ -38,8 +38,19 @@ from .primitives import (
     softplus,
 )
 
-__all__ = ["compared_operands", "exact_comparison", "is_zero", "magnitude", "normalize",
-           "printed_comparison", "printed_ratios", "ratio_powers", "reduce_sums", "tidy"]
+__all__ = [
+    "compared_operands",
+    "exact_comparison",
+    "is_zero",
+    "magnitude",
+    "normalize",
+    "printed_comparison",
+    "printed_ratios",
+    "ratio_powers",
+    "reduce_sums",
+    "step_relations",
+    "tidy",
+]
 
 Assumption = tuple[sp.Expr, sp.Expr]
 
@@ -394,3 +405,26 @@ def printed_ratios(expr: sp.Mul, show: Callable[[sp.Expr], str]) -> str | None:
     pairs, rest = ratios
     return " * ".join([f"({show(rest)})", *(f"(({show(x)}) / ({show(c)})) ** {n}"
                                             for x, c, n in pairs)])
+
+
+def step_relations(piecewise: sp.Piecewise) -> frozenset[sp.Basic]:
+    """The relations of ``piecewise``'s conditions that the evaluators decide exactly
+    (:func:`exact_comparison`): those whose compared inputs no arm reads, so that the value
+    steps at the kink (huber's Hessian: 1 or 0). Where the arms read them (huber's value and
+    gradient), the arms agree at the kink and either side is as good: the plain test stays.
+
+    >>> from sympy import Abs, Piecewise, Symbol
+    >>> z, y, d = Symbol("z"), Symbol("y"), Symbol("delta")
+    >>> len(step_relations(Piecewise((1, d > Abs(y - z)), (0, True))))
+    1
+    >>> len(step_relations(Piecewise((z - y, d > Abs(y - z)), (d, True))))
+    0
+    """
+    read: set[sp.Basic] = set().union(*(arm.free_symbols for arm, _ in piecewise.args))
+    steps = set()
+    for _, cond in piecewise.args:
+        for rel in cond.atoms(sp.core.relational.Relational):
+            exact = exact_comparison(rel)
+            if exact is not None and not (exact[1].free_symbols | exact[2].free_symbols) & read:
+                steps.add(rel)
+    return frozenset(steps)

@@ -49,6 +49,7 @@ from .algebra import (
     printed_comparison,
     printed_ratios,
     reduce_sums,
+    step_relations,
 )
 from .layout import ARRAY_OPTIONS, Layout, forms
 from .primitives import (
@@ -126,6 +127,7 @@ class _Printer(PythonCodePrinter):
         self.hoisted: list[tuple[str, str, str]] = []  # (accumulator, index, body)
         self.dots: dict[str, str] = {}  # accumulator of Σ_k softmax_k·x_k -> x's 2-D array
         self._sums: dict[sp.Sum, str] = {}  # a sum written twice is accumulated once
+        self._steps: frozenset[sp.Basic] = frozenset()  # decided exactly (step_relations)
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         if expr in self.names:
@@ -284,7 +286,11 @@ class _Printer(PythonCodePrinter):
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         # NaN in, NaN out, as the NumPy evaluator's printer: a comparison with NaN is False and
         # would fall through to the last branch.
-        text = str(super()._print_Piecewise(expr))
+        previous, self._steps = self._steps, step_relations(expr)
+        try:
+            text = str(super()._print_Piecewise(expr))
+        finally:
+            self._steps = previous
         operands = compared_operands(expr)
         if not operands:
             return text
@@ -293,7 +299,9 @@ class _Printer(PythonCodePrinter):
 
     def _print_Relational(self, expr: sp.Expr) -> str:
         # a sum of two inputs against a threshold: compared exactly (algebra.exact_comparison)
-        return printed_comparison(expr, self._print) or str(super()._print_Relational(expr))
+        if expr in self._steps:
+            return printed_comparison(expr, self._print) or str(super()._print_Relational(expr))
+        return str(super()._print_Relational(expr))
 
     def _print_step(self, expr: sp.Expr) -> str:
         # numpy.heaviside(u, 0): 1 for u > 0, 0 for u ≤ 0, NaN for NaN.

@@ -29,6 +29,7 @@ from .algebra import (
     printed_ratios,
     ratio_powers,
     reduce_sums,
+    step_relations,
 )
 from .layout import Layout, Numeric, forms
 from .primitives import accurate, log_softmax, product_of_inputs, sigmoid, softplus
@@ -44,6 +45,9 @@ _NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels, "ddouble": ddoubl
 class _Printer(SciPyPrinter):
     """SciPy printer that also knows the class axis: ``z[k]`` is the array ``z`` (class axis
     last) and ``Σ_k`` is a sum over that axis, kept as a length-1 axis so it broadcasts."""
+
+    #: The relations of the Piecewise being printed decided exactly (algebra.step_relations).
+    _steps: frozenset[sp.Basic] = frozenset()
 
     def _print_Indexed(self, expr: sp.Indexed) -> str:
         return self._print(expr.base.label)
@@ -64,7 +68,11 @@ class _Printer(SciPyPrinter):
         # NaN in, NaN out: a comparison with NaN is False, so numpy.select would fall through
         # to the last branch (0 for a hinge). NaN in a condition's operands gives NaN, as
         # torch's clamp_min does for the value.
-        text = str(super()._print_Piecewise(expr))
+        previous, self._steps = self._steps, step_relations(expr)
+        try:
+            text = str(super()._print_Piecewise(expr))
+        finally:
+            self._steps = previous
         operands = compared_operands(expr)
         if not operands:
             return text
@@ -73,8 +81,10 @@ class _Printer(SciPyPrinter):
 
     def _print_Relational(self, expr: sp.Expr) -> str:
         # a sum of two inputs against a threshold: compared exactly (algebra.exact_comparison)
-        return (printed_comparison(expr, self._print, "kernels.")
-                or str(super()._print_Relational(expr)))
+        if expr in self._steps:
+            return (printed_comparison(expr, self._print, "kernels.")
+                    or str(super()._print_Relational(expr)))
+        return str(super()._print_Relational(expr))
 
     def _print__RatioPow(self, expr: sp.Expr) -> str:
         x, c, n = expr.args
