@@ -1486,7 +1486,7 @@ class square_over(sp.Function):
     >>> from sympy import Symbol, diff
     >>> r, v = Symbol("r"), Symbol("v", positive=True)
     >>> diff(square_over(r, v, 2), r), diff(square_over(r, v, 2), v)
-    (r/v, -r**2/(2*v**2))
+    (r/v, -r**2/(2*v)/v)
     """
 
     nargs = 3
@@ -1557,7 +1557,7 @@ class gaussian_half_nll(sp.Function):
             return (z - y) / v
         if argindex == 2:
             return -(z - y) / v
-        return 1 / (2 * v) - square_over(z - y, v, 2) / v
+        return (1 - square_over(z - y, v, 1)) / (2 * v)
 
     def _eval_rewrite_as_Pow(self, z: sp.Expr, y: sp.Expr, v: sp.Expr, **kw: object) -> sp.Expr:
         return log(v) / 2 + (z - y) ** 2 / (2 * v)

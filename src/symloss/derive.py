@@ -656,7 +656,7 @@ class Derivation:
 
         >>> import symloss
         >>> symloss.derive("gaussian_nll_loss").gradient_wrt("var")
-        -(-sigma^2 + y**2 - 2*y*z + z**2)/(2*sigma^2**2)
+        -((-y + z)**2/sigma^2 - 1)/(2*sigma^2)
         """
         if name == "input" or self.wrt_variable(name) == self.input:
             return self.gradient
