@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
 import sympy as sp
 from sympy import KroneckerDelta, Sum
@@ -44,6 +45,7 @@ __all__ = [
     "is_zero",
     "magnitude",
     "normalize",
+    "print_with_steps",
     "printed_comparison",
     "printed_ratios",
     "ratio_powers",
@@ -428,3 +430,13 @@ def step_relations(piecewise: sp.Piecewise) -> frozenset[sp.Basic]:
             if exact is not None and not (exact[1].free_symbols | exact[2].free_symbols) & read:
                 steps.add(rel)
     return frozenset(steps)
+
+
+def print_with_steps(printer: Any, piecewise: sp.Piecewise, show: Callable[[sp.Piecewise], str]) -> str:
+    """``show(piecewise)`` with ``printer._steps`` set to :func:`step_relations` of it (and put
+    back after): the relations its ``_print_Relational`` decides exactly, for both evaluators."""
+    previous, printer._steps = printer._steps, step_relations(piecewise)
+    try:
+        return str(show(piecewise))
+    finally:
+        printer._steps = previous

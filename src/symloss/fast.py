@@ -46,10 +46,10 @@ from . import cache
 from .algebra import (
     compared_operands,
     magnitude,
+    print_with_steps,
     printed_comparison,
     printed_ratios,
     reduce_sums,
-    step_relations,
 )
 from .layout import ARRAY_OPTIONS, Layout, forms
 from .primitives import (
@@ -286,11 +286,7 @@ class _Printer(PythonCodePrinter):
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         # NaN in, NaN out, as the NumPy evaluator's printer: a comparison with NaN is False and
         # would fall through to the last branch.
-        previous, self._steps = self._steps, step_relations(expr)
-        try:
-            text = str(super()._print_Piecewise(expr))
-        finally:
-            self._steps = previous
+        text = print_with_steps(self, expr, super()._print_Piecewise)
         operands = compared_operands(expr)
         if not operands:
             return text

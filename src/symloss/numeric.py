@@ -25,11 +25,11 @@ from sympy.printing.numpy import SciPyPrinter
 from . import ddouble, kernels
 from .algebra import (
     compared_operands,
+    print_with_steps,
     printed_comparison,
     printed_ratios,
     ratio_powers,
     reduce_sums,
-    step_relations,
 )
 from .layout import Layout, Numeric, forms
 from .primitives import accurate, log_softmax, product_of_inputs, sigmoid, softplus
@@ -68,11 +68,7 @@ class _Printer(SciPyPrinter):
         # NaN in, NaN out: a comparison with NaN is False, so numpy.select would fall through
         # to the last branch (0 for a hinge). NaN in a condition's operands gives NaN, as
         # torch's clamp_min does for the value.
-        previous, self._steps = self._steps, step_relations(expr)
-        try:
-            text = str(super()._print_Piecewise(expr))
-        finally:
-            self._steps = previous
+        text = print_with_steps(self, expr, super()._print_Piecewise)
         operands = compared_operands(expr)
         if not operands:
             return text
