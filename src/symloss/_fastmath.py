@@ -124,7 +124,7 @@ def exp_v(x: float) -> float:
     return 0.0 if x < -708.0 else y
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def exp_m(x: float) -> float:
     return math.exp(x)
 
@@ -136,7 +136,7 @@ def sigmoid_v(x: float) -> float:
     return (1.0 if x >= 0.0 else t) / (1.0 + t)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def sigmoid_m(x: float) -> float:
     t = math.exp(-abs(x))
     u = 1.0 + t
@@ -152,7 +152,7 @@ def softplus_v(x: float) -> float:
     return (x if x > 0.0 else 0.0) + log1p_v(exp_v(-abs(x)))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def softplus_m(x: float) -> float:
     return (x if x > 0.0 else 0.0) + math.log1p(math.exp(-abs(x)))
 
@@ -164,7 +164,7 @@ def sigmoid_pow_v(x: float, g: float) -> float:
     return exp_v(-g * softplus_v(-x))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def sigmoid_pow_m(x: float, g: float) -> float:
     """``σ(x)^γ = e^(−γ softplus(−x))`` with the exponent as an exact pair: ``softplus(−x) =
     a + b``, ``a = max(−x, 0)`` exact and ``b = log1p(e^(−|x|)) ≤ ln 2``; ``γa`` and ``γb`` by
@@ -197,7 +197,7 @@ def sigmoid_pow_m(x: float, g: float) -> float:
     return e * (1.0 - lo)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def prod_err(a: float, b: float) -> float:
     """``a·b − fl(a·b)`` exactly (Dekker's product, as :func:`symloss.ddouble.two_prod`); 0
     where the product or the split is not finite (:func:`symloss.kernels.prod_err`)."""

@@ -43,6 +43,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import cache
+from ._statements import lower
 from .algebra import (
     compared_operands,
     magnitude,
@@ -671,8 +672,12 @@ def _at_labels(expr: sp.Expr, target: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]]
     return out
 
 
-#: Elements per block of an element-wise kernel's soft-target pass.
+#: Elements per block of an element-wise kernel's soft-target and float-first passes.
 SOFT_BLOCK = 4096
+
+
+def _indented(lines: str, width: int) -> str:
+    return "".join(" " * width + line for line in lines.splitlines(True))
 
 
 def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
@@ -689,11 +694,11 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     names[_DIRECTION] = "xv"
     array_params = [f"a{n}" for n in range(len(arrays))]
     scalar_params = [f"c{n}" for n in range(len(scalars))]
-    loads = "".join(f"        x{n} = np.float64(a{n}[j])\n" for n in range(len(arrays)))
+    loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(len(arrays)))
     src = [_HEADER]
     for what, hard, soft in kernels:
         code = _Printer(names, {}).doprint(hard)
-        pre = ""  # lines before the write (the label arms of a split Piecewise)
+        printed: list[str] = []  # the label arms of a split Piecewise, computed first
         branchy = code
         # A hard label takes the stable kernel form (nothing cancels); a soft one the derived
         # gradient (σ(z) − y: one rounding in the cancellation, as few as torch's). The hard
@@ -709,7 +714,6 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # vectorized); the whole expression, as printed, for the other targets.
             labels = tuple(str(float(c)) for c, _ in arms)
             printed = [_Printer(names, {}).doprint(e) for _, e in arms]
-            pre = "".join(f"        h{n} = {e}\n" for n, e in enumerate(printed))
             soft_code = code
             code = f"h{len(arms) - 1}"
             branchy = printed[-1]  # libm's helpers are calls: there one arm only, branching
@@ -719,43 +723,78 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         # the hvp takes its direction even where the Hessian is 0 (a piecewise-linear loss)
         direction = what == "hvp" or _DIRECTION in hard.free_symbols | soft.free_symbols
         params = ", ".join([*array_params, *(["dv"] if direction else []), *scalar_params])
-        load_v = "        xv = np.float64(dv[j])\n" if direction else ""
-        flavours = _flavoured(pre + code)
-        if pre:
-            flavours["m"] = _flavoured(branchy)["m"]
-        if what == "grad" and "x1 ==" in code and not pre:
+        load_v = "xv = np.float64(dv[j])\n" if direction else ""
+        # (target, code) per flavour: the label arms h0, h1, ... then the result
+        steps = [(f"h{n}", e) for n, e in enumerate(printed)]
+        by_flavour = {f: [(t, _flavoured(c)[f]) for t, c in [*steps, ("res", code)]]
+                      for f in ("v", "m")}
+        if printed:
+            by_flavour["m"] = [("res", _flavoured(branchy)["m"])]
+        if what == "grad" and "x1 ==" in code and not printed:
             # A form chosen per element by the target's value (a Piecewise on it) is a branch
             # LLVM cannot vectorize around; scalar, libm's exp is 2.5-3x faster than the
             # polynomial exp_v (measured, 1e6 float32 focal: 92 -> 37 ms) and no less exact.
-            flavours["v"] = flavours["m"]
+            by_flavour["v"] = by_flavour["m"]
         soft_test = " & ".join(f"(x1 != {c})" for c in labels)
-        for flavour, text in flavours.items():
-            text = _fits_for(text, flavour)
-            *lines, body = text.split("\n") if pre and flavour == "v" else ("", text)
-            text = (f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
-                    f"    for j in prange(out.size):\n{loads}{load_v}"
-                    + "".join(f"{line}\n" for line in lines if line)
-                    + f"        out[j] = ({body}) / divisor\n")
+        for flavour, steps_f in by_flavour.items():
+            steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
+            text = f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
+            first, tested = lower(steps_f, " " * 12, plain=True)
+            if flavour == "v" and tested:
+                # Two passes per block: the float forms, branch-free, each element's tests
+                # and-ed into ok (a failure writes NaN); then, where a block had a failure,
+                # the elements left NaN again with the tests, double-double where they fail.
+                # A branch per element on the tests would keep the whole loop scalar.
+                # (with libm's helpers: scalar code either way, and calls compile faster
+                # than numba's inlined polynomials)
+                again, _ = lower([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
+                                 " " * 16, prefix="w")
+                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
+                         f"        lo = b * {SOFT_BLOCK}\n"
+                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
+                         "        n_bad = 0\n"
+                         "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
+                         "            j = lo + jj\n"
+                         + _indented(loads + load_v, 12)
+                         + "            ok = True\n"
+                         + "".join(f"{line}\n" for line in first)
+                         + "            out[j] = res / divisor if ok else math.nan\n"
+                         "            n_bad += 0 if ok else 1\n"
+                         "        if n_bad == 0:\n"
+                         "            continue\n"
+                         "        for j in range(lo, hi):\n"
+                         "            if math.isnan(out[j]):\n"
+                         + _indented(loads + load_v, 16)
+                         + "".join(f"{line}\n" for line in again)
+                         + "                out[j] = res / divisor\n")
+            else:
+                lines, _ = lower(steps_f, " " * 8)
+                text += ("    for j in prange(out.size):\n"
+                         + _indented(loads + load_v, 8)
+                         + "".join(f"{line}\n" for line in lines)
+                         + "        out[j] = res / divisor\n")
             if soft_code is not None:
                 # the soft form always with libm's helpers, as the NumPy path (it may cancel);
                 # per block of SOFT_BLOCK: a vectorized count of soft targets, and the soft
                 # form only in blocks that have one (a short-circuit test per element is a
                 # branch on the labels, mispredicted half the time: 5 ms per 1e6, not 0.5)
-                soft_body = _fits_for(_flavoured(soft_code)["m"], flavour)
+                soft_lines, _ = lower([("res", _fits_for(_flavoured(soft_code)["m"], flavour))],
+                                      " " * 16, prefix="s")
                 text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
                          f"        lo = b * {SOFT_BLOCK}\n"
                          f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
                          "        n_soft = 0\n"
-                         "        for j in range(lo, hi):\n"
-                         "            x1 = np.float64(a1[j])\n"
+                         "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
+                         "            x1 = np.float64(a1[lo + jj])\n"
                          f"            n_soft += {soft_test}\n"
                          "        if n_soft == 0:\n"
                          "            continue\n"
                          "        for j in range(lo, hi):\n"
                          "            x1 = np.float64(a1[j])\n"
                          f"            if {soft_test}:\n"
-                         + "".join(f"        {line}" for line in (loads + load_v).splitlines(True))
-                         + f"                out[j] = ({soft_body}) / divisor\n")
+                         + _indented(loads + load_v, 16)
+                         + "".join(f"{line}\n" for line in soft_lines)
+                         + "                out[j] = res / divisor\n")
             src.append(text)
     return "".join(src)
 
