@@ -433,3 +433,79 @@ def test_gaussian_nll_value_is_finite_and_accurate(z, y, var, path):
     if abs(z - y) > 1e150:
         exact_var = 1 / (2 * vm) - (zm - ym) ** 2 / (2 * vm**2)
         assert _ulps(wrt_var, [exact_var], np.float64).max() <= 4.0, (wrt_var, exact_var)
+
+
+# ---------------------------------------------------------------------------------------------
+# What double-double cannot certify (more than 39 bits cancelled) is NaN from both evaluators,
+# then exact: symloss.exact recomputes it with mpmath.
+@pytest.fixture
+def rescued(monkeypatch):
+    """The number of elements each call handed to symloss.exact.rescue as NaN."""
+    from symloss import evaluate, exact
+
+    counts: list[int] = []
+
+    def counting(derivation, layout, out, what, v=None):
+        counts.append(int(np.isnan(out).sum()))
+        return exact.rescue(derivation, layout, out, what, v)
+
+    monkeypatch.setattr(evaluate, "rescue", counting)
+    return counts
+
+
+@pytest.mark.parametrize("size", [1, 4096])
+@pytest.mark.parametrize(("name", "z", "y", "exact"), [
+    ("gamma_loss", -0.00100050033358353, 0.999,  # 57 bits cancel: 1.64e3 ulp in double-double
+     lambda z, y: 1 - y * mpmath.exp(-z)),
+    ("poisson_nll_loss", 0.6931471805599453, 2.0,  # e^z next to y = 2: 55 bits cancel
+     lambda z, y: mpmath.exp(z) - y),
+    ("binary_cross_entropy_with_logits", 2.0, float(1 / (1 + np.exp(-2.0))),  # y = fl(σ(z))
+     lambda z, y: 1 / (1 + mpmath.exp(-z)) - y),
+])
+def test_uncertified_elements_are_recomputed_exactly(rescued, name, z, y, exact, size):
+    mpmath.mp.dps = 80
+    d = symloss.derive(name, reduction="sum")
+    x, t = np.full(size, z), np.full(size, y)
+    want = exact(mpmath.mpf(z), mpmath.mpf(y))
+    got = _both(lambda: d.grad_fn(x, t))
+    assert rescued and all(c == size for c in rescued)  # every element, on both paths
+    for path in PATHS:
+        assert float(got[path][0]) == float(want), (path, got[path][0], want)
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+
+
+def test_random_inputs_need_no_rescue(rescued):
+    rng = np.random.default_rng(24)
+    z = rng.normal(size=5000) * 4
+    for name, y in [("binary_cross_entropy_with_logits", rng.uniform(size=5000)),
+                    ("poisson_nll_loss", rng.poisson(2.0, 5000).astype(np.float64)),
+                    ("gamma_loss", rng.gamma(2.0, size=5000)),
+                    ("sigmoid_focal_loss", rng.uniform(size=5000)),
+                    ("sigmoid_focal_loss", (z > 0).astype(np.float64)),  # confident, right
+                    ("sigmoid_focal_loss", (z < 0).astype(np.float64))]:  # confident, wrong
+        d = symloss.derive(name)
+        _both(lambda d=d, y=y: np.hstack([d.loss_fn(z * 5, y), d.grad_fn(z * 5, y)]))
+        d = symloss.derive(name)
+        _both(lambda d=d, y=y: np.hstack([d.grad_fn(z, y), d.hvp_fn(z, y, np.ones_like(z))]))
+    assert rescued and not any(rescued)
+
+
+def test_rescue_keeps_nan_inputs_nan(rescued):
+    d = symloss.derive("gamma_loss", reduction="sum")
+    for path, got in _both(lambda: d.grad_fn(np.array([np.nan, 0.0]), np.array([1.0, np.nan]))
+                           ).items():
+        assert np.isnan(got).all(), path
+
+
+def test_certification_is_the_same_rule_on_both_evaluators():
+    pytest.importorskip("numba")
+    from symloss import ddouble
+    from symloss._fastmath import certified
+
+    m = np.array([1.0, 1.0, 1.0, 1.0, 0.0, np.inf, np.nan, 1e300])
+    r = np.array([2.0**-39, 2.0**-40, 0.0, -(2.0**-45), 0.0, 1.0, 1.0, 1e260])
+    vec = ddouble.certified(r, m)
+    one = np.array([certified(a, b) for a, b in zip(r, m, strict=True)])
+    np.testing.assert_array_equal(vec, one)
+    np.testing.assert_array_equal(np.isnan(vec), [False, True, False, True, False, True, False,
+                                                  True])

@@ -411,5 +411,8 @@ def test_layers_import_downwards_only():
     assert imports("layout") <= {"errors", "primitives", "catalog", "derive"}
     assert imports("numeric") <= {"kernels", "ddouble", "algebra", "layout", "primitives", "derive"}
     assert imports("ddouble") <= set()  # double-double arithmetic: a leaf, NumPy and numba only
-    assert imports("fast") <= {"algebra", "cache", "layout", "primitives", "derive"}
+    assert imports("fast") <= {"algebra", "cache", "layout", "primitives", "derive", "_statements"}
+    assert imports("_statements") <= set()  # statements from printed code: Python's ast only
+    # the exact values of what neither evaluator could certify: from the derivation's forms
+    assert imports("exact") <= {"layout", "primitives", "derive"}
     assert "evaluate" in imports("derive") and "numeric" not in imports("derive")

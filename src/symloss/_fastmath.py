@@ -266,6 +266,13 @@ def fits1_m(p: float, m: float) -> bool:
 
 
 @njit(inline="always", error_model="numpy")
+def certified(r: float, m: float) -> float:
+    """``r``, or NaN where ``0 < |r| < 2⁻³⁹·m``: a double-double result too cancelled to trust
+    (:func:`symloss.ddouble.certified`; :mod:`symloss.exact` recomputes it)."""
+    return math.nan if abs(r) < 1.8189894035458565e-12 * m and r != 0.0 else r
+
+
+@njit(inline="always", error_model="numpy")
 def maximum(a: float, b: float) -> float:
     """``numpy.maximum``: a NaN in either argument is the result."""
     if a != a:

@@ -312,7 +312,16 @@ def magnitude(expr: sp.Expr) -> sp.Expr:
     >>> z, y = Symbol("z", real=True), Symbol("y", real=True)
     >>> magnitude(exp(z) - y*z)
     exp(z) + Abs(y)*Abs(z)
+
+    A sum of two exact values (inputs, numbers float64 holds) rounds once, relative to its
+    result: its magnitude is its absolute value (``1 − y`` at ``y = 1`` is an exact 0, no
+    cancellation of anything rounded).
+
+    >>> magnitude((1 - y)*exp(z))
+    exp(z)*Abs(y - 1)
     """
+    if isinstance(expr, sp.Add) and len(expr.args) == 2 and all(map(_exact_input, expr.args)):
+        return sp.Abs(expr)
     if isinstance(expr, sp.Add):
         return sp.Add(*(magnitude(t) for t in expr.args))
     if isinstance(expr, sp.Mul):

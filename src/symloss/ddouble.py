@@ -32,7 +32,8 @@ from typing import Any
 import mpmath
 import numpy as np
 
-__all__ = ["dd_add", "dd_div", "dd_exp", "dd_mul", "exp_sub", "exp_sub_pair", "fast_two_sum",
+__all__ = ["UNCERTIFIED", "certified", "dd_add", "dd_div", "dd_exp", "dd_mul", "exp_sub",
+           "exp_sub_pair", "fast_two_sum",
            "jitted", "np_exp_sub", "np_sigmoid_sub", "sigmoid_sub", "sigmoid_sub_pair",
            "two_prod", "two_sum"]
 
@@ -477,6 +478,20 @@ def t_final(a: tuple[Any, Any], plain: Any) -> Any:
     # NaN in, NaN out: the plain form's printing propagates NaN through a Piecewise, the
     # pair's selection does not
     return np.where(np.isfinite(r) & ~np.isnan(plain), r, plain)
+
+
+#: A double-double result ``r`` of a form whose terms' magnitudes sum to ``M`` is trusted where
+#: ``|r| ≥ UNCERTIFIED·M``: its error, a few 2⁻¹⁰⁴·M (up to 2¹²·2⁻¹⁰⁴·M where e^u amplifies the
+#: rounding of a large exponent u), is then under 2⁻⁵³|r|. Below, more than 39 bits cancel and
+#: the evaluators return NaN, which :mod:`symloss.exact` replaces by the exact value (mpmath).
+UNCERTIFIED = 2.0**-39
+
+
+def certified(r: Any, m: Any) -> Any:
+    """``r``, or NaN where ``0 < |r| < UNCERTIFIED·m`` (see :data:`UNCERTIFIED`). An exact 0
+    passes: the pair cancelled to its last bit, which an exact root does too."""
+    with np.errstate(invalid="ignore"):
+        return np.where((np.abs(r) < UNCERTIFIED * m) & (r != 0.0), np.nan, r)
 
 
 def _t_final_scalar(a: tuple[Any, Any], plain: Any) -> Any:

@@ -3,7 +3,8 @@
 The layers, arrows pointing down only::
 
     derive ──► evaluate ──► fast (numba evaluator)  ──► layout (the one bookkeeping)
-                       └──► numeric (NumPy evaluator) ─┘
+                       ├──► numeric (NumPy evaluator) ─┤
+                       └──► exact (mpmath, for what neither could certify)
 
 Every call is laid out once by :func:`symloss.layout.lay_out` (validation, kernel layout,
 mask, denominator), evaluated by one evaluator, and finished by the layout (reduction, shape,
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import fast
+from .exact import rescue
 from .layout import Layout, Numeric, Planner, cast, check_arity, check_wrt, unbroadcast
 
 if TYPE_CHECKING:
@@ -69,7 +71,7 @@ class _Evaluator:
         per_element = kernels.loss(layout) if kernels is not None else None
         if per_element is None:
             per_element = self.numpy.loss(layout)
-        return layout.reduce_loss(per_element)
+        return layout.reduce_loss(rescue(self.derivation, layout, per_element, "loss"))
 
     def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
         if wrt != "input":
@@ -81,7 +83,7 @@ class _Evaluator:
         out = kernels.grad(layout) if kernels is not None else None
         if out is None:
             out = self.numpy.grad(layout)
-        return layout.from_kernel(out)
+        return layout.from_kernel(rescue(self.derivation, layout, out, "grad"))
 
     def _grad_wrt(self, layout: Layout, arrays: tuple[Any, ...], wrt: str) -> np.ndarray:
         """The gradient of a broadcast argument: summed over the axes it was broadcast along."""
@@ -100,7 +102,7 @@ class _Evaluator:
         out = kernels.hvp(layout, dv) if kernels is not None else None
         if out is None:
             out = self.numpy.hvp(layout, dv)
-        return layout.from_kernel(out)
+        return layout.from_kernel(rescue(self.derivation, layout, out, "hvp", dv))
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:
         """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
@@ -109,4 +111,4 @@ class _Evaluator:
         out = kernels.hess(layout) if kernels is not None else None
         if out is None:
             out = self.numpy.hess(layout)
-        return layout.from_kernel(out)
+        return layout.from_kernel(rescue(self.derivation, layout, out, "hess"))

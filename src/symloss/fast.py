@@ -118,7 +118,7 @@ class _Printer(PythonCodePrinter):
 
     def __init__(self, names: Mapping[sp.Basic, str], indexed: Mapping[str, Callable[[str], str]],
                  logits: str | None = None, rows: Mapping[str, str] | None = None,
-                 label: str | None = None) -> None:
+                 label: str | None = None, certify: bool = False) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
         self.label = label  # the row's class index variable (class-index targets)
         self.names = names
@@ -129,6 +129,9 @@ class _Printer(PythonCodePrinter):
         self.dots: dict[str, str] = {}  # accumulator of Σ_k softmax_k·x_k -> x's 2-D array
         self._sums: dict[sp.Sum, str] = {}  # a sum written twice is accumulated once
         self._steps: frozenset[sp.Basic] = frozenset()  # decided exactly (step_relations)
+        #: A double-double result too cancelled to trust is NaN (element-wise kernels, whose
+        #: NaN elements symloss.exact recomputes; ddouble.UNCERTIFIED).
+        self.certify = certify
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         if expr in self.names:
@@ -209,8 +212,10 @@ class _Printer(PythonCodePrinter):
         """``inner`` in float64 where the flavour's ``test`` says its cancellation leaves the
         result's digits (see ``_fastmath.fits_v``), else ``exact`` (double-double): the float
         form's magnitude ``M`` is ``inner`` with every sum's terms taken in absolute value."""
-        plain = self._print(inner)
-        return f"(({plain}) if {test}({plain}, {self._print(magnitude(inner))}) else {exact})"
+        plain, size = self._print(inner), self._print(magnitude(inner))
+        if self.certify:  # too cancelled even in double-double: NaN, for symloss.exact
+            exact = f"certified({exact}, {size})"
+        return f"(({plain}) if {test}({plain}, {size}) else {exact})"
 
     def _print_argmax_mean(self, expr: sp.Expr) -> str:
         # Σ_k [z_k = m] v_k / Σ_k [z_k = m], m the row's max: two hoisted class sums.
@@ -262,8 +267,14 @@ class _Printer(PythonCodePrinter):
                 parts.append(name)
             self._sums[expr] = ", ".join(parts)  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
-        return (f"dd_softmax_sub_at(np.float64(zr[{self._print(i)}]), m, "
-                f"{self._print(y[i])}, {self._print(i)}, {self._sums[expr]}, {plain})")  # type: ignore[index]
+        exact = (f"dd_softmax_sub_at(np.float64(zr[{self._print(i)}]), m, "
+                 f"{self._print(y[i])}, {self._print(i)}, {self._sums[expr]}, {plain})")  # type: ignore[index]
+        if not self.certify:
+            return exact
+        # its terms' magnitude pᵢ·T + |yᵢ|, T = Σy the row sums' (high part)
+        total = self._sums[expr].split(", ")[2]  # type: ignore[index]
+        size = f"(abs({self._print(softmax(z, i, expr.args[3]))}) * abs({total}) + abs({self._print(y[i])}))"
+        return f"certified({exact}, {size})"
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         exact = f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -594,9 +605,9 @@ import numpy as np
 from numba import njit, prange
 
 from symloss._fastmath import (
-    block_max, block_rows, block_sums, block_sums_dot, clamped_log, cmp_abs_sum, cmp_sum, exp_m,
-    exp_v, fill_exp_m, fill_exp_v, fits1_m, fits1_v, fits_m, fits_v, maximum, prod_err,
-    sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
+    block_max, block_rows, block_sums, block_sums_dot, certified, clamped_log, cmp_abs_sum,
+    cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits1_v, fits_m, fits_v, maximum,
+    prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -697,7 +708,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(len(arrays)))
     src = [_HEADER]
     for what, hard, soft in kernels:
-        code = _Printer(names, {}).doprint(hard)
+        code = _Printer(names, {}, certify=True).doprint(hard)
         printed: list[str] = []  # the label arms of a split Piecewise, computed first
         branchy = code
         # A hard label takes the stable kernel form (nothing cancels); a soft one the derived
@@ -705,7 +716,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         # form is written for every element by a branch-free loop (LLVM vectorizes it), then
         # a second loop rewrites the elements whose target is soft: a per-element choice in
         # one loop would keep it scalar (1e6 float32 bce_with_logits: 12 -> 2 ms).
-        soft_code = _Printer(names, {}).doprint(soft) if soft != hard else None
+        soft_code = _Printer(names, {}, certify=True).doprint(soft) if soft != hard else None
         labels: tuple[str, ...] = ("0.0", "1.0")
         arms = _at_labels(hard, arrays[1]) if len(arrays) > 1 and soft == hard else None
         if arms is not None:
@@ -713,7 +724,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # the soft form): the expression at each label computed and one chosen (a select,
             # vectorized); the whole expression, as printed, for the other targets.
             labels = tuple(str(float(c)) for c, _ in arms)
-            printed = [_Printer(names, {}).doprint(e) for _, e in arms]
+            printed = [_Printer(names, {}, certify=True).doprint(e) for _, e in arms]
             soft_code = code
             code = f"h{len(arms) - 1}"
             branchy = printed[-1]  # libm's helpers are calls: there one arm only, branching
@@ -879,7 +890,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 expr = reduce_sums(expr, expand=False)
             printer = _Printer(names, indexed, logits=str(z.label),
                                rows={str(y.label): "y", _DIRECTION_LABEL: "dv"},
-                               label="tr" if hard else None)
+                               label="tr" if hard else None, certify=True)
             code = printer.doprint(expr)
             choose = not hard and hard_expr != soft_expr
             if choose:

@@ -92,14 +92,21 @@ class _Printer(SciPyPrinter):
         return f"kernels.class_sum({self._print(expr.function)})"  # compensated sum
 
 
-def compile_expr(expr: sp.Expr, args: list[sp.Basic]) -> Callable[..., Any]:
-    """Compile ``expr`` to a NumPy function of ``args`` (Symbols or IndexedBases, by name)."""
+class _CertifyingPrinter(_Printer):
+    certify = True
+
+
+def compile_expr(expr: sp.Expr, args: list[sp.Basic], certify: bool = False) -> Callable[..., Any]:
+    """Compile ``expr`` to a NumPy function of ``args`` (Symbols or IndexedBases, by name);
+    with ``certify``, a double-double result too cancelled to trust is NaN
+    (:func:`symloss.ddouble.certified`), for :mod:`symloss.exact` to recompute."""
     expr = reduce_sums(expr, expand=False)  # keep the stable forms as they are written
     symbols = [sp.Symbol(str(a.label)) if isinstance(a, sp.IndexedBase) else a for a in args]
     renamed = expr.subs(
         {a: s for a, s in zip(args, symbols, strict=True) if not isinstance(a, sp.IndexedBase)}
     )
-    return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"], printer=_Printer, cse=_cse)  # type: ignore[no-any-return]
+    return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"],
+                       printer=_CertifyingPrinter if certify else _Printer, cse=_cse)  # type: ignore[no-any-return]
 
 
 def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:
@@ -167,7 +174,7 @@ class NumpyEvaluator:
             else:  # wrt:<name>: the raw sympy.diff, which keeps torch's guards (clamp_min)
                 declared = d.declaration
                 expr = subst(sp.diff(declared.loss, declared.symbols[what.removeprefix("wrt:")]))
-            self._compiled[what] = compile_expr(expr, args)
+            self._compiled[what] = compile_expr(expr, args, certify=not what.startswith("wrt:"))
         return self._compiled[what]
 
     # ------------------------------------------------------------------ values

@@ -305,9 +305,20 @@ class _Difference(Function):
 
     def _numpycode(self, printer: object) -> str:
         x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return f"ddouble.np_{self._fn}({x}, {y})"
+        return _certified(printer, f"ddouble.np_{self._fn}({x}, {y})", self.rewrite(sp.Add))
 
     _scipycode = _numpycode
+
+
+def _certified(printer: object, code: str, inner: sp.Expr) -> str:
+    """``code``, a double-double evaluation of ``inner``, as NaN where it is too cancelled to
+    trust (:func:`symloss.ddouble.certified`), for a printer that asks (``certify``: the NumPy
+    evaluator of element-wise losses, whose NaN elements :mod:`symloss.exact` recomputes)."""
+    if not getattr(printer, "certify", False):
+        return code
+    from .algebra import magnitude
+
+    return f"ddouble.certified({code}, {printer._print(magnitude(inner))})"  # type: ignore[attr-defined]
 
 
 class sigmoid_sub(_Difference):
@@ -347,7 +358,7 @@ class exp_sub(_Difference):
     def _numpycode(self, printer: object) -> str:
         # float64 where the difference keeps its digits, double-double else (kernels.exp_sub)
         x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return f"kernels.exp_sub({x}, {y})"
+        return _certified(printer, f"kernels.exp_sub({x}, {y})", self.rewrite(sp.Add))
 
     _scipycode = _numpycode
 
@@ -414,7 +425,7 @@ class accurate(Function):
                            lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
         except NotImplementedError:
             return str(plain)
-        return f"ddouble.t_final({pair}, {plain})"
+        return _certified(printer, f"ddouble.t_final({pair}, {plain})", self.args[0])
 
     _scipycode = _numpycode
 
@@ -753,7 +764,8 @@ class softmax_sub(Function):
     def _numpycode(self, printer: object) -> str:
         z, y = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
         plain = printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
-        return f"ddouble.np_softmax_sub({z}, {y}, {plain})"
+        return _certified(printer, f"ddouble.np_softmax_sub({z}, {y}, {plain})",
+                          self.rewrite(Sum))
 
 
 def class_sum(expr: sp.Expr, index: sp.Symbol = SUM_INDEX) -> Sum:
@@ -774,6 +786,13 @@ class clamped_log(Function):
 
     def _eval_rewrite_as_log(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
         return log(x)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        # as evaluated: max(log x, −100)
+        value = log(self.args[0])._eval_evalf(prec)
+        if value is None or not value.is_Number:
+            return None
+        return sp.Max(value, sp.Float(-100, precision=prec))  # type: ignore[no-any-return]
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         return rf"\log\left({printer._print(self.args[0])}\right)"
@@ -802,6 +821,13 @@ class clamp_min(Function):
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return S.One if argindex == 1 else S.Zero
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        # as evaluated: max(x, lo)
+        x, lo = (a._eval_evalf(prec) if not a.is_Number else a for a in self.args)
+        if x is None or lo is None or not (x.is_Number and lo.is_Number):
+            return None
+        return sp.Max(x, lo)  # type: ignore[no-any-return]
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         x, lo = (printer._print(a) for a in self.args)

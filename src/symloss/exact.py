@@ -1,0 +1,178 @@
+"""Exact values for the elements the evaluators could not certify.
+
+Both evaluators evaluate a form that may cancel -- ``σ(z) − y``, ``eᶻ − y``, a whole
+``accurate(...)`` form -- in double-double, about 106 bits, and round once. That keeps every
+digit unless the terms cancel by more than about 50 bits beyond float64's, which only happens
+within a hair of a root (an input bisected towards ``y = σ(z)``, ``y = e^z``, a Hessian's zero).
+There the result's error would be about 2⁻¹⁰⁴ of the terms, not of the result, so the
+evaluators return NaN instead (:func:`symloss.ddouble.certified`: more than 39 bits cancelled),
+and :func:`rescue` replaces each such element by the exact value of the same expression at the
+same floats, computed by SymPy's ``evalf`` (mpmath, with the inputs exact and 60 digits of
+working precision, enough for a cancellation of 140 bits), rounded once.
+
+Such elements are rare -- none in random data; each costs about a millisecond -- so the fast
+paths keep their speed and every element keeps its digits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sympy as sp
+
+from .layout import Layout, forms
+
+if TYPE_CHECKING:
+    from .derive import Derivation
+
+__all__ = ["rescue"]
+
+#: Decimal digits of the denominator the result is divided by (exact: a float64).
+DIGITS = 60
+
+#: Decimal digits of the successive evaluations (:func:`_evaluate`).
+PRECISIONS = (40, 120, 400, 1200)
+
+#: The hvp's direction, as Derivation.hvp_expr writes it for an element-wise loss.
+_DIRECTION = sp.Symbol("v", real=True)
+
+
+def _expression(derivation: Derivation, what: str, hard: bool) -> sp.Expr:
+    d = derivation
+    subst = d.declaration.substitute_definitions
+    if what == "loss":
+        return forms(d).loss
+    if what == "grad":
+        f = forms(d)
+        return f.grad_hard if hard else f.grad_soft
+    if what == "hvp":
+        return subst(d.hvp_expr)  # type: ignore[no-any-return]
+    return subst(d.hessian_diagonal)  # type: ignore[no-any-return]
+
+
+def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
+           v: np.ndarray | None = None) -> np.ndarray:
+    """``out`` (an element-wise loss's per-element ``what``: ``loss``, ``grad``, ``hvp`` or
+    ``hess``, as an evaluator returned it) with each NaN at finite inputs replaced by the exact
+    value of the expression the evaluators evaluate there, rounded once (and divided by the
+    layout's denominator for ``grad`` and ``hvp``, as the evaluators do).
+
+    >>> import numpy as np, symloss
+    >>> d = symloss.derive("gamma_loss", reduction="sum")
+    >>> z, y = np.array([-0.00100050033358353]), np.array([0.999])  # 1 − y·e^(−z): 57 bits cancel
+    >>> float(d.grad_fn(z, y)[0])  # exact: 4.36245346694569552…e-18
+    4.362453466945696e-18
+    """
+    if layout.family == "class_axis":
+        return _rescue_rows(derivation, layout, out, what, v)
+    if layout.family != "elementwise":
+        return out
+    flat = out.reshape(-1)
+    nan = np.flatnonzero(np.isnan(flat))
+    if nan.size == 0:
+        return out
+    d = derivation
+    shape = layout.arrays["input"].shape
+    columns = {n: np.broadcast_to(a, shape).reshape(-1) for n, a in layout.arrays.items()}
+    if v is not None:
+        columns["v"] = np.broadcast_to(v, shape).reshape(-1)
+    finite = np.ones(nan.size, dtype=bool)
+    for column in columns.values():
+        finite &= np.isfinite(column[nan])
+    nan = nan[finite]
+    if nan.size == 0 or not all(np.isfinite(s) for s in layout.scalars.values()):
+        return out
+    symbols = d.declaration.symbols
+    scalars = {symbols[n]: float(s) for n, s in layout.scalars.items()}
+    divisor = sp.Float(float(layout.divisor), DIGITS) if what in ("grad", "hvp") else sp.S.One
+    target = columns.get("target")
+    exprs: dict[bool, sp.Expr] = {}
+    for j in nan:
+        hard = target is not None and float(target[j]) in (0.0, 1.0)
+        if hard not in exprs:
+            exprs[hard] = sp.sympify(_expression(d, what, hard))
+        values: dict[Any, float] = {
+            (_DIRECTION if n == "v" else symbols[n]): float(c[j])
+            for n, c in columns.items() if n == "v" or n in symbols}
+        values.update(scalars)
+        value = _evaluate(exprs[hard], values)
+        if value is not None:
+            flat[j] = float(value / divisor)
+    return out
+
+
+def _evaluate(expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
+    """``expr`` at ``values`` (exact binary Floats), to about 20 correct digits: evaluated at
+    growing precision until two evaluations agree (log(1 + e^(−215)) needs 100 digits to differ
+    from 0); ``None`` where it is not a real number."""
+    last = None
+    for digits in PRECISIONS:
+        # the floats exact, and 20 digits more for what SymPy evaluates on substitution
+        at = {s: sp.Float(v, digits + 20) for s, v in values.items()}
+        value = expr.xreplace(at).evalf(digits)
+        if not (value.is_number and value.is_real and value.is_Number):
+            return None
+        if last is not None and (value == last or abs(value - last) <= abs(value) * 2.0**-70):
+            return value
+        last = value
+    return last
+
+
+def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
+                 v: np.ndarray | None) -> np.ndarray:
+    """:func:`rescue` on a class axis: ``out`` is per row (``loss``) or per row and class."""
+    from .primitives import CLASS_INDEX, NUM_CLASSES, _ClassAxisFunction, softmax
+
+    z = layout.arrays["input"]
+    n_rows, n_classes = z.shape
+    table = out.reshape(n_rows, -1)
+    nan = np.argwhere(np.isnan(table))
+    if nan.size == 0 or not all(np.isfinite(s) for s in layout.scalars.values()):
+        return out
+    d = derivation
+    symbols = d.declaration.symbols
+    zb, yb, wb = symbols["input"], symbols["target"], symbols.get("weight")
+    weight = layout.arrays.get("weight")
+    divisor = sp.Float(float(layout.divisor), DIGITS) if what in ("grad", "hvp") else sp.S.One
+    scalars = {symbols[n]: float(s) for n, s in layout.scalars.items()}
+    exprs: dict[tuple[bool, int], sp.Expr | None] = {}
+    for r, c in nan:
+        if layout.labels is not None:
+            if layout.valid is not None and not layout.valid[r]:
+                continue
+            y = np.zeros(n_classes)
+            y[int(layout.labels[r])] = 1.0
+        else:
+            y = np.asarray(layout.arrays["target"][r], dtype=np.float64)
+        rows = [z[r], y] + ([v[r]] if v is not None else [])
+        if not all(np.all(np.isfinite(row)) for row in rows):
+            continue
+        hard = bool(np.all((y == 0.0) | (y == 1.0)))
+        key = (hard, int(c))
+        if key not in exprs:
+            e = sp.sympify(_expression(d, what, hard))
+            if what != "loss":
+                e = e.xreplace({CLASS_INDEX: sp.Integer(int(c) + 1)})
+            e = e.xreplace({NUM_CLASSES: sp.Integer(n_classes)})
+            # the class-axis functions as sums of exponentials, the sums written out
+            for _ in range(3):
+                e = e.rewrite(sp.Sum).rewrite(softmax).rewrite(sp.exp)
+            e = e.doit()
+            exprs[key] = None if e.atoms(_ClassAxisFunction) or e.has(sp.Sum) else e
+        expr = exprs[key]
+        if expr is None:
+            continue
+        values: dict[Any, float] = {}
+        for j in range(n_classes):
+            values[zb[j + 1]] = float(z[r, j])
+            values[yb[j + 1]] = float(y[j])
+            if wb is not None and weight is not None:
+                values[wb[j + 1]] = float(np.broadcast_to(weight, (n_classes,))[j])
+            if v is not None:
+                values[sp.IndexedBase("v")[j + 1]] = float(v[r, j])
+        values.update(scalars)
+        value = _evaluate(expr, values)
+        if value is not None:
+            table[r, c] = float(value / divisor)
+    return out
