@@ -505,7 +505,9 @@ def test_certification_is_the_same_rule_on_both_evaluators():
     m = np.array([1.0, 1.0, 1.0, 1.0, 0.0, np.inf, np.nan, 1e300])
     r = np.array([2.0**-39, 2.0**-40, 0.0, -(2.0**-45), 0.0, 1.0, 1.0, 1e260])
     vec = ddouble.certified(r, m)
-    one = np.array([certified(a, b) for a, b in zip(r, m, strict=True)])
+    flags = [np.zeros(1, np.uint8) for _ in r]
+    one = np.array([certified(a, b, f) for a, b, f in zip(r, m, flags, strict=True)])
     np.testing.assert_array_equal(vec, one)
+    np.testing.assert_array_equal([f[0] for f in flags], np.isnan(one))  # NaN, flagged
     np.testing.assert_array_equal(np.isnan(vec), [False, True, False, True, False, True, False,
                                                   True])

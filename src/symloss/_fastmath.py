@@ -266,10 +266,14 @@ def fits1_m(p: float, m: float) -> bool:
 
 
 @njit(inline="always", error_model="numpy")
-def certified(r: float, m: float) -> float:
+def certified(r: float, m: float, flag: np.ndarray) -> float:
     """``r``, or NaN where ``0 < |r| < 2⁻³⁹·m``: a double-double result too cancelled to trust
-    (:func:`symloss.ddouble.certified`; :mod:`symloss.exact` recomputes it)."""
-    return math.nan if abs(r) < 1.8189894035458565e-12 * m and r != 0.0 else r
+    (:func:`symloss.ddouble.certified`), with ``flag[0]`` set, so that the caller looks for
+    the NaN elements :mod:`symloss.exact` recomputes only where there are some."""
+    if abs(r) < 1.8189894035458565e-12 * m and r != 0.0:
+        flag[0] = 1
+        return math.nan
+    return r
 
 
 @njit(inline="always", error_model="numpy")

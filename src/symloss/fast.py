@@ -214,7 +214,7 @@ class _Printer(PythonCodePrinter):
         form's magnitude ``M`` is ``inner`` with every sum's terms taken in absolute value."""
         plain, size = self._print(inner), self._print(magnitude(inner))
         if self.certify:  # too cancelled even in double-double: NaN, for symloss.exact
-            exact = f"certified({exact}, {size})"
+            exact = f"certified({exact}, {size}, flag)"
         return f"(({plain}) if {test}({plain}, {size}) else {exact})"
 
     def _print_argmax_mean(self, expr: sp.Expr) -> str:
@@ -274,7 +274,7 @@ class _Printer(PythonCodePrinter):
         # its terms' magnitude pᵢ·T + |yᵢ|, T = Σy the row sums' (high part)
         total = self._sums[expr].split(", ")[2]  # type: ignore[index]
         size = f"(abs({self._print(softmax(z, i, expr.args[3]))}) * abs({total}) + abs({self._print(y[i])}))"
-        return f"certified({exact}, {size})"
+        return f"certified({exact}, {size}, flag)"
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         exact = f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -488,9 +488,11 @@ class _ElementwiseKernels(FastKernels):
         arrays = layout.arrays
         n = arrays["input"].size
         out = np.empty(n, dtype=out_dtype)
+        flag = np.zeros(1, dtype=np.uint8)
         self._kernel(module, what, layout, n)(
-            out, divisor, *(arrays[a] for a in self.arrays), *extra,
+            out, divisor, flag, *(arrays[a] for a in self.arrays), *extra,
             *(layout.scalars[s] for s in self.scalars))
+        layout.uncertified = bool(flag[0])
         return out
 
     def loss(self, layout: Layout) -> np.ndarray | None:
@@ -540,9 +542,10 @@ class _ClassAxisKernels(FastKernels):
         kernel = self._kernel(module, f"{what}_{tag}", layout, z.size)
         chunks = _chunks(z.shape[0]) if _parallel(z.size) else 1
         out = np.empty(out_shape, dtype=out_dtype)
-        kernel(out, divisor, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
-                              layout.ignore_index, *extra,
-                              *(layout.scalars[s] for s in self.scalars))
+        flag = np.zeros(1, dtype=np.uint8)
+        kernel(out, divisor, flag, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
+               layout.ignore_index, *extra, *(layout.scalars[s] for s in self.scalars))
+        layout.uncertified = bool(flag[0])
         return out
 
     def loss(self, layout: Layout) -> np.ndarray | None:
@@ -749,7 +752,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         soft_test = " & ".join(f"(x1 != {c})" for c in labels)
         for flavour, steps_f in by_flavour.items():
             steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
-            text = f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, {params}):\n"
+            text = f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, flag, {params}):\n"
             first, tested = lower(steps_f, " " * 12, plain=True)
             if flavour == "v" and tested:
                 # Two passes per block: the float forms, branch-free, each element's tests
@@ -940,7 +943,7 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
     softmax = bool(_SOFTMAX_STATE.search(row))
     return (
         f"\n\n@njit(**_OPTS)\n"
-        f"def {name}(out, divisor, chunks, {params}):\n"
+        f"def {name}(out, divisor, flag, chunks, {params}):\n"
         "    n_rows, n_classes = z.shape\n"
         "    nb = block_rows(n_classes)\n"
         "    for c in prange(chunks):\n"

@@ -188,6 +188,7 @@ class Layout:
         valid: class axis, index targets: the rows not ignored.
         ignore_index: the class index whose rows are ignored.
         class_dim: class axis: the input's class dimension.
+        uncertified: whether an evaluator left elements NaN for :mod:`symloss.exact`.
     """
 
     family: str
@@ -202,6 +203,9 @@ class Layout:
     valid: np.ndarray | None = None
     ignore_index: int = IGNORE_INDEX
     class_dim: int = -1
+    #: Set by the numba evaluator: whether an element was left NaN for :mod:`symloss.exact`
+    #: (``None``: not known, the NumPy evaluator's; the result is searched for NaN then).
+    uncertified: bool | None = None
 
     @property
     def hard(self) -> bool:
