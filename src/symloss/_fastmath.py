@@ -175,18 +175,9 @@ def sigmoid_pow_m(x: float, g: float) -> float:
     a = -x if x < 0.0 else 0.0
     b = math.log1p(math.exp(-abs(x)))
     p = g * a
-    t = 134217729.0 * g
-    gh = t - (t - g)
-    gl = g - gh
-    t = 134217729.0 * a
-    ah = t - (t - a)
-    al = a - ah
-    pe = ((gh * ah - p) + gh * al + gl * ah) + gl * al
+    pe = prod_err(g, a)
     q = g * b
-    t = 134217729.0 * b
-    bh = t - (t - b)
-    bl = b - bh
-    qe = ((gh * bh - q) + gh * bl + gl * bh) + gl * bl
+    qe = prod_err(g, b)
     s = p + q
     bb = s - p
     se = (p - (s - bb)) + (q - bb)
@@ -251,11 +242,6 @@ def fits_v(p: float, m: float) -> bool:
 def fits_m(p: float, m: float) -> bool:
     """float64 results: a form that may cancel is always evaluated in double-double."""
     return False
-
-
-@njit(inline="always", error_model="numpy")
-def fits1_v(p: float, m: float) -> bool:
-    return abs(p) >= 0.015625 * m
 
 
 @njit(inline="always", error_model="numpy")

@@ -31,7 +31,7 @@ __all__ = ["lower"]
 
 #: The float-first tests of the flavours: ``fits_m`` is constant ``False`` (float64 results
 #: always take the double-double form of ``accurate``).
-_TESTS = ("fits_v", "fits1_v", "fits_m", "fits1_m")
+_TESTS = ("fits_v", "fits_m", "fits1_m")
 _NEVER = "fits_m"
 
 

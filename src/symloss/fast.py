@@ -609,7 +609,7 @@ from numba import njit, prange
 
 from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, certified, clamped_log, cmp_abs_sum,
-    cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits1_v, fits_m, fits_v, maximum,
+    cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
 )
 from symloss.ddouble import jitted as _ddouble
@@ -644,14 +644,17 @@ def _serial_twins(source: str) -> str:
 
 
 def _flavoured(code: str) -> dict[str, str]:
-    return {f: code.replace("_F(", f"_{f}(") for f in ("v", "m")}
+    # float32 results take one float-first test for every form (fits_v), float64 two
+    return {f: code.replace("_F(", f"_{f}(").replace("fits1_v(", "fits_v(") for f in ("v", "m")}
 
 
 def _fits_for(code: str, flavour: str) -> str:
     """``code`` (printed in either flavour's helpers) with its float-first tests for results
     of ``flavour``'s dtype: a float32 kernel that evaluates with libm's helpers still keeps the
     float64 form wherever it leaves a float32 result's digits."""
-    return code.replace("fits_m(", f"fits_{flavour}(").replace("fits1_m(", f"fits1_{flavour}(")
+    # float32 results: one test for every form (fits_v); float64: fits1_m for eᶻ − y
+    return code.replace("fits_m(", f"fits_{flavour}(").replace(
+        "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(")
 
 
 #: The direction ``v`` of a Hessian-vector product, as :attr:`Derivation.hvp_expr` writes it:
