@@ -172,6 +172,11 @@ def _exact_focal(order: int, alpha: float = 0.25, gamma: float = 2.0):
     return value
 
 
+def _exact_log_cosh(z, y):
+    # log1p(2 sinh²(r/2)): mpmath's log(cosh r) rounds cosh r ≈ 1 + r²/2 at the working precision
+    return mpmath.log1p(2 * mpmath.sinh((z - y) / 2) ** 2)
+
+
 ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath numbers)
     ("kl_div", {}, 0, -1.310123581180606, 0.2697867137638703,  # 1.55e14 ulp before
      lambda z, y: y * (mpmath.log(y) - z)),
@@ -190,6 +195,13 @@ ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath nu
      lambda z, y: mpmath.exp(z / 2) - y * mpmath.exp(-z / 2)),
     ("log_cosh_loss", {}, 2, 189.26072813699014, 0.01652763552852909,  # 183 (σ(−2r), r rounded)
      lambda z, y: 1 / mpmath.cosh(z - y) ** 2),
+    # log cosh r ≈ r²/2 below terms ≈ |r| (264 ulp before): log1p(2 sinh²(r/2)) for |r| < 1
+    ("log_cosh_loss", {}, 0, 1.7802454831873043e-10, 0.0, _exact_log_cosh),
+    ("log_cosh_loss", {}, 0, 1e-20, -3e-21, _exact_log_cosh),
+    ("log_cosh_loss", {}, 0, 0.3000000001, 0.3, _exact_log_cosh),  # r = 1e-10, z − y rounded
+    ("log_cosh_loss", {}, 0, 0.9999999999999999, 0.0, _exact_log_cosh),  # either side of the
+    ("log_cosh_loss", {}, 0, 1.0000000000000002, 0.0, _exact_log_cosh),  # switch at |r| = 1
+    ("log_cosh_loss", {}, 0, -700.0, 20.5, _exact_log_cosh),
 ]
 
 
@@ -273,6 +285,7 @@ def test_ddouble_pair_functions_match_mpmath():
              (dd.t_sigmoid, x, [1 / (1 + mpmath.exp(-v)) for v in m]),
              (dd.t_softplus, x, [mpmath.log1p(mpmath.exp(v)) for v in m]),
              (dd.t_tanh, x, [mpmath.tanh(v) for v in m]),
+             (dd.t_sinh, x, [mpmath.sinh(v) for v in m]),
              (dd.t_log, ax, [mpmath.log(v) for v in ma]),
              (dd.t_log1p, ax, [mpmath.log1p(v) for v in ma])]
     with np.errstate(all="ignore"):

@@ -446,6 +446,18 @@ def t_tanh(a: tuple[Any, Any]) -> tuple[Any, Any]:
     return _sel(big, sign, sign * th), _sel(big, 0.0, sign * tl)
 
 
+def t_sinh(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``sinh a = sign(a) (m/2)(m + 2)/(m + 1)``, ``m = expm1(|a|)``: nothing cancels, relative
+    accuracy where ``a`` is tiny, and no overflow before ``m``'s own (past it, not finite:
+    :func:`t_final` takes the plain form)."""
+    pos = a[0] >= 0.0
+    m = t_expm1((np.abs(a[0]), _sel(pos, a[1], -a[1])))
+    one = 1.0 + 0.0 * a[0]
+    s = t_mul(m, t_div(t_add(m, t_lift(2.0 * one)), t_add(m, t_lift(one))))
+    half = _sel(pos, 0.5, -0.5)
+    return half * s[0], half * s[1]
+
+
 def t_pow(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     """``a^b = e^{b log a}`` for ``a > 0``; ``0^b`` is 0 (b > 0), 1 (b = 0) or inf (b < 0)."""
     zero = a[0] == 0.0
@@ -590,7 +602,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
-          "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
+          "t_sinh", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
           "softmax_sub_at")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar"}

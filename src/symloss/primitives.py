@@ -25,6 +25,7 @@ from typing import Any
 
 import sympy as sp
 from sympy import Function, Indexed, IndexedBase, KroneckerDelta, S, Sum, exp, log
+from sympy.codegen import cfunctions as _cfunctions
 from sympy.printing.pretty.stringpict import prettyForm
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "class_sum",
     "dd_code",
     "exp_sub",
+    "log1p",
     "log_softmax",
     "product_of_inputs",
     "sigmoid",
@@ -424,7 +426,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
     (``t_add``, ``t_mul``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
     input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
     selects a pair. Raises :class:`NotImplementedError` for what has no pair function."""
-    unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh",
+    unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh", sp.sinh: "t_sinh",
+                              log1p: "t_log1p",
                               sigmoid: "t_sigmoid", softplus: "t_softplus"}
     binary: dict[type, str] = {sigmoid_pow: "t_sigmoid_pow", sigmoid_sub: "t_sigmoid_sub",
                                exp_sub: "t_exp_sub"}
@@ -812,3 +815,26 @@ class clamp_min(Function):
         return f"numpy.maximum({x}, {lo})"
 
     _scipycode = _numpycode
+
+
+class log1p(_cfunctions.log1p):
+    """:math:`\\log(1 + x)`, printed as ``log1p`` (NumPy, ``math``, double-double): its relative
+    accuracy where ``x`` is tiny, where ``log(1 + x)`` would round ``1 + x`` first. Reads as
+    :math:`\\log(1 + x)`, and rewritten so (``rewrite(exp)``) for the proofs.
+
+    >>> from sympy import Symbol, diff
+    >>> x = Symbol("x", real=True)
+    >>> diff(log1p(x), x), log1p(x).rewrite(exp)
+    (1/(x + 1), log(x + 1))
+    """
+
+    def _eval_rewrite_as_exp(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return log(1 + x)
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\log\left(1 + {printer._print(self.args[0])}\right)"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        inner = printer._print(self.args[0])  # type: ignore[attr-defined]
+        inner = prettyForm(*prettyForm(*inner.left("1 + ")).parens())
+        return prettyForm(*inner.left("log"))

@@ -249,6 +249,7 @@ SENTENCES: dict[str, str] = {
     "y e^(−z) = y/μ, positive for y > 0.": "y e^(−z) = y/μ，y > 0 时为正。",
     "Log-cosh loss log cosh(z − y); no torch twin.": "Log-cosh 损失 log cosh(z − y)；没有 torch 对应实现。",
     "Log-cosh loss log cosh(z − y), written r + softplus(−2r) − log 2 with r = z − y: no overflow of cosh for large |r|.": "Log-cosh 损失 log cosh(z − y)，写作 r + softplus(−2r) − log 2，其中 r = z − y：|r| 很大时 cosh 也不会溢出。",
+    "Evaluated as log(1 + 2 sinh²(r/2)) (log1p; cosh r = 1 + 2 sinh²(r/2): ≈ r²/2 without cancellation) for |r| < 1 and r + softplus(−2r) − log 2 beyond, both in double-double from the exact r = z − y.": "|r| < 1 时按 log(1 + 2 sinh²(r/2)) 计算（log1p；cosh r = 1 + 2 sinh²(r/2)：约为 r²/2，没有相消），其余情形按 r + softplus(−2r) − log 2 计算，两者都从精确的 r = z − y 出发以双双精度求值。",
     "The derivative of log cosh r is tanh r: about r near 0, ±1 far away.": "log cosh r 的导数是 tanh r：在 0 附近约等于 r，远离 0 时趋于 ±1。",
     "Evaluated as tanh(z − y): no 2σ(2r) − 1 cancellation near r = 0.": "按 tanh(z − y) 计算：在 r = 0 附近没有 2σ(2r) − 1 的相消。",
     "sech² r = 1 − tanh² r.": "sech² r = 1 − tanh² r。",
