@@ -177,6 +177,10 @@ def _exact_log_cosh(z, y):
     return mpmath.log1p(2 * mpmath.sinh((z - y) / 2) ** 2)
 
 
+def _exact_pseudo_huber_h(delta: float = 1.0):
+    return lambda z, y: (1 + ((z - y) / delta) ** 2) ** mpmath.mpf(-1.5)
+
+
 ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath numbers)
     ("kl_div", {}, 0, -1.310123581180606, 0.2697867137638703,  # 1.55e14 ulp before
      lambda z, y: y * (mpmath.log(y) - z)),
@@ -202,6 +206,11 @@ ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath nu
     ("log_cosh_loss", {}, 0, 0.9999999999999999, 0.0, _exact_log_cosh),  # either side of the
     ("log_cosh_loss", {}, 0, 1.0000000000000002, 0.0, _exact_log_cosh),  # switch at |r| = 1
     ("log_cosh_loss", {}, 0, -700.0, 20.5, _exact_log_cosh),
+    # (1 + u²)^(−3/2) ≈ |u|⁻³ triples the rounding of r = z − y, u and hypot (5.55 ulp before)
+    ("pseudo_huber_loss", {}, 2, 2154.434690031876, 0.9127555772777217, _exact_pseudo_huber_h()),
+    ("pseudo_huber_loss", {}, 2, 2154.4346900318774, 0.9127555772777217, _exact_pseudo_huber_h()),
+    ("pseudo_huber_loss", {"delta": 0.25}, 2, -3.7e7, 0.3, _exact_pseudo_huber_h(0.25)),
+    ("pseudo_huber_loss", {"delta": 3.0}, 2, 3e19, -2.5, _exact_pseudo_huber_h(3.0)),  # |u| > 2⁶⁰
 ]
 
 
@@ -286,6 +295,8 @@ def test_ddouble_pair_functions_match_mpmath():
              (dd.t_softplus, x, [mpmath.log1p(mpmath.exp(v)) for v in m]),
              (dd.t_tanh, x, [mpmath.tanh(v) for v in m]),
              (dd.t_sinh, x, [mpmath.sinh(v) for v in m]),
+             (dd.t_sqrt, ax, [mpmath.sqrt(v) for v in ma]),
+             (dd.t_hypot1, x, [mpmath.sqrt(1 + v**2) for v in m]),
              (dd.t_log, ax, [mpmath.log(v) for v in ma]),
              (dd.t_log1p, ax, [mpmath.log1p(v) for v in ma])]
     with np.errstate(all="ignore"):

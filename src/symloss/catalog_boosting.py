@@ -329,7 +329,9 @@ def _declare_pseudo_huber(opts: Mapping[str, Any]) -> Declaration:
         stable_why="Evaluated as r / hypot(1, r/δ): finite for every finite residual.",
         canonical_hessian=(1 + (_Z - _Y) ** 2 / d**2) ** sp.Rational(-3, 2),
         hessian_why="(1 + (r/δ)²)^(−3/2): 1 at the target, decaying like (δ/|r|)³.",
-        stable_hessian=1 / hypot1(u) ** 3,
+        # in double-double from the exact r = z − y: for large |u| the value ≈ |u|⁻³ triples
+        # the relative errors of r, u and hypot (5.55 ulp at u = 2153)
+        stable_hessian=accurate(1 / hypot1(u) ** 3),
         stable_hessian_why=(
             "Evaluated as 1 / hypot(1, r/δ)³: the derived form's (1 + u²) − u² cancels."
         ),

@@ -458,6 +458,27 @@ def t_sinh(a: tuple[Any, Any]) -> tuple[Any, Any]:
     return half * s[0], half * s[1]
 
 
+def t_sqrt(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``√a`` for ``a ≥ 0``: ``s = √hi`` and one Newton step ``s + (a − s²)/(2s)``, ``s²`` exact
+    (Dekker's product)."""
+    s = np.sqrt(a[0])
+    p, e = two_prod(s, s)
+    pos = s > 0.0
+    d = _sel(pos, 2.0 * s, 1.0)
+    c = (((a[0] - p) - e) + a[1]) / d
+    return fast_two_sum(s, _sel(pos, c, 0.0 * c))
+
+
+def t_hypot1(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``√(1 + a²)`` (:class:`symloss.catalog_boosting.hypot1`); ``|a|`` past ``|a| = 2⁶⁰``,
+    where ``1/(2a²)`` is below 2⁻¹²¹ of it (and ``a²`` would overflow past 2⁵¹²)."""
+    big = np.abs(a[0]) > 1.152921504606847e18
+    x = (_sel(big, 0.0, a[0]), _sel(big, 0.0, a[1]))
+    sh, sl = t_sqrt(t_add(t_lift(1.0 + 0.0 * a[0]), t_mul(x, x)))
+    pos = a[0] >= 0.0
+    return _sel(big, np.abs(a[0]), sh), _sel(big, _sel(pos, a[1], -a[1]), sl)
+
+
 def t_pow(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     """``a^b = e^{b log a}`` for ``a > 0``; ``0^b`` is 0 (b > 0), 1 (b = 0) or inf (b < 0)."""
     zero = a[0] == 0.0
@@ -602,8 +623,8 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
-          "t_sinh", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
-          "softmax_sub_at")
+          "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
+          "t_final", "softmax_row_sums", "softmax_sub_at")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar"}
 _JITTED: dict[str, Any] = {}

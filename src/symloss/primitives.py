@@ -507,6 +507,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
         args = e.args
         if isinstance(e, sp.log) and isinstance(args[0], sp.Add) and sp.S.One in args[0].args:
             return f"{prefix}t_log1p({rec(args[0] - 1)})"  # log(1 + x) as log1p(x)
+        if type(e).__name__ == "hypot1":  # √(1 + x²) (symloss.catalog_boosting)
+            return f"{prefix}t_hypot1({rec(args[0])})"
         if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
             return f"{prefix}t_mul({rec(args[0])}, {prefix}t_exp({rec(args[1])}))"
         for kind, name in unary.items():
