@@ -435,3 +435,38 @@ def test_gaussian_nll_value_is_finite_and_accurate(z, y, var, path):
     if abs(z - y) > 1e150:
         exact_var = 1 / (2 * vm) - (zm - ym) ** 2 / (2 * vm**2)
         assert _ulps(wrt_var, [exact_var], np.float64).max() <= 4.0, (wrt_var, exact_var)
+
+
+# ---------------------------------------------------------------------------------------------
+# multi_margin_loss's value next to a kink: margin − x_t + x_k cancels, and a class-index
+# target's kernel summed every class and subtracted the target's own term (5 ulp at the
+# search's worst point, 10¹⁵ ulp nearer the kink); each margin rounded once, the target's term 0.
+def _exact_multi_margin(x, t, margin, p, weight):
+    xs = [mpmath.mpf(float(v)) for v in x]
+    w = mpmath.mpf(float(weight[t])) if weight is not None else 1
+    return w * mpmath.fsum(max(0, margin - xs[t] + xs[k]) ** p
+                           for k in range(len(xs)) if k != t) / len(xs)
+
+
+@pytest.mark.parametrize("rows", [1, 2048])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"p": 2}, {"margin": 0.5},
+                                     {"weight": np.array([0.3, 1.7, 2.1])}])
+def test_multi_margin_value_next_to_a_kink(options, dtype, rows):
+    mpmath.mp.dps = 60
+    margin = options.get("margin", 1.0)
+    rng = np.random.default_rng(31)
+    points = [np.array([0.5055022658357778, -2.115615101571454, 1.3974144173607477])]
+    for _ in range(12):  # x_0 − x_2 within 10⁻¹⁶ … 10⁻² of −margin: u_0 next to its kink
+        x = rng.standard_normal(3)
+        x[0] = x[2] - margin + rng.standard_normal() * 10.0 ** rng.uniform(-16, -2)
+        points.append(x)
+    weight = options.get("weight")
+    d = symloss.derive("multi_margin_loss", reduction="none", **options)
+    for x in points:
+        xs, t = np.tile(x.astype(dtype), (rows, 1)), np.full(rows, 2)
+        want = _exact_multi_margin(xs[0], 2, margin, options.get("p", 1),
+                                   None if weight is None else weight.astype(dtype))
+        got = _both(lambda: d.loss_fn(xs, t))  # noqa: B023
+        for path in PATHS:
+            assert _ulps(got[path][:1], [want], dtype).max() <= 4, (path, x, got[path][0], want)

@@ -43,6 +43,7 @@ from .primitives import (
     class_sum,
     exp_sub,
     log_softmax,
+    off_target,
     sigmoid,
     sigmoid_pow,
     sigmoid_sub,
@@ -1732,6 +1733,10 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
         return _MARGIN - x_t + x[idx]
 
     loss = w_t * class_sum((1 - y[k]) * hinge(u(k)) ** p) / c
+    # margin − x_t + x_k cancels next to the kink (5 ulp of the loss): each margin rounded once
+    # from its exact value (double-double), and the target's own term dropped as a 0 of its
+    # own (off_target), not subtracted from the sum; the derivatives keep the declared form
+    stable_loss = w_t * class_sum(off_target(y[k], hinge(accurate(u(k))) ** p)) / c
 
     def d(idx: sp.Expr) -> sp.Expr:
         return p * hinge(u(idx)) ** (p - 1) * step(u(idx))
@@ -1766,6 +1771,12 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
             f"Multi-class margin loss with p = {p}: (w_t / C) Σ_(k≠t) max(0, margin − x_t + "
             "x_k)^p, with x_t = Σ_m y_m x_m the target's score and w_t its weight (y one-hot; "
             "the factor 1 − y_k drops k = t)."
+        ),
+        stable_loss=stable_loss,
+        stable_loss_why=(
+            "The same sum, each margin u_k = margin − x_t + x_k rounded once from its exact "
+            "value (double-double; next to a kink it cancels) and the target's own term 0 by "
+            "itself, not subtracted from the sum of all classes."
         ),
         mean_denominator=_N,
         mean_why="reduction='mean' averages the per-sample losses over the n samples.",

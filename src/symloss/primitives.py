@@ -41,6 +41,7 @@ __all__ = [
     "exp_sub",
     "log1p",
     "log_softmax",
+    "off_target",
     "product_of_inputs",
     "sigmoid",
     "sigmoid_pow",
@@ -454,8 +455,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             value = sp.N(e, 40)
             hi = float(value)
             return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
-        if e.is_Symbol or isinstance(e, sp.Indexed):
-            return lift(leaf(e))
+        if e.is_Symbol or isinstance(e, sp.Indexed) or type(e).__name__ == "at_target":
+            return lift(leaf(e))  # an input (at_target: the input at the target's class)
         if isinstance(e, sp.Add):
             terms = list(e.args)
             for one in (sp.S.NegativeOne, sp.S.One):
@@ -840,3 +841,47 @@ class log1p(_cfunctions.log1p):
         inner = printer._print(self.args[0])  # type: ignore[attr-defined]
         inner = prettyForm(*prettyForm(*inner.left("1 + ")).parens())
         return prettyForm(*inner.left("log"))
+
+
+class off_target(Function):
+    """``off_target(y_k, e)`` is :math:`(1 - y_k)\\,e`: a class term that a one-hot target's own
+    class drops (a margin loss's sum over the classes other than the target's).
+
+    Symbolically the product (``rewrite(exp)``, for the proofs); one opaque term for the class
+    sums, so that a class-index target's ``y_k = δ_kt`` is not distributed into
+    ``Σ_k e_k − e_t`` (which cancels where the other classes' terms are small): printed as
+    ``(1 − y_k)·e`` per class, exactly 0 for the target's class.
+
+    >>> from sympy import Symbol, exp
+    >>> y, e = Symbol("y"), Symbol("e")
+    >>> off_target(y, e).rewrite(exp)
+    e*(1 - y)
+    """
+
+    nargs = 2
+
+    def _eval_rewrite_as_exp(self, y: sp.Expr, e: sp.Expr, **kwargs: object) -> sp.Expr:
+        return (1 - y) * e
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(self.rewrite(exp), s)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return True if all(a.is_real for a in self.args) else None
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(sp.Mul(1 - self.args[0], self.args[1], evaluate=False))  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(sp.Mul(1 - self.args[0], self.args[1], evaluate=False))  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        y, e = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"(1 - {y})*({e})"
+
+    def _numpycode(self, printer: object) -> str:
+        y, e = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"((1.0 - ({y})) * ({e}))"
+
+    _scipycode = _numpycode
+    _pythoncode = _numpycode

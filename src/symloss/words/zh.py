@@ -190,6 +190,7 @@ SENTENCES: dict[str, str] = {
     "Mean absolute error (L1Loss); sign(0) = 0 at the kink, as torch.": "平均绝对误差（L1Loss）；与 torch 一样，在不可导点取 sign(0) = 0。",
     "Mean squared error (MSELoss).": "均方误差（MSELoss）。",
     "Multi-class hinge loss (MultiMarginLoss), p = 1 or 2, margin, weight.": "多类 hinge 损失（MultiMarginLoss），p = 1 或 2，带 margin 和 weight。",
+    "The same sum, each margin u_k = margin − x_t + x_k rounded once from its exact value (double-double; next to a kink it cancels) and the target's own term 0 by itself, not subtracted from the sum of all classes.": "同一个和，每个间隔 u_k = margin − x_t + x_k 都从其精确值只舍入一次（双双精度；在折点附近它会相消），目标类自身的项本身就是 0，而不是从所有类的和中减去。",
     "Multi-class margin loss with p = 1: (w_t / C) Σ_(k≠t) max(0, margin − x_t + x_k)^p, with x_t = Σ_m y_m x_m the target's score and w_t its weight (y one-hot; the factor 1 − y_k drops k = t).": "p = 1 的多类间隔损失：(w_t / C) Σ_(k≠t) max(0, margin − x_t + x_k)^p，其中 x_t = Σ_m y_m x_m 是目标类的分数，w_t 是它的权重（y 为 one-hot；因子 1 − y_k 去掉 k = t）。",
     "Multi-class margin loss with p = 2: (w_t / C) Σ_(k≠t) max(0, margin − x_t + x_k)^p, with x_t = Σ_m y_m x_m the target's score and w_t its weight (y one-hot; the factor 1 − y_k drops k = t).": "p = 2 的多类间隔损失：(w_t / C) Σ_(k≠t) max(0, margin − x_t + x_k)^p，其中 x_t = Σ_m y_m x_m 是目标类的分数，w_t 是它的权重（y 为 one-hot；因子 1 − y_k 去掉 k = t）。",
     "Multi-label one-versus-all logistic loss, averaged over classes (MultiLabelSoftMarginLoss).": "多标签一对多 logistic 损失，对类别取平均（MultiLabelSoftMarginLoss）。",
