@@ -136,6 +136,30 @@ def test_ddouble_error_free_transforms_and_exp():
     assert worst < 2.0**-100  # double-double: about 106 bits
 
 
+def test_ddouble_log_sub_next_to_its_root():
+    """log x − z for z within 2 ulp of log x (a cancellation of 2⁻⁵⁰…2⁻⁶⁰⁺): within 1 ulp, at
+    every binade, on arrays and compiled (bit for bit)."""
+    pytest.importorskip("numba")
+    from symloss import ddouble
+
+    mpmath.mp.dps = 80
+    rng = np.random.default_rng(13)
+    x = np.concatenate([10.0 ** rng.uniform(-307, 307, 120), rng.uniform(0.5, 2.0, 120),
+                        1 + rng.standard_normal(40) * 1e-6, [0.9127555772777217, 2.0, 1.0]])
+    x = np.repeat(x, 5)
+    z = np.log(x) + np.tile(np.arange(-2, 3), len(x) // 5) * np.spacing(np.abs(np.log(x)))
+    got = ddouble.np_log_sub(x, z)
+    for g, a, b in zip(got, x, z, strict=True):
+        exact = mpmath.log(mpmath.mpf(a)) - mpmath.mpf(b)
+        assert abs(mpmath.mpf(g) - exact) <= np.spacing(abs(float(exact))), (a, b, g, exact)
+    compiled = ddouble.jitted()["log_sub"]
+    np.testing.assert_array_equal(np.array([compiled(a, b) for a, b in zip(x, z, strict=True)]),
+                                  got)
+    edge = ddouble.np_log_sub(np.array([0.0, -1.0, np.inf, 1e-310, 1.0]),
+                              np.array([1.0, 1.0, 1.0, 1.0, np.inf]))
+    np.testing.assert_array_equal(edge, [-np.inf, np.nan, np.inf, np.log(1e-310) - 1.0, -np.inf])
+
+
 def test_ddouble_compiled_is_the_same_algorithm():
     pytest.importorskip("numba")
     from symloss import ddouble
@@ -184,6 +208,11 @@ def _exact_pseudo_huber_h(delta: float = 1.0):
 ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath numbers)
     ("kl_div", {}, 0, -1.310123581180606, 0.2697867137638703,  # 1.55e14 ulp before
      lambda z, y: y * (mpmath.log(y) - z)),
+    # z the float nearest log y: log y − z is 2⁻⁶⁰ of it (5.15 ulp with a double-double log)
+    ("kl_div", {}, 0, -0.09128714805397004, 0.9127555772777217,
+     lambda z, y: y * (mpmath.log(y) - z)),
+    ("kl_div", {}, 0, -69.07755278982137, 1e-30, lambda z, y: y * (mpmath.log(y) - z)),
+    ("kl_div", {}, 0, 69.07755278982137, 1e30, lambda z, y: y * (mpmath.log(y) - z)),
     ("poisson_nll_loss", {}, 0, 0.8837950233937827, 2.738266731833165,  # 3.77e13
      lambda z, y: mpmath.exp(z) - y * z),
     ("sigmoid_focal_loss", {}, 1, 1.3339358121441816, 0.6369616873214543,  # 2.12e13

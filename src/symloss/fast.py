@@ -381,6 +381,12 @@ class _Printer(PythonCodePrinter):
             return None
         return self.rows.get(str(x.base.label))
 
+    def _print_log_sub(self, expr: sp.Expr) -> str:
+        # log x − y (primitives.log_sub): float64 where it keeps a float32 result's digits,
+        # else symloss.ddouble.log_sub (float64 results: always)
+        exact = f"dd_log_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return self._float_first(expr.rewrite(sp.Add), exact)
+
     def _print_Function(self, expr: sp.Expr) -> str:
         raise _Unsupported(f"function {type(expr).__name__}")
 

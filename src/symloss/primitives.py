@@ -41,6 +41,7 @@ __all__ = [
     "exp_sub",
     "log1p",
     "log_softmax",
+    "log_sub",
     "off_target",
     "product_of_inputs",
     "sigmoid",
@@ -354,6 +355,26 @@ class exp_sub(_Difference):
 
     _scipycode = _numpycode
 
+    _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
+
+
+class log_sub(_Difference):
+    """:math:`\\log x - y`, evaluated from a value good to about 2⁻¹¹⁵ of the terms
+    (:func:`symloss.ddouble.log_sub`): it keeps its digits next to the root ``y = log x``, where
+    a double-double ``log x`` (2⁻¹⁰⁶ of it) does not.
+
+    >>> from sympy import Symbol, diff
+    >>> x, y = Symbol("x"), Symbol("y")
+    >>> diff(log_sub(x, y), x), diff(log_sub(x, y), y)
+    (1/x, -1)
+    """
+
+    _fn = "log_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        return log(x)
+
+    _eval_rewrite_as_log = _Difference._eval_rewrite_as_Add
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
 
 
