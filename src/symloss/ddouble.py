@@ -353,6 +353,45 @@ def log_sub(x: Any, z: Any) -> Any:
     return _sel((x >= 2.2250738585072014e-308) & (x < np.inf) & (np.abs(z) < np.inf), r, plain)
 
 
+def inv_hypot1_cube(a: Any, b: Any, d: Any) -> Any:
+    """``(1 + u²)^(−3/2)`` with ``u = (a + b)/d`` (pseudo-Huber's Hessian at ``a + b = z − y``),
+    about half an ulp: ``a + b`` exact (TwoSum), ``u``, ``1 + u²``, ``√`` and the cube as pairs in
+    a few error-free steps (for |u| ≫ 1 the value ≈ |u|⁻³ triples every rounding of them); 0
+    past ``|u| = 2³⁴¹``, where it is below the smallest normal number.
+
+    >>> float(inv_hypot1_cube(np.float64(2154.434690031876), np.float64(-0.9127555772777217), 1.0))
+    1.0012717446840951e-10
+    """
+    rh, rl = two_sum(a, b)
+    uh = rh / d
+    p, e = two_prod(uh, d)
+    ul = (((rh - p) - e) + rl) / d  # u = uh + ul
+    sh, sl = two_prod(uh, uh)
+    sl = sl + 2.0 * uh * ul
+    qh, ql = two_sum(1.0, sh)
+    qh, ql = fast_two_sum(qh, ql + sl)  # q = 1 + u²
+    s = np.sqrt(qh)
+    p, e = two_prod(s, s)
+    c = (((qh - p) - e) + ql) / (2.0 * s)  # √q = s + c
+    th, tl = two_prod(qh, s)
+    tl = tl + (qh * c + ql * s)  # q√q = th + tl
+    h = 1.0 / th
+    p, e = two_prod(h, th)
+    out = h + h * (((1.0 - p) - e) - h * tl)  # 1/(th + tl): one Newton step
+    # |u| > 2⁶⁰: 1/|u|³ (the 1 is below 2⁻¹²⁰ of u²), from 1/|u| as a pair (no overflow of u²
+    # or of the splits; 0 where it underflows)
+    au = np.abs(uh)
+    big = au > 1.152921504606847e18
+    gone = au > 4.479489484355608e+102  # 2³⁴¹: |u|⁻³ is below the smallest normal number
+    v = _sel(big & ~gone, au, 1.0)
+    gh = 1.0 / v
+    p, e = two_prod(gh, v)
+    gl = (((1.0 - p) - e) - gh * _sel(uh < 0.0, -ul, ul)) / v
+    ch, cl = dd_mul(gh, gl, gh, gl)
+    ch, cl = dd_mul(ch, cl, gh, gl)
+    return _sel(gone, 0.0 * d, _sel(big, ch + cl, out))
+
+
 def np_log_sub(x: Any, z: Any) -> Any:
     """:func:`log_sub` on NumPy arrays of any float dtype (the NumPy path's printing)."""
     x, z = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(z, dtype=np.float64))
@@ -698,7 +737,8 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
-          "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub")
+          "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub",
+          "inv_hypot1_cube")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar"}
 _JITTED: dict[str, Any] = {}
