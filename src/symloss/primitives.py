@@ -359,9 +359,10 @@ class exp_sub(_Difference):
 
 
 class log_sub(_Difference):
-    """:math:`\\log x - y`, evaluated from a value good to about 2⁻¹¹⁵ of the terms
-    (:func:`symloss.ddouble.log_sub`): it keeps its digits next to the root ``y = log x``, where
-    a double-double ``log x`` (2⁻¹⁰⁶ of it) does not.
+    """:math:`\\log x - y`: in float64 where it is at least half of ``|log x| + |y|``, else from
+    a value good to about 2⁻¹¹⁵ of the terms (:func:`symloss.ddouble.log_sub`), so that it keeps
+    its digits next to the root ``y = log x``, where a double-double ``log x`` (2⁻¹⁰⁶ of it)
+    does not.
 
     >>> from sympy import Symbol, diff
     >>> x, y = Symbol("x"), Symbol("y")
@@ -373,6 +374,13 @@ class log_sub(_Difference):
 
     def _head(self, x: sp.Expr) -> sp.Expr:
         return log(x)
+
+    def _numpycode(self, printer: object) -> str:
+        # float64 where the difference keeps its digits, else ddouble.log_sub (kernels.log_sub)
+        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"kernels.log_sub({x}, {y})"
+
+    _scipycode = _numpycode
 
     _eval_rewrite_as_log = _Difference._eval_rewrite_as_Add
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
