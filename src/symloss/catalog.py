@@ -991,13 +991,13 @@ def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
         "y log y − y z (0 where y = 0).",
         {},
         # where z is the float nearest log y, log y − z is 2⁻⁶⁰ of the terms: a double-double
-        # log y (2⁻¹⁰⁶ of it) left 5 ulp; log_sub keeps 2⁻¹¹⁵ (−y·z at y = 0: NaN for an
-        # infinite z, as torch's 0·∞)
+        # log y (2⁻¹⁰⁶ of it) left 5 ulp; log_sub keeps 2⁻¹¹⁵ of them where it cancels
+        # (−y·z at y = 0: NaN for an infinite z, as torch's 0·∞)
         stable_loss=sp.Piecewise((-_Y * _Z, sp.Eq(_Y, 0)), (_Y * log_sub(_Y, _Z), True)),
         stable_loss_why=(
-            "Evaluated as y (log y − z), log y − z from a value good to 115 bits of the terms "
-            "(a table of log r in three parts and log1p(m·r − 1) in double-double): it keeps "
-            "its digits where z is the float nearest log y."
+            "Evaluated as y (log y − z); where log y − z cancels, from a value good to 115 bits "
+            "of the terms (a table of log r in three parts and log1p(m·r − 1) in "
+            "double-double): it keeps its digits where z is the float nearest log y."
         ),
         canonical_hessian=sp.S.Zero,
         hessian_why="Linear in z.",

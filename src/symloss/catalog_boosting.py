@@ -268,8 +268,9 @@ class inv_hypot1_cube(Function):
     _scipycode = _numpycode
 
     def _pythoncode(self, printer: object) -> str:
-        # the numba kernels' printer (symloss.fast): ddouble's compiled twin
-        return f"dd_inv_hypot1_cube({self._operands(printer)})"
+        # the numba kernels' printer (symloss.fast): ddouble's compiled twins, by result dtype
+        # (the flavour _F: _m float64, _v float32, whose plain float64 form is ample)
+        return f"dd_inv_hypot1_cube_F({self._operands(printer)})"
 
 
 # --------------------------------------------------------------------------- declarations

@@ -353,43 +353,82 @@ def log_sub(x: Any, z: Any) -> Any:
     return _sel((x >= 2.2250738585072014e-308) & (x < np.inf) & (np.abs(z) < np.inf), r, plain)
 
 
-def inv_hypot1_cube(a: Any, b: Any, d: Any) -> Any:
-    """``(1 + u²)^(−3/2)`` with ``u = (a + b)/d`` (pseudo-Huber's Hessian at ``a + b = z − y``),
-    about half an ulp: ``a + b`` exact (TwoSum), ``u``, ``1 + u²``, ``√`` and the cube as pairs in
-    a few error-free steps (for |u| ≫ 1 the value ≈ |u|⁻³ triples every rounding of them); 0
-    past ``|u| = 2³⁴¹``, where it is below the smallest normal number.
-
-    >>> float(inv_hypot1_cube(np.float64(2154.434690031876), np.float64(-0.9127555772777217), 1.0))
-    1.0012717446840951e-10
-    """
+def _ihc_u(a: Any, b: Any, d: Any) -> tuple[Any, Any]:
+    """``u = (a + b)/d`` as a pair, ``a + b`` exact (TwoSum); the remainder ``a + b − uh·d``
+    is exact, so ``uh`` needs no correct rounding (a product by ``1/d``: no division)."""
     rh, rl = two_sum(a, b)
-    uh = rh / d
+    inv = 1.0 / d
+    uh = rh * inv
     p, e = two_prod(uh, d)
-    ul = (((rh - p) - e) + rl) / d  # u = uh + ul
+    return uh, (((rh - p) - e) + rl) * inv
+
+
+def _ihc_near(uh: Any, ul: Any) -> Any:
+    """``(1 + u²)^(−3/2)`` for ``|u| ≤ 2⁶⁰``: ``q = 1 + u²`` as a pair, ``w = 1/√q`` rounded,
+    then ``w³ (1 + 3ρ/2)`` with ``ρ = 1 − q·w²`` to 2⁻¹⁰⁶ (``w³`` and ``q·w²`` by Dekker's
+    products)."""
     sh, sl = two_prod(uh, uh)
-    sl = sl + 2.0 * uh * ul
     qh, ql = two_sum(1.0, sh)
-    qh, ql = fast_two_sum(qh, ql + sl)  # q = 1 + u²
-    s = np.sqrt(qh)
-    p, e = two_prod(s, s)
-    c = (((qh - p) - e) + ql) / (2.0 * s)  # √q = s + c
-    th, tl = two_prod(qh, s)
-    tl = tl + (qh * c + ql * s)  # q√q = th + tl
-    h = 1.0 / th
-    p, e = two_prod(h, th)
-    out = h + h * (((1.0 - p) - e) - h * tl)  # 1/(th + tl): one Newton step
-    # |u| > 2⁶⁰: 1/|u|³ (the 1 is below 2⁻¹²⁰ of u²), from 1/|u| as a pair (no overflow of u²
-    # or of the splits; 0 where it underflows)
-    au = np.abs(uh)
-    big = au > 1.152921504606847e18
-    gone = au > 4.479489484355608e+102  # 2³⁴¹: |u|⁻³ is below the smallest normal number
-    v = _sel(big & ~gone, au, 1.0)
+    qh, ql = fast_two_sum(qh, ql + (sl + 2.0 * uh * ul))
+    w = 1.0 / np.sqrt(qh)
+    ah, al = two_prod(w, w)
+    p, e = two_prod(qh, ah)
+    rho = ((1.0 - p) - e) - (qh * al + ql * ah)
+    th, tl = two_prod(ah, w)
+    return th + ((tl + al * w) + th * (1.5 * rho))
+
+
+def _ihc_far(uh: Any, ul: Any) -> Any:
+    """``|u|⁻³`` for ``2⁶⁰ < |u| ≤ 2³⁴¹`` (the 1 is below 2⁻¹²⁰ of ``u²``): ``1/|u|`` as a pair,
+    cubed (no overflow of ``u²`` or of the splits)."""
+    v = np.abs(uh)
     gh = 1.0 / v
     p, e = two_prod(gh, v)
     gl = (((1.0 - p) - e) - gh * _sel(uh < 0.0, -ul, ul)) / v
     ch, cl = dd_mul(gh, gl, gh, gl)
     ch, cl = dd_mul(ch, cl, gh, gl)
-    return _sel(gone, 0.0 * d, _sel(big, ch + cl, out))
+    return ch + cl
+
+
+def inv_hypot1_cube(a: Any, b: Any, d: Any) -> Any:
+    """``(1 + u²)^(−3/2)`` with ``u = (a + b)/d`` (pseudo-Huber's Hessian at ``a + b = z − y``),
+    about half an ulp: ``a + b`` exact (TwoSum), ``u``, ``1 + u²`` and ``ρ = 1 − (1 + u²)w²``
+    as pairs for ``w = 1/√(1 + u²)`` rounded (for |u| ≫ 1 the value ≈ |u|⁻³ triples every
+    rounding of them); 0 past ``|u| = 2³⁴¹``, where it is below the smallest normal number.
+
+    >>> float(inv_hypot1_cube(np.float64(2154.434690031876), np.float64(-0.9127555772777217), 1.0))
+    1.0012717446840951e-10
+    """
+    uh, ul = _ihc_u(a, b, d)
+    au = np.abs(uh)
+    big = au > 1.152921504606847e18  # 2⁶⁰
+    gone = au > 4.479489484355608e+102  # 2³⁴¹
+    near = _ihc_near(_sel(big, 1.0, uh), _sel(big, 0.0, ul))
+    far = _ihc_far(_sel(big & ~gone, uh, 2.0**61), _sel(big & ~gone, ul, 0.0))
+    return _sel(gone, 0.0 * d, _sel(big, far, near))
+
+
+def _inv_hypot1_cube_scalar(a: Any, b: Any, d: Any) -> Any:
+    """:func:`inv_hypot1_cube` in the compiled twins: only the branch that is used."""
+    uh, ul = _ihc_u(a, b, d)
+    au = abs(uh)
+    if au > 4.479489484355608e+102:
+        return 0.0
+    if au > 1.152921504606847e18:
+        return _ihc_far(uh, ul)
+    return _ihc_near(uh, ul)
+
+
+#: The float64 kernels' name (flavour ``_m``) of :func:`inv_hypot1_cube`.
+inv_hypot1_cube_m = inv_hypot1_cube
+
+
+def inv_hypot1_cube_v(a: Any, b: Any, d: Any) -> Any:
+    """:func:`inv_hypot1_cube` for float32 results: the plain float64 ``1/√(1 + u²)³`` (its few
+    float64 roundings are far below a float32 ulp; 0 where ``u²`` overflows, as the value)."""
+    u = (a + b) / d
+    h = np.sqrt(1.0 + u * u)
+    return 1.0 / (h * h * h)
 
 
 def np_log_sub(x: Any, z: Any) -> Any:
@@ -738,9 +777,12 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
           "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub",
-          "inv_hypot1_cube")
+          "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
+          "inv_hypot1_cube_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
-_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar"}
+_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
+           "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
+           "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}
 
 
