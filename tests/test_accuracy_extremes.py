@@ -136,6 +136,57 @@ def test_ddouble_error_free_transforms_and_exp():
     assert worst < 2.0**-100  # double-double: about 106 bits
 
 
+def test_ddouble_log_sub_next_to_its_root():
+    """log x − z for z within 2 ulp of log x (a cancellation of 2⁻⁵⁰…2⁻⁶⁰⁺): within 1 ulp, at
+    every binade, on arrays and compiled (bit for bit)."""
+    pytest.importorskip("numba")
+    from symloss import ddouble
+
+    mpmath.mp.dps = 80
+    rng = np.random.default_rng(13)
+    x = np.concatenate([10.0 ** rng.uniform(-307, 307, 120), rng.uniform(0.5, 2.0, 120),
+                        1 + rng.standard_normal(40) * 1e-6, [0.9127555772777217, 2.0, 1.0]])
+    x = np.repeat(x, 5)
+    z = np.log(x) + np.tile(np.arange(-2, 3), len(x) // 5) * np.spacing(np.abs(np.log(x)))
+    got = ddouble.np_log_sub(x, z)
+    for g, a, b in zip(got, x, z, strict=True):
+        exact = mpmath.log(mpmath.mpf(a)) - mpmath.mpf(b)
+        assert abs(mpmath.mpf(g) - exact) <= np.spacing(abs(float(exact))), (a, b, g, exact)
+    compiled = ddouble.jitted()["log_sub"]
+    np.testing.assert_array_equal(np.array([compiled(a, b) for a, b in zip(x, z, strict=True)]),
+                                  got)
+    edge = ddouble.np_log_sub(np.array([0.0, -1.0, np.inf, 1e-310, 1.0]),
+                              np.array([1.0, 1.0, 1.0, 1.0, np.inf]))
+    np.testing.assert_array_equal(edge, [-np.inf, np.nan, np.inf, np.log(1e-310) - 1.0, -np.inf])
+
+
+def test_ddouble_inv_hypot1_cube_is_half_an_ulp():
+    """(1 + ((a + b)/δ)²)^(−3/2), pseudo-Huber's Hessian: a + b taken exactly, within 1 ulp for
+    |u| from 10⁻²⁰ to past 2³⁴¹ (0 there), on arrays and compiled (bit for bit)."""
+    pytest.importorskip("numba")
+    from symloss import ddouble
+
+    mpmath.mp.dps = 80
+    rng = np.random.default_rng(14)
+    a = np.concatenate([rng.standard_normal(300) * 10.0 ** rng.uniform(-20, 110, 300),
+                        [2154.434690031876, 1e300, np.inf, -np.inf]])
+    b = np.concatenate([rng.standard_normal(300) * 10.0 ** rng.uniform(-20, 5, 300),
+                        [-0.9127555772777217, 1.0, 1.0, 1.0]])
+    compiled = ddouble.jitted()["inv_hypot1_cube"]
+    for d in (1.0, 0.25, 3.0):
+        with np.errstate(all="ignore"):
+            got = ddouble.inv_hypot1_cube(a, b, d)
+        one = np.array([compiled(x, y, d) for x, y in zip(a, b, strict=True)])
+        np.testing.assert_array_equal(one, got)
+        for x, y, g in zip(a, b, got, strict=True):
+            u = (mpmath.mpf(float(x)) + mpmath.mpf(float(y))) / d if np.isfinite(x) else mpmath.inf
+            exact = (1 + u * u) ** mpmath.mpf(-1.5)
+            if exact < np.finfo(np.float64).tiny:
+                assert g == 0 or abs(g) < np.finfo(np.float64).tiny
+                continue
+            assert abs(mpmath.mpf(float(g)) - exact) <= np.spacing(float(exact)), (x, y, d, g)
+
+
 def test_ddouble_compiled_is_the_same_algorithm():
     pytest.importorskip("numba")
     from symloss import ddouble
@@ -172,9 +223,23 @@ def _exact_focal(order: int, alpha: float = 0.25, gamma: float = 2.0):
     return value
 
 
+def _exact_log_cosh(z, y):
+    # log1p(2 sinh²(r/2)): mpmath's log(cosh r) rounds cosh r ≈ 1 + r²/2 at the working precision
+    return mpmath.log1p(2 * mpmath.sinh((z - y) / 2) ** 2)
+
+
+def _exact_pseudo_huber_h(delta: float = 1.0):
+    return lambda z, y: (1 + ((z - y) / delta) ** 2) ** mpmath.mpf(-1.5)
+
+
 ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath numbers)
     ("kl_div", {}, 0, -1.310123581180606, 0.2697867137638703,  # 1.55e14 ulp before
      lambda z, y: y * (mpmath.log(y) - z)),
+    # z the float nearest log y: log y − z is 2⁻⁶⁰ of it (5.15 ulp with a double-double log)
+    ("kl_div", {}, 0, -0.09128714805397004, 0.9127555772777217,
+     lambda z, y: y * (mpmath.log(y) - z)),
+    ("kl_div", {}, 0, -69.07755278982137, 1e-30, lambda z, y: y * (mpmath.log(y) - z)),
+    ("kl_div", {}, 0, 69.07755278982137, 1e30, lambda z, y: y * (mpmath.log(y) - z)),
     ("poisson_nll_loss", {}, 0, 0.8837950233937827, 2.738266731833165,  # 3.77e13
      lambda z, y: mpmath.exp(z) - y * z),
     ("sigmoid_focal_loss", {}, 1, 1.3339358121441816, 0.6369616873214543,  # 2.12e13
@@ -190,6 +255,18 @@ ACCURATE = [  # (loss, options, order, input, target, exact(z, y) with mpmath nu
      lambda z, y: mpmath.exp(z / 2) - y * mpmath.exp(-z / 2)),
     ("log_cosh_loss", {}, 2, 189.26072813699014, 0.01652763552852909,  # 183 (σ(−2r), r rounded)
      lambda z, y: 1 / mpmath.cosh(z - y) ** 2),
+    # log cosh r ≈ r²/2 below terms ≈ |r| (264 ulp before): log1p(2 sinh²(r/2)) for |r| < 1
+    ("log_cosh_loss", {}, 0, 1.7802454831873043e-10, 0.0, _exact_log_cosh),
+    ("log_cosh_loss", {}, 0, 1e-20, -3e-21, _exact_log_cosh),
+    ("log_cosh_loss", {}, 0, 0.3000000001, 0.3, _exact_log_cosh),  # r = 1e-10, z − y rounded
+    ("log_cosh_loss", {}, 0, 0.9999999999999999, 0.0, _exact_log_cosh),  # either side of the
+    ("log_cosh_loss", {}, 0, 1.0000000000000002, 0.0, _exact_log_cosh),  # switch at |r| = 1
+    ("log_cosh_loss", {}, 0, -700.0, 20.5, _exact_log_cosh),
+    # (1 + u²)^(−3/2) ≈ |u|⁻³ triples the rounding of r = z − y, u and hypot (5.55 ulp before)
+    ("pseudo_huber_loss", {}, 2, 2154.434690031876, 0.9127555772777217, _exact_pseudo_huber_h()),
+    ("pseudo_huber_loss", {}, 2, 2154.4346900318774, 0.9127555772777217, _exact_pseudo_huber_h()),
+    ("pseudo_huber_loss", {"delta": 0.25}, 2, -3.7e7, 0.3, _exact_pseudo_huber_h(0.25)),
+    ("pseudo_huber_loss", {"delta": 3.0}, 2, 3e19, -2.5, _exact_pseudo_huber_h(3.0)),  # |u| > 2⁶⁰
 ]
 
 
@@ -273,6 +350,9 @@ def test_ddouble_pair_functions_match_mpmath():
              (dd.t_sigmoid, x, [1 / (1 + mpmath.exp(-v)) for v in m]),
              (dd.t_softplus, x, [mpmath.log1p(mpmath.exp(v)) for v in m]),
              (dd.t_tanh, x, [mpmath.tanh(v) for v in m]),
+             (dd.t_sinh, x, [mpmath.sinh(v) for v in m]),
+             (dd.t_sqrt, ax, [mpmath.sqrt(v) for v in ma]),
+             (dd.t_hypot1, x, [mpmath.sqrt(1 + v**2) for v in m]),
              (dd.t_log, ax, [mpmath.log(v) for v in ma]),
              (dd.t_log1p, ax, [mpmath.log1p(v) for v in ma])]
     with np.errstate(all="ignore"):
@@ -511,3 +591,37 @@ def test_certification_is_the_same_rule_on_both_evaluators():
     np.testing.assert_array_equal([f[0] for f in flags], np.isnan(one))  # NaN, flagged
     np.testing.assert_array_equal(np.isnan(vec), [False, True, False, True, False, True, False,
                                                   True])
+
+
+# multi_margin_loss's value next to a kink: margin − x_t + x_k cancels, and a class-index
+# target's kernel summed every class and subtracted the target's own term (5 ulp at the
+# search's worst point, 10¹⁵ ulp nearer the kink); each margin rounded once, the target's term 0.
+def _exact_multi_margin(x, t, margin, p, weight):
+    xs = [mpmath.mpf(float(v)) for v in x]
+    w = mpmath.mpf(float(weight[t])) if weight is not None else 1
+    return w * mpmath.fsum(max(0, margin - xs[t] + xs[k]) ** p
+                           for k in range(len(xs)) if k != t) / len(xs)
+
+
+@pytest.mark.parametrize("rows", [1, 2048])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"p": 2}, {"margin": 0.5},
+                                     {"weight": np.array([0.3, 1.7, 2.1])}])
+def test_multi_margin_value_next_to_a_kink(options, dtype, rows):
+    mpmath.mp.dps = 60
+    margin = options.get("margin", 1.0)
+    rng = np.random.default_rng(31)
+    points = [np.array([0.5055022658357778, -2.115615101571454, 1.3974144173607477])]
+    for _ in range(12):  # x_0 − x_2 within 10⁻¹⁶ … 10⁻² of −margin: u_0 next to its kink
+        x = rng.standard_normal(3)
+        x[0] = x[2] - margin + rng.standard_normal() * 10.0 ** rng.uniform(-16, -2)
+        points.append(x)
+    weight = options.get("weight")
+    d = symloss.derive("multi_margin_loss", reduction="none", **options)
+    for x in points:
+        xs, t = np.tile(x.astype(dtype), (rows, 1)), np.full(rows, 2)
+        want = _exact_multi_margin(xs[0], 2, margin, options.get("p", 1),
+                                   None if weight is None else weight.astype(dtype))
+        got = _both(lambda: d.loss_fn(xs, t))  # noqa: B023
+        for path in PATHS:
+            assert _ulps(got[path][:1], [want], dtype).max() <= 4, (path, x, got[path][0], want)

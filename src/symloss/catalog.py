@@ -43,6 +43,8 @@ from .primitives import (
     class_sum,
     exp_sub,
     log_softmax,
+    log_sub,
+    off_target,
     sigmoid,
     sigmoid_pow,
     sigmoid_sub,
@@ -988,6 +990,15 @@ def _declare_kl_div(opts: Mapping[str, Any]) -> Declaration:
         "KL divergence term of the target probability y against the log-probability z: "
         "y log y − y z (0 where y = 0).",
         {},
+        # where z is the float nearest log y, log y − z is 2⁻⁶⁰ of the terms: a double-double
+        # log y (2⁻¹⁰⁶ of it) left 5 ulp; log_sub keeps 2⁻¹¹⁵ of them where it cancels
+        # (−y·z at y = 0: NaN for an infinite z, as torch's 0·∞)
+        stable_loss=sp.Piecewise((-_Y * _Z, sp.Eq(_Y, 0)), (_Y * log_sub(_Y, _Z), True)),
+        stable_loss_why=(
+            "Evaluated as y (log y − z); where log y − z cancels, from a value good to 115 bits "
+            "of the terms (a table of log r in three parts and log1p(m·r − 1) in "
+            "double-double): it keeps its digits where z is the float nearest log y."
+        ),
         canonical_hessian=sp.S.Zero,
         hessian_why="Linear in z.",
         **batchmean,
@@ -1732,6 +1743,10 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
         return _MARGIN - x_t + x[idx]
 
     loss = w_t * class_sum((1 - y[k]) * hinge(u(k)) ** p) / c
+    # margin − x_t + x_k cancels next to the kink (5 ulp of the loss): each margin rounded once
+    # from its exact value (double-double), and the target's own term dropped as a 0 of its
+    # own (off_target), not subtracted from the sum; the derivatives keep the declared form
+    stable_loss = w_t * class_sum(off_target(y[k], hinge(accurate(u(k))) ** p)) / c
 
     def d(idx: sp.Expr) -> sp.Expr:
         return p * hinge(u(idx)) ** (p - 1) * step(u(idx))
@@ -1766,6 +1781,12 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
             f"Multi-class margin loss with p = {p}: (w_t / C) Σ_(k≠t) max(0, margin − x_t + "
             "x_k)^p, with x_t = Σ_m y_m x_m the target's score and w_t its weight (y one-hot; "
             "the factor 1 − y_k drops k = t)."
+        ),
+        stable_loss=stable_loss,
+        stable_loss_why=(
+            "The same sum, each margin u_k = margin − x_t + x_k rounded once from its exact "
+            "value (double-double; next to a kink it cancels) and the target's own term 0 by "
+            "itself, not subtracted from the sum of all classes."
         ),
         mean_denominator=_N,
         mean_why="reduction='mean' averages the per-sample losses over the n samples.",

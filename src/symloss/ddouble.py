@@ -33,9 +33,8 @@ import mpmath
 import numpy as np
 
 __all__ = ["UNCERTIFIED", "certified", "dd_add", "dd_div", "dd_exp", "dd_mul", "exp_sub",
-           "exp_sub_pair", "fast_two_sum",
-           "jitted", "np_exp_sub", "np_sigmoid_sub", "sigmoid_sub", "sigmoid_sub_pair",
-           "two_prod", "two_sum"]
+           "exp_sub_pair", "fast_two_sum", "jitted", "log_sub", "np_exp_sub", "np_log_sub",
+           "np_sigmoid_sub", "sigmoid_sub", "sigmoid_sub_pair", "two_prod", "two_sum"]
 
 
 def _parts(value: Any, bits: tuple[int, ...]) -> tuple[float, ...]:
@@ -61,6 +60,22 @@ with mpmath.workprec(300):
     _TABLE = [(_parts(mpmath.power(2, mpmath.mpf(j) / 256), (53, 53)),
                _parts(mpmath.power(2, mpmath.mpf(j) / 256) - 1, (53, 53)))
               for j in range(-128, 128)]
+    #: ln 2 in three parts, the first two of 42 bits: k·LN2_A and k·LN2_B are exact for
+    #: |k| < 2¹¹.
+    LN2_A, LN2_B, LN2_C = _parts(mpmath.log(2), (42, 42, 53))
+    #: For m in [0.7, 1.42] and j = round(128 m): r = 1/(j/128) rounded to 10 bits (so that
+    #: m·r − 1 is an exact pair, |m·r − 1| < 2⁻⁷) and −log r in three parts, indexed by j.
+    _LOG_R = [mpmath.mpf(0) if j < 89 else mpmath.mpf(_parts(mpmath.mpf(128) / j, (10,))[0])
+              for j in range(184)]
+    _LOG_T = [_parts(-mpmath.log(r), (53, 53, 53)) if r else (0.0, 0.0, 0.0) for r in _LOG_R]
+    #: log1p(v) = v + v²·Σₙ (−1)ⁿ⁺¹ vⁿ/(n + 2): the coefficients as pairs, n = 0 … 15.
+    _LOG1P_Q = [_parts(mpmath.mpf((-1) ** (n + 1)) / (n + 2), (53, 53)) for n in range(16)]
+LOG_R = np.array([float(r) for r in _LOG_R])
+LOG_T1 = np.array([t[0] for t in _LOG_T])
+LOG_T2 = np.array([t[1] for t in _LOG_T])
+LOG_T3 = np.array([t[2] for t in _LOG_T])
+LQ_H = np.array([c[0] for c in _LOG1P_Q])
+LQ_L = np.array([c[1] for c in _LOG1P_Q])
 EXP_TH = np.array([t[0][0] for t in _TABLE])
 EXP_TL = np.array([t[0][1] for t in _TABLE])
 EXP_DH = np.array([t[1][0] for t in _TABLE])
@@ -287,6 +302,142 @@ def exp_sub_pair(z: Any, y: Any) -> tuple[Any, Any]:
     return sh * keep + (over * 1e308) * 10.0, sl * keep
 
 
+def log_sub(x: Any, z: Any) -> Any:
+    """``log x − z`` rounded once from a value good to about 2⁻¹¹⁵ of ``|z| + |log x|``, so that
+    it keeps its digits next to the root ``z = log x`` (kl_div's ``y (log y − z)``): ``x = 2ᵏ m``,
+    ``log x = k ln 2 − log r + log1p(v)`` with ``v = m·r − 1`` an exact pair (a table of ``r``
+    ≈ 1/m of 10 bits and of ``−log r`` in three parts), ``log1p(v) − v`` by its series in
+    double-double; the terms of ``|z|``'s size are summed exactly (TwoSum) and their errors, of
+    2⁻⁵³ of it, in double-double. ``x`` not a positive normal float, or ``z`` not finite: the
+    float64 ``log x − z``.
+
+    >>> z = np.float64(-0.09128714805397004)  # the nearest float to log 0.9127555772777217
+    >>> float(log_sub(np.float64(0.9127555772777217), z))  # exact: −4.36303379863252826…e-19
+    -4.363033798632528e-19
+    """
+    xs = _sel((x >= 2.2250738585072014e-308) & (x < np.inf), x, 1.0)
+    zs = _sel(np.abs(z) < np.inf, z, 0.0)
+    k = np.floor(np.log2(xs))
+    s1, s2 = _pow2(-k)
+    m = xs * s1 * s2  # exact: a power of 2, m in [1, 2) give or take log2's rounding
+    up = m > 1.4142135623730951
+    m = _sel(up, 0.5 * m, m)
+    k = _sel(up, k + 1.0, k)
+    j = np.int64(np.floor(m * 128.0 + 0.5))
+    p, e = two_prod(m, LOG_R[j])
+    vh, vl = two_sum(p - 1.0, e)  # v = m·r − 1 exactly (p − 1 is exact: p is within 2⁻⁷ of 1)
+    # log1p(v) − v = v²·Q(v) − v·vl/(1 + v) (+ O(v·vl²)): Q by Horner, the terms below 2⁻⁵⁵
+    # in float64, the others in double-double
+    q = LQ_H[15]
+    for n in range(14, 7, -1):
+        q = LQ_H[n] + vh * q
+    qh, ql = q, 0.0 * q
+    for n in range(7, -1, -1):
+        ph, pl = two_prod(vh, qh)
+        pl = pl + vh * ql
+        qh, ql = dd_add(LQ_H[n], LQ_L[n], ph, pl)
+    sh, sl = two_prod(vh, vh)
+    th, tl = dd_mul(sh, sl, qh, ql)
+    corr = -(vh * vl) / (1.0 + vh)
+    # the terms of |z|'s size exactly, their rounding errors (2⁻⁵³ of them) in double-double
+    a, e1 = two_sum(k * LN2_A, LOG_T1[j])
+    a, e2 = two_sum(a, -zs)
+    a, e3 = two_sum(a, vh)
+    a, e4 = two_sum(a, th)
+    mh, ml = two_sum(e1, e2)
+    for t in (e3, e4, k * LN2_B, LOG_T2[j], vl, tl, corr):
+        mh, ml = dd_add(mh, ml, t, 0.0 * t)
+    rh, rl = two_sum(a, mh)
+    r = rh + (rl + (ml + (k * LN2_C + LOG_T3[j])))
+    plain = np.log(x) - z
+    return _sel((x >= 2.2250738585072014e-308) & (x < np.inf) & (np.abs(z) < np.inf), r, plain)
+
+
+def _ihc_u(a: Any, b: Any, d: Any) -> tuple[Any, Any]:
+    """``u = (a + b)/d`` as a pair, ``a + b`` exact (TwoSum); the remainder ``a + b − uh·d``
+    is exact, so ``uh`` needs no correct rounding (a product by ``1/d``: no division)."""
+    rh, rl = two_sum(a, b)
+    inv = 1.0 / d
+    uh = rh * inv
+    p, e = two_prod(uh, d)
+    return uh, (((rh - p) - e) + rl) * inv
+
+
+def _ihc_near(uh: Any, ul: Any) -> Any:
+    """``(1 + u²)^(−3/2)`` for ``|u| ≤ 2⁶⁰``: ``q = 1 + u²`` as a pair, ``w = 1/√q`` rounded,
+    then ``w³ (1 + 3ρ/2)`` with ``ρ = 1 − q·w²`` to 2⁻¹⁰⁶ (``w³`` and ``q·w²`` by Dekker's
+    products)."""
+    sh, sl = two_prod(uh, uh)
+    qh, ql = two_sum(1.0, sh)
+    qh, ql = fast_two_sum(qh, ql + (sl + 2.0 * uh * ul))
+    w = 1.0 / np.sqrt(qh)
+    ah, al = two_prod(w, w)
+    p, e = two_prod(qh, ah)
+    rho = ((1.0 - p) - e) - (qh * al + ql * ah)
+    th, tl = two_prod(ah, w)
+    return th + ((tl + al * w) + th * (1.5 * rho))
+
+
+def _ihc_far(uh: Any, ul: Any) -> Any:
+    """``|u|⁻³`` for ``2⁶⁰ < |u| ≤ 2³⁴¹`` (the 1 is below 2⁻¹²⁰ of ``u²``): ``1/|u|`` as a pair,
+    cubed (no overflow of ``u²`` or of the splits)."""
+    v = np.abs(uh)
+    gh = 1.0 / v
+    p, e = two_prod(gh, v)
+    gl = (((1.0 - p) - e) - gh * _sel(uh < 0.0, -ul, ul)) / v
+    ch, cl = dd_mul(gh, gl, gh, gl)
+    ch, cl = dd_mul(ch, cl, gh, gl)
+    return ch + cl
+
+
+def inv_hypot1_cube(a: Any, b: Any, d: Any) -> Any:
+    """``(1 + u²)^(−3/2)`` with ``u = (a + b)/d`` (pseudo-Huber's Hessian at ``a + b = z − y``),
+    about half an ulp: ``a + b`` exact (TwoSum), ``u``, ``1 + u²`` and ``ρ = 1 − (1 + u²)w²``
+    as pairs for ``w = 1/√(1 + u²)`` rounded (for |u| ≫ 1 the value ≈ |u|⁻³ triples every
+    rounding of them); 0 past ``|u| = 2³⁴¹``, where it is below the smallest normal number.
+
+    >>> float(inv_hypot1_cube(np.float64(2154.434690031876), np.float64(-0.9127555772777217), 1.0))
+    1.0012717446840951e-10
+    """
+    uh, ul = _ihc_u(a, b, d)
+    au = np.abs(uh)
+    big = au > 1.152921504606847e18  # 2⁶⁰
+    gone = au > 4.479489484355608e+102  # 2³⁴¹
+    near = _ihc_near(_sel(big, 1.0, uh), _sel(big, 0.0, ul))
+    far = _ihc_far(_sel(big & ~gone, uh, 2.0**61), _sel(big & ~gone, ul, 0.0))
+    return _sel(gone, 0.0 * d, _sel(big, far, near))
+
+
+def _inv_hypot1_cube_scalar(a: Any, b: Any, d: Any) -> Any:
+    """:func:`inv_hypot1_cube` in the compiled twins: only the branch that is used."""
+    uh, ul = _ihc_u(a, b, d)
+    au = abs(uh)
+    if au > 4.479489484355608e+102:
+        return 0.0
+    if au > 1.152921504606847e18:
+        return _ihc_far(uh, ul)
+    return _ihc_near(uh, ul)
+
+
+#: The float64 kernels' name (flavour ``_m``) of :func:`inv_hypot1_cube`.
+inv_hypot1_cube_m = inv_hypot1_cube
+
+
+def inv_hypot1_cube_v(a: Any, b: Any, d: Any) -> Any:
+    """:func:`inv_hypot1_cube` for float32 results: the plain float64 ``1/√(1 + u²)³`` (its few
+    float64 roundings are far below a float32 ulp; 0 where ``u²`` overflows, as the value)."""
+    u = (a + b) / d
+    h = np.sqrt(1.0 + u * u)
+    return 1.0 / (h * h * h)
+
+
+def np_log_sub(x: Any, z: Any) -> Any:
+    """:func:`log_sub` on NumPy arrays of any float dtype (the NumPy path's printing)."""
+    x, z = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(z, dtype=np.float64))
+    with np.errstate(all="ignore"):
+        return log_sub(x, z)
+
+
 # --------------------------------------------------------------------------- expressions
 # A double-double value as a tuple ``(hi, lo)``: what :mod:`symloss.accurate` prints a whole
 # expression into, one nested call per operation, so that it is one expression for both
@@ -447,6 +598,39 @@ def t_tanh(a: tuple[Any, Any]) -> tuple[Any, Any]:
     return _sel(big, sign, sign * th), _sel(big, 0.0, sign * tl)
 
 
+def t_sinh(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``sinh a = sign(a) (m/2)(m + 2)/(m + 1)``, ``m = expm1(|a|)``: nothing cancels, relative
+    accuracy where ``a`` is tiny, and no overflow before ``m``'s own (past it, not finite:
+    :func:`t_final` takes the plain form)."""
+    pos = a[0] >= 0.0
+    m = t_expm1((np.abs(a[0]), _sel(pos, a[1], -a[1])))
+    one = 1.0 + 0.0 * a[0]
+    s = t_mul(m, t_div(t_add(m, t_lift(2.0 * one)), t_add(m, t_lift(one))))
+    half = _sel(pos, 0.5, -0.5)
+    return half * s[0], half * s[1]
+
+
+def t_sqrt(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``√a`` for ``a ≥ 0``: ``s = √hi`` and one Newton step ``s + (a − s²)/(2s)``, ``s²`` exact
+    (Dekker's product)."""
+    s = np.sqrt(a[0])
+    p, e = two_prod(s, s)
+    pos = s > 0.0
+    d = _sel(pos, 2.0 * s, 1.0)
+    c = (((a[0] - p) - e) + a[1]) / d
+    return fast_two_sum(s, _sel(pos, c, 0.0 * c))
+
+
+def t_hypot1(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``√(1 + a²)`` (:class:`symloss.catalog_boosting.hypot1`); ``|a|`` past ``|a| = 2⁶⁰``,
+    where ``1/(2a²)`` is below 2⁻¹²¹ of it (and ``a²`` would overflow past 2⁵¹²)."""
+    big = np.abs(a[0]) > 1.152921504606847e18
+    x = (_sel(big, 0.0, a[0]), _sel(big, 0.0, a[1]))
+    sh, sl = t_sqrt(t_add(t_lift(1.0 + 0.0 * a[0]), t_mul(x, x)))
+    pos = a[0] >= 0.0
+    return _sel(big, np.abs(a[0]), sh), _sel(big, _sel(pos, a[1], -a[1]), sl)
+
+
 def t_pow(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     """``a^b = e^{b log a}`` for ``a > 0``; ``0^b`` is 0 (b > 0), 1 (b = 0) or inf (b < 0)."""
     zero = a[0] == 0.0
@@ -605,10 +789,14 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
-          "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub", "t_final", "softmax_row_sums",
-          "softmax_sub_at")
+          "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
+          "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub",
+          "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
+          "inv_hypot1_cube_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
-_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar"}
+_SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
+           "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
+           "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}
 
 

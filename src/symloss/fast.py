@@ -393,6 +393,12 @@ class _Printer(PythonCodePrinter):
             return None
         return self.rows.get(str(x.base.label))
 
+    def _print_log_sub(self, expr: sp.Expr) -> str:
+        # log x − y (primitives.log_sub): float64 where it keeps the result's digits (as
+        # kernels.log_sub on the NumPy path), else symloss.ddouble.log_sub
+        exact = f"dd_log_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return self._float_first(expr.rewrite(sp.Add), exact, "fits1_F")
+
     def _print_Function(self, expr: sp.Expr) -> str:
         raise _Unsupported(f"function {type(expr).__name__}")
 

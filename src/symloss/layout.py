@@ -91,7 +91,9 @@ def forms(derivation: Derivation) -> Forms:
         and not derivation.kernel_gradient.has(*_GUARDS)
     )
     soft = subst(derivation.soft_gradient) if choose else hard
-    return Forms(loss=subst(d.loss), grad_hard=hard, grad_soft=soft, symbols=d.symbols)
+    # the loss as evaluated (Declaration.stable_loss where declared, proved equal to the loss)
+    loss = subst(derivation.kernel_loss)
+    return Forms(loss=loss, grad_hard=hard, grad_soft=soft, symbols=d.symbols)
 
 
 def _as_real(value: Any, loss: str, what: str) -> np.ndarray:

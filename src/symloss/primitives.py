@@ -25,6 +25,7 @@ from typing import Any
 
 import sympy as sp
 from sympy import Function, Indexed, IndexedBase, KroneckerDelta, S, Sum, exp, log
+from sympy.codegen import cfunctions as _cfunctions
 from sympy.printing.pretty.stringpict import prettyForm
 
 __all__ = [
@@ -38,7 +39,10 @@ __all__ = [
     "class_sum",
     "dd_code",
     "exp_sub",
+    "log1p",
     "log_softmax",
+    "log_sub",
+    "off_target",
     "product_of_inputs",
     "sigmoid",
     "sigmoid_pow",
@@ -365,6 +369,34 @@ class exp_sub(_Difference):
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
 
 
+class log_sub(_Difference):
+    """:math:`\\log x - y`: in float64 where it is at least half of ``|log x| + |y|``, else from
+    a value good to about 2⁻¹¹⁵ of the terms (:func:`symloss.ddouble.log_sub`), so that it keeps
+    its digits next to the root ``y = log x``, where a double-double ``log x`` (2⁻¹⁰⁶ of it)
+    does not.
+
+    >>> from sympy import Symbol, diff
+    >>> x, y = Symbol("x"), Symbol("y")
+    >>> diff(log_sub(x, y), x), diff(log_sub(x, y), y)
+    (1/x, -1)
+    """
+
+    _fn = "log_sub"
+
+    def _head(self, x: sp.Expr) -> sp.Expr:
+        return log(x)
+
+    def _numpycode(self, printer: object) -> str:
+        # float64 where the difference keeps its digits, else ddouble.log_sub (kernels.log_sub)
+        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"kernels.log_sub({x}, {y})"
+
+    _scipycode = _numpycode
+
+    _eval_rewrite_as_log = _Difference._eval_rewrite_as_Add
+    _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
+
+
 class accurate(Function):
     """``accurate(e)`` is ``e``; numerically, ``e`` evaluated in double-double arithmetic
     (:mod:`symloss.ddouble`: every +, −, ×, ÷ and primitive on ~106-bit pairs, one rounding at
@@ -435,7 +467,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
     (``t_add``, ``t_mul``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
     input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
     selects a pair. Raises :class:`NotImplementedError` for what has no pair function."""
-    unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh",
+    unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh", sp.sinh: "t_sinh",
+                              log1p: "t_log1p",
                               sigmoid: "t_sigmoid", softplus: "t_softplus"}
     binary: dict[type, str] = {sigmoid_pow: "t_sigmoid_pow", sigmoid_sub: "t_sigmoid_sub",
                                exp_sub: "t_exp_sub"}
@@ -462,8 +495,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             value = sp.N(e, 40)
             hi = float(value)
             return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
-        if e.is_Symbol or isinstance(e, sp.Indexed):
-            return lift(leaf(e))
+        if e.is_Symbol or isinstance(e, sp.Indexed) or type(e).__name__ == "at_target":
+            return lift(leaf(e))  # an input (at_target: the input at the target's class)
         if isinstance(e, sp.Add):
             terms = list(e.args)
             for one in (sp.S.NegativeOne, sp.S.One):
@@ -515,6 +548,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
         args = e.args
         if isinstance(e, sp.log) and isinstance(args[0], sp.Add) and sp.S.One in args[0].args:
             return f"{prefix}t_log1p({rec(args[0] - 1)})"  # log(1 + x) as log1p(x)
+        if type(e).__name__ == "hypot1":  # √(1 + x²) (symloss.catalog_boosting)
+            return f"{prefix}t_hypot1({rec(args[0])})"
         if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
             return f"{prefix}t_mul({rec(args[0])}, {prefix}t_exp({rec(args[1])}))"
         for kind, name in unary.items():
@@ -838,3 +873,70 @@ class clamp_min(Function):
         return f"numpy.maximum({x}, {lo})"
 
     _scipycode = _numpycode
+
+
+class log1p(_cfunctions.log1p):
+    """:math:`\\log(1 + x)`, printed as ``log1p`` (NumPy, ``math``, double-double): its relative
+    accuracy where ``x`` is tiny, where ``log(1 + x)`` would round ``1 + x`` first. Reads as
+    :math:`\\log(1 + x)`, and rewritten so (``rewrite(exp)``) for the proofs.
+
+    >>> from sympy import Symbol, diff
+    >>> x = Symbol("x", real=True)
+    >>> diff(log1p(x), x), log1p(x).rewrite(exp)
+    (1/(x + 1), log(x + 1))
+    """
+
+    def _eval_rewrite_as_exp(self, x: sp.Expr, **kwargs: object) -> sp.Expr:
+        return log(1 + x)
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return rf"\log\left(1 + {printer._print(self.args[0])}\right)"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        inner = printer._print(self.args[0])  # type: ignore[attr-defined]
+        inner = prettyForm(*prettyForm(*inner.left("1 + ")).parens())
+        return prettyForm(*inner.left("log"))
+
+
+class off_target(Function):
+    """``off_target(y_k, e)`` is :math:`(1 - y_k)\\,e`: a class term that a one-hot target's own
+    class drops (a margin loss's sum over the classes other than the target's).
+
+    Symbolically the product (``rewrite(exp)``, for the proofs); one opaque term for the class
+    sums, so that a class-index target's ``y_k = δ_kt`` is not distributed into
+    ``Σ_k e_k − e_t`` (which cancels where the other classes' terms are small): printed as
+    ``(1 − y_k)·e`` per class, exactly 0 for the target's class.
+
+    >>> from sympy import Symbol, exp
+    >>> y, e = Symbol("y"), Symbol("e")
+    >>> off_target(y, e).rewrite(exp)
+    e*(1 - y)
+    """
+
+    nargs = 2
+
+    def _eval_rewrite_as_exp(self, y: sp.Expr, e: sp.Expr, **kwargs: object) -> sp.Expr:
+        return (1 - y) * e
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(self.rewrite(exp), s)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return True if all(a.is_real for a in self.args) else None
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(sp.Mul(1 - self.args[0], self.args[1], evaluate=False))  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(sp.Mul(1 - self.args[0], self.args[1], evaluate=False))  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        y, e = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"(1 - {y})*({e})"
+
+    def _numpycode(self, printer: object) -> str:
+        y, e = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"((1.0 - ({y})) * ({e}))"
+
+    _scipycode = _numpycode
+    _pythoncode = _numpycode
