@@ -5,6 +5,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
+import sympy as sp
 
 import symloss
 from symloss import fast
@@ -625,3 +626,40 @@ def test_multi_margin_value_next_to_a_kink(options, dtype, rows):
         got = _both(lambda: d.loss_fn(xs, t))  # noqa: B023
         for path in PATHS:
             assert _ulps(got[path][:1], [want], dtype).max() <= 4, (path, x, got[path][0], want)
+
+
+def _certified_sites(expr):
+    from symloss.primitives import accurate, exp_sub, log_sub, sigmoid_sub, softmax_sub
+
+    return sp.sympify(expr).has(accurate, sigmoid_sub, exp_sub, log_sub, softmax_sub)
+
+
+@pytest.mark.parametrize("name", [n for n in symloss.losses()
+                                  if symloss.derive(n).spec.family != "rows"])
+def test_every_certified_form_can_be_rescued(name):
+    """Wherever an evaluator may leave NaN for symloss.exact (a double-double site), exact can
+    evaluate that form: else the NaN would reach the user."""
+    from symloss import exact
+    from symloss.layout import forms
+
+    d = symloss.derive(name)
+    subst = d.declaration.substitute_definitions
+    f = forms(d)
+    cases = [("loss", True, f.loss), ("grad", True, f.grad_hard), ("grad", False, f.grad_soft),
+             ("hvp", True, subst(d.hvp_expr)), ("hess", True, subst(d.hessian_diagonal))]
+    symbols = d.declaration.symbols
+    for what, hard, expr in cases:
+        if not _certified_sites(expr):
+            continue
+        if d.spec.family == "class_axis":
+            for c in range(3):
+                e = exact.row_expression(d, what, hard, c, 3)
+                assert e is not None, (name, what, hard, c)
+                values = {s: 0.25 + 0.125 * n for n, s in enumerate(sorted(
+                    e.atoms(sp.Indexed, sp.Symbol), key=str))}
+                assert exact._evaluate(e, values) is not None, (name, what, hard, c)
+        else:
+            values = {s: 0.25 + 0.125 * n for n, s in enumerate(symbols.values())
+                      if isinstance(s, sp.Symbol)}
+            values[sp.Symbol("v", real=True)] = 1.0
+            assert exact._evaluate(sp.sympify(expr), values) is not None, (name, what, hard)

@@ -414,5 +414,5 @@ def test_layers_import_downwards_only():
     assert imports("fast") <= {"algebra", "cache", "layout", "primitives", "derive", "_statements"}
     assert imports("_statements") <= set()  # statements from printed code: Python's ast only
     # the exact values of what neither evaluator could certify: from the derivation's forms
-    assert imports("exact") <= {"layout", "primitives", "derive"}
+    assert imports("exact") <= {"layout", "primitives", "hinges", "derive"}
     assert "evaluate" in imports("derive") and "numeric" not in imports("derive")

@@ -124,8 +124,6 @@ def _evaluate(expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
 def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
                  v: np.ndarray | None) -> np.ndarray:
     """:func:`rescue` on a class axis: ``out`` is per row (``loss``) or per row and class."""
-    from .primitives import CLASS_INDEX, NUM_CLASSES, _ClassAxisFunction, softmax
-
     z = layout.arrays["input"]
     n_rows, n_classes = z.shape
     table = out.reshape(n_rows, -1)
@@ -153,15 +151,7 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
         hard = bool(np.all((y == 0.0) | (y == 1.0)))
         key = (hard, int(c))
         if key not in exprs:
-            e = sp.sympify(_expression(d, what, hard))
-            if what != "loss":
-                e = e.xreplace({CLASS_INDEX: sp.Integer(int(c) + 1)})
-            e = e.xreplace({NUM_CLASSES: sp.Integer(n_classes)})
-            # the class-axis functions as sums of exponentials, the sums written out
-            for _ in range(3):
-                e = e.rewrite(sp.Sum).rewrite(softmax).rewrite(sp.exp)
-            e = e.doit()
-            exprs[key] = None if e.atoms(_ClassAxisFunction) or e.has(sp.Sum) else e
+            exprs[key] = row_expression(d, what, hard, int(c), n_classes)
         expr = exprs[key]
         if expr is None:
             continue
@@ -178,3 +168,27 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
         if value is not None:
             table[r, c] = float(value / divisor)
     return out
+
+
+def row_expression(derivation: Derivation, what: str, hard: bool, c: int,
+                   n_classes: int) -> sp.Expr | None:
+    """A class-axis ``what`` at class ``c`` (0-based) of a row of ``n_classes``, with its sums
+    written out and its class-axis functions as exponentials: an expression of the entries
+    ``z[1] … z[n]`` (and ``y``, ``w``, ``v``) that ``evalf`` evaluates; ``None`` where one of
+    them has no such form."""
+    from .hinges import at_target
+    from .primitives import CLASS_INDEX, NUM_CLASSES, SUM_INDEX, _ClassAxisFunction, softmax
+
+    e = sp.sympify(_expression(derivation, what, hard))
+    if what != "loss":
+        e = e.xreplace({CLASS_INDEX: sp.Integer(c + 1)})
+    # the target's entry x_t as the sum Σ_k y_k x_k it stands for
+    e = e.replace(lambda a: isinstance(a, at_target),
+                  lambda a: sp.Sum(a.args[1][SUM_INDEX] * a.args[0][SUM_INDEX],
+                                   (SUM_INDEX, 1, NUM_CLASSES)))
+    e = e.xreplace({NUM_CLASSES: sp.Integer(n_classes)})
+    # the class-axis functions as sums of exponentials, the sums written out
+    for _ in range(3):
+        e = e.rewrite(sp.Sum).rewrite(softmax).rewrite(sp.exp)
+    e = e.doit()
+    return None if e.atoms(_ClassAxisFunction) or e.has(sp.Sum) else e

@@ -389,7 +389,7 @@ class log_sub(_Difference):
     def _numpycode(self, printer: object) -> str:
         # float64 where the difference keeps its digits, else ddouble.log_sub (kernels.log_sub)
         x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return f"kernels.log_sub({x}, {y})"
+        return _certified(printer, f"kernels.log_sub({x}, {y})", self.rewrite(sp.Add))
 
     _scipycode = _numpycode
 
