@@ -253,10 +253,13 @@ def fits1_m(p: float, m: float) -> bool:
 
 @njit(inline="always", error_model="numpy")
 def certified(r: float, m: float, flag: np.ndarray) -> float:
-    """``r``, or NaN where ``0 < |r| < 2⁻³⁹·m``: a double-double result too cancelled to trust
+    """``r``, or NaN where ``0 < |r| < 2⁻³⁹·m`` or the terms are within 2⁵⁴ of the subnormals: a
+    double-double result too cancelled, or with too few bits in its low parts, to trust
     (:func:`symloss.ddouble.certified`), with ``flag[0]`` set, so that the caller looks for
     the NaN elements :mod:`symloss.exact` recomputes only where there are some."""
-    if abs(r) < 1.8189894035458565e-12 * m and r != 0.0:
+    a = abs(r)
+    if r != 0.0 and (a < 1.8189894035458565e-12 * m
+                     or (m < 4.008336720017946e-292 and a >= 2.2250738585072014e-308)):
         flag[0] = 1
         return math.nan
     return r

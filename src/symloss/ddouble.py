@@ -671,11 +671,19 @@ def t_final(a: tuple[Any, Any], plain: Any) -> Any:
 UNCERTIFIED = 2.0**-39
 
 
+#: Terms below this (2⁻⁹⁶⁸) leave a pair's low part subnormal: fewer than 106 bits. A normal
+#: result of such terms is not trusted either (a subnormal one may flush, as allowed).
+TINY_TERMS = 2.0**-968
+
+
 def certified(r: Any, m: Any) -> Any:
-    """``r``, or NaN where ``0 < |r| < UNCERTIFIED·m`` (see :data:`UNCERTIFIED`). An exact 0
-    passes: the pair cancelled to its last bit, which an exact root does too."""
+    """``r``, or NaN where ``0 < |r| < UNCERTIFIED·m`` (see :data:`UNCERTIFIED`) or where a
+    normal ``r`` comes from terms below :data:`TINY_TERMS`. An exact 0 passes: the pair
+    cancelled to its last bit, which an exact root does too."""
+    a = np.abs(r)
     with np.errstate(invalid="ignore"):
-        return np.where((np.abs(r) < UNCERTIFIED * m) & (r != 0.0), np.nan, r)
+        bad = (a < UNCERTIFIED * m) | ((m < TINY_TERMS) & (a >= 2.2250738585072014e-308))
+        return np.where(bad & (r != 0.0), np.nan, r)
 
 
 def _t_final_scalar(a: tuple[Any, Any], plain: Any) -> Any:
