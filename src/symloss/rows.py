@@ -404,7 +404,7 @@ class _Tracked:
     distance to the exact value; ``unit``: the relative error of one rounding (with slack)."""
 
     __array_ufunc__ = None
-    __slots__ = ("v", "e", "unit")
+    __slots__ = ("e", "unit", "v")
 
     def __init__(self, v: Any, e: Any, unit: _Unit) -> None:
         self.v, self.e, self.unit = v, e, unit
@@ -642,18 +642,17 @@ def _t_sum(x: Any, axis: int) -> _Tracked:
     if not n or n[axis] == 1:
         return x
     width = n[axis]
-    total_mag = np.sum(_mag(x.v), axis=axis, keepdims=True)
+    total_mag = np.sum(np.broadcast_to(_mag(x.v), n), axis=axis, keepdims=True)
     e = np.sum(np.broadcast_to(x.e, n), axis=axis, keepdims=True)
     if isinstance(x.v, _DD):
         hi, lo = np.moveaxis(x.v.hi, axis, 0), np.moveaxis(x.v.lo, axis, 0)
         acc = _DD(hi[0], lo[0])
         for j in range(1, width):
             acc = acc + _DD(hi[j], lo[j])
-        v = _DD(np.expand_dims(acc.hi, axis), np.expand_dims(acc.lo, axis))
-        return _Tracked(v, e + width * x.unit * total_mag, x.unit)
-    v = axis_sum(np.broadcast_to(x.v, n), axis)  # compensated: one rounding, O(n²u²) of the terms
-    return _Tracked(v, e + x.unit * np.abs(v) + (2 * width) ** 2 * x.unit**2 * total_mag,
-                    x.unit)
+        total = _DD(np.expand_dims(acc.hi, axis), np.expand_dims(acc.lo, axis))
+        return _Tracked(total, e + width * x.unit * total_mag, x.unit)
+    s = axis_sum(np.broadcast_to(x.v, n), axis)  # compensated: one rounding, O(n²u²) of the terms
+    return _Tracked(s, e + x.unit * _mag(s) + (2 * width) ** 2 * x.unit**2 * total_mag, x.unit)
 
 
 def _t_dot(x: Any, y: Any, axis: int) -> _Tracked:
@@ -669,7 +668,7 @@ def _t_dot(x: Any, y: Any, axis: int) -> _Tracked:
     v = axis_dot(x.v, y.v, axis)
     e = np.sum(np.broadcast_to(e, shape), axis=axis, keepdims=True)
     total = np.sum(np.broadcast_to(prod_mag, shape), axis=axis, keepdims=True)
-    return _Tracked(v, e + x.unit * np.abs(v) + (4 * width) ** 2 * x.unit**2 * total, x.unit)
+    return _Tracked(v, e + x.unit * _mag(v) + (4 * width) ** 2 * x.unit**2 * total, x.unit)
 
 
 class _TrackedNumpy:
