@@ -16,7 +16,12 @@ this module evaluates such expressions with NumPy, with torch's bookkeeping arou
   number per row; the target is decoded from its declared domain (:data:`TARGET_DOMAINS`:
   ``±1`` per row, or sets of class indices padded with −1) and checked;
 * arrays broadcast as in torch, and the gradient of a broadcast array sums over the broadcast
-  axes; ``reduction='mean'`` divides by the number of rows.
+  axes; ``reduction='mean'`` divides by the number of rows;
+* every loss, gradient and Hessian-vector product is certified: the kernel also runs on
+  numbers that carry a bound on their error, and a result whose terms cancel beyond what the
+  working precision can vouch for (long double for float64, float64 for float32) is evaluated
+  again in double-double, then, if even that cannot certify it, exactly
+  (:meth:`RowAdapter._certified`).
 
 A new row-wise loss is a declaration (a :class:`RowLossSpec` in the catalogue); nothing here
 names a loss.
@@ -785,11 +790,12 @@ class RowKernel:
             out = fn(*args)
             if not isinstance(out, _Tracked):
                 raise _Untracked("a result that depends on no array")
-            v = out.v
+            v, e = out.v, out.e
             if isinstance(v, _DD):
                 work = np.asarray(values[self.views[0][0]]).dtype
                 v = v.hi.astype(work) + v.lo.astype(work)  # rounded once to the working dtype
-            e = np.broadcast_to(out.e, np.shape(v))
+                e = e + float(np.finfo(work).eps) * _mag(v)
+            e = np.broadcast_to(e, np.shape(v))
         return self._laid_out(v, rows, width), self._laid_out(e, rows, width)
 
 
