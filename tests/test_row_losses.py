@@ -631,4 +631,11 @@ def test_random_rows_need_no_exact_rescue(monkeypatch):
                 for key in d.spec.differentiable():
                     d.grad_fn(*arrays, wrt=key)
                 d.hvp_fn(*arrays, rng.standard_normal((300, 16)).astype(dtype))
+    from symloss.rows import _index_lists
+
+    d = symloss.derive("multilabel_margin_loss", reduction="sum")
+    targets = _index_lists(rng, (300, 8))
+    for x in (rng.standard_normal((300, 8)), np.round(rng.standard_normal((300, 8)) * 2) / 2):
+        d.loss_fn(x, targets)  # half-integer scores: many pairs exactly on their kink
+        d.grad_fn(x, targets)
     assert not calls

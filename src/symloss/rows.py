@@ -392,6 +392,26 @@ def _sign_of(v: Any) -> Any:
     return np.sign(v.hi) if isinstance(v, _DD) else np.sign(v)
 
 
+def _integral(x: _Tracked) -> float | None:
+    """The largest ``|x|`` if ``x`` is exact and holds whole numbers only, else ``None`` (its
+    first element decides at once for the usual non-integer data)."""
+    v = x.v
+    if isinstance(v, _DD):
+        if np.any(v.lo):
+            return None
+        v = v.hi
+    v = np.asarray(v)
+    if v.dtype.kind != "f" or v.size == 0:
+        return None
+    first = v.flat[0]
+    if first != np.trunc(first) or np.any(x.e):
+        return None
+    with np.errstate(invalid="ignore"):
+        if not np.all(v == np.trunc(v)):
+            return None
+    return float(np.max(np.abs(v)))
+
+
 class _Unit(float):
     """The relative error of one rounding (with slack), and how many numbers a per-row array
     of the evaluation holds (:meth:`_Tracked._exact_operands`)."""
@@ -423,35 +443,46 @@ class _Tracked:
             return _Tracked(_DD(float(x)) if isinstance(self.v, _DD) else x, 0.0, self.unit)
         raise _Untracked(type(x).__name__)
 
-    def _round(self, v: Any, e: Any) -> _Tracked:
-        return _Tracked(v, e + self.unit * _mag(v), self.unit)
+    def _round(self, v: Any, e: Any, o: _Tracked | None = None) -> _Tracked:
+        rounding = self.unit * _mag(v)
+        if o is not None and isinstance(v, _DD):
+            # the double-double sum and product of two exact doubles are exact
+            exact = (self.e == 0) & (o.e == 0) & (self.v.lo == 0) & (o.v.lo == 0)
+            rounding = np.where(exact, 0.0, rounding)
+        return _Tracked(v, e + rounding, self.unit)
 
     def _exact_operands(self, o: _Tracked) -> bool:
         """Both operands exact and the operands per row (not per element, where it would cost
         a pass per operation): then the operation's own rounding error is computed exactly (a
         factor 1/2, a ±1 target, a step: no error where there is none)."""
+        if isinstance(self.v, _DD):  # see _round: exact where both are doubles
+            return False
         if max(np.size(self.e), np.size(o.e), np.size(_mag(self.v)), np.size(_mag(o.v))) \
                 > self.unit.per_row:
             return False
-        if np.any(self.e) or np.any(o.e):
+        return not (np.any(self.e) or np.any(o.e))
+
+    def _integers(self, o: _Tracked, product: bool) -> bool:
+        """Both operands exact whole numbers whose sum (or product) float64 holds exactly --
+        counts of classes, steps, their sums: the result is exact too."""
+        a, b = _integral(self), _integral(o)
+        if a is None or b is None:
             return False
-        if isinstance(self.v, _DD):  # two doubles: their double-double sum and product are exact
-            return not (np.any(self.v.lo) or np.any(o.v.lo))
-        return True
+        return (a * b if product else a + b) < 2.0**53
 
     def _rounded_exactly(self, v: Any, error: Any) -> _Tracked:
         return _Tracked(v, np.abs(np.asarray(error, dtype=np.float64)), self.unit)
 
     def __add__(self, other: Any) -> _Tracked:
         o = self._lift(other)
+        if self._integers(o, product=False):
+            return _Tracked(self.v + o.v, 0.0, self.unit)
         if self._exact_operands(o):
-            if isinstance(self.v, _DD):
-                return _Tracked(self.v + o.v, 0.0, self.unit)
             a, b = np.asarray(self.v), np.asarray(o.v)
             s = a + b
             bb = s - a
             return self._rounded_exactly(s, (a - (s - bb)) + (b - bb))  # TwoSum's error
-        return self._round(self.v + o.v, self.e + o.e)
+        return self._round(self.v + o.v, self.e + o.e, o)
 
     __radd__ = __add__
 
@@ -466,18 +497,20 @@ class _Tracked:
 
     def __sub__(self, other: Any) -> _Tracked:
         o = self._lift(other)
+        if self._integers(o, product=False):
+            return _Tracked(self.v - o.v, 0.0, self.unit)
         if self._exact_operands(o):
             return self + (-o)
-        return self._round(self.v - o.v, self.e + o.e)
+        return self._round(self.v - o.v, self.e + o.e, o)
 
     def __rsub__(self, other: Any) -> _Tracked:
         return self._lift(other) - self
 
     def __mul__(self, other: Any) -> _Tracked:
         o = self._lift(other)
+        if self._integers(o, product=True):
+            return _Tracked(self.v * o.v, 0.0, self.unit)
         if self._exact_operands(o):
-            if isinstance(self.v, _DD):
-                return _Tracked(self.v * o.v, 0.0, self.unit)
             a, b = np.asarray(self.v), np.asarray(o.v)
             p = a * b
             kind = p.dtype.type if p.dtype.kind == "f" else np.float64
@@ -496,7 +529,7 @@ class _Tracked:
                              self.unit * _mag(p))
             return _Tracked(p, error, self.unit)
         e = _mag(self.v) * o.e + _mag(o.v) * self.e + self.e * o.e
-        return self._round(self.v * o.v, e)
+        return self._round(self.v * o.v, e, o)
 
     __rmul__ = __mul__
 
@@ -647,6 +680,11 @@ def _t_sum(x: Any, axis: int) -> _Tracked:
     if not n or n[axis] == 1:
         return x
     width = n[axis]
+    whole = _integral(x)
+    if whole is not None and whole * n[axis] < 2.0**53:  # whole numbers: every sum is exact
+        if isinstance(x.v, _DD):
+            return _Tracked(_DD(np.sum(x.v.hi, axis=axis, keepdims=True)), 0.0, x.unit)
+        return _Tracked(np.sum(x.v, axis=axis, keepdims=True), 0.0, x.unit)
     total_mag = np.sum(np.broadcast_to(_mag(x.v), n), axis=axis, keepdims=True)
     e = np.sum(np.broadcast_to(x.e, n), axis=axis, keepdims=True)
     if isinstance(x.v, _DD):
