@@ -1083,7 +1083,7 @@ class RowAdapter:
             except _Untracked:  # pragma: no cover - the working-precision pass would have raised
                 v2, e2 = flat_out[rows], np.full(flat_out[rows].shape, np.inf)
             v2, e2 = v2.reshape(rows.size, -1), e2.reshape(rows.size, -1)
-            still = unsure(v2, e2)
+            still = unsure(v2, e2) | ~np.isfinite(v2)  # past float64's range: exactly
             flat_out[rows] = np.where(still, flat_out[rows], v2)
             for (r, c) in np.argwhere(still):
                 exact = self._exact(key, values, p, int(rows[r]), int(c) if kernel.free is not None
