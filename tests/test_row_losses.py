@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import mpmath
 import numpy as np
 import pytest
 import sympy as sp
@@ -496,3 +497,145 @@ def test_row_printer_subtracts_elements_first_and_takes_exact_products():
     right = np.array([[1.0, -(1.0 - 2.0**-30)]])
     assert float(axis_dot(left, right, -1)[0, 0]) == 2.0**-60
     assert float(np.sum(left * right)) != 2.0**-60
+
+
+# --------------------------------------------------------------------------- exact to the last bits
+def _mp_triplet(a, p, n, margin=1.0, eps=1e-6):
+    """Loss and ∂/∂anchor of triplet_margin_loss (p = 2, no swap), exact (mpmath)."""
+    a, p, n = ([mpmath.mpf(float(t)) for t in row] for row in (a, p, n))
+    e = mpmath.mpf(eps)
+    u = [x - y + e for x, y in zip(a, p, strict=True)]
+    w = [x - y + e for x, y in zip(a, n, strict=True)]
+    dp, dn = mpmath.sqrt(mpmath.fsum(t * t for t in u)), mpmath.sqrt(mpmath.fsum(t * t for t in w))
+    arg = margin + dp - dn
+    grad = [x / dp - y / dn if arg > 0 else mpmath.mpf(0) for x, y in zip(u, w, strict=True)]
+    return max(arg, mpmath.mpf(0)), grad
+
+
+def _mp_cosine(a, b, y, margin=0.0):
+    """Loss and ∂/∂input1 of cosine_embedding_loss, exact (aten's ε = 1e-12 as a float)."""
+    a, b = ([mpmath.mpf(float(t)) for t in row] for row in (a, b))
+    eps = mpmath.mpf(float(np.float32(1e-12)))
+    sa = mpmath.fsum(t * t for t in a) + eps
+    sb = mpmath.fsum(t * t for t in b) + eps
+    c = mpmath.fsum(s * t for s, t in zip(a, b, strict=True)) / mpmath.sqrt(sa * sb)
+    dc = [t / mpmath.sqrt(sa * sb) - c * s / sa for s, t in zip(a, b, strict=True)]
+    if y == 1:
+        return 1 - c, [-g for g in dc]
+    active = c - margin > 0
+    return max(c - margin, mpmath.mpf(0)), [g if active else mpmath.mpf(0) for g in dc]
+
+
+def _ulps_off(got, exact, dtype) -> float:
+    worst = 0.0
+    for g, e in zip(np.ravel(got), exact, strict=True):
+        ef = abs(float(e))
+        if ef < np.finfo(dtype).tiny and g == 0:
+            continue
+        worst = max(worst, float(abs(mpmath.mpf(float(g)) - e)) / float(np.spacing(dtype(ef))))
+    return worst
+
+
+#: The adversarial search's worst float64 points on main (benchmarks/accuracy.py): the triplet
+#: hinge argument d₊ − d₋ + margin cancelling to 7e-18 (3.97e13 ulp off), a triplet gradient
+#: component cancelling to 8e-17 (8.57e3 ulp), cosine gradient components of two rows equal to
+#: 10 digits, |a| ≈ 6e11 (22 ulp).
+_HARD_ROWS = {
+    "triplet_margin_loss": [
+        ([-1.1705308084076826, -1.4342814596741216, 0.6398520751723785, 0.7543689046395511,
+          -0.9589337077942218],
+         [-0.263788160540625, -0.46332413970987085, 1.2297538109392712, -1.1053671072691253,
+          1.0301551978238768],
+         [1.4183210418166659, -0.132164705937462, 0.02962131977422511, -0.9544935400023618,
+          1.2796508333051262]),
+        ([264.5917633584743, 658.256178520381, -303.93638033924606],
+         [794.0773293935657, 2177.534619531047, -1586.354190273186],
+         [1783.8702237746497, 1187.74175131851, -1586.3542066533114]),
+    ],
+    "cosine_embedding_loss": [
+        ([1.5089848581200509e+09, -5.3798697379584198e+10, 3.2126896265688438e+10,
+          1.4334469204946472e+11, -2.3130468247995625e+10, -1.1840240245662535e+10,
+          -1.9843785073819849e+11, 1.3127483619735818e+11, -9.3322000380093369e+10,
+          1.3893107900120972e+11, 7.8741514464055801e+10, 1.9047053883615359e+11,
+          6.4132705763148598e+10, -1.3185613813619737e+11, 3.5129115798301477e+11,
+          1.8635263708692380e+11],
+         [1.5089848581987069e+09, -5.3798697379778305e+10, 3.2126896265609642e+10,
+          1.4334469204930682e+11, -2.3130468248263908e+10, -1.1840240245676136e+10,
+          -1.9843785073860321e+11, 1.3127483619714229e+11, -9.3322000380191177e+10,
+          1.3893107900095862e+11, 7.8741514464047546e+10, 1.9047053883629712e+11,
+          6.4132705763118477e+10, -1.3185613813637897e+11, 3.5129115798315411e+11,
+          1.8635263708700974e+11],
+         1.0),
+    ],
+}
+
+
+def _hard_cases():
+    for name, points in _HARD_ROWS.items():
+        for number, point in enumerate(points):
+            for dtype in ("float64", "float32"):
+                yield pytest.param(name, point, dtype, id=f"{name}-{number}-{dtype}")
+
+
+@pytest.mark.parametrize(("name", "point", "dtype"), list(_hard_cases()))
+def test_rows_where_the_terms_cancel_are_exact(name, point, dtype):
+    """Within 4 ulp of mpmath (value and gradient) at the search's worst points and at the
+    input moved by ±1, ±2 ulp and ±2⁻²⁰ relative (a row on either side of the cancellation)."""
+    mpmath.mp.dps = 80
+    dt = np.dtype(dtype).type
+    *vectors, rest = point if name == "cosine_embedding_loss" else (*point, None)
+    rows = [np.asarray(v, dtype=dt) for v in vectors]
+    first = rows[0]
+    moved = [first]
+    for k in (1, 2):
+        moved += [np.nextafter(first, first * np.inf) if k == 1 else
+                  np.nextafter(np.nextafter(first, first * np.inf), first * np.inf),
+                  np.nextafter(first, dt(0))]
+    moved.append((first * dt(1 + 2.0**-20)).astype(dt))
+    loss_fn = symloss.derive(name, reduction="none").loss_fn
+    grad_fn = symloss.derive(name, reduction="sum").grad_fn
+    for x in moved:
+        arrays = [x[None], *(r[None] for r in rows[1:])]
+        if name == "cosine_embedding_loss":
+            arrays.append(np.array([rest], dtype=dt))
+            value, grad = _mp_cosine(x, rows[1], rest)
+        else:
+            value, grad = _mp_triplet(x, rows[1], rows[2])
+        assert _ulps_off(loss_fn(*arrays), [value], dt) <= 4, (x, loss_fn(*arrays), value)
+        assert _ulps_off(grad_fn(*arrays), grad, dt) <= 4, (x, grad_fn(*arrays), grad)
+
+
+def test_random_rows_need_no_exact_rescue(monkeypatch):
+    """The certified evaluation hands no element of random rows to mpmath (it would cost a
+    millisecond each): the working precision certifies almost all, double-double the rest."""
+    from symloss import exact
+
+    calls: list[int] = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    real = exact.row_value
+    monkeypatch.setattr(exact, "row_value", counting)
+    rng = np.random.default_rng(31)
+    for name, count in (("triplet_margin_loss", 3), ("cosine_embedding_loss", 2)):
+        for dtype in (np.float64, np.float32):
+            for scale in (1.0, 1e-3, 1e5):
+                arrays = [(rng.standard_normal((300, 16)) * scale).astype(dtype)
+                          for _ in range(count)]
+                if name == "cosine_embedding_loss":
+                    arrays.append(np.where(rng.uniform(size=300) < 0.5, 1.0, -1.0).astype(dtype))
+                d = symloss.derive(name, reduction="sum")
+                d.loss_fn(*arrays)
+                for key in d.spec.differentiable():
+                    d.grad_fn(*arrays, wrt=key)
+                d.hvp_fn(*arrays, rng.standard_normal((300, 16)).astype(dtype))
+    from symloss.rows import _index_lists
+
+    d = symloss.derive("multilabel_margin_loss", reduction="sum")
+    targets = _index_lists(rng, (300, 8))
+    for x in (rng.standard_normal((300, 8)), np.round(rng.standard_normal((300, 8)) * 2) / 2):
+        d.loss_fn(x, targets)  # half-integer scores: many pairs exactly on their kink
+        d.grad_fn(x, targets)
+    assert not calls

@@ -192,3 +192,43 @@ def row_expression(derivation: Derivation, what: str, hard: bool, c: int,
         e = e.rewrite(sp.Sum).rewrite(softmax).rewrite(sp.exp)
     e = e.doit()
     return None if e.atoms(_ClassAxisFunction) or e.has(sp.Sum) else e
+
+
+#: A row expression with its sums written out, by (expression, row width, free index value).
+_ROW_EXPRESSIONS: dict[tuple[sp.Expr, int, int | None], sp.Expr] = {}
+
+
+def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], size: Any,
+              width: int, index: Any, column: int | None) -> float | None:
+    """The exact value of a row-wise loss's per-row expression (:mod:`symloss.rows`) at one
+    row, rounded once to float64: its sums over the ``size`` (``D``) features written out for
+    this ``width``, the free ``index`` set to ``column + 1`` (a gradient's element), the arrays'
+    elements and the per-row numbers and options from ``point`` (name -> float or list of
+    floats, as ``symbols`` names them). ``None`` where it is not a finite real number.
+
+    :class:`symloss.rows.RowAdapter` calls it for the few elements that even double-double
+    cannot certify (a hinge argument or a gradient component cancelling by more than ~45
+    bits), as :func:`rescue` does for the element-wise losses.
+    """
+    key = (expr, width, column)
+    if key not in _ROW_EXPRESSIONS:
+        e = expr.xreplace({size: sp.Integer(width)}) if size is not None else expr
+        if column is not None:
+            e = e.xreplace({index: sp.Integer(column + 1)})
+        _ROW_EXPRESSIONS[key] = sp.sympify(e.doit())
+    e = _ROW_EXPRESSIONS[key]
+    labels = {str(s.label): n for n, s in symbols.items() if isinstance(s, sp.IndexedBase)}
+    values: dict[Any, float] = {}
+    for element in e.atoms(sp.Indexed):
+        (k,) = element.indices
+        if not k.is_Integer:
+            return None  # an index the sums did not resolve
+        values[element] = float(point[labels[str(element.base.label)]][int(k) - 1])
+    for name, symbol in symbols.items():
+        if isinstance(symbol, sp.Symbol) and symbol in e.free_symbols and name in point:
+            values[symbol] = float(point[name])
+    value = _evaluate(e, values)
+    if value is None:
+        return None
+    out = float(value)
+    return out if np.isfinite(out) else None

@@ -16,7 +16,12 @@ this module evaluates such expressions with NumPy, with torch's bookkeeping arou
   number per row; the target is decoded from its declared domain (:data:`TARGET_DOMAINS`:
   ``±1`` per row, or sets of class indices padded with −1) and checked;
 * arrays broadcast as in torch, and the gradient of a broadcast array sums over the broadcast
-  axes; ``reduction='mean'`` divides by the number of rows.
+  axes; ``reduction='mean'`` divides by the number of rows;
+* every loss, gradient and Hessian-vector product is certified: the kernel also runs on
+  numbers that carry a bound on their error, and a result whose terms cancel beyond what the
+  working precision can vouch for (long double for float64, float64 for float32) is evaluated
+  again in double-double, then, if even that cannot certify it, exactly
+  (:meth:`RowAdapter._certified`).
 
 A new row-wise loss is a declaration (a :class:`RowLossSpec` in the catalogue); nothing here
 names a loss.
@@ -24,6 +29,7 @@ names a loss.
 
 from __future__ import annotations
 
+import types
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -275,6 +281,12 @@ class _Printer(SciPyPrinter):
                 out = f"numpy.where({self._print(cond)}, {self._print(value)}, {out})"
         return out
 
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        q = int(expr.q)
+        if q & (q - 1) == 0:  # a dyadic rational: the float is exact
+            return super()._print_Rational(expr)  # type: ignore[no-any-return]
+        return f"_q({int(expr.p)}, {q})"  # rounded once; the tracked evaluation knows it
+
     def _print_Max(self, expr: sp.Max) -> str:
         out = self._print(expr.args[0])
         for arg in expr.args[1:]:
@@ -282,7 +294,463 @@ class _Printer(SciPyPrinter):
         return out
 
 
-_NAMESPACE = {"numpy": np, "kernels": kernels, "axis_sum": axis_sum, "axis_dot": axis_dot}
+# --------------------------------------------------------------------------- certified values
+# A row kernel is also run on tracked numbers: each value carries a bound on its distance to
+# the exact value of its subexpression at the given floats (a running error analysis: every
+# rounding adds U·|result|, every operation propagates its operands' bounds to first order and
+# beyond). A result is certified where that bound is under 2⁻ᵖ⁻¹ of it (p: the mantissa bits of
+# its dtype; at most 1 ulp): it is then within 1.5 ulp of exact after the final rounding. Elsewhere -- a result that
+# cancels by more than the working precision's extra bits (11 for float64 in long double, 29
+# for float32 in float64) -- the row is evaluated again in double-double (about 104 bits), and
+# what even that cannot certify (cancellation beyond ~45 bits, a kink decided by less than the
+# error) is computed exactly by :func:`symloss.exact.row_value` (mpmath), rounded once.
+
+
+class _Untracked(Exception):
+    """The kernel uses an operation the tracked evaluation has no error bound for."""
+
+
+class _DD:
+    """A double-double array: ``hi + lo``, ``|lo| ≤ ulp(hi)/2``, float64 parts."""
+
+    __array_ufunc__ = None
+    __slots__ = ("hi", "lo")
+
+    def __init__(self, hi: Any, lo: Any = 0.0) -> None:
+        self.hi, self.lo = np.asarray(hi, dtype=np.float64), np.asarray(lo, dtype=np.float64)
+
+    @staticmethod
+    def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+        s = a + b
+        bb = s - a
+        return s, (a - (s - bb)) + (b - bb)
+
+    @staticmethod
+    def _split(a: Any) -> tuple[Any, Any]:
+        t = 134217729.0 * a
+        hi = t - (t - a)
+        return hi, a - hi
+
+    @classmethod
+    def _two_prod(cls, a: Any, b: Any) -> tuple[Any, Any]:
+        p = a * b
+        ah, al = cls._split(a)
+        bh, bl = cls._split(b)
+        return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+    @staticmethod
+    def _fast(s: Any, e: Any) -> _DD:
+        hi = s + e
+        return _DD(hi, e - (hi - s))
+
+    def __add__(self, other: _DD) -> _DD:
+        s, e = self._two_sum(self.hi, other.hi)
+        t, f = self._two_sum(self.lo, other.lo)
+        s, e = self._two_sum(s, e + t)
+        out = self._fast(s, e + f)
+        return out
+
+    def __neg__(self) -> _DD:
+        return _DD(-self.hi, -self.lo)
+
+    def __sub__(self, other: _DD) -> _DD:
+        return self + (-other)
+
+    def __mul__(self, other: _DD) -> _DD:
+        p, e = self._two_prod(self.hi, other.hi)
+        return self._fast(p, e + (self.hi * other.lo + self.lo * other.hi))
+
+    def __truediv__(self, other: _DD) -> _DD:
+        q1 = self.hi / other.hi
+        r = self - other * _DD(q1)
+        q2 = r.hi / other.hi
+        r = r - other * _DD(q2)
+        q3 = r.hi / other.hi
+        return self._fast(q1, q2) + _DD(q3)
+
+    def sqrt(self) -> _DD:
+        s = np.sqrt(self.hi)
+        safe = np.where(s > 0, s, 1.0)
+        p, e = self._two_prod(s, s)
+        r = self - _DD(p, e)
+        return self._fast(s, np.where(s > 0, r.hi / (2.0 * safe), 0.0))
+
+    def mag(self) -> Any:
+        return np.abs(self.hi)
+
+    def where(self, cond: Any, other: _DD) -> _DD:
+        return _DD(np.where(cond, self.hi, other.hi), np.where(cond, self.lo, other.lo))
+
+
+def _mag(v: Any) -> Any:
+    """``|v|`` in float64: the error bounds are float64 (beyond 10³⁰⁸ a bound is inf, the
+    result uncertified, and the exact evaluation answers)."""
+    return v.mag() if isinstance(v, _DD) else np.abs(np.asarray(v, dtype=np.float64))
+
+
+def _sign_of(v: Any) -> Any:
+    return np.sign(v.hi) if isinstance(v, _DD) else np.sign(v)
+
+
+def _integral(x: _Tracked) -> float | None:
+    """The largest ``|x|`` if ``x`` is exact and holds whole numbers only, else ``None`` (its
+    first element decides at once for the usual non-integer data)."""
+    v = x.v
+    if isinstance(v, _DD):
+        if np.any(v.lo):
+            return None
+        v = v.hi
+    v = np.asarray(v)
+    if v.dtype.kind != "f" or v.size == 0:
+        return None
+    first = v.flat[0]
+    if first != np.trunc(first) or np.any(x.e):
+        return None
+    with np.errstate(invalid="ignore"):
+        if not np.all(v == np.trunc(v)):
+            return None
+    return float(np.max(np.abs(v)))
+
+
+class _Unit(float):
+    """The relative error of one rounding (with slack), and how many numbers a per-row array
+    of the evaluation holds (:meth:`_Tracked._exact_operands`)."""
+
+    per_row: int
+
+    def __new__(cls, unit: float, per_row: int) -> _Unit:
+        out = super().__new__(cls, unit)
+        out.per_row = per_row
+        return out
+
+
+class _Tracked:
+    """A value (an array in the working precision, or a :class:`_DD`) and a bound ``e`` on its
+    distance to the exact value; ``unit``: the relative error of one rounding (with slack)."""
+
+    __array_ufunc__ = None
+    __slots__ = ("e", "unit", "v")
+
+    def __init__(self, v: Any, e: Any, unit: _Unit) -> None:
+        self.v, self.e, self.unit = v, e, unit
+
+    def _lift(self, x: Any) -> _Tracked:
+        if isinstance(x, _Tracked):
+            return x
+        if isinstance(x, _Rational):
+            return x.tracked(self)
+        if isinstance(x, (int, float, np.floating, np.integer)):
+            return _Tracked(_DD(float(x)) if isinstance(self.v, _DD) else x, 0.0, self.unit)
+        raise _Untracked(type(x).__name__)
+
+    def _round(self, v: Any, e: Any, o: _Tracked | None = None) -> _Tracked:
+        rounding = self.unit * _mag(v)
+        if o is not None and isinstance(v, _DD):
+            # the double-double sum and product of two exact doubles are exact
+            exact = (self.e == 0) & (o.e == 0) & (self.v.lo == 0) & (o.v.lo == 0)
+            rounding = np.where(exact, 0.0, rounding)
+        return _Tracked(v, e + rounding, self.unit)
+
+    def _exact_operands(self, o: _Tracked) -> bool:
+        """Both operands exact and the operands per row (not per element, where it would cost
+        a pass per operation): then the operation's own rounding error is computed exactly (a
+        factor 1/2, a ±1 target, a step: no error where there is none)."""
+        if isinstance(self.v, _DD):  # see _round: exact where both are doubles
+            return False
+        if max(np.size(self.e), np.size(o.e), np.size(_mag(self.v)), np.size(_mag(o.v))) \
+                > self.unit.per_row:
+            return False
+        return not (np.any(self.e) or np.any(o.e))
+
+    def _integers(self, o: _Tracked, product: bool) -> bool:
+        """Both operands exact whole numbers whose sum (or product) float64 holds exactly --
+        counts of classes, steps, their sums: the result is exact too."""
+        a, b = _integral(self), _integral(o)
+        if a is None or b is None:
+            return False
+        return (a * b if product else a + b) < 2.0**53
+
+    def _rounded_exactly(self, v: Any, error: Any) -> _Tracked:
+        return _Tracked(v, np.abs(np.asarray(error, dtype=np.float64)), self.unit)
+
+    def __add__(self, other: Any) -> _Tracked:
+        o = self._lift(other)
+        if self._integers(o, product=False):
+            return _Tracked(self.v + o.v, 0.0, self.unit)
+        if self._exact_operands(o):
+            a, b = np.asarray(self.v), np.asarray(o.v)
+            s = a + b
+            bb = s - a
+            return self._rounded_exactly(s, (a - (s - bb)) + (b - bb))  # TwoSum's error
+        return self._round(self.v + o.v, self.e + o.e, o)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> _Tracked:
+        return _Tracked(-self.v, self.e, self.unit)
+
+    def __pos__(self) -> _Tracked:
+        return self
+
+    def __abs__(self) -> _Tracked:
+        return _t_abs(self)
+
+    def __sub__(self, other: Any) -> _Tracked:
+        o = self._lift(other)
+        if self._integers(o, product=False):
+            return _Tracked(self.v - o.v, 0.0, self.unit)
+        if self._exact_operands(o):
+            return self + (-o)
+        return self._round(self.v - o.v, self.e + o.e, o)
+
+    def __rsub__(self, other: Any) -> _Tracked:
+        return self._lift(other) - self
+
+    def __mul__(self, other: Any) -> _Tracked:
+        o = self._lift(other)
+        if self._integers(o, product=True):
+            return _Tracked(self.v * o.v, 0.0, self.unit)
+        if self._exact_operands(o):
+            a, b = np.asarray(self.v), np.asarray(o.v)
+            p = a * b
+            kind = p.dtype.type if p.dtype.kind == "f" else np.float64
+            splitter = kind(2.0 ** ((np.finfo(kind).nmant + 2) // 2) + 1)
+
+            def split(x: Any) -> tuple[Any, Any]:
+                t = splitter * x
+                hi = t - (t - x)
+                return hi, x - hi
+
+            ah, al = split(a)
+            bh, bl = split(b)
+            error = ((ah * bh - p) + ah * bl + al * bh) + al * bl  # Dekker's product error
+            # past the splitter's range the error is not known: one rounding
+            error = np.where(np.isfinite(error), np.abs(np.asarray(error, np.float64)),
+                             self.unit * _mag(p))
+            return _Tracked(p, error, self.unit)
+        e = _mag(self.v) * o.e + _mag(o.v) * self.e + self.e * o.e
+        return self._round(self.v * o.v, e, o)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> _Tracked:
+        o = self._lift(other)
+        q = self.v / o.v
+        low = _mag(o.v) - o.e  # |b| can be no smaller than this
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e = np.where(low > 0, (self.e + _mag(q) * o.e) / np.where(low > 0, low, 1.0), np.inf)
+        return self._round(q, e)
+
+    def __rtruediv__(self, other: Any) -> _Tracked:
+        return self._lift(other) / self
+
+    def sqrt(self) -> _Tracked:
+        s = self.v.sqrt() if isinstance(self.v, _DD) else np.sqrt(self.v)
+        m = _mag(s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # |√(x + δ) − √x| ≤ |δ|/√x, and ≤ √|δ| (x = 0)
+            e = np.where(m > 0, self.e / np.where(m > 0, m, 1.0), np.sqrt(self.e))
+        return self._round(s, e)
+
+    def __pow__(self, n: Any) -> _Tracked:
+        n = float(n)
+        if n == 2:
+            if isinstance(self.v, _DD):
+                return self * self
+            e = 2 * _mag(self.v) * self.e + self.e * self.e
+            return self._round(self.v**2, e)  # the plain kernel's own operation
+        if n == -1:
+            if isinstance(self.v, _DD):
+                return 1.0 / self
+            return self._round(self.v ** (-1.0), (1.0 / self).e)
+        if n != int(2 * n) / 2 or abs(n) > 64:
+            raise _Untracked(f"power {n}")
+        whole = int(abs(n))
+        out: _Tracked | None = None
+        base: _Tracked = self
+        k = whole
+        while k:
+            if k & 1:
+                out = base if out is None else out * base
+            k >>= 1
+            if k:
+                base = base * base
+        if n != int(n):
+            root = self.sqrt()
+            out = root if out is None else out * root
+        if out is None:
+            return self._lift(1.0)
+        return 1.0 / out if n < 0 else out
+
+    def _compare(self, other: Any, op: Callable[[Any, Any], Any]) -> _Decision:
+        o = self._lift(other)
+        if isinstance(self.v, _DD) or isinstance(o.v, _DD):
+            diff = (self - o).v
+            decided = op(diff.hi, 0.0)
+        else:
+            decided = op(self.v, o.v)
+        d = self - o  # the decision is sure where the difference exceeds its error
+        return _Decision(decided, ~((_mag(d.v) > d.e) | ((d.e == 0) & (_mag(d.v) == 0))))
+
+
+@dataclass
+class _Decision:
+    """A comparison's outcome and where the values' errors leave it undecided."""
+
+    value: Any
+    unsure: Any
+
+
+@dataclass
+class _Rational:
+    """``p/q`` as the kernels print a rational constant (see :func:`_q`)."""
+
+    p: int
+    q: int
+
+    def tracked(self, like: _Tracked) -> _Tracked:
+        if isinstance(like.v, _DD):
+            return _Tracked(_DD(float(self.p)) / _DD(float(self.q)), abs(self.p / self.q) * 2.0**-100,
+                            like.unit)
+        value = self.p / self.q
+        return _Tracked(value, abs(value) * 2.0**-53, like.unit)  # Python's p/q, rounded once
+
+
+def _q(p: int, q: int) -> float:
+    """A rational constant ``p/q`` (a float, as printed before: one rounding)."""
+    return p / q
+
+
+def _t_where(cond: Any, a: Any, b: Any) -> _Tracked:
+    like = next(x for x in (a, b) if isinstance(x, _Tracked))
+    a, b = like._lift(a), like._lift(b)
+    if isinstance(cond, _Decision):
+        value, unsure = cond.value, cond.unsure
+    else:
+        value, unsure = cond, False
+    if isinstance(a.v, _DD):
+        v = a.v.where(value, b.v)
+    else:
+        v = np.where(value, a.v, b.v)
+    e = np.where(value, a.e, b.e)
+    if np.any(unsure):  # either side may be the exact one
+        e = np.where(unsure, np.maximum(a.e, b.e) + _mag((a - b).v) + a.e + b.e, e)
+    return _Tracked(v, e, a.unit)
+
+
+def _t_heaviside(x: _Tracked, h0: Any) -> _Tracked:
+    d = x._compare(0.0, np.greater)
+    s = _sign_of(x.v)
+    value = np.where(s > 0, 1.0, np.where(s < 0, 0.0, float(h0)))
+    v = _DD(value) if isinstance(x.v, _DD) else np.heaviside(x.v, h0)
+    return _Tracked(v, np.where(d.unsure, 1.0, 0.0), x.unit)
+
+
+def _t_maximum(a: Any, b: Any) -> _Tracked:
+    like = next(x for x in (a, b) if isinstance(x, _Tracked))
+    a, b = like._lift(a), like._lift(b)
+    if isinstance(a.v, _DD):
+        v = a.v.where((a - b).v.hi >= 0, b.v)
+    else:
+        v = np.maximum(a.v, b.v)
+    # 1-Lipschitz in each argument; the larger one's own error where the order is sure
+    first = a._compare(b, np.greater_equal)
+    e = np.where(first.unsure, np.maximum(a.e, b.e), np.where(first.value, a.e, b.e))
+    return _Tracked(v, e, a.unit)
+
+
+def _t_minimum(a: Any, b: Any) -> _Tracked:
+    return -_t_maximum(-a, -b)
+
+
+def _t_abs(x: _Tracked) -> _Tracked:
+    if isinstance(x.v, _DD):
+        return _Tracked(x.v.where(x.v.hi >= 0, -x.v), x.e, x.unit)
+    return _Tracked(np.abs(x.v), x.e, x.unit)
+
+
+def _t_sum(x: Any, axis: int) -> _Tracked:
+    if not isinstance(x, _Tracked):
+        raise _Untracked("an untracked sum")
+    if isinstance(x.v, _DD):
+        n = np.broadcast_shapes(np.shape(x.v.hi), np.shape(x.v.lo), np.shape(x.e))
+        x = _Tracked(_DD(np.broadcast_to(x.v.hi, n), np.broadcast_to(x.v.lo, n)), x.e, x.unit)
+    else:
+        n = np.broadcast_shapes(np.shape(x.v), np.shape(x.e))
+    if not n or n[axis] == 1:
+        return x
+    width = n[axis]
+    whole = _integral(x)
+    if whole is not None and whole * n[axis] < 2.0**53:  # whole numbers: every sum is exact
+        if isinstance(x.v, _DD):
+            return _Tracked(_DD(np.sum(x.v.hi, axis=axis, keepdims=True)), 0.0, x.unit)
+        return _Tracked(np.sum(x.v, axis=axis, keepdims=True), 0.0, x.unit)
+    total_mag = np.sum(np.broadcast_to(_mag(x.v), n), axis=axis, keepdims=True)
+    e = np.sum(np.broadcast_to(x.e, n), axis=axis, keepdims=True)
+    if isinstance(x.v, _DD):
+        hi, lo = np.moveaxis(x.v.hi, axis, 0), np.moveaxis(x.v.lo, axis, 0)
+        acc = _DD(hi[0], lo[0])
+        for j in range(1, width):
+            acc = acc + _DD(hi[j], lo[j])
+        total = _DD(np.expand_dims(acc.hi, axis), np.expand_dims(acc.lo, axis))
+        return _Tracked(total, e + width * x.unit * total_mag, x.unit)
+    s = axis_sum(np.broadcast_to(x.v, n), axis)  # compensated: one rounding, O(n²u²) of the terms
+    return _Tracked(s, e + x.unit * _mag(s) + (2 * width) ** 2 * x.unit**2 * total_mag, x.unit)
+
+
+def _t_dot(x: Any, y: Any, axis: int) -> _Tracked:
+    like = next(t for t in (x, y) if isinstance(t, _Tracked))
+    x, y = like._lift(x), like._lift(y)
+    if isinstance(x.v, _DD):
+        return _t_sum(x * y, axis)
+    # the products exact (Dekker), their sum compensated: the rounding of a 2n-term sum
+    prod_mag = _mag(x.v) * _mag(y.v)
+    e = _mag(x.v) * y.e + _mag(y.v) * x.e + x.e * y.e
+    shape = np.broadcast_shapes(np.shape(prod_mag), np.shape(e))
+    width = shape[axis]
+    v = axis_dot(x.v, y.v, axis)
+    e = np.sum(np.broadcast_to(e, shape), axis=axis, keepdims=True)
+    total = np.sum(np.broadcast_to(prod_mag, shape), axis=axis, keepdims=True)
+    return _Tracked(v, e + x.unit * _mag(v) + (4 * width) ** 2 * x.unit**2 * total, x.unit)
+
+
+class _TrackedNumpy:
+    """What a row kernel's ``numpy.`` names mean on tracked values."""
+
+    nan = np.nan
+    sqrt = staticmethod(lambda x: x.sqrt())
+    maximum = staticmethod(_t_maximum)
+    minimum = staticmethod(_t_minimum)
+    heaviside = staticmethod(_t_heaviside)
+    where = staticmethod(_t_where)
+    abs = staticmethod(_t_abs)
+    greater = staticmethod(lambda a, b: a._compare(b, np.greater)
+                           if isinstance(a, _Tracked) else b._compare(a, np.less))
+    greater_equal = staticmethod(lambda a, b: a._compare(b, np.greater_equal)
+                                 if isinstance(a, _Tracked) else b._compare(a, np.less_equal))
+    less = staticmethod(lambda a, b: a._compare(b, np.less)
+                        if isinstance(a, _Tracked) else b._compare(a, np.greater))
+    less_equal = staticmethod(lambda a, b: a._compare(b, np.less_equal)
+                              if isinstance(a, _Tracked) else b._compare(a, np.greater_equal))
+
+    @staticmethod
+    def logical_and(a: _Decision, b: _Decision) -> _Decision:
+        return _Decision(np.logical_and(a.value, b.value), np.logical_or(a.unsure, b.unsure))
+
+    @staticmethod
+    def logical_or(a: _Decision, b: _Decision) -> _Decision:
+        return _Decision(np.logical_or(a.value, b.value), np.logical_or(a.unsure, b.unsure))
+
+    def __getattr__(self, name: str) -> Any:
+        raise _Untracked(f"numpy.{name}")
+
+
+_TRACKED_NAMESPACE = {"numpy": _TrackedNumpy(), "axis_sum": _t_sum, "axis_dot": _t_dot,
+                      "_q": lambda p, q: _Rational(p, q)}
+
+
+_NAMESPACE = {"numpy": np, "kernels": kernels, "axis_sum": axis_sum, "axis_dot": axis_dot,
+              "_q": _q}
 
 
 @dataclass(frozen=True)
@@ -316,11 +784,57 @@ class RowKernel:
                 args.append(value.reshape((*lead, *shape)))
         with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
             out = np.asarray(self.fn(*args))
+        return self._laid_out(out, rows, width)
+
+    def _laid_out(self, out: Any, rows: tuple[int, ...], width: int) -> np.ndarray:
         full = [1] * self.slots
         if self.free is not None:
             full[self.free] = width
         tail = (width,) if self.free is not None else ()
         return np.broadcast_to(out, (*rows, *full)).reshape((*rows, *tail))
+
+    def tracked(self, values: Mapping[str, np.ndarray], rows: tuple[int, ...], width: int,
+                double_double: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The result and a bound on its distance to the exact value at these floats, both
+        laid out as :meth:`__call__`'s: evaluated in the arrays' own precision (the same
+        operations as :meth:`__call__`, the same values) or, with ``double_double``, in
+        double-double (the arrays must hold float64 values). Raises :class:`_Untracked` for an
+        operation without an error bound (a power 1/p)."""
+        first = next(np.asarray(v) for v in values.values() if np.ndim(v))
+        unit = _Unit(2.0**-100 if double_double else float(np.finfo(first.dtype).eps),
+                     max(int(np.prod(rows)), 1))
+
+        def track(value: np.ndarray) -> _Tracked:
+            if double_double:
+                return _Tracked(_DD(value.astype(np.float64)), 0.0, unit)
+            return _Tracked(value, 0.0, unit)
+
+        args = []
+        for name, slot in self.views:
+            value = np.asarray(values[name])
+            if value.ndim == 0:
+                args.append(track(value))
+                continue
+            lead = value.shape[: len(rows)]
+            shape = [1] * self.slots
+            if slot is not None:
+                shape[slot] = value.shape[-1]
+            args.append(track(value.reshape((*lead, *shape))))
+        fn = self.__dict__.get("_tracked_fn")
+        if fn is None:
+            fn = types.FunctionType(self.fn.__code__, {**self.fn.__globals__, **_TRACKED_NAMESPACE})
+            object.__setattr__(self, "_tracked_fn", fn)
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            out = fn(*args)
+            if not isinstance(out, _Tracked):
+                raise _Untracked("a result that depends on no array")
+            v, e = out.v, out.e
+            if isinstance(v, _DD):
+                work = np.asarray(values[self.views[0][0]]).dtype
+                v = v.hi.astype(work) + v.lo.astype(work)  # rounded once to the working dtype
+                e = e + float(np.finfo(work).eps) * _mag(v)
+            e = np.broadcast_to(e, np.shape(v))
+        return self._laid_out(v, rows, width), self._laid_out(e, rows, width)
 
 
 def compile_rows(
@@ -443,6 +957,7 @@ class RowAdapter:
         self.differentiable = [a.symbol_key for a in args if a.differentiable]
         self.torch_names = {a.symbol_key: a.name for a in args}
         self._kernels: dict[str, RowKernel] = {}
+        self._expressions: dict[str, sp.Expr] = {}
 
     # ------------------------------------------------------------------ kernels
     def _kernel(self, key: str) -> RowKernel:
@@ -463,7 +978,8 @@ class RowAdapter:
                 expr = d.kernel_gradient if wrt == self.spec.arguments[0] else sp.diff(
                     d.declaration.loss, d.wrt_variable(wrt)
                 )
-            self._kernels[key] = compile_rows(subst(expr), symbols, free)
+            self._expressions[key] = subst(expr)
+            self._kernels[key] = compile_rows(self._expressions[key], symbols, free)
         return self._kernels[key]
 
     # ------------------------------------------------------------------ inputs
@@ -538,6 +1054,75 @@ class RowAdapter:
         shapes = {n: () if scalar_row else a.shape for n, a in raw.items()}
         return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()})
 
+    def _certified(self, key: str, p: _Prepared, dtype: np.dtype,
+                   values: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Kernel ``key`` at the prepared arrays, each result certified within 1 ulp of
+        ``dtype`` before its rounding (see :meth:`RowKernel.tracked`): the rows it cannot certify evaluated again
+        in double-double, and the elements even that cannot certify computed exactly
+        (:func:`symloss.exact.row_value`). The same values as the plain kernel elsewhere."""
+        kernel = self._kernel(key)
+        values = p.values if values is None else values
+        try:
+            out, err = kernel.tracked(values, p.rows, p.width)
+        except (_Untracked, TypeError):  # no error bound for an operation: the plain values
+            return kernel(values, p.rows, p.width)
+        tolerance = 2.0 ** -(np.finfo(dtype).nmant + 1)  # an error ≤ 1 ulp before rounding
+        n = int(np.prod(p.rows))
+
+        def unsure(v: np.ndarray, e: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore"):
+                return np.isfinite(v) & ~(e <= tolerance * np.abs(v))
+
+        flat_out = out.reshape(n, -1).copy()
+        bad = unsure(flat_out, err.reshape(n, -1))
+        rows = np.flatnonzero(bad.any(axis=1))
+        if rows.size:
+            sub = {name: self._rows_of(value, p.rows, rows) for name, value in values.items()}
+            try:
+                v2, e2 = kernel.tracked(sub, (rows.size,), p.width, double_double=True)
+            except _Untracked:  # pragma: no cover - the working-precision pass would have raised
+                v2, e2 = flat_out[rows], np.full(flat_out[rows].shape, np.inf)
+            v2, e2 = v2.reshape(rows.size, -1), e2.reshape(rows.size, -1)
+            still = unsure(v2, e2) | ~np.isfinite(v2)  # past float64's range: exactly
+            flat_out[rows] = np.where(still, flat_out[rows], v2)
+            for (r, c) in np.argwhere(still):
+                exact = self._exact(key, values, p, int(rows[r]), int(c) if kernel.free is not None
+                                    else None)
+                if exact is not None:
+                    flat_out[rows[r], c] = exact
+        return flat_out.reshape(out.shape)
+
+    @staticmethod
+    def _rows_of(value: Any, rows: tuple[int, ...], picked: np.ndarray) -> Any:
+        value = np.asarray(value)
+        if value.ndim == 0:
+            return value
+        lead = value.shape[: len(rows)]
+        flat = np.broadcast_to(value, (*rows, *value.shape[len(rows):]))
+        return flat.reshape((int(np.prod(rows)) if rows else 1, *value.shape[len(lead):]))[picked]
+
+    def _exact(self, key: str, values: Mapping[str, Any], p: _Prepared, row: int,
+               column: int | None) -> float | None:
+        """The exact value of kernel ``key``'s expression at one row (and column), rounded
+        once; ``None`` where it is not a finite real number or an input is not finite."""
+        from .exact import row_value
+
+        expr = self._expressions[key]
+        point: dict[str, Any] = {}
+        for name, value in values.items():
+            value = np.asarray(value)
+            if value.ndim == 0:
+                point[name] = float(value)
+            else:
+                taken = self._rows_of(value, p.rows, np.array([row]))[0]
+                point[name] = [float(t) for t in np.atleast_1d(taken)] if np.ndim(taken) else \
+                    float(taken)
+        if not all(np.all(np.isfinite(t)) for t in point.values()):
+            return None
+        size = self.symbols.get("num_features", self.symbols.get("num_classes"))
+        symbols = {**self.symbols, **({"v": sp.IndexedBase("v")} if "v" in values else {})}
+        return row_value(expr, symbols, point, size, p.width, self.index, column)
+
     def _denominator(self, rows: tuple[int, ...]) -> float:
         return float(np.prod(rows)) if self.reduction == "mean" else 1.0
 
@@ -545,7 +1130,7 @@ class RowAdapter:
     def loss(self, *arrays: Any) -> Any:
         """The reduced loss (per row for ``reduction='none'``), in the first array's dtype."""
         p = self.prepare(*arrays)
-        per_row = self._kernel("loss")(p.values, p.rows, p.width).astype(np.float64)
+        per_row = self._certified("loss", p, p.dtype).astype(np.float64)
         if self.reduction == "none":
             return _cast(per_row, p.dtype)
         total = float(kernels.class_sum(per_row.reshape(1, -1))[0, 0]) if per_row.size else 0.0
@@ -558,7 +1143,7 @@ class RowAdapter:
         if wrt not in self.differentiable:
             raise choice_error(f"wrt for {self.name}", wrt, self.spec.differentiable())
         p = self.prepare(*arrays)
-        per_element = self._kernel(f"grad:{wrt}")(p.values, p.rows, p.width)
+        per_element = self._certified(f"grad:{wrt}", p, p.dtypes[wrt])
         per_element = per_element / np.float64(self._denominator(p.rows))
         return _cast(_unbroadcast(np.asarray(per_element), p.shapes[wrt]), p.dtypes[wrt])
 
@@ -577,7 +1162,7 @@ class RowAdapter:
             )
         work = np.asarray(p.values[first]).dtype
         values = {**p.values, "v": direction.reshape(full).astype(work)}
-        out = self._kernel("hvp")(values, p.rows, p.width) / np.float64(self._denominator(p.rows))
+        out = self._certified("hvp", p, p.dtype, values) / np.float64(self._denominator(p.rows))
         return _cast(out.reshape(p.shapes[first]), p.dtype)  # type: ignore[no-any-return]
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:
