@@ -42,6 +42,7 @@ from .primitives import (
     clamped_log,
     class_sum,
     exp_sub,
+    fsum,
     log_softmax,
     log_sub,
     off_target,
@@ -1744,9 +1745,9 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
 
     loss = w_t * class_sum((1 - y[k]) * hinge(u(k)) ** p) / c
     # margin − x_t + x_k cancels next to the kink (5 ulp of the loss): each margin rounded once
-    # from its exact value (double-double), and the target's own term dropped as a 0 of its
-    # own (off_target), not subtracted from the sum; the derivatives keep the declared form
-    stable_loss = w_t * class_sum(off_target(y[k], hinge(accurate(u(k))) ** p)) / c
+    # from its exact value (fsum), and the target's own term dropped as a 0 of its own
+    # (off_target), not subtracted from the sum; the derivatives keep the declared form
+    stable_loss = w_t * class_sum(off_target(y[k], hinge(fsum(_MARGIN, -x_t, x[k])) ** p)) / c
 
     def d(idx: sp.Expr) -> sp.Expr:
         return p * hinge(u(idx)) ** (p - 1) * step(u(idx))
@@ -1785,8 +1786,8 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
         stable_loss=stable_loss,
         stable_loss_why=(
             "The same sum, each margin u_k = margin − x_t + x_k rounded once from its exact "
-            "value (double-double; next to a kink it cancels) and the target's own term 0 by "
-            "itself, not subtracted from the sum of all classes."
+            "value (next to a kink it cancels) and the target's own term 0 by itself, not "
+            "subtracted from the sum of all classes."
         ),
         mean_denominator=_N,
         mean_why="reduction='mean' averages the per-sample losses over the n samples.",

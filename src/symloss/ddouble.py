@@ -353,6 +353,20 @@ def log_sub(x: Any, z: Any) -> Any:
     return _sel((x >= 2.2250738585072014e-308) & (x < np.inf) & (np.abs(z) < np.inf), r, plain)
 
 
+def fsum3(a: Any, b: Any, c: Any) -> Any:
+    """``a + b + c`` rounded once from its exact value (two TwoSums, their errors added: off by
+    at most 2⁻¹⁰⁶ of ``|a| + |b| + |c|`` before the last rounding), so that it keeps its digits
+    where the terms cancel; the plain sum where that is not finite. No branch: it vectorizes.
+
+    >>> float(fsum3(np.float64(1.0), np.float64(1e-16), np.float64(-1.0)))  # float64: 0.0
+    1e-16
+    """
+    s, e = two_sum(a, b)
+    t, f = two_sum(s, c)
+    r = t + (e + f)
+    return _sel(np.abs(r) < np.inf, r, t)
+
+
 def _ihc_u(a: Any, b: Any, d: Any) -> tuple[Any, Any]:
     """``u = (a + b)/d`` as a pair, ``a + b`` exact (TwoSum); the remainder ``a + b − uh·d``
     is exact, so ``uh`` needs no correct rounding (a product by ``1/d``: no division)."""
@@ -798,7 +812,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
-          "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub",
+          "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub", "fsum3",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).

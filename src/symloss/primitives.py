@@ -39,6 +39,7 @@ __all__ = [
     "class_sum",
     "dd_code",
     "exp_sub",
+    "fsum",
     "log1p",
     "log_softmax",
     "log_sub",
@@ -495,8 +496,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             value = sp.N(e, 40)
             hi = float(value)
             return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
-        if e.is_Symbol or isinstance(e, sp.Indexed) or type(e).__name__ == "at_target":
-            return lift(leaf(e))  # an input (at_target: the input at the target's class)
+        if e.is_Symbol or isinstance(e, sp.Indexed):
+            return lift(leaf(e))
         if isinstance(e, sp.Add):
             terms = list(e.args)
             for one in (sp.S.NegativeOne, sp.S.One):
@@ -940,3 +941,48 @@ class off_target(Function):
 
     _scipycode = _numpycode
     _pythoncode = _numpycode
+
+
+class fsum(Function):
+    """``fsum(a, b, c)`` is :math:`a + b + c`, evaluated as the exact sum rounded once
+    (:func:`symloss.ddouble.fsum3`, as ``math.fsum``): a margin ``m − x_t + x_k`` keeps its digits
+    next to its kink, where the float sum keeps the rounding of ``m − x_t``.
+
+    Symbolically the sum (``rewrite(exp)``, for the proofs); it prints as the sum.
+
+    >>> from sympy import Symbol, diff, exp
+    >>> a, b, c = Symbol("a"), Symbol("b"), Symbol("c")
+    >>> fsum(a, -b, c).rewrite(exp), diff(fsum(a, -b, c), b)
+    (a - b + c, -1)
+    """
+
+    nargs = 3
+
+    def _eval_rewrite_as_exp(self, *args: sp.Expr, **kwargs: object) -> sp.Expr:
+        return sp.Add(*args)
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(sp.Add(*self.args), s)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return True if all(a.is_real for a in self.args) else None
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(sp.Add(*self.args))  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(sp.Add(*self.args))  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        return printer._print(sp.Add(*self.args))  # type: ignore[attr-defined,no-any-return]
+
+    def _numpycode(self, printer: object) -> str:
+        a, b, c = (printer._print(x) for x in self.args)  # type: ignore[attr-defined]
+        return f"ddouble.fsum3({a}, {b}, {c})"
+
+    _scipycode = _numpycode
+
+    def _pythoncode(self, printer: object) -> str:
+        # the numba kernels' printer (symloss.fast): ddouble's compiled twin
+        a, b, c = (printer._print(x) for x in self.args)  # type: ignore[attr-defined]
+        return f"dd_fsum3({a}, {b}, {c})"
