@@ -308,9 +308,14 @@ class _Difference(Function):
         x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
         return f"{self._fn}({x}, {y})"
 
+    #: The NumPy path's function: double-double for every element, or (``kernels.``) float64
+    #: where the difference keeps its digits and the accurate form elsewhere.
+    _numpy_fn = "ddouble.np_{fn}"
+
     def _numpycode(self, printer: object) -> str:
         x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return _certified(printer, f"ddouble.np_{self._fn}({x}, {y})", self.rewrite(sp.Add))
+        fn = self._numpy_fn.format(fn=self._fn)
+        return _certified(printer, f"{fn}({x}, {y})", self.rewrite(sp.Add))
 
     _scipycode = _numpycode
 
@@ -360,12 +365,7 @@ class exp_sub(_Difference):
     def _head(self, x: sp.Expr) -> sp.Expr:
         return exp(x)
 
-    def _numpycode(self, printer: object) -> str:
-        # float64 where the difference keeps its digits, double-double else (kernels.exp_sub)
-        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return _certified(printer, f"kernels.exp_sub({x}, {y})", self.rewrite(sp.Add))
-
-    _scipycode = _numpycode
+    _numpy_fn = "kernels.{fn}"  # float64 where the difference keeps its digits
 
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
 
@@ -387,12 +387,7 @@ class log_sub(_Difference):
     def _head(self, x: sp.Expr) -> sp.Expr:
         return log(x)
 
-    def _numpycode(self, printer: object) -> str:
-        # float64 where the difference keeps its digits, else ddouble.log_sub (kernels.log_sub)
-        x, y = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return _certified(printer, f"kernels.log_sub({x}, {y})", self.rewrite(sp.Add))
-
-    _scipycode = _numpycode
+    _numpy_fn = "kernels.{fn}"  # float64 where the difference keeps its digits
 
     _eval_rewrite_as_log = _Difference._eval_rewrite_as_Add
     _eval_rewrite_as_exp = _Difference._eval_rewrite_as_Add
