@@ -408,7 +408,8 @@ def test_layers_import_downwards_only():
         return out
 
     # derive is imported for type hints only (under TYPE_CHECKING), never at run time
-    assert imports("layout") <= {"errors", "primitives", "catalog", "derive"}
+    assert imports("layout") <= {"errors", "primitives", "catalog", "derive", "_bounds"}
+    assert imports("_bounds") <= set()  # the compiled value check: a leaf, NumPy and numba only
     assert imports("numeric") <= {"kernels", "ddouble", "algebra", "layout", "primitives", "derive"}
     assert imports("ddouble") <= set()  # double-double arithmetic: a leaf, NumPy and numba only
     assert imports("fast") <= {"algebra", "cache", "layout", "primitives", "derive", "_statements"}
@@ -416,3 +417,29 @@ def test_layers_import_downwards_only():
     # the exact values of what neither evaluator could certify: from the derivation's forms
     assert imports("exact") <= {"layout", "primitives", "hinges", "derive"}
     assert "evaluate" in imports("derive") and "numeric" not in imports("derive")
+
+
+@pytest.mark.parametrize(("values", "lo", "hi"), [
+    (np.array([0.0, 0.5, 1.0]), 0.0, 1.0),
+    (np.array([0.0, 1.0 + 2**-52]), 0.0, 1.0),
+    (np.array([-0.0, np.nan, 0.5]), 0.0, 1.0),
+    (np.array([np.inf]), 0.0, np.inf),
+    (np.array([-np.inf, 1.0]), 0.0, np.inf),
+    (np.array([0.5, -1e-45], dtype=np.float32), 0.0, 1.0),
+    (np.array([], dtype=np.float64), 0.0, 1.0),
+    (np.array([0, 3, 9]), 0, 9),
+    (np.array([0, -1, 9]), 0, 9),
+    (np.array([np.iinfo(np.int64).min]), 0, 9),
+])
+def test_layout_value_check_compiled_and_numpy_agree(values, lo, hi):
+    """The layout's one value check (symloss._bounds.within): numba's pass and NumPy's two
+    reductions give the same answer, NaN never within."""
+    from symloss import _bounds
+
+    expected = bool(np.all((values >= lo) & (values <= hi)))
+    assert _bounds.within(values, lo, hi) == expected
+    assert (not values.size or _bounds._numpy_within(values, lo, hi)) == expected
+    if fast.available():
+        import numba
+
+        assert numba.njit(_bounds._loop_within)(values, lo, hi) == expected

@@ -295,6 +295,7 @@ def _lower_bound_check(name: str, lo: float, what: str) -> Callable[[str, Any], 
             below = "negative entries" if lo == 0 else f"entries below {lo:g}"
             raise SymlossValueError(f"{loss}: {name} has {below}; it must be {what}")
 
+    check.bounds = (lo, float("inf"))  # type: ignore[attr-defined]  # layout's cheap proof
     return check
 
 
@@ -1479,6 +1480,11 @@ def _check_unit_target(loss: str, target: Any) -> None:
     if not np.all((target >= 0) & (target <= 1)):
         raise SymlossValueError(
             f"{loss}: all elements of target should be between 0 and 1 (torch raises too)")
+
+
+#: The interval the check admits (NaN excluded): symloss.layout proves a pass with two
+#: reductions and calls the check, for its message, only where that proof fails.
+_check_unit_target.bounds = (0.0, 1.0)  # type: ignore[attr-defined]
 
 
 #: Checks of the target's values where torch makes one (by loss name).

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
+from ._bounds import within
 from .catalog import IGNORE_INDEX
 from .errors import SymlossTypeError, SymlossValueError, choice_error
 from .primitives import clamp_min, clamped_log
@@ -202,12 +203,20 @@ class Layout:
     arrays: dict[str, np.ndarray]
     scalars: dict[str, float] = field(default_factory=dict)
     labels: np.ndarray | None = None
-    valid: np.ndarray | None = None
+    _valid: np.ndarray | None = None
     ignore_index: int = IGNORE_INDEX
     class_dim: int = -1
     #: Set by the numba evaluator: whether an element was left NaN for :mod:`symloss.exact`
     #: (``None``: not known, the NumPy evaluator's; the result is searched for NaN then).
     uncertified: bool | None = None
+
+    @property
+    def valid(self) -> np.ndarray | None:
+        """Class axis, index targets: the rows not ignored (made on first use: the numba
+        kernels read ``labels`` and ``ignore_index`` instead)."""
+        if self._valid is None and self.labels is not None:
+            self._valid = self.labels != self.ignore_index
+        return self._valid
 
     @property
     def hard(self) -> bool:
@@ -336,6 +345,9 @@ class Planner:
         from .catalog import TARGET_CHECKS
 
         self.target_check = TARGET_CHECKS.get(spec.name)
+        #: Per (input dtype, input shape): what the element-wise layout decides from them
+        #: alone (working and result dtypes, denominator, the array options laid out).
+        self._shapes: dict[tuple[np.dtype, tuple[int, ...]], _ShapePlan] = {}
         if self.family == "class_axis":  # read from the spec once, not per call
             self.class_axis = _ClassAxisFacts(
                 index_only=spec.index_targets_only, multi_hot=spec.multi_hot_targets,
@@ -360,41 +372,81 @@ class Planner:
             x, y = given["input"], given["target"]
         x = _as_real(x, name, "input")
         y = _as_real(y, name, "target")
-        if x.shape != y.shape:
+        shape = x.shape
+        if y.shape != shape:
             raise SymlossValueError(
-                f"{name}: target shape {y.shape} must equal input shape {x.shape}")
-        work = _kernel_dtype(x)
+                f"{name}: target shape {y.shape} must equal input shape {shape}")
+        plan = self._shapes.get((x.dtype, shape))
+        if plan is None:
+            plan = self._shape_plan(x)
+        work = plan.work
         out: dict[str, np.ndarray] = {"input": _flat(x, work)}
         if self.probability:
             xi = out["input"]
-            # two reductions, no temporaries; NaN fails both comparisons (min/max keep it)
-            if xi.size and not (np.minimum.reduce(xi) >= 0 and np.maximum.reduce(xi) <= 1):
+            if not within(xi, 0.0, 1.0):  # NaN is not in [0, 1]
                 raise SymlossValueError(
                     f"{name}: every input must be a probability in [0, 1] "
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
                 )
+        out["target"] = yf = _flat(y, _companion_dtype(y, work))
         if self.target_check is not None:  # binary_cross_entropy: targets in [0, 1], as torch
-            self.target_check(name, y)
-        out["target"] = _flat(y, _companion_dtype(y, work))
+            _check_values(self.target_check, name, yf)
         for arg in self.extra:
             assert given is not None
             arr = _as_real(given[arg], name, arg)
             if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
                 arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
-            arr = _broadcast(arr, x.shape, arg, name)
+            arr = _flat(_broadcast(arr, shape, arg, name), _companion_dtype(arr, work))
             check = self.checks.get(arg)
             if check is not None:
-                check(name, arr)
-            out[arg] = _flat(arr, _companion_dtype(arr, work))
+                _check_values(check, name, arr)
+            out[arg] = arr
+        if plan.options:
+            out.update(plan.options)
+        return Layout("elementwise", shape, plan.result, work, self.reduction,
+                      plan.denominator, out, self.scalars)
+
+    def _shape_plan(self, x: np.ndarray) -> _ShapePlan:
+        """What an element-wise layout decides from the input's dtype and shape (kept)."""
+        shape = x.shape
+        options = {}
         for option in self.array_options:
-            value = self.options[option]
-            out[option] = _flat(_broadcast(value, x.shape, option, name), np.dtype(np.float64))
+            value = _flat(_broadcast(self.options[option], shape, option, self.name),
+                          np.dtype(np.float64))
+            if value.flags.writeable:  # a copy (or the option's own array): kept read-only
+                value = value.view()
+                value.flags.writeable = False
+            options[option] = value
         if self.reduction == "batchmean":
-            denominator = float(x.shape[0]) if x.ndim else 1.0
+            denominator = float(shape[0]) if x.ndim else 1.0
         else:
             denominator = float(x.size)
-        return Layout("elementwise", x.shape, _result_dtype(x), work, self.reduction,
-                      denominator, out, self.scalars)
+        plan = _ShapePlan(_kernel_dtype(x), _result_dtype(x), denominator, options)
+        if len(self._shapes) < _MAX_PLANS:
+            self._shapes[x.dtype, shape] = plan
+        return plan
+
+
+#: Kept layouts per derivation (a long-running caller's shapes need not all be kept).
+_MAX_PLANS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _ShapePlan:
+    work: np.dtype
+    result: np.dtype
+    denominator: float
+    options: dict[str, np.ndarray]
+
+
+def _check_values(check: Callable[[str, Any], None], loss: str, arr: np.ndarray) -> None:
+    """``check(loss, arr)`` (a flat array), unless one compiled pass proves its ``bounds``
+    (an interval, NaN excluded; :func:`symloss._bounds.within`): on a small array the check's
+    NumPy temporaries cost more than the kernels' work. Where the proof fails the check itself
+    decides (and raises its own message)."""
+    bounds = getattr(check, "bounds", None)
+    if bounds is None or not within(arr, float(bounds[0]), float(bounds[1])):
+        check(loss, arr)
 
 
 def _scalars(derivation: Derivation, taken: set[str]) -> dict[str, float]:
@@ -494,23 +546,32 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
                 f"{name}: class-index targets must be integers, got dtype {t.dtype}"
             )
         labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-        valid = (labels != ignore_index if given_ignore is not None
-                 else np.ones(labels.shape, dtype=bool))
-        # one reduction: a negative label is a huge unsigned one
-        if labels.size and int(labels.view(np.uint64).max()) >= n_classes:
-            bad = valid & ((labels < 0) | (labels >= n_classes))
-            if bad.any():
-                also = f" (or ignore_index={ignore_index})" if given_ignore is not None else ""
-                raise SymlossValueError(
-                    f"{name}: target {int(labels[bad][0])} is out of bounds; class indices "
-                    f"are 0..{n_classes - 1}{also}"
-                )
-        denominator = class_index_denominator(derivation, labels, valid, by_weight)
+        in_bounds = within(labels, 0, n_classes - 1)
+        if in_bounds and not 0 <= ignore_index < n_classes:
+            # every label is a class, and ignore_index is none: no row is ignored (the
+            # layout's mask is made only where an evaluator reads it)
+            if weight is not None and by_weight:
+                denominator = float(np.sum(weight[labels]))
+            else:
+                denominator = float(labels.size)
+        else:
+            valid = (labels != ignore_index if given_ignore is not None
+                     else np.ones(labels.shape, dtype=bool))
+            if not in_bounds:
+                bad = valid & ((labels < 0) | (labels >= n_classes))
+                if bad.any():
+                    also = (f" (or ignore_index={ignore_index})" if given_ignore is not None
+                            else "")
+                    raise SymlossValueError(
+                        f"{name}: target {int(labels[bad][0])} is out of bounds; class "
+                        f"indices are 0..{n_classes - 1}{also}"
+                    )
+            denominator = class_index_denominator(derivation, labels, valid, by_weight)
     if spec.has_weight:
         arrays["weight"] = np.ascontiguousarray(weight, dtype=np.float64)
     return Layout(
         family="class_axis", shape=x.shape, dtype=_result_dtype(x), work=work,
         reduction=options.get("reduction", "mean"), denominator=denominator, arrays=arrays,
-        scalars=scalars, labels=labels, valid=valid,
+        scalars=scalars, labels=labels, _valid=valid,
         ignore_index=ignore_index, class_dim=class_dim,
     )
