@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import sympy as sp
+from numpy import ndarray as _ndarray
 
 from .algebra import equal, is_zero, reduce_sums, tidy
 from .declaration import Declaration, Kink, Partial
@@ -200,6 +201,15 @@ def to_numpy(value: Any) -> Any:
     if (module == "torch" or module.startswith("torch.")) and hasattr(value, "detach"):
         return value.detach().cpu().numpy()
     return value
+
+
+def _numpy_arrays(arrays: tuple[Any, ...]) -> tuple[Any, ...]:
+    """:func:`to_numpy` of each array (``arrays`` itself where all are NumPy arrays: the
+    common call costs a type check per array)."""
+    for value in arrays:
+        if type(value) is not _ndarray:
+            return tuple(map(to_numpy, arrays))
+    return arrays
 
 
 def _all_equal(
@@ -996,7 +1006,7 @@ class Derivation:
         loss = self._numeric.loss
 
         def loss_fn(*arrays: Any) -> Any:
-            return loss(*map(to_numpy, arrays))
+            return loss(*_numpy_arrays(arrays))
 
         return loss_fn
 
@@ -1021,7 +1031,9 @@ class Derivation:
                 for arg in self.spec.arguments_for(self.options) if arg.differentiable}
 
         def grad_fn(*arrays: Any, wrt: str = "input") -> Any:
-            return grad(*map(to_numpy, arrays), wrt=keys.get(wrt, wrt))
+            if wrt == "input":
+                return grad(*_numpy_arrays(arrays))
+            return grad(*_numpy_arrays(arrays), wrt=keys.get(wrt, wrt))
 
         return grad_fn
 
@@ -1041,7 +1053,7 @@ class Derivation:
         hvp = self._numeric.hvp
 
         def hvp_fn(*arrays: Any) -> Any:
-            return hvp(*map(to_numpy, arrays))
+            return hvp(*_numpy_arrays(arrays))
 
         return hvp_fn
 

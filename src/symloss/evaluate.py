@@ -65,25 +65,35 @@ class _Evaluator:
             self._fast = fast.build(self.derivation) or False
         return self._fast or None
 
+    def _finish(self, layout: Layout, out: np.ndarray, what: str,
+                v: np.ndarray | None = None) -> np.ndarray:
+        """A per-element result, rescued where uncertified, in the input's shape and dtype."""
+        if layout.uncertified is not False:  # rescue's own fast exit, without the call
+            out = rescue(self.derivation, layout, out, what, v)
+        return layout.from_kernel(out)
+
     def loss(self, *arrays: Any) -> Any:
         layout = self.lay_out(arrays)
         kernels = self._fast_kernels(arrays)
         per_element = kernels.loss(layout) if kernels is not None else None
         if per_element is None:
             per_element = self.numpy.loss(layout)
-        return layout.reduce_loss(rescue(self.derivation, layout, per_element, "loss"))
+        if layout.uncertified is not False:
+            per_element = rescue(self.derivation, layout, per_element, "loss")
+        return layout.reduce_loss(per_element)
 
     def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
         if wrt != "input":
             check_wrt(self.derivation, wrt)
+            return self._grad_wrt(self.lay_out(arrays), arrays, wrt)
         layout = self.lay_out(arrays)
-        if wrt != "input":
-            return self._grad_wrt(layout, arrays, wrt)
         kernels = self._fast_kernels(arrays)
         out = kernels.grad(layout) if kernels is not None else None
         if out is None:
             out = self.numpy.grad(layout)
-        return layout.from_kernel(rescue(self.derivation, layout, out, "grad"))
+        if layout.uncertified is not False:  # the hot path: rescue's fast exit, inlined
+            out = rescue(self.derivation, layout, out, "grad")
+        return layout.from_kernel(out)
 
     def _grad_wrt(self, layout: Layout, arrays: tuple[Any, ...], wrt: str) -> np.ndarray:
         """The gradient of a broadcast argument: summed over the axes it was broadcast along."""
@@ -102,7 +112,7 @@ class _Evaluator:
         out = kernels.hvp(layout, dv) if kernels is not None else None
         if out is None:
             out = self.numpy.hvp(layout, dv)
-        return layout.from_kernel(rescue(self.derivation, layout, out, "hvp", dv))
+        return self._finish(layout, out, "hvp", dv)
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:
         """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
@@ -111,4 +121,4 @@ class _Evaluator:
         out = kernels.hess(layout) if kernels is not None else None
         if out is None:
             out = self.numpy.hess(layout)
-        return layout.from_kernel(rescue(self.derivation, layout, out, "hess"))
+        return self._finish(layout, out, "hess")

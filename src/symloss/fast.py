@@ -421,6 +421,9 @@ class FastKernels:
         #: The Hessian-vector product is 0 as an expression (a piecewise-linear loss, nll_loss).
         self.hvp_zero = False
         self._kernels: dict[tuple[int, str, str, bool], Any] = {}
+        #: The scalar options' values in kernel order, for the layout's ``scalars`` they
+        #: were read from (a derivation's layouts share one dict: read once).
+        self._scalar_values: tuple[Any, tuple[float, ...]] = (None, ())
 
     def _hvp_source(self) -> str:
         raise NotImplementedError
@@ -454,7 +457,7 @@ class FastKernels:
 
     def _kernel(self, module: Any, what: str, layout: Layout, size: int) -> Any:
         """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once)."""
-        parallel = _parallel(size)
+        parallel = size >= PARALLEL_MIN and _parallel(size)
         key = (id(module), what, layout.work.char, parallel)
         kernel = self._kernels.get(key)
         if kernel is None:
@@ -462,6 +465,14 @@ class FastKernels:
             kernel = getattr(module, f"{what}_{flavour}{'' if parallel else '_s'}")
             self._kernels[key] = kernel
         return kernel
+
+    def _scalars(self, layout: Layout) -> tuple[float, ...]:
+        """The layout's scalar options in kernel order."""
+        given, values = self._scalar_values
+        if given is not layout.scalars:
+            values = tuple(layout.scalars[s] for s in self.scalars)
+            self._scalar_values = (layout.scalars, values)
+        return values
 
     def loss(self, layout: Layout) -> np.ndarray | None:
         raise NotImplementedError
@@ -493,12 +504,11 @@ class _ElementwiseKernels(FastKernels):
               extra: tuple[np.ndarray, ...] = ()) -> np.ndarray:
         arrays = layout.arrays
         n = arrays["input"].size
-        out = np.empty(n, dtype=out_dtype)
-        flag = np.zeros(1, dtype=np.uint8)
+        out = np.empty(n, out_dtype)
+        flag = np.zeros(1, np.uint8)
         self._kernel(module, what, layout, n)(
-            out, divisor, flag, *(arrays[a] for a in self.arrays), *extra,
-            *(layout.scalars[s] for s in self.scalars))
-        layout.uncertified = bool(flag[0])
+            out, divisor, flag, *[arrays[a] for a in self.arrays], *extra, *self._scalars(layout))
+        layout.uncertified = flag.item() != 0
         return out
 
     def loss(self, layout: Layout) -> np.ndarray | None:
@@ -546,12 +556,12 @@ class _ClassAxisKernels(FastKernels):
         else:
             tag, labels, y = "soft", _NO_LABELS, arrays["target"]
         kernel = self._kernel(module, f"{what}_{tag}", layout, z.size)
-        chunks = _chunks(z.shape[0]) if _parallel(z.size) else 1
-        out = np.empty(out_shape, dtype=out_dtype)
-        flag = np.zeros(1, dtype=np.uint8)
+        chunks = _chunks(z.shape[0]) if z.size >= PARALLEL_MIN and _parallel(z.size) else 1
+        out = np.empty(out_shape, out_dtype)
+        flag = np.zeros(1, np.uint8)
         kernel(out, divisor, flag, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
-               layout.ignore_index, *extra, *(layout.scalars[s] for s in self.scalars))
-        layout.uncertified = bool(flag[0])
+               layout.ignore_index, *extra, *self._scalars(layout))
+        layout.uncertified = flag.item() != 0
         return out
 
     def loss(self, layout: Layout) -> np.ndarray | None:

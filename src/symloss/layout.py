@@ -246,14 +246,19 @@ class Layout:
 
     def from_kernel(self, out: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
         """A per-element result in the kernel layout, back in the input's shape and dtype."""
-        if self.family == "elementwise":
-            out = out.reshape(self.shape)
+        shape = self.shape
+        if out.shape == shape:  # a flat input, or (N, C) rows: nothing to move
+            pass
+        elif self.family == "elementwise":
+            out = out.reshape(shape)
         else:
-            row_shape = self.shape[: self.class_dim] + self.shape[self.class_dim + 1 :]
-            out = out.reshape(*row_shape, self.shape[self.class_dim])
-            if self.class_dim != len(self.shape) - 1:  # (N, C, d1, ...): the class axis back
+            row_shape = shape[: self.class_dim] + shape[self.class_dim + 1 :]
+            out = out.reshape(*row_shape, shape[self.class_dim])
+            if self.class_dim != len(shape) - 1:  # (N, C, d1, ...): the class axis back
                 out = np.moveaxis(out, -1, self.class_dim)
-        return cast(out, self.dtype if dtype is None else dtype)
+        if dtype is None:
+            dtype = self.dtype
+        return out if out.dtype == dtype else cast(out, dtype)
 
     def direction(self, v: Any, name: str) -> np.ndarray:
         """The Hessian-vector product's direction ``v``, checked, in the kernel layout."""
@@ -272,13 +277,24 @@ class Layout:
                 return cast(per_element.reshape(self.shape), self.dtype)
             row_shape = self.shape[: self.class_dim] + self.shape[self.class_dim + 1 :]
             return cast(per_element.reshape(row_shape), self.dtype)
-        total = float(np.sum(per_element))
+        total = float(np.add.reduce(per_element, axis=None))  # np.sum's pairwise sum
+        value = total if self.reduction == "sum" else (
+            total / self.denominator if self.denominator else np.nan)
+        tiny, largest = _NORMAL[self.dtype.char]
+        if tiny <= abs(value) <= largest or value == 0.0:
+            # a normal number of the dtype (not NaN): one rounding, no warning to silence
+            return self.dtype.type(value)
         # A loss beyond the dtype's range rounds to inf, quietly, as any other rounding.
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             if self.reduction == "sum":
                 return self.dtype.type(total)
             return self.dtype.type(np.float64(total) / np.float64(self.denominator))
+
+
+#: The smallest normal and the largest finite value of each result dtype (by its code).
+_NORMAL = {t.char: (float(np.finfo(t).smallest_normal), float(np.finfo(t).max))
+           for t in (F16, F32, F64)}
 
 
 def cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -348,10 +364,15 @@ class Planner:
         #: Per (input dtype, input shape): what the element-wise layout decides from them
         #: alone (working and result dtypes, denominator, the array options laid out).
         self._shapes: dict[tuple[np.dtype, tuple[int, ...]], _ShapePlan] = {}
+        #: Per (input dtype and shape, target dtype and shape): what the class-axis layout
+        #: checked and decided from them alone.
+        self._class_plans: dict[tuple[Any, ...], _ClassPlan] = {}
         if self.family == "class_axis":  # read from the spec once, not per call
+            given_ignore = derivation.options.get("ignore_index")
             self.class_axis = _ClassAxisFacts(
                 index_only=spec.index_targets_only, multi_hot=spec.multi_hot_targets,
-                spatial=spec.spatial, has_weight="weight" in symbols)
+                spatial=spec.spatial, has_weight="weight" in symbols,
+                ignore_index=int(given_ignore) if given_ignore is not None else NO_IGNORE)
 
     def __call__(self, arrays: tuple[Any, ...]) -> Layout:
         if len(arrays) != len(self.arguments):
@@ -359,8 +380,21 @@ class Planner:
         if self.family == "elementwise":
             return self._elementwise(arrays)
         if self.family == "class_axis":
-            return _class_axis(self.derivation, arrays, self.scalars, self.by_weight,
-                               self.class_axis)
+            x, t = arrays
+            if type(x) is np.ndarray and type(t) is np.ndarray:
+                plan = self._class_plans.get((x.dtype, x.shape, t.dtype, t.shape))
+                if plan is not None:
+                    layout = self._class_axis_again(plan, x, t)
+                    if layout is not None:
+                        return layout
+            layout = _class_axis(self.derivation, arrays, self.scalars, self.by_weight,
+                                 self.class_axis)
+            if (type(x) is np.ndarray and type(t) is np.ndarray
+                    and len(self._class_plans) < _MAX_PLANS):
+                self._class_plans[x.dtype, x.shape, t.dtype, t.shape] = _ClassPlan(
+                    layout.work, layout.dtype, layout.arrays.get("weight"),
+                    None if layout.hard else layout.arrays["target"].dtype)
+            return layout
         raise AssertionError(f"no layout for family {self.family!r}")  # pragma: no cover
 
     def _elementwise(self, given_arrays: tuple[Any, ...]) -> Layout:
@@ -406,6 +440,34 @@ class Planner:
         return Layout("elementwise", shape, plan.result, work, self.reduction,
                       plan.denominator, out, self.scalars)
 
+    def _class_axis_again(self, plan: _ClassPlan, x: np.ndarray, t: np.ndarray) -> Layout | None:
+        """A class-axis layout for arrays of the dtypes and shapes of one laid out before
+        (:func:`_class_axis` checked those): the class axis last, contiguous arrays and no row
+        ignored -- else ``None``, and :func:`_class_axis` lays it out."""
+        if x.ndim > 2 or x.dtype != plan.work or not x.flags.c_contiguous:
+            return None
+        n_classes = x.shape[-1]
+        arrays = {"input": x.reshape(-1, n_classes)}
+        labels = None
+        if plan.target is None:  # class indices
+            labels = t.reshape(-1) if t.dtype == _INT64 and t.flags.c_contiguous else (
+                np.ascontiguousarray(t, dtype=np.int64).reshape(-1))
+            ignore_index = self.class_axis.ignore_index
+            if 0 <= ignore_index < n_classes or not within(labels, 0, n_classes - 1):
+                return None
+            denominator = _unmasked_denominator(self.options.get("weight"), self.by_weight,
+                                                labels)
+        else:
+            if t.dtype != plan.target or not t.flags.c_contiguous:
+                return None
+            arrays["target"] = t.reshape(-1, n_classes)
+            denominator = float(arrays["input"].shape[0])
+        if plan.weight is not None:
+            arrays["weight"] = plan.weight
+        return Layout("class_axis", x.shape, plan.result, plan.work, self.reduction,
+                      denominator, arrays, self.scalars, labels, None,
+                      self.class_axis.ignore_index, 0 if x.ndim == 1 else 1)
+
     def _shape_plan(self, x: np.ndarray) -> _ShapePlan:
         """What an element-wise layout decides from the input's dtype and shape (kept)."""
         shape = x.shape
@@ -429,6 +491,27 @@ class Planner:
 
 #: Kept layouts per derivation (a long-running caller's shapes need not all be kept).
 _MAX_PLANS = 64
+
+
+_INT64 = np.dtype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClassPlan:
+    """What :func:`_class_axis` decided for arrays of one dtype and shape each."""
+
+    work: np.dtype
+    result: np.dtype
+    weight: np.ndarray | None  # the class weights laid out (float64), where the loss has them
+    target: np.dtype | None  # probability targets' dtype in the layout; None: class indices
+
+
+def _unmasked_denominator(weight: np.ndarray | None, by_weight: bool,
+                          labels: np.ndarray) -> float:
+    """:func:`class_index_denominator` where no row is ignored (every label in bounds)."""
+    if weight is not None and by_weight:
+        return float(np.sum(weight[labels]))
+    return float(labels.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +552,7 @@ class _ClassAxisFacts:
     multi_hot: bool
     spatial: bool
     has_weight: bool
+    ignore_index: int  # NO_IGNORE for a loss without the option
 
 
 def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
@@ -550,10 +634,7 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
         if in_bounds and not 0 <= ignore_index < n_classes:
             # every label is a class, and ignore_index is none: no row is ignored (the
             # layout's mask is made only where an evaluator reads it)
-            if weight is not None and by_weight:
-                denominator = float(np.sum(weight[labels]))
-            else:
-                denominator = float(labels.size)
+            denominator = _unmasked_denominator(weight, by_weight, labels)
         else:
             valid = (labels != ignore_index if given_ignore is not None
                      else np.ones(labels.shape, dtype=bool))
