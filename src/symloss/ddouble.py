@@ -806,13 +806,120 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
         return t_final(t_div(n, d), plain)
 
 
+# ------------------------------------------------------ cross-entropy's Hessian-vector product
+# pᵢ(vᵢ − Σₖ pₖvₖ) = eᵢ((vᵢ − c)D + W)/D² with e = e^(z − m), D = Σ e, W = Σₖ eₖ(c − vₖ) and c
+# the v of the arg-max of z: the bracket's error is the probabilities' times Σₖ pₖ|vₖ − v̄|, so
+# it needs every eₖ to ~2⁻¹⁰⁰ wherever vᵢ is near the p-weighted mean v̄.
+def _softmax_hvp_pairs(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """A row's ``D = Σ e`` and ``W = Σₖ eₖ(c − vₖ)`` pairs and ``c`` (compiled; ``z``, ``v``
+    one row, ``m`` its max), each ``e = e^(z − m)`` written as a pair into ``buf``, ``lbuf``."""
+    n = z.shape[0]
+    top = 0
+    for j in range(n):
+        if z[j] > z[top]:
+            top = j
+    c = v[top] + 0.0
+    dh, dl, wh, wl = 0.0, 0.0, 0.0, 0.0
+    for j in range(n):
+        eh, el = t_exp(two_sum(z[j] + 0.0, -m))
+        buf[j], lbuf[j] = eh, el
+        dh, dl = dd_add(dh, dl, eh, el)
+        wh, wl = t_add((wh, wl), t_mul((eh, el), two_sum(c, -v[j])))
+    return dh, dl, wh, wl, c
+
+
+def softmax_hvp_row_m(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """A row's values for :func:`softmax_hvp_at_m` (compiled; ``z``, ``v`` one row, ``m`` its
+    max): the pairs ``D = Σ e^(z − m)`` and ``W = Σₖ eₖ(c − vₖ)``, and ``c``; every
+    ``e^(z − m)`` as a pair in ``buf`` (its float64 values, overwritten) and ``lbuf``."""
+    return _softmax_hvp_pairs(z, v, m, buf, lbuf)
+
+
+def softmax_hvp_row_v(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """:func:`softmax_hvp_row_m` for float32 results: ``c`` only (the few elements whose float64
+    form cancels compute the rest in :func:`softmax_hvp_at_v`)."""
+    top = 0
+    for j in range(z.shape[0]):
+        if z[j] > z[top]:
+            top = j
+    return 0.0, 0.0, 0.0, 0.0, v[top] + 0.0
+
+
+def _softmax_hvp_dd(e: tuple[Any, Any], vi: Any, dh: Any, dl: Any, wh: Any, wl: Any, c: Any,
+                    plain: Any) -> Any:
+    d = (dh, dl)
+    b = t_add(t_mul(two_sum(vi, -c), d), (wh, wl))
+    return t_final(t_div(t_mul(e, b), t_mul(d, d)), plain)
+
+
+def softmax_hvp_at_m(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, dh: Any,
+                     dl: Any, wh: Any, wl: Any, c: Any, size: Any, plain: Any) -> Any:
+    """``pᵢ(vᵢ − Σₖ pₖvₖ)`` from a row's values (:func:`softmax_hvp_row_m`, which left
+    ``e^(zᵢ − m)`` as the pair ``buf[i] + lbuf[i]``) as ``eᵢ((vᵢ − c)D + W)/D²`` in
+    double-double, rounded once (``plain``, the float64 form, where the pair is not finite)."""
+    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, dh, dl, wh, wl, c, plain)
+
+
+def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, dh: Any,
+                     dl: Any, wh: Any, wl: Any, c: Any, size: Any, plain: Any) -> Any:
+    """float32 results where the float64 form ``plain`` cancels more than 6 bits of its terms'
+    ``size`` (its probabilities come from a float64 exp good to 6e-11): again with libm's exp
+    (≤ 1 float64 ulp; z − m is exact for float32 logits), within 2⁻²⁸ of a float32 ulp where
+    it cancels at most 2⁻²⁰ of its terms; else in double-double."""
+    d, w = 0.0, 0.0
+    for j in range(z.shape[0]):
+        ej = np.exp((z[j] + 0.0) - m)
+        d += ej
+        w += ej * (c - v[j])
+    e = np.exp((z[i] + 0.0) - m)
+    again = (e / d) * ((vi - c) + w / d)
+    if abs(again) >= 9.5367431640625e-07 * (e / d) * size or again != again:
+        return again
+    dh, dl, wh, wl, c = _softmax_hvp_pairs(z, v, m, buf, lbuf)
+    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, dh, dl, wh, wl, c, again)
+
+
+def np_softmax_hvp(z: Any, v: Any, plain: Any) -> Any:
+    """``pᵢ(vᵢ − Σₖ pₖvₖ)`` along the last axis (the NumPy path's printing of
+    :class:`symloss.primitives.softmax_hvp`), as :func:`softmax_hvp_at_m` computes it."""
+    z = np.asarray(z, dtype=np.float64)
+    v = np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape))
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        c = np.take_along_axis(v, np.argmax(z, axis=-1)[..., None], axis=-1)
+        eh, el = t_exp(two_sum(z, -m))
+        zero = 0.0 * c
+        d, w = (zero, zero), (zero, zero)
+        for j in range(z.shape[-1]):
+            e = (eh[..., j:j + 1], el[..., j:j + 1])
+            d = t_add(d, e)
+            w = t_add(w, t_mul(e, two_sum(c, -v[..., j:j + 1])))
+        b = t_add(t_mul(two_sum(v, -c), d), w)
+        return t_final(t_div(t_mul((eh, el), b), t_mul(d, d)), plain)
+
+
+def np_softmax_hvp_size(z: Any, v: Any) -> Any:
+    """The size of :func:`np_softmax_hvp`'s terms, ``pᵢ(|vᵢ − c| + Σₖ pₖ|c − vₖ|)``, for
+    :func:`certified` (the compiled kernels print the same from the row's values)."""
+    z = np.asarray(z, dtype=np.float64)
+    v = np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape))
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        c = np.take_along_axis(v, np.argmax(z, axis=-1)[..., None], axis=-1)
+        e = np.exp(z - m)
+        p = e / np.sum(e, axis=-1, keepdims=True)
+        return p * (np.abs(v - c) + np.sum(p * np.abs(c - v), axis=-1, keepdims=True))
+
+
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
           "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
-          "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub", "fsum3",
+          "t_final", "softmax_row_sums", "softmax_sub_at", "_softmax_hvp_pairs",
+          "softmax_hvp_row_m", "softmax_hvp_row_v", "_softmax_hvp_dd",
+          "softmax_hvp_at_m", "softmax_hvp_at_v", "log_sub", "fsum3",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).

@@ -106,8 +106,8 @@ def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
 
 def _evaluate(expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
     """``expr`` at ``values`` (exact binary Floats), to about 20 correct digits: evaluated at
-    growing precision until two evaluations agree (log(1 + e^(−215)) needs 100 digits to differ
-    from 0); ``None`` where it is not a real number."""
+    growing precision until two nonzero evaluations agree (log(1 + e^(−215)) needs 100 digits to
+    differ from 0), 0 where every precision gives 0; ``None`` where it is not a real number."""
     last = None
     for digits in PRECISIONS:
         # the floats exact, and 20 digits more for what SymPy evaluates on substitution
@@ -115,7 +115,8 @@ def _evaluate(expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
         value = expr.xreplace(at).evalf(digits)
         if not (value.is_number and value.is_real and value.is_Number):
             return None
-        if last is not None and (value == last or abs(value - last) <= abs(value) * 2.0**-70):
+        # two zeros agree only at the last precision: 1 − (1 − 10⁻³⁰⁴) is 0 to 120 digits
+        if last is not None and value != 0 and abs(value - last) <= abs(value) * 2.0**-70:
             return value
         last = value
     return last

@@ -57,7 +57,6 @@ from .primitives import (
     CLASS_INDEX,
     NUM_CLASSES,
     SUM_INDEX,
-    argmax_mean,
     dd_code,
     product_of_inputs,
     softmax,
@@ -217,27 +216,35 @@ class _Printer(PythonCodePrinter):
             exact = f"certified({exact}, {size}, flag)"
         return f"(({plain}) if {test}({plain}, {size}) else {exact})"
 
-    def _print_argmax_mean(self, expr: sp.Expr) -> str:
-        # Σ_k [z_k = m] v_k / Σ_k [z_k = m], m the row's max: two hoisted class sums.
-        z, v, _ = expr.args
+    def _print_softmax_hvp(self, expr: sp.Expr) -> str:
+        # Per row: c (the v of z's arg-max) and, for float64 results, the pairs D and W and
+        # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F); the float64
+        # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the float64 form pᵢ((vᵢ − c) + spread) where
+        # it keeps a float32 result's digits (fits_v; fits_m is never), else double-double.
+        z, v, i, n = expr.args
         if self.logits is None or str(z.label) != self.logits:
-            raise _Unsupported("argmax_mean outside a class-axis kernel")
-        if expr in self._sums:  # type: ignore[comparison-overlap]
-            return self._sums[expr]  # type: ignore[index]
-        top = f"(1.0 if {self._print(z[SUM_INDEX])} == m else 0.0)"
-        num, count = f"acc{len(self.hoisted)}", f"acc{len(self.hoisted) + 1}"
-        self.hoisted.append((num, "k", f"{top} * {self._print(v[SUM_INDEX])}"))
-        self.hoisted.append((count, "k", top))
-        self._sums[expr] = f"({num} / {count})"  # type: ignore[index]
-        return f"({num} / {count})"
-
-    def _print_softmax_centered(self, expr: sp.Expr) -> str:
-        z, v, i, c = expr.args
+            raise _Unsupported("softmax_hvp outside a class-axis kernel")
+        if str(v.label) != _DIRECTION_LABEL:
+            raise _Unsupported(f"softmax_hvp of {v}")
         k = SUM_INDEX
-        center = argmax_mean(z, v, c)
-        mean = self._print(center)  # hoisted first: the spread's sum reads it
-        spread = self._print(sp.Sum(softmax(z, k, c) * (center - v[k]), (k, 1, c)))
-        return f"(({self._print(v[i])} - {mean}) + {spread})"
+        if expr not in self._sums:  # type: ignore[comparison-overlap]
+            names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
+            self.hoisted.append((", ".join(names), "", "dd_softmax_hvp_row_F(zr, dr, m, buf, lbuf)"))
+            center = sp.Symbol(names[4], real=True)
+            self.names = {**self.names, center: names[4]}
+            spread = self._print(sp.Sum(softmax(z, k, n) * (center - v[k]), (k, 1, n)))
+            size = self._print(sp.Sum(softmax(z, k, n) * sp.Abs(center - v[k]), (k, 1, n)))
+            self._sums[expr] = ", ".join([*names, spread, size])  # type: ignore[index]
+        dh, dl, wh, wl, c, spread, size = self._sums[expr].split(", ")  # type: ignore[index]
+        vi, p = self._print(v[i]), self._print(softmax(z, i, n))
+        plain = f"({p} * (({vi} - {c}) + {spread}))"
+        ii = self._print(i)
+        exact = (f"dd_softmax_hvp_at_F(zr, dr, buf, lbuf, {ii}, m, {vi}, "
+                 f"{dh}, {dl}, {wh}, {wl}, {c}, {size}, {plain})")
+        value = f"({plain} if fits_F({plain}, {p} * {size}) else {exact})"
+        if not self.certify:
+            return value
+        return f"certified({value}, {p} * (abs({vi} - {c}) + {size}), flag)"
 
     def _print_accurate(self, expr: sp.Expr) -> str:
         # The inner expression in double-double (symloss.ddouble's pair functions), the plain
@@ -888,7 +895,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             indexed[str(w.label)] = lambda x: f"w[{x}]"
         for what, hard_expr, soft_expr in kernels:
             expr = hard_expr if hard else soft_expr
-            # the direction appears as v[k] or, inside softmax_centered/argmax_mean, as v itself
+            # the direction appears as v[k] or, inside softmax_hvp, as v itself
             direction = what == "hvp" or any(
                 str(e.label) == _DIRECTION_LABEL for e in expr.atoms(sp.IndexedBase))
             params = ", ".join(["z", "t", "y", "w", "ignore", *(["dv"] if direction else []),
@@ -927,6 +934,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                         "            block_sums(ebuf, r1 - r0, smalls, ones)\n")
                 hoisted_f = "".join(
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
+                    f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
                     _class_sum(acc, k, _flavoured(b)[flavour], flavour)
                     for acc, k, b in printer.hoisted)
                 if flavour == "v":
@@ -961,6 +969,7 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
            "        smalls = np.empty(nb)\n"
            "        ones = np.empty(nb)\n" if softmax else "")
         + ("        dots = np.empty(nb)\n" if softmax and dot else "")
+        + ("        lbuf = np.empty(n_classes)\n" if "lbuf" in row else "")
         + "        hi = (c + 1) * n_rows // chunks\n"
         "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
         "            r1 = min(r0 + nb, hi)\n"
