@@ -219,8 +219,9 @@ class _Printer(PythonCodePrinter):
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
         # Per row: c (the v of z's arg-max) and, for float64 results, the pairs D and W and
         # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F); the float64
-        # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the float64 form pᵢ((vᵢ − c) + spread) where
-        # it keeps a float32 result's digits (fits_v; fits_m is never), else double-double.
+        # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
+        # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;
+        # fits_m is never), else double-double.
         z, v, i, n = expr.args
         if self.logits is None or str(z.label) != self.logits:
             raise _Unsupported("softmax_hvp outside a class-axis kernel")
