@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from .layout import Layout, forms
+from .layout import Layout, expression
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -39,16 +39,11 @@ _DIRECTION = sp.Symbol("v", real=True)
 
 
 def _expression(derivation: Derivation, what: str, hard: bool) -> sp.Expr:
-    d = derivation
-    subst = d.declaration.substitute_definitions
-    if what == "loss":
-        return forms(d).loss
+    """The expression the evaluators evaluate (:func:`symloss.layout.expression`); ``grad``
+    is its hard or soft form."""
     if what == "grad":
-        f = forms(d)
-        return f.grad_hard if hard else f.grad_soft
-    if what == "hvp":
-        return subst(d.hvp_expr)  # type: ignore[no-any-return]
-    return subst(d.hessian_diagonal)  # type: ignore[no-any-return]
+        what = "grad_hard" if hard else "grad_soft"
+    return expression(derivation, what)
 
 
 def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,

@@ -52,7 +52,7 @@ from .algebra import (
     printed_ratios,
     reduce_sums,
 )
-from .layout import ARRAY_OPTIONS, Layout, forms
+from .layout import ARRAY_OPTIONS, Layout, expression, forms
 from .primitives import (
     CLASS_INDEX,
     NUM_CLASSES,
@@ -457,8 +457,7 @@ class FastKernels:
 
     def _second_exprs(self) -> tuple[sp.Expr, sp.Expr]:
         d = self.derivation
-        subst = d.declaration.substitute_definitions
-        return reduce_sums(subst(d.hvp_expr)), reduce_sums(subst(d.hessian_diagonal))
+        return reduce_sums(expression(d, "hvp")), reduce_sums(expression(d, "hess"))
 
     def _kernel(self, module: Any, what: str, layout: Layout, size: int) -> Any:
         """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once)."""
