@@ -735,10 +735,11 @@ def np_exp_sub(z: Any, y: Any) -> Any:
 # Aᵢ is T − yᵢ except at the largest y, where it is U = the sum of the others; Bᵢ is D − eᵢ
 # except at the arg-max of z, where it is S = the sum of the others (there eᵢ = 1). T − yᵢ and
 # D − eᵢ elsewhere are at least half of T and D: no cancellation.
-def softmax_row_sums(z: Any, y: Any, m: Any, which: int) -> Any:
-    """One row value for :func:`softmax_sub_at` (compiled twin: ``z``, ``y`` one row, ``m`` its
-    max): ``which`` 0/1 the high/low part of ``S = Σ_{j≠argmax z} e^(zⱼ − m)``, 2/3 of
-    ``T = Σ y``, 4/5 of ``U = Σ_{k≠argmax y} yₖ``, 6 the arg-max of z, 7 that of y (first)."""
+def softmax_sub_row_m(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """A row's values for :func:`softmax_sub_at_m` in one pass (compiled; ``z``, ``y`` one row,
+    ``m`` its max): the pairs ``S = Σ_{j≠argmax z} e^(zⱼ − m)``, ``T = Σ y``,
+    ``U = Σ_{k≠argmax y} yₖ`` and the arg-maxes of z and y (first, as floats); every
+    ``e^(z − m)`` as a pair in ``buf`` (its float64 values, overwritten) and ``lbuf``."""
     n = z.shape[0]
     zmax, ymax = 0, 0
     for j in range(n):
@@ -746,33 +747,53 @@ def softmax_row_sums(z: Any, y: Any, m: Any, which: int) -> Any:
             zmax = j
         if y[j] > y[ymax]:
             ymax = j
-    if which == 6:
-        return float(zmax)
-    if which == 7:
-        return float(ymax)
-    hi, lo = 0.0, 0.0
+    sh, sl, th, tl, uh, ul = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     for j in range(n):
-        if which < 2:
-            if j != zmax:
-                xh, xl = two_sum(z[j], -m)
-                eh, el = t_exp((xh, xl))
-                hi, lo = dd_add(hi, lo, eh, el)
-        elif which < 4 or j != ymax:
-            hi, lo = dd_add(hi, lo, y[j], 0.0)
-    return hi if which % 2 == 0 else lo
+        eh, el = t_exp(two_sum(z[j] + 0.0, -m))
+        buf[j], lbuf[j] = eh, el
+        if j != zmax:
+            sh, sl = dd_add(sh, sl, eh, el)
+        yj = y[j] + 0.0
+        th, tl = dd_add(th, tl, yj, 0.0)
+        if j != ymax:
+            uh, ul = dd_add(uh, ul, yj, 0.0)
+    return sh, sl, th, tl, uh, ul, float(zmax), float(ymax)
 
 
-def softmax_sub_at(zi: Any, m: Any, yi: Any, i: Any, sh: Any, sl: Any, th: Any, tl: Any,
-                   uh: Any, ul: Any, zmax: Any, ymax: Any, plain: Any) -> Any:
-    """``softmax(z)ᵢ·T − yᵢ`` from a row's values (:func:`softmax_row_sums`), rounded once
-    (``plain`` where the pair is not finite)."""
-    xh, xl = two_sum(zi, -m)
-    e = t_exp((xh, xl))
+def softmax_sub_row_v(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """:func:`softmax_sub_row_m` for float32 results: nothing (the few elements whose float64
+    form cancels compute the row in :func:`softmax_sub_at_v`)."""
+    return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+def _softmax_sub_dd(e: tuple[Any, Any], yi: Any, i: Any, sh: Any, sl: Any, th: Any, tl: Any,
+                    uh: Any, ul: Any, zmax: Any, ymax: Any, plain: Any) -> Any:
     d = t_add((1.0, 0.0), (sh, sl))
     a = (uh, ul) if i == ymax else t_sub((th, tl), (yi, 0.0))
     b = (sh, sl) if i == zmax else t_sub(d, e)
     n = t_sub(t_mul(e, a), t_mul((yi, 0.0), b))
     return t_final(t_div(n, d), plain)
+
+
+def softmax_sub_at_m(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: Any, sl: Any,
+                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any,
+                     plain: Any) -> Any:
+    """``softmax(z)ᵢ·T − yᵢ = (eᵢAᵢ − yᵢBᵢ)/D`` in double-double from a row's values
+    (:func:`softmax_sub_row_m`, which left ``e^(zᵢ − m)`` as ``buf[i] + lbuf[i]``), rounded
+    once (``plain`` where the pair is not finite)."""
+    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, plain)
+
+
+def softmax_sub_at_v(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: Any, sl: Any,
+                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any,
+                     plain: Any) -> Any:
+    """float32 results whose float64 form cancels more than 6 bits (a float64 exp good to
+    6e-11 then leaves too few): the row's pairs here, then :func:`softmax_sub_at_m`."""
+    m = z[0] + 0.0
+    for j in range(z.shape[0]):
+        m = max(m, z[j] + 0.0)
+    sh, sl, th, tl, uh, ul, zmax, ymax = softmax_sub_row_m(z, y, m, buf, lbuf)
+    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, plain)
 
 
 def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
@@ -917,7 +938,8 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
-          "t_final", "softmax_row_sums", "softmax_sub_at", "_softmax_hvp_pairs",
+          "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "_softmax_sub_dd",
+          "softmax_sub_at_m", "softmax_sub_at_v", "_softmax_hvp_pairs",
           "softmax_hvp_row_m", "softmax_hvp_row_v", "_softmax_hvp_dd",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "log_sub", "fsum3",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",

@@ -260,29 +260,30 @@ class _Printer(PythonCodePrinter):
         return self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})")
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
-        # The row's values for ddouble.softmax_sub_at (the pairs S, T, U and the arg-maxes of z
-        # and y), each hoisted as a "sum" whose only nonzero term (k = 0) is the whole row's
-        # value (ddouble.softmax_row_sums); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class.
-        z, y, i, _ = expr.args
+        # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, the arg-maxes of z
+        # and y, and each e^(z − m) as a pair in buf, lbuf) in one pass per row
+        # (ddouble.softmax_sub_row_F); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
+        # float64 results (fits_m is never), and for float32 ones the float64 form pᵢT − yᵢ
+        # wherever it keeps their digits (fits_v).
+        z, y, i, n = expr.args
         if self.logits is None or str(z.label) != self.logits:
             raise _Unsupported("softmax_sub outside a class-axis kernel")
         if expr not in self._sums:  # type: ignore[comparison-overlap]
-            parts = []
-            for which in range(8):
-                name = f"acc{len(self.hoisted)}"
-                self.hoisted.append((name, "k", f"(dd_softmax_row_sums(zr, yr, m, {which}) "
-                                                f"if k == 0 else 0.0)"))
-                parts.append(name)
-            self._sums[expr] = ", ".join(parts)  # type: ignore[index]
+            names = [f"acc{len(self.hoisted)}_{j}" for j in range(8)]
+            self.hoisted.append((", ".join(names), "",
+                                 "dd_softmax_sub_row_F(zr, yr, m, buf, lbuf)"))
+            self._sums[expr] = ", ".join(names)  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
-        exact = (f"dd_softmax_sub_at(np.float64(zr[{self._print(i)}]), m, "
-                 f"{self._print(y[i])}, {self._print(i)}, {self._sums[expr]}, {plain})")  # type: ignore[index]
+        yi = self._print(y[i])
+        exact = (f"dd_softmax_sub_at_F(zr, yr, buf, lbuf, {self._print(i)}, {yi}, "
+                 f"{self._sums[expr]}, {plain})")  # type: ignore[index]
+        # its terms' magnitude pᵢ·T + |yᵢ| (T = Σy as the plain form sums it)
+        total = self._print(sp.Sum(y[SUM_INDEX], (SUM_INDEX, 1, n)))
+        size = f"(abs({self._print(softmax(z, i, n))}) * abs({total}) + abs({yi}))"
+        value = f"(({plain}) if fits_F({plain}, {size}) else {exact})"
         if not self.certify:
-            return exact
-        # its terms' magnitude pᵢ·T + |yᵢ|, T = Σy the row sums' (high part)
-        total = self._sums[expr].split(", ")[2]  # type: ignore[index]
-        size = f"(abs({self._print(softmax(z, i, expr.args[3]))}) * abs({total}) + abs({self._print(y[i])}))"
-        return f"certified({exact}, {size}, flag)"
+            return value
+        return f"certified({value}, {size}, flag)"
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         exact = f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"

@@ -747,8 +747,9 @@ class softmax_sub(Function):
     cross-entropy's gradient for a target distribution ``y`` (mean minus target).
 
     Evaluated in double-double (:func:`symloss.ddouble.np_softmax_sub`, and in the compiled
-    kernels the row sums :func:`~symloss.ddouble.softmax_row_sums` with
-    :func:`~symloss.ddouble.softmax_sub_at`): every ``e^(z_j − m)``, ``D = Σ e``, ``T = Σ y``
+    kernels the row's values :func:`~symloss.ddouble.softmax_sub_row_m` with
+    :func:`~symloss.ddouble.softmax_sub_at_m`; float32 results take the float64 form wherever
+    it keeps their digits): every ``e^(z_j − m)``, ``D = Σ e``, ``T = Σ y``
     and ``(eᵢ T − yᵢ D)/D`` on ~106-bit pairs, one rounding at the end, so that the result
     keeps its digits where ``pᵢ T ≈ yᵢ`` (a soft target equal to the rounded prediction).
     """
