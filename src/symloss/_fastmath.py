@@ -316,6 +316,16 @@ def certified(r: float, m: float, flag: np.ndarray) -> float:
 
 
 @njit(inline="always", error_model="numpy")
+def certified_b(r: float, m: float, flag: np.ndarray) -> float:
+    """:func:`certified` without a branch or the store to ``flag`` (so that a loop of it
+    vectorizes): the caller sets ``flag[0]`` where a result is NaN."""
+    a = abs(r)
+    bad = (r != 0.0) & ((a < 1.8189894035458565e-12 * m)
+                        | ((m < 4.008336720017946e-292) & (a >= 2.2250738585072014e-308)))
+    return math.nan if bad else r
+
+
+@njit(inline="always", error_model="numpy")
 def maximum(a: float, b: float) -> float:
     """``numpy.maximum``: a NaN in either argument is the result."""
     if a != a:
