@@ -7,8 +7,9 @@ installed and a kernel is first built). Two flavours of each primitive:
   (libm's ``exp`` is an opaque call it cannot). Its relative error is below 6e-11, under
   0.001 of a float32 ulp (6e-8), so float32 results computed with it and rounded once stay
   within 0.501 ulp: this flavour is used for float32 arrays.
-* ``*_m``: ``exp`` is libm's (``math.exp``, < 1 float64 ulp): used for float64 arrays, whose
-  results need every bit.
+* ``*_m``: for float64 arrays, whose results need every bit: :func:`exp_m` is within 0.52
+  float64 ulp and branch-free (vectorized where a loop calls it); the other helpers call
+  libm (``math.exp``, ``math.log1p``, < 1 ulp).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ elements, parallel above, the same arithmetic either way -- so a result never de
 array's size. Arithmetic is float64 whatever the input dtype, without fast-math (not even FMA
 contraction), as in the NumPy evaluator; the result is rounded once to the input's dtype. For
 float32 the exponential is :func:`symloss._fastmath.exp_v` (vectorized, relative error < 6e-11);
-for float64 it is libm's.
+for float64 :func:`symloss._fastmath.exp_m` (vectorized, within 0.52 ulp).
 
 numba is a core dependency. Where it is missing, or for an expression the printer does not
 handle, :func:`build` returns ``None`` and the NumPy evaluator answers, for that derivation at
@@ -770,8 +770,8 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 # float64: pass 1 the float form, vectorized (exp_m is branch-free); the
                 # elements it left NaN listed without a branch, and pass 2 over the list the
                 # accurate arm of the one test, branch-free (dd_exp_sub is inlined): LLVM
-                # gathers and vectorizes it (1e6 Poisson(2) targets at z ~ 3·N(0, 1), 15% of
-                # them eᶻ/y in [½, 2]: ... ms)
+                # gathers and vectorizes it (poisson_nll_loss's float64 gradient, Poisson(2)
+                # targets at z ~ 3·N(0, 1), 15% of them eᶻ/y in [½, 2]: 1e6 elements 24 -> 9 ms)
                 again, _ = lower([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
                                  " " * 12, prefix="w", exact=True)
                 again = [line.replace("certified(", "certified_b(") for line in again]
