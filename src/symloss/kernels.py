@@ -157,7 +157,7 @@ def sigmoid_pow(x: Array, g: Array) -> Array:
 FITS1_MARGIN = 1.0000009536743164
 
 
-def fits1(p: Array, m: Array) -> Array:
+def fits1(p: Array, m: Array) -> npt.NDArray[np.bool_]:
     """Whether the float64 difference ``p = fl(h − y)`` is within 3 ulp of the exact ``D = H − y``,
     given ``m = fl(|h| + |y|)``, a head ``h`` within 1 ulp of its exact value ``H`` (eᶻ, log x;
     not assuming libm's 0.5) and an exact input ``y``: the test is ``3|p| ≥ (1 + 2⁻²⁰)·m``.
