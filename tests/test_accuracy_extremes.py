@@ -704,31 +704,33 @@ def test_every_certified_form_can_be_rescued(name):
             assert exact._evaluate(sp.sympify(expr), values) is not None, (name, what, hard)
 
 
-def test_fits1_vouches_only_for_3_ulp_with_a_head_1_ulp_off():
-    """kernels.fits1's proof, checked: heads ``h`` up to 1 ulp from the exact ``H = eᶻ`` (the
-    floats below and above H, not only the nearest: libm's exp is not assumed within 0.5
-    ulp), targets ``y`` around the switch (``H/y`` near ½ and 2) and far from it; wherever
-    the test passes, ``fl(h − y)`` is within 3 ulp of ``H − y``, and it passes for H/y
-    outside [½·(1 − 2⁻¹⁸), 2·(1 + 2⁻¹⁸)]."""
+@pytest.mark.parametrize(("head", "low", "high"), [(mpmath.exp, -30.0, 30.0),
+                                                    (mpmath.log, 1e-6, 1e6)], ids=["exp", "log"])
+def test_fits1_vouches_only_for_3_ulp_with_a_head_1_ulp_off(head, low, high):
+    """kernels.fits1's proof, checked for eᶻ − y and log x − y: heads ``h`` up to 1 ulp from
+    the exact ``H`` (the floats below and above H, not only the nearest: libm is not assumed
+    within 0.5 ulp), targets ``y`` around the switch (``H/y`` near ½ and 2) and far from it;
+    wherever the test passes, ``fl(h − y)`` is within 3 ulp of ``H − y``, and it passes for
+    H/y outside [½·(1 − 2⁻¹⁸), 2·(1 + 2⁻¹⁸)]."""
     import math
 
     from symloss.kernels import fits1
 
     mpmath.mp.dps = 60
     rng = np.random.default_rng(31)
-    z = rng.uniform(-30, 30, 3000)
+    z = rng.uniform(low, high, 3000)
     ratio = np.concatenate([2.0 ** rng.choice([-1.0, 1.0], 2000)
                             * (1.0 + rng.integers(-64, 65, 2000) * 2.0 ** -24),
                             2.0 ** rng.uniform(-3, 3, 1000)])
     passed = 0
     for zi, ri in zip(z.tolist(), ratio.tolist(), strict=True):
-        exact_h = mpmath.exp(mpmath.mpf(zi))
+        exact_h = head(mpmath.mpf(zi))
         y = float(exact_h / ri)
         below = float(exact_h)
-        below = below if mpmath.mpf(below) <= exact_h else float(np.nextafter(below, 0.0))
+        below = below if mpmath.mpf(below) <= exact_h else float(np.nextafter(below, -np.inf))
         for h in (below, float(np.nextafter(below, np.inf))):  # both within 1 ulp of H
             p = np.float64(h) - np.float64(y)
-            ok = bool(fits1(np.array([p]), np.array([h + abs(y)]))[0])
+            ok = bool(fits1(np.array([p]), np.array([abs(h) + abs(y)]))[0])
             exact = exact_h - mpmath.mpf(y)
             if ok:
                 passed += 1
