@@ -173,13 +173,15 @@ def dd_exp(x: Any) -> tuple[Any, Any]:
     >>> float(hi), float(lo)
     (2.718281828459045, 1.4456468917292502e-16)
     """
-    return _exp_of_parts(*_exp_parts(x))
+    uh, ul, k = _exp_parts(x)
+    return _exp_of_parts(uh, ul, k)
 
 
 def dd_expm1(x: Any) -> tuple[Any, Any]:
     """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
     (``x`` in [−800, 709.78])."""
-    return _expm1_of_parts(*_exp_parts(x))
+    uh, ul, k = _exp_parts(x)
+    return _expm1_of_parts(uh, ul, k)
 
 
 def _exp_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
@@ -949,22 +951,30 @@ _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log
            "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
            "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}
+_INLINED: dict[str, Any] = {}
+#: The chain :func:`jitted` compiles inline (``inline="always"``) for ``inline=True``: eᶻ − y.
+_INLINE_ORDER = _ORDER[:_ORDER.index("exp_sub") + 1]
 
 
-def jitted() -> dict[str, Any]:
+def jitted(inline: bool = False) -> dict[str, Any]:
     """The same functions compiled by numba for scalars (for the generated fast kernels).
 
     Each function's code is re-bound to a namespace in which the functions it calls are the
-    compiled ones, so that numba sees one chain of ``@njit`` functions.
+    compiled ones, so that numba sees one chain of ``@njit`` functions. With ``inline=True``,
+    the chain up to :func:`exp_sub` compiled ``inline="always"``: one body without calls, which
+    LLVM can vectorize (1.5e5 ``exp_sub`` 54 → 10 ns each, the same bits), for kernels that
+    call it on many elements.
     """
-    if not _JITTED:
+    done, order = (_INLINED, _INLINE_ORDER) if inline else (_JITTED, _ORDER)
+    if not done:
         import numba
 
         namespace: dict[str, Any] = {k: v for k, v in globals().items() if k.isupper()}
         namespace["np"] = np
-        for name in _ORDER:
+        options: dict[str, Any] = {"inline": "always"} if inline else {}
+        for name in order:
             source = globals()[_SCALAR.get(name, name)]
             fn = types.FunctionType(source.__code__, namespace, name, source.__defaults__)
-            namespace[name] = numba.njit(fastmath=False, error_model="numpy")(fn)
-        _JITTED.update({name: namespace[name] for name in _ORDER})
-    return _JITTED
+            namespace[name] = numba.njit(fastmath=False, error_model="numpy", **options)(fn)
+        done.update({name: namespace[name] for name in order})
+    return done
