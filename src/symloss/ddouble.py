@@ -831,12 +831,13 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
 
 
 # ------------------------------------------------------ cross-entropy's Hessian-vector product
-# pᵢ(vᵢ − Σₖ pₖvₖ) = eᵢ((vᵢ − c)D + W)/D² with e = e^(z − m), D = Σ e, W = Σₖ eₖ(c − vₖ) and c
+# pᵢ(vᵢ − Σₖ pₖvₖ) = eᵢ((vᵢ − c) + W/D)/D with e = e^(z − m), D = Σ e, W = Σₖ eₖ(c − vₖ) and c
 # the v of the arg-max of z: the bracket's error is the probabilities' times Σₖ pₖ|vₖ − v̄|, so
 # it needs every eₖ to ~2⁻¹⁰⁰ wherever vᵢ is near the p-weighted mean v̄.
 def _softmax_hvp_pairs(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
-    """A row's ``D = Σ e`` and ``W = Σₖ eₖ(c − vₖ)`` pairs and ``c`` (compiled; ``z``, ``v``
-    one row, ``m`` its max), each ``e = e^(z − m)`` written as a pair into ``buf``, ``lbuf``."""
+    """A row's pairs ``1/D`` and ``W/D`` (``D = Σ e``, ``W = Σₖ eₖ(c − vₖ)``) and ``c``
+    (compiled; ``z``, ``v`` one row, ``m`` its max), each ``e = e^(z − m)`` written as a pair
+    into ``buf``, ``lbuf``."""
     n = z.shape[0]
     top = 0
     for j in range(n):
@@ -850,13 +851,15 @@ def _softmax_hvp_pairs(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
         eh, el = buf[j], lbuf[j]
         dh, dl = dd_add(dh, dl, eh, el)
         wh, wl = t_add((wh, wl), t_mul((eh, el), two_sum(c, -v[j])))
-    return dh, dl, wh, wl, c
+    ih, il = t_div((1.0, 0.0), (dh, dl))
+    mh, ml = t_mul((wh, wl), (ih, il))
+    return ih, il, mh, ml, c
 
 
 def softmax_hvp_row_m(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
     """A row's values for :func:`softmax_hvp_at_m` (compiled; ``z``, ``v`` one row, ``m`` its
-    max): the pairs ``D = Σ e^(z − m)`` and ``W = Σₖ eₖ(c − vₖ)``, and ``c``; every
-    ``e^(z − m)`` as a pair in ``buf`` (its float64 values, overwritten) and ``lbuf``."""
+    max): the pairs ``1/D`` and ``W/D`` (``D = Σ e^(z − m)``, ``W = Σₖ eₖ(c − vₖ)``) and ``c``;
+    every ``e^(z − m)`` as a pair in ``buf`` (its float64 values, overwritten) and ``lbuf``."""
     return _softmax_hvp_pairs(z, v, m, buf, lbuf)
 
 
@@ -870,23 +873,23 @@ def softmax_hvp_row_v(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
     return 0.0, 0.0, 0.0, 0.0, v[top] + 0.0
 
 
-def _softmax_hvp_dd(e: tuple[Any, Any], vi: Any, dh: Any, dl: Any, wh: Any, wl: Any, c: Any,
+def _softmax_hvp_dd(e: tuple[Any, Any], vi: Any, ih: Any, il: Any, mh: Any, ml: Any, c: Any,
                     plain: Any) -> Any:
-    d = (dh, dl)
-    b = t_add(t_mul(two_sum(vi, -c), d), (wh, wl))
-    return t_final(t_div(t_mul(e, b), t_mul(d, d)), plain)
+    """``eᵢ((vᵢ − c) + W/D)/D`` on pairs, rounded once."""
+    b = t_add(two_sum(vi, -c), (mh, ml))
+    return t_final(t_mul(t_mul(e, b), (ih, il)), plain)
 
 
-def softmax_hvp_at_m(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, dh: Any,
-                     dl: Any, wh: Any, wl: Any, c: Any, size: Any, plain: Any) -> Any:
+def softmax_hvp_at_m(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, ih: Any,
+                     il: Any, mh: Any, ml: Any, c: Any, size: Any, plain: Any) -> Any:
     """``pᵢ(vᵢ − Σₖ pₖvₖ)`` from a row's values (:func:`softmax_hvp_row_m`, which left
-    ``e^(zᵢ − m)`` as the pair ``buf[i] + lbuf[i]``) as ``eᵢ((vᵢ − c)D + W)/D²`` in
+    ``e^(zᵢ − m)`` as the pair ``buf[i] + lbuf[i]``) as ``eᵢ((vᵢ − c) + W/D)/D`` in
     double-double, rounded once (``plain``, the float64 form, where the pair is not finite)."""
-    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, dh, dl, wh, wl, c, plain)
+    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, ih, il, mh, ml, c, plain)
 
 
-def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, dh: Any,
-                     dl: Any, wh: Any, wl: Any, c: Any, size: Any, plain: Any) -> Any:
+def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, ih: Any,
+                     il: Any, mh: Any, ml: Any, c: Any, size: Any, plain: Any) -> Any:
     """float32 results where the float64 form ``plain`` cancels more than 6 bits of its terms'
     ``size`` (its probabilities come from a float64 exp good to 6e-11): again with libm's exp
     (≤ 1 float64 ulp; z − m is exact for float32 logits), within 2⁻²⁸ of a float32 ulp where
@@ -900,8 +903,8 @@ def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: An
     again = (e / d) * ((vi - c) + w / d)
     if abs(again) >= 9.5367431640625e-07 * (e / d) * size or again != again:
         return again
-    dh, dl, wh, wl, c = _softmax_hvp_pairs(z, v, m, buf, lbuf)
-    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, dh, dl, wh, wl, c, again)
+    ih, il, mh, ml, c = _softmax_hvp_pairs(z, v, m, buf, lbuf)
+    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, ih, il, mh, ml, c, again)
 
 
 def np_softmax_hvp(z: Any, v: Any, plain: Any) -> Any:
@@ -919,8 +922,9 @@ def np_softmax_hvp(z: Any, v: Any, plain: Any) -> Any:
             e = (eh[..., j:j + 1], el[..., j:j + 1])
             d = t_add(d, e)
             w = t_add(w, t_mul(e, two_sum(c, -v[..., j:j + 1])))
-        b = t_add(t_mul(two_sum(v, -c), d), w)
-        return t_final(t_div(t_mul((eh, el), b), t_mul(d, d)), plain)
+        inv = t_div((1.0 + zero, zero), d)
+        b = t_add(two_sum(v, -c), t_mul(w, inv))
+        return t_final(t_mul(t_mul((eh, el), b), inv), plain)
 
 
 def np_softmax_hvp_size(z: Any, v: Any) -> Any:

@@ -217,7 +217,7 @@ class _Printer(PythonCodePrinter):
         return f"(({plain}) if {test}({plain}, {size}) else {exact})"
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
-        # Per row: c (the v of z's arg-max) and, for float64 results, the pairs D and W and
+        # Per row: c (the v of z's arg-max) and, for float64 results, the pairs 1/D and W/D and
         # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F); the float64
         # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
         # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;

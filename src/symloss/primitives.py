@@ -707,7 +707,7 @@ class softmax_hvp(Function):
     (:func:`symloss.ddouble.np_softmax_hvp`; in the compiled kernels the row's pairs from
     :func:`~symloss.ddouble.softmax_hvp_row_m` and :func:`~symloss.ddouble.softmax_hvp_at_m`):
     every ``e^(z_k − m)``, :math:`D = \\sum e`, :math:`W = \\sum_k e_k (c - v_k)` (``c`` the
-    ``v`` of the arg-max of ``z``) and :math:`e_i ((v_i - c) D + W) / D^2` on ~106-bit pairs,
+    ``v`` of the arg-max of ``z``) and :math:`e_i ((v_i - c) + W/D) / D` on ~106-bit pairs,
     rounded once. float32 results take the float64 form :math:`p_i ((v_i - c) + \\sum_k
     p_k (c - v_k))`: its error is 10⁶ times under a float32 ulp except in a cancellation
     deeper than :data:`symloss.ddouble.UNCERTIFIED`, which is NaN and computed exactly.
