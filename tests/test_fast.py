@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -476,3 +478,52 @@ def test_layout_value_check_compiled_and_numpy_agree(values, lo, hi):
         import numba
 
         assert numba.njit(_bounds._loop_within)(values, lo, hi) == expected
+
+
+def test_repeat_calls_lay_out_as_a_first_call():
+    """A Planner's kept per-signature decisions give the layout a fresh Planner gives, for
+    repeat calls whose values differ (ignored rows, a bad label or target after good ones)."""
+    from symloss.errors import SymlossValueError
+    from symloss.layout import Planner, lay_out
+
+    rng = np.random.default_rng(RNG_SEED)
+    z = rng.standard_normal((6, 4))
+    cases = [
+        ("cross_entropy", {}, [(z, np.array([0, 1, 2, 3, 0, 1])),
+                               (z, np.array([0, -100, 2, 3, -100, 1])),
+                               (z.astype(np.float32), np.array([3, 3, 3, 3, 3, 3])),
+                               (z, np.array([0, 1, 2, 4, 0, 1])),
+                               (z, rng.dirichlet(np.ones(4), 6))]),
+        ("cross_entropy", {"weight": np.array([1.0, 2.0, 3.0, 4.0]), "ignore_index": 2},
+         [(z, np.array([0, 1, 3, 3, 0, 1])), (z, np.array([0, 1, 2, 3, 2, 1])),
+          (z, np.array([0, 1, 2, 3, -1, 1]))]),
+        ("multi_margin_loss", {}, [(z, np.array([0, 1, 2, 3, 0, 1])),
+                                   (z, np.array([0, 1, 2, -100, 0, 1]))]),
+        ("binary_cross_entropy", {}, [(np.full(5, 0.5), np.ones(5)),
+                                      (np.full(5, 0.5), np.array([0, 1, 1.5, 0, 1])),
+                                      (np.full(5, 0.5), np.array([0, 1, np.nan, 0, 1])),
+                                      (np.full(5, 0.5), np.zeros(5))]),
+        ("binary_cross_entropy_with_logits", {"pos_weight": np.array([1.0, 2.0])},
+         [(z[:, :2], np.ones((6, 2))), (z[:, :2].astype(np.float32), np.zeros((6, 2)))]),
+    ]
+    for name, options, calls in cases:
+        d = symloss.derive(name, **options)
+        planner = Planner(d)
+        for arrays in calls:
+            try:
+                expected = lay_out(d, arrays)  # a fresh Planner: nothing kept
+            except SymlossValueError as exc:
+                with pytest.raises(SymlossValueError, match=re.escape(str(exc))):
+                    planner(arrays)
+                continue
+            got = planner(arrays)
+            assert (got.shape, got.dtype, got.work, got.denominator, got.ignore_index) == (
+                expected.shape, expected.dtype, expected.work, expected.denominator,
+                expected.ignore_index), (name, arrays)
+            assert got.arrays.keys() == expected.arrays.keys()
+            for key in got.arrays:
+                np.testing.assert_array_equal(got.arrays[key], expected.arrays[key])
+            for a, b in ((got.labels, expected.labels), (got.valid, expected.valid)):
+                assert (a is None) == (b is None)
+                if a is not None:
+                    np.testing.assert_array_equal(a, b)
