@@ -187,6 +187,97 @@ def test_vectorized_helpers():
             np.testing.assert_array_equal(ms[:9], z[2:].max(axis=1))
 
 
+def _ulps(got: np.ndarray, exact: list) -> np.ndarray:
+    """|got − exact| in ulps of the exact value (mpmath values), float64."""
+    import mpmath
+
+    ref = np.array([float(e) for e in exact])
+    return np.array([float(abs(mpmath.mpf(float(g)) - e)) for g, e in zip(got, exact, strict=True)]
+                    ) / np.spacing(np.abs(ref))
+
+
+def test_float64_vector_helpers_within_one_ulp():
+    """exp_w and log1p_w (the vectorizable float64 exp and log1p of the float64 label arms,
+    fdlibm's algorithms) are within 1 ulp, as the kernels assume of libm's, at random points
+    (seeded) and at the edges of their reductions and ranges; NaN, ±inf, under/overflow."""
+    import mpmath
+    from numba import njit
+
+    from symloss._fastmath import exp_w, log1p_w
+
+    @njit
+    def apply(f, x):  # the helpers in a loop, as a kernel calls them
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = f(x[i])
+        return out
+
+    mpmath.mp.prec = 120
+    rng = np.random.default_rng(RNG_SEED)
+    ln2 = np.log(2.0)
+    edges = np.concatenate([k * ln2 / 2 + np.array([-1e-15, 0.0, 1e-15]) for k in range(-5, 6)])
+    x = np.concatenate([rng.uniform(-708.0, 709.7, 4000), rng.uniform(-3.0, 3.0, 4000),
+                        rng.standard_normal(500) * 1e-9, edges, [0.0, 709.78, -708.39]])
+    got = apply(exp_w, x)
+    assert _ulps(got, [mpmath.exp(mpmath.mpf(float(v))) for v in x]).max() <= 1.0
+    t = np.concatenate([rng.random(4000), np.exp(-rng.uniform(0.0, 700.0, 4000)),
+                        [0.0, 1.0, 0.41421353816986084, 0.4142135381698608, 2.0**-29,
+                         2.0**-54, 1e-300]])
+    got = apply(log1p_w, t)
+    nonzero = t > 0
+    assert _ulps(got[nonzero], [mpmath.log1p(mpmath.mpf(float(v))) for v in t[nonzero]]
+                 ).max() <= 1.0
+    assert got[~nonzero].tolist() == [0.0]
+    special = apply(exp_w, np.array([np.nan, np.inf, -np.inf, 709.79, -745.2, -746.0]))
+    assert np.isnan(special[0]) and special[1:].tolist() == [np.inf, 0.0, np.inf, 0.0, 0.0]
+    assert 0.0 < apply(exp_w, np.array([-745.1]))[0] < 1e-320  # a subnormal, rounded once
+    assert np.isnan(apply(log1p_w, np.array([np.nan]))[0])
+
+
+def test_shared_parts_give_the_one_piece_helpers_bits():
+    """σ(±x), softplus(±x), σ(±x)^γ from their shared parts e^(−|x|) and its log1p (float
+    helpers of both flavours, and double-double pairs) are the one-piece functions' bits."""
+    from numba import njit
+
+    from symloss import _fastmath as fm
+    from symloss import ddouble
+
+    @njit
+    def both(x, g):
+        out = np.empty((x.size, 12))
+        for i in range(x.size):
+            v = x[i]
+            for f, sign in enumerate((1.0, -1.0)):
+                a = sign * v
+                tm, tv = fm.expna_m(v), fm.expna_v(v)
+                bm, bv = fm.log1p_m(tm), fm.log1p_v(tv)
+                out[i, 6 * f] = fm.sigmoid_e_m(a, tm) - fm.sigmoid_m(a)
+                out[i, 6 * f + 1] = fm.sigmoid_e_v(a, tv) - fm.sigmoid_v(a)
+                out[i, 6 * f + 2] = fm.softplus_l_m(a, bm) - fm.softplus_m(a)
+                out[i, 6 * f + 3] = fm.softplus_l_v(a, bv) - fm.softplus_v(a)
+                out[i, 6 * f + 4] = fm.sigmoid_pow_l_m(a, g, bm) - fm.sigmoid_pow_m(a, g)
+                out[i, 6 * f + 5] = fm.sigmoid_pow_l_v(a, g, bv) - fm.sigmoid_pow_v(a, g)
+        return out
+
+    rng = np.random.default_rng(RNG_SEED)
+    x = np.concatenate([rng.standard_normal(2000) * 5, rng.uniform(-800, 800, 200),
+                        [0.0, -0.0, 1e-300, 36.0, -36.0, 745.0, np.inf, -np.inf]])
+    for g in (0.5, 2.0, 3.0):
+        d = both(x, g)
+        assert np.all((d == 0.0) | np.isnan(d)), np.argwhere(d != 0.0)[:5]
+    with np.errstate(all="ignore"):
+        pair = (x, 0.0 * x)
+        for a in (pair, ddouble.t_neg(pair)):
+            t = ddouble.t_expna(pair)
+            b = ddouble.t_log1p(t)
+            for new, old in ((ddouble.t_sigmoid_e(a, t), ddouble.t_sigmoid(a)),
+                             (ddouble.t_softplus_l(a, b), ddouble.t_softplus(a)),
+                             (ddouble.t_sigmoid_pow_l(a, (2.0, 0.0), b),
+                              ddouble.t_sigmoid_pow(a, (2.0, 0.0)))):
+                for n, o in zip(new, old, strict=True):
+                    np.testing.assert_array_equal(n, o)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_classes", [16, 37, 300])
 def test_fast_ce_wide_rows(n_classes, dtype):

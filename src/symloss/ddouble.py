@@ -599,6 +599,40 @@ def t_softplus(a: tuple[Any, Any]) -> tuple[Any, Any]:
     return t_add(top, t_log1p(e))
 
 
+# The same primitives from their shared parts (as symloss._fastmath's expna/sigmoid_e/...):
+# σ(±a), softplus(±a) and σ(±a)^γ all start from e^(−|a|), the last two from its log1p, so a
+# printed form that reads several of them computes each part once
+# (:func:`symloss.primitives.dd_code` prints them so). Operation for operation the one-piece
+# functions' arithmetic: the same pairs.
+
+
+def t_expna(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``e^(−|a|)`` (the same pair for ``a`` and ``−a``)."""
+    pos = a[0] >= 0.0
+    return t_exp((-np.abs(a[0]), _sel(pos, -a[1], a[1])))
+
+
+def t_sigmoid_e(a: tuple[Any, Any], e: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_sigmoid` from ``e = t_expna(a)``."""
+    pos = a[0] >= 0.0
+    one = t_lift(1.0 + 0.0 * a[0])
+    num = (_sel(pos, 1.0, e[0]), _sel(pos, 0.0, e[1]))
+    return t_div(num, t_add(one, e))
+
+
+def t_softplus_l(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_softplus` from ``b = t_log1p(t_expna(a))``."""
+    pos = a[0] >= 0.0
+    top = (_sel(pos, a[0], 0.0), _sel(pos, a[1], 0.0))
+    return t_add(top, b)
+
+
+def t_sigmoid_pow_l(a: tuple[Any, Any], g: tuple[Any, Any], b: tuple[Any, Any]
+                    ) -> tuple[Any, Any]:
+    """:func:`t_sigmoid_pow` from ``b = t_log1p(t_expna(a))``."""
+    return t_exp(t_neg(t_mul(g, t_softplus_l(t_neg(a), b))))
+
+
 def t_tanh(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``tanh a = sign(a) m/(m + 2)``, ``m = expm1(2|a|)``; ±1 past |a| = 40 (there 1 − tanh
     is below 2⁻¹¹⁴)."""
@@ -811,6 +845,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
+          "t_expna", "t_sigmoid_e", "t_softplus_l", "t_sigmoid_pow_l",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
           "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub", "fsum3",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
