@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import symloss
-from symloss import fast
+from symloss import fast, primitives
 from symloss.errors import SymlossError
 
 pytestmark = pytest.mark.skipif(not fast.available(), reason="numba not installed")
@@ -276,6 +277,89 @@ def test_shared_parts_give_the_one_piece_helpers_bits():
                               ddouble.t_sigmoid_pow(a, (2.0, 0.0)))):
                 for n, o in zip(new, old, strict=True):
                     np.testing.assert_array_equal(n, o)
+
+
+_Z, _G = sp.Symbol("z", real=True), sp.Symbol("gamma", nonnegative=True)
+_S, _SP, _SPOW = primitives.sigmoid, primitives.softplus, primitives.sigmoid_pow
+#: (expression, its rounding bound K): a form printed with libm's helpers rounds by at most
+#: K·2⁻⁵³ of its terms' magnitude (None: no bound derived).
+ROUNDING_BOUNDS = [
+    (_S(_Z) * _S(-_Z), 9),
+    (_SP(_Z) - _Z, 6),
+    (_G * (_G * _S(-_Z) + _S(-_Z) - 1) * _S(-_Z) * _SPOW(_Z, _G) * _SP(_Z)
+     + 2 * _G * _S(-_Z) * _S(_Z) * _SPOW(_Z, _G) + _S(-_Z) * _S(_Z) * _SPOW(_Z, _G),
+     26 + 3 * _G),  # sigmoid_focal_loss's Hessian at y = 0, as derived
+    (sp.exp(_Z) - _G * _Z, 3),
+    (sp.Rational(1, 3) * _S(2 * _Z) + sp.log(2), 7),
+    (_S(_Z * _G), None),  # σ of a computed argument
+    (1 / (_S(_Z) - _G), None),  # the reciprocal of a sum that may cancel
+    ((_S(_Z) + 1) ** _G, None),  # a power of a non-integer exponent
+]
+
+
+@pytest.mark.parametrize(("expr", "bound"), ROUNDING_BOUNDS, ids=range(len(ROUNDING_BOUNDS)))
+def test_rounding_bound_bounds_the_printed_float_form(expr, bound):
+    """algebra.rounding_bound: the value of the table, and where there is one, the float64
+    form the numba printer writes with libm's helpers is within K·2⁻⁵³·M of the value at
+    50 digits (M = algebra.magnitude) at seeded random points."""
+    import math
+
+    from symloss import _fastmath
+    from symloss.algebra import magnitude, rounding_bound
+
+    k = rounding_bound(expr)
+    assert (k is None and bound is None) or sp.simplify(k - bound) == 0
+    if k is None:
+        return
+    printer = fast._Printer({_Z: "x0", _G: "c0"}, {})
+    plain = printer.doprint(expr).replace("_F(", "_m(")
+    size = printer.doprint(magnitude(expr)).replace("_F(", "_m(")
+    namespace = {**vars(_fastmath), "math": math, "np": np}
+    rng = np.random.default_rng(RNG_SEED)
+    for z, g in zip(rng.standard_normal(150) * 8, rng.uniform(0.0, 4.0, 150), strict=True):
+        values = {"x0": float(z), "c0": float(g)}
+        got = eval(plain, namespace, values)
+        m = eval(size, namespace, values)
+        exact = expr.subs({_Z: sp.Float(float(z), 60), _G: sp.Float(float(g), 60)}).evalf(50)
+        allowed = float(k.subs(_G, g)) * 2.0**-53 * m * (1 + 1e-9)
+        assert abs(sp.Float(got, 60) - exact) <= allowed, (z, g)
+
+
+def test_float32_forms_with_a_rounding_bound_keep_half_an_ulp():
+    """float32 hvp of sigmoid_focal_loss (y = 0, γ = 2) at float32 points around the root of
+    the Hessian (2.79), on both sides of fitsk32's threshold |p| ≥ K·2⁻¹⁹·M (K = 26 + 3γ,
+    algebra.rounding_bound): the float64 form where it is accepted, double-double where not,
+    both within half an ulp of mpmath's second derivative (80 digits), on both evaluators."""
+    import mpmath
+
+    mpmath.mp.dps = 80
+    g, a = 2.0, 0.25
+
+    def f(z):  # y = 0: α_t softplus(z) σ(z)^γ
+        return (1 - a) * mpmath.log1p(mpmath.exp(z)) * (1 / (1 + mpmath.exp(-z))) ** g
+
+    root = mpmath.findroot(lambda z: mpmath.diff(f, z, 2), 2.8)
+    steps = np.unique(np.round(np.geomspace(1, 20000, 120)).astype(np.int32))
+    k = np.concatenate([-steps[::-1], [0], steps])
+    z = (np.float32(float(root)).view(np.int32) + k).view(np.float32)
+    exact = [mpmath.diff(f, mpmath.mpf(float(v)), 2) for v in z]
+    # the float64 form's cancellation |p|/M (the y = 0 arm as printed): both sides present
+    zz = z.astype(np.float64)
+    u0, sg = 1 / (1 + np.exp(zz)), 1 / (1 + np.exp(-zz))
+    m_, sp = sg**g, np.logaddexp(0.0, zz)
+    p = g * (g * u0 + u0 - 1) * u0 * m_ * sp + 2 * g * u0 * sg * m_ + u0 * sg * m_
+    size = g * (g * u0 + u0 + 1) * m_ * sp * u0 + 2 * g * m_ * u0 * sg + m_ * u0 * sg
+    accepted = np.abs(p) >= (26 + 3 * g) * 2.0**-19 * size
+    assert 10 < accepted.sum() < accepted.size - 10
+    d = symloss.derive("sigmoid_focal_loss", reduction="sum", gamma=g, alpha=a)
+    args = (z, np.zeros_like(z), np.ones_like(z))
+    got = d.hvp_fn(*args)
+    with fast.disabled():
+        got_numpy = d.hvp_fn(*args)
+    for values in (got, got_numpy):
+        err = [float(abs(mpmath.mpf(float(v)) - e)) / float(np.spacing(np.float32(abs(float(e)))))
+               for v, e in zip(values, exact, strict=True)]
+        assert max(err) <= 0.5 + 2.0**-10
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

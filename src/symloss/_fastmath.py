@@ -460,6 +460,34 @@ def fits_m(p: float, m: float) -> bool:
 
 
 @njit(inline="always", error_model="numpy")
+def fitsk_v(p: float, m: float, k: float) -> bool:
+    """:func:`fits_v` for a form whose rounding bound is known (``k``, see :func:`fitsk32`):
+    the float32 kernels' first pass, whose ``*_v`` helpers (exp_v: 6e-11) it does not bound."""
+    return abs(p) >= 0.015625 * m
+
+
+@njit(inline="always", error_model="numpy")
+def fitsk_m(p: float, m: float, k: float) -> bool:
+    """float64 results: :func:`fits_m`. With libm's helpers a form rounds by up to ``K·2⁻⁵³``
+    of its terms' magnitude (:func:`symloss.algebra.rounding_bound`), ``K`` ≥ 14 + 3γ for a
+    product of σ's, softplus and σ^γ as sigmoid_focal_loss's Hessian: 7 to 14 ulp and more
+    even where nothing cancels, above the 4-ulp goal; so double-double, every element."""
+    return False
+
+
+@njit(inline="always", error_model="numpy")
+def fitsk32(p: float, m: float, k: float) -> bool:
+    """Whether a float64 form ``p`` evaluated with libm's helpers, whose terms' magnitudes sum
+    to ``m`` and whose rounding is at most ``K·2⁻⁵³·m`` (``k = K·2⁻¹⁹``,
+    :func:`symloss.algebra.rounding_bound`), keeps a float32 result's digits: where
+    ``|p| ≥ k·m`` its error is at most ``2⁻³⁴|p|``, 2⁻¹⁰ of a float32 ulp (≥ 2⁻²⁴|p|), so
+    the rounded result is within 0.501 ulp. The float32 kernels' second pass and soft-label
+    pass (libm's helpers) use it; only elements that cancel by more than ``2¹⁹/K`` take the
+    double-double form."""
+    return abs(p) >= k * m
+
+
+@njit(inline="always", error_model="numpy")
 def fits1_m(p: float, m: float) -> bool:
     """A difference ``h − y`` of a head ``h`` good to 1 ulp and an input ``y``: where it is at
     least half of ``|h| + |y|``, ``ulp(h) ≤ 2 ulp(p)`` and the float64 form is within 2.5 ulp."""

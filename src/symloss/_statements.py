@@ -29,10 +29,10 @@ from collections.abc import Iterator, Sequence
 
 __all__ = ["lower"]
 
-#: The float-first tests of the flavours: ``fits_m`` is constant ``False`` (float64 results
-#: always take the double-double form of ``accurate``).
-_TESTS = ("fits_v", "fits_m", "fits1_m")
-_NEVER = "fits_m"
+#: The float-first tests of the flavours: ``fits_m`` and ``fitsk_m`` are constant ``False``
+#: (float64 results always take the double-double form of ``accurate``).
+_TESTS = ("fits_v", "fits_m", "fits1_m", "fitsk_v", "fitsk_m", "fitsk32")
+_NEVER = ("fits_m", "fitsk_m")
 
 
 def _test_name(node: ast.expr) -> str | None:
@@ -84,7 +84,7 @@ class _Lowering:
     def _ifexp(self, node: ast.IfExp, lines: list[str], scopes: list[dict[str, str]],
                indent: str) -> ast.expr:
         test = _test_name(node.test)
-        if test == _NEVER:
+        if test in _NEVER:
             return self.expr(node.orelse, lines, scopes, indent)
         if test is not None and self.plain:
             passed = self.expr(node.test, lines, scopes, indent)

@@ -52,6 +52,7 @@ from .algebra import (
     printed_comparison,
     printed_ratios,
     reduce_sums,
+    rounding_bound,
 )
 from .layout import ARRAY_OPTIONS, Layout, forms
 from .primitives import (
@@ -216,13 +217,21 @@ class _Printer(PythonCodePrinter):
         x, exponent = (self._print(a) for a in expr.args)
         return f"sigmoid_pow_l_F({x}, {exponent}, log1p_F({self._expna(expr.args[0])}))"
 
-    def _float_first(self, inner: sp.Expr, exact: str, test: str = "fits_F") -> str:
+    def _float_first(self, inner: sp.Expr, exact: str, test: str = "fits_F",
+                     bound: sp.Expr | None = None) -> str:
         """``inner`` in float64 where the flavour's ``test`` says its cancellation leaves the
         result's digits (see ``_fastmath.fits_v``), else ``exact`` (double-double): the float
-        form's magnitude ``M`` is ``inner`` with every sum's terms taken in absolute value."""
+        form's magnitude ``M`` is ``inner`` with every sum's terms taken in absolute value.
+        With ``bound`` (``K``: the float form rounds by at most ``K·2⁻⁵³·M``,
+        ``algebra.rounding_bound``) the test is ``fitsk_F(plain, M, K·2⁻¹⁹)``: float32
+        results evaluated with libm's helpers then keep the float form wherever ``|plain| ≥
+        K·2⁻¹⁹·M`` (``_fastmath.fitsk32``), not only where it cancels by under 2⁶."""
         plain, size = self._print(inner), self._print(magnitude(inner))
         if self.certify:  # too cancelled even in double-double: NaN, for symloss.exact
             exact = f"certified({exact}, {size}, flag)"
+        if bound is not None:
+            k = self._print(sp.Mul(bound, sp.Rational(1, 2**19)))
+            return f"(({plain}) if fitsk_F({plain}, {size}, {k}) else {exact})"
         return f"(({plain}) if {test}({plain}, {size}) else {exact})"
 
     def _print_argmax_mean(self, expr: sp.Expr) -> str:
@@ -257,7 +266,8 @@ class _Printer(PythonCodePrinter):
             pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
         except NotImplementedError:
             return plain
-        return self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})")
+        return self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
+                                 bound=rounding_bound(expr.args[0]))
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at (the pairs S, T, U and the arg-maxes of z
@@ -624,6 +634,7 @@ from numba import njit, prange
 from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, certified, clamped_log, cmp_abs_sum,
     cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
+    fitsk32, fitsk_m, fitsk_v,
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
     expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,
     sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
@@ -670,8 +681,10 @@ def _fits_for(code: str, flavour: str) -> str:
     of ``flavour``'s dtype: a float32 kernel that evaluates with libm's helpers still keeps the
     float64 form wherever it leaves a float32 result's digits."""
     # float32 results: one test for every form (fits_v); float64: fits1_m for eᶻ − y
+    # a form with a rounding bound: fitsk32 for float32 results (libm's helpers), else never
     return code.replace("fits_m(", f"fits_{flavour}(").replace(
-        "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(")
+        "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(").replace(
+        "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
 
 
 #: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba).
