@@ -12,10 +12,11 @@ statements (single assignments) in which
   evaluated only where taken (a double-double fallback stays as lazy as in the expression);
   its test, and arms without calls, stay expressions;
 * the float-first tests (``fits_*``, see :func:`symloss._fastmath.fits_v`) are decided where
-  the generator can: ``fits_m`` is constant ``False``, so its double-double arm is taken
-  directly; with ``plain=True`` the float form is taken and the test's failure recorded in the
-  boolean ``ok`` instead -- the branch-free first pass of a two-pass kernel, whose failures a
-  second pass recomputes with the tests (:func:`symloss.fast._elementwise_source`).
+  the generator can: ``fits_m`` and ``fitsk_m`` are constant ``False``, so their
+  double-double arm is taken directly; with ``plain=True`` the float form is taken and the
+  test's failure recorded in the boolean ``ok`` instead -- the branch-free first pass of a
+  two-pass kernel, whose failures a second pass recomputes with the tests
+  (:func:`symloss.fast._elementwise_source`).
 
 Every operation keeps its operands and order (the same parse tree, unparsed), so the statements
 round exactly as the expression did: this only names values and decides branches.
