@@ -554,8 +554,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             # statements name every call once)
             x = args[0]
             t = f"{prefix}t_expna({rec(-x if x.could_extract_minus_sign() else x)})"
-            if isinstance(e, sigmoid):
-                return f"{prefix}t_sigmoid_e({rec(x)}, {t})"
+            if isinstance(e, sigmoid):  # σ(±x) share 1/(1 + e^(−|x|)) too: one division
+                return f"{prefix}t_sigmoid_r({rec(x)}, {t}, {prefix}t_recip1p({t}))"
             b = f"{prefix}t_log1p({t})"
             if isinstance(e, softplus):
                 return f"{prefix}t_softplus_l({rec(x)}, {b})"
