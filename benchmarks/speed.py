@@ -1,7 +1,7 @@
 """Speed, memory and first-call time of every loss's ``grad_fn`` and ``hvp_fn`` against torch.
 
-For every catalogue loss × n elements ∈ {1e2 … 1e7} × {float32, float64} (class-axis losses:
-``(n/10) × 10``, class-index targets where the loss takes them):
+For every catalogue loss × n elements ∈ {1e2 … 1e7} × {float32, float64} (class-axis and row
+losses: ``(n/10) × 10``, class-index targets where the loss takes them):
 
 * ``grad_fn`` / torch forward+backward (``loss.backward()`` on a leaf), 1 thread, and with every
   CPU (torch's and numba's default thread count);
@@ -77,6 +77,15 @@ def inputs(name: str, n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, ..
         if d.spec.multi_hot_targets:
             return z, (rng.random((rows, CLASSES)) < 0.3).astype(dtype)
         return z, rng.integers(0, CLASSES, rows)
+    if d.spec.family == "rows":  # (n/10) rows of 10: the row losses' own arguments
+        rows = max(1, n // CLASSES)
+        a, b, c = ((rng.standard_normal((rows, CLASSES)) * 3).astype(dtype) for _ in range(3))
+        if name == "multilabel_margin_loss":  # 3 distinct labels per row, then −1 (torch's end)
+            labels = np.argsort(rng.random((rows, CLASSES)), axis=1)
+            return a, np.where(np.arange(CLASSES) < 3, labels, -1)
+        if name == "cosine_embedding_loss":
+            return a, b, rng.choice([-1.0, 1.0], rows).astype(dtype)
+        return a, b, c  # triplet_margin_loss: anchor, positive, negative
     x = (rng.standard_normal(n) * 3).astype(dtype)
     if d.spec.input_domain(d.options) == "probability":
         x = rng.uniform(0.01, 0.99, n).astype(dtype)
