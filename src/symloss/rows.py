@@ -766,6 +766,10 @@ class RowKernel:
     views: tuple[tuple[str, int | None], ...]
     slots: int
     free: int | None
+    #: the expression ``fn`` evaluates (placeholders ``_r0 …`` for ``views``) and its arguments,
+    #: for :mod:`symloss.rows_compiled`
+    expr: sp.Expr | None = None
+    args: tuple[sp.Symbol, ...] = ()
 
     def __call__(self, values: Mapping[str, np.ndarray], rows: tuple[int, ...], width: int) -> np.ndarray:
         """The result, shape ``(*rows, width)`` with a free index, ``rows`` without."""
@@ -900,7 +904,8 @@ def compile_rows(
     if left:
         raise ValueError(f"no value for {sorted(map(str, left))} in a row kernel")
     fn = sp.lambdify(args, expr, modules=[_NAMESPACE, "numpy"], printer=_Printer(), cse=True)
-    return RowKernel(fn, tuple(views), nslots, None if free is None else slot[free])
+    return RowKernel(fn, tuple(views), nslots, None if free is None else slot[free], expr,
+                     tuple(args))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -933,12 +938,39 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 @dataclass
 class _Prepared:
-    values: dict[str, Any]
+    """The checked arrays: ``raw`` in their own dtypes (broadcast views; the target decoded),
+    ``values`` the same in the working precision (made when first asked for)."""
+
+    raw: dict[str, Any]
     rows: tuple[int, ...]
     width: int
     dtype: np.dtype
     shapes: dict[str, tuple[int, ...]]
     dtypes: dict[str, np.dtype]
+    work: Any = np.float64
+    _values: dict[str, Any] | None = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values = {n: _working(a, self.work) for n, a in self.raw.items()}
+        return self._values
+
+
+def _working(value: Any, work: Any) -> Any:
+    """``value`` in the working precision (an option stays a float64 scalar)."""
+    if np.ndim(value) == 0:
+        return value
+    base = np.asarray(value)
+    # a broadcast view: convert the array it views, then broadcast again
+    while base.base is not None and isinstance(base.base, np.ndarray) and 0 in base.strides:
+        base = base.base
+    if base.shape != np.shape(value) and base.size < np.size(value):
+        try:
+            return np.broadcast_to(base.astype(work), np.shape(value))
+        except ValueError:
+            pass
+    return np.asarray(value).astype(work)
 
 
 class RowAdapter:
@@ -957,6 +989,7 @@ class RowAdapter:
         self.differentiable = [a.symbol_key for a in args if a.differentiable]
         self.torch_names = {a.symbol_key: a.name for a in args}
         self._kernels: dict[str, RowKernel] = {}
+        self._compiled_kernels: dict[str, Any] = {}
         self._expressions: dict[str, sp.Expr] = {}
 
     # ------------------------------------------------------------------ kernels
@@ -1033,9 +1066,7 @@ class RowAdapter:
         # float32 is evaluated in float64, float64 in the platform's extended precision:
         # one final rounding to the input's dtype, as in symloss.numeric.
         work = np.longdouble if dtype == np.float64 else np.float64
-        values: dict[str, Any] = {
-            n: np.broadcast_to(a.astype(work), shape) for n, a in raw.items()
-        }
+        values: dict[str, Any] = {n: np.broadcast_to(a, shape) for n, a in raw.items()}
         if "target" in spec.arguments:
             domain = spec.target_domains()[0].name
             if domain not in TARGET_DOMAINS:  # pragma: no cover - a declaration bug
@@ -1043,7 +1074,7 @@ class RowAdapter:
             t = _as_array(given["target"], f"{self.name}: target")
             if scalar_row and t.ndim == 0:
                 t = t.reshape(1)
-            values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width).astype(work)
+            values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width)
         for option, symbol in self.symbols.items():
             if option in values or not isinstance(symbol, sp.Symbol):
                 continue
@@ -1052,7 +1083,8 @@ class RowAdapter:
             else:
                 values[option] = np.float64(self.derivation.options[option])
         shapes = {n: () if scalar_row else a.shape for n, a in raw.items()}
-        return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()})
+        return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()},
+                         work)
 
     def _certified(self, key: str, p: _Prepared, dtype: np.dtype,
                    values: Mapping[str, Any] | None = None) -> np.ndarray:
@@ -1092,6 +1124,57 @@ class RowAdapter:
                     flat_out[rows[r], c] = exact
         return flat_out.reshape(out.shape)
 
+    def _compiled(self, key: str) -> Any:
+        """Kernel ``key`` compiled by :mod:`symloss.rows_compiled`, or ``None`` (numba missing
+        or turned off, or an operation without a compiled tracked form)."""
+        from . import fast
+
+        if not (fast.enabled() and fast.available()):
+            return None
+        if key not in self._compiled_kernels:
+            from .rows_compiled import build as build_compiled
+
+            self._compiled_kernels[key] = build_compiled(self._kernel(key))
+        return self._compiled_kernels[key]
+
+    def _run(self, key: str, p: _Prepared, dtype: np.dtype, divisor: float,
+             extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Kernel ``key`` at the prepared arrays (and ``extra`` ones, ``(*rows, width)``),
+        divided by ``divisor``, each result certified within 1 ulp of ``dtype`` before its
+        rounding; float64, laid out as :meth:`RowKernel.__call__`'s. The compiled kernel
+        where there is one (the rows it cannot certify evaluated again by
+        :meth:`_certified`), else :meth:`_certified`."""
+        extra = dict(extra or {})
+        compiled = self._compiled(key)
+        if compiled is None:
+            values = {**p.values, **{n: _working(a, p.work) for n, a in extra.items()}}
+            return self._certified(key, p, dtype, values) / np.float64(divisor)  # type: ignore[no-any-return]
+        fn, params = compiled
+        n = int(np.prod(p.rows))
+        free = self._kernel(key).free is not None
+        raw = {**p.raw, **extra}
+        args = []
+        for name in params:
+            value = raw[name]
+            if np.ndim(value) == 0:  # a scalar option: the same number on every row
+                args.append(np.broadcast_to(np.float64(value), (n,)))
+            elif np.ndim(value) == len(p.rows):  # one number per row
+                args.append(np.asarray(value).reshape(n))
+            else:
+                args.append(np.asarray(value).reshape(n, p.width))
+        out = np.empty((n, p.width) if free else (n,), dtype=np.float64)
+        bad = np.zeros(n, dtype=np.bool_)
+        tolerance = 2.0 ** -(np.finfo(dtype).nmant + 1)
+        fn(out, bad, tolerance, p.width, float(divisor), *args)
+        picked = np.flatnonzero(bad)
+        if picked.size:  # a cancellation beyond double-double's certainty: the NumPy path
+            sub = _Prepared({name: self._rows_of(value, p.rows, picked)
+                             for name, value in raw.items()}, (picked.size,), p.width, p.dtype,
+                            p.shapes, p.dtypes, p.work)
+            again = self._certified(key, sub, dtype) / np.float64(divisor)
+            out[picked] = again.reshape(out[picked].shape)
+        return out.reshape((*p.rows, p.width) if free else p.rows)
+
     @staticmethod
     def _rows_of(value: Any, rows: tuple[int, ...], picked: np.ndarray) -> Any:
         value = np.asarray(value)
@@ -1130,7 +1213,7 @@ class RowAdapter:
     def loss(self, *arrays: Any) -> Any:
         """The reduced loss (per row for ``reduction='none'``), in the first array's dtype."""
         p = self.prepare(*arrays)
-        per_row = self._certified("loss", p, p.dtype).astype(np.float64)
+        per_row = self._run("loss", p, p.dtype, 1.0)
         if self.reduction == "none":
             return _cast(per_row, p.dtype)
         total = float(kernels.class_sum(per_row.reshape(1, -1))[0, 0]) if per_row.size else 0.0
@@ -1143,8 +1226,7 @@ class RowAdapter:
         if wrt not in self.differentiable:
             raise choice_error(f"wrt for {self.name}", wrt, self.spec.differentiable())
         p = self.prepare(*arrays)
-        per_element = self._certified(f"grad:{wrt}", p, p.dtypes[wrt])
-        per_element = per_element / np.float64(self._denominator(p.rows))
+        per_element = self._run(f"grad:{wrt}", p, p.dtypes[wrt], self._denominator(p.rows))
         return _cast(_unbroadcast(np.asarray(per_element), p.shapes[wrt]), p.dtypes[wrt])
 
     def hvp(self, *arrays: Any) -> np.ndarray:
@@ -1160,9 +1242,9 @@ class RowAdapter:
                 f"{self.name}: v must have the shape {p.shapes[first]} of "
                 f"{self.torch_names[first]} (not broadcast), got {direction.shape}"
             )
-        work = np.asarray(p.values[first]).dtype
-        values = {**p.values, "v": direction.reshape(full).astype(work)}
-        out = self._certified("hvp", p, p.dtype, values) / np.float64(self._denominator(p.rows))
+        if direction.dtype.kind != "f":
+            direction = direction.astype(np.float64)
+        out = self._run("hvp", p, p.dtype, self._denominator(p.rows), {"v": direction.reshape(full)})
         return _cast(out.reshape(p.shapes[first]), p.dtype)  # type: ignore[no-any-return]
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:

@@ -1,0 +1,510 @@
+"""The row family's compiled evaluator: each row kernel printed as a numba loop over rows.
+
+:mod:`symloss.rows` evaluates a row kernel with NumPy: every index symbol of the expression
+gets an axis, so a pairwise sum over classes materialises ``rows × C × C`` numbers, and every
+result is certified by running the kernel again on tracked numbers (value plus a bound on its
+error), in long double and then in double-double. This module prints the *same* expression
+(:attr:`symloss.rows.RowKernel.expr`, the one the NumPy kernel evaluates) as a loop over rows
+whose body evaluates it on scalars, and evaluates it once, in double-double with a running
+error bound -- the rules of :class:`symloss.rows._Tracked` on :class:`symloss.rows._DD` values,
+compiled:
+
+* each sum over an index is a loop, placed at the outermost loop where every index its terms
+  depend on is bound (``Σ_k a_k²`` once per row, not once per ``i``); nothing is materialised
+  but the result;
+* each value is a triple ``(hi, lo, e)``: the double-double value and a bound on its distance to
+  the exact value of its subexpression at the given floats; each rounding adds ``2⁻¹⁰⁰·|hi|``
+  (none where both operands are exact doubles: a double-double sum or product of two doubles
+  is exact); comparisons carry whether their outcome is sure;
+* a result whose bound is not under ``2⁻ᵖ⁻¹`` of it (``p`` the mantissa bits of the output
+  dtype, at most 1 ulp) marks its row: the caller evaluates that row again on the NumPy path
+  (double-double, then exactly). Elsewhere the result is rounded once to the output dtype.
+
+Both evaluators certify every result within 1 ulp before its final rounding, so they agree
+within 1 ulp everywhere (``tests/test_row_losses.py`` checks it). An expression with an
+operation this printer does not know (a power ``1/p``, ``sign``) gets no compiled kernel:
+:func:`build` returns ``None`` and the NumPy path answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import sympy as sp
+
+from . import cache
+
+__all__ = ["Unsupported", "build", "source"]
+
+
+class Unsupported(Exception):
+    """The expression has an operation the compiled evaluator has no tracked form for."""
+
+
+# The helpers: the double-double operations of symloss.rows._DD and the error rules of
+# symloss.rows._Tracked, on scalars. Every tracked value is (hi, lo, e).
+_HELPERS = '''
+import math
+
+from numba import njit, prange
+
+U = 2.0 ** -100
+_J = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_J)
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(**_J)
+def split(a):
+    t = 134217729.0 * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+@njit(**_J)
+def two_prod(a, b):
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(**_J)
+def fast(s, e):
+    hi = s + e
+    return hi, e - (hi - s)
+
+
+@njit(**_J)
+def dd_add(ah, al, bh, bl):
+    s, e = two_sum(ah, bh)
+    t, f = two_sum(al, bl)
+    s, e = two_sum(s, e + t)
+    return fast(s, e + f)
+
+
+@njit(**_J)
+def dd_mul(ah, al, bh, bl):
+    p, e = two_prod(ah, bh)
+    return fast(p, e + (ah * bl + al * bh))
+
+
+@njit(**_J)
+def dd_div(ah, al, bh, bl):
+    q1 = ah / bh
+    ph, pl = dd_mul(bh, bl, q1, 0.0)
+    rh, rl = dd_add(ah, al, -ph, -pl)
+    q2 = rh / bh
+    ph, pl = dd_mul(bh, bl, q2, 0.0)
+    rh, rl = dd_add(rh, rl, -ph, -pl)
+    q3 = rh / bh
+    sh, sl = fast(q1, q2)
+    return dd_add(sh, sl, q3, 0.0)
+
+
+@njit(**_J)
+def dd_sqrt(ah, al):
+    s = math.sqrt(ah) if ah >= 0.0 else math.nan
+    if not s > 0.0:
+        return s, 0.0
+    p, e = two_prod(s, s)
+    rh, rl = dd_add(ah, al, -p, -e)
+    return fast(s, rh / (2.0 * s))
+
+
+@njit(**_J)
+def t_add(ah, al, ae, bh, bl, be):
+    h, l = dd_add(ah, al, bh, bl)
+    if ae == 0.0 and be == 0.0 and al == 0.0 and bl == 0.0:
+        return h, l, 0.0  # two doubles: the double-double sum is exact
+    return h, l, ae + be + U * abs(h)
+
+
+@njit(**_J)
+def t_mul(ah, al, ae, bh, bl, be):
+    h, l = dd_mul(ah, al, bh, bl)
+    e = abs(ah) * be + abs(bh) * ae + ae * be
+    if ae == 0.0 and be == 0.0 and al == 0.0 and bl == 0.0:
+        return h, l, e  # two doubles: the double-double product is exact
+    return h, l, e + U * abs(h)
+
+
+@njit(**_J)
+def t_div(ah, al, ae, bh, bl, be):
+    h, l = dd_div(ah, al, bh, bl)
+    low = abs(bh) - be  # |b| can be no smaller than this
+    if low > 0.0:
+        e = (ae + abs(h) * be) / low
+    else:
+        e = math.inf
+    return h, l, e + U * abs(h)
+
+
+@njit(**_J)
+def t_sqrt(ah, al, ae):
+    h, l = dd_sqrt(ah, al)
+    m = abs(h)
+    if m > 0.0:
+        e = ae / m  # |sqrt(x + d) - sqrt(x)| <= |d|/sqrt(x)
+    else:
+        e = math.sqrt(ae)
+    return h, l, e + U * m
+
+
+@njit(**_J)
+def t_cmp(ah, al, ae, bh, bl, be):
+    """(sign of a - b, unsure): the difference decides where it exceeds its error."""
+    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
+    return dh, unsure
+
+
+@njit(**_J)
+def t_where(c, cu, ah, al, ae, bh, bl, be):
+    if c:
+        h, l, e = ah, al, ae
+    else:
+        h, l, e = bh, bl, be
+    if cu:  # either side may be the exact one
+        dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+        e = max(ae, be) + abs(dh) + ae + be
+    return h, l, e
+
+
+@njit(**_J)
+def t_heaviside(xh, xl, xe, h0):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (0.0 if xh < 0.0 else h0)
+    return v, 0.0, (1.0 if unsure else 0.0)
+
+
+@njit(**_J)
+def t_maximum(ah, al, ae, bh, bl, be):
+    dh, unsure = t_cmp(ah, al, ae, bh, bl, be)
+    first = dh >= 0.0
+    if unsure:
+        e = max(ae, be)
+    else:
+        e = ae if first else be
+    if first:
+        return ah, al, e
+    return bh, bl, e
+
+
+@njit(**_J)
+def t_minimum(ah, al, ae, bh, bl, be):
+    h, l, e = t_maximum(-ah, -al, ae, -bh, -bl, be)
+    return -h, -l, e
+
+
+@njit(**_J)
+def t_abs(ah, al, ae):
+    if ah >= 0.0:
+        return ah, al, ae
+    return -ah, -al, ae
+
+
+@njit(**_J)
+def t_rational(p, q):
+    h, l = dd_div(p, 0.0, q, 0.0)
+    return h, l, abs(p / q) * 2.0 ** -100
+
+
+@njit(**_J)
+def t_sum_error(total_e, mag, width, exact):
+    if exact:
+        return total_e
+    return total_e + width * U * mag
+'''
+
+_OPERATORS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
+              sp.LessThan: "<="}
+
+
+class _Block:
+    """A loop level of the generated code: the index slots bound there, its lines, and the
+    values already computed there."""
+
+    def __init__(self, bound: frozenset[int], indent: int) -> None:
+        self.bound, self.indent = bound, indent
+        self.lines: list[str] = []
+        self.memo: dict[sp.Basic, str] = {}
+
+
+class _Printer:
+    """Prints one row kernel's expression as tracked double-double statements."""
+
+    def __init__(self, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
+                 arrays: dict[str, str], nslots: int) -> None:
+        self.nslots = nslots
+        self.access: dict[sp.Basic, tuple[str, int | None]] = {}
+        for arg, (name, slot) in zip(args, views, strict=True):
+            self.access[arg] = (arrays[name], slot)
+        self.count = 0
+        self._deps: dict[sp.Basic, frozenset[int]] = {}
+
+    def fresh(self) -> str:
+        self.count += 1
+        return f"t{self.count}"
+
+    # ---------------------------------------------------------------- dependence
+    def deps(self, e: sp.Basic) -> frozenset[int]:
+        """The index slots ``e``'s value depends on (its free indices)."""
+        if e in self._deps:
+            return self._deps[e]
+        from .rows import _AxisDot, _AxisSum
+
+        if e in self.access:
+            array, slot = self.access[e]
+            out = frozenset() if slot is None else frozenset({slot})
+        elif isinstance(e, _AxisSum):
+            out = self.deps(e.args[0]) - {int(e.args[1]) + self.nslots}
+        elif isinstance(e, _AxisDot):
+            out = (self.deps(e.args[0]) | self.deps(e.args[1])) - {int(e.args[2]) + self.nslots}
+        else:
+            out = frozenset().union(*(self.deps(a) for a in e.args)) if e.args else frozenset()
+        self._deps[e] = out
+        return out
+
+    # ---------------------------------------------------------------- emission
+    def emit(self, e: sp.Basic, stack: list[_Block]) -> str:
+        """The name ``t`` of ``e``'s tracked value (``t_h, t_l, t_e``; a comparison: ``t_v,
+        t_u``), computed in the outermost block of ``stack`` where its indices are bound."""
+        need = self.deps(e)
+        level = next(n for n, b in enumerate(stack) if need <= b.bound)
+        for block in stack[: level + 1]:
+            if e in block.memo:
+                return block.memo[e]
+        outer = stack[: level + 1]
+        name = self._value(e, outer)
+        outer[-1].memo[e] = name
+        return name
+
+    def _line(self, stack: list[_Block], text: str) -> None:
+        block = stack[-1]
+        block.lines.append("    " * block.indent + text)
+
+    def _triple(self, stack: list[_Block], name: str, call: str) -> str:
+        self._line(stack, f"{name}_h, {name}_l, {name}_e = {call}")
+        return name
+
+    @staticmethod
+    def _t(name: str) -> str:
+        return f"{name}_h, {name}_l, {name}_e"
+
+    def _const(self, stack: list[_Block], value: float) -> str:
+        name = self.fresh()
+        text = "math.nan" if value != value else repr(float(value))
+        return self._triple(stack, name, f"{text}, 0.0, 0.0")
+
+    def _value(self, e: sp.Basic, stack: list[_Block]) -> str:
+        from .hinges import hinge, step
+        from .rows import _AxisDot, _AxisSum, _Group
+
+        t = self._t
+        if e in self.access:
+            array, slot = self.access[e]
+            if slot is None:  # one number per row (a scalar option: broadcast)
+                ref = f"{array}[r]"
+            else:
+                ref = f"{array}[r, i{slot}]"
+            name = self.fresh()
+            return self._triple(stack, name, f"float({ref}), 0.0, 0.0")
+        if isinstance(e, _Group):
+            return self.emit(e.args[0], stack)
+        if e.is_Rational:
+            p, q = int(e.p), int(e.q)
+            if q & (q - 1) == 0:  # dyadic: the float is exact
+                return self._const(stack, p / q)
+            name = self.fresh()
+            return self._triple(stack, name, f"t_rational({float(p)!r}, {float(q)!r})")
+        if e.is_Float:
+            return self._const(stack, float(e))
+        if e is sp.nan:
+            return self._const(stack, float("nan"))
+        if isinstance(e, sp.Add):
+            return self._fold("t_add", e.args, stack)
+        if isinstance(e, sp.Mul):
+            return self._fold("t_mul", e.args, stack)
+        if isinstance(e, sp.Pow):
+            return self._pow(e.args[0], e.args[1], stack)
+        if isinstance(e, (_AxisSum, _AxisDot)):
+            return self._sum(e, stack)
+        if isinstance(e, (hinge, sp.Max, sp.Min)):
+            args = [*e.args, sp.S.Zero] if isinstance(e, hinge) else list(e.args)
+            func = "t_minimum" if isinstance(e, sp.Min) else "t_maximum"
+            out = self.emit(args[0], stack)
+            for arg in args[1:]:
+                b = self.emit(arg, stack)
+                out = self._triple(stack, self.fresh(), f"{func}({t(out)}, {t(b)})")
+            return out
+        if isinstance(e, (step, sp.Heaviside)):
+            x = self.emit(e.args[0], stack)
+            if isinstance(e, step):
+                h0 = 0.0
+            else:
+                h0 = float(e.args[1]) if len(e.args) > 1 else 0.5
+            return self._triple(stack, self.fresh(), f"t_heaviside({t(x)}, {h0!r})")
+        if isinstance(e, sp.Abs):
+            x = self.emit(e.args[0], stack)
+            return self._triple(stack, self.fresh(), f"t_abs({t(x)})")
+        if isinstance(e, sp.Piecewise):
+            return self._piecewise(e, stack)
+        if isinstance(e, tuple(_OPERATORS)):
+            a, b = self.emit(e.args[0], stack), self.emit(e.args[1], stack)
+            name = self.fresh()
+            self._line(stack, f"{name}_d, {name}_u = t_cmp({t(a)}, {t(b)})")
+            self._line(stack, f"{name}_v = {name}_d {_OPERATORS[type(e)]} 0.0")
+            return name
+        if isinstance(e, (sp.And, sp.Or)):
+            parts = [self.emit(a, stack) for a in e.args]
+            name = self.fresh()
+            join = " and " if isinstance(e, sp.And) else " or "
+            self._line(stack, f"{name}_v = " + join.join(f"{p}_v" for p in parts))
+            self._line(stack, f"{name}_u = " + " or ".join(f"{p}_u" for p in parts))
+            return name
+        raise Unsupported(type(e).__name__)
+
+    def _fold(self, func: str, args: Sequence[sp.Basic], stack: list[_Block]) -> str:
+        # the order of the NumPy printer's: sympy's argument order, left to right
+        out = self.emit(args[0], stack)
+        for arg in args[1:]:
+            b = self.emit(arg, stack)
+            out = self._triple(stack, self.fresh(), f"{func}({self._t(out)}, {self._t(b)})")
+        return out
+
+    def _pow(self, base: sp.Basic, exponent: sp.Basic, stack: list[_Block]) -> str:
+        t = self._t
+        if not exponent.is_Rational or exponent.q not in (1, 2) or abs(exponent) > 64:
+            raise Unsupported(f"power {exponent}")
+        x = self.emit(base, stack)
+        n = abs(exponent)
+        whole = int(n)
+        out: str | None = None
+        power, k = x, whole
+        while k:  # binary powering, as rows._Tracked.__pow__
+            if k & 1:
+                out = power if out is None else self._triple(
+                    stack, self.fresh(), f"t_mul({t(out)}, {t(power)})")
+            k >>= 1
+            if k:
+                power = self._triple(stack, self.fresh(), f"t_mul({t(power)}, {t(power)})")
+        if n != whole:
+            root = self._triple(stack, self.fresh(), f"t_sqrt({t(x)})")
+            out = root if out is None else self._triple(
+                stack, self.fresh(), f"t_mul({t(out)}, {t(root)})")
+        if out is None:
+            return self._const(stack, 1.0)
+        if exponent < 0:
+            return self._triple(stack, self.fresh(), f"t_div(1.0, 0.0, 0.0, {t(out)})")
+        return out
+
+    def _piecewise(self, e: sp.Piecewise, stack: list[_Block]) -> str:
+        t = self._t
+        out = self._const(stack, float("nan"))
+        for value, cond in reversed(e.args):
+            v = self.emit(value, stack)
+            if cond == sp.true:
+                out = v
+                continue
+            c = self.emit(cond, stack)
+            out = self._triple(stack, self.fresh(),
+                               f"t_where({c}_v, {c}_u, {t(v)}, {t(out)})")
+        return out
+
+    def _sum(self, e: sp.Basic, stack: list[_Block]) -> str:
+        from .rows import _AxisDot
+
+        dot = isinstance(e, _AxisDot)
+        slot = int(e.args[-1]) + self.nslots
+        outer = stack[-1]
+        name = self.fresh()
+        ind = "    " * outer.indent
+        head = [f"{ind}{name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0",
+                f"{ind}{name}_m = 0.0", f"{ind}{name}_x = True",
+                f"{ind}for i{slot} in range(width):"]
+        inner = _Block(outer.bound | {slot}, outer.indent + 1)
+        body_stack = [*stack, inner]
+        if dot:
+            x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
+            term = self._triple(body_stack, self.fresh(), f"t_mul({self._t(x)}, {self._t(y)})")
+        else:
+            term = self.emit(e.args[0], body_stack)
+        self._line(body_stack, f"{name}_x = {name}_x and {term}_e == 0.0 and {term}_l == 0.0 "
+                               f"and {name}_l == 0.0")
+        self._line(body_stack, f"{name}_h, {name}_l = dd_add({name}_h, {name}_l, {term}_h, "
+                               f"{term}_l)")
+        self._line(body_stack, f"{name}_e += {term}_e")
+        self._line(body_stack, f"{name}_m += abs({term}_h)")
+        # terms that depend on no index of the loop went to outer blocks meanwhile: the loop
+        # comes after them
+        outer.lines += head + inner.lines
+        outer.lines.append(f"{ind}{name}_e = t_sum_error({name}_e, {name}_m, width, {name}_x)")
+        return name
+
+
+def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
+           nslots: int, free: int | None) -> tuple[str, list[str]]:
+    """The generated module's text and the names of the kernel's arrays, its parameters after
+    ``out, bad, tol, width, divisor``: each ``(rows, width)``, or ``(rows,)`` for one number per
+    row or a scalar option (broadcast), in the order of ``views``."""
+    arrays: dict[str, str] = {}
+    params: list[str] = []
+    for name, slot in views:
+        if name in arrays:
+            continue
+        arrays[name] = f"a_{len(arrays)}"
+        params.append(name)
+    printer = _Printer(args, views, arrays, nslots)
+    row = _Block(frozenset(), 2)
+    stack = [row]
+    if free is not None:
+        element = _Block(frozenset({free}), 3)
+        stack.append(element)
+    value = printer.emit(expr, stack)
+    last = stack[-1]
+    t = printer._t
+    q = printer.fresh()
+    finish = [
+        f"{q}_h, {q}_l, {q}_e = t_div({t(value)}, divisor, 0.0, 0.0)",
+        f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
+        "    bad[r] = True",
+    ]
+    target = "out[r, i%d]" % free if free is not None else "out[r]"
+    finish.append(f"{target} = {q}_h")
+    last.lines += ["    " * last.indent + line for line in finish]
+    body = list(row.lines)
+    if free is not None:
+        body += [f"        for i{free} in range(width):", *stack[1].lines]
+    header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
+    text = (_HELPERS + "\n\n@njit(**_J)\ndef kernel(" + header + "):\n"
+            "    for r in range(out.shape[0]):\n" + "\n".join(body) + "\n")
+    return text, params
+
+
+_lock = threading.Lock()
+
+
+def build(kernel: Any) -> Any:
+    """The compiled form of a :class:`symloss.rows.RowKernel` (a numba function
+    ``kernel(out, bad, tol, width, divisor, *arrays)``) and its array names, or ``None`` where
+    numba is missing or the expression has an operation without a tracked form."""
+    from . import fast
+
+    if not fast.available() or kernel.expr is None:
+        return None
+    try:
+        text, params = source(kernel.expr, kernel.args, kernel.views, kernel.slots, kernel.free)
+    except Unsupported:
+        return None
+    name = f"symloss_rows_{cache.digest(text.encode())}"
+    with _lock:
+        module = cache.load_module(text, name)
+    return module.kernel, params
