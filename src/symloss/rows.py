@@ -925,7 +925,7 @@ def _out_dtype(arr: np.ndarray) -> np.dtype:
 def _cast(arr: Any, dtype: np.dtype) -> Any:
     with np.errstate(under="ignore", over="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(arr).astype(dtype)
+        return np.asarray(arr).astype(dtype, copy=False)
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -1138,10 +1138,12 @@ class RowAdapter:
         return self._compiled_kernels[key]
 
     def _run(self, key: str, p: _Prepared, dtype: np.dtype, divisor: float,
-             extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+             extra: Mapping[str, np.ndarray] | None = None, out_dtype: Any = np.float64,
+             ) -> np.ndarray:
         """Kernel ``key`` at the prepared arrays (and ``extra`` ones, ``(*rows, width)``),
         divided by ``divisor``, each result certified within 1 ulp of ``dtype`` before its
-        rounding; float64, laid out as :meth:`RowKernel.__call__`'s. The compiled kernel
+        rounding; in ``out_dtype`` (the compiled kernel's results rounded once to it), laid out
+        as :meth:`RowKernel.__call__`'s. The compiled kernel
         where there is one (the rows it cannot certify evaluated again by
         :meth:`_certified`), else :meth:`_certified`."""
         extra = dict(extra or {})
@@ -1149,7 +1151,10 @@ class RowAdapter:
         if compiled is None:
             values = {**p.values, **{n: _working(a, p.work) for n, a in extra.items()}}
             return self._certified(key, p, dtype, values) / np.float64(divisor)  # type: ignore[no-any-return]
-        fn, params = compiled
+        params = compiled.params
+        # float32 (and float16) results: float64 with a running error bound suffices, as on
+        # the NumPy path; float64 results: double-double
+        fn = compiled.get("f64" if np.finfo(dtype).nmant <= 23 else "dd")
         n = int(np.prod(p.rows))
         free = self._kernel(key).free is not None
         raw = {**p.raw, **extra}
@@ -1162,7 +1167,7 @@ class RowAdapter:
                 args.append(np.asarray(value).reshape(n))
             else:
                 args.append(np.asarray(value).reshape(n, p.width))
-        out = np.empty((n, p.width) if free else (n,), dtype=np.float64)
+        out = np.empty((n, p.width) if free else (n,), dtype=out_dtype)
         bad = np.zeros(n, dtype=np.bool_)
         tolerance = 2.0 ** -(np.finfo(dtype).nmant + 1)
         fn(out, bad, tolerance, p.width, float(divisor), *args)
@@ -1172,7 +1177,7 @@ class RowAdapter:
                              for name, value in raw.items()}, (picked.size,), p.width, p.dtype,
                             p.shapes, p.dtypes, p.work)
             again = self._certified(key, sub, dtype) / np.float64(divisor)
-            out[picked] = again.reshape(out[picked].shape)
+            out[picked] = _cast(again.reshape(out[picked].shape), np.dtype(out_dtype))
         return out.reshape((*p.rows, p.width) if free else p.rows)
 
     @staticmethod
@@ -1226,7 +1231,9 @@ class RowAdapter:
         if wrt not in self.differentiable:
             raise choice_error(f"wrt for {self.name}", wrt, self.spec.differentiable())
         p = self.prepare(*arrays)
-        per_element = self._run(f"grad:{wrt}", p, p.dtypes[wrt], self._denominator(p.rows))
+        whole = p.shapes[wrt] == (*p.rows, p.width)  # not broadcast: rounded once, in place
+        per_element = self._run(f"grad:{wrt}", p, p.dtypes[wrt], self._denominator(p.rows),
+                                out_dtype=p.dtypes[wrt] if whole else np.float64)
         return _cast(_unbroadcast(np.asarray(per_element), p.shapes[wrt]), p.dtypes[wrt])
 
     def hvp(self, *arrays: Any) -> np.ndarray:
@@ -1244,7 +1251,8 @@ class RowAdapter:
             )
         if direction.dtype.kind != "f":
             direction = direction.astype(np.float64)
-        out = self._run("hvp", p, p.dtype, self._denominator(p.rows), {"v": direction.reshape(full)})
+        out = self._run("hvp", p, p.dtype, self._denominator(p.rows), {"v": direction.reshape(full)},
+                        out_dtype=p.dtype)
         return _cast(out.reshape(p.shapes[first]), p.dtype)  # type: ignore[no-any-return]
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:

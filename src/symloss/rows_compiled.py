@@ -48,6 +48,7 @@ class Unsupported(Exception):
 _HELPERS = '''
 import math
 
+import numpy as np
 from numba import njit, prange
 
 U = 2.0 ** -100
@@ -84,6 +85,8 @@ def fast(s, e):
 
 @njit(**_J)
 def dd_add(ah, al, bh, bl):
+    if al == 0.0 and bl == 0.0:  # two doubles
+        return two_sum(ah, bh)
     s, e = two_sum(ah, bh)
     t, f = two_sum(al, bl)
     s, e = two_sum(s, e + t)
@@ -92,6 +95,8 @@ def dd_add(ah, al, bh, bl):
 
 @njit(**_J)
 def dd_mul(ah, al, bh, bl):
+    if al == 0.0 and bl == 0.0:  # two doubles
+        return two_prod(ah, bh)
     p, e = two_prod(ah, bh)
     return fast(p, e + (ah * bl + al * bh))
 
@@ -218,6 +223,158 @@ def t_rational(p, q):
 
 
 @njit(**_J)
+def t_acc(sh, sl, sx, th, tl, te):
+    """One more term of a sum: the running double-double sum, and whether it is still exact
+    (exact terms, every partial sum a double-double sum of two doubles)."""
+    sx = sx and te == 0.0 and tl == 0.0 and sl == 0.0
+    sh, sl = dd_add(sh, sl, th, tl)
+    return sh, sl, sx
+
+
+@njit(**_J)
+def t_sum_error(total_e, mag, width, exact):
+    if exact:
+        return total_e
+    return total_e + width * U * mag
+'''
+
+# The same operations in float64 alone (a float32 input's working precision, as on the NumPy
+# path): a value is (v, 0.0, e); U is float64's epsilon (one rounding, with slack); where both
+# operands are exact, the rounding error of a sum or product is computed exactly (TwoSum,
+# Dekker), as rows._Tracked does for exact operands.
+_HELPERS_F64 = '''
+import math
+
+import numpy as np
+from numba import njit, prange
+
+U = 2.0 ** -52
+_J = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_J)
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(**_J)
+def split(a):
+    t = 134217729.0 * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+@njit(**_J)
+def t_add(ah, al, ae, bh, bl, be):
+    if ae == 0.0 and be == 0.0:
+        s, err = two_sum(ah, bh)
+        if math.isfinite(err):
+            return s, 0.0, abs(err)
+        return s, 0.0, U * abs(s)
+    s = ah + bh
+    return s, 0.0, ae + be + U * abs(s)
+
+
+@njit(**_J)
+def t_mul(ah, al, ae, bh, bl, be):
+    p = ah * bh
+    if ae == 0.0 and be == 0.0:
+        xh, xl = split(ah)
+        yh, yl = split(bh)
+        err = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+        if math.isfinite(err):  # past the splitter's range: one rounding
+            return p, 0.0, abs(err)
+        return p, 0.0, U * abs(p)
+    return p, 0.0, abs(ah) * be + abs(bh) * ae + ae * be + U * abs(p)
+
+
+@njit(**_J)
+def t_div(ah, al, ae, bh, bl, be):
+    q = ah / bh
+    low = abs(bh) - be
+    if low > 0.0:
+        e = (ae + abs(q) * be) / low
+    else:
+        e = math.inf
+    return q, 0.0, e + U * abs(q)
+
+
+@njit(**_J)
+def t_sqrt(ah, al, ae):
+    h = math.sqrt(ah) if ah >= 0.0 else math.nan
+    m = abs(h)
+    if m > 0.0:
+        e = ae / m
+    else:
+        e = math.sqrt(ae)
+    return h, 0.0, e + U * m
+
+
+@njit(**_J)
+def t_cmp(ah, al, ae, bh, bl, be):
+    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
+    return dh, unsure
+
+
+@njit(**_J)
+def t_where(c, cu, ah, al, ae, bh, bl, be):
+    if c:
+        h, e = ah, ae
+    else:
+        h, e = bh, be
+    if cu:
+        dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+        e = max(ae, be) + abs(dh) + ae + be + de
+    return h, 0.0, e
+
+
+@njit(**_J)
+def t_heaviside(xh, xl, xe, h0):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (0.0 if xh < 0.0 else h0)
+    return v, 0.0, (1.0 if unsure else 0.0)
+
+
+@njit(**_J)
+def t_maximum(ah, al, ae, bh, bl, be):
+    dh, unsure = t_cmp(ah, al, ae, bh, bl, be)
+    first = ah >= bh
+    if unsure:
+        e = max(ae, be)
+    else:
+        e = ae if first else be
+    if first:
+        return ah, 0.0, e
+    return bh, 0.0, e
+
+
+@njit(**_J)
+def t_minimum(ah, al, ae, bh, bl, be):
+    h, l, e = t_maximum(-ah, 0.0, ae, -bh, 0.0, be)
+    return -h, 0.0, e
+
+
+@njit(**_J)
+def t_abs(ah, al, ae):
+    return abs(ah), 0.0, ae
+
+
+@njit(**_J)
+def t_rational(p, q):
+    v = p / q
+    return v, 0.0, abs(v) * 2.0 ** -53
+
+
+@njit(**_J)
+def t_acc(sh, sl, sx, th, tl, te):
+    s, err = two_sum(sh, th)
+    return s, 0.0, sx and te == 0.0 and err == 0.0
+
+
+@njit(**_J)
 def t_sum_error(total_e, mag, width, exact):
     if exact:
         return total_e
@@ -316,7 +473,7 @@ class _Printer:
             else:
                 ref = f"{array}[r, i{slot}]"
             name = self.fresh()
-            return self._triple(stack, name, f"float({ref}), 0.0, 0.0")
+            return self._triple(stack, name, f"np.float64({ref}), 0.0, 0.0")
         if isinstance(e, _Group):
             return self.emit(e.args[0], stack)
         if e.is_Rational:
@@ -437,10 +594,8 @@ class _Printer:
             term = self._triple(body_stack, self.fresh(), f"t_mul({self._t(x)}, {self._t(y)})")
         else:
             term = self.emit(e.args[0], body_stack)
-        self._line(body_stack, f"{name}_x = {name}_x and {term}_e == 0.0 and {term}_l == 0.0 "
-                               f"and {name}_l == 0.0")
-        self._line(body_stack, f"{name}_h, {name}_l = dd_add({name}_h, {name}_l, {term}_h, "
-                               f"{term}_l)")
+        self._line(body_stack, f"{name}_h, {name}_l, {name}_x = t_acc({name}_h, {name}_l, "
+                               f"{name}_x, {self._t(term)})")
         self._line(body_stack, f"{name}_e += {term}_e")
         self._line(body_stack, f"{name}_m += abs({term}_h)")
         # terms that depend on no index of the loop went to outer blocks meanwhile: the loop
@@ -484,7 +639,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     if free is not None:
         body += [f"        for i{free} in range(width):", *stack[1].lines]
     header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
-    text = (_HELPERS + "\n\n@njit(**_J)\ndef kernel(" + header + "):\n"
+    text = ("\n\n@njit(**_J)\ndef kernel(" + header + "):\n"
             "    for r in range(out.shape[0]):\n" + "\n".join(body) + "\n")
     return text, params
 
@@ -492,10 +647,29 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
 _lock = threading.Lock()
 
 
-def build(kernel: Any) -> Any:
-    """The compiled form of a :class:`symloss.rows.RowKernel` (a numba function
-    ``kernel(out, bad, tol, width, divisor, *arrays)``) and its array names, or ``None`` where
-    numba is missing or the expression has an operation without a tracked form."""
+class Compiled:
+    """A row kernel's compiled forms: :meth:`get` loads the one for a working precision
+    (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones), a
+    numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
+    :attr:`params`)."""
+
+    def __init__(self, text: str, params: list[str]) -> None:
+        self.text, self.params = text, params
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, mode: str) -> Any:
+        fn = self._loaded.get(mode)
+        if fn is None:
+            module_text = (_HELPERS if mode == "dd" else _HELPERS_F64) + self.text
+            name = f"symloss_rows_{cache.digest(module_text.encode())}"
+            with _lock:
+                fn = self._loaded[mode] = cache.load_module(module_text, name).kernel
+        return fn
+
+
+def build(kernel: Any) -> Compiled | None:
+    """The compiled forms of a :class:`symloss.rows.RowKernel`, or ``None`` where numba is
+    missing or the expression has an operation without a tracked form."""
     from . import fast
 
     if not fast.available() or kernel.expr is None:
@@ -504,7 +678,4 @@ def build(kernel: Any) -> Any:
         text, params = source(kernel.expr, kernel.args, kernel.views, kernel.slots, kernel.free)
     except Unsupported:
         return None
-    name = f"symloss_rows_{cache.digest(text.encode())}"
-    with _lock:
-        module = cache.load_module(text, name)
-    return module.kernel, params
+    return Compiled(text, params)
