@@ -210,6 +210,13 @@ def t_minimum(ah, al, ae, bh, bl, be):
 
 
 @njit(**_J)
+def t_sign(xh, xl, xe):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (-1.0 if xh < 0.0 else 0.0)
+    return v, 0.0, (2.0 if unsure else 0.0)
+
+
+@njit(**_J)
 def t_abs(ah, al, ae):
     if ah >= 0.0:
         return ah, al, ae
@@ -358,6 +365,13 @@ def t_minimum(ah, al, ae, bh, bl, be):
 
 
 @njit(**_J)
+def t_sign(xh, xl, xe):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (-1.0 if xh < 0.0 else 0.0)
+    return v, 0.0, (2.0 if unsure else 0.0)
+
+
+@njit(**_J)
 def t_abs(ah, al, ae):
     return abs(ah), 0.0, ae
 
@@ -419,7 +433,7 @@ class _Printer:
         from .rows import _AxisDot, _AxisSum
 
         if e in self.access:
-            array, slot = self.access[e]
+            slot = self.access[e][1]
             out = frozenset() if slot is None else frozenset({slot})
         elif isinstance(e, _AxisSum):
             out = self.deps(e.args[0]) - {int(e.args[1]) + self.nslots}
@@ -509,12 +523,15 @@ class _Printer:
             else:
                 h0 = float(e.args[1]) if len(e.args) > 1 else 0.5
             return self._triple(stack, self.fresh(), f"t_heaviside({t(x)}, {h0!r})")
+        if isinstance(e, sp.sign):
+            x = self.emit(e.args[0], stack)
+            return self._triple(stack, self.fresh(), f"t_sign({t(x)})")
         if isinstance(e, sp.Abs):
             x = self.emit(e.args[0], stack)
             return self._triple(stack, self.fresh(), f"t_abs({t(x)})")
         if isinstance(e, sp.Piecewise):
             return self._piecewise(e, stack)
-        if isinstance(e, tuple(_OPERATORS)):
+        if isinstance(e, sp.core.relational.Relational) and type(e) in _OPERATORS:
             a, b = self.emit(e.args[0], stack), self.emit(e.args[1], stack)
             name = self.fresh()
             self._line(stack, f"{name}_d, {name}_u = t_cmp({t(a)}, {t(b)})")
@@ -612,7 +629,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     row or a scalar option (broadcast), in the order of ``views``."""
     arrays: dict[str, str] = {}
     params: list[str] = []
-    for name, slot in views:
+    for name, _ in views:
         if name in arrays:
             continue
         arrays[name] = f"a_{len(arrays)}"
@@ -632,7 +649,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
         f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
         "    bad[r] = True",
     ]
-    target = "out[r, i%d]" % free if free is not None else "out[r]"
+    target = f"out[r, i{free}]" if free is not None else "out[r]"
     finish.append(f"{target} = {q}_h")
     last.lines += ["    " * last.indent + line for line in finish]
     body = list(row.lines)
