@@ -503,7 +503,17 @@ class _Printer:
         if isinstance(e, sp.Add):
             return self._fold("t_add", e.args, stack)
         if isinstance(e, sp.Mul):
-            return self._fold("t_mul", e.args, stack)
+            # as NumPy's printer writes it: the factors with a negative integer power divide
+            # (x/y, one rounding) rather than multiply by a reciprocal
+            over = [a for a in e.args if isinstance(a, sp.Pow) and a.exp.is_Integer
+                    and a.exp < 0]
+            if not over:
+                return self._fold("t_mul", e.args, stack)
+            above = [a for a in e.args if a not in over]
+            below = [a.base if a.exp == -1 else a.base ** -a.exp for a in over]
+            num = self._fold("t_mul", above, stack) if above else self._const(stack, 1.0)
+            den = self._fold("t_mul", below, stack)
+            return self._triple(stack, self.fresh(), f"t_div({t(num)}, {t(den)})")
         if isinstance(e, sp.Pow):
             return self._pow(e.args[0], e.args[1], stack)
         if isinstance(e, (_AxisSum, _AxisDot)):
