@@ -671,7 +671,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     return text, params
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 class Compiled:
@@ -687,11 +687,24 @@ class Compiled:
     def get(self, mode: str) -> Any:
         fn = self._loaded.get(mode)
         if fn is None:
-            module_text = (_HELPERS if mode == "dd" else _HELPERS_F64) + self.text
-            name = f"symloss_rows_{cache.digest(module_text.encode())}"
             with _lock:
+                helpers = _helpers(mode)
+                module_text = (
+                    "import math\n\nimport numpy as np\nfrom numba import njit\n\n"
+                    f"from {helpers} import *  # noqa: F403\n\n"
+                    '_J = dict(cache=True, nogil=True, error_model="numpy")\n' + self.text)
+                name = f"symloss_rows_{cache.digest(module_text.encode())}"
                 fn = self._loaded[mode] = cache.load_module(module_text, name).kernel
         return fn
+
+
+def _helpers(mode: str) -> str:
+    """The module of the tracked operations for ``mode``, loaded once (every kernel imports it,
+    so numba compiles and caches the operations once, not once per kernel)."""
+    text = _HELPERS if mode == "dd" else _HELPERS_F64
+    name = f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}"
+    cache.load_module(text, name)
+    return name
 
 
 def build(kernel: Any) -> Compiled | None:
