@@ -990,6 +990,10 @@ class RowAdapter:
         self.torch_names = {a.symbol_key: a.name for a in args}
         self._kernels: dict[str, RowKernel] = {}
         self._compiled_kernels: dict[str, Any] = {}
+        # the spec's positional arrays, read once (each call of prepare needs them)
+        self._keys: tuple[str, ...] = self.spec.arguments
+        self._names: tuple[str, ...] = self.spec.torch_arguments
+        self._target_domain = self.spec.target_domains()[0].name if "target" in self._keys else None
         self._expressions: dict[str, sp.Expr] = {}
 
     # ------------------------------------------------------------------ kernels
@@ -1017,7 +1021,7 @@ class RowAdapter:
 
     # ------------------------------------------------------------------ inputs
     def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
-        names = self.spec.torch_arguments
+        names = self._names
         if len(arrays) != len(names):
             shown = ", ".join([*names, *([extra] if extra else [])])
             raise SymlossTypeError(
@@ -1028,8 +1032,8 @@ class RowAdapter:
         """Check and lay out torch's positional arrays; the kernels' values by name."""
         self._arity(arrays)
         spec = self.spec
-        given = dict(zip(spec.arguments, arrays, strict=True))
-        vectors = [n for n in spec.arguments if n != "target"]
+        given = dict(zip(self._keys, arrays, strict=True))
+        vectors = [n for n in self._keys if n != "target"]
         shown = self.torch_names
         raw = {n: _as_array(given[n], f"{self.name}: {shown[n]}") for n in vectors}
         allowed = getattr(spec, "row_dims", None)
@@ -1067,8 +1071,8 @@ class RowAdapter:
         # one final rounding to the input's dtype, as in symloss.numeric.
         work = np.longdouble if dtype == np.float64 else np.float64
         values: dict[str, Any] = {n: np.broadcast_to(a, shape) for n, a in raw.items()}
-        if "target" in spec.arguments:
-            domain = spec.target_domains()[0].name
+        if self._target_domain is not None:
+            domain = self._target_domain
             if domain not in TARGET_DOMAINS:  # pragma: no cover - a declaration bug
                 raise AssertionError(f"{self.name}: no row layout for target domain {domain!r}")
             t = _as_array(given["target"], f"{self.name}: target")
@@ -1226,7 +1230,7 @@ class RowAdapter:
 
     def grad(self, *arrays: Any, wrt: str | None = None) -> np.ndarray:
         """∂(reduced loss)/∂(array ``wrt``, torch's name; the first array by default)."""
-        wrt = self.spec.arguments[0] if wrt is None else wrt
+        wrt = self._keys[0] if wrt is None else wrt
         wrt = next((k for k, n in self.torch_names.items() if wrt == n), wrt)  # torch's name
         if wrt not in self.differentiable:
             raise choice_error(f"wrt for {self.name}", wrt, self.spec.differentiable())
@@ -1241,7 +1245,7 @@ class RowAdapter:
         *given, v = arrays
         self._arity(tuple(given), "v")
         p = self.prepare(*given)
-        first = self.spec.arguments[0]
+        first = self._keys[0]
         direction = _as_array(v, f"{self.name}: v")
         full = (*p.rows, p.width)
         if direction.shape != p.shapes[first] or direction.size != int(np.prod(full)):
