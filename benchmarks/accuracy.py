@@ -720,11 +720,14 @@ def _multi_call(case: _Case, order: int, evaluator: str, arrays: dict[str, np.nd
     if evaluator == "numpy":
         with fast.disabled():
             return np.asarray(calls[order]())
+    from symloss import rows
+
     floor, fast.MIN_SIZE = fast.MIN_SIZE, 0
+    row_floor, rows.COMPILED_MIN_SIZE = rows.COMPILED_MIN_SIZE, 0  # the compiled row kernels
     try:
         return np.asarray(calls[order]())
     finally:
-        fast.MIN_SIZE = floor
+        fast.MIN_SIZE, rows.COMPILED_MIN_SIZE = floor, row_floor
 
 
 def _multi_exact(case: _Case, order: int, arrays: dict[str, np.ndarray],

@@ -681,12 +681,14 @@ EVALUATOR_CASES = [
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("name", "options", "shape"), EVALUATOR_CASES)
-def test_compiled_and_numpy_evaluators_agree(name, options, shape, dtype):
+def test_compiled_and_numpy_evaluators_agree(name, options, shape, dtype, monkeypatch):
     """The compiled row kernels (symloss.rows_compiled; numba) and the NumPy ones give the same
     loss, gradients and HVP within 1 ulp at every point (both certify each result within 1 ulp
     before its rounding), including rows that cancel and pairs on their kinks."""
     pytest.importorskip("numba")
-    from symloss import fast
+    from symloss import fast, rows
+
+    monkeypatch.setattr(rows, "COMPILED_MIN_SIZE", 0)  # the compiled kernels on these few rows
 
     d = symloss.derive(name, **options)
     for arrays in _evaluator_points(name, shape, dtype):
@@ -721,7 +723,8 @@ def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monk
     ):
         adapter = RowAdapter(symloss.derive(name, **options))
         for key in keys:
-            assert adapter._compiled(key) is not None, (name, options, key)
+            assert adapter._compiled(key, 1000) is not None, (name, options, key)
+            assert adapter._compiled(key, 999) is None  # below COMPILED_MIN_SIZE: NumPy
     assert RowAdapter(symloss.derive(TRIPLET, p=3.0))._compiled("loss") is None
 
     from symloss import fast, rows_compiled
@@ -745,6 +748,7 @@ def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monk
 
     monkeypatch.setattr(RowAdapter, "_certified", spy)
     monkeypatch.setattr(rows_compiled.Compiled, "get", doubting)
+    monkeypatch.setattr(symloss.rows, "COMPILED_MIN_SIZE", 0)
     rng = np.random.default_rng(3)
     for dtype in (np.float64, np.float32):
         a, b = (rng.standard_normal((50, 8)).astype(dtype) for _ in range(2))
