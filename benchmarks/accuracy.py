@@ -68,16 +68,17 @@ def _row_functions() -> dict[str, Callable[..., Any]]:
         rest = mpmath.fsum(mpmath.exp(z[j] - m) for j in range(1, c + 1) if j != top)
         return (z[i] - m) - mpmath.log1p(rest)
 
-    def softmax_centered(z: list[Any], v: list[Any], i: int, c: int) -> Any:
-        e = exps(z, c)  # v_i − Σ p_k v_k as Σ p_k (v_i − v_k): no cancellation as p_i → 1
-        return mpmath.fsum(e[k - 1] * (v[i] - v[k]) for k in range(1, c + 1)) / mpmath.fsum(e)
+    def softmax_hvp(z: list[Any], v: list[Any], i: int, c: int) -> Any:
+        e = exps(z, c)  # p_i (v_i − Σ p_k v_k) as p_i Σ p_k (v_i − v_k): no cancellation
+        d = mpmath.fsum(e)
+        return e[i - 1] * mpmath.fsum(e[k - 1] * (v[i] - v[k]) for k in range(1, c + 1)) / d**2
 
     def softmax_complement(z: list[Any], i: int, c: int) -> Any:
         e = exps(z, c)  # Σ_{j≠i} e_j / Σ e_j: no 1 − p cancellation
         return mpmath.fsum(e[:i - 1] + e[i:]) / mpmath.fsum(e)
 
     return {"softmax": softmax, "log_softmax": log_softmax,
-            "softmax_complement": softmax_complement, "softmax_centered": softmax_centered}
+            "softmax_complement": softmax_complement, "softmax_hvp": softmax_hvp}
 
 
 _NAMESPACE: dict[str, Any] = {
@@ -657,10 +658,11 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
     truth = case.truth[order]
     worst: dict[str, tuple[float, str, int]] = {e: (0.0, "", 0) for e in evaluators}
 
-    def measure(x: np.ndarray, y: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        if case.family == "elementwise":
+    def measure(x: np.ndarray, y: np.ndarray,
+                v: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:
+        if v is None and case.family == "elementwise":
             v = np.ones(x.shape, dt)
-        else:
+        elif v is None:
             v = np.zeros(x.shape, dt)
             v[..., 0] = 1  # e₀: the column of the swept logit
         return _errors(case, order, evaluators,
@@ -699,7 +701,23 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
     else:
         for x, y in _class_points(case, quick, rng):
             record(x, y, measure(x, y))
+            if order == 2:  # and a direction whose entry 1 is the p-weighted mean of the rest
+                v = _centred_direction(x, rng)
+                record(x, y, measure(x, y, v))
     return worst
+
+
+def _centred_direction(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A seeded normal direction per row with ``v₁ = Σ_{k≠1} pₖvₖ / (1 − p₁)`` (p = softmax(x)),
+    rounded: there ``v₁ − Σₖ pₖvₖ`` -- the bracket of cross-entropy's hvp -- cancels."""
+    v = rng.standard_normal(x.shape)
+    with np.errstate(all="ignore"):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        rest = (p * v).sum(axis=1) - p[:, 1] * v[:, 1]
+        mean = rest / (1.0 - p[:, 1])
+    v[:, 1] = np.where(np.isfinite(mean), mean, v[:, 1])
+    return v.astype(x.dtype)
 
 
 # ----------------------------------------------------------- losses of more than (input, target)
@@ -1081,7 +1099,8 @@ def main(argv: list[str] | None = None) -> int:
         found = run_search(args.quick, args.only)
         print(f"\nWorst point found per loss × order × dtype × evaluator (error in ulps against "
               f"mpmath at {DPS} digits; loss: reduction='none', grad and hvp: reduction='sum', "
-              "hvp direction 1 (element-wise), e₀ (class axis) or a seeded normal row (rows)). "
+              "hvp direction 1 (element-wise), e₀ and a seeded normal one whose entry 1 cancels "
+              "(class axis) or a seeded normal row (rows)). "
               "Points: roots of the exact "
               "value found by bisection ± a few ulps (where it is a difference of nearly equal "
               "terms), kinks ± a few ulps, exp's over/underflow boundaries, a grid, random "

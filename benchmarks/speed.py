@@ -1,7 +1,8 @@
 """Speed, memory and first-call time of every loss's ``grad_fn`` and ``hvp_fn`` against torch.
 
 For every catalogue loss × n elements ∈ {1e2 … 1e7} × {float32, float64} (class-axis and row
-losses: ``(n/10) × 10``, class-index targets where the loss takes them):
+losses: ``(n/10) × 10``, class-index targets where the loss takes them, and a class-axis loss
+that also takes class probabilities again with them, as ``<loss>:soft``):
 
 * ``grad_fn`` / torch forward+backward (``loss.backward()`` on a leaf), 1 thread, and with every
   CPU (torch's and numba's default thread count);
@@ -67,13 +68,40 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
+#: A class-axis loss that also takes class probabilities is timed with them too, as
+#: ``<loss>:soft`` (cross_entropy's soft targets take another kernel than its class indices).
+SOFT = ":soft"
+
+
+def _loss(name: str) -> str:
+    """The catalogue name of a timed entry (``cross_entropy:soft`` → ``cross_entropy``)."""
+    return name.removesuffix(SOFT)
+
+
+def entries(names: list[str]) -> list[str]:
+    """``names``, each class-axis loss that takes class probabilities followed by its
+    ``:soft`` entry."""
+    out = []
+    for name in names:
+        out.append(name)
+        spec = symloss.derive(_loss(name)).spec
+        if (not name.endswith(SOFT) and spec.family == "class_axis"
+                and not spec.index_targets_only and not spec.multi_hot_targets):
+            out.append(name + SOFT)
+    return out
+
+
 def inputs(name: str, n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Valid arrays of about ``n`` input elements for ``name`` (the loss's own target kind)."""
+    """Valid arrays of about ``n`` input elements for ``name`` (the loss's own target kind;
+    class probabilities for a ``:soft`` entry)."""
     rng = np.random.default_rng(seed)
-    d = symloss.derive(name)
+    d = symloss.derive(_loss(name))
     if d.spec.family == "class_axis":
         rows = max(1, n // CLASSES)
         z = (rng.standard_normal((rows, CLASSES)) * 3).astype(dtype)
+        if name.endswith(SOFT):
+            e = rng.random((rows, CLASSES))
+            return z, (e / e.sum(axis=1, keepdims=True)).astype(dtype)
         if d.spec.multi_hot_targets:
             return z, (rng.random((rows, CLASSES)) < 0.3).astype(dtype)
         return z, rng.integers(0, CLASSES, rows)
@@ -154,7 +182,7 @@ def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
     """Median seconds of grad_fn, torch fwd+bwd (and hvp_fn, torch double backward)."""
     torch = _torch()
     set_threads(threads)
-    d = symloss.derive(name, reduction="mean")  # a scalar loss for torch's backward()
+    d = symloss.derive(_loss(name), reduction="mean")  # a scalar loss for torch's backward()
     arrays = inputs(name, n, dtype)
     x = arrays[0]
     v = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
@@ -198,7 +226,7 @@ import sys, time
 sys.path.insert(0, {bench!r})
 from speed import inputs
 import symloss
-d = symloss.derive({name!r})
+d = symloss.derive({loss!r})
 arrays = inputs({name!r}, 1000, "float32")
 t = time.perf_counter()
 d.grad_fn(*arrays)
@@ -209,7 +237,7 @@ print(time.perf_counter() - t)
 def first_call(name: str) -> tuple[float, float]:
     """Seconds of the first ``grad_fn`` in a fresh process: empty caches, then warm ones."""
     bench = os.path.dirname(os.path.abspath(__file__))
-    code = FIRST_CALL.format(bench=bench, name=name)
+    code = FIRST_CALL.format(bench=bench, name=name, loss=_loss(name))
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "SYMLOSS_CACHE_DIR": cache, "NUMBA_CACHE_DIR": cache}
         out = []
@@ -290,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Ratios are symloss / torch (median over interleaved rounds; < 1: symloss faster). "
           f"Class-axis losses: (n/{CLASSES})×{CLASSES}.\n")
     summary = []
-    for name in losses:
-        if not getattr(symloss.derive(name).spec, "has_torch_twin", True):
+    for name in entries(losses):
+        if not getattr(symloss.derive(_loss(name)).spec, "has_torch_twin", True):
             print(f"### {name}\n\nskipped: torch has no twin of this loss to time against.\n")
             continue
         print(f"### {name}\n")

@@ -126,8 +126,17 @@ def test_speed_quick_run_prints_every_table(capsys):
     assert "| mse_loss |" in out.split("### Summary")[1]
 
 
-@pytest.mark.parametrize("name", ["cross_entropy", "gaussian_nll_loss", "margin_ranking_loss",
-                                  "multilabel_soft_margin_loss", "binary_cross_entropy"])
+def test_speed_entries_time_class_probabilities_too():
+    """A class-axis loss that takes class probabilities is timed with them as well."""
+    speed = _load("speed")
+    assert speed.entries(["cross_entropy", "nll_loss", "mse_loss"]) == [
+        "cross_entropy", "cross_entropy:soft", "nll_loss", "mse_loss"]
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "cross_entropy:soft", "gaussian_nll_loss",
+                                  "margin_ranking_loss", "multilabel_soft_margin_loss",
+                                  "binary_cross_entropy", "cosine_embedding_loss",
+                                  "multilabel_margin_loss", "triplet_margin_loss"])
 def test_speed_inputs_are_valid_for_symloss_and_torch(name):
     """The benchmark's arrays are valid for the loss, and torch's twin takes them."""
     import numpy as np
@@ -136,7 +145,7 @@ def test_speed_inputs_are_valid_for_symloss_and_torch(name):
     import symloss
 
     speed = _load("speed")
-    d = symloss.derive(name)
+    d = symloss.derive(name.removesuffix(":soft"))
     arrays = speed.inputs(name, 100, "float64")
     ours = d.loss_fn(*arrays)
     theirs = speed.torch_loss(d)(*(torch.from_numpy(a) for a in arrays))

@@ -107,3 +107,13 @@ def test_a_test_that_never_passes_takes_its_exact_arm():
     lines, tested = lower([("res", code)], "", plain=True)
     text = "\n".join(lines)
     assert not tested and "fits_m" not in text and "dd_exact(x, y)" in text
+
+
+def test_exact_mode_takes_every_accurate_arm_without_a_branch():
+    """The second pass of a float64 two-pass kernel: each float-first test taken as failed, its
+    accurate arm computed unconditionally (no ``if``, so the loop vectorizes)."""
+    code = "(exp_m(x) - y) if fits1_m(exp_m(x) - y, exp_m(x) + abs(y)) else dd_exact(x, y)"
+    lines, tested = lower([("res", code)], "", exact=True)
+    text = "\n".join(lines)
+    assert not tested and "fits1_m" not in text and "if " not in text
+    assert "dd_exact(x, y)" in text and lines[-1].startswith("res = ")

@@ -46,10 +46,11 @@ def _calls(node: ast.AST) -> bool:
 
 
 class _Lowering:
-    def __init__(self, prefix: str, plain: bool) -> None:
+    def __init__(self, prefix: str, plain: bool, exact: bool = False) -> None:
         self.names: Iterator[int] = itertools.count()
         self.prefix = prefix
         self.plain = plain
+        self.exact = exact  # every test taken as failed: the accurate arms, branch-free
         self.tested = False  # a float-first test was taken as passed (plain mode)
 
     def fresh(self) -> str:
@@ -84,7 +85,7 @@ class _Lowering:
     def _ifexp(self, node: ast.IfExp, lines: list[str], scopes: list[dict[str, str]],
                indent: str) -> ast.expr:
         test = _test_name(node.test)
-        if test == _NEVER:
+        if test == _NEVER or (test is not None and self.exact):
             return self.expr(node.orelse, lines, scopes, indent)
         if test is not None and self.plain:
             passed = self.expr(node.test, lines, scopes, indent)
@@ -108,15 +109,17 @@ class _Lowering:
 
 
 def lower(assignments: Sequence[tuple[str, str]], indent: str, prefix: str = "u",
-          plain: bool = False) -> tuple[list[str], bool]:
+          plain: bool = False, exact: bool = False) -> tuple[list[str], bool]:
     """The statements that set each ``target`` of ``(target, expression)``, in order.
 
     ``prefix`` names the temporaries (``u0``, ``u1``, ...: a prefix no other name of the kernel
     starts with). With ``plain=True`` the float-first tests are not branched on: the float form
-    is taken and ``ok`` (which the caller sets to ``True`` first) and-ed with the test. Returns
-    the lines and whether any test was so taken.
+    is taken and ``ok`` (which the caller sets to ``True`` first) and-ed with the test. With
+    ``exact=True`` every test is taken as failed (its accurate arm, without a branch: the
+    second pass of a float64 two-pass kernel, over the elements whose one test failed).
+    Returns the lines and whether any test was so taken.
     """
-    lowering = _Lowering(prefix, plain)
+    lowering = _Lowering(prefix, plain, exact)
     lines: list[str] = []
     scopes: list[dict[str, str]] = [{}]
     for target, code in assignments:

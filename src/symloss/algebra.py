@@ -33,8 +33,8 @@ from .primitives import (
     sigmoid_pow,
     sigmoid_sub,
     softmax,
-    softmax_centered,
     softmax_complement,
+    softmax_hvp,
     softmax_sub,
     softplus,
 )
@@ -179,7 +179,7 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
 
     expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
-    expr = expr.replace(lambda e: isinstance(e, (softmax_centered, softmax_sub)),
+    expr = expr.replace(lambda e: isinstance(e, (softmax_hvp, softmax_sub)),
                         lambda e: e.rewrite(Sum))
     expr = expr.replace(lambda e: isinstance(e, (sigmoid_sub, exp_sub)),
                         lambda e: e.rewrite(sp.Add))  # f(x) − y evaluated in double-double

@@ -50,8 +50,8 @@ from .primitives import (
     sigmoid_pow,
     sigmoid_sub,
     softmax,
-    softmax_centered,
     softmax_complement,
+    softmax_hvp,
     softmax_sub,
     softplus,
 )
@@ -598,9 +598,9 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         stable_hessian=total * p_i * (
             sp.KroneckerDelta(i, _HJ) * (softmax_complement(z, i, c) + p_i) - softmax(z, _HJ, c)
         ),
-        # pᵢ(vᵢ − Σₖ pₖvₖ) = pᵢ((vᵢ − c) + Σₖ pₖ(c − vₖ)), c = v at the arg-max: no term within
-        # rounding of another as p_argmax → 1.
-        stable_hvp=total * p_i * softmax_centered(z, IndexedBase("v"), i, c),
+        # pᵢ(vᵢ − Σₖ pₖvₖ) with its bracket in double-double for float64 results (softmax_hvp):
+        # it cancels wherever vᵢ is near the p-weighted mean of v.
+        stable_hvp=total * softmax_hvp(z, IndexedBase("v"), i, c),
         stable_hessian_why=(
             "Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the "
             "diagonal with 1 − pᵢ summed over the other classes: it keeps its digits where "

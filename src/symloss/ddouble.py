@@ -173,13 +173,15 @@ def dd_exp(x: Any) -> tuple[Any, Any]:
     >>> float(hi), float(lo)
     (2.718281828459045, 1.4456468917292502e-16)
     """
-    return _exp_of_parts(*_exp_parts(x))
+    uh, ul, k = _exp_parts(x)
+    return _exp_of_parts(uh, ul, k)
 
 
 def dd_expm1(x: Any) -> tuple[Any, Any]:
     """``eˣ − 1`` as a pair, with its relative accuracy also where ``x`` is tiny
     (``x`` in [−800, 709.78])."""
-    return _expm1_of_parts(*_exp_parts(x))
+    uh, ul, k = _exp_parts(x)
+    return _expm1_of_parts(uh, ul, k)
 
 
 def _exp_of_parts(uh: Any, ul: Any, k: Any) -> tuple[Any, Any]:
@@ -735,10 +737,11 @@ def np_exp_sub(z: Any, y: Any) -> Any:
 # Aᵢ is T − yᵢ except at the largest y, where it is U = the sum of the others; Bᵢ is D − eᵢ
 # except at the arg-max of z, where it is S = the sum of the others (there eᵢ = 1). T − yᵢ and
 # D − eᵢ elsewhere are at least half of T and D: no cancellation.
-def softmax_row_sums(z: Any, y: Any, m: Any, which: int) -> Any:
-    """One row value for :func:`softmax_sub_at` (compiled twin: ``z``, ``y`` one row, ``m`` its
-    max): ``which`` 0/1 the high/low part of ``S = Σ_{j≠argmax z} e^(zⱼ − m)``, 2/3 of
-    ``T = Σ y``, 4/5 of ``U = Σ_{k≠argmax y} yₖ``, 6 the arg-max of z, 7 that of y (first)."""
+def softmax_sub_row_m(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """A row's values for :func:`softmax_sub_at_m` in one pass (compiled; ``z``, ``y`` one row,
+    ``m`` its max): the pairs ``S = Σ_{j≠argmax z} e^(zⱼ − m)``, ``T = Σ y``,
+    ``U = Σ_{k≠argmax y} yₖ`` and the arg-maxes of z and y (first, as floats); every
+    ``e^(z − m)`` as a pair in ``buf`` (its float64 values, overwritten) and ``lbuf``."""
     n = z.shape[0]
     zmax, ymax = 0, 0
     for j in range(n):
@@ -746,33 +749,54 @@ def softmax_row_sums(z: Any, y: Any, m: Any, which: int) -> Any:
             zmax = j
         if y[j] > y[ymax]:
             ymax = j
-    if which == 6:
-        return float(zmax)
-    if which == 7:
-        return float(ymax)
-    hi, lo = 0.0, 0.0
+    for j in range(n):  # no calls, no dependence: vectorized
+        buf[j], lbuf[j] = t_exp(two_sum(z[j] + 0.0, -m))
+    sh, sl, th, tl, uh, ul = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     for j in range(n):
-        if which < 2:
-            if j != zmax:
-                xh, xl = two_sum(z[j], -m)
-                eh, el = t_exp((xh, xl))
-                hi, lo = dd_add(hi, lo, eh, el)
-        elif which < 4 or j != ymax:
-            hi, lo = dd_add(hi, lo, y[j], 0.0)
-    return hi if which % 2 == 0 else lo
+        eh, el = buf[j], lbuf[j]
+        if j != zmax:
+            sh, sl = dd_add(sh, sl, eh, el)
+        yj = y[j] + 0.0
+        th, tl = dd_add(th, tl, yj, 0.0)
+        if j != ymax:
+            uh, ul = dd_add(uh, ul, yj, 0.0)
+    return sh, sl, th, tl, uh, ul, float(zmax), float(ymax)
 
 
-def softmax_sub_at(zi: Any, m: Any, yi: Any, i: Any, sh: Any, sl: Any, th: Any, tl: Any,
-                   uh: Any, ul: Any, zmax: Any, ymax: Any, plain: Any) -> Any:
-    """``softmax(z)ᵢ·T − yᵢ`` from a row's values (:func:`softmax_row_sums`), rounded once
-    (``plain`` where the pair is not finite)."""
-    xh, xl = two_sum(zi, -m)
-    e = t_exp((xh, xl))
+def softmax_sub_row_v(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """:func:`softmax_sub_row_m` for float32 results: nothing (the few elements whose float64
+    form cancels compute the row in :func:`softmax_sub_at_v`)."""
+    return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+def _softmax_sub_dd(e: tuple[Any, Any], yi: Any, i: Any, sh: Any, sl: Any, th: Any, tl: Any,
+                    uh: Any, ul: Any, zmax: Any, ymax: Any, plain: Any) -> Any:
     d = t_add((1.0, 0.0), (sh, sl))
     a = (uh, ul) if i == ymax else t_sub((th, tl), (yi, 0.0))
     b = (sh, sl) if i == zmax else t_sub(d, e)
     n = t_sub(t_mul(e, a), t_mul((yi, 0.0), b))
     return t_final(t_div(n, d), plain)
+
+
+def softmax_sub_at_m(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: Any, sl: Any,
+                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any,
+                     plain: Any) -> Any:
+    """``softmax(z)ᵢ·T − yᵢ = (eᵢAᵢ − yᵢBᵢ)/D`` in double-double from a row's values
+    (:func:`softmax_sub_row_m`, which left ``e^(zᵢ − m)`` as ``buf[i] + lbuf[i]``), rounded
+    once (``plain`` where the pair is not finite)."""
+    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, plain)
+
+
+def softmax_sub_at_v(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: Any, sl: Any,
+                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any,
+                     plain: Any) -> Any:
+    """float32 results whose float64 form cancels more than 6 bits (a float64 exp good to
+    6e-11 then leaves too few): the row's pairs here, then :func:`softmax_sub_at_m`."""
+    m = z[0] + 0.0
+    for j in range(z.shape[0]):
+        m = max(m, z[j] + 0.0)
+    sh, sl, th, tl, uh, ul, zmax, ymax = softmax_sub_row_m(z, y, m, buf, lbuf)
+    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, plain)
 
 
 def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
@@ -806,13 +830,126 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
         return t_final(t_div(n, d), plain)
 
 
+# ------------------------------------------------------ cross-entropy's Hessian-vector product
+# pᵢ(vᵢ − Σₖ pₖvₖ) = eᵢ((vᵢ − c) + W/D)/D with e = e^(z − m), D = Σ e, W = Σₖ eₖ(c − vₖ) and c
+# the v of the arg-max of z: the bracket's error is the probabilities' times Σₖ pₖ|vₖ − v̄|, so
+# it needs every eₖ to ~2⁻¹⁰⁰ wherever vᵢ is near the p-weighted mean v̄.
+def _softmax_hvp_pairs(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """A row's pairs ``1/D`` and ``W/D`` (``D = Σ e``, ``W = Σₖ eₖ(c − vₖ)``) and ``c``
+    (compiled; ``z``, ``v`` one row, ``m`` its max), each ``e = e^(z − m)`` written as a pair
+    into ``buf``, ``lbuf``."""
+    n = z.shape[0]
+    top = 0
+    for j in range(n):
+        if z[j] > z[top]:
+            top = j
+    c = v[top] + 0.0
+    for j in range(n):  # no calls, no dependence: vectorized
+        buf[j], lbuf[j] = t_exp(two_sum(z[j] + 0.0, -m))
+    dh, dl, wh, wl = 0.0, 0.0, 0.0, 0.0
+    for j in range(n):
+        eh, el = buf[j], lbuf[j]
+        dh, dl = dd_add(dh, dl, eh, el)
+        wh, wl = t_add((wh, wl), t_mul((eh, el), two_sum(c, -v[j])))
+    ih, il = t_div((1.0, 0.0), (dh, dl))
+    mh, ml = t_mul((wh, wl), (ih, il))
+    return ih, il, mh, ml, c
+
+
+def softmax_hvp_row_m(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """A row's values for :func:`softmax_hvp_at_m` (compiled; ``z``, ``v`` one row, ``m`` its
+    max): the pairs ``1/D`` and ``W/D`` (``D = Σ e^(z − m)``, ``W = Σₖ eₖ(c − vₖ)``) and ``c``;
+    every ``e^(z − m)`` as a pair in ``buf`` (its float64 values, overwritten) and ``lbuf``."""
+    return _softmax_hvp_pairs(z, v, m, buf, lbuf)
+
+
+def softmax_hvp_row_v(z: Any, v: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """:func:`softmax_hvp_row_m` for float32 results: ``c`` only (the few elements whose float64
+    form cancels compute the rest in :func:`softmax_hvp_at_v`)."""
+    top = 0
+    for j in range(z.shape[0]):
+        if z[j] > z[top]:
+            top = j
+    return 0.0, 0.0, 0.0, 0.0, v[top] + 0.0
+
+
+def _softmax_hvp_dd(e: tuple[Any, Any], vi: Any, ih: Any, il: Any, mh: Any, ml: Any, c: Any,
+                    plain: Any) -> Any:
+    """``eᵢ((vᵢ − c) + W/D)/D`` on pairs, rounded once."""
+    b = t_add(two_sum(vi, -c), (mh, ml))
+    return t_final(t_mul(t_mul(e, b), (ih, il)), plain)
+
+
+def softmax_hvp_at_m(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, ih: Any,
+                     il: Any, mh: Any, ml: Any, c: Any, size: Any, plain: Any) -> Any:
+    """``pᵢ(vᵢ − Σₖ pₖvₖ)`` from a row's values (:func:`softmax_hvp_row_m`, which left
+    ``e^(zᵢ − m)`` as the pair ``buf[i] + lbuf[i]``) as ``eᵢ((vᵢ − c) + W/D)/D`` in
+    double-double, rounded once (``plain``, the float64 form, where the pair is not finite)."""
+    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, ih, il, mh, ml, c, plain)
+
+
+def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, ih: Any,
+                     il: Any, mh: Any, ml: Any, c: Any, size: Any, plain: Any) -> Any:
+    """float32 results where the float64 form ``plain`` cancels more than 6 bits of its terms'
+    ``size`` (its probabilities come from a float64 exp good to 6e-11): again with libm's exp
+    (≤ 1 float64 ulp; z − m is exact for float32 logits), within 2⁻²⁸ of a float32 ulp where
+    it cancels at most 2⁻²⁰ of its terms; else in double-double."""
+    d, w = 0.0, 0.0
+    for j in range(z.shape[0]):
+        ej = np.exp((z[j] + 0.0) - m)
+        d += ej
+        w += ej * (c - v[j])
+    e = np.exp((z[i] + 0.0) - m)
+    again = (e / d) * ((vi - c) + w / d)
+    if abs(again) >= 9.5367431640625e-07 * (e / d) * size or again != again:
+        return again
+    ih, il, mh, ml, c = _softmax_hvp_pairs(z, v, m, buf, lbuf)
+    return _softmax_hvp_dd((buf[i], lbuf[i]), vi, ih, il, mh, ml, c, again)
+
+
+def np_softmax_hvp(z: Any, v: Any, plain: Any) -> Any:
+    """``pᵢ(vᵢ − Σₖ pₖvₖ)`` along the last axis (the NumPy path's printing of
+    :class:`symloss.primitives.softmax_hvp`), as :func:`softmax_hvp_at_m` computes it."""
+    z = np.asarray(z, dtype=np.float64)
+    v = np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape))
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        c = np.take_along_axis(v, np.argmax(z, axis=-1)[..., None], axis=-1)
+        eh, el = t_exp(two_sum(z, -m))
+        zero = 0.0 * c
+        d, w = (zero, zero), (zero, zero)
+        for j in range(z.shape[-1]):
+            e = (eh[..., j:j + 1], el[..., j:j + 1])
+            d = t_add(d, e)
+            w = t_add(w, t_mul(e, two_sum(c, -v[..., j:j + 1])))
+        inv = t_div((1.0 + zero, zero), d)
+        b = t_add(two_sum(v, -c), t_mul(w, inv))
+        return t_final(t_mul(t_mul((eh, el), b), inv), plain)
+
+
+def np_softmax_hvp_size(z: Any, v: Any) -> Any:
+    """The size of :func:`np_softmax_hvp`'s terms, ``pᵢ(|vᵢ − c| + Σₖ pₖ|c − vₖ|)``, for
+    :func:`certified` (the compiled kernels print the same from the row's values)."""
+    z = np.asarray(z, dtype=np.float64)
+    v = np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape))
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        c = np.take_along_axis(v, np.argmax(z, axis=-1)[..., None], axis=-1)
+        e = np.exp(z - m)
+        p = e / np.sum(e, axis=-1, keepdims=True)
+        return p * (np.abs(v - c) + np.sum(p * np.abs(c - v), axis=-1, keepdims=True))
+
+
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
           "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
-          "t_final", "softmax_row_sums", "softmax_sub_at", "log_sub", "fsum3",
+          "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "_softmax_sub_dd",
+          "softmax_sub_at_m", "softmax_sub_at_v", "_softmax_hvp_pairs",
+          "softmax_hvp_row_m", "softmax_hvp_row_v", "_softmax_hvp_dd",
+          "softmax_hvp_at_m", "softmax_hvp_at_v", "log_sub", "fsum3",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
@@ -820,22 +957,49 @@ _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log
            "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
            "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}
+_INLINED: dict[str, Any] = {}
+#: The chain :func:`jitted` compiles inline (``inline="always"``) for ``inline=True``: eᶻ − y.
+_INLINE_ORDER = _ORDER[:_ORDER.index("exp_sub") + 1]
+#: The pair arithmetic the class-axis row functions use, compiled inline for them.
+_ROW_CHAIN = (*_ORDER[:_ORDER.index("_exp_of_parts")], "_sel", "t_add", "t_sub", "t_mul",
+              "t_div", "t_exp", "t_final")
+#: Compiled plainly (one function each, as the kernels call them), but against
+#: :data:`_ROW_CHAIN` compiled inline: their loop over a row's exponentials has no calls,
+#: so LLVM vectorizes it (1e6 t_exp 80 → 14 ns each, the same bits).
+_ROW_USERS = ("softmax_sub_row_m", "_softmax_sub_dd", "softmax_sub_at_m", "softmax_sub_at_v",
+              "_softmax_hvp_pairs", "softmax_hvp_row_m", "_softmax_hvp_dd", "softmax_hvp_at_m",
+              "softmax_hvp_at_v")
 
 
-def jitted() -> dict[str, Any]:
+def jitted(inline: bool = False) -> dict[str, Any]:
     """The same functions compiled by numba for scalars (for the generated fast kernels).
 
     Each function's code is re-bound to a namespace in which the functions it calls are the
-    compiled ones, so that numba sees one chain of ``@njit`` functions.
+    compiled ones, so that numba sees one chain of ``@njit`` functions. With ``inline=True``,
+    the chain up to :func:`exp_sub` compiled ``inline="always"``: one body without calls, which
+    LLVM can vectorize (1.5e5 ``exp_sub`` 54 → 10 ns each, the same bits), for kernels that
+    call it on many elements.
     """
-    if not _JITTED:
+    done, order = (_INLINED, _INLINE_ORDER) if inline else (_JITTED, _ORDER)
+    if not done:
         import numba
 
         namespace: dict[str, Any] = {k: v for k, v in globals().items() if k.isupper()}
         namespace["np"] = np
-        for name in _ORDER:
+        options: dict[str, Any] = {"inline": "always"} if inline else {}
+        rows: dict[str, Any] = {k: v for k, v in namespace.items()}
+        for name in order:
             source = globals()[_SCALAR.get(name, name)]
             fn = types.FunctionType(source.__code__, namespace, name, source.__defaults__)
-            namespace[name] = numba.njit(fastmath=False, error_model="numpy")(fn)
-        _JITTED.update({name: namespace[name] for name in _ORDER})
-    return _JITTED
+            namespace[name] = numba.njit(fastmath=False, error_model="numpy", **options)(fn)
+        if not inline:
+            for name in _ROW_CHAIN:
+                source = globals()[_SCALAR.get(name, name)]
+                fn = types.FunctionType(source.__code__, rows, name, source.__defaults__)
+                rows[name] = numba.njit(fastmath=False, error_model="numpy", inline="always")(fn)
+            for name in _ROW_USERS:
+                fn = types.FunctionType(globals()[name].__code__, rows, name)
+                rows[name] = namespace[name] = numba.njit(fastmath=False,
+                                                          error_model="numpy")(fn)
+        done.update({name: namespace[name] for name in order})
+    return done

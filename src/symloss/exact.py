@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from .layout import Layout, forms
+from .layout import Layout, expression
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -39,16 +39,11 @@ _DIRECTION = sp.Symbol("v", real=True)
 
 
 def _expression(derivation: Derivation, what: str, hard: bool) -> sp.Expr:
-    d = derivation
-    subst = d.declaration.substitute_definitions
-    if what == "loss":
-        return forms(d).loss
+    """The expression the evaluators evaluate (:func:`symloss.layout.expression`); ``grad``
+    is its hard or soft form."""
     if what == "grad":
-        f = forms(d)
-        return f.grad_hard if hard else f.grad_soft
-    if what == "hvp":
-        return subst(d.hvp_expr)  # type: ignore[no-any-return]
-    return subst(d.hessian_diagonal)  # type: ignore[no-any-return]
+        what = "grad_hard" if hard else "grad_soft"
+    return expression(derivation, what)
 
 
 def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
@@ -106,8 +101,8 @@ def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
 
 def _evaluate(expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
     """``expr`` at ``values`` (exact binary Floats), to about 20 correct digits: evaluated at
-    growing precision until two evaluations agree (log(1 + e^(−215)) needs 100 digits to differ
-    from 0); ``None`` where it is not a real number."""
+    growing precision until two nonzero evaluations agree (log(1 + e^(−215)) needs 100 digits to
+    differ from 0), 0 where every precision gives 0; ``None`` where it is not a real number."""
     last = None
     for digits in PRECISIONS:
         # the floats exact, and 20 digits more for what SymPy evaluates on substitution
@@ -115,7 +110,8 @@ def _evaluate(expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
         value = expr.xreplace(at).evalf(digits)
         if not (value.is_number and value.is_real and value.is_Number):
             return None
-        if last is not None and (value == last or abs(value - last) <= abs(value) * 2.0**-70):
+        # two zeros agree only at the last precision: 1 − (1 − 10⁻³⁰⁴) is 0 to 120 digits
+        if last is not None and value != 0 and abs(value - last) <= abs(value) * 2.0**-70:
             return value
         last = value
     return last

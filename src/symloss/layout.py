@@ -96,6 +96,26 @@ def forms(derivation: Derivation) -> Forms:
     return Forms(loss=loss, grad_hard=hard, grad_soft=soft, symbols=d.symbols)
 
 
+#: What an evaluator computes, by the name :func:`expression` takes.
+RESULTS = ("loss", "grad_hard", "grad_soft", "hvp", "hess")
+
+
+def expression(derivation: Derivation, what: str) -> sp.Expr:
+    """The substituted expression every evaluator (NumPy, numba, :mod:`symloss.exact`)
+    evaluates for ``what``: ``loss``, ``grad_hard``, ``grad_soft`` (:func:`forms`), ``hvp``
+    (:attr:`Derivation.hvp_expr`, in the direction ``v``) or ``hess`` (the Hessian's
+    diagonal). One mapping, so that no evaluator evaluates another expression than the others.
+    """
+    if what in ("loss", "grad_hard", "grad_soft"):
+        return getattr(forms(derivation), what)  # type: ignore[no-any-return]
+    subst = derivation.declaration.substitute_definitions
+    if what == "hvp":
+        return subst(derivation.hvp_expr)  # type: ignore[no-any-return]
+    if what == "hess":
+        return subst(derivation.hessian_diagonal)  # type: ignore[no-any-return]
+    raise choice_error("result", what, RESULTS)
+
+
 def _as_real(value: Any, loss: str, what: str) -> np.ndarray:
     if type(value) is np.ndarray and value.dtype.kind == "f":
         return value

@@ -31,7 +31,7 @@ from .algebra import (
     ratio_powers,
     reduce_sums,
 )
-from .layout import Layout, Numeric, forms
+from .layout import Layout, Numeric, expression
 from .primitives import accurate, log_softmax, product_of_inputs, sigmoid, softplus
 
 if TYPE_CHECKING:
@@ -159,21 +159,18 @@ class NumpyEvaluator:
         """``loss``, ``grad_hard``, ``grad_soft``, ``hvp``, ``hess`` or ``wrt:<name>``."""
         if what not in self._compiled:
             d = self.derivation
-            subst = d.declaration.substitute_definitions
             args = self._args
-            if what in ("loss", "grad_hard", "grad_soft"):
-                f = forms(d)
-                expr = {"loss": f.loss, "grad_hard": f.grad_hard, "grad_soft": f.grad_soft}[what]
-                if what == "grad_soft" and expr is f.grad_hard:
+            if what.startswith("wrt:"):  # the raw sympy.diff, which keeps torch's guards (clamp_min)
+                declared = d.declaration
+                expr = declared.substitute_definitions(
+                    sp.diff(declared.loss, declared.symbols[what.removeprefix("wrt:")]))
+            else:
+                expr = expression(d, what)
+                if what == "grad_soft" and expr == expression(d, "grad_hard"):
                     self._compiled[what] = self._kernel("grad_hard")
                     return self._compiled[what]
-            elif what == "hvp":
-                expr, args = subst(d.hvp_expr), [*args, _direction_symbol(d)]
-            elif what == "hess":
-                expr = subst(d.hessian_diagonal)
-            else:  # wrt:<name>: the raw sympy.diff, which keeps torch's guards (clamp_min)
-                declared = d.declaration
-                expr = subst(sp.diff(declared.loss, declared.symbols[what.removeprefix("wrt:")]))
+                if what == "hvp":
+                    args = [*args, _direction_symbol(d)]
             self._compiled[what] = compile_expr(expr, args, certify=not what.startswith("wrt:"))
         return self._compiled[what]
 

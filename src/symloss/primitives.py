@@ -33,7 +33,6 @@ __all__ = [
     "NUM_CLASSES",
     "SUM_INDEX",
     "accurate",
-    "argmax_mean",
     "clamp_min",
     "clamped_log",
     "class_sum",
@@ -49,8 +48,8 @@ __all__ = [
     "sigmoid_pow",
     "sigmoid_sub",
     "softmax",
-    "softmax_centered",
     "softmax_complement",
+    "softmax_hvp",
     "softmax_sub",
     "softplus",
 ]
@@ -696,45 +695,22 @@ class softmax_complement(_ClassAxisFunction):
         return rf"\left(1 - \operatorname{{softmax}}\left({z}\right)_{{{i}}}\right)"
 
 
-class argmax_mean(Function):
-    """``argmax_mean(z, v, C)``: the mean of ``v`` over the classes where ``z`` is largest.
+class softmax_hvp(Function):
+    """``softmax_hvp(z, v, i, C)`` is :math:`p_i (v_i - \\sum_k p_k v_k)`,
+    :math:`p = \\operatorname{softmax}(z)`: cross-entropy's Hessian-vector product (one
+    target's share).
 
-    A row constant c for :class:`softmax_centered`; any c gives the same product
-    :math:`v_i - \\sum_k p_k v_k = (v_i - c) + \\sum_k p_k (c - v_k)`, and the arg-max's
-    makes every term of the sum small where :math:`p_{argmax} \\to 1`. Constant in ``z``
-    (piecewise) and linear in ``v``; symbolically it stays opaque.
-    """
-
-    nargs = 3
-
-    def _eval_derivative(self, s: sp.Expr) -> sp.Expr:
-        return S.Zero  # only ever differentiated after the Hessian is formed
-
-    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        return rf"\bar{{{printer._print(self.args[1])}}}"
-
-    def _pretty(self, printer: object) -> prettyForm:
-        return _pretty_indexed(f"{self.args[1]}_argmax", printer)
-
-    def _sympystr(self, printer: object) -> str:
-        return f"argmax_mean({self.args[0]}, {self.args[1]})"
-
-    def _numpycode(self, printer: object) -> str:
-        z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
-        top = f"({z} == numpy.max({z}, axis=-1, keepdims=True))"
-        return (f"(numpy.sum(numpy.where({top}, {v}, 0.0), axis=-1, keepdims=True) "
-                f"/ numpy.sum({top}, axis=-1, keepdims=True))")
-
-
-class softmax_centered(Function):
-    """``softmax_centered(z, v, i, C)`` is :math:`v_i - \\sum_k p_k v_k`,
-    :math:`p = \\operatorname{softmax}(z)`: the bracket of cross-entropy's Hessian-vector
-    product :math:`p_i (v_i - \\sum_k p_k v_k)`.
-
-    Evaluated as :math:`(v_i - c) + \\sum_k p_k (c - v_k)` with ``c = argmax_mean(z, v, C)``
-    (equal for any c, as :math:`\\sum_k p_k = 1`): the arg-max's own term is 0, so no term is
-    within rounding of another where :math:`p_{argmax} \\to 1`, as :math:`v_i - \\sum_k p_k v_k`
-    is.
+    The bracket cancels wherever :math:`v_i` is near the p-weighted mean of ``v``; its error
+    there is that of the probabilities times :math:`\\sum_k p_k |v_k - \\bar v|`, so no float64
+    form of ``p`` keeps a float64 result's digits (a nearly uniform ``p`` and ``v = e_0`` cost
+    9.8 ulp). float64 results are therefore evaluated in double-double
+    (:func:`symloss.ddouble.np_softmax_hvp`; in the compiled kernels the row's pairs from
+    :func:`~symloss.ddouble.softmax_hvp_row_m` and :func:`~symloss.ddouble.softmax_hvp_at_m`):
+    every ``e^(z_k − m)``, :math:`D = \\sum e`, :math:`W = \\sum_k e_k (c - v_k)` (``c`` the
+    ``v`` of the arg-max of ``z``) and :math:`e_i ((v_i - c) + W/D) / D` on ~106-bit pairs,
+    rounded once. float32 results take the float64 form :math:`p_i ((v_i - c) + \\sum_k
+    p_k (c - v_k))`: its error is 10⁶ times under a float32 ulp except in a cancellation
+    deeper than :data:`symloss.ddouble.UNCERTIFIED`, which is NaN and computed exactly.
     """
 
     nargs = 4
@@ -744,22 +720,26 @@ class softmax_centered(Function):
 
     def _eval_rewrite_as_Sum(self, z: sp.Expr, v: sp.Expr, i: sp.Expr, c: sp.Expr,
                              **kw: object) -> sp.Expr:
-        return v[i] - Sum(softmax(z, _J, c) * v[_J], (_J, 1, c))  # type: ignore[index]
+        return softmax(z, i, c) * (v[i] - Sum(softmax(z, _J, c) * v[_J], (_J, 1, c)))  # type: ignore[index]
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        return printer._print(self.rewrite(Sum))
+        return printer._print(self.rewrite(Sum))  # type: ignore[no-any-return]
 
     def _pretty(self, printer: object) -> prettyForm:
-        return printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
+        return printer._print(self.rewrite(Sum))  # type: ignore[attr-defined,no-any-return]
 
     def _sympystr(self, printer: object) -> str:
         z, v, i = self.args[:3]
-        return f"softmax_centered({z}, {v})[{i}]"
+        return f"softmax_hvp({z}, {v})[{i}]"
 
     def _numpycode(self, printer: object) -> str:
         z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
-        center = printer._print(argmax_mean(self.args[0], self.args[1], self.args[3]))  # type: ignore[attr-defined]
-        return f"(({v} - {center}) + kernels.class_sum(kernels.softmax({z}) * ({center} - {v})))"
+        plain = printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
+        code = f"ddouble.np_softmax_hvp({z}, {v}, {plain})"
+        if not getattr(printer, "certify", False):
+            return code
+        size = f"ddouble.np_softmax_hvp_size({z}, {v})"
+        return f"ddouble.certified({code}, {size})"
 
 
 class softmax_sub(Function):
@@ -767,8 +747,9 @@ class softmax_sub(Function):
     cross-entropy's gradient for a target distribution ``y`` (mean minus target).
 
     Evaluated in double-double (:func:`symloss.ddouble.np_softmax_sub`, and in the compiled
-    kernels the row sums :func:`~symloss.ddouble.softmax_row_sums` with
-    :func:`~symloss.ddouble.softmax_sub_at`): every ``e^(z_j − m)``, ``D = Σ e``, ``T = Σ y``
+    kernels the row's values :func:`~symloss.ddouble.softmax_sub_row_m` with
+    :func:`~symloss.ddouble.softmax_sub_at_m`; float32 results take the float64 form wherever
+    it keeps their digits): every ``e^(z_j − m)``, ``D = Σ e``, ``T = Σ y``
     and ``(eᵢ T − yᵢ D)/D`` on ~106-bit pairs, one rounding at the end, so that the result
     keeps its digits where ``pᵢ T ≈ yᵢ`` (a soft target equal to the rounded prediction).
     """
