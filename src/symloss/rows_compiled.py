@@ -502,6 +502,10 @@ class _Printer:
             return self._const(stack, float("nan"))
         if isinstance(e, sp.Add):
             return self._fold("t_add", e.args, stack)
+        if isinstance(e, sp.Mul) and e.args[0] == -1:  # −x: exact, no product
+            x = self.emit(sp.Mul(*e.args[1:]), stack)
+            name = self.fresh()
+            return self._triple(stack, name, f"-{x}_h, -{x}_l, {x}_e")
         if isinstance(e, sp.Mul):
             # as NumPy's printer writes it: the factors with a negative integer power divide
             # (x/y, one rounding) rather than multiply by a reciprocal
