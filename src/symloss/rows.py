@@ -969,15 +969,6 @@ def _working(value: Any, work: Any) -> Any:
     """``value`` in the working precision (an option stays a float64 scalar)."""
     if np.ndim(value) == 0:
         return value
-    base = np.asarray(value)
-    # a broadcast view: convert the array it views, then broadcast again
-    while base.base is not None and isinstance(base.base, np.ndarray) and 0 in base.strides:
-        base = base.base
-    if base.shape != np.shape(value) and base.size < np.size(value):
-        try:
-            return np.broadcast_to(base.astype(work), np.shape(value))
-        except ValueError:
-            pass
     return np.asarray(value).astype(work)
 
 
