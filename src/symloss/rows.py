@@ -106,8 +106,9 @@ def _index_sets(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> 
             f"0..{width - 1}, padded with -1"
         )
     flat = t.reshape(-1, width)
-    listed = np.cumprod(flat != -1, axis=-1).astype(bool)  # before the first −1
-    counts = np.zeros(flat.shape, dtype=np.float64)
+    listed = np.logical_and.accumulate(flat != -1, axis=-1)  # before the first −1
+    # whole numbers up to the width: float32 holds them exactly (half the memory of float64)
+    counts = np.zeros(flat.shape, dtype=np.float32 if width < 2**24 else np.float64)
     row, col = np.nonzero(listed)
     np.add.at(counts, (row, flat[row, col]), 1.0)
     return counts.reshape(t.shape)
