@@ -726,6 +726,11 @@ def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monk
             assert adapter._compiled(key, 1000) is not None, (name, options, key)
             assert adapter._compiled(key, 999) is None  # below COMPILED_MIN_SIZE: NumPy
     assert RowAdapter(symloss.derive(TRIPLET, p=3.0))._compiled("loss") is None
+    from symloss import fast as fast_module
+
+    with monkeypatch.context() as m:  # without numba: the NumPy kernels answer
+        m.setattr(fast_module, "available", lambda: False)
+        assert RowAdapter(symloss.derive(COSINE))._compiled("loss", 10**6) is None
 
     from symloss import fast, rows_compiled
 
