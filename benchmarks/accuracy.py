@@ -738,11 +738,14 @@ def _multi_call(case: _Case, order: int, evaluator: str, arrays: dict[str, np.nd
     if evaluator == "numpy":
         with fast.disabled():
             return np.asarray(calls[order]())
+    from symloss import rows
+
     floor, fast.MIN_SIZE = fast.MIN_SIZE, 0
+    row_floor, rows.COMPILED_MIN_SIZE = rows.COMPILED_MIN_SIZE, 0  # the compiled row kernels
     try:
         return np.asarray(calls[order]())
     finally:
-        fast.MIN_SIZE = floor
+        fast.MIN_SIZE, rows.COMPILED_MIN_SIZE = floor, row_floor
 
 
 def _multi_exact(case: _Case, order: int, arrays: dict[str, np.ndarray],
@@ -981,9 +984,8 @@ def run_search(quick: bool, only: list[str] | None = None) -> list[dict[str, Any
                 break
             for order in ORDERS:
                 if multi:
-                    # the row family has one evaluator (NumPy) today
-                    found = search_multi(case, order, ["numpy"] if case.family == "rows"
-                                         else evaluators, quick)
+                    # the row family: its NumPy kernels and its compiled ones (rows_compiled)
+                    found = search_multi(case, order, evaluators, quick)
                     for e, (w, where, n) in found.items():
                         rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
                                      "evaluator": e, "worst": w, "where": where, "n": n})
@@ -1105,7 +1107,7 @@ def main(argv: list[str] | None = None) -> int:
               "restarts; then the worst ones moved by ±1…4 ulps; for a loss of further arrays (var, "
               "input2) each combination of their values; for row losses the checker's rows "
               "on each kink, nearly (anti)parallel rows, equal distances, rows scaled "
-              "10⁻³⁰…10³⁰ (only the NumPy evaluator exists for rows). numpy: the NumPy path "
+              "10⁻³⁰…10³⁰. numpy: the NumPy path "
               "(symloss.fast.disabled()); numba: the fast path forced on every size (losses "
               "without fast kernels answer on the NumPy path there).\n")
         print(search_table(found))

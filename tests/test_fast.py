@@ -6,9 +6,10 @@ import re
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import symloss
-from symloss import fast
+from symloss import fast, primitives
 from symloss.errors import SymlossError
 
 pytestmark = pytest.mark.skipif(not fast.available(), reason="numba not installed")
@@ -187,6 +188,186 @@ def test_vectorized_helpers():
             ms = np.empty(16)
             block_max(z, 2, 11, ms)
             np.testing.assert_array_equal(ms[:9], z[2:].max(axis=1))
+
+
+def _ulps(got: np.ndarray, exact: list) -> np.ndarray:
+    """|got − exact| in ulps of the exact value (mpmath values), float64."""
+    import mpmath
+
+    ref = np.array([float(e) for e in exact])
+    return np.array([float(abs(mpmath.mpf(float(g)) - e)) for g, e in zip(got, exact, strict=True)]
+                    ) / np.spacing(np.abs(ref))
+
+
+def test_float64_vector_helpers_within_one_ulp():
+    """exp_w and log1p_w (the vectorizable float64 exp and log1p of the float64 label arms,
+    fdlibm's algorithms) are within 1 ulp, as the kernels assume of libm's, at random points
+    (seeded) and at the edges of their reductions and ranges; NaN, ±inf, under/overflow."""
+    import mpmath
+    from numba import njit
+
+    from symloss._fastmath import exp_w, log1p_w
+
+    @njit
+    def apply(f, x):  # the helpers in a loop, as a kernel calls them
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = f(x[i])
+        return out
+
+    mpmath.mp.prec = 120
+    rng = np.random.default_rng(RNG_SEED)
+    ln2 = np.log(2.0)
+    edges = np.concatenate([k * ln2 / 2 + np.array([-1e-15, 0.0, 1e-15]) for k in range(-5, 6)])
+    x = np.concatenate([rng.uniform(-708.0, 709.7, 4000), rng.uniform(-3.0, 3.0, 4000),
+                        rng.standard_normal(500) * 1e-9, edges, [0.0, 709.78, -708.39]])
+    got = apply(exp_w, x)
+    assert _ulps(got, [mpmath.exp(mpmath.mpf(float(v))) for v in x]).max() <= 1.0
+    t = np.concatenate([rng.random(4000), np.exp(-rng.uniform(0.0, 700.0, 4000)),
+                        [0.0, 1.0, 0.41421353816986084, 0.4142135381698608, 2.0**-29,
+                         2.0**-54, 1e-300]])
+    got = apply(log1p_w, t)
+    nonzero = t > 0
+    assert _ulps(got[nonzero], [mpmath.log1p(mpmath.mpf(float(v))) for v in t[nonzero]]
+                 ).max() <= 1.0
+    assert got[~nonzero].tolist() == [0.0]
+    special = apply(exp_w, np.array([np.nan, np.inf, -np.inf, 709.79, -745.2, -746.0]))
+    assert np.isnan(special[0]) and special[1:].tolist() == [np.inf, 0.0, np.inf, 0.0, 0.0]
+    assert 0.0 < apply(exp_w, np.array([-745.1]))[0] < 1e-320  # a subnormal, rounded once
+    assert np.isnan(apply(log1p_w, np.array([np.nan]))[0])
+
+
+def test_shared_parts_give_the_one_piece_helpers_bits():
+    """σ(±x), softplus(±x), σ(±x)^γ from their shared parts e^(−|x|) and its log1p (float
+    helpers of both flavours, and double-double pairs) are the one-piece functions' bits;
+    the double-double σ(±x) from their shared 1/(1 + e^(−|x|)) within 2⁻¹⁰³ of them."""
+    from numba import njit
+
+    from symloss import _fastmath as fm
+    from symloss import ddouble
+
+    @njit
+    def both(x, g):
+        out = np.empty((x.size, 12))
+        for i in range(x.size):
+            v = x[i]
+            for f, sign in enumerate((1.0, -1.0)):
+                a = sign * v
+                tm, tv = fm.expna_m(v), fm.expna_v(v)
+                bm, bv = fm.log1p_m(tm), fm.log1p_v(tv)
+                out[i, 6 * f] = fm.sigmoid_e_m(a, tm) - fm.sigmoid_m(a)
+                out[i, 6 * f + 1] = fm.sigmoid_e_v(a, tv) - fm.sigmoid_v(a)
+                out[i, 6 * f + 2] = fm.softplus_l_m(a, bm) - fm.softplus_m(a)
+                out[i, 6 * f + 3] = fm.softplus_l_v(a, bv) - fm.softplus_v(a)
+                out[i, 6 * f + 4] = fm.sigmoid_pow_l_m(a, g, bm) - fm.sigmoid_pow_m(a, g)
+                out[i, 6 * f + 5] = fm.sigmoid_pow_l_v(a, g, bv) - fm.sigmoid_pow_v(a, g)
+        return out
+
+    rng = np.random.default_rng(RNG_SEED)
+    x = np.concatenate([rng.standard_normal(2000) * 5, rng.uniform(-800, 800, 200),
+                        [0.0, -0.0, 1e-300, 36.0, -36.0, 745.0, np.inf, -np.inf]])
+    for g in (0.5, 2.0, 3.0):
+        d = both(x, g)
+        assert np.all((d == 0.0) | np.isnan(d)), np.argwhere(d != 0.0)[:5]
+    with np.errstate(all="ignore"):
+        pair = (x, 0.0 * x)
+        for a in (pair, ddouble.t_neg(pair)):
+            t = ddouble.t_expna(pair)
+            b = ddouble.t_log1p(t)
+            for new, old in ((ddouble.t_softplus_l(a, b), ddouble.t_softplus(a)),
+                             (ddouble.t_sigmoid_pow_l(a, (2.0, 0.0), b),
+                              ddouble.t_sigmoid_pow(a, (2.0, 0.0)))):
+                for n, o in zip(new, old, strict=True):
+                    np.testing.assert_array_equal(n, o)
+            # σ(±a) share the quotient 1/(1 + e^(−|a|)): e·r for the smaller one, not e/(1 + e)
+            new, old = ddouble.t_sigmoid_r(a, t, ddouble.t_recip1p(t)), ddouble.t_sigmoid(a)
+            finite = np.isfinite(old[0])
+            gap = np.abs((new[0] - old[0]) + (new[1] - old[1]))[finite]
+            assert np.all(gap <= 2.0**-103 * np.abs(old[0][finite]))
+            np.testing.assert_array_equal(new[0][~finite], old[0][~finite])
+
+
+_Z, _G = sp.Symbol("z", real=True), sp.Symbol("gamma", nonnegative=True)
+_S, _SP, _SPOW = primitives.sigmoid, primitives.softplus, primitives.sigmoid_pow
+#: (expression, its rounding bound K): a form printed with libm's helpers rounds by at most
+#: K·2⁻⁵³ of its terms' magnitude (None: no bound derived).
+ROUNDING_BOUNDS = [
+    (_S(_Z) * _S(-_Z), 9),
+    (_SP(_Z) - _Z, 6),
+    (_G * (_G * _S(-_Z) + _S(-_Z) - 1) * _S(-_Z) * _SPOW(_Z, _G) * _SP(_Z)
+     + 2 * _G * _S(-_Z) * _S(_Z) * _SPOW(_Z, _G) + _S(-_Z) * _S(_Z) * _SPOW(_Z, _G),
+     26 + 3 * _G),  # sigmoid_focal_loss's Hessian at y = 0, as derived
+    (sp.exp(_Z) - _G * _Z, 3),
+    (sp.Rational(1, 3) * _S(2 * _Z) + sp.log(2), 7),
+    (_S(_Z * _G), None),  # σ of a computed argument
+    (1 / (_S(_Z) - _G), None),  # the reciprocal of a sum that may cancel
+    ((_S(_Z) + 1) ** _G, None),  # a power of a non-integer exponent
+]
+
+
+@pytest.mark.parametrize(("expr", "bound"), ROUNDING_BOUNDS, ids=range(len(ROUNDING_BOUNDS)))
+def test_rounding_bound_bounds_the_printed_float_form(expr, bound):
+    """algebra.rounding_bound: the value of the table, and where there is one, the float64
+    form the numba printer writes with libm's helpers is within K·2⁻⁵³·M of the value at
+    50 digits (M = algebra.magnitude) at seeded random points."""
+    import math
+
+    from symloss import _fastmath
+    from symloss.algebra import magnitude, rounding_bound
+
+    k = rounding_bound(expr)
+    assert (k is None and bound is None) or sp.simplify(k - bound) == 0
+    if k is None:
+        return
+    printer = fast._Printer({_Z: "x0", _G: "c0"}, {})
+    plain = printer.doprint(expr).replace("_F(", "_m(")
+    size = printer.doprint(magnitude(expr)).replace("_F(", "_m(")
+    namespace = {**vars(_fastmath), "math": math, "np": np}
+    rng = np.random.default_rng(RNG_SEED)
+    for z, g in zip(rng.standard_normal(150) * 8, rng.uniform(0.0, 4.0, 150), strict=True):
+        values = {"x0": float(z), "c0": float(g)}
+        got = eval(plain, namespace, values)
+        m = eval(size, namespace, values)
+        exact = expr.subs({_Z: sp.Float(float(z), 60), _G: sp.Float(float(g), 60)}).evalf(50)
+        allowed = float(k.subs(_G, g)) * 2.0**-53 * m * (1 + 1e-9)
+        assert abs(sp.Float(got, 60) - exact) <= allowed, (z, g)
+
+
+def test_float32_forms_with_a_rounding_bound_keep_half_an_ulp():
+    """float32 hvp of sigmoid_focal_loss (y = 0, γ = 2) at float32 points around the root of
+    the Hessian (2.79), on both sides of fitsk32's threshold |p| ≥ K·2⁻¹⁹·M (K = 26 + 3γ,
+    algebra.rounding_bound): the float64 form where it is accepted, double-double where not,
+    both within half an ulp of mpmath's second derivative (80 digits), on both evaluators."""
+    import mpmath
+
+    mpmath.mp.dps = 80
+    g, a = 2.0, 0.25
+
+    def f(z):  # y = 0: α_t softplus(z) σ(z)^γ
+        return (1 - a) * mpmath.log1p(mpmath.exp(z)) * (1 / (1 + mpmath.exp(-z))) ** g
+
+    root = mpmath.findroot(lambda z: mpmath.diff(f, z, 2), 2.8)
+    steps = np.unique(np.round(np.geomspace(1, 20000, 120)).astype(np.int32))
+    k = np.concatenate([-steps[::-1], [0], steps])
+    z = (np.float32(float(root)).view(np.int32) + k).view(np.float32)
+    exact = [mpmath.diff(f, mpmath.mpf(float(v)), 2) for v in z]
+    # the float64 form's cancellation |p|/M (the y = 0 arm as printed): both sides present
+    zz = z.astype(np.float64)
+    u0, sg = 1 / (1 + np.exp(zz)), 1 / (1 + np.exp(-zz))
+    m_, sp = sg**g, np.logaddexp(0.0, zz)
+    p = g * (g * u0 + u0 - 1) * u0 * m_ * sp + 2 * g * u0 * sg * m_ + u0 * sg * m_
+    size = g * (g * u0 + u0 + 1) * m_ * sp * u0 + 2 * g * m_ * u0 * sg + m_ * u0 * sg
+    accepted = np.abs(p) >= (26 + 3 * g) * 2.0**-19 * size
+    assert 10 < accepted.sum() < accepted.size - 10
+    d = symloss.derive("sigmoid_focal_loss", reduction="sum", gamma=g, alpha=a)
+    args = (z, np.zeros_like(z), np.ones_like(z))
+    got = d.hvp_fn(*args)
+    with fast.disabled():
+        got_numpy = d.hvp_fn(*args)
+    for values in (got, got_numpy):
+        err = [float(abs(mpmath.mpf(float(v)) - e)) / float(np.spacing(np.float32(abs(float(e)))))
+               for v, e in zip(values, exact, strict=True)]
+        assert max(err) <= 0.5 + 2.0**-10
 
 
 def test_exp_m_within_its_bound():

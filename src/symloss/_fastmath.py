@@ -10,6 +10,9 @@ installed and a kernel is first built). Two flavours of each primitive:
 * ``*_m``: for float64 arrays, whose results need every bit: :func:`exp_m` is within 0.52
   float64 ulp and branch-free (vectorized where a loop calls it); the other helpers call
   libm (``math.exp``, ``math.log1p``, < 1 ulp).
+* ``*_w``: float64 results too, every part branch-free (:func:`exp_m`, fdlibm's log1p, an
+  FMA for a product's error), so that LLVM vectorizes a float64 kernel's pass over the label
+  arms of a form.
 """
 
 from __future__ import annotations
@@ -238,6 +241,193 @@ def sigmoid_pow_m(x: float, g: float) -> float:
     return e * (1.0 - lo)
 
 
+# The primitives again, from their shared parts: σ(x), σ(−x), softplus(±x) and σ(±x)^γ of one
+# x all start from e^(−|x|), and the last two from log1p(e^(−|x|)). A derived Hessian reads
+# them together (sigmoid_focal_loss: five exponentials and two log1p per element); printed as
+# these (:meth:`symloss.fast._Printer._print_sigmoid`), each part is computed once per element
+# (:mod:`symloss._statements` names every call once). The arithmetic is the one-piece
+# helpers', operation for operation: the results are the same bits.
+
+
+@njit(inline="always", error_model="numpy")
+def expna_v(x: float) -> float:
+    """``e^(−|x|)``, the part :func:`sigmoid_v`, :func:`softplus_v`, :func:`sigmoid_pow_v`
+    share."""
+    return exp_v(-abs(x))
+
+
+@njit(inline="always", error_model="numpy")
+def expna_m(x: float) -> float:
+    """``e^(−|x|)`` (libm's exp), the part the ``*_m`` primitives share."""
+    return math.exp(-abs(x))
+
+
+@njit(inline="always", error_model="numpy")
+def log1p_m(t: float) -> float:
+    """libm's ``log1p`` (:func:`log1p_v` is the float32 kernels')."""
+    return math.log1p(t)
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_e_v(x: float, t: float) -> float:
+    """:func:`sigmoid_v` from ``t = expna_v(x)``."""
+    return (1.0 if x >= 0.0 else t) / (1.0 + t)
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_e_m(x: float, t: float) -> float:
+    """:func:`sigmoid_m` from ``t = expna_m(x)``."""
+    u = 1.0 + t
+    lo = t - (u - 1.0)
+    q = (1.0 if x >= 0.0 else t) / u
+    return q - q * (lo / u)
+
+
+@njit(inline="always", error_model="numpy")
+def softplus_l_v(x: float, b: float) -> float:
+    """:func:`softplus_v` from ``b = log1p_v(e^(−|x|))``."""
+    return (x if x > 0.0 else 0.0) + b
+
+
+@njit(inline="always", error_model="numpy")
+def softplus_l_m(x: float, b: float) -> float:
+    """:func:`softplus_m` from ``b = log1p(e^(−|x|))``."""
+    return (x if x > 0.0 else 0.0) + b
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_pow_l_v(x: float, g: float, b: float) -> float:
+    """:func:`sigmoid_pow_v` from ``b = log1p_v(e^(−|x|))``."""
+    return exp_v(-g * ((-x if -x > 0.0 else 0.0) + b))
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_pow_l_m(x: float, g: float, b: float) -> float:
+    """:func:`sigmoid_pow_m` from ``b = log1p(e^(−|x|))``."""
+    a = -x if x < 0.0 else 0.0
+    p = g * a
+    pe = prod_err(g, a)
+    q = g * b
+    qe = prod_err(g, b)
+    s = p + q
+    bb = s - p
+    se = (p - (s - bb)) + (q - bb)
+    lo = se + (pe + qe)
+    e = math.exp(-s)
+    if not abs(s) <= 700.0:
+        return e
+    return e * (1.0 - lo)
+
+
+# ``*_w``: float64 results without libm's opaque calls, so that LLVM vectorizes a loop of them
+# (a float64 kernel's branch-free first pass, :func:`symloss.fast._elementwise_source`): exp_m
+# (Tang's, 0.52 ulp) and fdlibm's log1p (Sun Microsystems, 1993), written branch-free, whose
+# published error analysis bounds its error below 1 ulp -- the bound the float64 kernels
+# assume of libm's; tests/test_fast.py measures both against mpmath.
+_LP = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
+       2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
+       1.479819860511658591e-01)
+
+
+@njit(inline="always", error_model="numpy")
+def exp_w(x: float) -> float:
+    """``e^x``: :func:`exp_m` (within 0.52 ulp, branch-free), under the ``_w`` flavour's name."""
+    return exp_m(x)
+
+
+@njit(inline="always", error_model="numpy")
+def log1p_w(x: float) -> float:
+    """``log1p(x)`` in float64 within 1 ulp for ``x`` in [0, 1] (the ``e^(−|x|)`` of
+    softplus and σ^γ), vectorizable: fdlibm's ``log1p`` on that range, written branch-free.
+
+    Below √2 − 1: ``f = x``, ``k = 0``. Else ``u = 1 + x = 2ᵏ(1 + f)`` with ``1 + f`` in
+    [√2/2, √2) and ``c = x − (u − 1)`` (``k = 0``) or ``1 − (u − x)`` (``k = 1``), the
+    rounding of ``1 + x``, added back as ``c/u``. Then ``log(1 + f) = f − (f²/2 −
+    s(f²/2 + R(s²)))``, ``s = f/(2 + f)``, ``R`` a degree-7 minimax fit (error below 2⁻⁵⁸·⁴⁵);
+    fdlibm's analysis: below 1 ulp. A NaN is the result.
+    """
+    small = x < 0.41421353816986084  # fdlibm's bound 0x3FDA827A (√2 − 1, rounded down)
+    u = 1.0 + x
+    bits = _float64_to_bits(u)
+    k = ((bits >> 52) & 0x7FF) - 1023
+    c = (1.0 - (u - x)) if k > 0 else (x - (u - 1.0))
+    c = c / u
+    m = bits & 0xFFFFFFFFFFFFF
+    big = (m >> 32) >= 0x6A09E
+    un = _bits_to_float64(m | ((0x3FE if big else 0x3FF) << 52))
+    k = k + 1 if big else k
+    f = un - 1.0
+    f = x if small else f
+    k = 0 if small else k
+    c = 0.0 if small else c
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    r = z * (_LP[0] + z * (_LP[1] + z * (_LP[2] + z * (_LP[3] + z * (_LP[4] + z * (
+        _LP[5] + z * _LP[6]))))))
+    kf = float(k)
+    y = kf * _LN2_HI - ((hfsq - (s * (hfsq + r) + (kf * _LN2_LO + c))) - f)
+    return y if x == x else x
+
+
+@njit(inline="always", error_model="numpy")
+def expna_w(x: float) -> float:
+    """``e^(−|x|)`` (:func:`exp_w`)."""
+    return exp_w(-abs(x))
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_e_w(x: float, t: float) -> float:
+    """:func:`sigmoid_e_m` (its arithmetic calls nothing: it vectorizes as it is)."""
+    return sigmoid_e_m(x, t)
+
+
+@njit(inline="always", error_model="numpy")
+def softplus_l_w(x: float, b: float) -> float:
+    return softplus_l_m(x, b)
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
+    """``a·b + c`` rounded once (LLVM's ``llvm.fma.f64``: one instruction where the CPU has
+    FMA, a correctly rounded library call where it has not)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        double = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module,
+                                            ir.FunctionType(double, [double] * 3), "llvm.fma.f64")
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(inline="always", error_model="numpy")
+def _prod_err_w(a: float, b: float) -> float:
+    """:func:`prod_err` by one fused multiply-add, ``fma(a, b, −fl(a·b))``: the same exact
+    error (0 where it is not finite), and LLVM vectorizes it where Dekker's split, after
+    two exponentials, was left scalar (measured: 12 ns per element against 2)."""
+    p = a * b
+    e = _fma(a, b, -p)
+    return e if abs(e) < math.inf else 0.0
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_pow_l_w(x: float, g: float, b: float) -> float:
+    """:func:`sigmoid_pow_l_m` with :func:`exp_w` (the same bound: ``e^(−s)`` within 1 ulp)."""
+    a = -x if x < 0.0 else 0.0
+    p = g * a
+    pe = _prod_err_w(g, a)
+    q = g * b
+    qe = _prod_err_w(g, b)
+    s = p + q
+    bb = s - p
+    se = (p - (s - bb)) + (q - bb)
+    lo = se + (pe + qe)
+    e = exp_w(-s)
+    return e if not abs(s) <= 700.0 else e * (1.0 - lo)
+
+
 @njit(error_model="numpy")
 def prod_err(a: float, b: float) -> float:
     """``a·b − fl(a·b)`` exactly (Dekker's product, as :func:`symloss.ddouble.two_prod`); 0
@@ -292,6 +482,34 @@ def fits_v(p: float, m: float) -> bool:
 def fits_m(p: float, m: float) -> bool:
     """float64 results: a form that may cancel is always evaluated in double-double."""
     return False
+
+
+@njit(inline="always", error_model="numpy")
+def fitsk_v(p: float, m: float, k: float) -> bool:
+    """:func:`fits_v` for a form whose rounding bound is known (``k``, see :func:`fitsk32`):
+    the float32 kernels' first pass, whose ``*_v`` helpers (exp_v: 6e-11) it does not bound."""
+    return abs(p) >= 0.015625 * m
+
+
+@njit(inline="always", error_model="numpy")
+def fitsk_m(p: float, m: float, k: float) -> bool:
+    """float64 results: :func:`fits_m`. With libm's helpers a form rounds by up to ``K·2⁻⁵³``
+    of its terms' magnitude (:func:`symloss.algebra.rounding_bound`), ``K`` ≥ 14 + 3γ for a
+    product of σ's, softplus and σ^γ as sigmoid_focal_loss's Hessian: 7 to 14 ulp and more
+    even where nothing cancels, above the 4-ulp goal; so double-double, every element."""
+    return False
+
+
+@njit(inline="always", error_model="numpy")
+def fitsk32(p: float, m: float, k: float) -> bool:
+    """Whether a float64 form ``p`` evaluated with libm's helpers, whose terms' magnitudes sum
+    to ``m`` and whose rounding is at most ``K·2⁻⁵³·m`` (``k = K·2⁻¹⁹``,
+    :func:`symloss.algebra.rounding_bound`), keeps a float32 result's digits: where
+    ``|p| ≥ k·m`` its error is at most ``2⁻³⁴|p|``, 2⁻¹⁰ of a float32 ulp (≥ 2⁻²⁴|p|), so
+    the rounded result is within 0.501 ulp. The float32 kernels' second pass and soft-label
+    pass (libm's helpers) use it; only elements that cancel by more than ``2¹⁹/K`` take the
+    double-double form."""
+    return abs(p) >= k * m
 
 
 @njit(inline="always", error_model="numpy")

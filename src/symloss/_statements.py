@@ -12,10 +12,11 @@ statements (single assignments) in which
   evaluated only where taken (a double-double fallback stays as lazy as in the expression);
   its test, and arms without calls, stay expressions;
 * the float-first tests (``fits_*``, see :func:`symloss._fastmath.fits_v`) are decided where
-  the generator can: ``fits_m`` is constant ``False``, so its double-double arm is taken
-  directly; with ``plain=True`` the float form is taken and the test's failure recorded in the
-  boolean ``ok`` instead -- the branch-free first pass of a two-pass kernel, whose failures a
-  second pass recomputes with the tests (:func:`symloss.fast._elementwise_source`).
+  the generator can: ``fits_m`` and ``fitsk_m`` are constant ``False``, so their
+  double-double arm is taken directly; with ``plain=True`` the float form is taken and the
+  test's failure recorded in the boolean ``ok`` instead -- the branch-free first pass of a
+  two-pass kernel, whose failures a second pass recomputes with the tests
+  (:func:`symloss.fast._elementwise_source`).
 
 Every operation keeps its operands and order (the same parse tree, unparsed), so the statements
 round exactly as the expression did: this only names values and decides branches.
@@ -29,10 +30,10 @@ from collections.abc import Iterator, Sequence
 
 __all__ = ["lower"]
 
-#: The float-first tests of the flavours: ``fits_m`` is constant ``False`` (float64 results
-#: always take the double-double form of ``accurate``).
-_TESTS = ("fits_v", "fits_m", "fits1_m")
-_NEVER = "fits_m"
+#: The float-first tests of the flavours: ``fits_m`` and ``fitsk_m`` are constant ``False``
+#: (float64 results always take the double-double form of ``accurate``).
+_TESTS = ("fits_v", "fits_m", "fits1_m", "fitsk_v", "fitsk_m", "fitsk32")
+_NEVER = ("fits_m", "fitsk_m")
 
 
 def _test_name(node: ast.expr) -> str | None:
@@ -85,7 +86,7 @@ class _Lowering:
     def _ifexp(self, node: ast.IfExp, lines: list[str], scopes: list[dict[str, str]],
                indent: str) -> ast.expr:
         test = _test_name(node.test)
-        if test == _NEVER or (test is not None and self.exact):
+        if test in _NEVER or (test is not None and self.exact):
             return self.expr(node.orelse, lines, scopes, indent)
         if test is not None and self.plain:
             passed = self.expr(node.test, lines, scopes, indent)

@@ -50,6 +50,7 @@ __all__ = [
     "printed_ratios",
     "ratio_powers",
     "reduce_sums",
+    "rounding_bound",
     "step_relations",
     "tidy",
 ]
@@ -331,6 +332,111 @@ def magnitude(expr: sp.Expr) -> sp.Expr:
     if isinstance(expr, sp.Piecewise):
         return sp.Piecewise(*((magnitude(e), c) for e, c in expr.args))
     return sp.Abs(expr)
+
+
+#: Relative error bounds, in units of ``u = 2⁻⁵³``, of the float64 helpers that evaluate each
+#: primitive of an exact argument (``symloss._fastmath``'s ``*_m``; libm's exp and log1p each
+#: within 1 ulp, i.e. ``2u`` relative):
+#:
+#: * ``exp``: ``2``.
+#: * ``sigmoid``: ``t = e^(−|x|)`` within ``2u``; ``1/(1 + t)`` inherits ``t/(1 + t)·2u ≤ u``
+#:   of it, ``t/(1 + t)`` at most ``2u``; the quotient rounds (``u``) and so does the
+#:   subtraction that takes the rounding of ``1 + t`` out (``u``; its other operations touch a
+#:   term ``u`` times smaller): ``4``.
+#: * ``softplus``: ``b = log1p(t)`` inherits at most ``2u`` relative from ``t`` (``t/((1 + t)
+#:   log1p t) ≤ 1``) and rounds within ``2u``; ``max(x, 0) + b`` rounds (``u``): ``4u·b + u(x⁺ +
+#:   b) ≤ 5u·softplus``: ``5``.
+#: * ``sigmoid_pow(x, γ) = e^(−γ(a + b))``: the exponent is an exact pair but for ``b``'s ``4u``
+#:   relative error, ``γ·b·4u ≤ 4 ln 2·|γ|u`` absolute, which ``e^`` makes relative; ``e^``
+#:   within ``2u``, ``1 − lo`` and the product each ``u``: ``4 + 2.78|γ|`` (taken ``4 + 3|γ|``).
+_HELPER_BOUNDS: dict[type, int] = {sp.exp: 2, sigmoid: 4, softplus: 5}
+
+
+def rounding_bound(expr: sp.Expr) -> sp.Expr | None:
+    """``K`` with ``|fl(expr) − expr| ≤ K·u·magnitude(expr)``, ``u = 2⁻⁵³``: a bound on the
+    rounding of ``expr`` evaluated in float64 as the numba evaluator prints it with libm's
+    helpers (``*_m``), relative to the sum of its terms' magnitudes (:func:`magnitude`), to
+    first order in ``u`` and away from under/overflow; ``None`` where no such bound is
+    derived (a function of a computed argument, a power with a non-integer exponent, a
+    reciprocal of a sum that may cancel, a primitive without a bound).
+
+    Proof, by induction on the expression, with ``M = magnitude``, every value within
+    ``K·u·M`` of its exact value (``|value| ≤ M`` throughout):
+
+    * an input or a number float64 holds: exact, ``K = 0``; another rational (``1/3``) is
+      rounded once, ``K = 1``; ``log 2``, ``π``: ``K = 2``; a primitive of an exact argument: its helper's bound
+      (:data:`_HELPER_BOUNDS`, ``sigmoid_pow``: ``4 + 3|γ|``).
+    * a product ``a·b``: ``|âb̂ − ab| ≤ |b||â − a| + |a||b̂ − b| ≤ (K_a + K_b)u·M_aM_b``, and
+      the multiplication rounds by at most ``u|âb̂| ≤ u·M_aM_b``: ``K = K_a + K_b + 1``; a
+      product of ``n`` factors ``ΣK + n − 1`` in any order (a quotient alike, where the
+      divisor has no sum to cancel: ``M`` is then its absolute value); ``xⁿ``: ``n·K + n``.
+    * a sum of ``n`` terms: each partial sum rounds by at most ``u`` times the sum of the
+      magnitudes so far: ``K = max K_i + n − 1``; a sum of two exact inputs rounds once
+      relative to itself, its magnitude: ``K = 1``.
+    * a Piecewise: the arm taken, ``K = max`` over the arms.
+
+    >>> from sympy import Symbol
+    >>> z, g = Symbol("z", real=True), Symbol("gamma", nonnegative=True)
+    >>> rounding_bound(sigmoid(z)*sigmoid(-z) - 1)
+    10
+    >>> rounding_bound(sigmoid_pow(z, g)*softplus(z))
+    3*gamma + 10
+    >>> rounding_bound(sigmoid(z*g)) is None  # σ of a computed argument
+    True
+    """
+    def exact_argument(e: sp.Expr) -> bool:
+        if _exact_input(e):
+            return True
+        # 2ᵏ·x: a power of two times an input is exact too
+        coeff, rest = e.as_coeff_Mul()
+        return bool(rest.is_Symbol and coeff.is_Rational and _exact_input(coeff)
+                    and (abs(coeff.p) & (abs(coeff.p) - 1)) == 0)
+
+    def no_sum(e: sp.Expr) -> bool:
+        return all(magnitude(a) == sp.Abs(a) for a in e.atoms(sp.Add))
+
+    def rec(e: sp.Expr) -> sp.Expr | None:
+        if e.is_Symbol or isinstance(e, sp.Indexed):
+            return sp.S.Zero
+        if e.is_number:  # p/q is one division; π, log 2 a libm call (1 ulp)
+            return sp.S.Zero if _exact_input(e) else sp.S.One if e.is_Rational else sp.Integer(2)
+        if isinstance(e, sp.Add):
+            if len(e.args) == 2 and all(map(_exact_input, e.args)):
+                return sp.S.One
+            parts = [rec(t) for t in e.args]
+            if any(p is None for p in parts):
+                return None
+            return sp.Max(*parts) + len(parts) - 1  # type: ignore[no-any-return]
+        if isinstance(e, sp.Mul):
+            coeff, rest = e.as_coeff_Mul()
+            factors = sp.Mul.make_args(rest) if coeff in (1, -1) else sp.Mul.make_args(e)
+            parts = [rec(f) for f in factors]
+            if any(p is None for p in parts):
+                return None
+            return sp.Add(*parts) + len(parts) - 1  # type: ignore[arg-type,no-any-return]
+        if isinstance(e, sp.Pow) and e.exp.is_Integer:
+            n = int(e.exp)
+            if n < 0 and not no_sum(e.base):
+                return None
+            k = rec(e.base)
+            return None if k is None else abs(n) * k + abs(n)
+        if isinstance(e, sp.Abs):
+            return rec(e.args[0])
+        if isinstance(e, sp.Piecewise):
+            parts = [rec(a) for a, _ in e.args]
+            if any(p is None for p in parts):
+                return None
+            return sp.Max(*parts)  # type: ignore[no-any-return]
+        if isinstance(e, sigmoid_pow):
+            x, g = e.args
+            if exact_argument(x) and _exact_input(g):
+                return 4 + 3 * sp.Abs(g)  # type: ignore[no-any-return]
+            return None
+        if type(e) in _HELPER_BOUNDS and exact_argument(e.args[0]):
+            return sp.Integer(_HELPER_BOUNDS[type(e)])
+        return None
+
+    return rec(expr)
 
 
 #: A relation's operator with its sides swapped.

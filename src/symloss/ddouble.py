@@ -601,6 +601,48 @@ def t_softplus(a: tuple[Any, Any]) -> tuple[Any, Any]:
     return t_add(top, t_log1p(e))
 
 
+# The same primitives from their shared parts (as symloss._fastmath's expna/sigmoid_e/...):
+# σ(±a), softplus(±a) and σ(±a)^γ all start from e^(−|a|), the last two from its log1p, so a
+# printed form that reads several of them computes each part once
+# (:func:`symloss.primitives.dd_code` prints them so). softplus and σ^γ do the one-piece
+# functions' arithmetic, operation for operation (the same pairs); σ(a) and σ(−a) also share
+# the quotient 1/(1 + e^(−|a|)) and differ from t_sigmoid's by a few 2⁻¹⁰⁶.
+
+
+def t_expna(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``e^(−|a|)`` (the same pair for ``a`` and ``−a``)."""
+    pos = a[0] >= 0.0
+    return t_exp((-np.abs(a[0]), _sel(pos, -a[1], a[1])))
+
+
+def t_recip1p(e: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``1/(1 + e)``: for ``e = t_expna(a)``, σ(|a|), which σ(a) and σ(−a) share."""
+    one = t_lift(1.0 + 0.0 * e[0])
+    return t_div(one, t_add(one, e))
+
+
+def t_sigmoid_r(a: tuple[Any, Any], e: tuple[Any, Any], r: tuple[Any, Any]
+                ) -> tuple[Any, Any]:
+    """σ(a) from ``e = t_expna(a)`` and ``r = t_recip1p(e)``: ``r`` for ``a ≥ 0``, else
+    ``e·r`` (a product, not a second quotient; within a few 2⁻¹⁰⁶ as :func:`t_sigmoid`)."""
+    pos = a[0] >= 0.0
+    er = t_mul(e, r)
+    return _sel(pos, r[0], er[0]), _sel(pos, r[1], er[1])
+
+
+def t_softplus_l(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_softplus` from ``b = t_log1p(t_expna(a))``."""
+    pos = a[0] >= 0.0
+    top = (_sel(pos, a[0], 0.0), _sel(pos, a[1], 0.0))
+    return t_add(top, b)
+
+
+def t_sigmoid_pow_l(a: tuple[Any, Any], g: tuple[Any, Any], b: tuple[Any, Any]
+                    ) -> tuple[Any, Any]:
+    """:func:`t_sigmoid_pow` from ``b = t_log1p(t_expna(a))``."""
+    return t_exp(t_neg(t_mul(g, t_softplus_l(t_neg(a), b))))
+
+
 def t_tanh(a: tuple[Any, Any]) -> tuple[Any, Any]:
     """``tanh a = sign(a) m/(m + 2)``, ``m = expm1(2|a|)``; ±1 past |a| = 40 (there 1 − tanh
     is below 2⁻¹¹⁴)."""
@@ -945,6 +987,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
           "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
+          "t_expna", "t_recip1p", "t_sigmoid_r", "t_softplus_l", "t_sigmoid_pow_l",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
           "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "_softmax_sub_dd",
           "softmax_sub_at_m", "softmax_sub_at_v", "_softmax_hvp_pairs",

@@ -16,7 +16,8 @@ elements, parallel above, the same arithmetic either way -- so a result never de
 array's size. Arithmetic is float64 whatever the input dtype, without fast-math (not even FMA
 contraction), as in the NumPy evaluator; the result is rounded once to the input's dtype. For
 float32 the exponential is :func:`symloss._fastmath.exp_v` (vectorized, relative error < 6e-11);
-for float64 :func:`symloss._fastmath.exp_m` (vectorized, within 0.52 ulp).
+for float64 :func:`symloss._fastmath.exp_m` (vectorized, within 0.52 ulp; in a float64 kernel's
+branch-free pass over label arms the ``*_w`` helpers, with fdlibm's log1p, vectorize too).
 
 numba is a core dependency. Where it is missing, or for an expression the printer does not
 handle, :func:`build` returns ``None`` and the NumPy evaluator answers, for that derivation at
@@ -51,6 +52,7 @@ from .algebra import (
     printed_comparison,
     printed_ratios,
     reduce_sums,
+    rounding_bound,
 )
 from .layout import ARRAY_OPTIONS, Layout, expression, forms
 from .primitives import (
@@ -192,28 +194,43 @@ class _Printer(PythonCodePrinter):
         if product is not None:  # σ(p + e) = σ(p)(1 + σ(−p)e) to first order
             p, err = product
             return f"(sigmoid_F({p}) * (1.0 + sigmoid_F(-{p}) * {err}))"
-        return f"sigmoid_F({self._print(expr.args[0])})"
+        x = self._print(expr.args[0])
+        return f"sigmoid_e_F({x}, {self._expna(expr.args[0])})"
+
+    def _expna(self, x: sp.Expr) -> str:
+        """``e^(−|x|)`` printed from ``x`` without its sign, so that ``x`` and ``−x`` print
+        the same call: σ(±x), softplus(±x), σ(±x)^γ share it (``_fastmath.expna_m``)."""
+        return f"expna_F({self._print(-x if x.could_extract_minus_sign() else x)})"
 
     def _print_softplus(self, expr: sp.Expr) -> str:
         product = self._product(expr.args[0])
         if product is not None:  # softplus(p + e) = softplus(p) + σ(p)e to first order
             p, err = product
             return f"(softplus_F({p}) + sigmoid_F({p}) * {err})"
-        return f"softplus_F({self._print(expr.args[0])})"
+        x = self._print(expr.args[0])
+        return f"softplus_l_F({x}, log1p_F({self._expna(expr.args[0])}))"
 
     def _print_sigmoid_pow(self, expr: sp.Expr) -> str:
         # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows; the
         # exponent as an exact pair (e^u amplifies u's rounding |u|-fold), see sigmoid_pow_m.
         x, exponent = (self._print(a) for a in expr.args)
-        return f"sigmoid_pow_F({x}, {exponent})"
+        return f"sigmoid_pow_l_F({x}, {exponent}, log1p_F({self._expna(expr.args[0])}))"
 
-    def _float_first(self, inner: sp.Expr, exact: str, test: str = "fits_F") -> str:
+    def _float_first(self, inner: sp.Expr, exact: str, test: str = "fits_F",
+                     bound: sp.Expr | None = None) -> str:
         """``inner`` in float64 where the flavour's ``test`` says its cancellation leaves the
         result's digits (see ``_fastmath.fits_v``), else ``exact`` (double-double): the float
-        form's magnitude ``M`` is ``inner`` with every sum's terms taken in absolute value."""
+        form's magnitude ``M`` is ``inner`` with every sum's terms taken in absolute value.
+        With ``bound`` (``K``: the float form rounds by at most ``K·2⁻⁵³·M``,
+        ``algebra.rounding_bound``) the test is ``fitsk_F(plain, M, K·2⁻¹⁹)``: float32
+        results evaluated with libm's helpers then keep the float form wherever ``|plain| ≥
+        K·2⁻¹⁹·M`` (``_fastmath.fitsk32``), not only where it cancels by under 2⁶."""
         plain, size = self._print(inner), self._print(magnitude(inner))
         if self.certify:  # too cancelled even in double-double: NaN, for symloss.exact
             exact = f"certified({exact}, {size}, flag)"
+        if bound is not None:
+            k = self._print(sp.Mul(bound, sp.Rational(1, 2**19)))
+            return f"(({plain}) if fitsk_F({plain}, {size}, {k}) else {exact})"
         return f"(({plain}) if {test}({plain}, {size}) else {exact})"
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
@@ -257,7 +274,8 @@ class _Printer(PythonCodePrinter):
             pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
         except NotImplementedError:
             return plain
-        return self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})")
+        return self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
+                                 bound=rounding_bound(expr.args[0]))
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, the arg-maxes of z
@@ -635,7 +653,11 @@ from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, certified, certified_b, clamped_log,
     cmp_abs_sum,
     cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
+    fitsk32, fitsk_m, fitsk_v,
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
+    expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,
+    sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
+    softplus_l_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -679,8 +701,30 @@ def _fits_for(code: str, flavour: str) -> str:
     of ``flavour``'s dtype: a float32 kernel that evaluates with libm's helpers still keeps the
     float64 form wherever it leaves a float32 result's digits."""
     # float32 results: one test for every form (fits_v); float64: fits1_m for eᶻ − y
+    # a form with a rounding bound: fitsk32 for float32 results (libm's helpers), else never
     return code.replace("fits_m(", f"fits_{flavour}(").replace(
-        "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(")
+        "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(").replace(
+        "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
+
+
+#: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba).
+_HELPERS = frozenset(re.findall(r"^def (\w+)\(", Path(__file__).with_name("_fastmath.py")
+                                .read_text(), re.MULTILINE))
+
+
+def _vectorizable(steps: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """``steps`` (printed with ``_F`` helpers) with the vectorizable float64 helpers ``*_w``,
+    or ``None`` where a helper has no ``_w`` twin or a step has a float-first test, a
+    double-double form or a certification (those keep the scalar loop's lazy branches)."""
+    out = []
+    for target, code in steps:
+        if re.search(r"\b(fits\w*|certified|dd_\w+)\(", code):
+            return None
+        code = code.replace("_F(", "_w(")
+        if not all(n in _HELPERS for n in re.findall(r"\b(\w+_w)\(", code)):
+            return None
+        out.append((target, code))
+    return out
 
 
 #: The direction ``v`` of a Hessian-vector product, as :attr:`Derivation.hvp_expr` writes it:
@@ -771,8 +815,13 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         steps = [(f"h{n}", e) for n, e in enumerate(printed)]
         by_flavour = {f: [(t, _flavoured(c)[f]) for t, c in [*steps, ("res", code)]]
                       for f in ("v", "m")}
+        vector_m = None
         if printed:
             by_flavour["m"] = [("res", _flavoured(branchy)["m"])]
+            # float64 results: the label arms branch-free with the *_w helpers (fdlibm's exp
+            # and log1p, within 1 ulp as libm's, but vectorizable), where every helper the
+            # arms call has one and no arm has a float-first test or a double-double form
+            vector_m = _vectorizable([*steps, ("res", code)])
         if what == "grad" and "x1 ==" in code and not printed:
             # A form chosen per element by the target's value (a Piecewise on it) is a branch
             # LLVM cannot vectorize around; scalar, libm's exp is 2.5-3x faster than the
@@ -784,7 +833,13 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             text = f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, flag, {params}):\n"
             first, tested = lower(steps_f, " " * 12, plain=True)
             one_test = sum(line.lstrip().startswith("ok = ") for line in first) == 1
-            if flavour == "m" and tested and one_test and not any("dd_" in line for line in first):
+            if flavour == "m" and vector_m is not None:
+                lines, _ = lower(vector_m, " " * 8)
+                text += ("    for j in prange(out.size):\n"
+                         + _indented(loads + load_v, 8)
+                         + "".join(f"{line}\n" for line in lines)
+                         + "        out[j] = res / divisor\n")
+            elif flavour == "m" and tested and one_test and not any("dd_" in line for line in first):
                 # float64: pass 1 the float form, vectorized (exp_m is branch-free); the
                 # elements it left NaN listed without a branch, and pass 2 over the list the
                 # accurate arm of the one test, branch-free (dd_exp_sub is inlined): LLVM

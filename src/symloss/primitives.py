@@ -547,6 +547,18 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             return f"{prefix}t_hypot1({rec(args[0])})"
         if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
             return f"{prefix}t_mul({rec(args[0])}, {prefix}t_exp({rec(args[1])}))"
+        if isinstance(e, sigmoid | softplus | sigmoid_pow):
+            # from their shared parts e^(−|x|) and its log1p, printed the same for x and −x:
+            # a form that reads σ(±x), softplus(±x), σ(±x)^γ computes each once (fast's
+            # statements name every call once)
+            x = args[0]
+            t = f"{prefix}t_expna({rec(-x if x.could_extract_minus_sign() else x)})"
+            if isinstance(e, sigmoid):  # σ(±x) share 1/(1 + e^(−|x|)) too: one division
+                return f"{prefix}t_sigmoid_r({rec(x)}, {t}, {prefix}t_recip1p({t}))"
+            b = f"{prefix}t_log1p({t})"
+            if isinstance(e, softplus):
+                return f"{prefix}t_softplus_l({rec(x)}, {b})"
+            return f"{prefix}t_sigmoid_pow_l({rec(x)}, {rec(args[1])}, {b})"
         for kind, name in unary.items():
             if isinstance(e, kind):
                 return f"{prefix}{name}({rec(args[0])})"

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .derive import Derivation
     from .numeric import Numeric
 
-__all__ = ["TARGET_DOMAINS", "RowLossSpec", "axis_dot", "axis_sum", "build", "compile_rows"]
+__all__ = ["COMPILED_MIN_SIZE", "TARGET_DOMAINS", "RowLossSpec", "axis_dot", "axis_sum", "build", "compile_rows"]
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,9 @@ def _index_sets(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> 
             f"0..{width - 1}, padded with -1"
         )
     flat = t.reshape(-1, width)
-    listed = np.cumprod(flat != -1, axis=-1).astype(bool)  # before the first −1
-    counts = np.zeros(flat.shape, dtype=np.float64)
+    listed = np.logical_and.accumulate(flat != -1, axis=-1)  # before the first −1
+    # whole numbers up to the width: float32 holds them exactly (half the memory of float64)
+    counts = np.zeros(flat.shape, dtype=np.float32 if width < 2**24 else np.float64)
     row, col = np.nonzero(listed)
     np.add.at(counts, (row, flat[row, col]), 1.0)
     return counts.reshape(t.shape)
@@ -766,6 +767,10 @@ class RowKernel:
     views: tuple[tuple[str, int | None], ...]
     slots: int
     free: int | None
+    #: the expression ``fn`` evaluates (placeholders ``_r0 …`` for ``views``) and its arguments,
+    #: for :mod:`symloss.rows_compiled`
+    expr: sp.Expr | None = None
+    args: tuple[sp.Symbol, ...] = ()
 
     def __call__(self, values: Mapping[str, np.ndarray], rows: tuple[int, ...], width: int) -> np.ndarray:
         """The result, shape ``(*rows, width)`` with a free index, ``rows`` without."""
@@ -900,7 +905,8 @@ def compile_rows(
     if left:
         raise ValueError(f"no value for {sorted(map(str, left))} in a row kernel")
     fn = sp.lambdify(args, expr, modules=[_NAMESPACE, "numpy"], printer=_Printer(), cse=True)
-    return RowKernel(fn, tuple(views), nslots, None if free is None else slot[free])
+    return RowKernel(fn, tuple(views), nslots, None if free is None else slot[free], expr,
+                     tuple(args))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- bookkeeping
@@ -920,7 +926,7 @@ def _out_dtype(arr: np.ndarray) -> np.dtype:
 def _cast(arr: Any, dtype: np.dtype) -> Any:
     with np.errstate(under="ignore", over="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(arr).astype(dtype)
+        return np.asarray(arr).astype(dtype, copy=False)
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -931,14 +937,40 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out.sum(axis=axes, keepdims=True).reshape(shape) if axes else out.reshape(shape)
 
 
+#: Below this many elements per array a row loss is evaluated by the NumPy kernels, at and
+#: above by the compiled ones (:mod:`symloss.rows_compiled`; both certify every result within
+#: 1 ulp before its rounding, so they agree within 1 ulp). A compiled row kernel costs seconds
+#: to compile the first time (then it is cached on disk); 0: the compiled kernels at every
+#: size (about 0.2 ms per call at 100 elements instead of 1–15 ms).
+COMPILED_MIN_SIZE = 1000
+
+
 @dataclass
 class _Prepared:
-    values: dict[str, Any]
+    """The checked arrays: ``raw`` in their own dtypes (broadcast views; the target decoded),
+    ``values`` the same in the working precision (made when first asked for)."""
+
+    raw: dict[str, Any]
     rows: tuple[int, ...]
     width: int
     dtype: np.dtype
     shapes: dict[str, tuple[int, ...]]
     dtypes: dict[str, np.dtype]
+    work: Any = np.float64
+    _values: dict[str, Any] | None = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values = {n: _working(a, self.work) for n, a in self.raw.items()}
+        return self._values
+
+
+def _working(value: Any, work: Any) -> Any:
+    """``value`` in the working precision (an option stays a float64 scalar)."""
+    if np.ndim(value) == 0:
+        return value
+    return np.asarray(value).astype(work)
 
 
 class RowAdapter:
@@ -957,6 +989,11 @@ class RowAdapter:
         self.differentiable = [a.symbol_key for a in args if a.differentiable]
         self.torch_names = {a.symbol_key: a.name for a in args}
         self._kernels: dict[str, RowKernel] = {}
+        self._compiled_kernels: dict[str, Any] = {}
+        # the spec's positional arrays, read once (each call of prepare needs them)
+        self._keys: tuple[str, ...] = self.spec.arguments
+        self._names: tuple[str, ...] = self.spec.torch_arguments
+        self._target_domain = self.spec.target_domains()[0].name if "target" in self._keys else None
         self._expressions: dict[str, sp.Expr] = {}
 
     # ------------------------------------------------------------------ kernels
@@ -984,7 +1021,7 @@ class RowAdapter:
 
     # ------------------------------------------------------------------ inputs
     def _arity(self, arrays: tuple[Any, ...], extra: str = "") -> None:
-        names = self.spec.torch_arguments
+        names = self._names
         if len(arrays) != len(names):
             shown = ", ".join([*names, *([extra] if extra else [])])
             raise SymlossTypeError(
@@ -995,8 +1032,8 @@ class RowAdapter:
         """Check and lay out torch's positional arrays; the kernels' values by name."""
         self._arity(arrays)
         spec = self.spec
-        given = dict(zip(spec.arguments, arrays, strict=True))
-        vectors = [n for n in spec.arguments if n != "target"]
+        given = dict(zip(self._keys, arrays, strict=True))
+        vectors = [n for n in self._keys if n != "target"]
         shown = self.torch_names
         raw = {n: _as_array(given[n], f"{self.name}: {shown[n]}") for n in vectors}
         allowed = getattr(spec, "row_dims", None)
@@ -1033,17 +1070,15 @@ class RowAdapter:
         # float32 is evaluated in float64, float64 in the platform's extended precision:
         # one final rounding to the input's dtype, as in symloss.numeric.
         work = np.longdouble if dtype == np.float64 else np.float64
-        values: dict[str, Any] = {
-            n: np.broadcast_to(a.astype(work), shape) for n, a in raw.items()
-        }
-        if "target" in spec.arguments:
-            domain = spec.target_domains()[0].name
+        values: dict[str, Any] = {n: np.broadcast_to(a, shape) for n, a in raw.items()}
+        if self._target_domain is not None:
+            domain = self._target_domain
             if domain not in TARGET_DOMAINS:  # pragma: no cover - a declaration bug
                 raise AssertionError(f"{self.name}: no row layout for target domain {domain!r}")
             t = _as_array(given["target"], f"{self.name}: target")
             if scalar_row and t.ndim == 0:
                 t = t.reshape(1)
-            values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width).astype(work)
+            values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width)
         for option, symbol in self.symbols.items():
             if option in values or not isinstance(symbol, sp.Symbol):
                 continue
@@ -1052,7 +1087,8 @@ class RowAdapter:
             else:
                 values[option] = np.float64(self.derivation.options[option])
         shapes = {n: () if scalar_row else a.shape for n, a in raw.items()}
-        return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()})
+        return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()},
+                         work)
 
     def _certified(self, key: str, p: _Prepared, dtype: np.dtype,
                    values: Mapping[str, Any] | None = None) -> np.ndarray:
@@ -1092,6 +1128,65 @@ class RowAdapter:
                     flat_out[rows[r], c] = exact
         return flat_out.reshape(out.shape)
 
+    def _compiled(self, key: str, size: int | None = None) -> Any:
+        """Kernel ``key`` compiled by :mod:`symloss.rows_compiled`, or ``None`` (numba missing
+        or turned off, an operation without a compiled tracked form, or ``size`` input
+        elements below :data:`COMPILED_MIN_SIZE`)."""
+        from . import fast
+
+        if not (fast.enabled() and fast.available()):
+            return None
+        if size is not None and size < COMPILED_MIN_SIZE:
+            return None
+        if key not in self._compiled_kernels:
+            from .rows_compiled import build as build_compiled
+
+            self._compiled_kernels[key] = build_compiled(self._kernel(key))
+        return self._compiled_kernels[key]
+
+    def _run(self, key: str, p: _Prepared, dtype: np.dtype, divisor: float,
+             extra: Mapping[str, np.ndarray] | None = None, out_dtype: Any = np.float64,
+             ) -> np.ndarray:
+        """Kernel ``key`` at the prepared arrays (and ``extra`` ones, ``(*rows, width)``),
+        divided by ``divisor``, each result certified within 1 ulp of ``dtype`` before its
+        rounding; in ``out_dtype`` (the compiled kernel's results rounded once to it), laid out
+        as :meth:`RowKernel.__call__`'s. The compiled kernel
+        where there is one (the rows it cannot certify evaluated again by
+        :meth:`_certified`), else :meth:`_certified`."""
+        extra = dict(extra or {})
+        compiled = self._compiled(key, int(np.prod(p.rows)) * p.width)
+        if compiled is None:
+            values = {**p.values, **{n: _working(a, p.work) for n, a in extra.items()}}
+            return self._certified(key, p, dtype, values) / np.float64(divisor)  # type: ignore[no-any-return]
+        params = compiled.params
+        # float32 (and float16) results: float64 with a running error bound suffices, as on
+        # the NumPy path; float64 results: double-double
+        fn = compiled.get("f64" if np.finfo(dtype).nmant <= 23 else "dd")
+        n = int(np.prod(p.rows))
+        free = self._kernel(key).free is not None
+        raw = {**p.raw, **extra}
+        args = []
+        for name in params:
+            value = raw[name]
+            if np.ndim(value) == 0:  # a scalar option: the same number on every row
+                args.append(np.broadcast_to(np.float64(value), (n,)))
+            elif np.ndim(value) == len(p.rows):  # one number per row
+                args.append(np.asarray(value).reshape(n))
+            else:
+                args.append(np.asarray(value).reshape(n, p.width))
+        out = np.empty((n, p.width) if free else (n,), dtype=out_dtype)
+        bad = np.zeros(n, dtype=np.bool_)
+        tolerance = 2.0 ** -(np.finfo(dtype).nmant + 1)
+        fn(out, bad, tolerance, p.width, float(divisor), *args)
+        picked = np.flatnonzero(bad)
+        if picked.size:  # a cancellation beyond double-double's certainty: the NumPy path
+            sub = _Prepared({name: self._rows_of(value, p.rows, picked)
+                             for name, value in raw.items()}, (picked.size,), p.width, p.dtype,
+                            p.shapes, p.dtypes, p.work)
+            again = self._certified(key, sub, dtype) / np.float64(divisor)
+            out[picked] = _cast(again.reshape(out[picked].shape), np.dtype(out_dtype))
+        return out.reshape((*p.rows, p.width) if free else p.rows)
+
     @staticmethod
     def _rows_of(value: Any, rows: tuple[int, ...], picked: np.ndarray) -> Any:
         value = np.asarray(value)
@@ -1130,7 +1225,7 @@ class RowAdapter:
     def loss(self, *arrays: Any) -> Any:
         """The reduced loss (per row for ``reduction='none'``), in the first array's dtype."""
         p = self.prepare(*arrays)
-        per_row = self._certified("loss", p, p.dtype).astype(np.float64)
+        per_row = self._run("loss", p, p.dtype, 1.0)
         if self.reduction == "none":
             return _cast(per_row, p.dtype)
         total = float(kernels.class_sum(per_row.reshape(1, -1))[0, 0]) if per_row.size else 0.0
@@ -1138,13 +1233,14 @@ class RowAdapter:
 
     def grad(self, *arrays: Any, wrt: str | None = None) -> np.ndarray:
         """∂(reduced loss)/∂(array ``wrt``, torch's name; the first array by default)."""
-        wrt = self.spec.arguments[0] if wrt is None else wrt
+        wrt = self._keys[0] if wrt is None else wrt
         wrt = next((k for k, n in self.torch_names.items() if wrt == n), wrt)  # torch's name
         if wrt not in self.differentiable:
             raise choice_error(f"wrt for {self.name}", wrt, self.spec.differentiable())
         p = self.prepare(*arrays)
-        per_element = self._certified(f"grad:{wrt}", p, p.dtypes[wrt])
-        per_element = per_element / np.float64(self._denominator(p.rows))
+        whole = p.shapes[wrt] == (*p.rows, p.width)  # not broadcast: rounded once, in place
+        per_element = self._run(f"grad:{wrt}", p, p.dtypes[wrt], self._denominator(p.rows),
+                                out_dtype=p.dtypes[wrt] if whole else np.float64)
         return _cast(_unbroadcast(np.asarray(per_element), p.shapes[wrt]), p.dtypes[wrt])
 
     def hvp(self, *arrays: Any) -> np.ndarray:
@@ -1152,7 +1248,7 @@ class RowAdapter:
         *given, v = arrays
         self._arity(tuple(given), "v")
         p = self.prepare(*given)
-        first = self.spec.arguments[0]
+        first = self._keys[0]
         direction = _as_array(v, f"{self.name}: v")
         full = (*p.rows, p.width)
         if direction.shape != p.shapes[first] or direction.size != int(np.prod(full)):
@@ -1160,9 +1256,10 @@ class RowAdapter:
                 f"{self.name}: v must have the shape {p.shapes[first]} of "
                 f"{self.torch_names[first]} (not broadcast), got {direction.shape}"
             )
-        work = np.asarray(p.values[first]).dtype
-        values = {**p.values, "v": direction.reshape(full).astype(work)}
-        out = self._certified("hvp", p, p.dtype, values) / np.float64(self._denominator(p.rows))
+        if direction.dtype.kind != "f":
+            direction = direction.astype(np.float64)
+        out = self._run("hvp", p, p.dtype, self._denominator(p.rows), {"v": direction.reshape(full)},
+                        out_dtype=p.dtype)
         return _cast(out.reshape(p.shapes[first]), p.dtype)  # type: ignore[no-any-return]
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:

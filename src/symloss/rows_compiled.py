@@ -1,0 +1,725 @@
+"""The row family's compiled evaluator: each row kernel printed as a numba loop over rows.
+
+:mod:`symloss.rows` evaluates a row kernel with NumPy: every index symbol of the expression
+gets an axis, so a pairwise sum over classes materialises ``rows × C × C`` numbers, and every
+result is certified by running the kernel again on tracked numbers (value plus a bound on its
+error), in long double and then in double-double. This module prints the *same* expression
+(:attr:`symloss.rows.RowKernel.expr`, the one the NumPy kernel evaluates) as a loop over rows
+whose body evaluates it on scalars, and evaluates it once, in double-double with a running
+error bound -- the rules of :class:`symloss.rows._Tracked` on :class:`symloss.rows._DD` values,
+compiled:
+
+* each sum over an index is a loop, placed at the outermost loop where every index its terms
+  depend on is bound (``Σ_k a_k²`` once per row, not once per ``i``); nothing is materialised
+  but the result;
+* each value is a triple ``(hi, lo, e)``: the double-double value and a bound on its distance to
+  the exact value of its subexpression at the given floats; each rounding adds ``2⁻¹⁰⁰·|hi|``
+  (none where both operands are exact doubles: a double-double sum or product of two doubles
+  is exact); comparisons carry whether their outcome is sure;
+* a result whose bound is not under ``2⁻ᵖ⁻¹`` of it (``p`` the mantissa bits of the output
+  dtype, at most 1 ulp) marks its row: the caller evaluates that row again on the NumPy path
+  (double-double, then exactly). Elsewhere the result is rounded once to the output dtype.
+
+Both evaluators certify every result within 1 ulp before its final rounding, so they agree
+within 1 ulp everywhere (``tests/test_row_losses.py`` checks it). An expression with an
+operation this printer does not know (a power ``1/p``, ``sign``) gets no compiled kernel:
+:func:`build` returns ``None`` and the NumPy path answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import sympy as sp
+
+from . import cache
+
+__all__ = ["Unsupported", "build", "source"]
+
+
+class Unsupported(Exception):
+    """The expression has an operation the compiled evaluator has no tracked form for."""
+
+
+# The helpers: the double-double operations of symloss.rows._DD and the error rules of
+# symloss.rows._Tracked, on scalars. Every tracked value is (hi, lo, e).
+_HELPERS = '''
+import math
+
+import numpy as np
+from numba import njit, prange
+
+U = 2.0 ** -100
+_J = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_J)
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(**_J)
+def split(a):
+    t = 134217729.0 * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+@njit(**_J)
+def two_prod(a, b):
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(**_J)
+def fast(s, e):
+    hi = s + e
+    return hi, e - (hi - s)
+
+
+@njit(**_J)
+def dd_add(ah, al, bh, bl):
+    if al == 0.0 and bl == 0.0:  # two doubles
+        return two_sum(ah, bh)
+    s, e = two_sum(ah, bh)
+    t, f = two_sum(al, bl)
+    s, e = two_sum(s, e + t)
+    return fast(s, e + f)
+
+
+@njit(**_J)
+def dd_mul(ah, al, bh, bl):
+    if al == 0.0 and bl == 0.0:  # two doubles
+        return two_prod(ah, bh)
+    p, e = two_prod(ah, bh)
+    return fast(p, e + (ah * bl + al * bh))
+
+
+@njit(**_J)
+def dd_div(ah, al, bh, bl):
+    q1 = ah / bh
+    ph, pl = dd_mul(bh, bl, q1, 0.0)
+    rh, rl = dd_add(ah, al, -ph, -pl)
+    q2 = rh / bh
+    ph, pl = dd_mul(bh, bl, q2, 0.0)
+    rh, rl = dd_add(rh, rl, -ph, -pl)
+    q3 = rh / bh
+    sh, sl = fast(q1, q2)
+    return dd_add(sh, sl, q3, 0.0)
+
+
+@njit(**_J)
+def dd_sqrt(ah, al):
+    s = math.sqrt(ah) if ah >= 0.0 else math.nan
+    if not s > 0.0:
+        return s, 0.0
+    p, e = two_prod(s, s)
+    rh, rl = dd_add(ah, al, -p, -e)
+    return fast(s, rh / (2.0 * s))
+
+
+@njit(**_J)
+def t_add(ah, al, ae, bh, bl, be):
+    h, l = dd_add(ah, al, bh, bl)
+    if ae == 0.0 and be == 0.0 and al == 0.0 and bl == 0.0:
+        return h, l, 0.0  # two doubles: the double-double sum is exact
+    return h, l, ae + be + U * abs(h)
+
+
+@njit(**_J)
+def t_mul(ah, al, ae, bh, bl, be):
+    h, l = dd_mul(ah, al, bh, bl)
+    e = abs(ah) * be + abs(bh) * ae + ae * be
+    if ae == 0.0 and be == 0.0 and al == 0.0 and bl == 0.0:
+        return h, l, e  # two doubles: the double-double product is exact
+    return h, l, e + U * abs(h)
+
+
+@njit(**_J)
+def t_div(ah, al, ae, bh, bl, be):
+    h, l = dd_div(ah, al, bh, bl)
+    low = abs(bh) - be  # |b| can be no smaller than this
+    if low > 0.0:
+        e = (ae + abs(h) * be) / low
+    else:
+        e = math.inf
+    return h, l, e + U * abs(h)
+
+
+@njit(**_J)
+def t_sqrt(ah, al, ae):
+    h, l = dd_sqrt(ah, al)
+    m = abs(h)
+    if m > 0.0:
+        e = ae / m  # |sqrt(x + d) - sqrt(x)| <= |d|/sqrt(x)
+    else:
+        e = math.sqrt(ae)
+    return h, l, e + U * m
+
+
+@njit(**_J)
+def t_cmp(ah, al, ae, bh, bl, be):
+    """(sign of a - b, unsure): the difference decides where it exceeds its error."""
+    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
+    return dh, unsure
+
+
+@njit(**_J)
+def t_where(c, cu, ah, al, ae, bh, bl, be):
+    if c:
+        h, l, e = ah, al, ae
+    else:
+        h, l, e = bh, bl, be
+    if cu:  # either side may be the exact one
+        dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+        e = max(ae, be) + abs(dh) + ae + be
+    return h, l, e
+
+
+@njit(**_J)
+def t_heaviside(xh, xl, xe, h0):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (0.0 if xh < 0.0 else h0)
+    return v, 0.0, (1.0 if unsure else 0.0)
+
+
+@njit(**_J)
+def t_maximum(ah, al, ae, bh, bl, be):
+    dh, unsure = t_cmp(ah, al, ae, bh, bl, be)
+    first = dh >= 0.0
+    if unsure:
+        e = max(ae, be)
+    else:
+        e = ae if first else be
+    if first:
+        return ah, al, e
+    return bh, bl, e
+
+
+@njit(**_J)
+def t_minimum(ah, al, ae, bh, bl, be):
+    h, l, e = t_maximum(-ah, -al, ae, -bh, -bl, be)
+    return -h, -l, e
+
+
+@njit(**_J)
+def t_sign(xh, xl, xe):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (-1.0 if xh < 0.0 else 0.0)
+    return v, 0.0, (2.0 if unsure else 0.0)
+
+
+@njit(**_J)
+def t_abs(ah, al, ae):
+    if ah >= 0.0:
+        return ah, al, ae
+    return -ah, -al, ae
+
+
+@njit(**_J)
+def t_rational(p, q):
+    h, l = dd_div(p, 0.0, q, 0.0)
+    return h, l, abs(p / q) * 2.0 ** -100
+
+
+@njit(**_J)
+def t_acc(sh, sl, sx, th, tl, te):
+    """One more term of a sum: the running double-double sum, and whether it is still exact
+    (exact terms, every partial sum a double-double sum of two doubles)."""
+    sx = sx and te == 0.0 and tl == 0.0 and sl == 0.0
+    sh, sl = dd_add(sh, sl, th, tl)
+    return sh, sl, sx
+
+
+@njit(**_J)
+def t_sum_error(total_e, mag, width, exact):
+    if exact:
+        return total_e
+    return total_e + width * U * mag
+'''
+
+# The same operations in float64 alone (a float32 input's working precision, as on the NumPy
+# path): a value is (v, 0.0, e); U is float64's epsilon (one rounding, with slack); where both
+# operands are exact, the rounding error of a sum or product is computed exactly (TwoSum,
+# Dekker), as rows._Tracked does for exact operands.
+_HELPERS_F64 = '''
+import math
+
+import numpy as np
+from numba import njit, prange
+
+U = 2.0 ** -52
+_J = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_J)
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(**_J)
+def split(a):
+    t = 134217729.0 * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+@njit(**_J)
+def t_add(ah, al, ae, bh, bl, be):
+    if ae == 0.0 and be == 0.0:
+        s, err = two_sum(ah, bh)
+        if math.isfinite(err):
+            return s, 0.0, abs(err)
+        return s, 0.0, U * abs(s)
+    s = ah + bh
+    return s, 0.0, ae + be + U * abs(s)
+
+
+@njit(**_J)
+def t_mul(ah, al, ae, bh, bl, be):
+    p = ah * bh
+    if ae == 0.0 and be == 0.0:
+        xh, xl = split(ah)
+        yh, yl = split(bh)
+        err = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+        if math.isfinite(err):  # past the splitter's range: one rounding
+            return p, 0.0, abs(err)
+        return p, 0.0, U * abs(p)
+    return p, 0.0, abs(ah) * be + abs(bh) * ae + ae * be + U * abs(p)
+
+
+@njit(**_J)
+def t_div(ah, al, ae, bh, bl, be):
+    q = ah / bh
+    low = abs(bh) - be
+    if low > 0.0:
+        e = (ae + abs(q) * be) / low
+    else:
+        e = math.inf
+    return q, 0.0, e + U * abs(q)
+
+
+@njit(**_J)
+def t_sqrt(ah, al, ae):
+    h = math.sqrt(ah) if ah >= 0.0 else math.nan
+    m = abs(h)
+    if m > 0.0:
+        e = ae / m
+    else:
+        e = math.sqrt(ae)
+    return h, 0.0, e + U * m
+
+
+@njit(**_J)
+def t_cmp(ah, al, ae, bh, bl, be):
+    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
+    return dh, unsure
+
+
+@njit(**_J)
+def t_where(c, cu, ah, al, ae, bh, bl, be):
+    if c:
+        h, e = ah, ae
+    else:
+        h, e = bh, be
+    if cu:
+        dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+        e = max(ae, be) + abs(dh) + ae + be + de
+    return h, 0.0, e
+
+
+@njit(**_J)
+def t_heaviside(xh, xl, xe, h0):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (0.0 if xh < 0.0 else h0)
+    return v, 0.0, (1.0 if unsure else 0.0)
+
+
+@njit(**_J)
+def t_maximum(ah, al, ae, bh, bl, be):
+    dh, unsure = t_cmp(ah, al, ae, bh, bl, be)
+    first = ah >= bh
+    if unsure:
+        e = max(ae, be)
+    else:
+        e = ae if first else be
+    if first:
+        return ah, 0.0, e
+    return bh, 0.0, e
+
+
+@njit(**_J)
+def t_minimum(ah, al, ae, bh, bl, be):
+    h, l, e = t_maximum(-ah, 0.0, ae, -bh, 0.0, be)
+    return -h, 0.0, e
+
+
+@njit(**_J)
+def t_sign(xh, xl, xe):
+    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    v = 1.0 if xh > 0.0 else (-1.0 if xh < 0.0 else 0.0)
+    return v, 0.0, (2.0 if unsure else 0.0)
+
+
+@njit(**_J)
+def t_abs(ah, al, ae):
+    return abs(ah), 0.0, ae
+
+
+@njit(**_J)
+def t_rational(p, q):
+    v = p / q
+    return v, 0.0, abs(v) * 2.0 ** -53
+
+
+@njit(**_J)
+def t_acc(sh, sl, sx, th, tl, te):
+    s, err = two_sum(sh, th)
+    return s, 0.0, sx and te == 0.0 and err == 0.0
+
+
+@njit(**_J)
+def t_sum_error(total_e, mag, width, exact):
+    if exact:
+        return total_e
+    return total_e + width * U * mag
+'''
+
+_OPERATORS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
+              sp.LessThan: "<="}
+
+
+class _Block:
+    """A loop level of the generated code: the index slots bound there, its lines, and the
+    values already computed there."""
+
+    def __init__(self, bound: frozenset[int], indent: int) -> None:
+        self.bound, self.indent = bound, indent
+        self.lines: list[str] = []
+        self.memo: dict[sp.Basic, str] = {}
+
+
+class _Printer:
+    """Prints one row kernel's expression as tracked double-double statements."""
+
+    def __init__(self, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
+                 arrays: dict[str, str], nslots: int) -> None:
+        self.nslots = nslots
+        self.access: dict[sp.Basic, tuple[str, int | None]] = {}
+        for arg, (name, slot) in zip(args, views, strict=True):
+            self.access[arg] = (arrays[name], slot)
+        self.count = 0
+        self._deps: dict[sp.Basic, frozenset[int]] = {}
+
+    def fresh(self) -> str:
+        self.count += 1
+        return f"t{self.count}"
+
+    # ---------------------------------------------------------------- dependence
+    def deps(self, e: sp.Basic) -> frozenset[int]:
+        """The index slots ``e``'s value depends on (its free indices)."""
+        if e in self._deps:
+            return self._deps[e]
+        from .rows import _AxisDot, _AxisSum
+
+        if e in self.access:
+            slot = self.access[e][1]
+            out = frozenset() if slot is None else frozenset({slot})
+        elif isinstance(e, _AxisSum):
+            out = self.deps(e.args[0]) - {int(e.args[1]) + self.nslots}
+        elif isinstance(e, _AxisDot):
+            out = (self.deps(e.args[0]) | self.deps(e.args[1])) - {int(e.args[2]) + self.nslots}
+        else:
+            out = frozenset().union(*(self.deps(a) for a in e.args)) if e.args else frozenset()
+        self._deps[e] = out
+        return out
+
+    # ---------------------------------------------------------------- emission
+    def emit(self, e: sp.Basic, stack: list[_Block]) -> str:
+        """The name ``t`` of ``e``'s tracked value (``t_h, t_l, t_e``; a comparison: ``t_v,
+        t_u``), computed in the outermost block of ``stack`` where its indices are bound."""
+        need = self.deps(e)
+        level = next(n for n, b in enumerate(stack) if need <= b.bound)
+        for block in stack[: level + 1]:
+            if e in block.memo:
+                return block.memo[e]
+        outer = stack[: level + 1]
+        name = self._value(e, outer)
+        outer[-1].memo[e] = name
+        return name
+
+    def _line(self, stack: list[_Block], text: str) -> None:
+        block = stack[-1]
+        block.lines.append("    " * block.indent + text)
+
+    def _triple(self, stack: list[_Block], name: str, call: str) -> str:
+        self._line(stack, f"{name}_h, {name}_l, {name}_e = {call}")
+        return name
+
+    @staticmethod
+    def _t(name: str) -> str:
+        return f"{name}_h, {name}_l, {name}_e"
+
+    def _const(self, stack: list[_Block], value: float) -> str:
+        name = self.fresh()
+        text = "math.nan" if value != value else repr(float(value))
+        return self._triple(stack, name, f"{text}, 0.0, 0.0")
+
+    def _value(self, e: sp.Basic, stack: list[_Block]) -> str:
+        from .hinges import hinge, step
+        from .rows import _AxisDot, _AxisSum, _Group
+
+        t = self._t
+        if e in self.access:
+            array, slot = self.access[e]
+            if slot is None:  # one number per row (a scalar option: broadcast)
+                ref = f"{array}[r]"
+            else:
+                ref = f"{array}[r, i{slot}]"
+            name = self.fresh()
+            return self._triple(stack, name, f"np.float64({ref}), 0.0, 0.0")
+        if isinstance(e, _Group):
+            return self.emit(e.args[0], stack)
+        if e.is_Rational:
+            p, q = int(e.p), int(e.q)
+            if q & (q - 1) == 0:  # dyadic: the float is exact
+                return self._const(stack, p / q)
+            name = self.fresh()
+            return self._triple(stack, name, f"t_rational({float(p)!r}, {float(q)!r})")
+        if e.is_Float:
+            return self._const(stack, float(e))
+        if e is sp.nan:
+            return self._const(stack, float("nan"))
+        if isinstance(e, sp.Add):
+            return self._fold("t_add", e.args, stack)
+        if isinstance(e, sp.Mul) and e.args[0] == -1:  # −x: exact, no product
+            x = self.emit(sp.Mul(*e.args[1:]), stack)
+            name = self.fresh()
+            return self._triple(stack, name, f"-{x}_h, -{x}_l, {x}_e")
+        if isinstance(e, sp.Mul):
+            # as NumPy's printer writes it: the factors with a negative integer power divide
+            # (x/y, one rounding) rather than multiply by a reciprocal
+            over = [a for a in e.args if isinstance(a, sp.Pow) and a.exp.is_Integer
+                    and a.exp < 0]
+            if not over:
+                return self._fold("t_mul", e.args, stack)
+            above = [a for a in e.args if a not in over]
+            below = [a.base if a.exp == -1 else a.base ** -a.exp for a in over]
+            num = self._fold("t_mul", above, stack) if above else self._const(stack, 1.0)
+            den = self._fold("t_mul", below, stack)
+            return self._triple(stack, self.fresh(), f"t_div({t(num)}, {t(den)})")
+        if isinstance(e, sp.Pow):
+            return self._pow(e.args[0], e.args[1], stack)
+        if isinstance(e, (_AxisSum, _AxisDot)):
+            return self._sum(e, stack)
+        if isinstance(e, (hinge, sp.Max, sp.Min)):
+            args = [*e.args, sp.S.Zero] if isinstance(e, hinge) else list(e.args)
+            func = "t_minimum" if isinstance(e, sp.Min) else "t_maximum"
+            out = self.emit(args[0], stack)
+            for arg in args[1:]:
+                b = self.emit(arg, stack)
+                out = self._triple(stack, self.fresh(), f"{func}({t(out)}, {t(b)})")
+            return out
+        if isinstance(e, (step, sp.Heaviside)):
+            x = self.emit(e.args[0], stack)
+            if isinstance(e, step):
+                h0 = 0.0
+            else:
+                h0 = float(e.args[1]) if len(e.args) > 1 else 0.5
+            return self._triple(stack, self.fresh(), f"t_heaviside({t(x)}, {h0!r})")
+        if isinstance(e, sp.sign):
+            x = self.emit(e.args[0], stack)
+            return self._triple(stack, self.fresh(), f"t_sign({t(x)})")
+        if isinstance(e, sp.Abs):
+            x = self.emit(e.args[0], stack)
+            return self._triple(stack, self.fresh(), f"t_abs({t(x)})")
+        if isinstance(e, sp.Piecewise):
+            return self._piecewise(e, stack)
+        if isinstance(e, sp.core.relational.Relational) and type(e) in _OPERATORS:
+            a, b = self.emit(e.args[0], stack), self.emit(e.args[1], stack)
+            name = self.fresh()
+            self._line(stack, f"{name}_d, {name}_u = t_cmp({t(a)}, {t(b)})")
+            self._line(stack, f"{name}_v = {name}_d {_OPERATORS[type(e)]} 0.0")
+            return name
+        if isinstance(e, (sp.And, sp.Or)):
+            parts = [self.emit(a, stack) for a in e.args]
+            name = self.fresh()
+            join = " and " if isinstance(e, sp.And) else " or "
+            self._line(stack, f"{name}_v = " + join.join(f"{p}_v" for p in parts))
+            self._line(stack, f"{name}_u = " + " or ".join(f"{p}_u" for p in parts))
+            return name
+        raise Unsupported(type(e).__name__)
+
+    def _fold(self, func: str, args: Sequence[sp.Basic], stack: list[_Block]) -> str:
+        # the order of the NumPy printer's: sympy's argument order, left to right
+        out = self.emit(args[0], stack)
+        for arg in args[1:]:
+            b = self.emit(arg, stack)
+            out = self._triple(stack, self.fresh(), f"{func}({self._t(out)}, {self._t(b)})")
+        return out
+
+    def _pow(self, base: sp.Basic, exponent: sp.Basic, stack: list[_Block]) -> str:
+        t = self._t
+        if not exponent.is_Rational or exponent.q not in (1, 2) or abs(exponent) > 64:
+            raise Unsupported(f"power {exponent}")
+        x = self.emit(base, stack)
+        n = abs(exponent)
+        whole = int(n)
+        out: str | None = None
+        power, k = x, whole
+        while k:  # binary powering, as rows._Tracked.__pow__
+            if k & 1:
+                out = power if out is None else self._triple(
+                    stack, self.fresh(), f"t_mul({t(out)}, {t(power)})")
+            k >>= 1
+            if k:
+                power = self._triple(stack, self.fresh(), f"t_mul({t(power)}, {t(power)})")
+        if n != whole:
+            root = self._triple(stack, self.fresh(), f"t_sqrt({t(x)})")
+            out = root if out is None else self._triple(
+                stack, self.fresh(), f"t_mul({t(out)}, {t(root)})")
+        if out is None:
+            return self._const(stack, 1.0)
+        if exponent < 0:
+            return self._triple(stack, self.fresh(), f"t_div(1.0, 0.0, 0.0, {t(out)})")
+        return out
+
+    def _piecewise(self, e: sp.Piecewise, stack: list[_Block]) -> str:
+        t = self._t
+        out = self._const(stack, float("nan"))
+        for value, cond in reversed(e.args):
+            v = self.emit(value, stack)
+            if cond == sp.true:
+                out = v
+                continue
+            c = self.emit(cond, stack)
+            out = self._triple(stack, self.fresh(),
+                               f"t_where({c}_v, {c}_u, {t(v)}, {t(out)})")
+        return out
+
+    def _sum(self, e: sp.Basic, stack: list[_Block]) -> str:
+        from .rows import _AxisDot
+
+        dot = isinstance(e, _AxisDot)
+        slot = int(e.args[-1]) + self.nslots
+        outer = stack[-1]
+        name = self.fresh()
+        ind = "    " * outer.indent
+        head = [f"{ind}{name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0",
+                f"{ind}{name}_m = 0.0", f"{ind}{name}_x = True",
+                f"{ind}for i{slot} in range(width):"]
+        inner = _Block(outer.bound | {slot}, outer.indent + 1)
+        body_stack = [*stack, inner]
+        if dot:
+            x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
+            term = self._triple(body_stack, self.fresh(), f"t_mul({self._t(x)}, {self._t(y)})")
+        else:
+            term = self.emit(e.args[0], body_stack)
+        self._line(body_stack, f"{name}_h, {name}_l, {name}_x = t_acc({name}_h, {name}_l, "
+                               f"{name}_x, {self._t(term)})")
+        self._line(body_stack, f"{name}_e += {term}_e")
+        self._line(body_stack, f"{name}_m += abs({term}_h)")
+        # terms that depend on no index of the loop went to outer blocks meanwhile: the loop
+        # comes after them
+        outer.lines += head + inner.lines
+        outer.lines.append(f"{ind}{name}_e = t_sum_error({name}_e, {name}_m, width, {name}_x)")
+        return name
+
+
+def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
+           nslots: int, free: int | None) -> tuple[str, list[str]]:
+    """The generated module's text and the names of the kernel's arrays, its parameters after
+    ``out, bad, tol, width, divisor``: each ``(rows, width)``, or ``(rows,)`` for one number per
+    row or a scalar option (broadcast), in the order of ``views``."""
+    arrays: dict[str, str] = {}
+    params: list[str] = []
+    for name, _ in views:
+        if name in arrays:
+            continue
+        arrays[name] = f"a_{len(arrays)}"
+        params.append(name)
+    printer = _Printer(args, views, arrays, nslots)
+    row = _Block(frozenset(), 2)
+    stack = [row]
+    if free is not None:
+        element = _Block(frozenset({free}), 3)
+        stack.append(element)
+    value = printer.emit(expr, stack)
+    last = stack[-1]
+    t = printer._t
+    q = printer.fresh()
+    finish = [
+        f"{q}_h, {q}_l, {q}_e = t_div({t(value)}, divisor, 0.0, 0.0)",
+        f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
+        "    bad[r] = True",
+    ]
+    target = f"out[r, i{free}]" if free is not None else "out[r]"
+    finish.append(f"{target} = {q}_h")
+    last.lines += ["    " * last.indent + line for line in finish]
+    body = list(row.lines)
+    if free is not None:
+        body += [f"        for i{free} in range(width):", *stack[1].lines]
+    header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
+    text = ("\n\n@njit(**_J)\ndef kernel(" + header + "):\n"
+            "    for r in range(out.shape[0]):\n" + "\n".join(body) + "\n")
+    return text, params
+
+
+_lock = threading.RLock()
+
+
+class Compiled:
+    """A row kernel's compiled forms: :meth:`get` loads the one for a working precision
+    (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones), a
+    numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
+    :attr:`params`)."""
+
+    def __init__(self, text: str, params: list[str]) -> None:
+        self.text, self.params = text, params
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, mode: str) -> Any:
+        fn = self._loaded.get(mode)
+        if fn is None:
+            with _lock:
+                helpers = _helpers(mode)
+                module_text = (
+                    "import math\n\nimport numpy as np\nfrom numba import njit\n\n"
+                    f"from {helpers} import *  # noqa: F403\n\n"
+                    '_J = dict(cache=True, nogil=True, error_model="numpy")\n' + self.text)
+                name = f"symloss_rows_{cache.digest(module_text.encode())}"
+                fn = self._loaded[mode] = cache.load_module(module_text, name).kernel
+        return fn
+
+
+def _helpers(mode: str) -> str:
+    """The module of the tracked operations for ``mode``, loaded once (every kernel imports it,
+    so numba compiles and caches the operations once, not once per kernel)."""
+    text = _HELPERS if mode == "dd" else _HELPERS_F64
+    name = f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}"
+    cache.load_module(text, name)
+    return name
+
+
+def build(kernel: Any) -> Compiled | None:
+    """The compiled forms of a :class:`symloss.rows.RowKernel`, or ``None`` where numba is
+    missing or the expression has an operation without a tracked form."""
+    from . import fast
+
+    if not fast.available() or kernel.expr is None:
+        return None
+    try:
+        text, params = source(kernel.expr, kernel.args, kernel.views, kernel.slots, kernel.free)
+    except Unsupported:
+        return None
+    return Compiled(text, params)
