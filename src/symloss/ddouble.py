@@ -782,8 +782,9 @@ def np_exp_sub(z: Any, y: Any) -> Any:
 def softmax_sub_row_m(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
     """A row's values for :func:`softmax_sub_at_m` in one pass (compiled; ``z``, ``y`` one row,
     ``m`` its max): the pairs ``S = Σ_{j≠argmax z} e^(zⱼ − m)``, ``T = Σ y``,
-    ``U = Σ_{k≠argmax y} yₖ`` and the arg-maxes of z and y (first, as floats); every
-    ``e^(z − m)`` as a pair in ``buf`` (its float64 values, overwritten) and ``lbuf``."""
+    ``U = Σ_{k≠argmax y} yₖ``, the arg-maxes of z and y (first, as floats) and the pair
+    ``1/D = 1/(1 + S)``; every ``e^(z − m)`` as a pair in ``buf`` (its float64 values,
+    overwritten) and ``lbuf``."""
     n = z.shape[0]
     zmax, ymax = 0, 0
     for j in range(n):
@@ -802,43 +803,47 @@ def softmax_sub_row_m(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
         th, tl = dd_add(th, tl, yj, 0.0)
         if j != ymax:
             uh, ul = dd_add(uh, ul, yj, 0.0)
-    return sh, sl, th, tl, uh, ul, float(zmax), float(ymax)
+    ih, il = t_div((1.0, 0.0), t_add((1.0, 0.0), (sh, sl)))
+    return sh, sl, th, tl, uh, ul, float(zmax), float(ymax), ih, il
 
 
 def softmax_sub_row_v(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
     """:func:`softmax_sub_row_m` for float32 results: nothing (the few elements whose float64
     form cancels compute the row in :func:`softmax_sub_at_v`)."""
-    return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
 
 
 def _softmax_sub_dd(e: tuple[Any, Any], yi: Any, i: Any, sh: Any, sl: Any, th: Any, tl: Any,
-                    uh: Any, ul: Any, zmax: Any, ymax: Any, plain: Any) -> Any:
-    d = t_add((1.0, 0.0), (sh, sl))
+                    uh: Any, ul: Any, zmax: Any, ymax: Any, ih: Any, il: Any,
+                    plain: Any) -> Any:
+    """``(eᵢAᵢ − yᵢBᵢ)·(1/D)`` on pairs, rounded once."""
     a = (uh, ul) if i == ymax else t_sub((th, tl), (yi, 0.0))
-    b = (sh, sl) if i == zmax else t_sub(d, e)
+    b = (sh, sl) if i == zmax else t_sub(t_add((1.0, 0.0), (sh, sl)), e)
     n = t_sub(t_mul(e, a), t_mul((yi, 0.0), b))
-    return t_final(t_div(n, d), plain)
+    return t_final(t_mul(n, (ih, il)), plain)
 
 
 def softmax_sub_at_m(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: Any, sl: Any,
-                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any,
-                     plain: Any) -> Any:
-    """``softmax(z)ᵢ·T − yᵢ = (eᵢAᵢ − yᵢBᵢ)/D`` in double-double from a row's values
+                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any, ih: Any,
+                     il: Any, plain: Any) -> Any:
+    """``softmax(z)ᵢ·T − yᵢ = (eᵢAᵢ − yᵢBᵢ)·(1/D)`` in double-double from a row's values
     (:func:`softmax_sub_row_m`, which left ``e^(zᵢ − m)`` as ``buf[i] + lbuf[i]``), rounded
     once (``plain`` where the pair is not finite)."""
-    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, plain)
+    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, ih, il,
+                           plain)
 
 
 def softmax_sub_at_v(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: Any, sl: Any,
-                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any,
-                     plain: Any) -> Any:
+                     th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any, ih: Any,
+                     il: Any, plain: Any) -> Any:
     """float32 results whose float64 form cancels more than 6 bits (a float64 exp good to
     6e-11 then leaves too few): the row's pairs here, then :func:`softmax_sub_at_m`."""
     m = z[0] + 0.0
     for j in range(z.shape[0]):
         m = max(m, z[j] + 0.0)
-    sh, sl, th, tl, uh, ul, zmax, ymax = softmax_sub_row_m(z, y, m, buf, lbuf)
-    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, plain)
+    sh, sl, th, tl, uh, ul, zmax, ymax, ih, il = softmax_sub_row_m(z, y, m, buf, lbuf)
+    return _softmax_sub_dd((buf[i], lbuf[i]), yi, i, sh, sl, th, tl, uh, ul, zmax, ymax, ih, il,
+                           plain)
 
 
 def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
@@ -869,7 +874,7 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
         rest_d = t_sub(d, (eh, el))
         b = (np.where(top_z, sh, rest_d[0]), np.where(top_z, sl, rest_d[1]))
         n = t_sub(t_mul((eh, el), a), t_mul((y, 0.0 * y), b))
-        return t_final(t_div(n, d), plain)
+        return t_final(t_mul(n, t_div((1.0 + zero, zero), d)), plain)
 
 
 # ------------------------------------------------------ cross-entropy's Hessian-vector product

@@ -278,8 +278,8 @@ class _Printer(PythonCodePrinter):
                                  bound=rounding_bound(expr.args[0]))
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
-        # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, the arg-maxes of z
-        # and y, and each e^(z − m) as a pair in buf, lbuf) in one pass per row
+        # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, 1/D, the arg-maxes
+        # of z and y, and each e^(z − m) as a pair in buf, lbuf) in one pass per row
         # (ddouble.softmax_sub_row_F); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
         # float64 results (fits_m is never), and for float32 ones the float64 form pᵢT − yᵢ
         # wherever it keeps their digits (fits_v).
@@ -287,7 +287,7 @@ class _Printer(PythonCodePrinter):
         if self.logits is None or str(z.label) != self.logits:
             raise _Unsupported("softmax_sub outside a class-axis kernel")
         if expr not in self._sums:  # type: ignore[comparison-overlap]
-            names = [f"acc{len(self.hoisted)}_{j}" for j in range(8)]
+            names = [f"acc{len(self.hoisted)}_{j}" for j in range(10)]
             self.hoisted.append((", ".join(names), "",
                                  "dd_softmax_sub_row_F(zr, yr, m, buf, lbuf)"))
             self._sums[expr] = ", ".join(names)  # type: ignore[index]
@@ -555,6 +555,7 @@ class _ElementwiseKernels(FastKernels):
         if module is None:
             return None
         if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
+            layout.uncertified = False  # exact zeros: nothing for symloss.exact to look at
             return np.zeros(layout.arrays["input"].size, dtype=layout.work)
         return self._call(module, "hvp", layout, layout.work, layout.divisor, (v,))
 
@@ -615,6 +616,7 @@ class _ClassAxisKernels(FastKernels):
             return None
         z = layout.arrays["input"]
         if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
+            layout.uncertified = False  # exact zeros: nothing for symloss.exact to look at
             return np.zeros(z.shape, dtype=z.dtype)
         return self._call(module, "hvp", layout, z.shape, z.dtype, layout.divisor, (v,))
 
