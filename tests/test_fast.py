@@ -533,7 +533,8 @@ def _agree(a, b, dtype, exact: bool) -> None:
 
 
 #: Every loss of the families the layout lays out. The row-wise family (cosine_embedding,
-#: triplet_margin, multilabel_margin) is evaluated by symloss.rows in NumPy: no kernels yet.
+#: triplet_margin, multilabel_margin) has its own evaluators (symloss.rows, rows_compiled),
+#: compared in tests/test_row_losses.py.
 CASES_ALL = [(n, o) for n in CATALOG for o in OPTION_SETS.get(n, [{}])
              if CATALOG[n].family in ("elementwise", "class_axis")]
 
