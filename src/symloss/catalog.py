@@ -658,7 +658,8 @@ def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
         )
     symbols["eps"] = _EPS_LOG
     return _elementwise(
-        _Z - _Y * log(_Z + _EPS_LOG) + extra,
+        # z − y log(z + ε) (+ Stirling's term) cancels next to its minimum: in double-double
+        accurate(_Z - _Y * log(_Z + _EPS_LOG) + extra),
         1 - _Y / (_Z + _EPS_LOG),
         "In the rate z itself (no canonical link) the gradient is 1 − y/(z + ε).",
         "Poisson negative log-likelihood of the rate z; torch adds ε inside the log."
@@ -666,6 +667,11 @@ def _declare_poisson(opts: Mapping[str, Any]) -> Declaration:
         symbols,
         canonical_hessian=_Y / (_Z + _EPS_LOG) ** 2,
         hessian_why="The derivative of −y/(z + ε).",
+        stable_gradient=accurate(1 - _Y / (_Z + _EPS_LOG)),
+        stable_why=(
+            "Evaluated as 1 − y/(z + ε) rounded once from a double-double value: it keeps its "
+            "digits next to z + ε = y, where a float64 difference cancels."
+        ),
     )
 
 
