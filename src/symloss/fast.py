@@ -841,79 +841,15 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                          + _indented(loads + load_v, 8)
                          + "".join(f"{line}\n" for line in lines)
                          + "        out[j] = res / divisor\n")
-            elif flavour == "m" and tested and one_test and not any("dd_" in line for line in first):
-                # float64: pass 1 the float form, vectorized (exp_m is branch-free); the
-                # elements it left NaN listed without a branch, and pass 2 over the list the
-                # accurate arm of the one test, branch-free (dd_exp_sub is inlined): LLVM
-                # gathers and vectorizes it (poisson_nll_loss's float64 gradient, Poisson(2)
-                # targets at z ~ 3·N(0, 1), 15% of them eᶻ/y in [½, 2]: 1e6 elements 24 -> 9 ms)
-                again, _ = lower([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
-                                 " " * 12, prefix="w", exact=True)
-                again = [line.replace("certified(", "certified_b(") for line in again]
-                inputs = [*(f"a{n}" for n in range(len(arrays))), *(["dv"] if direction else [])]
-                held = [f"x{n}" for n in range(len(arrays))] + (["xv"] if direction else [])
-                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-                         f"        lo = b * {SOFT_BLOCK}\n"
-                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-                         "        n_bad = 0\n"
-                         "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
-                         "            j = lo + jj\n"
-                         + _indented(loads + load_v, 12)
-                         + "            ok = True\n"
-                         + "".join(f"{line}\n" for line in first)
-                         + "            r = res / divisor if ok else math.nan\n"
-                         "            out[j] = r\n"
-                         "            n_bad += 1 if r != r else 0\n"
-                         "        if n_bad == 0:\n"
-                         "            continue\n"
-                         "        bad = np.empty(n_bad + 1, np.int64)\n"
-                         "        nb = 0\n"
-                         "        for jj in range(hi - lo):\n"
-                         "            bad[nb] = lo + jj\n"
-                         "            nb += 1 if math.isnan(out[lo + jj]) else 0\n"
-                         # the inputs gathered to contiguous rows, so that the loop vectorizes
-                         f"        held = np.empty(({len(inputs)}, nb))\n"
-                         "        for i in range(nb):\n"
-                         "            j = bad[i]\n"
-                         + "".join(f"            held[{n}, i] = np.float64({a}[j])\n"
-                                   for n, a in enumerate(inputs))
-                         + "        for i in range(nb):\n"
-                         + "".join(f"            {x} = held[{n}, i]\n" for n, x in enumerate(held))
-                         + "".join(f"{line}\n" for line in again)
-                         + "            held[0, i] = res / divisor\n"
-                         "        n_nan = 0\n"
-                         "        for i in range(nb):\n"
-                         "            out[bad[i]] = held[0, i]\n"
-                         "            n_nan += 1 if math.isnan(held[0, i]) else 0\n"
-                         "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
-                         "            flag[0] = 1\n")
-            elif tested and flavour == "v":
-                # Two passes per block: the float forms, branch-free, each element's tests
-                # and-ed into ok (a failure writes NaN); then, where a block had a failure,
-                # the elements left NaN again with the tests, double-double where they fail.
-                # A branch per element on the tests would keep the whole loop scalar.
-                # (with libm's helpers: scalar code either way, and calls compile faster
-                # than numba's inlined polynomials)
-                again, _ = lower([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
-                                 " " * 16, prefix="w")
-                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-                         f"        lo = b * {SOFT_BLOCK}\n"
-                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-                         "        n_bad = 0\n"
-                         "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
-                         "            j = lo + jj\n"
-                         + _indented(loads + load_v, 12)
-                         + "            ok = True\n"
-                         + "".join(f"{line}\n" for line in first)
-                         + "            out[j] = res / divisor if ok else math.nan\n"
-                         "            n_bad += 0 if ok else 1\n"
-                         "        if n_bad == 0:\n"
-                         "            continue\n"
-                         "        for j in range(lo, hi):\n"
-                         "            if math.isnan(out[j]):\n"
-                         + _indented(loads + load_v, 16)
-                         + "".join(f"{line}\n" for line in again)
-                         + "                out[j] = res / divisor\n")
+            elif tested and (flavour == "v" or (one_test and not any("dd_" in line for line in first))):
+                # float64 with one test (no double-double in the float form): pass 2 gathered,
+                # vectorized; float32 (libm's helpers: scalar code either way): branching
+                held = [*(f"x{n}" for n in range(len(arrays))), *(["xv"] if direction else [])]
+                gather = ([*(f"a{n}" for n in range(len(arrays))), *(["dv"] if direction else [])]
+                          if flavour == "m" else None)
+                text += _two_pass(loads + load_v, first,
+                                  [(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
+                                  gather, held)
             else:
                 lines, _ = lower(steps_f, " " * 8)
                 text += ("    for j in prange(out.size):\n"
@@ -944,6 +880,78 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                          + "                out[j] = res / divisor\n")
             src.append(text)
     return "".join(src)
+
+
+def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
+              gather: list[str] | None, held: list[str]) -> str:
+    """The loop of a kernel whose float form has float-first tests, in two passes per block
+    of :data:`SOFT_BLOCK` elements (a branch per element on the tests would keep the whole
+    loop scalar).
+
+    Pass 1 evaluates the float forms branch-free, ``first`` (lowered ``plain``: each element's
+    tests and-ed into ``ok``), and writes NaN where a test fails. Where a block left NaN,
+    pass 2 evaluates ``again_steps`` there, one of two ways:
+
+    * ``gather`` (a float64 kernel with one test: the input arrays, read into ``held``): the
+      elements left NaN listed without a branch, their inputs gathered to contiguous rows, and
+      the accurate arm of the test evaluated branch-free over them (``dd_exp_sub`` is inlined):
+      LLVM vectorizes it (poisson_nll_loss's float64 gradient, Poisson(2) targets at
+      z ~ 3·N(0, 1), 15% of them eᶻ/y in [½, 2]: 1e6 elements 24 -> 9 ms); a NaN left there
+      (uncertified, or NaN inputs) sets ``flag`` for :mod:`symloss.exact` to look;
+    * else (``None``: float32 kernels, whose libm helpers are scalar code either way, and
+      calls compile faster than numba's inlined polynomials): a scalar loop over the block,
+      the tests branched on, double-double where they fail.
+    """
+    head = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
+            f"        lo = b * {SOFT_BLOCK}\n"
+            f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
+            "        n_bad = 0\n"
+            "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
+            "            j = lo + jj\n"
+            + _indented(loads, 12)
+            + "            ok = True\n"
+            + "".join(f"{line}\n" for line in first))
+    if gather is None:
+        again, _ = lower(again_steps, " " * 16, prefix="w")
+        return (head
+                + "            out[j] = res / divisor if ok else math.nan\n"
+                "            n_bad += 0 if ok else 1\n"
+                "        if n_bad == 0:\n"
+                "            continue\n"
+                "        for j in range(lo, hi):\n"
+                "            if math.isnan(out[j]):\n"
+                + _indented(loads, 16)
+                + "".join(f"{line}\n" for line in again)
+                + "                out[j] = res / divisor\n")
+    again, _ = lower(again_steps, " " * 12, prefix="w", exact=True)
+    again = [line.replace("certified(", "certified_b(") for line in again]
+    return (head
+            + "            r = res / divisor if ok else math.nan\n"
+            "            out[j] = r\n"
+            "            n_bad += 1 if r != r else 0\n"
+            "        if n_bad == 0:\n"
+            "            continue\n"
+            "        bad = np.empty(n_bad + 1, np.int64)\n"
+            "        nb = 0\n"
+            "        for jj in range(hi - lo):\n"
+            "            bad[nb] = lo + jj\n"
+            "            nb += 1 if math.isnan(out[lo + jj]) else 0\n"
+            # the inputs gathered to contiguous rows, so that the loop vectorizes
+            f"        held = np.empty(({len(gather)}, nb))\n"
+            "        for i in range(nb):\n"
+            "            j = bad[i]\n"
+            + "".join(f"            held[{n}, i] = np.float64({a}[j])\n"
+                      for n, a in enumerate(gather))
+            + "        for i in range(nb):\n"
+            + "".join(f"            {x} = held[{n}, i]\n" for n, x in enumerate(held))
+            + "".join(f"{line}\n" for line in again)
+            + "            held[0, i] = res / divisor\n"
+            "        n_nan = 0\n"
+            "        for i in range(nb):\n"
+            "            out[bad[i]] = held[0, i]\n"
+            "            n_nan += 1 if math.isnan(held[0, i]) else 0\n"
+            "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
+            "            flag[0] = 1\n")
 
 
 #: Independent partial sums in a float32 kernel's class sums: one chain of adds is latency
