@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from ._bounds import within
+from ._bounds import within, within_both
 from .catalog import IGNORE_INDEX
 from .errors import SymlossTypeError, SymlossValueError, choice_error
 from .primitives import clamp_min, clamped_log
@@ -385,6 +385,10 @@ class Planner:
         from .catalog import TARGET_CHECKS
 
         self.target_check = TARGET_CHECKS.get(spec.name)
+        bounds = getattr(self.target_check, "bounds", None)
+        #: binary_cross_entropy: targets in [0, 1], as torch (checked with the input's
+        #: probabilities in one compiled pass where both are: a repeat call's only checks)
+        self.target_bounds = (float(bounds[0]), float(bounds[1])) if bounds is not None else None
         #: Per (input dtype, input shape): what the element-wise layout decides from them
         #: alone (working and result dtypes, denominator, the array options laid out).
         self._shapes: dict[tuple[np.dtype, tuple[int, ...]], _ShapePlan] = {}
@@ -422,33 +426,41 @@ class Planner:
         raise AssertionError(f"no layout for family {self.family!r}")  # pragma: no cover
 
     def _elementwise(self, given_arrays: tuple[Any, ...]) -> Layout:
+        # The hot path of every element-wise call: NumPy float arrays, flat and contiguous,
+        # take no function call until the checks (n = 100: ~1.5 µs here in all).
         name = self.name
         given = dict(zip(self.arguments, given_arrays, strict=True)) if self.extra else None
         if given is None:
             x, y = given_arrays
         else:
             x, y = given["input"], given["target"]
-        x = _as_real(x, name, "input")
-        y = _as_real(y, name, "target")
+        if type(x) is not _NDARRAY:
+            x = _as_real(x, name, "input")
+        plan = self._shapes.get((x.dtype, x.shape))
+        if plan is None:  # (a kept plan's dtype was checked when it was made)
+            x = _as_real(x, name, "input")
+            plan = self._shape_plan(x)
+        work = plan.work
+        if type(y) is not _NDARRAY or y.dtype is not work:  # (work: a real dtype)
+            y = _as_real(y, name, "target")
         shape = x.shape
         if y.shape != shape:
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {shape}")
-        plan = self._shapes.get((x.dtype, shape))
-        if plan is None:
-            plan = self._shape_plan(x)
-        work = plan.work
-        out: dict[str, np.ndarray] = {"input": _flat(x, work)}
-        if self.probability:
-            xi = out["input"]
-            if not within(xi, 0.0, 1.0):  # NaN is not in [0, 1]
+        xi = x if x.ndim == 1 and x.dtype is work and x.flags.c_contiguous else _flat(x, work)
+        yf = (y if y.ndim == 1 and y.dtype is work and y.flags.c_contiguous
+              else _flat(y, _companion_dtype(y, work)))
+        out: dict[str, np.ndarray] = {"input": xi, "target": yf}
+        if not (self.probability and self.target_bounds is not None
+                and within_both(xi, 0.0, 1.0, yf, *self.target_bounds)):
+            # (binary_cross_entropy: both proved in one compiled pass; else each checked)
+            if self.probability and not within(xi, 0.0, 1.0):  # NaN is not in [0, 1]
                 raise SymlossValueError(
                     f"{name}: every input must be a probability in [0, 1] "
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
                 )
-        out["target"] = yf = _flat(y, _companion_dtype(y, work))
-        if self.target_check is not None:  # binary_cross_entropy: targets in [0, 1], as torch
-            _check_values(self.target_check, name, yf)
+            if self.target_check is not None:
+                _check_values(self.target_check, name, yf)
         for arg in self.extra:
             assert given is not None
             arr = _as_real(given[arg], name, arg)
@@ -523,6 +535,7 @@ _MAX_PLANS = 64
 
 
 _INT64 = np.dtype(np.int64)
+_NDARRAY = np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
