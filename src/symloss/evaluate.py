@@ -45,7 +45,7 @@ class _Evaluator:
     def __init__(self, derivation: Derivation) -> None:
         self.derivation = derivation
         self._numpy: NumpyEvaluator | None = None  # imported on first use (scipy: 0.3 s)
-        self.lay_out = Planner(derivation)
+        self.lay_out = Planner(derivation).call
         self._fast: Any = None  # fast.FastKernels, False where not available
 
     @property

@@ -801,7 +801,8 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     Each is one ``prange`` loop ``out[j] = (expr) / divisor`` over the flattened arrays, where
     ``expr`` is ``hard`` for a target (``arrays[1]``) of 0 or 1 and ``soft`` else (one form
     when they are the same). An expression with the direction ``v`` (the hvp) takes its array
-    ``dv`` after the arrays.
+    ``dv`` after the arrays. Each returns whether it left an element NaN for
+    :mod:`symloss.exact` (:func:`_returning_flag`).
     """
     names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
