@@ -470,10 +470,15 @@ class Planner:
                 _check_values(self.target_check, name, yf)
         for arg in self.extra:
             assert given is not None
-            arr = _as_real(given[arg], name, arg)
-            if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
-                arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
-            arr = _flat(_broadcast(arr, shape, arg, name), _companion_dtype(arr, work))
+            arr = given[arg]
+            if (type(arr) is _NDARRAY and arr.dtype is work and arr.shape == shape
+                    and arr.flags.c_contiguous):  # laid out as it is (as x and y above)
+                arr = arr if arr.ndim == 1 else arr.reshape(-1)
+            else:
+                arr = _as_real(arr, name, arg)
+                if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
+                    arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
+                arr = _flat(_broadcast(arr, shape, arg, name), _companion_dtype(arr, work))
             check = self.checks.get(arg)
             if check is not None:
                 _check_values(check, name, arr)
