@@ -739,3 +739,37 @@ def test_fits1_vouches_only_for_3_ulp_with_a_head_1_ulp_off(head, low, high):
             if not 0.5 * (1 - 2.0 ** -18) <= h_over_y <= 2.0 * (1 + 2.0 ** -18):
                 assert ok, (zi, y, h)
     assert passed > 2500  # of 6000: the switch is tried from both sides
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_with_logits_pos_weight_soft_target_at_the_root(dtype, path):
+    """With pos_weight w₊ the soft-label gradient (1 − y)σ(z) − w₊yσ(−z) is 0 at
+    σ(z) = w₊y/(1 + (w₊ − 1)y): the floats next to that root keep their digits (the float form
+    of the two terms was ~1e15 ulp off there)."""
+    mpmath.mp.dps = 60
+    r = 3.0
+    ys = np.array([0.1, 0.25, 0.5, 0.7, 0.9], dtype)
+    roots = np.log(r * ys.astype(np.float64) / (1 - ys.astype(np.float64))).astype(dtype)
+    steps = np.arange(-4, 5)
+    z = np.concatenate([_walk(c, steps) for c in roots]).astype(dtype)
+    y = np.repeat(ys, len(steps))
+    d = symloss.derive("bce_with_logits", pos_weight=np.array([r], dtype), reduction="sum")
+    got = _grad(d, z, y, path)
+    exact = []
+    for zv, yv in zip(z, y, strict=True):
+        s = 1 / (1 + mpmath.exp(-mpmath.mpf(float(zv))))
+        yv = mpmath.mpf(float(yv))
+        exact.append((1 - yv) * s - r * yv * (1 - s))
+    assert _ulps(got, exact, dtype).max() <= 4.0
+
+
+def _walk(c, steps):
+    """``c`` moved by each of ``steps`` floats (negative: down)."""
+    out = []
+    for k in steps:
+        v = c
+        for _ in range(abs(int(k))):
+            v = np.nextafter(v, np.inf if k > 0 else -np.inf)
+        out.append(v)
+    return out

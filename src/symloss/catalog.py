@@ -193,8 +193,10 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
         ),
         stable_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * sigmoid(-_Z),
         stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
-        # σ(z) − y next to its root: one rounding of a double-double value
-        stable_soft_gradient=None if pos_weight else w * sigmoid_sub(_Z, _Y),
+        # σ(z) − y next to its root: one rounding of a double-double value; with pos_weight
+        # the root moves to σ(z) = w₊y/(1 + (w₊ − 1)y), and both terms are kept in double-double
+        stable_soft_gradient=(w * accurate((1 - _Y) * sigmoid(_Z) - r * _Y * sigmoid(-_Z))
+                              if pos_weight else w * sigmoid_sub(_Z, _Y)),
         mean_denominator=_N,
         mean_why=_mean_why_elementwise(),
         symbols=symbols,
