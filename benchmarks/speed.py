@@ -10,7 +10,10 @@ that also takes class probabilities again with them, as ``<loss>:soft``):
   1 thread;
 * peak extra memory of ``grad_fn`` (tracemalloc: NumPy's allocations, the result included) /
   the input's bytes, from 1e5 elements up (below, a few kB of fixed overhead is all there is);
-* per-call time at n = 100 (symloss ``grad_fn`` and torch fwd+bwd, µs);
+* per-call time at n = 100 (symloss ``grad_fn`` and torch fwd+bwd, µs): interleaved, one call
+  of each per round (the goal's figure: each call finds its caches partly evicted by the
+  other's, about 2x its time in a loop), and back to back, 10 calls per round (as timeit
+  and JAX's dispatch figures measure it);
 * first ``grad_fn`` call in a fresh process: empty caches (cold) and warm caches;
 * ``derive`` time per loss, cold (fresh process) and warm (cached), and ``symloss derive bce``
   against ``python -c "import sympy"`` (without ``--only``).
@@ -48,6 +51,12 @@ SIZES = [100, 1000, 10_000, 100_000, 1_000_000, 10_000_000]
 QUICK_SIZES = [100, 10_000]
 QUICK_LOSSES = ["binary_cross_entropy_with_logits", "cross_entropy", "mse_loss"]
 MEMORY_MIN = 100_000
+#: Calls per round of the back-to-back per-call time (the loop timeit and JAX's dispatch
+#: figures time: the caches warm), besides the interleaved one (one call of each contender per
+#: round: each call after the other's, its caches partly evicted -- about 2x the warm time).
+#: Few: a round of torch's calls stays well under a scheduler time slice (100 of them, 5 ms,
+#: measured 4-8x torch's interleaved time per call on a loaded machine: waits for the CPU).
+CALLS = 10
 GOALS = {"grad": 1.0, "hvp": 0.5, "call_us": 15.0, "memory": 2.0, "cold": 1.0, "warm": 0.2}
 
 
@@ -158,6 +167,14 @@ def _measure(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def _repeated(fn: Callable[[], Any], repeat: int) -> Callable[[], Any]:
+    def run() -> Any:
+        for _ in range(repeat):
+            fn()
+
+    return run
+
+
 def _rounds(n: int, quick: bool) -> int:
     if quick:
         return 3
@@ -178,8 +195,9 @@ def peak_memory(fn: Callable[[], Any]) -> int:
 
 
 def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
-             with_hvp: bool) -> dict[str, float]:
-    """Median seconds of grad_fn, torch fwd+bwd (and hvp_fn, torch double backward)."""
+             with_hvp: bool, repeat: int = 1) -> dict[str, float]:
+    """Median seconds of grad_fn, torch fwd+bwd (and hvp_fn, torch double backward); with
+    ``repeat``, per call of ``repeat`` calls back to back (each round, each contender)."""
     torch = _torch()
     set_threads(threads)
     d = symloss.derive(_loss(name), reduction="mean")  # a scalar loss for torch's backward()
@@ -212,7 +230,11 @@ def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
             fns["torch_hvp"] = torch_hvp
         except RuntimeError:  # multi_margin_loss: "derivative ... is not implemented"
             torch_has_hvp = False
+    if repeat > 1:
+        fns = {k: _repeated(fn, repeat) for k, fn in fns.items()}
     out = _measure(fns, _rounds(n, quick))
+    if repeat > 1:
+        out = {k: t / repeat for k, t in out.items()}
     if with_hvp and not torch_has_hvp:
         out["torch_hvp"] = float("nan")
     if with_hvp:  # below 1e5 elements the fixed overhead (a few kB) is all there is
@@ -343,21 +365,26 @@ def main(argv: list[str] | None = None) -> int:
                       .replace("nan", "–"),
                       flush=True)
         call = time_one(name, 100, "float64", 1, args.quick, with_hvp=False)
+        loop = time_one(name, 100, "float64", 1, args.quick, with_hvp=False, repeat=CALLS)
         cold, warm = first_call(name)
-        summary.append((name, worst, call["grad"] * 1e6, call["torch"] * 1e6, cold, warm))
+        summary.append((name, worst, call["grad"] * 1e6, call["torch"] * 1e6, cold, warm,
+                        loop["grad"] * 1e6, loop["torch"] * 1e6))
         print(f"\nworst: grad {worst['grad']:.2f}× (1 thread), {worst['grad_all']:.2f}× ({cpus} "
               f"threads); hvp {worst['hvp']:.2f}× (nan: torch has none); "
               f"{call['grad'] * 1e6:.0f} µs per call at n = 100 "
-              f"(torch {call['torch'] * 1e6:.0f}); peak memory {worst['memory']:.2f}× the input; "
+              f"(torch {call['torch'] * 1e6:.0f}; back to back {loop['grad'] * 1e6:.1f}, torch "
+              f"{loop['torch'] * 1e6:.0f}); peak memory {worst['memory']:.2f}× the input; "
               f"first call {cold:.2f} s cold, {warm:.2f} s warm\n", flush=True)
     print("### Summary: worst over every size and dtype\n")
     print(f"| loss | grad / torch, 1 thread | grad / torch, {cpus} threads | hvp / torch | "
-          "µs per call, n = 100 (torch) | peak mem / input | first call cold s | warm s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, worst, us, torch_us, cold, warm in summary:
+          "µs per call, n = 100 (torch) | back to back (torch) | peak mem / input | "
+          "first call cold s | warm s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, worst, us, torch_us, cold, warm, loop_us, loop_torch in summary:
         print(f"| {name} | {_flag(worst['grad'], GOALS['grad'])} | {worst['grad_all']:.2f} | "
               f"{_flag(worst['hvp'], GOALS['hvp'])} | {_flag(us, GOALS['call_us'])} "
-              f"({torch_us:.0f}) | {_flag(worst['memory'], GOALS['memory'])} | "
+              f"({torch_us:.0f}) | {loop_us:.1f} ({loop_torch:.0f}) | "
+              f"{_flag(worst['memory'], GOALS['memory'])} | "
               f"{_flag(cold, GOALS['cold'])} | {_flag(warm, GOALS['warm'])} |")
     if not args.only:
         print_derive_times(3 if args.quick else 7)

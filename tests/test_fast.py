@@ -660,6 +660,13 @@ def test_layout_value_check_compiled_and_numpy_agree(values, lo, hi):
         import numba
 
         assert numba.njit(_bounds._loop_within)(values, lo, hi) == expected
+    # the pair check (binary_cross_entropy's input and target in one call), each way round
+    inside = np.array([lo, hi], dtype=values.dtype)
+    for a, b in ((values, inside), (inside, values)):
+        assert _bounds.within_both(a, lo, hi, b, lo, hi) == expected
+        assert _bounds._numpy_within_both(a, lo, hi, b, lo, hi) == expected
+        if fast.available():
+            assert numba.njit(_bounds._loop_within_both)(a, lo, hi, b, lo, hi) == expected
 
 
 def test_repeat_calls_lay_out_as_a_first_call():

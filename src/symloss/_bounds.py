@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["within"]
+__all__ = ["within", "within_both"]
 
 
 def _numpy_within(a: np.ndarray, lo: Any, hi: Any) -> bool:
@@ -32,17 +32,36 @@ def _loop_within(a: np.ndarray, lo: Any, hi: Any) -> bool:
     return True
 
 
-def _compiled() -> Callable[[np.ndarray, Any, Any], bool] | None:
+def _numpy_within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any,
+                       hi_b: Any) -> bool:
+    return ((not a.size or _numpy_within(a, lo, hi))
+            and (not b.size or _numpy_within(b, lo_b, hi_b)))
+
+
+def _loop_within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any,
+                      hi_b: Any) -> bool:
+    """Two compiled passes in one call (a call costs more than a pass over 100 elements)."""
+    for v in a:
+        if not (v >= lo and v <= hi):
+            return False
+    for v in b:
+        if not (v >= lo_b and v <= hi_b):
+            return False
+    return True
+
+
+def _compiled(loop: Callable[..., bool]) -> Callable[..., bool] | None:
     if os.environ.get("SYMLOSS_FAST", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     if importlib.util.find_spec("numba") is None:
         return None
     import numba
 
-    return numba.njit(cache=True, nogil=True)(_loop_within)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True)(loop)  # type: ignore[no-any-return]
 
 
 _impl: list[Callable[[np.ndarray, Any, Any], bool]] = []
+_impl_both: list[Callable[..., bool]] = []
 
 
 def within(a: np.ndarray, lo: Any, hi: Any) -> bool:
@@ -55,5 +74,18 @@ def within(a: np.ndarray, lo: Any, hi: Any) -> bool:
     if not a.size:
         return True
     if not _impl:
-        _impl.append(_compiled() or _numpy_within)
+        _impl.append(_compiled(_loop_within) or _numpy_within)
     return _impl[0](a, lo, hi)
+
+
+def within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any, hi_b: Any) -> bool:
+    """``within(a, lo, hi) and within(b, lo_b, hi_b)``, in one compiled call where numba is.
+
+    >>> import numpy as np
+    >>> p = np.array([0.25, 1.0])
+    >>> within_both(p, 0.0, 1.0, p, 0.0, 1.0), within_both(p, 0.0, 1.0, -p, 0.0, 1.0)
+    (True, False)
+    """
+    if not _impl_both:
+        _impl_both.append(_compiled(_loop_within_both) or _numpy_within_both)
+    return _impl_both[0](a, lo, hi, b, lo_b, hi_b)

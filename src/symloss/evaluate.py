@@ -45,7 +45,7 @@ class _Evaluator:
     def __init__(self, derivation: Derivation) -> None:
         self.derivation = derivation
         self._numpy: NumpyEvaluator | None = None  # imported on first use (scipy: 0.3 s)
-        self.lay_out = Planner(derivation)
+        self.lay_out = Planner(derivation).call
         self._fast: Any = None  # fast.FastKernels, False where not available
 
     @property
@@ -87,7 +87,9 @@ class _Evaluator:
             check_wrt(self.derivation, wrt)
             return self._grad_wrt(self.lay_out(arrays), arrays, wrt)
         layout = self.lay_out(arrays)
-        kernels = self._fast_kernels(arrays)
+        kernels = self._fast  # the hot path: the kernels built, one cheap test (MIN_SIZE)
+        if not (kernels and fast.worth_it(self.derivation, arrays[0])):
+            kernels = self._fast_kernels(arrays)
         out = kernels.grad(layout) if kernels is not None else None
         if out is None:
             out = self.numpy.grad(layout)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import operator
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -189,11 +190,21 @@ class _Printer(PythonCodePrinter):
         a, b = (self._print(x) for x in pair)
         return f"(({a}) * ({b}))", f"prod_err({a}, {b})"
 
+    def _expna_product(self, arg: sp.Expr) -> str:
+        """``e^(−|p|)`` of a product of two inputs (:meth:`_product`), printed from the
+        factors without their signs (|fl(a·b)| = fl(|a|·|b|)): σ(±p) and softplus(±p) share
+        one exponential, as :meth:`_expna` shares it between σ(±x)."""
+        pair = product_of_inputs(arg)
+        assert pair is not None
+        a, b = (self._print(-x if x.could_extract_minus_sign() else x) for x in pair)
+        return f"expna_F(({a}) * ({b}))"
+
     def _print_sigmoid(self, expr: sp.Expr) -> str:
         product = self._product(expr.args[0])
         if product is not None:  # σ(p + e) = σ(p)(1 + σ(−p)e) to first order
             p, err = product
-            return f"(sigmoid_F({p}) * (1.0 + sigmoid_F(-{p}) * {err}))"
+            t = self._expna_product(expr.args[0])
+            return f"(sigmoid_e_F({p}, {t}) * (1.0 + sigmoid_e_F(-{p}, {t}) * {err}))"
         x = self._print(expr.args[0])
         return f"sigmoid_e_F({x}, {self._expna(expr.args[0])})"
 
@@ -206,7 +217,8 @@ class _Printer(PythonCodePrinter):
         product = self._product(expr.args[0])
         if product is not None:  # softplus(p + e) = softplus(p) + σ(p)e to first order
             p, err = product
-            return f"(softplus_F({p}) + sigmoid_F({p}) * {err})"
+            t = self._expna_product(expr.args[0])
+            return f"(softplus_l_F({p}, log1p_F({t})) + sigmoid_e_F({p}, {t}) * {err})"
         x = self._print(expr.args[0])
         return f"softplus_l_F({x}, log1p_F({self._expna(expr.args[0])}))"
 
@@ -526,15 +538,28 @@ def _parallel(size: int) -> bool:
 class _ElementwiseKernels(FastKernels):
     """One loop over the flat arrays: ``out[j] = expr / divisor``."""
 
+    def __init__(self, derivation: Derivation, module: Any, arrays: tuple[str, ...],
+                 scalars: tuple[str, ...]) -> None:
+        super().__init__(derivation, module, arrays, scalars)
+        #: The layout's arrays in kernel order, in one C call (there are always two or more:
+        #: input and target).
+        self._pick = operator.itemgetter(*arrays)
+
     def _call(self, module: Any, what: str, layout: Layout, out_dtype: Any, divisor: float,
               extra: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+        # The hot path of every call (n = 100: ~1 µs here besides the kernel's own work):
+        # the serial kernel looked up in one dict, the flag returned by the kernel.
         arrays = layout.arrays
         n = arrays["input"].size
+        kernel = (self._kernels.get((id(module), what, layout.work.char, False))
+                  if n < PARALLEL_MIN else None)
+        if kernel is None:
+            kernel = self._kernel(module, what, layout, n)
+        given, scalars = self._scalar_values
+        if given is not layout.scalars:
+            scalars = self._scalars(layout)
         out = np.empty(n, out_dtype)
-        flag = np.zeros(1, np.uint8)
-        self._kernel(module, what, layout, n)(
-            out, divisor, flag, *[arrays[a] for a in self.arrays], *extra, *self._scalars(layout))
-        layout.uncertified = flag.item() != 0
+        layout.uncertified = kernel(out, divisor, *self._pick(arrays), *extra, *scalars)
         return out
 
     def loss(self, layout: Layout) -> np.ndarray | None:
@@ -776,7 +801,8 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     Each is one ``prange`` loop ``out[j] = (expr) / divisor`` over the flattened arrays, where
     ``expr`` is ``hard`` for a target (``arrays[1]``) of 0 or 1 and ``soft`` else (one form
     when they are the same). An expression with the direction ``v`` (the hvp) takes its array
-    ``dv`` after the arrays.
+    ``dv`` after the arrays. Each returns whether it left an element NaN for
+    :mod:`symloss.exact` (:func:`_returning_flag`).
     """
     names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
@@ -824,6 +850,12 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # and log1p, within 1 ulp as libm's, but vectorizable), where every helper the
             # arms call has one and no arm has a float-first test or a double-double form
             vector_m = _vectorizable([*steps, ("res", code)])
+        if vector_m is None and what in ("hvp", "hess"):
+            # float64 second derivatives without a float-first test: the *_w helpers too
+            # (exp_m within 0.52 ulp, branch-free, against libm's opaque call), so that the
+            # loop vectorizes: σ(z)σ(−z) of 1e6 float64 logits 25 -> ~9 ms, torch's double
+            # backward ~35 ms
+            vector_m = _vectorizable([*steps, ("res", code)])
         if what == "grad" and "x1 ==" in code and not printed:
             # A form chosen per element by the target's value (a Piecewise on it) is a branch
             # LLVM cannot vectorize around; scalar, libm's exp is 2.5-3x faster than the
@@ -832,7 +864,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         soft_test = " & ".join(f"(x1 != {c})" for c in labels)
         for flavour, steps_f in by_flavour.items():
             steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
-            text = f"\n\n@njit(**_OPTS)\ndef {what}_{flavour}(out, divisor, flag, {params}):\n"
+            text = ""
             first, tested = lower(steps_f, " " * 12, plain=True)
             one_test = sum(line.lstrip().startswith("ok = ") for line in first) == 1
             if flavour == "m" and vector_m is not None:
@@ -841,79 +873,15 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                          + _indented(loads + load_v, 8)
                          + "".join(f"{line}\n" for line in lines)
                          + "        out[j] = res / divisor\n")
-            elif flavour == "m" and tested and one_test and not any("dd_" in line for line in first):
-                # float64: pass 1 the float form, vectorized (exp_m is branch-free); the
-                # elements it left NaN listed without a branch, and pass 2 over the list the
-                # accurate arm of the one test, branch-free (dd_exp_sub is inlined): LLVM
-                # gathers and vectorizes it (poisson_nll_loss's float64 gradient, Poisson(2)
-                # targets at z ~ 3·N(0, 1), 15% of them eᶻ/y in [½, 2]: 1e6 elements 24 -> 9 ms)
-                again, _ = lower([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
-                                 " " * 12, prefix="w", exact=True)
-                again = [line.replace("certified(", "certified_b(") for line in again]
-                inputs = [*(f"a{n}" for n in range(len(arrays))), *(["dv"] if direction else [])]
-                held = [f"x{n}" for n in range(len(arrays))] + (["xv"] if direction else [])
-                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-                         f"        lo = b * {SOFT_BLOCK}\n"
-                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-                         "        n_bad = 0\n"
-                         "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
-                         "            j = lo + jj\n"
-                         + _indented(loads + load_v, 12)
-                         + "            ok = True\n"
-                         + "".join(f"{line}\n" for line in first)
-                         + "            r = res / divisor if ok else math.nan\n"
-                         "            out[j] = r\n"
-                         "            n_bad += 1 if r != r else 0\n"
-                         "        if n_bad == 0:\n"
-                         "            continue\n"
-                         "        bad = np.empty(n_bad + 1, np.int64)\n"
-                         "        nb = 0\n"
-                         "        for jj in range(hi - lo):\n"
-                         "            bad[nb] = lo + jj\n"
-                         "            nb += 1 if math.isnan(out[lo + jj]) else 0\n"
-                         # the inputs gathered to contiguous rows, so that the loop vectorizes
-                         f"        held = np.empty(({len(inputs)}, nb))\n"
-                         "        for i in range(nb):\n"
-                         "            j = bad[i]\n"
-                         + "".join(f"            held[{n}, i] = np.float64({a}[j])\n"
-                                   for n, a in enumerate(inputs))
-                         + "        for i in range(nb):\n"
-                         + "".join(f"            {x} = held[{n}, i]\n" for n, x in enumerate(held))
-                         + "".join(f"{line}\n" for line in again)
-                         + "            held[0, i] = res / divisor\n"
-                         "        n_nan = 0\n"
-                         "        for i in range(nb):\n"
-                         "            out[bad[i]] = held[0, i]\n"
-                         "            n_nan += 1 if math.isnan(held[0, i]) else 0\n"
-                         "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
-                         "            flag[0] = 1\n")
-            elif tested and flavour == "v":
-                # Two passes per block: the float forms, branch-free, each element's tests
-                # and-ed into ok (a failure writes NaN); then, where a block had a failure,
-                # the elements left NaN again with the tests, double-double where they fail.
-                # A branch per element on the tests would keep the whole loop scalar.
-                # (with libm's helpers: scalar code either way, and calls compile faster
-                # than numba's inlined polynomials)
-                again, _ = lower([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
-                                 " " * 16, prefix="w")
-                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-                         f"        lo = b * {SOFT_BLOCK}\n"
-                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-                         "        n_bad = 0\n"
-                         "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
-                         "            j = lo + jj\n"
-                         + _indented(loads + load_v, 12)
-                         + "            ok = True\n"
-                         + "".join(f"{line}\n" for line in first)
-                         + "            out[j] = res / divisor if ok else math.nan\n"
-                         "            n_bad += 0 if ok else 1\n"
-                         "        if n_bad == 0:\n"
-                         "            continue\n"
-                         "        for j in range(lo, hi):\n"
-                         "            if math.isnan(out[j]):\n"
-                         + _indented(loads + load_v, 16)
-                         + "".join(f"{line}\n" for line in again)
-                         + "                out[j] = res / divisor\n")
+            elif tested and (flavour == "v" or (one_test and not any("dd_" in line for line in first))):
+                # float64 with one test (no double-double in the float form): pass 2 gathered,
+                # vectorized; float32 (libm's helpers: scalar code either way): branching
+                held = [*(f"x{n}" for n in range(len(arrays))), *(["xv"] if direction else [])]
+                gather = ([*(f"a{n}" for n in range(len(arrays))), *(["dv"] if direction else [])]
+                          if flavour == "m" else None)
+                text += _two_pass(loads + load_v, first,
+                                  [(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
+                                  gather, held)
             else:
                 lines, _ = lower(steps_f, " " * 8)
                 text += ("    for j in prange(out.size):\n"
@@ -942,8 +910,91 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                          + _indented(loads + load_v, 16)
                          + "".join(f"{line}\n" for line in soft_lines)
                          + "                out[j] = res / divisor\n")
-            src.append(text)
+            src.append(_returning_flag(f"{what}_{flavour}(out, divisor, {params})", text))
     return "".join(src)
+
+
+def _returning_flag(signature: str, body: str) -> str:
+    """The element-wise kernel ``signature`` with ``body``, returning whether it left an
+    element NaN for :mod:`symloss.exact` (``certified`` and the gathered pass 2 set ``flag[0]``
+    where they do; a kernel without them returns ``False``): the caller passes no flag array
+    in, and reads no flag out of one."""
+    if not re.search(r"\bflag\b", body):
+        return f"\n\n@njit(**_OPTS)\ndef {signature}:\n{body}    return False\n"
+    return (f"\n\n@njit(**_OPTS)\ndef {signature}:\n    flag = np.zeros(1, np.uint8)\n{body}"
+            "    return flag[0] != 0\n")
+
+
+def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
+              gather: list[str] | None, held: list[str]) -> str:
+    """The loop of a kernel whose float form has float-first tests, in two passes per block
+    of :data:`SOFT_BLOCK` elements (a branch per element on the tests would keep the whole
+    loop scalar).
+
+    Pass 1 evaluates the float forms branch-free, ``first`` (lowered ``plain``: each element's
+    tests and-ed into ``ok``), and writes NaN where a test fails. Where a block left NaN,
+    pass 2 evaluates ``again_steps`` there, one of two ways:
+
+    * ``gather`` (a float64 kernel with one test: the input arrays, read into ``held``): the
+      elements left NaN listed without a branch, their inputs gathered to contiguous rows, and
+      the accurate arm of the test evaluated branch-free over them (``dd_exp_sub`` is inlined):
+      LLVM vectorizes it (poisson_nll_loss's float64 gradient, Poisson(2) targets at
+      z ~ 3·N(0, 1), 15% of them eᶻ/y in [½, 2]: 1e6 elements 24 -> 9 ms); a NaN left there
+      (uncertified, or NaN inputs) sets ``flag`` for :mod:`symloss.exact` to look;
+    * else (``None``: float32 kernels, whose libm helpers are scalar code either way, and
+      calls compile faster than numba's inlined polynomials): a scalar loop over the block,
+      the tests branched on, double-double where they fail.
+    """
+    head = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
+            f"        lo = b * {SOFT_BLOCK}\n"
+            f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
+            "        n_bad = 0\n"
+            "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
+            "            j = lo + jj\n"
+            + _indented(loads, 12)
+            + "            ok = True\n"
+            + "".join(f"{line}\n" for line in first))
+    if gather is None:
+        again, _ = lower(again_steps, " " * 16, prefix="w")
+        return (head
+                + "            out[j] = res / divisor if ok else math.nan\n"
+                "            n_bad += 0 if ok else 1\n"
+                "        if n_bad == 0:\n"
+                "            continue\n"
+                "        for j in range(lo, hi):\n"
+                "            if math.isnan(out[j]):\n"
+                + _indented(loads, 16)
+                + "".join(f"{line}\n" for line in again)
+                + "                out[j] = res / divisor\n")
+    again, _ = lower(again_steps, " " * 12, prefix="w", exact=True)
+    again = [line.replace("certified(", "certified_b(") for line in again]
+    return (head
+            + "            r = res / divisor if ok else math.nan\n"
+            "            out[j] = r\n"
+            "            n_bad += 1 if r != r else 0\n"
+            "        if n_bad == 0:\n"
+            "            continue\n"
+            "        bad = np.empty(n_bad + 1, np.int64)\n"
+            "        nb = 0\n"
+            "        for jj in range(hi - lo):\n"
+            "            bad[nb] = lo + jj\n"
+            "            nb += 1 if math.isnan(out[lo + jj]) else 0\n"
+            # the inputs gathered to contiguous rows, so that the loop vectorizes
+            f"        held = np.empty(({len(gather)}, nb))\n"
+            "        for i in range(nb):\n"
+            "            j = bad[i]\n"
+            + "".join(f"            held[{n}, i] = np.float64({a}[j])\n"
+                      for n, a in enumerate(gather))
+            + "        for i in range(nb):\n"
+            + "".join(f"            {x} = held[{n}, i]\n" for n, x in enumerate(held))
+            + "".join(f"{line}\n" for line in again)
+            + "            held[0, i] = res / divisor\n"
+            "        n_nan = 0\n"
+            "        for i in range(nb):\n"
+            "            out[bad[i]] = held[0, i]\n"
+            "            n_nan += 1 if math.isnan(held[0, i]) else 0\n"
+            "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
+            "            flag[0] = 1\n")
 
 
 #: Independent partial sums in a float32 kernel's class sums: one chain of adds is latency

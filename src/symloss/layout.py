@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from ._bounds import within
+from ._bounds import within, within_both
 from .errors import SymlossTypeError, SymlossValueError, choice_error
 from .primitives import clamp_min, clamped_log
 from .spec import IGNORE_INDEX
@@ -385,6 +385,10 @@ class Planner:
         from .catalog import TARGET_CHECKS
 
         self.target_check = TARGET_CHECKS.get(spec.name)
+        bounds = getattr(self.target_check, "bounds", None)
+        #: binary_cross_entropy: targets in [0, 1], as torch (checked with the input's
+        #: probabilities in one compiled pass where both are: a repeat call's only checks)
+        self.target_bounds = (float(bounds[0]), float(bounds[1])) if bounds is not None else None
         #: Per (input dtype, input shape): what the element-wise layout decides from them
         #: alone (working and result dtypes, denominator, the array options laid out).
         self._shapes: dict[tuple[np.dtype, tuple[int, ...]], _ShapePlan] = {}
@@ -399,10 +403,10 @@ class Planner:
                 ignore_index=int(given_ignore) if given_ignore is not None else NO_IGNORE)
 
     def __call__(self, arrays: tuple[Any, ...]) -> Layout:
-        if len(arrays) != len(self.arguments):
-            check_arity(self.derivation, arrays)
         if self.family == "elementwise":
             return self._elementwise(arrays)
+        if len(arrays) != len(self.arguments):
+            check_arity(self.derivation, arrays)
         if self.family == "class_axis":
             x, t = arrays
             if type(x) is np.ndarray and type(t) is np.ndarray:
@@ -421,40 +425,60 @@ class Planner:
             return layout
         raise AssertionError(f"no layout for family {self.family!r}")  # pragma: no cover
 
+    @property
+    def call(self) -> Callable[[tuple[Any, ...]], Layout]:
+        """``self(arrays)``, as the family's own method where it has one (a call less)."""
+        return self._elementwise if self.family == "elementwise" else self.__call__
+
     def _elementwise(self, given_arrays: tuple[Any, ...]) -> Layout:
+        # The hot path of every element-wise call: NumPy float arrays, flat and contiguous,
+        # take no function call until the checks (n = 100: ~1.5 µs here in all).
+        if len(given_arrays) != len(self.arguments):
+            check_arity(self.derivation, given_arrays)
         name = self.name
         given = dict(zip(self.arguments, given_arrays, strict=True)) if self.extra else None
         if given is None:
             x, y = given_arrays
         else:
             x, y = given["input"], given["target"]
-        x = _as_real(x, name, "input")
-        y = _as_real(y, name, "target")
+        if type(x) is not _NDARRAY:
+            x = _as_real(x, name, "input")
+        plan = self._shapes.get((x.dtype, x.shape))
+        if plan is None:  # (a kept plan's dtype was checked when it was made)
+            x = _as_real(x, name, "input")
+            plan = self._shape_plan(x)
+        work = plan.work
+        if type(y) is not _NDARRAY or y.dtype is not work:  # (work: a real dtype)
+            y = _as_real(y, name, "target")
         shape = x.shape
         if y.shape != shape:
             raise SymlossValueError(
                 f"{name}: target shape {y.shape} must equal input shape {shape}")
-        plan = self._shapes.get((x.dtype, shape))
-        if plan is None:
-            plan = self._shape_plan(x)
-        work = plan.work
-        out: dict[str, np.ndarray] = {"input": _flat(x, work)}
-        if self.probability:
-            xi = out["input"]
-            if not within(xi, 0.0, 1.0):  # NaN is not in [0, 1]
+        xi = x if x.ndim == 1 and x.dtype is work and x.flags.c_contiguous else _flat(x, work)
+        yf = (y if y.ndim == 1 and y.dtype is work and y.flags.c_contiguous
+              else _flat(y, _companion_dtype(y, work)))
+        out: dict[str, np.ndarray] = {"input": xi, "target": yf}
+        if not (self.probability and self.target_bounds is not None
+                and within_both(xi, 0.0, 1.0, yf, *self.target_bounds)):
+            # (binary_cross_entropy: both proved in one compiled pass; else each checked)
+            if self.probability and not within(xi, 0.0, 1.0):  # NaN is not in [0, 1]
                 raise SymlossValueError(
                     f"{name}: every input must be a probability in [0, 1] "
                     "(use link='sigmoid' or binary_cross_entropy_with_logits for logits)"
                 )
-        out["target"] = yf = _flat(y, _companion_dtype(y, work))
-        if self.target_check is not None:  # binary_cross_entropy: targets in [0, 1], as torch
-            _check_values(self.target_check, name, yf)
+            if self.target_check is not None:
+                _check_values(self.target_check, name, yf)
         for arg in self.extra:
             assert given is not None
-            arr = _as_real(given[arg], name, arg)
-            if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
-                arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
-            arr = _flat(_broadcast(arr, shape, arg, name), _companion_dtype(arr, work))
+            arr = given[arg]
+            if (type(arr) is _NDARRAY and arr.dtype is work and arr.shape == shape
+                    and arr.flags.c_contiguous):  # laid out as it is (as x and y above)
+                arr = arr if arr.ndim == 1 else arr.reshape(-1)
+            else:
+                arr = _as_real(arr, name, arg)
+                if arr.ndim == x.ndim - 1 and arr.shape == x.shape[:-1] and arr.shape != x.shape:
+                    arr = arr[..., None]  # torch: a var without the last dimension is unsqueezed
+                arr = _flat(_broadcast(arr, shape, arg, name), _companion_dtype(arr, work))
             check = self.checks.get(arg)
             if check is not None:
                 _check_values(check, name, arr)
@@ -523,6 +547,7 @@ _MAX_PLANS = 64
 
 
 _INT64 = np.dtype(np.int64)
+_NDARRAY = np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
