@@ -63,6 +63,8 @@ from .primitives import (
     dd_code,
     product_of_inputs,
     softmax,
+    softmax_hvp,
+    softmax_sub,
 )
 
 if TYPE_CHECKING:
@@ -245,6 +247,12 @@ class _Printer(PythonCodePrinter):
             return f"(({plain}) if fitsk_F({plain}, {size}, {k}) else {exact})"
         return f"(({plain}) if {test}({plain}, {size}) else {exact})"
 
+    def _row_buffer(self) -> str:
+        # The row functions leave every class's double-double result in their own buffer
+        # (lbuf, lbuf1, …: a second softmax_sub/softmax_hvp of the same row keeps the first's).
+        rows = sum(isinstance(e, (softmax_sub, softmax_hvp)) for e in self._sums)
+        return f"lbuf{rows}" if rows else "lbuf"
+
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
         # Per row: c (the v of z's arg-max) and, for float64 results, the pairs 1/D and W/D and
         # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F); the float64
@@ -259,17 +267,19 @@ class _Printer(PythonCodePrinter):
         k = SUM_INDEX
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
-            self.hoisted.append((", ".join(names), "", "dd_softmax_hvp_row_F(zr, dr, m, buf, lbuf)"))
+            lbuf = self._row_buffer()
+            self.hoisted.append((", ".join(names), "",
+                                 f"dd_softmax_hvp_row_F(zr, dr, m, buf, {lbuf})"))
             center = sp.Symbol(names[4], real=True)
             self.names = {**self.names, center: names[4]}
             spread = self._print(sp.Sum(softmax(z, k, n) * (center - v[k]), (k, 1, n)))
             size = self._print(sp.Sum(softmax(z, k, n) * sp.Abs(center - v[k]), (k, 1, n)))
-            self._sums[expr] = ", ".join([*names, spread, size])  # type: ignore[index]
-        dh, dl, wh, wl, c, spread, size = self._sums[expr].split(", ")  # type: ignore[index]
+            self._sums[expr] = ", ".join([*names, spread, size, lbuf])  # type: ignore[index]
+        dh, dl, wh, wl, c, spread, size, lbuf = self._sums[expr].split(", ")  # type: ignore[index]
         vi, p = self._print(v[i]), self._print(softmax(z, i, n))
         plain = f"({p} * (({vi} - {c}) + {spread}))"
         ii = self._print(i)
-        exact = (f"dd_softmax_hvp_at_F(zr, dr, buf, lbuf, {ii}, m, {vi}, "
+        exact = (f"dd_softmax_hvp_at_F(zr, dr, buf, {lbuf}, {ii}, m, {vi}, "
                  f"{dh}, {dl}, {wh}, {wl}, {c}, {size}, {plain})")
         value = f"({plain} if fits_F({plain}, {p} * {size}) else {exact})"
         if not self.certify:
@@ -300,13 +310,15 @@ class _Printer(PythonCodePrinter):
             raise _Unsupported("softmax_sub outside a class-axis kernel")
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(10)]
+            lbuf = self._row_buffer()
             self.hoisted.append((", ".join(names), "",
-                                 "dd_softmax_sub_row_F(zr, yr, m, buf, lbuf)"))
-            self._sums[expr] = ", ".join(names)  # type: ignore[index]
+                                 f"dd_softmax_sub_row_F(zr, yr, m, buf, {lbuf})"))
+            self._sums[expr] = ", ".join([lbuf, *names])  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
         yi = self._print(y[i])
-        exact = (f"dd_softmax_sub_at_F(zr, yr, buf, lbuf, {self._print(i)}, {yi}, "
-                 f"{self._sums[expr]}, {plain})")  # type: ignore[index]
+        lbuf, values = self._sums[expr].split(", ", 1)  # type: ignore[index]
+        exact = (f"dd_softmax_sub_at_F(zr, yr, buf, {lbuf}, {self._print(i)}, {yi}, "
+                 f"{values}, {plain})")
         # its terms' magnitude pᵢ·T + |yᵢ| (T = Σy as the plain form sums it)
         total = self._print(sp.Sum(y[SUM_INDEX], (SUM_INDEX, 1, n)))
         size = f"(abs({self._print(softmax(z, i, n))}) * abs({total}) + abs({yi}))"
@@ -1137,7 +1149,8 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
            "        smalls = np.empty(nb)\n"
            "        ones = np.empty(nb)\n" if softmax else "")
         + ("        dots = np.empty(nb)\n" if softmax and dot else "")
-        + ("        lbuf = np.empty(n_classes)\n" if "lbuf" in row else "")
+        + "".join(f"        {b} = np.empty(n_classes)\n"
+                  for b in sorted(set(re.findall(r"\blbuf\d*\b", row))))
         + "        hi = (c + 1) * n_rows // chunks\n"
         "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
         "            r1 = min(r0 + nb, hi)\n"
