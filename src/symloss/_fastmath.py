@@ -13,6 +13,9 @@ installed and a kernel is first built). Two flavours of each primitive:
 * ``*_w``: float64 results too, every part branch-free (:func:`exp_m`, fdlibm's log1p, an
   FMA for a product's error), so that LLVM vectorizes a float64 kernel's pass over the label
   arms of a form.
+* :func:`vector_dd`: :mod:`symloss.ddouble`'s pair functions compiled to inline, for the
+  float64 kernels' vectorized pass over label arms that are double-double forms
+  (sigmoid_focal_loss's Hessian).
 """
 
 from __future__ import annotations
@@ -484,7 +487,8 @@ def fitsk_m(p: float, m: float, k: float) -> bool:
     """float64 results: :func:`fits_m`. With libm's helpers a form rounds by up to ``K·2⁻⁵³``
     of its terms' magnitude (:func:`symloss.algebra.rounding_bound`), ``K`` ≥ 14 + 3γ for a
     product of σ's, softplus and σ^γ as sigmoid_focal_loss's Hessian: 7 to 14 ulp and more
-    even where nothing cancels, above the 4-ulp goal; so double-double, every element."""
+    even where nothing cancels, above the 4-ulp goal; so double-double, every element (in a
+    vectorized pass over each label's elements, :func:`vector_dd`)."""
     return False
 
 
