@@ -351,6 +351,49 @@ def test_focal_gamma_below_one_is_finite_and_exact(label, dtype):
         assert _second_ulps(got[near], exact, dtype).max() <= 4
 
 
+FOCAL_HARD = [  # (gamma, alpha): the default, γ < 1, a large γ (one declaration: one compile)
+    (2.0, 0.25), (0.5, 0.25), (5.0, 0.75)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("gamma", "alpha"), FOCAL_HARD)
+def test_focal_hessian_at_hard_points(gamma, alpha, dtype, evaluator):
+    """hvp_fn and objective's Hessian of hard labels within 4 ulp of mpmath's second derivative
+    where the float forms fail: next to the Hessian's root (its product-rule terms cancel),
+    where σ^γ underflows or p_t → 1 (z → −∞ at y = 0, +∞ at y = 1), where σ(−|z|) is tiny; a
+    block of them (the float64 kernels gather each label's elements and vectorize)."""
+    import mpmath
+
+    # mpmath.diff differences values of f: at z = 300 the second derivative is e^(−300) of them
+    mpmath.mp.dps = 250
+
+    def f(u, y):  # α_t (1 − p_t)^γ BCE, textbook form
+        s, t = 1 / (1 + mpmath.exp(-u)), 1 / (1 + mpmath.exp(u))
+        a = 1 if alpha < 0 else alpha * y + (1 - alpha) * (1 - y)
+        ce = y * mpmath.log1p(mpmath.exp(-u)) + (1 - y) * mpmath.log1p(mpmath.exp(u))
+        return a * ce * (y * t + (1 - y) * s) ** gamma
+
+    root = float(mpmath.findroot(lambda u: mpmath.diff(lambda w: f(w, 0), u, 2),
+                                 2.0 + 1.0 / gamma))
+    near = (np.array([root], dtype).view(np.int32 if dtype == np.float32 else np.int64)
+            + np.arange(-3, 4)).view(dtype)
+    far = np.array([-700.0, -300.0, -40.0, -8.0, -1e-3, 0.0, 1e-3, 8.0, 40.0, 300.0], dtype)
+    z0 = np.concatenate([near, far])
+    z = np.concatenate([z0, -z0])  # y = 1 mirrors y = 0
+    y = np.concatenate([np.zeros_like(z0), np.ones_like(z0)])
+    exact = [mpmath.diff(lambda w, b=b: f(w, int(b)), mpmath.mpf(float(a)), 2)
+             for a, b in zip(z, y, strict=True)]
+    d = symloss.derive("sigmoid_focal_loss", alpha=alpha, gamma=gamma, reduction="sum")
+    n = z.size
+    z, y = np.tile(z, 300), np.tile(y, 300)  # 10200 elements: several blocks of each label
+    got = d.hvp_fn(z, y, np.ones_like(z))
+    assert got.dtype == dtype
+    assert _second_ulps(got[:n], exact, dtype).max() <= 4
+    np.testing.assert_array_equal(got, np.tile(got[:n], 300))
+    _, hess = symloss.objective("sigmoid_focal_loss", alpha=alpha, gamma=gamma)(z, y)
+    assert _second_ulps(hess[:n], exact, dtype).max() <= 4
+
+
 def test_stable_second_derivatives_are_proved():
     for name, options in [("binary_cross_entropy_with_logits", {}), ("soft_margin_loss", {}),
                           ("multilabel_soft_margin_loss", {}), ("cross_entropy", {}),

@@ -13,6 +13,9 @@ installed and a kernel is first built). Two flavours of each primitive:
 * ``*_w``: float64 results too, every part branch-free (:func:`exp_m`, fdlibm's log1p, an
   FMA for a product's error), so that LLVM vectorizes a float64 kernel's pass over the label
   arms of a form.
+* :func:`vector_dd`: :mod:`symloss.ddouble`'s pair functions compiled to inline, for the
+  float64 kernels' vectorized pass over label arms that are double-double forms
+  (sigmoid_focal_loss's Hessian).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .ddouble import _sel, dd_add, dd_expm1, two_prod
 from .kernels import FITS1_MARGIN
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k·ln2_hi is exact for |k| < 2^11
@@ -224,21 +228,8 @@ def sigmoid_pow_m(x: float, g: float) -> float:
     Dekker's product, their sum by TwoSum, and ``e^(−(hi + lo)) = e^(−hi)(1 − lo)``. So ``e^u``
     no longer turns the rounding of a large exponent ``u`` into ``|u|`` ulps: about 1 + γ/2
     ulp at every ``x``, without double-double's cost (:func:`symloss.kernels.sigmoid_pow`
-    is the same arithmetic on arrays)."""
-    a = -x if x < 0.0 else 0.0
-    b = math.log1p(math.exp(-abs(x)))
-    p = g * a
-    pe = prod_err(g, a)
-    q = g * b
-    qe = prod_err(g, b)
-    s = p + q
-    bb = s - p
-    se = (p - (s - bb)) + (q - bb)
-    lo = se + (pe + qe)
-    e = math.exp(-s)
-    if not abs(s) <= 700.0:  # e^(−s) under/overflows (or NaN): the pair's low part is moot
-        return e
-    return e * (1.0 - lo)
+    is the same arithmetic on arrays). The steps after ``b`` are :func:`sigmoid_pow_l_m`'s."""
+    return sigmoid_pow_l_m(x, g, math.log1p(math.exp(-abs(x))))
 
 
 # The primitives again, from their shared parts: σ(x), σ(−x), softplus(±x) and σ(±x)^γ of one
@@ -496,7 +487,8 @@ def fitsk_m(p: float, m: float, k: float) -> bool:
     """float64 results: :func:`fits_m`. With libm's helpers a form rounds by up to ``K·2⁻⁵³``
     of its terms' magnitude (:func:`symloss.algebra.rounding_bound`), ``K`` ≥ 14 + 3γ for a
     product of σ's, softplus and σ^γ as sigmoid_focal_loss's Hessian: 7 to 14 ulp and more
-    even where nothing cancels, above the 4-ulp goal; so double-double, every element."""
+    even where nothing cancels, above the 4-ulp goal; so double-double, every element (in a
+    vectorized pass over each label's elements, :func:`vector_dd`)."""
     return False
 
 
@@ -709,3 +701,51 @@ def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray) -> None:
         e = (a - a1) - (m + b1)
         # Where z − m overflows to −inf, exp is 0 and e is NaN: nothing to correct.
         b[j] = math.exp(d) * (1.0 + e) if math.isfinite(e) else math.exp(d)
+
+
+# ``vd_*``: the double-double pair functions of :mod:`symloss.ddouble` compiled for loops that
+# LLVM vectorizes. Scalar, a chain of pair operations is latency-bound and each pair function
+# is a call (the plain compiled twins, :func:`symloss.ddouble.jitted`: ``t_exp`` 107 ns per
+# element); compiled ``forceinline`` (LLVM's alwaysinline: numba's own inlining compiles twice
+# as slowly) and with a vectorizable seed for ``t_log1p`` (libm's log1p is an opaque call), a
+# branch-free loop of them runs 8 elements to a vector (``t_exp`` 9 ns). The same arithmetic,
+# operation for operation, except that seed: fdlibm's log1p (:func:`log1p_w`, within 1 ulp as
+# libm's) where the compiled twins call libm; one Newton step follows either, so the pairs
+# agree to about 2⁻¹⁰⁴. Only for arguments in [0, 1] (the ``e^(−|x|)`` of softplus and σ^γ):
+# :func:`symloss.fast._vector_arms` uses these where every ``t_log1p`` reads a ``t_expna``.
+_VECTOR_DD: dict[str, object] = {}
+
+
+def _t_log1p_w(a: tuple[float, float]) -> tuple[float, float]:
+    """:func:`symloss.ddouble.t_log1p` for ``a`` in [0, 1], seeded by :func:`log1p_w`."""
+    x = log1p_w(a[0])
+    finite = np.abs(x) < 700.0
+    xs = _sel(finite, x, 0.0)
+    eh, el = dd_expm1(xs)
+    nh, nl = dd_add(a[0], a[1], -eh, -el)
+    dh, dl = dd_add(1.0, 0.0, eh, el)
+    ch = nh / dh
+    ph, pl = two_prod(ch, dh)
+    cl = ((((nh - ph) - pl) + nl) - ch * dl) / dh
+    rh, rl = dd_add(xs, 0.0 * xs, ch, cl)
+    return _sel(finite, rh, x), _sel(finite, rl, 0.0 * x)
+
+
+def vector_dd() -> dict[str, object]:
+    """:func:`symloss.ddouble.jitted`'s pair functions, compiled ``forceinline`` with
+    :func:`_t_log1p_w` for ``t_log1p`` (see above), by name."""
+    if not _VECTOR_DD:
+        import types as pytypes
+
+        from . import ddouble
+
+        namespace: dict[str, object] = {k: v for k, v in vars(ddouble).items() if k.isupper()}
+        namespace.update(np=np, log1p_w=log1p_w)
+        sources = {name: getattr(ddouble, ddouble._SCALAR.get(name, name))
+                   for name in ddouble._ORDER}
+        sources["t_log1p"] = _t_log1p_w
+        for name, source in sources.items():
+            fn = pytypes.FunctionType(source.__code__, namespace, name, source.__defaults__)
+            namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
+        _VECTOR_DD.update({name: namespace[name] for name in sources})
+    return _VECTOR_DD
