@@ -54,33 +54,12 @@ from numba import njit, prange
 U = 2.0 ** -100
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
+# the error-free transformations: symloss.ddouble's, compiled once (ddouble.jitted())
+from symloss.ddouble import jitted as _jitted
 
-@njit(**_J)
-def two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-@njit(**_J)
-def split(a):
-    t = 134217729.0 * a
-    hi = t - (t - a)
-    return hi, a - hi
-
-
-@njit(**_J)
-def two_prod(a, b):
-    p = a * b
-    ah, al = split(a)
-    bh, bl = split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-@njit(**_J)
-def fast(s, e):
-    hi = s + e
-    return hi, e - (hi - s)
+two_sum = _jitted()["two_sum"]
+two_prod = _jitted()["two_prod"]
+fast = _jitted()["fast_two_sum"]  # |s| >= |e|
 
 
 @njit(**_J)
@@ -258,19 +237,11 @@ from numba import njit, prange
 U = 2.0 ** -52
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
+# the error-free transformations: symloss.ddouble's, compiled once (ddouble.jitted())
+from symloss.ddouble import jitted as _jitted
 
-@njit(**_J)
-def two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-@njit(**_J)
-def split(a):
-    t = 134217729.0 * a
-    hi = t - (t - a)
-    return hi, a - hi
+two_sum = _jitted()["two_sum"]
+two_prod = _jitted()["two_prod"]
 
 
 @njit(**_J)
@@ -288,9 +259,7 @@ def t_add(ah, al, ae, bh, bl, be):
 def t_mul(ah, al, ae, bh, bl, be):
     p = ah * bh
     if ae == 0.0 and be == 0.0:
-        xh, xl = split(ah)
-        yh, yl = split(bh)
-        err = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+        p, err = two_prod(ah, bh)  # Dekker's product error
         if math.isfinite(err):  # past the splitter's range: one rounding
             return p, 0.0, abs(err)
         return p, 0.0, U * abs(p)
