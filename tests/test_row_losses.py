@@ -225,6 +225,29 @@ def test_multilabel_repeated_and_trailing_targets_follow_torch():
         assert_close(d.grad_fn(x, np.array(t)), ref.numpy(), "float64", str(t))
 
 
+
+@pytest.mark.parametrize(("rows", "width"), [(3, 4), (5000, 3), (40, 300)])
+def test_multilabel_targets_are_decoded_block_by_block_as_one(rows, width):
+    """The index lists are counted a block of rows at a time (the temporaries stay small): the
+    counts equal a plain count per row, in the narrowest unsigned type; an entry out of range in
+    a later block is reported as in the first."""
+    from symloss.rows import _index_sets
+
+    rng = np.random.default_rng(11)
+    t = rng.integers(-1, width, size=(rows, width))
+    counts = _index_sets(MULTILABEL, t, (rows,), width)
+    assert counts.dtype == np.min_scalar_type(width)
+    want = np.zeros((rows, width), dtype=np.int64)
+    for r in range(rows):
+        for c in t[r]:
+            if c == -1:
+                break
+            want[r, c] += 1
+    assert np.array_equal(counts, want)
+    t[-1, -1] = width  # out of range, in the last block
+    with pytest.raises(SymlossValueError, match=f"target {width} is out of range"):
+        _index_sets(MULTILABEL, t, (rows,), width)
+
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("call", "exc", "message"),
