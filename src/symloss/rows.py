@@ -944,10 +944,13 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 #: Below this many elements per array a row loss is evaluated by the NumPy kernels, at and
 #: above by the compiled ones (:mod:`symloss.rows_compiled`; both certify every result within
-#: 1 ulp before its rounding, so they agree within 1 ulp). A compiled row kernel costs seconds
-#: to compile the first time (then it is cached on disk); 0: the compiled kernels at every
-#: size (about 0.2 ms per call at 100 elements instead of 1–15 ms).
-COMPILED_MIN_SIZE = 1000
+#: 1 ulp before its rounding, so they agree within 1 ulp). 0: the compiled kernels at every
+#: size wherever numba is installed -- one evaluator, no size cliff (at 100 elements 70–140 µs
+#: per call instead of 0.9–13 ms); a row kernel's first call compiles it (seconds, once: then
+#: numba's cache on disk holds it), at any size. The NumPy kernels answer where numba is
+#: missing or turned off (:func:`symloss.fast.disabled`) and for the rows a compiled kernel
+#: cannot certify.
+COMPILED_MIN_SIZE = 0
 
 
 @dataclass
