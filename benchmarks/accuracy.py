@@ -35,8 +35,9 @@ import sympy as sp
 
 import symloss
 from symloss.algebra import reduce_sums
-from symloss.catalog import ALIASES, IGNORE_INDEX
+from symloss.catalog import ALIASES
 from symloss.primitives import clamped_log
+from symloss.spec import IGNORE_INDEX
 
 DPS = 60
 
