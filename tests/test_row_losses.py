@@ -7,6 +7,7 @@ torch has a double backward. Then PyTorch's own module samples, the kinks, and b
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,29 @@ def test_multilabel_repeated_and_trailing_targets_follow_torch():
         assert_close(d.loss_fn(x, np.array(t)), out.detach().numpy(), "float64", str(t))
         assert_close(d.grad_fn(x, np.array(t)), ref.numpy(), "float64", str(t))
 
+
+
+@pytest.mark.parametrize(("rows", "width"), [(3, 4), (5000, 3), (40, 300)])
+def test_multilabel_targets_are_decoded_block_by_block_as_one(rows, width):
+    """The index lists are counted a block of rows at a time (the temporaries stay small): the
+    counts equal a plain count per row, in the narrowest unsigned type; an entry out of range in
+    a later block is reported as in the first."""
+    from symloss.rows import _index_sets
+
+    rng = np.random.default_rng(11)
+    t = rng.integers(-1, width, size=(rows, width))
+    counts = _index_sets(MULTILABEL, t, (rows,), width)
+    assert counts.dtype == np.min_scalar_type(width)
+    want = np.zeros((rows, width), dtype=np.int64)
+    for r in range(rows):
+        for c in t[r]:
+            if c == -1:
+                break
+            want[r, c] += 1
+    assert np.array_equal(counts, want)
+    t[-1, -1] = width  # out of range, in the last block
+    with pytest.raises(SymlossValueError, match=f"target {width} is out of range"):
+        _index_sets(MULTILABEL, t, (rows,), width)
 
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
@@ -708,6 +732,21 @@ def test_compiled_and_numpy_evaluators_agree(name, options, shape, dtype, monkey
             assert _ulps_apart(compiled, plain, np.dtype(dtype)) <= 1, (label, compiled, plain)
 
 
+def test_compiled_kernels_compute_only_the_chosen_piece_and_skip_inactive_hinges():
+    """The printed cosine gradient evaluates one piece of its Piecewise (both only where the
+    condition is unsure) and nothing of the gradient where the step's factor is exactly 0;
+    the values are the NumPy evaluator's (test_compiled_and_numpy_evaluators_agree)."""
+    from symloss import rows_compiled
+    from symloss.rows import RowAdapter
+
+    kernel = RowAdapter(symloss.derive(COSINE))._kernel("grad:input")
+    text, _ = rows_compiled.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
+                                   kernel.free)
+    assert re.search(r"if \((t\d+)_v or \1_u\):", text)
+    assert re.search(r"if \(not (t\d+)_v or \1_u\):", text)
+    assert re.search(r"if not t\d+_z:", text)
+    assert text.count("for i0 in range(width)") == 1
+
 def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monkeypatch):
     """Every row kernel of cosine, triplet (p = 1, 2) and multilabel margin compiles; a power
     1/p has no tracked form (p = 3: the NumPy path answers). A row the compiled kernel cannot
@@ -724,7 +763,8 @@ def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monk
         adapter = RowAdapter(symloss.derive(name, **options))
         for key in keys:
             assert adapter._compiled(key, 1000) is not None, (name, options, key)
-            assert adapter._compiled(key, 999) is None  # below COMPILED_MIN_SIZE: NumPy
+            # no size cliff: a few elements take the same compiled kernel
+            assert adapter._compiled(key, 1) is adapter._compiled(key, 1000)
     assert RowAdapter(symloss.derive(TRIPLET, p=3.0))._compiled("loss") is None
     from symloss import fast as fast_module
 

@@ -83,18 +83,23 @@ def _index_sets(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> 
         )
     if t.dtype.kind not in "iu":
         raise SymlossTypeError(f"{loss}: target class indices must be integers, got dtype {t.dtype}")
-    bad = (t < -1) | (t >= width)
-    if np.any(bad):
-        raise SymlossValueError(
-            f"{loss}: target {int(t[bad].flat[0])} is out of range; entries are class indices "
-            f"0..{width - 1}, padded with -1"
-        )
     flat = t.reshape(-1, width)
-    listed = np.logical_and.accumulate(flat != -1, axis=-1)  # before the first −1
-    # whole numbers up to the width: float32 holds them exactly (half the memory of float64)
-    counts = np.zeros(flat.shape, dtype=np.float32 if width < 2**24 else np.float64)
-    row, col = np.nonzero(listed)
-    np.add.at(counts, (row, flat[row, col]), 1.0)
+    # whole numbers up to the width, in the narrowest unsigned type that holds them (a quarter
+    # of a float32 input's bytes below 256 classes); the kernels read them as float64
+    counts = np.zeros(flat.shape, dtype=np.min_scalar_type(width))
+    # a block of rows at a time: the temporaries (masks, indices) stay a small part of the input
+    step = max(1, min(2**16, max(2**12, flat.size // 64)) // max(width, 1))
+    for start in range(0, flat.shape[0], step):
+        block = flat[start:start + step]
+        bad = (block < -1) | (block >= width)
+        if np.any(bad):
+            raise SymlossValueError(
+                f"{loss}: target {int(block[bad].flat[0])} is out of range; entries are class "
+                f"indices 0..{width - 1}, padded with -1"
+            )
+        listed = np.logical_and.accumulate(block != -1, axis=-1)  # before the first −1
+        row, col = np.nonzero(listed)
+        np.add.at(counts, (row + start, block[row, col]), 1)
     return counts.reshape(t.shape)
 
 
@@ -923,10 +928,13 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 #: Below this many elements per array a row loss is evaluated by the NumPy kernels, at and
 #: above by the compiled ones (:mod:`symloss.rows_compiled`; both certify every result within
-#: 1 ulp before its rounding, so they agree within 1 ulp). A compiled row kernel costs seconds
-#: to compile the first time (then it is cached on disk); 0: the compiled kernels at every
-#: size (about 0.2 ms per call at 100 elements instead of 1–15 ms).
-COMPILED_MIN_SIZE = 1000
+#: 1 ulp before its rounding, so they agree within 1 ulp). 0: the compiled kernels at every
+#: size wherever numba is installed -- one evaluator, no size cliff (at 100 elements 70–140 µs
+#: per call instead of 0.9–13 ms); a row kernel's first call compiles it (seconds, once: then
+#: numba's cache on disk holds it), at any size. The NumPy kernels answer where numba is
+#: missing or turned off (:func:`symloss.fast.disabled`) and for the rows a compiled kernel
+#: cannot certify.
+COMPILED_MIN_SIZE = 0
 
 
 @dataclass

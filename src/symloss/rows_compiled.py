@@ -16,6 +16,12 @@ compiled:
   the exact value of its subexpression at the given floats; each rounding adds ``2⁻¹⁰⁰·|hi|``
   (none where both operands are exact doubles: a double-double sum or product of two doubles
   is exact); comparisons carry whether their outcome is sure;
+* only what a result needs is computed: of ``A if c else B`` the piece ``c`` picks (both
+  where ``c`` is unsure), and of a product one of whose factors is cheap (a step, a ±1 label's
+  ``(1 ± y)/2``, computed in an outer loop or without a sum) the rest only where that factor
+  is not exactly 0 -- a row on the inactive side of its hinge costs its hinge. The values are
+  the same bits as computing everything (subexpressions shared with the rest of the kernel
+  are computed before the guard, once);
 * a result whose bound is not under ``2⁻ᵖ⁻¹`` of it (``p`` the mantissa bits of the output
   dtype, at most 1 ulp) marks its row: the caller evaluates that row again on the NumPy path
   (double-double, then exactly). Elsewhere the result is rounded once to the output dtype.
@@ -54,33 +60,12 @@ from numba import njit, prange
 U = 2.0 ** -100
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
+# the error-free transformations: symloss.ddouble's, compiled once (ddouble.jitted())
+from symloss.ddouble import jitted as _jitted
 
-@njit(**_J)
-def two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-@njit(**_J)
-def split(a):
-    t = 134217729.0 * a
-    hi = t - (t - a)
-    return hi, a - hi
-
-
-@njit(**_J)
-def two_prod(a, b):
-    p = a * b
-    ah, al = split(a)
-    bh, bl = split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-@njit(**_J)
-def fast(s, e):
-    hi = s + e
-    return hi, e - (hi - s)
+two_sum = _jitted()["two_sum"]
+two_prod = _jitted()["two_prod"]
+fast = _jitted()["fast_two_sum"]  # |s| >= |e|
 
 
 @njit(**_J)
@@ -258,19 +243,11 @@ from numba import njit, prange
 U = 2.0 ** -52
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
+# the error-free transformations: symloss.ddouble's, compiled once (ddouble.jitted())
+from symloss.ddouble import jitted as _jitted
 
-@njit(**_J)
-def two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-@njit(**_J)
-def split(a):
-    t = 134217729.0 * a
-    hi = t - (t - a)
-    return hi, a - hi
+two_sum = _jitted()["two_sum"]
+two_prod = _jitted()["two_prod"]
 
 
 @njit(**_J)
@@ -288,9 +265,7 @@ def t_add(ah, al, ae, bh, bl, be):
 def t_mul(ah, al, ae, bh, bl, be):
     p = ah * bh
     if ae == 0.0 and be == 0.0:
-        xh, xl = split(ah)
-        yh, yl = split(bh)
-        err = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+        p, err = two_prod(ah, bh)  # Dekker's product error
         if math.isfinite(err):  # past the splitter's range: one rounding
             return p, 0.0, abs(err)
         return p, 0.0, U * abs(p)
@@ -420,6 +395,10 @@ class _Printer:
             self.access[arg] = (arrays[name], slot)
         self.count = 0
         self._deps: dict[sp.Basic, frozenset[int]] = {}
+        self._ungated: set[sp.Basic] = set()
+        self._active: set[str] = set()  # the gates in force where the code is being emitted
+        #: how often each subexpression occurs in the kernel's expression (set by source())
+        self.total: dict[sp.Basic, int] = {}
 
     def fresh(self) -> str:
         self.count += 1
@@ -506,6 +485,10 @@ class _Printer:
             x = self.emit(sp.Mul(*e.args[1:]), stack)
             name = self.fresh()
             return self._triple(stack, name, f"-{x}_h, -{x}_l, {x}_e")
+        if isinstance(e, sp.Mul) and e not in self._ungated:
+            gates = self._gates(e)
+            if gates:
+                return self._gated_mul(e, gates, stack)
         if isinstance(e, sp.Mul):
             # as NumPy's printer writes it: the factors with a negative integer power divide
             # (x/y, one rounding) rather than multiply by a reciprocal
@@ -560,6 +543,87 @@ class _Printer:
             return name
         raise Unsupported(type(e).__name__)
 
+    def _level(self, e: sp.Basic, stack: list[_Block]) -> int:
+        """The index in ``stack`` of the block where ``e``'s value is computed."""
+        need = self.deps(e)
+        return next(n for n, b in enumerate(stack) if need <= b.bound)
+
+    def _guarded(self, guard: str, level: int, stack: list[_Block], body: Any,
+                 root: sp.Basic) -> str:
+        """``body()`` (which computes ``root``) with its statements run only where ``guard`` (a
+        condition computed in ``stack[level]``) holds: those in that block and deeper ones are
+        wrapped in ``if guard:`` (those hoisted further out run always), and the values
+        computed there are forgotten afterwards. The subexpressions of ``root`` that occur
+        elsewhere in the kernel too are computed first, unguarded: never twice."""
+        self._shared_first(root, stack)
+        starts = [len(b.lines) for b in stack]
+        known = [set(b.memo) for b in stack]
+        name = body()
+        for n in range(level, len(stack)):
+            block = stack[n]
+            window = block.lines[starts[n]:]
+            if window:
+                block.lines[starts[n]:] = ["    " * block.indent + f"if {guard}:",
+                                           *("    " + line for line in window)]
+            for key in set(block.memo) - known[n]:
+                del block.memo[key]
+        return name
+
+    def _shared_first(self, root: sp.Basic, stack: list[_Block]) -> None:
+        inside: dict[sp.Basic, int] = {}
+        _count(root, inside)
+        bound = stack[-1].bound
+        todo = list(root.args)
+        while todo:
+            node = todo.pop()
+            if not node.args or node.is_number:
+                continue
+            if self.total.get(node, 0) > inside[node] and self.deps(node) <= bound:
+                self.emit(node, stack)
+            else:
+                todo.extend(node.args)
+
+    def _gates(self, e: sp.Mul) -> list[sp.Basic]:
+        """The factors of ``e`` worth testing for an exact 0 before the others are computed
+        (a step, a ±1 label's ``(1 + y)/2``): those computed in an outer loop than the product,
+        or without a sum where another factor has one."""
+        from .rows import _AxisDot, _AxisSum
+
+        whole = self.deps(e)
+        heavy = [a.has(_AxisSum, _AxisDot) for a in e.args]
+        gates = [a for a, h in zip(e.args, heavy, strict=True) if not a.is_number and (
+            self.deps(a) < whole or (not h and any(heavy)))]
+        return gates if len(gates) < len(e.args) else []
+
+    def _gated_mul(self, e: sp.Mul, gates: list[sp.Basic], stack: list[_Block]) -> str:
+        """``e`` computed only where none of ``gates`` is exactly 0 (a value without error):
+        there the product is 0 (the other factors need not be computed)."""
+        named = [(self.emit(g, stack), g) for g in gates]
+        named = [(n, g) for n, g in named if n not in self._active]  # tested further out
+        self._ungated.add(e)
+        if not named:
+            try:
+                return self.emit(e, stack)
+            finally:
+                self._ungated.discard(e)
+        names = [n for n, _ in named]
+        level = max(self._level(g, stack) for _, g in named)
+        zero = self.fresh()
+        self._line(stack[: level + 1], f"{zero}_z = " + " or ".join(
+            f"({n}_h == 0.0 and {n}_e == 0.0)" for n in names))
+        self._active.update(names)
+        try:
+            inner = self._guarded(f"not {zero}_z", level, stack, lambda: self.emit(e, stack), e)
+        finally:
+            self._ungated.discard(e)
+            self._active.difference_update(names)
+        name = self.fresh()
+        self._line(stack, f"if {zero}_z:")
+        self._line(stack, f"    {name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0")
+        self._line(stack, "else:")
+        self._line(stack, f"    {name}_h, {name}_l, {name}_e = {self._t(inner)}")
+        return name
+
     def _fold(self, func: str, args: Sequence[sp.Basic], stack: list[_Block]) -> str:
         # the order of the NumPy printer's: sympy's argument order, left to right
         out = self.emit(args[0], stack)
@@ -596,6 +660,24 @@ class _Printer:
 
     def _piecewise(self, e: sp.Piecewise, stack: list[_Block]) -> str:
         t = self._t
+        if len(e.args) == 2 and e.args[1][1] == sp.true and e.args[0][1] != sp.true:
+            # (A if c else B): only the chosen piece, both where c is unsure
+            (first, cond), (other, _) = e.args
+            c = self.emit(cond, stack)
+            level = self._level(cond, stack)
+            a = self._guarded(f"({c}_v or {c}_u)", level, stack, lambda: self.emit(first, stack),
+                              first)
+            b = self._guarded(f"(not {c}_v or {c}_u)", level, stack,
+                              lambda: self.emit(other, stack), other)
+            name = self.fresh()
+            self._line(stack, f"if {c}_u:")
+            self._line(stack, f"    {name}_h, {name}_l, {name}_e = t_where({c}_v, {c}_u, {t(a)}, "
+                              f"{t(b)})")
+            self._line(stack, f"elif {c}_v:")
+            self._line(stack, f"    {name}_h, {name}_l, {name}_e = {t(a)}")
+            self._line(stack, "else:")
+            self._line(stack, f"    {name}_h, {name}_l, {name}_e = {t(b)}")
+            return name
         out = self._const(stack, float("nan"))
         for value, cond in reversed(e.args):
             v = self.emit(value, stack)
@@ -649,6 +731,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
         arrays[name] = f"a_{len(arrays)}"
         params.append(name)
     printer = _Printer(args, views, arrays, nslots)
+    _count(expr, printer.total)
     row = _Block(frozenset(), 2)
     stack = [row]
     if free is not None:
@@ -673,6 +756,15 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     text = ("\n\n@njit(**_J)\ndef kernel(" + header + "):\n"
             "    for r in range(out.shape[0]):\n" + "\n".join(body) + "\n")
     return text, params
+
+
+def _count(e: sp.Basic, counts: dict[sp.Basic, int]) -> None:
+    """Add the occurrences of each subexpression of ``e`` (``e`` included) to ``counts``."""
+    todo = [e]
+    while todo:
+        node = todo.pop()
+        counts[node] = counts.get(node, 0) + 1
+        todo.extend(node.args)
 
 
 _lock = threading.RLock()
