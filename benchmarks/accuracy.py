@@ -563,15 +563,19 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     xs: list[float] = []
     ts: list[float] = []
 
-    def f(z: float, y: float) -> Any:
-        return truth(np.array([z], dt), np.array([y], dt), np.ones(1, dt))[0] if order == 2 \
-            else truth(np.array([z], dt), np.array([y], dt))[0]
+    def f(z: float, y: float, fn: Callable[..., Any] = truth, o: int = order) -> Any:
+        return fn(np.array([z], dt), np.array([y], dt), np.ones(1, dt))[0] if o == 2 \
+            else fn(np.array([z], dt), np.array([y], dt))[0]
 
+    # the value's roots, and for the value the gradient's too: the loss's minimum, where a
+    # loss that is 0 there (tweedie's, gamma's) is a difference of nearly equal terms
+    signs = [(truth, order)] + ([(case.truth[1], 1)] if order == 0 else [])
     if probability:
         grid = np.concatenate([np.logspace(-30 if dt == np.float32 else -300, -1, 12),
                                1 - np.logspace(-7 if dt == np.float32 else -16, -1, 12)])
     else:
-        g = np.logspace(-9, 4, 10 if quick else 40)
+        tiny = [1e-20, 1e-30, 1e-37] if dt == np.float32 else [1e-30, 1e-100, 1e-300]
+        g = np.concatenate([tiny, np.logspace(-9, 4, 10 if quick else 40)])
         grid = np.concatenate([-g[::-1], [0.0], g])
     grid = np.unique(grid.astype(dt)).astype(float)
     lo, hi = _input_range(case)
@@ -579,13 +583,14 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     offsets = range(-2, 3) if quick else range(-4, 5)
     for y in ys:
         y = float(dt.type(y))
-        vals = [f(z, y) for z in grid]
-        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
-            if fa * fb < 0:  # a root of the exact value: the difference cancels around it
-                root = _bisect_root(lambda z, y=y: f(z, y), a, b, dt)
-                for k in offsets:
-                    xs.append(float(_ulp_steps(np.array([root], dt), k)[0]))
-                    ts.append(y)
+        for fn, o in signs:
+            vals = [f(z, y, fn, o) for z in grid]
+            for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
+                if fa * fb < 0:  # a root of the exact value: the difference cancels around it
+                    root = _bisect_root(lambda z, y=y, fn=fn, o=o: f(z, y, fn, o), a, b, dt)
+                    for k in offsets:
+                        xs.append(float(_ulp_steps(np.array([root], dt), k)[0]))
+                        ts.append(y)
         xs.extend(grid)
         ts.extend([y] * grid.size)
         for kink in d.declaration.kinks:
@@ -1377,7 +1382,9 @@ def main(argv: list[str] | None = None) -> int:
               "(class axis) or a seeded normal row (rows)). "
               "Points: roots of the exact "
               "value found by bisection ± a few ulps (where it is a difference of nearly equal "
-              "terms), kinks ± a few ulps, exp's over/underflow boundaries, a grid, random "
+              "terms; for the loss value the gradient's roots too, the loss's minimum), "
+              "|z| down to 1e-300 (1e-37 in float32), kinks ± a few ulps, exp's over/underflow "
+              "boundaries, a grid, random "
               "restarts; then the worst ones moved by ±1…4 ulps; for a loss of further arrays (var, "
               "input2) each combination of their values; for row losses the checker's rows "
               "on each kink, nearly (anti)parallel rows, equal distances, rows scaled "

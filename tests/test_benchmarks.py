@@ -250,3 +250,20 @@ def test_variant_search_finds_an_error_only_a_variant_shows():
         worst = accuracy.search(case, 1, ["numpy"], quick=True)["numpy"][0]
         assert (worst > accuracy.GOAL_ULP) == caught, (opts, worst)
         assert np.isfinite(worst)
+
+
+def test_value_search_visits_the_loss_minimum():
+    """For the loss value the search also bisects the gradient's roots: the minimum, where a
+    loss that is 0 there (tweedie's y^(2−ρ)/((1−ρ)(2−ρ)) + e^((2−ρ)z)/(2−ρ) − y e^((1−ρ)z)/(1−ρ)
+    at z = log y) is a difference of nearly equal terms; and |z| down to 10⁻³⁰⁰."""
+    import math
+
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    case = accuracy._Case("tweedie_loss", {}, "float64")
+    x, y = accuracy._elementwise_points(case, 0, True, np.random.default_rng(0))
+    assert np.any((x == math.log(0.5)) & (y == 0.5))
+    assert np.any(x == 1e-300) and np.any(x == -1e-300)
