@@ -172,6 +172,10 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
         out = np.empty(x.shape, dtype=object)
         for idx in np.ndindex(x.shape):
             vals = [mpmath.mpf(float(arrays[n][idx])) if n in arrays else scalars[n] for n in names]
+            span = _span(vals)
+            if span:  # 1 − 10⁻³⁰⁰ and z²/2 beside O(1) terms: more digits, until settled
+                out[idx] = _settled(lambda vals=vals: fn(*vals), start=DPS + 2 * span)
+                continue
             out[idx] = fn(*vals)
         return out
 
@@ -216,12 +220,20 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     raise NotImplementedError(f"family {d.spec.family!r}")
 
 
-def _settled(call: Callable[[], Any]) -> Any:
-    """``call()`` at ``DPS`` digits, then at twice as many until two agree to 40 digits: a row
-    loss cancels where rows are parallel (1 − cos ≈ ε/|a|², below 10⁻⁶⁰ for |a| ≳ 10²⁴)."""
+def _span(vals: list[Any]) -> int:
+    """The decades below 10⁻¹⁰ of the smallest nonzero argument (0 if none is that small): an
+    element-wise point at z = 10⁻³⁰⁰ needs 300 more digits to see 1 − z, twice that for a
+    value z²/2 that is a difference of O(1) terms (tweedie's at its minimum)."""
+    small = [abs(v) for v in vals if isinstance(v, mpmath.mpf) and 0 < abs(v) < 1e-10]
+    return int(-mpmath.floor(mpmath.log10(min(small)))) if small else 0
+
+
+def _settled(call: Callable[[], Any], start: int = DPS) -> Any:
+    """``call()`` at ``start`` digits, then at twice as many until two agree to 40 digits: a
+    row loss cancels where rows are parallel (1 − cos ≈ ε/|a|², below 10⁻⁶⁰ for |a| ≳ 10²⁴)."""
     prev: Any = None
     value: Any = None
-    for dps in (DPS, 2 * DPS, 4 * DPS, 8 * DPS):
+    for dps in (start, 2 * start, 4 * start, 8 * start):
         with mpmath.workdps(dps):
             try:
                 value = call()

@@ -267,3 +267,18 @@ def test_value_search_visits_the_loss_minimum():
     x, y = accuracy._elementwise_points(case, 0, True, np.random.default_rng(0))
     assert np.any((x == math.log(0.5)) & (y == 0.5))
     assert np.any(x == 1e-300) and np.any(x == -1e-300)
+
+
+def test_exact_reference_keeps_tiny_inputs():
+    """At z = 10⁻³⁰⁰ the reference raises its digits: huber's |y − z| < δ for y = δ = 1 (at 60
+    digits 1 − 10⁻³⁰⁰ is 1, and the Hessian came out 0), tweedie's value z²/2 at its minimum."""
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    huber = accuracy._Case("huber_loss", {}, "float64")
+    assert huber.truth[2](np.array([1e-300]), np.array([1.0]), np.ones(1))[0] == 1
+    tweedie = accuracy._Case("tweedie_loss", {}, "float64")
+    got = tweedie.truth[0](np.array([1e-100]), np.array([1.0]))[0]
+    assert mpmath.almosteq(got, mpmath.mpf(1e-100) ** 2 / 2, rel_eps=mpmath.mpf(10) ** -30)
