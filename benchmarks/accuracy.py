@@ -42,8 +42,9 @@ import sympy as sp
 
 import symloss
 from symloss.algebra import reduce_sums
-from symloss.catalog import ALIASES, IGNORE_INDEX, Option, resolve
+from symloss.catalog import ALIASES, resolve
 from symloss.primitives import clamped_log
+from symloss.spec import IGNORE_INDEX, Option
 
 DPS = 60
 

@@ -157,7 +157,8 @@ def test_option_variants_are_read_from_the_declarations():
     array options given or not, continuous ones at their default, declared examples and the
     stress values for their kind; all combinations when few (focal's alpha × gamma: the
     float64 gradient at gamma=5, alpha=0.75 the defaults-only search never visited)."""
-    from symloss.catalog import CATALOG, Option
+    from symloss.catalog import CATALOG
+    from symloss.spec import Option
 
     accuracy = _load("accuracy")
     focal = accuracy.option_variants("sigmoid_focal_loss")

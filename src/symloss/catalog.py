@@ -1,7 +1,7 @@
 """The catalogue: one short declaration per loss.
 
-Each entry names its torch.nn.functional twin and options and builds a
-:class:`~symloss.declaration.Declaration` for one option set. The entries say *what* a loss is;
+Each entry (a :class:`~symloss.spec.LossSpec`) names its torch.nn.functional twin and options and
+builds a :class:`~symloss.declaration.Declaration` for one option set. The entries say *what* a loss is;
 :mod:`symloss.derive` and :mod:`symloss.layout` (with its evaluators) do the rest, the same way for every loss.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
 from sympy import IndexedBase, Symbol, log
 
+from . import catalog_boosting, row_losses
 from .declaration import (
     CLASS_INDICES,
     CLASS_PROBABILITIES,
@@ -28,11 +28,10 @@ from .declaration import (
     Assumption,
     Declaration,
     Definition,
-    Domain,
     Kink,
     Link,
 )
-from .errors import SymlossTypeError, SymlossValueError, UnknownLossError, choice_error
+from .errors import SymlossTypeError, SymlossValueError, UnknownLossError
 from .primitives import (
     CLASS_INDEX,
     NUM_CLASSES,
@@ -55,13 +54,21 @@ from .primitives import (
     softmax_sub,
     softplus,
 )
+from .spec import (
+    REDUCTIONS,
+    LossSpec,
+    Option,
+    fixed_signature,
+    ignore_index_option,
+    reduction_option,
+    weight_option,
+)
 
 #: The second class index of a Hessian (the same symbol as derive.HESSIAN_INDEX).
 _HJ = Symbol("j", integer=True, positive=True)
 
 __all__ = ["ALIASES", "CATALOG", "LossSpec", "losses", "resolve"]
 
-REDUCTIONS = ("none", "mean", "sum")
 
 #: Symbol names shared by the element-wise losses.
 _Z = Symbol("z", real=True)
@@ -82,313 +89,8 @@ _CATEGORICAL_WHY = (
 )
 
 
-@dataclass(frozen=True)
-class Option:
-    """One keyword option: its default, what it accepts, and one line for ``--help``.
-
-    Attributes:
-        name: torch's keyword (``pos_weight``); the CLI flag is ``--pos-weight``.
-        default: torch's default.
-        help: one line for ``--help`` and ``symloss list``.
-        choices: the finite set of valid values (``kind="choice"``).
-        kind: ``choice`` | ``array`` | ``int`` | ``unit_interval`` | ``real`` |
-            ``nonnegative`` | ``positive``: the range :meth:`LossSpec.validate` enforces.
-        examples: non-default values the tests and the checker's battery try (the option's
-            range, sampled); arrays take ``shape`` instead.
-        shape: for an array option, how it is laid out: ``"class"`` (one number per class,
-            shape (C,)), ``"last"`` (broadcast along the input's last axis).
-        symbolic: what the symbolic derivation depends on (the derivation cache's key):
-            ``"value"``, ``"presence"`` (an array: only whether it is given) or ``"nonzero"``
-            (``label_smoothing``: only whether it is 0).
-    """
-
-    name: str
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
-    kind: str = "choice"  # choice | array | int | unit_interval | real | nonnegative | positive
-    examples: tuple[Any, ...] = ()
-    shape: str = ""
-    symbolic: str = "value"
-
-    @property
-    def flag(self) -> str:
-        """The command-line flag, ``--pos-weight`` for ``pos_weight``."""
-        return "--" + self.name.replace("_", "-")
-
-    def tried(self) -> tuple[Any, ...]:
-        """The non-default values worth trying: ``examples``, else the other ``choices``."""
-        if self.examples:
-            return self.examples
-        return tuple(c for c in (self.choices or ()) if c != self.default)
-
-
-def _signature(*arguments: Argument) -> Callable[[Mapping[str, Any]], tuple[Argument, ...]]:
-    """A signature that does not depend on the options."""
-    return lambda options: arguments
-
-
 _INPUT = Argument("input", (REALS,), differentiable=True, why="the prediction (logits, scores)")
 _REAL_TARGET = Argument("target", (REALS,), why="the regression target")
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """A catalogue entry: the single source of what a loss accepts.
-
-    The checker's battery, the CLI's flags, the derivation cache and the tests' case tables
-    read these fields; nothing else names a loss's options, arrays or target domains.
-
-    Attributes:
-        name: the torch.nn.functional name.
-        summary: one line for ``symloss list``.
-        options: the keyword options, torch's names and ranges, plus ``link``.
-        declare: builds the declaration (formula, kinks with their one-sided derivatives)
-            for validated options.
-        family: how numbers are laid out: ``"elementwise"`` or ``"class_axis"``.
-        signature: ``signature(options)``: the positional arrays in torch's order
-            (:class:`~symloss.declaration.Argument`: torch's name, domains, differentiable),
-            e.g. ``gaussian_nll_loss(input, target, var)``,
-            ``margin_ranking_loss(input1, input2, target)``. Options may change a domain
-            (``kl_div``'s target with ``log_target``).
-        module: torch.nn's class name (``"BCELoss"``); names resolve from it, any case.
-        short: other names it is known by (``"mse"``), resolved like aliases.
-        torch_link: the torch function applied to the input before torch's twin is called
-            (``"sigmoid"`` for ``binary_cross_entropy`` with ``link="sigmoid"``).
-        spatial: a class-axis loss that also takes (N, C, d1, …, dk) inputs, as cross_entropy.
-        torch_twin: the name of a function in :mod:`symloss.torch_twins` that gives the torch
-            twin for options where it is not simply ``torch.nn.functional.<name>``
-            (torchvision's focal loss, nll_loss∘log_softmax); ``""`` otherwise.
-        input_domain: ``"probability"`` or ``"real"`` from the input's declared domain (a
-            :class:`LossSpec` made without a signature may give it instead).
-        has_torch_twin: False for a loss torch does not have (the boosting losses of
-            :mod:`symloss.catalog_boosting`): checking it needs an implementation.
-    """
-
-    name: str
-    summary: str
-    options: tuple[Option, ...]
-    declare: Callable[[Mapping[str, Any]], Declaration]
-    family: str
-    signature: Callable[[Mapping[str, Any]], tuple[Argument, ...]] | None = None
-    module: str = ""
-    short: tuple[str, ...] = ()
-    torch_link: Callable[[Mapping[str, Any]], str | None] = field(default=lambda o: None)
-    spatial: bool = True
-    torch_twin: str = ""
-    has_torch_twin: bool = True
-    input_domain: Callable[[Mapping[str, Any]], str] = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.signature is None:  # a custom loss: input and target, from input_domain
-            given = self.input_domain
-            legacy = given if given is not None else (lambda o: "real")
-            object.__setattr__(
-                self,
-                "signature",
-                lambda o: (
-                    Argument("input", (PROBABILITIES if legacy(o) == "probability" else REALS,),
-                             differentiable=True),
-                    Argument("target", (PROBABILITIES,)),
-                ),
-            )
-        if self.input_domain is None:
-            object.__setattr__(self, "input_domain", self._input_domain)
-
-    # ------------------------------------------------------------------ read from the signature
-    def _input_domain(self, options: Mapping[str, Any]) -> str:
-        first = self.arguments_for(options)[0].domains[0]
-        return "probability" if first is PROBABILITIES else "real"
-
-    def arguments_for(self, options: Mapping[str, Any] | None = None) -> tuple[Argument, ...]:
-        """The positional arrays for these options (the defaults when ``None``)."""
-        assert self.signature is not None
-        return self.signature({**self.defaults(), **(options or {})})
-
-    def defaults(self) -> dict[str, Any]:
-        return {o.name: o.default for o in self.options}
-
-    @property
-    def arguments(self) -> tuple[str, ...]:
-        """The positional arrays' keys, in torch's order (``("input", "target", "var")``)."""
-        return tuple(a.symbol_key for a in self.arguments_for())
-
-    @property
-    def torch_arguments(self) -> tuple[str, ...]:
-        """torch's parameter names, in order (``("input1", "input2", "target")``)."""
-        return tuple(a.name for a in self.arguments_for())
-
-    def differentiable(self) -> tuple[str, ...]:
-        """torch's names of the arrays symloss differentiates with respect to."""
-        return tuple(a.name for a in self.arguments_for() if a.differentiable)
-
-    def argument(self, name: str) -> Argument:
-        """An array by torch's name or its kernel key; a clear error names the valid ones."""
-        for a in self.arguments_for():
-            if name in (a.name, a.symbol_key):
-                return a
-        raise choice_error(f"array of {self.name}", name, self.torch_arguments)
-
-    def target_domains(self, options: Mapping[str, Any] | None = None) -> tuple[Domain, ...]:
-        """The domains of the ``target`` array; ``()`` for a loss without one (triplet)."""
-        return next((a.domains for a in self.arguments_for(options) if a.name == "target"), ())
-
-    @property
-    def index_targets_only(self) -> bool:
-        """A class-axis loss whose targets are class indices only (``nll_loss``)."""
-        return self.target_domains() == (CLASS_INDICES,)
-
-    @property
-    def multi_hot_targets(self) -> bool:
-        """A class-axis loss whose target has the input's shape, one number per class."""
-        return self.family == "class_axis" and all(
-            d.layout == "elementwise" for d in self.target_domains()
-        )
-
-    @property
-    def argument_check(self) -> dict[str, Callable[[str, Any], None]]:
-        """Validation of an extra array's values by its key (``var`` ≥ 0), from its domain."""
-        out: dict[str, Callable[[str, Any], None]] = {}
-        for a in self.arguments_for():
-            if a.name in ("input", "target") or a.symbol_key == "input":
-                continue
-            lo = min(d.lo for d in a.domains)
-            if lo > -float("inf"):
-                out[a.symbol_key] = _lower_bound_check(a.name, lo, a.domains[0].description)
-        return out
-
-    def twin(self, options: Mapping[str, Any]) -> Callable[..., Any] | None:
-        """The torch twin for options where it is not ``torch.nn.functional.<name>``."""
-        if not self.torch_twin:
-            return None
-        from . import torch_twins
-
-        return getattr(torch_twins, self.torch_twin)(options)  # type: ignore[no-any-return]
-
-    def option(self, name: str) -> Option:
-        for opt in self.options:
-            if opt.name == name:
-                return opt
-        raise KeyError(name)
-
-    def validate(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """Fill defaults and check every option; raise a clear error naming the valid choices."""
-        names = [o.name for o in self.options]
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise SymlossTypeError(
-                f"{self.name} got unknown option(s) {', '.join(map(repr, unknown))}; "
-                f"valid options: {', '.join(names)}"
-            )
-        out: dict[str, Any] = {}
-        for opt in self.options:
-            value = given.get(opt.name, opt.default)
-            out[opt.name] = _check(self.name, opt, value)
-        return out
-
-
-def _lower_bound_check(name: str, lo: float, what: str) -> Callable[[str, Any], None]:
-    def check(loss: str, values: Any) -> None:
-        import numpy as np
-
-        if np.any(np.asarray(values) < lo):
-            below = "negative entries" if lo == 0 else f"entries below {lo:g}"
-            raise SymlossValueError(f"{loss}: {name} has {below}; it must be {what}")
-
-    check.bounds = (lo, float("inf"))  # type: ignore[attr-defined]  # layout's cheap proof
-    return check
-
-
-def _as_array(loss: str, name: str, value: Any) -> Any:
-    import numpy as np
-
-    if value is None:
-        return None
-    if hasattr(value, "detach"):  # a torch tensor; torch itself is never imported here
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise SymlossTypeError(
-            f"{loss}: {name} must be None or an array of real numbers, got {value!r}"
-        ) from exc
-    if not np.all(np.isfinite(arr)):
-        raise SymlossValueError(f"{loss}: {name} must be finite, got {value!r}")
-    return arr
-
-
-def _check(loss: str, opt: Option, value: Any) -> Any:
-    if opt.kind == "array":
-        return _as_array(loss, opt.name, value)
-    if opt.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int | sp.Integer):
-            try:
-                import numpy as np
-
-                if isinstance(value, np.integer):
-                    return int(value)
-            except ImportError:  # pragma: no cover
-                pass
-            raise SymlossTypeError(f"{loss}: {opt.name} must be an integer, got {value!r}")
-        if not -(2**63) <= int(value) < 2**63:  # torch takes a 64-bit integer
-            raise SymlossValueError(
-                f"{loss}: {opt.name} must fit in 64 bits ([-2**63, 2**63 - 1]), got {value!r}")
-        return int(value)
-    if opt.kind in ("real", "nonnegative", "positive"):
-        if isinstance(value, bool):
-            raise SymlossTypeError(f"{loss}: {opt.name} must be a number, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError) as exc:
-            raise SymlossTypeError(f"{loss}: {opt.name} must be a number, got {value!r}") from exc
-        bad = (
-            not np_isfinite(number)
-            or (opt.kind == "nonnegative" and number < 0)
-            or (opt.kind == "positive" and number <= 0)
-        )
-        if bad:
-            need = {"real": "finite", "nonnegative": "finite and ≥ 0", "positive": "finite and > 0"}
-            raise SymlossValueError(
-                f"{loss}: {opt.name} must be {need[opt.kind]}, got {value!r}"
-            )
-        return number
-    if opt.kind == "unit_interval":
-        try:
-            number = float(value)
-        except (TypeError, ValueError) as exc:
-            raise SymlossTypeError(
-                f"{loss}: {opt.name} must be a number in [0, 1], got {value!r}"
-            ) from exc
-        if not 0.0 <= number <= 1.0:
-            raise SymlossValueError(f"{loss}: {opt.name} must be in [0, 1], got {value!r}")
-        return number
-    assert opt.choices is not None
-    if value not in opt.choices:
-        raise choice_error(f"{opt.name} for {loss}", value, opt.choices)
-    return value
-
-
-def np_isfinite(number: float) -> bool:
-    import math
-
-    return math.isfinite(number)
-
-
-def _reduction_option() -> Option:
-    return Option("reduction", "mean", "how per-element losses are combined", REDUCTIONS)
-
-
-def _weight_option(help: str, shape: str = "class") -> Option:
-    return Option("weight", None, help, kind="array", shape=shape, symbolic="presence")
-
-
-#: torch's default ``ignore_index`` for its class-index losses (written here only).
-IGNORE_INDEX = -100
-
-
-def _ignore_index_option() -> Option:
-    return Option("ignore_index", IGNORE_INDEX, "class-index target value that is ignored", kind="int",
-                  examples=(1,))
 
 
 def _mean_why_elementwise() -> str:
@@ -630,8 +332,8 @@ _BCE = LossSpec(
     name="binary_cross_entropy",
     summary="Binary cross-entropy of probabilities; link='sigmoid' takes logits (BCELoss∘Sigmoid).",
     options=(
-        _weight_option("per-element rescaling weight, broadcast to the input", "last"),
-        _reduction_option(),
+        weight_option("per-element rescaling weight, broadcast to the input", "last"),
+        reduction_option(),
         Option("link", None, "None: input is a probability; 'sigmoid': input is a logit",
                (None, "sigmoid")),
     ),
@@ -650,15 +352,15 @@ _BCE_LOGITS = LossSpec(
     name="binary_cross_entropy_with_logits",
     summary="Binary cross-entropy of logits, sigmoid fused in (BCEWithLogitsLoss).",
     options=(
-        _weight_option("per-element rescaling weight, broadcast to the input", "last"),
+        weight_option("per-element rescaling weight, broadcast to the input", "last"),
         Option("pos_weight", None, "weight of positive examples, broadcast along the last axis",
                kind="array", shape="last", symbolic="presence"),
-        _reduction_option(),
+        reduction_option(),
         Option("link", "sigmoid", "the sigmoid is part of this loss", ("sigmoid",)),
     ),
     declare=lambda o: _declare_bce_logits(o, pos_weight=o.get("pos_weight") is not None),
     family="elementwise",
-    signature=_signature(_INPUT, Argument("target", (PROBABILITIES,), why="hard 0/1 or soft labels")),
+    signature=fixed_signature(_INPUT, Argument("target", (PROBABILITIES,), why="hard 0/1 or soft labels")),
     module="BCEWithLogitsLoss",
 )
 
@@ -666,16 +368,16 @@ _CE = LossSpec(
     name="cross_entropy",
     summary="Softmax cross-entropy with class-index or probability targets (CrossEntropyLoss).",
     options=(
-        _weight_option("per-class rescaling weight, shape (C,)"),
-        _ignore_index_option(),
-        _reduction_option(),
+        weight_option("per-class rescaling weight, shape (C,)"),
+        ignore_index_option(),
+        reduction_option(),
         Option("label_smoothing", 0.0, "ε in [0, 1]: target becomes (1 − ε) y + ε/C",
                kind="unit_interval", examples=(0.1,), symbolic="nonzero"),
         Option("link", "softmax", "the softmax is part of this loss", ("softmax",)),
     ),
     declare=_declare_ce,
     family="class_axis",
-    signature=_signature(
+    signature=fixed_signature(
         _INPUT,
         Argument("target", (CLASS_INDICES, CLASS_PROBABILITIES),
                  why="class indices, or class probabilities along the class axis"),
@@ -1044,50 +746,50 @@ _ELEMENTWISE_NEW = (
     LossSpec(
         name="mse_loss",
         summary="Mean squared error (MSELoss).",
-        options=(_reduction_option(),),
+        options=(reduction_option(),),
         declare=_declare_mse,
         family="elementwise",
-        signature=_signature(_INPUT, _REAL_TARGET),
+        signature=fixed_signature(_INPUT, _REAL_TARGET),
         module="MSELoss",
     ),
     LossSpec(
         name="l1_loss",
         summary="Mean absolute error (L1Loss); sign(0) = 0 at the kink, as torch.",
-        options=(_reduction_option(),),
+        options=(reduction_option(),),
         declare=_declare_l1,
         family="elementwise",
-        signature=_signature(_INPUT, _REAL_TARGET),
+        signature=fixed_signature(_INPUT, _REAL_TARGET),
         module="L1Loss",
     ),
     LossSpec(
         name="smooth_l1_loss",
         summary="Smooth L1 (SmoothL1Loss): quadratic within beta, linear outside; beta=0 is L1.",
-        options=(_reduction_option(),
+        options=(reduction_option(),
                  _real_option("beta", 1.0, "width of the quadratic zone, ≥ 0", "nonnegative",
                               examples=(0.5, 0.0, 3.0))),
         declare=_declare_smooth_l1,
         family="elementwise",
-        signature=_signature(_INPUT, _REAL_TARGET),
+        signature=fixed_signature(_INPUT, _REAL_TARGET),
         module="SmoothL1Loss",
     ),
     LossSpec(
         name="huber_loss",
         summary="Huber loss (HuberLoss): quadratic within delta, delta-scaled linear outside.",
-        options=(_reduction_option(),
+        options=(reduction_option(),
                  _real_option("delta", 1.0, "threshold of the quadratic zone, > 0", "positive",
                               examples=(0.5, 4.0))),
         declare=_declare_huber,
         family="elementwise",
-        signature=_signature(_INPUT, _REAL_TARGET),
+        signature=fixed_signature(_INPUT, _REAL_TARGET),
         module="HuberLoss",
     ),
     LossSpec(
         name="soft_margin_loss",
         summary="Logistic loss of the margin y·z for labels ±1 (SoftMarginLoss).",
-        options=(_reduction_option(),),
+        options=(reduction_option(),),
         declare=_declare_soft_margin,
         family="elementwise",
-        signature=_signature(_INPUT, Argument("target", (SIGNS,), why="labels ±1")),
+        signature=fixed_signature(_INPUT, Argument("target", (SIGNS,), why="labels ±1")),
         module="SoftMarginLoss",
     ),
     LossSpec(
@@ -1098,7 +800,7 @@ _ELEMENTWISE_NEW = (
             _bool_option("full", False, "add the Stirling term for y > 1"),
             _real_option("eps", 1e-8, "added inside log when log_input=False, > 0", "positive",
                          examples=(1e-3,)),
-            _reduction_option(),
+            reduction_option(),
         ),
         declare=_declare_poisson,
         family="elementwise",
@@ -1132,10 +834,10 @@ _ELEMENTWISE_NEW = (
         name="hinge_embedding_loss",
         summary="Hinge embedding loss (HingeEmbeddingLoss) for targets ±1.",
         options=(_real_option("margin", 1.0, "the margin for y = −1", examples=(0.5, -1.0)),
-                 _reduction_option()),
+                 reduction_option()),
         declare=_declare_hinge_embedding,
         family="elementwise",
-        signature=_signature(
+        signature=fixed_signature(
             Argument("input", (REALS,), True, why="distances (or any scores)"),
             Argument("target", (SIGNS,), why="1 for a similar pair, −1 for a dissimilar one"),
         ),
@@ -1194,9 +896,9 @@ CATALOG["nll_loss"] = LossSpec(
     summary="Negative log-likelihood of log-probabilities (NLLLoss); link='log_softmax' is "
     "cross_entropy.",
     options=(
-        _weight_option("per-class rescaling weight, shape (C,)"),
-        _ignore_index_option(),
-        _reduction_option(),
+        weight_option("per-class rescaling weight, shape (C,)"),
+        ignore_index_option(),
+        reduction_option(),
         Option("link", None, "None: input is log-probabilities; 'log_softmax': input is logits",
                (None, "log_softmax")),
     ),
@@ -1401,7 +1103,7 @@ CATALOG["sigmoid_focal_loss"] = LossSpec(
     ),
     declare=_declare_focal,
     family="elementwise",
-    signature=_signature(_INPUT, Argument("target", (PROBABILITIES,), why="hard 0/1 or soft labels")),
+    signature=fixed_signature(_INPUT, Argument("target", (PROBABILITIES,), why="hard 0/1 or soft labels")),
     short=("focal", "focal_loss"),
     torch_twin="sigmoid_focal_loss",
 )
@@ -1453,10 +1155,10 @@ CATALOG["multilabel_soft_margin_loss"] = LossSpec(
     name="multilabel_soft_margin_loss",
     summary="Multi-label one-versus-all logistic loss, averaged over classes "
     "(MultiLabelSoftMarginLoss).",
-    options=(_weight_option("per-class rescaling weight, shape (C,)"), _reduction_option()),
+    options=(weight_option("per-class rescaling weight, shape (C,)"), reduction_option()),
     declare=_declare_multilabel_soft_margin,
     family="class_axis",
-    signature=_signature(
+    signature=fixed_signature(
         _INPUT,
         Argument("target", (PROBABILITIES,),
                  why="one label per class, the input's shape: multi-hot 0/1 or soft"),
@@ -1700,11 +1402,11 @@ CATALOG["gaussian_nll_loss"] = LossSpec(
         _bool_option("full", False, "add the constant log(2π)/2"),
         _real_option("eps", 1e-6, "the variance is clamped at eps (no gradient), > 0",
                      "positive", examples=(0.5,)),
-        _reduction_option(),
+        reduction_option(),
     ),
     declare=_declare_gaussian_nll,
     family="elementwise",
-    signature=_signature(
+    signature=fixed_signature(
         Argument("input", (REALS,), True, why="the predicted mean"),
         _REAL_TARGET,
         Argument("var", (NONNEGATIVE,), True,
@@ -1718,10 +1420,10 @@ CATALOG["margin_ranking_loss"] = LossSpec(
     name="margin_ranking_loss",
     summary="Margin ranking loss of a pair of scores (MarginRankingLoss); gradients for both.",
     options=(_real_option("margin", 0.0, "the margin", examples=(0.5, -1.0)),
-             _reduction_option()),
+             reduction_option()),
     declare=_declare_margin_ranking,
     family="elementwise",
-    signature=_signature(
+    signature=fixed_signature(
         Argument("input1", (REALS,), True, key="input", why="the first score of each pair"),
         Argument("input2", (REALS,), True, why="the second score of each pair"),
         Argument("target", (SIGNS,), why="1: input1 should rank higher; −1: input2"),
@@ -1810,25 +1512,19 @@ CATALOG["multi_margin_loss"] = LossSpec(
     options=(
         Option("p", 1, "the exponent, 1 or 2", (1, 2)),
         _real_option("margin", 1.0, "the margin", examples=(0.5, 2.0, -0.5)),
-        _weight_option("per-class rescaling weight, shape (C,)"),
-        _reduction_option(),
+        weight_option("per-class rescaling weight, shape (C,)"),
+        reduction_option(),
     ),
     declare=_declare_multi_margin,
     family="class_axis",
-    signature=_signature(_INPUT, Argument("target", (CLASS_INDICES,), why="class indices")),
+    signature=fixed_signature(_INPUT, Argument("target", (CLASS_INDICES,), why="class indices")),
     module="MultiMarginLoss",
     short=("multi_margin",),
     spatial=False,
 )
 
 
-# =========================================================================== boosting losses
-from .catalog_boosting import register as _register_boosting  # noqa: E402
-
-_register_boosting(CATALOG)
-
-
-# =========================================================================== row-wise losses
-# cosine_embedding_loss, triplet_margin_loss, multilabel_margin_loss: declared in their own
-# module (the row family, symloss.rows), which registers them here.
-from . import row_losses  # noqa: E402, F401
+# ================================================================ boosting and row-wise losses
+# tweedie, gamma, pseudo-Huber, quantile, log-cosh (symloss.catalog_boosting) and cosine_embedding,
+# triplet_margin, multilabel_margin (symloss.row_losses) are declared in their own modules.
+CATALOG.update((spec.name, spec) for spec in (*catalog_boosting.SPECS, *row_losses.SPECS))

@@ -1,8 +1,8 @@
 """The losses gradient-boosting users ask for beyond torch.nn: Tweedie, Gamma, pseudo-Huber,
 quantile (pinball) and log-cosh.
 
-Each is one declaration, like every catalogue entry; :func:`register` adds them to the catalogue
-(``catalog.py`` calls it once). They have no torch twin (``has_torch_twin=False``): their
+Each is one declaration, like every catalogue entry, in :data:`SPECS`, which the catalogue adds
+(``catalog.py``). They have no torch twin (``has_torch_twin=False``): their
 references are scikit-learn's ``sklearn._loss`` (``HalfTweedieLoss``, ``HalfGammaLoss``,
 ``PinballLoss``) and the built-in objectives of XGBoost and LightGBM (``reg:tweedie``,
 ``reg:gamma``, ``reg:pseudohubererror``, ``tweedie``, ``gamma``, ``quantile``), which the tests
@@ -33,8 +33,9 @@ from sympy.printing.pretty.stringpict import prettyForm
 from .declaration import REALS, Argument, Declaration, Domain, Kink, Link
 from .errors import SymlossValueError
 from .primitives import accurate, log1p, sigmoid, softplus
+from .spec import LossSpec, Option, reduction_option
 
-__all__ = ["hypot1", "hypot1m1", "inv_hypot1_cube", "register", "xexp"]
+__all__ = ["SPECS", "hypot1", "hypot1m1", "inv_hypot1_cube", "xexp"]
 
 
 # --------------------------------------------------------------------------- primitives
@@ -499,77 +500,72 @@ def _signature(target: Domain, why: str) -> Any:
     return lambda options: arguments
 
 
-def register(catalog: dict[str, Any]) -> None:
-    """Add the boosting losses to ``catalog`` (the catalogue's hook calls this once)."""
-    from .catalog import LossSpec, Option, _reduction_option
-
-    specs = (
-        LossSpec(
-            name="gamma_loss",
-            summary="Gamma half deviance with the log link (XGBoost reg:gamma, LightGBM gamma); "
-            "no torch twin.",
-            options=(_reduction_option(),),
-            declare=_declare_gamma,
-            signature=_signature(POSITIVE, "the positive target"),
-            short=("gamma",),
-            family="elementwise",
-            has_torch_twin=False,
+#: The boosting losses, in the catalogue's order (:mod:`symloss.catalog` adds them).
+SPECS: tuple[LossSpec, ...] = (
+    LossSpec(
+        name="gamma_loss",
+        summary="Gamma half deviance with the log link (XGBoost reg:gamma, LightGBM gamma); "
+        "no torch twin.",
+        options=(reduction_option(),),
+        declare=_declare_gamma,
+        signature=_signature(POSITIVE, "the positive target"),
+        short=("gamma",),
+        family="elementwise",
+        has_torch_twin=False,
+    ),
+    LossSpec(
+        name="log_cosh_loss",
+        summary="Log-cosh loss log cosh(z − y); no torch twin.",
+        options=(reduction_option(),),
+        declare=_declare_log_cosh,
+        signature=_signature(REALS, "the regression target"),
+        short=("log_cosh", "logcosh"),
+        family="elementwise",
+        has_torch_twin=False,
+    ),
+    LossSpec(
+        name="pseudo_huber_loss",
+        summary="Pseudo-Huber loss δ²(√(1 + ((z − y)/δ)²) − 1) (XGBoost "
+        "reg:pseudohubererror); no torch twin.",
+        options=(
+            Option("delta", 1.0, "the slope far from the target (huber_slope), > 0",
+                   kind="positive", examples=(0.25, 3.0)),
+            reduction_option(),
         ),
-        LossSpec(
-            name="log_cosh_loss",
-            summary="Log-cosh loss log cosh(z − y); no torch twin.",
-            options=(_reduction_option(),),
-            declare=_declare_log_cosh,
-            signature=_signature(REALS, "the regression target"),
-            short=("log_cosh", "logcosh"),
-            family="elementwise",
-            has_torch_twin=False,
+        declare=_declare_pseudo_huber,
+        signature=_signature(REALS, "the regression target"),
+        short=("pseudo_huber", "pseudohuber"),
+        family="elementwise",
+        has_torch_twin=False,
+    ),
+    LossSpec(
+        name="quantile_loss",
+        summary="Pinball (quantile) loss (XGBoost reg:quantileerror, LightGBM quantile); "
+        "no torch twin.",
+        options=(
+            Option("quantile", 0.5, "the quantile τ, in (0, 1)", kind="unit_interval",
+                   examples=(0.1, 0.9)),
+            reduction_option(),
         ),
-        LossSpec(
-            name="pseudo_huber_loss",
-            summary="Pseudo-Huber loss δ²(√(1 + ((z − y)/δ)²) − 1) (XGBoost "
-            "reg:pseudohubererror); no torch twin.",
-            options=(
-                Option("delta", 1.0, "the slope far from the target (huber_slope), > 0",
-                       kind="positive", examples=(0.25, 3.0)),
-                _reduction_option(),
-            ),
-            declare=_declare_pseudo_huber,
-            signature=_signature(REALS, "the regression target"),
-            short=("pseudo_huber", "pseudohuber"),
-            family="elementwise",
-            has_torch_twin=False,
+        declare=_declare_quantile,
+        signature=_signature(REALS, "the regression target"),
+        short=("quantile", "pinball", "pinball_loss"),
+        family="elementwise",
+        has_torch_twin=False,
+    ),
+    LossSpec(
+        name="tweedie_loss",
+        summary="Tweedie half deviance, log link, 1 < power < 2 (XGBoost reg:tweedie, "
+        "LightGBM tweedie); no torch twin.",
+        options=(
+            Option("power", 1.5, "the variance power ρ, in (1, 2)", kind="real",
+                   examples=(1.1, 1.9)),
+            reduction_option(),
         ),
-        LossSpec(
-            name="quantile_loss",
-            summary="Pinball (quantile) loss (XGBoost reg:quantileerror, LightGBM quantile); "
-            "no torch twin.",
-            options=(
-                Option("quantile", 0.5, "the quantile τ, in (0, 1)", kind="unit_interval",
-                       examples=(0.1, 0.9)),
-                _reduction_option(),
-            ),
-            declare=_declare_quantile,
-            signature=_signature(REALS, "the regression target"),
-            short=("quantile", "pinball", "pinball_loss"),
-            family="elementwise",
-            has_torch_twin=False,
-        ),
-        LossSpec(
-            name="tweedie_loss",
-            summary="Tweedie half deviance, log link, 1 < power < 2 (XGBoost reg:tweedie, "
-            "LightGBM tweedie); no torch twin.",
-            options=(
-                Option("power", 1.5, "the variance power ρ, in (1, 2)", kind="real",
-                       examples=(1.1, 1.9)),
-                _reduction_option(),
-            ),
-            declare=_declare_tweedie,
-            signature=_signature(AMOUNTS, "the non-negative amount"),
-            short=("tweedie",),
-            family="elementwise",
-            has_torch_twin=False,
-        ),
-    )
-    for spec in specs:
-        catalog[spec.name] = spec
+        declare=_declare_tweedie,
+        signature=_signature(AMOUNTS, "the non-negative amount"),
+        short=("tweedie",),
+        family="elementwise",
+        has_torch_twin=False,
+    ),
+)

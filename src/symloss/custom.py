@@ -36,11 +36,11 @@ from typing import Any
 import sympy as sp
 
 from .algebra import is_zero, tidy
-from .catalog import LossSpec, _check, _reduction_option
 from .declaration import Declaration
 from .derive import Derivation
 from .errors import SymlossTypeError, SymlossValueError
 from .primitives import clamped_log, sigmoid, softplus
+from .spec import LossSpec, check_option, reduction_option
 
 __all__ = ["FUNCTIONS", "CustomDerivation", "FormulaLimits", "custom_loss", "parse_loss"]
 
@@ -274,7 +274,7 @@ def _spec(
     return LossSpec(
         name=name,
         summary="user-defined loss",
-        options=(_reduction_option(),),
+        options=(reduction_option(),),
         declare=declare,
         family="elementwise",
         input_domain=lambda o: "probability" if probability else "real",
@@ -376,7 +376,7 @@ def custom_loss(
             f"it also uses {', '.join(sorted(map(str, extra)))}"
         )
     spec = _spec(name, loss, input, target, canonical)
-    options = {"reduction": _check(name, spec.option("reduction"), reduction)}
+    options = {"reduction": check_option(name, spec.option("reduction"), reduction)}
     derivation = CustomDerivation(spec, options, spec.declare(options))
     derivation.limits = limits
     return derivation

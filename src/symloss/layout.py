@@ -29,9 +29,9 @@ import numpy as np
 import sympy as sp
 
 from ._bounds import within
-from .catalog import IGNORE_INDEX
 from .errors import SymlossTypeError, SymlossValueError, choice_error
 from .primitives import clamp_min, clamped_log
+from .spec import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from .derive import Derivation

@@ -14,13 +14,12 @@ from typing import Any
 import sympy as sp
 from sympy import IndexedBase, KroneckerDelta, Symbol
 
-from .catalog import CATALOG, REDUCTIONS, Option
 from .declaration import CLASS_INDEX_SETS, REALS, SIGNS, AlsoWrt, Argument, Declaration, Definition, Kink
 from .hinges import hinge, step
 from .primitives import CLASS_INDEX, SUM_INDEX
-from .rows import RowLossSpec
+from .spec import REDUCTIONS, Option, RowLossSpec
 
-__all__: list[str] = []
+__all__ = ["SPECS"]
 
 _I, _K = CLASS_INDEX, SUM_INDEX
 #: The second index of a Hessian (derive.HESSIAN_INDEX) and a second summation index.
@@ -417,5 +416,5 @@ _MULTILABEL_MARGIN = RowLossSpec(
     row_dims=(-1, 0, 1),
 )
 
-for _spec in (_COSINE, _TRIPLET, _MULTILABEL_MARGIN):
-    CATALOG[_spec.name] = _spec
+#: The row losses, in the catalogue's order (:mod:`symloss.catalog` adds them).
+SPECS: tuple[RowLossSpec, ...] = (_COSINE, _TRIPLET, _MULTILABEL_MARGIN)

@@ -41,31 +41,15 @@ from sympy.printing.numpy import SciPyPrinter
 
 from . import kernels
 from .algebra import reduce_sums
-from .catalog import LossSpec
 from .declaration import CLASS_INDEX_SETS, SIGNS
 from .errors import SymlossTypeError, SymlossValueError, choice_error
+from .spec import LossSpec, RowLossSpec
 
 if TYPE_CHECKING:
     from .derive import Derivation
     from .numeric import Numeric
 
 __all__ = ["COMPILED_MIN_SIZE", "TARGET_DOMAINS", "RowLossSpec", "axis_dot", "axis_sum", "build", "compile_rows"]
-
-
-@dataclass(frozen=True)
-class RowLossSpec(LossSpec):
-    """A catalogue entry of the row family (``family="rows"``).
-
-    Its arrays and their domains are the :class:`LossSpec`'s signature; the target's domain
-    says how it is read (:data:`TARGET_DOMAINS`).
-
-    Attributes:
-        row_dims: how many leading (row) axes the arrays may have, as torch allows
-            (``(0, 1)``: ``(D)`` or ``(N, D)``; ``-1`` also takes a 0-d input as one row of
-            one class, as ``multilabel_margin_loss`` does); ``None``: any number (at least 1-D).
-    """
-
-    row_dims: tuple[int, ...] | None = (0, 1)
 
 
 # --------------------------------------------------------------------------- targets

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .catalog import IGNORE_INDEX, LossSpec
 from .declaration import CLASS_INDICES, CLASS_PROBABILITIES, Kink
 from .declaration import Domain as DeclaredDomain
 from .derive import Derivation
 from .errors import SymlossTypeError, SymlossValueError
+from .spec import IGNORE_INDEX, LossSpec
 
 __all__ = [
     "Case",
