@@ -13,11 +13,18 @@ number counts as met by 0 (flushing subnormals is allowed).
 
 Then an adversarial search (:func:`run_search`) for the worst point of every loss's value,
 gradient and Hessian-vector product, float32 and float64, on both evaluators (the NumPy path
-and the numba fast path): it exits 1 where any is above the 4-ulp goal.
+and the numba fast path): it exits 1 where any is above the 4-ulp goal. The default run
+searches every loss at its default options (and each alias's preset). ``--variants`` adds the
+same search at every loss's option variants (:func:`option_variants`, read from the declared
+options: each choice, weights given or not, continuous options at their declared examples
+and stress values such as focal's gamma ∈ {0, 10⁻⁶, 0.5, 1, 2, 3, 5, 10³}, a margin of 0 and
+−1, delta / beta 10⁻⁶ and 10³; reduction='mean' / 'batchmean'), with ``--quick``'s budget of
+points per option set; its rows name the options of each worst point.
 
     python benchmarks/accuracy.py            # full battery and search, markdown tables
     python benchmarks/accuracy.py --quick    # smaller battery and search (a smoke run)
     python benchmarks/accuracy.py --quick --only mse_loss   # one loss
+    python benchmarks/accuracy.py --variants-only           # the option variants' search only
 """
 
 from __future__ import annotations
@@ -35,9 +42,9 @@ import sympy as sp
 
 import symloss
 from symloss.algebra import reduce_sums
-from symloss.catalog import ALIASES
+from symloss.catalog import ALIASES, resolve
 from symloss.primitives import clamped_log
-from symloss.spec import IGNORE_INDEX
+from symloss.spec import IGNORE_INDEX, Option
 
 DPS = 60
 
@@ -166,6 +173,10 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
         out = np.empty(x.shape, dtype=object)
         for idx in np.ndindex(x.shape):
             vals = [mpmath.mpf(float(arrays[n][idx])) if n in arrays else scalars[n] for n in names]
+            span = _span(vals)
+            if span:  # 1 − 10⁻³⁰⁰ and z²/2 beside O(1) terms: more digits, until settled
+                out[idx] = _settled(lambda vals=vals: fn(*vals), start=DPS + 2 * span)
+                continue
             out[idx] = fn(*vals)
         return out
 
@@ -210,12 +221,20 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     raise NotImplementedError(f"family {d.spec.family!r}")
 
 
-def _settled(call: Callable[[], Any]) -> Any:
-    """``call()`` at ``DPS`` digits, then at twice as many until two agree to 40 digits: a row
-    loss cancels where rows are parallel (1 − cos ≈ ε/|a|², below 10⁻⁶⁰ for |a| ≳ 10²⁴)."""
+def _span(vals: list[Any]) -> int:
+    """The decades below 10⁻¹⁰ of the smallest nonzero argument (0 if none is that small): an
+    element-wise point at z = 10⁻³⁰⁰ needs 300 more digits to see 1 − z, twice that for a
+    value z²/2 that is a difference of O(1) terms (tweedie's at its minimum)."""
+    small = [abs(v) for v in vals if isinstance(v, mpmath.mpf) and 0 < abs(v) < 1e-10]
+    return int(-mpmath.floor(mpmath.log10(min(small)))) if small else 0
+
+
+def _settled(call: Callable[[], Any], start: int = DPS) -> Any:
+    """``call()`` at ``start`` digits, then at twice as many until two agree to 40 digits: a
+    row loss cancels where rows are parallel (1 − cos ≈ ε/|a|², below 10⁻⁶⁰ for |a| ≳ 10²⁴)."""
     prev: Any = None
     value: Any = None
-    for dps in (DPS, 2 * DPS, 4 * DPS, 8 * DPS):
+    for dps in (start, 2 * start, 4 * start, 8 * start):
         with mpmath.workdps(dps):
             try:
                 value = call()
@@ -490,15 +509,37 @@ def _from_ordinal(i: int, dt: np.dtype) -> float:
 
 
 class _Case:
-    """One loss × dtype: the derivations, the exact functions, and the symloss evaluations."""
+    """One loss × dtype × option set: the derivations, the exact functions, and the symloss
+    evaluations.
+
+    ``opts`` may hold :data:`GIVEN` for an array option (a seeded array is laid out for it:
+    one weight per class for ``shape="class"``, with :attr:`classes` classes; one number
+    broadcast along the last axis for ``shape="last"``) and ``reduction`` ('mean',
+    'batchmean'), which the gradient and HVP are taken with (the loss value is always
+    reduction='none'); the exact ones are then the per-element ones over the mean's
+    denominator (:func:`_mean_denominator`).
+    """
 
     def __init__(self, name: str, opts: dict[str, Any], dtype: str) -> None:
         self.name, self.dt = name, np.dtype(dtype)
+        opts = dict(opts)
+        self.reduction = opts.pop("reduction", "sum")
+        spec = resolve(name)[0]
+        #: the number of classes a class-axis search uses (None: several), fixed by a weight
+        self.classes: int | None = None
+        for key, value in list(opts.items()):
+            if isinstance(value, str) and value == GIVEN:
+                opts[key] = _given_array(spec.option(key), self)
+        self.options = opts
         self.by_order = {0: symloss.derive(name, reduction="none", **opts),
-                         1: symloss.derive(name, reduction="sum", **opts)}
+                         1: symloss.derive(name, reduction=self.reduction, **opts)}
         self.by_order[2] = self.by_order[1]
         self.d = self.by_order[1]
-        self.truth = {o: exact(self.by_order[o], ORDERS[o]) for o in ORDERS}
+        per_element = (self.d if self.reduction == "sum"
+                       else symloss.derive(name, reduction="sum", **opts))
+        self.truth = {0: exact(self.by_order[0], "loss")}
+        for o in (1, 2):
+            self.truth[o] = _over_denominator(self, exact(per_element, ORDERS[o]))
         self.family = self.d.spec.family
 
     def symloss(self, order: int, evaluator: str, x: np.ndarray, y: np.ndarray,
@@ -535,27 +576,34 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     xs: list[float] = []
     ts: list[float] = []
 
-    def f(z: float, y: float) -> Any:
-        return truth(np.array([z], dt), np.array([y], dt), np.ones(1, dt))[0] if order == 2 \
-            else truth(np.array([z], dt), np.array([y], dt))[0]
+    def f(z: float, y: float, fn: Callable[..., Any] = truth, o: int = order) -> Any:
+        return fn(np.array([z], dt), np.array([y], dt), np.ones(1, dt))[0] if o == 2 \
+            else fn(np.array([z], dt), np.array([y], dt))[0]
 
+    # the value's roots, and for the value the gradient's too: the loss's minimum, where a
+    # loss that is 0 there (tweedie's, gamma's) is a difference of nearly equal terms
+    signs = [(truth, order)] + ([(case.truth[1], 1)] if order == 0 else [])
     if probability:
         grid = np.concatenate([np.logspace(-30 if dt == np.float32 else -300, -1, 12),
                                1 - np.logspace(-7 if dt == np.float32 else -16, -1, 12)])
     else:
-        g = np.logspace(-9, 4, 10 if quick else 40)
+        tiny = [1e-20, 1e-30, 1e-37] if dt == np.float32 else [1e-30, 1e-100, 1e-300]
+        g = np.concatenate([tiny, np.logspace(-9, 4, 10 if quick else 40)])
         grid = np.concatenate([-g[::-1], [0.0], g])
     grid = np.unique(grid.astype(dt)).astype(float)
+    lo, hi = _input_range(case)
+    grid = grid[(grid >= lo) & (grid <= hi)]  # poisson's log_input=False: a rate ≥ 0
     offsets = range(-2, 3) if quick else range(-4, 5)
     for y in ys:
         y = float(dt.type(y))
-        vals = [f(z, y) for z in grid]
-        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
-            if fa * fb < 0:  # a root of the exact value: the difference cancels around it
-                root = _bisect_root(lambda z, y=y: f(z, y), a, b, dt)
-                for k in offsets:
-                    xs.append(float(_ulp_steps(np.array([root], dt), k)[0]))
-                    ts.append(y)
+        for fn, o in signs:
+            vals = [f(z, y, fn, o) for z in grid]
+            for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
+                if fa * fb < 0:  # a root of the exact value: the difference cancels around it
+                    root = _bisect_root(lambda z, y=y, fn=fn, o=o: f(z, y, fn, o), a, b, dt)
+                    for k in offsets:
+                        xs.append(float(_ulp_steps(np.array([root], dt), k)[0]))
+                        ts.append(y)
         xs.extend(grid)
         ts.extend([y] * grid.size)
         for kink in d.declaration.kinks:
@@ -586,8 +634,14 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     ts.extend(rng.choice(ys, n))
     x, y = np.array(xs, dt), np.array(ts, dt)
     with np.errstate(all="ignore"):
-        keep = np.isfinite(x)
+        keep = np.isfinite(x) & (x >= lo) & (x <= hi)
     return x[keep], y[keep]
+
+
+def _input_range(case: _Case) -> tuple[float, float]:
+    """The closed range the input's declared domain allows (at the case's options)."""
+    dom = case.d.spec.arguments_for(case.d.options)[0].domains[0]
+    return dom.lo, dom.hi
 
 
 def _class_points(case: _Case, quick: bool,
@@ -596,9 +650,11 @@ def _class_points(case: _Case, quick: bool,
     1 − pᵢ), soft targets equal to the rounded prediction (p − y cancels), random rows."""
     dt, d = case.dt, case.d
     out: list[tuple[np.ndarray, np.ndarray]] = []
+    # class probabilities too, unless an ignore_index ≥ 0 is set (torch rejects them then)
+    soft = not d.spec.index_targets_only and d.options.get("ignore_index", IGNORE_INDEX) < 0
     g = np.logspace(-9, 4, 14 if quick else 40)
     sweep = np.concatenate([-g[::-1], [0.0], g, _BOUNDARIES, -np.array(_BOUNDARIES)])
-    for c in (3,) if quick else (2, 3, 10):
+    for c in (case.classes,) if case.classes else (3,) if quick else (2, 3, 10):
         x = np.zeros((sweep.size, c), dt)
         x[:, 0] = sweep
         if d.spec.multi_hot_targets:
@@ -607,12 +663,12 @@ def _class_points(case: _Case, quick: bool,
             continue
         out.append((x, np.zeros(sweep.size, np.int64)))
         out.append((x, np.ones(sweep.size, np.int64)))
-        if not d.spec.index_targets_only:
+        if soft:
             onehot = np.zeros(x.shape, dt)
             onehot[:, 0] = 1
             out.append((x, onehot))
     n = 10 if quick else 200
-    for c in (3, 10):
+    for c in (case.classes,) if case.classes else (3, 10):
         x = (rng.standard_normal((n, c)) * 10.0 ** rng.uniform(-3, 1.5, (n, 1))).astype(dt)
         if d.spec.multi_hot_targets:
             p = 1 / (1 + np.exp(-x.astype(np.float64)))
@@ -620,7 +676,7 @@ def _class_points(case: _Case, quick: bool,
             out.append((x, (rng.random((n, c)) < 0.5).astype(dt)))
             continue
         out.append((x, rng.integers(0, c, n)))
-        if not d.spec.index_targets_only:
+        if soft:
             e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
             p = (e / e.sum(axis=1, keepdims=True)).astype(dt)  # p − y cancels
             out.append((x, p))
@@ -695,9 +751,9 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
             steps = [k for k in (-4, -3, -2, -1, 1, 2, 3, 4)]
             xr = np.concatenate([_ulp_steps(x[idx], k) for k in steps])
             yr = np.concatenate([y[idx]] * len(steps))
-            if case.d.spec.input_domain(case.d.options) == "probability":
-                inside = (xr >= 0) & (xr <= 1)  # a step past 0 or 1 is not an input
-                xr, yr = xr[inside], yr[inside]
+            lo, hi = _input_range(case)
+            inside = (xr >= lo) & (xr <= hi)  # a step past 0 or 1 is not an input
+            xr, yr = xr[inside], yr[inside]
             record(xr, yr, measure(xr, yr))
     else:
         for x, y in _class_points(case, quick, rng):
@@ -959,21 +1015,25 @@ def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
     return worst
 
 
-def run_search(quick: bool, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """The worst point per loss × order × dtype × evaluator."""
+def run_search(quick: bool, only: list[str] | None = None,
+               variants_of: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The worst point per loss × order × dtype × evaluator (at the options ``variants_of``
+    gives a loss, else at every loss's defaults and each alias's preset)."""
     from symloss import fast
 
     mpmath.mp.dps = DPS
     evaluators = ["numpy", "numba"] if fast.available() else ["numpy"]
     rows = []
-    for name, opts in variants():
+    listed = list(variants_of.items()) if variants_of else variants()
+    for name, opts in listed:
         if only and name not in only:
             continue
         for dtype in ("float32", "float64"):
             try:
                 case = _Case(name, opts, dtype)
             except Exception as exc:
-                print(f"not searched {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                print(f"not searched {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
                 break
             multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
             if case.family not in ("elementwise", "class_axis", "rows") or (
@@ -984,6 +1044,8 @@ def run_search(quick: bool, only: list[str] | None = None) -> list[dict[str, Any
                              f"{', '.join(case.d.spec.arguments)}", "n": 0})
                 break
             for order in ORDERS:
+                if order == 0 and case.reduction != "sum":
+                    continue  # the value is reduction='none' whatever the variant's reduction
                 if multi:
                     # the row family: its NumPy kernels and its compiled ones (rows_compiled)
                     found = search_multi(case, order, evaluators, quick)
@@ -996,6 +1058,179 @@ def run_search(quick: bool, only: list[str] | None = None) -> list[dict[str, Any
                     rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
                                  "evaluator": e, "worst": w, "where": where, "n": n})
     return rows
+
+
+# --------------------------------------------------------------------------- option variants
+#: In a variant's options: this array option is given (:func:`_given_array` lays it out).
+GIVEN = "given"
+#: Values that stress a continuous option, by its declared ``kind``, tried beside its default
+#: and its declared examples (:meth:`Option.tried`): 0 and a negative value for a real one
+#: (margins, alpha), tiny and large scales for a positive one (delta, eps), exponents 0 … 5
+#: and tiny / large ones for a non-negative one (gamma, beta), near 0 and 1 for one in [0, 1]
+#: (label_smoothing, quantile). Values a loss rejects are said on stderr and left out.
+STRESS: dict[str, tuple[float, ...]] = {
+    "real": (0.0, -1.0, 1e3),
+    "positive": (1e-6, 1e3),
+    "nonnegative": (0.0, 1e-6, 1.0, 5.0, 1e3),
+    "unit_interval": (1e-3, 0.9, 0.999),
+}
+#: Every combination of the options' values when there are at most this many
+#: (``--max-variants``), else each option's values one at a time.
+MAX_VARIANTS = 40
+
+
+def option_values(opt: Option) -> list[Any]:
+    """The values the variant search gives one option, read from its declaration: every
+    choice of a finite one, absent / :data:`GIVEN` for an array, else the default, the
+    declared examples and :data:`STRESS` for its kind. The default comes first."""
+    if opt.kind == "array":
+        return [None, GIVEN]
+    if opt.choices is not None:
+        values = [opt.default, *opt.choices]
+    else:
+        values = [opt.default, *opt.tried(), *STRESS.get(opt.kind, ())]
+    out: list[Any] = []
+    for v in values:
+        if not any(v == u and type(v) is type(u) for u in out):
+            out.append(v)
+    return out
+
+
+def option_variants(name: str, cap: int = MAX_VARIANTS) -> list[dict[str, Any]]:
+    """The option sets searched for ``name`` besides its defaults, from its declaration.
+
+    Every option but ``reduction`` and ``link``-free structure takes :func:`option_values`;
+    the sets are the combinations of those values -- all of them when there are at most
+    ``cap`` (``sigmoid_focal_loss``: alpha × gamma), else each option's values one at a time
+    (``triplet_margin_loss``'s 4 options). Then ``reduction='mean'``
+    (and ``'batchmean'`` where the loss accepts it) at the defaults and with each option of
+    kind ``array`` or ``int`` (weights, ignore_index: what the mean's denominator reads) given.
+    """
+    spec = resolve(name)[0]
+    opts = [o for o in spec.options if o.name != "reduction"]
+    grid = {o.name: option_values(o) for o in opts}
+    default = {o.name: o.default for o in opts}
+
+    def changed(combo: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in combo.items()
+                if not (v == default[k] and type(v) is type(default[k]))}
+
+    singles = [{o.name: v} for o in opts for v in grid[o.name][1:]]
+    total = int(np.prod([len(v) for v in grid.values()])) if grid else 1
+    chosen: list[dict[str, Any]] = []
+    if total - 1 <= cap:
+        import itertools
+
+        for values in itertools.product(*grid.values()):
+            combo = changed(dict(zip(grid, values, strict=True)))
+            if combo:
+                chosen.append(combo)
+    else:
+        chosen = list(singles)
+    means = [r for r in spec.option("reduction").choices or () if r in ("mean", "batchmean")] \
+        if any(o.name == "reduction" for o in spec.options) else []
+    for r in means:
+        chosen.append({"reduction": r})
+        for o in opts:
+            if o.kind in ("array", "int"):
+                chosen += [{"reduction": r, o.name: v} for v in grid[o.name][1:]]
+    return chosen
+
+
+def _given_array(opt: Option, case: _Case) -> np.ndarray:
+    """A seeded array for an array option, rounded to float32 (so that float32 and float64
+    inputs see the same weights): one per class (3 classes) or one broadcast number."""
+    rng = np.random.default_rng(7)
+    if opt.shape == "class":
+        case.classes = 3
+        return rng.uniform(0.1, 3.0, 3).astype(np.float32).astype(np.float64)
+    return rng.uniform(0.1, 3.0, 1).astype(np.float32).astype(np.float64)
+
+
+def _mean_denominator(case: _Case, arrays: list[Any]) -> float:
+    """What ``case.reduction`` divides by, as torch defines it, for the arrays an exact function
+    is called with: the element count ('mean', element-wise), the batch size ('batchmean',
+    rows), the samples ('mean', class axis), and for class-index targets with ``ignore_index``
+    the weights of the labels not ignored (their count without weights)."""
+    if case.reduction not in ("mean", "batchmean"):
+        return 1.0
+    if case.family == "rows":
+        return float(np.asarray(arrays[0][0]).shape[0])
+    x = np.asarray(arrays[0])
+    if case.family == "elementwise":
+        return float(x.shape[0] if case.reduction == "batchmean" and x.ndim else x.size)
+    t = np.asarray(arrays[1])
+    samples = float(x.size // x.shape[0 if x.ndim == 1 else 1])
+    if t.shape == x.shape or "ignore_index" not in case.d.options:
+        return samples  # class probabilities, multi-hot targets, multi_margin: the samples
+    labels = t.ravel().astype(np.int64)
+    keep = labels != case.d.options["ignore_index"]
+    w = case.d.options.get("weight")
+    return float(np.sum(np.asarray(w, np.float64)[labels[keep]])) if w is not None \
+        else float(keep.sum())
+
+
+def _over_denominator(case: _Case, truth: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """``truth`` divided by the mean's denominator where ``case`` takes a mean."""
+    if case.reduction not in ("mean", "batchmean"):
+        return truth
+
+    def scaled(*args: Any, **kwargs: Any) -> np.ndarray:
+        denominator = _mean_denominator(case, list(args))
+        if denominator == 0:
+            raise ValueError("a mean over no element (every label ignored): torch's is nan")
+        return truth(*args, **kwargs) / mpmath.mpf(denominator)  # type: ignore[no-any-return]
+
+    return scaled
+
+
+def describe(opts: dict[str, Any]) -> str:
+    """A variant's options as written in the tables (``alpha=0.75, gamma=5``)."""
+    if not opts:
+        return "defaults"
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in opts.items())
+
+
+def run_variants(quick: bool, only: list[str] | None = None, cap: int = MAX_VARIANTS,
+                 jobs: int = 1) -> list[dict[str, Any]]:
+    """:func:`run_search` over every loss's :func:`option_variants` (the defaults are
+    :func:`run_search`'s), each with the ``--quick`` budget of points unless ``quick`` is
+    False; rows carry ``options``, in the same order whatever ``jobs`` (worker processes)."""
+    tasks = [(name, opts, quick) for name in symloss.losses() if not only or name in only
+             for opts in option_variants(name, cap)]
+    if jobs <= 1:
+        found = [_search_variant(t) for t in tasks]
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            found = list(pool.imap(_search_variant, tasks, chunksize=1))
+    return [r for rows in found for r in rows]
+
+
+def _search_variant(task: tuple[str, dict[str, Any], bool]) -> list[dict[str, Any]]:
+    """One loss at one option set: its search rows, a row saying why where it was not."""
+    name, opts, quick = task
+    try:
+        found = run_search(quick, [name], variants_of={name: opts})
+    except Exception as exc:  # counted as not measured: the run goes on
+        print(f"search {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        found = [{"loss": name, "dtype": dt, "order": o, "evaluator": "-",
+                  "worst": float("nan"), "n": 0,
+                  "where": f"NOT MEASURED: {type(exc).__name__}: {exc}"}
+                 for dt in ("float32", "float64") for o in ORDERS.values()]
+    if not found:  # the loss rejects these options (stderr says why): left out
+        found = [{"loss": name, "dtype": "-", "order": "-", "evaluator": "-",
+                  "worst": float("nan"), "n": 0,
+                  "where": "not searched: the loss rejects these options (stderr)"}]
+    for r in found:
+        r["options"] = describe(opts)
+    worst = max((r["worst"] for r in found if r["n"]), default=float("nan"))
+    print(f"searched {name} ({describe(opts)}): worst {_fmt(worst)} ulp",
+          file=sys.stderr, flush=True)
+    return found
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -1040,6 +1275,49 @@ def search_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def variant_search_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`search_table` with each row's option set."""
+    lines = ["| loss | options | dtype | order | evaluator | points | worst ulp | worst point |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        w = "-" if np.isnan(r["worst"]) else _fmt(r["worst"])
+        where = r["where"]
+        if r["n"] == 0 and r["order"] != "-" and not where.startswith("NOT MEASURED"):
+            w, where = "-", "NOT MEASURED: the exact value failed (see stderr)"
+        lines.append(f"| {r['loss']} | {r['options']} | {r['dtype']} | {r['order']} "
+                     f"| {r['evaluator']} | {r['n']} | {w} | {where} |")
+    return "\n".join(lines)
+
+
+def variant_summary_table(rows: list[dict[str, Any]]) -> str:
+    """Per loss, dtype and order: the worst ulp over its option sets and both evaluators, and
+    the options it was found at (bold: above the goal)."""
+    sets: dict[str, set[str]] = {}
+    worst: dict[tuple[str, str, str], tuple[float, str]] = {}
+    for r in rows:
+        sets.setdefault(r["loss"], set()).add(r["options"])
+        if r["order"] == "-":
+            continue
+        key = (r["loss"], r["dtype"], r["order"])
+        w = np.inf if r["n"] == 0 else float(np.nan_to_num(r["worst"], nan=np.inf))
+        if key not in worst or w > worst[key][0]:
+            worst[key] = (w, r["options"])
+    columns = [(dt, o) for dt in ("float32", "float64") for o in ORDERS.values()]
+    lines = ["| loss | option sets | " + " | ".join(f"{dt} {o}" for dt, o in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for loss in sorted(sets):
+        cells = []
+        for dt, o in columns:
+            if (loss, dt, o) not in worst:
+                cells.append("–")
+                continue
+            w, opts = worst[loss, dt, o]
+            text = f"{_fmt(w)} ({opts})"
+            cells.append(f"**{text}**" if w > GOAL_ULP else text)
+        lines.append(f"| {loss} | {len(sets[loss])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _fmt(v: float) -> str:
     if np.isnan(v):  # no torch twin
         return "—"
@@ -1073,10 +1351,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure only these losses (names as symloss.losses() lists them)")
     parser.add_argument("--no-search", action="store_true",
                         help="skip the adversarial worst-point search (grid table only)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also search every loss at its option variants (option_variants)")
+    parser.add_argument("--variants-only", action="store_true",
+                        help="only the option-variant search (no grid, no search at defaults)")
+    parser.add_argument("--max-variants", type=int, default=MAX_VARIANTS, metavar="N",
+                        help="all combinations of the options' values up to N per loss, else one "
+                        f"option at a time (default {MAX_VARIANTS})")
+    parser.add_argument("--variant-budget", choices=("quick", "full"), default="quick",
+                        help="points per option set: --quick's (default) or the full search's")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="search the option variants in N processes (default 1)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     from symloss import fast
 
+    if args.variants_only:
+        return _main_variants(args, start)
     if args.numpy_path:
         with fast.disabled():
             rows = run(args.quick, args.only)
@@ -1104,7 +1395,9 @@ def main(argv: list[str] | None = None) -> int:
               "(class axis) or a seeded normal row (rows)). "
               "Points: roots of the exact "
               "value found by bisection ± a few ulps (where it is a difference of nearly equal "
-              "terms), kinks ± a few ulps, exp's over/underflow boundaries, a grid, random "
+              "terms; for the loss value the gradient's roots too, the loss's minimum), "
+              "|z| down to 1e-300 (1e-37 in float32), kinks ± a few ulps, exp's over/underflow "
+              "boundaries, a grid, random "
               "restarts; then the worst ones moved by ±1…4 ulps; for a loss of further arrays (var, "
               "input2) each combination of their values; for row losses the checker's rows "
               "on each kink, nearly (anti)parallel rows, equal distances, rows scaled "
@@ -1117,9 +1410,11 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_table(found))
         above = [r for r in found if (not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
                  or (r["n"] == 0 and r["order"] != "-")]  # unmeasured counts as not met
+    code = 0
+    if args.variants:
+        code = _print_variants(args)
     print(f"\nmachine: {platform.machine()}, {platform.processor() or platform.platform()}, "
           f"numpy {np.__version__}; {time.perf_counter() - start:.1f} s")
-    code = 0
     if worse:
         print("symloss LESS accurate than torch (or a hard label above 4 ulp) for: "
               + ", ".join(f"{r['loss']} {r['dtype']} {r['targets']}" for r in worse))
@@ -1129,6 +1424,41 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{r['loss']} {r['dtype']} {r['order']} {r['evaluator']} "
                           f"({_fmt(r['worst'])})" for r in above))
         code = 1
+    return code
+
+
+def _print_variants(args: argparse.Namespace) -> int:
+    """The option-variant search's tables; 1 if any row is above the goal or unmeasured."""
+    quick = args.quick or args.variant_budget == "quick"
+    found = run_variants(quick, args.only, args.max_variants, args.jobs)
+    print(f"\nOption variants: every loss at the option sets of option_variants (read from its "
+          f"declaration: each choice, array options given or not, continuous options at their "
+          f"default, declared examples and the stress values {STRESS}; all combinations when "
+          f"at most {args.max_variants}, else each value alone; "
+          "reduction='mean'/'batchmean' at the defaults and with each array or int option), "
+          f"searched as above with the {'--quick' if quick else 'full'} budget of points each. "
+          "Error in ulps of the exact value (over the mean's denominator where the reduction "
+          "is a mean).\n")
+    print(variant_search_table(found))
+    print(f"\nThe worst over every option set and both evaluators per loss, dtype and order, "
+          f"with the options it was found at (bold: above the {GOAL_ULP:g}-ulp goal):\n")
+    print(variant_summary_table(found))
+    above = [r for r in found if (not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
+             or (r["n"] == 0 and r["order"] != "-")]
+    print()
+    if above:
+        print(f"ABOVE the {GOAL_ULP:g}-ulp goal at option variants ({len(above)} of the "
+              "searched rows): " + "; ".join(
+                  f"{r['loss']} ({r['options']}) {r['dtype']} {r['order']} {r['evaluator']} "
+                  f"({_fmt(r['worst'])}) at {r['where']}" for r in above))
+        return 1
+    return 0
+
+
+def _main_variants(args: argparse.Namespace, start: float) -> int:
+    code = _print_variants(args)
+    print(f"\nmachine: {platform.machine()}, {platform.processor() or platform.platform()}, "
+          f"numpy {np.__version__}; {time.perf_counter() - start:.1f} s")
     return code
 
 

@@ -150,3 +150,136 @@ def test_speed_inputs_are_valid_for_symloss_and_torch(name):
     ours = d.loss_fn(*arrays)
     theirs = speed.torch_loss(d)(*(torch.from_numpy(a) for a in arrays))
     np.testing.assert_allclose(ours, theirs.item(), rtol=1e-12)
+
+
+def test_option_variants_are_read_from_the_declarations():
+    """The variant search's option sets come from each loss's declared options: every choice,
+    array options given or not, continuous ones at their default, declared examples and the
+    stress values for their kind; all combinations when few (focal's alpha × gamma: the
+    float64 gradient at gamma=5, alpha=0.75 the defaults-only search never visited)."""
+    from symloss.catalog import CATALOG
+    from symloss.spec import Option
+
+    accuracy = _load("accuracy")
+    focal = accuracy.option_variants("sigmoid_focal_loss")
+    assert {"alpha": 0.75, "gamma": 5.0} in focal and {"alpha": -1.0, "gamma": 0.5} in focal
+    assert {"reduction": "mean"} in focal
+    ce = accuracy.option_variants("cross_entropy")
+    for combo in ({"label_smoothing": 0.1}, {"label_smoothing": 0.9},
+                  {"weight": accuracy.GIVEN, "ignore_index": 1},
+                  {"reduction": "mean", "weight": accuracy.GIVEN}):
+        assert combo in ce, combo
+    assert {"log_target": True} in accuracy.option_variants("kl_div")
+    assert {"reduction": "batchmean"} in accuracy.option_variants("kl_div")
+    assert {"margin": 0.0} in accuracy.option_variants("hinge_embedding_loss")
+    assert {"beta": 1e-6} in accuracy.option_variants("smooth_l1_loss")
+    assert {"log_input": False, "full": True} in accuracy.option_variants("poisson_nll_loss")
+    # more combinations than the cap: each option's values one at a time
+    triplet = accuracy.option_variants("triplet_margin_loss")
+    assert all(len(c) == 1 for c in triplet) and {"swap": True} in triplet
+    # every value tried is the default, a choice, a declared example or a stress value
+    for name, spec in CATALOG.items():
+        for opt in spec.options:
+            if opt.name == "reduction":
+                continue
+            allowed = [opt.default, *(opt.choices or ()), *opt.examples,
+                       *accuracy.STRESS.get(opt.kind, ()), accuracy.GIVEN]
+            assert all(v in allowed for v in accuracy.option_values(opt)), (name, opt.name)
+    # a new option is searched without any list to edit
+    new = Option("tau", 0.5, "a new option", kind="positive", examples=(2.0,))
+    assert accuracy.option_values(new) == [0.5, 2.0, *accuracy.STRESS["positive"]]
+
+
+def test_mean_denominator_is_torchs():
+    """reduction='mean': the exact gradient is over torch's denominator (the weights of the
+    labels not ignored for class indices, the samples for probabilities, n element-wise)."""
+    import numpy as np
+    import torch
+
+    accuracy = _load("accuracy")
+    case = accuracy._Case("cross_entropy", {"reduction": "mean", "weight": accuracy.GIVEN,
+                                            "ignore_index": 1}, "float64")
+    w = case.d.options["weight"]
+    x = np.zeros((4, 3))
+    labels = np.array([0, 1, 2, 2])
+    assert accuracy._mean_denominator(case, [x, labels]) == w[0] + 2 * w[2]
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.cross_entropy(xt, torch.tensor(labels), weight=torch.tensor(w),
+                                      ignore_index=1, reduction="sum").backward()
+    per_sum = xt.grad.numpy().copy()
+    xt.grad = None
+    torch.nn.functional.cross_entropy(xt, torch.tensor(labels), weight=torch.tensor(w),
+                                      ignore_index=1, reduction="mean").backward()
+    np.testing.assert_allclose(per_sum / accuracy._mean_denominator(case, [x, labels]),
+                               xt.grad.numpy(), rtol=1e-14)
+    assert accuracy._mean_denominator(case, [x, np.full((4, 3), 1 / 3)]) == 4.0
+    mse = accuracy._Case("mse_loss", {"reduction": "mean"}, "float32")
+    assert accuracy._mean_denominator(mse, [np.zeros(7), np.zeros(7)]) == 7.0
+
+
+def test_variant_search_reports_each_option_set(capsys):
+    """--variants-only: a row per option set with its options, the worst over them per loss
+    in a table whose header tables.py does not take for the defaults' summary; exit 0 where
+    every variant meets the goal."""
+    accuracy = _load("accuracy")
+    assert accuracy.main(["--variants-only", "--only", "huber_loss"]) == 0
+    out = capsys.readouterr().out
+    for opts in ("delta=1e-06", "delta=1000", "delta=0.5", "reduction=mean"):
+        assert f"| huber_loss | {opts} | float64 | grad | numba |" in out, opts
+    assert "| loss | option sets | float32 loss |" in out
+    assert "| loss | float32 loss |" not in out and "ABOVE" not in out
+    assert "| huber_loss | reduction=mean | float64 | loss |" not in out  # loss: reduction='none'
+
+
+def test_variant_search_finds_an_error_only_a_variant_shows():
+    """An evaluator wrong only away from the default option (here: off by 1e-12 relative
+    where delta ≠ 1) is caught by the variant's search and not by the defaults'."""
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    for opts, caught in (({}, False), ({"delta": 1e-6}, True)):
+        case = accuracy._Case("huber_loss", opts, "float64")
+        honest = case.symloss
+
+        def skewed(order, e, x, y, v, honest=honest, case=case):
+            out = honest(order, e, x, y, v)
+            return out * (1 + 1e-12) if case.d.options["delta"] != 1.0 else out
+
+        case.symloss = skewed  # type: ignore[method-assign]
+        worst = accuracy.search(case, 1, ["numpy"], quick=True)["numpy"][0]
+        assert (worst > accuracy.GOAL_ULP) == caught, (opts, worst)
+        assert np.isfinite(worst)
+
+
+def test_value_search_visits_the_loss_minimum():
+    """For the loss value the search also bisects the gradient's roots: the minimum, where a
+    loss that is 0 there (tweedie's y^(2−ρ)/((1−ρ)(2−ρ)) + e^((2−ρ)z)/(2−ρ) − y e^((1−ρ)z)/(1−ρ)
+    at z = log y) is a difference of nearly equal terms; and |z| down to 10⁻³⁰⁰."""
+    import math
+
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    case = accuracy._Case("tweedie_loss", {}, "float64")
+    x, y = accuracy._elementwise_points(case, 0, True, np.random.default_rng(0))
+    assert np.any((x == math.log(0.5)) & (y == 0.5))
+    assert np.any(x == 1e-300) and np.any(x == -1e-300)
+
+
+def test_exact_reference_keeps_tiny_inputs():
+    """At z = 10⁻³⁰⁰ the reference raises its digits: huber's |y − z| < δ for y = δ = 1 (at 60
+    digits 1 − 10⁻³⁰⁰ is 1, and the Hessian came out 0), tweedie's value z²/2 at its minimum."""
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    huber = accuracy._Case("huber_loss", {}, "float64")
+    assert huber.truth[2](np.array([1e-300]), np.array([1.0]), np.ones(1))[0] == 1
+    tweedie = accuracy._Case("tweedie_loss", {}, "float64")
+    got = tweedie.truth[0](np.array([1e-100]), np.array([1.0]))[0]
+    assert mpmath.almosteq(got, mpmath.mpf(1e-100) ** 2 / 2, rel_eps=mpmath.mpf(10) ** -30)
