@@ -606,36 +606,6 @@ def test_no_size_cliff_one_answer_at_every_size(dtype, monkeypatch):
         np.testing.assert_array_equal(d.grad_fn(x[:7], y[:7]), whole[:7])  # serial
 
 
-def test_layers_import_downwards_only():
-    """layout imports no evaluator; the evaluators import neither each other nor derive."""
-    import ast
-    from pathlib import Path
-
-    src = Path(symloss.__file__).parent
-
-    def imports(module: str) -> set[str]:
-        tree = ast.parse((src / f"{module}.py").read_text())
-        out = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    out.add(node.module)
-                else:
-                    out.update(a.name for a in node.names)
-        return out
-
-    # derive is imported for type hints only (under TYPE_CHECKING), never at run time
-    assert imports("layout") <= {"errors", "primitives", "catalog", "derive", "_bounds"}
-    assert imports("_bounds") <= set()  # the compiled value check: a leaf, NumPy and numba only
-    assert imports("numeric") <= {"kernels", "ddouble", "algebra", "layout", "primitives", "derive"}
-    assert imports("ddouble") <= set()  # double-double arithmetic: a leaf, NumPy and numba only
-    assert imports("fast") <= {"algebra", "cache", "layout", "primitives", "derive", "_statements"}
-    assert imports("_statements") <= set()  # statements from printed code: Python's ast only
-    # the exact values of what neither evaluator could certify: from the derivation's forms
-    assert imports("exact") <= {"layout", "primitives", "hinges", "derive"}
-    assert "evaluate" in imports("derive") and "numeric" not in imports("derive")
-
-
 @pytest.mark.parametrize(("values", "lo", "hi"), [
     (np.array([0.0, 0.5, 1.0]), 0.0, 1.0),
     (np.array([0.0, 1.0 + 2**-52]), 0.0, 1.0),

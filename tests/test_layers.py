@@ -1,4 +1,5 @@
-"""The modules' layers: module-level imports point down only, so no import circle exists.
+"""The modules' layers: module-level imports point down only, so no import circle exists;
+the evaluators' own imports (in functions too) stay below derive.
 
 A module-level ``from .x import y`` is read from the source (no import runs); imports inside
 functions are the façades' lazy calls (``Derivation.latex`` → render) and are not counted.
@@ -83,3 +84,30 @@ def test_lower_layer_does_not_import_higher(low: str, high: str) -> None:
             reach.add(nxt)
             todo.append(nxt)
     assert high not in reach, f"{low} imports {high} (through {sorted(reach)})"
+
+
+def test_evaluators_import_downwards_only():
+    """layout imports no evaluator; the evaluators import neither each other nor derive."""
+    src = SRC
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((src / f"{module}.py").read_text())
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    out.add(node.module)
+                else:
+                    out.update(a.name for a in node.names)
+        return out
+
+    # derive is imported for type hints only (under TYPE_CHECKING), never at run time
+    assert imports("layout") <= {"errors", "primitives", "spec", "catalog", "derive", "_bounds"}
+    assert imports("_bounds") <= set()  # the compiled value check: a leaf, NumPy and numba only
+    assert imports("numeric") <= {"kernels", "ddouble", "algebra", "layout", "primitives", "derive"}
+    assert imports("ddouble") <= set()  # double-double arithmetic: a leaf, NumPy and numba only
+    assert imports("fast") <= {"algebra", "cache", "layout", "primitives", "derive", "_statements"}
+    assert imports("_statements") <= set()  # statements from printed code: Python's ast only
+    # the exact values of what neither evaluator could certify: from the derivation's forms
+    assert imports("exact") <= {"layout", "primitives", "hinges", "derive"}
+    assert "evaluate" in imports("derive") and "numeric" not in imports("derive")
