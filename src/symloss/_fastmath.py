@@ -514,13 +514,15 @@ def fits1_m(p: float, m: float) -> bool:
 
 @njit(inline="always", error_model="numpy")
 def certified(r: float, m: float, flag: np.ndarray) -> float:
-    """``r``, or NaN where ``0 < |r| < 2⁻³⁹·m`` or the terms are within 2⁵⁴ of the subnormals: a
+    """``r``, or NaN where ``|r| < 2⁻³⁹·m`` (an exact 0 too, unless 2⁻³⁹·m is subnormal) or
+    the terms are within 2⁵⁴ of the subnormals: a
     double-double result too cancelled, or with too few bits in its low parts, to trust
     (:func:`symloss.ddouble.certified`), with ``flag[0]`` set, so that the caller looks for
     the NaN elements :mod:`symloss.exact` recomputes only where there are some."""
     a = abs(r)
-    if r != 0.0 and (a < 1.8189894035458565e-12 * m
-                     or (m < 4.008336720017946e-292 and a >= 2.2250738585072014e-308)):
+    bound = 1.8189894035458565e-12 * m
+    if ((a < bound and (r != 0.0 or bound >= 2.2250738585072014e-308))
+            or (m < 4.008336720017946e-292 and a >= 2.2250738585072014e-308)):
         flag[0] = 1
         return math.nan
     return r
@@ -531,8 +533,9 @@ def certified_b(r: float, m: float, flag: np.ndarray) -> float:
     """:func:`certified` without a branch or the store to ``flag`` (so that a loop of it
     vectorizes): the caller sets ``flag[0]`` where a result is NaN."""
     a = abs(r)
-    bad = (r != 0.0) & ((a < 1.8189894035458565e-12 * m)
-                        | ((m < 4.008336720017946e-292) & (a >= 2.2250738585072014e-308)))
+    bound = 1.8189894035458565e-12 * m
+    bad = ((a < bound) & ((r != 0.0) | (bound >= 2.2250738585072014e-308))) | (
+        (m < 4.008336720017946e-292) & (a >= 2.2250738585072014e-308))
     return math.nan if bad else r
 
 
