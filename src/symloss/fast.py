@@ -798,6 +798,25 @@ def _vector_arms(printed: list[str]) -> list[list[str]] | None:
     return out
 
 
+def _gathered(listed: str, inputs: list[str], held: list[str], lines: list[str],
+              result: str) -> str:
+    """The ``nb`` elements listed in ``listed`` (per block, by the loop before): their
+    ``inputs`` gathered to contiguous rows of ``held`` (so that the loop over them vectorizes),
+    ``lines`` evaluated over them into ``result``, and scattered back to ``out``, counting the
+    NaN results in ``n_nan`` (:func:`_vector_arms_source`, :func:`_two_pass`)."""
+    return ("        for i in range(nb):\n"
+            f"            j = {listed}[i]\n"
+            + "".join(f"            held[{k}, i] = np.float64({a}[j])\n"
+                      for k, a in enumerate(inputs))
+            + "        for i in range(nb):\n"
+            + "".join(f"            {x} = held[{k}, i]\n" for k, x in enumerate(held))
+            + "".join(f"{line}\n" for line in lines)
+            + f"            held[0, i] = {result} / divisor\n"
+            "        for i in range(nb):\n"
+            f"            out[{listed}[i]] = held[0, i]\n"
+            "            n_nan += 1 if math.isnan(held[0, i]) else 0\n")
+
+
 def _vector_arms_source(arms: list[list[str]], labels: tuple[str, ...], n_arrays: int,
                         direction: bool) -> str:
     """The first loop of a float64 kernel whose label arms are double-double forms: per block
@@ -819,17 +838,7 @@ def _vector_arms_source(arms: list[list[str]], labels: tuple[str, ...], n_arrays
                  "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
                  "            idx[nb] = lo + jj\n"
                  f"            nb += 1 if np.float64(a1[lo + jj]) == {label} else 0\n"
-                 "        for i in range(nb):\n"
-                 "            j = idx[i]\n"
-                 + "".join(f"            held[{k}, i] = np.float64({a}[j])\n"
-                           for k, a in enumerate(inputs))
-                 + "        for i in range(nb):\n"
-                 + "".join(f"            {x} = held[{k}, i]\n" for k, x in enumerate(held))
-                 + "".join(f"{line}\n" for line in lines)
-                 + f"            held[0, i] = h{n} / divisor\n"
-                 "        for i in range(nb):\n"
-                 "            out[idx[i]] = held[0, i]\n"
-                 "            n_nan += 1 if math.isnan(held[0, i]) else 0\n")
+                 + _gathered("idx", inputs, held, lines, f"h{n}"))
     return text + ("        if n_nan > 0:\n"
                    "            flag[0] = 1\n")
 
@@ -1066,19 +1075,9 @@ def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
             "            nb += 1 if math.isnan(out[lo + jj]) else 0\n"
             # the inputs gathered to contiguous rows, so that the loop vectorizes
             f"        held = np.empty(({len(gather)}, nb))\n"
-            "        for i in range(nb):\n"
-            "            j = bad[i]\n"
-            + "".join(f"            held[{n}, i] = np.float64({a}[j])\n"
-                      for n, a in enumerate(gather))
-            + "        for i in range(nb):\n"
-            + "".join(f"            {x} = held[{n}, i]\n" for n, x in enumerate(held))
-            + "".join(f"{line}\n" for line in again)
-            + "            held[0, i] = res / divisor\n"
             "        n_nan = 0\n"
-            "        for i in range(nb):\n"
-            "            out[bad[i]] = held[0, i]\n"
-            "            n_nan += 1 if math.isnan(held[0, i]) else 0\n"
-            "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
+            + _gathered("bad", gather, held, again, "res")
+            + "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
             "            flag[0] = 1\n")
 
 
