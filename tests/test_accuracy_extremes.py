@@ -815,3 +815,60 @@ def test_tweedie_deviance_next_to_its_minimum_is_not_rounded_to_zero(size, path)
              - mpmath.mpf(float(b)) * mpmath.exp((1 - r) * mpmath.mpf(float(a))) / (1 - r)
              + mpmath.exp((2 - r) * mpmath.mpf(float(a))) / (2 - r) for a, b in zip(z[:3], y[:3], strict=True)]
     assert _ulps(got[:3], exact, np.float64).max() <= 4.0
+
+
+def test_exact_sign_of_a_sum_of_products_matches_fractions():
+    """cmp_products (NumPy and numba): the sign of Σ aᵢ·bᵢ exactly, next to ties the float64
+    sum rounds to 0 or to the wrong side, with products that do and do not round."""
+    from fractions import Fraction
+
+    from symloss import kernels
+
+    pytest.importorskip("numba")
+    from symloss._fastmath import cmp_products
+
+    rng = np.random.default_rng(23)
+    n = 400
+    a = rng.standard_normal((n, 4)) * 10.0 ** rng.integers(-3, 4, (n, 4))
+    b = rng.standard_normal((n, 4))
+    b[: n // 2, 0] = 1.0  # a plain input as a product with 1
+    a[:, 3] = -(a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2])  # a near-tie
+    b[:, 3] = 1.0
+    a[::7, 3] = np.nextafter(a[::7, 3], np.inf)
+    args = [x for i in range(4) for x in (a[:, i], b[:, i])]
+    got = kernels.cmp_products(*args)
+    for i in range(n):
+        exact = sum(Fraction(float(a[i, k])) * Fraction(float(b[i, k])) for k in range(4))
+        want = float((exact > 0) - (exact < 0))
+        assert got[i] == want == cmp_products(*(float(x[i]) for x in args)), i
+
+
+def _exact_margin_ranking(z1, z2, y, margin):
+    inner = mpmath.mpf(margin) - mpmath.mpf(float(y)) * (mpmath.mpf(float(z1)) - mpmath.mpf(float(z2)))
+    return (inner if inner >= 0 else mpmath.mpf(0)), (-mpmath.mpf(float(y)) if inner >= 0 else 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("margin", [0.5, -1.0, 1000.0])
+def test_margin_ranking_kink_is_decided_on_the_exact_inputs(margin, dtype):
+    """max(0, margin − y(z₁ − z₂)) next to its kink: margin − y·(z₁ − z₂) rounds to 0 (or to
+    the other side) where the exact value is ±1e-17; the gradient is −y or 0 as the exact
+    inputs say (it was −y at every such point: 1.8e308 ulp), the value keeps its digits
+    (4.5e15 ulp) on both evaluators (the search's points, and a seeded walk over the kink)."""
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(24)
+    z2 = np.concatenate([[0.001, -1e-30, 0.001, 0.001], rng.standard_normal(40)]).astype(dtype)
+    y = np.concatenate([[1.0, 1.0, -1.0, 1.0], rng.choice([-1.0, 1.0], 40)]).astype(dtype)
+    z1 = (z2.astype(np.float64) + margin / y.astype(np.float64)).astype(dtype)
+    z1[:4] = [margin + 0.001, margin, 0.001 - margin, margin - 0.999]
+    steps = rng.integers(-3, 4, z1.size)
+    steps[:4] = 0
+    z1 = np.array([_walk(v, [k])[0] for v, k in zip(z1, steps, strict=True)], dtype)
+    d = symloss.derive("margin_ranking_loss", margin=margin, reduction="none")
+    exact = [_exact_margin_ranking(a, b, t, margin) for a, b, t in zip(z1, z2, y, strict=True)]
+    values = _both(lambda: d.loss_fn(z1, z2, y))
+    grads = _both(lambda: d.grad_fn(z1, z2, y))
+    for path in PATHS:
+        assert _ulps(values[path], [e[0] for e in exact], dtype).max() <= 4.0, path
+        np.testing.assert_array_equal(grads[path], np.array([float(e[1]) for e in exact], dtype),
+                                      err_msg=path)

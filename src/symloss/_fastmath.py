@@ -462,6 +462,63 @@ def cmp_abs_sum(a: float, b: float, s: float) -> float:
     return _sign_against(-d, -e, s) if d < 0.0 else _sign_against(d, e, s)
 
 
+#: The largest rounding error of ``(p0 + p1) + (p2 + p3)`` over four rounded products, as a
+#: fraction of ``Σ|pᵢ|`` (four products, three sums: under 7 units of 2⁻⁵³; 2⁻⁵⁰ with slack),
+#: and an absolute part for the products' underflow (four of 2⁻¹⁰⁷⁵, doubled).
+_CMP_REL = 2.0 ** -50
+_CMP_ABS = 2.0 ** -1071
+
+
+@njit(error_model="numpy")
+def _cmp_products_exact(a0: float, b0: float, a1: float, b1: float, a2: float, b2: float,
+                        a3: float, b3: float) -> float:
+    """The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3``: each product split exactly
+    into ``p + e`` (one fused multiply-add), the eight floats summed into a nonoverlapping
+    expansion (Shewchuk's Grow-Expansion, TwoSum by TwoSum), whose largest nonzero component
+    has the sum's sign."""
+    left = np.array([a0, a1, a2, a3])
+    right = np.array([b0, b1, b2, b3])
+    parts = np.empty(8)
+    for i in range(4):
+        p = left[i] * right[i]
+        parts[2 * i] = p
+        parts[2 * i + 1] = _fma(left[i], right[i], -p)
+    h = np.zeros(8)
+    n = 0
+    for j in range(8):
+        q = parts[j]
+        for i in range(n):
+            s = q + h[i]
+            bb = s - q
+            h[i] = (q - (s - bb)) + (h[i] - bb)
+            q = s
+        h[n] = q
+        n += 1
+    for i in range(n - 1, -1, -1):
+        if h[i] != 0.0:
+            return 1.0 if h[i] > 0.0 else -1.0
+    return 0.0
+
+
+@njit(inline="always", error_model="numpy")
+def cmp_products(a0: float, b0: float, a1: float, b1: float, a2: float, b2: float,
+                 a3: float, b3: float) -> float:
+    """The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3`` (−1.0, 0.0 or 1.0; NaN for a
+    NaN): the float64 sum decides where it exceeds its rounding error's bound, else
+    :func:`_cmp_products_exact` (:func:`symloss.kernels.cmp_products`). A product that
+    overflows decides as its float64 value does."""
+    p0 = a0 * b0
+    p1 = a1 * b1
+    p2 = a2 * b2
+    p3 = a3 * b3
+    s = (p0 + p1) + (p2 + p3)
+    m = (abs(p0) + abs(p1)) + (abs(p2) + abs(p3))
+    if abs(s) > _CMP_REL * m + _CMP_ABS or not m < math.inf:
+        return 1.0 if s > 0.0 else (-1.0 if s < 0.0 else (0.0 if s == 0.0 else math.nan))
+    return _cmp_products_exact(float(a0), float(b0), float(a1), float(b1), float(a2),
+                               float(b2), float(a3), float(b3))
+
+
 @njit(inline="always", error_model="numpy")
 def fits_v(p: float, m: float) -> bool:
     """Whether a float64 form ``p`` whose terms' magnitudes sum to ``m`` keeps a float32

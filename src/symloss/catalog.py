@@ -1372,7 +1372,8 @@ def _declare_margin_ranking(opts: Mapping[str, Any]) -> Declaration:
     return Declaration(
         input=_Z1,
         target=_Y,
-        loss=sp.Piecewise((inner, active), (0, True)),
+        # margin − y·(z₁ − z₂) cancels next to the kink: in double-double (accurate)
+        loss=accurate(sp.Piecewise((inner, active), (0, True))),
         canonical=sp.Piecewise((-_Y, active), (0, True)),
         canonical_why="−y while the pair violates the margin, 0 once it is satisfied.",
         loss_why=(
