@@ -872,3 +872,46 @@ def test_margin_ranking_kink_is_decided_on_the_exact_inputs(margin, dtype):
         assert _ulps(values[path], [e[0] for e in exact], dtype).max() <= 4.0, path
         np.testing.assert_array_equal(grads[path], np.array([float(e[1]) for e in exact], dtype),
                                       err_msg=path)
+
+
+def _exact_multi_margin_hvp(x, t, v, margin, weight):
+    """2 w_t / C Σ_{k≠t} 1[u_k > 0] (e_k − e_t)(v_k − v_t), u_k = margin − x_t + x_k exactly."""
+    xs = [mpmath.mpf(float(a)) for a in x]
+    vs = [mpmath.mpf(float(a)) for a in v]
+    w = mpmath.mpf(float(weight[t])) if weight is not None else 1
+    out = [mpmath.mpf(0)] * len(xs)
+    for k in range(len(xs)):
+        if k != t and mpmath.mpf(margin) - xs[t] + xs[k] > 0:
+            out[k] += vs[k] - vs[t]
+            out[t] -= vs[k] - vs[t]
+    return [2 * w * o / len(xs) for o in out]
+
+
+@pytest.mark.parametrize("rows", [1, 2048])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{"p": 2}, {"p": 2, "margin": 0.5},
+                                     {"p": 2, "weight": np.array([0.3, 1.7, 2.1])}])
+def test_multi_margin_hvp_is_zero_without_an_active_margin_and_steps_at_the_exact_kink(
+        options, dtype, rows):
+    """p = 2: the HVP is exactly 0 where no margin is active (the expanded form's terms left
+    2⁻⁵² there: 1.8e308 ulp), and a margin u_k = margin − x_t + x_k that rounds to 0 but is
+    exactly positive (negative) is active (inactive), on both evaluators."""
+    mpmath.mp.dps = 60
+    margin = options.get("margin", 1.0)
+    weight = options.get("weight")
+    points = [(np.array([87.3365, 0.0, 0.0]), 0, np.array([1.0, 0.0, 0.0])),
+              (np.array([103.972, 0.0, 0.0]), 0, np.array([0.3, -1.2, 0.7])),
+              (np.array([-1000.0, 0.0, 0.0]), 1, np.array([1.0, 2.0, -0.5]))]
+    for sign in (1.0, -1.0):  # x_2 − x_0 rounds to −margin; exactly it is −margin ± 1e-17…
+        x = np.array([0.001 + margin, 0.3, 0.001 + sign * 2.0**-60], dtype=np.float64)
+        points.append((x, 0, np.array([0.25, 1.0, 2.0])))
+    d = symloss.derive("multi_margin_loss", reduction="sum", **options)
+    for x, t, v in points:
+        xs = np.tile(x.astype(dtype), (rows, 1))
+        vs = np.tile(v.astype(dtype), (rows, 1))
+        ts = np.full(rows, t)
+        want = _exact_multi_margin_hvp(xs[0], t, vs[0], margin,
+                                       None if weight is None else weight.astype(dtype))
+        got = _both(lambda: d.hvp_fn(xs, ts, vs))  # noqa: B023
+        for path in PATHS:
+            assert _ulps(got[path][0], want, dtype).max() <= 4, (path, x, got[path][0], want)
