@@ -280,8 +280,8 @@ def cmp_products(*factors: Array) -> Array:
             size = size + np.abs(a * b)
         out = np.sign(total)
         # the float64 sum's rounding (n products, n − 1 sums) is under 2⁻⁵⁰ of Σ|aᵢ·bᵢ| for
-        # n ≤ 4; underflowing products add at most n·2⁻¹⁰⁷⁵
-        unsure = ~(np.abs(total) > 2.0**-50 * len(pairs) / 4 * size + 2.0**-1071) & np.isfinite(size)
+        # n ≤ 4; underflowing products add at most n·2⁻¹⁰⁷⁵ (2⁻¹⁰²⁰: as the compiled one's)
+        unsure = ~(np.abs(total) > 2.0**-50 * len(pairs) / 4 * size + 2.0**-1020) & np.isfinite(size)
     for i in np.flatnonzero(unsure):
         exact = sum((Fraction(float(a[i])) * Fraction(float(b[i])) for a, b in pairs),
                     Fraction(0))
