@@ -354,8 +354,9 @@ def _declare_tweedie(opts: Mapping[str, Any]) -> Declaration:
         # e^(…) turns into as many ulps (463 at z = −708 for ρ = 1.9)
         stable_hessian=accurate((2 - r) * exp((2 - r) * _Z) - (1 - r) * xexp(_Y, (1 - r) * _Z)),
         stable_hessian_why=(
-            "The same two terms in double-double: e^((1−ρ)z) of a product rounded in float64 "
-            "is |(1−ρ)z|·2⁻⁵³ off, hundreds of ulps where |z| is hundreds."
+            "The same two terms in double-double: e^((1−ρ)z) of a product (1−ρ)z rounded in "
+            "float64 is off by that rounding times |(1−ρ)z|, hundreds of ulps where |z| is "
+            "hundreds."
         ),
         symbols={"input": _Z, "target": _Y, "power": r},
     )
