@@ -494,7 +494,7 @@ def _grow_expansion_source(n: int) -> str:
 
 
 _namespace: dict[str, object] = {"_fma": _fma}
-exec(_grow_expansion_source(4), _namespace)  # noqa: S102 - our own generated source
+exec(_grow_expansion_source(4), _namespace)  # our own generated source
 #: The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3``: each product split exactly into
 #: ``p + e`` (one fused multiply-add), the eight floats summed into a nonoverlapping expansion
 #: (Shewchuk's Grow-Expansion, TwoSum by TwoSum), whose largest nonzero component has the sum's
