@@ -105,6 +105,8 @@ _NAMESPACE: dict[str, Any] = {
     "hinge": lambda u: max(u, 0),
     "at_target": lambda x, y: mpmath.fsum(a * b for a, b in zip(x[1:], y[1:], strict=True)),
     "KroneckerDelta": lambda a, b: 1 if a == b else 0,
+    "off_target": lambda y, e: (1 - y) * e,  # multi_margin's stable hvp
+    "fsum": lambda a, b, c: a + b + c,
     **_row_functions(),
 }
 

@@ -692,7 +692,7 @@ from numba import njit, prange
 
 from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, certified, certified_b, clamped_log,
-    cmp_abs_sum,
+    cmp_abs_sum, cmp_products,
     cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
     fitsk32, fitsk_m, fitsk_v,
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
