@@ -44,7 +44,7 @@ def build(derivation: Derivation) -> Numeric:
 class _Evaluator:
     def __init__(self, derivation: Derivation) -> None:
         self.derivation = derivation
-        self._numpy: NumpyEvaluator | None = None  # imported on first use (scipy: 0.3 s)
+        self._numpy: NumpyEvaluator | None = None  # imported on first use
         self.lay_out = Planner(derivation).call
         self._fast: Any = None  # fast.FastKernels, False where not available
 
