@@ -11,6 +11,16 @@ mask, denominator), evaluated by one evaluator, and finished by the layout (redu
 dtype). The numba kernels answer at every size when numba is installed and enabled; the NumPy
 evaluator answers otherwise -- and for a derivation whose expressions the numba printer does
 not handle, at every size, so one derivation never gives two answers on the same path.
+
+No tiered first call (the NumPy evaluator answering while a background thread compiles the
+kernels), though it would meet the cold-start goal (a warm first ``grad_fn`` of the NumPy
+evaluator: ~0.1 s; numba's: ``import numba`` and its target's first initialisation alone
+are ~0.5 s, a cold compile 2-20 s). Measured with a prototype (issue 8; 2 loaded CPUs):
+a ``fork()`` during the background compile hung the child in 3 of 5 tries (numba's locks
+held by a thread the child does not have: every DataLoader worker would risk it); a busy
+caller stretches the compile 6x (2.3 s of CPU took 13.7 s) with calls stalled up to 0.28 s;
+and one process's results would change, by up to 2 ulp (focal, float64), when the kernels
+arrive. ``SYMLOSS_FAST=0`` chooses the NumPy evaluator for a process that is short-lived.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ def build(derivation: Derivation) -> Numeric:
 class _Evaluator:
     def __init__(self, derivation: Derivation) -> None:
         self.derivation = derivation
-        self._numpy: NumpyEvaluator | None = None  # imported on first use (scipy: 0.3 s)
+        self._numpy: NumpyEvaluator | None = None  # imported on first use
         self.lay_out = Planner(derivation).call
         self._fast: Any = None  # fast.FastKernels, False where not available
 
