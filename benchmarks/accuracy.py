@@ -706,14 +706,18 @@ def _errors(case: _Case, order: int, evaluators: list[str], exact_value: Callabl
 
 
 def search(case: _Case, order: int, evaluators: list[str], quick: bool,
-           seed: int = 0) -> dict[str, tuple[float, str, int]]:
+           seed: int = 0, worst: dict[str, tuple[float, str, int]] | None = None
+           ) -> dict[str, tuple[float, str, int]]:
     """The worst error (ulps) each evaluator makes on the points :func:`_elementwise_points`
     / :func:`_class_points` pick, then refined: the worst points moved by ±1…4 ulps, kept
-    while the error grows. Returns ``{evaluator: (worst ulp, its inputs, points)}``."""
+    while the error grows. Returns ``{evaluator: (worst ulp, its inputs, points)}``, filled
+    into ``worst`` as it goes when given (what a time limit leaves is the worst so far)."""
     rng = np.random.default_rng(seed)
     dt = case.dt
     truth = case.truth[order]
-    worst: dict[str, tuple[float, str, int]] = {e: (0.0, "", 0) for e in evaluators}
+    if worst is None:
+        worst = {}
+    worst.update({e: (0.0, "", 0) for e in evaluators})
 
     def measure(x: np.ndarray, y: np.ndarray,
                 v: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:
@@ -962,13 +966,16 @@ def _row_points(case: _Case, quick: bool,
 
 
 def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
-                 seed: int = 0) -> dict[str, tuple[float, str, int]]:
+                 seed: int = 0, worst: dict[str, tuple[float, str, int]] | None = None
+                 ) -> dict[str, tuple[float, str, int]]:
     """:func:`search` for an element-wise loss of further arrays (``var``, ``input2``) and for
     the row family: the worst error per evaluator with its inputs (all arrays, one element /
     row); element-wise points refined by moving the worst inputs ±1…4 ulps."""
     rng = np.random.default_rng(seed)
     dt = case.dt
-    worst: dict[str, tuple[float, str, int]] = {e: (0.0, "", 0) for e in evaluators}
+    if worst is None:
+        worst = {}
+    worst.update({e: (0.0, "", 0) for e in evaluators})
 
     def direction(arrays: dict[str, np.ndarray]) -> np.ndarray:
         x = arrays["input"]
@@ -1015,49 +1022,129 @@ def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
     return worst
 
 
+class TimeLimitReached(BaseException):
+    """Raised (by a timer signal) when one option set's search has run its time limit: a
+    BaseException, so that the search's ``except Exception`` (an evaluator failing) lets it
+    through to :func:`run_search`, which reports the worst found so far."""
+
+
+#: Seconds one option set (a loss at one set of options, both dtypes, every order) may
+#: search before it is cut short and reported as not finished (``--set-limit``).
+SET_LIMIT_S = 300.0
+
+
+class _Deadline:
+    """``with _Deadline(seconds):`` raises :class:`TimeLimitReached` in the block once
+    ``seconds`` have passed (SIGALRM; no limit where there is none: off the main thread, on
+    Windows, or ``seconds`` ≤ 0)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        import signal
+        import threading
+
+        self.seconds = seconds or 0.0
+        self.armed = (self.seconds > 0 and hasattr(signal, "setitimer")
+                      and threading.current_thread() is threading.main_thread())
+
+    def __enter__(self) -> _Deadline:
+        import signal
+
+        if self.armed:
+            def fire(signum: int, frame: Any) -> None:
+                raise TimeLimitReached
+
+            self.previous = signal.signal(signal.SIGALRM, fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
 def run_search(quick: bool, only: list[str] | None = None,
-               variants_of: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+               variants_of: dict[str, dict[str, Any]] | None = None,
+               limit: float | None = None) -> list[dict[str, Any]]:
     """The worst point per loss × order × dtype × evaluator (at the options ``variants_of``
-    gives a loss, else at every loss's defaults and each alias's preset)."""
+    gives a loss, else at every loss's defaults and each alias's preset).
+
+    ``limit``: seconds per loss and option set; a search cut short by it gives rows with
+    ``"time_limit": True``: the order being searched with its worst point so far, the orders
+    not reached with no points -- never counted as meeting the goal."""
     from symloss import fast
 
     mpmath.mp.dps = DPS
     evaluators = ["numpy", "numba"] if fast.available() else ["numpy"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     listed = list(variants_of.items()) if variants_of else variants()
     for name, opts in listed:
         if only and name not in only:
             continue
-        for dtype in ("float32", "float64"):
-            try:
-                case = _Case(name, opts, dtype)
-            except Exception as exc:
-                print(f"not searched {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
-                break
-            multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
-            if case.family not in ("elementwise", "class_axis", "rows") or (
-                    multi and case.family == "class_axis"):
-                rows.append({"loss": name, "dtype": dtype, "order": "-", "evaluator": "-",
-                             "worst": float("nan"), "where": "NOT MEASURED: the search has no "
-                             f"points for family {case.family!r} with arrays "
-                             f"{', '.join(case.d.spec.arguments)}", "n": 0})
-                break
-            for order in ORDERS:
-                if order == 0 and case.reduction != "sum":
-                    continue  # the value is reduction='none' whatever the variant's reduction
-                if multi:
-                    # the row family: its NumPy kernels and its compiled ones (rows_compiled)
-                    found = search_multi(case, order, evaluators, quick)
-                    for e, (w, where, n) in found.items():
-                        rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
-                                     "evaluator": e, "worst": w, "where": where, "n": n})
-                    continue
-                found = search(case, order, evaluators, quick)
-                for e, (w, where, n) in found.items():
-                    rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
-                                 "evaluator": e, "worst": w, "where": where, "n": n})
+        start = len(rows)
+        todo = [(dt, o) for dt in ("float32", "float64") for o in ORDERS]
+        worst: dict[str, tuple[float, str, int]] = {}
+        try:
+            with _Deadline(limit):
+                _search_one(name, opts, evaluators, quick, rows, todo, worst)
+        except TimeLimitReached:
+            why = f"TIME LIMIT ({limit:g} s) reached"
+            print(f"search {name} ({describe(opts)}): {why}", file=sys.stderr, flush=True)
+            if todo:  # the order being searched: its worst point so far
+                dt, o = todo.pop(0)
+                for e in evaluators:
+                    w, where, n = worst.get(e, (0.0, "", 0))
+                    rows.append({"loss": name, "dtype": dt, "order": ORDERS[o],
+                                 "evaluator": e, "worst": w if n else float("nan"), "n": n,
+                                 "time_limit": True,
+                                 "where": f"{why} after {n} points; worst so far at {where}"
+                                 if n else f"NOT MEASURED: {why} before any point"})
+            rows += [{"loss": name, "dtype": dt, "order": ORDERS[o], "evaluator": e,
+                      "worst": float("nan"), "n": 0, "time_limit": True,
+                      "where": f"NOT MEASURED: {why} before this order"}
+                     for dt, o in todo for e in evaluators]
+            # the value is not searched at a mean: no row for it (as when there is time)
+            rows[start:] = [r for r in rows[start:] if not (
+                r["order"] == "loss" and r.get("time_limit") and r["n"] == 0
+                and opts.get("reduction", "sum") != "sum")]
     return rows
+
+
+def _search_one(name: str, opts: dict[str, Any], evaluators: list[str], quick: bool,
+                rows: list[dict[str, Any]], todo: list[tuple[str, int]],
+                worst: dict[str, tuple[float, str, int]]) -> None:
+    """:func:`run_search` for one loss and option set: appends its rows to ``rows`` and pops
+    each (dtype, order) off ``todo`` once done; ``worst`` holds the order being searched."""
+    for dtype in ("float32", "float64"):
+        try:
+            case = _Case(name, opts, dtype)
+        except Exception as exc:
+            print(f"not searched {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            todo.clear()
+            return
+        multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
+        if case.family not in ("elementwise", "class_axis", "rows") or (
+                multi and case.family == "class_axis"):
+            rows.append({"loss": name, "dtype": dtype, "order": "-", "evaluator": "-",
+                         "worst": float("nan"), "where": "NOT MEASURED: the search has no "
+                         f"points for family {case.family!r} with arrays "
+                         f"{', '.join(case.d.spec.arguments)}", "n": 0})
+            todo.clear()
+            return
+        for order in ORDERS:
+            if order == 0 and case.reduction != "sum":
+                todo.pop(0)
+                continue  # the value is reduction='none' whatever the variant's reduction
+            worst.clear()
+            # the row family: its NumPy kernels and its compiled ones (rows_compiled)
+            (search_multi if multi else search)(case, order, evaluators, quick, worst=worst)
+            for e, (w, where, n) in worst.items():
+                rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
+                             "evaluator": e, "worst": w, "where": where, "n": n})
+            todo.pop(0)
 
 
 # --------------------------------------------------------------------------- option variants
@@ -1193,27 +1280,44 @@ def describe(opts: dict[str, Any]) -> str:
 
 
 def run_variants(quick: bool, only: list[str] | None = None, cap: int = MAX_VARIANTS,
-                 jobs: int = 1) -> list[dict[str, Any]]:
+                 jobs: int = 1, limit: float | None = SET_LIMIT_S,
+                 stream: bool = False) -> list[dict[str, Any]]:
     """:func:`run_search` over every loss's :func:`option_variants` (the defaults are
     :func:`run_search`'s), each with the ``--quick`` budget of points unless ``quick`` is
-    False; rows carry ``options``, in the same order whatever ``jobs`` (worker processes)."""
-    tasks = [(name, opts, quick) for name in symloss.losses() if not only or name in only
+    False and at most ``limit`` seconds; rows carry ``options``, in the same order whatever
+    ``jobs`` (worker processes). ``stream``: print each option set's rows (the lines of
+    :func:`variant_search_table`) as the set finishes, so that a run stopped by hand keeps
+    what it found."""
+    tasks = [(name, opts, quick, limit) for name in symloss.losses() if not only or name in only
              for opts in option_variants(name, cap)]
+    found: list[list[dict[str, Any]]] = []
+
+    def keep(rows: list[dict[str, Any]]) -> None:
+        found.append(rows)
+        if stream:
+            print("\n".join(variant_search_table(rows).splitlines()[2:]), flush=True)
+
+    if stream:
+        print("\n".join(variant_search_table([]).splitlines()), flush=True)
     if jobs <= 1:
-        found = [_search_variant(t) for t in tasks]
+        for t in tasks:
+            keep(_search_variant(t))
     else:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            found = list(pool.imap(_search_variant, tasks, chunksize=1))
+            for rows in pool.imap(_search_variant, tasks, chunksize=1):
+                keep(rows)
     return [r for rows in found for r in rows]
 
 
-def _search_variant(task: tuple[str, dict[str, Any], bool]) -> list[dict[str, Any]]:
+def _search_variant(task: tuple[str, dict[str, Any], bool, float | None]
+                    ) -> list[dict[str, Any]]:
     """One loss at one option set: its search rows, a row saying why where it was not."""
-    name, opts, quick = task
+    name, opts, quick, limit = task
+    began = time.perf_counter()
     try:
-        found = run_search(quick, [name], variants_of={name: opts})
+        found = run_search(quick, [name], variants_of={name: opts}, limit=limit)
     except Exception as exc:  # counted as not measured: the run goes on
         print(f"search {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
               file=sys.stderr)
@@ -1228,9 +1332,17 @@ def _search_variant(task: tuple[str, dict[str, Any], bool]) -> list[dict[str, An
     for r in found:
         r["options"] = describe(opts)
     worst = max((r["worst"] for r in found if r["n"]), default=float("nan"))
-    print(f"searched {name} ({describe(opts)}): worst {_fmt(worst)} ulp",
-          file=sys.stderr, flush=True)
+    cut = " (TIME LIMIT reached: not finished)" if any(r.get("time_limit") for r in found) \
+        else ""
+    print(f"searched {name} ({describe(opts)}): worst {_fmt(worst)} ulp{cut} "
+          f"in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
     return found
+
+
+def _not_met(r: dict[str, Any]) -> bool:
+    """A search row that fails the goal: above it, unmeasured, or cut short by the limit."""
+    return bool((not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
+                or (r["n"] == 0 and r["order"] != "-") or r.get("time_limit"))
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -1239,6 +1351,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     cells: dict[str, dict[tuple[str, str], str]] = {}
     worst: dict[tuple[str, str, str], float] = {}
     unmeasured: set[tuple[str, str, str]] = set()
+    cut: set[tuple[str, str, str]] = set()
     for r in rows:
         if r["order"] == "-":
             cells.setdefault(r["loss"], {})
@@ -1249,11 +1362,15 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             continue
         w = float(np.nan_to_num(r["worst"], nan=np.inf))  # a NaN result: an infinite error
         worst[key] = max(worst.get(key, 0.0), w)
+        if r.get("time_limit"):
+            cut.add(key)
     for key in unmeasured:
         cells.setdefault(key[0], {})[key[1:]] = "**NOT MEASURED**"
     for (loss, dtype, order), w in worst.items():
         if (loss, dtype, order) not in unmeasured:
             text = _fmt(w)
+            if (loss, dtype, order) in cut:
+                text, w = f"≥ {text} (time limit reached)", np.inf
             cells.setdefault(loss, {})[(dtype, order)] = f"**{text}**" if w > GOAL_ULP else text
     columns = [(dt, o) for dt in ("float32", "float64") for o in ORDERS.values()]
     lines = ["| loss | " + " | ".join(f"{dt} {o}" for dt, o in columns) + " |",
@@ -1300,8 +1417,11 @@ def variant_summary_table(rows: list[dict[str, Any]]) -> str:
             continue
         key = (r["loss"], r["dtype"], r["order"])
         w = np.inf if r["n"] == 0 else float(np.nan_to_num(r["worst"], nan=np.inf))
+        options = r["options"]
+        if r.get("time_limit"):  # not finished: counted as not met, whatever it found so far
+            w, options = np.inf, f"{options}: time limit reached"
         if key not in worst or w > worst[key][0]:
-            worst[key] = (w, r["options"])
+            worst[key] = (w, options)
     columns = [(dt, o) for dt in ("float32", "float64") for o in ORDERS.values()]
     lines = ["| loss | option sets | " + " | ".join(f"{dt} {o}" for dt, o in columns) + " |",
              "|---|---|" + "---|" * len(columns)]
@@ -1312,7 +1432,8 @@ def variant_summary_table(rows: list[dict[str, Any]]) -> str:
                 cells.append("–")
                 continue
             w, opts = worst[loss, dt, o]
-            text = f"{_fmt(w)} ({opts})"
+            text = (f"not finished ({opts})" if opts.endswith("time limit reached")
+                    else f"{_fmt(w)} ({opts})")
             cells.append(f"**{text}**" if w > GOAL_ULP else text)
         lines.append(f"| {loss} | {len(sets[loss])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -1362,6 +1483,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="points per option set: --quick's (default) or the full search's")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="search the option variants in N processes (default 1)")
+    parser.add_argument("--set-limit", type=float, default=SET_LIMIT_S, metavar="SECONDS",
+                        help="seconds each loss's search at one option set may take; one cut "
+                        "short is reported with its worst point so far and fails the run "
+                        f"(0: no limit; default {SET_LIMIT_S:g})")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     from symloss import fast
@@ -1388,7 +1513,7 @@ def main(argv: list[str] | None = None) -> int:
              or (r["targets"] == "hard" and r["exact_hard"] and r["symloss_max"] > 4.0)]
     above: list[dict[str, Any]] = []
     if not args.no_search:
-        found = run_search(args.quick, args.only)
+        found = run_search(args.quick, args.only, limit=args.set_limit)
         print(f"\nWorst point found per loss × order × dtype × evaluator (error in ulps against "
               f"mpmath at {DPS} digits; loss: reduction='none', grad and hvp: reduction='sum', "
               "hvp direction 1 (element-wise), e₀ and a seeded normal one whose entry 1 cancels "
@@ -1408,8 +1533,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nThe worst of both evaluators per loss, dtype and order (bold: above the "
               f"{GOAL_ULP:g}-ulp goal):\n")
         print(summary_table(found))
-        above = [r for r in found if (not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
-                 or (r["n"] == 0 and r["order"] != "-")]  # unmeasured counts as not met
+        above = [r for r in found if _not_met(r)]  # unmeasured or cut short: not met
     code = 0
     if args.variants:
         code = _print_variants(args)
@@ -1430,7 +1554,6 @@ def main(argv: list[str] | None = None) -> int:
 def _print_variants(args: argparse.Namespace) -> int:
     """The option-variant search's tables; 1 if any row is above the goal or unmeasured."""
     quick = args.quick or args.variant_budget == "quick"
-    found = run_variants(quick, args.only, args.max_variants, args.jobs)
     print(f"\nOption variants: every loss at the option sets of option_variants (read from its "
           f"declaration: each choice, array options given or not, continuous options at their "
           f"default, declared examples and the stress values {STRESS}; all combinations when "
@@ -1438,13 +1561,17 @@ def _print_variants(args: argparse.Namespace) -> int:
           "reduction='mean'/'batchmean' at the defaults and with each array or int option), "
           f"searched as above with the {'--quick' if quick else 'full'} budget of points each. "
           "Error in ulps of the exact value (over the mean's denominator where the reduction "
-          "is a mean).\n")
+          f"is a mean). At most {args.set_limit:g} s per option set (0: no limit): a set cut "
+          "short says TIME LIMIT with its worst point so far, and counts as not met. Each set's "
+          "rows as it finishes:\n", flush=True)
+    found = run_variants(quick, args.only, args.max_variants, args.jobs, args.set_limit,
+                         stream=True)
+    print("\nAll option sets' rows:\n")
     print(variant_search_table(found))
     print(f"\nThe worst over every option set and both evaluators per loss, dtype and order, "
           f"with the options it was found at (bold: above the {GOAL_ULP:g}-ulp goal):\n")
     print(variant_summary_table(found))
-    above = [r for r in found if (not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
-             or (r["n"] == 0 and r["order"] != "-")]
+    above = [r for r in found if _not_met(r)]
     print()
     if above:
         print(f"ABOVE the {GOAL_ULP:g}-ulp goal at option variants ({len(above)} of the "
