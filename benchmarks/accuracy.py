@@ -128,7 +128,9 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     """
     decl = d.declaration
     direction = kind == "hvp"
-    source = {"loss": decl.loss, "grad": d.kernel_gradient, "hvp": d.hvp_expr}[kind]
+    # only the one asked for: triplet's HVP at p = 10³ takes minutes to form
+    source = {"loss": lambda: decl.loss, "grad": lambda: d.kernel_gradient,
+              "hvp": lambda: d.hvp_expr}[kind]()
     # expand=False: the stable form as derived (an expanded σ(z) − y σ(z) would cancel even
     # at 60 digits once σ(z) is within 10⁻⁶⁰ of 1).
     expr = reduce_sums(decl.substitute_definitions(source), expand=False)
@@ -537,9 +539,11 @@ class _Case:
         self.d = self.by_order[1]
         per_element = (self.d if self.reduction == "sum"
                        else symloss.derive(name, reduction="sum", **opts))
-        self.truth = {0: exact(self.by_order[0], "loss")}
-        for o in (1, 2):
-            self.truth[o] = _over_denominator(self, exact(per_element, ORDERS[o]))
+        # each order's exact function built when first asked for: one that is slow to derive
+        # (triplet's p = 10³ HVP expands a power 10³) does not hold up the others
+        self.truth = _Lazy({0: lambda: exact(self.by_order[0], "loss"),
+                            **{o: lambda o=o: _over_denominator(
+                                self, exact(per_element, ORDERS[o])) for o in (1, 2)}})
         self.family = self.d.spec.family
 
     def symloss(self, order: int, evaluator: str, x: np.ndarray, y: np.ndarray,
@@ -557,6 +561,18 @@ class _Case:
             return np.asarray(calls[order]())
         finally:
             fast.MIN_SIZE = floor
+
+
+class _Lazy(dict):  # type: ignore[type-arg]
+    """A dict whose values are made by the given functions when first read."""
+
+    def __init__(self, makers: dict[int, Callable[[], Any]]) -> None:
+        super().__init__()
+        self.makers = makers
+
+    def __missing__(self, key: int) -> Any:
+        self[key] = value = self.makers[key]()
+        return value
 
 
 def _elementwise_points(case: _Case, order: int, quick: bool,
@@ -1084,7 +1100,7 @@ def run_search(quick: bool, only: list[str] | None = None,
         if only and name not in only:
             continue
         start = len(rows)
-        todo = [(dt, o) for dt in ("float32", "float64") for o in ORDERS]
+        todo = [(dt, o) for o in ORDERS for dt in ("float32", "float64")]
         worst: dict[str, tuple[float, str, int]] = {}
         try:
             with _Deadline(limit):
@@ -1109,6 +1125,9 @@ def run_search(quick: bool, only: list[str] | None = None,
             rows[start:] = [r for r in rows[start:] if not (
                 r["order"] == "loss" and r.get("time_limit") and r["n"] == 0
                 and opts.get("reduction", "sum") != "sum")]
+        # the tables' order: dtype, then order (searched order by order)
+        rank = {o: k for k, o in enumerate(ORDERS.values())}
+        rows[start:] = sorted(rows[start:], key=lambda r: (r["dtype"], rank.get(r["order"], -1)))
     return rows
 
 
@@ -1116,10 +1135,13 @@ def _search_one(name: str, opts: dict[str, Any], evaluators: list[str], quick: b
                 rows: list[dict[str, Any]], todo: list[tuple[str, int]],
                 worst: dict[str, tuple[float, str, int]]) -> None:
     """:func:`run_search` for one loss and option set: appends its rows to ``rows`` and pops
-    each (dtype, order) off ``todo`` once done; ``worst`` holds the order being searched."""
+    each (dtype, order) off ``todo`` once done; ``worst`` holds the order being searched.
+    Order by order, both dtypes each, so that an order slow to derive (an HVP) leaves the
+    others measured when the time limit cuts it short."""
+    cases = {}
     for dtype in ("float32", "float64"):
         try:
-            case = _Case(name, opts, dtype)
+            cases[dtype] = case = _Case(name, opts, dtype)
         except Exception as exc:
             print(f"not searched {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
                   file=sys.stderr)
@@ -1134,17 +1156,20 @@ def _search_one(name: str, opts: dict[str, Any], evaluators: list[str], quick: b
                          f"{', '.join(case.d.spec.arguments)}", "n": 0})
             todo.clear()
             return
-        for order in ORDERS:
-            if order == 0 and case.reduction != "sum":
-                todo.pop(0)
-                continue  # the value is reduction='none' whatever the variant's reduction
-            worst.clear()
-            # the row family: its NumPy kernels and its compiled ones (rows_compiled)
-            (search_multi if multi else search)(case, order, evaluators, quick, worst=worst)
-            for e, (w, where, n) in worst.items():
-                rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
-                             "evaluator": e, "worst": w, "where": where, "n": n})
+    while todo:
+        dtype, order = todo[0]
+        case = cases[dtype]
+        if order == 0 and case.reduction != "sum":
             todo.pop(0)
+            continue  # the value is reduction='none' whatever the variant's reduction
+        multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
+        worst.clear()
+        # the row family: its NumPy kernels and its compiled ones (rows_compiled)
+        (search_multi if multi else search)(case, order, evaluators, quick, worst=worst)
+        for e, (w, where, n) in worst.items():
+            rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
+                         "evaluator": e, "worst": w, "where": where, "n": n})
+        todo.pop(0)
 
 
 # --------------------------------------------------------------------------- option variants
