@@ -584,11 +584,8 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     probability = d.spec.input_domain(d.options) == "probability"
     truth = case.truth[order]
     labels = d.declaration.symbols
-    ys = [0.0, 1.0, 0.5, 0.999, 1e-3]
-    if "soft_margin" in case.name or "hinge" in case.name:
-        ys = [1.0, -1.0, 0.5]
-    ys = ys[:3] if quick else ys
-    ys += list(rng.random(1 if quick else 6) * (3 if "poisson" in case.name else 1))
+    dom = _target_domain(case)
+    ys = _target_values(case, rng, quick)
     xs: list[float] = []
     ts: list[float] = []
 
@@ -641,6 +638,23 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
                     for k in (-1, 0, 1):
                         xs.append(float(_ulp_steps(np.array([sign * edge], dt), k)[0]))
                         ts.append(y)
+    # the target side: at a few inputs, the roots in y of the value (and of the gradient, for
+    # the value) bisected over a grid of targets in the declared domain, ± a few ulps
+    if dom.values is None and not dom.integer:
+        ygrid = sorted(set(_target_values(case, rng, quick=quick, grid=True)))
+        zs = list(grid[::max(1, grid.size // (3 if quick else 12))]) + list(
+            rng.choice(grid, 1 if quick else 4))
+        for z in zs:
+            for fn, o in signs:
+                vals = [f(z, t, fn, o) for t in ygrid]
+                for a, b, fa, fb in zip(ygrid[:-1], ygrid[1:], vals[:-1], vals[1:],
+                                        strict=True):
+                    if fa * fb < 0:
+                        root = _bisect_root(lambda t, z=z, fn=fn, o=o: f(z, t, fn, o),
+                                            a, b, dt)
+                        for k in offsets:
+                            xs.append(float(z))
+                            ts.append(float(_ulp_steps(np.array([root], dt), k)[0]))
     n = 20 if quick else 400
     if probability:
         rx = rng.random(n)
@@ -650,8 +664,61 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     ts.extend(rng.choice(ys, n))
     x, y = np.array(xs, dt), np.array(ts, dt)
     with np.errstate(all="ignore"):
-        keep = np.isfinite(x) & (x >= lo) & (x <= hi)
+        keep = np.isfinite(x) & (x >= lo) & (x <= hi) & _in_domain(dom, y)
     return x[keep], y[keep]
+
+
+def _target_domain(case: _Case) -> Any:
+    """The declared domain of an element-wise loss's target (at the case's options)."""
+    return case.d.spec.target_domains(case.d.options)[0]
+
+
+def _in_domain(dom: Any, y: np.ndarray) -> np.ndarray:
+    """Which entries of ``y`` the domain ``dom`` holds (a target outside it is not an input
+    the loss is defined at, so never a point of the search)."""
+    with np.errstate(all="ignore"):
+        inside = np.isfinite(y) & (y >= dom.lo) & (y <= dom.hi)
+        if dom.integer:
+            inside &= np.floor(y) == y
+        if dom.values is not None:
+            inside &= np.isin(y, np.asarray(dom.values, y.dtype))
+    return inside
+
+
+def _target_values(case: _Case, rng: np.random.Generator, quick: bool,
+                   grid: bool = False) -> list[float]:
+    """Targets of an element-wise loss's search, read from the declared target domain: its
+    listed values (±1), else its declared points, 0.5 and 0.999 and 10⁻³ where inside, the
+    domain's finite ends moved in by 1 and 2 ulps (1 − ulp; 0 + the smallest normal and
+    10⁻³⁰ / 10⁻³⁰⁰), random draws in the domain (integers for an integer one). ``grid``: a
+    wider spread for bisecting roots in y (decades from 10⁻⁹ to 10⁴ where unbounded)."""
+    dom, dt = _target_domain(case), case.dt
+    if dom.values is not None:
+        return [float(t) for t in dom.values]
+    out = [*dom.points, 0.5, 0.999, 1e-3]
+    tiny = 1e-30 if dt == np.float32 else 1e-300
+    for end, sign in ((dom.lo, 1.0), (dom.hi, -1.0)):
+        if not np.isfinite(end):
+            continue
+        if abs(end) < np.finfo(dt).tiny:  # 0 (or a subnormal): the normal numbers next to it
+            out += [sign * tiny, sign * float(np.finfo(dt).tiny)]
+            continue
+        out += [float(_ulp_steps(np.array([end], dt), int(sign) * k)[0]) for k in (1, 2)]
+    if grid:
+        g = np.logspace(-6, 3, 4) if quick else np.logspace(-9, 4, 14)
+        out += [*g, *(-g), 0.0, 0.1, 0.9, 1 - 1e-6]
+    draws = rng.standard_normal(1 if quick else 6) * 3
+    if np.isfinite(dom.lo) and np.isfinite(dom.hi):
+        draws = rng.uniform(dom.lo, dom.hi, draws.size)
+    elif np.isfinite(dom.lo):
+        draws = dom.lo + np.abs(draws)
+    elif np.isfinite(dom.hi):
+        draws = dom.hi - np.abs(draws)
+    out += list(np.round(draws) if dom.integer else draws)
+    if quick:  # --quick: the points, one value inside, the ends, one draw (and the grid)
+        out = [*dom.points, 0.5, *out[len(dom.points) + 3:]]
+    values = np.unique(np.array(out, np.float64).astype(dt))
+    return [float(t) for t in values[_in_domain(dom, values)]]
 
 
 def _input_range(case: _Case) -> tuple[float, float]:
@@ -858,7 +925,7 @@ def _side_values(case: _Case, key: str, rng: np.random.Generator, quick: bool) -
                  if n in d.options and not isinstance(d.options[n], bool)}))
             out += [float(_ulp_steps(np.array([lo], dt), k)[0]) for k in (-2, -1, 0, 1, 2)]
     out += list(np.abs(rng.standard_normal(1 if quick else 3)) * 3)
-    return [t for t in out if dom.lo <= t <= dom.hi]
+    return [t for t in out if dom.contains(t)]
 
 
 def _multi_elementwise_points(case: _Case, order: int, quick: bool,
