@@ -19,12 +19,17 @@ same search at every loss's option variants (:func:`option_variants`, read from 
 options: each choice, weights given or not, continuous options at their declared examples
 and stress values such as focal's gamma ∈ {0, 10⁻⁶, 0.5, 1, 2, 3, 5, 10³}, a margin of 0 and
 −1, delta / beta 10⁻⁶ and 10³; reduction='mean' / 'batchmean'), with ``--quick``'s budget of
-points per option set; its rows name the options of each worst point.
+points per option set; its rows name the options of each worst point, and are printed as each
+set finishes. Targets are read from the declared target domain (and bisected to the roots in
+y at a few inputs); a target outside it is never drawn. Each loss at each option set has a
+time limit (``--set-limit``): one cut short is reported with its worst point so far, as not
+finished, and fails the run.
 
     python benchmarks/accuracy.py            # full battery and search, markdown tables
     python benchmarks/accuracy.py --quick    # smaller battery and search (a smoke run)
     python benchmarks/accuracy.py --quick --only mse_loss   # one loss
     python benchmarks/accuracy.py --variants-only           # the option variants' search only
+    python benchmarks/accuracy.py --variants-only --set-limit 60   # at most 60 s per set
 """
 
 from __future__ import annotations
