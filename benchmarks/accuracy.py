@@ -19,12 +19,17 @@ same search at every loss's option variants (:func:`option_variants`, read from 
 options: each choice, weights given or not, continuous options at their declared examples
 and stress values such as focal's gamma ∈ {0, 10⁻⁶, 0.5, 1, 2, 3, 5, 10³}, a margin of 0 and
 −1, delta / beta 10⁻⁶ and 10³; reduction='mean' / 'batchmean'), with ``--quick``'s budget of
-points per option set; its rows name the options of each worst point.
+points per option set; its rows name the options of each worst point, and are printed as each
+set finishes. Targets are read from the declared target domain (and bisected to the roots in
+y at a few inputs); a target outside it is never drawn. Each loss at each option set has a
+time limit (``--set-limit``): one cut short is reported with its worst point so far, as not
+finished, and fails the run.
 
     python benchmarks/accuracy.py            # full battery and search, markdown tables
     python benchmarks/accuracy.py --quick    # smaller battery and search (a smoke run)
     python benchmarks/accuracy.py --quick --only mse_loss   # one loss
     python benchmarks/accuracy.py --variants-only           # the option variants' search only
+    python benchmarks/accuracy.py --variants-only --set-limit 60   # at most 60 s per set
 """
 
 from __future__ import annotations
@@ -130,7 +135,9 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     """
     decl = d.declaration
     direction = kind == "hvp"
-    source = {"loss": decl.loss, "grad": d.kernel_gradient, "hvp": d.hvp_expr}[kind]
+    # only the one asked for: triplet's HVP at p = 10³ takes minutes to form
+    source = {"loss": lambda: decl.loss, "grad": lambda: d.kernel_gradient,
+              "hvp": lambda: d.hvp_expr}[kind]()
     # expand=False: the stable form as derived (an expanded σ(z) − y σ(z) would cancel even
     # at 60 digits once σ(z) is within 10⁻⁶⁰ of 1).
     expr = reduce_sums(decl.substitute_definitions(source), expand=False)
@@ -539,9 +546,11 @@ class _Case:
         self.d = self.by_order[1]
         per_element = (self.d if self.reduction == "sum"
                        else symloss.derive(name, reduction="sum", **opts))
-        self.truth = {0: exact(self.by_order[0], "loss")}
-        for o in (1, 2):
-            self.truth[o] = _over_denominator(self, exact(per_element, ORDERS[o]))
+        # each order's exact function built when first asked for: one that is slow to derive
+        # (triplet's p = 10³ HVP expands a power 10³) does not hold up the others
+        self.truth = _Lazy({0: lambda: exact(self.by_order[0], "loss"),
+                            **{o: lambda o=o: _over_denominator(
+                                self, exact(per_element, ORDERS[o])) for o in (1, 2)}})
         self.family = self.d.spec.family
 
     def symloss(self, order: int, evaluator: str, x: np.ndarray, y: np.ndarray,
@@ -561,6 +570,18 @@ class _Case:
             fast.MIN_SIZE = floor
 
 
+class _Lazy(dict):  # type: ignore[type-arg]
+    """A dict whose values are made by the given functions when first read."""
+
+    def __init__(self, makers: dict[int, Callable[[], Any]]) -> None:
+        super().__init__()
+        self.makers = makers
+
+    def __missing__(self, key: int) -> Any:
+        self[key] = value = self.makers[key]()
+        return value
+
+
 def _elementwise_points(case: _Case, order: int, quick: bool,
                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inputs where an elementwise loss's ``order`` is hard to get right: roots of the exact
@@ -570,11 +591,8 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     probability = d.spec.input_domain(d.options) == "probability"
     truth = case.truth[order]
     labels = d.declaration.symbols
-    ys = [0.0, 1.0, 0.5, 0.999, 1e-3]
-    if "soft_margin" in case.name or "hinge" in case.name:
-        ys = [1.0, -1.0, 0.5]
-    ys = ys[:3] if quick else ys
-    ys += list(rng.random(1 if quick else 6) * (3 if "poisson" in case.name else 1))
+    dom = _target_domain(case)
+    ys = _target_values(case, rng, quick)
     xs: list[float] = []
     ts: list[float] = []
 
@@ -627,6 +645,23 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
                     for k in (-1, 0, 1):
                         xs.append(float(_ulp_steps(np.array([sign * edge], dt), k)[0]))
                         ts.append(y)
+    # the target side: at a few inputs, the roots in y of the value (and of the gradient, for
+    # the value) bisected over a grid of targets in the declared domain, ± a few ulps
+    if dom.values is None and not dom.integer:
+        ygrid = sorted(set(_target_values(case, rng, quick=quick, grid=True)))
+        zs = list(grid[::max(1, grid.size // (3 if quick else 12))]) + list(
+            rng.choice(grid, 1 if quick else 4))
+        for z in zs:
+            for fn, o in signs:
+                vals = [f(z, t, fn, o) for t in ygrid]
+                for a, b, fa, fb in zip(ygrid[:-1], ygrid[1:], vals[:-1], vals[1:],
+                                        strict=True):
+                    if fa * fb < 0:
+                        root = _bisect_root(lambda t, z=z, fn=fn, o=o: f(z, t, fn, o),
+                                            a, b, dt)
+                        for k in offsets:
+                            xs.append(float(z))
+                            ts.append(float(_ulp_steps(np.array([root], dt), k)[0]))
     n = 20 if quick else 400
     if probability:
         rx = rng.random(n)
@@ -636,8 +671,61 @@ def _elementwise_points(case: _Case, order: int, quick: bool,
     ts.extend(rng.choice(ys, n))
     x, y = np.array(xs, dt), np.array(ts, dt)
     with np.errstate(all="ignore"):
-        keep = np.isfinite(x) & (x >= lo) & (x <= hi)
+        keep = np.isfinite(x) & (x >= lo) & (x <= hi) & _in_domain(dom, y)
     return x[keep], y[keep]
+
+
+def _target_domain(case: _Case) -> Any:
+    """The declared domain of an element-wise loss's target (at the case's options)."""
+    return case.d.spec.target_domains(case.d.options)[0]
+
+
+def _in_domain(dom: Any, y: np.ndarray) -> np.ndarray:
+    """Which entries of ``y`` the domain ``dom`` holds (a target outside it is not an input
+    the loss is defined at, so never a point of the search)."""
+    with np.errstate(all="ignore"):
+        inside = np.isfinite(y) & (y >= dom.lo) & (y <= dom.hi)
+        if dom.integer:
+            inside &= np.floor(y) == y
+        if dom.values is not None:
+            inside &= np.isin(y, np.asarray(dom.values, y.dtype))
+    return inside
+
+
+def _target_values(case: _Case, rng: np.random.Generator, quick: bool,
+                   grid: bool = False) -> list[float]:
+    """Targets of an element-wise loss's search, read from the declared target domain: its
+    listed values (±1), else its declared points, 0.5 and 0.999 and 10⁻³ where inside, the
+    domain's finite ends moved in by 1 and 2 ulps (1 − ulp; 0 + the smallest normal and
+    10⁻³⁰ / 10⁻³⁰⁰), random draws in the domain (integers for an integer one). ``grid``: a
+    wider spread for bisecting roots in y (decades from 10⁻⁹ to 10⁴ where unbounded)."""
+    dom, dt = _target_domain(case), case.dt
+    if dom.values is not None:
+        return [float(t) for t in dom.values]
+    out = [*dom.points, 0.5, 0.999, 1e-3]
+    tiny = 1e-30 if dt == np.float32 else 1e-300
+    for end, sign in ((dom.lo, 1.0), (dom.hi, -1.0)):
+        if not np.isfinite(end):
+            continue
+        if abs(end) < np.finfo(dt).tiny:  # 0 (or a subnormal): the normal numbers next to it
+            out += [sign * tiny, sign * float(np.finfo(dt).tiny)]
+            continue
+        out += [float(_ulp_steps(np.array([end], dt), int(sign) * k)[0]) for k in (1, 2)]
+    if grid:
+        g = np.logspace(-6, 3, 4) if quick else np.logspace(-9, 4, 14)
+        out += [*g, *(-g), 0.0, 0.1, 0.9, 1 - 1e-6]
+    draws = rng.standard_normal(1 if quick else 6) * 3
+    if np.isfinite(dom.lo) and np.isfinite(dom.hi):
+        draws = rng.uniform(dom.lo, dom.hi, draws.size)
+    elif np.isfinite(dom.lo):
+        draws = dom.lo + np.abs(draws)
+    elif np.isfinite(dom.hi):
+        draws = dom.hi - np.abs(draws)
+    out += list(np.round(draws) if dom.integer else draws)
+    if quick:  # --quick: the points, one value inside, the ends, one draw (and the grid)
+        out = [*dom.points, 0.5, *out[len(dom.points) + 3:]]
+    values = np.unique(np.array(out, np.float64).astype(dt))
+    return [float(t) for t in values[_in_domain(dom, values)]]
 
 
 def _input_range(case: _Case) -> tuple[float, float]:
@@ -708,14 +796,18 @@ def _errors(case: _Case, order: int, evaluators: list[str], exact_value: Callabl
 
 
 def search(case: _Case, order: int, evaluators: list[str], quick: bool,
-           seed: int = 0) -> dict[str, tuple[float, str, int]]:
+           seed: int = 0, worst: dict[str, tuple[float, str, int]] | None = None
+           ) -> dict[str, tuple[float, str, int]]:
     """The worst error (ulps) each evaluator makes on the points :func:`_elementwise_points`
     / :func:`_class_points` pick, then refined: the worst points moved by ±1…4 ulps, kept
-    while the error grows. Returns ``{evaluator: (worst ulp, its inputs, points)}``."""
+    while the error grows. Returns ``{evaluator: (worst ulp, its inputs, points)}``, filled
+    into ``worst`` as it goes when given (what a time limit leaves is the worst so far)."""
     rng = np.random.default_rng(seed)
     dt = case.dt
     truth = case.truth[order]
-    worst: dict[str, tuple[float, str, int]] = {e: (0.0, "", 0) for e in evaluators}
+    if worst is None:
+        worst = {}
+    worst.update({e: (0.0, "", 0) for e in evaluators})
 
     def measure(x: np.ndarray, y: np.ndarray,
                 v: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:
@@ -840,7 +932,7 @@ def _side_values(case: _Case, key: str, rng: np.random.Generator, quick: bool) -
                  if n in d.options and not isinstance(d.options[n], bool)}))
             out += [float(_ulp_steps(np.array([lo], dt), k)[0]) for k in (-2, -1, 0, 1, 2)]
     out += list(np.abs(rng.standard_normal(1 if quick else 3)) * 3)
-    return [t for t in out if dom.lo <= t <= dom.hi]
+    return [t for t in out if dom.contains(t)]
 
 
 def _multi_elementwise_points(case: _Case, order: int, quick: bool,
@@ -964,13 +1056,16 @@ def _row_points(case: _Case, quick: bool,
 
 
 def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
-                 seed: int = 0) -> dict[str, tuple[float, str, int]]:
+                 seed: int = 0, worst: dict[str, tuple[float, str, int]] | None = None
+                 ) -> dict[str, tuple[float, str, int]]:
     """:func:`search` for an element-wise loss of further arrays (``var``, ``input2``) and for
     the row family: the worst error per evaluator with its inputs (all arrays, one element /
     row); element-wise points refined by moving the worst inputs ±1…4 ulps."""
     rng = np.random.default_rng(seed)
     dt = case.dt
-    worst: dict[str, tuple[float, str, int]] = {e: (0.0, "", 0) for e in evaluators}
+    if worst is None:
+        worst = {}
+    worst.update({e: (0.0, "", 0) for e in evaluators})
 
     def direction(arrays: dict[str, np.ndarray]) -> np.ndarray:
         x = arrays["input"]
@@ -1017,49 +1112,138 @@ def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
     return worst
 
 
+class TimeLimitReached(BaseException):
+    """Raised (by a timer signal) when one option set's search has run its time limit: a
+    BaseException, so that the search's ``except Exception`` (an evaluator failing) lets it
+    through to :func:`run_search`, which reports the worst found so far."""
+
+
+#: Seconds one option set (a loss at one set of options, both dtypes, every order) may
+#: search before it is cut short and reported as not finished (``--set-limit``).
+SET_LIMIT_S = 300.0
+
+
+class _Deadline:
+    """``with _Deadline(seconds):`` raises :class:`TimeLimitReached` in the block once
+    ``seconds`` have passed (SIGALRM; no limit where there is none: off the main thread, on
+    Windows, or ``seconds`` ≤ 0)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        import signal
+        import threading
+
+        self.seconds = seconds or 0.0
+        self.armed = (self.seconds > 0 and hasattr(signal, "setitimer")
+                      and threading.current_thread() is threading.main_thread())
+
+    def __enter__(self) -> _Deadline:
+        import signal
+
+        if self.armed:
+            def fire(signum: int, frame: Any) -> None:
+                raise TimeLimitReached
+
+            self.previous = signal.signal(signal.SIGALRM, fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
 def run_search(quick: bool, only: list[str] | None = None,
-               variants_of: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+               variants_of: dict[str, dict[str, Any]] | None = None,
+               limit: float | None = None) -> list[dict[str, Any]]:
     """The worst point per loss × order × dtype × evaluator (at the options ``variants_of``
-    gives a loss, else at every loss's defaults and each alias's preset)."""
+    gives a loss, else at every loss's defaults and each alias's preset).
+
+    ``limit``: seconds per loss and option set; a search cut short by it gives rows with
+    ``"time_limit": True``: the order being searched with its worst point so far, the orders
+    not reached with no points -- never counted as meeting the goal."""
     from symloss import fast
 
     mpmath.mp.dps = DPS
     evaluators = ["numpy", "numba"] if fast.available() else ["numpy"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     listed = list(variants_of.items()) if variants_of else variants()
     for name, opts in listed:
         if only and name not in only:
             continue
-        for dtype in ("float32", "float64"):
-            try:
-                case = _Case(name, opts, dtype)
-            except Exception as exc:
-                print(f"not searched {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
-                      file=sys.stderr)
-                break
-            multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
-            if case.family not in ("elementwise", "class_axis", "rows") or (
-                    multi and case.family == "class_axis"):
-                rows.append({"loss": name, "dtype": dtype, "order": "-", "evaluator": "-",
-                             "worst": float("nan"), "where": "NOT MEASURED: the search has no "
-                             f"points for family {case.family!r} with arrays "
-                             f"{', '.join(case.d.spec.arguments)}", "n": 0})
-                break
-            for order in ORDERS:
-                if order == 0 and case.reduction != "sum":
-                    continue  # the value is reduction='none' whatever the variant's reduction
-                if multi:
-                    # the row family: its NumPy kernels and its compiled ones (rows_compiled)
-                    found = search_multi(case, order, evaluators, quick)
-                    for e, (w, where, n) in found.items():
-                        rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
-                                     "evaluator": e, "worst": w, "where": where, "n": n})
-                    continue
-                found = search(case, order, evaluators, quick)
-                for e, (w, where, n) in found.items():
-                    rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
-                                 "evaluator": e, "worst": w, "where": where, "n": n})
+        start = len(rows)
+        todo = [(dt, o) for o in ORDERS for dt in ("float32", "float64")]
+        worst: dict[str, tuple[float, str, int]] = {}
+        try:
+            with _Deadline(limit):
+                _search_one(name, opts, evaluators, quick, rows, todo, worst)
+        except TimeLimitReached:
+            why = f"TIME LIMIT ({limit:g} s) reached"
+            print(f"search {name} ({describe(opts)}): {why}", file=sys.stderr, flush=True)
+            if todo:  # the order being searched: its worst point so far
+                dt, o = todo.pop(0)
+                for e in evaluators:
+                    w, where, n = worst.get(e, (0.0, "", 0))
+                    rows.append({"loss": name, "dtype": dt, "order": ORDERS[o],
+                                 "evaluator": e, "worst": w if n else float("nan"), "n": n,
+                                 "time_limit": True,
+                                 "where": f"{why} after {n} points; worst so far at {where}"
+                                 if n else f"NOT MEASURED: {why} before any point"})
+            rows += [{"loss": name, "dtype": dt, "order": ORDERS[o], "evaluator": e,
+                      "worst": float("nan"), "n": 0, "time_limit": True,
+                      "where": f"NOT MEASURED: {why} before this order"}
+                     for dt, o in todo for e in evaluators]
+            # the value is not searched at a mean: no row for it (as when there is time)
+            rows[start:] = [r for r in rows[start:] if not (
+                r["order"] == "loss" and r.get("time_limit") and r["n"] == 0
+                and opts.get("reduction", "sum") != "sum")]
+        # the tables' order: dtype, then order (searched order by order)
+        rank = {o: k for k, o in enumerate(ORDERS.values())}
+        rows[start:] = sorted(rows[start:], key=lambda r: (r["dtype"], rank.get(r["order"], -1)))
     return rows
+
+
+def _search_one(name: str, opts: dict[str, Any], evaluators: list[str], quick: bool,
+                rows: list[dict[str, Any]], todo: list[tuple[str, int]],
+                worst: dict[str, tuple[float, str, int]]) -> None:
+    """:func:`run_search` for one loss and option set: appends its rows to ``rows`` and pops
+    each (dtype, order) off ``todo`` once done; ``worst`` holds the order being searched.
+    Order by order, both dtypes each, so that an order slow to derive (an HVP) leaves the
+    others measured when the time limit cuts it short."""
+    cases = {}
+    for dtype in ("float32", "float64"):
+        try:
+            cases[dtype] = case = _Case(name, opts, dtype)
+        except Exception as exc:
+            print(f"not searched {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            todo.clear()
+            return
+        multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
+        if case.family not in ("elementwise", "class_axis", "rows") or (
+                multi and case.family == "class_axis"):
+            rows.append({"loss": name, "dtype": dtype, "order": "-", "evaluator": "-",
+                         "worst": float("nan"), "where": "NOT MEASURED: the search has no "
+                         f"points for family {case.family!r} with arrays "
+                         f"{', '.join(case.d.spec.arguments)}", "n": 0})
+            todo.clear()
+            return
+    while todo:
+        dtype, order = todo[0]
+        case = cases[dtype]
+        if order == 0 and case.reduction != "sum":
+            todo.pop(0)
+            continue  # the value is reduction='none' whatever the variant's reduction
+        multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
+        worst.clear()
+        # the row family: its NumPy kernels and its compiled ones (rows_compiled)
+        (search_multi if multi else search)(case, order, evaluators, quick, worst=worst)
+        for e, (w, where, n) in worst.items():
+            rows.append({"loss": name, "dtype": dtype, "order": ORDERS[order],
+                         "evaluator": e, "worst": w, "where": where, "n": n})
+        todo.pop(0)
 
 
 # --------------------------------------------------------------------------- option variants
@@ -1195,27 +1379,44 @@ def describe(opts: dict[str, Any]) -> str:
 
 
 def run_variants(quick: bool, only: list[str] | None = None, cap: int = MAX_VARIANTS,
-                 jobs: int = 1) -> list[dict[str, Any]]:
+                 jobs: int = 1, limit: float | None = SET_LIMIT_S,
+                 stream: bool = False) -> list[dict[str, Any]]:
     """:func:`run_search` over every loss's :func:`option_variants` (the defaults are
     :func:`run_search`'s), each with the ``--quick`` budget of points unless ``quick`` is
-    False; rows carry ``options``, in the same order whatever ``jobs`` (worker processes)."""
-    tasks = [(name, opts, quick) for name in symloss.losses() if not only or name in only
+    False and at most ``limit`` seconds; rows carry ``options``, in the same order whatever
+    ``jobs`` (worker processes). ``stream``: print each option set's rows (the lines of
+    :func:`variant_search_table`) as the set finishes, so that a run stopped by hand keeps
+    what it found."""
+    tasks = [(name, opts, quick, limit) for name in symloss.losses() if not only or name in only
              for opts in option_variants(name, cap)]
+    found: list[list[dict[str, Any]]] = []
+
+    def keep(rows: list[dict[str, Any]]) -> None:
+        found.append(rows)
+        if stream:
+            print("\n".join(variant_search_table(rows).splitlines()[2:]), flush=True)
+
+    if stream:
+        print("\n".join(variant_search_table([]).splitlines()), flush=True)
     if jobs <= 1:
-        found = [_search_variant(t) for t in tasks]
+        for t in tasks:
+            keep(_search_variant(t))
     else:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            found = list(pool.imap(_search_variant, tasks, chunksize=1))
+            for rows in pool.imap(_search_variant, tasks, chunksize=1):
+                keep(rows)
     return [r for rows in found for r in rows]
 
 
-def _search_variant(task: tuple[str, dict[str, Any], bool]) -> list[dict[str, Any]]:
+def _search_variant(task: tuple[str, dict[str, Any], bool, float | None]
+                    ) -> list[dict[str, Any]]:
     """One loss at one option set: its search rows, a row saying why where it was not."""
-    name, opts, quick = task
+    name, opts, quick, limit = task
+    began = time.perf_counter()
     try:
-        found = run_search(quick, [name], variants_of={name: opts})
+        found = run_search(quick, [name], variants_of={name: opts}, limit=limit)
     except Exception as exc:  # counted as not measured: the run goes on
         print(f"search {name} ({describe(opts)}): {type(exc).__name__}: {exc}",
               file=sys.stderr)
@@ -1230,9 +1431,17 @@ def _search_variant(task: tuple[str, dict[str, Any], bool]) -> list[dict[str, An
     for r in found:
         r["options"] = describe(opts)
     worst = max((r["worst"] for r in found if r["n"]), default=float("nan"))
-    print(f"searched {name} ({describe(opts)}): worst {_fmt(worst)} ulp",
-          file=sys.stderr, flush=True)
+    cut = " (TIME LIMIT reached: not finished)" if any(r.get("time_limit") for r in found) \
+        else ""
+    print(f"searched {name} ({describe(opts)}): worst {_fmt(worst)} ulp{cut} "
+          f"in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
     return found
+
+
+def _not_met(r: dict[str, Any]) -> bool:
+    """A search row that fails the goal: above it, unmeasured, or cut short by the limit."""
+    return bool((not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
+                or (r["n"] == 0 and r["order"] != "-") or r.get("time_limit"))
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -1241,6 +1450,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     cells: dict[str, dict[tuple[str, str], str]] = {}
     worst: dict[tuple[str, str, str], float] = {}
     unmeasured: set[tuple[str, str, str]] = set()
+    cut: set[tuple[str, str, str]] = set()
     for r in rows:
         if r["order"] == "-":
             cells.setdefault(r["loss"], {})
@@ -1251,11 +1461,15 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             continue
         w = float(np.nan_to_num(r["worst"], nan=np.inf))  # a NaN result: an infinite error
         worst[key] = max(worst.get(key, 0.0), w)
+        if r.get("time_limit"):
+            cut.add(key)
     for key in unmeasured:
         cells.setdefault(key[0], {})[key[1:]] = "**NOT MEASURED**"
     for (loss, dtype, order), w in worst.items():
         if (loss, dtype, order) not in unmeasured:
             text = _fmt(w)
+            if (loss, dtype, order) in cut:
+                text, w = f"≥ {text} (time limit reached)", np.inf
             cells.setdefault(loss, {})[(dtype, order)] = f"**{text}**" if w > GOAL_ULP else text
     columns = [(dt, o) for dt in ("float32", "float64") for o in ORDERS.values()]
     lines = ["| loss | " + " | ".join(f"{dt} {o}" for dt, o in columns) + " |",
@@ -1302,8 +1516,11 @@ def variant_summary_table(rows: list[dict[str, Any]]) -> str:
             continue
         key = (r["loss"], r["dtype"], r["order"])
         w = np.inf if r["n"] == 0 else float(np.nan_to_num(r["worst"], nan=np.inf))
+        options = r["options"]
+        if r.get("time_limit"):  # not finished: counted as not met, whatever it found so far
+            w, options = np.inf, f"{options}: time limit reached"
         if key not in worst or w > worst[key][0]:
-            worst[key] = (w, r["options"])
+            worst[key] = (w, options)
     columns = [(dt, o) for dt in ("float32", "float64") for o in ORDERS.values()]
     lines = ["| loss | option sets | " + " | ".join(f"{dt} {o}" for dt, o in columns) + " |",
              "|---|---|" + "---|" * len(columns)]
@@ -1314,7 +1531,8 @@ def variant_summary_table(rows: list[dict[str, Any]]) -> str:
                 cells.append("–")
                 continue
             w, opts = worst[loss, dt, o]
-            text = f"{_fmt(w)} ({opts})"
+            text = (f"not finished ({opts})" if opts.endswith("time limit reached")
+                    else f"{_fmt(w)} ({opts})")
             cells.append(f"**{text}**" if w > GOAL_ULP else text)
         lines.append(f"| {loss} | {len(sets[loss])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -1364,6 +1582,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="points per option set: --quick's (default) or the full search's")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="search the option variants in N processes (default 1)")
+    parser.add_argument("--set-limit", type=float, default=SET_LIMIT_S, metavar="SECONDS",
+                        help="seconds each loss's search at one option set may take; one cut "
+                        "short is reported with its worst point so far and fails the run "
+                        f"(0: no limit; default {SET_LIMIT_S:g})")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     from symloss import fast
@@ -1390,7 +1612,7 @@ def main(argv: list[str] | None = None) -> int:
              or (r["targets"] == "hard" and r["exact_hard"] and r["symloss_max"] > 4.0)]
     above: list[dict[str, Any]] = []
     if not args.no_search:
-        found = run_search(args.quick, args.only)
+        found = run_search(args.quick, args.only, limit=args.set_limit)
         print(f"\nWorst point found per loss × order × dtype × evaluator (error in ulps against "
               f"mpmath at {DPS} digits; loss: reduction='none', grad and hvp: reduction='sum', "
               "hvp direction 1 (element-wise), e₀ and a seeded normal one whose entry 1 cancels "
@@ -1410,8 +1632,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nThe worst of both evaluators per loss, dtype and order (bold: above the "
               f"{GOAL_ULP:g}-ulp goal):\n")
         print(summary_table(found))
-        above = [r for r in found if (not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
-                 or (r["n"] == 0 and r["order"] != "-")]  # unmeasured counts as not met
+        above = [r for r in found if _not_met(r)]  # unmeasured or cut short: not met
     code = 0
     if args.variants:
         code = _print_variants(args)
@@ -1432,7 +1653,6 @@ def main(argv: list[str] | None = None) -> int:
 def _print_variants(args: argparse.Namespace) -> int:
     """The option-variant search's tables; 1 if any row is above the goal or unmeasured."""
     quick = args.quick or args.variant_budget == "quick"
-    found = run_variants(quick, args.only, args.max_variants, args.jobs)
     print(f"\nOption variants: every loss at the option sets of option_variants (read from its "
           f"declaration: each choice, array options given or not, continuous options at their "
           f"default, declared examples and the stress values {STRESS}; all combinations when "
@@ -1440,13 +1660,17 @@ def _print_variants(args: argparse.Namespace) -> int:
           "reduction='mean'/'batchmean' at the defaults and with each array or int option), "
           f"searched as above with the {'--quick' if quick else 'full'} budget of points each. "
           "Error in ulps of the exact value (over the mean's denominator where the reduction "
-          "is a mean).\n")
+          f"is a mean). At most {args.set_limit:g} s per option set (0: no limit): a set cut "
+          "short says TIME LIMIT with its worst point so far, and counts as not met. Each set's "
+          "rows as it finishes:\n", flush=True)
+    found = run_variants(quick, args.only, args.max_variants, args.jobs, args.set_limit,
+                         stream=True)
+    print("\nAll option sets' rows:\n")
     print(variant_search_table(found))
     print(f"\nThe worst over every option set and both evaluators per loss, dtype and order, "
           f"with the options it was found at (bold: above the {GOAL_ULP:g}-ulp goal):\n")
     print(variant_summary_table(found))
-    above = [r for r in found if (not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
-             or (r["n"] == 0 and r["order"] != "-")]
+    above = [r for r in found if _not_met(r)]
     print()
     if above:
         print(f"ABOVE the {GOAL_ULP:g}-ulp goal at option variants ({len(above)} of the "

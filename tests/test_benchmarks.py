@@ -283,3 +283,45 @@ def test_exact_reference_keeps_tiny_inputs():
     tweedie = accuracy._Case("tweedie_loss", {}, "float64")
     got = tweedie.truth[0](np.array([1e-100]), np.array([1.0]))[0]
     assert mpmath.almosteq(got, mpmath.mpf(1e-100) ** 2 / 2, rel_eps=mpmath.mpf(10) ** -30)
+
+
+def test_time_limit_is_reported_and_fails_the_run(capsys):
+    """An option set cut short by --set-limit is printed as such, with what it found so far
+    (streamed as the set finishes), and the run exits 1: never dropped, never a pass."""
+    accuracy = _load("accuracy")
+    assert accuracy.main(["--variants-only", "--only", "huber_loss", "--max-variants", "0",
+                          "--set-limit", "0.05"]) == 1
+    out = capsys.readouterr().out
+    assert "TIME LIMIT (0.05 s) reached" in out
+    assert "not finished" in out  # the summary table says it, not a number that passes
+    rows = accuracy.run_search(True, ["mse_loss"], limit=0.05)
+    assert rows and all(r.get("time_limit") for r in rows)
+    assert all(accuracy._not_met(r) for r in rows)
+
+
+def test_search_draws_targets_inside_the_declared_domain():
+    """The targets the search draws (grid, domain ends, roots in y) stay in the target's
+    declared domain: kl_div's log-probabilities ≤ 0 with log_target=True, Poisson's counts,
+    ±1 labels; and it bisects the target side (y = σ(z) for BCE-with-logits' gradient)."""
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    for name, opts in (("kl_div", {"log_target": True}), ("kl_div", {}),
+                       ("poisson_nll_loss", {}), ("soft_margin_loss", {}),
+                       ("binary_cross_entropy_with_logits", {})):
+        case = accuracy._Case(name, opts, "float64")
+        dom = case.d.spec.target_domains(case.d.options)[0]
+        _, y = accuracy._elementwise_points(case, 1, True, np.random.default_rng(0))
+        assert y.size and all(dom.contains(float(t)) for t in y), (name, opts)
+    case = accuracy._Case("kl_div", {"log_target": True}, "float64")
+    assert max(accuracy._target_values(case, np.random.default_rng(0), True)) <= 0
+    case = accuracy._Case("binary_cross_entropy_with_logits", {}, "float64")
+    x, y = accuracy._elementwise_points(case, 1, True, np.random.default_rng(0))
+    drawn = accuracy._target_values(case, np.random.default_rng(0), True)
+    bisected = ~np.isin(y, drawn)  # targets not drawn: the roots in y at a few inputs
+    with np.errstate(over="ignore"):
+        sig = 1 / (1 + np.exp(-x[bisected]))  # σ(z) − y = 0 there, ± a few ulps
+    assert bisected.sum() >= 10
+    assert np.all(np.abs(sig - y[bisected]) <= 4 * np.spacing(y[bisected]) + 1e-300)
