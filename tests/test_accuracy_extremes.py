@@ -1021,7 +1021,12 @@ def test_double_double_log_next_to_the_ends_of_the_float64_range():
     funcs = [ddouble.t_log]
     if fast.available():
         jt = ddouble.jitted()["t_log"]
-        funcs.append(lambda p: tuple(np.array(c) for c in zip(*[jt((h, lo)) for h, lo in zip(*p)])))
+
+        def compiled(p):
+            pairs = [jt((h, lo)) for h, lo in zip(*p, strict=True)]
+            return np.array([q[0] for q in pairs]), np.array([q[1] for q in pairs])
+
+        funcs.append(compiled)
     for f in funcs:
         hi, lo = f((a, 0.0 * a))
         for h, lw, w in zip(hi, lo, want, strict=True):
