@@ -815,3 +815,33 @@ def test_tweedie_deviance_next_to_its_minimum_is_not_rounded_to_zero(size, path)
              - mpmath.mpf(float(b)) * mpmath.exp((1 - r) * mpmath.mpf(float(a))) / (1 - r)
              + mpmath.exp((2 - r) * mpmath.mpf(float(a))) / (2 - r) for a, b in zip(z[:3], y[:3], strict=True)]
     assert _ulps(got[:3], exact, np.float64).max() <= 4.0
+
+
+def _focal_mp(z, y, alpha, gamma):
+    """torchvision's focal loss at one element, in mpmath: α_t (1 − p_t)^γ · BCE(σ(z), y),
+    with 1 − p and log(1 − p) written σ(−z) and −log1p(eᶻ) (no 1 − (1 − 10⁻²⁰²) at 80 digits)."""
+    p, q = 1 / (1 + mpmath.exp(-z)), 1 / (1 + mpmath.exp(z))  # σ(z), σ(−z) = 1 − σ(z)
+    ce = y * mpmath.log1p(mpmath.exp(-z)) + (1 - y) * mpmath.log1p(mpmath.exp(z))
+    a_t = alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else 1
+    return a_t * (q * y + p * (1 - y)) ** gamma * ce
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("z, y", [(464.15888336127705, 1.0), (-464.15888336127705, 0.0),
+                                  (300.0, 1.0), (600.0, 1.0)])
+def test_sigmoid_focal_hvp_where_softplus_is_below_the_rescue_precision(z, y, path):
+    """γ = 0.5, y = 1, z = 464: the Hessian's terms (about 1e-303) sit below double-double's
+    trusted range, so the element is rescued exactly; the rescue's softplus(−464) = e^(−464)
+    was 0 at 40 and 120 digits (log(1 + e^(−464)) rounds 1 + e^(−464) to 1), and the two
+    agreeing evaluations returned the Hessian without its γ²·σ^γ·softplus term (8.2e14 ulp)."""
+    mpmath.mp.dps = 80
+    d = symloss.derive("sigmoid_focal_loss", gamma=0.5, reduction="sum")
+    x, t, v = np.array([z]), np.array([y]), np.array([1.0])
+    if path == "numpy":
+        with fast.disabled():
+            got = d.hvp_fn(x, t, v)
+    else:
+        got = d.hvp_fn(x, t, v)
+    exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(y), mpmath.mpf(0.25), mpmath.mpf(0.5)),
+                         mpmath.mpf(z), 2)]
+    assert _ulps(got, exact, np.float64).max() <= 4.0
