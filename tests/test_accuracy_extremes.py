@@ -845,3 +845,26 @@ def test_sigmoid_focal_hvp_where_softplus_is_below_the_rescue_precision(z, y, pa
     exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(y), mpmath.mpf(0.25), mpmath.mpf(0.5)),
                          mpmath.mpf(z), 2)]
     assert _ulps(got, exact, np.float64).max() <= 4.0
+
+
+@pytest.mark.parametrize("which", ["numpy", "numba_m", "numba_w"])
+def test_sigmoid_pow_keeps_its_exponent_correction_up_to_underflow(which):
+    """σ(x)^γ = e^(−s)(1 − lo), lo the rounding of the exponent s = γ·softplus(−x): the
+    correction was skipped past s = 700, where e^(−s) is still normal (s = 702.5: 1e-305),
+    leaving up to |s|·2⁻⁵³ of it, about 200 ulp (focal's γ = 1000 variant: 464 ulp)."""
+    mpmath.mp.dps = 60
+    x = -np.array([140.3, 140.5, 140.9, 141.1, 141.3, 140.71, 141.13])
+    g = 5.0
+    if which == "numpy":
+        from symloss import kernels
+
+        got = kernels.sigmoid_pow(x, np.float64(g))
+    else:
+        from symloss import _fastmath
+
+        fn = _fastmath.sigmoid_pow_m if which == "numba_m" else _fastmath.sigmoid_pow_l_w
+        got = np.array([fn(v, g) if which == "numba_m" else fn(v, g, np.log1p(np.exp(-abs(v))))
+                        for v in x])
+    exact = [(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) ** g for v in x]
+    assert min(got) > 2.2250738585072014e-308  # normal results
+    assert _ulps(got, exact, np.float64).max() <= 2.0

@@ -308,7 +308,8 @@ def _sigmoid_pow_l(x: float, g: float, b: float) -> float:
     se = (p - (s - bb)) + (q - bb)
     lo = se + (pe + qe)
     e = _EXP(-s)  # noqa: F821
-    return e if not abs(s) <= 700.0 else e * (1.0 - lo)
+    # the correction wherever e^(−s) is not 0 (to 746): e^(−703) was left 53 ulp off
+    return e if not abs(s) <= 746.0 else e * (1.0 - lo)
 
 
 def _flavoured(body: Any, name: str, **bound: Any) -> Any:
