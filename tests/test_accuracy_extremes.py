@@ -868,3 +868,28 @@ def test_sigmoid_pow_keeps_its_exponent_correction_up_to_underflow(which):
     exact = [(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) ** g for v in x]
     assert min(got) > 2.2250738585072014e-308  # normal results
     assert _ulps(got, exact, np.float64).max() <= 2.0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_sigmoid_focal_hessian_with_alpha_outside_0_1_next_to_its_alpha_t_root(gamma, path):
+    """α = 1000: α_t = αy + (1 − α)(1 − y) is 0 at y = 999/1999, a difference of two terms
+    about 500; the Hessian's factor α_t was a float64 product (1.3e15 ulp off next to the
+    root), now inside its double-double form. The gradient (double-double already) too."""
+    mpmath.mp.dps = 80
+    root = 999 / 1999
+    ys = np.array(_walk(root, np.arange(-2, 3)))
+    zs = np.array([0.3, 4.0])
+    z, y = np.repeat(zs, ys.size), np.tile(ys, zs.size)
+    d = symloss.derive("sigmoid_focal_loss", alpha=1000.0, gamma=gamma, reduction="sum")
+    v = np.ones_like(z)
+    if path == "numpy":
+        with fast.disabled():
+            hvp, grad = d.hvp_fn(z, y, v), d.grad_fn(z, y)
+    else:
+        hvp, grad = d.hvp_fn(z, y, v), d.grad_fn(z, y)
+    a, g = mpmath.mpf(1000), mpmath.mpf(gamma)
+    for order, got in ((2, hvp), (1, grad)):
+        exact = [mpmath.diff(lambda s, t=float(t): _focal_mp(s, mpmath.mpf(t), a, g),
+                             mpmath.mpf(float(s)), order) for s, t in zip(z, y, strict=True)]
+        assert _ulps(got, exact, np.float64).max() <= 4.0, order
