@@ -29,6 +29,7 @@ from .primitives import (
     clamped_log,
     exp_sub,
     log_softmax,
+    power,
     sigmoid,
     sigmoid_pow,
     sigmoid_sub,
@@ -177,8 +178,7 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     expr = expr.replace(lambda e: isinstance(e, log_softmax), lambda e: sp.log(softmax(*e.args)))
     expr = expr.replace(lambda e: isinstance(e, clamped_log), lambda e: sp.log(e.args[0]))
     expr = expr.replace(lambda e: isinstance(e, clamp_min), lambda e: e.args[0])
-    from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
-
+    # σ(x)^γ and q^γ as powers, so that exponents add up
     expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
     expr = expr.replace(lambda e: isinstance(e, (softmax_hvp, softmax_sub)),
                         lambda e: e.rewrite(Sum))

@@ -25,6 +25,7 @@ from sympy.printing.numpy import SciPyPrinter
 from . import ddouble, kernels
 from .algebra import (
     compared_operands,
+    magnitude,
     print_with_steps,
     printed_comparison,
     printed_ratios,
@@ -94,6 +95,12 @@ class _Printer(SciPyPrinter):
 
 class _CertifyingPrinter(_Printer):
     certify = True
+
+    def certified(self, code: str, inner: sp.Expr) -> str:
+        """``code``, a double-double evaluation of ``inner``, as NaN where it cancelled beyond
+        what its pair can vouch for (:func:`symloss.ddouble.certified`, against the magnitude of
+        ``inner``'s terms); :mod:`symloss.exact` recomputes those elements."""
+        return f"ddouble.certified({code}, {self._print(magnitude(inner))})"
 
 
 def compile_expr(expr: sp.Expr, args: list[sp.Basic], certify: bool = False) -> Callable[..., Any]:
