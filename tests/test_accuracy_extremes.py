@@ -938,3 +938,81 @@ def test_tweedie_hessian_where_the_exponents_are_large(power, path):
     else:
         got = d.hvp_fn(z, y, np.ones_like(z))
     assert _ulps(got, exact, np.float64).max() <= 4.0
+
+
+def _focal_mp(z, y, alpha, gamma):
+    """torchvision's focal loss at one element, in mpmath: α_t (1 − p_t)^γ · BCE(σ(z), y),
+    with 1 − p and log(1 − p) written σ(−z) and −log1p(eᶻ) (no 1 − (1 − 10⁻²⁰²) at 80 digits)."""
+    p, q = 1 / (1 + mpmath.exp(-z)), 1 / (1 + mpmath.exp(z))  # σ(z), σ(−z) = 1 − σ(z)
+    ce = y * mpmath.log1p(mpmath.exp(-z)) + (1 - y) * mpmath.log1p(mpmath.exp(z))
+    a_t = alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else 1
+    return a_t * (q * y + p * (1 - y)) ** gamma * ce
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("z, y", [(464.15888336127705, 1.0), (-464.15888336127705, 0.0),
+                                  (300.0, 1.0), (600.0, 1.0)])
+def test_sigmoid_focal_hvp_where_softplus_is_below_the_rescue_precision(z, y, path):
+    """γ = 0.5, y = 1, z = 464: the Hessian's terms (about 1e-303) sit below double-double's
+    trusted range, so the element is rescued exactly; the rescue's softplus(−464) = e^(−464)
+    was 0 at 40 and 120 digits (log(1 + e^(−464)) rounds 1 + e^(−464) to 1), and the two
+    agreeing evaluations returned the Hessian without its γ²·σ^γ·softplus term (8.2e14 ulp)."""
+    mpmath.mp.dps = 80
+    d = symloss.derive("sigmoid_focal_loss", gamma=0.5, reduction="sum")
+    x, t, v = np.array([z]), np.array([y]), np.array([1.0])
+    if path == "numpy":
+        with fast.disabled():
+            got = d.hvp_fn(x, t, v)
+    else:
+        got = d.hvp_fn(x, t, v)
+    exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(y), mpmath.mpf(0.25), mpmath.mpf(0.5)),
+                         mpmath.mpf(z), 2)]
+    assert _ulps(got, exact, np.float64).max() <= 4.0
+
+
+@pytest.mark.parametrize("which", ["numpy", "numba_m", "numba_w"])
+def test_sigmoid_pow_keeps_its_exponent_correction_up_to_underflow(which):
+    """σ(x)^γ = e^(−s)(1 − lo), lo the rounding of the exponent s = γ·softplus(−x): the
+    correction was skipped past s = 700, where e^(−s) is still normal (s = 702.5: 1e-305),
+    leaving up to |s|·2⁻⁵³ of it, about 200 ulp (focal's γ = 1000 variant: 464 ulp)."""
+    mpmath.mp.dps = 60
+    x = -np.array([140.3, 140.5, 140.9, 141.1, 141.3, 140.71, 141.13])
+    g = 5.0
+    if which == "numpy":
+        from symloss import kernels
+
+        got = kernels.sigmoid_pow(x, np.float64(g))
+    else:
+        from symloss import _fastmath
+
+        fn = _fastmath.sigmoid_pow_m if which == "numba_m" else _fastmath.sigmoid_pow_l_w
+        got = np.array([fn(v, g) if which == "numba_m" else fn(v, g, np.log1p(np.exp(-abs(v))))
+                        for v in x])
+    exact = [(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) ** g for v in x]
+    assert min(got) > 2.2250738585072014e-308  # normal results
+    assert _ulps(got, exact, np.float64).max() <= 2.0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_sigmoid_focal_hessian_with_alpha_outside_0_1_next_to_its_alpha_t_root(gamma, path):
+    """α = 1000: α_t = αy + (1 − α)(1 − y) is 0 at y = 999/1999, a difference of two terms
+    about 500; the Hessian's factor α_t was a float64 product (1.3e15 ulp off next to the
+    root), now inside its double-double form. The gradient (double-double already) too."""
+    mpmath.mp.dps = 80
+    root = 999 / 1999
+    ys = np.array(_walk(root, np.arange(-2, 3)))
+    zs = np.array([0.3, 4.0])
+    z, y = np.repeat(zs, ys.size), np.tile(ys, zs.size)
+    d = symloss.derive("sigmoid_focal_loss", alpha=1000.0, gamma=gamma, reduction="sum")
+    v = np.ones_like(z)
+    if path == "numpy":
+        with fast.disabled():
+            hvp, grad = d.hvp_fn(z, y, v), d.grad_fn(z, y)
+    else:
+        hvp, grad = d.hvp_fn(z, y, v), d.grad_fn(z, y)
+    a, g = mpmath.mpf(1000), mpmath.mpf(gamma)
+    for order, got in ((2, hvp), (1, grad)):
+        exact = [mpmath.diff(lambda s, t=float(t): _focal_mp(s, mpmath.mpf(t), a, g),
+                             mpmath.mpf(float(s)), order) for s, t in zip(z, y, strict=True)]
+        assert _ulps(got, exact, np.float64).max() <= 4.0, order

@@ -1089,8 +1089,10 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
             terms.append(sp.Piecewise(*(hard if n == 0 else [(0, cond) for _, cond in hard]),
                                       (general, True)))
     # The Hessian crosses 0 for hard labels too (y = 0, γ = ½: near z = 4, where
-    # σ(z)(1 + 2γ) = γ softplus(z)(σ(z) − γσ(−z))): its terms in double-double (accurate).
-    derivatives = [gradient, alpha_t * accurate(sp.Add(*terms))]
+    # σ(z)(1 + 2γ) = γ softplus(z)(σ(z) − γσ(−z))): its terms in double-double (accurate),
+    # α_t with them: αy + (1 − α)(1 − y) cancels for α outside [0, 1] (α = 1000 next to
+    # y = 999/1999: the float64 factor was 1.3e15 ulp off).
+    derivatives = [gradient, accurate(alpha_t * sp.Add(*terms))]
     shown = (  # the evaluated forms' own q′ and q″, named in the printed derivation
         Definition(Symbol("q_1"), first, "q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y"),
         Definition(Symbol("q_2"), second, "q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)"),

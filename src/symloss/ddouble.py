@@ -531,10 +531,16 @@ def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 def t_log1p(a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """``log(1 + a)``, relative accuracy where ``a`` is tiny: one Newton step from
-    ``x = log1p(hi)`` on ``expm1(x) = a``: ``x + (a − expm1 x)/(1 + expm1 x)``, the quotient
-    (about 2⁻⁵³ x) to two digits."""
-    x = np.log1p(np.maximum(a[0], -1.0))
+    """``log(1 + a)``, relative accuracy where ``a`` is tiny: :func:`t_log1p_from` the seed
+    ``x = log1p(hi)``."""
+    return t_log1p_from(a, np.log1p(np.maximum(a[0], -1.0)))
+
+
+def t_log1p_from(a: tuple[Any, Any], x: Any) -> tuple[Any, Any]:
+    """``log(1 + a)`` from a seed ``x`` within a few ulp of it: one Newton step on
+    ``expm1(x) = a``: ``x + (a − expm1 x)/(1 + expm1 x)``, the quotient (about 2⁻⁵³ x) to two
+    digits. (:func:`t_log1p` seeds it with libm's log1p, the vectorized pair functions of
+    :mod:`symloss._fastmath` with fdlibm's.)"""
     finite = np.abs(x) < 700.0
     xs = _sel(finite, x, 0.0)
     eh, el = dd_expm1(xs)
@@ -1001,7 +1007,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
-          "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
+          "t_log1p_from", "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_sigmoid", "t_softplus", "t_tanh",
           "t_expna", "t_recip1p", "t_sigmoid_r", "t_softplus_l", "t_sigmoid_pow_l",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
           "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m",

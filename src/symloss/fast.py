@@ -752,8 +752,9 @@ def _fits_for(code: str, flavour: str) -> str:
 
 
 #: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba).
-_HELPERS = frozenset(re.findall(r"^def (\w+)\(", Path(__file__).with_name("_fastmath.py")
-                                .read_text(), re.MULTILINE))
+_HELPERS = frozenset(a or b for a, b in re.findall(
+    r"^(?:def (\w+)\(|(\w+) = _flavoured\()", Path(__file__).with_name("_fastmath.py").read_text(),
+    re.MULTILINE))
 
 
 def _vectorizable(steps: list[tuple[str, str]]) -> list[tuple[str, str]] | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mpmath
 import sympy as sp
 from sympy import Function, Indexed, IndexedBase, KroneckerDelta, S, Sum, exp, log
 from sympy.codegen import cfunctions as _cfunctions
@@ -184,7 +185,15 @@ class softplus(Function):
     _eval_rewrite_as_exp = _eval_rewrite_as_log
 
     def _eval_evalf(self, prec: int) -> sp.Expr:
-        return self.rewrite(log)._eval_evalf(prec)
+        # max(x, 0) + log1p(e^(−|x|)) in mpmath: log(1 + eˣ) rounds 1 + eˣ to 1 where eˣ is
+        # below the working precision (softplus(−464) was 0 at 120 digits; it is e^(−464)).
+        x = self.args[0]._eval_evalf(prec)
+        if x is None or not (x.is_Number and x.is_real):
+            return self.rewrite(log)._eval_evalf(prec)
+        with mpmath.workprec(prec + 10):
+            m = mpmath.mpf(sp.Float(x, precision=prec + 10)._mpf_)
+            value = max(m, 0) + mpmath.log1p(mpmath.exp(-abs(m)))
+        return sp.Float._new(value._mpf_, prec)  # type: ignore[no-any-return]
 
     def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real
