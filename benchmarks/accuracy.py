@@ -76,10 +76,11 @@ def _row_functions() -> dict[str, Callable[..., Any]]:
         rest = mpmath.fsum(mpmath.exp(z[j] - m) for j in range(1, c + 1) if j != top)
         return (z[i] - m) - mpmath.log1p(rest)
 
-    def softmax_hvp(z: list[Any], v: list[Any], i: int, c: int) -> Any:
+    def softmax_hvp(z: list[Any], v: list[Any], i: int, c: int, scale: Any = 1) -> Any:
         e = exps(z, c)  # p_i (v_i − Σ p_k v_k) as p_i Σ p_k (v_i − v_k): no cancellation
         d = mpmath.fsum(e)
-        return e[i - 1] * mpmath.fsum(e[k - 1] * (v[i] - v[k]) for k in range(1, c + 1)) / d**2
+        return scale * e[i - 1] * mpmath.fsum(e[k - 1] * (v[i] - v[k])
+                                              for k in range(1, c + 1)) / d**2
 
     def softmax_complement(z: list[Any], i: int, c: int) -> Any:
         e = exps(z, c)  # Σ_{j≠i} e_j / Σ e_j: no 1 − p cancellation
