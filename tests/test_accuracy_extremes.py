@@ -942,3 +942,29 @@ def test_weighted_multilabel_soft_margin_hard_label_keeps_sigmoid_of_minus_x(red
     exact = [-mpmath.mpf(float(_CE_W[k])) / (1 + mpmath.exp(mpmath.mpf(float(x[r, k])))) / 3 / n
              for r in range(2) for k in range(3)]
     assert _ulps(np.asarray(got), exact, np.float64).max() <= 4
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("weight", [None, _CE_W, [1.91277683, 2.70192003, 2.3494885]])
+def test_label_smoothed_cross_entropy_value_keeps_one_minus_eps_a_factor(weight, path):
+    """−(1 − ε) wₜ log pₜ − (ε/C) Σ wₖ log pₖ at ε = 0.999 and log p₀ ≈ −709: distributing
+    1 − ε over a class index's term (ε wₜ log pₜ − wₜ log pₜ) cost 4.24 ulp before."""
+    mpmath.mp.dps = 60
+    options = {} if weight is None else {"weight": np.array(weight)}
+    d = symloss.derive("cross_entropy", reduction="none", label_smoothing=0.999, **options)
+    x = np.array([[-708.396, 0.0, 0.0], [-40.0, 3.0, 0.0]])
+    t = np.array([0, 0])
+    w = [mpmath.mpf(1)] * 3 if weight is None else [mpmath.mpf(float(v)) for v in weight]
+    eps = mpmath.mpf(0.999)
+    exact = []
+    for r in range(2):
+        e = [mpmath.exp(mpmath.mpf(float(v))) for v in x[r]]
+        logp = [mpmath.log(v / mpmath.fsum(e)) for v in e]
+        exact.append(-mpmath.fsum(w[k] * ((1 - eps) * (k == t[r]) + eps / 3) * logp[k]
+                                  for k in range(3)))
+    if path == "numpy":
+        with fast.disabled():
+            got = d.loss_fn(x, t)
+    else:
+        got = d.loss_fn(x, t)
+    assert _ulps(np.asarray(got), exact, np.float64).max() <= 4

@@ -283,8 +283,14 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
     # cancels where pᵢ ≈ aᵢ/Σa, for a distribution y and, with label smoothing, for a class
     # index too (every aₖ > 0).
     soft_sub = softmax_sub(z, y, i, c) if a(k) == y[k] else softmax_sub(z, a(k), i, c)
+    stable_loss: sp.Expr | None = None
     if opts["label_smoothing"]:
         stable = soft_sub
+        # (1 − ε) kept one factor: for a class index the δ-reduced sum expands (1 − ε) wₜ log pₜ
+        # into ε wₜ log pₜ − wₜ log pₜ, which cancels by ~log₂(1/(1 − ε)) bits
+        wk = w[k] if weighted else sp.S.One
+        stable_loss = (-(1 - _EPS) * class_sum(wk * y[k] * log_softmax(z, k, c))
+                       - _EPS / c * class_sum(wk * log_softmax(z, k, c)))
     return Declaration(
         input=z[i],
         target=y[i],
@@ -301,6 +307,10 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         soft_targets_take_gradient=True,
         # a target distribution: pᵢ Σy − yᵢ in double-double (softmax_sub)
         stable_soft_gradient=soft_sub,
+        stable_loss=stable_loss,
+        stable_loss_why=("Evaluated as −(1 − ε) Σₖ wₖyₖ log pₖ − (ε/C) Σₖ wₖ log pₖ: the factor "
+                         "1 − ε is not distributed over a class index's term."
+                         if stable_loss is not None else ""),
         stable_why=_CE_STABLE,
         canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
         # pᵢ(δᵢⱼ − pⱼ) with δᵢⱼ written as δᵢⱼ((1 − pᵢ) + pᵢ): on the diagonal (j = i) SymPy
