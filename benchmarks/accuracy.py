@@ -112,6 +112,8 @@ _NAMESPACE: dict[str, Any] = {
     "hinge": lambda u: max(u, 0),
     "at_target": lambda x, y: mpmath.fsum(a * b for a, b in zip(x[1:], y[1:], strict=True)),
     "KroneckerDelta": lambda a, b: 1 if a == b else 0,
+    "off_target": lambda y, e: (1 - y) * e,  # multi_margin's stable hvp
+    "fsum": lambda a, b, c: a + b + c,
     **_row_functions(),
 }
 
@@ -919,7 +921,7 @@ def _row_points(case: _Case, quick: bool,
     rows' input moved ± a few ulps; second arrays nearly parallel / antiparallel to the input
     (cos ≈ ±1: 1 − c cancels; a ≈ p: d(a, p) ≈ ε), permuted differences (d(a, p) = d(a, n)),
     rows scaled from 10⁻³⁰ to 10³⁰; classes one margin apart (1 − x_l + x_k ≈ 0)."""
-    from symloss.rows import _index_lists, battery_cases
+    from symloss.rows_battery import _index_lists, battery_cases
 
     d, dt = case.d, case.dt
     args = d.spec.arguments_for(d.options)

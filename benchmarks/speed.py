@@ -256,12 +256,14 @@ print(time.perf_counter() - t)
 """
 
 
-def first_call(name: str) -> tuple[float, float]:
-    """Seconds of the first ``grad_fn`` in a fresh process: empty caches, then warm ones."""
+def first_call(name: str, evaluator: str = "numba") -> tuple[float, float]:
+    """Seconds of the first ``grad_fn`` in a fresh process: empty caches, then warm ones
+    (imports and ``derive`` not counted); ``evaluator="numpy"``: with ``SYMLOSS_FAST=0``."""
     bench = os.path.dirname(os.path.abspath(__file__))
     code = FIRST_CALL.format(bench=bench, name=name, loss=_loss(name))
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "SYMLOSS_CACHE_DIR": cache, "NUMBA_CACHE_DIR": cache}
+        env = {**os.environ, "SYMLOSS_CACHE_DIR": cache, "NUMBA_CACHE_DIR": cache,
+               "SYMLOSS_FAST": "0" if evaluator == "numpy" else os.environ.get("SYMLOSS_FAST", "1")}
         out = []
         for _ in range(2):
             run = subprocess.run([sys.executable, "-c", code], env=env, check=True,
@@ -367,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         call = time_one(name, 100, "float64", 1, args.quick, with_hvp=False)
         loop = time_one(name, 100, "float64", 1, args.quick, with_hvp=False, repeat=CALLS)
         cold, warm = first_call(name)
+        np_cold, np_warm = first_call(name, "numpy")  # the evaluator without compilation
         summary.append((name, worst, call["grad"] * 1e6, call["torch"] * 1e6, cold, warm,
                         loop["grad"] * 1e6, loop["torch"] * 1e6))
         print(f"\nworst: grad {worst['grad']:.2f}× (1 thread), {worst['grad_all']:.2f}× ({cpus} "
@@ -374,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{call['grad'] * 1e6:.0f} µs per call at n = 100 "
               f"(torch {call['torch'] * 1e6:.0f}; back to back {loop['grad'] * 1e6:.1f}, torch "
               f"{loop['torch'] * 1e6:.0f}); peak memory {worst['memory']:.2f}× the input; "
-              f"first call {cold:.2f} s cold, {warm:.2f} s warm\n", flush=True)
+              f"first call {cold:.2f} s cold, {warm:.2f} s warm (NumPy evaluator, SYMLOSS_FAST=0: "
+              f"{np_cold:.2f} s cold, {np_warm:.2f} s warm)\n", flush=True)
     print("### Summary: worst over every size and dtype\n")
     print(f"| loss | grad / torch, 1 thread | grad / torch, {cpus} threads | hvp / torch | "
           "µs per call, n = 100 (torch) | back to back (torch) | peak mem / input | "

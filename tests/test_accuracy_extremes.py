@@ -817,6 +817,7 @@ def test_tweedie_deviance_next_to_its_minimum_is_not_rounded_to_zero(size, path)
     assert _ulps(got[:3], exact, np.float64).max() <= 4.0
 
 
+<<<<<<< HEAD
 # ----------------------------------------------- class-axis losses at non-default options
 _CE_W = np.array([0.3, 2.5, 1.7])
 
@@ -968,3 +969,126 @@ def test_label_smoothed_cross_entropy_value_keeps_one_minus_eps_a_factor(weight,
     else:
         got = d.loss_fn(x, t)
     assert _ulps(np.asarray(got), exact, np.float64).max() <= 4
+=======
+def test_exact_sign_of_a_sum_of_products_matches_fractions():
+    """cmp_products (NumPy and numba): the sign of Σ aᵢ·bᵢ exactly, next to ties the float64
+    sum rounds to 0 or to the wrong side, with products that do and do not round."""
+    from fractions import Fraction
+
+    from symloss import kernels
+
+    pytest.importorskip("numba")
+    from symloss._fastmath import cmp_products
+
+    rng = np.random.default_rng(23)
+    n = 400
+    a = rng.standard_normal((n, 4)) * 10.0 ** rng.integers(-3, 4, (n, 4))
+    b = rng.standard_normal((n, 4))
+    b[: n // 2, 0] = 1.0  # a plain input as a product with 1
+    a[:, 3] = -(a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2])  # a near-tie
+    b[:, 3] = 1.0
+    a[::7, 3] = np.nextafter(a[::7, 3], np.inf)
+    args = [x for i in range(4) for x in (a[:, i], b[:, i])]
+    got = kernels.cmp_products(*args)
+    for i in range(n):
+        exact = sum(Fraction(float(a[i, k])) * Fraction(float(b[i, k])) for k in range(4))
+        want = float((exact > 0) - (exact < 0))
+        assert got[i] == want == cmp_products(*(float(x[i]) for x in args)), i
+
+
+def _exact_margin_ranking(z1, z2, y, margin):
+    inner = mpmath.mpf(margin) - mpmath.mpf(float(y)) * (mpmath.mpf(float(z1)) - mpmath.mpf(float(z2)))
+    return (inner if inner >= 0 else mpmath.mpf(0)), (-mpmath.mpf(float(y)) if inner >= 0 else 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("margin", [0.5, -1.0, 1000.0])
+def test_margin_ranking_kink_is_decided_on_the_exact_inputs(margin, dtype):
+    """max(0, margin − y(z₁ − z₂)) next to its kink: margin − y·(z₁ − z₂) rounds to 0 (or to
+    the other side) where the exact value is ±1e-17; the gradient is −y or 0 as the exact
+    inputs say (it was −y at every such point: 1.8e308 ulp), the value keeps its digits
+    (4.5e15 ulp) on both evaluators (the search's points, and a seeded walk over the kink)."""
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(24)
+    z2 = np.concatenate([[0.001, -1e-30, 0.001, 0.001], rng.standard_normal(40)]).astype(dtype)
+    y = np.concatenate([[1.0, 1.0, -1.0, 1.0], rng.choice([-1.0, 1.0], 40)]).astype(dtype)
+    z1 = (z2.astype(np.float64) + margin / y.astype(np.float64)).astype(dtype)
+    z1[:4] = [margin + 0.001, margin, 0.001 - margin, margin - 0.999]
+    steps = rng.integers(-3, 4, z1.size)
+    steps[:4] = 0
+    z1 = np.array([_walk(v, [k])[0] for v, k in zip(z1, steps, strict=True)], dtype)
+    d = symloss.derive("margin_ranking_loss", margin=margin, reduction="none")
+    exact = [_exact_margin_ranking(a, b, t, margin) for a, b, t in zip(z1, z2, y, strict=True)]
+    values = _both(lambda: d.loss_fn(z1, z2, y))
+    grads = _both(lambda: d.grad_fn(z1, z2, y))
+    for path in PATHS:
+        assert _ulps(values[path], [e[0] for e in exact], dtype).max() <= 4.0, path
+        np.testing.assert_array_equal(grads[path], np.array([float(e[1]) for e in exact], dtype),
+                                      err_msg=path)
+
+
+def _exact_multi_margin_hvp(x, t, v, margin, weight):
+    """2 w_t / C Σ_{k≠t} 1[u_k > 0] (e_k − e_t)(v_k − v_t), u_k = margin − x_t + x_k exactly."""
+    xs = [mpmath.mpf(float(a)) for a in x]
+    vs = [mpmath.mpf(float(a)) for a in v]
+    w = mpmath.mpf(float(weight[t])) if weight is not None else 1
+    out = [mpmath.mpf(0)] * len(xs)
+    for k in range(len(xs)):
+        if k != t and mpmath.mpf(margin) - xs[t] + xs[k] > 0:
+            out[k] += vs[k] - vs[t]
+            out[t] -= vs[k] - vs[t]
+    return [2 * w * o / len(xs) for o in out]
+
+
+@pytest.mark.parametrize("rows", [1, 2048])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{"p": 2}, {"p": 2, "margin": 0.5},
+                                     {"p": 2, "weight": np.array([0.3, 1.7, 2.1])}])
+def test_multi_margin_hvp_is_zero_without_an_active_margin_and_steps_at_the_exact_kink(
+        options, dtype, rows):
+    """p = 2: the HVP is exactly 0 where no margin is active (the expanded form's terms left
+    2⁻⁵² there: 1.8e308 ulp), and a margin u_k = margin − x_t + x_k that rounds to 0 but is
+    exactly positive (negative) is active (inactive), on both evaluators."""
+    mpmath.mp.dps = 60
+    margin = options.get("margin", 1.0)
+    weight = options.get("weight")
+    points = [(np.array([87.3365, 0.0, 0.0]), 0, np.array([1.0, 0.0, 0.0])),
+              (np.array([103.972, 0.0, 0.0]), 0, np.array([0.3, -1.2, 0.7])),
+              (np.array([-1000.0, 0.0, 0.0]), 1, np.array([1.0, 2.0, -0.5]))]
+    for sign in (1.0, -1.0):  # x_2 − x_0 rounds to −margin; exactly it is −margin ± 1e-17…
+        x = np.array([0.001 + margin, 0.3, 0.001 + sign * 2.0**-60], dtype=np.float64)
+        points.append((x, 0, np.array([0.25, 1.0, 2.0])))
+    d = symloss.derive("multi_margin_loss", reduction="sum", **options)
+    for x, t, v in points:
+        xs = np.tile(x.astype(dtype), (rows, 1))
+        vs = np.tile(v.astype(dtype), (rows, 1))
+        ts = np.full(rows, t)
+        want = _exact_multi_margin_hvp(xs[0], t, vs[0], margin,
+                                       None if weight is None else weight.astype(dtype))
+        got = _both(lambda: d.hvp_fn(xs, ts, vs))  # noqa: B023
+        for path in PATHS:
+            assert _ulps(got[path][0], want, dtype).max() <= 4, (path, x, got[path][0], want)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("power", [1.1, 1.5, 1.9])
+def test_tweedie_hessian_where_the_exponents_are_large(power, path):
+    """(2 − ρ)e^((2−ρ)z) − (1 − ρ)y·e^((1−ρ)z): the float64 product (1 − ρ)·z rounds by up to
+    |z|·2⁻⁵³, which the exponential turns into hundreds of ulps (463 at z = −708.396,
+    y = 0.637, ρ = 1.9); in double-double it is within 4 ulp, hvp_fn and the objective's
+    Hessian, on both evaluators."""
+    mpmath.mp.dps = 80
+    z = np.array([-708.396, -700.0, -300.0, -30.0, 5.0, 300.0, 650.0])
+    y = np.array([0.637, 2.0, 1e-3, 0.5, 7.0, 0.5, 3.0])
+    d = symloss.derive("tweedie_loss", power=power, reduction="sum")
+    r = mpmath.mpf(power)
+    exact = [(2 - r) * mpmath.exp((2 - r) * mpmath.mpf(a))
+             - (1 - r) * mpmath.mpf(b) * mpmath.exp((1 - r) * mpmath.mpf(a))
+             for a, b in zip(z, y, strict=True)]
+    if path == "numpy":
+        with fast.disabled():
+            got = d.hvp_fn(z, y, np.ones_like(z))
+    else:
+        got = d.hvp_fn(z, y, np.ones_like(z))
+    assert _ulps(got, exact, np.float64).max() <= 4.0
+>>>>>>> main

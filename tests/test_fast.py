@@ -686,3 +686,42 @@ def test_repeat_calls_lay_out_as_a_first_call():
                 assert (a is None) == (b is None)
                 if a is not None:
                     np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- first call
+def test_numpy_evaluator_first_call_imports_no_scipy():
+    """The NumPy evaluator's first call (SYMLOSS_FAST=0: the cold-start path) imports neither
+    scipy (no catalogue loss prints a SciPy function) nor numpy's star namespace (lambdify's
+    ``"numpy"`` module imports numpy.testing and f2py): 0.1-0.3 s each, most of that call."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, symloss\n"
+            "for name in ('bce_with_logits', 'ce'):\n"
+            "    d = symloss.derive(name)\n"
+            "    z = np.linspace(-3, 3, 12).reshape(4, 3)\n"
+            "    y = (z > 0).astype(float) if name != 'ce' else np.array([0, 1, 2, 1])\n"
+            "    d.grad_fn(z, y), d.loss_fn(z, y), d.hvp_fn(z, y, z)\n"
+            "print(sorted(m for m in ('scipy', 'numpy.testing', 'numpy.f2py', 'numba')\n"
+            "             if m in sys.modules))")
+    env = {**os.environ, "SYMLOSS_FAST": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_printed_scipy_function_still_evaluates():
+    """A loss of the user's own whose printed NumPy code reads ``scipy`` (a special function)
+    gets SciPy in that function's namespace, and only there."""
+    import math
+
+    from symloss.numeric import compile_expr
+
+    x = sp.Symbol("x", real=True)
+    f = compile_expr(sp.erf(x) * sp.exp(x), [x])
+    g = compile_expr(sp.exp(x), [x])
+    assert "scipy" in f.__code__.co_names and "scipy" not in g.__globals__
+    np.testing.assert_allclose(f(np.array([0.5, -2.0])),
+                               [math.erf(0.5) * math.exp(0.5), math.erf(-2.0) * math.exp(-2.0)],
+                               rtol=1e-15)

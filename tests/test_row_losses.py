@@ -354,7 +354,8 @@ def test_declared_one_sided_derivatives_hold_on_the_laid_out_kink(name, options)
     """Kink.left / Kink.right (∂ℓ/∂input per row), compiled, equal the gradient on either side
     of the kink -- sympy.diff's gradient with the hinge's step forced to 0 and to 1 -- on the
     battery's rows laid out on the kink; and the two sides differ there."""
-    from symloss.rows import RowAdapter, battery_sides, compile_rows
+    from symloss.rows import RowAdapter, compile_rows
+    from symloss.rows_battery import battery_sides
     from symloss.testing import battery
 
     d = symloss.derive(name, reduction="sum", **options)
@@ -655,7 +656,7 @@ def test_random_rows_need_no_exact_rescue(monkeypatch):
                 for key in d.spec.differentiable():
                     d.grad_fn(*arrays, wrt=key)
                 d.hvp_fn(*arrays, rng.standard_normal((300, 16)).astype(dtype))
-    from symloss.rows import _index_lists
+    from symloss.rows_battery import _index_lists
 
     d = symloss.derive("multilabel_margin_loss", reduction="sum")
     targets = _index_lists(rng, (300, 8))

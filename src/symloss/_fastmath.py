@@ -462,6 +462,65 @@ def cmp_abs_sum(a: float, b: float, s: float) -> float:
     return _sign_against(-d, -e, s) if d < 0.0 else _sign_against(d, e, s)
 
 
+#: The largest rounding error of ``(p0 + p1) + (p2 + p3)`` over four rounded products, as a
+#: fraction of ``Σ|pᵢ|`` (four products, three sums: under 7 units of 2⁻⁵³; 2⁻⁵⁰ with slack),
+#: and an absolute part for the products' underflow (four of 2⁻¹⁰⁷⁵), taken as the normal
+#: 2⁻¹⁰²⁰: a subnormal operand costs a microcode assist per element (the kernels ran 20 times
+#: slower), and only sums below 1e-307 go to the exact path for it.
+_CMP_REL = 2.0 ** -50
+_CMP_ABS = 2.0 ** -1020
+
+
+def _grow_expansion_source(n: int) -> str:
+    """The source of ``_cmp_products_exact`` for ``n`` products, unrolled: scalars only (an
+    array here, allocated in a kernel's loop even where the branch is not taken, made the
+    kernels 20 times slower)."""
+    args = ", ".join(f"a{i}, b{i}" for i in range(n))
+    lines = [f"def _cmp_products_exact({args}):"]
+    parts = []
+    for i in range(n):
+        lines += [f"    p{i} = a{i} * b{i}", f"    e{i} = _fma(a{i}, b{i}, -p{i})"]
+        parts += [f"p{i}", f"e{i}"]
+    for j, x in enumerate(parts):
+        lines.append(f"    q = {x}")
+        for i in range(j):
+            lines += [f"    s = q + h{i}", "    bb = s - q",
+                      f"    h{i} = (q - (s - bb)) + (h{i} - bb)", "    q = s"]
+        lines.append(f"    h{j} = q")
+    for j in reversed(range(len(parts))):
+        lines.append(f"    if h{j} != 0.0:\n        return 1.0 if h{j} > 0.0 else -1.0")
+    lines.append("    return 0.0")
+    return "\n".join(lines) + "\n"
+
+
+_namespace: dict[str, object] = {"_fma": _fma}
+exec(_grow_expansion_source(4), _namespace)  # our own generated source
+#: The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3``: each product split exactly into
+#: ``p + e`` (one fused multiply-add), the eight floats summed into a nonoverlapping expansion
+#: (Shewchuk's Grow-Expansion, TwoSum by TwoSum), whose largest nonzero component has the sum's
+#: sign.
+_cmp_products_exact = njit(error_model="numpy")(_namespace["_cmp_products_exact"])
+
+
+@njit(inline="always", error_model="numpy")
+def cmp_products(a0: float, b0: float, a1: float, b1: float, a2: float, b2: float,
+                 a3: float, b3: float) -> float:
+    """The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3`` (−1.0, 0.0 or 1.0; NaN for a
+    NaN): the float64 sum decides where it exceeds its rounding error's bound, else
+    :func:`_cmp_products_exact` (:func:`symloss.kernels.cmp_products`). A product that
+    overflows decides as its float64 value does."""
+    p0 = a0 * b0
+    p1 = a1 * b1
+    p2 = a2 * b2
+    p3 = a3 * b3
+    s = (p0 + p1) + (p2 + p3)
+    m = (abs(p0) + abs(p1)) + (abs(p2) + abs(p3))
+    if abs(s) > _CMP_REL * m + _CMP_ABS or not m < math.inf:
+        return 1.0 if s > 0.0 else (-1.0 if s < 0.0 else (0.0 if s == 0.0 else math.nan))
+    return _cmp_products_exact(float(a0), float(b0), float(a1), float(b1), float(a2),
+                               float(b2), float(a3), float(b3))
+
+
 @njit(inline="always", error_model="numpy")
 def fits_v(p: float, m: float) -> bool:
     """Whether a float64 form ``p`` whose terms' magnitudes sum to ``m`` keeps a float32

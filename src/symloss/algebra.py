@@ -29,6 +29,7 @@ from .primitives import (
     clamped_log,
     exp_sub,
     log_softmax,
+    power,
     sigmoid,
     sigmoid_pow,
     sigmoid_sub,
@@ -177,8 +178,7 @@ def normalize(expr: sp.Expr) -> sp.Expr:
     expr = expr.replace(lambda e: isinstance(e, log_softmax), lambda e: sp.log(softmax(*e.args)))
     expr = expr.replace(lambda e: isinstance(e, clamped_log), lambda e: sp.log(e.args[0]))
     expr = expr.replace(lambda e: isinstance(e, clamp_min), lambda e: e.args[0])
-    from .hinges import power  # σ(x)^γ and q^γ as powers, so that exponents add up
-
+    # σ(x)^γ and q^γ as powers, so that exponents add up
     expr = expr.replace(lambda e: isinstance(e, (power, sigmoid_pow)), lambda e: e.rewrite(sp.Pow))
     expr = expr.replace(lambda e: isinstance(e, (softmax_hvp, softmax_sub)),
                         lambda e: e.rewrite(Sum))
@@ -456,18 +456,53 @@ def _exact_input(e: sp.Expr) -> bool:
     return bool(e.is_Float)
 
 
-def exact_comparison(rel: sp.Basic) -> tuple[str, sp.Expr, sp.Expr, sp.Expr, str] | None:
-    """``(function, a, b, s, op)`` where ``rel`` compares a sum of two inputs ``a + b`` (or its
-    absolute value) with an input or exact number ``s``: the evaluators then test
-    ``function(a, b, s) op 0`` with ``function`` the exact sign of ``(a + b) − s``
-    (``cmp_sum``) or ``|a + b| − s`` (``cmp_abs_sum``), so that a kink such as huber's
-    ``|z − y| < δ`` is on the side the exact inputs put it, not the side ``z − y``'s
-    rounding does (Hessian 1 where the exact one is 0). ``None`` for any other relation.
+#: The most products :func:`exact_comparison` sums exactly (``cmp_products``' arity).
+MAX_EXACT_TERMS = 4
+
+
+def _exact_products(e: sp.Expr) -> list[tuple[sp.Expr, sp.Expr]] | None:
+    """``e`` expanded as a sum of at most :data:`MAX_EXACT_TERMS` products ``a·b`` of two
+    inputs or exact numbers (``a`` may carry the sign), else ``None``:
+    ``margin − y·(z₁ − z₂)`` is ``[(margin, 1), (−y, z₁), (y, z₂)]``."""
+    terms = sp.Add.make_args(sp.expand(e))
+    if len(terms) > MAX_EXACT_TERMS:
+        return None
+    out = []
+    for term in terms:
+        c, factors = term.as_coeff_mul()
+        if not _exact_input(c) or not all(f.is_Symbol for f in factors):
+            return None
+        if not factors:
+            out.append((c, sp.S.One))
+        elif len(factors) == 1:
+            out.append((c * factors[0], sp.S.One) if abs(c) == 1 else (c, factors[0]))
+        elif len(factors) == 2 and abs(c) == 1:
+            out.append((c * factors[0], factors[1]))
+        else:
+            return None
+    return out
+
+
+def exact_comparison(rel: sp.Basic) -> tuple[str, tuple[sp.Expr, ...], str] | None:
+    """``(function, arguments, op)`` where the evaluators decide ``rel`` exactly, as
+    ``function(*arguments) op 0`` with ``function`` the exact sign of a difference:
+
+    * ``cmp_sum(a, b, s)``, ``cmp_abs_sum(a, b, s)``: ``rel`` compares a sum of two inputs
+      ``a + b`` (or its absolute value) with an input or exact number ``s``; the sign of
+      ``(a + b) − s`` or ``|a + b| − s`` (huber's ``|z − y| < δ``: Hessian 1 where the exact
+      one is 1, not the 0 that ``z − y``'s rounding gives);
+    * ``cmp_products(a0, b0, …, a3, b3)``: ``lhs − rhs`` expands to a sum of at most four
+      products of two inputs or exact numbers; the sign of ``Σ aᵢ·bᵢ`` (margin_ranking's
+      ``margin − y·(z₁ − z₂) ≥ 0``, whose rounded form is 0 where the exact one is −1e-17).
+
+    ``None`` for any other relation.
 
     >>> from sympy import Abs, Symbol
     >>> z, y, d = Symbol("z"), Symbol("y"), Symbol("delta")
     >>> exact_comparison(d > Abs(y - z))
-    ('cmp_abs_sum', y, -z, delta, '<')
+    ('cmp_abs_sum', (y, -z, delta), '<')
+    >>> exact_comparison(d - y*(z - Symbol("w")) >= 0)
+    ('cmp_products', (delta, 1, w, y, -y, z, 0, 0), '>=')
     """
     if not isinstance(rel, sp.core.relational.Relational) or rel.rel_op not in _SWAPPED:
         return None
@@ -476,8 +511,14 @@ def exact_comparison(rel: sp.Basic) -> tuple[str, sp.Expr, sp.Expr, sp.Expr, str
         if (isinstance(inner, sp.Add) and len(inner.args) == 2
                 and all(_exact_input(t) for t in inner.args) and _exact_input(s)):
             name = "cmp_abs_sum" if isinstance(x, sp.Abs) else "cmp_sum"
-            return name, inner.args[0], inner.args[1], s, op
-    return None
+            return name, (inner.args[0], inner.args[1], s), op
+    if rel.has(sp.Abs) or (_exact_input(rel.lhs) and _exact_input(rel.rhs)):
+        return None  # a comparison of two floats is exact as it is
+    products = _exact_products(rel.lhs - rel.rhs)
+    if products is None or len(products) < 2:
+        return None
+    products += [(sp.S.Zero, sp.S.Zero)] * (MAX_EXACT_TERMS - len(products))
+    return "cmp_products", tuple(f for pair in products for f in pair), rel.rel_op
 
 
 def ratio_powers(expr: sp.Mul) -> tuple[list[tuple[sp.Expr, sp.Expr, int]], sp.Expr] | None:
@@ -509,8 +550,8 @@ def printed_comparison(rel: sp.Basic, show: Callable[[sp.Expr], str], prefix: st
     exact = exact_comparison(rel)
     if exact is None:
         return None
-    name, a, b, side, op = exact
-    return f"({prefix}{name}({show(a)}, {show(b)}, {show(side)}) {op} 0.0)"
+    name, arguments, op = exact
+    return f"({prefix}{name}({', '.join(show(a) for a in arguments)}) {op} 0.0)"
 
 
 def printed_ratios(expr: sp.Mul, show: Callable[[sp.Expr], str]) -> str | None:
@@ -529,6 +570,9 @@ def step_relations(piecewise: sp.Piecewise) -> frozenset[sp.Basic]:
     (:func:`exact_comparison`): those whose compared inputs no arm reads, so that the value
     steps at the kink (huber's Hessian: 1 or 0). Where the arms read them (huber's value and
     gradient), the arms agree at the kink and either side is as good: the plain test stays.
+    A sum of products (``cmp_products``) is always decided exactly: its float64 sum decides
+    but next to the kink, and arms such as margin_ranking's gradient ``−y`` read the compared
+    inputs and still step.
 
     >>> from sympy import Abs, Piecewise, Symbol
     >>> z, y, d = Symbol("z"), Symbol("y"), Symbol("delta")
@@ -542,7 +586,10 @@ def step_relations(piecewise: sp.Piecewise) -> frozenset[sp.Basic]:
     for _, cond in piecewise.args:
         for rel in cond.atoms(sp.core.relational.Relational):
             exact = exact_comparison(rel)
-            if exact is not None and not (exact[1].free_symbols | exact[2].free_symbols) & read:
+            if exact is None:
+                continue
+            if exact[0] == "cmp_products" or not (
+                    exact[1][0].free_symbols | exact[1][1].free_symbols) & read:
                 steps.add(rel)
     return frozenset(steps)
 

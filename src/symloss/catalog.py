@@ -1392,7 +1392,8 @@ def _declare_margin_ranking(opts: Mapping[str, Any]) -> Declaration:
     return Declaration(
         input=_Z1,
         target=_Y,
-        loss=sp.Piecewise((inner, active), (0, True)),
+        # margin − y·(z₁ − z₂) cancels next to the kink: in double-double (accurate)
+        loss=accurate(sp.Piecewise((inner, active), (0, True))),
         canonical=sp.Piecewise((-_Y, active), (0, True)),
         canonical_why="−y while the pair violates the margin, 0 once it is satisfied.",
         loss_why=(
@@ -1489,10 +1490,22 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
         return p * hinge(u(idx)) ** (p - 1) * step(u(idx))
 
     canonical = w_t * ((1 - y[i]) * d(i) - y[i] * class_sum((1 - y[k]) * d(k))) / c
+    stable_hvp: sp.Expr | None = None
     if p == 1:
         canonical_hessian: sp.Expr = sp.S.Zero
         hessian_why = "Piecewise linear (p = 1): 0 away from the kinks."
     else:
+        # Σ_j H_ij v_j as the rank-one terms' sum, factored: each active margin's v_k − v_t,
+        # the margin decided on its exact value (fsum), the target's own term 0 by itself (the
+        # expanded form's terms cancel to an ulp, not 0, where no margin is active)
+        v = IndexedBase("v")
+        v_t = sp.Sum(y[_HJ] * v[_HJ], (_HJ, 1, c))
+
+        def active(idx: sp.Expr) -> sp.Expr:
+            return step(fsum(_MARGIN, -x_t, x[idx]))
+
+        stable_hvp = 2 * w_t * (off_target(y[i], active(i) * (v[i] - v_t)) - y[i] * class_sum(
+            off_target(y[k], active(k) * (v[k] - v_t)))) / c
         canonical_hessian = 2 * w_t * class_sum(
             (1 - y[k]) * step(u(k))
             * (sp.KroneckerDelta(i, k) - y[i]) * (sp.KroneckerDelta(_HJ, k) - y[_HJ])
@@ -1530,6 +1543,7 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
         symbols=symbols,
         canonical_hessian=canonical_hessian,
         hessian_why=hessian_why,
+        stable_hvp=stable_hvp,
         names=(Definition(IndexedBase("u")[k], u(k), "the margin of class k"),),
     )
 

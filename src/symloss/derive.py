@@ -2,6 +2,12 @@
 
 Every equation in :attr:`Derivation.steps` is produced by SymPy from the declaration and checked
 by SymPy (:func:`symloss.algebra.equal`); nothing here is a typed-in result.
+
+derive sits below the evaluators and the renderers and uses neither. :class:`Derivation` is what
+a user holds, so its rendering (``latex``, ``markdown``, ``text``, ``example``) and its numbers
+(``loss_fn``, ``grad_fn``, ``hvp_fn``, ``hess_diag_fn``, through ``_numeric``) are methods here
+all the same: façades, each a lazy import and one ``return`` that hands the derivation to the
+higher layer -- the only upward imports of the package (``FACADES`` in tests/test_layers.py).
 """
 
 from __future__ import annotations

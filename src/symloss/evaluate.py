@@ -11,6 +11,16 @@ mask, denominator), evaluated by one evaluator, and finished by the layout (redu
 dtype). The numba kernels answer at every size when numba is installed and enabled; the NumPy
 evaluator answers otherwise -- and for a derivation whose expressions the numba printer does
 not handle, at every size, so one derivation never gives two answers on the same path.
+
+No tiered first call (the NumPy evaluator answering while a background thread compiles the
+kernels), though it would meet the cold-start goal (a warm first ``grad_fn`` of the NumPy
+evaluator: ~0.1 s; numba's: ``import numba`` and its target's first initialisation alone
+are ~0.5 s, a cold compile 2-20 s). Measured with a prototype (issue 8; 2 loaded CPUs):
+a ``fork()`` during the background compile hung the child in 3 of 5 tries (numba's locks
+held by a thread the child does not have: every DataLoader worker would risk it); a busy
+caller stretches the compile 6x (2.3 s of CPU took 13.7 s) with calls stalled up to 0.28 s;
+and one process's results would change, by up to 2 ulp (focal, float64), when the kernels
+arrive. ``SYMLOSS_FAST=0`` chooses the NumPy evaluator for a process that is short-lived.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ def build(derivation: Derivation) -> Numeric:
 class _Evaluator:
     def __init__(self, derivation: Derivation) -> None:
         self.derivation = derivation
-        self._numpy: NumpyEvaluator | None = None  # imported on first use (scipy: 0.3 s)
+        self._numpy: NumpyEvaluator | None = None  # imported on first use
         self.lay_out = Planner(derivation).call
         self._fast: Any = None  # fast.FastKernels, False where not available
 
@@ -65,20 +75,23 @@ class _Evaluator:
             self._fast = fast.build(self.derivation) or False
         return self._fast or None
 
-    def _finish(self, layout: Layout, out: np.ndarray, what: str,
+    def _finish(self, layout: Layout, out: np.ndarray, flagged: bool | None, what: str,
                 v: np.ndarray | None = None) -> np.ndarray:
-        """A per-element result, rescued where uncertified, in the input's shape and dtype."""
-        if layout.uncertified is not False:  # rescue's own fast exit, without the call
+        """A per-element result, rescued where uncertified, in the input's shape and dtype.
+
+        ``flagged``: the numba kernel's flag (whether it left an element NaN for
+        :mod:`symloss.exact`); ``None`` from the NumPy evaluator, whose NaN are searched for.
+        """
+        if flagged is not False:  # rescue's own fast exit, without the call
             out = rescue(self.derivation, layout, out, what, v)
         return layout.from_kernel(out)
 
     def loss(self, *arrays: Any) -> Any:
         layout = self.lay_out(arrays)
         kernels = self._fast_kernels(arrays)
-        per_element = kernels.loss(layout) if kernels is not None else None
-        if per_element is None:
-            per_element = self.numpy.loss(layout)
-        if layout.uncertified is not False:
+        result = kernels.loss(layout) if kernels is not None else None
+        per_element, flagged = result if result is not None else (self.numpy.loss(layout), None)
+        if flagged is not False:
             per_element = rescue(self.derivation, layout, per_element, "loss")
         return layout.reduce_loss(per_element)
 
@@ -90,10 +103,9 @@ class _Evaluator:
         kernels = self._fast  # the hot path: the kernels built, one cheap test (MIN_SIZE)
         if not (kernels and fast.worth_it(self.derivation, arrays[0])):
             kernels = self._fast_kernels(arrays)
-        out = kernels.grad(layout) if kernels is not None else None
-        if out is None:
-            out = self.numpy.grad(layout)
-        if layout.uncertified is not False:  # the hot path: rescue's fast exit, inlined
+        result = kernels.grad(layout) if kernels is not None else None
+        out, flagged = result if result is not None else (self.numpy.grad(layout), None)
+        if flagged is not False:  # the hot path: rescue's fast exit, inlined
             out = rescue(self.derivation, layout, out, "grad")
         return layout.from_kernel(out)
 
@@ -111,16 +123,14 @@ class _Evaluator:
         layout = self.lay_out(tuple(given))
         dv = layout.direction(v, self.derivation.name)
         kernels = self._fast_kernels(tuple(given))
-        out = kernels.hvp(layout, dv) if kernels is not None else None
-        if out is None:
-            out = self.numpy.hvp(layout, dv)
-        return self._finish(layout, out, "hvp", dv)
+        result = kernels.hvp(layout, dv) if kernels is not None else None
+        out, flagged = result if result is not None else (self.numpy.hvp(layout, dv), None)
+        return self._finish(layout, out, flagged, "hvp", dv)
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:
         """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
         layout = self.lay_out(arrays)
         kernels = self._fast_kernels(arrays)
-        out = kernels.hess(layout) if kernels is not None else None
-        if out is None:
-            out = self.numpy.hess(layout)
-        return self._finish(layout, out, "hess")
+        result = kernels.hess(layout) if kernels is not None else None
+        out, flagged = result if result is not None else (self.numpy.hess(layout), None)
+        return self._finish(layout, out, flagged, "hess")

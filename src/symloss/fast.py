@@ -504,10 +504,16 @@ class _Printer(PythonCodePrinter):
         raise _Unsupported(f"function {type(expr).__name__}")
 
 
+#: What a kernel call returns: the per-element results in the kernel layout, and whether the
+#: kernel left an element NaN for :mod:`symloss.exact` (uncertified, or a NaN input).
+Result = tuple[np.ndarray, bool]
+
+
 class FastKernels:
     """The compiled kernels of one derivation. Each takes a :class:`~symloss.layout.Layout`
-    (the one bookkeeping) and returns per-element results in its kernel layout, or ``None``
-    where the generator does not handle the expression (the NumPy evaluator answers).
+    (the one bookkeeping) and returns a :data:`Result` (the per-element results in its kernel
+    layout, and the kernel's flag), or ``None`` where the generator does not handle the
+    expression (the NumPy evaluator answers).
     """
 
     def __init__(self, derivation: Derivation, module: Any, arrays: tuple[str, ...],
@@ -574,16 +580,16 @@ class FastKernels:
             self._scalar_values = (layout.scalars, values)
         return values
 
-    def loss(self, layout: Layout) -> np.ndarray | None:
+    def loss(self, layout: Layout) -> Result | None:
         raise NotImplementedError
 
-    def grad(self, layout: Layout) -> np.ndarray | None:
+    def grad(self, layout: Layout) -> Result | None:
         raise NotImplementedError
 
-    def hvp(self, layout: Layout, v: np.ndarray) -> np.ndarray | None:
+    def hvp(self, layout: Layout, v: np.ndarray) -> Result | None:
         raise NotImplementedError
 
-    def hess(self, layout: Layout) -> np.ndarray | None:
+    def hess(self, layout: Layout) -> Result | None:
         raise NotImplementedError
 
 
@@ -608,7 +614,7 @@ class _ElementwiseKernels(FastKernels):
         self._pick = operator.itemgetter(*arrays)
 
     def _call(self, module: Any, what: str, layout: Layout, out_dtype: Any, divisor: float,
-              extra: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+              extra: tuple[np.ndarray, ...] = ()) -> Result:
         # The hot path of every call (n = 100: ~1 µs here besides the kernel's own work):
         # the serial kernel looked up in one dict, the flag returned by the kernel.
         arrays = layout.arrays
@@ -621,13 +627,12 @@ class _ElementwiseKernels(FastKernels):
         if given is not layout.scalars:
             scalars = self._scalars(layout)
         out = np.empty(n, out_dtype)
-        layout.uncertified = kernel(out, divisor, *self._pick(arrays), *extra, *scalars)
-        return out
+        return out, kernel(out, divisor, *self._pick(arrays), *extra, *scalars)
 
-    def loss(self, layout: Layout) -> np.ndarray | None:
+    def loss(self, layout: Layout) -> Result | None:
         return self._call(self.module, "loss", layout, np.float64, 1.0)
 
-    def grad(self, layout: Layout) -> np.ndarray | None:
+    def grad(self, layout: Layout) -> Result | None:
         return self._call(self.module, "grad", layout, layout.work, layout.divisor)
 
     def _hvp_source(self) -> str:
@@ -637,16 +642,15 @@ class _ElementwiseKernels(FastKernels):
                                    [d.symbols[n] for n in self.arrays],
                                    [d.symbols[n] for n in self.scalars])
 
-    def hvp(self, layout: Layout, v: np.ndarray) -> np.ndarray | None:
+    def hvp(self, layout: Layout, v: np.ndarray) -> Result | None:
         module = self._hvp_kernels()
         if module is None:
             return None
         if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
-            layout.uncertified = False  # exact zeros: nothing for symloss.exact to look at
-            return np.zeros(layout.arrays["input"].size, dtype=layout.work)
+            return np.zeros(layout.arrays["input"].size, dtype=layout.work), False  # exact zeros
         return self._call(module, "hvp", layout, layout.work, layout.divisor, (v,))
 
-    def hess(self, layout: Layout) -> np.ndarray | None:
+    def hess(self, layout: Layout) -> Result | None:
         module = self._hvp_kernels()
         if module is None:
             return None
@@ -662,7 +666,7 @@ class _ClassAxisKernels(FastKernels):
     """Per block of rows: the max, the exponentials, their sum, then each row's outputs."""
 
     def _call(self, module: Any, what: str, layout: Layout, out_shape: tuple[int, ...],
-              out_dtype: Any, divisor: float, extra: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+              out_dtype: Any, divisor: float, extra: tuple[np.ndarray, ...] = ()) -> Result:
         arrays = layout.arrays
         z = arrays["input"]
         if layout.hard:
@@ -675,13 +679,12 @@ class _ClassAxisKernels(FastKernels):
         flag = np.zeros(1, np.uint8)
         kernel(out, divisor, flag, chunks, z, labels, y, arrays.get("weight", _NO_WEIGHT),
                layout.ignore_index, *extra, *self._scalars(layout))
-        layout.uncertified = flag.item() != 0
-        return out
+        return out, flag.item() != 0
 
-    def loss(self, layout: Layout) -> np.ndarray | None:
+    def loss(self, layout: Layout) -> Result | None:
         return self._call(self.module, "loss", layout, (layout.n_rows,), np.float64, 1.0)
 
-    def grad(self, layout: Layout) -> np.ndarray | None:
+    def grad(self, layout: Layout) -> Result | None:
         z = layout.arrays["input"]
         return self._call(self.module, "grad", layout, z.shape, z.dtype, layout.divisor)
 
@@ -691,7 +694,7 @@ class _ClassAxisKernels(FastKernels):
         return _class_axis_source([("hvp", hvp, hvp), ("hess", hess, hess)], d.symbols,
                                   [d.symbols[n] for n in self.scalars], _tags(self.derivation))
 
-    def hvp(self, layout: Layout, v: np.ndarray) -> np.ndarray | None:
+    def hvp(self, layout: Layout, v: np.ndarray) -> Result | None:
         """``Σⱼ Hᵢⱼ vⱼ`` per row (0 for an ignored target), divided as the reduction says.
 
         Per block of rows: a vector max pass, the exponentials, one pass for the exponential
@@ -703,11 +706,10 @@ class _ClassAxisKernels(FastKernels):
             return None
         z = layout.arrays["input"]
         if self.hvp_zero and layout.divisor != 0.0:  # what the kernel writes, unread
-            layout.uncertified = False  # exact zeros: nothing for symloss.exact to look at
-            return np.zeros(z.shape, dtype=z.dtype)
+            return np.zeros(z.shape, dtype=z.dtype), False  # exact zeros: nothing to rescue
         return self._call(module, "hvp", layout, z.shape, z.dtype, layout.divisor, (v,))
 
-    def hess(self, layout: Layout) -> np.ndarray | None:
+    def hess(self, layout: Layout) -> Result | None:
         module = self._hvp_kernels()
         if module is None:
             return None
@@ -740,7 +742,7 @@ from numba import njit, prange
 
 from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, certified, certified_b, clamped_log,
-    cmp_abs_sum,
+    cmp_abs_sum, cmp_products,
     cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
     fitsk32, fitsk_m, fitsk_v,
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,

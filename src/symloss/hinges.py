@@ -12,7 +12,7 @@ import sympy as sp
 from sympy import Function, S
 from sympy.printing.pretty.stringpict import prettyForm
 
-from .primitives import _pretty_call
+from .primitives import _pretty_call, power  # power: a primitive, kept importable from here
 
 __all__ = ["at_target", "hinge", "power", "step"]
 
@@ -118,59 +118,5 @@ class at_target(Function):
     def _numpycode(self, printer: object) -> str:
         base, onehot = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
         return f"numpy.sum({base} * {onehot}, axis=-1, keepdims=True)"
-
-    _scipycode = _numpycode
-
-
-class power(Function):
-    """``power(q, γ)`` is :math:`q^\\gamma` for ``q ≥ 0``, differentiated as
-    :math:`\\gamma q^{\\gamma - 1}` rather than SymPy's :math:`\\gamma q^\\gamma / q`.
-
-    The two are equal, but the second is 0·0/0 where ``q`` underflows to 0 (the focal loss's
-    modulating factor at confident predictions); the first is finite there for γ ≥ 1.
-
-    >>> from sympy import Symbol, diff
-    >>> q, g = Symbol("q", positive=True), Symbol("gamma", positive=True)
-    >>> diff(power(q, g), q)
-    gamma*power(q, gamma - 1)
-    """
-
-    nargs = 2
-
-    @classmethod
-    def eval(cls, q: sp.Expr, exponent: sp.Expr) -> sp.Expr | None:
-        if exponent.is_zero:
-            return S.One
-        if exponent == 1:
-            return q
-        return None
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        q, exponent = self.args
-        if argindex == 1:
-            return exponent * power(q, exponent - 1)
-        return power(q, exponent) * sp.log(q)
-
-    def _eval_rewrite_as_Pow(self, q: sp.Expr, exponent: sp.Expr, **kw: object) -> sp.Expr:
-        return q**exponent
-
-    _eval_rewrite_as_exp = _eval_rewrite_as_Pow
-
-    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
-        q, exponent = (printer._print(a) for a in self.args)
-        if self.args[0].is_Atom:  # a name such as q needs no parentheses
-            return rf"{q}^{{{exponent}}}"
-        return rf"\left({q}\right)^{{{exponent}}}"
-
-    def _pretty(self, printer: object) -> prettyForm:
-        return printer._print(sp.Pow(*self.args, evaluate=False))  # type: ignore[attr-defined]
-
-    def _sympystr(self, printer: object) -> str:
-        q, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return f"power({q}, {exponent})"
-
-    def _numpycode(self, printer: object) -> str:
-        q, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
-        return f"numpy.power({q}, {exponent})"
 
     _scipycode = _numpycode

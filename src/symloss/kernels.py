@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FITS1_MARGIN", "class_sum", "cmp_abs_sum", "cmp_sum", "exp_sub", "fits1", "log_softmax",
+__all__ = ["FITS1_MARGIN", "class_sum", "cmp_abs_sum", "cmp_products", "cmp_sum", "exp_sub", "fits1", "log_softmax",
            "log_sub", "prod_err", "sigmoid", "sigmoid_pow", "softmax", "softmax_complement", "xlog"]
 
 Array = npt.NDArray[np.floating]
@@ -253,6 +253,40 @@ def cmp_abs_sum(a: Array, b: Array, s: Array) -> Array:
         e = np.where(d < 0, -e, e)
         d = np.abs(d)
         return np.where(d != s, np.sign(d - s), np.sign(e))
+
+
+def cmp_products(*factors: Array) -> Array:
+    """The sign of the exact ``a0·b0 + a1·b1 + …`` (the factors in pairs; −1.0, 0.0 or 1.0,
+    NaN for a NaN): the float64 sum decides where it exceeds its rounding error's bound, the
+    few other elements are summed exactly (as fractions). So a kink of three or more terms,
+    ``margin − y·(z₁ − z₂) ≥ 0``, is on the side the exact inputs put it.
+
+    >>> import numpy as np
+    >>> # 0.5 − (0.501 − 0.001) rounds to 0.0; exactly it is −1.1e-17…
+    >>> cmp_products(np.array([0.5]), 1.0, np.array([-0.501]), 1.0, np.array([0.001]), 1.0).tolist()
+    [-1.0]
+    """
+    from fractions import Fraction
+
+    arrays = np.broadcast_arrays(*(np.asarray(f, dtype=np.float64) for f in factors))
+    shape = arrays[0].shape
+    flat = [a.reshape(-1) for a in arrays]
+    pairs = list(zip(flat[0::2], flat[1::2], strict=True))
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = np.zeros(flat[0].shape)
+        size = np.zeros(flat[0].shape)
+        for a, b in pairs:
+            total = total + a * b
+            size = size + np.abs(a * b)
+        out = np.sign(total)
+        # the float64 sum's rounding (n products, n − 1 sums) is under 2⁻⁵⁰ of Σ|aᵢ·bᵢ| for
+        # n ≤ 4; underflowing products add at most n·2⁻¹⁰⁷⁵ (2⁻¹⁰²⁰: as the compiled one's)
+        unsure = ~(np.abs(total) > 2.0**-50 * len(pairs) / 4 * size + 2.0**-1020) & np.isfinite(size)
+    for i in np.flatnonzero(unsure):
+        exact = sum((Fraction(float(a[i])) * Fraction(float(b[i])) for a, b in pairs),
+                    Fraction(0))
+        out[i] = float((exact > 0) - (exact < 0))
+    return out.reshape(shape)
 
 
 def prod_err(a: Array, b: Array) -> Array:

@@ -211,7 +211,6 @@ class Layout:
         valid: class axis, index targets: the rows not ignored.
         ignore_index: the class index whose rows are ignored.
         class_dim: class axis: the input's class dimension.
-        uncertified: whether an evaluator left elements NaN for :mod:`symloss.exact`.
     """
 
     family: str
@@ -226,9 +225,6 @@ class Layout:
     _valid: np.ndarray | None = None
     ignore_index: int = IGNORE_INDEX
     class_dim: int = -1
-    #: Set by the numba evaluator: whether an element was left NaN for :mod:`symloss.exact`
-    #: (``None``: not known, the NumPy evaluator's; the result is searched for NaN then).
-    uncertified: bool | None = None
 
     @property
     def valid(self) -> np.ndarray | None:

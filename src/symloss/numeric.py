@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.special
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
 from . import ddouble, kernels
 from .algebra import (
     compared_operands,
+    magnitude,
     print_with_steps,
     printed_comparison,
     printed_ratios,
@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Numeric", "NumpyEvaluator", "compile_expr"]
 
-_NAMESPACE = {"numpy": np, "scipy": scipy, "kernels": kernels, "ddouble": ddouble}
+#: The printed code's names. ``scipy`` is added only to a function whose code reads it (a loss
+#: of the user's own with a special function, e.g. ``erf``): importing ``scipy.special`` costs
+#: 0.1-0.3 s, most of the NumPy evaluator's first call, and no catalogue loss prints it.
+_NAMESPACE = {"numpy": np, "kernels": kernels, "ddouble": ddouble}
 
 
 class _Printer(SciPyPrinter):
@@ -95,6 +98,12 @@ class _Printer(SciPyPrinter):
 class _CertifyingPrinter(_Printer):
     certify = True
 
+    def certified(self, code: str, inner: sp.Expr) -> str:
+        """``code``, a double-double evaluation of ``inner``, as NaN where it cancelled beyond
+        what its pair can vouch for (:func:`symloss.ddouble.certified`, against the magnitude of
+        ``inner``'s terms); :mod:`symloss.exact` recomputes those elements."""
+        return f"ddouble.certified({code}, {self._print(magnitude(inner))})"
+
 
 def compile_expr(expr: sp.Expr, args: list[sp.Basic], certify: bool = False) -> Callable[..., Any]:
     """Compile ``expr`` to a NumPy function of ``args`` (Symbols or IndexedBases, by name);
@@ -105,8 +114,15 @@ def compile_expr(expr: sp.Expr, args: list[sp.Basic], certify: bool = False) -> 
     renamed = expr.subs(
         {a: s for a, s in zip(args, symbols, strict=True) if not isinstance(a, sp.IndexedBase)}
     )
-    return sp.lambdify(symbols, renamed, modules=[_NAMESPACE, "numpy"],
-                       printer=_CertifyingPrinter if certify else _Printer, cse=_cse)  # type: ignore[no-any-return]
+    # Not modules=[..., "numpy"]: that runs ``from numpy import *`` once per process (0.1-0.3 s:
+    # it imports numpy.testing, f2py, ma, ...); the printer qualifies every name it writes.
+    fn = sp.lambdify(symbols, renamed, modules=[_NAMESPACE],
+                     printer=_CertifyingPrinter if certify else _Printer, cse=_cse)
+    if "scipy" in fn.__code__.co_names:  # its own globals: lambdify's namespace of this call
+        import scipy.special
+
+        fn.__globals__["scipy"] = scipy
+    return fn  # type: ignore[no-any-return]
 
 
 def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:

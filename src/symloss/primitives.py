@@ -43,6 +43,7 @@ __all__ = [
     "log_softmax",
     "log_sub",
     "off_target",
+    "power",
     "product_of_inputs",
     "sigmoid",
     "sigmoid_pow",
@@ -321,13 +322,12 @@ class _Difference(Function):
 
 def _certified(printer: object, code: str, inner: sp.Expr) -> str:
     """``code``, a double-double evaluation of ``inner``, as NaN where it is too cancelled to
-    trust (:func:`symloss.ddouble.certified`), for a printer that asks (``certify``: the NumPy
-    evaluator of element-wise losses, whose NaN elements :mod:`symloss.exact` recomputes)."""
-    if not getattr(printer, "certify", False):
-        return code
-    from .algebra import magnitude
-
-    return f"ddouble.certified({code}, {printer._print(magnitude(inner))})"  # type: ignore[attr-defined]
+    trust, for a printer that asks: one with a ``certified(code, inner)`` method (the NumPy
+    evaluator's, :mod:`symloss.numeric`, which wraps it in :func:`symloss.ddouble.certified`
+    with the magnitude of ``inner``'s terms; its NaN elements :mod:`symloss.exact` recomputes).
+    The primitive prints the pair, the evaluator decides how to certify it."""
+    certified = getattr(printer, "certified", None)  # the printer knows the form's magnitude
+    return code if certified is None else str(certified(code, inner))
 
 
 class sigmoid_sub(_Difference):
@@ -457,6 +457,60 @@ class accurate(Function):
     _scipycode = _numpycode
 
 
+class power(Function):
+    """``power(q, γ)`` is :math:`q^\\gamma` for ``q ≥ 0``, differentiated as
+    :math:`\\gamma q^{\\gamma - 1}` rather than SymPy's :math:`\\gamma q^\\gamma / q`.
+
+    The two are equal, but the second is 0·0/0 where ``q`` underflows to 0 (the focal loss's
+    modulating factor at confident predictions); the first is finite there for γ ≥ 1.
+
+    >>> from sympy import Symbol, diff
+    >>> q, g = Symbol("q", positive=True), Symbol("gamma", positive=True)
+    >>> diff(power(q, g), q)
+    gamma*power(q, gamma - 1)
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, q: sp.Expr, exponent: sp.Expr) -> sp.Expr | None:
+        if exponent.is_zero:
+            return S.One
+        if exponent == 1:
+            return q
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        q, exponent = self.args
+        if argindex == 1:
+            return exponent * power(q, exponent - 1)
+        return power(q, exponent) * sp.log(q)
+
+    def _eval_rewrite_as_Pow(self, q: sp.Expr, exponent: sp.Expr, **kw: object) -> sp.Expr:
+        return q**exponent
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_Pow
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        q, exponent = (printer._print(a) for a in self.args)
+        if self.args[0].is_Atom:  # a name such as q needs no parentheses
+            return rf"{q}^{{{exponent}}}"
+        return rf"\left({q}\right)^{{{exponent}}}"
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(sp.Pow(*self.args, evaluate=False))  # type: ignore[attr-defined]
+
+    def _sympystr(self, printer: object) -> str:
+        q, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"power({q}, {exponent})"
+
+    def _numpycode(self, printer: object) -> str:
+        q, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"numpy.power({q}, {exponent})"
+
+    _scipycode = _numpycode
+
+
 def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
     """``expr`` as one nested expression of :mod:`symloss.ddouble`'s pair functions
     (``t_add``, ``t_mul``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
@@ -467,7 +521,6 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
                               sigmoid: "t_sigmoid", softplus: "t_softplus"}
     binary: dict[type, str] = {sigmoid_pow: "t_sigmoid_pow", sigmoid_sub: "t_sigmoid_sub",
                                exp_sub: "t_exp_sub"}
-    from .hinges import power
 
     # y·eᵃ as e^(a + log y): a difference 1 − y e^(−z) becomes −expm1(log y − z), which keeps
     # its digits next to z = log y where log y is small (y ≤ 0: not finite, the plain form).

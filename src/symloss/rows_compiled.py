@@ -49,6 +49,29 @@ class Unsupported(Exception):
     """The expression has an operation the compiled evaluator has no tracked form for."""
 
 
+# A comparison and a choice between two tracked values, one text for both helper modules: the
+# low part of the chosen pair ({a_low}, {b_low}: the operands' in double-double, 0.0 in float64)
+# and, in float64, the rounding of the difference itself ({extra}) are the parameters.
+_T_CMP_WHERE = '''@njit(**_J)
+def t_cmp(ah, al, ae, bh, bl, be):
+    """(sign of a - b, unsure): the difference decides where it exceeds its error."""
+    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
+    return dh, unsure
+
+
+@njit(**_J)
+def t_where(c, cu, ah, al, ae, bh, bl, be):
+    if c:
+        h, l, e = ah, {a_low}, ae
+    else:
+        h, l, e = bh, {b_low}, be
+    if cu:  # either side may be the exact one
+        dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+        e = max(ae, be) + abs(dh) + ae + be{extra}
+    return h, l, e
+'''
+
 # The helpers: the double-double operations of symloss.rows._DD and the error rules of
 # symloss.rows._Tracked, on scalars. Every tracked value is (hi, lo, e).
 _HELPERS = '''
@@ -148,25 +171,7 @@ def t_sqrt(ah, al, ae):
     return h, l, e + U * m
 
 
-@njit(**_J)
-def t_cmp(ah, al, ae, bh, bl, be):
-    """(sign of a - b, unsure): the difference decides where it exceeds its error."""
-    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
-    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
-    return dh, unsure
-
-
-@njit(**_J)
-def t_where(c, cu, ah, al, ae, bh, bl, be):
-    if c:
-        h, l, e = ah, al, ae
-    else:
-        h, l, e = bh, bl, be
-    if cu:  # either side may be the exact one
-        dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
-        e = max(ae, be) + abs(dh) + ae + be
-    return h, l, e
-
+{t_cmp_where}
 
 @njit(**_J)
 def t_heaviside(xh, xl, xe, h0):
@@ -228,7 +233,8 @@ def t_sum_error(total_e, mag, width, exact):
     if exact:
         return total_e
     return total_e + width * U * mag
-'''
+'''.replace(
+    "{t_cmp_where}", _T_CMP_WHERE.format(a_low="al", b_low="bl", extra=""))
 
 # The same operations in float64 alone (a float32 input's working precision, as on the NumPy
 # path): a value is (v, 0.0, e); U is float64's epsilon (one rounding, with slack); where both
@@ -294,24 +300,7 @@ def t_sqrt(ah, al, ae):
     return h, 0.0, e + U * m
 
 
-@njit(**_J)
-def t_cmp(ah, al, ae, bh, bl, be):
-    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
-    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
-    return dh, unsure
-
-
-@njit(**_J)
-def t_where(c, cu, ah, al, ae, bh, bl, be):
-    if c:
-        h, e = ah, ae
-    else:
-        h, e = bh, be
-    if cu:
-        dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
-        e = max(ae, be) + abs(dh) + ae + be + de
-    return h, 0.0, e
-
+{t_cmp_where}
 
 @njit(**_J)
 def t_heaviside(xh, xl, xe, h0):
@@ -368,7 +357,8 @@ def t_sum_error(total_e, mag, width, exact):
     if exact:
         return total_e
     return total_e + width * U * mag
-'''
+'''.replace(
+    "{t_cmp_where}", _T_CMP_WHERE.format(a_low="0.0", b_low="0.0", extra=" + de"))
 
 _OPERATORS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
               sp.LessThan: "<="}

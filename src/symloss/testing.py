@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import rows_battery
+from .cases import Case
 from .declaration import CLASS_INDICES, CLASS_PROBABILITIES, Kink
 from .declaration import Domain as DeclaredDomain
 from .derive import Derivation
@@ -54,48 +56,6 @@ DTYPES = ("float32", "float64")
 TOLERANCE_ULPS = 64.0
 
 Domain = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Case:
-    """One input of the battery: a description, the arrays, the dtype.
-
-    Attributes:
-        description: what the case tries (``"(7,) target ±1"``, ``"on the kink z = margin"``).
-        input: the input (``input1`` of ``margin_ranking_loss``).
-        target: the target.
-        dtype: ``"float32"`` or ``"float64"`` (class indices stay int64).
-        extreme: the inputs span the dtype's range.
-        others: the further positional arrays by torch's name (``var``, ``input2``).
-        on_kink: a mask of the elements that sit exactly on a declared kink, where any value
-            in the subdifferential is accepted; ``None`` when none does.
-        kink: which of the declaration's kinks (1, 2, …; 0: none).
-    """
-
-    description: str
-    input: np.ndarray
-    target: np.ndarray
-    dtype: str
-    extreme: bool = False
-    others: tuple[tuple[str, np.ndarray], ...] = ()
-    on_kink: np.ndarray | None = None
-    kink: int = 0
-
-    def arrays(self, spec: LossSpec) -> list[np.ndarray]:
-        """The positional arrays in torch's order for ``spec``."""
-        others = dict(self.others)
-        out = []
-        for arg in spec.arguments_for():
-            key = arg.symbol_key
-            if key == "input":
-                out.append(self.input)
-            elif key == "target":
-                out.append(self.target)
-            elif arg.name in others:
-                out.append(others[arg.name])
-            else:
-                raise SymlossValueError(f"case {self.description!r} has no array {arg.name!r}")
-        return out
 
 
 @dataclass
@@ -670,13 +630,9 @@ register_family("elementwise", Family(_elementwise_cases, _elementwise_ray, _ele
 register_family("class_axis", Family(_class_axis_cases, _class_axis_ray, _class_axis_target))
 
 
-def _register_rows() -> None:
-    from .rows import family  # the row family (cosine, triplet, multilabel margin) owns its battery
-
-    register_family("rows", family())
-
-
-_register_rows()
+# the row family (cosine, triplet, multilabel margin): its battery is its own module
+register_family("rows", Family(rows_battery.battery_cases, rows_battery.battery_ray,
+                               rows_battery.battery_target_at, sides=rows_battery.battery_sides))
 
 
 def battery(
