@@ -817,7 +817,6 @@ def test_tweedie_deviance_next_to_its_minimum_is_not_rounded_to_zero(size, path)
     assert _ulps(got[:3], exact, np.float64).max() <= 4.0
 
 
-<<<<<<< HEAD
 # ----------------------------------------------- class-axis losses at non-default options
 _CE_W = np.array([0.3, 2.5, 1.7])
 
@@ -969,7 +968,8 @@ def test_label_smoothed_cross_entropy_value_keeps_one_minus_eps_a_factor(weight,
     else:
         got = d.loss_fn(x, t)
     assert _ulps(np.asarray(got), exact, np.float64).max() <= 4
-=======
+
+
 def test_exact_sign_of_a_sum_of_products_matches_fractions():
     """cmp_products (NumPy and numba): the sign of Σ aᵢ·bᵢ exactly, next to ties the float64
     sum rounds to 0 or to the wrong side, with products that do and do not round."""
@@ -1091,4 +1091,3 @@ def test_tweedie_hessian_where_the_exponents_are_large(power, path):
     else:
         got = d.hvp_fn(z, y, np.ones_like(z))
     assert _ulps(got, exact, np.float64).max() <= 4.0
->>>>>>> main
