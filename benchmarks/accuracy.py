@@ -48,7 +48,13 @@ import sympy as sp
 import symloss
 from symloss.algebra import reduce_sums
 from symloss.catalog import ALIASES, resolve
-from symloss.primitives import clamped_log
+from symloss.primitives import (
+    SUM_INDEX,
+    clamped_log,
+    softmax,
+    softmax_complement,
+    softmax_sub,
+)
 from symloss.spec import IGNORE_INDEX, Option
 
 DPS = 60
@@ -81,10 +87,11 @@ def _row_functions() -> dict[str, Callable[..., Any]]:
         rest = mpmath.fsum(mpmath.exp(z[j] - m) for j in range(1, c + 1) if j != top)
         return (z[i] - m) - mpmath.log1p(rest)
 
-    def softmax_hvp(z: list[Any], v: list[Any], i: int, c: int) -> Any:
+    def softmax_hvp(z: list[Any], v: list[Any], i: int, c: int, scale: Any = 1) -> Any:
         e = exps(z, c)  # p_i (v_i − Σ p_k v_k) as p_i Σ p_k (v_i − v_k): no cancellation
         d = mpmath.fsum(e)
-        return e[i - 1] * mpmath.fsum(e[k - 1] * (v[i] - v[k]) for k in range(1, c + 1)) / d**2
+        return scale * e[i - 1] * mpmath.fsum(e[k - 1] * (v[i] - v[k])
+                                              for k in range(1, c + 1)) / d**2
 
     def softmax_complement(z: list[Any], i: int, c: int) -> Any:
         e = exps(z, c)  # Σ_{j≠i} e_j / Σ e_j: no 1 − p cancellation
@@ -141,6 +148,13 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     # expand=False: the stable form as derived (an expanded σ(z) − y σ(z) would cancel even
     # at 60 digits once σ(z) is within 10⁻⁶⁰ of 1).
     expr = reduce_sums(decl.substitute_definitions(source), expand=False)
+    # pᵢΣa − aᵢ as pᵢ(Σa − aᵢ) − aᵢ(1 − pᵢ), 1 − pᵢ summed over the other classes: no
+    # cancellation left where pᵢ → 1 (a class index with label smoothing)
+    expr = expr.replace(lambda e: isinstance(e, softmax_sub), lambda e: reduce_sums(
+        softmax(e.args[0], e.args[2], e.args[3])
+        * (sp.Sum(e.target(SUM_INDEX), (SUM_INDEX, 1, e.args[3])) - e.target(e.args[2]))
+        - e.target(e.args[2]) * softmax_complement(e.args[0], e.args[2], e.args[3]),
+        expand=False))
     # log(1 − p) as log1p(−p): 1 − 10⁻⁸³ is 1 at 60 digits
     expr = expr.replace(
         lambda e: isinstance(e, clamped_log) and sp.expand(1 - e.args[0]).is_Symbol,

@@ -817,6 +817,159 @@ def test_tweedie_deviance_next_to_its_minimum_is_not_rounded_to_zero(size, path)
     assert _ulps(got[:3], exact, np.float64).max() <= 4.0
 
 
+# ----------------------------------------------- class-axis losses at non-default options
+_CE_W = np.array([0.3, 2.5, 1.7])
+
+
+def _exact_ce_grad(z, target, weight, eps):
+    """(Σₖ aₖ) pᵢ − aᵢ per row, aₖ = wₖ((1 − ε) yₖ + ε/C), exactly (mpmath, 80 digits): the
+    gradient as pᵢ Σ_{k≠i} aₖ − aᵢ Σ_{j≠i} pⱼ, which does not cancel in 80 digits."""
+    mpmath.mp.dps = 80
+    out = []
+    for r, zr in enumerate(z):
+        c = len(zr)
+        e = [mpmath.exp(mpmath.mpf(float(v))) for v in zr]
+        d = mpmath.fsum(e)
+        y = ([mpmath.mpf(int(k == target[r])) for k in range(c)] if np.ndim(target) == 1
+             else [mpmath.mpf(float(v)) for v in target[r]])
+        eps_ = mpmath.mpf(eps)
+        w = [mpmath.mpf(1) if weight is None else mpmath.mpf(float(x)) for x in weight
+             ] if weight is not None else [mpmath.mpf(1)] * c
+        a = [w[k] * ((1 - eps_) * y[k] + eps_ / c) for k in range(c)]
+        for i in range(c):
+            rest_a = mpmath.fsum(a[:i] + a[i + 1:])
+            rest_e = mpmath.fsum(e[:i] + e[i + 1:])
+            out.append((e[i] * rest_a - a[i] * rest_e) / d)
+    return out
+
+
+_POINT_Z = [0.00387684008591394, 0.00521803515696733, 0.00427993672178043,
+            -0.00880164623987077, 0.00457211414077412, 0.00126377636322075,
+            0.00157691598297722, 0.00138139221635931, 0.00142429609638765,
+            0.00118858763272867]
+_POINT_Y = [0.10022742722179608, 0.10036194193824384, 0.1002678367044468,
+            0.09896471669972436, 0.10029713698241455, 0.09996586845140021,
+            0.09999717662709498, 0.09997762671376834, 0.09998191623388825,
+            0.09995835242722251]
+_MIXED = [-1.1010709888270147, 2.0631124574244604, 1.0542097772633436, 1.2250087186195784,
+          1.691256717467241, 1.143493053401546, 1.2255110997919707, 0.10975376012963226,
+          -2.0715215672575527, -0.19607090295709467]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("options", "z", "target", "dtype"), [
+    # the variant search's worst points (5.3e7, 5.4e5, 5.8e3, 3.6e4 ulp before)
+    ({"label_smoothing": 0.001}, [_POINT_Z], [_POINT_Y], np.float64),
+    ({"label_smoothing": 0.1}, [_POINT_Z], [_POINT_Y], np.float64),
+    ({"label_smoothing": 0.9}, [_POINT_Z], [_POINT_Y], np.float64),
+    ({"label_smoothing": 0.999}, [_POINT_Z], [_POINT_Y], np.float64),
+    ({"label_smoothing": 0.001}, [_MIXED],
+     [[0.011662803, 0.27605167, 0.10065364, 0.119400606, 0.19032484, 0.11005372, 0.1194606,
+       0.0391433, 0.004419179, 0.028829657]], np.float32),  # 49 ulp before (numba)
+    # a class index with label smoothing: every aₖ > 0, and pₜ ≈ aₜ/Σa cancels (2.7e3 before)
+    ({"label_smoothing": 0.999}, [[-2.8666715373610078e-04, 1.7555215011420885e-03,
+                                   1.4638217888801731e-03, 7.0216810281903007e-04,
+                                   -2.4429272046519426e-03, 5.7682063405276073e-05,
+                                   7.5797054942304673e-04, 1.1130447235981169e-03,
+                                   -6.8504432075398630e-04, 2.0199778388801759e-03]], [4],
+     np.float64),
+    ({"label_smoothing": 0.9}, [_MIXED], [4], np.float64),
+    ({"label_smoothing": 0.001}, [[10.0, 0.0, 0.0]], [0], np.float64),
+    # class weights (2.8e5 before), and with smoothing (82, 1.2e3, 5.9e3, 184 before)
+    ({"weight": _CE_W}, [[14.424794851929759, 1.5009992983717377, -11.870700729585044]],
+     [[9.999975606926556e-01, 2.439303542344688e-06, 3.801984225676113e-12]], np.float64),
+    ({"weight": _CE_W, "label_smoothing": 0.1},
+     [[-0.01822880139414807, -0.01354858828781839, -0.00787386286491807]],
+     [[0.33166396700468426, 0.3332198631726964, 0.33511616982261927]], np.float64),
+    ({"weight": _CE_W, "label_smoothing": 0.001},
+     [[14.424794851929759, 1.5009992983717377, -11.870700729585044]],
+     [[9.999975606926556e-01, 2.439303542344688e-06, 3.801984225676113e-12]], np.float64),
+    ({"weight": _CE_W, "label_smoothing": 0.9}, [[0.01, 0.0, 0.0]], [0], np.float64),
+    ({"weight": _CE_W, "label_smoothing": 0.999},
+     [[0.15756144925858342, -0.16554996510205217, 0.8025590034309497]], [2], np.float64),
+])
+def test_cross_entropy_weighted_or_smoothed_gradient_next_to_its_root(options, z, target,
+                                                                       dtype, path):
+    """(Σₖ aₖ) pᵢ − aᵢ with class weights or label smoothing, at the points where it cancels:
+    softmax_sub of the target weights aₖ (exact pairs), within 4 ulp on both evaluators."""
+    z = np.array(z, dtype)
+    target = np.array(target, np.int64) if np.ndim(target) == 1 else np.array(target, dtype)
+    d = symloss.derive("cross_entropy", reduction="sum", **options)
+    got = _grad(d, z, target, path)
+    exact = _exact_ce_grad(z, target, options.get("weight"), options.get("label_smoothing", 0.0))
+    assert _ulps(np.asarray(got), exact, dtype).max() <= 4
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_weighted_cross_entropy_hvp_scales_before_the_flush(name, path):
+    """w·p₀(v₀ − v̄) at z₀ = −708.396: p₀(v₀ − v̄) is below the normal range but the product
+    with the class weight is not (0 returned before: 6.2e15 ulp); the scale enters the pair
+    before its one rounding."""
+    mpmath.mp.dps = 80
+    options = {"link": "log_softmax"} if name == "nll_loss" else {}
+    d = symloss.derive(name, reduction="sum", weight=_CE_W, **options)
+    z = np.array([[-708.396, 0.0, 0.0]])
+    t = np.array([1])  # weight 2.5
+    v = np.ones_like(z)
+    v[0, 0] = 2.0
+    e = [mpmath.exp(mpmath.mpf(float(x))) for x in z[0]]
+    total = mpmath.fsum(e)
+    p = [x / total for x in e]
+    vbar = mpmath.fsum(pk * mpmath.mpf(float(vk)) for pk, vk in zip(p, v[0], strict=True))
+    exact = [mpmath.mpf(float(_CE_W[1])) * p[i] * (mpmath.mpf(float(v[0, i])) - vbar)
+             for i in range(3)]
+    assert abs(float(exact[0])) > np.finfo(np.float64).tiny
+    if path == "numpy":
+        with fast.disabled():
+            got = d.hvp_fn(z, t, v)
+    else:
+        got = d.hvp_fn(z, t, v)
+    assert _ulps(np.asarray(got), exact, np.float64).max() <= 4
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_weighted_multilabel_soft_margin_hard_label_keeps_sigmoid_of_minus_x(reduction, path):
+    """wᵢ(σ(xᵢ) − 1)/C at a hard label 1 is −wᵢσ(−xᵢ)/C: the weighted hard form is written per
+    class (it was Σₖ δᵢₖ wₖ(…), evaluated as σ(x) − 1 = 0: 8.2e15 ulp before)."""
+    mpmath.mp.dps = 80
+    d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, weight=_CE_W)
+    x = np.array([[103.972, 0.0, 0.0], [708.396, -3.0, 40.0]])
+    y = np.ones_like(x)
+    got = _grad(d, x, y, path)
+    n = x.shape[0] if reduction == "mean" else 1
+    exact = [-mpmath.mpf(float(_CE_W[k])) / (1 + mpmath.exp(mpmath.mpf(float(x[r, k])))) / 3 / n
+             for r in range(2) for k in range(3)]
+    assert _ulps(np.asarray(got), exact, np.float64).max() <= 4
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("weight", [None, _CE_W, [1.91277683, 2.70192003, 2.3494885]])
+def test_label_smoothed_cross_entropy_value_keeps_one_minus_eps_a_factor(weight, path):
+    """−(1 − ε) wₜ log pₜ − (ε/C) Σ wₖ log pₖ at ε = 0.999 and log p₀ ≈ −709: distributing
+    1 − ε over a class index's term (ε wₜ log pₜ − wₜ log pₜ) cost 4.24 ulp before."""
+    mpmath.mp.dps = 60
+    options = {} if weight is None else {"weight": np.array(weight)}
+    d = symloss.derive("cross_entropy", reduction="none", label_smoothing=0.999, **options)
+    x = np.array([[-708.396, 0.0, 0.0], [-40.0, 3.0, 0.0]])
+    t = np.array([0, 0])
+    w = [mpmath.mpf(1)] * 3 if weight is None else [mpmath.mpf(float(v)) for v in weight]
+    eps = mpmath.mpf(0.999)
+    exact = []
+    for r in range(2):
+        e = [mpmath.exp(mpmath.mpf(float(v))) for v in x[r]]
+        logp = [mpmath.log(v / mpmath.fsum(e)) for v in e]
+        exact.append(-mpmath.fsum(w[k] * ((1 - eps) * (k == t[r]) + eps / 3) * logp[k]
+                                  for k in range(3)))
+    if path == "numpy":
+        with fast.disabled():
+            got = d.loss_fn(x, t)
+    else:
+        got = d.loss_fn(x, t)
+    assert _ulps(np.asarray(got), exact, np.float64).max() <= 4
+
+
 def test_exact_sign_of_a_sum_of_products_matches_fractions():
     """cmp_products (NumPy and numba): the sign of Σ aᵢ·bᵢ exactly, next to ties the float64
     sum rounds to 0 or to the wrong side, with products that do and do not round."""
@@ -938,6 +1091,84 @@ def test_tweedie_hessian_where_the_exponents_are_large(power, path):
     else:
         got = d.hvp_fn(z, y, np.ones_like(z))
     assert _ulps(got, exact, np.float64).max() <= 4.0
+
+
+def _focal_mp(z, y, alpha, gamma):
+    """torchvision's focal loss at one element, in mpmath: α_t (1 − p_t)^γ · BCE(σ(z), y),
+    with 1 − p and log(1 − p) written σ(−z) and −log1p(eᶻ) (no 1 − (1 − 10⁻²⁰²) at 80 digits)."""
+    p, q = 1 / (1 + mpmath.exp(-z)), 1 / (1 + mpmath.exp(z))  # σ(z), σ(−z) = 1 − σ(z)
+    ce = y * mpmath.log1p(mpmath.exp(-z)) + (1 - y) * mpmath.log1p(mpmath.exp(z))
+    a_t = alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else 1
+    return a_t * (q * y + p * (1 - y)) ** gamma * ce
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("z, y", [(464.15888336127705, 1.0), (-464.15888336127705, 0.0),
+                                  (300.0, 1.0), (600.0, 1.0)])
+def test_sigmoid_focal_hvp_where_softplus_is_below_the_rescue_precision(z, y, path):
+    """γ = 0.5, y = 1, z = 464: the Hessian's terms (about 1e-303) sit below double-double's
+    trusted range, so the element is rescued exactly; the rescue's softplus(−464) = e^(−464)
+    was 0 at 40 and 120 digits (log(1 + e^(−464)) rounds 1 + e^(−464) to 1), and the two
+    agreeing evaluations returned the Hessian without its γ²·σ^γ·softplus term (8.2e14 ulp)."""
+    mpmath.mp.dps = 80
+    d = symloss.derive("sigmoid_focal_loss", gamma=0.5, reduction="sum")
+    x, t, v = np.array([z]), np.array([y]), np.array([1.0])
+    if path == "numpy":
+        with fast.disabled():
+            got = d.hvp_fn(x, t, v)
+    else:
+        got = d.hvp_fn(x, t, v)
+    exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(y), mpmath.mpf(0.25), mpmath.mpf(0.5)),
+                         mpmath.mpf(z), 2)]
+    assert _ulps(got, exact, np.float64).max() <= 4.0
+
+
+@pytest.mark.parametrize("which", ["numpy", "numba_m", "numba_w"])
+def test_sigmoid_pow_keeps_its_exponent_correction_up_to_underflow(which):
+    """σ(x)^γ = e^(−s)(1 − lo), lo the rounding of the exponent s = γ·softplus(−x): the
+    correction was skipped past s = 700, where e^(−s) is still normal (s = 702.5: 1e-305),
+    leaving up to |s|·2⁻⁵³ of it, about 200 ulp (focal's γ = 1000 variant: 464 ulp)."""
+    mpmath.mp.dps = 60
+    x = -np.array([140.3, 140.5, 140.9, 141.1, 141.3, 140.71, 141.13])
+    g = 5.0
+    if which == "numpy":
+        from symloss import kernels
+
+        got = kernels.sigmoid_pow(x, np.float64(g))
+    else:
+        from symloss import _fastmath
+
+        fn = _fastmath.sigmoid_pow_m if which == "numba_m" else _fastmath.sigmoid_pow_l_w
+        got = np.array([fn(v, g) if which == "numba_m" else fn(v, g, np.log1p(np.exp(-abs(v))))
+                        for v in x])
+    exact = [(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) ** g for v in x]
+    assert min(got) > 2.2250738585072014e-308  # normal results
+    assert _ulps(got, exact, np.float64).max() <= 2.0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_sigmoid_focal_hessian_with_alpha_outside_0_1_next_to_its_alpha_t_root(gamma, path):
+    """α = 1000: α_t = αy + (1 − α)(1 − y) is 0 at y = 999/1999, a difference of two terms
+    about 500; the Hessian's factor α_t was a float64 product (1.3e15 ulp off next to the
+    root), now inside its double-double form. The gradient (double-double already) too."""
+    mpmath.mp.dps = 80
+    root = 999 / 1999
+    ys = np.array(_walk(root, np.arange(-2, 3)))
+    zs = np.array([0.3, 4.0])
+    z, y = np.repeat(zs, ys.size), np.tile(ys, zs.size)
+    d = symloss.derive("sigmoid_focal_loss", alpha=1000.0, gamma=gamma, reduction="sum")
+    v = np.ones_like(z)
+    if path == "numpy":
+        with fast.disabled():
+            hvp, grad = d.hvp_fn(z, y, v), d.grad_fn(z, y)
+    else:
+        hvp, grad = d.hvp_fn(z, y, v), d.grad_fn(z, y)
+    a, g = mpmath.mpf(1000), mpmath.mpf(gamma)
+    for order, got in ((2, hvp), (1, grad)):
+        exact = [mpmath.diff(lambda s, t=float(t): _focal_mp(s, mpmath.mpf(t), a, g),
+                             mpmath.mpf(float(s)), order) for s, t in zip(z, y, strict=True)]
+        assert _ulps(got, exact, np.float64).max() <= 4.0, order
 
 
 _YMIN = 2.2250738585072014e-308  # the smallest normal float64

@@ -95,6 +95,8 @@ HVP_CASES = [
     (TRIPLET, {}, (5, 3)),
     (TRIPLET, {"swap": True, "reduction": "none"}, (5, 3)),
     (TRIPLET, {"p": 1.0}, (4, 3)),
+    # powers of sums above algebra.EXPAND_MAX_EXPONENT stay whole (p=1000 did not finish)
+    (TRIPLET, {"p": 12.0}, (4, 3)),
 ]
 
 
@@ -107,6 +109,21 @@ def test_hvp_matches_torch_double_backward(name, options, shape):
     (g,) = torch.autograd.grad(out.sum(), tensors[0], create_graph=True)
     (ref,) = torch.autograd.grad(g, tensors[0], torch.tensor(v))
     assert_close(d.hvp_fn(*arrays, v), ref.numpy(force=True), "float64", f"{name} hvp")
+
+
+def test_hvp_at_a_large_norm_order_builds_and_matches_central_differences():
+    """p=1000: the Hessian holds (eps + a - p)**998; expanding it never finished, and torch's
+    double backward returns inf/NaN there, so the reference is central differences of the
+    gradient (to the gradient's rounding, about 1e-11 at p=1000)."""
+    options = {"p": 1000.0, "margin": 10.0}
+    d = symloss.derive(TRIPLET, **options)
+    a, p, n = _arrays(TRIPLET, (4,), 3, "float64", ("hvp", TRIPLET, options))
+    v = np.random.default_rng(seed("v", TRIPLET, "p1000")).standard_normal(a.shape)
+    h = 1e-6
+    central = (d.grad_fn(a + h * v, p, n) - d.grad_fn(a - h * v, p, n)) / (2 * h)
+    got = d.hvp_fn(a, p, n, v)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, central, rtol=1e-6, atol=1e-9)
 
 
 def test_multilabel_hessian_is_zero_and_torch_has_no_double_backward():

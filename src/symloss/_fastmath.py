@@ -21,6 +21,8 @@ installed and a kernel is first built). Two flavours of each primitive:
 from __future__ import annotations
 
 import math
+import types as pytypes
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -29,7 +31,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .ddouble import _sel, dd_add, dd_expm1, two_prod
+from .ddouble import t_log1p_from
 from .kernels import FITS1_MARGIN
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k·ln2_hi is exact for |k| < 2^11
@@ -292,22 +294,30 @@ def sigmoid_pow_l_v(x: float, g: float, b: float) -> float:
     return exp_v(-g * ((-x if -x > 0.0 else 0.0) + b))
 
 
-@njit(inline="always", error_model="numpy")
-def sigmoid_pow_l_m(x: float, g: float, b: float) -> float:
-    """:func:`sigmoid_pow_m` from ``b = log1p(e^(−|x|))``."""
+def _sigmoid_pow_l(x: float, g: float, b: float) -> float:
+    """:func:`sigmoid_pow_m` from ``b = log1p(e^(−|x|))``: the body of :func:`sigmoid_pow_l_m`
+    (``_EXP`` libm's exp, ``_PROD_ERR`` :func:`prod_err`) and of :func:`sigmoid_pow_l_w`
+    (:func:`exp_w`, :func:`_prod_err_w`), compiled once for each by :func:`_flavoured`."""
     a = -x if x < 0.0 else 0.0
     p = g * a
-    pe = prod_err(g, a)
+    pe = _PROD_ERR(g, a)  # noqa: F821 (bound by _flavoured)
     q = g * b
-    qe = prod_err(g, b)
+    qe = _PROD_ERR(g, b)  # noqa: F821
     s = p + q
     bb = s - p
     se = (p - (s - bb)) + (q - bb)
     lo = se + (pe + qe)
-    e = math.exp(-s)
-    if not abs(s) <= 700.0:
-        return e
-    return e * (1.0 - lo)
+    e = _EXP(-s)  # noqa: F821
+    # the correction wherever e^(−s) is not 0 (to 746): e^(−703) was left 53 ulp off
+    return e if not abs(s) <= 746.0 else e * (1.0 - lo)
+
+
+def _flavoured(body: Any, name: str, **bound: Any) -> Any:
+    """``body``'s code as the function ``name`` with ``bound`` among its globals, compiled
+    ``inline="always"``: one body, a flavour per set of helpers."""
+    fn = pytypes.FunctionType(body.__code__, {**globals(), **bound}, name, body.__defaults__)
+    fn.__doc__ = body.__doc__
+    return njit(inline="always", error_model="numpy")(fn)
 
 
 # ``*_w``: float64 results without libm's opaque calls, so that LLVM vectorizes a loop of them
@@ -403,22 +413,6 @@ def _prod_err_w(a: float, b: float) -> float:
     return e if abs(e) < math.inf else 0.0
 
 
-@njit(inline="always", error_model="numpy")
-def sigmoid_pow_l_w(x: float, g: float, b: float) -> float:
-    """:func:`sigmoid_pow_l_m` with :func:`exp_w` (the same bound: ``e^(−s)`` within 1 ulp)."""
-    a = -x if x < 0.0 else 0.0
-    p = g * a
-    pe = _prod_err_w(g, a)
-    q = g * b
-    qe = _prod_err_w(g, b)
-    s = p + q
-    bb = s - p
-    se = (p - (s - bb)) + (q - bb)
-    lo = se + (pe + qe)
-    e = exp_w(-s)
-    return e if not abs(s) <= 700.0 else e * (1.0 - lo)
-
-
 @njit(error_model="numpy")
 def prod_err(a: float, b: float) -> float:
     """``a·b − fl(a·b)`` exactly (Dekker's product, as :func:`symloss.ddouble.two_prod`); 0
@@ -432,6 +426,14 @@ def prod_err(a: float, b: float) -> float:
     bl = b - bh
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
     return e if abs(e) < math.inf else 0.0
+
+
+#: :func:`sigmoid_pow_m` from ``b = log1p(e^(−|x|))`` (libm's exp, Dekker's product error).
+sigmoid_pow_l_m = _flavoured(_sigmoid_pow_l, "sigmoid_pow_l_m", _EXP=math.exp, _PROD_ERR=prod_err)
+#: :func:`sigmoid_pow_l_m` with :func:`exp_w` and :func:`_prod_err_w` (the same bound: ``e^(−s)``
+#: within 1 ulp; the same exact product errors), branch-free: vectorized.
+sigmoid_pow_l_w = _flavoured(_sigmoid_pow_l, "sigmoid_pow_l_w", _EXP=exp_w,
+                             _PROD_ERR=_prod_err_w)
 
 
 @njit(inline="always", error_model="numpy")
@@ -780,25 +782,13 @@ _VECTOR_DD: dict[str, object] = {}
 
 def _t_log1p_w(a: tuple[float, float]) -> tuple[float, float]:
     """:func:`symloss.ddouble.t_log1p` for ``a`` in [0, 1], seeded by :func:`log1p_w`."""
-    x = log1p_w(a[0])
-    finite = np.abs(x) < 700.0
-    xs = _sel(finite, x, 0.0)
-    eh, el = dd_expm1(xs)
-    nh, nl = dd_add(a[0], a[1], -eh, -el)
-    dh, dl = dd_add(1.0, 0.0, eh, el)
-    ch = nh / dh
-    ph, pl = two_prod(ch, dh)
-    cl = ((((nh - ph) - pl) + nl) - ch * dl) / dh
-    rh, rl = dd_add(xs, 0.0 * xs, ch, cl)
-    return _sel(finite, rh, x), _sel(finite, rl, 0.0 * x)
+    return t_log1p_from(a, log1p_w(a[0]))
 
 
 def vector_dd() -> dict[str, object]:
     """:func:`symloss.ddouble.jitted`'s pair functions, compiled ``forceinline`` with
     :func:`_t_log1p_w` for ``t_log1p`` (see above), by name."""
     if not _VECTOR_DD:
-        import types as pytypes
-
         from . import ddouble
 
         namespace: dict[str, object] = {k: v for k, v in vars(ddouble).items() if k.isupper()}

@@ -43,6 +43,7 @@ from .primitives import (
 __all__ = [
     "compared_operands",
     "exact_comparison",
+    "expand_products",
     "is_zero",
     "magnitude",
     "normalize",
@@ -57,6 +58,28 @@ __all__ = [
 ]
 
 Assumption = tuple[sp.Expr, sp.Expr]
+
+
+#: A power of a sum with a larger integer exponent is kept whole by :func:`expand_products`.
+EXPAND_MAX_EXPONENT = 8
+
+
+def expand_products(expr: sp.Expr) -> sp.Expr:
+    """``sp.expand(expr)``, except that a power of a sum whose integer exponent exceeds
+    :data:`EXPAND_MAX_EXPONENT` is kept whole: ``(eps + a[k] - p[k])**998``
+    (triplet_margin_loss at p=1000) would expand to half a million terms, and SymPy does not
+    finish. Products are still distributed over sums, which is what a class sum needs.
+
+    >>> from sympy import symbols
+    >>> a, b, c = symbols("a b c")
+    >>> expand_products(c * (a + b) ** 2 + c * (a + b) ** 9)
+    a**2*c + 2*a*b*c + b**2*c + c*(a + b)**9
+    """
+    whole = {pw: sp.Dummy("w") for pw in expr.atoms(sp.Pow)
+             if pw.base.is_Add and pw.exp.is_Integer and abs(int(pw.exp)) > EXPAND_MAX_EXPONENT}
+    if not whole:
+        return sp.expand(expr)
+    return sp.expand(expr.xreplace(whole)).xreplace({d: pw for pw, d in whole.items()})
 
 
 def _split_factors(term: sp.Expr, k: sp.Symbol) -> tuple[sp.Expr, list[sp.Expr]]:
@@ -78,7 +101,7 @@ def _reduce_one_sum(
     ``σ(z_k) − y_k σ(z_k)``.
     """
     total = sp.S.Zero
-    for term in sp.Add.make_args(sp.expand(summand) if expand else summand):
+    for term in sp.Add.make_args(expand_products(summand) if expand else summand):
         const, dependent = _split_factors(term, k)
         if not expand and not any(isinstance(f, KroneckerDelta) for f in dependent) and any(
             f.has(KroneckerDelta) for f in dependent

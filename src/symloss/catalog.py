@@ -279,6 +279,18 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         )
     # For evaluation: a_i (p_i − 1) = −a_i (1 − p_i) with 1 − p_i summed over the other classes.
     stable = p_i * (total - a(i)) - a(i) * softmax_complement(z, i, c)
+    # pᵢ Σa − aᵢ in double-double (softmax_sub), the target weights aₖ as exact pairs: it
+    # cancels where pᵢ ≈ aᵢ/Σa, for a distribution y and, with label smoothing, for a class
+    # index too (every aₖ > 0).
+    soft_sub = softmax_sub(z, y, i, c) if a(k) == y[k] else softmax_sub(z, a(k), i, c)
+    stable_loss: sp.Expr | None = None
+    if opts["label_smoothing"]:
+        stable = soft_sub
+        # (1 − ε) kept one factor: for a class index the δ-reduced sum expands (1 − ε) wₜ log pₜ
+        # into ε wₜ log pₜ − wₜ log pₜ, which cancels by ~log₂(1/(1 − ε)) bits
+        wk = w[k] if weighted else sp.S.One
+        stable_loss = (-(1 - _EPS) * class_sum(wk * y[k] * log_softmax(z, k, c))
+                       - _EPS / c * class_sum(wk * log_softmax(z, k, c)))
     return Declaration(
         input=z[i],
         target=y[i],
@@ -294,8 +306,11 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         stable_gradient=stable,
         soft_targets_take_gradient=True,
         # a target distribution: pᵢ Σy − yᵢ in double-double (softmax_sub)
-        stable_soft_gradient=(softmax_sub(z, y, i, c)
-                              if not weighted and not opts["label_smoothing"] else None),
+        stable_soft_gradient=soft_sub,
+        stable_loss=stable_loss,
+        stable_loss_why=("Evaluated as −(1 − ε) Σₖ wₖyₖ log pₖ − (ε/C) Σₖ wₖ log pₖ: the factor "
+                         "1 − ε is not distributed over a class index's term."
+                         if stable_loss is not None else ""),
         stable_why=_CE_STABLE,
         canonical_hessian=total * p_i * (sp.KroneckerDelta(i, _HJ) - softmax(z, _HJ, c)),
         # pᵢ(δᵢⱼ − pⱼ) with δᵢⱼ written as δᵢⱼ((1 − pᵢ) + pᵢ): on the diagonal (j = i) SymPy
@@ -305,7 +320,9 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         ),
         # pᵢ(vᵢ − Σₖ pₖvₖ) with its bracket in double-double for float64 results (softmax_hvp):
         # it cancels wherever vᵢ is near the p-weighted mean of v.
-        stable_hvp=total * softmax_hvp(z, IndexedBase("v"), i, c),
+        # The total weight Σa inside: scaled before the one rounding (and the flush below the
+        # normal range), as pᵢ(vᵢ − v̄) alone may be subnormal where the product is not.
+        stable_hvp=softmax_hvp(z, IndexedBase("v"), i, c, total),
         stable_hessian_why=(
             "Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the "
             "diagonal with 1 − pᵢ summed over the other classes: it keeps its digits where "
@@ -1089,8 +1106,10 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
             terms.append(sp.Piecewise(*(hard if n == 0 else [(0, cond) for _, cond in hard]),
                                       (general, True)))
     # The Hessian crosses 0 for hard labels too (y = 0, γ = ½: near z = 4, where
-    # σ(z)(1 + 2γ) = γ softplus(z)(σ(z) − γσ(−z))): its terms in double-double (accurate).
-    derivatives = [gradient, alpha_t * accurate(sp.Add(*terms))]
+    # σ(z)(1 + 2γ) = γ softplus(z)(σ(z) − γσ(−z))): its terms in double-double (accurate),
+    # α_t with them: αy + (1 − α)(1 − y) cancels for α outside [0, 1] (α = 1000 next to
+    # y = 999/1999: the float64 factor was 1.3e15 ulp off).
+    derivatives = [gradient, accurate(alpha_t * sp.Add(*terms))]
     shown = (  # the evaluated forms' own q′ and q″, named in the printed derivation
         Definition(Symbol("q_1"), first, "q′ as evaluated: (1 − 2y) σ(z) σ(−z), one factor 1 − 2y"),
         Definition(Symbol("q_2"), second, "q″ as evaluated, with σ(−z) − σ(z) as −tanh(z/2)"),
@@ -1154,6 +1173,9 @@ def _declare_multilabel_soft_margin(opts: Mapping[str, Any]) -> Declaration:
         ),
         stable_hessian=sp.KroneckerDelta(i, _HJ) * wt(i) * sigmoid(x[i]) * sigmoid(-x[i]) / c,
         stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
+        # a hard label: σ(x) − 1 as −σ(−x), nothing cancels; written per class (the weight
+        # outside the sum, which the derived Σₖ δᵢₖ wₖ(…) form keeps)
+        stable_gradient=wt(i) * ((1 - y[i]) * sigmoid(x[i]) - y[i] * sigmoid(-x[i])) / c,
         soft_targets_take_gradient=True,
         stable_soft_gradient=wt(i) * sigmoid_sub(x[i], y[i]) / c,
     )

@@ -532,10 +532,16 @@ def t_expm1(a: tuple[Any, Any]) -> tuple[Any, Any]:
 
 
 def t_log1p(a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """``log(1 + a)``, relative accuracy where ``a`` is tiny: one Newton step from
-    ``x = log1p(hi)`` on ``expm1(x) = a``: ``x + (a − expm1 x)/(1 + expm1 x)``, the quotient
-    (about 2⁻⁵³ x) to two digits."""
-    x = np.log1p(np.maximum(a[0], -1.0))
+    """``log(1 + a)``, relative accuracy where ``a`` is tiny: :func:`t_log1p_from` the seed
+    ``x = log1p(hi)``."""
+    return t_log1p_from(a, np.log1p(np.maximum(a[0], -1.0)))
+
+
+def t_log1p_from(a: tuple[Any, Any], x: Any) -> tuple[Any, Any]:
+    """``log(1 + a)`` from a seed ``x`` within a few ulp of it: one Newton step on
+    ``expm1(x) = a``: ``x + (a − expm1 x)/(1 + expm1 x)``, the quotient (about 2⁻⁵³ x) to two
+    digits. (:func:`t_log1p` seeds it with libm's log1p, the vectorized pair functions of
+    :mod:`symloss._fastmath` with fdlibm's.)"""
     finite = np.abs(x) < 700.0
     xs = _sel(finite, x, 0.0)
     eh, el = dd_expm1(xs)
@@ -921,6 +927,95 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
         return t_final(t_mul(n, t_div((1.0 + zero, zero), d)), plain)
 
 
+# --------------------------------------------------------------- softmax − weighted target
+# (Σₖ aₖ) pᵢ − aᵢ for per-class target weights aₖ given as exact pairs (class weights, label
+# smoothing: aₖ = wₖ((1 − ε) yₖ + ε/C)): the same (eᵢ Aᵢ − aᵢ Bᵢ)/D, with Aᵢ = T − aᵢ except at
+# the largest a, where it is U = the sum of the others; every product and sum in double-double.
+def softmax_suba_row_m(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """:func:`softmax_sub_row_m` for the target weights ``a = ah + al`` (pairs, one row):
+    every class's ``(eᵢAᵢ − aᵢBᵢ)·(1/D)``, its pair summed, in ``lbuf``; ``buf`` overwritten."""
+    n = z.shape[0]
+    zmax, amax = _argmax(z), _argmax(ah)
+    for j in range(n):  # no calls, no dependence: vectorized
+        buf[j], lbuf[j] = t_exp(two_sum(z[j] + 0.0, -m))
+    sh, sl, th, tl, uh, ul = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for j in range(n):
+        eh, el = buf[j], lbuf[j]
+        if j != zmax:
+            sh, sl = dd_add(sh, sl, eh, el)
+        th, tl = dd_add(th, tl, ah[j], al[j])
+        if j != amax:
+            uh, ul = dd_add(uh, ul, ah[j], al[j])
+    dh, dl = t_add((1.0, 0.0), (sh, sl))
+    ih, il = t_div((1.0, 0.0), (dh, dl))
+    for i in range(n):  # no calls, no branches: vectorized
+        ai = (ah[i], al[i])
+        e = (buf[i], lbuf[i])
+        ta = t_sub((th, tl), ai)
+        tb = t_sub((dh, dl), e)
+        top_a, top_z = i == amax, i == zmax
+        a = (_sel(top_a, uh, ta[0]), _sel(top_a, ul, ta[1]))
+        b = (_sel(top_z, sh, tb[0]), _sel(top_z, sl, tb[1]))
+        rh, rl = t_mul(t_sub(t_mul(e, a), t_mul(ai, b)), (ih, il))
+        lbuf[i] = rh + rl
+    return ih
+
+
+def softmax_suba_row_v(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) -> Any:
+    """:func:`softmax_suba_row_m` for float32 results: nothing (the few elements whose float64
+    form cancels compute the row in :func:`softmax_suba_at_v`)."""
+    return 0.0
+
+
+def softmax_suba_at_m(z: Any, ah: Any, al: Any, buf: Any, lbuf: Any, i: Any, plain: Any) -> Any:
+    """``(Σₖ aₖ) pᵢ − aᵢ`` in double-double, rounded once (``plain`` where the pair is not
+    finite): :func:`softmax_suba_row_m` left it in ``lbuf[i]``."""
+    return _final_r(lbuf[i], plain)
+
+
+def softmax_suba_at_v(z: Any, ah: Any, al: Any, buf: Any, lbuf: Any, i: Any, plain: Any) -> Any:
+    """float32 results whose float64 form cancels: the row's values here
+    (:func:`softmax_suba_row_m`), then :func:`softmax_suba_at_m`."""
+    m = z[0] + 0.0
+    for j in range(z.shape[0]):
+        m = max(m, z[j] + 0.0)
+    softmax_suba_row_m(z, ah, al, m, buf, lbuf)
+    return _final_r(lbuf[i], plain)
+
+
+def np_softmax_suba(z: Any, a: Any, plain: Any) -> Any:
+    """``(Σₖ aₖ) softmax(z)ᵢ − aᵢ`` along the last axis for target weights given as a pair
+    ``a = (hi, lo)`` of arrays (the NumPy path's printing of
+    :class:`symloss.primitives.softmax_sub` of a weighted target), as
+    :func:`softmax_suba_row_m` computes it."""
+    z = np.asarray(z, dtype=np.float64)
+    ah = np.array(np.broadcast_to(np.asarray(a[0], dtype=np.float64), z.shape))
+    al = np.array(np.broadcast_to(np.asarray(a[1], dtype=np.float64), z.shape))
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        eh, el = t_exp(two_sum(z, -m))
+        top_z = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(top_z, np.argmax(z, axis=-1)[..., None], True, axis=-1)
+        top_a = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(top_a, np.argmax(ah, axis=-1)[..., None], True, axis=-1)
+        zero = 0.0 * eh[..., :1]
+        sh, sl, th, tl, uh, ul = zero, zero, zero, zero, zero, zero
+        for j in range(z.shape[-1]):
+            keep_z, keep_a = ~top_z[..., j:j + 1], ~top_a[..., j:j + 1]
+            aj = (ah[..., j:j + 1], al[..., j:j + 1])
+            sh, sl = dd_add(sh, sl, np.where(keep_z, eh[..., j:j + 1], 0.0),
+                            np.where(keep_z, el[..., j:j + 1], 0.0))
+            th, tl = dd_add(th, tl, *aj)
+            uh, ul = dd_add(uh, ul, np.where(keep_a, aj[0], 0.0), np.where(keep_a, aj[1], 0.0))
+        d = t_add((1.0 + zero, zero), (sh, sl))
+        rest_t = t_sub((th, tl), (ah, al))
+        a2 = (np.where(top_a, uh, rest_t[0]), np.where(top_a, ul, rest_t[1]))
+        rest_d = t_sub(d, (eh, el))
+        b = (np.where(top_z, sh, rest_d[0]), np.where(top_z, sl, rest_d[1]))
+        n = t_sub(t_mul((eh, el), a2), t_mul((ah, al), b))
+        return t_final(t_mul(n, t_div((1.0 + zero, zero), d)), plain)
+
+
 # ------------------------------------------------------ cross-entropy's Hessian-vector product
 # pᵢ(vᵢ − Σₖ pₖvₖ) = eᵢ((vᵢ − c) + W/D)/D with e = e^(z − m), D = Σ e, W = Σₖ eₖ(c − vₖ) and c
 # the v of the arg-max of z: the bracket's error is the probabilities' times Σₖ pₖ|vₖ − v̄|, so
@@ -969,6 +1064,21 @@ def softmax_hvp_at_m(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: An
     return _final_r(lbuf[i], plain)
 
 
+def softmax_hvp_sat_m(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, ih: Any,
+                     il: Any, mh: Any, ml: Any, c: Any, size: Any, scale: Any,
+                     plain: Any) -> Any:
+    """:func:`softmax_hvp_at_m` times ``scale`` before the flush below the normal range:
+    ``scale·pᵢ(vᵢ − Σₖ pₖvₖ)`` is normal where the unscaled value may not be."""
+    return _final_r(lbuf[i] * scale, plain)
+
+
+def softmax_hvp_sat_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, ih: Any,
+                      il: Any, mh: Any, ml: Any, c: Any, size: Any, scale: Any,
+                      plain: Any) -> Any:
+    """:func:`softmax_hvp_at_v` times ``scale`` (float32 results: nothing flushes)."""
+    return scale * softmax_hvp_at_v(z, v, buf, lbuf, i, m, vi, ih, il, mh, ml, c, size, plain)
+
+
 def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: Any, ih: Any,
                      il: Any, mh: Any, ml: Any, c: Any, size: Any, plain: Any) -> Any:
     """float32 results where the float64 form ``plain`` cancels more than 6 bits of its terms'
@@ -988,9 +1098,10 @@ def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: An
     return _final_r(lbuf[i], again)
 
 
-def np_softmax_hvp(z: Any, v: Any, plain: Any) -> Any:
+def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
     """``pᵢ(vᵢ − Σₖ pₖvₖ)`` along the last axis (the NumPy path's printing of
-    :class:`symloss.primitives.softmax_hvp`), as :func:`softmax_hvp_at_m` computes it."""
+    :class:`symloss.primitives.softmax_hvp`), as :func:`softmax_hvp_at_m` computes it; times
+    ``scale`` (a float, or an array broadcast along the rows) before the one rounding."""
     z = np.asarray(z, dtype=np.float64)
     v = np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape))
     with np.errstate(all="ignore"):
@@ -1005,7 +1116,10 @@ def np_softmax_hvp(z: Any, v: Any, plain: Any) -> Any:
             w = t_add(w, t_mul(e, two_sum(c, -v[..., j:j + 1])))
         inv = t_div((1.0 + zero, zero), d)
         b = t_add(two_sum(v, -c), t_mul(w, inv))
-        return t_final(t_mul(t_mul((eh, el), b), inv), plain)
+        r = t_mul(t_mul((eh, el), b), inv)
+        if scale is not None:
+            r = t_mul(r, t_lift(np.asarray(scale, dtype=np.float64)))
+        return t_final(r, plain)
 
 
 def np_softmax_hvp_size(z: Any, v: Any) -> Any:
@@ -1025,12 +1139,16 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
           "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_div", "t_where", "t_exp", "t_expm1",
-          "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_xexp", "t_sigmoid", "t_softplus", "t_tanh",
+          "t_log1p_from", "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_xexp", "t_sigmoid",
+          "t_softplus", "t_tanh",
           "t_expna", "t_recip1p", "t_sigmoid_r", "t_softplus_l", "t_sigmoid_pow_l",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
           "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m",
-          "softmax_sub_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m", "softmax_hvp_row_v",
-          "softmax_hvp_at_m", "softmax_hvp_at_v", "log_sub", "fsum3",
+          "softmax_sub_at_v", "softmax_suba_row_m", "softmax_suba_row_v",
+          "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
+          "softmax_hvp_row_v",
+          "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
+          "log_sub", "fsum3",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
@@ -1049,9 +1167,12 @@ _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub"
 #: loops over a row's classes have no calls: vectorized); plainly (one function each, as the
 #: kernels call them once per row), except the per-class readers in :data:`_ROW_INLINE`.
 _ROW_USERS = ("softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m", "softmax_sub_at_v",
+              "softmax_suba_row_m", "softmax_suba_row_v", "softmax_suba_at_m",
+              "softmax_suba_at_v",
               "_softmax_hvp_pairs", "softmax_hvp_row_m", "softmax_hvp_row_v", "softmax_hvp_at_m",
-              "softmax_hvp_at_v")
-_ROW_INLINE = ("softmax_sub_at_m", "softmax_hvp_at_m")
+              "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v")
+_ROW_INLINE = ("softmax_sub_at_m", "softmax_suba_at_m", "softmax_hvp_at_m",
+               "softmax_hvp_sat_m")
 
 
 def _compile(name: str, namespace: dict[str, Any], inline: bool = False) -> Any:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 from numpy import ndarray as _ndarray
 
-from .algebra import equal, is_zero, reduce_sums, tidy
+from .algebra import equal, expand_products, is_zero, reduce_sums, tidy
 from .declaration import Declaration, Kink, Partial
 from .primitives import SUM_INDEX
 from .words import Phrase
@@ -825,7 +825,7 @@ class Derivation:
             v = sp.IndexedBase("v")
             fresh = sp.Symbol("m", integer=True, positive=True)
             body = h.subs(HESSIAN_INDEX, fresh) * v[fresh]
-            return reduce_sums(sp.Sum(sp.expand(body), (fresh, 1, _class_count(self))))
+            return reduce_sums(sp.Sum(expand_products(body), (fresh, 1, _class_count(self))))
         return h * sp.Symbol("v", real=True)
 
     @cached_property

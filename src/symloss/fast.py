@@ -259,12 +259,14 @@ class _Printer(PythonCodePrinter):
         # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
         # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;
         # fits_m is never), else double-double.
-        z, v, i, n = expr.args
+        z, v, i, n = expr.args[:4]
         if self.logits is None or str(z.label) != self.logits:
             raise _Unsupported("softmax_hvp outside a class-axis kernel")
         if str(v.label) != _DIRECTION_LABEL:
             raise _Unsupported(f"softmax_hvp of {v}")
         k = SUM_INDEX
+        if len(expr.args) == 5:  # scale·pᵢ(vᵢ − v̄): scaled before the flush below normal
+            return self._scaled_hvp(expr)
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
             lbuf = self._row_buffer()
@@ -285,6 +287,22 @@ class _Printer(PythonCodePrinter):
         if not self.certify:
             return value
         return f"certified({value}, {p} * (abs({vi} - {c}) + {size}), flag)"
+
+    def _scaled_hvp(self, expr: sp.Expr) -> str:
+        # softmax_hvp(z, v, i, C, scale): the unscaled one's row values, then per class
+        # scale·(its value) with the pair's result scaled before the flush (sat_F).
+        z, v, i, n, scale = expr.args
+        unscaled = softmax_hvp(z, v, i, n)
+        self._print(unscaled)  # the row's hoisted values
+        dh, dl, wh, wl, c, spread, size, lbuf = self._sums[unscaled].split(", ")  # type: ignore[index]
+        vi, p, sc = self._print(v[i]), self._print(softmax(z, i, n)), self._print(scale)
+        plain = f"(({sc}) * ({p} * (({vi} - {c}) + {spread})))"
+        exact = (f"dd_softmax_hvp_sat_F(zr, dr, buf, {lbuf}, {self._print(i)}, m, {vi}, "
+                 f"{dh}, {dl}, {wh}, {wl}, {c}, {size}, {sc}, {plain})")
+        value = f"({plain} if fits_F({plain}, abs({sc}) * {p} * {size}) else {exact})"
+        if not self.certify:
+            return value
+        return f"certified({value}, abs({sc}) * {p} * (abs({vi} - {c}) + {size}), flag)"
 
     def _print_accurate(self, expr: sp.Expr) -> str:
         # The inner expression in double-double (symloss.ddouble's pair functions), the plain
@@ -308,6 +326,8 @@ class _Printer(PythonCodePrinter):
         z, y, i, n = expr.args
         if self.logits is None or str(z.label) != self.logits:
             raise _Unsupported("softmax_sub outside a class-axis kernel")
+        if not isinstance(y, sp.IndexedBase):
+            return self._softmax_suba(expr)
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(10)]
             lbuf = self._row_buffer()
@@ -322,6 +342,36 @@ class _Printer(PythonCodePrinter):
         # its terms' magnitude pᵢ·T + |yᵢ| (T = Σy as the plain form sums it)
         total = self._print(sp.Sum(y[SUM_INDEX], (SUM_INDEX, 1, n)))
         size = f"(abs({self._print(softmax(z, i, n))}) * abs({total}) + abs({yi}))"
+        value = f"(({plain}) if fits_F({plain}, {size}) else {exact})"
+        if not self.certify:
+            return value
+        return f"certified({value}, {size}, flag)"
+
+    def _softmax_suba(self, expr: sp.Expr) -> str:
+        # softmax_sub of target weights aₖ (class weights, label smoothing): per row each aₖ
+        # as an exact pair (abufJh, abufJl: the declaration's aₖ printed by dd_code), then
+        # ddouble.softmax_suba_row_F as softmax_sub_row_F; per class the float64 form
+        # pᵢΣa − aᵢ where it keeps a float32 result's digits (fits_v; fits_m is never).
+        z, a, i, n = expr.args
+        if expr not in self._sums:  # type: ignore[comparison-overlap]
+            j = len(self.hoisted)
+            lbuf, ah, al = self._row_buffer(), f"abuf{j}h", f"abuf{j}l"
+            try:
+                pair = dd_code(a, self._print, "dd_",
+                               lambda c, x, y: f"({x} if {c} else {y})")
+            except NotImplementedError:
+                raise _Unsupported(f"softmax_sub of {a}") from None
+            self.hoisted.append((f"{ah}, {al}", _FILL, pair))
+            self.hoisted.append((f"acc{j + 1}", "",
+                                 f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, buf, {lbuf})"))
+            self._sums[expr] = f"{lbuf}, {ah}, {al}"  # type: ignore[index]
+        lbuf, ah, al = self._sums[expr].split(", ")  # type: ignore[index]
+        plain = self._print(expr.rewrite(sp.Sum))
+        exact = f"dd_softmax_suba_at_F(zr, {ah}, {al}, buf, {lbuf}, {self._print(i)}, {plain})"
+        # its terms' magnitude pᵢ·|Σa| + |aᵢ| (Σa as the plain form sums it)
+        total = self._print(sp.Sum(expr.target(SUM_INDEX), (SUM_INDEX, 1, n)))
+        size = (f"(abs({self._print(softmax(z, i, n))}) * abs({total}) "
+                f"+ abs({self._print(expr.target(i))}))")
         value = f"(({plain}) if fits_F({plain}, {size}) else {exact})"
         if not self.certify:
             return value
@@ -752,8 +802,9 @@ def _fits_for(code: str, flavour: str) -> str:
 
 
 #: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba).
-_HELPERS = frozenset(re.findall(r"^def (\w+)\(", Path(__file__).with_name("_fastmath.py")
-                                .read_text(), re.MULTILINE))
+_HELPERS = frozenset(a or b for a, b in re.findall(
+    r"^(?:def (\w+)\(|(\w+) = _flavoured\()", Path(__file__).with_name("_fastmath.py").read_text(),
+    re.MULTILINE))
 
 
 def _vectorizable(steps: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
@@ -1088,6 +1139,18 @@ def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
 SUM_LANES = 8
 
 
+#: The index of a hoisted row fill (:func:`_class_fill`), not a sum.
+_FILL = "=fill"
+
+
+def _class_fill(accs: str, body: str) -> str:
+    """Code that writes the pair ``body`` of each class ``k`` into the row buffers ``accs``
+    (``"hi, lo"``)."""
+    hi, lo = accs.split(", ")
+    return ("                for k in range(n_classes):\n"
+            f"                    {hi}[k], {lo}[k] = {body}\n")
+
+
 def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
     """Code that sets ``acc`` to Σ_k ``body`` over the classes, as accurate as the flavour needs.
 
@@ -1189,6 +1252,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 hoisted_f = "".join(
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
+                    _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k, _flavoured(b)[flavour], flavour)
                     for acc, k, b in printer.hoisted)
                 if flavour == "v":
@@ -1224,7 +1288,7 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
            "        ones = np.empty(nb)\n" if softmax else "")
         + ("        dots = np.empty(nb)\n" if softmax and dot else "")
         + "".join(f"        {b} = np.empty(n_classes)\n"
-                  for b in sorted(set(re.findall(r"\blbuf\d*\b", row))))
+                  for b in sorted(set(re.findall(r"\b(?:lbuf\d*|abuf\d+[hl])\b", row))))
         + "        hi = (c + 1) * n_rows // chunks\n"
         "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
         "            r1 = min(r0 + nb, hi)\n"

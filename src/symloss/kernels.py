@@ -150,7 +150,8 @@ def sigmoid_pow(x: Array, g: Array) -> Array:
         s, se = two_sum(p, q)
         lo = se + (pe + qe)
         e = np.exp(-s)
-        return np.where(np.abs(s) <= 700.0, e * (1.0 - lo), e)
+        # the correction wherever e^(−s) is not 0 (to 746): e^(−703) was left 53 ulp off
+        return np.where(np.abs(s) <= 746.0, e * (1.0 - lo), e)
 
 
 #: ``1 + 2⁻²⁰``: the margin of :func:`fits1`'s test over the roundings it is computed with.

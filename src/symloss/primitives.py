@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mpmath
 import sympy as sp
 from sympy import Function, Indexed, IndexedBase, KroneckerDelta, S, Sum, exp, log
 from sympy.codegen import cfunctions as _cfunctions
@@ -184,7 +185,15 @@ class softplus(Function):
     _eval_rewrite_as_exp = _eval_rewrite_as_log
 
     def _eval_evalf(self, prec: int) -> sp.Expr:
-        return self.rewrite(log)._eval_evalf(prec)
+        # max(x, 0) + log1p(e^(−|x|)) in mpmath: log(1 + eˣ) rounds 1 + eˣ to 1 where eˣ is
+        # below the working precision (softplus(−464) was 0 at 120 digits; it is e^(−464)).
+        x = self.args[0]._eval_evalf(prec)
+        if x is None or not (x.is_Number and x.is_real):
+            return self.rewrite(log)._eval_evalf(prec)
+        with mpmath.workprec(prec + 10):
+            m = mpmath.mpf(sp.Float(x, precision=prec + 10)._mpf_)
+            value = max(m, 0) + mpmath.log1p(mpmath.exp(-abs(m)))
+        return sp.Float._new(value._mpf_, prec)  # type: ignore[no-any-return]
 
     def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real
@@ -548,7 +557,7 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             value = sp.N(e, 40)
             hi = float(value)
             return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
-        if e.is_Symbol or isinstance(e, sp.Indexed):
+        if e.is_Symbol or isinstance(e, sp.Indexed | KroneckerDelta):  # δ: 0 or 1, exact
             return lift(leaf(e))
         if isinstance(e, sp.Add):
             terms = list(e.args)
@@ -783,14 +792,14 @@ class softmax_hvp(Function):
     deeper than :data:`symloss.ddouble.UNCERTIFIED`, which is NaN and computed exactly.
     """
 
-    nargs = 4
+    nargs = (4, 5)
 
     def _eval_derivative(self, s: sp.Expr) -> sp.Expr:
         return S.Zero  # only ever differentiated after the Hessian is formed
 
     def _eval_rewrite_as_Sum(self, z: sp.Expr, v: sp.Expr, i: sp.Expr, c: sp.Expr,
-                             **kw: object) -> sp.Expr:
-        return softmax(z, i, c) * (v[i] - Sum(softmax(z, _J, c) * v[_J], (_J, 1, c)))  # type: ignore[index]
+                             scale: sp.Expr = S.One, **kw: object) -> sp.Expr:
+        return scale * softmax(z, i, c) * (v[i] - Sum(softmax(z, _J, c) * v[_J], (_J, 1, c)))  # type: ignore[index]
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         return printer._print(self.rewrite(Sum))  # type: ignore[no-any-return]
@@ -800,21 +809,30 @@ class softmax_hvp(Function):
 
     def _sympystr(self, printer: object) -> str:
         z, v, i = self.args[:3]
-        return f"softmax_hvp({z}, {v})[{i}]"
+        scale = f"{printer._print(self.args[4])}*" if len(self.args) == 5 else ""  # type: ignore[attr-defined]
+        return f"{scale}softmax_hvp({z}, {v})[{i}]"
 
     def _numpycode(self, printer: object) -> str:
         z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
         plain = printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
-        code = f"ddouble.np_softmax_hvp({z}, {v}, {plain})"
+        # a scale (cross-entropy's total target weight) multiplies the pair before its one
+        # rounding: a product normal where pᵢ(vᵢ − v̄) alone is below the normal range
+        scale = printer._print(self.args[4]) if len(self.args) == 5 else None  # type: ignore[attr-defined]
+        code = f"ddouble.np_softmax_hvp({z}, {v}, {plain}, {scale})"
         if not getattr(printer, "certify", False):
             return code
         size = f"ddouble.np_softmax_hvp_size({z}, {v})"
+        if scale is not None:
+            size = f"(numpy.abs({scale}) * {size})"
         return f"ddouble.certified({code}, {size})"
 
 
 class softmax_sub(Function):
     """``softmax_sub(z, y, i, C)`` is :math:`\\operatorname{softmax}(z)_i \\sum_k y_k - y_i`:
-    cross-entropy's gradient for a target distribution ``y`` (mean minus target).
+    cross-entropy's gradient for a target distribution ``y`` (mean minus target). The target
+    may also be an expression of the class index ``k`` (:data:`SUM_INDEX`), the per-class
+    target weight ``a_k`` (``w[k]*y[k]`` with class weights, ``(1 − ε) y_k + ε/C`` with label
+    smoothing): :math:`p_i \\sum_k a_k - a_i`.
 
     Evaluated in double-double (:func:`symloss.ddouble.np_softmax_sub`, and in the compiled
     kernels the row's values :func:`~symloss.ddouble.softmax_sub_row_m` with
@@ -822,13 +840,23 @@ class softmax_sub(Function):
     it keeps their digits): every ``e^(z_j − m)``, ``D = Σ e``, ``T = Σ y``
     and ``(eᵢ T − yᵢ D)/D`` on ~106-bit pairs, one rounding at the end, so that the result
     keeps its digits where ``pᵢ T ≈ yᵢ`` (a soft target equal to the rounded prediction).
+    A target expression is first evaluated as a pair per class (:func:`dd_code`), then
+    :func:`~symloss.ddouble.np_softmax_suba` / :func:`~symloss.ddouble.softmax_suba_row_m`.
     """
 
     nargs = 4
 
+    def target(self, index: sp.Expr) -> sp.Expr:
+        """The target (weight) of class ``index``: ``y[index]``, or the expression at it."""
+        y = self.args[1]
+        if isinstance(y, IndexedBase):
+            return y[index]
+        return y.xreplace({SUM_INDEX: index})  # type: ignore[no-any-return]
+
     def _eval_rewrite_as_Sum(self, z: sp.Expr, y: sp.Expr, i: sp.Expr, c: sp.Expr,
                              **kw: object) -> sp.Expr:
-        return softmax(z, i, c) * Sum(y[SUM_INDEX], (SUM_INDEX, 1, c)) - y[i]  # type: ignore[index]
+        return (softmax(z, i, c) * Sum(self.target(SUM_INDEX), (SUM_INDEX, 1, c))  # type: ignore[index]
+                - self.target(i))
 
     def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
         return sp.diff(self.rewrite(Sum), s)  # type: ignore[no-any-return]
@@ -846,6 +874,11 @@ class softmax_sub(Function):
     def _numpycode(self, printer: object) -> str:
         z, y = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
         plain = printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
+        if not isinstance(self.args[1], IndexedBase):  # the target weights as pairs
+            pair = dd_code(self.args[1], printer._print, "ddouble.",  # type: ignore[attr-defined]
+                           lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
+            return _certified(printer, f"ddouble.np_softmax_suba({z}, {pair}, {plain})",
+                              self.rewrite(Sum))
         return _certified(printer, f"ddouble.np_softmax_sub({z}, {y}, {plain})",
                           self.rewrite(Sum))
 
