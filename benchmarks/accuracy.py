@@ -200,7 +200,14 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
             if span:  # 1 − 10⁻³⁰⁰ and z²/2 beside O(1) terms: more digits, until settled
                 out[idx] = _settled(lambda vals=vals: fn(*vals), start=DPS + 2 * span)
                 continue
-            out[idx] = fn(*vals)
+            value = fn(*vals)
+            if value and abs(value) < mpmath.mpf(10) ** -(DPS // 2):
+                # a root of the exact value at the given floats (tweedie at z = 0, y = 1 with
+                # ρ = 1.9: terms of size 10 that cancel exactly) is left as a residue of
+                # 10⁻⁶⁰ at 60 digits: more digits until it settles (a true tiny value) or
+                # shrinks with them (0)
+                value = _settled(lambda vals=vals: fn(*vals), start=2 * DPS)
+            out[idx] = value
         return out
 
     def class_axis(x: np.ndarray, t: np.ndarray, v: np.ndarray | None = None) -> np.ndarray:

@@ -531,10 +531,15 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
     binary: dict[type, str] = {sigmoid_pow: "t_sigmoid_pow", sigmoid_sub: "t_sigmoid_sub",
                                exp_sub: "t_exp_sub"}
 
-    # y·eᵃ as e^(a + log y): a difference 1 − y e^(−z) becomes −expm1(log y − z), which keeps
-    # its digits next to z = log y where log y is small (y ≤ 0: not finite, the plain form).
-    expr = expr.replace(lambda e: type(e).__name__ == "xexp",
-                        lambda e: sp.exp(e.args[1] + sp.log(e.args[0]), evaluate=False))
+    def exp_arg(e: Any) -> str | None:
+        # eᵘ's u as a pair, for eᵘ and y·eᵃ = e^(a + log y) (y > 0; y = 0: NaN, the plain
+        # form): a difference 1 − y e^(−z) becomes −expm1(log y − z), which keeps its digits
+        # next to z = log y
+        if isinstance(e, sp.exp):
+            return rec(e.args[0])
+        if type(e).__name__ == "xexp":  # symloss.catalog_boosting
+            return f"{prefix}t_add({rec(e.args[1])}, {prefix}t_log({rec(e.args[0])}))"
+        return None
 
     def lift(code: str) -> str:
         return f"{prefix}t_lift({code})"
@@ -557,11 +562,11 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
         if isinstance(e, sp.Add):
             terms = list(e.args)
             for one in (sp.S.NegativeOne, sp.S.One):
-                exps = [t for t in terms if isinstance(-one * t, sp.exp)]
+                exps = [t for t in terms if exp_arg(-one * t) is not None]
                 if one in terms and len(exps) == 1:
                     # ±(eᵘ − 1) as expm1(u): its relative accuracy where u is tiny
                     rest = [t for t in terms if t is not one and t is not exps[0]]
-                    m = f"{prefix}t_expm1({rec((-one * exps[0]).args[0])})"
+                    m = f"{prefix}t_expm1({exp_arg(-one * exps[0])})"
                     m = m if one == -1 else f"{prefix}t_neg({m})"
                     return f"{prefix}t_add({m}, {rec(sp.Add(*rest))})" if rest else m
             out = rec(terms[0])
@@ -608,7 +613,7 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
         if type(e).__name__ == "hypot1":  # √(1 + x²) (symloss.catalog_boosting)
             return f"{prefix}t_hypot1({rec(args[0])})"
         if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
-            return f"{prefix}t_mul({rec(args[0])}, {prefix}t_exp({rec(args[1])}))"
+            return f"{prefix}t_xexp({rec(args[0])}, {rec(args[1])})"
         if isinstance(e, sigmoid | softplus | sigmoid_pow):
             # from their shared parts e^(−|x|) and its log1p, printed the same for x and −x:
             # a form that reads σ(±x), softplus(±x), σ(±x)^γ computes each once (fast's
