@@ -1,8 +1,13 @@
 """Speed, memory and first-call time of every loss's ``grad_fn`` and ``hvp_fn`` against torch.
 
 For every catalogue loss × n elements ∈ {1e2 … 1e7} × {float32, float64} (class-axis and row
-losses: ``(n/10) × 10``, class-index targets where the loss takes them, and a class-axis loss
-that also takes class probabilities again with them, as ``<loss>:soft``):
+losses: ``(n/10) × 10``, class-index targets where the loss takes them). Every array after the
+input is drawn from its declared domain (``spec.arguments_for``; no per-loss list): labels ±1,
+Poisson counts, N(0, 1) reals, and for a bounded interval of reals (probabilities in [0, 1])
+its ends, hard 0/1 labels. A loss that also takes soft targets is timed again with them, as
+``<loss>:soft``: class probabilities for a class-axis loss, targets uniform inside the interval
+for a loss whose declared target domain is a bounded interval (binary_cross_entropy(_with_logits),
+sigmoid_focal_loss, kl_div, multilabel_soft_margin_loss). For each entry:
 
 * ``grad_fn`` / torch forward+backward (``loss.backward()`` on a leaf), 1 thread, and with every
   CPU (torch's and numba's default thread count);
@@ -30,6 +35,7 @@ first call ≤ 1 s cold and ≤ 0.2 s warm); a goal not met says so.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -45,6 +51,7 @@ import numpy as np
 
 import symloss
 from symloss import fast
+from symloss.declaration import Domain
 
 CLASSES = 10
 SIZES = [100, 1000, 10_000, 100_000, 1_000_000, 10_000_000]
@@ -77,8 +84,11 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
-#: A class-axis loss that also takes class probabilities is timed with them too, as
-#: ``<loss>:soft`` (cross_entropy's soft targets take another kernel than its class indices).
+#: A loss whose targets may be soft is timed with soft targets too, as ``<loss>:soft``: a
+#: class-axis loss that takes class probabilities (cross_entropy's soft targets take another
+#: kernel than its class indices), and a loss whose declared target domain is a bounded interval
+#: of reals, not a set of labels (probabilities in [0, 1]: its plain entry times hard 0/1 labels,
+#: the interval's ends; soft labels inside it can take another kernel path).
 SOFT = ":soft"
 
 
@@ -87,32 +97,71 @@ def _loss(name: str) -> str:
     return name.removesuffix(SOFT)
 
 
+def _interval(domain: Domain) -> bool:
+    """An element-wise domain of every real in a bounded ``[lo, hi]`` (not labels, not counts)."""
+    return (domain.layout == "elementwise" and domain.values is None and not domain.integer
+            and -math.inf < domain.lo < domain.hi < math.inf)
+
+
+def has_soft(name: str) -> bool:
+    """Whether ``name`` takes soft targets its plain entry does not time (read from its
+    declared target domains): class probabilities, or reals inside a bounded interval."""
+    spec = symloss.derive(name).spec
+    domains = spec.target_domains()
+    if spec.family == "class_axis" and not spec.index_targets_only and not spec.multi_hot_targets:
+        return True
+    return len(domains) == 1 and _interval(domains[0])
+
+
 def entries(names: list[str]) -> list[str]:
-    """``names``, each class-axis loss that takes class probabilities followed by its
-    ``:soft`` entry."""
+    """``names``, each loss that takes soft targets followed by its ``:soft`` entry."""
     out = []
     for name in names:
         out.append(name)
-        spec = symloss.derive(_loss(name)).spec
-        if (not name.endswith(SOFT) and spec.family == "class_axis"
-                and not spec.index_targets_only and not spec.multi_hot_targets):
+        if not name.endswith(SOFT) and has_soft(name):
             out.append(name + SOFT)
     return out
 
 
+def draw(domain: Domain, shape: tuple[int, ...], dtype: str, rng: np.random.Generator,
+         soft: bool = False) -> np.ndarray:
+    """Values of an element-wise ``domain``: its labels (±1) when it lists them; counts
+    ~ Poisson(2); reals ~ N(0, 1); a half-line, 0.1 … 3 inside its end (``var``); a bounded
+    interval, its ends with probability ½ each (hard 0/1 labels), or with ``soft`` uniformly
+    inside it."""
+    lo, hi = domain.lo, domain.hi
+    if domain.values is not None:
+        return rng.choice(np.asarray(domain.values), shape).astype(dtype)
+    if domain.integer:
+        return (lo + rng.poisson(2.0, shape)).astype(dtype)
+    if lo == -math.inf and hi == math.inf:
+        return rng.standard_normal(shape).astype(dtype)
+    if hi == math.inf:
+        return (lo + rng.uniform(0.1, 3.0, shape)).astype(dtype)
+    if lo == -math.inf:
+        return (hi - rng.uniform(0.1, 3.0, shape)).astype(dtype)
+    if soft:
+        return rng.uniform(lo, hi, shape).astype(dtype)
+    return np.where(rng.random(shape) < 0.5, hi, lo).astype(dtype)
+
+
 def inputs(name: str, n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Valid arrays of about ``n`` input elements for ``name`` (the loss's own target kind;
-    class probabilities for a ``:soft`` entry)."""
+    """Valid arrays of about ``n`` input elements for ``name``, every array after the input
+    drawn from its declared domain (:func:`draw`); soft targets for a ``:soft`` entry."""
     rng = np.random.default_rng(seed)
     d = symloss.derive(_loss(name))
+    soft = name.endswith(SOFT)
     if d.spec.family == "class_axis":
         rows = max(1, n // CLASSES)
         z = (rng.standard_normal((rows, CLASSES)) * 3).astype(dtype)
-        if name.endswith(SOFT):
+        if d.spec.multi_hot_targets:  # 30% of the labels 1 (multilabel_soft_margin_loss)
+            (domain,) = d.spec.target_domains()
+            if soft:
+                return z, draw(domain, (rows, CLASSES), dtype, rng, soft=True)
+            return z, (rng.random((rows, CLASSES)) < 0.3).astype(dtype)
+        if soft:
             e = rng.random((rows, CLASSES))
             return z, (e / e.sum(axis=1, keepdims=True)).astype(dtype)
-        if d.spec.multi_hot_targets:
-            return z, (rng.random((rows, CLASSES)) < 0.3).astype(dtype)
         return z, rng.integers(0, CLASSES, rows)
     if d.spec.family == "rows":  # (n/10) rows of 10: the row losses' own arguments
         rows = max(1, n // CLASSES)
@@ -126,21 +175,9 @@ def inputs(name: str, n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, ..
     x = (rng.standard_normal(n) * 3).astype(dtype)
     if d.spec.input_domain(d.options) == "probability":
         x = rng.uniform(0.01, 0.99, n).astype(dtype)
-    if name in ("soft_margin_loss", "hinge_embedding_loss", "margin_ranking_loss"):
-        y = rng.choice([-1.0, 1.0], n).astype(dtype)
-    elif name == "poisson_nll_loss":
-        y = rng.poisson(2.0, n).astype(dtype)
-    elif name == "kl_div":
-        y = rng.random(n).astype(dtype)
-    elif name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "gaussian_nll_loss"):
-        y = rng.standard_normal(n).astype(dtype)
-    else:  # Bernoulli labels
-        y = (rng.random(n) < 0.5).astype(dtype)
-    if name == "gaussian_nll_loss":
-        return x, y, rng.uniform(0.1, 3.0, n).astype(dtype)
-    if name == "margin_ranking_loss":
-        return x, rng.standard_normal(n).astype(dtype), y
-    return x, y
+    rest = [draw(a.domains[0], (n,), dtype, rng, soft=soft and a.name == "target")
+            for a in d.spec.arguments_for(d.options)[1:]]
+    return (x, *rest)
 
 
 def torch_loss(d: symloss.Derivation) -> Callable[..., Any]:

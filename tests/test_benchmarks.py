@@ -325,3 +325,22 @@ def test_search_draws_targets_inside_the_declared_domain():
         sig = 1 / (1 + np.exp(-x[bisected]))  # σ(z) − y = 0 there, ± a few ulps
     assert bisected.sum() >= 10
     assert np.all(np.abs(sig - y[bisected]) <= 4 * np.spacing(y[bisected]) + 1e-300)
+
+
+@pytest.mark.parametrize("name", ["sigmoid_focal_loss", "binary_cross_entropy_with_logits"])
+def test_speed_times_soft_labels_inside_the_declared_domain(name):
+    """An element-wise loss whose declared target domain is an interval of reals gets a
+    ``:soft`` entry; its targets lie inside the domain and are not all 0/1 labels."""
+    import numpy as np
+
+    import symloss
+
+    speed = _load("speed")
+    assert speed.entries([name, "mse_loss", "soft_margin_loss"]) == [
+        name, name + ":soft", "mse_loss", "soft_margin_loss"]
+    (domain,) = symloss.derive(name).spec.target_domains()
+    _, hard = speed.inputs(name, 1000, "float64")
+    _, soft = speed.inputs(name + ":soft", 1000, "float64")
+    assert set(np.unique(hard)) == {0.0, 1.0}
+    assert all(domain.contains(float(y)) for y in soft)
+    assert np.mean((soft > 0) & (soft < 1)) > 0.99
