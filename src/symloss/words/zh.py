@@ -473,3 +473,8 @@ SENTENCES.update({
     "next to the kink.":
         "d_+ − d_- 按特征逐项求和，Σₖ(|uₖ| − |wₖ|)：在不可导点附近不必把两个很大且几乎相等的和相减。",
 })
+
+SENTENCES.update({
+    "The same two terms in double-double: e^((1−ρ)z) of a product (1−ρ)z rounded in float64 is off by that rounding times |(1−ρ)z|, hundreds of ulps where |z| is hundreds.": "同样的两项以双双精度计算：若乘积 (1−ρ)z 先按 float64 舍入，e^((1−ρ)z) 的误差是该舍入误差乘以 |(1−ρ)z|，在 |z| 为数百时达到数百 ulp。",
+    "Evaluated as −(1 − ε) Σₖ wₖyₖ log pₖ − (ε/C) Σₖ wₖ log pₖ: the factor 1 − ε is not distributed over a class index's term.": "按 −(1 − ε) Σₖ wₖyₖ log pₖ − (ε/C) Σₖ wₖ log pₖ 计算：因子 1 − ε 不分配到类别索引的那一项上。",
+})
