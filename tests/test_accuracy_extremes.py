@@ -1174,6 +1174,23 @@ def test_sigmoid_focal_hessian_with_alpha_outside_0_1_next_to_its_alpha_t_root(g
 _YMIN = 2.2250738585072014e-308  # the smallest normal float64
 
 
+def _assert_loss_grad_hess_within_4_ulp(d, z, y, want, path):
+    """``d``'s loss, gradient and Hessian (hvp with v = 1) at ``(z, y)`` on ``path``, each
+    within 4 ulp of ``want[kind]`` (mpmath values)."""
+
+    def run():
+        return {"loss": d.loss_fn(z, y), "grad": d.grad_fn(z, y),
+                "hess": d.hvp_fn(z, y, np.ones_like(z))}
+
+    if path == "numpy":
+        with fast.disabled():
+            got = run()
+    else:
+        got = run()
+    for kind, exact in want.items():
+        assert _ulps(got[kind], exact, np.float64).max() <= 4.0, (kind, got[kind])
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_gamma_at_targets_next_to_the_ends_of_the_float64_range(path):
     """z − log y + y e^(−z) − 1 and 1 − y e^(−z) next to z = log y where |log y| > 700: the
@@ -1191,17 +1208,7 @@ def test_gamma_at_targets_next_to_the_ends_of_the_float64_range(path):
             "grad": [1 - b * mpmath.exp(-a) for a, b in pts],
             "hess": [b * mpmath.exp(-a) for a, b in pts]}
 
-    def run():
-        return {"loss": d.loss_fn(z, y), "grad": d.grad_fn(z, y),
-                "hess": d.hvp_fn(z, y, np.ones_like(z))}
-
-    if path == "numpy":
-        with fast.disabled():
-            got = run()
-    else:
-        got = run()
-    for kind, exact in want.items():
-        assert _ulps(got[kind], exact, np.float64).max() <= 4.0, (kind, got[kind])
+    _assert_loss_grad_hess_within_4_ulp(d, z, y, want, path)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -1228,17 +1235,7 @@ def test_tweedie_at_targets_next_to_the_ends_of_the_float64_range(power, path):
         "hess": [(2 - r) * mpmath.exp((2 - r) * a) - (1 - r) * b * mpmath.exp((1 - r) * a)
                  for a, b in pts]}
 
-    def run():
-        return {"loss": d.loss_fn(z, y), "grad": d.grad_fn(z, y),
-                "hess": d.hvp_fn(z, y, np.ones_like(z))}
-
-    if path == "numpy":
-        with fast.disabled():
-            got = run()
-    else:
-        got = run()
-    for kind, exact in want.items():
-        assert _ulps(got[kind], exact, np.float64).max() <= 4.0, (kind, got[kind])
+    _assert_loss_grad_hess_within_4_ulp(d, z, y, want, path)
 
 
 def test_double_double_log_next_to_the_ends_of_the_float64_range():
