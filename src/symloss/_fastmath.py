@@ -504,25 +504,6 @@ exec(_grow_expansion_source(4), _namespace)  # our own generated source
 _cmp_products_exact = njit(error_model="numpy")(_namespace["_cmp_products_exact"])
 
 
-@njit(inline="always", error_model="numpy")
-def cmp_products(a0: float, b0: float, a1: float, b1: float, a2: float, b2: float,
-                 a3: float, b3: float) -> float:
-    """The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3`` (−1.0, 0.0 or 1.0; NaN for a
-    NaN): the float64 sum decides where it exceeds its rounding error's bound, else
-    :func:`_cmp_products_exact` (:func:`symloss.kernels.cmp_products`). A product that
-    overflows decides as its float64 value does."""
-    p0 = a0 * b0
-    p1 = a1 * b1
-    p2 = a2 * b2
-    p3 = a3 * b3
-    s = (p0 + p1) + (p2 + p3)
-    m = (abs(p0) + abs(p1)) + (abs(p2) + abs(p3))
-    if abs(s) > _CMP_REL * m + _CMP_ABS or not m < math.inf:
-        return 1.0 if s > 0.0 else (-1.0 if s < 0.0 else (0.0 if s == 0.0 else math.nan))
-    return _cmp_products_exact(float(a0), float(b0), float(a1), float(b1), float(a2),
-                               float(b2), float(a3), float(b3))
-
-
 #: What :func:`cmp_products_f` returns where its float64 sum does not decide (no sign is 2).
 CMP_UNDECIDED = 2.0
 
@@ -545,6 +526,20 @@ def cmp_products_f(a0: float, b0: float, a1: float, b1: float, a2: float, b2: fl
     sign = 1.0 if s > 0.0 else (-1.0 if s < 0.0 else (0.0 if s == 0.0 else math.nan))
     sure = (abs(s) > _CMP_REL * m + _CMP_ABS) | (not m < math.inf)
     return sign if sure else CMP_UNDECIDED
+
+
+@njit(inline="always", error_model="numpy")
+def cmp_products(a0: float, b0: float, a1: float, b1: float, a2: float, b2: float,
+                 a3: float, b3: float) -> float:
+    """The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3`` (−1.0, 0.0 or 1.0; NaN for a
+    NaN): the float64 sum decides where it exceeds its rounding error's bound, else
+    :func:`_cmp_products_exact` (:func:`symloss.kernels.cmp_products`). A product that
+    overflows decides as its float64 value does."""
+    sign = cmp_products_f(a0, b0, a1, b1, a2, b2, a3, b3)
+    if sign != CMP_UNDECIDED:
+        return sign
+    return _cmp_products_exact(float(a0), float(b0), float(a1), float(b1), float(a2),
+                               float(b2), float(a3), float(b3))
 
 
 @njit(inline="always", error_model="numpy")
