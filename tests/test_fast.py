@@ -751,3 +751,30 @@ def test_focal_float64_gradient_evaluators_within_one_ulp(options, soft):
         b = d.grad_fn(z, y)
     apart = np.abs(a - b) / np.spacing(np.maximum(np.abs(a), np.abs(b)))
     assert apart.max() <= 1.0, (int((apart > 1).sum()), apart.max())
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_target_weights_read_no_row_once_per_call(soft):
+    """Label-smoothed, weighted CE: what a row's target weights aₖ = wₖ((1 − ε)yₖ + ε/C) read
+    that reads no row (ε/C, 1 − ε) is computed once per call, before the rows -- no pair
+    division left in a row -- and the gradient keeps the NumPy evaluator's bits (float64,
+    random rows and rows whose p·Σa − a cancels)."""
+    rng = np.random.default_rng(7)
+    w = rng.uniform(0.2, 3.0, 10)
+    d = symloss.derive("cross_entropy", weight=w, label_smoothing=0.1, reduction="sum")
+    source = fast._generate(d)["source"]
+    kernel = source.split(f"def grad_{'soft' if soft else 'hard'}_m(")[1].split("\n\n\n")[0]
+    setup, rows = kernel.split("hi = (c + 1) * n_rows // chunks")
+    assert "t_div" in setup and "t_div" not in rows
+    assert "vd_t_mul" in rows  # the row's fill: pair functions inlined
+    z = rng.standard_normal((400, 10)) * 3
+    if soft:
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        y = np.where(np.arange(400)[:, None] < 200, p, rng.dirichlet(np.ones(10), 400))
+    else:
+        y = rng.integers(0, 10, 400)
+        y[::7] = -100
+    got = d.grad_fn(z, y)
+    with fast.disabled():
+        want = d.grad_fn(z, y)
+    np.testing.assert_array_equal(got, want)
