@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -778,3 +779,39 @@ def test_target_weights_read_no_row_once_per_call(soft):
     with fast.disabled():
         want = d.grad_fn(z, y)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}])
+def test_class_axis_rescue_by_a_compiled_mpmath_row(options, monkeypatch):
+    """CE's float64 hvp where the direction's entry is the p-weighted mean of the others (the
+    accuracy search's centred directions): the element that cancels is rescued exactly, by
+    the row expression compiled once to an mpmath function (not SymPy's evalf, ~35 ms per
+    element), and equals the exact value rounded once, on both evaluators."""
+    import mpmath
+
+    from symloss import exact
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((12, 4)) * 3
+    v = rng.standard_normal(x.shape)
+    p = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    v[:, 1] = ((p * v).sum(axis=1) - p[:, 1] * v[:, 1]) / (1.0 - p[:, 1])
+    y = rng.integers(0, 4, 12)
+    d = symloss.derive("cross_entropy", reduction="sum", **options)
+    slow = []
+    monkeypatch.setattr(exact, "_evaluate", lambda *a: slow.append(a))
+    eps = mpmath.mpf(options.get("label_smoothing", 0.0))
+    with mpmath.workdps(80):
+        want = np.empty(x.shape)
+        for r in range(12):
+            e = [mpmath.exp(mpmath.mpf(a)) for a in x[r]]
+            pr = [a / mpmath.fsum(e) for a in e]
+            for i in range(4):
+                bracket = mpmath.fsum(pr[k] * (mpmath.mpf(v[r, i]) - mpmath.mpf(v[r, k]))
+                                      for k in range(4))
+                want[r, i] = float(pr[i] * bracket)  # the scale ε + (1 − ε)Σy is 1
+    for path in (contextlib.nullcontext(), fast.disabled()):
+        with path:
+            got = d.hvp_fn(x, y, v)
+        np.testing.assert_array_equal(got[:, 1], want[:, 1])
+    assert not slow
