@@ -800,7 +800,6 @@ def test_class_axis_rescue_by_a_compiled_mpmath_row(options, monkeypatch):
     d = symloss.derive("cross_entropy", reduction="sum", **options)
     slow = []
     monkeypatch.setattr(exact, "_evaluate", lambda *a: slow.append(a))
-    eps = mpmath.mpf(options.get("label_smoothing", 0.0))
     with mpmath.workdps(80):
         want = np.empty(x.shape)
         for r in range(12):

@@ -185,7 +185,7 @@ def _row_function(expr: sp.Expr, args: tuple[Any, ...]) -> Any:
     if key not in _ROW_FUNCTIONS:
         try:
             _ROW_FUNCTIONS[key] = sp.lambdify(list(args), expr, modules="mpmath", dummify=True)
-        except Exception:  # noqa: BLE001 -- nothing to print it with: SymPy's evalf
+        except Exception:  # nothing to print it with: SymPy's evalf
             _ROW_FUNCTIONS[key] = None
     return _ROW_FUNCTIONS[key]
 
@@ -214,7 +214,7 @@ def _evaluate_row(fn: Any, expr: sp.Expr, values: dict[Any, float]) -> sp.Expr |
                     and mpmath.isfinite(high)
                     and abs(high - low) <= abs(high) * mpmath.mpf(2) ** -70):
                 return sp.Float(high, _ROW_DIGITS[1])
-        except Exception:  # noqa: BLE001, S110 -- a function mpmath has no twin of: evalf
+        except Exception:  # a function mpmath has no twin of: evalf
             pass
     return _evaluate(expr, values)
 
