@@ -814,3 +814,23 @@ def test_class_axis_rescue_by_a_compiled_mpmath_row(options, monkeypatch):
             got = d.hvp_fn(x, y, v)
         np.testing.assert_array_equal(got[:, 1], want[:, 1])
     assert not slow
+
+
+def test_target_weight_parts_that_read_no_row_are_hoisted():
+    """:meth:`fast._Printer._call_pairs`: of aₖ = wₖε/C + (1 − ε)yₖ, the per-class part wₖε/C
+    is filled once per call (one pair per class), 1 − ε is one pair; the row's pair reads
+    them and yₖ only, with inlined pair functions."""
+    from symloss.primitives import NUM_CLASSES, SUM_INDEX, dd_code
+
+    y, w = sp.IndexedBase("y"), sp.IndexedBase("w")
+    eps = sp.Symbol("epsilon", real=True)
+    names = {SUM_INDEX: "k", NUM_CLASSES: "n_classes", eps: "c0"}
+    indexed = {"y": lambda x: f"np.float64(yr[{x}])", "w": lambda x: f"w[{x}]"}
+    printer = fast._Printer(names, indexed, logits="z", rows={"y": "y"})
+    a = w[SUM_INDEX] * eps / NUM_CLASSES + (1 - eps) * y[SUM_INDEX]
+    row = printer._call_pairs(a, dd_code(a, printer._print, "dd_", fast._where), 0)
+    setups = {kind: body for _, kind, body in printer.hoisted}
+    assert set(setups) == {fast._SETUP, fast._SETUP_FILL}
+    assert "t_div" in setups[fast._SETUP_FILL] and "w[k]" in setups[fast._SETUP_FILL]
+    assert "t_div" not in row and "w[k]" not in row and "yr[k]" in row
+    assert "dd_" not in row and "cbuf0_" in row and "pc0_" in row

@@ -427,7 +427,7 @@ class _Printer(PythonCodePrinter):
             else:
                 value = f"pc{j}_{q}"
                 self.hoisted.append((value, _SETUP, code))
-            pair = hit.sub(lambda _, value=value: value, pair)
+            pair = hit.sub(value, pair)  # value: names and brackets, no escapes
         if "t_log1p" not in pair:
             pair = pair.replace("dd_t_", "vd_t_")
         return pair
