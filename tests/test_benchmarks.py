@@ -294,7 +294,7 @@ def test_time_limit_is_reported_and_fails_the_run(capsys):
     assert accuracy.main(["--variants-only", "--only", "huber_loss", "--max-variants", "0",
                           "--set-limit", "0.001"]) == 1
     out = capsys.readouterr().out
-    assert "TIME LIMIT (0.001 s) reached" in out
+    assert "TIME LIMIT (0.001 CPU s) reached" in out
     assert "not finished" in out  # the summary table says it, not a number that passes
     rows = accuracy.run_search(True, ["mse_loss"], limit=0.001)
     cut = [r for r in rows if r.get("time_limit")]
