@@ -1511,7 +1511,8 @@ def search_table(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         w = "-" if np.isnan(r["worst"]) else _fmt(r["worst"])
-        if r["n"] == 0 and r["order"] != "-":
+        if r["n"] == 0 and r["order"] != "-" and not r["where"].startswith("NOT MEASURED"):
+            # (an order a time limit did not reach says so itself)
             w, r = "-", {**r, "where": "NOT MEASURED: the exact value failed (see stderr)"}
         lines.append(f"| {r['loss']} | {r['dtype']} | {r['order']} | {r['evaluator']} "
                      f"| {r['n']} | {w} | {r['where']} |")
