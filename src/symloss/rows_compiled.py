@@ -109,8 +109,12 @@ def two_prod(a, b):
 
 @njit(**_J)
 def dd_add(ah, al, bh, bl):
-    if al == 0.0 and bl == 0.0:  # two doubles
-        return two_sum(ah, bh)
+    if bl == 0.0:  # a pair and a double (DWPlusFP: error <= 2*2^-106), or two doubles
+        s, e = two_sum(ah, bh)
+        return fast(s, e + al) if al != 0.0 else (s, e)
+    if al == 0.0:
+        s, e = two_sum(bh, ah)
+        return fast(s, e + bl)
     s, e = two_sum(ah, bh)
     t, f = two_sum(al, bl)
     s, e = two_sum(s, e + t)
@@ -480,7 +484,9 @@ class _Printer:
         t = self._t
         if e in self.access:
             array, slot = self.access[e]
-            if slot is None:  # one number per row (a scalar option: broadcast)
+            if e == _DIVISOR:  # the kernel's own parameter
+                ref = array
+            elif slot is None:  # one number per row (a scalar option: broadcast)
                 ref = f"{array}[r]"
             else:
                 ref = f"{array}[r, i{slot}]"
@@ -509,6 +515,15 @@ class _Printer:
             if gates:
                 return self._gated_mul(e, gates, stack)
         if isinstance(e, sp.Mul):
+            # the factors computed in an outer loop (a row's norms, a quotient of them)
+            # multiplied together there, once: one product per element, not one per factor
+            level = self._level(e, stack)
+            outer = [a for a in e.args if self._level(a, stack) < level]
+            if any(not a.is_number for a in outer) and len(outer) < len(e.args):
+                rest = [a for a in e.args if a not in outer]
+                o = self.emit(sp.Mul(*outer), stack)
+                i = self.emit(sp.Mul(*rest), stack)
+                return self._triple(stack, self.fresh(), f"t_mul({t(i)}, {t(o)})")
             # as NumPy's printer writes it: the factors with a negative integer power divide
             # (x/y, one rounding) rather than multiply by a reciprocal
             over = [a for a in e.args if isinstance(a, sp.Pow) and a.exp.is_Integer
@@ -667,8 +682,9 @@ class _Printer:
             k >>= 1
             if k:
                 power = self._triple(stack, self.fresh(), f"t_mul({t(power)}, {t(power)})")
-        if n != whole:
-            root = self._triple(stack, self.fresh(), f"t_sqrt({t(x)})")
+        if n != whole:  # the root shared with every other power of the same base
+            root = self._triple(stack, self.fresh(), f"t_sqrt({t(x)})") if exponent == sp.S.Half else \
+                self.emit(sp.sqrt(base), stack)
             out = root if out is None else self._triple(
                 stack, self.fresh(), f"t_mul({t(out)}, {t(root)})")
         if out is None:
@@ -737,6 +753,10 @@ class _Printer:
         return name
 
 
+#: The reduction's denominator (the kernel's ``divisor``: the number of rows, or 1).
+_DIVISOR = sp.Symbol("_divisor", positive=True)
+
+
 def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
            nslots: int, free: int | None) -> tuple[str, list[str]]:
     """The generated module's text and the names of the kernel's arrays, its parameters after
@@ -750,6 +770,10 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
         arrays[name] = f"a_{len(arrays)}"
         params.append(name)
     printer = _Printer(args, views, arrays, nslots)
+    printer.access[_DIVISOR] = ("divisor", None)
+    # the division by the reduction's denominator in the expression: a factor computed per
+    # row (a row's scale, its step) is divided there, once, not each element
+    expr = expr / _DIVISOR
     _count(expr, printer.total)
     row = _Block(frozenset(), 2)
     stack = [row]
@@ -761,7 +785,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     t = printer._t
     q = printer.fresh()
     finish = [
-        f"{q}_h, {q}_l, {q}_e = t_div({t(value)}, divisor, 0.0, 0.0)",
+        f"{q}_h, {q}_l, {q}_e = {t(value)}",
         f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
         "    bad[r] = True",
     ]
