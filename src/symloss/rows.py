@@ -1163,9 +1163,10 @@ class RowAdapter:
         if size is not None and size < COMPILED_MIN_SIZE:
             return None
         if key not in self._compiled_kernels:
-            from .rows_compiled import build as build_compiled
+            from .rows_compiled import build_planned
 
-            self._compiled_kernels[key] = build_compiled(self._kernel(key))
+            self._compiled_kernels[key] = build_planned(self.derivation, key,
+                                                        lambda: self._kernel(key))
         return self._compiled_kernels[key]
 
     def _run(self, key: str, p: _Prepared, dtype: np.dtype, divisor: float,
@@ -1188,7 +1189,7 @@ class RowAdapter:
         # the NumPy path; float64 results: double-double
         nmant = _mantissa(dtype)
         fn = compiled.get("f64" if nmant <= 23 else "dd")
-        free = self._kernel(key).free is not None
+        free = compiled.free
         raw = {**p.raw, **extra}
         args = []
         for name in params:

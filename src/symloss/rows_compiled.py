@@ -42,7 +42,7 @@ import sympy as sp
 
 from . import cache
 
-__all__ = ["Unsupported", "build", "source"]
+__all__ = ["Unsupported", "build", "build_planned", "source"]
 
 
 class Unsupported(Exception):
@@ -817,10 +817,10 @@ class Compiled:
     """A row kernel's compiled forms: :meth:`get` loads the one for a working precision
     (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones), a
     numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
-    :attr:`params`)."""
+    :attr:`params`); :attr:`free`: whether it has a result per element (else per row)."""
 
-    def __init__(self, text: str, params: list[str]) -> None:
-        self.text, self.params = text, params
+    def __init__(self, text: str, params: list[str], free: bool = False) -> None:
+        self.text, self.params, self.free = text, params, free
         self._loaded: dict[str, Any] = {}
 
     def get(self, mode: str) -> Any:
@@ -857,4 +857,25 @@ def build(kernel: Any) -> Compiled | None:
         text, params = source(kernel.expr, kernel.args, kernel.views, kernel.slots, kernel.free)
     except Unsupported:
         return None
-    return Compiled(text, params)
+    return Compiled(text, params, kernel.free is not None)
+
+
+def build_planned(derivation: Any, key: str, kernel: Any) -> Compiled | None:
+    """:func:`build` of ``kernel()`` (a :class:`symloss.rows.RowKernel`), its printed source
+    saved on disk for a catalogue derivation (:func:`symloss.fast._plan_key`, like the
+    element-wise kernels' plans): a later process loads it without the SymPy work of
+    building the kernel (seconds, most of a warm first call)."""
+    from . import fast
+
+    plan_key = fast._plan_key(derivation, f"rows {key}")
+    plan = cache.read_plan(plan_key) if plan_key is not None else None
+    if plan is not None and plan.get("kind") == "rows":
+        if not plan["source"]:  # no compiled form (an operation without a tracked one)
+            return None
+        return Compiled(plan["source"], [str(n) for n in plan["params"]], bool(plan["free"]))
+    built = build(kernel())
+    if plan_key is not None and fast.available():
+        cache.write_plan(plan_key, {
+            "kind": "rows", "source": built.text if built else "",
+            "params": built.params if built else [], "free": bool(built and built.free)})
+    return built
