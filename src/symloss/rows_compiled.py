@@ -42,7 +42,7 @@ import sympy as sp
 
 from . import cache
 
-__all__ = ["Unsupported", "build", "source"]
+__all__ = ["Unsupported", "build", "build_planned", "source"]
 
 
 class Unsupported(Exception):
@@ -83,18 +83,38 @@ from numba import njit, prange
 U = 2.0 ** -100
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
-# the error-free transformations: symloss.ddouble's, compiled once (ddouble.jitted())
-from symloss.ddouble import jitted as _jitted
+# the error-free transformations (symloss.ddouble's), inlined; a product's error by one fused
+# multiply-add (the same exact error as Dekker's split, in 2 operations instead of 17)
+from symloss._fastmath import _fma
 
-two_sum = _jitted()["two_sum"]
-two_prod = _jitted()["two_prod"]
-fast = _jitted()["fast_two_sum"]  # |s| >= |e|
+
+@njit(inline="always", **_J)
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(inline="always", **_J)
+def fast(a, b):  # |a| >= |b|
+    s = a + b
+    return s, b - (s - a)
+
+
+@njit(inline="always", **_J)
+def two_prod(a, b):
+    p = a * b
+    return p, _fma(a, b, -p)
 
 
 @njit(**_J)
 def dd_add(ah, al, bh, bl):
-    if al == 0.0 and bl == 0.0:  # two doubles
-        return two_sum(ah, bh)
+    if bl == 0.0:  # a pair and a double (DWPlusFP: error <= 2*2^-106), or two doubles
+        s, e = two_sum(ah, bh)
+        return fast(s, e + al) if al != 0.0 else (s, e)
+    if al == 0.0:
+        s, e = two_sum(bh, ah)
+        return fast(s, e + bl)
     s, e = two_sum(ah, bh)
     t, f = two_sum(al, bl)
     s, e = two_sum(s, e + t)
@@ -111,15 +131,17 @@ def dd_mul(ah, al, bh, bl):
 
 @njit(**_J)
 def dd_div(ah, al, bh, bl):
-    q1 = ah / bh
-    ph, pl = dd_mul(bh, bl, q1, 0.0)
-    rh, rl = dd_add(ah, al, -ph, -pl)
-    q2 = rh / bh
-    ph, pl = dd_mul(bh, bl, q2, 0.0)
-    rh, rl = dd_add(rh, rl, -ph, -pl)
-    q3 = rh / bh
-    sh, sl = fast(q1, q2)
-    return dd_add(sh, sl, q3, 0.0)
+    """(ah + al)/(bh + bl), relative error <= 15*2^-106 (Joldes, Muller, Popescu 2017:
+    DWDivFP3 by a double, 3*2^-106; DWDivDW2 by a pair), under the 2^-100 t_div counts."""
+    th = ah / bh
+    if bl == 0.0:  # DWDivFP3: the remainder ah - th*bh exactly, by one fused multiply-add
+        ph, pl = two_prod(th, bh)
+        d = ((ah - ph) - pl) + al
+    else:  # DWDivDW2
+        rh, rl = two_prod(bh, th)
+        rh, rl = fast(rh, rl + bl * th)
+        d = (ah - rh) + (al - rl)
+    return fast(th, d / bh)
 
 
 @njit(**_J)
@@ -249,11 +271,22 @@ from numba import njit, prange
 U = 2.0 ** -52
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
-# the error-free transformations: symloss.ddouble's, compiled once (ddouble.jitted())
-from symloss.ddouble import jitted as _jitted
+# the error-free transformations (symloss.ddouble's), inlined; a product's error by one fused
+# multiply-add (the same exact error as Dekker's split, in 2 operations instead of 17)
+from symloss._fastmath import _fma
 
-two_sum = _jitted()["two_sum"]
-two_prod = _jitted()["two_prod"]
+
+@njit(inline="always", **_J)
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(inline="always", **_J)
+def two_prod(a, b):
+    p = a * b
+    return p, _fma(a, b, -p)
 
 
 @njit(**_J)
@@ -451,7 +484,9 @@ class _Printer:
         t = self._t
         if e in self.access:
             array, slot = self.access[e]
-            if slot is None:  # one number per row (a scalar option: broadcast)
+            if e == _DIVISOR:  # the kernel's own parameter
+                ref = array
+            elif slot is None:  # one number per row (a scalar option: broadcast)
                 ref = f"{array}[r]"
             else:
                 ref = f"{array}[r, i{slot}]"
@@ -480,6 +515,15 @@ class _Printer:
             if gates:
                 return self._gated_mul(e, gates, stack)
         if isinstance(e, sp.Mul):
+            # the factors computed in an outer loop (a row's norms, a quotient of them)
+            # multiplied together there, once: one product per element, not one per factor
+            level = self._level(e, stack)
+            outer = [a for a in e.args if self._level(a, stack) < level]
+            if any(not a.is_number for a in outer) and len(outer) < len(e.args):
+                rest = [a for a in e.args if a not in outer]
+                o = self.emit(sp.Mul(*outer), stack)
+                i = self.emit(sp.Mul(*rest), stack)
+                return self._triple(stack, self.fresh(), f"t_mul({t(i)}, {t(o)})")
             # as NumPy's printer writes it: the factors with a negative integer power divide
             # (x/y, one rounding) rather than multiply by a reciprocal
             over = [a for a in e.args if isinstance(a, sp.Pow) and a.exp.is_Integer
@@ -638,8 +682,9 @@ class _Printer:
             k >>= 1
             if k:
                 power = self._triple(stack, self.fresh(), f"t_mul({t(power)}, {t(power)})")
-        if n != whole:
-            root = self._triple(stack, self.fresh(), f"t_sqrt({t(x)})")
+        if n != whole:  # the root shared with every other power of the same base
+            root = self._triple(stack, self.fresh(), f"t_sqrt({t(x)})") if exponent == sp.S.Half else \
+                self.emit(sp.sqrt(base), stack)
             out = root if out is None else self._triple(
                 stack, self.fresh(), f"t_mul({t(out)}, {t(root)})")
         if out is None:
@@ -708,6 +753,10 @@ class _Printer:
         return name
 
 
+#: The reduction's denominator (the kernel's ``divisor``: the number of rows, or 1).
+_DIVISOR = sp.Symbol("_divisor", positive=True)
+
+
 def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
            nslots: int, free: int | None) -> tuple[str, list[str]]:
     """The generated module's text and the names of the kernel's arrays, its parameters after
@@ -721,6 +770,10 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
         arrays[name] = f"a_{len(arrays)}"
         params.append(name)
     printer = _Printer(args, views, arrays, nslots)
+    printer.access[_DIVISOR] = ("divisor", None)
+    # the division by the reduction's denominator in the expression: a factor computed per
+    # row (a row's scale, its step) is divided there, once, not each element
+    expr = expr / _DIVISOR
     _count(expr, printer.total)
     row = _Block(frozenset(), 2)
     stack = [row]
@@ -732,7 +785,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     t = printer._t
     q = printer.fresh()
     finish = [
-        f"{q}_h, {q}_l, {q}_e = t_div({t(value)}, divisor, 0.0, 0.0)",
+        f"{q}_h, {q}_l, {q}_e = {t(value)}",
         f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
         "    bad[r] = True",
     ]
@@ -764,10 +817,10 @@ class Compiled:
     """A row kernel's compiled forms: :meth:`get` loads the one for a working precision
     (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones), a
     numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
-    :attr:`params`)."""
+    :attr:`params`); :attr:`free`: whether it has a result per element (else per row)."""
 
-    def __init__(self, text: str, params: list[str]) -> None:
-        self.text, self.params = text, params
+    def __init__(self, text: str, params: list[str], free: bool = False) -> None:
+        self.text, self.params, self.free = text, params, free
         self._loaded: dict[str, Any] = {}
 
     def get(self, mode: str) -> Any:
@@ -804,4 +857,25 @@ def build(kernel: Any) -> Compiled | None:
         text, params = source(kernel.expr, kernel.args, kernel.views, kernel.slots, kernel.free)
     except Unsupported:
         return None
-    return Compiled(text, params)
+    return Compiled(text, params, kernel.free is not None)
+
+
+def build_planned(derivation: Any, key: str, kernel: Any) -> Compiled | None:
+    """:func:`build` of ``kernel()`` (a :class:`symloss.rows.RowKernel`), its printed source
+    saved on disk for a catalogue derivation (:func:`symloss.fast._plan_key`, like the
+    element-wise kernels' plans): a later process loads it without the SymPy work of
+    building the kernel (seconds, most of a warm first call)."""
+    from . import fast
+
+    plan_key = fast._plan_key(derivation, f"rows {key}")
+    plan = cache.read_plan(plan_key) if plan_key is not None else None
+    if plan is not None and plan.get("kind") == "rows":
+        if not plan["source"]:  # no compiled form (an operation without a tracked one)
+            return None
+        return Compiled(plan["source"], [str(n) for n in plan["params"]], bool(plan["free"]))
+    built = build(kernel())
+    if plan_key is not None and fast.available():
+        cache.write_plan(plan_key, {
+            "kind": "rows", "source": built.text if built else "",
+            "params": built.params if built else [], "free": bool(built and built.free)})
+    return built
