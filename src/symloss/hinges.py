@@ -169,3 +169,6 @@ class split_sum(Function):
         return (f"numpy.where(({w}) != 0, ({w}) * ddouble.np_split_sum({a}, {b}), 0.0)")
 
     _scipycode = _numpycode
+
+    def _mpmathcode(self, printer: object) -> str:
+        return printer._print(self.rewrite(sp.Sum))  # type: ignore[attr-defined,no-any-return]
