@@ -1259,3 +1259,33 @@ def test_double_double_log_next_to_the_ends_of_the_float64_range():
         hi, lo = f((a, 0.0 * a))
         for h, lw, w in zip(hi, lo, want, strict=True):
             assert abs(mpmath.mpf(h) + mpmath.mpf(lw) - w) <= mpmath.mpf(2) ** -100 * abs(w), (h, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# multi_margin_loss p = 2: the target's hvp entry −(2w_t/C) Σ_k 1[u_k > 0](v_k − v_t) cancels
+# where v_t is about the active v_k's mean; v_k and −v_t are terms of one compensated sum.
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("rows", [1, 512])
+def test_multi_margin_hvp_target_entry_where_the_directions_cancel(rows, weighted):
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(8)
+    c = 7
+    x = rng.normal(size=(rows, c)) * 0.3
+    t = rng.integers(0, c, rows)
+    v = rng.normal(size=(rows, c))
+    active = (1.0 - x[np.arange(rows), t][:, None] + x > 0) & (np.arange(c) != t[:, None])
+    # v_t the (rounded) mean of the active v_k, and a copy 1 ulp off it: 0 or a few ulps exactly
+    mean = np.where(active, v, 0.0).sum(axis=1) / np.maximum(active.sum(axis=1), 1)
+    v[np.arange(rows), t] = np.where(np.arange(rows) % 2, mean, np.nextafter(mean, np.inf))
+    w = rng.uniform(0.5, 2.0, c) if weighted else None
+    d = symloss.derive("multi_margin_loss", p=2, reduction="sum",
+                       **({"weight": w} if weighted else {}))
+    got = _both(lambda: d.hvp_fn(x, t, v))
+    for r in range(rows):
+        vt = mpmath.mpf(float(v[r, t[r]]))
+        s = sum(mpmath.mpf(float(v[r, k])) - vt for k in range(c) if active[r, k])
+        wt = mpmath.mpf(float(w[t[r]])) if weighted else 1
+        want = -2 * wt * s / c
+        for path in PATHS:
+            assert _ulps(got[path][r, t[r]:t[r] + 1], [want], np.float64).max() <= 4.0, (path, r)
+    np.testing.assert_array_equal(got["fast"], got["numpy"])

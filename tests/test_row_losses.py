@@ -883,3 +883,41 @@ def test_a_row_kernels_printed_source_is_saved_and_read_back(monkeypatch):
     second = RowAdapter(d)
     got = second.grad(a, b, y)
     assert got.tobytes() == want.tobytes()
+
+
+def test_triplet_eps_0_at_equal_rows_is_the_margin():
+    # d_+ = d_- = 0: the stable form's (d_+² − d_-²)/(d_+ + d_-) is 0/0; the loss is the margin
+    from symloss import fast
+
+    a = np.array([[1.0603814648314176e-25, 9.1335603569663653e-26, 1.1365914657245650e-25]])
+    d = symloss.derive("triplet_margin_loss", eps=0.0, margin=0.75, reduction="sum")
+    assert d.kernel_loss_proved
+    with fast.disabled():
+        slow = d.loss_fn(a, a, a)
+    assert float(d.loss_fn(a, a, a)) == float(slow) == 0.75
+
+
+def test_triplet_swap_gradient_where_eps_dominates():
+    # rows 1e-20 apart next to ε = 1e-6: u/d_+ − H(d_s − d_-)·w/d_- cancels by 14 digits, and
+    # the Heaviside's choice between constants is tracked (certified, then exact)
+    from symloss import fast
+
+    mpmath.mp.dps = 80
+    a = np.array([[-4.9297812850670119e-20, -1.0570152903364309e-19, -2.8330464784178320e-20]])
+    p = np.array([[-4.9297789284955190e-20, -1.0570154808416474e-19, -2.8330441523204514e-20]])
+    n = np.array([[-4.9297814884199596e-20, -1.0570156721321117e-19, -2.8330465e-20]])
+    d = symloss.derive("triplet_margin_loss", swap=True, reduction="sum")
+    with fast.disabled():
+        slow = d.grad_fn(a, p, n)
+    got = d.grad_fn(a, p, n)
+    e = mpmath.mpf(1e-6)
+    A, P, N = ([mpmath.mpf(float(x)) for x in r[0]] for r in (a, p, n))
+    u = [A[k] - P[k] + e for k in range(3)]
+    w = [A[k] - N[k] + e for k in range(3)]
+    s = [P[k] - N[k] + e for k in range(3)]
+    dp, dn, ds = (mpmath.sqrt(sum(x * x for x in r)) for r in (u, w, s))
+    assert ds > dn and 1 + dp - dn > 0  # the negative is the nearer, the margin violated
+    for i in range(3):
+        want = u[i] / dp - w[i] / dn
+        for g in (got, slow):
+            assert abs(mpmath.mpf(float(g[0, i])) - want) <= 2 * abs(want) * 2.0**-53, (i, g)

@@ -1466,7 +1466,7 @@ CATALOG["margin_ranking_loss"] = LossSpec(
 
 # =========================================================================== multi_margin_loss
 def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
-    from .hinges import at_target, hinge, step
+    from .hinges import at_target, hinge, split_sum, step
 
     x, y, w = IndexedBase("x"), IndexedBase("y"), IndexedBase("w")
     i, k, c = CLASS_INDEX, SUM_INDEX, NUM_CLASSES
@@ -1499,15 +1499,18 @@ def _declare_multi_margin(opts: Mapping[str, Any]) -> Declaration:
     else:
         # Σ_j H_ij v_j as the rank-one terms' sum, factored: each active margin's v_k − v_t,
         # the margin decided on its exact value (fsum), the target's own term 0 by itself (the
-        # expanded form's terms cancel to an ulp, not 0, where no margin is active)
+        # expanded form's terms cancel to an ulp, not 0, where no margin is active); the
+        # target's entry −Σ_k 1[u_k > 0](v_k − v_t) cancels where v_t is about the active v_k's
+        # mean: v_k and −v_t are separate terms of one compensated sum (split_sum), not their
+        # rounded differences
         v = IndexedBase("v")
         v_t = sp.Sum(y[_HJ] * v[_HJ], (_HJ, 1, c))
 
         def active(idx: sp.Expr) -> sp.Expr:
             return step(fsum(_MARGIN, -x_t, x[idx]))
 
-        stable_hvp = 2 * w_t * (off_target(y[i], active(i) * (v[i] - v_t)) - y[i] * class_sum(
-            off_target(y[k], active(k) * (v[k] - v_t)))) / c
+        stable_hvp = 2 * w_t * (off_target(y[i], active(i) * (v[i] - v_t)) - split_sum(
+            y[i], off_target(y[k], active(k) * v[k]), -off_target(y[k], active(k) * v_t), c)) / c
         canonical_hessian = 2 * w_t * class_sum(
             (1 - y[k]) * step(u(k))
             * (sp.KroneckerDelta(i, k) - y[i]) * (sp.KroneckerDelta(_HJ, k) - y[_HJ])

@@ -370,6 +370,63 @@ def fsum3(a: Any, b: Any, c: Any) -> Any:
     return _sel(np.abs(r) < np.inf, r, t)
 
 
+def split_sum_row(a: Any, b: Any, flag: Any) -> Any:
+    """``Σₖ (aₖ + bₖ)`` over one row's classes (1-D arrays, the compiled kernels' row
+    buffers), every ``aₖ`` and ``bₖ`` its own term of one compensated (Neumaier) sum: where
+    ``bₖ = −x_t`` and the ``aₖ`` average about ``x_t``, the sum of the rounded ``aₖ + bₖ`` would
+    cancel, its terms' roundings left in it; each TwoSum error here is exact, and only their
+    sum rounds. NaN where that sum's own rounding (at most ``2n·2⁻⁵³`` of ``Σ|errors|``) could
+    reach 1/8 ulp of the result, with ``flag[0]`` set (the kernel's: :mod:`symloss.exact`
+    looks). The plain sum where it is not finite. The NumPy path's twin: :func:`np_split_sum`.
+
+    >>> import numpy as np
+    >>> float(split_sum_row(np.array([1.0, 1e-16]), np.array([-1.0, 0.0]), np.zeros(1)))
+    1e-16
+    """
+    s = 0.0
+    c = 0.0
+    m = 0.0
+    n = a.shape[0]
+    for j in range(2 * n):
+        x = a[j >> 1] if j % 2 == 0 else b[j >> 1]
+        t = s + x
+        if np.abs(s) >= np.abs(x):
+            e = (s - t) + x
+        else:
+            e = (x - t) + s
+        c += e
+        m += np.abs(e)
+        s = t
+    if not np.isfinite(s):
+        return s
+    r = s + c
+    if m > 0.0 and 16.0 * n * m > np.abs(r):
+        flag[0] = 1
+        return np.nan
+    return r
+
+
+def np_split_sum(a: Any, b: Any) -> Any:
+    """:func:`split_sum_row` on NumPy arrays, class axis last (kept, length 1)."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    n = a.shape[-1]
+    s = np.zeros(a.shape[:-1])
+    c = np.zeros_like(s)
+    m = np.zeros_like(s)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in range(n):
+            for x in (a[..., j], b[..., j]):
+                t = s + x
+                e = np.where(np.abs(s) >= np.abs(x), (s - t) + x, (x - t) + s)
+                c = c + e
+                m = m + np.abs(e)
+                s = t
+        finite = np.isfinite(s)
+        r = np.where(finite, s + c, s)
+        r = np.where(finite & (m > 0.0) & (16.0 * n * m > np.abs(r)), np.nan, r)
+    return r[..., None]
+
+
 def _ihc_u(a: Any, b: Any, d: Any) -> tuple[Any, Any]:
     """``u = (a + b)/d`` as a pair, ``a + b`` exact (TwoSum); the remainder ``a + b − uh·d``
     is exact, so ``uh`` needs no correct rounding (a product by ``1/d``: no division)."""
@@ -1148,7 +1205,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
           "softmax_hvp_row_v",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
-          "log_sub", "fsum3",
+          "log_sub", "fsum3", "split_sum_row",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).

@@ -498,6 +498,21 @@ class _Printer(PythonCodePrinter):
             return self.indexed[str(base.label)]("tr")
         return self._print(sp.Sum(onehot[SUM_INDEX] * base[SUM_INDEX], (SUM_INDEX, 1, NUM_CLASSES)))
 
+    def _print_split_sum(self, expr: sp.Expr) -> str:
+        # w·Σₖ(aₖ + bₖ) (hinges.split_sum): each class's aₖ and bₖ written to row buffers,
+        # then one compensated sum of all 2C terms (ddouble.split_sum_row; NaN, flagged for
+        # symloss.exact, where it cannot vouch for the last bits); 0 where w is
+        w, a, b = expr.args[:3]
+        key = sp.Tuple(a, b)
+        if key not in self._sums:
+            j = len(self.hoisted)
+            ah, al = f"abuf{j}h", f"abuf{j}l"
+            self.hoisted.append((f"{ah}, {al}", _FILL, f"{self._print(a)}, {self._print(b)}"))
+            self.hoisted.append((f"acc{j + 1}", "", f"dd_split_sum_row({ah}, {al}, flag)"))
+            self._sums[key] = f"acc{j + 1}"  # type: ignore[index]
+        acc, weight = self._sums[key], self._print(w)  # type: ignore[index]
+        return f"(0.0 if ({weight}) == 0.0 else ({weight}) * {acc})"
+
     def _class_axis(self, expr: sp.Expr) -> str:
         if self.logits is None or str(expr.args[0].label) != self.logits:
             raise _Unsupported(f"{type(expr).__name__} outside a class-axis kernel")

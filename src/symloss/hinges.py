@@ -12,9 +12,9 @@ import sympy as sp
 from sympy import Function, S
 from sympy.printing.pretty.stringpict import prettyForm
 
-from .primitives import _pretty_call, power  # power: a primitive, kept importable from here
+from .primitives import SUM_INDEX, _pretty_call, power  # power: kept importable from here
 
-__all__ = ["at_target", "hinge", "power", "step"]
+__all__ = ["at_target", "hinge", "power", "split_sum", "step"]
 
 
 class step(Function):
@@ -120,3 +120,55 @@ class at_target(Function):
         return f"numpy.sum({base} * {onehot}, axis=-1, keepdims=True)"
 
     _scipycode = _numpycode
+
+
+class split_sum(Function):
+    """``split_sum(w, a, b, C)`` is :math:`w \\sum_{k=1}^{C} (a_k + b_k)`: a class sum whose
+    summand is a difference that cancels -- ``a_k = v_k``, ``b_k = −v_t`` and the ``v_k``
+    averaging about ``v_t`` -- with ``a_k`` and ``b_k`` each an exact float (an entry times
+    0/1 factors).
+
+    Symbolically ``w`` times the sum (``rewrite(Sum)``, ``rewrite(exp)``: the proofs and
+    :mod:`symloss.exact` see it so). Numerically every ``a_k`` and ``b_k`` is its own term of
+    one compensated sum (:func:`symloss.ddouble.np_split_sum`; the compiled kernels print the
+    same from row buffers), NaN where even that cannot vouch for the result's last bits (for
+    :mod:`symloss.exact`), and ``w = 0`` gives 0 whatever the sum: a row's sum is read only
+    where its weight is not 0 (the target's own class).
+
+    >>> from sympy import IndexedBase, Sum, Symbol
+    >>> v, w, C = IndexedBase("v"), Symbol("w"), Symbol("C")
+    >>> split_sum(w, v[SUM_INDEX], -v[1], C).rewrite(Sum)
+    w*Sum(-v[1] + v[k], (k, 1, C))
+    """
+
+    nargs = 4
+
+    def _eval_rewrite_as_Sum(self, w: sp.Expr, a: sp.Expr, b: sp.Expr, c: sp.Expr,
+                             **kwargs: object) -> sp.Expr:
+        return w * sp.Sum(a + b, (SUM_INDEX, 1, c))
+
+    _eval_rewrite_as_exp = _eval_rewrite_as_Sum
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        return sp.diff(self.rewrite(sp.Sum), s)  # type: ignore[no-any-return]
+
+    def _eval_is_real(self) -> bool | None:
+        return True if all(a.is_real for a in self.args) else None
+
+    def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.rewrite(sp.Sum))  # type: ignore[no-any-return]
+
+    def _pretty(self, printer: object) -> prettyForm:
+        return printer._print(self.rewrite(sp.Sum))  # type: ignore[attr-defined,no-any-return]
+
+    def _sympystr(self, printer: object) -> str:
+        return printer._print(self.rewrite(sp.Sum))  # type: ignore[attr-defined,no-any-return]
+
+    def _numpycode(self, printer: object) -> str:
+        w, a, b = (printer._print(x) for x in self.args[:3])  # type: ignore[attr-defined]
+        return (f"numpy.where(({w}) != 0, ({w}) * ddouble.np_split_sum({a}, {b}), 0.0)")
+
+    _scipycode = _numpycode
+
+    def _mpmathcode(self, printer: object) -> str:
+        return printer._print(self.rewrite(sp.Sum))  # type: ignore[attr-defined,no-any-return]

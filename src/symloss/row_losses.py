@@ -228,7 +228,9 @@ def _triplet_stable(p: sp.Expr) -> dict[str, Any]:
     # d_+² − d_-² = Σₖ (uₖ − wₖ)(uₖ + wₖ), uₖ − wₖ = nₖ − pₖ: exact products, no cancellation
     # of the two squared sums (their ε-sized parts cancel exactly).
     squares = _sum((_XN[_K] - _XP[_K]) * (u + w))
-    delta = squares / (_DP + _DN)  # d_+ − d_-
+    # d_+ − d_-; where d_+² − d_-² is 0 (a = p = n with ε = 0: both distances 0, and the
+    # quotient 0/0) the difference itself, 0
+    delta = sp.Piecewise((squares / (_DP + _DN), squares**2 > 0), (_DP - _DN, True))
     wi = w.subs(_K, _I)
     v = IndexedBase("v")
     uv, wv = _sum(u * v[_K]), _sum(w * v[_K])
@@ -237,7 +239,8 @@ def _triplet_stable(p: sp.Expr) -> dict[str, Any]:
         "stable_loss_why": (
             "d_+ − d_- = (d_+² − d_-²)/(d_+ + d_-) with d_+² − d_-² = Σₖ (nₖ − pₖ)(uₖ + wₖ) "
             "(uₖ = aₖ − pₖ + ε, wₖ = aₖ − nₖ + ε): no difference of two nearly equal "
-            "distances next to the kink or where ε dominates both."
+            "distances next to the kink or where ε dominates both; where d_+² − d_-² = 0 "
+            "(both distances 0 at a = p = n, ε = 0) d_+ − d_- itself, 0."
         ),
         "stable_gradient": step(_MARGIN + delta)
         * ((_XN[_I] - _XP[_I]) / _DP - wi * delta / (_DP * _DN)),

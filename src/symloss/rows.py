@@ -584,7 +584,7 @@ class _Tracked:
         else:
             decided = op(self.v, o.v)
         d = self - o  # the decision is sure where the difference exceeds its error
-        return _Decision(decided, ~((_mag(d.v) > d.e) | ((d.e == 0) & (_mag(d.v) == 0))))
+        return _Decision(decided, ~((_mag(d.v) > d.e) | ((d.e == 0) & (_mag(d.v) == 0))), self)
 
 
 @dataclass
@@ -593,6 +593,8 @@ class _Decision:
 
     value: Any
     unsure: Any
+    #: a tracked operand of the comparison: the precision a choice between two constants takes
+    like: Any = None
 
 
 @dataclass
@@ -616,6 +618,13 @@ def _q(p: int, q: int) -> float:
 
 
 def _t_where(cond: Any, a: Any, b: Any) -> _Tracked:
+    if not isinstance(a, _Tracked | _Rational) and not isinstance(b, _Tracked | _Rational) and \
+            isinstance(cond, _Decision) and cond.like is not None:
+        # a choice between two constants (a Heaviside's 0, 1/2, 1): off by their difference
+        # where the comparison is unsure
+        v = np.where(cond.value, np.float64(a), np.float64(b))
+        e = np.where(cond.unsure, abs(np.float64(a) - np.float64(b)), 0.0)
+        return _Tracked(_DD(v) if isinstance(cond.like.v, _DD) else v, e, cond.like.unit)
     like = next(x for x in (a, b) if isinstance(x, _Tracked))
     a, b = like._lift(a), like._lift(b)
     if isinstance(cond, _Decision):
@@ -726,14 +735,19 @@ class _TrackedNumpy:
                         if isinstance(a, _Tracked) else b._compare(a, np.greater))
     less_equal = staticmethod(lambda a, b: a._compare(b, np.less_equal)
                               if isinstance(a, _Tracked) else b._compare(a, np.greater_equal))
+    # SciPy's printer writes Heaviside(x, 1/2) as where(x > 0, …, where(x == 0, 1/2, …))
+    equal = staticmethod(lambda a, b: a._compare(b, np.equal)
+                         if isinstance(a, _Tracked) else b._compare(a, np.equal))
 
     @staticmethod
     def logical_and(a: _Decision, b: _Decision) -> _Decision:
-        return _Decision(np.logical_and(a.value, b.value), np.logical_or(a.unsure, b.unsure))
+        return _Decision(np.logical_and(a.value, b.value), np.logical_or(a.unsure, b.unsure),
+                         a.like if a.like is not None else b.like)
 
     @staticmethod
     def logical_or(a: _Decision, b: _Decision) -> _Decision:
-        return _Decision(np.logical_or(a.value, b.value), np.logical_or(a.unsure, b.unsure))
+        return _Decision(np.logical_or(a.value, b.value), np.logical_or(a.unsure, b.unsure),
+                         a.like if a.like is not None else b.like)
 
     def __getattr__(self, name: str) -> Any:
         raise _Untracked(f"numpy.{name}")
