@@ -1077,11 +1077,32 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     return "".join(src)
 
 
+#: :func:`symloss.layout.finish`, the rule of the last rounding, after a float64 kernel's
+#: loop: a result below the smallest normal number flushed to 0; an overflow where the
+#: divisor is above 1 left NaN (flagged) for :mod:`symloss.exact`. (float32 results need
+#: neither: their float64 values round to float32 once, flushing what is below its range.)
+_FINISH_M = """\
+    n_inf = 0
+    for j in prange(out.size):
+        r = out[j]
+        a = abs(r)
+        out[j] = r if a >= 2.2250738585072014e-308 else 0.0 * r
+        n_inf += 1 if a == math.inf else 0
+    if n_inf > 0 and divisor > 1.0:
+        for j in range(out.size):
+            if abs(out[j]) == math.inf:
+                out[j] = math.nan
+        flag[0] = 1
+"""
+
+
 def _returning_flag(signature: str, body: str) -> str:
     """The element-wise kernel ``signature`` with ``body``, returning whether it left an
     element NaN for :mod:`symloss.exact` (``certified`` and the gathered pass 2 set ``flag[0]``
     where they do; a kernel without them returns ``False``): the caller passes no flag array
-    in, and reads no flag out of one."""
+    in, and reads no flag out of one. float64 kernels end with :data:`_FINISH_M`."""
+    if "_m(out, divisor" in signature:
+        body += _FINISH_M
     if not re.search(r"\bflag\b", body):
         return f"\n\n@njit(**_OPTS)\ndef {signature}:\n{body}    return False\n"
     return (f"\n\n@njit(**_OPTS)\ndef {signature}:\n    flag = np.zeros(1, np.uint8)\n{body}"
