@@ -127,11 +127,12 @@ def scaled_inside(expr: sp.Expr) -> sp.Expr:
             return e  # (inside a pair form the pair arithmetic is already one rounding)
         if isinstance(e, sp.Mul):
             pairs = [f for f in e.args if isinstance(f, accurate | _Difference)]
-            rest = [f for f in e.args if f is not pairs[0]] if len(pairs) == 1 else []
+            others = [f for f in e.args if f is not pairs[0]] if len(pairs) == 1 else []
+            # the hvp's direction multiplies the rounded value, as before
+            outside = [f for f in others if _DIRECTION in f.free_symbols]
+            rest = [f for f in others if _DIRECTION not in f.free_symbols]
             # scales only: products and sums of the arrays and options, no function of them
-            # (and not the hvp's direction, which multiplies the rounded value as before)
-            if rest and not any(f.atoms(sp.Function) or _DIRECTION in f.free_symbols
-                                for f in rest):
+            if rest and not any(f.atoms(sp.Function) for f in rest):
                 pair = pairs[0]
                 inner = pair.args[0] if isinstance(pair, accurate) else pair
                 try:  # where the form has a pair evaluation (log_sub has its own, finer one)
@@ -140,7 +141,7 @@ def scaled_inside(expr: sp.Expr) -> sp.Expr:
                     return e
                 if isinstance(pair, _Difference):
                     inner = pair.rewrite(sp.Add)
-                return accurate(sp.Mul(*rest) * inner)
+                return sp.Mul(*outside) * accurate(sp.Mul(*rest) * inner)
         return e.func(*(walk(a) for a in e.args))
 
     return walk(expr)  # type: ignore[return-value]
