@@ -13,7 +13,11 @@ from the derivation. What lives here, for every loss:
 * the mean's denominator (the element count, ``batchmean``'s batch size, the targets' total
   weight) and the reductions;
 * which derived form is evaluated where (:func:`forms`): the kernel form for hard targets
-  (0/1 labels, class indices, one-hot rows), the derived gradient for soft ones.
+  (0/1 labels, class indices, one-hot rows), the derived gradient for soft ones;
+* where the scales enter: a weight's or constant's factor of a double-double form inside its
+  one rounding (:func:`scaled_inside`), and the rule of the last rounding of every element-wise
+  result (:func:`finish`: below the smallest normal number 0; an overflow that the mean's
+  divisor brings back recomputed exactly).
 
 This module imports no evaluator and nothing above it (arrows point down).
 """
