@@ -371,7 +371,7 @@ _NORMAL = {t.char: (float(np.finfo(t).smallest_normal), float(np.finfo(t).max))
 TINY = 2.2250738585072014e-308
 
 
-def finish(raw: np.ndarray, divisor: float) -> np.ndarray:
+def finish(raw: np.ndarray, divisor: float, rescued: bool = True) -> np.ndarray:
     """An element-wise loss's evaluated per-element values ``raw`` (float64) divided by the
     mean's ``divisor`` (1 for any other reduction, the loss and the Hessian's diagonal): the
     rule of the last rounding, the same for every loss on both evaluators (:mod:`symloss.fast`
@@ -385,12 +385,13 @@ def finish(raw: np.ndarray, divisor: float) -> np.ndarray:
     * Where ``raw`` overflowed and the divisor is above 1, the finite mean of the elements
       may still be finite (gamma_loss's ``1 − y e^(−z)`` over n at z = −709.782, y = 4:
       −9.0e307 exactly, −inf evaluated): NaN, which :func:`symloss.exact.rescue` replaces by
-      the exact ``raw/divisor`` rounded once (±inf where that overflows too).
+      the exact ``raw/divisor`` rounded once (±inf where that overflows too). Not where no
+      rescue follows (``rescued=False``: the gradient of another argument, ``wrt=``): ±inf.
     """
     with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
         out = raw / np.float64(divisor) if divisor != 1.0 else np.array(raw, dtype=np.float64)
         out = np.where(np.abs(out) < TINY, 0.0 * out, out)
-        if divisor > 1.0:
+        if divisor > 1.0 and rescued:
             out = np.where(np.isinf(raw), np.nan, out)
     return out
 

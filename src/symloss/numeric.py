@@ -223,11 +223,13 @@ class NumpyEvaluator:
             soft = np.any(soft, axis=-1, keepdims=True)
         return soft if np.any(soft) else None
 
-    def _finish(self, layout: Layout, raw: np.ndarray, divide: bool) -> np.ndarray:
-        """Broadcast to the layout's shape, divide by the mean's denominator, zero the ignored."""
+    def _finish(self, layout: Layout, raw: np.ndarray, divide: bool,
+                rescued: bool = True) -> np.ndarray:
+        """Broadcast to the layout's shape, divide by the mean's denominator, zero the ignored
+        (``rescued``: symloss.exact recomputes the NaN elements after)."""
         out = np.broadcast_to(raw, layout.arrays["input"].shape)
         if layout.family == "elementwise":  # the layout's rule of the last rounding
-            return finish(out, layout.divisor if divide else 1.0)
+            return finish(out, layout.divisor if divide else 1.0, rescued)
         if divide:
             with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
                 out = out / np.float64(layout.divisor)
@@ -269,4 +271,5 @@ class NumpyEvaluator:
 
     def grad_wrt(self, layout: Layout, wrt: str) -> np.ndarray:
         """∂(reduced loss)/∂``wrt`` per element of the input's layout, float64."""
-        return self._finish(layout, self._run(f"wrt:{wrt}", self._values(layout)), divide=True)
+        return self._finish(layout, self._run(f"wrt:{wrt}", self._values(layout)), divide=True,
+                            rescued=False)
