@@ -1289,3 +1289,101 @@ def test_multi_margin_hvp_target_entry_where_the_directions_cancel(rows, weighte
         for path in PATHS:
             assert _ulps(got[path][r, t[r]:t[r] + 1], [want], np.float64).max() <= 4.0, (path, r)
     np.testing.assert_array_equal(got["fast"], got["numpy"])
+
+
+# --------------------------------------------------------------------------- scales
+_W = 1.9127768278121948  # accuracy.py's seeded weight (rounded to float32)
+
+
+def _on(path, call):
+    if path == "numpy":
+        with fast.disabled():
+            return np.asarray(call())
+    return np.asarray(call())
+
+
+def _sig(x):
+    return 1 / (1 + mpmath.exp(-x))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("options", [
+    {"weight": np.array([_W]), "pos_weight": np.array([_W])},
+    {"weight": np.array([4.0]), "pos_weight": np.array([3.0])},
+    {"weight": np.array([1000.0])},
+])
+def test_bce_with_logits_weight_enters_the_one_rounding(options, path):
+    """w·((1 − y)σ(z) − w₊yσ(−z)) where the bracket is below the smallest normal number and the
+    product is not (z = −708.396, y = 2⁻¹⁰²²: the bracket was rounded and flushed to 0 before
+    the weight multiplied it, 7.9e15 ulp): the weight is inside the double-double pair's one
+    rounding (layout.scaled_inside); within 4 ulp on both evaluators."""
+    mpmath.mp.dps = 80
+    w = mpmath.mpf(float(options["weight"][0]))
+    r = mpmath.mpf(float(options["pos_weight"][0])) if "pos_weight" in options else 1
+    z = np.array([-708.3960000000005, -708.396, -709.0, -712.0, -700.0, -745.0])
+    y = np.full(z.shape, _YMIN)
+    if "pos_weight" not in options:  # a soft target whose σ(z) − y is subnormal
+        y = np.array([1e-309, 2e-308, 3e-310, 1e-310, 9e-305, 1e-320])
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="sum", **options)
+    got = _on(path, lambda: d.grad_fn(z, y))
+    exact = [w * ((1 - mpmath.mpf(b)) * _sig(mpmath.mpf(a)) - r * mpmath.mpf(b)
+                  * _sig(-mpmath.mpf(a))) for a, b in zip(z, y, strict=True)]
+    assert any(abs(e) >= _YMIN for e in exact)  # normal results, not only flushes
+    assert _ulps(got, exact, np.float64).max() <= 4.0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("options", [{"pos_weight": np.array([_W])},
+                                     {"weight": np.array([_W]), "pos_weight": np.array([_W])}])
+def test_a_value_below_the_normal_range_is_flushed_not_misrounded(options, path):
+    """w₊·y·softplus(−z) at y = 10⁻³²³, z = −10⁴: w₊·y is rounded to the subnormal grid, then
+    multiplied by 10⁴ (1.7e3 subnormal ulp off). A result below the smallest normal number is
+    flushed to 0 (layout.finish, both evaluators); normal values next to it are unchanged."""
+    mpmath.mp.dps = 80
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="none", **options)
+    w = mpmath.mpf(float(options.get("weight", [1.0])[0]))
+    r = mpmath.mpf(float(options["pos_weight"][0]))
+    z = np.array([-10000.0, -10000.0, -700.0, 3.0])
+    y = np.array([1e-323, 1e-300, 1e-300, 0.25])
+
+    def exact(a, b):
+        a, b = mpmath.mpf(a), mpmath.mpf(b)
+        return w * (r * b * mpmath.log1p(mpmath.exp(-a)) + (1 - b) * mpmath.log1p(mpmath.exp(a)))
+
+    got = _on(path, lambda: d.loss_fn(z, y))
+    assert got[0] == 0.0 and got[1] != 0.0
+    assert _ulps(got, [exact(a, b) for a, b in zip(z, y, strict=True)], np.float64).max() <= 4.0
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_gamma_mean_of_values_beyond_the_float64_range_is_finite(path):
+    """reduction='mean' of gamma_loss at z = −709.782, y = 4: each 1 − y e^(−z) overflows
+    float64 but the mean over 8 elements is −9.0e307 (gradient and hvp were ±inf, 1.8e308 ulp
+    on the search's scale); an overflowed element whose divisor brings it back is recomputed
+    exactly (layout.finish, symloss.exact). Where the exact mean overflows too (z = −720) the
+    result is -inf / inf, the correct rounding."""
+    mpmath.mp.dps = 80
+    d = symloss.derive("gamma_loss", reduction="mean")
+    n = 8
+    for zv, finite in ((-709.7820000000002, True), (-720.0, False)):
+        z, y = np.full(n, zv), np.full(n, 4.0)
+        e = 4 * mpmath.exp(-mpmath.mpf(zv))
+        grad = _on(path, lambda z=z, y=y: d.grad_fn(z, y))
+        hvp = _on(path, lambda z=z, y=y: d.hvp_fn(z, y, np.ones(n)))
+        if finite:
+            assert _ulps(grad, [(1 - e) / n] * n, np.float64).max() <= 4.0
+            assert _ulps(hvp, [e / n] * n, np.float64).max() <= 4.0
+        else:
+            assert np.all(grad == -np.inf) and np.all(hvp == np.inf)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_mean_of_a_difference_beyond_the_float64_range_is_finite(path):
+    """The same rule for any element-wise loss: mse_loss's 2(z − y)/n where z − y overflows
+    (z = 1.5e308, y = −1.5e308) is 1.5e308 for n = 4; within 4 ulp on both evaluators."""
+    mpmath.mp.dps = 60
+    d = symloss.derive("mse_loss", reduction="mean")
+    z, y = np.full(4, 1.5e308), np.full(4, -1.5e308)
+    got = _on(path, lambda: d.grad_fn(z, y))
+    exact = [2 * (mpmath.mpf(1.5e308) + mpmath.mpf(1.5e308)) / 4] * 4
+    assert _ulps(got, exact, np.float64).max() <= 4.0

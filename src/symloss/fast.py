@@ -831,6 +831,14 @@ from symloss._fastmath import vector_dd as _vector_dd
 globals().update({"vd_" + _k: _f for _k, _f in _vector_dd().items()})  # vectorizable pairs
 # ddouble.py: {ddouble} (the compiled pair functions are cached inside the kernels)
 
+
+
+@njit(inline="always")
+def ftz(r):
+    # symloss.layout.finish: a float64 result below the smallest normal number is 0
+    return r if abs(r) >= 2.2250738585072014e-308 else 0.0 * r
+
+
 # No fast-math, not even contraction into FMAs: each +, −, ×, ÷ rounds as NumPy's does, so
 # the NumPy evaluator, printing the same expression, does the same arithmetic.
 _OPTS = dict(parallel=True, cache=True, error_model="numpy", nogil=True)
@@ -1147,11 +1155,32 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     return "".join(src)
 
 
+#: :func:`symloss.layout.finish`, the rule of the last rounding, in a float64 kernel: each
+#: ``x / divisor`` it stores is flushed to 0 below the smallest normal number
+#: (:data:`_FTZ_M`, in the loop), and where the divisor is above 1 a read-only pass after the
+#: loop leaves an overflowed element NaN (flagged) for :mod:`symloss.exact`. (float32 results
+#: need neither: their float64 values round to float32 once, flushing what is below its range.)
+_FINISH_M = """\
+    if divisor > 1.0:
+        n_inf = 0
+        for j in prange(out.size):
+            n_inf += 1 if abs(out[j]) == math.inf else 0
+        if n_inf > 0:
+            for j in range(out.size):
+                if abs(out[j]) == math.inf:
+                    out[j] = math.nan
+            flag[0] = 1
+"""
+_FTZ_M = re.compile(r"\b(res|h\d+) / divisor\b")
+
+
 def _returning_flag(signature: str, body: str) -> str:
     """The element-wise kernel ``signature`` with ``body``, returning whether it left an
     element NaN for :mod:`symloss.exact` (``certified`` and the gathered pass 2 set ``flag[0]``
     where they do; a kernel without them returns ``False``): the caller passes no flag array
-    in, and reads no flag out of one."""
+    in, and reads no flag out of one. float64 kernels end with :data:`_FINISH_M`."""
+    if "_m(out, divisor" in signature:
+        body = _FTZ_M.sub(r"ftz(\1 / divisor)", body) + _FINISH_M
     if not re.search(r"\bflag\b", body):
         return f"\n\n@njit(**_OPTS)\ndef {signature}:\n{body}    return False\n"
     return (f"\n\n@njit(**_OPTS)\ndef {signature}:\n    flag = np.zeros(1, np.uint8)\n{body}"

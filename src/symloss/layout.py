@@ -13,7 +13,11 @@ from the derivation. What lives here, for every loss:
 * the mean's denominator (the element count, ``batchmean``'s batch size, the targets' total
   weight) and the reductions;
 * which derived form is evaluated where (:func:`forms`): the kernel form for hard targets
-  (0/1 labels, class indices, one-hot rows), the derived gradient for soft ones.
+  (0/1 labels, class indices, one-hot rows), the derived gradient for soft ones;
+* where the scales enter: a weight's or constant's factor of a double-double form inside its
+  one rounding (:func:`scaled_inside`), and the rule of the last rounding of every element-wise
+  result (:func:`finish`: below the smallest normal number 0; an overflow that the mean's
+  divisor brings back recomputed exactly).
 
 This module imports no evaluator and nothing above it (arrows point down).
 """
@@ -30,13 +34,14 @@ import sympy as sp
 
 from ._bounds import within, within_both
 from .errors import SymlossTypeError, SymlossValueError, choice_error
-from .primitives import clamp_min, clamped_log
+from .primitives import _Difference, accurate, clamp_min, clamped_log, dd_code
 from .spec import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from .derive import Derivation
 
-__all__ = ["Forms", "Layout", "Numeric", "class_index_denominator", "forms", "lay_out"]
+__all__ = ["Forms", "Layout", "Numeric", "class_index_denominator", "finish", "forms", "lay_out",
+           "scaled_inside"]
 
 
 #: The kernels' ``ignore`` for a loss without the option: no int64 class index equals it.
@@ -45,6 +50,9 @@ NO_IGNORE = np.iinfo(np.int64).min
 #: Primitives that carry torch's numeric guards; ``tidy`` drops them, so a kernel form that
 #: has one is the only faithful form to evaluate.
 _GUARDS = (clamp_min, clamped_log)
+
+#: The direction of an element-wise Hessian-vector product (:attr:`Derivation.hvp_expr`).
+_DIRECTION = sp.Symbol("v", real=True)
 
 #: Options that are arrays broadcast against the input (the rest are scalars).
 ARRAY_OPTIONS = ("weight", "pos_weight")
@@ -91,10 +99,56 @@ def forms(derivation: Derivation) -> Forms:
         and derivation.soft_gradient != derivation.kernel_gradient
         and not derivation.kernel_gradient.has(*_GUARDS)
     )
-    soft = subst(derivation.soft_gradient) if choose else hard
+    soft = scaled_inside(subst(derivation.soft_gradient)) if choose else None
+    hard = scaled_inside(hard)
     # the loss as evaluated (Declaration.stable_loss where declared, proved equal to the loss)
-    loss = subst(derivation.kernel_loss)
-    return Forms(loss=loss, grad_hard=hard, grad_soft=soft, symbols=d.symbols)
+    loss = scaled_inside(subst(derivation.kernel_loss))
+    return Forms(loss=loss, grad_hard=hard, grad_soft=hard if soft is None else soft,
+                 symbols=d.symbols)
+
+
+def scaled_inside(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with each factor of a double-double form moved inside its one rounding:
+    ``c·accurate(X)`` is ``accurate(c·X)`` and ``c·(f(x) − y)`` (:class:`sigmoid_sub`,
+    :class:`exp_sub`, ...) is ``accurate(c·(f(x) − y))``, for every other factor ``c`` of the
+    product that is a scale (a weight, ``pos_weight``, a constant: no function of the inputs).
+
+    The pair is then scaled before it is rounded: a weighted value ``w·X`` is normal where ``X``
+    alone is below the smallest normal number (``binary_cross_entropy_with_logits`` with weight
+    and pos_weight at z = −708.396, y = 2⁻¹⁰²²: ``X`` flushed to 0 before the weight, 7.9e15
+    ulp), and the certification (:func:`symloss.ddouble.certified`) judges the scaled value.
+    The same value symbolically (``accurate`` is transparent), so every evaluator and
+    :mod:`symloss.exact` evaluate the same expression.
+
+    >>> from sympy import Symbol
+    >>> from symloss.primitives import sigmoid_sub
+    >>> w, z, y = Symbol("w"), Symbol("z"), Symbol("y")
+    >>> scaled_inside(w * sigmoid_sub(z, y)).func.__name__, scaled_inside(w * sigmoid_sub(z, y))
+    ('accurate', w*(-y + sigmoid(z)))
+    """
+    def walk(e: sp.Basic) -> sp.Basic:
+        if isinstance(e, accurate | _Difference) or not e.has(accurate, _Difference):
+            return e  # (inside a pair form the pair arithmetic is already one rounding)
+        if isinstance(e, sp.Mul):
+            pairs = [f for f in e.args if isinstance(f, accurate | _Difference)]
+            others = [f for f in e.args if f is not pairs[0]] if len(pairs) == 1 else []
+            # the hvp's direction multiplies the rounded value, as before
+            outside = [f for f in others if _DIRECTION in f.free_symbols]
+            rest = [f for f in others if _DIRECTION not in f.free_symbols]
+            # scales only: products and sums of the arrays and options, no function of them
+            if rest and not any(f.atoms(sp.Function) for f in rest):
+                pair = pairs[0]
+                inner = pair.args[0] if isinstance(pair, accurate) else pair
+                try:  # where the form has a pair evaluation (log_sub has its own, finer one)
+                    dd_code(inner, str, "", lambda c, a, b: a)
+                except NotImplementedError:
+                    return e
+                if isinstance(pair, _Difference):
+                    inner = pair.rewrite(sp.Add)
+                return sp.Mul(*outside) * accurate(sp.Mul(*rest) * inner)
+        return e.func(*(walk(a) for a in e.args))
+
+    return walk(expr)  # type: ignore[return-value]
 
 
 #: What an evaluator computes, by the name :func:`expression` takes.
@@ -111,9 +165,9 @@ def expression(derivation: Derivation, what: str) -> sp.Expr:
         return getattr(forms(derivation), what)  # type: ignore[no-any-return]
     subst = derivation.declaration.substitute_definitions
     if what == "hvp":
-        return subst(derivation.hvp_expr)  # type: ignore[no-any-return]
+        return scaled_inside(subst(derivation.hvp_expr))
     if what == "hess":
-        return subst(derivation.hessian_diagonal)  # type: ignore[no-any-return]
+        return scaled_inside(subst(derivation.hessian_diagonal))
     raise choice_error("result", what, RESULTS)
 
 
@@ -311,6 +365,35 @@ class Layout:
 #: The smallest normal and the largest finite value of each result dtype (by its code).
 _NORMAL = {t.char: (float(np.finfo(t).smallest_normal), float(np.finfo(t).max))
            for t in (F16, F32, F64)}
+
+
+#: The smallest normal float64: a per-element result below it is flushed to 0 (:func:`finish`).
+TINY = 2.2250738585072014e-308
+
+
+def finish(raw: np.ndarray, divisor: float, rescued: bool = True) -> np.ndarray:
+    """An element-wise loss's evaluated per-element values ``raw`` (float64) divided by the
+    mean's ``divisor`` (1 for any other reduction, the loss and the Hessian's diagonal): the
+    rule of the last rounding, the same for every loss on both evaluators (:mod:`symloss.fast`
+    prints it into each float64 kernel, ``_FINISH_M``).
+
+    * A result below the smallest normal number is flushed to 0 (the accuracy goal allows it):
+      a subnormal product has lost the digits of its factors (``pos_weight·y`` at
+      y = 10⁻³²³ is rounded to a multiple of 2⁻¹⁰⁷⁴ before ``softplus(10⁴)`` multiplies it:
+      1.7e3 subnormal ulp), as a double-double pair has lost its low part
+      (:func:`symloss.ddouble.t_final` flushes those too).
+    * Where ``raw`` overflowed and the divisor is above 1, the finite mean of the elements
+      may still be finite (gamma_loss's ``1 − y e^(−z)`` over n at z = −709.782, y = 4:
+      −9.0e307 exactly, −inf evaluated): NaN, which :func:`symloss.exact.rescue` replaces by
+      the exact ``raw/divisor`` rounded once (±inf where that overflows too). Not where no
+      rescue follows (``rescued=False``: the gradient of another argument, ``wrt=``): ±inf.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
+        out = raw / np.float64(divisor) if divisor != 1.0 else np.array(raw, dtype=np.float64)
+        out = np.where(np.abs(out) < TINY, 0.0 * out, out)
+        if divisor > 1.0 and rescued:
+            out = np.where(np.isinf(raw), np.nan, out)
+    return out
 
 
 def cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:

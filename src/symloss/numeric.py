@@ -31,7 +31,7 @@ from .algebra import (
     ratio_powers,
     reduce_sums,
 )
-from .layout import Layout, Numeric, expression
+from .layout import Layout, Numeric, expression, finish
 from .primitives import accurate, log_softmax, product_of_inputs, sigmoid, softplus
 
 if TYPE_CHECKING:
@@ -223,9 +223,13 @@ class NumpyEvaluator:
             soft = np.any(soft, axis=-1, keepdims=True)
         return soft if np.any(soft) else None
 
-    def _finish(self, layout: Layout, raw: np.ndarray, divide: bool) -> np.ndarray:
-        """Broadcast to the layout's shape, divide by the mean's denominator, zero the ignored."""
+    def _finish(self, layout: Layout, raw: np.ndarray, divide: bool,
+                rescued: bool = True) -> np.ndarray:
+        """Broadcast to the layout's shape, divide by the mean's denominator, zero the ignored
+        (``rescued``: symloss.exact recomputes the NaN elements after)."""
         out = np.broadcast_to(raw, layout.arrays["input"].shape)
+        if layout.family == "elementwise":  # the layout's rule of the last rounding
+            return finish(out, layout.divisor if divide else 1.0, rescued)
         if divide:
             with np.errstate(divide="ignore", invalid="ignore", under="ignore", over="ignore"):
                 out = out / np.float64(layout.divisor)
@@ -240,7 +244,7 @@ class NumpyEvaluator:
         """Per-element (class axis: per-row) float64 losses, 0 for an ignored row."""
         raw = self._run("loss", self._values(layout))
         if layout.family == "elementwise":
-            return np.array(np.broadcast_to(raw, layout.arrays["input"].shape), dtype=np.float64)
+            return finish(np.broadcast_to(raw, layout.arrays["input"].shape), 1.0)
         per_row = np.broadcast_to(raw, (layout.n_rows, 1))[:, 0]
         if layout.valid is not None:
             per_row = np.where(layout.valid, per_row, 0.0)
@@ -267,4 +271,5 @@ class NumpyEvaluator:
 
     def grad_wrt(self, layout: Layout, wrt: str) -> np.ndarray:
         """∂(reduced loss)/∂``wrt`` per element of the input's layout, float64."""
-        return self._finish(layout, self._run(f"wrt:{wrt}", self._values(layout)), divide=True)
+        return self._finish(layout, self._run(f"wrt:{wrt}", self._values(layout)), divide=True,
+                            rescued=False)
