@@ -294,11 +294,15 @@ def test_time_limit_is_reported_and_fails_the_run(capsys):
     assert accuracy.main(["--variants-only", "--only", "huber_loss", "--max-variants", "0",
                           "--set-limit", "0.001"]) == 1
     out = capsys.readouterr().out
-    assert "TIME LIMIT (0.001 s) reached" in out
+    assert "TIME LIMIT (0.001 CPU s) reached" in out
     assert "not finished" in out  # the summary table says it, not a number that passes
     rows = accuracy.run_search(True, ["mse_loss"], limit=0.001)
     cut = [r for r in rows if r.get("time_limit")]
     assert cut and all(accuracy._not_met(r) for r in cut)
+    # the defaults' table names the time limit, not a failed exact value, for the orders cut
+    table = accuracy.search_table(rows)
+    assert "TIME LIMIT (0.001 CPU s) reached" in table
+    assert "the exact value failed" not in table
 
 
 def test_search_draws_targets_inside_the_declared_domain():
