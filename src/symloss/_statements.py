@@ -32,7 +32,7 @@ __all__ = ["lower"]
 
 #: The float-first tests of the flavours: ``fits_m`` and ``fitsk_m`` are constant ``False``
 #: (float64 results always take the double-double form of ``accurate``).
-_TESTS = ("fits_v", "fits_m", "fits1_m", "fitsk_v", "fitsk_m", "fitsk32")
+_TESTS = ("fits_v", "fits_m", "fits1_m", "fitsk_v", "fitsk_m", "fitsk32", "fitsq_v", "fitsq_m")
 _NEVER = ("fits_m", "fitsk_m")
 
 

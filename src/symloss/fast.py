@@ -30,6 +30,7 @@ later processes load the machine code.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.util
@@ -433,8 +434,14 @@ class _Printer(PythonCodePrinter):
         return pair
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
-        exact = f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
-        return self._float_first(expr.rewrite(sp.Add), exact)
+        # σ(z) − y within 0.75 ulp where _fastmath.sigmoid_subq certifies it (cancelling by
+        # at most 8 bits: nearly every element; branch-free), else double-double
+        z, y = (self._print(a) for a in expr.args)
+        exact = f"dd_sigmoid_sub({z}, {y})"
+        if self.certify:  # too cancelled even in double-double: NaN, for symloss.exact
+            exact = f"certified({exact}, {self._print(magnitude(expr.rewrite(sp.Add)))}, flag)"
+        q = f"sigmoid_subq_F({z}, {y})"
+        return f"({q} if fitsq_F({q}) else {exact})"
 
     def _print_exp_sub(self, expr: sp.Expr) -> str:
         exact = f"dd_exp_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -818,7 +825,8 @@ from symloss._fastmath import (
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
     expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,
     sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
-    softplus_l_w,
+    softplus_l_w, log_w, pow_w, sigmoid_subq_m, sigmoid_subq_v, sigmoid_subq_w, fitsq_m,
+    fitsq_v, fitsq_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -826,6 +834,7 @@ dd_sigmoid_sub = _ddouble()["sigmoid_sub"]
 dd_exp_sub = _ddouble()["exp_sub"]
 globals().update({"dd_" + _k: _f for _k, _f in _ddouble().items()})
 dd_exp_sub = _ddouble(inline=True)["exp_sub"]  # no calls: 54 -> 10 ns, vectorized
+dd_sigmoid_sub = _ddouble(inline=True)["sigmoid_sub"]  # no calls (scalar: 430 -> ~50 ns)
 from symloss._fastmath import vector_dd as _vector_dd
 
 globals().update({"vd_" + _k: _f for _k, _f in _vector_dd().items()})  # vectorizable pairs
@@ -874,6 +883,8 @@ def _fits_for(code: str, flavour: str) -> str:
     float64 form wherever it leaves a float32 result's digits."""
     # float32 results: one test for every form (fits_v); float64: fits1_m for eᶻ − y
     # a form with a rounding bound: fitsk32 for float32 results (libm's helpers), else never
+    if flavour == "v":  # σ(z) − y: the float64 form where it keeps float32's digits
+        code = code.replace("sigmoid_subq_m(", "sigmoid_subq_v(")
     return code.replace("fits_m(", f"fits_{flavour}(").replace(
         "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(").replace(
         "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
@@ -1006,6 +1017,15 @@ def _at_labels(expr: sp.Expr, target: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]]
     return out
 
 
+def _off_labels(expr: sp.Expr, target: sp.Basic) -> sp.Expr:
+    """``expr`` where the target is none of the labels :func:`_at_labels` reads: each
+    Piecewise whose conditions read only the target as its last (``True``) arm."""
+    pieces = [p for p in expr.atoms(sp.Piecewise)
+              if p.args[-1][1] == sp.true
+              and all(c.free_symbols == {target} for _, c in p.args[:-1])]
+    return expr.xreplace({p: p.args[-1][0] for p in pieces})
+
+
 #: Elements per block of an element-wise kernel's soft-target and float-first passes.
 SOFT_BLOCK = 4096
 
@@ -1049,7 +1069,9 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # vectorized); the whole expression, as printed, for the other targets.
             labels = tuple(str(float(c)) for c, _ in arms)
             printed = [_Printer(names, {}, certify=True).doprint(e) for _, e in arms]
-            soft_code = code
+            # the soft pass reads targets that are none of the labels: each such Piecewise
+            # as its last arm (no branch on the target left in its loop)
+            soft_code = _Printer(names, {}, certify=True).doprint(_off_labels(hard, arrays[1]))
             code = f"h{len(arms) - 1}"
             branchy = printed[-1]  # libm's helpers are calls: there one arm only, branching
             for n, (c, _) in reversed(list(enumerate(arms[:-1]))):
@@ -1130,27 +1152,14 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                          + "".join(f"{line}\n" for line in lines)
                          + "        out[j] = res / divisor\n")
             if soft_code is not None:
-                # the soft form always with libm's helpers, as the NumPy path (it may cancel);
-                # per block of SOFT_BLOCK: a vectorized count of soft targets, and the soft
-                # form only in blocks that have one (a short-circuit test per element is a
-                # branch on the labels, mispredicted half the time: 5 ms per 1e6, not 0.5)
-                soft_lines, _ = lower([("res", _fits_for(_flavoured(soft_code)["m"], flavour))],
-                                      " " * 16, prefix="s")
-                text += (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-                         f"        lo = b * {SOFT_BLOCK}\n"
-                         f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-                         "        n_soft = 0\n"
-                         "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
-                         "            x1 = np.float64(a1[lo + jj])\n"
-                         f"            n_soft += {soft_test}\n"
-                         "        if n_soft == 0:\n"
-                         "            continue\n"
-                         "        for j in range(lo, hi):\n"
-                         "            x1 = np.float64(a1[j])\n"
-                         f"            if {soft_test}:\n"
-                         + _indented(loads + load_v, 16)
-                         + "".join(f"{line}\n" for line in soft_lines)
-                         + "                out[j] = res / divisor\n")
+                loop = "    for j in prange(out.size):\n"
+                hard_body = None
+                if text.startswith(loop) and text.count("prange(") == 1:
+                    # one loop over every element: run per block, and only in blocks that
+                    # have a hard target (soft targets alone: the label pass is not paid)
+                    hard_body, text = _indented(text[len(loop):], 8), ""
+                text += _soft_pass(_fits_for(_flavoured(soft_code)["m"], flavour), soft_test,
+                                   len(arrays), direction, hard_body)
             src.append(_returning_flag(f"{what}_{flavour}(out, divisor, {params})", text))
     return "".join(src)
 
@@ -1172,6 +1181,115 @@ _FINISH_M = """\
             flag[0] = 1
 """
 _FTZ_M = re.compile(r"\b(res|h\d+) / divisor\b")
+
+
+class _Pow(ast.NodeTransformer):
+    """``a ** b`` as ``pow_w(a, b)`` (libm's pow is an opaque call), except an integer power
+    (numba multiplies)."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Pow) and not (
+                isinstance(node.right, ast.Constant) and isinstance(node.right.value, int)):
+            return ast.Call(ast.Name("pow_w", ast.Load()), [node.left, node.right], [])
+        return node
+
+
+def _w_helpers(lines: list[str]) -> list[str] | None:
+    """Lowered ``lines`` (``*_m`` helpers, ``dd_`` pairs, ``certified``) with their
+    vectorizable twins: the ``*_w`` helpers, :func:`symloss._fastmath.vector_dd`'s pairs
+    (``vd_``), :func:`~symloss._fastmath.certified_b`; ``None`` where one has no twin, a line
+    calls libm, or ``t_log1p`` reads anything but a ``t_expna`` pair (``vd_t_log1p``'s seed
+    is good in [0, 1] only)."""
+    code = "\n".join(lines).replace("math.tanh(", "vd_tanh(")
+    if re.search(r"\bmath\.(?!isnan\b|nan\b|inf\b|floor\b)\w+\(", code):
+        return None
+    code = re.sub(r"\bdd_(t_\w+|sigmoid_sub|exp_sub)\(", r"vd_\1(", code)
+    code = code.replace("certified(", "certified_b(")
+    if re.search(r"\bdd_\w+\(", code):
+        return None
+    for name in set(re.findall(r"\b(\w+)_m\(", code)):
+        if name + "_w" not in _HELPERS:
+            return None
+        code = re.sub(rf"\b{name}_m\(", f"{name}_w(", code)
+    out = code.split("\n")
+    made = {m[1]: m[2] for m in (re.match(r"\s*(\w+) = (\w+)\(", line) for line in out) if m}
+    for arg in re.findall(r"vd_t_log1p\((\w+)\)", code):
+        if made.get(arg) != "vd_t_expna":
+            return None
+    return out
+
+
+def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
+               hard_body: str | None = None) -> str:
+    """The loop of an element-wise kernel over the elements whose target is soft (``code``,
+    printed with ``*_m`` helpers and the flavour's float-first tests), after the label pass
+    wrote every element: per block of :data:`SOFT_BLOCK`, the soft elements listed without a
+    branch and their inputs gathered to contiguous rows, then
+
+    * where the form has a float-first test that can pass (``fits_v``, ``fitsk32``,
+      ``fits1_m``): the float form over them, branch-free with the ``*_w`` helpers
+      (vectorized), NaN where a test fails; the elements left NaN listed again;
+    * the accurate form over the elements listed (every test taken as failed, the pairs
+      :func:`symloss._fastmath.vector_dd`'s: vectorized), scattered back, ``flag[0]`` set
+      where one is NaN (uncertified or NaN inputs: :mod:`symloss.exact` looks).
+
+    A form without vectorizable twins keeps a scalar loop over the listed elements, its tests
+    branched on. ``hard_body`` (the body of a label pass that is one loop over ``j``): run
+    first in each block that has an element with a hard target, instead of a pass of its own.
+    (binary_cross_entropy_with_logits, 1e6 soft targets, 1 thread, float64: the scalar
+    double-double loop after the label pass 430 ms; this 25 ms, torch 25-29 ms.)"""
+    inputs = [*(f"a{n}" for n in range(n_arrays)), *(["dv"] if direction else [])]
+    held = [f"x{n}" for n in range(n_arrays)] + (["xv"] if direction else [])
+    scalar = code
+    code = ast.unparse(_Pow().visit(ast.parse(code.strip(), mode="eval")))
+    first, tested = lower([("res", code)], " " * 12, prefix="f", plain=True)
+    first_w = _w_helpers(first) if tested and not any("dd_" in line for line in first) else None
+    exact_w = _w_helpers(lower([("res", code)], " " * 12, prefix="e", exact=True)[0])
+    text = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
+            f"        lo = b * {SOFT_BLOCK}\n"
+            f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
+            "        idx = np.empty(hi - lo, np.int64)\n"
+            "        nb = 0\n"
+            "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
+            "            idx[nb] = lo + jj\n"
+            "            x1 = np.float64(a1[lo + jj])\n"
+            f"            nb += 1 if {soft_test} else 0\n"
+            + ("        if nb < hi - lo:\n"
+               "            for jj in range(hi - lo):\n"
+               "                j = lo + jj\n" + hard_body if hard_body is not None else "")
+            + "        if nb == 0:\n"
+            "            continue\n"
+            f"        held = np.empty(({len(inputs)}, nb))\n"
+            "        n_nan = 0\n")
+    if first_w is not None:
+        text += ("        for i in range(nb):\n"
+                 "            j = idx[i]\n"
+                 + "".join(f"            held[{k}, i] = np.float64({a}[j])\n"
+                           for k, a in enumerate(inputs))
+                 + "        for i in range(nb):\n"
+                 + "".join(f"            {x} = held[{k}, i]\n" for k, x in enumerate(held))
+                 + "            ok = True\n"
+                 + "".join(f"{line}\n" for line in first_w)
+                 + "            held[0, i] = res / divisor if ok else math.nan\n"
+                 "        n_bad = 0\n"
+                 "        for i in range(nb):\n"
+                 "            out[idx[i]] = held[0, i]\n"
+                 "            idx[n_bad] = idx[i]\n"
+                 "            n_bad += 1 if math.isnan(held[0, i]) else 0\n"
+                 "        nb = n_bad\n")
+    if exact_w is not None:
+        text += _gathered("idx", inputs, held, exact_w, "res")
+    else:
+        again, _ = lower([("res", scalar)], " " * 12, prefix="s")
+        loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(n_arrays))
+        text += ("        for i in range(nb):\n"
+                 "            j = idx[i]\n"
+                 + _indented(loads + ("xv = np.float64(dv[j])\n" if direction else ""), 12)
+                 + "".join(f"{line}\n" for line in again)
+                 + "            out[j] = res / divisor\n")
+    return text + ("        if n_nan > 0:\n"
+                   "            flag[0] = 1\n")
 
 
 def _returning_flag(signature: str, body: str) -> str:
