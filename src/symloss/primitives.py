@@ -48,6 +48,7 @@ __all__ = [
     "product_of_inputs",
     "sigmoid",
     "sigmoid_pow",
+    "sigmoid_pow_large",
     "sigmoid_sub",
     "softmax",
     "softmax_complement",
@@ -279,6 +280,31 @@ class sigmoid_pow(Function):
     _scipycode = _numpycode
 
 
+class sigmoid_pow_large(sigmoid_pow):
+    """:class:`sigmoid_pow` evaluated with ``log1p(e^(−|x|))`` to about 2⁻⁶⁶ rather than to
+    float64's rounding, which ``e^(−γ softplus(−x))`` multiplies by γ (about γ/2 ulp: 464 ulp
+    at γ = 1000). The same function (SymPy derives, renders and proves it as
+    :class:`sigmoid_pow`); its evaluators take two more exponentials
+    (:func:`symloss._fastmath.sigmoid_pow_lb_m`, :func:`symloss.kernels.sigmoid_pow` with
+    ``exact_b``), so the focal loss declares it only where γ > 2.
+
+    >>> from sympy import Symbol, diff
+    >>> x, g = Symbol("x"), Symbol("gamma", positive=True)
+    >>> diff(sigmoid_pow_large(x, g), x)
+    gamma*sigmoid(-x)*sigmoid_pow_large(x, gamma)
+    """
+
+    def _numpycode(self, printer: object) -> str:
+        x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"kernels.sigmoid_pow({x}, {exponent}, exact_b=True)"
+
+    _scipycode = _numpycode
+
+    def _mpmathcode(self, printer: object) -> str:  # a reference's namespace knows sigmoid_pow
+        x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"sigmoid_pow({x}, {exponent})"
+
+
 class _Difference(Function):
     """Base of ``f(x) − y`` primitives evaluated in double-double (:mod:`symloss.ddouble`):
     symbolically the difference, numerically one rounding of a 106-bit value, so the result
@@ -496,6 +522,12 @@ class power(Function):
         return power(q, exponent) * sp.log(q)
 
     def _eval_rewrite_as_Pow(self, q: sp.Expr, exponent: sp.Expr, **kw: object) -> sp.Expr:
+        # q^(γ + k), k an integer, as q^γ·q^k (q > 0 where q^γ is taken): SymPy combines
+        # powers of a sum only where the exponents are integers, so q^(γ−2)·Q′² and
+        # q^γ·(Q′/q)² (the focal loss's evaluated Hessian) then agree term by term
+        k, rest = exponent.as_coeff_Add()
+        if k.is_Integer and k != 0 and rest != 0:
+            return q**rest * q**k
         return q**exponent
 
     _eval_rewrite_as_exp = _eval_rewrite_as_Pow
@@ -557,6 +589,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             value = sp.N(e, 40)
             hi = float(value)
             return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
+        if isinstance(e, sp.UnevaluatedExpr):  # a factor kept whole (focal's Q′/Q)
+            return rec(e.args[0])
         if e.is_Symbol or isinstance(e, sp.Indexed | KroneckerDelta):  # δ: 0 or 1, exact
             return lift(leaf(e))
         if isinstance(e, sp.Add):
