@@ -62,10 +62,10 @@ from .primitives import (
     SUM_INDEX,
     dd_code,
     product_of_inputs,
+    sigmoid_pow_large,
     softmax,
     softmax_hvp,
     softmax_sub,
-    sigmoid_pow_large,
 )
 
 if TYPE_CHECKING:
