@@ -22,14 +22,15 @@ and stress values such as focal's gamma ∈ {0, 10⁻⁶, 0.5, 1, 2, 3, 5, 10³}
 points per option set; its rows name the options of each worst point, and are printed as each
 set finishes. Targets are read from the declared target domain (and bisected to the roots in
 y at a few inputs); a target outside it is never drawn. Each loss at each option set has a
-time limit (``--set-limit``): one cut short is reported with its worst point so far, as not
-finished, and fails the run.
+limit of CPU seconds (``--set-limit``, counted by the process's CPU clock, so that a machine
+busy with other work does not cut a set short): one cut short is reported with its worst
+point so far, as not finished, and fails the run.
 
     python benchmarks/accuracy.py            # full battery and search, markdown tables
     python benchmarks/accuracy.py --quick    # smaller battery and search (a smoke run)
     python benchmarks/accuracy.py --quick --only mse_loss   # one loss
     python benchmarks/accuracy.py --variants-only           # the option variants' search only
-    python benchmarks/accuracy.py --variants-only --set-limit 60   # at most 60 s per set
+    python benchmarks/accuracy.py --variants-only --set-limit 60   # at most 60 CPU s per set
 """
 
 from __future__ import annotations
@@ -1141,15 +1142,18 @@ class TimeLimitReached(BaseException):
     through to :func:`run_search`, which reports the worst found so far."""
 
 
-#: Seconds one option set (a loss at one set of options, both dtypes, every order) may
-#: search before it is cut short and reported as not finished (``--set-limit``).
+#: CPU seconds one option set (a loss at one set of options, both dtypes, every order) may
+#: search before it is cut short and reported as not finished (``--set-limit``). CPU time,
+#: not wall time: on a machine shared with other work (2 cores, 8 processes) a wall-clock
+#: limit cut sets that take a fraction of it alone.
 SET_LIMIT_S = 300.0
 
 
 class _Deadline:
     """``with _Deadline(seconds):`` raises :class:`TimeLimitReached` in the block once
-    ``seconds`` have passed (SIGALRM; no limit where there is none: off the main thread, on
-    Windows, or ``seconds`` ≤ 0)."""
+    ``seconds`` of this process's CPU time have passed (ITIMER_PROF / SIGPROF: user and system
+    time of all its threads, so that waiting for a busy CPU does not count; no limit where
+    there is none: off the main thread, on Windows, or ``seconds`` ≤ 0)."""
 
     def __init__(self, seconds: float | None) -> None:
         import signal
@@ -1166,16 +1170,16 @@ class _Deadline:
             def fire(signum: int, frame: Any) -> None:
                 raise TimeLimitReached
 
-            self.previous = signal.signal(signal.SIGALRM, fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.previous = signal.signal(signal.SIGPROF, fire)
+            signal.setitimer(signal.ITIMER_PROF, self.seconds)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         import signal
 
         if self.armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, self.previous)
 
 
 def run_search(quick: bool, only: list[str] | None = None,
@@ -1203,7 +1207,7 @@ def run_search(quick: bool, only: list[str] | None = None,
             with _Deadline(limit):
                 _search_one(name, opts, evaluators, quick, rows, todo, worst)
         except TimeLimitReached:
-            why = f"TIME LIMIT ({limit:g} s) reached"
+            why = f"TIME LIMIT ({limit:g} CPU s) reached"
             print(f"search {name} ({describe(opts)}): {why}", file=sys.stderr, flush=True)
             if todo:  # the order being searched: its worst point so far
                 dt, o = todo.pop(0)
@@ -1507,7 +1511,8 @@ def search_table(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         w = "-" if np.isnan(r["worst"]) else _fmt(r["worst"])
-        if r["n"] == 0 and r["order"] != "-":
+        if r["n"] == 0 and r["order"] != "-" and not r["where"].startswith("NOT MEASURED"):
+            # (an order a time limit did not reach says so itself)
             w, r = "-", {**r, "where": "NOT MEASURED: the exact value failed (see stderr)"}
         lines.append(f"| {r['loss']} | {r['dtype']} | {r['order']} | {r['evaluator']} "
                      f"| {r['n']} | {w} | {r['where']} |")
@@ -1606,7 +1611,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="search the option variants in N processes (default 1)")
     parser.add_argument("--set-limit", type=float, default=SET_LIMIT_S, metavar="SECONDS",
-                        help="seconds each loss's search at one option set may take; one cut "
+                        help="CPU seconds each loss's search at one option set may take; one cut "
                         "short is reported with its worst point so far and fails the run "
                         f"(0: no limit; default {SET_LIMIT_S:g})")
     args = parser.parse_args(argv)
@@ -1683,7 +1688,7 @@ def _print_variants(args: argparse.Namespace) -> int:
           "reduction='mean'/'batchmean' at the defaults and with each array or int option), "
           f"searched as above with the {'--quick' if quick else 'full'} budget of points each. "
           "Error in ulps of the exact value (over the mean's denominator where the reduction "
-          f"is a mean). At most {args.set_limit:g} s per option set (0: no limit): a set cut "
+          f"is a mean). At most {args.set_limit:g} CPU s per option set (0: no limit): a set cut "
           "short says TIME LIMIT with its worst point so far, and counts as not met. Each set's "
           "rows as it finishes:\n", flush=True)
     found = run_variants(quick, args.only, args.max_variants, args.jobs, args.set_limit,

@@ -7,7 +7,13 @@ Poisson counts, N(0, 1) reals, and for a bounded interval of reals (probabilitie
 its ends, hard 0/1 labels. A loss that also takes soft targets is timed again with them, as
 ``<loss>:soft``: class probabilities for a class-axis loss, targets uniform inside the interval
 for a loss whose declared target domain is a bounded interval (binary_cross_entropy(_with_logits),
-sigmoid_focal_loss, kl_div, multilabel_soft_margin_loss). For each entry:
+sigmoid_focal_loss, kl_div, multilabel_soft_margin_loss). A class-axis loss is timed again at
+each option that takes another kernel path (read from its declared options,
+:func:`option_entries`), as ``<loss>:<option>``: a per-class array (``cross_entropy:weight``,
+weights uniform in [0.5, 2]), an option the derivation reads only by being nonzero
+(``cross_entropy:label_smoothing``, at its first declared example), ``ignore_index`` (10% of
+the labels ignored); each with soft targets too where the loss takes them
+(``cross_entropy:weight:soft``). For each entry:
 
 * ``grad_fn`` / torch forward+backward (``loss.backward()`` on a leaf), 1 thread, and with every
   CPU (torch's and numba's default thread count);
@@ -93,8 +99,44 @@ SOFT = ":soft"
 
 
 def _loss(name: str) -> str:
-    """The catalogue name of a timed entry (``cross_entropy:soft`` → ``cross_entropy``)."""
-    return name.removesuffix(SOFT)
+    """The catalogue name of a timed entry (``cross_entropy:weight:soft`` → ``cross_entropy``)."""
+    return name.split(":", 1)[0]
+
+
+def _tags(name: str) -> list[str]:
+    """The options of a timed entry (``cross_entropy:weight:soft`` → ``["weight"]``)."""
+    return [t for t in name.split(":")[1:] if t != SOFT[1:]]
+
+
+def option_entries(name: str) -> list[str]:
+    """The options of a class-axis loss that take another kernel path, each timed as its own
+    entry (read from the declared options): a per-class array (``weight``), an option the
+    derivation reads only by being nonzero (``label_smoothing``), ``ignore_index``."""
+    spec = symloss.derive(name).spec
+    if spec.family != "class_axis":
+        return []
+    return [o.name for o in spec.options
+            if (o.kind == "array" and o.shape == "class") or o.symbolic == "nonzero"
+            or o.name == "ignore_index"]
+
+
+def entry_options(name: str, dtype: str) -> dict[str, Any]:
+    """The options of a timed entry: a per-class array uniform in [0.5, 2] (seeded), an
+    option read only by being nonzero at its first declared example; ``ignore_index`` at its
+    default (:func:`inputs` ignores 10% of the labels)."""
+    tags = _tags(name)
+    if not tags:
+        return {}
+    spec = symloss.derive(_loss(name)).spec
+    out: dict[str, Any] = {}
+    for opt in spec.options:
+        if opt.name not in tags or opt.name == "ignore_index":
+            continue
+        if opt.kind == "array":
+            out[opt.name] = np.random.default_rng(2).uniform(0.5, 2.0, CLASSES).astype(dtype)
+        else:
+            out[opt.name] = opt.examples[0]
+    return out
 
 
 def _interval(domain: Domain) -> bool:
@@ -114,13 +156,22 @@ def has_soft(name: str) -> bool:
 
 
 def entries(names: list[str]) -> list[str]:
-    """``names``, each loss that takes soft targets followed by its ``:soft`` entry."""
+    """``names``, each loss that takes soft targets followed by its ``:soft`` entry, then its
+    option entries (:func:`option_entries`; ``:<option>:soft`` too, except ``ignore_index``,
+    which probability targets do not take); a name with ``:`` is timed as given."""
     out = []
     for name in names:
         out.append(name)
-        if not name.endswith(SOFT) and has_soft(name):
+        if ":" in name:
+            continue
+        soft = has_soft(name)
+        if soft:
             out.append(name + SOFT)
-    return out
+        for tag in option_entries(name):
+            out.append(f"{name}:{tag}")
+            if soft and tag != "ignore_index":
+                out.append(f"{name}:{tag}{SOFT}")
+    return list(dict.fromkeys(out))
 
 
 def draw(domain: Domain, shape: tuple[int, ...], dtype: str, rng: np.random.Generator,
@@ -162,7 +213,11 @@ def inputs(name: str, n: int, dtype: str, seed: int = 0) -> tuple[np.ndarray, ..
         if soft:
             e = rng.random((rows, CLASSES))
             return z, (e / e.sum(axis=1, keepdims=True)).astype(dtype)
-        return z, rng.integers(0, CLASSES, rows)
+        labels = rng.integers(0, CLASSES, rows)
+        if "ignore_index" in _tags(name):  # 10% of the rows ignored, at the option's default
+            (ignore,) = (o.default for o in d.spec.options if o.name == "ignore_index")
+            labels[rng.random(rows) < 0.1] = ignore
+        return z, labels
     if d.spec.family == "rows":  # (n/10) rows of 10: the row losses' own arguments
         rows = max(1, n // CLASSES)
         a, b, c = ((rng.standard_normal((rows, CLASSES)) * 3).astype(dtype) for _ in range(3))
@@ -237,7 +292,8 @@ def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
     ``repeat``, per call of ``repeat`` calls back to back (each round, each contender)."""
     torch = _torch()
     set_threads(threads)
-    d = symloss.derive(_loss(name), reduction="mean")  # a scalar loss for torch's backward()
+    # a scalar loss for torch's backward()
+    d = symloss.derive(_loss(name), reduction="mean", **entry_options(name, dtype))
     arrays = inputs(name, n, dtype)
     x = arrays[0]
     v = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
@@ -283,9 +339,9 @@ def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
 FIRST_CALL = """
 import sys, time
 sys.path.insert(0, {bench!r})
-from speed import inputs
+from speed import entry_options, inputs
 import symloss
-d = symloss.derive({loss!r})
+d = symloss.derive({loss!r}, **entry_options({name!r}, "float32"))
 arrays = inputs({name!r}, 1000, "float32")
 t = time.perf_counter()
 d.grad_fn(*arrays)

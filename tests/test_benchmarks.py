@@ -130,7 +130,41 @@ def test_speed_entries_time_class_probabilities_too():
     """A class-axis loss that takes class probabilities is timed with them as well."""
     speed = _load("speed")
     assert speed.entries(["cross_entropy", "nll_loss", "mse_loss"]) == [
-        "cross_entropy", "cross_entropy:soft", "nll_loss", "mse_loss"]
+        "cross_entropy", "cross_entropy:soft", "cross_entropy:weight", "cross_entropy:weight:soft",
+        "cross_entropy:ignore_index", "cross_entropy:label_smoothing",
+        "cross_entropy:label_smoothing:soft", "nll_loss", "nll_loss:weight",
+        "nll_loss:ignore_index", "mse_loss"]
+    # a name with its options is timed as given, once
+    assert speed.entries(["cross_entropy:weight", "cross_entropy:weight"]) == [
+        "cross_entropy:weight"]
+
+
+@pytest.mark.parametrize("name", ["cross_entropy:weight", "cross_entropy:weight:soft",
+                                  "cross_entropy:label_smoothing",
+                                  "cross_entropy:label_smoothing:soft",
+                                  "cross_entropy:ignore_index", "nll_loss:weight",
+                                  "nll_loss:ignore_index", "multilabel_soft_margin_loss:weight"])
+def test_speed_option_entries_time_their_options(name):
+    """An option entry derives with its option (weights, ε) and its arrays (ignored labels),
+    and torch's twin, given the same options, agrees on the loss."""
+    import numpy as np
+    import torch
+
+    import symloss
+
+    speed = _load("speed")
+    opts = speed.entry_options(name, "float64")
+    tag = name.split(":")[1]
+    d = symloss.derive(name.split(":")[0], reduction="mean", **opts)
+    arrays = speed.inputs(name, 1000, "float64")
+    if tag == "ignore_index":
+        assert opts == {} and 0.05 < np.mean(arrays[1] == -100) < 0.15
+    else:
+        assert set(opts) == {tag}
+        assert np.ptp(opts["weight"]) > 0 if tag == "weight" else opts[tag] == 0.1
+    ours = d.loss_fn(*arrays)
+    theirs = speed.torch_loss(d)(*(torch.from_numpy(a) for a in arrays))
+    np.testing.assert_allclose(ours, theirs.item(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "cross_entropy:soft", "gaussian_nll_loss",
@@ -294,11 +328,15 @@ def test_time_limit_is_reported_and_fails_the_run(capsys):
     assert accuracy.main(["--variants-only", "--only", "huber_loss", "--max-variants", "0",
                           "--set-limit", "0.001"]) == 1
     out = capsys.readouterr().out
-    assert "TIME LIMIT (0.001 s) reached" in out
+    assert "TIME LIMIT (0.001 CPU s) reached" in out
     assert "not finished" in out  # the summary table says it, not a number that passes
     rows = accuracy.run_search(True, ["mse_loss"], limit=0.001)
     cut = [r for r in rows if r.get("time_limit")]
     assert cut and all(accuracy._not_met(r) for r in cut)
+    # the defaults' table names the time limit, not a failed exact value, for the orders cut
+    table = accuracy.search_table(rows)
+    assert "TIME LIMIT (0.001 CPU s) reached" in table
+    assert "the exact value failed" not in table
 
 
 def test_search_draws_targets_inside_the_declared_domain():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -751,3 +752,85 @@ def test_focal_float64_gradient_evaluators_within_one_ulp(options, soft):
         b = d.grad_fn(z, y)
     apart = np.abs(a - b) / np.spacing(np.maximum(np.abs(a), np.abs(b)))
     assert apart.max() <= 1.0, (int((apart > 1).sum()), apart.max())
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_target_weights_read_no_row_once_per_call(soft):
+    """Label-smoothed, weighted CE: what a row's target weights aₖ = wₖ((1 − ε)yₖ + ε/C) read
+    that reads no row (ε/C, 1 − ε) is computed once per call, before the rows -- no pair
+    division left in a row -- and the gradient keeps the NumPy evaluator's bits (float64,
+    random rows and rows whose p·Σa − a cancels)."""
+    rng = np.random.default_rng(7)
+    w = rng.uniform(0.2, 3.0, 10)
+    d = symloss.derive("cross_entropy", weight=w, label_smoothing=0.1, reduction="sum")
+    source = fast._generate(d)["source"]
+    kernel = source.split(f"def grad_{'soft' if soft else 'hard'}_m(")[1].split("\n\n\n")[0]
+    setup, rows = kernel.split("hi = (c + 1) * n_rows // chunks")
+    assert "t_div" in setup and "t_div" not in rows
+    assert "vd_t_mul" in rows  # the row's fill: pair functions inlined
+    z = rng.standard_normal((400, 10)) * 3
+    if soft:
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        y = np.where(np.arange(400)[:, None] < 200, p, rng.dirichlet(np.ones(10), 400))
+    else:
+        y = rng.integers(0, 10, 400)
+        y[::7] = -100
+    got = d.grad_fn(z, y)
+    with fast.disabled():
+        want = d.grad_fn(z, y)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}])
+def test_class_axis_rescue_by_a_compiled_mpmath_row(options, monkeypatch):
+    """CE's float64 hvp where the direction's entry is the p-weighted mean of the others (the
+    accuracy search's centred directions): the element that cancels is rescued exactly, by
+    the row expression compiled once to an mpmath function (not SymPy's evalf, ~35 ms per
+    element), and equals the exact value rounded once, on both evaluators."""
+    import mpmath
+
+    from symloss import exact
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((12, 4)) * 3
+    v = rng.standard_normal(x.shape)
+    p = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    v[:, 1] = ((p * v).sum(axis=1) - p[:, 1] * v[:, 1]) / (1.0 - p[:, 1])
+    y = rng.integers(0, 4, 12)
+    d = symloss.derive("cross_entropy", reduction="sum", **options)
+    slow = []
+    monkeypatch.setattr(exact, "_evaluate", lambda *a: slow.append(a))
+    with mpmath.workdps(80):
+        want = np.empty(x.shape)
+        for r in range(12):
+            e = [mpmath.exp(mpmath.mpf(a)) for a in x[r]]
+            pr = [a / mpmath.fsum(e) for a in e]
+            for i in range(4):
+                bracket = mpmath.fsum(pr[k] * (mpmath.mpf(v[r, i]) - mpmath.mpf(v[r, k]))
+                                      for k in range(4))
+                want[r, i] = float(pr[i] * bracket)  # the scale ε + (1 − ε)Σy is 1
+    for path in (contextlib.nullcontext(), fast.disabled()):
+        with path:
+            got = d.hvp_fn(x, y, v)
+        np.testing.assert_array_equal(got[:, 1], want[:, 1])
+    assert not slow
+
+
+def test_target_weight_parts_that_read_no_row_are_hoisted():
+    """:meth:`fast._Printer._call_pairs`: of aₖ = wₖε/C + (1 − ε)yₖ, the per-class part wₖε/C
+    is filled once per call (one pair per class), 1 − ε is one pair; the row's pair reads
+    them and yₖ only, with inlined pair functions."""
+    from symloss.primitives import NUM_CLASSES, SUM_INDEX, dd_code
+
+    y, w = sp.IndexedBase("y"), sp.IndexedBase("w")
+    eps = sp.Symbol("epsilon", real=True)
+    names = {SUM_INDEX: "k", NUM_CLASSES: "n_classes", eps: "c0"}
+    indexed = {"y": lambda x: f"np.float64(yr[{x}])", "w": lambda x: f"w[{x}]"}
+    printer = fast._Printer(names, indexed, logits="z", rows={"y": "y"})
+    a = w[SUM_INDEX] * eps / NUM_CLASSES + (1 - eps) * y[SUM_INDEX]
+    row = printer._call_pairs(a, dd_code(a, printer._print, "dd_", fast._where), 0)
+    setups = {kind: body for _, kind, body in printer.hoisted}
+    assert set(setups) == {fast._SETUP, fast._SETUP_FILL}
+    assert "t_div" in setups[fast._SETUP_FILL] and "w[k]" in setups[fast._SETUP_FILL]
+    assert "t_div" not in row and "w[k]" not in row and "yr[k]" in row
+    assert "dd_" not in row and "cbuf0_" in row and "pc0_" in row

@@ -131,6 +131,10 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
     divisor = sp.Float(float(layout.divisor), DIGITS) if what in ("grad", "hvp") else sp.S.One
     scalars = {symbols[n]: float(s) for n, s in layout.scalars.items()}
     exprs: dict[tuple[bool, int], sp.Expr | None] = {}
+    fns: dict[tuple[bool, int], Any] = {}
+    # the row's entries as symbols, made once (an Indexed is slow to make)
+    entries = [(zb[j + 1], yb[j + 1], wb[j + 1] if wb is not None else None,
+                sp.IndexedBase("v")[j + 1]) for j in range(n_classes)]
     for r, c in nan:
         if layout.labels is not None:
             if layout.valid is not None and not layout.valid[r]:
@@ -145,23 +149,88 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
         hard = bool(np.all((y == 0.0) | (y == 1.0)))
         key = (hard, int(c))
         if key not in exprs:
-            exprs[key] = row_expression(d, what, hard, int(c), n_classes)
+            exprs[key] = _cached_row_expression(d, what, hard, int(c), n_classes)
         expr = exprs[key]
         if expr is None:
             continue
         values: dict[Any, float] = {}
-        for j in range(n_classes):
-            values[zb[j + 1]] = float(z[r, j])
-            values[yb[j + 1]] = float(y[j])
-            if wb is not None and weight is not None:
-                values[wb[j + 1]] = float(np.broadcast_to(weight, (n_classes,))[j])
+        for j, (zj, yj, wj, vj) in enumerate(entries):
+            values[zj] = float(z[r, j])
+            values[yj] = float(y[j])
+            if wj is not None and weight is not None:
+                values[wj] = float(np.broadcast_to(weight, (n_classes,))[j])
             if v is not None:
-                values[sp.IndexedBase("v")[j + 1]] = float(v[r, j])
+                values[vj] = float(v[r, j])
         values.update(scalars)
-        value = _evaluate(expr, values)
+        if key not in fns:  # the same arguments in every row of this call
+            fns[key] = _row_function(expr, tuple(values))
+        value = _evaluate_row(fns[key], expr, values)
         if value is not None:
             table[r, c] = float(value / divisor)
     return out
+
+
+#: A row expression compiled to an mpmath function, by (expression, its arguments).
+_ROW_FUNCTIONS: dict[tuple[sp.Expr, tuple[Any, ...]], Any] = {}
+
+#: Decimal digits of :func:`_evaluate_row`'s two evaluations (:data:`PRECISIONS`' first two,
+#: with the 20 digits more :func:`_evaluate` gives the substituted floats).
+_ROW_DIGITS = (60, 140)
+
+
+def _row_function(expr: sp.Expr, args: tuple[Any, ...]) -> Any:
+    """``expr`` as an mpmath function of ``args`` (compiled once), or ``None`` where it has
+    none."""
+    key = (expr, args)
+    if key not in _ROW_FUNCTIONS:
+        try:
+            _ROW_FUNCTIONS[key] = sp.lambdify(list(args), expr, modules="mpmath", dummify=True)
+        except Exception:  # nothing to print it with: SymPy's evalf
+            _ROW_FUNCTIONS[key] = None
+    return _ROW_FUNCTIONS[key]
+
+
+def _evaluate_row(fn: Any, expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
+    """:func:`_evaluate` of a class-axis row expression, first by ``fn``, the expression as
+    one mpmath function of the row's entries (:func:`_row_function`): evaluated at 60 and at
+    140 digits, the second value where both are nonzero and agree to 2⁻⁷⁰ of it (a value
+    that cancels by 10ᵏ loses k digits in each: two that agree to 21 digits leave the
+    second's error below 10⁻⁹⁹ of it); else, or where it cannot be evaluated so,
+    :func:`_evaluate`'s.
+
+    SymPy's substitution and ``evalf`` rebuild the written-out row (sums of C exponentials,
+    each several times) for every element: ~35 ms each where the accuracy search's centred
+    directions leave one element per row to rescue; this takes about 1 ms."""
+    import mpmath
+
+    if fn is not None:
+        try:
+            found = []
+            for digits in _ROW_DIGITS:
+                with mpmath.workdps(digits):
+                    found.append(fn(*(mpmath.mpf(v) for v in values.values())))
+            low, high = found
+            if (isinstance(high, mpmath.mpf) and isinstance(low, mpmath.mpf) and high != 0
+                    and mpmath.isfinite(high)
+                    and abs(high - low) <= abs(high) * mpmath.mpf(2) ** -70):
+                return sp.Float(high, _ROW_DIGITS[1])
+        except Exception:  # a function mpmath has no twin of: evalf
+            pass
+    return _evaluate(expr, values)
+
+
+#: Class-axis row expressions (:func:`row_expression`), by the expression evaluated, the
+#: result, the class and the row width: each call of an evaluator rescues anew.
+_CLASS_ROWS: dict[tuple[sp.Expr, str, int, int], sp.Expr | None] = {}
+
+
+def _cached_row_expression(derivation: Derivation, what: str, hard: bool, c: int,
+                           n_classes: int) -> sp.Expr | None:
+    """:func:`row_expression`, written out once per expression, class and row width."""
+    key = (_expression(derivation, what, hard), what, c, n_classes)
+    if key not in _CLASS_ROWS:
+        _CLASS_ROWS[key] = row_expression(derivation, what, hard, c, n_classes)
+    return _CLASS_ROWS[key]
 
 
 def row_expression(derivation: Derivation, what: str, hard: bool, c: int,

@@ -114,6 +114,11 @@ class _Unsupported(Exception):
     """The generator does not handle this expression; the NumPy path will."""
 
 
+def _where(c: str, a: str, b: str) -> str:
+    """A pair selected by a printed condition (:func:`~symloss.primitives.dd_code`'s ``where``)."""
+    return f"({a} if {c} else {b})"
+
+
 class _Printer(PythonCodePrinter):
     """Prints one scalar float64 expression of the loop variables of a generated kernel.
 
@@ -352,7 +357,8 @@ class _Printer(PythonCodePrinter):
 
     def _softmax_suba(self, expr: sp.Expr) -> str:
         # softmax_sub of target weights aₖ (class weights, label smoothing): per row each aₖ
-        # as an exact pair (abufJh, abufJl: the declaration's aₖ printed by dd_code), then
+        # as an exact pair (abufJh, abufJl: the declaration's aₖ printed by dd_code, its parts
+        # that read no row computed once per call, _call_pairs), then
         # ddouble.softmax_suba_row_F as softmax_sub_row_F; per class the float64 form
         # pᵢΣa − aᵢ where it keeps a float32 result's digits (fits_v; fits_m is never).
         z, a, i, n = expr.args
@@ -360,10 +366,10 @@ class _Printer(PythonCodePrinter):
             j = len(self.hoisted)
             lbuf, ah, al = self._row_buffer(), f"abuf{j}h", f"abuf{j}l"
             try:
-                pair = dd_code(a, self._print, "dd_",
-                               lambda c, x, y: f"({x} if {c} else {y})")
+                pair = dd_code(a, self._print, "dd_", _where)
             except NotImplementedError:
                 raise _Unsupported(f"softmax_sub of {a}") from None
+            pair = self._call_pairs(a, pair, j)
             self.hoisted.append((f"{ah}, {al}", _FILL, pair))
             self.hoisted.append((f"acc{j + 1}", "",
                                  f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, buf, {lbuf})"))
@@ -379,6 +385,55 @@ class _Printer(PythonCodePrinter):
         if not self.certify:
             return value
         return f"certified({value}, {size}, flag)"
+
+    def _per_call(self, e: sp.Expr) -> bool:
+        """Whether ``e`` reads nothing of a row: only scalar options, C, the class index ``k``
+        and per-class arrays (class weights) -- not the target row, its label or the logits."""
+        rows = {*self.rows, self.logits}
+        bases = {x.base.label for x in e.atoms(sp.Indexed)}
+        if any(str(b) in rows for b in bases):
+            return False
+        return all(s in bases or s == SUM_INDEX
+                   or re.fullmatch(r"c\d+|n_classes", self.names.get(s, "")) is not None
+                   for s in e.atoms(sp.Symbol))
+
+    def _call_pairs(self, a: sp.Expr, pair: str, j: int) -> str:
+        """``pair`` (``a``'s printed pair, one class ``k`` of one row) with each pair of a
+        largest part of ``a`` that reads no row (ε/C, 1 − ε, …) read from a value computed once
+        per call (hoisted ``_SETUP``: a scalar pair; ``_SETUP_FILL``: one pair per class),
+        by the same code: the same bits. Its pair functions inlined (``vd_``, no calls) where
+        they are the same code (not ``t_log1p``, whose ``vd_`` seed differs)."""
+        parts: list[sp.Expr] = []
+
+        def walk(e: sp.Expr) -> None:
+            if e.is_Atom or isinstance(e, sp.Indexed):
+                return
+            if self._per_call(e):
+                parts.append(e)
+                return
+            for x in e.args:
+                walk(x)
+
+        walk(a)
+        for q, part in enumerate(dict.fromkeys(parts)):
+            try:
+                code = dd_code(part, self._print, "dd_", _where)
+            except NotImplementedError:
+                continue
+            hit = re.compile(r"(?<![\w.])" + re.escape(code))
+            if not hit.search(pair):
+                continue
+            if part.has(SUM_INDEX):
+                h, lo = f"cbuf{j}_{q}h", f"cbuf{j}_{q}l"
+                self.hoisted.append((f"{h}, {lo}", _SETUP_FILL, code))
+                value = f"({h}[k], {lo}[k])"
+            else:
+                value = f"pc{j}_{q}"
+                self.hoisted.append((value, _SETUP, code))
+            pair = hit.sub(value, pair)  # value: names and brackets, no escapes
+        if "t_log1p" not in pair:
+            pair = pair.replace("dd_t_", "vd_t_")
+        return pair
 
     def _print_sigmoid_sub(self, expr: sp.Expr) -> str:
         exact = f"dd_sigmoid_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -1184,14 +1239,18 @@ SUM_LANES = 8
 
 #: The index of a hoisted row fill (:func:`_class_fill`), not a sum.
 _FILL = "=fill"
+#: The indices of a value computed once per call (per chunk of rows), before the rows: a
+#: scalar, and a fill of one pair per class (what a row's fill reads that reads no row).
+_SETUP = "=setup"
+_SETUP_FILL = "=setup_fill"
 
 
-def _class_fill(accs: str, body: str) -> str:
+def _class_fill(accs: str, body: str, pad: int = 16) -> str:
     """Code that writes the pair ``body`` of each class ``k`` into the row buffers ``accs``
     (``"hi, lo"``)."""
     hi, lo = accs.split(", ")
-    return ("                for k in range(n_classes):\n"
-            f"                    {hi}[k], {lo}[k] = {body}\n")
+    return (f"{' ' * pad}for k in range(n_classes):\n"
+            f"{' ' * pad}    {hi}[k], {lo}[k] = {body}\n")
 
 
 def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
@@ -1292,12 +1351,16 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 sums = (f"            block_sums_dot(ebuf, r1 - r0, smalls, ones, {dot[1]}, r0, "
                         "dots)\n" if dot else
                         "            block_sums(ebuf, r1 - r0, smalls, ones)\n")
+                setup = "".join(
+                    f"        {acc} = {_flavoured(b)[flavour]}\n" if k == _SETUP else
+                    _class_fill(acc, _flavoured(b)[flavour], 8)
+                    for acc, k, b in printer.hoisted if k in (_SETUP, _SETUP_FILL))
                 hoisted_f = "".join(
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
                     _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k, _flavoured(b)[flavour], flavour)
-                    for acc, k, b in printer.hoisted)
+                    for acc, k, b in printer.hoisted if k not in (_SETUP, _SETUP_FILL))
                 if flavour == "v":
                     # float32 results: x·(1/(1+s)) is as good as x/(1+s) (1e-16 vs 6e-8) and
                     # a multiply is several times cheaper than a divide.
@@ -1305,7 +1368,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
                 src.append(_class_axis_kernel(
                     f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
-                    choose, hoisted_f + write.format(body=body), skip))
+                    choose, hoisted_f + write.format(body=body), skip, setup))
     return "".join(src)
 
 
@@ -1315,9 +1378,11 @@ _SOFTMAX_STATE = re.compile(r"\b(m|s|one_s|lse|inv_s|buf|dots)\b")
 
 
 def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: bool,
-                       direction: bool, hard: bool, choose: bool, row: str, skip: str) -> str:
+                       direction: bool, hard: bool, choose: bool, row: str, skip: str,
+                       setup: str = "") -> str:
     """One class-axis kernel: per block of rows, the softmax passes (the max, ``e = exp(z −
-    m)``, ``s``) where ``row`` -- the code that writes row ``r`` -- reads them, then ``row``."""
+    m)``, ``s``) where ``row`` -- the code that writes row ``r`` -- reads them, then ``row``;
+    ``setup`` (what the rows read that reads no row) once per chunk, before its rows."""
     softmax = bool(_SOFTMAX_STATE.search(row))
     return (
         f"\n\n@njit(**_OPTS)\n"
@@ -1330,8 +1395,9 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
            "        smalls = np.empty(nb)\n"
            "        ones = np.empty(nb)\n" if softmax else "")
         + ("        dots = np.empty(nb)\n" if softmax and dot else "")
-        + "".join(f"        {b} = np.empty(n_classes)\n"
-                  for b in sorted(set(re.findall(r"\b(?:lbuf\d*|abuf\d+[hl])\b", row))))
+        + "".join(f"        {b} = np.empty(n_classes)\n" for b in sorted(set(re.findall(
+            r"\b(?:lbuf\d*|abuf\d+[hl]|cbuf\d+_\d+[hl])\b", setup + row))))
+        + setup
         + "        hi = (c + 1) * n_rows // chunks\n"
         "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
         "            r1 = min(r0 + nb, hi)\n"
