@@ -47,6 +47,7 @@ from .primitives import (
     off_target,
     sigmoid,
     sigmoid_pow,
+    sigmoid_pow_large,
     sigmoid_sub,
     softmax,
     softmax_complement,
@@ -969,7 +970,11 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
     # a product of rounded factors (up to 7 ulp): in double-double (accurate)
     loss = accurate(alpha_t * ce * modulating)
     canonical = alpha_t * ((sigmoid(_Z) - _Y) * modulating + ce * dmod)
-    stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating)
+    # γ > 2: σ^γ with log1p(e^(−|x|)) to ~2⁻⁶⁶ (its rounding costs about γ/2 ulp: 464 at
+    # γ = 1000), two more exponentials per element; γ ≤ 2 (the default) keeps the plain one
+    pow_class = sigmoid_pow_large if opts["gamma"] > 2 else sigmoid_pow
+    stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating,
+                                                                  pow_class)
     # The names the printed derivation uses, as the notebook writes them (display only).
     # The derivatives are sympy.diff's, in the form they take inside the derived gradient.
     names = [Definition(Symbol("ℓ_BCE"), ce, "the binary cross-entropy of σ(z)"),
@@ -1023,7 +1028,8 @@ def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
     return expr.replace(is_complement, complement)
 
 
-def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.Expr
+def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.Expr,
+                  pow_class: type[sigmoid_pow] = sigmoid_pow
                   ) -> tuple[sp.Expr, sp.Expr, tuple[Definition, ...]]:
     """The focal loss's evaluated gradient and Hessian, by ``sympy.diff`` of its form at each
     hard label (``(1 − p_t)^γ`` as :class:`~symloss.primitives.sigmoid_pow`) and of the
@@ -1033,7 +1039,7 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
     def at_label(label: int) -> sp.Expr:
         hard = loss.subs(_Y, label)
         return hard.replace(lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
-                            lambda e: sigmoid_pow(e.args[0].args[0], e.args[1]))
+                            lambda e: pow_class(e.args[0].args[0], e.args[1]))
 
     # A soft label: 1 − p_t = q differentiated as an opaque Q(z), then Q' and Q'' by
     # sympy.diff, factored, so that their (1 − 2y) stays one factor (0 at y = ½, not a
@@ -1083,7 +1089,7 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
     def modulating_at(label: int) -> sp.Expr:
         return modulating.subs(_Y, label).replace(
             lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
-            lambda e: sigmoid_pow(e.args[0].args[0], e.args[1]))
+            lambda e: pow_class(e.args[0].args[0], e.args[1]))
 
     def soft_term(expr: sp.Expr) -> sp.Expr:
         d = expr.subs(sp.Derivative(opaque, (_Z, 2)), second)

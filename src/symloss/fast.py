@@ -63,6 +63,7 @@ from .primitives import (
     SUM_INDEX,
     dd_code,
     product_of_inputs,
+    sigmoid_pow_large,
     softmax,
     softmax_hvp,
     softmax_sub,
@@ -234,7 +235,9 @@ class _Printer(PythonCodePrinter):
         # σ(x)^γ = e^(−γ softplus(−x)): log space, no 0^(γ−1) where σ(x) underflows; the
         # exponent as an exact pair (e^u amplifies u's rounding |u|-fold), see sigmoid_pow_m.
         x, exponent = (self._print(a) for a in expr.args)
-        return f"sigmoid_pow_l_F({x}, {exponent}, log1p_F({self._expna(expr.args[0])}))"
+        # sigmoid_pow_large: log1p(e^(−|x|)) to ~2⁻⁶⁶ in the exponent (_fastmath.sigmoid_pow_lb_m)
+        helper = "sigmoid_pow_lb" if isinstance(expr, sigmoid_pow_large) else "sigmoid_pow_l"
+        return f"{helper}_F({x}, {exponent}, log1p_F({self._expna(expr.args[0])}))"
 
     def _float_first(self, inner: sp.Expr, exact: str, test: str = "fits_F",
                      bound: sp.Expr | None = None) -> str:
@@ -826,7 +829,7 @@ from symloss._fastmath import (
     expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,
     sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
     softplus_l_w, log_w, pow_w, sigmoid_subq_m, sigmoid_subq_v, sigmoid_subq_w, fitsq_m,
-    fitsq_v, fitsq_w,
+    fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
 )
 from symloss.ddouble import jitted as _ddouble
 

@@ -48,6 +48,7 @@ __all__ = [
     "product_of_inputs",
     "sigmoid",
     "sigmoid_pow",
+    "sigmoid_pow_large",
     "sigmoid_sub",
     "softmax",
     "softmax_complement",
@@ -277,6 +278,31 @@ class sigmoid_pow(Function):
         return f"kernels.sigmoid_pow({x}, {exponent})"
 
     _scipycode = _numpycode
+
+
+class sigmoid_pow_large(sigmoid_pow):
+    """:class:`sigmoid_pow` evaluated with ``log1p(e^(−|x|))`` to about 2⁻⁶⁶ rather than to
+    float64's rounding, which ``e^(−γ softplus(−x))`` multiplies by γ (about γ/2 ulp: 464 ulp
+    at γ = 1000). The same function (SymPy derives, renders and proves it as
+    :class:`sigmoid_pow`); its evaluators take two more exponentials
+    (:func:`symloss._fastmath.sigmoid_pow_lb_m`, :func:`symloss.kernels.sigmoid_pow` with
+    ``exact_b``), so the focal loss declares it only where γ > 2.
+
+    >>> from sympy import Symbol, diff
+    >>> x, g = Symbol("x"), Symbol("gamma", positive=True)
+    >>> diff(sigmoid_pow_large(x, g), x)
+    gamma*sigmoid(-x)*sigmoid_pow_large(x, gamma)
+    """
+
+    def _numpycode(self, printer: object) -> str:
+        x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"kernels.sigmoid_pow({x}, {exponent}, exact_b=True)"
+
+    _scipycode = _numpycode
+
+    def _mpmathcode(self, printer: object) -> str:  # a reference's namespace knows sigmoid_pow
+        x, exponent = (printer._print(a) for a in self.args)  # type: ignore[attr-defined]
+        return f"sigmoid_pow({x}, {exponent})"
 
 
 class _Difference(Function):
