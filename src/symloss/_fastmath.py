@@ -666,40 +666,6 @@ def cmp_products(a0: float, b0: float, a1: float, b1: float, a2: float, b2: floa
                                float(b2), float(a3), float(b3))
 
 
-@njit(inline="always", error_model="numpy")
-def _exp_pair(x: float) -> tuple[float, float]:
-    """``e^x`` as an unevaluated pair ``hi + lo`` within 2⁻⁶⁴ of it (relative), for results
-    above 2⁻⁹⁰⁰ (below, ``lo`` loses bits; :func:`sigmoid_subq` does not certify there):
-    :func:`exp_m`'s reduction and polynomial, with ``2^(j/32)·e^r = T + T·rh + (T_lo +
-    T·(rl + q) + T_lo·rh)`` summed as a pair (``T·rh`` exact by a fused multiply-add). Its error: the
-    polynomial's truncation (2⁻⁶⁷·⁵), the rounding of ``q ≈ r²/2 ≤ 2⁻¹⁴`` (2⁻⁶⁵·⁴) and of the
-    small sums (2⁻⁶⁷ each), the reduction's (2⁻⁷⁵). Branch-free."""
-    xc = -745.5 if x < -745.5 else x
-    xc = 709.8 if xc > 709.8 else xc
-    t = xc * _INV_L32 + _SHIFT
-    nf = t - _SHIFT
-    r1 = xc - nf * _L32_A
-    rh = r1 - nf * _L32_B
-    rl = (r1 - rh) - nf * _L32_B
-    q = rh * rh * (_F2 + rh * (_F3 + rh * (_F4 + rh * (_F5 + rh * (_F6 + rh * _F7)))))
-    n = _float64_to_bits(t) - _SHIFT_BITS
-    j = n & 31
-    th = _EXP32_HI[j]
-    a = th * rh
-    ae = _fma(th, rh, -a)
-    tl = _EXP32_LO[j]
-    rest = tl + (ae + (th * (rl + q) + tl * rh))  # T_lo·e^r: T_lo·rh is 2⁻⁵⁹·T
-    h = th + a  # |a| ≤ 0.011·th: Fast2Sum
-    lo = (a - (h - th)) + rest
-    hi = h + lo
-    lo = lo - (hi - h)
-    k = n >> 5
-    k1 = k >> 1
-    s1 = _bits_to_float64((k1 + 1023) << 52)
-    s2 = _bits_to_float64((k - k1 + 1023) << 52)
-    return hi * s1 * s2, lo * s1 * s2
-
-
 #: :func:`sigmoid_subq` certifies a result ``r`` where ``|r| ≥ SUBQ_MARGIN·M`` (``M`` the
 #: terms' magnitude): its error before the last rounding, at most about 2⁻⁶³·⁹·M, is then
 #: under 2⁻⁵⁵·|r|, a quarter of an ulp.
@@ -715,7 +681,7 @@ def sigmoid_subq(z: float, y: float) -> float:
     NaN (there the double-double :func:`symloss.ddouble.sigmoid_sub` answers). Branch-free
     (LLVM vectorizes it) and 4 to 5 times cheaper than the double-double form.
 
-    With ``E = e^(−|z|)`` a pair within 2⁻⁶⁴ (:func:`_exp_pair`) and ``a = 1 − y`` an exact
+    With ``E = e^(−|z|)`` a pair within 2⁻⁶⁴ (:func:`exp_pair`: about 2⁻⁶⁶) and ``a = 1 − y`` an exact
     pair: ``σ(z) − y = T/(1 + E)``, ``T = a − yE`` for ``z ≥ 0``, ``aE − y`` for ``z < 0``;
     the products exact pairs (fused multiply-add) but for their low parts' products (2⁻¹⁰⁵),
     the difference of the high parts exact (TwoSum). ``T``'s error is then at most
@@ -723,7 +689,7 @@ def sigmoid_subq(z: float, y: float) -> float:
     ``1 + E`` (a pair) is one division corrected by its exact remainder (another
     ``2⁻¹⁰⁴|r|``). Where ``|r| ≥ 2⁻⁸·M`` that is below a quarter of an ulp of ``r``
     (``≥ 2⁻⁵³|r|``), and the final rounding adds half an ulp."""
-    eh, el = _exp_pair(-abs(z))
+    eh, el = exp_pair(-abs(z))
     ah = 1.0 - y
     bb = ah - 1.0
     al = (1.0 - (ah - bb)) + (-y - bb)  # 1 − y = ah + al exactly (TwoSum)
