@@ -72,15 +72,15 @@ def t_where(c, cu, ah, al, ae, bh, bl, be):
     return h, l, e
 '''
 
-# The helpers: the double-double operations of symloss.rows._DD and the error rules of
-# symloss.rows._Tracked, on scalars. Every tracked value is (hi, lo, e).
-_HELPERS = '''
+# The start of both helper modules (double-double and float64 alone): imports, the unit
+# roundoff ``U`` each tracked operation counts, and TwoSum.
+_PREAMBLE = '''
 import math
 
 import numpy as np
 from numba import njit, prange
 
-U = 2.0 ** -100
+U = {u}
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
 # the error-free transformations (symloss.ddouble's), inlined; a product's error by one fused
@@ -93,7 +93,11 @@ def two_sum(a, b):
     s = a + b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
+'''
 
+# The helpers: the double-double operations of symloss.rows._DD and the error rules of
+# symloss.rows._Tracked, on scalars. Every tracked value is (hi, lo, e).
+_HELPERS = _PREAMBLE.format(u="2.0 ** -100") + '''
 
 @njit(inline="always", **_J)
 def fast(a, b):  # |a| >= |b|
@@ -262,26 +266,7 @@ def t_sum_error(total_e, mag, width, exact):
 # path): a value is (v, 0.0, e); U is float64's epsilon (one rounding, with slack); where both
 # operands are exact, the rounding error of a sum or product is computed exactly (TwoSum,
 # Dekker), as rows._Tracked does for exact operands.
-_HELPERS_F64 = '''
-import math
-
-import numpy as np
-from numba import njit, prange
-
-U = 2.0 ** -52
-_J = dict(cache=True, nogil=True, error_model="numpy")
-
-# the error-free transformations (symloss.ddouble's), inlined; a product's error by one fused
-# multiply-add (the same exact error as Dekker's split, in 2 operations instead of 17)
-from symloss._fastmath import _fma
-
-
-@njit(inline="always", **_J)
-def two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
+_HELPERS_F64 = _PREAMBLE.format(u="2.0 ** -52") + '''
 
 @njit(inline="always", **_J)
 def two_prod(a, b):
