@@ -1104,6 +1104,17 @@ def _focal_mp(z, y, alpha, gamma):
     return a_t * (q * y + p * (1 - y)) ** gamma * ce
 
 
+def _focal_hvp_at(path, z, y, gamma):
+    """sigmoid_focal_loss's (α = 0.25, reduction='sum') Hessian-vector product at one point
+    in direction 1 on ``path``, and its exact value (mpmath's second derivative, 80 digits)."""
+    mpmath.mp.dps = 80
+    d = symloss.derive("sigmoid_focal_loss", gamma=gamma, reduction="sum")
+    got = _on(path, lambda: d.hvp_fn(np.array([z]), np.array([y]), np.array([1.0])))
+    exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(y), mpmath.mpf(0.25), mpmath.mpf(gamma)),
+                         mpmath.mpf(z), 2)]
+    return got, exact
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("z, y", [(464.15888336127705, 1.0), (-464.15888336127705, 0.0),
                                   (300.0, 1.0), (600.0, 1.0)])
@@ -1112,16 +1123,7 @@ def test_sigmoid_focal_hvp_where_softplus_is_below_the_rescue_precision(z, y, pa
     trusted range, so the element is rescued exactly; the rescue's softplus(−464) = e^(−464)
     was 0 at 40 and 120 digits (log(1 + e^(−464)) rounds 1 + e^(−464) to 1), and the two
     agreeing evaluations returned the Hessian without its γ²·σ^γ·softplus term (8.2e14 ulp)."""
-    mpmath.mp.dps = 80
-    d = symloss.derive("sigmoid_focal_loss", gamma=0.5, reduction="sum")
-    x, t, v = np.array([z]), np.array([y]), np.array([1.0])
-    if path == "numpy":
-        with fast.disabled():
-            got = d.hvp_fn(x, t, v)
-    else:
-        got = d.hvp_fn(x, t, v)
-    exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(y), mpmath.mpf(0.25), mpmath.mpf(0.5)),
-                         mpmath.mpf(z), 2)]
+    got, exact = _focal_hvp_at(path, z, y, 0.5)
     assert _ulps(got, exact, np.float64).max() <= 4.0
 
 
@@ -1445,17 +1447,7 @@ def test_exp_pair_is_exp_to_66_bits():
 def test_sigmoid_focal_soft_hessian_at_the_smallest_normal_target(z, gamma, path):
     """y = 2⁻¹⁰²²: Q = yσ(−z) + (1 − y)σ(z) ≈ σ(z), and Q^(γ−2)·Q′² takes (σ(z)σ(−z))², 10⁻³¹²
     at z = −359.38, subnormal: the Hessian 10⁻²³⁴ comes out 11% off."""
-    mpmath.mp.dps = 80
-    y = 2.0**-1022
-    d = symloss.derive("sigmoid_focal_loss", gamma=gamma, reduction="sum")
-    x, t, v = np.array([z]), np.array([y]), np.array([1.0])
-    if path == "numpy":
-        with fast.disabled():
-            got = d.hvp_fn(x, t, v)
-    else:
-        got = d.hvp_fn(x, t, v)
-    exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(y), mpmath.mpf(0.25), mpmath.mpf(gamma)),
-                         mpmath.mpf(z), 2)]
+    got, exact = _focal_hvp_at(path, z, 2.0**-1022, gamma)
     assert np.isfinite(got).all()
     assert _ulps(got, exact, np.float64).max() <= 4.0
 
