@@ -460,10 +460,12 @@ SENTENCES.update({
         "（1 + c = |A + B|²/2 + ε/(2s_a) + ε/(2s_b)）：几乎平行或反平行的两行不会相消。",
     "d_+ − d_- = (d_+² − d_-²)/(d_+ + d_-) with d_+² − d_-² = Σₖ (nₖ − pₖ)(uₖ + wₖ) "
     "(uₖ = aₖ − pₖ + ε, wₖ = aₖ − nₖ + ε): no difference of two nearly equal distances next to "
-    "the kink or where ε dominates both.":
+    "the kink or where ε dominates both; where d_+² − d_-² = 0 (both distances 0 at a = p = n, "
+    "ε = 0) d_+ − d_- itself, 0.":
         "d_+ − d_- = (d_+² − d_-²)/(d_+ + d_-)，其中 d_+² − d_-² = Σₖ (nₖ − pₖ)(uₖ + wₖ)"
         "（uₖ = aₖ − pₖ + ε，wₖ = aₖ − nₖ + ε）：在不可导点附近、或 ε 在两个距离中占主导时，"
-        "都不必把两个几乎相等的距离相减。",
+        "都不必把两个几乎相等的距离相减；d_+² − d_-² = 0 时（ε = 0 且 a = p = n，两个距离都为 0）"
+        "直接取 d_+ − d_-，即 0。",
     "uᵢ/d_+ − wᵢ/d_- = (nᵢ − pᵢ)/d_+ − wᵢ (d_+ − d_-)/(d_+ d_-), with d_+ − d_- as in the loss "
     "(also in the step): the two unit vectors do not cancel where the rows are close to each "
     "other.":
