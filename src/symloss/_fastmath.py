@@ -672,6 +672,9 @@ def cmp_products(a0: float, b0: float, a1: float, b1: float, a2: float, b2: floa
 SUBQ_MARGIN = 2.0**-8
 #: ... and where ``e^(−|z|) ≥ 2⁻⁹⁰⁰`` (every part of the pairs a normal number).
 _SUBQ_MIN_E = 2.0**-900
+#: :func:`sigmoid_subq_v` (float32 results) takes its float64 form where ``|r| ≥
+#: SUBQ32_MARGIN·(σ + |y|)``.
+SUBQ32_MARGIN = 2.0**-14
 
 
 @njit(inline="always", error_model="numpy")
@@ -722,12 +725,15 @@ def sigmoid_subq(z: float, y: float) -> float:
 # The flavours' names for the printers: one function (as cheap as the float form).
 @njit(inline="always", error_model="numpy")
 def sigmoid_subq_v(z: float, y: float) -> float:
-    """float32 results: the float64 form ``σ(z) − y`` (:func:`exp_m`, σ within 2 ulp), NaN
-    where it cancels by more than 6 bits (:func:`fits_v`'s rule: its error, under 2⁻⁴⁵ of
-    ``|r|``, stays 2⁻²¹ of a float32 ulp), and for ``|z| > 620`` as :func:`sigmoid_subq`."""
+    """float32 results: the float64 form ``r = σ(z) − y`` (:func:`exp_m`, σ within 2 ulp),
+    NaN where it cancels by more than 14 bits (:data:`SUBQ32_MARGIN`), and for ``|z| > 620``
+    as :func:`sigmoid_subq`. Its error, at most ``2⁻⁵²·σ`` and the subtraction's rounding
+    (``2⁻⁵³|r|``), is below ``2⁻³⁷|r|`` where ``|r| ≥ 2⁻¹⁴(σ + |y|)``: 2⁻¹³ of a float32 ulp
+    (``≥ 2⁻²⁴|r|``), so the float32 result is within 0.5001 ulp. (6 bits, :func:`fits_v`'s
+    rule for the ``exp_v`` forms, sent 2.9% of soft targets to double-double.)"""
     s = sigmoid_e_m(z, exp_m(-abs(z)))
     r = s - y
-    good = (abs(r) >= 0.015625 * (s + abs(y))) & (abs(z) <= 620.0)
+    good = (abs(r) >= SUBQ32_MARGIN * (s + abs(y))) & (abs(z) <= 620.0)
     return r if good else math.nan
 
 
