@@ -966,8 +966,13 @@ def test_soft_targets_next_to_the_root_within_4_ulp(name, options, dtype):
 
     rng = np.random.default_rng(RNG_SEED + 1)
     z, y = _near_roots(rng, 60)
-    z = np.concatenate([z, rng.standard_normal(60) * 3])
-    y = np.concatenate([y, rng.random(60)])
+    # and targets whose σ(z) − y cancels by 6 to 20 bits (float32: the float64 forms' margins)
+    zc = rng.standard_normal(60) * 3
+    sc = 1.0 / (1.0 + np.exp(-zc))
+    yc = np.clip(sc * (1.0 + rng.choice([-1.0, 1.0], 60) * 2.0 ** -rng.uniform(6, 20, 60)),
+                 1e-30, 1.0 - 2.0**-24)
+    z = np.concatenate([z, zc, rng.standard_normal(60) * 3])
+    y = np.concatenate([y, yc, rng.random(60)])
     y[::7] = np.round(y[::7])  # hard labels among them
     z, y = z.astype(dtype).reshape(-1, 6), y.astype(dtype).reshape(-1, 6)
     d = symloss.derive(name, reduction="sum", **options)
@@ -984,6 +989,23 @@ def test_soft_targets_next_to_the_root_within_4_ulp(name, options, dtype):
                       for a, b in zip(z.ravel(), y.ravel(), strict=True)]).reshape(z.shape)
     err = np.abs(a.astype(np.float64) - exact) / np.spacing(np.abs(exact).astype(dtype))
     assert err.max() <= 4.0, err.max()
+
+
+def test_float32_soft_class_rows_keep_the_bounded_float_form():
+    """multilabel_soft_margin_loss's soft gradient (σ(xᵢ) − yᵢ)/C has a rounding bound
+    (algebra.rounding_bound: an array element is an exact input, as a Symbol is), so its
+    float32 kernel evaluates it with libm's helpers and keeps it wherever |r| ≥ 7·2⁻¹⁹·M
+    (fitsk32), not only where it cancels by under 6 bits (fits_v: 2.9% of uniform targets
+    went to double-double)."""
+    from symloss.algebra import rounding_bound
+
+    x, y = sp.IndexedBase("x"), sp.IndexedBase("y")
+    i, c = sp.Symbol("i", integer=True), sp.Symbol("C", integer=True, positive=True)
+    assert rounding_bound((primitives.sigmoid(x[i]) - y[i]) / c) == 7
+    assert rounding_bound(primitives.sigmoid(-x[i]) * y[i]) == 5
+    source = fast._generate(symloss.derive("multilabel_soft_margin_loss"))["source"]
+    kernel = source.split("def grad_soft_v(")[1].split("\n\n\n")[0]
+    assert "fitsk32(" in kernel and "fits_v(" not in kernel and "exp_v(" not in kernel
 
 
 def _exact_soft_grad(name: str, options: dict, z, y):

@@ -408,8 +408,8 @@ def rounding_bound(expr: sp.Expr) -> sp.Expr | None:
     True
     """
     def exact_argument(e: sp.Expr) -> bool:
-        if _exact_input(e):
-            return True
+        if _exact_input(e) or isinstance(-e if e.could_extract_minus_sign() else e, sp.Indexed):
+            return True  # (an element of an input array, x[i], as exact as a Symbol)
         # 2ᵏ·x: a power of two times an input is exact too
         coeff, rest = e.as_coeff_Mul()
         return bool(rest.is_Symbol and coeff.is_Rational and _exact_input(coeff)
