@@ -264,7 +264,8 @@ class _Printer(PythonCodePrinter):
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
         # Per row: c (the v of z's arg-max) and, for float64 results, the pairs 1/D and W/D and
-        # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F); the float64
+        # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F, after its first
+        # tier _fastmath.softmax_hvp_q_F, _row_values); the float64
         # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
         # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;
         # fits_m is never), else double-double.
@@ -329,7 +330,8 @@ class _Printer(PythonCodePrinter):
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, 1/D, the arg-maxes
         # of z and y, and each e^(z − m) as a pair in buf, lbuf) in one pass per row
-        # (ddouble.softmax_sub_row_F); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
+        # (ddouble.softmax_sub_row_F where its first tier, _fastmath.softmax_sub_q_F, cannot
+        # vouch for the row: _row_values); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
         # float64 results (fits_m is never), and for float32 ones the float64 form pᵢT − yᵢ
         # wherever it keeps their digits (fits_v).
         z, y, i, n = expr.args
@@ -360,7 +362,8 @@ class _Printer(PythonCodePrinter):
         # softmax_sub of target weights aₖ (class weights, label smoothing): per row each aₖ
         # as an exact pair (abufJh, abufJl: the declaration's aₖ printed by dd_code, its parts
         # that read no row computed once per call, _call_pairs), then
-        # ddouble.softmax_suba_row_F as softmax_sub_row_F; per class the float64 form
+        # ddouble.softmax_suba_row_F (first tier _fastmath.softmax_suba_q_F) as
+        # softmax_sub_row_F; per class the float64 form
         # pᵢΣa − aᵢ where it keeps a float32 result's digits (fits_v; fits_m is never).
         z, a, i, n = expr.args
         if expr not in self._sums:  # type: ignore[comparison-overlap]
