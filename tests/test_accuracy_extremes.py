@@ -1415,27 +1415,35 @@ def test_sigmoid_pow_large_gamma_keeps_log1p_to_its_last_bits(which):
         assert _ulps(got, exact, np.float64).max() <= 2.0, g
 
 
-def test_exp_pair_is_exp_to_66_bits():
+@pytest.mark.parametrize(("name", "bound", "lowest"), [
+    ("exp_pair", 2.0**-64, -660.0), ("exp_pair_fine", 2.0**-72, -600.0)])
+def test_exp_pair_is_exp_to_66_bits(name, bound, lowest):
     """_fastmath.exp_pair: hi + lo within 2⁻⁶⁴ of eˣ (relative) where the result is above 2⁻⁹⁶⁰
-    (below it lo loses bits); hi within 1 ulp."""
+    (below it lo loses bits); hi within 1 ulp. exp_pair_fine (the class-axis rows' first
+    tier): within 2⁻⁷² from x = −600 up, and hi = fl(hi + lo)."""
     from numba import njit
 
     from symloss import _fastmath
+
+    fn = getattr(_fastmath, name)
 
     @njit
     def pairs(x):
         out = np.empty((x.size, 2))
         for i in range(x.size):
-            out[i, 0], out[i, 1] = _fastmath.exp_pair(x[i])
+            out[i, 0], out[i, 1] = fn(x[i])
         return out
 
     mpmath.mp.dps = 50
     rng = np.random.default_rng(12)
-    x = np.concatenate([rng.uniform(-660, 700, 400), rng.standard_normal(200), [0.0, 1e-300]])
+    x = np.concatenate([rng.uniform(lowest, 700, 400), rng.standard_normal(200),
+                        rng.uniform(-0.011, 0.011, 200), [0.0, 1e-300, lowest, 709.7]])
     got = pairs(x)
     for v, (hi, lo) in zip(x, got, strict=True):
         e = mpmath.exp(mpmath.mpf(float(v)))
-        assert abs((mpmath.mpf(hi) + mpmath.mpf(lo)) / e - 1) < 2.0**-64, v
+        assert abs((mpmath.mpf(hi) + mpmath.mpf(lo)) / e - 1) < bound, v
+    if name == "exp_pair_fine":
+        assert np.all(got[:, 0] + got[:, 1] == got[:, 0])
 
 
 @pytest.mark.xfail(strict=True, reason=(

@@ -784,6 +784,79 @@ def test_target_weights_read_no_row_once_per_call(soft):
     np.testing.assert_array_equal(got, want)
 
 
+def test_class_axis_rows_first_tier_is_the_double_double_rounded_once():
+    """The float64 class-axis rows' first tier (_fastmath.softmax_sub_q_m, softmax_suba_q_m,
+    softmax_hvp_q_m): where it vouches for a row, every class's value is the double-double
+    row's bits and the exact value (mpmath) rounded once; it vouches for nearly every random
+    row and for no row whose values cancel, leave the normal range or meet a NaN or an
+    infinity; the generated float64 kernels (gradient, hvp) try it before the double-double
+    row, the float32 ones do not."""
+    import mpmath
+
+    from symloss import _fastmath as fm
+    from symloss.ddouble import jitted
+
+    dd = jitted()
+    rng = np.random.default_rng(21)
+    n, c = 240, 6
+    z = rng.standard_normal((n, c)) * np.repeat([1.0, 3.0, 30.0, 1.0], n // 4)[:, None]
+    y = rng.dirichlet(np.ones(c), n)
+    ah = rng.uniform(0.1, 2.0, (n, c))
+    al = ah * rng.uniform(-2.0**-53, 2.0**-53, (n, c))  # target weights as pairs
+    v = rng.standard_normal((n, c))
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    cancel = np.arange(n) >= 3 * n // 4  # the last quarter's values cancel
+    y[cancel] = p[cancel]
+    ah[cancel], al[cancel] = p[cancel], 0.0
+    v[cancel, 1] = ((p[cancel] * v[cancel]).sum(axis=1) - p[cancel, 1] * v[cancel, 1]) / (
+        1.0 - p[cancel, 1])  # the p-weighted mean of the others: class 1's value cancels
+    edge = [np.array([0.0, -700.0, 1.0, 2.0, 0.5, 0.0]), np.array([0.0, np.nan, 1, 2, 3, 4]),
+            np.array([0.0, -np.inf, 1, 2, 3, 4]), np.array([0.0, np.inf, 1, 2, 3, 4])]
+    mpmath.mp.dps = 60
+    tiers = {
+        "sub": (lambda r, *b: fm.softmax_sub_q_m(z[r], y[r], m[r], *b)[0],
+                lambda r, *b: dd["softmax_sub_row_m"](z[r], y[r], m[r], *b),
+                lambda r, q: [mpmath.mpf(y[r, k]) for k in range(c)]),
+        "suba": (lambda r, *b: fm.softmax_suba_q_m(z[r], ah[r], al[r], m[r], *b),
+                 lambda r, *b: dd["softmax_suba_row_m"](z[r], ah[r], al[r], m[r], *b),
+                 lambda r, q: [mpmath.mpf(ah[r, k]) + mpmath.mpf(al[r, k]) for k in range(c)]),
+        "hvp": (lambda r, *b: fm.softmax_hvp_q_m(z[r], v[r], m[r], *b)[0],
+                lambda r, *b: dd["softmax_hvp_row_m"](z[r], v[r], m[r], *b), None),
+    }
+    m = z.max(axis=1)
+    for name, (quick, row, target) in tiers.items():
+        vouched = np.zeros(n, dtype=bool)
+        for r in range(n):
+            got, want = np.empty((2, c)), np.empty((2, c))
+            vouched[r] = quick(r, *got) == 0.0
+            row(r, *want)
+            if not vouched[r]:
+                continue
+            assert np.array_equal(got[1], want[1]), (name, r)
+            ez = [mpmath.exp(mpmath.mpf(a)) for a in z[r]]
+            pr = [a / mpmath.fsum(ez) for a in ez]
+            if target is None:
+                mean = mpmath.fsum(pk * mpmath.mpf(vk) for pk, vk in zip(pr, v[r], strict=True))
+                exact = [pk * (mpmath.mpf(vk) - mean) for pk, vk in zip(pr, v[r], strict=True)]
+            else:
+                a = target(r, None)
+                exact = [pk * mpmath.fsum(a) - ak for pk, ak in zip(pr, a, strict=True)]
+            assert got[1].tolist() == [float(x) for x in exact], (name, r)
+        assert vouched[~cancel].mean() > 0.95 and not vouched[cancel].any(), name
+    for row in edge:
+        b = np.empty((2, c))
+        assert fm.softmax_sub_q_m(row, np.full(c, 1 / c), np.nanmax(row), *b)[0] != 0.0
+        assert fm.softmax_suba_q_m(row, np.ones(c), np.zeros(c), np.nanmax(row), *b) != 0.0
+        assert fm.softmax_hvp_q_m(row, np.ones(c) + np.arange(c), np.nanmax(row), *b)[0] != 0.0
+    kernels = fast.build(symloss.derive("cross_entropy", label_smoothing=0.1))
+    sources = {"grad": fast._generate(kernels.derivation)["source"], "hvp": kernels._hvp_source()}
+    for what, source in sources.items():
+        for flavour in ("m", "v"):
+            body = source.split(f"def {what}_soft_{flavour}(")[1].split("\n\n\n")[0]
+            assert ("_q_m(" in body) == (flavour == "m"), flavour
+
+
 @pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}])
 def test_class_axis_rescue_by_a_compiled_mpmath_row(options, monkeypatch):
     """CE's float64 hvp where the direction's entry is the p-weighted mean of the others (the

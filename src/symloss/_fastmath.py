@@ -139,7 +139,7 @@ def exp_v(x: float) -> float:
 
 #: ``exp_m``'s constants: ``ln 2/32`` in two parts, the first of 37 bits (``n·_L32_A`` is exact
 #: for ``|n| < 2¹⁶``, and ``|x| ≤ 745.5`` gives ``|n| ≤ 34 420``); ``32/ln 2``; ``2^(j/32)`` for
-#: ``j = 0 … 31`` as pairs (high, low); ``1/n!`` for ``n = 2 … 7``.
+#: ``j = 0 … 31`` as pairs (high, low); ``1/n!`` for ``n = 2 … 8``.
 with mpmath.workprec(200):
     _L32 = mpmath.log(2) / 32
     with mpmath.workprec(37):
@@ -149,7 +149,7 @@ with mpmath.workprec(200):
     _EXP32 = [mpmath.power(2, mpmath.mpf(j) / 32) for j in range(32)]
     _EXP32_HI = np.array([float(t) for t in _EXP32])
     _EXP32_LO = np.array([float(t - float(t)) for t in _EXP32])
-    _F2, _F3, _F4, _F5, _F6, _F7 = (float(1 / mpmath.factorial(n)) for n in range(2, 8))
+    _F2, _F3, _F4, _F5, _F6, _F7, _F8 = (float(1 / mpmath.factorial(n)) for n in range(2, 9))
 #: The bits of :data:`_SHIFT`: ``bits(n + SHIFT) − _SHIFT_BITS`` is the integer ``n``.
 _SHIFT_BITS = 0x4338000000000000
 
@@ -295,12 +295,9 @@ def sigmoid_pow_l_v(x: float, g: float, b: float) -> float:
 
 
 @njit(inline="always", error_model="numpy")
-def exp_pair(x: float) -> tuple[float, float]:
-    """``e^x`` as a pair ``(hi, lo)``, ``hi + lo`` within about 2⁻⁶⁶ of it (relative; for
-    results down to 2⁻⁹⁶⁰, below which ``lo`` loses bits), branch-free: :func:`exp_m`'s
-    reduction (Tang's method) with ``r``'s series, ``e^r − 1 = uh + ul``, and the last
-    product and sum kept as pairs (one fused multiply-add, TwoSum). ``x`` in [−745.5, 709.8]
-    (clamped as :func:`exp_m`)."""
+def _exp_reduced(x: float) -> tuple[float, float, int]:
+    """``(rh, rl, n)`` with ``x = n·ln2/32 + rh + rl`` (:func:`exp_m`'s reduction: ``|rh| ≤
+    ln2/64``, ``|rl| ≲ 2⁻⁶⁰``), ``x`` clamped to [−745.5, 709.8] as :func:`exp_m`."""
     xc = -745.5 if x < -745.5 else x
     xc = 709.8 if xc > 709.8 else xc
     t = xc * _INV_L32 + _SHIFT
@@ -308,12 +305,14 @@ def exp_pair(x: float) -> tuple[float, float]:
     r1 = xc - nf * _L32_A
     rh = r1 - nf * _L32_B
     rl = (r1 - rh) - nf * _L32_B
-    q = rh * rh * (_F2 + rh * (_F3 + rh * (_F4 + rh * (_F5 + rh * (_F6 + rh * _F7)))))
-    w = rl + q  # |w| < 2⁻¹³: its rounding is 2⁻⁶⁶
-    uh = rh + w
-    bb = uh - rh
-    ul = (rh - (uh - bb)) + (w - bb)
-    n = _float64_to_bits(t) - _SHIFT_BITS
+    return rh, rl, _float64_to_bits(t) - _SHIFT_BITS
+
+
+@njit(inline="always", error_model="numpy")
+def _exp_scaled(n: int, uh: float, ul: float) -> tuple[float, float]:
+    """``2^(n/32)·(1 + uh + ul)`` as a pair (``|u| ≤ 2⁻⁶``): the table's ``T = 2^(j/32)``
+    (a pair) times ``1 + u``, its product ``T·uh`` exact (a fused multiply-add) and ``T + T·uh``
+    by Fast2Sum; the rest, ``≲ 2⁻⁵³``, in the low part; scaled by ``2ᵏ`` (two normal powers)."""
     j = n & 31
     th = _EXP32_HI[j]
     tl = _EXP32_LO[j]
@@ -326,6 +325,43 @@ def exp_pair(x: float) -> tuple[float, float]:
     s1 = _bits_to_float64((k1 + 1023) << 52)
     s2 = _bits_to_float64((k - k1 + 1023) << 52)
     return hi * s1 * s2, lo * s1 * s2
+
+
+@njit(inline="always", error_model="numpy")
+def exp_pair(x: float) -> tuple[float, float]:
+    """``e^x`` as a pair ``(hi, lo)``, ``hi + lo`` within about 2⁻⁶⁶ of it (relative; for
+    results down to 2⁻⁹⁶⁰, below which ``lo`` loses bits), branch-free: :func:`exp_m`'s
+    reduction (Tang's method) with ``r``'s series, ``e^r − 1 = uh + ul``, and the last
+    product and sum kept as pairs (one fused multiply-add, TwoSum). ``x`` in [−745.5, 709.8]
+    (clamped as :func:`exp_m`)."""
+    rh, rl, n = _exp_reduced(x)
+    q = rh * rh * (_F2 + rh * (_F3 + rh * (_F4 + rh * (_F5 + rh * (_F6 + rh * _F7)))))
+    w = rl + q  # |w| < 2⁻¹³: its rounding is 2⁻⁶⁶
+    uh = rh + w
+    bb = uh - rh
+    ul = (rh - (uh - bb)) + (w - bb)
+    return _exp_scaled(n, uh, ul)
+
+
+@njit(inline="always", error_model="numpy")
+def exp_pair_fine(x: float) -> tuple[float, float]:
+    """``e^x`` as a normalized pair within 2⁻⁷² of it (relative), branch-free, for ``x`` in
+    [−600, 709.7] (results above 2⁻⁸⁶⁵: ``lo`` keeps its bits): :func:`exp_pair` with the
+    terms it rounds at 2⁻⁶⁶ kept -- ``rh²/2`` exact (a fused multiply-add; ``rh + rh²/2`` by
+    Fast2Sum), ``rh·rl``, the series to ``r⁸`` (the rest below 2⁻⁷⁷); what is left in float64
+    (``rh³/6 + …``, below 2⁻²²) rounds at 2⁻⁷⁵. :func:`softmax_sub_q` and
+    :func:`softmax_hvp_q` need it: their Ziv test passes about 2⁻¹⁴ less often per bit of error."""
+    rh, rl, n = _exp_reduced(x)
+    s = rh * rh
+    se = _fma(rh, rh, -s)  # rh² = s + se exactly
+    hs = 0.5 * s
+    uh = rh + hs  # |rh²/2| ≤ |rh|: Fast2Sum
+    u0 = hs - (uh - rh)
+    c = s * rh * (_F3 + rh * (_F4 + rh * (_F5 + rh * (_F6 + rh * (_F7 + rh * _F8)))))
+    ul = u0 + (0.5 * se + (rl + (rl * rh + c)))
+    hi, lo = _exp_scaled(n, uh, ul)
+    h = hi + lo
+    return h, lo - (h - hi)
 
 
 @njit(inline="always", error_model="numpy")
@@ -1004,6 +1040,221 @@ def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray) -> None:
         e = (a - a1) - (m + b1)
         # Where z − m overflows to −inf, exp is 0 and e is NaN: nothing to correct.
         b[j] = math.exp(d) * (1.0 + e) if math.isfinite(e) else math.exp(d)
+
+
+# The class-axis row functions' first tier (float64 results). symloss.ddouble's row functions
+# compute every class of a row in double-double (its exp alone ~57 ns per element); here each
+# class's value comes as a pair from :func:`exp_pair_fine` and fused multiply-adds, with a
+# bound ``E`` on its distance from the exact value, and is taken where every value within
+# ``2E`` of the pair rounds to the same float (Ziv's test): that float is then the exact value
+# rounded once, and so is the double-double row's (its error is far below ``E``) -- the same
+# bits. A row with a class that fails (its value cancels, a term leaves the normal range, a
+# NaN or an infinity) is left to the double-double row function.
+
+#: ``E/size``: the first tier's values are within 2⁻⁶⁹ of the terms' magnitude ``size``
+#: (exponentials within 2⁻⁷², pair products and quotients within 2⁻¹⁰⁰; a 4× margin).
+_TIER_ERR = 2.0 ** -69
+#: Smallest ``z − max z`` the first tier takes (:func:`exp_pair_fine`'s range).
+_TIER_MIN_X = -600.0
+#: The marker of a row the first tier leaves to the double-double row function.
+_NOT_CERTAIN = math.nan
+
+
+@njit(inline="always", error_model="numpy")
+def rounds_alone(qh: float, ql: float, e: float) -> bool:
+    """Whether every value within ``e`` of ``qh + ql`` rounds to ``fl(qh + ql)``, a normal
+    float above 2⁻⁹⁵³ (Ziv's rounding test): ``d = qh + ql − fl(qh + ql)`` (``qh − fl`` exact,
+    Sterbenz) and ``|d| + e`` under half the spacing on ``d``'s side (a quarter of the ulp below
+    a power of 2, towards 0). NaN and infinities fail."""
+    r = qh + ql
+    d = (qh - r) + ql
+    bits = _float64_to_bits(r) & 0x7FFFFFFFFFFFFFFF
+    ex = bits >> 52
+    half = _bits_to_float64((max(ex, 54) - 53) << 52)  # ulp(r)/2 for ex ≥ 54
+    below = ((bits & 0xFFFFFFFFFFFFF) == 0) & (d * r <= 0.0)
+    h = 0.5 * half if below else half
+    return (abs(d) + e < h) & (ex >= 70) & (ex < 2047)
+
+
+@njit(inline="always", error_model="numpy")
+def _tier_exps(z: np.ndarray, m: float, buf: np.ndarray, lbuf: np.ndarray) -> int:
+    """Each ``e^(z − m)`` as a pair (``buf``, ``lbuf``: :func:`exp_pair_fine` of the exact
+    ``z − m``, its low part ``xl`` as ``e^xl = 1 + xl``, ``|xl| < 2⁻⁴³``); the number of
+    classes outside the first tier's range (NaN, infinities, ``z − m < −600``)."""
+    bad = 0
+    for j in range(z.shape[0]):  # no calls, no branches: vectorized
+        a = np.float64(z[j])
+        xh = a - m
+        bb = xh - a
+        xl = (a - (xh - bb)) + (-m - bb)
+        eh, el = exp_pair_fine(xh)
+        buf[j] = eh
+        lbuf[j] = el + eh * xl
+        bad += 0 if xh >= _TIER_MIN_X else 1
+    return bad
+
+
+@njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
+def _tier_sub_values(buf: np.ndarray, lbuf: np.ndarray, ah: np.ndarray, al: np.ndarray,
+                     lo: float, dh: float, dl: float, th: float, tl: float,
+                     tabs: float) -> bool:
+    """:func:`_tier_sub`'s per-class pass: ``e = buf + lbuf``, ``D = dh + dl``, ``T = th + tl``,
+    ``tabs = Σ|aₖ|``; each value into ``lbuf``, and whether every class passed."""
+    n = buf.shape[0]
+    bad = 0
+    inv = 1.0 / dh
+    for i in range(n):  # no calls, no branches: vectorized
+        eh, el = buf[i], lbuf[i]
+        aih, ail = np.float64(ah[i]), lo * np.float64(al[i])
+        p1 = eh * th
+        p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
+        p2 = aih * dh
+        p2e = _fma(aih, dh, -p2) + (aih * dl + ail * dh)
+        nh = p1 - p2
+        bb = nh - p1
+        nl = ((p1 - (nh - bb)) + (-p2 - bb)) + (p1e - p2e)
+        q = nh * inv  # within 2 ulp of nh/dh: the remainder nh − q·dh is exact to 2⁻¹⁰³
+        q2 = ((_fma(-q, dh, nh) + nl) - q * dl) * inv
+        e = (2.0 * _TIER_ERR) * ((eh * inv) * tabs + abs(aih))
+        bad += 0 if rounds_alone(q, q2, e) else 1
+        lbuf[i] = q + q2
+    return bad == 0
+
+
+@njit(inline="always", error_model="numpy")
+def _tier_sub(z: np.ndarray, ah: np.ndarray, al: np.ndarray, lo: float, m: float,
+              buf: np.ndarray, lbuf: np.ndarray) -> bool:
+    """``softmax(z)ᵢ·T − aᵢ`` (``T = Σₖ aₖ``, ``aₖ = ahₖ + lo·alₖ``) for every class as
+    ``(eᵢT − aᵢD)/D`` (``D = Σ e``): the pairs ``D`` and ``T`` by TwoSum, the products by
+    fused multiply-adds, the quotient corrected by its exact remainder; each class's value
+    rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within ``2E``,
+    ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``. Whether every class passed."""
+    n = z.shape[0]
+    bad = _tier_exps(z, m, buf, lbuf)
+    dh, dl, th, tl, tabs = 0.0, 0.0, 0.0, 0.0, 0.0
+    for j in range(n):
+        e = buf[j]
+        s = dh + e
+        bb = s - dh
+        dl += ((dh - (s - bb)) + (e - bb)) + lbuf[j]
+        dh = s
+        a = np.float64(ah[j])
+        s = th + a
+        bb = s - th
+        tl += ((th - (s - bb)) + (a - bb)) + lo * np.float64(al[j])
+        th = s
+        tabs += abs(a)
+    return bad == 0 and _tier_sub_values(buf, lbuf, ah, al, lo, dh, dl, th, tl, tabs)
+
+
+@njit(error_model="numpy")
+def softmax_sub_q_m(z: np.ndarray, y: np.ndarray, m: float, buf: np.ndarray,
+                    lbuf: np.ndarray) -> tuple[float, ...]:
+    """The first tier of :func:`symloss.ddouble.softmax_sub_row_m` (``pᵢΣy − yᵢ``): every
+    class's value in ``lbuf`` (each ``e^(z − m)`` in ``buf``) and ``(0, …)`` where
+    :func:`_tier_sub` vouches for the row; else its marker first (that row function's tuple:
+    the kernel's per-class reader needs nothing else)."""
+    ok = _tier_sub(z, y, y, 0.0, m, buf, lbuf)
+    f = 0.0 if ok else _NOT_CERTAIN
+    return f, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@njit(error_model="numpy")
+def softmax_sub_q_v(z: np.ndarray, y: np.ndarray, m: float, buf: np.ndarray,
+                    lbuf: np.ndarray) -> tuple[float, ...]:
+    """float32 results: no first tier (their float64 form serves)."""
+    return _NOT_CERTAIN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@njit(error_model="numpy")
+def softmax_suba_q_m(z: np.ndarray, ah: np.ndarray, al: np.ndarray, m: float, buf: np.ndarray,
+                     lbuf: np.ndarray) -> float:
+    """The first tier of :func:`symloss.ddouble.softmax_suba_row_m` (target weights as pairs
+    ``ah + al``): 0 where :func:`_tier_sub` vouches for the row, else the marker."""
+    return 0.0 if _tier_sub(z, ah, al, 1.0, m, buf, lbuf) else _NOT_CERTAIN
+
+
+@njit(error_model="numpy")
+def softmax_suba_q_v(z: np.ndarray, ah: np.ndarray, al: np.ndarray, m: float, buf: np.ndarray,
+                     lbuf: np.ndarray) -> float:
+    """float32 results: no first tier."""
+    return _NOT_CERTAIN
+
+
+@njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
+def _tier_hvp_values(buf: np.ndarray, lbuf: np.ndarray, v: np.ndarray, c: float, dh: float,
+                     dl: float, wh: float, wl: float, wabs: float) -> bool:
+    """:func:`softmax_hvp_q_m`'s per-class pass: ``e = buf + lbuf``, ``D = dh + dl``,
+    ``W = wh + wl``, ``wabs = Σₖ eₖ|c − vₖ|``; each value into ``lbuf``, and whether every
+    class passed."""
+    n = buf.shape[0]
+    bad = 0
+    inv = 1.0 / dh
+    mh = wh * inv
+    ml = ((_fma(-mh, dh, wh) + wl) - mh * dl) * inv
+    size = wabs * inv
+    for i in range(n):  # no calls, no branches: vectorized
+        eh, el = buf[i], lbuf[i]
+        vi = np.float64(v[i])
+        bh = vi - c
+        bb = bh - vi
+        bl = (vi - (bh - bb)) + (-c - bb)
+        sh = bh + mh
+        bb = sh - bh
+        sl = ((bh - (sh - bb)) + (mh - bb)) + (bl + ml)
+        ph = eh * sh
+        pe = _fma(eh, sh, -ph) + (eh * sl + el * sh)
+        q = ph * inv
+        q2 = ((_fma(-q, dh, ph) + pe) - q * dl) * inv
+        e = (2.0 * _TIER_ERR) * (eh * inv) * (abs(bh) + size)
+        bad += 0 if rounds_alone(q, q2, e) else 1
+        lbuf[i] = q + q2
+    return bad == 0
+
+
+@njit(error_model="numpy")
+def softmax_hvp_q_m(z: np.ndarray, v: np.ndarray, m: float, buf: np.ndarray,
+                    lbuf: np.ndarray) -> tuple[float, float, float, float, float]:
+    """The first tier of :func:`symloss.ddouble.softmax_hvp_row_m`: ``pᵢ((vᵢ − c) + W/D)``
+    (``c`` the v of z's arg-max, ``W = Σₖ eₖ(c − vₖ)``, ``D = Σ e``) for every class, ``W``,
+    ``D`` and ``W/D`` as pairs, the bracket and ``eᵢ·bracket/D`` by fused multiply-adds,
+    rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within ``2E``,
+    ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + Σₖ pₖ|c − vₖ|)``; that row function's tuple, ``(0, 0, 0, 0, c)``,
+    or with the marker first where a class fails."""
+    n = z.shape[0]
+    top = 0
+    for j in range(n):
+        if z[j] > z[top]:
+            top = j
+    c = np.float64(v[top])
+    bad = _tier_exps(z, m, buf, lbuf)
+    dh, dl, wh, wl, wabs = 0.0, 0.0, 0.0, 0.0, 0.0
+    for j in range(n):
+        e, el = buf[j], lbuf[j]
+        s = dh + e
+        bb = s - dh
+        dl += ((dh - (s - bb)) + (e - bb)) + el
+        dh = s
+        vj = np.float64(v[j])
+        gh = c - vj
+        bb = gh - c
+        gl = (c - (gh - bb)) + (-vj - bb)  # c − vₖ = gh + gl exactly
+        ph = e * gh
+        pe = _fma(e, gh, -ph) + (e * gl + el * gh)
+        s = wh + ph
+        bb = s - wh
+        wl += ((wh - (s - bb)) + (ph - bb)) + pe
+        wh = s
+        wabs += e * abs(gh)
+    ok = bad == 0 and _tier_hvp_values(buf, lbuf, v, c, dh, dl, wh, wl, wabs)
+    return (0.0 if ok else _NOT_CERTAIN), 0.0, 0.0, 0.0, c
+
+
+@njit(error_model="numpy")
+def softmax_hvp_q_v(z: np.ndarray, v: np.ndarray, m: float, buf: np.ndarray,
+                    lbuf: np.ndarray) -> tuple[float, float, float, float, float]:
+    """float32 results: no first tier."""
+    return _NOT_CERTAIN, 0.0, 0.0, 0.0, 0.0
 
 
 # ``vd_*``: the double-double pair functions of :mod:`symloss.ddouble` compiled for loops that

@@ -264,7 +264,8 @@ class _Printer(PythonCodePrinter):
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
         # Per row: c (the v of z's arg-max) and, for float64 results, the pairs 1/D and W/D and
-        # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F); the float64
+        # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F, after its first
+        # tier _fastmath.softmax_hvp_q_F, _row_values); the float64
         # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
         # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;
         # fits_m is never), else double-double.
@@ -279,8 +280,8 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
             lbuf = self._row_buffer()
-            self.hoisted.append((", ".join(names), "",
-                                 f"dd_softmax_hvp_row_F(zr, dr, m, buf, {lbuf})"))
+            self._row_values(", ".join(names), f"softmax_hvp_q_F(zr, dr, m, buf, {lbuf})",
+                             f"dd_softmax_hvp_row_F(zr, dr, m, buf, {lbuf})")
             center = sp.Symbol(names[4], real=True)
             self.names = {**self.names, center: names[4]}
             spread = self._print(sp.Sum(softmax(z, k, n) * (center - v[k]), (k, 1, n)))
@@ -329,7 +330,8 @@ class _Printer(PythonCodePrinter):
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, 1/D, the arg-maxes
         # of z and y, and each e^(z − m) as a pair in buf, lbuf) in one pass per row
-        # (ddouble.softmax_sub_row_F); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
+        # (ddouble.softmax_sub_row_F where its first tier, _fastmath.softmax_sub_q_F, cannot
+        # vouch for the row: _row_values); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
         # float64 results (fits_m is never), and for float32 ones the float64 form pᵢT − yᵢ
         # wherever it keeps their digits (fits_v).
         z, y, i, n = expr.args
@@ -340,8 +342,8 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(10)]
             lbuf = self._row_buffer()
-            self.hoisted.append((", ".join(names), "",
-                                 f"dd_softmax_sub_row_F(zr, yr, m, buf, {lbuf})"))
+            self._row_values(", ".join(names), f"softmax_sub_q_F(zr, yr, m, buf, {lbuf})",
+                             f"dd_softmax_sub_row_F(zr, yr, m, buf, {lbuf})")
             self._sums[expr] = ", ".join([lbuf, *names])  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
         yi = self._print(y[i])
@@ -360,7 +362,8 @@ class _Printer(PythonCodePrinter):
         # softmax_sub of target weights aₖ (class weights, label smoothing): per row each aₖ
         # as an exact pair (abufJh, abufJl: the declaration's aₖ printed by dd_code, its parts
         # that read no row computed once per call, _call_pairs), then
-        # ddouble.softmax_suba_row_F as softmax_sub_row_F; per class the float64 form
+        # ddouble.softmax_suba_row_F (first tier _fastmath.softmax_suba_q_F) as
+        # softmax_sub_row_F; per class the float64 form
         # pᵢΣa − aᵢ where it keeps a float32 result's digits (fits_v; fits_m is never).
         z, a, i, n = expr.args
         if expr not in self._sums:  # type: ignore[comparison-overlap]
@@ -372,8 +375,8 @@ class _Printer(PythonCodePrinter):
                 raise _Unsupported(f"softmax_sub of {a}") from None
             pair = self._call_pairs(a, pair, j)
             self.hoisted.append((f"{ah}, {al}", _FILL, pair))
-            self.hoisted.append((f"acc{j + 1}", "",
-                                 f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, buf, {lbuf})"))
+            self._row_values(f"acc{j + 1}", f"softmax_suba_q_F(zr, {ah}, {al}, m, buf, {lbuf})",
+                             f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, buf, {lbuf})")
             self._sums[expr] = f"{lbuf}, {ah}, {al}"  # type: ignore[index]
         lbuf, ah, al = self._sums[expr].split(", ")  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
@@ -386,6 +389,16 @@ class _Printer(PythonCodePrinter):
         if not self.certify:
             return value
         return f"certified({value}, {size}, flag)"
+
+    def _row_values(self, names: str, quick: str, row: str) -> None:
+        """Hoist a row function's values ``names``: its first tier ``quick``
+        (``_fastmath.softmax_sub_q_m``, …: every class's value where Ziv's test vouches for
+        it, the double-double row's bits), then the double-double ``row`` where ``quick``'s
+        first value is its NaN marker. ``quick`` returns ``row``'s type (a tuple or a float)."""
+        held = f"acc{len(self.hoisted)}q"
+        first = f"{held}[0]" if ", " in names else held
+        self.hoisted.append((held, "", quick))
+        self.hoisted.append((names, "", f"{held} if {first} == {first} else {row}"))
 
     def _per_call(self, e: sp.Expr) -> bool:
         """Whether ``e`` reads nothing of a row: only scalar options, C, the class index ``k``
@@ -830,6 +843,8 @@ from symloss._fastmath import (
     sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
     softplus_l_w, log_w, pow_w, sigmoid_subq_m, sigmoid_subq_v, sigmoid_subq_w, fitsq_m,
     fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
+    softmax_sub_q_m, softmax_sub_q_v, softmax_suba_q_m, softmax_suba_q_v, softmax_hvp_q_m,
+    softmax_hvp_q_v,
 )
 from symloss.ddouble import jitted as _ddouble
 
