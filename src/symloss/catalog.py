@@ -973,8 +973,8 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
     # γ > 2: σ^γ with log1p(e^(−|x|)) to ~2⁻⁶⁶ (its rounding costs about γ/2 ulp: 464 at
     # γ = 1000), two more exponentials per element; γ ≤ 2 (the default) keeps the plain one
     pow_class = sigmoid_pow_large if opts["gamma"] > 2 else sigmoid_pow
-    stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating,
-                                                                  pow_class)
+    stable_gradient, stable_hessian, stable_names = _focal_stable(
+        loss, alpha_t, ce, modulating, pow_class, alpha_above_one=opts["alpha"] > 1)
     # The names the printed derivation uses, as the notebook writes them (display only).
     # The derivatives are sympy.diff's, in the form they take inside the derived gradient.
     names = [Definition(Symbol("ℓ_BCE"), ce, "the binary cross-entropy of σ(z)"),
@@ -1029,11 +1029,12 @@ def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
 
 
 def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.Expr,
-                  pow_class: type[sigmoid_pow] = sigmoid_pow
+                  pow_class: type[sigmoid_pow] = sigmoid_pow, alpha_above_one: bool = False
                   ) -> tuple[sp.Expr, sp.Expr, tuple[Definition, ...]]:
     """The focal loss's evaluated gradient and Hessian, by ``sympy.diff`` of its form at each
     hard label (``(1 − p_t)^γ`` as :class:`~symloss.primitives.sigmoid_pow`) and of the
-    general form for a soft label."""
+    general form for a soft label; with ``alpha_above_one`` (α > 1) the hard labels' gradient
+    in double-double as well."""
     from .hinges import power
 
     def at_label(label: int) -> sp.Expr:
@@ -1079,8 +1080,17 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
     forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
     # A soft label's gradient crosses 0 where its two product-rule terms cancel (σ(z) ≈ y is
     # only one of its roots): evaluated in double-double (accurate).
+    # A hard label's gradient is a float64 product whose factors are at most 1 in size but
+    # for α_t; with α > 1 (|α_t| up to α) α_t·σ(∓z) is normal where σ(∓z) = e^(−|z|) alone was
+    # rounded onto the subnormal grid (α = 1000, |z| = 714: 36.5 ulp): there the arms in
+    # double-double too, whose certification sends a normal result of such terms to the exact
+    # rescue (ddouble.TINY_TERMS); α ≤ 1 keeps the float forms (nothing to lift).
+    def hard_arm(form: sp.Expr) -> sp.Expr:
+        arm = _sigmoid_complements(sp.diff(form, _Z))
+        return accurate(arm) if alpha_above_one else arm
+
     gradient = sp.Piecewise(
-        *((_sigmoid_complements(sp.diff(form, _Z)), cond) for form, cond in forms),
+        *((hard_arm(form), cond) for form, cond in forms),
         (accurate(soft_derivative(1)), True),
     )
 
@@ -1091,10 +1101,29 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
             lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
             lambda e: pow_class(e.args[0].args[0], e.args[1]))
 
+    # Q^(γ−k)·Q′ⁱ·Q″ʲ (i + j = k) as Q^γ·(Q′/Q)ⁱ·(Q″/Q)ʲ: no factor of the product leaves
+    # the float64 range where the result does not (y = 2⁻¹⁰²², z = −359.38, γ = ½: (σ(z)σ(−z))²
+    # ≈ 10⁻³¹² is subnormal, the Hessian 10⁻²³⁴ came out 11% off; z = −10⁴: Q^(γ−2) = 2²⁰⁴⁴ is
+    # inf beside Q′² = 0, NaN), each ratio ≤ 1/min(y, 1 − y) in size.
+    r1, r2 = sp.Dummy("r1"), sp.Dummy("r2")
+
+    def as_ratios(expr: sp.Expr) -> sp.Expr:
+        def lowered(e: sp.Basic) -> sp.Expr:
+            k = sp.simplify(_GAMMA - e.args[1])
+            return power(e.args[0], _GAMMA) * e.args[0] ** (-k)
+
+        d = expr.replace(lambda e: isinstance(e, power) and e.args[0] == opaque
+                         and sp.simplify(_GAMMA - e.args[1]).is_Integer
+                         and sp.simplify(_GAMMA - e.args[1]) > 0, lowered)
+        d = d.subs(sp.Derivative(opaque, (_Z, 2)), r2 * opaque)
+        d = d.subs(sp.Derivative(opaque, _Z), r1 * opaque)
+        assert not d.has(sp.Derivative), d
+        # each ratio one factor, not a product SymPy spreads over its numerator and
+        # denominator (σ(−z)²σ(z)²/Q², whose numerator underflows)
+        return d.subs({r1: sp.UnevaluatedExpr(first / q), r2: sp.UnevaluatedExpr(second / q)})
+
     def soft_term(expr: sp.Expr) -> sp.Expr:
-        d = expr.subs(sp.Derivative(opaque, (_Z, 2)), second)
-        d = d.subs(sp.Derivative(opaque, _Z), first)
-        d = _sigmoid_complements(d.subs(opaque, q))
+        d = _sigmoid_complements(as_ratios(expr).subs(opaque, q))
         return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
 
     soft_m = modulating.replace(lambda e: isinstance(e, power) and e.args[0] == q,

@@ -43,7 +43,10 @@ def _expression(derivation: Derivation, what: str, hard: bool) -> sp.Expr:
     is its hard or soft form."""
     if what == "grad":
         what = "grad_hard" if hard else "grad_soft"
-    return expression(derivation, what)
+    # a factor the evaluators keep whole (focal's Q′/Q: its numerator underflows in float64)
+    # is one number to mpmath, and evalf leaves an UnevaluatedExpr's product unevaluated
+    return sp.sympify(expression(derivation, what)).replace(
+        lambda e: isinstance(e, sp.UnevaluatedExpr), lambda e: e.args[0])
 
 
 def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,

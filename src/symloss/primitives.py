@@ -522,6 +522,12 @@ class power(Function):
         return power(q, exponent) * sp.log(q)
 
     def _eval_rewrite_as_Pow(self, q: sp.Expr, exponent: sp.Expr, **kw: object) -> sp.Expr:
+        # q^(γ + k), k an integer, as q^γ·q^k (q > 0 where q^γ is taken): SymPy combines
+        # powers of a sum only where the exponents are integers, so q^(γ−2)·Q′² and
+        # q^γ·(Q′/q)² (the focal loss's evaluated Hessian) then agree term by term
+        k, rest = exponent.as_coeff_Add()
+        if k.is_Integer and k != 0 and rest != 0:
+            return q**rest * q**k
         return q**exponent
 
     _eval_rewrite_as_exp = _eval_rewrite_as_Pow
@@ -583,6 +589,8 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             value = sp.N(e, 40)
             hi = float(value)
             return f"({hi!r}, {float(value - sp.Float(hi, 40))!r})"
+        if isinstance(e, sp.UnevaluatedExpr):  # a factor kept whole (focal's Q′/Q)
+            return rec(e.args[0])
         if e.is_Symbol or isinstance(e, sp.Indexed | KroneckerDelta):  # δ: 0 or 1, exact
             return lift(leaf(e))
         if isinstance(e, sp.Add):
