@@ -25,6 +25,7 @@ from sympy import KroneckerDelta, Sum
 from .primitives import (
     SUM_INDEX,
     accurate,
+    bernoulli_curvature,
     clamp_min,
     clamped_log,
     exp_sub,
@@ -193,6 +194,7 @@ def normalize(expr: sp.Expr) -> sp.Expr:
         return e
 
     expr = expr.replace(lambda e: isinstance(e, accurate), lambda e: e.args[0])
+    expr = expr.replace(lambda e: isinstance(e, bernoulli_curvature), lambda e: e.rewrite(clamp_min))
     expr = expr.replace(lambda e: isinstance(e, sp.log), log_sigmoid)
     expr = expr.replace(lambda e: isinstance(e, sigmoid), flip)
     expr = expr.replace(

@@ -37,6 +37,7 @@ from .primitives import (
     NUM_CLASSES,
     SUM_INDEX,
     accurate,
+    bernoulli_curvature,
     clamp_min,
     clamped_log,
     class_sum,
@@ -124,8 +125,9 @@ def _sigmoid_link() -> Link:
     )
 
 
-#: torch's guard of BCE's Bernoulli variance: max(p(1 − p), 1e-12 as float32).
-_BCE_GUARD = clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17))
+#: torch's guard of BCE's Bernoulli variance: max(p(1 − p), 1e-12 as float32), whatever the dtype.
+_BCE_EPS = sp.Float(9.999999960041972e-13, 17)
+_BCE_GUARD = clamp_min(_P * (1 - _P), _BCE_EPS)
 
 
 def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
@@ -143,8 +145,7 @@ def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
         target=_Y,
         loss=loss,
         canonical=w * (_P - _Y) / (_P * (1 - _P)),
-        # torch's guard is the float32 constant 1e-12 (9.99999996e-13), whatever the dtype.
-        stable_gradient=w * (_P - _Y) / clamp_min(_P * (1 - _P), sp.Float(9.999999960041972e-13, 17)),
+        stable_gradient=w * (_P - _Y) / _BCE_GUARD,
         stable_why=(
             "Evaluated as torch does, w (p − y) / max(p(1 − p), 10⁻¹²), finite at p = 0 and 1."
         ),
@@ -155,7 +156,9 @@ def _declare_bce(opts: Mapping[str, Any]) -> Declaration:
         loss_why="Binary cross-entropy of a probability p (torch clamps each log at −100).",
         canonical_hessian=w * (_Y / _P**2 + (1 - _Y) / (1 - _P) ** 2),
         hessian_why="Each log term contributes the square of its reciprocal.",
-        stable_hessian=w * ((_P - _Y) ** 2 / _BCE_GUARD**2 + _Y * (1 - _Y) / _BCE_GUARD**2),
+        # w ((p − y)² + y(1 − y))/c² from pairs, w inside the one rounding (bernoulli_curvature):
+        # its float64 form rounds seven times, 4.2 ulp with a weight at p = 0.99981
+        stable_hessian=w * bernoulli_curvature(_P, _Y, _BCE_EPS),
         stable_hessian_why=(
             "Evaluated over one denominator guarded like the gradient's, "
             "w ((p − y)² + y(1 − y)) / max(p(1 − p), 10⁻¹²)², finite at p = 0 and 1; the "

@@ -505,6 +505,68 @@ def inv_hypot1_cube_v(a: Any, b: Any, d: Any) -> Any:
     return 1.0 / (h * h * h)
 
 
+def bernoulli_curvature(p: Any, y: Any, eps: Any, s: Any) -> Any:
+    """``s·((p − y)² + y(1 − y))/max(p(1 − p), ε)²`` (binary_cross_entropy's Hessian in the
+    probability ``p``, scaled by ``s``) rounded once from a pair, within half an ulp and a few
+    2⁻¹⁰⁵ of the value: its float64 form rounds seven times, and both terms ≥ 0 carry every
+    rounding whole (4.2 ulp with a weight at p = 0.99981).
+
+    ``1 − p`` and ``1 − y`` are exact pairs (|1| ≥ p, y), ``c = p(1 − p)`` a pair (Dekker's
+    product), clamped at ``ε`` as a pair, ``1/c`` a pair from the exact residual
+    ``1 − fl(1/c)·c``, and ``q = (p − y)/c`` (``p − y`` exact, TwoSum), ``q²`` and
+    ``(y/c)((1 − y)/c)`` pairs; each pair's error is a few 2⁻¹⁰⁶ of it and the sum has no
+    cancellation (both terms ≥ 0 for y in [0, 1]). Divided before it is squared, as the float
+    form, so that ``(p − y)²`` does not underflow where the value is normal. The scale ``s``
+    (a weight) multiplies the pair before the one rounding; where that product is not finite
+    (``|s| > 2⁹⁹⁶`` overflows the split), ``fl(s·hi)``. No branch: it vectorizes.
+
+    >>> p, y = np.float64(0.9998126182577138), np.float64(1 - 2**-53)
+    >>> float(bernoulli_curvature(p, y, 9.999999960041972e-13, 1.9127768278121948))
+    1.9134938743036456
+    """
+    ah = 1.0 - p
+    al = (1.0 - ah) - p
+    ch, cl = two_prod(p, ah)
+    cl = cl + p * al
+    small = (ch < eps) | ((ch == eps) & (cl < 0.0))  # max(c, ε) of the pair; NaN stays
+    ch = _sel(small, eps, ch)
+    cl = _sel(small, 0.0 * cl, cl)
+    r0 = 1.0 / ch
+    ph, pl = two_prod(r0, ch)
+    r1 = r0 * (((1.0 - ph) - pl) - r0 * cl)  # 1 − ph is exact (Sterbenz)
+    dh, dl = two_sum(p, -y)
+    qh, ql = two_prod(dh, r0)
+    ql = ql + (dh * r1 + dl * r0)
+    sh, sl = two_prod(qh, qh)
+    sl = sl + 2.0 * qh * ql
+    bh = 1.0 - y
+    bl = (1.0 - bh) - y
+    gh, gl = two_prod(y, r0)
+    gl = gl + y * r1
+    kh, kl = two_prod(bh, r0)
+    kl = kl + (bh * r1 + bl * r0)
+    th, tl = two_prod(gh, kh)
+    tl = tl + (gh * kl + gl * kh)
+    hh, hl = two_sum(sh, th)
+    hl = hl + (sl + tl)
+    mh, ml = two_prod(s, hh)
+    r = mh + (ml + s * hl)
+    return _sel(r == r, r, mh)
+
+
+#: The float64 kernels' name (flavour ``_m``) of :func:`bernoulli_curvature`.
+bernoulli_curvature_m = bernoulli_curvature
+
+
+def bernoulli_curvature_v(p: Any, y: Any, eps: Any, s: Any) -> Any:
+    """:func:`bernoulli_curvature` for float32 results: the plain float64 form (its seven
+    roundings are far below a float32 ulp)."""
+    c = p * (1.0 - p)
+    c = _sel(c < eps, eps, c)
+    q = (p - y) / c
+    return s * (q * q + (y * (1.0 - y) / c) / c)
+
+
 def np_log_sub(x: Any, z: Any) -> Any:
     """:func:`log_sub` on NumPy arrays of any float dtype (the NumPy path's printing)."""
     x, z = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(z, dtype=np.float64))
@@ -1207,7 +1269,8 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
           "log_sub", "fsum3", "split_sum_row",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
-          "inv_hypot1_cube_v")
+          "inv_hypot1_cube_v", "bernoulli_curvature", "bernoulli_curvature_m",
+          "bernoulli_curvature_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
            "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
@@ -1219,7 +1282,8 @@ _INLINED: dict[str, Any] = {}
 #: calls, so LLVM vectorizes it (1.5e5 ``exp_sub`` 54 → 10 ns each, 1e6 ``t_exp`` 80 → 14 ns,
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
-                 "t_div", "t_exp", "t_final", "_argmax", "_final_r")
+                 "t_div", "t_exp", "t_final", "_argmax", "_final_r", "bernoulli_curvature",
+                 "bernoulli_curvature_m", "bernoulli_curvature_v")
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their
 #: loops over a row's classes have no calls: vectorized); plainly (one function each, as the
 #: kernels call them once per row), except the per-class readers in :data:`_ROW_INLINE`.

@@ -34,7 +34,14 @@ import sympy as sp
 
 from ._bounds import within, within_both
 from .errors import SymlossTypeError, SymlossValueError, choice_error
-from .primitives import _Difference, accurate, clamp_min, clamped_log, dd_code
+from .primitives import (
+    _Difference,
+    accurate,
+    bernoulli_curvature,
+    clamp_min,
+    clamped_log,
+    dd_code,
+)
 from .spec import IGNORE_INDEX
 
 if TYPE_CHECKING:
@@ -109,8 +116,9 @@ def forms(derivation: Derivation) -> Forms:
 
 def scaled_inside(expr: sp.Expr) -> sp.Expr:
     """``expr`` with each factor of a double-double form moved inside its one rounding:
-    ``c·accurate(X)`` is ``accurate(c·X)`` and ``c·(f(x) − y)`` (:class:`sigmoid_sub`,
-    :class:`exp_sub`, ...) is ``accurate(c·(f(x) − y))``, for every other factor ``c`` of the
+    ``c·accurate(X)`` is ``accurate(c·X)``, ``c·(f(x) − y)`` (:class:`sigmoid_sub`,
+    :class:`exp_sub`, ...) is ``accurate(c·(f(x) − y))`` and ``c·bernoulli_curvature(p, y, ε)``
+    is ``bernoulli_curvature(p, y, ε, c)``, for every other factor ``c`` of the
     product that is a scale (a weight, ``pos_weight``, a constant: no function of the inputs).
 
     The pair is then scaled before it is rounded: a weighted value ``w·X`` is normal where ``X``
@@ -126,11 +134,13 @@ def scaled_inside(expr: sp.Expr) -> sp.Expr:
     >>> scaled_inside(w * sigmoid_sub(z, y)).func.__name__, scaled_inside(w * sigmoid_sub(z, y))
     ('accurate', w*(-y + sigmoid(z)))
     """
+    kinds = (accurate, _Difference, bernoulli_curvature)
+
     def walk(e: sp.Basic) -> sp.Basic:
-        if isinstance(e, accurate | _Difference) or not e.has(accurate, _Difference):
+        if isinstance(e, kinds) or not e.has(*kinds):
             return e  # (inside a pair form the pair arithmetic is already one rounding)
         if isinstance(e, sp.Mul):
-            pairs = [f for f in e.args if isinstance(f, accurate | _Difference)]
+            pairs = [f for f in e.args if isinstance(f, kinds)]
             others = [f for f in e.args if f is not pairs[0]] if len(pairs) == 1 else []
             # the hvp's direction multiplies the rounded value, as before
             outside = [f for f in others if _DIRECTION in f.free_symbols]
@@ -138,6 +148,8 @@ def scaled_inside(expr: sp.Expr) -> sp.Expr:
             # scales only: products and sums of the arrays and options, no function of them
             if rest and not any(f.atoms(sp.Function) for f in rest):
                 pair = pairs[0]
+                if isinstance(pair, bernoulli_curvature):  # a form with its own scale
+                    return sp.Mul(*outside) * pair.scaled(sp.Mul(*rest))
                 inner = pair.args[0] if isinstance(pair, accurate) else pair
                 try:  # where the form has a pair evaluation (log_sub has its own, finer one)
                     dd_code(inner, str, "", lambda c, a, b: a)

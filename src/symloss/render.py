@@ -17,7 +17,7 @@ from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.pretty_symbology import pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
-from .primitives import accurate
+from .primitives import accurate, bernoulli_curvature, clamp_min
 from .words import say, word
 
 if TYPE_CHECKING:
@@ -112,8 +112,11 @@ class _Pretty(PrettyPrinter):
 
 
 def _shown(expr: sp.Basic) -> sp.Basic:
-    """``expr`` as a reader sees it: :class:`~symloss.primitives.accurate` (how a form is
-    evaluated, not what it is) unwrapped, so sums break and parenthesize as sums."""
+    """``expr`` as a reader sees it: :class:`~symloss.primitives.accurate` and
+    :class:`~symloss.primitives.bernoulli_curvature` (how a form is evaluated, not what it is)
+    unwrapped, so sums break and parenthesize as sums."""
+    expr = expr.replace(lambda e: isinstance(e, bernoulli_curvature),
+                        lambda e: e.rewrite(clamp_min))
     return expr.replace(lambda e: isinstance(e, accurate), lambda e: e.args[0])
 
 
