@@ -43,10 +43,7 @@ def _expression(derivation: Derivation, what: str, hard: bool) -> sp.Expr:
     is its hard or soft form."""
     if what == "grad":
         what = "grad_hard" if hard else "grad_soft"
-    # a factor the evaluators keep whole (focal's Q′/Q: its numerator underflows in float64)
-    # is one number to mpmath, and evalf leaves an UnevaluatedExpr's product unevaluated
-    return sp.sympify(expression(derivation, what)).replace(
-        lambda e: isinstance(e, sp.UnevaluatedExpr), lambda e: e.args[0])
+    return expression(derivation, what)
 
 
 def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
@@ -104,6 +101,10 @@ def _evaluate(expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
     """``expr`` at ``values`` (exact binary Floats), to about 20 correct digits: evaluated at
     growing precision until two nonzero evaluations agree (log(1 + e^(−215)) needs 100 digits to
     differ from 0), 0 where every precision gives 0; ``None`` where it is not a real number."""
+    if expr.has(sp.UnevaluatedExpr):
+        # a factor the evaluators keep whole (focal's Q′/Q: its numerator underflows in
+        # float64) is one number to mpmath, and evalf leaves an UnevaluatedExpr unevaluated
+        expr = expr.replace(lambda e: isinstance(e, sp.UnevaluatedExpr), lambda e: e.args[0])
     last = None
     for digits in PRECISIONS:
         # the floats exact, and 20 digits more for what SymPy evaluates on substitution
