@@ -405,6 +405,12 @@ def test_evaluated_forms_are_proved_equal(name, options, forms):
         assert getattr(d, form) is True, form
 
 
+def test_triplet_swap_hvp_form_is_proved():
+    """swap=True's evaluated HVP (the distances' Hessian-vector products, their difference as
+    for swap=False) is proved equal to the one formed from the Hessian."""
+    assert symloss.derive(TRIPLET, swap=True).kernel_hvp_proved is True
+
+
 def _mp_rows(*rows: np.ndarray) -> list[list[Any]]:
     import mpmath
 
@@ -921,3 +927,46 @@ def test_triplet_swap_gradient_where_eps_dominates():
         want = u[i] / dp - w[i] / dn
         for g in (got, slow):
             assert abs(mpmath.mpf(float(g[0, i])) - want) <= 2 * abs(want) * 2.0**-53, (i, g)
+
+
+def _mp_triplet_swap_hvp(a, p, n, v, margin=1.0, eps=1e-6):
+    """∂²/∂anchor² · v of triplet_margin_loss with swap (p = 2), exact (mpmath):
+    step·((v − u(u·v)/d_+²)/d_+ − H(d_s − d_-)(v − w(w·v)/d_-²)/d_-), H(0) = 1/2."""
+    a, p, n, v = ([mpmath.mpf(float(t)) for t in row] for row in (a, p, n, v))
+    e = mpmath.mpf(eps)
+    u, w, s = ([x - y + e for x, y in zip(r, q, strict=True)] for r, q in ((a, p), (a, n), (p, n)))
+    dp, dn, ds = (mpmath.sqrt(mpmath.fsum(t * t for t in r)) for r in (u, w, s))
+    if margin + dp - min(dn, ds) <= 0:
+        return [mpmath.mpf(0)] * len(a)
+    h = 1 if ds > dn else mpmath.mpf(0.5) if ds == dn else 0
+    uv, wv = (mpmath.fsum(x * y for x, y in zip(r, v, strict=True)) for r in (u, w))
+    return [(v[i] - u[i] * uv / dp**2) / dp - h * (v[i] - w[i] * wv / dn**2) / dn
+            for i in range(len(a))]
+
+
+def test_triplet_swap_hvp_is_finite_and_exact_where_the_rows_are_large():
+    """swap=True's HVP at a = p = n ≈ 10²¹ (the search's point): the formed product expanded
+    d_+² into Σa² − 2Σap + Σp² + …, which cancel to a negative number under the root (NaN on
+    both evaluators); the stable form keeps each distance's sum of squares whole. Also rows
+    10⁻²⁰ apart next to ε (H = 1: the difference of the two products) and a generic row."""
+    from symloss import fast
+
+    mpmath.mp.dps = 80
+    big = [1e21, -3e21, 2.5e21]
+    a = np.array([big, [-4.9297812850670119e-20, -1.0570152903364309e-19, -2.8330464784178320e-20],
+                  [0.3, -1.2, 0.8]])
+    p = np.array([big, [-4.9297789284955190e-20, -1.0570154808416474e-19, -2.8330441523204514e-20],
+                  [0.1, -0.9, 1.1]])
+    n = np.array([big, [-4.9297814884199596e-20, -1.0570156721321117e-19, -2.8330465e-20],
+                  [0.35, -1.0, 0.7]])
+    v = np.array([[1.0, -0.5, 0.25], [0.75, 1.5, -2.0], [-1.0, 0.5, 2.0]])
+    d = symloss.derive("triplet_margin_loss", swap=True, reduction="sum")
+    with fast.disabled():
+        slow = d.hvp_fn(a, p, n, v)
+    got = d.hvp_fn(a, p, n, v)
+    assert np.isfinite(got).all() and np.isfinite(slow).all(), (got, slow)  # (_ulps_off skips NaN)
+    for r in range(a.shape[0]):
+        want = _mp_triplet_swap_hvp(a[r], p[r], n[r], v[r])
+        for g in (got, slow):
+            assert _ulps_off(g[r], want, np.float64) <= 2.0, (r, g[r], [float(x) for x in want])
+    np.testing.assert_array_equal(got, slow)

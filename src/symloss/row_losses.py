@@ -225,15 +225,8 @@ def _triplet_stable(p: sp.Expr) -> dict[str, Any]:
         }
     if p != 2:
         return {}
-    # d_+² − d_-² = Σₖ (uₖ − wₖ)(uₖ + wₖ), uₖ − wₖ = nₖ − pₖ: exact products, no cancellation
-    # of the two squared sums (their ε-sized parts cancel exactly).
-    squares = _sum((_XN[_K] - _XP[_K]) * (u + w))
-    # d_+ − d_-; where d_+² − d_-² is 0 (a = p = n with ε = 0: both distances 0, and the
-    # quotient 0/0) the difference itself, 0
-    delta = sp.Piecewise((squares / (_DP + _DN), squares**2 > 0), (_DP - _DN, True))
+    delta, difference = _triplet_p2()
     wi = w.subs(_K, _I)
-    v = IndexedBase("v")
-    uv, wv = _sum(u * v[_K]), _sum(w * v[_K])
     return {
         "stable_loss": hinge(_MARGIN + delta),
         "stable_loss_why": (
@@ -249,15 +242,45 @@ def _triplet_stable(p: sp.Expr) -> dict[str, Any]:
             "the loss (also in the step): the two unit vectors do not cancel where the rows are "
             "close to each other."
         ),
-        # H_+v − H_-v, H v = (v − u (u·v)/d²)/d, as differences that vanish with n − p and
-        # d_+ − d_-: 1/d_+ − 1/d_- = −Δ/(d_+ d_-), 1/d_+³ − 1/d_-³ = −Δ(d_+² + d_+d_- + d_-²)/(d_+d_-)³
-        "stable_hvp": step(_MARGIN + delta) * (
-            -v[_I] * delta / (_DP * _DN)
-            - (_XN[_I] - _XP[_I]) * uv / _DP**3
-            - wi * (_sum((_XN[_K] - _XP[_K]) * v[_K]) / _DP**3
-                    - wv * delta * (_DP**2 + _DP * _DN + _DN**2) / (_DP * _DN) ** 3)
-        ),
+        "stable_hvp": step(_MARGIN + delta) * difference,
     }
+
+
+def _triplet_p2() -> tuple[sp.Expr, sp.Expr]:
+    """``(Δ, H_+v − H_-v)`` for p = 2: ``Δ = d_+ − d_-`` without the difference of two nearly
+    equal distances, and the difference of the two distances' Hessian-vector products
+    ``H v = (v − u (u·v)/d²)/d`` as differences that vanish with ``n − p`` and ``Δ``."""
+    u = _XA[_K] - _XP[_K] + _EPS
+    w = _XA[_K] - _XN[_K] + _EPS
+    # d_+² − d_-² = Σₖ (uₖ − wₖ)(uₖ + wₖ), uₖ − wₖ = nₖ − pₖ: exact products, no cancellation
+    # of the two squared sums (their ε-sized parts cancel exactly).
+    squares = _sum((_XN[_K] - _XP[_K]) * (u + w))
+    # d_+ − d_-; where d_+² − d_-² is 0 (a = p = n with ε = 0: both distances 0, and the
+    # quotient 0/0) the difference itself, 0
+    delta = sp.Piecewise((squares / (_DP + _DN), squares**2 > 0), (_DP - _DN, True))
+    wi = w.subs(_K, _I)
+    v = IndexedBase("v")
+    uv, wv = _sum(u * v[_K]), _sum(w * v[_K])
+    # 1/d_+ − 1/d_- = −Δ/(d_+ d_-), 1/d_+³ − 1/d_-³ = −Δ(d_+² + d_+d_- + d_-²)/(d_+d_-)³
+    difference = (
+        -v[_I] * delta / (_DP * _DN)
+        - (_XN[_I] - _XP[_I]) * uv / _DP**3
+        - wi * (_sum((_XN[_K] - _XP[_K]) * v[_K]) / _DP**3
+                - wv * delta * (_DP**2 + _DP * _DN + _DN**2) / (_DP * _DN) ** 3)
+    )
+    return delta, difference
+
+
+def _triplet_swap_hvp(active: sp.Expr, to_neg: sp.Expr) -> sp.Expr:
+    """The Hessian-vector product with swap (p = 2), ``active·(H_+v − H(d_s − d_-) H_-v)``, as
+    ``active·((1 − H) H_+v + H (H_+v − H_-v))`` with ``H_+v = (v − u (u·v)/d_+²)/d_+`` and the
+    difference of :func:`_triplet_p2`: the distances' sums of squares kept whole (the formed
+    product expands them into Σa², Σap, …, which cancel to NaN at a = p = n ≈ 10²¹), and no
+    difference of the two products where the rows are close (H = 1 or 1/2 at a tie)."""
+    u = _XA[_K] - _XP[_K] + _EPS
+    v = IndexedBase("v")
+    positive = v[_I] / _DP - u.subs(_K, _I) * _sum(u * v[_K]) / _DP**3
+    return active * ((1 - to_neg) * positive + to_neg * _triplet_p2()[1])
 
 
 def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
@@ -285,6 +308,8 @@ def _declare_triplet(opts: Mapping[str, Any]) -> Declaration:
     if h_pos is not None and h_neg is not None:
         canonical_hessian = active * (h_pos - to_neg * h_neg)
     stable = {} if swap else _triplet_stable(p)
+    if swap and p == 2:
+        stable["stable_hvp"] = _triplet_swap_hvp(active, to_neg)
     return Declaration(
         **stable,
         input=_XA[_I],
