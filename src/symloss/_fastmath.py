@@ -714,20 +714,10 @@ SUBQ32_MARGIN = 2.0**-14
 
 
 @njit(inline="always", error_model="numpy")
-def sigmoid_subq(z: float, y: float) -> float:
-    """``σ(z) − y`` in float64 within 0.75 ulp of the exact value, or NaN where that is not
-    certain: cancelling by more than 8 bits, ``|z| > 620`` (``e^(−|z|)`` below 2⁻⁹⁰⁰), or a
-    NaN (there the double-double :func:`symloss.ddouble.sigmoid_sub` answers). Branch-free
-    (LLVM vectorizes it) and 4 to 5 times cheaper than the double-double form.
-
-    With ``E = e^(−|z|)`` a pair within 2⁻⁶⁴ (:func:`exp_pair`: about 2⁻⁶⁶) and ``a = 1 − y`` an exact
-    pair: ``σ(z) − y = T/(1 + E)``, ``T = a − yE`` for ``z ≥ 0``, ``aE − y`` for ``z < 0``;
-    the products exact pairs (fused multiply-add) but for their low parts' products (2⁻¹⁰⁵),
-    the difference of the high parts exact (TwoSum). ``T``'s error is then at most
-    ``2⁻⁶⁴·M`` and a few ``2⁻¹⁰⁵·M`` (``M = |c₁| + |c₂|``, its two terms); the quotient by
-    ``1 + E`` (a pair) is one division corrected by its exact remainder (another
-    ``2⁻¹⁰⁴|r|``). Where ``|r| ≥ 2⁻⁸·M`` that is below a quarter of an ulp of ``r``
-    (``≥ 2⁻⁵³|r|``), and the final rounding adds half an ulp."""
+def _sigmoid_subq_parts(z: float, y: float) -> tuple[float, float, bool]:
+    """:func:`sigmoid_subq`'s value before its last rounding, ``q0 + c`` (``c`` below an ulp of
+    ``q0``), and whether it certifies ``r = fl(q0 + c)``: the one computation of the first
+    tier, for :func:`sigmoid_subq` and its scaled form :func:`sigmoid_subq_s`."""
     eh, el = exp_pair(-abs(z))
     ah = 1.0 - y
     bb = ah - 1.0
@@ -752,10 +742,58 @@ def sigmoid_subq(z: float, y: float) -> float:
     dl = (eh - (dh - 1.0)) + el
     q0 = th / dh
     rho = _fma(-q0, dh, th)  # exact remainder
-    r = q0 + ((rho + tl) - q0 * dl) / dh
+    c = ((rho + tl) - q0 * dl) / dh
+    r = q0 + c
     m = abs(c1h) + abs(c2h)
     good = (abs(r) >= SUBQ_MARGIN * m) & (eh >= _SUBQ_MIN_E) & (abs(r) < math.inf)
+    return q0, c, good
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_subq(z: float, y: float) -> float:
+    """``σ(z) − y`` in float64 within 0.75 ulp of the exact value, or NaN where that is not
+    certain: cancelling by more than 8 bits, ``|z| > 620`` (``e^(−|z|)`` below 2⁻⁹⁰⁰), or a
+    NaN (there the double-double :func:`symloss.ddouble.sigmoid_sub` answers). Branch-free
+    (LLVM vectorizes it) and 4 to 5 times cheaper than the double-double form.
+
+    With ``E = e^(−|z|)`` a pair within 2⁻⁶⁴ (:func:`exp_pair`: about 2⁻⁶⁶) and ``a = 1 − y`` an exact
+    pair: ``σ(z) − y = T/(1 + E)``, ``T = a − yE`` for ``z ≥ 0``, ``aE − y`` for ``z < 0``;
+    the products exact pairs (fused multiply-add) but for their low parts' products (2⁻¹⁰⁵),
+    the difference of the high parts exact (TwoSum). ``T``'s error is then at most
+    ``2⁻⁶⁴·M`` and a few ``2⁻¹⁰⁵·M`` (``M = |c₁| + |c₂|``, its two terms); the quotient by
+    ``1 + E`` (a pair) is one division corrected by its exact remainder (another
+    ``2⁻¹⁰⁴|r|``). Where ``|r| ≥ 2⁻⁸·M`` that is below a quarter of an ulp of ``r``
+    (``≥ 2⁻⁵³|r|``), and the final rounding adds half an ulp."""
+    q0, c, good = _sigmoid_subq_parts(z, y)
+    r = q0 + c
     return r if good else math.nan
+
+
+#: :func:`sigmoid_subq_s` certifies a scaled result from this magnitude up (2⁻⁹⁶⁰: the low
+#: parts of its products stay normal numbers; below, the double-double form answers).
+_SUBQ_MIN_SCALED = 2.0**-960
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_subq_s(z: float, y: float, s: tuple[float, float]) -> float:
+    """``S·(σ(z) − y)`` for a scale given as a pair ``s = (sh, sl)`` (``sh + sl`` within
+    2⁻¹⁰⁴ of ``S``, :func:`symloss.primitives.dd_code`'s ``t_div``, ``t_mul``: a weight over
+    C), rounded once, within 0.75 ulp of the exact value; NaN where :func:`sigmoid_subq`
+    declines, where the result is below 2⁻⁹⁶⁰ or not finite (there the double-double form
+    answers). The first tier of ``accurate(S·(σ(z) − y))`` (:func:`symloss.algebra.
+    scaled_difference`: :func:`symloss.layout.scaled_inside` moves a weight and ``1/C`` inside
+    the one rounding), as cheap as :func:`sigmoid_subq` but for one pair product.
+
+    ``q0 + c`` is within ``2⁻⁵⁵|q0 + c|`` of ``σ(z) − y`` where certified; its product with
+    ``sh + sl`` is formed exactly but for ``c·sl`` and the roundings of ``q0·sl + c·sh`` and
+    of the low part's sum (each about ``2⁻¹⁰⁵`` of the result), so before the last rounding
+    (half an ulp) the error is below a quarter of an ulp (``≥ 2⁻⁵³`` of the result)."""
+    q0, c, good = _sigmoid_subq_parts(z, y)
+    sh, sl = s
+    p = q0 * sh
+    v = p + (_fma(q0, sh, -p) + (q0 * sl + c * sh))
+    good = good & (abs(v) >= _SUBQ_MIN_SCALED) & (abs(v) < math.inf)
+    return v if good else math.nan
 
 
 # The flavours' names for the printers: one function (as cheap as the float form).
@@ -784,6 +822,16 @@ def sigmoid_subq_w(z: float, y: float) -> float:
 
 
 @njit(inline="always", error_model="numpy")
+def sigmoid_subq_s_m(z: float, y: float, s: tuple[float, float]) -> float:
+    return sigmoid_subq_s(z, y, s)
+
+
+@njit(inline="always", error_model="numpy")
+def sigmoid_subq_s_w(z: float, y: float, s: tuple[float, float]) -> float:
+    return sigmoid_subq_s(z, y, s)
+
+
+@njit(inline="always", error_model="numpy")
 def fitsq_v(q: float) -> bool:
     return q == q
 
@@ -796,6 +844,24 @@ def fitsq_m(q: float) -> bool:
 @njit(inline="always", error_model="numpy")
 def fitsq_w(q: float) -> bool:
     return q == q
+
+
+@njit(inline="always", error_model="numpy")
+def fitsqs_m(q: float) -> bool:
+    """Whether :func:`sigmoid_subq_s` certified its value (not NaN)."""
+    return q == q
+
+
+@njit(inline="always", error_model="numpy")
+def fitsqs_w(q: float) -> bool:
+    return q == q
+
+
+@njit(inline="always", error_model="numpy")
+def fitsqs_v(q: float) -> bool:
+    """float32 results: never (:mod:`symloss._statements` takes the other arm directly): the
+    float64 form's own test (:func:`fitsk32`) decides, as cheap and keeping their digits."""
+    return False
 
 
 @njit(inline="always", error_model="numpy")

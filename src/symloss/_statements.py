@@ -31,9 +31,11 @@ from collections.abc import Iterator, Sequence
 __all__ = ["lower"]
 
 #: The float-first tests of the flavours: ``fits_m`` and ``fitsk_m`` are constant ``False``
-#: (float64 results always take the double-double form of ``accurate``).
-_TESTS = ("fits_v", "fits_m", "fits1_m", "fitsk_v", "fitsk_m", "fitsk32", "fitsq_v", "fitsq_m")
-_NEVER = ("fits_m", "fitsk_m")
+#: (float64 results take the double-double form of ``accurate`` but for its first tiers), and
+#: ``fitsqs_v`` (float32 results: their float form's own test decides).
+_TESTS = ("fits_v", "fits_m", "fits1_m", "fitsk_v", "fitsk_m", "fitsk32", "fitsq_v", "fitsq_m",
+          "fitsqs_v", "fitsqs_m")
+_NEVER = ("fits_m", "fitsk_m", "fitsqs_v")
 
 
 def _test_name(node: ast.expr) -> str | None:

@@ -54,6 +54,7 @@ __all__ = [
     "ratio_powers",
     "reduce_sums",
     "rounding_bound",
+    "scaled_difference",
     "step_relations",
     "tidy",
 ]
@@ -466,6 +467,39 @@ def rounding_bound(expr: sp.Expr) -> sp.Expr | None:
 
 #: A relation's operator with its sides swapped.
 _SWAPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def scaled_difference(expr: sp.Expr) -> tuple[sp.Expr, sigmoid_sub] | None:
+    """``(S, sigmoid_sub(x, y))`` where ``expr`` is ``S·(σ(x) − y)`` with ``x`` and ``y``
+    inputs (Symbols or array elements: exact) and ``S`` a scale (no function of them), else
+    ``None``: the form a weighted ``sigmoid_sub`` takes inside its one rounding
+    (:func:`symloss.layout.scaled_inside`: ``accurate(w·(σ(x) − y)/C)``), which an evaluator
+    may take from ``σ(x) − y``'s own first tier scaled by ``S`` as a pair. Checked, not
+    guessed: ``S·(σ(x) − y) − expr`` expands to 0.
+
+    >>> from sympy import IndexedBase, Symbol
+    >>> x, y, w, c = IndexedBase("x"), IndexedBase("y"), IndexedBase("w"), Symbol("C")
+    >>> i = Symbol("i", integer=True)
+    >>> scaled_difference(w[i] * (sigmoid(x[i]) - y[i]) / c)
+    (w[i]/C, sigmoid_sub(x[i], y[i]))
+    >>> scaled_difference(sigmoid(x[i]) - y[i] * x[i]) is None  # y·x: no input
+    True
+    """
+    heads = expr.atoms(sigmoid)
+    if len(heads) != 1:
+        return None
+    (head,) = heads
+    x, h = head.args[0], sp.Dummy("h")
+    linear = expr.xreplace({head: h})
+    scale = sp.diff(linear, h)
+    if scale == 0 or scale.atoms(sp.Function) or scale.has(x, h):
+        return None
+    y = sp.cancel(-sp.expand(linear - scale * h) / scale)
+    if not all(a.is_Symbol or isinstance(a, sp.Indexed) for a in (x, y)):
+        return None
+    if sp.expand(scale * (head - y) - expr) != 0:
+        return None
+    return scale, sigmoid_sub(x, y)
 
 
 def _exact_input(e: sp.Expr) -> bool:

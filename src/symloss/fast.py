@@ -55,6 +55,7 @@ from .algebra import (
     printed_ratios,
     reduce_sums,
     rounding_bound,
+    scaled_difference,
 )
 from .layout import ARRAY_OPTIONS, Layout, expression, forms
 from .primitives import (
@@ -324,8 +325,22 @@ class _Printer(PythonCodePrinter):
             pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
         except NotImplementedError:
             return plain
-        return self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
-                                 bound=rounding_bound(expr.args[0]))
+        value = self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
+                                  bound=rounding_bound(expr.args[0]))
+        scaled = scaled_difference(expr.args[0])
+        if scaled is None:
+            return value
+        # S·(σ(x) − y) (a weight, 1/C: layout.scaled_inside): for float64 results σ(x) − y's
+        # own first tier (_fastmath.sigmoid_subq_s: within 0.75 ulp where it certifies, the
+        # scale a pair); float32 results keep their float form's test (fitsqs_v is never)
+        scale, difference = scaled
+        try:
+            s = dd_code(scale, self._print, "vd_", _where)
+        except NotImplementedError:
+            return value
+        z, y = (self._print(a) for a in difference.args)
+        q = f"sigmoid_subq_s_F({z}, {y}, {s})"
+        return f"({q} if fitsqs_F({q}) else {value})"
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, 1/D, the arg-maxes
@@ -842,6 +857,7 @@ from symloss._fastmath import (
     expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,
     sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
     softplus_l_w, log_w, pow_w, sigmoid_subq_m, sigmoid_subq_v, sigmoid_subq_w, fitsq_m,
+    sigmoid_subq_s_m, sigmoid_subq_s_w, fitsqs_m, fitsqs_v, fitsqs_w,
     fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
     softmax_sub_q_m, softmax_sub_q_v, softmax_suba_q_m, softmax_suba_q_v, softmax_hvp_q_m,
     softmax_hvp_q_v,
@@ -904,7 +920,8 @@ def _fits_for(code: str, flavour: str) -> str:
     # float32 results: one test for every form (fits_v); float64: fits1_m for eᶻ − y
     # a form with a rounding bound: fitsk32 for float32 results (libm's helpers), else never
     if flavour == "v":  # σ(z) − y: the float64 form where it keeps float32's digits
-        code = code.replace("sigmoid_subq_m(", "sigmoid_subq_v(")
+        code = code.replace("sigmoid_subq_m(", "sigmoid_subq_v(").replace(
+            "fitsqs_m(", "fitsqs_v(")
     return code.replace("fits_m(", f"fits_{flavour}(").replace(
         "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(").replace(
         "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
@@ -1545,11 +1562,11 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 hard_code = printer.doprint(reduce_sums(hard_expr, expand=False))
                 code = f"({hard_code}) if onehot else ({code})"
             if what == "loss":
-                write = "                out[r] = ({body}) / divisor\n"
+                write, at = "                out[r] = res / divisor\n", " " * 16
                 skip = "                    out[r] = 0.0\n"
             else:
-                write = ("                for i in range(n_classes):\n"
-                         "                    out[r, i] = ({body}) / divisor\n")
+                write, at = ("                for i in range(n_classes):\n"
+                             "{body}                    out[r, i] = res / divisor\n"), " " * 20
                 skip = "                    out[r, :] = 0.0\n"
             tag = "hard" if hard else "soft"
             flavours = _flavoured(code)
@@ -1583,8 +1600,21 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
                 src.append(_class_axis_kernel(
                     f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
-                    choose, hoisted_f + write.format(body=body), skip, setup))
+                    choose, hoisted_f + _class_write(write, at, body), skip, setup))
     return "".join(src)
+
+
+def _class_write(write: str, at: str, body: str) -> str:
+    """A class-axis kernel's store ``write`` of ``res``, the row's (or class's) value ``body``
+    lowered to statements (:func:`symloss._statements.lower`) at indent ``at``: each call
+    computed once (numba does not merge two inlined calls of one first tier, e.g.
+    ``sigmoid_subq_s_m`` in its test and its value: 61 against 35 ns an element), each lazy
+    arm evaluated only where taken."""
+    lines, _ = lower([("res", body)], at)
+    code = "".join(f"{line}\n" for line in lines)
+    if "{body}" in write:
+        return write.format(body=code)
+    return code + write
 
 
 #: What the softmax passes of a class-axis kernel define for the row's code: a row that reads
