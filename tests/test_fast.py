@@ -589,6 +589,47 @@ def test_one_hot_probability_target_takes_the_class_index_form():
     np.testing.assert_array_equal(d.grad_fn(big, np.repeat(y, 70_000, axis=0))[-1], g[0])
 
 
+def test_one_hot_probability_rows_take_the_class_index_bits_at_every_logit():
+    """float64 CE, one-hot probability targets on random rows whose z − max z rounds (|z| ~ 20):
+    the gradient and hvp are the class index's bits. The first tier overwrote the row's
+    e^(z − m) with its own, without z − m's rounding error (up to |z − m|·2⁻⁵³), which the
+    one-hot row's class-index form then read against a sum of the others: 64 ulp apart."""
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((2000, 5)) * 20
+    labels = rng.integers(0, 5, 2000)
+    v = rng.standard_normal(z.shape)
+    for options in ({}, {"label_smoothing": 0.1}):
+        d = symloss.derive("ce", reduction="sum", **options)
+        y = np.eye(5)[labels]
+        np.testing.assert_array_equal(d.grad_fn(z, y), d.grad_fn(z, labels))
+        np.testing.assert_array_equal(d.hvp_fn(z, y, v), d.hvp_fn(z, labels, v))
+
+
+def test_fill_exp_m_is_the_exponential_rounded_once():
+    """_fastmath.fill_exp_m, the float64 class-axis kernels' exponential pass: each
+    e^(z − m) as a normalized pair within 2⁻⁷² of it, its high part the exact value rounded
+    once (z − m rounded in float64 is not z − m: its error is kept), 1 exactly at z = m, 0 at
+    z = −inf, NaN at NaN (libm's exp of the rounded z − m, corrected, was up to an ulp off)."""
+    import mpmath
+
+    from symloss import _fastmath as fm
+
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(8)
+    z = np.concatenate([rng.standard_normal(300) * 30, rng.uniform(-590, 0, 100),
+                        [3.5, -np.inf, np.nan, 3.5 - 2.0**-40]])
+    m = 3.5
+    b = np.empty((2, z.size))
+    fm.fill_exp_m(z, m, b[0], b[1])
+    for a, hi, lo in zip(z[:-3], b[0, :-3], b[1, :-3], strict=True):
+        exact = mpmath.exp(mpmath.mpf(float(a)) - mpmath.mpf(m))
+        assert hi == float(exact), a
+        assert hi + lo == hi
+        assert abs((mpmath.mpf(hi) + mpmath.mpf(lo)) / exact - 1) < 2.0**-72, a
+    assert (b[0, -4], b[1, -4]) == (1.0, 0.0)
+    assert b[0, -3] == 0.0 and np.isnan(b[0, -2])
+    assert b[0, -1] == float(mpmath.exp(mpmath.mpf(-(2.0**-40))))
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_no_size_cliff_one_answer_at_every_size(dtype, monkeypatch):
     """An element's gradient does not depend on the array's size (serial or parallel)."""
@@ -814,26 +855,31 @@ def test_class_axis_rows_first_tier_is_the_double_double_rounded_once():
     edge = [np.array([0.0, -700.0, 1.0, 2.0, 0.5, 0.0]), np.array([0.0, np.nan, 1, 2, 3, 4]),
             np.array([0.0, -np.inf, 1, 2, 3, 4]), np.array([0.0, np.inf, 1, 2, 3, 4])]
     mpmath.mp.dps = 60
+    m = z.max(axis=1)
+    exps = np.empty((2, n, c))  # each row's e^(z − m) as pairs, as the kernels' exp pass
+    for r in range(n):
+        fm.fill_exp_m(z[r], m[r], exps[0, r], exps[1, r])
     tiers = {
-        "sub": (lambda r, *b: fm.softmax_sub_q_m(z[r], y[r], m[r], *b)[0],
+        "sub": (lambda r, b: fm.softmax_sub_q_m(z[r], y[r], *exps[:, r], b)[0],
                 lambda r, *b: dd["softmax_sub_row_m"](z[r], y[r], m[r], *b),
                 lambda r, q: [mpmath.mpf(y[r, k]) for k in range(c)]),
-        "suba": (lambda r, *b: fm.softmax_suba_q_m(z[r], ah[r], al[r], m[r], *b),
+        "suba": (lambda r, b: fm.softmax_suba_q_m(z[r], ah[r], al[r], *exps[:, r], b),
                  lambda r, *b: dd["softmax_suba_row_m"](z[r], ah[r], al[r], m[r], *b),
                  lambda r, q: [mpmath.mpf(ah[r, k]) + mpmath.mpf(al[r, k]) for k in range(c)]),
-        "hvp": (lambda r, *b: fm.softmax_hvp_q_m(z[r], v[r], m[r], *b)[0],
+        "hvp": (lambda r, b: fm.softmax_hvp_q_m(z[r], v[r], *exps[:, r], b)[0],
                 lambda r, *b: dd["softmax_hvp_row_m"](z[r], v[r], m[r], *b), None),
     }
-    m = z.max(axis=1)
     for name, (quick, row, target) in tiers.items():
         vouched = np.zeros(n, dtype=bool)
         for r in range(n):
-            got, want = np.empty((2, c)), np.empty((2, c))
-            vouched[r] = quick(r, *got) == 0.0
+            got, want = np.empty(c), np.empty((2, c))
+            before = exps[:, r].copy()
+            vouched[r] = quick(r, got) == 0.0
+            assert np.array_equal(exps[:, r], before)  # the tier reads the exponentials only
             row(r, *want)
             if not vouched[r]:
                 continue
-            assert np.array_equal(got[1], want[1]), (name, r)
+            assert np.array_equal(got, want[1]), (name, r)
             ez = [mpmath.exp(mpmath.mpf(a)) for a in z[r]]
             pr = [a / mpmath.fsum(ez) for a in ez]
             if target is None:
@@ -842,13 +888,14 @@ def test_class_axis_rows_first_tier_is_the_double_double_rounded_once():
             else:
                 a = target(r, None)
                 exact = [pk * mpmath.fsum(a) - ak for pk, ak in zip(pr, a, strict=True)]
-            assert got[1].tolist() == [float(x) for x in exact], (name, r)
+            assert got.tolist() == [float(x) for x in exact], (name, r)
         assert vouched[~cancel].mean() > 0.95 and not vouched[cancel].any(), name
     for row in edge:
-        b = np.empty((2, c))
-        assert fm.softmax_sub_q_m(row, np.full(c, 1 / c), np.nanmax(row), *b)[0] != 0.0
-        assert fm.softmax_suba_q_m(row, np.ones(c), np.zeros(c), np.nanmax(row), *b) != 0.0
-        assert fm.softmax_hvp_q_m(row, np.ones(c) + np.arange(c), np.nanmax(row), *b)[0] != 0.0
+        b = np.empty((3, c))
+        fm.fill_exp_m(row, np.nanmax(row), b[0], b[1])
+        assert fm.softmax_sub_q_m(row, np.full(c, 1 / c), *b)[0] != 0.0
+        assert fm.softmax_suba_q_m(row, np.ones(c), np.zeros(c), *b) != 0.0
+        assert fm.softmax_hvp_q_m(row, np.ones(c) + np.arange(c), *b)[0] != 0.0
     kernels = fast.build(symloss.derive("cross_entropy", label_smoothing=0.1))
     sources = {"grad": fast._generate(kernels.derivation)["source"], "hvp": kernels._hvp_source()}
     for what, source in sources.items():

@@ -1086,42 +1086,57 @@ def block_sums_dot(ebuf: np.ndarray, n: int, smalls: np.ndarray, ones: np.ndarra
 
 
 @njit(inline="always", error_model="numpy")
-def fill_exp_v(zr: np.ndarray, m: float, b: np.ndarray) -> None:
-    """``b[j] = exp(z_j − m)`` (float32 rows: z − m is exact in float64)."""
+def fill_exp_v(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
+    """``b[j] = exp(z_j − m)`` (float32 rows: z − m is exact in float64); ``bl`` unused (the
+    float64 kernels' low parts, :func:`fill_exp_m`)."""
     for j in range(zr.shape[0]):
         b[j] = exp_v(np.float64(zr[j]) - m)
 
 
 @njit(inline="always", error_model="numpy")
-def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray) -> None:
-    """``b[j] = exp(z_j − m)`` for float64 rows."""
-    for j in range(zr.shape[0]):
-        # z − m rounds by up to half an ulp of |z − m|, which exp turns into a relative error
-        # of |z − m|·2⁻⁵³ (8 ulp at z − m = −13): recover the rounding error e (TwoSum) and
-        # use exp(d + e) = exp(d)·(1 + e).
-        a = np.float64(zr[j])
-        d = a - m
-        a1 = d + m
-        b1 = d - a1
-        e = (a - a1) - (m + b1)
-        # Where z − m overflows to −inf, exp is 0 and e is NaN: nothing to correct.
-        b[j] = math.exp(d) * (1.0 + e) if math.isfinite(e) else math.exp(d)
+def exp_shifted_pair(a: float, m: float) -> tuple[float, float]:
+    """``e^(a − m)`` as a normalized pair ``(h, l)``, branch-free: :func:`exp_pair_fine` of
+    ``xh = fl(a − m)`` times ``e^xl = 1 + xl`` for its rounding error ``xl`` (TwoSum; ``|xl| <
+    2⁻⁴³``, ``xl²`` below 2⁻⁸⁶), renormalized by Fast2Sum (exact). ``h + l`` is within 2⁻⁷² of
+    ``e^(a − m)`` (relative) for ``a − m`` in [−600, 0], so ``h`` is ``e^(a − m)`` rounded once
+    but within 2⁻⁷² of a midpoint (an ulp at most, as libm's, below 2⁻⁸⁶⁵); ``a = m`` gives
+    exactly 1, NaN NaN, ``a − m = −inf`` 0 (its NaN ``xl`` counts as 0)."""
+    xh = a - m
+    bb = xh - a
+    xl = (a - (xh - bb)) + (-m - bb)
+    eh, el = exp_pair_fine(xh)
+    lo = el + eh * (xl if abs(xl) < math.inf else 0.0)
+    h = eh + lo  # |lo| ≤ 2⁻⁴²·eh: Fast2Sum
+    return h, lo - (h - eh)
+
+
+@njit(inline="always", error_model="numpy")
+def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
+    """``b[j] = exp(z_j − m)`` for float64 rows, as the pair ``(b[j], bl[j])`` of
+    :func:`exp_shifted_pair`: ``b`` is the exponential rounded once (libm's exp of the rounded
+    ``z − m``, corrected by ``1 + e``, was up to an ulp off, 7 ns an element against 5 for this
+    vectorized loop), and the class-axis rows' first tier (:func:`softmax_sub_q_m`, …) reads
+    the pair, so that each ``e^(z − m)`` is computed once."""
+    for j in range(zr.shape[0]):  # no calls, no branches: vectorized
+        b[j], bl[j] = exp_shifted_pair(np.float64(zr[j]), m)
 
 
 # The class-axis row functions' first tier (float64 results). symloss.ddouble's row functions
 # compute every class of a row in double-double (its exp alone ~57 ns per element); here each
-# class's value comes as a pair from :func:`exp_pair_fine` and fused multiply-adds, with a
-# bound ``E`` on its distance from the exact value, and is taken where every value within
-# ``2E`` of the pair rounds to the same float (Ziv's test): that float is then the exact value
-# rounded once, and so is the double-double row's (its error is far below ``E``) -- the same
-# bits. A row with a class that fails (its value cancels, a term leaves the normal range, a
-# NaN or an infinity) is left to the double-double row function.
+# class's value comes from the row's exponentials as pairs (buf, bl: :func:`fill_exp_m`, the
+# kernel's exponential pass, within 2⁻⁷² of them) and fused multiply-adds, with a bound ``E``
+# on its distance from the exact value, and is taken where every value within ``2E`` of the
+# pair rounds to the same float (Ziv's test): that float is then the exact value rounded once,
+# and so is the double-double row's (its error is far below ``E``) -- the same bits. A row
+# with a class that fails (its value cancels, a term leaves the normal range, a NaN or an
+# infinity) is left to the double-double row function.
 
 #: ``E/size``: the first tier's values are within 2⁻⁶⁹ of the terms' magnitude ``size``
 #: (exponentials within 2⁻⁷², pair products and quotients within 2⁻¹⁰⁰; a 4× margin).
 _TIER_ERR = 2.0 ** -69
-#: Smallest ``z − max z`` the first tier takes (:func:`exp_pair_fine`'s range).
-_TIER_MIN_X = -600.0
+#: Smallest ``e^(z − max z)`` the first tier takes (2⁻⁸⁶⁰: ``z − max z ≥ −596``, inside
+#: :func:`exp_pair_fine`'s range, where ``bl`` keeps its bits); a NaN fails too.
+_TIER_MIN_E = 2.0 ** -860
 #: The marker of a row the first tier leaves to the double-double row function.
 _NOT_CERTAIN = math.nan
 
@@ -1142,35 +1157,17 @@ def rounds_alone(qh: float, ql: float, e: float) -> bool:
     return (abs(d) + e < h) & (ex >= 70) & (ex < 2047)
 
 
-@njit(inline="always", error_model="numpy")
-def _tier_exps(z: np.ndarray, m: float, buf: np.ndarray, lbuf: np.ndarray) -> int:
-    """Each ``e^(z − m)`` as a pair (``buf``, ``lbuf``: :func:`exp_pair_fine` of the exact
-    ``z − m``, its low part ``xl`` as ``e^xl = 1 + xl``, ``|xl| < 2⁻⁴³``); the number of
-    classes outside the first tier's range (NaN, infinities, ``z − m < −600``)."""
-    bad = 0
-    for j in range(z.shape[0]):  # no calls, no branches: vectorized
-        a = np.float64(z[j])
-        xh = a - m
-        bb = xh - a
-        xl = (a - (xh - bb)) + (-m - bb)
-        eh, el = exp_pair_fine(xh)
-        buf[j] = eh
-        lbuf[j] = el + eh * xl
-        bad += 0 if xh >= _TIER_MIN_X else 1
-    return bad
-
-
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
-def _tier_sub_values(buf: np.ndarray, lbuf: np.ndarray, ah: np.ndarray, al: np.ndarray,
-                     lo: float, dh: float, dl: float, th: float, tl: float,
+def _tier_sub_values(buf: np.ndarray, bl: np.ndarray, lbuf: np.ndarray, ah: np.ndarray,
+                     al: np.ndarray, lo: float, dh: float, dl: float, th: float, tl: float,
                      tabs: float) -> bool:
-    """:func:`_tier_sub`'s per-class pass: ``e = buf + lbuf``, ``D = dh + dl``, ``T = th + tl``,
+    """:func:`_tier_sub`'s per-class pass: ``e = buf + bl``, ``D = dh + dl``, ``T = th + tl``,
     ``tabs = Σ|aₖ|``; each value into ``lbuf``, and whether every class passed."""
     n = buf.shape[0]
     bad = 0
     inv = 1.0 / dh
     for i in range(n):  # no calls, no branches: vectorized
-        eh, el = buf[i], lbuf[i]
+        eh, el = buf[i], bl[i]
         aih, ail = np.float64(ah[i]), lo * np.float64(al[i])
         p1 = eh * th
         p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
@@ -1188,21 +1185,22 @@ def _tier_sub_values(buf: np.ndarray, lbuf: np.ndarray, ah: np.ndarray, al: np.n
 
 
 @njit(inline="always", error_model="numpy")
-def _tier_sub(z: np.ndarray, ah: np.ndarray, al: np.ndarray, lo: float, m: float,
-              buf: np.ndarray, lbuf: np.ndarray) -> bool:
+def _tier_sub(ah: np.ndarray, al: np.ndarray, lo: float, buf: np.ndarray, bl: np.ndarray,
+              lbuf: np.ndarray) -> bool:
     """``softmax(z)ᵢ·T − aᵢ`` (``T = Σₖ aₖ``, ``aₖ = ahₖ + lo·alₖ``) for every class as
-    ``(eᵢT − aᵢD)/D`` (``D = Σ e``): the pairs ``D`` and ``T`` by TwoSum, the products by
-    fused multiply-adds, the quotient corrected by its exact remainder; each class's value
-    rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within ``2E``,
-    ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``. Whether every class passed."""
-    n = z.shape[0]
-    bad = _tier_exps(z, m, buf, lbuf)
+    ``(eᵢT − aᵢD)/D`` (``e = buf + bl``, ``D = Σ e``): the pairs ``D`` and ``T`` by TwoSum,
+    the products by fused multiply-adds, the quotient corrected by its exact remainder; each
+    class's value rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within
+    ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``. Whether every class passed."""
+    n = buf.shape[0]
+    bad = 0
     dh, dl, th, tl, tabs = 0.0, 0.0, 0.0, 0.0, 0.0
     for j in range(n):
         e = buf[j]
+        bad += 0 if e >= _TIER_MIN_E else 1
         s = dh + e
         bb = s - dh
-        dl += ((dh - (s - bb)) + (e - bb)) + lbuf[j]
+        dl += ((dh - (s - bb)) + (e - bb)) + bl[j]
         dh = s
         a = np.float64(ah[j])
         s = th + a
@@ -1210,47 +1208,48 @@ def _tier_sub(z: np.ndarray, ah: np.ndarray, al: np.ndarray, lo: float, m: float
         tl += ((th - (s - bb)) + (a - bb)) + lo * np.float64(al[j])
         th = s
         tabs += abs(a)
-    return bad == 0 and _tier_sub_values(buf, lbuf, ah, al, lo, dh, dl, th, tl, tabs)
+    return bad == 0 and _tier_sub_values(buf, bl, lbuf, ah, al, lo, dh, dl, th, tl, tabs)
 
 
 @njit(error_model="numpy")
-def softmax_sub_q_m(z: np.ndarray, y: np.ndarray, m: float, buf: np.ndarray,
+def softmax_sub_q_m(z: np.ndarray, y: np.ndarray, buf: np.ndarray, bl: np.ndarray,
                     lbuf: np.ndarray) -> tuple[float, ...]:
-    """The first tier of :func:`symloss.ddouble.softmax_sub_row_m` (``pᵢΣy − yᵢ``): every
-    class's value in ``lbuf`` (each ``e^(z − m)`` in ``buf``) and ``(0, …)`` where
-    :func:`_tier_sub` vouches for the row; else its marker first (that row function's tuple:
-    the kernel's per-class reader needs nothing else)."""
-    ok = _tier_sub(z, y, y, 0.0, m, buf, lbuf)
+    """The first tier of :func:`symloss.ddouble.softmax_sub_row_m` (``pᵢΣy − yᵢ``) from the
+    row's exponentials ``buf + bl`` (:func:`fill_exp_m`): every class's value in ``lbuf`` and
+    ``(0, …)`` where :func:`_tier_sub` vouches for the row; else its marker first (that row
+    function's tuple: the kernel's per-class reader needs nothing else)."""
+    ok = _tier_sub(y, y, 0.0, buf, bl, lbuf)
     f = 0.0 if ok else _NOT_CERTAIN
     return f, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
 
 
 @njit(error_model="numpy")
-def softmax_sub_q_v(z: np.ndarray, y: np.ndarray, m: float, buf: np.ndarray,
+def softmax_sub_q_v(z: np.ndarray, y: np.ndarray, buf: np.ndarray, bl: np.ndarray,
                     lbuf: np.ndarray) -> tuple[float, ...]:
     """float32 results: no first tier (their float64 form serves)."""
     return _NOT_CERTAIN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
 
 
 @njit(error_model="numpy")
-def softmax_suba_q_m(z: np.ndarray, ah: np.ndarray, al: np.ndarray, m: float, buf: np.ndarray,
-                     lbuf: np.ndarray) -> float:
+def softmax_suba_q_m(z: np.ndarray, ah: np.ndarray, al: np.ndarray, buf: np.ndarray,
+                     bl: np.ndarray, lbuf: np.ndarray) -> float:
     """The first tier of :func:`symloss.ddouble.softmax_suba_row_m` (target weights as pairs
     ``ah + al``): 0 where :func:`_tier_sub` vouches for the row, else the marker."""
-    return 0.0 if _tier_sub(z, ah, al, 1.0, m, buf, lbuf) else _NOT_CERTAIN
+    return 0.0 if _tier_sub(ah, al, 1.0, buf, bl, lbuf) else _NOT_CERTAIN
 
 
 @njit(error_model="numpy")
-def softmax_suba_q_v(z: np.ndarray, ah: np.ndarray, al: np.ndarray, m: float, buf: np.ndarray,
-                     lbuf: np.ndarray) -> float:
+def softmax_suba_q_v(z: np.ndarray, ah: np.ndarray, al: np.ndarray, buf: np.ndarray,
+                     bl: np.ndarray, lbuf: np.ndarray) -> float:
     """float32 results: no first tier."""
     return _NOT_CERTAIN
 
 
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
-def _tier_hvp_values(buf: np.ndarray, lbuf: np.ndarray, v: np.ndarray, c: float, dh: float,
-                     dl: float, wh: float, wl: float, wabs: float) -> bool:
-    """:func:`softmax_hvp_q_m`'s per-class pass: ``e = buf + lbuf``, ``D = dh + dl``,
+def _tier_hvp_values(buf: np.ndarray, bl: np.ndarray, lbuf: np.ndarray, v: np.ndarray,
+                     c: float, dh: float, dl: float, wh: float, wl: float,
+                     wabs: float) -> bool:
+    """:func:`softmax_hvp_q_m`'s per-class pass: ``e = buf + bl``, ``D = dh + dl``,
     ``W = wh + wl``, ``wabs = Σₖ eₖ|c − vₖ|``; each value into ``lbuf``, and whether every
     class passed."""
     n = buf.shape[0]
@@ -1260,14 +1259,14 @@ def _tier_hvp_values(buf: np.ndarray, lbuf: np.ndarray, v: np.ndarray, c: float,
     ml = ((_fma(-mh, dh, wh) + wl) - mh * dl) * inv
     size = wabs * inv
     for i in range(n):  # no calls, no branches: vectorized
-        eh, el = buf[i], lbuf[i]
+        eh, el = buf[i], bl[i]
         vi = np.float64(v[i])
         bh = vi - c
         bb = bh - vi
-        bl = (vi - (bh - bb)) + (-c - bb)
+        bx = (vi - (bh - bb)) + (-c - bb)  # vᵢ − c = bh + bx exactly
         sh = bh + mh
         bb = sh - bh
-        sl = ((bh - (sh - bb)) + (mh - bb)) + (bl + ml)
+        sl = ((bh - (sh - bb)) + (mh - bb)) + (bx + ml)
         ph = eh * sh
         pe = _fma(eh, sh, -ph) + (eh * sl + el * sh)
         q = ph * inv
@@ -1279,12 +1278,13 @@ def _tier_hvp_values(buf: np.ndarray, lbuf: np.ndarray, v: np.ndarray, c: float,
 
 
 @njit(error_model="numpy")
-def softmax_hvp_q_m(z: np.ndarray, v: np.ndarray, m: float, buf: np.ndarray,
+def softmax_hvp_q_m(z: np.ndarray, v: np.ndarray, buf: np.ndarray, bl: np.ndarray,
                     lbuf: np.ndarray) -> tuple[float, float, float, float, float]:
     """The first tier of :func:`symloss.ddouble.softmax_hvp_row_m`: ``pᵢ((vᵢ − c) + W/D)``
-    (``c`` the v of z's arg-max, ``W = Σₖ eₖ(c − vₖ)``, ``D = Σ e``) for every class, ``W``,
-    ``D`` and ``W/D`` as pairs, the bracket and ``eᵢ·bracket/D`` by fused multiply-adds,
-    rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within ``2E``,
+    (``c`` the v of z's arg-max, ``W = Σₖ eₖ(c − vₖ)``, ``D = Σ e``, ``e = buf + bl`` the
+    row's exponentials, :func:`fill_exp_m`) for every class, ``W``, ``D`` and ``W/D`` as
+    pairs, the bracket and ``eᵢ·bracket/D`` by fused multiply-adds, rounded once into
+    ``lbuf`` where :func:`rounds_alone` vouches for it within ``2E``,
     ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + Σₖ pₖ|c − vₖ|)``; that row function's tuple, ``(0, 0, 0, 0, c)``,
     or with the marker first where a class fails."""
     n = z.shape[0]
@@ -1293,10 +1293,11 @@ def softmax_hvp_q_m(z: np.ndarray, v: np.ndarray, m: float, buf: np.ndarray,
         if z[j] > z[top]:
             top = j
     c = np.float64(v[top])
-    bad = _tier_exps(z, m, buf, lbuf)
+    bad = 0
     dh, dl, wh, wl, wabs = 0.0, 0.0, 0.0, 0.0, 0.0
     for j in range(n):
-        e, el = buf[j], lbuf[j]
+        e, el = buf[j], bl[j]
+        bad += 0 if e >= _TIER_MIN_E else 1
         s = dh + e
         bb = s - dh
         dl += ((dh - (s - bb)) + (e - bb)) + el
@@ -1312,12 +1313,12 @@ def softmax_hvp_q_m(z: np.ndarray, v: np.ndarray, m: float, buf: np.ndarray,
         wl += ((wh - (s - bb)) + (ph - bb)) + pe
         wh = s
         wabs += e * abs(gh)
-    ok = bad == 0 and _tier_hvp_values(buf, lbuf, v, c, dh, dl, wh, wl, wabs)
+    ok = bad == 0 and _tier_hvp_values(buf, bl, lbuf, v, c, dh, dl, wh, wl, wabs)
     return (0.0 if ok else _NOT_CERTAIN), 0.0, 0.0, 0.0, c
 
 
 @njit(error_model="numpy")
-def softmax_hvp_q_v(z: np.ndarray, v: np.ndarray, m: float, buf: np.ndarray,
+def softmax_hvp_q_v(z: np.ndarray, v: np.ndarray, buf: np.ndarray, bl: np.ndarray,
                     lbuf: np.ndarray) -> tuple[float, float, float, float, float]:
     """float32 results: no first tier."""
     return _NOT_CERTAIN, 0.0, 0.0, 0.0, 0.0

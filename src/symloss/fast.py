@@ -264,9 +264,9 @@ class _Printer(PythonCodePrinter):
         return f"lbuf{rows}" if rows else "lbuf"
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
-        # Per row: c (the v of z's arg-max) and, for float64 results, the pairs 1/D and W/D and
-        # each e^(z − m) as a pair (buf, lbuf; ddouble.softmax_hvp_row_F, after its first
-        # tier _fastmath.softmax_hvp_q_F, _row_values); the float64
+        # Per row: c (the v of z's arg-max) and, for float64 results, every class's value in
+        # lbuf (the first tier _fastmath.softmax_hvp_q_F from the exp pass's pairs buf, bufl;
+        # else ddouble.softmax_hvp_row_F, its pairs 1/D and W/D, in dbuf: _row_values); the float64
         # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
         # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;
         # fits_m is never), else double-double.
@@ -281,8 +281,8 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
             lbuf = self._row_buffer()
-            self._row_values(", ".join(names), f"softmax_hvp_q_F(zr, dr, m, buf, {lbuf})",
-                             f"dd_softmax_hvp_row_F(zr, dr, m, buf, {lbuf})")
+            self._row_values(", ".join(names), f"softmax_hvp_q_F(zr, dr, buf, bufl, {lbuf})",
+                             f"dd_softmax_hvp_row_F(zr, dr, m, dbuf, {lbuf})")
             center = sp.Symbol(names[4], real=True)
             self.names = {**self.names, center: names[4]}
             spread = self._print(sp.Sum(softmax(z, k, n) * (center - v[k]), (k, 1, n)))
@@ -343,10 +343,10 @@ class _Printer(PythonCodePrinter):
         return f"({q} if fitsqs_F({q}) else {value})"
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
-        # The row's values for ddouble.softmax_sub_at_F (the pairs S, T, U, 1/D, the arg-maxes
-        # of z and y, and each e^(z − m) as a pair in buf, lbuf) in one pass per row
-        # (ddouble.softmax_sub_row_F where its first tier, _fastmath.softmax_sub_q_F, cannot
-        # vouch for the row: _row_values); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
+        # The row's values for ddouble.softmax_sub_at_F (every class's value in lbuf) in one
+        # pass per row: the first tier _fastmath.softmax_sub_q_F from the exp pass's pairs
+        # (buf, bufl), else ddouble.softmax_sub_row_F (the pairs S, T, U, 1/D, the arg-maxes of
+        # z and y; its exponentials in dbuf: _row_values); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
         # float64 results (fits_m is never), and for float32 ones the float64 form pᵢT − yᵢ
         # wherever it keeps their digits (fits_v).
         z, y, i, n = expr.args
@@ -357,8 +357,8 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(10)]
             lbuf = self._row_buffer()
-            self._row_values(", ".join(names), f"softmax_sub_q_F(zr, yr, m, buf, {lbuf})",
-                             f"dd_softmax_sub_row_F(zr, yr, m, buf, {lbuf})")
+            self._row_values(", ".join(names), f"softmax_sub_q_F(zr, yr, buf, bufl, {lbuf})",
+                             f"dd_softmax_sub_row_F(zr, yr, m, dbuf, {lbuf})")
             self._sums[expr] = ", ".join([lbuf, *names])  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
         yi = self._print(y[i])
@@ -390,8 +390,8 @@ class _Printer(PythonCodePrinter):
                 raise _Unsupported(f"softmax_sub of {a}") from None
             pair = self._call_pairs(a, pair, j)
             self.hoisted.append((f"{ah}, {al}", _FILL, pair))
-            self._row_values(f"acc{j + 1}", f"softmax_suba_q_F(zr, {ah}, {al}, m, buf, {lbuf})",
-                             f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, buf, {lbuf})")
+            self._row_values(f"acc{j + 1}", f"softmax_suba_q_F(zr, {ah}, {al}, buf, bufl, {lbuf})",
+                             f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, dbuf, {lbuf})")
             self._sums[expr] = f"{lbuf}, {ah}, {al}"  # type: ignore[index]
         lbuf, ah, al = self._sums[expr].split(", ")  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
@@ -408,8 +408,10 @@ class _Printer(PythonCodePrinter):
     def _row_values(self, names: str, quick: str, row: str) -> None:
         """Hoist a row function's values ``names``: its first tier ``quick``
         (``_fastmath.softmax_sub_q_m``, …: every class's value where Ziv's test vouches for
-        it, the double-double row's bits), then the double-double ``row`` where ``quick``'s
-        first value is its NaN marker. ``quick`` returns ``row``'s type (a tuple or a float)."""
+        it, the double-double row's bits, from the exp pass's pairs ``buf``, ``bufl``), then the
+        double-double ``row`` where ``quick``'s first value is its NaN marker. ``quick`` returns
+        ``row``'s type (a tuple or a float). ``row`` works in ``dbuf``, not ``buf``: the plain
+        forms read ``buf`` and ``s`` (its sum), one set of exponentials whichever tier answers."""
         held = f"acc{len(self.hoisted)}q"
         first = f"{held}[0]" if ", " in names else held
         self.hoisted.append((held, "", quick))
@@ -1494,10 +1496,9 @@ def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
                 f"{pad}for {k} in range(n_classes):\n"
                 f"{inner}v = {body}\n"
                 f"{inner}tot = {acc} + v\n"
-                f"{inner}if abs({acc}) >= abs(v):\n"
-                f"{inner}    {acc}_c += ({acc} - tot) + v\n"
-                f"{inner}else:\n"
-                f"{inner}    {acc}_c += (v - tot) + {acc}\n"
+                # a select, not a branch: which term is larger is a coin toss per class
+                f"{inner}{acc}_c += (({acc} - tot) + v) if abs({acc}) >= abs(v) "
+                f"else ((v - tot) + {acc})\n"
                 f"{inner}{acc} = tot\n"
                 # an infinite term leaves a NaN compensation (inf − inf): the sum is the term's
                 f"{pad}if math.isfinite({acc}):\n"
@@ -1626,7 +1627,9 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
                        direction: bool, hard: bool, choose: bool, row: str, skip: str,
                        setup: str = "") -> str:
     """One class-axis kernel: per block of rows, the softmax passes (the max, ``e = exp(z −
-    m)``, ``s``) where ``row`` -- the code that writes row ``r`` -- reads them, then ``row``;
+    m)``, ``s``; float64 rows keep each ``e`` as a pair, ``ebuf`` + ``elo``, for the first
+    tier of the rows' double-double values) where ``row`` -- the code that writes row ``r`` --
+    reads them, then ``row``;
     ``setup`` (what the rows read that reads no row) once per chunk, before its rows."""
     softmax = bool(_SOFTMAX_STATE.search(row))
     return (
@@ -1636,24 +1639,26 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
         "    nb = block_rows(n_classes)\n"
         "    for c in prange(chunks):\n"
         + ("        ebuf = np.empty((nb, n_classes))\n"
+           "        elo = np.empty((nb, n_classes))\n"
            "        ms = np.empty(nb)\n"
            "        smalls = np.empty(nb)\n"
            "        ones = np.empty(nb)\n" if softmax else "")
         + ("        dots = np.empty(nb)\n" if softmax and dot else "")
         + "".join(f"        {b} = np.empty(n_classes)\n" for b in sorted(set(re.findall(
-            r"\b(?:lbuf\d*|abuf\d+[hl]|cbuf\d+_\d+[hl])\b", setup + row))))
+            r"\b(?:lbuf\d*|dbuf|abuf\d+[hl]|cbuf\d+_\d+[hl])\b", setup + row))))
         + setup
         + "        hi = (c + 1) * n_rows // chunks\n"
         "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
         "            r1 = min(r0 + nb, hi)\n"
         + ("            block_max(z, r0, r1, ms)\n"
            "            for q in range(r1 - r0):\n"
-           f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q])\n"
+           f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q], elo[q])\n"
            + sums if softmax else "")
         + "            for q in range(r1 - r0):\n"
         "                r = r0 + q\n"
         "                zr = z[r]\n"
-        + ("                buf = ebuf[q]\n" if softmax else "")
+        + ("                buf = ebuf[q]\n"
+           "                bufl = elo[q]\n" if softmax else "")
         + ("                dr = dv[r]\n" if direction else "")
         + ("                tr = t[r]\n"
            "                if tr == ignore:\n" + skip +
