@@ -976,8 +976,8 @@ def _declare_focal(opts: Mapping[str, Any]) -> Declaration:
     # γ > 2: σ^γ with log1p(e^(−|x|)) to ~2⁻⁶⁶ (its rounding costs about γ/2 ulp: 464 at
     # γ = 1000), two more exponentials per element; γ ≤ 2 (the default) keeps the plain one
     pow_class = sigmoid_pow_large if opts["gamma"] > 2 else sigmoid_pow
-    stable_gradient, stable_hessian, stable_names = _focal_stable(
-        loss, alpha_t, ce, modulating, pow_class, alpha_above_one=opts["alpha"] > 1)
+    stable_gradient, stable_hessian, stable_names = _focal_stable(loss, alpha_t, ce, modulating,
+                                                                  pow_class)
     # The names the printed derivation uses, as the notebook writes them (display only).
     # The derivatives are sympy.diff's, in the form they take inside the derived gradient.
     names = [Definition(Symbol("ℓ_BCE"), ce, "the binary cross-entropy of σ(z)"),
@@ -1032,12 +1032,11 @@ def _sigmoid_complements(expr: sp.Expr) -> sp.Expr:
 
 
 def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.Expr,
-                  pow_class: type[sigmoid_pow] = sigmoid_pow, alpha_above_one: bool = False
+                  pow_class: type[sigmoid_pow] = sigmoid_pow
                   ) -> tuple[sp.Expr, sp.Expr, tuple[Definition, ...]]:
     """The focal loss's evaluated gradient and Hessian, by ``sympy.diff`` of its form at each
     hard label (``(1 − p_t)^γ`` as :class:`~symloss.primitives.sigmoid_pow`) and of the
-    general form for a soft label; with ``alpha_above_one`` (α > 1) the hard labels' gradient
-    in double-double as well."""
+    general form for a soft label, each in double-double (accurate)."""
     from .hinges import power
 
     def at_label(label: int) -> sp.Expr:
@@ -1083,14 +1082,16 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
     forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
     # A soft label's gradient crosses 0 where its two product-rule terms cancel (σ(z) ≈ y is
     # only one of its roots): evaluated in double-double (accurate).
-    # A hard label's gradient is a float64 product whose factors are at most 1 in size but
-    # for α_t; with α > 1 (|α_t| up to α) α_t·σ(∓z) is normal where σ(∓z) = e^(−|z|) alone was
-    # rounded onto the subnormal grid (α = 1000, |z| = 714: 36.5 ulp): there the arms in
-    # double-double too, whose certification sends a normal result of such terms to the exact
-    # rescue (ddouble.TINY_TERMS); α ≤ 1 keeps the float forms (nothing to lift).
+    # A hard label's gradient, ±α_t σ(s)^γ (σ(s) + γ softplus(s) σ(−s)), cancels nowhere,
+    # but as a float64 form of libm-grade primitives it is only within ~3 ulp, and the two
+    # evaluators' primitives differ (numba: exp_m, log1p_w, fused products; NumPy: its exp,
+    # log1p and cse order): up to 6 ulp apart on ~5% of elements, not the ≤ 1 ulp the
+    # evaluators must agree by. In double-double (accurate) both round once: ≤ 0.5 ulp. With
+    # α > 1 that also lifts α_t·σ(∓z) where σ(∓z) = e^(−|z|) alone is subnormal (α = 1000,
+    # |z| = 714: the float form was 36.5 ulp off; ddouble.TINY_TERMS sends such a normal
+    # result to the exact rescue).
     def hard_arm(form: sp.Expr) -> sp.Expr:
-        arm = _sigmoid_complements(sp.diff(form, _Z))
-        return accurate(arm) if alpha_above_one else arm
+        return accurate(_sigmoid_complements(sp.diff(form, _Z)))
 
     gradient = sp.Piecewise(
         *((hard_arm(form), cond) for form, cond in forms),
