@@ -1095,7 +1095,7 @@ def test_soft_targets_next_to_the_root_within_4_ulp(name, options, dtype):
     with fast.disabled():
         b = d.grad_fn(z, y)
     spacing = np.spacing(np.maximum(np.abs(a), np.abs(b)).astype(dtype))
-    soft = (y != 0) & (y != 1)  # (hard float64 labels: the xfail above, up to 6 ulp apart)
+    soft = (y != 0) & (y != 1)  # (hard labels: test_focal_float64_gradient_evaluators_within_one_ulp)
     bad = ~(np.abs(a.astype(np.float64) - b) <= spacing) & soft
     assert not bad.any(), (z[bad], y[bad], a[bad], b[bad])
     mpmath.mp.prec = 200
