@@ -15,7 +15,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 
 def test_the_two_setup_commands_are_there_word_for_word():
-    assert 'pip install -e . && symloss derive bce\npip install -e ".[test]" && pytest\n' in README
+    assert 'pip install -e . && symloss derive bce\npip install -e ".[test]" && pytest -n auto\n' in README
 
 
 def test_the_rendered_derivation_is_current():
