@@ -47,6 +47,7 @@ __all__ = [
     "expand_products",
     "is_zero",
     "magnitude",
+    "modulated_slope",
     "normalize",
     "print_with_steps",
     "printed_comparison",
@@ -500,6 +501,50 @@ def scaled_difference(expr: sp.Expr) -> tuple[sp.Expr, sigmoid_sub] | None:
     if sp.expand(scale * (head - y) - expr) != 0:
         return None
     return scale, sigmoid_sub(x, y)
+
+
+def modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """``(S, s, γ)`` where ``expr`` is ``S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s))`` -- ``S`` times
+    the slope ``d/ds[σ(s)^γ·softplus(s)]`` of a modulated softplus, ``S·σ(s)`` where there is
+    no ``σ^γ`` (``γ = 0``) -- with ``s`` an input or its negation, ``γ`` an input or exact
+    number and ``S`` a scale (no function, no input of ``s``), else ``None``. Both terms of the
+    sum are positive, so it cancels nowhere: an evaluator may take it from a first tier of
+    pairs a few 2⁻⁶⁰ from exact (:func:`symloss._fastmath.modulated_slope_q`;
+    sigmoid_focal_loss's hard-label gradient is ``−α·`` it at ``s = −z``, ``(1 − α)·`` it at
+    ``s = z``). Checked, not guessed: ``S`` times the shape minus ``expr`` expands to 0.
+
+    >>> from sympy import Symbol
+    >>> z, g, a = Symbol("z"), Symbol("gamma"), Symbol("alpha")
+    >>> e = -a * sigmoid_pow(-z, g) * (sigmoid(-z) + g * softplus(-z) * sigmoid(z))
+    >>> modulated_slope(sp.expand(e))
+    (-alpha, -z, gamma)
+    >>> modulated_slope((1 - a) * sigmoid(z))
+    (1 - alpha, z, 0)
+    >>> modulated_slope(sigmoid(z) * sigmoid(-z)) is None
+    True
+    """
+    powers = expr.atoms(sigmoid_pow)
+    if len(powers) > 1:
+        return None
+    if powers:
+        (head,) = powers
+        s, g = head.args
+        shape = head * (sigmoid(s) + g * softplus(s) * sigmoid(-s))
+    else:
+        heads = expr.atoms(sigmoid)
+        if len(heads) != 1:
+            return None
+        (shape,) = heads
+        s, g = shape.args[0], sp.S.Zero
+    variable = -s if s.could_extract_minus_sign() else s
+    if not ((variable.is_Symbol or isinstance(variable, sp.Indexed)) and _exact_input(g)):
+        return None
+    scale = sp.cancel(expr / shape)
+    if scale == 0 or scale.atoms(sp.Function) or scale.has(variable):
+        return None
+    if sp.expand(scale * shape - expr) != 0:
+        return None
+    return scale, s, g
 
 
 def _exact_input(e: sp.Expr) -> bool:

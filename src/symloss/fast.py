@@ -50,6 +50,7 @@ from ._statements import lower
 from .algebra import (
     compared_operands,
     magnitude,
+    modulated_slope,
     print_with_steps,
     printed_comparison,
     printed_ratios,
@@ -327,6 +328,9 @@ class _Printer(PythonCodePrinter):
             return plain
         value = self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
                                   bound=rounding_bound(expr.args[0]))
+        slope = modulated_slope(expr.args[0])
+        if slope is not None:
+            return self._slope_tier(slope, value)
         scaled = scaled_difference(expr.args[0])
         if scaled is None:
             return value
@@ -340,6 +344,21 @@ class _Printer(PythonCodePrinter):
             return value
         z, y = (self._print(a) for a in difference.args)
         q = f"sigmoid_subq_s_F({z}, {y}, {s})"
+        return f"({q} if fitsqs_F({q}) else {value})"
+
+    def _slope_tier(self, slope: tuple[sp.Expr, sp.Expr, sp.Expr], value: str) -> str:
+        # S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s)) (algebra.modulated_slope: sigmoid_focal_loss's
+        # hard-label gradient), positive terms that cancel nowhere: for float64 results the
+        # first tier _fastmath.modulated_slope_q (within 0.57 ulp where it certifies, the
+        # scale a pair; 1e6 elements ~4x cheaper than the double-double form); float32
+        # results keep their float form's test (fitsqs_v is never)
+        scale, s, g = slope
+        try:
+            sc = dd_code(scale, self._print, "vd_", _where)
+        except NotImplementedError:
+            return value
+        g = sp.Float(g) if g.is_number else g  # a float argument, 0.0 not 0
+        q = f"modulated_slope_q_F({self._print(s)}, {self._print(g)}, {sc})"
         return f"({q} if fitsqs_F({q}) else {value})"
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
@@ -862,7 +881,7 @@ from symloss._fastmath import (
     sigmoid_subq_s_m, sigmoid_subq_s_w, fitsqs_m, fitsqs_v, fitsqs_w,
     fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
     softmax_sub_q_m, softmax_sub_q_v, softmax_suba_q_m, softmax_suba_q_v, softmax_hvp_q_m,
-    softmax_hvp_q_v,
+    softmax_hvp_q_v, modulated_slope_q_m, modulated_slope_q_v, modulated_slope_q_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -950,13 +969,16 @@ def _vectorizable(steps: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
     return out
 
 
-def _vector_arms(printed: list[str]) -> list[list[str]] | None:
+def _vector_arms(printed: list[str]) -> list[tuple[list[str], list[str] | None]] | None:
     """Each label arm's statements (printed with ``_F`` helpers), for a float64 pass that LLVM
     vectorizes: the double-double pairs as :func:`symloss._fastmath.vector_dd`'s (``vd_``),
     the float forms with the ``*_w`` helpers, :func:`~symloss._fastmath.certified_b`; ``None``
     where an arm calls libm, a helper without a ``_w`` twin, or ``t_log1p`` of anything but a
-    ``t_expna`` pair (the only argument ``vd_t_log1p``'s seed is good for)."""
-    out = []
+    ``t_expna`` pair (the only argument ``vd_t_log1p``'s seed is good for). An arm with a
+    first tier (``fitsqs_m``: :func:`symloss._fastmath.modulated_slope_q`) comes as two lists:
+    the tier alone, its failures in ``ok`` (``lower``'s plain mode), and the double-double arm
+    for the elements it declined; else the arm and ``None``."""
+    out: list[tuple[list[str], list[str] | None]] = []
     for n, arm in enumerate(printed):
         code = _flavoured(arm)["m"]
         # fits_m and fitsk_m are never taken (their double-double arm is); the others may be
@@ -966,16 +988,22 @@ def _vector_arms(printed: list[str]) -> list[list[str]] | None:
         code = code.replace("dd_t_", "vd_t_").replace("certified(", "certified_b(")
         if "dd_" in code:
             return None
-        for name in set(re.findall(r"\b(\w+)_m\(", code)) - {"fits", "fitsk"}:
+        for name in set(re.findall(r"\b(\w+)_m\(", code)) - {"fits", "fitsk", "fitsqs"}:
             if name + "_w" not in _HELPERS:
                 return None
             code = re.sub(rf"\b{name}_m\(", f"{name}_w(", code)
-        lines, _ = lower([(f"h{n}", code)], " " * 12, prefix=f"g{n}_")
+        tiered = "fitsqs_m(" in code
+        lines, _ = lower([(f"h{n}", code)], " " * 12, prefix=f"g{n}_", exact=tiered)
         made = {m[1]: m[2] for m in (re.match(r"\s*(\w+) = (\w+)\(", line) for line in lines) if m}
         for arg in re.findall(r"vd_t_log1p\((\w+)\)", "\n".join(lines)):
             if made.get(arg) != "vd_t_expna":
                 return None
-        out.append(lines)
+        if not tiered:
+            out.append((lines, None))
+            continue
+        first, _ = lower([(f"h{n}", code)], " " * 12, prefix=f"q{n}_", plain=True)
+        out.append(([" " * 12 + "ok = True", *first, f"{' ' * 12}h{n} = h{n} if ok else math.nan"],
+                    lines))
     return out
 
 
@@ -998,14 +1026,16 @@ def _gathered(listed: str, inputs: list[str], held: list[str], lines: list[str],
             "            n_nan += 1 if math.isnan(held[0, i]) else 0\n")
 
 
-def _vector_arms_source(arms: list[list[str]], labels: tuple[str, ...], n_arrays: int,
-                        direction: bool) -> str:
+def _vector_arms_source(arms: list[tuple[list[str], list[str] | None]], labels: tuple[str, ...],
+                        n_arrays: int, direction: bool) -> str:
     """The first loop of a float64 kernel whose label arms are double-double forms: per block
     of :data:`SOFT_BLOCK`, for each label, the elements with that target listed without a
     branch, their inputs gathered to contiguous rows, the label's arm over them (no branch,
     no call: vectorized), the results scattered back; ``flag[0]`` set where one is NaN
     (uncertified, or a NaN input: :mod:`symloss.exact` looks). Other targets are left to the
-    soft pass. (sigmoid_focal_loss's float64 Hessian, 1e6 elements, 1 thread: 1.0 s → 0.1 s.)"""
+    soft pass. (sigmoid_focal_loss's float64 Hessian, 1e6 elements, 1 thread: 1.0 s → 0.1 s.)
+    An arm with a first tier (:func:`_vector_arms`) runs it so first, then lists the elements
+    it left NaN and runs the double-double arm over them, gathered the same way."""
     inputs = [*(f"a{n}" for n in range(n_arrays)), *(["dv"] if direction else [])]
     held = [f"x{n}" for n in range(n_arrays)] + (["xv"] if direction else [])
     text = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
@@ -1014,12 +1044,21 @@ def _vector_arms_source(arms: list[list[str]], labels: tuple[str, ...], n_arrays
             "        idx = np.empty(hi - lo, np.int64)\n"
             f"        held = np.empty(({len(inputs)}, hi - lo))\n"
             "        n_nan = 0\n")
-    for n, (lines, label) in enumerate(zip(arms, labels, strict=True)):
+    for n, ((lines, again), label) in enumerate(zip(arms, labels, strict=True)):
         text += ("        nb = 0\n"
                  "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
                  "            idx[nb] = lo + jj\n"
                  f"            nb += 1 if np.float64(a1[lo + jj]) == {label} else 0\n"
                  + _gathered("idx", inputs, held, lines, f"h{n}"))
+        if again is not None:  # the tier's NaN elements (kept in order in idx), again
+            text += ("        n_bad = 0\n"
+                     "        for i in range(nb):\n"
+                     "            idx[n_bad] = idx[i]\n"
+                     "            n_bad += 1 if math.isnan(out[idx[i]]) else 0\n"
+                     "        if n_bad > 0:\n"
+                     "            n_nan -= n_bad\n"
+                     "            nb = n_bad\n"
+                     + _indented(_gathered("idx", inputs, held, again, f"h{n}"), 4))
     return text + ("        if n_nan > 0:\n"
                    "            flag[0] = 1\n")
 
