@@ -335,12 +335,29 @@ class _Printer(PythonCodePrinter):
         # scale a pair); float32 results keep their float form's test (fitsqs_v is never)
         scale, difference = scaled
         try:
-            s = dd_code(scale, self._print, "vd_", _where)
+            s = self._scale_pair(scale)
         except NotImplementedError:
             return value
         z, y = (self._print(a) for a in difference.args)
         q = f"sigmoid_subq_s_F({z}, {y}, {s})"
         return f"({q} if fitsqs_F({q}) else {value})"
+
+    def _scale_pair(self, scale: sp.Expr) -> str:
+        """The printed pair (``vd_`` pair functions) of the scale ``S`` of ``S·(σ(x) − y)``.
+        In a class-axis kernel an ``S`` that reads no row (a class weight over C, ``w[i]/C``;
+        ``1/C``) is read from a pair computed once per call -- one per class, or one -- by the
+        same code (:meth:`_call_pairs`: the same bits), not again for every element.
+        Element-wise kernels print it in place: an ``S`` that reads no element is
+        loop-invariant there."""
+        pair = dd_code(scale, self._print, "vd_", _where)
+        if self.logits is None or (scale.has(CLASS_INDEX) and scale.has(SUM_INDEX)):
+            return pair
+        at = "i" if scale.has(CLASS_INDEX) else "k"
+        per_class = scale.xreplace({CLASS_INDEX: SUM_INDEX})
+        if not self._per_call(per_class):
+            return pair
+        whole = dd_code(per_class, self._print, "dd_", _where)
+        return self._call_pairs(per_class, whole, len(self.hoisted), at)
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at_F (every class's value in lbuf) in one
@@ -428,12 +445,13 @@ class _Printer(PythonCodePrinter):
                    or re.fullmatch(r"c\d+|n_classes", self.names.get(s, "")) is not None
                    for s in e.atoms(sp.Symbol))
 
-    def _call_pairs(self, a: sp.Expr, pair: str, j: int) -> str:
+    def _call_pairs(self, a: sp.Expr, pair: str, j: int, at: str = "k") -> str:
         """``pair`` (``a``'s printed pair, one class ``k`` of one row) with each pair of a
         largest part of ``a`` that reads no row (ε/C, 1 − ε, …) read from a value computed once
-        per call (hoisted ``_SETUP``: a scalar pair; ``_SETUP_FILL``: one pair per class),
-        by the same code: the same bits. Its pair functions inlined (``vd_``, no calls) where
-        they are the same code (not ``t_log1p``, whose ``vd_`` seed differs)."""
+        per call (hoisted ``_SETUP``: a scalar pair; ``_SETUP_FILL``: one pair per class, read
+        at the class ``at`` of where ``pair`` is evaluated), by the same code: the same bits.
+        Its pair functions inlined (``vd_``, no calls) where they are the same code (not
+        ``t_log1p``, whose ``vd_`` seed differs)."""
         parts: list[sp.Expr] = []
 
         def walk(e: sp.Expr) -> None:
@@ -457,7 +475,7 @@ class _Printer(PythonCodePrinter):
             if part.has(SUM_INDEX):
                 h, lo = f"cbuf{j}_{q}h", f"cbuf{j}_{q}l"
                 self.hoisted.append((f"{h}, {lo}", _SETUP_FILL, code))
-                value = f"({h}[k], {lo}[k])"
+                value = f"({h}[{at}], {lo}[{at}])"
             else:
                 value = f"pc{j}_{q}"
                 self.hoisted.append((value, _SETUP, code))
@@ -1584,10 +1602,6 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 sums = (f"            block_sums_dot(ebuf, r1 - r0, smalls, ones, {dot[1]}, r0, "
                         "dots)\n" if dot else
                         "            block_sums(ebuf, r1 - r0, smalls, ones)\n")
-                setup = "".join(
-                    f"        {acc} = {_flavoured(b)[flavour]}\n" if k == _SETUP else
-                    _class_fill(acc, _flavoured(b)[flavour], 8)
-                    for acc, k, b in printer.hoisted if k in (_SETUP, _SETUP_FILL))
                 hoisted_f = "".join(
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
@@ -1599,9 +1613,16 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     # a multiply is several times cheaper than a divide.
                     body = body.replace(" / one_s)", " * inv_s)")
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
+                row = hoisted_f + _class_write(write, at, body)
+                # once per call, what the row reads (float32 results may take no scale pair)
+                setup = "".join(
+                    f"        {acc} = {_flavoured(b)[flavour]}\n" if k == _SETUP else
+                    _class_fill(acc, _flavoured(b)[flavour], 8)
+                    for acc, k, b in printer.hoisted if k in (_SETUP, _SETUP_FILL)
+                    and re.search(rf"\b{acc.split(',')[0]}\b", row))
                 src.append(_class_axis_kernel(
                     f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
-                    choose, hoisted_f + _class_write(write, at, body), skip, setup))
+                    choose, row, skip, setup))
     return "".join(src)
 
 
