@@ -556,6 +556,15 @@ def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always", error_model="numpy")
+def two_prod_fma(a: float, b: float) -> tuple[float, float]:
+    """:func:`symloss.ddouble.two_prod` by one fused multiply-add: the same exact pair
+    wherever Dekker's split is exact (no overflow of ``SPLIT·a``, no underflow), in two
+    operations where the split takes seventeen."""
+    p = a * b
+    return p, _fma(a, b, -p)
+
+
+@njit(inline="always", error_model="numpy")
 def _prod_err_w(a: float, b: float) -> float:
     """:func:`prod_err` by one fused multiply-add, ``fma(a, b, −fl(a·b))``: the same exact
     error (0 where it is not finite), and LLVM vectorizes it where Dekker's split, after
@@ -1334,6 +1343,8 @@ def softmax_hvp_q_v(z: np.ndarray, v: np.ndarray, buf: np.ndarray, bl: np.ndarra
 # libm's) where the compiled twins call libm; one Newton step follows either, so the pairs
 # agree to about 2⁻¹⁰⁴. Only for arguments in [0, 1] (the ``e^(−|x|)`` of softplus and σ^γ):
 # :func:`symloss.fast._vector_arms` uses these where every ``t_log1p`` reads a ``t_expna``.
+# :func:`symloss.ddouble.bernoulli_curvature`'s exact products are fused multiply-adds here
+# (:func:`two_prod_fma`: the same pairs, as it scales its scale).
 _VECTOR_DD: dict[str, object] = {}
 
 
@@ -1402,6 +1413,12 @@ def vector_dd() -> dict[str, object]:
         sources["tanh"] = _tanh_w
         for name, source in sources.items():
             fn = pytypes.FunctionType(source.__code__, namespace, name, source.__defaults__)
+            namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
+        # ddouble.bernoulli_curvature's exact products as fused multiply-adds (the same pairs:
+        # it scales its scale where the split would overflow or the product underflow)
+        fused = {**namespace, "two_prod": two_prod_fma}
+        for name in ("bernoulli_curvature", "bernoulli_curvature_m"):
+            fn = pytypes.FunctionType(sources[name].__code__, fused, name)
             namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
         _VECTOR_DD.update({name: namespace[name] for name in sources})
     return _VECTOR_DD

@@ -889,11 +889,11 @@ dd_exp_sub = _ddouble()["exp_sub"]
 globals().update({"dd_" + _k: _f for _k, _f in _ddouble().items()})
 dd_exp_sub = _ddouble(inline=True)["exp_sub"]  # no calls: 54 -> 10 ns, vectorized
 dd_sigmoid_sub = _ddouble(inline=True)["sigmoid_sub"]  # no calls (scalar: 430 -> ~50 ns)
-dd_bernoulli_curvature_m = _ddouble(inline=True)["bernoulli_curvature_m"]  # no calls: vectorized
 dd_bernoulli_curvature_v = _ddouble(inline=True)["bernoulli_curvature_v"]
 from symloss._fastmath import vector_dd as _vector_dd
 
 globals().update({"vd_" + _k: _f for _k, _f in _vector_dd().items()})  # vectorizable pairs
+dd_bernoulli_curvature_m = vd_bernoulli_curvature_m  # its exact products fused multiply-adds
 # ddouble.py: {ddouble} (the compiled pair functions are cached inside the kernels)
 
 
