@@ -1144,6 +1144,23 @@ def test_scaled_soft_gradient_reads_its_scale_pair_computed_once_per_call(weight
     assert "t_div(" not in body32.split("        hi = (c + 1) * n_rows // chunks\n")[0]
 
 
+def test_helper_list_reads_every_flavoured_helper_and_alias():
+    """fast._HELPERS (read from _fastmath's source, without importing numba) names every
+    public compiled helper of symloss._fastmath -- its functions, what _flavoured makes and its
+    aliases (sigmoid_subq_w = sigmoid_subq): a _w helper it missed would silently keep a
+    vectorizable arm scalar (fast._vector_arms)."""
+    pytest.importorskip("numba")
+    from numba.core.registry import CPUDispatcher
+
+    from symloss import _fastmath
+
+    compiled = {n for n, v in vars(_fastmath).items()
+                if isinstance(v, CPUDispatcher) and not n.startswith("_")}  # the printers' names
+    assert compiled <= fast._HELPERS
+    assert all(hasattr(_fastmath, n) for n in fast._HELPERS)
+    assert {"sigmoid_subq_w", "sigmoid_subq_s_w", "fitsq_w", "fitsqs_w"} <= fast._HELPERS
+
+
 def _exact_soft_grad(name: str, options: dict, z, y):
     """The exact gradient element of ``name`` (reduction sum) at one point, mpmath."""
     if name == "binary_cross_entropy_with_logits":

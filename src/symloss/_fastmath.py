@@ -820,50 +820,21 @@ def sigmoid_subq_v(z: float, y: float) -> float:
     return r if good else math.nan
 
 
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_m(z: float, y: float) -> float:
-    return sigmoid_subq(z, y)
-
-
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_w(z: float, y: float) -> float:
-    return sigmoid_subq(z, y)
-
-
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_s_m(z: float, y: float, s: tuple[float, float]) -> float:
-    return sigmoid_subq_s(z, y, s)
-
-
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_s_w(z: float, y: float, s: tuple[float, float]) -> float:
-    return sigmoid_subq_s(z, y, s)
-
-
-@njit(inline="always", error_model="numpy")
-def fitsq_v(q: float) -> bool:
-    return q == q
+# float64 results, scalar (_m) and vectorized (_w): the first tiers themselves (aliases, which
+# symloss.fast's helper list reads as the functions they name).
+sigmoid_subq_m = sigmoid_subq_w = sigmoid_subq
+sigmoid_subq_s_m = sigmoid_subq_s_w = sigmoid_subq_s
 
 
 @njit(inline="always", error_model="numpy")
 def fitsq_m(q: float) -> bool:
+    """Whether a first tier (:func:`sigmoid_subq`, :func:`sigmoid_subq_v`,
+    :func:`sigmoid_subq_s`) certified its value (not NaN), in every flavour but ``fitsqs_v``
+    (the scaled form's test has a name of its own only for its float32 flavour, never)."""
     return q == q
 
 
-@njit(inline="always", error_model="numpy")
-def fitsq_w(q: float) -> bool:
-    return q == q
-
-
-@njit(inline="always", error_model="numpy")
-def fitsqs_m(q: float) -> bool:
-    """Whether :func:`sigmoid_subq_s` certified its value (not NaN)."""
-    return q == q
-
-
-@njit(inline="always", error_model="numpy")
-def fitsqs_w(q: float) -> bool:
-    return q == q
+fitsq_v = fitsq_w = fitsqs_m = fitsqs_w = fitsq_m
 
 
 @njit(inline="always", error_model="numpy")

@@ -947,10 +947,14 @@ def _fits_for(code: str, flavour: str) -> str:
         "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
 
 
-#: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba).
-_HELPERS = frozenset(a or b for a, b in re.findall(
-    r"^(?:def (\w+)\(|(\w+) = _flavoured\()", Path(__file__).with_name("_fastmath.py").read_text(),
-    re.MULTILINE))
+#: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba):
+#: its functions, those it makes by ``_flavoured`` and its aliases (``a = b = function``).
+_FASTMATH = Path(__file__).with_name("_fastmath.py").read_text()
+_HELPERS = frozenset(
+    [a or b for a, b in re.findall(r"^(?:def (\w+)\(|(\w+) = _flavoured\()", _FASTMATH,
+                                   re.MULTILINE)]
+    + [name for line in re.findall(r"^[a-z_]\w*(?: = [a-z_]\w*)+$", _FASTMATH, re.MULTILINE)
+       for name in line.split(" = ")[:-1]])
 
 
 def _vectorizable(steps: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
