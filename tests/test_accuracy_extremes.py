@@ -566,6 +566,34 @@ def test_bce_weighted_hessian_within_goal_on_both_evaluators(reduction):
     np.testing.assert_array_equal(got["fast"], got["numpy"])
 
 
+@pytest.mark.parametrize("scale", ["huge", "tiny"])
+def test_bce_hessian_at_extreme_weights_on_both_evaluators(scale):
+    """binary_cross_entropy's weighted Hessian with |w| > 2⁹⁹⁶ (Dekker's split of w overflows:
+    the pair's product was dropped for fl(w·hi), up to 1 ulp) or w·hi < 2⁻⁹⁶⁰ (the product's
+    error not a normal number, not exact): ddouble.bernoulli_curvature scales w into range and
+    back, so both evaluators -- the compiled one's exact products fused multiply-adds, the
+    NumPy one's Dekker's -- round the exact product: within half an ulp and a few 2⁻¹⁰⁵ of
+    mpmath (a result below the smallest normal number may flush to 0), bit for bit the same."""
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(23)
+    p, y = _bce_hessian_points()
+    p, y = np.tile(p, 4), np.tile(y, 4)
+    sign = np.where(rng.random(p.size) < 0.5, -1.0, 1.0)
+    if scale == "huge":  # the value finite (w·h below 2¹⁰²⁴) or not
+        w = sign * 2.0 ** rng.uniform(996.01, 1023.99, p.size)
+    else:  # the value normal or not, the product's error subnormal
+        w = sign * 2.0 ** -rng.uniform(960.0, 1074.0, p.size)
+    d = symloss.derive("binary_cross_entropy", reduction="sum", weight=w)
+    got = _both(lambda: d.hvp_fn(p, y, np.ones_like(p)))
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+    exact = [_exact_bce_hessian(a, b, c) for a, b, c in zip(p, y, w, strict=True)]
+    finite = np.array([abs(e) < np.finfo(np.float64).max for e in exact])
+    assert finite.sum() > 100 and (scale == "tiny" or not finite.all())
+    assert (np.isinf(got["fast"]) == ~finite).all()
+    held = [e for e, f in zip(exact, finite, strict=True) if f]
+    assert _ulps(got["fast"][finite], held, np.float64).max() <= 0.5 + 2.0**-20
+
+
 def test_hessian_of_a_product_argument_is_corrected_on_both_evaluators():
     """y²σ(−yz)σ(yz) at yz ≈ 646: the NumPy evaluator's common-subexpression pass took y·z out
     of both σ's and lost the correction (473 ulp)."""

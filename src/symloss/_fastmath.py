@@ -556,6 +556,15 @@ def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always", error_model="numpy")
+def two_prod_fma(a: float, b: float) -> tuple[float, float]:
+    """:func:`symloss.ddouble.two_prod` by one fused multiply-add: the same exact pair
+    wherever Dekker's split is exact (no overflow of ``SPLIT·a``, no underflow), in two
+    operations where the split takes seventeen."""
+    p = a * b
+    return p, _fma(a, b, -p)
+
+
+@njit(inline="always", error_model="numpy")
 def _prod_err_w(a: float, b: float) -> float:
     """:func:`prod_err` by one fused multiply-add, ``fma(a, b, −fl(a·b))``: the same exact
     error (0 where it is not finite), and LLVM vectorizes it where Dekker's split, after
@@ -702,21 +711,10 @@ def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
     return r if good else math.nan
 
 
-# Its names in the printers' flavours: one function for float64 results (as cheap as the float
-# form once vectorized); float32 results never take it (fitsqs_v: their float form decides).
-@njit(inline="always", error_model="numpy")
-def modulated_slope_q_m(s: float, g: float, sc: tuple[float, float]) -> float:
-    return modulated_slope_q(s, g, sc)
-
-
-@njit(inline="always", error_model="numpy")
-def modulated_slope_q_w(s: float, g: float, sc: tuple[float, float]) -> float:
-    return modulated_slope_q(s, g, sc)
-
-
-@njit(inline="always", error_model="numpy")
-def modulated_slope_q_v(s: float, g: float, sc: tuple[float, float]) -> float:
-    return modulated_slope_q(s, g, sc)
+# Its names in the printers' flavours (aliases, read by symloss.fast's helper list): one
+# function for float64 results (as cheap as the float form once vectorized); float32 results
+# never take it (fitsqs_v: their float form decides).
+modulated_slope_q_m = modulated_slope_q_w = modulated_slope_q_v = modulated_slope_q
 
 
 @njit(inline="always", error_model="numpy")
@@ -934,50 +932,21 @@ def sigmoid_subq_v(z: float, y: float) -> float:
     return r if good else math.nan
 
 
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_m(z: float, y: float) -> float:
-    return sigmoid_subq(z, y)
-
-
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_w(z: float, y: float) -> float:
-    return sigmoid_subq(z, y)
-
-
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_s_m(z: float, y: float, s: tuple[float, float]) -> float:
-    return sigmoid_subq_s(z, y, s)
-
-
-@njit(inline="always", error_model="numpy")
-def sigmoid_subq_s_w(z: float, y: float, s: tuple[float, float]) -> float:
-    return sigmoid_subq_s(z, y, s)
-
-
-@njit(inline="always", error_model="numpy")
-def fitsq_v(q: float) -> bool:
-    return q == q
+# float64 results, scalar (_m) and vectorized (_w): the first tiers themselves (aliases, which
+# symloss.fast's helper list reads as the functions they name).
+sigmoid_subq_m = sigmoid_subq_w = sigmoid_subq
+sigmoid_subq_s_m = sigmoid_subq_s_w = sigmoid_subq_s
 
 
 @njit(inline="always", error_model="numpy")
 def fitsq_m(q: float) -> bool:
+    """Whether a first tier (:func:`sigmoid_subq`, :func:`sigmoid_subq_v`,
+    :func:`sigmoid_subq_s`) certified its value (not NaN), in every flavour but ``fitsqs_v``
+    (the scaled form's test has a name of its own only for its float32 flavour, never)."""
     return q == q
 
 
-@njit(inline="always", error_model="numpy")
-def fitsq_w(q: float) -> bool:
-    return q == q
-
-
-@njit(inline="always", error_model="numpy")
-def fitsqs_m(q: float) -> bool:
-    """Whether :func:`sigmoid_subq_s` certified its value (not NaN)."""
-    return q == q
-
-
-@njit(inline="always", error_model="numpy")
-def fitsqs_w(q: float) -> bool:
-    return q == q
+fitsq_v = fitsq_w = fitsqs_m = fitsqs_w = fitsq_m
 
 
 @njit(inline="always", error_model="numpy")
@@ -1457,6 +1426,8 @@ def softmax_hvp_q_v(z: np.ndarray, v: np.ndarray, buf: np.ndarray, bl: np.ndarra
 # libm's) where the compiled twins call libm; one Newton step follows either, so the pairs
 # agree to about 2⁻¹⁰⁴. Only for arguments in [0, 1] (the ``e^(−|x|)`` of softplus and σ^γ):
 # :func:`symloss.fast._vector_arms` uses these where every ``t_log1p`` reads a ``t_expna``.
+# :func:`symloss.ddouble.bernoulli_curvature`'s exact products are fused multiply-adds here
+# (:func:`two_prod_fma`: the same pairs, as it scales its scale).
 _VECTOR_DD: dict[str, object] = {}
 
 
@@ -1525,6 +1496,12 @@ def vector_dd() -> dict[str, object]:
         sources["tanh"] = _tanh_w
         for name, source in sources.items():
             fn = pytypes.FunctionType(source.__code__, namespace, name, source.__defaults__)
+            namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
+        # ddouble.bernoulli_curvature's exact products as fused multiply-adds (the same pairs:
+        # it scales its scale where the split would overflow or the product underflow)
+        fused = {**namespace, "two_prod": two_prod_fma}
+        for name in ("bernoulli_curvature", "bernoulli_curvature_m"):
+            fn = pytypes.FunctionType(sources[name].__code__, fused, name)
             namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
         _VECTOR_DD.update({name: namespace[name] for name in sources})
     return _VECTOR_DD

@@ -89,6 +89,12 @@ C6H = _FACT[5][0]
 C7, C8, C9, C10 = (c[0] for c in _FACT[6:10])
 SPLIT = 134217729.0  # 2²⁷ + 1, Dekker's splitter
 TWO_600, TWO_M600 = 2.0**600, 2.0**-600  # t_log's scalings at the ends of the float64 range
+#: Above this magnitude Dekker's split (``SPLIT·a``) overflows; below :data:`EXACT_PROD_MIN` a
+#: product's error is not a normal number (it may not be exact): :func:`bernoulli_curvature`
+#: scales its scale by ``2⁻⁶⁴`` or ``2⁶⁴`` there (and its result back: exact for a normal one).
+SPLIT_MAX = 2.0**996
+EXACT_PROD_MIN = 2.0**-960
+TWO_64, TWO_M64 = 2.0**64, 2.0**-64
 
 
 def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
@@ -517,8 +523,14 @@ def bernoulli_curvature(p: Any, y: Any, eps: Any, s: Any) -> Any:
     ``(y/c)((1 − y)/c)`` pairs; each pair's error is a few 2⁻¹⁰⁶ of it and the sum has no
     cancellation (both terms ≥ 0 for y in [0, 1]). Divided before it is squared, as the float
     form, so that ``(p − y)²`` does not underflow where the value is normal. The scale ``s``
-    (a weight) multiplies the pair before the one rounding; where that product is not finite
-    (``|s| > 2⁹⁹⁶`` overflows the split), ``fl(s·hi)``. No branch: it vectorizes.
+    (a weight) multiplies the pair before the one rounding: ``s`` scaled by ``2⁻⁶⁴`` where
+    ``|s| > 2⁹⁹⁶`` (:data:`SPLIT_MAX`: the split would overflow), by ``2⁶⁴`` where
+    ``|s|·hi < 2⁻⁹⁶⁰`` (the product's error would not be a normal number), and the result back
+    (exact where it is a normal number), so that the product is exact in both evaluators and
+    the compiled twin, whose exact products are fused multiply-adds
+    (:func:`symloss._fastmath.vector_dd`), rounds the same value wherever the pair's own terms
+    are normal numbers; where the product is not finite, ``fl(s·hi)``. No branch: it
+    vectorizes.
 
     >>> p, y = np.float64(0.9998126182577138), np.float64(1 - 2**-53)
     >>> float(bernoulli_curvature(p, y, 9.999999960041972e-13, 1.9127768278121948))
@@ -549,9 +561,13 @@ def bernoulli_curvature(p: Any, y: Any, eps: Any, s: Any) -> Any:
     tl = tl + (gh * kl + gl * kh)
     hh, hl = two_sum(sh, th)
     hl = hl + (sl + tl)
-    mh, ml = two_prod(s, hh)
-    r = mh + (ml + s * hl)
-    return _sel(r == r, r, mh)
+    big = np.abs(s) > SPLIT_MAX
+    small = np.abs(s) * hh < EXACT_PROD_MIN
+    sk = s * _sel(big, TWO_M64, _sel(small, TWO_64, 1.0))
+    back = _sel(big, TWO_64, _sel(small, TWO_M64, 1.0))
+    mh, ml = two_prod(sk, hh)
+    r = mh + (ml + sk * hl)
+    return _sel(r == r, r, mh) * back
 
 
 #: The float64 kernels' name (flavour ``_m``) of :func:`bernoulli_curvature`.

@@ -339,7 +339,7 @@ class _Printer(PythonCodePrinter):
         # scale a pair); float32 results keep their float form's test (fitsqs_v is never)
         scale, difference = scaled
         try:
-            s = dd_code(scale, self._print, "vd_", _where)
+            s = self._scale_pair(scale)
         except NotImplementedError:
             return value
         z, y = (self._print(a) for a in difference.args)
@@ -354,12 +354,29 @@ class _Printer(PythonCodePrinter):
         # results keep their float form's test (fitsqs_v is never)
         scale, s, g = slope
         try:
-            sc = dd_code(scale, self._print, "vd_", _where)
+            sc = self._scale_pair(scale)
         except NotImplementedError:
             return value
         g = sp.Float(g) if g.is_number else g  # a float argument, 0.0 not 0
         q = f"modulated_slope_q_F({self._print(s)}, {self._print(g)}, {sc})"
         return f"({q} if fitsqs_F({q}) else {value})"
+
+    def _scale_pair(self, scale: sp.Expr) -> str:
+        """The printed pair (``vd_`` pair functions) of the scale ``S`` of ``S·(σ(x) − y)``.
+        In a class-axis kernel an ``S`` that reads no row (a class weight over C, ``w[i]/C``;
+        ``1/C``) is read from a pair computed once per call -- one per class, or one -- by the
+        same code (:meth:`_call_pairs`: the same bits), not again for every element.
+        Element-wise kernels print it in place: an ``S`` that reads no element is
+        loop-invariant there."""
+        pair = dd_code(scale, self._print, "vd_", _where)
+        if self.logits is None or (scale.has(CLASS_INDEX) and scale.has(SUM_INDEX)):
+            return pair
+        at = "i" if scale.has(CLASS_INDEX) else "k"
+        per_class = scale.xreplace({CLASS_INDEX: SUM_INDEX})
+        if not self._per_call(per_class):
+            return pair
+        whole = dd_code(per_class, self._print, "dd_", _where)
+        return self._call_pairs(per_class, whole, len(self.hoisted), at)
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at_F (every class's value in lbuf) in one
@@ -447,12 +464,13 @@ class _Printer(PythonCodePrinter):
                    or re.fullmatch(r"c\d+|n_classes", self.names.get(s, "")) is not None
                    for s in e.atoms(sp.Symbol))
 
-    def _call_pairs(self, a: sp.Expr, pair: str, j: int) -> str:
+    def _call_pairs(self, a: sp.Expr, pair: str, j: int, at: str = "k") -> str:
         """``pair`` (``a``'s printed pair, one class ``k`` of one row) with each pair of a
         largest part of ``a`` that reads no row (ε/C, 1 − ε, …) read from a value computed once
-        per call (hoisted ``_SETUP``: a scalar pair; ``_SETUP_FILL``: one pair per class),
-        by the same code: the same bits. Its pair functions inlined (``vd_``, no calls) where
-        they are the same code (not ``t_log1p``, whose ``vd_`` seed differs)."""
+        per call (hoisted ``_SETUP``: a scalar pair; ``_SETUP_FILL``: one pair per class, read
+        at the class ``at`` of where ``pair`` is evaluated), by the same code: the same bits.
+        Its pair functions inlined (``vd_``, no calls) where they are the same code (not
+        ``t_log1p``, whose ``vd_`` seed differs)."""
         parts: list[sp.Expr] = []
 
         def walk(e: sp.Expr) -> None:
@@ -476,7 +494,7 @@ class _Printer(PythonCodePrinter):
             if part.has(SUM_INDEX):
                 h, lo = f"cbuf{j}_{q}h", f"cbuf{j}_{q}l"
                 self.hoisted.append((f"{h}, {lo}", _SETUP_FILL, code))
-                value = f"({h}[k], {lo}[k])"
+                value = f"({h}[{at}], {lo}[{at}])"
             else:
                 value = f"pc{j}_{q}"
                 self.hoisted.append((value, _SETUP, code))
@@ -890,11 +908,11 @@ dd_exp_sub = _ddouble()["exp_sub"]
 globals().update({"dd_" + _k: _f for _k, _f in _ddouble().items()})
 dd_exp_sub = _ddouble(inline=True)["exp_sub"]  # no calls: 54 -> 10 ns, vectorized
 dd_sigmoid_sub = _ddouble(inline=True)["sigmoid_sub"]  # no calls (scalar: 430 -> ~50 ns)
-dd_bernoulli_curvature_m = _ddouble(inline=True)["bernoulli_curvature_m"]  # no calls: vectorized
 dd_bernoulli_curvature_v = _ddouble(inline=True)["bernoulli_curvature_v"]
 from symloss._fastmath import vector_dd as _vector_dd
 
 globals().update({"vd_" + _k: _f for _k, _f in _vector_dd().items()})  # vectorizable pairs
+dd_bernoulli_curvature_m = vd_bernoulli_curvature_m  # its exact products fused multiply-adds
 # ddouble.py: {ddouble} (the compiled pair functions are cached inside the kernels)
 
 
@@ -948,10 +966,14 @@ def _fits_for(code: str, flavour: str) -> str:
         "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
 
 
-#: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba).
-_HELPERS = frozenset(a or b for a, b in re.findall(
-    r"^(?:def (\w+)\(|(\w+) = _flavoured\()", Path(__file__).with_name("_fastmath.py").read_text(),
-    re.MULTILINE))
+#: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba):
+#: its functions, those it makes by ``_flavoured`` and its aliases (``a = b = function``).
+_FASTMATH = Path(__file__).with_name("_fastmath.py").read_text()
+_HELPERS = frozenset(
+    [a or b for a, b in re.findall(r"^(?:def (\w+)\(|(\w+) = _flavoured\()", _FASTMATH,
+                                   re.MULTILINE)]
+    + [name for line in re.findall(r"^[a-z_]\w*(?: = [a-z_]\w*)+$", _FASTMATH, re.MULTILINE)
+       for name in line.split(" = ")[:-1]])
 
 
 def _vectorizable(steps: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
@@ -1623,10 +1645,6 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 sums = (f"            block_sums_dot(ebuf, r1 - r0, smalls, ones, {dot[1]}, r0, "
                         "dots)\n" if dot else
                         "            block_sums(ebuf, r1 - r0, smalls, ones)\n")
-                setup = "".join(
-                    f"        {acc} = {_flavoured(b)[flavour]}\n" if k == _SETUP else
-                    _class_fill(acc, _flavoured(b)[flavour], 8)
-                    for acc, k, b in printer.hoisted if k in (_SETUP, _SETUP_FILL))
                 hoisted_f = "".join(
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
@@ -1638,9 +1656,16 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     # a multiply is several times cheaper than a divide.
                     body = body.replace(" / one_s)", " * inv_s)")
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
+                row = hoisted_f + _class_write(write, at, body)
+                # once per call, what the row reads (float32 results may take no scale pair)
+                setup = "".join(
+                    f"        {acc} = {_flavoured(b)[flavour]}\n" if k == _SETUP else
+                    _class_fill(acc, _flavoured(b)[flavour], 8)
+                    for acc, k, b in printer.hoisted if k in (_SETUP, _SETUP_FILL)
+                    and re.search(rf"\b{acc.split(',')[0]}\b", row))
                 src.append(_class_axis_kernel(
                     f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
-                    choose, hoisted_f + _class_write(write, at, body), skip, setup))
+                    choose, row, skip, setup))
     return "".join(src)
 
 
