@@ -265,8 +265,9 @@ class _Printer(PythonCodePrinter):
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
         # Per row: c (the v of z's arg-max) and, for float64 results, every class's value in
-        # lbuf (the first tier _fastmath.softmax_hvp_q_F from the exp pass's pairs buf, bufl;
-        # else ddouble.softmax_hvp_row_F, its pairs 1/D and W/D, in dbuf: _row_values); the float64
+        # lbuf (the first tier _fastmath.softmax_hvp_qb_F, once per block of rows, from the exp
+        # pass's pairs; else ddouble.softmax_hvp_row_F, its pairs 1/D and W/D, in dbuf:
+        # _row_values); the float64
         # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
         # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;
         # fits_m is never), else double-double.
@@ -281,8 +282,11 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
             lbuf = self._row_buffer()
-            self._row_values(", ".join(names), f"softmax_hvp_q_F(zr, dr, buf, bufl, {lbuf})",
-                             f"dd_softmax_hvp_row_F(zr, dr, m, dbuf, {lbuf})")
+            j = len(self.hoisted)
+            self._row_values(", ".join(names), f"(qb{j}[q, 0], 0.0, 0.0, 0.0, qb{j}[q, 1])",
+                             f"dd_softmax_hvp_row_F(zr, dr, m, dbuf, {lbuf})",
+                             (f"softmax_hvp_qb_F(z, dv, r0, r1, ms, ebuf, elo, {lbuf}b, qb{j}, "
+                              "twork)", lbuf))
             center = sp.Symbol(names[4], real=True)
             self.names = {**self.names, center: names[4]}
             spread = self._print(sp.Sum(softmax(z, k, n) * (center - v[k]), (k, 1, n)))
@@ -405,13 +409,21 @@ class _Printer(PythonCodePrinter):
             return value
         return f"certified({value}, {size}, flag)"
 
-    def _row_values(self, names: str, quick: str, row: str) -> None:
+    def _row_values(self, names: str, quick: str, row: str,
+                    block: tuple[str, str] | None = None) -> None:
         """Hoist a row function's values ``names``: its first tier ``quick``
         (``_fastmath.softmax_sub_q_m``, …: every class's value where Ziv's test vouches for
         it, the double-double row's bits, from the exp pass's pairs ``buf``, ``bufl``), then the
         double-double ``row`` where ``quick``'s first value is its NaN marker. ``quick`` returns
         ``row``'s type (a tuple or a float). ``row`` works in ``dbuf``, not ``buf``: the plain
-        forms read ``buf`` and ``s`` (its sum), one set of exponentials whichever tier answers."""
+        forms read ``buf`` and ``s`` (its sum), one set of exponentials whichever tier answers.
+        With ``block`` (``(call, lbuf)``): the first tier is one call per block of rows
+        (``_fastmath.softmax_hvp_qb_m``: rows side by side), its values in the rows of
+        ``lbuf + "b"``, and ``quick`` reads its results for row ``q``."""
+        if block is not None:
+            call, lbuf = block
+            self.hoisted.append(("", _BLOCK, call))
+            self.hoisted.append((lbuf, "", f"{lbuf}b[q]"))
         held = f"acc{len(self.hoisted)}q"
         first = f"{held}[0]" if ", " in names else held
         self.hoisted.append((held, "", quick))
@@ -861,8 +873,8 @@ from symloss._fastmath import (
     softplus_l_w, log_w, pow_w, sigmoid_subq_m, sigmoid_subq_v, sigmoid_subq_w, fitsq_m,
     sigmoid_subq_s_m, sigmoid_subq_s_w, fitsqs_m, fitsqs_v, fitsqs_w,
     fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
-    softmax_sub_q_m, softmax_sub_q_v, softmax_suba_q_m, softmax_suba_q_v, softmax_hvp_q_m,
-    softmax_hvp_q_v,
+    softmax_sub_q_m, softmax_sub_q_v, softmax_suba_q_m, softmax_suba_q_v, softmax_hvp_qb_m,
+    softmax_hvp_qb_v, tier_work, TIER_BLOCK,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -1470,6 +1482,8 @@ _FILL = "=fill"
 #: scalar, and a fill of one pair per class (what a row's fill reads that reads no row).
 _SETUP = "=setup"
 _SETUP_FILL = "=setup_fill"
+#: The index of a call once per block of rows, after the softmax passes (a block tier).
+_BLOCK = "=block"
 
 
 def _class_fill(accs: str, body: str, pad: int = 16) -> str:
@@ -1593,7 +1607,9 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
                     _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k, _flavoured(b)[flavour], flavour)
-                    for acc, k, b in printer.hoisted if k not in (_SETUP, _SETUP_FILL))
+                    for acc, k, b in printer.hoisted if k not in (_SETUP, _SETUP_FILL, _BLOCK))
+                block = "".join(f"            {_flavoured(b)[flavour]}\n"
+                                for _, k, b in printer.hoisted if k == _BLOCK)
                 if flavour == "v":
                     # float32 results: x·(1/(1+s)) is as good as x/(1+s) (1e-16 vs 6e-8) and
                     # a multiply is several times cheaper than a divide.
@@ -1601,7 +1617,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
                 src.append(_class_axis_kernel(
                     f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
-                    choose, hoisted_f + _class_write(write, at, body), skip, setup))
+                    choose, hoisted_f + _class_write(write, at, body), skip, setup, block))
     return "".join(src)
 
 
@@ -1625,27 +1641,35 @@ _SOFTMAX_STATE = re.compile(r"\b(m|s|one_s|lse|inv_s|buf|dots)\b")
 
 def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: bool,
                        direction: bool, hard: bool, choose: bool, row: str, skip: str,
-                       setup: str = "") -> str:
+                       setup: str = "", block: str = "") -> str:
     """One class-axis kernel: per block of rows, the softmax passes (the max, ``e = exp(z −
     m)``, ``s``; float64 rows keep each ``e`` as a pair, ``ebuf`` + ``elo``, for the first
     tier of the rows' double-double values) where ``row`` -- the code that writes row ``r`` --
-    reads them, then ``row``;
+    reads them, then ``block`` (the block's first tiers: row ``q`` of ``lbufb``, ``qb0``, …),
+    then ``row``;
     ``setup`` (what the rows read that reads no row) once per chunk, before its rows."""
     softmax = bool(_SOFTMAX_STATE.search(row))
+    blocked = set(re.findall(r"\b(lbuf\d*)b\b", block))
+    rows_1d = sorted(set(re.findall(r"\b(?:lbuf\d*|dbuf|abuf\d+[hl]|cbuf\d+_\d+[hl])\b",
+                                    setup + row)) - blocked)
     return (
         f"\n\n@njit(**_OPTS)\n"
         f"def {name}(out, divisor, flag, chunks, {params}):\n"
         "    n_rows, n_classes = z.shape\n"
-        "    nb = block_rows(n_classes)\n"
-        "    for c in prange(chunks):\n"
+        + ("    nb = block_rows(n_classes, TIER_BLOCK)\n" if "twork" in block else
+           "    nb = block_rows(n_classes)\n")
+        + "    for c in prange(chunks):\n"
         + ("        ebuf = np.empty((nb, n_classes))\n"
            "        elo = np.empty((nb, n_classes))\n"
            "        ms = np.empty(nb)\n"
            "        smalls = np.empty(nb)\n"
            "        ones = np.empty(nb)\n" if softmax else "")
         + ("        dots = np.empty(nb)\n" if softmax and dot else "")
-        + "".join(f"        {b} = np.empty(n_classes)\n" for b in sorted(set(re.findall(
-            r"\b(?:lbuf\d*|dbuf|abuf\d+[hl]|cbuf\d+_\d+[hl])\b", setup + row))))
+        + "".join(f"        {b} = np.empty(n_classes)\n" for b in rows_1d)
+        + "".join(f"        {b}b = np.empty((nb, n_classes))\n" for b in sorted(blocked))
+        + "".join(f"        {b} = np.empty((nb, 2))\n"
+                  for b in sorted(set(re.findall(r"\bqb\d+\b", block))))
+        + ("        twork = tier_work(nb, n_classes)\n" if "twork" in block else "")
         + setup
         + "        hi = (c + 1) * n_rows // chunks\n"
         "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
@@ -1653,7 +1677,7 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
         + ("            block_max(z, r0, r1, ms)\n"
            "            for q in range(r1 - r0):\n"
            f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q], elo[q])\n"
-           + sums if softmax else "")
+           + sums + block if softmax else "")
         + "            for q in range(r1 - r0):\n"
         "                r = r0 + q\n"
         "                zr = z[r]\n"
