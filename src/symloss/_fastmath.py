@@ -1116,7 +1116,7 @@ def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
     """``b[j] = exp(z_j − m)`` for float64 rows, as the pair ``(b[j], bl[j])`` of
     :func:`exp_shifted_pair`: ``b`` is the exponential rounded once (libm's exp of the rounded
     ``z − m``, corrected by ``1 + e``, was up to an ulp off, 7 ns an element against 5 for this
-    vectorized loop), and the class-axis rows' first tier (:func:`softmax_sub_q_m`, …) reads
+    vectorized loop), and the class-axis rows' first tier (:func:`softmax_sub_qb_m`, …) reads
     the pair, so that each ``e^(z − m)`` is computed once."""
     for j in range(zr.shape[0]):  # no calls, no branches: vectorized
         b[j], bl[j] = exp_shifted_pair(np.float64(zr[j]), m)
@@ -1158,30 +1158,77 @@ def rounds_alone(qh: float, ql: float, e: float) -> bool:
     return (abs(d) + e < h) & (ex >= 70) & (ex < 2047)
 
 
+#: Rows per block of a kernel with a block tier (:func:`softmax_hvp_qb_m`), and the rows
+#: from which that tier runs across them (:func:`block_rows`: up to 32 classes): each row's
+#: serial sums over its classes run a vector of rows at a time. Below, each loop over the
+#: rows is too short for its set-up (16 rows of 10 classes: 104 ns a row, 32 rows: 69; row
+#: by row 126); above 32 classes the rows' own per-class loops vectorize.
+TIER_BLOCK = 32
+_TIER_ACROSS = TIER_BLOCK
+
+
+@njit(error_model="numpy")
+def tier_work(nb: int, n: int) -> np.ndarray:
+    """The scratch of a block tier (:func:`softmax_hvp_qb_m`, :func:`softmax_sub_qb_m`),
+    allocated once per chunk: rows ``j``, ``n + j``, … class ``j``'s ``e``, its low part, its
+    ``v`` (or target weight pair) and value across the block's rows, then the rows' sums."""
+    return np.empty((5 * n + 12, nb) if nb >= _TIER_ACROSS else (1, 1))
+
+
+@njit(inline="always", error_model="numpy")
+def block_top(zr: np.ndarray, m: float) -> int:
+    """The first index of a row's maximum ``m`` (the kernel's max pass, :func:`block_max`),
+    branch-free; 0 where no element equals ``m`` (a NaN first element), as ``argmax``'s scan."""
+    top = zr.shape[0]
+    for j in range(zr.shape[0] - 1, -1, -1):
+        top = j if np.float64(zr[j]) == m else top
+    return top if top < zr.shape[0] else 0
+
+
+@njit(inline="always", error_model="numpy")
+def _sub_step(dh: float, dl: float, th: float, tl: float, tabs: float, e: float, el: float,
+              a: float, alo: float) -> tuple[float, float, float, float, float]:
+    """One class ``j`` of the sub tier's row sums: ``D += e`` (``e = e + el``), ``T += a``
+    (``a + alo``, the weight's pair) by TwoSum, ``tabs += |a|``."""
+    s = dh + e
+    bb = s - dh
+    dl = dl + (((dh - (s - bb)) + (e - bb)) + el)
+    t = th + a
+    bb = t - th
+    tl = tl + (((th - (t - bb)) + (a - bb)) + alo)
+    return s, dl, t, tl, tabs + abs(a)
+
+
+@njit(inline="always", error_model="numpy")
+def _sub_value(eh: float, el: float, aih: float, ail: float, dh: float, dl: float, th: float,
+               tl: float, tabs: float, inv: float) -> tuple[float, bool]:
+    """One class's ``(eᵢT − aᵢD)/D`` (``inv = 1/dh``) rounded once, and whether
+    :func:`rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``."""
+    p1 = eh * th
+    p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
+    p2 = aih * dh
+    p2e = _fma(aih, dh, -p2) + (aih * dl + ail * dh)
+    nh = p1 - p2
+    bb = nh - p1
+    nl = ((p1 - (nh - bb)) + (-p2 - bb)) + (p1e - p2e)
+    q = nh * inv  # within 2 ulp of nh/dh: the remainder nh − q·dh is exact to 2⁻¹⁰³
+    q2 = ((_fma(-q, dh, nh) + nl) - q * dl) * inv
+    e = (2.0 * _TIER_ERR) * ((eh * inv) * tabs + abs(aih))
+    return q + q2, rounds_alone(q, q2, e)
+
+
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
 def _tier_sub_values(buf: np.ndarray, bl: np.ndarray, lbuf: np.ndarray, ah: np.ndarray,
                      al: np.ndarray, lo: float, dh: float, dl: float, th: float, tl: float,
                      tabs: float) -> bool:
-    """:func:`_tier_sub`'s per-class pass: ``e = buf + bl``, ``D = dh + dl``, ``T = th + tl``,
-    ``tabs = Σ|aₖ|``; each value into ``lbuf``, and whether every class passed."""
-    n = buf.shape[0]
+    """:func:`_tier_sub`'s per-class pass: each value into ``lbuf``, and whether every
+    class passed."""
     bad = 0
     inv = 1.0 / dh
-    for i in range(n):  # no calls, no branches: vectorized
-        eh, el = buf[i], bl[i]
-        aih, ail = np.float64(ah[i]), lo * np.float64(al[i])
-        p1 = eh * th
-        p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
-        p2 = aih * dh
-        p2e = _fma(aih, dh, -p2) + (aih * dl + ail * dh)
-        nh = p1 - p2
-        bb = nh - p1
-        nl = ((p1 - (nh - bb)) + (-p2 - bb)) + (p1e - p2e)
-        q = nh * inv  # within 2 ulp of nh/dh: the remainder nh − q·dh is exact to 2⁻¹⁰³
-        q2 = ((_fma(-q, dh, nh) + nl) - q * dl) * inv
-        e = (2.0 * _TIER_ERR) * ((eh * inv) * tabs + abs(aih))
-        bad += 0 if rounds_alone(q, q2, e) else 1
-        lbuf[i] = q + q2
+    for i in range(buf.shape[0]):  # no calls, no branches: vectorized
+        lbuf[i], ok = _sub_value(buf[i], bl[i], np.float64(ah[i]), lo * np.float64(al[i]),
+                                 dh, dl, th, tl, tabs, inv)
+        bad += 0 if ok else 1
     return bad == 0
 
 
@@ -1193,57 +1240,62 @@ def _tier_sub(ah: np.ndarray, al: np.ndarray, lo: float, buf: np.ndarray, bl: np
     the products by fused multiply-adds, the quotient corrected by its exact remainder; each
     class's value rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within
     ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``. Whether every class passed."""
-    n = buf.shape[0]
     bad = 0
     dh, dl, th, tl, tabs = 0.0, 0.0, 0.0, 0.0, 0.0
-    for j in range(n):
+    for j in range(buf.shape[0]):
         e = buf[j]
         bad += 0 if e >= _TIER_MIN_E else 1
-        s = dh + e
-        bb = s - dh
-        dl += ((dh - (s - bb)) + (e - bb)) + bl[j]
-        dh = s
-        a = np.float64(ah[j])
-        s = th + a
-        bb = s - th
-        tl += ((th - (s - bb)) + (a - bb)) + lo * np.float64(al[j])
-        th = s
-        tabs += abs(a)
+        dh, dl, th, tl, tabs = _sub_step(dh, dl, th, tl, tabs, e, bl[j], np.float64(ah[j]),
+                                         lo * np.float64(al[j]))
     return bad == 0 and _tier_sub_values(buf, bl, lbuf, ah, al, lo, dh, dl, th, tl, tabs)
 
 
 @njit(error_model="numpy")
-def softmax_sub_q_m(z: np.ndarray, y: np.ndarray, buf: np.ndarray, bl: np.ndarray,
-                    lbuf: np.ndarray) -> tuple[float, ...]:
-    """The first tier of :func:`symloss.ddouble.softmax_sub_row_m` (``pᵢΣy − yᵢ``) from the
-    row's exponentials ``buf + bl`` (:func:`fill_exp_m`): every class's value in ``lbuf`` and
-    ``(0, …)`` where :func:`_tier_sub` vouches for the row; else its marker first (that row
-    function's tuple: the kernel's per-class reader needs nothing else)."""
-    ok = _tier_sub(y, y, 0.0, buf, bl, lbuf)
-    f = 0.0 if ok else _NOT_CERTAIN
-    return f, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-
-
-@njit(error_model="numpy")
-def softmax_sub_q_v(z: np.ndarray, y: np.ndarray, buf: np.ndarray, bl: np.ndarray,
-                    lbuf: np.ndarray) -> tuple[float, ...]:
-    """float32 results: no first tier (their float64 form serves)."""
-    return _NOT_CERTAIN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-
-
-@njit(error_model="numpy")
-def softmax_suba_q_m(z: np.ndarray, ah: np.ndarray, al: np.ndarray, buf: np.ndarray,
-                     bl: np.ndarray, lbuf: np.ndarray) -> float:
-    """The first tier of :func:`symloss.ddouble.softmax_suba_row_m` (target weights as pairs
-    ``ah + al``): 0 where :func:`_tier_sub` vouches for the row, else the marker."""
-    return 0.0 if _tier_sub(ah, al, 1.0, buf, bl, lbuf) else _NOT_CERTAIN
-
-
-@njit(error_model="numpy")
-def softmax_suba_q_v(z: np.ndarray, ah: np.ndarray, al: np.ndarray, buf: np.ndarray,
-                     bl: np.ndarray, lbuf: np.ndarray) -> float:
-    """float32 results: no first tier."""
-    return _NOT_CERTAIN
+def softmax_sub_qb_m(ah: np.ndarray, al: np.ndarray, lo: float, a0: int, nr: int,
+                     ebuf: np.ndarray, elo: np.ndarray, lbuf: np.ndarray, qb: np.ndarray,
+                     w: np.ndarray) -> None:
+    """The first tier of :func:`symloss.ddouble.softmax_sub_row_m` (``pᵢΣa − aᵢ``, ``a = y``:
+    ``lo = 0``) and of :func:`symloss.ddouble.softmax_suba_row_m` (the target weights as pairs
+    ``ah + al``, ``lo = 1``) for the block's rows ``q < nr`` (``a``'s row ``a0 + q``, the
+    exponentials' row ``q``, :func:`fill_exp_m`): :func:`_tier_sub`'s values in ``lbuf[q]``
+    and ``qb[q, 0] = 0`` where it vouches for the row, else the marker. From
+    :data:`_TIER_ACROSS` rows a block (``w``: :func:`tier_work`) runs across its rows, as
+    :func:`softmax_hvp_qb_m`: the same bits."""
+    n = ebuf.shape[1]
+    if ebuf.shape[0] < _TIER_ACROSS:
+        for q in range(nr):
+            ok = _tier_sub(ah[a0 + q], al[a0 + q], lo, ebuf[q], elo[q], lbuf[q])
+            qb[q, 0] = 0.0 if ok else _NOT_CERTAIN
+        return
+    lo_, ao, xo, oo, so = n, 2 * n, 3 * n, 4 * n, 5 * n  # w's row offsets
+    for q in range(nr):  # the block transposed: a class's rows side by side
+        for j in range(n):
+            w[j, q] = ebuf[q, j]
+            w[lo_ + j, q] = elo[q, j]
+            w[ao + j, q] = np.float64(ah[a0 + q, j])
+            w[xo + j, q] = lo * np.float64(al[a0 + q, j])
+    for q in range(nr):  # D (dh, dl), T (th, tl), tabs, failures
+        w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q] = 0.0, 0.0, 0.0, 0.0, 0.0
+        w[so + 5, q] = 0.0
+    for j in range(n):
+        for q in range(nr):  # no calls, no branches: vectorized across rows
+            e = w[j, q]
+            w[so + 5, q] += 0.0 if e >= _TIER_MIN_E else 1.0
+            w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q] = _sub_step(
+                w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q], e,
+                w[lo_ + j, q], w[ao + j, q], w[xo + j, q])
+    for q in range(nr):
+        w[so + 6, q] = 1.0 / w[so, q]
+    for j in range(n):
+        for q in range(nr):  # vectorized across rows
+            w[oo + j, q], ok = _sub_value(w[j, q], w[lo_ + j, q], w[ao + j, q], w[xo + j, q],
+                                          w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q],
+                                          w[so + 4, q], w[so + 6, q])
+            w[so + 5, q] += 0.0 if ok else 1.0
+    for q in range(nr):
+        qb[q, 0] = 0.0 if w[so + 5, q] == 0.0 else _NOT_CERTAIN
+        for j in range(n):
+            lbuf[q, j] = w[oo + j, q]
 
 
 @njit(inline="always", error_model="numpy")
@@ -1322,33 +1374,6 @@ def _tier_hvp_row(v: np.ndarray, c: float, buf: np.ndarray, bl: np.ndarray,
     return bad == 0 and _tier_hvp_values(buf, bl, lbuf, v, c, dh, dl, wh, wl, wabs)
 
 
-#: Rows per block of a kernel with a block tier (:func:`softmax_hvp_qb_m`), and the rows
-#: from which that tier runs across them (:func:`block_rows`: up to 32 classes): each row's
-#: serial sums over its classes run a vector of rows at a time. Below, each loop over the
-#: rows is too short for its set-up (16 rows of 10 classes: 104 ns a row, 32 rows: 69; row
-#: by row 126); above 32 classes the rows' own per-class loops vectorize.
-TIER_BLOCK = 32
-_TIER_ACROSS = TIER_BLOCK
-
-
-@njit(error_model="numpy")
-def tier_work(nb: int, n: int) -> np.ndarray:
-    """The scratch of a block tier (:func:`softmax_hvp_qb_m`), allocated once per chunk: rows
-    ``j``, ``n + j``, ``2n + j``, ``3n + j`` class ``j``'s ``e``, its low part, ``v`` and value
-    across the block's rows, then the rows' sums."""
-    return np.empty((4 * n + 12, nb) if nb >= _TIER_ACROSS else (1, 1))
-
-
-@njit(inline="always", error_model="numpy")
-def block_top(zr: np.ndarray, m: float) -> int:
-    """The first index of a row's maximum ``m`` (the kernel's max pass, :func:`block_max`),
-    branch-free; 0 where no element equals ``m`` (a NaN first element), as ``argmax``'s scan."""
-    top = zr.shape[0]
-    for j in range(zr.shape[0] - 1, -1, -1):
-        top = j if np.float64(zr[j]) == m else top
-    return top if top < zr.shape[0] else 0
-
-
 @njit(error_model="numpy")
 def softmax_hvp_qb_m(z: np.ndarray, v: np.ndarray, r0: int, r1: int, ms: np.ndarray,
                      ebuf: np.ndarray, elo: np.ndarray, lbuf: np.ndarray, qb: np.ndarray,
@@ -1400,17 +1425,6 @@ def softmax_hvp_qb_m(z: np.ndarray, v: np.ndarray, r0: int, r1: int, ms: np.ndar
         qb[q, 0] = 0.0 if w[so + 5, q] == 0.0 else _NOT_CERTAIN
         for j in range(n):
             lbuf[q, j] = w[oo + j, q]
-
-
-@njit(error_model="numpy")
-def softmax_hvp_qb_v(z: np.ndarray, v: np.ndarray, r0: int, r1: int, ms: np.ndarray,
-                     ebuf: np.ndarray, elo: np.ndarray, lbuf: np.ndarray, qb: np.ndarray,
-                     work: np.ndarray) -> None:
-    """float32 results: no first tier; ``qb[q] = (0, c)``, all that
-    :func:`symloss.ddouble.softmax_hvp_row_v` returns besides zeros."""
-    for q in range(r1 - r0):
-        qb[q, 0] = 0.0
-        qb[q, 1] = np.float64(v[r0 + q, block_top(z[r0 + q], ms[q])])
 
 
 # ``vd_*``: the double-double pair functions of :mod:`symloss.ddouble` compiled for loops that
