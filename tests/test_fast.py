@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -899,12 +900,13 @@ def test_target_weights_read_no_row_once_per_call(soft):
 
 
 def test_class_axis_rows_first_tier_is_the_double_double_rounded_once():
-    """The float64 class-axis rows' first tier (_fastmath.softmax_sub_q_m, softmax_suba_q_m,
-    softmax_hvp_q_m): where it vouches for a row, every class's value is the double-double
-    row's bits and the exact value (mpmath) rounded once; it vouches for nearly every random
-    row and for no row whose values cancel, leave the normal range or meet a NaN or an
-    infinity; the generated float64 kernels (gradient, hvp) try it before the double-double
-    row, the float32 ones do not."""
+    """The float64 class-axis rows' first tier (_fastmath.softmax_sub_qb_m of a target row or
+    of target weights as pairs, softmax_hvp_qb_m): where it vouches for a row, every class's
+    value is the double-double row's bits and the exact value (mpmath) rounded once; it
+    vouches for nearly every random row and for no row whose values cancel, leave the normal
+    range or meet a NaN or an infinity; across a block's rows it gives the same bits as row by
+    row; the generated float64 kernels (gradient, hvp) try it before the double-double row,
+    the float32 ones do not."""
     import mpmath
 
     from symloss import _fastmath as fm
@@ -932,14 +934,53 @@ def test_class_axis_rows_first_tier_is_the_double_double_rounded_once():
     exps = np.empty((2, n, c))  # each row's e^(z − m) as pairs, as the kernels' exp pass
     for r in range(n):
         fm.fill_exp_m(z[r], m[r], exps[0, r], exps[1, r])
+
+    def block(name: str, z: np.ndarray, x: tuple[np.ndarray, ...], m: np.ndarray,
+              exps: np.ndarray, across: bool) -> tuple[np.ndarray, np.ndarray]:
+        """A block tier's values and (marker, c) per row (``x``: v, a target row, or target
+        weights as pairs): the rows in blocks of TIER_BLOCK (across the rows) or one by one
+        (row by row)."""
+        rows, nb = z.shape[0], fm.TIER_BLOCK if across else 1
+        values, qb = np.full(z.shape, np.nan), np.full((rows, 2), np.nan)
+        w = fm.tier_work(nb, z.shape[1])
+        for r0 in range(0, rows, nb):
+            r1 = min(r0 + nb, rows)
+            e = (exps[0, r0:r0 + nb], exps[1, r0:r0 + nb], values[r0:r1], qb[r0:r1], w)
+            if name == "hvp":
+                fm.softmax_hvp_qb_m(z, x[0], r0, r1, m[r0:r1], *e)
+            elif name == "sub":
+                fm.softmax_sub_qb_m(x[0], x[0], 0.0, r0, r1 - r0, *e)
+            else:
+                fm.softmax_sub_qb_m(x[0], x[1], 1.0, r0, r1 - r0, *e)
+        return values, qb
+
+    results = {}
+    for name, x in {"sub": (y,), "suba": (ah, al), "hvp": (v,)}.items():
+        before = exps.copy()
+        values, qb = block(name, z, x, m, exps, True)
+        assert np.array_equal(exps, before)  # the tier reads the exponentials only
+        one_by_one = block(name, z, x, m, exps, False)
+        assert np.array_equal(qb, one_by_one[1], equal_nan=True), name
+        ok = qb[:, 0] == 0.0
+        assert np.array_equal(values[ok], one_by_one[0][ok]), name
+        results[name] = values, qb
+    assert np.array_equal(results["hvp"][1][:, 1], v[np.arange(n), np.argmax(z, axis=1)])  # c
+
+    def quick(name: str) -> Callable[[int, np.ndarray], float]:
+        def read(r: int, b: np.ndarray) -> float:
+            b[:] = results[name][0][r]
+            return float(results[name][1][r, 0])
+
+        return read
+
     tiers = {
-        "sub": (lambda r, b: fm.softmax_sub_q_m(z[r], y[r], *exps[:, r], b)[0],
+        "sub": (quick("sub"),
                 lambda r, *b: dd["softmax_sub_row_m"](z[r], y[r], m[r], *b),
                 lambda r, q: [mpmath.mpf(y[r, k]) for k in range(c)]),
-        "suba": (lambda r, b: fm.softmax_suba_q_m(z[r], ah[r], al[r], *exps[:, r], b),
+        "suba": (quick("suba"),
                  lambda r, *b: dd["softmax_suba_row_m"](z[r], ah[r], al[r], m[r], *b),
                  lambda r, q: [mpmath.mpf(ah[r, k]) + mpmath.mpf(al[r, k]) for k in range(c)]),
-        "hvp": (lambda r, b: fm.softmax_hvp_q_m(z[r], v[r], *exps[:, r], b)[0],
+        "hvp": (quick("hvp"),
                 lambda r, *b: dd["softmax_hvp_row_m"](z[r], v[r], m[r], *b), None),
     }
     for name, (quick, row, target) in tiers.items():
@@ -966,15 +1007,20 @@ def test_class_axis_rows_first_tier_is_the_double_double_rounded_once():
     for row in edge:
         b = np.empty((3, c))
         fm.fill_exp_m(row, np.nanmax(row), b[0], b[1])
-        assert fm.softmax_sub_q_m(row, np.full(c, 1 / c), *b)[0] != 0.0
-        assert fm.softmax_suba_q_m(row, np.ones(c), np.zeros(c), *b) != 0.0
-        assert fm.softmax_hvp_q_m(row, np.ones(c) + np.arange(c), *b)[0] != 0.0
+        rows = np.repeat(row[None], fm.TIER_BLOCK, axis=0)
+        ones = np.ones(rows.shape)
+        for name, x in {"sub": (ones / c,), "suba": (ones, ones * 0.0),
+                        "hvp": (ones + np.arange(c),)}.items():
+            for across in (True, False):
+                qb = block(name, rows, x, np.full(len(rows), np.nanmax(row)),
+                           np.repeat(b[:2, None], fm.TIER_BLOCK, axis=1), across)[1]
+                assert not (qb[:, 0] == 0.0).any(), name
     kernels = fast.build(symloss.derive("cross_entropy", label_smoothing=0.1))
     sources = {"grad": fast._generate(kernels.derivation)["source"], "hvp": kernels._hvp_source()}
     for what, source in sources.items():
         for flavour in ("m", "v"):
             body = source.split(f"def {what}_soft_{flavour}(")[1].split("\n\n\n")[0]
-            assert ("_q_m(" in body) == (flavour == "m"), flavour
+            assert ("_q_m(" in body or "_qb_m(" in body) == (flavour == "m"), flavour
 
 
 @pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}])

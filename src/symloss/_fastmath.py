@@ -350,7 +350,7 @@ def exp_pair_fine(x: float) -> tuple[float, float]:
     terms it rounds at 2⁻⁶⁶ kept -- ``rh²/2`` exact (a fused multiply-add; ``rh + rh²/2`` by
     Fast2Sum), ``rh·rl``, the series to ``r⁸`` (the rest below 2⁻⁷⁷); what is left in float64
     (``rh³/6 + …``, below 2⁻²²) rounds at 2⁻⁷⁵. :func:`softmax_sub_q` and
-    :func:`softmax_hvp_q` need it: their Ziv test passes about 2⁻¹⁴ less often per bit of error."""
+    :func:`softmax_hvp_qb` need it: their Ziv test passes about 2⁻¹⁴ less often per bit of error."""
     rh, rl, n = _exp_reduced(x)
     s = rh * rh
     se = _fma(rh, rh, -s)  # rh² = s + se exactly
@@ -1056,9 +1056,10 @@ BLOCK_VALUES = 1024
 
 
 @njit(inline="always")
-def block_rows(n_classes: int) -> int:
-    """Rows per block for rows of ``n_classes``: 1 to :data:`BLOCK`."""
-    return max(1, min(BLOCK, BLOCK_VALUES // max(n_classes, 1)))
+def block_rows(n_classes: int, most: int = BLOCK) -> int:
+    """Rows per block for rows of ``n_classes``: 1 to ``most`` (:data:`BLOCK`;
+    :data:`TIER_BLOCK` where a block tier runs across the rows)."""
+    return max(1, min(most, BLOCK_VALUES // max(n_classes, 1)))
 
 
 #: Bytes in one vector of :func:`_vector_max` (AVX-512; narrower machines split it in two).
@@ -1207,7 +1208,7 @@ def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
     """``b[j] = exp(z_j − m)`` for float64 rows, as the pair ``(b[j], bl[j])`` of
     :func:`exp_shifted_pair`: ``b`` is the exponential rounded once (libm's exp of the rounded
     ``z − m``, corrected by ``1 + e``, was up to an ulp off, 7 ns an element against 5 for this
-    vectorized loop), and the class-axis rows' first tier (:func:`softmax_sub_q_m`, …) reads
+    vectorized loop), and the class-axis rows' first tier (:func:`softmax_sub_qb_m`, …) reads
     the pair, so that each ``e^(z − m)`` is computed once."""
     for j in range(zr.shape[0]):  # no calls, no branches: vectorized
         b[j], bl[j] = exp_shifted_pair(np.float64(zr[j]), m)
@@ -1249,30 +1250,77 @@ def rounds_alone(qh: float, ql: float, e: float) -> bool:
     return (abs(d) + e < h) & (ex >= 70) & (ex < 2047)
 
 
+#: Rows per block of a kernel with a block tier (:func:`softmax_hvp_qb_m`), and the rows
+#: from which that tier runs across them (:func:`block_rows`: up to 32 classes): each row's
+#: serial sums over its classes run a vector of rows at a time. Below, each loop over the
+#: rows is too short for its set-up (16 rows of 10 classes: 104 ns a row, 32 rows: 69; row
+#: by row 126); above 32 classes the rows' own per-class loops vectorize.
+TIER_BLOCK = 32
+_TIER_ACROSS = TIER_BLOCK
+
+
+@njit(error_model="numpy")
+def tier_work(nb: int, n: int) -> np.ndarray:
+    """The scratch of a block tier (:func:`softmax_hvp_qb_m`, :func:`softmax_sub_qb_m`),
+    allocated once per chunk: rows ``j``, ``n + j``, … class ``j``'s ``e``, its low part, its
+    ``v`` (or target weight pair) and value across the block's rows, then the rows' sums."""
+    return np.empty((5 * n + 12, nb) if nb >= _TIER_ACROSS else (1, 1))
+
+
+@njit(inline="always", error_model="numpy")
+def block_top(zr: np.ndarray, m: float) -> int:
+    """The first index of a row's maximum ``m`` (the kernel's max pass, :func:`block_max`),
+    branch-free; 0 where no element equals ``m`` (a NaN first element), as ``argmax``'s scan."""
+    top = zr.shape[0]
+    for j in range(zr.shape[0] - 1, -1, -1):
+        top = j if np.float64(zr[j]) == m else top
+    return top if top < zr.shape[0] else 0
+
+
+@njit(inline="always", error_model="numpy")
+def _sub_step(dh: float, dl: float, th: float, tl: float, tabs: float, e: float, el: float,
+              a: float, alo: float) -> tuple[float, float, float, float, float]:
+    """One class ``j`` of the sub tier's row sums: ``D += e`` (``e = e + el``), ``T += a``
+    (``a + alo``, the weight's pair) by TwoSum, ``tabs += |a|``."""
+    s = dh + e
+    bb = s - dh
+    dl = dl + (((dh - (s - bb)) + (e - bb)) + el)
+    t = th + a
+    bb = t - th
+    tl = tl + (((th - (t - bb)) + (a - bb)) + alo)
+    return s, dl, t, tl, tabs + abs(a)
+
+
+@njit(inline="always", error_model="numpy")
+def _sub_value(eh: float, el: float, aih: float, ail: float, dh: float, dl: float, th: float,
+               tl: float, tabs: float, inv: float) -> tuple[float, bool]:
+    """One class's ``(eᵢT − aᵢD)/D`` (``inv = 1/dh``) rounded once, and whether
+    :func:`rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``."""
+    p1 = eh * th
+    p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
+    p2 = aih * dh
+    p2e = _fma(aih, dh, -p2) + (aih * dl + ail * dh)
+    nh = p1 - p2
+    bb = nh - p1
+    nl = ((p1 - (nh - bb)) + (-p2 - bb)) + (p1e - p2e)
+    q = nh * inv  # within 2 ulp of nh/dh: the remainder nh − q·dh is exact to 2⁻¹⁰³
+    q2 = ((_fma(-q, dh, nh) + nl) - q * dl) * inv
+    e = (2.0 * _TIER_ERR) * ((eh * inv) * tabs + abs(aih))
+    return q + q2, rounds_alone(q, q2, e)
+
+
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
 def _tier_sub_values(buf: np.ndarray, bl: np.ndarray, lbuf: np.ndarray, ah: np.ndarray,
                      al: np.ndarray, lo: float, dh: float, dl: float, th: float, tl: float,
                      tabs: float) -> bool:
-    """:func:`_tier_sub`'s per-class pass: ``e = buf + bl``, ``D = dh + dl``, ``T = th + tl``,
-    ``tabs = Σ|aₖ|``; each value into ``lbuf``, and whether every class passed."""
-    n = buf.shape[0]
+    """:func:`_tier_sub`'s per-class pass: each value into ``lbuf``, and whether every
+    class passed."""
     bad = 0
     inv = 1.0 / dh
-    for i in range(n):  # no calls, no branches: vectorized
-        eh, el = buf[i], bl[i]
-        aih, ail = np.float64(ah[i]), lo * np.float64(al[i])
-        p1 = eh * th
-        p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
-        p2 = aih * dh
-        p2e = _fma(aih, dh, -p2) + (aih * dl + ail * dh)
-        nh = p1 - p2
-        bb = nh - p1
-        nl = ((p1 - (nh - bb)) + (-p2 - bb)) + (p1e - p2e)
-        q = nh * inv  # within 2 ulp of nh/dh: the remainder nh − q·dh is exact to 2⁻¹⁰³
-        q2 = ((_fma(-q, dh, nh) + nl) - q * dl) * inv
-        e = (2.0 * _TIER_ERR) * ((eh * inv) * tabs + abs(aih))
-        bad += 0 if rounds_alone(q, q2, e) else 1
-        lbuf[i] = q + q2
+    for i in range(buf.shape[0]):  # no calls, no branches: vectorized
+        lbuf[i], ok = _sub_value(buf[i], bl[i], np.float64(ah[i]), lo * np.float64(al[i]),
+                                 dh, dl, th, tl, tabs, inv)
+        bad += 0 if ok else 1
     return bad == 0
 
 
@@ -1284,136 +1332,191 @@ def _tier_sub(ah: np.ndarray, al: np.ndarray, lo: float, buf: np.ndarray, bl: np
     the products by fused multiply-adds, the quotient corrected by its exact remainder; each
     class's value rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within
     ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``. Whether every class passed."""
-    n = buf.shape[0]
     bad = 0
     dh, dl, th, tl, tabs = 0.0, 0.0, 0.0, 0.0, 0.0
-    for j in range(n):
+    for j in range(buf.shape[0]):
         e = buf[j]
         bad += 0 if e >= _TIER_MIN_E else 1
-        s = dh + e
-        bb = s - dh
-        dl += ((dh - (s - bb)) + (e - bb)) + bl[j]
-        dh = s
-        a = np.float64(ah[j])
-        s = th + a
-        bb = s - th
-        tl += ((th - (s - bb)) + (a - bb)) + lo * np.float64(al[j])
-        th = s
-        tabs += abs(a)
+        dh, dl, th, tl, tabs = _sub_step(dh, dl, th, tl, tabs, e, bl[j], np.float64(ah[j]),
+                                         lo * np.float64(al[j]))
     return bad == 0 and _tier_sub_values(buf, bl, lbuf, ah, al, lo, dh, dl, th, tl, tabs)
 
 
 @njit(error_model="numpy")
-def softmax_sub_q_m(z: np.ndarray, y: np.ndarray, buf: np.ndarray, bl: np.ndarray,
-                    lbuf: np.ndarray) -> tuple[float, ...]:
-    """The first tier of :func:`symloss.ddouble.softmax_sub_row_m` (``pᵢΣy − yᵢ``) from the
-    row's exponentials ``buf + bl`` (:func:`fill_exp_m`): every class's value in ``lbuf`` and
-    ``(0, …)`` where :func:`_tier_sub` vouches for the row; else its marker first (that row
-    function's tuple: the kernel's per-class reader needs nothing else)."""
-    ok = _tier_sub(y, y, 0.0, buf, bl, lbuf)
-    f = 0.0 if ok else _NOT_CERTAIN
-    return f, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+def softmax_sub_qb_m(ah: np.ndarray, al: np.ndarray, lo: float, a0: int, nr: int,
+                     ebuf: np.ndarray, elo: np.ndarray, lbuf: np.ndarray, qb: np.ndarray,
+                     w: np.ndarray) -> None:
+    """The first tier of :func:`symloss.ddouble.softmax_sub_row_m` (``pᵢΣa − aᵢ``, ``a = y``:
+    ``lo = 0``) and of :func:`symloss.ddouble.softmax_suba_row_m` (the target weights as pairs
+    ``ah + al``, ``lo = 1``) for the block's rows ``q < nr`` (``a``'s row ``a0 + q``, the
+    exponentials' row ``q``, :func:`fill_exp_m`): :func:`_tier_sub`'s values in ``lbuf[q]``
+    and ``qb[q, 0] = 0`` where it vouches for the row, else the marker. From
+    :data:`_TIER_ACROSS` rows a block (``w``: :func:`tier_work`) runs across its rows, as
+    :func:`softmax_hvp_qb_m`: the same bits."""
+    n = ebuf.shape[1]
+    if ebuf.shape[0] < _TIER_ACROSS:
+        for q in range(nr):
+            ok = _tier_sub(ah[a0 + q], al[a0 + q], lo, ebuf[q], elo[q], lbuf[q])
+            qb[q, 0] = 0.0 if ok else _NOT_CERTAIN
+        return
+    lo_, ao, xo, oo, so = n, 2 * n, 3 * n, 4 * n, 5 * n  # w's row offsets
+    for q in range(nr):  # the block transposed: a class's rows side by side
+        for j in range(n):
+            w[j, q] = ebuf[q, j]
+            w[lo_ + j, q] = elo[q, j]
+            w[ao + j, q] = np.float64(ah[a0 + q, j])
+            w[xo + j, q] = lo * np.float64(al[a0 + q, j])
+    for q in range(nr):  # D (dh, dl), T (th, tl), tabs, failures
+        w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q] = 0.0, 0.0, 0.0, 0.0, 0.0
+        w[so + 5, q] = 0.0
+    for j in range(n):
+        for q in range(nr):  # no calls, no branches: vectorized across rows
+            e = w[j, q]
+            w[so + 5, q] += 0.0 if e >= _TIER_MIN_E else 1.0
+            w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q] = _sub_step(
+                w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q], e,
+                w[lo_ + j, q], w[ao + j, q], w[xo + j, q])
+    for q in range(nr):
+        w[so + 6, q] = 1.0 / w[so, q]
+    for j in range(n):
+        for q in range(nr):  # vectorized across rows
+            w[oo + j, q], ok = _sub_value(w[j, q], w[lo_ + j, q], w[ao + j, q], w[xo + j, q],
+                                          w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q],
+                                          w[so + 4, q], w[so + 6, q])
+            w[so + 5, q] += 0.0 if ok else 1.0
+    for q in range(nr):
+        qb[q, 0] = 0.0 if w[so + 5, q] == 0.0 else _NOT_CERTAIN
+        for j in range(n):
+            lbuf[q, j] = w[oo + j, q]
 
 
-@njit(error_model="numpy")
-def softmax_sub_q_v(z: np.ndarray, y: np.ndarray, buf: np.ndarray, bl: np.ndarray,
-                    lbuf: np.ndarray) -> tuple[float, ...]:
-    """float32 results: no first tier (their float64 form serves)."""
-    return _NOT_CERTAIN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+@njit(inline="always", error_model="numpy")
+def _hvp_step(dh: float, dl: float, wh: float, wl: float, wabs: float, e: float, el: float,
+              vj: float, c: float) -> tuple[float, float, float, float, float]:
+    """One class ``j`` of the hvp tier's row sums: ``D += e`` (``e = e + el``, ``D = dh + dl``)
+    and ``W += e(c − vⱼ)`` (``W = wh + wl``) by TwoSum and a fused multiply-add, ``wabs +=
+    e|c − vⱼ|``."""
+    s = dh + e
+    bb = s - dh
+    dl = dl + (((dh - (s - bb)) + (e - bb)) + el)
+    gh = c - vj
+    bb = gh - c
+    gl = (c - (gh - bb)) + (-vj - bb)  # c − vⱼ = gh + gl exactly
+    ph = e * gh
+    pe = _fma(e, gh, -ph) + (e * gl + el * gh)
+    t = wh + ph
+    bb = t - wh
+    wl = wl + (((wh - (t - bb)) + (ph - bb)) + pe)
+    return s, dl, t, wl, wabs + e * abs(gh)
 
 
-@njit(error_model="numpy")
-def softmax_suba_q_m(z: np.ndarray, ah: np.ndarray, al: np.ndarray, buf: np.ndarray,
-                     bl: np.ndarray, lbuf: np.ndarray) -> float:
-    """The first tier of :func:`symloss.ddouble.softmax_suba_row_m` (target weights as pairs
-    ``ah + al``): 0 where :func:`_tier_sub` vouches for the row, else the marker."""
-    return 0.0 if _tier_sub(ah, al, 1.0, buf, bl, lbuf) else _NOT_CERTAIN
+@njit(inline="always", error_model="numpy")
+def _hvp_consts(dh: float, dl: float, wh: float, wl: float,
+                wabs: float) -> tuple[float, float, float, float]:
+    """A row's ``1/dh``, the pair ``W/D`` and the terms' size ``Σₖ pₖ|c − vₖ|``."""
+    inv = 1.0 / dh
+    mh = wh * inv
+    return inv, mh, ((_fma(-mh, dh, wh) + wl) - mh * dl) * inv, wabs * inv
 
 
-@njit(error_model="numpy")
-def softmax_suba_q_v(z: np.ndarray, ah: np.ndarray, al: np.ndarray, buf: np.ndarray,
-                     bl: np.ndarray, lbuf: np.ndarray) -> float:
-    """float32 results: no first tier."""
-    return _NOT_CERTAIN
+@njit(inline="always", error_model="numpy")
+def _hvp_value(eh: float, el: float, vi: float, c: float, dh: float, dl: float, inv: float,
+               mh: float, ml: float, size: float) -> tuple[float, bool]:
+    """One class's ``eᵢ((vᵢ − c) + W/D)/D`` rounded once, and whether :func:`rounds_alone`
+    vouches for it within ``2E``, ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + size)``."""
+    bh = vi - c
+    bb = bh - vi
+    bx = (vi - (bh - bb)) + (-c - bb)  # vᵢ − c = bh + bx exactly
+    sh = bh + mh
+    bb = sh - bh
+    sl = ((bh - (sh - bb)) + (mh - bb)) + (bx + ml)
+    ph = eh * sh
+    pe = _fma(eh, sh, -ph) + (eh * sl + el * sh)
+    q = ph * inv
+    q2 = ((_fma(-q, dh, ph) + pe) - q * dl) * inv
+    e = (2.0 * _TIER_ERR) * (eh * inv) * (abs(bh) + size)
+    return q + q2, rounds_alone(q, q2, e)
 
 
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
 def _tier_hvp_values(buf: np.ndarray, bl: np.ndarray, lbuf: np.ndarray, v: np.ndarray,
                      c: float, dh: float, dl: float, wh: float, wl: float,
                      wabs: float) -> bool:
-    """:func:`softmax_hvp_q_m`'s per-class pass: ``e = buf + bl``, ``D = dh + dl``,
-    ``W = wh + wl``, ``wabs = Σₖ eₖ|c − vₖ|``; each value into ``lbuf``, and whether every
+    """:func:`_tier_hvp_row`'s per-class pass: each value into ``lbuf``, and whether every
     class passed."""
-    n = buf.shape[0]
     bad = 0
-    inv = 1.0 / dh
-    mh = wh * inv
-    ml = ((_fma(-mh, dh, wh) + wl) - mh * dl) * inv
-    size = wabs * inv
-    for i in range(n):  # no calls, no branches: vectorized
-        eh, el = buf[i], bl[i]
-        vi = np.float64(v[i])
-        bh = vi - c
-        bb = bh - vi
-        bx = (vi - (bh - bb)) + (-c - bb)  # vᵢ − c = bh + bx exactly
-        sh = bh + mh
-        bb = sh - bh
-        sl = ((bh - (sh - bb)) + (mh - bb)) + (bx + ml)
-        ph = eh * sh
-        pe = _fma(eh, sh, -ph) + (eh * sl + el * sh)
-        q = ph * inv
-        q2 = ((_fma(-q, dh, ph) + pe) - q * dl) * inv
-        e = (2.0 * _TIER_ERR) * (eh * inv) * (abs(bh) + size)
-        bad += 0 if rounds_alone(q, q2, e) else 1
-        lbuf[i] = q + q2
+    inv, mh, ml, size = _hvp_consts(dh, dl, wh, wl, wabs)
+    for i in range(buf.shape[0]):  # no calls, no branches: vectorized
+        lbuf[i], ok = _hvp_value(buf[i], bl[i], np.float64(v[i]), c, dh, dl, inv, mh, ml, size)
+        bad += 0 if ok else 1
     return bad == 0
 
 
-@njit(error_model="numpy")
-def softmax_hvp_q_m(z: np.ndarray, v: np.ndarray, buf: np.ndarray, bl: np.ndarray,
-                    lbuf: np.ndarray) -> tuple[float, float, float, float, float]:
-    """The first tier of :func:`symloss.ddouble.softmax_hvp_row_m`: ``pᵢ((vᵢ − c) + W/D)``
-    (``c`` the v of z's arg-max, ``W = Σₖ eₖ(c − vₖ)``, ``D = Σ e``, ``e = buf + bl`` the
-    row's exponentials, :func:`fill_exp_m`) for every class, ``W``, ``D`` and ``W/D`` as
-    pairs, the bracket and ``eᵢ·bracket/D`` by fused multiply-adds, rounded once into
-    ``lbuf`` where :func:`rounds_alone` vouches for it within ``2E``,
-    ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + Σₖ pₖ|c − vₖ|)``; that row function's tuple, ``(0, 0, 0, 0, c)``,
-    or with the marker first where a class fails."""
-    n = z.shape[0]
-    top = 0
-    for j in range(n):
-        if z[j] > z[top]:
-            top = j
-    c = np.float64(v[top])
+@njit(inline="always", error_model="numpy")
+def _tier_hvp_row(v: np.ndarray, c: float, buf: np.ndarray, bl: np.ndarray,
+                  lbuf: np.ndarray) -> bool:
+    """The hvp tier of one row (classes vectorized in the per-class pass): whether every
+    class passed."""
     bad = 0
     dh, dl, wh, wl, wabs = 0.0, 0.0, 0.0, 0.0, 0.0
-    for j in range(n):
-        e, el = buf[j], bl[j]
+    for j in range(buf.shape[0]):
+        e = buf[j]
         bad += 0 if e >= _TIER_MIN_E else 1
-        s = dh + e
-        bb = s - dh
-        dl += ((dh - (s - bb)) + (e - bb)) + el
-        dh = s
-        vj = np.float64(v[j])
-        gh = c - vj
-        bb = gh - c
-        gl = (c - (gh - bb)) + (-vj - bb)  # c − vₖ = gh + gl exactly
-        ph = e * gh
-        pe = _fma(e, gh, -ph) + (e * gl + el * gh)
-        s = wh + ph
-        bb = s - wh
-        wl += ((wh - (s - bb)) + (ph - bb)) + pe
-        wh = s
-        wabs += e * abs(gh)
-    ok = bad == 0 and _tier_hvp_values(buf, bl, lbuf, v, c, dh, dl, wh, wl, wabs)
-    return (0.0 if ok else _NOT_CERTAIN), 0.0, 0.0, 0.0, c
+        dh, dl, wh, wl, wabs = _hvp_step(dh, dl, wh, wl, wabs, e, bl[j], np.float64(v[j]), c)
+    return bad == 0 and _tier_hvp_values(buf, bl, lbuf, v, c, dh, dl, wh, wl, wabs)
 
 
 @njit(error_model="numpy")
-def softmax_hvp_q_v(z: np.ndarray, v: np.ndarray, buf: np.ndarray, bl: np.ndarray,
-                    lbuf: np.ndarray) -> tuple[float, float, float, float, float]:
-    """float32 results: no first tier."""
-    return _NOT_CERTAIN, 0.0, 0.0, 0.0, 0.0
+def softmax_hvp_qb_m(z: np.ndarray, v: np.ndarray, r0: int, r1: int, ms: np.ndarray,
+                     ebuf: np.ndarray, elo: np.ndarray, lbuf: np.ndarray, qb: np.ndarray,
+                     w: np.ndarray) -> None:
+    """The first tier of :func:`symloss.ddouble.softmax_hvp_row_m` for the block's rows
+    ``r0 ≤ r < r1`` (row ``q = r − r0`` of ``ebuf + elo``, their exponentials,
+    :func:`fill_exp_m`): ``pᵢ((vᵢ − c) + W/D)`` (``c`` the v of z's arg-max, ``W = Σₖ
+    eₖ(c − vₖ)``, ``D = Σ e``) for every class, ``W``, ``D`` and ``W/D`` as pairs, the bracket
+    and ``eᵢ·bracket/D`` by fused multiply-adds, rounded once into ``lbuf[q]`` where
+    :func:`rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + Σₖ pₖ|c −
+    vₖ|)``; ``qb[q] = (0, c)``, or the marker first where a class fails. From
+    :data:`_TIER_ACROSS` rows a block (``w``: :func:`tier_work`) runs across its rows, the
+    same arithmetic in the same order: the same bits."""
+    nr = r1 - r0
+    n = z.shape[1]
+    for q in range(nr):
+        qb[q, 1] = np.float64(v[r0 + q, block_top(z[r0 + q], ms[q])])
+    if ebuf.shape[0] < _TIER_ACROSS:
+        for q in range(nr):
+            ok = _tier_hvp_row(v[r0 + q], qb[q, 1], ebuf[q], elo[q], lbuf[q])
+            qb[q, 0] = 0.0 if ok else _NOT_CERTAIN
+        return
+    lo, vo, oo, so = n, 2 * n, 3 * n, 4 * n  # w's row offsets
+    for q in range(nr):  # the block transposed: a class's rows side by side
+        for j in range(n):
+            w[j, q] = ebuf[q, j]
+            w[lo + j, q] = elo[q, j]
+            w[vo + j, q] = np.float64(v[r0 + q, j])
+    for q in range(nr):  # D (dh, dl), W (wh, wl), wabs, failures, c
+        w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q] = 0.0, 0.0, 0.0, 0.0, 0.0
+        w[so + 5, q], w[so + 6, q] = 0.0, qb[q, 1]
+    for j in range(n):
+        for q in range(nr):  # no calls, no branches: vectorized across rows
+            e = w[j, q]
+            w[so + 5, q] += 0.0 if e >= _TIER_MIN_E else 1.0
+            w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q] = _hvp_step(
+                w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q], e, w[lo + j, q],
+                w[vo + j, q], w[so + 6, q])
+    for q in range(nr):  # 1/dh, W/D, size
+        w[so + 7, q], w[so + 8, q], w[so + 9, q], w[so + 10, q] = _hvp_consts(
+            w[so, q], w[so + 1, q], w[so + 2, q], w[so + 3, q], w[so + 4, q])
+    for j in range(n):
+        for q in range(nr):  # vectorized across rows
+            w[oo + j, q], ok = _hvp_value(w[j, q], w[lo + j, q], w[vo + j, q], w[so + 6, q],
+                                         w[so, q], w[so + 1, q], w[so + 7, q], w[so + 8, q],
+                                         w[so + 9, q], w[so + 10, q])
+            w[so + 5, q] += 0.0 if ok else 1.0
+    for q in range(nr):
+        qb[q, 0] = 0.0 if w[so + 5, q] == 0.0 else _NOT_CERTAIN
+        for j in range(n):
+            lbuf[q, j] = w[oo + j, q]
 
 
 # ``vd_*``: the double-double pair functions of :mod:`symloss.ddouble` compiled for loops that

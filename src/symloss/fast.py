@@ -266,8 +266,9 @@ class _Printer(PythonCodePrinter):
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
         # Per row: c (the v of z's arg-max) and, for float64 results, every class's value in
-        # lbuf (the first tier _fastmath.softmax_hvp_q_F from the exp pass's pairs buf, bufl;
-        # else ddouble.softmax_hvp_row_F, its pairs 1/D and W/D, in dbuf: _row_values); the float64
+        # lbuf (the first tier _fastmath.softmax_hvp_qb_m, once per block of rows, from the exp
+        # pass's pairs; else ddouble.softmax_hvp_row_F, its pairs 1/D and W/D, in dbuf:
+        # _row_values); the float64
         # spread Σ pₖ(c − vₖ) and the terms' size Σ pₖ|c − vₖ| as class sums. Per class: the
         # float64 form pᵢ((vᵢ − c) + spread) where it keeps a float32 result's digits (fits_v;
         # fits_m is never), else double-double.
@@ -282,8 +283,11 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
             lbuf = self._row_buffer()
-            self._row_values(", ".join(names), f"softmax_hvp_q_F(zr, dr, buf, bufl, {lbuf})",
-                             f"dd_softmax_hvp_row_F(zr, dr, m, dbuf, {lbuf})")
+            j = len(self.hoisted)
+            self._row_values(", ".join(names), f"(qb{j}[q, 0], 0.0, 0.0, 0.0, qb{j}[q, 1])",
+                             f"dd_softmax_hvp_row_F(zr, dr, m, dbuf, {lbuf})",
+                             (f"softmax_hvp_qb_m(z, dv, r0, r1, ms, ebuf, elo, {lbuf}b, qb{j}, "
+                              "twork)", lbuf))
             center = sp.Symbol(names[4], real=True)
             self.names = {**self.names, center: names[4]}
             spread = self._print(sp.Sum(softmax(z, k, n) * (center - v[k]), (k, 1, n)))
@@ -380,8 +384,9 @@ class _Printer(PythonCodePrinter):
 
     def _print_softmax_sub(self, expr: sp.Expr) -> str:
         # The row's values for ddouble.softmax_sub_at_F (every class's value in lbuf) in one
-        # pass per row: the first tier _fastmath.softmax_sub_q_F from the exp pass's pairs
-        # (buf, bufl), else ddouble.softmax_sub_row_F (the pairs S, T, U, 1/D, the arg-maxes of
+        # pass per row: for float64 results the first tier _fastmath.softmax_sub_qb_m (once per
+        # block of rows) from the exp pass's pairs, else ddouble.softmax_sub_row_F (the pairs
+        # S, T, U, 1/D, the arg-maxes of
         # z and y; its exponentials in dbuf: _row_values); then (eᵢAᵢ − yᵢBᵢ)/D in double-double per class for
         # float64 results (fits_m is never), and for float32 ones the float64 form pᵢT − yᵢ
         # wherever it keeps their digits (fits_v).
@@ -393,8 +398,11 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:  # type: ignore[comparison-overlap]
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(10)]
             lbuf = self._row_buffer()
-            self._row_values(", ".join(names), f"softmax_sub_q_F(zr, yr, buf, bufl, {lbuf})",
-                             f"dd_softmax_sub_row_F(zr, yr, m, dbuf, {lbuf})")
+            j = len(self.hoisted)
+            self._row_values(", ".join(names), f"(qb{j}[q, 0], {', '.join(['0.0'] * 9)})",
+                             f"dd_softmax_sub_row_F(zr, yr, m, dbuf, {lbuf})",
+                             (f"softmax_sub_qb_m(y, y, 0.0, r0, r1 - r0, ebuf, elo, {lbuf}b, "
+                              f"qb{j}, twork)", lbuf))
             self._sums[expr] = ", ".join([lbuf, *names])  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
         yi = self._print(y[i])
@@ -412,9 +420,9 @@ class _Printer(PythonCodePrinter):
     def _softmax_suba(self, expr: sp.Expr) -> str:
         # softmax_sub of target weights aₖ (class weights, label smoothing): per row each aₖ
         # as an exact pair (abufJh, abufJl: the declaration's aₖ printed by dd_code, its parts
-        # that read no row computed once per call, _call_pairs), then
-        # ddouble.softmax_suba_row_F (first tier _fastmath.softmax_suba_q_F) as
-        # softmax_sub_row_F; per class the float64 form
+        # that read no row computed once per call, _call_pairs; float64 results: each row of
+        # the block before its first tier _fastmath.softmax_sub_qb_m), then
+        # ddouble.softmax_suba_row_F as softmax_sub_row_F; per class the float64 form
         # pᵢΣa − aᵢ where it keeps a float32 result's digits (fits_v; fits_m is never).
         z, a, i, n = expr.args
         if expr not in self._sums:  # type: ignore[comparison-overlap]
@@ -425,9 +433,15 @@ class _Printer(PythonCodePrinter):
             except NotImplementedError:
                 raise _Unsupported(f"softmax_sub of {a}") from None
             pair = self._call_pairs(a, pair, j)
-            self.hoisted.append((f"{ah}, {al}", _FILL, pair))
-            self._row_values(f"acc{j + 1}", f"softmax_suba_q_F(zr, {ah}, {al}, buf, bufl, {lbuf})",
-                             f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, dbuf, {lbuf})")
+            self.hoisted.append((f"{ah}, {al}", _BLOCK_FILL + _ONLY_M, pair))
+            self.hoisted.append((ah, _ONLY_M, f"{ah}b[q]"))
+            self.hoisted.append((al, _ONLY_M, f"{al}b[q]"))
+            self.hoisted.append((f"{ah}, {al}", _FILL + _ONLY_V, pair))
+            q = len(self.hoisted)
+            self._row_values(f"acc{q + 2}", f"qb{q}[q, 0]",
+                             f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, dbuf, {lbuf})",
+                             (f"softmax_sub_qb_m({ah}b, {al}b, 1.0, 0, r1 - r0, ebuf, elo, "
+                              f"{lbuf}b, qb{q}, twork)", lbuf))
             self._sums[expr] = f"{lbuf}, {ah}, {al}"  # type: ignore[index]
         lbuf, ah, al = self._sums[expr].split(", ")  # type: ignore[index]
         plain = self._print(expr.rewrite(sp.Sum))
@@ -441,17 +455,29 @@ class _Printer(PythonCodePrinter):
             return value
         return f"certified({value}, {size}, flag)"
 
-    def _row_values(self, names: str, quick: str, row: str) -> None:
+    def _row_values(self, names: str, quick: str, row: str,
+                    block: tuple[str, str] | None = None) -> None:
         """Hoist a row function's values ``names``: its first tier ``quick``
         (``_fastmath.softmax_sub_q_m``, …: every class's value where Ziv's test vouches for
         it, the double-double row's bits, from the exp pass's pairs ``buf``, ``bufl``), then the
         double-double ``row`` where ``quick``'s first value is its NaN marker. ``quick`` returns
         ``row``'s type (a tuple or a float). ``row`` works in ``dbuf``, not ``buf``: the plain
-        forms read ``buf`` and ``s`` (its sum), one set of exponentials whichever tier answers."""
+        forms read ``buf`` and ``s`` (its sum), one set of exponentials whichever tier answers.
+        With ``block`` (``(call, lbuf)``): for float64 results the first tier is one call per
+        block of rows (``_fastmath.softmax_hvp_qb_m``: rows side by side), its values in the
+        rows of ``lbuf + "b"``, and ``quick`` reads its results for row ``q``; float32 results
+        (no first tier) call ``row``."""
         held = f"acc{len(self.hoisted)}q"
         first = f"{held}[0]" if ", " in names else held
-        self.hoisted.append((held, "", quick))
-        self.hoisted.append((names, "", f"{held} if {first} == {first} else {row}"))
+        only = ""
+        if block is not None:  # float64 results (m); float32 ones (v) have no first tier
+            call, lbuf = block
+            self.hoisted.append(("", _BLOCK + _ONLY_M, call))
+            self.hoisted.append((lbuf, _ONLY_M, f"{lbuf}b[q]"))
+            self.hoisted.append((names, _ONLY_V, row))
+            only = _ONLY_M
+        self.hoisted.append((held, only, quick))
+        self.hoisted.append((names, only, f"{held} if {first} == {first} else {row}"))
 
     def _per_call(self, e: sp.Expr) -> bool:
         """Whether ``e`` reads nothing of a row: only scalar options, C, the class index ``k``
@@ -898,8 +924,8 @@ from symloss._fastmath import (
     softplus_l_w, log_w, pow_w, sigmoid_subq_m, sigmoid_subq_v, sigmoid_subq_w, fitsq_m,
     sigmoid_subq_s_m, sigmoid_subq_s_w, fitsqs_m, fitsqs_v, fitsqs_w,
     fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
-    softmax_sub_q_m, softmax_sub_q_v, softmax_suba_q_m, softmax_suba_q_v, softmax_hvp_q_m,
-    softmax_hvp_q_v, modulated_slope_q_m, modulated_slope_q_v, modulated_slope_q_w,
+    softmax_sub_qb_m, softmax_hvp_qb_m, tier_work, TIER_BLOCK,
+    modulated_slope_q_m, modulated_slope_q_v, modulated_slope_q_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -1531,14 +1557,31 @@ _FILL = "=fill"
 #: scalar, and a fill of one pair per class (what a row's fill reads that reads no row).
 _SETUP = "=setup"
 _SETUP_FILL = "=setup_fill"
+#: The index of a call once per block of rows, after the softmax passes (a block tier), and
+#: of a row fill written for each row of the block before it (what a block tier reads).
+_BLOCK = "=block"
+_BLOCK_FILL = "=block_fill"
+#: An index's suffix: the entry is for float64 (``m``) or float32 (``v``) kernels only.
+_ONLY_M, _ONLY_V = "@m", "@v"
 
 
-def _class_fill(accs: str, body: str, pad: int = 16) -> str:
+def _for_flavour(hoisted: list[tuple[str, str, str]],
+                 flavour: str) -> list[tuple[str, str, str]]:
+    """The hoisted entries of ``flavour``'s kernels, their indices without the suffix."""
+    out = []
+    for acc, k, body in hoisted:
+        kind, _, only = k.partition("@")
+        if only in ("", flavour):
+            out.append((acc, kind, body))
+    return out
+
+
+def _class_fill(accs: str, body: str, pad: int = 16, at: str = "[k]") -> str:
     """Code that writes the pair ``body`` of each class ``k`` into the row buffers ``accs``
-    (``"hi, lo"``)."""
+    (``"hi, lo"``), at ``at``."""
     hi, lo = accs.split(", ")
     return (f"{' ' * pad}for k in range(n_classes):\n"
-            f"{' ' * pad}    {hi}[k], {lo}[k] = {body}\n")
+            f"{' ' * pad}    {hi}{at}, {lo}{at} = {body}\n")
 
 
 def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
@@ -1639,6 +1682,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 # double (2.9% of uniform soft targets; 1e6 elements 24 -> 15 ns an element)
                 flavours["v"] = _fits_for(flavours["m"], "v")
             for flavour, body in flavours.items():
+                hoisted = _for_flavour(printer.hoisted, flavour)
                 # float32 results: the first Σ softmax·x rides along the exp-sum pass (a float64
                 # dot of e and x, as accurate as the lane sums); float64: compensated sums.
                 dot = next(iter(printer.dots.items())) if flavour == "v" and printer.dots else None
@@ -1650,22 +1694,32 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
                     _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k, _flavoured(b)[flavour], flavour)
-                    for acc, k, b in printer.hoisted if k not in (_SETUP, _SETUP_FILL))
+                    for acc, k, b in hoisted
+                    if k not in (_SETUP, _SETUP_FILL, _BLOCK, _BLOCK_FILL))
+                block = "".join(
+                    f"            {_flavoured(b)[flavour]}\n" if k == _BLOCK else
+                    "            for q in range(r1 - r0):\n"
+                    + ("                tr = t[r0 + q]\n" if hard else
+                       "                yr = y[r0 + q]\n")
+                    + _class_fill(acc.replace(", ", "b, ") + "b", _flavoured(b)[flavour], 16,
+                                  "[q, k]")
+                    for acc, k, b in hoisted if k in (_BLOCK, _BLOCK_FILL))
                 if flavour == "v":
                     # float32 results: x·(1/(1+s)) is as good as x/(1+s) (1e-16 vs 6e-8) and
                     # a multiply is several times cheaper than a divide.
                     body = body.replace(" / one_s)", " * inv_s)")
                     hoisted_f = hoisted_f.replace(" / one_s)", " * inv_s)")
                 row = hoisted_f + _class_write(write, at, body)
-                # once per call, what the row reads (float32 results may take no scale pair)
+                # once per call, what the rows and blocks read (float32 results may take no scale
+                # pair)
                 setup = "".join(
                     f"        {acc} = {_flavoured(b)[flavour]}\n" if k == _SETUP else
                     _class_fill(acc, _flavoured(b)[flavour], 8)
-                    for acc, k, b in printer.hoisted if k in (_SETUP, _SETUP_FILL)
-                    and re.search(rf"\b{acc.split(',')[0]}\b", row))
+                    for acc, k, b in hoisted if k in (_SETUP, _SETUP_FILL)
+                    and re.search(rf"\b{acc.split(',')[0]}\b", row + block))
                 src.append(_class_axis_kernel(
                     f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
-                    choose, row, skip, setup))
+                    choose, row, skip, setup, block))
     return "".join(src)
 
 
@@ -1689,27 +1743,35 @@ _SOFTMAX_STATE = re.compile(r"\b(m|s|one_s|lse|inv_s|buf|dots)\b")
 
 def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: bool,
                        direction: bool, hard: bool, choose: bool, row: str, skip: str,
-                       setup: str = "") -> str:
+                       setup: str = "", block: str = "") -> str:
     """One class-axis kernel: per block of rows, the softmax passes (the max, ``e = exp(z −
     m)``, ``s``; float64 rows keep each ``e`` as a pair, ``ebuf`` + ``elo``, for the first
     tier of the rows' double-double values) where ``row`` -- the code that writes row ``r`` --
-    reads them, then ``row``;
+    reads them, then ``block`` (the block's first tiers: row ``q`` of ``lbufb``, ``qb0``, …),
+    then ``row``;
     ``setup`` (what the rows read that reads no row) once per chunk, before its rows."""
     softmax = bool(_SOFTMAX_STATE.search(row))
+    blocked = set(re.findall(r"\b(lbuf\d*|abuf\d+[hl])b\b", block))
+    rows_1d = sorted(set(re.findall(r"\b(?:lbuf\d*|dbuf|abuf\d+[hl]|cbuf\d+_\d+[hl])\b",
+                                    setup + row)) - blocked)
     return (
         f"\n\n@njit(**_OPTS)\n"
         f"def {name}(out, divisor, flag, chunks, {params}):\n"
         "    n_rows, n_classes = z.shape\n"
-        "    nb = block_rows(n_classes)\n"
-        "    for c in prange(chunks):\n"
+        + ("    nb = block_rows(n_classes, TIER_BLOCK)\n" if "_qb_m(" in block else
+           "    nb = block_rows(n_classes)\n")
+        + "    for c in prange(chunks):\n"
         + ("        ebuf = np.empty((nb, n_classes))\n"
            "        elo = np.empty((nb, n_classes))\n"
            "        ms = np.empty(nb)\n"
            "        smalls = np.empty(nb)\n"
            "        ones = np.empty(nb)\n" if softmax else "")
         + ("        dots = np.empty(nb)\n" if softmax and dot else "")
-        + "".join(f"        {b} = np.empty(n_classes)\n" for b in sorted(set(re.findall(
-            r"\b(?:lbuf\d*|dbuf|abuf\d+[hl]|cbuf\d+_\d+[hl])\b", setup + row))))
+        + "".join(f"        {b} = np.empty(n_classes)\n" for b in rows_1d)
+        + "".join(f"        {b}b = np.empty((nb, n_classes))\n" for b in sorted(blocked))
+        + "".join(f"        {b} = np.empty((nb, 2))\n"
+                  for b in sorted(set(re.findall(r"\bqb\d+\b", block))))
+        + ("        twork = tier_work(nb, n_classes)\n" if "twork" in block else "")
         + setup
         + "        hi = (c + 1) * n_rows // chunks\n"
         "        for r0 in range(c * n_rows // chunks, hi, nb):\n"
@@ -1717,7 +1779,7 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
         + ("            block_max(z, r0, r1, ms)\n"
            "            for q in range(r1 - r0):\n"
            f"                fill_exp_{flavour}(z[r0 + q], ms[q], ebuf[q], elo[q])\n"
-           + sums if softmax else "")
+           + sums + block if softmax else "")
         + "            for q in range(r1 - r0):\n"
         "                r = r0 + q\n"
         "                zr = z[r]\n"
