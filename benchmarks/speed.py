@@ -174,6 +174,21 @@ def entries(names: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def entry_error(name: str) -> str | None:
+    """Why ``name`` is not an entry this script can time (``None`` if it is): its loss must be in
+    the catalogue, each tag one of that loss's own entries' (:func:`entries`: ``soft`` where it
+    takes soft targets, the options :func:`option_entries` reads) -- an element-wise weight, for
+    one, has no entry here (:func:`entry_options` draws per-class arrays)."""
+    loss = _loss(name)
+    if loss not in symloss.losses():
+        return f"unknown loss {loss!r} in {name!r}; valid: {', '.join(symloss.losses())}"
+    valid = [e for e in entries([loss]) if ":" in e]
+    if ":" in name and name not in valid:
+        choices = ", ".join(valid) if valid else f"none: {loss} is timed as plain {loss!r} only"
+        return f"{name!r} is not an entry of {loss}; its entries: {choices}"
+    return None
+
+
 def draw(domain: Domain, shape: tuple[int, ...], dtype: str, rng: np.random.Generator,
          soft: bool = False) -> np.ndarray:
     """Values of an element-wise ``domain``: its labels (±1) when it lists them; counts
@@ -426,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="*", type=int, help="these sizes only")
     args = parser.parse_args(argv)
     losses = args.only or (QUICK_LOSSES if args.quick else symloss.losses())
+    for name in losses:
+        error = entry_error(name)
+        if error:
+            parser.error(error)
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     cpus = os.cpu_count() or 1
     torch = _torch()

@@ -139,6 +139,27 @@ def test_speed_entries_time_class_probabilities_too():
         "cross_entropy:weight"]
 
 
+@pytest.mark.parametrize(("name", "words"), [
+    ("binary_cross_entropy_with_logits:weight",
+     "'binary_cross_entropy_with_logits:weight' is not an entry of "
+     "binary_cross_entropy_with_logits; its entries: binary_cross_entropy_with_logits:soft"),
+    ("cross_entropy:wieght", "its entries: cross_entropy:soft, cross_entropy:weight,"),
+    ("mse_loss:soft", "none: mse_loss is timed as plain 'mse_loss' only"),
+    ("bce", "unknown loss 'bce' in 'bce'; valid: binary_cross_entropy,"),
+])
+def test_speed_rejects_an_entry_it_cannot_time_in_one_line(name, words, capsys):
+    """An entry typed by hand that speed.py has no inputs for exits 2 with one line naming it
+    and the valid entries (it was a traceback from deep in the bookkeeping: 'weight of shape
+    (10,) does not broadcast to the input's shape (100,)')."""
+    speed = _load("speed")
+    with pytest.raises(SystemExit) as stop:
+        speed.main(["--only", name, "--sizes", "100"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert speed.entry_error("cross_entropy:weight:soft") is None
+
+
 @pytest.mark.parametrize("name", ["cross_entropy:weight", "cross_entropy:weight:soft",
                                   "cross_entropy:label_smoothing",
                                   "cross_entropy:label_smoothing:soft",
