@@ -30,9 +30,14 @@ the labels ignored); each with soft targets too where the loss takes them
   against ``python -c "import sympy"`` (without ``--only``).
 
 Contenders run on the same arrays, interleaved (one call of each per round); times are medians
-over rounds. The summary prints each loss's worst ratio over every size and dtype against the
-issue's goals (grad ≤ 1.0× torch at 1 thread, hvp ≤ 0.5×, per call ≤ 15 µs, memory ≤ 2×,
-first call ≤ 1 s cold and ≤ 0.2 s warm); a goal not met says so.
+over rounds. The 1-thread columns (grad, hvp) read the process's CPU seconds
+(``time.process_time``: every thread's user and system time, page faults included), which on an
+idle machine equal the elapsed seconds, and on one shared with other jobs leave out the time a
+call waits for a CPU (preempted for a scheduler slice, a call of a few ms reads several times
+its time); the every-CPU ratio and the per-call figures read elapsed seconds. The summary prints
+each loss's worst ratio over every size and dtype against the issue's goals (grad ≤ 1.0× torch
+at 1 thread, hvp ≤ 0.5×, per call ≤ 15 µs, memory ≤ 2×, first call ≤ 1 s cold and ≤ 0.2 s warm);
+a goal not met says so.
 
     python benchmarks/speed.py           # every loss, 1e2 .. 1e7 (tens of minutes)
     python benchmarks/speed.py --quick   # 3 losses, 1e2 and 1e4, few rounds (a smoke run)
@@ -262,15 +267,22 @@ def torch_loss(d: symloss.Derivation) -> Callable[..., Any]:
     return lambda *arrays: getattr(F, d.name)(*arrays, **kwargs)
 
 
-def _measure(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+#: The clocks a measurement can read: elapsed seconds, or the CPU seconds of the whole process
+#: (all its threads, user and system: page faults count, waits for a CPU do not).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _measure(fns: dict[str, Callable[[], Any]], rounds: int,
+             clock: str = "wall") -> dict[str, float]:
+    now = CLOCKS[clock]
     for fn in fns.values():  # warm up: JIT, caches, first-touch page faults
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for key, fn in fns.items():
-            t = time.perf_counter()
+            t = now()
             fn()
-            times[key].append(time.perf_counter() - t)
+            times[key].append(now() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -302,9 +314,10 @@ def peak_memory(fn: Callable[[], Any]) -> int:
 
 
 def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
-             with_hvp: bool, repeat: int = 1) -> dict[str, float]:
+             with_hvp: bool, repeat: int = 1, clock: str = "wall") -> dict[str, float]:
     """Median seconds of grad_fn, torch fwd+bwd (and hvp_fn, torch double backward); with
-    ``repeat``, per call of ``repeat`` calls back to back (each round, each contender)."""
+    ``repeat``, per call of ``repeat`` calls back to back (each round, each contender);
+    ``clock``: a key of :data:`CLOCKS`."""
     torch = _torch()
     set_threads(threads)
     # a scalar loss for torch's backward()
@@ -340,7 +353,7 @@ def time_one(name: str, n: int, dtype: str, threads: int, quick: bool,
             torch_has_hvp = False
     if repeat > 1:
         fns = {k: _repeated(fn, repeat) for k, fn in fns.items()}
-    out = _measure(fns, _rounds(n, quick))
+    out = _measure(fns, _rounds(n, quick), clock)
     if repeat > 1:
         out = {k: t / repeat for k, t in out.items()}
     if with_hvp and not torch_has_hvp:
@@ -452,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{np.__version__}, torch {torch.__version__}; symloss evaluator: "
           f"{'numba' if fast.available() and fast.enabled() else 'NumPy'}")
     print("Ratios are symloss / torch (median over interleaved rounds; < 1: symloss faster). "
-          f"Class-axis losses: (n/{CLASSES})×{CLASSES}.\n")
+          f"Class-axis losses: (n/{CLASSES})×{CLASSES}. The 1-thread columns are CPU seconds of "
+          f"the process, the others elapsed seconds (load average at the start: "
+          f"{os.getloadavg()[0]:.1f}).\n")
     summary = []
     for name in entries(losses):
         if not getattr(symloss.derive(_loss(name)).spec, "has_torch_twin", True):
@@ -466,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = {"grad": 0.0, "grad_all": 0.0, "hvp": nan, "memory": nan}
         for dtype in ("float32", "float64"):
             for n in sizes:
-                one = time_one(name, n, dtype, 1, args.quick, with_hvp=True)
+                one = time_one(name, n, dtype, 1, args.quick, with_hvp=True, clock="cpu")
                 every = time_one(name, n, dtype, cpus, args.quick, with_hvp=False)
                 r1, rall = one["grad"] / one["torch"], every["grad"] / every["torch"]
                 rh = one["hvp"] / one["torch_hvp"]

@@ -126,6 +126,19 @@ def test_speed_quick_run_prints_every_table(capsys):
     assert "| mse_loss |" in out.split("### Summary")[1]
 
 
+def test_speed_cpu_clock_leaves_out_waiting():
+    """The 1-thread columns read the process's CPU seconds: a call that waits (here: sleeps,
+    as a preempted one waits for a CPU) reads its work, not its wait; the wall clock reads both."""
+    import time
+
+    speed = _load("speed")
+    fns = {"waits": lambda: time.sleep(0.02), "works": lambda: sum(range(200_000))}
+    cpu = speed._measure(fns, 3, "cpu")
+    wall = speed._measure(fns, 3, "wall")
+    assert cpu["waits"] < 0.005 <= 0.02 <= wall["waits"]
+    assert cpu["works"] > 0 and wall["works"] > 0
+
+
 def test_speed_entries_time_class_probabilities_too():
     """A class-axis loss that takes class probabilities is timed with them as well."""
     speed = _load("speed")
