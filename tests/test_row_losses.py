@@ -970,3 +970,36 @@ def test_triplet_swap_hvp_is_finite_and_exact_where_the_rows_are_large():
         for g in (got, slow):
             assert _ulps_off(g[r], want, np.float64) <= 2.0, (r, g[r], [float(x) for x in want])
     np.testing.assert_array_equal(got, slow)
+
+
+def test_exact_row_rescue_is_one_mpmath_function_with_the_same_bits(monkeypatch):
+    """An element even double-double cannot certify (here triplet_margin_loss's gradient with
+    anchor = positive = negative, a row from the accuracy search: the two distances' terms
+    cancel to an exact 0) is computed by the row expression
+    compiled once to an mpmath function (:func:`symloss.exact._evaluate_row`), ``step`` and
+    ``hinge`` included, not by SymPy's substitution and ``evalf`` per element (~170 ms each,
+    which made the search's default run stop at its time limit); the bits are evalf's."""
+    from symloss import exact, fast
+
+    row = np.array([[3.8754237186812473e-26, 3.3380831012213865e-26]], dtype=np.float32)
+    x = [row, row.copy(), row.copy()]
+    d = symloss.derive("triplet_margin_loss", reduction="sum")
+    rescued: list[int] = []
+    real_row, real_evaluate = exact.row_value, exact._evaluate
+
+    def counting_row(*args, **kwargs):
+        rescued.append(1)
+        return real_row(*args, **kwargs)
+
+    monkeypatch.setattr(exact, "row_value", counting_row)
+    monkeypatch.setattr(exact, "_evaluate", lambda *a: pytest.fail("evalf per element"))
+    with fast.disabled():
+        got = [np.asarray(d.grad_fn(*x, wrt=key)) for key in d.spec.differentiable()]
+    assert rescued, "the point no longer needs the exact rescue: pick another"
+    # the same elements by evalf alone (no mpmath function)
+    monkeypatch.setattr(exact, "_evaluate", real_evaluate)
+    monkeypatch.setattr(exact, "_row_function", lambda *a: None)
+    with fast.disabled():
+        want = [np.asarray(d.grad_fn(*x, wrt=key)) for key in d.spec.differentiable()]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

@@ -177,9 +177,9 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
 #: A row expression compiled to an mpmath function, by (expression, its arguments).
 _ROW_FUNCTIONS: dict[tuple[sp.Expr, tuple[Any, ...]], Any] = {}
 
-#: Decimal digits of :func:`_evaluate_row`'s two evaluations (:data:`PRECISIONS`' first two,
-#: with the 20 digits more :func:`_evaluate` gives the substituted floats).
-_ROW_DIGITS = (60, 140)
+#: Decimal digits of :func:`_evaluate_row`'s evaluations (:data:`PRECISIONS`, with the 20
+#: digits more :func:`_evaluate` gives the substituted floats).
+_ROW_DIGITS = tuple(digits + 20 for digits in PRECISIONS)
 
 
 def _row_function(expr: sp.Expr, args: tuple[Any, ...]) -> Any:
@@ -195,29 +195,35 @@ def _row_function(expr: sp.Expr, args: tuple[Any, ...]) -> Any:
 
 
 def _evaluate_row(fn: Any, expr: sp.Expr, values: dict[Any, float]) -> sp.Expr | None:
-    """:func:`_evaluate` of a class-axis row expression, first by ``fn``, the expression as
-    one mpmath function of the row's entries (:func:`_row_function`): evaluated at 60 and at
-    140 digits, the second value where both are nonzero and agree to 2⁻⁷⁰ of it (a value
-    that cancels by 10ᵏ loses k digits in each: two that agree to 21 digits leave the
-    second's error below 10⁻⁹⁹ of it); else, or where it cannot be evaluated so,
-    :func:`_evaluate`'s.
+    """:func:`_evaluate` of a row expression, first by ``fn``, the expression as one mpmath
+    function of the row's entries (:func:`_row_function`), by the same rule: evaluated at
+    growing precision (:data:`_ROW_DIGITS`) until two nonzero values agree to 2⁻⁷⁰ of the
+    second (a value that cancels by 10ᵏ loses k digits in each: two that agree to 21 digits
+    leave the second's error below 10⁻⁹⁹ of it), 0 where every precision gives exactly 0 (a
+    hinge's inactive side, decided by an exact comparison at 1220 digits); else, or where it
+    cannot be evaluated so, :func:`_evaluate`'s.
 
     SymPy's substitution and ``evalf`` rebuild the written-out row (sums of C exponentials,
     each several times) for every element: ~35 ms each where the accuracy search's centred
-    directions leave one element per row to rescue; this takes about 1 ms."""
+    directions leave one element per row to rescue, ~170 ms for a triplet_margin_loss
+    gradient element; this takes about 1 ms."""
     import mpmath
 
     if fn is not None:
         try:
+            args = [mpmath.mpf(v) for v in values.values()]  # exact: 53 bits
             found = []
             for digits in _ROW_DIGITS:
                 with mpmath.workdps(digits):
-                    found.append(fn(*(mpmath.mpf(v) for v in values.values())))
-            low, high = found
-            if (isinstance(high, mpmath.mpf) and isinstance(low, mpmath.mpf) and high != 0
-                    and mpmath.isfinite(high)
-                    and abs(high - low) <= abs(high) * mpmath.mpf(2) ** -70):
-                return sp.Float(high, _ROW_DIGITS[1])
+                    value = fn(*args)
+                if not (isinstance(value, mpmath.mpf) and mpmath.isfinite(value)):
+                    break
+                if found and value != 0 and abs(value - found[-1]) <= abs(value) * mpmath.mpf(2) ** -70:
+                    return sp.Float(value, digits)
+                found.append(value)
+            else:
+                if all(value == 0 for value in found):
+                    return sp.S.Zero
         except Exception:  # a function mpmath has no twin of: evalf
             pass
     return _evaluate(expr, values)
@@ -261,8 +267,12 @@ def row_expression(derivation: Derivation, what: str, hard: bool, c: int,
     return None if e.atoms(_ClassAxisFunction) or e.has(sp.Sum) else e
 
 
-#: A row expression with its sums written out, by (expression, row width, free index value).
-_ROW_EXPRESSIONS: dict[tuple[sp.Expr, int, int | None], sp.Expr] = {}
+#: A row expression with its sums written out, by (expression, row width, free index value),
+#: with its arguments: the arrays' elements (element, array name, position; ``None`` where an
+#: index is left unresolved) and the per-row numbers and options (symbol, name).
+_ROW_EXPRESSIONS: dict[tuple[sp.Expr, int, int | None],
+                       tuple[sp.Expr, list[tuple[Any, str, int]] | None,
+                             list[tuple[Any, str]]]] = {}
 
 
 def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], size: Any,
@@ -282,19 +292,29 @@ def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], siz
         e = expr.xreplace({size: sp.Integer(width)}) if size is not None else expr
         if column is not None:
             e = e.xreplace({index: sp.Integer(column + 1)})
-        _ROW_EXPRESSIONS[key] = sp.sympify(e.doit())
-    e = _ROW_EXPRESSIONS[key]
-    labels = {str(s.label): n for n, s in symbols.items() if isinstance(s, sp.IndexedBase)}
-    values: dict[Any, float] = {}
-    for element in e.atoms(sp.Indexed):
-        (k,) = element.indices
-        if not k.is_Integer:
-            return None  # an index the sums did not resolve
-        values[element] = float(point[labels[str(element.base.label)]][int(k) - 1])
-    for name, symbol in symbols.items():
-        if isinstance(symbol, sp.Symbol) and symbol in e.free_symbols and name in point:
+        e = sp.sympify(e.doit())
+        # its arguments, in one order for every row: the arrays' elements, then the numbers
+        labels = {str(s.label): n for n, s in symbols.items() if isinstance(s, sp.IndexedBase)}
+        elements: list[tuple[Any, str, int]] | None = []
+        for element in sorted(e.atoms(sp.Indexed), key=sp.default_sort_key):
+            (k,) = element.indices
+            if not k.is_Integer:
+                elements = None  # an index the sums did not resolve
+                break
+            elements.append((element, labels[str(element.base.label)], int(k) - 1))
+        numbers = [(symbol, name) for name, symbol in symbols.items()
+                   if isinstance(symbol, sp.Symbol) and symbol in e.free_symbols]
+        _ROW_EXPRESSIONS[key] = (e, elements, numbers)
+    e, elements, numbers = _ROW_EXPRESSIONS[key]
+    if elements is None:
+        return None
+    values: dict[Any, float] = {
+        element: float(point[name][k]) for element, name, k in elements}
+    for symbol, name in numbers:
+        if name in point:
             values[symbol] = float(point[name])
-    value = _evaluate(e, values)
+    # one mpmath function per expression and arguments, as for a class-axis row
+    value = _evaluate_row(_row_function(e, tuple(values)), e, values)
     if value is None:
         return None
     out = float(value)

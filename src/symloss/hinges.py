@@ -58,6 +58,12 @@ class step(Function):
 
     _scipycode = _numpycode
 
+    def _mpmathcode(self, printer: object) -> str:
+        # for symloss.exact's mpmath functions: the comparison of an mpf with 0 is exact
+        u = printer._print(self.args[0])  # type: ignore[attr-defined]
+        mpf = printer._module_format("mpmath.mpf")  # type: ignore[attr-defined]
+        return f"({mpf}(1) if ({u}) > 0 else {mpf}(0))"
+
 
 class hinge(Function):
     """:math:`\\max(0, u)`, whose derivative is :class:`step`."""
@@ -85,6 +91,11 @@ class hinge(Function):
         return f"numpy.maximum({printer._print(self.args[0])}, 0.0)"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
+
+    def _mpmathcode(self, printer: object) -> str:
+        u = printer._print(self.args[0])  # type: ignore[attr-defined]
+        mpf = printer._module_format("mpmath.mpf")  # type: ignore[attr-defined]
+        return f"max({mpf}(0), {u})"
 
 
 class at_target(Function):
