@@ -212,7 +212,7 @@ def _evaluate_row(fn: Any, expr: sp.Expr, values: dict[Any, float]) -> sp.Expr |
     if fn is not None:
         try:
             args = [mpmath.mpf(v) for v in values.values()]  # exact: 53 bits
-            found = []
+            found: list[Any] = []
             for digits in _ROW_DIGITS:
                 with mpmath.workdps(digits):
                     value = fn(*args)
@@ -295,13 +295,15 @@ def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], siz
         e = sp.sympify(e.doit())
         # its arguments, in one order for every row: the arrays' elements, then the numbers
         labels = {str(s.label): n for n, s in symbols.items() if isinstance(s, sp.IndexedBase)}
-        elements: list[tuple[Any, str, int]] | None = []
+        found: list[tuple[Any, str, int]] = []
+        resolved = True
         for element in sorted(e.atoms(sp.Indexed), key=sp.default_sort_key):
             (k,) = element.indices
             if not k.is_Integer:
-                elements = None  # an index the sums did not resolve
+                resolved = False  # an index the sums did not resolve
                 break
-            elements.append((element, labels[str(element.base.label)], int(k) - 1))
+            found.append((element, labels[str(element.base.label)], int(k) - 1))
+        elements = found if resolved else None
         numbers = [(symbol, name) for name, symbol in symbols.items()
                    if isinstance(symbol, sp.Symbol) and symbol in e.free_symbols]
         _ROW_EXPRESSIONS[key] = (e, elements, numbers)
