@@ -594,6 +594,40 @@ def test_bce_hessian_at_extreme_weights_on_both_evaluators(scale):
     assert _ulps(got["fast"][finite], held, np.float64).max() <= 0.5 + 2.0**-20
 
 
+def test_bce_hessian_where_its_value_is_tiny_on_both_evaluators():
+    """binary_cross_entropy's Hessian where y/c² and ((p − y)/c)² are tiny: y = p below 2⁻¹⁰⁰⁰
+    (y/c subnormal, its product's error lost: 1469 ulp at y = p = 10⁻³²³), with weights from
+    the float range's ends that make such a value normal (1.7e3 ulp; 0 for 1.6e-270 at y = 0,
+    where ((p − y)/c)² underflowed), and p = y ∈ {0, 1} with w in (2⁹⁶⁰, 2⁹⁹⁶] (w·2⁶⁴
+    overflowed: inf·0 was NaN on the compiled evaluator). ddouble.bernoulli_curvature scales
+    the tiny value up and back: within half an ulp and a few 2⁻¹⁰⁵ of mpmath (a result below
+    the smallest normal number may flush to 0), bit for bit the same on both evaluators and
+    its compiled twin."""
+    pytest.importorskip("numba")
+    from symloss import ddouble
+
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(29)
+    n = 60
+    y = np.concatenate([2.0 ** -rng.uniform(1000, 1074, n), 2.0 ** -rng.uniform(990, 1074, n),
+                        np.zeros(n), [0.0, 1.0, 0.0, 1.0]])
+    p = np.concatenate([y[:n], 2.0 ** -rng.uniform(400, 1074, n),
+                        2.0 ** -rng.uniform(140, 1074, n), [0.0, 1.0, 0.0, 1.0]])
+    w = np.concatenate([np.ones(n), 2.0 ** rng.uniform(-60, 1023, 2 * n),
+                        [2.0**990, 2.0**970, 1e300, 2.0**961]])
+    d = symloss.derive("binary_cross_entropy", reduction="sum", weight=w)
+    got = _both(lambda: d.hvp_fn(p, y, np.ones_like(p)))
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+    eps = float(np.float32(1e-12))
+    compiled = ddouble.jitted()["bernoulli_curvature"]
+    one = np.array([compiled(a, b, eps, c) for a, b, c in zip(p, y, w, strict=True)])
+    exact = [_exact_bce_hessian(a, b, c) for a, b, c in zip(p, y, w, strict=True)]
+    normal = np.array([abs(e) >= np.finfo(np.float64).tiny for e in exact])
+    assert normal.sum() > 2 * n
+    np.testing.assert_array_equal(one[normal], got["fast"][normal])  # (hvp_fn flushes the rest)
+    assert _ulps(got["fast"], exact, np.float64).max() <= 0.5 + 2.0**-20
+
+
 def test_hessian_of_a_product_argument_is_corrected_on_both_evaluators():
     """y²σ(−yz)σ(yz) at yz ≈ 646: the NumPy evaluator's common-subexpression pass took y·z out
     of both σ's and lost the correction (473 ulp)."""
