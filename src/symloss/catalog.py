@@ -324,8 +324,8 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         ),
         # pᵢ(vᵢ − Σₖ pₖvₖ) with its bracket in double-double for float64 results (softmax_hvp):
         # it cancels wherever vᵢ is near the p-weighted mean of v.
-        # The total weight Σa inside: scaled before the one rounding (and the flush below the
-        # normal range), as pᵢ(vᵢ − v̄) alone may be subnormal where the product is not.
+        # The total weight Σa inside: the rounded pair scaled before the flush below the normal
+        # range, as pᵢ(vᵢ − v̄) alone may be subnormal where the product is not.
         stable_hvp=softmax_hvp(z, IndexedBase("v"), i, c, total),
         stable_hessian_why=(
             "Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the "

@@ -1259,7 +1259,10 @@ def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: An
 def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
     """``pᵢ(vᵢ − Σₖ pₖvₖ)`` along the last axis (the NumPy path's printing of
     :class:`symloss.primitives.softmax_hvp`), as :func:`softmax_hvp_at_m` computes it; times
-    ``scale`` (a float, or an array broadcast along the rows) before the one rounding."""
+    ``scale`` (a float, or an array broadcast along the rows) after the pair's rounding and
+    before the flush below the normal range, as :func:`softmax_hvp_sat_m` (the compiled
+    kernels keep only the rounded pair: rounding the scaled pair instead put the evaluators
+    2 ulp apart on soft cross-entropy, mean reduction)."""
     z = np.asarray(z, dtype=np.float64)
     v = np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape))
     with np.errstate(all="ignore"):
@@ -1276,7 +1279,7 @@ def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
         b = t_add(two_sum(v, -c), t_mul(w, inv))
         r = t_mul(t_mul((eh, el), b), inv)
         if scale is not None:
-            r = t_mul(r, t_lift(np.asarray(scale, dtype=np.float64)))
+            r = t_lift((r[0] + r[1]) * np.asarray(scale, dtype=np.float64))  # _final_r's
         return t_final(r, plain)
 
 
