@@ -1651,3 +1651,21 @@ def test_soft_cross_entropy_hvp_is_the_same_on_both_evaluators():
                                  for pk, vk in zip(p, vv, strict=True))
                 exact.append(tot * p[i] * br / zr.shape[0])
         assert _ulps(got["fast"], exact, np.float64).max() <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_logits_hessian_with_a_tiny_pos_weight_on_both_evaluators(dtype):
+    """binary_cross_entropy_with_logits' Hessian w₊y + (1 − y) times σ(z)σ(−z): written
+    1 + (w₊ − 1)y it cancelled to 0 at y = 1 for a tiny w₊ (the search's extreme weights:
+    w₊ = 6.06e-33, z = 4.6e-4 in float32, 1.65e7 ulp); two terms ≥ 0 now, within 4 ulp."""
+    mpmath.mp.dps = 60
+    pw = np.array([6.060896259955732e-33], dtype)
+    z = np.array([0.00046049847, 3.0, -2.0, 30.0], dtype)
+    y = np.array([1.0, 1.0, 0.3, 0.0], dtype)
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="sum", pos_weight=pw)
+    r = mpmath.mpf(float(pw[0]))
+    exact = [(r * mpmath.mpf(float(b)) + (1 - mpmath.mpf(float(b))))
+             / ((1 + mpmath.exp(mpmath.mpf(float(a)))) * (1 + mpmath.exp(-mpmath.mpf(float(a)))))
+             for a, b in zip(z, y, strict=True)]
+    for path, got in _both(lambda: d.hvp_fn(z, y, np.ones_like(z))).items():
+        assert _ulps(got, exact, dtype).max() <= 4, path
