@@ -583,8 +583,10 @@ class _Case:
         self.family = self.d.spec.family
 
     def given_for(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The per-element arrays of :attr:`laid` for an input ``x`` (seeded by its size)."""
-        return {k: _extreme_weights(x.shape, self.dt, x.size) for k in self.laid}
+        """The per-element arrays of :attr:`laid` for an input ``x`` (seeded by its size and
+        the option's place: weight and pos_weight differ)."""
+        return {k: _extreme_weights(x.shape, self.dt, x.size + 7919 * j)
+                for j, k in enumerate(self.laid)}
 
     def symloss(self, order: int, evaluator: str, x: np.ndarray, y: np.ndarray,
                 v: np.ndarray | None) -> np.ndarray:

@@ -1669,3 +1669,12 @@ def test_bce_logits_hessian_with_a_tiny_pos_weight_on_both_evaluators(dtype):
              for a, b in zip(z, y, strict=True)]
     for path, got in _both(lambda: d.hvp_fn(z, y, np.ones_like(z))).items():
         assert _ulps(got, exact, dtype).max() <= 4, path
+    if dtype is np.float64:  # w = w₊ = 1.69e304, y = 1e-300: w(1 + (w₊ − 1)y) overflowed (inf)
+        w, z, y = np.array([1.6936906829535891e304]), np.array([0.04641588833612773]), \
+            np.array([1e-300])
+        d = symloss.derive("binary_cross_entropy_with_logits", reduction="sum", weight=w,
+                           pos_weight=w)
+        wm, ym, zm = (mpmath.mpf(float(t[0])) for t in (w, y, z))
+        exact = [wm * (wm * ym + 1 - ym) / ((1 + mpmath.exp(zm)) * (1 + mpmath.exp(-zm)))]
+        for path, got in _both(lambda: d.hvp_fn(z, y, np.ones(1))).items():
+            assert _ulps(got, exact, dtype).max() <= 4, path
