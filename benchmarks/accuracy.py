@@ -191,7 +191,7 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
         if v is not None:
             arrays["v"] = v
         for n in ("weight", "pos_weight"):
-            if n in names:
+            if n in names and n not in arrays:  # given per call: weights laid out per element
                 arrays[n] = np.broadcast_to(opts[n], x.shape)
         scalars = scalar_options()
         out = np.empty(x.shape, dtype=object)
@@ -547,7 +547,10 @@ class _Case:
 
     ``opts`` may hold :data:`GIVEN` for an array option (a seeded array is laid out for it:
     one weight per class for ``shape="class"``, with :attr:`classes` classes; one number
-    broadcast along the last axis for ``shape="last"``) and ``reduction`` ('mean',
+    broadcast along the last axis for ``shape="last"``), or :data:`GIVEN_EXTREME` (weights
+    from the ends of the dtype's range mixed within the array: one per class, or one per
+    element for ``shape="last"``, laid out for each call's input, :meth:`given_for`) and
+    ``reduction`` ('mean',
     'batchmean'), which the gradient and HVP are taken with (the loss value is always
     reduction='none'); the exact ones are then the per-element ones over the mean's
     denominator (:func:`_mean_denominator`).
@@ -560,9 +563,11 @@ class _Case:
         spec = resolve(name)[0]
         #: the number of classes a class-axis search uses (None: several), fixed by a weight
         self.classes: int | None = None
+        #: the options laid out per element (GIVEN_EXTREME of shape "last"): given_for
+        self.laid: list[str] = []
         for key, value in list(opts.items()):
-            if isinstance(value, str) and value == GIVEN:
-                opts[key] = _given_array(spec.option(key), self)
+            if isinstance(value, str) and value in (GIVEN, GIVEN_EXTREME):
+                opts[key] = _given_array(spec.option(key), self, value == GIVEN_EXTREME)
         self.options = opts
         self.by_order = {0: symloss.derive(name, reduction="none", **opts),
                          1: symloss.derive(name, reduction=self.reduction, **opts)}
@@ -577,11 +582,20 @@ class _Case:
                                 self, exact(per_element, ORDERS[o])) for o in (1, 2)}})
         self.family = self.d.spec.family
 
+    def given_for(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The per-element arrays of :attr:`laid` for an input ``x`` (seeded by its size and
+        the option's place: weight and pos_weight differ)."""
+        return {k: _extreme_weights(x.shape, self.dt, x.size + 7919 * j)
+                for j, k in enumerate(self.laid)}
+
     def symloss(self, order: int, evaluator: str, x: np.ndarray, y: np.ndarray,
                 v: np.ndarray | None) -> np.ndarray:
         from symloss import fast
 
         d = self.by_order[order]
+        if self.laid:  # the weights laid out for x (the derivations share one declaration)
+            d = symloss.derive(self.name, reduction="none" if order == 0 else self.reduction,
+                               **{**self.options, **self.given_for(x)})
         calls = {0: lambda: d.loss_fn(x, y), 1: lambda: d.grad_fn(x, y),
                  2: lambda: d.hvp_fn(x, y, v)}
         if evaluator == "numpy":
@@ -840,8 +854,9 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
         elif v is None:
             v = np.zeros(x.shape, dt)
             v[..., 0] = 1  # e₀: the column of the swept logit
+        given = case.given_for(x)
         return _errors(case, order, evaluators,
-                       lambda: truth(x, y, v) if order == 2 else truth(x, y),
+                       lambda: truth(x, y, v, **given) if order == 2 else truth(x, y, **given),
                        lambda e: case.symloss(order, e, x, y, v))
 
     def record(x: np.ndarray, y: np.ndarray, found: list[tuple[str, np.ndarray]]) -> None:
@@ -853,6 +868,7 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
             if flat[j] > w or not where:
                 where = (f"input={np.array2string(x[j], precision=17, max_line_width=10**6)}, "
                          f"target={np.array2string(np.asarray(y[j]), precision=17, max_line_width=10**6)}")
+                where += "".join(f", {k}={float(a.ravel()[j])!r}" for k, a in case.given_for(x).items())
                 w = float(flat[j])
             worst[e] = (w, where, n)
 
@@ -1276,6 +1292,9 @@ def _search_one(name: str, opts: dict[str, Any], evaluators: list[str], quick: b
 # --------------------------------------------------------------------------- option variants
 #: In a variant's options: this array option is given (:func:`_given_array` lays it out).
 GIVEN = "given"
+#: In a variant's options: this array option is given with extreme magnitudes
+#: (:func:`_extreme_weights`), mixed within the array.
+GIVEN_EXTREME = "given extreme"
 #: Values that stress a continuous option, by its declared ``kind``, tried beside its default
 #: and its declared examples (:meth:`Option.tried`): 0 and a negative value for a real one
 #: (margins, alpha), tiny and large scales for a positive one (delta, eps), exponents 0 … 5
@@ -1294,10 +1313,11 @@ MAX_VARIANTS = 40
 
 def option_values(opt: Option) -> list[Any]:
     """The values the variant search gives one option, read from its declaration: every
-    choice of a finite one, absent / :data:`GIVEN` for an array, else the default, the
+    choice of a finite one, absent / :data:`GIVEN` / :data:`GIVEN_EXTREME` for an array, else
+    the default, the
     declared examples and :data:`STRESS` for its kind. The default comes first."""
     if opt.kind == "array":
-        return [None, GIVEN]
+        return [None, GIVEN, GIVEN_EXTREME]
     if opt.choices is not None:
         values = [opt.default, *opt.choices]
     else:
@@ -1350,10 +1370,38 @@ def option_variants(name: str, cap: int = MAX_VARIANTS) -> list[dict[str, Any]]:
     return chosen
 
 
-def _given_array(opt: Option, case: _Case) -> np.ndarray:
+def _extreme_weights(shape: tuple[int, ...] | int, dt: np.dtype, seed: int) -> np.ndarray:
+    """Seeded positive weights in ``dt`` (as float64) from the ends of its range, mixed within
+    the array: in turn near the largest finite number (2^(e_max − 64 … e_max)), just above
+    the smallest normal one (2^(e_min … e_min + 64)), subnormal (2^(e_sub … e_min)) and
+    moderate (2^(−4 … 4)), each times a mantissa in [1, 2); the four kinds in a random order,
+    so that an array of four holds one of each."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    fi = np.finfo(dt)
+    top, low = fi.maxexp - 1, fi.minexp  # 1023, −1022 (float64); 127, −126 (float32)
+    sub = low - fi.nmant  # the smallest subnormal's exponent: −1074, −149
+    kind = np.concatenate([rng.permutation(4) for _ in range(-(-n // 4))])[:n]
+    lo = np.array([top - 64, low, sub, -4])[kind]
+    hi = np.array([top, low + 64, low, 4])[kind]
+    e = np.floor(rng.uniform(lo, hi))
+    w = np.ldexp(rng.uniform(1.0, 2.0, n), e.astype(np.int64)).astype(dt).astype(np.float64)
+    return w.reshape(shape)
+
+
+def _given_array(opt: Option, case: _Case, extreme: bool = False) -> np.ndarray:
     """A seeded array for an array option, rounded to float32 (so that float32 and float64
-    inputs see the same weights): one per class (3 classes) or one broadcast number."""
+    inputs see the same weights): one per class (3 classes) or one broadcast number. With
+    ``extreme``, :func:`_extreme_weights` in the case's dtype: one per class (4 classes, one
+    of each kind), or, for ``shape="last"``, one per element of each call's input
+    (:meth:`_Case.given_for`; the one returned here only sets up the derivations)."""
     rng = np.random.default_rng(7)
+    if extreme:
+        if opt.shape == "class":
+            case.classes = 4
+            return _extreme_weights(4, case.dt, 7)
+        case.laid.append(opt.name)
+        return _extreme_weights(1, case.dt, 7)
     if opt.shape == "class":
         case.classes = 3
         return rng.uniform(0.1, 3.0, 3).astype(np.float32).astype(np.float64)

@@ -594,6 +594,40 @@ def test_bce_hessian_at_extreme_weights_on_both_evaluators(scale):
     assert _ulps(got["fast"][finite], held, np.float64).max() <= 0.5 + 2.0**-20
 
 
+def test_bce_hessian_where_its_value_is_tiny_on_both_evaluators():
+    """binary_cross_entropy's Hessian where y/c² and ((p − y)/c)² are tiny: y = p below 2⁻¹⁰⁰⁰
+    (y/c subnormal, its product's error lost: 1469 ulp at y = p = 10⁻³²³), with weights from
+    the float range's ends that make such a value normal (1.7e3 ulp; 0 for 1.6e-270 at y = 0,
+    where ((p − y)/c)² underflowed), and p = y ∈ {0, 1} with w in (2⁹⁶⁰, 2⁹⁹⁶] (w·2⁶⁴
+    overflowed: inf·0 was NaN on the compiled evaluator). ddouble.bernoulli_curvature scales
+    the tiny value up and back: within half an ulp and a few 2⁻¹⁰⁵ of mpmath (a result below
+    the smallest normal number may flush to 0), bit for bit the same on both evaluators and
+    its compiled twin."""
+    pytest.importorskip("numba")
+    from symloss import ddouble
+
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(29)
+    n = 60
+    y = np.concatenate([2.0 ** -rng.uniform(1000, 1074, n), 2.0 ** -rng.uniform(990, 1074, n),
+                        np.zeros(n), [0.0, 1.0, 0.0, 1.0]])
+    p = np.concatenate([y[:n], 2.0 ** -rng.uniform(400, 1074, n),
+                        2.0 ** -rng.uniform(140, 1074, n), [0.0, 1.0, 0.0, 1.0]])
+    w = np.concatenate([np.ones(n), 2.0 ** rng.uniform(-60, 1023, 2 * n),
+                        [2.0**990, 2.0**970, 1e300, 2.0**961]])
+    d = symloss.derive("binary_cross_entropy", reduction="sum", weight=w)
+    got = _both(lambda: d.hvp_fn(p, y, np.ones_like(p)))
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+    eps = float(np.float32(1e-12))
+    compiled = ddouble.jitted()["bernoulli_curvature"]
+    one = np.array([compiled(a, b, eps, c) for a, b, c in zip(p, y, w, strict=True)])
+    exact = [_exact_bce_hessian(a, b, c) for a, b, c in zip(p, y, w, strict=True)]
+    normal = np.array([abs(e) >= np.finfo(np.float64).tiny for e in exact])
+    assert normal.sum() > 2 * n
+    np.testing.assert_array_equal(one[normal], got["fast"][normal])  # (hvp_fn flushes the rest)
+    assert _ulps(got["fast"], exact, np.float64).max() <= 0.5 + 2.0**-20
+
+
 def test_hessian_of_a_product_argument_is_corrected_on_both_evaluators():
     """y²σ(−yz)σ(yz) at yz ≈ 646: the NumPy evaluator's common-subexpression pass took y·z out
     of both σ's and lost the correction (473 ulp)."""
@@ -1584,3 +1618,63 @@ def test_sigmoid_focal_alpha_above_one_where_sigmoid_is_subnormal(gamma, path):
     want = {kind: [at(s, t, order) for s, t in pts]
             for kind, order in (("loss", 0), ("grad", 1), ("hess", 2))}
     _assert_loss_grad_hess_within_4_ulp(d, z, y, want, path)
+
+
+def test_soft_cross_entropy_hvp_is_the_same_on_both_evaluators():
+    """cross_entropy's float64 hvp with probability targets, mean reduction: the NumPy
+    evaluator rounded (Σy)·pᵢ(vᵢ − v̄) from the scaled pair, the compiled kernels scale the
+    rounded pair (all they keep): 2 ulp apart (z = (−1.7e-4, −9.5e-4) below). Now both scale
+    the rounded pair: the same bits, each within 4 ulp of mpmath."""
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(31)
+    n, c = 64, 5
+    z = rng.normal(0, 3, (n, c))
+    z[: n // 4, 0] += 30.0  # near one-hot rows
+    z[n // 4: n // 2] = rng.normal(0, 1e-3, (n // 4, c))
+    y = rng.dirichlet(np.ones(c), n)
+    v = rng.normal(0, 1, (n, c))
+    v[n // 2: 3 * n // 4] = 1.0 + rng.normal(0, 1e-8, (n // 4, c))
+    rows = [(np.array([[-0.00017186734595143173, -0.0009518157648768793]]),
+             np.array([[0.006541055739863401, 0.9934589442601365]]),
+             np.array([[-0.3215069181828997, -0.6014496268993043]])), (z, y, v)]
+    for zr, yr, vr in rows:
+        d = symloss.derive("cross_entropy", reduction="mean")
+        got = _both(lambda: d.hvp_fn(zr, yr, vr))  # noqa: B023
+        np.testing.assert_array_equal(got["fast"], got["numpy"])
+        exact = []
+        for zz, yy, vv in zip(zr, yr, vr, strict=True):
+            e = [mpmath.exp(mpmath.mpf(float(a))) for a in zz]
+            p = [a / mpmath.fsum(e) for a in e]
+            tot = mpmath.fsum(mpmath.mpf(float(a)) for a in yy)
+            for i in range(zz.size):
+                br = mpmath.fsum(pk * (mpmath.mpf(float(vv[i])) - mpmath.mpf(float(vk)))
+                                 for pk, vk in zip(p, vv, strict=True))
+                exact.append(tot * p[i] * br / zr.shape[0])
+        assert _ulps(got["fast"], exact, np.float64).max() <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_logits_hessian_with_a_tiny_pos_weight_on_both_evaluators(dtype):
+    """binary_cross_entropy_with_logits' Hessian w₊y + (1 − y) times σ(z)σ(−z): written
+    1 + (w₊ − 1)y it cancelled to 0 at y = 1 for a tiny w₊ (the search's extreme weights:
+    w₊ = 6.06e-33, z = 4.6e-4 in float32, 1.65e7 ulp); two terms ≥ 0 now, within 4 ulp."""
+    mpmath.mp.dps = 60
+    pw = np.array([6.060896259955732e-33], dtype)
+    z = np.array([0.00046049847, 3.0, -2.0, 30.0], dtype)
+    y = np.array([1.0, 1.0, 0.3, 0.0], dtype)
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="sum", pos_weight=pw)
+    r = mpmath.mpf(float(pw[0]))
+    exact = [(r * mpmath.mpf(float(b)) + (1 - mpmath.mpf(float(b))))
+             / ((1 + mpmath.exp(mpmath.mpf(float(a)))) * (1 + mpmath.exp(-mpmath.mpf(float(a)))))
+             for a, b in zip(z, y, strict=True)]
+    for path, got in _both(lambda: d.hvp_fn(z, y, np.ones_like(z))).items():
+        assert _ulps(got, exact, dtype).max() <= 4, path
+    if dtype is np.float64:  # w = w₊ = 1.69e304, y = 1e-300: w(1 + (w₊ − 1)y) overflowed (inf)
+        w, z, y = np.array([1.6936906829535891e304]), np.array([0.04641588833612773]), \
+            np.array([1e-300])
+        d = symloss.derive("binary_cross_entropy_with_logits", reduction="sum", weight=w,
+                           pos_weight=w)
+        wm, ym, zm = (mpmath.mpf(float(t[0])) for t in (w, y, z))
+        exact = [wm * (wm * ym + 1 - ym) / ((1 + mpmath.exp(zm)) * (1 + mpmath.exp(-zm)))]
+        for path, got in _both(lambda: d.hvp_fn(z, y, np.ones(1))).items():
+            assert _ulps(got, exact, dtype).max() <= 4, path

@@ -251,11 +251,53 @@ def test_option_variants_are_read_from_the_declarations():
             if opt.name == "reduction":
                 continue
             allowed = [opt.default, *(opt.choices or ()), *opt.examples,
-                       *accuracy.STRESS.get(opt.kind, ()), accuracy.GIVEN]
+                       *accuracy.STRESS.get(opt.kind, ()), accuracy.GIVEN,
+                       accuracy.GIVEN_EXTREME]
             assert all(v in allowed for v in accuracy.option_values(opt)), (name, opt.name)
     # a new option is searched without any list to edit
     new = Option("tau", 0.5, "a new option", kind="positive", examples=(2.0,))
     assert accuracy.option_values(new) == [0.5, 2.0, *accuracy.STRESS["positive"]]
+
+
+def test_variant_search_draws_extreme_weights_mixed_within_an_array():
+    """Every array option is also searched with weights from the ends of the dtype's range
+    (near its largest finite number, just above its smallest normal one, subnormal, and
+    moderate) mixed within the array: one per class (4 classes, one of each), or one per
+    element of each call's input for a weight broadcast along the last axis, which the exact
+    value and both evaluators read (binary_cross_entropy's weighted gradient at such a weight:
+    the search had drawn weights only from [0.1, 3])."""
+    import mpmath
+    import numpy as np
+
+    import symloss
+    from symloss.catalog import resolve
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = 60
+    assert accuracy.option_values(resolve("cross_entropy")[0].option("weight")) == [
+        None, accuracy.GIVEN, accuracy.GIVEN_EXTREME]
+    for dtype in ("float32", "float64"):
+        fi = np.finfo(dtype)
+        ce = accuracy._Case("cross_entropy", {"weight": accuracy.GIVEN_EXTREME}, dtype)
+        w = ce.d.options["weight"]
+        assert ce.classes == 4 and w.shape == (4,)
+        assert w.max() > fi.max / 2.0**65 and fi.tiny <= np.sort(w)[1] < fi.tiny * 2.0**65
+        assert 0 < w.min() < fi.tiny and np.all(w.astype(dtype) == w)
+        bce = accuracy._Case("binary_cross_entropy", {"weight": accuracy.GIVEN_EXTREME}, dtype)
+        assert bce.laid == ["weight"]
+        x = np.linspace(0.01, 0.99, 40).astype(dtype)
+        y = np.full(40, 0.25, dtype)
+        laid = bce.given_for(x)["weight"]
+        assert laid.shape == x.shape and len(np.unique(np.log2(laid) // 64)) >= 4
+        # the exact gradient reads the laid-out weights: w·(p − y)/(p(1 − p))
+        grad = bce.truth[1](x, y, **bce.given_for(x))
+        want = [mpmath.mpf(float(c)) * (mpmath.mpf(float(p)) - mpmath.mpf(float(t)))
+                / (mpmath.mpf(float(p)) * (1 - mpmath.mpf(float(p))))
+                for c, p, t in zip(laid, x, y, strict=True)]
+        assert all(abs(g - e) <= abs(e) * mpmath.mpf(2) ** -150 for g, e in zip(grad, want,
+                                                                              strict=True))
+        direct = symloss.derive("binary_cross_entropy", reduction="sum", weight=laid)
+        np.testing.assert_array_equal(bce.symloss(1, "numba", x, y, None), direct.grad_fn(x, y))
 
 
 def test_mean_denominator_is_torchs():

@@ -1396,3 +1396,22 @@ def test_float64_scaled_soft_gradients_take_the_certified_first_tier(name, weigh
                       for p, q, s in zip(z.ravel(), y.ravel(), np.broadcast_to(w, z.shape).ravel(),
                                          strict=True)])
     assert (np.abs(a.ravel() - exact) / np.spacing(np.abs(exact))).max() <= 1.0
+
+
+def test_prod_err_w_is_two_prod_fma_error_with_its_guard():
+    """_fastmath._prod_err_w is two_prod_fma's error, 0 where it is not finite: the exact
+    a·b − fl(a·b) (from fractions) wherever that is a normal number, bit for bit Dekker's
+    prod_err where his split is exact, and 0 at an overflowing product, inf or NaN."""
+    from fractions import Fraction
+
+    from symloss._fastmath import _prod_err_w, prod_err, two_prod_fma
+
+    rng = np.random.default_rng(37)
+    a = rng.uniform(1, 2, 400) * 2.0 ** rng.integers(-400, 400, 400)
+    b = rng.uniform(-2, 2, 400) * 2.0 ** rng.integers(-400, 400, 400)
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        e = _prod_err_w(x, y)
+        assert e == two_prod_fma(x, y)[1] == prod_err(x, y)
+        assert Fraction(e) == Fraction(x) * Fraction(y) - Fraction(x * y)
+    for x, y in ((1e300, 1e10), (np.inf, 2.0), (np.nan, 1.0), (-1e200, 1e200)):
+        assert _prod_err_w(x, y) == 0.0 == prod_err(x, y)

@@ -195,7 +195,11 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
             "The derivative of the mean σ(z) is the Bernoulli variance σ(z)(1 − σ(z)), free of "
             "the target" + (" except through the pos_weight factor." if pos_weight else ".")
         ),
-        stable_hessian=w * (1 + (r - 1) * _Y) * sigmoid(_Z) * sigmoid(-_Z),
+        # with pos_weight w₊ the factor w₊y + (1 − y), two terms ≥ 0: 1 + (w₊ − 1)y cancels
+        # where w₊ is tiny and y = 1 (0 for w₊ = 6.1e-33 in float32)
+        stable_hessian=(w * sigmoid(_Z) * sigmoid(-_Z) if not pos_weight else
+                        w * (r * _Y * sigmoid(_Z) * sigmoid(-_Z)
+                             + (1 - _Y) * sigmoid(_Z) * sigmoid(-_Z))),
         stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
         # σ(z) − y next to its root: one rounding of a double-double value; with pos_weight
         # the root moves to σ(z) = w₊y/(1 + (w₊ − 1)y), and both terms are kept in double-double
@@ -324,8 +328,8 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         ),
         # pᵢ(vᵢ − Σₖ pₖvₖ) with its bracket in double-double for float64 results (softmax_hvp):
         # it cancels wherever vᵢ is near the p-weighted mean of v.
-        # The total weight Σa inside: scaled before the one rounding (and the flush below the
-        # normal range), as pᵢ(vᵢ − v̄) alone may be subnormal where the product is not.
+        # The total weight Σa inside: the rounded pair scaled before the flush below the normal
+        # range, as pᵢ(vᵢ − v̄) alone may be subnormal where the product is not.
         stable_hvp=softmax_hvp(z, IndexedBase("v"), i, c, total),
         stable_hessian_why=(
             "Evaluated as (Σₖ aₖ) pᵢ (δᵢⱼ ((1 − pᵢ) + pᵢ) − pⱼ), which is pᵢ(1 − pᵢ) on the "

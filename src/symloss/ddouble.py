@@ -95,6 +95,13 @@ TWO_600, TWO_M600 = 2.0**600, 2.0**-600  # t_log's scalings at the ends of the f
 SPLIT_MAX = 2.0**996
 EXACT_PROD_MIN = 2.0**-960
 TWO_64, TWO_M64 = 2.0**64, 2.0**-64
+#: :func:`bernoulli_curvature` scales ``p − y`` by ``2³²⁰`` and ``y`` by ``2⁶⁴⁰`` (its value by
+#: ``2⁶⁴⁰``; the result back) where ``y/c²`` and ``((p − y)/c)²`` are below ``CURV_TINY``, and
+#: ``p − y`` by ``2⁶⁴⁰`` (the value by ``2¹²⁸⁰``) where ``y = 0`` and ``|p − y|/c`` is below
+#: ``CURV_TINIER``: so that every product's error is a normal number wherever a large scale
+#: makes the value a normal one, and the scaled value stays below ``2⁻⁹⁹`` (no overflow).
+CURV_TINY, CURV_TINIER = 2.0**-740, 2.0**-690
+TWO_320, TWO_640, TWO_M640 = 2.0**320, 2.0**640, 2.0**-640
 
 
 def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
@@ -522,10 +529,15 @@ def bernoulli_curvature(p: Any, y: Any, eps: Any, s: Any) -> Any:
     ``1 − fl(1/c)·c``, and ``q = (p − y)/c`` (``p − y`` exact, TwoSum), ``q²`` and
     ``(y/c)((1 − y)/c)`` pairs; each pair's error is a few 2⁻¹⁰⁶ of it and the sum has no
     cancellation (both terms ≥ 0 for y in [0, 1]). Divided before it is squared, as the float
-    form, so that ``(p − y)²`` does not underflow where the value is normal. The scale ``s``
+    form, so that ``(p − y)²`` does not underflow where the value is normal. Where the value
+    is tiny, ``p − y`` and ``y`` are scaled up first (the value by ``2⁶⁴⁰``, or by ``2¹²⁸⁰`` at
+    ``y = 0``: :data:`CURV_TINY`) and the result back, so that no product's error is
+    subnormal where the scale makes the value normal (``y = p = 10⁻³²³`` was 1469 ulp off,
+    the unscaled ``y/c`` subnormal). The scale ``s``
     (a weight) multiplies the pair before the one rounding: ``s`` scaled by ``2⁻⁶⁴`` where
     ``|s| > 2⁹⁹⁶`` (:data:`SPLIT_MAX`: the split would overflow), by ``2⁶⁴`` where
-    ``|s|·hi < 2⁻⁹⁶⁰`` (the product's error would not be a normal number), and the result back
+    ``|s|·hi < 2⁻⁹⁶⁰`` and ``|s| < 2⁹⁶⁰`` (the product's error would not be a normal number),
+    and the result back
     (exact where it is a normal number), so that the product is exact in both evaluators and
     the compiled twin, whose exact products are fused multiply-adds
     (:func:`symloss._fastmath.vector_dd`), rounds the same value wherever the pair's own terms
@@ -547,14 +559,23 @@ def bernoulli_curvature(p: Any, y: Any, eps: Any, s: Any) -> Any:
     ph, pl = two_prod(r0, ch)
     r1 = r0 * (((1.0 - ph) - pl) - r0 * cl)  # 1 − ph is exact (Sterbenz)
     dh, dl = two_sum(p, -y)
+    # the value's scale 2⁰, 2⁶⁴⁰ or 2¹²⁸⁰ by its size (y > 0 keeps y/c² ≥ 2⁻¹⁰⁷⁰: only y = 0
+    # can need the second); a power of 2 up is exact
+    gap = np.abs(dh) * r0
+    tiny = (np.abs(y) * r0 * r0 < CURV_TINY) & (gap * gap < CURV_TINY)
+    tinier = (y == 0.0) & (gap < CURV_TINIER)
+    up = _sel(tinier, TWO_640, _sel(tiny, TWO_320, 1.0))
+    dh = dh * up
+    dl = dl * up
     qh, ql = two_prod(dh, r0)
     ql = ql + (dh * r1 + dl * r0)
     sh, sl = two_prod(qh, qh)
     sl = sl + 2.0 * qh * ql
     bh = 1.0 - y
     bl = (1.0 - bh) - y
-    gh, gl = two_prod(y, r0)
-    gl = gl + y * r1
+    yu = y * up * up
+    gh, gl = two_prod(yu, r0)
+    gl = gl + yu * r1
     kh, kl = two_prod(bh, r0)
     kl = kl + (bh * r1 + bl * r0)
     th, tl = two_prod(gh, kh)
@@ -562,12 +583,14 @@ def bernoulli_curvature(p: Any, y: Any, eps: Any, s: Any) -> Any:
     hh, hl = two_sum(sh, th)
     hl = hl + (sl + tl)
     big = np.abs(s) > SPLIT_MAX
-    small = np.abs(s) * hh < EXACT_PROD_MIN
+    # (not where s·2⁶⁴ would overflow: there s·hh < 2⁻⁹⁶⁰ is hh < 2⁻¹⁹²⁰, its product 0 or
+    # subnormal, and inf·0 was NaN)
+    small = (np.abs(s) * hh < EXACT_PROD_MIN) & (np.abs(s) * EXACT_PROD_MIN < 1.0)
     sk = s * _sel(big, TWO_M64, _sel(small, TWO_64, 1.0))
-    back = _sel(big, TWO_64, _sel(small, TWO_M64, 1.0))
+    back = _sel(big, TWO_64, _sel(small, TWO_M64, 1.0)) * _sel(tiny, TWO_M640, 1.0)
     mh, ml = two_prod(sk, hh)
     r = mh + (ml + sk * hl)
-    return _sel(r == r, r, mh) * back
+    return _sel(r == r, r, mh) * back * _sel(tinier, TWO_M640, 1.0)
 
 
 #: The float64 kernels' name (flavour ``_m``) of :func:`bernoulli_curvature`.
@@ -1236,7 +1259,10 @@ def softmax_hvp_at_v(z: Any, v: Any, buf: Any, lbuf: Any, i: Any, m: Any, vi: An
 def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
     """``pᵢ(vᵢ − Σₖ pₖvₖ)`` along the last axis (the NumPy path's printing of
     :class:`symloss.primitives.softmax_hvp`), as :func:`softmax_hvp_at_m` computes it; times
-    ``scale`` (a float, or an array broadcast along the rows) before the one rounding."""
+    ``scale`` (a float, or an array broadcast along the rows) after the pair's rounding and
+    before the flush below the normal range, as :func:`softmax_hvp_sat_m` (the compiled
+    kernels keep only the rounded pair: rounding the scaled pair instead put the evaluators
+    2 ulp apart on soft cross-entropy, mean reduction)."""
     z = np.asarray(z, dtype=np.float64)
     v = np.array(np.broadcast_to(np.asarray(v, dtype=np.float64), z.shape))
     with np.errstate(all="ignore"):
@@ -1253,7 +1279,7 @@ def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
         b = t_add(two_sum(v, -c), t_mul(w, inv))
         r = t_mul(t_mul((eh, el), b), inv)
         if scale is not None:
-            r = t_mul(r, t_lift(np.asarray(scale, dtype=np.float64)))
+            r = t_lift((r[0] + r[1]) * np.asarray(scale, dtype=np.float64))  # _final_r's
         return t_final(r, plain)
 
 

@@ -850,8 +850,8 @@ class softmax_hvp(Function):
     def _numpycode(self, printer: object) -> str:
         z, v = (printer._print(a) for a in self.args[:2])  # type: ignore[attr-defined]
         plain = printer._print(self.rewrite(Sum))  # type: ignore[attr-defined]
-        # a scale (cross-entropy's total target weight) multiplies the pair before its one
-        # rounding: a product normal where pᵢ(vᵢ − v̄) alone is below the normal range
+        # a scale (cross-entropy's total target weight) multiplies the rounded pair before the
+        # flush: a product normal where pᵢ(vᵢ − v̄) alone is below the normal range
         scale = printer._print(self.args[4]) if len(self.args) == 5 else None  # type: ignore[attr-defined]
         code = f"ddouble.np_softmax_hvp({z}, {v}, {plain}, {scale})"
         if not getattr(printer, "certify", False):
