@@ -400,6 +400,9 @@ class _Block:
         self.bound, self.indent = bound, indent
         self.lines: list[str] = []
         self.memo: dict[sp.Basic, str] = {}
+        #: a sum's loop: the uses of each subexpression in that sum (a value computed in the
+        #: loop is forgotten after it, so only they can share it); None elsewhere
+        self.uses: dict[sp.Basic, int] | None = None
 
 
 class _Printer:
@@ -611,7 +614,13 @@ class _Printer:
             node = todo.pop()
             if not node.args or node.is_number:
                 continue
-            if self.total.get(node, 0) > inside[node] and self.deps(node) <= bound:
+            if not self.deps(node) <= bound:
+                todo.extend(node.args)
+                continue
+            uses = self.total
+            if stack[-1].uses is not None and self._level(node, stack) == len(stack) - 1:
+                uses = stack[-1].uses  # computed in a sum's loop: shared within that sum only
+            if uses.get(node, 0) > inside[node]:
                 self.emit(node, stack)
             else:
                 todo.extend(node.args)
@@ -736,6 +745,8 @@ class _Printer:
                 f"{ind}for i{slot} in range(width):"]
         inner = _Block(outer.bound | {slot}, outer.indent + 1)
         body_stack = [*stack, inner]
+        inner.uses = {}
+        _count(e, inner.uses)
         if dot:
             x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
             term = self._triple(body_stack, self.fresh(), f"t_mul({self._t(x)}, {self._t(y)})")
