@@ -771,6 +771,76 @@ def test_compiled_kernels_compute_only_the_chosen_piece_and_skip_inactive_hinges
     assert re.search(r"if not t\d+_z:", text)
     assert text.count("for i0 in range(width)") == 1
 
+def _guards_around(text: str, pattern: str) -> list[list[str]]:
+    """For each line of ``text`` matching ``pattern``: the ``if``/``for`` lines enclosing it."""
+    out, stack = [], []  # (indent, line)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if re.search(pattern, line):
+            out.append([head for _, head in stack])
+        if line.rstrip().endswith(":"):
+            stack.append((indent, line.strip()))
+    return out
+
+
+def test_compiled_kernels_skip_what_a_zero_factor_multiplies_inside_a_repeated_sum():
+    """multilabel's gradient has the same sum Σ_j c_j·step(1 + x_i − x_j) twice (times step(c_i),
+    and alone): printed once, its step is computed only where the count c_j is not 0 -- the
+    printer counts a subexpression's uses by the distinct expressions that use it, so a step
+    used only inside the repeated sum is not taken as shared and hoisted out of the guard (on
+    main, every step of that sum was computed before the test of c_j)."""
+    from symloss import rows_compiled
+    from symloss.rows import RowAdapter
+
+    kernel = RowAdapter(symloss.derive(MULTILABEL))._kernel("grad:input")
+    text, _ = rows_compiled.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
+                                   kernel.free)
+    steps = _guards_around(text, r"= t_heaviside\(")
+    in_sums = [g for g in steps if any(h.startswith("for i1 ") for h in g)]
+    assert in_sums  # the pairwise sums' steps
+
+    def gated(guards: list[str]) -> bool:  # behind an exact-zero test inside the sum's loop
+        inner = guards[max(n for n, h in enumerate(guards) if h.startswith("for i1 ")):]
+        return any(re.fullmatch(r"if not t\d+_z:", h) for h in inner)
+
+    # the sum of c_j·step(1 + x_i − x_j): its step behind the test of c_j (the steps of the
+    # other pairwise sum are shared between its two loops, and step(c_j) is the test itself)
+    assert any(gated(g) for g in in_sums), text
+
+
+def test_compiled_comparisons_with_zero_are_the_sign_without_a_subtraction():
+    """A step, a sign and a comparison with 0 read the tracked value's own sign and bound
+    (t_cmp0), not those of x − 0 (a tracked addition): the same decisions as t_cmp(x, 0),
+    in both working precisions."""
+    pytest.importorskip("numba")
+    import importlib
+
+    from symloss import rows_compiled
+    from symloss.rows import RowAdapter
+
+    kernel = RowAdapter(symloss.derive(COSINE))._kernel("grad:input")
+    text, _ = rows_compiled.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
+                                   kernel.free)
+    assert re.search(r"_u = t_cmp0\(", text) and "t_cmp(" not in text
+    tiny = 2.0 ** -1074
+    cases = [(x, lo, e) for x in (0.0, -0.0, 1.0, -3.5, tiny, -tiny, 1e300)
+             for lo in (0.0, 2.0 ** -60, -(2.0 ** -60)) for e in (0.0, 1e-300, 0.5, 1.0, 4.0)]
+    for mode in ("dd", "f64"):
+        ops = importlib.import_module(rows_compiled._helpers(mode))
+        for x, lo, e in cases:
+            lo = lo * abs(x) if mode == "dd" else 0.0  # a normalised pair; float64: no low part
+            want = ops.t_cmp(x, lo, e, 0.0, 0.0, 0.0)
+            got = ops.t_cmp0(x, lo, e)
+            assert got[1] == want[1], (mode, x, lo, e, got, want)
+            assert np.sign(got[0]) == np.sign(want[0]), (mode, x, lo, e, got, want)
+            for h0 in (0.0, 0.5):
+                assert ops.t_heaviside(x, lo, e, h0)[2] == (1.0 if want[1] else 0.0)
+
+
 def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monkeypatch):
     """Every row kernel of cosine, triplet (p = 1, 2) and multilabel margin compiles; a power
     1/p has no tracked form (p = 3: the NumPy path answers). A row the compiled kernel cannot

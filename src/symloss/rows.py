@@ -92,18 +92,18 @@ def _index_sets(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) -> 
     step = max(1, min(2**16, max(2**12, flat.size // 64)) // max(width, 1))
     for start in range(0, flat.shape[0], step):
         block = flat[start:start + step]
-        bad = (block < -1) | (block >= width)
-        if np.any(bad):
+        if block.size and (block.min() < -1 or block.max() >= width):
+            bad = (block < -1) | (block >= width)
             raise SymlossValueError(
                 f"{loss}: target {int(block[bad].flat[0])} is out of range; entries are class "
                 f"indices 0..{width - 1}, padded with -1"
             )
         listed = np.logical_and.accumulate(block != -1, axis=-1)  # before the first −1
-        row, col = np.nonzero(listed)
         # each listed class's count in its row: one bincount of the flat (row, class) indices
         # (np.add.at's unbuffered loop took 4x the kernel's time at 1e6 elements)
-        counts[start:start + step] = np.bincount(
-            row * width + block[row, col], minlength=block.size).reshape(block.shape)
+        flat_index = (block + np.arange(0, block.size, width)[:, None])[listed]
+        counts[start:start + step] = np.bincount(flat_index, minlength=block.size).reshape(
+            block.shape)
     return counts.reshape(t.shape)
 
 
@@ -956,6 +956,14 @@ def _read_only(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return view
 
 
+def _repeated(value: Any, n: int) -> np.ndarray:
+    """``np.broadcast_to(np.float64(value), (n,))`` (a read-only view with stride 0), made
+    directly: broadcast_to's checks cost ten times as much, at every call of a kernel."""
+    view = np.ndarray((n,), np.float64, np.array([value], dtype=np.float64), 0, (0,))
+    view.flags.writeable = False
+    return view
+
+
 def _cast(arr: Any, dtype: np.dtype) -> Any:
     if isinstance(arr, np.ndarray) and arr.dtype == dtype:  # nothing to round
         return arr
@@ -1033,6 +1041,7 @@ class RowAdapter:
         self._names: tuple[str, ...] = self.spec.torch_arguments
         self._target_domain = self.spec.target_domains()[0].name if "target" in self._keys else None
         self._expressions: dict[str, sp.Expr] = {}
+        self._options: list[tuple[str, np.float64 | None]] | None = None
 
     # ------------------------------------------------------------------ kernels
     def _kernel(self, key: str) -> RowKernel:
@@ -1084,8 +1093,10 @@ class RowAdapter:
                     f"{self.name}: {shown[n]} must be a floating-point array, got dtype {arr.dtype}"
                 )
         first = raw[vectors[0]]
-        try:
-            shape = np.broadcast_shapes(*(a.shape for a in raw.values()))
+        given_shapes = {a.shape for a in raw.values()}
+        try:  # one shape (the usual case): nothing to broadcast, and no call to find so
+            shape = (next(iter(given_shapes)) if len(given_shapes) == 1
+                     else np.broadcast_shapes(*given_shapes))
         except ValueError:
             sizes = ", ".join(f"{shown[n]} {a.shape}" for n, a in raw.items())
             raise SymlossValueError(f"{self.name}: the arrays do not broadcast: {sizes}") from None
@@ -1117,13 +1128,14 @@ class RowAdapter:
             if scalar_row and t.ndim == 0:
                 t = t.reshape(1)
             values["target"] = TARGET_DOMAINS[domain](self.name, t, rows, width)
-        for option, symbol in self.symbols.items():
-            if option in values or not isinstance(symbol, sp.Symbol):
-                continue
-            if option in ("num_features", "num_classes"):
-                values[option] = np.float64(width)
-            else:
-                values[option] = np.float64(self.derivation.options[option])
+        if self._options is None:  # the scalar options' numbers, read once
+            self._options = [
+                (option, None if option in ("num_features", "num_classes")
+                 else np.float64(self.derivation.options[option]))
+                for option, symbol in self.symbols.items()
+                if option not in values and isinstance(symbol, sp.Symbol)]
+        for option, number in self._options:
+            values[option] = np.float64(width) if number is None else number
         shapes = {n: () if scalar_row else a.shape for n, a in raw.items()}
         return _Prepared(values, rows, width, dtype, shapes, {n: _out_dtype(a) for n, a in raw.items()},
                          work)
@@ -1172,16 +1184,17 @@ class RowAdapter:
         elements below :data:`COMPILED_MIN_SIZE`)."""
         from . import fast
 
-        if not (fast.enabled() and fast.available()):
+        if not fast.enabled() or (size is not None and size < COMPILED_MIN_SIZE):
             return None
-        if size is not None and size < COMPILED_MIN_SIZE:
+        if key in self._compiled_kernels:  # built while numba was there (the usual call)
+            return self._compiled_kernels[key]
+        if not fast.available():  # an import lookup: once per kernel, not once per call
             return None
-        if key not in self._compiled_kernels:
-            from .rows_compiled import build_planned
+        from .rows_compiled import build_planned
 
-            self._compiled_kernels[key] = build_planned(self.derivation, key,
-                                                        lambda: self._kernel(key))
-        return self._compiled_kernels[key]
+        self._compiled_kernels[key] = built = build_planned(self.derivation, key,
+                                                            lambda: self._kernel(key))
+        return built
 
     def _run(self, key: str, p: _Prepared, dtype: np.dtype, divisor: float,
              extra: Mapping[str, np.ndarray] | None = None, out_dtype: Any = np.float64,
@@ -1192,34 +1205,31 @@ class RowAdapter:
         as :meth:`RowKernel.__call__`'s. The compiled kernel
         where there is one (the rows it cannot certify evaluated again by
         :meth:`_certified`), else :meth:`_certified`."""
-        extra = dict(extra or {})
         n = math.prod(p.rows)
         compiled = self._compiled(key, n * p.width)
         if compiled is None:
-            values = {**p.values, **{n: _working(a, p.work) for n, a in extra.items()}}
+            values = {**p.values, **{n: _working(a, p.work) for n, a in (extra or {}).items()}}
             return self._certified(key, p, dtype, values) / np.float64(divisor)  # type: ignore[no-any-return]
-        params = compiled.params
         # float32 (and float16) results: float64 with a running error bound suffices, as on
         # the NumPy path; float64 results: double-double
         nmant = _mantissa(dtype)
         fn = compiled.get("f64" if nmant <= 23 else "dd")
         free = compiled.free
-        raw = {**p.raw, **extra}
+        raw = {**p.raw, **extra} if extra else p.raw
+        per_row = len(p.rows)
         args = []
-        for name in params:
+        for name in compiled.params:
             value = raw[name]
-            if np.ndim(value) == 0:  # a scalar option: the same number on every row
-                args.append(np.broadcast_to(np.float64(value), (n,)))
-            elif np.ndim(value) == len(p.rows):  # one number per row
-                args.append(np.asarray(value).reshape(n))
-            else:
-                args.append(np.asarray(value).reshape(n, p.width))
+            ndim = value.ndim if isinstance(value, np.ndarray) else 0
+            if ndim == 0:  # a scalar option: the same number on every row
+                args.append(_repeated(value, n))
+            else:  # one number per row, or one per element
+                args.append(value.reshape(n) if ndim == per_row else value.reshape(n, p.width))
         out = np.empty((n, p.width) if free else (n,), dtype=out_dtype)
         bad = np.zeros(n, dtype=np.bool_)
-        tolerance = 2.0 ** -(nmant + 1)
-        fn(out, bad, tolerance, p.width, float(divisor), *args)
-        picked = np.flatnonzero(bad)
-        if picked.size:  # a cancellation beyond double-double's certainty: the NumPy path
+        fn(out, bad, 2.0 ** -(nmant + 1), p.width, float(divisor), *args)
+        if bad.any():  # a cancellation beyond double-double's certainty: the NumPy path
+            picked = np.flatnonzero(bad)
             sub = _Prepared({name: self._rows_of(value, p.rows, picked)
                              for name, value in raw.items()}, (picked.size,), p.width, p.dtype,
                             p.shapes, p.dtypes, p.work)

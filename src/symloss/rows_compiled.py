@@ -60,6 +60,16 @@ def t_cmp(ah, al, ae, bh, bl, be):
     return dh, unsure
 
 
+@njit(inline="always", **_J)
+def t_cmp0(xh, xl, xe):
+    """t_cmp(x, 0) without the addition: x's value is its own difference from 0 (exact
+    where x is: no error bound, no rounding)."""
+    dh = xh + xl
+    de = 0.0 if xe == 0.0 and xl == 0.0 else xe + U * abs(dh)
+    unsure = not (abs(dh) > de or (de == 0.0 and dh == 0.0))
+    return dh, unsure
+
+
 @njit(**_J)
 def t_where(c, cu, ah, al, ae, bh, bl, be):
     if c:
@@ -201,7 +211,7 @@ def t_sqrt(ah, al, ae):
 
 @njit(**_J)
 def t_heaviside(xh, xl, xe, h0):
-    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    dh, unsure = t_cmp0(xh, xl, xe)
     v = 1.0 if xh > 0.0 else (0.0 if xh < 0.0 else h0)
     return v, 0.0, (1.0 if unsure else 0.0)
 
@@ -227,7 +237,7 @@ def t_minimum(ah, al, ae, bh, bl, be):
 
 @njit(**_J)
 def t_sign(xh, xl, xe):
-    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    dh, unsure = t_cmp0(xh, xl, xe)
     v = 1.0 if xh > 0.0 else (-1.0 if xh < 0.0 else 0.0)
     return v, 0.0, (2.0 if unsure else 0.0)
 
@@ -322,7 +332,7 @@ def t_sqrt(ah, al, ae):
 
 @njit(**_J)
 def t_heaviside(xh, xl, xe, h0):
-    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    dh, unsure = t_cmp0(xh, xl, xe)
     v = 1.0 if xh > 0.0 else (0.0 if xh < 0.0 else h0)
     return v, 0.0, (1.0 if unsure else 0.0)
 
@@ -348,7 +358,7 @@ def t_minimum(ah, al, ae, bh, bl, be):
 
 @njit(**_J)
 def t_sign(xh, xl, xe):
-    dh, unsure = t_cmp(xh, xl, xe, 0.0, 0.0, 0.0)
+    dh, unsure = t_cmp0(xh, xl, xe)
     v = 1.0 if xh > 0.0 else (-1.0 if xh < 0.0 else 0.0)
     return v, 0.0, (2.0 if unsure else 0.0)
 
@@ -390,6 +400,9 @@ class _Block:
         self.bound, self.indent = bound, indent
         self.lines: list[str] = []
         self.memo: dict[sp.Basic, str] = {}
+        #: a sum's loop: the uses of each subexpression in that sum (a value computed in the
+        #: loop is forgotten after it, so only they can share it); None elsewhere
+        self.uses: dict[sp.Basic, int] | None = None
 
 
 class _Printer:
@@ -548,9 +561,13 @@ class _Printer:
         if isinstance(e, sp.Piecewise):
             return self._piecewise(e, stack)
         if isinstance(e, sp.core.relational.Relational) and type(e) in _OPERATORS:
-            a, b = self.emit(e.args[0], stack), self.emit(e.args[1], stack)
+            a = self.emit(e.args[0], stack)
             name = self.fresh()
-            self._line(stack, f"{name}_d, {name}_u = t_cmp({t(a)}, {t(b)})")
+            if e.args[1] == 0:  # the sign of a: no subtraction
+                self._line(stack, f"{name}_d, {name}_u = t_cmp0({t(a)})")
+            else:
+                b = self.emit(e.args[1], stack)
+                self._line(stack, f"{name}_d, {name}_u = t_cmp({t(a)}, {t(b)})")
             self._line(stack, f"{name}_v = {name}_d {_OPERATORS[type(e)]} 0.0")
             return name
         if isinstance(e, (sp.And, sp.Or)):
@@ -597,7 +614,13 @@ class _Printer:
             node = todo.pop()
             if not node.args or node.is_number:
                 continue
-            if self.total.get(node, 0) > inside[node] and self.deps(node) <= bound:
+            if not self.deps(node) <= bound:
+                todo.extend(node.args)
+                continue
+            uses = self.total
+            if stack[-1].uses is not None and self._level(node, stack) == len(stack) - 1:
+                uses = stack[-1].uses  # computed in a sum's loop: shared within that sum only
+            if uses.get(node, 0) > inside[node]:
                 self.emit(node, stack)
             else:
                 todo.extend(node.args)
@@ -722,6 +745,8 @@ class _Printer:
                 f"{ind}for i{slot} in range(width):"]
         inner = _Block(outer.bound | {slot}, outer.indent + 1)
         body_stack = [*stack, inner]
+        inner.uses = {}
+        _count(e, inner.uses)
         if dot:
             x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
             term = self._triple(body_stack, self.fresh(), f"t_mul({self._t(x)}, {self._t(y)})")
@@ -787,12 +812,19 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
 
 
 def _count(e: sp.Basic, counts: dict[sp.Basic, int]) -> None:
-    """Add the occurrences of each subexpression of ``e`` (``e`` included) to ``counts``."""
+    """Add to ``counts`` the uses of each subexpression of ``e`` (``e`` once): its occurrences
+    in the arguments of the *distinct* subexpressions of ``e``. A subexpression used only by
+    one that occurs twice counts once -- the printer computes that one once (a value's memo),
+    so what it uses is not shared, and a guard around it can skip it."""
+    counts[e] = counts.get(e, 0) + 1
+    seen = {e}
     todo = [e]
     while todo:
-        node = todo.pop()
-        counts[node] = counts.get(node, 0) + 1
-        todo.extend(node.args)
+        for arg in todo.pop().args:
+            counts[arg] = counts.get(arg, 0) + 1
+            if arg not in seen:
+                seen.add(arg)
+                todo.append(arg)
 
 
 _lock = threading.RLock()
