@@ -872,7 +872,8 @@ def test_modulated_slope_tier_within_its_bound():
         assert abs(mpmath.mpf(bi) + mpmath.mpf(ci) - exact) <= 2.0**-60 * exact, v
 
 
-@pytest.mark.parametrize("options", [{}, {"gamma": 0.5}, {"alpha": -1.0}, {"alpha": 2.0}])
+@pytest.mark.parametrize("options", [{}, {"gamma": 0.5}, {"alpha": -1.0}, {"alpha": 2.0},
+                                     {"gamma": 3.0}])
 def test_focal_float64_hessian_carries_the_modulated_curvature_tier(options):
     """The hard labels' float64 Hessian and hvp arms take the certified first tier
     _fastmath.modulated_curvature_q (found by algebra.modulated_slope at order 2 from the
@@ -895,6 +896,28 @@ def test_focal_float64_hessian_carries_the_modulated_curvature_tier(options):
     for what in ("hvp", "hess"):
         assert kernels[f"{what}_m"].count("modulated_curvature_q_w(") == 2, what
         assert "modulated_curvature_q" not in kernels[f"{what}_v"]
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("gamma", [3.0, 5.0])
+def test_focal_large_gamma_has_numba_kernels(gamma, soft):
+    """γ > 2 declares σ^γ as sigmoid_pow_large, which SymPy's printers do not send to the
+    parent's printing method: on main fast.build gave up ("function sigmoid_pow_large") and
+    every call took the NumPy evaluator. Now it has kernels, first and second order, whose
+    float64 gradient and hvp are within 1 ulp of the NumPy evaluator's."""
+    d = symloss.derive("sigmoid_focal_loss", reduction="sum", gamma=gamma)
+    assert fast.build(d) is not None, fast.last_reason
+    rng = np.random.default_rng(RNG_SEED)
+    n = 3000
+    z = rng.standard_normal(n) * 3
+    y = rng.uniform(size=n) if soft else (rng.uniform(size=n) < 0.5).astype(float)
+    v = rng.standard_normal(n)
+    got = [d.grad_fn(z, y), d.hvp_fn(z, y, v)]
+    with fast.disabled():
+        want = [d.grad_fn(z, y), d.hvp_fn(z, y, v)]
+    for a, b in zip(got, want, strict=True):
+        apart = np.abs(a - b) / np.spacing(np.maximum(np.abs(a), np.abs(b)))
+        assert apart.max() <= 1.0, (int((apart > 1).sum()), apart.max())
 
 
 def test_modulated_curvature_tier_within_its_bound():
