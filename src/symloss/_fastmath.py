@@ -652,24 +652,16 @@ def log1p_pair(eh: float, el: float) -> tuple[float, float]:
 
 
 @njit(inline="always", error_model="numpy")
-def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
-    """``S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s))`` (``S = sh + sl`` a pair within 2⁻¹⁰⁴ of the
-    scale, ``γ ≥ 0``) rounded once, within 0.57 ulp of the exact value, or NaN where that is
-    not certain: ``γ > 8`` (:data:`SLOPE_MAX_GAMMA`), ``e^(−|s|)``, ``σ(s)^γ·T`` or the result
-    below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`), a result that is not finite, a NaN. The first tier of
-    ``accurate(...)`` of that shape (:func:`symloss.algebra.modulated_slope`); there the
-    double-double form answers. Branch-free (LLVM vectorizes it).
-
-    Every factor is a pair: ``E = e^(−|s|)`` (:func:`exp_pair`, relative error ε ≤ 2⁻⁶⁴);
-    ``σ(|s|) = 1/(1 + E)`` (one quotient corrected by its exact remainder), ``σ(−|s|) = E·σ(|s|)``
-    (within 1.5ε); ``softplus(s) = max(s, 0) + log1p(E)`` (:func:`log1p_pair`: within
-    2⁻⁶⁰ + ε); ``σ(s)^γ = e^(−u)``, ``u = γ(max(−s, 0) + log1p(E))`` an exact-product pair
-    whose error is at most ``γ(2⁻⁶⁰ + ε)`` (``e^(−u)`` by :func:`exp_pair` times ``1 − u_l``).
-    The products and the sum of the two positive terms add a few 2⁻¹⁰⁴ each (fused
-    multiply-adds, TwoSum). So before the last rounding the relative error is below
-    ``2⁻⁶⁰ + 4ε + γ(2⁻⁶⁰ + ε)``, ≤ 2⁻⁵⁶·⁸ for ``γ ≤ 8``: under 2⁻⁵⁵|r|, a quarter of an ulp
-    (≥ 2⁻⁵³|r|) -- with the rounding's half, within 0.57 ulp."""
-    sh, sl = sc
+def _modulated_parts(s: float, g: float) -> tuple[float, float, float, float, float, float,
+                                                  float, float, float, float, float]:
+    """The pairs :func:`modulated_slope_q` and :func:`modulated_curvature_q` build from: ``A =
+    σ(s)``, ``B = σ(−s)``, ``L = softplus(s)``, ``P = σ(s)^γ`` as ``(ah, al, bh, bl, lh, ll,
+    ph, pl, eh, b, c)`` (``eh``: ``e^(−|s|)``'s high part; ``b + c``: ``log1p(E)``). ``E = e^(−|s|)`` (:func:`exp_pair`,
+    relative error ε ≤ 2⁻⁶⁴); ``σ(|s|) = 1/(1 + E)`` (one quotient corrected by its exact
+    remainder), ``σ(−|s|) = E·σ(|s|)`` (within 1.5ε); ``L = max(s, 0) + log1p(E)``
+    (:func:`log1p_pair`: within 2⁻⁶⁰ + ε); ``P = e^(−u)``, ``u = γ(max(−s, 0) + log1p(E))``
+    an exact-product pair whose error is at most ``γ(2⁻⁶⁰ + ε)`` (``e^(−u)`` by
+    :func:`exp_pair` times ``1 − u_l``)."""
     eh, el = exp_pair(-abs(s))
     pos = s >= 0.0
     dh = 1.0 + eh  # 1 + E (Fast2Sum: 1 ≥ eh)
@@ -694,7 +686,25 @@ def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
     ub = uh - p
     ul = ((p - (uh - ub)) + (q - ub)) + (_fma(g, a, -p) + (_fma(g, b, -q) + g * c))
     ph, pl = exp_pair(-uh)  # σ(s)^γ = e^(−uh)(1 − ul): ul² below 2⁻⁸⁰
-    pl = pl - ph * ul
+    return ah, al, bh, bl, lh, ll, ph, pl - ph * ul, eh, b, c
+
+
+@njit(inline="always", error_model="numpy")
+def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
+    """``S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s))`` (``S = sh + sl`` a pair within 2⁻¹⁰⁴ of the
+    scale, ``γ ≥ 0``) rounded once, within 0.57 ulp of the exact value, or NaN where that is
+    not certain: ``γ > 8`` (:data:`SLOPE_MAX_GAMMA`), ``e^(−|s|)``, ``σ(s)^γ·T`` or the result
+    below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`), a result that is not finite, a NaN. The first tier of
+    ``accurate(...)`` of that shape (:func:`symloss.algebra.modulated_slope`); there the
+    double-double form answers. Branch-free (LLVM vectorizes it).
+
+    Every factor is a pair (:func:`_modulated_parts`). The products and the sum of the two
+    positive terms add a few 2⁻¹⁰⁴ each (fused multiply-adds, TwoSum). So before the last
+    rounding the relative error is below ``2⁻⁶⁰ + 4ε + γ(2⁻⁶⁰ + ε)``, ≤ 2⁻⁵⁶·⁸ for ``γ ≤ 8``:
+    under 2⁻⁵⁵|r|, a quarter of an ulp (≥ 2⁻⁵³|r|) -- with the rounding's half, within 0.57
+    ulp."""
+    sh, sl = sc
+    ah, al, bh, bl, lh, ll, ph, pl, eh, _, _ = _modulated_parts(s, g)
     gh = g * lh  # T = σ(s) + γ·softplus(s)·σ(−s), both terms ≥ 0
     gl = _fma(g, lh, -gh) + g * ll
     mh = gh * bh
@@ -711,10 +721,159 @@ def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
     return r if good else math.nan
 
 
+#: :func:`modulated_curvature_q` and :func:`soft_modulated_slope_q` certify where their sum
+#: keeps this share of its terms' magnitude (cancels by at most 2⁴): its relative error,
+#: ≤ 2⁻⁵⁹·⁶ of the magnitude, is then ≤ 2⁻⁵⁵·⁶ of the sum.
+CANCEL_MARGIN = 2.0**-4
+
+
+@njit(inline="always", error_model="numpy")
+def modulated_curvature_q(s: float, g: float, sc: tuple[float, float]) -> float:
+    """``S·σ(s)^γ·σ(−s)·((1 + 2γ)σ(s) + γ·softplus(s)·(γσ(−s) − σ(s)))`` -- ``S`` times
+    ``d²/ds²[σ(s)^γ·softplus(s)]``, sigmoid_focal_loss's hard-label Hessian -- rounded once,
+    within 0.72 ulp of the exact value, or NaN where that is not certain: the bracket's terms
+    cancel by more than 2⁴ (:data:`CANCEL_MARGIN`; it crosses 0 near ``s = 2 + 1/γ``),
+    ``γ > 8``, ``e^(−|s|)``, a product or the result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`), a result
+    that is not finite, a NaN. The first tier of ``accurate(...)`` of that shape
+    (:func:`symloss.algebra.modulated_slope` at order 2); there the double-double form answers.
+    Branch-free.
+
+    From :func:`_modulated_parts`' pairs: the bracket's terms ``T₁ = (1 + 2γ)A`` (``1 + 2γ``
+    a TwoSum pair: within 2ε), ``T₂ = γ²LB`` and ``T₃ = γLA`` (within 2⁻⁶⁰ + 3ε), each
+    product exact but for a few 2⁻¹⁰⁴, summed ``T₁ + T₂ − T₃`` by TwoSum: within
+    ``(2⁻⁶⁰ + 3ε)·M ≤ 2⁻⁵⁹·⁷·M``, ``M = T₁ + T₂ + T₃`` (every ``T`` ≥ 0; ``T₁ ≥ A ≥ 2⁻⁹⁰¹``,
+    so that ``T₃``'s underflow where ``s → −∞`` is far below it). Where the bracket is at least
+    ``M/16``, its relative error is ≤ 2⁻⁵⁵·⁷; with ``P``'s ``γ(2⁻⁶⁰ + ε) ≤ 2⁻⁵⁶·⁹`` (``γ ≤
+    8``), ``B``'s 1.5ε and the products', below 2⁻⁵⁵·² in all: under 0.22 ulp (≥ 2⁻⁵³|r|),
+    with the rounding's half, within 0.72 ulp."""
+    sh, sl = sc
+    ah, al, bh, bl, lh, ll, ph, pl, eh, _, _ = _modulated_parts(s, g)
+    g2 = g + g
+    ch = 1.0 + g2  # 1 + 2γ (TwoSum)
+    cb = ch - 1.0
+    cl = (1.0 - (ch - cb)) + (g2 - cb)
+    t1h = ch * ah  # T₁ = (1 + 2γ)·A
+    t1l = _fma(ch, ah, -t1h) + (ch * al + cl * ah)
+    gh = g * lh  # γL
+    gl = _fma(g, lh, -gh) + g * ll
+    nh = gh * ah  # T₃ = γL·A
+    nl = _fma(gh, ah, -nh) + (gh * al + gl * ah)
+    mh = gh * bh  # γL·B
+    ml = _fma(gh, bh, -mh) + (gh * bl + gl * bh)
+    t2h = g * mh  # T₂ = γ·γLB
+    t2l = _fma(g, mh, -t2h) + g * ml
+    uh = t1h + t2h  # T₁ + T₂ (TwoSum), then − T₃
+    ub = uh - t1h
+    ul = (t1h - (uh - ub)) + (t2h - ub)
+    kh = uh - nh
+    kb = kh - uh
+    kl = ((uh - (kh - kb)) + (-nh - kb)) + ((ul + (t1l + t2l)) - nl)
+    vh = ph * bh  # σ(s)^γ·σ(−s)
+    vl = _fma(ph, bh, -vh) + (ph * bl + pl * bh)
+    wh = vh * kh  # ·bracket
+    wl = _fma(vh, kh, -wh) + (vh * kl + vl * kh)
+    w = sh * wh  # S·…
+    r = w + (_fma(sh, wh, -w) + (sh * wl + sl * wh))
+    size = uh + nh
+    good = ((eh >= SLOPE_MIN) & (abs(vh) >= SLOPE_MIN) & (abs(wh) >= SLOPE_MIN)
+            & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf) & (g <= SLOPE_MAX_GAMMA)
+            & (abs(kh) >= CANCEL_MARGIN * size))
+    return r if good else math.nan
+
+
+@njit(inline="always", error_model="numpy")
+def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float],
+                           size: float) -> float:
+    """``S·Q^(γ−1)·(γ(1 − 2y)·C·σ(z)σ(−z) + Q·(σ(z) − y))`` with ``Q = y·σ(−z) + (1 − y)·σ(z)``,
+    ``C = y·softplus(−z) + (1 − y)·softplus(z)`` -- ``S·d/dz[Q^γ·C]``, sigmoid_focal_loss's
+    soft-label gradient (:func:`symloss.algebra.soft_modulated_slope`) -- rounded once, within
+    0.72 ulp of the exact value, or NaN where that is not certain: ``y`` outside (0, 1), the
+    bracket's two terms cancelling by more than 2⁴ (:data:`CANCEL_MARGIN`: next to ``σ(z) =
+    y`` and the other roots), the scale's pair ``S`` under 2⁻⁴⁰ of its terms' ``size`` (its
+    pair, summed from products, is then within 2⁻⁶⁰ of it), ``γ > 8``, ``e^(−|z|)``, ``Q``, a
+    product or the result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`), a result that is not finite, a
+    NaN. The double-double form answers there. Branch-free.
+
+    From :func:`_modulated_parts`' pairs (``A = σ(z)``, ``B = σ(−z)``, ``softplus(±z)`` within
+    2⁻⁶⁰ + ε): ``1 − y`` and ``1 − 2y`` TwoSum pairs; ``C`` and ``Q`` sums of positive
+    products (within 2⁻⁶⁰ + 2ε and 2ε); ``A − y`` a TwoSum pair within ``ε·A``, so ``Q·(A −
+    y)`` within ``3ε·Q·(A + y)``; the first term within 2⁻⁶⁰ + 5ε. The bracket is within
+    ``(2⁻⁶⁰ + 5ε)·M`` (``M`` its terms' magnitudes' sum), within 2⁻⁵⁵·⁶ of itself where it is
+    at least ``M/16``. ``Q^(γ−1) = e^((γ−1)·log Q)``: ``log Q`` as ``log_w(Q_h)`` plus one
+    Newton step from :func:`exp_pair` (``Q_h − e_h`` exact: Sterbenz), within about 2⁻⁶⁵
+    (absolute); ``γ − 1`` a TwoSum pair; the exponent an exact-product pair, so ``Q^(γ−1)``
+    within ``|γ − 1|·2⁻⁶⁵ + ε`` ≤ 2⁻⁶¹·⁷ for ``γ ≤ 8``. With the scale's 2⁻⁶⁰ and the products'
+    few 2⁻¹⁰⁴: below 2⁻⁵⁵·² in all, under 0.22 ulp -- with the rounding's half, 0.72 ulp."""
+    sh, sl = sc
+    ah, al, bh, bl, lh, ll, _, _, eh, b, c = _modulated_parts(z, 0.0)
+    t = 0.0 if z >= 0.0 else -z  # softplus(−z) = max(−z, 0) + b + c (TwoSum)
+    kh = t + b
+    kb = kh - t
+    kl = ((t - (kh - kb)) + (b - kb)) + c
+    yh = 1.0 - y  # 1 − y (TwoSum), 1 − 2y = (1 − y) − y (TwoSum)
+    yb = yh - 1.0
+    yl = (1.0 - (yh - yb)) + (-y - yb)
+    fh = yh - y
+    fb = fh - yh
+    fl = ((yh - (fh - fb)) + (-y - fb)) + yl
+    ch = y * kh  # C = y·softplus(−z) + (1 − y)·softplus(z), both terms ≥ 0
+    cl = _fma(y, kh, -ch) + y * kl
+    dh = yh * lh
+    dl = _fma(yh, lh, -dh) + (yh * ll + yl * lh)
+    eh2 = ch + dh
+    eb = eh2 - ch
+    el = ((ch - (eh2 - eb)) + (dh - eb)) + (cl + dl)
+    qh = y * bh  # Q = y·σ(−z) + (1 − y)·σ(z), both terms ≥ 0
+    ql = _fma(y, bh, -qh) + y * bl
+    rh = yh * ah
+    rl = _fma(yh, ah, -rh) + (yh * al + yl * ah)
+    wh = qh + rh
+    wb = wh - qh
+    wl = ((qh - (wh - wb)) + (rh - wb)) + (ql + rl)
+    xh = ah * bh  # σ(z)σ(−z)
+    xl = _fma(ah, bh, -xh) + (ah * bl + al * bh)
+    mh = xh * eh2  # ·C
+    ml = _fma(xh, eh2, -mh) + (xh * el + xl * eh2)
+    nh = fh * mh  # ·(1 − 2y)
+    nl = _fma(fh, mh, -nh) + (fh * ml + fl * mh)
+    uh = g * nh  # first term: γ(1 − 2y)·C·σ(z)σ(−z)
+    ul = _fma(g, nh, -uh) + g * nl
+    dah = ah - y  # σ(z) − y (TwoSum)
+    dab = dah - ah
+    dal = ((ah - (dah - dab)) + (-y - dab)) + al
+    vh = wh * dah  # second term: Q·(σ(z) − y)
+    vl = _fma(wh, dah, -vh) + (wh * dal + wl * dah)
+    oh = uh + vh  # the bracket (TwoSum)
+    ob = oh - uh
+    ol = ((uh - (oh - ob)) + (vh - ob)) + (ul + vl)
+    magnitude = abs(uh) + wh * (ah + y)
+    lq = log_w(wh)  # log Q: one Newton step from e^lq as a pair
+    gh, gl = exp_pair(lq)
+    lc = ((wh - gh) + (wl - gl)) / gh
+    g1 = g - 1.0  # γ − 1 (TwoSum)
+    g1b = g1 - g
+    g1l = (g - (g1 - g1b)) + (-1.0 - g1b)
+    ph = g1 * lq  # (γ − 1)·log Q as a pair
+    pl = _fma(g1, lq, -ph) + (g1 * lc + g1l * lq)
+    sh2, sl2 = exp_pair(ph)  # Q^(γ−1) = e^ph·(1 + pl)
+    sl2 = sl2 + sh2 * pl
+    rh2 = sh2 * oh  # Q^(γ−1)·bracket
+    rl2 = _fma(sh2, oh, -rh2) + (sh2 * ol + sl2 * oh)
+    w = sh * rh2  # S·…
+    r = w + (_fma(sh, rh2, -w) + (sh * rl2 + sl * rh2))
+    good = ((y > 0.0) & (y < 1.0) & (eh >= SLOPE_MIN) & (wh >= SLOPE_MIN)
+            & (sh2 >= SLOPE_MIN) & (abs(rh2) >= SLOPE_MIN) & (abs(r) >= SLOPE_MIN)
+            & (abs(r) < math.inf) & (sh2 < math.inf) & (g <= SLOPE_MAX_GAMMA)
+            & (abs(oh) >= CANCEL_MARGIN * magnitude) & (abs(sh) >= 2.0**-40 * size))
+    return r if good else math.nan
+
+
 # Its names in the printers' flavours (aliases, read by symloss.fast's helper list): one
 # function for float64 results (as cheap as the float form once vectorized); float32 results
 # never take it (fitsqs_v: their float form decides).
 modulated_slope_q_m = modulated_slope_q_w = modulated_slope_q_v = modulated_slope_q
+modulated_curvature_q_m = modulated_curvature_q_w = modulated_curvature_q_v = modulated_curvature_q
+soft_modulated_slope_q_m = soft_modulated_slope_q_w = soft_modulated_slope_q_v = soft_modulated_slope_q
 
 
 @njit(inline="always", error_model="numpy")

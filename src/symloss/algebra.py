@@ -56,6 +56,7 @@ __all__ = [
     "reduce_sums",
     "rounding_bound",
     "scaled_difference",
+    "soft_modulated_slope",
     "step_relations",
     "tidy",
 ]
@@ -503,15 +504,19 @@ def scaled_difference(expr: sp.Expr) -> tuple[sp.Expr, sigmoid_sub] | None:
     return scale, sigmoid_sub(x, y)
 
 
-def modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
-    """``(S, s, γ)`` where ``expr`` is ``S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s))`` -- ``S`` times
-    the slope ``d/ds[σ(s)^γ·softplus(s)]`` of a modulated softplus, ``S·σ(s)`` where there is
-    no ``σ^γ`` (``γ = 0``) -- with ``s`` an input or its negation, ``γ`` an input or exact
-    number and ``S`` a scale (no function, no input of ``s``), else ``None``. Both terms of the
-    sum are positive, so it cancels nowhere: an evaluator may take it from a first tier of
-    pairs a few 2⁻⁶⁰ from exact (:func:`symloss._fastmath.modulated_slope_q`;
-    sigmoid_focal_loss's hard-label gradient is ``−α·`` it at ``s = −z``, ``(1 − α)·`` it at
-    ``s = z``). Checked, not guessed: ``S`` times the shape minus ``expr`` expands to 0.
+def modulated_slope(expr: sp.Expr, order: int = 1) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """``(S, s, γ)`` where ``expr`` is ``S·dⁿ/dsⁿ[σ(s)^γ·softplus(s)]`` (``n = order``, the
+    derivative by ``sympy.diff``) -- at order 1 ``S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s))``, the
+    slope of a modulated softplus, ``S·σ(s)`` where there is no ``σ^γ`` (``γ = 0``); at order 2
+    ``S·σ(s)^γ·σ(−s)·((1 + 2γ)σ(s) + γ·softplus(s)·(γσ(−s) − σ(s)))``, its curvature -- with
+    ``s`` an input or its negation, ``γ`` an input or exact number and ``S`` a scale (no
+    function, no input of ``s``), else ``None``. At order 1 both terms of the sum are
+    positive, so it cancels nowhere; at order 2 the bracket crosses 0. An evaluator may take
+    either from a first tier of pairs a few 2⁻⁶⁰ from exact
+    (:func:`symloss._fastmath.modulated_slope_q`, :func:`~symloss._fastmath.modulated_curvature_q`;
+    sigmoid_focal_loss's hard-label gradient is ``−α·`` the slope at ``s = −z``, ``(1 − α)·``
+    it at ``s = z``, its Hessian ``α_t·`` the curvature). Checked, not guessed: ``S`` times
+    the shape minus ``expr``, with ``σ(−s) = 1 − σ(s)``, expands to 0.
 
     >>> from sympy import Symbol
     >>> z, g, a = Symbol("z"), Symbol("gamma"), Symbol("alpha")
@@ -522,6 +527,11 @@ def modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
     (1 - alpha, z, 0)
     >>> modulated_slope(sigmoid(z) * sigmoid(-z)) is None
     True
+    >>> h = g * (g * sigmoid(-z) + sigmoid(-z) - 1) * sigmoid(-z) * sigmoid_pow(z, g) * softplus(z)
+    >>> modulated_slope(a * ((1 + 2 * g) * sigmoid(z) * sigmoid(-z) * sigmoid_pow(z, g) + h), 2)
+    (alpha, z, gamma)
+    >>> modulated_slope(a * h, 2) is None
+    True
     """
     powers = expr.atoms(sigmoid_pow)
     if len(powers) > 1:
@@ -529,22 +539,91 @@ def modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
     if powers:
         (head,) = powers
         s, g = head.args
-        shape = head * (sigmoid(s) + g * softplus(s) * sigmoid(-s))
+        base = head * softplus(s)
     else:
         heads = expr.atoms(sigmoid)
-        if len(heads) != 1:
+        if len(heads) != 1 or order != 1:
             return None
         (shape,) = heads
         s, g = shape.args[0], sp.S.Zero
+        base = softplus(s)
     variable = -s if s.could_extract_minus_sign() else s
     if not ((variable.is_Symbol or isinstance(variable, sp.Indexed)) and _exact_input(g)):
         return None
-    scale = sp.cancel(expr / shape)
+    # σ(−v) as 1 − σ(v): the derivative and the derived form agree term by term
+    one_way = {sigmoid(-variable): 1 - sigmoid(variable)}
+    shape = sp.diff(base, variable, order) * (-1 if variable != s and order % 2 else 1)
+    flat = sp.expand(shape.xreplace(one_way))
+    scale = sp.cancel(sp.expand(expr.xreplace(one_way)) / flat)
     if scale == 0 or scale.atoms(sp.Function) or scale.has(variable):
         return None
-    if sp.expand(scale * shape - expr) != 0:
+    if sp.expand(scale * flat - expr.xreplace(one_way)) != 0:
         return None
     return scale, s, g
+
+
+def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr] | None:
+    """``(S, z, y, γ)`` where ``expr`` is ``S·d/dz[Q^γ·C]`` with ``Q = y·σ(−z) + (1 − y)·σ(z)``
+    and ``C = y·softplus(−z) + (1 − y)·softplus(z)`` -- ``S`` times the slope of a modulated
+    Bernoulli cross-entropy at a soft label ``y``, ``S·Q^(γ−1)·(γ(1 − 2y)·C·σ(z)σ(−z) + Q·(σ(z)
+    − y))`` -- with ``z`` and ``y`` inputs, ``γ`` an input or exact number and ``S`` a scale
+    (no function, no ``z``), else ``None``. Its two terms cancel (where ``σ(z) ≈ y`` and
+    elsewhere): an evaluator may take it from a first tier of pairs that vouches only where
+    they keep enough of their magnitude (:func:`symloss._fastmath.soft_modulated_slope_q`;
+    sigmoid_focal_loss's soft-label gradient, ``S = α_t``). ``Q^a`` is :class:`power`.
+    Checked, not guessed: with ``Q`` a symbol, ``σ(−z) = 1 − σ(z)`` and ``σ(z) − y`` written
+    out, ``S`` times the shape minus ``expr`` expands to 0.
+
+    >>> from sympy import Symbol
+    >>> z, y, g, a = Symbol("z"), Symbol("y"), Symbol("gamma"), Symbol("alpha")
+    >>> q = y * sigmoid(-z) + (1 - y) * sigmoid(z)
+    >>> c = y * softplus(-z) + (1 - y) * softplus(z)
+    >>> e = a * (power(q, g) * sigmoid_sub(z, y)
+    ...          - g * (2 * y - 1) * c * power(q, g - 1) * sigmoid(z) * sigmoid(-z))
+    >>> soft_modulated_slope(e)
+    (alpha, z, y, gamma)
+    >>> soft_modulated_slope(a * power(q, g) * sigmoid_sub(z, y)) is None
+    True
+    """
+    heads = [e for e in expr.atoms(power) if not e.args[1].free_symbols - {*e.args[0].free_symbols,
+                                                                          *e.args[1].free_symbols}]
+    bases = {e.args[0] for e in heads}
+    if len(bases) != 1:
+        return None
+    (q,) = bases
+    sigmoids = q.atoms(sigmoid)
+    variables = {-s.args[0] if s.args[0].could_extract_minus_sign() else s.args[0]
+                 for s in sigmoids}
+    if len(variables) != 1:
+        return None
+    (z,) = variables
+    one_way = {sigmoid(-z): 1 - sigmoid(z)}
+    flat_q = sp.expand(q.xreplace(one_way))
+    y = flat_q.subs(sigmoid(z), 0)  # Q = y + (1 − 2y)σ(z)
+    exponents = [e.args[1] for e in heads]
+    g = min(exponents, key=lambda x: len(str(x)))  # γ, beside γ − 1
+    if not (all(a.is_Symbol or isinstance(a, sp.Indexed) for a in (z, y)) and _exact_input(g)
+            and y != z and sp.expand(flat_q - (y + (1 - 2 * y) * sigmoid(z))) == 0
+            and all((x - g).is_Integer for x in exponents)):
+        return None
+    qs = sp.Dummy("Q", positive=True)
+    ce = y * softplus(-z) + (1 - y) * softplus(z)
+    shape = g * qs ** (g - 1) * (1 - 2 * y) * sigmoid(z) * sigmoid(-z) * ce + qs ** g * (
+        sigmoid(z) - y)
+
+    def flat(e: sp.Expr) -> sp.Expr:
+        e = e.replace(lambda x: isinstance(x, power) and x.args[0] == q,
+                      lambda x: qs ** x.args[1])
+        e = e.replace(lambda x: isinstance(x, sigmoid_sub), lambda x: x.rewrite(sp.Add))
+        return sp.expand(sp.expand_power_exp(e.xreplace(one_way)))
+
+    target, form = flat(expr), flat(shape)
+    scale = sp.cancel(target / form)
+    if scale == 0 or scale.atoms(sp.Function) or scale.has(z, qs):
+        return None
+    if sp.expand(scale * form - target) != 0:
+        return None
+    return scale, z, y, g
 
 
 def _exact_input(e: sp.Expr) -> bool:

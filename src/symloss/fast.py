@@ -57,6 +57,7 @@ from .algebra import (
     reduce_sums,
     rounding_bound,
     scaled_difference,
+    soft_modulated_slope,
 )
 from .layout import ARRAY_OPTIONS, Layout, expression, forms
 from .primitives import (
@@ -241,6 +242,9 @@ class _Printer(PythonCodePrinter):
         helper = "sigmoid_pow_lb" if isinstance(expr, sigmoid_pow_large) else "sigmoid_pow_l"
         return f"{helper}_F({x}, {exponent}, log1p_F({self._expna(expr.args[0])}))"
 
+    # SymPy's printers skip a parent's method for a renamed Function subclass: named here
+    _print_sigmoid_pow_large = _print_sigmoid_pow
+
     def _float_first(self, inner: sp.Expr, exact: str, test: str = "fits_F",
                      bound: sp.Expr | None = None) -> str:
         """``inner`` in float64 where the flavour's ``test`` says its cancellation leaves the
@@ -332,9 +336,25 @@ class _Printer(PythonCodePrinter):
             return plain
         value = self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
                                   bound=rounding_bound(expr.args[0]))
-        slope = modulated_slope(expr.args[0])
-        if slope is not None:
-            return self._slope_tier(slope, value)
+        for order, tier in ((1, "modulated_slope_q"), (2, "modulated_curvature_q")):
+            slope = modulated_slope(expr.args[0], order)
+            if slope is not None:
+                return self._slope_tier(slope, value, tier)
+        soft = soft_modulated_slope(expr.args[0])
+        if soft is not None:
+            # S·d/dz[Q^γ·C] at a soft label (sigmoid_focal_loss's soft-label gradient): for
+            # float64 results the first tier _fastmath.soft_modulated_slope_q (within 0.72 ulp
+            # where its two terms cancel by under 2⁴ and S's pair is within 2⁻⁶⁰ of S: the
+            # size of S's terms passed), else the double-double form
+            scale, z, y, g = soft
+            try:
+                sc = self._scale_pair(scale)
+            except NotImplementedError:
+                return value
+            g = sp.Float(g) if g.is_number else g
+            q = (f"soft_modulated_slope_q_F({self._print(z)}, {self._print(y)}, "
+                 f"{self._print(g)}, {sc}, {self._print(magnitude(scale))})")
+            return f"({q} if fitsqs_F({q}) else {value})"
         scaled = scaled_difference(expr.args[0])
         if scaled is None:
             return value
@@ -350,19 +370,21 @@ class _Printer(PythonCodePrinter):
         q = f"sigmoid_subq_s_F({z}, {y}, {s})"
         return f"({q} if fitsqs_F({q}) else {value})"
 
-    def _slope_tier(self, slope: tuple[sp.Expr, sp.Expr, sp.Expr], value: str) -> str:
-        # S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s)) (algebra.modulated_slope: sigmoid_focal_loss's
-        # hard-label gradient), positive terms that cancel nowhere: for float64 results the
-        # first tier _fastmath.modulated_slope_q (within 0.57 ulp where it certifies, the
-        # scale a pair; 1e6 elements ~4x cheaper than the double-double form); float32
-        # results keep their float form's test (fitsqs_v is never)
+    def _slope_tier(self, slope: tuple[sp.Expr, sp.Expr, sp.Expr], value: str,
+                    tier: str) -> str:
+        # S·dⁿ/dsⁿ[σ(s)^γ·softplus(s)] (algebra.modulated_slope: sigmoid_focal_loss's
+        # hard-label gradient, n = 1, and Hessian, n = 2): for float64 results the first tier
+        # _fastmath.modulated_slope_q (positive terms that cancel nowhere: within 0.57 ulp
+        # where it certifies; 1e6 elements ~4x cheaper than the double-double form), or
+        # modulated_curvature_q (within 0.72 ulp where its bracket cancels by under 2⁴), the
+        # scale a pair; float32 results keep their float form's test (fitsqs_v is never)
         scale, s, g = slope
         try:
             sc = self._scale_pair(scale)
         except NotImplementedError:
             return value
         g = sp.Float(g) if g.is_number else g  # a float argument, 0.0 not 0
-        q = f"modulated_slope_q_F({self._print(s)}, {self._print(g)}, {sc})"
+        q = f"{tier}_F({self._print(s)}, {self._print(g)}, {sc})"
         return f"({q} if fitsqs_F({q}) else {value})"
 
     def _scale_pair(self, scale: sp.Expr) -> str:
@@ -926,6 +948,8 @@ from symloss._fastmath import (
     fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
     softmax_sub_qb_m, softmax_hvp_qb_m, tier_work, TIER_BLOCK,
     modulated_slope_q_m, modulated_slope_q_v, modulated_slope_q_w,
+    modulated_curvature_q_m, modulated_curvature_q_v, modulated_curvature_q_w,
+    soft_modulated_slope_q_m, soft_modulated_slope_q_v, soft_modulated_slope_q_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
