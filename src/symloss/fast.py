@@ -347,14 +347,7 @@ class _Printer(PythonCodePrinter):
             # where its two terms cancel by under 2⁴ and S's pair is within 2⁻⁶⁰ of S: the
             # size of S's terms passed), else the double-double form
             scale, z, y, g = soft
-            try:
-                sc = self._scale_pair(scale)
-            except NotImplementedError:
-                return value
-            g = sp.Float(g) if g.is_number else g
-            q = (f"soft_modulated_slope_q_F({self._print(z)}, {self._print(y)}, "
-                 f"{self._print(g)}, {sc}, {self._print(magnitude(scale))})")
-            return f"({q} if fitsqs_F({q}) else {value})"
+            return self._slope_tier((scale, z, g), value, "soft_modulated_slope_q", (y,), True)
         scaled = scaled_difference(expr.args[0])
         if scaled is None:
             return value
@@ -371,20 +364,25 @@ class _Printer(PythonCodePrinter):
         return f"({q} if fitsqs_F({q}) else {value})"
 
     def _slope_tier(self, slope: tuple[sp.Expr, sp.Expr, sp.Expr], value: str,
-                    tier: str) -> str:
+                    tier: str, more: tuple[sp.Expr, ...] = (), sized: bool = False) -> str:
         # S·dⁿ/dsⁿ[σ(s)^γ·softplus(s)] (algebra.modulated_slope: sigmoid_focal_loss's
         # hard-label gradient, n = 1, and Hessian, n = 2): for float64 results the first tier
         # _fastmath.modulated_slope_q (positive terms that cancel nowhere: within 0.57 ulp
         # where it certifies; 1e6 elements ~4x cheaper than the double-double form), or
         # modulated_curvature_q (within 0.72 ulp where its bracket cancels by under 2⁴), the
-        # scale a pair; float32 results keep their float form's test (fitsqs_v is never)
+        # scale a pair; float32 results keep their float form's test (fitsqs_v is never).
+        # ``more``: arguments after ``s`` (the soft tier's label); ``sized``: the size of the
+        # scale's terms passed last (the soft tier's check of its scale pair)
         scale, s, g = slope
         try:
             sc = self._scale_pair(scale)
         except NotImplementedError:
             return value
         g = sp.Float(g) if g.is_number else g  # a float argument, 0.0 not 0
-        q = f"{tier}_F({self._print(s)}, {self._print(g)}, {sc})"
+        args = [self._print(a) for a in (s, *more, g)] + [sc]
+        if sized:
+            args.append(self._print(magnitude(scale)))
+        q = f"{tier}_F({', '.join(args)})"
         return f"({q} if fitsqs_F({q}) else {value})"
 
     def _scale_pair(self, scale: sp.Expr) -> str:
