@@ -1169,7 +1169,13 @@ class _Deadline:
     """``with _Deadline(seconds):`` raises :class:`TimeLimitReached` in the block once
     ``seconds`` of this process's CPU time have passed (ITIMER_PROF / SIGPROF: user and system
     time of all its threads, so that waiting for a busy CPU does not count; no limit where
-    there is none: off the main thread, on Windows, or ``seconds`` ≤ 0)."""
+    there is none: off the main thread, on Windows, or ``seconds`` ≤ 0).
+
+    A signal handler's exception can be lost: Python runs the handler at the next bytecode,
+    which may be inside a weakref finaliser or a ``__del__`` whose exceptions are only printed.
+    So the timer keeps firing (every :data:`_DEADLINE_REPEAT_S` CPU seconds at most) until the
+    block ends, and a block that swallowed every raise still ends in
+    :class:`TimeLimitReached` at its exit: a limit is never silently missed."""
 
     def __init__(self, seconds: float | None) -> None:
         import signal
@@ -1178,24 +1184,36 @@ class _Deadline:
         self.seconds = seconds or 0.0
         self.armed = (self.seconds > 0 and hasattr(signal, "setitimer")
                       and threading.current_thread() is threading.main_thread())
+        self.expired = False
 
     def __enter__(self) -> _Deadline:
         import signal
 
         if self.armed:
             def fire(signum: int, frame: Any) -> None:
+                self.expired = True
                 raise TimeLimitReached
 
             self.previous = signal.signal(signal.SIGPROF, fire)
-            signal.setitimer(signal.ITIMER_PROF, self.seconds)
+            signal.setitimer(signal.ITIMER_PROF, self.seconds,
+                             min(self.seconds, _DEADLINE_REPEAT_S))
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: Any) -> None:
         import signal
 
         if self.armed:
-            signal.setitimer(signal.ITIMER_PROF, 0)
-            signal.signal(signal.SIGPROF, self.previous)
+            try:  # a signal may land here too: disarm whatever happens
+                signal.setitimer(signal.ITIMER_PROF, 0)
+            finally:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                signal.signal(signal.SIGPROF, self.previous)
+            if self.expired and kind is None:  # every raise was swallowed on the way
+                raise TimeLimitReached
+
+
+#: the most CPU seconds between two raises of an expired :class:`_Deadline`
+_DEADLINE_REPEAT_S = 1.0
 
 
 def run_search(quick: bool, only: list[str] | None = None,

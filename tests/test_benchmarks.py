@@ -415,6 +415,44 @@ def test_time_limit_is_reported_and_fails_the_run(capsys):
     assert "the exact value failed" not in table
 
 
+def test_time_limit_is_not_lost_when_a_finaliser_swallows_its_raise():
+    """The timer's exception is raised at whatever bytecode runs next, which may be a weakref
+    finaliser's (its exception only printed: a CI run once finished a 1 ms search that way).
+    The deadline raises again while the block runs, and at its exit if every raise was lost."""
+    import time
+
+    accuracy = _load("accuracy")
+
+    def burn(seconds, swallow):
+        """CPU work for ``seconds`` that loses the first ``swallow`` raises."""
+        lost = 0
+        start = time.process_time()
+        while time.process_time() - start < seconds:
+            try:
+                sum(range(2000))
+            except accuracy.TimeLimitReached:  # what a finaliser does with it
+                if lost == swallow:
+                    raise
+                lost += 1
+        return lost
+
+    # the first raise lost: the next one still cuts the block short, long before it ends
+    start = time.process_time()
+    with pytest.raises(accuracy.TimeLimitReached):
+        with accuracy._Deadline(0.001):
+            burn(5.0, 1)
+    assert time.process_time() - start < 1.0
+    # every raise lost: the block's exit raises it
+    with pytest.raises(accuracy.TimeLimitReached):
+        with accuracy._Deadline(0.001):
+            lost = burn(0.05, 10**9)
+    assert lost >= 2  # it kept firing
+    # and the timer is off afterwards
+    import signal
+
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
+
 def test_search_draws_targets_inside_the_declared_domain():
     """The targets the search draws (grid, domain ends, roots in y) stay in the target's
     declared domain: kl_div's log-probabilities ≤ 0 with log_target=True, Poisson's counts,
