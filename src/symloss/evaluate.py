@@ -96,7 +96,8 @@ class _Evaluator:
         ``flagged``: the numba kernel's flag (whether it left an element NaN for
         :mod:`symloss.exact`); ``None`` from the NumPy evaluator, whose NaN are searched for.
         """
-        if self._large_scales and scaled_from_underflow(layout, out, what, self._largest):
+        if self._large_scales and scaled_from_underflow(
+                layout, out, what, self._largest, None if flagged is None else fast.any_below):
             flagged = True
         if flagged is not False:  # rescue's own fast exit, without the call
             out = rescue(self.derivation, layout, out, what, v)
@@ -107,7 +108,9 @@ class _Evaluator:
         kernels = self._fast_kernels(arrays)
         result = kernels.loss(layout) if kernels is not None else None
         per_element, flagged = result if result is not None else (self.numpy.loss(layout), None)
-        if self._large_scales and scaled_from_underflow(layout, per_element, "loss", self._largest):
+        if self._large_scales and scaled_from_underflow(
+                layout, per_element, "loss", self._largest,
+                None if flagged is None else fast.any_below):
             flagged = True
         if flagged is not False:
             per_element = rescue(self.derivation, layout, per_element, "loss")
@@ -123,7 +126,8 @@ class _Evaluator:
             kernels = self._fast_kernels(arrays)
         result = kernels.grad(layout) if kernels is not None else None
         out, flagged = result if result is not None else (self.numpy.grad(layout), None)
-        if self._large_scales and scaled_from_underflow(layout, out, "grad", self._largest):
+        if self._large_scales and scaled_from_underflow(
+                layout, out, "grad", self._largest, None if flagged is None else fast.any_below):
             flagged = True
         if flagged is not False:  # the hot path: rescue's fast exit, inlined
             out = rescue(self.derivation, layout, out, "grad")

@@ -518,12 +518,15 @@ def _scales(layout: Layout, out: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, np.maximum(target[:, None], w[None, :])).reshape(out.shape)
 
 
-def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: float) -> bool:
+def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: float,
+                          any_below: Callable[[np.ndarray, float], bool] | None = None
+                          ) -> bool:
     """Mark NaN, for :func:`symloss.exact.rescue`, each element of ``out`` (an evaluator's
     per-element ``what``) whose scale may have multiplied a factor that had left the normal
     range: its result below ``scale·2⁻⁹⁶⁸`` (0 too, for a scale from 2⁵⁰ on); return whether
     any was marked. ``largest``: :func:`largest_scale`, above :data:`SCALE_CHECKED`; one
-    comparison of ``out`` against it before any element's own scale is read.
+    comparison of ``out`` against it before any element's own scale is read (``any_below``,
+    where given: a compiled one, :func:`symloss.fast.any_below`).
 
     A weight or pos_weight is a given float of any size, and a subnormal or underflowed
     factor has lost its digits before the scale makes a normal number of it (σ(−745.133)
@@ -537,10 +540,13 @@ def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: f
     weight = layout.arrays.get("weight")
     if layout.family == "class_axis" and weight is not None:  # as laid out (_balanced)
         largest = max(1.0, float(np.nanmax(np.abs(weight))))
+    bound = largest * _NEAR_UNDERFLOW / divisor
+    if any_below is not None and not any_below(out, bound):
+        return False  # the common case: no result near the underflow of its scale
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         raw = np.abs(out)
-        small = raw < largest * _NEAR_UNDERFLOW / divisor
-        if not small.any():  # the common case: no result near the underflow of its scale
+        small = raw < bound
+        if not small.any():
             return False
         scale = _scales(layout, out)
         raw *= divisor
