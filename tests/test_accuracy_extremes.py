@@ -1800,3 +1800,15 @@ def test_multilabel_soft_margin_huge_class_weight_times_an_underflowed_sigmoid(x
                               ("hvp", lambda: d.hvp_fn(x, y, np.ones((1, 4))), hvp)):
         for path, got in _both(call).items():
             assert _ulps(got, exact, np.float64).max() <= 4, (what, path)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_marked_element_the_exact_value_cannot_answer_keeps_its_value(path):
+    """layout.scaled_from_underflow marks a huge pos_weight's tiny results for the exact
+    value; where symloss.exact cannot give one (an infinite input: σ(−∞)·w₊ = 0) the element
+    keeps its evaluated value, never NaN."""
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="none",
+                       pos_weight=np.array([1e300]))
+    z, y = np.array([np.inf, 745.1329999999996]), np.array([1.0, 1.0])
+    got = _both(lambda: d.grad_fn(z, y))[path]
+    assert got[0] == 0.0 and np.isfinite(got[1]) and got[1] < 0

@@ -40,6 +40,7 @@ from .layout import (
     check_arity,
     check_wrt,
     largest_scale,
+    restore_unrescued,
     scaled_from_underflow,
     unbroadcast,
 )
@@ -96,11 +97,14 @@ class _Evaluator:
         ``flagged``: the numba kernel's flag (whether it left an element NaN for
         :mod:`symloss.exact`); ``None`` from the NumPy evaluator, whose NaN are searched for.
         """
-        if self._large_scales and scaled_from_underflow(
-                layout, out, what, self._largest, None if flagged is None else fast.any_below):
+        marked = self._large_scales and scaled_from_underflow(
+            layout, out, what, self._largest, None if flagged is None else fast.any_below)
+        if marked:
             flagged = True
         if flagged is not False:  # rescue's own fast exit, without the call
             out = rescue(self.derivation, layout, out, what, v)
+        if marked:
+            restore_unrescued(out, marked)
         return layout.from_kernel(out)
 
     def loss(self, *arrays: Any) -> Any:
@@ -108,12 +112,15 @@ class _Evaluator:
         kernels = self._fast_kernels(arrays)
         result = kernels.loss(layout) if kernels is not None else None
         per_element, flagged = result if result is not None else (self.numpy.loss(layout), None)
-        if self._large_scales and scaled_from_underflow(
-                layout, per_element, "loss", self._largest,
-                None if flagged is None else fast.any_below):
+        marked = self._large_scales and scaled_from_underflow(
+            layout, per_element, "loss", self._largest,
+            None if flagged is None else fast.any_below)
+        if marked:
             flagged = True
         if flagged is not False:
             per_element = rescue(self.derivation, layout, per_element, "loss")
+        if marked:
+            restore_unrescued(per_element, marked)
         return layout.reduce_loss(per_element)
 
     def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
@@ -126,11 +133,14 @@ class _Evaluator:
             kernels = self._fast_kernels(arrays)
         result = kernels.grad(layout) if kernels is not None else None
         out, flagged = result if result is not None else (self.numpy.grad(layout), None)
-        if self._large_scales and scaled_from_underflow(
-                layout, out, "grad", self._largest, None if flagged is None else fast.any_below):
+        marked = self._large_scales and scaled_from_underflow(
+            layout, out, "grad", self._largest, None if flagged is None else fast.any_below)
+        if marked:
             flagged = True
         if flagged is not False:  # the hot path: rescue's fast exit, inlined
             out = rescue(self.derivation, layout, out, "grad")
+        if marked:
+            restore_unrescued(out, marked)
         return layout.from_kernel(out)
 
     def _grad_wrt(self, layout: Layout, arrays: tuple[Any, ...], wrt: str) -> np.ndarray:

@@ -56,6 +56,7 @@ __all__ = [
     "forms",
     "largest_scale",
     "lay_out",
+    "restore_unrescued",
     "scaled_from_underflow",
     "scaled_inside",
     "weight_last",
@@ -520,13 +521,14 @@ def _scales(layout: Layout, out: np.ndarray) -> np.ndarray:
 
 def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: float,
                           any_below: Callable[[np.ndarray, float], bool] | None = None
-                          ) -> bool:
+                          ) -> tuple[np.ndarray, np.ndarray] | None:
     """Mark NaN, for :func:`symloss.exact.rescue`, each element of ``out`` (an evaluator's
     per-element ``what``) whose scale may have multiplied a factor that had left the normal
-    range: its result below ``scale·2⁻⁹⁶⁸`` (0 too, for a scale from 2⁵⁰ on); return whether
-    any was marked. ``largest``: :func:`largest_scale`, above :data:`SCALE_CHECKED`; one
-    comparison of ``out`` against it before any element's own scale is read (``any_below``,
-    where given: a compiled one, :func:`symloss.fast.any_below`).
+    range: its result below ``scale·2⁻⁹⁶⁸`` (0 too, for a scale from 2⁵⁰ on); return the
+    marked flat indices and their values, for :func:`restore_unrescued` (``None``: none).
+    ``largest``: :func:`largest_scale`, above :data:`SCALE_CHECKED`; one comparison of
+    ``out`` against it before any element's own scale is read (``any_below``, where given:
+    a compiled one, :func:`symloss.fast.any_below`).
 
     A weight or pos_weight is a given float of any size, and a subnormal or underflowed
     factor has lost its digits before the scale makes a normal number of it (σ(−745.133)
@@ -535,27 +537,42 @@ def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: f
     of a scale ≤ 2 is within 2 ulp of its factor's error and is never checked.
     """
     if layout.family not in ("elementwise", "class_axis") or out.dtype.kind != "f":
-        return False
+        return None
     divisor = layout.divisor if what in ("grad", "hvp") else 1.0
     weight = layout.arrays.get("weight")
     if layout.family == "class_axis" and weight is not None:  # as laid out (_balanced)
         largest = max(1.0, float(np.nanmax(np.abs(weight))))
     bound = largest * _NEAR_UNDERFLOW / divisor
     if any_below is not None and not any_below(out, bound):
-        return False  # the common case: no result near the underflow of its scale
+        return None  # the common case: no result near the underflow of its scale
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         raw = np.abs(out)
         small = raw < bound
         if not small.any():
-            return False
+            return None
         scale = _scales(layout, out)
         raw *= divisor
         suspect = (small & (scale > SCALE_CHECKED) & (raw < scale * _NEAR_UNDERFLOW)
                    & ((raw != 0.0) | (scale >= _ZERO_CHECKED)))
-    if not suspect.any():
-        return False
-    out[suspect] = np.nan
-    return True
+    marked = np.flatnonzero(suspect)
+    if marked.size == 0:
+        return None
+    flat = out.reshape(-1)
+    values = flat[marked].copy()
+    flat[marked] = np.nan
+    return marked, values
+
+
+def restore_unrescued(out: np.ndarray, marked: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Put back the evaluated value of each element :func:`scaled_from_underflow` marked and
+    :func:`symloss.exact.rescue` left NaN (an infinite input, an infinite scalar option, a
+    form with no exact row expression): as evaluated, never NaN for a finite result."""
+    if marked is None:
+        return
+    index, values = marked
+    flat = out.reshape(-1)
+    left = np.isnan(flat[index])
+    flat[index[left]] = values[left]
 
 
 def cast(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
