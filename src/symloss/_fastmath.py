@@ -1768,12 +1768,3 @@ def vector_dd() -> dict[str, object]:
         _VECTOR_DD.update({name: namespace[name] for name in sources})
     return _VECTOR_DD
 
-
-@njit(cache=True, error_model="numpy")
-def any_below(x: Any, bound: float) -> bool:
-    """Whether some ``|x[i]| < bound`` in a flat array: one pass, stopping at the first
-    (``symloss.layout.scaled_from_underflow``'s test on a numba kernel's result; NaN is not)."""
-    for i in range(x.size):
-        if abs(x[i]) < bound:
-            return True
-    return False

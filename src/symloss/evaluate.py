@@ -98,7 +98,7 @@ class _Evaluator:
         :mod:`symloss.exact`); ``None`` from the NumPy evaluator, whose NaN are searched for.
         """
         marked = self._large_scales and scaled_from_underflow(
-            layout, out, what, self._largest, None if flagged is None else fast.any_below)
+            layout, out, what, self._largest)
         if marked:
             flagged = True
         if flagged is not False:  # rescue's own fast exit, without the call
@@ -113,8 +113,7 @@ class _Evaluator:
         result = kernels.loss(layout) if kernels is not None else None
         per_element, flagged = result if result is not None else (self.numpy.loss(layout), None)
         marked = self._large_scales and scaled_from_underflow(
-            layout, per_element, "loss", self._largest,
-            None if flagged is None else fast.any_below)
+            layout, per_element, "loss", self._largest)
         if marked:
             flagged = True
         if flagged is not False:
@@ -134,7 +133,7 @@ class _Evaluator:
         result = kernels.grad(layout) if kernels is not None else None
         out, flagged = result if result is not None else (self.numpy.grad(layout), None)
         marked = self._large_scales and scaled_from_underflow(
-            layout, out, "grad", self._largest, None if flagged is None else fast.any_below)
+            layout, out, "grad", self._largest)
         if marked:
             flagged = True
         if flagged is not False:  # the hot path: rescue's fast exit, inlined

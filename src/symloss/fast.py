@@ -103,17 +103,6 @@ def worth_it(derivation: Derivation, input: Any) -> bool:
     return _ENABLED and (MIN_SIZE == 0 or int(np.size(input)) >= MIN_SIZE)
 
 
-def any_below(out: np.ndarray, bound: float) -> bool:
-    """Whether some ``|out| < bound``: one compiled pass over a kernel's contiguous result
-    (:func:`symloss._fastmath.any_below`), for :func:`symloss.layout.scaled_from_underflow`
-    (NumPy's ``abs``, compare and ``any`` made three passes and two arrays: 8 ms at 1e6)."""
-    if not out.flags.c_contiguous or out.dtype.kind != "f":
-        return bool(np.any(np.abs(out) < bound))
-    from ._fastmath import any_below as compiled
-
-    return bool(compiled(out.reshape(-1), bound))
-
-
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Within the block, every ``loss_fn``/``grad_fn`` takes the NumPy path."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from ._bounds import within, within_both
+from ._bounds import any_below, within, within_both
 from .errors import SymlossTypeError, SymlossValueError, choice_error
 from .primitives import (
     _Difference,
@@ -519,16 +519,15 @@ def _scales(layout: Layout, out: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, np.maximum(target[:, None], w[None, :])).reshape(out.shape)
 
 
-def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: float,
-                          any_below: Callable[[np.ndarray, float], bool] | None = None
+def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: float
                           ) -> tuple[np.ndarray, np.ndarray] | None:
     """Mark NaN, for :func:`symloss.exact.rescue`, each element of ``out`` (an evaluator's
     per-element ``what``) whose scale may have multiplied a factor that had left the normal
     range: its result below ``scale·2⁻⁹⁶⁸`` (0 too, for a scale from 2⁵⁰ on); return the
     marked flat indices and their values, for :func:`restore_unrescued` (``None``: none).
-    ``largest``: :func:`largest_scale`, above :data:`SCALE_CHECKED`; one comparison of
-    ``out`` against it before any element's own scale is read (``any_below``, where given:
-    a compiled one, :func:`symloss.fast.any_below`).
+    ``largest``: :func:`largest_scale`, above :data:`SCALE_CHECKED`; one pass over ``out``
+    against it (:func:`symloss._bounds.any_below`, compiled where numba is) before any
+    element's own scale is read.
 
     A weight or pos_weight is a given float of any size, and a subnormal or underflowed
     factor has lost its digits before the scale makes a normal number of it (σ(−745.133)
@@ -543,7 +542,8 @@ def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: f
     if layout.family == "class_axis" and weight is not None:  # as laid out (_balanced)
         largest = max(1.0, float(np.nanmax(np.abs(weight))))
     bound = largest * _NEAR_UNDERFLOW / divisor
-    if any_below is not None and not any_below(out, bound):
+    flat = out.reshape(-1) if out.flags.c_contiguous else np.ravel(out)
+    if not any_below(flat, bound):
         return None  # the common case: no result near the underflow of its scale
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         raw = np.abs(out)
