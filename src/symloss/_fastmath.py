@@ -1767,4 +1767,3 @@ def vector_dd() -> dict[str, object]:
             namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
         _VECTOR_DD.update({name: namespace[name] for name in sources})
     return _VECTOR_DD
-
