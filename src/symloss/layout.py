@@ -543,8 +543,11 @@ def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: f
         largest = max(1.0, float(np.nanmax(np.abs(weight))))
     bound = largest * _NEAR_UNDERFLOW / divisor
     flat = out.reshape(-1) if out.flags.c_contiguous else np.ravel(out)
-    if not any_below(flat, bound):
-        return None  # the common case: no result near the underflow of its scale
+    # the common case: no result near the underflow of its scale (an exact 0 -- a Hessian in
+    # the direction of ones, a hard label's hit -- counts only for a scale that would lift
+    # a factor below 2⁻¹⁰⁷⁵: 130 -> 160 ms for cross_entropy's weighted hvp at 1e6 before)
+    if not any_below(flat, bound, largest >= _ZERO_CHECKED):
+        return None
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         raw = np.abs(out)
         small = raw < bound
