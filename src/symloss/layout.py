@@ -538,6 +538,8 @@ def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: f
     if layout.family not in ("elementwise", "class_axis") or out.dtype.kind != "f":
         return None
     divisor = layout.divisor if what in ("grad", "hvp") else 1.0
+    if not (divisor > 0.0 and np.isfinite(divisor)):  # every row ignored, or a total ≤ 0
+        return None
     weight = layout.arrays.get("weight")
     if layout.family == "class_axis" and weight is not None:  # as laid out (_balanced)
         largest = max(1.0, float(np.nanmax(np.abs(weight))))
