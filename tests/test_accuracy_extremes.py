@@ -1678,3 +1678,137 @@ def test_bce_logits_hessian_with_a_tiny_pos_weight_on_both_evaluators(dtype):
         exact = [wm * (wm * ym + 1 - ym) / ((1 + mpmath.exp(zm)) * (1 + mpmath.exp(-zm)))]
         for path, got in _both(lambda: d.hvp_fn(z, y, np.ones(1))).items():
             assert _ulps(got, exact, dtype).max() <= 4, path
+
+
+def _exact_bce_grad(p: float, y: float, w: float) -> mpmath.mpf:
+    """w (p − y)/max(p(1 − p), ε), ε torch's float32 1e-12."""
+    p_, y_ = mpmath.mpf(p), mpmath.mpf(y)
+    c = max(p_ * (1 - p_), mpmath.mpf(float(np.float32(1e-12))))
+    return mpmath.mpf(w) * (p_ - y_) / c
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_bce_gradient_with_a_tiny_weight_multiplies_it_last(reduction):
+    """binary_cross_entropy's gradient w(p − y)/c with a weight near or below the smallest
+    normal number: ``w·(p − y)`` was rounded to a subnormal number before the division by
+    c = max(p(1 − p), ε) (1.63e11 ulp at p = 0.9999999999999977, y = 0.00273850017014809,
+    w = 5.8947e-320; 6.07e8 with the mean at p = 4.328761281083235e-56, w = 4.359219873e-315:
+    the accuracy search's extreme weights). layout.weight_last evaluates w·((p − y)/c): within
+    2 ulp (3 with the mean's division) on both evaluators, bit for bit the same."""
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(31)
+    p, y = _bce_hessian_points()
+    p = np.concatenate([[0.9999999999999977, 4.328761281083235e-56], p])
+    y = np.concatenate([[0.00273850017014809, 0.00273850017014809], y])
+    sign = np.where(rng.random(p.size) < 0.5, -1.0, 1.0)
+    w = sign * 2.0 ** -rng.uniform(960.0, 1074.0, p.size)
+    w[:2] = [5.8947e-320, 4.359219873e-315]
+    d = symloss.derive("binary_cross_entropy", reduction=reduction, weight=w)
+    got = _both(lambda: d.grad_fn(p, y))
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+    n = mpmath.mpf(p.size if reduction == "mean" else 1)
+    exact = [_exact_bce_grad(a, b, c) / n for a, b, c in zip(p, y, w, strict=True)]
+    normal = np.array([abs(e) >= np.finfo(np.float64).tiny for e in exact])
+    assert normal[1] and normal.sum() > 20  # (the first point over n is subnormal)
+    assert _ulps(got["fast"], exact, np.float64).max() <= (2.0 if reduction == "sum" else 3.0)
+
+
+#: The accuracy search's per-class extreme weights: near the largest float, subnormal, just
+#: above the smallest normal and moderate (benchmarks/accuracy.py, GIVEN_EXTREME).
+_EXTREME_W = np.array([2.7575050914502084e303, 1.843e-320, 2.096424397223309e-302,
+                       5.8717398113748835])
+
+
+def _mp_sigmoid(x):
+    return 1 / (1 + mpmath.exp(-mpmath.mpf(x)))
+
+
+@pytest.mark.parametrize("z", [745.1329999999996, 700.0, 760.0, 1000.0])
+def test_bce_with_logits_huge_pos_weight_times_an_underflowed_sigmoid(z):
+    """w₊·y·σ(−z) with pos_weight 1.55e293 where σ(−z) is subnormal or 0: the rounded factor
+    was scaled up (8.7e15 ulp at z = 745.133 on the loss, gradient and hvp: 7.6e-31, exactly
+    3.8e-31); layout.scaled_from_underflow sends such elements to the exact value: within
+    4 ulp on both evaluators (a subnormal result may flush to 0)."""
+    mpmath.mp.dps = 60
+    w = 1.5478246797733156e293
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="sum",
+                       pos_weight=np.array([w]))
+    x, y = np.array([z]), np.array([1.0])
+    s = _mp_sigmoid(-z)
+    exact = {"loss": w * mpmath.log1p(mpmath.exp(-mpmath.mpf(z))), "grad": -w * s,
+             "hvp": w * s * _mp_sigmoid(z)}
+    calls = {"loss": lambda: np.atleast_1d(d.loss_fn(x, y)), "grad": lambda: d.grad_fn(x, y),
+             "hvp": lambda: d.hvp_fn(x, y, np.ones(1))}
+    for what, call in calls.items():
+        for path, got in _both(call).items():
+            assert _ulps(got, [exact[what]], np.float64).max() <= 4, (what, path)
+
+
+def _exact_ce(z, t, w, v):
+    """cross_entropy's (loss, gradient, hvp in the direction v) of one row, exact."""
+    z = [mpmath.mpf(float(a)) for a in z]
+    m = max(z)
+    e = [mpmath.exp(a - m) for a in z]
+    s = mpmath.fsum(e)
+    p = [a / s for a in e]
+    wt = mpmath.mpf(float(w[t]))
+    loss = wt * (m + mpmath.log(s) - z[t])
+    grad = [wt * (p[k] - (1 if k == t else 0)) for k in range(len(z))]
+    pv = mpmath.fsum(p[k] * float(v[k]) for k in range(len(z)))
+    hvp = [wt * p[k] * (float(v[k]) - pv) for k in range(len(z))]
+    return loss, grad, hvp
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("z0", [1000.0, 745.133, 700.0])
+@pytest.mark.parametrize("t", range(4))
+def test_cross_entropy_huge_class_weight_times_an_underflowed_probability(t, z0, reduction):
+    """A class weight 2.76e303 times softmax probabilities e^(−1000) (0 in float64) or
+    e^(−745.133) (subnormal): 0 for 1.4e-131 (8.39e15 ulp), 1.36e-20 for 6.8e-21 (1.11e16 on
+    the hvp); the exact value where layout.scaled_from_underflow says a weight lifted such a
+    factor: within 4 ulp on both evaluators, for every target (the mean divides by the
+    target's weight, 1.843e-320 for target 1: layout._balanced scales the weights and their
+    total by one power of two first; the loss at z₀ = 745.133 was 745.13297587 for 745.133)."""
+    mpmath.mp.dps = 1200  # 1 − p at z = 1000 needs ~440 digits
+    d = symloss.derive("cross_entropy", reduction=reduction, weight=_EXTREME_W)
+    v = np.array([[1.0, 0.0, 0.0, 0.0]])
+    z, target = np.array([[z0, 0.0, 0.0, 0.0]]), np.array([t])
+    loss, grad, hvp = _exact_ce(z[0], t, _EXTREME_W, v[0])
+    n = mpmath.mpf(float(_EXTREME_W[t])) if reduction == "mean" else 1
+    got = {"grad": _both(lambda: d.grad_fn(z, target)),
+           "hvp": _both(lambda: d.hvp_fn(z, target, v)),
+           "loss": _both(lambda: np.atleast_1d(d.loss_fn(z, target)))}
+    for what, exact in (("grad", grad), ("hvp", hvp), ("loss", [loss])):
+        for path, values in got[what].items():
+            err = _ulps(values, [e / n for e in exact], np.float64).max()
+            assert err <= 4, (what, path, err)
+
+
+@pytest.mark.parametrize("x0", [-1000.0, -745.133, -700.0])
+@pytest.mark.parametrize("label", [0.0, 1.0])
+def test_multilabel_soft_margin_huge_class_weight_times_an_underflowed_sigmoid(x0, label):
+    """wᵢσ(xᵢ)/C and wᵢσ(xᵢ)σ(−xᵢ)/C with the class weight 2.76e303 where σ(xᵢ) is 0 or
+    subnormal (5.59e15 / 1.28e16 ulp on the gradient / hvp): the exact value, within 4 ulp
+    on both evaluators."""
+    mpmath.mp.dps = 60
+    d = symloss.derive("multilabel_soft_margin_loss", reduction="sum", weight=_EXTREME_W)
+    x, y = np.array([[x0, 0.0, 0.0, 0.0]]), np.array([[label, 0.0, 0.0, 0.0]])
+    w = [mpmath.mpf(float(a)) for a in _EXTREME_W]
+    grad = [w[k] * (_mp_sigmoid(x[0, k]) - y[0, k]) / 4 for k in range(4)]
+    hvp = [w[k] * _mp_sigmoid(x[0, k]) * _mp_sigmoid(-x[0, k]) / 4 for k in range(4)]
+    for what, call, exact in (("grad", lambda: d.grad_fn(x, y), grad),
+                              ("hvp", lambda: d.hvp_fn(x, y, np.ones((1, 4))), hvp)):
+        for path, got in _both(call).items():
+            assert _ulps(got, exact, np.float64).max() <= 4, (what, path)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_marked_element_the_exact_value_cannot_answer_keeps_its_value(path):
+    """layout.scaled_from_underflow marks a huge pos_weight's tiny results for the exact
+    value; where symloss.exact cannot give one (an infinite input: σ(−∞)·w₊ = 0) the element
+    keeps its evaluated value, never NaN."""
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="none",
+                       pos_weight=np.array([1e300]))
+    z, y = np.array([np.inf, 745.1329999999996]), np.array([1.0, 1.0])
+    got = _both(lambda: d.grad_fn(z, y))[path]
+    assert got[0] == 0.0 and np.isfinite(got[1]) and got[1] < 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["within", "within_both"]
+__all__ = ["any_below", "within", "within_both"]
 
 
 def _numpy_within(a: np.ndarray, lo: Any, hi: Any) -> bool:
@@ -50,6 +50,20 @@ def _loop_within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any,
     return True
 
 
+def _numpy_any_below(a: np.ndarray, bound: float, zero: bool) -> bool:
+    size = np.abs(a)
+    return bool(np.any((size < bound) & ((size != 0.0) | zero)))
+
+
+def _loop_any_below(a: np.ndarray, bound: float, zero: bool) -> bool:
+    """The compiled pass: it returns at the first ``|v| < bound`` (NaN is not)."""
+    for v in a:
+        size = abs(v)
+        if size < bound and (zero or size != 0.0):
+            return True
+    return False
+
+
 def _compiled(loop: Callable[..., bool]) -> Callable[..., bool] | None:
     if os.environ.get("SYMLOSS_FAST", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
@@ -62,6 +76,7 @@ def _compiled(loop: Callable[..., bool]) -> Callable[..., bool] | None:
 
 _impl: list[Callable[[np.ndarray, Any, Any], bool]] = []
 _impl_both: list[Callable[..., bool]] = []
+_impl_below: list[Callable[[np.ndarray, float, bool], bool]] = []
 
 
 def within(a: np.ndarray, lo: Any, hi: Any) -> bool:
@@ -89,3 +104,22 @@ def within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any, hi_b:
     if not _impl_both:
         _impl_both.append(_compiled(_loop_within_both) or _numpy_within_both)
     return _impl_both[0](a, lo, hi, b, lo_b, hi_b)
+
+
+def any_below(a: np.ndarray, bound: float, zero: bool = True) -> bool:
+    """Whether some element of the flat array ``a`` has ``|a[i]| < bound`` (NaN has not; an
+    exact 0 only with ``zero``):
+    :func:`symloss.layout.scaled_from_underflow`'s test on every result of a derivation with
+    a large weight (NumPy's abs, compare and any: three passes and two arrays, ~8 ms at 1e6).
+
+    >>> import numpy as np
+    >>> any_below(np.array([1.0, -1e-300, np.nan]), 1e-299), any_below(np.array([1.0]), 0.5)
+    (True, False)
+    >>> any_below(np.array([0.0, 1.0]), 0.5), any_below(np.array([0.0, 1.0]), 0.5, zero=False)
+    (True, False)
+    """
+    if not a.size:
+        return False
+    if not _impl_below:
+        _impl_below.append(_compiled(_loop_any_below) or _numpy_any_below)
+    return _impl_below[0](a, bound, zero)

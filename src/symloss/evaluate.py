@@ -31,7 +31,19 @@ import numpy as np
 
 from . import fast
 from .exact import rescue
-from .layout import Layout, Numeric, Planner, cast, check_arity, check_wrt, unbroadcast
+from .layout import (
+    SCALE_CHECKED,
+    Layout,
+    Numeric,
+    Planner,
+    cast,
+    check_arity,
+    check_wrt,
+    largest_scale,
+    restore_unrescued,
+    scaled_from_underflow,
+    unbroadcast,
+)
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -56,6 +68,9 @@ class _Evaluator:
         self.derivation = derivation
         self._numpy: NumpyEvaluator | None = None  # imported on first use
         self.lay_out = Planner(derivation).call
+        #: a weight or pos_weight above 2 may lift an underflowed factor (scaled_from_underflow)
+        self._largest = largest_scale(derivation)
+        self._large_scales = self._largest > SCALE_CHECKED
         self._fast: Any = None  # fast.FastKernels, False where not available
 
     @property
@@ -82,8 +97,14 @@ class _Evaluator:
         ``flagged``: the numba kernel's flag (whether it left an element NaN for
         :mod:`symloss.exact`); ``None`` from the NumPy evaluator, whose NaN are searched for.
         """
+        marked = self._large_scales and scaled_from_underflow(
+            layout, out, what, self._largest)
+        if marked:
+            flagged = True
         if flagged is not False:  # rescue's own fast exit, without the call
             out = rescue(self.derivation, layout, out, what, v)
+        if marked:
+            restore_unrescued(out, marked)
         return layout.from_kernel(out)
 
     def loss(self, *arrays: Any) -> Any:
@@ -91,8 +112,14 @@ class _Evaluator:
         kernels = self._fast_kernels(arrays)
         result = kernels.loss(layout) if kernels is not None else None
         per_element, flagged = result if result is not None else (self.numpy.loss(layout), None)
+        marked = self._large_scales and scaled_from_underflow(
+            layout, per_element, "loss", self._largest)
+        if marked:
+            flagged = True
         if flagged is not False:
             per_element = rescue(self.derivation, layout, per_element, "loss")
+        if marked:
+            restore_unrescued(per_element, marked)
         return layout.reduce_loss(per_element)
 
     def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
@@ -105,8 +132,14 @@ class _Evaluator:
             kernels = self._fast_kernels(arrays)
         result = kernels.grad(layout) if kernels is not None else None
         out, flagged = result if result is not None else (self.numpy.grad(layout), None)
+        marked = self._large_scales and scaled_from_underflow(
+            layout, out, "grad", self._largest)
+        if marked:
+            flagged = True
         if flagged is not False:  # the hot path: rescue's fast exit, inlined
             out = rescue(self.derivation, layout, out, "grad")
+        if marked:
+            restore_unrescued(out, marked)
         return layout.from_kernel(out)
 
     def _grad_wrt(self, layout: Layout, arrays: tuple[Any, ...], wrt: str) -> np.ndarray:
