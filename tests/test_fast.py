@@ -664,6 +664,12 @@ def test_no_size_cliff_one_answer_at_every_size(dtype, monkeypatch):
     (np.array([0, 3, 9]), 0, 9),
     (np.array([0, -1, 9]), 0, 9),
     (np.array([np.iinfo(np.int64).min]), 0, 9),
+    # the compiled pass counts misses per block of 2048: a miss on either side of a boundary,
+    # in the last short block, alone in a long array
+    *((np.where(np.arange(size) == at, bad, 0.5), 0.0, 1.0)
+      for size, at in ((2048, 2047), (2049, 2048), (4096, 2048), (5000, 3000), (5000, -1))
+      for bad in (np.nan, 1.5)),
+    (np.where(np.arange(4097) == 4096, 7, 1).astype(np.int32), 0, 6),
 ])
 def test_layout_value_check_compiled_and_numpy_agree(values, lo, hi):
     """The layout's one value check (symloss._bounds.within): numba's pass and NumPy's two
@@ -684,6 +690,29 @@ def test_layout_value_check_compiled_and_numpy_agree(values, lo, hi):
         assert _bounds._numpy_within_both(a, lo, hi, b, lo, hi) == expected
         if fast.available():
             assert numba.njit(_bounds._loop_within_both)(a, lo, hi, b, lo, hi) == expected
+
+
+@pytest.mark.parametrize("size", [0, 1, 2047, 2048, 2049, 5000])
+@pytest.mark.parametrize("at", [0, -1, 2048])
+@pytest.mark.parametrize("value", [1e-310, 0.0, -1e-300, np.nan, 0.5])
+def test_underflow_check_compiled_and_numpy_agree(size, at, value):
+    """symloss._bounds.any_below (scaled_from_underflow's first pass): the compiled block
+    count and NumPy's test agree wherever the element sits (NaN never below, 0 only when
+    asked)."""
+    from symloss import _bounds
+
+    values = np.full(size, 1.0)
+    if size and -size <= at < size:
+        values[at] = value
+    for zero in (False, True):
+        size_ = np.abs(values)
+        expected = bool(np.any((size_ < 1e-299) & ((size_ != 0.0) | zero)))
+        assert _bounds.any_below(values, 1e-299, zero) == expected
+        assert _bounds._numpy_any_below(values, 1e-299, zero) == expected
+        if fast.available():
+            import numba
+
+            assert numba.njit(_bounds._loop_any_below)(values, 1e-299, zero) == expected
 
 
 def test_repeat_calls_lay_out_as_a_first_call():

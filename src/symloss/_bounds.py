@@ -24,10 +24,22 @@ def _numpy_within(a: np.ndarray, lo: Any, hi: Any) -> bool:
     return bool(np.minimum.reduce(a) >= lo and np.maximum.reduce(a) <= hi)
 
 
+#: Elements per block of a compiled pass: within a block the test is a branch-free count
+#: (LLVM vectorizes it: 1e6 float64 elements 1.5 -> 0.4 ms), and a miss ends the pass at the
+#: block's end instead of at the element (an early return per element kept the loop scalar).
+_BLOCK = 2048
+
+
 def _loop_within(a: np.ndarray, lo: Any, hi: Any) -> bool:
-    """The compiled pass (numba compiles this function; it returns at the first miss)."""
-    for v in a:
-        if not (v >= lo and v <= hi):
+    """The compiled pass (numba compiles this function; it returns after the first block
+    with a miss)."""
+    for b in range((a.size + _BLOCK - 1) // _BLOCK):
+        start = b * _BLOCK
+        miss = 0
+        for i in range(min(_BLOCK, a.size - start)):  # (from 0: vectorized)
+            v = a[start + i]
+            miss += (v < lo) | (v > hi) | (v != v)
+        if miss:
             return False
     return True
 
@@ -40,12 +52,23 @@ def _numpy_within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any
 
 def _loop_within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any,
                       hi_b: Any) -> bool:
-    """Two compiled passes in one call (a call costs more than a pass over 100 elements)."""
-    for v in a:
-        if not (v >= lo and v <= hi):
+    """Two compiled passes in one call (a call costs more than a pass over 100 elements);
+    :func:`_loop_within`'s loop, written out for each (numba compiles this function alone)."""
+    for k in range((a.size + _BLOCK - 1) // _BLOCK):
+        start = k * _BLOCK
+        miss = 0
+        for i in range(min(_BLOCK, a.size - start)):
+            v = a[start + i]
+            miss += (v < lo) | (v > hi) | (v != v)
+        if miss:
             return False
-    for v in b:
-        if not (v >= lo_b and v <= hi_b):
+    for k in range((b.size + _BLOCK - 1) // _BLOCK):
+        start = k * _BLOCK
+        miss = 0
+        for i in range(min(_BLOCK, b.size - start)):
+            v = b[start + i]
+            miss += (v < lo_b) | (v > hi_b) | (v != v)
+        if miss:
             return False
     return True
 
@@ -56,10 +79,15 @@ def _numpy_any_below(a: np.ndarray, bound: float, zero: bool) -> bool:
 
 
 def _loop_any_below(a: np.ndarray, bound: float, zero: bool) -> bool:
-    """The compiled pass: it returns at the first ``|v| < bound`` (NaN is not)."""
-    for v in a:
-        size = abs(v)
-        if size < bound and (zero or size != 0.0):
+    """The compiled pass: it returns after the first block with a ``|v| < bound`` (NaN is
+    not)."""
+    for b in range((a.size + _BLOCK - 1) // _BLOCK):
+        start = b * _BLOCK
+        hit = 0
+        for i in range(min(_BLOCK, a.size - start)):
+            size = abs(a[start + i])
+            hit += (size < bound) & (zero | (size != 0.0))
+        if hit:
             return True
     return False
 
