@@ -428,7 +428,7 @@ def _evaluate_columns(fn: Any, exprs: list[sp.Expr], values: dict[Any, float]
             out = [undecided] * len(exprs)
     for c, e in enumerate(exprs):
         if out[c] is undecided:
-            own = {x: values[x] for x in values if x in e.free_symbols or (
-                isinstance(x, sp.Indexed) and e.has(x))}
+            free = e.free_symbols  # an Indexed is one of them
+            own = {x: value for x, value in values.items() if x in free}
             out[c] = _evaluate_row(_row_function(e, tuple(own)), e, own)
     return out  # type: ignore[no-any-return]
