@@ -297,13 +297,30 @@ def _exact_rows(d: symloss.Derivation, expr: sp.Expr, args: list[sp.Basic], name
     discrete = {a.symbol_key: a.domains[0].values for a in d.spec.arguments_for(d.options)
                 if isinstance(symbols.get(a.symbol_key), sp.Symbol) and a.domains[0].values}
     fns: dict[tuple[float, ...], Callable[..., Any]] = {}
+    # the arguments given as a row (1-based lists): the arrays and the direction
+    row_names = [n for n in names if isinstance(symbols.get(n), sp.IndexedBase) or n == "v"]
+    rows_of: dict[tuple[tuple[float, ...], int], Callable[..., Any] | None] = {}
+
+    def discrete_at(vals: list[Any]) -> tuple[tuple[float, ...], dict[sp.Basic, sp.Expr]]:
+        key = tuple(float(vals[names.index(n)]) for n in discrete)
+        return key, {args[names.index(n)]: sp.nsimplify(t)
+                     for n, t in zip(discrete, key, strict=True)}
 
     def fn(*vals: Any) -> Any:
-        key = tuple(float(vals[names.index(n)]) for n in discrete)
+        key, at = discrete_at(list(vals))
         if key not in fns:
-            at = {args[names.index(n)]: sp.nsimplify(t) for n, t in zip(discrete, key, strict=True)}
             fns[key] = sp.lambdify(args, expr.subs(at), modules=[_NAMESPACE, "mpmath"])
         return fns[key](*vals)
+
+    def whole_row(vals: list[Any], width: int) -> Callable[..., Any] | None:
+        """Every column of a row at once: the expression at ``i = 1 … width`` with its sums
+        written out, one mpmath function whose common subexpressions (the row's sums,
+        distances) are computed once per row, not once per column; ``None`` where the
+        written-out form keeps a sum or a whole row (an argument no entry stands for)."""
+        key, at = discrete_at(vals)
+        if (key, width) not in rows_of:
+            rows_of[key, width] = _whole_row(expr.subs(at), args, names, row_names, sizes, width)
+        return rows_of[key, width]
 
     def rows_fn(arrays: list[np.ndarray], v: np.ndarray | None = None) -> np.ndarray:
         prep = adapter.prepare(*arrays)
@@ -319,7 +336,7 @@ def _exact_rows(d: symloss.Derivation, expr: sp.Expr, args: list[sp.Basic], name
                     value = values[n]
                     if n in sizes:
                         vals.append(width)
-                    elif isinstance(symbols.get(n), sp.IndexedBase) or n == "v":  # a row, 1-based
+                    elif n in row_names:  # a row, 1-based
                         vals.append([None, *(mpmath.mpf(float(t)) for t in value[row])])
                     elif np.ndim(value) == 0:  # an option
                         vals.append(mpmath.mpf(float(value)))
@@ -327,12 +344,68 @@ def _exact_rows(d: symloss.Derivation, expr: sp.Expr, args: list[sp.Basic], name
                         vals.append(mpmath.mpf(float(value[row])))
                 if per_row:
                     return fn(*vals)
+                columns = whole_row(vals, width)
+                if columns is not None:
+                    try:
+                        return list(columns(*_entries(vals, names, sizes)))
+                    except ZeroDivisionError:
+                        # a subexpression of a branch not taken, computed once for all
+                        # columns (1/(d₊ + d₋) at a = p = n): the columns one by one
+                        pass
                 return [fn(*vals, i) for i in range(1, width + 1)]
 
             out[row] = _settled(call)
         return out
 
     return rows_fn
+
+
+def _entries(vals: list[Any], names: list[str], sizes: tuple[str, ...]) -> list[Any]:
+    """The arguments of :func:`_whole_row`'s function: each row's entries (the 1-based lists
+    without their unused 0th place) and the numbers, in ``names``' order, sizes left out."""
+    out: list[Any] = []
+    for n, value in zip(names, vals, strict=False):
+        if n in sizes:
+            continue
+        if isinstance(value, list):
+            out += value[1:]
+        else:
+            out.append(value)
+    return out
+
+
+def _whole_row(expr: sp.Expr, args: list[sp.Basic], names: list[str], row_names: list[str],
+               sizes: tuple[str, ...], width: int) -> Callable[..., Any] | None:
+    """``expr`` (a row family's per-element ``grad`` or ``hvp``, of the free index ``i``) as one
+    mpmath function of a row's entries (:func:`_entries`) giving the ``width`` columns: the
+    size set to ``width``, ``i`` to 1 … ``width``, the sums written out, the entries as plain
+    symbols, common subexpressions shared (``cse``). ``None`` where an entry is not resolved."""
+    index = next(a for a in args if str(a) == "i")
+    size_of = {a: sp.Integer(width) for a, n in zip(args, names, strict=False) if n in sizes}
+    e = expr.xreplace({s: w for s, w in size_of.items() if s in expr.free_symbols})
+    e = e.replace(lambda x: isinstance(x, sp.Sum), lambda x: x.doit())  # only the sums
+    columns = [e.xreplace({s: sp.Integer(c) for s in e.free_symbols if str(s) == str(index)})
+               for c in range(1, width + 1)]
+    flat: list[sp.Symbol] = []
+    table: dict[sp.Basic, sp.Symbol] = {}
+    for n, a in zip(names, args, strict=False):
+        if n in sizes:
+            continue
+        if n not in row_names:
+            flat.append(a)  # a number (an option, a per-row ±1)
+            continue
+        for k in range(1, width + 1):
+            entry = sp.Symbol(f"_{n}_{k}")
+            table[sp.IndexedBase(str(a))[k]] = entry
+            flat.append(entry)
+    found: list[sp.Expr] = []
+    for c in columns:
+        renamed = c.xreplace({x: table.get(sp.IndexedBase(str(x.base.label))[x.indices], x)
+                              for x in c.atoms(sp.Indexed)})
+        if renamed.has(sp.Sum, sp.Indexed) or not renamed.free_symbols <= set(flat):
+            return None
+        found.append(renamed)
+    return sp.lambdify(flat, found, modules=[_NAMESPACE, "mpmath"], cse=True)  # type: ignore[no-any-return]
 
 
 def ulps(got: np.ndarray, exact: np.ndarray, dtype: np.dtype) -> np.ndarray:

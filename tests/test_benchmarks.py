@@ -513,3 +513,44 @@ def test_ulps_counts_a_flush_of_an_exact_value_just_below_the_smallest_normal():
     assert accuracy.ulps(np.array([-0.0]), np.array([below], dtype=object), f64)[0] == 0.0
     normal = mpmath.mpf(-np.finfo(np.float64).tiny)  # a normal exact value may not flush
     assert accuracy.ulps(np.array([-0.0]), np.array([normal], dtype=object), f64)[0] > 1e15
+
+
+def test_row_reference_evaluates_each_rows_sums_once(monkeypatch):
+    """The row family's exact gradient (and HVP) is one mpmath function of a row's entries
+    giving every column, its shared parts (the distances, the hinge's step) computed once per
+    row: the work per row does not grow with the width (the search's width-16 rows cost 16
+    evaluations of the whole row per precision before: 16 times the square roots), and the
+    values are the per-column ones (to 40 digits; a row where a shared part divides by 0 goes
+    column by column)."""
+    import mpmath
+    import numpy as np
+
+    import symloss
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    calls = []
+
+    def counted(u):
+        calls.append(1)
+        return mpmath.sqrt(u)
+
+    monkeypatch.setitem(accuracy._NAMESPACE, "sqrt", counted)
+    d = symloss.derive("triplet_margin_loss", reduction="sum")
+    rng = np.random.default_rng(7)
+    counts = {}
+    values = {}
+    for width in (2, 16):
+        a, p, n = (rng.standard_normal((3, width)) for _ in range(3))
+        p[1] = n[1] = a[1]  # a = p = n: the distances' difference is 0
+        n[2] = a[2] + (p[2] - a[2])[::-1]  # d(a, p) = d(a, n): the hinge's kink
+        calls.clear()
+        values[width] = accuracy.exact(d, "grad")([a, p, n])
+        counts[width] = len(calls)
+        monkeypatch.setattr(accuracy, "_whole_row", lambda *args: None, raising=False)  # by column
+        slow = accuracy.exact(d, "grad")([a, p, n])
+        monkeypatch.undo()
+        monkeypatch.setitem(accuracy._NAMESPACE, "sqrt", counted)
+        for got, want in zip(values[width].ravel(), slow.ravel(), strict=True):
+            assert abs(got - want) <= mpmath.mpf(10) ** -40 * abs(want), (width, got, want)
+    assert counts[16] == counts[2] > 0, counts

@@ -1063,13 +1063,55 @@ def test_exact_row_rescue_is_one_mpmath_function_with_the_same_bits(monkeypatch)
 
     monkeypatch.setattr(exact, "row_value", counting_row)
     monkeypatch.setattr(exact, "_evaluate", lambda *a: pytest.fail("evalf per element"))
+    monkeypatch.setattr(exact, "_ROW_VALUES", {})
     with fast.disabled():
         got = [np.asarray(d.grad_fn(*x, wrt=key)) for key in d.spec.differentiable()]
     assert rescued, "the point no longer needs the exact rescue: pick another"
     # the same elements by evalf alone (no mpmath function)
     monkeypatch.setattr(exact, "_evaluate", real_evaluate)
+    monkeypatch.setattr(exact, "_ROW_VALUES", {})
     monkeypatch.setattr(exact, "_row_function", lambda *a: None)
     with fast.disabled():
         want = [np.asarray(d.grad_fn(*x, wrt=key)) for key in d.spec.differentiable()]
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def test_exact_row_function_is_built_in_one_pass_with_the_same_bits(monkeypatch):
+    """The rescue's mpmath function of a written-out row (:func:`symloss.exact._row_function`)
+    is printed with its arguments (the row's entries ``a[k]``) replaced in one pass, not by
+    lambdify's ``dummify``, which rewrote the whole expression once per argument (~6 s per
+    column of a width-16 triplet gradient, half the accuracy search's time), and a row's
+    columns are computed together (:func:`symloss.exact._row_columns`); the bits are evalf's,
+    here on rows of 8 whose elements all need the rescue."""
+    from symloss import exact, fast
+
+    lambdify = sys.modules["sympy.utilities.lambdify"]  # the module (the package exports the function)
+    rng = np.random.default_rng(3)
+    row = (rng.standard_normal((2, 8)) * 1e-26).astype(np.float32)
+    x = [row, row.copy(), row.copy()]
+    d = symloss.derive("triplet_margin_loss", reduction="sum")
+    rescued: list[int] = []
+    real_row = exact.row_value
+
+    def counting_row(*args, **kwargs):
+        rescued.append(1)
+        return real_row(*args, **kwargs)
+
+    def per_argument(*args, **kwargs):
+        raise AssertionError("lambdify rewrote the expression once per argument")
+
+    exact._ROW_FUNCTIONS.clear()
+    monkeypatch.setattr(exact, "_ROW_VALUES", {}, raising=False)
+    monkeypatch.setattr(exact, "row_value", counting_row)
+    monkeypatch.setattr(exact, "_evaluate", lambda *a: pytest.fail("evalf per element"))
+    monkeypatch.setattr(lambdify._EvaluatorPrinter, "_subexpr", per_argument)
+    with fast.disabled():
+        got = np.asarray(d.grad_fn(*x))
+    assert len(rescued) >= 8, "the rows no longer need the exact rescue: pick others"
+    monkeypatch.undo()
+    monkeypatch.setattr(exact, "_ROW_VALUES", {}, raising=False)
+    monkeypatch.setattr(exact, "_row_function", lambda *a: None)  # evalf alone
+    with fast.disabled():
+        want = np.asarray(d.grad_fn(*x))
+    np.testing.assert_array_equal(got, want)

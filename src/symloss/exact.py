@@ -175,20 +175,32 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
 
 
 #: A row expression compiled to an mpmath function, by (expression, its arguments).
-_ROW_FUNCTIONS: dict[tuple[sp.Expr, tuple[Any, ...]], Any] = {}
+_ROW_FUNCTIONS: dict[tuple[sp.Expr | tuple[sp.Expr, ...], tuple[Any, ...]], Any] = {}
 
 #: Decimal digits of :func:`_evaluate_row`'s evaluations (:data:`PRECISIONS`, with the 20
 #: digits more :func:`_evaluate` gives the substituted floats).
 _ROW_DIGITS = tuple(digits + 20 for digits in PRECISIONS)
 
 
-def _row_function(expr: sp.Expr, args: tuple[Any, ...]) -> Any:
+def _row_function(expr: sp.Expr | tuple[sp.Expr, ...], args: tuple[Any, ...]) -> Any:
     """``expr`` as an mpmath function of ``args`` (compiled once), or ``None`` where it has
-    none."""
+    none; a tuple of expressions (a row's columns) as one function giving their list, with
+    their common subexpressions computed once (``cse``)."""
     key = (expr, args)
     if key not in _ROW_FUNCTIONS:
+        exprs = expr if isinstance(expr, tuple) else (expr,)
+        # each argument (an Indexed a[3] is no Python name) as a plain symbol, in one pass:
+        # lambdify's dummify replaces them one by one, a pass over the whole written-out row
+        # each (~6 s for a width-16 triplet gradient column, 70 arguments)
+        taken = {str(s) for e in exprs for s in e.free_symbols}
+        plain = [sp.Symbol(f"_x{j}") for j in range(len(args))]
+        if taken & {str(s) for s in plain}:
+            plain = [sp.Dummy() for _ in args]
+        renamed = [e.xreplace(dict(zip(args, plain, strict=True))) for e in exprs]
         try:
-            _ROW_FUNCTIONS[key] = sp.lambdify(list(args), expr, modules="mpmath", dummify=True)
+            _ROW_FUNCTIONS[key] = sp.lambdify(
+                plain, renamed if isinstance(expr, tuple) else renamed[0], modules="mpmath",
+                dummify=False, cse=isinstance(expr, tuple))
         except Exception:  # nothing to print it with: SymPy's evalf
             _ROW_FUNCTIONS[key] = None
     return _ROW_FUNCTIONS[key]
@@ -275,18 +287,11 @@ _ROW_EXPRESSIONS: dict[tuple[sp.Expr, int, int | None],
                              list[tuple[Any, str]]]] = {}
 
 
-def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], size: Any,
-              width: int, index: Any, column: int | None) -> float | None:
-    """The exact value of a row-wise loss's per-row expression (:mod:`symloss.rows`) at one
-    row, rounded once to float64: its sums over the ``size`` (``D``) features written out for
-    this ``width``, the free ``index`` set to ``column + 1`` (a gradient's element), the arrays'
-    elements and the per-row numbers and options from ``point`` (name -> float or list of
-    floats, as ``symbols`` names them). ``None`` where it is not a finite real number.
-
-    :class:`symloss.rows.RowAdapter` calls it for the few elements that even double-double
-    cannot certify (a hinge argument or a gradient component cancelling by more than ~45
-    bits), as :func:`rescue` does for the element-wise losses.
-    """
+def _row_form(expr: sp.Expr, symbols: dict[str, Any], size: Any, width: int, index: Any,
+              column: int | None) -> tuple[sp.Expr, list[tuple[Any, str, int]] | None,
+                                           list[tuple[Any, str]]]:
+    """:func:`row_value`'s expression written out for ``width`` (and ``column``), with its
+    arguments (:data:`_ROW_EXPRESSIONS`), made once."""
     key = (expr, width, column)
     if key not in _ROW_EXPRESSIONS:
         e = expr.xreplace({size: sp.Integer(width)}) if size is not None else expr
@@ -307,17 +312,123 @@ def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], siz
         numbers = [(symbol, name) for name, symbol in symbols.items()
                    if isinstance(symbol, sp.Symbol) and symbol in e.free_symbols]
         _ROW_EXPRESSIONS[key] = (e, elements, numbers)
-    e, elements, numbers = _ROW_EXPRESSIONS[key]
-    if elements is None:
-        return None
+    return _ROW_EXPRESSIONS[key]
+
+
+def _row_point(elements: list[tuple[Any, str, int]], numbers: list[tuple[Any, str]],
+               point: dict[str, Any]) -> dict[Any, float]:
+    """The arguments of a written-out row expression (:func:`_row_form`) at ``point``."""
     values: dict[Any, float] = {
         element: float(point[name][k]) for element, name, k in elements}
     for symbol, name in numbers:
         if name in point:
             values[symbol] = float(point[name])
+    return values
+
+
+def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], size: Any,
+              width: int, index: Any, column: int | None) -> float | None:
+    """The exact value of a row-wise loss's per-row expression (:mod:`symloss.rows`) at one
+    row, rounded once to float64: its sums over the ``size`` (``D``) features written out for
+    this ``width``, the free ``index`` set to ``column + 1`` (a gradient's element), the arrays'
+    elements and the per-row numbers and options from ``point`` (name -> float or list of
+    floats, as ``symbols`` names them). ``None`` where it is not a finite real number.
+
+    :class:`symloss.rows.RowAdapter` calls it for the few elements that even double-double
+    cannot certify (a hinge argument or a gradient component cancelling by more than ~45
+    bits), as :func:`rescue` does for the element-wise losses. A gradient's or HVP's element
+    is taken from its whole row's (:func:`_row_columns`): where one element of a row cannot
+    be certified, its neighbours seldom can (a = p = n: every column cancels to 0).
+    """
+    if column is not None:
+        columns = _row_columns(expr, symbols, point, size, width, index)
+        if columns is not None:
+            value = columns[column]
+            return None if value is None else _finite(float(value))
+    e, elements, numbers = _row_form(expr, symbols, size, width, index, column)
+    if elements is None:
+        return None
+    values = _row_point(elements, numbers, point)
     # one mpmath function per expression and arguments, as for a class-axis row
     value = _evaluate_row(_row_function(e, tuple(values)), e, values)
-    if value is None:
+    return None if value is None else _finite(float(value))
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+#: The exact columns of recently rescued rows (:func:`_row_columns`), by expression, width
+#: and the row's arguments: both evaluators rescue the same elements of a row.
+_ROW_VALUES: dict[tuple[Any, ...], list[sp.Expr | None]] = {}
+
+
+def _row_columns(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], size: Any,
+                 width: int, index: Any) -> list[sp.Expr | None] | None:
+    """Every column of a row's gradient or HVP (:func:`row_value`) at ``point``, each by
+    :func:`_evaluate_row`'s rule, from one mpmath function of the row's entries computing the
+    columns together (their sums and distances once: ``cse``); ``None`` where a column has no
+    written-out form. Remembered for the row (:data:`_ROW_VALUES`)."""
+    forms = [_row_form(expr, symbols, size, width, index, c) for c in range(width)]
+    if any(elements is None for _, elements, _ in forms):
         return None
-    out = float(value)
-    return out if np.isfinite(out) else None
+    union: dict[Any, tuple[Any, str, int]] = {}
+    numbers: dict[Any, tuple[Any, str]] = {}
+    for _, elements, names in forms:
+        union.update((element[0], element) for element in elements or [])
+        numbers.update((number[0], number) for number in names)
+    ordered = sorted(union.values(), key=lambda t: sp.default_sort_key(t[0]))
+    values = _row_point(ordered, list(numbers.values()), point)
+    key = (expr, width, tuple(values.items()))
+    if key not in _ROW_VALUES:
+        if len(_ROW_VALUES) > 4096:
+            _ROW_VALUES.clear()
+        exprs = [e for e, _, _ in forms]
+        fn = _row_function(tuple(exprs), tuple(values))
+        _ROW_VALUES[key] = _evaluate_columns(fn, exprs, values)
+    return _ROW_VALUES[key]
+
+
+def _evaluate_columns(fn: Any, exprs: list[sp.Expr], values: dict[Any, float]
+                      ) -> list[sp.Expr | None]:
+    """:func:`_evaluate_row` of each of ``exprs`` (a row's columns), by ``fn`` giving them all
+    at once (:func:`_row_function` of the tuple): each column decided by the same rule at the
+    same precisions (:data:`_ROW_DIGITS`); a column it leaves undecided (a value that is not
+    a finite real number, ``fn`` failing: a shared part of a branch not taken dividing by 0)
+    by :func:`_evaluate_row` alone."""
+    import mpmath
+
+    undecided = object()
+    out: list[Any] = [undecided] * len(exprs)
+    found: list[list[Any]] = [[] for _ in exprs]
+    if fn is not None:
+        try:
+            args = [mpmath.mpf(v) for v in values.values()]  # exact: 53 bits
+            for digits in _ROW_DIGITS:
+                with mpmath.workdps(digits):
+                    row = fn(*args)
+                for c, value in enumerate(row):
+                    if out[c] is not undecided or found[c] is None:
+                        continue
+                    if not (isinstance(value, mpmath.mpf) and mpmath.isfinite(value)):
+                        found[c] = None  # type: ignore[call-overload]
+                        continue
+                    if found[c] and value != 0 and \
+                            abs(value - found[c][-1]) <= abs(value) * mpmath.mpf(2) ** -70:
+                        out[c] = sp.Float(value, digits)
+                        continue
+                    found[c].append(value)
+                if all(o is not undecided or f is None for o, f in zip(out, found, strict=True)):
+                    break
+            else:
+                for c, seen in enumerate(found):
+                    if out[c] is undecided and seen is not None and all(v == 0 for v in seen):
+                        out[c] = sp.S.Zero
+        except Exception:  # a function mpmath has no twin of, a division by 0: by column
+            out = [undecided] * len(exprs)
+    for c, e in enumerate(exprs):
+        if out[c] is undecided:
+            free = e.free_symbols  # an Indexed is one of them
+            own = {x: value for x, value in values.items() if x in free}
+            out[c] = _evaluate_row(_row_function(e, tuple(own)), e, own)
+    return out  # type: ignore[no-any-return]
