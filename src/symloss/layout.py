@@ -144,10 +144,12 @@ def weight_last(expr: sp.Expr, weights: set[sp.Basic]) -> sp.Expr:
     p(1 − p) ≈ 2.3e-15, was 4.97e15 ulp from 2.52e-305). ``(p − y)/c`` is formed from the
     inputs alone, and the weight then rounds once, as an unweighted loss rounds.
 
-    >>> from sympy import Symbol
-    >>> w, x, c = Symbol("w"), Symbol("x"), Symbol("c")
-    >>> weight_last(w * x / c, {w}).args
-    (w, x/c)
+    >>> from sympy import Symbol, exp
+    >>> w, x, z = Symbol("w"), Symbol("x"), Symbol("z")
+    >>> weight_last(w * x / (1 + exp(z)), {w}).args
+    (w, x/(exp(z) + 1))
+    >>> weight_last(w * x / 2, {w}).args  # a division by a constant: one rounding either way
+    (1/2, w, x)
     """
     def is_weight(f: sp.Basic) -> bool:
         return f in weights or (isinstance(f, sp.Indexed) and f.base in weights)
