@@ -90,37 +90,30 @@ class _Evaluator:
             self._fast = fast.build(self.derivation) or False
         return self._fast or None
 
-    def _finish(self, layout: Layout, out: np.ndarray, flagged: bool | None, what: str,
-                v: np.ndarray | None = None) -> np.ndarray:
-        """A per-element result, rescued where uncertified, in the input's shape and dtype.
+    def _rescued(self, layout: Layout, out: np.ndarray, flagged: bool | None, what: str,
+                 v: np.ndarray | None = None) -> np.ndarray:
+        """The per-element ``out`` with every uncertified element rescued (the layout's shape).
 
         ``flagged``: the numba kernel's flag (whether it left an element NaN for
         :mod:`symloss.exact`); ``None`` from the NumPy evaluator, whose NaN are searched for.
+        Where a weight above 2 may have lifted an underflowed factor, the elements it may have
+        (:func:`~symloss.layout.scaled_from_underflow`) are rescued too, and any the exact
+        evaluation leaves NaN get their evaluated value back.
         """
-        marked = self._large_scales and scaled_from_underflow(
-            layout, out, what, self._largest)
-        if marked:
-            flagged = True
-        if flagged is not False:  # rescue's own fast exit, without the call
+        if not self._large_scales:  # the hot path: one test, rescue's own fast exit inlined
+            return out if flagged is False else rescue(self.derivation, layout, out, what, v)
+        marked = scaled_from_underflow(layout, out, what, self._largest)
+        if marked or flagged is not False:
             out = rescue(self.derivation, layout, out, what, v)
-        if marked:
-            restore_unrescued(out, marked)
-        return layout.from_kernel(out)
+        restore_unrescued(out, marked)
+        return out
 
     def loss(self, *arrays: Any) -> Any:
         layout = self.lay_out(arrays)
         kernels = self._fast_kernels(arrays)
         result = kernels.loss(layout) if kernels is not None else None
         per_element, flagged = result if result is not None else (self.numpy.loss(layout), None)
-        marked = self._large_scales and scaled_from_underflow(
-            layout, per_element, "loss", self._largest)
-        if marked:
-            flagged = True
-        if flagged is not False:
-            per_element = rescue(self.derivation, layout, per_element, "loss")
-        if marked:
-            restore_unrescued(per_element, marked)
-        return layout.reduce_loss(per_element)
+        return layout.reduce_loss(self._rescued(layout, per_element, flagged, "loss"))
 
     def grad(self, *arrays: Any, wrt: str = "input") -> np.ndarray:
         if wrt != "input":
@@ -132,15 +125,7 @@ class _Evaluator:
             kernels = self._fast_kernels(arrays)
         result = kernels.grad(layout) if kernels is not None else None
         out, flagged = result if result is not None else (self.numpy.grad(layout), None)
-        marked = self._large_scales and scaled_from_underflow(
-            layout, out, "grad", self._largest)
-        if marked:
-            flagged = True
-        if flagged is not False:  # the hot path: rescue's fast exit, inlined
-            out = rescue(self.derivation, layout, out, "grad")
-        if marked:
-            restore_unrescued(out, marked)
-        return layout.from_kernel(out)
+        return layout.from_kernel(self._rescued(layout, out, flagged, "grad"))
 
     def _grad_wrt(self, layout: Layout, arrays: tuple[Any, ...], wrt: str) -> np.ndarray:
         """The gradient of a broadcast argument: summed over the axes it was broadcast along."""
@@ -158,7 +143,7 @@ class _Evaluator:
         kernels = self._fast_kernels(tuple(given))
         result = kernels.hvp(layout, dv) if kernels is not None else None
         out, flagged = result if result is not None else (self.numpy.hvp(layout, dv), None)
-        return self._finish(layout, out, flagged, "hvp", dv)
+        return layout.from_kernel(self._rescued(layout, out, flagged, "hvp", dv))
 
     def hess_diag(self, *arrays: Any) -> np.ndarray:
         """The unreduced diagonal of the Hessian, per element (reduction ignored)."""
@@ -166,4 +151,4 @@ class _Evaluator:
         kernels = self._fast_kernels(arrays)
         result = kernels.hess(layout) if kernels is not None else None
         out, flagged = result if result is not None else (self.numpy.hess(layout), None)
-        return self._finish(layout, out, flagged, "hess")
+        return layout.from_kernel(self._rescued(layout, out, flagged, "hess"))
