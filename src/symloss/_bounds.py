@@ -52,25 +52,15 @@ def _numpy_within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any
 
 def _loop_within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any,
                       hi_b: Any) -> bool:
-    """Two compiled passes in one call (a call costs more than a pass over 100 elements);
-    :func:`_loop_within`'s loop, written out for each (numba compiles this function alone)."""
-    for k in range((a.size + _BLOCK - 1) // _BLOCK):
-        start = k * _BLOCK
-        miss = 0
-        for i in range(min(_BLOCK, a.size - start)):
-            v = a[start + i]
-            miss += (v < lo) | (v > hi) | (v != v)
-        if miss:
-            return False
-    for k in range((b.size + _BLOCK - 1) // _BLOCK):
-        start = k * _BLOCK
-        miss = 0
-        for i in range(min(_BLOCK, b.size - start)):
-            v = b[start + i]
-            miss += (v < lo_b) | (v > hi_b) | (v != v)
-        if miss:
-            return False
-    return True
+    """Two compiled passes in one call (a call from Python costs more than a pass over 100
+    elements): numba compiles this with :func:`_loop_within`'s compiled dispatcher
+    (:data:`_within_compiled`) called inside, a native call."""
+    return _within_compiled(a, lo, hi) and _within_compiled(b, lo_b, hi_b)
+
+
+#: :func:`_loop_within` compiled (set before :func:`_loop_within_both` is compiled, which
+#: calls it: numba reads a global when it compiles)
+_within_compiled: Any = None
 
 
 def _numpy_any_below(a: np.ndarray, bound: float, zero: bool) -> bool:
@@ -130,7 +120,10 @@ def within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any, hi_b:
     (True, False)
     """
     if not _impl_both:
-        _impl_both.append(_compiled(_loop_within_both) or _numpy_within_both)
+        global _within_compiled
+        _within_compiled = _compiled(_loop_within)
+        both = _compiled(_loop_within_both) if _within_compiled is not None else None
+        _impl_both.append(both or _numpy_within_both)
     return _impl_both[0](a, lo, hi, b, lo_b, hi_b)
 
 
