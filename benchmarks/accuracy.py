@@ -1276,7 +1276,10 @@ class _Deadline:
         import signal
 
         if self.armed:
-            try:  # a signal may land here too: disarm whatever happens
+            # A signal may land here too: disarm whatever happens. (Not by blocking SIGPROF
+            # with pthread_sigmask around the disarm: a signal pending when the old handler,
+            # SIG_DFL, is back and the mask lifted would end the process.)
+            try:
                 signal.setitimer(signal.ITIMER_PROF, 0)
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
