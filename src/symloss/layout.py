@@ -320,6 +320,31 @@ def class_index_denominator(derivation: Derivation, labels: np.ndarray, valid: n
     return float(np.count_nonzero(valid))
 
 
+def _label_rows(labels: np.ndarray, n_classes: int, ignore_index: int, ignoring: bool
+                ) -> tuple[np.ndarray | None, int | None]:
+    """``(valid, bad)`` of class-index targets: the rows not ignored (``None``: every label
+    is a class and ``ignore_index`` none, no row is ignored -- the layout's mask is made only
+    where an evaluator reads it) and the first label neither ignored nor in ``0..C−1``
+    (``None``: none). ``ignoring``: whether the loss was given ``ignore_index``."""
+    in_bounds = within(labels, 0, n_classes - 1)
+    if in_bounds and not 0 <= ignore_index < n_classes:
+        return None, None
+    valid = labels != ignore_index if ignoring else np.ones(labels.shape, dtype=bool)
+    if not in_bounds:
+        bad = valid & ((labels < 0) | (labels >= n_classes))
+        if bad.any():
+            return valid, int(labels[bad][0])
+    return valid, None
+
+
+def _index_denominator(derivation: Derivation, weight: np.ndarray | None, by_weight: bool,
+                       labels: np.ndarray, valid: np.ndarray | None) -> float:
+    """The mean's denominator of class-index targets, ``valid`` from :func:`_label_rows`."""
+    if valid is None:
+        return _unmasked_denominator(weight, by_weight, labels)
+    return class_index_denominator(derivation, labels, valid, by_weight)
+
+
 @dataclass(eq=False, slots=True)
 class Layout:
     """One call's arrays in the kernels' layout, with everything needed to finish the result.
@@ -665,7 +690,8 @@ class Planner:
             self.class_axis = _ClassAxisFacts(
                 index_only=spec.index_targets_only, multi_hot=spec.multi_hot_targets,
                 spatial=spec.spatial, has_weight="weight" in symbols,
-                ignore_index=int(given_ignore) if given_ignore is not None else NO_IGNORE)
+                ignore_index=int(given_ignore) if given_ignore is not None else NO_IGNORE,
+                ignoring=given_ignore is not None)
 
     def __call__(self, arrays: tuple[Any, ...]) -> Layout:
         if self.family == "elementwise":
@@ -760,21 +786,23 @@ class Planner:
 
     def _class_axis_again(self, plan: _ClassPlan, x: np.ndarray, t: np.ndarray) -> Layout | None:
         """A class-axis layout for arrays of the dtypes and shapes of one laid out before
-        (:func:`_class_axis` checked those): the class axis last, contiguous arrays and no row
-        ignored -- else ``None``, and :func:`_class_axis` lays it out."""
+        (:func:`_class_axis` checked those): the class axis last, contiguous arrays and every
+        label a class or ignored -- else ``None``, and :func:`_class_axis` lays it out (or
+        says what is wrong)."""
         if x.ndim > 2 or x.dtype != plan.work or not x.flags.c_contiguous:
             return None
         n_classes = x.shape[-1]
         arrays = {"input": x.reshape(-1, n_classes)}
-        labels = None
+        labels = valid = None
         if plan.target is None:  # class indices
             labels = t.reshape(-1) if t.dtype == _INT64 and t.flags.c_contiguous else (
                 np.ascontiguousarray(t, dtype=np.int64).reshape(-1))
-            ignore_index = self.class_axis.ignore_index
-            if 0 <= ignore_index < n_classes or not within(labels, 0, n_classes - 1):
+            facts = self.class_axis
+            valid, bad = _label_rows(labels, n_classes, facts.ignore_index, facts.ignoring)
+            if bad is not None:  # _class_axis raises
                 return None
-            denominator = _unmasked_denominator(self.options.get("weight"), self.by_weight,
-                                                labels)
+            denominator = _index_denominator(self.derivation, self.options.get("weight"),
+                                             self.by_weight, labels, valid)
         else:
             if t.dtype != plan.target or not t.flags.c_contiguous:
                 return None
@@ -783,9 +811,10 @@ class Planner:
         if plan.weight is not None:
             arrays["weight"] = plan.weight
             if self.by_weight and labels is not None and self.reduction == "mean":
-                arrays["weight"], denominator = _balanced(plan.weight, denominator, labels)
+                arrays["weight"], denominator = _balanced(plan.weight, denominator, labels,
+                                                          valid)
         return Layout("class_axis", x.shape, plan.result, plan.work, self.reduction,
-                      denominator, arrays, self.scalars, labels, None,
+                      denominator, arrays, self.scalars, labels, valid,
                       self.class_axis.ignore_index, 0 if x.ndim == 1 else 1)
 
     def _shape_plan(self, x: np.ndarray) -> _ShapePlan:
@@ -907,6 +936,7 @@ class _ClassAxisFacts:
     spatial: bool
     has_weight: bool
     ignore_index: int  # NO_IGNORE for a loss without the option
+    ignoring: bool  # whether the option is given (a label equal to it is ignored)
 
 
 def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
@@ -984,24 +1014,14 @@ def _class_axis(derivation: Derivation, given_arrays: tuple[Any, ...],
                 f"{name}: class-index targets must be integers, got dtype {t.dtype}"
             )
         labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-        in_bounds = within(labels, 0, n_classes - 1)
-        if in_bounds and not 0 <= ignore_index < n_classes:
-            # every label is a class, and ignore_index is none: no row is ignored (the
-            # layout's mask is made only where an evaluator reads it)
-            denominator = _unmasked_denominator(weight, by_weight, labels)
-        else:
-            valid = (labels != ignore_index if given_ignore is not None
-                     else np.ones(labels.shape, dtype=bool))
-            if not in_bounds:
-                bad = valid & ((labels < 0) | (labels >= n_classes))
-                if bad.any():
-                    also = (f" (or ignore_index={ignore_index})" if given_ignore is not None
-                            else "")
-                    raise SymlossValueError(
-                        f"{name}: target {int(labels[bad][0])} is out of bounds; class "
-                        f"indices are 0..{n_classes - 1}{also}"
-                    )
-            denominator = class_index_denominator(derivation, labels, valid, by_weight)
+        valid, bad = _label_rows(labels, n_classes, ignore_index, given_ignore is not None)
+        if bad is not None:
+            also = f" (or ignore_index={ignore_index})" if given_ignore is not None else ""
+            raise SymlossValueError(
+                f"{name}: target {bad} is out of bounds; class indices are "
+                f"0..{n_classes - 1}{also}"
+            )
+        denominator = _index_denominator(derivation, weight, by_weight, labels, valid)
     if spec.has_weight:
         arrays["weight"] = np.ascontiguousarray(weight, dtype=np.float64)
         if by_weight and labels is not None and options.get("reduction", "mean") == "mean":
