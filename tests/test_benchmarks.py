@@ -126,6 +126,25 @@ def test_speed_quick_run_prints_every_table(capsys):
     assert "| mse_loss |" in out.split("### Summary")[1]
 
 
+def test_speed_without_first_call_says_so(capsys):
+    """--no-first-call starts no fresh process and prints that the first call was not timed."""
+    speed = _load("speed")
+    called = []
+    real = speed.first_call
+    speed.first_call = lambda *a, **k: called.append(a) or real(*a, **k)
+    try:
+        assert speed.main(["--quick", "--only", "mse_loss", "--sizes", "100",
+                           "--no-first-call"]) == 0
+    finally:
+        speed.first_call = real
+    out = capsys.readouterr().out
+    assert not called
+    assert "first call not timed (--no-first-call)" in out
+    row = next(line for line in out.split("### Summary")[1].splitlines()
+               if line.startswith("| mse_loss |"))
+    assert row.endswith("| – | – |"), row
+
+
 def test_speed_cpu_clock_leaves_out_waiting():
     """The 1-thread columns read the process's CPU seconds: a call that waits (here: sleeps,
     as a preempted one waits for a CPU) reads its work, not its wait; the wall clock reads both."""
