@@ -7,7 +7,7 @@ error), in long double and then in double-double. This module prints the *same* 
 (:attr:`symloss.rows.RowKernel.expr`, the one the NumPy kernel evaluates) as a loop over rows
 whose body evaluates it on scalars, and evaluates it once, in double-double with a running
 error bound -- the rules of :class:`symloss.rows._Tracked` on :class:`symloss.rows._DD` values,
-compiled:
+compiled (but a sum over an index, which is compensated):
 
 * each sum over an index is a loop, placed at the outermost loop where every index its terms
   depend on is bound (``Σ_k a_k²`` once per row, not once per ``i``); nothing is materialised
