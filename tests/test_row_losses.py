@@ -1115,3 +1115,95 @@ def test_exact_row_function_is_built_in_one_pass_with_the_same_bits(monkeypatch)
     with fast.disabled():
         want = np.asarray(d.grad_fn(*x))
     np.testing.assert_array_equal(got, want)
+
+
+def _exact_dot(x: np.ndarray, y: np.ndarray) -> Any:
+    from fractions import Fraction
+
+    return sum((Fraction(float(a)) * Fraction(float(b)) for a, b in zip(x, y, strict=True)),
+               Fraction(0))
+
+
+def test_compiled_sums_are_compensated_and_within_their_proved_bound():
+    """The compiled kernels' sums over an index (rows_compiled's sum2_step / dot2_step /
+    dot2_end: Ogita-Rump-Oishi Sum2 and Dot2) give a pair within the bound the module
+    docstring proves, checked exactly (fractions) on sums that cancel to a tiny fraction of
+    their terms, at magnitudes 2^±40; exact sums stay exact (bound 0). On main these helpers
+    did not exist (a tracked double-double addition per term)."""
+    pytest.importorskip("numba")
+    import importlib
+    from fractions import Fraction
+
+    from symloss import rows_compiled
+
+    rng = np.random.default_rng(23)
+    for mode in ("dd", "f64"):
+        ops = importlib.import_module(rows_compiled._helpers(mode))
+        for n in (1, 2, 3, 10, 64):
+            for _ in range(30):
+                scale = 2.0 ** rng.integers(-40, 40, n)
+                x = rng.standard_normal(n) * scale
+                y = rng.standard_normal(n) / scale
+                if n > 1:  # the last term cancels the others up to a few ulp of them
+                    rest = _exact_dot(x[:-1], y[:-1])
+                    y[-1] = float(-rest / Fraction(float(x[-1])))
+                    y[-1] *= 1 + 2.0**-50 * rng.standard_normal()
+                s = c = m = 0.0
+                for a, b in zip(x, y, strict=True):
+                    s, c, m = ops.dot2_step(s, c, m, float(a), float(b))
+                hi, lo, e = ops.dot2_end(s, c, m, n)
+                exact = _exact_dot(x, y)
+                assert abs(Fraction(hi) + Fraction(lo) - exact) <= Fraction(e), (mode, n, x, y)
+                total = _exact_dot(np.abs(x), np.abs(y))
+                slack = 2.0**53 if mode == "f64" else 1.0  # float64 alone: its final rounding
+                assert Fraction(e) <= total * 4 * n * (n + 1) * Fraction(2.0**-106) * Fraction(slack)
+                # Sum2 on pairs (a tracked term's hi, lo)
+                p = x * y
+                q = p * 2.0**-54 * rng.uniform(-1, 1, n)
+                s = c = m = 0.0
+                for a, b in zip(p, q, strict=True):
+                    s, c, m = ops.sum2_step(s, c, m, float(a), float(b))
+                hi, lo, e = ops.dot2_end(s, c, m, n)
+                exact = _exact_dot(p, np.ones(n)) + _exact_dot(q, np.ones(n))
+                assert abs(Fraction(hi) + Fraction(lo) - exact) <= Fraction(e), (mode, n, p, q)
+        s = c = m = 0.0
+        for a, b in ((3.0, 5.0), (-7.0, 2.0), (2.0**30, 2.0**-3)):  # exact products and sums
+            s, c, m = ops.dot2_step(s, c, m, a, b)
+        assert ops.dot2_end(s, c, m, 3) == (2.0**27 + 1.0, 0.0, 0.0)
+
+
+def test_compiled_dot_certifies_where_its_split_products_are_exact_and_hands_back_zero(monkeypatch):
+    """Cosine loss rows (y = −1, margin 0: the loss is max(0, cos)): in the first, a·b = 9 after
+    cancelling 2^54 -- one product is inexact by 1, the other exact, so Dot2's bound (2nu·1)
+    certifies 9 within 2^-54 and the compiled kernel answers (on main, the tracked sum counted
+    n·2^-100·Σ|a_k b_k| ≈ 2^-44 and handed the row to the NumPy path); in the second, a·b is
+    exactly 0 from two inexact products, which no bound certifies: that row is handed back.
+    Both results are the NumPy evaluator's."""
+    pytest.importorskip("numba")
+    from symloss import fast, rows
+    from symloss.rows import RowAdapter
+
+    handed: list[int] = []
+    real = RowAdapter._certified
+
+    def spy(self, key, p, dtype, values=None):
+        handed.append(int(np.prod(p.rows)))
+        return real(self, key, p, dtype, values)
+
+    monkeypatch.setattr(RowAdapter, "_certified", spy)
+    monkeypatch.setattr(rows, "COMPILED_MIN_SIZE", 0)
+    r1, r2 = 0.7390851332151607, 1.3247179572447460
+    a = np.array([[2.0**27 + 1, 4.0], [r1, r2]])
+    b = np.array([[2.0**27 + 1, -(2.0**52 + 2.0**26 - 2)], [r2, -r1]])
+    y = np.array([-1.0, -1.0])
+    d = symloss.derive(COSINE, reduction="none")
+    got = d.loss_fn(a, b, y)
+    assert handed == [1]  # only the second row
+    with fast.disabled():
+        want = d.loss_fn(a, b, y)
+    exact = 9 / (mpmath.sqrt(mpmath.mpf(2**27 + 1) ** 2 + 16 + mpmath.mpf(9.999999960041972e-13))
+                 * mpmath.sqrt(mpmath.mpf(2**27 + 1) ** 2 + mpmath.mpf(2**52 + 2**26 - 2) ** 2
+                               + mpmath.mpf(9.999999960041972e-13)))
+    assert got[1] == want[1] == 0.0
+    assert _ulps_apart(got, want, np.dtype("float64")) <= 1
+    assert abs(got[0] - float(exact)) <= np.spacing(got[0])

@@ -7,11 +7,29 @@ error), in long double and then in double-double. This module prints the *same* 
 (:attr:`symloss.rows.RowKernel.expr`, the one the NumPy kernel evaluates) as a loop over rows
 whose body evaluates it on scalars, and evaluates it once, in double-double with a running
 error bound -- the rules of :class:`symloss.rows._Tracked` on :class:`symloss.rows._DD` values,
-compiled:
+compiled (but a sum over an index, which is compensated):
 
 * each sum over an index is a loop, placed at the outermost loop where every index its terms
   depend on is bound (``Σ_k a_k²`` once per row, not once per ``i``); nothing is materialised
-  but the result;
+  but the result. The loop is a compensated sum, branch-free (Ogita, Rump, Oishi, "Accurate
+  sum and dot product", SIAM J. Sci. Comput. 26 (2005): Sum2, and Dot2 where every term is a
+  product ``x_k·y_k`` of exact doubles -- an argument's elements, ``Σ a_k²``, ``Σ a_k b_k``);
+  its bound, proved here: each term is a pair ``p_k + q_k`` (a tracked term's ``(hi, lo)``,
+  within its own ``e_k`` of the exact term; or ``x_k·y_k`` split exactly by one fused
+  multiply-add). With ``s_0 = c_0 = 0``, TwoSum gives ``s_k + σ_k = s_{k-1} + p_k`` exactly
+  and ``c_k = fl(c_{k-1} + fl(q_k + σ_k))``, so ``Σ_k (p_k + q_k) = s_n + Σ_k (q_k + σ_k)``
+  exactly, and ``c_n`` is that last sum of ``n`` terms computed with ``n`` roundings at most
+  on each path: ``|c_n − Σ (q_k + σ_k)| ≤ γ_n·S``, ``S = Σ (|q_k| + |σ_k|)``, ``γ_n = nu/(1 −
+  nu)``, ``u = 2⁻⁵³`` (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed.,
+  (4.4) and Lemma 3.3). The loop also sums ``m = fl(Σ (|q_k| + |σ_k|))`` (non-negative terms,
+  ``2n`` roundings at most: ``S ≤ m/(1 − 2nu)``), so for ``nu ≤ 1/8`` ``γ_n·S ≤ nu·m/((1 −
+  nu)(1 − 2nu)) ≤ 1.53·nu·m``, and the one rounding of ``(2nu)·m`` (``2nu`` is exact) keeps
+  it above: the sum's pair ``(hi, lo) = TwoSum(s_n, c_n)`` (exactly ``s_n + c_n``) is within
+  ``Σ e_k + 2nu·m`` of the exact sum (``∞`` where ``nu > 1/8``). In float64 alone the pair
+  is rounded once more, ``hi = fl(s_n + c_n)``, and its error ``|lo|`` is added (doubled:
+  the bound's own addition rounds). Where every term and partial sum is exact, ``m = 0`` and
+  the sum is exact, as an exact tracked operation's. As elsewhere in this module, a product
+  whose error falls below the smallest normal number is taken as exactly split;
 * each value is a triple ``(hi, lo, e)``: the double-double value and a bound on its distance to
   the exact value of its subexpression at the given floats; each rounding adds ``2⁻¹⁰⁰·|hi|``
   (none where both operands are exact doubles: a double-double sum or product of two doubles
@@ -103,6 +121,32 @@ def two_sum(a, b):
     s = a + b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(inline="always", **_J)
+def sum2_step(s, c, m, p, q):
+    """One term p + q of a compensated sum (Ogita, Rump, Oishi 2005, Sum2): the running sum
+    s + p split exactly (TwoSum: t + sig), the low parts q + sig accumulated in c, their
+    magnitudes in m. Branch-free."""
+    t = s + p
+    z = t - s
+    sig = (s - (t - z)) + (p - z)
+    return t, c + (q + sig), m + (abs(q) + abs(sig))
+
+
+@njit(inline="always", **_J)
+def dot2_step(s, c, m, x, y):
+    """One term x*y of a compensated dot product (Dot2): the product split exactly
+    (p + q = x*y, one fused multiply-add), then a term of Sum2."""
+    p = x * y
+    return sum2_step(s, c, m, p, _fma(x, y, -p))
+
+
+@njit(inline="always", **_J)
+def dot2_bound(m, n):
+    """2·n·u·m (u = 2^-53) >= γ_n·Σ(|q| + |sig|) while n·u <= 1/8; beyond, no bound."""
+    g = n * 2.0 ** -52
+    return g * m if g <= 0.25 else math.inf
 '''
 
 # The helpers: the double-double operations of symloss.rows._DD and the error rules of
@@ -256,19 +300,11 @@ def t_rational(p, q):
 
 
 @njit(**_J)
-def t_acc(sh, sl, sx, th, tl, te):
-    """One more term of a sum: the running double-double sum, and whether it is still exact
-    (exact terms, every partial sum a double-double sum of two doubles)."""
-    sx = sx and te == 0.0 and tl == 0.0 and sl == 0.0
-    sh, sl = dd_add(sh, sl, th, tl)
-    return sh, sl, sx
-
-
-@njit(**_J)
-def t_sum_error(total_e, mag, width, exact):
-    if exact:
-        return total_e
-    return total_e + width * U * mag
+def dot2_end(s, c, m, n):
+    """The compensated dot product's pair (s + c exactly, by TwoSum) and its bound 2·n·u·m
+    (u = 2^-53; see the module docstring)."""
+    h, l = two_sum(s, c)
+    return h, l, dot2_bound(m, n)
 '''.replace(
     "{t_cmp_where}", _T_CMP_WHERE.format(a_low="al", b_low="bl", extra=""))
 
@@ -375,16 +411,11 @@ def t_rational(p, q):
 
 
 @njit(**_J)
-def t_acc(sh, sl, sx, th, tl, te):
-    s, err = two_sum(sh, th)
-    return s, 0.0, sx and te == 0.0 and err == 0.0
-
-
-@njit(**_J)
-def t_sum_error(total_e, mag, width, exact):
-    if exact:
-        return total_e
-    return total_e + width * U * mag
+def dot2_end(s, c, m, n):
+    """The compensated dot product rounded once, s + c = v + err exactly (TwoSum): v, and
+    |err| (doubled: the bound's own addition rounds) plus the bound 2·n·u·m."""
+    v, err = two_sum(s, c)
+    return v, 0.0, 2.0 * abs(err) + dot2_bound(m, n)
 '''.replace(
     "{t_cmp_where}", _T_CMP_WHERE.format(a_low="0.0", b_low="0.0", extra=" + de"))
 
@@ -732,34 +763,63 @@ class _Printer:
                                f"t_where({c}_v, {c}_u, {t(v)}, {t(out)})")
         return out
 
-    def _sum(self, e: sp.Basic, stack: list[_Block]) -> str:
+    def _exact(self, e: sp.Basic) -> bool:
+        """Whether ``e``'s value is an exact double wherever it is computed: an argument's
+        element (or a row's number) or a dyadic constant."""
+        if e in self.access:
+            return True
+        return bool(e.is_Rational and e.q & (e.q - 1) == 0)
+
+    def _exact_factors(self, e: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
+        """The two exact-double factors of each term of the sum ``e`` (``Σ x_k·y_k``, ``Σ x_k²``,
+        ``Σ x_k``), or ``None`` where its terms are not such a product."""
         from .rows import _AxisDot
 
-        dot = isinstance(e, _AxisDot)
+        if isinstance(e, _AxisDot):
+            x, y = e.args[0], e.args[1]
+        else:
+            term = e.args[0]
+            if isinstance(term, sp.Pow) and term.exp == 2:
+                x = y = term.base
+            elif isinstance(term, sp.Mul) and len(term.args) == 2:
+                x, y = term.args
+            else:
+                x, y = term, sp.S.One
+        return (x, y) if self._exact(x) and self._exact(y) else None
+
+    def _sum(self, e: sp.Basic, stack: list[_Block]) -> str:
+        """A sum over an index as a loop of compensated steps (Sum2; Dot2 where each term is
+        a product of exact doubles): the pair and bound of the module docstring."""
+        from .rows import _AxisDot
+
         slot = int(e.args[-1]) + self.nslots
         outer = stack[-1]
         name = self.fresh()
         ind = "    " * outer.indent
-        head = [f"{ind}{name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0",
-                f"{ind}{name}_m = 0.0", f"{ind}{name}_x = True",
-                f"{ind}for i{slot} in range(width):"]
         inner = _Block(outer.bound | {slot}, outer.indent + 1)
         body_stack = [*stack, inner]
         inner.uses = {}
         _count(e, inner.uses)
-        if dot:
-            x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
-            term = self._triple(body_stack, self.fresh(), f"t_mul({self._t(x)}, {self._t(y)})")
+        pair = self._exact_factors(e)
+        state = f"{name}_s, {name}_c, {name}_m"
+        if pair is not None:  # Σ x_k·y_k of exact doubles: each product split exactly
+            x, y = (self.emit(f, body_stack) for f in pair)
+            self._line(body_stack, f"{state} = dot2_step({state}, {x}_h, {y}_h)")
         else:
-            term = self.emit(e.args[0], body_stack)
-        self._line(body_stack, f"{name}_h, {name}_l, {name}_x = t_acc({name}_h, {name}_l, "
-                               f"{name}_x, {self._t(term)})")
-        self._line(body_stack, f"{name}_e += {term}_e")
-        self._line(body_stack, f"{name}_m += abs({term}_h)")
+            if isinstance(e, _AxisDot):
+                x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
+                term = self._triple(body_stack, self.fresh(),
+                                    f"t_mul({self._t(x)}, {self._t(y)})")
+            else:
+                term = self.emit(e.args[0], body_stack)
+            self._line(body_stack, f"{state} = sum2_step({state}, {term}_h, {term}_l)")
+            self._line(body_stack, f"{name}_e += {term}_e")
         # terms that depend on no index of the loop went to outer blocks meanwhile: the loop
         # comes after them
-        outer.lines += head + inner.lines
-        outer.lines.append(f"{ind}{name}_e = t_sum_error({name}_e, {name}_m, width, {name}_x)")
+        outer.lines += [f"{ind}{state}, {name}_e = 0.0, 0.0, 0.0, 0.0",
+                        f"{ind}for i{slot} in range(width):", *inner.lines,
+                        f"{ind}{name}_h, {name}_l, {name}_f = dot2_end({state}, width)",
+                        f"{ind}{name}_e += {name}_f"]
         return name
 
 
