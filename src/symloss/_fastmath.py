@@ -1373,6 +1373,38 @@ def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
         b[j], bl[j] = exp_shifted_pair(np.float64(zr[j]), m)
 
 
+#: Classes up to which :func:`fill_exp_block_m` runs one loop over the block's elements.
+_FLAT_EXP_CLASSES = 32
+
+
+@njit(error_model="numpy")  # a call of its own, over flat arrays: vectorized
+def _fill_exp_flat(zf: np.ndarray, mf: np.ndarray, b: np.ndarray, bl: np.ndarray) -> None:
+    """``(b[f], bl[f])``: :func:`exp_shifted_pair` of ``zf[f]`` and ``mf[f]``."""
+    for f in range(zf.shape[0]):  # no calls, no branches: vectorized
+        b[f], bl[f] = exp_shifted_pair(np.float64(zf[f]), mf[f])
+
+
+@njit(error_model="numpy")
+def fill_exp_block_m(z: np.ndarray, r0: int, r1: int, ms: np.ndarray, ebuf: np.ndarray,
+                     elo: np.ndarray, mrow: np.ndarray) -> None:
+    """:func:`fill_exp_m` of the block's rows ``r0 ≤ r < r1`` (C-contiguous ``z``, row
+    ``q = r − r0`` of ``ebuf`` and ``elo``): the same pairs. Up to :data:`_FLAT_EXP_CLASSES`
+    classes, one loop over the block's elements (each row's max repeated in ``mrow``, at least
+    ``nb·C`` long): row by row, a row of 10 classes left 2 of them to scalar code after a
+    vector of 8 (1e6 elements, 1 thread: 5.9 -> 4.4 ms)."""
+    n = z.shape[1]
+    nr = r1 - r0
+    if n > _FLAT_EXP_CLASSES:
+        for q in range(nr):
+            fill_exp_m(z[r0 + q], ms[q], ebuf[q], elo[q])
+        return
+    for q in range(nr):
+        for j in range(n):
+            mrow[q * n + j] = ms[q]
+    _fill_exp_flat(z[r0:r1].reshape(nr * n), mrow[:nr * n],
+                   ebuf.reshape(ebuf.shape[0] * n), elo.reshape(elo.shape[0] * n))
+
+
 # The class-axis row functions' first tier (float64 results). symloss.ddouble's row functions
 # compute every class of a row in double-double (its exp alone ~57 ns per element); here each
 # class's value comes from the row's exponentials as pairs (buf, bl: :func:`fill_exp_m`, the
