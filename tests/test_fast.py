@@ -1498,6 +1498,25 @@ def test_helper_list_reads_every_flavoured_helper_and_alias():
     assert {"sigmoid_subq_w", "sigmoid_subq_s_w", "fitsq_w", "fitsqs_w"} <= fast._HELPERS
 
 
+def test_helpers_are_inlined_by_llvm_not_by_numba():
+    """Every compiled helper of symloss._fastmath is ``forceinline`` (LLVM inlines its machine
+    code, compiled once per argument types), none numba's ``inline="always"``, which copies and
+    re-types its IR at each call site: sigmoid_focal_loss's soft float32 gradient compiled in
+    ~45 s cold that way, ~18 s this way (the same bits and loop speed)."""
+    pytest.importorskip("numba")
+    from numba.core.registry import CPUDispatcher
+
+    from symloss import _fastmath
+
+    compiled = {n: v for n, v in vars(_fastmath).items() if isinstance(v, CPUDispatcher)}
+    assert len(compiled) > 50
+    numba_inlined = sorted(n for n, v in compiled.items()
+                           if v.targetoptions.get("inline", "never") != "never")
+    assert numba_inlined == ["block_rows"]  # one integer line: cheaper copied than compiled
+    for name in ("exp_v", "exp_m", "exp_w", "expna_w", "log1p_w", "sigmoid_subq_v", "fits_v"):
+        assert compiled[name].targetoptions.get("forceinline") is True, name
+
+
 def _exact_soft_grad(name: str, options: dict, z, y):
     """The exact gradient element of ``name`` (reduction sum) at one point, mpmath."""
     if name == "binary_cross_entropy_with_logits":

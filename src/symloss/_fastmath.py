@@ -16,6 +16,13 @@ installed and a kernel is first built). Two flavours of each primitive:
 * :func:`vector_dd`: :mod:`symloss.ddouble`'s pair functions compiled to inline, for the
   float64 kernels' vectorized pass over label arms that are double-double forms
   (sigmoid_focal_loss's Hessian).
+
+The helpers a kernel inlines are compiled ``forceinline`` (LLVM's ``alwaysinline``): numba
+compiles each once per argument types and LLVM inlines its body at each call, so a kernel's
+loop has no calls and vectorizes as before. numba's own ``inline="always"`` copies and re-types
+the helper's IR at every call site instead (sigmoid_focal_loss's soft-target float32 gradient,
+cold: ~45 -> ~18 s of compiling, the same bits and speed); it is kept only for
+:func:`block_rows`, one integer line, cheaper copied than compiled on its own (~0.1 s).
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ def _float64_to_bits(typingctx, x):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _log_v(u: float) -> float:
     """``log(u)`` for finite ``u > 0`` (normal), vectorizable; relative error below 1e-13.
 
@@ -86,7 +93,7 @@ def _log_v(u: float) -> float:
     return k * _LN2_HI + (2.0 * s * p + k * _LN2_LO)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def log1p_v(x: float) -> float:
     """``log1p(x)`` for ``x`` in [0, 1], vectorizable (libm's log1p is an opaque call)."""
     u = 1.0 + x
@@ -107,7 +114,7 @@ _EXP_C = (
 )
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def exp_v(x: float) -> float:
     """``exp(x)`` in float64, vectorizable: Cody–Waite reduction, degree-7 polynomial.
 
@@ -154,7 +161,7 @@ with mpmath.workprec(200):
 _SHIFT_BITS = 0x4338000000000000
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def exp_m(x: float) -> float:
     """``exp(x)`` in float64 within 0.52 ulp (normal results; 0.74 ulp for subnormal ones),
     branch-free, so that LLVM vectorizes the loops that call it (libm's exp is an opaque call:
@@ -188,7 +195,7 @@ def exp_m(x: float) -> float:
     return p * s1 * s2
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_v(x: float) -> float:
     # exp(−|x|) never overflows; σ(x) = 1/(1+t) for x ≥ 0 and t/(1+t) for x < 0: no cancellation.
     t = exp_v(-abs(x))
@@ -205,7 +212,7 @@ def sigmoid_m(x: float) -> float:
     return q - q * (lo / u)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def softplus_v(x: float) -> float:
     # log(1 + e^x) = max(x, 0) + log1p(e^−|x|): no overflow, full accuracy for x ≪ 0.
     return (x if x > 0.0 else 0.0) + log1p_v(exp_v(-abs(x)))
@@ -216,7 +223,7 @@ def softplus_m(x: float) -> float:
     return (x if x > 0.0 else 0.0) + math.log1p(math.exp(-abs(x)))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_pow_v(x: float, g: float) -> float:
     # σ(x)^γ = e^(−γ softplus(−x)); for float32 results the float64 exponent's rounding
     # (|γ softplus| · 2⁻⁵³ relative, ≤ 2⁻⁴³ for finite results) is far under an ulp.
@@ -242,32 +249,32 @@ def sigmoid_pow_m(x: float, g: float) -> float:
 # helpers', operation for operation: the results are the same bits.
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def expna_v(x: float) -> float:
     """``e^(−|x|)``, the part :func:`sigmoid_v`, :func:`softplus_v`, :func:`sigmoid_pow_v`
     share."""
     return exp_v(-abs(x))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def expna_m(x: float) -> float:
     """``e^(−|x|)`` (libm's exp), the part the ``*_m`` primitives share."""
     return math.exp(-abs(x))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def log1p_m(t: float) -> float:
     """libm's ``log1p`` (:func:`log1p_v` is the float32 kernels')."""
     return math.log1p(t)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_e_v(x: float, t: float) -> float:
     """:func:`sigmoid_v` from ``t = expna_v(x)``."""
     return (1.0 if x >= 0.0 else t) / (1.0 + t)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_e_m(x: float, t: float) -> float:
     """:func:`sigmoid_m` from ``t = expna_m(x)``."""
     u = 1.0 + t
@@ -276,25 +283,25 @@ def sigmoid_e_m(x: float, t: float) -> float:
     return q - q * (lo / u)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def softplus_l_v(x: float, b: float) -> float:
     """:func:`softplus_v` from ``b = log1p_v(e^(−|x|))``."""
     return (x if x > 0.0 else 0.0) + b
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def softplus_l_m(x: float, b: float) -> float:
     """:func:`softplus_m` from ``b = log1p(e^(−|x|))``."""
     return (x if x > 0.0 else 0.0) + b
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_pow_l_v(x: float, g: float, b: float) -> float:
     """:func:`sigmoid_pow_v` from ``b = log1p_v(e^(−|x|))``."""
     return exp_v(-g * ((-x if -x > 0.0 else 0.0) + b))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _exp_reduced(x: float) -> tuple[float, float, int]:
     """``(rh, rl, n)`` with ``x = n·ln2/32 + rh + rl`` (:func:`exp_m`'s reduction: ``|rh| ≤
     ln2/64``, ``|rl| ≲ 2⁻⁶⁰``), ``x`` clamped to [−745.5, 709.8] as :func:`exp_m`."""
@@ -308,7 +315,7 @@ def _exp_reduced(x: float) -> tuple[float, float, int]:
     return rh, rl, _float64_to_bits(t) - _SHIFT_BITS
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _exp_scaled(n: int, uh: float, ul: float) -> tuple[float, float]:
     """``2^(n/32)·(1 + uh + ul)`` as a pair (``|u| ≤ 2⁻⁶``): the table's ``T = 2^(j/32)``
     (a pair) times ``1 + u``, its product ``T·uh`` exact (a fused multiply-add) and ``T + T·uh``
@@ -327,7 +334,7 @@ def _exp_scaled(n: int, uh: float, ul: float) -> tuple[float, float]:
     return hi * s1 * s2, lo * s1 * s2
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def exp_pair(x: float) -> tuple[float, float]:
     """``e^x`` as a pair ``(hi, lo)``, ``hi + lo`` within about 2⁻⁶⁶ of it (relative; for
     results down to 2⁻⁹⁶⁰, below which ``lo`` loses bits), branch-free: :func:`exp_m`'s
@@ -343,7 +350,7 @@ def exp_pair(x: float) -> tuple[float, float]:
     return _exp_scaled(n, uh, ul)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def exp_pair_fine(x: float) -> tuple[float, float]:
     """``e^x`` as a normalized pair within 2⁻⁷² of it (relative), branch-free, for ``x`` in
     [−600, 709.7] (results above 2⁻⁸⁶⁵: ``lo`` keeps its bits): :func:`exp_pair` with the
@@ -364,7 +371,7 @@ def exp_pair_fine(x: float) -> tuple[float, float]:
     return h, lo - (h - hi)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def log1p_expna_err(x: float, b: float) -> float:
     """``log1p(e^(−|x|)) − b`` for ``b`` within a few ulp of it (libm's or fdlibm's log1p of
     the rounded ``e^(−|x|)``), to about 2⁻⁶⁶: with ``T = e^(−|x|)`` and ``E = e^(−b)`` as
@@ -419,10 +426,10 @@ def _sigmoid_pow_lb(x: float, g: float, b: float) -> float:
 
 def _flavoured(body: Any, name: str, **bound: Any) -> Any:
     """``body``'s code as the function ``name`` with ``bound`` among its globals, compiled
-    ``inline="always"``: one body, a flavour per set of helpers."""
+    ``forceinline``: one body, a flavour per set of helpers."""
     fn = pytypes.FunctionType(body.__code__, {**globals(), **bound}, name, body.__defaults__)
     fn.__doc__ = body.__doc__
-    return njit(inline="always", error_model="numpy")(fn)
+    return njit(forceinline=True, error_model="numpy")(fn)
 
 
 # ``*_w``: float64 results without libm's opaque calls, so that LLVM vectorizes a loop of them
@@ -435,13 +442,13 @@ _LP = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e
        1.479819860511658591e-01)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def exp_w(x: float) -> float:
     """``e^x``: :func:`exp_m` (within 0.52 ulp, branch-free), under the ``_w`` flavour's name."""
     return exp_m(x)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def log1p_w(x: float) -> float:
     """``log1p(x)`` in float64 within 1 ulp for ``x`` in [0, 1] (the ``e^(−|x|)`` of
     softplus and σ^γ), vectorizable: fdlibm's ``log1p`` on that range, written branch-free.
@@ -476,7 +483,7 @@ def log1p_w(x: float) -> float:
     return y if x == x else x
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def log_w(x: float) -> float:
     """``log(x)`` in float64 within 1 ulp, vectorizable: fdlibm's ``log`` written branch-free
     (the kernel of :func:`log1p_w`). ``x = 2ᵏ(1 + f)`` with ``1 + f`` in [√2/2, √2) (a
@@ -503,7 +510,7 @@ def log_w(x: float) -> float:
     return x if (x == math.inf) | (x != x) else y
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def pow_w(x: float, y: float) -> float:
     """``x ** y`` (C's ``pow`` on its special values: 0, ±inf, a negative ``x``, NaN),
     vectorizable: ``e^(y log|x|)`` with :func:`log_w` and :func:`exp_w` (relative error about
@@ -523,19 +530,19 @@ def pow_w(x: float, y: float) -> float:
     return 1.0 if (y == 0.0) | (x == 1.0) else (math.nan if (x != x) | (y != y) else r)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def expna_w(x: float) -> float:
     """``e^(−|x|)`` (:func:`exp_w`)."""
     return exp_w(-abs(x))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_e_w(x: float, t: float) -> float:
     """:func:`sigmoid_e_m` (its arithmetic calls nothing: it vectorizes as it is)."""
     return sigmoid_e_m(x, t)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def softplus_l_w(x: float, b: float) -> float:
     return softplus_l_m(x, b)
 
@@ -555,7 +562,7 @@ def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def two_prod_fma(a: float, b: float) -> tuple[float, float]:
     """:func:`symloss.ddouble.two_prod` by one fused multiply-add: the same exact pair
     wherever Dekker's split is exact (no overflow of ``SPLIT·a``, no underflow), in two
@@ -564,7 +571,7 @@ def two_prod_fma(a: float, b: float) -> tuple[float, float]:
     return p, _fma(a, b, -p)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _prod_err_w(a: float, b: float) -> float:
     """:func:`prod_err` by one fused multiply-add, ``fma(a, b, −fl(a·b))``: the same exact
     error (0 where it is not finite), and LLVM vectorizes it where Dekker's split, after
@@ -623,7 +630,7 @@ _EXPM1_C = (1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0, 1.0 /
             1.0 / 362880.0, 1.0 / 3628800.0)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def log1p_pair(eh: float, el: float) -> tuple[float, float]:
     """``log1p(E)`` for a pair ``E = eh + el`` in [0, 1] as ``(b, c)``: ``b = log1p_w(eh)``
     (within 1 ulp) and ``c`` its correction, ``b + c`` within about 2⁻⁶⁰·b of ``log1p(E)``
@@ -651,7 +658,7 @@ def log1p_pair(eh: float, el: float) -> tuple[float, float]:
     return b, d / (1.0 + eh)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _modulated_parts(s: float, g: float) -> tuple[float, float, float, float, float, float,
                                                   float, float, float, float, float]:
     """The pairs :func:`modulated_slope_q` and :func:`modulated_curvature_q` build from: ``A =
@@ -689,7 +696,7 @@ def _modulated_parts(s: float, g: float) -> tuple[float, float, float, float, fl
     return ah, al, bh, bl, lh, ll, ph, pl - ph * ul, eh, b, c
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
     """``S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s))`` (``S = sh + sl`` a pair within 2⁻¹⁰⁴ of the
     scale, ``γ ≥ 0``) rounded once, within 0.57 ulp of the exact value, or NaN where that is
@@ -727,7 +734,7 @@ def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
 CANCEL_MARGIN = 2.0**-4
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def modulated_curvature_q(s: float, g: float, sc: tuple[float, float]) -> float:
     """``S·σ(s)^γ·σ(−s)·((1 + 2γ)σ(s) + γ·softplus(s)·(γσ(−s) − σ(s)))`` -- ``S`` times
     ``d²/ds²[σ(s)^γ·softplus(s)]``, sigmoid_focal_loss's hard-label Hessian -- rounded once,
@@ -781,7 +788,7 @@ def modulated_curvature_q(s: float, g: float, sc: tuple[float, float]) -> float:
     return r if good else math.nan
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float],
                            size: float) -> float:
     """``S·Q^(γ−1)·(γ(1 − 2y)·C·σ(z)σ(−z) + Q·(σ(z) − y))`` with ``Q = y·σ(−z) + (1 − y)·σ(z)``,
@@ -876,7 +883,7 @@ modulated_curvature_q_m = modulated_curvature_q_w = modulated_curvature_q_v = mo
 soft_modulated_slope_q_m = soft_modulated_slope_q_w = soft_modulated_slope_q_v = soft_modulated_slope_q
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _sign_against(d: float, e: float, s: float) -> float:
     """The sign of the exact ``(d + e) − s`` for ``d = fl(d + e)``: rounding is monotonic, so
     ``d`` compares with the float ``s`` as ``d + e`` does unless they are equal; there the sign
@@ -886,7 +893,7 @@ def _sign_against(d: float, e: float, s: float) -> float:
     return 1.0 if e > 0.0 else (-1.0 if e < 0.0 else 0.0)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def cmp_sum(a: float, b: float, s: float) -> float:
     """The sign of the exact ``(a + b) − s`` (−1.0, 0.0 or 1.0), by TwoSum's error
     (:func:`symloss.kernels.cmp_sum`)."""
@@ -895,7 +902,7 @@ def cmp_sum(a: float, b: float, s: float) -> float:
     return _sign_against(d, (a - (d - bb)) + (b - bb), s)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def cmp_abs_sum(a: float, b: float, s: float) -> float:
     """The sign of the exact ``|a + b| − s`` (:func:`cmp_sum` of the absolute value)."""
     d = a + b
@@ -948,7 +955,7 @@ _cmp_products_exact = njit(error_model="numpy")(_namespace["_cmp_products_exact"
 CMP_UNDECIDED = 2.0
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def cmp_products_f(a0: float, b0: float, a1: float, b1: float, a2: float, b2: float,
                    a3: float, b3: float) -> float:
     """:func:`cmp_products`' float64 filter alone, branch-free: its sign where the sum exceeds
@@ -968,7 +975,7 @@ def cmp_products_f(a0: float, b0: float, a1: float, b1: float, a2: float, b2: fl
     return sign if sure else CMP_UNDECIDED
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def cmp_products(a0: float, b0: float, a1: float, b1: float, a2: float, b2: float,
                  a3: float, b3: float) -> float:
     """The sign of the exact ``a0·b0 + a1·b1 + a2·b2 + a3·b3`` (−1.0, 0.0 or 1.0; NaN for a
@@ -993,7 +1000,7 @@ _SUBQ_MIN_E = 2.0**-900
 SUBQ32_MARGIN = 2.0**-14
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _sigmoid_subq_parts(z: float, y: float) -> tuple[float, float, bool]:
     """:func:`sigmoid_subq`'s value before its last rounding, ``q0 + c`` (``c`` below an ulp of
     ``q0``), and whether it certifies ``r = fl(q0 + c)``: the one computation of the first
@@ -1029,7 +1036,7 @@ def _sigmoid_subq_parts(z: float, y: float) -> tuple[float, float, bool]:
     return q0, c, good
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_subq(z: float, y: float) -> float:
     """``σ(z) − y`` in float64 within 0.75 ulp of the exact value, or NaN where that is not
     certain: cancelling by more than 8 bits, ``|z| > 620`` (``e^(−|z|)`` below 2⁻⁹⁰⁰), or a
@@ -1054,7 +1061,7 @@ def sigmoid_subq(z: float, y: float) -> float:
 _SUBQ_MIN_SCALED = 2.0**-960
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_subq_s(z: float, y: float, s: tuple[float, float]) -> float:
     """``S·(σ(z) − y)`` for a scale given as a pair ``s = (sh, sl)`` (``sh + sl`` within
     2⁻¹⁰⁴ of ``S``, :func:`symloss.primitives.dd_code`'s ``t_div``, ``t_mul``: a weight over
@@ -1077,7 +1084,7 @@ def sigmoid_subq_s(z: float, y: float, s: tuple[float, float]) -> float:
 
 
 # The flavours' names for the printers: one function (as cheap as the float form).
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def sigmoid_subq_v(z: float, y: float) -> float:
     """float32 results: the float64 form ``r = σ(z) − y`` (:func:`exp_m`, σ within 2 ulp),
     NaN where it cancels by more than 14 bits (:data:`SUBQ32_MARGIN`), and for ``|z| > 620``
@@ -1097,7 +1104,7 @@ sigmoid_subq_m = sigmoid_subq_w = sigmoid_subq
 sigmoid_subq_s_m = sigmoid_subq_s_w = sigmoid_subq_s
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fitsq_m(q: float) -> bool:
     """Whether a first tier (:func:`sigmoid_subq`, :func:`sigmoid_subq_v`,
     :func:`sigmoid_subq_s`) certified its value (not NaN), in every flavour but ``fitsqs_v``
@@ -1108,34 +1115,34 @@ def fitsq_m(q: float) -> bool:
 fitsq_v = fitsq_w = fitsqs_m = fitsqs_w = fitsq_m
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fitsqs_v(q: float) -> bool:
     """float32 results: never (:mod:`symloss._statements` takes the other arm directly): the
     float64 form's own test (:func:`fitsk32`) decides, as cheap and keeping their digits."""
     return False
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fits_v(p: float, m: float) -> bool:
     """Whether a float64 form ``p`` whose terms' magnitudes sum to ``m`` keeps a float32
     result's digits: cancelling at most 6 bits, its rounding (≲ 2⁻⁴⁰·m) stays 2⁻¹⁰ of an ulp."""
     return abs(p) >= 0.015625 * m
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fits_m(p: float, m: float) -> bool:
     """float64 results: a form that may cancel is always evaluated in double-double."""
     return False
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fitsk_v(p: float, m: float, k: float) -> bool:
     """:func:`fits_v` for a form whose rounding bound is known (``k``, see :func:`fitsk32`):
     the float32 kernels' first pass, whose ``*_v`` helpers (exp_v: 6e-11) it does not bound."""
     return abs(p) >= 0.015625 * m
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fitsk_m(p: float, m: float, k: float) -> bool:
     """float64 results: :func:`fits_m`. With libm's helpers a form rounds by up to ``K·2⁻⁵³``
     of its terms' magnitude (:func:`symloss.algebra.rounding_bound`), ``K`` ≥ 14 + 3γ for a
@@ -1145,7 +1152,7 @@ def fitsk_m(p: float, m: float, k: float) -> bool:
     return False
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fitsk32(p: float, m: float, k: float) -> bool:
     """Whether a float64 form ``p`` evaluated with libm's helpers, whose terms' magnitudes sum
     to ``m`` and whose rounding is at most ``K·2⁻⁵³·m`` (``k = K·2⁻¹⁹``,
@@ -1157,7 +1164,7 @@ def fitsk32(p: float, m: float, k: float) -> bool:
     return abs(p) >= k * m
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fits1_m(p: float, m: float) -> bool:
     """Whether ``p = fl(h − y)``, ``m = fl(|h| + |y|)`` -- a head ``h`` within 1 ulp of its
     exact value ``H`` (libm's log, :func:`exp_m`), an exact input ``y`` -- is within 3 ulp of
@@ -1165,7 +1172,7 @@ def fits1_m(p: float, m: float) -> bool:
     return 3.0 * abs(p) >= FITS1_MARGIN * m
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def certified(r: float, m: float, flag: np.ndarray) -> float:
     """``r``, or NaN where ``|r| < 2⁻³⁹·m`` (an exact 0 too, unless 2⁻³⁹·m is subnormal) or
     the terms are within 2⁵⁴ of the subnormals: a
@@ -1181,7 +1188,7 @@ def certified(r: float, m: float, flag: np.ndarray) -> float:
     return r
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def certified_b(r: float, m: float, flag: np.ndarray) -> float:
     """:func:`certified` without a branch or the store to ``flag`` (so that a loop of it
     vectorizes): the caller sets ``flag[0]`` where a result is NaN."""
@@ -1192,7 +1199,7 @@ def certified_b(r: float, m: float, flag: np.ndarray) -> float:
     return math.nan if bad else r
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def maximum(a: float, b: float) -> float:
     """``numpy.maximum``: a NaN in either argument is the result."""
     if a != a:
@@ -1200,7 +1207,7 @@ def maximum(a: float, b: float) -> float:
     return a if a >= b else b
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def clamped_log(x: float) -> float:
     # torch's binary_cross_entropy clamps each log at −100 so that log(0) gives a finite loss.
     return maximum(math.log(x), -100.0)
@@ -1214,7 +1221,7 @@ BLOCK = 16
 BLOCK_VALUES = 1024
 
 
-@njit(inline="always")
+@njit(inline="always")  # one integer line: numba copies it cheaper than a compile of its own
 def block_rows(n_classes: int, most: int = BLOCK) -> int:
     """Rows per block for rows of ``n_classes``: 1 to ``most`` (:data:`BLOCK`;
     :data:`TIER_BLOCK` where a block tier runs across the rows)."""
@@ -1337,7 +1344,7 @@ def block_sums_dot(ebuf: np.ndarray, n: int, smalls: np.ndarray, ones: np.ndarra
         dots[r] = d
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fill_exp_v(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
     """``b[j] = exp(z_j − m)`` (float32 rows: z − m is exact in float64); ``bl`` unused (the
     float64 kernels' low parts, :func:`fill_exp_m`)."""
@@ -1345,7 +1352,7 @@ def fill_exp_v(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
         b[j] = exp_v(np.float64(zr[j]) - m)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def exp_shifted_pair(a: float, m: float) -> tuple[float, float]:
     """``e^(a − m)`` as a normalized pair ``(h, l)``, branch-free: :func:`exp_pair_fine` of
     ``xh = fl(a − m)`` times ``e^xl = 1 + xl`` for its rounding error ``xl`` (TwoSum; ``|xl| <
@@ -1362,7 +1369,7 @@ def exp_shifted_pair(a: float, m: float) -> tuple[float, float]:
     return h, lo - (h - eh)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def fill_exp_m(zr: np.ndarray, m: float, b: np.ndarray, bl: np.ndarray) -> None:
     """``b[j] = exp(z_j − m)`` for float64 rows, as the pair ``(b[j], bl[j])`` of
     :func:`exp_shifted_pair`: ``b`` is the exponential rounded once (libm's exp of the rounded
@@ -1425,7 +1432,7 @@ _TIER_MIN_E = 2.0 ** -860
 _NOT_CERTAIN = math.nan
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def rounds_alone(qh: float, ql: float, e: float) -> bool:
     """Whether every value within ``e`` of ``qh + ql`` rounds to ``fl(qh + ql)``, a normal
     float above 2⁻⁹⁵³ (Ziv's rounding test): ``d = qh + ql − fl(qh + ql)`` (``qh − fl`` exact,
@@ -1458,7 +1465,7 @@ def tier_work(nb: int, n: int) -> np.ndarray:
     return np.empty((5 * n + 12, nb) if nb >= _TIER_ACROSS else (1, 1))
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def block_top(zr: np.ndarray, m: float) -> int:
     """The first index of a row's maximum ``m`` (the kernel's max pass, :func:`block_max`),
     branch-free; 0 where no element equals ``m`` (a NaN first element), as ``argmax``'s scan."""
@@ -1468,7 +1475,7 @@ def block_top(zr: np.ndarray, m: float) -> int:
     return top if top < zr.shape[0] else 0
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _sub_step(dh: float, dl: float, th: float, tl: float, tabs: float, e: float, el: float,
               a: float, alo: float) -> tuple[float, float, float, float, float]:
     """One class ``j`` of the sub tier's row sums: ``D += e`` (``e = e + el``), ``T += a``
@@ -1482,7 +1489,7 @@ def _sub_step(dh: float, dl: float, th: float, tl: float, tabs: float, e: float,
     return s, dl, t, tl, tabs + abs(a)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _sub_value(eh: float, el: float, aih: float, ail: float, dh: float, dl: float, th: float,
                tl: float, tabs: float, inv: float) -> tuple[float, bool]:
     """One class's ``(eᵢT − aᵢD)/D`` (``inv = 1/dh``) rounded once, and whether
@@ -1515,7 +1522,7 @@ def _tier_sub_values(buf: np.ndarray, bl: np.ndarray, lbuf: np.ndarray, ah: np.n
     return bad == 0
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _tier_sub(ah: np.ndarray, al: np.ndarray, lo: float, buf: np.ndarray, bl: np.ndarray,
               lbuf: np.ndarray) -> bool:
     """``softmax(z)ᵢ·T − aᵢ`` (``T = Σₖ aₖ``, ``aₖ = ahₖ + lo·alₖ``) for every class as
@@ -1581,7 +1588,7 @@ def softmax_sub_qb_m(ah: np.ndarray, al: np.ndarray, lo: float, a0: int, nr: int
             lbuf[q, j] = w[oo + j, q]
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _hvp_step(dh: float, dl: float, wh: float, wl: float, wabs: float, e: float, el: float,
               vj: float, c: float) -> tuple[float, float, float, float, float]:
     """One class ``j`` of the hvp tier's row sums: ``D += e`` (``e = e + el``, ``D = dh + dl``)
@@ -1601,7 +1608,7 @@ def _hvp_step(dh: float, dl: float, wh: float, wl: float, wabs: float, e: float,
     return s, dl, t, wl, wabs + e * abs(gh)
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _hvp_consts(dh: float, dl: float, wh: float, wl: float,
                 wabs: float) -> tuple[float, float, float, float]:
     """A row's ``1/dh``, the pair ``W/D`` and the terms' size ``Σₖ pₖ|c − vₖ|``."""
@@ -1610,7 +1617,7 @@ def _hvp_consts(dh: float, dl: float, wh: float, wl: float,
     return inv, mh, ((_fma(-mh, dh, wh) + wl) - mh * dl) * inv, wabs * inv
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _hvp_value(eh: float, el: float, vi: float, c: float, dh: float, dl: float, inv: float,
                mh: float, ml: float, size: float) -> tuple[float, bool]:
     """One class's ``eᵢ((vᵢ − c) + W/D)/D`` rounded once, and whether :func:`rounds_alone`
@@ -1643,7 +1650,7 @@ def _tier_hvp_values(buf: np.ndarray, bl: np.ndarray, lbuf: np.ndarray, v: np.nd
     return bad == 0
 
 
-@njit(inline="always", error_model="numpy")
+@njit(forceinline=True, error_model="numpy")
 def _tier_hvp_row(v: np.ndarray, c: float, buf: np.ndarray, bl: np.ndarray,
                   lbuf: np.ndarray) -> bool:
     """The hvp tier of one row (classes vectorized in the per-class pass): whether every

@@ -1319,7 +1319,7 @@ _SCALAR = {"_sel": "_sel_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log
            "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}
 _INLINED: dict[str, Any] = {}
-#: Compiled ``inline="always"``, against each other (``jitted(inline=True)``): the chain up to
+#: Compiled ``forceinline``, against each other (``jitted(inline=True)``): the chain up to
 #: eᶻ − y and the pair arithmetic of the class-axis row functions. A loop over them has no
 #: calls, so LLVM vectorizes it (1.5e5 ``exp_sub`` 54 → 10 ns each, 1e6 ``t_exp`` 80 → 14 ns,
 #: the same bits).
@@ -1344,7 +1344,9 @@ def _compile(name: str, namespace: dict[str, Any], inline: bool = False) -> Any:
 
     source = globals()[_SCALAR.get(name, name)]
     fn = types.FunctionType(source.__code__, namespace, name, source.__defaults__)
-    options: dict[str, Any] = {"inline": "always"} if inline else {}
+    # LLVM's alwaysinline, not numba's inline="always" (which copies and re-types the IR at
+    # every call site: cross_entropy's soft-target row function ~5 s cold that way)
+    options: dict[str, Any] = {"forceinline": True} if inline else {}
     return numba.njit(fastmath=False, error_model="numpy", **options)(fn)
 
 
@@ -1360,7 +1362,7 @@ def jitted(inline: bool = False) -> dict[str, Any]:
 
     Each function's code is re-bound to a namespace in which the functions it calls are the
     compiled ones, so that numba sees one chain of ``@njit`` functions. With ``inline=True``,
-    :data:`_INLINE_ORDER` compiled ``inline="always"``: one body without calls, which LLVM can
+    :data:`_INLINE_ORDER` compiled ``forceinline``: one body without calls, which LLVM can
     vectorize, for kernels that call it on many elements (``exp_sub``: 54 → 10 ns each, the
     same bits). The class-axis row functions (:data:`_ROW_USERS`) are compiled against those.
     """

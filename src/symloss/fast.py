@@ -1015,7 +1015,7 @@ dd_bernoulli_curvature_m = vd_bernoulli_curvature_m  # its exact products fused 
 
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def ftz(r):
     # symloss.layout.finish: a float64 result below the smallest normal number is 0
     return r if abs(r) >= 2.2250738585072014e-308 else 0.0 * r
