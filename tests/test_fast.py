@@ -692,6 +692,18 @@ def test_layout_value_check_compiled_and_numpy_agree(values, lo, hi):
             assert numba.njit(_bounds._loop_within_both)(a, lo, hi, b, lo, hi) == expected
 
 
+def test_layout_value_check_is_compiled_once():
+    """within and within_both share one compiled pass (on main within_both made a second
+    dispatcher of the same function, a second compile in every fresh process)."""
+    from symloss import _bounds
+
+    p = np.array([0.25, 1.0])
+    assert _bounds.within(p, 0.0, 1.0) and _bounds.within_both(p, 0.0, 1.0, p, 0.0, 1.0)
+    if fast.available():
+        assert _bounds._within_compiled is _bounds._impl[0]
+        assert len(_bounds._within_compiled.overloads) >= 1
+
+
 @pytest.mark.parametrize("size", [0, 1, 2047, 2048, 2049, 5000])
 @pytest.mark.parametrize("at", [0, -1, 2048])
 @pytest.mark.parametrize("value", [1e-310, 0.0, -1e-300, np.nan, 0.5])

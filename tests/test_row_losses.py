@@ -1151,7 +1151,7 @@ def test_compiled_sums_are_compensated_and_within_their_proved_bound():
                 s = c = m = 0.0
                 for a, b in zip(x, y, strict=True):
                     s, c, m = ops.dot2_step(s, c, m, float(a), float(b))
-                hi, lo, e = ops.dot2_end(s, c, m, n)
+                hi, lo, e = ops.dot2_end(s, c, m, 0.0, n)
                 exact = _exact_dot(x, y)
                 assert abs(Fraction(hi) + Fraction(lo) - exact) <= Fraction(e), (mode, n, x, y)
                 total = _exact_dot(np.abs(x), np.abs(y))
@@ -1163,13 +1163,25 @@ def test_compiled_sums_are_compensated_and_within_their_proved_bound():
                 s = c = m = 0.0
                 for a, b in zip(p, q, strict=True):
                     s, c, m = ops.sum2_step(s, c, m, float(a), float(b))
-                hi, lo, e = ops.dot2_end(s, c, m, n)
+                hi, lo, e = ops.dot2_end(s, c, m, 0.0, n)
                 exact = _exact_dot(p, np.ones(n)) + _exact_dot(q, np.ones(n))
                 assert abs(Fraction(hi) + Fraction(lo) - exact) <= Fraction(e), (mode, n, p, q)
         s = c = m = 0.0
         for a, b in ((3.0, 5.0), (-7.0, 2.0), (2.0**30, 2.0**-3)):  # exact products and sums
             s, c, m = ops.dot2_step(s, c, m, a, b)
-        assert ops.dot2_end(s, c, m, 3) == (2.0**27 + 1.0, 0.0, 0.0)
+        assert ops.dot2_end(s, c, m, 0.0, 3) == (2.0**27 + 1.0, 0.0, 0.0)
+        # the terms' own bounds e_k, summed in float64 as the loop does, are widened for that
+        # sum's roundings: 1 + 2^-53 + ... rounds to 1 at every step (on main the total
+        # reported was fl(Σ e_k) = 1, below the exact Σ e_k)
+        for n in (2, 3, 100, 4096):
+            e_k = [1.0] + [2.0**-53] * (n - 1)
+            total = 0.0
+            for v in e_k:
+                total += v
+            assert total == 1.0
+            hi, lo, e = ops.dot2_end(0.0, 0.0, 0.0, total, n)
+            assert (hi, lo) == (0.0, 0.0)
+            assert Fraction(e) >= sum(Fraction(v) for v in e_k), (mode, n)
 
 
 def test_compiled_dot_certifies_where_its_split_products_are_exact_and_hands_back_zero(monkeypatch):

@@ -106,9 +106,15 @@ def within(a: np.ndarray, lo: Any, hi: Any) -> bool:
     """
     if not a.size:
         return True
+    return _within_impl()(a, lo, hi)
+
+
+def _within_impl() -> Callable[[np.ndarray, Any, Any], bool]:
+    """:func:`_loop_within` compiled (or NumPy's pass), made once for :func:`within` and
+    :func:`within_both` alike (two dispatchers would compile it twice)."""
     if not _impl:
         _impl.append(_compiled(_loop_within) or _numpy_within)
-    return _impl[0](a, lo, hi)
+    return _impl[0]
 
 
 def within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any, hi_b: Any) -> bool:
@@ -121,9 +127,12 @@ def within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any, hi_b:
     """
     if not _impl_both:
         global _within_compiled
-        _within_compiled = _compiled(_loop_within)
-        both = _compiled(_loop_within_both) if _within_compiled is not None else None
-        _impl_both.append(both or _numpy_within_both)
+        one = _within_impl()
+        if one is _numpy_within:
+            _impl_both.append(_numpy_within_both)
+        else:
+            _within_compiled = one
+            _impl_both.append(_compiled(_loop_within_both) or _numpy_within_both)
     return _impl_both[0](a, lo, hi, b, lo_b, hi_b)
 
 

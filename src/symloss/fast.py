@@ -141,7 +141,10 @@ class _Printer(PythonCodePrinter):
         self.rows = rows or {}  # IndexedBase label -> its 2-D array (one row per row of z)
         self.hoisted: list[tuple[str, str, str]] = []  # (accumulator, index, body)
         self.dots: dict[str, str] = {}  # accumulator of Σ_k softmax_k·x_k -> x's 2-D array
-        self._sums: dict[sp.Sum, str] = {}  # a sum written twice is accumulated once
+        #: Row values already hoisted, by the expression they stand for: a sum (written
+        #: twice, accumulated once), a softmax_sub / softmax_hvp row, a split sum's pair
+        #: ``Tuple(a, b)``, a per-row scale ``Tuple(row_value, e)``.
+        self._sums: dict[sp.Basic, str] = {}
         #: The sums printed within :meth:`_lanes` (a bound's or a fallback's), and whether
         #: printing is within it.
         self._lane_sums: dict[sp.Sum, str] = {}
@@ -288,7 +291,7 @@ class _Printer(PythonCodePrinter):
         k = SUM_INDEX
         if len(expr.args) == 5:  # scale·pᵢ(vᵢ − v̄): scaled before the flush below normal
             return self._scaled_hvp(expr)
-        if expr not in self._sums:  # type: ignore[comparison-overlap]
+        if expr not in self._sums:
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(5)]
             lbuf = self._row_buffer()
             j = len(self.hoisted)
@@ -301,8 +304,8 @@ class _Printer(PythonCodePrinter):
             with self._lanes():  # read by the float form and the bound only
                 spread = self._print(sp.Sum(softmax(z, k, n) * (center - v[k]), (k, 1, n)))
                 size = self._print(sp.Sum(softmax(z, k, n) * sp.Abs(center - v[k]), (k, 1, n)))
-            self._sums[expr] = ", ".join([*names, spread, size, lbuf])  # type: ignore[index]
-        dh, dl, wh, wl, c, spread, size, lbuf = self._sums[expr].split(", ")  # type: ignore[index]
+            self._sums[expr] = ", ".join([*names, spread, size, lbuf])
+        dh, dl, wh, wl, c, spread, size, lbuf = self._sums[expr].split(", ")
         vi, p = self._print(v[i]), self._print(softmax(z, i, n))
         plain = f"({p} * (({vi} - {c}) + {spread}))"
         ii = self._print(i)
@@ -319,7 +322,7 @@ class _Printer(PythonCodePrinter):
         z, v, i, n, scale = expr.args
         unscaled = softmax_hvp(z, v, i, n)
         self._print(unscaled)  # the row's hoisted values
-        dh, dl, wh, wl, c, spread, size, lbuf = self._sums[unscaled].split(", ")  # type: ignore[index]
+        dh, dl, wh, wl, c, spread, size, lbuf = self._sums[unscaled].split(", ")
         vi, p, sc = self._print(v[i]), self._print(softmax(z, i, n)), self._row_value(scale)
         plain = f"(({sc}) * ({p} * (({vi} - {c}) + {spread})))"
         exact = (f"dd_softmax_hvp_sat_F(zr, dr, buf, {lbuf}, {self._print(i)}, m, {vi}, "
@@ -342,8 +345,8 @@ class _Printer(PythonCodePrinter):
         if key not in self._sums:
             name = f"acc{len(self.hoisted)}"
             self.hoisted.append((name, "", printed))
-            self._sums[key] = name  # type: ignore[index]
-        return self._sums[key]  # type: ignore[index]
+            self._sums[key] = name
+        return self._sums[key]
 
     def _print_accurate(self, expr: sp.Expr) -> str:
         # The inner expression in double-double (symloss.ddouble's pair functions), the plain
@@ -436,7 +439,7 @@ class _Printer(PythonCodePrinter):
             raise _Unsupported("softmax_sub outside a class-axis kernel")
         if not isinstance(y, sp.IndexedBase):
             return self._softmax_suba(expr)
-        if expr not in self._sums:  # type: ignore[comparison-overlap]
+        if expr not in self._sums:
             names = [f"acc{len(self.hoisted)}_{j}" for j in range(10)]
             lbuf = self._row_buffer()
             j = len(self.hoisted)
@@ -444,13 +447,13 @@ class _Printer(PythonCodePrinter):
                              f"dd_softmax_sub_row_F(zr, yr, m, dbuf, {lbuf})",
                              (f"softmax_sub_qb_m(y, y, 0.0, r0, r1 - r0, ebuf, elo, {lbuf}b, "
                               f"qb{j}, twork)", lbuf))
-            self._sums[expr] = ", ".join([lbuf, *names])  # type: ignore[index]
+            self._sums[expr] = ", ".join([lbuf, *names])
         with self._lanes():  # the float form and the bound
             plain = self._print(expr.rewrite(sp.Sum))
             # its terms' magnitude pᵢ·T + |yᵢ| (T = Σy as the plain form sums it)
             total = self._print(sp.Sum(y[SUM_INDEX], (SUM_INDEX, 1, n)))
         yi = self._print(y[i])
-        lbuf, values = self._sums[expr].split(", ", 1)  # type: ignore[index]
+        lbuf, values = self._sums[expr].split(", ", 1)
         exact = (f"dd_softmax_sub_at_F(zr, yr, buf, {lbuf}, {self._print(i)}, {yi}, "
                  f"{values}, {plain})")
         size = f"(abs({self._print(softmax(z, i, n))}) * abs({total}) + abs({yi}))"
@@ -467,7 +470,7 @@ class _Printer(PythonCodePrinter):
         # ddouble.softmax_suba_row_F as softmax_sub_row_F; per class the float64 form
         # pᵢΣa − aᵢ where it keeps a float32 result's digits (fits_v; fits_m is never).
         z, a, i, n = expr.args
-        if expr not in self._sums:  # type: ignore[comparison-overlap]
+        if expr not in self._sums:
             j = len(self.hoisted)
             lbuf, ah, al = self._row_buffer(), f"abuf{j}h", f"abuf{j}l"
             try:
@@ -484,8 +487,8 @@ class _Printer(PythonCodePrinter):
                              f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, dbuf, {lbuf})",
                              (f"softmax_sub_qb_m({ah}b, {al}b, 1.0, 0, r1 - r0, ebuf, elo, "
                               f"{lbuf}b, qb{q}, twork)", lbuf))
-            self._sums[expr] = f"{lbuf}, {ah}, {al}"  # type: ignore[index]
-        lbuf, ah, al = self._sums[expr].split(", ")  # type: ignore[index]
+            self._sums[expr] = f"{lbuf}, {ah}, {al}"
+        lbuf, ah, al = self._sums[expr].split(", ")
         with self._lanes():  # the float form and the bound
             plain = self._print(expr.rewrite(sp.Sum))
             # its terms' magnitude pᵢ·|Σa| + |aᵢ| (Σa as the plain form sums it)
@@ -662,8 +665,8 @@ class _Printer(PythonCodePrinter):
             ah, al = f"abuf{j}h", f"abuf{j}l"
             self.hoisted.append((f"{ah}, {al}", _FILL, f"{self._print(a)}, {self._print(b)}"))
             self.hoisted.append((f"acc{j + 1}", "", f"dd_split_sum_row({ah}, {al}, flag)"))
-            self._sums[key] = f"acc{j + 1}"  # type: ignore[index]
-        acc, weight = self._sums[key], self._print(w)  # type: ignore[index]
+            self._sums[key] = f"acc{j + 1}"
+        acc, weight = self._sums[key], self._print(w)
         return f"(0.0 if ({weight}) == 0.0 else ({weight}) * {acc})"
 
     def _class_axis(self, expr: sp.Expr) -> str:
@@ -985,8 +988,8 @@ from numba import njit, prange
 
 from symloss._fastmath import (
     block_max, block_rows, block_sums, block_sums_dot, certified, certified_b, clamped_log,
-    cmp_abs_sum, fill_exp_block_m, cmp_products, cmp_products_f,
-    cmp_sum, exp_m, exp_v, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
+    cmp_abs_sum, cmp_products, cmp_products_f,
+    cmp_sum, exp_m, exp_v, fill_exp_block_m, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
     fitsk32, fitsk_m, fitsk_v,
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
     expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,

@@ -25,7 +25,11 @@ compiled (but a sum over an index, which is compensated):
   ``2n`` roundings at most: ``S ≤ m/(1 − 2nu)``), so for ``nu ≤ 1/8`` ``γ_n·S ≤ nu·m/((1 −
   nu)(1 − 2nu)) ≤ 1.53·nu·m``, and the one rounding of ``(2nu)·m`` (``2nu`` is exact) keeps
   it above: the sum's pair ``(hi, lo) = TwoSum(s_n, c_n)`` (exactly ``s_n + c_n``) is within
-  ``Σ e_k + 2nu·m`` of the exact sum (``∞`` where ``nu > 1/8``). In float64 alone the pair
+  ``Σ e_k + 2nu·m`` of the exact sum (``∞`` where ``nu > 1/8``). The loop sums the ``e_k``
+  too, ``E = fl(Σ e_k)`` (non-negative terms from 0: ``n − 1`` roundings, ``Σ e_k ≤
+  (1 + γ_{n−1})·E``), and the bound reported is ``fl(E·(1 + 4nu)) + fl(2nu·m)``, rounded
+  once more by that addition (and once more in float64 alone, below): ``(1 + 4nu)(1 −
+  u)³ ≥ 1 + γ_{n−1}`` and ``2(1 − u)³ ≥ 1.53``, so it stays above. In float64 alone the pair
   is rounded once more, ``hi = fl(s_n + c_n)``, and its error ``|lo|`` is added (doubled:
   the bound's own addition rounds). Where every term and partial sum is exact, ``m = 0`` and
   the sum is exact, as an exact tracked operation's. As elsewhere in this module, a product
@@ -300,11 +304,12 @@ def t_rational(p, q):
 
 
 @njit(**_J)
-def dot2_end(s, c, m, n):
-    """The compensated dot product's pair (s + c exactly, by TwoSum) and its bound 2·n·u·m
+def dot2_end(s, c, m, e, n):
+    """The compensated dot product's pair (s + c exactly, by TwoSum) and its bound: the
+    terms' bounds' running total e widened by 4·n·u for its own roundings, plus 2·n·u·m
     (u = 2^-53; see the module docstring)."""
     h, l = two_sum(s, c)
-    return h, l, dot2_bound(m, n)
+    return h, l, e * (1.0 + n * 2.0 ** -51) + dot2_bound(m, n)
 '''.replace(
     "{t_cmp_where}", _T_CMP_WHERE.format(a_low="al", b_low="bl", extra=""))
 
@@ -411,11 +416,12 @@ def t_rational(p, q):
 
 
 @njit(**_J)
-def dot2_end(s, c, m, n):
+def dot2_end(s, c, m, e, n):
     """The compensated dot product rounded once, s + c = v + err exactly (TwoSum): v, and
-    |err| (doubled: the bound's own addition rounds) plus the bound 2·n·u·m."""
+    |err| (doubled: the bound's own addition rounds) plus the terms' bounds' running total e
+    widened by 4·n·u plus the bound 2·n·u·m."""
     v, err = two_sum(s, c)
-    return v, 0.0, 2.0 * abs(err) + dot2_bound(m, n)
+    return v, 0.0, 2.0 * abs(err) + e * (1.0 + n * 2.0 ** -51) + dot2_bound(m, n)
 '''.replace(
     "{t_cmp_where}", _T_CMP_WHERE.format(a_low="0.0", b_low="0.0", extra=" + de"))
 
@@ -818,8 +824,8 @@ class _Printer:
         # comes after them
         outer.lines += [f"{ind}{state}, {name}_e = 0.0, 0.0, 0.0, 0.0",
                         f"{ind}for i{slot} in range(width):", *inner.lines,
-                        f"{ind}{name}_h, {name}_l, {name}_f = dot2_end({state}, width)",
-                        f"{ind}{name}_e += {name}_f"]
+                        f"{ind}{name}_h, {name}_l, {name}_e = dot2_end({state}, {name}_e, "
+                        "width)"]
         return name
 
 
