@@ -1219,3 +1219,41 @@ def test_compiled_dot_certifies_where_its_split_products_are_exact_and_hands_bac
     assert got[1] == want[1] == 0.0
     assert _ulps_apart(got, want, np.dtype("float64")) <= 1
     assert abs(got[0] - float(exact)) <= np.spacing(got[0])
+
+
+def test_triplet_at_tiny_p_answers_past_the_float_range_exactly():
+    """triplet_margin_loss at p = 10⁻⁶: each distance (Σ|u_k|^p)^(1/p) is ~10^698968, so the
+    plain kernel (the power 1/p has no tracked form) computes inf − inf = NaN, as torch does.
+    Those elements are now computed exactly: where the exact loss is below 0 the hinge gives
+    0, where it is past the float range inf (its correct rounding), and the gradient (checked
+    against mpmath's derivative of the exact loss) +inf in every column. On main: NaN."""
+    a = np.array([-1.4645347094069032, -1.0885179657146198, -0.6326003127383091,
+                  0.8232610727482657, 2.085026738885355])
+    p = np.array([0.7107454180798428, -1.3076572188366788, -0.2592272673855389,
+                  1.567950940122659, 2.9868622904415214])
+    negatives = np.stack([p + np.random.default_rng(0).standard_normal(5), p - 0.01])
+    anchors, positives = np.stack([a, a]), np.stack([p, p])
+    power = mpmath.mpf(1e-6)
+
+    def distance(x: Any, y: Any) -> Any:  # ‖x − y + eps‖_p, exactly
+        return sum(abs(s - mpmath.mpf(t) + mpmath.mpf(1e-6)) ** power
+                   for s, t in zip(x, y, strict=True)) ** (1 / power)
+
+    with mpmath.workdps(40):
+        point = [mpmath.mpf(x) for x in a]
+        exact = [distance(point, positives[r]) - distance(point, negatives[r]) + 1
+                 for r in range(2)]
+    assert exact[0] < 0 and exact[1] > mpmath.mpf(np.finfo(np.float64).max)
+    for dtype in (np.float64, np.float32):
+        args = [x.astype(dtype) for x in (anchors, positives, negatives)]
+        d = symloss.derive(TRIPLET, p=1e-6, reduction="none")
+        np.testing.assert_array_equal(d.loss_fn(*args), np.array([0.0, np.inf], dtype))
+        grad = d.grad_fn(*args)
+        np.testing.assert_array_equal(grad[0], np.zeros(5, dtype))
+        np.testing.assert_array_equal(grad[1], np.full(5, np.inf, dtype))
+    with mpmath.workdps(40):  # the exact gradient's signs (each column ~10^698967)
+        for i in range(5):
+            def moved(t: Any, i: int = i) -> Any:
+                row = [*point[:i], t, *point[i + 1:]]
+                return distance(row, positives[1]) - distance(row, negatives[1])
+            assert mpmath.diff(moved, point[i]) > mpmath.mpf(np.finfo(np.float64).max)

@@ -332,7 +332,8 @@ def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], siz
     row, rounded once to float64: its sums over the ``size`` (``D``) features written out for
     this ``width``, the free ``index`` set to ``column + 1`` (a gradient's element), the arrays'
     elements and the per-row numbers and options from ``point`` (name -> float or list of
-    floats, as ``symbols`` names them). ``None`` where it is not a finite real number.
+    floats, as ``symbols`` names them); ±inf where it is real but beyond float64's range (its
+    correct rounding), ``None`` where it is not a real number.
 
     :class:`symloss.rows.RowAdapter` calls it for the few elements that even double-double
     cannot certify (a hinge argument or a gradient component cancelling by more than ~45
@@ -344,18 +345,18 @@ def row_value(expr: sp.Expr, symbols: dict[str, Any], point: dict[str, Any], siz
         columns = _row_columns(expr, symbols, point, size, width, index)
         if columns is not None:
             value = columns[column]
-            return None if value is None else _finite(float(value))
+            return None if value is None else _real(float(value))
     e, elements, numbers = _row_form(expr, symbols, size, width, index, column)
     if elements is None:
         return None
     values = _row_point(elements, numbers, point)
     # one mpmath function per expression and arguments, as for a class-axis row
     value = _evaluate_row(_row_function(e, tuple(values)), e, values)
-    return None if value is None else _finite(float(value))
+    return None if value is None else _real(float(value))
 
 
-def _finite(x: float) -> float | None:
-    return x if np.isfinite(x) else None
+def _real(x: float) -> float | None:
+    return None if np.isnan(x) else x
 
 
 #: The exact columns of recently rescued rows (:func:`_row_columns`), by expression, width

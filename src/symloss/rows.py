@@ -547,7 +547,7 @@ class _Tracked:
         return self._round(s, e)
 
     def __pow__(self, n: Any) -> _Tracked:
-        n = float(n)
+        n = n.p / n.q if isinstance(n, _Rational) else float(n)
         if n == 2:
             if isinstance(self.v, _DD):
                 return self * self
@@ -1148,12 +1148,19 @@ class RowAdapter:
         (:func:`symloss.exact.row_value`). The same values as the plain kernel elsewhere."""
         kernel = self._kernel(key)
         values = p.values if values is None else values
+        n = int(np.prod(p.rows))
         try:
             out, err = kernel.tracked(values, p.rows, p.width)
-        except (_Untracked, TypeError):  # no error bound for an operation: the plain values
-            return kernel(values, p.rows, p.width)
+        except (_Untracked, TypeError):
+            # no error bound for an operation (a power 1/p): the plain values, but a NaN or
+            # an infinity (an intermediate past the float range, e.g. inf − inf of
+            # triplet_margin_loss's norms at p = 10⁻⁶) computed exactly
+            plain = np.asarray(kernel(values, p.rows, p.width), dtype=np.float64)
+            flat = plain.reshape(n, -1).copy()
+            self._exactly(key, values, p, kernel, flat, np.flatnonzero(~np.isfinite(flat).all(axis=1)),
+                          ~np.isfinite(flat))
+            return flat.reshape(plain.shape)
         tolerance = 2.0 ** -(np.finfo(dtype).nmant + 1)  # an error ≤ 1 ulp before rounding
-        n = int(np.prod(p.rows))
 
         def unsure(v: np.ndarray, e: np.ndarray) -> np.ndarray:
             with np.errstate(invalid="ignore"):
@@ -1171,12 +1178,21 @@ class RowAdapter:
             v2, e2 = v2.reshape(rows.size, -1), e2.reshape(rows.size, -1)
             still = unsure(v2, e2) | ~np.isfinite(v2)  # past float64's range: exactly
             flat_out[rows] = np.where(still, flat_out[rows], v2)
-            for (r, c) in np.argwhere(still):
-                exact = self._exact(key, values, p, int(rows[r]), int(c) if kernel.free is not None
-                                    else None)
-                if exact is not None:
-                    flat_out[rows[r], c] = exact
+            self._exactly(key, values, p, kernel, flat_out, rows, still)
         return flat_out.reshape(out.shape)
+
+    def _exactly(self, key: str, values: Mapping[str, Any], p: _Prepared, kernel: RowKernel,
+                 flat: np.ndarray, rows: np.ndarray, where: np.ndarray) -> None:
+        """``flat[rows[r], c]`` set to its exact value (:meth:`_exact`) for each ``(r, c)``
+        where ``where`` (one row of ``where`` per entry of ``rows``, or per row of ``flat``);
+        kept where there is none (a non-finite input)."""
+        if where.shape[0] != rows.size:
+            where = where[rows]
+        for (r, c) in np.argwhere(where):
+            exact = self._exact(key, values, p, int(rows[r]), int(c) if kernel.free is not None
+                                else None)
+            if exact is not None:
+                flat[rows[r], c] = exact
 
     def _compiled(self, key: str, size: int | None = None) -> Any:
         """Kernel ``key`` compiled by :mod:`symloss.rows_compiled`, or ``None`` (numba missing
