@@ -1576,6 +1576,32 @@ def test_sigmoid_focal_soft_hessian_at_the_smallest_normal_target(z, gamma, path
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("options", [{"gamma": 0.5}, {"gamma": 1e-6}, {"alpha": 0.75, "gamma": 0.5},
+                                     {"alpha": -1.0, "gamma": 0.5}, {"alpha": 0.75, "gamma": 1e-6}])
+def test_sigmoid_focal_soft_gradient_at_the_smallest_normal_target(options, path):
+    """y = 2⁻¹⁰²², z = −359.38 (the option search's worst points): the bracket of the soft
+    gradient S·Q^(γ−1)·(γ(1 − 2y)·C·σ(z)σ(−z) + Q·(σ(z) − y)) has both terms near 10⁻³¹²,
+    subnormal, while Q^(γ−1) (γ < 1) brings the result back to 10⁻²³⁴ (γ = 0.5) or 10⁻¹⁵⁷:
+    the numba path's first tier (_fastmath.soft_modulated_slope_q) certified it and was 1.1e4
+    ulp off (γ = 0.5; 2.4e3 at γ = 10⁻⁶, 1.4e4 at α = 0.75 or −1), the NumPy path within 0.35
+    ulp. The tier now declines below 2⁻⁹⁰⁰ of its terms' magnitude; mpmath's derivative of
+    the definition, 80 digits, and the two evaluators give the same bits."""
+    mpmath.mp.dps = 80
+    z = np.array([-359.3813663804628, -359.38136638046234, -368.4878742815113, -300.0, -420.0])
+    y = np.full(z.shape, 2.0**-1022)
+    d = symloss.derive("sigmoid_focal_loss", reduction="sum", **options)
+    got = _on(path, lambda: d.grad_fn(z, y))
+    alpha = mpmath.mpf(options.get("alpha", 0.25))
+    exact = [mpmath.diff(lambda s: _focal_mp(s, mpmath.mpf(2.0**-1022), alpha,
+                                             mpmath.mpf(options["gamma"])), mpmath.mpf(float(s)))
+             for s in z]
+    assert _ulps(got, exact, np.float64).max() <= 4.0
+    if path == "fast":
+        with fast.disabled():
+            assert np.array_equal(got, d.grad_fn(z, y))
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_sigmoid_focal_gamma_1000_gradient_and_hessian_within_4_ulp(path):
     """γ = 1000 (the option search's stress value): σ^γ's exponent carried b = log1p(e^(−|z|))
     rounded, 464 ulp in the float64 gradient; sigmoid_pow_large keeps it (hard labels)."""

@@ -797,9 +797,16 @@ def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float]
     0.72 ulp of the exact value, or NaN where that is not certain: ``y`` outside (0, 1), the
     bracket's two terms cancelling by more than 2⁴ (:data:`CANCEL_MARGIN`: next to ``σ(z) =
     y`` and the other roots), the scale's pair ``S`` under 2⁻⁴⁰ of its terms' ``size`` (its
-    pair, summed from products, is then within 2⁻⁶⁰ of it), ``γ > 8``, ``e^(−|z|)``, ``Q``, a
-    product or the result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`), a result that is not finite, a
-    NaN. The double-double form answers there. Branch-free.
+    pair, summed from products, is then within 2⁻⁶⁰ of it), ``γ > 8``, ``e^(−|z|)``, ``Q``,
+    the bracket's terms' magnitude, a product or the result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`),
+    a result that is not finite, a NaN. The double-double form answers there. Branch-free.
+
+    The bracket's terms may be subnormal where the result is not: ``Q^(γ−1)`` is large for
+    ``γ < 1`` and small ``Q`` (``z = −359.38``, ``y = 2⁻¹⁰²²``: both terms about 10⁻³¹²,
+    ``Q^(−1/2)`` 10⁷⁸, the result 10⁻²³⁴), and each product that lands below 2⁻¹⁰²² keeps
+    only its absolute 2⁻¹⁰⁷⁵, not its relative 2⁻¹⁰⁴ (1.1e4 ulp there). From a magnitude of
+    2⁻⁹⁰⁰ up those losses (a few times 2⁻¹⁰⁷¹, ``γ ≤ 8``, ``|1 − 2y| ≤ 1``) are below
+    2⁻¹⁷⁰ of it, and the bound below holds.
 
     From :func:`_modulated_parts`' pairs (``A = σ(z)``, ``B = σ(−z)``, ``softplus(±z)`` within
     2⁻⁶⁰ + ε): ``1 − y`` and ``1 − 2y`` TwoSum pairs; ``C`` and ``Q`` sums of positive
@@ -869,7 +876,7 @@ def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float]
     w = sh * rh2  # S·…
     r = w + (_fma(sh, rh2, -w) + (sh * rl2 + sl * rh2))
     good = ((y > 0.0) & (y < 1.0) & (eh >= SLOPE_MIN) & (wh >= SLOPE_MIN)
-            & (sh2 >= SLOPE_MIN) & (abs(rh2) >= SLOPE_MIN) & (abs(r) >= SLOPE_MIN)
+            & (magnitude >= SLOPE_MIN) & (sh2 >= SLOPE_MIN) & (abs(rh2) >= SLOPE_MIN) & (abs(r) >= SLOPE_MIN)
             & (abs(r) < math.inf) & (sh2 < math.inf) & (g <= SLOPE_MAX_GAMMA)
             & (abs(oh) >= CANCEL_MARGIN * magnitude) & (abs(sh) >= 2.0**-40 * size))
     return r if good else math.nan
