@@ -1790,6 +1790,25 @@ def test_cross_entropy_huge_class_weight_times_an_underflowed_probability(t, z0,
             assert err <= 4, (what, path, err)
 
 
+@pytest.mark.parametrize("eps", [0.1, 0.999])
+@pytest.mark.parametrize("z0", [700.0, 708.396, 709.782])
+@pytest.mark.parametrize("t", [0, 1])
+def test_label_smoothed_cross_entropy_value_keeps_a_huge_weight_times_log_p_near_0(t, z0, eps):
+    """With label smoothing every class's weight enters the value: (1 − ε + ε/C)·w₀·(−log p₀)
+    with w₀ = 2.76e303 and −log p₀ = log1p(3e^(−z₀)) ≈ 3e-304 … 2e-308 is 0.75 … 1.7e-4 next
+    to the other classes' ε/C·wₖ·zₖ ≈ 103. The weight marks the row for symloss.exact
+    (layout.scaled_from_underflow), which wrote log p₀ as z₀ − log Σ e^z: 0 at 40 and at 120
+    digits alike, so the two agreed without the term (102.755 for 103.510 at z₀ = 700: 5.3e13
+    ulp; 1.2e10 at 708.396). As −log1p(Σ_{j≠k} e^(z_j − z_k)): within 4 ulp on both
+    evaluators."""
+    mpmath.mp.dps = 1200
+    d = symloss.derive("cross_entropy", reduction="none", weight=_EXTREME_W, label_smoothing=eps)
+    z, target = np.array([[z0, 0.0, 0.0, 0.0]]), np.array([t])
+    loss = _exact_ce(z[0], t, _EXTREME_W, np.zeros(4), eps)[0]
+    for path, got in _both(lambda: np.atleast_1d(d.loss_fn(z, target))).items():
+        assert _ulps(got, [loss], np.float64).max() <= 4, path
+
+
 @pytest.mark.parametrize("eps", [0.001, 0.1, 0.9])
 @pytest.mark.parametrize("z0", [-1000.0, -745.133, 745.133, 1000.0])
 @pytest.mark.parametrize("t", [0, 1])
