@@ -150,12 +150,16 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     # at 60 digits once σ(z) is within 10⁻⁶⁰ of 1).
     expr = reduce_sums(decl.substitute_definitions(source), expand=False)
     # pᵢΣa − aᵢ as pᵢ(Σa − aᵢ) − aᵢ(1 − pᵢ), 1 − pᵢ summed over the other classes: no
-    # cancellation left where pᵢ → 1 (a class index with label smoothing)
-    expr = expr.replace(lambda e: isinstance(e, softmax_sub), lambda e: reduce_sums(
+    # cancellation left where pᵢ → 1 (a class index with label smoothing); Σa − aᵢ summed over
+    # the other classes too: at 60 digits Σa − aᵢ was 0 where aᵢ = 2.55e303 (a class weight
+    # near the largest float) and the others' a sum to 0.147 (-3.9e-131 for 0.147 at z = [1000,
+    # 0, 0, 0], target 0, label smoothing 0.1; reduce_sums would write it as Σa − aᵢ again)
+    expr = expr.replace(lambda e: isinstance(e, softmax_sub), lambda e: (
         softmax(e.args[0], e.args[2], e.args[3])
-        * (sp.Sum(e.target(SUM_INDEX), (SUM_INDEX, 1, e.args[3])) - e.target(e.args[2]))
-        - e.target(e.args[2]) * softmax_complement(e.args[0], e.args[2], e.args[3]),
-        expand=False))
+        * sp.Sum(e.target(SUM_INDEX) * (1 - sp.KroneckerDelta(SUM_INDEX, e.args[2])),
+                 (SUM_INDEX, 1, e.args[3]))
+        - reduce_sums(e.target(e.args[2]) * softmax_complement(e.args[0], e.args[2], e.args[3]),
+                      expand=False)))
     # log(1 − p) as log1p(−p): 1 − 10⁻⁸³ is 1 at 60 digits
     expr = expr.replace(
         lambda e: isinstance(e, clamped_log) and sp.expand(1 - e.args[0]).is_Symbol,

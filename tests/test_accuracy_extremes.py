@@ -1770,18 +1770,24 @@ def test_bce_with_logits_huge_pos_weight_times_an_underflowed_sigmoid(z):
             assert _ulps(got, [exact[what]], np.float64).max() <= 4, (what, path)
 
 
-def _exact_ce(z, t, w, v):
-    """cross_entropy's (loss, gradient, hvp in the direction v) of one row, exact."""
+def _exact_ce(z, t, w, v, eps=0.0):
+    """cross_entropy's (loss, gradient, hvp in the direction v) of one row, exact; with label
+    smoothing ``eps`` the target weights are aₖ = wₖ((1 − ε)δₖₜ + ε/C)."""
     z = [mpmath.mpf(float(a)) for a in z]
+    c = len(z)
     m = max(z)
     e = [mpmath.exp(a - m) for a in z]
     s = mpmath.fsum(e)
     p = [a / s for a in e]
-    wt = mpmath.mpf(float(w[t]))
-    loss = wt * (m + mpmath.log(s) - z[t])
-    grad = [wt * (p[k] - (1 if k == t else 0)) for k in range(len(z))]
-    pv = mpmath.fsum(p[k] * float(v[k]) for k in range(len(z)))
-    hvp = [wt * p[k] * (float(v[k]) - pv) for k in range(len(z))]
+    eps = mpmath.mpf(eps)
+    a = [mpmath.mpf(float(w[k])) * ((1 - eps) * (k == t) + eps / c) for k in range(c)]
+    total = mpmath.fsum(a)
+    # −log pₖ = log1p(Σ_{j≠k} e^(z_j − z_k)): its digits where pₖ → 1
+    loss = mpmath.fsum(a[k] * mpmath.log1p(mpmath.fsum(
+        mpmath.exp(z[j] - z[k]) for j in range(c) if j != k)) for k in range(c))
+    grad = [p[k] * total - a[k] for k in range(c)]
+    pv = mpmath.fsum(p[k] * float(v[k]) for k in range(c))
+    hvp = [total * p[k] * (float(v[k]) - pv) for k in range(c)]
     return loss, grad, hvp
 
 
@@ -1807,6 +1813,47 @@ def test_cross_entropy_huge_class_weight_times_an_underflowed_probability(t, z0,
     for what, exact in (("grad", grad), ("hvp", hvp), ("loss", [loss])):
         for path, values in got[what].items():
             err = _ulps(values, [e / n for e in exact], np.float64).max()
+            assert err <= 4, (what, path, err)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.999])
+@pytest.mark.parametrize("z0", [700.0, 708.396, 709.782])
+@pytest.mark.parametrize("t", [0, 1])
+def test_label_smoothed_cross_entropy_value_keeps_a_huge_weight_times_log_p_near_0(t, z0, eps):
+    """With label smoothing every class's weight enters the value: (1 − ε + ε/C)·w₀·(−log p₀)
+    with w₀ = 2.76e303 and −log p₀ = log1p(3e^(−z₀)) ≈ 3e-304 … 2e-308 is 0.75 … 1.7e-4 next
+    to the other classes' ε/C·wₖ·zₖ ≈ 103. The weight marks the row for symloss.exact
+    (layout.scaled_from_underflow), which wrote log p₀ as z₀ − log Σ e^z: 0 at 40 and at 120
+    digits alike, so the two agreed without the term (102.755 for 103.510 at z₀ = 700: 5.3e13
+    ulp; 1.2e10 at 708.396). As −log1p(Σ_{j≠k} e^(z_j − z_k)): within 4 ulp on both
+    evaluators."""
+    mpmath.mp.dps = 1200
+    d = symloss.derive("cross_entropy", reduction="none", weight=_EXTREME_W, label_smoothing=eps)
+    z, target = np.array([[z0, 0.0, 0.0, 0.0]]), np.array([t])
+    loss = _exact_ce(z[0], t, _EXTREME_W, np.zeros(4), eps)[0]
+    for path, got in _both(lambda: np.atleast_1d(d.loss_fn(z, target))).items():
+        assert _ulps(got, [loss], np.float64).max() <= 4, path
+
+
+@pytest.mark.parametrize("eps", [0.001, 0.1, 0.9])
+@pytest.mark.parametrize("z0", [-1000.0, -745.133, 745.133, 1000.0])
+@pytest.mark.parametrize("t", [0, 1])
+def test_label_smoothed_cross_entropy_huge_weight_times_an_underflowed_probability(t, z0, eps):
+    """The smoothed target's total weight Σₖ wₖ((1 − ε)δₖₜ + ε/C) holds ε/C·w₀ = 6.9e301 for
+    every target: the gradient pᵢΣa − aᵢ and the hvp Σa·pᵢ(vᵢ − Σpv) lift a softmax probability
+    that underflowed (e^(−745.133) rounded to 4.9e-324: 3.4e-22 for 1.7e-22; e^(−1000) = 0: 0
+    for 1.0e-132, 9e15 ulp). layout.scaled_from_underflow read the target's weight alone (the
+    tiny w₁ for t = 1) and did not send those to the exact value: within 4 ulp on both
+    evaluators."""
+    mpmath.mp.dps = 1200
+    d = symloss.derive("cross_entropy", reduction="sum", weight=_EXTREME_W, label_smoothing=eps)
+    v = np.array([[1.0, 0.0, 0.0, 0.0]])
+    z, target = np.array([[z0, 0.0, 0.0, 0.0]]), np.array([t])
+    _, grad, hvp = _exact_ce(z[0], t, _EXTREME_W, v[0], eps)
+    for what, call, exact in (("grad", lambda: d.grad_fn(z, target), grad),
+                              ("hvp", lambda: d.hvp_fn(z, target, v), hvp)):
+        for path, got in _both(call).items():
+            err = _ulps(got, exact, np.float64).max()
             assert err <= 4, (what, path, err)
 
 

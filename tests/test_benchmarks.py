@@ -69,6 +69,30 @@ def test_exact_reference_is_not_fooled_by_cancellation():
     assert mpmath.almosteq(exact[1], mpmath.exp(-10000), rel_eps=mpmath.mpf(10) ** -50)
 
 
+def test_exact_reference_sums_the_other_classes_target_weights():
+    """pᵢΣa − aᵢ with aᵢ = 2.55e303 (a class weight near the largest float, label smoothing
+    0.1) and the other classes' a summing to 0.147: Σa − aᵢ at 60 digits was 0, and the
+    reference −3.9e-131 for 0.147 (z = [1000, 0, 0, 0], target 0). Summed over the other
+    classes it keeps them."""
+    import mpmath
+    import numpy as np
+
+    import symloss
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    w = np.array([2.7575050914502084e303, 1.843e-320, 2.096424397223309e-302,
+                  5.8717398113748835])
+    d = symloss.derive("cross_entropy", reduction="sum", weight=w, label_smoothing=0.1)
+    exact = accuracy.exact_gradient(d)(np.array([[1000.0, 0.0, 0.0, 0.0]]), np.array([0]))
+    with mpmath.workdps(1200):
+        others = mpmath.fsum(mpmath.mpf(float(a)) for a in w[1:]) * mpmath.mpf(0.1) / 4
+        p0 = 1 / (1 + 3 * mpmath.exp(-1000))
+        a0 = mpmath.mpf(float(w[0])) * (mpmath.mpf(0.9) + mpmath.mpf(0.1) / 4)
+        want = p0 * others - a0 * (1 - p0)
+    assert mpmath.almosteq(exact[0, 0], want, rel_eps=mpmath.mpf(10) ** -40)
+
+
 def test_search_covers_losses_of_further_arrays(capsys):
     """margin_ranking_loss (input1, input2, target): every order, both evaluators, no longer
     "not searched"; its hinge is exact to the last bit (exit 0)."""

@@ -524,7 +524,9 @@ def largest_scale(derivation: Derivation) -> float:
 def _scales(layout: Layout, out: np.ndarray) -> np.ndarray:
     """Each element's scale magnitude, at least 1, in ``out``'s layout: element-wise, the
     product of ``max(1, |a|)`` over the array options; on a class axis, the larger of the
-    class's weight and the target's weight (``Σ_k |w_k| y_k``; per row for the loss)."""
+    class's weight and the target's weight (``Σ_k |w_k| q_k``, q the target as smoothed:
+    ``(1 − ε) y + ε/C`` with label smoothing ε, which gives every row every class's weight;
+    per row for the loss)."""
     if layout.family == "elementwise":
         scale = np.ones(out.shape)
         for name in ARRAY_OPTIONS:
@@ -541,6 +543,9 @@ def _scales(layout: Layout, out: np.ndarray) -> np.ndarray:
                           w[np.clip(layout.labels, 0, w.size - 1)])
     else:
         target = np.abs(layout.arrays["target"]) @ w
+    eps = layout.scalars.get("label_smoothing", 0.0)
+    if eps:  # the smoothed target (1 − ε)y + ε/C weighs every class (Σₖ wₖ ε/C, not overflowed)
+        target = abs(1.0 - eps) * target + abs(eps) * np.sum(w / w.size)
     if out.size == n_rows:  # a loss per row: every class's weight may enter
         return np.maximum(1.0, np.maximum(target, w.max())).reshape(out.shape)
     return np.maximum(1.0, np.maximum(target[:, None], w[None, :])).reshape(out.shape)
