@@ -131,11 +131,13 @@ def _placed(derivation: Derivation, expr: sp.Expr) -> sp.Expr:
     factors of a double-double form inside its rounding (:func:`scaled_inside`)."""
     symbols = derivation.declaration.symbols
     weights = {symbols[n] for n in ARRAY_OPTIONS if n in symbols}
-    return scaled_inside(weight_last(expr, weights))
+    elementwise = derivation.spec.family == "elementwise"
+    return scaled_inside(weight_last(expr, weights, products=elementwise))
 
 
-def weight_last(expr: sp.Expr, weights: set[sp.Basic]) -> sp.Expr:
-    """``expr`` with each product that divides, ``w·X/c``, evaluated as ``w·(X/c)``, and each
+def weight_last(expr: sp.Expr, weights: set[sp.Basic], products: bool = False) -> sp.Expr:
+    """``expr`` with each product that divides, ``w·X/c``, evaluated as ``w·(X/c)``, and with
+    ``products`` (an element-wise loss: a class axis's sums keep their printed shapes) each
     product of several values, ``w·y·X``, as ``w·(y·X)``: the weights (``weights``: Symbols
     or IndexedBases) multiply the rest once it is formed.
 
@@ -151,6 +153,8 @@ def weight_last(expr: sp.Expr, weights: set[sp.Basic]) -> sp.Expr:
     (w, x/(exp(z) + 1))
     >>> weight_last(w * x / 2, {w}).args  # a division by a constant: one rounding either way
     (1/2, w, x)
+    >>> weight_last(w * x * exp(z), {w}, products=True).args
+    (w, x*exp(z))
     """
     def is_weight(f: sp.Basic) -> bool:
         return f in weights or (isinstance(f, sp.Indexed) and f.base in weights)
@@ -168,7 +172,7 @@ def weight_last(expr: sp.Expr, weights: set[sp.Basic]) -> sp.Expr:
                           and f.base.atoms(sp.Function) for f in rest)
             # or a product of several values: w₊·y·softplus(−z) rounded w₊·y first, a
             # subnormal number where w₊ is (pos_weight 9.6e-311: 316 ulp)
-            several = sum(not f.is_number for f in rest) > 1
+            several = products and sum(not f.is_number for f in rest) > 1
             if scale and (divides or several) and not any(f.has(*_PAIRS) for f in rest):
                 return sp.Mul(*scale) * sp.UnevaluatedExpr(sp.Mul(*rest))
         return e
