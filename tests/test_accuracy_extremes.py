@@ -1885,3 +1885,121 @@ def test_a_marked_element_the_exact_value_cannot_answer_keeps_its_value(path):
     z, y = np.array([np.inf, 745.1329999999996]), np.array([1.0, 1.0])
     got = _both(lambda: d.grad_fn(z, y))[path]
     assert got[0] == 0.0 and np.isfinite(got[1]) and got[1] < 0
+
+
+def _mp_softplus(x):
+    x = mpmath.mpf(x)
+    return max(x, 0) + mpmath.log1p(mpmath.exp(-abs(x)))
+
+
+#: The accuracy search's worst point of σ(z) − y under a weight near the largest float
+#: (benchmarks/accuracy.py, GIVEN_EXTREME laid out per element): σ(z) − y cancels by 27 bits.
+_Z_HALF, _W_TOP = 2.7825594022071253e-08, 7.162150148222506e+307
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("name, options", [
+    ("binary_cross_entropy_with_logits", {}),
+    ("binary_cross_entropy", {"link": "sigmoid"})])
+def test_huge_weight_times_a_cancelling_sigmoid_difference(name, options, reduction):
+    """w·(σ(z) − y) with w = 7.2e307 at z = 2.8e-8, y = 0.5: the pair product's Dekker split
+    of w overflowed, the pair was NaN and the plain float form, which cancels by 27 bits,
+    answered (4.65e7 ulp, 6.2e7 with the mean); ddouble.t_scale splits w·2⁻⁶⁴: within 1 ulp
+    on both evaluators."""
+    mpmath.mp.dps = 60
+    z, y = np.array([_Z_HALF, 0.1]), np.array([0.5, 0.5])
+    w = np.array([_W_TOP, 3.0])
+    d = symloss.derive(name, reduction=reduction, weight=w, **options)
+    n = 2 if reduction == "mean" else 1
+    exact = [mpmath.mpf(float(a)) * (_mp_sigmoid(b) - mpmath.mpf(0.5)) / n
+             for a, b in zip(w, z, strict=True)]
+    for path, got in _both(lambda: d.grad_fn(z, y)).items():
+        assert _ulps(got, exact, np.float64).max() <= 1, path
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_multilabel_huge_class_weight_times_a_cancelling_sigmoid_difference(reduction):
+    """wᵢ(σ(xᵢ) − yᵢ)/C with the class weight 2.76e303 at x = −1e-9, y = 0.5 (4.0e8 ulp,
+    5.7e8 with the mean, before ddouble.t_scale): within 1 ulp on both evaluators."""
+    mpmath.mp.dps = 60
+    d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, weight=_EXTREME_W)
+    x, y = np.array([[-1e-9, 0.0, 0.0, 0.0]]), np.full((1, 4), 0.5)
+    exact = [mpmath.mpf(float(_EXTREME_W[k])) * (_mp_sigmoid(x[0, k]) - mpmath.mpf(0.5)) / 4
+             for k in range(4)]
+    for path, got in _both(lambda: d.grad_fn(x, y)).items():
+        assert _ulps(got, exact, np.float64).max() <= 1, path
+
+
+def test_multilabel_row_loss_keeps_a_weighted_softplus_at_the_normal_edge():
+    """Σₖ wₖ softplus(xₖ)/C at x₁ = −708.396 (softplus ≈ 2.2e-308) under the class weight
+    2.76e303: the row is sent to the exact value (layout.scaled_from_underflow), whose written-
+    out row rewrote softplus as log(1 + eˣ), 0 at 40 and 120 digits (6.9e10 ulp off);
+    symloss.exact keeps softplus whole: within 1 ulp on both evaluators."""
+    mpmath.mp.dps = 60
+    d = symloss.derive("multilabel_soft_margin_loss", reduction="none", weight=_EXTREME_W)
+    x, y = np.array([[-708.396, 0.0, 0.0, 0.0]]), np.zeros((1, 4))
+    exact = mpmath.fsum(mpmath.mpf(float(_EXTREME_W[k])) * _mp_softplus(x[0, k])
+                        for k in range(4)) / 4
+    for path, got in _both(lambda: np.atleast_1d(d.loss_fn(x, y))).items():
+        assert _ulps(got, [exact], np.float64).max() <= 1, path
+
+
+def test_bce_weighted_loss_keeps_log1p_of_a_tiny_probability_in_the_exact_value():
+    """−w(y·max(log p, −100) + (1 − y)·log1p(−p)) at p ≈ y = 1e-300, w = 13.93: the element
+    is sent to the exact value (its result below w·2⁻⁹⁶⁸), whose clamped_log(1 − p) turned
+    into log(1) once the floats were substituted (1 − 10⁻³⁰⁰ is 1 to 120 digits): 8.2e13 ulp;
+    symloss.exact evaluates it as log1p(−p): within 1 ulp on both evaluators."""
+    mpmath.mp.dps = 60
+    p, y = np.array([9.999999999999994e-301]), np.array([1e-300])
+    w = np.array([13.934972991823525])
+    d = symloss.derive("binary_cross_entropy", reduction="none", weight=w)
+    p_, y_ = mpmath.mpf(float(p[0])), mpmath.mpf(float(y[0]))
+    exact = mpmath.mpf(float(w[0])) * (100 * y_ - (1 - y_) * mpmath.log1p(-p_))
+    for path, got in _both(lambda: np.atleast_1d(d.loss_fn(p, y))).items():
+        assert _ulps(got, [exact], np.float64).max() <= 1, path
+
+
+#: binary_cross_entropy_with_logits' loss points of the accuracy search's extreme weights:
+#: (z, y, weight, pos_weight); the second's weight is its moderate GIVEN one.
+_BCEL_EXTREME_LOSS = [
+    (-11400.0, 0.2697867137638703, None, 9.556779765401e-311),
+    (-11399.999999999998, 0.2697867137638703, 1.9127768278121948, 5.31003210546e-312),
+    (-709.7819999999999, 0.9999999999999999, 5.4772997e-317, 5.403971067253436e+306),
+]
+
+
+@pytest.mark.parametrize("z, y, w, pw", _BCEL_EXTREME_LOSS)
+def test_bce_with_logits_loss_with_a_subnormal_or_overflowing_weighted_term(z, y, w, pw):
+    """w(w₊·y·softplus(−z) + (1 − y)softplus(z)): with a subnormal pos_weight, w₊·y was
+    rounded first, a subnormal number (316 and 4.3e3 ulp); layout.weight_last multiplies the
+    weights last, w₊·(y·softplus(−z)). With a subnormal weight and pos_weight 5.4e306 the
+    inner sum overflowed (inf, exactly 2.1e-7); layout.scaled_from_underflow sends an
+    infinite result under a scale below 1 to the exact value. Within 1 ulp on both
+    evaluators."""
+    mpmath.mp.dps = 60
+    options = {"pos_weight": np.array([pw])}
+    if w is not None:
+        options["weight"] = np.array([w])
+    d = symloss.derive("binary_cross_entropy_with_logits", reduction="none", **options)
+    y_ = mpmath.mpf(y)
+    exact = mpmath.mpf(1.0 if w is None else w) * (
+        mpmath.mpf(pw) * y_ * _mp_softplus(-z) + (1 - y_) * _mp_softplus(z))
+    assert abs(exact) >= np.finfo(np.float64).tiny
+    for path, got in _both(lambda: np.atleast_1d(d.loss_fn(np.array([z]), np.array([y])))
+                           ).items():
+        assert _ulps(got, [exact], np.float64).max() <= 1, path
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_multilabel_huge_class_weight_over_c_where_the_quotient_passes_2_to_the_996(reduction):
+    """wᵢ(σ(xᵢ) − yᵢ)/C with the class weight 2.76e303 at x = 0.01, y = 0.5: the quotient
+    1.7e300 is above 2⁹⁹⁶, where the pair division's Dekker split of it overflowed (the float
+    form answered: 132 ulp, 188 with the mean; the evaluators 7 ulp apart); ddouble.t_quot
+    scales it: within 1 ulp on both evaluators."""
+    mpmath.mp.dps = 60
+    d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, weight=_EXTREME_W)
+    x, y = np.array([[0.01, 0.0, 0.0, 0.0]]), np.full((1, 4), 0.5)
+    exact = [mpmath.mpf(float(_EXTREME_W[k])) * (_mp_sigmoid(x[0, k]) - mpmath.mpf(0.5)) / 4
+             for k in range(4)]
+    for path, got in _both(lambda: d.grad_fn(x, y)).items():
+        assert _ulps(got, exact, np.float64).max() <= 1, path

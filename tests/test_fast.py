@@ -706,25 +706,29 @@ def test_layout_value_check_is_compiled_once():
 
 @pytest.mark.parametrize("size", [0, 1, 2047, 2048, 2049, 5000])
 @pytest.mark.parametrize("at", [0, -1, 2048])
-@pytest.mark.parametrize("value", [1e-310, 0.0, -1e-300, np.nan, 0.5])
+@pytest.mark.parametrize("value", [1e-310, 0.0, -1e-300, np.nan, 0.5, -np.inf])
 def test_underflow_check_compiled_and_numpy_agree(size, at, value):
     """symloss._bounds.any_below (scaled_from_underflow's first pass): the compiled block
     count and NumPy's test agree wherever the element sits (NaN never below, 0 only when
-    asked)."""
+    asked, ±inf only when asked)."""
+    import itertools
+
     from symloss import _bounds
 
     values = np.full(size, 1.0)
     if size and -size <= at < size:
         values[at] = value
-    for zero in (False, True):
+    for zero, infinite in itertools.product((False, True), (False, True)):
         size_ = np.abs(values)
-        expected = bool(np.any((size_ < 1e-299) & ((size_ != 0.0) | zero)))
-        assert _bounds.any_below(values, 1e-299, zero) == expected
-        assert _bounds._numpy_any_below(values, 1e-299, zero) == expected
+        expected = bool(np.any(((size_ < 1e-299) & ((size_ != 0.0) | zero))
+                               | (np.isinf(size_) & infinite)))
+        assert _bounds.any_below(values, 1e-299, zero, infinite) == expected
+        assert _bounds._numpy_any_below(values, 1e-299, zero, infinite) == expected
         if fast.available():
             import numba
 
-            assert numba.njit(_bounds._loop_any_below)(values, 1e-299, zero) == expected
+            loop = numba.njit(_bounds._loop_any_below)
+            assert loop(values, 1e-299, zero, infinite) == expected
 
 
 def test_repeat_calls_lay_out_as_a_first_call():
@@ -1109,8 +1113,8 @@ def test_target_weights_read_no_row_once_per_call(soft):
     source = fast._generate(d)["source"]
     kernel = source.split(f"def grad_{'soft' if soft else 'hard'}_m(")[1].split("\n\n\n")[0]
     setup, rows = kernel.split("hi = (c + 1) * n_rows // chunks")
-    assert "t_div" in setup and "t_div" not in rows
-    assert "vd_t_mul" in rows  # the row's fill: pair functions inlined
+    assert "t_quot" in setup and "t_quot" not in rows
+    assert "vd_t_mul" in rows or "vd_t_scale" in rows  # the row's fill: pairs inlined
     z = rng.standard_normal((400, 10)) * 3
     if soft:
         p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -1298,8 +1302,8 @@ def test_target_weight_parts_that_read_no_row_are_hoisted():
     row = printer._call_pairs(a, dd_code(a, printer._print, "dd_", fast._where), 0)
     setups = {kind: body for _, kind, body in printer.hoisted}
     assert set(setups) == {fast._SETUP, fast._SETUP_FILL}
-    assert "t_div" in setups[fast._SETUP_FILL] and "w[k]" in setups[fast._SETUP_FILL]
-    assert "t_div" not in row and "w[k]" not in row and "yr[k]" in row
+    assert "t_quot" in setups[fast._SETUP_FILL] and "w[k]" in setups[fast._SETUP_FILL]
+    assert "t_quot" not in row and "w[k]" not in row and "yr[k]" in row
     assert "dd_" not in row and "cbuf0_" in row and "pc0_" in row
 
 
@@ -1485,12 +1489,12 @@ def test_scaled_soft_gradient_reads_its_scale_pair_computed_once_per_call(weight
     (scale,) = re.findall(r"sigmoid_subq_s_m\(\w+, \w+, (\(\w+\[i\], \w+\[i\]\)|\w+)\)", rows)
     for name in re.findall(r"\w+", scale.replace("[i]", "")):
         assert re.search(rf"^        (for k in range\(n_classes\):\n {{12}})?[^\n]*\b{name}\b"
-                         rf"[^\n]* = dd_t_div\(", before, re.MULTILINE), (name, before)
+                         rf"[^\n]* = dd_t_quot\(", before, re.MULTILINE), (name, before)
     arm = rows.split("sigmoid_subq_s_m(")[0].rsplit("else:", 1)[1]
-    assert "t_div(" not in arm and "t_lift(" not in arm  # nothing of S per element
+    assert "t_quot(" not in arm and "t_lift(" not in arm  # nothing of S per element
     # float32 results take no scale pair (their float form's test decides): none computed
     body32 = source.split("def grad_soft_v(")[1].split("\n\n\n")[0]
-    assert "t_div(" not in body32.split("        hi = (c + 1) * n_rows // chunks\n")[0]
+    assert "t_quot(" not in body32.split("        hi = (c + 1) * n_rows // chunks\n")[0]
 
 
 def test_helper_list_reads_every_flavoured_helper_and_alias():

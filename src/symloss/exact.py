@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 
 from .layout import Layout, expression
+from .primitives import clamped_log, mp_softplus, softplus
 
 if TYPE_CHECKING:
     from .derive import Derivation
@@ -40,10 +41,33 @@ _DIRECTION = sp.Symbol("v", real=True)
 
 def _expression(derivation: Derivation, what: str, hard: bool) -> sp.Expr:
     """The expression the evaluators evaluate (:func:`symloss.layout.expression`); ``grad``
-    is its hard or soft form."""
+    is its hard or soft form. Each ``clamped_log(1 − p)`` is :class:`_clamped_log1m` of ``p``
+    (the printed ``log1p(−p)``): substituted floats make ``1 − p`` one number, and
+    ``1 − 10⁻³⁰⁰`` is 1 to 120 digits (binary_cross_entropy's weighted loss at
+    p = y = 10⁻³⁰⁰ lost its ``(1 − y)·p`` term, 8.2e13 ulp)."""
     if what == "grad":
         what = "grad_hard" if hard else "grad_soft"
-    return expression(derivation, what)
+    return expression(derivation, what).replace(  # type: ignore[no-any-return]
+        lambda e: isinstance(e, clamped_log) and e.complement is not None,
+        lambda e: _clamped_log1m(e.complement))
+
+
+class _clamped_log1m(sp.Function):
+    """``clamped_log(1 − p)`` evaluated as ``max(log1p(−p), −100)`` from ``p`` (see
+    :func:`_expression`)."""
+
+    nargs = 1
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        import mpmath
+
+        p = self.args[0]._eval_evalf(prec)
+        if p is None or not (p.is_Number and p.is_real):
+            return None
+        with mpmath.workprec(prec + 10):
+            m = mpmath.mpf(sp.Float(p, precision=prec + 10)._mpf_)
+            value = max(mpmath.log1p(-m), -100) if m < 1 else mpmath.mpf(-100)
+        return sp.Float._new(mpmath.mpf(value)._mpf_, prec)  # type: ignore[no-any-return]
 
 
 def rescue(derivation: Derivation, layout: Layout, out: np.ndarray, what: str,
@@ -199,7 +223,8 @@ def _row_function(expr: sp.Expr | tuple[sp.Expr, ...], args: tuple[Any, ...]) ->
         renamed = [e.xreplace(dict(zip(args, plain, strict=True))) for e in exprs]
         try:
             _ROW_FUNCTIONS[key] = sp.lambdify(
-                plain, renamed if isinstance(expr, tuple) else renamed[0], modules="mpmath",
+                plain, renamed if isinstance(expr, tuple) else renamed[0],
+                modules=[_MPMATH_NAMES, "mpmath"],
                 dummify=False, cse=isinstance(expr, tuple))
         except Exception:  # nothing to print it with: SymPy's evalf
             _ROW_FUNCTIONS[key] = None
@@ -289,16 +314,27 @@ def row_expression(derivation: Derivation, what: str, hard: bool, c: int,
     e = e.replace(lambda a: isinstance(a, log_softmax), lambda a: -held(sp.Sum(
         (1 - sp.KroneckerDelta(_J, a.args[1])) * sp.exp(a.args[0][_J] - a.args[0][a.args[1]]),
         (_J, 1, a.args[2]))))
-    # the class-axis functions as sums of exponentials, the sums written out
+    # the class-axis functions as sums of exponentials, the sums written out; softplus kept
+    # whole (evaluated as mp_softplus): its log(1 + eˣ) rounds 1 + eˣ to 1 at every
+    # precision tried where eˣ is below 10⁻¹²⁰⁰, and at 40 and 120 digits already for
+    # eˣ = e^(−708.4), which a class weight 2.8e303 makes count (multilabel_soft_margin_loss's
+    # row loss was 6.9e10 ulp off)
     for _ in range(3):
+        e = e.replace(lambda a: isinstance(a, softplus), lambda a: _KEPT_SOFTPLUS(*a.args))
         e = e.rewrite(sp.Sum).rewrite(softmax).rewrite(sp.exp)
-    e = e.doit().replace(held, log1p)
+    e = e.doit().replace(held, log1p).replace(
+        lambda a: getattr(a, "func", None) == _KEPT_SOFTPLUS, lambda a: softplus(*a.args))
     return None if e.atoms(_ClassAxisFunction) or e.has(sp.Sum) else e
 
 
 #: The summation index of :func:`row_expression`'s log softmax.
 _J = sp.Dummy("j", integer=True)
 
+#: softplus hidden from :func:`row_expression`'s rewrites (a function with no rewrite).
+_KEPT_SOFTPLUS = sp.Function("softplus_kept")
+
+#: What the row functions' mpmath printing reads besides mpmath: the primitives left whole.
+_MPMATH_NAMES = {"softplus": mp_softplus}
 
 #: A row expression with its sums written out, by (expression, row width, free index value),
 #: with its arguments: the arrays' elements (element, array name, position; ``None`` where an

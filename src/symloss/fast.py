@@ -597,9 +597,8 @@ class _Printer(PythonCodePrinter):
         return self._float_first(expr.rewrite(sp.Add), exact, "fits1_F")
 
     def _print_clamped_log(self, expr: sp.Expr) -> str:
-        rest = sp.expand(1 - expr.args[0])
-        if rest.could_extract_minus_sign() is False and rest != 0 and not rest.is_number:
-            # log(1 − p) as log1p(−p): no rounding of 1 − p where p is tiny.
+        rest = expr.complement  # type: ignore[attr-defined]
+        if rest is not None:  # log(1 − p) as log1p(−p)
             return f"max(math.log1p(-({self._print(rest)})), -100.0)"
         return f"clamped_log({self._print(expr.args[0])})"
 

@@ -131,12 +131,15 @@ def _placed(derivation: Derivation, expr: sp.Expr) -> sp.Expr:
     factors of a double-double form inside its rounding (:func:`scaled_inside`)."""
     symbols = derivation.declaration.symbols
     weights = {symbols[n] for n in ARRAY_OPTIONS if n in symbols}
-    return scaled_inside(weight_last(expr, weights))
+    elementwise = derivation.spec.family == "elementwise"
+    return scaled_inside(weight_last(expr, weights, products=elementwise))
 
 
-def weight_last(expr: sp.Expr, weights: set[sp.Basic]) -> sp.Expr:
-    """``expr`` with each product that divides, ``w·X/c``, evaluated as ``w·(X/c)``: the
-    weights (``weights``: Symbols or IndexedBases) multiply the rest once it is formed.
+def weight_last(expr: sp.Expr, weights: set[sp.Basic], products: bool = False) -> sp.Expr:
+    """``expr`` with each product that divides, ``w·X/c``, evaluated as ``w·(X/c)``, and with
+    ``products`` (an element-wise loss: a class axis's sums keep their printed shapes) each
+    product of several values, ``w·y·X``, as ``w·(y·X)``: the weights (``weights``: Symbols
+    or IndexedBases) multiply the rest once it is formed.
 
     A weight is a given float of any size; a product ``w·X`` rounded before the division can
     leave the normal range where the result does not (binary_cross_entropy's gradient with
@@ -150,6 +153,8 @@ def weight_last(expr: sp.Expr, weights: set[sp.Basic]) -> sp.Expr:
     (w, x/(exp(z) + 1))
     >>> weight_last(w * x / 2, {w}).args  # a division by a constant: one rounding either way
     (1/2, w, x)
+    >>> weight_last(w * x * exp(z), {w}, products=True).args
+    (w, x*exp(z))
     """
     def is_weight(f: sp.Basic) -> bool:
         return f in weights or (isinstance(f, sp.Indexed) and f.base in weights)
@@ -165,7 +170,10 @@ def weight_last(expr: sp.Expr, weights: set[sp.Basic]) -> sp.Expr:
             # moves the weight into those, inside their one rounding
             divides = any(isinstance(f, sp.Pow) and f.exp.is_negative
                           and f.base.atoms(sp.Function) for f in rest)
-            if scale and divides and not any(f.has(*_PAIRS) for f in rest):
+            # or a product of several values: w₊·y·softplus(−z) rounded w₊·y first, a
+            # subnormal number where w₊ is (pos_weight 9.6e-311: 316 ulp)
+            several = products and sum(not f.is_number for f in rest) > 1
+            if scale and (divides or several) and not any(f.has(*_PAIRS) for f in rest):
                 return sp.Mul(*scale) * sp.UnevaluatedExpr(sp.Mul(*rest))
         return e
 
@@ -521,9 +529,11 @@ def largest_scale(derivation: Derivation) -> float:
     return largest
 
 
-def _scales(layout: Layout, out: np.ndarray) -> np.ndarray:
+def _scales(layout: Layout, out: np.ndarray, bound: Callable[..., Any] = np.maximum
+            ) -> np.ndarray:
     """Each element's scale magnitude, at least 1, in ``out``'s layout: element-wise, the
-    product of ``max(1, |a|)`` over the array options; on a class axis, the larger of the
+    product of ``max(1, |a|)`` over the array options (with ``bound=np.minimum``, of
+    ``min(1, |a|)``: the scales that shrink, at most 1); on a class axis, the larger of the
     class's weight and the target's weight (``Σ_k |w_k| q_k``, q the target as smoothed:
     ``(1 − ε) y + ε/C`` with label smoothing ε, which gives every row every class's weight;
     per row for the loss)."""
@@ -531,7 +541,7 @@ def _scales(layout: Layout, out: np.ndarray) -> np.ndarray:
         scale = np.ones(out.shape)
         for name in ARRAY_OPTIONS:
             if name in layout.arrays:
-                scale = scale * np.maximum(1.0, np.abs(layout.arrays[name])).reshape(out.shape)
+                scale = scale * bound(1.0, np.abs(layout.arrays[name])).reshape(out.shape)
         return scale
     weight = layout.arrays.get("weight")
     n_rows = layout.n_rows
@@ -565,7 +575,9 @@ def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: f
     factor has lost its digits before the scale makes a normal number of it (σ(−745.133)
     ≈ 4.9e-324 times pos_weight 1.5e293 was 7.6e-31, exactly 3.8e-31; e^(−1000) = 0 times a
     class weight 2.8e303 was 0, exactly 1.4e-131). The exact value answers there; a result
-    of a scale ≤ 2 is within 2 ulp of its factor's error and is never checked.
+    of a scale ≤ 2 is within 2 ulp of its factor's error and is never checked. Element-wise,
+    an infinite result under a scale below 1 is marked too: a factor overflowed that the
+    scale brings back (weight 5.5e-317 times pos_weight 5.4e306 times 709.78).
     """
     if layout.family not in ("elementwise", "class_axis") or out.dtype.kind != "f":
         return None
@@ -580,17 +592,24 @@ def scaled_from_underflow(layout: Layout, out: np.ndarray, what: str, largest: f
     # the common case: no result near the underflow of its scale (an exact 0 -- a Hessian in
     # the direction of ones, a hard label's hit -- counts only for a scale that would lift
     # a factor below 2⁻¹⁰⁷⁵: 130 -> 160 ms for cross_entropy's weighted hvp at 1e6 before)
-    if not any_below(flat, bound, largest >= _ZERO_CHECKED):
+    # element-wise, an infinite result too where a scale below 1 multiplied it: the
+    # overflow may be a factor's that the scale brings back (weight 5.5e-317 times
+    # pos_weight 5.4e306·y·softplus(709.78): inf, exactly 2.1e-7)
+    infinite = layout.family == "elementwise"
+    if not any_below(flat, bound, largest >= _ZERO_CHECKED, infinite):
         return None
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         raw = np.abs(out)
         small = raw < bound
-        if not small.any():
+        lifted = raw == np.inf
+        if not (small.any() or (infinite and lifted.any())):
             return None
         scale = _scales(layout, out)
         raw *= divisor
         suspect = (small & (scale > SCALE_CHECKED) & (raw < scale * _NEAR_UNDERFLOW)
                    & ((raw != 0.0) | (scale >= _ZERO_CHECKED)))
+        if infinite and lifted.any():
+            suspect |= lifted & (_scales(layout, out, np.minimum) < 1.0)
     marked = np.flatnonzero(suspect)
     if marked.size == 0:
         return None

@@ -44,6 +44,7 @@ __all__ = [
     "log1p",
     "log_softmax",
     "log_sub",
+    "mp_softplus",
     "off_target",
     "power",
     "product_of_inputs",
@@ -159,6 +160,13 @@ def _printed_product(arg: sp.Expr, printer: Any) -> tuple[str, str] | None:
     return f"(({a}) * ({b}))", f"kernels.prod_err({a}, {b})"
 
 
+def mp_softplus(x: Any) -> Any:
+    """:class:`softplus` of an mpmath number at the working precision, as
+    ``max(x, 0) + log1p(e^(−|x|))``: ``log(1 + eˣ)`` rounds ``1 + eˣ`` to 1 where ``eˣ`` is
+    below the working precision (softplus(−464) was 0 at 120 digits; it is e^(−464))."""
+    return max(x, 0) + mpmath.log1p(mpmath.exp(-abs(x)))
+
+
 class softplus(Function):
     """:math:`\\operatorname{softplus}(x) = \\log(1 + e^{x})`; :math:`\\log\\sigma(x) = -\\operatorname{softplus}(-x)`.
 
@@ -193,8 +201,7 @@ class softplus(Function):
         if x is None or not (x.is_Number and x.is_real):
             return self.rewrite(log)._eval_evalf(prec)
         with mpmath.workprec(prec + 10):
-            m = mpmath.mpf(sp.Float(x, precision=prec + 10)._mpf_)
-            value = max(m, 0) + mpmath.log1p(mpmath.exp(-abs(m)))
+            value = mp_softplus(mpmath.mpf(sp.Float(x, precision=prec + 10)._mpf_))
         return sp.Float._new(value._mpf_, prec)  # type: ignore[no-any-return]
 
     def _eval_is_real(self) -> bool | None:
@@ -615,20 +622,26 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             coeff, rest = e.as_coeff_Mul()
             if coeff == -1:
                 return f"{prefix}t_neg({rec(rest)})"
-            num, den = [], []
+            num, den, given = [], [], []
             for f in sp.Mul.make_args(e):
                 if f.is_Pow and f.exp.is_Integer and f.exp < 0:
                     den.append(rec(f.base ** -f.exp))
+                elif f.is_Symbol or isinstance(f, sp.Indexed):
+                    given.append(leaf(f))  # a float of any size (a weight): t_scale
                 else:
                     num.append(rec(f))
+            if given and not num:
+                num.append(lift(given.pop(0)))
             top = mul(num) if num else "(1.0, 0.0)"
-            return f"{prefix}t_div({top}, {mul(den)})" if den else top
+            for g in given:
+                top = f"{prefix}t_scale({g}, {top})"
+            return f"{prefix}t_quot({top}, {mul(den)})" if den else top
         if e.is_Pow:
             base, n = e.args
             if n.is_Integer and n > 0:
                 return mul([rec(base)] * int(n))
             if n.is_Integer and n < 0:
-                return f"{prefix}t_div((1.0, 0.0), {rec(base ** -n)})"
+                return f"{prefix}t_quot((1.0, 0.0), {rec(base ** -n)})"
             return f"{prefix}t_pow({rec(base)}, {rec(n)})"
         if isinstance(e, sp.Piecewise):
             chosen: str | None = None
@@ -953,13 +966,21 @@ class clamped_log(Function):
     def _sympystr(self, printer: object) -> str:
         return f"log({printer._print(self.args[0])})"  # type: ignore[attr-defined]
 
-    def _numpycode(self, printer: object) -> str:
-        x = self.args[0]
-        rest = sp.expand(1 - x)
+    @property
+    def complement(self) -> sp.Expr | None:
+        """``p`` where the argument is ``1 − p`` (``p`` not a number): then ``log1p(−p)`` is the
+        value, with no rounding of ``1 − p`` where ``p`` is tiny (the printed form and
+        :mod:`symloss.exact`'s evaluation both read it); else ``None``."""
+        rest = sp.expand(1 - self.args[0])
         if rest.could_extract_minus_sign() is False and rest != 0 and not rest.is_number:
-            # log(1 − p) as log1p(−p): no rounding of 1 − p where p is tiny.
+            return rest
+        return None
+
+    def _numpycode(self, printer: object) -> str:
+        rest = self.complement
+        if rest is not None:  # log(1 − p) as log1p(−p)
             return f"numpy.maximum(numpy.log1p(-({printer._print(rest)})), -100.0)"  # type: ignore[attr-defined]
-        return f"numpy.maximum(numpy.log({printer._print(x)}), -100.0)"  # type: ignore[attr-defined]
+        return f"numpy.maximum(numpy.log({printer._print(self.args[0])}), -100.0)"  # type: ignore[attr-defined]
 
     _scipycode = _numpycode
 
