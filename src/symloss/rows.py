@@ -1157,8 +1157,7 @@ class RowAdapter:
             # triplet_margin_loss's norms at p = 10⁻⁶) computed exactly
             plain = np.asarray(kernel(values, p.rows, p.width), dtype=np.float64)
             flat = plain.reshape(n, -1).copy()
-            self._exactly(key, values, p, kernel, flat, np.flatnonzero(~np.isfinite(flat).all(axis=1)),
-                          ~np.isfinite(flat))
+            self._exactly(key, values, p, kernel, flat, np.argwhere(~np.isfinite(flat)))
             return flat.reshape(plain.shape)
         tolerance = 2.0 ** -(np.finfo(dtype).nmant + 1)  # an error ≤ 1 ulp before rounding
 
@@ -1178,21 +1177,20 @@ class RowAdapter:
             v2, e2 = v2.reshape(rows.size, -1), e2.reshape(rows.size, -1)
             still = unsure(v2, e2) | ~np.isfinite(v2)  # past float64's range: exactly
             flat_out[rows] = np.where(still, flat_out[rows], v2)
-            self._exactly(key, values, p, kernel, flat_out, rows, still)
+            cells = np.argwhere(still)
+            cells[:, 0] = rows[cells[:, 0]]
+            self._exactly(key, values, p, kernel, flat_out, cells)
         return flat_out.reshape(out.shape)
 
     def _exactly(self, key: str, values: Mapping[str, Any], p: _Prepared, kernel: RowKernel,
-                 flat: np.ndarray, rows: np.ndarray, where: np.ndarray) -> None:
-        """``flat[rows[r], c]`` set to its exact value (:meth:`_exact`) for each ``(r, c)``
-        where ``where`` (one row of ``where`` per entry of ``rows``, or per row of ``flat``);
-        kept where there is none (a non-finite input)."""
-        if where.shape[0] != rows.size:
-            where = where[rows]
-        for (r, c) in np.argwhere(where):
-            exact = self._exact(key, values, p, int(rows[r]), int(c) if kernel.free is not None
+                 flat: np.ndarray, cells: np.ndarray) -> None:
+        """``flat[r, c]`` set to its exact value (:meth:`_exact`) for each ``(r, c)`` of
+        ``cells``; kept where there is none (a non-finite input)."""
+        for (r, c) in cells:
+            exact = self._exact(key, values, p, int(r), int(c) if kernel.free is not None
                                 else None)
             if exact is not None:
-                flat[rows[r], c] = exact
+                flat[r, c] = exact
 
     def _compiled(self, key: str, size: int | None = None) -> Any:
         """Kernel ``key`` compiled by :mod:`symloss.rows_compiled`, or ``None`` (numba missing
