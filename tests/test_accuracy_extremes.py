@@ -1857,6 +1857,34 @@ def test_label_smoothed_cross_entropy_huge_weight_times_an_underflowed_probabili
             assert err <= 4, (what, path, err)
 
 
+@pytest.mark.parametrize("ignore", [None, 2])
+@pytest.mark.parametrize("eps", [0.1, 0.999])
+@pytest.mark.parametrize("z0", [10.0, 21.5])
+@pytest.mark.parametrize("t", [0, 1])
+def test_label_smoothed_cross_entropy_gradient_with_a_total_weight_above_the_split(t, z0, eps,
+                                                                                   ignore):
+    """pᵢΣa − aᵢ with Σa = 6.9e301 (the smoothed class weight 2.76e303): the double-double
+    products (Σa − aᵢ)·eᵢ, aᵢ·(D − eᵢ) and their difference times 1/D split an operand above
+    2⁹⁹⁶, whose Dekker split overflowed; the pair was NaN and the float form, which cancels,
+    answered (4.5e8 ulp at z₀ = 21.5, ε = 0.999; 4.05e3 at z₀ = 10, t = 1; the accuracy
+    search's worst 5.03e3). ddouble.t_mul_big splits such an operand times 2⁻⁶⁴: within 4 ulp
+    of exact and the same bits on both evaluators, with an ignored row (ignore_index) beside
+    it too."""
+    mpmath.mp.dps = 60
+    options = {} if ignore is None else {"ignore_index": ignore}
+    d = symloss.derive("cross_entropy", reduction="sum", weight=_EXTREME_W, label_smoothing=eps,
+                       **options)
+    z = np.array([[z0, 0.0, 0.0, 0.0], [z0, 0.0, 0.0, 0.0]])
+    target = np.array([t, t if ignore is None else ignore])
+    _, grad, _ = _exact_ce(z[0], t, _EXTREME_W, np.zeros(4), eps)
+    exact = grad * 2 if ignore is None else grad + [mpmath.mpf(0)] * 4
+    got = _both(lambda: d.grad_fn(z, target))
+    for path, values in got.items():
+        err = _ulps(values, exact, np.float64).max()
+        assert err <= 4, (path, err)
+    np.testing.assert_array_equal(got["fast"], got["numpy"])
+
+
 @pytest.mark.parametrize("x0", [-1000.0, -745.133, -700.0])
 @pytest.mark.parametrize("label", [0.0, 1.0])
 def test_multilabel_soft_margin_huge_class_weight_times_an_underflowed_sigmoid(x0, label):

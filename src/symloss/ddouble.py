@@ -670,6 +670,22 @@ def t_scale(s: Any, a: tuple[Any, Any]) -> tuple[Any, Any]:
     return p * back, e * back
 
 
+def t_mul_big(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_mul` of a pair ``a`` of any finite size and a pair ``b`` below
+    :data:`SPLIT_MAX`: the same bits, but where ``a`` is above :data:`SPLIT_MAX`, whose Dekker
+    split overflows (the pair NaN: cross_entropy's gradient (Σa)pᵢ − aᵢ with label smoothing
+    and the class weight 2.76e303, Σa = 6.9e301, fell back to its float form, 4.5e8 ulp at
+    z = (21.5, 0, 0, 0)), ``a`` is scaled by ``2⁻⁶⁴`` and the product back (powers of 2:
+    exact, but where the product overflows; the scaled product is at least ``2⁹³²|b|``, so its
+    error is a normal number wherever ``b`` is not 0). ``a`` alone: a small ``b`` (an
+    exponential, a tiny weight) is never scaled down into the subnormal range."""
+    big = np.abs(a[0]) > SPLIT_MAX
+    k = _sel(big, TWO_M64, 1.0)
+    ph, pl = dd_mul(a[0] * k, a[1] * k, b[0], b[1])
+    back = _sel(big, TWO_64, 1.0)
+    return ph * back, pl * back
+
+
 def t_div(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     return dd_div(a[0], a[1], b[0], b[1])
 
@@ -1129,6 +1145,16 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
 # (Σₖ aₖ) pᵢ − aᵢ for per-class target weights aₖ given as exact pairs (class weights, label
 # smoothing: aₖ = wₖ((1 − ε) yₖ + ε/C)): the same (eᵢ Aᵢ − aᵢ Bᵢ)/D, with Aᵢ = T − aᵢ except at
 # the largest a, where it is U = the sum of the others; every product and sum in double-double.
+# A row whose weights are near the top of the range (Σ|a|·(C + 1) above SPLIT_MAX: one
+# comparison per row) takes its products from t_mul_big, whose Dekker splits do not overflow.
+def _suba_big(size: Any, n: Any) -> Any:
+    """Whether a row of target weights whose magnitudes sum to ``size`` (``n`` classes) can
+    give :func:`softmax_suba_row_m` an operand above :data:`SPLIT_MAX` (Σa − aᵢ and aᵢ are at
+    most ``size``, eᵢ(Σa − aᵢ) − aᵢ(D − eᵢ) at most ``(n + 1)·size``, D ≤ n): then its products
+    are :func:`t_mul_big`'s (the same bits wherever no operand is that large)."""
+    return size * (n + 1.0) > SPLIT_MAX
+
+
 def softmax_suba_row_m(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) -> Any:
     """:func:`softmax_sub_row_m` for the target weights ``a = ah + al`` (pairs, one row):
     every class's ``(eᵢAᵢ − aᵢBᵢ)·(1/D)``, its pair summed, in ``lbuf``; ``buf`` overwritten."""
@@ -1136,7 +1162,7 @@ def softmax_suba_row_m(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) ->
     zmax, amax = _argmax(z), _argmax(ah)
     for j in range(n):  # no calls, no dependence: vectorized
         buf[j], lbuf[j] = t_exp(two_sum(z[j] + 0.0, -m))
-    sh, sl, th, tl, uh, ul = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    sh, sl, th, tl, uh, ul, size = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     for j in range(n):
         eh, el = buf[j], lbuf[j]
         if j != zmax:
@@ -1144,9 +1170,11 @@ def softmax_suba_row_m(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) ->
         th, tl = dd_add(th, tl, ah[j], al[j])
         if j != amax:
             uh, ul = dd_add(uh, ul, ah[j], al[j])
+        size += abs(ah[j])
     dh, dl = t_add((1.0, 0.0), (sh, sl))
     ih, il = t_div((1.0, 0.0), (dh, dl))
-    for i in range(n):  # no calls, no branches: vectorized
+    big = _suba_big(size, n)
+    for i in range(n):  # no calls; the one branch the same for the row: vectorized
         ai = (ah[i], al[i])
         e = (buf[i], lbuf[i])
         ta = t_sub((th, tl), ai)
@@ -1154,7 +1182,10 @@ def softmax_suba_row_m(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) ->
         top_a, top_z = i == amax, i == zmax
         a = (_sel(top_a, uh, ta[0]), _sel(top_a, ul, ta[1]))
         b = (_sel(top_z, sh, tb[0]), _sel(top_z, sl, tb[1]))
-        rh, rl = t_mul(t_sub(t_mul(e, a), t_mul(ai, b)), (ih, il))
+        if big:
+            rh, rl = t_mul_big(t_sub(t_mul_big(a, e), t_mul_big(ai, b)), (ih, il))
+        else:
+            rh, rl = t_mul(t_sub(t_mul(a, e), t_mul(ai, b)), (ih, il))
         lbuf[i] = rh + rl
     return ih
 
@@ -1185,7 +1216,8 @@ def np_softmax_suba(z: Any, a: Any, plain: Any) -> Any:
     """``(Σₖ aₖ) softmax(z)ᵢ − aᵢ`` along the last axis for target weights given as a pair
     ``a = (hi, lo)`` of arrays (the NumPy path's printing of
     :class:`symloss.primitives.softmax_sub` of a weighted target), as
-    :func:`softmax_suba_row_m` computes it."""
+    :func:`softmax_suba_row_m` computes it (:func:`t_mul_big`'s products for every row where
+    one row needs them: the same bits)."""
     z = np.asarray(z, dtype=np.float64)
     ah = np.array(np.broadcast_to(np.asarray(a[0], dtype=np.float64), z.shape))
     al = np.array(np.broadcast_to(np.asarray(a[1], dtype=np.float64), z.shape))
@@ -1210,8 +1242,10 @@ def np_softmax_suba(z: Any, a: Any, plain: Any) -> Any:
         a2 = (np.where(top_a, uh, rest_t[0]), np.where(top_a, ul, rest_t[1]))
         rest_d = t_sub(d, (eh, el))
         b = (np.where(top_z, sh, rest_d[0]), np.where(top_z, sl, rest_d[1]))
-        n = t_sub(t_mul((eh, el), a2), t_mul((ah, al), b))
-        return t_final(t_mul(n, t_div((1.0 + zero, zero), d)), plain)
+        mul = t_mul_big if np.any(_suba_big(np.sum(np.abs(ah), axis=-1), z.shape[-1])) \
+            else t_mul
+        n = t_sub(mul(a2, (eh, el)), mul((ah, al), b))
+        return t_final(mul(n, t_div((1.0 + zero, zero), d)), plain)
 
 
 # ------------------------------------------------------ cross-entropy's Hessian-vector product
@@ -1339,14 +1373,14 @@ def np_softmax_hvp_size(z: Any, v: Any) -> Any:
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
           "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
-          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_scale", "t_div", "t_quot", "t_where",
-          "t_exp", "t_expm1",
+          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_mul_big", "t_scale", "t_div", "t_quot",
+          "t_where", "t_exp", "t_expm1",
           "t_log1p_from", "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_xexp", "t_sigmoid",
           "t_softplus", "t_tanh",
           "t_expna", "t_recip1p", "t_sigmoid_r", "t_softplus_l", "t_sigmoid_pow_l",
           "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
           "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m",
-          "softmax_sub_at_v", "softmax_suba_row_m", "softmax_suba_row_v",
+          "softmax_sub_at_v", "_suba_big", "softmax_suba_row_m", "softmax_suba_row_v",
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
           "softmax_hvp_row_v",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
@@ -1365,8 +1399,8 @@ _INLINED: dict[str, Any] = {}
 #: calls, so LLVM vectorizes it (1.5e5 ``exp_sub`` 54 → 10 ns each, 1e6 ``t_exp`` 80 → 14 ns,
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
-                 "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax", "_final_r",
-                 "bernoulli_curvature",
+                 "t_mul_big", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax",
+                 "_final_r", "_suba_big", "bernoulli_curvature",
                  "bernoulli_curvature_m", "bernoulli_curvature_v")
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their
 #: loops over a row's classes have no calls: vectorized); plainly (one function each, as the
