@@ -1014,8 +1014,10 @@ _FOCAL_STABLE = (
     "Evaluated per label: for y = 0 (y = 1) 1 − p_t is σ(s) with s = z (s = −z), and its "
     "power σ(s)^γ is differentiated as γ σ(s)^γ σ(−s) (sigmoid_pow, evaluated as "
     "e^(−γ softplus(−s))): no σ(s)^(γ−1) that overflows while σ(s)σ(−s) underflows, whose "
-    "product is NaN; each 1 − σ(x) is σ(−x). A soft label, whose 1 − p_t never underflows, "
-    "takes the derived form with 1 − 2y kept as a factor and σ(z) − y in double-double."
+    "product is NaN; each 1 − σ(x) is σ(−x). A soft label takes the derived form with each "
+    "(1 − p_t)^(γ−k) written (1 − p_t)^γ times k ratios q′/q or q″/q (finite where 1 − p_t = q "
+    "is subnormal and its power γ − k overflows), 1 − 2y kept as a factor and σ(z) − y in "
+    "double-double."
 )
 
 
@@ -1061,9 +1063,6 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
         lambda e: isinstance(e, sp.Add) and sp.expand(e - (sigmoid(-_Z) - sigmoid(_Z))) == 0,
         lambda e: -sp.tanh(_Z / 2))  # σ(−z) − σ(z) = −tanh(z/2)
 
-    def derivative_of_q(order: int) -> sp.Expr:
-        return first if order == 1 else second
-
     from .algebra import normalize
 
     mean_minus_target = sigmoid(_Z) - _Y
@@ -1076,43 +1075,12 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
             return -sigmoid_sub(_Z, _Y)
         return e
 
-    def soft_derivative(order: int) -> sp.Expr:
-        d = sp.diff(soft, _Z, order)
-        d = d.subs(sp.Derivative(opaque, (_Z, 2)), derivative_of_q(2))
-        d = d.subs(sp.Derivative(opaque, _Z), derivative_of_q(1))
-        d = _sigmoid_complements(d.subs(opaque, q))
-        return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
-
-    forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
-    # A soft label's gradient crosses 0 where its two product-rule terms cancel (σ(z) ≈ y is
-    # only one of its roots): evaluated in double-double (accurate).
-    # A hard label's gradient, ±α_t σ(s)^γ (σ(s) + γ softplus(s) σ(−s)), cancels nowhere,
-    # but as a float64 form of libm-grade primitives it is only within ~3 ulp, and the two
-    # evaluators' primitives differ (numba: exp_m, log1p_w, fused products; NumPy: its exp,
-    # log1p and cse order): up to 6 ulp apart on ~5% of elements, not the ≤ 1 ulp the
-    # evaluators must agree by. In double-double (accurate) both round once: ≤ 0.5 ulp. With
-    # α > 1 that also lifts α_t·σ(∓z) where σ(∓z) = e^(−|z|) alone is subnormal (α = 1000,
-    # |z| = 714: the float form was 36.5 ulp off; ddouble.TINY_TERMS sends such a normal
-    # result to the exact rescue).
-    def hard_arm(form: sp.Expr) -> sp.Expr:
-        return accurate(_sigmoid_complements(sp.diff(form, _Z)))
-
-    gradient = sp.Piecewise(
-        *((hard_arm(form), cond) for form, cond in forms),
-        (accurate(soft_derivative(1)), True),
-    )
-
-    # The Hessian as α_t (ℓ_BCE″ M + 2 ℓ_BCE′ M′ + ℓ_BCE M″), M = (1 − p_t)^γ, each product-rule
-    # term by label: a sum of three short cases rather than one case of three long sums.
-    def modulating_at(label: int) -> sp.Expr:
-        return modulating.subs(_Y, label).replace(
-            lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
-            lambda e: pow_class(e.args[0].args[0], e.args[1]))
-
-    # Q^(γ−k)·Q′ⁱ·Q″ʲ (i + j = k) as Q^γ·(Q′/Q)ⁱ·(Q″/Q)ʲ: no factor of the product leaves
-    # the float64 range where the result does not (y = 2⁻¹⁰²², z = −359.38, γ = ½: (σ(z)σ(−z))²
-    # ≈ 10⁻³¹² is subnormal, the Hessian 10⁻²³⁴ came out 11% off; z = −10⁴: Q^(γ−2) = 2²⁰⁴⁴ is
-    # inf beside Q′² = 0, NaN), each ratio ≤ 1/min(y, 1 − y) in size.
+    # Q^(γ−k)·Q′ⁱ·Q″ʲ (i + j = k) as Q^γ·(Q′/Q)ⁱ·(Q″/Q)ʲ, in the gradient and the Hessian: no
+    # factor of the product leaves the float64 range where the result does not (y = 2⁻¹⁰²²,
+    # z = −359.38, γ = ½: (σ(z)σ(−z))² ≈ 10⁻³¹² is subnormal, the Hessian 10⁻²³⁴ came out 11%
+    # off; z = −10⁴: Q^(γ−2) = 2²⁰⁴⁴ is inf beside Q′² = 0, NaN; y = 2.8e-317, z = −724.74,
+    # γ = 10⁻⁶: Q ≈ 1.3e-315 is subnormal, Q^(γ−1) inf, the gradient inf for 1.3e-315), each
+    # ratio ≤ 1/min(y, 1 − y) in size.
     r1, r2 = sp.Dummy("r1"), sp.Dummy("r2")
 
     def as_ratios(expr: sp.Expr) -> sp.Expr:
@@ -1133,6 +1101,32 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
     def soft_term(expr: sp.Expr) -> sp.Expr:
         d = _sigmoid_complements(as_ratios(expr).subs(opaque, q))
         return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
+
+    forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
+    # A soft label's gradient crosses 0 where its two product-rule terms cancel (σ(z) ≈ y is
+    # only one of its roots): evaluated in double-double (accurate).
+    # A hard label's gradient, ±α_t σ(s)^γ (σ(s) + γ softplus(s) σ(−s)), cancels nowhere,
+    # but as a float64 form of libm-grade primitives it is only within ~3 ulp, and the two
+    # evaluators' primitives differ (numba: exp_m, log1p_w, fused products; NumPy: its exp,
+    # log1p and cse order): up to 6 ulp apart on ~5% of elements, not the ≤ 1 ulp the
+    # evaluators must agree by. In double-double (accurate) both round once: ≤ 0.5 ulp. With
+    # α > 1 that also lifts α_t·σ(∓z) where σ(∓z) = e^(−|z|) alone is subnormal (α = 1000,
+    # |z| = 714: the float form was 36.5 ulp off; ddouble.TINY_TERMS sends such a normal
+    # result to the exact rescue).
+    def hard_arm(form: sp.Expr) -> sp.Expr:
+        return accurate(_sigmoid_complements(sp.diff(form, _Z)))
+
+    gradient = sp.Piecewise(
+        *((hard_arm(form), cond) for form, cond in forms),
+        (accurate(soft_term(sp.diff(soft, _Z))), True),
+    )
+
+    # The Hessian as α_t (ℓ_BCE″ M + 2 ℓ_BCE′ M′ + ℓ_BCE M″), M = (1 − p_t)^γ, each product-rule
+    # term by label: a sum of three short cases rather than one case of three long sums.
+    def modulating_at(label: int) -> sp.Expr:
+        return modulating.subs(_Y, label).replace(
+            lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
+            lambda e: pow_class(e.args[0].args[0], e.args[1]))
 
     soft_m = modulating.replace(lambda e: isinstance(e, power) and e.args[0] == q,
                                 lambda e: power(opaque, e.args[1]))
