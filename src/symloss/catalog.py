@@ -1015,9 +1015,8 @@ _FOCAL_STABLE = (
     "power σ(s)^γ is differentiated as γ σ(s)^γ σ(−s) (sigmoid_pow, evaluated as "
     "e^(−γ softplus(−s))): no σ(s)^(γ−1) that overflows while σ(s)σ(−s) underflows, whose "
     "product is NaN; each 1 − σ(x) is σ(−x). A soft label takes the derived form with each "
-    "(1 − p_t)^(γ−k) written (1 − p_t)^γ times k ratios q′/q or q″/q (finite where 1 − p_t = q "
-    "is subnormal and its power γ − k overflows), 1 − 2y kept as a factor and σ(z) − y in "
-    "double-double."
+    "q^(γ−k) (q = 1 − p_t) written q^γ times ratios of q's derivatives to q (finite where q is "
+    "subnormal and q^(γ−k) overflows), 1 − 2y kept as a factor and σ(z) − y in double-double."
 )
 
 
@@ -1095,8 +1094,13 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
         d = d.subs(sp.Derivative(opaque, _Z), r1 * opaque)
         assert not d.has(sp.Derivative), d
         # each ratio one factor, not a product SymPy spreads over its numerator and
-        # denominator (σ(−z)²σ(z)²/Q², whose numerator underflows)
-        return d.subs({r1: sp.UnevaluatedExpr(first / q), r2: sp.UnevaluatedExpr(second / q)})
+        # denominator (σ(−z)²σ(z)²/Q², whose numerator underflows); its sign outside (the
+        # printers show a factor −a/q as a subtraction, "b q^γ − a/q")
+        def ratio(e: sp.Expr) -> sp.Expr:
+            e = e / q
+            return -sp.UnevaluatedExpr(-e) if e.could_extract_minus_sign() else sp.UnevaluatedExpr(e)
+
+        return d.subs({r1: ratio(first), r2: ratio(second)})
 
     def soft_term(expr: sp.Expr) -> sp.Expr:
         d = _sigmoid_complements(as_ratios(expr).subs(opaque, q))
