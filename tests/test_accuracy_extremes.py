@@ -1601,6 +1601,58 @@ def test_sigmoid_focal_soft_gradient_at_the_smallest_normal_target(options, path
             assert np.array_equal(got, d.grad_fn(z, y))
 
 
+def _focal_soft_exact(z, y, alpha, gamma):
+    """sigmoid_focal_loss's gradient and Hessian at one soft label, in mpmath (80 digits) from
+    the product rule of α_t·M·C, M = Q^γ, Q = yσ(−z) + (1 − y)σ(z), C the cross-entropy: no
+    cancellation mpmath cannot hold, and no exponent range to leave (mpmath.diff next to
+    e^(−745) needs hundreds of digits)."""
+    mpmath.mp.dps = 80
+    z, y, a, g = (mpmath.mpf(float(v)) for v in (z, y, alpha, gamma))
+    s, t = _sig(z), _sig(-z)
+    a_t = a * y + (1 - a) * (1 - y) if alpha >= 0 else 1
+    q = y * t + (1 - y) * s
+    ce = y * mpmath.log1p(mpmath.exp(-z)) + (1 - y) * mpmath.log1p(mpmath.exp(z))
+    q1 = (1 - 2 * y) * s * t
+    q2 = q1 * (t - s)
+    m1 = g * q ** (g - 1) * q1
+    m2 = g * (g - 1) * q ** (g - 2) * q1**2 + g * q ** (g - 1) * q2
+    return a_t * (m1 * ce + q**g * (s - y)), a_t * (s * t * q**g + 2 * (s - y) * m1 + ce * m2)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("alpha, gamma", [(0.25, 1e-6), (-1.0, 1e-6), (0.75, 0.5)])
+def test_sigmoid_focal_soft_gradient_where_q_is_subnormal(alpha, gamma, dtype, path):
+    """A soft label below the smallest normal number and z ≪ 0: Q = yσ(−z) + (1 − y)σ(z) is
+    subnormal (y = 2.8e-317, z = −724.74: Q ≈ 1.3e-315, the option search's worst point), and
+    the gradient's Q^(γ−1)·Q′ took Q^(γ−1) = inf for γ < 1: an infinite gradient on both
+    evaluators where the exact one is 1.3e-315 (γ = 10⁻⁶, any α). It is Q^γ·(Q′/Q), as the
+    Hessian's powers are. Gradient and Hessian finite and within 4 ulp (a subnormal result may
+    flush to 0), y next to the smallest normal, z from −700 to −745 (float32: to −110 as well);
+    the two evaluators give the same bits."""
+    tiny = float(np.finfo(dtype).tiny)
+    below, above = (float(np.nextafter(dtype(tiny), dtype(0))),
+                    float(np.nextafter(dtype(tiny), dtype(1))))
+    labels = [2.8e-317, 5e-324, below, tiny, above, 2 * tiny] if dtype == np.float64 else \
+        [1e-45, 1e-40, below, tiny, above, 2 * tiny]
+    zs = [-724.74, -700.0, -708.5, -716.0, -730.0, -740.0, -745.0]
+    if dtype == np.float32:
+        zs += [-88.0, -95.0, -103.3, -110.0]
+    z = np.repeat(np.array(zs, dtype), len(labels))
+    y = np.tile(np.array(labels, dtype), len(zs))
+    d = symloss.derive("sigmoid_focal_loss", alpha=alpha, gamma=gamma, reduction="none")
+    grad = _on(path, lambda: d.grad_fn(z, y))
+    hess = _on(path, lambda: d.hvp_fn(z, y, np.ones_like(z)))
+    exact = [_focal_soft_exact(a, b, alpha, gamma) for a, b in zip(z, y, strict=True)]
+    for got, want in ((grad, [e[0] for e in exact]), (hess, [e[1] for e in exact])):
+        assert np.isfinite(got).all()
+        assert _ulps(got, want, dtype).max() <= 4.0
+    if path == "fast":
+        with fast.disabled():
+            assert np.array_equal(grad, d.grad_fn(z, y))
+            assert np.array_equal(hess, d.hvp_fn(z, y, np.ones_like(z)))
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_sigmoid_focal_gamma_1000_gradient_and_hessian_within_4_ulp(path):
     """γ = 1000 (the option search's stress value): σ^γ's exponent carried b = log1p(e^(−|z|))

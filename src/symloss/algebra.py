@@ -572,15 +572,20 @@ def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.E
     they keep enough of their magnitude (:func:`symloss._fastmath.soft_modulated_slope_q`;
     sigmoid_focal_loss's soft-label gradient, ``S = α_t``). ``Q^a`` is :class:`power`.
     Checked, not guessed: with ``Q`` a symbol, ``σ(−z) = 1 − σ(z)`` and ``σ(z) − y`` written
-    out, ``S`` times the shape minus ``expr`` expands to 0.
+    out, ``S`` times the shape minus ``expr`` expands to 0. ``Q^(γ−1)·Q′`` may be written
+    ``Q^γ·(Q′/Q)``, the ratio kept one factor (an ``UnevaluatedExpr``: the catalogue's form,
+    finite where ``Q`` is subnormal and ``Q^(γ−1)`` is not).
 
-    >>> from sympy import Symbol
+    >>> from sympy import Symbol, UnevaluatedExpr
     >>> z, y, g, a = Symbol("z"), Symbol("y"), Symbol("gamma"), Symbol("alpha")
     >>> q = y * sigmoid(-z) + (1 - y) * sigmoid(z)
     >>> c = y * softplus(-z) + (1 - y) * softplus(z)
     >>> e = a * (power(q, g) * sigmoid_sub(z, y)
     ...          - g * (2 * y - 1) * c * power(q, g - 1) * sigmoid(z) * sigmoid(-z))
     >>> soft_modulated_slope(e)
+    (alpha, z, y, gamma)
+    >>> ratio = UnevaluatedExpr((1 - 2 * y) * sigmoid(z) * sigmoid(-z) / q)
+    >>> soft_modulated_slope(a * power(q, g) * (sigmoid_sub(z, y) + g * c * ratio))
     (alpha, z, y, gamma)
     >>> soft_modulated_slope(a * power(q, g) * sigmoid_sub(z, y)) is None
     True
@@ -612,8 +617,9 @@ def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.E
         sigmoid(z) - y)
 
     def flat(e: sp.Expr) -> sp.Expr:
+        e = e.replace(lambda x: isinstance(x, sp.UnevaluatedExpr), lambda x: x.args[0])
         e = e.replace(lambda x: isinstance(x, power) and x.args[0] == q,
-                      lambda x: qs ** x.args[1])
+                      lambda x: qs ** x.args[1]).xreplace({q: qs})  # Q′/Q's Q too
         e = e.replace(lambda x: isinstance(x, sigmoid_sub), lambda x: x.rewrite(sp.Add))
         return sp.expand(sp.expand_power_exp(e.xreplace(one_way)))
 

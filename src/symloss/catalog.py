@@ -1014,8 +1014,9 @@ _FOCAL_STABLE = (
     "Evaluated per label: for y = 0 (y = 1) 1 − p_t is σ(s) with s = z (s = −z), and its "
     "power σ(s)^γ is differentiated as γ σ(s)^γ σ(−s) (sigmoid_pow, evaluated as "
     "e^(−γ softplus(−s))): no σ(s)^(γ−1) that overflows while σ(s)σ(−s) underflows, whose "
-    "product is NaN; each 1 − σ(x) is σ(−x). A soft label, whose 1 − p_t never underflows, "
-    "takes the derived form with 1 − 2y kept as a factor and σ(z) − y in double-double."
+    "product is NaN; each 1 − σ(x) is σ(−x). A soft label takes the derived form with each "
+    "q^(γ−k) (q = 1 − p_t) written q^γ times ratios of q's derivatives to q (finite where q is "
+    "subnormal and q^(γ−k) overflows), 1 − 2y kept as a factor and σ(z) − y in double-double."
 )
 
 
@@ -1061,9 +1062,6 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
         lambda e: isinstance(e, sp.Add) and sp.expand(e - (sigmoid(-_Z) - sigmoid(_Z))) == 0,
         lambda e: -sp.tanh(_Z / 2))  # σ(−z) − σ(z) = −tanh(z/2)
 
-    def derivative_of_q(order: int) -> sp.Expr:
-        return first if order == 1 else second
-
     from .algebra import normalize
 
     mean_minus_target = sigmoid(_Z) - _Y
@@ -1076,11 +1074,36 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
             return -sigmoid_sub(_Z, _Y)
         return e
 
-    def soft_derivative(order: int) -> sp.Expr:
-        d = sp.diff(soft, _Z, order)
-        d = d.subs(sp.Derivative(opaque, (_Z, 2)), derivative_of_q(2))
-        d = d.subs(sp.Derivative(opaque, _Z), derivative_of_q(1))
-        d = _sigmoid_complements(d.subs(opaque, q))
+    # Q^(γ−k)·Q′ⁱ·Q″ʲ (i + j = k) as Q^γ·(Q′/Q)ⁱ·(Q″/Q)ʲ, in the gradient and the Hessian: no
+    # factor of the product leaves the float64 range where the result does not (y = 2⁻¹⁰²²,
+    # z = −359.38, γ = ½: (σ(z)σ(−z))² ≈ 10⁻³¹² is subnormal, the Hessian 10⁻²³⁴ came out 11%
+    # off; z = −10⁴: Q^(γ−2) = 2²⁰⁴⁴ is inf beside Q′² = 0, NaN; y = 2.8e-317, z = −724.74,
+    # γ = 10⁻⁶: Q ≈ 1.3e-315 is subnormal, Q^(γ−1) inf, the gradient inf for 1.3e-315), each
+    # ratio ≤ 1/min(y, 1 − y) in size.
+    r1, r2 = sp.Dummy("r1"), sp.Dummy("r2")
+
+    def as_ratios(expr: sp.Expr) -> sp.Expr:
+        def lowered(e: sp.Basic) -> sp.Expr:
+            k = sp.simplify(_GAMMA - e.args[1])
+            return power(e.args[0], _GAMMA) * e.args[0] ** (-k)
+
+        d = expr.replace(lambda e: isinstance(e, power) and e.args[0] == opaque
+                         and sp.simplify(_GAMMA - e.args[1]).is_Integer
+                         and sp.simplify(_GAMMA - e.args[1]) > 0, lowered)
+        d = d.subs(sp.Derivative(opaque, (_Z, 2)), r2 * opaque)
+        d = d.subs(sp.Derivative(opaque, _Z), r1 * opaque)
+        assert not d.has(sp.Derivative), d
+        # each ratio one factor, not a product SymPy spreads over its numerator and
+        # denominator (σ(−z)²σ(z)²/Q², whose numerator underflows); its sign outside (the
+        # printers show a factor −a/q as a subtraction, "b q^γ − a/q")
+        def ratio(e: sp.Expr) -> sp.Expr:
+            e = e / q
+            return -sp.UnevaluatedExpr(-e) if e.could_extract_minus_sign() else sp.UnevaluatedExpr(e)
+
+        return d.subs({r1: ratio(first), r2: ratio(second)})
+
+    def soft_term(expr: sp.Expr) -> sp.Expr:
+        d = _sigmoid_complements(as_ratios(expr).subs(opaque, q))
         return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
 
     forms = [(at_label(0), sp.Eq(_Y, 0)), (at_label(1), sp.Eq(_Y, 1))]
@@ -1099,7 +1122,7 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
 
     gradient = sp.Piecewise(
         *((hard_arm(form), cond) for form, cond in forms),
-        (accurate(soft_derivative(1)), True),
+        (accurate(soft_term(sp.diff(soft, _Z))), True),
     )
 
     # The Hessian as α_t (ℓ_BCE″ M + 2 ℓ_BCE′ M′ + ℓ_BCE M″), M = (1 − p_t)^γ, each product-rule
@@ -1108,31 +1131,6 @@ def _focal_stable(loss: sp.Expr, alpha_t: sp.Expr, ce: sp.Expr, modulating: sp.E
         return modulating.subs(_Y, label).replace(
             lambda e: isinstance(e, power) and isinstance(e.args[0], sigmoid),
             lambda e: pow_class(e.args[0].args[0], e.args[1]))
-
-    # Q^(γ−k)·Q′ⁱ·Q″ʲ (i + j = k) as Q^γ·(Q′/Q)ⁱ·(Q″/Q)ʲ: no factor of the product leaves
-    # the float64 range where the result does not (y = 2⁻¹⁰²², z = −359.38, γ = ½: (σ(z)σ(−z))²
-    # ≈ 10⁻³¹² is subnormal, the Hessian 10⁻²³⁴ came out 11% off; z = −10⁴: Q^(γ−2) = 2²⁰⁴⁴ is
-    # inf beside Q′² = 0, NaN), each ratio ≤ 1/min(y, 1 − y) in size.
-    r1, r2 = sp.Dummy("r1"), sp.Dummy("r2")
-
-    def as_ratios(expr: sp.Expr) -> sp.Expr:
-        def lowered(e: sp.Basic) -> sp.Expr:
-            k = sp.simplify(_GAMMA - e.args[1])
-            return power(e.args[0], _GAMMA) * e.args[0] ** (-k)
-
-        d = expr.replace(lambda e: isinstance(e, power) and e.args[0] == opaque
-                         and sp.simplify(_GAMMA - e.args[1]).is_Integer
-                         and sp.simplify(_GAMMA - e.args[1]) > 0, lowered)
-        d = d.subs(sp.Derivative(opaque, (_Z, 2)), r2 * opaque)
-        d = d.subs(sp.Derivative(opaque, _Z), r1 * opaque)
-        assert not d.has(sp.Derivative), d
-        # each ratio one factor, not a product SymPy spreads over its numerator and
-        # denominator (σ(−z)²σ(z)²/Q², whose numerator underflows)
-        return d.subs({r1: sp.UnevaluatedExpr(first / q), r2: sp.UnevaluatedExpr(second / q)})
-
-    def soft_term(expr: sp.Expr) -> sp.Expr:
-        d = _sigmoid_complements(as_ratios(expr).subs(opaque, q))
-        return d.replace(lambda e: isinstance(e, sp.Add) and e.has(sigmoid), as_difference)
 
     soft_m = modulating.replace(lambda e: isinstance(e, power) and e.args[0] == q,
                                 lambda e: power(opaque, e.args[1]))
