@@ -650,24 +650,28 @@ def t_mul(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     return dd_mul(a[0], a[1], b[0], b[1])
 
 
+def t_prod(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_mul` of a printed form (:func:`symloss.primitives.dd_code`): the same bits,
+    but for an operand above :data:`SPLIT_MAX`, whose Dekker split overflows (the pair NaN,
+    and the plain float form answered): there the operand is scaled by ``2⁻⁶⁴`` and the
+    product back (powers of 2: exact, but where the product overflows). A factor of any
+    finite size reaches a printed product: a weight as given
+    (``binary_cross_entropy_with_logits``' gradient with weight 7.2e307 at z = 2.8e-8,
+    y = 0.5 was 4.6e7 ulp off) or an exponential (tweedie_loss's Hessian
+    ``(2 − ρ)·e^((2−ρ)z)`` at ρ = 1.001, z = 708.396: 379 ulp)."""
+    big_a = np.abs(a[0]) > SPLIT_MAX
+    big_b = np.abs(b[0]) > SPLIT_MAX
+    ka = _sel(big_a, TWO_M64, 1.0)
+    kb = _sel(big_b, TWO_M64, 1.0)
+    p, e = dd_mul(a[0] * ka, a[1] * ka, b[0] * kb, b[1] * kb)
+    back = _sel(big_a, TWO_64, 1.0) * _sel(big_b, TWO_64, 1.0)
+    return p * back, e * back
+
+
 def t_scale(s: Any, a: tuple[Any, Any]) -> tuple[Any, Any]:
     """A float ``s`` (an input or option as given: a weight of any finite size) times a pair:
-    :func:`t_mul` of ``(s, 0)``, the same bits, but for an operand above :data:`SPLIT_MAX`,
-    whose Dekker split overflows (the pair NaN: the plain float form answered, its ``σ(z) − y``
-    cancelling; ``binary_cross_entropy_with_logits``' gradient with weight 7.2e307 at
-    z = 2.8e-8, y = 0.5 was 4.6e7 ulp off): there the operand is scaled by ``2⁻⁶⁴`` and the
-    product back (powers of 2: exact, but where the product overflows)."""
-    big_s = np.abs(s) > SPLIT_MAX
-    big_a = np.abs(a[0]) > SPLIT_MAX
-    ks = _sel(big_s, TWO_M64, 1.0)
-    ka = _sel(big_a, TWO_M64, 1.0)
-    sk = s * ks
-    ah = a[0] * ka
-    p, e = two_prod(sk, ah)
-    e = e + sk * (a[1] * ka)
-    p, e = fast_two_sum(p, e)
-    back = _sel(big_s, TWO_64, 1.0) * _sel(big_a, TWO_64, 1.0)
-    return p * back, e * back
+    :func:`t_prod` of ``(s, 0)``."""
+    return t_prod((s, 0.0 * s), a)
 
 
 def t_div(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -1339,7 +1343,7 @@ def np_softmax_hvp_size(z: Any, v: Any) -> Any:
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
           "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
-          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_scale", "t_div", "t_quot", "t_where",
+          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_prod", "t_scale", "t_div", "t_quot", "t_where",
           "t_exp", "t_expm1",
           "t_log1p_from", "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_xexp", "t_sigmoid",
           "t_softplus", "t_tanh",
@@ -1365,7 +1369,7 @@ _INLINED: dict[str, Any] = {}
 #: calls, so LLVM vectorizes it (1.5e5 ``exp_sub`` 54 → 10 ns each, 1e6 ``t_exp`` 80 → 14 ns,
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
-                 "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax", "_final_r",
+                 "t_prod", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax", "_final_r",
                  "bernoulli_curvature",
                  "bernoulli_curvature_m", "bernoulli_curvature_v")
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their
