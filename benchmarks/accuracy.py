@@ -1404,6 +1404,9 @@ STRESS: dict[str, tuple[float, ...]] = {
     "nonnegative": (0.0, 1e-6, 1.0, 5.0, 1e3),
     "unit_interval": (1e-3, 0.9, 0.999),
 }
+#: How close to the ends of an option's declared open interval (:attr:`Option.interval`) the
+#: variant search goes, as a fraction of its width: tweedie's power 1.001 and 1.999.
+INTERVAL_END = 1e-3
 #: Every combination of the options' values when there are at most this many
 #: (``--max-variants``), else each option's values one at a time.
 MAX_VARIANTS = 40
@@ -1420,6 +1423,10 @@ def option_values(opt: Option) -> list[Any]:
         values = [opt.default, *opt.choices]
     else:
         values = [opt.default, *opt.tried(), *STRESS.get(opt.kind, ())]
+    if opt.interval is not None:  # inside the declared open interval, and next to both ends
+        lo, hi = opt.interval
+        values = [v for v in values if lo < v < hi]
+        values += [lo + INTERVAL_END * (hi - lo), hi - INTERVAL_END * (hi - lo)]
     out: list[Any] = []
     for v in values:
         if not any(v == u and type(v) is type(u) for u in out):

@@ -1919,7 +1919,7 @@ def test_label_smoothed_cross_entropy_gradient_with_a_total_weight_above_the_spl
     products (Σa − aᵢ)·eᵢ, aᵢ·(D − eᵢ) and their difference times 1/D split an operand above
     2⁹⁹⁶, whose Dekker split overflowed; the pair was NaN and the float form, which cancels,
     answered (4.5e8 ulp at z₀ = 21.5, ε = 0.999; 4.05e3 at z₀ = 10, t = 1; the accuracy
-    search's worst 5.03e3). ddouble.t_mul_big splits such an operand times 2⁻⁶⁴: within 4 ulp
+    search's worst 5.03e3). ddouble.t_prod splits such an operand times 2⁻⁶⁴: within 4 ulp
     of exact and the same bits on both evaluators, with an ignored row (ignore_index) beside
     it too."""
     mpmath.mp.dps = 60

@@ -296,7 +296,19 @@ def test_option_variants_are_read_from_the_declarations():
             allowed = [opt.default, *(opt.choices or ()), *opt.examples,
                        *accuracy.STRESS.get(opt.kind, ()), accuracy.GIVEN,
                        accuracy.GIVEN_EXTREME]
-            assert all(v in allowed for v in accuracy.option_values(opt)), (name, opt.name)
+            values = accuracy.option_values(opt)
+            if opt.interval is not None:  # inside the declared interval, and next to its ends
+                lo, hi = opt.interval
+                ends = [lo + accuracy.INTERVAL_END * (hi - lo), hi - accuracy.INTERVAL_END * (hi - lo)]
+                assert all(lo < v < hi for v in values) and set(ends) <= set(values), (name, values)
+                allowed += ends
+            assert all(v in allowed for v in values), (name, opt.name)
+            for v in values if opt.kind != "array" else ():  # the loss accepts each value
+                spec.validate({opt.name: v})
+    # tweedie's power is declared in (1, 2): 0, -1 and 1000 (kind "real"'s stress) are not
+    # searched (the loss refuses them), 1.001 and 1.999 are
+    power = [c["power"] for c in accuracy.option_variants("tweedie_loss") if "power" in c]
+    assert power == [1.1, 1.9, 1.0 + accuracy.INTERVAL_END, 2.0 - accuracy.INTERVAL_END]
     # a new option is searched without any list to edit
     new = Option("tau", 0.5, "a new option", kind="positive", examples=(2.0,))
     assert accuracy.option_values(new) == [0.5, 2.0, *accuracy.STRESS["positive"]]

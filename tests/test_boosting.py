@@ -414,3 +414,35 @@ def test_cli_derive_takes_the_new_options(argv, shown, capsys):
 
     assert main(argv) == 0
     assert shown in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("power", "z", "y"), [(1.001, 708.3960000000005, 0.0),
+                                                 (1.999, -708.3960000000005, 0.5),
+                                                 (1.1, 786.0, 0.0), (1.3, 1000.0, 3.0),
+                                                 (1.7, -1000.0, 3.0), (1.5, 1400.0, 2.0)])
+@pytest.mark.parametrize("size", [1, 4096])
+def test_tweedie_hessian_is_exact_where_its_terms_pass_2_to_the_996(power, z, y, size):
+    """The Hessian (2 − ρ)e^((2−ρ)z) + (ρ − 1)y e^((1−ρ)z) in double-double multiplies a pair
+    above 2⁹⁹⁶ (e^700 ≈ 1e304), whose Dekker split overflowed: the plain form answered, its
+    exponent (2 − ρ)z rounded (379 ulp at ρ = 1.001, z = 708.396, found by the variant
+    search next to the ends of ρ's interval). ddouble.t_prod scales such an operand: within
+    1 ulp, the gradient too, on both evaluators and both sides of the compiled kernels'
+    size switch."""
+    import contextlib
+
+    from symloss import fast
+
+    mpmath.mp.dps = 60
+    r, zz, yy = mpmath.mpf(power), mpmath.mpf(z), mpmath.mpf(y)
+    grad = mpmath.exp((2 - r) * zz) - yy * mpmath.exp((1 - r) * zz)
+    hess = (2 - r) * mpmath.exp((2 - r) * zz) - (1 - r) * yy * mpmath.exp((1 - r) * zz)
+    d = symloss.derive("tweedie_loss", reduction="sum", power=power)
+    x, t = np.full(size, z), np.full(size, y)
+    for path in ("fast", "numpy"):
+        with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+            got_g = d.grad_fn(x, t)
+            got_h = d.hvp_fn(x, t, np.ones(size))
+        for got, want in ((got_g, grad), (got_h, hess)):
+            assert np.all(got == got[0]), path
+            ulps = abs(mpmath.mpf(float(got[0])) - want) / np.spacing(float(want))
+            assert ulps <= 1, (path, power, z, float(got[0]), float(want), float(ulps))

@@ -1114,7 +1114,7 @@ def test_target_weights_read_no_row_once_per_call(soft):
     kernel = source.split(f"def grad_{'soft' if soft else 'hard'}_m(")[1].split("\n\n\n")[0]
     setup, rows = kernel.split("hi = (c + 1) * n_rows // chunks")
     assert "t_quot" in setup and "t_quot" not in rows
-    assert "vd_t_mul" in rows or "vd_t_scale" in rows  # the row's fill: pairs inlined
+    assert "vd_t_prod" in rows or "vd_t_scale" in rows  # the row's fill: pairs inlined
     z = rng.standard_normal((400, 10)) * 3
     if soft:
         p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)

@@ -7,6 +7,7 @@ torch has a double backward. Then PyTorch's own module samples, the kinks, and b
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -1223,7 +1224,7 @@ def test_compiled_dot_certifies_where_its_split_products_are_exact_and_hands_bac
 
 def test_triplet_at_tiny_p_answers_past_the_float_range_exactly():
     """triplet_margin_loss at p = 10⁻⁶: each distance (Σ|u_k|^p)^(1/p) is ~10^698968, so the
-    plain kernel (the power 1/p has no tracked form) computes inf − inf = NaN, as torch does.
+    kernel computes inf − inf = NaN, as torch does (in double-double too).
     Those elements are now computed exactly: where the exact loss is below 0 the hinge gives
     0, where it is past the float range inf (its correct rounding), and the gradient (checked
     against mpmath's derivative of the exact loss) +inf in every column. On main: NaN."""
@@ -1257,3 +1258,75 @@ def test_triplet_at_tiny_p_answers_past_the_float_range_exactly():
                 row = [*point[:i], t, *point[i + 1:]]
                 return distance(row, positives[1]) - distance(row, negatives[1])
             assert mpmath.diff(moved, point[i]) > mpmath.mpf(np.finfo(np.float64).max)
+
+
+def _exact_triplet(a: Any, pos: Any, neg: Any, p: float) -> tuple[Any, list[Any]]:
+    """The triplet loss of one row and its gradient in the anchor, exactly (mpmath, 100
+    digits): margin 1, eps 1e-6; ∂|u|_p/∂uᵢ = sign(uᵢ)|uᵢ|^(p−1)/|u|_p^(p−1)."""
+    with mpmath.workdps(100):
+        q, eps = mpmath.mpf(p), mpmath.mpf(1e-6)
+
+        def parts(x: Any, y: Any) -> tuple[Any, list[Any]]:
+            u = [mpmath.mpf(float(s)) - mpmath.mpf(float(t)) + eps for s, t in zip(x, y, strict=True)]
+            d = mpmath.fsum(abs(v) ** q for v in u) ** (1 / q)
+            return d, [mpmath.sign(v) * abs(v) ** (q - 1) / d ** (q - 1) for v in u]
+
+        (dp, gp), (dn, gn) = parts(a, pos), parts(a, neg)
+        value = dp - dn + 1
+        if value <= 0:
+            return mpmath.mpf(0), [mpmath.mpf(0)] * len(gp)
+        return value, [x - y for x, y in zip(gp, gn, strict=True)]
+
+
+@pytest.mark.parametrize("p", [1.5, 3.0, 0.5, 2.5, 7.0])
+def test_triplet_at_any_p_is_exact_next_to_the_kink(p):
+    """At p ∉ {1, 2} the distances' powers 1/p and p − 1 had no tracked form, so the plain
+    values were returned unchecked: margin + d_+ − d_- cancels next to the kink (the loss
+    1.6e15 ulp off at p = 1.5, 3 ulp from it), and the hinge was decided by the rounded
+    distances (a gradient where the exact loss is 0). rows._Tracked now bounds any power
+    (the exponent 2/3 a rounded float too): the loss and the gradient within 1 ulp of exact
+    on both evaluators, at the kink ± a few ulps of the negative's first feature."""
+    from symloss import fast
+
+    anchor, positive = np.array([[0.0, 0.0, 0.0]]), np.array([[3.0, 4.0, -1.25]])
+    with mpmath.workdps(100):
+        q, eps = mpmath.mpf(p), mpmath.mpf(1e-6)
+        dp = mpmath.fsum(abs(mpmath.mpf(-x) + eps) ** q for x in positive[0]) ** (1 / q)
+        # d_- = d_+ + 1: the negative (−t, 0, 0) with (t + ε)^p + 2ε^p = (d_+ + 1)^p
+        t = float(((dp + 1) ** q - 2 * eps**q) ** (1 / q) - eps)
+    loss = symloss.derive(TRIPLET, p=p, reduction="none")
+    grad = symloss.derive(TRIPLET, p=p, reduction="sum")
+    for k in range(-3, 4):
+        negative = np.array([[-t + k * np.spacing(t), 0.0, 0.0]])
+        value, gradient = _exact_triplet(anchor[0], positive[0], negative[0], p)
+        for path in ("fast", "numpy"):
+            with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                got = loss.loss_fn(anchor, positive, negative)[0]
+                got_grad = grad.grad_fn(anchor, positive, negative)[0]
+            for g, e in ((got, value), *zip(got_grad, gradient, strict=True)):
+                if e == 0:
+                    assert g == 0, (p, k, path, g)
+                else:
+                    ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
+                    assert ulps <= 1, (p, k, path, float(g), float(e), float(ulps))
+
+
+def test_triplet_at_p_3_decides_the_hinge_exactly():
+    """The variant search's point at p = 3 (float64): the exact loss is −4.2e-18 before the
+    hinge, so the gradient is 0; the plain kernel's hinge, read from the rounded distances,
+    was open (−0.258 in one column). It also raised a TypeError (−_q(1, 3) had no negation),
+    which rows._certified swallowed into the plain values: now neither."""
+    a = np.array([[0.11566182709262587, -1.0705444096957664, -1.00268429903282,
+                   -0.640262405390374, 0.732301714711297]])
+    pos = np.array([[-0.02544531669254354, -0.1470455068463331, -0.63057798997102,
+                     0.0553649749135539, 0.41211740512833367]])
+    neg = np.array([[-0.1447520211195189, 0.7045022218703061, -0.10801600612473744,
+                     0.23870728024326351, -0.48702250840690997]])
+    value, gradient = _exact_triplet(a[0], pos[0], neg[0], 3.0)
+    assert value == 0 and all(g == 0 for g in gradient)
+    from symloss import fast
+
+    d = symloss.derive(TRIPLET, p=3.0, reduction="sum")
+    with fast.disabled():
+        np.testing.assert_array_equal(d.grad_fn(a, pos, neg), np.zeros((1, 5)))
+    np.testing.assert_array_equal(d.grad_fn(a, pos, neg), np.zeros((1, 5)))

@@ -1071,7 +1071,7 @@ _SUBQ_MIN_SCALED = 2.0**-960
 @njit(forceinline=True, error_model="numpy")
 def sigmoid_subq_s(z: float, y: float, s: tuple[float, float]) -> float:
     """``S·(σ(z) − y)`` for a scale given as a pair ``s = (sh, sl)`` (``sh + sl`` within
-    2⁻¹⁰⁴ of ``S``, :func:`symloss.primitives.dd_code`'s ``t_div``, ``t_mul``: a weight over
+    2⁻¹⁰⁴ of ``S``, :func:`symloss.primitives.dd_code`'s ``t_quot``, ``t_prod``: a weight over
     C), rounded once, within 0.75 ulp of the exact value; NaN where :func:`sigmoid_subq`
     declines, where the result is below 2⁻⁹⁶⁰ or not finite (there the double-double form
     answers). The first tier of ``accurate(S·(σ(z) − y))`` (:func:`symloss.algebra.

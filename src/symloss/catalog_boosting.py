@@ -31,7 +31,6 @@ from sympy import Function, S, Symbol, exp, log
 from sympy.printing.pretty.stringpict import prettyForm
 
 from .declaration import REALS, Argument, Declaration, Domain, Kink, Link
-from .errors import SymlossValueError
 from .primitives import accurate, log1p, sigmoid, softplus
 from .spec import LossSpec, Option, reduction_option
 
@@ -313,12 +312,6 @@ def _declaration(**fields: Any) -> Declaration:
 
 
 def _declare_tweedie(opts: Mapping[str, Any]) -> Declaration:
-    power = float(opts["power"])
-    if not 1.0 < power < 2.0:
-        raise SymlossValueError(
-            f"tweedie_loss: power must be in the open interval (1, 2) (compound Poisson-Gamma; "
-            f"power=1 is poisson_nll_loss, power=2 is gamma_loss), got {opts['power']!r}"
-        )
     r = _RHO
     constant = _Y ** (2 - r) / ((1 - r) * (2 - r))
     in_mu = constant - _Y * _MU ** (1 - r) / (1 - r) + _MU ** (2 - r) / (2 - r)
@@ -418,11 +411,6 @@ def _declare_pseudo_huber(opts: Mapping[str, Any]) -> Declaration:
 
 
 def _declare_quantile(opts: Mapping[str, Any]) -> Declaration:
-    q = float(opts["quantile"])
-    if not 0.0 < q < 1.0:
-        raise SymlossValueError(
-            f"quantile_loss: quantile must be in the open interval (0, 1), got {opts['quantile']!r}"
-        )
     t = _TAU
     above = _Z >= _Y
     return _declaration(
@@ -552,7 +540,7 @@ SPECS: tuple[LossSpec, ...] = (
         "no torch twin.",
         options=(
             Option("quantile", 0.5, "the quantile τ, in (0, 1)", kind="unit_interval",
-                   examples=(0.1, 0.9)),
+                   examples=(0.1, 0.9), interval=(0.0, 1.0)),
             reduction_option(),
         ),
         declare=_declare_quantile,
@@ -567,7 +555,9 @@ SPECS: tuple[LossSpec, ...] = (
         "LightGBM tweedie); no torch twin.",
         options=(
             Option("power", 1.5, "the variance power ρ, in (1, 2)", kind="real",
-                   examples=(1.1, 1.9)),
+                   examples=(1.1, 1.9), interval=(1.0, 2.0),
+                   why="compound Poisson-Gamma; power=1 is poisson_nll_loss, power=2 is "
+                   "gamma_loss"),
             reduction_option(),
         ),
         declare=_declare_tweedie,

@@ -650,40 +650,32 @@ def t_mul(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     return dd_mul(a[0], a[1], b[0], b[1])
 
 
-def t_scale(s: Any, a: tuple[Any, Any]) -> tuple[Any, Any]:
-    """A float ``s`` (an input or option as given: a weight of any finite size) times a pair:
-    :func:`t_mul` of ``(s, 0)``, the same bits, but for an operand above :data:`SPLIT_MAX`,
-    whose Dekker split overflows (the pair NaN: the plain float form answered, its ``σ(z) − y``
-    cancelling; ``binary_cross_entropy_with_logits``' gradient with weight 7.2e307 at
-    z = 2.8e-8, y = 0.5 was 4.6e7 ulp off): there the operand is scaled by ``2⁻⁶⁴`` and the
-    product back (powers of 2: exact, but where the product overflows)."""
-    big_s = np.abs(s) > SPLIT_MAX
+def t_prod(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """:func:`t_mul` of a printed form (:func:`symloss.primitives.dd_code`): the same bits,
+    but for an operand above :data:`SPLIT_MAX`, whose Dekker split overflows (the pair NaN,
+    and the plain float form answered): there the operand is scaled by ``2⁻⁶⁴`` and the
+    product back (powers of 2: exact, but where the product overflows). A factor of any
+    finite size reaches a printed product: a weight as given
+    (``binary_cross_entropy_with_logits``' gradient with weight 7.2e307 at z = 2.8e-8,
+    y = 0.5 was 4.6e7 ulp off), an exponential (tweedie_loss's Hessian
+    ``(2 − ρ)·e^((2−ρ)z)`` at ρ = 1.001, z = 708.396: 379 ulp) or a sum of class weights
+    (cross_entropy's (Σa)pᵢ − aᵢ with label smoothing and the class weight 2.76e303: 4.5e8
+    ulp at z = (21.5, 0, 0, 0)). Only an operand that large is scaled (its scaled product is
+    at least ``2⁹³²`` times the other, so its error is a normal number wherever the other is
+    not 0): a small factor is never scaled down into the subnormal range."""
     big_a = np.abs(a[0]) > SPLIT_MAX
-    ks = _sel(big_s, TWO_M64, 1.0)
+    big_b = np.abs(b[0]) > SPLIT_MAX
     ka = _sel(big_a, TWO_M64, 1.0)
-    sk = s * ks
-    ah = a[0] * ka
-    p, e = two_prod(sk, ah)
-    e = e + sk * (a[1] * ka)
-    p, e = fast_two_sum(p, e)
-    back = _sel(big_s, TWO_64, 1.0) * _sel(big_a, TWO_64, 1.0)
+    kb = _sel(big_b, TWO_M64, 1.0)
+    p, e = dd_mul(a[0] * ka, a[1] * ka, b[0] * kb, b[1] * kb)
+    back = _sel(big_a, TWO_64, 1.0) * _sel(big_b, TWO_64, 1.0)
     return p * back, e * back
 
 
-def t_mul_big(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
-    """:func:`t_mul` of a pair ``a`` of any finite size and a pair ``b`` below
-    :data:`SPLIT_MAX`: the same bits, but where ``a`` is above :data:`SPLIT_MAX`, whose Dekker
-    split overflows (the pair NaN: cross_entropy's gradient (Σa)pᵢ − aᵢ with label smoothing
-    and the class weight 2.76e303, Σa = 6.9e301, fell back to its float form, 4.5e8 ulp at
-    z = (21.5, 0, 0, 0)), ``a`` is scaled by ``2⁻⁶⁴`` and the product back (powers of 2:
-    exact, but where the product overflows; the scaled product is at least ``2⁹³²|b|``, so its
-    error is a normal number wherever ``b`` is not 0). ``a`` alone: a small ``b`` (an
-    exponential, a tiny weight) is never scaled down into the subnormal range."""
-    big = np.abs(a[0]) > SPLIT_MAX
-    k = _sel(big, TWO_M64, 1.0)
-    ph, pl = dd_mul(a[0] * k, a[1] * k, b[0], b[1])
-    back = _sel(big, TWO_64, 1.0)
-    return ph * back, pl * back
+def t_scale(s: Any, a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """A float ``s`` (an input or option as given: a weight of any finite size) times a pair:
+    :func:`t_prod` of ``(s, 0)``."""
+    return t_prod((s, 0.0 * s), a)
 
 
 def t_div(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
@@ -1146,12 +1138,12 @@ def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
 # smoothing: aₖ = wₖ((1 − ε) yₖ + ε/C)): the same (eᵢ Aᵢ − aᵢ Bᵢ)/D, with Aᵢ = T − aᵢ except at
 # the largest a, where it is U = the sum of the others; every product and sum in double-double.
 # A row whose weights are near the top of the range (Σ|a|·(C + 1) above SPLIT_MAX: one
-# comparison per row) takes its products from t_mul_big, whose Dekker splits do not overflow.
+# comparison per row) takes its products from t_prod, whose Dekker splits do not overflow.
 def _suba_big(size: Any, n: Any) -> Any:
     """Whether a row of target weights whose magnitudes sum to ``size`` (``n`` classes) can
     give :func:`softmax_suba_row_m` an operand above :data:`SPLIT_MAX` (Σa − aᵢ and aᵢ are at
     most ``size``, eᵢ(Σa − aᵢ) − aᵢ(D − eᵢ) at most ``(n + 1)·size``, D ≤ n): then its products
-    are :func:`t_mul_big`'s (the same bits wherever no operand is that large)."""
+    are :func:`t_prod`'s (the same bits wherever no operand is that large)."""
     return size * (n + 1.0) > SPLIT_MAX
 
 
@@ -1183,7 +1175,7 @@ def softmax_suba_row_m(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) ->
         a = (_sel(top_a, uh, ta[0]), _sel(top_a, ul, ta[1]))
         b = (_sel(top_z, sh, tb[0]), _sel(top_z, sl, tb[1]))
         if big:
-            rh, rl = t_mul_big(t_sub(t_mul_big(a, e), t_mul_big(ai, b)), (ih, il))
+            rh, rl = t_prod(t_sub(t_prod(a, e), t_prod(ai, b)), (ih, il))
         else:
             rh, rl = t_mul(t_sub(t_mul(a, e), t_mul(ai, b)), (ih, il))
         lbuf[i] = rh + rl
@@ -1216,7 +1208,7 @@ def np_softmax_suba(z: Any, a: Any, plain: Any) -> Any:
     """``(Σₖ aₖ) softmax(z)ᵢ − aᵢ`` along the last axis for target weights given as a pair
     ``a = (hi, lo)`` of arrays (the NumPy path's printing of
     :class:`symloss.primitives.softmax_sub` of a weighted target), as
-    :func:`softmax_suba_row_m` computes it (:func:`t_mul_big`'s products for every row where
+    :func:`softmax_suba_row_m` computes it (:func:`t_prod`'s products for every row where
     one row needs them: the same bits)."""
     z = np.asarray(z, dtype=np.float64)
     ah = np.array(np.broadcast_to(np.asarray(a[0], dtype=np.float64), z.shape))
@@ -1242,7 +1234,7 @@ def np_softmax_suba(z: Any, a: Any, plain: Any) -> Any:
         a2 = (np.where(top_a, uh, rest_t[0]), np.where(top_a, ul, rest_t[1]))
         rest_d = t_sub(d, (eh, el))
         b = (np.where(top_z, sh, rest_d[0]), np.where(top_z, sl, rest_d[1]))
-        mul = t_mul_big if np.any(_suba_big(np.sum(np.abs(ah), axis=-1), z.shape[-1])) \
+        mul = t_prod if np.any(_suba_big(np.sum(np.abs(ah), axis=-1), z.shape[-1])) \
             else t_mul
         n = t_sub(mul(a2, (eh, el)), mul((ah, al), b))
         return t_final(mul(n, t_div((1.0 + zero, zero), d)), plain)
@@ -1373,7 +1365,7 @@ def np_softmax_hvp_size(z: Any, v: Any) -> Any:
 _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "_split_mul",
           "_pow2", "_exp_parts", "_exp_of_parts", "_expm1_of_parts", "dd_exp",
           "dd_expm1", "sigmoid_sub_pair", "sigmoid_sub", "exp_sub_pair", "exp_sub", "_sel",
-          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_mul_big", "t_scale", "t_div", "t_quot",
+          "t_lift", "t_neg", "t_add", "t_sub", "t_mul", "t_prod", "t_scale", "t_div", "t_quot",
           "t_where", "t_exp", "t_expm1",
           "t_log1p_from", "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_xexp", "t_sigmoid",
           "t_softplus", "t_tanh",
@@ -1399,7 +1391,8 @@ _INLINED: dict[str, Any] = {}
 #: calls, so LLVM vectorizes it (1.5e5 ``exp_sub`` 54 → 10 ns each, 1e6 ``t_exp`` 80 → 14 ns,
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
-                 "t_mul_big", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax",
+_INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
+                 "t_prod", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax",
                  "_final_r", "_suba_big", "bernoulli_curvature",
                  "bernoulli_curvature_m", "bernoulli_curvature_v")
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their

@@ -562,7 +562,7 @@ class power(Function):
 
 def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
     """``expr`` as one nested expression of :mod:`symloss.ddouble`'s pair functions
-    (``t_add``, ``t_mul``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
+    (``t_add``, ``t_prod``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
     input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
     selects a pair. Raises :class:`NotImplementedError` for what has no pair function."""
     unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh", sp.sinh: "t_sinh",
@@ -585,9 +585,10 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
         return f"{prefix}t_lift({code})"
 
     def mul(parts: list[str]) -> str:
+        # t_prod: a factor may be of any finite size (an exponential, a weight)
         out = parts[0]
         for p in parts[1:]:
-            out = f"{prefix}t_mul({out}, {p})"
+            out = f"{prefix}t_prod({out}, {p})"
         return out
 
     def rec(e: Any) -> str:

@@ -367,7 +367,8 @@ _TRIPLET = RowLossSpec(
     "p-norm, eps, swap; gradients for all three.",
     options=(
         Option("margin", 1.0, "the margin, > 0", kind="positive"),
-        Option("p", 2.0, "the norm degree of the distance, > 0", kind="positive"),
+        Option("p", 2.0, "the norm degree of the distance, > 0", kind="positive",
+               examples=(1.0, 1.5, 3.0)),
         Option("eps", 1e-6, "added to the difference before the norm", kind="real"),
         Option("swap", False, "use min(d(a, n), d(p, n)) as the negative distance", (False, True)),
         _reduction(),

@@ -43,6 +43,11 @@ class Option:
         symbolic: what the symbolic derivation depends on (the derivation cache's key):
             ``"value"``, ``"presence"`` (an array: only whether it is given) or ``"nonzero"``
             (``label_smoothing``: only whether it is 0).
+        interval: for a number, the open interval ``(lo, hi)`` it must lie strictly inside,
+            besides its ``kind``'s range (``tweedie_loss``'s power: (1, 2);
+            ``quantile_loss``'s τ: (0, 1)); :func:`check_option` enforces it and the
+            accuracy benchmark's option search tries values next to both ends.
+        why: what the interval's ends mean, said when a value outside it is refused.
     """
 
     name: str
@@ -53,6 +58,8 @@ class Option:
     examples: tuple[Any, ...] = ()
     shape: str = ""
     symbolic: str = "value"
+    interval: tuple[float, float] | None = None
+    why: str = ""
 
     @property
     def flag(self) -> str:
@@ -290,7 +297,7 @@ def check_option(loss: str, opt: Option, value: Any) -> Any:
             raise SymlossValueError(
                 f"{loss}: {opt.name} must be {need[opt.kind]}, got {value!r}"
             )
-        return number
+        return _inside(loss, opt, number, value)
     if opt.kind == "unit_interval":
         try:
             number = float(value)
@@ -300,11 +307,23 @@ def check_option(loss: str, opt: Option, value: Any) -> Any:
             ) from exc
         if not 0.0 <= number <= 1.0:
             raise SymlossValueError(f"{loss}: {opt.name} must be in [0, 1], got {value!r}")
-        return number
+        return _inside(loss, opt, number, value)
     assert opt.choices is not None
     if value not in opt.choices:
         raise choice_error(f"{opt.name} for {loss}", value, opt.choices)
     return value
+
+
+def _inside(loss: str, opt: Option, number: float, value: Any) -> float:
+    """``number`` when it lies strictly inside ``opt.interval`` (or there is none)."""
+    if opt.interval is not None:
+        lo, hi = opt.interval
+        if not lo < number < hi:
+            why = f" ({opt.why})" if opt.why else ""
+            raise SymlossValueError(
+                f"{loss}: {opt.name} must be in the open interval ({lo:g}, {hi:g}){why}, "
+                f"got {value!r}")
+    return number
 
 
 def reduction_option() -> Option:
