@@ -1391,7 +1391,6 @@ _INLINED: dict[str, Any] = {}
 #: calls, so LLVM vectorizes it (1.5e5 ``exp_sub`` 54 → 10 ns each, 1e6 ``t_exp`` 80 → 14 ns,
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
-_INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
                  "t_prod", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax",
                  "_final_r", "_suba_big", "bernoulli_curvature",
                  "bernoulli_curvature_m", "bernoulli_curvature_v")
