@@ -701,6 +701,15 @@ def _t_heaviside(x: _Tracked, h0: Any) -> _Tracked:
     return _Tracked(v, np.where(d.unsure, 1.0, 0.0), x.unit)
 
 
+def _takes_any_power(expr: sp.Expr | None) -> bool:
+    """Whether ``expr`` takes a power :meth:`_Tracked._any_power` evaluates (not a whole or
+    half-integer one up to 64)."""
+    if expr is None:
+        return False
+    return any(not (p.exp.is_Rational and p.exp.q in (1, 2) and abs(p.exp) <= 64)
+               for p in expr.atoms(sp.Pow))
+
+
 def _t_sign(x: _Tracked) -> _Tracked:
     """``sign(x)``: off by up to 2 where ``|x|`` is within its error of 0."""
     d = x._compare(0.0, np.greater)
@@ -1239,11 +1248,14 @@ class RowAdapter:
                 v2, e2 = flat_out[rows], np.full(flat_out[rows].shape, np.inf)
             v2, e2 = v2.reshape(rows.size, -1), e2.reshape(rows.size, -1)
             still = unsure(v2, e2) | ~np.isfinite(v2)  # past float64's range: exactly
-            # but a finite value in the working precision (long double for float64) whose
+            # but where the kernel takes a power beyond a half-integer's binary powering, a
+            # finite value in the working precision (long double for float64) whose
             # double-double form overflowed (triplet_margin_loss's |u|^1000 ~ 1e477 at
             # p = 10³) is kept, uncertified: the exact form of such a power (sympy's doit)
             # does not finish in minutes
             kept = ~np.isfinite(v2) & np.isfinite(flat_out[rows])
+            if kept.any() and not _takes_any_power(kernel.expr):
+                kept[:] = False
             still &= ~kept
             flat_out[rows] = np.where(still | kept, flat_out[rows], v2)
             cells = np.argwhere(still)
