@@ -558,7 +558,7 @@ class _Tracked:
             if isinstance(self.v, _DD):
                 return 1.0 / self
             return self._round(self.v ** (-1.0), (1.0 / self).e)
-        if n != int(2 * n) / 2 or abs(n) > 64:
+        if not binary_powered(n):
             return self._any_power(n, given)
         whole = int(abs(n))
         out: _Tracked | None = None
@@ -701,12 +701,18 @@ def _t_heaviside(x: _Tracked, h0: Any) -> _Tracked:
     return _Tracked(v, np.where(d.unsure, 1.0, 0.0), x.unit)
 
 
+def binary_powered(n: float) -> bool:
+    """Whether ``x**n`` is evaluated by binary powering (and one square root): ``n`` a whole
+    or half-integer number up to 64 in size, as :meth:`_Tracked.__pow__` and
+    :mod:`symloss.rows_compiled` do; any other power is :meth:`_Tracked._any_power`'s."""
+    return n == int(2 * n) / 2 and abs(n) <= 64
+
+
 def _takes_any_power(expr: sp.Expr | None) -> bool:
-    """Whether ``expr`` takes a power :meth:`_Tracked._any_power` evaluates (not a whole or
-    half-integer one up to 64)."""
+    """Whether ``expr`` takes a power :meth:`_Tracked._any_power` evaluates."""
     if expr is None:
         return False
-    return any(not (p.exp.is_Rational and p.exp.q in (1, 2) and abs(p.exp) <= 64)
+    return any(not (p.exp.is_Rational and binary_powered(float(p.exp)))
                for p in expr.atoms(sp.Pow))
 
 
@@ -881,7 +887,7 @@ class RowKernel:
         laid out as :meth:`__call__`'s: evaluated in the arrays' own precision (the same
         operations as :meth:`__call__`, the same values) or, with ``double_double``, in
         double-double (the arrays must hold float64 values). Raises :class:`_Untracked` for an
-        operation without an error bound (a power 1/p)."""
+        operation without an error bound (one :class:`_TrackedNumpy` does not name)."""
         first = next(np.asarray(v) for v in values.values() if np.ndim(v))
         unit = _Unit(2.0**-100 if double_double else float(np.finfo(first.dtype).eps),
                      max(int(np.prod(rows)), 1))
@@ -1222,7 +1228,8 @@ class RowAdapter:
         try:
             out, err = kernel.tracked(values, p.rows, p.width)
         except _Untracked:
-            # no error bound for an operation (a power 1/p): the plain values, but a NaN or
+            # no error bound for an operation (one _TrackedNumpy does not name): the plain
+            # values, but a NaN or
             # an infinity (an intermediate past the float range, e.g. inf − inf of
             # triplet_margin_loss's norms at p = 10⁻⁶) computed exactly
             plain = np.asarray(kernel(values, p.rows, p.width), dtype=np.float64)

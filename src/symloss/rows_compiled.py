@@ -713,7 +713,9 @@ class _Printer:
 
     def _pow(self, base: sp.Basic, exponent: sp.Basic, stack: list[_Block]) -> str:
         t = self._t
-        if not exponent.is_Rational or exponent.q not in (1, 2) or abs(exponent) > 64:
+        from .rows import binary_powered
+
+        if not exponent.is_Rational or not binary_powered(float(exponent)):
             raise Unsupported(f"power {exponent}")
         x = self.emit(base, stack)
         n = abs(exponent)
