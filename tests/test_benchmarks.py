@@ -263,6 +263,26 @@ def test_speed_inputs_are_valid_for_symloss_and_torch(name):
     np.testing.assert_allclose(ours, theirs.item(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", [n for n in __import__("symloss").losses()
+                                  if not __import__("symloss").derive(n).spec.has_torch_twin])
+def test_losses_torch_lacks_are_timed_against_their_declared_formula(name):
+    """A loss torch does not have (the boosting losses) is timed against autograd of its
+    declared formula in torch operations: that baseline computes the same loss and gradient."""
+    import numpy as np
+    import torch
+
+    import symloss
+
+    speed = _load("speed")
+    d = symloss.derive(name, reduction="mean")
+    arrays = speed.inputs(name, 100, "float64")
+    leaf = torch.from_numpy(arrays[0]).requires_grad_()
+    theirs = speed.torch_loss(d)(leaf, *(torch.from_numpy(a) for a in arrays[1:]))
+    theirs.backward()
+    np.testing.assert_allclose(d.loss_fn(*arrays), theirs.item(), rtol=1e-12)
+    np.testing.assert_allclose(d.grad_fn(*arrays), leaf.grad.numpy(), rtol=1e-10, atol=1e-300)
+
+
 def test_option_variants_are_read_from_the_declarations():
     """The variant search's option sets come from each loss's declared options: every choice,
     array options given or not, continuous ones at their default, declared examples and the
