@@ -1558,17 +1558,35 @@ def describe(opts: dict[str, Any]) -> str:
                      for k, v in opts.items())
 
 
+def set_slice(text: str) -> slice:
+    """``--sets START:STOP`` as a slice of a loss's :func:`option_variants` (either end may be
+    left out: ``30:`` is the 31st set on; ``5`` alone is that one set).
+
+    >>> set_slice("30:"), set_slice(":2"), set_slice("5")
+    (slice(30, None, None), slice(None, 2, None), slice(5, 6, None))
+    """
+    try:
+        if ":" not in text:
+            return slice(int(text), int(text) + 1)
+        start, stop = text.split(":")
+        return slice(int(start) if start else None, int(stop) if stop else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--sets takes START:STOP (numbers of the option sets, from 0), got {text!r}"
+        ) from None
+
+
 def run_variants(quick: bool, only: list[str] | None = None, cap: int = MAX_VARIANTS,
                  jobs: int = 1, limit: float | None = SET_LIMIT_S,
-                 stream: bool = False) -> list[dict[str, Any]]:
+                 stream: bool = False, sets: slice = slice(None)) -> list[dict[str, Any]]:
     """:func:`run_search` over every loss's :func:`option_variants` (the defaults are
     :func:`run_search`'s), each with the ``--quick`` budget of points unless ``quick`` is
     False and at most ``limit`` seconds; rows carry ``options``, in the same order whatever
     ``jobs`` (worker processes). ``stream``: print each option set's rows (the lines of
     :func:`variant_search_table`) as the set finishes, so that a run stopped by hand keeps
-    what it found."""
+    what it found. ``sets``: only these of each loss's option sets (a run cut short, resumed)."""
     tasks = [(name, opts, quick, limit) for name in symloss.losses() if not only or name in only
-             for opts in option_variants(name, cap)]
+             for opts in option_variants(name, cap)[sets]]
     found: list[list[dict[str, Any]]] = []
 
     def keep(rows: list[dict[str, Any]]) -> None:
@@ -1761,6 +1779,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"option at a time (default {MAX_VARIANTS})")
     parser.add_argument("--variant-budget", choices=("quick", "full"), default="quick",
                         help="points per option set: --quick's (default) or the full search's")
+    parser.add_argument("--sets", type=set_slice, default=slice(None), metavar="START:STOP",
+                        help="only these of each loss's option sets, numbered from 0 in "
+                        "option_variants' order (resume a run cut short: --sets 30:)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="search the option variants in N processes (default 1)")
     parser.add_argument("--set-limit", type=float, default=SET_LIMIT_S, metavar="SECONDS",
@@ -1844,10 +1865,13 @@ def _print_variants(args: argparse.Namespace) -> int:
           f"searched as above with the {'--quick' if quick else 'full'} budget of points each. "
           "Error in ulps of the exact value (over the mean's denominator where the reduction "
           f"is a mean). At most {args.set_limit:g} CPU s per option set (0: no limit): a set cut "
-          "short says TIME LIMIT with its worst point so far, and counts as not met. Each set's "
-          "rows as it finishes:\n", flush=True)
+          "short says TIME LIMIT with its worst point so far, and counts as not met. "
+          + ("" if args.sets == slice(None) else
+             f"Only each loss's option sets {args.sets.start or 0}:{args.sets.stop or ''} "
+             "(--sets). ")
+          + "Each set's rows as it finishes:\n", flush=True)
     found = run_variants(quick, args.only, args.max_variants, args.jobs, args.set_limit,
-                         stream=True)
+                         stream=True, sets=args.sets)
     print("\nAll option sets' rows:\n")
     print(variant_search_table(found))
     print(f"\nThe worst over every option set and both evaluators per loss, dtype and order, "

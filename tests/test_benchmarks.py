@@ -283,6 +283,20 @@ def test_losses_torch_lacks_are_timed_against_their_declared_formula(name):
     np.testing.assert_allclose(d.grad_fn(*arrays), leaf.grad.numpy(), rtol=1e-10, atol=1e-300)
 
 
+def test_variant_search_resumes_at_a_slice_of_option_sets(capsys):
+    """``--sets START:STOP`` picks a loss's option sets by their number in option_variants'
+    order (a search cut short, resumed); anything else is a one-line usage error."""
+    accuracy = _load("accuracy")
+    assert accuracy.set_slice("30:") == slice(30, None)
+    assert accuracy.set_slice("3") == slice(3, 4)
+    every = accuracy.option_variants("sigmoid_focal_loss")
+    assert every[accuracy.set_slice("38:")] == every[38:] and len(every[38:]) == 2
+    with pytest.raises(SystemExit) as stop:
+        accuracy.main(["--variants-only", "--sets", "thirty"])
+    assert stop.value.code == 2
+    assert "--sets takes START:STOP" in capsys.readouterr().err
+
+
 def test_option_variants_are_read_from_the_declarations():
     """The variant search's option sets come from each loss's declared options: every choice,
     array options given or not, continuous ones at their default, declared examples and the
