@@ -263,7 +263,7 @@ class _Printer(PythonCodePrinter):
         K·2⁻¹⁹·M`` (``_fastmath.fitsk32``), not only where it cancels by under 2⁶."""
         plain, size = self._print(inner), self._print(magnitude(inner))
         if self.certify:  # too cancelled even in double-double: NaN, for symloss.exact
-            exact = f"certified({exact}, {size}, flag)"
+            exact = f"certified({exact}, {self._print(magnitude(inner, pairs=True))}, flag)"
         if bound is not None:
             k = self._print(sp.Mul(bound, sp.Rational(1, 2**19)))
             return f"(({plain}) if fitsk_F({plain}, {size}, {k}) else {exact})"

@@ -102,7 +102,7 @@ class _CertifyingPrinter(_Printer):
         """``code``, a double-double evaluation of ``inner``, as NaN where it cancelled beyond
         what its pair can vouch for (:func:`symloss.ddouble.certified`, against the magnitude of
         ``inner``'s terms); :mod:`symloss.exact` recomputes those elements."""
-        return f"ddouble.certified({code}, {self._print(magnitude(inner))})"
+        return f"ddouble.certified({code}, {self._print(magnitude(inner, pairs=True))})"
 
 
 def compile_expr(expr: sp.Expr, args: list[sp.Basic], certify: bool = False) -> Callable[..., Any]:
