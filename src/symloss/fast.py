@@ -1347,16 +1347,27 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                                   gather, held)
             else:
                 lines, _ = lower(steps_f, " " * 8)
-                if flavour == "m" and any("dd_" in line for line in lines):
+                vector = (_w_helpers(lines) if flavour == "m"
+                          and any("dd_" in line for line in lines) else None)
+                if vector is not None:
                     # a float64 form taken in double-double for every element (fits_m is
                     # never): its pairs vector_dd's, its helpers the *_w ones, so that the
                     # loop has no calls and LLVM vectorizes it (1e6 elements, 1 thread:
-                    # tweedie_loss's gradient 233 -> 47 ms, log_cosh_loss's hvp 140 -> 20)
-                    lines = _w_helpers(lines) or lines
-                text += ("    for j in prange(out.size):\n"
-                         + _indented(loads + load_v, 8)
-                         + "".join(f"{line}\n" for line in lines)
-                         + "        out[j] = res / divisor\n")
+                    # tweedie_loss's gradient 233 -> 47 ms, log_cosh_loss's hvp 140 -> 20);
+                    # certified_b leaves an uncertified result NaN, counted: flag[0] set
+                    text += ("    n_dd = 0\n"
+                             "    for j in prange(out.size):\n"
+                             + _indented(loads + load_v, 8)
+                             + "".join(f"{line}\n" for line in vector)
+                             + "        out[j] = res / divisor\n"
+                             "        n_dd += 1 if res != res else 0\n"
+                             "    if n_dd > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
+                             "        flag[0] = 1\n")
+                else:
+                    text += ("    for j in prange(out.size):\n"
+                             + _indented(loads + load_v, 8)
+                             + "".join(f"{line}\n" for line in lines)
+                             + "        out[j] = res / divisor\n")
             if soft_code is not None:
                 loop = "    for j in prange(out.size):\n"
                 hard_body = None
