@@ -73,7 +73,7 @@ def test_fast_agrees_with_numpy_within_one_ulp(name, options, order):
 
 @pytest.mark.parametrize("name, options, order", [
     ("tweedie_loss", {"power": 1.5}, "grad"), ("gamma_loss", {}, "grad"),
-    ("log_cosh_loss", {}, "hvp")])
+    ("log_cosh_loss", {}, "hvp"), ("pseudo_huber_loss", {}, "hvp")])
 def test_double_double_loop_is_vectorizable(name, options, order):
     """The float64 kernel's loop calls no compiled pair function (``dd_``: a call per operation,
     scalar: 1e6 tweedie gradients 233 ms, now ~20) and no double-double log for ``y·eᵃ``; its

@@ -1827,6 +1827,8 @@ def vector_dd() -> dict[str, object]:
         sources["t_log"] = _t_log_w  # (t_pow, t_xexp read it: vectorized too)
         sources["_t_log_far"] = _t_log_far_w
         sources["tanh"] = _tanh_w
+        # both of its arms computed, one selected: the NumPy form (the same bits)
+        sources["inv_hypot1_cube"] = ddouble.inv_hypot1_cube
         for name, source in sources.items():
             fn = pytypes.FunctionType(source.__code__, namespace, name, source.__defaults__)
             namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)

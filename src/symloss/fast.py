@@ -1421,7 +1421,8 @@ def _w_helpers(lines: list[str]) -> list[str] | None:
     code = "\n".join(lines).replace("math.tanh(", "vd_tanh(")
     if re.search(r"\bmath\.(?!isnan\b|nan\b|inf\b|floor\b)\w+\(", code):
         return None
-    code = re.sub(r"\bdd_(t_\w+|sigmoid_sub|exp_sub)\(", r"vd_\1(", code)
+    code = re.sub(r"\bdd_(t_\w+|sigmoid_sub|exp_sub)\(", r"vd_\1(", code).replace(
+        "dd_inv_hypot1_cube_m(", "vd_inv_hypot1_cube(")
     code = code.replace("certified(", "certified_b(")
     if re.search(r"\bdd_\w+\(", code):
         return None
