@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 import symloss
+from symloss import fast
 
 pytest.importorskip("numba")
-
-from symloss import fast  # noqa: E402
 
 
 def _roots(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1347,9 +1347,9 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                                   gather, held)
             else:
                 lines, _ = lower(steps_f, " " * 8)
-                vector = (_w_helpers(lines) if flavour == "m"
-                          and any("dd_" in line for line in lines) else None)
-                if vector is not None:
+                in_pairs = (_w_helpers(lines) if flavour == "m"
+                            and any("dd_" in line for line in lines) else None)
+                if in_pairs is not None:
                     # a float64 form taken in double-double for every element (fits_m is
                     # never): its pairs vector_dd's, its helpers the *_w ones, so that the
                     # loop has no calls and LLVM vectorizes it (1e6 elements, 1 thread:
@@ -1358,7 +1358,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     text += ("    n_dd = 0\n"
                              "    for j in prange(out.size):\n"
                              + _indented(loads + load_v, 8)
-                             + "".join(f"{line}\n" for line in vector)
+                             + "".join(f"{line}\n" for line in in_pairs)
                              + "        out[j] = res / divisor\n"
                              "        n_dd += 1 if res != res else 0\n"
                              "    if n_dd > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
