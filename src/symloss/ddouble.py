@@ -872,7 +872,8 @@ def t_xexp(y: tuple[Any, Any], a: tuple[Any, Any]) -> tuple[Any, Any]:
     rh = ph * s1 * s2 * s3
     rl = pl * s1 * s2 * s3
     at0 = _sel(y[0] == 0.0, 0.0, np.nan)
-    return _sel(pos, rh, at0), _sel(pos, rl, 0.0 * rl)
+    # (0·y, not 0·rl: where y = 0 the product of 1 by eᵃ may overflow, and 0·inf is NaN)
+    return _sel(pos, rh, at0), _sel(pos, rl, 0.0 * y[0])
 
 
 def t_sigmoid(a: tuple[Any, Any]) -> tuple[Any, Any]:
