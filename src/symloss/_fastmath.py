@@ -572,6 +572,26 @@ def two_prod_fma(a: float, b: float) -> tuple[float, float]:
 
 
 @njit(forceinline=True, error_model="numpy")
+def _two_prod_w(a: float, b: float) -> tuple[float, float]:
+    """:func:`symloss.ddouble.two_prod` for :func:`vector_dd`: :func:`two_prod_fma`'s exact
+    pair, and NaN as the error where Dekker's split of an operand overflows (``|a| > 2⁹⁹⁷``;
+    there the NumPy path's pair is NaN too, and :func:`symloss.ddouble.t_final` answers the
+    plain form on both). Where the split is exact the same pair; where it is not (a product
+    whose error is subnormal: terms below 2⁻⁹⁶⁸, :func:`symloss.ddouble.certified` flags
+    them) the exact one."""
+    p = a * b
+    split = (abs(134217729.0 * a) < math.inf) & (abs(134217729.0 * b) < math.inf)
+    return p, _fma(a, b, -p) if split else math.nan
+
+
+@njit(forceinline=True, error_model="numpy")
+def _split_mul_w(a: float, b: float, bh: float, bl: float) -> tuple[float, float]:
+    """:func:`symloss.ddouble._split_mul` (``b``'s halves given) for :func:`vector_dd`:
+    :func:`_two_prod_w`'s pair (its callers, inside the exponential, never overflow)."""
+    return _two_prod_w(a, b)
+
+
+@njit(forceinline=True, error_model="numpy")
 def _prod_err_w(a: float, b: float) -> float:
     """:func:`prod_err` by one fused multiply-add, ``fma(a, b, −fl(a·b))``: the same exact
     error (0 where it is not finite), and LLVM vectorizes it where Dekker's split, after
@@ -1734,8 +1754,9 @@ def softmax_hvp_qb_m(z: np.ndarray, v: np.ndarray, r0: int, r1: int, ms: np.ndar
 # libm's) where the compiled twins call libm; one Newton step follows either, so the pairs
 # agree to about 2⁻¹⁰⁴. Only for arguments in [0, 1] (the ``e^(−|x|)`` of softplus and σ^γ):
 # :func:`symloss.fast._vector_arms` uses these where every ``t_log1p`` reads a ``t_expna``.
-# :func:`symloss.ddouble.bernoulli_curvature`'s exact products are fused multiply-adds here
-# (:func:`two_prod_fma`: the same pairs, as it scales its scale).
+# Their exact products are fused multiply-adds (:func:`_two_prod_w`: the same pairs wherever
+# Dekker's split is exact; :func:`symloss.ddouble.bernoulli_curvature`'s by
+# :func:`two_prod_fma`, as it scales its scale).
 _VECTOR_DD: dict[str, object] = {}
 
 
@@ -1796,12 +1817,18 @@ def vector_dd() -> dict[str, object]:
 
         namespace: dict[str, object] = {k: v for k, v in vars(ddouble).items() if k.isupper()}
         namespace.update(np=np, log1p_w=log1p_w, log_w=log_w)
+        # exact products by a fused multiply-add (2 operations, Dekker's split 17: 1e6
+        # float64 elements, 1 thread: tweedie_loss's gradient 21.7 -> 19.4 ms, gamma_loss's
+        # 12.4 -> 10.4, log_cosh_loss's hvp 20.9 -> 19.0)
+        namespace.update(two_prod=_two_prod_w, _split_mul=_split_mul_w)
         sources = {name: getattr(ddouble, ddouble._SCALAR.get(name, name))
-                   for name in ddouble._ORDER}
+                   for name in ddouble._ORDER if name not in ("two_prod", "_split_mul")}
         sources["t_log1p"] = _t_log1p_w
         sources["t_log"] = _t_log_w  # (t_pow, t_xexp read it: vectorized too)
         sources["_t_log_far"] = _t_log_far_w
         sources["tanh"] = _tanh_w
+        # both of its arms computed, one selected: the NumPy form (the same bits)
+        sources["inv_hypot1_cube"] = ddouble.inv_hypot1_cube
         for name, source in sources.items():
             fn = pytypes.FunctionType(source.__code__, namespace, name, source.__defaults__)
             namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
@@ -1811,5 +1838,6 @@ def vector_dd() -> dict[str, object]:
         for name in ("bernoulli_curvature", "bernoulli_curvature_m"):
             fn = pytypes.FunctionType(sources[name].__code__, fused, name)
             namespace[name] = njit(fastmath=False, error_model="numpy", forceinline=True)(fn)
-        _VECTOR_DD.update({name: namespace[name] for name in sources})
+        _VECTOR_DD.update({name: namespace[name]
+                           for name in (*sources, "two_prod", "_split_mul")})
     return _VECTOR_DD

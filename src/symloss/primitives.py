@@ -572,13 +572,12 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
                                exp_sub: "t_exp_sub"}
 
     def exp_arg(e: Any) -> str | None:
-        # eᵘ's u as a pair, for eᵘ and y·eᵃ = e^(a + log y) (y > 0; y = 0: NaN, the plain
-        # form): a difference 1 − y e^(−z) becomes −expm1(log y − z), which keeps its digits
-        # next to z = log y
+        # eᵘ's u as a pair. (Not y·eᵃ as e^(a + log y), whose expm1 kept 1 − y e^(−z)'s
+        # digits next to z = log y: t_xexp's pair product is within a few 2⁻¹⁰⁶ of y·eᵃ, so
+        # 1 − y e^(−z) is within a few 2⁻¹⁰⁶·(1 + y e^(−z)) as it was, without a
+        # double-double log: what ddouble.certified asks.)
         if isinstance(e, sp.exp):
             return rec(e.args[0])
-        if type(e).__name__ == "xexp":  # symloss.catalog_boosting
-            return f"{prefix}t_add({rec(e.args[1])}, {prefix}t_log({rec(e.args[0])}))"
         return None
 
     def lift(code: str) -> str:
