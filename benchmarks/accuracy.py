@@ -47,7 +47,7 @@ import numpy as np
 import sympy as sp
 
 import symloss
-from symloss.algebra import reduce_sums
+from symloss.algebra import reduce_sums, written_out
 from symloss.catalog import ALIASES, resolve
 from symloss.primitives import (
     SUM_INDEX,
@@ -387,7 +387,7 @@ def _whole_row(expr: sp.Expr, args: list[sp.Basic], names: list[str], row_names:
     index = next(a for a in args if str(a) == "i")
     size_of = {a: sp.Integer(width) for a, n in zip(args, names, strict=False) if n in sizes}
     e = expr.xreplace({s: w for s, w in size_of.items() if s in expr.free_symbols})
-    e = e.replace(lambda x: isinstance(x, sp.Sum), lambda x: x.doit())  # only the sums
+    e = written_out(e, doit=False)  # only the sums (not Sum.doit: see written_out)
     columns = [e.xreplace({s: sp.Integer(c) for s in e.free_symbols if str(s) == str(index)})
                for c in range(1, width + 1)]
     flat: list[sp.Symbol] = []

@@ -708,14 +708,6 @@ def binary_powered(n: float) -> bool:
     return n == int(2 * n) / 2 and abs(n) <= 64
 
 
-def _takes_any_power(expr: sp.Expr | None) -> bool:
-    """Whether ``expr`` takes a power :meth:`_Tracked._any_power` evaluates."""
-    if expr is None:
-        return False
-    return any(not (p.exp.is_Rational and binary_powered(float(p.exp)))
-               for p in expr.atoms(sp.Pow))
-
-
 def _t_sign(x: _Tracked) -> _Tracked:
     """``sign(x)``: off by up to 2 where ``|x|`` is within its error of 0."""
     d = x._compare(0.0, np.greater)
@@ -1254,17 +1246,11 @@ class RowAdapter:
             except _Untracked:  # pragma: no cover - the working-precision pass would have raised
                 v2, e2 = flat_out[rows], np.full(flat_out[rows].shape, np.inf)
             v2, e2 = v2.reshape(rows.size, -1), e2.reshape(rows.size, -1)
-            still = unsure(v2, e2) | ~np.isfinite(v2)  # past float64's range: exactly
-            # but where the kernel takes a power beyond a half-integer's binary powering, a
-            # finite value in the working precision (long double for float64) whose
-            # double-double form overflowed (triplet_margin_loss's |u|^1000 ~ 1e477 at
-            # p = 10³) is kept, uncertified: the exact form of such a power (sympy's doit)
-            # does not finish in minutes
-            kept = ~np.isfinite(v2) & np.isfinite(flat_out[rows])
-            if kept.any() and not _takes_any_power(kernel.expr):
-                kept[:] = False
-            still &= ~kept
-            flat_out[rows] = np.where(still | kept, flat_out[rows], v2)
+            # past float64's range (triplet_margin_loss's |u|^1000 ~ 1e477 at p = 10³, finite
+            # in long double): exactly, mpmath's exponent range being unbounded (its form's
+            # sums written out term by term: algebra.written_out)
+            still = unsure(v2, e2) | ~np.isfinite(v2)
+            flat_out[rows] = np.where(still, flat_out[rows], v2)
             cells = np.argwhere(still)
             cells[:, 0] = rows[cells[:, 0]]
             self._exactly(key, values, p, kernel, flat_out, cells)
