@@ -1383,6 +1383,30 @@ def test_triplet_at_p_1000_is_exact_where_the_power_overflows_double_double():
                         assert ulps <= 1, (k, path, float(g), float(e), float(ulps))
 
 
+def test_triplet_at_p_1000_does_not_certify_an_underflowed_power():
+    """The variant search's float32 point at p = 10³: every |u| below 0.07, so |u|^1000
+    (~1e-1160) is 0 in float64 (float32's working precision) and in double-double; that 0
+    was certified with no error, the distances came out 0 and the loss 1 (the margin) for an
+    exact 1.0632 (5.3e5 ulp). A power below float64's smallest normal now carries that
+    number as its error: computed exactly, within 1 ulp on both evaluators and dtypes."""
+    from symloss import fast
+
+    a = np.array([[0.021628834, 0.052917305, 0.051816203]])
+    pos = np.array([[0.034119394, 0.012277852, -0.04163503]])
+    neg = np.array([[0.02159545, 0.069206096, 0.021563156]])
+    d = symloss.derive(TRIPLET, p=1000.0, reduction="none")
+    with _within(120):
+        for dtype in (np.float32, np.float64):
+            args = [x.astype(dtype) for x in (a, pos, neg)]
+            value = _exact_triplet(*(x[0] for x in args), 1000.0)[0]
+            assert abs(value - 1.0632) < 1e-4
+            for path in ("fast", "numpy"):
+                with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                    got = d.loss_fn(*args)[0]
+                ulps = abs(mpmath.mpf(float(got)) - value) / np.spacing(dtype(value))
+                assert ulps <= 1, (dtype, path, float(got), float(value))
+
+
 def _exact_triplet_hvp(a: Any, pos: Any, neg: Any, v: Any, p: float) -> list[Any]:
     """∂²/∂anchor² · v of triplet_margin_loss (margin 1, eps 1e-6, the hinge open), exactly:
     the derivative along v of the gradient ``gₖ(u) − gₖ(w)``, ``gₖ = sign(uₖ)|uₖ|^(p−1)/
@@ -1411,13 +1435,22 @@ def test_triplet_hvp_at_any_p_is_exact(p):
     """The HVP at p ∉ {1, 2} (row_losses._distance_hvp: the distances' products in grouped
     differences uₖ, no multiplied-out powers) against mpmath's derivative of the exact
     gradient: random rows, and a negative 10⁻⁸ from the anchor, within 1 ulp (float64) on both
-    evaluators. Then the variant search's p = 3 point: a = p = n ≈ 10²¹, where the exact HVP
+    evaluators. First the variant search's p = 3 point: a = p = n ≈ 10²¹, where the exact HVP
     is 0 (the two distances are the same function of the anchor); on main the HVP formed from
     the Hessian multiplied (aₖ − pₖ + ε)² out and returned -2.3e34 (float32: 1.7e79 ulp)."""
     from symloss import fast
 
-    rng = np.random.default_rng(3)
     d = symloss.derive(TRIPLET, p=p, reduction="sum")
+    if p == 3.0:
+        row = np.array([[6.46632112e19, 8.45661168e20, 2.76119099e21]])
+        direction = np.array([[-0.73645407, -0.16290995, -0.48211932]])
+        with _within(120):
+            for dtype in (np.float32, np.float64):
+                x, w = row.astype(dtype), direction.astype(dtype)
+                for path in ("fast", "numpy"):
+                    with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                        np.testing.assert_array_equal(d.hvp_fn(x, x, x, w), np.zeros((1, 3), dtype))
+    rng = np.random.default_rng(3)
     a = rng.standard_normal((2, 4))
     pos = a + 3 * rng.standard_normal((2, 4))
     neg = a + rng.standard_normal((2, 4)) * np.array([[1.0], [1e-8]])
@@ -1433,13 +1466,3 @@ def test_triplet_hvp_at_any_p_is_exact(p):
                 for g, e in zip(got[r], want[r], strict=True):
                     ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
                     assert ulps <= 1, (path, r, float(g), float(e), float(ulps))
-    if p != 3.0:
-        return
-    row = np.array([[6.46632112e19, 8.45661168e20, 2.76119099e21]])
-    direction = np.array([[-0.73645407, -0.16290995, -0.48211932]])
-    with _within(120):
-        for dtype in (np.float32, np.float64):
-            x, w = row.astype(dtype), direction.astype(dtype)
-            for path in ("fast", "numpy"):
-                with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
-                    np.testing.assert_array_equal(d.hvp_fn(x, x, x, w), np.zeros((1, 3), dtype))

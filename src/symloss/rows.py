@@ -623,6 +623,13 @@ class _Tracked:
             rel = np.maximum(up, down) * (1.0 + 2.0**-40)
             at0 = self.e**n if n > 0 else np.inf  # |x| ≤ e: |x|^n ≤ e^n
             e = np.where(self.e > 0, np.where(m > 0, _mag(v) * rel, at0), 0.0)
+            # a power of a nonzero base below float64's smallest normal number (|u|^1000 at
+            # |u| = 0.05 is 1e-1301, 0 in float64 and in double-double): the relative bounds
+            # above say nothing there, and the float64 bounds cannot hold a long double's
+            # tiny error, so it is off by up to that number (uncertified: computed again, or
+            # exactly)
+            tiny = float(np.finfo(np.float64).tiny)
+            e = e + np.where((m > 0) & (_mag(v) < tiny), tiny, 0.0)
         return self._round(v, e + rounding)
 
     def _compare(self, other: Any, op: Callable[[Any, Any], Any]) -> _Decision:
