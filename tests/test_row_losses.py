@@ -1410,8 +1410,9 @@ def test_triplet_at_p_1000_does_not_certify_an_underflowed_power():
 def _exact_triplet_hvp(a: Any, pos: Any, neg: Any, v: Any, p: float) -> list[Any]:
     """∂²/∂anchor² · v of triplet_margin_loss (margin 1, eps 1e-6, the hinge open), exactly:
     the derivative along v of the gradient ``gₖ(u) − gₖ(w)``, ``gₖ = sign(uₖ)|uₖ|^(p−1)/
-    |u|_p^(p−1)`` (mpmath.diff at 60 digits), independent of the evaluated form."""
-    with mpmath.workdps(60):
+    |u|_p^(p−1)`` (mpmath.diff at 400 digits: at p = 10³ a column cancels by 161), independent
+    of the evaluated form."""
+    with mpmath.workdps(400):
         q, eps = mpmath.mpf(p), mpmath.mpf(1e-6)
         point = [mpmath.mpf(float(x)) for x in a]
         direction = [mpmath.mpf(float(x)) for x in v]
@@ -1430,14 +1431,17 @@ def _exact_triplet_hvp(a: Any, pos: Any, neg: Any, v: Any, p: float) -> list[Any
         return [column(i) for i in range(len(point))]
 
 
-@pytest.mark.parametrize("p", [3.0, 1.5])
+@pytest.mark.parametrize("p", [3.0, 1.5, 1000.0])
 def test_triplet_hvp_at_any_p_is_exact(p):
     """The HVP at p ∉ {1, 2} (row_losses._distance_hvp: the distances' products in grouped
     differences uₖ, no multiplied-out powers) against mpmath's derivative of the exact
     gradient: random rows, and a negative 10⁻⁸ from the anchor, within 1 ulp (float64) on both
     evaluators. First the variant search's p = 3 point: a = p = n ≈ 10²¹, where the exact HVP
     is 0 (the two distances are the same function of the anchor); on main the HVP formed from
-    the Hessian multiplied (aₖ − pₖ + ε)² out and returned -2.3e34 (float32: 1.7e79 ulp)."""
+    the Hessian multiplied (aₖ − pₖ + ε)² out and returned -2.3e34 (float32: 1.7e79 ulp).
+    At p = 10³ also the search's float64 point where one |uᵢ| is the largest: its column is
+    -4.8e-161, the two terms of (p − 1)/d (rᵢ^(p−2)vᵢ − gᵢΣgₖvₖ) agree to all but that (0.0
+    on d389efb: 6e15 ulp); on main no answer in minutes."""
     from symloss import fast
 
     d = symloss.derive(TRIPLET, p=p, reduction="sum")
@@ -1450,6 +1454,24 @@ def test_triplet_hvp_at_any_p_is_exact(p):
                 for path in ("fast", "numpy"):
                     with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
                         np.testing.assert_array_equal(d.hvp_fn(x, x, x, w), np.zeros((1, 3), dtype))
+    if p == 1000.0:
+        a = np.array([[-0.9218844892991095, 0.5157042481640783, -0.1032189342865216,
+                       0.03985841761466474, -0.8911903670902939]])
+        pos = np.array([[0.3479017619704715, -0.5567961751531812, -1.102218299054223,
+                         0.30171609350107054, 0.9573856068419316]])
+        neg = np.array([[-1.3657376864741169, 0.06279913021008998, 1.3113392634185697,
+                         1.3017160935010708, -0.3186291581746409]])
+        v = np.array([[0.5988462126346276, 0.03972210748165899, -0.2924567509650886,
+                       -0.7819084623568421, -0.2571922406188707]])
+        want = _exact_triplet_hvp(a[0], pos[0], neg[0], v[0], p)
+        assert -4.8e-161 < want[4] < -4.7e-161
+        with _within(120):
+            for path in ("fast", "numpy"):
+                with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                    got = d.hvp_fn(a, pos, neg, v)[0]
+                for g, e in zip(got, want, strict=True):
+                    ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
+                    assert ulps <= 1, (path, float(g), float(e), float(ulps))
     rng = np.random.default_rng(3)
     a = rng.standard_normal((2, 4))
     pos = a + 3 * rng.standard_normal((2, 4))
