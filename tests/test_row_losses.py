@@ -1330,3 +1330,161 @@ def test_triplet_at_p_3_decides_the_hinge_exactly():
     with fast.disabled():
         np.testing.assert_array_equal(d.grad_fn(a, pos, neg), np.zeros((1, 5)))
     np.testing.assert_array_equal(d.grad_fn(a, pos, neg), np.zeros((1, 5)))
+
+
+@contextlib.contextmanager
+def _within(seconds: int):
+    """Raise TimeoutError where the block runs past ``seconds`` (a stall fails, not hangs)."""
+    import signal
+
+    def fire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"not finished in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_triplet_at_p_1000_is_exact_where_the_power_overflows_double_double():
+    """p = 10³ next to the kink, the positive 4 away: |u|^1000 = 4^1000 ~ 1e602 is finite in
+    long double but past double-double's range, so those elements are computed exactly
+    (mpmath). On main the exact form's sums were written out by Sum.doit, which hands
+    |a_k − p_k + ε|^1000 to apart and multiplies it out: no answer in 10 minutes (here a
+    TimeoutError after 120 s); before that, such an element kept its long-double value,
+    uncertified. Now the loss and the gradient within 1 ulp of exact on both evaluators."""
+    from symloss import fast
+
+    p = 1000.0
+    anchor, positive = np.array([[0.0, 0.0, 0.0]]), np.array([[3.0, 4.0, -1.25]])
+    with mpmath.workdps(100):
+        q, eps = mpmath.mpf(p), mpmath.mpf(1e-6)
+        dp = mpmath.fsum(abs(mpmath.mpf(-x) + eps) ** q for x in positive[0]) ** (1 / q)
+        t = float(((dp + 1) ** q - 2 * eps**q) ** (1 / q) - eps)  # d_- = d_+ + 1
+    assert mpmath.mpf(4) ** q > mpmath.mpf(np.finfo(np.float64).max)
+    loss = symloss.derive(TRIPLET, p=p, reduction="none")
+    grad = symloss.derive(TRIPLET, p=p, reduction="sum")
+    with _within(120):
+        for k in (-1, 0, 1, 3):
+            negative = np.array([[-t + k * np.spacing(t), 0.0, 0.0]])
+            value, gradient = _exact_triplet(anchor[0], positive[0], negative[0], p)
+            for path in ("fast", "numpy"):
+                with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                    got = loss.loss_fn(anchor, positive, negative)[0]
+                    got_grad = grad.grad_fn(anchor, positive, negative)[0]
+                for g, e in ((got, value), *zip(got_grad, gradient, strict=True)):
+                    if e == 0:
+                        assert g == 0, (k, path, g)
+                    else:
+                        ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
+                        assert ulps <= 1, (k, path, float(g), float(e), float(ulps))
+
+
+def test_triplet_at_p_1000_does_not_certify_an_underflowed_power():
+    """The variant search's float32 point at p = 10³: every |u| below 0.07, so |u|^1000
+    (~1e-1160) is 0 in float64 (float32's working precision) and in double-double; that 0
+    was certified with no error, the distances came out 0 and the loss 1 (the margin) for an
+    exact 1.0632 (5.3e5 ulp). A power below float64's smallest normal now carries that
+    number as its error: computed exactly, within 1 ulp on both evaluators and dtypes."""
+    from symloss import fast
+
+    a = np.array([[0.021628834, 0.052917305, 0.051816203]])
+    pos = np.array([[0.034119394, 0.012277852, -0.04163503]])
+    neg = np.array([[0.02159545, 0.069206096, 0.021563156]])
+    d = symloss.derive(TRIPLET, p=1000.0, reduction="none")
+    with _within(120):
+        for dtype in (np.float32, np.float64):
+            args = [x.astype(dtype) for x in (a, pos, neg)]
+            value = _exact_triplet(*(x[0] for x in args), 1000.0)[0]
+            assert abs(value - 1.0632) < 1e-4
+            for path in ("fast", "numpy"):
+                with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                    got = d.loss_fn(*args)[0]
+                ulps = abs(mpmath.mpf(float(got)) - value) / np.spacing(dtype(value))
+                assert ulps <= 1, (dtype, path, float(got), float(value))
+
+
+def _exact_triplet_hvp(a: Any, pos: Any, neg: Any, v: Any, p: float) -> list[Any]:
+    """∂²/∂anchor² · v of triplet_margin_loss (margin 1, eps 1e-6, the hinge open), exactly:
+    the derivative along v of the gradient ``gₖ(u) − gₖ(w)``, ``gₖ = sign(uₖ)|uₖ|^(p−1)/
+    |u|_p^(p−1)`` (mpmath.diff at 400 digits: at p = 10³ a column cancels by 161), independent
+    of the evaluated form."""
+    with mpmath.workdps(400):
+        q, eps = mpmath.mpf(p), mpmath.mpf(1e-6)
+        point = [mpmath.mpf(float(x)) for x in a]
+        direction = [mpmath.mpf(float(x)) for x in v]
+
+        def gradient(x: list[Any], y: Any, i: int) -> Any:
+            u = [s - mpmath.mpf(float(t)) + eps for s, t in zip(x, y, strict=True)]
+            d = mpmath.fsum(abs(t) ** q for t in u) ** (1 / q)
+            return mpmath.sign(u[i]) * abs(u[i]) ** (q - 1) / d ** (q - 1)
+
+        def column(i: int) -> Any:
+            def along(s: Any) -> Any:
+                moved = [x + s * w for x, w in zip(point, direction, strict=True)]
+                return gradient(moved, pos, i) - gradient(moved, neg, i)
+            return mpmath.diff(along, 0)
+
+        return [column(i) for i in range(len(point))]
+
+
+@pytest.mark.parametrize("p", [3.0, 1.5, 1000.0])
+def test_triplet_hvp_at_any_p_is_exact(p):
+    """The HVP at p ∉ {1, 2} (row_losses._distance_hvp: the distances' products in grouped
+    differences uₖ, no multiplied-out powers) against mpmath's derivative of the exact
+    gradient: random rows, and a negative 10⁻⁸ from the anchor, within 1 ulp (float64) on both
+    evaluators. First the variant search's p = 3 point: a = p = n ≈ 10²¹, where the exact HVP
+    is 0 (the two distances are the same function of the anchor); on main the HVP formed from
+    the Hessian multiplied (aₖ − pₖ + ε)² out and returned -2.3e34 (float32: 1.7e79 ulp).
+    At p = 10³ also the search's float64 point where one |uᵢ| is the largest: its column is
+    -4.8e-161, the two terms of (p − 1)/d (rᵢ^(p−2)vᵢ − gᵢΣgₖvₖ) agree to all but that (0.0
+    on d389efb: 6e15 ulp); on main no answer in minutes."""
+    from symloss import fast
+
+    d = symloss.derive(TRIPLET, p=p, reduction="sum")
+    if p == 3.0:
+        row = np.array([[6.46632112e19, 8.45661168e20, 2.76119099e21]])
+        direction = np.array([[-0.73645407, -0.16290995, -0.48211932]])
+        with _within(120):
+            for dtype in (np.float32, np.float64):
+                x, w = row.astype(dtype), direction.astype(dtype)
+                for path in ("fast", "numpy"):
+                    with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                        np.testing.assert_array_equal(d.hvp_fn(x, x, x, w), np.zeros((1, 3), dtype))
+    if p == 1000.0:
+        a = np.array([[-0.9218844892991095, 0.5157042481640783, -0.1032189342865216,
+                       0.03985841761466474, -0.8911903670902939]])
+        pos = np.array([[0.3479017619704715, -0.5567961751531812, -1.102218299054223,
+                         0.30171609350107054, 0.9573856068419316]])
+        neg = np.array([[-1.3657376864741169, 0.06279913021008998, 1.3113392634185697,
+                         1.3017160935010708, -0.3186291581746409]])
+        v = np.array([[0.5988462126346276, 0.03972210748165899, -0.2924567509650886,
+                       -0.7819084623568421, -0.2571922406188707]])
+        want = _exact_triplet_hvp(a[0], pos[0], neg[0], v[0], p)
+        assert -4.8e-161 < want[4] < -4.7e-161
+        with _within(120):
+            for path in ("fast", "numpy"):
+                with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                    got = d.hvp_fn(a, pos, neg, v)[0]
+                for g, e in zip(got, want, strict=True):
+                    ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
+                    assert ulps <= 1, (path, float(g), float(e), float(ulps))
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 4))
+    pos = a + 3 * rng.standard_normal((2, 4))
+    neg = a + rng.standard_normal((2, 4)) * np.array([[1.0], [1e-8]])
+    v = rng.standard_normal((2, 4))
+    for r in range(2):
+        assert _exact_triplet(a[r], pos[r], neg[r], p)[0] > 0  # the hinge open
+    want = [_exact_triplet_hvp(a[r], pos[r], neg[r], v[r], p) for r in range(2)]
+    with _within(120):
+        for path in ("fast", "numpy"):
+            with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
+                got = d.hvp_fn(a, pos, neg, v)
+            for r in range(2):
+                for g, e in zip(got[r], want[r], strict=True):
+                    ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
+                    assert ulps <= 1, (path, r, float(g), float(e), float(ulps))

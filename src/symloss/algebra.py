@@ -60,6 +60,7 @@ __all__ = [
     "soft_modulated_slope",
     "step_relations",
     "tidy",
+    "written_out",
 ]
 
 Assumption = tuple[sp.Expr, sp.Expr]
@@ -171,6 +172,34 @@ def _reduce_sums(expr: sp.Expr, expand: bool) -> sp.Expr:
     while previous != expr:
         previous, expr = expr, rebuild(expr)
     return expr
+
+
+def written_out(expr: sp.Expr, doit: bool = True) -> sp.Expr:
+    """``expr`` with each sum of whole-number limits replaced by the sum of its terms (the
+    index set to each value; nested sums innermost first), then (``doit``) ``expr.doit()``.
+
+    Not ``Sum.doit``: its ``eval_sum_direct`` hands a summand to ``apart``, which expands it
+    as a polynomial in the index's other symbols -- ``|a_k − p_k + ε|^1000`` multiplied out
+    into 1001 terms of each row entry's powers, which did not finish in minutes
+    (triplet_margin_loss at p = 10³); a row's few terms need none of that.
+
+    >>> from sympy import IndexedBase, Sum, Symbol
+    >>> k = Symbol("k", integer=True)
+    >>> x = IndexedBase("x")
+    >>> written_out(Sum(abs(x[k] - 1) ** 1000, (k, 1, 2)))
+    Abs(x[1] - 1)**1000 + Abs(x[2] - 1)**1000
+    """
+    def out(e: sp.Expr) -> sp.Expr:
+        body = e.args[0]
+        for k, lo, hi in e.limits:  # the first limit is the innermost sum
+            if not (lo.is_Integer and hi.is_Integer):
+                return e
+            body = sp.Add(*(body.xreplace({k: sp.Integer(j)})
+                            for j in range(int(lo), int(hi) + 1)))
+        return body
+
+    e = sp.sympify(expr.replace(lambda e: isinstance(e, Sum), out))
+    return e.doit() if doit else e
 
 
 def normalize(expr: sp.Expr) -> sp.Expr:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
+from .algebra import written_out
 from .layout import Layout, expression
 from .primitives import clamped_log, mp_softplus, softplus
 
@@ -354,7 +355,7 @@ def _row_form(expr: sp.Expr, symbols: dict[str, Any], size: Any, width: int, ind
         e = expr.xreplace({size: sp.Integer(width)}) if size is not None else expr
         if column is not None:
             e = e.xreplace({index: sp.Integer(column + 1)})
-        e = sp.sympify(e.doit())
+        e = written_out(e)  # not Sum.doit: see written_out
         # its arguments, in one order for every row: the arrays' elements, then the numbers
         labels = {str(s.label): n for n, s in symbols.items() if isinstance(s, sp.IndexedBase)}
         found: list[tuple[Any, str, int]] = []

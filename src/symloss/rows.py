@@ -623,6 +623,13 @@ class _Tracked:
             rel = np.maximum(up, down) * (1.0 + 2.0**-40)
             at0 = self.e**n if n > 0 else np.inf  # |x| ≤ e: |x|^n ≤ e^n
             e = np.where(self.e > 0, np.where(m > 0, _mag(v) * rel, at0), 0.0)
+            # a power of a nonzero base below float64's smallest normal number (|u|^1000 at
+            # |u| = 0.05 is 1e-1301, 0 in float64 and in double-double): the relative bounds
+            # above say nothing there, and the float64 bounds cannot hold a long double's
+            # tiny error, so it is off by up to that number (uncertified: computed again, or
+            # exactly)
+            tiny = float(np.finfo(np.float64).tiny)
+            e = e + np.where((m > 0) & (_mag(v) < tiny), tiny, 0.0)
         return self._round(v, e + rounding)
 
     def _compare(self, other: Any, op: Callable[[Any, Any], Any]) -> _Decision:
@@ -706,14 +713,6 @@ def binary_powered(n: float) -> bool:
     or half-integer number up to 64 in size, as :meth:`_Tracked.__pow__` and
     :mod:`symloss.rows_compiled` do; any other power is :meth:`_Tracked._any_power`'s."""
     return n == int(2 * n) / 2 and abs(n) <= 64
-
-
-def _takes_any_power(expr: sp.Expr | None) -> bool:
-    """Whether ``expr`` takes a power :meth:`_Tracked._any_power` evaluates."""
-    if expr is None:
-        return False
-    return any(not (p.exp.is_Rational and binary_powered(float(p.exp)))
-               for p in expr.atoms(sp.Pow))
 
 
 def _t_sign(x: _Tracked) -> _Tracked:
@@ -1254,17 +1253,11 @@ class RowAdapter:
             except _Untracked:  # pragma: no cover - the working-precision pass would have raised
                 v2, e2 = flat_out[rows], np.full(flat_out[rows].shape, np.inf)
             v2, e2 = v2.reshape(rows.size, -1), e2.reshape(rows.size, -1)
-            still = unsure(v2, e2) | ~np.isfinite(v2)  # past float64's range: exactly
-            # but where the kernel takes a power beyond a half-integer's binary powering, a
-            # finite value in the working precision (long double for float64) whose
-            # double-double form overflowed (triplet_margin_loss's |u|^1000 ~ 1e477 at
-            # p = 10³) is kept, uncertified: the exact form of such a power (sympy's doit)
-            # does not finish in minutes
-            kept = ~np.isfinite(v2) & np.isfinite(flat_out[rows])
-            if kept.any() and not _takes_any_power(kernel.expr):
-                kept[:] = False
-            still &= ~kept
-            flat_out[rows] = np.where(still | kept, flat_out[rows], v2)
+            # past float64's range (triplet_margin_loss's |u|^1000 ~ 1e477 at p = 10³, finite
+            # in long double): exactly, mpmath's exponent range being unbounded (its form's
+            # sums written out term by term: algebra.written_out)
+            still = unsure(v2, e2) | ~np.isfinite(v2)
+            flat_out[rows] = np.where(still, flat_out[rows], v2)
             cells = np.argwhere(still)
             cells[:, 0] = rows[cells[:, 0]]
             self._exactly(key, values, p, kernel, flat_out, cells)
