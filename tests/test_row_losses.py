@@ -1278,14 +1278,10 @@ def _exact_triplet(a: Any, pos: Any, neg: Any, p: float) -> tuple[Any, list[Any]
         return value, [x - y for x, y in zip(gp, gn, strict=True)]
 
 
-@pytest.mark.parametrize("p", [1.5, 3.0, 0.5, 2.5, 7.0])
-def test_triplet_at_any_p_is_exact_next_to_the_kink(p):
-    """At p ∉ {1, 2} the distances' powers 1/p and p − 1 had no tracked form, so the plain
-    values were returned unchecked: margin + d_+ − d_- cancels next to the kink (the loss
-    1.6e15 ulp off at p = 1.5, 3 ulp from it), and the hinge was decided by the rounded
-    distances (a gradient where the exact loss is 0). rows._Tracked now bounds any power
-    (the exponent 2/3 a rounded float too): the loss and the gradient within 1 ulp of exact
-    on both evaluators, at the kink ± a few ulps of the negative's first feature."""
+def _triplet_kink_is_exact(p: float, steps: Any) -> None:
+    """triplet_margin_loss's loss and gradient within 1 ulp of exact on both evaluators, at
+    the kink ± ``steps`` ulps of the negative's first feature: the anchor at 0, the positive
+    (3, 4, −1.25), the negative (−t, 0, 0) with d_- = d_+ + 1."""
     from symloss import fast
 
     anchor, positive = np.array([[0.0, 0.0, 0.0]]), np.array([[3.0, 4.0, -1.25]])
@@ -1296,7 +1292,7 @@ def test_triplet_at_any_p_is_exact_next_to_the_kink(p):
         t = float(((dp + 1) ** q - 2 * eps**q) ** (1 / q) - eps)
     loss = symloss.derive(TRIPLET, p=p, reduction="none")
     grad = symloss.derive(TRIPLET, p=p, reduction="sum")
-    for k in range(-3, 4):
+    for k in steps:
         negative = np.array([[-t + k * np.spacing(t), 0.0, 0.0]])
         value, gradient = _exact_triplet(anchor[0], positive[0], negative[0], p)
         for path in ("fast", "numpy"):
@@ -1309,6 +1305,17 @@ def test_triplet_at_any_p_is_exact_next_to_the_kink(p):
                 else:
                     ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
                     assert ulps <= 1, (p, k, path, float(g), float(e), float(ulps))
+
+
+@pytest.mark.parametrize("p", [1.5, 3.0, 0.5, 2.5, 7.0])
+def test_triplet_at_any_p_is_exact_next_to_the_kink(p):
+    """At p ∉ {1, 2} the distances' powers 1/p and p − 1 had no tracked form, so the plain
+    values were returned unchecked: margin + d_+ − d_- cancels next to the kink (the loss
+    1.6e15 ulp off at p = 1.5, 3 ulp from it), and the hinge was decided by the rounded
+    distances (a gradient where the exact loss is 0). rows._Tracked now bounds any power
+    (the exponent 2/3 a rounded float too): the loss and the gradient within 1 ulp of exact
+    on both evaluators, at the kink ± a few ulps of the negative's first feature."""
+    _triplet_kink_is_exact(p, range(-3, 4))
 
 
 def test_triplet_at_p_3_decides_the_hinge_exactly():
@@ -1356,31 +1363,9 @@ def test_triplet_at_p_1000_is_exact_where_the_power_overflows_double_double():
     |a_k − p_k + ε|^1000 to apart and multiplies it out: no answer in 10 minutes (here a
     TimeoutError after 120 s); before that, such an element kept its long-double value,
     uncertified. Now the loss and the gradient within 1 ulp of exact on both evaluators."""
-    from symloss import fast
-
-    p = 1000.0
-    anchor, positive = np.array([[0.0, 0.0, 0.0]]), np.array([[3.0, 4.0, -1.25]])
-    with mpmath.workdps(100):
-        q, eps = mpmath.mpf(p), mpmath.mpf(1e-6)
-        dp = mpmath.fsum(abs(mpmath.mpf(-x) + eps) ** q for x in positive[0]) ** (1 / q)
-        t = float(((dp + 1) ** q - 2 * eps**q) ** (1 / q) - eps)  # d_- = d_+ + 1
-    assert mpmath.mpf(4) ** q > mpmath.mpf(np.finfo(np.float64).max)
-    loss = symloss.derive(TRIPLET, p=p, reduction="none")
-    grad = symloss.derive(TRIPLET, p=p, reduction="sum")
+    assert mpmath.mpf(4) ** 1000 > mpmath.mpf(np.finfo(np.float64).max)
     with _within(120):
-        for k in (-1, 0, 1, 3):
-            negative = np.array([[-t + k * np.spacing(t), 0.0, 0.0]])
-            value, gradient = _exact_triplet(anchor[0], positive[0], negative[0], p)
-            for path in ("fast", "numpy"):
-                with (fast.disabled() if path == "numpy" else contextlib.nullcontext()):
-                    got = loss.loss_fn(anchor, positive, negative)[0]
-                    got_grad = grad.grad_fn(anchor, positive, negative)[0]
-                for g, e in ((got, value), *zip(got_grad, gradient, strict=True)):
-                    if e == 0:
-                        assert g == 0, (k, path, g)
-                    else:
-                        ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
-                        assert ulps <= 1, (k, path, float(g), float(e), float(ulps))
+        _triplet_kink_is_exact(1000.0, (-1, 0, 1, 3))
 
 
 def test_triplet_at_p_1000_does_not_certify_an_underflowed_power():
