@@ -981,6 +981,25 @@ def t_hypot1(a: tuple[Any, Any]) -> tuple[Any, Any]:
     return _sel(big, np.abs(a[0]), sh), _sel(big, _sel(pos, a[1], -a[1]), sl)
 
 
+def hypot1(x: Any) -> Any:
+    """``√(1 + x²)`` (:class:`symloss.catalog_boosting.hypot1`) rounded once from
+    :func:`t_hypot1`'s pair: within 0.5 ulp and a few 2⁻¹⁰⁵, where libm's ``hypot(1, x)`` is
+    an opaque call (not vectorized) within 1 ulp. Both evaluators call it (the numba kernels
+    as the inlined ``vd_hypot1``): the same bits. ±inf gives inf, NaN NaN."""
+    ax = np.abs(x)
+    h, lo = t_hypot1((x, 0.0 * x))
+    return _sel(ax == np.inf, ax, h + lo)
+
+
+def tanh(x: Any) -> Any:
+    """``tanh x`` rounded once from :func:`t_tanh`'s pair: within 0.5 ulp and a few 2⁻¹⁰⁵,
+    where libm's tanh is within 2 ulp. The NumPy evaluator's; the numba kernels' is
+    :func:`symloss._fastmath.tanh_m` (within ``0.5 + 2⁻⁷`` ulp), so the two agree within 1 ulp.
+    NaN gives NaN, ±inf ±1."""
+    h, lo = t_tanh((x, 0.0 * x))
+    return _sel(np.abs(x) == np.inf, np.sign(x), _sel(x == 0.0, x, h + lo))  # tanh(−0) = −0
+
+
 def t_pow(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     """``a^b = e^{b log a}`` for ``a > 0``; ``0^b`` is 0 (b > 0), 1 (b = 0) or inf (b < 0)."""
     zero = a[0] == 0.0
@@ -1427,7 +1446,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "t_log1p_from", "t_log1p", "_t_log_near", "_t_log_far", "t_log", "t_xexp", "t_sigmoid",
           "t_softplus", "t_tanh",
           "t_expna", "t_recip1p", "t_sigmoid_r", "t_softplus_l", "t_sigmoid_pow_l",
-          "t_sinh", "t_sqrt", "t_hypot1", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
+          "t_sinh", "t_sqrt", "t_hypot1", "hypot1", "tanh", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
           "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m",
           "softmax_sub_at_v", "_suba_big", "softmax_suba_row_m", "softmax_suba_row_v",
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
