@@ -1827,3 +1827,65 @@ def test_boosting_gradients_call_no_libm(name):
             want = d.grad_fn(z, y)
         assert got.dtype == dtype
         assert np.all(np.abs(got - want) <= np.spacing(np.abs(want).astype(dtype)))
+
+
+def test_sigmoid_curvature_q_within_its_bound():
+    """_fastmath.sigmoid_curvature_q, the float64 first tier of S·σ(x)σ(−x), x = k(a + b)
+    (log_cosh_loss's Hessian, k = 2): within 0.5 + 2⁻¹¹ ulp of mpmath's where it answers,
+    for |x| up to 600 (including a + b cancelling to its last bits, where e^(−fl(|x|)) would
+    carry fl's rounding times |x|), NaN past it, for NaN and where the result is below
+    2⁻⁹⁰⁰; the scale a pair (1/3)."""
+    import mpmath
+    from numba import njit
+
+    from symloss._fastmath import CURVATURE_MAX_X, sigmoid_curvature_q
+
+    third = mpmath.mpf(1) / 3
+    sh = float(third)
+    sc = (sh, float(third - sh))
+
+    @njit
+    def run(a, b, k, s):
+        out = np.empty_like(a)
+        for i in range(a.size):
+            out[i] = sigmoid_curvature_q(a[i], b[i], k, s)
+        return out
+
+    rng = np.random.default_rng(RNG_SEED)
+    a = np.concatenate([rng.standard_normal(1500) * 50, rng.uniform(-310, 310, 500),
+                        [1e17, 3.0, np.nan, 300.0, 301.0, 0.0]])
+    b = np.concatenate([-a[:1500] + rng.standard_normal(1500) * np.exp(rng.uniform(-40, 5, 1500)),
+                        rng.standard_normal(500), [-1e17 + 16.0, -3.0, 0.0, 0.0, 0.0, -0.0]])
+    mpmath.mp.prec = 200
+    for k, scale in ((2.0, (4.0, 0.0)), (1.0, sc)):
+        got = run(a, b, k, scale)
+        s_exact = 4 if k == 2.0 else third
+        for g, u, v in zip(got, a, b, strict=True):
+            x = k * (mpmath.mpf(float(u)) + mpmath.mpf(float(v))) if u == u else None
+            if x is None or abs(x) > CURVATURE_MAX_X:
+                assert np.isnan(g)
+                continue
+            t = mpmath.exp(-abs(x))
+            exact = s_exact * t / (1 + t) ** 2
+            assert float(abs(mpmath.mpf(float(g)) - exact) / np.spacing(float(exact))) <= 0.5 + 2**-11
+    assert np.isnan(run(np.array([1.0]), np.array([0.0]), 1.0, (2.0**-1000, 0.0))[0])
+
+
+def test_log_cosh_hessian_takes_the_curvature_tier():
+    """log_cosh_loss's float64 Hessian (4σ(2r)σ(−2r), r = z − y) is answered by the pair
+    tier (sigmoid_curvature_q; 19 -> 4.6 ms at 10⁶ elements, 1 thread) with the
+    double-double form for what it declines (|r| > 300): the NumPy evaluator's results within
+    1 ulp, at r cancelling to its last bits and past the tier."""
+    d = symloss.derive("log_cosh_loss", reduction="none")
+    source = fast.build(d)._hvp_source()
+    assert "sigmoid_curvature_q_m(" in source.split("def hvp_m(")[1].split("\n\n\n")[0]
+    rng = np.random.default_rng(RNG_SEED)
+    z = np.concatenate([rng.standard_normal(3000) * 100, [349.0, -1e4, 7.0]])
+    y = np.concatenate([z[:3000] + rng.standard_normal(3000) * np.exp(rng.uniform(-40, 2, 3000)),
+                        [-1.0, 1.0, 7.0]])
+    v = rng.standard_normal(z.size)
+    got = d.hvp_fn(z, y, v)
+    with fast.disabled():
+        want = d.hvp_fn(z, y, v)
+    assert np.all(np.abs(got - want) <= np.spacing(np.abs(want)))
+    assert got[-3] != 0.0 and got[-1] == v[-1]

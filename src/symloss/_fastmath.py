@@ -956,6 +956,49 @@ modulated_curvature_q_m = modulated_curvature_q_w = modulated_curvature_q_v = mo
 soft_modulated_slope_q_m = soft_modulated_slope_q_w = soft_modulated_slope_q_v = soft_modulated_slope_q
 
 
+#: :func:`sigmoid_curvature_q` vouches for ``|x|`` up to this: ``e^(−|x|)`` above 2⁻⁸⁶⁵, where
+#: :func:`exp_pair`'s low part keeps its bits.
+CURVATURE_MAX_X = 600.0
+
+
+@njit(forceinline=True, error_model="numpy")
+def sigmoid_curvature_q(a: float, b: float, k: float, sc: tuple[float, float]) -> float:
+    """``S·σ(x)σ(−x) = S·t/(1 + t)²`` (``t = e^(−|x|)``, ``x = k·(a + b)``, ``k`` a power of two,
+    ``S = sh + sl`` a pair within 2⁻¹⁰⁴ of the scale) rounded once, within ``0.5 + 2⁻¹¹`` ulp,
+    or NaN where that is not certain: ``|x| > 600`` (:data:`CURVATURE_MAX_X`), a result below
+    2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) or not finite, a NaN. The first tier of ``accurate(...)`` of that
+    shape (:func:`symloss.algebra.sigmoid_curvature`: log_cosh_loss's Hessian); there the
+    double-double form answers. Branch-free (LLVM vectorizes it).
+
+    ``a + b`` is a pair (TwoSum; times ``k`` exact), so the rounding of ``z − y`` is not
+    amplified by ``|x|`` as in ``e^(−fl(|x|))``. ``t = e^(−xh)·(1 − xl)`` from :func:`exp_pair`
+    (2⁻⁶⁶; the dropped ``xl²/2`` is below 2⁻⁸⁷); ``1 + t`` by Fast2Sum, its square by a fused
+    multiply-add, ``t/(1 + t)²`` as ``q0 + q1`` (the remainder exact): nothing cancels, so the
+    relative error before the last rounding is below 2⁻⁶⁵·⁹, under 2⁻¹² ulp."""
+    sh, sl = sc
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    neg = s < 0.0
+    xh = k * (-s if neg else s)
+    xl = k * (-e if neg else e)
+    th, tl = exp_pair(-xh)
+    tl = tl - th * xl
+    dh = 1.0 + th  # t ≤ 1: Fast2Sum
+    dl = (th - (dh - 1.0)) + tl
+    p = dh * dh
+    pl = _fma(dh, dh, -p) + 2.0 * dh * dl
+    q0 = th / p
+    q1 = ((_fma(-q0, p, th) + tl) - q0 * pl) / p
+    w = sh * q0
+    r = w + (_fma(sh, q0, -w) + (sh * q1 + sl * q0))
+    good = (xh <= CURVATURE_MAX_X) & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf)
+    return r if good else math.nan
+
+
+sigmoid_curvature_q_m = sigmoid_curvature_q_w = sigmoid_curvature_q_v = sigmoid_curvature_q
+
+
 @njit(forceinline=True, error_model="numpy")
 def _sign_against(d: float, e: float, s: float) -> float:
     """The sign of the exact ``(d + e) − s`` for ``d = fl(d + e)``: rounding is monotonic, so

@@ -57,6 +57,7 @@ from .algebra import (
     reduce_sums,
     rounding_bound,
     scaled_difference,
+    sigmoid_curvature,
     soft_modulated_slope,
 )
 from .layout import ARRAY_OPTIONS, Layout, expression, forms
@@ -372,6 +373,20 @@ class _Printer(PythonCodePrinter):
             # size of S's terms passed), else the double-double form
             scale, z, y, g = soft
             return self._slope_tier((scale, z, g), value, "soft_modulated_slope_q", (y,), True)
+        curvature = sigmoid_curvature(expr.args[0])
+        if curvature is not None:
+            # S·σ(x)σ(−x), x = k(a + b) (log_cosh_loss's Hessian): for float64 results the
+            # first tier _fastmath.sigmoid_curvature_q (pairs, nothing cancels: within
+            # 0.5 + 2⁻¹¹ ulp for |x| ≤ 600), else the double-double form; float32 results keep
+            # their float form's test (fitsqs_v is never)
+            scale, a, b, k = curvature
+            try:
+                sc = self._scale_pair(scale)
+            except NotImplementedError:
+                return value
+            second = "0.0" if b == 0 else self._print(b)
+            q = f"sigmoid_curvature_q_F({self._print(a)}, {second}, {float(k)}, {sc})"
+            return f"({q} if fitsqs_F({q}) else {value})"
         scaled = scaled_difference(expr.args[0])
         if scaled is None:
             return value
@@ -1006,6 +1021,7 @@ from symloss._fastmath import (
     modulated_curvature_q_m, modulated_curvature_q_v, modulated_curvature_q_w,
     soft_modulated_slope_q_m, soft_modulated_slope_q_v, soft_modulated_slope_q_w,
     tanh_m, tanh_v, tanh_w,
+    sigmoid_curvature_q_m, sigmoid_curvature_q_v, sigmoid_curvature_q_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
