@@ -956,6 +956,56 @@ modulated_curvature_q_m = modulated_curvature_q_w = modulated_curvature_q_v = mo
 soft_modulated_slope_q_m = soft_modulated_slope_q_w = soft_modulated_slope_q_v = soft_modulated_slope_q
 
 
+#: :func:`exp_terms_q` vouches for exponents ``k·z`` up to this size: ``e^(k·z)`` between
+#: 2⁻⁸⁶⁵ (:func:`exp_pair`'s low part keeps its bits) and 2⁸⁶⁵.
+EXP_TERMS_MAX_X = 600.0
+
+
+@njit(forceinline=True, error_model="numpy")
+def _exp_term(z: float, w: float, c: tuple[float, float], k: tuple[float, float]
+              ) -> tuple[float, float, float]:
+    """``c·w·e^(k·z)`` as a pair (``c``, ``k`` pairs; ``z``, ``w`` floats) and ``k·z``'s high
+    part: ``k·z = xh + xl`` (a fused multiply-add), ``e^(xh)`` from :func:`exp_pair` times
+    ``1 + xl`` (``|xl| ≤ 2⁻⁵³·|xh|``: the dropped ``xl²/2`` is below 2⁻⁸⁸ for ``|xh| ≤ 600``),
+    the products by fused multiply-adds: within 2⁻⁶⁵·⁹ of it, relative."""
+    xh = k[0] * z
+    xl = _fma(k[0], z, -xh) + k[1] * z
+    eh, el = exp_pair(xh)
+    el = el + eh * xl
+    ph = c[0] * eh
+    pl = _fma(c[0], eh, -ph) + (c[0] * el + c[1] * eh)
+    qh = w * ph
+    return qh, _fma(w, ph, -qh) + w * pl, xh
+
+
+@njit(forceinline=True, error_model="numpy")
+def exp_terms_q(z: float, w1: float, c1: tuple[float, float], k1: tuple[float, float],
+                w2: float, c2: tuple[float, float], k2: tuple[float, float]) -> float:
+    """``c₁w₁e^(k₁z) + c₂w₂e^(k₂z)`` (``c``, ``k`` pairs within 2⁻¹⁰⁴ of the options' values,
+    ``w`` 1 or an input) rounded once, within ``0.5 + 2⁻⁹`` ulp, or NaN where that is not
+    certain: an exponent beyond ±600 (:data:`EXP_TERMS_MAX_X`), a sum that cancels by more than
+    2⁴ (:data:`CANCEL_MARGIN`), a result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) or not finite, a NaN.
+    The first tier of ``accurate(...)`` of that shape (:func:`symloss.algebra.exp_terms`:
+    tweedie_loss's gradient and Hessian, gamma_loss's gradient); there the double-double
+    form answers. Branch-free (LLVM vectorizes it).
+
+    Each term is a pair within 2⁻⁶⁵·⁹ of it (:func:`_exp_term`), their sum by TwoSum: where
+    the sum keeps 2⁻⁴ of the terms' magnitude ``m``, its error, under 2⁻⁶⁵·⁹·m, is under
+    2⁻⁶¹·⁹ of it, 2⁻⁹ ulp."""
+    ah, al, x1 = _exp_term(z, w1, c1, k1)
+    bh, bl, x2 = _exp_term(z, w2, c2, k2)
+    sh = ah + bh
+    bb = sh - ah
+    r = sh + (((ah - (sh - bb)) + (bh - bb)) + (al + bl))
+    m = abs(ah) + abs(bh)
+    good = ((abs(x1) <= EXP_TERMS_MAX_X) & (abs(x2) <= EXP_TERMS_MAX_X)
+            & (abs(r) >= CANCEL_MARGIN * m) & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf))
+    return r if good else math.nan
+
+
+exp_terms_q_m = exp_terms_q_w = exp_terms_q_v = exp_terms_q
+
+
 #: :func:`sigmoid_curvature_q` vouches for ``|x|`` up to this: ``e^(−|x|)`` above 2⁻⁸⁶⁵, where
 #: :func:`exp_pair`'s low part keeps its bits.
 CURVATURE_MAX_X = 600.0

@@ -46,6 +46,7 @@ __all__ = [
     "compared_operands",
     "exact_comparison",
     "expand_products",
+    "exp_terms",
     "is_zero",
     "magnitude",
     "modulated_slope",
@@ -605,6 +606,66 @@ def modulated_slope(expr: sp.Expr, order: int = 1) -> tuple[sp.Expr, sp.Expr, sp
     if sp.expand(scale * flat - expr.xreplace(one_way)) != 0:
         return None
     return scale, s, g
+
+
+def exp_terms(expr: sp.Expr) -> tuple[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] | None:
+    """``(z, [(c, k, w), …])`` -- one or two terms -- where ``expr`` is ``Σ c·w·e^(k·z)`` with
+    ``z`` an input, ``w`` 1 or an input (``xexp(y, k·z)``: ``y·e^(k·z)``, 0 for ``y = 0``), and
+    ``c``, ``k`` free of ``z`` and ``w`` and of functions (options, numbers; a constant term is
+    ``k = 0``), else ``None``. Each term is a product of pairs a few 2⁻⁶⁶ from exact, so an
+    evaluator may take their sum from a first tier that vouches where it keeps enough of the
+    terms' magnitude (:func:`symloss._fastmath.exp_terms_q`: tweedie_loss's gradient
+    ``e^((2−ρ)z) − y·e^((1−ρ)z)`` and Hessian, gamma_loss's gradient ``1 − y·e^(−z)``).
+    Checked, not guessed: ``Σ c·w·e^(k·z) − expr`` expands to 0.
+
+    >>> from sympy import Symbol, exp
+    >>> from symloss.catalog_boosting import xexp
+    >>> z, y, r = Symbol("z"), Symbol("y"), Symbol("rho")
+    >>> exp_terms(exp((2 - r) * z) - xexp(y, (1 - r) * z))
+    (z, [(1, 2 - rho, 1), (-1, 1 - rho, y)])
+    >>> exp_terms(1 - xexp(y, -z))
+    (z, [(-1, -1, y), (1, 0, 1)])
+    >>> exp_terms(exp(z) * exp(y)) is None  # e^z·e^y: not one exponential of z a term
+    True
+    """
+    heads = sorted((e for e in expr.atoms(sp.exp, sp.Function)
+                    if isinstance(e, sp.exp) or type(e).__name__ == "xexp"),
+                   key=sp.default_sort_key)
+    if not 1 <= len(heads) <= 2:
+        return None
+    dummies = [sp.Dummy(f"h{i}") for i in range(len(heads))]
+    linear = sp.expand(expr.xreplace(dict(zip(heads, dummies, strict=True))))
+    if linear.atoms(sp.Function):
+        return None
+    variable: sp.Symbol | None = None
+    terms: list[tuple[sp.Expr, sp.Expr, sp.Expr]] = []
+    rest = linear
+    for head, h in zip(heads, dummies, strict=True):
+        c = sp.diff(linear, h)
+        w, a = (sp.S.One, head.args[0]) if isinstance(head, sp.exp) else head.args
+        if not (w == 1 or w.is_Symbol or isinstance(w, sp.Indexed)):
+            return None
+        for s in sorted(a.free_symbols, key=sp.default_sort_key):
+            k = sp.cancel(a / s)
+            if not k.has(s) and sp.expand(k * s - a) == 0 and variable in (None, s):
+                variable = s
+                break
+        else:
+            return None
+        if c.has(*dummies) or c.has(variable) or (w != 1 and c.has(w)) or k.has(w):
+            return None
+        terms.append((c, k, w))
+        rest = rest - c * h
+    rest = sp.expand(rest)
+    if rest != 0:
+        if rest.free_symbols & ({variable} | {w for _, _, w in terms}) or len(terms) == 2:
+            return None
+        terms.append((rest, sp.S.Zero, sp.S.One))
+    if variable is None or sp.expand(sum(c * w * sp.exp(k * variable) for c, k, w in terms)
+                                     - expr.replace(lambda e: type(e).__name__ == "xexp",
+                                                    lambda e: e.args[0] * sp.exp(e.args[1]))) != 0:
+        return None
+    return variable, terms
 
 
 def sigmoid_curvature(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, int] | None:

@@ -49,6 +49,7 @@ from . import cache
 from ._statements import lower
 from .algebra import (
     compared_operands,
+    exp_terms,
     magnitude,
     modulated_slope,
     print_with_steps,
@@ -373,6 +374,22 @@ class _Printer(PythonCodePrinter):
             # size of S's terms passed), else the double-double form
             scale, z, y, g = soft
             return self._slope_tier((scale, z, g), value, "soft_modulated_slope_q", (y,), True)
+        exps = exp_terms(expr.args[0])
+        if exps is not None:
+            # Σ c·w·e^(k·z), one or two terms (tweedie_loss's gradient and Hessian, gamma_loss's
+            # gradient): for float64 results the first tier _fastmath.exp_terms_q (pairs:
+            # within 0.5 + 2⁻⁹ ulp where the sum keeps 2⁻⁴ of its terms), else the
+            # double-double form; float32 results keep their float form's test
+            z, terms = exps
+            try:
+                args = [self._print(z)]
+                for c, k, w in (*terms, (sp.S.Zero, sp.S.Zero, sp.S.Zero))[:2]:
+                    args += ["0.0" if w == 0 else self._print(sp.Float(w) if w.is_number else w),
+                             self._scale_pair(c), self._scale_pair(k)]
+            except NotImplementedError:
+                return value
+            q = f"exp_terms_q_F({', '.join(args)})"
+            return f"({q} if fitsqs_F({q}) else {value})"
         curvature = sigmoid_curvature(expr.args[0])
         if curvature is not None:
             # S·σ(x)σ(−x), x = k(a + b) (log_cosh_loss's Hessian): for float64 results the
@@ -1022,6 +1039,7 @@ from symloss._fastmath import (
     soft_modulated_slope_q_m, soft_modulated_slope_q_v, soft_modulated_slope_q_w,
     tanh_m, tanh_v, tanh_w,
     sigmoid_curvature_q_m, sigmoid_curvature_q_v, sigmoid_curvature_q_w,
+    exp_terms_q_m, exp_terms_q_v, exp_terms_q_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
