@@ -1012,26 +1012,24 @@ CURVATURE_MAX_X = 600.0
 
 
 @njit(forceinline=True, error_model="numpy")
-def sigmoid_curvature_q(a: float, b: float, k: float, sc: tuple[float, float]) -> float:
-    """``S·σ(x)σ(−x) = S·t/(1 + t)²`` (``t = e^(−|x|)``, ``x = k·(a + b)``, ``k`` a power of two,
-    ``S = sh + sl`` a pair within 2⁻¹⁰⁴ of the scale) rounded once, within ``0.5 + 2⁻¹¹`` ulp,
-    or NaN where that is not certain: ``|x| > 600`` (:data:`CURVATURE_MAX_X`), a result below
-    2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) or not finite, a NaN. The first tier of ``accurate(...)`` of that
-    shape (:func:`symloss.algebra.sigmoid_curvature`: log_cosh_loss's Hessian); there the
-    double-double form answers. Branch-free (LLVM vectorizes it).
+def sigmoid_curvature_q(x: tuple[float, float], sc: tuple[float, float]) -> float:
+    """``S·σ(x)σ(−x) = S·t/(1 + t)²`` (``t = e^(−|x|)``; ``x = xh + xl`` and ``S = sh + sl``
+    pairs within 2⁻¹⁰⁴ of their values) rounded once, within ``0.5 + 2⁻¹¹`` ulp, or NaN where
+    that is not certain: ``|x| > 600`` (:data:`CURVATURE_MAX_X`), a result below 2⁻⁹⁰⁰
+    (:data:`SLOPE_MIN`) or not finite, a NaN. The first tier of ``accurate(...)`` of that
+    shape (:func:`symloss.algebra.sigmoid_curvature`: the Bernoulli variance, log_cosh_loss's
+    Hessian); there the double-double form answers. Branch-free (LLVM vectorizes it).
 
-    ``a + b`` is a pair (TwoSum; times ``k`` exact), so the rounding of ``z − y`` is not
-    amplified by ``|x|`` as in ``e^(−fl(|x|))``. ``t = e^(−xh)·(1 − xl)`` from :func:`exp_pair`
-    (2⁻⁶⁶; the dropped ``xl²/2`` is below 2⁻⁸⁷); ``1 + t`` by Fast2Sum, its square by a fused
-    multiply-add, ``t/(1 + t)²`` as ``q0 + q1`` (the remainder exact): nothing cancels, so the
-    relative error before the last rounding is below 2⁻⁶⁵·⁹, under 2⁻¹² ulp."""
+    ``x`` a pair (``z − y`` by TwoSum, ``y·z`` by a fused multiply-add), so its rounding is
+    not amplified by ``|x|`` as in ``e^(−fl(|x|))``. ``t = e^(−xh)·(1 − xl)`` from
+    :func:`exp_pair` (2⁻⁶⁶; the dropped ``xl²/2`` is below 2⁻⁸⁷); ``1 + t`` by Fast2Sum, its
+    square by a fused multiply-add, ``t/(1 + t)²`` as ``q0 + q1`` (the remainder exact):
+    nothing cancels, so the relative error before the last rounding is below 2⁻⁶⁵·⁹, under
+    2⁻¹² ulp."""
     sh, sl = sc
-    s = a + b
-    bb = s - a
-    e = (a - (s - bb)) + (b - bb)
-    neg = s < 0.0
-    xh = k * (-s if neg else s)
-    xl = k * (-e if neg else e)
+    neg = x[0] < 0.0
+    xh = -x[0] if neg else x[0]
+    xl = -x[1] if neg else x[1]
     th, tl = exp_pair(-xh)
     tl = tl - th * xl
     dh = 1.0 + th  # t ≤ 1: Fast2Sum

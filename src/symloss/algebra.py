@@ -668,22 +668,23 @@ def exp_terms(expr: sp.Expr) -> tuple[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp
     return variable, terms
 
 
-def sigmoid_curvature(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, int] | None:
-    """``(S, a, b, k)`` where ``expr`` is ``S·σ(x)σ(−x)`` with ``x = k·(a + b)``, ``a`` an
-    input or its negation, ``b`` one or 0, ``k`` a power of two (``k·(a + b)`` exact from the
-    pair of ``a + b``) and ``S`` a scale (no function, no input of ``x``), else ``None``:
-    ``S·t/(1 + t)²`` with ``t = e^(−|x|)`` has no difference in it, so an evaluator may take it
-    from a first tier of pairs (:func:`symloss._fastmath.sigmoid_curvature_q`; log_cosh_loss's
-    Hessian ``4σ(2r)σ(−2r)``, ``r = z − y``). Checked, not guessed: ``S·σ(x)σ(−x) − expr``
-    expands to 0.
+def sigmoid_curvature(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """``(S, x)`` where ``expr`` is ``S·σ(x)σ(−x)`` with ``x`` and ``S`` free of functions
+    (sums and products of inputs and numbers: an evaluator holds each as a pair within 2⁻¹⁰⁴
+    of it), else ``None``: ``S·t/(1 + t)²`` with ``t = e^(−|x|)`` has no difference in it, so
+    an evaluator may take it from a first tier of pairs
+    (:func:`symloss._fastmath.sigmoid_curvature_q`; the Bernoulli variance of
+    binary_cross_entropy_with_logits' and soft_margin_loss's Hessians, log_cosh_loss's
+    ``4σ(2r)σ(−2r)``, ``r = z − y``). Checked, not guessed: ``S·σ(x)σ(−x) − expr`` expands
+    to 0.
 
     >>> from sympy import Symbol
     >>> z, y, w = Symbol("z"), Symbol("y"), Symbol("w")
     >>> sigmoid_curvature(4 * sigmoid(2 * z - 2 * y) * sigmoid(2 * y - 2 * z))
-    (4, -z, y, 2)
-    >>> sigmoid_curvature(w * sigmoid(z) * sigmoid(-z))
-    (w, z, 0, 1)
-    >>> sigmoid_curvature(sigmoid(3 * z) * sigmoid(-3 * z)) is None  # 3z: rounded
+    (4, 2*y - 2*z)
+    >>> sigmoid_curvature(y**2 * sigmoid(y * z) * sigmoid(-y * z))
+    (y**2, y*z)
+    >>> sigmoid_curvature(w * sigmoid(z) ** 2) is None  # σ(z)², not σ(z)σ(−z)
     True
     """
     heads = sorted(expr.atoms(sigmoid), key=sp.default_sort_key)
@@ -691,24 +692,13 @@ def sigmoid_curvature(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, int] | 
         return None
     x = sp.expand(heads[0].args[0])
     x = -x if x.could_extract_minus_sign() else x
-    terms = sp.Add.make_args(x)
-    coeffs = [t.as_coeff_Mul() for t in terms]
-    if not (1 <= len(terms) <= 2 and all(c.is_Rational and c != 0 for c, _ in coeffs)
-            and all(v.is_Symbol or isinstance(v, sp.Indexed) for _, v in coeffs)):
-        return None
-    k = abs(coeffs[0][0])
-    if any(abs(c) != k for c, _ in coeffs) or not (k.p & (k.p - 1) == 0 and k.q & (k.q - 1) == 0):
-        return None
-    a, b = (sp.sign(c) * v for c, v in coeffs) if len(terms) == 2 else (
-        sp.sign(coeffs[0][0]) * coeffs[0][1], sp.S.Zero)
     h = sp.Dummy("h")
-    linear = expr.xreplace({heads[0]: h, heads[1]: h})
-    scale = sp.cancel(linear / h**2)
-    if scale.atoms(sp.Function) or scale.has(h) or scale.free_symbols & x.free_symbols:
+    scale = sp.cancel(expr.xreplace({heads[0]: h, heads[1]: h}) / h**2)
+    if scale.atoms(sp.Function) or scale.has(h) or x.atoms(sp.Function) or scale == 0:
         return None
     if sp.expand(scale * sigmoid(x) * sigmoid(-x) - expr) != 0:
         return None
-    return scale, a, b, int(k) if k.q == 1 else k  # type: ignore[return-value]
+    return scale, x
 
 
 def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr] | None:

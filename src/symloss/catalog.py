@@ -197,9 +197,12 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
         ),
         # with pos_weight w₊ the factor w₊y + (1 − y), two terms ≥ 0: 1 + (w₊ − 1)y cancels
         # where w₊ is tiny and y = 1 (0 for w₊ = 6.1e-33 in float32)
-        stable_hessian=(w * sigmoid(_Z) * sigmoid(-_Z) if not pos_weight else
-                        w * (r * _Y * sigmoid(_Z) * sigmoid(-_Z)
-                             + (1 - _Y) * sigmoid(_Z) * sigmoid(-_Z))),
+        # rounded once from pairs (the numba kernels' first tier, _fastmath.sigmoid_curvature_q:
+        # the float product of two rounded σ was up to 2.5 ulp off, and the two evaluators
+        # 4 ulp apart)
+        stable_hessian=accurate(w * sigmoid(_Z) * sigmoid(-_Z) if not pos_weight else
+                                w * (r * _Y * sigmoid(_Z) * sigmoid(-_Z)
+                                     + (1 - _Y) * sigmoid(_Z) * sigmoid(-_Z))),
         stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
         # σ(z) − y next to its root: one rounding of a double-double value; with pos_weight
         # the root moves to σ(z) = w₊y/(1 + (w₊ − 1)y), and both terms are kept in double-double
@@ -212,8 +215,9 @@ def _declare_bce_logits(opts: Mapping[str, Any], pos_weight: bool) -> Declaratio
 
 
 _BERNOULLI_VARIANCE_STABLE = (
-    "Evaluated as σ(z) σ(−z): both factors keep their relative accuracy, so the variance "
-    "does not round to 0 (or lose digits) where σ(z) → 1, as σ(z)(1 − σ(z)) does."
+    "Evaluated as σ(z) σ(−z), rounded once from a double-double value: both factors keep "
+    "their relative accuracy, so the variance does not round to 0 (or lose digits) where "
+    "σ(z) → 1, as σ(z)(1 − σ(z)) does."
 )
 
 _BCE_STABLE = (
@@ -648,7 +652,7 @@ def _declare_soft_margin(opts: Mapping[str, Any]) -> Declaration:
         stable_why="Evaluated as −y σ(−y z): no 1 − σ cancellation where y z is large.",
         canonical_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
         hessian_why="y² σ(y z) σ(−y z); for labels ±1 this is the Bernoulli variance.",
-        stable_hessian=_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z),
+        stable_hessian=accurate(_Y**2 * sigmoid(_Y * _Z) * sigmoid(-_Y * _Z)),
         stable_hessian_why=_BERNOULLI_VARIANCE_STABLE,
     )
 

@@ -392,17 +392,15 @@ class _Printer(PythonCodePrinter):
             return f"({q} if fitsqs_F({q}) else {value})"
         curvature = sigmoid_curvature(expr.args[0])
         if curvature is not None:
-            # S·σ(x)σ(−x), x = k(a + b) (log_cosh_loss's Hessian): for float64 results the
-            # first tier _fastmath.sigmoid_curvature_q (pairs, nothing cancels: within
-            # 0.5 + 2⁻¹¹ ulp for |x| ≤ 600), else the double-double form; float32 results keep
-            # their float form's test (fitsqs_v is never)
-            scale, a, b, k = curvature
+            # S·σ(x)σ(−x) (the Bernoulli variance, log_cosh_loss's Hessian): for float64
+            # results the first tier _fastmath.sigmoid_curvature_q (x and S pairs, nothing
+            # cancels: within 0.5 + 2⁻¹¹ ulp for |x| ≤ 600), else the double-double form;
+            # float32 results keep their float form's test (fitsqs_v is never)
+            scale, x = curvature
             try:
-                sc = self._scale_pair(scale)
+                q = f"sigmoid_curvature_q_F({self._scale_pair(x)}, {self._scale_pair(scale)})"
             except NotImplementedError:
                 return value
-            second = "0.0" if b == 0 else self._print(b)
-            q = f"sigmoid_curvature_q_F({self._print(a)}, {second}, {float(k)}, {sc})"
             return f"({q} if fitsqs_F({q}) else {value})"
         scaled = scaled_difference(expr.args[0])
         if scaled is None:

@@ -152,7 +152,14 @@ def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:
         lambda e: ratio_powers(e)[1] * sp.Mul(*(_RatioPow(x, c, n)  # type: ignore[index]
                                                 for x, c, n in ratio_powers(e)[0])))  # type: ignore[index]
     subs, reduced = sp.cse(veiled, list=False)
-    return ([(s, v.xreplace(hidden)) for s, v in subs], sp.sympify(reduced).xreplace(hidden))
+
+    def unveiled(e: sp.Expr) -> sp.Expr:
+        # a hidden part may hold another (σ(y·z) inside accurate(y²σ(y·z)σ(−y·z)))
+        while e.atoms(sp.Dummy) & hidden.keys():
+            e = e.xreplace(hidden)
+        return e
+
+    return [(s, unveiled(v)) for s, v in subs], unveiled(sp.sympify(reduced))
 
 
 class _RatioPow(sp.Function):
