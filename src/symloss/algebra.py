@@ -45,8 +45,8 @@ from .primitives import (
 __all__ = [
     "compared_operands",
     "exact_comparison",
-    "expand_products",
     "exp_terms",
+    "expand_products",
     "is_zero",
     "magnitude",
     "modulated_slope",
