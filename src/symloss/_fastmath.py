@@ -204,12 +204,8 @@ def sigmoid_v(x: float) -> float:
 
 @njit(error_model="numpy")
 def sigmoid_m(x: float) -> float:
-    t = math.exp(-abs(x))
-    u = 1.0 + t
-    lo = t - (u - 1.0)  # exact rounding error of 1 + t (Fast2Sum: 1 ≥ t)
-    q = (1.0 if x >= 0.0 else t) / u
-    # num/(u + lo) = q·(1 − lo/u) to first order: the rounding of 1 + t no longer counts.
-    return q - q * (lo / u)
+    """``σ(x)`` in float64 within ``0.5 + 2⁻¹²`` ulp (:func:`sigmoid_e_m`)."""
+    return sigmoid_e_m(x, 0.0)
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -276,11 +272,21 @@ def sigmoid_e_v(x: float, t: float) -> float:
 
 @njit(forceinline=True, error_model="numpy")
 def sigmoid_e_m(x: float, t: float) -> float:
-    """:func:`sigmoid_m` from ``t = expna_m(x)``."""
-    u = 1.0 + t
-    lo = t - (u - 1.0)
-    q = (1.0 if x >= 0.0 else t) / u
-    return q - q * (lo / u)
+    """``σ(x)`` in float64 rounded once from pairs, within ``0.5 + 2⁻¹²`` ulp (for results
+    above 2⁻¹⁰¹⁰; below, within a few 2⁻¹⁰⁷⁵), branch-free: ``1/(1 + t)`` or ``t/(1 + t)``
+    with ``t = e^(−|x|)`` a pair (:func:`exp_pair`, 2⁻⁶⁶), ``1 + t`` by Fast2Sum and the
+    quotient as ``q0 + q1`` (the remainder exact, a fused multiply-add). The NumPy evaluator's
+    :func:`symloss.kernels.sigmoid` rounds once from double-double, so the two agree within one
+    float (each rounding a float quotient of its own exponential was up to 1.5 ulp off: 2 apart).
+    ``t`` (the float ``e^(−|x|)`` the ``*_m`` primitives share) is not read: the pair is
+    computed again (LLVM drops an unused ``t``)."""
+    th, tl = exp_pair(-abs(x))
+    dh = 1.0 + th  # t ≤ 1: Fast2Sum
+    dl = (th - (dh - 1.0)) + tl
+    nh = 1.0 if x >= 0.0 else th
+    nl = 0.0 if x >= 0.0 else tl
+    q0 = nh / dh
+    return q0 + ((_fma(-q0, dh, nh) + nl) - q0 * dl) / dh
 
 
 @njit(forceinline=True, error_model="numpy")
