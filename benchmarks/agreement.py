@@ -19,16 +19,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import speed  # noqa: E402  (this folder's speed.py: its entries and input draws)
+import speed  # this folder's speed.py: its entries and input draws
 
-import symloss  # noqa: E402
-from symloss import fast  # noqa: E402
+import symloss
+from symloss import fast
 
 
 def floats_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -53,12 +51,11 @@ def measure(name: str, dtype: str, n: int, seeds: int) -> dict[str, tuple[int, i
     for seed in range(seeds):
         arrays = speed.inputs(name, n, dtype, seed=seed)
         v = np.random.default_rng(seed + 1).standard_normal(arrays[0].shape).astype(dtype)
-        calls: dict[str, Any] = {"grad": lambda: d.grad_fn(*arrays),
-                                 "hvp": lambda: d.hvp_fn(*arrays, v)}
-        for order, call in calls.items():
-            got = np.asarray(call())
+        for order, extra in (("grad", ()), ("hvp", (v,))):
+            call = d.grad_fn if order == "grad" else d.hvp_fn
+            got = np.asarray(call(*arrays, *extra))
             with fast.disabled():
-                want = np.asarray(call())
+                want = np.asarray(call(*arrays, *extra))
             apart = floats_apart(got, want).reshape(got.shape)
             worst, over, count, where = out.get(order, (0, 0, 0, ""))
             flat = apart.reshape(apart.shape[0], -1).max(axis=1) if apart.ndim else apart

@@ -1012,6 +1012,26 @@ def exp_terms_q(z: float, w1: float, c1: tuple[float, float], k1: tuple[float, f
 exp_terms_q_m = exp_terms_q_w = exp_terms_q_v = exp_terms_q
 
 
+@njit(forceinline=True, error_model="numpy")
+def exp_term1_q(z: float, w1: float, c1: tuple[float, float], k1: tuple[float, float],
+                w0: float, c0: tuple[float, float]) -> float:
+    """:func:`exp_terms_q` where the second term's exponent is 0 (``c₁w₁e^(k₁z) + c₀w₀``:
+    poisson's ``eᶻ − y``, gamma's ``1 − y·e^(−z)``): one exponential, the same bound."""
+    ah, al, x1 = _exp_term(z, w1, c1, k1)
+    bh = w0 * c0[0]
+    bl = _fma(w0, c0[0], -bh) + w0 * c0[1]
+    sh = ah + bh
+    bb = sh - ah
+    r = sh + (((ah - (sh - bb)) + (bh - bb)) + (al + bl))
+    m = abs(ah) + abs(bh)
+    good = ((abs(x1) <= EXP_TERMS_MAX_X) & (abs(r) >= CANCEL_MARGIN * m)
+            & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf))
+    return r if good else math.nan
+
+
+exp_term1_q_m = exp_term1_q_w = exp_term1_q_v = exp_term1_q
+
+
 #: :func:`sigmoid_curvature_q` vouches for ``|x|`` up to this: ``e^(−|x|)`` above 2⁻⁸⁶⁵, where
 #: :func:`exp_pair`'s low part keeps its bits.
 CURVATURE_MAX_X = 600.0
@@ -1332,6 +1352,19 @@ def fitsk32(p: float, m: float, k: float) -> bool:
     pass (libm's helpers) use it; only elements that cancel by more than ``2¹⁹/K`` take the
     double-double form."""
     return abs(p) >= k * m
+
+
+@njit(forceinline=True, error_model="numpy")
+def fitsx_m(p: float, m: float) -> bool:
+    """Never: a float64 form behind a first tier of pairs (``eᶻ − y``: :func:`exp_terms_q`)
+    that declined goes to double-double, not to a float form within 3 ulp (the NumPy evaluator
+    rounds once from double-double: the two would be 2 floats apart)."""
+    return False
+
+
+#: float32 results keep their float form's test; the vectorized pass's name.
+fitsx_w = fitsx_m
+fitsx_v = fits_v
 
 
 @njit(forceinline=True, error_model="numpy")

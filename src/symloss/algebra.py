@@ -625,6 +625,8 @@ def exp_terms(expr: sp.Expr) -> tuple[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp
     (z, [(1, 2 - rho, 1), (-1, 1 - rho, y)])
     >>> exp_terms(1 - xexp(y, -z))
     (z, [(-1, -1, y), (1, 0, 1)])
+    >>> exp_terms(exp(z))
+    (z, [(1, 1, 1)])
     >>> exp_terms(exp(z) * exp(y)) is None  # e^z·e^y: not one exponential of z a term
     True
     """
@@ -652,7 +654,7 @@ def exp_terms(expr: sp.Expr) -> tuple[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp
                 break
         else:
             return None
-        if c.has(*dummies) or c.has(variable) or (w != 1 and c.has(w)) or k.has(w):
+        if c.has(*dummies) or c.has(variable) or (w != 1 and (c.has(w) or k.has(w))):
             return None
         terms.append((c, k, w))
         rest = rest - c * h

@@ -381,14 +381,19 @@ class _Printer(PythonCodePrinter):
             # within 0.5 + 2⁻⁹ ulp where the sum keeps 2⁻⁴ of its terms), else the
             # double-double form; float32 results keep their float form's test
             z, terms = exps
+            # a term without an exponential (k = 0) last: exp_term1_q, one exponential
+            terms = sorted(terms, key=lambda t: t[1] == 0)
+            one = len(terms) == 1 or terms[1][1] == 0
             try:
                 args = [self._print(z)]
                 for c, k, w in (*terms, (sp.S.Zero, sp.S.Zero, sp.S.Zero))[:2]:
                     args += ["0.0" if w == 0 else self._print(sp.Float(w) if w.is_number else w),
-                             self._scale_pair(c), self._scale_pair(k)]
+                             self._scale_pair(c)]
+                    if not (one and len(args) > 3):
+                        args.append(self._scale_pair(k))
             except NotImplementedError:
                 return value
-            q = f"exp_terms_q_F({', '.join(args)})"
+            q = f"exp_term{'1' if one else 's'}_q_F({', '.join(args)})"
             return f"({q} if fitsqs_F({q}) else {value})"
         curvature = sigmoid_curvature(expr.args[0])
         if curvature is not None:
@@ -623,8 +628,14 @@ class _Printer(PythonCodePrinter):
         return f"({q} if fitsq_F({q}) else {exact})"
 
     def _print_exp_sub(self, expr: sp.Expr) -> str:
-        exact = f"dd_exp_sub({self._print(expr.args[0])}, {self._print(expr.args[1])})"
-        return self._float_first(expr.rewrite(sp.Add), exact, "fits1_F")
+        # eᶻ − y: for float64 results the first tier _fastmath.exp_terms_q (within
+        # 0.5 + 2⁻⁹ ulp where it cancels by under 2⁴), else double-double (fitsx_m: never the
+        # float form, as the NumPy evaluator's kernels.exp_sub); float32 results: the float64
+        # form where it keeps their digits (fits_v), else double-double
+        a, y = (self._print(x) for x in expr.args)
+        value = self._float_first(expr.rewrite(sp.Add), f"dd_exp_sub({a}, {y})", "fitsx_F")
+        q = f"exp_term1_q_F({a}, 1.0, (1.0, 0.0), (1.0, 0.0), {y}, (-1.0, 0.0))"
+        return f"({q} if fitsqs_F({q}) else {value})"
 
     def _print_clamped_log(self, expr: sp.Expr) -> str:
         rest = expr.complement  # type: ignore[attr-defined]
@@ -1037,7 +1048,8 @@ from symloss._fastmath import (
     soft_modulated_slope_q_m, soft_modulated_slope_q_v, soft_modulated_slope_q_w,
     tanh_m, tanh_v, tanh_w,
     sigmoid_curvature_q_m, sigmoid_curvature_q_v, sigmoid_curvature_q_w,
-    exp_terms_q_m, exp_terms_q_v, exp_terms_q_w,
+    exp_terms_q_m, exp_terms_q_v, exp_terms_q_w, fitsx_m, fitsx_v, fitsx_w,
+    exp_term1_q_m, exp_term1_q_v, exp_term1_q_w,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -1087,7 +1099,8 @@ def _serial_twins(source: str) -> str:
 
 def _flavoured(code: str) -> dict[str, str]:
     # float32 results take one float-first test for every form (fits_v), float64 two
-    return {f: code.replace("_F(", f"_{f}(").replace("fits1_v(", "fits_v(") for f in ("v", "m")}
+    return {f: code.replace("_F(", f"_{f}(").replace("fits1_v(", "fits_v(").replace("fitsx_v(", "fits_v(")
+            for f in ("v", "m")}
 
 
 def _fits_for(code: str, flavour: str) -> str:
