@@ -652,3 +652,26 @@ def test_row_reference_evaluates_each_rows_sums_once(monkeypatch):
         for got, want in zip(values[width].ravel(), slow.ravel(), strict=True):
             assert abs(got - want) <= mpmath.mpf(10) ** -40 * abs(want), (width, got, want)
     assert counts[16] == counts[2] > 0, counts
+
+
+def test_agreement_counts_floats_apart(capsys):
+    """benchmarks/agreement.py: floats_apart counts the floats between two results (across 0,
+    NaN with NaN and two subnormals equal); a run over losses whose evaluators round once
+    from pairs exits 0, a bad entry exits 2 with the valid names."""
+    import numpy as np
+
+    agreement = _load("agreement")
+    a = np.array([1.0, 1.0, -0.0, np.nan, 1e-310, 2.0**-1074, -2.0**-1074])
+    b = np.array([1.0, np.nextafter(np.nextafter(1.0, 2.0), 2.0), 0.0, np.nan, 2e-310, 0.0,
+                  2.0**-1074])
+    assert agreement.floats_apart(a, b).tolist() == [0, 2, 0, 0, 0, 0, 0]
+    assert agreement.floats_apart(np.float32([1.5]), np.float32([-1.5])).tolist() == [
+        2 * int(np.float32(1.5).view(np.int32))]
+    assert agreement.main(["--only", "log_cosh_loss", "binary_cross_entropy_with_logits",
+                           "--n", "500", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| log_cosh_loss | float64 | 0 |" in out
+    with pytest.raises(SystemExit) as stop:
+        agreement.main(["--only", "no_such_loss"])
+    assert stop.value.code == 2
+    assert "Valid names" in capsys.readouterr().err
