@@ -32,13 +32,14 @@ def sigmoid(x: Array) -> Array:
     overflows and ``σ(x) = 1/(1+t)`` or ``t/(1+t)`` never cancels.
 
     >>> import numpy as np
-    >>> sigmoid(np.array([0.0, 800.0, -800.0])).tolist()
-    [0.5, 1.0, 0.0]
+    >>> sigmoid(np.array([0.0, 800.0, -800.0, np.inf, -np.inf])).tolist()
+    [0.5, 1.0, 0.0, 1.0, 0.0]
     """
     x = np.asarray(x, dtype=np.result_type(x, np.float64))
     with np.errstate(invalid="ignore", over="ignore"):
         h, lo = ddouble.t_sigmoid((x, np.zeros_like(x)))
-        return h + lo
+        # σ(±∞) = 1, 0 (the pair's e^(−∞) arithmetic gives NaN there)
+        return np.where(np.isinf(x), (x > 0).astype(x.dtype), h + lo)
 
 
 def class_sum(x: Array) -> Array:
