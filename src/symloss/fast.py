@@ -1049,7 +1049,7 @@ from symloss._fastmath import (
     tanh_m, tanh_v, tanh_w,
     sigmoid_curvature_q_m, sigmoid_curvature_q_v, sigmoid_curvature_q_w,
     exp_terms_q_m, exp_terms_q_v, exp_terms_q_w, fitsx_m, fitsx_v, fitsx_w,
-    exp_term1_q_m, exp_term1_q_v, exp_term1_q_w,
+    exp_term1_q_m, exp_term1_q_v, exp_term1_q_w, sigmoid_e_c,
 )
 from symloss.ddouble import jitted as _ddouble
 
@@ -1112,6 +1112,8 @@ def _fits_for(code: str, flavour: str) -> str:
     if flavour == "v":  # σ(z) − y: the float64 form where it keeps float32's digits
         code = code.replace("sigmoid_subq_m(", "sigmoid_subq_v(").replace(
             "fitsqs_m(", "fitsqs_v(")
+        # σ from the shared float e^(−|x|): float64's last digits are rounded away
+        code = code.replace("sigmoid_e_m(", "sigmoid_e_c(")
     return code.replace("fits_m(", f"fits_{flavour}(").replace(
         "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(").replace(
         "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
