@@ -25,7 +25,7 @@ from numpy import ndarray as _ndarray
 
 from .algebra import equal, expand_products, is_zero, reduce_sums, tidy
 from .declaration import Declaration, Kink, Partial
-from .primitives import SUM_INDEX, accurate
+from .primitives import SUM_INDEX
 from .words import Phrase
 
 if TYPE_CHECKING:
@@ -826,13 +826,7 @@ class Derivation:
             fresh = sp.Symbol("m", integer=True, positive=True)
             body = h.subs(HESSIAN_INDEX, fresh) * v[fresh]
             return reduce_sums(sp.Sum(expand_products(body), (fresh, 1, _class_count(self))))
-        v = sp.Symbol("v", real=True)
-        if isinstance(h, accurate):
-            # v inside the one rounding: h·v rounded once, so that the two evaluators' results
-            # (each within half an ulp of it) are at most one float apart; a float product of
-            # two hessians rounded apart by one float was two floats apart
-            return accurate(h.args[0] * v)
-        return h * v
+        return h * sp.Symbol("v", real=True)
 
     @cached_property
     def hessian_diagonal(self) -> sp.Expr:
