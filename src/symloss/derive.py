@@ -95,10 +95,11 @@ def _norm_coordinates(
     distance takes a row not taken before, so their changes are triangular, one-to-one
     together. Then ``Uⱼ = sign(Uⱼ)·|Uⱼ|`` (true for every real Uⱼ) is written ``sⱼrⱼ`` with
     ``rⱼ = |Uⱼ|`` a positive symbol and ``sⱼ`` free: ``|u|^(p−1)·sign(u)·u = |u|^p`` and
-    ``Σₖ|uₖ|^p = dᵖ`` are then products of powers that cancel as monomials do. The proof
-    holds where every rⱼ > 0, i.e. every entry uⱼ ≠ 0 (almost everywhere; the p-norm's
-    Hessian there has ``|uⱼ|^(p−2)``, infinite at uⱼ = 0 for p < 2): there ``sⱼ = ±1``, so
-    ``sⱼ² = 1`` (:func:`_sign_parity`). A norm with no row left to solve for keeps ``|uₖ|``
+    ``Σₖ|uₖ|^p = dᵖ`` are then products of powers that cancel as monomials do (SymPy adds the
+    exponents of rⱼ, ``(rⱼ^a)^b = rⱼ^(ab)``: true for rⱼ > 0). The proof holds where every
+    rⱼ > 0, i.e. every entry uⱼ ≠ 0 (almost everywhere; at uⱼ = 0 the Hessian's
+    ``|uⱼ|^(p−2)`` is infinite for p < 2 anyway): there ``sⱼ = ±1``, so ``sⱼ² = 1``
+    (:func:`_sign_parity`). A norm with no row left to solve for keeps ``|uₖ|``
     as it is (opaque). Returns the rewritten expression, powers, and the labels of the signs'
     bases ``s`` (labels: rebuilding an IndexedBase drops its assumptions, and with them its
     equality to the one made here).
@@ -171,7 +172,9 @@ def _zero_by_radicals(expr: sp.Expr, powers: tuple[_NamedPower, ...] = ()) -> bo
     norms such as √(Σaₖ² + ε) or ``(Σₖ|uₖ|ᵖ)^(1/p)`` and their powers then cancel as
     polynomials do (``is_zero`` treats ``X^(1/q)`` and X as unrelated). A p-norm's entries
     ``|uₖ|`` are first made variables of their own (:func:`_norm_coordinates`; the proof then
-    holds where no entry uₖ is 0). False where a root of sums is left that no sum solves.
+    holds where no entry uₖ is 0). Each sum a free symbol: a rational function that is 0 so
+    is 0 whatever values the sums take; ``(d^q)^(1/q) = d`` as d > 0. False where a root of
+    sums is left that no sum solves.
 
     >>> import sympy as sp
     >>> a, k, n = sp.IndexedBase("a"), sp.Symbol("k", integer=True), sp.Symbol("n")
