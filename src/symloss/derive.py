@@ -75,18 +75,106 @@ def drop_distributions(expr: sp.Expr) -> sp.Expr:
 
 
 def _has_root_of_sums(expr: sp.Expr) -> bool:
-    return any(p.exp.is_Rational and p.exp.q == 2 and p.base.has(sp.Sum)
+    return any(p.exp.is_Rational and not p.exp.is_Integer and p.base.has(sp.Sum)
                for p in expr.atoms(sp.Pow))
 
 
-def _zero_by_radicals(expr: sp.Expr, squares: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()) -> bool:
-    """True when ``expr`` is 0 as a rational function once each square root of sums is named.
+#: A named power of sums: ``(d, X, q)`` with ``d`` a positive symbol and ``d^q = X``.
+_NamedPower = tuple[sp.Symbol, sp.Expr, sp.Expr]
 
-    Sums become symbols; for each root √X (and each named root d with d² = X in ``squares``),
-    X linear in one of those symbols S, S is replaced by its value r² − (X − S) (r a positive
-    symbol, so √X = r): norms such as √(Σaₖ² + ε) and their squares then cancel as polynomials
-    do (``is_zero`` treats √X and X as unrelated). False where a root is left that no sum
-    solves.
+
+def _norm_coordinates(
+    expr: sp.Expr, powers: list[_NamedPower]
+) -> tuple[sp.Expr, list[_NamedPower], list[sp.Symbol]]:
+    """``expr`` and ``powers`` in the coordinates of the norms' entries, with their signs apart.
+
+    A named power whose sums hold ``|uₖ|`` with ``uₖ`` linear in one row's entry ``bₖ``
+    (``uₖ = aₖ − bₖ + ε``: a p-norm distance) gets ``uₖ`` as a variable of its own: every
+    ``b[·]`` is replaced by ``(U[·] − rest)/c`` (``uₖ = c·bₖ + rest``), a change of variables
+    (b ↦ U is one-to-one for the other entries fixed, so an identity in U is one in b); each
+    distance takes a row not taken before, so their changes are triangular, one-to-one
+    together. Then ``Uⱼ = sign(Uⱼ)·|Uⱼ|`` (true for every real Uⱼ) is written ``sⱼrⱼ`` with
+    ``rⱼ = |Uⱼ|`` a positive symbol and ``sⱼ`` free: ``|u|^(p−1)·sign(u)·u = |u|^p`` and
+    ``Σₖ|uₖ|^p = dᵖ`` are then products of powers that cancel as monomials do (SymPy adds the
+    exponents of rⱼ, ``(rⱼ^a)^b = rⱼ^(ab)``: true for rⱼ > 0). The proof holds where every
+    rⱼ > 0, i.e. every entry uⱼ ≠ 0 (almost everywhere; at uⱼ = 0 the Hessian's
+    ``|uⱼ|^(p−2)`` is infinite for p < 2 anyway): there ``sⱼ = ±1``, so ``sⱼ² = 1``
+    (:func:`_sign_parity`). A norm with no row left to solve for keeps ``|uₖ|``
+    as it is (opaque). Returns the rewritten expression, powers, and the labels of the signs'
+    bases ``s`` (labels: rebuilding an IndexedBase drops its assumptions, and with them its
+    equality to the one made here).
+    """
+    signs: list[sp.Symbol] = []
+    solved: set[sp.Basic] = set()
+    for j in range(len(powers)):
+        base = powers[j][1]
+        # the entries: |uₖ|, and uₖ itself where SymPy wrote |uₖ|ⁿ as uₖⁿ (n even)
+        entries_of = {f.args[0] for f in base.atoms(sp.Abs)} | {
+            f.base for f in base.atoms(sp.Pow) if f.base.is_Add}
+        for u in sorted(entries_of, key=sp.default_sort_key):
+            entries = sorted(u.atoms(sp.Indexed), key=sp.default_sort_key)
+            indices = {x.indices for x in entries}
+            if len(indices) != 1 or len(next(iter(indices))) != 1:
+                continue
+            (k,) = next(iter(indices))
+            # a row not solved for yet, entering uₖ as c·bₖ with c a nonzero number
+            linear = [x for x in entries if x.base.label not in solved
+                      and sp.diff(u, x).is_number and sp.diff(u, x) != 0]
+            if not linear:
+                continue
+            b = linear[-1]
+            c = sp.diff(u, b)
+            rest = sp.expand(u - c * b)
+            big_u = sp.IndexedBase(sp.Dummy("U"), real=True)
+            r = sp.IndexedBase(sp.Dummy("r"), positive=True)
+            s = sp.IndexedBase(sp.Dummy("s"), real=True)
+
+            def change(e: sp.Expr, b: sp.Indexed = b, c: sp.Expr = c, rest: sp.Expr = rest,
+                       k: sp.Expr = k, big_u: sp.IndexedBase = big_u, r: sp.IndexedBase = r,
+                       s: sp.IndexedBase = s) -> sp.Expr:
+                e = e.xreplace({x: (big_u[x.indices[0]] - rest.xreplace({k: x.indices[0]})) / c
+                                for x in e.atoms(sp.Indexed) if x.base.label == b.base.label})
+                apart: dict[sp.Basic, sp.Expr] = {}
+                for f in e.atoms(sp.Abs, sp.sign):
+                    (x,) = f.args
+                    if isinstance(x, sp.Indexed) and x.base.label == big_u.label:
+                        apart[f] = (r if isinstance(f, sp.Abs) else s)[x.indices[0]]
+                e = e.xreplace(apart)
+                return e.xreplace({x: s[x.indices[0]] * r[x.indices[0]]
+                                   for x in e.atoms(sp.Indexed) if x.base.label == big_u.label})
+
+            expr = change(expr)
+            powers = [(d, change(x), q) for d, x, q in powers]
+            solved.add(b.base.label)
+            signs.append(s.label)
+            break
+    return expr, powers, signs
+
+
+def _sign_parity(expr: sp.Expr, signs: list[sp.Symbol]) -> sp.Expr:
+    """``sⱼⁿ`` as ``sⱼ^(n mod 2)`` for the sign bases of :func:`_norm_coordinates`: sⱼ = ±1
+    where the proof holds (every entry nonzero), so sⱼ² = 1 and 1/sⱼ = sⱼ."""
+    if not signs:
+        return expr
+    labels = set(signs)
+    return expr.replace(
+        lambda e: e.is_Pow and isinstance(e.base, sp.Indexed) and e.base.base.label in labels
+        and e.exp.is_Integer and not 0 <= int(e.exp) <= 1,
+        lambda e: e.base ** (int(e.exp) % 2))
+
+
+def _zero_by_radicals(expr: sp.Expr, powers: tuple[_NamedPower, ...] = ()) -> bool:
+    """True when ``expr`` is 0 as a rational function once each root of sums is named.
+
+    Sums become symbols; for each root ``X^(m/q)`` (and each named power ``d`` with
+    ``d^q = X`` in ``powers``: a norm ``d = X^(1/q)``), X linear in one of those symbols S, S
+    is replaced by its value ``r^q − (X − S)`` (r a positive symbol, so ``X^(1/q) = r``):
+    norms such as √(Σaₖ² + ε) or ``(Σₖ|uₖ|ᵖ)^(1/p)`` and their powers then cancel as
+    polynomials do (``is_zero`` treats ``X^(1/q)`` and X as unrelated). A p-norm's entries
+    ``|uₖ|`` are first made variables of their own (:func:`_norm_coordinates`; the proof then
+    holds where no entry uₖ is 0). Each sum a free symbol: a rational function that is 0 so
+    is 0 whatever values the sums take; ``(d^q)^(1/q) = d`` as d > 0. False where a root of
+    sums is left that no sum solves.
 
     >>> import sympy as sp
     >>> a, k, n = sp.IndexedBase("a"), sp.Symbol("k", integer=True), sp.Symbol("n")
@@ -94,44 +182,57 @@ def _zero_by_radicals(expr: sp.Expr, squares: tuple[tuple[sp.Symbol, sp.Expr], .
     >>> _zero_by_radicals(1 / sp.sqrt(s) - sp.sqrt(s) / s)
     True
     >>> d = sp.Symbol("d", positive=True)
-    >>> _zero_by_radicals(d**3 - d * s, ((d, s),))
+    >>> _zero_by_radicals(d**3 - d * s, ((d, s, 2),))
     True
+    >>> u = sp.Abs(a[k] - 1)
+    >>> _zero_by_radicals(sp.Sum(u**3, (k, 1, n)) / d**3 - 1, ((d, sp.Sum(u**3, (k, 1, n)), 3),))
+    True
+    >>> _zero_by_radicals(sp.Sum(u**3, (k, 1, n)) / d**2 - 1, ((d, sp.Sum(u**3, (k, 1, n)), 3),))
+    False
     """
     from .algebra import normalize
 
-    def prepared(e: sp.Expr) -> sp.Expr:
-        return sp.expand(reduce_sums(sp.expand(reduce_sums(normalize(e)))))
+    e, relations, signs = _norm_coordinates(
+        normalize(expr), [(r, normalize(x), q) for r, x, q in powers if expr.has(r)])
 
-    e = prepared(expr)
-    relations = [(r, prepared(x)) for r, x in squares if e.has(r)]
-    sums = set(e.atoms(sp.Sum)).union(*(x.atoms(sp.Sum) for _, x in relations))
+    def prepared(x: sp.Expr) -> sp.Expr:
+        x = _sign_parity(expand_products(reduce_sums(x)), signs)
+        return _sign_parity(expand_products(reduce_sums(x)), signs)
+
+    e = prepared(e)
+    relations = [(r, prepared(x), q) for r, x, q in relations]
+    sums = set(e.atoms(sp.Sum)).union(*(x.atoms(sp.Sum) for _, x, _ in relations))
     named = {s: sp.Dummy("S", real=True) for s in sums}
     e = e.xreplace(named)
-    relations = [(r, x.xreplace(named)) for r, x in relations]
+    relations = [(r, x.xreplace(named), q) for r, x, q in relations]
 
-    def solve(base: sp.Expr, root: sp.Expr) -> dict[sp.Basic, sp.Expr] | None:
-        """S ↦ (root² − (base − c·S))/c for a symbol S of ``base`` (c·S its only S-term)."""
+    def summed(x: sp.Expr) -> bool:
+        return any(isinstance(s, sp.Dummy) and s.name == "S" for s in x.free_symbols)
+
+    def solve(base: sp.Expr, root: sp.Expr, q: sp.Expr) -> dict[sp.Basic, sp.Expr] | None:
+        """S ↦ (root^q − (base − c·S))/c for a symbol S of ``base`` (c·S its only S-term)."""
         for s in sorted(base.free_symbols, key=sp.default_sort_key):
             if isinstance(s, sp.Dummy) and s.name == "S":
                 poly = sp.Poly(base, s)
                 if poly.degree() == 1 and poly.LC().is_number:
-                    return {s: sp.expand((root**2 - (base - poly.LC() * s)) / poly.LC())}
+                    return {s: expand_products((root**q - (base - poly.LC() * s)) / poly.LC())}
         return None
 
     for _ in range(16):
         if relations:
-            root, base = relations.pop(0)
-            value = solve(sp.expand(base), root)
+            root, base, q = relations.pop(0)
+            value = solve(expand_products(base), root, q)
         else:
-            pows = sorted((p for p in e.atoms(sp.Pow) if p.exp.is_Rational and p.exp.q == 2
-                           and p.base.free_symbols), key=sp.default_sort_key)
+            pows = sorted((p for p in e.atoms(sp.Pow) if p.exp.is_Rational
+                           and not p.exp.is_Integer and summed(p.base)), key=sp.default_sort_key)
             if not pows:
-                return bool(sp.expand(sp.numer(sp.together(e))) == 0)
-            value = solve(sp.expand(pows[0].base), sp.Dummy("r", positive=True))
+                return bool(expand_products(sp.numer(sp.together(e))) == 0)
+            value = solve(expand_products(pows[0].base), sp.Dummy("r", positive=True),
+                          sp.Integer(pows[0].exp.q))
         if value is None:
             return False
-        e = e.subs(value)
-        relations = [(r, x.subs(value)) for r, x in relations]
+        e = _sign_parity(e.subs(value), signs)
+        relations = [(r, x.subs(value), q) for r, x, q in relations]
     return False
 
 
@@ -390,12 +491,21 @@ class Derivation:
     def assumptions(self) -> list[tuple[sp.Expr, sp.Expr]]:
         return [(a.lhs, a.rhs) for a in self.declaration.assumptions]
 
+    @cached_property
+    def _norms(self) -> tuple[Any, ...]:
+        """The definitions that name a power of sums, ``d = X^e`` (a norm: √(Σuₖ²),
+        ``(Σₖ|uₖ|ᵖ)^(1/p)``), d positive: the proofs know d by ``d^(1/e) = X``."""
+        return tuple(x for x in self.declaration.definitions
+                     if x.symbol.is_positive and x.expr.is_Pow and x.expr.exp.is_Rational
+                     and x.expr.exp != 1 and x.expr.base.has(sp.Sum))
+
     def _prove(self, a: sp.Expr, b: sp.Expr) -> bool:
-        """``a == b`` proved by SymPy (:func:`~symloss.algebra.is_zero`); where square roots
-        of sums appear (norms of rows), first with the numeric definitions kept as symbols and
-        each such root named (:func:`_zero_by_radicals`)."""
+        """``a == b`` proved by SymPy (:func:`~symloss.algebra.is_zero`); where roots of sums
+        or named norms appear (norms of rows), first with the numeric definitions kept as
+        symbols and each such root named (:func:`_zero_by_radicals`)."""
         subst = self.declaration.substitute_definitions
-        if _has_root_of_sums(subst(a) - subst(b)) and self._prove_with(a, b, True):
+        norms = any(a.has(x.symbol) or b.has(x.symbol) for x in self._norms)
+        if (norms or _has_root_of_sums(subst(a) - subst(b))) and self._prove_with(a, b, True):
             return True
         return self._prove_with(a, b, False)
 
@@ -403,18 +513,18 @@ class Derivation:
         d = self.declaration
         if radicals:
             # ε stays a symbol (an identity for every ε holds for aten's), and so does a norm
-            # d = √X of a definition, known by d² = X (no square root of sums is expanded)
-            roots = [x for x in d.definitions
-                     if x.expr.is_Pow and x.expr.exp == sp.Rational(1, 2) and x.symbol.is_positive]
+            # d = X^e of a definition, known by d^(1/e) = X (no root of sums is expanded)
+            roots = self._norms
             kept = dataclasses.replace(d, definitions=tuple(
                 x for x in d.definitions if not x.expr.is_number and x not in roots))
             plain = dataclasses.replace(d, definitions=tuple(
                 x for x in d.definitions if not x.expr.is_number))
-            squares = tuple((x.symbol, plain.substitute_definitions(x.expr.base)) for x in roots)
+            powers = tuple((x.symbol, plain.substitute_definitions(x.expr.base), 1 / x.expr.exp)
+                           for x in roots)
             d = kept
 
             def zero(e: sp.Expr) -> bool:
-                return _zero_by_radicals(e, squares)
+                return _zero_by_radicals(e, powers)
         else:
             def zero(e: sp.Expr) -> bool:
                 return is_zero(e, self.assumptions)
@@ -815,18 +925,29 @@ class Derivation:
 
     @cached_property
     def kernel_hvp_proved(self) -> bool:
-        """True when the evaluated HVP form is proved equal to the one formed from the Hessian."""
-        return self._prove(self.hvp_expr, self._formed_hvp)
+        """True when the evaluated HVP form is proved equal to the one formed from the Hessian
+        (``Σⱼ Hᵢⱼ vⱼ`` as written: the proofs reduce its sums themselves, after the changes of
+        variables a p-norm's proof makes -- :attr:`_formed_hvp` has multiplied
+        ``(aₖ − pₖ + ε)²`` out into six sums per distance, 0.5 MB at p = 3)."""
+        return self._prove(self.hvp_expr, self._hessian_times_v)
 
     @cached_property
-    def _formed_hvp(self) -> sp.Expr:
+    def _hessian_times_v(self) -> sp.Expr:
+        """``Σⱼ Hᵢⱼ vⱼ`` with the kernel's Hessian, its sums not reduced (``h v`` for one
+        element)."""
         h = self.kernel_hessian
         if isinstance(self.input, sp.Indexed):
             v = sp.IndexedBase("v")
             fresh = sp.Symbol("m", integer=True, positive=True)
-            body = h.subs(HESSIAN_INDEX, fresh) * v[fresh]
-            return reduce_sums(sp.Sum(expand_products(body), (fresh, 1, _class_count(self))))
+            return sp.Sum(h.subs(HESSIAN_INDEX, fresh) * v[fresh], (fresh, 1, _class_count(self)))
         return h * sp.Symbol("v", real=True)
+
+    @cached_property
+    def _formed_hvp(self) -> sp.Expr:
+        h = self._hessian_times_v
+        if isinstance(h, sp.Sum):
+            return reduce_sums(sp.Sum(expand_products(h.function), *h.limits))
+        return h
 
     @cached_property
     def hessian_diagonal(self) -> sp.Expr:

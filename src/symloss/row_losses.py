@@ -220,7 +220,11 @@ def _distance_hvp(x: IndexedBase, y: IndexedBase, d: sp.Symbol, p: sp.Expr) -> s
     took the next term, 9e-391, for settled); at p = 3 the HVP formed from the Hessian
     multiplied (aₖ − pₖ + ε)² out (0.5 MB of kernel) and gave -2.3e34 for an exact 0 at
     a = p = n ~ 10²¹, its exact fallback ~40 s an element. Here every uₖ is one grouped
-    difference, and the two distances' products are equal term by term where the rows are."""
+    difference, and the two distances' products are equal term by term where the rows are.
+
+    SymPy proves it equal to the HVP formed from the Hessian (``kernel_hvp_proved``) through
+    the norm's definition ``Σₖ|uₖ|ᵖ = dᵖ``, with ``|uₖ|`` and ``sign(uₖ)`` as variables of
+    their own (``derive._norm_coordinates``): an identity wherever no uₖ is 0."""
     v = IndexedBase("v")
     uk, ui = x[_K] - y[_K] + _EPS, x[_I] - y[_I] + _EPS
     return (p - 1) * sp.Abs(ui) ** (p - 2) / d ** (2 * p - 1) * _sum(
