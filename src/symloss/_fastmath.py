@@ -1709,7 +1709,8 @@ def _sub_step(dh: float, dl: float, th: float, tl: float, tabs: float, e: float,
 def _sub_value(eh: float, el: float, aih: float, ail: float, dh: float, dl: float, th: float,
                tl: float, tabs: float, inv: float) -> tuple[float, bool]:
     """One class's ``(eᵢT − aᵢD)/D`` (``inv = 1/dh``) rounded once, and whether
-    :func:`rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``."""
+    :func:`rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``, or the
+    row's weights are all 0 (``Σ|aₖ| = 0``: the value is exactly 0)."""
     p1 = eh * th
     p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
     p2 = aih * dh
@@ -1720,7 +1721,9 @@ def _sub_value(eh: float, el: float, aih: float, ail: float, dh: float, dl: floa
     q = nh * inv  # within 2 ulp of nh/dh: the remainder nh − q·dh is exact to 2⁻¹⁰³
     q2 = ((_fma(-q, dh, nh) + nl) - q * dl) * inv
     e = (2.0 * _TIER_ERR) * ((eh * inv) * tabs + abs(aih))
-    return q + q2, rounds_alone(q, q2, e)
+    # a row whose target weights are all 0 (an ignored class index) is exactly 0: every
+    # product and remainder above is 0 (rounds_alone does not vouch for 0)
+    return q + q2, rounds_alone(q, q2, e) | (tabs == 0.0)
 
 
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar

@@ -289,13 +289,14 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
             "reduction='mean' divides by n, the number of samples (non-ignored ones, for "
             "class-index targets)."
         )
-    # For evaluation: a_i (p_i − 1) = −a_i (1 − p_i) with 1 − p_i summed over the other classes.
-    stable = p_i * (total - a(i)) - a(i) * softmax_complement(z, i, c)
     # pᵢ Σa − aᵢ in double-double (softmax_sub), the target weights aₖ as exact pairs: it
     # cancels where pᵢ ≈ aᵢ/Σa, for a distribution y and, with label smoothing, for a class
     # index too (every aₖ > 0).
     soft_sub = softmax_sub(z, y, i, c) if a(k) == y[k] else softmax_sub(z, a(k), i, c)
     stable_loss: sp.Expr | None = None
+    # a class index too: pᵢ Σa − aᵢ from pairs (the target weights written out, so that the
+    # kernels substitute the one-hot target)
+    stable = softmax_sub(z, a(k), i, c)
     if opts["label_smoothing"]:
         stable = soft_sub
         # (1 − ε) kept one factor: for a class index the δ-reduced sum expands (1 − ε) wₜ log pₜ
@@ -353,8 +354,9 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
 
 
 _CE_STABLE = (
-    "Evaluated as pᵢ (Σₖ aₖ − aᵢ) − aᵢ (1 − pᵢ), aₖ the weighted target, with 1 − pᵢ "
-    "summed over the other classes: for a hard label nothing cancels where pᵢ → 1."
+    "Evaluated as pᵢ Σₖ aₖ − aᵢ (aₖ the weighted target) rounded once from pairs: "
+    "(eᵢ Σₖ aₖ − aᵢ Σₖ eₖ)/Σₖ eₖ with eₖ = exp(zₖ − max z), for a hard label and a "
+    "distribution alike; nothing is lost where pᵢ → 1 or pᵢ ≈ aᵢ/Σₖ aₖ."
 )
 
 

@@ -163,7 +163,7 @@ SENTENCES: dict[str, str] = {
     "Each log term contributes the square of its reciprocal.": "每个 log 项贡献其倒数的平方。",
     "Each violated margin u_k = margin − x_t + x_k > 0 (k ≠ t) pushes x_k up and x_t down by p·max(0, u_k)^(p−1), weighted by w_t and divided by C.": "每个被违反的间隔 u_k = margin − x_t + x_k > 0 (k ≠ t) 以 p·max(0, u_k)^(p−1) 推高 x_k、压低 x_t，乘以 w_t 并除以 C。",
     "At a kink (u_k = 0) torch's backward counts the term as inactive, 0, and so does the step 1[u > 0] here (tested at the kink).": "在不可导点 (u_k = 0) 处，torch 的 backward 把该项视为未激活，取 0；这里的阶跃函数 1[u > 0] 也一样（已在该点测试）。",
-    "Evaluated as pᵢ (Σₖ aₖ − aᵢ) − aᵢ (1 − pᵢ), aₖ the weighted target, with 1 − pᵢ summed over the other classes: for a hard label nothing cancels where pᵢ → 1.": "按 pᵢ (Σₖ aₖ − aᵢ) − aᵢ (1 − pᵢ) 计算，aₖ 是加权后的目标，1 − pᵢ 由其余类别求和得到：对硬标签，在 pᵢ → 1 处不发生相消。",
+    "Evaluated as pᵢ Σₖ aₖ − aᵢ (aₖ the weighted target) rounded once from pairs: (eᵢ Σₖ aₖ − aᵢ Σₖ eₖ)/Σₖ eₖ with eₖ = exp(zₖ − max z), for a hard label and a distribution alike; nothing is lost where pᵢ → 1 or pᵢ ≈ aᵢ/Σₖ aₖ.": "按 pᵢ Σₖ aₖ − aᵢ 计算（aₖ 是加权后的目标），由一对浮点数（pair）只舍入一次：(eᵢ Σₖ aₖ − aᵢ Σₖ eₖ)/Σₖ eₖ，其中 eₖ = exp(zₖ − max z)；硬标签与概率分布同样处理；在 pᵢ → 1 或 pᵢ ≈ aᵢ/Σₖ aₖ 处都不丢失有效数字。",
     "Evaluated as the derivative of the softplus form: for a hard label one term vanishes, so σ(z) − 1 is computed as −σ(−z), with no cancellation.": "按 softplus 形式的导数计算：对硬标签有一项为零，所以 σ(z) − 1 按 −σ(−z) 计算，没有相消。",
     "Evaluated as torch does, w (p − y) / max(p(1 − p), 10⁻¹²), finite at p = 0 and 1.": "与 torch 一样按 w (p − y) / max(p(1 − p), 10⁻¹²) 计算，在 p = 0 和 1 处有限。",
     "Evaluated as −y σ(−y z): no 1 − σ cancellation where y z is large.": "按 −y σ(−y z) 计算：y z 很大时没有 1 − σ 的相消。",
