@@ -998,6 +998,20 @@ def _exp_term(z: float, w: float, c: tuple[float, float], k: tuple[float, float]
 
 
 @njit(forceinline=True, error_model="numpy")
+def _terms_q(ah: float, al: float, bh: float, bl: float, fine: bool) -> float:
+    """The pairs ``a + b`` summed (TwoSum) and rounded once, or NaN unless ``fine`` (the
+    caller's own conditions) and the sum keeps 2⁻⁴ of ``|a| + |b|`` (:data:`CANCEL_MARGIN`), is
+    at least 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) and finite: :func:`exp_terms_q`'s and
+    :func:`exp_term1_q`'s last step."""
+    sh = ah + bh
+    bb = sh - ah
+    r = sh + (((ah - (sh - bb)) + (bh - bb)) + (al + bl))
+    m = abs(ah) + abs(bh)
+    good = fine & (abs(r) >= CANCEL_MARGIN * m) & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf)
+    return r if good else math.nan
+
+
+@njit(forceinline=True, error_model="numpy")
 def exp_terms_q(z: float, w1: float, c1: tuple[float, float], k1: tuple[float, float],
                 w2: float, c2: tuple[float, float], k2: tuple[float, float]) -> float:
     """``c₁w₁e^(k₁z) + c₂w₂e^(k₂z)`` (``c``, ``k`` pairs within 2⁻¹⁰⁴ of the options' values,
@@ -1013,13 +1027,7 @@ def exp_terms_q(z: float, w1: float, c1: tuple[float, float], k1: tuple[float, f
     2⁻⁶¹·⁹ of it, 2⁻⁹ ulp."""
     ah, al, x1 = _exp_term(z, w1, c1, k1)
     bh, bl, x2 = _exp_term(z, w2, c2, k2)
-    sh = ah + bh
-    bb = sh - ah
-    r = sh + (((ah - (sh - bb)) + (bh - bb)) + (al + bl))
-    m = abs(ah) + abs(bh)
-    good = ((abs(x1) <= EXP_TERMS_MAX_X) & (abs(x2) <= EXP_TERMS_MAX_X)
-            & (abs(r) >= CANCEL_MARGIN * m) & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf))
-    return r if good else math.nan
+    return _terms_q(ah, al, bh, bl, (abs(x1) <= EXP_TERMS_MAX_X) & (abs(x2) <= EXP_TERMS_MAX_X))
 
 
 exp_terms_q_m = exp_terms_q_w = exp_terms_q_v = exp_terms_q
@@ -1032,14 +1040,7 @@ def exp_term1_q(z: float, w1: float, c1: tuple[float, float], k1: tuple[float, f
     poisson's ``eᶻ − y``, gamma's ``1 − y·e^(−z)``): one exponential, the same bound."""
     ah, al, x1 = _exp_term(z, w1, c1, k1)
     bh = w0 * c0[0]
-    bl = _fma(w0, c0[0], -bh) + w0 * c0[1]
-    sh = ah + bh
-    bb = sh - ah
-    r = sh + (((ah - (sh - bb)) + (bh - bb)) + (al + bl))
-    m = abs(ah) + abs(bh)
-    good = ((abs(x1) <= EXP_TERMS_MAX_X) & (abs(r) >= CANCEL_MARGIN * m)
-            & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf))
-    return r if good else math.nan
+    return _terms_q(ah, al, bh, _fma(w0, c0[0], -bh) + w0 * c0[1], abs(x1) <= EXP_TERMS_MAX_X)
 
 
 exp_term1_q_m = exp_term1_q_w = exp_term1_q_v = exp_term1_q

@@ -291,14 +291,12 @@ def _declare_ce(opts: Mapping[str, Any]) -> Declaration:
         )
     # pᵢ Σa − aᵢ in double-double (softmax_sub), the target weights aₖ as exact pairs: it
     # cancels where pᵢ ≈ aᵢ/Σa, for a distribution y and, with label smoothing, for a class
-    # index too (every aₖ > 0).
+    # index too (every aₖ > 0). For a class index the weights are written out (a(k), not the
+    # array y), so that the kernels substitute the one-hot target.
     soft_sub = softmax_sub(z, y, i, c) if a(k) == y[k] else softmax_sub(z, a(k), i, c)
-    stable_loss: sp.Expr | None = None
-    # a class index too: pᵢ Σa − aᵢ from pairs (the target weights written out, so that the
-    # kernels substitute the one-hot target)
     stable = softmax_sub(z, a(k), i, c)
+    stable_loss: sp.Expr | None = None
     if opts["label_smoothing"]:
-        stable = soft_sub
         # (1 − ε) kept one factor: for a class index the δ-reduced sum expands (1 − ε) wₜ log pₜ
         # into ε wₜ log pₜ − wₜ log pₜ, which cancels by ~log₂(1/(1 − ε)) bits
         wk = w[k] if weighted else sp.S.One
