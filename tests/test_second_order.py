@@ -425,3 +425,31 @@ def test_cross_entropy_hvp_does_not_cancel(dtype, evaluator):
         exact += [p[i] * ((1 if i == 0 else 0) - p[0]) if i else p[0] * mpmath.fsum(p[1:])
                   for i in range(3)]
     assert _second_ulps(got, exact, dtype).max() <= 4
+
+
+@pytest.mark.parametrize(("name", "z", "y", "v"), [
+    # speed.py's draw (seed 1, element 12236): on main the evaluators' Hessians y·e^(−z) rounded
+    # to neighbouring floats and v·h rounded apart again, 2 floats apart
+    ("gamma_loss", 3.9272048100872223, 0.5109883248117185, 2.502480235671437),
+    ("binary_cross_entropy_with_logits", 0.75, 1.0, 1.0 / 3.0),
+])
+def test_hvp_rounds_v_times_hessian_once(name, z, y, v):
+    """An ``accurate()`` Hessian's hvp is ``accurate(h·v)``: v inside the one rounding, so each
+    evaluator's result is within half an ulp (and a hair) of the exact ``v·h`` and the two are at
+    most one float apart -- a float product of two once-rounded Hessians was not."""
+    import mpmath
+
+    from symloss import fast
+
+    d = symloss.derive(name, reduction="sum")
+    zs, ys, vs = (np.array([t]) for t in (z, y, v))
+    got = d.hvp_fn(zs, ys, vs)[0]
+    with fast.disabled():
+        want = d.hvp_fn(zs, ys, vs)[0]
+    with mpmath.workdps(60):
+        mz, my, mv = (mpmath.mpf(float(t)) for t in (z, y, v))
+        exact = mv * (my * mpmath.exp(-mz) if name == "gamma_loss"
+                      else 1 / (mpmath.exp(mz) + 2 + mpmath.exp(-mz)))
+        for r in (got, want):
+            assert abs(mpmath.mpf(float(r)) - exact) <= 0.51 * np.spacing(abs(float(exact))), r
+    assert abs(np.int64(np.float64(got).view(np.int64)) - np.float64(want).view(np.int64)) <= 1

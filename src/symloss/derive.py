@@ -25,7 +25,7 @@ from numpy import ndarray as _ndarray
 
 from .algebra import equal, expand_products, is_zero, reduce_sums, tidy
 from .declaration import Declaration, Kink, Partial
-from .primitives import SUM_INDEX
+from .primitives import SUM_INDEX, accurate
 from .words import Phrase
 
 if TYPE_CHECKING:
@@ -947,6 +947,9 @@ class Derivation:
         h = self._hessian_times_v
         if isinstance(h, sp.Sum):
             return reduce_sums(sp.Sum(expand_products(h.function), *h.limits))
+        k = self.kernel_hessian
+        if isinstance(k, accurate):
+            return accurate(k.args[0] * sp.Symbol("v", real=True))
         return h
 
     @cached_property
