@@ -437,6 +437,21 @@ def ulps(got: np.ndarray, exact: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return out
 
 
+def floats_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How many floats of the arrays' dtype lie from ``a`` to ``b``, element by element: 0 where
+    they are equal, both NaN, or both below the smallest normal number (which may flush to 0);
+    across 0 the floats of both signs count."""
+    a, b = np.asarray(a), np.asarray(b)
+    it = np.int32 if a.dtype == np.float32 else np.int64
+    low = np.int64(np.iinfo(it).min)
+    ia, ib = (x.view(it).astype(np.int64) for x in (np.ascontiguousarray(a), np.ascontiguousarray(b)))
+    ia, ib = np.where(ia < 0, low - ia, ia), np.where(ib < 0, low - ib, ib)
+    tiny = np.finfo(a.dtype).tiny
+    with np.errstate(invalid="ignore"):
+        same = (a == b) | (np.isnan(a) & np.isnan(b)) | ((np.abs(a) < tiny) & (np.abs(b) < tiny))
+    return np.where(same, 0, np.abs(ia - ib))
+
+
 # --------------------------------------------------------------------------- the battery
 def battery(
     d: symloss.Derivation, dtype: str, quick: bool
@@ -576,6 +591,11 @@ def run(quick: bool, only: list[str] | None = None) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- adversarial search
 #: The goal: every value, gradient and Hessian-vector product within this many ulps.
 GOAL_ULP = 4.0
+#: The search's pseudo-evaluator: how many floats apart the two evaluators' results are at each
+#: point searched (the same points, so the agreement is searched where it hurts too), and its
+#: goal: the NumPy evaluator gives the numba one's answer within one float on every input.
+APART = "numpy↔numba floats apart"
+GOAL_APART = 1.0
 #: Where exponentials over/underflow: float32's and float64's exp range, σ(−z) in long double.
 _BOUNDARIES = (87.3365, 88.7228, 103.972, 708.396, 709.782, 745.133, 11355.1, 11400.0)
 
@@ -902,14 +922,18 @@ def _errors(case: _Case, order: int, evaluators: list[str], exact_value: Callabl
               file=sys.stderr)
         return []
     found = []
+    got = {}
     for e in evaluators:
         try:
-            err = ulps(evaluate(e), ex, case.dt)
+            got[e] = np.asarray(evaluate(e))
+            err = ulps(got[e], ex, case.dt)
         except Exception as exc:
             print(f"search {case.name} order {order} {e}: {type(exc).__name__}: {exc}",
                   file=sys.stderr)
             continue
         found.append((e, err))
+    if "numpy" in got and "numba" in got:  # (a result with a class axis: apart per element)
+        found.append((APART, floats_apart(got["numpy"], got["numba"]).astype(float)))
     return found
 
 
@@ -943,7 +967,7 @@ def search(case: _Case, order: int, evaluators: list[str], quick: bool,
         for e, err in found:
             flat = np.nan_to_num(err.reshape(err.shape[0], -1).max(axis=1), nan=np.inf)
             j = int(np.argmax(flat))
-            w, where, n = worst[e]
+            w, where, n = worst.get(e, (0.0, "", 0))
             n += err.size
             if flat[j] > w or not where:
                 where = (f"input={np.array2string(x[j], precision=17, max_line_width=10**6)}, "
@@ -1206,7 +1230,7 @@ def search_multi(case: _Case, order: int, evaluators: list[str], quick: bool,
         for e, err in found:
             flat = np.nan_to_num(err.reshape(rows, -1).max(axis=1), nan=np.inf)
             j = int(np.argmax(flat))
-            w, where, n = worst[e]
+            w, where, n = worst.get(e, (0.0, "", 0))
             if flat[j] > w or not where:
                 where = ", ".join(f"{k}={show(np.broadcast_to(t, arrays['input'].shape[:1] + np.shape(t)[1:])[j])}"
                                   for k, t in arrays.items())
@@ -1631,7 +1655,8 @@ def _search_variant(task: tuple[str, dict[str, Any], bool, float | None]
                   "where": "not searched: the loss rejects these options (stderr)"}]
     for r in found:
         r["options"] = describe(opts)
-    worst = max((r["worst"] for r in found if r["n"]), default=float("nan"))
+    worst = max((r["worst"] for r in found if r["n"] and r["evaluator"] != APART),
+                default=float("nan"))
     cut = " (TIME LIMIT reached: not finished)" if any(r.get("time_limit") for r in found) \
         else ""
     print(f"searched {name} ({describe(opts)}): worst {_fmt(worst)} ulp{cut} "
@@ -1639,10 +1664,27 @@ def _search_variant(task: tuple[str, dict[str, Any], bool, float | None]
     return found
 
 
+def _goal(r: dict[str, Any]) -> float:
+    """A search row's goal: :data:`GOAL_ULP`, or :data:`GOAL_APART` for the :data:`APART` row."""
+    return GOAL_APART if r["evaluator"] == APART else GOAL_ULP
+
+
 def _not_met(r: dict[str, Any]) -> bool:
     """A search row that fails the goal: above it, unmeasured, or cut short by the limit."""
-    return bool((not np.isnan(r["worst"]) and r["worst"] > GOAL_ULP)
+    return bool((not np.isnan(r["worst"]) and r["worst"] > _goal(r))
                 or (r["n"] == 0 and r["order"] != "-") or r.get("time_limit"))
+
+
+def _apart_cell(rows: list[dict[str, Any]], with_options: bool = False) -> str:
+    """The most floats apart the two evaluators' results were over ``rows`` (one loss's
+    :data:`APART` rows; bold above :data:`GOAL_APART`), and where; – where none was measured."""
+    measured = [r for r in rows if r["evaluator"] == APART and r["n"]]
+    if not measured:
+        return "–"
+    r = max(measured, key=lambda r: float(np.nan_to_num(r["worst"], nan=np.inf)))
+    text = f"{r['worst']:g} ({r['dtype']} {r['order']}" + (
+        f", {r['options']})" if with_options else ")")
+    return f"**{text}**" if r["worst"] > GOAL_APART else text
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -1655,6 +1697,8 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if r["order"] == "-":
             cells.setdefault(r["loss"], {})
+            continue
+        if r["evaluator"] == APART:  # its own column
             continue
         key = (r["loss"], r["dtype"], r["order"])
         if r["n"] == 0:
@@ -1673,10 +1717,13 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                 text, w = f"≥ {text} (time limit reached)", np.inf
             cells.setdefault(loss, {})[(dtype, order)] = f"**{text}**" if w > GOAL_ULP else text
     columns = [(dt, o) for dt in ("float32", "float64") for o in ORDERS.values()]
-    lines = ["| loss | " + " | ".join(f"{dt} {o}" for dt, o in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    lines = ["| loss | " + " | ".join(f"{dt} {o}" for dt, o in columns)
+             + f" | {APART} (goal ≤ {GOAL_APART:g}) |",
+             "|---|" + "---|" * (len(columns) + 1)]
     for loss in sorted(cells):
-        lines.append(f"| {loss} | " + " | ".join(cells[loss].get(c, "–") for c in columns) + " |")
+        apart = _apart_cell([r for r in rows if r["loss"] == loss])
+        lines.append(f"| {loss} | " + " | ".join(cells[loss].get(c, "–") for c in columns)
+                     + f" | {apart} |")
     return "\n".join(lines)
 
 
@@ -1714,7 +1761,7 @@ def variant_summary_table(rows: list[dict[str, Any]]) -> str:
     worst: dict[tuple[str, str, str], tuple[float, str]] = {}
     for r in rows:
         sets.setdefault(r["loss"], set()).add(r["options"])
-        if r["order"] == "-":
+        if r["order"] == "-" or r["evaluator"] == APART:
             continue
         key = (r["loss"], r["dtype"], r["order"])
         w = np.inf if r["n"] == 0 else float(np.nan_to_num(r["worst"], nan=np.inf))
@@ -1724,8 +1771,9 @@ def variant_summary_table(rows: list[dict[str, Any]]) -> str:
         if key not in worst or w > worst[key][0]:
             worst[key] = (w, options)
     columns = [(dt, o) for dt in ("float32", "float64") for o in ORDERS.values()]
-    lines = ["| loss | option sets | " + " | ".join(f"{dt} {o}" for dt, o in columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
+    lines = ["| loss | option sets | " + " | ".join(f"{dt} {o}" for dt, o in columns)
+             + f" | {APART} (goal ≤ {GOAL_APART:g}) |",
+             "|---|---|" + "---|" * (len(columns) + 1)]
     for loss in sorted(sets):
         cells = []
         for dt, o in columns:
@@ -1736,7 +1784,8 @@ def variant_summary_table(rows: list[dict[str, Any]]) -> str:
             text = (f"not finished ({opts})" if opts.endswith("time limit reached")
                     else f"{_fmt(w)} ({opts})")
             cells.append(f"**{text}**" if w > GOAL_ULP else text)
-        lines.append(f"| {loss} | {len(sets[loss])} | " + " | ".join(cells) + " |")
+        apart = _apart_cell([r for r in rows if r["loss"] == loss], with_options=True)
+        lines.append(f"| {loss} | {len(sets[loss])} | " + " | ".join(cells) + f" | {apart} |")
     return "\n".join(lines)
 
 
@@ -1832,7 +1881,9 @@ def main(argv: list[str] | None = None) -> int:
               "on each kink, nearly (anti)parallel rows, equal distances, rows scaled "
               "10⁻³⁰…10³⁰. numpy: the NumPy path "
               "(symloss.fast.disabled()); numba: the fast path forced on every size (losses "
-              "without fast kernels answer on the NumPy path there).\n")
+              "without fast kernels answer on the NumPy path there); "
+              f"{APART}: at the same points, how many floats lie between the two evaluators' "
+              f"results (goal ≤ {GOAL_APART:g}).\n")
         print(search_table(found))
         print(f"\nThe worst of both evaluators per loss, dtype and order (bold: above the "
               f"{GOAL_ULP:g}-ulp goal):\n")
@@ -1848,7 +1899,8 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{r['loss']} {r['dtype']} {r['targets']}" for r in worse))
         code = 1
     if above:
-        print(f"ABOVE the {GOAL_ULP:g}-ulp goal ({len(above)} of the searched rows): "
+        print(f"ABOVE the goal ({GOAL_ULP:g} ulp; {APART} ≤ {GOAL_APART:g}) ({len(above)} of the "
+              "searched rows): "
               + ", ".join(f"{r['loss']} {r['dtype']} {r['order']} {r['evaluator']} "
                           f"({_fmt(r['worst'])})" for r in above))
         code = 1
@@ -1883,8 +1935,8 @@ def _print_variants(args: argparse.Namespace) -> int:
     above = [r for r in found if _not_met(r)]
     print()
     if above:
-        print(f"ABOVE the {GOAL_ULP:g}-ulp goal at option variants ({len(above)} of the "
-              "searched rows): " + "; ".join(
+        print(f"ABOVE the goal ({GOAL_ULP:g} ulp; {APART} ≤ {GOAL_APART:g}) at option variants "
+              f"({len(above)} of the searched rows): " + "; ".join(
                   f"{r['loss']} ({r['options']}) {r['dtype']} {r['order']} {r['evaluator']} "
                   f"({_fmt(r['worst'])}) at {r['where']}" for r in above))
         return 1

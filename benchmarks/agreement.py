@@ -25,24 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speed  # this folder's speed.py: its entries and input draws
+from accuracy import floats_apart  # this folder's accuracy.py (its search measures it too)
 
 import symloss
 from symloss import fast
-
-
-def floats_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """How many floats of the arrays' dtype lie from ``a`` to ``b``, element by element: 0 where
-    they are equal, both NaN, or both below the smallest normal number (which may flush to 0);
-    across 0 the floats of both signs count."""
-    a, b = np.asarray(a), np.asarray(b)
-    it = np.int32 if a.dtype == np.float32 else np.int64
-    low = np.int64(np.iinfo(it).min)
-    ia, ib = (x.view(it).astype(np.int64) for x in (np.ascontiguousarray(a), np.ascontiguousarray(b)))
-    ia, ib = np.where(ia < 0, low - ia, ia), np.where(ib < 0, low - ib, ib)
-    tiny = np.finfo(a.dtype).tiny
-    with np.errstate(invalid="ignore"):
-        same = (a == b) | (np.isnan(a) & np.isnan(b)) | ((np.abs(a) < tiny) & (np.abs(b) < tiny))
-    return np.where(same, 0, np.abs(ia - ib))
 
 
 def measure(name: str, dtype: str, n: int, seeds: int) -> dict[str, tuple[int, int, int, str]]:

@@ -675,3 +675,32 @@ def test_agreement_counts_floats_apart(capsys):
         agreement.main(["--only", "no_such_loss"])
     assert stop.value.code == 2
     assert "Valid names" in capsys.readouterr().err
+
+
+def test_search_measures_how_far_apart_the_evaluators_are():
+    """accuracy.py's search measures, at its own adversarial points, how many floats lie
+    between the two evaluators' results (goal ≤ 1): an evaluator that is 2 floats from the
+    other at one point fails the goal there, though both are within 4 ulp of the exact value."""
+    import mpmath
+    import numpy as np
+
+    accuracy = _load("accuracy")
+    mpmath.mp.dps = accuracy.DPS
+    case = accuracy._Case("mse_loss", {}, "float64")
+    honest = case.symloss
+
+    def shifted(order, e, x, y, v):
+        r = np.array(honest(order, "numpy", x, y, v), dtype=np.float64)
+        if e == "numba":  # two floats up at the largest input
+            j = int(np.argmax(x))
+            r[j] = np.nextafter(np.nextafter(r[j], np.inf), np.inf)
+        return r
+
+    case.symloss = shifted  # type: ignore[method-assign]
+    worst = accuracy.search(case, 1, ["numpy", "numba"], quick=True)
+    assert worst[accuracy.APART][0] == 2.0, worst
+    assert worst["numba"][0] <= 2.5 and worst["numpy"][0] <= 0.5, worst
+    row = {"evaluator": accuracy.APART, "worst": 2.0, "n": 10, "order": "grad"}
+    assert accuracy._not_met(row) and not accuracy._not_met({**row, "evaluator": "numba"})
+    case.symloss = honest  # type: ignore[method-assign]
+    assert accuracy.search(case, 1, ["numpy", "numba"], quick=True)[accuracy.APART][0] == 0.0
