@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,10 @@ def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
             text, params = module.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
                                          kernel.free)
             compiled = module.Compiled(text, params, kernel.free is not None)
-            fn = compiled.get("f64" if dtype == "float32" else "dd")
+            mode = "f64" if dtype == "float32" else "dd"
+            # a printer with tiers runs them all (Compiled.run); an older one, its one kernel
+            run = getattr(compiled, "run", None)
+            fn = compiled.get(mode) if run is None else partial(run, mode)
             args = []
             for param in params:
                 value = np.asarray(raw[param])
