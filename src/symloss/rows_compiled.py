@@ -50,8 +50,9 @@ compiled (but a sum over an index, which is compensated):
 
 The first tier. A float32 (or float16) result is first evaluated by the same printed kernel
 compiled against cheaper operations (``_HELPERS_FIRST``): float64 alone, each operation inlined
-and branch-free but one, a value ``v`` with a bound ``e`` on its distance to the exact value of
-its subexpression. With ``u = 2⁻⁵³``, ``a = â + α``, ``b = b̂ + β``, ``|α| ≤ e_a``, ``|β| ≤ e_b``:
+(and branch-free, but an addition's test for exact operands), a value ``v`` with a bound ``e``
+on its distance to the exact value of its subexpression. With ``u = 2⁻⁵³``, ``a = â + α``,
+``b = b̂ + β``, ``|α| ≤ e_a``, ``|β| ≤ e_b``:
 
 * ``a + b``: ``v = fl(â + b̂)``, ``e = e_a + e_b + u·|v|`` (``|fl(x) − x| ≤ u·|fl(x)|``); where
   both operands are exact (``e_a = e_b = 0``), the rounding's error itself, by TwoSum, so a
@@ -62,10 +63,13 @@ its subexpression. With ``u = 2⁻⁵³``, ``a = â + α``, ``b = b̂ + β``, ``
   ``q = fl(â/b̂)``, ``r = u·|q|`` (0 where the remainder ``fma(−q, b̂, â)`` is 0: exact), and
   ``∞`` where ``|b̂| ≤ 2e_b``;
 * ``√a``: ``|√a − √â| = |α|/(√a + √â) ≤ e_a/√â``: ``e = e_a/v + u·v`` (``√e_a`` at ``v = 0``);
-* a sum over an index: the plain recursive sum ``s_k = fl(s_{k−1} + t_k)`` (``fl(x_k·y_k +
-  s_{k−1})``, one fused multiply-add, for a dot product of exact doubles), each step within
-  ``u·|s_k|`` of its exact sum, so ``e = Σ e_k + u·Σ|s_k|`` (Higham, 2nd ed., §3.1's running
-  error bound);
+* a sum over an index: the plain recursive sum ``s_k = fl(s_{k−1} + t_k)``, whose error is
+  exactly ``Σ_k (fl(s_{k−1} + t_k) − (s_{k−1} + t_k))``, each term by TwoSum (so a sum of
+  exact terms that is exact, a count of steps, stays exact): ``e = Σ e_k + Σ |err_k|``; for a
+  dot product of exact doubles, ``s_k = fl(x_k·y_k + s_{k−1})`` by one fused multiply-add,
+  within ``u·|s_k|`` of its exact sum: ``e = u·Σ|s_k|`` (Higham, 2nd ed., §3.1's running
+  error bound). Both accumulate ``m`` in units of ``u`` (``|err_k|·2⁵³``, exact), so that one
+  ``dot2_end`` returns ``Σ e_k + u·m``;
 * a comparison its operands' bounds cannot decide makes the bound NaN, and so every bound it
   reaches: NaN fails the final check, and the row goes to the tracked kernel, which decides.
 
@@ -459,11 +463,11 @@ def dot2_end(s, c, m, e, n):
     "{t_cmp_where}", _T_CMP_WHERE.format(a_low="0.0", b_low="0.0", extra=" + de"))
 
 # The first tier of a float32 (or float16) result: float64 alone, every operation inlined and
-# branch-free, each rounding's error computed exactly where one fused multiply-add or TwoSum
-# gives it (so an exact operation, -y/2 of a label, stays exact and a gate at 0 still skips),
-# a sum's steps bounded by u times its partial sums; a comparison the bounds cannot decide
-# poisons the bound with NaN, so the row goes to the tracked evaluation (see the module
-# docstring, "The first tier").
+# branch-free but the addition's test for exact operands, each rounding's error computed
+# exactly where one fused multiply-add or TwoSum gives it (so an exact operation, -y/2 of a
+# label, a count of steps, stays exact and a gate at 0 still skips), a dot product's steps
+# bounded by u times its partial sums; a comparison the bounds cannot decide poisons the bound
+# with NaN, so the row goes to the tracked evaluation (the module docstring, "The first tier").
 _HELPERS_FIRST = _PREAMBLE.format(u="2.0 ** -53") + """
 
 @njit(inline="always", **_J)
@@ -565,8 +569,8 @@ def dot2_step(s, c, m, x, y):
 
 @njit(inline="always", **_J)
 def sum2_step(s, c, m, p, q):
-    s = s + p  # one rounding, within u|s| (q: 0 in this tier)
-    return s, c, m + abs(s)
+    t, err = two_sum(s, p)  # the rounding's error exactly: a sum of exact terms stays exact
+    return t, c, m + abs(err) * (1.0 / U)  # (q: 0 in this tier)
 
 
 @njit(inline="always", **_J)
