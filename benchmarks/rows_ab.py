@@ -5,7 +5,9 @@ as it is at ``--old`` (A) and as it is now (B), compiles both, and calls them by
 same prepared arrays (speed.py's inputs), one thread. Times are the calling thread's CPU time
 (``time.thread_time``), the minimum over the rounds: on a shared machine the wall time of the
 same call varies by 2x, its CPU time by a few percent. Also prints whether A and B give the
-same numbers (ulp apart) and the rows each hands back to the NumPy path.
+same numbers (ulp apart) and the rows each hands back to the NumPy path. A printer whose
+``Compiled`` has ``run`` (a float32 result's first tier, then the tracked kernel at the rows it
+leaves) is timed through it: all its tiers, as ``symloss.rows`` calls them.
 
     PYTHONPATH=src python benchmarks/rows_ab.py --old main --sizes 100000
 """

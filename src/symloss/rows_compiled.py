@@ -75,13 +75,15 @@ on its distance to the exact value of its subexpression. With ``u = 2⁻⁵³``,
 
 Each bound is computed in round-to-nearest from non-negative numbers by additions,
 multiplications and divisions whose formulas grow with their operands' bounds (``|b̂| − 2e_b``
-shrinks), so the computed one is at least ``(1 − u)^K`` times the exact one, ``K`` the number
-of roundings along its paths (``1/(1 + u) ≥ 1 − u`` for a rounded-up denominator): for a row
-of fewer than ``2⁴⁰`` operations ``(1 − u)^K ≥ 1/2``. Hence the check against ``tol/2`` (and
-``2e_b`` in a divisor: at least the exact ``e_b``): a first-tier result is certified within
-``tol`` of the exact value, as the tracked kernel's. The tracked float64 kernel then evaluates
-the rows the first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none.
-As elsewhere in this module, a product's error below the smallest normal number is taken as
+shrinks), so the computed one is at least ``(1 − u)^K`` times the one exact arithmetic would
+give from the same values, ``K`` the most roundings on a path (``1/(1 + u) ≥ 1 − u`` for a
+denominator rounded up; a product of two bounds adds their counts, a sum of ``n`` terms adds
+``n``): ``K`` is at most the expression's size as a tree plus the width once per nested sum,
+far below ``2⁵¹``, so ``(1 − u)^K ≥ 1/2``. Hence the check against ``tol/2``, and ``2e_b`` in
+a divisor (at least the exact ``e_b``): a first-tier result is certified within ``tol`` of the
+exact value, as the tracked kernel's. The tracked float64 kernel then evaluates the rows the
+first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none. As
+elsewhere in this module, a product's error below the smallest normal number is taken as
 computed. float64 results need a double-double evaluation, so they have no such tier.
 
 Both evaluators certify every result within 1 ulp before its final rounding, so they agree
@@ -1053,9 +1055,11 @@ _lock = threading.RLock()
 
 class Compiled:
     """A row kernel's compiled forms: :meth:`get` loads the one for a working precision
-    (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones), a
-    numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
-    :attr:`params`); :attr:`free`: whether it has a result per element (else per row)."""
+    (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones;
+    ``"first"``: float32 results' first tier), a numba function ``kernel(out, bad, tol, width,
+    divisor, *arrays)`` (arrays named by :attr:`params`), all three printed from one text;
+    :meth:`run` runs a result's tiers; :attr:`free`: whether it has a result per element (else
+    per row)."""
 
     def __init__(self, text: str, params: list[str], free: bool = False) -> None:
         self.text, self.params, self.free = text, params, free
