@@ -1306,7 +1306,7 @@ class RowAdapter:
             values = {**p.values, **{n: _working(a, p.work) for n, a in (extra or {}).items()}}
             return self._certified(key, p, dtype, values) / np.float64(divisor)  # type: ignore[no-any-return]
         # float32 (and float16) results: float64 with a running error bound suffices, as on
-        # the NumPy path (a branch-free first tier, then the tracked kernel at the rows it
+        # the NumPy path (a cheaper first tier, then the tracked kernel at the rows it
         # leaves: rows_compiled's "first tier"); float64 results: double-double
         nmant = _mantissa(dtype)
         free = compiled.free
