@@ -5,7 +5,9 @@ as it is at ``--old`` (A) and as it is now (B), compiles both, and calls them by
 same prepared arrays (speed.py's inputs), one thread. Times are the calling thread's CPU time
 (``time.thread_time``), the minimum over the rounds: on a shared machine the wall time of the
 same call varies by 2x, its CPU time by a few percent. Also prints whether A and B give the
-same numbers (ulp apart) and the rows each hands back to the NumPy path.
+same numbers (ulp apart) and the rows each hands back to the NumPy path. A printer whose
+``Compiled`` has ``run`` (a float32 result's first tier, then the tracked kernel at the rows it
+leaves) is timed through it: all its tiers, as ``symloss.rows`` calls them.
 
     PYTHONPATH=src python benchmarks/rows_ab.py --old main --sizes 100000
 """
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -65,7 +68,10 @@ def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
             text, params = module.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
                                          kernel.free)
             compiled = module.Compiled(text, params, kernel.free is not None)
-            fn = compiled.get("f64" if dtype == "float32" else "dd")
+            mode = "f64" if dtype == "float32" else "dd"
+            # a printer with tiers runs them all (Compiled.run); an older one, its one kernel
+            run = getattr(compiled, "run", None)
+            fn = compiled.get(mode) if run is None else partial(run, mode)
             args = []
             for param in params:
                 value = np.asarray(raw[param])

@@ -881,8 +881,10 @@ def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monk
 
         def run(out, bad, *args):
             kernel(out, bad, *args)
-            bad[[3, 7]] = True
-            out[[3, 7]] = np.nan
+            # the rows a float32 result's first tier hands on: the tracked kernel doubts them too
+            doubted = [3, 7] if out.shape[0] == 50 else slice(None)
+            bad[doubted] = True
+            out[doubted] = np.nan
 
         return run
 
@@ -1473,3 +1475,105 @@ def test_triplet_hvp_at_any_p_is_exact(p):
                 for g, e in zip(got[r], want[r], strict=True):
                     ulps = abs(mpmath.mpf(float(g)) - e) / np.spacing(abs(float(e)))
                     assert ulps <= 1, (path, r, float(g), float(e), float(ulps))
+
+
+def test_first_tier_hands_on_the_rows_its_bound_cannot_certify(monkeypatch):
+    """A float32 result's first tier (rows_compiled's plain float64 with a running bound). In
+    the first row a·b = y₁q₁ (a 48-bit product near 2^11) after x₀² ≈ 2^40 cancels: float64's
+    running sum rounds y₁q₁ next to 2^40 (by almost half an ulp, 2^-13) and is off by
+    1.08·2^-24 of the result, more than the tol = 2^-24 a certified float32 result may be. The
+    bound u·Σ|s_k| is 4.3·2^-25 of it, over the first tier's tol/2: the row goes to the tracked
+    kernel (Dot2), which gives the exact value. With dot2_end's bound 8 times smaller the first
+    tier certifies its wrong value and this test fails (checked by editing the helper). The
+    second, ordinary row is certified by the first tier itself."""
+    pytest.importorskip("numba")
+    from symloss import rows
+    from symloss.rows import RowAdapter
+
+    monkeypatch.setattr(rows, "COMPILED_MIN_SIZE", 0)
+    x0, y1, q1 = 2.0**20 + 1, 27.111526489257812, 69.8448486328125
+    a = np.array([[x0, y1, -x0], [0.5, -1.25, 2.0]], dtype=np.float32)
+    b = np.array([[x0, q1, x0], [1.5, 0.75, -0.25]], dtype=np.float32)
+    assert a[0, 1] == y1 and b[0, 1] == q1  # float32 numbers
+    y = np.array([-1.0, 1.0])
+    d = symloss.derive(COSINE, reduction="none")
+    adapter = RowAdapter(d)
+    p = adapter.prepare(a, b, y)
+    compiled = adapter._compiled("loss")
+    args = [np.broadcast_to(np.float64(p.raw[n]), (2,)) if np.ndim(p.raw[n]) == 0
+            else p.raw[n] for n in compiled.params]
+    first = np.empty(2)
+    bad = np.zeros(2, dtype=np.bool_)
+    compiled.get("first")(first, bad, 2.0**-25, p.width, 1.0, *args)
+    adapter._kernel("loss")  # the expression _exact evaluates (a saved plan skips it)
+    exact = [adapter._exact("loss", p.values, p, r, None) for r in range(2)]
+    assert bad.tolist() == [True, False]
+    assert abs(first[0] - exact[0]) > 2.0**-24 * abs(exact[0])  # what the bound must not pass
+    assert abs(first[1] - exact[1]) <= 2.0**-24 * abs(exact[1])
+    got = d.loss_fn(a, b, y)
+    assert got.dtype == np.float32
+    assert _ulps_apart(got, np.array(exact, dtype=np.float32), np.dtype("float32")) <= 1
+    assert got[0] == np.float32(exact[0])  # the tracked kernel's result, rounded once
+
+
+@pytest.mark.parametrize(("name", "keys"), [
+    (COSINE, ("loss", "grad:input", "grad:input2", "hvp")),
+    (TRIPLET, ("loss", "grad:input", "grad:negative", "hvp")),
+    (MULTILABEL, ("loss", "grad:input")),
+])
+def test_first_tier_certifies_random_rows_itself(name, keys, monkeypatch):
+    """At random float32 rows (speed.py's kind: 10 elements, ±1 labels, class-index sets) the
+    first tier certifies every row, so the tracked kernel runs at none: its sums of exact terms
+    (multilabel's counts of active pairs, which cancel to an exact 0) stay exact. With each
+    step bounded by u·|s_k| instead, 19% of multilabel's gradient rows went to the tracked
+    kernel. Every result is within 1 ulp of the NumPy evaluator's."""
+    pytest.importorskip("numba")
+    from symloss import fast, rows, rows_compiled
+
+    monkeypatch.setattr(rows, "COMPILED_MIN_SIZE", 0)
+    handed: list[tuple[str, int]] = []
+    real_get = rows_compiled.Compiled.get
+
+    def counting(self, mode):
+        kernel = real_get(self, mode)
+        if mode != "first":
+            return kernel
+
+        def run(out, bad, *args):
+            kernel(out, bad, *args)
+            handed.append((mode, int(bad.sum())))
+
+        return run
+
+    monkeypatch.setattr(rows_compiled.Compiled, "get", counting)
+    rng = np.random.default_rng(29)
+    n, c = 400, 10
+    x = rng.standard_normal((n, c)).astype(np.float32)
+    if name == MULTILABEL:
+        target = rng.integers(0, c, (n, c))
+        target[rng.random((n, c)) < 0.5] = -1
+        arrays: list[Any] = [x, target]
+    elif name == COSINE:
+        arrays = [x, rng.standard_normal((n, c)).astype(np.float32),
+                  np.where(rng.random(n) < 0.5, 1.0, -1.0)]
+    else:
+        arrays = [x, *(rng.standard_normal((n, c)).astype(np.float32) for _ in range(2))]
+    v = rng.standard_normal((n, c)).astype(np.float32)
+    d = symloss.derive(name, reduction="sum")
+    for key in keys:
+        handed.clear()
+        if key == "loss":
+            got = symloss.derive(name, reduction="none").loss_fn(*arrays)
+        elif key == "hvp":
+            got = d.hvp_fn(*arrays, v)
+        else:
+            got = d.grad_fn(*arrays, wrt=key.split(":")[1])
+        assert handed == [("first", 0)], (key, handed)
+        with fast.disabled():
+            if key == "loss":
+                want = symloss.derive(name, reduction="none").loss_fn(*arrays)
+            elif key == "hvp":
+                want = d.hvp_fn(*arrays, v)
+            else:
+                want = d.grad_fn(*arrays, wrt=key.split(":")[1])
+        assert _ulps_apart(got, want, np.dtype("float32")) <= 1, key

@@ -1306,9 +1306,9 @@ class RowAdapter:
             values = {**p.values, **{n: _working(a, p.work) for n, a in (extra or {}).items()}}
             return self._certified(key, p, dtype, values) / np.float64(divisor)  # type: ignore[no-any-return]
         # float32 (and float16) results: float64 with a running error bound suffices, as on
-        # the NumPy path; float64 results: double-double
+        # the NumPy path (a cheaper first tier, then the tracked kernel at the rows it
+        # leaves: rows_compiled's "first tier"); float64 results: double-double
         nmant = _mantissa(dtype)
-        fn = compiled.get("f64" if nmant <= 23 else "dd")
         free = compiled.free
         raw = {**p.raw, **extra} if extra else p.raw
         per_row = len(p.rows)
@@ -1322,7 +1322,8 @@ class RowAdapter:
                 args.append(value.reshape(n) if ndim == per_row else value.reshape(n, p.width))
         out = np.empty((n, p.width) if free else (n,), dtype=out_dtype)
         bad = np.zeros(n, dtype=np.bool_)
-        fn(out, bad, 2.0 ** -(nmant + 1), p.width, float(divisor), *args)
+        compiled.run("f64" if nmant <= 23 else "dd", out, bad, 2.0 ** -(nmant + 1), p.width,
+                     float(divisor), *args)
         if bad.any():  # a cancellation beyond double-double's certainty: the NumPy path
             picked = np.flatnonzero(bad)
             sub = _Prepared({name: self._rows_of(value, p.rows, picked)

@@ -48,6 +48,44 @@ compiled (but a sum over an index, which is compensated):
   dtype, at most 1 ulp) marks its row: the caller evaluates that row again on the NumPy path
   (double-double, then exactly). Elsewhere the result is rounded once to the output dtype.
 
+The first tier. A float32 (or float16) result is first evaluated by the same printed kernel
+compiled against cheaper operations (``_HELPERS_FIRST``): float64 alone, each operation inlined
+(and branch-free, but an addition's test for exact operands), a value ``v`` with a bound ``e``
+on its distance to the exact value of its subexpression. With ``u = 2⁻⁵³``, ``a = â + α``,
+``b = b̂ + β``, ``|α| ≤ e_a``, ``|β| ≤ e_b``:
+
+* ``a + b``: ``v = fl(â + b̂)``, ``e = e_a + e_b + u·|v|`` (``|fl(x) − x| ≤ u·|fl(x)|``); where
+  both operands are exact (``e_a = e_b = 0``), the rounding's error itself, by TwoSum, so a
+  sum of exact numbers that is exact (``1/2 − y/2``) has ``e = 0`` and a gate at 0 still skips;
+* ``a·b``: ``ab − âb̂ = âβ + b̂α + αβ``, so ``e = |â|e_b + |b̂|e_a + e_a·e_b + |fl(âb̂) − âb̂|``,
+  the last term exactly by one fused multiply-add;
+* ``a/b``: ``a/b − â/b̂ = (α − (â/b̂)β)/b``, so ``e = (e_a + |q|·e_b)/(|b̂| − 2e_b) + r``,
+  ``q = fl(â/b̂)``, ``r = u·|q|`` (0 where the remainder ``fma(−q, b̂, â)`` is 0: exact), and
+  ``∞`` where ``|b̂| ≤ 2e_b``;
+* ``√a``: ``|√a − √â| = |α|/(√a + √â) ≤ e_a/√â``: ``e = e_a/v + u·v`` (``√e_a`` at ``v = 0``);
+* a sum over an index: the plain recursive sum ``s_k = fl(s_{k−1} + t_k)``, whose error is
+  exactly ``Σ_k (fl(s_{k−1} + t_k) − (s_{k−1} + t_k))``, each term by TwoSum (so a sum of
+  exact terms that is exact, a count of steps, stays exact): ``e = Σ e_k + Σ |err_k|``; for a
+  dot product of exact doubles, ``s_k = fl(x_k·y_k + s_{k−1})`` by one fused multiply-add,
+  within ``u·|s_k|`` of its exact sum: ``e = u·Σ|s_k|`` (Higham, 2nd ed., §3.1's running
+  error bound). Both accumulate ``m`` in units of ``u`` (``|err_k|·2⁵³``, exact), so that one
+  ``dot2_end`` returns ``Σ e_k + u·m``;
+* a comparison its operands' bounds cannot decide makes the bound NaN, and so every bound it
+  reaches: NaN fails the final check, and the row goes to the tracked kernel, which decides.
+
+Each bound is computed in round-to-nearest from non-negative numbers by additions,
+multiplications and divisions whose formulas grow with their operands' bounds (``|b̂| − 2e_b``
+shrinks), so the computed one is at least ``(1 − u)^K`` times the one exact arithmetic would
+give from the same values, ``K`` the most roundings on a path (``1/(1 + u) ≥ 1 − u`` for a
+denominator rounded up; a product of two bounds adds their counts, a sum of ``n`` terms adds
+``n``): ``K`` is at most the expression's size as a tree plus the width once per nested sum,
+far below ``2⁵¹``, so ``(1 − u)^K ≥ 1/2``. Hence the check against ``tol/2``, and ``2e_b`` in
+a divisor (at least the exact ``e_b``): a first-tier result is certified within ``tol`` of the
+exact value, as the tracked kernel's. The tracked float64 kernel then evaluates the rows the
+first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none. As
+elsewhere in this module, a product's error below the smallest normal number is taken as
+computed. float64 results need a double-double evaluation, so they have no such tier.
+
 Both evaluators certify every result within 1 ulp before its final rounding, so they agree
 within 1 ulp everywhere (``tests/test_row_losses.py`` checks it). An expression with an
 operation this printer does not know (a power ``1/p``, ``sign``) gets no compiled kernel:
@@ -60,6 +98,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from . import cache
@@ -424,6 +463,122 @@ def dot2_end(s, c, m, e, n):
     return v, 0.0, 2.0 * abs(err) + e * (1.0 + n * 2.0 ** -51) + dot2_bound(m, n)
 '''.replace(
     "{t_cmp_where}", _T_CMP_WHERE.format(a_low="0.0", b_low="0.0", extra=" + de"))
+
+# The first tier of a float32 (or float16) result: float64 alone, every operation inlined and
+# branch-free but the addition's test for exact operands, each rounding's error computed
+# exactly where one fused multiply-add or TwoSum gives it (so an exact operation, -y/2 of a
+# label, a count of steps, stays exact and a gate at 0 still skips), a dot product's steps
+# bounded by u times its partial sums; a comparison the bounds cannot decide poisons the bound
+# with NaN, so the row goes to the tracked evaluation (the module docstring, "The first tier").
+_HELPERS_FIRST = _PREAMBLE.format(u="2.0 ** -53") + """
+
+@njit(inline="always", **_J)
+def t_add(ah, al, ae, bh, bl, be):
+    if ae == 0.0 and be == 0.0:  # exact operands: the rounding's error exactly (TwoSum)
+        s, err = two_sum(ah, bh)
+        return s, 0.0, abs(err)
+    s = ah + bh
+    return s, 0.0, (ae + be) + U * abs(s)
+
+
+@njit(inline="always", **_J)
+def t_mul(ah, al, ae, bh, bl, be):
+    p = ah * bh
+    return p, 0.0, (abs(ah) * be + abs(bh) * ae + ae * be) + abs(_fma(ah, bh, -p))
+
+
+@njit(inline="always", **_J)
+def t_div(ah, al, ae, bh, bl, be):
+    q = ah / bh
+    low = abs(bh) - 2.0 * be  # below |b| - be: the bound's own roundings (docstring)
+    e = (ae + abs(q) * be) / low if low > 0.0 else math.inf
+    return q, 0.0, e + (U * abs(q) if _fma(-q, bh, ah) != 0.0 else 0.0)
+
+
+@njit(inline="always", **_J)
+def t_sqrt(ah, al, ae):
+    h = math.sqrt(ah) if ah >= 0.0 else math.nan
+    e = ae / h if h > 0.0 else math.sqrt(ae)
+    return h, 0.0, e + U * h
+
+
+@njit(inline="always", **_J)
+def t_cmp(ah, al, ae, bh, bl, be):
+    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+    return dh, not (abs(dh) > de or (de == 0.0 and dh == 0.0))
+
+
+@njit(inline="always", **_J)
+def t_cmp0(xh, xl, xe):
+    return xh, not (abs(xh) > xe or (xe == 0.0 and xh == 0.0))
+
+
+@njit(inline="always", **_J)
+def t_where(c, cu, ah, al, ae, bh, bl, be):
+    if c:
+        h, e = ah, ae
+    else:
+        h, e = bh, be
+    return h, 0.0, math.nan if cu else e
+
+
+@njit(inline="always", **_J)
+def t_heaviside(xh, xl, xe, h0):
+    dh, unsure = t_cmp0(xh, xl, xe)
+    v = 1.0 if xh > 0.0 else (0.0 if xh < 0.0 else h0)
+    return v, 0.0, math.nan if unsure else 0.0
+
+
+@njit(inline="always", **_J)
+def t_maximum(ah, al, ae, bh, bl, be):
+    dh, unsure = t_cmp(ah, al, ae, bh, bl, be)
+    if ah >= bh:
+        h, e = ah, ae
+    else:
+        h, e = bh, be
+    return h, 0.0, math.nan if unsure else e
+
+
+@njit(inline="always", **_J)
+def t_minimum(ah, al, ae, bh, bl, be):
+    h, l, e = t_maximum(-ah, 0.0, ae, -bh, 0.0, be)
+    return -h, 0.0, e
+
+
+@njit(inline="always", **_J)
+def t_sign(xh, xl, xe):
+    dh, unsure = t_cmp0(xh, xl, xe)
+    v = 1.0 if xh > 0.0 else (-1.0 if xh < 0.0 else 0.0)
+    return v, 0.0, math.nan if unsure else 0.0
+
+
+@njit(inline="always", **_J)
+def t_abs(ah, al, ae):
+    return abs(ah), 0.0, ae
+
+
+@njit(inline="always", **_J)
+def t_rational(p, q):
+    v = p / q
+    return v, 0.0, U * abs(v)
+
+
+@njit(inline="always", **_J)
+def dot2_step(s, c, m, x, y):
+    s = _fma(x, y, s)  # one rounding, within u|s|
+    return s, c, m + abs(s)
+
+
+@njit(inline="always", **_J)
+def sum2_step(s, c, m, p, q):
+    t, err = two_sum(s, p)  # the rounding's error exactly: a sum of exact terms stays exact
+    return t, c, m + abs(err) * (1.0 / U)  # (q: 0 in this tier)
+
+
+@njit(inline="always", **_J)
+def dot2_end(s, c, m, e, n):
+    return s, 0.0, e + U * m
+"""
 
 _OPERATORS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
               sp.LessThan: "<="}
@@ -900,9 +1055,11 @@ _lock = threading.RLock()
 
 class Compiled:
     """A row kernel's compiled forms: :meth:`get` loads the one for a working precision
-    (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones), a
-    numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
-    :attr:`params`); :attr:`free`: whether it has a result per element (else per row)."""
+    (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones;
+    ``"first"``: float32 results' first tier), a numba function ``kernel(out, bad, tol, width,
+    divisor, *arrays)`` (arrays named by :attr:`params`), all three printed from one text;
+    :meth:`run` runs a result's tiers; :attr:`free`: whether it has a result per element (else
+    per row)."""
 
     def __init__(self, text: str, params: list[str], free: bool = False) -> None:
         self.text, self.params, self.free = text, params, free
@@ -922,10 +1079,30 @@ class Compiled:
         return fn
 
 
+    def run(self, mode: str, out: Any, bad: Any, tol: float, width: int, divisor: float,
+            *arrays: Any) -> None:
+        """The kernel for ``mode`` at every row, each result certified (``bad`` marks the rows
+        it could not): for ``"f64"``, the first tier at every row (checked against ``tol/2``:
+        the module docstring, "The first tier"), then the tracked float64 kernel at the rows
+        it leaves."""
+        if mode != "f64":
+            self.get(mode)(out, bad, tol, width, divisor, *arrays)
+            return
+        self.get("first")(out, bad, tol / 2.0, width, divisor, *arrays)
+        if not bad.any():
+            return
+        picked = np.flatnonzero(bad)
+        again = np.empty((picked.size, *out.shape[1:]), dtype=out.dtype)
+        still = np.zeros(picked.size, dtype=np.bool_)
+        self.get("f64")(again, still, tol, width, divisor, *(a[picked] for a in arrays))
+        out[picked] = again
+        bad[picked] = still
+
+
 def _helpers(mode: str) -> str:
     """The module of the tracked operations for ``mode``, loaded once (every kernel imports it,
     so numba compiles and caches the operations once, not once per kernel)."""
-    text = _HELPERS if mode == "dd" else _HELPERS_F64
+    text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST}[mode]
     name = f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}"
     cache.load_module(text, name)
     return name
