@@ -541,7 +541,9 @@ def main(argv: list[str] | None = None) -> int:
         summary.append((name, worst, call["grad"] * 1e6, call["torch"] * 1e6, cold, warm,
                         loop["grad"] * 1e6, loop["torch"] * 1e6))
         print(f"\nworst: grad {worst['grad']:.2f}× (1 thread), {worst['grad_all']:.2f}× ({cpus} "
-              f"threads); hvp {worst['hvp']:.2f}× (nan: torch has none); "
+              f"threads); hvp "
+              + ("– (torch has none)" if worst["hvp"] != worst["hvp"] else f"{worst['hvp']:.2f}×")
+              + "; "
               f"{call['grad'] * 1e6:.0f} µs per call at n = 100 "
               f"(torch {call['torch'] * 1e6:.0f}; back to back {loop['grad'] * 1e6:.1f}, torch "
               f"{loop['torch'] * 1e6:.0f}); peak memory {worst['memory']:.2f}× the input; "
