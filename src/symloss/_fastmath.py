@@ -1513,6 +1513,30 @@ def block_max(z: np.ndarray, r0: int, r1: int, ms: np.ndarray) -> None:
         ms[r - r0] = np.float64(m)
 
 
+@njit(error_model="numpy")
+def label_rows(out: np.ndarray, t: np.ndarray, ignore: int, at: np.ndarray, off: np.ndarray,
+               r0: int, r1: int) -> None:
+    """Rows ``r0 ≤ r < r1`` of a class-index result that reads only whether class ``i`` is the
+    row's label ``t[r]``: ``off[i]`` written over the rows, then ``at[t[r]]`` at each label (an
+    ignored row 0), as torch's zeros and scatter: flat passes over the rows of a C-contiguous
+    ``out``, counted from 0. (A loop over each row's classes that selects at or off per class
+    is not vectorized, nor are these passes with the rows counted from ``r0``: 1e6 float32, 1
+    thread, 0.41 and 0.56 ms, against 0.18 ms.)"""
+    n = out.shape[1]
+    flat = out[r0:r1].reshape(-1)  # (from 0: rows counted from r0 are not vectorized)
+    labels = t[r0:r1]
+    for r in range(r1 - r0):
+        for i in range(n):
+            flat[r * n + i] = off[i]
+    for r in range(r1 - r0):
+        tr = labels[r]
+        if tr == ignore:
+            for i in range(n):
+                flat[r * n + i] = 0.0
+        else:
+            flat[r * n + tr] = at[tr]
+
+
 @njit(fastmath={"reassoc", "nsz"}, error_model="numpy")
 def block_sums(ebuf: np.ndarray, n: int, smalls: np.ndarray, ones: np.ndarray) -> None:
     """Per row of ``ebuf[:n]`` (``e_j = exp(z_j − m)``): ``Σ_{e_j < 1} e_j`` and ``#{e_j = 1}``.
