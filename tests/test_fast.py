@@ -2056,18 +2056,18 @@ def test_per_class_gradient_takes_the_elementwise_kernels(dtype, parallel, monke
     sig = 1.0 / (1.0 + np.exp(-x[near].astype(np.float64)))
     y[near] = sig * (1 + rng.standard_normal(sig.shape) * np.exp(rng.uniform(-40, -2, sig.shape)))
     y = np.clip(y, 0.0, 1.0).astype(dtype)
-    for reduction in ("none", "mean", "sum"):
-        d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction)
-        kernels = fast.build(d)
-        assert isinstance(kernels, fast._ClassAxisKernels) and kernels._flat, fast.last_reason
-        got = d.grad_fn(x, y)
-        with fast.disabled():
-            want = d.grad_fn(x, y)
-        assert got.dtype == want.dtype == dtype and got.shape == want.shape
-        apart = _steps_apart(got.ravel(), want.ravel())
-        assert apart.max() <= 1, (x.ravel()[apart > 1][:3], y.ravel()[apart > 1][:3])
-    weighted = symloss.derive("multilabel_soft_margin_loss", weight=np.linspace(0.5, 2.0, c))
-    assert not fast.build(weighted)._flat
+    for options in ({}, {"weight": np.linspace(0.5, 2.0, c)}):
+        for reduction in ("none", "mean", "sum"):
+            d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, **options)
+            kernels = fast.build(d)
+            assert isinstance(kernels, fast._ClassAxisKernels), fast.last_reason
+            assert kernels._flat == (not options)  # a class weight: the class-axis kernels
+            got = d.grad_fn(x, y)
+            with fast.disabled():
+                want = d.grad_fn(x, y)
+            assert got.dtype == want.dtype == dtype and got.shape == want.shape
+            apart = _steps_apart(got.ravel(), want.ravel())
+            assert apart.max() <= 1, (x.ravel()[apart > 1][:3], y.ravel()[apart > 1][:3])
     assert not fast.build(symloss.derive("cross_entropy"))._flat
 
 

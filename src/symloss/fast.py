@@ -1880,11 +1880,11 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             if choose:
                 # Probability targets: a one-hot row takes the hard form, as a class index
                 # does (the layout's rule), any other row the soft one; multi-hot targets
-                # (each class a label of its own) by element, a 0/1 label the hard form.
+                # (each class a label of its own) by element, each 0/1 label the hard form.
                 hard_code = printer.doprint(reduce_sums(hard_expr, expand=False))
-                test = "(yr[i] == 0.0 or yr[i] == 1.0)" if tags == (False,) else "onehot"
-                choose = test == "onehot"
-                code = f"({hard_code}) if {test} else ({code})"
+                if tags == (False,):  # (a row of 0/1 labels first: its loop vectorizes)
+                    code = f"({hard_code}) if (yr[i] == 0.0 or yr[i] == 1.0) else ({code})"
+                code = f"({hard_code}) if onehot else ({code})"
             if what == "loss":
                 write, at = "                out[r] = res / divisor\n", " " * 16
                 skip = "                    out[r] = 0.0\n"
