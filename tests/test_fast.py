@@ -2039,7 +2039,7 @@ def test_cross_entropy_hard_label_evaluators_within_one_float(options):
 def test_per_class_gradient_takes_the_elementwise_kernels(dtype, parallel, monkeypatch):
     """multilabel_soft_margin_loss's gradient (σ(xᵢ) − yᵢ)/C reads no other class: its kernels
     are the element-wise generator's over the flattened rows (1e6 float32 logits, 1 thread:
-    9 -> 1.3 ms), with the element-wise choice per element (0/1 targets the stable form, soft
+    9.0 -> 1.6 ms), with the element-wise choice per element (0/1 targets the stable form, soft
     ones the certified σ(x) − y, double-double where it cancels). Within one float of the NumPy
     evaluator (which chooses per row) at hard, soft and mixed rows, cancelling ones included.
     A class weight, a softmax, a class index keep the class-axis kernels."""

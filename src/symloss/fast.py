@@ -1963,7 +1963,8 @@ def _per_class(hard: sp.Expr, soft: sp.Expr, symbols: Mapping[str, sp.Basic],
     the element-wise generator's (:func:`_elementwise_source`: a branch-free vectorized pass over
     blocks of 4096 elements for 0/1 targets, the soft targets' float form, then double-double
     for those it leaves uncertified) on the flattened arrays, not a loop of C classes per row
-    with every form's branches inside it (1e6 float32 logits, 1 thread: 9 -> 3 ms).
+    with every form's branches inside it (1e6 float32 logits, 1 thread: 9.0 -> 1.6 ms, soft
+    targets 8.4 -> 2.2 ms; torch 6.6-7.2).
     """
     z, y = symbols["input"], symbols["target"]
     x, t = _FLAT_ARRAYS
