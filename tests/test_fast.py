@@ -2032,3 +2032,79 @@ def test_cross_entropy_hard_label_evaluators_within_one_float(options):
         want = d.grad_fn(z, t)
     assert _steps_apart(got.ravel(), want.ravel()).max() <= 1
     assert np.all(got[::10] == 0.0)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_class_gradient_takes_the_elementwise_kernels(dtype, parallel, monkeypatch):
+    """multilabel_soft_margin_loss's gradient (σ(xᵢ) − yᵢ)/C reads no other class: its kernels
+    are the element-wise generator's over the flattened rows (1e6 float32 logits, 1 thread:
+    9.0 -> 1.6 ms), with the element-wise choice per element (0/1 targets the stable form, soft
+    ones the certified σ(x) − y, double-double where it cancels). Within one float of the NumPy
+    evaluator (which chooses per row) at hard, soft and mixed rows, cancelling ones included.
+    A class weight, a softmax, a class index keep the class-axis kernels."""
+    if parallel:
+        monkeypatch.setattr(fast, "PARALLEL_MIN", 1000)
+    rng = np.random.default_rng(RNG_SEED)
+    n, c = 4000, 7
+    x = (rng.standard_normal((n, c)) * np.exp(rng.uniform(-2, 3, (n, c)))).astype(dtype)
+    y = rng.random((n, c))
+    y[: n // 4] = rng.random((n // 4, c)) < 0.5  # hard rows
+    y[n // 4: n // 2] = np.where(rng.random((n // 4, c)) < 0.5, rng.random((n // 4, c)) < 0.5,
+                                 y[n // 4: n // 2])  # 0/1 beside soft targets in one row
+    near = slice(n // 2, 3 * n // 4)  # σ(x) − y cancels: y next to σ(x)
+    sig = 1.0 / (1.0 + np.exp(-x[near].astype(np.float64)))
+    y[near] = sig * (1 + rng.standard_normal(sig.shape) * np.exp(rng.uniform(-40, -2, sig.shape)))
+    y = np.clip(y, 0.0, 1.0).astype(dtype)
+    for options in ({}, {"weight": np.linspace(0.5, 2.0, c)}):
+        for reduction in ("none", "mean", "sum"):
+            d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, **options)
+            kernels = fast.build(d)
+            assert isinstance(kernels, fast._ClassAxisKernels), fast.last_reason
+            assert kernels._flat == (not options)  # a class weight: the class-axis kernels
+            got = d.grad_fn(x, y)
+            with fast.disabled():
+                want = d.grad_fn(x, y)
+            assert got.dtype == want.dtype == dtype and got.shape == want.shape
+            apart = _steps_apart(got.ravel(), want.ravel())
+            assert apart.max() <= 1, (x.ravel()[apart > 1][:3], y.ravel()[apart > 1][:3])
+    assert not fast.build(symloss.derive("cross_entropy"))._flat
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"weight": [0.5, 2.0, -1.0, 0.0, 3.0]},
+                                     {"ignore_index": 2}])
+def test_label_only_gradient_selects_from_a_table_per_class(options, dtype, parallel,
+                                                           monkeypatch):
+    """nll_loss's class-index gradient −δ(i, t)·wᵢ reads only whether a class is the row's
+    label: each class's two results are computed once per call and each row written from them
+    by flat passes (1e6 float32, 1 thread: 0.41 -> 0.20 ms; torch 0.35). The same arithmetic:
+    bit for bit the NumPy evaluator's, the sign of each zero included (−0·w off the label),
+    ignored rows 0; at every reduction, serial and parallel. A gradient that reads the logits
+    (cross_entropy's) is no such table."""
+    if parallel:
+        monkeypatch.setattr(fast, "PARALLEL_MIN", 1000)
+    options = {k: np.array(v) if k == "weight" else v for k, v in options.items()}
+    rng = np.random.default_rng(RNG_SEED)
+    x = rng.standard_normal((3001, 5)).astype(dtype)
+    t = rng.integers(0, 5, 3001)
+    t[::7] = options.get("ignore_index", 0)
+    for reduction in ("none", "mean", "sum"):
+        d = symloss.derive("nll_loss", reduction=reduction, **options)
+        got = d.grad_fn(x, t)
+        with fast.disabled():
+            want = d.grad_fn(x, t)
+        assert got.dtype == want.dtype == dtype
+        assert np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want))
+        if "ignore_index" in options:
+            assert np.all(got[::7] == 0.0)
+    symbols = d.declaration.symbols
+    label = sp.Symbol("t", integer=True)
+    i = primitives.CLASS_INDEX
+    w = symbols.get("weight")
+    delta = sp.KroneckerDelta(i, label)
+    assert fast._per_label(-delta * (w[i] if w is not None else 1), symbols, label)
+    assert not fast._per_label(-delta * symbols["input"][i], symbols, label)
+    if w is not None:
+        assert not fast._per_label(-delta * w[label], symbols, label)

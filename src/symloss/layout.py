@@ -92,7 +92,8 @@ class Forms:
     """The substituted expressions an evaluator evaluates for one derivation.
 
     ``grad_hard`` is evaluated where the target is hard (a 0/1 label, a class index, a one-hot
-    row), ``grad_soft`` elsewhere; they are the same object when there is nothing to choose.
+    row, a multi-hot target's 0/1 element), ``grad_soft`` elsewhere; they are the same object
+    when there is nothing to choose.
     """
 
     loss: sp.Expr

@@ -225,12 +225,14 @@ class NumpyEvaluator:
             return np.asarray(kernel(*(values[n] for n in self.names), *extra), dtype=np.float64)
 
     def _soft(self, layout: Layout, values: Mapping[str, Any]) -> np.ndarray | None:
-        """Where the soft form is evaluated (``None``: nowhere); by row on a class axis."""
+        """Where the soft form is evaluated (``None``: nowhere); by row on a class axis whose
+        row is one distribution (a one-hot row is a class index), by element where each class
+        is a label of its own (multi-hot targets: multilabel_soft_margin_loss)."""
         if layout.family == "class_axis" and layout.labels is not None:
             return None
         y = values["target"]
         soft = (y != 0) & (y != 1)
-        if layout.family == "class_axis":
+        if layout.family == "class_axis" and not self.derivation.spec.multi_hot_targets:
             soft = np.any(soft, axis=-1, keepdims=True)
         return soft if np.any(soft) else None
 
