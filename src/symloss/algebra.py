@@ -703,7 +703,8 @@ def sigmoid_curvature(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     return scale, x
 
 
-def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr] | None:
+def soft_modulated_slope(expr: sp.Expr, order: int = 1
+                         ) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr] | None:
     """``(S, z, y, γ)`` where ``expr`` is ``S·d/dz[Q^γ·C]`` with ``Q = y·σ(−z) + (1 − y)·σ(z)``
     and ``C = y·softplus(−z) + (1 − y)·softplus(z)`` -- ``S`` times the slope of a modulated
     Bernoulli cross-entropy at a soft label ``y``, ``S·Q^(γ−1)·(γ(1 − 2y)·C·σ(z)σ(−z) + Q·(σ(z)
@@ -717,6 +718,11 @@ def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.E
     ``Q^γ·(Q′/Q)``, the ratio kept one factor (an ``UnevaluatedExpr``: the catalogue's form,
     finite where ``Q`` is subnormal and ``Q^(γ−1)`` is not).
 
+    At ``order = 2``: ``S·d²/dz²[Q^γ·C] = S·Q^(γ−2)·(γ(γ − 1)·Q′²·C + γ·Q·Q″·C + 2γ·Q·Q′·(σ(z)
+    − y) + Q²·σ(z)σ(−z))``, ``Q′ = (1 − 2y)σ(z)σ(−z)``, ``Q″ = Q′·(σ(−z) − σ(z))`` (which the
+    catalogue writes ``−Q′·tanh(z/2)``) -- the soft-label Hessian, whose four terms cancel
+    (:func:`symloss._fastmath.soft_modulated_curvature_q`).
+
     >>> from sympy import Symbol, UnevaluatedExpr
     >>> z, y, g, a = Symbol("z"), Symbol("y"), Symbol("gamma"), Symbol("alpha")
     >>> q = y * sigmoid(-z) + (1 - y) * sigmoid(z)
@@ -729,6 +735,14 @@ def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.E
     >>> soft_modulated_slope(a * power(q, g) * (sigmoid_sub(z, y) + g * c * ratio))
     (alpha, z, y, gamma)
     >>> soft_modulated_slope(a * power(q, g) * sigmoid_sub(z, y)) is None
+    True
+    >>> d1 = (1 - 2 * y) * sigmoid(z) * sigmoid(-z)
+    >>> e2 = a * (g * (g - 1) * power(q, g - 2) * d1**2 * c - g * power(q, g - 1) * d1
+    ...           * sp.tanh(z / 2) * c + 2 * g * power(q, g - 1) * d1 * sigmoid_sub(z, y)
+    ...           + power(q, g) * sigmoid(z) * sigmoid(-z))
+    >>> soft_modulated_slope(e2, 2)
+    (alpha, z, y, gamma)
+    >>> soft_modulated_slope(e2, 1) is None
     True
     """
     heads = [e for e in expr.atoms(power) if not e.args[1].free_symbols - {*e.args[0].free_symbols,
@@ -754,8 +768,15 @@ def soft_modulated_slope(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.E
         return None
     qs = sp.Dummy("Q", positive=True)
     ce = y * softplus(-z) + (1 - y) * softplus(z)
-    shape = g * qs ** (g - 1) * (1 - 2 * y) * sigmoid(z) * sigmoid(-z) * ce + qs ** g * (
-        sigmoid(z) - y)
+    d1 = (1 - 2 * y) * sigmoid(z) * sigmoid(-z)  # Q′; Q″ = Q′·(σ(−z) − σ(z))
+    shape = g * qs ** (g - 1) * d1 * ce + qs ** g * (sigmoid(z) - y)
+    if order == 2:
+        shape = (g * (g - 1) * qs ** (g - 2) * d1**2 * ce
+                 + g * qs ** (g - 1) * d1 * (sigmoid(-z) - sigmoid(z)) * ce
+                 + 2 * g * qs ** (g - 1) * d1 * (sigmoid(z) - y) + qs ** g * sigmoid(z) * sigmoid(-z))
+    elif order != 1:
+        return None
+    one_way[sp.tanh(z / 2)] = 2 * sigmoid(z) - 1  # σ(z) − σ(−z)
 
     def flat(e: sp.Expr) -> sp.Expr:
         e = e.replace(lambda x: isinstance(x, sp.UnevaluatedExpr), lambda x: x.args[0])

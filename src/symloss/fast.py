@@ -374,6 +374,15 @@ class _Printer(PythonCodePrinter):
             # size of S's terms passed), else the double-double form
             scale, z, y, g = soft
             return self._slope_tier((scale, z, g), value, "soft_modulated_slope_q", (y,), True)
+        soft = soft_modulated_slope(expr.args[0], 2)
+        if soft is not None:
+            # S·d²/dz²[Q^γ·C] (its soft-label Hessian): for float64 results the first tier
+            # _fastmath.soft_modulated_curvature_q (within 0.71 ulp where its four terms
+            # cancel by under 2⁴), else the double-double form (1e6 soft targets, float64,
+            # 1 thread: the double-double form at every element took ~120 ms)
+            scale, z, y, g = soft
+            return self._slope_tier((scale, z, g), value, "soft_modulated_curvature_q", (y,),
+                                    True)
         exps = exp_terms(expr.args[0])
         if exps is not None:
             # Σ c·w·e^(k·z), one or two terms (tweedie_loss's gradient and Hessian, gamma_loss's
@@ -1060,6 +1069,7 @@ from symloss._fastmath import (
     modulated_slope_q_m, modulated_slope_q_v, modulated_slope_q_w,
     modulated_curvature_q_m, modulated_curvature_q_v, modulated_curvature_q_w,
     soft_modulated_slope_q_m, soft_modulated_slope_q_v, soft_modulated_slope_q_w,
+    soft_modulated_curvature_q_m, soft_modulated_curvature_q_v, soft_modulated_curvature_q_w,
     tanh_m, tanh_v, tanh_w,
     sigmoid_curvature_q_m, sigmoid_curvature_q_v, sigmoid_curvature_q_w,
     exp_terms_q_m, exp_terms_q_v, exp_terms_q_w, fitsx_m, fitsx_v, fitsx_w,
@@ -1374,6 +1384,8 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # polynomial exp_v (measured, 1e6 float32 focal: 92 -> 37 ms) and no less exact.
             by_flavour["v"] = by_flavour["m"]
         soft_test = " & ".join(f"(x1 != {c})" for c in labels)
+        # the label pass skips a block of soft targets only where a soft pass writes them
+        only_hard = soft_test if soft_code is not None else None
         for flavour, steps_f in by_flavour.items():
             steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
             text = ""
@@ -1395,7 +1407,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 # elements it left undecided again with the exact one (_filtered)
                 again = ([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]] if two_pass
                          else loop_steps)
-                text += _two_pass(loads + load_v, filtered, again, None, held)
+                text += _two_pass(loads + load_v, filtered, again, None, held, only_hard)
             elif flavour == "m" and vector_m is not None:
                 lines, _ = lower(vector_m, " " * 8)
                 text += ("    for j in prange(out.size):\n"
@@ -1411,7 +1423,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                           if flavour == "m" else None)
                 text += _two_pass(loads + load_v, first,
                                   [(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
-                                  gather, held)
+                                  gather, held, only_hard)
             else:
                 lines, _ = lower(steps_f, " " * 8)
                 in_pairs = (_w_helpers(lines) if flavour == "m"
@@ -1644,7 +1656,7 @@ def _filtered(lines: list[str]) -> list[str] | None:
 
 
 def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
-              gather: list[str] | None, held: list[str]) -> str:
+              gather: list[str] | None, held: list[str], soft_test: str | None = None) -> str:
     """The loop of a kernel whose float form has float-first tests, in two passes per block
     of :data:`SOFT_BLOCK` elements (a branch per element on the tests would keep the whole
     loop scalar).
@@ -1662,11 +1674,23 @@ def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
     * else (``None``: float32 kernels, whose libm helpers are scalar code either way, and
       calls compile faster than numba's inlined polynomials): a scalar loop over the block,
       the tests branched on, double-double where they fail.
+
+    ``soft_test`` (the label pass of a kernel with a soft pass after it, :func:`_soft_pass`):
+    a block whose targets all pass it is skipped, as the soft pass writes each of its
+    elements (sigmoid_focal_loss, 1e6 soft targets, float32, 1 thread: the label pass's
+    hard forms at every element cost ~7 ms of the gradient's ~24 and ~10 of the hvp's ~30).
     """
     head = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
             f"        lo = b * {SOFT_BLOCK}\n"
             f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-            "        n_bad = 0\n"
+            + ("" if soft_test is None else
+               "        n_hard = 0\n"
+               "        for jj in range(hi - lo):  # counted first: a count vectorizes\n"
+               "            x1 = np.float64(a1[lo + jj])\n"
+               f"            n_hard += 0 if {soft_test} else 1\n"
+               "        if n_hard == 0:\n"
+               "            continue\n")
+            + "        n_bad = 0\n"
             "        for jj in range(hi - lo):  # (range(lo, hi) is not vectorized)\n"
             "            j = lo + jj\n"
             + _indented(loads, 12)
