@@ -1682,6 +1682,8 @@ def _apart_cell(rows: list[dict[str, Any]], with_options: bool = False) -> str:
     if not measured:
         return "–"
     r = max(measured, key=lambda r: float(np.nan_to_num(r["worst"], nan=np.inf)))
+    if r["worst"] == 0:  # the same bits at every point: no row to name
+        return "0"
     text = f"{r['worst']:g} ({r['dtype']} {r['order']}" + (
         f", {r['options']})" if with_options else ")")
     return f"**{text}**" if r["worst"] > GOAL_APART else text
