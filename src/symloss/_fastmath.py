@@ -940,6 +940,26 @@ def _q_power(wh: float, wl: float, g: float, k: float) -> tuple[float, float]:
 
 
 @njit(forceinline=True, error_model="numpy")
+def _soft_scaled(sh: float, sl: float, wh: float, wl: float, g: float, k: float, kh: float,
+                 kl: float, magnitude: float, y: float, eh: float, size: float) -> float:
+    """``S·Q^(γ−k)·K`` rounded once from the pairs ``S``, ``Q`` and ``K`` (the bracket whose
+    terms' magnitudes sum to ``magnitude``), or NaN where the soft tiers cannot vouch for it:
+    the last step and the conditions shared by :func:`soft_modulated_slope_q` (``k = 1``)
+    and :func:`soft_modulated_curvature_q` (``k = 2``), whose bounds they state."""
+    sh2, sl2 = _q_power(wh, wl, g, k)
+    rh2 = sh2 * kh  # Q^(γ−k)·K
+    rl2 = _fma(sh2, kh, -rh2) + (sh2 * kl + sl2 * kh)
+    w = sh * rh2  # S·…
+    r = w + (_fma(sh, rh2, -w) + (sh * rl2 + sl * rh2))
+    good = ((y > 0.0) & (y < 1.0) & (eh >= SLOPE_MIN) & (wh >= SLOPE_MIN)
+            & (magnitude >= SLOPE_MIN) & (sh2 >= SLOPE_MIN) & (abs(rh2) >= SLOPE_MIN)
+            & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf) & (sh2 < math.inf)
+            & (g <= SLOPE_MAX_GAMMA) & (abs(kh) >= CANCEL_MARGIN * magnitude)
+            & (abs(sh) >= 2.0**-40 * size))
+    return r if good else math.nan
+
+
+@njit(forceinline=True, error_model="numpy")
 def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float],
                            size: float) -> float:
     """``S·Q^(γ−1)·(γ(1 − 2y)·C·σ(z)σ(−z) + Q·(σ(z) − y))`` with ``Q = y·σ(−z) + (1 − y)·σ(z)``,
@@ -981,16 +1001,7 @@ def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float]
     ob = oh - uh
     ol = ((uh - (oh - ob)) + (vh - ob)) + (ul + vl)
     magnitude = abs(uh) + wh * (ah + y)
-    sh2, sl2 = _q_power(wh, wl, g, 1.0)
-    rh2 = sh2 * oh  # Q^(γ−1)·bracket
-    rl2 = _fma(sh2, oh, -rh2) + (sh2 * ol + sl2 * oh)
-    w = sh * rh2  # S·…
-    r = w + (_fma(sh, rh2, -w) + (sh * rl2 + sl * rh2))
-    good = ((y > 0.0) & (y < 1.0) & (eh >= SLOPE_MIN) & (wh >= SLOPE_MIN)
-            & (magnitude >= SLOPE_MIN) & (sh2 >= SLOPE_MIN) & (abs(rh2) >= SLOPE_MIN) & (abs(r) >= SLOPE_MIN)
-            & (abs(r) < math.inf) & (sh2 < math.inf) & (g <= SLOPE_MAX_GAMMA)
-            & (abs(oh) >= CANCEL_MARGIN * magnitude) & (abs(sh) >= 2.0**-40 * size))
-    return r if good else math.nan
+    return _soft_scaled(sh, sl, wh, wl, g, 1.0, oh, ol, magnitude, y, eh, size)
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -1072,17 +1083,7 @@ def soft_modulated_curvature_q(z: float, y: float, g: float, sc: tuple[float, fl
     ke = (ah2 - (kh - kb)) + (t4h - kb)
     kl = (ae1 + ae2 + ke) + ((t1l + t2l) + (t3l + t4l))
     magnitude = abs(t1h) + m2 + m3 + t4h
-    sh2, sl2 = _q_power(wh, wl, g, 2.0)
-    rh2 = sh2 * kh  # Q^(γ−2)·K
-    rl2 = _fma(sh2, kh, -rh2) + (sh2 * kl + sl2 * kh)
-    w = sh * rh2  # S·…
-    r = w + (_fma(sh, rh2, -w) + (sh * rl2 + sl * rh2))
-    good = ((y > 0.0) & (y < 1.0) & (eh >= SLOPE_MIN) & (wh >= SLOPE_MIN)
-            & (magnitude >= SLOPE_MIN) & (sh2 >= SLOPE_MIN) & (abs(rh2) >= SLOPE_MIN)
-            & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf) & (sh2 < math.inf)
-            & (g <= SLOPE_MAX_GAMMA) & (abs(kh) >= CANCEL_MARGIN * magnitude)
-            & (abs(sh) >= 2.0**-40 * size))
-    return r if good else math.nan
+    return _soft_scaled(sh, sl, wh, wl, g, 2.0, kh, kl, magnitude, y, eh, size)
 
 
 # Its names in the printers' flavours (aliases, read by symloss.fast's helper list): one
