@@ -1560,20 +1560,18 @@ def test_first_tier_certifies_random_rows_itself(name, keys, monkeypatch):
         arrays = [x, *(rng.standard_normal((n, c)).astype(np.float32) for _ in range(2))]
     v = rng.standard_normal((n, c)).astype(np.float32)
     d = symloss.derive(name, reduction="sum")
+
+    def call(key: str) -> np.ndarray:
+        if key == "loss":
+            return symloss.derive(name, reduction="none").loss_fn(*arrays)
+        if key == "hvp":
+            return d.hvp_fn(*arrays, v)
+        return d.grad_fn(*arrays, wrt=key.split(":")[1])
+
     for key in keys:
         handed.clear()
-        if key == "loss":
-            got = symloss.derive(name, reduction="none").loss_fn(*arrays)
-        elif key == "hvp":
-            got = d.hvp_fn(*arrays, v)
-        else:
-            got = d.grad_fn(*arrays, wrt=key.split(":")[1])
+        got = call(key)
         assert handed == [("first", 0)], (key, handed)
         with fast.disabled():
-            if key == "loss":
-                want = symloss.derive(name, reduction="none").loss_fn(*arrays)
-            elif key == "hvp":
-                want = d.hvp_fn(*arrays, v)
-            else:
-                want = d.grad_fn(*arrays, wrt=key.split(":")[1])
+            want = call(key)
         assert _ulps_apart(got, want, np.dtype("float32")) <= 1, key

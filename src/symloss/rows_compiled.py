@@ -1078,7 +1078,6 @@ class Compiled:
                 fn = self._loaded[mode] = cache.load_module(module_text, name).kernel
         return fn
 
-
     def run(self, mode: str, out: Any, bad: Any, tol: float, width: int, divisor: float,
             *arrays: Any) -> None:
         """The kernel for ``mode`` at every row, each result certified (``bad`` marks the rows
