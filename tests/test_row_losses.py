@@ -1575,3 +1575,132 @@ def test_first_tier_certifies_random_rows_itself(name, keys, monkeypatch):
         with fast.disabled():
             want = call(key)
         assert _ulps_apart(got, want, np.dtype("float32")) <= 1, key
+
+
+def _tier_calls(monkeypatch) -> list[tuple[str, int]]:
+    """The compiled kernels ``Compiled.run`` calls, as (mode, rows it passes them)."""
+    from symloss import rows_compiled
+
+    calls: list[tuple[str, int]] = []
+    real_get = rows_compiled.Compiled.get
+
+    def recording(self, mode):
+        kernel = real_get(self, mode)
+
+        def run(out, *args):
+            calls.append((mode, out.shape[0]))
+            kernel(out, *args)
+
+        return run
+
+    monkeypatch.setattr(rows_compiled.Compiled, "get", recording)
+    return calls
+
+
+def _kernel_args(p: Any, params: list[str], extra: dict[str, np.ndarray] | None = None) -> list[Any]:
+    """A compiled row kernel's arrays from prepared inputs: a scalar option repeated per row."""
+    raw = {**p.raw, **(extra or {})}
+    n = int(np.prod(p.rows))
+    return [np.broadcast_to(np.float64(raw[k]), (n,)) if np.ndim(raw[k]) == 0 else raw[k]
+            for k in params]
+
+
+def test_float64_first_tier_hands_on_the_rows_its_bound_cannot_certify(monkeypatch):
+    """A float64 result's first tier (rows_compiled's unrenormalised float64 pairs). In the
+    first row a·b = y₁q₁ ≈ 1893 after x₀² ≈ 2¹⁰⁴ cancels: the compensated dot product's bound
+    (2nu·Σ(|q| + |σ|) ≈ 2⁰) is 10⁻³ of the result, far over the 2⁻⁵³ a certified float64
+    result may be off: the first tier hands the row on (to double-double, which has the same
+    bound, then to the NumPy path), and the result is the exact one rounded once. The
+    second, ordinary row the first tier certifies itself, with double-double's bits."""
+    pytest.importorskip("numba")
+    from symloss.rows import RowAdapter
+
+    x0, y1, q1 = 2.0**52 + 1, 27.111526489257812, 69.8448486328125
+    a = np.array([[x0, y1, -x0], [0.5, -1.25, 2.0]])
+    b = np.array([[x0, q1, x0], [1.5, 0.75, -0.25]])
+    y = np.array([-1.0, 1.0])
+    d = symloss.derive(COSINE, reduction="none")
+    adapter = RowAdapter(d)
+    p = adapter.prepare(a, b, y)
+    compiled = adapter._compiled("loss")
+    args = _kernel_args(p, compiled.params)
+    first, dd = np.empty(2), np.empty(2)
+    bad, dd_bad = np.zeros(2, dtype=np.bool_), np.zeros(2, dtype=np.bool_)
+    compiled.get("first64")(first, bad, 2.0**-53 * (1 - 2.0**-12), p.width, 1.0, *args)
+    compiled.get("dd")(dd, dd_bad, 2.0**-53, p.width, 1.0, *args)
+    assert bad.tolist() == [True, False]
+    assert first[1] == dd[1]
+    adapter._kernel("loss")  # the expression _exact evaluates (a saved plan skips it)
+    exact = [adapter._exact("loss", p.values, p, r, None) for r in range(2)]
+    calls = _tier_calls(monkeypatch)
+    got = d.loss_fn(a, b, y)
+    assert calls == [("first64", 2), ("dd", 1)]  # double-double at the row it left
+    assert got.dtype == np.float64
+    assert got.tolist() == exact  # row 0 from the NumPy path (double-double could not either)
+
+
+@pytest.mark.parametrize(("name", "keys"), [
+    (COSINE, ("loss", "grad:input", "grad:input2", "hvp")),
+    (TRIPLET, ("loss", "grad:input", "grad:negative", "hvp")),
+    (MULTILABEL, ("loss", "grad:input")),
+])
+def test_float64_first_tier_certifies_random_rows_itself(name, keys, monkeypatch):
+    """At random float64 rows (speed.py's kind) the float64 first tier certifies every row, so
+    double-double runs at none; its results are double-double's bits (both round the same
+    value within 2⁻¹⁰⁰), within 1 ulp of the NumPy evaluator's, and within 1 ulp of the exact
+    value (symloss.exact, mpmath) at a few rows. With the tier's bound left out of its
+    check it would certify anything, so the exact comparison is what holds it to 1 ulp."""
+    pytest.importorskip("numba")
+    from symloss import fast
+    from symloss.rows import RowAdapter
+
+    rng = np.random.default_rng(31)
+    n, c = 300, 10
+    x = rng.standard_normal((n, c))
+    if name == MULTILABEL:
+        target = rng.integers(0, c, (n, c))
+        target[rng.random((n, c)) < 0.5] = -1
+        arrays: list[Any] = [x, target]
+    elif name == COSINE:
+        arrays = [x, rng.standard_normal((n, c)), np.where(rng.random(n) < 0.5, 1.0, -1.0)]
+    else:
+        arrays = [x, *(rng.standard_normal((n, c)) for _ in range(2))]
+    v = rng.standard_normal((n, c))
+    d = symloss.derive(name, reduction="sum")
+    adapter = RowAdapter(d)
+    p = adapter.prepare(*arrays)
+
+    def call(key: str) -> np.ndarray:
+        if key == "loss":
+            return symloss.derive(name, reduction="none").loss_fn(*arrays)
+        if key == "hvp":
+            return d.hvp_fn(*arrays, v)
+        return d.grad_fn(*arrays, wrt=key.split(":")[1])
+
+    for key in keys:
+        compiled = adapter._compiled(key)
+        args = _kernel_args(p, compiled.params, {"v": v})
+        shape = (n, c) if compiled.free else (n,)
+        first, dd = np.empty(shape), np.empty(shape)
+        bad = np.zeros(n, dtype=np.bool_)
+        compiled.get("first64")(first, bad, 2.0**-53 * (1 - 2.0**-12), c, 1.0, *args)
+        compiled.get("dd")(dd, bad.copy(), 2.0**-53, c, 1.0, *args)
+        assert not bad.any(), key
+        assert np.array_equal(first, dd), key  # the same bits
+        calls = _tier_calls(monkeypatch)
+        got = call(key)
+        monkeypatch.undo()
+        assert calls == [("first64", n)], (key, calls)
+        with fast.disabled():
+            want = call(key)
+        assert _ulps_apart(got, want, np.dtype("float64")) <= 1, key
+        if key == "hvp":
+            continue  # (the exact value of a kernel with v: the NumPy comparison above)
+        adapter._kernel(key)
+        values = p.values
+        for r in (0, 1, 2):
+            column = None if not compiled.free else 3
+            exact = adapter._exact(key, values, p, r, column)
+            assert exact is not None
+            mine = got[r] if column is None else got[r, column]
+            assert _ulps_apart(mine, exact, np.dtype("float64")) <= 1, (key, r)

@@ -1307,7 +1307,8 @@ class RowAdapter:
             return self._certified(key, p, dtype, values) / np.float64(divisor)  # type: ignore[no-any-return]
         # float32 (and float16) results: float64 with a running error bound suffices, as on
         # the NumPy path (a cheaper first tier, then the tracked kernel at the rows it
-        # leaves: rows_compiled's "first tier"); float64 results: double-double
+        # leaves: rows_compiled's "first tier"); float64 results: unrenormalised float64
+        # pairs, then double-double at the rows they leave ("the float64 first tier")
         nmant = _mantissa(dtype)
         free = compiled.free
         raw = {**p.raw, **extra} if extra else p.raw

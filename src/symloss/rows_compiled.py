@@ -84,7 +84,36 @@ a divisor (at least the exact ``e_b``): a first-tier result is certified within 
 exact value, as the tracked kernel's. The tracked float64 kernel then evaluates the rows the
 first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none. As
 elsewhere in this module, a product's error below the smallest normal number is taken as
-computed. float64 results need a double-double evaluation, so they have no such tier.
+computed.
+
+The float64 first tier. A float64 result is first evaluated by the same printed kernel compiled
+against ``_HELPERS_FIRST64``: float64 alone, each operation inlined, a value an *unevaluated
+pair* ``(h, l)`` with a bound ``e`` on the distance from ``h + l`` to the exact value. Where the
+double-double operations renormalise their result (a fast TwoSum, and the branches for exact
+operands), each operation here computes its pair to first order in the low parts: the high
+part and its rounding error exactly (TwoSum, one fused multiply-add: ``ab − fl(ab)``, ``a −
+fl(a/b)·b``, ``a − fl(√a)²``), the low parts' contribution in float64, and it counts in ``e`` the
+term it drops (``a_l·b_l`` of a product; ``N·b_l/(b_h·B)`` of a quotient ``q + N/B``; ``2l²/h``
+of a root) and the roundings of the low part's own arithmetic (``|fl(x + y) − (x + y)| ≤
+min(u|fl(x + y)|, |x|, |y|)``, so a sum of exact operands stays exact). ``l`` is not
+renormalised (it may exceed half an ulp of ``h``): the result is ``fl(h + l)``, its sign the
+sign of a comparison, ``h = l = e = 0`` an exact 0 (a gate). The sums over an index are the
+double-double tier's compensated ones (Sum2 on each term's pair, Dot2), with its bound. The
+operations' formulas are commented beside them.
+
+Its certificate is the double-double tier's: ``e ≤ tol·|fl(h + l)|`` before the final rounding,
+``fl(h + l)`` the result -- so its accepted results have the same guarantee (within 1 ulp
+before their final rounding), and they are the double-double tier's bits wherever both round
+the same value within ``2⁻¹⁰⁰`` to the same float (at 10⁵ of speed.py's random rows per loss,
+every result; ``benchmarks/rows_ab.py``). Its bound is computed in float64 by the rules of the
+first tier above, so the computed one is at least ``(1 − u)^K`` of the exact one; ``K`` is at
+most the kernel's tree size (below ``2²⁰``) plus its widths (below ``2³⁷``: a row of 2³⁷
+float64 numbers is a TiB) per nested sum (three at most), below ``2⁴⁰``, so ``(1 − u)^K ≥ 1 −
+2⁻¹³`` and the check is against ``tol·(1 − 2⁻¹²)``. The double-double kernel evaluates the
+rows it leaves (:meth:`Compiled.run`): a cancellation the dropped terms or the unrenormalised
+pairs blur, which double-double may still certify (the NumPy path takes the rows neither
+does). At speed.py's random rows it leaves none, and the kernels take 35–45 % less time than
+double-double's (``benchmarks/rows_ab.py --old main --dtypes float64``).
 
 Both evaluators certify every result within 1 ulp before its final rounding, so they agree
 within 1 ulp everywhere (``tests/test_row_losses.py`` checks it). An expression with an
@@ -580,6 +609,143 @@ def dot2_end(s, c, m, e, n):
     return s, 0.0, e + U * m
 """
 
+# The first tier of a float64 result: float64 alone, inlined and branch-free (but a quotient's
+# and a root's test of their divisor), each value an unrenormalised pair h + l computed to first
+# order in the low parts, its bound the distance from h + l to the exact value: the bound before
+# the final rounding, as a double-double result's (the module docstring, "The float64 first
+# tier"). The sums are _PREAMBLE's compensated ones, on each term's pair.
+_HELPERS_FIRST64 = _PREAMBLE.format(u="2.0 ** -53") + """
+# A value (h, l, e) is the unevaluated pair h + l (l not renormalised: |l| may exceed half an
+# ulp of h), within e of the exact value. Each operation computes its result's pair to first
+# order in the low parts and counts, in e, the terms it drops and the roundings of the low
+# part's own arithmetic (|fl(a + b) - (a + b)| <= min(u|fl(a + b)|, |a|, |b|)).
+
+@njit(inline="always", **_J)
+def t_add(ah, al, ae, bh, bl, be):
+    s, err = two_sum(ah, bh)  # s + err = ah + bh exactly
+    t = al + bl
+    l = err + t
+    return s, l, (ae + be) + (U * abs(t) + min(U * abs(l), abs(t)))
+
+
+@njit(inline="always", **_J)
+def t_mul(ah, al, ae, bh, bl, be):
+    # (ah + al)(bh + bl) = p + err + (ah·bl + al·bh) + al·bl: the last term dropped
+    p = ah * bh
+    err = _fma(ah, bh, -p)
+    q = al * bh
+    c = _fma(ah, bl, q)
+    l = err + c
+    ma, mb = abs(ah) + abs(al), abs(bh) + abs(bl)
+    e = (ma * be + mb * ae + ae * be) + abs(al * bl) + U * (abs(q) + abs(c)) + min(
+        U * abs(l), abs(c))
+    return p, l, e
+
+
+@njit(inline="always", **_J)
+def t_div(ah, al, ae, bh, bl, be):
+    # (ah + al)/(bh + bl) = q + N/(bh + bl), N = rem + al - q·bl, rem = ah - q·bh exactly;
+    # l = N/bh: |N/B - N/bh| <= |N|·|bl|/(|bh|·|B|), |B| >= |bh| - |bl|
+    q = ah / bh
+    rem = _fma(-q, bh, ah)
+    t = _fma(-q, bl, al)
+    n = rem + t
+    l = n / bh
+    low = abs(bh) - abs(bl) - 2.0 * be
+    if low > 0.0:
+        e = (ae + (abs(q) + 2.0 * abs(l)) * be + U * abs(t) + min(U * abs(n), abs(t))
+             + 2.0 * abs(l) * abs(bl)) / low + U * abs(l)
+    else:
+        e = math.inf
+    return q, l, e
+
+
+@njit(inline="always", **_J)
+def t_sqrt(ah, al, ae):
+    h = math.sqrt(ah) if ah >= 0.0 else math.nan
+    if h > 0.0:
+        # sqrt(A) - h = N/(sqrt(A) + h), N = rem + al, rem = ah - h² exactly; l = N/(2h):
+        # |N/(sqrt(A) + h) - N/(2h)| <= |N/(2h)|·|sqrt(A) - h|/h <= 4l²/h
+        n = _fma(-h, h, ah) + al
+        l = n / (2.0 * h)
+        low = h - 3.0 * abs(l)  # below sqrt(A)
+        if low > 0.0:
+            return h, l, ae / low + min(U * abs(n), abs(al)) / (2.0 * h) + U * abs(l) + (
+                4.0 * l * l / h)
+        return h, l, math.inf
+    return h, 0.0, math.sqrt(ae + abs(al))
+
+
+@njit(inline="always", **_J)
+def t_cmp0(xh, xl, xe):
+    v = xh + xl  # the pair's sign
+    de = xe + min(U * abs(v), abs(xl))
+    return v, not (abs(v) > de or (de == 0.0 and v == 0.0))
+
+
+@njit(inline="always", **_J)
+def t_cmp(ah, al, ae, bh, bl, be):
+    dh, dl, de = t_add(ah, al, ae, -bh, -bl, be)
+    return t_cmp0(dh, dl, de)
+
+
+@njit(inline="always", **_J)
+def t_where(c, cu, ah, al, ae, bh, bl, be):
+    if c:
+        h, l, e = ah, al, ae
+    else:
+        h, l, e = bh, bl, be
+    return h, l, math.nan if cu else e
+
+
+@njit(inline="always", **_J)
+def t_heaviside(xh, xl, xe, h0):
+    v, unsure = t_cmp0(xh, xl, xe)
+    s = 1.0 if v > 0.0 else (0.0 if v < 0.0 else h0)
+    return s, 0.0, math.nan if unsure else 0.0
+
+
+@njit(inline="always", **_J)
+def t_maximum(ah, al, ae, bh, bl, be):
+    d, unsure = t_cmp(ah, al, ae, bh, bl, be)
+    if d >= 0.0:
+        h, l, e = ah, al, ae
+    else:
+        h, l, e = bh, bl, be
+    return h, l, math.nan if unsure else e
+
+
+@njit(inline="always", **_J)
+def t_minimum(ah, al, ae, bh, bl, be):
+    h, l, e = t_maximum(-ah, -al, ae, -bh, -bl, be)
+    return -h, -l, e
+
+
+@njit(inline="always", **_J)
+def t_sign(xh, xl, xe):
+    v, unsure = t_cmp0(xh, xl, xe)
+    s = 1.0 if v > 0.0 else (-1.0 if v < 0.0 else 0.0)
+    return s, 0.0, math.nan if unsure else 0.0
+
+
+@njit(inline="always", **_J)
+def t_abs(ah, al, ae):
+    return (ah, al, ae) if ah + al >= 0.0 else (-ah, -al, ae)
+
+
+@njit(inline="always", **_J)
+def t_rational(p, q):
+    v = p / q
+    l = _fma(-v, q, p) / q
+    return v, l, U * abs(l)
+
+
+@njit(inline="always", **_J)
+def dot2_end(s, c, m, e, n):  # the double-double tier's: the pair s + c, its a priori bound
+    h, l = two_sum(s, c)
+    return h, l, e * (1.0 + n * 2.0 ** -51) + dot2_bound(m, n)
+"""
+
 _OPERATORS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
               sp.LessThan: "<="}
 
@@ -844,7 +1010,7 @@ class _Printer:
         level = max(self._level(g, stack) for _, g in named)
         zero = self.fresh()
         self._line(stack[: level + 1], f"{zero}_z = " + " or ".join(
-            f"({n}_h == 0.0 and {n}_e == 0.0)" for n in names))
+            f"({n}_h == 0.0 and {n}_l == 0.0 and {n}_e == 0.0)" for n in names))
         self._active.update(names)
         try:
             inner = self._guarded(f"not {zero}_z", level, stack, lambda: self.emit(e, stack), e)
@@ -1019,6 +1185,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     q = printer.fresh()
     finish = [
         f"{q}_h, {q}_l, {q}_e = {t(value)}",
+        f"{q}_h = {q}_h + {q}_l",  # a pair's value (the other tiers' l: 0, or within h's ulp/2)
         f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
         "    bad[r] = True",
     ]
@@ -1056,10 +1223,12 @@ _lock = threading.RLock()
 class Compiled:
     """A row kernel's compiled forms: :meth:`get` loads the one for a working precision
     (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones;
-    ``"first"``: float32 results' first tier), a numba function ``kernel(out, bad, tol, width,
-    divisor, *arrays)`` (arrays named by :attr:`params`), all three printed from one text;
-    :meth:`run` runs a result's tiers; :attr:`free`: whether it has a result per element (else
-    per row)."""
+    ``"first"``: float32 results' first tier; ``"first64"``: float64 results' first tier), a
+    numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
+    :attr:`params`), all four printed from one text; :meth:`run` runs a result's tiers;
+    :attr:`free`: whether it has a result per element (else per row); :attr:`first64`:
+    whether a float64 result runs the first tier (a kernel without a square root: the module
+    docstring, "The float64 first tier")."""
 
     def __init__(self, text: str, params: list[str], free: bool = False) -> None:
         self.text, self.params, self.free = text, params, free
@@ -1083,17 +1252,23 @@ class Compiled:
         """The kernel for ``mode`` at every row, each result certified (``bad`` marks the rows
         it could not): for ``"f64"``, the first tier at every row (checked against ``tol/2``:
         the module docstring, "The first tier"), then the tracked float64 kernel at the rows
-        it leaves."""
-        if mode != "f64":
+        it leaves; for ``"dd"`` where :attr:`first64`, the float64 first tier (checked against
+        ``tol·(1 − 2⁻¹²)``: "The float64 first tier"), then the double-double kernel at the
+        rows it leaves."""
+        if mode == "f64":
+            first, first_tol = "first", tol / 2.0
+        elif mode == "dd":
+            first, first_tol = "first64", tol * (1.0 - 2.0 ** -12)
+        else:
             self.get(mode)(out, bad, tol, width, divisor, *arrays)
             return
-        self.get("first")(out, bad, tol / 2.0, width, divisor, *arrays)
+        self.get(first)(out, bad, first_tol, width, divisor, *arrays)
         if not bad.any():
             return
         picked = np.flatnonzero(bad)
         again = np.empty((picked.size, *out.shape[1:]), dtype=out.dtype)
         still = np.zeros(picked.size, dtype=np.bool_)
-        self.get("f64")(again, still, tol, width, divisor, *(a[picked] for a in arrays))
+        self.get(mode)(again, still, tol, width, divisor, *(a[picked] for a in arrays))
         out[picked] = again
         bad[picked] = still
 
@@ -1101,7 +1276,8 @@ class Compiled:
 def _helpers(mode: str) -> str:
     """The module of the tracked operations for ``mode``, loaded once (every kernel imports it,
     so numba compiles and caches the operations once, not once per kernel)."""
-    text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST}[mode]
+    text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST,
+            "first64": _HELPERS_FIRST64}[mode]
     name = f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}"
     cache.load_module(text, name)
     return name
