@@ -6,8 +6,9 @@ same prepared arrays (speed.py's inputs), one thread. Times are the calling thre
 (``time.thread_time``), the minimum over the rounds: on a shared machine the wall time of the
 same call varies by 2x, its CPU time by a few percent. Also prints whether A and B give the
 same numbers (ulp apart) and the rows each hands back to the NumPy path. A printer whose
-``Compiled`` has ``run`` (a float32 result's first tier, then the tracked kernel at the rows it
-leaves) is timed through it: all its tiers, as ``symloss.rows`` calls them.
+``Compiled`` has ``run`` (a result's first tier -- float32's since s19, float64's since s20 --
+then the tracked kernel at the rows it leaves) is timed through it: all its tiers, as
+``symloss.rows`` calls them.
 
     PYTHONPATH=src python benchmarks/rows_ab.py --old main --sizes 100000
 """
