@@ -112,8 +112,8 @@ float64 numbers is a TiB) per nested sum (three at most), below ``2⁴⁰``, so 
 2⁻¹³`` and the check is against ``tol·(1 − 2⁻¹²)``. The double-double kernel evaluates the
 rows it leaves (:meth:`Compiled.run`): a cancellation the dropped terms or the unrenormalised
 pairs blur, which double-double may still certify (the NumPy path takes the rows neither
-does). At speed.py's random rows it leaves none, and the kernels take 35–45 % less time than
-double-double's (``benchmarks/rows_ab.py --old main --dtypes float64``).
+does). At speed.py's random rows it leaves none, and the kernels take 29–46 % less time than
+double-double's (``benchmarks/rows_ab.py --old main --dtypes float64``, at 10⁴ and 10⁶).
 
 Both evaluators certify every result within 1 ulp before its final rounding, so they agree
 within 1 ulp everywhere (``tests/test_row_losses.py`` checks it). An expression with an
