@@ -350,6 +350,16 @@ class _Printer(PythonCodePrinter):
             self._sums[key] = name
         return self._sums[key]
 
+    def _row_of(self, base: sp.IndexedBase) -> str:
+        """The current row of a class-axis array (:func:`~symloss.primitives.dd_code`'s
+        ``row``: the logits' ``zr``, the targets' ``yr``)."""
+        label = str(base.label)
+        if self.logits is not None and label == self.logits:
+            return "zr"
+        if self.rows.get(label) == "y":
+            return "yr"
+        raise NotImplementedError(f"no row of {label} in this kernel")
+
     def _print_accurate(self, expr: sp.Expr) -> str:
         # The inner expression in double-double (symloss.ddouble's pair functions), the plain
         # form where the pair is not finite. float32 results first try the float64 form (its
@@ -357,7 +367,8 @@ class _Printer(PythonCodePrinter):
         # by ~48 bits, more than float64's 29 to spare, but nearly all elements cancel little.
         plain = self._print(expr.args[0])
         try:
-            pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
+            pair = dd_code(expr.args[0], self._print, "dd_",
+                           lambda c, a, b: f"({a} if {c} else {b})", self._row_of)
         except NotImplementedError:
             return plain
         value = self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",

@@ -492,7 +492,8 @@ class accurate(Function):
         plain = printer._print(self.args[0])  # type: ignore[attr-defined]
         try:
             pair = dd_code(self.args[0], printer._print, "ddouble.",  # type: ignore[attr-defined]
-                           lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
+                           lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})",
+                           lambda base: printer._print(base.label))  # type: ignore[attr-defined]
         except NotImplementedError:
             return str(plain)
         return _certified(printer, f"ddouble.t_final({pair}, {plain})", self.args[0])
@@ -560,11 +561,15 @@ class power(Function):
     _scipycode = _numpycode
 
 
-def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
+def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any, row: Any = None) -> str:
     """``expr`` as one nested expression of :mod:`symloss.ddouble`'s pair functions
     (``t_add``, ``t_prod``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
     input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
-    selects a pair. Raises :class:`NotImplementedError` for what has no pair function."""
+    selects a pair, ``row`` prints a class-axis array (an IndexedBase) as the row functions
+    take it (the NumPy evaluator: the 2-D array; the kernels: the row). A class sum of a
+    row times log-softmax, ``Σₖ yₖ log softmax(z)ₖ`` (or of log-softmax alone), is the row
+    functions' pair (``t_lsm_dot``, ``t_lsm_sum``), one class's log-softmax ``t_log_softmax_at``.
+    Raises :class:`NotImplementedError` for what has no pair function."""
     unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh", sp.sinh: "t_sinh",
                               log1p: "t_log1p",
                               sigmoid: "t_sigmoid", softplus: "t_softplus"}
@@ -590,9 +595,32 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             out = f"{prefix}t_prod({out}, {p})"
         return out
 
+    def rows(base: Any) -> str:
+        if row is None:
+            raise NotImplementedError("a class-axis row outside a class-axis printer")
+        return str(row(base))
+
+    def class_sum(e: Any) -> str:
+        # Σₖ yₖ log softmax(z)ₖ, Σₖ log softmax(z)ₖ: the row functions' pairs
+        (k, lo, hi), = e.limits
+        lsm = [f for f in sp.Mul.make_args(e.function) if isinstance(f, log_softmax)]
+        rest = [f for f in sp.Mul.make_args(e.function) if not isinstance(f, log_softmax)]
+        if (lo, hi) != (S.One, NUM_CLASSES) or len(lsm) != 1 or lsm[0].index != k:
+            raise NotImplementedError(f"no double-double form for Sum of {e.function}")
+        z = rows(lsm[0].logits)
+        if not rest:
+            return f"{prefix}t_lsm_sum({z})"
+        if len(rest) == 1 and isinstance(rest[0], Indexed) and rest[0].indices == (k,):
+            return f"{prefix}t_lsm_dot({z}, {rows(rest[0].base)})"
+        raise NotImplementedError(f"no double-double form for Sum of {e.function}")
+
     def rec(e: Any) -> str:
         if e.is_Integer or e.is_Float:
             return f"({float(e)!r}, 0.0)"
+        if isinstance(e, Sum):
+            return class_sum(e)
+        if isinstance(e, log_softmax):
+            return f"{prefix}t_log_softmax_at({rows(e.logits)}, {leaf(e.index)})"
         if e.is_number:  # 1/3, π, log 2: the constant's two leading float64 parts
             value = sp.N(e, 40)
             hi = float(value)
@@ -660,6 +688,15 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             return f"{prefix}t_log1p({rec(args[0] - 1)})"  # log(1 + x) as log1p(x)
         if type(e).__name__ == "hypot1":  # √(1 + x²) (symloss.catalog_boosting)
             return f"{prefix}t_hypot1({rec(args[0])})"
+        if type(e).__name__ == "hypot1m1":  # √(1 + x²) − 1 (symloss.catalog_boosting)
+            return f"{prefix}t_hypot1m1({rec(args[0])})"
+        if isinstance(e, clamped_log):  # max(log x, −100), log(1 − p) as log1p(−p)
+            rest = e.complement
+            inner = (f"{prefix}t_log1p({prefix}t_neg({rec(rest)}))" if rest is not None
+                     else f"{prefix}t_log({rec(args[0])})")
+            return f"{prefix}t_clamp_min({inner}, -100.0)"
+        if isinstance(e, log_sub):  # log x − y good to 2⁻¹¹⁵ of its terms (ddouble.log_sub)
+            return f"{prefix}t_log_sub({rec(args[0])}, {rec(args[1])})"
         if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
             return f"{prefix}t_xexp({rec(args[0])}, {rec(args[1])})"
         if isinstance(e, sigmoid | softplus | sigmoid_pow):
