@@ -1598,8 +1598,9 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "inv_hypot1_cube_v", "bernoulli_curvature", "bernoulli_curvature_m",
           "bernoulli_curvature_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
-_SCALAR = {"t_log_softmax_at": "_t_log_softmax_at_row", "t_lsm_dot": "_t_lsm_dot_row",
-           "t_lsm_sum": "_t_lsm_sum_row", "_sel": "_sel_scalar", "t_lift": "_t_lift_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
+_SCALAR = {"_sel": "_sel_scalar", "t_lift": "_t_lift_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
+           "t_log_softmax_at": "_t_log_softmax_at_row", "t_lsm_dot": "_t_lsm_dot_row",
+           "t_lsm_sum": "_t_lsm_sum_row",
            "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
            "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}

@@ -691,9 +691,9 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any, row: Any = None) 
         if type(e).__name__ == "hypot1m1":  # √(1 + x²) − 1 (symloss.catalog_boosting)
             return f"{prefix}t_hypot1m1({rec(args[0])})"
         if isinstance(e, clamped_log):  # max(log x, −100), log(1 − p) as log1p(−p)
-            rest = e.complement
-            inner = (f"{prefix}t_log1p({prefix}t_neg({rec(rest)}))" if rest is not None
-                     else f"{prefix}t_log({rec(args[0])})")
+            complement = e.complement
+            inner = (f"{prefix}t_log1p({prefix}t_neg({rec(complement)}))"
+                     if complement is not None else f"{prefix}t_log({rec(args[0])})")
             return f"{prefix}t_clamp_min({inner}, -100.0)"
         if isinstance(e, log_sub):  # log x − y good to 2⁻¹¹⁵ of its terms (ddouble.log_sub)
             return f"{prefix}t_log_sub({rec(args[0])}, {rec(args[1])})"
