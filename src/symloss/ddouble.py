@@ -1269,6 +1269,86 @@ def _t_lsm_sum_row(z: Any) -> tuple[Any, Any]:
     return ah, al
 
 
+#: The first tier's bound (the kernels, float64 results): ``log1p(S)`` from the exponential
+#: pass's pairs (``symloss._fastmath.exp_shifted_pair``, within 2⁻⁷² of each ``e^(zⱼ − m)`` for
+#: ``zⱼ − m ≥ −600``) is within ``2⁻⁷²·log1p(S)`` (``S/((1 + S) log1p S) ≤ 1``) and a few
+#: 2⁻¹⁰⁴ of its terms; a class's ``(zₖ − m) − log1p(S)`` then within ``2⁻⁷¹`` of
+#: ``|zₖ − m| + log1p(S)``, taken with a margin of 8.
+TIER_LSE_ERR = 2.0**-68
+#: The smallest exponential the first tier takes (2⁻⁸⁶⁰: ``zⱼ − m ≥ −596``); NaN fails.
+TIER_LSE_MIN_E = 2.0**-860
+
+
+def _row_lse_tier(z: Any, buf: Any, bl: Any) -> tuple[Any, Any, Any, Any]:
+    """:func:`_row_lse` from the kernel's exponentials ``(buf, bl)`` (compiled): ``(m, lh,
+    ll, ok)``, ``ok`` where every exponential is within the tier's range."""
+    top = _argmax(z)
+    m = z[top] + 0.0
+    sh, sl = 0.0, 0.0
+    ok = True
+    for j in range(z.shape[0]):
+        if j != top:
+            ok = ok and buf[j] >= TIER_LSE_MIN_E
+            sh, sl = dd_add(sh, sl, buf[j], bl[j])
+    lh, ll = t_log1p((sh, sl))
+    return m, lh, ll, ok
+
+
+def t_log_softmax_at_m(z: Any, i: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`_t_log_softmax_at_row` in the float64 kernels (compiled): first from the
+    exponential pass's pairs, taken where every value within :data:`TIER_LSE_ERR` of the pair
+    rounds to the same float (Ziv's test, ``symloss._fastmath.rounds_alone``): then it is the
+    exact value rounded once, as the double-double row's is (its error is far smaller) -- the
+    same bits without ``C`` exponentials in double-double; else the double-double row."""
+    m, lh, ll, ok = _row_lse_tier(z, buf, bl)
+    dh, dl = two_sum(z[i] + 0.0, -m)
+    vh, vl = t_sub((dh, dl), (lh, ll))
+    if ok and rounds_alone(vh, vl, TIER_LSE_ERR * (abs(dh) + abs(lh))):
+        return vh, vl
+    return t_log_softmax_at(z, i)  # (compiled: the row function)
+
+
+def t_log_softmax_at_v(z: Any, i: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """float32 results (their exponentials are not pairs): the double-double row."""
+    return t_log_softmax_at(z, i)  # (compiled: the row function)
+
+
+def t_lsm_dot_m(z: Any, y: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`_t_lsm_dot_row` in the float64 kernels, first tier as :func:`t_log_softmax_at_m`
+    (the bound the sum of each class's, times ``|yₖ|``: a sum that cancels fails the test)."""
+    m, lh, ll, ok = _row_lse_tier(z, buf, bl)
+    ah, al, size = 0.0, 0.0, 0.0
+    for k in range(z.shape[0]):
+        dh, dl = two_sum(z[k] + 0.0, -m)
+        yk = y[k] + 0.0
+        ah, al = t_add((ah, al), t_scale(yk, t_sub((dh, dl), (lh, ll))))
+        size += abs(yk) * (abs(dh) + abs(lh))
+    if ok and rounds_alone(ah, al, TIER_LSE_ERR * size):
+        return ah, al
+    return t_lsm_dot(z, y)
+
+
+def t_lsm_dot_v(z: Any, y: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    return t_lsm_dot(z, y)
+
+
+def t_lsm_sum_m(z: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`_t_lsm_sum_row` in the float64 kernels, first tier as :func:`t_lsm_dot_m`."""
+    m, lh, ll, ok = _row_lse_tier(z, buf, bl)
+    ah, al, size = 0.0, 0.0, 0.0
+    for k in range(z.shape[0]):
+        dh, dl = two_sum(z[k] + 0.0, -m)
+        ah, al = t_add((ah, al), t_sub((dh, dl), (lh, ll)))
+        size += abs(dh) + abs(lh)
+    if ok and rounds_alone(ah, al, TIER_LSE_ERR * size):
+        return ah, al
+    return t_lsm_sum(z)
+
+
+def t_lsm_sum_v(z: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    return t_lsm_sum(z)
+
+
 def _lse(z: Any) -> tuple[Any, Any, Any, Any]:
     """:func:`_row_lse` of every row of ``z`` (the class axis last) at once, and the pairs
     ``zₖ − m`` (NumPy)."""
@@ -1592,7 +1672,9 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
           "softmax_hvp_row_v",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
-          "_argmax", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum",
+          "_argmax", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
+          "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
+          "t_lsm_sum_m", "t_lsm_sum_v",
           "log_sub_pair", "log_sub", "t_log_sub", "t_clamp_min", "t_hypot1m1", "fsum3", "split_sum_row",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v", "bernoulli_curvature", "bernoulli_curvature_m",
@@ -1620,7 +1702,10 @@ _ROW_USERS = ("softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m", "sof
               "softmax_suba_row_m", "softmax_suba_row_v", "softmax_suba_at_m",
               "softmax_suba_at_v",
               "_softmax_hvp_pairs", "softmax_hvp_row_m", "softmax_hvp_row_v", "softmax_hvp_at_m",
-              "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v")
+              "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
+              "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
+              "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
+              "t_lsm_sum_m", "t_lsm_sum_v")
 _ROW_INLINE = ("softmax_sub_at_m", "softmax_suba_at_m", "softmax_hvp_at_m",
                "softmax_hvp_sat_m")
 
@@ -1664,7 +1749,12 @@ def jitted(inline: bool = False) -> dict[str, Any]:
         namespace = _namespace()
         for name in _ORDER:
             namespace[name] = _compile(name, namespace)
-        rows = {**_namespace(), **_INLINED}
+        # (the log-softmax pairs read t_log1p, compiled plainly: one call a row, and the
+        # first tiers' rounding test)
+        from ._fastmath import rounds_alone
+
+        rows = {**_namespace(), "t_log1p": namespace["t_log1p"], "rounds_alone": rounds_alone,
+                **_INLINED}
         for name in _ROW_USERS:
             rows[name] = namespace[name] = _compile(name, rows, inline=name in _ROW_INLINE)
         _JITTED.update({name: namespace[name] for name in _ORDER})

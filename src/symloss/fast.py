@@ -371,6 +371,10 @@ class _Printer(PythonCodePrinter):
                            lambda c, a, b: f"({a} if {c} else {b})", self._row_of)
         except NotImplementedError:
             return plain
+        # the log-softmax pairs: float64 results first from the exponential pass's pairs
+        # (ddouble.t_log_softmax_at_m: the same bits, without C exponentials in double-double)
+        pair = re.sub(r"\bdd_(t_log_softmax_at|t_lsm_dot|t_lsm_sum)\(([^()]*)\)",
+                      r"dd_\1_F(\2, buf, bufl)", pair)
         value = self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
                                   bound=rounding_bound(expr.args[0]))
         for order, tier in ((1, "modulated_slope_q"), (2, "modulated_curvature_q")):
