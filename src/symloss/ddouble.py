@@ -1391,6 +1391,35 @@ def t_lsm_sum(z: Any) -> tuple[Any, Any]:
         return ah, al
 
 
+def _t_lsm_dot2_row(z: Any, y: Any, w: Any) -> tuple[Any, Any]:
+    """``Σₖ wₖ yₖ log softmax(z)ₖ`` of one row as a pair (compiled; ``w`` the class weights)."""
+    m, lh, ll = _row_lse(z)
+    ah, al = 0.0, 0.0
+    for k in range(z.shape[0]):
+        t = t_scale(y[k] + 0.0, t_sub(two_sum(z[k] + 0.0, -m), (lh, ll)))
+        ah, al = t_add((ah, al), t_scale(w[k] + 0.0, t))
+    return ah, al
+
+
+def _class_rows(*arrays: Any) -> list[Any]:
+    """``arrays`` as float64, broadcast against each other (a row of class weights against
+    the rows of a 2-D target), the class axis last."""
+    return list(np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays)))
+
+
+def t_lsm_dot2(z: Any, y: Any, w: Any) -> tuple[Any, Any]:
+    """``Σₖ wₖ yₖ log softmax(z)ₖ`` along the last axis as a pair (kept, length 1): the NumPy
+    evaluator's; the compiled twin (:func:`_t_lsm_dot2_row`) takes one row, the same bits."""
+    with np.errstate(all="ignore"):
+        xh, xl, lh, ll = _lse(z)
+        y, w = _class_rows(y, w, xh)[:2]
+        ah, al = np.zeros(lh.shape), np.zeros(lh.shape)
+        for k in range(xh.shape[-1]):
+            t = t_scale(y[..., k:k + 1], t_sub((xh[..., k:k + 1], xl[..., k:k + 1]), (lh, ll)))
+            ah, al = t_add((ah, al), t_scale(w[..., k:k + 1], t))
+        return ah, al
+
+
 def t_log_softmax_at(z: Any, i: Any) -> tuple[Any, Any]:
     """``log softmax(z)ᵢ`` as a pair: the compiled row function's (the NumPy evaluator never
     reads one class of a row)."""
@@ -1674,7 +1703,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
           "_argmax", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
           "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
-          "t_lsm_sum_m", "t_lsm_sum_v",
+          "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2",
           "log_sub_pair", "log_sub", "t_log_sub", "t_clamp_min", "t_hypot1m1", "fsum3", "split_sum_row",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v", "bernoulli_curvature", "bernoulli_curvature_m",
@@ -1682,7 +1711,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_lift": "_t_lift_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
            "t_log_softmax_at": "_t_log_softmax_at_row", "t_lsm_dot": "_t_lsm_dot_row",
-           "t_lsm_sum": "_t_lsm_sum_row",
+           "t_lsm_sum": "_t_lsm_sum_row", "t_lsm_dot2": "_t_lsm_dot2_row",
            "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
            "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}
@@ -1705,7 +1734,7 @@ _ROW_USERS = ("softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m", "sof
               "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
               "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
               "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
-              "t_lsm_sum_m", "t_lsm_sum_v")
+              "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2")
 _ROW_INLINE = ("softmax_sub_at_m", "softmax_suba_at_m", "softmax_hvp_at_m",
                "softmax_hvp_sat_m")
 

@@ -134,8 +134,11 @@ class _Printer(PythonCodePrinter):
 
     def __init__(self, names: Mapping[sp.Basic, str], indexed: Mapping[str, Callable[[str], str]],
                  logits: str | None = None, rows: Mapping[str, str] | None = None,
-                 label: str | None = None, certify: bool = False) -> None:
+                 label: str | None = None, certify: bool = False,
+                 vectors: Mapping[str, str] | None = None) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
+        #: IndexedBase label -> its 1-D array, one value per class (the class weights)
+        self.vectors = vectors or {}
         self.label = label  # the row's class index variable (class-index targets)
         self.names = names
         self.indexed = indexed
@@ -352,12 +355,14 @@ class _Printer(PythonCodePrinter):
 
     def _row_of(self, base: sp.IndexedBase) -> str:
         """The current row of a class-axis array (:func:`~symloss.primitives.dd_code`'s
-        ``row``: the logits' ``zr``, the targets' ``yr``)."""
+        ``row``: the logits' ``zr``, the targets' ``yr``; the class weights' ``w``)."""
         label = str(base.label)
         if self.logits is not None and label == self.logits:
             return "zr"
         if self.rows.get(label) == "y":
             return "yr"
+        if label in self.vectors:
+            return self.vectors[label]
         raise NotImplementedError(f"no row of {label} in this kernel")
 
     def _print_accurate(self, expr: sp.Expr) -> str:
@@ -1913,7 +1918,8 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 expr = reduce_sums(expr, expand=False)
             printer = _Printer(names, indexed, logits=str(z.label),
                                rows={str(y.label): "y", _DIRECTION_LABEL: "dv"},
-                               label="tr" if hard else None, certify=True)
+                               label="tr" if hard else None, certify=True,
+                               vectors={} if w is None else {str(w.label): "w"})
             code = printer.doprint(expr)
             choose = not hard and hard_expr != soft_expr
             if choose:

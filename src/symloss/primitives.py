@@ -566,9 +566,10 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any, row: Any = None) 
     (``t_add``, ``t_prod``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
     input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
     selects a pair, ``row`` prints a class-axis array (an IndexedBase) as the row functions
-    take it (the NumPy evaluator: the 2-D array; the kernels: the row). A class sum of a
-    row times log-softmax, ``Σₖ yₖ log softmax(z)ₖ`` (or of log-softmax alone), is the row
-    functions' pair (``t_lsm_dot``, ``t_lsm_sum``), one class's log-softmax ``t_log_softmax_at``.
+    take it (the NumPy evaluator: the 2-D array; the kernels: the row). A class sum is a
+    sum of the row functions' pairs, one per product read at each class, times its
+    coefficient: ``Σₖ yₖ log softmax(z)ₖ`` (``t_lsm_dot``; with class weights ``t_lsm_dot2``;
+    of log-softmax alone ``t_lsm_sum``); one class's log-softmax is ``t_log_softmax_at``.
     Raises :class:`NotImplementedError` for what has no pair function."""
     unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh", sp.sinh: "t_sinh",
                               log1p: "t_log1p",
@@ -600,19 +601,38 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any, row: Any = None) 
             raise NotImplementedError("a class-axis row outside a class-axis printer")
         return str(row(base))
 
+    def row_sum(keyed: tuple[Any, ...], k: Any) -> str:
+        # Σₖ log softmax(z)ₖ times at most two rows read at k: the row functions' pairs
+        lsm = [f for f in keyed if isinstance(f, log_softmax)]
+        read = [f for f in keyed if isinstance(f, Indexed) and f.indices == (k,)]
+        if (len(lsm) != 1 or lsm[0].index != k or len(read) > 2
+                or len(lsm) + len(read) != len(keyed)):
+            raise NotImplementedError(f"no double-double form for a class sum of {keyed}")
+        name = ("t_lsm_sum", "t_lsm_dot", "t_lsm_dot2")[len(read)]
+        return f"{prefix}{name}({', '.join([rows(lsm[0].logits), *(rows(f.base) for f in read)])})"
+
     def class_sum(e: Any) -> str:
-        # Σₖ yₖ log softmax(z)ₖ, Σₖ log softmax(z)ₖ: the row functions' pairs
+        # Σₖ (Σ cⱼ·(a product read at k)): each product's class sum a row function's pair
+        # (Σₖ yₖ log softmax(z)ₖ, Σₖ wₖyₖ log softmax(z)ₖ, …), times its coefficient (no k)
+        # as a pair; the terms grouped by what they read at k (a coefficient 1 − ε one pair)
         (k, lo, hi), = e.limits
-        lsm = [f for f in sp.Mul.make_args(e.function) if isinstance(f, log_softmax)]
-        rest = [f for f in sp.Mul.make_args(e.function) if not isinstance(f, log_softmax)]
-        if (lo, hi) != (S.One, NUM_CLASSES) or len(lsm) != 1 or lsm[0].index != k:
-            raise NotImplementedError(f"no double-double form for Sum of {e.function}")
-        z = rows(lsm[0].logits)
-        if not rest:
-            return f"{prefix}t_lsm_sum({z})"
-        if len(rest) == 1 and isinstance(rest[0], Indexed) and rest[0].indices == (k,):
-            return f"{prefix}t_lsm_dot({z}, {rows(rest[0].base)})"
-        raise NotImplementedError(f"no double-double form for Sum of {e.function}")
+        if (lo, hi) != (S.One, NUM_CLASSES):
+            raise NotImplementedError(f"no double-double form for Sum over {lo}..{hi}")
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for term in sp.Add.make_args(sp.expand(e.function)):
+            keyed = tuple(sorted((f for f in sp.Mul.make_args(term) if f.has(k)),
+                                 key=sp.default_sort_key))
+            coeff = sp.Mul(*(f for f in sp.Mul.make_args(term) if not f.has(k)))
+            groups.setdefault(keyed, []).append(coeff)
+        out = None
+        for keyed, coeffs in groups.items():
+            c = sp.Add(*coeffs)
+            part = row_sum(keyed, k)
+            part = part if c == 1 else f"{prefix}t_prod({rec(c)}, {part})"
+            out = part if out is None else f"{prefix}t_add({out}, {part})"
+        if out is None:
+            raise NotImplementedError("an empty class sum")
+        return out
 
     def rec(e: Any) -> str:
         if e.is_Integer or e.is_Float:
