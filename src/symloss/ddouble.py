@@ -1279,6 +1279,14 @@ TIER_LSE_ERR = 2.0**-68
 TIER_LSE_MIN_E = 2.0**-860
 
 
+def rounds_alone(qh: Any, ql: Any, e: Any) -> Any:
+    """:func:`symloss._fastmath.rounds_alone` (Ziv's rounding test), to which :func:`jitted`
+    binds the compiled first tiers (imported here on use: _fastmath imports this module)."""
+    from ._fastmath import rounds_alone as compiled
+
+    return compiled(qh, ql, e)
+
+
 def _row_lse_tier(z: Any, buf: Any, bl: Any) -> tuple[Any, Any, Any, Any]:
     """:func:`_row_lse` from the kernel's exponentials ``(buf, bl)`` (compiled): ``(m, lh,
     ll, ok)``, ``ok`` where every exponential is within the tier's range."""
