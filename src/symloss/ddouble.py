@@ -26,6 +26,7 @@ scalars inside numba kernels (the fast path): one algorithm, both evaluators.
 
 from __future__ import annotations
 
+import math
 import types
 from typing import Any
 
@@ -1279,6 +1280,23 @@ TIER_LSE_ERR = 2.0**-68
 TIER_LSE_MIN_E = 2.0**-860
 
 
+def rounds_alone(qh: Any, ql: Any, e: Any) -> Any:
+    """Whether every value within ``e`` of ``qh + ql`` rounds to ``fl(qh + ql)``, a normal
+    float above 2⁻⁹⁵³ (Ziv's rounding test; compiled only): ``d = qh + ql − fl(qh + ql)`` and
+    ``|d| + e`` under half the spacing on ``d``'s side (a quarter of the ulp below a power of
+    2, towards 0). NaN and infinities fail. The test of ``symloss._fastmath.rounds_alone``
+    (written there with the float's bits), here from ``frexp``: this module is a leaf."""
+    r = qh + ql
+    d = (qh - r) + ql
+    if not (abs(r) >= 2.0**-953 and abs(r) < np.inf):
+        return False
+    mant, ex = math.frexp(r)
+    half = math.ldexp(1.0, ex - 54)  # ulp(r)/2
+    if abs(mant) == 0.5 and d * r <= 0.0:
+        half = 0.5 * half
+    return abs(d) + e < half
+
+
 def _row_lse_tier(z: Any, buf: Any, bl: Any) -> tuple[Any, Any, Any, Any]:
     """:func:`_row_lse` from the kernel's exponentials ``(buf, bl)`` (compiled): ``(m, lh,
     ll, ok)``, ``ok`` where every exponential is within the tier's range."""
@@ -1701,7 +1719,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
           "softmax_hvp_row_v",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
-          "_argmax", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
+          "_argmax", "rounds_alone", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
           "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
           "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2",
           "log_sub_pair", "log_sub", "t_log_sub", "t_clamp_min", "t_hypot1m1", "fsum3", "split_sum_row",
@@ -1722,7 +1740,7 @@ _INLINED: dict[str, Any] = {}
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
                  "t_prod", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax",
-                 "_final_r", "_suba_big", "bernoulli_curvature",
+                 "_final_r", "_suba_big", "rounds_alone", "bernoulli_curvature",
                  "bernoulli_curvature_m", "bernoulli_curvature_v")
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their
 #: loops over a row's classes have no calls: vectorized); plainly (one function each, as the
@@ -1755,6 +1773,7 @@ def _namespace() -> dict[str, Any]:
     """The module's constants and ``np``: what the compiled functions read besides each other."""
     namespace: dict[str, Any] = {k: v for k, v in globals().items() if k.isupper()}
     namespace["np"] = np
+    namespace["math"] = math
     return namespace
 
 
@@ -1778,12 +1797,8 @@ def jitted(inline: bool = False) -> dict[str, Any]:
         namespace = _namespace()
         for name in _ORDER:
             namespace[name] = _compile(name, namespace)
-        # (the log-softmax pairs read t_log1p, compiled plainly: one call a row, and the
-        # first tiers' rounding test)
-        from ._fastmath import rounds_alone
-
-        rows = {**_namespace(), "t_log1p": namespace["t_log1p"], "rounds_alone": rounds_alone,
-                **_INLINED}
+        # (the log-softmax pairs read t_log1p, compiled plainly: one call a row)
+        rows = {**_namespace(), "t_log1p": namespace["t_log1p"], **_INLINED}
         for name in _ROW_USERS:
             rows[name] = namespace[name] = _compile(name, rows, inline=name in _ROW_INLINE)
         _JITTED.update({name: namespace[name] for name in _ORDER})

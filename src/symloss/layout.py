@@ -14,6 +14,9 @@ from the derivation. What lives here, for every loss:
   weight) and the reductions;
 * which derived form is evaluated where (:func:`forms`): the kernel form for hard targets
   (0/1 labels, class indices, one-hot rows), the derived gradient for soft ones;
+* the value rounded once (:func:`rounded_once`): a loss value that reads a transcendental
+  function is evaluated as a double-double pair where every part has one, so that the two
+  evaluators (libm's and NumPy's last bits) return the same float;
 * where the scales enter: a weight's or constant's factor of a double-double form inside its
   one rounding (:func:`scaled_inside`), and the rule of the last rounding of every element-wise
   result (:func:`finish`: below the smallest normal number 0; an overflow that the mean's
