@@ -26,6 +26,7 @@ scalars inside numba kernels (the fast path): one algorithm, both evaluators.
 
 from __future__ import annotations
 
+import math
 import types
 from typing import Any
 
@@ -333,14 +334,25 @@ def log_sub(x: Any, z: Any) -> Any:
     ``log x = k ln 2 − log r + log1p(v)`` with ``v = m·r − 1`` an exact pair (a table of ``r``
     ≈ 1/m of 10 bits and of ``−log r`` in three parts), ``log1p(v) − v`` by its series in
     double-double; the terms of ``|z|``'s size are summed exactly (TwoSum) and their errors, of
-    2⁻⁵³ of it, in double-double. ``x`` not a positive normal float, or ``z`` not finite: the
-    float64 ``log x − z``.
+    2⁻⁵³ of it, in double-double (:func:`log_sub_pair`). ``x`` not positive and finite, or ``z``
+    not finite: the float64 ``log x − z``.
 
     >>> z = np.float64(-0.09128714805397004)  # the nearest float to log 0.9127555772777217
     >>> float(log_sub(np.float64(0.9127555772777217), z))  # exact: −4.36303379863252826…e-19
     -4.363033798632528e-19
     """
-    xs = _sel((x >= 2.2250738585072014e-308) & (x < np.inf), x, 1.0)
+    rh, rl, ok = log_sub_pair(x, z)
+    return _sel(ok, rh + rl, np.log(x) - z)
+
+
+def log_sub_pair(x: Any, z: Any) -> tuple[Any, Any, Any]:
+    """:func:`log_sub`'s value before its rounding, ``(hi, lo, ok)``: ``hi + lo`` rounds to it,
+    ``ok`` where ``x`` is positive and finite and ``z`` finite (elsewhere the pair is
+    meaningless). A subnormal ``x`` is scaled by 2⁶⁴ first (exact), ``k`` by −64: the pair
+    there too, where the float64 ``log x`` of libm and NumPy's differ in their last bit."""
+    sub = (x > 0.0) & (x < 2.2250738585072014e-308)
+    ok = (x > 0.0) & (x < np.inf) & (np.abs(z) < np.inf)
+    xs = _sel(sub, x * TWO_64, _sel(ok, x, 1.0))
     zs = _sel(np.abs(z) < np.inf, z, 0.0)
     k = np.floor(np.log2(xs))
     s1, s2 = _pow2(-k)
@@ -348,6 +360,7 @@ def log_sub(x: Any, z: Any) -> Any:
     up = m > 1.4142135623730951
     m = _sel(up, 0.5 * m, m)
     k = _sel(up, k + 1.0, k)
+    k = _sel(sub, k - 64.0, k)
     j = np.int64(np.floor(m * 128.0 + 0.5))
     p, e = two_prod(m, LOG_R[j])
     vh, vl = two_sum(p - 1.0, e)  # v = m·r − 1 exactly (p − 1 is exact: p is within 2⁻⁷ of 1)
@@ -373,9 +386,7 @@ def log_sub(x: Any, z: Any) -> Any:
     for t in (e3, e4, k * LN2_B, LOG_T2[j], vl, tl, corr):
         mh, ml = dd_add(mh, ml, t, 0.0 * t)
     rh, rl = two_sum(a, mh)
-    r = rh + (rl + (ml + (k * LN2_C + LOG_T3[j])))
-    plain = np.log(x) - z
-    return _sel((x >= 2.2250738585072014e-308) & (x < np.inf) & (np.abs(z) < np.inf), r, plain)
+    return rh, rl + (ml + (k * LN2_C + LOG_T3[j])), ok
 
 
 def fsum3(a: Any, b: Any, c: Any) -> Any:
@@ -1030,6 +1041,37 @@ def t_exp_sub(a: tuple[Any, Any], y: tuple[Any, Any]) -> tuple[Any, Any]:
     return t_sub(t_exp(a), y)
 
 
+def t_log_sub(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``log a − b`` (:class:`symloss.primitives.log_sub`) as a pair: :func:`log_sub_pair` of
+    the high parts, good to about 2⁻¹¹⁵ of ``|log a| + |b|`` next to the root ``b = log a``,
+    where ``t_sub(t_log(a), b)`` keeps 2⁻¹⁰⁶ of ``|log a|``; the low parts to first order
+    (``log(a₀ + a₁) = log a₀ + a₁/a₀ + O(2⁻¹⁰⁶)``). NaN where ``a`` is not positive and finite
+    or ``b`` not finite (the plain form answers there: :func:`t_final`)."""
+    rh, rl, ok = log_sub_pair(a[0], b[0])
+    rl = rl + (a[1] / _sel(ok, a[0], 1.0) - b[1])
+    sh, sl = two_sum(rh, rl)
+    return _sel(ok, sh, np.nan), _sel(ok, sl, np.nan)
+
+
+def t_clamp_min(a: tuple[Any, Any], lo: Any) -> tuple[Any, Any]:
+    """``max(a, lo)`` for a float ``lo`` (:class:`symloss.primitives.clamped_log`'s −100);
+    NaN stays NaN."""
+    below = a[0] < lo
+    return _sel(below, lo, a[0]), _sel(below, 0.0, a[1])
+
+
+def t_hypot1m1(a: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``√(1 + a²) − 1`` (:class:`symloss.catalog_boosting.hypot1m1`) as ``a²/(√(1 + a²) + 1)``:
+    nothing cancels where ``a`` is tiny; past ``|a| = 2⁵⁰⁰`` (``a²`` overflows) the difference,
+    which cancels nothing there."""
+    h = t_hypot1(a)
+    big = np.abs(a[0]) > 3.273390607896142e150
+    x = (_sel(big, 0.0, a[0]), _sel(big, 0.0, a[1]))
+    qh, ql = t_quot(t_mul(x, x), t_add(h, (1.0, 0.0)))
+    dh, dl = t_sub(h, (1.0, 0.0))
+    return _sel(big, dh, qh), _sel(big, dl, ql)
+
+
 def t_final(a: tuple[Any, Any], plain: Any) -> Any:
     """``hi + lo`` rounded once; the plain float evaluation where the pair is not finite (an
     intermediate beyond double-double's range: there the stable float form is the answer)."""
@@ -1183,6 +1225,223 @@ def softmax_sub_at_v(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: A
         m = max(m, z[j] + 0.0)
     softmax_sub_row_m(z, y, m, buf, lbuf)
     return _final_r(lbuf[i], plain)
+
+
+# --------------------------------------------------------------------------- log-softmax pairs
+# log softmax(z)ᵢ = (zᵢ − m) − log1p(S), S = Σ_{j≠argmax} e^(zⱼ − m): zᵢ − m an exact pair
+# (TwoSum), every e^(zⱼ − m) a pair (t_exp: no libm call), S summed in double-double in class
+# order, log1p(S) a pair (t_log1p). A class-axis loss value (cross_entropy's −Σ yₖ log pₖ) is
+# then one pair, rounded once (primitives.accurate): the same operations in the same order in
+# both evaluators -- the compiled row functions on one row, the NumPy ones on every row at once.
+def _row_lse(z: Any) -> tuple[Any, Any, Any]:
+    """``(m, lh, ll)`` of one row (compiled): its max and the pair ``log1p(S)``."""
+    top = _argmax(z)
+    m = z[top] + 0.0
+    sh, sl = 0.0, 0.0
+    for j in range(z.shape[0]):
+        if j != top:
+            eh, el = t_exp(two_sum(z[j] + 0.0, -m))
+            sh, sl = dd_add(sh, sl, eh, el)
+    lh, ll = t_log1p((sh, sl))
+    return m, lh, ll
+
+
+def _t_log_softmax_at_row(z: Any, i: Any) -> tuple[Any, Any]:
+    """``log softmax(z)ᵢ`` of one row as a pair (compiled)."""
+    m, lh, ll = _row_lse(z)
+    return t_sub(two_sum(z[i] + 0.0, -m), (lh, ll))
+
+
+def _t_lsm_dot_row(z: Any, y: Any) -> tuple[Any, Any]:
+    """``Σₖ yₖ log softmax(z)ₖ`` of one row as a pair (compiled); ``y`` 1.0 for every class
+    where ``y`` is ``z`` itself (:func:`t_lsm_sum`)."""
+    m, lh, ll = _row_lse(z)
+    ah, al = 0.0, 0.0
+    for k in range(z.shape[0]):
+        ah, al = t_add((ah, al), t_scale(y[k] + 0.0, t_sub(two_sum(z[k] + 0.0, -m), (lh, ll))))
+    return ah, al
+
+
+def _t_lsm_sum_row(z: Any) -> tuple[Any, Any]:
+    m, lh, ll = _row_lse(z)
+    ah, al = 0.0, 0.0
+    for k in range(z.shape[0]):
+        ah, al = t_add((ah, al), t_sub(two_sum(z[k] + 0.0, -m), (lh, ll)))
+    return ah, al
+
+
+#: The first tier's bound (the kernels, float64 results): ``log1p(S)`` from the exponential
+#: pass's pairs (``symloss._fastmath.exp_shifted_pair``, within 2⁻⁷² of each ``e^(zⱼ − m)`` for
+#: ``zⱼ − m ≥ −600``) is within ``2⁻⁷²·log1p(S)`` (``S/((1 + S) log1p S) ≤ 1``) and a few
+#: 2⁻¹⁰⁴ of its terms; a class's ``(zₖ − m) − log1p(S)`` then within ``2⁻⁷¹`` of
+#: ``|zₖ − m| + log1p(S)``, taken with a margin of 8.
+TIER_LSE_ERR = 2.0**-68
+#: The smallest exponential the first tier takes (2⁻⁸⁶⁰: ``zⱼ − m ≥ −596``); NaN fails.
+TIER_LSE_MIN_E = 2.0**-860
+
+
+def rounds_alone(qh: Any, ql: Any, e: Any) -> Any:
+    """Whether every value within ``e`` of ``qh + ql`` rounds to ``fl(qh + ql)``, a normal
+    float above 2⁻⁹⁵³ (Ziv's rounding test; compiled only): ``d = qh + ql − fl(qh + ql)`` and
+    ``|d| + e`` under half the spacing on ``d``'s side (a quarter of the ulp below a power of
+    2, towards 0). NaN and infinities fail. The test of ``symloss._fastmath.rounds_alone``
+    (written there with the float's bits), here from ``frexp``: this module is a leaf."""
+    r = qh + ql
+    d = (qh - r) + ql
+    if not (abs(r) >= 2.0**-953 and abs(r) < np.inf):
+        return False
+    mant, ex = math.frexp(r)
+    half = math.ldexp(1.0, ex - 54)  # ulp(r)/2
+    if abs(mant) == 0.5 and d * r <= 0.0:
+        half = 0.5 * half
+    return abs(d) + e < half
+
+
+def _row_lse_tier(z: Any, buf: Any, bl: Any) -> tuple[Any, Any, Any, Any]:
+    """:func:`_row_lse` from the kernel's exponentials ``(buf, bl)`` (compiled): ``(m, lh,
+    ll, ok)``, ``ok`` where every exponential is within the tier's range."""
+    top = _argmax(z)
+    m = z[top] + 0.0
+    sh, sl = 0.0, 0.0
+    ok = True
+    for j in range(z.shape[0]):
+        if j != top:
+            ok = ok and buf[j] >= TIER_LSE_MIN_E
+            sh, sl = dd_add(sh, sl, buf[j], bl[j])
+    lh, ll = t_log1p((sh, sl))
+    return m, lh, ll, ok
+
+
+def t_log_softmax_at_m(z: Any, i: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`_t_log_softmax_at_row` in the float64 kernels (compiled): first from the
+    exponential pass's pairs, taken where every value within :data:`TIER_LSE_ERR` of the pair
+    rounds to the same float (Ziv's test, ``symloss._fastmath.rounds_alone``): then it is the
+    exact value rounded once, as the double-double row's is (its error is far smaller) -- the
+    same bits without ``C`` exponentials in double-double; else the double-double row."""
+    m, lh, ll, ok = _row_lse_tier(z, buf, bl)
+    dh, dl = two_sum(z[i] + 0.0, -m)
+    vh, vl = t_sub((dh, dl), (lh, ll))
+    if ok and rounds_alone(vh, vl, TIER_LSE_ERR * (abs(dh) + abs(lh))):
+        return vh, vl
+    return t_log_softmax_at(z, i)  # (compiled: the row function)
+
+
+def t_log_softmax_at_v(z: Any, i: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """float32 results (their exponentials are not pairs): the double-double row."""
+    return t_log_softmax_at(z, i)  # (compiled: the row function)
+
+
+def t_lsm_dot_m(z: Any, y: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`_t_lsm_dot_row` in the float64 kernels, first tier as :func:`t_log_softmax_at_m`
+    (the bound the sum of each class's, times ``|yₖ|``: a sum that cancels fails the test)."""
+    m, lh, ll, ok = _row_lse_tier(z, buf, bl)
+    ah, al, size = 0.0, 0.0, 0.0
+    for k in range(z.shape[0]):
+        dh, dl = two_sum(z[k] + 0.0, -m)
+        yk = y[k] + 0.0
+        ah, al = t_add((ah, al), t_scale(yk, t_sub((dh, dl), (lh, ll))))
+        size += abs(yk) * (abs(dh) + abs(lh))
+    if ok and rounds_alone(ah, al, TIER_LSE_ERR * size):
+        return ah, al
+    return t_lsm_dot(z, y)
+
+
+def t_lsm_dot_v(z: Any, y: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    return t_lsm_dot(z, y)
+
+
+def t_lsm_sum_m(z: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    """:func:`_t_lsm_sum_row` in the float64 kernels, first tier as :func:`t_lsm_dot_m`."""
+    m, lh, ll, ok = _row_lse_tier(z, buf, bl)
+    ah, al, size = 0.0, 0.0, 0.0
+    for k in range(z.shape[0]):
+        dh, dl = two_sum(z[k] + 0.0, -m)
+        ah, al = t_add((ah, al), t_sub((dh, dl), (lh, ll)))
+        size += abs(dh) + abs(lh)
+    if ok and rounds_alone(ah, al, TIER_LSE_ERR * size):
+        return ah, al
+    return t_lsm_sum(z)
+
+
+def t_lsm_sum_v(z: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
+    return t_lsm_sum(z)
+
+
+def _lse(z: Any) -> tuple[Any, Any, Any, Any]:
+    """:func:`_row_lse` of every row of ``z`` (the class axis last) at once, and the pairs
+    ``zₖ − m`` (NumPy)."""
+    z = np.asarray(z, dtype=np.float64)
+    top = np.argmax(z, axis=-1)[..., None]
+    m = np.take_along_axis(z, top, axis=-1)
+    xh, xl = two_sum(z, -m)
+    eh, el = t_exp((xh, xl))
+    sh = np.zeros(m.shape)
+    sl = np.zeros(m.shape)
+    for j in range(z.shape[-1]):
+        keep = top != j
+        nh, nl = dd_add(sh, sl, eh[..., j:j + 1], el[..., j:j + 1])
+        sh, sl = np.where(keep, nh, sh), np.where(keep, nl, sl)
+    lh, ll = t_log1p((sh, sl))
+    return xh, xl, lh, ll
+
+
+def t_lsm_dot(z: Any, y: Any) -> tuple[Any, Any]:
+    """``Σₖ yₖ log softmax(z)ₖ`` along the last axis as a pair (kept, length 1): the NumPy
+    evaluator's; the compiled twin (:func:`_t_lsm_dot_row`) takes one row, the same bits."""
+    with np.errstate(all="ignore"):
+        xh, xl, lh, ll = _lse(z)
+        y = np.broadcast_to(np.asarray(y, dtype=np.float64), xh.shape)
+        ah, al = np.zeros(lh.shape), np.zeros(lh.shape)
+        for k in range(xh.shape[-1]):
+            th, tl = t_scale(y[..., k:k + 1], t_sub((xh[..., k:k + 1], xl[..., k:k + 1]),
+                                                    (lh, ll)))
+            ah, al = t_add((ah, al), (th, tl))
+        return ah, al
+
+
+def t_lsm_sum(z: Any) -> tuple[Any, Any]:
+    """``Σₖ log softmax(z)ₖ`` along the last axis as a pair (kept, length 1)."""
+    with np.errstate(all="ignore"):
+        xh, xl, lh, ll = _lse(z)
+        ah, al = np.zeros(lh.shape), np.zeros(lh.shape)
+        for k in range(xh.shape[-1]):
+            ah, al = t_add((ah, al), t_sub((xh[..., k:k + 1], xl[..., k:k + 1]), (lh, ll)))
+        return ah, al
+
+
+def _t_lsm_dot2_row(z: Any, y: Any, w: Any) -> tuple[Any, Any]:
+    """``Σₖ wₖ yₖ log softmax(z)ₖ`` of one row as a pair (compiled; ``w`` the class weights)."""
+    m, lh, ll = _row_lse(z)
+    ah, al = 0.0, 0.0
+    for k in range(z.shape[0]):
+        t = t_scale(y[k] + 0.0, t_sub(two_sum(z[k] + 0.0, -m), (lh, ll)))
+        ah, al = t_add((ah, al), t_scale(w[k] + 0.0, t))
+    return ah, al
+
+
+def _class_rows(*arrays: Any) -> list[Any]:
+    """``arrays`` as float64, broadcast against each other (a row of class weights against
+    the rows of a 2-D target), the class axis last."""
+    return list(np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays)))
+
+
+def t_lsm_dot2(z: Any, y: Any, w: Any) -> tuple[Any, Any]:
+    """``Σₖ wₖ yₖ log softmax(z)ₖ`` along the last axis as a pair (kept, length 1): the NumPy
+    evaluator's; the compiled twin (:func:`_t_lsm_dot2_row`) takes one row, the same bits."""
+    with np.errstate(all="ignore"):
+        xh, xl, lh, ll = _lse(z)
+        y, w = _class_rows(y, w, xh)[:2]
+        ah, al = np.zeros(lh.shape), np.zeros(lh.shape)
+        for k in range(xh.shape[-1]):
+            t = t_scale(y[..., k:k + 1], t_sub((xh[..., k:k + 1], xl[..., k:k + 1]), (lh, ll)))
+            ah, al = t_add((ah, al), t_scale(w[..., k:k + 1], t))
+        return ah, al
+
+
+def t_log_softmax_at(z: Any, i: Any) -> tuple[Any, Any]:
+    """``log softmax(z)ᵢ`` as a pair: the compiled row function's (the NumPy evaluator never
+    reads one class of a row)."""
+    raise NotImplementedError("log_softmax of one class: the compiled row function only")
 
 
 def np_softmax_sub(z: Any, y: Any, plain: Any) -> Any:
@@ -1460,12 +1719,17 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
           "softmax_hvp_row_v",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
-          "log_sub", "fsum3", "split_sum_row",
+          "_argmax", "rounds_alone", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
+          "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
+          "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2",
+          "log_sub_pair", "log_sub", "t_log_sub", "t_clamp_min", "t_hypot1m1", "fsum3", "split_sum_row",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v", "bernoulli_curvature", "bernoulli_curvature_m",
           "bernoulli_curvature_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_lift": "_t_lift_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
+           "t_log_softmax_at": "_t_log_softmax_at_row", "t_lsm_dot": "_t_lsm_dot_row",
+           "t_lsm_sum": "_t_lsm_sum_row", "t_lsm_dot2": "_t_lsm_dot2_row",
            "inv_hypot1_cube": "_inv_hypot1_cube_scalar",
            "inv_hypot1_cube_m": "_inv_hypot1_cube_scalar"}
 _JITTED: dict[str, Any] = {}
@@ -1476,7 +1740,7 @@ _INLINED: dict[str, Any] = {}
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
                  "t_prod", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax",
-                 "_final_r", "_suba_big", "bernoulli_curvature",
+                 "_final_r", "_suba_big", "rounds_alone", "bernoulli_curvature",
                  "bernoulli_curvature_m", "bernoulli_curvature_v")
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their
 #: loops over a row's classes have no calls: vectorized); plainly (one function each, as the
@@ -1485,7 +1749,10 @@ _ROW_USERS = ("softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m", "sof
               "softmax_suba_row_m", "softmax_suba_row_v", "softmax_suba_at_m",
               "softmax_suba_at_v",
               "_softmax_hvp_pairs", "softmax_hvp_row_m", "softmax_hvp_row_v", "softmax_hvp_at_m",
-              "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v")
+              "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
+              "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
+              "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
+              "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2")
 _ROW_INLINE = ("softmax_sub_at_m", "softmax_suba_at_m", "softmax_hvp_at_m",
                "softmax_hvp_sat_m")
 
@@ -1506,6 +1773,7 @@ def _namespace() -> dict[str, Any]:
     """The module's constants and ``np``: what the compiled functions read besides each other."""
     namespace: dict[str, Any] = {k: v for k, v in globals().items() if k.isupper()}
     namespace["np"] = np
+    namespace["math"] = math
     return namespace
 
 
@@ -1529,7 +1797,8 @@ def jitted(inline: bool = False) -> dict[str, Any]:
         namespace = _namespace()
         for name in _ORDER:
             namespace[name] = _compile(name, namespace)
-        rows = {**_namespace(), **_INLINED}
+        # (the log-softmax pairs read t_log1p, compiled plainly: one call a row)
+        rows = {**_namespace(), "t_log1p": namespace["t_log1p"], **_INLINED}
         for name in _ROW_USERS:
             rows[name] = namespace[name] = _compile(name, rows, inline=name in _ROW_INLINE)
         _JITTED.update({name: namespace[name] for name in _ORDER})

@@ -134,8 +134,11 @@ class _Printer(PythonCodePrinter):
 
     def __init__(self, names: Mapping[sp.Basic, str], indexed: Mapping[str, Callable[[str], str]],
                  logits: str | None = None, rows: Mapping[str, str] | None = None,
-                 label: str | None = None, certify: bool = False) -> None:
+                 label: str | None = None, certify: bool = False,
+                 vectors: Mapping[str, str] | None = None) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
+        #: IndexedBase label -> its 1-D array, one value per class (the class weights)
+        self.vectors = vectors or {}
         self.label = label  # the row's class index variable (class-index targets)
         self.names = names
         self.indexed = indexed
@@ -350,6 +353,18 @@ class _Printer(PythonCodePrinter):
             self._sums[key] = name
         return self._sums[key]
 
+    def _row_of(self, base: sp.IndexedBase) -> str:
+        """The current row of a class-axis array (:func:`~symloss.primitives.dd_code`'s
+        ``row``: the logits' ``zr``, the targets' ``yr``; the class weights' ``w``)."""
+        label = str(base.label)
+        if self.logits is not None and label == self.logits:
+            return "zr"
+        if self.rows.get(label) == "y":
+            return "yr"
+        if label in self.vectors:
+            return self.vectors[label]
+        raise NotImplementedError(f"no row of {label} in this kernel")
+
     def _print_accurate(self, expr: sp.Expr) -> str:
         # The inner expression in double-double (symloss.ddouble's pair functions), the plain
         # form where the pair is not finite. float32 results first try the float64 form (its
@@ -357,9 +372,14 @@ class _Printer(PythonCodePrinter):
         # by ~48 bits, more than float64's 29 to spare, but nearly all elements cancel little.
         plain = self._print(expr.args[0])
         try:
-            pair = dd_code(expr.args[0], self._print, "dd_", lambda c, a, b: f"({a} if {c} else {b})")
+            pair = dd_code(expr.args[0], self._print, "dd_",
+                           lambda c, a, b: f"({a} if {c} else {b})", self._row_of)
         except NotImplementedError:
             return plain
+        # the log-softmax pairs: float64 results first from the exponential pass's pairs
+        # (ddouble.t_log_softmax_at_m: the same bits, without C exponentials in double-double)
+        pair = re.sub(r"\bdd_(t_log_softmax_at|t_lsm_dot|t_lsm_sum)\(([^()]*)\)",
+                      r"dd_\1_F(\2, buf, bufl)", pair)
         value = self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
                                   bound=rounding_bound(expr.args[0]))
         for order, tier in ((1, "modulated_slope_q"), (2, "modulated_curvature_q")):
@@ -1898,7 +1918,8 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 expr = reduce_sums(expr, expand=False)
             printer = _Printer(names, indexed, logits=str(z.label),
                                rows={str(y.label): "y", _DIRECTION_LABEL: "dv"},
-                               label="tr" if hard else None, certify=True)
+                               label="tr" if hard else None, certify=True,
+                               vectors={} if w is None else {str(w.label): "w"})
             code = printer.doprint(expr)
             choose = not hard and hard_expr != soft_expr
             if choose:

@@ -14,6 +14,9 @@ from the derivation. What lives here, for every loss:
   weight) and the reductions;
 * which derived form is evaluated where (:func:`forms`): the kernel form for hard targets
   (0/1 labels, class indices, one-hot rows), the derived gradient for soft ones;
+* the value rounded once (:func:`rounded_once`): a loss value that reads a transcendental
+  function is evaluated as a double-double pair where every part has one, so that the two
+  evaluators (libm's and NumPy's last bits) return the same float;
 * where the scales enter: a weight's or constant's factor of a double-double form inside its
   one rounding (:func:`scaled_inside`), and the rule of the last rounding of every element-wise
   result (:func:`finish`: below the smallest normal number 0; an overflow that the mean's
@@ -56,7 +59,9 @@ __all__ = [
     "forms",
     "largest_scale",
     "lay_out",
+    "plain_reason",
     "restore_unrescued",
+    "rounded_once",
     "scaled_from_underflow",
     "scaled_inside",
     "weight_last",
@@ -121,8 +126,9 @@ def forms(derivation: Derivation) -> Forms:
     )
     soft = _placed(derivation, subst(derivation.soft_gradient)) if choose else None
     hard = _placed(derivation, hard)
-    # the loss as evaluated (Declaration.stable_loss where declared, proved equal to the loss)
-    loss = _placed(derivation, subst(derivation.kernel_loss))
+    # the loss as evaluated (Declaration.stable_loss where declared, proved equal to the loss),
+    # rounded once from a pair where it reads a transcendental function (rounded_once)
+    loss = _placed(derivation, rounded_once(subst(derivation.kernel_loss)))
     return Forms(loss=loss, grad_hard=hard, grad_soft=hard if soft is None else soft,
                  symbols=d.symbols)
 
@@ -179,6 +185,45 @@ def weight_last(expr: sp.Expr, weights: set[sp.Basic], products: bool = False) -
         return e
 
     return walk(expr)  # type: ignore[return-value]
+
+
+def rounded_once(expr: sp.Expr) -> sp.Expr:
+    """``expr`` as ``accurate(expr)`` (evaluated as a double-double pair, rounded once:
+    :func:`symloss.primitives.dd_code`) where it reads a function (a transcendental one: log,
+    exp, log1p, softplus, σ, log_sub, power, ...; not a Piecewise's arms alone) and its every
+    part has a pair evaluation; else ``expr`` as it is.
+
+    A function's float64 value is libm's in the numba kernels and NumPy's in the NumPy
+    evaluator, whose last bits differ (``np.log`` at 0.01 % of random arguments, ``np.exp``
+    4.6 %, ``np.log1p`` 4.9 %): a loss value formed from them was 2 floats apart between the
+    evaluators (binary_cross_entropy at p = 0.9350724237877679, y = 0.9350724237877682;
+    kl_div at z = −1e-30, y = 1 − 2⁻⁵², where ``np.log`` is one float off). The pair is within
+    a few 2⁻¹⁰⁶ of its terms in both, so the two evaluators round it to the same float, within
+    about half an ulp (certified, as the gradients' pairs are: :func:`scaled_inside`). The
+    forms without a pair evaluation stay plain (:func:`plain_reason` says why).
+
+    >>> from sympy import Symbol, log
+    >>> y, p = Symbol("y"), Symbol("p")
+    >>> rounded_once(-y*log(p)).func.__name__, rounded_once(y*p).func.__name__
+    ('accurate', 'Mul')
+    """
+    if isinstance(expr, accurate) or plain_reason(expr) is not None:
+        return expr
+    return accurate(expr)
+
+
+def plain_reason(expr: sp.Expr) -> str | None:
+    """Why :func:`rounded_once` leaves ``expr`` plain (``None``: it does not): it reads no
+    function whose float64 value the evaluators could round apart, or a part of it has no
+    pair evaluation (:func:`symloss.primitives.dd_code`'s :class:`NotImplementedError`)."""
+    if not any(not isinstance(f, sp.Piecewise | sp.Abs) for f in expr.atoms(sp.Function)) and not any(
+            not p.exp.is_Integer for p in expr.atoms(sp.Pow)):
+        return "no function to round apart"
+    try:
+        dd_code(expr, str, "", lambda c, a, b: a, str)
+    except NotImplementedError as exc:
+        return str(exc)
+    return None
 
 
 #: The double-double forms :func:`scaled_inside` moves a scale into.

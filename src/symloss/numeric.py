@@ -141,11 +141,18 @@ def _cse(expr: Any) -> tuple[list[tuple[sp.Symbol, sp.Expr]], Any]:
         return d
 
     # inside accurate(), and σ/softplus of a product of two inputs (corrected by the product's
-    # rounding error: a common y·z taken out would hide the product from the printer)
-    veiled = sp.sympify(expr).replace(
-        lambda e: isinstance(e, accurate) or (isinstance(e, sigmoid | softplus)
-                                              and product_of_inputs(e.args[0]) is not None),
-        hide)
+    # rounding error: a common y·z taken out would hide the product from the printer); from
+    # the outside in: accurate(softplus(−y·z)) hidden inside first was accurate(Dummy), which
+    # is the Dummy (accurate of a symbol is the symbol), and its value was printed plain
+    def veil(e: sp.Basic) -> sp.Basic:
+        if isinstance(e, accurate) or (isinstance(e, sigmoid | softplus)
+                                       and product_of_inputs(e.args[0]) is not None):
+            return hide(e)
+        if not e.args:
+            return e
+        return e.func(*(veil(a) for a in e.args))
+
+    veiled = veil(sp.sympify(expr))
     # xⁿ·c⁻ⁿ kept one quotient (a common c⁻ⁿ taken out would be xⁿ·x0 again: see _RatioPow)
     veiled = veiled.replace(
         lambda e: isinstance(e, sp.Mul) and ratio_powers(e) is not None,

@@ -492,7 +492,8 @@ class accurate(Function):
         plain = printer._print(self.args[0])  # type: ignore[attr-defined]
         try:
             pair = dd_code(self.args[0], printer._print, "ddouble.",  # type: ignore[attr-defined]
-                           lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})")
+                           lambda c, a, b: f"ddouble.t_where({c}, {a}, {b})",
+                           lambda base: printer._print(base.label))  # type: ignore[attr-defined]
         except NotImplementedError:
             return str(plain)
         return _certified(printer, f"ddouble.t_final({pair}, {plain})", self.args[0])
@@ -560,11 +561,16 @@ class power(Function):
     _scipycode = _numpycode
 
 
-def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
+def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any, row: Any = None) -> str:
     """``expr`` as one nested expression of :mod:`symloss.ddouble`'s pair functions
     (``t_add``, ``t_prod``, ``t_exp``, …, each named ``prefix + name``); ``leaf`` prints an
     input (a Symbol, an Indexed, a condition) in the host printer's language, ``where(c, a, b)``
-    selects a pair. Raises :class:`NotImplementedError` for what has no pair function."""
+    selects a pair, ``row`` prints a class-axis array (an IndexedBase) as the row functions
+    take it (the NumPy evaluator: the 2-D array; the kernels: the row). A class sum is a
+    sum of the row functions' pairs, one per product read at each class, times its
+    coefficient: ``Σₖ yₖ log softmax(z)ₖ`` (``t_lsm_dot``; with class weights ``t_lsm_dot2``;
+    of log-softmax alone ``t_lsm_sum``); one class's log-softmax is ``t_log_softmax_at``.
+    Raises :class:`NotImplementedError` for what has no pair function."""
     unary: dict[type, str] = {sp.exp: "t_exp", sp.log: "t_log", sp.tanh: "t_tanh", sp.sinh: "t_sinh",
                               log1p: "t_log1p",
                               sigmoid: "t_sigmoid", softplus: "t_softplus"}
@@ -590,9 +596,51 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             out = f"{prefix}t_prod({out}, {p})"
         return out
 
+    def rows(base: Any) -> str:
+        if row is None:
+            raise NotImplementedError("a class-axis row outside a class-axis printer")
+        return str(row(base))
+
+    def row_sum(keyed: tuple[Any, ...], k: Any) -> str:
+        # Σₖ log softmax(z)ₖ times at most two rows read at k: the row functions' pairs
+        lsm = [f for f in keyed if isinstance(f, log_softmax)]
+        read = [f for f in keyed if isinstance(f, Indexed) and f.indices == (k,)]
+        if (len(lsm) != 1 or lsm[0].index != k or len(read) > 2
+                or len(lsm) + len(read) != len(keyed)):
+            raise NotImplementedError(f"no double-double form for a class sum of {keyed}")
+        name = ("t_lsm_sum", "t_lsm_dot", "t_lsm_dot2")[len(read)]
+        return f"{prefix}{name}({', '.join([rows(lsm[0].logits), *(rows(f.base) for f in read)])})"
+
+    def class_sum(e: Any) -> str:
+        # Σₖ (Σ cⱼ·(a product read at k)): each product's class sum a row function's pair
+        # (Σₖ yₖ log softmax(z)ₖ, Σₖ wₖyₖ log softmax(z)ₖ, …), times its coefficient (no k)
+        # as a pair; the terms grouped by what they read at k (a coefficient 1 − ε one pair)
+        (k, lo, hi), = e.limits
+        if (lo, hi) != (S.One, NUM_CLASSES):
+            raise NotImplementedError(f"no double-double form for Sum over {lo}..{hi}")
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for term in sp.Add.make_args(sp.expand(e.function)):
+            keyed = tuple(sorted((f for f in sp.Mul.make_args(term) if f.has(k)),
+                                 key=sp.default_sort_key))
+            coeff = sp.Mul(*(f for f in sp.Mul.make_args(term) if not f.has(k)))
+            groups.setdefault(keyed, []).append(coeff)
+        out = None
+        for keyed, coeffs in groups.items():
+            c = sp.Add(*coeffs)
+            part = row_sum(keyed, k)
+            part = part if c == 1 else f"{prefix}t_prod({rec(c)}, {part})"
+            out = part if out is None else f"{prefix}t_add({out}, {part})"
+        if out is None:
+            raise NotImplementedError("an empty class sum")
+        return out
+
     def rec(e: Any) -> str:
         if e.is_Integer or e.is_Float:
             return f"({float(e)!r}, 0.0)"
+        if isinstance(e, Sum):
+            return class_sum(e)
+        if isinstance(e, log_softmax):
+            return f"{prefix}t_log_softmax_at({rows(e.logits)}, {leaf(e.index)})"
         if e.is_number:  # 1/3, π, log 2: the constant's two leading float64 parts
             value = sp.N(e, 40)
             hi = float(value)
@@ -660,6 +708,15 @@ def dd_code(expr: sp.Expr, leaf: Any, prefix: str, where: Any) -> str:
             return f"{prefix}t_log1p({rec(args[0] - 1)})"  # log(1 + x) as log1p(x)
         if type(e).__name__ == "hypot1":  # √(1 + x²) (symloss.catalog_boosting)
             return f"{prefix}t_hypot1({rec(args[0])})"
+        if type(e).__name__ == "hypot1m1":  # √(1 + x²) − 1 (symloss.catalog_boosting)
+            return f"{prefix}t_hypot1m1({rec(args[0])})"
+        if isinstance(e, clamped_log):  # max(log x, −100), log(1 − p) as log1p(−p)
+            complement = e.complement
+            inner = (f"{prefix}t_log1p({prefix}t_neg({rec(complement)}))"
+                     if complement is not None else f"{prefix}t_log({rec(args[0])})")
+            return f"{prefix}t_clamp_min({inner}, -100.0)"
+        if isinstance(e, log_sub):  # log x − y good to 2⁻¹¹⁵ of its terms (ddouble.log_sub)
+            return f"{prefix}t_log_sub({rec(args[0])}, {rec(args[1])})"
         if type(e).__name__ == "xexp":  # y·eᵃ (symloss.catalog_boosting)
             return f"{prefix}t_xexp({rec(args[0])}, {rec(args[1])})"
         if isinstance(e, sigmoid | softplus | sigmoid_pow):
