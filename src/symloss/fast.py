@@ -45,7 +45,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import cache
+from . import cache, native
 from ._statements import lower
 from .algebra import (
     compared_operands,
@@ -868,7 +868,12 @@ class FastKernels:
         kernel = self._kernels.get(key)
         if kernel is None:
             flavour = "v" if layout.work == np.float32 else "m"
-            kernel = getattr(module, f"{what}_{flavour}{'' if parallel else '_s'}")
+            name = f"{what}_{flavour}{'' if parallel else '_s'}"
+            if not parallel and isinstance(module, _LazyModule):
+                # a saved native entry where there is one (no numba import), else numba's
+                kernel = native.Kernel(module.name, name, lambda: getattr(module.load(), name))
+            else:
+                kernel = getattr(module, name)
             self._kernels[key] = kernel
         return kernel
 
@@ -898,6 +903,7 @@ def _parallel(size: int) -> bool:
     numba thread (with one, launching the pool costs ~10x the work on a busy machine)."""
     if size < PARALLEL_MIN:
         return False
+    cache.select_threading_layer()  # before numba's pool starts (the module may be unloaded)
     import numba
 
     return bool(numba.get_num_threads() > 1)
@@ -1041,6 +1047,7 @@ def _tags(derivation: Derivation) -> tuple[bool, ...]:
 
 
 def _chunks(rows: int) -> int:
+    cache.select_threading_layer()
     import numba
 
     return max(1, min(rows, 8 * numba.get_num_threads()))
@@ -2131,12 +2138,34 @@ def _cache_dir() -> Path:
     return cache.cache_dir()
 
 
+def _module_name(source: str) -> str:
+    """The name of the module printed from ``source``: its hash and the helpers'."""
+    helpers = Path(__file__).with_name("_fastmath.py").read_bytes()
+    return f"symloss_fast_{cache.digest(source.encode(), helpers)}"
+
+
 def _load(source: str) -> Any:
     """Write ``source`` to a file named by its hash (and the helpers'), import it (see
     :mod:`symloss.cache`: atomic per-writer files, parallel kernels gated for threads)."""
-    helpers = Path(__file__).with_name("_fastmath.py").read_bytes()
-    name = f"symloss_fast_{cache.digest(source.encode(), helpers)}"
-    return cache.load_module(_serial_twins(source), name)
+    cache.select_threading_layer()
+    return cache.load_module(_serial_twins(source), _module_name(source))
+
+
+class _LazyModule:
+    """An element-wise kernel module, imported (and numba with it) only when a kernel is
+    looked up in it: a warm serial call may not need it (:mod:`symloss.native`)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.name = _module_name(source)
+
+    def load(self) -> Any:
+        return _load(self.source)  # once per process (cache.load_module)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.load(), attr)
 
 
 #: Kernels by declaration (kept alive here, so its id is not reused): derive() shares one
@@ -2157,7 +2186,6 @@ def build(derivation: Derivation) -> FastKernels | None:
     if not available():
         last_reason = "numba is not installed (pip install symloss[fast])"
         return None
-    cache.select_threading_layer()
     d = derivation.declaration
     family = derivation.spec.family
     plan_key = _plan_key(derivation, "first")
@@ -2185,7 +2213,8 @@ def build(derivation: Derivation) -> FastKernels | None:
                 return None
             if plan_key is not None:
                 cache.write_plan(plan_key, plan)
-        module = _load(plan["source"])
+        module = (_LazyModule(plan["source"]) if plan["kind"] == "elementwise" and native.enabled()
+                  else _load(plan["source"]))
     except (_Unsupported, NotImplementedError, TypeError) as exc:
         last_reason = f"{derivation.name}: {exc}"
         return None
