@@ -9,14 +9,15 @@ imports and initialises in ~30 ms and links a kernel's object code in a few ms.
 
 * **Saved on the cold path.** When numba has compiled a serial kernel for a signature (the
   cold path, unchanged), :func:`save` compiles a C-ABI entry for it: a numba ``cfunc`` taking
-  each array as ``(size, pointer)`` and each scalar by value, calling the kernel on
-  ``numba.carray`` views of the same arrays, returning the kernel's flag as 0/1, or 2 where
+  each array as its object's address (it reads the data pointer and size from numpy's array
+  header: cheaper than any conversion in Python) and each scalar by value, calling the kernel
+  on ``numba.carray`` views of the same arrays, returning the kernel's flag as 0/1, or 2 where
   the kernel raised (a failed allocation). Its object code goes to
   ``native_<key>_<sha256>.o`` and a manifest (entry symbol, argument kinds, the object's
   undefined symbols and SHA-256) to ``native_<key>.json`` in :func:`symloss.cache.cache_dir`,
   each written atomically. The key: the kernel module's name (a digest of its source and
-  helpers), the kernel's name and argument kinds, numba's and llvmlite's versions, the Python
-  version, the target triple and the host CPU's name and features, and the ``NUMBA_*``
+  helpers), the kernel's name and argument kinds, numba's, llvmlite's and numpy's versions,
+  the interpreter's ABI, the target triple and the host CPU's name and features, and the ``NUMBA_*``
   settings. numba compiles the entry with the target it compiles the kernel with; where that is
   not the host's (``NUMBA_CPU_NAME``), or a symbol cannot be resolved, the manifest says
   ``"use": false`` and the kernel stays numba's.
@@ -63,7 +64,7 @@ __all__ = ["Kernel", "enabled", "load", "save"]
 _ENABLED = os.environ.get("SYMLOSS_NATIVE", "1").strip().lower() not in ("0", "false", "no",
                                                                           "off")
 #: The manifest's layout; a manifest of another format is not read.
-FORMAT = 1
+FORMAT = 3
 #: ``NUMBA_*`` settings that do not change a serial kernel's code (all others are in the key).
 _IRRELEVANT = frozenset({"NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER"})
 #: Argument kinds: an array of float32 ('f') or float64 ('d'), a float64 ('F'), int64 ('I')
@@ -80,7 +81,6 @@ _linked: dict[str, Any] = {}  # key -> _Entry or None, once per process
 _helpers: dict[str, dict[str, int]] = {}
 _process: list[ctypes.CDLL] = []
 _context: list[tuple[Any, ...]] = []
-_CHAR = ctypes.c_char
 _NDARRAY = np.ndarray
 _F64 = np.float64
 _BOOL = np.bool_
@@ -136,8 +136,8 @@ def _key_context() -> tuple[Any, ...]:
         numba_version = hashlib.sha256((root / "_version.py").read_bytes()).hexdigest()
         settings = tuple(sorted((k, v) for k, v in os.environ.items()
                                 if k.startswith("NUMBA_") and k not in _IRRELEVANT))
-        _context.append((FORMAT, numba_version, llvmlite.__version__, sys.version_info[:2],
-                         host(), settings))
+        _context.append((FORMAT, numba_version, llvmlite.__version__, np.__version__,
+                         sys.implementation.cache_tag, sys.abiflags, host(), settings))
     return _context[0]
 
 
@@ -232,30 +232,51 @@ def symbols(obj: bytes) -> tuple[set[str], set[str]]:
     return defined, undefined
 
 
+#: numpy's array header as an entry reads it (``PyArrayObject_fields``, 8-byte words): the
+#: data pointer, ``nd``, the pointer to the dimensions, the dtype (``PyArray_Descr``: its type
+#: character and byte order at bytes 25 and 26) and the flags (``NPY_ARRAY_C_CONTIGUOUS`` = 1).
+#: :func:`_header_ok` checks all of it in every process that saves or links an entry.
+_DATA, _ND, _DIMS, _DESCR, _FLAGS = 2, 3, 4, 7, 8
+_TYPE, _ORDER = 25, 26
+
+
+def _header(a: np.ndarray) -> tuple[int, int, int, int, int, bytes]:
+    """What an entry reads of ``a``: data, nd, size, C-contiguous, dtype's type and order."""
+    head = (ctypes.c_ssize_t * 9).from_address(id(a))
+    descr = ctypes.string_at(head[_DESCR], 32)
+    return (head[_DATA], head[_ND] & 0xFFFFFFFF, (ctypes.c_ssize_t * 1).from_address(
+        head[_DIMS])[0], head[_FLAGS] & 1, descr[_TYPE], descr[_ORDER:_ORDER + 1])
+
+
+def _header_ok() -> bool:
+    """Whether numpy's array header is laid out as the entries read it (a 64-bit,
+    little-endian process; checked on arrays of each kind, contiguous or not, 1-D or not)."""
+    if ctypes.sizeof(ctypes.c_void_p) != 8 or sys.byteorder != "little":
+        return False
+    for char in _ARRAY_KINDS:
+        a = np.zeros(4, char)
+        b = np.zeros((2, 3), char)[:, ::2]
+        if (_header(a) != (a.ctypes.data, 1, 4, 1, ord(char), b"=")
+                or _header(b)[1:4] != (2, 2, 0)):
+            return False
+    return True
+
+
 class _Entry:
-    """A linked entry: ``entry(args)`` is 0 or 1 (the kernel's flag), 2 where it raised."""
+    """A linked entry: ``entry(args)`` is 0 or 1 (the kernel's flag), 2 where it raised, 3
+    where an array is not of its kind (1-D, C-contiguous, its dtype in native byte order).
+    Each array goes as its object's address (the entry reads and checks its header):
+    converting it to a data pointer in Python (``a.ctypes.data``, ~1 µs) would cost more than
+    numba's whole dispatch."""
 
     def __init__(self, address: int, kinds: str, tracker: Any) -> None:
-        argtypes: list[Any] = []
-        for kind in kinds:
-            argtypes += ([ctypes.c_int64, ctypes.c_void_p] if kind in _ARRAY_KINDS
-                         else [_SCALAR_KINDS[kind][1]])
-        self._fn = ctypes.CFUNCTYPE(ctypes.c_uint8, *argtypes)(address)
-        self._arrays = tuple(kind in _ARRAY_KINDS for kind in kinds)
+        argtypes: list[Any] = [ctypes.py_object if kind in _ARRAY_KINDS
+                               else _SCALAR_KINDS[kind][1] for kind in kinds]
+        self.fn = ctypes.CFUNCTYPE(ctypes.c_uint8, *argtypes)(address)
         self._tracker = tracker  # the linked code lives as long as this
 
     def __call__(self, args: Sequence[Any]) -> int:
-        c: list[Any] = []
-        for array, a in zip(self._arrays, args, strict=True):
-            if array:
-                c.append(a.size)
-                try:
-                    c.append(ctypes.addressof(_CHAR.from_buffer(a)))  # ~3x a.ctypes.data
-                except (TypeError, ValueError):  # read-only or empty
-                    c.append(a.ctypes.data)
-            else:
-                c.append(a)
-        return int(self._fn(*c))
+        return int(self.fn(*args))
 
 
 def load(module: str, name: str, kinds: str) -> _Entry | None:
@@ -305,6 +326,8 @@ def _link(key: str, kinds: str) -> _Entry | None:
     manifest, obj = _read(cache.cache_dir(), key)
     if manifest.get("use") is not True or manifest.get("kinds") != kinds:
         return None
+    if not _header_ok():
+        return None
     symbol, imports = manifest["symbol"], manifest["imports"]
     addresses = {s: _address(s) for s in imports}
     if any(a is None for a in addresses.values()):
@@ -317,16 +340,45 @@ def _link(key: str, kinds: str) -> _Entry | None:
     return _Entry(tracker[symbol], kinds, tracker)
 
 
+_ENTRY_HELPERS = """
+@intrinsic
+def _pointer(typingctx, address):
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
+    return types.voidptr(types.intp), codegen
+
+@njit(inline="always")
+def _fits(obj, char):
+    head = carray(obj, (9,), np.intp)
+    descr = carray(_pointer(head[DESCR]), (32,), np.uint8)
+    return ((head[ND] & 0xFFFFFFFF) == 1 and (head[FLAGS] & 1) == 1 and descr[TYPE] == char
+            and descr[ORDER] == 61)  # '=': native byte order
+
+@njit(inline="always")
+def _float32(obj):
+    head = carray(obj, (9,), np.intp)
+    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
+                  np.float32)
+
+@njit(inline="always")
+def _float64(obj):
+    head = carray(obj, (9,), np.intp)
+    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
+                  np.float64)
+"""
+
+
 def _entry_source(kinds: str) -> str:
-    params, args = [], []
+    """The entry: ``kernel(...)`` on the arrays read from their headers, the scalars as given."""
+    params, args, fits = [], [], []
     for i, kind in enumerate(kinds):
+        params.append(f"a{i}")
+        args.append(f"_{_ARRAY_KINDS[kind]}(a{i})" if kind in _ARRAY_KINDS else f"a{i}")
         if kind in _ARRAY_KINDS:
-            params += [f"n{i}", f"p{i}"]
-            args.append(f"carray(p{i}, (n{i},))")
-        else:
-            params.append(f"s{i}")
-            args.append(f"s{i}")
-    return (f"def entry({', '.join(params)}):\n"
+            fits.append(f"_fits(a{i}, {ord(kind)})")
+    return (_ENTRY_HELPERS + f"\ndef entry({', '.join(params)}):\n"
+            f"    if not ({' and '.join(fits) or 'True'}):\n"
+            "        return np.uint8(3)\n"
             "    try:\n"
             f"        return np.uint8(1) if kernel({', '.join(args)}) else np.uint8(0)\n"
             "    except Exception:\n"
@@ -335,16 +387,19 @@ def _entry_source(kinds: str) -> str:
 
 def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], bytes | None]:
     """The manifest and object code of ``kernel``'s entry for ``kinds`` (numba imported)."""
-    from numba import carray, cfunc, types
+    from numba import carray, cfunc, njit, types
+    from numba.core.extending import intrinsic
     from numba.core.registry import cpu_target
 
     if cpu_target.target_context.codegen().magic_tuple() != host():
         return {"use": False, "why": "numba compiles for another CPU than the host's"}, None
-    argtypes: list[Any] = []
-    for kind in kinds:
-        argtypes += ([types.int64, types.CPointer(getattr(types, _ARRAY_KINDS[kind]))]
-                     if kind in _ARRAY_KINDS else [getattr(types, _SCALAR_KINDS[kind][0])])
-    namespace = {"kernel": kernel, "carray": carray, "np": np}
+    if not _header_ok():
+        return {"use": False, "why": "numpy's array header is not as the entry reads it"}, None
+    argtypes = [types.voidptr if kind in _ARRAY_KINDS else getattr(types, _SCALAR_KINDS[kind][0])
+                for kind in kinds]
+    namespace = {"kernel": kernel, "carray": carray, "np": np, "njit": njit, "types": types,
+                 "intrinsic": intrinsic, "DATA": _DATA, "ND": _ND, "DIMS": _DIMS,
+                 "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER}
     exec(_entry_source(kinds), namespace)  # our own generated wrapper
     entry = cfunc(types.uint8(*argtypes), error_model="numpy")(namespace["entry"])
     obj = bytes(entry._library._get_compiled_object())  # type: ignore[attr-defined]
@@ -404,6 +459,9 @@ class Kernel:
         self._numba_kernel = numba_kernel
         self._dispatcher: Any = None
         self._entries: dict[str, _Entry | None] = {}
+        #: Linked entries by the arguments' Python types (the entry checks the arrays
+        #: itself): the first entry linked for those types.
+        self._by_types: dict[tuple[type, ...], Any] = {}
         self._saved: set[str] = set()
 
     def dispatcher(self) -> Any:
@@ -415,6 +473,11 @@ class Kernel:
         return self._dispatcher
 
     def __call__(self, *args: Any) -> bool:
+        fn = self._by_types.get(tuple(map(type, args)))
+        if fn is not None:  # the hot path: ~1 µs besides the kernel's work
+            status = fn(*args)
+            if status < 2:
+                return bool(status == 1)
         kinds = _kinds(args)
         entry: Any = None
         if kinds is not None:
@@ -424,6 +487,8 @@ class Kernel:
             if entry is not None:
                 status = entry(args)
                 if status < 2:
+                    if "I" not in kinds:  # (an int beyond int64 is not an entry's)
+                        self._by_types.setdefault(tuple(map(type, args)), entry.fn)
                     return status == 1
         dispatcher = self._dispatcher or self.dispatcher()
         result = bool(dispatcher(*args))
