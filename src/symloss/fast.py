@@ -25,7 +25,9 @@ every size. ``SYMLOSS_FAST=0`` (or :func:`disabled`) forces the NumPy evaluator.
 
 Compiled kernels are cached on disk (numba ``cache=True``) in ``$SYMLOSS_CACHE_DIR`` or
 ``~/.cache/symloss``: a kernel compiles once per dtype and serial/parallel variant, on first use;
-later processes load the machine code.
+later processes load the machine code. A serial element-wise kernel is also saved as object code
+that a later process links without importing numba (:mod:`symloss.native`: a warm first call in
+~0.07 s instead of ~1.1 s); its module is imported only where that is not possible.
 """
 
 from __future__ import annotations

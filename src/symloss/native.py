@@ -32,6 +32,10 @@ imports and initialises in ~30 ms and links a kernel's object code in a few ms.
   needed) and counts references atomically, so threads may call one entry at once. The
   arithmetic is numba's own machine code for the same kernel: the results are bit-identical.
 
+Costs: the cold first call compiles each entry besides the kernel (1.2-2.1 s more, measured
+with ``benchmarks/speed.py --first-call-only``); a warm call through ctypes costs ~1 µs more
+than numba's dispatch (n = 100: 2.8 -> 3.8 µs back to back), paid for not importing numba.
+
 Limits: serial element-wise kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements;
 the parallel ones need numba's threading layer; class-axis, row and second-order kernels stay
 numba's); 1-D C-contiguous float32/float64 arrays and float/int/bool scalars; ELF objects
@@ -76,6 +80,15 @@ _SCALAR_KINDS = {"F": ("float64", ctypes.c_double), "I": ("int64", ctypes.c_int6
 _EXTENSIONS = {"NRT_": "numba.core.runtime._nrt_python", "numba_": "numba._helperlib"}
 
 _lock = threading.RLock()
+
+
+def _reset_after_fork() -> None:
+    global _lock
+    _lock = threading.RLock()  # a thread that held it is not in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 _llvm: list[Any] = []  # [llvmlite.binding, its LLJIT], made once
 _linked: dict[str, Any] = {}  # key -> _Entry or None, once per process
 _helpers: dict[str, dict[str, int]] = {}
