@@ -216,3 +216,30 @@ def test_kinds_take_only_what_an_entry_takes():
     assert native._kinds((np.zeros(4, np.int64),)) is None
     assert native._kinds((np.float32(1.0),)) is None
     assert native._kinds((2**70,)) is None
+
+
+def test_an_entry_declines_arrays_not_of_its_kind(tmp_path, monkeypatch):
+    """An entry linked for float32 arrays, called with others that have the same Python
+    types (float64, strided, byte-swapped, 2-D): it declines them (its own header check) and
+    numba answers."""
+    import numba
+
+    from symloss import _bounds
+
+    monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_linked", {})
+    jitted = numba.njit(_bounds._loop_within)
+    name = f"test_native@{tmp_path.name}"
+    rng = np.random.default_rng(3)
+    a32 = rng.random(5000).astype(np.float32)
+    assert native.Kernel(name, "within", lambda: jitted)(a32, 0.0, 1.0)  # saves the entry
+    native._linked.clear()  # (this process knew no entry) as a later process:
+    kernel = native.Kernel(name, "within", lambda: jitted)
+    for a in (a32, np.concatenate([a32, [np.nan]]).astype(np.float32), a32 * 2,
+              a32.astype(np.float64), a32[::2], a32[:0]):
+        assert kernel(a, 0.0, 1.0) == jitted(a, 0.0, 1.0), a
+    for a in (a32.reshape(50, 100), a32.astype(">f4")):
+        with pytest.raises(numba.core.errors.TypingError):  # declined: numba's answer, an error
+            kernel(a, 0.0, 1.0)
+    assert kernel._entries["fFF"] is not None  # the float32 calls went through the entry
+    assert len(kernel._by_types) == 1
