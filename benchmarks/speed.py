@@ -42,6 +42,7 @@ a goal not met says so.
 
     python benchmarks/speed.py           # every loss, 1e2 .. 1e7 (tens of minutes)
     python benchmarks/speed.py --quick   # 3 losses, 1e2 and 1e4, few rounds (a smoke run)
+    python benchmarks/speed.py --only mse_loss --first-call-only 5   # first calls alone
 """
 
 from __future__ import annotations
