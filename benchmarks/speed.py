@@ -42,6 +42,7 @@ a goal not met says so.
 
     python benchmarks/speed.py           # every loss, 1e2 .. 1e7 (tens of minutes)
     python benchmarks/speed.py --quick   # 3 losses, 1e2 and 1e4, few rounds (a smoke run)
+    python benchmarks/speed.py --only mse_loss --first-call-only 5   # first calls alone
 """
 
 from __future__ import annotations
@@ -409,24 +410,26 @@ d = symloss.derive({loss!r}, **entry_options({name!r}, "float32"))
 arrays = inputs({name!r}, 1000, "float32")
 t = time.perf_counter()
 d.grad_fn(*arrays)
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, "numba" in sys.modules)
 """
 
 
-def first_call(name: str, evaluator: str = "numba") -> tuple[float, float]:
+def first_call(name: str, evaluator: str = "numba", runs: int = 1) -> tuple[float, float, bool]:
     """Seconds of the first ``grad_fn`` in a fresh process: empty caches, then warm ones
-    (imports and ``derive`` not counted); ``evaluator="numpy"``: with ``SYMLOSS_FAST=0``."""
+    (imports and ``derive`` not counted; the median of ``runs`` fresh processes), and whether
+    the last warm one imported numba; ``evaluator="numpy"``: with ``SYMLOSS_FAST=0``."""
     bench = os.path.dirname(os.path.abspath(__file__))
     code = FIRST_CALL.format(bench=bench, name=name, loss=_loss(name))
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "SYMLOSS_CACHE_DIR": cache, "NUMBA_CACHE_DIR": cache,
                "SYMLOSS_FAST": "0" if evaluator == "numpy" else os.environ.get("SYMLOSS_FAST", "1")}
         out = []
-        for _ in range(2):
+        for _ in range(1 + runs):
             run = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                  capture_output=True, text=True)
-            out.append(float(run.stdout.split()[-1]))
-    return out[0], out[1]
+            seconds, numba = run.stdout.split()[-2:]
+            out.append(float(seconds))
+    return out[0], statistics.median(out[1:]), numba == "True"
 
 
 def derive_times() -> list[tuple[str, float, float]]:
@@ -483,6 +486,20 @@ def _flag(value: float, goal: float) -> str:
     return f"{value:.2f}" if value <= goal else f"**{value:.2f}** (goal ≤ {goal:g})"
 
 
+def print_first_calls(names: list[str], runs: int, argv: list[str] | None) -> int:
+    """The first-call table alone (``--first-call-only RUNS``): n = 1000, float32."""
+    print(f"First grad_fn in a fresh process, n = 1000, float32: cold once, warm the median of "
+          f"{runs} fresh processes (load average at the start: {os.getloadavg()[0]:.1f}).\n")
+    print("| entry | cold s | warm s | warm imports numba |")
+    print("|---|---|---|---|")
+    for name in names:
+        cold, warm, numba = first_call(name, runs=runs)
+        print(f"| {name} | {_flag(cold, GOALS['cold'])} | {_flag(warm, GOALS['warm'])} | "
+              f"{'yes' if numba else 'no'} |", flush=True)
+    print(f"\ncommand: python benchmarks/speed.py {' '.join(argv or sys.argv[1:])}".rstrip())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 losses, 2 sizes, few rounds")
@@ -490,12 +507,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="*", type=int, help="these sizes only")
     parser.add_argument("--no-first-call", action="store_true",
                         help="skip the first-call times (fresh processes, cold compiles)")
+    parser.add_argument("--first-call-only", type=int, metavar="RUNS",
+                        help="only the first-call times: cold once, warm the median of RUNS "
+                             "fresh processes")
     args = parser.parse_args(argv)
     losses = args.only or (QUICK_LOSSES if args.quick else symloss.losses())
     for name in losses:
         error = entry_error(name)
         if error:
             parser.error(error)
+    if args.first_call_only:
+        return print_first_calls(entries(losses), args.first_call_only, argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     cpus = os.cpu_count() or 1
     torch = _torch()
@@ -535,9 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         loop = time_one(name, 100, "float64", 1, args.quick, with_hvp=False, repeat=CALLS,
                         clock="cpu")
         nan2 = (float("nan"), float("nan"))
-        cold, warm = nan2 if args.no_first_call else first_call(name)
+        cold, warm = nan2 if args.no_first_call else first_call(name)[:2]
         # the evaluator without compilation
-        np_cold, np_warm = nan2 if args.no_first_call else first_call(name, "numpy")
+        np_cold, np_warm = nan2 if args.no_first_call else first_call(name, "numpy")[:2]
         summary.append((name, worst, call["grad"] * 1e6, call["torch"] * 1e6, cold, warm,
                         loop["grad"] * 1e6, loop["torch"] * 1e6))
         print(f"\nworst: grad {worst['grad']:.2f}× (1 thread), {worst['grad_all']:.2f}× ({cpus} "

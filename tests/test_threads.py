@@ -143,9 +143,11 @@ def test_eight_threads_first_call_in_a_fresh_cache(tmp_path):
     _ok(proc)
     assert proc.stdout.splitlines()[0] == str(cache)
     left = sorted(p.name for p in cache.iterdir() if not p.name.startswith("__pycache__"))
-    # complete files only: the kernel modules and their plans (no writer's temporary file)
+    # complete files only: the kernel modules, their plans and native entries (no writer's
+    # temporary file)
     assert left and all((n.startswith("symloss_fast_") and n.endswith(".py"))
-                        or (n.startswith("plan_") and n.endswith(".json")) for n in left), left
+                        or (n.startswith(("plan_", "native_")) and n.endswith(".json"))
+                        or (n.startswith("native_") and n.endswith(".o")) for n in left), left
 
 
 def test_unwritable_home_reuses_one_private_folder(tmp_path):

@@ -83,14 +83,28 @@ def _loop_any_below(a: np.ndarray, bound: float, zero: bool, infinite: bool) -> 
     return False
 
 
-def _compiled(loop: Callable[..., bool]) -> Callable[..., bool] | None:
+def _compiled(loop: Callable[..., bool], before: Callable[[], None] | None = None
+              ) -> Callable[..., bool] | None:
+    """``loop`` compiled by numba -- called through its saved native entry where there is one
+    (:mod:`symloss.native`: a warm first call imports no numba); ``before()`` runs before
+    numba compiles it."""
     if os.environ.get("SYMLOSS_FAST", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     if importlib.util.find_spec("numba") is None:
         return None
-    import numba
+    from . import native
+    from .cache import code_digest
 
-    return numba.njit(cache=True, nogil=True)(loop)  # type: ignore[no-any-return]
+    def dispatcher() -> Any:
+        import numba
+
+        if before is not None:
+            before()
+        return numba.njit(cache=True, nogil=True)(loop)
+
+    if not native.enabled():
+        return dispatcher()  # type: ignore[no-any-return]
+    return native.Kernel(f"symloss._bounds@{code_digest()}", loop.__name__, dispatcher)
 
 
 _impl: list[Callable[[np.ndarray, Any, Any], bool]] = []
@@ -127,13 +141,15 @@ def within_both(a: np.ndarray, lo: Any, hi: Any, b: np.ndarray, lo_b: Any, hi_b:
     (True, False)
     """
     if not _impl_both:
-        global _within_compiled
         one = _within_impl()
         if one is _numpy_within:
             _impl_both.append(_numpy_within_both)
         else:
-            _within_compiled = one
-            _impl_both.append(_compiled(_loop_within_both) or _numpy_within_both)
+            def inner() -> None:  # numba's dispatcher, not a native entry's wrapper
+                global _within_compiled
+                _within_compiled = getattr(one, "dispatcher", lambda: one)()
+
+            _impl_both.append(_compiled(_loop_within_both, inner) or _numpy_within_both)
     return _impl_both[0](a, lo, hi, b, lo_b, hi_b)
 
 

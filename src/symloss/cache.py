@@ -167,12 +167,16 @@ class _GatedModule:
         return getattr(self._module, name)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str | bytes) -> None:
     tmp = path.with_name(
         f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
+        if isinstance(text, bytes):
+            with open(tmp, "xb") as fb:
+                fb.write(text)
+        else:
+            with open(tmp, "x", encoding="utf-8") as f:
+                f.write(text)
         os.replace(tmp, path)  # atomic: nobody imports half a file
     finally:
         try:

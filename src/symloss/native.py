@@ -1,0 +1,516 @@
+"""Warm first calls without importing numba: a serial kernel's machine code, saved once as an
+object file, linked in later processes with llvmlite's ORC JIT and called through ctypes.
+
+Why: issue 8 asks for a first ``grad_fn`` ≤ 0.2 s in a fresh process whose caches are warm.
+numba's own cache cannot get there: a warm first call (BCE-with-logits, cProfile, session 19)
+spent 0.33-0.64 s importing numba and 1.09 s loading the cached kernel, 0.93 s of that in
+numba's 252 ``load_additional_registries`` calls (one imports scipy.linalg). llvmlite alone
+imports and initialises in ~30 ms and links a kernel's object code in a few ms.
+
+* **Saved on the cold path.** When numba has compiled a serial kernel for a signature (the
+  cold path, unchanged), :func:`save` compiles a C-ABI entry for it: a numba ``cfunc`` taking
+  each array as its object's address (it reads the data pointer and size from numpy's array
+  header: cheaper than any conversion in Python) and each scalar by value, calling the kernel
+  on ``numba.carray`` views of the same arrays, returning the kernel's flag as 0/1, or 2 where
+  the kernel raised (a failed allocation). Its object code goes to
+  ``native_<key>_<sha256>.o`` and a manifest (entry symbol, argument kinds, the object's
+  undefined symbols and SHA-256) to ``native_<key>.json`` in :func:`symloss.cache.cache_dir`,
+  each written atomically. The key: the kernel module's name (a digest of its source and
+  helpers), the kernel's name and argument kinds, numba's, llvmlite's and numpy's versions,
+  the interpreter's ABI, the target triple and the host CPU's name and features, and the ``NUMBA_*``
+  settings. numba compiles the entry with the target it compiles the kernel with; where that is
+  not the host's (``NUMBA_CPU_NAME``), or a symbol cannot be resolved, the manifest says
+  ``"use": false`` and the kernel stays numba's.
+* **Loaded on the warm path.** :func:`load` reads the manifest, checks the object against its
+  SHA-256, reads its undefined symbols from the ELF symbol table and resolves each one
+  explicitly: numba's NRT allocator (the kernels allocate: flags, index and row buffers) from
+  its ``_nrt_python`` extension and numba's C helpers from ``_helperlib``, each loaded as an
+  extension file under its own name, so the numba package is not imported (a later ``import
+  numba`` finds the same, once-initialised modules), C library functions from the process. It
+  links the object into one process-wide LLJIT and calls the entry through ctypes, which
+  releases the GIL as the ``nogil`` kernels do; NRT allocates with ``PyMem_RawMalloc`` (no GIL
+  needed) and counts references atomically, so threads may call one entry at once. The
+  entry holds the kernel as numba compiles it (same source, compiler and options, no
+  fast-math): its results are numba's bit for bit (tests/test_native.py).
+
+Used for the serial element-wise kernels (:mod:`symloss.fast`) and the compiled value checks
+(:mod:`symloss._bounds`): a warm first call of every element-wise catalogue loss imports no
+numba (n = 1000: ~0.07 s instead of ~1.1 s).
+
+Costs: the cold first call compiles each entry besides the kernel (1.2-2.1 s more, measured
+with ``benchmarks/speed.py --first-call-only``); a warm call through ctypes costs ~1 µs more
+than numba's dispatch (n = 100: 2.8 -> 3.8 µs back to back), paid for not importing numba.
+
+Limits: serial element-wise kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements;
+the parallel ones need numba's threading layer; class-axis, row and second-order kernels stay
+numba's); 1-D C-contiguous float32/float64 arrays and float/int/bool scalars; ELF objects
+(Linux). Anything else -- no manifest, a truncated or altered object or manifest, an unresolved
+symbol, a link error, an exception inside the kernel, other argument types -- and the call
+takes numba's path, as before. ``SYMLOSS_NATIVE=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import struct
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import cache
+
+__all__ = ["Kernel", "enabled", "load", "save"]
+
+_ENABLED = os.environ.get("SYMLOSS_NATIVE", "1").strip().lower() not in ("0", "false", "no",
+                                                                          "off")
+#: The manifest's layout; a manifest of another format is not read.
+FORMAT = 3
+#: ``NUMBA_*`` settings that do not change a serial kernel's code (all others are in the key).
+_IRRELEVANT = frozenset({"NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER"})
+#: Argument kinds: an array of float32 ('f') or float64 ('d'), a float64 ('F'), int64 ('I')
+#: or boolean ('B') scalar.
+_ARRAY_KINDS = {"f": "float32", "d": "float64"}
+_SCALAR_KINDS = {"F": ("float64", ctypes.c_double), "I": ("int64", ctypes.c_int64),
+                 "B": ("boolean", ctypes.c_bool)}
+#: numba's C helper tables, by the prefix their symbols carry in compiled code.
+_EXTENSIONS = {"NRT_": "numba.core.runtime._nrt_python", "numba_": "numba._helperlib"}
+
+_lock = threading.RLock()
+
+
+def _reset_after_fork() -> None:
+    global _lock
+    _lock = threading.RLock()  # a thread that held it is not in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+_llvm: list[Any] = []  # [llvmlite.binding, its LLJIT], made once
+_linked: dict[str, Any] = {}  # key -> _Entry or None, once per process
+_helpers: dict[str, dict[str, int]] = {}
+_process: list[ctypes.CDLL] = []
+_context: list[tuple[Any, ...]] = []
+_NDARRAY = np.ndarray
+_F64 = np.float64
+_BOOL = np.bool_
+
+
+def enabled() -> bool:
+    """Whether the native path is tried (``SYMLOSS_NATIVE=0`` turns it off)."""
+    return _ENABLED
+
+
+def _kinds(args: Sequence[Any]) -> str | None:
+    """The argument kinds of a kernel call, or ``None`` where an entry does not take them."""
+    out = []
+    for a in args:
+        t = type(a)
+        if t is _NDARRAY:
+            kind = a.dtype.char
+            if kind not in _ARRAY_KINDS or a.ndim != 1 or not a.flags.c_contiguous:
+                return None
+            out.append(kind)
+        elif t is float or t is _F64:
+            out.append("F")
+        elif t is bool or t is _BOOL:
+            out.append("B")
+        elif t is int and -(2**63) <= a < 2**63:
+            out.append("I")
+        else:
+            return None
+    return "".join(out)
+
+
+def _llvmlite() -> tuple[Any, Any]:
+    """llvmlite's binding, initialised for the host, and the process's LLJIT (made once)."""
+    with _lock:
+        if not _llvm:
+            import llvmlite.binding as ll
+
+            ll.initialize_native_target()
+            ll.initialize_native_asmprinter()
+            _llvm.extend((ll, ll.create_lljit_compiler()))
+        return _llvm[0], _llvm[1]
+
+
+def _key_context() -> tuple[Any, ...]:
+    """What besides the kernel decides its machine code: versions, target, settings."""
+    if not _context:
+        import llvmlite
+
+        spec = importlib.util.find_spec("numba")  # finds the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("numba is not installed")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        numba_version = hashlib.sha256((root / "_version.py").read_bytes()).hexdigest()
+        settings = tuple(sorted((k, v) for k, v in os.environ.items()
+                                if k.startswith("NUMBA_") and k not in _IRRELEVANT))
+        _context.append((FORMAT, numba_version, llvmlite.__version__, np.__version__,
+                         sys.implementation.cache_tag, sys.abiflags, host(), settings))
+    return _context[0]
+
+
+def host() -> tuple[str, str, str]:
+    """The target triple and the host CPU's name and features, as numba's JIT codegen sees
+    them without ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` (its ``magic_tuple``)."""
+    ll = _llvmlite()[0]
+    return ll.get_process_triple(), ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten()
+
+
+def _key(module: str, name: str, kinds: str) -> str:
+    return cache.digest(repr((module, name, kinds, _key_context())).encode())
+
+
+def _extension(name: str) -> Any:
+    """numba's C extension ``name``: the loaded one, or its file loaded without the package."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.find_spec("numba")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("numba is not installed")
+    *folders, leaf = name.split(".")[1:]
+    base = Path(next(iter(spec.submodule_search_locations))).joinpath(*folders)
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = base / f"{leaf}{suffix}"
+        if path.is_file():
+            break
+    else:
+        raise ImportError(f"no extension file for {name} in {base}")
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    found = importlib.util.spec_from_file_location(name, path, loader=loader)
+    assert found is not None
+    module = importlib.util.module_from_spec(found)
+    loader.exec_module(module)
+    if name.endswith("_nrt_python"):
+        module.memsys_use_cpython_allocator()  # as numba.core.runtime.nrt does on import
+    return module
+
+
+def _address(symbol: str) -> int | None:
+    """The address an undefined symbol of a saved object is linked to, or ``None``."""
+    for prefix, name in _EXTENSIONS.items():
+        if symbol.startswith(prefix):
+            with _lock:
+                table = _helpers.get(prefix)
+                if table is None:
+                    table = _helpers[prefix] = dict(_extension(name).c_helpers)
+            address = table.get(symbol[len(prefix):])
+            return int(address) if address else None
+    if not _process:
+        _process.append(ctypes.CDLL(None))
+        try:
+            _process.append(ctypes.CDLL("libm.so.6"))
+        except OSError:
+            pass
+    for lib in _process:
+        try:
+            return ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            continue
+    return None
+
+
+def symbols(obj: bytes) -> tuple[set[str], set[str]]:
+    """The global symbols an ELF64 little-endian object defines, and those it needs (raises
+    ``ValueError`` or ``struct.error`` for anything else, a truncated file included)."""
+    if obj[:4] != b"\x7fELF" or obj[4:6] != b"\x02\x01":
+        raise ValueError("not a little-endian ELF64 object")
+    (shoff,) = struct.unpack_from("<Q", obj, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+    if shentsize != 64:
+        raise ValueError("unexpected ELF section header size")
+    # (sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, ...)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + 64 * i) for i in range(shnum)]
+    defined: set[str] = set()
+    undefined: set[str] = set()
+    for section in sections:
+        if section[1] != 2:  # SHT_SYMTAB
+            continue
+        strings = sections[section[6]]
+        start, end = strings[4], strings[4] + strings[5]
+        if end > len(obj) or section[4] + section[5] > len(obj):
+            raise ValueError("truncated ELF object")
+        for at in range(section[4], section[4] + section[5], 24):
+            st_name, st_info, _, st_shndx, _, _ = struct.unpack_from("<IBBHQQ", obj, at)
+            if st_info >> 4 == 0 or st_name == 0:  # a local or unnamed symbol
+                continue
+            stop = obj.index(b"\0", start + st_name, end)
+            symbol = obj[start + st_name:stop].decode("ascii")
+            (undefined if st_shndx == 0 else defined).add(symbol)
+    return defined, undefined
+
+
+#: numpy's array header as an entry reads it (``PyArrayObject_fields``, 8-byte words): the
+#: data pointer, ``nd``, the pointer to the dimensions, the dtype (``PyArray_Descr``: its type
+#: character and byte order at bytes 25 and 26) and the flags (``NPY_ARRAY_C_CONTIGUOUS`` = 1).
+#: :func:`_header_ok` checks all of it in every process that saves or links an entry.
+_DATA, _ND, _DIMS, _DESCR, _FLAGS = 2, 3, 4, 7, 8
+_TYPE, _ORDER = 25, 26
+
+
+def _header(a: np.ndarray) -> tuple[int, int, int, int, int, bytes]:
+    """What an entry reads of ``a``: data, nd, size, C-contiguous, dtype's type and order."""
+    head = (ctypes.c_ssize_t * 9).from_address(id(a))
+    descr = ctypes.string_at(head[_DESCR], 32)
+    return (head[_DATA], head[_ND] & 0xFFFFFFFF, (ctypes.c_ssize_t * 1).from_address(
+        head[_DIMS])[0], head[_FLAGS] & 1, descr[_TYPE], descr[_ORDER:_ORDER + 1])
+
+
+def _header_ok() -> bool:
+    """Whether numpy's array header is laid out as the entries read it (a 64-bit,
+    little-endian process; checked on arrays of each kind, contiguous or not, 1-D or not)."""
+    if ctypes.sizeof(ctypes.c_void_p) != 8 or sys.byteorder != "little":
+        return False
+    for char in _ARRAY_KINDS:
+        a = np.zeros(4, char)
+        b = np.zeros((2, 3), char)[:, ::2]
+        if (_header(a) != (a.ctypes.data, 1, 4, 1, ord(char), b"=")
+                or _header(b)[1:4] != (2, 2, 0)):
+            return False
+    return True
+
+
+class _Entry:
+    """A linked entry: ``entry(args)`` is 0 or 1 (the kernel's flag), 2 where it raised, 3
+    where an array is not of its kind (1-D, C-contiguous, its dtype in native byte order).
+    Each array goes as its object's address (the entry reads and checks its header):
+    converting it to a data pointer in Python (``a.ctypes.data``, ~1 µs) would cost more than
+    numba's whole dispatch."""
+
+    def __init__(self, address: int, kinds: str, tracker: Any) -> None:
+        argtypes: list[Any] = [ctypes.py_object if kind in _ARRAY_KINDS
+                               else _SCALAR_KINDS[kind][1] for kind in kinds]
+        self.fn = ctypes.CFUNCTYPE(ctypes.c_uint8, *argtypes)(address)
+        self._tracker = tracker  # the linked code lives as long as this
+
+    def __call__(self, args: Sequence[Any]) -> int:
+        return int(self.fn(*args))
+
+
+def load(module: str, name: str, kinds: str) -> _Entry | None:
+    """The saved entry of kernel ``name`` of module ``module`` for argument ``kinds``, linked
+    (once per process), or ``None`` wherever it cannot be used (see the module docstring)."""
+    if not _ENABLED:
+        return None
+    try:
+        key = _key(module, name, kinds)
+    except Exception:  # no llvmlite, no numba: numba's path decides
+        return None
+    with _lock:
+        if key in _linked:
+            return _linked[key]  # type: ignore[no-any-return]
+        try:
+            entry = _link(key, kinds)
+        except Exception:  # anything unexpected: numba's path, as before
+            entry = None
+        _linked[key] = entry
+        return entry
+
+
+def _object_path(folder: Path, key: str, sha256: str) -> Path:
+    return folder / f"native_{key}_{sha256[:16]}.o"
+
+
+def _read(folder: Path, key: str) -> tuple[dict[str, Any], bytes]:
+    """The manifest saved under ``key`` and its object, checked against each other (the
+    object's SHA-256, its entry symbol and undefined symbols); raises where they do not agree
+    or cannot be read. A manifest that says ``"use": false`` comes with no object."""
+    manifest = json.loads((folder / f"native_{key}.json").read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError("not a manifest of this format")
+    if manifest.get("use") is False:
+        return manifest, b""
+    sha256 = str(manifest["sha256"])
+    obj = _object_path(folder, key, sha256).read_bytes()
+    if hashlib.sha256(obj).hexdigest() != sha256:
+        raise ValueError("the object is not the one the manifest names")
+    defined, undefined = symbols(obj)
+    if manifest["symbol"] not in defined or sorted(undefined) != manifest["imports"]:
+        raise ValueError("the manifest does not describe its object")
+    return manifest, obj
+
+
+def _link(key: str, kinds: str) -> _Entry | None:
+    manifest, obj = _read(cache.cache_dir(), key)
+    if manifest.get("use") is not True or manifest.get("kinds") != kinds:
+        return None
+    if not _header_ok():
+        return None
+    symbol, imports = manifest["symbol"], manifest["imports"]
+    addresses = {s: _address(s) for s in imports}
+    if any(a is None for a in addresses.values()):
+        return None
+    ll, jit = _llvmlite()
+    builder = ll.JITLibraryBuilder().add_object_img(obj)
+    for s, address in addresses.items():
+        builder.import_symbol(s, address)
+    tracker = builder.export_symbol(symbol).link(jit, f"symloss_{key}")
+    return _Entry(tracker[symbol], kinds, tracker)
+
+
+_ENTRY_HELPERS = """
+@intrinsic
+def _pointer(typingctx, address):
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
+    return types.voidptr(types.intp), codegen
+
+@njit(inline="always")
+def _fits(obj, char):
+    head = carray(obj, (9,), np.intp)
+    descr = carray(_pointer(head[DESCR]), (32,), np.uint8)
+    return ((head[ND] & 0xFFFFFFFF) == 1 and (head[FLAGS] & 1) == 1 and descr[TYPE] == char
+            and descr[ORDER] == 61)  # '=': native byte order
+
+@njit(inline="always")
+def _float32(obj):
+    head = carray(obj, (9,), np.intp)
+    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
+                  np.float32)
+
+@njit(inline="always")
+def _float64(obj):
+    head = carray(obj, (9,), np.intp)
+    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
+                  np.float64)
+"""
+
+
+def _entry_source(kinds: str) -> str:
+    """The entry: ``kernel(...)`` on the arrays read from their headers, the scalars as given."""
+    params, args, fits = [], [], []
+    for i, kind in enumerate(kinds):
+        params.append(f"a{i}")
+        args.append(f"_{_ARRAY_KINDS[kind]}(a{i})" if kind in _ARRAY_KINDS else f"a{i}")
+        if kind in _ARRAY_KINDS:
+            fits.append(f"_fits(a{i}, {ord(kind)})")
+    return (_ENTRY_HELPERS + f"\ndef entry({', '.join(params)}):\n"
+            f"    if not ({' and '.join(fits) or 'True'}):\n"
+            "        return np.uint8(3)\n"
+            "    try:\n"
+            f"        return np.uint8(1) if kernel({', '.join(args)}) else np.uint8(0)\n"
+            "    except Exception:\n"
+            "        return np.uint8(2)\n")
+
+
+def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], bytes | None]:
+    """The manifest and object code of ``kernel``'s entry for ``kinds`` (numba imported)."""
+    from numba import carray, cfunc, njit, types
+    from numba.core.extending import intrinsic
+    from numba.core.registry import cpu_target
+
+    if cpu_target.target_context.codegen().magic_tuple() != host():
+        return {"use": False, "why": "numba compiles for another CPU than the host's"}, None
+    if not _header_ok():
+        return {"use": False, "why": "numpy's array header is not as the entry reads it"}, None
+    argtypes = [types.voidptr if kind in _ARRAY_KINDS else getattr(types, _SCALAR_KINDS[kind][0])
+                for kind in kinds]
+    namespace = {"kernel": kernel, "carray": carray, "np": np, "njit": njit, "types": types,
+                 "intrinsic": intrinsic, "DATA": _DATA, "ND": _ND, "DIMS": _DIMS,
+                 "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER}
+    exec(_entry_source(kinds), namespace)  # our own generated wrapper
+    entry = cfunc(types.uint8(*argtypes), error_model="numpy")(namespace["entry"])
+    obj = bytes(entry._library._get_compiled_object())  # type: ignore[attr-defined]
+    defined, undefined = symbols(obj)
+    missing = sorted(s for s in undefined if _address(s) is None)
+    if entry.native_name not in defined or missing:
+        return {"use": False, "why": f"unresolved symbols {missing}"}, None
+    return {"use": True, "symbol": entry.native_name, "imports": sorted(undefined),
+            "sha256": hashlib.sha256(obj).hexdigest()}, obj
+
+
+def _settled(folder: Path, key: str) -> bool:
+    """Whether the manifest saved under ``key`` needs no rewriting: it says the kernel has no
+    entry, or it and its object agree (a missing, unreadable or altered one is written again;
+    an intact one that does not link in this process is not compiled again)."""
+    try:
+        _read(folder, key)
+    except Exception:
+        return False
+    return True
+
+
+def save(module: str, name: str, kinds: str, kernel: Any) -> None:
+    """Compile and save the entry of ``kernel`` (numba's dispatcher of kernel ``name`` of
+    module ``module``, already compiled for ``kinds``), unless a manifest is there already.
+    Failing to, for any reason, only means later processes import numba as before."""
+    if not _ENABLED:
+        return
+    try:
+        with _lock:
+            key = _key(module, name, kinds)
+            folder = cache.cache_dir()
+            if _settled(folder, key):
+                return
+            manifest, obj = _compile(kernel, kinds)
+            if obj is not None:
+                cache._write_atomic(_object_path(folder, key, manifest["sha256"]), obj)
+            cache._write_atomic(folder / f"native_{key}.json", json.dumps(
+                {"format": FORMAT, "module": module, "kernel": name, "kinds": kinds,
+                 **manifest}))
+    except Exception:  # the numba path has answered; nothing is lost
+        return
+
+
+_MISSING = object()
+
+
+class Kernel:
+    """Kernel ``name`` of the generated module ``module``: called through its saved native
+    entry where there is one for the arguments' kinds, else through numba (whose dispatcher
+    ``numba_kernel()`` returns, importing numba on first use), saving the entry for the next
+    process."""
+
+    def __init__(self, module: str, name: str, numba_kernel: Callable[[], Any]) -> None:
+        self.module = module
+        self.name = name
+        self._numba_kernel = numba_kernel
+        self._dispatcher: Any = None
+        self._entries: dict[str, _Entry | None] = {}
+        #: Linked entries by the arguments' Python types (the entry checks the arrays
+        #: itself): the first entry linked for those types.
+        self._by_types: dict[tuple[type, ...], Any] = {}
+        self._saved: set[str] = set()
+
+    def dispatcher(self) -> Any:
+        """numba's dispatcher of the kernel (imports numba on first use)."""
+        if self._dispatcher is None:
+            with _lock:
+                if self._dispatcher is None:
+                    self._dispatcher = self._numba_kernel()
+        return self._dispatcher
+
+    def __call__(self, *args: Any) -> bool:
+        fn = self._by_types.get(tuple(map(type, args)))
+        if fn is not None:  # the hot path: ~1 µs besides the kernel's work
+            status = fn(*args)
+            if status < 2:
+                return bool(status == 1)
+        kinds = _kinds(args)
+        entry: Any = None
+        if kinds is not None:
+            entry = self._entries.get(kinds, _MISSING)
+            if entry is _MISSING:
+                entry = self._entries[kinds] = load(self.module, self.name, kinds)
+            if entry is not None:
+                status = entry(args)
+                if status < 2:
+                    if "I" not in kinds:  # (an int beyond int64 is not an entry's)
+                        self._by_types.setdefault(tuple(map(type, args)), entry.fn)
+                    return status == 1
+        dispatcher = self._dispatcher or self.dispatcher()
+        result = bool(dispatcher(*args))
+        if kinds is not None and entry is None and kinds not in self._saved:
+            self._saved.add(kinds)
+            save(self.module, self.name, kinds, dispatcher)
+        return result

@@ -1,0 +1,245 @@
+"""symloss.native: a warm process calls the saved serial kernels without importing numba, with
+numba's results bit for bit, from many threads at once, and falls back to numba wherever a
+saved file is damaged.
+
+Each case runs in fresh processes sharing one cache folder: a cold one (numba compiles the
+kernels and the native entries are saved), warm ones (the entries are linked), and one with
+``SYMLOSS_NATIVE=0`` (numba's path on the warm numba cache), whose results are the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+pytest.importorskip("llvmlite")
+
+from symloss import native
+
+if not sys.platform.startswith("linux"):
+    pytest.skip("native entries are ELF objects (Linux)", allow_module_level=True)
+
+
+def _edges(dtype: np.dtype) -> np.ndarray:
+    info = np.finfo(dtype)
+    e = [0.0, info.tiny, info.smallest_subnormal, 1e-30, 0.5, 1.0, 17.0, 30.0, 100.0, 700.0,
+         1e30, float(info.max)]
+    return np.array(e + [-v for v in e], dtype=dtype)
+
+
+def _reals(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
+    edges = _edges(dtype)
+    return np.concatenate([edges, (rng.standard_normal(n - edges.size) * 8).astype(dtype)])
+
+
+def _probabilities(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
+    edges = np.array([0.0, 1.0, 1e-30, 1e-7, 0.5, 1 - 1e-7, 1 - 2**-24], dtype=dtype)
+    return np.concatenate([edges, rng.random(n - edges.size).astype(dtype)])
+
+
+def _labels(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
+    # hard 0/1 targets and soft ones mixed: both of a kernel's branches (and its second,
+    # certified pass) run
+    return np.where(rng.random(n) < 0.5, rng.integers(0, 2, n), rng.random(n)).astype(dtype)
+
+
+#: (loss, options, how each positional array is drawn): the element-wise kernels' kinds of
+#: arguments -- two arrays, a third array (var), a scalar option (delta), a compiled value
+#: check (binary_cross_entropy's probabilities: symloss._bounds).
+CASES = [
+    ("binary_cross_entropy_with_logits", {}, (_reals, _labels)),
+    ("binary_cross_entropy_with_logits", {"reduction": "sum"}, (_reals, _labels)),
+    ("mse_loss", {"reduction": "none"}, (_reals, _reals)),
+    ("huber_loss", {"delta": 0.5}, (_reals, _reals)),
+    ("binary_cross_entropy", {}, (_probabilities, _probabilities)),
+    ("gaussian_nll_loss", {}, (_reals, _reals, lambda rng, n, dt: rng.uniform(0.1, 3.0, n)
+                               .astype(dt))),
+]
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+N = 1000
+
+_SCRIPT = r"""
+import json, sys, threading
+import numpy as np
+import symloss
+from symloss import native
+
+cases = json.loads(sys.argv[1])
+data = np.load(sys.argv[2])
+out = {}
+derived = []
+for i, loss, options, n_args in cases:
+    d = symloss.derive(loss, **options)
+    args = [data[f"{i}_{k}"] for k in range(n_args)]
+    derived.append((i, d, args))
+    out[f"{i}_grad"] = d.grad_fn(*args)
+    out[f"{i}_loss"] = np.asarray(d.loss_fn(*args))
+numba_after_calls = "numba" in sys.modules
+
+def again(results, t):  # the same calls from several threads at once
+    for _ in range(3):
+        for i, d, args in derived:
+            results[(t, i)] = d.grad_fn(*args)
+
+results = {}
+threads = [threading.Thread(target=again, args=(results, t)) for t in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+differ = sum(r.tobytes() != out[f"{i}_grad"].tobytes()
+             for (t, i), r in results.items())
+
+import numba  # after the native path loaded numba's runtime extensions as files
+
+allocates = numba.njit(lambda x: np.zeros(3).sum() + x)(1.0)
+np.savez(sys.argv[3], **out)
+print(json.dumps({"numba": numba_after_calls, "differ": differ, "calls": len(results),
+                  "linked": sum(e is not None for e in native._linked.values()),
+                  "entries": len(native._linked), "allocates": allocates}))
+"""
+
+
+def _run(folder: Path, cache: Path, name: str, only: int | None = None, **env: str
+         ) -> tuple[dict, dict]:
+    """Run every case (or case ``only``) in a fresh process on ``cache``: its report and
+    results."""
+    cases = [(i, loss, options, len(draws)) for i, (loss, options, draws)
+             in enumerate(c for c in CASES for _ in DTYPES) if only in (None, i)]
+    result = folder / f"{name}.npz"
+    full = {**os.environ, "SYMLOSS_CACHE_DIR": str(cache), "NUMBA_CACHE_DIR": str(cache / "nb"),
+            "PYTHONPATH": str(Path(native.__file__).parents[1]), **env}
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, json.dumps(cases), str(folder / "inputs.npz"),
+         str(result)], env=full, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(result) as saved:
+        return json.loads(proc.stdout.splitlines()[-1]), dict(saved)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The cold, warm and numba-only runs on one cache folder (a minute or so: the cold run
+    compiles every kernel and entry)."""
+    folder = tmp_path_factory.mktemp("native")
+    rng = np.random.default_rng(20)
+    arrays = {}
+    i = 0
+    for _, _, draws in CASES:
+        for dtype in DTYPES:
+            for k, draw in enumerate(draws):
+                arrays[f"{i}_{k}"] = draw(rng, N, dtype)
+            i += 1
+    np.savez(folder / "inputs.npz", **arrays)
+    cache = folder / "cache"
+    cold = _run(folder, cache, "cold")
+    warm = _run(folder, cache, "warm")
+    reference = _run(folder, cache, "numba", SYMLOSS_NATIVE="0")
+    return folder, cache, cold, warm, reference
+
+
+def _same(a: dict, b: dict) -> list[str]:
+    return [k for k in a if not (a[k].dtype == b[k].dtype and a[k].shape == b[k].shape
+                                 and a[k].tobytes() == b[k].tobytes())]
+
+
+def test_warm_process_links_every_kernel_and_never_imports_numba(runs):
+    _, cache, cold, warm, reference = runs
+    assert cold[0]["numba"] and reference[0]["numba"]
+    report = warm[0]
+    assert not report["numba"], "a warm call imported numba"
+    assert report["entries"] > 0 and report["linked"] == report["entries"], report
+    assert report["allocates"] == 1.0  # numba imported afterwards still works
+    manifests = [json.loads(p.read_text()) for p in cache.glob("native_*.json")]
+    assert manifests and all(m["use"] for m in manifests)
+    assert {"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_call_dtor"} <= {
+        s for m in manifests for s in m["imports"]}  # the kernels allocate: NRT is linked
+
+
+def test_native_results_are_numbas_bit_for_bit(runs):
+    _, _, cold, warm, reference = runs
+    assert not _same(reference[1], warm[1])
+    assert not _same(reference[1], cold[1])
+    assert warm[0]["calls"] > 0 and warm[0]["differ"] == 0  # 4 threads at once
+
+
+@pytest.mark.parametrize("damage", ["truncated object", "garbled manifest", "foreign manifest"])
+def test_damaged_files_fall_back_to_numba_and_are_rewritten(runs, tmp_path, damage):
+    folder, cache, _, _, reference = runs
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    for path in copy.glob("native_*.o"):
+        obj = path.read_bytes()
+        if damage == "truncated object":
+            path.write_bytes(obj[: len(obj) // 2])
+    for path in copy.glob("native_*.json"):
+        if damage == "garbled manifest":
+            path.write_text(path.read_text()[:-5])
+        elif damage == "foreign manifest":
+            manifest = json.loads(path.read_text())
+            manifest["imports"] = [*manifest["imports"], "not_a_symbol_anywhere"]
+            path.write_text(json.dumps(manifest))
+    # one case (BCE-with-logits, float32): every entry is damaged, its own are compiled again
+    damaged = _run(folder, copy, f"damaged-{damage}".replace(" ", "-"), only=0)
+    assert damaged[0]["numba"] and damaged[0]["linked"] == 0
+    assert not _same(damaged[1], reference[1])
+    healed = _run(folder, copy, f"healed-{damage}".replace(" ", "-"), only=0)
+    assert not healed[0]["numba"] and healed[0]["linked"] == healed[0]["entries"]
+    assert not _same(healed[1], reference[1])
+
+
+def test_symbols_reads_an_elf_symbol_table_and_rejects_a_truncated_one(runs):
+    _, cache, _, _, _ = runs
+    path = next(cache.glob("native_*.o"))
+    manifest = json.loads(next(cache.glob(f"{path.name[:27]}.json")).read_text())
+    defined, undefined = native.symbols(path.read_bytes())
+    assert manifest["symbol"] in defined and sorted(undefined) == manifest["imports"]
+    for cut in (10, 100, len(path.read_bytes()) // 2):
+        with pytest.raises((ValueError, struct.error, IndexError)):
+            native.symbols(path.read_bytes()[:cut])
+
+
+def test_kinds_take_only_what_an_entry_takes():
+    a = np.zeros(4, np.float32)
+    assert native._kinds((a, 1.0, np.zeros(4), 3, True, np.float64(2.0))) == "fFdIBF"
+    assert native._kinds((a[::2],)) is None  # not contiguous
+    assert native._kinds((np.zeros((2, 2)),)) is None  # 2-D
+    assert native._kinds((np.zeros(4, np.int64),)) is None
+    assert native._kinds((np.float32(1.0),)) is None
+    assert native._kinds((2**70,)) is None
+
+
+def test_an_entry_declines_arrays_not_of_its_kind(tmp_path, monkeypatch):
+    """An entry linked for float32 arrays, called with others that have the same Python
+    types (float64, strided, byte-swapped, 2-D): it declines them (its own header check) and
+    numba answers."""
+    import numba
+
+    from symloss import _bounds
+
+    monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_linked", {})
+    jitted = numba.njit(_bounds._loop_within)
+    name = f"test_native@{tmp_path.name}"
+    rng = np.random.default_rng(3)
+    a32 = rng.random(5000).astype(np.float32)
+    assert native.Kernel(name, "within", lambda: jitted)(a32, 0.0, 1.0)  # saves the entry
+    native._linked.clear()  # (this process knew no entry) as a later process:
+    kernel = native.Kernel(name, "within", lambda: jitted)
+    for a in (a32, np.concatenate([a32, [np.nan]]).astype(np.float32), a32 * 2,
+              a32.astype(np.float64), a32[::2], a32[:0]):
+        assert kernel(a, 0.0, 1.0) == jitted(a, 0.0, 1.0), a
+    for a in (a32.reshape(50, 100), a32.astype(">f4")):
+        with pytest.raises(numba.core.errors.TypingError):  # declined: numba's answer, an error
+            kernel(a, 0.0, 1.0)
+    assert kernel._entries["fFF"] is not None  # the float32 calls went through the entry
+    assert len(kernel._by_types) == 1
