@@ -1477,6 +1477,16 @@ def test_triplet_hvp_at_any_p_is_exact(p):
                     assert ulps <= 1, (path, r, float(g), float(e), float(ulps))
 
 
+def _row_result(name: str, d: Any, arrays: list[Any], v: np.ndarray, key: str) -> np.ndarray:
+    """A row loss's result by the first-tier tests' key: ``loss`` (reduction='none'),
+    ``hvp`` in the direction ``v``, or ``grad:<argument>``."""
+    if key == "loss":
+        return symloss.derive(name, reduction="none").loss_fn(*arrays)
+    if key == "hvp":
+        return d.hvp_fn(*arrays, v)
+    return d.grad_fn(*arrays, wrt=key.split(":")[1])
+
+
 def test_first_tier_hands_on_the_rows_its_bound_cannot_certify(monkeypatch):
     """A float32 result's first tier (rows_compiled's plain float64 with a running bound). In
     the first row a·b = y₁q₁ (a 48-bit product near 2^11) after x₀² ≈ 2^40 cancels: float64's
@@ -1562,11 +1572,7 @@ def test_first_tier_certifies_random_rows_itself(name, keys, monkeypatch):
     d = symloss.derive(name, reduction="sum")
 
     def call(key: str) -> np.ndarray:
-        if key == "loss":
-            return symloss.derive(name, reduction="none").loss_fn(*arrays)
-        if key == "hvp":
-            return d.hvp_fn(*arrays, v)
-        return d.grad_fn(*arrays, wrt=key.split(":")[1])
+        return _row_result(name, d, arrays, v, key)
 
     for key in keys:
         handed.clear()
@@ -1671,11 +1677,7 @@ def test_float64_first_tier_certifies_random_rows_itself(name, keys, monkeypatch
     p = adapter.prepare(*arrays)
 
     def call(key: str) -> np.ndarray:
-        if key == "loss":
-            return symloss.derive(name, reduction="none").loss_fn(*arrays)
-        if key == "hvp":
-            return d.hvp_fn(*arrays, v)
-        return d.grad_fn(*arrays, wrt=key.split(":")[1])
+        return _row_result(name, d, arrays, v, key)
 
     for key in keys:
         compiled = adapter._compiled(key)
