@@ -38,6 +38,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._bits import bits_to_float64 as _bits_to_float64
+from ._bits import float64_to_bits as _float64_to_bits
+from ._bits import rounds_alone
 from .ddouble import t_log1p_from
 from .kernels import FITS1_MARGIN
 
@@ -46,26 +49,6 @@ _LN2_LO = 1.90821492927058770002e-10
 _LOG2E = 1.4426950408889634
 
 
-@intrinsic
-def _bits_to_float64(typingctx, bits):  # type: ignore[no-untyped-def]
-    """Reinterpret an int64 as the float64 with those bits (a no-op LLVM bitcast)."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-@intrinsic
-def _float64_to_bits(typingctx, x):  # type: ignore[no-untyped-def]
-    """Reinterpret a float64 as the int64 with its bits."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return sig, codegen
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -1797,22 +1780,6 @@ _TIER_MIN_E = 2.0 ** -860
 _NOT_CERTAIN = math.nan
 
 
-@njit(forceinline=True, error_model="numpy")
-def rounds_alone(qh: float, ql: float, e: float) -> bool:
-    """Whether every value within ``e`` of ``qh + ql`` rounds to ``fl(qh + ql)``, a normal
-    float above 2⁻⁹⁵³ (Ziv's rounding test): ``d = qh + ql − fl(qh + ql)`` (``qh − fl`` exact,
-    Sterbenz) and ``|d| + e`` under half the spacing on ``d``'s side (a quarter of the ulp below
-    a power of 2, towards 0). NaN and infinities fail."""
-    r = qh + ql
-    d = (qh - r) + ql
-    bits = _float64_to_bits(r) & 0x7FFFFFFFFFFFFFFF
-    ex = bits >> 52
-    half = _bits_to_float64((max(ex, 54) - 53) << 52)  # ulp(r)/2 for ex ≥ 54
-    below = ((bits & 0xFFFFFFFFFFFFF) == 0) & (d * r <= 0.0)
-    h = 0.5 * half if below else half
-    return (abs(d) + e < h) & (ex >= 70) & (ex < 2047)
-
-
 #: Rows per block of a kernel with a block tier (:func:`softmax_hvp_qb_m`), and the rows
 #: from which that tier runs across them (:func:`block_rows`: up to 32 classes): each row's
 #: serial sums over its classes run a vector of rows at a time. Below, each loop over the
@@ -2150,7 +2117,7 @@ def vector_dd() -> dict[str, object]:
         from . import ddouble
 
         namespace: dict[str, object] = {k: v for k, v in vars(ddouble).items() if k.isupper()}
-        namespace.update(np=np, log1p_w=log1p_w, log_w=log_w)
+        namespace.update(np=np, log1p_w=log1p_w, log_w=log_w, rounds_alone=rounds_alone)
         # exact products by a fused multiply-add (2 operations, Dekker's split 17: 1e6
         # float64 elements, 1 thread: tweedie_loss's gradient 21.7 -> 19.4 ms, gamma_loss's
         # 12.4 -> 10.4, log_cosh_loss's hvp 20.9 -> 19.0)

@@ -1280,21 +1280,10 @@ TIER_LSE_ERR = 2.0**-68
 TIER_LSE_MIN_E = 2.0**-860
 
 
-def rounds_alone(qh: Any, ql: Any, e: Any) -> Any:
-    """Whether every value within ``e`` of ``qh + ql`` rounds to ``fl(qh + ql)``, a normal
-    float above 2⁻⁹⁵³ (Ziv's rounding test; compiled only): ``d = qh + ql − fl(qh + ql)`` and
-    ``|d| + e`` under half the spacing on ``d``'s side (a quarter of the ulp below a power of
-    2, towards 0). NaN and infinities fail. The test of ``symloss._fastmath.rounds_alone``
-    (written there with the float's bits), here from ``frexp``: this module is a leaf."""
-    r = qh + ql
-    d = (qh - r) + ql
-    if not (abs(r) >= 2.0**-953 and abs(r) < np.inf):
-        return False
-    mant, ex = math.frexp(r)
-    half = math.ldexp(1.0, ex - 54)  # ulp(r)/2
-    if abs(mant) == 0.5 and d * r <= 0.0:
-        half = 0.5 * half
-    return abs(d) + e < half
+#: Ziv's rounding test, read by the compiled tiers below: bound to
+#: :func:`symloss._bits.rounds_alone` in their namespace (:func:`_namespace`); written with the
+#: float's bits there, in a leaf that imports numba, as this module must not.
+rounds_alone: Any = None
 
 
 def _row_lse_tier(z: Any, buf: Any, bl: Any) -> tuple[Any, Any, Any, Any]:
@@ -1315,7 +1304,7 @@ def _row_lse_tier(z: Any, buf: Any, bl: Any) -> tuple[Any, Any, Any, Any]:
 def t_log_softmax_at_m(z: Any, i: Any, buf: Any, bl: Any) -> tuple[Any, Any]:
     """:func:`_t_log_softmax_at_row` in the float64 kernels (compiled): first from the
     exponential pass's pairs, taken where every value within :data:`TIER_LSE_ERR` of the pair
-    rounds to the same float (Ziv's test, ``symloss._fastmath.rounds_alone``): then it is the
+    rounds to the same float (Ziv's test, ``symloss._bits.rounds_alone``): then it is the
     exact value rounded once, as the double-double row's is (its error is far smaller) -- the
     same bits without ``C`` exponentials in double-double; else the double-double row."""
     m, lh, ll, ok = _row_lse_tier(z, buf, bl)
@@ -1719,7 +1708,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
           "softmax_hvp_row_v",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
-          "_argmax", "rounds_alone", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
+          "_argmax", "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
           "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
           "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2",
           "log_sub_pair", "log_sub", "t_log_sub", "t_clamp_min", "t_hypot1m1", "fsum3", "split_sum_row",
@@ -1740,7 +1729,7 @@ _INLINED: dict[str, Any] = {}
 #: the same bits).
 _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub", "t_mul",
                  "t_prod", "t_scale", "t_div", "t_quot", "t_exp", "t_final", "_argmax",
-                 "_final_r", "_suba_big", "rounds_alone", "bernoulli_curvature",
+                 "_final_r", "_suba_big", "bernoulli_curvature",
                  "bernoulli_curvature_m", "bernoulli_curvature_v")
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their
 #: loops over a row's classes have no calls: vectorized); plainly (one function each, as the
@@ -1770,10 +1759,13 @@ def _compile(name: str, namespace: dict[str, Any], inline: bool = False) -> Any:
 
 
 def _namespace() -> dict[str, Any]:
-    """The module's constants and ``np``: what the compiled functions read besides each other."""
+    """The module's constants, ``np`` and Ziv's rounding test (compiled only, written with the
+    float's bits in :mod:`symloss._bits`, a leaf that imports numba): what the compiled
+    functions read besides each other."""
+    from ._bits import rounds_alone
+
     namespace: dict[str, Any] = {k: v for k, v in globals().items() if k.isupper()}
-    namespace["np"] = np
-    namespace["math"] = math
+    namespace.update(np=np, math=math, rounds_alone=rounds_alone)
     return namespace
 
 
