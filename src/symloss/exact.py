@@ -161,6 +161,8 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
     scalars = {symbols[n]: float(s) for n, s in layout.scalars.items()}
     exprs: dict[tuple[bool, int], sp.Expr | None] = {}
     fns: dict[tuple[bool, int], Any] = {}
+    read: dict[tuple[bool, int], list[tuple[Any, ...]]] = {}
+    own: dict[bool, bool] = {}  # by hard: whether the expression reads only its own class
     # the row's entries as symbols, made once (an Indexed is slow to make)
     entries = [(zb[j + 1], yb[j + 1], wb[j + 1] if wb is not None else None,
                 sp.IndexedBase("v")[j + 1]) for j in range(n_classes)]
@@ -176,20 +178,31 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
         if not all(np.all(np.isfinite(row)) for row in rows):
             continue
         hard = bool(np.all((y == 0.0) | (y == 1.0)))
-        key = (hard, int(c))
+        if hard not in own:
+            own[hard] = what != "loss" and _own_class_only(_expression(d, what, hard))
+        # an expression of the class's own entries alone is one for every class: written out
+        # (and printed) once, at class 0, and read at class c
+        key = (hard, 0 if own[hard] else int(c))
         if key not in exprs:
-            exprs[key] = _cached_row_expression(d, what, hard, int(c), n_classes)
+            exprs[key] = _cached_row_expression(d, what, hard, key[1], n_classes)
         expr = exprs[key]
         if expr is None:
             continue
+        if key not in read:  # the entries the expression reads (z[1] … z[n], y, w, v)
+            used = expr.free_symbols
+            read[key] = [(j, *(s if s in used else None for s in entry))
+                         for j, entry in enumerate(entries) if any(s in used for s in entry)]
         values: dict[Any, float] = {}
-        for j, (zj, yj, wj, vj) in enumerate(entries):
-            values[zj] = float(z[r, j])
-            values[yj] = float(y[j])
+        for j, zj, yj, wj, vj in read[key]:
+            at = int(c) if own[hard] else j
+            if zj is not None:
+                values[zj] = float(z[r, at])
+            if yj is not None:
+                values[yj] = float(y[at])
             if wj is not None and weight is not None:
-                values[wj] = float(np.broadcast_to(weight, (n_classes,))[j])
-            if v is not None:
-                values[vj] = float(v[r, j])
+                values[wj] = float(np.broadcast_to(weight, (n_classes,))[at])
+            if vj is not None and v is not None:
+                values[vj] = float(v[r, at])
         values.update(scalars)
         if key not in fns:  # the same arguments in every row of this call
             fns[key] = _row_function(expr, tuple(values))
@@ -197,6 +210,25 @@ def _rescue_rows(derivation: Derivation, layout: Layout, out: np.ndarray, what: 
         if value is not None:
             table[r, c] = float(value / divisor)
     return out
+
+
+def _own_class_only(template: sp.Expr) -> bool:
+    """Whether a class-axis gradient or hvp ``template`` (class ``CLASS_INDEX``) reads its row
+    only at its own class -- no class sum, no class-axis function, every array entry at
+    ``CLASS_INDEX`` and the index nowhere else -- so that its value at class c is the same
+    expression of class c's entries for every c (multilabel_soft_margin_loss's
+    ``wᵢ(σ(zᵢ) − yᵢ)/C``). Written out and printed per class instead, a row of 4099 classes with
+    1183 of them to rescue took 28 s of SymPy (and, printed with every entry as an argument,
+    over 120 s)."""
+    from .hinges import at_target
+    from .primitives import CLASS_INDEX, _ClassAxisFunction
+
+    if template.has(sp.Sum, at_target) or template.atoms(_ClassAxisFunction):
+        return False
+    entries = template.atoms(sp.Indexed)
+    if any(e.indices != (CLASS_INDEX,) for e in entries):
+        return False
+    return CLASS_INDEX not in template.xreplace({e: sp.Dummy() for e in entries}).free_symbols
 
 
 #: A row expression compiled to an mpmath function, by (expression, its arguments).
