@@ -1266,10 +1266,8 @@ def _vector_arms_source(arms: list[tuple[list[str], list[str] | None]], labels: 
     it left NaN and runs the double-double arm over them, gathered the same way."""
     inputs = [*(f"a{n}" for n in range(n_arrays)), *(["dv"] if direction else [])]
     held = [f"x{n}" for n in range(n_arrays)] + (["xv"] if direction else [])
-    text = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-            f"        lo = b * {SOFT_BLOCK}\n"
-            f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-            "        idx = np.empty(hi - lo, np.int64)\n"
+    text = (_BLOCKS
+            + "        idx = np.empty(hi - lo, np.int64)\n"
             f"        held = np.empty(({len(inputs)}, hi - lo))\n"
             "        n_nan = 0\n")
     for n, ((lines, again), label) in enumerate(zip(arms, labels, strict=True)):
@@ -1334,6 +1332,12 @@ def _off_labels(expr: sp.Expr, target: sp.Basic) -> sp.Expr:
 
 #: Elements per block of an element-wise kernel's soft-target and float-first passes.
 SOFT_BLOCK = 4096
+#: The head of an element-wise kernel's loop over blocks of :data:`SOFT_BLOCK` elements, and
+#: of its loop over every element (:func:`_by_class` rewrites both where it reads per-class arrays).
+_BLOCKS = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
+           f"        lo = b * {SOFT_BLOCK}\n"
+           f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n")
+_EACH = "    for j in prange(out.size):\n"
 
 
 def _indented(lines: str, width: int) -> str:
@@ -1439,7 +1443,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 text += _two_pass(loads + load_v, filtered, again, None, held, only_hard)
             elif flavour == "m" and vector_m is not None:
                 lines, _ = lower(vector_m, " " * 8)
-                text += ("    for j in prange(out.size):\n"
+                text += (_EACH
                          + _indented(loads + load_v, 8)
                          + "".join(f"{line}\n" for line in lines)
                          + "        out[j] = res / divisor\n")
@@ -1464,7 +1468,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     # tweedie_loss's gradient 233 -> 47 ms, log_cosh_loss's hvp 140 -> 20);
                     # certified_b leaves an uncertified result NaN, counted: flag[0] set
                     text += ("    n_dd = 0\n"
-                             "    for j in prange(out.size):\n"
+                             + _EACH
                              + _indented(loads + load_v, 8)
                              + "".join(f"{line}\n" for line in in_pairs)
                              + "        out[j] = res / divisor\n"
@@ -1472,12 +1476,12 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                              "    if n_dd > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
                              "        flag[0] = 1\n")
                 else:
-                    text += ("    for j in prange(out.size):\n"
+                    text += (_EACH
                              + _indented(loads + load_v, 8)
                              + "".join(f"{line}\n" for line in lines)
                              + "        out[j] = res / divisor\n")
             if soft_code is not None:
-                loop = "    for j in prange(out.size):\n"
+                loop = _EACH
                 hard_body = None
                 if text.startswith(loop) and text.count("prange(") == 1:
                     # one loop over every element: run per block, and only in blocks that
@@ -1578,10 +1582,8 @@ def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
               "            idx[nb] = lo + jj\n"
               "            x1 = np.float64(a1[lo + jj])\n"
               f"            nb += 1 if {soft_test} else 0\n")
-    text = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-            f"        lo = b * {SOFT_BLOCK}\n"
-            f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
-            "        idx = np.empty(hi - lo, np.int64)\n"
+    text = (_BLOCKS
+            + "        idx = np.empty(hi - lo, np.int64)\n"
             "        nb = 0\n"
             "        for jj in range(hi - lo):  # counted first: a count vectorizes, a list not\n"
             "            x1 = np.float64(a1[lo + jj])\n"
@@ -1709,9 +1711,7 @@ def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
     elements (sigmoid_focal_loss, 1e6 soft targets, float32, 1 thread: the label pass's
     hard forms at every element cost ~7 ms of the gradient's ~24 and ~10 of the hvp's ~30).
     """
-    head = (f"    for b in prange((out.size + {SOFT_BLOCK - 1}) // {SOFT_BLOCK}):\n"
-            f"        lo = b * {SOFT_BLOCK}\n"
-            f"        hi = min(lo + {SOFT_BLOCK}, out.size)\n"
+    head = (_BLOCKS
             + ("" if soft_test is None else
                "        n_hard = 0\n"
                "        for jj in range(hi - lo):  # counted first: a count vectorizes\n"
