@@ -2050,7 +2050,8 @@ def test_per_class_gradient_takes_the_elementwise_kernels(dtype, parallel, monke
     9.0 -> 1.6 ms), with the element-wise choice per element (0/1 targets the stable form, soft
     ones the certified σ(x) − y, double-double where it cancels). Within one float of the NumPy
     evaluator (which chooses per row) at hard, soft and mixed rows, cancelling ones included.
-    A class weight, a softmax, a class index keep the class-axis kernels."""
+    A class weight is read per class (:func:`test_class_weighted_per_class_gradient_is_the_class_axis_kernels`);
+    a softmax, a class index keep the class-axis kernels."""
     if parallel:
         monkeypatch.setattr(fast, "PARALLEL_MIN", 1000)
     rng = np.random.default_rng(RNG_SEED)
@@ -2069,7 +2070,7 @@ def test_per_class_gradient_takes_the_elementwise_kernels(dtype, parallel, monke
             d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, **options)
             kernels = fast.build(d)
             assert isinstance(kernels, fast._ClassAxisKernels), fast.last_reason
-            assert kernels._flat == (not options)  # a class weight: the class-axis kernels
+            assert kernels._flat
             got = d.grad_fn(x, y)
             with fast.disabled():
                 want = d.grad_fn(x, y)
@@ -2116,3 +2117,47 @@ def test_label_only_gradient_selects_from_a_table_per_class(options, dtype, para
     assert not fast._per_label(-delta * symbols["input"][i], symbols, label)
     if w is not None:
         assert not fast._per_label(-delta * w[label], symbols, label)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_class_weighted_per_class_gradient_is_the_class_axis_kernels(dtype, parallel,
+                                                                      monkeypatch):
+    """multilabel_soft_margin_loss with a class weight, wᵢ(σ(xᵢ) − yᵢ)/C, takes the
+    element-wise kernels over the flattened rows too, each element reading its class's weight
+    (:func:`symloss.fast._by_class`: the weight repeated over blocks of whole rows). The same
+    printed arithmetic as the class-axis kernel: float64 results its results bit for bit (a
+    subnormal one may be flushed to 0, the element-wise kernels' rule, layout.finish), float32
+    within one float (the float32 flavour's vectorized helpers, as without a weight), at hard,
+    mixed, soft and cancelling rows; a class count that divides a block (SOFT_BLOCK) and one
+    that does not, one class, more classes than a block; weights 0, −0, negative, tiny (none
+    above 2: no rescue of scaled underflows);
+    every reduction, serial and parallel."""
+    if parallel:
+        monkeypatch.setattr(fast, "PARALLEL_MIN", 1000)
+    rng = np.random.default_rng(RNG_SEED)
+    for c in (1, 7, 8, fast.SOFT_BLOCK + 3):
+        n = 4 * (3000 // c + 1)
+        x = rng.standard_normal((n, c)) * np.exp(rng.uniform(-2, 4, (n, c)))
+        x.ravel()[:4] = [np.inf, -np.inf, 0.0, -0.0]
+        y = rng.random((n, c))
+        y[: n // 4] = rng.random((n // 4, c)) < 0.3  # hard rows
+        y[n // 4: n // 2] = np.where(rng.random((n // 4, c)) < 0.5,
+                                     rng.random((n // 4, c)) < 0.5, y[n // 4: n // 2])
+        near = slice(n // 2, 3 * n // 4)  # σ(x) − y cancels
+        sig = 1.0 / (1.0 + np.exp(-np.clip(x[near], -700, 700)))
+        y[near] = sig * (1 + rng.standard_normal(sig.shape) * np.exp(rng.uniform(-40, -2,
+                                                                                 sig.shape)))
+        x, y = x.astype(dtype), np.clip(y, 0.0, 1.0).astype(dtype)
+        weight = np.resize([0.0, -1.5, -0.0, 1e-12, 1.9, *rng.uniform(0.5, 2, 5)], c)
+        for reduction in ("none", "mean", "sum"):
+            d = symloss.derive("multilabel_soft_margin_loss", reduction=reduction, weight=weight)
+            got = d.grad_fn(x, y)
+            kernels = d._numeric.grad.__self__._fast
+            assert isinstance(kernels, fast._ClassAxisKernels) and kernels._flat
+            kernels._flat = False  # the class-axis kernel
+            want = d.grad_fn(x, y)
+            assert got.dtype == want.dtype == dtype and got.shape == want.shape
+            apart = _steps_apart(got.ravel(), want.ravel())
+            assert apart.max() <= (0 if dtype == np.float64 else 1), (
+                c, x.ravel()[apart > 0][:3], y.ravel()[apart > 0][:3])

@@ -1020,13 +1020,14 @@ class _ClassAxisKernels(FastKernels):
 
     def grad(self, layout: Layout) -> Result | None:
         z = layout.arrays["input"]
-        if self._flat and "weight" not in layout.arrays:
+        if self._flat:
             # a gradient of each class alone (_per_class): the element-wise kernels over the
-            # flattened rows, the class count their first scalar
+            # flattened rows, a class weight read per class, the class count their first scalar
             kernel = self._kernel(self.module, "grad_flat", layout, z.size)
             out = np.empty(z.size, z.dtype)
+            weight = (layout.arrays["weight"],) if "weight" in layout.arrays else ()
             flag = kernel(out, layout.divisor, z.reshape(-1), layout.arrays["target"].reshape(-1),
-                          float(z.shape[1]), *self._scalars(layout))
+                          *weight, float(z.shape[1]), *self._scalars(layout))
             return out.reshape(z.shape), bool(flag)
         return self._call(self.module, "grad", layout, z.shape, z.dtype, layout.divisor)
 
@@ -1345,14 +1346,16 @@ def _indented(lines: str, width: int) -> str:
 
 
 def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
-                        arrays: list[sp.Basic], scalars: list[sp.Basic]) -> str:
+                        arrays: list[sp.Basic], scalars: list[sp.Basic],
+                        classed: int = 0) -> str:
     """The element-wise kernels ``<what>_F`` for each ``(what, hard, soft)``.
 
     Each is one ``prange`` loop ``out[j] = (expr) / divisor`` over the flattened arrays, where
     ``expr`` is ``hard`` for a target (``arrays[1]``) of 0 or 1 and ``soft`` else (one form
     when they are the same). An expression with the direction ``v`` (the hvp) takes its array
     ``dv`` after the arrays. Each returns whether it left an element NaN for
-    :mod:`symloss.exact` (:func:`_returning_flag`).
+    :mod:`symloss.exact` (:func:`_returning_flag`). The last ``classed`` arrays hold one value
+    per class of a flattened ``rows × C`` array (:func:`_by_class`).
     """
     names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
@@ -1489,6 +1492,8 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     hard_body, text = _indented(text[len(loop):], 8), ""
                 text += _soft_pass(_fits_for(_flavoured(soft_code)["m"], flavour), soft_test,
                                    len(arrays), direction, hard_body)
+            if classed:
+                text = _by_class(text, range(len(arrays) - classed, len(arrays)))
             src.append(_returning_flag(f"{what}_{flavour}(out, divisor, {params})", text))
     return "".join(src)
 
@@ -2001,36 +2006,66 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
 
 
 #: A per-class gradient as an element-wise expression (:func:`_per_class`): the logit and the
-#: target of one element, and the class count as a scalar argument.
+#: target of one element, its class's weight (read per class: :func:`_by_class`), and the
+#: class count as a scalar argument.
 _FLAT_ARRAYS = (sp.Symbol("x", real=True), sp.Symbol("y", real=True))
+_FLAT_WEIGHT = sp.Symbol("w", real=True)
 _FLAT_CLASSES = sp.Symbol("C", positive=True, integer=True)
 
 
 def _per_class(hard: sp.Expr, soft: sp.Expr, symbols: Mapping[str, sp.Basic],
                scalars: list[sp.Basic]) -> tuple[sp.Expr, sp.Expr] | None:
-    """A class-axis gradient that reads no other class than its own -- ``(σ(xᵢ) − yᵢ)/C``,
+    """A class-axis gradient that reads no other class than its own -- ``wᵢ(σ(xᵢ) − yᵢ)/C``,
     multilabel_soft_margin_loss's -- as an element-wise ``(hard, soft)`` of
-    :data:`_FLAT_ARRAYS` and :data:`_FLAT_CLASSES`; ``None`` where it reads a sum over
-    classes, a softmax, a class weight or a class index.
+    :data:`_FLAT_ARRAYS`, :data:`_FLAT_WEIGHT` (the class's weight) and :data:`_FLAT_CLASSES`;
+    ``None`` where it reads a sum over classes, a softmax or a class index.
 
     Such a gradient is an element-wise loss's over the ``rows × C`` elements: its kernels are
     the element-wise generator's (:func:`_elementwise_source`: a branch-free vectorized pass over
     blocks of 4096 elements for 0/1 targets, the soft targets' float form, then double-double
-    for those it leaves uncertified) on the flattened arrays, not a loop of C classes per row
-    with every form's branches inside it (1e6 float32 logits, 1 thread: 9.0 -> 1.6 ms, soft
-    targets 8.4 -> 2.2 ms; torch 6.6-7.2).
+    for those it leaves uncertified) on the flattened arrays, the weight read at each
+    element's class (:func:`_by_class`), not a loop of C classes per row with every form's
+    branches inside it (1e6 float32 logits, 1 thread: 9.0 -> 1.6 ms, soft targets 8.4 -> 2.2
+    ms; torch 6.6-7.2).
     """
     z, y = symbols["input"], symbols["target"]
     x, t = _FLAT_ARRAYS
     given = {z[CLASS_INDEX]: x, y[CLASS_INDEX]: t, NUM_CLASSES: _FLAT_CLASSES}  # type: ignore[index]
+    if "weight" in symbols:
+        given[symbols["weight"][CLASS_INDEX]] = _FLAT_WEIGHT  # type: ignore[index]
     out = []
     for e in (hard, soft):
         e = reduce_sums(e, expand=False).xreplace(given)
         if e.atoms(sp.Indexed, sp.IndexedBase, sp.Sum, sp.KroneckerDelta) or not (
-                e.free_symbols <= {x, t, _FLAT_CLASSES, *scalars}):
+                e.free_symbols <= {x, t, _FLAT_WEIGHT, _FLAT_CLASSES, *scalars}):
             return None
         out.append(e)
     return out[0], out[1]
+
+
+def _by_class(text: str, classed: range) -> str:
+    """``text``, an element-wise kernel's body over the flattened ``rows × C`` elements, with
+    each array ``a<n>`` of ``classed`` (a per-class weight: C values) read at each element's
+    class: the array repeated over one block of whole rows (``k<n>``, once per call), the
+    blocks that long, so that element ``j`` of the block from ``lo`` reads ``k<n>[j − lo]``
+    (contiguous in ``j``: the loops vectorize as over a flat array; ``j % C`` would divide
+    in every element). A loop over every element finds its block's ``lo`` itself."""
+    n0 = classed[0]
+    text = (text.replace(_BLOCKS, _BLOCKS.replace(str(SOFT_BLOCK - 1), "blk - 1")
+                         .replace(str(SOFT_BLOCK), "blk"))
+            .replace(_EACH, _EACH + "        lo = j - j % blk\n"))
+    for n in classed:
+        text = re.sub(rf"\ba{n}\[j\]", f"k{n}[j - lo]", text)
+        if re.search(rf"\ba{n}\b", text):  # pragma: no cover - the generator reads a[j] only
+            raise AssertionError(f"a{n} is read other than at an element j")
+    return (f"    n_classes = max(a{n0}.size, 1)\n"
+            f"    # whole rows per block (element j of the block from lo: class j - lo mod C)\n"
+            f"    blk = n_classes * max(1, min({SOFT_BLOCK}, out.size) // n_classes)\n"
+            + "".join(f"    k{n} = np.empty(blk)\n"
+                      f"    for rk in range(0, blk, n_classes):\n"
+                      f"        for ik in range(a{n}.size):\n"
+                      f"            k{n}[rk + ik] = a{n}[ik]\n" for n in classed)
+            + text)
 
 
 def _class_write(write: str, at: str, body: str) -> str:
@@ -2276,8 +2311,10 @@ def _generate(derivation: Derivation) -> dict[str, Any] | None:
             d.symbols, scalars, _tags(derivation))
         flat = _per_class(f.grad_hard, f.grad_soft, d.symbols, scalars)
         if _tags(derivation) == (False,) and flat is not None:
-            source += _elementwise_source([("grad_flat", *flat)], list(_FLAT_ARRAYS),
-                                          [_FLAT_CLASSES, *scalars]).removeprefix(_HEADER)
+            weight = [_FLAT_WEIGHT] if "weight" in d.symbols else []  # read or not: one call
+            source += _elementwise_source([("grad_flat", *flat)], [*_FLAT_ARRAYS, *weight],
+                                          [_FLAT_CLASSES, *scalars],
+                                          classed=len(weight)).removeprefix(_HEADER)
     else:
         return None
     return {"kind": family, "source": source, "arrays": arrays, "scalars": scalar_names}
