@@ -1020,9 +1020,14 @@ class _ClassAxisKernels(FastKernels):
 
     def grad(self, layout: Layout) -> Result | None:
         z = layout.arrays["input"]
-        if self._flat:
+        if self._flat and ("weight" not in layout.arrays or z.dtype != np.float64):
             # a gradient of each class alone (_per_class): the element-wise kernels over the
-            # flattened rows, a class weight read per class, the class count their first scalar
+            # flattened rows, a class weight read per class, the class count their first scalar.
+            # Not float64 with a class weight: its soft targets' weighted pair costs more there
+            # than the class-axis kernel's (multilabel_soft_margin_loss:weight:soft, 1 thread,
+            # 1e5: 1.57x -> 2.96x torch), whose float64 results are within the goal where they
+            # are hard (0.46-0.60x); float32's gain everywhere (weight 1.25x -> 0.49x, weight:soft
+            # 1.65x -> 0.67x; benchmarks/speed.py, twenty-first session)
             kernel = self._kernel(self.module, "grad_flat", layout, z.size)
             out = np.empty(z.size, z.dtype)
             weight = (layout.arrays["weight"],) if "weight" in layout.arrays else ()
