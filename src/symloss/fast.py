@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import hashlib
 import importlib.util
 import operator
@@ -343,17 +344,48 @@ class _Printer(PythonCodePrinter):
         """``e`` printed, as a name set once per row where it reads no class ``i`` (hoisted: the
         same expression, the same bits) and is more than a name or a number: the label-smoothed
         soft hvp's scale ``(1 − ε)·Σy + ε``, printed in the class loop three times, left that
-        loop compiled worse (its float64 kernel at 1e6 elements, 1 thread: 40 -> 29 ms)."""
+        loop compiled worse (its float64 kernel at 1e6 elements, 1 thread: 40 -> 29 ms).
+
+        A class sum that reads of its row only the class index (cross-entropy's hvp scale
+        ``Σₖ((1 − ε)δ(k, t) + ε/C)wₖ``, kept as written: :func:`_scales_as_written`) is a table
+        of one value per class instead (:meth:`_label_table`)."""
+        key = sp.Tuple(sp.Symbol("row_value"), e)
+        if key in self._sums:
+            return self._sums[key]
+        label = next((x for x, n in self.names.items() if self.label and n == self.label), None)
+        if (label is not None and self.logits is not None and e.has(label) and e.has(sp.Sum)
+                and not e.has(CLASS_INDEX) and self._per_call(e.xreplace({label: NUM_CLASSES}))):
+            table = self._label_table(e)
+            if table is not None:
+                self._sums[key] = table
+                return table
         printed = self._print(e)
         if (self.logits is None or e.has(CLASS_INDEX)
                 or re.fullmatch(r"[\w.]+", printed) is not None):
             return printed
-        key = sp.Tuple(sp.Symbol("row_value"), e)
-        if key not in self._sums:
-            name = f"acc{len(self.hoisted)}"
-            self.hoisted.append((name, "", printed))
-            self._sums[key] = name
-        return self._sums[key]
+        name = f"acc{len(self.hoisted)}"
+        self.hoisted.append((name, "", printed))
+        self._sums[key] = name
+        return name
+
+    def _label_table(self, e: sp.Expr) -> str | None:
+        """A row value ``e`` that reads of its row only the class index ``t`` as a table of its
+        value at each class, each computed once a chunk of rows, at the first row of that label,
+        by the code the row would run (its class sums too: the same bits), then read at the
+        row's label (:func:`_label_tables`); ``None`` where printing ``e`` hoists anything but
+        class sums."""
+        sub = copy.copy(self)  # its own hoisted sums, numbered after this printer's
+        sub.hoisted, sub._sums, sub._lane_sums, sub.dots = list(self.hoisted), {}, {}, {}
+        value = sub._print(e)
+        sums = sub.hoisted[len(self.hoisted):]
+        if any(not k or k.startswith("=") for _, k, _ in sums):
+            return None
+        self.hoisted += [(acc, _TABLE_SUM + k, body) for acc, k, body in sums]
+        table, name = f"tbuf{len(self.hoisted)}", f"acc{len(self.hoisted) + 1}"
+        self.hoisted.append((table, _SETUP_TABLE, value))
+        # read into a name: an array element is reloaded after every store to the output
+        self.hoisted.append((name, "", f"{table}[{self.label}]"))
+        return name
 
     def _row_of(self, base: sp.IndexedBase) -> str:
         """The current row of a class-axis array (:func:`~symloss.primitives.dd_code`'s
@@ -881,7 +913,8 @@ class FastKernels:
 
     def _second_exprs(self) -> tuple[sp.Expr, sp.Expr]:
         d = self.derivation
-        return reduce_sums(expression(d, "hvp")), reduce_sums(expression(d, "hess"))
+        return (_scales_as_written(expression(d, "hvp"), reduce_sums, numpy_form=True),
+                reduce_sums(expression(d, "hess")))
 
     def _kernel(self, module: Any, what: str, layout: Layout, size: int) -> Any:
         """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once)."""
@@ -1072,6 +1105,39 @@ def _tags(derivation: Derivation) -> tuple[bool, ...]:
     if derivation.spec.multi_hot_targets:
         return (False,)
     return (True, False)
+
+
+def _scales_as_written(expr: sp.Expr, reduce: Callable[[sp.Expr], sp.Expr],
+                       numpy_form: bool = False) -> sp.Expr:
+    """``reduce(expr)`` (the sum rules) with the scale of each scaled ``softmax_hvp`` kept as
+    it is (``numpy_form``: first as the NumPy evaluator prints it, ``reduce_sums(scale,
+    expand=False)``, which leaves a declared class sum as written): its class sum neither
+    split nor reduced for a class index (a ``y_k = δ(k, t)`` in it read as 0 or 1), the same
+    terms in the same compensated sum as the NumPy evaluator's, the same bits.
+
+    The scale multiplies the rounded pair ``pᵢ(vᵢ − v̄)``, so two roundings of it put the
+    evaluators as far apart as the product: cross-entropy's total target weight
+    ``Σₖ((1 − ε)yₖ + ε/C)wₖ`` reduced here for a class index to ``(1 − ε)w_t + (ε/C)Σw`` and
+    split for a distribution into ``−εΣwy + Σwy + (ε/C)Σw`` left its float64 hvp 2-4 floats
+    from the NumPy evaluator's. A class index's scale reads of its row only the label: the
+    kernels compute it once a chunk for each label (:meth:`_Printer._label_table`).
+
+    A scale whose sums all reduce away is reduced, as before: a class index's ``Σₖ wₖyₖ`` is
+    ``w_t`` and ``Σₖ yₖ`` is 1, the NumPy evaluator's compensated sums over a one-hot row
+    exactly; label smoothing's ``Σₖ((1 − ε)yₖ + ε/C)`` is 1, within an ulp of that sum of
+    rounded terms (a per-label table of them cost 64 × 1000 logits 8%)."""
+    kept: dict[sp.Basic, sp.Expr] = {}
+
+    def hide(e: sp.Expr) -> sp.Expr:
+        written = reduce_sums(e.args[4], expand=False) if numpy_form else e.args[4]
+        if not reduce_sums(written).has(sp.Sum):
+            return e.func(*e.args[:4], written)
+        scale = sp.Dummy("scale")
+        kept[scale] = written
+        return e.func(*e.args[:4], scale)
+
+    hidden = expr.replace(lambda e: isinstance(e, softmax_hvp) and len(e.args) == 5, hide)
+    return reduce(hidden).xreplace(kept)
 
 
 def _chunks(rows: int) -> int:
@@ -1779,6 +1845,10 @@ _FILL = "=fill"
 #: scalar, and a fill of one pair per class (what a row's fill reads that reads no row).
 _SETUP = "=setup"
 _SETUP_FILL = "=setup_fill"
+#: A table of one row value per class (:meth:`_Printer._label_table`), NaN as each chunk
+#: starts, after its class sums (their index after the prefix), each summed where it fills.
+_SETUP_TABLE = "=setup_table"
+_TABLE_SUM = "=table_sum:"
 #: The index of a call once per block of rows, after the softmax passes (a block tier), and
 #: of a row fill written for each row of the block before it (what a block tier reads).
 _BLOCK = "=block"
@@ -1822,6 +1892,28 @@ def _fallback_rows(cells: str, first: str, quick: str, row: str) -> str:
             + f"{pad}    {cells} = {row}")
 
 
+def _label_tables(hoisted: list[tuple[str, str, str]], flavour: str) -> dict[str, str]:
+    """The row code of each label table among ``hoisted`` (a flavour's entries) by its name:
+    where the row's label ``tr`` has no value yet (NaN, as each chunk starts), the class sums
+    listed before it (compensated for float64 results as in a row: :func:`_class_sum`) and
+    the value, stored at ``tr``. Filled as the labels come (at most ``min(C, rows)`` values a
+    chunk: a table filled for every class first cost C² a chunk, 64 × 1000 logits 8x the
+    kernel's own work)."""
+    out, sums = {}, []
+    for acc, k, body in hoisted:
+        code = _flavoured(body)[flavour]
+        if k.startswith(_TABLE_SUM):
+            index = k.removeprefix(_TABLE_SUM)
+            lanes = index.startswith(_LANES) and flavour == "m"
+            sums.append(_class_sum(acc, index.removeprefix(_LANES), code,
+                                   _LANES if lanes else flavour, 20))
+        elif k == _SETUP_TABLE:
+            out[acc] = (f"                if {acc}[tr] != {acc}[tr]:\n" + "".join(sums)
+                        + f"                    {acc}[tr] = {code}\n")
+            sums = []
+    return out
+
+
 def _class_fill(accs: str, body: str, pad: int = 16, at: str = "[k]") -> str:
     """Code that writes the pair ``body`` of each class ``k`` into the row buffers ``accs``
     (``"hi, lo"``), at ``at``."""
@@ -1830,7 +1922,7 @@ def _class_fill(accs: str, body: str, pad: int = 16, at: str = "[k]") -> str:
             f"{' ' * pad}    {hi}{at}, {lo}{at} = {body}\n")
 
 
-def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
+def _class_sum(acc: str, k: str, body: str, flavour: str, indent: int = 16) -> str:
     """Code that sets ``acc`` to Σ_k ``body`` over the classes, as accurate as the flavour needs.
 
     :data:`_LANES` (float64 results, a sum read only by a bound or a float form a pair
@@ -1842,7 +1934,7 @@ def _class_sum(acc: str, k: str, body: str, flavour: str) -> str:
     most about n·2⁻⁵³ of Σ|terms|, is of the order of the exponential's own (exp_v, 1e-15)
     and 10⁶ times under a float32 ulp, so compensating would only cost time.
     """
-    pad, inner = " " * 16, " " * 20
+    pad, inner = " " * indent, " " * (indent + 4)
     if flavour == _LANES:  # one plain chain; :func:`_fused_sums` joins neighbouring ones
         return (f"{pad}{acc} = 0.0\n"
                 f"{pad}for {k} in range(n_classes):\n"
@@ -1928,13 +2020,15 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 str(e.label) == _DIRECTION_LABEL for e in expr.atoms(sp.IndexedBase))
             params = ", ".join(["z", "t", "y", "w", "ignore", *(["dv"] if direction else []),
                                 *(f"c{n}" for n in range(len(scalars)))])
-            if hard:  # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically
-                expr = reduce_sums(expr.replace(
+            # a class index t: y_k = δ(k, t), and the sums over k reduce symbolically (but an
+            # hvp's scale, evaluated as the NumPy evaluator does: _scales_as_written)
+            if hard:
+                expr = _scales_as_written(expr.replace(
                     lambda e: isinstance(e, sp.Indexed) and e.base == y,
                     lambda e: sp.KroneckerDelta(e.indices[0], label),
-                ))
+                ), reduce_sums)
             else:
-                expr = reduce_sums(expr, expand=False)
+                expr = _scales_as_written(expr, lambda e: reduce_sums(e, expand=False))
             printer = _Printer(names, indexed, logits=str(z.label),
                                rows={str(y.label): "y", _DIRECTION_LABEL: "dv"},
                                label="tr" if hard else None, certify=True,
@@ -1972,14 +2066,17 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 sums = (f"            block_sums_dot(ebuf, r1 - r0, smalls, ones, {dot[1]}, r0, "
                         "dots)\n" if dot else
                         "            block_sums(ebuf, r1 - r0, smalls, ones)\n")
+                tables = _label_tables(hoisted, flavour)
                 hoisted_f = _fused_sums("".join(
+                    tables[acc] if k == _SETUP_TABLE else
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
                     _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k.removeprefix(_LANES), _flavoured(b)[flavour],
                                _LANES if k.startswith(_LANES) and flavour == "m" else flavour)
                     for acc, k, b in hoisted
-                    if k not in (_SETUP, _SETUP_FILL, _BLOCK, _BLOCK_FILL)))
+                    if k not in (_SETUP, _SETUP_FILL, _BLOCK, _BLOCK_FILL)
+                    and not k.startswith(_TABLE_SUM)))
                 block = "".join(
                     f"            {_flavoured(b)[flavour]}\n" if k == _BLOCK else
                     "            for q in range(r1 - r0):\n"
@@ -2001,8 +2098,9 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 # pair)
                 setup = "".join(
                     f"        {acc} = {_flavoured(b)[flavour]}\n" if k == _SETUP else
-                    _class_fill(acc, _flavoured(b)[flavour], 8)
-                    for acc, k, b in hoisted if k in (_SETUP, _SETUP_FILL)
+                    _class_fill(acc, _flavoured(b)[flavour], 8) if k == _SETUP_FILL else
+                    f"        {acc}[:] = math.nan\n"
+                    for acc, k, b in hoisted if k in (_SETUP, _SETUP_FILL, _SETUP_TABLE)
                     and re.search(rf"\b{acc.split(',')[0]}\b", row + block))
                 src.append(_class_axis_kernel(
                     f"{what}_{tag}_{flavour}", params, flavour, sums, bool(dot), direction, hard,
@@ -2141,7 +2239,7 @@ def _class_axis_kernel(name: str, params: str, flavour: str, sums: str, dot: boo
     ``setup`` (what the rows read that reads no row) once per chunk, before its rows."""
     softmax = bool(_SOFTMAX_STATE.search(row))
     blocked = set(re.findall(r"\b(lbuf\d*|abuf\d+[hl])b\b", block))
-    rows_1d = sorted(set(re.findall(r"\b(?:lbuf\d*|dbuf|abuf\d+[hl]|cbuf\d+_\d+[hl])\b",
+    rows_1d = sorted(set(re.findall(r"\b(?:lbuf\d*|dbuf|abuf\d+[hl]|cbuf\d+_\d+[hl]|tbuf\d+)\b",
                                     setup + row + block)) - blocked)
     return (
         f"\n\n@njit(**_OPTS)\n"
