@@ -125,15 +125,19 @@ every finite pair; a subnormal sum is exact), so every tier counts, absolutely, 
 quotients and roots whose magnitude is below ``TINY_LIM = 2⁻⁸⁰⁰`` (so that a pair's low part,
 ``2⁻¹⁰⁶`` of it, and the bound's own terms, ``2⁻⁵³`` of it, are still normal above it):
 ``TINY = 2⁻¹⁰⁶⁶`` (256 times ``2⁻¹⁰⁷⁴``: the operation's own roundings and its bound's
-underflows) more per product or quotient, ``TINY/√a`` more for a root of ``a`` (its
-remainder's loss, divided by ``2√a``), and, in a dot product of exact doubles, ``2⁻¹⁰²²``
-more in ``m`` per term (``2nu·m`` makes that ``n·2⁻¹⁰⁷⁴`` at least). An exact 0 from a zero
-operand stays exact (a gate still skips). Such a result is certified only where it exceeds
+underflows) more per product or quotient (an exact 0 from a zero operand stays exact: a gate
+still skips), ``TINY/√a`` more for a double-double root of ``a`` (its remainder's loss,
+divided by ``2√a``; the float64 first tier hands such a root on, ``∞``: a test, where a
+division on every root cost 17–28 % of cosine_embedding_loss's kernels), and ``n·2⁻¹⁰⁷⁴``
+more for a dot product of ``n`` products of exact doubles, once at its end (``dotx_end``;
+not for a plain sum ``Σ x_k``, whose steps are additions). Such a result is certified only where it exceeds
 about ``2⁻¹⁰¹⁰`` (``TINY`` under ``2⁻⁵⁴`` of it); elsewhere, and where the underflow leaves a
 comparison unsure, the row goes on to the next tier and on to the NumPy path (long double,
 whose exponent reaches ``10⁻⁴⁹³¹``, then exact values). Above ``2⁸⁰⁰`` nothing changes: a
 product that overflows is not finite, and neither is its bound. At ordinary scales the
-allowance is a comparison per product: ``benchmarks/rows_ab.py`` measures no difference.
+allowance costs three comparisons per product and quotient: 9–26 % of the row kernels' time
+at 10⁶ (``benchmarks/rows_ab.py --old 793d7af --sizes 1000000``; the dot products' and
+roots' parts measured nothing).
 ``tests/test_rows_tiny_scales.py`` checks rows from ``10⁻³¹¹`` to ``10³⁰⁰``.
 
 Both evaluators certify every result within 1 ulp before its final rounding, so they agree
@@ -237,19 +241,27 @@ def sum2_step(s, c, m, p, q):
 @njit(inline="always", **_J)
 def tiny(v, a, b):
     """TINY where v, a product or quotient of a and b (nonzero), is below TINY_LIM; else 0
-    (an exact 0 from a zero operand stays exact)."""
-    return TINY if abs(v) < TINY_LIM and a != 0.0 and b != 0.0 else 0.0
+    (an exact 0 from a zero operand stays exact). Non-short-circuit: selects, no branches."""
+    return TINY if (abs(v) < TINY_LIM) & (a != 0.0) & (b != 0.0) else 0.0
 
 
 @njit(inline="always", **_J)
 def dot2_step(s, c, m, x, y):
     """One term x*y of a compensated dot product (Dot2): the product split exactly
-    (p + q = x*y, one fused multiply-add), then a term of Sum2. Where x*y is below TINY_LIM
-    the split may have lost up to 2^-1075 to the subnormals: m counts 2^-1022 more, which
-    dot2_bound's n·2^-52 turns into n·2^-1074 >= that loss."""
+    (p + q = x*y, one fused multiply-add; below 2^-969 within 2^-1075: dotx_end), then a
+    term of Sum2."""
     p = x * y
-    t, c, m = sum2_step(s, c, m, p, _fma(x, y, -p))
-    return t, c, m + (2.0 ** -1022 if abs(p) < TINY_LIM and x != 0.0 and y != 0.0 else 0.0)
+    return sum2_step(s, c, m, p, _fma(x, y, -p))
+
+
+@njit(inline="always", **_J)
+def dotx_end(s, c, m, e, n):
+    """dot2_end of a dot product whose terms are products (not Σ x·1): each term's split (a
+    step's rounding, in the float32 tier) may have lost up to 2^-1075 to the subnormals,
+    n·2^-1074 more in all -- once per sum, not a test per term (the module docstring,
+    "Underflow")."""
+    h, l, b = dot2_end(s, c, m, e, n)
+    return h, l, b + n * 2.0 ** -1074
 
 
 @njit(inline="always", **_J)
@@ -635,10 +647,8 @@ def t_rational(p, q):
 
 @njit(inline="always", **_J)
 def dot2_step(s, c, m, x, y):
-    s = _fma(x, y, s)  # one rounding, within u|s|; below 2^-1021, within 2^-1075 (in units
-    # of u, 2^-1022: counted twice) where x*y is not an exact 0
-    return s, c, m + abs(s) + (2.0 ** -1021 if abs(s) < 2.0 ** -1021 and x != 0.0 and y != 0.0
-                               else 0.0)
+    s = _fma(x, y, s)  # one rounding, within u|s| (and 2^-1075 where s is subnormal:
+    return s, c, m + abs(s)  # dotx_end)
 
 
 @njit(inline="always", **_J)
@@ -715,7 +725,8 @@ def t_sqrt(ah, al, ae):
         low = h - 3.0 * abs(l)  # below sqrt(A)
         if low > 0.0:
             return h, l, ae / low + min(U * abs(n), abs(al)) / (2.0 * h) + U * abs(l) + (
-                4.0 * l * l / h) + (TINY / h if ah < TINY_LIM else 0.0)  # rem's underflow
+                4.0 * l * l / h) + (math.inf if ah < TINY_LIM else 0.0)  # rem's underflow:
+            # the double-double tier's (a test, no division on every root)
         return h, l, math.inf
     return h, 0.0, math.sqrt(ae + abs(al))
 
@@ -1175,9 +1186,12 @@ class _Printer:
         _count(e, inner.uses)
         pair = self._exact_factors(e)
         state = f"{name}_s, {name}_c, {name}_m"
+        end = "dot2_end"
         if pair is not None:  # Σ x_k·y_k of exact doubles: each product split exactly
             x, y = (self.emit(f, body_stack) for f in pair)
             self._line(body_stack, f"{state} = dot2_step({state}, {x}_h, {y}_h)")
+            if sp.S.One not in pair:  # products, which may underflow ("Underflow")
+                end = "dotx_end"
         else:
             if isinstance(e, _AxisDot):
                 x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
@@ -1191,7 +1205,7 @@ class _Printer:
         # comes after them
         outer.lines += [f"{ind}{state}, {name}_e = 0.0, 0.0, 0.0, 0.0",
                         f"{ind}for i{slot} in range(width):", *inner.lines,
-                        f"{ind}{name}_h, {name}_l, {name}_e = dot2_end({state}, {name}_e, "
+                        f"{ind}{name}_h, {name}_l, {name}_e = {end}({state}, {name}_e, "
                         "width)"]
         return name
 
