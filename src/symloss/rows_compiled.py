@@ -32,8 +32,8 @@ compiled (but a sum over an index, which is compensated):
   u)³ ≥ 1 + γ_{n−1}`` and ``2(1 − u)³ ≥ 1.53``, so it stays above. In float64 alone the pair
   is rounded once more, ``hi = fl(s_n + c_n)``, and its error ``|lo|`` is added (doubled:
   the bound's own addition rounds). Where every term and partial sum is exact, ``m = 0`` and
-  the sum is exact, as an exact tracked operation's. A product below the subnormals' reach
-  adds to ``m`` (below, "Underflow");
+  the sum is exact, as an exact tracked operation's. A dot product's terms' loss to the
+  subnormals is counted once at its end (below, "Underflow");
 * each value is a triple ``(hi, lo, e)``: the double-double value and a bound on its distance to
   the exact value of its subexpression at the given floats; each rounding adds ``2⁻¹⁰⁰·|hi|``
   (none where both operands are exact doubles: a double-double sum or product of two doubles
