@@ -130,15 +130,16 @@ still skips), ``TINY/√a`` more for a double-double root of ``a`` (its remainde
 divided by ``2√a``; the float64 first tier hands such a root on, ``∞``: a test, where a
 division on every root cost 17–28 % of cosine_embedding_loss's kernels), and ``n·2⁻¹⁰⁷⁴``
 more for a dot product of ``n`` products of exact doubles, once at its end (``dotx_end``;
-not for a plain sum ``Σ x_k``, whose steps are additions). Such a result is certified only where it exceeds
-about ``2⁻¹⁰¹⁰`` (``TINY`` under ``2⁻⁵⁴`` of it); elsewhere, and where the underflow leaves a
-comparison unsure, the row goes on to the next tier and on to the NumPy path (long double,
-whose exponent reaches ``10⁻⁴⁹³¹``, then exact values). Above ``2⁸⁰⁰`` nothing changes: a
-product that overflows is not finite, and neither is its bound. At ordinary scales the
-allowance costs three comparisons per product and quotient: 9–26 % of the row kernels' time
-at 10⁶ (``benchmarks/rows_ab.py --old 793d7af --sizes 1000000``; the dot products' and
-roots' parts measured nothing).
-``tests/test_rows_tiny_scales.py`` checks rows from ``10⁻³¹¹`` to ``10³⁰⁰``.
+not for a plain sum ``Σ x_k``, whose steps are additions; an exactly orthogonal pair of rows
+is then no longer an exact 0, and its hinge goes on to the NumPy path). Such a result is
+certified only where it exceeds about ``2⁻¹⁰¹⁰`` (``TINY`` under ``2⁻⁵⁴`` of it); elsewhere,
+and where the underflow leaves a comparison unsure, the row goes on to the next tier and on
+to the NumPy path (long double, whose exponent reaches ``10⁻⁴⁹³¹``, then exact values). Above
+``2⁸⁰⁰`` nothing changes: a product that overflows is not finite, and neither is its bound.
+At ordinary scales the allowance costs three comparisons per product and quotient: 9–26 % of
+the row kernels' time at 10⁶ (``benchmarks/rows_ab.py --old 793d7af --sizes 10000 1000000``;
+the dot products' and roots' parts measured nothing). ``tests/test_rows_tiny_scales.py``
+checks rows from ``10⁻³¹¹`` to ``10³⁰⁰``.
 
 Both evaluators certify every result within 1 ulp before its final rounding, so they agree
 within 1 ulp everywhere (``tests/test_row_losses.py`` checks it). An expression with an
