@@ -1136,13 +1136,27 @@ def _multi_elementwise_points(case: _Case, order: int, quick: bool,
     return out
 
 
+def _extreme_scales(dt: np.dtype) -> list[float]:
+    """Row scales at either end of ``dt``'s range, where a row kernel's intermediate products
+    leave it: subnormal elements; rows whose squares and products underflow (10⁻³⁰⁰ and 10⁻¹⁶⁰
+    in float64: a dot product of 10⁻⁶⁰⁰ is 0, and cosine_embedding_loss's gradient at y = −1
+    is normal, 10⁻²⁸⁸, only on the side of 0 that dot product's sign picks); rows whose
+    squares or products of norms overflow (10¹⁵⁰, 10³⁰⁰ in float64)."""
+    info = np.finfo(dt)
+    tiny, big = float(info.tiny), float(info.max)
+    return [tiny * 2.0**-10, tiny * 2.0**30, tiny**0.5 * 2.0**-20, big**0.5 * 2.0**-14,
+            big * 2.0**-20]
+
+
 def _row_points(case: _Case, quick: bool,
                 rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
     """Batches of rows where a row-wise loss is hard: the checker's row battery (its rows on
     each declared kink found by bisection: c = margin, d(a, p) + margin = d(a, n)) and those
     rows' input moved ± a few ulps; second arrays nearly parallel / antiparallel to the input
     (cos ≈ ±1: 1 − c cancels; a ≈ p: d(a, p) ≈ ε), permuted differences (d(a, p) = d(a, n)),
-    rows scaled from 10⁻³⁰ to 10³⁰; classes one margin apart (1 − x_l + x_k ≈ 0)."""
+    rows scaled from 10⁻³⁰ to 10³⁰ and, the first five of each batch, to either end of the
+    dtype's range (:func:`_extreme_scales`: products underflow or overflow); classes one margin
+    apart (1 − x_l + x_k ≈ 0)."""
     from symloss.rows_battery import _index_lists, battery_cases
 
     d, dt = case.d, case.dt
@@ -1172,6 +1186,8 @@ def _row_points(case: _Case, quick: bool,
         shape = (n, width)
         a = rng.standard_normal(shape)
         scale = 10.0 ** rng.uniform(-30, 30, (n, 1))
+        ends = _extreme_scales(dt)
+        scale[: len(ends), 0] = ends
         base = {"input": (a * scale).astype(dt)}
         for sign in (1.0, -1.0):
             for rel in (0.0, 1e-12, 1e-6, 1e-3):
@@ -1881,7 +1897,8 @@ def main(argv: list[str] | None = None) -> int:
               "restarts; then the worst ones moved by ±1…4 ulps; for a loss of further arrays (var, "
               "input2) each combination of their values; for row losses the checker's rows "
               "on each kink, nearly (anti)parallel rows, equal distances, rows scaled "
-              "10⁻³⁰…10³⁰. numpy: the NumPy path "
+              "10⁻³⁰…10³⁰ and to either end of the dtype's range (subnormal elements, squares "
+              "that underflow or overflow). numpy: the NumPy path "
               "(symloss.fast.disabled()); numba: the fast path forced on every size (losses "
               "without fast kernels answer on the NumPy path there); "
               f"{APART}: at the same points, how many floats lie between the two evaluators' "

@@ -70,6 +70,7 @@ from .primitives import (
     NUM_CLASSES,
     SUM_INDEX,
     dd_code,
+    log_sub,
     product_of_inputs,
     sigmoid_pow_large,
     softmax,
@@ -416,6 +417,14 @@ class _Printer(PythonCodePrinter):
                       r"dd_\1_F(\2, buf, bufl)", pair)
         value = self._float_first(expr.args[0], f"dd_t_final({pair}, {plain})",
                                   bound=rounding_bound(expr.args[0]))
+        scaled_log = _scaled_log_sub(expr.args[0])
+        if scaled_log is not None:
+            # s·(log x − z) (kl_div's value, y·log_sub(y, z)): for float64 results the first
+            # tier _fastmath.log_sub_q (rounded once where Ziv's test vouches for the exact
+            # value and the pair alike: the pair's bits), else the double-double form; float32
+            # results keep their float form's test (fitsqs_v is never)
+            q = f"log_sub_q_F({', '.join(self._print(a) for a in scaled_log)})"
+            return f"({q} if fitsqs_F({q}) else {value})"
         for order, tier in ((1, "modulated_slope_q"), (2, "modulated_curvature_q")):
             slope = modulated_slope(expr.args[0], order)
             if slope is not None:
@@ -858,6 +867,31 @@ class _Printer(PythonCodePrinter):
         raise _Unsupported(f"function {type(expr).__name__}")
 
 
+def _scaled_log_sub(inner: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """``(s, x, z)`` where ``inner`` is ``s·log_sub(x, z)`` (``s`` an input or option: one
+    float), or a Piecewise whose last arm is that and whose other arms hold only where ``x =
+    0`` (kl_div's ``−y·z`` at ``y = 0``: there :func:`symloss._fastmath.log_sub_q` is NaN,
+    ``log 0``, and the double-double form answers); else ``None``."""
+    body = inner
+    if isinstance(inner, sp.Piecewise):
+        body, last = inner.args[-1]
+        if last != sp.true:
+            return None
+    if not (isinstance(body, sp.Mul) and len(body.args) == 2):
+        return None
+    pair = [a for a in body.args if isinstance(a, log_sub)]
+    if len(pair) != 1:
+        return None
+    s = next(a for a in body.args if a is not pair[0])
+    x, z = pair[0].args
+    if not (s.is_Symbol or isinstance(s, sp.Indexed)):
+        return None
+    if isinstance(inner, sp.Piecewise) and any(
+            cond != sp.Eq(x, 0) for _, cond in inner.args[:-1]):
+        return None
+    return s, x, z
+
+
 #: What a kernel call returns: the per-element results in the kernel layout, and whether the
 #: kernel left an element NaN for :mod:`symloss.exact` (uncertified, or a NaN input).
 Result = tuple[np.ndarray, bool]
@@ -1175,6 +1209,7 @@ from symloss._fastmath import (
     sigmoid_curvature_q_m, sigmoid_curvature_q_v, sigmoid_curvature_q_w,
     exp_terms_q_m, exp_terms_q_v, exp_terms_q_w, fitsx_m, fitsx_v, fitsx_w,
     exp_term1_q_m, exp_term1_q_v, exp_term1_q_w, sigmoid_e_c,
+    log_sub_q_m, log_sub_q_v, log_sub_q_w,
 )
 from symloss.ddouble import jitted as _ddouble
 

@@ -32,8 +32,8 @@ compiled (but a sum over an index, which is compensated):
   u)³ ≥ 1 + γ_{n−1}`` and ``2(1 − u)³ ≥ 1.53``, so it stays above. In float64 alone the pair
   is rounded once more, ``hi = fl(s_n + c_n)``, and its error ``|lo|`` is added (doubled:
   the bound's own addition rounds). Where every term and partial sum is exact, ``m = 0`` and
-  the sum is exact, as an exact tracked operation's. As elsewhere in this module, a product
-  whose error falls below the smallest normal number is taken as exactly split;
+  the sum is exact, as an exact tracked operation's. A dot product's terms' loss to the
+  subnormals is counted once at its end (below, "Underflow");
 * each value is a triple ``(hi, lo, e)``: the double-double value and a bound on its distance to
   the exact value of its subexpression at the given floats; each rounding adds ``2⁻¹⁰⁰·|hi|``
   (none where both operands are exact doubles: a double-double sum or product of two doubles
@@ -82,9 +82,8 @@ denominator rounded up; a product of two bounds adds their counts, a sum of ``n`
 far below ``2⁵¹``, so ``(1 − u)^K ≥ 1/2``. Hence the check against ``tol/2``, and ``2e_b`` in
 a divisor (at least the exact ``e_b``): a first-tier result is certified within ``tol`` of the
 exact value, as the tracked kernel's. The tracked float64 kernel then evaluates the rows the
-first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none. As
-elsewhere in this module, a product's error below the smallest normal number is taken as
-computed.
+first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none. A
+product's error below the smallest normal number is counted as below ("Underflow").
 
 The float64 first tier. A float64 result is first evaluated by the same printed kernel compiled
 against ``_HELPERS_FIRST64``: float64 alone, each operation inlined, a value an *unevaluated
@@ -114,6 +113,33 @@ rows it leaves (:meth:`Compiled.run`): a cancellation the dropped terms or the u
 pairs blur, which double-double may still certify (the NumPy path takes the rows neither
 does). At speed.py's random rows it leaves none, and the kernels take 29–46 % less time than
 double-double's (``benchmarks/rows_ab.py --old main --dtypes float64``, at 10⁴ and 10⁶).
+
+Underflow. Every rule above takes each operation's error relative to its result, and its
+error-free splits (``ab − fl(ab)`` by one fused multiply-add, a quotient's and a root's
+remainder) as exact. Below the smallest normal number, ``2⁻¹⁰²²``, neither holds: a rounding
+may lose up to ``2⁻¹⁰⁷⁵`` whatever its result, and a product of ``10⁻³⁰⁰`` and ``10⁻³⁰⁰`` is 0
+with a 0 split (counted as exact until session 21: cosine_embedding_loss's ``Σ a·b`` at rows of
+``10⁻³⁰⁰`` was an exact 0, and at y = −1 ``max(0, c)`` took its flat side, a gradient of 0
+where the exact one is ``−1.29·10⁻²⁸⁸``). An addition stays exact there (TwoSum is exact for
+every finite pair; a subnormal sum is exact), so every tier counts, absolutely, the products,
+quotients and roots whose magnitude is below ``TINY_LIM = 2⁻⁸⁰⁰`` (so that a pair's low part,
+``2⁻¹⁰⁶`` of it, and the bound's own terms, ``2⁻⁵³`` of it, are still normal above it):
+``TINY = 2⁻¹⁰⁶⁶`` (256 times ``2⁻¹⁰⁷⁴``: the operation's own roundings and its bound's
+underflows) more per product or quotient (an exact 0 from a zero operand stays exact: a gate
+still skips), ``TINY/√a`` more for a double-double root of ``a`` (its remainder's loss,
+divided by ``2√a``; the float64 first tier hands such a root on, ``∞``: a test, where a
+division on every root cost 17–28 % of cosine_embedding_loss's kernels), and ``n·2⁻¹⁰⁷⁴``
+more for a dot product of ``n`` products of exact doubles, once at its end (``dotx_end``;
+not for a plain sum ``Σ x_k``, whose steps are additions; an exactly orthogonal pair of rows
+is then no longer an exact 0, and its hinge goes on to the NumPy path). Such a result is
+certified only where it exceeds about ``2⁻¹⁰¹⁰`` (``TINY`` under ``2⁻⁵⁴`` of it); elsewhere,
+and where the underflow leaves a comparison unsure, the row goes on to the next tier and on
+to the NumPy path (long double, whose exponent reaches ``10⁻⁴⁹³¹``, then exact values). Above
+``2⁸⁰⁰`` nothing changes: a product that overflows is not finite, and neither is its bound.
+At ordinary scales the allowance costs three comparisons per product and quotient: 9–26 % of
+the row kernels' time at 10⁶ (``benchmarks/rows_ab.py --old 793d7af --sizes 10000 1000000``;
+the dot products' and roots' parts measured nothing). ``tests/test_rows_tiny_scales.py``
+checks rows from ``10⁻³¹¹`` to ``10³⁰⁰``.
 
 Both evaluators certify every result within 1 ulp before its final rounding, so they agree
 within 1 ulp everywhere (``tests/test_row_losses.py`` checks it). An expression with an
@@ -183,6 +209,13 @@ from numba import njit, prange
 U = {u}
 _J = dict(cache=True, nogil=True, error_model="numpy")
 
+# Underflow (the module docstring, "Underflow"): a product, quotient or root's remainder whose
+# magnitude is below TINY_LIM may have lost bits to the subnormals (its error-free split, its
+# pair's low part, its relative bound); each such operation counts TINY = 256·2^-1074 more,
+# absolute: its own loss (half of 2^-1074 per rounding) and its bound's own underflows.
+TINY_LIM = 2.0 ** -800
+TINY = 2.0 ** -1066
+
 # the error-free transformations (symloss.ddouble's), inlined; a product's error by one fused
 # multiply-add (the same exact error as Dekker's split, in 2 operations instead of 17)
 from symloss._fastmath import _fma
@@ -207,11 +240,29 @@ def sum2_step(s, c, m, p, q):
 
 
 @njit(inline="always", **_J)
+def tiny(v, a, b):
+    """TINY where v, a product or quotient of a and b (nonzero), is below TINY_LIM; else 0
+    (an exact 0 from a zero operand stays exact). Non-short-circuit: selects, no branches."""
+    return TINY if (abs(v) < TINY_LIM) & (a != 0.0) & (b != 0.0) else 0.0
+
+
+@njit(inline="always", **_J)
 def dot2_step(s, c, m, x, y):
     """One term x*y of a compensated dot product (Dot2): the product split exactly
-    (p + q = x*y, one fused multiply-add), then a term of Sum2."""
+    (p + q = x*y, one fused multiply-add; below 2^-969 within 2^-1075: dotx_end), then a
+    term of Sum2."""
     p = x * y
     return sum2_step(s, c, m, p, _fma(x, y, -p))
+
+
+@njit(inline="always", **_J)
+def dotx_end(s, c, m, e, n):
+    """dot2_end of a dot product whose terms are products (not Σ x·1): each term's split (a
+    step's rounding, in the float32 tier) may have lost up to 2^-1075 to the subnormals,
+    n·2^-1074 more in all -- once per sum, not a test per term (the module docstring,
+    "Underflow")."""
+    h, l, b = dot2_end(s, c, m, e, n)
+    return h, l, b + n * 2.0 ** -1074
 
 
 @njit(inline="always", **_J)
@@ -295,9 +346,9 @@ def t_add(ah, al, ae, bh, bl, be):
 @njit(**_J)
 def t_mul(ah, al, ae, bh, bl, be):
     h, l = dd_mul(ah, al, bh, bl)
-    e = abs(ah) * be + abs(bh) * ae + ae * be
+    e = abs(ah) * be + abs(bh) * ae + ae * be + tiny(h, ah, bh)
     if ae == 0.0 and be == 0.0 and al == 0.0 and bl == 0.0:
-        return h, l, e  # two doubles: the double-double product is exact
+        return h, l, e  # two doubles: the double-double product is exact (but underflow)
     return h, l, e + U * abs(h)
 
 
@@ -309,7 +360,7 @@ def t_div(ah, al, ae, bh, bl, be):
         e = (ae + abs(h) * be) / low
     else:
         e = math.inf
-    return h, l, e + U * abs(h)
+    return h, l, e + U * abs(h) + tiny(h, ah, bh)
 
 
 @njit(**_J)
@@ -318,6 +369,8 @@ def t_sqrt(ah, al, ae):
     m = abs(h)
     if m > 0.0:
         e = ae / m  # |sqrt(x + d) - sqrt(x)| <= |d|/sqrt(x)
+        if ah < TINY_LIM:  # the remainder ah - h² may have underflowed: TINY of it, over h
+            e += TINY / m
     else:
         e = math.sqrt(ae)
     return h, l, e + U * m
@@ -410,9 +463,9 @@ def t_mul(ah, al, ae, bh, bl, be):
     if ae == 0.0 and be == 0.0:
         p, err = two_prod(ah, bh)  # Dekker's product error
         if math.isfinite(err):  # past the splitter's range: one rounding
-            return p, 0.0, abs(err)
+            return p, 0.0, abs(err) + tiny(p, ah, bh)
         return p, 0.0, U * abs(p)
-    return p, 0.0, abs(ah) * be + abs(bh) * ae + ae * be + U * abs(p)
+    return p, 0.0, abs(ah) * be + abs(bh) * ae + ae * be + U * abs(p) + tiny(p, ah, bh)
 
 
 @njit(**_J)
@@ -423,7 +476,7 @@ def t_div(ah, al, ae, bh, bl, be):
         e = (ae + abs(q) * be) / low
     else:
         e = math.inf
-    return q, 0.0, e + U * abs(q)
+    return q, 0.0, e + U * abs(q) + tiny(q, ah, bh)
 
 
 @njit(**_J)
@@ -513,7 +566,8 @@ def t_add(ah, al, ae, bh, bl, be):
 @njit(inline="always", **_J)
 def t_mul(ah, al, ae, bh, bl, be):
     p = ah * bh
-    return p, 0.0, (abs(ah) * be + abs(bh) * ae + ae * be) + abs(_fma(ah, bh, -p))
+    return p, 0.0, (abs(ah) * be + abs(bh) * ae + ae * be) + abs(_fma(ah, bh, -p)) + tiny(
+        p, ah, bh)
 
 
 @njit(inline="always", **_J)
@@ -521,7 +575,7 @@ def t_div(ah, al, ae, bh, bl, be):
     q = ah / bh
     low = abs(bh) - 2.0 * be  # below |b| - be: the bound's own roundings (docstring)
     e = (ae + abs(q) * be) / low if low > 0.0 else math.inf
-    return q, 0.0, e + (U * abs(q) if _fma(-q, bh, ah) != 0.0 else 0.0)
+    return q, 0.0, e + (U * abs(q) if _fma(-q, bh, ah) != 0.0 else 0.0) + tiny(q, ah, bh)
 
 
 @njit(inline="always", **_J)
@@ -594,8 +648,8 @@ def t_rational(p, q):
 
 @njit(inline="always", **_J)
 def dot2_step(s, c, m, x, y):
-    s = _fma(x, y, s)  # one rounding, within u|s|
-    return s, c, m + abs(s)
+    s = _fma(x, y, s)  # one rounding, within u|s| (and 2^-1075 where s is subnormal:
+    return s, c, m + abs(s)  # dotx_end)
 
 
 @njit(inline="always", **_J)
@@ -638,7 +692,7 @@ def t_mul(ah, al, ae, bh, bl, be):
     l = err + c
     ma, mb = abs(ah) + abs(al), abs(bh) + abs(bl)
     e = (ma * be + mb * ae + ae * be) + abs(al * bl) + U * (abs(q) + abs(c)) + min(
-        U * abs(l), abs(c))
+        U * abs(l), abs(c)) + tiny(ma * mb, ma, mb)
     return p, l, e
 
 
@@ -654,7 +708,8 @@ def t_div(ah, al, ae, bh, bl, be):
     low = abs(bh) - abs(bl) - 2.0 * be
     if low > 0.0:
         e = (ae + (abs(q) + 2.0 * abs(l)) * be + U * abs(t) + min(U * abs(n), abs(t))
-             + 2.0 * abs(l) * abs(bl)) / low + U * abs(l)
+             + 2.0 * abs(l) * abs(bl)) / low + U * abs(l) + tiny(abs(q) + abs(l),
+                                                                 abs(ah) + abs(al), bh)
     else:
         e = math.inf
     return q, l, e
@@ -671,7 +726,8 @@ def t_sqrt(ah, al, ae):
         low = h - 3.0 * abs(l)  # below sqrt(A)
         if low > 0.0:
             return h, l, ae / low + min(U * abs(n), abs(al)) / (2.0 * h) + U * abs(l) + (
-                4.0 * l * l / h)
+                4.0 * l * l / h) + (math.inf if ah < TINY_LIM else 0.0)  # rem's underflow:
+            # the double-double tier's (a test, no division on every root)
         return h, l, math.inf
     return h, 0.0, math.sqrt(ae + abs(al))
 
@@ -1131,9 +1187,12 @@ class _Printer:
         _count(e, inner.uses)
         pair = self._exact_factors(e)
         state = f"{name}_s, {name}_c, {name}_m"
+        end = "dot2_end"
         if pair is not None:  # Σ x_k·y_k of exact doubles: each product split exactly
             x, y = (self.emit(f, body_stack) for f in pair)
             self._line(body_stack, f"{state} = dot2_step({state}, {x}_h, {y}_h)")
+            if sp.S.One not in pair:  # products, which may underflow ("Underflow")
+                end = "dotx_end"
         else:
             if isinstance(e, _AxisDot):
                 x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
@@ -1147,7 +1206,7 @@ class _Printer:
         # comes after them
         outer.lines += [f"{ind}{state}, {name}_e = 0.0, 0.0, 0.0, 0.0",
                         f"{ind}for i{slot} in range(width):", *inner.lines,
-                        f"{ind}{name}_h, {name}_l, {name}_e = dot2_end({state}, {name}_e, "
+                        f"{ind}{name}_h, {name}_l, {name}_e = {end}({state}, {name}_e, "
                         "width)"]
         return name
 
