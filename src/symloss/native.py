@@ -8,11 +8,13 @@ numba's 252 ``load_additional_registries`` calls (one imports scipy.linalg). llv
 imports and initialises in ~30 ms and links a kernel's object code in a few ms.
 
 * **Saved on the cold path.** When numba has compiled a serial kernel for a signature (the
-  cold path, unchanged), :func:`save` compiles a C-ABI entry for it: a numba ``cfunc`` taking
-  each array as its object's address (it reads the data pointer and size from numpy's array
-  header: cheaper than any conversion in Python) and each scalar by value, calling the kernel
-  on ``numba.carray`` views of the same arrays, returning the kernel's flag as 0/1, or 2 where
-  the kernel raised (a failed allocation). Its object code goes to
+  cold path, unchanged), :func:`save` compiles a C-ABI entry for it, generated from the
+  signature alone (no list of kernels): a numba ``cfunc`` taking each array as its object's
+  address (it reads the data pointer and shape from numpy's array header: cheaper than any
+  conversion in Python) and each scalar by value, calling the kernel on ``numba.carray`` views
+  of the same arrays, returning the kernel's flag as 0/1 (0 for a kernel that returns
+  nothing: a class-axis kernel writes its flag into an array), or 2 where the kernel raised (a
+  failed allocation). Its object code goes to
   ``native_<key>_<sha256>.o`` and a manifest (entry symbol, argument kinds, the object's
   undefined symbols and SHA-256) to ``native_<key>.json`` in :func:`symloss.cache.cache_dir`,
   each written atomically. The key: the kernel module's name (a digest of its source and
@@ -33,17 +35,19 @@ imports and initialises in ~30 ms and links a kernel's object code in a few ms.
   entry holds the kernel as numba compiles it (same source, compiler and options, no
   fast-math): its results are numba's bit for bit (tests/test_native.py).
 
-Used for the serial element-wise kernels (:mod:`symloss.fast`) and the compiled value checks
-(:mod:`symloss._bounds`): a warm first call of every element-wise catalogue loss imports no
-numba (n = 1000: ~0.07 s instead of ~1.1 s).
+Used for every serial kernel of :mod:`symloss.fast` -- element-wise and class-axis, first and
+second order -- and the compiled value checks (:mod:`symloss._bounds`): a warm first call of
+an element-wise or class-axis catalogue loss imports no numba (n = 1000: ~0.07 s instead of
+~1.1 s for an element-wise loss; see benchmarks/README.md for the class-axis ones).
 
 Costs: the cold first call compiles each entry besides the kernel (1.2-2.1 s more, measured
 with ``benchmarks/speed.py --first-call-only``); a warm call through ctypes costs ~1 µs more
 than numba's dispatch (n = 100: 2.8 -> 3.8 µs back to back), paid for not importing numba.
 
-Limits: serial element-wise kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements;
-the parallel ones need numba's threading layer; class-axis, row and second-order kernels stay
-numba's); 1-D C-contiguous float32/float64 arrays and float/int/bool scalars; ELF objects
+Limits: serial kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements; the parallel
+ones need numba's threading layer; the row losses' kernels, :mod:`symloss.rows_compiled`, stay
+numba's); C-contiguous, aligned arrays of 1 to 9 dimensions of float32, float64, uint8, int64
+or bool in native byte order, and float/int/bool scalars (an int within int64); ELF objects
 (Linux). Anything else -- no manifest, a truncated or altered object or manifest, an unresolved
 symbol, a link error, an exception inside the kernel, other argument types -- and the call
 takes numba's path, as before. ``SYMLOSS_NATIVE=0`` turns it off.
@@ -57,6 +61,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import struct
 import sys
 import threading
@@ -73,14 +78,19 @@ __all__ = ["Kernel", "enabled", "load", "save"]
 _ENABLED = os.environ.get("SYMLOSS_NATIVE", "1").strip().lower() not in ("0", "false", "no",
                                                                           "off")
 #: The manifest's layout; a manifest of another format is not read.
-FORMAT = 3
+FORMAT = 4
 #: ``NUMBA_*`` settings that do not change a serial kernel's code (all others are in the key).
 _IRRELEVANT = frozenset({"NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER"})
-#: Argument kinds: an array of float32 ('f') or float64 ('d'), a float64 ('F'), int64 ('I')
-#: or boolean ('B') scalar.
-_ARRAY_KINDS = {"f": "float32", "d": "float64"}
+#: Argument kinds, one letter each: a C-contiguous, aligned array of float32 ('f'), float64
+#: ('d'), uint8 ('u'), int64 ('l') or bool ('b') -- followed by its number of dimensions where
+#: that is 2 to 9 ('f2': a 2-D float32 array) -- or a float64 ('F'), int64 ('I') or boolean
+#: ('B') scalar. Array kinds by letter: numba's dtype, numpy's dtype.
+_ARRAY_KINDS = {"f": "float32", "d": "float64", "u": "uint8", "l": "int64", "b": "bool_"}
 _SCALAR_KINDS = {"F": ("float64", ctypes.c_double), "I": ("int64", ctypes.c_int64),
                  "B": ("boolean", ctypes.c_bool)}
+#: An array's kind letter by its dtype's type character (what numpy's header holds).
+_BY_CHAR = {np.dtype(name).char: kind for kind, name in _ARRAY_KINDS.items()}
+_TOKEN = re.compile(r"([a-zA-Z])([2-9]?)")
 #: numba's C helper tables, by the prefix their symbols carry in compiled code.
 _EXTENSIONS = {"NRT_": "numba.core.runtime._nrt_python", "numba_": "numba._helperlib"}
 
@@ -115,10 +125,12 @@ def _kinds(args: Sequence[Any]) -> str | None:
     for a in args:
         t = type(a)
         if t is _NDARRAY:
-            kind = a.dtype.char
-            if kind not in _ARRAY_KINDS or a.ndim != 1 or not a.flags.c_contiguous:
+            kind = _BY_CHAR.get(a.dtype.char)
+            flags = a.flags
+            if (kind is None or not 1 <= a.ndim <= 9 or not flags.c_contiguous
+                    or not flags.aligned or a.dtype.byteorder not in "=|"):
                 return None
-            out.append(kind)
+            out.append(kind if a.ndim == 1 else f"{kind}{a.ndim}")
         elif t is float or t is _F64:
             out.append("F")
         elif t is bool or t is _BOOL:
@@ -128,6 +140,12 @@ def _kinds(args: Sequence[Any]) -> str | None:
         else:
             return None
     return "".join(out)
+
+
+def _parsed(kinds: str) -> list[tuple[str, int]]:
+    """``kinds`` as (letter, dimensions) per argument; a scalar has 0 dimensions."""
+    return [(letter, 0 if letter in _SCALAR_KINDS else int(nd or 1))
+            for letter, nd in _TOKEN.findall(kinds)]
 
 
 def _llvmlite() -> tuple[Any, Any]:
@@ -252,46 +270,74 @@ def symbols(obj: bytes) -> tuple[set[str], set[str]]:
 
 #: numpy's array header as an entry reads it (``PyArrayObject_fields``, 8-byte words): the
 #: data pointer, ``nd``, the pointer to the dimensions, the dtype (``PyArray_Descr``: its type
-#: character and byte order at bytes 25 and 26) and the flags (``NPY_ARRAY_C_CONTIGUOUS`` = 1).
-#: :func:`_header_ok` checks all of it in every process that saves or links an entry.
+#: character and byte order at bytes 25 and 26) and the flags (``NPY_ARRAY_C_CONTIGUOUS`` = 1,
+#: ``NPY_ARRAY_ALIGNED`` = 0x100: numba types an unaligned array apart). :func:`_header_ok`
+#: checks all of it in every process that saves or links an entry.
 _DATA, _ND, _DIMS, _DESCR, _FLAGS = 2, 3, 4, 7, 8
 _TYPE, _ORDER = 25, 26
+_C_ALIGNED = 0x101
 
 
-def _header(a: np.ndarray) -> tuple[int, int, int, int, int, bytes]:
-    """What an entry reads of ``a``: data, nd, size, C-contiguous, dtype's type and order."""
+def _header(a: np.ndarray) -> tuple[int, int, tuple[int, ...], int, int, bytes]:
+    """What an entry reads of ``a``: data, nd, shape, its C-contiguous and aligned flags,
+    dtype's type and order."""
     head = (ctypes.c_ssize_t * 9).from_address(id(a))
     descr = ctypes.string_at(head[_DESCR], 32)
-    return (head[_DATA], head[_ND] & 0xFFFFFFFF, (ctypes.c_ssize_t * 1).from_address(
-        head[_DIMS])[0], head[_FLAGS] & 1, descr[_TYPE], descr[_ORDER:_ORDER + 1])
+    nd = head[_ND] & 0xFFFFFFFF
+    shape = tuple((ctypes.c_ssize_t * nd).from_address(head[_DIMS])) if 0 < nd <= 9 else ()
+    return (head[_DATA], nd, shape, head[_FLAGS] & _C_ALIGNED, descr[_TYPE],
+            descr[_ORDER:_ORDER + 1])
 
 
 def _header_ok() -> bool:
     """Whether numpy's array header is laid out as the entries read it (a 64-bit,
-    little-endian process; checked on arrays of each kind, contiguous or not, 1-D or not)."""
+    little-endian process; checked on arrays of each kind: 1-D and 2-D, contiguous or not,
+    aligned or not)."""
     if ctypes.sizeof(ctypes.c_void_p) != 8 or sys.byteorder != "little":
         return False
-    for char in _ARRAY_KINDS:
-        a = np.zeros(4, char)
-        b = np.zeros((2, 3), char)[:, ::2]
-        if (_header(a) != (a.ctypes.data, 1, 4, 1, ord(char), b"=")
-                or _header(b)[1:4] != (2, 2, 0)):
+    for name in _ARRAY_KINDS.values():
+        dtype = np.dtype(name)
+        fact = (ord(dtype.char), dtype.byteorder.encode())
+        a = np.zeros(4, dtype)
+        b = np.zeros((2, 3), dtype)
+        if (_header(a) != (a.ctypes.data, 1, (4,), _C_ALIGNED, *fact)
+                or _header(b) != (b.ctypes.data, 2, (2, 3), _C_ALIGNED, *fact)
+                or _header(b[:, ::2])[1:4] != (2, (2, 2), _C_ALIGNED - 1)):
             return False
+        if dtype.itemsize > 1:
+            unaligned = np.zeros(4 * dtype.itemsize + 1, np.uint8)[1:].view(dtype)
+            if _header(unaligned)[3] != 1:
+                return False
     return True
 
 
 class _Entry:
     """A linked entry: ``entry(args)`` is 0 or 1 (the kernel's flag), 2 where it raised, 3
-    where an array is not of its kind (1-D, C-contiguous, its dtype in native byte order).
+    where an array is not of its kind (its dimensions, C-contiguous and aligned, its dtype in
+    native byte order).
     Each array goes as its object's address (the entry reads and checks its header):
     converting it to a data pointer in Python (``a.ctypes.data``, ~1 µs) would cost more than
     numba's whole dispatch."""
 
     def __init__(self, address: int, kinds: str, tracker: Any) -> None:
-        argtypes: list[Any] = [ctypes.py_object if kind in _ARRAY_KINDS
-                               else _SCALAR_KINDS[kind][1] for kind in kinds]
+        argtypes: list[Any] = [ctypes.py_object if nd else _SCALAR_KINDS[letter][1]
+                               for letter, nd in _parsed(kinds)]
         self.fn = ctypes.CFUNCTYPE(ctypes.c_uint8, *argtypes)(address)
         self._tracker = tracker  # the linked code lives as long as this
+        #: ``fn`` for arguments of the right Python types, 4 for an int beyond int64 (ctypes
+        #: would wrap it around; numba types it apart)
+        self.checked: Callable[..., int] = self.fn
+        ints = [i for i, kind in enumerate(argtypes) if kind is ctypes.c_int64]
+        if ints:
+            fn, low, high = self.fn, -(2**63), 2**63
+
+            def checked(*args: Any) -> int:
+                for i in ints:
+                    if not low <= args[i] < high:
+                        return 4
+                return fn(*args)  # type: ignore[no-any-return]
+
+            self.checked = checked
 
     def __call__(self, args: Sequence[Any]) -> int:
         return int(self.fn(*args))
@@ -366,40 +412,48 @@ def _pointer(typingctx, address):
     return types.voidptr(types.intp), codegen
 
 @njit(inline="always")
-def _fits(obj, char):
+def _fits(obj, nd, char, order):
     head = carray(obj, (9,), np.intp)
     descr = carray(_pointer(head[DESCR]), (32,), np.uint8)
-    return ((head[ND] & 0xFFFFFFFF) == 1 and (head[FLAGS] & 1) == 1 and descr[TYPE] == char
-            and descr[ORDER] == 61)  # '=': native byte order
+    return ((head[ND] & 0xFFFFFFFF) == nd and (head[FLAGS] & C_ALIGNED) == C_ALIGNED
+            and descr[TYPE] == char and descr[ORDER] == order)
+"""
 
+#: An array of ``nd`` dimensions read from its header (numba's ``carray``: a C-contiguous
+#: array of numba's type for the same array passed to the kernel).
+_READ = """
 @njit(inline="always")
-def _float32(obj):
+def _{letter}{nd}(obj):
     head = carray(obj, (9,), np.intp)
-    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
-                  np.float32)
-
-@njit(inline="always")
-def _float64(obj):
-    head = carray(obj, (9,), np.intp)
-    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
-                  np.float64)
+    dims = carray(_pointer(head[DIMS]), ({nd},), np.intp)
+    return carray(_pointer(head[DATA]), ({shape}), np.{dtype})
 """
 
 
-def _entry_source(kinds: str) -> str:
-    """The entry: ``kernel(...)`` on the arrays read from their headers, the scalars as given."""
-    params, args, fits = [], [], []
-    for i, kind in enumerate(kinds):
+def _entry_source(kinds: str, returns: bool) -> str:
+    """The entry: ``kernel(...)`` on the arrays read from their headers, the scalars as given;
+    its result 0 or 1 (the kernel's flag; 0 where it ``returns`` nothing)."""
+    params, args, fits, readers = [], [], [], {}
+    for i, (letter, nd) in enumerate(_parsed(kinds)):
         params.append(f"a{i}")
-        args.append(f"_{_ARRAY_KINDS[kind]}(a{i})" if kind in _ARRAY_KINDS else f"a{i}")
-        if kind in _ARRAY_KINDS:
-            fits.append(f"_fits(a{i}, {ord(kind)})")
-    return (_ENTRY_HELPERS + f"\ndef entry({', '.join(params)}):\n"
+        if not nd:
+            args.append(f"a{i}")
+            continue
+        dtype = np.dtype(_ARRAY_KINDS[letter])
+        readers[f"{letter}{nd}"] = _READ.format(
+            letter=letter, nd=nd, dtype=_ARRAY_KINDS[letter],
+            shape=" ".join(f"dims[{k}]," for k in range(nd)))
+        args.append(f"_{letter}{nd}(a{i})")
+        fits.append(f"_fits(a{i}, {nd}, {ord(dtype.char)}, {ord(dtype.byteorder)})")
+    call = f"kernel({', '.join(args)})"
+    return (_ENTRY_HELPERS + "".join(readers.values()) + f"\ndef entry({', '.join(params)}):\n"
             f"    if not ({' and '.join(fits) or 'True'}):\n"
             "        return np.uint8(3)\n"
             "    try:\n"
-            f"        return np.uint8(1) if kernel({', '.join(args)}) else np.uint8(0)\n"
-            "    except Exception:\n"
+            + (f"        return np.uint8(1) if {call} else np.uint8(0)\n" if returns else
+               f"        {call}\n"
+               "        return np.uint8(0)\n")
+            + "    except Exception:\n"
             "        return np.uint8(2)\n")
 
 
@@ -413,12 +467,20 @@ def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], bytes | None]:
         return {"use": False, "why": "numba compiles for another CPU than the host's"}, None
     if not _header_ok():
         return {"use": False, "why": "numpy's array header is not as the entry reads it"}, None
-    argtypes = [types.voidptr if kind in _ARRAY_KINDS else getattr(types, _SCALAR_KINDS[kind][0])
-                for kind in kinds]
+    parsed = _parsed(kinds)
+    # the kernel's signature for these kinds, as numba's dispatch types the arrays
+    signature = tuple(types.Array(getattr(types, _ARRAY_KINDS[letter]), nd, "C")
+                      if nd else getattr(types, _SCALAR_KINDS[letter][0])
+                      for letter, nd in parsed)
+    kernel.compile(signature)  # (compiled already: the call that saves it has run)
+    returns = kernel.overloads[signature].signature.return_type != types.none
+    argtypes = [types.voidptr if nd else getattr(types, _SCALAR_KINDS[letter][0])
+                for letter, nd in parsed]
     namespace = {"kernel": kernel, "carray": carray, "np": np, "njit": njit, "types": types,
                  "intrinsic": intrinsic, "DATA": _DATA, "ND": _ND, "DIMS": _DIMS,
-                 "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER}
-    exec(_entry_source(kinds), namespace)  # our own generated wrapper
+                 "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER,
+                 "C_ALIGNED": _C_ALIGNED}
+    exec(_entry_source(kinds, returns), namespace)  # our own generated wrapper
     entry = cfunc(types.uint8(*argtypes), error_model="numpy")(namespace["entry"])
     obj = bytes(entry._library._get_compiled_object())  # type: ignore[attr-defined]
     defined, undefined = symbols(obj)
@@ -505,8 +567,7 @@ class Kernel:
             if entry is not None:
                 status = entry(args)
                 if status < 2:
-                    if "I" not in kinds:  # (an int beyond int64 is not an entry's)
-                        self._by_types.setdefault(tuple(map(type, args)), entry.fn)
+                    self._by_types.setdefault(tuple(map(type, args)), entry.checked)
                     return status == 1
         dispatcher = self._dispatcher or self.dispatcher()
         result = bool(dispatcher(*args))
