@@ -248,7 +248,7 @@ def test_symbols_reads_an_elf_symbol_table_and_rejects_a_truncated_one(runs):
 
 def test_kinds_take_only_what_an_entry_takes():
     a = np.zeros(4, np.float32)
-    assert native._kinds((a, 1.0, np.zeros(4), 3, True, np.float64(2.0))) == "fFdIBF"
+    assert native._kinds((a, 1.0, np.zeros(4), 3, True, np.float64(2.0), np.True_)) == "fFdIBFN"
     assert native._kinds((np.zeros((2, 2)), np.zeros(3, np.uint8), np.zeros(2, np.int64),
                           np.zeros((2, 3, 4), bool))) == "d2ulb3"
     assert native._parsed("d2ulb3FI") == [("d", 2), ("u", 1), ("l", 1), ("b", 3), ("F", 0),
@@ -290,20 +290,23 @@ def test_an_entry_declines_arrays_not_of_its_kind(tmp_path, monkeypatch):
     assert len(kernel._by_types) == 1
 
 
-def _label_rows(out, flag, z, t, ignore):  # a class-axis kernel's shape: returns nothing
+def _label_rows(out, flag, z, t, ignore, scale, twice, echo):
+    # a class-axis kernel's shape: 2-D arrays, a flag array, int64 labels; returns nothing
+    echo[0] = ignore
     for r in range(z.shape[0]):
         if t[r] == ignore:
             flag[0] = 1
             continue
         for k in range(z.shape[1]):
-            out[r, k] = z[r, k] * 2.0 if k == t[r] else z[r, k] - 1.0
+            v = z[r, k] * scale if k == t[r] else z[r, k] - 1.0
+            out[r, k] = 2.0 * v if twice else v
 
 
-def test_a_2d_entry_returning_nothing_declines_other_arrays_and_wide_ints(tmp_path, monkeypatch):
-    """A kernel of 2-D arrays, a uint8 flag, int64 labels and an int scalar that returns
-    nothing (a class-axis kernel's signature): its entry writes numba's bits, declines 2-D
-    arrays of another layout with the same Python types, and an int beyond int64 (ctypes
-    would wrap it around) goes to numba, which types it apart."""
+def test_a_2d_entry_returning_nothing_reads_every_argument_as_numba(tmp_path, monkeypatch):
+    """A kernel of 2-D arrays, a uint8 flag, int64 labels, int, float and bool scalars that
+    returns nothing (a class-axis kernel's signature): its entry writes numba's bits, reads
+    every int64 (and declines an int beyond: numba types it apart), float and bool as numba
+    does, and declines 2-D arrays of another layout with the same Python types."""
     import numba
 
     monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
@@ -314,29 +317,44 @@ def test_a_2d_entry_returning_nothing_declines_other_arrays_and_wide_ints(tmp_pa
     z = rng.standard_normal((50, 7)).astype(np.float32)
     t = rng.integers(0, 7, 50)
 
-    def both(z, t, ignore):
+    def both(z, t, *scalars):
         results = []
         for fn in (kernel, jitted):
             out, flag = np.zeros(z.shape, np.float32), np.zeros(1, np.uint8)
+            echo = np.zeros(1, np.int64)
             try:
-                fn(out, flag, z, t, ignore)
+                fn(out, flag, z, t, *scalars, echo)
             except Exception as exc:  # numba's answer to an int beyond int64: an error
                 results.append(type(exc))
             else:
-                results.append((out.tobytes(), flag.tobytes()))
+                results.append((out.tobytes(), flag.tobytes(), echo.tobytes()))
         return results
 
-    native.Kernel(name, "rows", lambda: jitted)(np.empty_like(z), np.zeros(1, np.uint8), z, t,
-                                               3)  # saves the entry
+    def call(z, t, ignore, scale, twice):
+        out, flag, echo = np.empty_like(z), np.zeros(1, np.uint8), np.zeros(1, np.int64)
+        kernel(out, flag, z, t, ignore, scale, twice, echo)
+
+    kernel = native.Kernel(name, "rows", lambda: jitted)
+    call(z, t, 3, 0.5, True)  # numba's path: saves the entry
     native._linked.clear()  # (this process knew no entry) as a later process:
     kernel = native.Kernel(name, "rows", lambda: jitted)
-    for args in ((z, t, 3), (z[:0], t[:0], 3), (np.asfortranarray(z), t, 3), (z[:, ::2], t, 3),
-                 (z[::2], t[::2], -100), (z, t, 2**63 + 3), (z, t, -(2**63) - 1),
-                 (z, t.astype(np.int32), 3)):
-        a, b = both(*args)
-        assert a == b, args[2]
-    assert kernel._entries["f2uf2lI"] is not None  # went through the entry
-    (entry,) = kernel._by_types.values()
-    assert entry(np.zeros((50, 7), np.float32), np.zeros(1, np.uint8), z, t, 2**63) == 4
-    manifest = json.loads(next(tmp_path.glob("native_*.json")).read_text())
-    assert manifest["kinds"] == "f2uf2lI" and manifest["use"]
+    ints = [3, -100, 0, 1, -1, 2**30, -(2**31) - 5, 2**62 + 5, 2**63 - 1, -(2**63),
+            2**63, 2**63 + 3, -(2**63) - 1, 2**90]
+    for ignore in ints:
+        for scale, twice in ((0.5, True), (np.float64(-1.5), False), (2.0, np.True_)):
+            a, b = both(z, t, ignore, scale, twice)
+            assert a == b, (ignore, scale, twice)
+    for args in ((z[:0], t[:0]), (np.asfortranarray(z), t), (z[:, ::2], t), (z[::2], t[::2]),
+                 (z, t.astype(np.int32))):
+        a, b = both(*args, 3, 0.5, True)
+        assert a == b
+    assert kernel._entries["f2uf2lIFBl"] is not None  # went through the entry
+    entry = kernel._by_types[(np.ndarray,) * 4 + (int, float, bool, np.ndarray)]
+    echo = np.zeros(1, np.int64)
+    assert entry((np.zeros((50, 7), np.float32), np.zeros(1, np.uint8), z, t, -(2**63), 1.0,
+                  False, echo)) == 0 and echo[0] == -(2**63)
+    assert entry((np.zeros((50, 7), np.float32), np.zeros(1, np.uint8), z, t, 2**63, 1.0,
+                  False, echo)) == 3  # declined: numba's path
+    manifests = [json.loads(p.read_text()) for p in tmp_path.glob("native_*.json")]
+    assert {m["kinds"] for m in manifests} == {"f2uf2lIFBl", "f2uf2lIFNl"}  # bool, numpy bool
+    assert all(m["use"] for m in manifests)

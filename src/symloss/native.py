@@ -9,20 +9,21 @@ imports and initialises in ~30 ms and links a kernel's object code in a few ms.
 
 * **Saved on the cold path.** When numba has compiled a serial kernel for a signature (the
   cold path, unchanged), :func:`save` compiles a C-ABI entry for it, generated from the
-  signature alone (no list of kernels): a numba ``cfunc`` taking each array as its object's
-  address (it reads the data pointer and shape from numpy's array header: cheaper than any
-  conversion in Python) and each scalar by value, calling the kernel on ``numba.carray`` views
-  of the same arrays, returning the kernel's flag as 0/1 (0 for a kernel that returns
+  signature alone (no list of kernels): a numba ``cfunc`` taking the call's arguments as one
+  tuple (its object's address) and reading each item itself -- an array's data pointer and
+  shape from numpy's array header, a float's, int's or bool's value from its object: cheaper
+  than any conversion ctypes or Python could make -- calling the kernel on ``numba.carray``
+  views of the same arrays, returning the kernel's flag as 0/1 (0 for a kernel that returns
   nothing: a class-axis kernel writes its flag into an array), or 2 where the kernel raised (a
-  failed allocation). Its object code goes to
-  ``native_<key>_<sha256>.o`` and a manifest (entry symbol, argument kinds, the object's
-  undefined symbols and SHA-256) to ``native_<key>.json`` in :func:`symloss.cache.cache_dir`,
-  each written atomically. The key: the kernel module's name (a digest of its source and
-  helpers), the kernel's name and argument kinds, numba's, llvmlite's and numpy's versions,
-  the interpreter's ABI, the target triple and the host CPU's name and features, and the ``NUMBA_*``
-  settings. numba compiles the entry with the target it compiles the kernel with; where that is
-  not the host's (``NUMBA_CPU_NAME``), or a symbol cannot be resolved, the manifest says
-  ``"use": false`` and the kernel stays numba's.
+  failed allocation). Its object code goes to ``native_<key>_<sha256>.o`` and a manifest
+  (entry symbol, argument kinds, the object's undefined symbols and SHA-256) to
+  ``native_<key>.json`` in :func:`symloss.cache.cache_dir`, each written atomically. The key:
+  the kernel module's name (a digest of its source and helpers), the kernel's name and
+  argument kinds, this module's source (how an entry reads its arguments), numba's,
+  llvmlite's and numpy's versions, the interpreter's ABI, the target triple and the host
+  CPU's name and features, and the ``NUMBA_*`` settings. numba compiles the entry with the
+  target it compiles the kernel with; where that is not the host's (``NUMBA_CPU_NAME``), or a
+  symbol cannot be resolved, the manifest says ``"use": false`` and the kernel stays numba's.
 * **Loaded on the warm path.** :func:`load` reads the manifest, checks the object against its
   SHA-256, reads its undefined symbols from the ELF symbol table and resolves each one
   explicitly: numba's NRT allocator (the kernels allocate: flags, index and row buffers) from
@@ -78,16 +79,16 @@ __all__ = ["Kernel", "enabled", "load", "save"]
 _ENABLED = os.environ.get("SYMLOSS_NATIVE", "1").strip().lower() not in ("0", "false", "no",
                                                                           "off")
 #: The manifest's layout; a manifest of another format is not read.
-FORMAT = 4
+FORMAT = 5
 #: ``NUMBA_*`` settings that do not change a serial kernel's code (all others are in the key).
 _IRRELEVANT = frozenset({"NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER"})
 #: Argument kinds, one letter each: a C-contiguous, aligned array of float32 ('f'), float64
 #: ('d'), uint8 ('u'), int64 ('l') or bool ('b') -- followed by its number of dimensions where
-#: that is 2 to 9 ('f2': a 2-D float32 array) -- or a float64 ('F'), int64 ('I') or boolean
-#: ('B') scalar. Array kinds by letter: numba's dtype, numpy's dtype.
+#: that is 2 to 9 ('f2': a 2-D float32 array) -- or a scalar: a float or numpy float64 ('F'), an
+#: int within int64 ('I'), a bool ('B') or numpy bool ('N'). Array kinds by letter: numba's
+#: dtype, numpy's dtype; scalar kinds: numba's type.
 _ARRAY_KINDS = {"f": "float32", "d": "float64", "u": "uint8", "l": "int64", "b": "bool_"}
-_SCALAR_KINDS = {"F": ("float64", ctypes.c_double), "I": ("int64", ctypes.c_int64),
-                 "B": ("boolean", ctypes.c_bool)}
+_SCALAR_KINDS = {"F": "float64", "I": "int64", "B": "boolean", "N": "boolean"}
 #: An array's kind letter by its dtype's type character (what numpy's header holds).
 _BY_CHAR = {np.dtype(name).char: kind for kind, name in _ARRAY_KINDS.items()}
 _TOKEN = re.compile(r"([a-zA-Z])([2-9]?)")
@@ -133,8 +134,10 @@ def _kinds(args: Sequence[Any]) -> str | None:
             out.append(kind if a.ndim == 1 else f"{kind}{a.ndim}")
         elif t is float or t is _F64:
             out.append("F")
-        elif t is bool or t is _BOOL:
+        elif t is bool:
             out.append("B")
+        elif t is _BOOL:
+            out.append("N")
         elif t is int and -(2**63) <= a < 2**63:
             out.append("I")
         else:
@@ -172,7 +175,9 @@ def _key_context() -> tuple[Any, ...]:
         numba_version = hashlib.sha256((root / "_version.py").read_bytes()).hexdigest()
         settings = tuple(sorted((k, v) for k, v in os.environ.items()
                                 if k.startswith("NUMBA_") and k not in _IRRELEVANT))
-        _context.append((FORMAT, numba_version, llvmlite.__version__, np.__version__,
+        # this module's source: how an entry reads its arguments is written here
+        own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+        _context.append((FORMAT, own, numba_version, llvmlite.__version__, np.__version__,
                          sys.implementation.cache_tag, sys.abiflags, host(), settings))
     return _context[0]
 
@@ -311,36 +316,53 @@ def _header_ok() -> bool:
     return True
 
 
+#: CPython's int from 3.12 on: ``lv_tag`` (the digit count << 3 | the sign: 0 +, 1 zero, 2 −)
+#: where 3.11 has ``ob_size`` (the signed digit count); 30-bit digits from byte 24 either way.
+_LONG_TAG = sys.version_info >= (3, 12)
+
+
+def _int_value(x: int) -> int | None:
+    """``x`` read from its object as an entry reads it: ``None`` beyond three digits."""
+    tag = ctypes.c_ssize_t.from_address(id(x) + 16).value
+    n, negative = (tag >> 3, tag & 3 == 2) if _LONG_TAG else (abs(tag), tag < 0)
+    if n > 3:
+        return None
+    m = sum(d << (30 * k) for k, d in enumerate((ctypes.c_uint32 * n).from_address(id(x) + 24)))
+    return -m if negative else m
+
+
+def _objects_ok() -> bool:
+    """Whether a tuple, a float, an int, a bool and a numpy float64 and bool are laid out as the
+    entries read them (the items' addresses from word 3 of a tuple, a float's value at byte
+    16, an int's as :func:`_int_value` reads it, a numpy bool's byte at 16)."""
+    ints = [0, 1, -1, 7, -100, 2**30 - 1, 2**30, -(2**31) - 5, 2**60 + 3, 2**62, 2**63 - 1,
+            -(2**63), 2**64 + 1, True, False]
+    floats = [0.5, -1e300, np.float64(2.5), float(2**-1074)]
+    items = (*ints, *floats, np.True_, np.False_)
+    words = (ctypes.c_ssize_t * (3 + len(items))).from_address(id(items))
+    return (list(words[3:]) == [id(x) for x in items]
+            and all(_int_value(x) == int(x) for x in ints)
+            and all(ctypes.c_double.from_address(id(x) + 16).value == x for x in floats)
+            and ctypes.c_uint8.from_address(id(np.True_) + 16).value == 1
+            and ctypes.c_uint8.from_address(id(np.False_) + 16).value == 0)
+
+
 class _Entry:
     """A linked entry: ``entry(args)`` is 0 or 1 (the kernel's flag), 2 where it raised, 3
-    where an array is not of its kind (its dimensions, C-contiguous and aligned, its dtype in
-    native byte order).
-    Each array goes as its object's address (the entry reads and checks its header):
-    converting it to a data pointer in Python (``a.ctypes.data``, ~1 µs) would cost more than
-    numba's whole dispatch."""
+    where an argument is not of its kind (an array: its dimensions, C-contiguous and aligned,
+    its dtype in native byte order; an int beyond int64).
+    The arguments go as one tuple, the entry reads each item itself (an array's header, a
+    float's or int's value): ctypes converts each argument it is given in ~0.13 µs (9 of a
+    class-axis kernel's: 1.2 µs more than numba's whole dispatch), and an array's data pointer
+    read in Python (``a.ctypes.data``) costs ~1 µs. The caller passes only the Python types the
+    entry was made for (:class:`Kernel` keys them by type; :func:`_kinds`)."""
 
     def __init__(self, address: int, kinds: str, tracker: Any) -> None:
-        argtypes: list[Any] = [ctypes.py_object if nd else _SCALAR_KINDS[letter][1]
-                               for letter, nd in _parsed(kinds)]
-        self.fn = ctypes.CFUNCTYPE(ctypes.c_uint8, *argtypes)(address)
+        self.fn = ctypes.CFUNCTYPE(ctypes.c_uint8, ctypes.py_object)(address)
         self._tracker = tracker  # the linked code lives as long as this
-        #: ``fn`` for arguments of the right Python types, 4 for an int beyond int64 (ctypes
-        #: would wrap it around; numba types it apart)
-        self.checked: Callable[..., int] = self.fn
-        ints = [i for i, kind in enumerate(argtypes) if kind is ctypes.c_int64]
-        if ints:
-            fn, low, high = self.fn, -(2**63), 2**63
 
-            def checked(*args: Any) -> int:
-                for i in ints:
-                    if not low <= args[i] < high:
-                        return 4
-                return fn(*args)  # type: ignore[no-any-return]
-
-            self.checked = checked
-
-    def __call__(self, args: Sequence[Any]) -> int:
-        return int(self.fn(*args))
+    def __call__(self, args: tuple[Any, ...]) -> int:
+        return int(self.fn(args))
 
 
 def load(module: str, name: str, kinds: str) -> _Entry | None:
@@ -390,7 +412,7 @@ def _link(key: str, kinds: str) -> _Entry | None:
     manifest, obj = _read(cache.cache_dir(), key)
     if manifest.get("use") is not True or manifest.get("kinds") != kinds:
         return None
-    if not _header_ok():
+    if not (_header_ok() and _objects_ok()):
         return None
     symbol, imports = manifest["symbol"], manifest["imports"]
     addresses = {s: _address(s) for s in imports}
@@ -412,42 +434,82 @@ def _pointer(typingctx, address):
     return types.voidptr(types.intp), codegen
 
 @njit(inline="always")
-def _fits(obj, nd, char, order):
-    head = carray(obj, (9,), np.intp)
+def _fits(at, nd, char, order):
+    head = carray(_pointer(at), (9,), np.intp)
     descr = carray(_pointer(head[DESCR]), (32,), np.uint8)
     return ((head[ND] & 0xFFFFFFFF) == nd and (head[FLAGS] & C_ALIGNED) == C_ALIGNED
             and descr[TYPE] == char and descr[ORDER] == order)
+
+@njit(inline="always")
+def _float(at):
+    return carray(_pointer(at), (3,), np.float64)[2]
+
+@njit(inline="always")
+def _npbool(at):
+    return carray(_pointer(at), (17,), np.uint8)[16] != 0
+
+@njit(inline="always")
+def _int(at):
+    tag = carray(_pointer(at), (3,), np.intp)[2]
+    if LONG_TAG:
+        n = tag >> 3
+        negative = (tag & 3) == 2
+    else:
+        n = tag if tag >= 0 else -tag
+        negative = tag < 0
+    if n > 3:
+        return np.int64(0), False
+    digits = carray(_pointer(at + 24), (n,), np.uint32)
+    if n == 3 and digits[2] > 8:
+        return np.int64(0), False
+    m = np.uint64(0)
+    for k in range(n):
+        m |= np.uint64(digits[k]) << np.uint64(30 * k)
+    if m > (np.uint64(9223372036854775808) if negative else np.uint64(9223372036854775807)):
+        return np.int64(0), False
+    v = np.int64(m)
+    return (-v if negative else v), True
 """
 
 #: An array of ``nd`` dimensions read from its header (numba's ``carray``: a C-contiguous
 #: array of numba's type for the same array passed to the kernel).
 _READ = """
 @njit(inline="always")
-def _{letter}{nd}(obj):
-    head = carray(obj, (9,), np.intp)
+def _{letter}{nd}(at):
+    head = carray(_pointer(at), (9,), np.intp)
     dims = carray(_pointer(head[DIMS]), ({nd},), np.intp)
     return carray(_pointer(head[DATA]), ({shape}), np.{dtype})
 """
 
 
 def _entry_source(kinds: str, returns: bool) -> str:
-    """The entry: ``kernel(...)`` on the arrays read from their headers, the scalars as given;
-    its result 0 or 1 (the kernel's flag; 0 where it ``returns`` nothing)."""
-    params, args, fits, readers = [], [], [], {}
-    for i, (letter, nd) in enumerate(_parsed(kinds)):
-        params.append(f"a{i}")
-        if not nd:
-            args.append(f"a{i}")
-            continue
-        dtype = np.dtype(_ARRAY_KINDS[letter])
-        readers[f"{letter}{nd}"] = _READ.format(
-            letter=letter, nd=nd, dtype=_ARRAY_KINDS[letter],
-            shape=" ".join(f"dims[{k}]," for k in range(nd)))
-        args.append(f"_{letter}{nd}(a{i})")
-        fits.append(f"_fits(a{i}, {nd}, {ord(dtype.char)}, {ord(dtype.byteorder)})")
+    """The entry: ``kernel(...)`` on the items of the arguments' tuple -- each array read from
+    its header, each scalar from its object; its result 0 or 1 (the kernel's flag; 0 where it
+    ``returns`` nothing)."""
+    parsed = _parsed(kinds)
+    lines, args, fits, readers = [], [], [], {}
+    for i, (letter, nd) in enumerate(parsed):
+        at = f"items[{3 + i}]"
+        if letter == "F":
+            args.append(f"_float({at})")
+        elif letter == "N":
+            args.append(f"_npbool({at})")
+        elif letter in "IB":
+            lines.append(f"    v{i}, ok{i} = _int({at})\n")
+            fits.append(f"ok{i}")
+            args.append(f"v{i}" if letter == "I" else f"v{i} != 0")
+        else:
+            dtype = np.dtype(_ARRAY_KINDS[letter])
+            readers[f"{letter}{nd}"] = _READ.format(
+                letter=letter, nd=nd, dtype=_ARRAY_KINDS[letter],
+                shape=" ".join(f"dims[{k}]," for k in range(nd)))
+            args.append(f"_{letter}{nd}({at})")
+            fits.append(f"_fits({at}, {nd}, {ord(dtype.char)}, {ord(dtype.byteorder)})")
     call = f"kernel({', '.join(args)})"
-    return (_ENTRY_HELPERS + "".join(readers.values()) + f"\ndef entry({', '.join(params)}):\n"
-            f"    if not ({' and '.join(fits) or 'True'}):\n"
+    return (_ENTRY_HELPERS + "".join(readers.values()) + "\ndef entry(args):\n"
+            f"    items = carray(args, ({3 + len(parsed)},), np.intp)\n"
+            + "".join(lines)
+            + f"    if not ({' and '.join(fits) or 'True'}):\n"
             "        return np.uint8(3)\n"
             "    try:\n"
             + (f"        return np.uint8(1) if {call} else np.uint8(0)\n" if returns else
@@ -465,23 +527,22 @@ def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], bytes | None]:
 
     if cpu_target.target_context.codegen().magic_tuple() != host():
         return {"use": False, "why": "numba compiles for another CPU than the host's"}, None
-    if not _header_ok():
-        return {"use": False, "why": "numpy's array header is not as the entry reads it"}, None
+    if not (_header_ok() and _objects_ok()):
+        return {"use": False, "why": "numpy's or Python's objects are not as the entry reads "
+                "them"}, None
     parsed = _parsed(kinds)
     # the kernel's signature for these kinds, as numba's dispatch types the arrays
     signature = tuple(types.Array(getattr(types, _ARRAY_KINDS[letter]), nd, "C")
-                      if nd else getattr(types, _SCALAR_KINDS[letter][0])
+                      if nd else getattr(types, _SCALAR_KINDS[letter])
                       for letter, nd in parsed)
     kernel.compile(signature)  # (compiled already: the call that saves it has run)
     returns = kernel.overloads[signature].signature.return_type != types.none
-    argtypes = [types.voidptr if nd else getattr(types, _SCALAR_KINDS[letter][0])
-                for letter, nd in parsed]
     namespace = {"kernel": kernel, "carray": carray, "np": np, "njit": njit, "types": types,
                  "intrinsic": intrinsic, "DATA": _DATA, "ND": _ND, "DIMS": _DIMS,
                  "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER,
-                 "C_ALIGNED": _C_ALIGNED}
+                 "C_ALIGNED": _C_ALIGNED, "LONG_TAG": _LONG_TAG}
     exec(_entry_source(kinds, returns), namespace)  # our own generated wrapper
-    entry = cfunc(types.uint8(*argtypes), error_model="numpy")(namespace["entry"])
+    entry = cfunc(types.uint8(types.voidptr), error_model="numpy")(namespace["entry"])
     obj = bytes(entry._library._get_compiled_object())  # type: ignore[attr-defined]
     defined, undefined = symbols(obj)
     missing = sorted(s for s in undefined if _address(s) is None)
@@ -554,8 +615,8 @@ class Kernel:
 
     def __call__(self, *args: Any) -> bool:
         fn = self._by_types.get(tuple(map(type, args)))
-        if fn is not None:  # the hot path: ~1 µs besides the kernel's work
-            status = fn(*args)
+        if fn is not None:  # the hot path: ~0.5 µs besides the kernel's work
+            status = fn(args)
             if status < 2:
                 return bool(status == 1)
         kinds = _kinds(args)
@@ -567,7 +628,7 @@ class Kernel:
             if entry is not None:
                 status = entry(args)
                 if status < 2:
-                    self._by_types.setdefault(tuple(map(type, args)), entry.checked)
+                    self._by_types.setdefault(tuple(map(type, args)), entry.fn)
                     return status == 1
         dispatcher = self._dispatcher or self.dispatcher()
         result = bool(dispatcher(*args))
