@@ -60,6 +60,7 @@ import ctypes
 import hashlib
 import importlib.machinery
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -107,6 +108,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 _llvm: list[Any] = []  # [llvmlite.binding, its LLJIT], made once
 _linked: dict[str, Any] = {}  # key -> _Entry or None, once per process
+_names = itertools.count()
 _helpers: dict[str, dict[str, int]] = {}
 _process: list[ctypes.CDLL] = []
 _context: list[tuple[Any, ...]] = []
@@ -422,7 +424,9 @@ def _link(key: str, kinds: str) -> _Entry | None:
     builder = ll.JITLibraryBuilder().add_object_img(obj)
     for s, address in addresses.items():
         builder.import_symbol(s, address)
-    tracker = builder.export_symbol(symbol).link(jit, f"symloss_{key}")
+    # a library's name is the JIT's once: the same entry linked again (a test's later
+    # "process") takes another
+    tracker = builder.export_symbol(symbol).link(jit, f"symloss_{key}_{next(_names)}")
     return _Entry(tracker[symbol], kinds, tracker)
 
 
@@ -565,13 +569,16 @@ def _settled(folder: Path, key: str) -> bool:
 
 def save(module: str, name: str, kinds: str, kernel: Any) -> None:
     """Compile and save the entry of ``kernel`` (numba's dispatcher of kernel ``name`` of
-    module ``module``, already compiled for ``kinds``), unless a manifest is there already.
-    Failing to, for any reason, only means later processes import numba as before."""
+    module ``module``, already compiled for ``kinds``), unless a manifest is there already;
+    this process's miss is forgotten, so that :func:`load` links it next. Failing to, for any
+    reason, only means later processes import numba as before."""
     if not _ENABLED:
         return
     try:
         with _lock:
             key = _key(module, name, kinds)
+            if key in _linked and _linked[key] is None:
+                del _linked[key]
             folder = cache.cache_dir()
             if _settled(folder, key):
                 return
@@ -635,4 +642,6 @@ class Kernel:
         if kinds is not None and entry is None and kinds not in self._saved:
             self._saved.add(kinds)
             save(self.module, self.name, kinds, dispatcher)
+            # linked now: this process's next calls skip numba's dispatch and _kinds too
+            self._entries[kinds] = load(self.module, self.name, kinds)
         return result
