@@ -41,9 +41,11 @@ second order -- and the compiled value checks (:mod:`symloss._bounds`): a warm f
 an element-wise or class-axis catalogue loss imports no numba (n = 1000: ~0.07 s instead of
 ~1.1 s for an element-wise loss; see benchmarks/README.md for the class-axis ones).
 
-Costs: the cold first call compiles each entry besides the kernel (1.2-2.1 s more, measured
-with ``benchmarks/speed.py --first-call-only``); a warm call through ctypes costs ~1 µs more
-than numba's dispatch (n = 100: 2.8 -> 3.8 µs back to back), paid for not importing numba.
+Costs: the cold first call compiles each entry besides the kernel (+1.2-2.1 s for an
+element-wise loss, measured with ``benchmarks/speed.py --first-call-only``), and links it at
+once, so that the process's later calls take it too; a warm call costs ~0.5 µs more than
+numba's dispatch (one ctypes argument, the tuple), paid for not importing numba
+(``speed.py --sizes 100 --no-first-call``: see benchmarks/README.md).
 
 Limits: serial kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements; the parallel
 ones need numba's threading layer; the row losses' kernels, :mod:`symloss.rows_compiled`, stay
