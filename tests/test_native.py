@@ -52,17 +52,49 @@ def _labels(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
     return np.where(rng.random(n) < 0.5, rng.integers(0, 2, n), rng.random(n)).astype(dtype)
 
 
-#: (loss, options, how each positional array is drawn): the element-wise kernels' kinds of
-#: arguments -- two arrays, a third array (var), a scalar option (delta), a compiled value
-#: check (binary_cross_entropy's probabilities: symloss._bounds).
+def _logits(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
+    """(n/10) rows of 10 class scores, the first rows the edge values."""
+    z = (rng.standard_normal(n) * 8).astype(dtype)
+    edges = _edges(dtype)
+    z[:edges.size] = rng.permutation(edges)
+    return z.reshape(-1, 10)
+
+
+def _classes(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
+    return rng.integers(0, 10, n // 10)  # int64 class indices
+
+
+def _class_probabilities(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
+    # rows of probabilities, every fourth one-hot (a kernel's hard branch)
+    p = rng.random((n // 10, 10)) ** 4
+    p[::4] = np.eye(10)[rng.integers(0, 10, p[::4].shape[0])]
+    return (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+def _multi_hot(rng: np.random.Generator, n: int, dtype: np.dtype) -> np.ndarray:
+    return _labels(rng, n, dtype).reshape(-1, 10)
+
+
+#: (loss, options, how each positional array is drawn, whether hvp_fn is called too): the
+#: kernels' kinds of arguments -- element-wise: two arrays, a third array (var), a scalar
+#: option (delta), a compiled value check (binary_cross_entropy's probabilities:
+#: symloss._bounds); class axis: 2-D arrays, a uint8 flag, int64 class indices (checked by a
+#: compiled bounds check), class weights, int and float scalars, kernels returning nothing,
+#: the per-class gradient's element-wise kernels (multilabel_soft_margin_loss); second-order
+#: kernels of both.
 CASES = [
-    ("binary_cross_entropy_with_logits", {}, (_reals, _labels)),
-    ("binary_cross_entropy_with_logits", {"reduction": "sum"}, (_reals, _labels)),
-    ("mse_loss", {"reduction": "none"}, (_reals, _reals)),
-    ("huber_loss", {"delta": 0.5}, (_reals, _reals)),
-    ("binary_cross_entropy", {}, (_probabilities, _probabilities)),
+    ("binary_cross_entropy_with_logits", {}, (_reals, _labels), False),
+    ("binary_cross_entropy_with_logits", {"reduction": "sum"}, (_reals, _labels), True),
+    ("mse_loss", {"reduction": "none"}, (_reals, _reals), False),
+    ("huber_loss", {"delta": 0.5}, (_reals, _reals), False),
+    ("binary_cross_entropy", {}, (_probabilities, _probabilities), False),
     ("gaussian_nll_loss", {}, (_reals, _reals, lambda rng, n, dt: rng.uniform(0.1, 3.0, n)
-                               .astype(dt))),
+                               .astype(dt)), False),
+    ("cross_entropy", {}, (_logits, _classes), True),
+    ("cross_entropy", {"label_smoothing": 0.1}, (_logits, _class_probabilities), False),
+    ("nll_loss", {"weight": [0.5, 1.0, 2.0, 1.5, 1.0, 0.25, 1.0, 3.0, 1.0, 1.0],
+                  "ignore_index": 3}, (_logits, _classes), False),
+    ("multilabel_soft_margin_loss", {}, (_logits, _multi_hot), False),
 ]
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 N = 1000
@@ -77,12 +109,14 @@ cases = json.loads(sys.argv[1])
 data = np.load(sys.argv[2])
 out = {}
 derived = []
-for i, loss, options, n_args in cases:
+for i, loss, options, n_args, second in cases:
     d = symloss.derive(loss, **options)
     args = [data[f"{i}_{k}"] for k in range(n_args)]
     derived.append((i, d, args))
     out[f"{i}_grad"] = d.grad_fn(*args)
     out[f"{i}_loss"] = np.asarray(d.loss_fn(*args))
+    if second:
+        out[f"{i}_hvp"] = d.hvp_fn(*args, np.cos(args[0]))
 numba_after_calls = "numba" in sys.modules
 
 def again(results, t):  # the same calls from several threads at once
@@ -113,7 +147,7 @@ def _run(folder: Path, cache: Path, name: str, only: int | None = None, **env: s
          ) -> tuple[dict, dict]:
     """Run every case (or case ``only``) in a fresh process on ``cache``: its report and
     results."""
-    cases = [(i, loss, options, len(draws)) for i, (loss, options, draws)
+    cases = [(i, loss, options, len(draws), second) for i, (loss, options, draws, second)
              in enumerate(c for c in CASES for _ in DTYPES) if only in (None, i)]
     result = folder / f"{name}.npz"
     full = {**os.environ, "SYMLOSS_CACHE_DIR": str(cache), "NUMBA_CACHE_DIR": str(cache / "nb"),
@@ -134,7 +168,7 @@ def runs(tmp_path_factory):
     rng = np.random.default_rng(20)
     arrays = {}
     i = 0
-    for _, _, draws in CASES:
+    for _, _, draws, _ in CASES:
         for dtype in DTYPES:
             for k, draw in enumerate(draws):
                 arrays[f"{i}_{k}"] = draw(rng, N, dtype)
@@ -158,11 +192,18 @@ def test_warm_process_links_every_kernel_and_never_imports_numba(runs):
     report = warm[0]
     assert not report["numba"], "a warm call imported numba"
     assert report["entries"] > 0 and report["linked"] == report["entries"], report
+    # the cold process links each entry right after saving it (its later calls: no numba
+    # dispatch); their results are numba's (test_native_results_are_numbas_bit_for_bit)
+    assert cold[0]["linked"] == cold[0]["entries"] == report["entries"]
     assert report["allocates"] == 1.0  # numba imported afterwards still works
     manifests = [json.loads(p.read_text()) for p in cache.glob("native_*.json")]
     assert manifests and all(m["use"] for m in manifests)
     assert {"NRT_MemInfo_alloc_aligned", "NRT_MemInfo_call_dtor"} <= {
         s for m in manifests for s in m["imports"]}  # the kernels allocate: NRT is linked
+    # first- and second-order kernels of both families, 2-D arrays and int64 labels among them
+    assert {"grad_v_s", "hvp_m_s", "grad_hard_v_s", "grad_soft_m_s", "loss_hard_m_s",
+            "hvp_hard_v_s", "grad_flat_m_s"} <= {m["kernel"] for m in manifests}
+    assert {"f2FuIf2lf2dI", "d2FuId2ld2dId2"} <= {m["kinds"] for m in manifests}
 
 
 def test_native_results_are_numbas_bit_for_bit(runs):
@@ -170,6 +211,8 @@ def test_native_results_are_numbas_bit_for_bit(runs):
     assert not _same(reference[1], warm[1])
     assert not _same(reference[1], cold[1])
     assert warm[0]["calls"] > 0 and warm[0]["differ"] == 0  # 4 threads at once
+    # the cold process: its first calls numba's, then 4 threads through the entries it linked
+    assert cold[0]["calls"] > 0 and cold[0]["differ"] == 0
 
 
 @pytest.mark.parametrize("damage", ["truncated object", "garbled manifest", "foreign manifest"])
@@ -190,7 +233,8 @@ def test_damaged_files_fall_back_to_numba_and_are_rewritten(runs, tmp_path, dama
             path.write_text(json.dumps(manifest))
     # one case (BCE-with-logits, float32): every entry is damaged, its own are compiled again
     damaged = _run(folder, copy, f"damaged-{damage}".replace(" ", "-"), only=0)
-    assert damaged[0]["numba"] and damaged[0]["linked"] == 0
+    # numba answers, rewrites each entry and links it for the process's later calls
+    assert damaged[0]["numba"] and damaged[0]["linked"] == damaged[0]["entries"] > 0
     assert not _same(damaged[1], reference[1])
     healed = _run(folder, copy, f"healed-{damage}".replace(" ", "-"), only=0)
     assert not healed[0]["numba"] and healed[0]["linked"] == healed[0]["entries"]
@@ -210,10 +254,17 @@ def test_symbols_reads_an_elf_symbol_table_and_rejects_a_truncated_one(runs):
 
 def test_kinds_take_only_what_an_entry_takes():
     a = np.zeros(4, np.float32)
-    assert native._kinds((a, 1.0, np.zeros(4), 3, True, np.float64(2.0))) == "fFdIBF"
+    assert native._kinds((a, 1.0, np.zeros(4), 3, True, np.float64(2.0), np.True_)) == "fFdIBFN"
+    assert native._kinds((np.zeros((2, 2)), np.zeros(3, np.uint8), np.zeros(2, np.int64),
+                          np.zeros((2, 3, 4), bool))) == "d2ulb3"
+    assert native._parsed("d2ulb3FI") == [("d", 2), ("u", 1), ("l", 1), ("b", 3), ("F", 0),
+                                          ("I", 0)]
     assert native._kinds((a[::2],)) is None  # not contiguous
-    assert native._kinds((np.zeros((2, 2)),)) is None  # 2-D
-    assert native._kinds((np.zeros(4, np.int64),)) is None
+    assert native._kinds((np.zeros((2, 2)).T,)) is None  # Fortran order
+    assert native._kinds((np.zeros(9, np.uint8)[1:].view(np.float64),)) is None  # unaligned
+    assert native._kinds((a.astype(">f4"),)) is None  # byte-swapped
+    assert native._kinds((np.zeros(()),)) is None  # 0-D
+    assert native._kinds((np.zeros(4, np.int32),)) is None
     assert native._kinds((np.float32(1.0),)) is None
     assert native._kinds((2**70,)) is None
 
@@ -243,3 +294,73 @@ def test_an_entry_declines_arrays_not_of_its_kind(tmp_path, monkeypatch):
             kernel(a, 0.0, 1.0)
     assert kernel._entries["fFF"] is not None  # the float32 calls went through the entry
     assert len(kernel._by_types) == 1
+
+
+def _label_rows(out, flag, z, t, ignore, scale, twice, echo):
+    # a class-axis kernel's shape: 2-D arrays, a flag array, int64 labels; returns nothing
+    echo[0] = ignore
+    for r in range(z.shape[0]):
+        if t[r] == ignore:
+            flag[0] = 1
+            continue
+        for k in range(z.shape[1]):
+            v = z[r, k] * scale if k == t[r] else z[r, k] - 1.0
+            out[r, k] = 2.0 * v if twice else v
+
+
+def test_a_2d_entry_returning_nothing_reads_every_argument_as_numba(tmp_path, monkeypatch):
+    """A kernel of 2-D arrays, a uint8 flag, int64 labels, int, float and bool scalars that
+    returns nothing (a class-axis kernel's signature): its entry writes numba's bits, reads
+    every int64 (and declines an int beyond: numba types it apart), float and bool as numba
+    does, and declines 2-D arrays of another layout with the same Python types."""
+    import numba
+
+    monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_linked", {})
+    jitted = numba.njit(_label_rows)
+    name = f"test_native@{tmp_path.name}"
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((50, 7)).astype(np.float32)
+    t = rng.integers(0, 7, 50)
+
+    def both(z, t, *scalars):
+        results = []
+        for fn in (kernel, jitted):
+            out, flag = np.zeros(z.shape, np.float32), np.zeros(1, np.uint8)
+            echo = np.zeros(1, np.int64)
+            try:
+                fn(out, flag, z, t, *scalars, echo)
+            except Exception as exc:  # numba's answer to an int beyond int64: an error
+                results.append(type(exc))
+            else:
+                results.append((out.tobytes(), flag.tobytes(), echo.tobytes()))
+        return results
+
+    def call(z, t, ignore, scale, twice):
+        out, flag, echo = np.empty_like(z), np.zeros(1, np.uint8), np.zeros(1, np.int64)
+        kernel(out, flag, z, t, ignore, scale, twice, echo)
+
+    kernel = native.Kernel(name, "rows", lambda: jitted)
+    call(z, t, 3, 0.5, True)  # numba's path: saves the entry
+    native._linked.clear()  # (this process knew no entry) as a later process:
+    kernel = native.Kernel(name, "rows", lambda: jitted)
+    ints = [3, -100, 0, 1, -1, 2**30, -(2**31) - 5, 2**62 + 5, 2**63 - 1, -(2**63),
+            2**63, 2**63 + 3, -(2**63) - 1, 2**90]
+    for ignore in ints:
+        for scale, twice in ((0.5, True), (np.float64(-1.5), False), (2.0, np.True_)):
+            a, b = both(z, t, ignore, scale, twice)
+            assert a == b, (ignore, scale, twice)
+    for args in ((z[:0], t[:0]), (np.asfortranarray(z), t), (z[:, ::2], t), (z[::2], t[::2]),
+                 (z, t.astype(np.int32))):
+        a, b = both(*args, 3, 0.5, True)
+        assert a == b
+    assert kernel._entries["f2uf2lIFBl"] is not None  # went through the entry
+    entry = kernel._by_types[(np.ndarray,) * 4 + (int, float, bool, np.ndarray)]
+    echo = np.zeros(1, np.int64)
+    assert entry((np.zeros((50, 7), np.float32), np.zeros(1, np.uint8), z, t, -(2**63), 1.0,
+                  False, echo)) == 0 and echo[0] == -(2**63)
+    assert entry((np.zeros((50, 7), np.float32), np.zeros(1, np.uint8), z, t, 2**63, 1.0,
+                  False, echo)) == 3  # declined: numba's path
+    manifests = [json.loads(p.read_text()) for p in tmp_path.glob("native_*.json")]
+    assert {m["kinds"] for m in manifests} == {"f2uf2lIFBl", "f2uf2lIFNl"}  # bool, numpy bool
+    assert all(m["use"] for m in manifests)

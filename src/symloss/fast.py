@@ -25,9 +25,9 @@ every size. ``SYMLOSS_FAST=0`` (or :func:`disabled`) forces the NumPy evaluator.
 
 Compiled kernels are cached on disk (numba ``cache=True``) in ``$SYMLOSS_CACHE_DIR`` or
 ``~/.cache/symloss``: a kernel compiles once per dtype and serial/parallel variant, on first use;
-later processes load the machine code. A serial element-wise kernel is also saved as object code
-that a later process links without importing numba (:mod:`symloss.native`: a warm first call in
-~0.07 s instead of ~1.1 s); its module is imported only where that is not possible.
+later processes load the machine code. A serial kernel is also saved as object code that a later
+process links without importing numba (:mod:`symloss.native`: a warm first call in ~0.07 s
+instead of ~1.1 s); its module is imported only where that is not possible.
 """
 
 from __future__ import annotations
@@ -939,7 +939,7 @@ class FastKernels:
                     if key is not None:
                         cache.write_plan(key, plan)
                 self.hvp_zero = bool(plan.get("zero", False))
-                self.hvp_module = _load(plan["source"])
+                self.hvp_module = _module(plan["source"])
             except (_Unsupported, NotImplementedError, TypeError) as exc:
                 last_reason = f"{self.derivation.name} hvp: {exc}"
                 self.hvp_module = False
@@ -1064,7 +1064,8 @@ class _ClassAxisKernels(FastKernels):
                  scalars: tuple[str, ...]) -> None:
         super().__init__(derivation, module, arrays, scalars)
         #: The gradient reads each class alone: element-wise kernels (:func:`_per_class`).
-        self._flat = hasattr(module, "grad_flat_v")
+        self._flat = (module.defines("grad_flat_v") if isinstance(module, _LazyModule)
+                      else hasattr(module, "grad_flat_v"))
 
     def _call(self, module: Any, what: str, layout: Layout, out_shape: tuple[int, ...],
               out_dtype: Any, divisor: float, extra: tuple[np.ndarray, ...] = ()) -> Result:
@@ -2348,8 +2349,8 @@ def _load(source: str) -> Any:
 
 
 class _LazyModule:
-    """An element-wise kernel module, imported (and numba with it) only when a kernel is
-    looked up in it: a warm serial call may not need it (:mod:`symloss.native`)."""
+    """A kernel module, imported (and numba with it) only when a kernel is looked up in it: a
+    warm serial call may not need it (:mod:`symloss.native`)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -2358,10 +2359,20 @@ class _LazyModule:
     def load(self) -> Any:
         return _load(self.source)  # once per process (cache.load_module)
 
+    def defines(self, name: str) -> bool:
+        """Whether the module defines kernel ``name`` (read from its source: not imported)."""
+        return f"\ndef {name}(" in self.source
+
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
         return getattr(self.load(), attr)
+
+
+def _module(source: str) -> Any:
+    """The kernel module printed from ``source``: imported on first use where its serial
+    kernels may answer through their native entries, else now."""
+    return _LazyModule(source) if native.enabled() else _load(source)
 
 
 #: Kernels by declaration (kept alive here, so its id is not reused): derive() shares one
@@ -2409,8 +2420,7 @@ def build(derivation: Derivation) -> FastKernels | None:
                 return None
             if plan_key is not None:
                 cache.write_plan(plan_key, plan)
-        module = (_LazyModule(plan["source"]) if plan["kind"] == "elementwise" and native.enabled()
-                  else _load(plan["source"]))
+        module = _module(plan["source"])
     except (_Unsupported, NotImplementedError, TypeError) as exc:
         last_reason = f"{derivation.name}: {exc}"
         return None

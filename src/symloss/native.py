@@ -8,19 +8,22 @@ numba's 252 ``load_additional_registries`` calls (one imports scipy.linalg). llv
 imports and initialises in ~30 ms and links a kernel's object code in a few ms.
 
 * **Saved on the cold path.** When numba has compiled a serial kernel for a signature (the
-  cold path, unchanged), :func:`save` compiles a C-ABI entry for it: a numba ``cfunc`` taking
-  each array as its object's address (it reads the data pointer and size from numpy's array
-  header: cheaper than any conversion in Python) and each scalar by value, calling the kernel
-  on ``numba.carray`` views of the same arrays, returning the kernel's flag as 0/1, or 2 where
-  the kernel raised (a failed allocation). Its object code goes to
-  ``native_<key>_<sha256>.o`` and a manifest (entry symbol, argument kinds, the object's
-  undefined symbols and SHA-256) to ``native_<key>.json`` in :func:`symloss.cache.cache_dir`,
-  each written atomically. The key: the kernel module's name (a digest of its source and
-  helpers), the kernel's name and argument kinds, numba's, llvmlite's and numpy's versions,
-  the interpreter's ABI, the target triple and the host CPU's name and features, and the ``NUMBA_*``
-  settings. numba compiles the entry with the target it compiles the kernel with; where that is
-  not the host's (``NUMBA_CPU_NAME``), or a symbol cannot be resolved, the manifest says
-  ``"use": false`` and the kernel stays numba's.
+  cold path, unchanged), :func:`save` compiles a C-ABI entry for it, generated from the
+  signature alone (no list of kernels): a numba ``cfunc`` taking the call's arguments as one
+  tuple (its object's address) and reading each item itself -- an array's data pointer and
+  shape from numpy's array header, a float's, int's or bool's value from its object: cheaper
+  than any conversion ctypes or Python could make -- calling the kernel on ``numba.carray``
+  views of the same arrays, returning the kernel's flag as 0/1 (0 for a kernel that returns
+  nothing: a class-axis kernel writes its flag into an array), or 2 where the kernel raised (a
+  failed allocation). Its object code goes to ``native_<key>_<sha256>.o`` and a manifest
+  (entry symbol, argument kinds, the object's undefined symbols and SHA-256) to
+  ``native_<key>.json`` in :func:`symloss.cache.cache_dir`, each written atomically. The key:
+  the kernel module's name (a digest of its source and helpers), the kernel's name and
+  argument kinds, this module's source (how an entry reads its arguments), numba's,
+  llvmlite's and numpy's versions, the interpreter's ABI, the target triple and the host
+  CPU's name and features, and the ``NUMBA_*`` settings. numba compiles the entry with the
+  target it compiles the kernel with; where that is not the host's (``NUMBA_CPU_NAME``), or a
+  symbol cannot be resolved, the manifest says ``"use": false`` and the kernel stays numba's.
 * **Loaded on the warm path.** :func:`load` reads the manifest, checks the object against its
   SHA-256, reads its undefined symbols from the ELF symbol table and resolves each one
   explicitly: numba's NRT allocator (the kernels allocate: flags, index and row buffers) from
@@ -33,17 +36,21 @@ imports and initialises in ~30 ms and links a kernel's object code in a few ms.
   entry holds the kernel as numba compiles it (same source, compiler and options, no
   fast-math): its results are numba's bit for bit (tests/test_native.py).
 
-Used for the serial element-wise kernels (:mod:`symloss.fast`) and the compiled value checks
-(:mod:`symloss._bounds`): a warm first call of every element-wise catalogue loss imports no
-numba (n = 1000: ~0.07 s instead of ~1.1 s).
+Used for every serial kernel of :mod:`symloss.fast` -- element-wise and class-axis, first and
+second order -- and the compiled value checks (:mod:`symloss._bounds`): a warm first call of
+an element-wise or class-axis catalogue loss imports no numba (n = 1000: ~0.07 s instead of
+~1.1 s for an element-wise loss; see benchmarks/README.md for the class-axis ones).
 
-Costs: the cold first call compiles each entry besides the kernel (1.2-2.1 s more, measured
-with ``benchmarks/speed.py --first-call-only``); a warm call through ctypes costs ~1 µs more
-than numba's dispatch (n = 100: 2.8 -> 3.8 µs back to back), paid for not importing numba.
+Costs: the cold first call compiles each entry besides the kernel (+1.2-2.1 s for an
+element-wise loss, measured with ``benchmarks/speed.py --first-call-only``), and links it at
+once, so that the process's later calls take it too; a warm call costs ~0.5 µs more than
+numba's dispatch (one ctypes argument, the tuple), paid for not importing numba
+(``speed.py --sizes 100 --no-first-call``: see benchmarks/README.md).
 
-Limits: serial element-wise kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements;
-the parallel ones need numba's threading layer; class-axis, row and second-order kernels stay
-numba's); 1-D C-contiguous float32/float64 arrays and float/int/bool scalars; ELF objects
+Limits: serial kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements; the parallel
+ones need numba's threading layer; the row losses' kernels, :mod:`symloss.rows_compiled`, stay
+numba's); C-contiguous, aligned arrays of 1 to 9 dimensions of float32, float64, uint8, int64
+or bool in native byte order, and float/int/bool scalars (an int within int64); ELF objects
 (Linux). Anything else -- no manifest, a truncated or altered object or manifest, an unresolved
 symbol, a link error, an exception inside the kernel, other argument types -- and the call
 takes numba's path, as before. ``SYMLOSS_NATIVE=0`` turns it off.
@@ -55,8 +62,10 @@ import ctypes
 import hashlib
 import importlib.machinery
 import importlib.util
+import itertools
 import json
 import os
+import re
 import struct
 import sys
 import threading
@@ -73,14 +82,19 @@ __all__ = ["Kernel", "enabled", "load", "save"]
 _ENABLED = os.environ.get("SYMLOSS_NATIVE", "1").strip().lower() not in ("0", "false", "no",
                                                                           "off")
 #: The manifest's layout; a manifest of another format is not read.
-FORMAT = 3
+FORMAT = 5
 #: ``NUMBA_*`` settings that do not change a serial kernel's code (all others are in the key).
 _IRRELEVANT = frozenset({"NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER"})
-#: Argument kinds: an array of float32 ('f') or float64 ('d'), a float64 ('F'), int64 ('I')
-#: or boolean ('B') scalar.
-_ARRAY_KINDS = {"f": "float32", "d": "float64"}
-_SCALAR_KINDS = {"F": ("float64", ctypes.c_double), "I": ("int64", ctypes.c_int64),
-                 "B": ("boolean", ctypes.c_bool)}
+#: Argument kinds, one letter each: a C-contiguous, aligned array of float32 ('f'), float64
+#: ('d'), uint8 ('u'), int64 ('l') or bool ('b') -- followed by its number of dimensions where
+#: that is 2 to 9 ('f2': a 2-D float32 array) -- or a scalar: a float or numpy float64 ('F'), an
+#: int within int64 ('I'), a bool ('B') or numpy bool ('N'). Array kinds by letter: numba's
+#: dtype, numpy's dtype; scalar kinds: numba's type.
+_ARRAY_KINDS = {"f": "float32", "d": "float64", "u": "uint8", "l": "int64", "b": "bool_"}
+_SCALAR_KINDS = {"F": "float64", "I": "int64", "B": "boolean", "N": "boolean"}
+#: An array's kind letter by its dtype's type character (what numpy's header holds).
+_BY_CHAR = {np.dtype(name).char: kind for kind, name in _ARRAY_KINDS.items()}
+_TOKEN = re.compile(r"([a-zA-Z])([2-9]?)")
 #: numba's C helper tables, by the prefix their symbols carry in compiled code.
 _EXTENSIONS = {"NRT_": "numba.core.runtime._nrt_python", "numba_": "numba._helperlib"}
 
@@ -96,6 +110,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 _llvm: list[Any] = []  # [llvmlite.binding, its LLJIT], made once
 _linked: dict[str, Any] = {}  # key -> _Entry or None, once per process
+_names = itertools.count()
 _helpers: dict[str, dict[str, int]] = {}
 _process: list[ctypes.CDLL] = []
 _context: list[tuple[Any, ...]] = []
@@ -115,19 +130,29 @@ def _kinds(args: Sequence[Any]) -> str | None:
     for a in args:
         t = type(a)
         if t is _NDARRAY:
-            kind = a.dtype.char
-            if kind not in _ARRAY_KINDS or a.ndim != 1 or not a.flags.c_contiguous:
+            kind = _BY_CHAR.get(a.dtype.char)
+            flags = a.flags
+            if (kind is None or not 1 <= a.ndim <= 9 or not flags.c_contiguous
+                    or not flags.aligned or a.dtype.byteorder not in "=|"):
                 return None
-            out.append(kind)
+            out.append(kind if a.ndim == 1 else f"{kind}{a.ndim}")
         elif t is float or t is _F64:
             out.append("F")
-        elif t is bool or t is _BOOL:
+        elif t is bool:
             out.append("B")
+        elif t is _BOOL:
+            out.append("N")
         elif t is int and -(2**63) <= a < 2**63:
             out.append("I")
         else:
             return None
     return "".join(out)
+
+
+def _parsed(kinds: str) -> list[tuple[str, int]]:
+    """``kinds`` as (letter, dimensions) per argument; a scalar has 0 dimensions."""
+    return [(letter, 0 if letter in _SCALAR_KINDS else int(nd or 1))
+            for letter, nd in _TOKEN.findall(kinds)]
 
 
 def _llvmlite() -> tuple[Any, Any]:
@@ -154,7 +179,9 @@ def _key_context() -> tuple[Any, ...]:
         numba_version = hashlib.sha256((root / "_version.py").read_bytes()).hexdigest()
         settings = tuple(sorted((k, v) for k, v in os.environ.items()
                                 if k.startswith("NUMBA_") and k not in _IRRELEVANT))
-        _context.append((FORMAT, numba_version, llvmlite.__version__, np.__version__,
+        # this module's source: how an entry reads its arguments is written here
+        own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+        _context.append((FORMAT, own, numba_version, llvmlite.__version__, np.__version__,
                          sys.implementation.cache_tag, sys.abiflags, host(), settings))
     return _context[0]
 
@@ -252,49 +279,94 @@ def symbols(obj: bytes) -> tuple[set[str], set[str]]:
 
 #: numpy's array header as an entry reads it (``PyArrayObject_fields``, 8-byte words): the
 #: data pointer, ``nd``, the pointer to the dimensions, the dtype (``PyArray_Descr``: its type
-#: character and byte order at bytes 25 and 26) and the flags (``NPY_ARRAY_C_CONTIGUOUS`` = 1).
-#: :func:`_header_ok` checks all of it in every process that saves or links an entry.
+#: character and byte order at bytes 25 and 26) and the flags (``NPY_ARRAY_C_CONTIGUOUS`` = 1,
+#: ``NPY_ARRAY_ALIGNED`` = 0x100: numba types an unaligned array apart). :func:`_header_ok`
+#: checks all of it in every process that saves or links an entry.
 _DATA, _ND, _DIMS, _DESCR, _FLAGS = 2, 3, 4, 7, 8
 _TYPE, _ORDER = 25, 26
+_C_ALIGNED = 0x101
 
 
-def _header(a: np.ndarray) -> tuple[int, int, int, int, int, bytes]:
-    """What an entry reads of ``a``: data, nd, size, C-contiguous, dtype's type and order."""
+def _header(a: np.ndarray) -> tuple[int, int, tuple[int, ...], int, int, bytes]:
+    """What an entry reads of ``a``: data, nd, shape, its C-contiguous and aligned flags,
+    dtype's type and order."""
     head = (ctypes.c_ssize_t * 9).from_address(id(a))
     descr = ctypes.string_at(head[_DESCR], 32)
-    return (head[_DATA], head[_ND] & 0xFFFFFFFF, (ctypes.c_ssize_t * 1).from_address(
-        head[_DIMS])[0], head[_FLAGS] & 1, descr[_TYPE], descr[_ORDER:_ORDER + 1])
+    nd = head[_ND] & 0xFFFFFFFF
+    shape = tuple((ctypes.c_ssize_t * nd).from_address(head[_DIMS])) if 0 < nd <= 9 else ()
+    return (head[_DATA], nd, shape, head[_FLAGS] & _C_ALIGNED, descr[_TYPE],
+            descr[_ORDER:_ORDER + 1])
 
 
 def _header_ok() -> bool:
     """Whether numpy's array header is laid out as the entries read it (a 64-bit,
-    little-endian process; checked on arrays of each kind, contiguous or not, 1-D or not)."""
+    little-endian process; checked on arrays of each kind: 1-D and 2-D, contiguous or not,
+    aligned or not)."""
     if ctypes.sizeof(ctypes.c_void_p) != 8 or sys.byteorder != "little":
         return False
-    for char in _ARRAY_KINDS:
-        a = np.zeros(4, char)
-        b = np.zeros((2, 3), char)[:, ::2]
-        if (_header(a) != (a.ctypes.data, 1, 4, 1, ord(char), b"=")
-                or _header(b)[1:4] != (2, 2, 0)):
+    for name in _ARRAY_KINDS.values():
+        dtype = np.dtype(name)
+        fact = (ord(dtype.char), dtype.byteorder.encode())
+        a = np.zeros(4, dtype)
+        b = np.zeros((2, 3), dtype)
+        if (_header(a) != (a.ctypes.data, 1, (4,), _C_ALIGNED, *fact)
+                or _header(b) != (b.ctypes.data, 2, (2, 3), _C_ALIGNED, *fact)
+                or _header(b[:, ::2])[1:4] != (2, (2, 2), _C_ALIGNED - 1)):
             return False
+        if dtype.itemsize > 1:
+            unaligned = np.zeros(4 * dtype.itemsize + 1, np.uint8)[1:].view(dtype)
+            if _header(unaligned)[3] != 1:
+                return False
     return True
+
+
+#: CPython's int from 3.12 on: ``lv_tag`` (the digit count << 3 | the sign: 0 +, 1 zero, 2 −)
+#: where 3.11 has ``ob_size`` (the signed digit count); 30-bit digits from byte 24 either way.
+_LONG_TAG = sys.version_info >= (3, 12)
+
+
+def _int_value(x: int) -> int | None:
+    """``x`` read from its object as an entry reads it: ``None`` beyond three digits."""
+    tag = ctypes.c_ssize_t.from_address(id(x) + 16).value
+    n, negative = (tag >> 3, tag & 3 == 2) if _LONG_TAG else (abs(tag), tag < 0)
+    if n > 3:
+        return None
+    m = sum(d << (30 * k) for k, d in enumerate((ctypes.c_uint32 * n).from_address(id(x) + 24)))
+    return -m if negative else m
+
+
+def _objects_ok() -> bool:
+    """Whether a tuple, a float, an int, a bool and a numpy float64 and bool are laid out as the
+    entries read them (the items' addresses from word 3 of a tuple, a float's value at byte
+    16, an int's as :func:`_int_value` reads it, a numpy bool's byte at 16)."""
+    ints = [0, 1, -1, 7, -100, 2**30 - 1, 2**30, -(2**31) - 5, 2**60 + 3, 2**62, 2**63 - 1,
+            -(2**63), 2**64 + 1, True, False]
+    floats = [0.5, -1e300, np.float64(2.5), float(2**-1074)]
+    items = (*ints, *floats, np.True_, np.False_)
+    words = (ctypes.c_ssize_t * (3 + len(items))).from_address(id(items))
+    return (list(words[3:]) == [id(x) for x in items]
+            and all(_int_value(x) == int(x) for x in ints)
+            and all(ctypes.c_double.from_address(id(x) + 16).value == x for x in floats)
+            and ctypes.c_uint8.from_address(id(np.True_) + 16).value == 1
+            and ctypes.c_uint8.from_address(id(np.False_) + 16).value == 0)
 
 
 class _Entry:
     """A linked entry: ``entry(args)`` is 0 or 1 (the kernel's flag), 2 where it raised, 3
-    where an array is not of its kind (1-D, C-contiguous, its dtype in native byte order).
-    Each array goes as its object's address (the entry reads and checks its header):
-    converting it to a data pointer in Python (``a.ctypes.data``, ~1 µs) would cost more than
-    numba's whole dispatch."""
+    where an argument is not of its kind (an array: its dimensions, C-contiguous and aligned,
+    its dtype in native byte order; an int beyond int64).
+    The arguments go as one tuple, the entry reads each item itself (an array's header, a
+    float's or int's value): ctypes converts each argument it is given in ~0.13 µs (9 of a
+    class-axis kernel's: 1.2 µs more than numba's whole dispatch), and an array's data pointer
+    read in Python (``a.ctypes.data``) costs ~1 µs. The caller passes only the Python types the
+    entry was made for (:class:`Kernel` keys them by type; :func:`_kinds`)."""
 
     def __init__(self, address: int, kinds: str, tracker: Any) -> None:
-        argtypes: list[Any] = [ctypes.py_object if kind in _ARRAY_KINDS
-                               else _SCALAR_KINDS[kind][1] for kind in kinds]
-        self.fn = ctypes.CFUNCTYPE(ctypes.c_uint8, *argtypes)(address)
+        self.fn = ctypes.CFUNCTYPE(ctypes.c_uint8, ctypes.py_object)(address)
         self._tracker = tracker  # the linked code lives as long as this
 
-    def __call__(self, args: Sequence[Any]) -> int:
-        return int(self.fn(*args))
+    def __call__(self, args: tuple[Any, ...]) -> int:
+        return int(self.fn(args))
 
 
 def load(module: str, name: str, kinds: str) -> _Entry | None:
@@ -344,7 +416,7 @@ def _link(key: str, kinds: str) -> _Entry | None:
     manifest, obj = _read(cache.cache_dir(), key)
     if manifest.get("use") is not True or manifest.get("kinds") != kinds:
         return None
-    if not _header_ok():
+    if not (_header_ok() and _objects_ok()):
         return None
     symbol, imports = manifest["symbol"], manifest["imports"]
     addresses = {s: _address(s) for s in imports}
@@ -354,7 +426,9 @@ def _link(key: str, kinds: str) -> _Entry | None:
     builder = ll.JITLibraryBuilder().add_object_img(obj)
     for s, address in addresses.items():
         builder.import_symbol(s, address)
-    tracker = builder.export_symbol(symbol).link(jit, f"symloss_{key}")
+    # a library's name is the JIT's once: the same entry linked again (a test's later
+    # "process") takes another
+    tracker = builder.export_symbol(symbol).link(jit, f"symloss_{key}_{next(_names)}")
     return _Entry(tracker[symbol], kinds, tracker)
 
 
@@ -366,40 +440,88 @@ def _pointer(typingctx, address):
     return types.voidptr(types.intp), codegen
 
 @njit(inline="always")
-def _fits(obj, char):
-    head = carray(obj, (9,), np.intp)
+def _fits(at, nd, char, order):
+    head = carray(_pointer(at), (9,), np.intp)
     descr = carray(_pointer(head[DESCR]), (32,), np.uint8)
-    return ((head[ND] & 0xFFFFFFFF) == 1 and (head[FLAGS] & 1) == 1 and descr[TYPE] == char
-            and descr[ORDER] == 61)  # '=': native byte order
+    return ((head[ND] & 0xFFFFFFFF) == nd and (head[FLAGS] & C_ALIGNED) == C_ALIGNED
+            and descr[TYPE] == char and descr[ORDER] == order)
 
 @njit(inline="always")
-def _float32(obj):
-    head = carray(obj, (9,), np.intp)
-    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
-                  np.float32)
+def _float(at):
+    return carray(_pointer(at), (3,), np.float64)[2]
 
 @njit(inline="always")
-def _float64(obj):
-    head = carray(obj, (9,), np.intp)
-    return carray(_pointer(head[DATA]), (carray(_pointer(head[DIMS]), (1,), np.intp)[0],),
-                  np.float64)
+def _npbool(at):
+    return carray(_pointer(at), (17,), np.uint8)[16] != 0
+
+@njit(inline="always")
+def _int(at):
+    tag = carray(_pointer(at), (3,), np.intp)[2]
+    if LONG_TAG:
+        n = tag >> 3
+        negative = (tag & 3) == 2
+    else:
+        n = tag if tag >= 0 else -tag
+        negative = tag < 0
+    if n > 3:
+        return np.int64(0), False
+    digits = carray(_pointer(at + 24), (n,), np.uint32)
+    if n == 3 and digits[2] > 8:
+        return np.int64(0), False
+    m = np.uint64(0)
+    for k in range(n):
+        m |= np.uint64(digits[k]) << np.uint64(30 * k)
+    if m > (np.uint64(9223372036854775808) if negative else np.uint64(9223372036854775807)):
+        return np.int64(0), False
+    v = np.int64(m)
+    return (-v if negative else v), True
+"""
+
+#: An array of ``nd`` dimensions read from its header (numba's ``carray``: a C-contiguous
+#: array of numba's type for the same array passed to the kernel).
+_READ = """
+@njit(inline="always")
+def _{letter}{nd}(at):
+    head = carray(_pointer(at), (9,), np.intp)
+    dims = carray(_pointer(head[DIMS]), ({nd},), np.intp)
+    return carray(_pointer(head[DATA]), ({shape}), np.{dtype})
 """
 
 
-def _entry_source(kinds: str) -> str:
-    """The entry: ``kernel(...)`` on the arrays read from their headers, the scalars as given."""
-    params, args, fits = [], [], []
-    for i, kind in enumerate(kinds):
-        params.append(f"a{i}")
-        args.append(f"_{_ARRAY_KINDS[kind]}(a{i})" if kind in _ARRAY_KINDS else f"a{i}")
-        if kind in _ARRAY_KINDS:
-            fits.append(f"_fits(a{i}, {ord(kind)})")
-    return (_ENTRY_HELPERS + f"\ndef entry({', '.join(params)}):\n"
-            f"    if not ({' and '.join(fits) or 'True'}):\n"
+def _entry_source(kinds: str, returns: bool) -> str:
+    """The entry: ``kernel(...)`` on the items of the arguments' tuple -- each array read from
+    its header, each scalar from its object; its result 0 or 1 (the kernel's flag; 0 where it
+    ``returns`` nothing)."""
+    parsed = _parsed(kinds)
+    lines, args, fits, readers = [], [], [], {}
+    for i, (letter, nd) in enumerate(parsed):
+        at = f"items[{3 + i}]"
+        if letter == "F":
+            args.append(f"_float({at})")
+        elif letter == "N":
+            args.append(f"_npbool({at})")
+        elif letter in "IB":
+            lines.append(f"    v{i}, ok{i} = _int({at})\n")
+            fits.append(f"ok{i}")
+            args.append(f"v{i}" if letter == "I" else f"v{i} != 0")
+        else:
+            dtype = np.dtype(_ARRAY_KINDS[letter])
+            readers[f"{letter}{nd}"] = _READ.format(
+                letter=letter, nd=nd, dtype=_ARRAY_KINDS[letter],
+                shape=" ".join(f"dims[{k}]," for k in range(nd)))
+            args.append(f"_{letter}{nd}({at})")
+            fits.append(f"_fits({at}, {nd}, {ord(dtype.char)}, {ord(dtype.byteorder)})")
+    call = f"kernel({', '.join(args)})"
+    return (_ENTRY_HELPERS + "".join(readers.values()) + "\ndef entry(args):\n"
+            f"    items = carray(args, ({3 + len(parsed)},), np.intp)\n"
+            + "".join(lines)
+            + f"    if not ({' and '.join(fits) or 'True'}):\n"
             "        return np.uint8(3)\n"
             "    try:\n"
-            f"        return np.uint8(1) if kernel({', '.join(args)}) else np.uint8(0)\n"
-            "    except Exception:\n"
+            + (f"        return np.uint8(1) if {call} else np.uint8(0)\n" if returns else
+               f"        {call}\n"
+               "        return np.uint8(0)\n")
+            + "    except Exception:\n"
             "        return np.uint8(2)\n")
 
 
@@ -411,15 +533,22 @@ def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], bytes | None]:
 
     if cpu_target.target_context.codegen().magic_tuple() != host():
         return {"use": False, "why": "numba compiles for another CPU than the host's"}, None
-    if not _header_ok():
-        return {"use": False, "why": "numpy's array header is not as the entry reads it"}, None
-    argtypes = [types.voidptr if kind in _ARRAY_KINDS else getattr(types, _SCALAR_KINDS[kind][0])
-                for kind in kinds]
+    if not (_header_ok() and _objects_ok()):
+        return {"use": False, "why": "numpy's or Python's objects are not as the entry reads "
+                "them"}, None
+    parsed = _parsed(kinds)
+    # the kernel's signature for these kinds, as numba's dispatch types the arrays
+    signature = tuple(types.Array(getattr(types, _ARRAY_KINDS[letter]), nd, "C")
+                      if nd else getattr(types, _SCALAR_KINDS[letter])
+                      for letter, nd in parsed)
+    kernel.compile(signature)  # (compiled already: the call that saves it has run)
+    returns = kernel.overloads[signature].signature.return_type != types.none
     namespace = {"kernel": kernel, "carray": carray, "np": np, "njit": njit, "types": types,
                  "intrinsic": intrinsic, "DATA": _DATA, "ND": _ND, "DIMS": _DIMS,
-                 "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER}
-    exec(_entry_source(kinds), namespace)  # our own generated wrapper
-    entry = cfunc(types.uint8(*argtypes), error_model="numpy")(namespace["entry"])
+                 "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER,
+                 "C_ALIGNED": _C_ALIGNED, "LONG_TAG": _LONG_TAG}
+    exec(_entry_source(kinds, returns), namespace)  # our own generated wrapper
+    entry = cfunc(types.uint8(types.voidptr), error_model="numpy")(namespace["entry"])
     obj = bytes(entry._library._get_compiled_object())  # type: ignore[attr-defined]
     defined, undefined = symbols(obj)
     missing = sorted(s for s in undefined if _address(s) is None)
@@ -442,13 +571,16 @@ def _settled(folder: Path, key: str) -> bool:
 
 def save(module: str, name: str, kinds: str, kernel: Any) -> None:
     """Compile and save the entry of ``kernel`` (numba's dispatcher of kernel ``name`` of
-    module ``module``, already compiled for ``kinds``), unless a manifest is there already.
-    Failing to, for any reason, only means later processes import numba as before."""
+    module ``module``, already compiled for ``kinds``), unless a manifest is there already;
+    this process's miss is forgotten, so that :func:`load` links it next. Failing to, for any
+    reason, only means later processes import numba as before."""
     if not _ENABLED:
         return
     try:
         with _lock:
             key = _key(module, name, kinds)
+            if key in _linked and _linked[key] is None:
+                del _linked[key]
             folder = cache.cache_dir()
             if _settled(folder, key):
                 return
@@ -492,8 +624,8 @@ class Kernel:
 
     def __call__(self, *args: Any) -> bool:
         fn = self._by_types.get(tuple(map(type, args)))
-        if fn is not None:  # the hot path: ~1 µs besides the kernel's work
-            status = fn(*args)
+        if fn is not None:  # the hot path: ~0.5 µs besides the kernel's work
+            status = fn(args)
             if status < 2:
                 return bool(status == 1)
         kinds = _kinds(args)
@@ -505,12 +637,13 @@ class Kernel:
             if entry is not None:
                 status = entry(args)
                 if status < 2:
-                    if "I" not in kinds:  # (an int beyond int64 is not an entry's)
-                        self._by_types.setdefault(tuple(map(type, args)), entry.fn)
+                    self._by_types.setdefault(tuple(map(type, args)), entry.fn)
                     return status == 1
         dispatcher = self._dispatcher or self.dispatcher()
         result = bool(dispatcher(*args))
         if kinds is not None and entry is None and kinds not in self._saved:
             self._saved.add(kinds)
             save(self.module, self.name, kinds, dispatcher)
+            # linked now: this process's next calls skip numba's dispatch and _kinds too
+            self._entries[kinds] = load(self.module, self.name, kinds)
         return result
