@@ -1748,6 +1748,8 @@ def np_softmax_variance(z: Any) -> Any:
     with np.errstate(all="ignore"):
         m = np.max(z, axis=-1, keepdims=True)
         eh, el = t_exp(two_sum(z, -m))
+        gone = z - m == -np.inf  # e = 0 (its pair NaN), as the kernels' exp pass
+        eh, el = np.where(gone, 0.0, eh), np.where(gone, 0.0, el)
         top = np.zeros(z.shape, dtype=bool)
         np.put_along_axis(top, np.argmax(z, axis=-1)[..., None], True, axis=-1)
         zero = 0.0 * m
