@@ -1696,9 +1696,10 @@ def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
 # roundings (1 + s among them, half an ulp of a sum up to C) cost up to 4 ulp, and the two
 # evaluators' sums s (a plain chain, NumPy's pairwise np.sum) put them 4 floats apart; on pairs
 # nothing cancels (D − eᵢ ≥ 1 off the arg-max, the other classes' sum at it), rounded once.
-def softmax_variance_row_m(z: Any, buf: Any, bl: Any, lbuf: Any) -> Any:
+def softmax_variance_row_m(z: Any, buf: Any, bl: Any, s: Any, lbuf: Any) -> Any:
     """Every class's ``pᵢ Σ_{k≠i} pₖ`` in ``lbuf`` (compiled; ``z`` one row, ``(buf, bl)`` its
-    exponentials ``e^(z − m)`` as pairs, the kernel's exp pass, within 2⁻⁷² of them):
+    exponentials ``e^(z − m)`` as pairs, the kernel's exp pass, within 2⁻⁷² of them; ``s``
+    unused):
     ``eᵢ(D − eᵢ)/D²`` on pairs, ``D − eᵢ`` at the arg-max the sum of the other classes, summed
     apart; as :func:`np_softmax_variance`, whose pairs' error is far below (at most an ulp
     apart, where the value is within 2⁻¹⁹ ulp of a midpoint)."""
@@ -1723,20 +1724,15 @@ def softmax_variance_row_m(z: Any, buf: Any, bl: Any, lbuf: Any) -> Any:
     return 0.0
 
 
-def softmax_variance_row_v(z: Any, buf: Any, bl: Any, lbuf: Any) -> Any:
-    """:func:`softmax_variance_row_m` for float32 results (``bl`` unused): in float64,
-    ``eᵢ(D − eᵢ)/D²`` (``D − eᵢ`` at the arg-max the other classes' sum), a few float64 ulp
-    from the exact value (2⁻²⁷ of a float32 ulp): nothing cancels."""
-    n = z.shape[0]
-    a = _argmax(z)
-    d, s = 0.0, 0.0
-    for j in range(n):
-        d += buf[j]
-        if j != a:
-            s += buf[j]
+def softmax_variance_row_v(z: Any, buf: Any, bl: Any, s: Any, lbuf: Any) -> Any:
+    """:func:`softmax_variance_row_m` for float32 results (``bl`` unused): in float64 from the
+    kernel's ``s = Σ_{k≠argmax} eₖ``, ``eᵢ(D − eᵢ)/D²`` with ``D = 1 + s`` (``D − eᵢ`` = ``s``
+    where ``eᵢ = 1``), a few float64 ulp from the exact value (2⁻²⁷ of a float32 ulp):
+    nothing cancels."""
+    d = 1.0 + s
     dd = d * d
-    for i in range(n):
-        lbuf[i] = buf[i] * (s if i == a else d - buf[i]) / dd
+    for i in range(z.shape[0]):  # no calls: vectorized
+        lbuf[i] = buf[i] * (s if buf[i] == 1.0 else d - buf[i]) / dd
     return 0.0
 
 

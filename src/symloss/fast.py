@@ -334,7 +334,7 @@ class _Printer(PythonCodePrinter):
         if expr not in self._sums:
             lbuf = self._row_buffer()
             self.hoisted.append((f"acc{len(self.hoisted)}", "",
-                                 f"vd_softmax_variance_row_F(zr, buf, bufl, {lbuf})"))
+                                 f"vd_softmax_variance_row_F(zr, buf, bufl, s, {lbuf})"))
             self._sums[expr] = lbuf
         return f"{self._sums[expr]}[{self._print(i)}]"
 
