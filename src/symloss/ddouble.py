@@ -1680,6 +1680,77 @@ def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
         return t_final(r, plain)
 
 
+# ------------------------------------------------------------ cross-entropy's Hessian diagonal
+# pᵢ Σ_{k≠i} pₖ = eᵢ(D − eᵢ)/D² with e = e^(z − m), D = Σ e: as p(1 − p) in float64 its five
+# roundings (1 + s among them, half an ulp of a sum up to C) cost up to 4 ulp, and the two
+# evaluators' sums s (a plain chain, NumPy's pairwise np.sum) put them 4 floats apart; on pairs
+# nothing cancels (D − eᵢ ≥ 1 off the arg-max, the other classes' sum at it), rounded once.
+def softmax_variance_row_m(z: Any, buf: Any, bl: Any, s: Any, lbuf: Any) -> Any:
+    """Every class's ``pᵢ Σ_{k≠i} pₖ`` in ``lbuf`` (compiled; ``z`` one row, ``(buf, bl)`` its
+    exponentials ``e^(z − m)`` as pairs, the kernel's exp pass, within 2⁻⁷² of them; ``s``
+    unused):
+    ``eᵢ(D − eᵢ)/D²`` on pairs, ``D − eᵢ`` at the arg-max the sum of the other classes, summed
+    apart; as :func:`np_softmax_variance`, whose pairs' error is far below (at most an ulp
+    apart, where the value is within 2⁻¹⁹ ulp of a midpoint)."""
+    n = z.shape[0]
+    a = _argmax(z)
+    # S = Σ_{k≠a} eₖ (e_a = 1 exactly): positive terms, so TwoSum's errors and the low parts
+    # summed plainly keep S to ~C·2⁻¹⁰⁶ (a chain of double-double adds cost 2x the kernel)
+    sh, sl = 0.0, 0.0
+    for j in range(n):
+        h = buf[j] if j != a else 0.0
+        sh, err = two_sum(sh, h)
+        sl += err + (bl[j] if j != a else 0.0)
+    sh, sl = fast_two_sum(sh, sl)
+    dh, dl = dd_add(1.0, 0.0, sh, sl)
+    i2 = t_div((1.0, 0.0), t_mul((dh, dl), (dh, dl)))  # 1/D², once a row
+    for i in range(n):  # no calls: vectorized
+        e = (buf[i], bl[i])
+        other = t_sub((dh, dl), e)
+        rest = (sh if i == a else other[0], sl if i == a else other[1])
+        rh, rl = t_mul(t_mul(e, rest), i2)
+        lbuf[i] = rh + rl
+    return 0.0
+
+
+def softmax_variance_row_v(z: Any, buf: Any, bl: Any, s: Any, lbuf: Any) -> Any:
+    """:func:`softmax_variance_row_m` for float32 results (``bl`` unused): in float64 from the
+    kernel's ``s = Σ_{k≠argmax} eₖ``, ``eᵢ(D − eᵢ)/D²`` with ``D = 1 + s`` (``D − eᵢ`` = ``s``
+    where ``eᵢ = 1``), a few float64 ulp from the exact value (2⁻²⁷ of a float32 ulp):
+    nothing cancels."""
+    d = 1.0 + s
+    dd = d * d
+    for i in range(z.shape[0]):  # no calls: vectorized
+        lbuf[i] = buf[i] * (s if buf[i] == 1.0 else d - buf[i]) / dd
+    return 0.0
+
+
+def np_softmax_variance(z: Any) -> Any:
+    """``pᵢ Σ_{k≠i} pₖ = pᵢ(1 − pᵢ)`` along the last axis (the NumPy path's printing of
+    :class:`symloss.primitives.softmax_variance`), as :func:`softmax_variance_row_m`
+    computes it."""
+    z = np.asarray(z, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        eh, el = t_exp(two_sum(z, -m))
+        gone = z - m == -np.inf  # e = 0 (its pair NaN), as the kernels' exp pass
+        eh, el = np.where(gone, 0.0, eh), np.where(gone, 0.0, el)
+        top = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(top, np.argmax(z, axis=-1)[..., None], True, axis=-1)
+        zero = 0.0 * m
+        dh, dl, sh, sl = zero, zero, zero, zero
+        for j in range(z.shape[-1]):
+            e = (eh[..., j:j + 1], el[..., j:j + 1])
+            dh, dl = dd_add(dh, dl, *e)
+            keep = ~top[..., j:j + 1]
+            sh, sl = (np.where(keep, x, y) for x, y in zip(dd_add(sh, sl, *e), (sh, sl), strict=True))
+        i2 = t_div((1.0 + zero, zero), t_mul((dh, dl), (dh, dl)))
+        other = t_sub((dh, dl), (eh, el))
+        rest = (np.where(top, sh, other[0]), np.where(top, sl, other[1]))
+        rh, rl = t_mul(t_mul((eh, el), rest), i2)
+        return rh + rl
+
+
 def np_softmax_hvp_size(z: Any, v: Any) -> Any:
     """The size of :func:`np_softmax_hvp`'s terms, ``pᵢ(|vᵢ − c| + Σₖ pₖ|c − vₖ|)``, for
     :func:`certified` (the compiled kernels print the same from the row's values)."""
@@ -1714,7 +1785,7 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "log_sub_pair", "log_sub", "t_log_sub", "t_clamp_min", "t_hypot1m1", "fsum3", "split_sum_row",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v", "bernoulli_curvature", "bernoulli_curvature_m",
-          "bernoulli_curvature_v")
+          "bernoulli_curvature_v", "softmax_variance_row_m", "softmax_variance_row_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_lift": "_t_lift_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
            "t_log_softmax_at": "_t_log_softmax_at_row", "t_lsm_dot": "_t_lsm_dot_row",
@@ -1741,9 +1812,10 @@ _ROW_USERS = ("softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m", "sof
               "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
               "_row_lse", "t_log_softmax_at", "t_lsm_dot", "t_lsm_sum", "_row_lse_tier",
               "t_log_softmax_at_m", "t_log_softmax_at_v", "t_lsm_dot_m", "t_lsm_dot_v",
-              "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2")
+              "t_lsm_sum_m", "t_lsm_sum_v", "t_lsm_dot2", "softmax_variance_row_m",
+              "softmax_variance_row_v")
 _ROW_INLINE = ("softmax_sub_at_m", "softmax_suba_at_m", "softmax_hvp_at_m",
-               "softmax_hvp_sat_m")
+               "softmax_hvp_sat_m", "softmax_variance_row_m", "softmax_variance_row_v")
 
 
 def _compile(name: str, namespace: dict[str, Any], inline: bool = False) -> Any:

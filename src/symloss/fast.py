@@ -76,6 +76,7 @@ from .primitives import (
     softmax,
     softmax_hvp,
     softmax_sub,
+    softmax_variance,
 )
 
 if TYPE_CHECKING:
@@ -281,7 +282,7 @@ class _Printer(PythonCodePrinter):
     def _row_buffer(self) -> str:
         # The row functions leave every class's double-double result in their own buffer
         # (lbuf, lbuf1, …: a second softmax_sub/softmax_hvp of the same row keeps the first's).
-        rows = sum(isinstance(e, (softmax_sub, softmax_hvp)) for e in self._sums)
+        rows = sum(isinstance(e, (softmax_sub, softmax_hvp, softmax_variance)) for e in self._sums)
         return f"lbuf{rows}" if rows else "lbuf"
 
     def _print_softmax_hvp(self, expr: sp.Expr) -> str:
@@ -324,6 +325,20 @@ class _Printer(PythonCodePrinter):
         if not self.certify:
             return value
         return f"certified({value}, {p} * (abs({vi} - {c}) + {size}), flag)"
+
+    def _print_softmax_variance(self, expr: sp.Expr) -> str:
+        # Per row every class's pᵢ Σ_{k≠i} pₖ in lbuf (ddouble.softmax_variance_row_F, its exact
+        # products by fused multiply-adds: _fastmath.vector_dd; from the
+        # exp pass's pairs: float64 results on pairs, rounded once); per class lbuf[i].
+        z, i = expr.args[:2]
+        if self.logits is None or str(z.label) != self.logits:
+            raise _Unsupported("softmax_variance outside a class-axis kernel")
+        if expr not in self._sums:
+            lbuf = self._row_buffer()
+            self.hoisted.append((f"acc{len(self.hoisted)}", "",
+                                 f"vd_softmax_variance_row_F(zr, buf, bufl, s, {lbuf})"))
+            self._sums[expr] = lbuf
+        return f"{self._sums[expr]}[{self._print(i)}]"
 
     def _scaled_hvp(self, expr: sp.Expr) -> str:
         # softmax_hvp(z, v, i, C, scale): the unscaled one's row values, then per class

@@ -44,6 +44,9 @@ from .primitives import (
     clamp_min,
     clamped_log,
     dd_code,
+    softmax,
+    softmax_complement,
+    softmax_variance,
 )
 from .spec import IGNORE_INDEX
 
@@ -295,8 +298,29 @@ def expression(derivation: Derivation, what: str) -> sp.Expr:
     if what == "hvp":
         return _placed(derivation, subst(derivation.hvp_expr))
     if what == "hess":
-        return _placed(derivation, subst(derivation.hessian_diagonal))
+        return _placed(derivation, softmax_variances(subst(derivation.hessian_diagonal)))
     raise choice_error("result", what, RESULTS)
+
+
+def softmax_variances(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with each product ``softmax(z)ᵢ·softmax_complement(z)ᵢ`` as one
+    :class:`~symloss.primitives.softmax_variance` (cross-entropy's Hessian diagonal): evaluated
+    on pairs and rounded once, where the product's own roundings cost up to 4 ulp."""
+
+    def pair(e: sp.Basic) -> sp.Expr | None:
+        if isinstance(e, sp.Mul):
+            for a in e.args:
+                if isinstance(a, softmax) and softmax_complement(*a.args) in e.args:
+                    return a
+        return None
+
+    def fold(e: sp.Mul) -> sp.Expr:
+        p = pair(e)
+        assert p is not None  # replace calls fold only where pair found one
+        rest = [a for a in e.args if a not in (p, softmax_complement(*p.args))]
+        return softmax_variance(*p.args) * sp.Mul(*rest)
+
+    return expr.replace(lambda e: pair(e) is not None, fold)  # type: ignore[no-any-return]
 
 
 def _as_real(value: Any, loss: str, what: str) -> np.ndarray:

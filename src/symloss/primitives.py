@@ -56,6 +56,7 @@ __all__ = [
     "softmax_complement",
     "softmax_hvp",
     "softmax_sub",
+    "softmax_variance",
     "softplus",
 ]
 
@@ -877,6 +878,36 @@ class softmax_complement(_ClassAxisFunction):
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
         z, i = printer._print(self.logits), printer._print(self.index)
         return rf"\left(1 - \operatorname{{softmax}}\left({z}\right)_{{{i}}}\right)"
+
+
+class softmax_variance(_ClassAxisFunction):
+    """:math:`p_i \\sum_{k \\ne i} p_k = p_i (1 - p_i)`, :math:`p = \\operatorname{softmax}(z)`:
+    cross-entropy's Hessian diagonal (per unit of target weight).
+
+    As ``softmax·softmax_complement`` in float64 its five roundings cost up to 4 ulp (the
+    rounding of ``1 + s``, a sum up to ``C``, is half an ulp of that sum), and the evaluators'
+    sums ``s`` (the kernels' chain, NumPy's pairwise ``np.sum``) put them 4 floats apart. It is
+    evaluated on pairs instead, :math:`e_i (D - e_i) / D^2` rounded once
+    (:func:`symloss.ddouble.np_softmax_variance`, in the compiled kernels
+    :func:`~symloss.ddouble.softmax_variance_row_m`): nothing cancels, ``D − eᵢ`` at the
+    arg-max being the other classes' sum.
+    """
+
+    _name = "softmax_variance"
+    _latex_name = r"\operatorname{softmax\_variance}"
+
+    def _d_dlogit(self, k: sp.Expr) -> sp.Expr:
+        p, q = softmax(*self.args), softmax_complement(*self.args)
+        return p._d_dlogit(k) * q + p * q._d_dlogit(k)
+
+    def _eval_rewrite_as_Sum(self, z: sp.Expr, i: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return softmax(z, i, c) * softmax_complement(z, i, c)
+
+    def _eval_rewrite_as_softmax(self, z: sp.Expr, i: sp.Expr, c: sp.Expr, **kw: object) -> sp.Expr:
+        return softmax(z, i, c) * (1 - softmax(z, i, c))
+
+    def _numpycode(self, printer: object) -> str:
+        return f"ddouble.np_softmax_variance({printer._print(self.logits)})"  # type: ignore[attr-defined]
 
 
 class softmax_hvp(Function):
