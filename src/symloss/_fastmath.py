@@ -40,7 +40,7 @@ from numba.extending import intrinsic
 
 from ._bits import bits_to_float64 as _bits_to_float64
 from ._bits import float64_to_bits as _float64_to_bits
-from ._bits import rounds_alone
+from ._bits import rounds_alone as _rounds_alone
 from .ddouble import t_log1p_from
 from .kernels import FITS1_MARGIN
 
@@ -1173,7 +1173,7 @@ def log_sub_q(s: float, x: float, z: float) -> float:
     :data:`LOG_SUB_Q_ERR`, absolute. ``L − z`` exactly by TwoSum (``dh + dl``), ``c − c²/2``
     joined to ``dl``, the product by ``s`` split by one fused multiply-add. The bound ``E``
     adds the low parts' roundings (2⁻⁵² each, counted twice) and the pair's error
-    (:data:`LOG_SUB_Q_PAIR`), and Ziv's test (:func:`rounds_alone`) vouches that every value
+    (:data:`LOG_SUB_Q_PAIR`), and Ziv's test (:func:`symloss._bits.rounds_alone`) vouches that every value
     within ``E`` -- the exact value and the double-double pair -- rounds to the result: the
     pair's bits, which the NumPy evaluator returns. NaN where ``x`` is outside ``[e^(−708),
     e^600]`` (the pair's range: ``x`` subnormal, 0, negative), ``z`` or the result is not
@@ -1192,7 +1192,7 @@ def log_sub_q(s: float, x: float, z: float) -> float:
     a = abs(s)
     e = (a * (LOG_SUB_Q_ERR + 2.0**-52 * abs(low) + LOG_SUB_Q_PAIR * (abs(L) + abs(z)))
          + 2.0**-52 * (abs(s * low) + abs(pl))) * (1.0 + 2.0**-50)
-    good = ok & rounds_alone(ph, pl, e) & (abs(ph) >= SLOPE_MIN)
+    good = ok & _rounds_alone(ph, pl, e) & (abs(ph) >= SLOPE_MIN)
     return ph + pl if good else math.nan
 
 
@@ -1875,7 +1875,7 @@ def _sub_step(dh: float, dl: float, th: float, tl: float, tabs: float, e: float,
 def _sub_value(eh: float, el: float, aih: float, ail: float, dh: float, dl: float, th: float,
                tl: float, tabs: float, inv: float) -> tuple[float, bool]:
     """One class's ``(eᵢT − aᵢD)/D`` (``inv = 1/dh``) rounded once, and whether
-    :func:`rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``, or the
+    :func:`symloss._bits.rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``, or the
     row's weights are all 0 (``Σ|aₖ| = 0``: the value is exactly 0)."""
     p1 = eh * th
     p1e = _fma(eh, th, -p1) + (eh * tl + el * th)
@@ -1889,7 +1889,7 @@ def _sub_value(eh: float, el: float, aih: float, ail: float, dh: float, dl: floa
     e = (2.0 * _TIER_ERR) * ((eh * inv) * tabs + abs(aih))
     # a row whose target weights are all 0 (an ignored class index) is exactly 0: every
     # product and remainder above is 0 (rounds_alone does not vouch for 0)
-    return q + q2, rounds_alone(q, q2, e) | (tabs == 0.0)
+    return q + q2, _rounds_alone(q, q2, e) | (tabs == 0.0)
 
 
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
@@ -1913,7 +1913,7 @@ def _tier_sub(ah: np.ndarray, al: np.ndarray, lo: float, buf: np.ndarray, bl: np
     """``softmax(z)ᵢ·T − aᵢ`` (``T = Σₖ aₖ``, ``aₖ = ahₖ + lo·alₖ``) for every class as
     ``(eᵢT − aᵢD)/D`` (``e = buf + bl``, ``D = Σ e``): the pairs ``D`` and ``T`` by TwoSum,
     the products by fused multiply-adds, the quotient corrected by its exact remainder; each
-    class's value rounded once into ``lbuf`` where :func:`rounds_alone` vouches for it within
+    class's value rounded once into ``lbuf`` where :func:`symloss._bits.rounds_alone` vouches for it within
     ``2E``, ``E = 2⁻⁶⁹(pᵢΣ|aₖ| + |aᵢ|)``. Whether every class passed."""
     bad = 0
     dh, dl, th, tl, tabs = 0.0, 0.0, 0.0, 0.0, 0.0
@@ -2005,7 +2005,7 @@ def _hvp_consts(dh: float, dl: float, wh: float, wl: float,
 @njit(forceinline=True, error_model="numpy")
 def _hvp_value(eh: float, el: float, vi: float, c: float, dh: float, dl: float, inv: float,
                mh: float, ml: float, size: float) -> tuple[float, bool]:
-    """One class's ``eᵢ((vᵢ − c) + W/D)/D`` rounded once, and whether :func:`rounds_alone`
+    """One class's ``eᵢ((vᵢ − c) + W/D)/D`` rounded once, and whether :func:`symloss._bits.rounds_alone`
     vouches for it within ``2E``, ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + size)``."""
     bh = vi - c
     bb = bh - vi
@@ -2018,7 +2018,7 @@ def _hvp_value(eh: float, el: float, vi: float, c: float, dh: float, dl: float, 
     q = ph * inv
     q2 = ((_fma(-q, dh, ph) + pe) - q * dl) * inv
     e = (2.0 * _TIER_ERR) * (eh * inv) * (abs(bh) + size)
-    return q + q2, rounds_alone(q, q2, e)
+    return q + q2, _rounds_alone(q, q2, e)
 
 
 @njit(error_model="numpy")  # a call of its own: inlined, LLVM left this loop scalar
@@ -2058,7 +2058,7 @@ def softmax_hvp_qb_m(z: np.ndarray, v: np.ndarray, r0: int, r1: int, ms: np.ndar
     :func:`fill_exp_m`): ``pᵢ((vᵢ − c) + W/D)`` (``c`` the v of z's arg-max, ``W = Σₖ
     eₖ(c − vₖ)``, ``D = Σ e``) for every class, ``W``, ``D`` and ``W/D`` as pairs, the bracket
     and ``eᵢ·bracket/D`` by fused multiply-adds, rounded once into ``lbuf[q]`` where
-    :func:`rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + Σₖ pₖ|c −
+    :func:`symloss._bits.rounds_alone` vouches for it within ``2E``, ``E = 2⁻⁶⁹pᵢ(|vᵢ − c| + Σₖ pₖ|c −
     vₖ|)``; ``qb[q] = (0, c)``, or the marker first where a class fails. From
     :data:`_TIER_ACROSS` rows a block (``w``: :func:`tier_work`) runs across its rows, the
     same arithmetic in the same order: the same bits."""
@@ -2167,7 +2167,7 @@ def vector_dd() -> dict[str, object]:
         from . import ddouble
 
         namespace: dict[str, object] = {k: v for k, v in vars(ddouble).items() if k.isupper()}
-        namespace.update(np=np, log1p_w=log1p_w, log_w=log_w, rounds_alone=rounds_alone)
+        namespace.update(np=np, log1p_w=log1p_w, log_w=log_w, rounds_alone=_rounds_alone)
         # exact products by a fused multiply-add (2 operations, Dekker's split 17: 1e6
         # float64 elements, 1 thread: tweedie_loss's gradient 21.7 -> 19.4 ms, gamma_loss's
         # 12.4 -> 10.4, log_cosh_loss's hvp 20.9 -> 19.0)
