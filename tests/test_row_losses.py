@@ -728,6 +728,29 @@ EVALUATOR_CASES = [
 ]
 
 
+def evaluated_both_ways(name: str, d: Any, arrays: list[Any], dtype: str,
+                        loss: Any = None) -> list[tuple[str, Any, Any]]:
+    """``(label, compiled, NumPy)`` for ``d``'s loss (``loss``'s where given), gradient of each
+    differentiable argument and HVP (a seeded direction) at ``arrays``: the compiled row kernels'
+    result and the NumPy evaluator's (``fast.disabled()``)."""
+    from symloss import fast
+
+    by = d if loss is None else loss
+    calls = [("loss", lambda: by.loss_fn(*arrays))]
+    calls += [(f"grad {k}", lambda k=k: d.grad_fn(*arrays, wrt=k)) for k in DIFFERENTIABLE[name]]
+    if name != MULTILABEL:
+        v = np.random.default_rng(5).standard_normal(np.shape(arrays[0])).astype(dtype)
+        calls.append(("hvp", lambda: d.hvp_fn(*arrays, v)))
+    out = []
+    for label, call in calls:
+        with np.errstate(all="ignore"):
+            compiled = call()
+            with fast.disabled():
+                plain = call()
+        out.append((label, compiled, plain))
+    return out
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("name", "options", "shape"), EVALUATOR_CASES)
 def test_compiled_and_numpy_evaluators_agree(name, options, shape, dtype, monkeypatch):
@@ -735,23 +758,13 @@ def test_compiled_and_numpy_evaluators_agree(name, options, shape, dtype, monkey
     loss, gradients and HVP within 1 ulp at every point (both certify each result within 1 ulp
     before its rounding), including rows that cancel and pairs on their kinks."""
     pytest.importorskip("numba")
-    from symloss import fast, rows
+    from symloss import rows
 
     monkeypatch.setattr(rows, "COMPILED_MIN_SIZE", 0)  # the compiled kernels on these few rows
 
     d = symloss.derive(name, **options)
     for arrays in _evaluator_points(name, shape, dtype):
-        calls = [("loss", lambda a=arrays: d.loss_fn(*a))]
-        calls += [(f"grad {k}", lambda k=k, a=arrays: d.grad_fn(*a, wrt=k))
-                  for k in DIFFERENTIABLE[name]]
-        if name != MULTILABEL:
-            v = np.random.default_rng(5).standard_normal(np.shape(arrays[0])).astype(dtype)
-            calls.append(("hvp", lambda v=v, a=arrays: d.hvp_fn(*a, v)))
-        for label, call in calls:
-            with np.errstate(all="ignore"):
-                compiled = call()
-                with fast.disabled():
-                    plain = call()
+        for label, compiled, plain in evaluated_both_ways(name, d, arrays, dtype):
             assert np.shape(compiled) == np.shape(plain)
             assert np.asarray(compiled).dtype == np.asarray(plain).dtype
             assert _ulps_apart(compiled, plain, np.dtype(dtype)) <= 1, (label, compiled, plain)

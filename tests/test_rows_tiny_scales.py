@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the helper modules
 import symloss
 from _torch_ref import seed
-from test_row_losses import DIFFERENTIABLE, _cosine_exact, _ulps_apart, _ulps_of
+from test_row_losses import _cosine_exact, _ulps_apart, _ulps_of, evaluated_both_ways
 
 pytest.importorskip("numba")
 
@@ -73,7 +73,7 @@ def _points(name: str, dtype: str, scale: float) -> list[list[Any]]:
 @pytest.mark.parametrize(("name", "options"), CASES)
 def test_compiled_and_numpy_evaluators_agree_at_tiny_and_huge_scales(name, options, dtype,
                                                                      monkeypatch):
-    from symloss import fast, rows
+    from symloss import rows
 
     monkeypatch.setattr(rows, "COMPILED_MIN_SIZE", 0)  # the compiled kernels on these few rows
     d = symloss.derive(name, **options)
@@ -81,17 +81,7 @@ def test_compiled_and_numpy_evaluators_agree_at_tiny_and_huge_scales(name, optio
     failures = []
     for scale in SCALES[dtype]:
         for arrays in _points(name, dtype, scale):
-            calls = [("loss", lambda a=arrays: per_row.loss_fn(*a))]
-            calls += [(f"grad {k}", lambda k=k, a=arrays: d.grad_fn(*a, wrt=k))
-                      for k in DIFFERENTIABLE[name]]
-            if name != MULTILABEL:
-                v = np.random.default_rng(5).standard_normal(arrays[0].shape).astype(dtype)
-                calls.append(("hvp", lambda v=v, a=arrays: d.hvp_fn(*a, v)))
-            for label, call in calls:
-                with np.errstate(all="ignore"):
-                    compiled = call()
-                    with fast.disabled():
-                        plain = call()
+            for label, compiled, plain in evaluated_both_ways(name, d, arrays, dtype, per_row):
                 apart = _ulps_apart(compiled, plain, np.dtype(dtype))
                 if apart > 1:
                     failures.append((scale, label, apart))
