@@ -1738,12 +1738,15 @@ def np_softmax_variance(z: Any) -> Any:
         top = np.zeros(z.shape, dtype=bool)
         np.put_along_axis(top, np.argmax(z, axis=-1)[..., None], True, axis=-1)
         zero = 0.0 * m
-        dh, dl, sh, sl = zero, zero, zero, zero
+        # the compiled row's arithmetic: S = Σ_{k≠argmax} eₖ in one chain (TwoSum's errors and
+        # the low parts summed plainly), D = 1 + S (e at the arg-max is 1 exactly)
+        sh, sl = zero, zero
         for j in range(z.shape[-1]):
-            e = (eh[..., j:j + 1], el[..., j:j + 1])
-            dh, dl = dd_add(dh, dl, *e)
             keep = ~top[..., j:j + 1]
-            sh, sl = (np.where(keep, x, y) for x, y in zip(dd_add(sh, sl, *e), (sh, sl), strict=True))
+            sh, err = two_sum(sh, np.where(keep, eh[..., j:j + 1], 0.0))
+            sl = sl + (err + np.where(keep, el[..., j:j + 1], 0.0))
+        sh, sl = fast_two_sum(sh, sl)
+        dh, dl = dd_add(1.0 + zero, zero, sh, sl)
         i2 = t_div((1.0 + zero, zero), t_mul((dh, dl), (dh, dl)))
         other = t_sub((dh, dl), (eh, el))
         rest = (np.where(top, sh, other[0]), np.where(top, sl, other[1]))
