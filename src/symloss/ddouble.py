@@ -1685,6 +1685,30 @@ def np_softmax_hvp(z: Any, v: Any, plain: Any, scale: Any = None) -> Any:
 # roundings (1 + s among them, half an ulp of a sum up to C) cost up to 4 ulp, and the two
 # evaluators' sums s (a plain chain, NumPy's pairwise np.sum) put them 4 floats apart; on pairs
 # nothing cancels (D − eᵢ ≥ 1 off the arg-max, the other classes' sum at it), rounded once.
+#: Below this ``S = Σ_{k≠argmax} eₖ`` is summed again from exponentials scaled by
+#: ``2^SV_SHIFT`` (:func:`_sv_term`): the other classes' ``eₖ`` may lie on the subnormal grid,
+#: each then off by up to 2⁻¹⁰⁷⁵, which is up to C/2 units of the last place of an ``S`` near
+#: the smallest normal number (30 classes: 5.7 ulp at the arg-max's Hessian diagonal). Above
+#: it, C·2⁻¹⁰⁷⁵ is below 2⁻¹⁷⁰ of ``S``'s last place for any C < 2¹²⁰.
+SV_RESCALE = 2.0**-900
+#: The scaling's exponent; ``S·2^SV_SHIFT`` is scaled back by ``SV_BACK`` after its rounding
+#: (exact where the result is a normal number; once more rounded, to the subnormal grid,
+#: where it is not).
+SV_SHIFT = 600.0
+SV_BACK = 2.0**-600
+
+
+def _sv_term(x: Any, lo: Any) -> tuple[Any, Any]:
+    """``e^(x + lo)·2^SV_SHIFT`` as a pair, a normal float for every ``x ≥ −800``
+    (:func:`_exp_scaled` times ``2^(k + SV_SHIFT)``, as :func:`t_exp` times ``2ᵏ``); ``x`` below
+    is taken as −800 (a term below 2⁻¹¹⁵⁴ of which the sum keeps nothing the final rounding
+    sees), NaN stays NaN."""
+    uh, ul, k = _exp_parts(x)
+    h, f = _exp_scaled(uh, ul, lo)
+    s1, s2 = _pow2(k + SV_SHIFT)
+    return h * s1 * s2, f * s1 * s2
+
+
 def softmax_variance_row_m(z: Any, buf: Any, bl: Any, s: Any, lbuf: Any) -> Any:
     """Every class's ``pᵢ Σ_{k≠i} pₖ`` in ``lbuf`` (compiled; ``z`` one row, ``(buf, bl)`` its
     exponentials ``e^(z − m)`` as pairs, the kernel's exp pass, within 2⁻⁷² of them; ``s``
@@ -1704,12 +1728,25 @@ def softmax_variance_row_m(z: Any, buf: Any, bl: Any, s: Any, lbuf: Any) -> Any:
     sh, sl = fast_two_sum(sh, sl)
     dh, dl = dd_add(1.0, 0.0, sh, sl)
     i2 = t_div((1.0, 0.0), t_mul((dh, dl), (dh, dl)))  # 1/D², once a row
+    ah, al, back = sh, sl, 1.0  # the arg-max's D − e_a = S
+    if sh < SV_RESCALE:  # S near the subnormals: again from scaled exponentials
+        ah, al = 0.0, 0.0
+        m = z[a] + 0.0
+        for j in range(n):
+            if j != a:
+                xh, xl = two_sum(z[j] + 0.0, -m)
+                th, tl = _sv_term(xh, xl)
+                ah, err = two_sum(ah, th)
+                al += err + tl
+        ah, al = fast_two_sum(ah, al)
+        back = SV_BACK
     for i in range(n):  # no calls: vectorized
         e = (buf[i], bl[i])
         other = t_sub((dh, dl), e)
-        rest = (sh if i == a else other[0], sl if i == a else other[1])
+        top = i == a
+        rest = (ah if top else other[0], al if top else other[1])
         rh, rl = t_mul(t_mul(e, rest), i2)
-        lbuf[i] = rh + rl
+        lbuf[i] = (rh + rl) * (back if top else 1.0)
     return 0.0
 
 
@@ -1748,10 +1785,23 @@ def np_softmax_variance(z: Any) -> Any:
         sh, sl = fast_two_sum(sh, sl)
         dh, dl = dd_add(1.0 + zero, zero, sh, sl)
         i2 = t_div((1.0 + zero, zero), t_mul((dh, dl), (dh, dl)))
+        ah, al, back = sh, sl, 1.0 + zero  # the arg-max's D − e_a = S
+        low = (sh < SV_RESCALE)[..., 0]
+        if low.any():  # S near the subnormals: again from scaled exponentials, those rows
+            zl, keep = z[low], ~top[low]
+            xh, xl = two_sum(zl, -m[low])
+            th, tl = _sv_term(xh, xl)
+            rh, rl = 0.0 * zl[..., :1], 0.0 * zl[..., :1]
+            for j in range(z.shape[-1]):
+                rh, err = two_sum(rh, np.where(keep[..., j:j + 1], th[..., j:j + 1], 0.0))
+                rl = rl + (err + np.where(keep[..., j:j + 1], tl[..., j:j + 1], 0.0))
+            rh, rl = fast_two_sum(rh, rl)
+            ah, al, back = ah.copy(), al.copy(), back.copy()
+            ah[low], al[low], back[low] = rh, rl, SV_BACK
         other = t_sub((dh, dl), (eh, el))
-        rest = (np.where(top, sh, other[0]), np.where(top, sl, other[1]))
+        rest = (np.where(top, ah, other[0]), np.where(top, al, other[1]))
         rh, rl = t_mul(t_mul((eh, el), rest), i2)
-        return rh + rl
+        return (rh + rl) * np.where(top, back, 1.0)
 
 
 def np_softmax_hvp_size(z: Any, v: Any) -> Any:
@@ -1788,7 +1838,8 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "log_sub_pair", "log_sub", "t_log_sub", "t_clamp_min", "t_hypot1m1", "fsum3", "split_sum_row",
           "_ihc_u", "_ihc_near", "_ihc_far", "inv_hypot1_cube", "inv_hypot1_cube_m",
           "inv_hypot1_cube_v", "bernoulli_curvature", "bernoulli_curvature_m",
-          "bernoulli_curvature_v", "softmax_variance_row_m", "softmax_variance_row_v")
+          "bernoulli_curvature_v", "_sv_term", "softmax_variance_row_m",
+          "softmax_variance_row_v")
 #: The compiled twins' own versions (scalars: a conditional, not ``numpy.where``).
 _SCALAR = {"_sel": "_sel_scalar", "t_lift": "_t_lift_scalar", "t_final": "_t_final_scalar", "t_log": "_t_log_scalar",
            "t_log_softmax_at": "_t_log_softmax_at_row", "t_lsm_dot": "_t_lsm_dot_row",
