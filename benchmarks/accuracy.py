@@ -12,8 +12,11 @@ Errors are in ulps of the exact value in the dtype; an exact value below the sma
 number counts as met by 0 (flushing subnormals is allowed).
 
 Then an adversarial search (:func:`run_search`) for the worst point of every loss's value,
-gradient and Hessian-vector product, float32 and float64, on both evaluators (the NumPy path
-and the numba fast path): it exits 1 where any is above the 4-ulp goal. The default run
+gradient, Hessian-vector product and Hessian diagonal (``hess_diag_fn``: ∂²ℓ/∂zᵢ² per element,
+the ``hess`` that ``symloss.objective`` returns, against the derivation's
+``hessian_diagonal``; unreduced, so searched once, not again at a mean), float32 and
+float64, on both evaluators (the NumPy path and the numba fast path), with how many floats
+apart the two are at each point: it exits 1 where any is above the 4-ulp goal (1 float apart). The default run
 searches every loss at its default options (and each alias's preset). ``--variants`` adds the
 same search at every loss's option variants (:func:`option_variants`, read from the declared
 options: each choice, weights given or not, continuous options at their declared examples
