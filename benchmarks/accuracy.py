@@ -608,6 +608,8 @@ GOAL_ULP = 4.0
 #: goal: the NumPy evaluator gives the numba one's answer within one float on every input.
 APART = "numpy↔numba floats apart"
 GOAL_APART = 1.0
+#: Classes in the class-axis search's rows next to exp's underflow (:func:`_class_points`).
+UNDERFLOW_CLASSES = 30
 #: Where exponentials over/underflow: float32's and float64's exp range, σ(−z) in long double.
 _BOUNDARIES = (87.3365, 88.7228, 103.972, 708.396, 709.782, 745.133, 11355.1, 11400.0)
 
@@ -910,6 +912,20 @@ def _class_points(case: _Case, quick: bool,
             onehot = np.zeros(x.shape, dt)
             onehot[:, 0] = 1
             out.append((x, onehot))
+    # many classes next to exp's underflow: one logit ahead by z₀, the others' e^(−z₀) each
+    # rounded to the subnormal grid and summed where a class's Σ_{k≠i} pₖ is (C − 1 half-unit
+    # errors that add up: subnormal results, and normal ones up to z₀ = −log(tiny) + log(C − 1))
+    info = np.finfo(dt)
+    lo, sub = -np.log(float(info.tiny)), -np.log(float(info.smallest_subnormal))
+    edge = np.linspace(lo - 1, sub, 4 if quick else 12)
+    for c in (case.classes,) if case.classes else (UNDERFLOW_CLASSES,):
+        x = np.zeros((edge.size, c), dt)
+        x[:, 0] = edge
+        if d.spec.multi_hot_targets:
+            out.append((x, np.zeros(x.shape, dt)))
+            continue
+        out.append((x, np.zeros(edge.size, np.int64)))
+        out.append((x, np.ones(edge.size, np.int64)))
     n = 10 if quick else 200
     for c in (case.classes,) if case.classes else (3, 10):
         x = (rng.standard_normal((n, c)) * 10.0 ** rng.uniform(-3, 1.5, (n, 1))).astype(dt)

@@ -149,3 +149,45 @@ def test_objectives_hess_is_the_searched_hessian_diagonal(name):
                 finally:
                     fast.MIN_SIZE = floor
             np.testing.assert_array_equal(got, want)
+
+
+def test_ulps_keeps_the_fraction_of_an_error_at_a_subnormal_result():
+    """The error at a subnormal result in fractions of its unit: cross_entropy's Hessian
+    diagonal at z = [745.133, 0 × 9] (the arg-max class) is 9 units where the exact value is
+    4.501 (4.499 ulp, read as 4 when the difference was rounded to a float before dividing),
+    and e^{−745.133} rounded up to the smallest subnormal is 0.4998 ulp (read as 0)."""
+    accuracy = _accuracy()
+    f64 = np.dtype(np.float64)
+    tiny_sub = float(np.finfo(np.float64).smallest_subnormal)
+    e = mpmath.exp(-mpmath.mpf(745.133))
+    got = accuracy.ulps(np.array([tiny_sub, 9 * tiny_sub]), np.array([e, 9 * e], dtype=object), f64)
+    want = [abs(tiny_sub - e) / tiny_sub, abs(9 * tiny_sub - 9 * e) / tiny_sub]
+    np.testing.assert_allclose(got, [float(w) for w in want], rtol=1e-12)
+    assert 0.49 < got[0] < 0.5 and 4.49 < got[1] < 4.5
+    # a normal result: the same as before (the difference divided by the unit)
+    assert accuracy.ulps(np.array([1.0 + 2**-51]), np.array([mpmath.mpf(1)], dtype=object),
+                         f64).tolist() == [2.0]
+
+
+def test_class_search_sums_many_exponentials_next_to_the_underflow():
+    """The class-axis search has rows of many classes with one logit ahead by z₀ from
+    −log(tiny) − 1 to −log(smallest subnormal): the other classes' e^{−z₀} are rounded to the
+    subnormal grid and summed where Σ_{k≠i} pₖ is (the arg-max's Hessian diagonal, its
+    gradient); the Hessian diagonal's reference there is (C − 1)e^{−z₀}/(1 + (C − 1)e^{−z₀})²."""
+    accuracy = _accuracy()
+    order = _order(accuracy)
+    case = accuracy._Case("cross_entropy", {}, "float64")
+    rows = [(x, y) for x, y in accuracy._class_points(case, True, np.random.default_rng(0))
+            if x.shape[1] == accuracy.UNDERFLOW_CLASSES >= 10]
+    assert rows, "no rows of many classes"
+    x, y = rows[0]
+    lo = -np.log(np.finfo(np.float64).tiny)
+    sub = -np.log(np.finfo(np.float64).smallest_subnormal)
+    assert x[:, 0].min() <= lo and x[:, 0].max() >= sub - 1e-9
+    assert np.all(x[:, 1:] == 0)
+    exact = case.truth[order](x, y)
+    c = x.shape[1]
+    for z0, value in zip(x[:, 0], exact[:, 0], strict=True):
+        e = mpmath.exp(-mpmath.mpf(float(z0)))
+        want = (c - 1) * e / (1 + (c - 1) * e) ** 2
+        assert mpmath.almosteq(value, want, rel_eps=mpmath.mpf(10) ** -40)
