@@ -16,7 +16,9 @@ gradient, Hessian-vector product and Hessian diagonal (``hess_diag_fn``: ∂²�
 the ``hess`` that ``symloss.objective`` returns, against the derivation's
 ``hessian_diagonal``; unreduced, so searched once, not again at a mean), float32 and
 float64, on both evaluators (the NumPy path and the numba fast path), with how many floats
-apart the two are at each point: it exits 1 where any is above the 4-ulp goal (1 float apart). The default run
+apart the two are at each point: it exits 1 where any is above the 4-ulp goal (1 float apart).
+A class-axis loss is also searched at rows of :data:`UNDERFLOW_CLASSES` classes whose other
+exponentials round to the subnormal grid and are summed. The default run
 searches every loss at its default options (and each alias's preset). ``--variants`` adds the
 same search at every loss's option variants (:func:`option_variants`, read from the declared
 options: each choice, weights given or not, continuous options at their declared examples
