@@ -191,3 +191,29 @@ def test_class_search_sums_many_exponentials_next_to_the_underflow():
         e = mpmath.exp(-mpmath.mpf(float(z0)))
         want = (c - 1) * e / (1 + (c - 1) * e) ** 2
         assert mpmath.almosteq(value, want, rel_eps=mpmath.mpf(10) ** -40)
+
+
+@pytest.mark.parametrize("evaluator", ["numpy", "compiled"])
+def test_triplet_hessian_diagonal_is_certified_where_the_distances_are_equal(evaluator,
+                                                                             monkeypatch):
+    """Where p = n the two distances' terms of triplet_margin_loss's Hessian diagonal cancel
+    exactly (exact value 0: the search's worst point, a = −p = −n). hess_diag_fn ran the plain
+    row kernel, uncertified: −8.9e-16 (1.8e308 ulp of the exact 0) and 1.4e-20 at a = (1, 2),
+    p = n = (0.5, 0.1); now certified and rescued as the loss, gradient and hvp are."""
+    from symloss import fast, rows
+
+    d = symloss.derive("triplet_margin_loss", reduction="none")
+    cases = [(np.array([[1.615426052604764e-05, 7.027758290643990e-06]]), None),
+             (np.array([[1.0, 2.0]]), np.array([[0.5, 0.1]]))]
+    if evaluator == "compiled":
+        monkeypatch.setattr(rows, "COMPILED_MIN_SIZE", 0)
+    for a, p in cases:
+        p = -a if p is None else p
+        for dtype in (np.float32, np.float64):
+            args = (a.astype(dtype), p.astype(dtype), p.astype(dtype))
+            if evaluator == "numpy":
+                with fast.disabled():
+                    got = d.hess_diag_fn(*args)
+            else:
+                got = d.hess_diag_fn(*args)
+            assert got.dtype == dtype and got.tolist() == [[0.0, 0.0]], (a, p, dtype, got)
