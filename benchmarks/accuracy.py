@@ -12,8 +12,13 @@ Errors are in ulps of the exact value in the dtype; an exact value below the sma
 number counts as met by 0 (flushing subnormals is allowed).
 
 Then an adversarial search (:func:`run_search`) for the worst point of every loss's value,
-gradient and Hessian-vector product, float32 and float64, on both evaluators (the NumPy path
-and the numba fast path): it exits 1 where any is above the 4-ulp goal. The default run
+gradient, Hessian-vector product and Hessian diagonal (``hess_diag_fn``: ∂²ℓ/∂zᵢ² per element,
+the ``hess`` that ``symloss.objective`` returns, against the derivation's
+``hessian_diagonal``; unreduced, so searched once, not again at a mean), float32 and
+float64, on both evaluators (the NumPy path and the numba fast path), with how many floats
+apart the two are at each point: it exits 1 where any is above the 4-ulp goal (1 float apart).
+A class-axis loss is also searched at rows of :data:`UNDERFLOW_CLASSES` classes whose other
+exponentials round to the subnormal grid and are summed. The default run
 searches every loss at its default options (and each alias's preset). ``--variants`` adds the
 same search at every loss's option variants (:func:`option_variants`, read from the declared
 options: each choice, weights given or not, continuous options at their declared examples
@@ -130,13 +135,20 @@ def exact_gradient(d: symloss.Derivation) -> Callable[[np.ndarray, np.ndarray], 
 
 
 #: What each order measures: 0 the per-element loss (reduction='none'), 1 the gradient,
-#: 2 the Hessian-vector product (reduction='sum').
-ORDERS = {0: "loss", 1: "grad", 2: "hvp"}
+#: 2 the Hessian-vector product (reduction='sum'), 3 the Hessian's diagonal ∂²ℓ/∂zᵢ² per
+#: element (``hess_diag_fn``, unreduced whatever the reduction: the ``hess`` that
+#: ``symloss.objective`` returns).
+ORDERS = {0: "loss", 1: "grad", 2: "hvp", 3: "hess_diag"}
+#: The orders measured per element whatever a variant's reduction (searched once, at the sum).
+UNREDUCED = (0, 3)
 
 
 def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
-    """The derived ``kind`` ('loss', 'grad' or 'hvp') of ``d`` as an mpmath function over
-    arrays: ``fn(input, target)``, or ``fn(input, target, v)`` for 'hvp'.
+    """The derived ``kind`` ('loss', 'grad', 'hvp' or 'hess_diag') of ``d`` as an mpmath
+    function over arrays: ``fn(input, target)``, or ``fn(input, target, v)`` for 'hvp'.
+    'hess_diag' is :attr:`~symloss.Derivation.hessian_diagonal`, the kernel Hessian's
+    diagonal (proved equal to the derived Hessian), not the product form the evaluators
+    substitute for it (``layout.softmax_variances``).
 
     The expressions are the proved-equal evaluated forms (stable forms, e.g. σ(z)σ(−z)), at
     ``DPS`` digits with mpmath's unbounded exponent range.
@@ -145,7 +157,7 @@ def exact(d: symloss.Derivation, kind: str) -> Callable[..., np.ndarray]:
     direction = kind == "hvp"
     # only the one asked for: triplet's HVP at p = 10³ takes minutes to form
     source = {"loss": lambda: decl.loss, "grad": lambda: d.kernel_gradient,
-              "hvp": lambda: d.hvp_expr}[kind]()
+              "hvp": lambda: d.hvp_expr, "hess_diag": lambda: d.hessian_diagonal}[kind]()
     # expand=False: the stable form as derived (an expanded σ(z) − y σ(z) would cancel even
     # at 60 digits once σ(z) is within 10⁻⁶⁰ of 1).
     expr = reduce_sums(decl.substitute_definitions(source), expand=False)
@@ -433,7 +445,9 @@ def ulps(got: np.ndarray, exact: np.ndarray, dtype: np.dtype) -> np.ndarray:
             out[idx] = 0.0
             continue
         unit = float(np.spacing(dtype.type(min(ef, float(np.finfo(dtype).max)))))
-        out[idx] = float(abs(mpmath.mpf(g) - e)) / unit
+        # divided in mpmath: a difference below the smallest normal number, rounded to a
+        # float first, came out in whole subnormal units (4.499 ulp as 4, 0.4998 as 0)
+        out[idx] = float(abs(mpmath.mpf(g) - e) / unit)
     return out
 
 
@@ -596,6 +610,8 @@ GOAL_ULP = 4.0
 #: goal: the NumPy evaluator gives the numba one's answer within one float on every input.
 APART = "numpy↔numba floats apart"
 GOAL_APART = 1.0
+#: Classes in the class-axis search's rows next to exp's underflow (:func:`_class_points`).
+UNDERFLOW_CLASSES = 30
 #: Where exponentials over/underflow: float32's and float64's exp range, σ(−z) in long double.
 _BOUNDARIES = (87.3365, 88.7228, 103.972, 708.396, 709.782, 745.133, 11355.1, 11400.0)
 
@@ -672,6 +688,7 @@ class _Case:
         self.by_order = {0: symloss.derive(name, reduction="none", **opts),
                          1: symloss.derive(name, reduction=self.reduction, **opts)}
         self.by_order[2] = self.by_order[1]
+        self.by_order[3] = self.by_order[0]  # hess_diag_fn: per element, unreduced
         self.d = self.by_order[1]
         per_element = (self.d if self.reduction == "sum"
                        else symloss.derive(name, reduction="sum", **opts))
@@ -679,7 +696,8 @@ class _Case:
         # (triplet's p = 10³ HVP expands a power 10³) does not hold up the others
         self.truth = _Lazy({0: lambda: exact(self.by_order[0], "loss"),
                             **{o: lambda o=o: _over_denominator(
-                                self, exact(per_element, ORDERS[o])) for o in (1, 2)}})
+                                self, exact(per_element, ORDERS[o])) for o in (1, 2)},
+                           3: lambda: exact(self.by_order[0], ORDERS[3])})
         self.family = self.d.spec.family
 
     def given_for(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -694,10 +712,11 @@ class _Case:
 
         d = self.by_order[order]
         if self.laid:  # the weights laid out for x (the derivations share one declaration)
-            d = symloss.derive(self.name, reduction="none" if order == 0 else self.reduction,
+            d = symloss.derive(self.name,
+                               reduction="none" if order in UNREDUCED else self.reduction,
                                **{**self.options, **self.given_for(x)})
         calls = {0: lambda: d.loss_fn(x, y), 1: lambda: d.grad_fn(x, y),
-                 2: lambda: d.hvp_fn(x, y, v)}
+                 2: lambda: d.hvp_fn(x, y, v), 3: lambda: d.hess_diag_fn(x, y)}
         if evaluator == "numpy":
             with fast.disabled():
                 return np.asarray(calls[order]())
@@ -895,6 +914,20 @@ def _class_points(case: _Case, quick: bool,
             onehot = np.zeros(x.shape, dt)
             onehot[:, 0] = 1
             out.append((x, onehot))
+    # many classes next to exp's underflow: one logit ahead by z₀, the others' e^(−z₀) each
+    # rounded to the subnormal grid and summed where a class's Σ_{k≠i} pₖ is (C − 1 half-unit
+    # errors that add up: subnormal results, and normal ones up to z₀ = −log(tiny) + log(C − 1))
+    info = np.finfo(dt)
+    lo, sub = -np.log(float(info.tiny)), -np.log(float(info.smallest_subnormal))
+    edge = np.linspace(lo - 1, sub, 4 if quick else 12)
+    for c in (case.classes,) if case.classes else (UNDERFLOW_CLASSES,):
+        x = np.zeros((edge.size, c), dt)
+        x[:, 0] = edge
+        if d.spec.multi_hot_targets:
+            out.append((x, np.zeros(x.shape, dt)))
+            continue
+        out.append((x, np.zeros(edge.size, np.int64)))
+        out.append((x, np.ones(edge.size, np.int64)))
     n = 10 if quick else 200
     for c in (case.classes,) if case.classes else (3, 10):
         x = (rng.standard_normal((n, c)) * 10.0 ** rng.uniform(-3, 1.5, (n, 1))).astype(dt)
@@ -1029,7 +1062,7 @@ def _multi_call(case: _Case, order: int, evaluator: str, arrays: dict[str, np.nd
     d = case.by_order[order]
     given = _torch_order(d, arrays)
     calls = {0: lambda: d.loss_fn(*given), 1: lambda: d.grad_fn(*given),
-             2: lambda: d.hvp_fn(*given, v)}
+             2: lambda: d.hvp_fn(*given, v), 3: lambda: d.hess_diag_fn(*given)}
     if evaluator == "numpy":
         with fast.disabled():
             return np.asarray(calls[order]())
@@ -1379,9 +1412,11 @@ def run_search(quick: bool, only: list[str] | None = None,
                       "worst": float("nan"), "n": 0, "time_limit": True,
                       "where": f"NOT MEASURED: {why} before this order"}
                      for dt, o in todo for e in evaluators]
-            # the value is not searched at a mean: no row for it (as when there is time)
+            # the value and hess_diag are not searched at a mean: no row for them (as when
+            # there is time)
             rows[start:] = [r for r in rows[start:] if not (
-                r["order"] == "loss" and r.get("time_limit") and r["n"] == 0
+                r["order"] in [ORDERS[o] for o in UNREDUCED] and r.get("time_limit")
+                and r["n"] == 0
                 and opts.get("reduction", "sum") != "sum")]
         # the tables' order: dtype, then order (searched order by order)
         rank = {o: k for k, o in enumerate(ORDERS.values())}
@@ -1417,9 +1452,9 @@ def _search_one(name: str, opts: dict[str, Any], evaluators: list[str], quick: b
     while todo:
         dtype, order = todo[0]
         case = cases[dtype]
-        if order == 0 and case.reduction != "sum":
+        if order in UNREDUCED and case.reduction != "sum":
             todo.pop(0)
-            continue  # the value is reduction='none' whatever the variant's reduction
+            continue  # the value and hess_diag are per element whatever the reduction
         multi = case.family == "rows" or case.d.spec.arguments != ("input", "target")
         worst.clear()
         # the row family: its NumPy kernels and its compiled ones (rows_compiled)
@@ -1888,7 +1923,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nWorst point found per loss × order × dtype × evaluator (error in ulps against "
               f"mpmath at {DPS} digits; loss: reduction='none', grad and hvp: reduction='sum', "
               "hvp direction 1 (element-wise), e₀ and a seeded normal one whose entry 1 cancels "
-              "(class axis) or a seeded normal row (rows)). "
+              "(class axis) or a seeded normal row (rows); hess_diag: hess_diag_fn, ∂²ℓ/∂zᵢ² "
+              "per element, symloss.objective's hess, against the derived Hessian's diagonal). "
               "Points: roots of the exact "
               "value found by bisection ± a few ulps (where it is a difference of nearly equal "
               "terms; for the loss value the gradient's roots too, the loss's minimum), "
