@@ -963,7 +963,7 @@ class FastKernels:
     def _second_exprs(self) -> tuple[sp.Expr, sp.Expr]:
         d = self.derivation
         return (_scales_as_written(expression(d, "hvp"), reduce_sums, numpy_form=True),
-                reduce_sums(expression(d, "hess")))
+                _scales_as_written(expression(d, "hess"), reduce_sums, numpy_form=True))
 
     def _kernel(self, module: Any, what: str, layout: Layout, size: int) -> Any:
         """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once)."""
@@ -1186,7 +1186,22 @@ def _scales_as_written(expr: sp.Expr, reduce: Callable[[sp.Expr], sp.Expr],
         kept[scale] = written
         return e.func(*e.args[:4], scale)
 
+    def hide_factor(e: sp.Mul) -> sp.Expr:
+        # softmax_variance(z, i, C)·(the row's target weight): the Hessian diagonal's scale, as
+        # the hvp's (with class weights and label smoothing it was reduced here, and the
+        # evaluators' float64 diagonals 2 floats apart: accuracy.py's hess_diag rows)
+        rest = sp.Mul(*(a for a in e.args if not isinstance(a, softmax_variance)))
+        written = reduce_sums(rest, expand=False) if numpy_form else rest
+        if not reduce_sums(written).has(sp.Sum):
+            return e
+        scale = sp.Dummy("scale")
+        kept[scale] = written
+        return sp.Mul(*(a for a in e.args if isinstance(a, softmax_variance))) * scale
+
     hidden = expr.replace(lambda e: isinstance(e, softmax_hvp) and len(e.args) == 5, hide)
+    hidden = hidden.replace(
+        lambda e: (isinstance(e, sp.Mul) and e.has(sp.Sum)
+                   and any(isinstance(a, softmax_variance) for a in e.args)), hide_factor)
     return reduce(hidden).xreplace(kept)
 
 
