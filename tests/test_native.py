@@ -243,13 +243,18 @@ def test_damaged_files_fall_back_to_numba_and_are_rewritten(runs, tmp_path, dama
 
 def test_symbols_reads_an_elf_symbol_table_and_rejects_a_truncated_one(runs):
     _, cache, _, _, _ = runs
-    path = next(cache.glob("native_*.o"))
-    manifest = json.loads(next(cache.glob(f"{path.name[:27]}.json")).read_text())
-    defined, undefined = native.symbols(path.read_bytes())
+    path = next(cache.glob("native_*.json"))
+    manifest = json.loads(path.read_text())
+    kernel, entry = (native._object_path(cache, path.stem[len("native_"):], sha256)
+                     .read_bytes() for sha256 in manifest["sha256"])
+    defined, undefined = native._linked_symbols([kernel, entry])
     assert manifest["symbol"] in defined and sorted(undefined) == manifest["imports"]
-    for cut in (10, 100, len(path.read_bytes()) // 2):
+    # the entry calls the kernel by its symbol: defined in numba's object, not in the entry's
+    calls = native.symbols(entry)[1] - {s for s in undefined}
+    assert len(calls) == 1 and calls <= native.symbols(kernel)[0]
+    for cut in (10, 100, len(entry) // 2):
         with pytest.raises((ValueError, struct.error, IndexError)):
-            native.symbols(path.read_bytes()[:cut])
+            native.symbols(entry[:cut])
 
 
 def test_kinds_take_only_what_an_entry_takes():
