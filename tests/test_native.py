@@ -369,3 +369,81 @@ def test_a_2d_entry_returning_nothing_reads_every_argument_as_numba(tmp_path, mo
     manifests = [json.loads(p.read_text()) for p in tmp_path.glob("native_*.json")]
     assert {m["kinds"] for m in manifests} == {"f2uf2lIFBl", "f2uf2lIFNl"}  # bool, numpy bool
     assert all(m["use"] for m in manifests)
+
+
+def test_making_an_entry_compiles_no_python_and_not_the_kernel_again(tmp_path, monkeypatch):
+    """Saving an entry runs none of numba's Python front end (typing, lowering: ~1.4 s an
+    entry when it was a ``cfunc``) and hands LLVM none of the kernel's code (compiled once
+    already, by numba): its module only declares the kernel, and the kernel's object saved
+    beside it is numba's, byte for byte."""
+    import numba
+    from numba.core import codegen, compiler
+
+    monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_linked", {})
+    jitted = numba.njit(_label_rows)
+    z = np.random.default_rng(5).standard_normal((20, 7))
+    t = np.arange(20) % 7
+    jitted(np.empty_like(z), np.zeros(1, np.uint8), z, t, 3, 0.5, True, np.zeros(1, np.int64))
+    (signature,) = jitted.overloads
+    kernel_symbol = jitted.overloads[signature].fndesc.mangled_name
+    front_ends, optimised = [], []
+    compile_extra = compiler.compile_extra
+    optimise = codegen.CPUCodeLibrary._optimize_final_module
+
+    def counted(*args, **kwargs):
+        front_ends.append(args)
+        return compile_extra(*args, **kwargs)
+
+    def recorded(self):  # what LLVM optimises and emits: the library's linked module
+        optimised.append({f.name for f in self._final_module.functions if not f.is_declaration})
+        return optimise(self)
+
+    monkeypatch.setattr(compiler, "compile_extra", counted)
+    monkeypatch.setattr(codegen.CPUCodeLibrary, "_optimize_final_module", recorded)
+    native.save(f"test_native@{tmp_path.name}", "rows", "d2ud2lIFBl", jitted)
+    monkeypatch.undo()
+    assert not front_ends
+    assert optimised and not any(kernel_symbol in names for names in optimised)
+    (path,) = tmp_path.glob("native_*.json")
+    manifest = json.loads(path.read_text())
+    assert manifest["use"]
+    kernel, entry = (native._object_path(tmp_path, path.stem[len("native_"):], sha256)
+                     .read_bytes() for sha256 in manifest["sha256"])
+    assert kernel == bytes(jitted.overloads[signature].library._get_compiled_object())
+    assert kernel_symbol in native.symbols(entry)[1] and kernel_symbol not in native.symbols(
+        entry)[0]
+
+
+def test_an_entry_of_a_kernel_numba_loaded_from_its_cache(tmp_path, monkeypatch):
+    """numba's cache is warm, the entries' is not (a new symloss, another cache folder): the
+    kernel's object comes from numba's cache file (loading the overload consumed numba's copy
+    in memory), and the entry linked with it answers as numba does."""
+    import numba
+
+    from symloss import _bounds
+
+    monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(numba.core.config, "CACHE_DIR", str(tmp_path / "nb"))
+    monkeypatch.setattr(native, "_linked", {})
+    a = np.random.default_rng(6).random(3000)
+    compiled = numba.njit(cache=True)(_bounds._loop_within)
+    assert compiled(a, 0.0, 1.0)  # compiled, written to numba's cache
+    (signature,) = compiled.overloads
+    objects = bytes(compiled.overloads[signature].library._get_compiled_object())
+    loaded = numba.njit(cache=True)(_bounds._loop_within)  # as a later process's dispatcher
+    assert loaded(a, 0.0, 1.0) and loaded.stats.cache_hits
+    with pytest.raises(RuntimeError):  # numba keeps no copy of a loaded overload's object
+        loaded.overloads[signature].library._get_compiled_object()
+    name = f"test_native@{tmp_path.name}"
+    kernel = native.Kernel(name, "within", lambda: loaded)
+    assert kernel(a, 0.0, 1.0)  # numba's path: saves the entry
+    (path,) = tmp_path.glob("native_*.json")
+    manifest = json.loads(path.read_text())
+    assert manifest["use"] and native._object_path(
+        tmp_path, path.stem[len("native_"):], manifest["sha256"][0]).read_bytes() == objects
+    native._linked.clear()  # (this process knew no entry) as a later process:
+    kernel = native.Kernel(name, "within", lambda: loaded)
+    for b in (a, a * 2, a - 0.5, np.concatenate([a, [np.nan]])):
+        assert kernel(b, 0.0, 1.0) == loaded(b, 0.0, 1.0)
+    assert kernel._entries["dFF"] is not None  # went through the entry

@@ -8,33 +8,41 @@ numba's 252 ``load_additional_registries`` calls (one imports scipy.linalg). llv
 imports and initialises in ~30 ms and links a kernel's object code in a few ms.
 
 * **Saved on the cold path.** When numba has compiled a serial kernel for a signature (the
-  cold path, unchanged), :func:`save` compiles a C-ABI entry for it, generated from the
-  signature alone (no list of kernels): a numba ``cfunc`` taking the call's arguments as one
-  tuple (its object's address) and reading each item itself -- an array's data pointer and
-  shape from numpy's array header, a float's, int's or bool's value from its object: cheaper
-  than any conversion ctypes or Python could make -- calling the kernel on ``numba.carray``
-  views of the same arrays, returning the kernel's flag as 0/1 (0 for a kernel that returns
-  nothing: a class-axis kernel writes its flag into an array), or 2 where the kernel raised (a
-  failed allocation). Its object code goes to ``native_<key>_<sha256>.o`` and a manifest
-  (entry symbol, argument kinds, the object's undefined symbols and SHA-256) to
+  cold path, unchanged), :func:`save` saves two objects for it. The kernel's is numba's own,
+  byte for byte: the one numba compiled in this process (and keeps for its cache), or the one
+  numba's cache holds where the overload was loaded from there. The entry's is a C-ABI
+  function generated from the signature alone (no list of kernels), built as LLVM IR with
+  numba's code generation helpers and compiled by numba's codegen: it takes the call's
+  arguments as one tuple (its object's address) and reads each item itself -- an array's data
+  pointer and shape from numpy's array header, a float's, int's or bool's value from its
+  object: cheaper than any conversion ctypes or Python could make --, passes each array as
+  the structure ``numba.carray`` makes of it, calls the kernel by its symbol as numba calls one
+  compiled function from another, and returns the kernel's flag as 0/1 (0 for a kernel that
+  returns nothing: a class-axis kernel writes its flag into an array), 2 where the kernel
+  raised (a failed allocation). So numba's Python front end does not run for an entry and the
+  kernel's code is not compiled a second time (a ``cfunc`` that called the kernel did both:
+  ~1.4 s an entry). The objects go to ``native_<key>_<sha256>.o`` and a manifest (entry
+  symbol, argument kinds, the objects' SHA-256 and the symbols they need from elsewhere) to
   ``native_<key>.json`` in :func:`symloss.cache.cache_dir`, each written atomically. The key:
   the kernel module's name (a digest of its source and helpers), the kernel's name and
   argument kinds, this module's source (how an entry reads its arguments), numba's,
   llvmlite's and numpy's versions, the interpreter's ABI, the target triple and the host
   CPU's name and features, and the ``NUMBA_*`` settings. numba compiles the entry with the
-  target it compiles the kernel with; where that is not the host's (``NUMBA_CPU_NAME``), or a
-  symbol cannot be resolved, the manifest says ``"use": false`` and the kernel stays numba's.
-* **Loaded on the warm path.** :func:`load` reads the manifest, checks the object against its
-  SHA-256, reads its undefined symbols from the ELF symbol table and resolves each one
+  target it compiles the kernel with; where that is not the host's (``NUMBA_CPU_NAME``), the
+  kernel's code holds this process's addresses (numba's "dynamic globals"), or a symbol cannot
+  be resolved, the manifest says ``"use": false`` and the kernel stays numba's.
+* **Loaded on the warm path.** :func:`load` reads the manifest, checks each object against
+  its SHA-256, reads their undefined symbols from the ELF symbol tables and resolves each one
   explicitly: numba's NRT allocator (the kernels allocate: flags, index and row buffers) from
   its ``_nrt_python`` extension and numba's C helpers from ``_helperlib``, each loaded as an
   extension file under its own name, so the numba package is not imported (a later ``import
-  numba`` finds the same, once-initialised modules), C library functions from the process. It
-  links the object into one process-wide LLJIT and calls the entry through ctypes, which
-  releases the GIL as the ``nogil`` kernels do; NRT allocates with ``PyMem_RawMalloc`` (no GIL
-  needed) and counts references atomically, so threads may call one entry at once. The
-  entry holds the kernel as numba compiles it (same source, compiler and options, no
-  fast-math): its results are numba's bit for bit (tests/test_native.py).
+  numba`` finds the same, once-initialised modules), C library and Python API functions from
+  the process (the kernel's object holds numba's Python wrapper too, never called). It links
+  both objects as one library into one process-wide LLJIT and calls the entry through ctypes,
+  which releases the GIL as the ``nogil`` kernels do; NRT allocates with ``PyMem_RawMalloc``
+  (no GIL needed) and counts references atomically, so threads may call one entry at once. The
+  kernel's machine code is numba's own: its results are numba's bit for bit
+  (tests/test_native.py).
 
 Used for every serial kernel of :mod:`symloss.fast` -- element-wise and class-axis, first and
 second order -- and the compiled value checks (:mod:`symloss._bounds`): a warm first call of
@@ -594,6 +602,8 @@ def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], list[bytes]]:
                       for letter, nd in parsed)
     kernel.compile(signature)  # (compiled already: the call that saves it has run)
     fndesc = kernel.overloads[signature].fndesc
+    if kernel.overloads[signature].library.has_dynamic_globals:  # this process's addresses
+        return {"use": False, "why": "the kernel's code holds this process's addresses"}, []
     if (tuple(fndesc.argtypes) != signature
             or not (fndesc.restype == types.none or isinstance(fndesc.restype,
                                                                (types.Boolean, types.Integer)))):
