@@ -163,8 +163,33 @@ def _run(folder: Path, cache: Path, name: str, only: int | None = None, **env: s
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The cold, warm and numba-only runs on one cache folder (a minute or so: the cold run
-    compiles every kernel and entry)."""
-    folder = tmp_path_factory.mktemp("native")
+    compiles every kernel), made once per test session: under pytest-xdist the first worker
+    to need them makes them in the folder the workers share, the others wait and read them (a
+    module fixture is made once per worker: on 2 workers, twice)."""
+    import fcntl  # (Linux: the module is skipped elsewhere)
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-N, above each worker's popen-gwK
+    folder = base / "native-runs"
+    with open(base / "native-runs.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        made = folder / "reports.json"
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
+            folder.mkdir()
+            reports = [report for report, _ in _make_runs(folder)]
+            made.write_text(json.dumps(reports))
+        reports = json.loads(made.read_text())
+    results = []
+    for name in ("cold", "warm", "numba"):
+        with np.load(folder / f"{name}.npz") as saved:
+            results.append(dict(saved))
+    cold, warm, reference = zip(reports, results, strict=True)
+    return folder, folder / "cache", cold, warm, reference
+
+
+def _make_runs(folder: Path) -> list[tuple[dict, dict]]:
     rng = np.random.default_rng(20)
     arrays = {}
     i = 0
@@ -175,10 +200,8 @@ def runs(tmp_path_factory):
             i += 1
     np.savez(folder / "inputs.npz", **arrays)
     cache = folder / "cache"
-    cold = _run(folder, cache, "cold")
-    warm = _run(folder, cache, "warm")
-    reference = _run(folder, cache, "numba", SYMLOSS_NATIVE="0")
-    return folder, cache, cold, warm, reference
+    return [_run(folder, cache, "cold"), _run(folder, cache, "warm"),
+            _run(folder, cache, "numba", SYMLOSS_NATIVE="0")]
 
 
 def _same(a: dict, b: dict) -> list[str]:

@@ -49,11 +49,17 @@ second order -- and the compiled value checks (:mod:`symloss._bounds`): a warm f
 an element-wise or class-axis catalogue loss imports no numba (n = 1000: ~0.07 s instead of
 ~1.1 s for an element-wise loss; see benchmarks/README.md for the class-axis ones).
 
-Costs: the cold first call compiles each entry besides the kernel (+1.2-2.1 s for an
-element-wise loss, measured with ``benchmarks/speed.py --first-call-only``), and links it at
-once, so that the process's later calls take it too; a warm call costs ~0.5 µs more than
-numba's dispatch (one ctypes argument, the tuple), paid for not importing numba
-(``speed.py --sizes 100 --no-first-call``: see benchmarks/README.md).
+Costs: the cold first call saves each entry -- its small LLVM module compiled, both objects
+written: 0.02-0.06 s an entry (timed around :func:`save`; as a ``cfunc`` that compiled the
+kernel again, 1.0-2.5 s) -- and links it at once, so that the process's later calls take it
+too. ``benchmarks/speed.py --first-call-only 3 --only binary_cross_entropy_with_logits nll_loss
+cross_entropy multi_margin_loss`` (cold once, n = 1000, float32, load 4-5; two alternating runs
+each), ``cfunc`` entries (61888a5) -> these: nll_loss 7.0, 5.3 -> 2.9, 1.9 s,
+cross_entropy 11.4, 10.1 -> 8.7, 6.7 s, binary_cross_entropy_with_logits 7.4, 5.7 -> 5.7,
+4.0 s, multi_margin_loss 5.7, 5.4 -> 2.4, 3.2 s; what is left is numba compiling the kernels
+(``SYMLOSS_NATIVE=0``: the same within the noise). A warm first call: 0.03-0.08 s either way.
+A warm call costs ~0.5 µs more than numba's dispatch (one ctypes argument, the tuple), paid for
+not importing numba (``speed.py --sizes 100 --no-first-call``: see benchmarks/README.md).
 
 Limits: serial kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements; the parallel
 ones need numba's threading layer; the row losses' kernels, :mod:`symloss.rows_compiled`, stay
