@@ -163,8 +163,33 @@ def _run(folder: Path, cache: Path, name: str, only: int | None = None, **env: s
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The cold, warm and numba-only runs on one cache folder (a minute or so: the cold run
-    compiles every kernel and entry)."""
-    folder = tmp_path_factory.mktemp("native")
+    compiles every kernel), made once per test session: under pytest-xdist the first worker
+    to need them makes them in the folder the workers share, the others wait and read them (a
+    module fixture is made once per worker: on 2 workers, twice)."""
+    import fcntl  # (Linux: the module is skipped elsewhere)
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-N, above each worker's popen-gwK
+    folder = base / "native-runs"
+    with open(base / "native-runs.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        made = folder / "reports.json"
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
+            folder.mkdir()
+            reports = [report for report, _ in _make_runs(folder)]
+            made.write_text(json.dumps(reports))
+        reports = json.loads(made.read_text())
+    results = []
+    for name in ("cold", "warm", "numba"):
+        with np.load(folder / f"{name}.npz") as saved:
+            results.append(dict(saved))
+    cold, warm, reference = zip(reports, results, strict=True)
+    return folder, folder / "cache", cold, warm, reference
+
+
+def _make_runs(folder: Path) -> list[tuple[dict, dict]]:
     rng = np.random.default_rng(20)
     arrays = {}
     i = 0
@@ -175,10 +200,8 @@ def runs(tmp_path_factory):
             i += 1
     np.savez(folder / "inputs.npz", **arrays)
     cache = folder / "cache"
-    cold = _run(folder, cache, "cold")
-    warm = _run(folder, cache, "warm")
-    reference = _run(folder, cache, "numba", SYMLOSS_NATIVE="0")
-    return folder, cache, cold, warm, reference
+    return [_run(folder, cache, "cold"), _run(folder, cache, "warm"),
+            _run(folder, cache, "numba", SYMLOSS_NATIVE="0")]
 
 
 def _same(a: dict, b: dict) -> list[str]:
@@ -243,13 +266,18 @@ def test_damaged_files_fall_back_to_numba_and_are_rewritten(runs, tmp_path, dama
 
 def test_symbols_reads_an_elf_symbol_table_and_rejects_a_truncated_one(runs):
     _, cache, _, _, _ = runs
-    path = next(cache.glob("native_*.o"))
-    manifest = json.loads(next(cache.glob(f"{path.name[:27]}.json")).read_text())
-    defined, undefined = native.symbols(path.read_bytes())
+    path = next(cache.glob("native_*.json"))
+    manifest = json.loads(path.read_text())
+    kernel, entry = (native._object_path(cache, path.stem[len("native_"):], sha256)
+                     .read_bytes() for sha256 in manifest["sha256"])
+    defined, undefined = native._linked_symbols([kernel, entry])
     assert manifest["symbol"] in defined and sorted(undefined) == manifest["imports"]
-    for cut in (10, 100, len(path.read_bytes()) // 2):
+    # the entry calls the kernel by its symbol: defined in numba's object, not in the entry's
+    calls = native.symbols(entry)[1] - {s for s in undefined}
+    assert len(calls) == 1 and calls <= native.symbols(kernel)[0]
+    for cut in (10, 100, len(entry) // 2):
         with pytest.raises((ValueError, struct.error, IndexError)):
-            native.symbols(path.read_bytes()[:cut])
+            native.symbols(entry[:cut])
 
 
 def test_kinds_take_only_what_an_entry_takes():
@@ -364,3 +392,81 @@ def test_a_2d_entry_returning_nothing_reads_every_argument_as_numba(tmp_path, mo
     manifests = [json.loads(p.read_text()) for p in tmp_path.glob("native_*.json")]
     assert {m["kinds"] for m in manifests} == {"f2uf2lIFBl", "f2uf2lIFNl"}  # bool, numpy bool
     assert all(m["use"] for m in manifests)
+
+
+def test_making_an_entry_compiles_no_python_and_not_the_kernel_again(tmp_path, monkeypatch):
+    """Saving an entry runs none of numba's Python front end (typing, lowering: ~1.4 s an
+    entry when it was a ``cfunc``) and hands LLVM none of the kernel's code (compiled once
+    already, by numba): its module only declares the kernel, and the kernel's object saved
+    beside it is numba's, byte for byte."""
+    import numba
+    from numba.core import codegen, compiler
+
+    monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_linked", {})
+    jitted = numba.njit(_label_rows)
+    z = np.random.default_rng(5).standard_normal((20, 7))
+    t = np.arange(20) % 7
+    jitted(np.empty_like(z), np.zeros(1, np.uint8), z, t, 3, 0.5, True, np.zeros(1, np.int64))
+    (signature,) = jitted.overloads
+    kernel_symbol = jitted.overloads[signature].fndesc.mangled_name
+    front_ends, optimised = [], []
+    compile_extra = compiler.compile_extra
+    optimise = codegen.CPUCodeLibrary._optimize_final_module
+
+    def counted(*args, **kwargs):
+        front_ends.append(args)
+        return compile_extra(*args, **kwargs)
+
+    def recorded(self):  # what LLVM optimises and emits: the library's linked module
+        optimised.append({f.name for f in self._final_module.functions if not f.is_declaration})
+        return optimise(self)
+
+    monkeypatch.setattr(compiler, "compile_extra", counted)
+    monkeypatch.setattr(codegen.CPUCodeLibrary, "_optimize_final_module", recorded)
+    native.save(f"test_native@{tmp_path.name}", "rows", "d2ud2lIFBl", jitted)
+    monkeypatch.undo()
+    assert not front_ends
+    assert optimised and not any(kernel_symbol in names for names in optimised)
+    (path,) = tmp_path.glob("native_*.json")
+    manifest = json.loads(path.read_text())
+    assert manifest["use"]
+    kernel, entry = (native._object_path(tmp_path, path.stem[len("native_"):], sha256)
+                     .read_bytes() for sha256 in manifest["sha256"])
+    assert kernel == bytes(jitted.overloads[signature].library._get_compiled_object())
+    assert kernel_symbol in native.symbols(entry)[1] and kernel_symbol not in native.symbols(
+        entry)[0]
+
+
+def test_an_entry_of_a_kernel_numba_loaded_from_its_cache(tmp_path, monkeypatch):
+    """numba's cache is warm, the entries' is not (a new symloss, another cache folder): the
+    kernel's object comes from numba's cache file (loading the overload consumed numba's copy
+    in memory), and the entry linked with it answers as numba does."""
+    import numba
+
+    from symloss import _bounds
+
+    monkeypatch.setenv("SYMLOSS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(numba.core.config, "CACHE_DIR", str(tmp_path / "nb"))
+    monkeypatch.setattr(native, "_linked", {})
+    a = np.random.default_rng(6).random(3000)
+    compiled = numba.njit(cache=True)(_bounds._loop_within)
+    assert compiled(a, 0.0, 1.0)  # compiled, written to numba's cache
+    (signature,) = compiled.overloads
+    objects = bytes(compiled.overloads[signature].library._get_compiled_object())
+    loaded = numba.njit(cache=True)(_bounds._loop_within)  # as a later process's dispatcher
+    assert loaded(a, 0.0, 1.0) and loaded.stats.cache_hits
+    with pytest.raises(RuntimeError):  # numba keeps no copy of a loaded overload's object
+        loaded.overloads[signature].library._get_compiled_object()
+    name = f"test_native@{tmp_path.name}"
+    kernel = native.Kernel(name, "within", lambda: loaded)
+    assert kernel(a, 0.0, 1.0)  # numba's path: saves the entry
+    (path,) = tmp_path.glob("native_*.json")
+    manifest = json.loads(path.read_text())
+    assert manifest["use"] and native._object_path(
+        tmp_path, path.stem[len("native_"):], manifest["sha256"][0]).read_bytes() == objects
+    native._linked.clear()  # (this process knew no entry) as a later process:
+    kernel = native.Kernel(name, "within", lambda: loaded)
+    for b in (a, a * 2, a - 0.5, np.concatenate([a, [np.nan]])):
+        assert kernel(b, 0.0, 1.0) == loaded(b, 0.0, 1.0)
+    assert kernel._entries["dFF"] is not None  # went through the entry

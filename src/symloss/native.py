@@ -8,44 +8,58 @@ numba's 252 ``load_additional_registries`` calls (one imports scipy.linalg). llv
 imports and initialises in ~30 ms and links a kernel's object code in a few ms.
 
 * **Saved on the cold path.** When numba has compiled a serial kernel for a signature (the
-  cold path, unchanged), :func:`save` compiles a C-ABI entry for it, generated from the
-  signature alone (no list of kernels): a numba ``cfunc`` taking the call's arguments as one
-  tuple (its object's address) and reading each item itself -- an array's data pointer and
-  shape from numpy's array header, a float's, int's or bool's value from its object: cheaper
-  than any conversion ctypes or Python could make -- calling the kernel on ``numba.carray``
-  views of the same arrays, returning the kernel's flag as 0/1 (0 for a kernel that returns
-  nothing: a class-axis kernel writes its flag into an array), or 2 where the kernel raised (a
-  failed allocation). Its object code goes to ``native_<key>_<sha256>.o`` and a manifest
-  (entry symbol, argument kinds, the object's undefined symbols and SHA-256) to
+  cold path, unchanged), :func:`save` saves two objects for it. The kernel's is numba's own,
+  byte for byte: the one numba compiled in this process (and keeps for its cache), or the one
+  numba's cache holds where the overload was loaded from there. The entry's is a C-ABI
+  function generated from the signature alone (no list of kernels), built as LLVM IR with
+  numba's code generation helpers and compiled by numba's codegen: it takes the call's
+  arguments as one tuple (its object's address) and reads each item itself -- an array's data
+  pointer and shape from numpy's array header, a float's, int's or bool's value from its
+  object: cheaper than any conversion ctypes or Python could make --, passes each array as
+  the structure ``numba.carray`` makes of it, calls the kernel by its symbol as numba calls one
+  compiled function from another, and returns the kernel's flag as 0/1 (0 for a kernel that
+  returns nothing: a class-axis kernel writes its flag into an array), 2 where the kernel
+  raised (a failed allocation). So numba's Python front end does not run for an entry and the
+  kernel's code is not compiled a second time (a ``cfunc`` that called the kernel did both:
+  ~1.4 s an entry). The objects go to ``native_<key>_<sha256>.o`` and a manifest (entry
+  symbol, argument kinds, the objects' SHA-256 and the symbols they need from elsewhere) to
   ``native_<key>.json`` in :func:`symloss.cache.cache_dir`, each written atomically. The key:
   the kernel module's name (a digest of its source and helpers), the kernel's name and
   argument kinds, this module's source (how an entry reads its arguments), numba's,
   llvmlite's and numpy's versions, the interpreter's ABI, the target triple and the host
   CPU's name and features, and the ``NUMBA_*`` settings. numba compiles the entry with the
-  target it compiles the kernel with; where that is not the host's (``NUMBA_CPU_NAME``), or a
-  symbol cannot be resolved, the manifest says ``"use": false`` and the kernel stays numba's.
-* **Loaded on the warm path.** :func:`load` reads the manifest, checks the object against its
-  SHA-256, reads its undefined symbols from the ELF symbol table and resolves each one
+  target it compiles the kernel with; where that is not the host's (``NUMBA_CPU_NAME``), the
+  kernel's code holds this process's addresses (numba's "dynamic globals"), or a symbol cannot
+  be resolved, the manifest says ``"use": false`` and the kernel stays numba's.
+* **Loaded on the warm path.** :func:`load` reads the manifest, checks each object against
+  its SHA-256, reads their undefined symbols from the ELF symbol tables and resolves each one
   explicitly: numba's NRT allocator (the kernels allocate: flags, index and row buffers) from
   its ``_nrt_python`` extension and numba's C helpers from ``_helperlib``, each loaded as an
   extension file under its own name, so the numba package is not imported (a later ``import
-  numba`` finds the same, once-initialised modules), C library functions from the process. It
-  links the object into one process-wide LLJIT and calls the entry through ctypes, which
-  releases the GIL as the ``nogil`` kernels do; NRT allocates with ``PyMem_RawMalloc`` (no GIL
-  needed) and counts references atomically, so threads may call one entry at once. The
-  entry holds the kernel as numba compiles it (same source, compiler and options, no
-  fast-math): its results are numba's bit for bit (tests/test_native.py).
+  numba`` finds the same, once-initialised modules), C library and Python API functions from
+  the process (the kernel's object holds numba's Python wrapper too, never called). It links
+  both objects as one library into one process-wide LLJIT and calls the entry through ctypes,
+  which releases the GIL as the ``nogil`` kernels do; NRT allocates with ``PyMem_RawMalloc``
+  (no GIL needed) and counts references atomically, so threads may call one entry at once. The
+  kernel's machine code is numba's own: its results are numba's bit for bit
+  (tests/test_native.py).
 
 Used for every serial kernel of :mod:`symloss.fast` -- element-wise and class-axis, first and
 second order -- and the compiled value checks (:mod:`symloss._bounds`): a warm first call of
 an element-wise or class-axis catalogue loss imports no numba (n = 1000: ~0.07 s instead of
 ~1.1 s for an element-wise loss; see benchmarks/README.md for the class-axis ones).
 
-Costs: the cold first call compiles each entry besides the kernel (+1.2-2.1 s for an
-element-wise loss, measured with ``benchmarks/speed.py --first-call-only``), and links it at
-once, so that the process's later calls take it too; a warm call costs ~0.5 µs more than
-numba's dispatch (one ctypes argument, the tuple), paid for not importing numba
-(``speed.py --sizes 100 --no-first-call``: see benchmarks/README.md).
+Costs: the cold first call saves each entry -- its small LLVM module compiled, both objects
+written: 0.02-0.06 s an entry (timed around :func:`save`; as a ``cfunc`` that compiled the
+kernel again, 1.0-2.5 s) -- and links it at once, so that the process's later calls take it
+too. ``benchmarks/speed.py --first-call-only 3 --only binary_cross_entropy_with_logits nll_loss
+cross_entropy multi_margin_loss`` (cold once, n = 1000, float32, load 4-5; two alternating runs
+each), ``cfunc`` entries (61888a5) -> these: nll_loss 7.0, 5.3 -> 2.9, 1.9 s,
+cross_entropy 11.4, 10.1 -> 8.7, 6.7 s, binary_cross_entropy_with_logits 7.4, 5.7 -> 5.7,
+4.0 s, multi_margin_loss 5.7, 5.4 -> 2.4, 3.2 s; what is left is numba compiling the kernels
+(``SYMLOSS_NATIVE=0``: the same within the noise). A warm first call: 0.03-0.08 s either way.
+A warm call costs ~0.5 µs more than numba's dispatch (one ctypes argument, the tuple), paid for
+not importing numba (``speed.py --sizes 100 --no-first-call``: see benchmarks/README.md).
 
 Limits: serial kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements; the parallel
 ones need numba's threading layer; the row losses' kernels, :mod:`symloss.rows_compiled`, stay
@@ -82,7 +96,7 @@ __all__ = ["Kernel", "enabled", "load", "save"]
 _ENABLED = os.environ.get("SYMLOSS_NATIVE", "1").strip().lower() not in ("0", "false", "no",
                                                                           "off")
 #: The manifest's layout; a manifest of another format is not read.
-FORMAT = 5
+FORMAT = 6
 #: ``NUMBA_*`` settings that do not change a serial kernel's code (all others are in the key).
 _IRRELEVANT = frozenset({"NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER"})
 #: Argument kinds, one letter each: a C-contiguous, aligned array of float32 ('f'), float64
@@ -393,27 +407,41 @@ def _object_path(folder: Path, key: str, sha256: str) -> Path:
     return folder / f"native_{key}_{sha256[:16]}.o"
 
 
-def _read(folder: Path, key: str) -> tuple[dict[str, Any], bytes]:
-    """The manifest saved under ``key`` and its object, checked against each other (the
-    object's SHA-256, its entry symbol and undefined symbols); raises where they do not agree
-    or cannot be read. A manifest that says ``"use": false`` comes with no object."""
+def _linked_symbols(objects: Sequence[bytes]) -> tuple[set[str], set[str]]:
+    """The global symbols ``objects`` define together, and those they need from elsewhere."""
+    defined: set[str] = set()
+    undefined: set[str] = set()
+    for obj in objects:
+        d, u = symbols(obj)
+        defined |= d
+        undefined |= u
+    return defined, undefined - defined
+
+
+def _read(folder: Path, key: str) -> tuple[dict[str, Any], list[bytes]]:
+    """The manifest saved under ``key`` and its objects (the kernel's, the entry's), checked
+    against each other (each object's SHA-256, the entry symbol and the undefined symbols);
+    raises where they do not agree or cannot be read. A manifest that says ``"use": false``
+    comes with no object."""
     manifest = json.loads((folder / f"native_{key}.json").read_text(encoding="utf-8"))
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError("not a manifest of this format")
     if manifest.get("use") is False:
-        return manifest, b""
-    sha256 = str(manifest["sha256"])
-    obj = _object_path(folder, key, sha256).read_bytes()
-    if hashlib.sha256(obj).hexdigest() != sha256:
-        raise ValueError("the object is not the one the manifest names")
-    defined, undefined = symbols(obj)
+        return manifest, []
+    objects = []
+    for sha256 in manifest["sha256"]:
+        obj = _object_path(folder, key, str(sha256)).read_bytes()
+        if hashlib.sha256(obj).hexdigest() != sha256:
+            raise ValueError("an object is not the one the manifest names")
+        objects.append(obj)
+    defined, undefined = _linked_symbols(objects)
     if manifest["symbol"] not in defined or sorted(undefined) != manifest["imports"]:
-        raise ValueError("the manifest does not describe its object")
-    return manifest, obj
+        raise ValueError("the manifest does not describe its objects")
+    return manifest, objects
 
 
 def _link(key: str, kinds: str) -> _Entry | None:
-    manifest, obj = _read(cache.cache_dir(), key)
+    manifest, objects = _read(cache.cache_dir(), key)
     if manifest.get("use") is not True or manifest.get("kinds") != kinds:
         return None
     if not (_header_ok() and _objects_ok()):
@@ -423,7 +451,9 @@ def _link(key: str, kinds: str) -> _Entry | None:
     if any(a is None for a in addresses.values()):
         return None
     ll, jit = _llvmlite()
-    builder = ll.JITLibraryBuilder().add_object_img(obj)
+    builder = ll.JITLibraryBuilder()
+    for obj in objects:
+        builder.add_object_img(obj)
     for s, address in addresses.items():
         builder.import_symbol(s, address)
     # a library's name is the JIT's once: the same entry linked again (a test's later
@@ -432,130 +462,171 @@ def _link(key: str, kinds: str) -> _Entry | None:
     return _Entry(tracker[symbol], kinds, tracker)
 
 
-_ENTRY_HELPERS = """
-@intrinsic
-def _pointer(typingctx, address):
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
-    return types.voidptr(types.intp), codegen
-
-@njit(inline="always")
-def _fits(at, nd, char, order):
-    head = carray(_pointer(at), (9,), np.intp)
-    descr = carray(_pointer(head[DESCR]), (32,), np.uint8)
-    return ((head[ND] & 0xFFFFFFFF) == nd and (head[FLAGS] & C_ALIGNED) == C_ALIGNED
-            and descr[TYPE] == char and descr[ORDER] == order)
-
-@njit(inline="always")
-def _float(at):
-    return carray(_pointer(at), (3,), np.float64)[2]
-
-@njit(inline="always")
-def _npbool(at):
-    return carray(_pointer(at), (17,), np.uint8)[16] != 0
-
-@njit(inline="always")
-def _int(at):
-    tag = carray(_pointer(at), (3,), np.intp)[2]
-    if LONG_TAG:
-        n = tag >> 3
-        negative = (tag & 3) == 2
-    else:
-        n = tag if tag >= 0 else -tag
-        negative = tag < 0
-    if n > 3:
-        return np.int64(0), False
-    digits = carray(_pointer(at + 24), (n,), np.uint32)
-    if n == 3 and digits[2] > 8:
-        return np.int64(0), False
-    m = np.uint64(0)
-    for k in range(n):
-        m |= np.uint64(digits[k]) << np.uint64(30 * k)
-    if m > (np.uint64(9223372036854775808) if negative else np.uint64(9223372036854775807)):
-        return np.int64(0), False
-    v = np.int64(m)
-    return (-v if negative else v), True
-"""
-
-#: An array of ``nd`` dimensions read from its header (numba's ``carray``: a C-contiguous
-#: array of numba's type for the same array passed to the kernel).
-_READ = """
-@njit(inline="always")
-def _{letter}{nd}(at):
-    head = carray(_pointer(at), (9,), np.intp)
-    dims = carray(_pointer(head[DIMS]), ({nd},), np.intp)
-    return carray(_pointer(head[DATA]), ({shape}), np.{dtype})
-"""
+def _kernel_object(kernel: Any, signature: tuple[Any, ...]) -> bytes:
+    """The object code numba runs for ``kernel``'s overload ``signature``: the one it compiled
+    in this process (kept for its cache), else the one its cache holds (the overload was loaded
+    from there, and loading consumed the in-memory copy)."""
+    library = kernel.overloads[signature].library
+    try:
+        return bytes(library._get_compiled_object())
+    except (ValueError, RuntimeError):  # loaded from numba's cache
+        pass
+    cached = kernel._cache
+    data = cached._cache_file.load(cached._index_key(signature, kernel.targetctx.codegen()))
+    _, kind, payload = data[0]  # CompileResult._reduce: (name, "object", (object, bitcode))
+    if kind != "object":
+        raise ValueError(f"numba's cache holds {kind!r} code, not an object")
+    return bytes(payload[0])
 
 
-def _entry_source(kinds: str, returns: bool) -> str:
-    """The entry: ``kernel(...)`` on the items of the arguments' tuple -- each array read from
-    its header, each scalar from its object; its result 0 or 1 (the kernel's flag; 0 where it
-    ``returns`` nothing)."""
+def _entry_module(context: Any, fndesc: Any, kinds: str, name: str) -> Any:
+    """The entry in LLVM IR: ``uint8 name(PyObject *args)`` reads the items of the call's
+    argument tuple -- each array from numpy's header, each scalar from its object --, returns
+    3 where one is not of its kind, else calls the kernel ``fndesc`` by its symbol, as numba
+    calls one compiled function from another (its calling convention and argument packing),
+    each array passed as the structure ``numba.carray`` makes of it, and returns the kernel's
+    flag as 0/1 (0 where it returns nothing), 2 where it raised. Built with numba's code
+    generation helpers alone: no Python front end (typing, inlining, lowering: ~1.4 s an entry
+    when the entry was a ``cfunc``) and none of the kernel's code, which stays in numba's own
+    object."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.np.arrayobj import make_array, populate_array
+
+    i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+
+    def const(value: int, ty: Any = i64) -> Any:
+        return ir.Constant(ty, value)
+
+    module = context.create_module(name)
+    fn = ir.Function(module, ir.FunctionType(i8, [i8.as_pointer()]), name)
+    builder = ir.IRBuilder(fn.append_basic_block("read"))
+
+    def load(address: Any, offset: int, ty: Any) -> Any:  # the ``ty`` at address + offset
+        return builder.load(builder.inttoptr(builder.add(address, const(offset)), ty.as_pointer()))
+
+    def equal(a: Any, b: Any) -> Any:
+        return builder.icmp_unsigned("==", a, b)
+
+    ok = cgutils.alloca_once_value(builder, const(1, i1))
+
+    def require(condition: Any) -> None:
+        builder.store(builder.and_(builder.load(ok), condition), ok)
+
+    items = builder.ptrtoint(fn.args[0], i64)
     parsed = _parsed(kinds)
-    lines, args, fits, readers = [], [], [], {}
-    for i, (letter, nd) in enumerate(parsed):
-        at = f"items[{3 + i}]"
-        if letter == "F":
-            args.append(f"_float({at})")
-        elif letter == "N":
-            args.append(f"_npbool({at})")
-        elif letter in "IB":
-            lines.append(f"    v{i}, ok{i} = _int({at})\n")
-            fits.append(f"ok{i}")
-            args.append(f"v{i}" if letter == "I" else f"v{i} != 0")
-        else:
+    values: list[Any] = []
+    arrays = []
+    for i, ((letter, nd), argty) in enumerate(zip(parsed, fndesc.argtypes, strict=True)):
+        at = load(items, 8 * (3 + i), i64)  # the tuple's item i
+        if nd:
             dtype = np.dtype(_ARRAY_KINDS[letter])
-            readers[f"{letter}{nd}"] = _READ.format(
-                letter=letter, nd=nd, dtype=_ARRAY_KINDS[letter],
-                shape=" ".join(f"dims[{k}]," for k in range(nd)))
-            args.append(f"_{letter}{nd}({at})")
-            fits.append(f"_fits({at}, {nd}, {ord(dtype.char)}, {ord(dtype.byteorder)})")
-    call = f"kernel({', '.join(args)})"
-    return (_ENTRY_HELPERS + "".join(readers.values()) + "\ndef entry(args):\n"
-            f"    items = carray(args, ({3 + len(parsed)},), np.intp)\n"
-            + "".join(lines)
-            + f"    if not ({' and '.join(fits) or 'True'}):\n"
-            "        return np.uint8(3)\n"
-            "    try:\n"
-            + (f"        return np.uint8(1) if {call} else np.uint8(0)\n" if returns else
-               f"        {call}\n"
-               "        return np.uint8(0)\n")
-            + "    except Exception:\n"
-            "        return np.uint8(2)\n")
+            descr = load(at, 8 * _DESCR, i64)
+            require(equal(builder.and_(load(at, 8 * _ND, i64), const(0xFFFFFFFF)), const(nd)))
+            require(equal(builder.and_(load(at, 8 * _FLAGS, i64), const(_C_ALIGNED)),
+                          const(_C_ALIGNED)))
+            require(equal(load(descr, _TYPE, i8), const(ord(dtype.char), i8)))
+            require(equal(load(descr, _ORDER, i8), const(ord(dtype.byteorder), i8)))
+            arrays.append((i, at, nd, argty))
+            values.append(None)  # read below, once every argument is known to fit
+        elif letter == "F":
+            values.append(load(at, 16, ir.DoubleType()))
+        elif letter == "N":
+            values.append(builder.icmp_unsigned("!=", load(at, 16, i8), const(0, i8)))
+        else:  # an int (or bool) within int64, read from its 30-bit digits
+            tag = load(at, 16, i64)
+            if _LONG_TAG:
+                n = builder.lshr(tag, const(3))
+                negative = equal(builder.and_(tag, const(3)), const(2))
+            else:
+                negative = builder.icmp_signed("<", tag, const(0))
+                n = builder.select(negative, builder.neg(tag), tag)
+            require(builder.icmp_unsigned("<=", n, const(3)))
+            m = cgutils.alloca_once_value(builder, const(0))
+            for k in range(3):
+                with builder.if_then(builder.icmp_unsigned(">", n, const(k))):
+                    digit = builder.zext(load(at, 24 + 4 * k, i32), i64)
+                    if k == 2:
+                        require(builder.icmp_unsigned("<=", digit, const(8)))
+                    builder.store(builder.or_(builder.load(m), builder.shl(digit, const(30 * k))),
+                                  m)
+            magnitude = builder.load(m)
+            limit = builder.select(negative, const(2**63), const(2**63 - 1))
+            require(builder.icmp_unsigned("<=", magnitude, limit))
+            v = builder.select(negative, builder.neg(magnitude), magnitude)
+            values.append(v if letter == "I" else builder.icmp_unsigned("!=", v, const(0)))
+    call = fn.append_basic_block("call")
+    decline = fn.append_basic_block("decline")
+    builder.cbranch(builder.load(ok), call, decline)
+    builder.position_at_end(decline)
+    builder.ret(const(3, i8))
+    builder.position_at_end(call)
+    for i, at, nd, argty in arrays:  # as numba.carray makes it: C strides, no meminfo
+        dims = builder.inttoptr(load(at, 8 * _DIMS, i64), i64.as_pointer())
+        shape = [builder.load(builder.gep(dims, [const(k)])) for k in range(nd)]
+        itemsize = const(context.get_abi_sizeof(context.get_data_type(argty.dtype)))
+        strides, step = [], itemsize
+        for extent in reversed(shape):
+            strides.append(step)
+            step = builder.mul(step, extent)
+        array = make_array(argty)(context, builder)
+        populate_array(array, data=builder.inttoptr(load(at, 8 * _DATA, i64),
+                                                    context.get_data_type(argty.dtype)
+                                                    .as_pointer()),
+                       shape=shape, strides=strides[::-1], itemsize=itemsize, meminfo=None)
+        values[i] = array._getvalue()
+    callee = context.declare_function(module, fndesc)
+    status, result = context.call_conv.call_function(builder, callee, fndesc.restype,
+                                                     fndesc.argtypes, values)
+    with builder.if_then(status.is_error, likely=False):
+        builder.ret(const(2, i8))
+    if fndesc.restype == types.none:
+        builder.ret(const(0, i8))
+    else:
+        builder.ret(builder.zext(builder.icmp_unsigned("!=", result, ir.Constant(result.type, 0)),
+                                 i8))
+    return module
 
 
-def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], bytes | None]:
-    """The manifest and object code of ``kernel``'s entry for ``kinds`` (numba imported)."""
-    from numba import carray, cfunc, njit, types
-    from numba.core.extending import intrinsic
+def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], list[bytes]]:
+    """The manifest and the object code of ``kernel``'s entry for ``kinds`` (numba imported):
+    the kernel's own object, as numba compiled it, and the entry's, which calls it."""
+    from numba import types
+    from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
 
-    if cpu_target.target_context.codegen().magic_tuple() != host():
-        return {"use": False, "why": "numba compiles for another CPU than the host's"}, None
+    context = cpu_target.target_context
+    if context.codegen().magic_tuple() != host():
+        return {"use": False, "why": "numba compiles for another CPU than the host's"}, []
     if not (_header_ok() and _objects_ok()):
         return {"use": False, "why": "numpy's or Python's objects are not as the entry reads "
-                "them"}, None
+                "them"}, []
     parsed = _parsed(kinds)
-    # the kernel's signature for these kinds, as numba's dispatch types the arrays
+    # the kernel's signature for these kinds, as numba's dispatch types the arguments
     signature = tuple(types.Array(getattr(types, _ARRAY_KINDS[letter]), nd, "C")
                       if nd else getattr(types, _SCALAR_KINDS[letter])
                       for letter, nd in parsed)
     kernel.compile(signature)  # (compiled already: the call that saves it has run)
-    returns = kernel.overloads[signature].signature.return_type != types.none
-    namespace = {"kernel": kernel, "carray": carray, "np": np, "njit": njit, "types": types,
-                 "intrinsic": intrinsic, "DATA": _DATA, "ND": _ND, "DIMS": _DIMS,
-                 "DESCR": _DESCR, "FLAGS": _FLAGS, "TYPE": _TYPE, "ORDER": _ORDER,
-                 "C_ALIGNED": _C_ALIGNED, "LONG_TAG": _LONG_TAG}
-    exec(_entry_source(kinds, returns), namespace)  # our own generated wrapper
-    entry = cfunc(types.uint8(types.voidptr), error_model="numpy")(namespace["entry"])
-    obj = bytes(entry._library._get_compiled_object())  # type: ignore[attr-defined]
-    defined, undefined = symbols(obj)
+    fndesc = kernel.overloads[signature].fndesc
+    if kernel.overloads[signature].library.has_dynamic_globals:  # this process's addresses
+        return {"use": False, "why": "the kernel's code holds this process's addresses"}, []
+    if (tuple(fndesc.argtypes) != signature
+            or not (fndesc.restype == types.none or isinstance(fndesc.restype,
+                                                               (types.Boolean, types.Integer)))):
+        return {"use": False, "why": f"a kernel of {fndesc.argtypes} -> {fndesc.restype}"}, []
+    name = f"symloss_entry_{kinds}_{next(_names)}_{fndesc.mangled_name}"
+    with global_compiler_lock:  # numba's codegen is not thread-safe
+        library = context.codegen().create_library(name)
+        library.enable_object_caching()
+        library.add_ir_module(_entry_module(context, fndesc, kinds, name))
+        library.finalize()
+    objects = [_kernel_object(kernel, signature), bytes(library._get_compiled_object())]
+    defined, undefined = _linked_symbols(objects)
     missing = sorted(s for s in undefined if _address(s) is None)
-    if entry.native_name not in defined or missing:
-        return {"use": False, "why": f"unresolved symbols {missing}"}, None
-    return {"use": True, "symbol": entry.native_name, "imports": sorted(undefined),
-            "sha256": hashlib.sha256(obj).hexdigest()}, obj
+    if name not in defined or missing:
+        return {"use": False, "why": f"unresolved symbols {missing}"}, []
+    return {"use": True, "symbol": name, "imports": sorted(undefined),
+            "sha256": [hashlib.sha256(obj).hexdigest() for obj in objects]}, objects
 
 
 def _settled(folder: Path, key: str) -> bool:
@@ -584,9 +655,9 @@ def save(module: str, name: str, kinds: str, kernel: Any) -> None:
             folder = cache.cache_dir()
             if _settled(folder, key):
                 return
-            manifest, obj = _compile(kernel, kinds)
-            if obj is not None:
-                cache._write_atomic(_object_path(folder, key, manifest["sha256"]), obj)
+            manifest, objects = _compile(kernel, kinds)
+            for sha256, obj in zip(manifest.get("sha256", ()), objects, strict=True):
+                cache._write_atomic(_object_path(folder, key, sha256), obj)
             cache._write_atomic(folder / f"native_{key}.json", json.dumps(
                 {"format": FORMAT, "module": module, "kernel": name, "kinds": kinds,
                  **manifest}))
