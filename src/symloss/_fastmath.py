@@ -1012,9 +1012,9 @@ def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float]
     soft-label gradient (:func:`symloss.algebra.soft_modulated_slope`) -- rounded once where
     Ziv's test vouches that it is the exact value's rounding (:func:`_soft_scaled`), or NaN:
     where the bracket's two terms cancel by more than about 2¹² (next to ``σ(z) = y`` and the
-    other roots), ``|z|`` above ~600 (``e^(−|z|)`` below 2⁻⁸⁶⁵), the scale's pair ``S`` under 2⁻³⁰ of its terms' ``size``, and
-    :func:`_soft_scaled`'s other conditions, a NaN. The double-double form answers there.
-    Branch-free.
+    other roots), ``|z|`` above ~600 (``e^(−|z|)`` below 2⁻⁸⁶⁵), the scale's pair ``S``
+    under 2⁻³⁰ of its terms' ``size``, :func:`_soft_scaled`'s other conditions, a NaN. The
+    double-double form answers there. Branch-free.
 
     The bracket's terms may be subnormal where the result is not: ``Q^(γ−1)`` is large for
     ``γ < 1`` and small ``Q`` (``z = −359.38``, ``y = 2⁻¹⁰²²``: both terms about 10⁻³¹²,
