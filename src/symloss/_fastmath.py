@@ -734,9 +734,10 @@ def log1p_pair(eh: float, el: float) -> tuple[float, float]:
 @njit(forceinline=True, error_model="numpy")
 def log1p_pair_fine(eh: float, el: float) -> tuple[float, float]:
     """``log1p(E)`` for a pair ``E = eh + el`` in [2⁻⁸⁶⁵, 1] as ``(b, c)``, ``b + c`` within
-    2⁻⁷¹ + 2⁻¹⁰⁰ of it (absolute; where ``E`` is below 2⁻⁵³, ``b = 0`` and ``c = E − E²/2``:
-    relative), branch-free: :func:`log1p_pair`'s finer twin (the soft tiers' ``C``, whose
-    2⁻⁶⁰ kept Ziv's test from most elements whose bracket cancels).
+    2⁻⁷¹ + 2⁻¹⁰⁰ of it (absolute: where ``E`` is below 2⁻⁵³, ``b = 0`` and ``c`` is ``E``
+    rounded, 2⁻⁵³ of it), branch-free: :func:`log1p_pair`'s finer twin for the soft tiers'
+    ``C``, whose error they bound absolutely (:func:`log1p_pair`'s 2⁻⁶⁰, relative, kept
+    Ziv's test from most elements whose bracket cancels).
 
     ``D = 1 + E = dh + dl`` (Fast2Sum: exact but for ``dl``'s last rounding, 2⁻¹⁰⁶), ``b =
     log_w(dh)`` (within an ulp), ``t = D·e^(−b) − 1`` from :func:`exp_pair_fine` (within 2⁻⁷²,
