@@ -62,7 +62,8 @@ def _cancelling(n: int, g: float, seed: int) -> tuple[np.ndarray, np.ndarray, np
     while len(zs) < n:
         y = float(rng.uniform(0.02, 0.98))
         with mpmath.workprec(200):
-            root = float(mpmath.findroot(lambda t: _exact(t, y, g, 1, 1), np.log(y / (1 - y))))
+            root = float(mpmath.findroot(lambda t, y=y: _exact(t, y, g, 1, 1),
+                                         np.log(y / (1 - y))))
         for step in 2.0 ** rng.uniform(-9, -5, 3) * rng.choice([-1, 1], 3):
             z = root + float(step)
             with mpmath.workprec(200):
