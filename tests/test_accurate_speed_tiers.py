@@ -111,9 +111,9 @@ def test_soft_modulated_curvature_tier_within_its_bound():
     (1 − y)σ(z), C = y·softplus(−z) + (1 − y)·softplus(z)) rounded once from pairs, against
     mpmath (120 bits): random z (also |z| to 700, and next to 0, where Q″ = Q′·(σ(−z) − σ(z))
     vanishes) and y (labels next to 0, 1 and ½), γ = 0, ½, 1, 2, 3, 8, 9, scales of α. Where it
-    answers it is within its 0.71 ulp; it answers wherever the four terms keep an eighth of
-    their magnitude (|z| ≤ 30) and declines (NaN) where they keep under a 32nd, at y outside
-    (0, 1), γ > 8, a scale whose pair cancelled and a NaN."""
+    answers it is the exact value rounded (Ziv's test); it answers all but a few of the
+    elements whose four terms keep an eighth of their magnitude (|z| ≤ 30), and declines (NaN)
+    at y outside (0, 1), γ > 8, a scale whose pair cancelled and a NaN."""
     import mpmath
     from numba import njit
 
@@ -162,13 +162,13 @@ def test_soft_modulated_curvature_tier_within_its_bound():
                 share.append(abs(sum(terms)) / weight)
             share = np.array([float(x) for x in share])
             assert _ulps(got[body][answered], [e for e, a in zip(exact, answered, strict=True)
-                                               if a]).max() <= 0.71
+                                               if a]).max() <= 0.5
             must = (np.abs(z[body]) <= 30.0) & (share >= 1 / 8)
-            assert answered[must].all(), (z[body][must & ~answered], y[body][must & ~answered])
-            assert not (answered & (share < 1 / 32)).any()
+            assert answered[must].mean() >= 0.97, (z[body][must & ~answered],
+                                                   y[body][must & ~answered])
             visited |= bool((share < 1 / 32).any())
-    assert visited  # a root of the four terms' sum was visited, and declined
-    assert np.isnan(curvature(z[:5], y[:5], 2.0, 2.0**-45, 0.0, 1.0)).all()  # a cancelled scale
+    assert visited  # a root of the four terms' sum was visited
+    assert np.isnan(curvature(z[:5], y[:5], 2.0, 2.0**-35, 0.0, 1.0)).all()  # a cancelled scale
 
 
 @pytest.mark.parametrize("options", [{}, {"gamma": 0.5}, {"alpha": -1.0}, {"gamma": 3.0}])

@@ -1056,9 +1056,9 @@ def test_soft_modulated_slope_tier_within_its_bound():
     y)σ(z), C = y·softplus(−z) + (1 − y)·softplus(z)) rounded once from pairs, against mpmath
     (120 bits): random z (also |z| to 700) and y, labels near 0 and 1, z next to logit(y)
     (σ(z) ≈ y: the terms cancel), γ = 0.5, 1, 2, 8, 9, scales of α. Where it answers it is
-    within its 0.72 ulp; it answers wherever the terms keep an eighth of their magnitude (|z|
-    ≤ 30) and declines (NaN) where they keep under a 32nd, at y outside (0, 1), γ > 8, a
-    scale whose pair cancelled (S under 2⁻⁴⁰ of its size) and a NaN."""
+    the exact value rounded (Ziv's test); it answers all but a few of the elements whose
+    terms keep an eighth of their magnitude (|z| ≤ 30), and declines (NaN) at y outside (0,
+    1), γ > 8, a scale whose pair cancelled (S under 2⁻³⁰ of its size) and a NaN."""
     import mpmath
     from numba import njit
 
@@ -1101,12 +1101,12 @@ def test_soft_modulated_slope_tier_within_its_bound():
                 share.append(abs(sum(terms)) / (abs(terms[0]) + q * (a + ym)))
             share = np.array([float(x) for x in share])
             assert _ulps(got[body][answered], [e for e, a in zip(exact, answered, strict=True)
-                                               if a]).max() <= 0.72
+                                               if a]).max() <= 0.5
             must = (np.abs(z[body]) <= 30.0) & (share >= 1 / 8)
-            assert answered[must].all(), (z[body][must & ~answered], y[body][must & ~answered])
-            assert not (answered & (share < 1 / 32)).any()
-            assert (share[155:195] < 1 / 32).any()  # σ(z) ≈ y was visited, and declined
-    assert np.isnan(slope(z[:5], y[:5], 2.0, 2.0**-45, 0.0, 1.0)).all()  # a cancelled scale
+            assert answered[must].mean() >= 0.97, (z[body][must & ~answered],
+                                                   y[body][must & ~answered])
+            assert (share[155:195] < 1 / 32).any()  # σ(z) ≈ y was visited
+    assert np.isnan(slope(z[:5], y[:5], 2.0, 2.0**-35, 0.0, 1.0)).all()  # a cancelled scale
 
 
 @pytest.mark.parametrize("soft", [False, True])

@@ -732,6 +732,27 @@ def log1p_pair(eh: float, el: float) -> tuple[float, float]:
 
 
 @njit(forceinline=True, error_model="numpy")
+def log1p_pair_fine(eh: float, el: float) -> tuple[float, float]:
+    """``log1p(E)`` for a pair ``E = eh + el`` in [2⁻⁸⁶⁵, 1] as ``(b, c)``, ``b + c`` within
+    2⁻⁷¹ + 2⁻¹⁰⁰ of it (absolute: where ``E`` is below 2⁻⁵³, ``b = 0`` and ``c`` is ``E``
+    rounded, 2⁻⁵³ of it), branch-free: :func:`log1p_pair`'s finer twin for the soft tiers'
+    ``C``, whose error they bound absolutely (:func:`log1p_pair`'s 2⁻⁶⁰, relative, kept
+    Ziv's test from most elements whose bracket cancels).
+
+    ``D = 1 + E = dh + dl`` (Fast2Sum: exact but for ``dl``'s last rounding, 2⁻¹⁰⁶), ``b =
+    log_w(dh)`` (within an ulp), ``t = D·e^(−b) − 1`` from :func:`exp_pair_fine` (within 2⁻⁷²,
+    relative: times ``D ≤ 2``, 2⁻⁷¹ absolute; ``|t|`` ≲ 2⁻⁵², its fused multiply-add and sums
+    round at 2⁻¹⁰⁴) and ``log D = b + log1p(t) = b + t − t²/2`` (the rest ``t³/3`` below
+    2⁻¹⁵⁰). ``E``'s own error (``δE``) adds ``δE/(1 + E)``."""
+    dh = 1.0 + eh
+    dl = (eh - (dh - 1.0)) + el
+    b = log_w(dh)
+    xh, xl = exp_pair_fine(-b)
+    t = _fma(dh, xh, -1.0) + (dh * xl + dl * xh)
+    return b, t - 0.5 * t * t
+
+
+@njit(forceinline=True, error_model="numpy")
 def _modulated_parts(s: float, g: float) -> tuple[float, float, float, float, float, float,
                                                   float, float, float, float, float]:
     """The pairs :func:`modulated_slope_q` and :func:`modulated_curvature_q` build from: ``A =
@@ -769,6 +790,14 @@ def _modulated_parts(s: float, g: float) -> tuple[float, float, float, float, fl
     return ah, al, bh, bl, lh, ll, ph, pl - ph * ul, eh, b, c
 
 
+#: :func:`_modulated_parts` from :func:`exp_pair_fine` and :func:`log1p_pair_fine` (the soft
+#: tiers'): ``E = e^(−|s|)`` within 2⁻⁷² for ``|s| ≤ 600``, so ``A``, ``B`` within ε' ≤ 2⁻⁷¹
+#: (the quotient's remainder and products add a few 2⁻¹⁰⁴), ``L = softplus(s)`` within 2⁻⁷⁰·⁹
+#: (absolute: the log1p's 2⁻⁷¹ + 2⁻¹⁰⁰ and ``E``'s 2⁻⁷²·E/(1 + E)).
+_modulated_parts_fine = _flavoured(_modulated_parts.py_func, "_modulated_parts_fine",
+                                   exp_pair=exp_pair_fine, log1p_pair=log1p_pair_fine)
+
+
 @njit(forceinline=True, error_model="numpy")
 def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
     """``S·σ(s)^γ·(σ(s) + γ·softplus(s)·σ(−s))`` (``S = sh + sl`` a pair within 2⁻¹⁰⁴ of the
@@ -801,10 +830,22 @@ def modulated_slope_q(s: float, g: float, sc: tuple[float, float]) -> float:
     return r if good else math.nan
 
 
-#: :func:`modulated_curvature_q` and :func:`soft_modulated_slope_q` certify where their sum
-#: keeps this share of its terms' magnitude (cancels by at most 2⁴): its relative error,
-#: ≤ 2⁻⁵⁹·⁶ of the magnitude, is then ≤ 2⁻⁵⁵·⁶ of the sum.
+#: :func:`modulated_curvature_q` certifies where its sum keeps this share of its terms'
+#: magnitude (cancels by at most 2⁴): its relative error, ≤ 2⁻⁵⁹·⁷ of the magnitude, is then
+#: ≤ 2⁻⁵⁵·⁷ of the sum.
 CANCEL_MARGIN = 2.0**-4
+#: The soft tiers' bound on their bracket ``K``, absolute: 2⁻⁶⁶ of its terms' magnitude ``M``
+#: (every part but ``C`` relative, at most 9ε' ≤ 2⁻⁶⁷·⁸: the products' and sums' few 2⁻¹⁰⁴ and
+#: those of :func:`_modulated_parts_fine`) plus ``C``'s absolute error, ≤ 2⁻⁷⁰ (its two
+#: softplus' 2⁻⁷⁰·⁹ with weights ``y`` and ``1 − y``), times ``C``'s weight in ``K``.
+SOFT_K_ERR = 2.0**-66
+SOFT_C_ERR = 2.0**-70
+#: ... and the relative error of ``Q^(γ−k)`` per unit of ``|γ − k|`` (``Q`` within 2ε', its log
+#: one more 2⁻⁷², :func:`_q_power`), with ``S``'s (2⁻⁷⁰: its pair at least 2⁻³⁰ of its terms'
+#: size) and the last exponential's (2⁻⁷²) in the same unit, once.
+SOFT_POW_ERR = 2.0**-69
+#: ``e^(−|z|)``, ``Q`` and ``Q^(γ−k)`` from this size up (:func:`exp_pair_fine`'s range, e^(−600)).
+SOFT_MIN = 2.0**-865
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -867,11 +908,12 @@ def _soft_parts(z: float, y: float) -> tuple[float, float, float, float, float, 
                                              float]:
     """The pairs :func:`soft_modulated_slope_q` and :func:`soft_modulated_curvature_q` build
     from, as ``(ah, al, bh, bl, fh, fl, ch, cl, wh, wl, dh, dl, xh, xl, eh)``: ``A = σ(z)``,
-    ``B = σ(−z)`` (:func:`_modulated_parts`: within ε and 1.5ε, ε ≤ 2⁻⁶⁴), ``1 − 2y`` (two
-    TwoSums: within 2⁻¹⁰⁶), ``C = y·softplus(−z) + (1 − y)·softplus(z)`` and ``Q = y·σ(−z) +
-    (1 − y)·σ(z)`` (sums of positive products: within 2⁻⁶⁰ + 2ε and 2ε), ``A − y`` (a TwoSum
-    pair: within ε·A), ``A·B`` (within 3ε) and ``e^(−|z|)``'s high part."""
-    ah, al, bh, bl, lh, ll, _, _, eh, b, c = _modulated_parts(z, 0.0)
+    ``B = σ(−z)`` (:func:`_modulated_parts_fine`: within ε', ε' ≤ 2⁻⁷¹), ``1 − 2y`` (two
+    TwoSums: within 2⁻¹⁰⁶), ``C = y·softplus(−z) + (1 − y)·softplus(z)`` (within 2⁻⁷⁰,
+    absolute, and a few 2⁻¹⁰⁴ of ``C``) and ``Q = y·σ(−z) + (1 − y)·σ(z)`` (within 2ε'),
+    ``A − y`` (a TwoSum pair: within ε'·A), ``A·B`` (within 3ε') and ``e^(−|z|)``'s high
+    part."""
+    ah, al, bh, bl, lh, ll, _, _, eh, b, c = _modulated_parts_fine(z, 0.0)
     t = 0.0 if z >= 0.0 else -z  # softplus(−z) = max(−z, 0) + b + c (TwoSum)
     kh = t + b
     kb = kh - t
@@ -906,39 +948,60 @@ def _soft_parts(z: float, y: float) -> tuple[float, float, float, float, float, 
 
 @njit(forceinline=True, error_model="numpy")
 def _q_power(wh: float, wl: float, g: float, k: float) -> tuple[float, float]:
-    """``Q^(γ − k)`` as a pair for ``Q = wh + wl`` (``k`` 1 or 2): ``log Q`` as ``log_w(wh)``
-    plus one Newton step from :func:`exp_pair` (``wh − e_h`` exact: Sterbenz), within about
-    2⁻⁶⁵ (absolute); ``γ − k`` a TwoSum pair; the exponent an exact-product pair; so within
-    ``|γ − k|·2⁻⁶⁵ + ε`` of it (relative)."""
+    """``Q^(γ − k)`` as a pair for ``Q = wh + wl`` (``k`` 1 or 2; ``Q`` and the result in
+    [2⁻⁸⁶⁵, 2¹⁰⁰⁰]: :func:`exp_pair_fine`'s range): ``log Q`` as ``log_w(wh)`` plus one Newton
+    step from :func:`exp_pair_fine` (``wh − e_h`` exact: Sterbenz), within 2⁻⁷² + a few
+    2⁻¹⁰⁴ (absolute); ``γ − k`` a TwoSum pair; the exponent an exact-product pair; so within
+    ``|γ − k|·(2⁻⁷² + δQ) + 2⁻⁷²`` of it (relative; ``δQ`` the pair ``Q``'s own relative
+    error)."""
     lq = log_w(wh)  # log Q: one Newton step from e^lq as a pair
-    gh, gl = exp_pair(lq)
+    gh, gl = exp_pair_fine(lq)
     lc = ((wh - gh) + (wl - gl)) / gh
     g1 = g - k  # γ − k (TwoSum)
     g1b = g1 - g
     g1l = (g - (g1 - g1b)) + (-k - g1b)
     ph = g1 * lq  # (γ − k)·log Q as a pair
     pl = _fma(g1, lq, -ph) + (g1 * lc + g1l * lq)
-    sh2, sl2 = exp_pair(ph)  # Q^(γ−k) = e^ph·(1 + pl)
+    sh2, sl2 = exp_pair_fine(ph)  # Q^(γ−k) = e^ph·(1 + pl)
     return sh2, sl2 + sh2 * pl
 
 
 @njit(forceinline=True, error_model="numpy")
 def _soft_scaled(sh: float, sl: float, wh: float, wl: float, g: float, k: float, kh: float,
-                 kl: float, magnitude: float, y: float, eh: float, size: float) -> float:
-    """``S·Q^(γ−k)·K`` rounded once from the pairs ``S``, ``Q`` and ``K`` (the bracket whose
-    terms' magnitudes sum to ``magnitude``), or NaN where the soft tiers cannot vouch for it:
-    the last step and the conditions shared by :func:`soft_modulated_slope_q` (``k = 1``)
-    and :func:`soft_modulated_curvature_q` (``k = 2``), whose bounds they state."""
+                 kl: float, magnitude: float, kerr: float, y: float, eh: float,
+                 size: float) -> float:
+    """``S·Q^(γ−k)·K`` from the pairs ``S``, ``Q`` and ``K`` (the bracket, whose terms'
+    magnitudes sum to ``magnitude``, within ``kerr`` of its exact value), rounded once where
+    Ziv's test (:func:`symloss._bits.rounds_alone`) vouches that every value within its bound
+    ``E`` -- the exact value and the double-double pair alike -- rounds to it, else NaN: the
+    last step and the conditions shared by :func:`soft_modulated_slope_q` (``k = 1``) and
+    :func:`soft_modulated_curvature_q` (``k = 2``).
+
+    ``E = (|S·Q^(γ−k)|·kerr + (|γ − k| + 1)·2⁻⁶⁹·|r|)·(1 + 2⁻⁵)``: ``K``'s error carried by
+    the rest, and the relative errors of ``Q^(γ−k)`` (:data:`SOFT_POW_ERR`), ``S`` (within
+    2⁻⁷⁰ where its pair is at least 2⁻³⁰ of its terms' ``size``: the pair is within 2⁻¹⁰⁰ of
+    that size) and the products (a few 2⁻¹⁰⁴); the last factor covers the bound's own
+    rounding and the double-double pair's error (a few hundred 2⁻¹⁰⁴ of the same terms). So
+    the result is the pair's bits, which the NumPy evaluator returns, wherever it is not NaN.
+    NaN too where ``y`` is outside (0, 1), ``γ > 8``, ``e^(−|z|)``, ``Q`` or ``Q^(γ−k)`` is below
+    2⁻⁸⁶⁵ (:data:`SOFT_MIN`) or ``Q^(γ−k)`` above 2¹⁰⁰⁰, the magnitude, ``Q^(γ−k)·K`` or the
+    result is below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`: the products' relative bounds hold), or the
+    result is not finite. (Soft targets uniform in (0, 1), ``z`` ~ N(0, 9), γ = 2: the
+    first tier with :func:`_modulated_parts`' 2⁻⁶⁰ softplus and a relative bound where the
+    bracket kept 2⁻⁴ of its terms declined 8.3 % of the gradient's elements, to the
+    double-double form at ~170 ns each; this one ~0.4 %.)"""
     sh2, sl2 = _q_power(wh, wl, g, k)
     rh2 = sh2 * kh  # Q^(γ−k)·K
     rl2 = _fma(sh2, kh, -rh2) + (sh2 * kl + sl2 * kh)
     w = sh * rh2  # S·…
-    r = w + (_fma(sh, rh2, -w) + (sh * rl2 + sl * rh2))
-    good = ((y > 0.0) & (y < 1.0) & (eh >= SLOPE_MIN) & (wh >= SLOPE_MIN)
-            & (magnitude >= SLOPE_MIN) & (sh2 >= SLOPE_MIN) & (abs(rh2) >= SLOPE_MIN)
-            & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf) & (sh2 < math.inf)
-            & (g <= SLOPE_MAX_GAMMA) & (abs(kh) >= CANCEL_MARGIN * magnitude)
-            & (abs(sh) >= 2.0**-40 * size))
+    wl2 = _fma(sh, rh2, -w) + (sh * rl2 + sl * rh2)
+    r = w + wl2
+    e = (abs(sh * sh2) * kerr + (abs(g - k) + 1.0) * SOFT_POW_ERR * abs(r)) * 1.03125
+    good = ((y > 0.0) & (y < 1.0) & (eh >= SOFT_MIN) & (wh >= SOFT_MIN)
+            & (magnitude >= SLOPE_MIN) & (sh2 >= SOFT_MIN) & (sh2 <= 2.0**1000)
+            & (abs(rh2) >= SLOPE_MIN) & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf)
+            & (g <= SLOPE_MAX_GAMMA) & (abs(sh) >= 2.0**-30 * size)
+            & _rounds_alone(w, wl2, e))
     return r if good else math.nan
 
 
@@ -947,13 +1010,12 @@ def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float]
                            size: float) -> float:
     """``S·Q^(γ−1)·(γ(1 − 2y)·C·σ(z)σ(−z) + Q·(σ(z) − y))`` with ``Q = y·σ(−z) + (1 − y)·σ(z)``,
     ``C = y·softplus(−z) + (1 − y)·softplus(z)`` -- ``S·d/dz[Q^γ·C]``, sigmoid_focal_loss's
-    soft-label gradient (:func:`symloss.algebra.soft_modulated_slope`) -- rounded once, within
-    0.72 ulp of the exact value, or NaN where that is not certain: ``y`` outside (0, 1), the
-    bracket's two terms cancelling by more than 2⁴ (:data:`CANCEL_MARGIN`: next to ``σ(z) =
-    y`` and the other roots), the scale's pair ``S`` under 2⁻⁴⁰ of its terms' ``size`` (its
-    pair, summed from products, is then within 2⁻⁶⁰ of it), ``γ > 8``, ``e^(−|z|)``, ``Q``,
-    the bracket's terms' magnitude, a product or the result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`),
-    a result that is not finite, a NaN. The double-double form answers there. Branch-free.
+    soft-label gradient (:func:`symloss.algebra.soft_modulated_slope`) -- rounded once where
+    Ziv's test vouches that it is the exact value's rounding (:func:`_soft_scaled`), or NaN:
+    where the bracket's two terms cancel by more than about 2¹² (next to ``σ(z) = y`` and the
+    other roots), ``|z|`` above ~600 (``e^(−|z|)`` below 2⁻⁸⁶⁵), the scale's pair ``S``
+    under 2⁻³⁰ of its terms' ``size``, :func:`_soft_scaled`'s other conditions, a NaN. The
+    double-double form answers there. Branch-free.
 
     The bracket's terms may be subnormal where the result is not: ``Q^(γ−1)`` is large for
     ``γ < 1`` and small ``Q`` (``z = −359.38``, ``y = 2⁻¹⁰²²``: both terms about 10⁻³¹²,
@@ -962,14 +1024,12 @@ def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float]
     2⁻⁹⁰⁰ up those losses (a few times 2⁻¹⁰⁷¹, ``γ ≤ 8``, ``|1 − 2y| ≤ 1``) are below
     2⁻¹⁷⁰ of it, and the bound below holds.
 
-    From :func:`_soft_parts`' pairs (``A = σ(z)``, ``B = σ(−z)``, ``softplus(±z)`` within
-    2⁻⁶⁰ + ε): ``1 − y`` and ``1 − 2y`` TwoSum pairs; ``C`` and ``Q`` sums of positive
-    products (within 2⁻⁶⁰ + 2ε and 2ε); ``A − y`` a TwoSum pair within ``ε·A``, so ``Q·(A −
-    y)`` within ``3ε·Q·(A + y)``; the first term within 2⁻⁶⁰ + 5ε. The bracket is within
-    ``(2⁻⁶⁰ + 5ε)·M`` (``M`` its terms' magnitudes' sum), within 2⁻⁵⁵·⁶ of itself where it is
-    at least ``M/16``. ``Q^(γ−1)`` (:func:`_q_power`) within ``|γ − 1|·2⁻⁶⁵ + ε`` ≤ 2⁻⁶¹·⁷
-    for ``γ ≤ 8``. With the scale's 2⁻⁶⁰ and the products'
-    few 2⁻¹⁰⁴: below 2⁻⁵⁵·² in all, under 0.22 ulp -- with the rounding's half, 0.72 ulp."""
+    From :func:`_soft_parts`' pairs (``A = σ(z)``, ``B = σ(−z)`` within ε' ≤ 2⁻⁷¹, ``C``
+    within 2⁻⁷⁰ absolute): ``1 − y`` and ``1 − 2y`` TwoSum pairs; ``Q`` within 2ε'; ``A − y``
+    a TwoSum pair within ``ε'·A``, so ``Q·(A − y)`` within ``3ε'·Q·(A + y)``; the first term
+    within ``5ε'`` of itself plus ``γ|1 − 2y|·AB·2⁻⁷⁰``. The bracket is so within
+    :data:`SOFT_K_ERR`·M + :data:`SOFT_C_ERR`·γ|1 − 2y|·AB (``M`` its terms' magnitudes'
+    sum, the products' few 2⁻¹⁰⁴ in it), whatever it cancels."""
     sh, sl = sc
     ah, _, _, _, fh, fl, eh2, el, wh, wl, dah, dal, xh, xl, eh = _soft_parts(z, y)
     mh = xh * eh2  # σ(z)σ(−z)·C
@@ -984,7 +1044,9 @@ def soft_modulated_slope_q(z: float, y: float, g: float, sc: tuple[float, float]
     ob = oh - uh
     ol = ((uh - (oh - ob)) + (vh - ob)) + (ul + vl)
     magnitude = abs(uh) + wh * (ah + y)
-    return _soft_scaled(sh, sl, wh, wl, g, 1.0, oh, ol, magnitude, y, eh, size)
+    # K's error: C's weight in it is γ|1 − 2y|·σ(z)σ(−z)
+    kerr = SOFT_K_ERR * magnitude + SOFT_C_ERR * (g * abs(fh) * xh)
+    return _soft_scaled(sh, sl, wh, wl, g, 1.0, oh, ol, magnitude, kerr, y, eh, size)
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -993,26 +1055,18 @@ def soft_modulated_curvature_q(z: float, y: float, g: float, sc: tuple[float, fl
     """``S·Q^(γ−2)·K`` with ``K = γ(γ − 1)·D²·C + γ·Q·D·(B − A)·C + 2γ·Q·D·(A − y) + Q²·A·B``
     (``A = σ(z)``, ``B = σ(−z)``, ``D = (1 − 2y)·A·B = Q′``, ``B − A = Q″/Q′``; ``Q``, ``C`` as
     in :func:`soft_modulated_slope_q`) -- ``S·d²/dz²[Q^γ·C]``, sigmoid_focal_loss's soft-label
-    Hessian (:func:`symloss.algebra.soft_modulated_slope` at order 2) -- rounded once, within
-    0.71 ulp of the exact value, or NaN where that is not certain: as
-    :func:`soft_modulated_slope_q` (``y`` outside (0, 1), ``K``'s terms cancelling by more than
-    2⁴, the scale's pair under 2⁻⁴⁰ of its terms' ``size``, ``γ > 8``, ``e^(−|z|)``, ``Q``,
-    ``K``'s terms' magnitude, ``Q^(γ−2)``, a product or the result below 2⁻⁹⁰⁰, a result that
-    is not finite, a NaN). The double-double form answers there. Branch-free.
+    Hessian (:func:`symloss.algebra.soft_modulated_slope` at order 2) -- rounded once where
+    Ziv's test vouches that it is the exact value's rounding (:func:`_soft_scaled`), or NaN
+    as :func:`soft_modulated_slope_q`. The double-double form answers there. Branch-free.
 
-    From :func:`_soft_parts`' pairs (``A`` within ε, ``B`` 1.5ε, ``C`` 2⁻⁶⁰ + 2ε, ``Q``
-    2ε, ``A − y`` within 1.5ε·(A + y) absolute, ``A·B`` 3ε; ε ≤ 2⁻⁶⁴) and ``B − A`` a
-    TwoSum pair (within 1.5ε·(A + B) = 1.5ε, absolute), every product a pair that adds a
-    few 2⁻¹⁰⁴: ``γ(γ − 1)D²C`` is within 2⁻⁶⁰ + 8ε of itself; ``γQD(B − A)C`` within
-    ``(2⁻⁶⁰ + 8.5ε)·γQ|D|C`` (``|B − A| ≤ A + B = 1``); ``2γQD(A − y)`` within
-    ``6.5ε·2γQ|D|(A + y)``; ``Q²AB`` within 7ε. So ``K``, summed by TwoSums, is within
-    ``(2⁻⁶⁰ + 9ε)·M``, ``M = |γ(γ − 1)|D²C + γQ|D|C + 2γQ|D|(A + y) + Q²AB``, and within
-    2⁻⁵⁵·³⁶ of itself where it
-    is at least ``M/16`` (:data:`CANCEL_MARGIN`). A product that lands below 2⁻¹⁰²² loses at
-    most a few 2⁻¹⁰⁷⁵ times ``γ²C`` (≤ 2¹⁶ for ``γ ≤ 8``, ``|z| ≤ 624``): below 2⁻¹⁵⁰ of
-    ``M ≥ 2⁻⁹⁰⁰``. ``Q^(γ−2)`` (:func:`_q_power`) within ``|γ − 2|·2⁻⁶⁵ + ε`` ≤ 2⁻⁶¹·⁹ for
-    ``γ ≤ 8``; with the scale's 2⁻⁶⁰ and the last products' few 2⁻¹⁰⁴: below 2⁻⁵⁵·² in
-    all, under 0.21 ulp (≥ 2⁻⁵³|r|) -- with the rounding's half, 0.71 ulp."""
+    From :func:`_soft_parts`' pairs (``A``, ``B`` within ε' ≤ 2⁻⁷¹, ``C`` 2⁻⁷⁰ absolute,
+    ``Q`` 2ε', ``A − y`` within 1.5ε'·(A + y) absolute, ``A·B`` 3ε') and ``B − A`` a TwoSum
+    pair (within 1.5ε', absolute), every product a pair that adds a few 2⁻¹⁰⁴: the parts of
+    ``K`` but ``C`` within 9ε' of ``M = |γ(γ − 1)|D²C + γQ|D|C + 2γQ|D|(A + y) + Q²AB``,
+    ``C``'s 2⁻⁷⁰ times its weight ``|γ(γ − 1)|D² + γQ|D|`` (:data:`SOFT_K_ERR`,
+    :data:`SOFT_C_ERR`), whatever ``K`` cancels. A product that lands below 2⁻¹⁰²² loses at
+    most a few 2⁻¹⁰⁷⁵ times ``γ²C`` (≤ 2¹⁶ for ``γ ≤ 8``, ``|z| ≤ 600``): below 2⁻¹⁵⁰ of
+    ``M ≥ 2⁻⁹⁰⁰``."""
     sh, sl = sc
     ah, al, bh, bl, fh, fl, ch, cl, wh, wl, dah, dal, xh, xl, eh = _soft_parts(z, y)
     dh = fh * xh  # D = (1 − 2y)·A·B
@@ -1066,7 +1120,9 @@ def soft_modulated_curvature_q(z: float, y: float, g: float, sc: tuple[float, fl
     ke = (ah2 - (kh - kb)) + (t4h - kb)
     kl = (ae1 + ae2 + ke) + ((t1l + t2l) + (t3l + t4l))
     magnitude = abs(t1h) + m2 + m3 + t4h
-    return _soft_scaled(sh, sl, wh, wl, g, 2.0, kh, kl, magnitude, y, eh, size)
+    # K's error: C's weight in it is |γ(γ − 1)|·D² + γQ|D|·|B − A| (T₁'s and T₂'s, |B − A| ≤ 1)
+    kerr = SOFT_K_ERR * magnitude + SOFT_C_ERR * (abs(g * g1) * d2h + g * abs(qdh))
+    return _soft_scaled(sh, sl, wh, wl, g, 2.0, kh, kl, magnitude, kerr, y, eh, size)
 
 
 # Its names in the printers' flavours (aliases, read by symloss.fast's helper list): one

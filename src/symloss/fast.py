@@ -1654,6 +1654,36 @@ _FINISH_M = """\
 _FTZ_M = re.compile(r"\b(res|h\d+) / divisor\b")
 
 
+class _SoftWeights(ast.NodeTransformer):
+    """In the soft pass the target ``x1`` is none of the ``labels``: a product's guard ``(f if
+    w != 0.0 else 0.0)`` (:meth:`_Printer._print_Mul`: 0·softplus(±∞) = 0) on a weight ``w``
+    of ``x1`` or ``c − x1`` for a label ``c`` -- nonzero there (IEEE: ``a − b = 0`` only where
+    ``a = b``) -- is ``f``: the same values, without the branch that kept LLVM from vectorizing
+    the pass (float32 sigmoid_focal_loss, 1e6 soft targets, 1 thread: 16.9 -> 12.7 ns an
+    element)."""
+
+    def __init__(self, labels: set[float]) -> None:
+        self.labels = labels
+
+    def _nonzero(self, w: ast.expr) -> bool:
+        if isinstance(w, ast.Name) and w.id == "x1":
+            return 0.0 in self.labels
+        return (isinstance(w, ast.BinOp) and isinstance(w.op, ast.Sub)
+                and isinstance(w.left, ast.Constant) and isinstance(w.left.value, int | float)
+                and isinstance(w.right, ast.Name) and w.right.id == "x1"
+                and float(w.left.value) in self.labels)
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.expr:
+        self.generic_visit(node)
+        t = node.test
+        if (isinstance(node.orelse, ast.Constant) and node.orelse.value == 0.0
+                and isinstance(t, ast.Compare) and len(t.ops) == 1
+                and isinstance(t.ops[0], ast.NotEq) and isinstance(t.comparators[0], ast.Constant)
+                and t.comparators[0].value == 0.0 and self._nonzero(t.left)):
+            return node.body
+        return node
+
+
 class _Pow(ast.NodeTransformer):
     """``a ** b`` as ``pow_w(a, b)`` (libm's pow is an opaque call), except an integer power
     (numba multiplies)."""
@@ -1715,7 +1745,9 @@ def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
     inputs = [*(f"a{n}" for n in range(n_arrays)), *(["dv"] if direction else [])]
     held = [f"x{n}" for n in range(n_arrays)] + (["xv"] if direction else [])
     scalar = code
-    code = ast.unparse(_Pow().visit(ast.parse(code.strip(), mode="eval")))
+    labels = {float(c) for c in re.findall(r"\bx1 != ([-+.\w]+)\)", soft_test)}
+    code = ast.unparse(_Pow().visit(_SoftWeights(labels).visit(ast.parse(code.strip(),
+                                                                          mode="eval"))))
     first, tested = lower([("res", code)], " " * 12, prefix="f", plain=True)
     first_w = _w_helpers(first) if tested and not any("dd_" in line for line in first) else None
     exact_w = _w_helpers(lower([("res", code)], " " * 12, prefix="e", exact=True)[0])
