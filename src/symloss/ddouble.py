@@ -1775,27 +1775,24 @@ def np_softmax_variance(z: Any) -> Any:
         top = np.zeros(z.shape, dtype=bool)
         np.put_along_axis(top, np.argmax(z, axis=-1)[..., None], True, axis=-1)
         zero = 0.0 * m
-        # the compiled row's arithmetic: S = Σ_{k≠argmax} eₖ in one chain (TwoSum's errors and
-        # the low parts summed plainly), D = 1 + S (e at the arg-max is 1 exactly)
-        sh, sl = zero, zero
-        for j in range(z.shape[-1]):
-            keep = ~top[..., j:j + 1]
-            sh, err = two_sum(sh, np.where(keep, eh[..., j:j + 1], 0.0))
-            sl = sl + (err + np.where(keep, el[..., j:j + 1], 0.0))
-        sh, sl = fast_two_sum(sh, sl)
+
+        def others(h: Any, lo: Any, top: Any) -> tuple[Any, Any]:
+            # the compiled row's arithmetic: Σ_{k≠argmax} of the pairs in one chain (TwoSum's
+            # errors and the low parts summed plainly)
+            rh, rl = 0.0 * h[..., :1], 0.0 * h[..., :1]
+            for j in range(h.shape[-1]):
+                keep = ~top[..., j:j + 1]
+                rh, err = two_sum(rh, np.where(keep, h[..., j:j + 1], 0.0))
+                rl = rl + (err + np.where(keep, lo[..., j:j + 1], 0.0))
+            return fast_two_sum(rh, rl)
+
+        sh, sl = others(eh, el, top)  # S; D = 1 + S (e at the arg-max is 1 exactly)
         dh, dl = dd_add(1.0 + zero, zero, sh, sl)
         i2 = t_div((1.0 + zero, zero), t_mul((dh, dl), (dh, dl)))
         ah, al, back = sh, sl, 1.0 + zero  # the arg-max's D − e_a = S
         low = (sh < SV_RESCALE)[..., 0]
         if low.any():  # S near the subnormals: again from scaled exponentials, those rows
-            zl, keep = z[low], ~top[low]
-            xh, xl = two_sum(zl, -m[low])
-            th, tl = _sv_term(xh, xl)
-            rh, rl = 0.0 * zl[..., :1], 0.0 * zl[..., :1]
-            for j in range(z.shape[-1]):
-                rh, err = two_sum(rh, np.where(keep[..., j:j + 1], th[..., j:j + 1], 0.0))
-                rl = rl + (err + np.where(keep[..., j:j + 1], tl[..., j:j + 1], 0.0))
-            rh, rl = fast_two_sum(rh, rl)
+            rh, rl = others(*_sv_term(*two_sum(z[low], -m[low])), top[low])
             ah, al, back = ah.copy(), al.copy(), back.copy()
             ah[low], al[low], back[low] = rh, rl, SV_BACK
         other = t_sub((dh, dl), (eh, el))
