@@ -62,6 +62,7 @@ from symloss.primitives import (
     softmax_sub,
 )
 from symloss.spec import IGNORE_INDEX, Option
+from symloss.testing import ulps_from_exact as ulps  # each result against its own exact value
 
 DPS = 60
 
@@ -427,30 +428,6 @@ def _whole_row(expr: sp.Expr, args: list[sp.Basic], names: list[str], row_names:
     return sp.lambdify(flat, found, modules=[_NAMESPACE, "mpmath"], cse=True)  # type: ignore[no-any-return]
 
 
-def ulps(got: np.ndarray, exact: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``|got − exact|`` in ulps of ``exact`` in ``dtype``; 0 where a subnormal flushed to 0."""
-    tiny = np.finfo(dtype).tiny
-    out = np.empty(got.shape)
-    for idx in np.ndindex(got.shape):
-        e, g = exact[idx], float(got[idx])
-        if not np.isfinite(g):
-            # exp(10⁴) − y overflows in any dtype: inf of the right sign is the correct rounding.
-            overflow = abs(e) > float(np.finfo(dtype).max) and np.sign(float(e)) == np.sign(g)
-            out[idx] = 0.0 if np.isinf(g) and overflow else np.inf
-            continue
-        ef = abs(float(e))
-        # compared exactly: float(e) of an mpf rounds twice (to 53 bits, then to the subnormal
-        # grid), and −2.2250738585072011e-308 came out as −tiny, scored 4.5e15 ulps for a flush
-        if abs(e) < tiny and g == 0.0:
-            out[idx] = 0.0
-            continue
-        unit = float(np.spacing(dtype.type(min(ef, float(np.finfo(dtype).max)))))
-        # divided in mpmath: a difference below the smallest normal number, rounded to a
-        # float first, came out in whole subnormal units (4.499 ulp as 4, 0.4998 as 0)
-        out[idx] = float(abs(mpmath.mpf(g) - e) / unit)
-    return out
-
-
 def floats_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """How many floats of the arrays' dtype lie from ``a`` to ``b``, element by element: 0 where
     they are equal, both NaN, or both below the smallest normal number (which may flush to 0);
@@ -708,23 +685,12 @@ class _Case:
 
     def symloss(self, order: int, evaluator: str, x: np.ndarray, y: np.ndarray,
                 v: np.ndarray | None) -> np.ndarray:
-        from symloss import fast
-
         d = self.by_order[order]
         if self.laid:  # the weights laid out for x (the derivations share one declaration)
             d = symloss.derive(self.name,
                                reduction="none" if order in UNREDUCED else self.reduction,
                                **{**self.options, **self.given_for(x)})
-        calls = {0: lambda: d.loss_fn(x, y), 1: lambda: d.grad_fn(x, y),
-                 2: lambda: d.hvp_fn(x, y, v), 3: lambda: d.hess_diag_fn(x, y)}
-        if evaluator == "numpy":
-            with fast.disabled():
-                return np.asarray(calls[order]())
-        floor, fast.MIN_SIZE = fast.MIN_SIZE, 0  # the numba kernels on any size
-        try:
-            return np.asarray(calls[order]())
-        finally:
-            fast.MIN_SIZE = floor
+        return _evaluate(d, order, evaluator, [x, y], v)
 
 
 class _Lazy(dict):  # type: ignore[type-arg]
@@ -1057,19 +1023,24 @@ def _torch_order(d: symloss.Derivation, arrays: dict[str, np.ndarray]) -> list[n
 def _multi_call(case: _Case, order: int, evaluator: str, arrays: dict[str, np.ndarray],
                 v: np.ndarray) -> np.ndarray:
     """symloss's loss (reduction='none'), gradient w.r.t. the input or HVP at ``arrays``."""
-    from symloss import fast
-
     d = case.by_order[order]
-    given = _torch_order(d, arrays)
+    return _evaluate(d, order, evaluator, _torch_order(d, arrays), v)
+
+
+def _evaluate(d: symloss.Derivation, order: int, evaluator: str, given: list[np.ndarray],
+              v: np.ndarray | None) -> np.ndarray:
+    """``d``'s order ``order`` (loss, gradient, HVP along ``v``, Hessian diagonal) at the
+    arrays ``given`` in torch's order, by ``evaluator``: ``"numpy"``, or ``"numba"`` -- the
+    compiled kernels (element-wise, class-axis and row) on arrays of any size."""
+    from symloss import fast, rows
+
     calls = {0: lambda: d.loss_fn(*given), 1: lambda: d.grad_fn(*given),
              2: lambda: d.hvp_fn(*given, v), 3: lambda: d.hess_diag_fn(*given)}
     if evaluator == "numpy":
         with fast.disabled():
             return np.asarray(calls[order]())
-    from symloss import rows
-
     floor, fast.MIN_SIZE = fast.MIN_SIZE, 0
-    row_floor, rows.COMPILED_MIN_SIZE = rows.COMPILED_MIN_SIZE, 0  # the compiled row kernels
+    row_floor, rows.COMPILED_MIN_SIZE = rows.COMPILED_MIN_SIZE, 0
     try:
         return np.asarray(calls[order]())
     finally:

@@ -13,6 +13,7 @@ import sympy as sp
 import symloss
 from symloss import fast, primitives
 from symloss.errors import SymlossError
+from symloss.testing import ulps_from_exact
 
 pytestmark = pytest.mark.skipif(not fast.available(), reason="numba not installed")
 
@@ -194,11 +195,7 @@ def test_vectorized_helpers():
 
 def _ulps(got: np.ndarray, exact: list) -> np.ndarray:
     """|got − exact| in ulps of the exact value (mpmath values), float64."""
-    import mpmath
-
-    ref = np.array([float(e) for e in exact])
-    return np.array([float(abs(mpmath.mpf(float(g)) - e)) for g, e in zip(got, exact, strict=True)]
-                    ) / np.spacing(np.abs(ref))
+    return ulps_from_exact(got, exact, np.float64)
 
 
 def test_float64_vector_helpers_within_one_ulp():

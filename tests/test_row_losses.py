@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: the h
 import symloss
 from _torch_ref import assert_close, seed
 from symloss.errors import SymlossTypeError, SymlossValueError
+from symloss.testing import ulps_from_exact
 
 COSINE, TRIPLET, MULTILABEL = "cosine_embedding_loss", "triplet_margin_loss", "multilabel_margin_loss"
 DIFFERENTIABLE = {
@@ -436,13 +437,8 @@ def _cosine_exact(a: np.ndarray, b: np.ndarray, y: float) -> tuple[Any, list[Any
 
 
 def _ulps_of(got: Any, exact: Any, dtype: str) -> float:
-    import mpmath
-
-    g = float(got)
-    assert np.isfinite(g), got
-    e = float(exact)
-    unit = float(np.spacing(np.dtype(dtype).type(abs(e)))) if e else float(np.finfo(dtype).smallest_subnormal)
-    return float(abs(mpmath.mpf(g) - exact)) / unit
+    assert np.isfinite(float(got)), got
+    return float(ulps_from_exact([float(got)], [exact], dtype)[0])
 
 
 #: Rows where 1 − c, c or ∂c/∂a cancel: equal and nearly (anti)parallel rows at norms from
@@ -576,13 +572,7 @@ def _mp_cosine(a, b, y, margin=0.0):
 
 
 def _ulps_off(got, exact, dtype) -> float:
-    worst = 0.0
-    for g, e in zip(np.ravel(got), exact, strict=True):
-        ef = abs(float(e))
-        if ef < np.finfo(dtype).tiny and g == 0:
-            continue
-        worst = max(worst, float(abs(mpmath.mpf(float(g)) - e)) / float(np.spacing(dtype(ef))))
-    return worst
+    return float(np.max(ulps_from_exact(np.ravel(got), list(exact), dtype), initial=0.0))
 
 
 #: The adversarial search's worst float64 points on main (benchmarks/accuracy.py): the triplet

@@ -232,3 +232,32 @@ def test_stability_map_bce_of_sigmoid():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_stability_map_fused_losses_agree_everywhere(name, dtype):
     assert stability_map(name, dtype=dtype).whole_range
+
+
+def test_ulps_from_exact_measures_each_result_against_its_own_exact_value():
+    """The distance of each result from its own exact value, in ulps of that value: exact at
+    subnormal results (fractions of the smallest subnormal, not whole units), a flush of a
+    subnormal exact value to 0 allowed but not of a normal one, an overflow to inf of the
+    right sign correct, NaN only against NaN; the shapes must match."""
+    import mpmath
+
+    from symloss.errors import SymlossValueError
+    from symloss.testing import ulps_from_exact
+
+    tiny = float(np.finfo(np.float64).tiny)
+    sub = float(np.finfo(np.float64).smallest_subnormal)
+    e = mpmath.exp(-mpmath.mpf(745.133))  # 0.5002 of the smallest subnormal
+    got = ulps_from_exact([sub, 9 * sub, 0.0, 0.0, 1.0 + 2**-51],
+                          [e, 9 * e, mpmath.mpf(tiny) - mpmath.mpf(2) ** -1075,
+                           mpmath.mpf(tiny), mpmath.mpf(1)], np.float64)
+    assert 0.49 < got[0] < 0.5 and 4.49 < got[1] < 4.5  # not 0 and 4: not rounded first
+    assert got[2] == 0.0 and got[3] == 2.0**52 and got[4] == 2.0
+    big = mpmath.mpf(2) ** 1100
+    inf = ulps_from_exact(np.array([np.inf, -np.inf, np.inf, np.nan, np.nan], np.float32),
+                          [big, big, mpmath.mpf(1), mpmath.mpf(1), mpmath.nan], "float32")
+    assert inf.tolist() == [0.0, np.inf, np.inf, np.inf, 0.0]
+    f32 = ulps_from_exact(np.array([1.0], np.float32), [mpmath.mpf(1) + mpmath.mpf(2) ** -23],
+                          np.float32)
+    assert f32.tolist() == [1.0]
+    with pytest.raises(SymlossValueError, match="one exact value per result"):
+        ulps_from_exact([1.0, 2.0], [mpmath.mpf(1)], np.float64)

@@ -11,6 +11,7 @@ import pytest
 
 import symloss
 from symloss import fast
+from symloss.testing import ulps_from_exact
 
 pytestmark = pytest.mark.skipif(not fast.available(), reason="numba is not installed")
 
@@ -25,7 +26,7 @@ def _both(name: str, *arrays: np.ndarray, **options: object) -> tuple[np.ndarray
 
 
 def _ulps(value: float, exact: mpmath.mpf) -> float:
-    return float(abs(mpmath.mpf(value) - exact) / np.spacing(abs(float(exact))))
+    return float(ulps_from_exact([value], [exact], np.float64)[0])
 
 
 def _bce(p: float, y: float) -> mpmath.mpf:

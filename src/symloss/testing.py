@@ -48,6 +48,7 @@ __all__ = [
     "term_scale",
     "torch_function",
     "ulp_error",
+    "ulps_from_exact",
 ]
 
 DTYPES = ("float32", "float64")
@@ -114,6 +115,47 @@ def ulp_error(
         err = np.abs(got - expected) / unit
     same = (got == expected) | (np.isnan(got) & np.isnan(expected))
     return np.where(same, 0.0, np.where(np.isnan(err), np.inf, err))
+
+
+def ulps_from_exact(got: Any, exact: Any, dtype: Any) -> np.ndarray:
+    """Elementwise ``|got − exact|`` in ulps of ``exact`` in ``dtype``: the distance of each
+    result from its *own* exact value (e.g. mpmath values at the given floats), the measure of
+    issue 8's accuracy goal (a correctly rounded result is within 0.5), where
+    :func:`ulp_error` measures against the scale of the terms an implementation combines.
+
+    * 0 where the exact value is below the smallest normal number and ``got`` flushed to 0
+      (allowed), and where ``got`` is an infinity of the sign of an exact value beyond the
+      dtype's largest (the correct rounding of an overflow); infinite where ``got`` is NaN or
+      infinite otherwise (0 where both are NaN).
+    * The comparison with the smallest normal number and the difference are made exactly
+      (mpmath): ``float(exact)`` rounds twice below it (to 53 bits, then to the subnormal
+      grid), and a difference rounded to a float first comes out in whole subnormal units
+      (4.499 ulp as 4); the unit is the spacing of ``|exact|`` in ``dtype`` (the largest
+      finite float's beyond it).
+    """
+    import mpmath
+
+    dt = np.dtype(dtype)
+    got = np.asarray(got)
+    exact = np.asarray(exact, dtype=object)
+    if exact.shape != got.shape:
+        raise SymlossValueError(f"ulps_from_exact: got has shape {got.shape} but exact has "
+                                f"{exact.shape}; give one exact value per result")
+    tiny, big = mpmath.mpf(float(np.finfo(dt).tiny)), float(np.finfo(dt).max)
+    out = np.empty(got.shape)
+    for idx in np.ndindex(got.shape):
+        e, g = mpmath.mpf(exact[idx]), float(got[idx])
+        if mpmath.isnan(e) or not np.isfinite(g):
+            overflow = abs(e) > big and mpmath.sign(e) == np.sign(g)
+            out[idx] = (0.0 if (np.isnan(g) and mpmath.isnan(e))
+                        or (np.isinf(g) and overflow) else np.inf)
+            continue
+        if abs(e) < tiny and g == 0.0:
+            out[idx] = 0.0
+            continue
+        unit = float(np.spacing(dt.type(min(abs(float(e)), big))))
+        out[idx] = float(abs(mpmath.mpf(g) - e) / unit)
+    return out
 
 
 def term_scale(
