@@ -28,6 +28,7 @@ cold: ~45 -> ~18 s of compiling, the same bits and speed); it is kept only for
 from __future__ import annotations
 
 import math
+import threading
 import types as pytypes
 from typing import Any
 
@@ -36,6 +37,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.dispatcher import Dispatcher
 from numba.extending import intrinsic
 
 from ._bits import bits_to_float64 as _bits_to_float64
@@ -2247,3 +2249,62 @@ def vector_dd() -> dict[str, object]:
         _VECTOR_DD.update({name: namespace[name]
                            for name in (*sources, "two_prod", "_split_mul")})
     return _VECTOR_DD
+
+
+# Kernel-only twins. numba gives every dispatcher it compiles a CPython wrapper (to be called
+# from Python) and a C-callable one: two more LLVM functions optimized and compiled to machine
+# code for each helper, useless for one that only compiled code calls, and 30-100 helpers go
+# into a kernel. The generated kernel modules therefore take twins of their helpers compiled
+# without either wrapper (as numba compiles its own ``@overload`` implementations), while the
+# functions of this module, :func:`symloss.ddouble.jitted` and :func:`vector_dd` stay callable
+# from Python (tests, :mod:`symloss._bounds`). A twin runs its original's code, re-bound to a
+# copy of the original's globals in which every dispatcher is a twin too (as
+# :func:`symloss.ddouble.jitted` re-binds), compiled with its original's options: the same
+# arithmetic, the same bits. (Called from Python, a function without its CPython wrapper
+# crashes the process: the twins are handed only to kernel modules.) Cold first grad_fn,
+# n = 1000 float32, two alternating runs each (``benchmarks/speed.py --first-call-only 1 --only
+# ...``, load 2.5-3 on 2 CPUs), without -> with twins: binary_cross_entropy_with_logits 2.45,
+# 2.29 -> 1.78, 1.77 s; cross_entropy 4.38, 3.68 -> 2.97, 2.68; sigmoid_focal_loss 7.52, 7.66
+# -> 6.00, 5.74; multilabel_soft_margin_loss 2.87, 2.59 -> 2.12, 2.19. Making the ~350 twins
+# (not compiling them) costs ~30 ms once per process that imports a kernel module.
+_KERNEL_ONLY = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+#: Each dispatcher's twin, by the dispatcher's ``id`` (the dispatcher kept with it, so the
+#: ``id`` is never reused); each original globals' re-bound copy, likewise.
+_TWINS: dict[int, tuple[Any, Any]] = {}
+_TWIN_GLOBALS: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+_TWIN_LOCK = threading.RLock()  # two kernel modules imported by two threads at once
+
+
+def _twin(fn: Any) -> Any:
+    """``fn``'s kernel-only twin (made once per process; see above)."""
+    made = _TWINS.get(id(fn))
+    if made is not None:
+        return made[1]
+    py = fn.py_func
+    original = py.__globals__
+    rebound = _TWIN_GLOBALS.get(id(original))
+    fresh = rebound is None
+    if rebound is None:
+        rebound = dict(original)
+        _TWIN_GLOBALS[id(original)] = (original, rebound)
+    else:
+        rebound = rebound[1]
+    code = pytypes.FunctionType(py.__code__, rebound, py.__name__, py.__defaults__,
+                                py.__closure__)
+    options = {k: v for k, v in fn.targetoptions.items() if k != "nopython"}
+    twin = njit(**options, **_KERNEL_ONLY)(code)
+    _TWINS[id(fn)] = (fn, twin)
+    if fresh:  # after this twin is known: the functions it reaches may call it back
+        for name, value in original.items():
+            if isinstance(value, Dispatcher):
+                rebound[name] = _twin(value)
+    return twin
+
+
+def kernel_twins(helpers: dict[str, Any]) -> dict[str, Any]:
+    """Kernel-only twins of the numba functions among ``helpers`` (a kernel module's globals),
+    by name; the other values are left out. For the generated kernel modules only: a twin
+    called from Python crashes the process."""
+    with _TWIN_LOCK:
+        return {name: _twin(value) for name, value in helpers.items()
+                if isinstance(value, Dispatcher)}

@@ -1254,11 +1254,14 @@ from symloss._fastmath import vector_dd as _vector_dd
 
 globals().update({"vd_" + _k: _f for _k, _f in _vector_dd().items()})  # vectorizable pairs
 dd_bernoulli_curvature_m = vd_bernoulli_curvature_m  # its exact products fused multiply-adds
+from symloss._fastmath import kernel_twins as _kernel_twins
+
+globals().update(_kernel_twins(globals()))  # the helpers compiled without Python wrappers
 # ddouble.py: {ddouble} (the compiled pair functions are cached inside the kernels)
 
 
 
-@njit(forceinline=True)
+@njit(forceinline=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def ftz(r):
     # symloss.layout.finish: a float64 result below the smallest normal number is 0
     return r if abs(r) >= 2.2250738585072014e-308 else 0.0 * r
