@@ -1294,16 +1294,30 @@ class Compiled:
         self._loaded: dict[str, Any] = {}
 
     def get(self, mode: str) -> Any:
+        """The kernel for ``mode``: called through its saved native entry where there is one
+        (:mod:`symloss.native`: a warm first call imports no numba), else numba's, which
+        saves the entry for the next process; numba's alone with ``SYMLOSS_NATIVE=0``."""
         fn = self._loaded.get(mode)
         if fn is None:
+            from . import native
+
             with _lock:
-                helpers = _helpers(mode)
+                helpers = _helpers_module(mode)[0]
                 module_text = (
                     "import math\n\nimport numpy as np\nfrom numba import njit\n\n"
                     f"from {helpers} import *  # noqa: F403\n\n"
                     '_J = dict(cache=True, nogil=True, error_model="numpy")\n' + self.text)
                 name = f"symloss_rows_{cache.digest(module_text.encode())}"
-                fn = self._loaded[mode] = cache.load_module(module_text, name).kernel
+
+                def dispatcher() -> Any:  # imports numba (the helpers' module first)
+                    _helpers(mode)
+                    return cache.load_module(module_text, name).kernel
+
+                # the module's name covers its text and the helpers' (named by their digest),
+                # not symloss._fastmath, which the helpers import: symloss's code digest does
+                fn = self._loaded[mode] = (
+                    native.Kernel(f"{name}@{cache.code_digest()}", "kernel", dispatcher)
+                    if native.enabled() else dispatcher())
         return fn
 
     def run(self, mode: str, out: Any, bad: Any, tol: float, width: int, divisor: float,
@@ -1332,12 +1346,17 @@ class Compiled:
         bad[picked] = still
 
 
+def _helpers_module(mode: str) -> tuple[str, str]:
+    """The name and text of the module of the tracked operations for ``mode``."""
+    text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST,
+            "first64": _HELPERS_FIRST64}[mode]
+    return f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}", text
+
+
 def _helpers(mode: str) -> str:
     """The module of the tracked operations for ``mode``, loaded once (every kernel imports it,
     so numba compiles and caches the operations once, not once per kernel)."""
-    text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST,
-            "first64": _HELPERS_FIRST64}[mode]
-    name = f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}"
+    name, text = _helpers_module(mode)
     cache.load_module(text, name)
     return name
 
