@@ -49,7 +49,9 @@ Used for every serial kernel of :mod:`symloss.fast` -- element-wise and class-ax
 second order --, the row losses' kernels (:mod:`symloss.rows_compiled`: every tier, all
 serial) and the compiled value checks (:mod:`symloss._bounds`): a warm first call of any
 catalogue loss imports no numba (n = 1000: ~0.07 s instead of ~1.1 s for an element-wise loss;
-see benchmarks/README.md for the class-axis and row ones).
+see benchmarks/README.md for the class-axis ones; the row losses' 0.38-0.43 s -> 0.06 s,
+``speed.py --first-call-only 3 --only cosine_embedding_loss multilabel_margin_loss
+triplet_margin_loss``, load 0.3-0.9, 3d5da43 and this code alternating, twice each).
 
 Costs: the cold first call saves each entry -- its small LLVM module compiled, both objects
 written: 0.02-0.06 s an entry (timed around :func:`save`; as a ``cfunc`` that compiled the
