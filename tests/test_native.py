@@ -143,12 +143,12 @@ print(json.dumps({"numba": numba_after_calls, "differ": differ, "calls": len(res
 """
 
 
-def _run(folder: Path, cache: Path, name: str, only: int | None = None, **env: str
-         ) -> tuple[dict, dict]:
-    """Run every case (or case ``only``) in a fresh process on ``cache``: its report and
-    results."""
+def _run(folder: Path, cache: Path, name: str, only: int | None = None, cases: list = CASES,
+         **env: str) -> tuple[dict, dict]:
+    """Run every case of ``cases`` (:data:`CASES`' form; or case ``only``) in a fresh process
+    on ``cache``: its report and results."""
     cases = [(i, loss, options, len(draws), second) for i, (loss, options, draws, second)
-             in enumerate(c for c in CASES for _ in DTYPES) if only in (None, i)]
+             in enumerate(c for c in cases for _ in DTYPES) if only in (None, i)]
     result = folder / f"{name}.npz"
     full = {**os.environ, "SYMLOSS_CACHE_DIR": str(cache), "NUMBA_CACHE_DIR": str(cache / "nb"),
             "PYTHONPATH": str(Path(native.__file__).parents[1]), **env}
@@ -162,23 +162,28 @@ def _run(folder: Path, cache: Path, name: str, only: int | None = None, **env: s
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The cold, warm and numba-only runs on one cache folder (a minute or so: the cold run
-    compiles every kernel), made once per test session: under pytest-xdist the first worker
-    to need them makes them in the folder the workers share, the others wait and read them (a
-    module fixture is made once per worker: on 2 workers, twice)."""
+    """The cold, warm and numba-only runs of :data:`CASES` (:func:`shared_runs`)."""
+    return shared_runs(tmp_path_factory, "native-runs", CASES)
+
+
+def shared_runs(tmp_path_factory, tag: str, cases: list) -> tuple:
+    """The cold, warm and numba-only runs of ``cases`` on one cache folder (a minute or so:
+    the cold run compiles every kernel), made once per test session: under pytest-xdist the
+    first worker to need them makes them in the folder ``tag`` the workers share, the others
+    wait and read them (a module fixture is made once per worker: on 2 workers, twice)."""
     import fcntl  # (Linux: the module is skipped elsewhere)
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # pytest-N, above each worker's popen-gwK
-    folder = base / "native-runs"
-    with open(base / "native-runs.lock", "a") as lock:
+    folder = base / tag
+    with open(base / f"{tag}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         made = folder / "reports.json"
         if not made.exists():
             shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
             folder.mkdir()
-            reports = [report for report, _ in _make_runs(folder)]
+            reports = [report for report, _ in _make_runs(folder, cases)]
             made.write_text(json.dumps(reports))
         reports = json.loads(made.read_text())
     results = []
@@ -189,19 +194,19 @@ def runs(tmp_path_factory):
     return folder, folder / "cache", cold, warm, reference
 
 
-def _make_runs(folder: Path) -> list[tuple[dict, dict]]:
+def _make_runs(folder: Path, cases: list) -> list[tuple[dict, dict]]:
     rng = np.random.default_rng(20)
     arrays = {}
     i = 0
-    for _, _, draws, _ in CASES:
+    for _, _, draws, _ in cases:
         for dtype in DTYPES:
             for k, draw in enumerate(draws):
                 arrays[f"{i}_{k}"] = draw(rng, N, dtype)
             i += 1
     np.savez(folder / "inputs.npz", **arrays)
     cache = folder / "cache"
-    return [_run(folder, cache, "cold"), _run(folder, cache, "warm"),
-            _run(folder, cache, "numba", SYMLOSS_NATIVE="0")]
+    return [_run(folder, cache, "cold", cases=cases), _run(folder, cache, "warm", cases=cases),
+            _run(folder, cache, "numba", cases=cases, SYMLOSS_NATIVE="0")]
 
 
 def _same(a: dict, b: dict) -> list[str]:
@@ -285,9 +290,9 @@ def test_kinds_take_only_what_an_entry_takes():
     assert native._kinds((a, 1.0, np.zeros(4), 3, True, np.float64(2.0), np.True_)) == "fFdIBFN"
     assert native._kinds((np.zeros((2, 2)), np.zeros(3, np.uint8), np.zeros(2, np.int64),
                           np.zeros((2, 3, 4), bool))) == "d2ulb3"
-    assert native._parsed("d2ulb3FI") == [("d", 2), ("u", 1), ("l", 1), ("b", 3), ("F", 0),
-                                          ("I", 0)]
-    assert native._kinds((a[::2],)) is None  # not contiguous
+    assert native._parsed("d2ulb3FI") == [("d", 2, False, False), ("u", 1, False, False),
+                                          ("l", 1, False, False), ("b", 3, False, False),
+                                          ("F", 0, False, False), ("I", 0, False, False)]
     assert native._kinds((np.zeros((2, 2)).T,)) is None  # Fortran order
     assert native._kinds((np.zeros(9, np.uint8)[1:].view(np.float64),)) is None  # unaligned
     assert native._kinds((a.astype(">f4"),)) is None  # byte-swapped
@@ -390,7 +395,9 @@ def test_a_2d_entry_returning_nothing_reads_every_argument_as_numba(tmp_path, mo
     assert entry((np.zeros((50, 7), np.float32), np.zeros(1, np.uint8), z, t, 2**63, 1.0,
                   False, echo)) == 3  # declined: numba's path
     manifests = [json.loads(p.read_text()) for p in tmp_path.glob("native_*.json")]
-    assert {m["kinds"] for m in manifests} == {"f2uf2lIFBl", "f2uf2lIFNl"}  # bool, numpy bool
+    # bool and numpy bool; the views with steps (numba's layout 'A') have theirs
+    assert {m["kinds"] for m in manifests} == {"f2uf2lIFBl", "f2uf2lIFNl", "f2uf2~lIFBl",
+                                               "f2uf2~l~IFBl"}
     assert all(m["use"] for m in manifests)
 
 

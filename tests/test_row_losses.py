@@ -888,6 +888,7 @@ def test_compiled_kernels_cover_the_row_losses_and_hand_uncertain_rows_back(monk
             doubted = [3, 7] if out.shape[0] == 50 else slice(None)
             bad[doubted] = True
             out[doubted] = np.nan
+            return True  # a kernel returns whether it marked a row
 
         return run
 
@@ -1553,8 +1554,9 @@ def test_first_tier_certifies_random_rows_itself(name, keys, monkeypatch):
             return kernel
 
         def run(out, bad, *args):
-            kernel(out, bad, *args)
+            left = kernel(out, bad, *args)
             handed.append((mode, int(bad.sum())))
+            return left
 
         return run
 
@@ -1598,7 +1600,7 @@ def _tier_calls(monkeypatch) -> list[tuple[str, int]]:
 
         def run(out, *args):
             calls.append((mode, out.shape[0]))
-            kernel(out, *args)
+            return kernel(out, *args)  # whether it marked a row
 
         return run
 

@@ -14,7 +14,8 @@ imports and initialises in ~30 ms and links a kernel's object code in a few ms.
   function generated from the signature alone (no list of kernels), built as LLVM IR with
   numba's code generation helpers and compiled by numba's codegen: it takes the call's
   arguments as one tuple (its object's address) and reads each item itself -- an array's data
-  pointer and shape from numpy's array header, a float's, int's or bool's value from its
+  pointer and shape (and strides, for a view with steps) from numpy's array header after
+  checking its dtype, layout and writeability, a float's, int's or bool's value from its
   object: cheaper than any conversion ctypes or Python could make --, passes each array as
   the structure ``numba.carray`` makes of it, calls the kernel by its symbol as numba calls one
   compiled function from another, and returns the kernel's flag as 0/1 (0 for a kernel that
@@ -45,9 +46,12 @@ imports and initialises in ~30 ms and links a kernel's object code in a few ms.
   (tests/test_native.py).
 
 Used for every serial kernel of :mod:`symloss.fast` -- element-wise and class-axis, first and
-second order -- and the compiled value checks (:mod:`symloss._bounds`): a warm first call of
-an element-wise or class-axis catalogue loss imports no numba (n = 1000: ~0.07 s instead of
-~1.1 s for an element-wise loss; see benchmarks/README.md for the class-axis ones).
+second order --, the row losses' kernels (:mod:`symloss.rows_compiled`: every tier, all
+serial) and the compiled value checks (:mod:`symloss._bounds`): a warm first call of any
+catalogue loss imports no numba (n = 1000: ~0.07 s instead of ~1.1 s for an element-wise loss;
+see benchmarks/README.md for the class-axis ones; the row losses' 0.38-0.43 s -> 0.06 s,
+``speed.py --first-call-only 3 --only cosine_embedding_loss multilabel_margin_loss
+triplet_margin_loss``, load 0.3-0.9, 3d5da43 and this code alternating, twice each).
 
 Costs: the cold first call saves each entry -- its small LLVM module compiled, both objects
 written: 0.02-0.06 s an entry (timed around :func:`save`; as a ``cfunc`` that compiled the
@@ -62,9 +66,11 @@ A warm call costs ~0.5 µs more than numba's dispatch (one ctypes argument, the 
 not importing numba (``speed.py --sizes 100 --no-first-call``: see benchmarks/README.md).
 
 Limits: serial kernels only (below :data:`symloss.fast.PARALLEL_MIN` elements; the parallel
-ones need numba's threading layer; the row losses' kernels, :mod:`symloss.rows_compiled`, stay
-numba's); C-contiguous, aligned arrays of 1 to 9 dimensions of float32, float64, uint8, int64
-or bool in native byte order, and float/int/bool scalars (an int within int64); ELF objects
+ones need numba's threading layer); aligned arrays of 1 to 9 dimensions of float32, float64,
+uint8, int64 or bool in native byte order, C-contiguous or neither C- nor Fortran-contiguous
+(numba's layouts 'C' and 'A': a row loss's inputs and its options broadcast with stride 0),
+writeable or read-only (each its own kind: an entry calls the overload numba dispatches the
+same arguments to), and float/int/bool scalars (an int within int64); ELF objects
 (Linux). Anything else -- no manifest, a truncated or altered object or manifest, an unresolved
 symbol, a link error, an exception inside the kernel, other argument types -- and the call
 takes numba's path, as before. ``SYMLOSS_NATIVE=0`` turns it off.
@@ -99,16 +105,19 @@ _ENABLED = os.environ.get("SYMLOSS_NATIVE", "1").strip().lower() not in ("0", "f
 FORMAT = 6
 #: ``NUMBA_*`` settings that do not change a serial kernel's code (all others are in the key).
 _IRRELEVANT = frozenset({"NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER"})
-#: Argument kinds, one letter each: a C-contiguous, aligned array of float32 ('f'), float64
-#: ('d'), uint8 ('u'), int64 ('l') or bool ('b') -- followed by its number of dimensions where
-#: that is 2 to 9 ('f2': a 2-D float32 array) -- or a scalar: a float or numpy float64 ('F'), an
-#: int within int64 ('I'), a bool ('B') or numpy bool ('N'). Array kinds by letter: numba's
-#: dtype, numpy's dtype; scalar kinds: numba's type.
+#: Argument kinds, one letter each: an aligned array of float32 ('f'), float64 ('d'), uint8
+#: ('u'), int64 ('l') or bool ('b') -- followed by its number of dimensions where that is 2 to 9
+#: ('f2': a 2-D float32 array), then '~' where it is neither C- nor Fortran-contiguous (numba's
+#: layout 'A': a view with steps, a row loss's option broadcast with stride 0) and '^' where it
+#: is read-only (numba types both apart, and an entry calls the overload numba dispatched to:
+#: 'f2^' a read-only C-contiguous 2-D float32 array) -- or a scalar: a float or numpy float64
+#: ('F'), an int within int64 ('I'), a bool ('B') or numpy bool ('N'). Array kinds by letter:
+#: numba's dtype, numpy's dtype; scalar kinds: numba's type.
 _ARRAY_KINDS = {"f": "float32", "d": "float64", "u": "uint8", "l": "int64", "b": "bool_"}
 _SCALAR_KINDS = {"F": "float64", "I": "int64", "B": "boolean", "N": "boolean"}
 #: An array's kind letter by its dtype's type character (what numpy's header holds).
 _BY_CHAR = {np.dtype(name).char: kind for kind, name in _ARRAY_KINDS.items()}
-_TOKEN = re.compile(r"([a-zA-Z])([2-9]?)")
+_TOKEN = re.compile(r"([a-zA-Z])([2-9]?)(~?)(\^?)")
 #: numba's C helper tables, by the prefix their symbols carry in compiled code.
 _EXTENSIONS = {"NRT_": "numba.core.runtime._nrt_python", "numba_": "numba._helperlib"}
 
@@ -145,11 +154,14 @@ def _kinds(args: Sequence[Any]) -> str | None:
         t = type(a)
         if t is _NDARRAY:
             kind = _BY_CHAR.get(a.dtype.char)
-            flags = a.flags
-            if (kind is None or not 1 <= a.ndim <= 9 or not flags.c_contiguous
-                    or not flags.aligned or a.dtype.byteorder not in "=|"):
+            flags = a.flags.num
+            if (kind is None or not 1 <= a.ndim <= 9 or not flags & _ALIGNED
+                    or a.dtype.byteorder not in "=|"):
                 return None
-            out.append(kind if a.ndim == 1 else f"{kind}{a.ndim}")
+            if not flags & _C and flags & _F:  # numba's layout 'F': no entry takes it
+                return None
+            out.append(f"{kind}{a.ndim if a.ndim > 1 else ''}{'' if flags & _C else '~'}"
+                       f"{'' if flags & _WRITEABLE else '^'}")
         elif t is float or t is _F64:
             out.append("F")
         elif t is bool:
@@ -163,10 +175,20 @@ def _kinds(args: Sequence[Any]) -> str | None:
     return "".join(out)
 
 
-def _parsed(kinds: str) -> list[tuple[str, int]]:
-    """``kinds`` as (letter, dimensions) per argument; a scalar has 0 dimensions."""
-    return [(letter, 0 if letter in _SCALAR_KINDS else int(nd or 1))
-            for letter, nd in _TOKEN.findall(kinds)]
+def _parsed(kinds: str) -> list[tuple[str, int, bool, bool]]:
+    """``kinds`` as (letter, dimensions, strided, read-only) per argument; a scalar has 0
+    dimensions."""
+    return [(letter, 0 if letter in _SCALAR_KINDS else int(nd or 1), bool(strided),
+             bool(readonly)) for letter, nd, strided, readonly in _TOKEN.findall(kinds)]
+
+
+def _flags_test(strided: bool, readonly: bool) -> tuple[int, int]:
+    """(mask, value): the header flags of an array an entry takes, ``flags & mask == value``:
+    aligned; C-contiguous, or (strided) neither C- nor Fortran-contiguous; writeable unless
+    read-only -- the arrays numba types as that kind (:func:`_kinds`)."""
+    if strided:
+        return _C | _F | _ALIGNED | _WRITEABLE, _ALIGNED | (0 if readonly else _WRITEABLE)
+    return _C | _ALIGNED | _WRITEABLE, _C | _ALIGNED | (0 if readonly else _WRITEABLE)
 
 
 def _llvmlite() -> tuple[Any, Any]:
@@ -292,24 +314,28 @@ def symbols(obj: bytes) -> tuple[set[str], set[str]]:
 
 
 #: numpy's array header as an entry reads it (``PyArrayObject_fields``, 8-byte words): the
-#: data pointer, ``nd``, the pointer to the dimensions, the dtype (``PyArray_Descr``: its type
-#: character and byte order at bytes 25 and 26) and the flags (``NPY_ARRAY_C_CONTIGUOUS`` = 1,
-#: ``NPY_ARRAY_ALIGNED`` = 0x100: numba types an unaligned array apart). :func:`_header_ok`
-#: checks all of it in every process that saves or links an entry.
-_DATA, _ND, _DIMS, _DESCR, _FLAGS = 2, 3, 4, 7, 8
+#: data pointer, ``nd``, the pointers to the dimensions and the strides, the dtype
+#: (``PyArray_Descr``: its type character and byte order at bytes 25 and 26) and the flags
+#: (``NPY_ARRAY_C_CONTIGUOUS`` = 1, ``NPY_ARRAY_F_CONTIGUOUS`` = 2, ``NPY_ARRAY_ALIGNED`` =
+#: 0x100, ``NPY_ARRAY_WRITEABLE`` = 0x400: numba types an array of another layout, an unaligned
+#: or a read-only one apart). :func:`_header_ok` checks all of it in every process that saves
+#: or links an entry.
+_DATA, _ND, _DIMS, _STRIDES, _DESCR, _FLAGS = 2, 3, 4, 5, 7, 8
 _TYPE, _ORDER = 25, 26
-_C_ALIGNED = 0x101
+_C, _F, _ALIGNED, _WRITEABLE = 0x1, 0x2, 0x100, 0x400
 
 
-def _header(a: np.ndarray) -> tuple[int, int, tuple[int, ...], int, int, bytes]:
-    """What an entry reads of ``a``: data, nd, shape, its C-contiguous and aligned flags,
-    dtype's type and order."""
+def _header(a: np.ndarray) -> tuple[int, int, tuple[int, ...], tuple[int, ...], int, int,
+                                    bytes]:
+    """What an entry reads of ``a``: data, nd, shape, strides, its layout, aligned and
+    writeable flags, dtype's type and order."""
     head = (ctypes.c_ssize_t * 9).from_address(id(a))
     descr = ctypes.string_at(head[_DESCR], 32)
     nd = head[_ND] & 0xFFFFFFFF
     shape = tuple((ctypes.c_ssize_t * nd).from_address(head[_DIMS])) if 0 < nd <= 9 else ()
-    return (head[_DATA], nd, shape, head[_FLAGS] & _C_ALIGNED, descr[_TYPE],
-            descr[_ORDER:_ORDER + 1])
+    strides = tuple((ctypes.c_ssize_t * nd).from_address(head[_STRIDES])) if 0 < nd <= 9 else ()
+    return (head[_DATA], nd, shape, strides, head[_FLAGS] & (_C | _F | _ALIGNED | _WRITEABLE),
+            descr[_TYPE], descr[_ORDER:_ORDER + 1])
 
 
 def _header_ok() -> bool:
@@ -318,18 +344,25 @@ def _header_ok() -> bool:
     aligned or not)."""
     if ctypes.sizeof(ctypes.c_void_p) != 8 or sys.byteorder != "little":
         return False
+    w = _ALIGNED | _WRITEABLE
     for name in _ARRAY_KINDS.values():
         dtype = np.dtype(name)
         fact = (ord(dtype.char), dtype.byteorder.encode())
+        size = dtype.itemsize
         a = np.zeros(4, dtype)
         b = np.zeros((2, 3), dtype)
-        if (_header(a) != (a.ctypes.data, 1, (4,), _C_ALIGNED, *fact)
-                or _header(b) != (b.ctypes.data, 2, (2, 3), _C_ALIGNED, *fact)
-                or _header(b[:, ::2])[1:4] != (2, (2, 2), _C_ALIGNED - 1)):
+        frozen = b.view()
+        frozen.flags.writeable = False
+        if (_header(a) != (a.ctypes.data, 1, (4,), (size,), _C | _F | w, *fact)
+                or _header(b) != (b.ctypes.data, 2, (2, 3), (3 * size, size), _C | w, *fact)
+                or _header(b[:, ::2])[1:5] != (2, (2, 2), (3 * size, 2 * size), w)
+                or _header(b.T)[2:5] != ((3, 2), (size, 3 * size), _F | w)
+                or _header(frozen)[4] != _C | _ALIGNED
+                or _header(np.broadcast_to(a[:1], (5,)))[2:5] != ((5,), (0,), _ALIGNED)):
             return False
-        if dtype.itemsize > 1:
-            unaligned = np.zeros(4 * dtype.itemsize + 1, np.uint8)[1:].view(dtype)
-            if _header(unaligned)[3] != 1:
+        if size > 1:
+            unaligned = np.zeros(4 * size + 1, np.uint8)[1:].view(dtype)
+            if _header(unaligned)[4] != _C | _F | _WRITEABLE:
                 return False
     return True
 
@@ -517,17 +550,18 @@ def _entry_module(context: Any, fndesc: Any, kinds: str, name: str) -> Any:
     parsed = _parsed(kinds)
     values: list[Any] = []
     arrays = []
-    for i, ((letter, nd), argty) in enumerate(zip(parsed, fndesc.argtypes, strict=True)):
+    for i, ((letter, nd, strided, readonly), argty) in enumerate(zip(parsed, fndesc.argtypes,
+                                                                       strict=True)):
         at = load(items, 8 * (3 + i), i64)  # the tuple's item i
         if nd:
             dtype = np.dtype(_ARRAY_KINDS[letter])
             descr = load(at, 8 * _DESCR, i64)
+            mask, value = _flags_test(strided, readonly)
             require(equal(builder.and_(load(at, 8 * _ND, i64), const(0xFFFFFFFF)), const(nd)))
-            require(equal(builder.and_(load(at, 8 * _FLAGS, i64), const(_C_ALIGNED)),
-                          const(_C_ALIGNED)))
+            require(equal(builder.and_(load(at, 8 * _FLAGS, i64), const(mask)), const(value)))
             require(equal(load(descr, _TYPE, i8), const(ord(dtype.char), i8)))
             require(equal(load(descr, _ORDER, i8), const(ord(dtype.byteorder), i8)))
-            arrays.append((i, at, nd, argty))
+            arrays.append((i, at, nd, strided, argty))
             values.append(None)  # read below, once every argument is known to fit
         elif letter == "F":
             values.append(load(at, 16, ir.DoubleType()))
@@ -561,14 +595,18 @@ def _entry_module(context: Any, fndesc: Any, kinds: str, name: str) -> Any:
     builder.position_at_end(decline)
     builder.ret(const(3, i8))
     builder.position_at_end(call)
-    for i, at, nd, argty in arrays:  # as numba.carray makes it: C strides, no meminfo
+    for i, at, nd, strided, argty in arrays:  # as numba.carray makes it: no meminfo
         dims = builder.inttoptr(load(at, 8 * _DIMS, i64), i64.as_pointer())
         shape = [builder.load(builder.gep(dims, [const(k)])) for k in range(nd)]
         itemsize = const(context.get_abi_sizeof(context.get_data_type(argty.dtype)))
         strides, step = [], itemsize
-        for extent in reversed(shape):
-            strides.append(step)
-            step = builder.mul(step, extent)
+        if strided:  # the array's own strides (reversed, as C strides are made below)
+            steps = builder.inttoptr(load(at, 8 * _STRIDES, i64), i64.as_pointer())
+            strides = [builder.load(builder.gep(steps, [const(k)])) for k in reversed(range(nd))]
+        else:  # C strides
+            for extent in reversed(shape):
+                strides.append(step)
+                step = builder.mul(step, extent)
         array = make_array(argty)(context, builder)
         populate_array(array, data=builder.inttoptr(load(at, 8 * _DATA, i64),
                                                     context.get_data_type(argty.dtype)
@@ -603,9 +641,10 @@ def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], list[bytes]]:
                 "them"}, []
     parsed = _parsed(kinds)
     # the kernel's signature for these kinds, as numba's dispatch types the arguments
-    signature = tuple(types.Array(getattr(types, _ARRAY_KINDS[letter]), nd, "C")
+    signature = tuple(types.Array(getattr(types, _ARRAY_KINDS[letter]), nd,
+                                  "A" if strided else "C", readonly=readonly)
                       if nd else getattr(types, _SCALAR_KINDS[letter])
-                      for letter, nd in parsed)
+                      for letter, nd, strided, readonly in parsed)
     kernel.compile(signature)  # (compiled already: the call that saves it has run)
     fndesc = kernel.overloads[signature].fndesc
     if kernel.overloads[signature].library.has_dynamic_globals:  # this process's addresses
@@ -614,7 +653,8 @@ def _compile(kernel: Any, kinds: str) -> tuple[dict[str, Any], list[bytes]]:
             or not (fndesc.restype == types.none or isinstance(fndesc.restype,
                                                                (types.Boolean, types.Integer)))):
         return {"use": False, "why": f"a kernel of {fndesc.argtypes} -> {fndesc.restype}"}, []
-    name = f"symloss_entry_{kinds}_{next(_names)}_{fndesc.mangled_name}"
+    name = f"symloss_entry_{re.sub(r'[^0-9A-Za-z]', '_', kinds)}_{next(_names)}_" + (
+        fndesc.mangled_name)
     with global_compiler_lock:  # numba's codegen is not thread-safe
         library = context.codegen().create_library(name)
         library.enable_object_caching()

@@ -64,7 +64,7 @@ def _sign_target(loss: str, t: np.ndarray, rows: tuple[int, ...], width: int) ->
     if t.dtype.kind not in "fiub":
         raise SymlossTypeError(f"{loss}: target must hold numbers 1 or -1, got dtype {t.dtype}")
     bad = (t != 1) & (t != -1)
-    if np.any(bad):
+    if bad.any():
         raise SymlossValueError(
             f"{loss}: target entries must be 1 or -1, got {np.asarray(t)[bad].flat[0]!r}"
         )
@@ -1323,9 +1323,9 @@ class RowAdapter:
                 args.append(value.reshape(n) if ndim == per_row else value.reshape(n, p.width))
         out = np.empty((n, p.width) if free else (n,), dtype=out_dtype)
         bad = np.zeros(n, dtype=np.bool_)
-        compiled.run("f64" if nmant <= 23 else "dd", out, bad, 2.0 ** -(nmant + 1), p.width,
-                     float(divisor), *args)
-        if bad.any():  # a cancellation beyond double-double's certainty: the NumPy path
+        left = compiled.run("f64" if nmant <= 23 else "dd", out, bad, 2.0 ** -(nmant + 1),
+                            p.width, float(divisor), *args)
+        if left:  # a cancellation beyond double-double's certainty: the NumPy path
             picked = np.flatnonzero(bad)
             sub = _Prepared({name: self._rows_of(value, p.rows, picked)
                              for name, value in raw.items()}, (picked.size,), p.width, p.dtype,
@@ -1366,7 +1366,7 @@ class RowAdapter:
         return row_value(expr, symbols, point, size, p.width, self.index, column)
 
     def _denominator(self, rows: tuple[int, ...]) -> float:
-        return float(np.prod(rows)) if self.reduction == "mean" else 1.0
+        return float(math.prod(rows)) if self.reduction == "mean" else 1.0  # (np.prod: 2 µs)
 
     # ------------------------------------------------------------------ functions
     def loss(self, *arrays: Any) -> Any:

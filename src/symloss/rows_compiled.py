@@ -1247,6 +1247,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
         f"{q}_h = {q}_h + {q}_l",  # a pair's value (the other tiers' l: 0, or within h's ulp/2)
         f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
         "    bad[r] = True",
+        "    left = True",
     ]
     target = f"out[r, i{free}]" if free is not None else "out[r]"
     finish.append(f"{target} = {q}_h")
@@ -1255,8 +1256,9 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     if free is not None:
         body += [f"        for i{free} in range(width):", *stack[1].lines]
     header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
-    text = ("\n\n@njit(**_J)\ndef kernel(" + header + "):\n"
-            "    for r in range(out.shape[0]):\n" + "\n".join(body) + "\n")
+    # returns whether it left a row (marked in ``bad``): the caller needs no pass over ``bad``
+    text = ("\n\n@njit(**_J)\ndef kernel(" + header + "):\n    left = False\n"
+            "    for r in range(out.shape[0]):\n" + "\n".join(body) + "\n    return left\n")
     return text, params
 
 
@@ -1284,7 +1286,8 @@ class Compiled:
     (``"dd"``: double-double, for float64 results; ``"f64"``: float64, for float32 ones;
     ``"first"``: float32 results' first tier; ``"first64"``: float64 results' first tier), a
     numba function ``kernel(out, bad, tol, width, divisor, *arrays)`` (arrays named by
-    :attr:`params`), all four printed from one text; :meth:`run` runs a result's tiers;
+    :attr:`params`; it returns whether it marked a row in ``bad``), all four printed from one
+    text; :meth:`run` runs a result's tiers;
     :attr:`free`: whether it has a result per element (else per row); :attr:`first64`:
     whether a float64 result runs the first tier (a kernel without a square root: the module
     docstring, "The float64 first tier")."""
@@ -1294,50 +1297,68 @@ class Compiled:
         self._loaded: dict[str, Any] = {}
 
     def get(self, mode: str) -> Any:
+        """The kernel for ``mode``: called through its saved native entry where there is one
+        (:mod:`symloss.native`: a warm first call imports no numba), else numba's, which
+        saves the entry for the next process; numba's alone with ``SYMLOSS_NATIVE=0``."""
         fn = self._loaded.get(mode)
         if fn is None:
+            from . import native
+
             with _lock:
-                helpers = _helpers(mode)
+                helpers = _helpers_module(mode)[0]
                 module_text = (
                     "import math\n\nimport numpy as np\nfrom numba import njit\n\n"
                     f"from {helpers} import *  # noqa: F403\n\n"
                     '_J = dict(cache=True, nogil=True, error_model="numpy")\n' + self.text)
                 name = f"symloss_rows_{cache.digest(module_text.encode())}"
-                fn = self._loaded[mode] = cache.load_module(module_text, name).kernel
+
+                def dispatcher() -> Any:  # imports numba (the helpers' module first)
+                    _helpers(mode)
+                    return cache.load_module(module_text, name).kernel
+
+                # the module's name covers its text and the helpers' (named by their digest),
+                # not symloss._fastmath, which the helpers import: symloss's code digest does
+                fn = self._loaded[mode] = (
+                    native.Kernel(f"{name}@{cache.code_digest()}", "kernel", dispatcher)
+                    if native.enabled() else dispatcher())
         return fn
 
     def run(self, mode: str, out: Any, bad: Any, tol: float, width: int, divisor: float,
-            *arrays: Any) -> None:
+            *arrays: Any) -> bool:
         """The kernel for ``mode`` at every row, each result certified (``bad`` marks the rows
-        it could not): for ``"f64"``, the first tier at every row (checked against ``tol/2``:
-        the module docstring, "The first tier"), then the tracked float64 kernel at the rows
-        it leaves; for ``"dd"`` where :attr:`first64`, the float64 first tier (checked against
-        ``tol·(1 − 2⁻¹²)``: "The float64 first tier"), then the double-double kernel at the
-        rows it leaves."""
+        it could not; returned: whether there is one): for ``"f64"``, the first tier at every
+        row (checked against ``tol/2``: the module docstring, "The first tier"), then the
+        tracked float64 kernel at the rows it leaves; for ``"dd"`` where :attr:`first64`, the
+        float64 first tier (checked against ``tol·(1 − 2⁻¹²)``: "The float64 first tier"),
+        then the double-double kernel at the rows it leaves."""
         if mode == "f64":
             first, first_tol = "first", tol / 2.0
         elif mode == "dd":
             first, first_tol = "first64", tol * (1.0 - 2.0 ** -12)
         else:
-            self.get(mode)(out, bad, tol, width, divisor, *arrays)
-            return
-        self.get(first)(out, bad, first_tol, width, divisor, *arrays)
-        if not bad.any():
-            return
+            return bool(self.get(mode)(out, bad, tol, width, divisor, *arrays))
+        if not self.get(first)(out, bad, first_tol, width, divisor, *arrays):
+            return False
         picked = np.flatnonzero(bad)
         again = np.empty((picked.size, *out.shape[1:]), dtype=out.dtype)
         still = np.zeros(picked.size, dtype=np.bool_)
-        self.get(mode)(again, still, tol, width, divisor, *(a[picked] for a in arrays))
+        left = bool(self.get(mode)(again, still, tol, width, divisor, *(a[picked] for a in arrays)))
         out[picked] = again
         bad[picked] = still
+        return left
+
+
+def _helpers_module(mode: str) -> tuple[str, str]:
+    """The name and text of the module of the tracked operations for ``mode``."""
+    text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST,
+            "first64": _HELPERS_FIRST64}[mode]
+    return f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}", text
 
 
 def _helpers(mode: str) -> str:
     """The module of the tracked operations for ``mode``, loaded once (every kernel imports it,
     so numba compiles and caches the operations once, not once per kernel)."""
-    text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST,
-            "first64": _HELPERS_FIRST64}[mode]
-    name = f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}"
+    name, text = _helpers_module(mode)
     cache.load_module(text, name)
     return name
 
