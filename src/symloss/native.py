@@ -693,6 +693,20 @@ class Kernel:
                     self._dispatcher = self._numba_kernel()
         return self._dispatcher
 
+    def ready(self, args: Sequence[Any]) -> bool:
+        """Whether a call with ``args`` compiles nothing: it links a saved entry, or numba has
+        compiled the kernel in this process (:class:`symloss.fast._Staged` asks)."""
+        if self._by_types.get(tuple(map(type, args))) is not None:
+            return True
+        kinds = _kinds(args)
+        if kinds is not None:
+            entry = self._entries.get(kinds, _MISSING)
+            if entry is _MISSING:
+                entry = self._entries[kinds] = load(self.module, self.name, kinds)
+            if entry is not None:
+                return True
+        return self._dispatcher is not None and bool(self._dispatcher.signatures)
+
     def __call__(self, *args: Any) -> bool:
         fn = self._by_types.get(tuple(map(type, args)))
         if fn is not None:  # the hot path: ~0.5 µs besides the kernel's work
