@@ -162,7 +162,8 @@ def test_staged_call_answers_with_the_full_kernel_where_the_twin_is_incomplete(d
     swapped = []
     for kind in ("plain", "rescue", "nonfinite"):
         z, y = _binary(rng, dtype, kind)
-        staged = fast._Staged(full, quick, None, lambda kind=kind: swapped.append(kind))
+        staged = fast._Staged(full, quick, None,
+                              lambda k, kind=kind: swapped.append(kind) if k is full else None)
         got, want = np.empty(N, dtype), np.empty(N, dtype)
         flag = staged(got, 1.0, z, y)
         assert (flag, got.tobytes()) == (full(want, 1.0, z, y), want.tobytes()), kind
@@ -186,8 +187,8 @@ def test_class_axis_staged_call_resets_the_flag_for_the_full_kernel():
 
     assert run(quick)[1] == 1  # the twin: incomplete
     swapped = []
-    assert run(fast._Staged(full, quick, 2, lambda: swapped.append(1))) == run(full)
-    assert swapped
+    assert run(fast._Staged(full, quick, 2, swapped.append)) == run(full)
+    assert swapped == [full]
 
 
 class _Kernel:
@@ -203,18 +204,19 @@ def test_staged_takes_the_full_kernel_once_it_has_run_or_is_ready(monkeypatch):
     log: list[str] = []
     table: dict[str, object] = {}
     full = _Kernel("full", False, log)
-    staged = fast._Staged(full, _Kernel("quick", True, log), None,
-                          lambda: table.update(k=full))
+    staged = fast._Staged(full, _Kernel("quick", True, log), None, lambda k: table.update(k=k))
     assert staged(1) is False and log == ["quick", "full"] and table["k"] is full
     log.clear()
-    staged = fast._Staged(full, _Kernel("quick", False, log), None, lambda: None)
-    assert staged(1) is False and staged(2) is False and log == ["quick", "quick"]
+    staged = fast._Staged(full, _Kernel("quick", False, log), None, lambda k: table.update(k=k))
+    assert staged(1) is False and log == ["quick"]
+    # the table's closure of the two: the twin, and the full kernel where it is incomplete
+    assert table["k"](2) is False and log == ["quick", "quick"]
     # a full kernel that is ready (a saved native entry, or compiled in this process): at once
     monkeypatch.setattr(fast.native.Kernel, "ready", lambda self, args: True)
     kernel = fast.native.Kernel("m", "k", lambda: full)
     log.clear()
     staged = fast._Staged(kernel, _Kernel("quick", False, log), None,
-                          lambda: table.update(k=kernel))
+                          lambda k: table.update(k=k))
     assert staged(1) is False and log == ["full"] and table["k"] is kernel
 
 

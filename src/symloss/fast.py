@@ -978,8 +978,8 @@ class FastKernels:
             flavour = "v" if layout.work == np.float32 else "m"
             kernel = self._named(module, f"{what}_{flavour}", parallel)
             if _has_quick(module, f"{what}_{flavour}"):
-                def swap(full: Any = kernel) -> None:  # once the full kernel answers
-                    self._kernels[key] = full
+                def swap(kernel: Any) -> None:  # the full kernel, once it answers
+                    self._kernels[key] = kernel
 
                 kernel = _Staged(kernel, self._named(module, f"{what}_{flavour}{QUICK}", parallel),
                                  None if what == "grad_flat" else self.flag_at, swap)
@@ -1043,12 +1043,14 @@ class _Staged:
     so that a cold first call compiles the first tiers alone. Where the twin says incomplete
     (its flag), the full kernel runs on the same arguments, recomputing every element: its
     results and flag are the answer. Once the full kernel has run (or was ready at the first
-    call), ``swap`` puts it in the caller's table: no wrapper on the hot path."""
+    call), ``swap`` puts it in the caller's table: no wrapper on the hot path. Until then an
+    element-wise kernel's table holds a closure of the two, not this object (its attribute
+    reads cost ~0.3 µs a call at n = 100)."""
 
     __slots__ = ("checked", "flag_at", "full", "quick", "swap")
 
     def __init__(self, full: Any, quick: Any, flag_at: int | None,
-                 swap: Callable[[], None]) -> None:
+                 swap: Callable[[Any], None]) -> None:
         self.full = full
         self.quick = quick
         self.flag_at = flag_at  # the flag array's argument (class-axis), or None (returned)
@@ -1056,7 +1058,7 @@ class _Staged:
         self.checked = False
 
     def _full(self, args: tuple[Any, ...]) -> Any:
-        self.swap()
+        self.swap(self.full)
         return self.full(*args)
 
     def __call__(self, *args: Any) -> Any:
@@ -1064,6 +1066,13 @@ class _Staged:
             self.checked = True
             if isinstance(self.full, native.Kernel) and self.full.ready(args):
                 return self._full(args)
+            if self.flag_at is None:
+                quick, full = self.quick, self._full
+
+                def staged(*args: Any) -> Any:
+                    return quick(*args) and full(args)
+
+                self.swap(staged)
         if self.flag_at is None:
             return self.quick(*args) and self._full(args)
         flag = args[self.flag_at]
