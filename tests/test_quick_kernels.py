@@ -266,3 +266,20 @@ def test_cold_first_call_compiles_the_quick_twin_only(tmp_path):
     assert run("plain") == {"quick": 1, "full": 0, "same": True}
     # targets at σ(z): the twin says incomplete, the full kernel answers (and is compiled)
     assert run("rescue") == {"quick": 1, "full": 1, "same": True}
+
+
+@pytest.mark.parametrize(("name", "draw"), [("bce_with_logits", _binary),
+                                            ("cross_entropy", lambda r, d, k: _classes(r, d, k,
+                                                                                       False))])
+def test_parallel_twins_are_the_full_kernels_where_they_complete(both, monkeypatch, name, draw):
+    monkeypatch.setattr(fast, "PARALLEL_MIN", 100)  # the parallel kernels (prange), and twins
+    d = symloss.derive(name, reduction="sum")
+    rng = np.random.default_rng(SEED)
+    flags = []
+    for kind in ("plain", "rescue"):
+        both.clear()
+        d.grad_fn(*draw(rng, np.float32, kind))
+        for q, q_flag, f, f_flag in both:
+            assert q_flag or (not f_flag and q.tobytes() == f.tobytes()), (name, kind)
+        flags += [q_flag for _, q_flag, _, _ in both]
+    assert False in flags and True in flags
