@@ -222,7 +222,8 @@ def test_warm_process_links_every_kernel_and_never_imports_numba(runs):
     assert report["entries"] > 0 and report["linked"] == report["entries"], report
     # the cold process links each entry right after saving it (its later calls: no numba
     # dispatch); their results are numba's (test_native_results_are_numbas_bit_for_bit)
-    assert cold[0]["linked"] == cold[0]["entries"] == report["entries"]
+    # (and the quick twins whose full kernels then answered: the warm one links those alone)
+    assert cold[0]["linked"] == cold[0]["entries"] >= report["entries"]
     assert report["allocates"] == 1.0  # numba imported afterwards still works
     manifests = [json.loads(p.read_text()) for p in cache.glob("native_*.json")]
     assert manifests and all(m["use"] for m in manifests)
@@ -230,7 +231,8 @@ def test_warm_process_links_every_kernel_and_never_imports_numba(runs):
         s for m in manifests for s in m["imports"]}  # the kernels allocate: NRT is linked
     # first- and second-order kernels of both families, 2-D arrays and int64 labels among them
     assert {"grad_v_s", "hvp_m_s", "grad_hard_v_s", "grad_soft_m_s", "loss_hard_m_s",
-            "hvp_hard_v_s", "grad_flat_m_s"} <= {m["kernel"] for m in manifests}
+            "hvp_hard_v_s", "grad_flat_m_s"} <= {m["kernel"].replace("_q_s", "_s")
+                                                 for m in manifests}  # or their quick twins
     assert {"f2FuIf2lf2dI", "d2FuId2ld2dId2"} <= {m["kinds"] for m in manifests}
 
 

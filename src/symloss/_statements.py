@@ -20,6 +20,10 @@ statements (single assignments) in which
 
 Every operation keeps its operands and order (the same parse tree, unparsed), so the statements
 round exactly as the expression did: this only names values and decides branches.
+
+A float-first test's accurate arm is a *later tier* (it runs only where the test fails): its
+lines are marked (:func:`later`), so that :func:`symloss.fast._quick_twins` can print a quick
+twin of the kernel without it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,19 @@ import ast
 import itertools
 from collections.abc import Iterator, Sequence
 
-__all__ = ["lower"]
+__all__ = ["LATER", "LATER_END", "later", "lower"]
+
+#: The comment lines around a later tier's section of a generated kernel: the first says what
+#: a quick twin runs instead (one line: ``flag[0] = 1``, "incomplete: call the full kernel", or
+#: values that only later tiers read), the second ends the section, at the same indent.
+LATER = "# later tier, instead: "
+LATER_END = "# later tier end"
+
+
+def later(lines: str, indent: str, instead: str) -> str:
+    """``lines`` (statements at ``indent`` or deeper, each ending in a newline) marked as a
+    later tier that a quick twin replaces by the one-line statement ``instead``."""
+    return f"{indent}{LATER}{instead}\n{lines}{indent}{LATER_END}\n"
 
 #: The float-first tests of the flavours: ``fits_m`` and ``fitsk_m`` are constant ``False``
 #: (float64 results take the double-double form of ``accurate`` but for its first tiers), and
@@ -104,10 +120,14 @@ class _Lowering:
         lines.append(f"{indent}if {ast.unparse(node.test)}:")
         for arm in (node.body, node.orelse):
             inner = indent + "    "
+            if arm is node.orelse and test is not None:  # the accurate arm: a later tier
+                lines.append(f"{inner}{LATER}flag[0] = 1; {name} = math.nan")
             value = self.expr(arm, lines, [*scopes, {}], inner)
             lines.append(f"{inner}{name} = {ast.unparse(value)}")
             if arm is node.body:
                 lines.append(f"{indent}else:")
+        if test is not None:
+            lines.append(f"{indent}    {LATER_END}")
         return ast.Name(name, ast.Load())
 
 

@@ -49,7 +49,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import cache, native
-from ._statements import lower
+from ._statements import LATER, LATER_END, later, lower
 from .algebra import (
     compared_operands,
     exp_terms,
@@ -568,7 +568,7 @@ class _Printer(PythonCodePrinter):
             self._row_values(", ".join(names), f"(qb{j}[q, 0], {', '.join(['0.0'] * 9)})",
                              f"dd_softmax_sub_row_F(zr, yr, m, dbuf, {lbuf})",
                              (f"softmax_sub_qb_m(y, y, 0.0, r0, r1 - r0, ebuf, elo, {lbuf}b, "
-                              f"qb{j}, twork)", lbuf))
+                              f"qb{j}, twork)", lbuf), later_only=True)
             self._sums[expr] = ", ".join([lbuf, *names])
         with self._lanes():  # the float form and the bound
             plain = self._print(expr.rewrite(sp.Sum))
@@ -608,7 +608,7 @@ class _Printer(PythonCodePrinter):
             self._row_values(f"acc{q + 2}", f"qb{q}[q, 0]",
                              f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, dbuf, {lbuf})",
                              (f"softmax_sub_qb_m({ah}b, {al}b, 1.0, 0, r1 - r0, ebuf, elo, "
-                              f"{lbuf}b, qb{q}, twork)", lbuf))
+                              f"{lbuf}b, qb{q}, twork)", lbuf), later_only=True)
             self._sums[expr] = f"{lbuf}, {ah}, {al}"
         lbuf, ah, al = self._sums[expr].split(", ")
         with self._lanes():  # the float form and the bound
@@ -624,7 +624,7 @@ class _Printer(PythonCodePrinter):
         return f"certified({value}, {size}, flag)"
 
     def _row_values(self, names: str, quick: str, row: str,
-                    block: tuple[str, str] | None = None) -> None:
+                    block: tuple[str, str] | None = None, later_only: bool = False) -> None:
         """Hoist a row function's values ``names``: its first tier ``quick``
         (``_fastmath.softmax_sub_q_m``, …: every class's value where Ziv's test vouches for
         it, the double-double row's bits, from the exp pass's pairs ``buf``, ``bufl``), then the
@@ -637,7 +637,8 @@ class _Printer(PythonCodePrinter):
         that it leaves to ``row`` are computed in a loop of their own after it (:func:`_fallback_rows`),
         every row's values in a block array the row's code reads: a call in the row's code,
         even never taken, kept its arrays' reference counts (cross-entropy's float64 hvp, 1e6
-        elements: 7 of 39 ms). float32 results (no first tier) call ``row``."""
+        elements: 7 of 39 ms). float32 results (no first tier) call ``row``; ``later_only``:
+        only the accurate arms (later tiers) read its values."""
         held = f"acc{len(self.hoisted)}q"
         first = f"{held}[0]" if ", " in names else held
         if block is None:
@@ -651,7 +652,9 @@ class _Printer(PythonCodePrinter):
         self.hoisted.append(("", _BLOCK + _ONLY_M, call))
         self.hoisted.append(("", _BLOCK + _ONLY_M, _fallback_rows(cells, f"{rb}[q, 0]", quick, row)))
         self.hoisted.append((lbuf, _ONLY_M, f"{lbuf}b[q]"))
-        self.hoisted.append((names, _ONLY_V, row))
+        # float32 results call the row function for every row; where only the accurate arms
+        # read its values (softmax_sub's: not softmax_hvp's centre c), it is a later tier
+        self.hoisted.append((names, (_LATER_ROW if later_only else "") + _ONLY_V, row))
         self.hoisted.append((names, _ONLY_M, cells))
 
     def _per_call(self, e: sp.Expr) -> bool:
@@ -966,20 +969,34 @@ class FastKernels:
                 _scales_as_written(expression(d, "hess"), reduce_sums, numpy_form=True))
 
     def _kernel(self, module: Any, what: str, layout: Layout, size: int) -> Any:
-        """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once)."""
+        """The kernel ``<what>_<flavour>[_s]`` of ``module`` (looked up once); where it has a
+        quick twin (:func:`_quick_twins`), first the two staged (:class:`_Staged`)."""
         parallel = size >= PARALLEL_MIN and _parallel(size)
         key = (id(module), what, layout.work.char, parallel)
         kernel = self._kernels.get(key)
         if kernel is None:
             flavour = "v" if layout.work == np.float32 else "m"
-            name = f"{what}_{flavour}{'' if parallel else '_s'}"
-            if not parallel and isinstance(module, _LazyModule):
-                # a saved native entry where there is one (no numba import), else numba's
-                kernel = native.Kernel(module.name, name, lambda: getattr(module.load(), name))
-            else:
-                kernel = getattr(module, name)
+            kernel = self._named(module, f"{what}_{flavour}", parallel)
+            if _has_quick(module, f"{what}_{flavour}"):
+                def swap(kernel: Any) -> None:  # the full kernel, once it answers
+                    self._kernels[key] = kernel
+
+                kernel = _Staged(kernel, self._named(module, f"{what}_{flavour}{QUICK}", parallel),
+                                 None if what == "grad_flat" else self.flag_at, swap)
             self._kernels[key] = kernel
         return kernel
+
+    #: Where a kernel takes its flag array (``None``: it returns its flag; a class-axis
+    #: loss's ``grad_flat`` kernels are element-wise ones).
+    flag_at: int | None = None
+
+    @staticmethod
+    def _named(module: Any, name: str, parallel: bool) -> Any:
+        name += "" if parallel else "_s"
+        if not parallel and isinstance(module, _LazyModule):
+            # a saved native entry where there is one (no numba import), else numba's
+            return native.Kernel(module.name, name, lambda: getattr(module.load(), name))
+        return getattr(module, name)
 
     def _scalars(self, layout: Layout) -> tuple[float, ...]:
         """The layout's scalar options in kernel order."""
@@ -1011,6 +1028,59 @@ def _parallel(size: int) -> bool:
     import numba
 
     return bool(numba.get_num_threads() > 1)
+
+
+def _has_quick(module: Any, name: str) -> bool:
+    """Whether ``module``'s kernel ``name`` has a quick twin (:func:`_quick_twins`)."""
+    if isinstance(module, _LazyModule):
+        return module.has_quick(name)
+    return hasattr(module, name + QUICK)
+
+
+class _Staged:
+    """A kernel whose quick twin (:func:`_quick_twins`) answers first while the full kernel is
+    not ready -- not linked from a saved native entry, not compiled by numba in this process --
+    so that a cold first call compiles the first tiers alone. Where the twin says incomplete
+    (its flag), the full kernel runs on the same arguments, recomputing every element: its
+    results and flag are the answer. Once the full kernel has run (or was ready at the first
+    call), ``swap`` puts it in the caller's table: no wrapper on the hot path. Until then an
+    element-wise kernel's table holds a closure of the two, not this object (its attribute
+    reads cost ~0.3 µs a call at n = 100)."""
+
+    __slots__ = ("checked", "flag_at", "full", "quick", "swap")
+
+    def __init__(self, full: Any, quick: Any, flag_at: int | None,
+                 swap: Callable[[Any], None]) -> None:
+        self.full = full
+        self.quick = quick
+        self.flag_at = flag_at  # the flag array's argument (class-axis), or None (returned)
+        self.swap = swap
+        self.checked = False
+
+    def _full(self, args: tuple[Any, ...]) -> Any:
+        self.swap(self.full)
+        return self.full(*args)
+
+    def __call__(self, *args: Any) -> Any:
+        if not self.checked:  # once: a saved entry or a compiled kernel answers at once
+            self.checked = True
+            if isinstance(self.full, native.Kernel) and self.full.ready(args):
+                return self._full(args)
+            if self.flag_at is None:
+                quick, full = self.quick, self._full
+
+                def staged(*args: Any) -> Any:
+                    return quick(*args) and full(args)
+
+                self.swap(staged)
+        if self.flag_at is None:
+            return self.quick(*args) and self._full(args)
+        flag = args[self.flag_at]
+        self.quick(*args)
+        if flag[0] == 0:
+            return False
+        flag[0] = 0
+        return self._full(args)
 
 
 class _ElementwiseKernels(FastKernels):
@@ -1074,6 +1144,8 @@ _NO_TARGET = {t.char: np.zeros((1, 1), dtype=t) for t in (np.dtype(np.float32), 
 
 class _ClassAxisKernels(FastKernels):
     """Per block of rows: the max, the exponentials, their sum, then each row's outputs."""
+
+    flag_at = 2
 
     def __init__(self, derivation: Derivation, module: Any, arrays: tuple[str, ...],
                  scalars: tuple[str, ...]) -> None:
@@ -1291,6 +1363,53 @@ def _serial_twins(source: str) -> str:
     return "".join(out)
 
 
+#: A later tier's section of a kernel (:func:`symloss._statements.later`): its indent, what a
+#: quick twin runs instead, and the lines up to its end at the same indent.
+_LATER_SECTION = re.compile(rf"^( *){re.escape(LATER)}(.*)\n(?:.*\n)*?\1{re.escape(LATER_END)}\n",
+                            re.MULTILINE)
+#: A kernel of a generated module: its decorator line, where it starts.
+_KERNEL_START = re.compile(r"\n\n(?=@njit\(\*\*_(?:OPTS|SERIAL)\)\n)")
+#: A quick twin's name: the kernel's with this before the serial twin's ``_s``.
+QUICK = "_q"
+
+
+def _quick_twins(source: str) -> str:
+    """Each kernel of ``source`` that has a later tier again as ``<name>_q``, its quick twin:
+    the same text with every later tier's section (:func:`symloss._statements.later`: a
+    double-double rescue, a gathered pass 2, a row function for rows a first tier left) replaced
+    by what the marker says -- ``flag[0] = 1``, "incomplete: call the full kernel" (an
+    element-wise twin returns its flag, a class-axis one writes it) -- and nothing else changed.
+
+    Why: numba compiles a kernel's later tiers and the dozens of double-double helpers they
+    call on its first call, most of a cold first call's time, though they run only for the few
+    elements whose first-tier test fails. Where the twin sets no flag, every element took its
+    first tier, whose statements are the full kernel's (no fast-math, no contraction: the
+    same IEEE operations), so the full kernel would have written the same values and no flag
+    (:class:`_Staged`; tests/test_quick_kernels.py)."""
+    out = [source]
+    for block in _KERNEL_START.split(source)[1:]:
+        if LATER not in block:
+            continue
+        decorator, body = block.split("\n", 1)
+        name = body.split("(", 1)[0].removeprefix("def ")
+        twin = _LATER_SECTION.sub(lambda m: f"{m[1]}{m[2]}\n", body)
+        # the values only later tiers read, which the twin sets NaN: read nowhere else
+        unread = [v for m in _LATER_SECTION.finditer(body) if "flag[0] = 1" not in m[2]
+                  for v in re.findall(r"\w+", m[2].split(" = ")[0])]
+        if LATER in twin or LATER_END in twin:  # pragma: no cover - a generator bug
+            raise AssertionError(f"{name}: a later tier's marker without its end")
+        read = [v for v in unread if len(re.findall(rf"\b{v}\b", twin)) > 1]
+        if read:  # pragma: no cover - a generator bug
+            raise AssertionError(f"{name}: a first tier reads {read}, marked as later tiers'")
+        if "flag" not in body.split("\n", 1)[0] and "\n    flag = np.zeros(1, np.uint8)\n" not in twin:
+            # an element-wise kernel without a flag of its own: the twin's, returned
+            head, rest = twin.split("\n", 1)
+            twin = (f"{head}\n    flag = np.zeros(1, np.uint8)\n"
+                    + rest.removesuffix("    return False\n") + "    return flag[0] != 0\n")
+        out.append(f"\n\n{decorator}\n" + twin.replace(f"def {name}(", f"def {name}{QUICK}(", 1))
+    return "".join(out)
+
+
 def _flavoured(code: str) -> dict[str, str]:
     # float32 results take one float-first test for every form (fits_v), float64 two
     return {f: code.replace("_F(", f"_{f}(").replace("fits1_v(", "fits_v(").replace("fitsx_v(", "fits_v(")
@@ -1422,10 +1541,11 @@ def _vector_arms_source(arms: list[tuple[list[str], list[str] | None]], labels: 
                      "        for i in range(nb):\n"
                      "            idx[n_bad] = idx[i]\n"
                      "            n_bad += 1 if math.isnan(out[idx[i]]) else 0\n"
-                     "        if n_bad > 0:\n"
-                     "            n_nan -= n_bad\n"
-                     "            nb = n_bad\n"
-                     + _indented(_gathered("idx", inputs, held, again, f"h{n}"), 4))
+                     + later("        if n_bad > 0:\n"
+                             "            n_nan -= n_bad\n"
+                             "            nb = n_bad\n"
+                             + _indented(_gathered("idx", inputs, held, again, f"h{n}"), 4),
+                             " " * 8, "if n_bad > 0: flag[0] = 1"))
     return text + ("        if n_nan > 0:\n"
                    "            flag[0] = 1\n")
 
@@ -1813,15 +1933,17 @@ def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
                  "                n_bad += 1 if math.isnan(held[0, i]) else 0\n"
                  "            nb = n_bad\n")
     if exact_w is not None:
-        text += _gathered("idx", inputs, held, exact_w, "res")
+        accurate = _gathered("idx", inputs, held, exact_w, "res")
     else:
         again, _ = lower([("res", scalar)], " " * 12, prefix="s")
         loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(n_arrays))
-        text += ("        for i in range(nb):\n"
-                 "            j = idx[i]\n"
-                 + _indented(loads + ("xv = np.float64(dv[j])\n" if direction else ""), 12)
-                 + "".join(f"{line}\n" for line in again)
-                 + "            out[j] = res / divisor\n")
+        accurate = ("        for i in range(nb):\n"
+                    "            j = idx[i]\n"
+                    + _indented(loads + ("xv = np.float64(dv[j])\n" if direction else ""), 12)
+                    + "".join(f"{line}\n" for line in again)
+                    + "            out[j] = res / divisor\n")
+    # the elements listed: a later tier (every soft element, where the form has no first tier)
+    text += later(accurate, " " * 8, "if nb > 0: flag[0] = 1")
     return text + ("        if n_nan > 0:\n"
                    "            flag[0] = 1\n")
 
@@ -1909,11 +2031,11 @@ def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
                 "            n_bad += 0 if ok else 1\n"
                 "        if n_bad == 0:\n"
                 "            continue\n"
-                "        for j in range(lo, hi):\n"
-                "            if math.isnan(out[j]):\n"
-                + _indented(loads, 16)
-                + "".join(f"{line}\n" for line in again)
-                + "                out[j] = res / divisor\n")
+                + later("        for j in range(lo, hi):\n"
+                        "            if math.isnan(out[j]):\n"
+                        + _indented(loads, 16)
+                        + "".join(f"{line}\n" for line in again)
+                        + "                out[j] = res / divisor\n", " " * 8, "flag[0] = 1"))
     again, _ = lower(again_steps, " " * 12, prefix="w", exact=True)
     again = [line.replace("certified(", "certified_b(") for line in again]
     return (head
@@ -1922,17 +2044,17 @@ def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
             "            n_bad += 1 if r != r else 0\n"
             "        if n_bad == 0:\n"
             "            continue\n"
-            "        bad = np.empty(n_bad + 1, np.int64)\n"
-            "        nb = 0\n"
-            "        for jj in range(hi - lo):\n"
-            "            bad[nb] = lo + jj\n"
-            "            nb += 1 if math.isnan(out[lo + jj]) else 0\n"
-            # the inputs gathered to contiguous rows, so that the loop vectorizes
-            f"        held = np.empty(({len(gather)}, nb))\n"
-            "        n_nan = 0\n"
-            + _gathered("bad", gather, held, again, "res")
-            + "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
-            "            flag[0] = 1\n")
+            + later("        bad = np.empty(n_bad + 1, np.int64)\n"
+                    "        nb = 0\n"
+                    "        for jj in range(hi - lo):\n"
+                    "            bad[nb] = lo + jj\n"
+                    "            nb += 1 if math.isnan(out[lo + jj]) else 0\n"
+                    # the inputs gathered to contiguous rows, so that the loop vectorizes
+                    f"        held = np.empty(({len(gather)}, nb))\n"
+                    "        n_nan = 0\n"
+                    + _gathered("bad", gather, held, again, "res")
+                    + "        if n_nan > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
+                    "            flag[0] = 1\n", " " * 8, "flag[0] = 1"))
 
 
 #: Independent partial sums in a float32 kernel's class sums: one chain of adds is latency
@@ -1954,6 +2076,8 @@ _TABLE_SUM = "=table_sum:"
 #: of a row fill written for each row of the block before it (what a block tier reads).
 _BLOCK = "=block"
 _BLOCK_FILL = "=block_fill"
+#: The index of a row function's values that only later tiers read (:meth:`_Printer._row_values`).
+_LATER_ROW = "=later_row"
 #: An index's suffix: the entry is for float64 (``m``) or float32 (``v``) kernels only.
 _ONLY_M, _ONLY_V = "@m", "@v"
 #: A class sum's index prefix: lane sums in every flavour (:meth:`_Printer._lanes`).
@@ -1989,8 +2113,8 @@ def _fallback_rows(cells: str, first: str, quick: str, row: str) -> str:
     return ("for q in range(r1 - r0):\n"
             f"{pad}{cells} = {quick}\n"
             f"{pad}if {first} != {first}:\n"
-            + "".join(f"{pad}    {line}\n" for line in loads)
-            + f"{pad}    {cells} = {row}")
+            + later("".join(f"{pad}    {line}\n" for line in [*loads, f"{cells} = {row}"]),
+                    pad + "    ", "flag[0] = 1").rstrip("\n"))
 
 
 def _label_tables(hoisted: list[tuple[str, str, str]], flavour: str) -> dict[str, str]:
@@ -2172,6 +2296,9 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     tables[acc] if k == _SETUP_TABLE else
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
+                    later(f"                {acc} = {_flavoured(b)[flavour]}\n", " " * 16,
+                          f"{acc} = {', '.join(['math.nan'] * (acc.count(',') + 1))}")
+                    if k == _LATER_ROW else
                     _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k.removeprefix(_LANES), _flavoured(b)[flavour],
                                _LANES if k.startswith(_LANES) and flavour == "m" else flavour)
@@ -2410,7 +2537,7 @@ def _load(source: str) -> Any:
     """Write ``source`` to a file named by its hash (and the helpers'), import it (see
     :mod:`symloss.cache`: atomic per-writer files, parallel kernels gated for threads)."""
     cache.select_threading_layer()
-    return cache.load_module(_serial_twins(source), _module_name(source))
+    return cache.load_module(_serial_twins(_quick_twins(source)), _module_name(source))
 
 
 class _LazyModule:
@@ -2427,6 +2554,12 @@ class _LazyModule:
     def defines(self, name: str) -> bool:
         """Whether the module defines kernel ``name`` (read from its source: not imported)."""
         return f"\ndef {name}(" in self.source
+
+    def has_quick(self, name: str) -> bool:
+        """Whether kernel ``name`` has a later tier, so a quick twin (:func:`_quick_twins`)."""
+        at = self.source.find(f"\ndef {name}(")
+        end = self.source.find("\n@njit(", at + 1)
+        return at >= 0 and LATER in self.source[at:end if end >= 0 else len(self.source)]
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):

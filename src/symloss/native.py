@@ -436,6 +436,15 @@ def load(module: str, name: str, kinds: str) -> _Entry | None:
         return entry
 
 
+def _saved(module: str, name: str, kinds: str) -> bool:
+    """Whether an entry was saved for ``kinds`` (its manifest exists; not linked, nor
+    counted among the entries looked up)."""
+    try:
+        return (cache.cache_dir() / f"native_{_key(module, name, kinds)}.json").exists()
+    except Exception:  # no llvmlite, no numba: numba's path decides
+        return False
+
+
 def _object_path(folder: Path, key: str, sha256: str) -> Path:
     return folder / f"native_{key}_{sha256[:16]}.o"
 
@@ -732,6 +741,20 @@ class Kernel:
                 if self._dispatcher is None:
                     self._dispatcher = self._numba_kernel()
         return self._dispatcher
+
+    def ready(self, args: Sequence[Any]) -> bool:
+        """Whether a call with ``args`` compiles nothing: it links a saved entry, or numba has
+        compiled the kernel in this process (:class:`symloss.fast._Staged` asks)."""
+        if self._by_types.get(tuple(map(type, args))) is not None:
+            return True
+        kinds = _kinds(args)
+        if kinds is not None and _saved(self.module, self.name, kinds):
+            entry = self._entries.get(kinds, _MISSING)
+            if entry is _MISSING:
+                entry = self._entries[kinds] = load(self.module, self.name, kinds)
+            if entry is not None:
+                return True
+        return self._dispatcher is not None and bool(self._dispatcher.signatures)
 
     def __call__(self, *args: Any) -> bool:
         fn = self._by_types.get(tuple(map(type, args)))
