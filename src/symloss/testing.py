@@ -143,18 +143,21 @@ def ulps_from_exact(got: Any, exact: Any, dtype: Any) -> np.ndarray:
                                 f"{exact.shape}; give one exact value per result")
     tiny, big = mpmath.mpf(float(np.finfo(dt).tiny)), float(np.finfo(dt).max)
     out = np.empty(got.shape)
-    for idx in np.ndindex(got.shape):
-        e, g = mpmath.mpf(exact[idx]), float(got[idx])
-        if mpmath.isnan(e) or not np.isfinite(g):
-            overflow = abs(e) > big and mpmath.sign(e) == np.sign(g)
-            out[idx] = (0.0 if (np.isnan(g) and mpmath.isnan(e))
-                        or (np.isinf(g) and overflow) else np.inf)
-            continue
-        if abs(e) < tiny and g == 0.0:
-            out[idx] = 0.0
-            continue
-        unit = float(np.spacing(dt.type(min(abs(float(e)), big))))
-        out[idx] = float(abs(mpmath.mpf(g) - e) / unit)
+    # 256 bits whatever mpmath's global precision: at its default 53, mpf(exact) would round
+    # the exact value to a float's precision and a correctly rounded result would score 0
+    with mpmath.workprec(max(mpmath.mp.prec, 256)):
+        for idx in np.ndindex(got.shape):
+            e, g = mpmath.mpf(exact[idx]), float(got[idx])
+            if mpmath.isnan(e) or not np.isfinite(g):
+                overflow = abs(e) > big and mpmath.sign(e) == np.sign(g)
+                out[idx] = (0.0 if (np.isnan(g) and mpmath.isnan(e))
+                            or (np.isinf(g) and overflow) else np.inf)
+                continue
+            if abs(e) < tiny and g == 0.0:
+                out[idx] = 0.0
+                continue
+            unit = float(np.spacing(dt.type(min(abs(float(e)), big))))
+            out[idx] = float(abs(mpmath.mpf(g) - e) / unit)
     return out
 
 
