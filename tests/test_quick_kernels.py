@@ -283,3 +283,14 @@ def test_parallel_twins_are_the_full_kernels_where_they_complete(both, monkeypat
             assert q_flag or (not f_flag and q.tobytes() == f.tobytes()), (name, kind)
         flags += [q_flag for _, q_flag, _, _ in both]
     assert False in flags and True in flags
+
+
+def test_module_name_is_the_digest_of_the_compiled_text_twins_included(monkeypatch):
+    # The on-disk caches (numba's, symloss.native's) are found by the module's name: were the
+    # twins' printing left out of it, a change to _quick_twins would load stale kernels.
+    source = fast._generate(symloss.derive("bce_with_logits"))["source"]
+    module = fast._LazyModule(source)
+    assert module.name == fast._module_name(fast._compiled(source))
+    assert module.compiled != source  # the twins are in it
+    monkeypatch.setattr(fast, "_quick_twins", lambda text: text + "\n# printed otherwise\n")
+    assert fast._LazyModule(source).name != module.name

@@ -2527,17 +2527,25 @@ def _cache_dir() -> Path:
     return cache.cache_dir()
 
 
-def _module_name(source: str) -> str:
-    """The name of the module printed from ``source``: its hash and the helpers'."""
+def _compiled(source: str) -> str:
+    """The module numba compiles from the printed ``source``: with its kernels' quick and
+    serial twins (:func:`_quick_twins`, :func:`_serial_twins`)."""
+    return _serial_twins(_quick_twins(source))
+
+
+def _module_name(compiled: str) -> str:
+    """The name of the module ``compiled``: the hash of that text (twins included, so a change
+    to how twins are printed is a new module, never a stale cache) and of the helpers'."""
     helpers = Path(__file__).with_name("_fastmath.py").read_bytes()
-    return f"symloss_fast_{cache.digest(source.encode(), helpers)}"
+    return f"symloss_fast_{cache.digest(compiled.encode(), helpers)}"
 
 
-def _load(source: str) -> Any:
-    """Write ``source`` to a file named by its hash (and the helpers'), import it (see
-    :mod:`symloss.cache`: atomic per-writer files, parallel kernels gated for threads)."""
+def _load(compiled: str) -> Any:
+    """Write ``compiled`` (:func:`_compiled`) to a file named by its hash (and the helpers'),
+    import it (see :mod:`symloss.cache`: atomic per-writer files, parallel kernels gated for
+    threads)."""
     cache.select_threading_layer()
-    return cache.load_module(_serial_twins(_quick_twins(source)), _module_name(source))
+    return cache.load_module(compiled, _module_name(compiled))
 
 
 class _LazyModule:
@@ -2546,10 +2554,11 @@ class _LazyModule:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.name = _module_name(source)
+        self.compiled = _compiled(source)
+        self.name = _module_name(self.compiled)
 
     def load(self) -> Any:
-        return _load(self.source)  # once per process (cache.load_module)
+        return _load(self.compiled)  # once per process (cache.load_module)
 
     def defines(self, name: str) -> bool:
         """Whether the module defines kernel ``name`` (read from its source: not imported)."""
@@ -2570,7 +2579,7 @@ class _LazyModule:
 def _module(source: str) -> Any:
     """The kernel module printed from ``source``: imported on first use where its serial
     kernels may answer through their native entries, else now."""
-    return _LazyModule(source) if native.enabled() else _load(source)
+    return _LazyModule(source) if native.enabled() else _load(_compiled(source))
 
 
 #: Kernels by declaration (kept alive here, so its id is not reused): derive() shares one
