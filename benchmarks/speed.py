@@ -432,6 +432,33 @@ def first_call(name: str, evaluator: str = "numba", runs: int = 1) -> tuple[floa
     return out[0], statistics.median(out[1:]), numba == "True"
 
 
+FLOOR = """
+import sys, time
+import numpy as np
+a = np.ones(1000, np.float32)
+t = time.perf_counter()
+import numba
+
+@numba.njit(cache=False, error_model="numpy")
+def kernel(out, a):
+    for j in range(a.size):
+        out[j] = np.float64(a[j]) * 0.5
+    return False
+
+kernel(np.empty(a.size, np.float32), a)
+print(time.perf_counter() - t)
+"""
+
+
+def numba_floor(runs: int) -> float:
+    """Seconds, in a fresh process, to import numba and compile one trivial element-wise
+    kernel (no symloss): what any first call that compiles with numba pays before its own
+    kernels, the median of ``runs`` processes."""
+    times = [float(subprocess.run([sys.executable, "-c", FLOOR], check=True, capture_output=True,
+                                  text=True).stdout) for _ in range(runs)]
+    return statistics.median(times)
+
+
 def derive_times() -> list[tuple[str, float, float]]:
     """``(loss, cold s, warm s)``: cold in a fresh process (imports excluded), warm cached."""
     out = []
@@ -496,6 +523,8 @@ def print_first_calls(names: list[str], runs: int, argv: list[str] | None) -> in
         cold, warm, numba = first_call(name, runs=runs)
         print(f"| {name} | {_flag(cold, GOALS['cold'])} | {_flag(warm, GOALS['warm'])} | "
               f"{'yes' if numba else 'no'} |", flush=True)
+    print(f"\nnumba's own floor (a fresh process: `import numba` and one trivial element-wise "
+          f"kernel compiled, no symloss; the median of {runs}): {numba_floor(runs):.2f} s")
     print(f"\ncommand: python benchmarks/speed.py {' '.join(argv or sys.argv[1:])}".rstrip())
     return 0
 

@@ -704,3 +704,16 @@ def test_search_measures_how_far_apart_the_evaluators_are():
     assert accuracy._not_met(row) and not accuracy._not_met({**row, "evaluator": "numba"})
     case.symloss = honest  # type: ignore[method-assign]
     assert accuracy.search(case, 1, ["numpy", "numba"], quick=True)[accuracy.APART][0] == 0.0
+
+
+def test_first_call_table_prints_numba_floor(capsys, monkeypatch):
+    """--first-call-only prints numba's own floor beside the entries: a fresh process that
+    imports numba and compiles one trivial kernel (measured, not assumed)."""
+    speed = _load("speed")
+    monkeypatch.setattr(speed, "first_call", lambda name, runs=1: (0.5, 0.05, False))
+    assert speed.main(["--first-call-only", "1", "--only", "mse_loss"]) == 0
+    out = capsys.readouterr().out
+    assert "| mse_loss | 0.50 | 0.05 | no |" in out
+    line = next(x for x in out.splitlines() if x.startswith("numba's own floor"))
+    seconds = float(line.rsplit(": ", 1)[1].removesuffix(" s"))
+    assert 0.0 < seconds < 60.0
