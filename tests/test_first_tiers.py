@@ -140,3 +140,38 @@ def test_float32_ziv_test_declines_a_rounding_boundary_inside_the_bound():
     assert not fitszd32(False, mid + 2.0**-33, 2.0**20, k, 1.0)
     assert fitszd32(False, mid + 2.0**-30, 2.0**20, k, 1.0)
     assert fitszd32(False, mid - 2.0**-30, 2.0**20, k, 3.0)  # p/3: far from a boundary
+
+
+def test_computed_rounding_bounds_bound_the_printed_float_forms():
+    """algebra.rounding_bound(computed=True): eᵃ and xexp(y, a) of a computed a, log of an
+    input -- the float64 forms the numba printer writes with libm's helpers (tweedie's and
+    gamma's gradients and gamma's value) are within K·2⁻⁵³·M of their values at 60 digits,
+    K evaluated at each point (M = algebra.magnitude), at seeded random points."""
+    import sympy as sp
+
+    from symloss import _fastmath
+    from symloss.algebra import magnitude, rounding_bound
+    from symloss.catalog_boosting import xexp
+
+    z, y, r = sp.Symbol("z", real=True), sp.Symbol("y", positive=True), sp.Symbol("r", real=True)
+    forms = [sp.exp(z * (2 - r)) - xexp(y, z * (1 - r)), 1 - xexp(y, -z),
+             z - sp.log(y) + xexp(y, -z) - 1, sp.exp(z * r) - y]
+    rng = np.random.default_rng(17)
+    for expr in forms:
+        k = rounding_bound(expr, computed=True)
+        assert k is not None and rounding_bound(expr) is None, expr
+        printer = fast._Printer({z: "x0", y: "x1", r: "c0"}, {})
+        plain = printer.doprint(expr).replace("_F(", "_m(")
+        size = printer.doprint(magnitude(expr)).replace("_F(", "_m(")
+        namespace = {**vars(_fastmath), "math": math, "np": np}
+        for _ in range(80):
+            values = {"x0": float(rng.standard_normal() * 20), "x1": float(rng.uniform(0.01, 5)),
+                      "c0": float(rng.uniform(1.0, 2.0))}
+            got = eval(plain, namespace, values)
+            m = eval(size, namespace, values)
+            at = {z: sp.Float(values["x0"], 60), y: sp.Float(values["x1"], 60),
+                  r: sp.Float(values["c0"], 60)}
+            exact = expr.replace(lambda e: isinstance(e, xexp),
+                                 lambda e: e.args[0] * sp.exp(e.args[1])).subs(at).evalf(60)
+            allowed = float(k.subs(at)) * 2.0**-53 * m * (1 + 1e-9)
+            assert abs(sp.Float(got, 60) - exact) <= allowed, (expr, values)
