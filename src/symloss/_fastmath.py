@@ -1158,18 +1158,31 @@ def _exp_term(z: float, w: float, c: tuple[float, float], k: tuple[float, float]
     return qh, _fma(w, ph, -qh) + w * pl, xh
 
 
+#: :func:`_terms_q`'s bound on the pair ``sh + t``'s distance from the exact sum, relative to
+#: the terms' magnitude ``m``: each term within 2⁻⁶⁵·⁹ of its own (:func:`_exp_term`; an exact
+#: product for ``exp_term1_q``'s second), the roundings in ``t`` below 2⁻¹⁰³·m; taken 2⁻⁶⁵.
+TERMS_Q_ERR = 2.0**-65
+
+
 @njit(forceinline=True, error_model="numpy")
 def _terms_q(ah: float, al: float, bh: float, bl: float, fine: bool) -> float:
     """The pairs ``a + b`` summed (TwoSum) and rounded once, or NaN unless ``fine`` (the
-    caller's own conditions) and the sum keeps 2⁻⁴ of ``|a| + |b|`` (:data:`CANCEL_MARGIN`), is
-    at least 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) and finite: :func:`exp_terms_q`'s and
+    caller's own conditions), the sum is at least 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) and finite, and
+    either keeps 2⁻⁴ of ``|a| + |b|`` (:data:`CANCEL_MARGIN`: within ``0.5 + 2⁻⁹`` ulp) or
+    passes Ziv's test (the exact sum rounded once; random ``eᶻ − y`` cancelled by over 2⁴ in
+    2.7% of the elements, which all went to double-double): :func:`exp_terms_q`'s and
     :func:`exp_term1_q`'s last step."""
     sh = ah + bh
     bb = sh - ah
-    r = sh + (((ah - (sh - bb)) + (bh - bb)) + (al + bl))
+    t = ((ah - (sh - bb)) + (bh - bb)) + (al + bl)
+    r = sh + t
     m = abs(ah) + abs(bh)
-    good = fine & (abs(r) >= CANCEL_MARGIN * m) & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf)
-    return r if good else math.nan
+    good = fine & (abs(r) >= SLOPE_MIN) & (abs(r) < math.inf)
+    # where the sum cancels by more than 2⁴: Ziv's test on the pair sh + t (within
+    # TERMS_Q_ERR·m of the exact sum; t ≤ 2⁻¹⁰|sh| keeps fl(sh + t) next to sh, as the test
+    # needs): r is then the exact sum rounded once, the double-double form's bits
+    ziv = (abs(t) <= 0.0009765625 * abs(sh)) & _rounds_alone(sh, t, TERMS_Q_ERR * m)
+    return r if good & ((abs(r) >= CANCEL_MARGIN * m) | ziv) else math.nan
 
 
 @njit(forceinline=True, error_model="numpy")
@@ -1178,7 +1191,9 @@ def exp_terms_q(z: float, w1: float, c1: tuple[float, float], k1: tuple[float, f
     """``c₁w₁e^(k₁z) + c₂w₂e^(k₂z)`` (``c``, ``k`` pairs within 2⁻¹⁰⁴ of the options' values,
     ``w`` 1 or an input) rounded once, within ``0.5 + 2⁻⁹`` ulp, or NaN where that is not
     certain: an exponent beyond ±600 (:data:`EXP_TERMS_MAX_X`), a sum that cancels by more than
-    2⁴ (:data:`CANCEL_MARGIN`), a result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) or not finite, a NaN.
+    2⁴ (:data:`CANCEL_MARGIN`) and is not certain by Ziv's test either (then it is the exact
+    sum rounded once, :func:`_terms_q`), a result below 2⁻⁹⁰⁰ (:data:`SLOPE_MIN`) or not
+    finite, a NaN.
     The first tier of ``accurate(...)`` of that shape (:func:`symloss.algebra.exp_terms`:
     tweedie_loss's gradient and Hessian, gamma_loss's gradient); there the double-double
     form answers. Branch-free (LLVM vectorizes it).
@@ -1581,6 +1596,39 @@ def fitsk32(p: float, m: float, k: float) -> bool:
     pass (libm's helpers) use it; only elements that cancel by more than ``2¹⁹/K`` take the
     double-double form."""
     return abs(p) >= k * m
+
+
+@njit(forceinline=True, error_model="numpy")
+def fitsz_m(ok: bool, p: float, m: float, k: float) -> bool:
+    """A float-first test ``ok`` (another of these helpers) of a form whose rounding with
+    libm's helpers is known, at most ``K·2⁻⁵³·m`` (``k = K·2⁻¹⁹``,
+    :func:`symloss.algebra.rounding_bound`): ``ok`` itself, in every flavour and pass but
+    the one :func:`fitszd32` is printed for (the bound serves only there)."""
+    return ok
+
+
+fitsz_v = fitsz_w = fitsz32 = fitsz_m
+
+
+#: ``2⁻³⁴·1.001``: ``k·2⁻³⁴ = K·2⁻⁵³``, with a margin for the second-order terms the bound
+#: leaves out and the rounding of ``m``.
+_ZIV_K = 2.0 ** -34 * 1.001
+
+
+@njit(forceinline=True, error_model="numpy")
+def fitszd32(ok: bool, p: float, m: float, k: float, d: float) -> bool:
+    """float32 results whose whole value is the float64 form ``p`` (libm's helpers, within
+    ``K·2⁻⁵³·m`` of the exact value ``P``, ``k = K·2⁻¹⁹``) divided by ``d > 0``: ``ok`` (the
+    form's own test, whose float form the kernel kept before), or else Ziv's rounding test --
+    every float64 ``x`` within ``E`` of ``p`` gives the same float32 ``fl32(fl(x/d))``. ``E =
+    k·2⁻³⁴·1.001·m + 2⁻⁵⁰|p| + 2⁻¹⁰⁰⁰`` holds ``P`` and the double-double arm's float64 value
+    (within an ulp of ``P``; ``fl(p ± E)`` rounds inwards by at most ``2⁻⁵³|p ± E|``); ``x ↦
+    fl32(fl(x/d))`` is monotone, so where the two ends agree the float form's result is the
+    double-double arm's, bit for bit. Only where the float form cancels by ~29 bits or
+    ``P/d`` is within ``E/d`` of a float32 rounding boundary does the test fail (NaN and
+    infinite ``p`` or ``m`` too: the ends are NaN or differ)."""
+    e = _ZIV_K * k * m + 8.881784197001252e-16 * abs(p) + 9.332636185032189e-302
+    return ok or np.float32((p - e) / d) == np.float32((p + e) / d)
 
 
 @njit(forceinline=True, error_model="numpy")

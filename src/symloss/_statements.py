@@ -50,13 +50,19 @@ def later(lines: str, indent: str, instead: str) -> str:
 #: (float64 results take the double-double form of ``accurate`` but for its first tiers), and
 #: ``fitsqs_v`` (float32 results: their float form's own test decides).
 _TESTS = ("fits_v", "fits_m", "fits1_m", "fitsk_v", "fitsk_m", "fitsk32", "fitsq_v", "fitsq_m",
-          "fitsqs_v", "fitsqs_m")
+          "fitsqs_v", "fitsqs_m", "fitszd32")
 _NEVER = ("fits_m", "fitsk_m", "fitsqs_v")
+#: A test wrapped with its form's rounding bound (:func:`symloss._fastmath.fitsz_m`): the
+#: wrapped test's own (``fitsx_m``: none, a plain branch), but for ``fitszd32``, Ziv's.
+_WRAPPERS = ("fitsz_v", "fitsz_m", "fitsz_w", "fitsz32")
 
 
 def _test_name(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _TESTS:
-        return node.func.id
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id in _WRAPPERS and node.args:
+            return _test_name(node.args[0])
+        if node.func.id in _TESTS:
+            return node.func.id
     return None
 
 

@@ -426,13 +426,19 @@ def magnitude(expr: sp.Expr, pairs: bool = False) -> sp.Expr:
 _HELPER_BOUNDS: dict[type, int] = {sp.exp: 2, sigmoid: 4, softplus: 5}
 
 
-def rounding_bound(expr: sp.Expr) -> sp.Expr | None:
+def rounding_bound(expr: sp.Expr, computed: bool = False) -> sp.Expr | None:
     """``K`` with ``|fl(expr) − expr| ≤ K·u·magnitude(expr)``, ``u = 2⁻⁵³``: a bound on the
     rounding of ``expr`` evaluated in float64 as the numba evaluator prints it with libm's
     helpers (``*_m``), relative to the sum of its terms' magnitudes (:func:`magnitude`), to
     first order in ``u`` and away from under/overflow; ``None`` where no such bound is
     derived (a function of a computed argument, a power with a non-integer exponent, a
     reciprocal of a sum that may cancel, a primitive without a bound).
+
+    With ``computed``, also ``log`` of an input (libm's, within an ulp: ``2``), and ``eᵃ``
+    and ``xexp(y, a) = y·eᵃ`` of a computed argument ``a``
+    (within ``K_a·u·M_a``): ``eᵃ`` turns that absolute error into a relative one, so ``K`` is
+    an expression of the inputs' values, evaluated per element (``2 + K_a·M_a`` for ``eᵃ``;
+    ``xexp`` as printed, ``(y·e^(a/2))·e^(a/2)`` past 700: ``6 + K_y + K_a·M_a``).
 
     Proof, by induction on the expression, with ``M = magnitude``, every value within
     ``K·u·M`` of its exact value (``|value| ≤ M`` throughout):
@@ -457,6 +463,9 @@ def rounding_bound(expr: sp.Expr) -> sp.Expr | None:
     3*gamma + 10
     >>> rounding_bound(sigmoid(z*g)) is None  # σ of a computed argument
     True
+    >>> from sympy import exp
+    >>> rounding_bound(exp(z*(2 - g)) - 1, computed=True)  # (2 − γ) and the product: K_a = 2
+    2*Abs(z)*Abs(gamma - 2) + 3
     """
     def exact_argument(e: sp.Expr) -> bool:
         if _exact_input(e) or isinstance(-e if e.could_extract_minus_sign() else e, sp.Indexed):
@@ -508,6 +517,16 @@ def rounding_bound(expr: sp.Expr) -> sp.Expr | None:
             return None
         if type(e) in _HELPER_BOUNDS and exact_argument(e.args[0]):
             return sp.Integer(_HELPER_BOUNDS[type(e)])
+        if computed and isinstance(e, sp.log) and exact_argument(e.args[0]):
+            return sp.Integer(2)  # libm's log, within an ulp
+        if computed and isinstance(e, sp.exp):
+            k = rec(e.args[0])
+            return None if k is None else 2 + k * magnitude(e.args[0])
+        if computed and type(e).__name__ == "xexp":  # symloss.catalog_boosting.xexp
+            ky, ka = rec(e.args[0]), rec(e.args[1])
+            if ky is None or ka is None:
+                return None
+            return 6 + ky + ka * magnitude(e.args[1])  # type: ignore[no-any-return]
         return None
 
     return rec(expr)

@@ -276,8 +276,17 @@ class _Printer(PythonCodePrinter):
             exact = f"certified({exact}, {self._print(magnitude(inner, pairs=True))}, flag)"
         if bound is not None:
             k = self._print(sp.Mul(bound, sp.Rational(1, 2**19)))
-            return f"(({plain}) if fitsk_F({plain}, {size}, {k}) else {exact})"
-        return f"(({plain}) if {test}({plain}, {size}) else {exact})"
+            test_call = f"fitsk_F({plain}, {size}, {k})"
+        else:
+            test_call = f"{test}({plain}, {size})"
+        # the rounding bound with libm's helpers, also where it is a value per element (eᵃ of
+        # a computed a): a float32 kernel's second pass takes Ziv's test where the form is its
+        # whole result (_fastmath.fitszd32, _ziv_pass2); elsewhere the wrapper is its test
+        known = bound if bound is not None else rounding_bound(inner, computed=True)
+        if known is not None:
+            k = self._print(sp.Mul(known, sp.Rational(1, 2**19)))
+            test_call = f"fitsz_F({test_call}, {plain}, {size}, {k})"
+        return f"(({plain}) if {test_call} else {exact})"
 
     def _row_buffer(self) -> str:
         # The row functions leave every class's double-double result in their own buffer
@@ -1296,7 +1305,7 @@ from symloss._fastmath import (
     block_max, block_rows, block_sums, label_rows, block_sums_dot, certified, certified_b, clamped_log,
     cmp_abs_sum, cmp_products, cmp_products_f,
     cmp_sum, exp_m, exp_v, fill_exp_block_m, fill_exp_m, fill_exp_v, fits1_m, fits_m, fits_v, maximum,
-    fitsk32, fitsk_m, fitsk_v,
+    fitsk32, fitsk_m, fitsk_v, fitsz32, fitsz_m, fitsz_v, fitsz_w, fitszd32,
     prod_err, sigmoid_m, sigmoid_pow_m, sigmoid_pow_v, sigmoid_v, softplus_m, softplus_v,
     expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,
     sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
@@ -1416,6 +1425,34 @@ def _flavoured(code: str) -> dict[str, str]:
             for f in ("v", "m")}
 
 
+def _ziv_pass2(steps: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """A float32 kernel's second pass (``steps``, libm's helpers) with Ziv's test
+    (:func:`symloss._fastmath.fitszd32`) for the float-first form that is the whole result
+    ``res`` (under tests that are never taken), where its rounding bound is known (a
+    ``fitsz32`` wrapper): the float form is then taken wherever its float32 result is the
+    double-double arm's, not only where it cancels by under 2⁶ (its own test). ``None``
+    where there is no such form."""
+    out = []
+    done = False
+    for target, code in steps:
+        if target == "res":
+            tree = ast.parse(code.strip(), mode="eval")
+            node = tree.body
+            while (isinstance(node, ast.IfExp) and isinstance(node.test, ast.Call)
+                   and isinstance(node.test.func, ast.Name)
+                   and node.test.func.id in ("fitsqs_v", "fits_m", "fitsk_m")):
+                node = node.orelse  # never taken: its accurate arm is the value
+            test = node.test if isinstance(node, ast.IfExp) else None
+            if (isinstance(test, ast.Call) and isinstance(test.func, ast.Name)
+                    and test.func.id == "fitsz32"):
+                test.func.id = "fitszd32"
+                test.args.append(ast.Name("divisor", ast.Load()))
+                code = ast.unparse(tree)
+                done = True
+        out.append((target, code))
+    return out if done else None
+
+
 def _fits_for(code: str, flavour: str) -> str:
     """``code`` (printed in either flavour's helpers) with its float-first tests for results
     of ``flavour``'s dtype: a float32 kernel that evaluates with libm's helpers still keeps the
@@ -1429,7 +1466,8 @@ def _fits_for(code: str, flavour: str) -> str:
         code = code.replace("sigmoid_e_m(", "sigmoid_e_c(")
     return code.replace("fits_m(", f"fits_{flavour}(").replace(
         "fits1_m(", "fits_v(" if flavour == "v" else "fits1_m(").replace(
-        "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(")
+        "fitsk_m(", "fitsk32(" if flavour == "v" else "fitsk_m(").replace(
+        "fitsz_m(", "fitsz32(" if flavour == "v" else "fitsz_m(")
 
 
 #: The helpers of symloss._fastmath, by name (read from its source: fast imports no numba):
@@ -2025,17 +2063,23 @@ def _two_pass(loads: str, first: list[str], again_steps: list[tuple[str, str]],
             + "            ok = True\n"
             + "".join(f"{line}\n" for line in first))
     if gather is None:
-        again, _ = lower(again_steps, " " * 16, prefix="w")
+        ziv = _ziv_pass2(again_steps)
+        again, _ = lower(ziv or again_steps, " " * 16, prefix="w")
+        pass2 = ("        for j in range(lo, hi):\n"
+                 "            if math.isnan(out[j]):\n"
+                 + _indented(loads, 16)
+                 + "".join(f"{line}\n" for line in again)
+                 + "                out[j] = res / divisor\n")
+        # Where Ziv's test takes nearly every element the first pass left (it cancelled by
+        # over 2⁶: 0.5-1% of random ones), pass 2 is no later tier, only its double-double
+        # arm is (marked by lower): a quick twin completes there without it
+        first_tier = ziv is not None and "dd_" not in _LATER_SECTION.sub("", pass2)
         return (head
                 + "            out[j] = res / divisor if ok else math.nan\n"
                 "            n_bad += 0 if ok else 1\n"
                 "        if n_bad == 0:\n"
                 "            continue\n"
-                + later("        for j in range(lo, hi):\n"
-                        "            if math.isnan(out[j]):\n"
-                        + _indented(loads, 16)
-                        + "".join(f"{line}\n" for line in again)
-                        + "                out[j] = res / divisor\n", " " * 8, "flag[0] = 1"))
+                + (pass2 if first_tier else later(pass2, " " * 8, "flag[0] = 1")))
     again, _ = lower(again_steps, " " * 12, prefix="w", exact=True)
     again = [line.replace("certified(", "certified_b(") for line in again]
     return (head
