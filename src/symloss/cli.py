@@ -153,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lang(check)
     _add_loss_options(check)
 
+    warm = sub.add_parser("warm", help="compile a loss's kernels now, for fast first calls later")
+    warm.add_argument("names", nargs="*", metavar="NAME",
+                      help="loss names or aliases (see `symloss list`); the loss options below "
+                           "apply to each")
+    warm.add_argument("--all", action="store_true", help="every loss, at its default options")
+    warm.add_argument("--dtype", choices=("float32", "float64"), help="only this dtype")
+    warm.add_argument("--no-large", dest="large", action="store_false",
+                      help="skip the parallel kernels (inputs of a million elements)")
+    _add_loss_options(warm)
+
     plot = sub.add_parser("plot", help="draw the loss, gradient and 2nd derivative (matplotlib)")
     _add_impl_arguments(plot)
     plot.add_argument("--torch", action="store_true",
@@ -721,6 +731,29 @@ _STDOUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUO
                   errno.EFBIG}
 
 
+def _cmd_warm(args: argparse.Namespace) -> int:
+    from . import derive, losses
+    from .warm import warm
+
+    options = _loss_options(args)
+    if args.all:
+        if args.names:
+            raise UsageError("give loss names or --all, not both")
+        if options:
+            raise UsageError("--all warms every loss at its default options; "
+                             "give loss names to warm them with options")
+        names = losses()
+    elif not args.names:
+        raise UsageError("give loss names (see `symloss list`) or --all")
+    else:
+        names = args.names
+    derivations = [derive(name, **options) for name in names]  # every name checked first
+    dtypes = [args.dtype] if args.dtype else ["float32", "float64"]
+    for derivation in derivations:
+        print(warm(derivation, dtypes=dtypes, large=args.large), flush=True)
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "list":
         return _cmd_list(args.lang)
@@ -730,6 +763,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_derive(args)
     if args.command == "plot":
         return _cmd_plot(args)
+    if args.command == "warm":
+        return _cmd_warm(args)
     return _in_language(_cmd_check, args)
 
 
