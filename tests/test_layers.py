@@ -136,7 +136,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("evaluators", {"layout", "numeric", "fast", "exact", "rows", "rows_compiled", "evaluate"}),
     ("documents", {"render", "example", "relations", "documents"}),
     ("testing", {"cases", "rows_battery", "testing", "stability", "plot"}),
-    ("applications", {"boosting", "custom", "cli", "pytest_plugin", "__init__"}),
+    ("applications", {"boosting", "custom", "cli", "pytest_plugin", "warm", "__init__"}),
 ]
 
 #: The upward imports accepted, as (module, function, imported module): ``Derivation`` is what a
