@@ -432,6 +432,36 @@ def first_call(name: str, evaluator: str = "numba", runs: int = 1) -> tuple[floa
     return out[0], statistics.median(out[1:]), numba == "True"
 
 
+WARMED = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from speed import entry_options
+import symloss
+from symloss.warm import warm
+t = time.perf_counter()
+warm(symloss.derive({loss!r}, **entry_options({name!r}, "float32")))
+print(time.perf_counter() - t)
+"""
+
+
+def warmed_call(name: str) -> tuple[float, float, bool]:
+    """Seconds ``symloss.warm.warm`` takes for entry ``name`` in a fresh process with empty
+    caches (both dtypes, serial and parallel kernels), then the first ``grad_fn`` of a later
+    fresh process (n = 1000, float32, as :func:`first_call`) and whether it imported numba."""
+    bench = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "SYMLOSS_CACHE_DIR": cache, "NUMBA_CACHE_DIR": cache}
+        code = WARMED.format(bench=bench, name=name, loss=_loss(name))
+        run = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                             capture_output=True, text=True)
+        warming = float(run.stdout.split()[-1])
+        code = FIRST_CALL.format(bench=bench, name=name, loss=_loss(name))
+        run = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                             capture_output=True, text=True)
+        seconds, numba = run.stdout.split()[-2:]
+    return warming, float(seconds), numba == "True"
+
+
 FLOOR = """
 import sys, time
 import numpy as np
@@ -513,16 +543,24 @@ def _flag(value: float, goal: float) -> str:
     return f"{value:.2f}" if value <= goal else f"**{value:.2f}** (goal ≤ {goal:g})"
 
 
-def print_first_calls(names: list[str], runs: int, argv: list[str] | None) -> int:
-    """The first-call table alone (``--first-call-only RUNS``): n = 1000, float32."""
+def print_first_calls(names: list[str], runs: int, argv: list[str] | None,
+                      warmed: bool = False) -> int:
+    """The first-call table alone (``--first-call-only RUNS``): n = 1000, float32; with
+    ``warmed``, also the time ``symloss warm`` takes and the first call after it."""
     print(f"First grad_fn in a fresh process, n = 1000, float32: cold once, warm the median of "
           f"{runs} fresh processes (load average at the start: {os.getloadavg()[0]:.1f}).\n")
-    print("| entry | cold s | warm s | warm imports numba |")
-    print("|---|---|---|---|")
+    extra = (" `symloss warm` s | first call after it s | imports numba |" if warmed else "")
+    print("| entry | cold s | warm s | warm imports numba |" + extra)
+    print("|---|---|---|---|" + ("---|---|---|" if warmed else ""))
     for name in names:
         cold, warm, numba = first_call(name, runs=runs)
-        print(f"| {name} | {_flag(cold, GOALS['cold'])} | {_flag(warm, GOALS['warm'])} | "
-              f"{'yes' if numba else 'no'} |", flush=True)
+        row = (f"| {name} | {_flag(cold, GOALS['cold'])} | {_flag(warm, GOALS['warm'])} | "
+               f"{'yes' if numba else 'no'} |")
+        if warmed:
+            warming, after, after_numba = warmed_call(name)
+            row += (f" {warming:.1f} | {_flag(after, GOALS['warm'])} | "
+                    f"{'yes' if after_numba else 'no'} |")
+        print(row, flush=True)
     print(f"\nnumba's own floor (a fresh process: `import numba` and one trivial element-wise "
           f"kernel compiled, no symloss; the median of {runs}): {numba_floor(runs):.2f} s")
     print(f"\ncommand: python benchmarks/speed.py {' '.join(argv or sys.argv[1:])}".rstrip())
@@ -539,14 +577,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-call-only", type=int, metavar="RUNS",
                         help="only the first-call times: cold once, warm the median of RUNS "
                              "fresh processes")
+    parser.add_argument("--warmed", action="store_true",
+                        help="with --first-call-only: also time `symloss warm` in a fresh "
+                             "process with empty caches, and the first call after it")
     args = parser.parse_args(argv)
+    if args.warmed and not args.first_call_only:
+        parser.error("--warmed goes with --first-call-only RUNS")
     losses = args.only or (QUICK_LOSSES if args.quick else symloss.losses())
     for name in losses:
         error = entry_error(name)
         if error:
             parser.error(error)
     if args.first_call_only:
-        return print_first_calls(entries(losses), args.first_call_only, argv)
+        return print_first_calls(entries(losses), args.first_call_only, argv, args.warmed)
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     cpus = os.cpu_count() or 1
     torch = _torch()

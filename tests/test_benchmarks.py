@@ -717,3 +717,18 @@ def test_first_call_table_prints_numba_floor(capsys, monkeypatch):
     line = next(x for x in out.splitlines() if x.startswith("numba's own floor"))
     seconds = float(line.rsplit(": ", 1)[1].removesuffix(" s"))
     assert 0.0 < seconds < 60.0
+
+
+def test_first_call_table_with_warmed_adds_the_warm_command_and_the_call_after_it(
+        capsys, monkeypatch):
+    """--warmed adds `symloss warm`'s time and the first call of a fresh process after it."""
+    speed = _load("speed")
+    monkeypatch.setattr(speed, "first_call", lambda name, runs=1: (0.5, 0.05, False))
+    monkeypatch.setattr(speed, "numba_floor", lambda runs: 1.0)
+    monkeypatch.setattr(speed, "warmed_call", lambda name: (12.34, 0.07, False))
+    assert speed.main(["--first-call-only", "1", "--warmed", "--only", "mse_loss"]) == 0
+    assert "| mse_loss | 0.50 | 0.05 | no | 12.3 | 0.07 | no |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        speed.main(["--warmed", "--only", "mse_loss"])
+    assert "--warmed goes with --first-call-only" in capsys.readouterr().err
+
