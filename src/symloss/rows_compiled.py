@@ -149,6 +149,7 @@ operation this printer does not know (a power ``1/p``, ``sign``) gets no compile
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -802,6 +803,61 @@ def dot2_end(s, c, m, e, n):  # the double-double tier's: the pair s + c, its a 
     return h, l, e * (1.0 + n * 2.0 ** -51) + dot2_bound(m, n)
 """
 
+# The row-level tier of a float32 result (the module docstring, "The row-level tier"): the first
+# tier's operations at the row level, and these bounds, computed once per row, for the values
+# computed per element: each takes its operands' magnitude bounds m (at least |value| at every
+# element of the row) and error bounds e (at least the first tier's bound at every element)
+# and returns the result's (m, e), at least the first tier's at every element: its own terms
+# from the magnitudes, times SL (the roundings of the two bound computations, and those of
+# the first tier's own bound), plus ROW_D (every absolute loss below the normal numbers:
+# TINY, a subnormal product's split).
+_HELPERS_ROW = _HELPERS_FIRST + """
+SL = 1.0 + 2.0 ** -40
+SL_SUM = 1.0 + 2.0 ** -14
+ROW_D = 2.0 ** -1000
+
+
+@njit(inline="always", **_J)
+def r_add(am, ae, bm, be):
+    m = am + bm
+    return m, ((ae + be) + U * m) * SL + ROW_D
+
+
+@njit(inline="always", **_J)
+def r_mul(am, ae, bm, be):
+    m = am * bm
+    return m, ((am * be + bm * ae + ae * be) + U * m) * SL + ROW_D
+
+
+@njit(inline="always", **_J)
+def r_div(am, ae, bh, be):  # by a value computed per row
+    b = abs(bh)
+    m = am / b
+    low = b - 2.0 * be
+    if low > 0.0:
+        return m, ((ae + m * be) / low + U * m) * SL + ROW_D
+    return m, math.inf
+
+
+@njit(inline="always", **_J)
+def r_cmp(am, ae, bm, be):
+    \"\"\"The bound on a per-element difference a - b that decides a comparison: 0 where both
+    operands are exact (the first tier's difference is then within u of its exact value, so
+    every nonzero one is sure, and so is an exact 0).\"\"\"
+    if ae == 0.0 and be == 0.0:
+        return 0.0
+    return ((ae + be) + U * (am + bm)) * SL + ROW_D
+
+
+@njit(inline="always", **_J)
+def r_sum(n, tm, te):
+    \"\"\"(m, e) of a sum over an index of n terms, computed per element: each term within te of
+    its exact value and at most tm in magnitude; its steps' roundings within u of each partial
+    sum, at most n·tm·(1 + 2^-15) each (n < 2^37).\"\"\"
+    m = n * tm * SL_SUM
+    return m, (n * te + U * n * m) * SL_SUM + ROW_D
+"""
+
 _OPERATORS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
               sp.LessThan: "<="}
 
@@ -1211,15 +1267,312 @@ class _Printer:
         return name
 
 
+class _RowPrinter(_Printer):
+    """Prints the row-level tier of a float32 result (the module docstring, "The row-level
+    tier"): the first tier's statements where a value is computed once per row; where it is
+    computed per element (in a loop over an index), its value alone there, and its magnitude
+    bound ``_M`` and error bound ``_e`` (and a zero ``_l``) once per row, by ``_HELPERS_ROW``'s
+    rules, from its operands' (an argument's elements: ``max |x|`` over the row). What such a
+    bound cannot vouch for marks the row (``bad``): the first tier evaluates it again."""
+
+    _ASSIGN = re.compile(r"(t\d+)_h, \1_l, \1_e = (.*)$")
+    _LOAD = re.compile(r"np\.float64\((a_\d+)\[r, i\d+\]\), 0\.0, 0\.0$")
+    _NEG = re.compile(r"-(t\d+)_h, -\1_l, \1_e$")
+    _CALL = re.compile(r"(t_\w+)\((.*)\)$")
+    _NAME = re.compile(r"(t\d+)_h")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.elem: set[str] = set()  # values computed per element (their _M, _l, _e per row)
+        self.boolean: set[str] = set()  # values in {0, 1} by construction (steps, products)
+        self.grid: set[str] = set()  # integers by construction (exact where their bound is 0)
+        self.wide: list[str] = []  # the arrays read per element (each row's max |x| first)
+
+    # ---------------------------------------------------------------- helpers
+    def _row(self, stack: list[_Block], text: str) -> None:
+        _Printer._line(self, stack[:1], text)
+
+    def _raw(self, stack: list[_Block], text: str) -> None:
+        _Printer._line(self, stack, text)
+
+    def _flag(self, stack: list[_Block], cond: str) -> None:
+        self._raw(stack, f"if {cond}:")
+        self._raw(stack, "    bad[r] = True")
+        self._raw(stack, "    left = True")
+
+    def _mag(self, name: str) -> str:
+        return f"{name}_M" if name in self.elem else f"abs({name}_h)"
+
+    def _operand(self, h: str, e: str) -> tuple[str, str, str, str | None]:
+        """(value, magnitude bound, error bound, name) of an operand's tokens."""
+        m = self._NAME.fullmatch(h)
+        if m:
+            return h, self._mag(m.group(1)), e, m.group(1)
+        return h, f"abs({h})", e, None
+
+    def _classify(self, name: str, rhs: str) -> None:
+        call = self._CALL.match(rhs)
+        if call is None:
+            neg = self._NEG.match(rhs)
+            if neg and neg.group(1) in self.grid:
+                self.grid.add(name)
+            lit = rhs.split(", ")[0]
+            try:
+                value = float(lit)
+            except ValueError:
+                return
+            if value == int(value) and abs(value) <= 2.0 ** 52:
+                self.grid.add(name)
+                if value in (0.0, 1.0):
+                    self.boolean.add(name)
+            return
+        func, args = call.group(1), call.group(2).split(", ")
+        ops = [self._NAME.fullmatch(args[k]) for k in (0, 3) if k < len(args)]
+        names = [o.group(1) if o else None for o in ops]
+        if func == "t_heaviside" and args[3] in ("0.0", "1.0"):
+            self.boolean.add(name)
+            self.grid.add(name)
+        elif func == "t_sign":
+            self.grid.add(name)
+        elif func in ("t_mul", "t_add", "t_maximum", "t_minimum") and len(names) == 2:
+            if all(n in self.grid for n in names):
+                self.grid.add(name)
+            if func == "t_mul" and all(n in self.boolean for n in names):
+                self.boolean.add(name)
+        elif func == "t_abs" and names[0] in self.grid:
+            self.grid.add(name)
+
+    # ---------------------------------------------------------------- statements
+    def _line(self, stack: list[_Block], text: str) -> None:
+        assign = self._ASSIGN.match(text)
+        if assign is not None:
+            self._classify(assign.group(1), assign.group(2))
+        if len(stack) == 1 or assign is None:  # a row's value, a comparison, a sum's step
+            _Printer._line(self, stack, text)
+            return
+        self._element(stack, assign.group(1), assign.group(2))
+
+    def _element(self, stack: list[_Block], x: str, rhs: str) -> None:
+        """The statement ``x = rhs`` of the first tier, computed per element: its value there,
+        its bounds once per row."""
+        self.elem.add(x)
+        load = self._LOAD.match(rhs)
+        if load:
+            array = load.group(1)
+            if array not in self.wide:
+                self.wide.append(array)
+            self._raw(stack, f"{x}_h = {rhs[:-len(', 0.0, 0.0')]}")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = mx_{array}, 0.0, 0.0")
+            return
+        neg = self._NEG.match(rhs)
+        if neg:
+            y = neg.group(1)
+            self._raw(stack, f"{x}_h = -{y}_h")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {self._mag(y)}, 0.0, {y}_e")
+            return
+        call = self._CALL.match(rhs)
+        if call is None:
+            raise Unsupported(f"per element: {rhs}")
+        func, args = call.group(1), call.group(2).split(", ")
+        if func == "t_where":
+            c, cu = args[0], args[1]
+            a, b = self._operand(args[2], args[4]), self._operand(args[5], args[7])
+            self._raw(stack, f"{x}_h = {a[0]} if {c} else {b[0]}")
+            self._flag(stack, cu)
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {a[1]} + {b[1]}, 0.0, {a[2]} + {b[2]}")
+            return
+        a = self._operand(args[0], args[2])
+        if func in ("t_heaviside", "t_sign"):
+            if func == "t_heaviside":
+                h0 = args[3]
+                value = f"1.0 if {a[0]} > 0.0 else (0.0 if {a[0]} < 0.0 else {h0})"
+                mag = repr(max(1.0, abs(float(h0))))
+            else:
+                value = f"1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else 0.0)"
+                mag = "1.0"
+            self._raw(stack, f"{x}_h = {value}")
+            self._flag(stack, f"not (abs({a[0]}) > {a[2]} or ({a[2]} == 0.0 and {a[0]} == 0.0))")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {mag}, 0.0, 0.0")
+            return
+        if func == "t_abs":
+            self._raw(stack, f"{x}_h = abs({a[0]})")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {a[1]}, 0.0, {a[2]}")
+            return
+        if func not in ("t_add", "t_mul", "t_div", "t_maximum", "t_minimum"):
+            raise Unsupported(f"per element: {func}")
+        b = self._operand(args[3], args[5])
+        if func in ("t_maximum", "t_minimum"):
+            op = ">=" if func == "t_maximum" else "<="
+            self._raw(stack, f"{x}_h = {a[0]} if {a[0]} {op} {b[0]} else {b[0]}")
+            self._row(stack, f"{x}_c = r_cmp({a[1]}, {a[2]}, {b[1]}, {b[2]})")
+            self._flag(stack, f"not (abs({a[0]} - {b[0]}) > {x}_c or ({x}_c == 0.0 and "
+                              f"{a[0]} == {b[0]}))")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {a[1]} + {b[1]}, 0.0, {a[2]} + {b[2]}")
+            return
+        if func == "t_div":
+            if b[3] in self.elem:
+                raise Unsupported("per element: a divisor computed per element")
+            self._raw(stack, f"{x}_h = {a[0]} / {b[0]}")
+            self._row(stack, f"{x}_M, {x}_e = r_div({a[1]}, {a[2]}, {b[0]}, {b[2]})")
+            self._row(stack, f"{x}_l = 0.0")
+            return
+        sym = "+" if func == "t_add" else "*"
+        self._raw(stack, f"{x}_h = {a[0]} {sym} {b[0]}")
+        rule = "r_add" if func == "t_add" else "r_mul"
+        self._row(stack, f"{x}_M, {x}_e = {rule}({a[1]}, {a[2]}, {b[1]}, {b[2]})")
+        self._row(stack, f"{x}_l = 0.0")
+        if x in self.grid:  # integers: exact while their operands are and they stay below 2^52
+            self._row(stack, f"if {a[2]} == 0.0 and {b[2]} == 0.0 and {x}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {x}_e = 0.0")
+        elif func == "t_mul" and (a[3] in self.boolean or b[3] in self.boolean):
+            # a product by a step (0 or 1): exact, within the other factor's bound (its
+            # loss below TINY_LIM, which the first tier counts, marks the row)
+            if b[3] not in self.boolean:
+                a, b = b, a
+            self._row(stack, f"if {b[2]} == 0.0:")
+            self._row(stack, f"    {x}_e = {a[2]} * {b[1]}")
+            self._flag(stack, f"{x}_h != 0.0 and abs({x}_h) < TINY_LIM")
+
+    # ---------------------------------------------------------------- structure
+    def _gated_mul(self, e: sp.Mul, gates: list[sp.Basic], stack: list[_Block]) -> str:
+        named = [(self.emit(g, stack), g) for g in gates]
+        named = [(n, g) for n, g in named if n not in self._active]
+        self._ungated.add(e)
+        if not named:
+            try:
+                return self.emit(e, stack)
+            finally:
+                self._ungated.discard(e)
+        names = [n for n, _ in named]
+        level = max(self._level(g, stack) for _, g in named)
+        zero = self.fresh()
+        self._raw(stack[: level + 1], f"{zero}_z = " + " or ".join(
+            f"({n}_h == 0.0 and {n}_l == 0.0 and {n}_e == 0.0)" for n in names))
+        for n in names:  # a bound above the first tier's cannot tell whether it skips
+            self._flag(stack[: level + 1], f"{n}_h == 0.0 and {n}_l == 0.0 and {n}_e != 0.0")
+        self._active.update(names)
+        try:
+            inner = self._guarded(f"not {zero}_z", level, stack, lambda: self.emit(e, stack), e)
+        finally:
+            self._ungated.discard(e)
+            self._active.difference_update(names)
+        name = self.fresh()
+        if inner in self.grid:
+            self.grid.add(name)
+        if inner in self.boolean:
+            self.boolean.add(name)
+        if len(stack) == 1:
+            self._raw(stack, f"if {zero}_z:")
+            self._raw(stack, f"    {name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0")
+            self._raw(stack, "else:")
+            self._raw(stack, f"    {name}_h, {name}_l, {name}_e = {self._t(inner)}")
+            return name
+        self.elem.add(name)
+        self._raw(stack, f"{name}_h = 0.0 if {zero}_z else {inner}_h")
+        bounds = f"{self._mag(inner)}, 0.0, {inner}_e"
+        if level == 0:  # a row's gate: its bounds where it does not skip
+            self._row(stack, f"if {zero}_z:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = 0.0, 0.0, 0.0")
+            self._row(stack, "else:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {bounds}")
+        else:
+            self._row(stack, f"{name}_M, {name}_l, {name}_e = {bounds}")
+        return name
+
+    def _piecewise(self, e: sp.Piecewise, stack: list[_Block]) -> str:
+        if len(stack) == 1 or not (len(e.args) == 2 and e.args[1][1] == sp.true
+                                   and e.args[0][1] != sp.true):
+            return super()._piecewise(e, stack)
+        (first, cond), (other, _) = e.args
+        c = self.emit(cond, stack)
+        level = self._level(cond, stack)
+        a = self._guarded(f"({c}_v or {c}_u)", level, stack, lambda: self.emit(first, stack),
+                          first)
+        b = self._guarded(f"(not {c}_v or {c}_u)", level, stack,
+                          lambda: self.emit(other, stack), other)
+        name = self.fresh()
+        self.elem.add(name)
+        self._raw(stack, f"if {c}_u:")
+        self._raw(stack, "    bad[r] = True")
+        self._raw(stack, "    left = True")
+        self._raw(stack, f"    {name}_h = {a}_h if {c}_v else {b}_h")
+        self._raw(stack, f"elif {c}_v:")
+        self._raw(stack, f"    {name}_h = {a}_h")
+        self._raw(stack, "else:")
+        self._raw(stack, f"    {name}_h = {b}_h")
+        ma, mb = self._mag(a), self._mag(b)
+        if level == 0:  # a row's choice: the bounds of the piece it takes
+            self._row(stack, f"if {c}_u:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {ma} + {mb}, 0.0, math.nan")
+            self._row(stack, f"elif {c}_v:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {ma}, 0.0, {a}_e")
+            self._row(stack, "else:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {mb}, 0.0, {b}_e")
+        else:
+            self._row(stack, f"{name}_M, {name}_l, {name}_e = {ma} + {mb}, 0.0, {a}_e + {b}_e")
+        return name
+
+    def _sum(self, e: sp.Basic, stack: list[_Block]) -> str:
+        """:meth:`_Printer._sum`'s loop, its steps the first tier's; the terms' bounds per row:
+        a sum computed once per row keeps its steps' running bound ``m`` and counts ``width``
+        times its terms' bound; one computed per element, ``r_sum``'s."""
+        from .rows import _AxisDot
+
+        slot = int(e.args[-1]) + self.nslots
+        outer = stack[-1]
+        name = self.fresh()
+        ind = "    " * outer.indent
+        inner = _Block(outer.bound | {slot}, outer.indent + 1)
+        body_stack = [*stack, inner]
+        inner.uses = {}
+        _count(e, inner.uses)
+        pair = self._exact_factors(e)
+        state = f"{name}_s, {name}_c, {name}_m"
+        nested = len(stack) > 1
+        if pair is not None:
+            x, y = (self.emit(f, body_stack) for f in pair)
+            self._raw(body_stack, f"{state} = dot2_step({state}, {x}_h, {y}_h)")
+            end = "dotx_end" if sp.S.One not in pair else "dot2_end"
+            term_m, term_e, term = f"{self._mag(x)} * {self._mag(y)}", "0.0", None
+        else:
+            if isinstance(e, _AxisDot):
+                x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
+                term = self._triple(body_stack, self.fresh(),
+                                    f"t_mul({self._t(x)}, {self._t(y)})")
+            else:
+                term = self.emit(e.args[0], body_stack)
+            self._raw(body_stack, f"{state} = sum2_step({state}, {term}_h, {term}_l)")
+            end = "dot2_end"
+            term_m, term_e = self._mag(term), f"{term}_e"
+        loop = [f"{ind}{state}, {name}_e = 0.0, 0.0, 0.0, 0.0",
+                f"{ind}for i{slot} in range(width):", *inner.lines]
+        if not nested:
+            if pair is None:
+                loop.append(f"{ind}{name}_e = width * {term_e} * SL_SUM")
+            outer.lines += [*loop, f"{ind}{name}_h, {name}_l, {name}_e = {end}({state}, "
+                                   f"{name}_e, width)"]
+            return name
+        self.elem.add(name)
+        outer.lines += [*loop, f"{ind}{name}_h = {name}_s"]
+        self._row(stack, f"{name}_M, {name}_e = r_sum(width, {term_m}, {term_e})")
+        self._row(stack, f"{name}_l = 0.0")
+        if term is not None and term in self.grid:  # a count: exact below 2^52
+            self.grid.add(name)
+            self._row(stack, f"if {term_e} == 0.0 and {name}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {name}_e = 0.0")
+        return name
+
+
 #: The reduction's denominator (the kernel's ``divisor``: the number of rows, or 1).
 _DIVISOR = sp.Symbol("_divisor", positive=True)
 
 
 def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
-           nslots: int, free: int | None) -> tuple[str, list[str]]:
+           nslots: int, free: int | None, rowlevel: bool = False) -> tuple[str, list[str]]:
     """The generated module's text and the names of the kernel's arrays, its parameters after
     ``out, bad, tol, width, divisor``: each ``(rows, width)``, or ``(rows,)`` for one number per
-    row or a scalar option (broadcast), in the order of ``views``."""
+    row or a scalar option (broadcast), in the order of ``views``. ``rowlevel``: the row-level
+    tier's text (:class:`_RowPrinter`; :class:`Unsupported` where it has no form)."""
     arrays: dict[str, str] = {}
     params: list[str] = []
     for name, _ in views:
@@ -1227,7 +1580,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
             continue
         arrays[name] = f"a_{len(arrays)}"
         params.append(name)
-    printer = _Printer(args, views, arrays, nslots)
+    printer = (_RowPrinter if rowlevel else _Printer)(args, views, arrays, nslots)
     printer.access[_DIVISOR] = ("divisor", None)
     # the division by the reduction's denominator in the expression: a factor computed per
     # row (a row's scale, its step) is divided there, once, not each element
@@ -1253,6 +1606,13 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     finish.append(f"{target} = {q}_h")
     last.lines += ["    " * last.indent + line for line in finish]
     body = list(row.lines)
+    if isinstance(printer, _RowPrinter) and printer.wide:  # each argument's max |x| in the row
+        wide = printer.wide
+        body = ["        " + ", ".join(f"mx_{a}" for a in wide) + " = " + ", ".join(
+            "0.0" for _ in wide),
+            "        for ix in range(width):",
+            *(f"            mx_{a} = max(mx_{a}, abs(np.float64({a}[r, ix])))" for a in wide),
+            *body]
     if free is not None:
         body += [f"        for i{free} in range(width):", *stack[1].lines]
     header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
@@ -1292,8 +1652,11 @@ class Compiled:
     whether a float64 result runs the first tier (a kernel without a square root: the module
     docstring, "The float64 first tier")."""
 
-    def __init__(self, text: str, params: list[str], free: bool = False) -> None:
+    def __init__(self, text: str, params: list[str], free: bool = False,
+                 row_text: str | None = None) -> None:
         self.text, self.params, self.free = text, params, free
+        #: the row-level tier's text (``"row"``), or ``None`` where it has no form
+        self.row_text = row_text
         self._loaded: dict[str, Any] = {}
 
     def get(self, mode: str) -> Any:
@@ -1309,7 +1672,8 @@ class Compiled:
                 module_text = (
                     "import math\n\nimport numpy as np\nfrom numba import njit\n\n"
                     f"from {helpers} import *  # noqa: F403\n\n"
-                    '_J = dict(cache=True, nogil=True, error_model="numpy")\n' + self.text)
+                    '_J = dict(cache=True, nogil=True, error_model="numpy")\n'
+                    + ((self.row_text or "") if mode == "row" else self.text))
                 name = f"symloss_rows_{cache.digest(module_text.encode())}"
 
                 def dispatcher() -> Any:  # imports numba (the helpers' module first)
@@ -1331,27 +1695,33 @@ class Compiled:
         tracked float64 kernel at the rows it leaves; for ``"dd"`` where :attr:`first64`, the
         float64 first tier (checked against ``tol·(1 − 2⁻¹²)``: "The float64 first tier"),
         then the double-double kernel at the rows it leaves."""
-        if mode == "f64":
-            first, first_tol = "first", tol / 2.0
+        if mode == "f64":  # the row-level tier first, where there is one
+            tiers = [("row", tol / 2.0)] if self.row_text is not None else []
+            tiers += [("first", tol / 2.0), (mode, tol)]
         elif mode == "dd":
-            first, first_tol = "first64", tol * (1.0 - 2.0 ** -12)
+            tiers = [("first64", tol * (1.0 - 2.0 ** -12)), (mode, tol)]
         else:
             return bool(self.get(mode)(out, bad, tol, width, divisor, *arrays))
-        if not self.get(first)(out, bad, first_tol, width, divisor, *arrays):
+        if not self.get(tiers[0][0])(out, bad, tiers[0][1], width, divisor, *arrays):
             return False
         picked = np.flatnonzero(bad)
-        again = np.empty((picked.size, *out.shape[1:]), dtype=out.dtype)
-        still = np.zeros(picked.size, dtype=np.bool_)
-        left = bool(self.get(mode)(again, still, tol, width, divisor, *(a[picked] for a in arrays)))
-        out[picked] = again
-        bad[picked] = still
-        return left
+        for tier, tier_tol in tiers[1:]:
+            again = np.empty((picked.size, *out.shape[1:]), dtype=out.dtype)
+            still = np.zeros(picked.size, dtype=np.bool_)
+            left = bool(self.get(tier)(again, still, tier_tol, width, divisor,
+                                       *(a[picked] for a in arrays)))
+            out[picked] = again
+            bad[picked] = still
+            if not left:
+                return False
+            picked = picked[still]
+        return True
 
 
 def _helpers_module(mode: str) -> tuple[str, str]:
     """The name and text of the module of the tracked operations for ``mode``."""
     text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST,
-            "first64": _HELPERS_FIRST64}[mode]
+            "first64": _HELPERS_FIRST64, "row": _HELPERS_ROW}[mode]
     return f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}", text
 
 
@@ -1374,7 +1744,12 @@ def build(kernel: Any) -> Compiled | None:
         text, params = source(kernel.expr, kernel.args, kernel.views, kernel.slots, kernel.free)
     except Unsupported:
         return None
-    return Compiled(text, params, kernel.free is not None)
+    try:
+        row_text: str | None = source(kernel.expr, kernel.args, kernel.views, kernel.slots,
+                                      kernel.free, rowlevel=True)[0]
+    except Unsupported:
+        row_text = None
+    return Compiled(text, params, kernel.free is not None, row_text)
 
 
 def build_planned(derivation: Any, key: str, kernel: Any) -> Compiled | None:
@@ -1389,10 +1764,12 @@ def build_planned(derivation: Any, key: str, kernel: Any) -> Compiled | None:
     if plan is not None and plan.get("kind") == "rows":
         if not plan["source"]:  # no compiled form (an operation without a tracked one)
             return None
-        return Compiled(plan["source"], [str(n) for n in plan["params"]], bool(plan["free"]))
+        return Compiled(plan["source"], [str(n) for n in plan["params"]], bool(plan["free"]),
+                        plan.get("row_source") or None)
     built = build(kernel())
     if plan_key is not None and fast.available():
         cache.write_plan(plan_key, {
             "kind": "rows", "source": built.text if built else "",
+            "row_source": (built.row_text or "") if built else "",
             "params": built.params if built else [], "free": bool(built and built.free)})
     return built
