@@ -1287,6 +1287,13 @@ class _RowPrinter(_Printer):
         self.boolean: set[str] = set()  # values in {0, 1} by construction (steps, products)
         self.grid: set[str] = set()  # integers by construction (exact where their bound is 0)
         self.wide: list[str] = []  # the arrays read per element (each row's max |x| first)
+        self.loads: dict[str, str] = {}  # an argument's element: its array
+        #: arrays whose rows are tested for integers (``gr_a``: every element an integer)
+        self.gridded: list[str] = []
+        #: values that are integers where a runtime flag ``_G`` (per row) says so
+        self.maybe: set[str] = set()
+        #: values with a relative bound too: within ``_E0 + _R·|value|`` at each element
+        self.rel: set[str] = set()
 
     # ---------------------------------------------------------------- helpers
     def _row(self, stack: list[_Block], text: str) -> None:
@@ -1299,6 +1306,24 @@ class _RowPrinter(_Printer):
         self._raw(stack, f"if {cond}:")
         self._raw(stack, "    bad[r] = True")
         self._raw(stack, "    left = True")
+
+    def _gexpr(self, name: str | None) -> str | None:
+        """Whether ``name`` is an integer at every element of the row (where its bound is 0), as
+        a condition computed per row; ``None`` where it is not known."""
+        if name is None:
+            return None
+        if name in self.grid:
+            return "True"
+        if name in self.maybe:
+            return f"{name}_G"
+        if name in self.loads:
+            array = self.loads[name]
+            if array not in self.gridded:
+                self.gridded.append(array)
+            return f"gr_{array}"
+        if name not in self.elem:
+            return f"({name}_e == 0.0 and {name}_h == math.floor({name}_h))"
+        return None
 
     def _mag(self, name: str) -> str:
         return f"{name}_M" if name in self.elem else f"abs({name}_h)"
@@ -1361,6 +1386,7 @@ class _RowPrinter(_Printer):
             array = load.group(1)
             if array not in self.wide:
                 self.wide.append(array)
+            self.loads[x] = array
             self._raw(stack, f"{x}_h = {rhs[:-len(', 0.0, 0.0')]}")
             self._row(stack, f"{x}_M, {x}_l, {x}_e = mx_{array}, 0.0, 0.0")
             return
@@ -1369,6 +1395,12 @@ class _RowPrinter(_Printer):
             y = neg.group(1)
             self._raw(stack, f"{x}_h = -{y}_h")
             self._row(stack, f"{x}_M, {x}_l, {x}_e = {self._mag(y)}, 0.0, {y}_e")
+            if y in self.maybe:
+                self.maybe.add(x)
+                self._row(stack, f"{x}_G = {y}_G")
+            if y in self.rel:
+                self.rel.add(x)
+                self._row(stack, f"{x}_E0, {x}_R = {y}_E0, {y}_R")
             return
         call = self._CALL.match(rhs)
         if call is None:
@@ -1421,10 +1453,20 @@ class _RowPrinter(_Printer):
         rule = "r_add" if func == "t_add" else "r_mul"
         self._row(stack, f"{x}_M, {x}_e = {rule}({a[1]}, {a[2]}, {b[1]}, {b[2]})")
         self._row(stack, f"{x}_l = 0.0")
+        counted = a[3] in self.grid | self.maybe or b[3] in self.grid | self.maybe
+        ga, gb = (self._gexpr(a[3]), self._gexpr(b[3])) if counted else (None, None)
         if x in self.grid:  # integers: exact while their operands are and they stay below 2^52
             self._row(stack, f"if {a[2]} == 0.0 and {b[2]} == 0.0 and {x}_M <= 2.0 ** 52:")
             self._row(stack, f"    {x}_e = 0.0")
-        elif func == "t_mul" and (a[3] in self.boolean or b[3] in self.boolean):
+        elif ga is not None and gb is not None:
+            # integers where the row's flags say so: a count times a label, a sum of counts
+            self.maybe.add(x)
+            self._row(stack, f"{x}_G = {ga} and {gb}")
+            self._row(stack, f"if {x}_G and {a[2]} == 0.0 and {b[2]} == 0.0 and "
+                             f"{x}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {x}_e = 0.0")
+        if func == "t_mul" and x not in self.grid and (
+                a[3] in self.boolean or b[3] in self.boolean):
             # a product by a step (0 or 1): exact, within the other factor's bound (its
             # loss below TINY_LIM, which the first tier counts, marks the row)
             if b[3] not in self.boolean:
@@ -1432,6 +1474,19 @@ class _RowPrinter(_Printer):
             self._row(stack, f"if {b[2]} == 0.0:")
             self._row(stack, f"    {x}_e = {a[2]} * {b[1]}")
             self._flag(stack, f"{x}_h != 0.0 and abs({x}_h) < TINY_LIM")
+        if func == "t_mul" and (a[3] in self.elem) != (b[3] in self.elem):
+            if a[3] not in self.elem:
+                a, b = b, a
+            if a[3] in self.grid | self.maybe:
+                # a per-element value exact where its bound is 0, times a row's value b:
+                # within |a|·e_b + u|ab| (the first tier's rule at e_a = 0), relative to the
+                # product: an exact 0 stays certified (its loss below TINY_LIM marks the row)
+                self.rel.add(x)
+                self._row(stack, f"if {a[2]} == 0.0 and {b[0]} != 0.0:")
+                self._row(stack, f"    {x}_E0, {x}_R = 0.0, ({b[2]} / abs({b[0]}) + U) * SL_SUM")
+                self._row(stack, "else:")
+                self._row(stack, f"    {x}_E0, {x}_R = {x}_e, 0.0")
+                self._flag(stack, f"abs({x}_h) < TINY_LIM and {a[0]} != 0.0")
 
     # ---------------------------------------------------------------- structure
     def _gated_mul(self, e: sp.Mul, gates: list[sp.Basic], stack: list[_Block]) -> str:
@@ -1469,14 +1524,27 @@ class _RowPrinter(_Printer):
             return name
         self.elem.add(name)
         self._raw(stack, f"{name}_h = 0.0 if {zero}_z else {inner}_h")
-        bounds = f"{self._mag(inner)}, 0.0, {inner}_e"
+        bounds = [f"{name}_M, {name}_l, {name}_e = {self._mag(inner)}, 0.0, {inner}_e"]
+        zeros = [f"{name}_M, {name}_l, {name}_e = 0.0, 0.0, 0.0"]
+        gi = self._gexpr(inner)
+        if gi is not None and inner not in self.grid and inner in self.elem:
+            self.maybe.add(name)
+            bounds.append(f"{name}_G = {gi}")
+            zeros.append(f"{name}_G = True")
+        if inner in self.rel:
+            self.rel.add(name)
+            bounds.append(f"{name}_E0, {name}_R = {inner}_E0, {inner}_R")
+            zeros.append(f"{name}_E0, {name}_R = 0.0, 0.0")
         if level == 0:  # a row's gate: its bounds where it does not skip
             self._row(stack, f"if {zero}_z:")
-            self._row(stack, f"    {name}_M, {name}_l, {name}_e = 0.0, 0.0, 0.0")
+            for line in zeros:
+                self._row(stack, "    " + line)
             self._row(stack, "else:")
-            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {bounds}")
+            for line in bounds:
+                self._row(stack, "    " + line)
         else:
-            self._row(stack, f"{name}_M, {name}_l, {name}_e = {bounds}")
+            for line in bounds:
+                self._row(stack, line)
         return name
 
     def _piecewise(self, e: sp.Piecewise, stack: list[_Block]) -> str:
@@ -1560,6 +1628,11 @@ class _RowPrinter(_Printer):
             self.grid.add(name)
             self._row(stack, f"if {term_e} == 0.0 and {name}_M <= 2.0 ** 52:")
             self._row(stack, f"    {name}_e = 0.0")
+        elif term is not None and term in self.maybe:
+            self.maybe.add(name)
+            self._row(stack, f"{name}_G = {term}_G")
+            self._row(stack, f"if {name}_G and {term_e} == 0.0 and {name}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {name}_e = 0.0")
         return name
 
 
@@ -1595,10 +1668,13 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     last = stack[-1]
     t = printer._t
     q = printer.fresh()
+    check = f"{q}_e <= tol * abs({q}_h)"
+    if isinstance(printer, _RowPrinter) and value in printer.rel:  # or its relative bound
+        check = f"({check} or {value}_E0 + {value}_R * abs({q}_h) <= tol * abs({q}_h))"
     finish = [
         f"{q}_h, {q}_l, {q}_e = {t(value)}",
         f"{q}_h = {q}_h + {q}_l",  # a pair's value (the other tiers' l: 0, or within h's ulp/2)
-        f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
+        f"if not (math.isfinite({q}_h) and {check}):",
         "    bad[r] = True",
         "    left = True",
     ]
@@ -1607,12 +1683,14 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     last.lines += ["    " * last.indent + line for line in finish]
     body = list(row.lines)
     if isinstance(printer, _RowPrinter) and printer.wide:  # each argument's max |x| in the row
-        wide = printer.wide
-        body = ["        " + ", ".join(f"mx_{a}" for a in wide) + " = " + ", ".join(
-            "0.0" for _ in wide),
-            "        for ix in range(width):",
-            *(f"            mx_{a} = max(mx_{a}, abs(np.float64({a}[r, ix])))" for a in wide),
-            *body]
+        wide, gridded = printer.wide, printer.gridded  # (and whether its elements are integers)
+        body = [*(f"        mx_{a} = 0.0" for a in wide),
+                *(f"        gr_{a} = True" for a in gridded),
+                "        for ix in range(width):",
+                *(f"            mx_{a} = max(mx_{a}, abs(np.float64({a}[r, ix])))" for a in wide),
+                *(f"            gr_{a} = gr_{a} & (np.float64({a}[r, ix]) == "
+                  f"math.floor(np.float64({a}[r, ix])))" for a in gridded),
+                *body]
     if free is not None:
         body += [f"        for i{free} in range(width):", *stack[1].lines]
     header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
