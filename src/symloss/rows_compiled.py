@@ -85,6 +85,56 @@ exact value, as the tracked kernel's. The tracked float64 kernel then evaluates 
 first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none. A
 product's error below the smallest normal number is counted as below ("Underflow").
 
+The row-level tier. A float32 (or float16) result is first evaluated by a third text printed
+from the same expression (:class:`_RowPrinter`, ``_HELPERS_ROW``; :meth:`Compiled.run`'s
+``"row"``), whose statements are the first tier's where a value is computed once per row (the
+row's norms, dot products, their quotients: the first tier's running bounds, on the bounds this
+tier gives them), and where a value is computed per element (a sum's terms, a gradient's
+elements), its *value* alone, by the first tier's float64 operations in the same order -- so the
+same bits -- with a magnitude bound ``M`` and an error bound ``E`` computed once per row, before
+the loop: an argument's element has ``M = max_k |x_k|`` over its row (one pass per row) and
+``E = 0``, and each operation's ``(M, E)`` comes from its operands' by the first tier's own rule
+with each ``|operand|`` replaced by its ``M`` (``r_add``, ``r_mul``, ``r_div`` by a row's value,
+``r_sum`` for a sum computed per element, ``width`` times its terms' ``E`` for one computed per
+row). Claim: at every element, ``M ≥ |value|`` and ``E ≥`` the first tier's bound ``e``. For
+``M``: rounding is monotone, so ``|fl(a ∘ b)| = fl(|a| ∘ |b|) ≤ fl(M_a ∘ M_b)`` for ``+, ×``
+(``÷`` by a row's exact double), and a recursive sum of ``n < 2³⁷`` terms is at most
+``n·M_t·(1 + u)ⁿ ≤ n·M_t·(1 + 2⁻¹⁵)``. For ``E``: the first tier's rules are sums and products
+of non-negative numbers, increasing in their operands' magnitudes and bounds (``|b̂| − 2e_b``
+decreasing), and its rounding-error terms are at most ``u`` times the result's magnitude
+(``|fl(ab) − ab| ≤ u|fl(ab)|``, a TwoSum error likewise) but below the normal range, where each
+is within ``2⁻¹⁰⁷⁴`` and ``TINY``; so the exact value of this tier's formula at ``(M, E)`` is at
+least the exact value of the first tier's at each element, and the factor ``SL = 1 + 2⁻⁴⁰``
+(``1 + 2⁻¹⁴`` for a sum's ``n`` terms) covers the roundings of both computations (a handful of
+operations per rule: ``((1 + u)/(1 − u))⁸ < SL``), the absolute ``ROW_D = 2⁻¹⁰⁰⁰`` every loss
+below the normal numbers (``TINY``, a subnormal product's split) -- so the computed ``E`` is at
+least the computed ``e``. A comparison per element is decided where ``|difference| > E`` (then
+``> e``, the first tier decides it the same way), else the row is marked.
+
+Exactness, which the first tier tracks per element (a bound of exactly 0: a gate at 0 skips, an
+exact 0 result is certified), is kept where it is known per row: a step is exact where it is
+sure (``E = 0``), a product by a step (``{0, 1}``) has ``E = E_a`` (exact: ``ab ∈ {0, a}``; a
+nonzero product below ``TINY_LIM``, where the first tier adds ``TINY``, marks the row); sums and
+products of integers (steps, counts, an argument whose row a pass finds all integers: the flag
+``_G``) have ``E = 0`` while their operands' are and ``M ≤ 2⁵²``; and a product of such an exact
+per-element value by a row's value ``b`` has also the relative bound ``|p|·(e_b/|b| + u)·(1 +
+2⁻¹⁴)`` (the first tier's ``|a|·e_b + |fl(ab) − ab|`` with ``|a| ≤ |p|(1 + u)/|b|``; ``p`` zero
+or below ``TINY_LIM`` with ``a ≠ 0`` marks the row), carried through negations and gates to the
+final check, which accepts either bound: an exact 0 gradient element stays certified. A gate
+whose value is 0 where this tier's bound is not (the first tier's may be 0, and skip) marks the
+row; a choice the comparison cannot decide marks it.
+
+So where this tier certifies a row (every element within ``tol/2``, the first tier's check), the
+first tier certifies it too, with the same values: the results are the first tier's bits; every
+row it marks (its results discarded) goes on to the first tier and then the tracked kernel,
+unchanged. A per-element division by a per-element value, or a per-element root, has no such
+rule: :class:`Unsupported`, no row-level text, and the first tier runs first as before. Nothing
+here names a loss: the rules are the first tier's operations, matched in its printed statements.
+``tests/test_rows_rowlevel.py`` compares the bits with and without this tier at random and
+adversarial rows (nearly (anti)parallel and equidistant rows, near-ties, zeros, rows scaled to
+10⁻⁴⁴ and 10³⁰, subnormal elements); at speed.py's rows it hands on 0–5 rows of 10⁵ and takes
+0.38–0.73 of the first tier's time (``benchmarks/rows_ab.py --old main --dtypes float32``).
+
 The float64 first tier. A float64 result is first evaluated by the same printed kernel compiled
 against ``_HELPERS_FIRST64``: float64 alone, each operation inlined, a value an *unevaluated
 pair* ``(h, l)`` with a bound ``e`` on the distance from ``h + l`` to the exact value. Where the
