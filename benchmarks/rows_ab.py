@@ -65,10 +65,10 @@ def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
     for key in keys:
         kernel = adapter._kernel(key)
         calls, results = [], []
+        row_left: int | str = "-"
         for module in (old, rows_compiled):
-            text, params = module.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
-                                         kernel.free)
-            compiled = module.Compiled(text, params, kernel.free is not None)
+            compiled = module.build(kernel)  # with every tier the printer has
+            params = compiled.params
             mode = "f64" if dtype == "float32" else "dd"
             # a printer with tiers runs them all (Compiled.run); an older one, its one kernel
             run = getattr(compiled, "run", None)
@@ -93,6 +93,11 @@ def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
             call()
             calls.append(call)
             results.append((out, bad))
+            if getattr(compiled, "row_text", None) is not None and mode == "f64":
+                row_bad = np.zeros(count, dtype=np.bool_)
+                compiled.get("row")(np.empty_like(out), row_bad, tol / 2.0, p.width,
+                                    float(count), *args)
+                row_left = int(row_bad.sum())
         times: list[list[float]] = [[], []]
         for _ in range(rounds):
             for j, call in enumerate(calls):
@@ -106,7 +111,8 @@ def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
         ta, tb = min(times[0]), min(times[1])
         print(f"| {name} | {dtype} | {key.split(':')[0]} | {n:.0e} | {ta * 1e3:.3f} | "
               f"{tb * 1e3:.3f} | {tb / ta:.2f} | {ulps:g} | "
-              f"{int(results[0][1].sum())}/{int(results[1][1].sum())} |", flush=True)
+              f"{int(results[0][1].sum())}/{int(results[1][1].sum())} | {row_left} |",
+              flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     old = old_printer(args.old)
     print(f"A: rows_compiled.py at {args.old}; B: this tree. CPU ms per call (thread_time, min "
           f"of {args.rounds} interleaved rounds), 1 thread\n")
-    print("| loss | dtype | kernel | n | A ms | B ms | B/A | ulp apart | rows handed back A/B |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| loss | dtype | kernel | n | A ms | B ms | B/A | ulp apart | rows handed back A/B "
+          "| rows B's row-level tier hands on |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.only:
         for n in args.sizes:
             for dtype in args.dtypes:

@@ -85,6 +85,56 @@ exact value, as the tracked kernel's. The tracked float64 kernel then evaluates 
 first tier leaves (:meth:`Compiled.run`); at speed.py's random rows it leaves none. A
 product's error below the smallest normal number is counted as below ("Underflow").
 
+The row-level tier. A float32 (or float16) result is first evaluated by a third text printed
+from the same expression (:class:`_RowPrinter`, ``_HELPERS_ROW``; :meth:`Compiled.run`'s
+``"row"``), whose statements are the first tier's where a value is computed once per row (the
+row's norms, dot products, their quotients: the first tier's running bounds, on the bounds this
+tier gives them), and where a value is computed per element (a sum's terms, a gradient's
+elements), its *value* alone, by the first tier's float64 operations in the same order -- so the
+same bits -- with a magnitude bound ``M`` and an error bound ``E`` computed once per row, before
+the loop: an argument's element has ``M = max_k |x_k|`` over its row (one pass per row) and
+``E = 0``, and each operation's ``(M, E)`` comes from its operands' by the first tier's own rule
+with each ``|operand|`` replaced by its ``M`` (``r_add``, ``r_mul``, ``r_div`` by a row's value,
+``r_sum`` for a sum computed per element, ``width`` times its terms' ``E`` for one computed per
+row). Claim: at every element, ``M ≥ |value|`` and ``E ≥`` the first tier's bound ``e``. For
+``M``: rounding is monotone, so ``|fl(a ∘ b)| = fl(|a| ∘ |b|) ≤ fl(M_a ∘ M_b)`` for ``+, ×``
+(``÷`` by a row's exact double), and a recursive sum of ``n < 2³⁷`` terms is at most
+``n·M_t·(1 + u)ⁿ ≤ n·M_t·(1 + 2⁻¹⁵)``. For ``E``: the first tier's rules are sums and products
+of non-negative numbers, increasing in their operands' magnitudes and bounds (``|b̂| − 2e_b``
+decreasing), and its rounding-error terms are at most ``u`` times the result's magnitude
+(``|fl(ab) − ab| ≤ u|fl(ab)|``, a TwoSum error likewise) but below the normal range, where each
+is within ``2⁻¹⁰⁷⁴`` and ``TINY``; so the exact value of this tier's formula at ``(M, E)`` is at
+least the exact value of the first tier's at each element, and the factor ``SL = 1 + 2⁻⁴⁰``
+(``1 + 2⁻¹⁴`` for a sum's ``n`` terms) covers the roundings of both computations (a handful of
+operations per rule: ``((1 + u)/(1 − u))⁸ < SL``), the absolute ``ROW_D = 2⁻¹⁰⁰⁰`` every loss
+below the normal numbers (``TINY``, a subnormal product's split) -- so the computed ``E`` is at
+least the computed ``e``. A comparison per element is decided where ``|difference| > E`` (then
+``> e``, the first tier decides it the same way), else the row is marked.
+
+Exactness, which the first tier tracks per element (a bound of exactly 0: a gate at 0 skips, an
+exact 0 result is certified), is kept where it is known per row: a step is exact where it is
+sure (``E = 0``), a product by a step (``{0, 1}``) has ``E = E_a`` (exact: ``ab ∈ {0, a}``; a
+nonzero product below ``TINY_LIM``, where the first tier adds ``TINY``, marks the row); sums and
+products of integers (steps, counts, an argument whose row a pass finds all integers: the flag
+``_G``) have ``E = 0`` while their operands' are and ``M ≤ 2⁵²``; and a product of such an exact
+per-element value by a row's value ``b`` has also the relative bound ``|p|·(e_b/|b| + u)·(1 +
+2⁻¹⁴)`` (the first tier's ``|a|·e_b + |fl(ab) − ab|`` with ``|a| ≤ |p|(1 + u)/|b|``; ``p`` zero
+or below ``TINY_LIM`` with ``a ≠ 0`` marks the row), carried through negations and gates to the
+final check, which accepts either bound: an exact 0 gradient element stays certified. A gate
+whose value is 0 where this tier's bound is not (the first tier's may be 0, and skip) marks the
+row; a choice the comparison cannot decide marks it.
+
+So where this tier certifies a row (every element within ``tol/2``, the first tier's check), the
+first tier certifies it too, with the same values: the results are the first tier's bits; every
+row it marks (its results discarded) goes on to the first tier and then the tracked kernel,
+unchanged. A per-element division by a per-element value, or a per-element root, has no such
+rule: :class:`Unsupported`, no row-level text, and the first tier runs first as before. Nothing
+here names a loss: the rules are the first tier's operations, matched in its printed statements.
+``tests/test_rows_rowlevel.py`` compares the bits with and without this tier at random and
+adversarial rows (nearly (anti)parallel and equidistant rows, near-ties, zeros, rows scaled to
+10⁻⁴⁴ and 10³⁰, subnormal elements); at speed.py's rows it hands on 0–5 rows of 10⁵ and takes
+0.38–0.73 of the first tier's time (``benchmarks/rows_ab.py --old main --dtypes float32``).
+
 The float64 first tier. A float64 result is first evaluated by the same printed kernel compiled
 against ``_HELPERS_FIRST64``: float64 alone, each operation inlined, a value an *unevaluated
 pair* ``(h, l)`` with a bound ``e`` on the distance from ``h + l`` to the exact value. Where the
@@ -149,6 +199,7 @@ operation this printer does not know (a power ``1/p``, ``sign``) gets no compile
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -802,6 +853,61 @@ def dot2_end(s, c, m, e, n):  # the double-double tier's: the pair s + c, its a 
     return h, l, e * (1.0 + n * 2.0 ** -51) + dot2_bound(m, n)
 """
 
+# The row-level tier of a float32 result (the module docstring, "The row-level tier"): the first
+# tier's operations at the row level, and these bounds, computed once per row, for the values
+# computed per element: each takes its operands' magnitude bounds m (at least |value| at every
+# element of the row) and error bounds e (at least the first tier's bound at every element)
+# and returns the result's (m, e), at least the first tier's at every element: its own terms
+# from the magnitudes, times SL (the roundings of the two bound computations, and those of
+# the first tier's own bound), plus ROW_D (every absolute loss below the normal numbers:
+# TINY, a subnormal product's split).
+_HELPERS_ROW = _HELPERS_FIRST + """
+SL = 1.0 + 2.0 ** -40
+SL_SUM = 1.0 + 2.0 ** -14
+ROW_D = 2.0 ** -1000
+
+
+@njit(inline="always", **_J)
+def r_add(am, ae, bm, be):
+    m = am + bm
+    return m, ((ae + be) + U * m) * SL + ROW_D
+
+
+@njit(inline="always", **_J)
+def r_mul(am, ae, bm, be):
+    m = am * bm
+    return m, ((am * be + bm * ae + ae * be) + U * m) * SL + ROW_D
+
+
+@njit(inline="always", **_J)
+def r_div(am, ae, bh, be):  # by a value computed per row
+    b = abs(bh)
+    m = am / b
+    low = b - 2.0 * be
+    if low > 0.0:
+        return m, ((ae + m * be) / low + U * m) * SL + ROW_D
+    return m, math.inf
+
+
+@njit(inline="always", **_J)
+def r_cmp(am, ae, bm, be):
+    \"\"\"The bound on a per-element difference a - b that decides a comparison: 0 where both
+    operands are exact (the first tier's difference is then within u of its exact value, so
+    every nonzero one is sure, and so is an exact 0).\"\"\"
+    if ae == 0.0 and be == 0.0:
+        return 0.0
+    return ((ae + be) + U * (am + bm)) * SL + ROW_D
+
+
+@njit(inline="always", **_J)
+def r_sum(n, tm, te):
+    \"\"\"(m, e) of a sum over an index of n terms, computed per element: each term within te of
+    its exact value and at most tm in magnitude; its steps' roundings within u of each partial
+    sum, at most n·tm·(1 + 2^-15) each (n < 2^37).\"\"\"
+    m = n * tm * SL_SUM
+    return m, (n * te + U * n * m) * SL_SUM + ROW_D
+"""
+
 _OPERATORS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
               sp.LessThan: "<="}
 
@@ -1211,15 +1317,385 @@ class _Printer:
         return name
 
 
+class _RowPrinter(_Printer):
+    """Prints the row-level tier of a float32 result (the module docstring, "The row-level
+    tier"): the first tier's statements where a value is computed once per row; where it is
+    computed per element (in a loop over an index), its value alone there, and its magnitude
+    bound ``_M`` and error bound ``_e`` (and a zero ``_l``) once per row, by ``_HELPERS_ROW``'s
+    rules, from its operands' (an argument's elements: ``max |x|`` over the row). What such a
+    bound cannot vouch for marks the row (``bad``): the first tier evaluates it again."""
+
+    _ASSIGN = re.compile(r"(t\d+)_h, \1_l, \1_e = (.*)$")
+    _LOAD = re.compile(r"np\.float64\((a_\d+)\[r, i\d+\]\), 0\.0, 0\.0$")
+    _NEG = re.compile(r"-(t\d+)_h, -\1_l, \1_e$")
+    _CALL = re.compile(r"(t_\w+)\((.*)\)$")
+    _NAME = re.compile(r"(t\d+)_h")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.elem: set[str] = set()  # values computed per element (their _M, _l, _e per row)
+        self.boolean: set[str] = set()  # values in {0, 1} by construction (steps, products)
+        self.grid: set[str] = set()  # integers by construction (exact where their bound is 0)
+        self.wide: list[str] = []  # the arrays read per element (each row's max |x| first)
+        self.loads: dict[str, str] = {}  # an argument's element: its array
+        #: arrays whose rows are tested for integers (``gr_a``: every element an integer)
+        self.gridded: list[str] = []
+        #: values that are integers where a runtime flag ``_G`` (per row) says so
+        self.maybe: set[str] = set()
+        #: values with a relative bound too: within ``_E0 + _R·|value|`` at each element
+        self.rel: set[str] = set()
+
+    # ---------------------------------------------------------------- helpers
+    def _row(self, stack: list[_Block], text: str) -> None:
+        _Printer._line(self, stack[:1], text)
+
+    def _raw(self, stack: list[_Block], text: str) -> None:
+        _Printer._line(self, stack, text)
+
+    def _flag(self, stack: list[_Block], cond: str) -> None:
+        self._raw(stack, f"if {cond}:")
+        self._raw(stack, "    bad[r] = True")
+        self._raw(stack, "    left = True")
+
+    def _gexpr(self, name: str | None) -> str | None:
+        """Whether ``name`` is an integer at every element of the row (where its bound is 0), as
+        a condition computed per row; ``None`` where it is not known."""
+        if name is None:
+            return None
+        if name in self.grid:
+            return "True"
+        if name in self.maybe:
+            return f"{name}_G"
+        if name in self.loads:
+            array = self.loads[name]
+            if array not in self.gridded:
+                self.gridded.append(array)
+            return f"gr_{array}"
+        if name not in self.elem:
+            return f"({name}_e == 0.0 and {name}_h == math.floor({name}_h))"
+        return None
+
+    def _mag(self, name: str) -> str:
+        return f"{name}_M" if name in self.elem else f"abs({name}_h)"
+
+    def _operand(self, h: str, e: str) -> tuple[str, str, str, str | None]:
+        """(value, magnitude bound, error bound, name) of an operand's tokens."""
+        m = self._NAME.fullmatch(h)
+        if m:
+            return h, self._mag(m.group(1)), e, m.group(1)
+        return h, f"abs({h})", e, None
+
+    def _classify(self, name: str, rhs: str) -> None:
+        call = self._CALL.match(rhs)
+        if call is None:
+            neg = self._NEG.match(rhs)
+            if neg and neg.group(1) in self.grid:
+                self.grid.add(name)
+            lit = rhs.split(", ")[0]
+            try:
+                value = float(lit)
+            except ValueError:
+                return
+            if value == int(value) and abs(value) <= 2.0 ** 52:
+                self.grid.add(name)
+                if value in (0.0, 1.0):
+                    self.boolean.add(name)
+            return
+        func, args = call.group(1), call.group(2).split(", ")
+        ops = [self._NAME.fullmatch(args[k]) for k in (0, 3) if k < len(args)]
+        names = [o.group(1) if o else None for o in ops]
+        if func == "t_heaviside" and args[3] in ("0.0", "1.0"):
+            self.boolean.add(name)
+            self.grid.add(name)
+        elif func == "t_sign":
+            self.grid.add(name)
+        elif func in ("t_mul", "t_add", "t_maximum", "t_minimum") and len(names) == 2:
+            if all(n in self.grid for n in names):
+                self.grid.add(name)
+            if func == "t_mul" and all(n in self.boolean for n in names):
+                self.boolean.add(name)
+        elif func == "t_abs" and names[0] in self.grid:
+            self.grid.add(name)
+
+    # ---------------------------------------------------------------- statements
+    def _line(self, stack: list[_Block], text: str) -> None:
+        assign = self._ASSIGN.match(text)
+        if assign is not None:
+            self._classify(assign.group(1), assign.group(2))
+        if len(stack) == 1 or assign is None:  # a row's value, a comparison, a sum's step
+            _Printer._line(self, stack, text)
+            return
+        self._element(stack, assign.group(1), assign.group(2))
+
+    def _element(self, stack: list[_Block], x: str, rhs: str) -> None:
+        """The statement ``x = rhs`` of the first tier, computed per element: its value there,
+        its bounds once per row."""
+        self.elem.add(x)
+        load = self._LOAD.match(rhs)
+        if load:
+            array = load.group(1)
+            if array not in self.wide:
+                self.wide.append(array)
+            self.loads[x] = array
+            self._raw(stack, f"{x}_h = {rhs[:-len(', 0.0, 0.0')]}")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = mx_{array}, 0.0, 0.0")
+            return
+        neg = self._NEG.match(rhs)
+        if neg:
+            y = neg.group(1)
+            self._raw(stack, f"{x}_h = -{y}_h")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {self._mag(y)}, 0.0, {y}_e")
+            if y in self.maybe:
+                self.maybe.add(x)
+                self._row(stack, f"{x}_G = {y}_G")
+            if y in self.rel:
+                self.rel.add(x)
+                self._row(stack, f"{x}_E0, {x}_R = {y}_E0, {y}_R")
+            return
+        call = self._CALL.match(rhs)
+        if call is None:
+            raise Unsupported(f"per element: {rhs}")
+        func, args = call.group(1), call.group(2).split(", ")
+        if func == "t_where":
+            c, cu = args[0], args[1]
+            a, b = self._operand(args[2], args[4]), self._operand(args[5], args[7])
+            self._raw(stack, f"{x}_h = {a[0]} if {c} else {b[0]}")
+            self._flag(stack, cu)
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {a[1]} + {b[1]}, 0.0, {a[2]} + {b[2]}")
+            return
+        a = self._operand(args[0], args[2])
+        if func in ("t_heaviside", "t_sign"):
+            if func == "t_heaviside":
+                h0 = args[3]
+                value = f"1.0 if {a[0]} > 0.0 else (0.0 if {a[0]} < 0.0 else {h0})"
+                mag = repr(max(1.0, abs(float(h0))))
+            else:
+                value = f"1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else 0.0)"
+                mag = "1.0"
+            self._raw(stack, f"{x}_h = {value}")
+            self._flag(stack, f"not (abs({a[0]}) > {a[2]} or ({a[2]} == 0.0 and {a[0]} == 0.0))")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {mag}, 0.0, 0.0")
+            return
+        if func == "t_abs":
+            self._raw(stack, f"{x}_h = abs({a[0]})")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {a[1]}, 0.0, {a[2]}")
+            return
+        if func not in ("t_add", "t_mul", "t_div", "t_maximum", "t_minimum"):
+            raise Unsupported(f"per element: {func}")
+        b = self._operand(args[3], args[5])
+        if func in ("t_maximum", "t_minimum"):
+            op = ">=" if func == "t_maximum" else "<="
+            self._raw(stack, f"{x}_h = {a[0]} if {a[0]} {op} {b[0]} else {b[0]}")
+            self._row(stack, f"{x}_c = r_cmp({a[1]}, {a[2]}, {b[1]}, {b[2]})")
+            self._flag(stack, f"not (abs({a[0]} - {b[0]}) > {x}_c or ({x}_c == 0.0 and "
+                              f"{a[0]} == {b[0]}))")
+            self._row(stack, f"{x}_M, {x}_l, {x}_e = {a[1]} + {b[1]}, 0.0, {a[2]} + {b[2]}")
+            return
+        if func == "t_div":
+            if b[3] in self.elem:
+                raise Unsupported("per element: a divisor computed per element")
+            self._raw(stack, f"{x}_h = {a[0]} / {b[0]}")
+            self._row(stack, f"{x}_M, {x}_e = r_div({a[1]}, {a[2]}, {b[0]}, {b[2]})")
+            self._row(stack, f"{x}_l = 0.0")
+            return
+        sym = "+" if func == "t_add" else "*"
+        self._raw(stack, f"{x}_h = {a[0]} {sym} {b[0]}")
+        rule = "r_add" if func == "t_add" else "r_mul"
+        self._row(stack, f"{x}_M, {x}_e = {rule}({a[1]}, {a[2]}, {b[1]}, {b[2]})")
+        self._row(stack, f"{x}_l = 0.0")
+        counted = a[3] in self.grid | self.maybe or b[3] in self.grid | self.maybe
+        ga, gb = (self._gexpr(a[3]), self._gexpr(b[3])) if counted else (None, None)
+        if x in self.grid:  # integers: exact while their operands are and they stay below 2^52
+            self._row(stack, f"if {a[2]} == 0.0 and {b[2]} == 0.0 and {x}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {x}_e = 0.0")
+        elif ga is not None and gb is not None:
+            # integers where the row's flags say so: a count times a label, a sum of counts
+            self.maybe.add(x)
+            self._row(stack, f"{x}_G = {ga} and {gb}")
+            self._row(stack, f"if {x}_G and {a[2]} == 0.0 and {b[2]} == 0.0 and "
+                             f"{x}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {x}_e = 0.0")
+        if func == "t_mul" and x not in self.grid and (
+                a[3] in self.boolean or b[3] in self.boolean):
+            # a product by a step (0 or 1): exact, within the other factor's bound (its
+            # loss below TINY_LIM, which the first tier counts, marks the row)
+            if b[3] not in self.boolean:
+                a, b = b, a
+            self._row(stack, f"if {b[2]} == 0.0:")
+            self._row(stack, f"    {x}_e = {a[2]} * {b[1]}")
+            self._flag(stack, f"{x}_h != 0.0 and abs({x}_h) < TINY_LIM")
+        if func == "t_mul" and (a[3] in self.elem) != (b[3] in self.elem):
+            if a[3] not in self.elem:
+                a, b = b, a
+            if a[3] in self.grid | self.maybe:
+                # a per-element value exact where its bound is 0, times a row's value b:
+                # within |a|·e_b + u|ab| (the first tier's rule at e_a = 0), relative to the
+                # product: an exact 0 stays certified (its loss below TINY_LIM marks the row)
+                self.rel.add(x)
+                self._row(stack, f"if {a[2]} == 0.0 and {b[0]} != 0.0:")
+                self._row(stack, f"    {x}_E0, {x}_R = 0.0, ({b[2]} / abs({b[0]}) + U) * SL_SUM")
+                self._row(stack, "else:")
+                self._row(stack, f"    {x}_E0, {x}_R = {x}_e, 0.0")
+                self._flag(stack, f"abs({x}_h) < TINY_LIM and {a[0]} != 0.0")
+
+    # ---------------------------------------------------------------- structure
+    def _gated_mul(self, e: sp.Mul, gates: list[sp.Basic], stack: list[_Block]) -> str:
+        named = [(self.emit(g, stack), g) for g in gates]
+        named = [(n, g) for n, g in named if n not in self._active]
+        self._ungated.add(e)
+        if not named:
+            try:
+                return self.emit(e, stack)
+            finally:
+                self._ungated.discard(e)
+        names = [n for n, _ in named]
+        level = max(self._level(g, stack) for _, g in named)
+        zero = self.fresh()
+        self._raw(stack[: level + 1], f"{zero}_z = " + " or ".join(
+            f"({n}_h == 0.0 and {n}_l == 0.0 and {n}_e == 0.0)" for n in names))
+        for n in names:  # a bound above the first tier's cannot tell whether it skips
+            self._flag(stack[: level + 1], f"{n}_h == 0.0 and {n}_l == 0.0 and {n}_e != 0.0")
+        self._active.update(names)
+        try:
+            inner = self._guarded(f"not {zero}_z", level, stack, lambda: self.emit(e, stack), e)
+        finally:
+            self._ungated.discard(e)
+            self._active.difference_update(names)
+        name = self.fresh()
+        if inner in self.grid:
+            self.grid.add(name)
+        if inner in self.boolean:
+            self.boolean.add(name)
+        if len(stack) == 1:
+            self._raw(stack, f"if {zero}_z:")
+            self._raw(stack, f"    {name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0")
+            self._raw(stack, "else:")
+            self._raw(stack, f"    {name}_h, {name}_l, {name}_e = {self._t(inner)}")
+            return name
+        self.elem.add(name)
+        self._raw(stack, f"{name}_h = 0.0 if {zero}_z else {inner}_h")
+        bounds = [f"{name}_M, {name}_l, {name}_e = {self._mag(inner)}, 0.0, {inner}_e"]
+        zeros = [f"{name}_M, {name}_l, {name}_e = 0.0, 0.0, 0.0"]
+        gi = self._gexpr(inner)
+        if gi is not None and inner not in self.grid and inner in self.elem:
+            self.maybe.add(name)
+            bounds.append(f"{name}_G = {gi}")
+            zeros.append(f"{name}_G = True")
+        if inner in self.rel:
+            self.rel.add(name)
+            bounds.append(f"{name}_E0, {name}_R = {inner}_E0, {inner}_R")
+            zeros.append(f"{name}_E0, {name}_R = 0.0, 0.0")
+        if level == 0:  # a row's gate: its bounds where it does not skip
+            self._row(stack, f"if {zero}_z:")
+            for line in zeros:
+                self._row(stack, "    " + line)
+            self._row(stack, "else:")
+            for line in bounds:
+                self._row(stack, "    " + line)
+        else:
+            for line in bounds:
+                self._row(stack, line)
+        return name
+
+    def _piecewise(self, e: sp.Piecewise, stack: list[_Block]) -> str:
+        if len(stack) == 1 or not (len(e.args) == 2 and e.args[1][1] == sp.true
+                                   and e.args[0][1] != sp.true):
+            return super()._piecewise(e, stack)
+        (first, cond), (other, _) = e.args
+        c = self.emit(cond, stack)
+        level = self._level(cond, stack)
+        a = self._guarded(f"({c}_v or {c}_u)", level, stack, lambda: self.emit(first, stack),
+                          first)
+        b = self._guarded(f"(not {c}_v or {c}_u)", level, stack,
+                          lambda: self.emit(other, stack), other)
+        name = self.fresh()
+        self.elem.add(name)
+        self._raw(stack, f"if {c}_u:")
+        self._raw(stack, "    bad[r] = True")
+        self._raw(stack, "    left = True")
+        self._raw(stack, f"    {name}_h = {a}_h if {c}_v else {b}_h")
+        self._raw(stack, f"elif {c}_v:")
+        self._raw(stack, f"    {name}_h = {a}_h")
+        self._raw(stack, "else:")
+        self._raw(stack, f"    {name}_h = {b}_h")
+        ma, mb = self._mag(a), self._mag(b)
+        if level == 0:  # a row's choice: the bounds of the piece it takes
+            self._row(stack, f"if {c}_u:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {ma} + {mb}, 0.0, math.nan")
+            self._row(stack, f"elif {c}_v:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {ma}, 0.0, {a}_e")
+            self._row(stack, "else:")
+            self._row(stack, f"    {name}_M, {name}_l, {name}_e = {mb}, 0.0, {b}_e")
+        else:
+            self._row(stack, f"{name}_M, {name}_l, {name}_e = {ma} + {mb}, 0.0, {a}_e + {b}_e")
+        return name
+
+    def _sum(self, e: sp.Basic, stack: list[_Block]) -> str:
+        """:meth:`_Printer._sum`'s loop, its steps the first tier's; the terms' bounds per row:
+        a sum computed once per row keeps its steps' running bound ``m`` and counts ``width``
+        times its terms' bound; one computed per element, ``r_sum``'s."""
+        from .rows import _AxisDot
+
+        slot = int(e.args[-1]) + self.nslots
+        outer = stack[-1]
+        name = self.fresh()
+        ind = "    " * outer.indent
+        inner = _Block(outer.bound | {slot}, outer.indent + 1)
+        body_stack = [*stack, inner]
+        inner.uses = {}
+        _count(e, inner.uses)
+        pair = self._exact_factors(e)
+        state = f"{name}_s, {name}_c, {name}_m"
+        nested = len(stack) > 1
+        if pair is not None:
+            x, y = (self.emit(f, body_stack) for f in pair)
+            self._raw(body_stack, f"{state} = dot2_step({state}, {x}_h, {y}_h)")
+            end = "dotx_end" if sp.S.One not in pair else "dot2_end"
+            term_m, term_e, term = f"{self._mag(x)} * {self._mag(y)}", "0.0", None
+        else:
+            if isinstance(e, _AxisDot):
+                x, y = self.emit(e.args[0], body_stack), self.emit(e.args[1], body_stack)
+                term = self._triple(body_stack, self.fresh(),
+                                    f"t_mul({self._t(x)}, {self._t(y)})")
+            else:
+                term = self.emit(e.args[0], body_stack)
+            self._raw(body_stack, f"{state} = sum2_step({state}, {term}_h, {term}_l)")
+            end = "dot2_end"
+            term_m, term_e = self._mag(term), f"{term}_e"
+        loop = [f"{ind}{state}, {name}_e = 0.0, 0.0, 0.0, 0.0",
+                f"{ind}for i{slot} in range(width):", *inner.lines]
+        if not nested:
+            if pair is None:
+                loop.append(f"{ind}{name}_e = width * {term_e} * SL_SUM")
+            outer.lines += [*loop, f"{ind}{name}_h, {name}_l, {name}_e = {end}({state}, "
+                                   f"{name}_e, width)"]
+            return name
+        self.elem.add(name)
+        outer.lines += [*loop, f"{ind}{name}_h = {name}_s"]
+        self._row(stack, f"{name}_M, {name}_e = r_sum(width, {term_m}, {term_e})")
+        self._row(stack, f"{name}_l = 0.0")
+        if term is not None and term in self.grid:  # a count: exact below 2^52
+            self.grid.add(name)
+            self._row(stack, f"if {term_e} == 0.0 and {name}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {name}_e = 0.0")
+        elif term is not None and term in self.maybe:
+            self.maybe.add(name)
+            self._row(stack, f"{name}_G = {term}_G")
+            self._row(stack, f"if {name}_G and {term_e} == 0.0 and {name}_M <= 2.0 ** 52:")
+            self._row(stack, f"    {name}_e = 0.0")
+        return name
+
+
 #: The reduction's denominator (the kernel's ``divisor``: the number of rows, or 1).
 _DIVISOR = sp.Symbol("_divisor", positive=True)
 
 
 def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, int | None]],
-           nslots: int, free: int | None) -> tuple[str, list[str]]:
+           nslots: int, free: int | None, rowlevel: bool = False) -> tuple[str, list[str]]:
     """The generated module's text and the names of the kernel's arrays, its parameters after
     ``out, bad, tol, width, divisor``: each ``(rows, width)``, or ``(rows,)`` for one number per
-    row or a scalar option (broadcast), in the order of ``views``."""
+    row or a scalar option (broadcast), in the order of ``views``. ``rowlevel``: the row-level
+    tier's text (:class:`_RowPrinter`; :class:`Unsupported` where it has no form)."""
     arrays: dict[str, str] = {}
     params: list[str] = []
     for name, _ in views:
@@ -1227,7 +1703,7 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
             continue
         arrays[name] = f"a_{len(arrays)}"
         params.append(name)
-    printer = _Printer(args, views, arrays, nslots)
+    printer = (_RowPrinter if rowlevel else _Printer)(args, views, arrays, nslots)
     printer.access[_DIVISOR] = ("divisor", None)
     # the division by the reduction's denominator in the expression: a factor computed per
     # row (a row's scale, its step) is divided there, once, not each element
@@ -1242,10 +1718,13 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     last = stack[-1]
     t = printer._t
     q = printer.fresh()
+    check = f"{q}_e <= tol * abs({q}_h)"
+    if isinstance(printer, _RowPrinter) and value in printer.rel:  # or its relative bound
+        check = f"({check} or {value}_E0 + {value}_R * abs({q}_h) <= tol * abs({q}_h))"
     finish = [
         f"{q}_h, {q}_l, {q}_e = {t(value)}",
         f"{q}_h = {q}_h + {q}_l",  # a pair's value (the other tiers' l: 0, or within h's ulp/2)
-        f"if not (math.isfinite({q}_h) and {q}_e <= tol * abs({q}_h)):",
+        f"if not (math.isfinite({q}_h) and {check}):",
         "    bad[r] = True",
         "    left = True",
     ]
@@ -1253,6 +1732,15 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
     finish.append(f"{target} = {q}_h")
     last.lines += ["    " * last.indent + line for line in finish]
     body = list(row.lines)
+    if isinstance(printer, _RowPrinter) and printer.wide:  # each argument's max |x| in the row
+        wide, gridded = printer.wide, printer.gridded  # (and whether its elements are integers)
+        body = [*(f"        mx_{a} = 0.0" for a in wide),
+                *(f"        gr_{a} = True" for a in gridded),
+                "        for ix in range(width):",
+                *(f"            mx_{a} = max(mx_{a}, abs(np.float64({a}[r, ix])))" for a in wide),
+                *(f"            gr_{a} = gr_{a} & (np.float64({a}[r, ix]) == "
+                  f"math.floor(np.float64({a}[r, ix])))" for a in gridded),
+                *body]
     if free is not None:
         body += [f"        for i{free} in range(width):", *stack[1].lines]
     header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
@@ -1292,8 +1780,11 @@ class Compiled:
     whether a float64 result runs the first tier (a kernel without a square root: the module
     docstring, "The float64 first tier")."""
 
-    def __init__(self, text: str, params: list[str], free: bool = False) -> None:
+    def __init__(self, text: str, params: list[str], free: bool = False,
+                 row_text: str | None = None) -> None:
         self.text, self.params, self.free = text, params, free
+        #: the row-level tier's text (``"row"``), or ``None`` where it has no form
+        self.row_text = row_text
         self._loaded: dict[str, Any] = {}
 
     def get(self, mode: str) -> Any:
@@ -1309,7 +1800,8 @@ class Compiled:
                 module_text = (
                     "import math\n\nimport numpy as np\nfrom numba import njit\n\n"
                     f"from {helpers} import *  # noqa: F403\n\n"
-                    '_J = dict(cache=True, nogil=True, error_model="numpy")\n' + self.text)
+                    '_J = dict(cache=True, nogil=True, error_model="numpy")\n'
+                    + ((self.row_text or "") if mode == "row" else self.text))
                 name = f"symloss_rows_{cache.digest(module_text.encode())}"
 
                 def dispatcher() -> Any:  # imports numba (the helpers' module first)
@@ -1331,27 +1823,33 @@ class Compiled:
         tracked float64 kernel at the rows it leaves; for ``"dd"`` where :attr:`first64`, the
         float64 first tier (checked against ``tol·(1 − 2⁻¹²)``: "The float64 first tier"),
         then the double-double kernel at the rows it leaves."""
-        if mode == "f64":
-            first, first_tol = "first", tol / 2.0
+        if mode == "f64":  # the row-level tier first, where there is one
+            tiers = [("row", tol / 2.0)] if self.row_text is not None else []
+            tiers += [("first", tol / 2.0), (mode, tol)]
         elif mode == "dd":
-            first, first_tol = "first64", tol * (1.0 - 2.0 ** -12)
+            tiers = [("first64", tol * (1.0 - 2.0 ** -12)), (mode, tol)]
         else:
             return bool(self.get(mode)(out, bad, tol, width, divisor, *arrays))
-        if not self.get(first)(out, bad, first_tol, width, divisor, *arrays):
+        if not self.get(tiers[0][0])(out, bad, tiers[0][1], width, divisor, *arrays):
             return False
         picked = np.flatnonzero(bad)
-        again = np.empty((picked.size, *out.shape[1:]), dtype=out.dtype)
-        still = np.zeros(picked.size, dtype=np.bool_)
-        left = bool(self.get(mode)(again, still, tol, width, divisor, *(a[picked] for a in arrays)))
-        out[picked] = again
-        bad[picked] = still
-        return left
+        for tier, tier_tol in tiers[1:]:
+            again = np.empty((picked.size, *out.shape[1:]), dtype=out.dtype)
+            still = np.zeros(picked.size, dtype=np.bool_)
+            left = bool(self.get(tier)(again, still, tier_tol, width, divisor,
+                                       *(a[picked] for a in arrays)))
+            out[picked] = again
+            bad[picked] = still
+            if not left:
+                return False
+            picked = picked[still]
+        return True
 
 
 def _helpers_module(mode: str) -> tuple[str, str]:
     """The name and text of the module of the tracked operations for ``mode``."""
     text = {"dd": _HELPERS, "f64": _HELPERS_F64, "first": _HELPERS_FIRST,
-            "first64": _HELPERS_FIRST64}[mode]
+            "first64": _HELPERS_FIRST64, "row": _HELPERS_ROW}[mode]
     return f"symloss_rows_ops_{mode}_{cache.digest(text.encode())}", text
 
 
@@ -1374,7 +1872,12 @@ def build(kernel: Any) -> Compiled | None:
         text, params = source(kernel.expr, kernel.args, kernel.views, kernel.slots, kernel.free)
     except Unsupported:
         return None
-    return Compiled(text, params, kernel.free is not None)
+    try:
+        row_text: str | None = source(kernel.expr, kernel.args, kernel.views, kernel.slots,
+                                      kernel.free, rowlevel=True)[0]
+    except Unsupported:
+        row_text = None
+    return Compiled(text, params, kernel.free is not None, row_text)
 
 
 def build_planned(derivation: Any, key: str, kernel: Any) -> Compiled | None:
@@ -1389,10 +1892,12 @@ def build_planned(derivation: Any, key: str, kernel: Any) -> Compiled | None:
     if plan is not None and plan.get("kind") == "rows":
         if not plan["source"]:  # no compiled form (an operation without a tracked one)
             return None
-        return Compiled(plan["source"], [str(n) for n in plan["params"]], bool(plan["free"]))
+        return Compiled(plan["source"], [str(n) for n in plan["params"]], bool(plan["free"]),
+                        plan.get("row_source") or None)
     built = build(kernel())
     if plan_key is not None and fast.available():
         cache.write_plan(plan_key, {
             "kind": "rows", "source": built.text if built else "",
+            "row_source": (built.row_text or "") if built else "",
             "params": built.params if built else [], "free": bool(built and built.free)})
     return built
