@@ -1785,7 +1785,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     # have a hard target (soft targets alone: the label pass is not paid)
                     hard_body, text = _indented(text[len(loop):], 8), ""
                 text += _soft_pass(_fits_for(_flavoured(soft_code)["m"], flavour), soft_test,  # noqa: B023
-                                   n_in, direction, hard_body)  # noqa: B023
+                                   n_in, direction, hard_body, flavour == "m")  # noqa: B023
             return text
 
         for flavour, steps_f in by_flavour.items():
@@ -1891,7 +1891,7 @@ def _w_helpers(lines: list[str]) -> list[str] | None:
 
 
 def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
-               hard_body: str | None = None) -> str:
+               hard_body: str | None = None, count_apart: bool = False) -> str:
     """The loop of an element-wise kernel over the elements whose target is soft (``code``,
     printed with ``*_m`` helpers and the flavour's float-first tests), after the label pass
     wrote every element: per block of :data:`SOFT_BLOCK`, the soft elements counted, then
@@ -1953,13 +1953,17 @@ def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
                  + "                ok = True\n"
                  + _indented("".join(f"{line}\n" for line in first_w), 4)
                  + "                out[j] = res / divisor if ok else math.nan\n"
-                 # counted in a loop of its own: counted in the loop above, the float form
-                 # was left scalar where the kernel has a double-double tier after it
+                 + ("" if count_apart else "                n_bad += 1 if math.isnan(out[j]) else 0\n")
+                 # float64: counted in a loop of its own: counted in the loop above, the float
+                 # form was left scalar where the kernel has a double-double tier after it
                  # (multilabel_soft_margin_loss's float64 weighted soft gradient, 1e5
-                 # elements, 1 thread, the serial kernel with every target soft: 3.0 -> 0.85 ms)
-                 "            for jj in range(hi - lo):\n"
-                 "                n_bad += 1 if math.isnan(out[lo + jj]) else 0\n"
-                 "            if n_bad == 0:\n"
+                 # elements, 1 thread, the serial kernel with every target soft: 3.0 -> 0.85
+                 # ms); float32 (binary_cross_entropy_with_logits:soft, 1e6: 8.1 -> 10.3 ms)
+                 # not
+                 + ("            for jj in range(hi - lo):\n"
+                    "                n_bad += 1 if math.isnan(out[lo + jj]) else 0\n"
+                    if count_apart else "")
+                 + "            if n_bad == 0:\n"
                  "                continue\n"
                  "            nb = 0\n"
                  "            for jj in range(hi - lo):\n"
