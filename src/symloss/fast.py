@@ -140,8 +140,16 @@ class _Printer(PythonCodePrinter):
     def __init__(self, names: Mapping[sp.Basic, str], indexed: Mapping[str, Callable[[str], str]],
                  logits: str | None = None, rows: Mapping[str, str] | None = None,
                  label: str | None = None, certify: bool = False,
-                 vectors: Mapping[str, str] | None = None) -> None:
+                 vectors: Mapping[str, str] | None = None,
+                 per_class: frozenset[sp.Basic] = frozenset(),
+                 tables: dict[str, int] | None = None, first_table: int = 0) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
+        #: An element-wise kernel over flattened ``rows × C`` elements: the symbols of its
+        #: per-class arrays, and its tables of per-class scale pairs (:meth:`_scale_pair`),
+        #: shared by the printers of one kernel module, numbered from ``first_table``
+        self.per_class = per_class
+        self.tables = tables
+        self.first_table = first_table
         #: IndexedBase label -> its 1-D array, one value per class (the class weights)
         self.vectors = vectors or {}
         self.label = label  # the row's class index variable (class-index targets)
@@ -546,9 +554,22 @@ class _Printer(PythonCodePrinter):
         ``1/C``) is read from a pair computed once per call -- one per class, or one -- by the
         same code (:meth:`_call_pairs`: the same bits), not again for every element.
         Element-wise kernels print it in place: an ``S`` that reads no element is
-        loop-invariant there."""
+        loop-invariant there -- but for one over flattened ``rows × C`` elements that reads
+        only per-class arrays and scalars (``w/C``, its class's weight): that pair is computed
+        once per class, by the same code (the same bits), into a table its loops read as two
+        more arrays (:func:`_by_class`), not in every element (a double-double quotient:
+        multilabel_soft_margin_loss's float64 weighted soft gradient, 1e5 elements, 1 thread,
+        5.95 -> see benchmarks/README.md)."""
         pair = dd_code(scale, self._print, "vd_", _where)
-        if self.logits is None or (scale.has(CLASS_INDEX) and scale.has(SUM_INDEX)):
+        if self.logits is None:
+            if (self.tables is None or not scale.free_symbols & self.per_class
+                    or scale.atoms(sp.Indexed) or not all(
+                        s in self.per_class or re.fullmatch(r"c\d+", self.names.get(s, ""))
+                        for s in scale.free_symbols)):
+                return pair
+            n = self.tables.setdefault(pair, self.first_table + 2 * len(self.tables))
+            return f"(x{n}, x{n + 1})"
+        if scale.has(CLASS_INDEX) and scale.has(SUM_INDEX):
             return pair
         at = "i" if scale.has(CLASS_INDEX) else "k"
         per_class = scale.xreplace({CLASS_INDEX: SUM_INDEX})
@@ -1184,14 +1205,13 @@ class _ClassAxisKernels(FastKernels):
 
     def grad(self, layout: Layout) -> Result | None:
         z = layout.arrays["input"]
-        if self._flat and ("weight" not in layout.arrays or z.dtype != np.float64):
+        if self._flat:
             # a gradient of each class alone (_per_class): the element-wise kernels over the
-            # flattened rows, a class weight read per class, the class count their first scalar.
-            # Not float64 with a class weight: its soft targets' weighted pair costs more there
-            # than the class-axis kernel's (multilabel_soft_margin_loss:weight:soft, 1 thread,
-            # 1e5: 1.57x -> 2.96x torch), whose float64 results are within the goal where they
-            # are hard (0.46-0.60x); float32's gain everywhere (weight 1.25x -> 0.49x, weight:soft
-            # 1.65x -> 0.67x; benchmarks/speed.py, twenty-first session)
+            # flattened rows, a class weight read per class, the class count their first scalar
+            # (float32, twenty-first session: weight 1.25x -> 0.49x torch, weight:soft 1.65x ->
+            # 0.67x). float64 with a class weight too since its scale pair w/C is read from a
+            # per-class table (_Printer._scale_pair), not formed in every element
+            # (multilabel_soft_margin_loss:weight:soft, 1e5, 1 thread: see benchmarks/README.md)
             kernel = self._kernel(self.module, "grad_flat", layout, z.size)
             out = np.empty(z.size, z.dtype)
             weight = (layout.arrays["weight"],) if "weight" in layout.arrays else ()
@@ -1653,17 +1673,28 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
     when they are the same). An expression with the direction ``v`` (the hvp) takes its array
     ``dv`` after the arrays. Each returns whether it left an element NaN for
     :mod:`symloss.exact` (:func:`_returning_flag`). The last ``classed`` arrays hold one value
-    per class of a flattened ``rows × C`` array (:func:`_by_class`).
+    per class of a flattened ``rows × C`` array (:func:`_by_class`); a scale pair that reads
+    only them and the scalars (a class weight over C, ``w/C``) is computed once per class into
+    a table the loops read as one more array (:meth:`_Printer._scale_pair`), not in every
+    element.
     """
     names: dict[sp.Basic, str] = {a: f"x{n}" for n, a in enumerate(arrays)}
     names.update({s: f"c{n}" for n, s in enumerate(scalars)})
     names[_DIRECTION] = "xv"
     array_params = [f"a{n}" for n in range(len(arrays))]
     scalar_params = [f"c{n}" for n in range(len(scalars))]
-    loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(len(arrays)))
+    #: the per-class tables: a scale pair's printed code -> the number of its first array
+    #: (two: its high and low parts), numbered after the arrays
+    tables: dict[str, int] = {}
+    per_class = frozenset(arrays[len(arrays) - classed:]) if classed else frozenset()
+
+    def printer() -> _Printer:
+        return _Printer(names, {}, certify=True, per_class=per_class, tables=tables,
+                        first_table=len(arrays))
+
     src = [_HEADER]
     for what, hard, soft in kernels:
-        code = _Printer(names, {}, certify=True).doprint(hard)
+        code = printer().doprint(hard)
         printed: list[str] = []  # the label arms of a split Piecewise, computed first
         branchy = code
         # A hard label takes the stable kernel form (nothing cancels); a soft one the derived
@@ -1671,7 +1702,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         # form is written for every element by a branch-free loop (LLVM vectorizes it), then
         # a second loop rewrites the elements whose target is soft: a per-element choice in
         # one loop would keep it scalar (1e6 float32 bce_with_logits: 12 -> 2 ms).
-        soft_code = _Printer(names, {}, certify=True).doprint(soft) if soft != hard else None
+        soft_code = printer().doprint(soft) if soft != hard else None
         labels: tuple[str, ...] = ("0.0", "1.0")
         arms = _at_labels(hard, arrays[1]) if len(arrays) > 1 and soft == hard else None
         if arms is not None:
@@ -1679,10 +1710,10 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             # the soft form): the expression at each label computed and one chosen (a select,
             # vectorized); the whole expression, as printed, for the other targets.
             labels = tuple(str(float(c)) for c, _ in arms)
-            printed = [_Printer(names, {}, certify=True).doprint(e) for _, e in arms]
+            printed = [printer().doprint(e) for _, e in arms]
             # the soft pass reads targets that are none of the labels: each such Piecewise
             # as its last arm (no branch on the target left in its loop)
-            soft_code = _Printer(names, {}, certify=True).doprint(_off_labels(hard, arrays[1]))
+            soft_code = printer().doprint(_off_labels(hard, arrays[1]))
             code = f"h{len(arms) - 1}"
             branchy = printed[-1]  # libm's helpers are calls: there one arm only, branching
             for n, (c, _) in reversed(list(enumerate(arms[:-1]))):
@@ -1720,18 +1751,21 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         soft_test = " & ".join(f"(x1 != {c})" for c in labels)
         # the label pass skips a block of soft targets only where a soft pass writes them
         only_hard = soft_test if soft_code is not None else None
-        for flavour, steps_f in by_flavour.items():
-            steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
+
+        def flavour_text(flavour: str, steps_f: list[tuple[str, str]], n_in: int) -> str:
+            # the kernel's text for ``flavour``, its loops reading ``n_in`` arrays: the
+            # given ones, then the per-class tables of scale pairs (_Printer._scale_pair)
+            loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(n_in))
             text = ""
             first, tested = lower(steps_f, " " * 12, plain=True)
             one_test = sum(line.lstrip().startswith("ok = ") for line in first) == 1
-            held = [*(f"x{n}" for n in range(len(arrays))), *(["xv"] if direction else [])]
-            vector = flavour == "m" and vector_m is not None
+            held = [*(f"x{n}" for n in range(n_in)), *(["xv"] if direction else [])]  # noqa: B023
+            vector = flavour == "m" and vector_m is not None  # noqa: B023
             two_pass = not vector and tested and (
                 flavour == "v" or (one_test and not any("dd_" in line for line in first)))
-            loop_steps = vector_m if vector and vector_m is not None else steps_f
+            loop_steps = vector_m if vector and vector_m is not None else steps_f  # noqa: B023
             filtered = None
-            if not (flavour == "m" and arms_dd is not None):
+            if not (flavour == "m" and arms_dd is not None):  # noqa: B023
                 # float64 with one test keeps its gathered pass 2 (the accurate arm of the
                 # test for every element there: another rounding than the float form's)
                 filtered = (_filtered(first) if flavour == "v" else None) if two_pass else (
@@ -1739,25 +1773,25 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
             if filtered is not None:
                 # an exact sign of a sum of products: its float64 filter in a first pass, the
                 # elements it left undecided again with the exact one (_filtered)
-                again = ([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]] if two_pass
+                again = ([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]] if two_pass  # noqa: B023
                          else loop_steps)
-                text += _two_pass(loads + load_v, filtered, again, None, held, only_hard)
-            elif flavour == "m" and vector_m is not None:
-                lines, _ = lower(vector_m, " " * 8)
+                text += _two_pass(loads + load_v, filtered, again, None, held, only_hard)  # noqa: B023
+            elif flavour == "m" and vector_m is not None:  # noqa: B023
+                lines, _ = lower(vector_m, " " * 8)  # noqa: B023
                 text += (_EACH
-                         + _indented(loads + load_v, 8)
+                         + _indented(loads + load_v, 8)  # noqa: B023
                          + "".join(f"{line}\n" for line in lines)
                          + "        out[j] = res / divisor\n")
-            elif flavour == "m" and arms_dd is not None:
-                text += _vector_arms_source(arms_dd, labels, len(arrays), direction)
+            elif flavour == "m" and arms_dd is not None:  # noqa: B023
+                text += _vector_arms_source(arms_dd, labels, n_in, direction)  # noqa: B023
             elif tested and (flavour == "v" or (one_test and not any("dd_" in line for line in first))):
                 # float64 with one test (no double-double in the float form): pass 2 gathered,
                 # vectorized; float32 (libm's helpers: scalar code either way): branching
-                gather = ([*(f"a{n}" for n in range(len(arrays))), *(["dv"] if direction else [])]
+                gather = ([*(f"a{n}" for n in range(n_in)), *(["dv"] if direction else [])]  # noqa: B023
                           if flavour == "m" else None)
-                text += _two_pass(loads + load_v, first,
-                                  [(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],
-                                  gather, held, only_hard)
+                text += _two_pass(loads + load_v, first,  # noqa: B023
+                                  [(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],  # noqa: B023
+                                  gather, held, only_hard)  # noqa: B023
             else:
                 lines, _ = lower(steps_f, " " * 8)
                 in_pairs = (_w_helpers(lines) if flavour == "m"
@@ -1770,7 +1804,7 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     # certified_b leaves an uncertified result NaN, counted: flag[0] set
                     text += ("    n_dd = 0\n"
                              + _EACH
-                             + _indented(loads + load_v, 8)
+                             + _indented(loads + load_v, 8)  # noqa: B023
                              + "".join(f"{line}\n" for line in in_pairs)
                              + "        out[j] = res / divisor\n"
                              "        n_dd += 1 if res != res else 0\n"
@@ -1778,20 +1812,31 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                              "        flag[0] = 1\n")
                 else:
                     text += (_EACH
-                             + _indented(loads + load_v, 8)
+                             + _indented(loads + load_v, 8)  # noqa: B023
                              + "".join(f"{line}\n" for line in lines)
                              + "        out[j] = res / divisor\n")
-            if soft_code is not None:
+            if soft_code is not None:  # noqa: B023
                 loop = _EACH
                 hard_body = None
                 if text.startswith(loop) and text.count("prange(") == 1:
                     # one loop over every element: run per block, and only in blocks that
                     # have a hard target (soft targets alone: the label pass is not paid)
                     hard_body, text = _indented(text[len(loop):], 8), ""
-                text += _soft_pass(_fits_for(_flavoured(soft_code)["m"], flavour), soft_test,
-                                   len(arrays), direction, hard_body)
+                text += _soft_pass(_fits_for(_flavoured(soft_code)["m"], flavour), soft_test,  # noqa: B023
+                                   n_in, direction, hard_body, flavour == "m")  # noqa: B023
+            return text
+
+        for flavour, steps_f in by_flavour.items():
+            steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
+            n_in = len(arrays) + 2 * len(tables)
+            text = flavour_text(flavour, steps_f, n_in)
+            if n_in > len(arrays) and not _reads_tables(text, range(len(arrays), n_in)):
+                # a flavour that takes no table (float32: no scale pair) gathers none
+                n_in = len(arrays)
+                text = flavour_text(flavour, steps_f, n_in)
             if classed:
-                text = _by_class(text, range(len(arrays) - classed, len(arrays)))
+                text = _by_class(text, range(len(arrays) - classed, len(arrays)),
+                                 {n: pair for pair, n in tables.items() if n < n_in})
             src.append(_returning_flag(f"{what}_{flavour}(out, divisor, {params})", text))
     return "".join(src)
 
@@ -1884,7 +1929,7 @@ def _w_helpers(lines: list[str]) -> list[str] | None:
 
 
 def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
-               hard_body: str | None = None) -> str:
+               hard_body: str | None = None, count_apart: bool = False) -> str:
     """The loop of an element-wise kernel over the elements whose target is soft (``code``,
     printed with ``*_m`` helpers and the flavour's float-first tests), after the label pass
     wrote every element: per block of :data:`SOFT_BLOCK`, the soft elements counted, then
@@ -1946,8 +1991,17 @@ def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
                  + "                ok = True\n"
                  + _indented("".join(f"{line}\n" for line in first_w), 4)
                  + "                out[j] = res / divisor if ok else math.nan\n"
-                 "                n_bad += 1 if math.isnan(out[j]) else 0\n"
-                 "            if n_bad == 0:\n"
+                 + ("" if count_apart else "                n_bad += 1 if math.isnan(out[j]) else 0\n")
+                 # float64: counted in a loop of its own: counted in the loop above, the float
+                 # form was left scalar where the kernel has a double-double tier after it
+                 # (multilabel_soft_margin_loss's float64 weighted soft gradient, 1e5
+                 # elements, 1 thread, the serial kernel with every target soft: 3.0 -> 0.85
+                 # ms); float32 (binary_cross_entropy_with_logits:soft, 1e6: 8.1 -> 10.3 ms)
+                 # not
+                 + ("            for jj in range(hi - lo):\n"
+                    "                n_bad += 1 if math.isnan(out[lo + jj]) else 0\n"
+                    if count_apart else "")
+                 + "            if n_bad == 0:\n"
                  "                continue\n"
                  "            nb = 0\n"
                  "            for jj in range(hi - lo):\n"
@@ -2418,21 +2472,50 @@ def _per_class(hard: sp.Expr, soft: sp.Expr, symbols: Mapping[str, sp.Basic],
     return out[0], out[1]
 
 
-def _by_class(text: str, classed: range) -> str:
+def _reads_tables(text: str, tables: range) -> bool:
+    """Whether a kernel's ``text`` reads an array ``x<n>`` of ``tables`` other than in loading
+    it (``x<n> = ...``, where each loop loads its arrays)."""
+    for line in text.splitlines():
+        for n in tables:
+            if re.search(rf"\bx{n}\b", line) and not re.match(rf"\s*x{n} = ", line):
+                return True
+    return False
+
+
+def _by_class(text: str, classed: range, tables: Mapping[int, str] | None = None) -> str:
     """``text``, an element-wise kernel's body over the flattened ``rows × C`` elements, with
     each array ``a<n>`` of ``classed`` (a per-class weight: C values) read at each element's
     class: the array repeated over one block of whole rows (``k<n>``, once per call), the
     blocks that long, so that element ``j`` of the block from ``lo`` reads ``k<n>[j − lo]``
     (contiguous in ``j``: the loops vectorize as over a flat array; ``j % C`` would divide
-    in every element). A loop over every element finds its block's ``lo`` itself."""
+    in every element). A loop over every element finds its block's ``lo`` itself.
+
+    ``tables`` (``n`` -> a pair's printed code of the ``x<m>`` of ``classed`` and the
+    scalars, :meth:`_Printer._scale_pair`): the arrays ``a<n>``, ``a<n+1>`` the loops read,
+    which no caller passes: that pair's high and low parts, computed once per class from the
+    classed arrays and laid out as they are."""
+    tables = tables or {}
     n0 = classed[0]
     text = (text.replace(_BLOCKS, _BLOCKS.replace(str(SOFT_BLOCK - 1), "blk - 1")
                          .replace(str(SOFT_BLOCK), "blk"))
             .replace(_EACH, _EACH + "        lo = j - j % blk\n"))
-    for n in classed:
+    read = [*classed, *(m for n in tables for m in (n, n + 1))]
+    for n in read:
         text = re.sub(rf"\ba{n}\[j\]", f"k{n}[j - lo]", text)
         if re.search(rf"\ba{n}\b", text):  # pragma: no cover - the generator reads a[j] only
             raise AssertionError(f"a{n} is read other than at an element j")
+    fills = ""
+    for n, pair in tables.items():
+        for m in classed:
+            pair = re.sub(rf"\bx{m}\b", f"np.float64(a{m}[ik])", pair)
+        fills += (f"    k{n} = np.empty(blk)\n"
+                  f"    k{n + 1} = np.empty(blk)\n"
+                  f"    for ik in range(a{n0}.size):\n"
+                  f"        k{n}[ik], k{n + 1}[ik] = {pair}\n"
+                  f"    for rk in range(n_classes, blk, n_classes):\n"
+                  f"        for ik in range(a{n0}.size):\n"
+                  f"            k{n}[rk + ik] = k{n}[ik]\n"
+                  f"            k{n + 1}[rk + ik] = k{n + 1}[ik]\n")
     return (f"    n_classes = max(a{n0}.size, 1)\n"
             f"    # whole rows per block (element j of the block from lo: class j - lo mod C)\n"
             f"    blk = n_classes * max(1, min({SOFT_BLOCK}, out.size) // n_classes)\n"
@@ -2440,6 +2523,7 @@ def _by_class(text: str, classed: range) -> str:
                       f"    for rk in range(0, blk, n_classes):\n"
                       f"        for ik in range(a{n}.size):\n"
                       f"            k{n}[rk + ik] = a{n}[ik]\n" for n in classed)
+            + fills
             + text)
 
 
