@@ -52,6 +52,24 @@ def old_printer(rev: str) -> Any:
     return module
 
 
+def kernel_args(params: list[str], raw: dict[str, Any], rows: tuple[int, ...],
+                width: int) -> list[np.ndarray]:
+    """A row kernel's arrays, in its parameters' order, as ``symloss.rows`` passes them: a
+    scalar option repeated on every row, a per-row array flat, a per-element one as (rows,
+    width)."""
+    count = math.prod(rows)
+    args = []
+    for param in params:
+        value = np.asarray(raw[param])
+        if value.ndim == 0:
+            args.append(np.broadcast_to(np.float64(value), (count,)))
+        elif value.ndim == len(rows):
+            args.append(value.reshape(count))
+        else:
+            args.append(value.reshape(count, width))
+    return args
+
+
 def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
     d = symloss.derive(speed._loss(name), reduction="mean", **speed.entry_options(name, dtype))
     adapter = rows.RowAdapter(d)
@@ -73,15 +91,7 @@ def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
             # a printer with tiers runs them all (Compiled.run); an older one, its one kernel
             run = getattr(compiled, "run", None)
             fn = compiled.get(mode) if run is None else partial(run, mode)
-            args = []
-            for param in params:
-                value = np.asarray(raw[param])
-                if value.ndim == 0:
-                    args.append(np.broadcast_to(np.float64(value), (count,)))
-                elif value.ndim == len(p.rows):
-                    args.append(value.reshape(count))
-                else:
-                    args.append(value.reshape(count, p.width))
+            args = kernel_args(params, raw, p.rows, p.width)
             out = np.empty((count, p.width) if compiled.free else (count,), dtype=dtype)
             bad = np.zeros(count, dtype=np.bool_)
             tol = 2.0 ** -(np.finfo(dtype).nmant + 1)

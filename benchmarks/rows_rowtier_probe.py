@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed
+from rows_ab import kernel_args
 
 import symloss
 from symloss import rows, rows_compiled
@@ -113,15 +114,7 @@ def probe(name: str, n: int, rounds: int) -> None:
         kernel = adapter._kernel(key)
         text, params = rows_compiled.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
                                             kernel.free)
-        args = []
-        for param in params:
-            value = np.asarray(raw[param])
-            if value.ndim == 0:
-                args.append(np.broadcast_to(np.float64(value), (count,)))
-            elif value.ndim == len(p.rows):
-                args.append(value.reshape(count))
-            else:
-                args.append(value.reshape(count, p.width))
+        args = kernel_args(params, raw, p.rows, p.width)
         tol = 2.0 ** -(np.finfo(dtype).nmant + 1) / 2.0
         calls, results = [], []
         for how in ("first", "rowlevel", "plain"):

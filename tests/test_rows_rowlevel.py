@@ -69,6 +69,7 @@ def _adversarial(name: str, arrays: tuple[np.ndarray, ...], rng: np.random.Gener
 
 def _compare(name: str, rows_: int) -> tuple[int, int]:
     import speed
+    from rows_ab import kernel_args
 
     rng = np.random.default_rng(7)
     d = symloss.derive(speed._loss(name), reduction="sum",
@@ -88,15 +89,7 @@ def _compare(name: str, rows_: int) -> tuple[int, int]:
         built = rows_compiled.build(kernel)
         assert built is not None and built.row_text is not None
         plain = rows_compiled.Compiled(built.text, built.params, built.free)
-        args = []
-        for param in built.params:
-            value = np.asarray(raw[param])
-            if value.ndim == 0:
-                args.append(np.broadcast_to(np.float64(value), (count,)))
-            elif value.ndim == len(p.rows):
-                args.append(value.reshape(count))
-            else:
-                args.append(value.reshape(count, p.width))
+        args = kernel_args(built.params, raw, p.rows, p.width)
         shape = (count, p.width) if built.free else (count,)
         tol = 2.0 ** -24
         results = []
