@@ -1299,7 +1299,10 @@ class _Deadline:
     which may be inside a weakref finaliser or a ``__del__`` whose exceptions are only printed.
     So the timer keeps firing (every :data:`_DEADLINE_REPEAT_S` CPU seconds at most) until the
     block ends, and a block that swallowed every raise still ends in
-    :class:`TimeLimitReached` at its exit: a limit is never silently missed."""
+    :class:`TimeLimitReached` at its exit: a limit is never silently missed. A raise that a
+    finaliser swallowed reaches :data:`sys.unraisablehook`: the block's own hook drops it (it
+    is recorded) and, while any hook runs, the timer does not raise (a raise inside pytest's
+    hook failed a CI run: "Failed to process unraisable exception")."""
 
     def __init__(self, seconds: float | None) -> None:
         import signal
@@ -1309,15 +1312,29 @@ class _Deadline:
         self.armed = (self.seconds > 0 and hasattr(signal, "setitimer")
                       and threading.current_thread() is threading.main_thread())
         self.expired = False
+        self.hooked = False
 
     def __enter__(self) -> _Deadline:
         import signal
+        import sys
 
         if self.armed:
             def fire(signum: int, frame: Any) -> None:
                 self.expired = True
-                raise TimeLimitReached
+                if not self.hooked:
+                    raise TimeLimitReached
 
+            previous_hook = self.previous_hook = sys.unraisablehook
+
+            def hook(unraisable: Any) -> None:
+                self.hooked = True
+                try:
+                    if not isinstance(unraisable.exc_value, TimeLimitReached):
+                        previous_hook(unraisable)
+                finally:
+                    self.hooked = False
+
+            sys.unraisablehook = hook
             self.previous = signal.signal(signal.SIGPROF, fire)
             signal.setitimer(signal.ITIMER_PROF, self.seconds,
                              min(self.seconds, _DEADLINE_REPEAT_S))
@@ -1325,6 +1342,7 @@ class _Deadline:
 
     def __exit__(self, kind: type[BaseException] | None, *exc: Any) -> None:
         import signal
+        import sys
 
         if self.armed:
             # A signal may land here too: disarm whatever happens. (Not by blocking SIGPROF
@@ -1335,6 +1353,7 @@ class _Deadline:
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
                 signal.signal(signal.SIGPROF, self.previous)
+                sys.unraisablehook = self.previous_hook
             if self.expired and kind is None:  # every raise was swallowed on the way
                 raise TimeLimitReached
 

@@ -732,3 +732,35 @@ def test_first_call_table_with_warmed_adds_the_warm_command_and_the_call_after_i
         speed.main(["--warmed", "--only", "mse_loss"])
     assert "--warmed goes with --first-call-only" in capsys.readouterr().err
 
+
+
+def test_time_limit_raised_in_a_finaliser_stays_out_of_the_unraisable_hook(monkeypatch):
+    """A raise that a ``__del__`` swallows reaches ``sys.unraisablehook``: the deadline's own
+    hook drops it (the block still ends in TimeLimitReached) and passes every other
+    unraisable exception on; the previous hook is back after the block."""
+    import sys
+    import time
+
+    accuracy = _load("accuracy")
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(type(u.exc_value)))
+
+    class Slow:
+        def __del__(self):
+            start = time.process_time()
+            while time.process_time() - start < 0.002:
+                sum(range(500))
+
+    class Broken:
+        def __del__(self):
+            raise ValueError("a finaliser's own error")
+
+    with pytest.raises(accuracy.TimeLimitReached):
+        with accuracy._Deadline(0.001):
+            Broken()
+            start = time.process_time()
+            while time.process_time() - start < 0.5:
+                Slow()  # most of the time is spent in __del__
+    assert ValueError in seen and accuracy.TimeLimitReached not in seen
+    assert sys.unraisablehook is not None and sys.unraisablehook(  # the recording hook
+        type("U", (), {"exc_value": KeyError()})()) is None and seen[-1] is KeyError
