@@ -70,16 +70,23 @@ def kernel_args(params: list[str], raw: dict[str, Any], rows: tuple[int, ...],
     return args
 
 
-def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
+def kernel_setup(name: str, n: int, dtype: str) -> tuple[Any, Any, dict[str, Any], int, list[str]]:
+    """speed.py's inputs of entry ``name`` prepared for the row kernels: the adapter, the
+    prepared arrays, their raw values with a seeded ``v``, the row count and the kernels'
+    keys (each gradient's and, but for multilabel_margin_loss, the HVP's)."""
     d = symloss.derive(speed._loss(name), reduction="mean", **speed.entry_options(name, dtype))
     adapter = rows.RowAdapter(d)
     arrays = speed.inputs(name, n, dtype)
     v = np.random.default_rng(1).standard_normal(arrays[0].shape).astype(dtype)
     p = adapter.prepare(*arrays)
     raw = {**p.raw, "v": v}
-    count = math.prod(p.rows)
     keys = [f"grad:{adapter.differentiable[0]}"] + (["hvp"] if name != "multilabel_margin_loss"
                                                     else [])
+    return adapter, p, raw, math.prod(p.rows), keys
+
+
+def compare(old: Any, name: str, n: int, dtype: str, rounds: int) -> None:
+    adapter, p, raw, count, keys = kernel_setup(name, n, dtype)
     for key in keys:
         kernel = adapter._kernel(key)
         calls, results = [], []

@@ -24,7 +24,6 @@ none: the values are the same operations; only the bounds differ).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import sys
@@ -35,10 +34,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed
-from rows_ab import kernel_args
+from rows_ab import kernel_args, kernel_setup
 
-import symloss
-from symloss import rows, rows_compiled
+from symloss import rows_compiled
 
 ROW_LOSSES = ("cosine_embedding_loss", "triplet_margin_loss", "multilabel_margin_loss")
 
@@ -101,15 +99,7 @@ def variant(text: str, params: list[str], raw: dict[str, Any], how: str) -> str:
 
 def probe(name: str, n: int, rounds: int) -> None:
     dtype = "float32"
-    d = symloss.derive(speed._loss(name), reduction="mean", **speed.entry_options(name, dtype))
-    adapter = rows.RowAdapter(d)
-    arrays = speed.inputs(name, n, dtype)
-    v = np.random.default_rng(1).standard_normal(arrays[0].shape).astype(dtype)
-    p = adapter.prepare(*arrays)
-    raw = {**p.raw, "v": v}
-    count = math.prod(p.rows)
-    keys = [f"grad:{adapter.differentiable[0]}"] + (["hvp"] if name != "multilabel_margin_loss"
-                                                    else [])
+    adapter, p, raw, count, keys = kernel_setup(name, n, dtype)
     for key in keys:
         kernel = adapter._kernel(key)
         text, params = rows_compiled.source(kernel.expr, kernel.args, kernel.views, kernel.slots,
