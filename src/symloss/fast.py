@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import importlib.util
 import operator
@@ -1663,6 +1664,108 @@ def _indented(lines: str, width: int) -> str:
     return "".join(" " * width + line for line in lines.splitlines(True))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Elementwise:
+    """What :func:`_elementwise_source` decided for one element-wise kernel, that each
+    flavour's text (:func:`_flavour_text`) reads."""
+
+    #: whether the kernel takes the direction array ``dv`` (the hvp)
+    direction: bool
+    #: ``x<n>`` of the given arrays loaded as float64, then ``xv``
+    load_v: str
+    #: (target, code) per flavour: the label arms h0, h1, ... then the result
+    by_flavour: dict[str, list[tuple[str, str]]]
+    #: float64 results: the label arms' branch-free steps (the *_w helpers), or None
+    vector_m: list[tuple[str, str]] | None
+    #: float64 results: the double-double label arms gathered by label (_vector_arms), or None
+    arms_dd: Any
+    #: the target's labels that take the hard form
+    labels: tuple[str, ...]
+    #: the soft form's code, or None where there is one form
+    soft_code: str | None
+    #: the condition of a soft target (none of the labels)
+    soft_test: str
+    #: the label pass skips a block of soft targets only where a soft pass writes them
+    only_hard: str | None
+
+
+def _flavour_text(plan: _Elementwise, flavour: str, steps_f: list[tuple[str, str]],
+                  n_in: int) -> str:
+    """The text of an element-wise kernel's ``flavour`` (``"v"``: float32 results, ``"m"``:
+    float64), its loops reading ``n_in`` arrays: the given ones, then the per-class tables of
+    scale pairs (:meth:`_Printer._scale_pair`)."""
+    loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(n_in))
+    text = ""
+    first, tested = lower(steps_f, " " * 12, plain=True)
+    one_test = sum(line.lstrip().startswith("ok = ") for line in first) == 1
+    held = [*(f"x{n}" for n in range(n_in)), *(["xv"] if plan.direction else [])]
+    vector = flavour == "m" and plan.vector_m is not None
+    two_pass = not vector and tested and (
+        flavour == "v" or (one_test and not any("dd_" in line for line in first)))
+    loop_steps = plan.vector_m if vector and plan.vector_m is not None else steps_f
+    filtered = None
+    if not (flavour == "m" and plan.arms_dd is not None):
+        # float64 with one test keeps its gathered pass 2 (the accurate arm of the
+        # test for every element there: another rounding than the float form's)
+        filtered = (_filtered(first) if flavour == "v" else None) if two_pass else (
+            _filtered(lower(loop_steps, " " * 12)[0]))
+    if filtered is not None:
+        # an exact sign of a sum of products: its float64 filter in a first pass, the
+        # elements it left undecided again with the exact one (_filtered)
+        again = ([(t, _fits_for(c, flavour)) for t, c in plan.by_flavour["m"]] if two_pass
+                 else loop_steps)
+        text += _two_pass(loads + plan.load_v, filtered, again, None, held, plan.only_hard)
+    elif flavour == "m" and plan.vector_m is not None:
+        lines, _ = lower(plan.vector_m, " " * 8)
+        text += (_EACH
+                 + _indented(loads + plan.load_v, 8)
+                 + "".join(f"{line}\n" for line in lines)
+                 + "        out[j] = res / divisor\n")
+    elif flavour == "m" and plan.arms_dd is not None:
+        text += _vector_arms_source(plan.arms_dd, plan.labels, n_in, plan.direction)
+    elif tested and (flavour == "v" or (one_test and not any("dd_" in line for line in first))):
+        # float64 with one test (no double-double in the float form): pass 2 gathered,
+        # vectorized; float32 (libm's helpers: scalar code either way): branching
+        gather = ([*(f"a{n}" for n in range(n_in)), *(["dv"] if plan.direction else [])]
+                  if flavour == "m" else None)
+        text += _two_pass(loads + plan.load_v, first,
+                          [(t, _fits_for(c, flavour)) for t, c in plan.by_flavour["m"]],
+                          gather, held, plan.only_hard)
+    else:
+        lines, _ = lower(steps_f, " " * 8)
+        in_pairs = (_w_helpers(lines) if flavour == "m"
+                    and any("dd_" in line for line in lines) else None)
+        if in_pairs is not None:
+            # a float64 form taken in double-double for every element (fits_m is
+            # never): its pairs vector_dd's, its helpers the *_w ones, so that the
+            # loop has no calls and LLVM vectorizes it (1e6 elements, 1 thread:
+            # tweedie_loss's gradient 233 -> 47 ms, log_cosh_loss's hvp 140 -> 20);
+            # certified_b leaves an uncertified result NaN, counted: flag[0] set
+            text += ("    n_dd = 0\n"
+                     + _EACH
+                     + _indented(loads + plan.load_v, 8)
+                     + "".join(f"{line}\n" for line in in_pairs)
+                     + "        out[j] = res / divisor\n"
+                     "        n_dd += 1 if res != res else 0\n"
+                     "    if n_dd > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
+                     "        flag[0] = 1\n")
+        else:
+            text += (_EACH
+                     + _indented(loads + plan.load_v, 8)
+                     + "".join(f"{line}\n" for line in lines)
+                     + "        out[j] = res / divisor\n")
+    if plan.soft_code is not None:
+        loop = _EACH
+        hard_body = None
+        if text.startswith(loop) and text.count("prange(") == 1:
+            # one loop over every element: run per block, and only in blocks that
+            # have a hard target (soft targets alone: the label pass is not paid)
+            hard_body, text = _indented(text[len(loop):], 8), ""
+        text += _soft_pass(_fits_for(_flavoured(plan.soft_code)["m"], flavour), plan.soft_test,
+                           n_in, plan.direction, hard_body, flavour == "m")
+    return text
+
+
 def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                         arrays: list[sp.Basic], scalars: list[sp.Basic],
                         classed: int = 0) -> str:
@@ -1752,88 +1855,16 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         # the label pass skips a block of soft targets only where a soft pass writes them
         only_hard = soft_test if soft_code is not None else None
 
-        def flavour_text(flavour: str, steps_f: list[tuple[str, str]], n_in: int) -> str:
-            # the kernel's text for ``flavour``, its loops reading ``n_in`` arrays: the
-            # given ones, then the per-class tables of scale pairs (_Printer._scale_pair)
-            loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(n_in))
-            text = ""
-            first, tested = lower(steps_f, " " * 12, plain=True)
-            one_test = sum(line.lstrip().startswith("ok = ") for line in first) == 1
-            held = [*(f"x{n}" for n in range(n_in)), *(["xv"] if direction else [])]  # noqa: B023
-            vector = flavour == "m" and vector_m is not None  # noqa: B023
-            two_pass = not vector and tested and (
-                flavour == "v" or (one_test and not any("dd_" in line for line in first)))
-            loop_steps = vector_m if vector and vector_m is not None else steps_f  # noqa: B023
-            filtered = None
-            if not (flavour == "m" and arms_dd is not None):  # noqa: B023
-                # float64 with one test keeps its gathered pass 2 (the accurate arm of the
-                # test for every element there: another rounding than the float form's)
-                filtered = (_filtered(first) if flavour == "v" else None) if two_pass else (
-                    _filtered(lower(loop_steps, " " * 12)[0]))
-            if filtered is not None:
-                # an exact sign of a sum of products: its float64 filter in a first pass, the
-                # elements it left undecided again with the exact one (_filtered)
-                again = ([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]] if two_pass  # noqa: B023
-                         else loop_steps)
-                text += _two_pass(loads + load_v, filtered, again, None, held, only_hard)  # noqa: B023
-            elif flavour == "m" and vector_m is not None:  # noqa: B023
-                lines, _ = lower(vector_m, " " * 8)  # noqa: B023
-                text += (_EACH
-                         + _indented(loads + load_v, 8)  # noqa: B023
-                         + "".join(f"{line}\n" for line in lines)
-                         + "        out[j] = res / divisor\n")
-            elif flavour == "m" and arms_dd is not None:  # noqa: B023
-                text += _vector_arms_source(arms_dd, labels, n_in, direction)  # noqa: B023
-            elif tested and (flavour == "v" or (one_test and not any("dd_" in line for line in first))):
-                # float64 with one test (no double-double in the float form): pass 2 gathered,
-                # vectorized; float32 (libm's helpers: scalar code either way): branching
-                gather = ([*(f"a{n}" for n in range(n_in)), *(["dv"] if direction else [])]  # noqa: B023
-                          if flavour == "m" else None)
-                text += _two_pass(loads + load_v, first,  # noqa: B023
-                                  [(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],  # noqa: B023
-                                  gather, held, only_hard)  # noqa: B023
-            else:
-                lines, _ = lower(steps_f, " " * 8)
-                in_pairs = (_w_helpers(lines) if flavour == "m"
-                            and any("dd_" in line for line in lines) else None)
-                if in_pairs is not None:
-                    # a float64 form taken in double-double for every element (fits_m is
-                    # never): its pairs vector_dd's, its helpers the *_w ones, so that the
-                    # loop has no calls and LLVM vectorizes it (1e6 elements, 1 thread:
-                    # tweedie_loss's gradient 233 -> 47 ms, log_cosh_loss's hvp 140 -> 20);
-                    # certified_b leaves an uncertified result NaN, counted: flag[0] set
-                    text += ("    n_dd = 0\n"
-                             + _EACH
-                             + _indented(loads + load_v, 8)  # noqa: B023
-                             + "".join(f"{line}\n" for line in in_pairs)
-                             + "        out[j] = res / divisor\n"
-                             "        n_dd += 1 if res != res else 0\n"
-                             "    if n_dd > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
-                             "        flag[0] = 1\n")
-                else:
-                    text += (_EACH
-                             + _indented(loads + load_v, 8)  # noqa: B023
-                             + "".join(f"{line}\n" for line in lines)
-                             + "        out[j] = res / divisor\n")
-            if soft_code is not None:  # noqa: B023
-                loop = _EACH
-                hard_body = None
-                if text.startswith(loop) and text.count("prange(") == 1:
-                    # one loop over every element: run per block, and only in blocks that
-                    # have a hard target (soft targets alone: the label pass is not paid)
-                    hard_body, text = _indented(text[len(loop):], 8), ""
-                text += _soft_pass(_fits_for(_flavoured(soft_code)["m"], flavour), soft_test,  # noqa: B023
-                                   n_in, direction, hard_body, flavour == "m")  # noqa: B023
-            return text
-
+        plan = _Elementwise(direction, load_v, by_flavour, vector_m, arms_dd, labels, soft_code,
+                            soft_test, only_hard)
         for flavour, steps_f in by_flavour.items():
             steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
             n_in = len(arrays) + 2 * len(tables)
-            text = flavour_text(flavour, steps_f, n_in)
+            text = _flavour_text(plan, flavour, steps_f, n_in)
             if n_in > len(arrays) and not _reads_tables(text, range(len(arrays), n_in)):
                 # a flavour that takes no table (float32: no scale pair) gathers none
                 n_in = len(arrays)
-                text = flavour_text(flavour, steps_f, n_in)
+                text = _flavour_text(plan, flavour, steps_f, n_in)
             if classed:
                 text = _by_class(text, range(len(arrays) - classed, len(arrays)),
                                  {n: pair for pair, n in tables.items() if n < n_in})
