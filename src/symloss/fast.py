@@ -634,7 +634,8 @@ class _Printer(PythonCodePrinter):
             self.hoisted.append((f"{ah}, {al}", _BLOCK_FILL + _ONLY_M, pair))
             self.hoisted.append((ah, _ONLY_M, f"{ah}b[q]"))
             self.hoisted.append((al, _ONLY_M, f"{al}b[q]"))
-            self.hoisted.append((f"{ah}, {al}", _FILL + _ONLY_V, pair))
+            # float32 results read the pairs only where a class's float64 form cancels
+            self.hoisted.append((f"{ah}, {al}", _LATER_FILL + _ONLY_V, pair))
             q = len(self.hoisted)
             self._row_values(f"acc{q + 2}", f"qb{q}[q, 0]",
                              f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, dbuf, {lbuf})",
@@ -669,7 +670,9 @@ class _Printer(PythonCodePrinter):
         every row's values in a block array the row's code reads: a call in the row's code,
         even never taken, kept its arrays' reference counts (cross-entropy's float64 hvp, 1e6
         elements: 7 of 39 ms). float32 results (no first tier) call ``row``; ``later_only``:
-        only the accurate arms (later tiers) read its values."""
+        only the accurate arms (later tiers) read its values, and for float32 results they
+        compute the row themselves (``ddouble.softmax_sub_at_v``: a few elements of a few rows),
+        so there the values are zeros, unread, and no row function is called."""
         held = f"acc{len(self.hoisted)}q"
         first = f"{held}[0]" if ", " in names else held
         if block is None:
@@ -683,9 +686,10 @@ class _Printer(PythonCodePrinter):
         self.hoisted.append(("", _BLOCK + _ONLY_M, call))
         self.hoisted.append(("", _BLOCK + _ONLY_M, _fallback_rows(cells, f"{rb}[q, 0]", quick, row)))
         self.hoisted.append((lbuf, _ONLY_M, f"{lbuf}b[q]"))
-        # float32 results call the row function for every row; where only the accurate arms
-        # read its values (softmax_sub's: not softmax_hvp's centre c), it is a later tier
-        self.hoisted.append((names, (_LATER_ROW if later_only else "") + _ONLY_V, row))
+        # float32 results call the row function for every row, where any arm reads its
+        # values (softmax_hvp's centre c); where only the accurate arms do (softmax_sub's),
+        # none: those compute the row where they run
+        self.hoisted.append((names, _ONLY_V, ", ".join(["0.0"] * width) if later_only else row))
         self.hoisted.append((names, _ONLY_M, cells))
 
     def _per_call(self, e: sp.Expr) -> bool:
@@ -2205,8 +2209,9 @@ _TABLE_SUM = "=table_sum:"
 #: of a row fill written for each row of the block before it (what a block tier reads).
 _BLOCK = "=block"
 _BLOCK_FILL = "=block_fill"
-#: The index of a row function's values that only later tiers read (:meth:`_Printer._row_values`).
-_LATER_ROW = "=later_row"
+#: The index of a row fill that only later tiers read: filled by the first later tier of a
+#: row that reads it (:func:`_lazy_fills`), not as each row starts.
+_LATER_FILL = "=later_fill"
 #: An index's suffix: the entry is for float64 (``m``) or float32 (``v``) kernels only.
 _ONLY_M, _ONLY_V = "@m", "@v"
 #: A class sum's index prefix: lane sums in every flavour (:meth:`_Printer._lanes`).
@@ -2274,6 +2279,38 @@ def _class_fill(accs: str, body: str, pad: int = 16, at: str = "[k]") -> str:
     hi, lo = accs.split(", ")
     return (f"{' ' * pad}for k in range(n_classes):\n"
             f"{' ' * pad}    {hi}{at}, {lo}{at} = {body}\n")
+
+
+def _due(accs: str) -> str:
+    """The name of whether a row's lazy fill of ``accs`` (:data:`_LATER_FILL`) is still due."""
+    return accs.split(", ")[0] + "_due"
+
+
+def _lazy_fills(code: str, fills: list[tuple[str, str]]) -> str:
+    """A row's statements ``code`` with each later tier's section that reads a lazy fill's
+    buffers (``(accs, pair code)``, :data:`_LATER_FILL`) beginning with that fill where it is
+    still due in the row (:func:`_due`, set as the row starts): a row whose classes all pass
+    their first tier fills nothing (cross_entropy's label-smoothed float32 gradient: the
+    smoothed targets' exact pairs, 12-15% of its time). Everything else must not read them."""
+    if not fills:
+        return code
+
+    def section(m: re.Match[str]) -> str:
+        head, rest = m[0].split("\n", 1)
+        pad = m[1]
+        first = "".join(
+            f"{pad}if {_due(accs)}:\n" + _class_fill(accs, pair, len(pad) + 4)
+            + f"{pad}    {_due(accs)} = False\n"
+            for accs, pair in fills if re.search(rf"\b{accs.split(', ')[0]}\b", rest))
+        return f"{head}\n{first}{rest}"
+
+    out = _LATER_SECTION.sub(section, code)
+    outside = _LATER_SECTION.sub("", out)
+    for accs, _ in fills:
+        for buffer in accs.split(", "):
+            if re.search(rf"\b{buffer}\b", outside):  # pragma: no cover - a generator bug
+                raise AssertionError(f"{buffer}: a lazy fill read outside a later tier")
+    return out
 
 
 def _class_sum(acc: str, k: str, body: str, flavour: str, indent: int = 16) -> str:
@@ -2425,9 +2462,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     tables[acc] if k == _SETUP_TABLE else
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
-                    later(f"                {acc} = {_flavoured(b)[flavour]}\n", " " * 16,
-                          f"{acc} = {', '.join(['math.nan'] * (acc.count(',') + 1))}")
-                    if k == _LATER_ROW else
+                    f"                {_due(acc)} = True\n" if k == _LATER_FILL else
                     _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k.removeprefix(_LANES), _flavoured(b)[flavour],
                                _LANES if k.startswith(_LANES) and flavour == "m" else flavour)
@@ -2450,7 +2485,8 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 if hard and what != "loss" and _per_label(expr, symbols, label):
                     src.append(_label_table_kernel(f"{what}_{tag}_{flavour}", params, body))
                     continue
-                row = hoisted_f + _class_write(write, at, body)
+                row = hoisted_f + _lazy_fills(_class_write(write, at, body), [
+                    (acc, _flavoured(b)[flavour]) for acc, k, b in hoisted if k == _LATER_FILL])
                 # once per call, what the rows and blocks read (float32 results may take no scale
                 # pair)
                 setup = "".join(
