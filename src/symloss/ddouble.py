@@ -1200,12 +1200,6 @@ def softmax_sub_row_m(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
     return sh, sl, th, tl, uh, ul, float(zmax), float(ymax), ih, il
 
 
-def softmax_sub_row_v(z: Any, y: Any, m: Any, buf: Any, lbuf: Any) -> Any:
-    """:func:`softmax_sub_row_m` for float32 results: nothing (the few elements whose float64
-    form cancels compute the row in :func:`softmax_sub_at_v`)."""
-    return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-
-
 def softmax_sub_at_m(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: Any, sl: Any,
                      th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any, ih: Any,
                      il: Any, plain: Any) -> Any:
@@ -1218,8 +1212,8 @@ def softmax_sub_at_v(z: Any, y: Any, buf: Any, lbuf: Any, i: Any, yi: Any, sh: A
                      th: Any, tl: Any, uh: Any, ul: Any, zmax: Any, ymax: Any, ih: Any,
                      il: Any, plain: Any) -> Any:
     """float32 results whose float64 form cancels more than 6 bits (a float64 exp good to
-    6e-11 then leaves too few): the row's values here (:func:`softmax_sub_row_m`), then
-    :func:`softmax_sub_at_m`."""
+    6e-11 then leaves too few): the row's values here (:func:`softmax_sub_row_m`; the kernel
+    passes zeros for them and computes no row of its own), then :func:`softmax_sub_at_m`."""
     m = z[0] + 0.0
     for j in range(z.shape[0]):
         m = max(m, z[j] + 0.0)
@@ -1511,12 +1505,6 @@ def softmax_suba_row_m(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) ->
             rh, rl = t_mul(t_sub(t_mul(a, e), t_mul(ai, b)), (ih, il))
         lbuf[i] = rh + rl
     return ih
-
-
-def softmax_suba_row_v(z: Any, ah: Any, al: Any, m: Any, buf: Any, lbuf: Any) -> Any:
-    """:func:`softmax_suba_row_m` for float32 results: nothing (the few elements whose float64
-    form cancels compute the row in :func:`softmax_suba_at_v`)."""
-    return 0.0
 
 
 def softmax_suba_at_m(z: Any, ah: Any, al: Any, buf: Any, lbuf: Any, i: Any, plain: Any) -> Any:
@@ -1824,8 +1812,8 @@ _ORDER = ("two_sum", "fast_two_sum", "two_prod", "dd_add", "dd_mul", "dd_div", "
           "t_softplus", "t_tanh",
           "t_expna", "t_recip1p", "t_sigmoid_r", "t_softplus_l", "t_sigmoid_pow_l",
           "t_sinh", "t_sqrt", "t_hypot1", "hypot1", "tanh", "t_pow", "t_sigmoid_pow", "t_sigmoid_sub", "t_exp_sub",
-          "t_final", "softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m",
-          "softmax_sub_at_v", "_suba_big", "softmax_suba_row_m", "softmax_suba_row_v",
+          "t_final", "softmax_sub_row_m", "softmax_sub_at_m",
+          "softmax_sub_at_v", "_suba_big", "softmax_suba_row_m",
           "softmax_suba_at_m", "softmax_suba_at_v", "_softmax_hvp_pairs", "softmax_hvp_row_m",
           "softmax_hvp_row_v",
           "softmax_hvp_at_m", "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",
@@ -1856,8 +1844,8 @@ _INLINE_ORDER = (*_ORDER[:_ORDER.index("exp_sub") + 1], "_sel", "t_add", "t_sub"
 #: The class-axis row functions: compiled against :data:`_INLINE_ORDER`'s functions (their
 #: loops over a row's classes have no calls: vectorized); plainly (one function each, as the
 #: kernels call them once per row), except the per-class readers in :data:`_ROW_INLINE`.
-_ROW_USERS = ("softmax_sub_row_m", "softmax_sub_row_v", "softmax_sub_at_m", "softmax_sub_at_v",
-              "softmax_suba_row_m", "softmax_suba_row_v", "softmax_suba_at_m",
+_ROW_USERS = ("softmax_sub_row_m", "softmax_sub_at_m", "softmax_sub_at_v",
+              "softmax_suba_row_m", "softmax_suba_at_m",
               "softmax_suba_at_v",
               "_softmax_hvp_pairs", "softmax_hvp_row_m", "softmax_hvp_row_v", "softmax_hvp_at_m",
               "softmax_hvp_at_v", "softmax_hvp_sat_m", "softmax_hvp_sat_v",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import importlib.util
 import operator
@@ -633,7 +634,8 @@ class _Printer(PythonCodePrinter):
             self.hoisted.append((f"{ah}, {al}", _BLOCK_FILL + _ONLY_M, pair))
             self.hoisted.append((ah, _ONLY_M, f"{ah}b[q]"))
             self.hoisted.append((al, _ONLY_M, f"{al}b[q]"))
-            self.hoisted.append((f"{ah}, {al}", _FILL + _ONLY_V, pair))
+            # float32 results read the pairs only where a class's float64 form cancels
+            self.hoisted.append((f"{ah}, {al}", _LATER_FILL + _ONLY_V, pair))
             q = len(self.hoisted)
             self._row_values(f"acc{q + 2}", f"qb{q}[q, 0]",
                              f"dd_softmax_suba_row_F(zr, {ah}, {al}, m, dbuf, {lbuf})",
@@ -668,7 +670,9 @@ class _Printer(PythonCodePrinter):
         every row's values in a block array the row's code reads: a call in the row's code,
         even never taken, kept its arrays' reference counts (cross-entropy's float64 hvp, 1e6
         elements: 7 of 39 ms). float32 results (no first tier) call ``row``; ``later_only``:
-        only the accurate arms (later tiers) read its values."""
+        only the accurate arms (later tiers) read its values, and for float32 results they
+        compute the row themselves (``ddouble.softmax_sub_at_v``: a few elements of a few rows),
+        so there the values are zeros, unread, and no row function is called."""
         held = f"acc{len(self.hoisted)}q"
         first = f"{held}[0]" if ", " in names else held
         if block is None:
@@ -682,9 +686,10 @@ class _Printer(PythonCodePrinter):
         self.hoisted.append(("", _BLOCK + _ONLY_M, call))
         self.hoisted.append(("", _BLOCK + _ONLY_M, _fallback_rows(cells, f"{rb}[q, 0]", quick, row)))
         self.hoisted.append((lbuf, _ONLY_M, f"{lbuf}b[q]"))
-        # float32 results call the row function for every row; where only the accurate arms
-        # read its values (softmax_sub's: not softmax_hvp's centre c), it is a later tier
-        self.hoisted.append((names, (_LATER_ROW if later_only else "") + _ONLY_V, row))
+        # float32 results call the row function for every row, where any arm reads its
+        # values (softmax_hvp's centre c); where only the accurate arms do (softmax_sub's),
+        # none: those compute the row where they run
+        self.hoisted.append((names, _ONLY_V, ", ".join(["0.0"] * width) if later_only else row))
         self.hoisted.append((names, _ONLY_M, cells))
 
     def _per_call(self, e: sp.Expr) -> bool:
@@ -1663,6 +1668,108 @@ def _indented(lines: str, width: int) -> str:
     return "".join(" " * width + line for line in lines.splitlines(True))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Elementwise:
+    """What :func:`_elementwise_source` decided for one element-wise kernel, that each
+    flavour's text (:func:`_flavour_text`) reads."""
+
+    #: whether the kernel takes the direction array ``dv`` (the hvp)
+    direction: bool
+    #: ``x<n>`` of the given arrays loaded as float64, then ``xv``
+    load_v: str
+    #: (target, code) per flavour: the label arms h0, h1, ... then the result
+    by_flavour: dict[str, list[tuple[str, str]]]
+    #: float64 results: the label arms' branch-free steps (the *_w helpers), or None
+    vector_m: list[tuple[str, str]] | None
+    #: float64 results: the double-double label arms gathered by label (_vector_arms), or None
+    arms_dd: Any
+    #: the target's labels that take the hard form
+    labels: tuple[str, ...]
+    #: the soft form's code, or None where there is one form
+    soft_code: str | None
+    #: the condition of a soft target (none of the labels)
+    soft_test: str
+    #: the label pass skips a block of soft targets only where a soft pass writes them
+    only_hard: str | None
+
+
+def _flavour_text(plan: _Elementwise, flavour: str, steps_f: list[tuple[str, str]],
+                  n_in: int) -> str:
+    """The text of an element-wise kernel's ``flavour`` (``"v"``: float32 results, ``"m"``:
+    float64), its loops reading ``n_in`` arrays: the given ones, then the per-class tables of
+    scale pairs (:meth:`_Printer._scale_pair`)."""
+    loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(n_in))
+    text = ""
+    first, tested = lower(steps_f, " " * 12, plain=True)
+    one_test = sum(line.lstrip().startswith("ok = ") for line in first) == 1
+    held = [*(f"x{n}" for n in range(n_in)), *(["xv"] if plan.direction else [])]
+    vector = flavour == "m" and plan.vector_m is not None
+    two_pass = not vector and tested and (
+        flavour == "v" or (one_test and not any("dd_" in line for line in first)))
+    loop_steps = plan.vector_m if vector and plan.vector_m is not None else steps_f
+    filtered = None
+    if not (flavour == "m" and plan.arms_dd is not None):
+        # float64 with one test keeps its gathered pass 2 (the accurate arm of the
+        # test for every element there: another rounding than the float form's)
+        filtered = (_filtered(first) if flavour == "v" else None) if two_pass else (
+            _filtered(lower(loop_steps, " " * 12)[0]))
+    if filtered is not None:
+        # an exact sign of a sum of products: its float64 filter in a first pass, the
+        # elements it left undecided again with the exact one (_filtered)
+        again = ([(t, _fits_for(c, flavour)) for t, c in plan.by_flavour["m"]] if two_pass
+                 else loop_steps)
+        text += _two_pass(loads + plan.load_v, filtered, again, None, held, plan.only_hard)
+    elif flavour == "m" and plan.vector_m is not None:
+        lines, _ = lower(plan.vector_m, " " * 8)
+        text += (_EACH
+                 + _indented(loads + plan.load_v, 8)
+                 + "".join(f"{line}\n" for line in lines)
+                 + "        out[j] = res / divisor\n")
+    elif flavour == "m" and plan.arms_dd is not None:
+        text += _vector_arms_source(plan.arms_dd, plan.labels, n_in, plan.direction)
+    elif tested and (flavour == "v" or (one_test and not any("dd_" in line for line in first))):
+        # float64 with one test (no double-double in the float form): pass 2 gathered,
+        # vectorized; float32 (libm's helpers: scalar code either way): branching
+        gather = ([*(f"a{n}" for n in range(n_in)), *(["dv"] if plan.direction else [])]
+                  if flavour == "m" else None)
+        text += _two_pass(loads + plan.load_v, first,
+                          [(t, _fits_for(c, flavour)) for t, c in plan.by_flavour["m"]],
+                          gather, held, plan.only_hard)
+    else:
+        lines, _ = lower(steps_f, " " * 8)
+        in_pairs = (_w_helpers(lines) if flavour == "m"
+                    and any("dd_" in line for line in lines) else None)
+        if in_pairs is not None:
+            # a float64 form taken in double-double for every element (fits_m is
+            # never): its pairs vector_dd's, its helpers the *_w ones, so that the
+            # loop has no calls and LLVM vectorizes it (1e6 elements, 1 thread:
+            # tweedie_loss's gradient 233 -> 47 ms, log_cosh_loss's hvp 140 -> 20);
+            # certified_b leaves an uncertified result NaN, counted: flag[0] set
+            text += ("    n_dd = 0\n"
+                     + _EACH
+                     + _indented(loads + plan.load_v, 8)
+                     + "".join(f"{line}\n" for line in in_pairs)
+                     + "        out[j] = res / divisor\n"
+                     "        n_dd += 1 if res != res else 0\n"
+                     "    if n_dd > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
+                     "        flag[0] = 1\n")
+        else:
+            text += (_EACH
+                     + _indented(loads + plan.load_v, 8)
+                     + "".join(f"{line}\n" for line in lines)
+                     + "        out[j] = res / divisor\n")
+    if plan.soft_code is not None:
+        loop = _EACH
+        hard_body = None
+        if text.startswith(loop) and text.count("prange(") == 1:
+            # one loop over every element: run per block, and only in blocks that
+            # have a hard target (soft targets alone: the label pass is not paid)
+            hard_body, text = _indented(text[len(loop):], 8), ""
+        text += _soft_pass(_fits_for(_flavoured(plan.soft_code)["m"], flavour), plan.soft_test,
+                           n_in, plan.direction, hard_body, flavour == "m")
+    return text
+
+
 def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                         arrays: list[sp.Basic], scalars: list[sp.Basic],
                         classed: int = 0) -> str:
@@ -1752,88 +1859,16 @@ def _elementwise_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
         # the label pass skips a block of soft targets only where a soft pass writes them
         only_hard = soft_test if soft_code is not None else None
 
-        def flavour_text(flavour: str, steps_f: list[tuple[str, str]], n_in: int) -> str:
-            # the kernel's text for ``flavour``, its loops reading ``n_in`` arrays: the
-            # given ones, then the per-class tables of scale pairs (_Printer._scale_pair)
-            loads = "".join(f"x{n} = np.float64(a{n}[j])\n" for n in range(n_in))
-            text = ""
-            first, tested = lower(steps_f, " " * 12, plain=True)
-            one_test = sum(line.lstrip().startswith("ok = ") for line in first) == 1
-            held = [*(f"x{n}" for n in range(n_in)), *(["xv"] if direction else [])]  # noqa: B023
-            vector = flavour == "m" and vector_m is not None  # noqa: B023
-            two_pass = not vector and tested and (
-                flavour == "v" or (one_test and not any("dd_" in line for line in first)))
-            loop_steps = vector_m if vector and vector_m is not None else steps_f  # noqa: B023
-            filtered = None
-            if not (flavour == "m" and arms_dd is not None):  # noqa: B023
-                # float64 with one test keeps its gathered pass 2 (the accurate arm of the
-                # test for every element there: another rounding than the float form's)
-                filtered = (_filtered(first) if flavour == "v" else None) if two_pass else (
-                    _filtered(lower(loop_steps, " " * 12)[0]))
-            if filtered is not None:
-                # an exact sign of a sum of products: its float64 filter in a first pass, the
-                # elements it left undecided again with the exact one (_filtered)
-                again = ([(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]] if two_pass  # noqa: B023
-                         else loop_steps)
-                text += _two_pass(loads + load_v, filtered, again, None, held, only_hard)  # noqa: B023
-            elif flavour == "m" and vector_m is not None:  # noqa: B023
-                lines, _ = lower(vector_m, " " * 8)  # noqa: B023
-                text += (_EACH
-                         + _indented(loads + load_v, 8)  # noqa: B023
-                         + "".join(f"{line}\n" for line in lines)
-                         + "        out[j] = res / divisor\n")
-            elif flavour == "m" and arms_dd is not None:  # noqa: B023
-                text += _vector_arms_source(arms_dd, labels, n_in, direction)  # noqa: B023
-            elif tested and (flavour == "v" or (one_test and not any("dd_" in line for line in first))):
-                # float64 with one test (no double-double in the float form): pass 2 gathered,
-                # vectorized; float32 (libm's helpers: scalar code either way): branching
-                gather = ([*(f"a{n}" for n in range(n_in)), *(["dv"] if direction else [])]  # noqa: B023
-                          if flavour == "m" else None)
-                text += _two_pass(loads + load_v, first,  # noqa: B023
-                                  [(t, _fits_for(c, flavour)) for t, c in by_flavour["m"]],  # noqa: B023
-                                  gather, held, only_hard)  # noqa: B023
-            else:
-                lines, _ = lower(steps_f, " " * 8)
-                in_pairs = (_w_helpers(lines) if flavour == "m"
-                            and any("dd_" in line for line in lines) else None)
-                if in_pairs is not None:
-                    # a float64 form taken in double-double for every element (fits_m is
-                    # never): its pairs vector_dd's, its helpers the *_w ones, so that the
-                    # loop has no calls and LLVM vectorizes it (1e6 elements, 1 thread:
-                    # tweedie_loss's gradient 233 -> 47 ms, log_cosh_loss's hvp 140 -> 20);
-                    # certified_b leaves an uncertified result NaN, counted: flag[0] set
-                    text += ("    n_dd = 0\n"
-                             + _EACH
-                             + _indented(loads + load_v, 8)  # noqa: B023
-                             + "".join(f"{line}\n" for line in in_pairs)
-                             + "        out[j] = res / divisor\n"
-                             "        n_dd += 1 if res != res else 0\n"
-                             "    if n_dd > 0:  # uncertified (or NaN inputs): symloss.exact looks\n"
-                             "        flag[0] = 1\n")
-                else:
-                    text += (_EACH
-                             + _indented(loads + load_v, 8)  # noqa: B023
-                             + "".join(f"{line}\n" for line in lines)
-                             + "        out[j] = res / divisor\n")
-            if soft_code is not None:  # noqa: B023
-                loop = _EACH
-                hard_body = None
-                if text.startswith(loop) and text.count("prange(") == 1:
-                    # one loop over every element: run per block, and only in blocks that
-                    # have a hard target (soft targets alone: the label pass is not paid)
-                    hard_body, text = _indented(text[len(loop):], 8), ""
-                text += _soft_pass(_fits_for(_flavoured(soft_code)["m"], flavour), soft_test,  # noqa: B023
-                                   n_in, direction, hard_body, flavour == "m")  # noqa: B023
-            return text
-
+        plan = _Elementwise(direction, load_v, by_flavour, vector_m, arms_dd, labels, soft_code,
+                            soft_test, only_hard)
         for flavour, steps_f in by_flavour.items():
             steps_f = [(t, _fits_for(c, flavour)) for t, c in steps_f]
             n_in = len(arrays) + 2 * len(tables)
-            text = flavour_text(flavour, steps_f, n_in)
+            text = _flavour_text(plan, flavour, steps_f, n_in)
             if n_in > len(arrays) and not _reads_tables(text, range(len(arrays), n_in)):
                 # a flavour that takes no table (float32: no scale pair) gathers none
                 n_in = len(arrays)
-                text = flavour_text(flavour, steps_f, n_in)
+                text = _flavour_text(plan, flavour, steps_f, n_in)
             if classed:
                 text = _by_class(text, range(len(arrays) - classed, len(arrays)),
                                  {n: pair for pair, n in tables.items() if n < n_in})
@@ -2174,8 +2209,9 @@ _TABLE_SUM = "=table_sum:"
 #: of a row fill written for each row of the block before it (what a block tier reads).
 _BLOCK = "=block"
 _BLOCK_FILL = "=block_fill"
-#: The index of a row function's values that only later tiers read (:meth:`_Printer._row_values`).
-_LATER_ROW = "=later_row"
+#: The index of a row fill that only later tiers read: filled by the first later tier of a
+#: row that reads it (:func:`_lazy_fills`), not as each row starts.
+_LATER_FILL = "=later_fill"
 #: An index's suffix: the entry is for float64 (``m``) or float32 (``v``) kernels only.
 _ONLY_M, _ONLY_V = "@m", "@v"
 #: A class sum's index prefix: lane sums in every flavour (:meth:`_Printer._lanes`).
@@ -2243,6 +2279,38 @@ def _class_fill(accs: str, body: str, pad: int = 16, at: str = "[k]") -> str:
     hi, lo = accs.split(", ")
     return (f"{' ' * pad}for k in range(n_classes):\n"
             f"{' ' * pad}    {hi}{at}, {lo}{at} = {body}\n")
+
+
+def _due(accs: str) -> str:
+    """The name of whether a row's lazy fill of ``accs`` (:data:`_LATER_FILL`) is still due."""
+    return accs.split(", ")[0] + "_due"
+
+
+def _lazy_fills(code: str, fills: list[tuple[str, str]]) -> str:
+    """A row's statements ``code`` with each later tier's section that reads a lazy fill's
+    buffers (``(accs, pair code)``, :data:`_LATER_FILL`) beginning with that fill where it is
+    still due in the row (:func:`_due`, set as the row starts): a row whose classes all pass
+    their first tier fills nothing (cross_entropy's label-smoothed float32 gradient: the
+    smoothed targets' exact pairs, 12-15% of its time). Everything else must not read them."""
+    if not fills:
+        return code
+
+    def section(m: re.Match[str]) -> str:
+        head, rest = m[0].split("\n", 1)
+        pad = m[1]
+        first = "".join(
+            f"{pad}if {_due(accs)}:\n" + _class_fill(accs, pair, len(pad) + 4)
+            + f"{pad}    {_due(accs)} = False\n"
+            for accs, pair in fills if re.search(rf"\b{accs.split(', ')[0]}\b", rest))
+        return f"{head}\n{first}{rest}"
+
+    out = _LATER_SECTION.sub(section, code)
+    outside = _LATER_SECTION.sub("", out)
+    for accs, _ in fills:
+        for buffer in accs.split(", "):
+            if re.search(rf"\b{buffer}\b", outside):  # pragma: no cover - a generator bug
+                raise AssertionError(f"{buffer}: a lazy fill read outside a later tier")
+    return out
 
 
 def _class_sum(acc: str, k: str, body: str, flavour: str, indent: int = 16) -> str:
@@ -2394,9 +2462,7 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                     tables[acc] if k == _SETUP_TABLE else
                     f"                {acc} = dots[q] * inv_s\n" if dot and acc == dot[0] else
                     f"                {acc} = {_flavoured(b)[flavour]}\n" if not k else
-                    later(f"                {acc} = {_flavoured(b)[flavour]}\n", " " * 16,
-                          f"{acc} = {', '.join(['math.nan'] * (acc.count(',') + 1))}")
-                    if k == _LATER_ROW else
+                    f"                {_due(acc)} = True\n" if k == _LATER_FILL else
                     _class_fill(acc, _flavoured(b)[flavour]) if k == _FILL else
                     _class_sum(acc, k.removeprefix(_LANES), _flavoured(b)[flavour],
                                _LANES if k.startswith(_LANES) and flavour == "m" else flavour)
@@ -2419,7 +2485,8 @@ def _class_axis_source(kernels: list[tuple[str, sp.Expr, sp.Expr]],
                 if hard and what != "loss" and _per_label(expr, symbols, label):
                     src.append(_label_table_kernel(f"{what}_{tag}_{flavour}", params, body))
                     continue
-                row = hoisted_f + _class_write(write, at, body)
+                row = hoisted_f + _lazy_fills(_class_write(write, at, body), [
+                    (acc, _flavoured(b)[flavour]) for acc, k, b in hoisted if k == _LATER_FILL])
                 # once per call, what the rows and blocks read (float32 results may take no scale
                 # pair)
                 setup = "".join(

@@ -1159,7 +1159,8 @@ class _Printer:
 
     def _gated_mul(self, e: sp.Mul, gates: list[sp.Basic], stack: list[_Block]) -> str:
         """``e`` computed only where none of ``gates`` is exactly 0 (a value without error):
-        there the product is 0 (the other factors need not be computed)."""
+        there the product is 0 (the other factors need not be computed). A tier adds to the
+        test (:meth:`_gate_opened`) and writes the product (:meth:`_gate_closed`) its own way."""
         named = [(self.emit(g, stack), g) for g in gates]
         named = [(n, g) for n, g in named if n not in self._active]  # tested further out
         self._ungated.add(e)
@@ -1173,12 +1174,22 @@ class _Printer:
         zero = self.fresh()
         self._line(stack[: level + 1], f"{zero}_z = " + " or ".join(
             f"({n}_h == 0.0 and {n}_l == 0.0 and {n}_e == 0.0)" for n in names))
+        self._gate_opened(stack[: level + 1], names)
         self._active.update(names)
         try:
             inner = self._guarded(f"not {zero}_z", level, stack, lambda: self.emit(e, stack), e)
         finally:
             self._ungated.discard(e)
             self._active.difference_update(names)
+        return self._gate_closed(zero, inner, level, stack)
+
+    def _gate_opened(self, outer: list[_Block], names: list[str]) -> None:
+        """After the test ``{zero}_z`` whether a gate in ``names`` is exactly 0, in the blocks
+        ``outer`` that compute them: nothing here."""
+
+    def _gate_closed(self, zero: str, inner: str, level: int, stack: list[_Block]) -> str:
+        """The gated product's value: 0 where ``{zero}_z``, else ``inner``'s (computed only
+        there, in a block guarded at ``level``)."""
         name = self.fresh()
         self._line(stack, f"if {zero}_z:")
         self._line(stack, f"    {name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0")
@@ -1539,38 +1550,22 @@ class _RowPrinter(_Printer):
                 self._flag(stack, f"abs({x}_h) < TINY_LIM and {a[0]} != 0.0")
 
     # ---------------------------------------------------------------- structure
-    def _gated_mul(self, e: sp.Mul, gates: list[sp.Basic], stack: list[_Block]) -> str:
-        named = [(self.emit(g, stack), g) for g in gates]
-        named = [(n, g) for n, g in named if n not in self._active]
-        self._ungated.add(e)
-        if not named:
-            try:
-                return self.emit(e, stack)
-            finally:
-                self._ungated.discard(e)
-        names = [n for n, _ in named]
-        level = max(self._level(g, stack) for _, g in named)
-        zero = self.fresh()
-        self._raw(stack[: level + 1], f"{zero}_z = " + " or ".join(
-            f"({n}_h == 0.0 and {n}_l == 0.0 and {n}_e == 0.0)" for n in names))
+    def _gate_opened(self, outer: list[_Block], names: list[str]) -> None:
         for n in names:  # a bound above the first tier's cannot tell whether it skips
-            self._flag(stack[: level + 1], f"{n}_h == 0.0 and {n}_l == 0.0 and {n}_e != 0.0")
-        self._active.update(names)
-        try:
-            inner = self._guarded(f"not {zero}_z", level, stack, lambda: self.emit(e, stack), e)
-        finally:
-            self._ungated.discard(e)
-            self._active.difference_update(names)
-        name = self.fresh()
+            self._flag(outer, f"{n}_h == 0.0 and {n}_l == 0.0 and {n}_e != 0.0")
+
+    def _gate_closed(self, zero: str, inner: str, level: int, stack: list[_Block]) -> str:
+        """As the first tier's where the product is a row's value; per element its value alone,
+        its bounds once per row (those of a row's gate: 0 where it skips)."""
+        if len(stack) == 1:
+            name = super()._gate_closed(zero, inner, level, stack)
+        else:
+            name = self.fresh()
         if inner in self.grid:
             self.grid.add(name)
         if inner in self.boolean:
             self.boolean.add(name)
         if len(stack) == 1:
-            self._raw(stack, f"if {zero}_z:")
-            self._raw(stack, f"    {name}_h, {name}_l, {name}_e = 0.0, 0.0, 0.0")
-            self._raw(stack, "else:")
-            self._raw(stack, f"    {name}_h, {name}_l, {name}_e = {self._t(inner)}")
             return name
         self.elem.add(name)
         self._raw(stack, f"{name}_h = 0.0 if {zero}_z else {inner}_h")
