@@ -26,7 +26,8 @@ ROW_LOSSES = ("cosine_embedding_loss", "triplet_margin_loss", "multilabel_margin
 def _float64_rows(name: str, rows_: int) -> tuple[rows.RowAdapter, tuple[np.ndarray, ...],
                                                   np.ndarray]:
     """speed.py's float64 rows, a third of them test_rows_rowlevel's adversarial ones, and a
-    tenth of them scaled to 10⁻³⁰⁰, 10⁻¹⁶⁰ (products below the normal range) or 10³⁰⁰."""
+    tenth of them scaled to 10⁻³⁰⁰, 10⁻¹⁶⁰ (products below the normal range) or 10³⁰⁰, and a
+    few with a NaN or infinite element."""
     import speed
 
     from test_rows_rowlevel import _adversarial
@@ -42,6 +43,9 @@ def _float64_rows(name: str, rows_: int) -> tuple[rows.RowAdapter, tuple[np.ndar
         with np.errstate(over="ignore"):  # rows at 10³⁰ times 10³⁰⁰: infinite elements
             for a in arrays[:scaled]:
                 a[r] = a[r] * scale
+    x = arrays[0]
+    for r in rng.choice(rows_, size=rows_ // 50, replace=False):  # a NaN or infinite element
+        x[r, int(rng.integers(0, x.shape[1]))] = (math.nan, math.inf, -math.inf)[r % 3]
     v = rng.standard_normal(arrays[0].shape)
     return rows.RowAdapter(d), arrays, v
 
