@@ -86,3 +86,62 @@ def test_exact_operand_operations_same_bits(name: str, monkeypatch: pytest.Monke
         assert 0 < abad.sum() < count, key  # adversarial rows reach the later tiers
         ok = ~abad
         np.testing.assert_array_equal(a[ok], b[ok])  # the same values (NaN where both are)
+
+
+def _fused_and_not(kernel: rows.RowKernel, monkeypatch: pytest.MonkeyPatch
+                   ) -> tuple[rows_compiled.Compiled, rows_compiled.Compiled]:
+    fused = rows_compiled.build(kernel)
+    monkeypatch.setattr(rows_compiled, "_fuse_sums", lambda lines: lines)
+    plain = rows_compiled.build(kernel)
+    monkeypatch.undo()
+    assert fused is not None and plain is not None
+    return fused, plain
+
+
+@pytest.mark.parametrize("name", ROW_LOSSES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_sums_same_bits(name: str, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rows_compiled._fuse_sums: a row's independent sums in one loop -- every tier's values
+    and rows handed on as with a loop per sum."""
+    import speed
+    from rows_ab import kernel_args
+
+    from test_rows_rowlevel import _adversarial
+
+    if dtype == "float64":
+        adapter, arrays, v = _float64_rows(name, 400)
+    else:
+        rng = np.random.default_rng(5)
+        d = symloss.derive(speed._loss(name), reduction="sum",
+                           **speed.entry_options(name, "float32"))
+        adapter = rows.RowAdapter(d)
+        arrays = _adversarial(name, speed.inputs(name, 4000, "float32"), rng)
+        v = rng.standard_normal(arrays[0].shape).astype(np.float32)
+    p = adapter.prepare(*arrays)
+    raw = {**p.raw, "v": v}
+    count = math.prod(p.rows)
+    keys = ["loss", f"grad:{adapter.differentiable[0]}"] + (
+        ["hvp"] if name != "multilabel_margin_loss" else [])
+    loops = 0
+    for key in keys:
+        fused, plain = _fused_and_not(adapter._kernel(key), monkeypatch)
+        assert fused.row_text == plain.row_text  # the row-level tier's text is its own
+        loops += plain.text.count(" in range(width):") - fused.text.count(" in range(width):")
+        args = kernel_args(fused.params, raw, p.rows, p.width)
+        shape = (count, p.width) if fused.free else (count,)
+        nmant = np.finfo(dtype).nmant
+        modes = [("first64", 2.0 ** -53 * (1 - 2.0 ** -12)), ("dd", 2.0 ** -53)] if (
+            dtype == "float64") else [("first", 2.0 ** -25), ("f64", 2.0 ** -(nmant + 1))]
+        for mode, tol in modes:
+            results = []
+            for compiled in (fused, plain):
+                out = np.full(shape, np.nan, dtype=dtype)
+                bad = np.zeros(count, dtype=np.bool_)
+                compiled.get(mode)(out, bad, tol, p.width, 1.0, *args)
+                results.append((out, bad))
+            (a, abad), (b, bbad) = results
+            np.testing.assert_array_equal(abad, bbad)
+            np.testing.assert_array_equal(a[~abad], b[~bbad])
+    # some sums fused (a loop fewer per row); multilabel_margin_loss's sit under guards of
+    # their own (each class's hinge), which no fusion crosses
+    assert (loops > 0) == (name != "multilabel_margin_loss")

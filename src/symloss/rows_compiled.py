@@ -1844,11 +1844,86 @@ def source(expr: sp.Expr, args: Sequence[sp.Symbol], views: Sequence[tuple[str, 
                 *body]
     if free is not None:
         body += [f"        for i{free} in range(width):", *stack[1].lines]
+    if not isinstance(printer, _RowPrinter):
+        body = _fuse_sums(body)
     header = ", ".join(["out", "bad", "tol", "width", "divisor", *(arrays[n] for n in params)])
     # returns whether it left a row (marked in ``bad``): the caller needs no pass over ``bad``
     text = ("\n\n@njit(**_J)\ndef kernel(" + header + "):\n    left = False\n"
             "    for r in range(out.shape[0]):\n" + "\n".join(body) + "\n    return left\n")
     return text, params
+
+
+_SUM_INIT = re.compile(r"^( *)(t\d+)_s, \2_c, \2_m, \2_e = 0\.0, 0\.0, 0\.0, 0\.0$")
+
+
+def _fuse_sums(lines: list[str]) -> list[str]:
+    """``lines`` with the sum loops over one index in one block fused into one loop.
+    :meth:`_Printer._sum` prints a sum as its state's initialisation, ``for i in
+    range(width):``, the loop's lines, and its end (``name_h, name_l, name_e =
+    dot2_end(...)``). A later sum at the same indentation in the same block (no line between
+    them less indented: under the same guards, run at the same rows), over the same index,
+    whose loop reads no value assigned between them nor any of the earlier sums', is moved up
+    into the first one's loop: the initialisations, one ``for``, each sum's lines in turn,
+    the ends. Each sum's operations and their order are unchanged, and so are the values it
+    reads -- the same values everywhere -- but the independent running sums (each a chain of
+    dependent additions) overlap, and the row's elements are read once."""
+    lines = list(lines)
+
+    def sum_at(k: int) -> tuple[str, str, int] | None:
+        """(indentation, name, index of its end line) of a sum starting at line k."""
+        m = _SUM_INIT.match(lines[k])
+        if m is None or k + 1 >= len(lines) or not lines[k + 1].startswith(m.group(1) + "for i"):
+            return None
+        ind, name = m.group(1), m.group(2)
+        j = k + 2
+        while j < len(lines) and lines[j].startswith(ind + " "):
+            j += 1
+        if j < len(lines) and lines[j].startswith(f"{ind}{name}_h, {name}_l, {name}_e = "):
+            return ind, name, j
+        return None
+
+    def assigned(line: str) -> set[str]:
+        left = line.split(" = ", 1)[0] if " = " in line else line.split(" += ", 1)[0]
+        return set(re.findall(r"\b(t\d+)_", left)) if ("=" in line) else set()
+
+    out: list[str] = []
+    k = 0
+    while k < len(lines):
+        first = sum_at(k)
+        if first is None:
+            out.append(lines[k])
+            k += 1
+            continue
+        ind, name, end = first
+        loop = lines[k + 1]
+        inits, bodies, ends = [lines[k]], [lines[k + 2: end]], [lines[end]]
+        names = {name}
+        between: list[str] = []  # the lines left in place after the fused loop
+        written: set[str] = set()
+        j = end + 1
+        while j < len(lines) and (lines[j].startswith(ind) or not lines[j].strip()):
+            nxt = sum_at(j) if lines[j].startswith(ind + "t") else None
+            if nxt is not None and nxt[0] == ind and lines[j + 1] == loop:
+                body = lines[j + 2: nxt[2]]
+                text = "\n".join(body)
+                if not any(re.search(rf"\b{n}_", text) for n in written | names):
+                    inits.append(lines[j])
+                    bodies.append(body)
+                    ends.append(lines[nxt[2]])
+                    names.add(nxt[1])
+                    j = nxt[2] + 1
+                    continue
+            between.append(lines[j])
+            written |= assigned(lines[j])
+            j += 1
+        out += inits
+        out.append(loop)
+        for body in bodies:
+            out += _fuse_sums(body)  # sums in the loop (a sum of sums), likewise
+        out += ends
+        out += _fuse_sums(between)  # and in the blocks between
+        k = j
+    return out
 
 
 def _count(e: sp.Basic, counts: dict[sp.Basic, int]) -> None:
